@@ -1,0 +1,43 @@
+/* daemon.h - the shell's context: the loop, the tree, and what serves them. */
+#ifndef AGENTSUP_DAEMON_H
+#define AGENTSUP_DAEMON_H
+
+#include <stdbool.h>
+#include <ev.h>
+#include <msgpack.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "events.h"
+#include "proc.h"
+#include "tree.h"
+
+struct control;
+
+struct daemon {
+	struct ev_loop *loop;
+	const char *config_dir;
+	struct config *cfg;
+	struct tree *tree;
+	struct events events;
+	struct pidmap pids;
+	ev_child child_watcher;
+	ev_signal sig_term, sig_int, sig_hup, sig_usr1;
+	struct control *control;
+	msgpack_zone zone;    /* decoded frames live here until handled */
+	msgpack_sbuffer sbuf; /* frames being encoded */
+	uint8_t *rbuf;        /* every read lands here first */
+	size_t rbuf_size;
+	struct config **retired; /* replaced by reloads; removed nodes use them */
+	size_t nretired;
+	int exit_code;
+	bool in_actions;
+	uint64_t drain_started_ms;
+};
+
+/* Carry out every action the engine has queued. */
+void daemon_run_actions(struct daemon *);
+/* Read the config again and apply it as a diff, or refuse it whole. */
+void daemon_reload(struct daemon *);
+
+#endif
