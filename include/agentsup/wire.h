@@ -21,7 +21,7 @@ extern "C" {
 #define AGENTSUP_PROTOCOL_VERSION 1
 #define AGENTSUP_FRAME_HEADER     4
 #define AGENTSUP_MAX_FRAME        (64u * 1024u) /* default limit on N */
-#define AGENTSUP_MAX_DEPTH        16 /* nesting of maps and arrays */
+#define AGENTSUP_MAX_DEPTH        16            /* nesting of maps and arrays */
 
 /* Environment handed to every worker. */
 #define AGENTSUP_ENV_FD           "AGENTSUP_FD"
@@ -32,29 +32,30 @@ extern "C" {
 #define AGENTSUP_ENV_SOCKET       "AGENTSUP_SOCKET"
 
 /* Message types: the value of "t". */
-#define AGENTSUP_T_HELLO   "hello"   /* worker -> daemon: v, pid, lang */
-#define AGENTSUP_T_WELCOME "welcome" /* daemon -> worker: v, name, path,
-                                        incarnation, heartbeat_ms, timeout_ms */
-#define AGENTSUP_T_READY   "ready"   /* worker -> daemon */
-#define AGENTSUP_T_HB      "hb"      /* worker -> daemon: seq, progress, status */
-#define AGENTSUP_T_DRAIN   "drain"   /* daemon -> worker: deadline_ms */
-#define AGENTSUP_T_REQ     "req"     /* ctl -> daemon: id, cmd, args */
-#define AGENTSUP_T_RES     "res"     /* daemon -> ctl: id, ok, result/error */
-#define AGENTSUP_T_EVENT   "event"   /* daemon -> ctl: a typed event */
+#define AGENTSUP_T_HELLO "hello" /* worker -> daemon: v, pid, lang */
+#define AGENTSUP_T_WELCOME                                                     \
+	"welcome"                /* daemon -> worker: v, name, path,           \
+	                            incarnation, heartbeat_ms, timeout_ms */
+#define AGENTSUP_T_READY "ready" /* worker -> daemon */
+#define AGENTSUP_T_HB    "hb"    /* worker -> daemon: seq, progress, status */
+#define AGENTSUP_T_DRAIN "drain" /* daemon -> worker: deadline_ms */
+#define AGENTSUP_T_REQ   "req"   /* ctl -> daemon: id, cmd, args */
+#define AGENTSUP_T_RES   "res"   /* daemon -> ctl: id, ok, result/error */
+#define AGENTSUP_T_EVENT "event" /* daemon -> ctl: a typed event */
 
 enum agentsup_wire_status {
 	AGENTSUP_WIRE_OK = 0,
-	AGENTSUP_WIRE_MORE = 1,   /* not a whole frame yet: read more */
-	AGENTSUP_WIRE_TOO_LONG = -1, /* N above the limit */
-	AGENTSUP_WIRE_NOT_MAP = -2,  /* the body is not a map */
+	AGENTSUP_WIRE_MORE = 1,       /* not a whole frame yet: read more */
+	AGENTSUP_WIRE_TOO_LONG = -1,  /* N above the limit */
+	AGENTSUP_WIRE_NOT_MAP = -2,   /* the body is not a map */
 	AGENTSUP_WIRE_TRUNCATED = -3, /* the object ends past the body */
-	AGENTSUP_WIRE_TRAILING = -4, /* bytes after the one object */
-	AGENTSUP_WIRE_NO_TYPE = -5,  /* no string "t" */
-	AGENTSUP_WIRE_CLAIM = -6,    /* a container claims more than fits */
-	AGENTSUP_WIRE_DEPTH = -7,    /* nested deeper than AGENTSUP_MAX_DEPTH */
-	AGENTSUP_WIRE_INVALID = -8,  /* not msgpack (0xc1, ...) */
+	AGENTSUP_WIRE_TRAILING = -4,  /* bytes after the one object */
+	AGENTSUP_WIRE_NO_TYPE = -5,   /* no string "t" */
+	AGENTSUP_WIRE_CLAIM = -6,     /* a container claims more than fits */
+	AGENTSUP_WIRE_DEPTH = -7,   /* nested deeper than AGENTSUP_MAX_DEPTH */
+	AGENTSUP_WIRE_INVALID = -8, /* not msgpack (0xc1, ...) */
 	AGENTSUP_WIRE_NOMEM = -9,
-	AGENTSUP_WIRE_FIELD = -10,   /* a known key with a wrong type */
+	AGENTSUP_WIRE_FIELD = -10, /* a known key with a wrong type */
 };
 
 /* One decoded frame. Strings point into the zone or the input. */

@@ -135,7 +135,8 @@ channel_send(struct channel *c, const msgpack_sbuffer *sb)
 	if (c->fd < 0)
 		return -1;
 	if (c->outlen == 0) {
-		n = send(c->fd, sb->data, sb->size, MSG_NOSIGNAL | MSG_DONTWAIT);
+		n = send(c->fd, sb->data, sb->size,
+		         MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n < 0 && errno != EAGAIN && errno != EINTR)
 			return -1;
 		if (n < 0)
@@ -237,7 +238,8 @@ take_progress(struct channel *c, const msgpack_object *p)
 		pr->has_tokens = true;
 	}
 	if (cost) {
-		pr->cost = is_uint(cost) ? (double)cost->via.u64 : cost->via.f64;
+		pr->cost =
+		        is_uint(cost) ? (double)cost->via.u64 : cost->via.f64;
 		pr->has_cost = true;
 	}
 	if (state)
@@ -259,7 +261,8 @@ on_hello(struct channel *c, const msgpack_object *m)
 		return;
 	}
 	if (v->via.u64 != AGENTSUP_PROTOCOL_VERSION) {
-		channel_fail(c, "protocol version %llu (this agentsupd speaks %d)",
+		channel_fail(c,
+		             "protocol version %llu (this agentsupd speaks %d)",
 		             (unsigned long long)v->via.u64,
 		             AGENTSUP_PROTOCOL_VERSION);
 		return;
@@ -282,9 +285,9 @@ on_ready(struct channel *c)
 	            "after %llums",
 	            (unsigned long long)(util_now_ms() - w->spawned_ms));
 	w->last_beat_ms = util_now_ms();
-	proc_set_deadline(w, n->spec->heartbeat_ms ? DEADLINE_HEARTBEAT
-	                                           : DEADLINE_NONE,
-	                  n->spec->heartbeat_timeout_ms);
+	proc_set_deadline(
+	        w, n->spec->heartbeat_ms ? DEADLINE_HEARTBEAT : DEADLINE_NONE,
+	        n->spec->heartbeat_timeout_ms);
 	tree_ready(d->tree, n, w->last_beat_ms);
 }
 
@@ -297,8 +300,9 @@ on_hb(struct channel *c, const msgpack_object *m)
 
 	if ((seq && !is_uint(seq)) ||
 	    (status && status->type != MSGPACK_OBJECT_STR)) {
-		channel_fail(c, "hb: seq must be an unsigned integer and status "
-		                "a string");
+		channel_fail(c,
+		             "hb: seq must be an unsigned integer and status "
+		             "a string");
 		return;
 	}
 	if (prog && !take_progress(c, prog)) {
@@ -338,8 +342,8 @@ dispatch(struct channel *c, const struct agentsup_frame *f)
 		/* once per channel: a chatty worker cannot flood the log */
 		c->warned_unknown = true;
 		log_warnx("worker %s: ignoring message \"%.*s\"",
-		          c->w->node->path, (int)(f->type_len > 32 ? 32 : f->type_len),
-		          f->type);
+		          c->w->node->path,
+		          (int)(f->type_len > 32 ? 32 : f->type_len), f->type);
 	}
 }
 
@@ -354,7 +358,8 @@ decode_all(struct channel *c, const uint8_t *buf, size_t len)
 
 	while (c->fd >= 0) {
 		r = agentsup_wire_decode(buf + used, len - used,
-		                         d->cfg->settings.max_frame, &d->zone, &f);
+		                         d->cfg->settings.max_frame, &d->zone,
+		                         &f);
 		if (r == AGENTSUP_WIRE_MORE)
 			break;
 		if (r != AGENTSUP_WIRE_OK) {

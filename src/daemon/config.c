@@ -69,9 +69,8 @@ perr(struct parse *p, const yaml_mark_t *m, const char *fmt, ...)
 	va_end(ap);
 }
 
-static void
-locerr(struct config_errors *errs, const struct loc *l, const char *fmt, ...)
-        __attribute__((format(printf, 3, 4)));
+static void locerr(struct config_errors *errs, const struct loc *l,
+                   const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 static void
 locerr(struct config_errors *errs, const struct loc *l, const char *fmt, ...)
@@ -357,8 +356,7 @@ want_duration(struct parse *p, const char *key, yaml_node_t *v, uint64_t *ms,
 }
 
 static void
-want_output(struct parse *p, const char *key, yaml_node_t *v,
-            struct output *o)
+want_output(struct parse *p, const char *key, yaml_node_t *v, struct output *o)
 {
 	const char *s = want_scalar(p, key, v);
 
@@ -371,8 +369,8 @@ want_output(struct parse *p, const char *key, yaml_node_t *v,
 	else if (strcmp(s, "null") == 0)
 		o->mode = OUTPUT_NULL;
 	else if (*s == '\0')
-		perr(p, &v->start_mark,
-		     "%s: want inherit, null or a file path", key);
+		perr(p, &v->start_mark, "%s: want inherit, null or a file path",
+		     key);
 	else {
 		o->mode = OUTPUT_FILE;
 		o->path = xstrdup(s);
@@ -397,14 +395,13 @@ want_command(struct parse *p, yaml_node_t *v, struct spec *s)
 		s->argv = xcalloc(n + 1, sizeof(char *));
 		for (size_t i = 0; i < n; i++) {
 			yaml_node_t *e = node_at(p, it[i]);
-			if (e == NULL || (str = want_scalar(p, "command", e)) ==
-			                         NULL)
+			if (e == NULL ||
+			    (str = want_scalar(p, "command", e)) == NULL)
 				continue;
 			s->argv[argc++] = xstrdup(str);
 		}
 		if (argc > 0 && s->argv[0][0] == '\0')
-			perr(p, &v->start_mark,
-			     "command: empty program name");
+			perr(p, &v->start_mark, "command: empty program name");
 		return;
 	}
 	if ((str = want_scalar(p, "command", v)) == NULL)
@@ -542,10 +539,9 @@ parse_key(struct parse *p, struct spec *s, const char *key, yaml_node_t *kn,
 		if (n != NULL) {
 			free(s->parent);
 			s->parent = xstrdup(n);
-			s->parent_loc = (struct loc){p->file,
-			                             (int)v->start_mark.line + 1,
-			                             (int)v->start_mark.column +
-			                                     1};
+			s->parent_loc = (struct loc){
+			        p->file, (int)v->start_mark.line + 1,
+			        (int)v->start_mark.column + 1};
 		}
 	} else if (strcmp(key, "parent") == 0) {
 		perr(p, &kn->start_mark,
@@ -563,7 +559,8 @@ parse_key(struct parse *p, struct spec *s, const char *key, yaml_node_t *kn,
 	} else if (!w && strcmp(key, "intensity") == 0) {
 		const char *str = want_scalar(p, key, v);
 		uint64_t n;
-		if (str != NULL && parse_uint(str, CONFIG_MAX_INTENSITY, &n) < 0)
+		if (str != NULL &&
+		    parse_uint(str, CONFIG_MAX_INTENSITY, &n) < 0)
 			perr(p, &v->start_mark,
 			     "intensity: want a whole number from 0 to %d",
 			     CONFIG_MAX_INTENSITY);
@@ -690,8 +687,9 @@ parse_node(struct parse *p, yaml_node_t *map, int depth, bool top)
 	int kind;
 
 	if (map->type != YAML_MAPPING_NODE) {
-		perr(p, &map->start_mark, "expected a worker or supervisor "
-		                          "mapping");
+		perr(p, &map->start_mark,
+		     "expected a worker or supervisor "
+		     "mapping");
 		return NULL;
 	}
 	if (depth > CONFIG_MAX_DEPTH) {
@@ -716,7 +714,8 @@ parse_node(struct parse *p, yaml_node_t *map, int depth, bool top)
 	                      (int)map->start_mark.column + 1};
 	for (yaml_node_pair_t *pr = map->data.mapping.pairs.start;
 	     pr < map->data.mapping.pairs.top; pr++) {
-		yaml_node_t *k = node_at(p, pr->key), *v = node_at(p, pr->value);
+		yaml_node_t *k = node_at(p, pr->key),
+		            *v = node_at(p, pr->value);
 		const char *ks;
 
 		if (k == NULL || v == NULL)
@@ -727,8 +726,8 @@ parse_node(struct parse *p, yaml_node_t *map, int depth, bool top)
 		}
 		for (yaml_node_pair_t *q = map->data.mapping.pairs.start;
 		     q < pr; q++) {
-			const char *qs = scalar(yaml_document_get_node(p->doc,
-			                                               q->key));
+			const char *qs =
+			        scalar(yaml_document_get_node(p->doc, q->key));
 			if (qs != NULL && strcmp(qs, ks) == 0) {
 				perr(p, &k->start_mark, "duplicate key \"%s\"",
 				     ks);
@@ -748,7 +747,8 @@ parse_settings(struct parse *p, yaml_node_t *v, yaml_node_t *at)
 	struct settings *st = &p->cfg->settings;
 
 	if (p->have_settings) {
-		perr(p, &at->start_mark, "a second agentsupd settings document");
+		perr(p, &at->start_mark,
+		     "a second agentsupd settings document");
 		return;
 	}
 	p->have_settings = true;
@@ -760,7 +760,8 @@ parse_settings(struct parse *p, yaml_node_t *v, yaml_node_t *at)
 	}
 	for (yaml_node_pair_t *pr = v->data.mapping.pairs.start;
 	     pr < v->data.mapping.pairs.top; pr++) {
-		yaml_node_t *k = node_at(p, pr->key), *val = node_at(p, pr->value);
+		yaml_node_t *k = node_at(p, pr->key),
+		            *val = node_at(p, pr->value);
 		const char *ks, *s;
 		uint64_t n;
 
@@ -768,9 +769,10 @@ parse_settings(struct parse *p, yaml_node_t *v, yaml_node_t *at)
 			break;
 		if ((ks = want_scalar(p, "agentsupd", k)) == NULL)
 			continue;
-		if (strcmp(ks, "socket") == 0 || strcmp(ks, "events_file") == 0) {
-			char **dst = ks[0] == 's' ? &st->socket
-			                          : &st->events_file;
+		if (strcmp(ks, "socket") == 0 ||
+		    strcmp(ks, "events_file") == 0) {
+			char **dst =
+			        ks[0] == 's' ? &st->socket : &st->events_file;
 			if ((s = want_scalar(p, ks, val)) == NULL)
 				continue;
 			if (*s == '\0') {
@@ -801,7 +803,8 @@ parse_document(struct parse *p, yaml_node_t *root)
 	struct spec *s;
 
 	if (root->type == YAML_MAPPING_NODE &&
-	    root->data.mapping.pairs.top - root->data.mapping.pairs.start >= 1) {
+	    root->data.mapping.pairs.top - root->data.mapping.pairs.start >=
+	            1) {
 		yaml_node_pair_t *pr = root->data.mapping.pairs.start;
 		yaml_node_t *k = node_at(p, pr->key);
 		const char *ks = k ? scalar(k) : NULL;
@@ -834,12 +837,13 @@ parse_file(struct parse *p, const char *path)
 
 	p->file = path;
 	if ((f = fopen(path, "rbe")) == NULL) {
-		errs_add(p->errs, xasprintf("%s:0:0: %s", path, strerror(errno)));
+		errs_add(p->errs,
+		         xasprintf("%s:0:0: %s", path, strerror(errno)));
 		return;
 	}
 	if (fstat(fileno(f), &st) == 0 && st.st_size > CONFIG_MAX_FILE_BYTES) {
-		errs_add(p->errs, xasprintf("%s:0:0: larger than %u bytes", path,
-		                            CONFIG_MAX_FILE_BYTES));
+		errs_add(p->errs, xasprintf("%s:0:0: larger than %u bytes",
+		                            path, CONFIG_MAX_FILE_BYTES));
 		fclose(f);
 		return;
 	}
@@ -857,7 +861,8 @@ parse_file(struct parse *p, const char *path)
 			                   parser.problem ? parser.problem
 			                                  : "YAML error",
 			                   parser.context ? " " : "",
-			                   parser.context ? parser.context : ""));
+			                   parser.context ? parser.context
+			                                  : ""));
 			break;
 		}
 		if ((root = yaml_document_get_root_node(&doc)) == NULL) {
@@ -865,15 +870,17 @@ parse_file(struct parse *p, const char *path)
 			break; /* end of stream */
 		}
 		p->doc = &doc;
-		if (root->type == YAML_SCALAR_NODE && root->data.scalar.length == 0)
+		if (root->type == YAML_SCALAR_NODE &&
+		    root->data.scalar.length == 0)
 			; /* an empty document ("---" alone) is harmless */
 		else
 			parse_document(p, root);
 		yaml_document_delete(&doc);
 		if (p->budget == 0) {
-			errs_add(p->errs, xasprintf("%s:0:0: too many YAML nodes "
-			                            "(aliases?)",
-			                            path));
+			errs_add(p->errs,
+			         xasprintf("%s:0:0: too many YAML nodes "
+			                   "(aliases?)",
+			                   path));
 			break;
 		}
 	}
@@ -934,8 +941,8 @@ lookup(struct named *v, size_t n, const char *name)
 static void
 add_child(struct spec *parent, struct spec *child)
 {
-	parent->children = xreallocarray(parent->children, parent->nchildren + 1,
-	                                 sizeof(struct spec *));
+	parent->children = xreallocarray(
+	        parent->children, parent->nchildren + 1, sizeof(struct spec *));
 	parent->children[parent->nchildren++] = child;
 }
 
@@ -978,7 +985,8 @@ link_tree(struct parse *p)
 	for (size_t i = 1; i < nall; i++)
 		if (strcmp(all[i].name, all[i - 1].name) == 0)
 			locerr(p->errs, &all[i].spec->loc,
-			       "duplicate name \"%s\" (first declared at %s:%d)",
+			       "duplicate name \"%s\" (first declared at "
+			       "%s:%d)",
 			       all[i].name, all[i - 1].spec->loc.file,
 			       all[i - 1].spec->loc.line);
 	attached = xcalloc(p->ntops ? p->ntops : 1, sizeof *attached);
@@ -1002,8 +1010,8 @@ link_tree(struct parse *p)
 			       s->parent);
 		else if (reaches(s, par))
 			locerr(p->errs, &s->parent_loc,
-			       "cyclic parent: \"%s\" is inside \"%s\"", s->parent,
-			       s->name);
+			       "cyclic parent: \"%s\" is inside \"%s\"",
+			       s->parent, s->name);
 		else {
 			add_child(par, s);
 			attached[i] = par;
@@ -1012,7 +1020,8 @@ link_tree(struct parse *p)
 	need_implicit = false;
 	for (size_t i = 0; i < p->ntops; i++)
 		if (p->tops[i]->parent != NULL && attached[i] == NULL &&
-		    declared_root == NULL && strcmp(p->tops[i]->parent, "root") == 0)
+		    declared_root == NULL &&
+		    strcmp(p->tops[i]->parent, "root") == 0)
 			need_implicit = true;
 	if (nroots == 1 && !need_implicit) {
 		struct spec *only = NULL;
@@ -1035,7 +1044,8 @@ link_tree(struct parse *p)
 	}
 	implicit = spec_new(KIND_SUPERVISOR);
 	implicit->name = xstrdup("root");
-	implicit->loc = (struct loc){p->ntops ? p->tops[0]->loc.file : "-", 0, 0};
+	implicit->loc =
+	        (struct loc){p->ntops ? p->tops[0]->loc.file : "-", 0, 0};
 	for (size_t i = 0; i < p->ntops; i++)
 		if (p->tops[i]->parent == NULL ||
 		    (attached[i] == NULL && declared_root == NULL &&
@@ -1044,8 +1054,8 @@ link_tree(struct parse *p)
 	p->cfg->root = implicit;
 done:
 	if (p->cfg->root != NULL && depth_of(p->cfg->root) > CONFIG_MAX_DEPTH)
-		locerr(p->errs, &p->cfg->root->loc, "tree deeper than %d levels",
-		       CONFIG_MAX_DEPTH);
+		locerr(p->errs, &p->cfg->root->loc,
+		       "tree deeper than %d levels", CONFIG_MAX_DEPTH);
 	if (p->errs->count > 0) {
 		/* Take the tree apart so that each document is freed once:
 		 * attachments were appended, so undo them last-first. */
@@ -1138,7 +1148,8 @@ config_load(const char *dir, struct config_errors *errs)
 	}
 	closedir(d);
 	if (n == 0 && errs->count == 0)
-		errs_add(errs, xasprintf("%s:0:0: no *.yaml or *.yml files", dir));
+		errs_add(errs,
+		         xasprintf("%s:0:0: no *.yaml or *.yml files", dir));
 	if (errs->count == 0) {
 		qsort(paths, n, sizeof(char *), strp_cmp);
 		cfg = config_load_files((const char *const *)paths, n, errs);
@@ -1188,7 +1199,8 @@ spec_policy_equal(const struct spec *a, const struct spec *b)
 {
 	return a->kind == b->kind && a->restart == b->restart &&
 	       a->strategy == b->strategy && a->intensity == b->intensity &&
-	       a->period_ms == b->period_ms && a->shutdown_ms == b->shutdown_ms &&
+	       a->period_ms == b->period_ms &&
+	       a->shutdown_ms == b->shutdown_ms &&
 	       a->heartbeat_ms == b->heartbeat_ms &&
 	       a->heartbeat_timeout_ms == b->heartbeat_timeout_ms &&
 	       a->start_timeout_ms == b->start_timeout_ms &&
@@ -1239,7 +1251,8 @@ print_spec(const struct spec *s, const char *prefix, bool last, bool top,
 			fprintf(f, "  [heartbeat %s]", dur);
 		}
 		if (s->start_timeout_ms) {
-			util_format_duration(s->start_timeout_ms, dur, sizeof dur);
+			util_format_duration(s->start_timeout_ms, dur,
+			                     sizeof dur);
 			fprintf(f, "  [ready within %s]", dur);
 		}
 		fputc('\n', f);
@@ -1248,7 +1261,8 @@ print_spec(const struct spec *s, const char *prefix, bool last, bool top,
 	         top ? "" : (last ? "    " : "|   "));
 	(void)plen;
 	for (size_t i = 0; i < s->nchildren; i++)
-		print_spec(s->children[i], buf, i + 1 == s->nchildren, false, f);
+		print_spec(s->children[i], buf, i + 1 == s->nchildren, false,
+		           f);
 }
 
 void

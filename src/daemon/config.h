@@ -48,7 +48,7 @@ struct spec {
 	char **argv; /* NULL-terminated */
 	char *directory;
 	char **env; /* "KEY=VALUE", NULL-terminated, in declaration order */
-	int64_t shutdown_ms; /* SHUTDOWN_BRUTAL_KILL or >= 0 */
+	int64_t shutdown_ms;   /* SHUTDOWN_BRUTAL_KILL or >= 0 */
 	uint64_t heartbeat_ms; /* 0 = not monitored */
 	uint64_t heartbeat_timeout_ms;
 	uint64_t start_timeout_ms; /* 0 = running at spawn */
@@ -59,8 +59,8 @@ struct spec {
 
 /* The `agentsupd:` settings document. */
 struct settings {
-	char *socket;      /* control socket path, NULL = default */
-	char *events_file; /* JSON-lines event log, NULL = none */
+	char *socket;       /* control socket path, NULL = default */
+	char *events_file;  /* JSON-lines event log, NULL = none */
 	uint32_t max_frame; /* largest frame accepted from a peer */
 	struct loc loc;
 };
@@ -93,7 +93,8 @@ void config_free_strv(char **);
 
 /* Whether a worker's process would differ (command, directory, env, output). */
 int spec_process_equal(const struct spec *, const struct spec *);
-/* Whether the policy (restart, strategy, intensity, timeouts...) is the same. */
+/* Whether the policy (restart, strategy, intensity, timeouts...) is the same.
+ */
 int spec_policy_equal(const struct spec *, const struct spec *);
 
 #endif

@@ -28,7 +28,8 @@ struct daemon {
 	msgpack_sbuffer sbuf; /* frames being encoded */
 	uint8_t *rbuf;        /* every read lands here first */
 	size_t rbuf_size;
-	struct config **retired; /* replaced by reloads; removed nodes use them */
+	struct config *
+	        *retired; /* replaced by reloads; removed nodes use them */
 	size_t nretired;
 	int exit_code;
 	bool in_actions;

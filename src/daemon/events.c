@@ -128,8 +128,7 @@ json_str(char *buf, size_t at, size_t len, const char *s)
 	return at;
 }
 
-static size_t
-json_add(char *buf, size_t at, size_t len, const char *fmt, ...)
+static size_t json_add(char *buf, size_t at, size_t len, const char *fmt, ...)
         __attribute__((format(printf, 4, 5)));
 
 static size_t
@@ -171,10 +170,10 @@ events_json(const struct event *e, char *buf, size_t len)
 	size_t at;
 
 	format_time(e->time_ms, when, sizeof when, 1);
-	at = json_add(buf, 0, len,
-	              "{\"seq\":%llu,\"time\":\"%s\",\"kind\":\"%s\",\"path\":\"",
-	              (unsigned long long)e->seq, when,
-	              events_kind_name(e->kind));
+	at = json_add(
+	        buf, 0, len,
+	        "{\"seq\":%llu,\"time\":\"%s\",\"kind\":\"%s\",\"path\":\"",
+	        (unsigned long long)e->seq, when, events_kind_name(e->kind));
 	at = json_str(buf, at, len, e->path);
 	at = json_add(buf, at, len, "\",\"pid\":%ld,\"restarts\":%lu",
 	              (long)e->pid, e->restarts);
@@ -255,16 +254,17 @@ events_emit(struct events *ev, enum event_kind kind, const char *path,
 	e.pid = pid;
 	e.reason = reason;
 	e.restarts = restarts;
-	write_line(ev, &e);
-	if (ev->file == NULL && ev->sink == NULL)
-		return;
-	events_json(&e, json, sizeof json);
+	/* the file first: whoever sees the line on stderr finds it there */
+	if (ev->file != NULL || ev->sink != NULL)
+		events_json(&e, json, sizeof json);
 	if (ev->file != NULL) {
-		if (fprintf(ev->file, "%s\n", json) < 0 || fflush(ev->file) != 0) {
+		if (fprintf(ev->file, "%s\n", json) < 0 ||
+		    fflush(ev->file) != 0) {
 			log_warn("events file %s", ev->file_path);
 			clearerr(ev->file);
 		}
 	}
+	write_line(ev, &e);
 	if (ev->sink != NULL)
 		ev->sink(ev->sink_arg, &e, json);
 }

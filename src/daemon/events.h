@@ -1,4 +1,5 @@
-/* events.h - typed events: a log line on stderr, a JSON-lines file, followers. */
+/* events.h - typed events: a log line on stderr, a JSON-lines file, followers.
+ */
 #ifndef AGENTSUP_EVENTS_H
 #define AGENTSUP_EVENTS_H
 
@@ -36,18 +37,20 @@ struct event {
 	enum event_kind kind;
 	const char *path;
 	pid_t pid; /* 0 when none */
-	const char *reason; /* "exit:1", "signal:SIGKILL", "hang", ... or NULL */
+	const char
+	        *reason; /* "exit:1", "signal:SIGKILL", "hang", ... or NULL */
 	unsigned long restarts;
 	const char *detail; /* free text or NULL */
 };
 
-typedef void (*events_sink_fn)(void *arg, const struct event *, const char *json);
+typedef void (*events_sink_fn)(void *arg, const struct event *,
+                               const char *json);
 
 struct events {
 	uint64_t seq;
 	char *file_path;
-	FILE *file; /* JSON lines, NULL when not configured */
-	bool color;  /* colour the stderr line (a terminal) */
+	FILE *file;          /* JSON lines, NULL when not configured */
+	bool color;          /* colour the stderr line (a terminal) */
 	events_sink_fn sink; /* followers: control.c */
 	void *sink_arg;
 };

@@ -16,9 +16,9 @@
 #include "daemon.h"
 #include "util.h"
 
-#define EXIT_USAGE    64
-#define EXIT_GAVE_UP  75
-#define EXIT_CONFIG   78
+#define EXIT_USAGE   64
+#define EXIT_GAVE_UP 75
+#define EXIT_CONFIG  78
 
 static void
 usage(FILE *f)
@@ -40,8 +40,8 @@ act_start(struct daemon *d, struct node *n)
 	uint64_t now;
 
 	if (proc_spawn(d, n) == 0) {
-		events_emit(&d->events, EV_STARTED, n->path, n->worker->pid, NULL,
-		            n->starts - 1, NULL);
+		events_emit(&d->events, EV_STARTED, n->path, n->worker->pid,
+		            NULL, n->starts - 1, NULL);
 		return;
 	}
 	/* no process at all (EAGAIN, EMFILE...): a failure like any other,
@@ -66,9 +66,10 @@ act_event(struct daemon *d, const struct action *a)
 		break;
 	case EE_GAVE_UP:
 		util_format_duration(n->spec->period_ms, per, sizeof per);
-		events_emit(&d->events, EV_GAVE_UP, n->path, 0, why, n->starts - 1,
-		            "more than %u restarts in %s; stopping its children",
-		            n->spec->intensity, per);
+		events_emit(
+		        &d->events, EV_GAVE_UP, n->path, 0, why, n->starts - 1,
+		        "more than %u restarts in %s; stopping its children",
+		        n->spec->intensity, per);
 		break;
 	case EE_ESCALATED:
 		events_emit(&d->events, EV_ESCALATED, n->path, 0, "gave_up",
@@ -88,8 +89,8 @@ act_exit(struct daemon *d, int code)
 	if (code == EXIT_GAVE_UP)
 		log_warnx("the root supervisor gave up: exiting %d", code);
 	else if (d->drain_started_ms != 0)
-		events_emit(&d->events, EV_DRAIN_DONE, d->tree->root->path, 0, NULL,
-		            0, "after %llums",
+		events_emit(&d->events, EV_DRAIN_DONE, d->tree->root->path, 0,
+		            NULL, 0, "after %llums",
 		            (unsigned long long)(util_now_ms() -
 		                                 d->drain_started_ms));
 	ev_break(d->loop, EVBREAK_ALL);
@@ -133,8 +134,8 @@ daemon_run_actions(struct daemon *d)
 static void
 retire_config(struct daemon *d, struct config *old)
 {
-	d->retired = xreallocarray(d->retired, d->nretired + 1,
-	                           sizeof *d->retired);
+	d->retired =
+	        xreallocarray(d->retired, d->nretired + 1, sizeof *d->retired);
 	d->retired[d->nretired++] = old;
 	if (!tree_graveyard_sweep(d->tree))
 		return;
@@ -171,18 +172,18 @@ daemon_reload(struct daemon *d)
 	if ((cfg = config_load(d->config_dir, &errs)) == NULL) {
 		for (size_t i = 0; i < errs.count; i++) {
 			size_t at = strlen(all);
-			snprintf(all + at, sizeof all - at, "%s%s", i ? "; " : "",
-			         errs.msgs[i]);
+			snprintf(all + at, sizeof all - at, "%s%s",
+			         i ? "; " : "", errs.msgs[i]);
 		}
-		events_emit(&d->events, EV_RELOAD_REFUSED, d->tree->root->path, 0,
-		            "config", 0, "%zu error%s: %s", errs.count,
+		events_emit(&d->events, EV_RELOAD_REFUSED, d->tree->root->path,
+		            0, "config", 0, "%zu error%s: %s", errs.count,
 		            errs.count == 1 ? "" : "s", all);
 		config_errors_clear(&errs);
 		return;
 	}
 	if (tree_reload(d->tree, cfg->root, util_now_ms(), &r, &why) < 0) {
-		events_emit(&d->events, EV_RELOAD_REFUSED, d->tree->root->path, 0,
-		            "busy", 0, "%s", why);
+		events_emit(&d->events, EV_RELOAD_REFUSED, d->tree->root->path,
+		            0, "busy", 0, "%s", why);
 		config_free(cfg);
 		return;
 	}
@@ -239,8 +240,8 @@ on_hup_signal(struct ev_loop *loop, ev_signal *s, int revents)
 }
 
 static void
-signal_watch(struct daemon *d, ev_signal *w, int sig, void (*cb)(struct ev_loop *,
-                                                                ev_signal *, int))
+signal_watch(struct daemon *d, ev_signal *w, int sig,
+             void (*cb)(struct ev_loop *, ev_signal *, int))
 {
 	ev_signal_init(w, cb, sig);
 	w->data = d;
@@ -258,7 +259,8 @@ load_or_report(const char *dir)
 	for (size_t i = 0; i < errs.count; i++)
 		fprintf(stderr, "%s\n", errs.msgs[i]);
 	if (cfg == NULL)
-		fprintf(stderr, "agentsupd: %zu error%s in %s: nothing started\n",
+		fprintf(stderr,
+		        "agentsupd: %zu error%s in %s: nothing started\n",
 		        errs.count, errs.count == 1 ? "" : "s", dir);
 	config_errors_clear(&errs);
 	return cfg;

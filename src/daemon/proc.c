@@ -93,7 +93,8 @@ pidmap_del(struct pidmap *m, pid_t pid)
 	for (j = (i + 1) & mask; m->keys[j] != 0; j = (j + 1) & mask) {
 		size_t home = pid_slot(m, m->keys[j]);
 		/* move j back to i unless its home lies in (i, j] */
-		if (i <= j ? (home <= i || home > j) : (home <= i && home > j)) {
+		if (i <= j ? (home <= i || home > j)
+		           : (home <= i && home > j)) {
 			m->keys[i] = m->keys[j];
 			m->vals[i] = m->vals[j];
 			m->keys[j] = 0;
@@ -118,8 +119,14 @@ struct exec_failure {
 	int err;
 };
 
-enum { STAGE_CHDIR, STAGE_STDIN, STAGE_STDOUT, STAGE_STDERR, STAGE_EXEC,
-       STAGE_SETUP };
+enum {
+	STAGE_CHDIR,
+	STAGE_STDIN,
+	STAGE_STDOUT,
+	STAGE_STDERR,
+	STAGE_EXEC,
+	STAGE_SETUP
+};
 
 static bool
 env_key_in(const char *entry, char **env)
@@ -243,8 +250,7 @@ child_close_from(int lo, int hi)
 
 /* In the child, after fork: never returns. */
 static _Noreturn void
-child_exec(const struct spec *s, int chan, int errfd, char **envp,
-           pid_t parent)
+child_exec(const struct spec *s, int chan, int errfd, char **envp, pid_t parent)
 {
 	sigset_t none;
 	int fd;
@@ -286,11 +292,14 @@ exec_failure_text(const struct spec *s, const struct exec_failure *f)
 {
 	switch (f->stage) {
 	case STAGE_CHDIR:
-		return xasprintf("chdir %s: %s", s->directory, strerror(f->err));
+		return xasprintf("chdir %s: %s", s->directory,
+		                 strerror(f->err));
 	case STAGE_STDOUT:
-		return xasprintf("stdout %s: %s", s->out.path, strerror(f->err));
+		return xasprintf("stdout %s: %s", s->out.path,
+		                 strerror(f->err));
 	case STAGE_STDERR:
-		return xasprintf("stderr %s: %s", s->err.path, strerror(f->err));
+		return xasprintf("stderr %s: %s", s->err.path,
+		                 strerror(f->err));
 	case STAGE_EXEC:
 		return xasprintf("exec %s: %s", s->argv[0], strerror(f->err));
 	default:
@@ -386,7 +395,8 @@ proc_spawn(struct daemon *d, struct node *n)
 	w->chan = channel_open(w, sv[0]);
 	if (w->exec_error == NULL) {
 		if (s->start_timeout_ms)
-			proc_set_deadline(w, DEADLINE_START, s->start_timeout_ms);
+			proc_set_deadline(w, DEADLINE_START,
+			                  s->start_timeout_ms);
 		else if (s->heartbeat_ms)
 			proc_set_deadline(w, DEADLINE_HEARTBEAT,
 			                  s->heartbeat_timeout_ms);
@@ -448,7 +458,8 @@ proc_drain(struct worker *w)
 	if (w->drain_ms != 0 || w->deadline == DEADLINE_KILL || w->killed)
 		return;
 	w->drain_ms = util_now_ms();
-	if (w->chan == NULL || channel_send_drain(w->chan, s->drain_timeout_ms) < 0) {
+	if (w->chan == NULL ||
+	    channel_send_drain(w->chan, s->drain_timeout_ms) < 0) {
 		proc_signal(w, SIGTERM);
 		proc_signal(w, SIGCONT);
 	}
@@ -502,7 +513,8 @@ timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 		now = util_now_ms();
 		if (w->last_beat_ms + s->heartbeat_timeout_ms > now) {
 			proc_set_deadline(w, DEADLINE_HEARTBEAT,
-			                  w->last_beat_ms + s->heartbeat_timeout_ms -
+			                  w->last_beat_ms +
+			                          s->heartbeat_timeout_ms -
 			                          now);
 			break;
 		}
@@ -579,7 +591,8 @@ proc_child_cb(struct ev_loop *loop, ev_child *c, int revents)
 		events_emit(&d->events, EV_EXITED, n->path, w->pid, rs,
 		            n->starts - 1, "%s%s%s",
 		            n->state == NODE_STOPPING ? "stopped" : "",
-		            w->exec_error && n->state == NODE_STOPPING ? ", " : "",
+		            w->exec_error && n->state == NODE_STOPPING ? ", "
+		                                                       : "",
 		            w->exec_error ? w->exec_error : "");
 	}
 	n->worker = NULL;

@@ -31,7 +31,8 @@ struct worker {
 	enum deadline deadline;
 	struct reason cause; /* a failure we saw before the exit (hang...) */
 	uint64_t spawned_ms;
-	uint64_t last_beat_ms; /* monotonic: the heartbeat deadline counts from here */
+	uint64_t last_beat_ms; /* monotonic: the heartbeat deadline counts from
+	                          here */
 	uint64_t drain_ms;     /* when the drain began, 0 if none */
 	bool killed;           /* SIGKILL sent: a drain was forced */
 	char *exec_error;      /* why exec failed, from the child */

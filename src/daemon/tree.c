@@ -68,9 +68,9 @@ reason_format(struct reason r, char *buf, size_t len)
 		snprintf(buf, len, "protocol");
 		break;
 	case REASON_SPAWN:
-		snprintf(buf, len, "spawn:%s", strerrorname_np(r.code)
-		                                       ? strerrorname_np(r.code)
-		                                       : "?");
+		snprintf(buf, len, "spawn:%s",
+		         strerrorname_np(r.code) ? strerrorname_np(r.code)
+		                                 : "?");
 		break;
 	case REASON_GAVE_UP:
 		snprintf(buf, len, "gave_up");
@@ -171,8 +171,8 @@ tree_next_action(struct tree *t, struct action *a)
 static void
 event(struct tree *t, enum engine_event e, struct node *n, struct reason r)
 {
-	push(t, (struct action){.kind = ACT_EVENT, .node = n, .event = e,
-	                        .reason = r});
+	push(t, (struct action){
+	                .kind = ACT_EVENT, .node = n, .event = e, .reason = r});
 }
 
 static void
@@ -198,7 +198,8 @@ add_restart(struct node *s, uint64_t now)
 
 	if (s->stamps == NULL)
 		s->stamps = xcalloc(cap, sizeof *s->stamps);
-	while (s->nstamps > 0 && s->stamps[s->stamp0] + s->spec->period_ms < now) {
+	while (s->nstamps > 0 &&
+	       s->stamps[s->stamp0] + s->spec->period_ms < now) {
 		s->stamp0 = (s->stamp0 + 1) % cap;
 		s->nstamps--;
 	}
@@ -213,7 +214,8 @@ tree_window_restarts(const struct node *s, uint64_t now)
 	unsigned n = 0, cap = s->spec->intensity + 1;
 
 	for (unsigned i = 0; i < s->nstamps; i++)
-		if (s->stamps[(s->stamp0 + i) % cap] + s->spec->period_ms >= now)
+		if (s->stamps[(s->stamp0 + i) % cap] + s->spec->period_ms >=
+		    now)
 			n++;
 	return n;
 }
@@ -238,15 +240,19 @@ node_start(struct tree *t, struct node *n)
 	n->starts++;
 	n->draining = false;
 	if (n->spec->kind == KIND_WORKER) {
-		set_state(t, n, n->spec->start_timeout_ms ? NODE_STARTING
-		                                          : NODE_RUNNING);
+		set_state(t, n,
+		          n->spec->start_timeout_ms ? NODE_STARTING
+		                                    : NODE_RUNNING);
 		push(t, (struct action){.kind = ACT_START, .node = n});
 		return;
 	}
 	forget_restarts(n); /* a restarted subtree starts with fresh history */
 	set_state(t, n, NODE_STARTING);
-	n->job = (struct job){.kind = JOB_START, .starting = true,
-	                      .lo = 0, .hi = n->nchildren, .cursor = 0};
+	n->job = (struct job){.kind = JOB_START,
+	                      .starting = true,
+	                      .lo = 0,
+	                      .hi = n->nchildren,
+	                      .cursor = 0};
 	sup_run(t, n);
 }
 
@@ -265,8 +271,11 @@ sup_begin_stop(struct tree *t, struct node *s, enum stop_outcome outcome,
 	clear_pending(s);
 	set_state(t, s, NODE_STOPPING);
 	s->draining = drain;
-	s->job = (struct job){.kind = JOB_STOP, .parallel = drain,
-	                      .outcome = outcome, .lo = 0, .hi = s->nchildren,
+	s->job = (struct job){.kind = JOB_STOP,
+	                      .parallel = drain,
+	                      .outcome = outcome,
+	                      .lo = 0,
+	                      .hi = s->nchildren,
 	                      .cursor = s->nchildren};
 	sup_run(t, s);
 }
@@ -279,7 +288,8 @@ node_stop(struct tree *t, struct node *n, bool drain)
 		if (n->state == NODE_STARTING || n->state == NODE_RUNNING) {
 			set_state(t, n, NODE_STOPPING);
 			n->draining = drain;
-			push(t, (struct action){.kind = drain ? ACT_DRAIN : ACT_STOP,
+			push(t, (struct action){.kind = drain ? ACT_DRAIN
+			                                      : ACT_STOP,
 			                        .node = n});
 		}
 		return;
@@ -315,9 +325,10 @@ job_stop_step(struct tree *t, struct node *s)
 
 	if (j->parallel) {
 		bool all = true;
-		for (size_t i = j->lo; i < j->hi; i++) {
+		for (size_t i = j->hi; i-- > j->lo;) { /* told last-first too */
 			struct node *c = s->children[i];
-			if (c->state == NODE_STARTING || c->state == NODE_RUNNING)
+			if (c->state == NODE_STARTING ||
+			    c->state == NODE_RUNNING)
 				node_stop(t, c, true);
 			if (c->state != NODE_STOPPED)
 				all = false;
@@ -584,7 +595,8 @@ tree_shutdown(struct tree *t, uint64_t now)
 			while (n->parent != NULL &&
 			       n->index + 1 == n->parent->nchildren)
 				n = n->parent;
-			n = n->parent ? n->parent->children[n->index + 1] : NULL;
+			n = n->parent ? n->parent->children[n->index + 1]
+			              : NULL;
 		}
 		return;
 	}
@@ -654,7 +666,8 @@ tree_command_restart(struct tree *t, struct node *n, uint64_t now)
 			s->children[i]->held = false;
 	}
 	n->held = false;
-	s->job = (struct job){.kind = JOB_RESTART, .forced = true,
+	s->job = (struct job){.kind = JOB_RESTART,
+	                      .forced = true,
 	                      .lo = s == n ? 0 : n->index,
 	                      .hi = s == n ? s->nchildren : n->index + 1};
 	s->job.cursor = s->job.hi;
@@ -769,7 +782,8 @@ reload_children(struct tree *t, struct node *s, const struct spec *ns,
 		if (v[i] == NULL) {
 			v[i] = node_new(cs, s, i);
 			v[i]->marked = true;
-			report(r->added, sizeof r->added, &r->nadded, v[i]->path);
+			report(r->added, sizeof r->added, &r->nadded,
+			       v[i]->path);
 		}
 		v[i]->index = i;
 	}
@@ -796,8 +810,8 @@ reload_node(struct tree *t, struct node *n, const struct spec *ns,
 		n->spec = ns;
 		if (proc && n->state != NODE_STOPPED) {
 			n->marked = true;
-			report(r->restarted, sizeof r->restarted, &r->nrestarted,
-			       n->path);
+			report(r->restarted, sizeof r->restarted,
+			       &r->nrestarted, n->path);
 		} else if (proc || policy)
 			report(r->updated, sizeof r->updated, &r->nupdated,
 			       n->path);
@@ -820,8 +834,10 @@ reload_jobs(struct tree *t, struct node *s)
 	for (size_t i = 0; i < s->nchildren; i++)
 		any |= s->children[i]->marked;
 	if (any && s->state == NODE_RUNNING) {
-		s->job = (struct job){.kind = JOB_RESTART, .marked = true,
-		                      .lo = 0, .hi = s->nchildren,
+		s->job = (struct job){.kind = JOB_RESTART,
+		                      .marked = true,
+		                      .lo = 0,
+		                      .hi = s->nchildren,
 		                      .cursor = s->nchildren};
 		sup_run(t, s);
 	} else if (any) {

@@ -47,11 +47,11 @@ enum job_kind { JOB_NONE, JOB_START, JOB_RESTART, JOB_STOP };
  * (unless JOB_STOP) start them first-last, one settled before the next. */
 struct job {
 	enum job_kind kind;
-	bool starting;  /* in the start phase */
-	bool launched;  /* children[cursor] was started in this phase */
-	bool parallel;  /* a drain: every child told at once, not in turn */
-	bool forced;    /* an operator's restart: temporary children too */
-	bool marked;    /* a reload: only children with `marked` set */
+	bool starting; /* in the start phase */
+	bool launched; /* children[cursor] was started in this phase */
+	bool parallel; /* a drain: every child told at once, not in turn */
+	bool forced;   /* an operator's restart: temporary children too */
+	bool marked;   /* a reload: only children with `marked` set */
 	enum stop_outcome outcome;
 	size_t lo, hi, cursor;
 };
@@ -67,11 +67,11 @@ struct node {
 	size_t nchildren;
 	size_t index; /* in parent->children */
 	enum node_state state;
-	bool held;     /* stopped by command: no restart starts it */
-	bool pending;  /* failed while the parent was busy: handle after */
-	bool draining; /* stopping by drain: its exit is not a failure */
-	bool in_run;   /* supervisor: its job loop is on the stack */
-	bool marked;   /* a reload restarts (or first starts) it */
+	bool held;          /* stopped by command: no restart starts it */
+	bool pending;       /* failed while the parent was busy: handle after */
+	bool draining;      /* stopping by drain: its exit is not a failure */
+	bool in_run;        /* supervisor: its job loop is on the stack */
+	bool marked;        /* a reload restarts (or first starts) it */
 	struct reason last; /* why it last stopped */
 	struct reason pending_reason;
 	unsigned long starts; /* incarnation + 1 */
@@ -79,7 +79,8 @@ struct node {
 
 	/* supervisor */
 	struct job job;
-	uint64_t *stamps; /* restart times in the window, a ring of intensity+1 */
+	uint64_t *
+	        stamps; /* restart times in the window, a ring of intensity+1 */
 	unsigned nstamps, stamp0;
 
 	/* shell */
@@ -89,7 +90,8 @@ struct node {
 enum action_kind {
 	ACT_START, /* spawn this worker */
 	ACT_STOP,  /* stop this worker: SIGTERM, its shutdown, SIGKILL */
-	ACT_DRAIN, /* tell this worker to drain, then stop it after drain_timeout */
+	ACT_DRAIN, /* tell this worker to drain, then stop it after
+	              drain_timeout */
 	ACT_EVENT, /* record an engine decision (event, node, reason) */
 	ACT_EXIT,  /* the tree is down: exit with code */
 };
@@ -109,8 +111,8 @@ struct tree {
 	uint64_t now;
 	bool shutting_down;
 	bool draining;
-	bool exited; /* ACT_EXIT was queued: nothing more happens */
-	size_t live; /* workers not STOPPED */
+	bool exited;            /* ACT_EXIT was queued: nothing more happens */
+	size_t live;            /* workers not STOPPED */
 	struct node *graveyard; /* removed by a reload, stopping */
 	struct action *acts;
 	size_t nacts, act0, capacts;

@@ -44,24 +44,70 @@ check_obj(const uint8_t *p, size_t len, size_t *at, int depth)
 		elems = 2u * (b & 0x0f); /* fixmap */
 	else {
 		switch (b) {
-		case 0xcc: case 0xd0: skip = 1; break;
-		case 0xcd: case 0xd1: skip = 2; break;
-		case 0xca: case 0xce: case 0xd2: skip = 4; break;
-		case 0xcb: case 0xcf: case 0xd3: skip = 8; break;
-		case 0xd4: skip = 2; break; /* fixext: type + data */
-		case 0xd5: skip = 3; break;
-		case 0xd6: skip = 5; break;
-		case 0xd7: skip = 9; break;
-		case 0xd8: skip = 17; break;
-		case 0xc4: case 0xd9: hdr = 2; break; /* 8-bit length */
-		case 0xc5: case 0xda: hdr = 3; break;
-		case 0xc6: case 0xdb: hdr = 5; break;
-		case 0xc7: hdr = 3; break; /* ext: length, type */
-		case 0xc8: hdr = 4; break;
-		case 0xc9: hdr = 6; break;
-		case 0xdc: case 0xde: hdr = 3; break; /* 16-bit count */
-		case 0xdd: case 0xdf: hdr = 5; break;
-		default: return AGENTSUP_WIRE_INVALID; /* 0xc1 */
+		case 0xcc:
+		case 0xd0:
+			skip = 1;
+			break;
+		case 0xcd:
+		case 0xd1:
+			skip = 2;
+			break;
+		case 0xca:
+		case 0xce:
+		case 0xd2:
+			skip = 4;
+			break;
+		case 0xcb:
+		case 0xcf:
+		case 0xd3:
+			skip = 8;
+			break;
+		case 0xd4:
+			skip = 2;
+			break; /* fixext: type + data */
+		case 0xd5:
+			skip = 3;
+			break;
+		case 0xd6:
+			skip = 5;
+			break;
+		case 0xd7:
+			skip = 9;
+			break;
+		case 0xd8:
+			skip = 17;
+			break;
+		case 0xc4:
+		case 0xd9:
+			hdr = 2;
+			break; /* 8-bit length */
+		case 0xc5:
+		case 0xda:
+			hdr = 3;
+			break;
+		case 0xc6:
+		case 0xdb:
+			hdr = 5;
+			break;
+		case 0xc7:
+			hdr = 3;
+			break; /* ext: length, type */
+		case 0xc8:
+			hdr = 4;
+			break;
+		case 0xc9:
+			hdr = 6;
+			break;
+		case 0xdc:
+		case 0xde:
+			hdr = 3;
+			break; /* 16-bit count */
+		case 0xdd:
+		case 0xdf:
+			hdr = 5;
+			break;
+		default:
+			return AGENTSUP_WIRE_INVALID; /* 0xc1 */
 		}
 		if (hdr > 1) {
 			if (len - *at < hdr)

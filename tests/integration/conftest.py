@@ -1,0 +1,194 @@
+"""Integration harness: the real agentsupd on a private config directory.
+
+Each test writes its own supervisor.d/, starts the daemon, and waits for the
+events it prints (one line each on stderr) with a deadline: no fixed sleeps.
+Every test ends by checking that no worker outlived the daemon.
+"""
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import pytest
+
+AGENTSUPD = os.environ.get("AGENTSUPD", "build/agentsupd")
+BUILD = os.environ.get("AGENTSUP_BUILD", "build")
+SRC = os.environ.get("AGENTSUP_SRC", os.getcwd())
+# Generous: sanitizer builds and a busy CI machine are slow.
+TIMEOUT = float(os.environ.get("AGENTSUP_TEST_TIMEOUT", "20"))
+
+class Event(dict):
+    def __getattr__(self, k):
+        return self.get(k)
+
+
+class Daemon:
+    def __init__(self, confdir, events_file, extra_env=None):
+        self.confdir = confdir
+        self.events_file = events_file
+        self.events = queue.Queue()
+        self.seen = []
+        self.lines = []
+        self.pids = set()
+        env = dict(os.environ, NO_COLOR="1")
+        env.update(extra_env or {})
+        self.proc = subprocess.Popen(
+            [AGENTSUPD, "-c", str(confdir)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self):
+        # Each stderr line wakes us; its event is already in the JSON file.
+        pos = 0
+        for line in self.proc.stderr:
+            self.lines.append(line.rstrip("\n"))
+            pos = self._take_json(pos)
+        self._take_json(pos)
+        self.events.put(None)
+
+    def _take_json(self, pos):
+        try:
+            with open(self.events_file) as f:
+                f.seek(pos)
+                while True:
+                    line = f.readline()
+                    if not line.endswith("\n"):
+                        return pos
+                    pos += len(line.encode())
+                    ev = Event(json.loads(line))
+                    if ev.kind == "started":
+                        self.pids.add(ev.pid)
+                    self.events.put(ev)
+        except FileNotFoundError:
+            return pos
+
+    def wait(self, kind, path=None, timeout=TIMEOUT, **match):
+        """The next event of this kind (and path, and fields) from now on."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(
+                    f"no {kind} {path or ''} {match} within {timeout}s; log:\n"
+                    + "\n".join(self.lines[-40:])
+                )
+            try:
+                ev = self.events.get(timeout=left)
+            except queue.Empty:
+                continue
+            if ev is None:
+                raise AssertionError(
+                    f"agentsupd exited waiting for {kind} {path or ''}; log:\n"
+                    + "\n".join(self.lines[-40:])
+                )
+            self.seen.append(ev)
+            if ev.kind != kind:
+                continue
+            if path is not None and ev.path != path:
+                continue
+            if all(ev.get(k) == v for k, v in match.items()):
+                return ev
+
+    def collect(self, until_kind, until_path=None, timeout=TIMEOUT):
+        """Every event up to and including the one named."""
+        start = len(self.seen)
+        self.wait(until_kind, until_path, timeout=timeout)
+        return self.seen[start:]
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def exit_code(self, timeout=TIMEOUT):
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError("agentsupd did not exit; log:\n" + "\n".join(self.lines[-40:]))
+
+    def drain_events(self):
+        """Everything left once the daemon has exited."""
+        self.reader.join(timeout=TIMEOUT)
+        while True:
+            try:
+                ev = self.events.get_nowait()
+            except queue.Empty:
+                return
+            if ev is not None:
+                self.seen.append(ev)
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def alive(pid):
+    """True if pid runs and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def wait_until(pred, timeout=TIMEOUT, what="condition"):
+    """For what the kernel does on its own (a process dying): poll briefly."""
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.01)
+
+
+@pytest.fixture
+def supd(tmp_path):
+    """Write config files, then start: supd.start({'a.yaml': text})."""
+    started = []
+
+    class Factory:
+        dir = tmp_path / "supervisor.d"
+        tmp = tmp_path
+
+        events = tmp_path / "events.jsonl"
+
+        def write(self, files, settings=True):
+            self.dir.mkdir(exist_ok=True)
+            if settings:
+                (self.dir / "00-settings.yaml").write_text(
+                    f"agentsupd:\n  events_file: {self.events}\n")
+            for name, text in files.items():
+                (self.dir / name).write_text(textwrap.dedent(text))
+
+        def start(self, files=None, env=None):
+            if files:
+                self.write(files)
+            d = Daemon(self.dir, self.events, env)
+            started.append(d)
+            return d
+
+    yield Factory()
+    for d in started:
+        d.kill()
+        d.drain_events()
+        leftover = [p for p in d.pids if alive(p)]
+        for p in leftover:
+            try:
+                os.kill(p, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        assert not leftover, f"workers outlived agentsupd: {leftover}"
+
+
+def sh(script):
+    """A worker command running a POSIX shell script (YAML flow list)."""
+    return json.dumps(["/bin/sh", "-c", textwrap.dedent(script).strip()])

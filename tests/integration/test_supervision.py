@@ -1,0 +1,317 @@
+"""The supervision tree with real processes: strategies, intensity,
+escalation, stop sequences, the worker's environment, and no orphans."""
+import os
+import signal
+import subprocess
+
+from conftest import AGENTSUPD, alive, sh, wait_until
+
+SLEEP = sh("exec sleep 1000")
+# crashes on its first start only, then runs
+CRASH_ONCE = sh('[ "$AGENTSUP_INCARNATION" = 0 ] && exit 1; exec sleep 1000')
+ALWAYS_CRASH = sh("exit 1")
+
+
+def starts(d, path):
+    return [e for e in d.seen if e.kind == "started" and e.path == path]
+
+
+def shutdown(d):
+    d.signal(signal.SIGTERM)
+    assert d.exit_code() == 0
+    d.drain_events()
+
+
+def tree(strategy, intensity=5, names=("a", "b", "c"), crash="b"):
+    kids = "".join(
+        f"  - {{worker: {n}, command: {CRASH_ONCE if n == crash else SLEEP}}}\n"
+        for n in names
+    )
+    return {
+        "root.yaml": f"supervisor: root\nstrategy: {strategy}\n"
+        f"intensity: {intensity}\nperiod: 30s\nchildren:\n{kids}"
+    }
+
+
+def test_one_for_one_restarts_only_the_failed(supd):
+    d = supd.start(tree("one_for_one"))
+    d.wait("restarting", "root/b", reason="exit:1")
+    d.wait("started", "root/b")
+    shutdown(d)
+    assert len(starts(d, "root/a")) == 1
+    assert len(starts(d, "root/b")) == 2
+    assert len(starts(d, "root/c")) == 1
+
+
+def test_one_for_all_restarts_all_in_order(supd):
+    d = supd.start(tree("one_for_all"))
+    d.wait("restarting", "root/b")
+    evs = d.collect("started", "root/c")
+    order = [(e.kind, e.path) for e in evs if e.kind in ("exited", "started")]
+    assert order == [
+        ("exited", "root/c"),
+        ("exited", "root/a"),
+        ("started", "root/a"),
+        ("started", "root/b"),
+        ("started", "root/c"),
+    ]
+    first_a, second_a = starts(d, "root/a")
+    assert first_a.pid != second_a.pid
+    shutdown(d)
+
+
+def test_rest_for_one_restarts_the_rest(supd):
+    d = supd.start(tree("rest_for_one", names=("a", "b", "c", "d")))
+    d.wait("restarting", "root/b")
+    d.wait("started", "root/d")
+    shutdown(d)
+    assert len(starts(d, "root/a")) == 1
+    assert len(starts(d, "root/b")) == 2
+    assert len(starts(d, "root/c")) == 2
+    assert len(starts(d, "root/d")) == 2
+
+
+def test_intensity_exhausted_exits_75(supd):
+    d = supd.start({
+        "root.yaml": f"""
+        supervisor: root
+        intensity: 2
+        period: 1m
+        children:
+          - {{worker: crashy, command: {ALWAYS_CRASH}}}
+          - {{worker: bystander, command: {SLEEP}}}
+        """
+    })
+    d.wait("gave_up", "root")
+    assert d.exit_code() == 75
+    d.drain_events()
+    assert len(starts(d, "root/crashy")) == 3
+    # the bystander was stopped by the give-up, not left behind
+    stopped = [e for e in d.seen if e.kind == "exited" and e.path == "root/bystander"]
+    assert stopped and stopped[0].reason == "signal:SIGTERM"
+
+
+def test_nested_escalation_exits_75_sibling_untouched(supd):
+    d = supd.start({
+        "root.yaml": f"""
+        supervisor: root
+        strategy: one_for_one
+        intensity: 1
+        period: 1m
+        children:
+          - {{worker: sibling, command: {SLEEP}}}
+          - supervisor: sub
+            strategy: one_for_all
+            intensity: 0
+            children:
+              - {{worker: crashy, command: {ALWAYS_CRASH}}}
+              - {{worker: peer, command: {SLEEP}}}
+        """
+    })
+    assert d.exit_code() == 75
+    d.drain_events()
+    gave_up = [e.path for e in d.seen if e.kind == "gave_up"]
+    assert gave_up == ["root/sub", "root/sub", "root"]
+    assert len(starts(d, "root/sibling")) == 1
+    assert len(starts(d, "root/sub/crashy")) == 2
+
+
+def test_exec_failure_is_a_counted_failure(supd, tmp_path):
+    plain = tmp_path / "not-executable"
+    plain.write_text("#!/bin/sh\n")
+    plain.chmod(0o644)
+    d = supd.start({
+        "root.yaml": f"""
+        supervisor: root
+        intensity: 1
+        children:
+          - worker: ghost
+            command: [no-such-program-anywhere, --flag]
+          - worker: noexec
+            command: [{plain}]
+            restart: temporary
+        """
+    })
+    ev = d.wait("exited", "root/ghost")
+    assert ev.reason == "exit:127"
+    assert "exec no-such-program-anywhere: No such file or directory" in ev.detail
+    assert d.exit_code() == 75
+    d.drain_events()
+    noexec = [e for e in d.seen if e.kind == "exited" and e.path == "root/noexec"]
+    assert noexec[0].reason == "exit:126"
+    assert "Permission denied" in noexec[0].detail
+
+
+def test_sigterm_stops_in_reverse_order_and_exits_0(supd):
+    d = supd.start({
+        "root.yaml": f"""
+        supervisor: root
+        children:
+          - {{worker: first, command: {SLEEP}}}
+          - supervisor: mid
+            children:
+              - {{worker: second, command: {SLEEP}}}
+              - {{worker: third, command: {SLEEP}}}
+          - {{worker: fourth, command: {SLEEP}}}
+        """
+    })
+    d.wait("started", "root/fourth")
+    pids = {e.path: e.pid for e in d.seen if e.kind == "started"}
+    d.signal(signal.SIGTERM)
+    assert d.exit_code() == 0
+    d.drain_events()
+    order = [e.path for e in d.seen if e.kind == "exited"]
+    assert order == ["root/fourth", "root/mid/third", "root/mid/second", "root/first"]
+    assert not any(alive(p) for p in pids.values())
+
+
+def test_sigint_is_an_orderly_shutdown(supd):
+    d = supd.start({"a.yaml": f"worker: w\ncommand: {SLEEP}\n"})
+    d.wait("started", "root/w")
+    d.signal(signal.SIGINT)
+    assert d.exit_code() == 0
+
+
+def test_shutdown_timeout_then_sigkill(supd):
+    stubborn = sh("trap '' TERM; while :; do sleep 0.05; done")
+    d = supd.start({
+        "root.yaml": f"""
+        worker: stubborn
+        command: {stubborn}
+        shutdown: 300ms
+        """
+    })
+    d.wait("started", "root/stubborn")
+    d.signal(signal.SIGTERM)
+    ev = d.wait("exited", "root/stubborn")
+    assert ev.reason == "signal:SIGKILL"
+    assert d.exit_code() == 0
+
+
+def test_brutal_kill(supd):
+    d = supd.start({"a.yaml": f"worker: w\ncommand: {SLEEP}\nshutdown: brutal_kill\n"})
+    d.wait("started", "root/w")
+    d.signal(signal.SIGTERM)
+    assert d.wait("exited", "root/w").reason == "signal:SIGKILL"
+    assert d.exit_code() == 0
+
+
+def test_worker_environment_directory_and_output(supd, tmp_path):
+    work = tmp_path / "work"
+    work.mkdir()
+    script = sh("""
+        echo "fd=$AGENTSUP_FD name=$AGENTSUP_NAME path=$AGENTSUP_PATH"
+        echo "inc=$AGENTSUP_INCARNATION hb=$AGENTSUP_HEARTBEAT_MS model=$MODEL"
+        echo "pwd=$(pwd) inherited=$FROM_PARENT"
+        ls /proc/self/fd | sort -n | tr '\\n' ' '; echo
+        [ -S /proc/self/fd/3 ] || [ -e /proc/self/fd/3 ] && echo chan=ok
+        echo oops >&2
+        exec sleep 1000
+    """)
+    d = supd.start({
+        "root.yaml": f"""
+        supervisor: root
+        children:
+          - worker: env
+            command: {script}
+            directory: {work}
+            environment: {{MODEL: small, FROM_PARENT: overridden}}
+            heartbeat: 10s
+            stdout: out.log
+            stderr: "null"
+        """
+    }, env={"FROM_PARENT": "parent", "AGENTSUP_FD": "99"})
+    d.wait("started", "root/env")
+    log = work / "out.log"
+    wait_until(lambda: log.exists() and "chan=ok" in log.read_text(), what="out.log")
+    text = log.read_text()
+    assert "fd=3 name=env path=root/env" in text
+    assert "inc=0 hb=10000 model=small" in text
+    assert f"pwd={work} inherited=overridden" in text
+    # only stdin, stdout, stderr, the channel, and ls's own directory fd
+    fds = text.splitlines()[3].split()
+    assert fds[:4] == ["0", "1", "2", "3"] and len(fds) <= 5
+    assert "oops" not in text
+    shutdown(d)
+
+
+def test_stop_takes_the_process_group(supd, tmp_path):
+    pidfile = tmp_path / "kids"
+    forking = sh(f"""
+        sleep 1000 & echo $! >> {pidfile}
+        sleep 1000 & echo $! >> {pidfile}
+        wait
+    """)
+    d = supd.start({"a.yaml": f"worker: forker\ncommand: {forking}\n"})
+    d.wait("started", "root/forker")
+    wait_until(lambda: pidfile.exists() and len(pidfile.read_text().split()) == 2,
+               what="children")
+    kids = [int(p) for p in pidfile.read_text().split()]
+    assert all(alive(p) for p in kids)
+    shutdown(d)
+    wait_until(lambda: not any(alive(p) for p in kids), what="children to die")
+
+
+def test_sigkill_of_daemon_leaves_no_worker(supd):
+    d = supd.start({
+        "root.yaml": f"""
+        supervisor: root
+        children:
+          - {{worker: a, command: {SLEEP}}}
+          - {{worker: b, command: {SLEEP}}}
+        """
+    })
+    d.wait("started", "root/b")
+    pids = [e.pid for e in d.seen if e.kind == "started"]
+    d.signal(signal.SIGKILL)
+    d.exit_code()
+    wait_until(lambda: not any(alive(p) for p in pids), what="PDEATHSIG")
+
+
+def test_check_prints_tree(supd):
+    supd.write({"a.yaml": f"""
+        supervisor: main
+        strategy: rest_for_one
+        children:
+          - {{worker: w, command: {SLEEP}, heartbeat: 2s}}
+        """})
+    r = subprocess.run([AGENTSUPD, "--check", "-c", str(supd.dir)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "main  supervisor rest_for_one, intensity 3 in 5s" in r.stdout
+    assert "`-- w  worker permanent: /bin/sh -c 'exec sleep 1000'  [heartbeat 2s]" in r.stdout
+
+
+def test_bad_config_exits_78_with_location(supd):
+    supd.write({"a.yaml": "worker: w\ncommand: x\nrestart: sometimes\n",
+                "b.yaml": "worker: v\ncommand: x\nbogus: 1\n"})
+    r = subprocess.run([AGENTSUPD, "-c", str(supd.dir)], capture_output=True,
+                       text=True, timeout=20)
+    assert r.returncode == 78
+    assert f"{supd.dir}/a.yaml:3:10: restart: unknown value \"sometimes\"" in r.stderr
+    assert f"{supd.dir}/b.yaml:3:1: unknown key \"bogus\" for a worker" in r.stderr
+    assert "nothing started" in r.stderr
+    r = subprocess.run([AGENTSUPD, "--check", "-c", str(supd.dir)],
+                       capture_output=True, text=True)
+    assert r.returncode == 78
+
+
+def test_usage_error_exits_64():
+    r = subprocess.run([AGENTSUPD, "--bogus"], capture_output=True, text=True)
+    assert r.returncode == 64
+    assert "usage" in r.stderr
+
+
+def test_exit_reasons_typed(supd):
+    d = supd.start({
+        "root.yaml": f"""
+        supervisor: root
+        intensity: 10
+        children:
+          - {{worker: code, command: {sh('exit 7')}, restart: transient}}
+          - {{worker: sig, command: {sh('kill -SEGV $$')}, restart: temporary}}
+        """
+    })
+    assert d.wait("exited", "root/code").reason == "exit:7"
+    assert d.wait("exited", "root/sig").reason == "signal:SIGSEGV"
+    shutdown(d)

@@ -1,0 +1,365 @@
+/*
+ * test_config.c - supervisor.d/ parsing: every key, and every error with
+ * its file:line:column.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "config.h"
+
+static char dir[] = "/tmp/agentsup-cfg-XXXXXX";
+
+static int
+setup(void **state)
+{
+	(void)state;
+	strcpy(dir, "/tmp/agentsup-cfg-XXXXXX");
+	return mkdtemp(dir) == NULL ? -1 : 0;
+}
+
+static int
+teardown(void **state)
+{
+	char cmd[128];
+
+	(void)state;
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static void
+put(const char *name, const char *text)
+{
+	char path[256];
+	FILE *f;
+
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+static struct config *
+load(struct config_errors *errs)
+{
+	memset(errs, 0, sizeof *errs);
+	return config_load(dir, errs);
+}
+
+/* Exactly one error, which contains want (and names the file and line). */
+static void
+expect_error(const char *file, const char *text, const char *want)
+{
+	struct config_errors errs;
+	struct config *cfg;
+
+	put(file, text);
+	cfg = load(&errs);
+	assert_null(cfg);
+	if (errs.count == 0 || strstr(errs.msgs[0], want) == NULL) {
+		for (size_t i = 0; i < errs.count; i++)
+			fprintf(stderr, "got: %s\n", errs.msgs[i]);
+		fprintf(stderr, "want: %s\n", want);
+	}
+	assert_true(errs.count >= 1);
+	assert_non_null(strstr(errs.msgs[0], want));
+	config_errors_clear(&errs);
+}
+
+static void
+test_full_example(void **state)
+{
+	struct config_errors errs;
+	struct config *cfg;
+	struct spec *r, *f, *s, *tools;
+
+	(void)state;
+	put("10-research.yaml",
+	    "supervisor: research\n"
+	    "parent: root\n"
+	    "strategy: rest_for_one\n"
+	    "intensity: 2\n"
+	    "period: 60s\n"
+	    "children:\n"
+	    "  - worker: fetcher\n"
+	    "    command: [python3, -m, agents.fetcher, --queue, research "
+	    "jobs]\n"
+	    "    directory: /srv/agents\n"
+	    "    environment: {MODEL: small, LOG_LEVEL: info}\n"
+	    "    restart: permanent\n"
+	    "    shutdown: 10s\n"
+	    "    heartbeat: 2s\n"
+	    "    start_timeout: 30s\n"
+	    "    drain_timeout: 30s\n"
+	    "    stdout: inherit\n"
+	    "    stderr: /var/log/x.log\n"
+	    "  - worker: summarizer\n"
+	    "    command: python3 -m agents.summarizer 'a b' \"c\\\"d\"\n"
+	    "  - supervisor: tools\n"
+	    "    strategy: one_for_all\n"
+	    "    children:\n"
+	    "      - worker: browser\n"
+	    "        command: [node, browser-agent.js]\n"
+	    "        shutdown: brutal_kill\n");
+	put("20-more.yml", "worker: late\nparent: tools\ncommand: x\n"
+	                   "---\nagentsupd:\n  events_file: /tmp/ev.jsonl\n");
+	cfg = load(&errs);
+	for (size_t i = 0; i < errs.count; i++)
+		fprintf(stderr, "%s\n", errs.msgs[i]);
+	assert_non_null(cfg);
+	r = cfg->root;
+	assert_string_equal(r->name, "root"); /* implicit */
+	assert_int_equal(r->nchildren, 1);
+	s = r->children[0];
+	assert_string_equal(s->name, "research");
+	assert_int_equal(s->strategy, REST_FOR_ONE);
+	assert_int_equal(s->intensity, 2);
+	assert_int_equal(s->period_ms, 60000);
+	f = s->children[0];
+	assert_string_equal(f->argv[4], "research jobs");
+	assert_null(f->argv[5]);
+	assert_string_equal(f->env[0], "MODEL=small");
+	assert_string_equal(f->env[1], "LOG_LEVEL=info");
+	assert_int_equal(f->heartbeat_ms, 2000);
+	assert_int_equal(f->heartbeat_timeout_ms, 6000); /* 3 x heartbeat */
+	assert_int_equal(f->shutdown_ms, 10000);
+	assert_int_equal(f->err.mode, OUTPUT_FILE);
+	assert_string_equal(s->children[1]->argv[3], "a b");
+	assert_string_equal(s->children[1]->argv[4], "c\"d");
+	tools = s->children[2];
+	assert_int_equal(tools->children[0]->shutdown_ms, SHUTDOWN_BRUTAL_KILL);
+	assert_string_equal(tools->children[1]->name, "late");
+	assert_string_equal(cfg->settings.events_file, "/tmp/ev.jsonl");
+	config_free(cfg);
+}
+
+static void
+test_single_root(void **state)
+{
+	struct config_errors errs;
+	struct config *cfg;
+
+	(void)state;
+	put("a.yaml",
+	    "supervisor: main\nchildren:\n  - {worker: w, command: x}\n");
+	cfg = load(&errs);
+	assert_non_null(cfg);
+	assert_string_equal(cfg->root->name, "main");
+	config_free(cfg);
+}
+
+static void
+test_lone_workers_get_implicit_root(void **state)
+{
+	struct config_errors errs;
+	struct config *cfg;
+
+	(void)state;
+	put("b.yaml", "worker: second\ncommand: x\n");
+	put("a.yaml", "worker: first\ncommand: x\n");
+	cfg = load(&errs);
+	assert_non_null(cfg);
+	assert_string_equal(cfg->root->name, "root");
+	assert_int_equal(cfg->root->strategy, ONE_FOR_ONE);
+	assert_int_equal(cfg->root->intensity, 3);
+	assert_int_equal(cfg->root->period_ms, 5000);
+	assert_string_equal(cfg->root->children[0]->name, "first");
+	assert_string_equal(cfg->root->children[1]->name, "second");
+	config_free(cfg);
+}
+
+static void
+test_no_means_string(void **state)
+{
+	struct config_errors errs;
+	struct config *cfg;
+
+	(void)state;
+	put("a.yaml", "worker: w\ncommand: [echo, no, yes, 'off']\n"
+	              "environment: {FLAG: no}\n");
+	cfg = load(&errs);
+	assert_non_null(cfg);
+	assert_string_equal(cfg->root->children[0]->argv[1], "no");
+	assert_string_equal(cfg->root->children[0]->env[0], "FLAG=no");
+	config_free(cfg);
+}
+
+static void
+test_errors(void **state)
+{
+	(void)state;
+	expect_error("a.yaml", "worker: w\ncommand: x\nbogus: 1\n",
+	             "a.yaml:3:1: unknown key \"bogus\" for a worker");
+	expect_error("a.yaml", "worker: w\ncommand: x\nshutdown: 10q\n",
+	             "a.yaml:3:11: shutdown: bad duration \"10q\"");
+	expect_error("a.yaml", "supervisor: s\nstrategy: one_for_some\n",
+	             "a.yaml:2:11: strategy: unknown value \"one_for_some\"");
+	expect_error("a.yaml", "worker: w\ncommand: []\n",
+	             "a.yaml:2:10: command: empty command");
+	expect_error("a.yaml", "worker: w\ncommand: \"  \"\n",
+	             "command: empty command");
+	expect_error("a.yaml", "worker: w\ncommand: \"echo 'x\"\n",
+	             "unterminated single quote");
+	expect_error("a.yaml", "worker: w\n",
+	             "a.yaml:1:1: worker w: no command");
+	expect_error("a.yaml", "worker: w\ncommand: x\nparent: nobody\n",
+	             "a.yaml:3:9: unknown parent \"nobody\"");
+	expect_error("a.yaml", "worker: w\ncommand: x\nintensity: 3\n",
+	             "unknown key \"intensity\" for a worker");
+	expect_error("a.yaml", "supervisor: s\nintensity: -1\n",
+	             "a.yaml:2:12: intensity: want a whole number");
+	expect_error("a.yaml", "worker: w\ncommand: x\nrestart: always\n",
+	             "restart: unknown value \"always\"");
+	expect_error("a.yaml", "worker: w\ncommand: x\ncommand: y\n",
+	             "a.yaml:3:1: duplicate key \"command\"");
+	expect_error("a.yaml",
+	             "worker: w\ncommand: x\nheartbeat: 5s\n"
+	             "heartbeat_timeout: 1s\n",
+	             "heartbeat_timeout is shorter than heartbeat");
+	expect_error("a.yaml",
+	             "worker: w\ncommand: x\nenvironment: {AGENTSUP_FD: 3}\n",
+	             "AGENTSUP_FD is set by agentsupd");
+	expect_error("a.yaml", "worker: bad/name\ncommand: x\n", "bad name");
+	expect_error("a.yaml", "worker: w\nsupervisor: s\ncommand: x\n",
+	             "either a worker or a supervisor");
+	expect_error("a.yaml", "command: x\n", "a.yaml:1:1: a node needs");
+	expect_error("a.yaml", "worker: w\ncommand: [x\n", "a.yaml:");
+	expect_error("a.yaml", "worker: w\ncommand: x\nperiod: 5s\n",
+	             "unknown key \"period\"");
+	expect_error("a.yaml",
+	             "supervisor: s\nchildren:\n  - {worker: w, command: x, "
+	             "parent: s}\n",
+	             "parent: only a top-level document");
+}
+
+static void
+test_duplicate_across_files(void **state)
+{
+	(void)state;
+	put("a.yaml", "worker: w\ncommand: x\n");
+	expect_error("b.yaml", "worker: w\ncommand: y\n",
+	             "b.yaml:1:1: duplicate name \"w\" (first declared at");
+}
+
+static void
+test_cyclic_parent(void **state)
+{
+	(void)state;
+	put("a.yaml", "supervisor: x\nparent: y\n");
+	expect_error("b.yaml", "supervisor: y\nparent: x\n", "cyclic parent");
+}
+
+static void
+test_parent_is_worker(void **state)
+{
+	(void)state;
+	put("a.yaml", "worker: w\ncommand: x\n");
+	expect_error("b.yaml", "worker: v\ncommand: x\nparent: w\n",
+	             "b.yaml:3:9: parent \"w\" is a worker");
+}
+
+static void
+test_two_roots(void **state)
+{
+	(void)state;
+	put("a.yaml", "supervisor: root\n");
+	expect_error("b.yaml", "supervisor: other\n", "two roots");
+}
+
+static void
+test_empty_dir(void **state)
+{
+	struct config_errors errs;
+
+	(void)state;
+	assert_null(load(&errs));
+	assert_non_null(strstr(errs.msgs[0], "no *.yaml"));
+	config_errors_clear(&errs);
+}
+
+static void
+test_durations(void **state)
+{
+	uint64_t ms;
+
+	(void)state;
+	assert_int_equal(config_parse_duration("500ms", &ms), 0);
+	assert_int_equal(ms, 500);
+	assert_int_equal(config_parse_duration("10", &ms), 0);
+	assert_int_equal(ms, 10000);
+	assert_int_equal(config_parse_duration("1.5s", &ms), 0);
+	assert_int_equal(ms, 1500);
+	assert_int_equal(config_parse_duration("2m", &ms), 0);
+	assert_int_equal(ms, 120000);
+	assert_int_equal(config_parse_duration("1h", &ms), 0);
+	assert_int_equal(ms, 3600000);
+	assert_int_equal(config_parse_duration("", &ms), -1);
+	assert_int_equal(config_parse_duration("s", &ms), -1);
+	assert_int_equal(config_parse_duration("-1s", &ms), -1);
+	assert_int_equal(config_parse_duration("1.s", &ms), -1);
+	assert_int_equal(config_parse_duration("1.5ms", &ms), -1);
+	assert_int_equal(config_parse_duration("99999999999999999999h", &ms),
+	                 -1);
+}
+
+static void
+test_split(void **state)
+{
+	const char *why;
+	char **v;
+
+	(void)state;
+	assert_int_equal(
+	        config_split_command("a  'b c' \"d\\$e\" f\\ g ''", &v, &why),
+	        0);
+	assert_string_equal(v[0], "a");
+	assert_string_equal(v[1], "b c");
+	assert_string_equal(v[2], "d$e");
+	assert_string_equal(v[3], "f g");
+	assert_string_equal(v[4], "");
+	assert_null(v[5]);
+	config_free_strv(v);
+	assert_int_equal(config_split_command("a \"b", &v, &why), -1);
+	assert_string_equal(why, "unterminated double quote");
+	assert_int_equal(config_split_command("a\\", &v, &why), -1);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test_setup_teardown(test_full_example, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_single_root, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(
+	                test_lone_workers_get_implicit_root, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_no_means_string, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_duplicate_across_files,
+	                                        setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_cyclic_parent, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_parent_is_worker, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_two_roots, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_empty_dir, setup,
+	                                        teardown),
+	        cmocka_unit_test(test_durations),
+	        cmocka_unit_test(test_split),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

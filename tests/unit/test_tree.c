@@ -1,0 +1,735 @@
+/*
+ * test_tree.c - the engine driven by scripted events, no processes.
+ *
+ * A fake shell records every action as a line ("start root/a", "stop
+ * root/b", "exit 75") and, where a test says so, answers each stop with the
+ * process's exit, as an obedient worker would.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "config.h"
+#include "tree.h"
+
+struct run {
+	struct config *cfg;
+	struct tree *t;
+	char log[8192]; /* actions, one per line */
+	bool obedient;  /* answer each stop with an exit */
+	uint64_t now;
+	int exit_code;
+};
+
+static struct config *
+load_yaml(const char *yaml)
+{
+	char path[] = "/tmp/agentsup-test-XXXXXX.yaml";
+	struct config_errors errs = {0};
+	struct config *cfg;
+	const char *p = path;
+	int fd = mkstemps(path, 5);
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, yaml, strlen(yaml)), (ssize_t)strlen(yaml));
+	close(fd);
+	cfg = config_load_files(&p, 1, &errs);
+	for (size_t i = 0; i < errs.count; i++)
+		fprintf(stderr, "%s\n", errs.msgs[i]);
+	assert_int_equal(errs.count, 0);
+	unlink(path);
+	return cfg;
+}
+
+static void
+logf_(struct run *r, const char *fmt, ...)
+{
+	size_t at = strlen(r->log);
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(r->log + at, sizeof r->log - at, fmt, ap);
+	va_end(ap);
+}
+
+/* Carry out actions as the fake shell. */
+static void
+pump(struct run *r)
+{
+	static const char *ev[] = {"restarting", "gave_up", "escalated",
+	                           "stopped"};
+	struct action a;
+
+	while (tree_next_action(r->t, &a)) {
+		switch (a.kind) {
+		case ACT_START:
+			logf_(r, "start %s\n", a.node->path);
+			break;
+		case ACT_STOP:
+			logf_(r, "stop %s\n", a.node->path);
+			if (r->obedient)
+				tree_exited(r->t, a.node,
+				            (struct reason){REASON_SIGNAL, 15},
+				            r->now);
+			break;
+		case ACT_DRAIN:
+			logf_(r, "drain %s\n", a.node->path);
+			break;
+		case ACT_EVENT:
+			if (a.event != EE_STOPPED)
+				logf_(r, "%s %s\n", ev[a.event], a.node->path);
+			break;
+		case ACT_EXIT:
+			logf_(r, "exit %d\n", a.code);
+			r->exit_code = a.code;
+			break;
+		}
+	}
+}
+
+static struct run *
+run_new(const char *yaml)
+{
+	struct run *r = calloc(1, sizeof *r);
+
+	r->cfg = load_yaml(yaml);
+	r->t = tree_new(r->cfg->root);
+	r->obedient = true;
+	r->exit_code = -1;
+	tree_start(r->t, r->now);
+	pump(r);
+	return r;
+}
+
+static void
+run_free(struct run *r)
+{
+	tree_free(r->t);
+	config_free(r->cfg);
+	free(r);
+}
+
+static struct node *
+N(struct run *r, const char *name)
+{
+	struct node *n = tree_find(r->t, name);
+
+	assert_non_null(n);
+	return n;
+}
+
+static void
+crash(struct run *r, const char *name, int code)
+{
+	r->log[0] = '\0';
+	tree_exited(r->t, N(r, name), (struct reason){REASON_EXIT, code},
+	            r->now);
+	pump(r);
+}
+
+static void
+expect(struct run *r, const char *want)
+{
+	if (strcmp(r->log, want) != 0)
+		fprintf(stderr, "--- want\n%s--- got\n%s---\n", want, r->log);
+	assert_string_equal(r->log, want);
+}
+
+#define ABCD                                                                   \
+	"  - {worker: a, command: x}\n  - {worker: b, command: x}\n"           \
+	"  - {worker: c, command: x}\n  - {worker: d, command: x}\n"
+
+static void
+test_start_order(void **state)
+{
+	struct run *r = run_new("supervisor: root\nchildren:\n" ABCD);
+
+	(void)state;
+	expect(r, "start root/a\nstart root/b\nstart root/c\nstart root/d\n");
+	assert_int_equal(r->t->live, 4);
+	run_free(r);
+}
+
+static void
+test_one_for_one(void **state)
+{
+	struct run *r = run_new("supervisor: root\nchildren:\n" ABCD);
+
+	(void)state;
+	crash(r, "b", 1);
+	expect(r, "restarting root/b\nstart root/b\n");
+	assert_int_equal(N(r, "b")->starts, 2);
+	assert_int_equal(N(r, "a")->starts, 1);
+	run_free(r);
+}
+
+static void
+test_one_for_all(void **state)
+{
+	struct run *r = run_new("supervisor: root\nstrategy: one_for_all\n"
+	                        "children:\n" ABCD);
+
+	(void)state;
+	crash(r, "b", 1);
+	expect(r, "restarting root/b\nstop root/d\nstop root/c\nstop root/a\n"
+	          "start root/a\nstart root/b\nstart root/c\nstart root/d\n");
+	run_free(r);
+}
+
+static void
+test_rest_for_one(void **state)
+{
+	struct run *r = run_new("supervisor: root\nstrategy: rest_for_one\n"
+	                        "children:\n" ABCD);
+
+	(void)state;
+	crash(r, "b", 1);
+	expect(r, "restarting root/b\nstop root/d\nstop root/c\n"
+	          "start root/b\nstart root/c\nstart root/d\n");
+	crash(r, "d", 1);
+	expect(r, "restarting root/d\nstart root/d\n");
+	run_free(r);
+}
+
+/* Stops are asynchronous: the next stop waits for the previous exit. */
+static void
+test_stops_wait_for_exits(void **state)
+{
+	struct run *r = run_new("supervisor: root\nstrategy: one_for_all\n"
+	                        "children:\n" ABCD);
+
+	(void)state;
+	r->obedient = false;
+	crash(r, "a", 1);
+	expect(r, "restarting root/a\nstop root/d\n");
+	r->log[0] = '\0';
+	tree_exited(r->t, N(r, "d"), (struct reason){REASON_SIGNAL, 15}, 0);
+	pump(r);
+	expect(r, "stop root/c\n");
+	r->log[0] = '\0';
+	tree_exited(r->t, N(r, "c"), (struct reason){REASON_SIGNAL, 9}, 0);
+	pump(r);
+	expect(r, "stop root/b\n");
+	r->log[0] = '\0';
+	tree_exited(r->t, N(r, "b"), (struct reason){REASON_EXIT, 0}, 0);
+	pump(r);
+	expect(r, "start root/a\nstart root/b\nstart root/c\nstart root/d\n");
+	run_free(r);
+}
+
+static void
+test_transient(void **state)
+{
+	struct run *r =
+	        run_new("supervisor: root\nchildren:\n"
+	                "  - {worker: t, command: x, restart: transient}\n");
+
+	(void)state;
+	crash(r, "t", 2);
+	expect(r, "restarting root/t\nstart root/t\n");
+	crash(r, "t", 0);
+	expect(r, "");
+	assert_int_equal(N(r, "t")->state, NODE_STOPPED);
+	r->log[0] = '\0';
+	tree_exited(r->t, N(r, "t"), (struct reason){REASON_SIGNAL, 9}, 0);
+	pump(r);
+	expect(r, ""); /* already stopped: a late duplicate is ignored */
+	run_free(r);
+}
+
+static void
+test_transient_signal_and_hang_abnormal(void **state)
+{
+	struct run *r =
+	        run_new("supervisor: root\nintensity: 5\nchildren:\n"
+	                "  - {worker: t, command: x, restart: transient}\n");
+
+	(void)state;
+	r->log[0] = '\0';
+	tree_exited(r->t, N(r, "t"), (struct reason){REASON_SIGNAL, 9}, 0);
+	pump(r);
+	expect(r, "restarting root/t\nstart root/t\n");
+	r->log[0] = '\0';
+	tree_exited(r->t, N(r, "t"), (struct reason){REASON_HANG, 0}, 0);
+	pump(r);
+	expect(r, "restarting root/t\nstart root/t\n");
+	run_free(r);
+}
+
+static void
+test_temporary(void **state)
+{
+	struct run *r =
+	        run_new("supervisor: root\nchildren:\n"
+	                "  - {worker: t, command: x, restart: temporary}\n");
+
+	(void)state;
+	crash(r, "t", 1);
+	expect(r, "");
+	assert_int_equal(N(r, "t")->state, NODE_STOPPED);
+	run_free(r);
+}
+
+/* OTP: a temporary child stopped by a sibling's failure is not restarted;
+ * a transient one that had exited normally is. */
+static void
+test_one_for_all_restart_types(void **state)
+{
+	struct run *r =
+	        run_new("supervisor: root\nstrategy: one_for_all\nchildren:\n"
+	                "  - {worker: p, command: x}\n"
+	                "  - {worker: tmp, command: x, restart: temporary}\n"
+	                "  - {worker: tr, command: x, restart: transient}\n"
+	                "  - {worker: q, command: x}\n");
+
+	(void)state;
+	crash(r, "tr", 0); /* normal exit: not restarted, no strategy */
+	expect(r, "");
+	crash(r, "p", 1);
+	expect(r, "restarting root/p\nstop root/q\nstop root/tmp\n"
+	          "start root/p\nstart root/tr\nstart root/q\n");
+	assert_int_equal(N(r, "tmp")->state, NODE_STOPPED);
+	run_free(r);
+}
+
+static void
+test_intensity_n_allowed_n_plus_1_gives_up(void **state)
+{
+	struct run *r = run_new("supervisor: root\nintensity: 2\nperiod: 10s\n"
+	                        "children:\n  - {worker: w, command: x}\n"
+	                        "  - {worker: other, command: x}\n");
+
+	(void)state;
+	r->now = 1000;
+	crash(r, "w", 1);
+	expect(r, "restarting root/w\nstart root/w\n");
+	r->now = 2000;
+	crash(r, "w", 1);
+	expect(r, "restarting root/w\nstart root/w\n");
+	r->now = 3000;
+	crash(r, "w", 1);
+	expect(r, "gave_up root\nstop root/other\nexit 75\n");
+	assert_int_equal(r->exit_code, 75);
+	assert_int_equal(N(r, "w")->starts, 3);
+	run_free(r);
+}
+
+static void
+test_intensity_zero(void **state)
+{
+	struct run *r = run_new("supervisor: root\nintensity: 0\n"
+	                        "children:\n  - {worker: w, command: x}\n");
+
+	(void)state;
+	crash(r, "w", 1);
+	expect(r, "gave_up root\nexit 75\n");
+	run_free(r);
+}
+
+/* The window is inclusive: a stamp exactly `period` old still counts. */
+static void
+test_window_inclusive_edge(void **state)
+{
+	struct run *r = run_new("supervisor: root\nintensity: 1\nperiod: 10s\n"
+	                        "children:\n  - {worker: w, command: x}\n");
+
+	(void)state;
+	r->now = 5000;
+	crash(r, "w", 1);
+	expect(r, "restarting root/w\nstart root/w\n");
+	r->now = 15000;
+	crash(r, "w", 1);
+	expect(r, "gave_up root\nexit 75\n");
+	run_free(r);
+}
+
+static void
+test_window_slides(void **state)
+{
+	struct run *r = run_new("supervisor: root\nintensity: 1\nperiod: 10s\n"
+	                        "children:\n  - {worker: w, command: x}\n");
+
+	(void)state;
+	for (int i = 0; i < 6; i++) {
+		r->now = 5000 + (uint64_t)i * 10001;
+		crash(r, "w", 1);
+		expect(r, "restarting root/w\nstart root/w\n");
+	}
+	assert_int_equal(tree_window_restarts(r->t->root, r->now), 1);
+	run_free(r);
+}
+
+static void
+test_one_failure_counts_once(void **state)
+{
+	struct run *r = run_new("supervisor: root\nstrategy: one_for_all\n"
+	                        "intensity: 1\nchildren:\n" ABCD);
+
+	(void)state;
+	crash(r, "a", 1);
+	assert_int_equal(r->t->root->nstamps, 1);
+	assert_int_equal(r->exit_code, -1);
+	crash(r, "c", 1);
+	assert_int_equal(r->exit_code, 75);
+	run_free(r);
+}
+
+static const char nested[] =
+        "supervisor: root\nintensity: 1\nperiod: 1m\nchildren:\n"
+        "  - {worker: sibling, command: x}\n"
+        "  - supervisor: mid\n"
+        "    intensity: 1\n"
+        "    period: 1m\n"
+        "    children:\n"
+        "      - supervisor: leaf\n"
+        "        intensity: 0\n"
+        "        children:\n"
+        "          - {worker: w, command: x}\n"
+        "          - {worker: w2, command: x}\n";
+
+/* leaf gives up at once; mid restarts it once then gives up; root restarts
+ * mid once then gives up: exit 75, and the sibling is never restarted. */
+static void
+test_nested_escalation(void **state)
+{
+	struct run *r = run_new(nested);
+
+	(void)state;
+	crash(r, "w", 1);
+	expect(r, "gave_up root/mid/leaf\nstop root/mid/leaf/w2\n"
+	          "escalated root/mid/leaf\nrestarting root/mid/leaf\n"
+	          "start root/mid/leaf/w\nstart root/mid/leaf/w2\n");
+	crash(r, "w2", 1);
+	expect(r, "gave_up root/mid/leaf\nstop root/mid/leaf/w\n"
+	          "escalated root/mid/leaf\ngave_up root/mid\n"
+	          "escalated root/mid\nrestarting root/mid\n"
+	          "start root/mid/leaf/w\nstart root/mid/leaf/w2\n");
+	crash(r, "w", 1);
+	crash(r, "w", 1);
+	expect(r, "gave_up root/mid/leaf\nstop root/mid/leaf/w2\n"
+	          "escalated root/mid/leaf\ngave_up root/mid\n"
+	          "escalated root/mid\ngave_up root\nstop root/sibling\n"
+	          "exit 75\n");
+	assert_int_equal(N(r, "sibling")->starts, 1);
+	run_free(r);
+}
+
+/* A restarted subtree starts with a fresh restart history. */
+static void
+test_restarted_subtree_fresh_history(void **state)
+{
+	struct run *r = run_new(
+	        "supervisor: root\nintensity: 5\nchildren:\n"
+	        "  - supervisor: sub\n    intensity: 1\n    children:\n"
+	        "      - {worker: w, command: x}\n"
+	        "      - {worker: z, command: x, restart: temporary}\n");
+
+	(void)state;
+	crash(r, "w", 1);
+	assert_int_equal(N(r, "sub")->nstamps, 1);
+	crash(r, "w", 1); /* sub gives up, root restarts it */
+	assert_int_equal(N(r, "sub")->nstamps, 0);
+	assert_int_equal(N(r, "sub")->state, NODE_RUNNING);
+	/* the temporary child is started again with its restarted parent */
+	assert_int_equal(N(r, "z")->state, NODE_RUNNING);
+	run_free(r);
+}
+
+static void
+test_shutdown_reverse_order(void **state)
+{
+	struct run *r = run_new("supervisor: root\nchildren:\n"
+	                        "  - {worker: a, command: x}\n"
+	                        "  - supervisor: s\n    children:\n"
+	                        "      - {worker: b, command: x}\n"
+	                        "      - {worker: c, command: x}\n"
+	                        "  - {worker: d, command: x}\n");
+
+	(void)state;
+	r->log[0] = '\0';
+	tree_shutdown(r->t, 0);
+	pump(r);
+	expect(r, "stop root/d\nstop root/s/c\nstop root/s/b\nstop root/a\n"
+	          "exit 0\n");
+	assert_int_equal(r->t->live, 0);
+	run_free(r);
+}
+
+/* A failure during shutdown is not restarted. */
+static void
+test_failure_during_shutdown(void **state)
+{
+	struct run *r = run_new("supervisor: root\nchildren:\n" ABCD);
+
+	(void)state;
+	r->obedient = false;
+	r->log[0] = '\0';
+	tree_shutdown(r->t, 0);
+	pump(r);
+	expect(r, "stop root/d\n");
+	crash(r, "a", 1);
+	expect(r, "");
+	r->obedient = true;
+	r->log[0] = '\0';
+	tree_exited(r->t, N(r, "d"), (struct reason){REASON_SIGNAL, 15}, 0);
+	pump(r);
+	expect(r, "stop root/c\nstop root/b\nexit 0\n");
+	run_free(r);
+}
+
+/* With start_timeout a worker must be ready before the next one starts. */
+static void
+test_start_waits_for_ready(void **state)
+{
+	struct run *r =
+	        run_new("supervisor: root\nchildren:\n"
+	                "  - {worker: db, command: x, start_timeout: 5s}\n"
+	                "  - {worker: app, command: x}\n");
+
+	(void)state;
+	expect(r, "start root/db\n");
+	assert_int_equal(N(r, "db")->state, NODE_STARTING);
+	r->log[0] = '\0';
+	tree_ready(r->t, N(r, "db"), 0);
+	pump(r);
+	expect(r, "start root/app\n");
+	assert_int_equal(r->t->root->state, NODE_RUNNING);
+	run_free(r);
+}
+
+/* The start_timeout failure of the child being waited on moves the job on,
+ * then is handled: one_for_one restarts it. */
+static void
+test_start_timeout_failure(void **state)
+{
+	struct run *r =
+	        run_new("supervisor: root\nchildren:\n"
+	                "  - {worker: db, command: x, start_timeout: 5s}\n"
+	                "  - {worker: app, command: x}\n");
+
+	(void)state;
+	r->log[0] = '\0';
+	tree_exited(r->t, N(r, "db"), (struct reason){REASON_START_TIMEOUT, 0},
+	            0);
+	pump(r);
+	expect(r, "start root/app\nrestarting root/db\nstart root/db\n");
+	run_free(r);
+}
+
+/* A failure outside the range of a running job waits for the job. */
+static void
+test_pending_failure(void **state)
+{
+	struct run *r = run_new("supervisor: root\nstrategy: rest_for_one\n"
+	                        "intensity: 5\nchildren:\n" ABCD);
+
+	(void)state;
+	r->obedient = false;
+	crash(r, "c", 1);
+	expect(r, "restarting root/c\nstop root/d\n");
+	crash(r, "a", 1); /* outside [c, d]: pending */
+	expect(r, "");
+	r->obedient = true;
+	r->log[0] = '\0';
+	tree_exited(r->t, N(r, "d"), (struct reason){REASON_SIGNAL, 15}, 0);
+	pump(r);
+	expect(r, "start root/c\nstart root/d\nrestarting root/a\n"
+	          "stop root/d\nstop root/c\nstop root/b\n"
+	          "start root/a\nstart root/b\nstart root/c\nstart root/d\n");
+	run_free(r);
+}
+
+/* A failure inside the stop range of a running job is absorbed. */
+static void
+test_absorbed_failure(void **state)
+{
+	struct run *r = run_new("supervisor: root\nstrategy: one_for_all\n"
+	                        "intensity: 5\nchildren:\n" ABCD);
+
+	(void)state;
+	r->obedient = false;
+	crash(r, "d", 1);
+	expect(r, "restarting root/d\nstop root/c\n");
+	crash(r, "a", 1); /* about to be stopped anyway */
+	expect(r, "");
+	r->obedient = true;
+	r->log[0] = '\0';
+	tree_exited(r->t, N(r, "c"), (struct reason){REASON_SIGNAL, 15}, 0);
+	pump(r);
+	expect(r, "stop root/b\nstart root/a\nstart root/b\nstart root/c\n"
+	          "start root/d\n");
+	assert_int_equal(r->t->root->nstamps, 1);
+	run_free(r);
+}
+
+static void
+test_drain(void **state)
+{
+	struct run *r = run_new("supervisor: root\nchildren:\n"
+	                        "  - {worker: a, command: x}\n"
+	                        "  - supervisor: s\n    children:\n"
+	                        "      - {worker: b, command: x}\n");
+
+	(void)state;
+	r->log[0] = '\0';
+	tree_drain(r->t, 0);
+	pump(r);
+	expect(r, "drain root/s/b\ndrain root/a\n");
+	crash(r, "a", 1); /* any status during a drain: drained, no restart */
+	expect(r, "");
+	crash(r, "b", 0);
+	expect(r, "exit 0\n");
+	run_free(r);
+}
+
+static void
+test_shutdown_cuts_drain_short(void **state)
+{
+	struct run *r = run_new("supervisor: root\nchildren:\n"
+	                        "  - {worker: a, command: x}\n"
+	                        "  - {worker: b, command: x}\n");
+
+	(void)state;
+	r->obedient = false;
+	tree_drain(r->t, 0);
+	pump(r);
+	r->log[0] = '\0';
+	tree_drain(r->t, 0); /* a second drain changes nothing */
+	pump(r);
+	expect(r, "");
+	tree_shutdown(r->t, 0);
+	pump(r);
+	expect(r, "stop root/a\nstop root/b\n");
+	crash(r, "a", 0);
+	crash(r, "b", 0);
+	expect(r, "exit 0\n");
+	run_free(r);
+}
+
+static void
+test_command_stop_holds(void **state)
+{
+	struct run *r = run_new("supervisor: root\nstrategy: one_for_all\n"
+	                        "intensity: 5\nchildren:\n" ABCD);
+
+	(void)state;
+	r->log[0] = '\0';
+	assert_int_equal(tree_command_stop(r->t, N(r, "b"), 0), 0);
+	pump(r);
+	expect(r, "stop root/b\n");
+	crash(r, "c", 1);
+	expect(r, "restarting root/c\nstop root/d\nstop root/a\n"
+	          "start root/a\nstart root/c\nstart root/d\n");
+	r->log[0] = '\0';
+	assert_int_equal(tree_command_start(r->t, N(r, "b"), 0), 0);
+	pump(r);
+	expect(r, "start root/b\n");
+	r->log[0] = '\0';
+	assert_int_equal(tree_command_restart(r->t, N(r, "c"), 0), 0);
+	pump(r);
+	expect(r, "stop root/c\nstart root/c\n");
+	assert_int_equal(r->t->root->nstamps, 1); /* commands never count */
+	run_free(r);
+}
+
+static void
+test_command_restart_subtree(void **state)
+{
+	struct run *r = run_new("supervisor: root\nchildren:\n"
+	                        "  - supervisor: s\n    children:\n"
+	                        "      - {worker: a, command: x}\n"
+	                        "      - {worker: b, command: x}\n");
+
+	(void)state;
+	r->log[0] = '\0';
+	assert_int_equal(tree_command_restart(r->t, N(r, "s"), 0), 0);
+	pump(r);
+	expect(r, "stop root/s/b\nstop root/s/a\nstart root/s/a\n"
+	          "start root/s/b\n");
+	run_free(r);
+}
+
+static void
+test_reload_diff(void **state)
+{
+	struct run *r = run_new("supervisor: root\nchildren:\n"
+	                        "  - {worker: keep, command: x}\n"
+	                        "  - {worker: gone, command: x}\n"
+	                        "  - {worker: cmd, command: x}\n"
+	                        "  - supervisor: s\n    intensity: 1\n"
+	                        "    children:\n"
+	                        "      - {worker: pol, command: x}\n");
+	struct config *next = load_yaml(
+	        "supervisor: root\nchildren:\n"
+	        "  - {worker: keep, command: x}\n"
+	        "  - {worker: new, command: y}\n"
+	        "  - {worker: cmd, command: changed}\n"
+	        "  - supervisor: s\n    intensity: 7\n"
+	        "    children:\n"
+	        "      - {worker: pol, command: x, restart: transient}\n");
+	struct reload_report rep;
+	struct node *keep = N(r, "keep");
+	const char *why = NULL;
+
+	(void)state;
+	r->log[0] = '\0';
+	assert_int_equal(tree_reload(r->t, next->root, 0, &rep, &why), 0);
+	pump(r);
+	expect(r, "stop root/gone\nstop root/cmd\nstart root/new\n"
+	          "start root/cmd\n");
+	assert_string_equal(rep.added, "root/new");
+	assert_string_equal(rep.removed, "root/gone");
+	assert_string_equal(rep.restarted, "root/cmd");
+	assert_string_equal(rep.updated, "root/s, root/s/pol");
+	assert_ptr_equal(N(r, "keep"), keep);
+	assert_int_equal(keep->starts, 1);
+	assert_int_equal(r->t->root->nstamps, 0);
+	assert_int_equal(N(r, "s")->spec->intensity, 7);
+	config_free(r->cfg);
+	r->cfg = next;
+	assert_true(tree_graveyard_sweep(r->t));
+	run_free(r);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test(test_start_order),
+	        cmocka_unit_test(test_one_for_one),
+	        cmocka_unit_test(test_one_for_all),
+	        cmocka_unit_test(test_rest_for_one),
+	        cmocka_unit_test(test_stops_wait_for_exits),
+	        cmocka_unit_test(test_transient),
+	        cmocka_unit_test(test_transient_signal_and_hang_abnormal),
+	        cmocka_unit_test(test_temporary),
+	        cmocka_unit_test(test_one_for_all_restart_types),
+	        cmocka_unit_test(test_intensity_n_allowed_n_plus_1_gives_up),
+	        cmocka_unit_test(test_intensity_zero),
+	        cmocka_unit_test(test_window_inclusive_edge),
+	        cmocka_unit_test(test_window_slides),
+	        cmocka_unit_test(test_one_failure_counts_once),
+	        cmocka_unit_test(test_nested_escalation),
+	        cmocka_unit_test(test_restarted_subtree_fresh_history),
+	        cmocka_unit_test(test_shutdown_reverse_order),
+	        cmocka_unit_test(test_failure_during_shutdown),
+	        cmocka_unit_test(test_start_waits_for_ready),
+	        cmocka_unit_test(test_start_timeout_failure),
+	        cmocka_unit_test(test_pending_failure),
+	        cmocka_unit_test(test_absorbed_failure),
+	        cmocka_unit_test(test_drain),
+	        cmocka_unit_test(test_shutdown_cuts_drain_short),
+	        cmocka_unit_test(test_command_stop_holds),
+	        cmocka_unit_test(test_command_restart_subtree),
+	        cmocka_unit_test(test_reload_diff),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
