@@ -206,7 +206,8 @@ copy_str(char *dst, size_t len, const msgpack_object *o)
 {
 	size_t n = o->via.str.size < len - 1 ? o->via.str.size : len - 1;
 
-	memcpy(dst, o->via.str.ptr, n);
+	if (n > 0) /* an empty msgpack string may carry a NULL pointer */
+		memcpy(dst, o->via.str.ptr, n);
 	dst[n] = '\0';
 }
 

@@ -981,7 +981,8 @@ link_tree(struct parse *p)
 
 	for (size_t i = 0; i < p->ntops; i++)
 		collect(p->tops[i], &all, &nall, &cap);
-	qsort(all, nall, sizeof *all, named_cmp);
+	if (nall > 0)
+		qsort(all, nall, sizeof *all, named_cmp);
 	for (size_t i = 1; i < nall; i++)
 		if (strcmp(all[i].name, all[i - 1].name) == 0)
 			locerr(p->errs, &all[i].spec->loc,

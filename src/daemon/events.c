@@ -224,10 +224,19 @@ write_line(struct events *ev, const struct event *e)
 	format_time(e->time_ms, when, sizeof when, 0);
 	if (e->pid > 0)
 		snprintf(pid, sizeof pid, " pid %ld", (long)e->pid);
-	fprintf(stderr, "%s %-28s %s%-14s%s%s%s%s%s%s\n", when, e->path, on,
-	        events_kind_name(e->kind), off, pid, e->reason ? " " : "",
-	        e->reason ? e->reason : "", e->detail ? "  " : "",
-	        e->detail ? e->detail : "");
+	char line[1024];
+	int n = snprintf(line, sizeof line, "%s %-28s %s%-14s%s%s%s%s%s%s",
+	                 when, e->path, on, events_kind_name(e->kind), off, pid,
+	                 e->reason ? " " : "", e->reason ? e->reason : "",
+	                 e->detail ? "  " : "", e->detail ? e->detail : "");
+
+	if (n < 0)
+		return;
+	if ((size_t)n >= sizeof line)
+		n = (int)sizeof line - 1;
+	while (n > 0 && line[n - 1] == ' ')
+		n--; /* the padding of a last empty column */
+	fprintf(stderr, "%.*s\n", n, line);
 }
 
 void

@@ -172,8 +172,9 @@ def test_sigint_is_an_orderly_shutdown(supd):
     assert d.exit_code() == 0
 
 
-def test_shutdown_timeout_then_sigkill(supd):
-    stubborn = sh("trap '' TERM; while :; do sleep 0.05; done")
+def test_shutdown_timeout_then_sigkill(supd, tmp_path):
+    armed = tmp_path / "armed"
+    stubborn = sh(f"trap '' TERM; touch {armed}; while :; do sleep 0.05; done")
     d = supd.start({
         "root.yaml": f"""
         worker: stubborn
@@ -182,6 +183,7 @@ def test_shutdown_timeout_then_sigkill(supd):
         """
     })
     d.wait("started", "root/stubborn")
+    wait_until(armed.exists, what="the trap to be set")
     d.signal(signal.SIGTERM)
     ev = d.wait("exited", "root/stubborn")
     assert ev.reason == "signal:SIGKILL"

@@ -1,0 +1,58 @@
+#!/usr/bin/python3
+"""A demo AI-agent worker: works in steps, beats with progress, drains when
+asked, and misbehaves on purpose (crash, die by a signal, hang) with the
+chances given, so the demo shows agentsupd handling each failure live.
+
+    demo_agent.py --role fetcher --step 0.5 --crash 0.05 --hang 0 --signal 0
+"""
+import argparse
+import os
+import random
+import signal
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "python"))
+import agentsup  # noqa: E402
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--role", default="agent")
+    ap.add_argument("--step", type=float, default=0.5, help="seconds per step")
+    ap.add_argument("--crash", type=float, default=0.0, help="chance per step of exit 1")
+    ap.add_argument("--signal", type=float, default=0.0, help="chance per step of SIGSEGV")
+    ap.add_argument("--hang", type=float, default=0.0, help="chance per step of hanging")
+    ap.add_argument("--warmup", type=float, default=0.3, help="seconds before ready")
+    args = ap.parse_args()
+
+    steps = tokens = 0
+    with agentsup.Agent() as agent:
+        agent.wait(args.warmup)  # "loading the model"
+        agent.ready()
+        while not agent.draining:
+            agent.wait(args.step)
+            if agent.draining:
+                break
+            roll = random.random()
+            if roll < args.crash:
+                print(f"{args.role}: tool call failed, giving up (exit 1)", file=sys.stderr)
+                sys.exit(1)
+            roll -= args.crash
+            if roll < args.signal:
+                print(f"{args.role}: native extension crashed", file=sys.stderr)
+                os.kill(os.getpid(), signal.SIGSEGV)
+            roll -= args.signal
+            if roll < args.hang:
+                print(f"{args.role}: stuck waiting on a model call", file=sys.stderr)
+                while True:  # no more beats: agentsupd will call it hung
+                    time.sleep(3600)
+            steps += 1
+            tokens += random.randint(50, 500)
+            agent.beat(steps=steps, tokens=tokens, cost=tokens * 2e-6,
+                       state="thinking", status=f"{args.role} step {steps}")
+        print(f"{args.role}: drained after {steps} steps", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

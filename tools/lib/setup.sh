@@ -1,0 +1,42 @@
+# tools/lib/setup.sh - shared by tools/demo and tools/test: make sure the
+# Debian packages we build and test with are installed, then build.
+# Sourced, not run. Works on a fresh Debian 12 as root (or with sudo).
+
+AGENTSUP_PACKAGES="build-essential cmake pkg-config libev-dev libmsgpack-dev
+libyaml-dev libcmocka-dev python3 python3-msgpack python3-pytest clang
+libclang-rt-14-dev procps util-linux"
+
+agentsup_missing_packages() {
+	local p missing=""
+	for p in $AGENTSUP_PACKAGES; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null |
+			grep -q "install ok installed" || missing="$missing $p"
+	done
+	echo "$missing"
+}
+
+agentsup_install_deps() {
+	local missing sudo=""
+	missing=$(agentsup_missing_packages)
+	[ -z "$missing" ] && return 0
+	if [ "$(id -u)" != 0 ]; then
+		command -v sudo >/dev/null || {
+			echo "agentsup: need root (or sudo) to install:$missing" >&2
+			return 1
+		}
+		sudo="sudo"
+	fi
+	echo "agentsup: installing Debian packages:$missing" >&2
+	$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q
+	# shellcheck disable=SC2086
+	$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+		--no-install-recommends $missing
+}
+
+# agentsup_build DIR [cmake options...]: configure once, build every time.
+agentsup_build() {
+	local dir=$1
+	shift
+	cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
+	cmake --build "$dir" -j"$(nproc)"
+}
