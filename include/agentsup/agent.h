@@ -15,9 +15,9 @@
  *	agentsup_ready(a);
  *	while (!agentsup_draining(a, NULL)) {
  *		do_some_work();
- *		struct agentsup_progress p = {.steps = ++n, .set = AGENTSUP_STEPS};
- *		agentsup_beat(a, &p, "working");
- *		agentsup_wait(a, agentsup_beat_interval_ms(a));
+ *		struct agentsup_progress p = {.steps = ++n, .set =
+ *AGENTSUP_STEPS}; agentsup_beat(a, &p, "working"); agentsup_wait(a,
+ *agentsup_beat_interval_ms(a));
  *	}
  *	agentsup_close(a);
  *

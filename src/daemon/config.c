@@ -677,6 +677,19 @@ check_worker(struct parse *p, yaml_node_t *map, struct spec *s)
 		     s->name);
 }
 
+static bool
+duplicate_key(struct parse *p, yaml_node_t *map, yaml_node_pair_t *upto,
+              const char *key)
+{
+	for (yaml_node_pair_t *q = map->data.mapping.pairs.start; q < upto;
+	     q++) {
+		const char *qs = scalar(yaml_document_get_node(p->doc, q->key));
+		if (qs != NULL && strcmp(qs, key) == 0)
+			return true;
+	}
+	return false;
+}
+
 /* One worker or supervisor mapping, with its nested children. */
 static struct spec *
 parse_node(struct parse *p, yaml_node_t *map, int depth, bool top)
@@ -724,15 +737,10 @@ parse_node(struct parse *p, yaml_node_t *map, int depth, bool top)
 			perr(p, &k->start_mark, "keys must be plain words");
 			continue;
 		}
-		for (yaml_node_pair_t *q = map->data.mapping.pairs.start;
-		     q < pr; q++) {
-			const char *qs =
-			        scalar(yaml_document_get_node(p->doc, q->key));
-			if (qs != NULL && strcmp(qs, ks) == 0) {
-				perr(p, &k->start_mark, "duplicate key \"%s\"",
-				     ks);
-				break;
-			}
+		if (duplicate_key(p, map, pr, ks)) {
+			perr(p, &k->start_mark, "duplicate key \"%s\"", ks);
+			continue; /* the first one stands; the error is enough
+			           */
 		}
 		parse_key(p, s, ks, k, v, depth, top);
 	}
@@ -769,6 +777,10 @@ parse_settings(struct parse *p, yaml_node_t *v, yaml_node_t *at)
 			break;
 		if ((ks = want_scalar(p, "agentsupd", k)) == NULL)
 			continue;
+		if (duplicate_key(p, v, pr, ks)) {
+			perr(p, &k->start_mark, "duplicate key \"%s\"", ks);
+			continue;
+		}
 		if (strcmp(ks, "socket") == 0 ||
 		    strcmp(ks, "events_file") == 0) {
 			char **dst =

@@ -124,8 +124,8 @@ agentsup_open(const char *lang)
 	copy_env(a->name, sizeof a->name, AGENTSUP_ENV_NAME);
 	copy_env(a->path, sizeof a->path, AGENTSUP_ENV_PATH);
 	if (getenv(AGENTSUP_ENV_INCARNATION) != NULL)
-		a->incarnation = strtoul(getenv(AGENTSUP_ENV_INCARNATION), NULL,
-		                         10);
+		a->incarnation =
+		        strtoul(getenv(AGENTSUP_ENV_INCARNATION), NULL, 10);
 	if ((hb = getenv(AGENTSUP_ENV_HEARTBEAT_MS)) != NULL)
 		a->heartbeat_ms = strtoull(hb, NULL, 10);
 	msgpack_sbuffer_init(&a->sb);
@@ -195,7 +195,8 @@ agentsup_beat(struct agentsup *a, const struct agentsup_progress *p,
 	if (a->fd < 0)
 		return 0;
 	if (p != NULL)
-		nprog = !!(p->set & AGENTSUP_STEPS) + !!(p->set & AGENTSUP_TOKENS) +
+		nprog = !!(p->set & AGENTSUP_STEPS) +
+		        !!(p->set & AGENTSUP_TOKENS) +
 		        !!(p->set & AGENTSUP_COST) +
 		        !!((p->set & AGENTSUP_STATE) && p->state);
 	begin(a, &pk, 2 + (nprog > 0) + (status != NULL), AGENTSUP_T_HB);
@@ -248,7 +249,8 @@ handle(struct agentsup *a, const struct agentsup_frame *f)
 		a->welcomed = 1;
 		get_str(&f->map, "name", a->name, sizeof a->name);
 		get_str(&f->map, "path", a->path, sizeof a->path);
-		a->incarnation = (unsigned long)get_uint(&f->map, "incarnation");
+		a->incarnation =
+		        (unsigned long)get_uint(&f->map, "incarnation");
 		a->heartbeat_ms = get_uint(&f->map, "heartbeat_ms");
 		a->timeout_ms = get_uint(&f->map, "timeout_ms");
 	} else if (agentsup_wire_is(f, AGENTSUP_T_DRAIN)) {

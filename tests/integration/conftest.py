@@ -35,6 +35,7 @@ class Daemon:
         self.seen = []
         self.lines = []
         self.pids = set()
+        self.cursor = 0
         env = dict(os.environ, NO_COLOR="1")
         env.update(extra_env or {})
         self.proc = subprocess.Popen(
@@ -74,7 +75,17 @@ class Daemon:
             return pos
 
     def wait(self, kind, path=None, timeout=TIMEOUT, **match):
-        """The next event of this kind (and path, and fields) from now on."""
+        """The first matching event after the one the last wait returned
+        (events read meanwhile are kept, so none is missed)."""
+        def matches(ev):
+            return (ev.seq > self.cursor and ev.kind == kind
+                    and (path is None or ev.path == path)
+                    and all(ev.get(k) == v for k, v in match.items()))
+
+        for ev in self.seen:
+            if matches(ev):
+                self.cursor = ev.seq
+                return ev
         deadline = time.monotonic() + timeout
         while True:
             left = deadline - time.monotonic()
@@ -88,23 +99,42 @@ class Daemon:
             except queue.Empty:
                 continue
             if ev is None:
+                self.events.put(None)
                 raise AssertionError(
                     f"agentsupd exited waiting for {kind} {path or ''}; log:\n"
                     + "\n".join(self.lines[-40:])
                 )
             self.seen.append(ev)
-            if ev.kind != kind:
-                continue
-            if path is not None and ev.path != path:
-                continue
-            if all(ev.get(k) == v for k, v in match.items()):
+            if matches(ev):
+                self.cursor = ev.seq
                 return ev
+
+    def count(self, kind, path=None):
+        return sum(1 for e in self.seen
+                   if e.kind == kind and (path is None or e.path == path))
+
+    def wait_count(self, kind, n, path=None, timeout=TIMEOUT):
+        """Until n events of this kind have been seen in all (in any order)."""
+        deadline = time.monotonic() + timeout
+        while self.count(kind, path) < n:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"only {self.count(kind, path)} of {n} {kind}")
+            try:
+                ev = self.events.get(timeout=left)
+            except queue.Empty:
+                continue
+            if ev is None:
+                self.events.put(None)
+                raise AssertionError(f"agentsupd exited: {self.count(kind, path)} of {n} {kind}")
+            self.seen.append(ev)
 
     def collect(self, until_kind, until_path=None, timeout=TIMEOUT):
         """Every event up to and including the one named."""
-        start = len(self.seen)
-        self.wait(until_kind, until_path, timeout=timeout)
-        return self.seen[start:]
+        start = self.cursor
+        last = self.wait(until_kind, until_path, timeout=timeout)
+        return sorted((e for e in self.seen if start < e.seq <= last.seq),
+                      key=lambda e: e.seq)
 
     def signal(self, sig):
         self.proc.send_signal(sig)
@@ -125,6 +155,9 @@ class Daemon:
                 return
             if ev is not None:
                 self.seen.append(ev)
+            else:
+                self.events.put(None)
+                return
 
     def kill(self):
         if self.proc.poll() is None:

@@ -310,10 +310,13 @@ def test_exit_reasons_typed(supd):
         supervisor: root
         intensity: 10
         children:
-          - {{worker: code, command: {sh('exit 7')}, restart: transient}}
+          - {{worker: code, command: {sh('exit 7')}, restart: temporary}}
           - {{worker: sig, command: {sh('kill -SEGV $$')}, restart: temporary}}
         """
     })
-    assert d.wait("exited", "root/code").reason == "exit:7"
-    assert d.wait("exited", "root/sig").reason == "signal:SIGSEGV"
+    d.wait_count("exited", 1, "root/sig")
+    d.wait_count("exited", 1, "root/code")
     shutdown(d)
+    reasons = {e.path: e.reason for e in d.seen if e.kind == "exited"}
+    assert reasons["root/code"] == "exit:7"
+    assert reasons["root/sig"] == "signal:SIGSEGV"

@@ -222,6 +222,11 @@ test_errors(void **state)
 	             "restart: unknown value \"always\"");
 	expect_error("a.yaml", "worker: w\ncommand: x\ncommand: y\n",
 	             "a.yaml:3:1: duplicate key \"command\"");
+	/* found by fuzz_config: the second list leaked */
+	expect_error("a.yaml",
+	             "supervisor: s\nchildren:\n  - {worker: a, command: x}\n"
+	             "children:\n  - {worker: b, command: x}\n",
+	             "a.yaml:4:1: duplicate key \"children\"");
 	expect_error("a.yaml",
 	             "worker: w\ncommand: x\nheartbeat: 5s\n"
 	             "heartbeat_timeout: 1s\n",

@@ -53,7 +53,8 @@ main(int argc, char **argv)
 	while (!agentsup_draining(a, NULL)) {
 		agentsup_wait(a, step_ms); /* one unit of work */
 		if (chance(crash)) {
-			fprintf(stderr, "%s: simulated crash after %llu steps\n",
+			fprintf(stderr,
+			        "%s: simulated crash after %llu steps\n",
 			        agentsup_name(a), (unsigned long long)p.steps);
 			return 1;
 		}

@@ -1,0 +1,333 @@
+"""The wire protocol end to end: the Python client against the real daemon,
+hang and start_timeout detection, hostile workers, and drain."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+from conftest import SRC, alive, sh, wait_until
+
+PY = "/usr/bin/python3"
+CLIENT = os.path.join(SRC, "tools", "python")
+SLEEP = sh("exec sleep 1000")
+
+
+def script(tmp_path, name, body):
+    """A Python worker using the agentsup module; returns its command."""
+    p = tmp_path / f"{name}.py"
+    p.write_text(
+        f"import sys, os, time, json, socket, struct\n"
+        f"sys.path.insert(0, {CLIENT!r})\n"
+        f"import agentsup\n" + textwrap.dedent(body)
+    )
+    return json.dumps([PY, str(p)])
+
+
+def test_hello_welcome_ready_and_beats(supd, tmp_path):
+    out = tmp_path / "welcome.json"
+    cmd = script(tmp_path, "w", f"""
+        a = agentsup.Agent()
+        a.ready()
+        deadline = time.monotonic() + 10
+        while not a.welcomed and time.monotonic() < deadline:
+            a.wait(0.05)
+        open({str(out)!r}, "w").write(json.dumps(dict(
+            name=a.name, path=a.path, inc=a.incarnation,
+            hb=a.heartbeat_ms, timeout=a.timeout_ms, sup=a.supervised)))
+        for i in range(3):
+            a.beat(steps=i, tokens=10 * i, cost=0.5, state="thinking", status="ok")
+        a.wait(1000)
+    """)
+    d = supd.start({"a.yaml": f"""
+        supervisor: root
+        children:
+          - worker: talker
+            command: {cmd}
+            heartbeat: 2s
+            start_timeout: 10s
+          - {{worker: after, command: {SLEEP}}}
+        """})
+    ready = d.wait("ready", "root/talker")
+    started_after = d.wait("started", "root/after")
+    # start order waits for readiness: "after" starts only once talker is ready
+    assert started_after.seq > ready.seq
+    wait_until(out.exists, what="welcome")
+    w = json.loads(out.read_text())
+    assert w == dict(name="talker", path="root/talker", inc=0, hb=2000,
+                     timeout=6000, sup=True)
+    d.signal(signal.SIGTERM)
+    assert d.exit_code() == 0
+
+
+def test_hang_detected_sigusr1_stacks_then_restart(supd, tmp_path):
+    err = tmp_path / "hang.err"
+    cmd = script(tmp_path, "hang", """
+        a = agentsup.Agent()
+        if a.incarnation == 0:
+            for i in range(3):
+                a.beat(steps=i)
+                time.sleep(0.1)
+            def stuck_in_model_call():
+                time.sleep(1000)
+            stuck_in_model_call()
+        a.wait(1000)
+    """)
+    d = supd.start({"a.yaml": f"""
+        worker: hanger
+        command: {cmd}
+        heartbeat: 200ms
+        heartbeat_timeout: 600ms
+        stderr: {err}
+        """})
+    started = d.wait("started", "root/hanger")
+    hang = d.wait("hang", "root/hanger")
+    assert hang.reason == "hang"
+    exited = d.wait("exited", "root/hanger")
+    assert exited.reason == "hang"
+    assert d.wait("restarting", "root/hanger").reason == "hang"
+    d.wait("started", "root/hanger")
+    # faulthandler, on SIGUSR1: the Python stack of the stuck call
+    text = err.read_text()
+    assert "stuck_in_model_call" in text, text
+    assert started.pid != d.seen[-1].pid
+    d.signal(signal.SIGTERM)
+    assert d.exit_code() == 0
+
+
+def test_silent_monitored_worker_is_hung(supd):
+    d = supd.start({"a.yaml": f"""
+        worker: mute
+        command: {SLEEP}
+        heartbeat: 100ms
+        heartbeat_timeout: 300ms
+        restart: temporary
+        """})
+    t0 = time.monotonic()
+    d.wait("hang", "root/mute")
+    assert d.wait("exited", "root/mute").reason == "hang"
+    assert time.monotonic() - t0 < 10
+    d.signal(signal.SIGTERM)
+    assert d.exit_code() == 0
+
+
+def test_start_timeout(supd, tmp_path):
+    cmd = script(tmp_path, "slow", """
+        a = agentsup.Agent()
+        a.wait(1000)   # never says ready
+    """)
+    d = supd.start({"a.yaml": f"""
+        supervisor: root
+        intensity: 0
+        children:
+          - worker: slow
+            command: {cmd}
+            start_timeout: 300ms
+        """})
+    d.wait("start_timeout", "root/slow")
+    assert d.wait("exited", "root/slow").reason == "start_timeout"
+    assert d.exit_code() == 75
+
+
+HOSTILE = {
+    "too_long": "s.sendall(struct.pack('>I', 10_000_000) + b'x' * 100)",
+    "not_a_map": "s.sendall(struct.pack('>I', 2) + b'\\x91\\x01')",
+    "claim_bomb": "s.sendall(b'\\x00\\x00\\x00\\x05\\xdf\\xff\\xff\\xff\\xff')",
+    "before_hello": "s.sendall(frame({'t': 'hb', 'seq': 1}))",
+    "bad_field": "s.sendall(frame({'t': 'hello', 'v': 1})); "
+                 "s.sendall(frame({'t': 'hb', 'seq': 'one'}))",
+    "bad_version": "s.sendall(frame({'t': 'hello', 'v': 99}))",
+    "trailing": "s.sendall(struct.pack('>I', 7) + b'\\x81\\xa1t\\xa2hb\\xc0')",
+    "no_type": "s.sendall(struct.pack('>I', 1) + b'\\x80')",
+}
+
+
+def test_hostile_workers_are_cut_off_alone(supd, tmp_path):
+    kids = []
+    for name, send in HOSTILE.items():
+        cmd = script(tmp_path, name, f"""
+            import msgpack
+            def frame(m):
+                b = msgpack.packb(m)
+                return struct.pack('>I', len(b)) + b
+            s = socket.socket(fileno=int(os.environ['AGENTSUP_FD']))
+            {send}
+            time.sleep(1000)
+        """)
+        kids.append(f"  - {{worker: {name}, command: {cmd}, restart: temporary}}\n")
+    d = supd.start({"a.yaml": "supervisor: root\nintensity: 0\nchildren:\n"
+                    f"  - {{worker: bystander, command: {SLEEP}}}\n" + "".join(kids)})
+    bystander = d.wait("started", "root/bystander")
+    d.wait_count("protocol_error", len(HOSTILE))
+    d.wait_count("exited", len(HOSTILE))
+    causes = {e.path.split("/")[1]: e.detail for e in d.seen
+              if e.kind == "protocol_error"}
+    assert set(causes) == set(HOSTILE)
+    assert "longer than the limit" in causes["too_long"]
+    assert "not a map" in causes["not_a_map"]
+    assert "claims more elements" in causes["claim_bomb"]
+    assert "before hello" in causes["before_hello"]
+    assert "seq must be" in causes["bad_field"]
+    assert "protocol version 99" in causes["bad_version"]
+    assert "bytes after the map" in causes["trailing"]
+    assert "no string" in causes["no_type"]
+    exits = [e for e in d.seen if e.kind == "exited"]
+    assert {e.reason for e in exits} == {"protocol"}
+    # the daemon and the bystander are untouched
+    assert alive(bystander.pid)
+    assert d.proc.poll() is None
+    d.signal(signal.SIGTERM)
+    assert d.exit_code() == 0
+    d.drain_events()
+    assert len([e for e in d.seen if e.kind == "started" and e.path == "root/bystander"]) == 1
+
+
+def test_unknown_type_ignored(supd, tmp_path):
+    cmd = script(tmp_path, "future", """
+        import msgpack
+        a = agentsup.Agent()
+        a._send({"t": "telemetry", "x": [1, 2, 3]})
+        for i in range(20):
+            a.beat(steps=i)
+            a.wait(0.05)
+        sys.exit(0)
+    """)
+    d = supd.start({"a.yaml": f"""
+        worker: future
+        command: {cmd}
+        heartbeat: 1s
+        restart: transient
+        """})
+    ev = d.wait("exited", "root/future")
+    assert ev.reason == "exit:0"
+    assert not [e for e in d.seen if e.kind == "protocol_error"]
+    assert any("ignoring message \"telemetry\"" in l for l in d.lines)
+    d.signal(signal.SIGTERM)
+    assert d.exit_code() == 0
+
+
+def test_drain_obedient_plain_and_stubborn(supd, tmp_path):
+    obedient = script(tmp_path, "obedient", """
+        with agentsup.Agent() as a:
+            a.ready()
+            while not a.draining:
+                a.beat()
+                a.wait(0.1)
+            assert a.drain_deadline_ms == 5000
+        sys.exit(3)   # any status during a drain is not a failure
+    """)
+    stubborn = script(tmp_path, "stubborn", """
+        import signal
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        a = agentsup.Agent()
+        a.ready()
+        while True:
+            a.beat()
+            a.wait(0.1)   # hears the drain, ignores it
+    """)
+    d = supd.start({"a.yaml": f"""
+        supervisor: root
+        children:
+          - {{worker: obedient, command: {obedient}, heartbeat: 1s, drain_timeout: 5s,
+              start_timeout: 10s}}
+          - {{worker: plain, command: {SLEEP}, drain_timeout: 5s}}
+          - worker: stubborn
+            command: {stubborn}
+            heartbeat: 1s
+            start_timeout: 10s
+            drain_timeout: 300ms
+            shutdown: 300ms
+        """})
+    d.wait("ready", "root/stubborn")  # said hello, so it gets a drain message
+    t0 = time.monotonic()
+    d.signal(signal.SIGUSR1)
+    d.wait("drain_started")
+    drained = {}
+    for _ in range(3):
+        ev = d.wait("drained")
+        drained[ev.path] = ev
+    d.wait("drain_done")
+    assert d.exit_code() == 0
+    assert time.monotonic() - t0 < 0.3 + 0.3 + 5  # drain + shutdown + margin
+    assert drained["root/obedient"].reason == "exit:3"
+    assert drained["root/plain"].reason == "signal:SIGTERM"
+    assert drained["root/stubborn"].reason == "signal:SIGKILL"
+    assert "forced" in drained["root/stubborn"].detail
+    d.drain_events()
+    assert not [e for e in d.seen if e.kind in ("restarting", "exited")]
+
+
+def test_second_sigusr1_changes_nothing_and_sigterm_shortens(supd, tmp_path):
+    stubborn = script(tmp_path, "stubborn", """
+        a = agentsup.Agent()
+        a.ready()
+        while True:
+            a.beat()
+            a.wait(0.1)
+    """)
+    d = supd.start({"a.yaml": f"""
+        worker: slowpoke
+        command: {stubborn}
+        start_timeout: 10s
+        drain_timeout: 60s
+        """})
+    d.wait("ready", "root/slowpoke")
+    d.signal(signal.SIGUSR1)
+    d.wait("drain_started")
+    d.signal(signal.SIGUSR1)
+    d.signal(signal.SIGTERM)
+    ev = d.wait("drained", "root/slowpoke")
+    assert ev.reason == "signal:SIGTERM"
+    assert d.exit_code() == 0
+    d.drain_events()
+    assert len([e for e in d.seen if e.kind == "drain_started"]) == 1
+
+
+def test_python_client_standalone_is_a_noop(tmp_path):
+    p = tmp_path / "alone.py"
+    p.write_text(textwrap.dedent(f"""
+        import sys, time
+        sys.path.insert(0, {CLIENT!r})
+        import agentsup
+        with agentsup.Agent() as a:
+            assert not a.supervised and a.fileno() == -1
+            a.ready(); a.beat(steps=1, status="x")
+            t = time.monotonic(); a.wait(0.05)
+            assert time.monotonic() - t >= 0.05
+            assert not a.draining
+        print("ok")
+    """))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTSUP_")}
+    r = subprocess.run([PY, str(p)], capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "ok"
+
+
+def test_c_example_agent_runs_supervised_and_standalone(supd):
+    agent = os.path.join(os.environ.get("AGENTSUP_BUILD", "build"), "example_agent")
+    d = supd.start({"a.yaml": f"""
+        worker: c
+        command: [{agent}, --step-ms, "20", --ready-ms, "50"]
+        heartbeat: 300ms
+        start_timeout: 5s
+        drain_timeout: 5s
+        """})
+    d.wait("ready", "root/c")
+    time.sleep(1.0)  # several heartbeat periods: no hang may fire
+    d.signal(signal.SIGUSR1)
+    ev = d.wait("drained", "root/c")
+    assert ev.reason == "exit:0"
+    assert d.exit_code() == 0
+    assert not [e for e in d.seen if e.kind == "hang"]
+    # standalone: no AGENTSUP_FD, still runs its loop (killed after a bit)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTSUP_")}
+    p = subprocess.Popen([agent, "--step-ms", "10"], env=env,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        p.wait(timeout=0.3)
+        raise AssertionError("standalone agent exited early")
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
