@@ -17,6 +17,7 @@ struct control;
 struct daemon {
 	struct ev_loop *loop;
 	const char *config_dir;
+	char *socket_path;
 	struct config *cfg;
 	struct tree *tree;
 	struct events events;
@@ -38,7 +39,12 @@ struct daemon {
 
 /* Carry out every action the engine has queued. */
 void daemon_run_actions(struct daemon *);
-/* Read the config again and apply it as a diff, or refuse it whole. */
-void daemon_reload(struct daemon *);
+/* Read the config again and apply it as a diff, or refuse it whole; what
+ * happened, in a line, goes to msg. -1 when refused. */
+int daemon_reload(struct daemon *, char *msg, size_t len);
+/* SIGUSR1 and "agentsupctl drain": drain the whole tree, then exit 0. */
+void daemon_drain(struct daemon *);
+/* SIGTERM, SIGINT and "agentsupctl shutdown": orderly stop, then exit 0. */
+void daemon_shutdown(struct daemon *, const char *why);
 
 #endif

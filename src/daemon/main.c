@@ -13,6 +13,7 @@
 
 #include "agentsup/wire.h"
 #include "channel.h"
+#include "control.h"
 #include "daemon.h"
 #include "util.h"
 
@@ -23,9 +24,11 @@
 static void
 usage(FILE *f)
 {
-	fprintf(f, "usage: agentsupd [-c DIR] [--check]\n"
+	fprintf(f, "usage: agentsupd [-c DIR] [--socket PATH] [--check]\n"
 	           "  -c, --config DIR   the supervisor.d directory "
 	           "(default ./supervisor.d)\n"
+	           "      --socket PATH  the control socket (also "
+	           "AGENTSUP_SOCKET)\n"
 	           "      --check        validate DIR, print the tree, exit 0 "
 	           "or 78\n"
 	           "exit: 0 shutdown or drain done, 64 usage, 75 the root gave "
@@ -154,14 +157,18 @@ apply_settings(struct daemon *d, const struct settings *old)
 	    (s->events_file && strcmp(old->events_file, s->events_file) != 0)) {
 		events_set_file(&d->events, s->events_file);
 	}
+	if ((old->socket == NULL) != (s->socket == NULL) ||
+	    (s->socket && strcmp(old->socket, s->socket) != 0))
+		log_warnx("the control socket stays at %s until a restart",
+		          d->socket_path);
 	if (s->max_frame != old->max_frame) {
 		d->rbuf_size = 2 * (AGENTSUP_FRAME_HEADER + s->max_frame);
 		d->rbuf = xrealloc(d->rbuf, d->rbuf_size);
 	}
 }
 
-void
-daemon_reload(struct daemon *d)
+int
+daemon_reload(struct daemon *d, char *msg, size_t len)
 {
 	struct config_errors errs = {0};
 	struct reload_report r;
@@ -175,25 +182,51 @@ daemon_reload(struct daemon *d)
 			snprintf(all + at, sizeof all - at, "%s%s",
 			         i ? "; " : "", errs.msgs[i]);
 		}
+		snprintf(msg, len, "%zu error%s: %s", errs.count,
+		         errs.count == 1 ? "" : "s", all);
 		events_emit(&d->events, EV_RELOAD_REFUSED, d->tree->root->path,
-		            0, "config", 0, "%zu error%s: %s", errs.count,
-		            errs.count == 1 ? "" : "s", all);
+		            0, "config", 0, "%s", msg);
 		config_errors_clear(&errs);
-		return;
+		return -1;
 	}
 	if (tree_reload(d->tree, cfg->root, util_now_ms(), &r, &why) < 0) {
+		snprintf(msg, len, "%s", why);
 		events_emit(&d->events, EV_RELOAD_REFUSED, d->tree->root->path,
 		            0, "busy", 0, "%s", why);
 		config_free(cfg);
-		return;
+		return -1;
 	}
 	old = d->cfg;
 	d->cfg = cfg;
 	apply_settings(d, &old->settings);
+	snprintf(msg, len,
+	         "added [%s] removed [%s] restarted [%s] updated [%s]", r.added,
+	         r.removed, r.restarted, r.updated);
 	events_emit(&d->events, EV_RELOAD_APPLIED, d->tree->root->path, 0, NULL,
-	            0, "added [%s] removed [%s] restarted [%s] updated [%s]",
-	            r.added, r.removed, r.restarted, r.updated);
+	            0, "%s", msg);
 	retire_config(d, old);
+	return 0;
+}
+
+void
+daemon_drain(struct daemon *d)
+{
+	if (d->drain_started_ms != 0 || d->tree->shutting_down)
+		return; /* a second drain changes nothing */
+	d->drain_started_ms = util_now_ms();
+	events_emit(&d->events, EV_DRAIN_STARTED, d->tree->root->path, 0, NULL,
+	            0, "%zu workers", d->tree->live);
+	tree_drain(d->tree, d->drain_started_ms);
+}
+
+void
+daemon_shutdown(struct daemon *d, const char *why)
+{
+	if (d->tree->shutting_down)
+		return;
+	events_emit(&d->events, EV_SHUTDOWN, d->tree->root->path, 0, NULL, 0,
+	            "%s: stopping the tree", why);
+	tree_shutdown(d->tree, util_now_ms());
 }
 
 /* --- signals ------------------------------------------------------------- */
@@ -202,12 +235,12 @@ static void
 on_stop_signal(struct ev_loop *loop, ev_signal *s, int revents)
 {
 	struct daemon *d = s->data;
+	char why[32];
 
 	(void)loop;
 	(void)revents;
-	events_emit(&d->events, EV_SHUTDOWN, d->tree->root->path, 0, NULL, 0,
-	            "SIG%s: stopping the tree", sigabbrev_np(s->signum));
-	tree_shutdown(d->tree, util_now_ms());
+	snprintf(why, sizeof why, "SIG%s", sigabbrev_np(s->signum));
+	daemon_shutdown(d, why);
 	daemon_run_actions(d);
 }
 
@@ -218,12 +251,7 @@ on_drain_signal(struct ev_loop *loop, ev_signal *s, int revents)
 
 	(void)loop;
 	(void)revents;
-	if (d->drain_started_ms != 0 || d->tree->shutting_down)
-		return; /* a second SIGUSR1 changes nothing */
-	d->drain_started_ms = util_now_ms();
-	events_emit(&d->events, EV_DRAIN_STARTED, d->tree->root->path, 0, NULL,
-	            0, "%zu workers", d->tree->live);
-	tree_drain(d->tree, d->drain_started_ms);
+	daemon_drain(d);
 	daemon_run_actions(d);
 }
 
@@ -231,11 +259,12 @@ static void
 on_hup_signal(struct ev_loop *loop, ev_signal *s, int revents)
 {
 	struct daemon *d = s->data;
+	char msg[2048];
 
 	(void)loop;
 	(void)revents;
 	events_reopen(&d->events);
-	daemon_reload(d);
+	daemon_reload(d, msg, sizeof msg);
 	daemon_run_actions(d);
 }
 
@@ -266,9 +295,26 @@ load_or_report(const char *dir)
 	return cfg;
 }
 
-static void
-daemon_init(struct daemon *d)
+/* --socket, then AGENTSUP_SOCKET, then the settings, then the default. */
+static char *
+socket_path(const char *opt, const struct settings *s)
 {
+	const char *env = getenv("AGENTSUP_SOCKET");
+
+	if (opt != NULL)
+		return xstrdup(opt);
+	if (env != NULL && *env != '\0')
+		return xstrdup(env);
+	if (s->socket != NULL)
+		return xstrdup(s->socket);
+	return control_default_path();
+}
+
+static int
+daemon_init(struct daemon *d, const char *sock_opt)
+{
+	const char *why;
+
 	if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
 		log_warn("PR_SET_CHILD_SUBREAPER (orphans of workers will go "
 		         "to init)");
@@ -282,6 +328,13 @@ daemon_init(struct daemon *d)
 	d->rbuf_size = 2 * (AGENTSUP_FRAME_HEADER + d->cfg->settings.max_frame);
 	d->rbuf = xmalloc(d->rbuf_size);
 	events_init(&d->events, d->cfg->settings.events_file);
+	d->socket_path = socket_path(sock_opt, &d->cfg->settings);
+	if ((d->control = control_open(d, d->socket_path, &why)) == NULL) {
+		log_warnx("control socket %s: %s", d->socket_path, why);
+		return -1;
+	}
+	d->events.sink = control_event;
+	d->events.sink_arg = d->control;
 	d->tree = tree_new(d->cfg->root);
 	ev_child_init(&d->child_watcher, proc_child_cb, 0, 0);
 	d->child_watcher.data = d;
@@ -290,11 +343,15 @@ daemon_init(struct daemon *d)
 	signal_watch(d, &d->sig_int, SIGINT, on_stop_signal);
 	signal_watch(d, &d->sig_usr1, SIGUSR1, on_drain_signal);
 	signal_watch(d, &d->sig_hup, SIGHUP, on_hup_signal);
+	return 0;
 }
 
 static void
 daemon_free(struct daemon *d)
 {
+	d->events.sink = NULL;
+	control_close(d->control);
+	free(d->socket_path);
 	tree_free(d->tree);
 	config_free(d->cfg);
 	for (size_t i = 0; i < d->nretired; i++)
@@ -314,10 +371,12 @@ main(int argc, char **argv)
 	static const struct option opts[] = {
 	        {"config", required_argument, NULL, 'c'},
 	        {"check", no_argument, NULL, 'k'},
+	        {"socket", required_argument, NULL, 's'},
 	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0},
 	};
 	struct daemon d = {0};
+	const char *sock = NULL;
 	bool check = false;
 	int ch;
 
@@ -329,6 +388,9 @@ main(int argc, char **argv)
 			break;
 		case 'k':
 			check = true;
+			break;
+		case 's':
+			sock = optarg;
 			break;
 		case 'h':
 			usage(stdout);
@@ -349,9 +411,12 @@ main(int argc, char **argv)
 		config_free(d.cfg);
 		return 0;
 	}
-	daemon_init(&d);
-	log_info("supervising the tree of %s (pid %ld)", d.config_dir,
-	         (long)getpid());
+	if (daemon_init(&d, sock) < 0) {
+		daemon_free(&d);
+		return EXIT_CONFIG;
+	}
+	log_info("supervising the tree of %s (pid %ld, control %s)",
+	         d.config_dir, (long)getpid(), d.socket_path);
 	tree_start(d.tree, util_now_ms());
 	daemon_run_actions(&d);
 	if (!d.tree->exited)

@@ -634,6 +634,19 @@ tree_command_stop(struct tree *t, struct node *n, uint64_t now)
 	return 0;
 }
 
+/* Drain one subtree: its workers finish and exit; it then stays stopped. */
+int
+tree_command_drain(struct tree *t, struct node *n, uint64_t now)
+{
+	t->now = now;
+	if (t->shutting_down || t->draining)
+		return -1;
+	n->held = true;
+	n->pending = false;
+	node_stop(t, n, true);
+	return 0;
+}
+
 int
 tree_command_start(struct tree *t, struct node *n, uint64_t now)
 {

@@ -130,6 +130,7 @@ void tree_drain(struct tree *, uint64_t now);
 int tree_command_stop(struct tree *, struct node *, uint64_t now);
 int tree_command_start(struct tree *, struct node *, uint64_t now);
 int tree_command_restart(struct tree *, struct node *, uint64_t now);
+int tree_command_drain(struct tree *, struct node *, uint64_t now);
 
 /* What a reload did, one line each list ("a, b"), for the event. */
 struct reload_report {

@@ -18,6 +18,7 @@ import pytest
 
 AGENTSUPD = os.environ.get("AGENTSUPD", "build/agentsupd")
 BUILD = os.environ.get("AGENTSUP_BUILD", "build")
+AGENTSUPCTL = os.environ.get("AGENTSUPCTL", os.path.join(BUILD, "agentsupctl"))
 SRC = os.environ.get("AGENTSUP_SRC", os.getcwd())
 # Generous: sanitizer builds and a busy CI machine are slow.
 TIMEOUT = float(os.environ.get("AGENTSUP_TEST_TIMEOUT", "20"))
@@ -28,8 +29,9 @@ class Event(dict):
 
 
 class Daemon:
-    def __init__(self, confdir, events_file, extra_env=None):
+    def __init__(self, confdir, events_file, extra_env=None, socket_path=None):
         self.confdir = confdir
+        self.socket = socket_path or str(confdir.parent / "ctl.sock")
         self.events_file = events_file
         self.events = queue.Queue()
         self.seen = []
@@ -39,7 +41,7 @@ class Daemon:
         env = dict(os.environ, NO_COLOR="1")
         env.update(extra_env or {})
         self.proc = subprocess.Popen(
-            [AGENTSUPD, "-c", str(confdir)],
+            [AGENTSUPD, "-c", str(confdir), "--socket", self.socket],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -136,6 +138,18 @@ class Daemon:
         return sorted((e for e in self.seen if start < e.seq <= last.seq),
                       key=lambda e: e.seq)
 
+    def ctl(self, *args, check=None):
+        """Run agentsupctl against this daemon; returns CompletedProcess."""
+        r = subprocess.run([AGENTSUPCTL, "--socket", self.socket, *args],
+                           capture_output=True, text=True, timeout=TIMEOUT)
+        if check is not None:
+            assert r.returncode == check, (r.returncode, r.stdout, r.stderr)
+        return r
+
+    def ctl_json(self, *args):
+        r = self.ctl("--json", *args, check=0)
+        return json.loads(r.stdout)
+
     def signal(self, sig):
         self.proc.send_signal(sig)
 
@@ -202,17 +216,27 @@ def supd(tmp_path):
             for name, text in files.items():
                 (self.dir / name).write_text(textwrap.dedent(text))
 
-        def start(self, files=None, env=None):
+        def start(self, files=None, env=None, socket_path=None):
             if files:
                 self.write(files)
-            d = Daemon(self.dir, self.events, env)
+            d = Daemon(self.dir, self.events, env, socket_path)
             started.append(d)
             return d
 
     yield Factory()
     for d in started:
-        d.kill()
+        # an orderly end first (as an operator would), SIGKILL if it hangs
+        if d.proc.poll() is None:
+            d.signal(signal.SIGTERM)
+            try:
+                d.proc.wait(timeout=TIMEOUT)
+            except subprocess.TimeoutExpired:
+                d.kill()
         d.drain_events()
+        try:  # PDEATHSIG and group kills are asynchronous: give them a moment
+            wait_until(lambda: not any(alive(p) for p in d.pids), timeout=5)
+        except AssertionError:
+            pass
         leftover = [p for p in d.pids if alive(p)]
         for p in leftover:
             try:

@@ -1,0 +1,22 @@
+/* control.h - the control socket served to agentsupctl. */
+#ifndef AGENTSUP_CONTROL_H
+#define AGENTSUP_CONTROL_H
+
+#include "events.h"
+
+struct daemon;
+struct control;
+
+/* Listen at path (mode 0600); NULL with *why if it cannot, or if a live
+ * agentsupd already answers there. A stale socket file is replaced. */
+struct control *control_open(struct daemon *, const char *path,
+                             const char **why);
+void control_close(struct control *);
+const char *control_path(const struct control *);
+/* The default path: /run/agentsupd.sock for root, else in XDG_RUNTIME_DIR
+ * or /tmp/agentsupd-UID.sock. */
+char *control_default_path(void);
+/* The events sink: history for "events", frames for followers. */
+void control_event(void *arg, const struct event *, const char *json);
+
+#endif

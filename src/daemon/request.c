@@ -1,0 +1,99 @@
+/*
+ * request.c - validate a control request before anything acts on it: the
+ * shape first (id, cmd, args), then which arguments each command takes.
+ */
+#include <string.h>
+
+#include "agentsup/wire.h"
+#include "request.h"
+
+static const struct {
+	const char *name;
+	enum request_cmd cmd;
+	int min_args, max_args;
+} commands[] = {
+        {"status", REQ_STATUS, 0, 1}, {"start", REQ_START, 1, 1},
+        {"stop", REQ_STOP, 1, 1},     {"restart", REQ_RESTART, 1, 1},
+        {"drain", REQ_DRAIN, 0, 1},   {"reload", REQ_RELOAD, 0, 0},
+        {"events", REQ_EVENTS, 0, 1}, {"shutdown", REQ_SHUTDOWN, 0, 0},
+};
+
+const char *
+request_cmd_name(enum request_cmd c)
+{
+	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+		if (commands[i].cmd == c)
+			return commands[i].name;
+	return "?";
+}
+
+static bool
+str_is(const msgpack_object *o, const char *s)
+{
+	size_t l = strlen(s);
+
+	return o->type == MSGPACK_OBJECT_STR && o->via.str.size == l &&
+	       memcmp(o->via.str.ptr, s, l) == 0;
+}
+
+int
+request_parse(const msgpack_object *map, struct request *r, const char **why)
+{
+	const msgpack_object *id = agentsup_wire_get(map, "id");
+	const msgpack_object *cmd = agentsup_wire_get(map, "cmd");
+	const msgpack_object *args = agentsup_wire_get(map, "args");
+	uint32_t nargs = 0;
+	size_t i;
+
+	memset(r, 0, sizeof *r);
+	if (id == NULL || id->type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
+		*why = "req needs an unsigned integer \"id\"";
+		return -1;
+	}
+	r->id = id->via.u64;
+	if (cmd == NULL || cmd->type != MSGPACK_OBJECT_STR) {
+		*why = "req needs a string \"cmd\"";
+		return -1;
+	}
+	for (i = 0; i < sizeof commands / sizeof commands[0]; i++)
+		if (str_is(cmd, commands[i].name))
+			break;
+	if (i == sizeof commands / sizeof commands[0]) {
+		*why = "unknown command";
+		return -1;
+	}
+	r->cmd = commands[i].cmd;
+	if (args != NULL && args->type != MSGPACK_OBJECT_ARRAY &&
+	    args->type != MSGPACK_OBJECT_NIL) {
+		*why = "\"args\" must be a list";
+		return -1;
+	}
+	if (args != NULL && args->type == MSGPACK_OBJECT_ARRAY)
+		nargs = args->via.array.size;
+	if ((int)nargs < commands[i].min_args ||
+	    nargs > (uint32_t)commands[i].max_args) {
+		*why = commands[i].min_args ? "this command needs a NAME"
+		                            : "too many arguments";
+		return -1;
+	}
+	if (nargs == 0)
+		return 0;
+	const msgpack_object *a = &args->via.array.ptr[0];
+	if (r->cmd == REQ_EVENTS) {
+		if (a->type != MSGPACK_OBJECT_BOOLEAN) {
+			*why = "events takes one boolean: follow";
+			return -1;
+		}
+		r->follow = a->via.boolean;
+		return 0;
+	}
+	if (a->type != MSGPACK_OBJECT_STR || a->via.str.size == 0 ||
+	    a->via.str.size >= sizeof r->name ||
+	    memchr(a->via.str.ptr, '\0', a->via.str.size) != NULL) {
+		*why = "NAME must be a non-empty string";
+		return -1;
+	}
+	memcpy(r->name, a->via.str.ptr, a->via.str.size);
+	r->name[a->via.str.size] = '\0';
+	return 0;
+}

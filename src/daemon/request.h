@@ -1,0 +1,35 @@
+/* request.h - a control request ({t: req, id, cmd, args}) checked and typed. */
+#ifndef AGENTSUP_REQUEST_H
+#define AGENTSUP_REQUEST_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <msgpack.h>
+
+enum request_cmd {
+	REQ_STATUS,
+	REQ_START,
+	REQ_STOP,
+	REQ_RESTART,
+	REQ_DRAIN,
+	REQ_RELOAD,
+	REQ_EVENTS,
+	REQ_SHUTDOWN,
+};
+
+#define REQUEST_NAME_MAX 256
+
+struct request {
+	uint64_t id;
+	enum request_cmd cmd;
+	char name[REQUEST_NAME_MAX]; /* "" when not given */
+	bool follow;                 /* events: keep streaming */
+};
+
+/* 0, or -1 with *why set: a clear reason for the client. Pure. */
+int request_parse(const msgpack_object *map, struct request *,
+                  const char **why);
+const char *request_cmd_name(enum request_cmd);
+
+#endif
