@@ -29,8 +29,10 @@ class Event(dict):
 
 
 class Daemon:
-    def __init__(self, confdir, events_file, extra_env=None, socket_path=None):
+    def __init__(self, confdir, events_file, extra_env=None, socket_path=None,
+                 argv_prefix=()):
         self.confdir = confdir
+        self.pid_namespace = "--pid" in argv_prefix
         self.socket = socket_path or str(confdir.parent / "ctl.sock")
         self.events_file = events_file
         self.events = queue.Queue()
@@ -41,7 +43,7 @@ class Daemon:
         env = dict(os.environ, NO_COLOR="1")
         env.update(extra_env or {})
         self.proc = subprocess.Popen(
-            [AGENTSUPD, "-c", str(confdir), "--socket", self.socket],
+            [*argv_prefix, AGENTSUPD, "-c", str(confdir), "--socket", self.socket],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -200,10 +202,9 @@ def wait_until(pred, timeout=TIMEOUT, what="condition"):
 @pytest.fixture
 def supd(tmp_path):
     """Write config files, then start: supd.start({'a.yaml': text})."""
-    started = []
-
     class Factory:
         dir = tmp_path / "supervisor.d"
+        started = []
         tmp = tmp_path
 
         events = tmp_path / "events.jsonl"
@@ -220,11 +221,13 @@ def supd(tmp_path):
             if files:
                 self.write(files)
             d = Daemon(self.dir, self.events, env, socket_path)
-            started.append(d)
+            self.started.append(d)
             return d
 
-    yield Factory()
-    for d in started:
+    factory = Factory()
+    factory.started = []
+    yield factory
+    for d in factory.started:
         # an orderly end first (as an operator would), SIGKILL if it hangs
         if d.proc.poll() is None:
             d.signal(signal.SIGTERM)
@@ -233,6 +236,10 @@ def supd(tmp_path):
             except subprocess.TimeoutExpired:
                 d.kill()
         d.drain_events()
+        if d.pid_namespace:
+            # its pids are the namespace's, meaningless here; the kernel
+            # kills everything in it when its PID 1 exits
+            continue
         try:  # PDEATHSIG and group kills are asynchronous: give them a moment
             wait_until(lambda: not any(alive(p) for p in d.pids), timeout=5)
         except AssertionError:
