@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <ev.h>
 #include <msgpack.h>
+#include <signal.h>
 #include <stdint.h>
 
 #include "config.h"
@@ -28,6 +29,9 @@ struct daemon {
 	msgpack_zone zone;    /* decoded frames live here until handled */
 	msgpack_sbuffer sbuf; /* frames being encoded */
 	uint8_t *rbuf;        /* every read lands here first */
+	sigset_t child_reset; /* signals a child puts back to default */
+	void *spawn_stack;    /* the child's stack until it execs */
+	size_t spawn_stack_size;
 	size_t rbuf_size;
 	struct config *
 	        *retired; /* replaced by reloads; removed nodes use them */

@@ -343,6 +343,7 @@ daemon_init(struct daemon *d, const char *sock_opt)
 	signal_watch(d, &d->sig_int, SIGINT, on_stop_signal);
 	signal_watch(d, &d->sig_usr1, SIGUSR1, on_drain_signal);
 	signal_watch(d, &d->sig_hup, SIGHUP, on_hup_signal);
+	proc_init(d);
 	return 0;
 }
 
@@ -350,6 +351,7 @@ static void
 daemon_free(struct daemon *d)
 {
 	d->events.sink = NULL;
+	proc_fini(d);
 	control_close(d->control);
 	free(d->socket_path);
 	tree_free(d->tree);

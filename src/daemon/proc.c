@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -175,15 +177,21 @@ env_path(char **envp)
 	return "/usr/local/bin:/usr/bin:/bin";
 }
 
-static _Noreturn void
-child_fail(int fd, int stage, int err)
-{
-	struct exec_failure f = {stage, err};
-	ssize_t r;
+/* Shared with the child: with CLONE_VM it writes here, and CLONE_VFORK
+ * keeps the parent waiting until it has exec'd or given up. */
+struct spawn {
+	const struct spec *spec;
+	int chan;
+	char **envp;
+	pid_t parent;
+	const sigset_t *reset; /* signals to put back to SIG_DFL */
+	struct exec_failure fail;
+};
 
-	do
-		r = write(fd, &f, sizeof f);
-	while (r < 0 && errno == EINTR);
+static _Noreturn void
+child_fail(struct spawn *sp, int stage, int err)
+{
+	sp->fail = (struct exec_failure){stage, err};
 	_exit(err == ENOENT && stage == STAGE_EXEC ? 127 : 126);
 }
 
@@ -237,54 +245,46 @@ child_execvpe(char **argv, char **envp)
 	return saved;
 }
 
-static void
-child_close_from(int lo, int hi)
+/* In the child, sharing the daemon's memory until exec: only syscalls and
+ * writes to its own stack and to *sp. Never returns. */
+static int
+child_main(void *arg)
 {
-	if (lo > hi)
-		return;
-	if (close_range((unsigned)lo, (unsigned)hi, 0) == 0)
-		return;
-	for (int fd = lo; fd <= hi && fd < 65536; fd++)
-		close(fd);
-}
-
-/* In the child, after fork: never returns. */
-static _Noreturn void
-child_exec(const struct spec *s, int chan, int errfd, char **envp, pid_t parent)
-{
+	struct spawn *sp = arg;
+	const struct spec *s = sp->spec;
 	sigset_t none;
 	int fd;
 
-	/* handlers and ignored signals of the daemon are not the worker's */
+	/* the daemon's handlers must not run here (they would write to its
+	 * memory); ignored signals would survive exec. The rest are default. */
 	for (int sig = 1; sig < NSIG; sig++)
-		if (sig != SIGKILL && sig != SIGSTOP)
+		if (sigismember(sp->reset, sig) == 1)
 			signal(sig, SIG_DFL);
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	if (setpgid(0, 0) < 0 || prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
-		child_fail(errfd, STAGE_SETUP, errno);
-	if (getppid() != parent)
+		child_fail(sp, STAGE_SETUP, errno);
+	if (getppid() != sp->parent)
 		_exit(126); /* the daemon died before we armed PDEATHSIG */
-	/* lift both descriptors clear of 0..3 before placing them */
-	if ((chan = fcntl(chan, F_DUPFD_CLOEXEC, 10)) < 0 ||
-	    (errfd = fcntl(errfd, F_DUPFD_CLOEXEC, 10)) < 0)
-		child_fail(errfd, STAGE_SETUP, errno);
 	if (s->directory != NULL && chdir(s->directory) < 0)
-		child_fail(errfd, STAGE_CHDIR, errno);
+		child_fail(sp, STAGE_CHDIR, errno);
 	if ((fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0 ||
 	    dup2(fd, STDIN_FILENO) < 0)
-		child_fail(errfd, STAGE_STDIN, errno);
+		child_fail(sp, STAGE_STDIN, errno);
 	close(fd);
 	if (child_output(&s->out, STDOUT_FILENO) < 0)
-		child_fail(errfd, STAGE_STDOUT, errno);
+		child_fail(sp, STAGE_STDOUT, errno);
 	if (child_output(&s->err, STDERR_FILENO) < 0)
-		child_fail(errfd, STAGE_STDERR, errno);
-	/* the channel, deliberately inherited (no CLOEXEC) at AGENTSUP_FD */
-	if (dup2(chan, AGENTSUP_CHILD_FD) < 0)
-		child_fail(errfd, STAGE_SETUP, errno);
-	child_close_from(AGENTSUP_CHILD_FD + 1, errfd - 1);
-	child_close_from(errfd + 1, INT_MAX);
-	child_fail(errfd, STAGE_EXEC, child_execvpe(s->argv, envp));
+		child_fail(sp, STAGE_STDERR, errno);
+	/* the channel, deliberately inherited (no CLOEXEC) at AGENTSUP_FD;
+	 * every descriptor of ours is CLOEXEC, and any inherited one above
+	 * it is closed here */
+	if (dup2(sp->chan, AGENTSUP_CHILD_FD) < 0)
+		child_fail(sp, STAGE_SETUP, errno);
+	if (close_range(AGENTSUP_CHILD_FD + 1, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
+		for (int i = AGENTSUP_CHILD_FD + 1; i < 65536; i++)
+			(void)fcntl(i, F_SETFD, FD_CLOEXEC);
+	child_fail(sp, STAGE_EXEC, child_execvpe(s->argv, sp->envp));
 }
 
 static char *
@@ -307,48 +307,55 @@ exec_failure_text(const struct spec *s, const struct exec_failure *f)
 	}
 }
 
-/* Wait for the child's exec: EOF means it succeeded. */
-static char *
-read_exec_failure(int fd, const struct spec *s)
+/* Which signals a child must reset: those the daemon handles or ignores.
+ * Computed once the daemon's handlers are in place. */
+void
+proc_init(struct daemon *d)
 {
-	struct exec_failure f;
-	size_t got = 0;
-	ssize_t r;
+	struct sigaction sa;
 
-	while (got < sizeof f) {
-		r = read(fd, (char *)&f + got, sizeof f - got);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			break;
-		got += (size_t)r;
-	}
-	return got == sizeof f ? exec_failure_text(s, &f) : NULL;
+	sigemptyset(&d->child_reset);
+	for (int sig = 1; sig < NSIG; sig++)
+		if (sig != SIGKILL && sig != SIGSTOP &&
+		    sigaction(sig, NULL, &sa) == 0 && sa.sa_handler != SIG_DFL)
+			sigaddset(&d->child_reset, sig);
+	d->spawn_stack_size = 256 * 1024;
+	d->spawn_stack = mmap(NULL, d->spawn_stack_size, PROT_READ | PROT_WRITE,
+	                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+	if (d->spawn_stack == MAP_FAILED)
+		fatal("mmap of the spawn stack");
+}
+
+void
+proc_fini(struct daemon *d)
+{
+	if (d->spawn_stack != NULL && d->spawn_stack != MAP_FAILED)
+		munmap(d->spawn_stack, d->spawn_stack_size);
 }
 
 static void timer_cb(struct ev_loop *, ev_timer *, int);
 
-/* Fork and exec a worker node. -1 with errno if no process could be made. */
+/* Start a worker node's process. Like posix_spawn, the child shares our
+ * memory (CLONE_VM) and we wait until it has exec'd (CLONE_VFORK): no page
+ * tables are copied, and an exec failure is known when clone returns.
+ * -1 with errno if no process could be made. */
 int
 proc_spawn(struct daemon *d, struct node *n)
 {
 	const struct spec *s = n->spec;
-	char *own[5], **envp;
+	char *own[5];
 	size_t nown = 0;
-	int sv[2], ep[2], err;
+	struct spawn sp = {.spec = s,
+	                   .reset = &d->child_reset,
+	                   .parent = getpid(),
+	                   .fail = {-1, 0}};
+	int sv[2], err;
 	sigset_t all, old;
 	struct worker *w;
 	pid_t pid;
 
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
 		return -1;
-	if (pipe2(ep, O_CLOEXEC) < 0) {
-		err = errno;
-		close(sv[0]);
-		close(sv[1]);
-		errno = err;
-		return -1;
-	}
 	own[nown++] = xasprintf("AGENTSUP_FD=%d", AGENTSUP_CHILD_FD);
 	own[nown++] = xasprintf("AGENTSUP_NAME=%s", s->name);
 	own[nown++] = xasprintf("AGENTSUP_PATH=%s", n->path);
@@ -356,38 +363,33 @@ proc_spawn(struct daemon *d, struct node *n)
 	if (s->heartbeat_ms)
 		own[nown++] = xasprintf("AGENTSUP_HEARTBEAT_MS=%llu",
 		                        (unsigned long long)s->heartbeat_ms);
-	envp = build_env(n, own, nown);
+	sp.envp = build_env(n, own, nown);
+	sp.chan = sv[1];
 
+	/* no handler of ours may run in the child before it resets them */
 	sigfillset(&all);
 	sigprocmask(SIG_SETMASK, &all, &old);
-	pid = fork();
-	if (pid == 0)
-		child_exec(s, sv[1], ep[1], envp, getppid());
+	pid = clone(child_main, (char *)d->spawn_stack + d->spawn_stack_size,
+	            CLONE_VM | CLONE_VFORK | SIGCHLD, &sp);
 	err = errno;
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	close(sv[1]);
-	close(ep[1]);
-	free(envp);
+	free(sp.envp);
 	for (size_t i = 0; i < nown; i++)
 		free(own[i]);
 	if (pid < 0) {
 		close(sv[0]);
-		close(ep[0]);
 		errno = err;
 		return -1;
 	}
-	/* also here, so that a signal to the group reaches it at once */
-	if (setpgid(pid, pid) < 0 && errno != EACCES && errno != ESRCH)
-		log_warn("setpgid %ld", (long)pid);
-
 	w = xcalloc(1, sizeof *w);
 	w->node = n;
 	w->d = d;
 	w->pid = pid;
 	w->spawned_ms = util_now_ms();
 	w->last_beat_ms = w->spawned_ms;
-	w->exec_error = read_exec_failure(ep[0], s);
-	close(ep[0]);
+	if (sp.fail.stage >= 0)
+		w->exec_error = exec_failure_text(s, &sp.fail);
 	ev_init(&w->timer, timer_cb);
 	w->timer.data = w;
 	n->worker = w;

@@ -49,6 +49,8 @@ struct pidmap {
 struct worker *pidmap_get(const struct pidmap *, pid_t);
 void pidmap_free(struct pidmap *);
 
+void proc_init(struct daemon *); /* after the daemon's signal handlers */
+void proc_fini(struct daemon *);
 int proc_spawn(struct daemon *, struct node *);
 void proc_stop(struct worker *);
 void proc_drain(struct worker *);

@@ -1,0 +1,120 @@
+/*
+ * bench_worker.c - the one tiny worker every benchmark (and every peer
+ * supervisor) runs. Its first act in main is to read CLOCK_MONOTONIC and
+ * send that, with its pid, as a datagram to $BENCH_SOCK; then it does what
+ * its mode says:
+ *
+ *   bench_worker                 sleep for ever
+ *   bench_worker exit            exit 1 at once (a crash loop)
+ *   bench_worker beat R B        R ticks a second, B heartbeats per tick
+ *   bench_worker hang N MS       N beats MS apart, then silence; on SIGUSR1
+ *                                report how long after the last beat, exit 1
+ *   bench_worker freeze MS       like hang, but for tools without heartbeats:
+ *                                report the freeze time, then stop (SIGSTOP)
+ */
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <agentsup/agent.h>
+
+struct report {
+	int64_t t_ns; /* CLOCK_MONOTONIC */
+	int32_t pid;
+	int32_t kind; /* 0 start, 1 hang noticed (t_ns = SIGUSR1 - last beat) */
+};
+
+static int64_t last_beat_ns;
+
+static int64_t
+now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void
+report(int64_t t, int kind)
+{
+	const char *path = getenv("BENCH_SOCK");
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct report r = {t, (int32_t)getpid(), kind};
+	int fd;
+
+	if (path == NULL || strlen(path) >= sizeof sa.sun_path)
+		return;
+	strcpy(sa.sun_path, path);
+	if ((fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0)
+		return;
+	(void)sendto(fd, &r, sizeof r, 0, (struct sockaddr *)&sa, sizeof sa);
+	close(fd);
+}
+
+static void
+on_usr1(int sig)
+{
+	(void)sig;
+	report(now_ns() - last_beat_ns, 1);
+	_exit(1);
+}
+
+static void
+sleep_until(int64_t t)
+{
+	struct timespec ts = {t / 1000000000, t % 1000000000};
+
+	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) != 0)
+		;
+}
+
+int
+main(int argc, char **argv)
+{
+	int64_t t0 = now_ns(); /* the first thing: restart latency ends here */
+	const char *mode = argc > 1 ? argv[1] : "sleep";
+
+	report(t0, 0);
+	if (strcmp(mode, "exit") == 0)
+		return 1;
+	if (strcmp(mode, "beat") == 0 && argc > 3) {
+		struct agentsup *a = agentsup_open("c");
+		int rate = atoi(argv[2]), batch = atoi(argv[3]);
+		int64_t next = now_ns(), step = 1000000000 / (rate ? rate : 1);
+		for (;;) {
+			for (int i = 0; i < batch; i++)
+				agentsup_beat(a, NULL, NULL);
+			next += step;
+			sleep_until(next);
+			agentsup_process(a); /* a drain or EOF ends the run */
+			if (agentsup_draining(a, NULL))
+				return 0;
+		}
+	}
+	if (strcmp(mode, "hang") == 0 && argc > 3) {
+		struct agentsup *a = agentsup_open("c");
+		int n = atoi(argv[2]), ms = atoi(argv[3]);
+		signal(SIGUSR1, on_usr1);
+		for (int i = 0; i < n; i++) {
+			agentsup_beat(a, NULL, NULL);
+			last_beat_ns = now_ns();
+			sleep_until(last_beat_ns + (int64_t)ms * 1000000);
+		}
+		for (;;)
+			pause();
+	}
+	if (strcmp(mode, "freeze") == 0 && argc > 2) {
+		sleep_until(t0 + (int64_t)atoi(argv[2]) * 1000000);
+		report(now_ns(), 2);
+		raise(SIGSTOP);
+	}
+	for (;;)
+		pause();
+}

@@ -1,0 +1,65 @@
+#!/usr/bin/python3
+"""Restart latency: SIGKILL of a worker that has run a while -> the first
+instruction in main of its new instance. agentsupd against the floor (a
+minimal C fork/exec/wait loop), measured the same way in the same run.
+
+    tools/bench/restart.py [KILLS] [RUN_FOR_SECONDS]     default 200, 0.05
+"""
+import sys
+
+import benchlib as b
+
+
+def measure_floor(tmp, reports, kills, run_for):
+    import subprocess, os
+    p = subprocess.Popen([b.FLOOR, "1", b.WORKER], env=dict(os.environ, BENCH_SOCK=reports.path))
+    try:
+        _, pid, _ = reports.get()
+        return b.restart_latency(reports, pid, kills, run_for)
+    finally:
+        p.terminate()
+        p.wait()
+
+
+def measure_agentsupd(tmp, reports, kills, run_for):
+    d = b.Agentsupd(tmp, f"""
+supervisor: root
+intensity: 100000
+period: 1s
+children:
+  - worker: w
+    command: [{b.WORKER}]
+""", env={"BENCH_SOCK": reports.path})
+    try:
+        _, pid, _ = reports.get()
+        return b.restart_latency(reports, pid, kills, run_for)
+    finally:
+        d.stop()
+
+
+def main():
+    kills = int(sys.argv[1]) if len(sys.argv) > 1 else 200
+    run_for = float(sys.argv[2]) if len(sys.argv) > 2 else 0.05
+    tmp = b.scratch()
+    reports = b.Reports(tmp)
+    try:
+        # alternate in halves so that drift in the machine hits both alike
+        floor, ours = [], []
+        for _ in range(2):
+            floor += measure_floor(tmp, reports, kills // 2, run_for)
+            ours += measure_agentsupd(tmp, reports, kills // 2, run_for)
+    finally:
+        reports.close()
+        b.cleanup(tmp)
+    f, o = b.summary(floor), b.summary(ours)
+    print(f"restart latency, SIGKILL -> first instruction of the new instance "
+          f"({kills} kills each, worker ran {run_for * 1000:.0f} ms first)")
+    print(f"machine: {b.machine()}")
+    print(f"{'':12} {'median ms':>10} {'p99 ms':>10} {'min ms':>10} {'max ms':>10}")
+    for name, s in (("floor", f), ("agentsupd", o)):
+        print(f"{name:12} {s['median']:10.3f} {s['p99']:10.3f} {s['min']:10.3f} {s['max']:10.3f}")
+    print(f"agentsupd / floor (median): {o['median'] / f['median']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
