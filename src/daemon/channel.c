@@ -285,11 +285,11 @@ on_ready(struct channel *c)
 	events_emit(&d->events, EV_READY, n->path, w->pid, NULL, n->starts - 1,
 	            "after %llums",
 	            (unsigned long long)(util_now_ms() - w->spawned_ms));
-	w->last_beat_ms = util_now_ms();
+	w->last_beat_us = util_now_us();
 	proc_set_deadline(
 	        w, n->spec->heartbeat_ms ? DEADLINE_HEARTBEAT : DEADLINE_NONE,
 	        n->spec->heartbeat_timeout_ms);
-	tree_ready(d->tree, n, w->last_beat_ms);
+	tree_ready(d->tree, n, w->last_beat_us / 1000);
 }
 
 static void
@@ -322,7 +322,7 @@ on_hb(struct channel *c, const msgpack_object *m)
 		c->last_seq = seq->via.u64;
 	/* a worker still waiting for ready is judged by start_timeout */
 	if (c->w->node->state != NODE_STARTING)
-		c->w->last_beat_ms = util_now_ms();
+		c->w->last_beat_us = util_now_us();
 }
 
 static void

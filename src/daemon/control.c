@@ -442,7 +442,7 @@ pack_node(msgpack_packer *pk, const struct node *n, int depth, uint64_t now)
 	agentsup_wire_kv_uint(pk, "heartbeat_ms", sup ? 0 : s->heartbeat_ms);
 	if (w != NULL && s->heartbeat_ms)
 		agentsup_wire_kv_uint(pk, "heartbeat_age_ms",
-		                      now - w->last_beat_ms);
+		                      now - w->last_beat_us / 1000);
 	else
 		pack_kv_nil(pk, "heartbeat_age_ms");
 	agentsup_wire_kv_uint(pk, "beats",

@@ -387,7 +387,7 @@ proc_spawn(struct daemon *d, struct node *n)
 	w->d = d;
 	w->pid = pid;
 	w->spawned_ms = util_now_ms();
-	w->last_beat_ms = w->spawned_ms;
+	w->last_beat_us = util_now_us();
 	if (sp.fail.stage >= 0)
 		w->exec_error = exec_failure_text(s, &sp.fail);
 	ev_init(&w->timer, timer_cb);
@@ -420,14 +420,20 @@ proc_signal(struct worker *w, int sig)
 }
 
 void
-proc_set_deadline(struct worker *w, enum deadline kind, uint64_t after_ms)
+proc_set_deadline_us(struct worker *w, enum deadline kind, uint64_t after_us)
 {
 	ev_timer_stop(w->d->loop, &w->timer);
 	w->deadline = kind;
 	if (kind == DEADLINE_NONE)
 		return;
-	ev_timer_set(&w->timer, (double)after_ms / 1000.0, 0.0);
+	ev_timer_set(&w->timer, (double)after_us / 1e6, 0.0);
 	ev_timer_start(w->d->loop, &w->timer);
+}
+
+void
+proc_set_deadline(struct worker *w, enum deadline kind, uint64_t after_ms)
+{
+	proc_set_deadline_us(w, kind, after_ms * 1000);
 }
 
 /* The stop sequence: SIGTERM (and SIGCONT, so a stopped process sees it),
@@ -492,7 +498,7 @@ timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	struct worker *w = t->data;
 	const struct spec *s = w->node->spec;
 	struct daemon *d = w->d;
-	uint64_t now;
+	uint64_t now_us, deadline_us;
 
 	(void)loop;
 	(void)revents;
@@ -512,17 +518,18 @@ timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 			channel_read_pending(w->chan);
 		if (w->deadline != DEADLINE_HEARTBEAT)
 			break; /* the read changed its fate (protocol error) */
-		now = util_now_ms();
-		if (w->last_beat_ms + s->heartbeat_timeout_ms > now) {
-			proc_set_deadline(w, DEADLINE_HEARTBEAT,
-			                  w->last_beat_ms +
-			                          s->heartbeat_timeout_ms -
-			                          now);
+		/* microseconds: a worker is never judged before its deadline */
+		now_us = util_now_us();
+		deadline_us = w->last_beat_us + s->heartbeat_timeout_ms * 1000;
+		if (deadline_us > now_us) {
+			proc_set_deadline_us(w, DEADLINE_HEARTBEAT,
+			                     deadline_us - now_us);
 			break;
 		}
 		events_emit(&d->events, EV_HANG, w->node->path, w->pid, "hang",
 		            w->node->starts - 1, "no heartbeat for %llums",
-		            (unsigned long long)(now - w->last_beat_ms));
+		            (unsigned long long)(now_us - w->last_beat_us) /
+		                    1000);
 		proc_hang(w, (struct reason){REASON_HANG, 0});
 		break;
 	case DEADLINE_HANG:

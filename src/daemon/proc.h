@@ -31,7 +31,7 @@ struct worker {
 	enum deadline deadline;
 	struct reason cause; /* a failure we saw before the exit (hang...) */
 	uint64_t spawned_ms;
-	uint64_t last_beat_ms; /* monotonic: the heartbeat deadline counts from
+	uint64_t last_beat_us; /* monotonic: the heartbeat deadline counts from
 	                          here */
 	uint64_t drain_ms;     /* when the drain began, 0 if none */
 	bool killed;           /* SIGKILL sent: a drain was forced */
@@ -56,6 +56,7 @@ void proc_stop(struct worker *);
 void proc_drain(struct worker *);
 void proc_hang(struct worker *, struct reason cause);
 void proc_set_deadline(struct worker *, enum deadline, uint64_t after_ms);
+void proc_set_deadline_us(struct worker *, enum deadline, uint64_t after_us);
 void proc_child_cb(struct ev_loop *, ev_child *, int);
 
 #endif

@@ -162,11 +162,17 @@ util_format_duration(uint64_t ms, char *buf, size_t len)
 }
 
 uint64_t
-util_now_ms(void)
+util_now_us(void)
 {
 	struct timespec ts;
 
 	/* CLOCK_MONOTONIC cannot fail with a valid pointer (POSIX). */
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+uint64_t
+util_now_ms(void)
+{
+	return util_now_us() / 1000;
 }

@@ -26,5 +26,6 @@ void util_format_duration(uint64_t ms, char *, size_t);
 
 /* Milliseconds of CLOCK_MONOTONIC: intervals, deadlines, intensity windows. */
 uint64_t util_now_ms(void);
+uint64_t util_now_us(void);
 
 #endif

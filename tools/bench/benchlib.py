@@ -120,14 +120,15 @@ class Agentsupd:
     """agentsupd on a scratch supervisor.d; stderr goes to a file (as to
     journald, a write per event), not a terminal."""
 
-    def __init__(self, tmp, yaml, env=None):
+    def __init__(self, tmp, yaml, env=None, nice=0):
         self.dir = os.path.join(tmp, "supervisor.d")
         os.makedirs(self.dir, exist_ok=True)
         with open(os.path.join(self.dir, "bench.yaml"), "w") as f:
             f.write(yaml)
         self.log = open(os.path.join(tmp, "agentsupd.log"), "w")
+        prefix = ["nice", "-n", str(nice)] if nice else []
         self.proc = subprocess.Popen(
-            [AGENTSUPD, "-c", self.dir, "--socket", os.path.join(tmp, "ctl.sock")],
+            [*prefix, AGENTSUPD, "-c", self.dir, "--socket", os.path.join(tmp, "ctl.sock")],
             stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log,
             env=dict(os.environ, **(env or {})))
 
