@@ -92,26 +92,28 @@ class Daemon:
                 return ev
         deadline = time.monotonic() + timeout
         while True:
+            ev = self._next(deadline, f"{kind} {path or ''} {match}")
+            if matches(ev):
+                self.cursor = ev.seq
+                return ev
+
+    def _next(self, deadline, what):
+        """Read one more event into seen, or fail once the deadline passes."""
+        while True:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise AssertionError(
-                    f"no {kind} {path or ''} {match} within {timeout}s; log:\n"
-                    + "\n".join(self.lines[-40:])
-                )
+                raise AssertionError(f"no {what} in time; log:\n"
+                                     + "\n".join(self.lines[-40:]))
             try:
                 ev = self.events.get(timeout=left)
             except queue.Empty:
                 continue
             if ev is None:
                 self.events.put(None)
-                raise AssertionError(
-                    f"agentsupd exited waiting for {kind} {path or ''}; log:\n"
-                    + "\n".join(self.lines[-40:])
-                )
+                raise AssertionError(f"agentsupd exited waiting for {what}; log:\n"
+                                     + "\n".join(self.lines[-40:]))
             self.seen.append(ev)
-            if matches(ev):
-                self.cursor = ev.seq
-                return ev
+            return ev
 
     def count(self, kind, path=None):
         return sum(1 for e in self.seen
@@ -121,17 +123,7 @@ class Daemon:
         """Until n events of this kind have been seen in all (in any order)."""
         deadline = time.monotonic() + timeout
         while self.count(kind, path) < n:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise AssertionError(f"only {self.count(kind, path)} of {n} {kind}")
-            try:
-                ev = self.events.get(timeout=left)
-            except queue.Empty:
-                continue
-            if ev is None:
-                self.events.put(None)
-                raise AssertionError(f"agentsupd exited: {self.count(kind, path)} of {n} {kind}")
-            self.seen.append(ev)
+            self._next(deadline, f"{n} {kind} (have {self.count(kind, path)})")
 
     def collect(self, until_kind, until_path=None, timeout=TIMEOUT):
         """Every event up to and including the one named."""

@@ -7,10 +7,13 @@
  *   bench_worker                 sleep for ever
  *   bench_worker exit            exit 1 at once (a crash loop)
  *   bench_worker beat R B        R ticks a second, B heartbeats per tick
- *   bench_worker hang N MS       N beats MS apart, then silence; on SIGUSR1
- *                                report how long after the last beat, exit 1
+ *   bench_worker hang N MS       N beats MS apart, then silence (reported,
+ *                                kind 3); on SIGUSR1 report how long after
+ *                                the last beat (kind 1), exit 1
  *   bench_worker freeze MS       like hang, but for tools without heartbeats:
  *                                report the freeze time, then stop (SIGSTOP)
+ *
+ * The mode may also come from BENCH_MODE (and its numbers from BENCH_ARGS).
  */
 #include <signal.h>
 #include <stdint.h>
@@ -27,7 +30,8 @@
 struct report {
 	int64_t t_ns; /* CLOCK_MONOTONIC */
 	int32_t pid;
-	int32_t kind; /* 0 start, 1 hang noticed (t_ns = SIGUSR1 - last beat) */
+	int32_t kind; /* 0 start, 1 hang noticed (t_ns = SIGUSR1 - last beat),
+	                 2 freeze began, 3 beats stopped (t_ns = last beat) */
 };
 
 static int64_t last_beat_ns;
@@ -79,7 +83,21 @@ int
 main(int argc, char **argv)
 {
 	int64_t t0 = now_ns(); /* the first thing: restart latency ends here */
-	const char *mode = argc > 1 ? argv[1] : "sleep";
+	/* from argv, or from BENCH_MODE for supervisors that run a bare ./run
+	 * (a symlink to this program) */
+	const char *mode = argc > 1 ? argv[1] : getenv("BENCH_MODE");
+	char *env_argv[4] = {argv[0], NULL, NULL, NULL};
+
+	if (mode == NULL)
+		mode = "sleep";
+	if (argc <= 1 && getenv("BENCH_ARGS") != NULL) {
+		/* "5 50": the numbers a hang needs */
+		env_argv[1] = (char *)mode;
+		env_argv[2] = strtok(getenv("BENCH_ARGS"), " ");
+		env_argv[3] = strtok(NULL, " ");
+		argv = env_argv;
+		argc = env_argv[3] ? 4 : 3;
+	}
 
 	report(t0, 0);
 	if (strcmp(mode, "exit") == 0)
@@ -105,8 +123,11 @@ main(int argc, char **argv)
 		for (int i = 0; i < n; i++) {
 			agentsup_beat(a, NULL, NULL);
 			last_beat_ns = now_ns();
-			sleep_until(last_beat_ns + (int64_t)ms * 1000000);
+			if (i + 1 < n)
+				sleep_until(last_beat_ns +
+				            (int64_t)ms * 1000000);
 		}
+		report(last_beat_ns, 3); /* frozen from here on */
 		for (;;)
 			pause();
 	}
