@@ -55,7 +55,7 @@ class Daemon:
 
     def _read(self):
         # Each stderr line wakes us; its event is already in the JSON file.
-        pos = 0
+        pos = (None, 0)
         for line in self.proc.stderr:
             self.lines.append(line.rstrip("\n"))
             pos = self._take_json(pos)
@@ -63,20 +63,26 @@ class Daemon:
         self.events.put(None)
 
     def _take_json(self, pos):
+        """Read new lines from the events file; pos is (inode, offset), and
+        a new inode (logrotate moved the file away) starts again at 0."""
+        ino, off = pos
         try:
             with open(self.events_file) as f:
-                f.seek(pos)
+                st = os.fstat(f.fileno())
+                if st.st_ino != ino:
+                    ino, off = st.st_ino, 0
+                f.seek(off)
                 while True:
                     line = f.readline()
                     if not line.endswith("\n"):
-                        return pos
-                    pos += len(line.encode())
+                        return ino, off
+                    off += len(line.encode())
                     ev = Event(json.loads(line))
                     if ev.kind == "started":
                         self.pids.add(ev.pid)
                     self.events.put(ev)
         except FileNotFoundError:
-            return pos
+            return ino, off
 
     def wait(self, kind, path=None, timeout=TIMEOUT, **match):
         """The first matching event after the one the last wait returned

@@ -308,3 +308,18 @@ def test_hundreds_of_connections(supd):
     for c in conns:
         c.close()
     wait_until(lambda: d.ctl("status").returncode == 0, what="service after")
+
+
+def test_events_file_reopened_on_sighup(supd):
+    d = started(supd.start(TREE))
+    rotated = supd.events.with_name("events.jsonl.1")
+    os.rename(supd.events, rotated)  # what logrotate does
+    d.signal(signal.SIGHUP)
+    wait_until(supd.events.exists, what="a new events file")
+    d.ctl("restart", "alpha", check=0)
+    wait_until(lambda: '"path":"root/alpha"' in supd.events.read_text(),
+               what="events in the new file")
+    old = [json.loads(l) for l in rotated.read_text().splitlines()]
+    new = [json.loads(l) for l in supd.events.read_text().splitlines()]
+    assert any(e["kind"] == "started" for e in old)
+    assert new[0]["seq"] > old[-1]["seq"]  # one sequence across files

@@ -142,6 +142,9 @@ class ServiceDir(Tool):
             s = os.path.join(d, f"w{i}")
             os.makedirs(s)
             os.symlink(os.path.realpath(b.WORKER), os.path.join(s, "run"))
+            env = self.env(mode, args)
+            with open(os.path.join(s, "bench.env"), "w") as f:
+                f.write("".join(f"{k}={env[k]}\n" for k in ("BENCH_SOCK", "BENCH_MODE", "BENCH_ARGS")))
         self.spawn(self.scanner + [d], self.env(mode, args))
 
 
@@ -157,7 +160,7 @@ class Runit(ServiceDir):
 
 class S6(ServiceDir):
     name = "s6"
-    scanner = ["s6-svscan"]
+    scanner = ["s6-svscan", "-c", "4096"]  # its default limit is 500 services
 
     def stop(self):
         # s6-svscan stops its supervisors on SIGTERM only with -S... ask it
