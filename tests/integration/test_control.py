@@ -323,3 +323,24 @@ def test_events_file_reopened_on_sighup(supd):
     new = [json.loads(l) for l in supd.events.read_text().splitlines()]
     assert any(e["kind"] == "started" for e in old)
     assert new[0]["seq"] > old[-1]["seq"]  # one sequence across files
+
+
+def test_slow_follower_is_dropped(supd):
+    """A follower that never reads is cut off at 1 MiB behind; the daemon's
+    memory stays bounded and supervision goes on."""
+    d = supd.start({"a.yaml": f"""
+        supervisor: root
+        intensity: 1000000
+        period: 1s
+        children:
+          - {{worker: loop, command: {sh('exit 1')}}}
+        """})
+    s = connect(d)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.sendall(frame({"t": "req", "id": 1, "cmd": "events", "args": [True]}))
+    # a crash loop makes events fast; the follower reads none of them
+    wait_until(lambda: any("a slow follower, too far behind" in l for l in d.lines),
+               timeout=120, what="the follower to be dropped")
+    s.close()
+    d.ctl("stop", "loop", check=0)
+    d.ctl("status", check=0)

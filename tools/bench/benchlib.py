@@ -78,17 +78,27 @@ def restart_latency(reports, first_pid, kills, run_for, timeout=10.0):
     return out
 
 
-def rss_kib(pids):
+def memory_kib(pids, field="VmRSS:", source="status"):
+    """Sum one /proc/PID/<source> field (kB) over pids: VmRSS from status,
+    or Pss: from smaps_rollup."""
     total = 0
     for p in pids:
         try:
-            with open(f"/proc/{p}/status") as f:
+            with open(f"/proc/{p}/{source}") as f:
                 for line in f:
-                    if line.startswith("VmRSS:"):
+                    if line.startswith(field):
                         total += int(line.split()[1])
         except OSError:
             pass
     return total
+
+
+def rss_kib(pids):
+    return memory_kib(pids)
+
+
+def pss_kib(pids):
+    return memory_kib(pids, "Pss:", "smaps_rollup")
 
 
 def cpu_seconds(pid):

@@ -33,19 +33,6 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 PM2 = os.path.join(HERE, "peers", "node_modules", ".bin", "pm2")
 
 
-def pss_kib(pids):
-    total = 0
-    for p in pids:
-        try:
-            with open(f"/proc/{p}/smaps_rollup") as f:
-                for line in f:
-                    if line.startswith("Pss:"):
-                        total += int(line.split()[1])
-        except OSError:
-            pass
-    return total
-
-
 def is_worker(pid):
     try:
         return os.readlink(f"/proc/{pid}/exe") == os.path.realpath(b.WORKER)
@@ -276,7 +263,7 @@ def m_idle(tool, n, secs):
         t1 = wait_reports(tool.reports, n, 300)
         time.sleep(2)
         pids = tool.own_pids()
-        rss, pss = b.rss_kib(pids), pss_kib(pids)
+        rss, pss = b.rss_kib(pids), b.pss_kib(pids)
         cpu0 = sum(cpu(p) for p in pids)
         time.sleep(secs)
         cpu1 = sum(cpu(p) for p in tool.own_pids())
