@@ -62,8 +62,8 @@ report(int64_t t, int kind)
 	close(fd);
 }
 
-/* Supervisors that scrub the environment (s6) run us in the service
- * directory: take BENCH_* from ./bench.env there instead. */
+/* Where a supervisor does not pass our environment on, take BENCH_* from
+ * ./bench.env in the service directory it runs us in. */
 static void
 load_env_file(void)
 {
@@ -111,7 +111,16 @@ main(int argc, char **argv)
 	load_env_file();
 	/* from argv, or from BENCH_MODE for supervisors that run a bare ./run
 	 * (a symlink to this program) */
-	mode = argc > 1 ? argv[1] : getenv("BENCH_MODE");
+	mode = argc > 1 ? argv[1] : NULL;
+	if (mode != NULL && strcmp(mode, "sleep") != 0 &&
+	    strcmp(mode, "exit") != 0 && strcmp(mode, "beat") != 0 &&
+	    strcmp(mode, "hang") != 0 && strcmp(mode, "freeze") != 0) {
+		/* not ours: s6-supervise passes the service name */
+		mode = NULL;
+		argc = 1;
+	}
+	if (mode == NULL)
+		mode = getenv("BENCH_MODE");
 
 	if (mode == NULL)
 		mode = "sleep";

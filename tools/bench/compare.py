@@ -309,10 +309,15 @@ def main():
     ap.add_argument("--quick", action="store_true", help="10 kills, 10 s idle: a smoke run")
     ap.add_argument("--out", default=os.path.join(HERE, "out"))
     ap.add_argument("--only", default="")
+    ap.add_argument("--merge", action="store_true",
+                    help="update the tools run in out/compare.json, keep the rest")
     a = ap.parse_args()
     kills, run_for, idle_s = (10, 2.1, 10) if a.quick else (50, 2.1, 30)
     os.makedirs(a.out, exist_ok=True)
     results = {}
+    if a.merge and os.path.exists(os.path.join(a.out, "compare.json")):
+        with open(os.path.join(a.out, "compare.json")) as f:
+            results = json.load(f)
     for cls in all_tools():
         if a.only and cls.name not in a.only.split(","):
             continue
@@ -409,7 +414,7 @@ set logscale y
 set xtics rotate by -30
 set title 'restart latency, median (ms, log scale)'
 plot '{dat}' using 0:2:xtic(1) with boxes notitle lc rgb '#3572b0'
-set title 'idle RSS with 1,000 workers (MiB, all the tool processes, log scale)'
+set title 'idle RSS, 1,000 workers (MiB, all its processes, log)'
 plot '{dat}' using 0:3:xtic(1) with boxes notitle lc rgb '#d9822b'
 unset multiplot
 """
