@@ -330,11 +330,12 @@ def test_slow_follower_is_dropped(supd):
     memory stays bounded and supervision goes on."""
     d = supd.start({"a.yaml": f"""
         supervisor: root
-        intensity: 1000000
+        intensity: 100000
         period: 1s
         children:
           - {{worker: loop, command: {sh('exit 1')}}}
         """})
+    d.wait("started", "root/loop")
     s = connect(d)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     s.sendall(frame({"t": "req", "id": 1, "cmd": "events", "args": [True]}))
