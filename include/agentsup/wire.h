@@ -81,6 +81,11 @@ int agentsup_wire_check(const uint8_t *body, size_t len);
 
 const char *agentsup_wire_strerror(int status);
 
+/* The default control socket, which agentsupd and agentsupctl must agree on:
+ * /run/agentsupd.sock for root, else $XDG_RUNTIME_DIR/agentsupd.sock, else
+ * /tmp/agentsupd-UID.sock. -1 if it does not fit in buf. */
+int agentsup_wire_default_socket(char *buf, size_t len);
+
 /* Whether the frame's "t" equals type. */
 int agentsup_wire_is(const struct agentsup_frame *, const char *type);
 

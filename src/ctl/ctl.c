@@ -59,23 +59,15 @@ usage(FILE *f)
 	        "/tmp/agentsupd-UID.sock.\n");
 }
 
-static char *
-default_socket(void)
+/* AGENTSUP_SOCKET, else the default agentsupd also uses. */
+static const char *
+default_socket(char *buf, size_t len)
 {
-	const char *env = getenv("AGENTSUP_SOCKET"), *rt;
-	static char buf[256];
+	const char *env = getenv("AGENTSUP_SOCKET");
 
 	if (env != NULL && *env != '\0')
-		return (char *)env;
-	if (geteuid() == 0)
-		return "/run/agentsupd.sock";
-	rt = getenv("XDG_RUNTIME_DIR");
-	if (rt != NULL && *rt == '/')
-		snprintf(buf, sizeof buf, "%s/agentsupd.sock", rt);
-	else
-		snprintf(buf, sizeof buf, "/tmp/agentsupd-%lu.sock",
-		         (unsigned long)geteuid());
-	return buf;
+		return env;
+	return agentsup_wire_default_socket(buf, len) == 0 ? buf : NULL;
 }
 
 static int
@@ -564,6 +556,7 @@ main(int argc, char **argv)
 	static const char *const no_arg[] = {"reload", "shutdown", "events",
 	                                     NULL};
 	const char *sock = NULL, *cmd, *arg = NULL;
+	char sockbuf[256];
 	struct ctl c = {.fd = -1};
 	int ch, follow = 0, rc, kind = -1;
 	struct sigaction sa = {.sa_handler = on_sigint};
@@ -623,8 +616,13 @@ main(int argc, char **argv)
 		usage(stderr);
 		return EXIT_USAGE;
 	}
-	if (sock == NULL)
-		sock = default_socket();
+	if (sock == NULL &&
+	    (sock = default_socket(sockbuf, sizeof sockbuf)) == NULL) {
+		fprintf(stderr,
+		        "agentsupctl: XDG_RUNTIME_DIR is too long for a "
+		        "socket path; use --socket\n");
+		return EXIT_USAGE;
+	}
 	if ((c.fd = ctl_connect(sock)) < 0) {
 		fprintf(stderr,
 		        "agentsupctl: cannot reach agentsupd at %s: %s\n", sock,

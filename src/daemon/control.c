@@ -69,19 +69,6 @@ static void client_free(struct client *);
 
 /* --- path and listening -------------------------------------------------- */
 
-/* --socket, then AGENTSUP_SOCKET, then the settings, then a default. */
-char *
-control_default_path(void)
-{
-	const char *rt = getenv("XDG_RUNTIME_DIR");
-
-	if (geteuid() == 0)
-		return xstrdup("/run/agentsupd.sock");
-	if (rt != NULL && *rt == '/')
-		return xasprintf("%s/agentsupd.sock", rt);
-	return xasprintf("/tmp/agentsupd-%lu.sock", (unsigned long)geteuid());
-}
-
 static int
 fill_addr(struct sockaddr_un *sa, const char *path)
 {

@@ -13,9 +13,6 @@ struct control *control_open(struct daemon *, const char *path,
                              const char **why);
 void control_close(struct control *);
 const char *control_path(const struct control *);
-/* The default path: /run/agentsupd.sock for root, else in XDG_RUNTIME_DIR
- * or /tmp/agentsupd-UID.sock. */
-char *control_default_path(void);
 /* The events sink: history for "events", frames for followers. */
 void control_event(void *arg, const struct event *, const char *json);
 

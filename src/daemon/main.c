@@ -300,6 +300,7 @@ static char *
 socket_path(const char *opt, const struct settings *s)
 {
 	const char *env = getenv("AGENTSUP_SOCKET");
+	char def[256];
 
 	if (opt != NULL)
 		return xstrdup(opt);
@@ -307,7 +308,9 @@ socket_path(const char *opt, const struct settings *s)
 		return xstrdup(env);
 	if (s->socket != NULL)
 		return xstrdup(s->socket);
-	return control_default_path();
+	if (agentsup_wire_default_socket(def, sizeof def) < 0)
+		fatalx("XDG_RUNTIME_DIR is too long for a socket path");
+	return xstrdup(def);
 }
 
 static int
