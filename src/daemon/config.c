@@ -1245,7 +1245,6 @@ print_spec(const struct spec *s, const char *prefix, bool last, bool top,
            FILE *f)
 {
 	char dur[32], buf[256];
-	size_t plen = strlen(prefix);
 
 	fprintf(f, "%s%s%s", prefix, top ? "" : (last ? "`-- " : "|-- "),
 	        s->name);
@@ -1272,7 +1271,6 @@ print_spec(const struct spec *s, const char *prefix, bool last, bool top,
 	}
 	snprintf(buf, sizeof buf, "%s%s", prefix,
 	         top ? "" : (last ? "    " : "|   "));
-	(void)plen;
 	for (size_t i = 0; i < s->nchildren; i++)
 		print_spec(s->children[i], buf, i + 1 == s->nchildren, false,
 		           f);

@@ -392,6 +392,8 @@ pack_node(msgpack_packer *pk, const struct node *n, int depth, uint64_t now)
 {
 	const struct spec *s = n->spec;
 	const struct worker *w = n->worker;
+	const struct progress *prog =
+	        w && w->chan ? channel_progress(w->chan) : NULL;
 	bool sup = s->kind == KIND_SUPERVISOR;
 	char why[64];
 
@@ -434,11 +436,9 @@ pack_node(msgpack_packer *pk, const struct node *n, int depth, uint64_t now)
 		pack_kv_nil(pk, "heartbeat_age_ms");
 	agentsup_wire_kv_uint(pk, "beats",
 	                      w && w->chan ? channel_beats(w->chan) : 0);
-	pack_progress(pk, w && w->chan ? channel_progress(w->chan) : NULL);
-	if (w && w->chan && channel_progress(w->chan) &&
-	    channel_progress(w->chan)->status[0])
-		agentsup_wire_kv_str(pk, "status",
-		                     channel_progress(w->chan)->status);
+	pack_progress(pk, prog);
+	if (prog != NULL && prog->status[0])
+		agentsup_wire_kv_str(pk, "status", prog->status);
 	else
 		pack_kv_nil(pk, "status");
 }

@@ -588,16 +588,16 @@ proc_child_cb(struct ev_loop *loop, ev_child *c, int revents)
 	n = w->node;
 	now = util_now_ms();
 	r = w->cause.kind != REASON_NONE ? w->cause : exit_reason(c->rstatus);
-	reason_format(exit_reason(c->rstatus), why, sizeof why);
-	if (w->drain_ms != 0 && n->draining)
+	if (w->drain_ms != 0 && n->draining) {
+		/* a drained worker's own status, whatever failure was seen */
+		reason_format(exit_reason(c->rstatus), why, sizeof why);
 		events_emit(&d->events, EV_DRAINED, n->path, w->pid, why,
 		            n->starts - 1, "after %llums%s",
 		            (unsigned long long)(now - w->drain_ms),
 		            w->killed ? ", forced" : "");
-	else {
-		char rs[64];
-		reason_format(r, rs, sizeof rs);
-		events_emit(&d->events, EV_EXITED, n->path, w->pid, rs,
+	} else {
+		reason_format(r, why, sizeof why);
+		events_emit(&d->events, EV_EXITED, n->path, w->pid, why,
 		            n->starts - 1, "%s%s%s",
 		            n->state == NODE_STOPPING ? "stopped" : "",
 		            w->exec_error && n->state == NODE_STOPPING ? ", "

@@ -621,30 +621,30 @@ tree_drain(struct tree *t, uint64_t now)
 	node_stop(t, t->root, true);
 }
 
-/* Operator commands: a node stopped by command stays stopped. */
-int
-tree_command_stop(struct tree *t, struct node *n, uint64_t now)
+/* Operator stop or drain: either way the node then stays stopped. */
+static int
+command_hold(struct tree *t, struct node *n, uint64_t now, bool drain)
 {
 	t->now = now;
 	if (t->shutting_down || t->draining)
 		return -1;
 	n->held = true;
 	n->pending = false;
-	node_stop(t, n, false);
+	node_stop(t, n, drain);
 	return 0;
 }
 
-/* Drain one subtree: its workers finish and exit; it then stays stopped. */
+int
+tree_command_stop(struct tree *t, struct node *n, uint64_t now)
+{
+	return command_hold(t, n, now, false);
+}
+
+/* Drain one subtree: its workers finish and exit. */
 int
 tree_command_drain(struct tree *t, struct node *n, uint64_t now)
 {
-	t->now = now;
-	if (t->shutting_down || t->draining)
-		return -1;
-	n->held = true;
-	n->pending = false;
-	node_stop(t, n, true);
-	return 0;
+	return command_hold(t, n, now, true);
 }
 
 int
