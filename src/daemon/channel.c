@@ -18,6 +18,8 @@
 #include "agentsup/wire.h"
 #include "channel.h"
 #include "daemon.h"
+#include "clock.h"
+#include "log.h"
 #include "util.h"
 
 #define CHANNEL_MAX_OUT 4096 /* we send two small frames: bound the queue */
@@ -284,8 +286,8 @@ on_ready(struct channel *c)
 		return; /* running at spawn already, or a repeat: harmless */
 	events_emit(&d->events, EV_READY, n->path, w->pid, NULL, n->starts - 1,
 	            "after %llums",
-	            (unsigned long long)(util_now_ms() - w->spawned_ms));
-	w->last_beat_us = util_now_us();
+	            (unsigned long long)(clock_now_ms() - w->spawned_ms));
+	w->last_beat_us = clock_now_us();
 	proc_set_deadline(
 	        w, n->spec->heartbeat_ms ? DEADLINE_HEARTBEAT : DEADLINE_NONE,
 	        n->spec->heartbeat_timeout_ms);
@@ -322,7 +324,7 @@ on_hb(struct channel *c, const msgpack_object *m)
 		c->last_seq = seq->via.u64;
 	/* a worker still waiting for ready is judged by start_timeout */
 	if (c->w->node->state != NODE_STARTING)
-		c->w->last_beat_us = util_now_us();
+		c->w->last_beat_us = clock_now_us();
 }
 
 static void

@@ -22,6 +22,8 @@
 #include "control.h"
 #include "daemon.h"
 #include "request.h"
+#include "clock.h"
+#include "log.h"
 #include "util.h"
 
 #define CONTROL_MAX_CLIENTS 128
@@ -476,7 +478,7 @@ do_status(struct client *cl, const struct request *r)
 	}
 	res_begin(cl->ctl, &pk, r->id, true);
 	msgpack_pack_array(&pk, count_nodes(n));
-	pack_subtree(&pk, n, 0, util_now_ms());
+	pack_subtree(&pk, n, 0, clock_now_ms());
 	res_send(cl);
 }
 
@@ -497,7 +499,7 @@ do_node_command(struct client *cl, const struct request *r)
 {
 	struct daemon *d = cl->ctl->d;
 	struct node *n = tree_find(d->tree, r->name);
-	uint64_t now = util_now_ms();
+	uint64_t now = clock_now_ms();
 	int rc = -1;
 
 	if (n == NULL) {
@@ -604,7 +606,7 @@ dispatch(struct client *cl, const struct agentsup_frame *f)
 static void
 client_deadline(struct client *cl, uint64_t ms)
 {
-	cl->deadline_ms = util_now_ms() + ms;
+	cl->deadline_ms = clock_now_ms() + ms;
 	if (!ev_is_active(&cl->timer)) {
 		ev_timer_set(&cl->timer, (double)ms / 1000.0, 0.0);
 		ev_timer_start(cl->ctl->d->loop, &cl->timer);
@@ -615,7 +617,7 @@ static void
 timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
 	struct client *cl = t->data;
-	uint64_t now = util_now_ms();
+	uint64_t now = clock_now_ms();
 
 	(void)revents;
 	if (cl->follow && cl->inlen == 0)

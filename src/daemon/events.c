@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "events.h"
+#include "log.h"
 #include "util.h"
 
 static const char *const kind_names[EV__COUNT] = {

@@ -15,6 +15,8 @@
 #include "channel.h"
 #include "control.h"
 #include "daemon.h"
+#include "clock.h"
+#include "log.h"
 #include "util.h"
 
 #define EXIT_USAGE   64
@@ -49,7 +51,7 @@ act_start(struct daemon *d, struct node *n)
 	}
 	/* no process at all (EAGAIN, EMFILE...): a failure like any other,
 	 * so the strategy and the intensity decide what happens next */
-	now = util_now_ms();
+	now = clock_now_ms();
 	events_emit(&d->events, EV_EXITED, n->path, 0, "spawn", n->starts - 1,
 	            "cannot start: %s", strerror(errno));
 	tree_exited(d->tree, n, (struct reason){REASON_SPAWN, errno}, now);
@@ -94,7 +96,7 @@ act_exit(struct daemon *d, int code)
 	else if (d->drain_started_ms != 0)
 		events_emit(&d->events, EV_DRAIN_DONE, d->tree->root->path, 0,
 		            NULL, 0, "after %llums",
-		            (unsigned long long)(util_now_ms() -
+		            (unsigned long long)(clock_now_ms() -
 		                                 d->drain_started_ms));
 	ev_break(d->loop, EVBREAK_ALL);
 }
@@ -189,7 +191,7 @@ daemon_reload(struct daemon *d, char *msg, size_t len)
 		config_errors_clear(&errs);
 		return -1;
 	}
-	if (tree_reload(d->tree, cfg->root, util_now_ms(), &r, &why) < 0) {
+	if (tree_reload(d->tree, cfg->root, clock_now_ms(), &r, &why) < 0) {
 		snprintf(msg, len, "%s", why);
 		events_emit(&d->events, EV_RELOAD_REFUSED, d->tree->root->path,
 		            0, "busy", 0, "%s", why);
@@ -213,7 +215,7 @@ daemon_drain(struct daemon *d)
 {
 	if (d->drain_started_ms != 0 || d->tree->shutting_down)
 		return; /* a second drain changes nothing */
-	d->drain_started_ms = util_now_ms();
+	d->drain_started_ms = clock_now_ms();
 	events_emit(&d->events, EV_DRAIN_STARTED, d->tree->root->path, 0, NULL,
 	            0, "%zu workers", d->tree->live);
 	tree_drain(d->tree, d->drain_started_ms);
@@ -226,7 +228,7 @@ daemon_shutdown(struct daemon *d, const char *why)
 		return;
 	events_emit(&d->events, EV_SHUTDOWN, d->tree->root->path, 0, NULL, 0,
 	            "%s: stopping the tree", why);
-	tree_shutdown(d->tree, util_now_ms());
+	tree_shutdown(d->tree, clock_now_ms());
 }
 
 /* --- signals ------------------------------------------------------------- */
@@ -422,7 +424,7 @@ main(int argc, char **argv)
 	}
 	log_info("supervising the tree of %s (pid %ld, control %s)",
 	         d.config_dir, (long)getpid(), d.socket_path);
-	tree_start(d.tree, util_now_ms());
+	tree_start(d.tree, clock_now_ms());
 	daemon_run_actions(&d);
 	if (!d.tree->exited)
 		ev_run(d.loop, 0);

@@ -19,6 +19,8 @@
 #include "channel.h"
 #include "daemon.h"
 #include "proc.h"
+#include "clock.h"
+#include "log.h"
 #include "util.h"
 
 #define AGENTSUP_CHILD_FD 3
@@ -386,8 +388,8 @@ proc_spawn(struct daemon *d, struct node *n)
 	w->node = n;
 	w->d = d;
 	w->pid = pid;
-	w->spawned_ms = util_now_ms();
-	w->last_beat_us = util_now_us();
+	w->spawned_ms = clock_now_ms();
+	w->last_beat_us = clock_now_us();
 	if (sp.fail.stage >= 0)
 		w->exec_error = exec_failure_text(s, &sp.fail);
 	ev_init(&w->timer, timer_cb);
@@ -465,7 +467,7 @@ proc_drain(struct worker *w)
 
 	if (w->drain_ms != 0 || w->deadline == DEADLINE_KILL || w->killed)
 		return;
-	w->drain_ms = util_now_ms();
+	w->drain_ms = clock_now_ms();
 	if (w->chan == NULL ||
 	    channel_send_drain(w->chan, s->drain_timeout_ms) < 0) {
 		proc_signal(w, SIGTERM);
@@ -519,7 +521,7 @@ timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 		if (w->deadline != DEADLINE_HEARTBEAT)
 			break; /* the read changed its fate (protocol error) */
 		/* microseconds: a worker is never judged before its deadline */
-		now_us = util_now_us();
+		now_us = clock_now_us();
 		deadline_us = w->last_beat_us + s->heartbeat_timeout_ms * 1000;
 		if (deadline_us > now_us) {
 			proc_set_deadline_us(w, DEADLINE_HEARTBEAT,
@@ -586,7 +588,7 @@ proc_child_cb(struct ev_loop *loop, ev_child *c, int revents)
 	if (kill(-w->pid, SIGKILL) < 0 && errno != ESRCH && errno != EPERM)
 		log_warn("kill group %ld", (long)w->pid);
 	n = w->node;
-	now = util_now_ms();
+	now = clock_now_ms();
 	r = w->cause.kind != REASON_NONE ? w->cause : exit_reason(c->rstatus);
 	if (w->drain_ms != 0 && n->draining) {
 		/* a drained worker's own status, whatever failure was seen */

@@ -859,8 +859,11 @@ parse_file(struct parse *p, const char *path)
 		fclose(f);
 		return;
 	}
-	if (!yaml_parser_initialize(&parser))
-		fatalx("yaml_parser_initialize: out of memory");
+	if (!yaml_parser_initialize(&parser)) {
+		errs_add(p->errs, xasprintf("%s:0:0: out of memory", path));
+		fclose(f);
+		return;
+	}
 	yaml_parser_set_input_file(&parser, f);
 	for (;;) {
 		yaml_node_t *root;

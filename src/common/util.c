@@ -1,0 +1,97 @@
+/* util.c - allocation that cannot fail quietly and small pure helpers,
+ * shared by the engine, the config loader and the shell. */
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+/* Out of memory is an invariant we cannot keep: say so and stop (70). */
+static _Noreturn void
+oom(const char *what, size_t n, size_t size)
+{
+	fprintf(stderr, "agentsup: out of memory (%s: %zu x %zu bytes)\n", what,
+	        n, size);
+	exit(70);
+}
+
+void *
+xmalloc(size_t n)
+{
+	void *p = malloc(n ? n : 1);
+
+	if (p == NULL)
+		oom("malloc", n, 1);
+	return p;
+}
+
+void *
+xcalloc(size_t n, size_t size)
+{
+	void *p = calloc(n ? n : 1, size ? size : 1);
+
+	if (p == NULL)
+		oom("calloc", n, size);
+	return p;
+}
+
+void *
+xrealloc(void *p, size_t n)
+{
+	void *q = realloc(p, n ? n : 1);
+
+	if (q == NULL)
+		oom("malloc", n, 1);
+	return q;
+}
+
+void *
+xreallocarray(void *p, size_t n, size_t size)
+{
+	if (size != 0 && n > SIZE_MAX / size)
+		oom("overflow", n, size);
+	return xrealloc(p, n * size);
+}
+
+char *
+xstrdup(const char *s)
+{
+	char *p = strdup(s);
+
+	if (p == NULL)
+		oom("string", 0, 0);
+	return p;
+}
+
+char *
+xasprintf(const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+	int n;
+
+	va_start(ap, fmt);
+	n = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		oom("string", 0, 0);
+	return s;
+}
+
+void
+util_format_duration(uint64_t ms, char *buf, size_t len)
+{
+	if (ms % 3600000 == 0 && ms != 0)
+		snprintf(buf, len, "%lluh", (unsigned long long)(ms / 3600000));
+	else if (ms % 60000 == 0 && ms != 0)
+		snprintf(buf, len, "%llum", (unsigned long long)(ms / 60000));
+	else if (ms % 1000 == 0)
+		snprintf(buf, len, "%llus", (unsigned long long)(ms / 1000));
+	else if (ms > 1000)
+		snprintf(buf, len, "%.3gs", (double)ms / 1000.0);
+	else
+		snprintf(buf, len, "%llums", (unsigned long long)ms);
+}
+

@@ -1,0 +1,19 @@
+/* util.h - allocation that cannot fail quietly, and small pure helpers. */
+#ifndef AGENTSUP_UTIL_H
+#define AGENTSUP_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Out of memory is an invariant we cannot keep: these exit 70 with a message. */
+void *xmalloc(size_t);
+void *xcalloc(size_t, size_t);
+void *xrealloc(void *, size_t);
+void *xreallocarray(void *, size_t, size_t);
+char *xstrdup(const char *);
+char *xasprintf(const char *, ...) __attribute__((format(printf, 1, 2)));
+
+/* "500ms", "5s", "1.5s", "2m", "1h". */
+void util_format_duration(uint64_t ms, char *, size_t);
+
+#endif

@@ -1,0 +1,21 @@
+/* clock.c - the monotonic clock: intervals, deadlines, intensity windows. */
+#include <stdint.h>
+#include <time.h>
+
+#include "clock.h"
+
+uint64_t
+clock_now_us(void)
+{
+	struct timespec ts;
+
+	/* CLOCK_MONOTONIC cannot fail with a valid pointer (POSIX). */
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+uint64_t
+clock_now_ms(void)
+{
+	return clock_now_us() / 1000;
+}
