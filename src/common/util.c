@@ -94,4 +94,3 @@ util_format_duration(uint64_t ms, char *buf, size_t len)
 	else
 		snprintf(buf, len, "%llums", (unsigned long long)ms);
 }
-

@@ -5,7 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Out of memory is an invariant we cannot keep: these exit 70 with a message. */
+/* Out of memory is an invariant we cannot keep: these exit 70 with a message.
+ */
 void *xmalloc(size_t);
 void *xcalloc(size_t, size_t);
 void *xrealloc(void *, size_t);

@@ -1,4 +1,5 @@
-/* clock.h - CLOCK_MONOTONIC, read fresh every time (never a cached loop time). */
+/* clock.h - CLOCK_MONOTONIC, read fresh every time (never a cached loop time).
+ */
 #ifndef AGENTSUP_CLOCK_H
 #define AGENTSUP_CLOCK_H
 

@@ -81,4 +81,3 @@ fatalx(const char *fmt, ...)
 	va_end(ap);
 	exit(70);
 }
-
