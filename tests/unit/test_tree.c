@@ -721,6 +721,7 @@ test_reload_diff(void **state)
 	const char *why = NULL;
 
 	(void)state;
+	no_backoff(next->root);
 	r->log[0] = '\0';
 	assert_int_equal(reload_apply(r->t, next->root, 0, &rep, &why), 0);
 	pump(r);
