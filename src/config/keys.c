@@ -479,7 +479,8 @@ key_defaults(struct parse *p, const struct key *k, yaml_node_t *v,
 	for (size_t i = 0; i < n && !p->exhausted; i++) {
 		const struct key *dk = keys_find(pr[i].key);
 
-		if (dk == NULL || !(dk->where & KEY_WORKER)) {
+		if (dk == NULL || !(dk->where & KEY_WORKER) ||
+		    (dk->where & KEY_TOP)) {
 			load_err(p, &pr[i].k->start_mark,
 			         "defaults: \"%s\" is not a worker key",
 			         pr[i].key);
@@ -504,7 +505,8 @@ keys_inherit(struct parse *p, struct spec *w, const struct spec *const *chain,
 		for (size_t c = n; c-- > 0;) {
 			if (!(chain[c]->keys_set & bit))
 				continue;
-			if (!load_charge(p, spec_bytes(chain[c])))
+			if (!load_charge(p, spec_key_bytes(chain[c],
+			                                   &keys_table[i])))
 				return;
 			spec_copy_key(w, chain[c], &keys_table[i]);
 			break;

@@ -385,7 +385,8 @@ link_tree(struct parse *p)
 	if (!p->exhausted) {
 		for (size_t i = 0; i < p->ntops; i++)
 			link_collect(&l, p->tops[i], i);
-		qsort(l.all, l.nall, sizeof *l.all, link_named_cmp);
+		if (l.nall > 0)
+			qsort(l.all, l.nall, sizeof *l.all, link_named_cmp);
 		link_root(&l);
 	}
 	if (p->cfg->root != NULL && p->errs->total == before &&

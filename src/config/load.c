@@ -477,9 +477,10 @@ load_file(struct parse *p, const struct config_source *src, const char *name)
 
 	p->file = name;
 	if (src->len > CONFIG_MAX_FILE_BYTES) {
-		config_errors_add(p->errs, name, 0, 0,
-		                  "%zu bytes, more than the %u a file may hold",
-		                  src->len, CONFIG_MAX_FILE_BYTES);
+		config_errors_add(
+		        p->errs, name, 0, 0,
+		        "%zu bytes, more than the %u bytes a file may hold",
+		        src->len, CONFIG_MAX_FILE_BYTES);
 		return;
 	}
 	if (!yaml_parser_initialize(&parser)) {

@@ -105,6 +105,7 @@ struct spec *spec_new(struct parse *, enum node_kind);
 struct spec *spec_clone(const struct spec *);
 void spec_free(struct spec *);
 size_t spec_bytes(const struct spec *);
+size_t spec_key_bytes(const struct spec *, const struct key *);
 void spec_copy_key(struct spec *dst, const struct spec *src,
                    const struct key *);
 char **spec_strv_dup(char *const *);

@@ -101,12 +101,34 @@ spec_strv_bytes(char *const *v)
 size_t
 spec_bytes(const struct spec *s)
 {
-	size_t n = sizeof *s + strlen(s->name);
+	size_t n = sizeof *s + (s->name ? strlen(s->name) : 0);
 
 	n += s->directory ? strlen(s->directory) : 0;
 	n += s->out.path ? strlen(s->out.path) : 0;
 	n += s->err.path ? strlen(s->err.path) : 0;
 	return n + spec_strv_bytes(s->argv) + spec_strv_bytes(s->env);
+}
+
+/* What copying one key's value costs. */
+size_t
+spec_key_bytes(const struct spec *src, const struct key *k)
+{
+	const char *s = (const char *)src + k->off;
+	const char *str;
+
+	switch (k->storage) {
+	case STORE_STR:
+		str = *(char *const *)s;
+		return str ? strlen(str) + 1 : 0;
+	case STORE_STRV:
+		return spec_strv_bytes(*(char **const *)s);
+	case STORE_OUTPUT:
+		str = ((const struct output *)s)->path;
+		return str ? strlen(str) + 1 : 0;
+	case STORE_POD:
+		break;
+	}
+	return k->size;
 }
 
 /* Give dst the value src holds for one key (inheritance by `defaults`). */
