@@ -16,41 +16,41 @@
 #define KEY_MAX_FAILURES 10000u
 #define KEY_MAX_MULT     1000.0
 
-static const char *const key_strategies[] = {"one_for_one", "one_for_all",
-                                             "rest_for_one", NULL};
-static const char *const key_restarts[] = {"permanent", "transient",
-                                           "temporary", NULL};
-static const char *const key_jitters[] = {"full", "equal", "none", NULL};
+static const char *const keys_strategies[] = {"one_for_one", "one_for_all",
+                                              "rest_for_one", NULL};
+static const char *const keys_restarts[] = {"permanent", "transient",
+                                            "temporary", NULL};
+static const char *const keys_jitters[] = {"full", "equal", "none", NULL};
 
 const char *
 config_strategy_name(enum strategy s)
 {
-	return key_strategies[s];
+	return keys_strategies[s];
 }
 
 const char *
 config_restart_name(enum restart_type r)
 {
-	return key_restarts[r];
+	return keys_restarts[r];
 }
 
 const char *
 config_jitter_name(enum jitter_kind j)
 {
-	return key_jitters[j];
+	return keys_jitters[j];
 }
 
 /* --- value parsers, one per type ---------------------------------------- */
 
 static void *
-key_field(struct spec *s, const struct key *k)
+keys_field(struct spec *s, const struct key *k)
 {
 	return (char *)s + k->off;
 }
 
 static int
-key_enum(struct parse *p, const char *key, yaml_node_t *v,
-         const char *const *names, const char *choices)
+keys_enum(struct parse *p, const char *key, yaml_node_t *v,
+          const char *const *names, const char *choices)
 {
 	const char *s = load_scalar(p, key, v);
 	int i;
@@ -64,8 +64,8 @@ key_enum(struct parse *p, const char *key, yaml_node_t *v,
 }
 
 static int
-key_duration_of(struct parse *p, const char *key, yaml_node_t *v, uint64_t *ms,
-                bool nonzero)
+keys_duration_of(struct parse *p, const char *key, yaml_node_t *v, uint64_t *ms,
+                 bool nonzero)
 {
 	const char *s = load_scalar(p, key, v);
 	uint64_t d;
@@ -88,27 +88,27 @@ key_duration_of(struct parse *p, const char *key, yaml_node_t *v, uint64_t *ms,
 }
 
 static void
-key_duration(struct parse *p, const struct key *k, yaml_node_t *v,
+keys_duration(struct parse *p, const struct key *k, yaml_node_t *v,
+              struct spec *s, int depth)
+{
+	(void)depth;
+	keys_duration_of(p, k->name, v, keys_field(s, k), false);
+}
+
+static void
+keys_duration_nz(struct parse *p, const struct key *k, yaml_node_t *v,
+                 struct spec *s, int depth)
+{
+	(void)depth;
+	keys_duration_of(p, k->name, v, keys_field(s, k), true);
+}
+
+static void
+keys_restart(struct parse *p, const struct key *k, yaml_node_t *v,
              struct spec *s, int depth)
 {
-	(void)depth;
-	key_duration_of(p, k->name, v, key_field(s, k), false);
-}
-
-static void
-key_duration_nz(struct parse *p, const struct key *k, yaml_node_t *v,
-                struct spec *s, int depth)
-{
-	(void)depth;
-	key_duration_of(p, k->name, v, key_field(s, k), true);
-}
-
-static void
-key_restart(struct parse *p, const struct key *k, yaml_node_t *v,
-            struct spec *s, int depth)
-{
-	int i = key_enum(p, k->name, v, key_restarts,
-	                 "permanent, transient or temporary");
+	int i = keys_enum(p, k->name, v, keys_restarts,
+	                  "permanent, transient or temporary");
 
 	(void)depth;
 	if (i >= 0)
@@ -116,11 +116,11 @@ key_restart(struct parse *p, const struct key *k, yaml_node_t *v,
 }
 
 static void
-key_strategy(struct parse *p, const struct key *k, yaml_node_t *v,
-             struct spec *s, int depth)
+keys_strategy(struct parse *p, const struct key *k, yaml_node_t *v,
+              struct spec *s, int depth)
 {
-	int i = key_enum(p, k->name, v, key_strategies,
-	                 "one_for_one, one_for_all or rest_for_one");
+	int i = keys_enum(p, k->name, v, keys_strategies,
+	                  "one_for_one, one_for_all or rest_for_one");
 
 	(void)depth;
 	if (i >= 0)
@@ -128,20 +128,20 @@ key_strategy(struct parse *p, const struct key *k, yaml_node_t *v,
 }
 
 static void
-key_bool(struct parse *p, const struct key *k, yaml_node_t *v, struct spec *s,
-         int depth)
+keys_bool(struct parse *p, const struct key *k, yaml_node_t *v, struct spec *s,
+          int depth)
 {
 	const char *str = load_scalar(p, k->name, v);
 
 	(void)depth;
-	if (str != NULL && scalar_bool(str, key_field(s, k)) < 0)
+	if (str != NULL && scalar_bool(str, keys_field(s, k)) < 0)
 		load_err(p, &v->start_mark,
 		         "%s: want true or false, not \"%s\"", k->name, str);
 }
 
 static void
-key_intensity(struct parse *p, const struct key *k, yaml_node_t *v,
-              struct spec *s, int depth)
+keys_intensity(struct parse *p, const struct key *k, yaml_node_t *v,
+               struct spec *s, int depth)
 {
 	const char *str = load_scalar(p, k->name, v);
 	uint64_t n;
@@ -156,8 +156,8 @@ key_intensity(struct parse *p, const struct key *k, yaml_node_t *v,
 }
 
 static void
-key_instances(struct parse *p, const struct key *k, yaml_node_t *v,
-              struct spec *s, int depth)
+keys_instances(struct parse *p, const struct key *k, yaml_node_t *v,
+               struct spec *s, int depth)
 {
 	const char *str = load_scalar(p, k->name, v);
 	uint64_t n;
@@ -173,8 +173,8 @@ key_instances(struct parse *p, const struct key *k, yaml_node_t *v,
 }
 
 static void
-key_parent(struct parse *p, const struct key *k, yaml_node_t *v, struct spec *s,
-           int depth)
+keys_parent(struct parse *p, const struct key *k, yaml_node_t *v,
+            struct spec *s, int depth)
 {
 	const char *n = load_scalar(p, k->name, v);
 
@@ -187,11 +187,11 @@ key_parent(struct parse *p, const struct key *k, yaml_node_t *v, struct spec *s,
 }
 
 static void
-key_path(struct parse *p, const struct key *k, yaml_node_t *v, struct spec *s,
-         int depth)
+keys_path(struct parse *p, const struct key *k, yaml_node_t *v, struct spec *s,
+          int depth)
 {
 	const char *d = load_scalar(p, k->name, v);
-	char **field = key_field(s, k);
+	char **field = keys_field(s, k);
 
 	(void)depth;
 	if (d != NULL && *d == '\0')
@@ -203,8 +203,8 @@ key_path(struct parse *p, const struct key *k, yaml_node_t *v, struct spec *s,
 }
 
 static void
-key_shutdown(struct parse *p, const struct key *k, yaml_node_t *v,
-             struct spec *s, int depth)
+keys_shutdown(struct parse *p, const struct key *k, yaml_node_t *v,
+              struct spec *s, int depth)
 {
 	uint64_t ms;
 
@@ -212,16 +212,16 @@ key_shutdown(struct parse *p, const struct key *k, yaml_node_t *v,
 	if (v->type == YAML_SCALAR_NODE &&
 	    strcmp((const char *)v->data.scalar.value, "brutal_kill") == 0)
 		s->shutdown_ms = SHUTDOWN_BRUTAL_KILL;
-	else if (key_duration_of(p, k->name, v, &ms, false) == 0)
+	else if (keys_duration_of(p, k->name, v, &ms, false) == 0)
 		s->shutdown_ms = (int64_t)ms;
 }
 
 static void
-key_output(struct parse *p, const struct key *k, yaml_node_t *v, struct spec *s,
-           int depth)
+keys_output(struct parse *p, const struct key *k, yaml_node_t *v,
+            struct spec *s, int depth)
 {
 	const char *str = load_scalar(p, k->name, v);
-	struct output *o = key_field(s, k);
+	struct output *o = keys_field(s, k);
 
 	(void)depth;
 	if (str == NULL)
@@ -242,13 +242,13 @@ key_output(struct parse *p, const struct key *k, yaml_node_t *v, struct spec *s,
 }
 
 static void
-key_command_list(struct parse *p, yaml_node_t *v, struct spec *s)
+keys_command_list(struct parse *p, yaml_node_t *v, struct spec *s)
 {
 	yaml_node_item_t *it;
 	size_t n, argc = 0;
 	const char *str;
 
-	if (load_list(p, v, "command", &it, &n) < 0)
+	if (map_list(p, v, "command", &it, &n) < 0)
 		return;
 	if (n == 0) {
 		load_err(p, &v->start_mark, "command: empty command");
@@ -265,8 +265,8 @@ key_command_list(struct parse *p, yaml_node_t *v, struct spec *s)
 }
 
 static void
-key_command(struct parse *p, const struct key *k, yaml_node_t *v,
-            struct spec *s, int depth)
+keys_command(struct parse *p, const struct key *k, yaml_node_t *v,
+             struct spec *s, int depth)
 {
 	const char *why, *str;
 	size_t argc = 0;
@@ -275,7 +275,7 @@ key_command(struct parse *p, const struct key *k, yaml_node_t *v,
 	config_free_strv(s->argv);
 	s->argv = NULL;
 	if (v->type == YAML_SEQUENCE_NODE) {
-		key_command_list(p, v, s);
+		keys_command_list(p, v, s);
 		return;
 	}
 	if ((str = load_scalar(p, k->name, v)) == NULL)
@@ -293,7 +293,7 @@ key_command(struct parse *p, const struct key *k, yaml_node_t *v,
 
 /* One NAME: value of `environment`, ${VAR} expanded, as "NAME=value". */
 static char *
-key_env_entry(struct parse *p, const struct pair *pr)
+keys_env_entry(struct parse *p, const struct pair *pr)
 {
 	const char *val = load_scalar(p, "environment", pr->v);
 	char why[256], *x, *entry;
@@ -322,8 +322,8 @@ key_env_entry(struct parse *p, const struct pair *pr)
 }
 
 static void
-key_environment(struct parse *p, const struct key *k, yaml_node_t *v,
-                struct spec *s, int depth)
+keys_environment(struct parse *p, const struct key *k, yaml_node_t *v,
+                 struct spec *s, int depth)
 {
 	struct pair *pr;
 	size_t n, e = 0;
@@ -335,19 +335,19 @@ key_environment(struct parse *p, const struct key *k, yaml_node_t *v,
 		         "environment: expected a mapping of NAME: value");
 		return;
 	}
-	if (load_map(p, v, "environment", &pr, &n) < 0)
+	if (map_pairs(p, v, "environment", &pr, &n) < 0)
 		return;
 	config_free_strv(s->env);
 	s->env = xcalloc(n + 1, sizeof(char *));
 	for (size_t i = 0; i < n; i++)
-		if ((s->env[e] = key_env_entry(p, &pr[i])) != NULL)
+		if ((s->env[e] = keys_env_entry(p, &pr[i])) != NULL)
 			e++;
 	free(pr);
 }
 
 static void
-key_children(struct parse *p, const struct key *k, yaml_node_t *v,
-             struct spec *s, int depth)
+keys_children(struct parse *p, const struct key *k, yaml_node_t *v,
+              struct spec *s, int depth)
 {
 	yaml_node_item_t *it;
 	size_t n;
@@ -357,7 +357,7 @@ key_children(struct parse *p, const struct key *k, yaml_node_t *v,
 		load_err(p, &v->start_mark, "children: expected a list");
 		return;
 	}
-	if (load_list(p, v, "children", &it, &n) < 0)
+	if (map_list(p, v, "children", &it, &n) < 0)
 		return;
 	s->children = xcalloc(n ? n : 1, sizeof(struct spec *));
 	for (size_t i = 0; i < n && !p->exhausted; i++) {
@@ -369,8 +369,8 @@ key_children(struct parse *p, const struct key *k, yaml_node_t *v,
 	}
 }
 
-static void key_defaults(struct parse *, const struct key *, yaml_node_t *,
-                         struct spec *, int);
+static void keys_defaults(struct parse *, const struct key *, yaml_node_t *,
+                          struct spec *, int);
 
 #define F(field) offsetof(struct spec, field), sizeof(((struct spec *)0)->field)
 #define W        KEY_WORKER
@@ -382,38 +382,38 @@ static void key_defaults(struct parse *, const struct key *, yaml_node_t *,
 const struct key keys_table[] = {
         {"worker", KEY_NAME, NULL, 0, 0, POD, "name", "(required)"},
         {"supervisor", KEY_NAME, NULL, 0, 0, POD, "name", "(required)"},
-        {"parent", BOTH | KEY_TOP, key_parent, F(parent), STORE_STR, "name",
+        {"parent", BOTH | KEY_TOP, keys_parent, F(parent), STORE_STR, "name",
          "root"},
-        {"restart", BOTH, key_restart, F(restart), POD,
+        {"restart", BOTH, keys_restart, F(restart), POD,
          "permanent|transient|temporary", "permanent"},
-        {"significant", BOTH, key_bool, F(significant), POD, "bool", "false"},
-        {"strategy", S, key_strategy, F(strategy), POD,
+        {"significant", BOTH, keys_bool, F(significant), POD, "bool", "false"},
+        {"strategy", S, keys_strategy, F(strategy), POD,
          "one_for_one|one_for_all|rest_for_one", "one_for_one"},
-        {"intensity", S, key_intensity, F(intensity), POD, "uint", "3"},
-        {"period", S, key_duration_nz, F(period_ms), POD, "duration", "5s"},
-        {"children", S, key_children, F(children), POD, "list", "[]"},
-        {"defaults", S, key_defaults, F(defaults), POD, "mapping", "{}"},
-        {"command", W, key_command, F(argv), STORE_STRV, "list|string",
+        {"intensity", S, keys_intensity, F(intensity), POD, "uint", "3"},
+        {"period", S, keys_duration_nz, F(period_ms), POD, "duration", "5s"},
+        {"children", S, keys_children, F(children), POD, "list", "[]"},
+        {"defaults", S, keys_defaults, F(defaults), POD, "mapping", "{}"},
+        {"command", W, keys_command, F(argv), STORE_STRV, "list|string",
          "(required)"},
-        {"directory", W, key_path, F(directory), STORE_STR, "path",
+        {"directory", W, keys_path, F(directory), STORE_STR, "path",
          "agentsupd's"},
-        {"environment", W, key_environment, F(env), STORE_STRV, "mapping",
+        {"environment", W, keys_environment, F(env), STORE_STRV, "mapping",
          "{}"},
-        {"shutdown", W, key_shutdown, F(shutdown_ms), POD,
+        {"shutdown", W, keys_shutdown, F(shutdown_ms), POD,
          "duration|brutal_kill", "5s"},
-        {"heartbeat", W, key_duration_nz, F(heartbeat_ms), POD, "duration",
+        {"heartbeat", W, keys_duration_nz, F(heartbeat_ms), POD, "duration",
          "off"},
-        {"heartbeat_timeout", W, key_duration_nz, F(heartbeat_timeout_ms), POD,
+        {"heartbeat_timeout", W, keys_duration_nz, F(heartbeat_timeout_ms), POD,
          "duration", "3 x heartbeat"},
-        {"start_timeout", W, key_duration_nz, F(start_timeout_ms), POD,
+        {"start_timeout", W, keys_duration_nz, F(start_timeout_ms), POD,
          "duration", "off"},
-        {"drain_timeout", W, key_duration, F(drain_timeout_ms), POD, "duration",
-         "30s"},
-        {"stdout", W, key_output, F(out), STORE_OUTPUT, "inherit|null|path",
+        {"drain_timeout", W, keys_duration, F(drain_timeout_ms), POD,
+         "duration", "30s"},
+        {"stdout", W, keys_output, F(out), STORE_OUTPUT, "inherit|null|path",
          "inherit"},
-        {"stderr", W, key_output, F(err), STORE_OUTPUT, "inherit|null|path",
+        {"stderr", W, keys_output, F(err), STORE_OUTPUT, "inherit|null|path",
          "inherit"},
-        {"instances", W, key_instances, F(instances), POD, "uint", "1"},
+        {"instances", W, keys_instances, F(instances), POD, "uint", "1"},
         {"backoff", W, policy_backoff, F(backoff), POD, "none|mapping", "on"},
         {"circuit", W, policy_circuit, F(circuit), POD, "none|mapping", "off"},
 };
@@ -464,15 +464,15 @@ keys_apply(struct parse *p, struct spec *s, const struct pair *pr, int depth,
 
 /* `defaults:` any worker key, parsed as for a worker, handed down later. */
 static void
-key_defaults(struct parse *p, const struct key *k, yaml_node_t *v,
-             struct spec *s, int depth)
+keys_defaults(struct parse *p, const struct key *k, yaml_node_t *v,
+              struct spec *s, int depth)
 {
 	struct pair *pr;
 	struct spec *d;
 	size_t n;
 
 	(void)k;
-	if (load_map(p, v, "defaults", &pr, &n) < 0)
+	if (map_pairs(p, v, "defaults", &pr, &n) < 0)
 		return;
 	spec_free(s->defaults);
 	s->defaults = d = spec_new(NULL, KIND_WORKER);

@@ -53,12 +53,14 @@ yaml_node_t *load_node(struct parse *, int id);
 bool load_charge(struct parse *, size_t bytes);
 void load_exhaust(struct parse *, unsigned limit, const char *what);
 const char *load_scalar(struct parse *, const char *key, yaml_node_t *);
-int load_map(struct parse *, yaml_node_t *map, const char *what,
-             struct pair **pairs, size_t *n);
-int load_list(struct parse *, yaml_node_t *list, const char *what,
-              yaml_node_item_t **items, size_t *n);
 struct spec *load_spec(struct parse *, yaml_node_t *map, int depth, bool top);
 const char *load_getenv(void *parse, const char *name, size_t len);
+
+/* map.c: mappings (merge keys resolved, each key once) and lists */
+int map_pairs(struct parse *, yaml_node_t *map, const char *what,
+              struct pair **pairs, size_t *n);
+int map_list(struct parse *, yaml_node_t *list, const char *what,
+             yaml_node_item_t **items, size_t *n);
 
 /* keys.c: the key table */
 enum key_where {

@@ -125,7 +125,7 @@ policy_map(struct parse *p, const char *what, yaml_node_t *v,
 	size_t n;
 	int rc = 0;
 
-	if (load_map(p, v, what, &pr, &n) < 0)
+	if (map_pairs(p, v, what, &pr, &n) < 0)
 		return -1;
 	*seen = 0;
 	for (size_t i = 0; i < n; i++) {

@@ -89,7 +89,7 @@ settings_parse(struct parse *p, yaml_node_t *v, yaml_node_t *at)
 		load_err(p, &v->start_mark, "agentsupd: expected a mapping");
 		return;
 	}
-	if (load_map(p, v, "agentsupd", &pr, &n) < 0)
+	if (map_pairs(p, v, "agentsupd", &pr, &n) < 0)
 		return;
 	for (size_t i = 0; i < n; i++) {
 		size_t k = 0, nk = sizeof settings_keys / sizeof *settings_keys;
