@@ -3,11 +3,13 @@
 accept (docs/config.md), and on the hostile files of issue 10: one worker of
 150,000 keys (1.8 MB) and a "billion laughs" of nested aliases. --check does
 exactly what a reload does before it diffs the tree: read, parse, link,
-validate. Prints figures; asserts nothing.
+validate. And the longest loop stall a SIGHUP of the largest config causes
+(the reload runs on the event loop today). Prints figures; asserts nothing.
 
     tools/bench/reload_config.py [RUNS] [--before PATH_TO_OLD_AGENTSUPD]
 """
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -31,9 +33,10 @@ def worker_yaml(name, nenv, pad):
             f"    environment: {{{env}}}\n")
 
 
-def largest(tmp):
-    """FILES files of one supervisor each: 10,000 nodes in all, each file
-    just under 1 MiB (4 MiB together), under a million YAML nodes."""
+def largest(tmp, reserve=0):
+    """FILES files of one supervisor each: 10,000 nodes in all (less
+    `reserve`), each file just under 1 MiB (4 MiB together), under a
+    million YAML nodes."""
     per_file = MAX_NODES // FILES - 1          # workers per supervisor
     room = (MAX_FILE - 200) // per_file        # bytes per worker
     nenv = 1                                   # variables: 2 nodes each
@@ -46,14 +49,14 @@ def largest(tmp):
     total = 0
     for f in range(FILES):
         parts = [f"supervisor: s{f}\nstrategy: one_for_one\nchildren:\n"]
-        for i in range(per_file):
+        for i in range(per_file - (reserve if f == FILES - 1 else 0)):
             parts.append(worker_yaml(f"w{f}-{i:05d}", nenv, pad))
         text = "".join(parts)
         assert len(text) <= MAX_FILE, len(text)
         total += len(text)
         with open(os.path.join(tmp, f"{f:02d}.yaml"), "w") as out:
             out.write(text)
-    return total, FILES * (per_file + 1)
+    return total, FILES * (per_file + 1) - reserve
 
 
 def huge_map(tmp):
@@ -93,6 +96,37 @@ def check(agentsupd, d, runs, timeout):
     return min(times), f"exit {out.returncode}", lines
 
 
+def reload_stall(agentsupd, runs):
+    """agentsupd runs one worker; the directory then gets the largest
+    config plus a file with one error at the end, and SIGHUP: the reload
+    reads, parses, links and checks everything, then is refused. The time a
+    `status` sent right after SIGHUP waits is the loop's stall."""
+    ctl = os.path.join(b.BUILD, "agentsupctl")
+    tmp = b.scratch()
+    try:
+        d = b.Agentsupd(tmp, "worker: idle\ncommand: [sleep, '1000']\n")
+        sock = os.path.join(tmp, "ctl.sock")
+        status = [ctl, "--socket", sock, "status"]
+        deadline = time.monotonic() + 10
+        while subprocess.run(status, capture_output=True).returncode != 0:
+            if time.monotonic() > deadline:
+                return None
+            time.sleep(0.05)
+        largest(d.dir, reserve=2)
+        with open(os.path.join(d.dir, "zz.yaml"), "w") as f:
+            f.write("worker: zz\ncommand: x\nbogus: 1\n")
+        worst = 0.0
+        for _ in range(runs):
+            t0 = time.monotonic()
+            d.proc.send_signal(signal.SIGHUP)
+            subprocess.run(status, capture_output=True, timeout=120)
+            worst = max(worst, time.monotonic() - t0)
+        d.stop()
+        return worst
+    finally:
+        b.cleanup(tmp)
+
+
 def main():
     args = sys.argv[1:]
     before = None
@@ -120,6 +154,15 @@ def main():
                     res += f", {made[1]} nodes"
                 print(f"{label:<18} {size:>10} {name:<10} {fig:>10} "
                       f"{res:<24} {lines}")
+    print()
+    for name, path in binaries:
+        saved = b.AGENTSUPD
+        b.AGENTSUPD = path
+        worst = reload_stall(path, runs if name == "agentsupd" else 2)
+        b.AGENTSUPD = saved
+        fig = f"{worst * 1000:.1f}ms" if worst is not None else "n/a"
+        print(f"longest loop stall, SIGHUP of the largest config "
+              f"(refused at its last file), {name}: {fig}")
 
 
 if __name__ == "__main__":
