@@ -5,6 +5,7 @@
  * found by sorting, cycles by one walk over the parent links.
  */
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -88,12 +89,43 @@ link_duplicates(struct parse *p, struct named *v, size_t n)
 			            v[i - 1].spec->loc.line);
 }
 
-static void
-link_add_child(struct spec *parent, struct spec *child)
+/* A document going under a supervisor named by its `parent:`. */
+struct attach {
+	struct spec *par;
+	size_t top;
+};
+
+static int
+link_attach_cmp(const void *a, const void *b)
 {
-	parent->children = xreallocarray(
-	        parent->children, parent->nchildren + 1, sizeof(struct spec *));
-	parent->children[parent->nchildren++] = child;
+	const struct attach *x = a, *y = b;
+	uintptr_t px = (uintptr_t)x->par, py = (uintptr_t)y->par;
+
+	if (px != py)
+		return px < py ? -1 : 1;
+	return x->top < y->top ? -1 : x->top > y->top;
+}
+
+/* Append the documents, grouped by parent: one realloc per supervisor,
+ * so ten thousand documents under one parent cost no n^2 copying. */
+static void
+link_append(struct link *l, struct attach *v, size_t n)
+{
+	if (n > 0)
+		qsort(v, n, sizeof *v, link_attach_cmp);
+	for (size_t i = 0, j; i < n; i = j) {
+		struct spec *par = v[i].par;
+
+		for (j = i; j < n && v[j].par == par; j++)
+			;
+		par->children =
+		        xreallocarray(par->children, par->nchildren + (j - i),
+		                      sizeof(struct spec *));
+		for (size_t k = i; k < j; k++) {
+			par->children[par->nchildren++] = l->p->tops[v[k].top];
+			l->attached[v[k].top] = par;
+		}
+	}
 }
 
 /* The supervisor each top names as parent, or NULL with an error. */
@@ -165,7 +197,8 @@ link_attach(struct link *l, bool *need_implicit, struct spec *declared_root)
 	long *owner = xcalloc(p->ntops, sizeof *owner);
 	bool *broken = xcalloc(p->ntops, sizeof *broken);
 	struct spec **par = xcalloc(p->ntops, sizeof *par);
-	size_t nroots = 0;
+	struct attach *v = xcalloc(p->ntops, sizeof *v);
+	size_t nroots = 0, n = 0;
 
 	for (size_t i = 0; i < p->ntops; i++) {
 		owner[i] = -1;
@@ -176,15 +209,15 @@ link_attach(struct link *l, bool *need_implicit, struct spec *declared_root)
 	}
 	link_break_cycles(l, owner, broken);
 	for (size_t i = 0; i < p->ntops; i++) {
-		if (par[i] != NULL && !broken[i]) {
-			link_add_child(par[i], p->tops[i]);
-			l->attached[i] = par[i];
-		}
+		if (par[i] != NULL && !broken[i])
+			v[n++] = (struct attach){par[i], i};
 		if (p->tops[i]->parent != NULL && par[i] == NULL &&
 		    declared_root == NULL && owner[i] < 0 &&
 		    strcmp(p->tops[i]->parent, "root") == 0)
 			*need_implicit = true;
 	}
+	link_append(l, v, n);
+	free(v);
 	free(owner);
 	free(broken);
 	free(par);
@@ -223,11 +256,13 @@ link_root(struct link *l)
 	l->implicit->name = xstrdup("root");
 	l->implicit->loc =
 	        (struct loc){p->ntops ? p->tops[0]->loc.file : "-", 0, 0};
+	l->implicit->children = xcalloc(p->ntops, sizeof(struct spec *));
 	for (size_t i = 0; i < p->ntops; i++)
 		if (p->tops[i]->parent == NULL ||
 		    (l->attached[i] == NULL && declared_root == NULL &&
 		     strcmp(p->tops[i]->parent, "root") == 0))
-			link_add_child(l->implicit, p->tops[i]);
+			l->implicit->children[l->implicit->nchildren++] =
+			        p->tops[i];
 	p->cfg->root = l->implicit;
 }
 

@@ -409,6 +409,37 @@ test_defaults(void **state)
 	          "heartbeat_timeout is shorter than heartbeat");
 }
 
+/* Thousands of documents naming one parent: attached in declaration
+ * order after the supervisor's own children, grouped in one pass. */
+static void
+test_many_parents(void **state)
+{
+	struct config *cfg;
+	char *yaml = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&yaml, &len);
+
+	(void)state;
+	assert_non_null(f);
+	for (int i = 0; i < 3000; i++)
+		fprintf(f, "worker: w%d\nparent: %s\ncommand: x\n---\n", i,
+		        i % 2 ? "odd" : "even");
+	fputs("supervisor: top\nchildren:\n  - {supervisor: even}\n"
+	      "  - {supervisor: odd, children: [{worker: own, command: x}]}\n",
+	      f);
+	fclose(f);
+	cfg = parse_ok(yaml);
+	assert_string_equal(cfg->root->name, "top");
+	assert_int_equal(cfg->root->children[0]->nchildren, 1500);
+	assert_int_equal(cfg->root->children[1]->nchildren, 1501);
+	assert_string_equal(cfg->root->children[0]->children[1]->name, "w2");
+	assert_string_equal(cfg->root->children[1]->children[0]->name, "own");
+	assert_string_equal(cfg->root->children[1]->children[1500]->name,
+	                    "w2999");
+	config_free(cfg);
+	free(yaml);
+}
+
 int
 main(void)
 {
@@ -423,6 +454,7 @@ main(void)
 	        cmocka_unit_test(test_env_expansion_bounded),
 	        cmocka_unit_test(test_instances),
 	        cmocka_unit_test(test_defaults),
+	        cmocka_unit_test(test_many_parents),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
