@@ -13,9 +13,6 @@
 #include "parse.h"
 #include "util.h"
 
-#define KEY_MAX_FAILURES 10000u
-#define KEY_MAX_MULT     1000.0
-
 static const char *const keys_strategies[] = {"one_for_one", "one_for_all",
                                               "rest_for_one", NULL};
 static const char *const keys_restarts[] = {"permanent", "transient",
@@ -423,6 +420,7 @@ const size_t keys_count = sizeof keys_table / sizeof keys_table[0];
 #undef S
 #undef POD
 #undef BOTH
+#undef F
 
 _Static_assert(sizeof keys_table / sizeof keys_table[0] <= 64,
                "keys_set has one bit per key");
