@@ -19,22 +19,27 @@
 #include "log.h"
 #include "util.h"
 
-#define EXIT_USAGE   64
-#define EXIT_GAVE_UP 75
-#define EXIT_CONFIG  78
+#define EXIT_USAGE     64
+#define EXIT_CANTCREAT 73 /* the control socket cannot be had */
+#define EXIT_GAVE_UP   75
+#define EXIT_CONFIG    78
 
 static void
 usage(FILE *f)
 {
-	fprintf(f, "usage: agentsupd [-c DIR] [--socket PATH] [--check]\n"
+	fprintf(f, "usage: agentsupd [-c DIR] [--socket PATH] [--check] "
+	           "[--version]\n"
 	           "  -c, --config DIR   the supervisor.d directory "
 	           "(default ./supervisor.d)\n"
 	           "      --socket PATH  the control socket (also "
 	           "AGENTSUP_SOCKET)\n"
 	           "      --check        validate DIR, print the tree, exit 0 "
 	           "or 78\n"
-	           "exit: 0 shutdown or drain done, 64 usage, 75 the root gave "
-	           "up, 78 bad config\n");
+	           "exit: 0 shutdown or drain done, 64 usage, 70 internal "
+	           "error,\n"
+	           "  73 the control socket cannot be created or a live "
+	           "agentsupd holds it,\n"
+	           "  75 the root gave up, 78 bad config\n");
 }
 
 /* --- carrying out the engine's actions ----------------------------------- */
@@ -380,6 +385,7 @@ main(int argc, char **argv)
 	        {"check", no_argument, NULL, 'k'},
 	        {"socket", required_argument, NULL, 's'},
 	        {"help", no_argument, NULL, 'h'},
+	        {"version", no_argument, NULL, 'V'},
 	        {NULL, 0, NULL, 0},
 	};
 	struct daemon d = {0};
@@ -402,6 +408,9 @@ main(int argc, char **argv)
 		case 'h':
 			usage(stdout);
 			return 0;
+		case 'V':
+			printf("agentsupd %s\n", AGENTSUP_VERSION);
+			return 0;
 		default:
 			usage(stderr);
 			return EXIT_USAGE;
@@ -420,7 +429,7 @@ main(int argc, char **argv)
 	}
 	if (daemon_init(&d, sock) < 0) {
 		daemon_free(&d);
-		return EXIT_CONFIG;
+		return EXIT_CANTCREAT;
 	}
 	log_info("supervising the tree of %s (pid %ld, control %s)",
 	         d.config_dir, (long)getpid(), d.socket_path);
