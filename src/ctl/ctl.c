@@ -333,18 +333,19 @@ ctl_next_res(struct ctl *c, struct agentsup_frame *f)
 }
 
 /* A list answer sent in chunks ("more": true on all but the last): join
- * their results into one array, unpacked into *out. f holds the first. */
+ * their results into one array, packed into all (which the caller frees
+ * after *out, whose strings point into it). f holds the first chunk. */
 static int
-ctl_join(struct ctl *c, struct agentsup_frame *f, msgpack_unpacked *out)
+ctl_join(struct ctl *c, struct agentsup_frame *f, msgpack_sbuffer *all,
+         msgpack_unpacked *out)
 {
-	msgpack_sbuffer items, all;
+	msgpack_sbuffer items;
 	msgpack_packer pk;
 	size_t n = 0, off = 0;
 	bool more;
 	int rc = -1;
 
 	msgpack_sbuffer_init(&items);
-	msgpack_sbuffer_init(&all);
 	msgpack_packer_init(&pk, &items, msgpack_sbuffer_write);
 	do {
 		const msgpack_object *r = agentsup_wire_get(&f->map, "result");
@@ -358,17 +359,16 @@ ctl_join(struct ctl *c, struct agentsup_frame *f, msgpack_unpacked *out)
 		if (more && ctl_next_res(c, f) < 0)
 			goto out;
 	} while (more);
-	msgpack_packer_init(&pk, &all, msgpack_sbuffer_write);
+	msgpack_packer_init(&pk, all, msgpack_sbuffer_write);
 	msgpack_pack_array(&pk, n);
-	msgpack_sbuffer_write(&all, items.data, items.size);
-	if (msgpack_unpack_next(out, all.data, all.size, &off) ==
+	msgpack_sbuffer_write(all, items.data, items.size);
+	if (msgpack_unpack_next(out, all->data, all->size, &off) ==
 	    MSGPACK_UNPACK_SUCCESS)
 		rc = 0;
 	else
 		fprintf(stderr, "agentsupctl: cannot join a reply\n");
 out:
 	msgpack_sbuffer_destroy(&items);
-	msgpack_sbuffer_destroy(&all);
 	return rc;
 }
 
@@ -432,6 +432,7 @@ run(struct ctl *c, const char *cmd, const char *arg, int follow)
 	const msgpack_object *body;
 	struct agentsup_frame f;
 	msgpack_unpacked joined;
+	msgpack_sbuffer all;
 	int rc;
 
 	if (ctl_send_request(c, cmd, arg, follow) < 0) {
@@ -443,17 +444,19 @@ run(struct ctl *c, const char *cmd, const char *arg, int follow)
 	if (!ctl_flag(&f.map, "ok"))
 		return ctl_refused(c, &f);
 	msgpack_unpacked_init(&joined);
+	msgpack_sbuffer_init(&all);
 	if (ctl_flag(&f.map, "more")) {
-		if (ctl_join(c, &f, &joined) < 0) {
-			msgpack_unpacked_destroy(&joined);
-			return EXIT_UNAVAILABLE;
+		if (ctl_join(c, &f, &all, &joined) < 0) {
+			rc = EXIT_UNAVAILABLE;
+			goto out;
 		}
 		body = &joined.data;
 	} else if ((body = agentsup_wire_get(&f.map, "result")) == NULL)
 		body = &f.map;
-	fflush(stdout);
 	rc = ctl_show(c, cmd, body, follow);
+out:
 	msgpack_unpacked_destroy(&joined);
+	msgpack_sbuffer_destroy(&all);
 	return rc;
 }
 

@@ -48,6 +48,7 @@ struct client {
 	ev_timer timer;        /* the deadline below, lazily re-armed */
 	uint64_t req_start_ms; /* first byte of the partial request */
 	uint64_t last_ms;      /* last byte read */
+	uint64_t armed_ms;     /* when the timer fires */
 	uint8_t *in;           /* a partial frame */
 	size_t inlen;
 	char *out; /* unsent bytes: out[outoff .. outoff + outlen) */
@@ -346,8 +347,12 @@ client_arm(struct client *cl, uint64_t now)
 {
 	uint64_t at = client_deadline(cl);
 
-	if (ev_is_active(&cl->timer) || at == UINT64_MAX)
+	if (at == UINT64_MAX)
+		return;
+	if (ev_is_active(&cl->timer) && cl->armed_ms <= at)
 		return; /* a running timer re-arms itself when it fires */
+	ev_timer_stop(cl->ctl->d->loop, &cl->timer);
+	cl->armed_ms = at;
 	ev_timer_set(&cl->timer, at > now ? (double)(at - now) / 1000.0 : 0.0,
 	             0.0);
 	ev_timer_start(cl->ctl->d->loop, &cl->timer);

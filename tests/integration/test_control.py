@@ -13,7 +13,8 @@ import time
 import msgpack
 import pytest
 
-from conftest import AGENTSUPCTL, AGENTSUPD, TIMEOUT, alive, sh, wait_until
+from conftest import (AGENTSUPCTL, AGENTSUPD, TIMEOUT, Daemon, alive, sh,
+                      wait_until)
 
 SLEEP = sh("exec sleep 1000")
 CRASH_ONCE = sh('[ "$AGENTSUP_INCARNATION" = 0 ] && exit 1; exec sleep 1000')
@@ -56,6 +57,15 @@ def read_frame(s, timeout=TIMEOUT):
             return None
         body += chunk
     return msgpack.unpackb(body, raw=False)
+
+
+def recv_exact(s, n):
+    data = b""
+    while len(data) < n:
+        chunk = s.recv(n - len(data))
+        assert chunk, "the connection closed"
+        data += chunk
+    return data
 
 
 def connect(d):
@@ -346,3 +356,129 @@ def test_slow_follower_is_dropped(supd):
     s.close()
     d.ctl("stop", "loop", check=0)
     d.ctl("status", check=0)
+
+
+# --- hostile clients and resource limits (issue 10, items 2-4) -------------
+
+def test_dribbling_clients_cannot_lock_the_operator_out(supd):
+    """More clients than the table holds, each with a request begun and
+    never finished: the newest comer (the operator) still gets in."""
+    d = started(supd.start(TREE))
+    conns = []
+    for _ in range(140):
+        c = connect(d)
+        try:
+            c.sendall(b"\x00")  # a request's first byte, then a dribble
+        except OSError:
+            pass
+        conns.append(c)
+    for c in conns:
+        try:
+            c.sendall(b"\x00")
+        except OSError:
+            pass  # already dropped to make room
+    r = d.ctl("--json", "status")
+    assert r.returncode == 0, r.stderr
+    assert len(json.loads(r.stdout)) == 6
+    wait_until(lambda: any("dropping the slowest or longest idle" in l
+                           for l in d.lines), what="the eviction said")
+    # said once for the episode, not once per dropped client
+    assert sum("dropping the slowest" in l for l in d.lines) == 1
+    for c in conns:
+        c.close()
+
+
+def test_request_deadline_counts_from_its_first_byte(supd):
+    """A byte every half second keeps no request alive past its deadline
+    (10 s from its first byte)."""
+    d = started(supd.start(TREE))
+    s = connect(d)
+    s.sendall(struct.pack(">I", 200))  # a header, then the body dribbles
+    t0 = time.monotonic()
+    s.settimeout(0.5)
+    closed = False
+    while time.monotonic() - t0 < 16:
+        try:
+            s.sendall(b"\x80")
+            if s.recv(4096) == b"":
+                closed = True
+                break
+        except socket.timeout:
+            continue
+        except OSError:
+            closed = True
+            break
+    elapsed = time.monotonic() - t0
+    assert closed, "a dribbling client outlived its request deadline"
+    assert 9 <= elapsed < 14, elapsed
+    assert any("too slow to finish a request" in l for l in d.lines)
+    s.close()
+
+
+def test_clients_leave_descriptors_for_restarts(supd):
+    """Under a low RLIMIT_NOFILE, idle clients never take the descriptors a
+    restart needs, and the refusal is said once."""
+    supd.write(TREE)
+    d = Daemon(supd.dir, supd.events, argv_prefix=(
+        "prlimit", "--nofile=64:64", "--"))
+    supd.started.append(d)
+    started(d)
+    conns = []
+    for _ in range(100):
+        c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        c.settimeout(1)
+        try:
+            c.connect(d.socket)
+        except OSError:
+            pass  # the old daemon stopped accepting: its backlog filled
+        conns.append(c)
+    old = [e.pid for e in d.seen if e.kind == "started" and e.path == "root/alpha"][-1]
+    os.kill(old, signal.SIGKILL)
+    d.wait("exited", "root/alpha")
+    d.wait("restarting", "root/alpha")
+    nxt = d._next(time.monotonic() + TIMEOUT, "what follows the restart")
+    while nxt.path != "root/alpha":
+        nxt = d._next(time.monotonic() + TIMEOUT, "what follows the restart")
+    assert (nxt.kind, nxt.reason) == ("started", None), nxt  # not spawn:EMFILE
+    assert nxt.pid != old
+    wait_until(lambda: any("RLIMIT_NOFILE 64" in l for l in d.lines),
+               what="the descriptor limit said")
+    assert sum("RLIMIT_NOFILE 64" in l for l in d.lines) == 1
+    d.ctl("status", check=0)
+    for c in conns:
+        c.close()
+
+
+def test_status_of_a_huge_tree(supd):
+    """36,000 nodes: more than one frame (or the old 8 MiB cap) holds; the
+    answer comes in chunks and agentsupctl shows every node."""
+    n = 36000
+    kids = "\n".join(f"  - {{supervisor: s{i}, children: []}}" for i in range(n))
+    d = supd.start({"root.yaml": "supervisor: root\nchildren:\n" + kids + "\n"})
+    wait_until(lambda: d.ctl("status", "s0").returncode == 0,
+               what="the daemon to answer")
+    r = d.ctl("--json", "status")
+    assert r.returncode == 0, r.stderr
+    nodes = json.loads(r.stdout)
+    assert len(nodes) == n + 1
+    assert [x["path"] for x in nodes[:3]] == ["root", "root/s0", "root/s1"]
+    assert nodes[-1]["path"] == f"root/s{n - 1}"
+    text = d.ctl("status").stdout.splitlines()
+    assert len(text) == n + 1
+    assert text[-1].startswith(f"`-- s{n - 1} ")
+    # the frames on the wire stay bounded
+    s = connect(d)
+    s.sendall(frame({"t": "req", "id": 5, "cmd": "status", "args": []}))
+    total, frames = 0, 0
+    s.settimeout(TIMEOUT)
+    while True:
+        (size,) = struct.unpack(">I", recv_exact(s, 4))
+        assert size <= 64 * 1024, size
+        body = msgpack.unpackb(recv_exact(s, size), raw=False)
+        assert body["id"] == 5 and body["ok"] is True
+        total += len(body["result"])
+        frames += 1
+        if not body.get("more"):
+            break
+    assert total == n + 1 and frames > 1
+    s.close()
