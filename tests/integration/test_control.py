@@ -2,6 +2,7 @@
 semantics, followers, and clients that misbehave."""
 import json
 import os
+import shutil
 import signal
 import socket
 import stat
@@ -482,3 +483,116 @@ def test_status_of_a_huge_tree(supd):
             break
     assert total == n + 1 and frames > 1
     s.close()
+
+
+# --- nobody squats the socket (issue 10, item 5) ----------------------------
+
+NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+
+FAKE_SERVER = r"""
+import socket, struct, sys, msgpack
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.bind(sys.argv[1]); s.listen(1)
+print("ready", flush=True)
+c, _ = s.accept()
+n = struct.unpack(">I", c.recv(4))[0]; c.recv(n)
+body = msgpack.packb({"t": "res", "id": 1, "ok": True, "result": [
+    {"name": "root", "path": "root", "kind": "supervisor", "state": "running",
+     "depth": 0, "pid": None, "restarts": 0, "last_reason": "-", "held": False}]})
+c.sendall(struct.pack(">I", len(body)) + body)
+c.recv(1)
+"""
+
+
+def shared_dir():
+    d = tempfile.mkdtemp(prefix="agentsup-squat-")
+    os.chmod(d, 0o755)
+    return d
+
+
+def test_ctl_refuses_a_server_of_another_uid():
+    if os.geteuid() != 0:
+        pytest.skip("needs root to act as another user")
+    d = shared_dir()
+    os.chmod(d, 0o777)  # anyone may create a socket here, as in /tmp
+    path = os.path.join(d, "agentsupd.sock")
+    fake = subprocess.Popen([*NOBODY, "/usr/bin/python3", "-c", FAKE_SERVER, path],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert fake.stdout.readline() == "ready\n"
+        r = subprocess.run([AGENTSUPCTL, "--socket", path, "status"],
+                           capture_output=True, text=True, timeout=TIMEOUT)
+        assert r.returncode == 69, (r.stdout, r.stderr)
+        assert r.stdout == ""
+        assert "served by uid 65534" in r.stderr and "not trusting" in r.stderr
+    finally:
+        fake.kill()
+        fake.wait()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def nobody_daemon(tmpdir, conf, env=None):
+    env = {"PATH": os.environ["PATH"], "TMPDIR": tmpdir, "NO_COLOR": "1",
+           **(env or {})}
+    return subprocess.Popen([*NOBODY, AGENTSUPD, "-c", conf], env=env,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def nobody_ctl(tmpdir, *args):
+    env = {"PATH": os.environ["PATH"], "TMPDIR": tmpdir}
+    return subprocess.run([*NOBODY, AGENTSUPCTL, *args], env=env,
+                          capture_output=True, text=True, timeout=TIMEOUT)
+
+
+def test_default_socket_lives_in_a_checked_private_directory():
+    if os.geteuid() != 0:
+        pytest.skip("needs root to act as another user")
+    tmp = shared_dir()
+    os.chmod(tmp, 0o1777)  # as /tmp: anyone may make a directory here
+    conf = os.path.join(tmp, "conf")
+    os.mkdir(conf)
+    os.chmod(conf, 0o755)
+    with open(os.path.join(conf, "a.yaml"), "w") as f:
+        f.write(f"worker: alpha\ncommand: {SLEEP}\n")
+    private = os.path.join(tmp, "agentsupd-65534")
+
+    def refused(why):
+        p = nobody_daemon(tmp, conf)
+        try:
+            _, err = p.communicate(timeout=TIMEOUT)
+        except subprocess.TimeoutExpired:
+            p.terminate()  # it started: the check is missing
+            p.wait()
+            raise
+        assert p.returncode == 73, err
+        assert why in err, err
+
+    os.mkdir(private, 0o700)  # root's, not nobody's: a squatter's
+    refused("belongs to another user")
+    os.chown(private, 65534, 65534)
+    os.chmod(private, 0o777)
+    refused("can be reached by other users")
+    r = nobody_ctl(tmp, "status")  # the client will not trust it either
+    assert r.returncode == 69 and "not trusting" in r.stderr, r.stderr
+    os.rmdir(private)
+    os.symlink("/tmp", private)
+    refused("is not a directory")
+    os.unlink(private)
+    # none there: agentsupd makes it, 0700 and nobody's, and serves in it
+    p = nobody_daemon(tmp, conf)
+    try:
+        sock = os.path.join(private, "agentsupd.sock")
+        wait_until(lambda: nobody_ctl(tmp, "status").returncode == 0,
+                   what="agentsupd on its default socket")
+        st = os.lstat(private)
+        assert stat.S_ISDIR(st.st_mode) and st.st_uid == 65534
+        assert stat.S_IMODE(st.st_mode) == 0o700
+        assert stat.S_ISSOCK(os.stat(sock).st_mode)
+        assert nobody_ctl(tmp, "shutdown").returncode == 0
+        assert p.wait(timeout=TIMEOUT) == 0
+    finally:
+        if p.poll() is None:
+            p.terminate()
+            p.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
