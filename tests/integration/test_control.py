@@ -2,6 +2,7 @@
 semantics, followers, and clients that misbehave."""
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -14,8 +15,8 @@ import time
 import msgpack
 import pytest
 
-from conftest import (AGENTSUPCTL, AGENTSUPD, TIMEOUT, Daemon, alive, sh,
-                      wait_until)
+from conftest import (AGENTSUPCTL, AGENTSUPD, SRC, TIMEOUT, Daemon, alive,
+                      sh, wait_until)
 
 SLEEP = sh("exec sleep 1000")
 CRASH_ONCE = sh('[ "$AGENTSUP_INCARNATION" = 0 ] && exit 1; exec sleep 1000')
@@ -122,13 +123,92 @@ def test_unknown_name_fails(supd):
 
 def test_usage_errors(supd):
     d = started(supd.start(TREE))
-    assert d.ctl("stop").returncode == 64
-    assert d.ctl("frobnicate").returncode == 64
-    assert d.ctl("reload", "extra").returncode == 64
+    for args, why in ((["stop"], "stop: missing NAME"),
+                      (["stpo", "x"], 'unknown command "stpo"'),
+                      (["status", "a", "b"], "status: too many arguments"),
+                      (["reload", "extra"], "reload: takes no arguments"),
+                      (["stop", "x", "--follow"], "stop: --follow is for events only"),
+                      (["status", "--bogus"], 'status: unknown option "--bogus"'),
+                      ([], "no command given")):
+        r = d.ctl(*args)
+        assert r.returncode == 64, (args, r.stderr)
+        assert f"agentsupctl: {why}" in r.stderr, (args, r.stderr)
+        assert "bad command line" not in r.stderr
     r = subprocess.run([AGENTSUPCTL, "--socket", "/nonexistent/sock", "status"],
                        capture_output=True, text=True)
     assert r.returncode == 69
     assert "cannot reach agentsupd" in r.stderr
+
+
+def project_version():
+    with open(os.path.join(SRC, "CMakeLists.txt")) as f:
+        return re.search(r"project\(agentsup VERSION ([0-9.]+)", f.read()).group(1)
+
+
+def test_version():
+    for prog, name in ((AGENTSUPCTL, "agentsupctl"), (AGENTSUPD, "agentsupd")):
+        r = subprocess.run([prog, "--version"], capture_output=True, text=True)
+        assert (r.returncode, r.stdout) == (0, f"{name} {project_version()}\n")
+
+
+def test_ctl_takes_the_socket_from_the_config_directory(supd):
+    sock = supd.tmp / "from-config.sock"
+    supd.write(TREE, settings=False)
+    (supd.dir / "00-settings.yaml").write_text(
+        f"agentsupd:\n  events_file: {supd.events}\n  socket: {sock}\n")
+    d = started(supd.start(socket_path=str(sock)))
+    env = {k: v for k, v in os.environ.items() if k != "AGENTSUP_SOCKET"}
+    r = subprocess.run([AGENTSUPCTL, "-c", str(supd.dir), "--json", "status"],
+                       capture_output=True, text=True, env=env, timeout=TIMEOUT)
+    assert r.returncode == 0, r.stderr
+    assert len(json.loads(r.stdout)) == 6
+    (supd.dir / "99-bad.yaml").write_text("worker: [\n")
+    r = subprocess.run([AGENTSUPCTL, "-c", str(supd.dir), "status"],
+                       capture_output=True, text=True, env=env, timeout=TIMEOUT)
+    assert r.returncode == 78 and "99-bad.yaml" in r.stderr, r.stderr
+    d.ctl("status", check=0)
+
+
+def test_status_is_a_health_check(supd):
+    """Exit 3 while a subtree has given up and stays down, 0 otherwise; the
+    output is the same either way."""
+    d = supd.start({"root.yaml": f"""
+        supervisor: root
+        intensity: 10
+        children:
+          - {{worker: alpha, command: {SLEEP}}}
+          - supervisor: flaky
+            restart: temporary
+            intensity: 0
+            children:
+              - {{worker: crasher, command: {sh('exit 1')}}}
+        """})
+    d.wait("started", "root/alpha")
+    d.wait("gave_up", "root/flaky")
+    wait_until(lambda: by_path(json.loads(d.ctl("--json", "status").stdout))
+               ["root/flaky"]["state"] == "stopped", what="flaky to stop")
+    r = d.ctl("status")
+    assert r.returncode == 3, (r.stdout, r.stderr)
+    assert r.stdout.splitlines()[0].startswith("root ")
+    assert "not in the state" in r.stderr
+    r = d.ctl("--json", "status")
+    assert r.returncode == 3
+    assert by_path(json.loads(r.stdout))["root/flaky"]["last_reason"] == "gave_up"
+    assert d.ctl("status", "alpha").returncode == 0  # a healthy subtree
+    d.ctl("stop", "flaky", check=0)  # the operator takes it: held, fine
+    assert d.ctl("status").returncode == 0
+
+
+def test_refusal_says_why(supd):
+    """After stop, restart is refused because the node is stopped by
+    command, not because anything is busy."""
+    d = started(supd.start(TREE))
+    d.ctl("stop", "team", check=0)
+    d.wait("stopped", "root/team")
+    r = d.ctl("restart", "team")
+    assert r.returncode == 1
+    assert "stopped by command" in r.stderr, r.stderr
+    assert "busy" not in r.stderr
 
 
 def test_stop_stays_stopped_until_started(supd):
