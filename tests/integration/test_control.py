@@ -676,3 +676,31 @@ def test_default_socket_lives_in_a_checked_private_directory():
             p.terminate()
             p.wait()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+# --- the systemd unit (issue 10, item 15) ----------------------------------
+
+def test_systemd_unit_verifies_clean(tmp_path):
+    """deploy/systemd/agentsupd.service as systemd reads it: no warning (an
+    inline comment would make it ignore KillMode= or Restart=)."""
+    with open(os.path.join(SRC, "deploy/systemd/agentsupd.service")) as f:
+        unit = f.read()
+    keys = dict(l.split("=", 1) for l in unit.splitlines()
+                if "=" in l and not l.startswith("#"))
+    assert keys["Type"] == "notify" and keys["NotifyAccess"] == "main"
+    assert keys["KillMode"] == "mixed" and keys["Restart"] == "on-failure"
+    assert keys["RestartPreventExitStatus"].split() == ["78", "79"]
+    assert "WatchdogSec" in keys and "[Install]" in unit
+    assert keys["ExecStart"].startswith("/usr/local/sbin/agentsupd ")
+    # the installed path does not exist here: point it at the built one
+    copy = tmp_path / "agentsupd.service"
+    copy.write_text(unit.replace("ExecStart=/usr/local/sbin/agentsupd",
+                                 f"ExecStart={os.path.abspath(AGENTSUPD)}"))
+    r = subprocess.run(["systemd-analyze", "verify", str(copy)],
+                       capture_output=True, text=True, timeout=60)
+    assert (r.returncode, r.stderr) == (0, ""), r.stderr
+    bad = tmp_path / "inline.service"  # and the check can fail
+    bad.write_text("[Service]\nExecStart=/bin/true\nKillMode=mixed  # no\n")
+    r = subprocess.run(["systemd-analyze", "verify", str(bad)],
+                       capture_output=True, text=True, timeout=60)
+    assert "kill mode" in r.stderr, r.stderr
