@@ -337,6 +337,8 @@ def test_garbage_and_bad_requests(supd):
     assert read_frame(s) == {"t": "res", "id": 7, "ok": False, "error": "unknown command"}
     s.sendall(frame({"t": "req", "id": 8, "cmd": "stop", "args": [1]}))
     assert read_frame(s)["error"] == "NAME must be a non-empty string"
+    s.sendall(frame({"t": "req", "id": 9, "cmd": "stop", "args": ["x" * 300]}))
+    assert read_frame(s)["error"] == "NAME is too long (255 bytes at most)"
     s.sendall(frame({"t": "req", "cmd": "status"}))
     assert "id" in read_frame(s)["error"]
     s.sendall(b"\x00\x00\x00\x05\xdf\xff\xff\xff\xff")  # a claim bomb
