@@ -266,16 +266,20 @@ render_tree(const msgpack_object *arr, bool color)
 	return 0;
 }
 
-/* Whether a node is not in the state it should be: a supervisor that gave
- * up and was left stopped (nobody held it), or a state that says so. */
+/* Whether a node is not in the state it should be: as agentsupd says in
+ * "healthy"; from an agentsupd that does not say, a supervisor that gave up
+ * and was left stopped (nobody held it), or a state that says so. */
 static bool
 render_unhealthy(const msgpack_object *n)
 {
 	static const char *const bad[] = {"quarantined", "exhausted", "failed",
 	                                  NULL};
 	const msgpack_object *held = agentsup_wire_get(n, "held");
+	const msgpack_object *healthy = agentsup_wire_get(n, "healthy");
 	char state[32], reason[64];
 
+	if (healthy != NULL && healthy->type == MSGPACK_OBJECT_BOOLEAN)
+		return !healthy->via.boolean;
 	render_get_s(n, "state", state, sizeof state);
 	render_get_s(n, "last_reason", reason, sizeof reason);
 	for (int i = 0; bad[i] != NULL; i++)

@@ -50,7 +50,7 @@ struct client {
 	uint64_t last_ms;      /* last byte read */
 	uint64_t armed_ms;     /* when the timer fires */
 	uint8_t *in;           /* a partial frame */
-	size_t inlen;
+	size_t inlen, incap;
 	char *out; /* unsent bytes: out[outoff .. outoff + outlen) */
 	size_t outoff, outlen, outcap;
 	bool follow;
@@ -413,14 +413,25 @@ read_cb(struct ev_loop *loop, ev_io *w, int revents)
 
 	(void)loop;
 	(void)revents;
-	if (cl->in == NULL)
-		cl->in = xmalloc(max);
+	/* the limit may have changed since the buffer was made (a reload):
+	 * size it for the limit in force now, never trust the old size */
+	if (cl->incap < max) {
+		cl->in = xrealloc(cl->in, max);
+		cl->incap = max;
+	}
+	if (cl->inlen >= max) { /* a lowered limit: what is held is too long */
+		serve_refuse(cl, 0,
+		             agentsup_wire_strerror(AGENTSUP_WIRE_TOO_LONG));
+		control_drop(cl,
+		             agentsup_wire_strerror(AGENTSUP_WIRE_TOO_LONG));
+		return;
+	}
 	n = recv(cl->fd, cl->in + cl->inlen, max - cl->inlen, MSG_DONTWAIT);
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
 	if (n <= 0) {
 		control_drop(cl, NULL);
-		goto out;
+		return;
 	}
 	if (cl->inlen == 0)
 		cl->req_start_ms = now; /* a request's first byte */
@@ -437,7 +448,7 @@ read_cb(struct ev_loop *loop, ev_io *w, int revents)
 	if (!cl->dead && r != AGENTSUP_WIRE_MORE) {
 		serve_refuse(cl, 0, agentsup_wire_strerror(r));
 		control_drop(cl, agentsup_wire_strerror(r));
-		goto out;
+		return;
 	}
 	memmove(cl->in, cl->in + used, cl->inlen - used);
 	cl->inlen -= used;
@@ -446,11 +457,10 @@ read_cb(struct ev_loop *loop, ev_io *w, int revents)
 	if (cl->inlen == 0) {
 		free(cl->in); /* an idle client holds no buffer */
 		cl->in = NULL;
+		cl->incap = 0;
 	}
 	if (!cl->dead)
 		client_arm(cl, now);
-out:
-	daemon_run_actions(d);
 }
 
 /* --- admission ------------------------------------------------------------ */

@@ -10,12 +10,15 @@
  */
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "agentsup/wire.h"
 #include "clock.h"
+#include "command.h"
 #include "control.h"
 #include "daemon.h"
+#include "log.h"
 #include "request.h"
 #include "serve.h"
 #include "status.h"
@@ -69,18 +72,22 @@ serve_error(struct client *cl, uint64_t id, const char *fmt, ...)
 {
 	msgpack_sbuffer sb;
 	msgpack_packer pk;
-	char msg[2560];
+	char *msg;
 	va_list ap;
+	int n;
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
+	n = vasprintf(&msg, fmt, ap);
 	va_end(ap);
+	if (n < 0)
+		fatalx("out of memory");
 	msgpack_sbuffer_init(&sb);
 	serve_res_head(&sb, id, false, false);
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
 	agentsup_wire_pack_str(&pk, msg);
 	serve_frame_send(cl, &sb);
 	msgpack_sbuffer_destroy(&sb);
+	free(msg);
 }
 
 static void
@@ -195,35 +202,13 @@ serve_events(struct client *cl, struct control *c, const struct request *r)
 	control_follow(cl, r->follow);
 }
 
-/* Why the engine refused a command, read from the state it refused in. The
- * one place that says it, so that the engine's typed refusals replace this
- * whole function and nothing else. */
-static const char *
-serve_refusal_text(const struct daemon *d, const struct node *n,
-                   enum request_cmd cmd)
-{
-	const struct node *s = n->spec->kind == KIND_SUPERVISOR ? n : n->parent;
-
-	if (d->tree->shutting_down)
-		return "agentsupd is shutting down";
-	if (d->tree->draining)
-		return "the tree is draining";
-	if (cmd == REQ_RESTART && s == n && n->state != NODE_RUNNING)
-		return n->held ? "it is stopped by command; start it instead"
-		               : "it is not running; start it instead";
-	if (s != NULL && s != n && s->state != NODE_RUNNING)
-		return "its supervisor is not running";
-	if (cmd == REQ_RESTART && s != NULL && s->job.kind != JOB_NONE)
-		return "its supervisor is busy restarting; try again";
-	return "refused by the engine";
-}
-
 static void
 serve_node_command(struct client *cl, struct daemon *d, const struct request *r)
 {
 	struct node *n = tree_find(d->tree, r->name);
 	uint64_t now = clock_now_ms();
-	int rc = -1;
+	struct refusal rf = {REFUSED_NONE, NULL};
+	char why[512];
 
 	if (n == NULL) {
 		serve_error(cl, r->id, "no such worker or supervisor: %s",
@@ -234,17 +219,17 @@ serve_node_command(struct client *cl, struct daemon *d, const struct request *r)
 	            "%s by agentsupctl (uid %lu)", request_cmd_name(r->cmd),
 	            (unsigned long)control_client_uid(cl));
 	if (r->cmd == REQ_START)
-		rc = tree_command_start(d->tree, n, now);
+		rf = command_start(d->tree, n, now);
 	else if (r->cmd == REQ_STOP)
-		rc = tree_command_stop(d->tree, n, now);
+		rf = command_stop(d->tree, n, now);
 	else if (r->cmd == REQ_RESTART)
-		rc = tree_command_restart(d->tree, n, now);
+		rf = command_restart(d->tree, n, now);
 	else if (r->cmd == REQ_DRAIN)
-		rc = tree_command_drain(d->tree, n, now);
-	if (rc < 0)
+		rf = command_drain(d->tree, n, now);
+	command_refusal_format(rf, why, sizeof why);
+	if (rf.kind != REFUSED_NONE)
 		serve_error(cl, r->id, "cannot %s %s: %s",
-		            request_cmd_name(r->cmd), n->path,
-		            serve_refusal_text(d, n, r->cmd));
+		            request_cmd_name(r->cmd), n->path, why);
 	else
 		serve_ok(cl, r->id, n->path);
 }
@@ -253,7 +238,7 @@ void
 serve_request(struct client *cl, struct control *c, struct daemon *d,
               const struct request *r)
 {
-	char msg[2048];
+	char *msg = NULL;
 
 	switch (r->cmd) {
 	case REQ_STATUS:
@@ -273,10 +258,11 @@ serve_request(struct client *cl, struct control *c, struct daemon *d,
 		serve_ok(cl, r->id, "draining the whole tree");
 		break;
 	case REQ_RELOAD:
-		if (daemon_reload(d, msg, sizeof msg) < 0)
+		if (daemon_reload(d, &msg) < 0)
 			serve_error(cl, r->id, "reload refused: %s", msg);
 		else
 			serve_ok(cl, r->id, msg);
+		free(msg);
 		break;
 	case REQ_EVENTS:
 		serve_events(cl, c, r);

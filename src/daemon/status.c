@@ -3,8 +3,9 @@
  * same keys for every node (docs/operations.md), nil where not known.
  */
 #include "agentsup/wire.h"
-#include "channel.h"
 #include "daemon.h"
+#include "intensity.h"
+#include "session.h"
 #include "status.h"
 
 static void
@@ -40,13 +41,12 @@ status_pack_node(msgpack_packer *pk, const struct node *n, int depth,
                  uint64_t now)
 {
 	const struct spec *s = n->spec;
-	const struct worker *w = n->worker;
-	const struct progress *prog =
-	        w && w->chan ? channel_progress(w->chan) : NULL;
+	const struct session *w = n->session;
+	const struct progress *prog = n->progress;
 	bool sup = s->kind == KIND_SUPERVISOR;
 	char why[64];
 
-	msgpack_pack_map(pk, 20);
+	msgpack_pack_map(pk, 21);
 	agentsup_wire_kv_str(pk, "name", s->name);
 	agentsup_wire_kv_str(pk, "path", n->path);
 	agentsup_wire_kv_str(pk, "kind", sup ? "supervisor" : "worker");
@@ -63,6 +63,8 @@ status_pack_node(msgpack_packer *pk, const struct node *n, int depth,
 	agentsup_wire_kv_str(pk, "last_reason", why);
 	agentsup_wire_pack_str(pk, "held");
 	n->held ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
+	agentsup_wire_pack_str(pk, "healthy"); /* agentsupctl status's exit */
+	node_unhealthy(n) ? msgpack_pack_false(pk) : msgpack_pack_true(pk);
 	agentsup_wire_kv_str(pk, "restart", config_restart_name(s->restart));
 	if (sup) {
 		agentsup_wire_kv_str(pk, "strategy",
@@ -70,7 +72,7 @@ status_pack_node(msgpack_packer *pk, const struct node *n, int depth,
 		agentsup_wire_kv_uint(pk, "intensity", s->intensity);
 		agentsup_wire_kv_uint(pk, "period_ms", s->period_ms);
 		agentsup_wire_kv_uint(pk, "window_restarts",
-		                      tree_window_restarts(n, now));
+		                      intensity_count(n, now));
 	} else {
 		status_kv_nil(pk, "strategy");
 		status_kv_nil(pk, "intensity");
@@ -83,8 +85,7 @@ status_pack_node(msgpack_packer *pk, const struct node *n, int depth,
 		                      now - w->last_beat_us / 1000);
 	else
 		status_kv_nil(pk, "heartbeat_age_ms");
-	agentsup_wire_kv_uint(pk, "beats",
-	                      w && w->chan ? channel_beats(w->chan) : 0);
+	agentsup_wire_kv_uint(pk, "beats", n->beats);
 	status_progress(pk, prog);
 	if (prog != NULL && prog->status[0])
 		agentsup_wire_kv_str(pk, "status", prog->status);

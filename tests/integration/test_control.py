@@ -193,22 +193,27 @@ def test_status_is_a_health_check(supd):
     assert "not in the state" in r.stderr
     r = d.ctl("--json", "status")
     assert r.returncode == 3
-    assert by_path(json.loads(r.stdout))["root/flaky"]["last_reason"] == "gave_up"
+    flaky = by_path(json.loads(r.stdout))["root/flaky"]
+    assert flaky["last_reason"] == "gave_up" and flaky["healthy"] is False
     assert d.ctl("status", "alpha").returncode == 0  # a healthy subtree
     d.ctl("stop", "flaky", check=0)  # the operator takes it: held, fine
     assert d.ctl("status").returncode == 0
 
 
 def test_refusal_says_why(supd):
-    """After stop, restart is refused because the node is stopped by
-    command, not because anything is busy."""
+    """A refused command says the truth: after stop, a child cannot be started
+    because its supervisor is stopped by command, not because anything is
+    busy; a restart of the stopped supervisor starts it."""
     d = started(supd.start(TREE))
     d.ctl("stop", "team", check=0)
     d.wait("stopped", "root/team")
-    r = d.ctl("restart", "team")
+    r = d.ctl("start", "beta")
     assert r.returncode == 1
-    assert "stopped by command" in r.stderr, r.stderr
+    assert "root/team is stopped (by command)" in r.stderr, r.stderr
     assert "busy" not in r.stderr
+    d.ctl("restart", "team", check=0)
+    d.wait("started", "root/team/gamma")
+    assert by_path(d.ctl_json("status"))["root/team"]["state"] == "running"
 
 
 def test_stop_stays_stopped_until_started(supd):
