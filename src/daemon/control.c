@@ -1,15 +1,14 @@
 /*
- * control.c - the control socket: who gets in, and the bytes to and from
- * each client. What a request does is serve.c's.
+ * control.c - the control socket: where it lives, who gets in, and the
+ * events kept for clients. A client's bytes are client.c's; what a request
+ * does is serve.c's.
  *
- * Every client is bounded: its partial input (one frame), its unsent output,
- * the time from a request's first byte to its last, and how many clients
- * there may be at once, which RLIMIT_NOFILE lowers so that restarts always
- * find descriptors. A full table makes room by dropping the client slowest
- * to finish its request or idle longest, so a crowd of dribbling clients
- * never locks the operator out. A client that breaks a bound is told why
- * (when it can still hear) and dropped; nothing it does reaches the tree
- * except through a validated request.
+ * How many clients there may be at once is bounded, and RLIMIT_NOFILE
+ * lowers the bound so that restarts always find descriptors. A full table
+ * makes room by dropping the client slowest to finish its request or idle
+ * longest, so a crowd of dribbling clients never locks the operator out.
+ * Nothing a client does reaches the tree except through a validated
+ * request.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -23,39 +22,17 @@
 
 #include "agentsup/wire.h"
 #include "clock.h"
+#include "client.h"
 #include "control.h"
 #include "daemon.h"
 #include "log.h"
-#include "request.h"
-#include "serve.h"
 #include "util.h"
 
 #define CONTROL_MAX_CLIENTS 128
-#define CONTROL_MAX_OUT     (8u << 20) /* unread answers before a request */
-#define CONTROL_MAX_LAG     (1u << 20) /* a follower this far behind goes */
-#define CONTROL_REQUEST_MS  10000 /* from a request's first byte to its last */
-#define CONTROL_IDLE_MS     60000 /* a silent, non-following client */
-#define CONTROL_HISTORY     256   /* events kept for "events" */
-#define CONTROL_BACKOFF_S   1.0   /* stop accepting after EMFILE */
+#define CONTROL_HISTORY     256        /* events kept for "events" */
+#define CONTROL_MAX_EVENT   (1u << 20) /* as much as a follower may lag */
+#define CONTROL_BACKOFF_S   1.0        /* stop accepting after EMFILE */
 #define CONTROL_FD_RESERVE  32 /* stdio, loop, events file, one spawn's fds */
-
-struct client {
-	struct control *ctl;
-	struct client *prev, *next;
-	int fd;
-	uid_t uid;
-	ev_io rio, wio;
-	ev_timer timer;        /* the deadline below, lazily re-armed */
-	uint64_t req_start_ms; /* first byte of the partial request */
-	uint64_t last_ms;      /* last byte read */
-	uint64_t armed_ms;     /* when the timer fires */
-	uint8_t *in;           /* a partial frame */
-	size_t inlen, incap;
-	char *out; /* unsent bytes: out[outoff .. outoff + outlen) */
-	size_t outoff, outlen, outcap;
-	bool follow;
-	bool dead; /* closed: freed after the current callback */
-};
 
 struct control {
 	struct daemon *d;
@@ -63,9 +40,7 @@ struct control {
 	int fd;
 	ev_io accept_w;
 	ev_timer backoff;
-	ev_prepare sweep; /* frees dropped clients before the loop blocks */
-	struct client *clients;
-	size_t nclients;
+	struct clients clients;
 	const struct config *counted;   /* the config nworkers was counted in */
 	size_t nworkers;                /* each may hold a descriptor */
 	bool full;                      /* making room: said once per episode */
@@ -76,8 +51,6 @@ struct control {
 	size_t hhead, hcount;
 	msgpack_sbuffer sb;
 };
-
-static void client_free(struct client *);
 
 /* --- path and listening -------------------------------------------------- */
 
@@ -119,7 +92,6 @@ socket_in_use(const char *path)
 
 static void accept_cb(struct ev_loop *, ev_io *, int);
 static void backoff_cb(struct ev_loop *, ev_timer *, int);
-static void sweep_cb(struct ev_loop *, ev_prepare *, int);
 
 struct control *
 control_open(struct daemon *d, const char *path, const char **why)
@@ -163,8 +135,7 @@ control_open(struct daemon *d, const char *path, const char **why)
 	ev_io_start(d->loop, &c->accept_w);
 	ev_init(&c->backoff, backoff_cb);
 	c->backoff.data = c;
-	ev_prepare_init(&c->sweep, sweep_cb);
-	c->sweep.data = c;
+	clients_init(&c->clients, d->loop);
 	return c;
 }
 
@@ -173,11 +144,9 @@ control_close(struct control *c)
 {
 	if (c == NULL)
 		return;
-	while (c->clients != NULL)
-		client_free(c->clients);
+	clients_free(&c->clients);
 	ev_io_stop(c->d->loop, &c->accept_w);
 	ev_timer_stop(c->d->loop, &c->backoff);
-	ev_prepare_stop(c->d->loop, &c->sweep);
 	close(c->fd);
 	if (unlink(c->path) < 0 && errno != ENOENT)
 		log_warn("unlink %s", c->path);
@@ -192,275 +161,6 @@ const char *
 control_path(const struct control *c)
 {
 	return c->path;
-}
-
-/* --- clients -------------------------------------------------------------- */
-
-static void
-client_free(struct client *cl)
-{
-	struct control *c = cl->ctl;
-	struct ev_loop *loop = c->d->loop;
-
-	ev_io_stop(loop, &cl->rio);
-	ev_io_stop(loop, &cl->wio);
-	ev_timer_stop(loop, &cl->timer);
-	close(cl->fd);
-	if (cl->prev != NULL)
-		cl->prev->next = cl->next;
-	else
-		c->clients = cl->next;
-	if (cl->next != NULL)
-		cl->next->prev = cl->prev;
-	c->nclients--;
-	free(cl->in);
-	free(cl->out);
-	free(cl);
-}
-
-/* Mark for closing; freed by the sweep once the current callback is done,
- * since the caller (or an event sink deeper in its stack) may still hold it. */
-void
-control_drop(struct client *cl, const char *why)
-{
-	struct ev_loop *loop = cl->ctl->d->loop;
-
-	if (cl->dead)
-		return;
-	if (why != NULL)
-		log_warnx("control client (uid %lu): %s; disconnected",
-		          (unsigned long)cl->uid, why);
-	cl->dead = true;
-	ev_io_stop(loop, &cl->rio);
-	ev_io_stop(loop, &cl->wio);
-	ev_timer_stop(loop, &cl->timer);
-	ev_prepare_start(loop, &cl->ctl->sweep);
-}
-
-static void
-sweep_cb(struct ev_loop *loop, ev_prepare *w, int revents)
-{
-	struct control *c = w->data;
-
-	(void)revents;
-	for (struct client *cl = c->clients, *next; cl != NULL; cl = next) {
-		next = cl->next;
-		if (!cl->dead)
-			continue;
-		if (cl->outlen > 0) /* a last word (an error) if it fits now */
-			(void)send(cl->fd, cl->out + cl->outoff, cl->outlen,
-			           MSG_NOSIGNAL | MSG_DONTWAIT);
-		client_free(cl);
-	}
-	ev_prepare_stop(loop, w);
-}
-
-static void
-client_flush(struct client *cl)
-{
-	ssize_t n;
-
-	while (cl->outlen > 0 && !cl->dead) {
-		n = send(cl->fd, cl->out + cl->outoff, cl->outlen,
-		         MSG_NOSIGNAL | MSG_DONTWAIT);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			ev_io_start(cl->ctl->d->loop, &cl->wio);
-			return;
-		}
-		if (n < 0) {
-			cl->outlen = 0;
-			control_drop(cl, NULL); /* it went away */
-			return;
-		}
-		cl->outoff += (size_t)n;
-		cl->outlen -= (size_t)n;
-	}
-	cl->outoff = 0;
-	ev_io_stop(cl->ctl->d->loop, &cl->wio);
-}
-
-/* Queue bytes for a client. An answer is queued whole, however long (a
- * status of a big tree): a client that does not read is stopped before its
- * next request instead. A follower that falls behind is dropped here. */
-void
-control_send(struct client *cl, const char *data, size_t len)
-{
-	if (cl->dead)
-		return;
-	if (cl->follow && cl->outlen + len > CONTROL_MAX_LAG) {
-		control_drop(cl, "a slow follower, too far behind");
-		return;
-	}
-	if (cl->outoff > 0 && cl->outoff + cl->outlen + len > cl->outcap) {
-		memmove(cl->out, cl->out + cl->outoff, cl->outlen);
-		cl->outoff = 0;
-	}
-	if (cl->outlen + len > cl->outcap) {
-		cl->outcap = (cl->outlen + len) * 2;
-		cl->out = xrealloc(cl->out, cl->outcap);
-	}
-	memcpy(cl->out + cl->outoff + cl->outlen, data, len);
-	cl->outlen += len;
-	client_flush(cl);
-}
-
-static void
-write_cb(struct ev_loop *loop, ev_io *w, int revents)
-{
-	struct client *cl = w->data;
-
-	(void)loop;
-	(void)revents;
-	client_flush(cl);
-}
-
-uid_t
-control_client_uid(const struct client *cl)
-{
-	return cl->uid;
-}
-
-void
-control_follow(struct client *cl, bool follow)
-{
-	cl->follow = follow;
-}
-
-/* --- deadlines ------------------------------------------------------------ */
-
-/* A request must be whole CONTROL_REQUEST_MS after its first byte, however
- * the bytes dribble in; a silent client may stay CONTROL_IDLE_MS. */
-static uint64_t
-client_deadline(const struct client *cl)
-{
-	if (cl->inlen > 0)
-		return cl->req_start_ms + CONTROL_REQUEST_MS;
-	if (cl->follow)
-		return UINT64_MAX; /* a follower may stay silent for ever */
-	return cl->last_ms + CONTROL_IDLE_MS;
-}
-
-static void
-client_arm(struct client *cl, uint64_t now)
-{
-	uint64_t at = client_deadline(cl);
-
-	if (at == UINT64_MAX)
-		return;
-	if (ev_is_active(&cl->timer) && cl->armed_ms <= at)
-		return; /* a running timer re-arms itself when it fires */
-	ev_timer_stop(cl->ctl->d->loop, &cl->timer);
-	cl->armed_ms = at;
-	ev_timer_set(&cl->timer, at > now ? (double)(at - now) / 1000.0 : 0.0,
-	             0.0);
-	ev_timer_start(cl->ctl->d->loop, &cl->timer);
-}
-
-static void
-timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
-{
-	struct client *cl = t->data;
-	uint64_t now = clock_now_ms();
-	uint64_t at = client_deadline(cl);
-
-	(void)loop;
-	(void)revents;
-	if (now < at) {
-		client_arm(cl, now);
-		return;
-	}
-	control_drop(cl, cl->inlen ? "too slow to finish a request"
-	                           : "idle too long");
-}
-
-/* --- reading -------------------------------------------------------------- */
-
-static void
-client_dispatch(struct client *cl, const struct agentsup_frame *f)
-{
-	struct request r;
-	const char *why;
-
-	if (!agentsup_wire_is(f, AGENTSUP_T_REQ)) {
-		serve_refuse(cl, 0, "expected a \"req\" message");
-		control_drop(cl, "sent a message that is not a request");
-		return;
-	}
-	if (!cl->follow && cl->outlen > CONTROL_MAX_OUT) {
-		control_drop(cl, "not reading its responses");
-		return;
-	}
-	if (request_parse(&f->map, &r, &why) < 0) {
-		serve_refuse(cl, r.id, why);
-		return;
-	}
-	serve_request(cl, cl->ctl, cl->ctl->d, &r);
-}
-
-static void
-read_cb(struct ev_loop *loop, ev_io *w, int revents)
-{
-	struct client *cl = w->data;
-	struct daemon *d = cl->ctl->d;
-	size_t max = AGENTSUP_FRAME_HEADER + d->cfg->settings.max_frame;
-	uint64_t now = clock_now_ms();
-	struct agentsup_frame f;
-	size_t used = 0;
-	ssize_t n;
-	int r;
-
-	(void)loop;
-	(void)revents;
-	/* the limit may have changed since the buffer was made (a reload):
-	 * size it for the limit in force now, never trust the old size */
-	if (cl->incap < max) {
-		cl->in = xrealloc(cl->in, max);
-		cl->incap = max;
-	}
-	if (cl->inlen >= max) { /* a lowered limit: what is held is too long */
-		serve_refuse(cl, 0,
-		             agentsup_wire_strerror(AGENTSUP_WIRE_TOO_LONG));
-		control_drop(cl,
-		             agentsup_wire_strerror(AGENTSUP_WIRE_TOO_LONG));
-		return;
-	}
-	n = recv(cl->fd, cl->in + cl->inlen, max - cl->inlen, MSG_DONTWAIT);
-	if (n < 0 && (errno == EAGAIN || errno == EINTR))
-		return;
-	if (n <= 0) {
-		control_drop(cl, NULL);
-		return;
-	}
-	if (cl->inlen == 0)
-		cl->req_start_ms = now; /* a request's first byte */
-	cl->inlen += (size_t)n;
-	cl->last_ms = now;
-	while (!cl->dead &&
-	       (r = agentsup_wire_decode(cl->in + used, cl->inlen - used,
-	                                 d->cfg->settings.max_frame, &d->zone,
-	                                 &f)) == AGENTSUP_WIRE_OK) {
-		client_dispatch(cl, &f);
-		msgpack_zone_clear(&d->zone);
-		used += f.size;
-	}
-	if (!cl->dead && r != AGENTSUP_WIRE_MORE) {
-		serve_refuse(cl, 0, agentsup_wire_strerror(r));
-		control_drop(cl, agentsup_wire_strerror(r));
-		return;
-	}
-	memmove(cl->in, cl->in + used, cl->inlen - used);
-	cl->inlen -= used;
-	if (used > 0)
-		cl->req_start_ms = now; /* what is left began in this read */
-	if (cl->inlen == 0) {
-		free(cl->in); /* an idle client holds no buffer */
-		cl->in = NULL;
-		cl->incap = 0;
-	}
-	if (!cl->dead)
-		client_arm(cl, now);
 }
 
 /* --- admission ------------------------------------------------------------ */
@@ -521,7 +221,7 @@ control_victim(struct control *c, uint64_t now)
 	struct client *best = NULL;
 	uint64_t best_age = 0, age;
 
-	for (struct client *cl = c->clients; cl != NULL; cl = cl->next) {
+	for (struct client *cl = c->clients.head; cl != NULL; cl = cl->next) {
 		if (cl->dead)
 			continue;
 		age = now - (cl->inlen ? cl->req_start_ms : cl->last_ms);
@@ -542,7 +242,7 @@ control_make_room(struct control *c, uint64_t now)
 	size_t cap = control_capacity(c, &nofile);
 	struct client *victim;
 
-	if (c->nclients < cap) {
+	if (c->clients.n < cap) {
 		if (c->full && c->evicted > 1)
 			log_info("control: %lu clients were dropped to make "
 			         "room",
@@ -579,28 +279,6 @@ control_make_room(struct control *c, uint64_t now)
 	c->evicted++;
 	client_free(victim); /* nothing holds it in an accept callback */
 	return true;
-}
-
-static void
-client_new(struct control *c, int fd, uid_t uid, uint64_t now)
-{
-	struct client *cl = xcalloc(1, sizeof *cl);
-
-	cl->ctl = c;
-	cl->fd = fd;
-	cl->uid = uid;
-	cl->last_ms = now;
-	ev_io_init(&cl->rio, read_cb, fd, EV_READ);
-	ev_io_init(&cl->wio, write_cb, fd, EV_WRITE);
-	ev_init(&cl->timer, timer_cb);
-	cl->rio.data = cl->wio.data = cl->timer.data = cl;
-	ev_io_start(c->d->loop, &cl->rio);
-	cl->next = c->clients;
-	if (c->clients != NULL)
-		c->clients->prev = cl;
-	c->clients = cl;
-	c->nclients++;
-	client_arm(cl, now);
 }
 
 static void
@@ -657,7 +335,7 @@ accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 			close(fd);
 			continue;
 		}
-		client_new(c, fd, uid, now);
+		(void)client_new(&c->clients, c, c->d, fd, uid, now);
 	}
 }
 
@@ -715,9 +393,9 @@ control_event(void *arg, const struct event *e, const char *json)
 	agentsup_wire_pack_str(&pk, "event");
 	msgpack_sbuffer_write(&c->sb, sb.data, sb.size);
 	msgpack_sbuffer_destroy(&sb);
-	if (agentsup_wire_end(&c->sb, CONTROL_MAX_OUT) < 0)
+	if (agentsup_wire_end(&c->sb, CONTROL_MAX_EVENT) < 0)
 		return;
-	for (struct client *cl = c->clients; cl != NULL; cl = cl->next)
+	for (struct client *cl = c->clients.head; cl != NULL; cl = cl->next)
 		if (cl->follow && !cl->dead)
-			control_send(cl, c->sb.data, c->sb.size);
+			client_send(cl, c->sb.data, c->sb.size);
 }

@@ -10,7 +10,6 @@
 
 struct daemon;
 struct control;
-struct client;
 
 /* Listen at path (mode 0600); NULL with *why if it cannot, or if a live
  * agentsupd already answers there. A stale socket file is replaced; the
@@ -22,11 +21,6 @@ const char *control_path(const struct control *);
 /* The events sink: history for "events", frames for followers. */
 void control_event(void *arg, const struct event *, const char *json);
 
-/* For serve.c: answering one client. */
-void control_send(struct client *, const char *data, size_t len);
-void control_drop(struct client *, const char *why); /* why: NULL is quiet */
-uid_t control_client_uid(const struct client *);
-void control_follow(struct client *, bool);
 /* The i-th oldest event kept, as a packed map, or NULL past the last. */
 const char *control_history(const struct control *, size_t i, size_t *len);
 

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "agentsup/wire.h"
+#include "client.h"
 #include "clock.h"
 #include "command.h"
 #include "control.h"
@@ -58,10 +59,10 @@ static void
 serve_frame_send(struct client *cl, msgpack_sbuffer *sb)
 {
 	if (agentsup_wire_end(sb, UINT32_MAX) < 0) {
-		control_drop(cl, "response too large");
+		client_drop(cl, "response too large");
 		return;
 	}
-	control_send(cl, sb->data, sb->size);
+	client_send(cl, sb->data, sb->size);
 }
 
 static void serve_error(struct client *, uint64_t, const char *, ...)
@@ -199,7 +200,7 @@ serve_events(struct client *cl, struct control *c, const struct request *r)
 		serve_list_added(&l);
 	}
 	serve_list_end(&l);
-	control_follow(cl, r->follow);
+	cl->follow = r->follow;
 }
 
 static void
@@ -217,7 +218,7 @@ serve_node_command(struct client *cl, struct daemon *d, const struct request *r)
 	}
 	events_emit(&d->events, EV_COMMAND, n->path, 0, NULL, 0,
 	            "%s by agentsupctl (uid %lu)", request_cmd_name(r->cmd),
-	            (unsigned long)control_client_uid(cl));
+	            (unsigned long)cl->uid);
 	if (r->cmd == REQ_START)
 		rf = command_start(d->tree, n, now);
 	else if (r->cmd == REQ_STOP)
