@@ -711,3 +711,36 @@ def test_systemd_unit_verifies_clean(tmp_path):
     r = subprocess.run(["systemd-analyze", "verify", str(bad)],
                        capture_output=True, text=True, timeout=60)
     assert "kill mode" in r.stderr, r.stderr
+
+
+def test_events_history_in_chunks(supd):
+    """The 256 events kept are more than one frame's worth: all arrive, in
+    order, joined from chunks."""
+    name = "loop" + "x" * 60  # long paths make every event long
+    a, b = "a" * 64, "b" * 64
+    d = supd.start({"a.yaml": f"""
+        supervisor: {a}
+        intensity: 100000
+        period: 1s
+        children:
+          - supervisor: {b}
+            intensity: 100000
+            period: 1s
+            children:
+              - {{worker: {name}, command: {sh('exit 1')}}}
+        """})
+    d.wait_count("exited", 200, timeout=60)
+    d.ctl("stop", name, check=0)
+    s = connect(d)
+    s.sendall(frame({"t": "req", "id": 3, "cmd": "events", "args": []}))
+    chunks = []
+    while True:
+        r = read_frame(s)
+        chunks.append(r)
+        if not r.get("more"):
+            break
+    s.close()
+    lines = d.ctl("--json", "events", check=0).stdout.splitlines()
+    seqs = [json.loads(l)["seq"] for l in lines]
+    assert len(seqs) == 256 and seqs == list(range(seqs[0], seqs[0] + 256))
+    assert sum(len(c["result"]) for c in chunks) == 256 and len(chunks) > 1
