@@ -46,6 +46,7 @@ struct control {
 	bool full;                      /* making room: said once per episode */
 	unsigned long evicted;          /* this episode */
 	bool refusing;                  /* no room at all: said once */
+	bool starved;                   /* accept failed: said once */
 	char *history[CONTROL_HISTORY]; /* packed event maps */
 	size_t hlen[CONTROL_HISTORY];
 	size_t hhead, hcount;
@@ -294,9 +295,11 @@ backoff_cb(struct ev_loop *loop, ev_timer *t, int revents)
 static void
 control_pause(struct control *c, struct ev_loop *loop)
 {
-	log_warn("control: cannot accept a client, out of descriptors or "
-	         "memory (pausing for %gs)",
-	         CONTROL_BACKOFF_S);
+	if (!c->starved) /* once per episode: it may last */
+		log_warn("control: cannot accept clients, out of descriptors "
+		         "or memory (trying again every %gs)",
+		         CONTROL_BACKOFF_S);
+	c->starved = true;
 	ev_io_stop(loop, &c->accept_w);
 	ev_timer_set(&c->backoff, CONTROL_BACKOFF_S, 0.0);
 	ev_timer_start(loop, &c->backoff);
@@ -325,6 +328,9 @@ accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 			log_warn("control: accept");
 			return;
 		}
+		if (c->starved)
+			log_info("control: accepting clients again");
+		c->starved = false;
 		if (!peer_allowed(fd, &uid)) {
 			log_warnx("control: refused a client of uid %lu",
 			          (unsigned long)uid);
