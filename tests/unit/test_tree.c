@@ -16,7 +16,10 @@
 
 #include <cmocka.h>
 
+#include "command.h"
 #include "config.h"
+#include "intensity.h"
+#include "reload.h"
 #include "tree.h"
 
 struct run {
@@ -132,6 +135,20 @@ crash(struct run *r, const char *name, int code)
 	tree_exited(r->t, N(r, name), (struct reason){REASON_EXIT, code},
 	            r->now);
 	pump(r);
+}
+
+/* A reload list as "a, b", for comparing. */
+static const char *
+joined(const struct reload_list *l)
+{
+	static char buf[1024];
+	size_t at = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < l->count; i++)
+		at += (size_t)snprintf(buf + at, sizeof buf - at, "%s%s",
+		                       i ? ", " : "", l->paths[i]);
+	return buf;
 }
 
 static void
@@ -362,7 +379,7 @@ test_window_slides(void **state)
 		crash(r, "w", 1);
 		expect(r, "restarting root/w\nstart root/w\n");
 	}
-	assert_int_equal(tree_window_restarts(r->t->root, r->now), 1);
+	assert_int_equal(intensity_count(r->t->root, r->now), 1);
 	run_free(r);
 }
 
@@ -621,21 +638,22 @@ test_command_stop_holds(void **state)
 
 	(void)state;
 	r->log[0] = '\0';
-	assert_int_equal(tree_command_stop(r->t, N(r, "b"), 0), 0);
+	assert_int_equal(command_stop(r->t, N(r, "b"), 0).kind, REFUSED_NONE);
 	pump(r);
 	expect(r, "stop root/b\n");
 	crash(r, "c", 1);
 	expect(r, "restarting root/c\nstop root/d\nstop root/a\n"
 	          "start root/a\nstart root/c\nstart root/d\n");
 	r->log[0] = '\0';
-	assert_int_equal(tree_command_start(r->t, N(r, "b"), 0), 0);
+	assert_int_equal(command_start(r->t, N(r, "b"), 0).kind, REFUSED_NONE);
 	pump(r);
 	expect(r, "start root/b\n");
 	r->log[0] = '\0';
-	assert_int_equal(tree_command_restart(r->t, N(r, "c"), 0), 0);
+	assert_int_equal(command_restart(r->t, N(r, "c"), 0).kind,
+	                 REFUSED_NONE);
 	pump(r);
 	expect(r, "stop root/c\nstart root/c\n");
-	assert_int_equal(r->t->root->nstamps, 1); /* commands never count */
+	assert_int_equal(intensity_count(r->t->root, 0), 1); /* never counted */
 	run_free(r);
 }
 
@@ -649,7 +667,8 @@ test_command_restart_subtree(void **state)
 
 	(void)state;
 	r->log[0] = '\0';
-	assert_int_equal(tree_command_restart(r->t, N(r, "s"), 0), 0);
+	assert_int_equal(command_restart(r->t, N(r, "s"), 0).kind,
+	                 REFUSED_NONE);
 	pump(r);
 	expect(r, "stop root/s/b\nstop root/s/a\nstart root/s/a\n"
 	          "start root/s/b\n");
@@ -680,21 +699,22 @@ test_reload_diff(void **state)
 
 	(void)state;
 	r->log[0] = '\0';
-	assert_int_equal(tree_reload(r->t, next->root, 0, &rep, &why), 0);
+	assert_int_equal(reload_apply(r->t, next->root, 0, &rep, &why), 0);
 	pump(r);
 	expect(r, "stop root/gone\nstop root/cmd\nstart root/new\n"
 	          "start root/cmd\n");
-	assert_string_equal(rep.added, "root/new");
-	assert_string_equal(rep.removed, "root/gone");
-	assert_string_equal(rep.restarted, "root/cmd");
-	assert_string_equal(rep.updated, "root/s, root/s/pol");
+	assert_string_equal(joined(&rep.added), "root/new");
+	assert_string_equal(joined(&rep.removed), "root/gone");
+	assert_string_equal(joined(&rep.restarted), "root/cmd");
+	assert_string_equal(joined(&rep.updated), "root/s, root/s/pol");
+	reload_report_free(&rep);
 	assert_ptr_equal(N(r, "keep"), keep);
 	assert_int_equal(keep->starts, 1);
-	assert_int_equal(r->t->root->nstamps, 0);
+	assert_int_equal(intensity_count(r->t->root, 0), 0);
 	assert_int_equal(N(r, "s")->spec->intensity, 7);
 	config_free(r->cfg);
 	r->cfg = next;
-	assert_true(tree_graveyard_sweep(r->t));
+	assert_true(tree_sweep(r->t));
 	run_free(r);
 }
 
