@@ -128,6 +128,11 @@ config_free(struct config *cfg)
 	spec_free(cfg->root);
 	free(cfg->settings.socket);
 	free(cfg->settings.events_file);
+	for (size_t i = 0; i < cfg->settings.nhooks; i++) {
+		config_free_strv(cfg->settings.hooks[i].kinds);
+		config_free_strv(cfg->settings.hooks[i].argv);
+	}
+	free(cfg->settings.hooks);
 	for (size_t i = 0; i < cfg->nfiles; i++)
 		free(cfg->files[i]);
 	free(cfg->files);
@@ -469,6 +474,7 @@ static const char *const strategy_names[] = {"one_for_one", "one_for_all",
                                              "rest_for_one", NULL};
 static const char *const restart_names[] = {"permanent", "transient",
                                             "temporary", NULL};
+static const char *const notify_names[] = {"none", "systemd", NULL};
 
 const char *
 config_strategy_name(enum strategy s)
@@ -603,6 +609,10 @@ parse_key(struct parse *p, struct spec *s, const char *key, yaml_node_t *kn,
 		want_output(p, key, v, &s->out);
 	} else if (w && strcmp(key, "stderr") == 0) {
 		want_output(p, key, v, &s->err);
+	} else if (w && strcmp(key, "notify") == 0) {
+		e = (int)s->notify;
+		want_enum(p, key, v, notify_names, "none or systemd", &e);
+		s->notify = (enum notify_mode)e;
 	} else {
 		perr(p, &kn->start_mark, "unknown key \"%s\" for a %s", key,
 		     w ? "worker" : "supervisor");
@@ -749,6 +759,110 @@ parse_node(struct parse *p, yaml_node_t *map, int depth, bool top)
 	return s;
 }
 
+/* A list of non-empty scalars into a NULL-terminated vector (or NULL). */
+static char **
+want_strv(struct parse *p, const char *key, yaml_node_t *v, bool ident)
+{
+	yaml_node_item_t *it;
+	char **out;
+	size_t n, k = 0;
+	const char *str;
+
+	if (v->type != YAML_SEQUENCE_NODE) {
+		perr(p, &v->start_mark, "%s: expected a list", key);
+		return NULL;
+	}
+	it = v->data.sequence.items.start;
+	n = (size_t)(v->data.sequence.items.top - it);
+	out = xcalloc(n + 1, sizeof *out);
+	for (size_t i = 0; i < n; i++) {
+		yaml_node_t *e = node_at(p, it[i]);
+		if (e == NULL || (str = want_scalar(p, key, e)) == NULL)
+			continue;
+		if (*str == '\0' ||
+		    (ident && strspn(str, "abcdefghijklmnopqrs"
+		                          "tuvwxyz_") != strlen(str))) {
+			perr(p, &e->start_mark, "%s: bad name \"%s\"", key,
+			     str);
+			continue;
+		}
+		out[k++] = xstrdup(str);
+	}
+	if (k == 0) {
+		perr(p, &v->start_mark, "%s: empty list", key);
+		config_free_strv(out);
+		return NULL;
+	}
+	return out;
+}
+
+/* One on_event entry: {kinds: [...], run: [cmd, ...] | "cmd", timeout}. */
+static void
+parse_hook(struct parse *p, yaml_node_t *v, struct hook_spec *h)
+{
+	const char *why, *str;
+
+	h->timeout_ms = CONFIG_HOOK_TIMEOUT_MS;
+	if (v->type != YAML_MAPPING_NODE) {
+		perr(p, &v->start_mark,
+		     "on_event: each entry is a mapping of kinds, run, "
+		     "timeout");
+		return;
+	}
+	for (yaml_node_pair_t *pr = v->data.mapping.pairs.start;
+	     pr < v->data.mapping.pairs.top; pr++) {
+		yaml_node_t *k = node_at(p, pr->key),
+		            *val = node_at(p, pr->value);
+		const char *ks = k ? want_scalar(p, "on_event", k) : NULL;
+
+		if (ks == NULL || val == NULL)
+			continue;
+		if (strcmp(ks, "kinds") == 0 && h->kinds == NULL)
+			h->kinds = want_strv(p, "kinds", val, true);
+		else if (strcmp(ks, "run") == 0 && h->argv == NULL &&
+		         val->type == YAML_SEQUENCE_NODE)
+			h->argv = want_strv(p, "run", val, false);
+		else if (strcmp(ks, "run") == 0 && h->argv == NULL) {
+			if ((str = want_scalar(p, "run", val)) != NULL &&
+			    config_split_command(str, &h->argv, &why) < 0)
+				perr(p, &val->start_mark, "run: %s", why);
+		} else if (strcmp(ks, "timeout") == 0)
+			want_duration(p, "timeout", val, &h->timeout_ms, true);
+		else
+			perr(p, &k->start_mark,
+			     "on_event: unknown or repeated key \"%s\"", ks);
+	}
+	if (h->kinds == NULL || h->argv == NULL || h->argv[0] == NULL)
+		perr(p, &v->start_mark,
+		     "on_event: an entry needs kinds and run");
+}
+
+static void
+parse_hooks(struct parse *p, yaml_node_t *v)
+{
+	struct settings *st = &p->cfg->settings;
+	yaml_node_item_t *it;
+	size_t n;
+
+	if (v->type != YAML_SEQUENCE_NODE) {
+		perr(p, &v->start_mark, "on_event: expected a list");
+		return;
+	}
+	it = v->data.sequence.items.start;
+	n = (size_t)(v->data.sequence.items.top - it);
+	if (n > CONFIG_MAX_HOOKS) {
+		perr(p, &v->start_mark, "on_event: at most %d entries",
+		     CONFIG_MAX_HOOKS);
+		return;
+	}
+	st->hooks = xcalloc(n ? n : 1, sizeof *st->hooks);
+	for (size_t i = 0; i < n; i++) {
+		yaml_node_t *e = node_at(p, it[i]);
+		if (e != NULL)
+			parse_hook(p, e, &st->hooks[st->nhooks++]);
+	}
+}
+
 static void
 parse_settings(struct parse *p, yaml_node_t *v, yaml_node_t *at)
 {
@@ -793,6 +907,8 @@ parse_settings(struct parse *p, yaml_node_t *v, yaml_node_t *at)
 			}
 			free(*dst);
 			*dst = xstrdup(s);
+		} else if (strcmp(ks, "on_event") == 0) {
+			parse_hooks(p, val);
 		} else if (strcmp(ks, "max_frame") == 0) {
 			if ((s = want_scalar(p, ks, val)) == NULL)
 				continue;
@@ -1207,7 +1323,7 @@ spec_process_equal(const struct spec *a, const struct spec *b)
 	return a->kind == b->kind && strv_equal(a->argv, b->argv) &&
 	       str_equal(a->directory, b->directory) &&
 	       strv_equal(a->env, b->env) && output_equal(&a->out, &b->out) &&
-	       output_equal(&a->err, &b->err);
+	       output_equal(&a->err, &b->err) && a->notify == b->notify;
 }
 
 int
@@ -1270,6 +1386,8 @@ print_spec(const struct spec *s, const char *prefix, bool last, bool top,
 			                     sizeof dur);
 			fprintf(f, "  [ready within %s]", dur);
 		}
+		if (s->notify == NOTIFY_SYSTEMD)
+			fprintf(f, "  [sd_notify]");
 		fputc('\n', f);
 	}
 	snprintf(buf, sizeof buf, "%s%s", prefix,

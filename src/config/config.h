@@ -10,6 +10,7 @@ enum node_kind { KIND_WORKER, KIND_SUPERVISOR };
 enum strategy { ONE_FOR_ONE, ONE_FOR_ALL, REST_FOR_ONE };
 enum restart_type { RESTART_PERMANENT, RESTART_TRANSIENT, RESTART_TEMPORARY };
 enum output_mode { OUTPUT_INHERIT, OUTPUT_NULL, OUTPUT_FILE };
+enum notify_mode { NOTIFY_NONE, NOTIFY_SYSTEMD }; /* `notify:` */
 
 #define SHUTDOWN_BRUTAL_KILL (-1)
 #define CONFIG_MAX_INTENSITY 100000
@@ -55,13 +56,26 @@ struct spec {
 	uint64_t drain_timeout_ms;
 	struct output out;
 	struct output err;
+	enum notify_mode notify; /* systemd: NOTIFY_SOCKET of agentsupd's */
 };
+
+/* One `on_event:` entry: run argv per event of one of `kinds`. */
+struct hook_spec {
+	char **kinds; /* event kind names, NULL-terminated */
+	char **argv;  /* NULL-terminated */
+	uint64_t timeout_ms;
+};
+
+#define CONFIG_MAX_HOOKS       64
+#define CONFIG_HOOK_TIMEOUT_MS 10000
 
 /* The `agentsupd:` settings document. */
 struct settings {
-	char *socket;       /* control socket path, NULL = default */
-	char *events_file;  /* JSON-lines event log, NULL = none */
-	uint32_t max_frame; /* largest frame accepted from a peer */
+	char *socket;            /* control socket path, NULL = default */
+	char *events_file;       /* JSON-lines event log, NULL = none */
+	uint32_t max_frame;      /* largest frame accepted from a peer */
+	struct hook_spec *hooks; /* on_event: */
+	size_t nhooks;
 	struct loc loc;
 };
 

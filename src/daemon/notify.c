@@ -223,17 +223,21 @@ notify_server_read_one(struct notify_server *s)
 	return true;
 }
 
-static void
-notify_server_read_cb(struct ev_loop *loop, ev_io *io, int revents)
+void
+notify_server_read_pending(struct notify_server *s)
 {
-	struct notify_server *s = io->data;
-
-	(void)loop;
-	(void)revents;
 	/* bounded: a flood cannot hold the loop; the rest waits a turn */
 	for (int i = 0; i < NOTIFY_BATCH; i++)
 		if (!notify_server_read_one(s))
 			break;
+}
+
+static void
+notify_server_read_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+	(void)loop;
+	(void)revents;
+	notify_server_read_pending(io->data);
 }
 
 /* Bind to a kernel-chosen abstract name and remember it as "@name". */

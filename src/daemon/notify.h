@@ -62,6 +62,8 @@ struct notify_server *notify_server_open(struct ev_loop *, notify_fn cb,
                                          void *arg, const char **why);
 /* The value for a worker's NOTIFY_SOCKET ("@xxxxx"). */
 const char *notify_server_address(const struct notify_server *);
+/* Read what already waits (bounded), before a heartbeat is judged. */
+void notify_server_read_pending(struct notify_server *);
 const struct notify_counts *notify_server_counts(const struct notify_server *);
 void notify_server_close(struct notify_server *);
 
