@@ -459,10 +459,9 @@ daemon_run(struct daemon *d)
 	         d->config_dir, (long)getpid(), d->socket_path);
 	tree_start(d->tree, clock_now_ms());
 	ev_run(d->loop, 0);
-	/* the hooks of the last events (a root that gave up) still run, each
-	 * bounded by its timeout */
-	while (!hooks_idle(d->hooks))
-		ev_run(d->loop, EVRUN_ONCE);
+	/* the hooks of the last events (a root that gave up) still run,
+	 * bounded */
+	hooks_flush(d->hooks, HOOKS_EXIT_GRACE_MS);
 	return d->exit_code;
 }
 

@@ -406,6 +406,35 @@ hooks_idle(const struct hooks *h)
 	return h->nrunning == 0 && h->qlen == 0;
 }
 
+static void
+hooks_flush_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	(void)loop;
+	(void)revents;
+	*(bool *)t->data = true;
+}
+
+void
+hooks_flush(struct hooks *h, uint64_t grace_ms)
+{
+	bool expired = false;
+	ev_timer grace;
+
+	if (h == NULL || hooks_idle(h))
+		return;
+	ev_timer_init(&grace, hooks_flush_cb, (double)grace_ms / 1e3, 0.0);
+	grace.data = &expired;
+	ev_timer_start(h->loop, &grace);
+	while (!hooks_idle(h) && !expired)
+		ev_run(h->loop, EVRUN_ONCE);
+	ev_timer_stop(h->loop, &grace);
+	if (!hooks_idle(h))
+		log_warnx(
+		        "hooks: exiting with %u still running (killed) and %u "
+		        "waiting (dropped)",
+		        h->nrunning, h->qlen);
+}
+
 const struct hooks_counts *
 hooks_counts(const struct hooks *h)
 {

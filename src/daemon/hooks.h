@@ -15,9 +15,10 @@
 
 #include "config.h"
 
-#define HOOKS_MAX_RUNNING 4  /* hook processes at once */
-#define HOOKS_MAX_QUEUED  64 /* events waiting for a slot; beyond: dropped */
-#define HOOKS_MAX_JSON    (64u * 1024u)
+#define HOOKS_MAX_RUNNING   4  /* hook processes at once */
+#define HOOKS_MAX_QUEUED    64 /* events waiting for a slot; beyond: dropped */
+#define HOOKS_MAX_JSON      (64u * 1024u)
+#define HOOKS_EXIT_GRACE_MS 10000 /* at exit, for the last events' hooks */
 
 /* What happened to hooks so far, for logs, tests and metrics. */
 struct hooks_counts {
@@ -44,6 +45,9 @@ void hooks_event(struct hooks *, const char *kind, const char *json,
 bool hooks_reaped(struct hooks *, pid_t, int status);
 /* Whether nothing runs and nothing waits. */
 bool hooks_idle(const struct hooks *);
+/* At exit: run the loop until every running and queued hook is done, for
+ * at most grace_ms; then kill what runs and drop what waits (logged). */
+void hooks_flush(struct hooks *, uint64_t grace_ms);
 const struct hooks_counts *hooks_counts(const struct hooks *);
 /* Kill whatever still runs (its process group) and free everything. */
 void hooks_free(struct hooks *);
