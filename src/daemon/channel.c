@@ -35,6 +35,7 @@ struct channel {
 	size_t outlen;
 	bool hello;
 	bool warned_unknown;
+	bool wclosed; /* the worker closed its end: nothing more can be sent */
 };
 
 bool
@@ -46,7 +47,7 @@ channel_said_hello(const struct channel *c)
 bool
 channel_is_open(const struct channel *c)
 {
-	return c->fd >= 0;
+	return c->fd >= 0 && !c->wclosed;
 }
 
 /* Stop reading and writing; the struct stays until its owner closes it. */
@@ -90,6 +91,18 @@ channel_fail(struct channel *c, const char *fmt, ...)
 
 /* --- sending -------------------------------------------------------------- */
 
+/* The worker closed its end: sending is over, but what it sent before is
+ * still there to read (a last heartbeat). Not a protocol error. */
+static void
+channel_wclose(struct channel *c)
+{
+	c->wclosed = true;
+	ev_io_stop(c->loop, &c->wio);
+	free(c->out);
+	c->out = NULL;
+	c->outlen = 0;
+}
+
 static void
 write_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
@@ -101,8 +114,9 @@ write_cb(struct ev_loop *loop, ev_io *io, int revents)
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
 	if (n < 0) {
-		/* the worker closed its end: the reap will tell the rest */
-		channel_shut(c);
+		/* the worker closed its end: what it sent is still read, and
+		 * the reap tells the rest */
+		channel_wclose(c);
 		return;
 	}
 	memmove(c->out, c->out + n, c->outlen - (size_t)n);
@@ -120,13 +134,15 @@ channel_send(struct channel *c, const msgpack_sbuffer *sb)
 {
 	ssize_t n = 0;
 
-	if (c->fd < 0)
+	if (c->fd < 0 || c->wclosed)
 		return -1;
 	if (c->outlen == 0) {
 		n = send(c->fd, sb->data, sb->size,
 		         MSG_NOSIGNAL | MSG_DONTWAIT);
-		if (n < 0 && errno != EAGAIN && errno != EINTR)
+		if (n < 0 && errno != EAGAIN && errno != EINTR) {
+			channel_wclose(c);
 			return -1;
+		}
 		if (n < 0)
 			n = 0;
 		if ((size_t)n == sb->size)

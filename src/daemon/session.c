@@ -34,6 +34,7 @@
 static const struct channel_ops session_channel_ops;
 
 static void session_timer_cb(struct ev_loop *, ev_timer *, int);
+static void on_failed(void *, const char *);
 
 /* --- signals and deadlines ----------------------------------------------- */
 
@@ -195,7 +196,7 @@ on_hello(void *arg)
 
 	if (channel_send_welcome(s->chan, &w, daemon_max_frame(s->d)) < 0 &&
 	    channel_is_open(s->chan))
-		session_fail(s, (struct reason){REASON_PROTOCOL, 0});
+		on_failed(s, "cannot send welcome");
 }
 
 static void
