@@ -182,6 +182,16 @@ pump_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 
 /* --- reload -------------------------------------------------------------- */
 
+/* Whether some event is of this kind (on_event's kinds). */
+static bool
+daemon_event_kind_known(const char *kind)
+{
+	for (int k = 0; k < EV__COUNT; k++)
+		if (strcmp(events_kind_name((enum event_kind)k), kind) == 0)
+			return true;
+	return false;
+}
+
 /* Settings that can change at run time: the events file. */
 static void
 apply_settings(struct daemon *d, const struct settings *old)
@@ -196,6 +206,7 @@ apply_settings(struct daemon *d, const struct settings *old)
 		log_warnx("the control socket stays at %s until a restart",
 		          d->socket_path);
 	hooks_set(d->hooks, s->hooks, s->nhooks);
+	hooks_warn_unknown(d->hooks, daemon_event_kind_known);
 }
 
 /* Append "name [a, b]" to a growing message, bounded: past the limit the
@@ -435,6 +446,7 @@ daemon_init(struct daemon *d, const char *sock_opt)
 	d->hooks = hooks_new(d->loop, d->cfg->settings.hooks,
 	                     d->cfg->settings.nhooks, HOOKS_MAX_RUNNING,
 	                     HOOKS_MAX_QUEUED);
+	hooks_warn_unknown(d->hooks, daemon_event_kind_known);
 	d->tree = tree_new(d->cfg->root);
 	ev_child_init(&d->child_watcher, reap_child_cb, 0, 0);
 	d->child_watcher.data = d;
