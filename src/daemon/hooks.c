@@ -317,10 +317,11 @@ hooks_enqueue(struct hooks *h, const struct hook *k, const char *kind,
 	if (h->qlen == h->max_queued) {
 		h->counts.dropped++;
 		if (h->dropped_unlogged++ == 0)
-			log_warnx("hooks: %u running and %u waiting: dropping "
-			          "the hook %s for a %s event (and counting "
-			          "further drops)",
-			          h->nrunning, h->qlen, k->argv[0], kind);
+			log_warnx(
+			        "hooks: %u running and %u waiting: dropping "
+			        "the hook %s for an event \"%s\" (and counting "
+			        "further drops)",
+			        h->nrunning, h->qlen, k->argv[0], kind);
 		return;
 	}
 	j = &h->queue[(h->q0 + h->qlen++) % h->max_queued];
