@@ -279,8 +279,7 @@ session_extend_start(struct session *s, uint64_t usec)
 	double left = ev_timer_remaining(s->d->loop, &s->timer);
 
 	if (s->deadline != DEADLINE_START)
-		return; /* only the start deadline, as the brief of notify says
-		         */
+		return; /* running, stopping: their deadlines are ours */
 	if (usec > SESSION_EXTEND_MAX_US)
 		usec = SESSION_EXTEND_MAX_US;
 	if ((double)usec > left * 1e6)
@@ -339,11 +338,11 @@ session_start(struct daemon *d, struct node *n)
 	const struct spec *sp = n->spec;
 	struct spawn_args a = {
 	        .spec = sp, .path = n->path, .incarnation = n->starts - 1};
+	struct spawn_result r;
+	struct session *s;
 
 	if (sp->notify == NOTIFY_SYSTEMD && d->notify != NULL)
 		a.notify_socket = notify_server_address(d->notify);
-	struct spawn_result r;
-	struct session *s;
 
 	if (spawn_worker(&d->spawn, &a, &r) < 0)
 		return -1;
