@@ -67,6 +67,7 @@ static const struct {
         {"socket", settings_socket},
         {"events_file", settings_events_file},
         {"max_frame", settings_max_frame},
+        {"on_event", onevent_parse},
 };
 
 void
