@@ -4,7 +4,8 @@
  * A frame is a 4-byte unsigned big-endian length N, then N bytes holding
  * exactly one msgpack map with a string "t" naming the message. One spec
  * for workers (over the socketpair at AGENTSUP_FD) and for agentsupctl
- * (over the control socket). See docs/protocol.md.
+ * (over the control socket). The names of the protocol are in protocol.h;
+ * docs/protocol.md explains them.
  */
 #ifndef AGENTSUP_WIRE_H
 #define AGENTSUP_WIRE_H
@@ -14,34 +15,11 @@
 
 #include <msgpack.h>
 
+#include "agentsup/protocol.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-#define AGENTSUP_PROTOCOL_VERSION 1
-#define AGENTSUP_FRAME_HEADER     4
-#define AGENTSUP_MAX_FRAME        (64u * 1024u) /* default limit on N */
-#define AGENTSUP_MAX_DEPTH        16            /* nesting of maps and arrays */
-
-/* Environment handed to every worker. */
-#define AGENTSUP_ENV_FD           "AGENTSUP_FD"
-#define AGENTSUP_ENV_NAME         "AGENTSUP_NAME"
-#define AGENTSUP_ENV_PATH         "AGENTSUP_PATH"
-#define AGENTSUP_ENV_INCARNATION  "AGENTSUP_INCARNATION"
-#define AGENTSUP_ENV_HEARTBEAT_MS "AGENTSUP_HEARTBEAT_MS"
-#define AGENTSUP_ENV_SOCKET       "AGENTSUP_SOCKET"
-
-/* Message types: the value of "t". */
-#define AGENTSUP_T_HELLO "hello" /* worker -> daemon: v, pid, lang */
-#define AGENTSUP_T_WELCOME                                                     \
-	"welcome"                /* daemon -> worker: v, name, path,           \
-	                            incarnation, heartbeat_ms, timeout_ms */
-#define AGENTSUP_T_READY "ready" /* worker -> daemon */
-#define AGENTSUP_T_HB    "hb"    /* worker -> daemon: seq, progress, status */
-#define AGENTSUP_T_DRAIN "drain" /* daemon -> worker: deadline_ms */
-#define AGENTSUP_T_REQ   "req"   /* ctl -> daemon: id, cmd, args */
-#define AGENTSUP_T_RES   "res"   /* daemon -> ctl: id, ok, result/error */
-#define AGENTSUP_T_EVENT "event" /* daemon -> ctl: a typed event */
 
 enum agentsup_wire_status {
 	AGENTSUP_WIRE_OK = 0,
