@@ -58,6 +58,7 @@
 #define AGENTSUP_F_LAST_REASON    "last_reason"    /* welcome */
 #define AGENTSUP_F_CHECKPOINT     "checkpoint"     /* welcome */
 #define AGENTSUP_F_CHECKPOINT_SEQ "checkpoint_seq" /* welcome */
+#define AGENTSUP_F_MAX_FRAME      "max_frame"      /* welcome (optional) */
 #define AGENTSUP_F_SEQ            "seq"            /* hb, checkpoint(_ok) */
 #define AGENTSUP_F_PROGRESS       "progress"       /* hb */
 #define AGENTSUP_F_STEPS          "steps"          /* hb.progress */
