@@ -4,6 +4,7 @@ plays the daemon, decoding every frame independently of the client. Waits
 are on frames and lines with deadlines, never on sleeps."""
 import os
 import select
+import shutil
 import socket
 import struct
 import subprocess
@@ -321,3 +322,17 @@ def test_reader_limit_is_per_frame():
         r.feed(big[0][100:], 1024)
     with pytest.raises(agentsup.ProtocolError):
         agentsup.FrameReader().feed(struct.pack(">I", 0) + b"", 1024)
+
+
+def test_package_is_typed():
+    """py.typed is shipped and the package passes mypy --strict."""
+    assert os.path.exists(os.path.join(PYDIR, "agentsup", "py.typed"))
+    with open(os.path.join(PYDIR, "pyproject.toml")) as f:
+        assert "py.typed" in f.read()
+    mypy = shutil.which("mypy")
+    if mypy is None:
+        pytest.skip("mypy is not installed (tools/lib/setup.sh installs it)")
+    out = subprocess.run([mypy, "--strict", "--no-incremental", "--cache-dir=/dev/null",
+                          "agentsup"], cwd=PYDIR, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr

@@ -28,6 +28,7 @@ supervised. When supervised, SIGUSR1 dumps every thread's stack to stderr
 from __future__ import annotations
 
 import collections
+import dataclasses
 import faulthandler
 import os
 import select
@@ -69,7 +70,8 @@ class Nudge(NamedTuple):
     period: Optional[int] = None
 
 
-class Spawned(NamedTuple):
+@dataclasses.dataclass(frozen=True)
+class Spawned:
     """The answer to a spawn."""
     ok: bool
     name: Optional[str] = None
@@ -87,8 +89,8 @@ class _Busy:
     def __enter__(self) -> "_Busy":
         return self
 
-    def __exit__(self, *exc: Any) -> bool:
-        return False
+    def __exit__(self, *exc: Any) -> None:
+        return None
 
 
 class Agent:
@@ -132,7 +134,7 @@ class Agent:
         fd = env.get("AGENTSUP_FD")
         if fd is None or not fd.isdigit():
             return
-        import msgpack  # only when supervised
+        import msgpack  # type: ignore[import]  # only when supervised
 
         self._packb = msgpack.packb
         try:
@@ -156,9 +158,8 @@ class Agent:
     def __enter__(self) -> "Agent":
         return self
 
-    def __exit__(self, *exc: Any) -> bool:
+    def __exit__(self, *exc: Any) -> None:
         self.close()
-        return False
 
     # -- state -------------------------------------------------------------
     @property
@@ -196,7 +197,7 @@ class Agent:
     # -- messages ----------------------------------------------------------
     def ready(self) -> bool:
         """Report readiness (a worker with start_timeout must)."""
-        return self._send({"t": "ready"})
+        return self._send({"t": "ready"}) is not None
 
     def beat(self, steps: Optional[int] = None, tokens: Optional[int] = None,
              cost: Optional[float] = None, state: Optional[str] = None,
@@ -219,7 +220,7 @@ class Agent:
             msg["progress"] = progress
         if status is not None:
             msg["status"] = str(status)
-        return self._send(msg, seq="_seq")
+        return self._send(msg, seq="_seq") is not None
 
     def busy(self, seconds: float) -> _Busy:
         """A long call ahead: push the heartbeat deadline out once (at most
@@ -234,13 +235,13 @@ class Agent:
         if self._sock is None:
             self._ckpt_seq += 1
             return self._ckpt_seq
-        if not self._send({"t": "checkpoint", "data": data}, seq="_ckpt_seq"):
+        if self._send({"t": "checkpoint", "data": data}, seq="_ckpt_seq") is None:
             raise BlockingIOError("agentsupd is not reading: checkpoint not queued")
         return self._ckpt_seq
 
     def result(self, data: Union[bytes, str]) -> None:
         """A task's result (at most 64 KiB), sent before exiting 0."""
-        if not self._send({"t": "result", "data": data}):
+        if self._send({"t": "result", "data": data}) is None:
             raise BlockingIOError("agentsupd is not reading: result not queued")
 
     def exit_reason(self, reason: str, retry_after: Optional[float] = None,
@@ -253,7 +254,7 @@ class Agent:
             msg["retry_after_ms"] = max(0, int(retry_after * 1000))
         if detail is not None:
             msg["detail"] = str(detail)
-        if not self._send(msg):
+        if self._send(msg) is None:
             raise BlockingIOError("agentsupd is not reading: exit reason not queued")
         self.flush(timeout)
 
@@ -274,11 +275,12 @@ class Agent:
             msg["args"] = args
         if env:
             msg["env"] = {str(k): str(v) for k, v in env.items()}
-        ticket = self._send(msg, ticket=timeout is not None)
-        if ticket is False:
+        sent = self._send(msg, ticket=timeout is not None)
+        if sent is None:
             raise BlockingIOError("agentsupd is not reading: spawn not queued")
         if timeout is None:
             return None
+        ticket: int = sent
         try:
             if not self._wait_for(lambda: self._waiting.get(ticket) is not None, timeout):
                 raise TimeoutError(f"no answer to spawn {sup} within {timeout}s")
@@ -345,27 +347,27 @@ class Agent:
         return True
 
     def _send(self, msg: Dict[str, Any], seq: Optional[str] = None,
-              ticket: bool = False) -> Any:
+              ticket: bool = False) -> Optional[int]:
         """Queue one frame whole and send what the socket takes. seq names
-        a counter to number it with; ticket numbers a spawn. False when it
-        could not be queued."""
+        a counter to number it with; with ticket, a spawn's number is
+        returned (else 0). None when it could not be queued."""
         if self._sock is None:
-            return True
+            return 0
         assert self._packb is not None
         with self._lock:
             n = getattr(self, seq) + 1 if seq else 0
             if seq:
                 msg["seq"] = n
-            body = self._packb(msg, use_bin_type=True)
+            body: bytes = self._packb(msg, use_bin_type=True)
             if len(body) > self._max_send:
                 raise ValueError(f"frame of {len(body)} bytes is over {self._max_send}")
             if self._out and len(self._out) + len(body) > _MAX_OUT:
-                return False  # agentsupd is not reading: nothing sent in part
+                return None  # agentsupd is not reading: nothing sent in part
             self._out += _HEADER.pack(len(body))
             self._out += body
             if seq:
                 setattr(self, seq, n)
-            result: Any = True
+            result = 0
             if msg["t"] == "spawn":
                 self._spawns += 1
                 if ticket:

@@ -5,9 +5,11 @@ Unsupervised, every call is a no-op and fileno() is -1."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Callable, Iterable, Mapping, Optional, Union
+from typing import Any, Callable, Iterable, Mapping, Optional, TypeVar, Union
 
 from . import Agent, Nudge, Restored, Spawned
+
+T = TypeVar("T")
 
 
 class AsyncAgent:
@@ -45,9 +47,8 @@ class AsyncAgent:
             await self._until(lambda: self._agent.welcomed, self.welcome_timeout)
         return self
 
-    async def __aexit__(self, *exc: Any) -> bool:
+    async def __aexit__(self, *exc: Any) -> None:
         await self.close()
-        return False
 
     async def close(self, timeout: float = 1.0) -> None:
         """Send what is queued (up to timeout), then close."""
@@ -92,19 +93,21 @@ class AsyncAgent:
         """As Agent.beat (steps, tokens, cost, state, status)."""
         return self._sent(self._agent.beat(**progress))
 
-    def busy(self, seconds: float) -> Any:
+    def busy(self, seconds: float) -> Any:  # usable in `with`
         return self._sent(self._agent.busy(seconds))
 
     def checkpoint(self, data: bytes) -> int:
         return self._sent(self._agent.checkpoint(data))
 
     def result(self, data: Union[bytes, str]) -> None:
-        self._sent(self._agent.result(data))
+        self._agent.result(data)
+        self._watch_output()
 
     async def exit_reason(self, reason: str, retry_after: Optional[float] = None,
                           detail: Optional[str] = None, timeout: float = 1.0) -> None:
         """Declare why the worker is about to exit; waits until it is sent."""
-        self._sent(self._agent.exit_reason(reason, retry_after, detail, timeout=0))
+        self._agent.exit_reason(reason, retry_after, detail, timeout=0)
+        self._watch_output()
         await self.flush(timeout)
 
     async def spawn(self, sup: str, key: Optional[str] = None, args: Iterable[str] = (),
@@ -146,7 +149,7 @@ class AsyncAgent:
         return True
 
     # -- the loop's callbacks -------------------------------------------------
-    def _sent(self, r: Any) -> Any:
+    def _sent(self, r: T) -> T:
         self._watch_output()
         return r
 

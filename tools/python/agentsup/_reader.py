@@ -51,15 +51,15 @@ class FrameReader:
 
 
 def _decode(body: memoryview) -> Dict[str, Any]:
-    import msgpack
+    import msgpack  # type: ignore[import]
 
     try:
-        msg = msgpack.unpackb(body, raw=False, strict_map_key=False)
+        msg: Any = msgpack.unpackb(body, raw=False, strict_map_key=False)
     except Exception as e:
         raise ProtocolError(f"bad frame: {e}") from e
     if not isinstance(msg, dict) or not isinstance(msg.get("t"), str):
         raise ProtocolError("frame is not a map with a string t")
-    return msg
+    return dict(msg)
 
 
 def _uint(v: Any) -> bool:
