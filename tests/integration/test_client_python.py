@@ -336,3 +336,21 @@ def test_package_is_typed():
                           "agentsup"], cwd=PYDIR, capture_output=True, text=True,
                          timeout=120)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_async_bad_frame_ends_the_channel():
+    """A bad frame seen in the loop's callback surfaces in the next await."""
+    f = Fake("""
+        import asyncio, agentsup
+        async def main():
+            try:
+                async with agentsup.AsyncAgent() as a:
+                    await a.wait(20)
+            except agentsup.ProtocolError as e:
+                print("refused:", e, flush=True)
+        asyncio.run(main())
+    """)
+    f.expect("hello")
+    f.send({"t": "nudge", "reason": 7})
+    assert f.line() == 'refused: nudge: "reason" has the wrong type'
+    f.finish()

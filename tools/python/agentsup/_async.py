@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Callable, Iterable, Mapping, Optional, TypeVar, Union
 
-from . import Agent, Nudge, Restored, Spawned
+from . import Agent, Nudge, ProtocolError, Restored, Spawned
 
 T = TypeVar("T")
 
@@ -163,7 +163,7 @@ class AsyncAgent:
     def _on_readable(self) -> None:
         try:
             self._agent.process()
-        except (ConnectionError, OSError, ValueError) as e:
+        except (OSError, ProtocolError) as e:  # the channel is over
             self.error = e
             self._unwatch()
         self._watch_output()
