@@ -296,8 +296,8 @@ reload_message(const struct reload_report *r)
 static char *
 errors_message(const struct config_errors *errs)
 {
-	char *msg = xasprintf("%zu error%s", errs->count,
-	                      errs->count == 1 ? "" : "s");
+	char *msg = xasprintf("%zu error%s", errs->total,
+	                      errs->total == 1 ? "" : "s");
 	size_t len = strlen(msg);
 
 	for (size_t i = 0; i < errs->count && len < RELOAD_MSG_LIMIT; i++) {

@@ -65,7 +65,7 @@ load_or_report(const char *dir)
 	if (cfg == NULL)
 		fprintf(stderr,
 		        "agentsupd: %zu error%s in %s: nothing started\n",
-		        errs.count, errs.count == 1 ? "" : "s", dir);
+		        errs.total, errs.total == 1 ? "" : "s", dir);
 	config_errors_clear(&errs);
 	return cfg;
 }

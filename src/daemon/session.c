@@ -105,10 +105,12 @@ session_stop(struct session *s, enum stop_how how)
 			return;
 		}
 	}
-	if (sp->shutdown_ms != SHUTDOWN_BRUTAL_KILL && session_listens(s) &&
+	if (sp->shutdown_ms != SHUTDOWN_BRUTAL_KILL && s->drain_ms == 0 &&
+	    session_listens(s) &&
 	    channel_send_drain(s->chan, (uint64_t)sp->shutdown_ms,
 	                       daemon_max_frame(s->d)) == 0) {
-		/* instead of a bare SIGTERM: drain within `shutdown` */
+		/* instead of a bare SIGTERM: drain within `shutdown`; one
+		 * already told to drain and still here gets SIGTERM */
 		session_deadline(s, DEADLINE_KILL, (uint64_t)sp->shutdown_ms);
 		return;
 	}
