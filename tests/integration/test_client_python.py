@@ -33,7 +33,7 @@ def pack(msg):
 class Fake:
     """The daemon's end of one worker's channel."""
 
-    def __init__(self, body, env=None, bufsize=None):
+    def __init__(self, body=None, env=None, bufsize=None, argv=None):
         self.sock, theirs = socket.socketpair()
         if bufsize:
             for s in (self.sock, theirs):
@@ -41,11 +41,13 @@ class Fake:
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, bufsize)
         os.dup2(theirs.fileno(), CHILD_FD)
         theirs.close()
-        script = f"import sys\nsys.path.insert(0, {PYDIR!r})\n" + textwrap.dedent(body)
+        if argv is None:
+            script = f"import sys\nsys.path.insert(0, {PYDIR!r})\n" + textwrap.dedent(body)
+            argv = [sys.executable, "-c", script]
         e = dict(os.environ, AGENTSUP_FD=str(CHILD_FD), AGENTSUP_NAME="w1",
                  AGENTSUP_HEARTBEAT_MS="3000")
         e.update(env or {})
-        self.proc = subprocess.Popen([sys.executable, "-c", script], env=e,
+        self.proc = subprocess.Popen(argv, env=e,
                                      pass_fds=(CHILD_FD,), stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE)
         os.close(CHILD_FD)

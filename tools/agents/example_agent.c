@@ -98,6 +98,7 @@ main(int argc, char **argv)
 			agentsup_exit_reason(a, AGENTSUP_DECLARED_TRANSIENT, 0,
 			                     "simulated crash");
 			agentsup_flush(a, 1000);
+			agentsup_close(a);
 			return 1;
 		}
 		if (chance(hang)) {
