@@ -4,7 +4,9 @@
 
 AGENTSUP_PACKAGES="build-essential cmake pkg-config libev-dev libmsgpack-dev
 libyaml-dev libcmocka-dev python3 python3-msgpack python3-pytest clang
-libclang-rt-14-dev procps util-linux"
+libclang-rt-14-dev procps util-linux
+scdoc dpkg-dev file man-db python3-yaml python3-venv python3-pip
+python3-setuptools python3-wheel"
 
 agentsup_missing_packages() {
 	local p missing=""

@@ -1,0 +1,105 @@
+# cmake/Packaging.cmake - what `cmake --install` and the Debian package hold
+# beyond the binaries and libagentsup: man pages (written in scdoc), bash
+# completion, the Python client, the systemd unit, and the CPack DEB settings.
+# tools/package builds the .deb: configure with -DCMAKE_INSTALL_PREFIX=/usr.
+
+include(GNUInstallDirs)
+
+# --- man pages: man/*.scd -> NAME.SECTION.gz (scdoc, then gzip -9n as
+# Debian policy wants them: no name, no timestamp, so builds are reproducible)
+find_program(SCDOC_EXECUTABLE scdoc)
+find_program(GZIP_EXECUTABLE gzip)
+set(AGENTSUP_MAN_PAGES agentsupd.8 agentsupctl.1 agentsup.yaml.5)
+if(SCDOC_EXECUTABLE AND GZIP_EXECUTABLE)
+  set(agentsup_man_outputs "")
+  foreach(page ${AGENTSUP_MAN_PAGES})
+    string(REGEX REPLACE "^.*\\.([0-9])$" "\\1" section ${page})
+    set(src ${CMAKE_SOURCE_DIR}/man/${page}.scd)
+    set(out ${CMAKE_BINARY_DIR}/man/${page})
+    add_custom_command(OUTPUT ${out}.gz
+      COMMAND ${CMAKE_COMMAND} -E make_directory ${CMAKE_BINARY_DIR}/man
+      COMMAND sh -c "\"$0\" < \"$1\" > \"$2\"" ${SCDOC_EXECUTABLE} ${src} ${out}
+      COMMAND ${GZIP_EXECUTABLE} -9nf ${out}
+      DEPENDS ${src}
+      COMMENT "scdoc ${page}"
+      VERBATIM)
+    list(APPEND agentsup_man_outputs ${out}.gz)
+    install(FILES ${out}.gz DESTINATION ${CMAKE_INSTALL_MANDIR}/man${section})
+  endforeach()
+  add_custom_target(man ALL DEPENDS ${agentsup_man_outputs})
+else()
+  message(WARNING "scdoc or gzip not found: no man pages (apt-get install scdoc)")
+endif()
+
+# --- bash completion, where bash-completion looks for it on demand
+install(FILES contrib/bash-completion/agentsupctl
+  DESTINATION ${CMAKE_INSTALL_DATADIR}/bash-completion/completions)
+
+# --- the Python client, beside Debian's own python3-* modules. Only the
+# package's sources and its type marker: no caches, no build leftovers.
+set(AGENTSUP_PYTHON_DIR "lib/python3/dist-packages" CACHE STRING
+  "where the Python client goes, relative to the prefix")
+install(DIRECTORY tools/python/agentsup
+  DESTINATION ${AGENTSUP_PYTHON_DIR}
+  FILES_MATCHING PATTERN "*.py" PATTERN "py.typed"
+  PATTERN "__pycache__" EXCLUDE)
+
+# --- the systemd unit (deploy/systemd/agentsupd.service). Debian 12 packages
+# ship units in /lib/systemd/system; under another prefix it stays inside it.
+if(EXISTS ${CMAKE_SOURCE_DIR}/deploy/systemd/agentsupd.service)
+  if(CMAKE_INSTALL_PREFIX STREQUAL "/usr")
+    set(agentsup_unit_dir /lib/systemd/system)
+  else()
+    set(agentsup_unit_dir lib/systemd/system)
+  endif()
+  install(FILES deploy/systemd/agentsupd.service DESTINATION ${agentsup_unit_dir})
+endif()
+
+# --- CPack: one Debian package, agentsup_VERSION_ARCH.deb in the build dir.
+set(CPACK_PACKAGE_NAME agentsup)
+set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})
+set(AGENTSUP_MAINTAINER "agentsup developers <agentsup@invalid>" CACHE STRING
+  "the Debian package's Maintainer field")
+set(CPACK_PACKAGE_CONTACT "${AGENTSUP_MAINTAINER}")
+set(CPACK_PACKAGE_DESCRIPTION_SUMMARY
+  "Erlang/OTP-style supervision trees for AI agent workers")
+set(CPACK_PACKAGE_DESCRIPTION
+"agentsupd reads a supervision tree from supervisor.d/*.yaml, forks the
+workers and watches their exits and heartbeats; when one fails, its
+supervisor restarts it by strategy (one_for_one, one_for_all, rest_for_one)
+within a restart intensity, and escalates when that is spent. Agent-specific
+policies: backoff, circuit breakers, stall and loop detection, budgets,
+checkpoints. agentsupctl inspects and steers a running tree.
+.
+This package holds agentsupd, agentsupctl, libagentsup (the C worker
+client: shared and static library, headers, pkg-config file), the Python
+worker client, the systemd unit, man pages and bash completion.")
+set(CPACK_PACKAGE_DIRECTORY ${CMAKE_BINARY_DIR})
+# Install into a staging DESTDIR with the configured prefix, so that the
+# absolute unit directory lands in the package and never on this machine.
+set(CPACK_SET_DESTDIR ON)
+set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
+set(CPACK_DEBIAN_PACKAGE_SECTION admin)
+set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
+# The Python client's needs, which no ELF file shows to dpkg-shlibdeps.
+set(CPACK_DEBIAN_PACKAGE_DEPENDS "python3, python3-msgpack")
+find_program(DPKG_SHLIBDEPS_EXECUTABLE dpkg-shlibdeps)
+find_program(FILE_EXECUTABLE file)
+if(DPKG_SHLIBDEPS_EXECUTABLE AND FILE_EXECUTABLE)
+  set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
+else()
+  # What dpkg-shlibdeps finds on Debian 12, written down for machines
+  # without dpkg-dev.
+  set(CPACK_DEBIAN_PACKAGE_DEPENDS
+    "libc6 (>= 2.34), libev4 (>= 1:4.04), libmsgpackc2 (>= 3.0.0), libyaml-0-2, ${CPACK_DEBIAN_PACKAGE_DEPENDS}")
+endif()
+# A shlibs file for libagentsup.so.0, and the ldconfig trigger.
+set(CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS ON)
+set(CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS_POLICY ">=")
+set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA ${CMAKE_SOURCE_DIR}/cmake/debian/prerm)
+set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)
+set(CPACK_STRIP_FILES ON)
+set(CPACK_GENERATOR DEB)
+set(CPACK_SOURCE_GENERATOR TGZ)
+set(CPACK_SOURCE_IGNORE_FILES "/\\\\.git/" "/build[^/]*/" "__pycache__")
+include(CPack)
