@@ -35,14 +35,43 @@ endif()
 install(FILES contrib/bash-completion/agentsupctl
   DESTINATION ${CMAKE_INSTALL_DATADIR}/bash-completion/completions)
 
-# --- the Python client, beside Debian's own python3-* modules. Only the
-# package's sources and its type marker: no caches, no build leftovers.
-set(AGENTSUP_PYTHON_DIR "lib/python3/dist-packages" CACHE STRING
-  "where the Python client goes, relative to the prefix")
+# --- the Python client, beside Debian's own python3-* modules (for /usr), or
+# where Debian's python3 looks under another prefix such as /usr/local. Only
+# the package's sources and its type marker: no caches, no build leftovers;
+# and a dist-info, so that pip and importlib.metadata know it is installed.
+if(CMAKE_INSTALL_PREFIX STREQUAL "/usr")
+  set(agentsup_python_dir lib/python3/dist-packages)
+else()
+  execute_process(COMMAND /usr/bin/python3 -c
+    "import sys; print('python%d.%d' % sys.version_info[:2])"
+    OUTPUT_VARIABLE agentsup_python OUTPUT_STRIP_TRAILING_WHITESPACE
+    RESULT_VARIABLE agentsup_python_rc ERROR_QUIET)
+  if(NOT agentsup_python_rc EQUAL 0)
+    set(agentsup_python python3)
+  endif()
+  set(agentsup_python_dir lib/${agentsup_python}/dist-packages)
+endif()
+set(AGENTSUP_PYTHON_DIR "" CACHE STRING
+  "where the Python client goes, relative to the prefix (empty: as above)")
+if(AGENTSUP_PYTHON_DIR)
+  set(agentsup_python_dir ${AGENTSUP_PYTHON_DIR})
+endif()
 install(DIRECTORY tools/python/agentsup
-  DESTINATION ${AGENTSUP_PYTHON_DIR}
+  DESTINATION ${agentsup_python_dir}
   FILES_MATCHING PATTERN "*.py" PATTERN "py.typed"
   PATTERN "__pycache__" EXCLUDE)
+set(agentsup_dist_info
+  ${CMAKE_BINARY_DIR}/python/agentsup-${PROJECT_VERSION}.dist-info)
+file(WRITE ${agentsup_dist_info}/METADATA
+"Metadata-Version: 2.1
+Name: agentsup
+Version: ${PROJECT_VERSION}
+Summary: Worker client for the agentsup supervisor (heartbeats, readiness, drain)
+Requires-Python: >=3.8
+Requires-Dist: msgpack>=1.0
+")
+file(WRITE ${agentsup_dist_info}/top_level.txt "agentsup\n")
+install(DIRECTORY ${agentsup_dist_info} DESTINATION ${agentsup_python_dir})
 
 # --- the systemd unit (deploy/systemd/agentsupd.service). Debian 12 packages
 # ship units in /lib/systemd/system; under another prefix it stays inside it.

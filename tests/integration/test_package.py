@@ -126,6 +126,8 @@ def test_contents(deb):
         "/usr/share/man/man5/agentsup.yaml.5.gz",
         "/usr/share/bash-completion/completions/agentsupctl",
         "/usr/lib/python3/dist-packages/agentsup/__init__.py",
+        f"/usr/lib/python3/dist-packages/agentsup-{project_version()}"
+        ".dist-info/METADATA",
     }
     want |= {f"/usr/include/agentsup/{h}" for h in HEADERS}
     if Path(SRC, "deploy/systemd/agentsupd.service").exists():
@@ -199,9 +201,14 @@ def ctl_commands(root):
 def test_python_client_from_dist_packages(root):
     site = root / "usr/lib/python3/dist-packages"
     r = run("/usr/bin/python3", "-c",
-            "import agentsup; print(agentsup.__file__)",
+            "import agentsup, importlib.metadata as m; "
+            "print(agentsup.__file__, m.version('agentsup'), "
+            "m.requires('agentsup'))",
             env=dict(os.environ, PYTHONPATH=str(site), PYTHONDONTWRITEBYTECODE="1"))
-    assert Path(r.stdout.strip()).is_relative_to(site), r.stdout
+    path, version, requires = r.stdout.split(" ", 2)
+    assert Path(path).is_relative_to(site), r.stdout
+    assert version == project_version()
+    assert "msgpack" in requires
 
 
 WORKER_C = r"""
@@ -294,6 +301,8 @@ def test_packaged_tree_end_to_end(root, c_workers, supd, monkeypatch):
     assert complete(root, d.socket, "agentsupctl", "--json", "stop", "pkg/p") == [
         "pkg/py-client"]
     assert complete(root, d.socket, "agentsupctl", "events", "--f") == ["--follow"]
+    assert complete(root, str(supd.tmp / "elsewhere.sock"), "agentsupctl",
+                    "--socket", d.socket, "start", "py") == ["py-client"]
     assert set(ctl_commands(root)) <= set(
         complete(root, d.socket, "agentsupctl", ""))
 
