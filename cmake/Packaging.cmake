@@ -31,6 +31,12 @@ else()
   message(WARNING "scdoc or gzip not found: no man pages (apt-get install scdoc)")
 endif()
 
+# --- every public header: include/agentsup/ holds only what workers and
+# third-party clients may use (DESIGN §2), so all of it is installed, also
+# headers added after the explicit list in CMakeLists.txt.
+install(DIRECTORY include/agentsup/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/agentsup
+  FILES_MATCHING PATTERN "*.h")
+
 # --- bash completion, where bash-completion looks for it on demand
 install(FILES contrib/bash-completion/agentsupctl
   DESTINATION ${CMAKE_INSTALL_DATADIR}/bash-completion/completions)
