@@ -23,6 +23,7 @@ yaml = pytest.importorskip("yaml", reason="python3-yaml not installed "
 SRC = Path(conftest.SRC).resolve()
 DOCKERFILE = SRC / "deploy/docker/Dockerfile"
 CONFIG_DIR = "/etc/agentsup/supervisor.d"
+IMAGE_SOCKET = "/run/agentsupd.sock"
 
 
 def agentsupd_check(confdir):
@@ -115,6 +116,7 @@ def test_dockerfile_runtime_contract():
     entry = json.loads(ins["ENTRYPOINT"])
     assert entry[0].endswith("/agentsupd") and entry[1:] == ["-c", CONFIG_DIR]
     assert ins["STOPSIGNAL"] == "SIGTERM"
+    assert ins["ENV"] == f"AGENTSUP_SOCKET={IMAGE_SOCKET}"
     hc = ins["HEALTHCHECK"]
     assert "--interval=" in hc and "--timeout=" in hc
     cmd = json.loads(hc.split("CMD", 1)[1])
@@ -250,7 +252,7 @@ def test_names_tie_together():
         c = container(obj)
         assert c["image"] == tag
         env = {e["name"]: e["value"] for e in c.get("env", [])}
-        assert env.get("AGENTSUP_SOCKET") == "/run/agentsupd.sock"
+        assert env.get("AGENTSUP_SOCKET") == IMAGE_SOCKET
         vols = {v["name"]: v for v in pod_spec(obj)["volumes"]}
         mounts = [m for m in c["volumeMounts"] if m["mountPath"] == CONFIG_DIR]
         assert len(mounts) == 1 and mounts[0]["readOnly"] is True
@@ -331,3 +333,65 @@ def test_config_maps_hold_valid_trees(tmp_path):
             for doc in yaml.safe_load_all(text):
                 for w in workers(doc):
                     assert w["worker"] in out
+
+
+# --- the manifests' commands, run against a real agentsupd -------------------
+
+def image_paths():
+    """{path in the image: path in the repository} for the files COPYed."""
+    out = {}
+    for stage in stages():
+        for flags, sources, dest in copies(stage):
+            if not flags and len(sources) == 1 and not dest.endswith("/"):
+                out[dest] = str(SRC / sources[0])
+    return out
+
+
+def start_tree(supd, cm_name):
+    """agentsupd on a ConfigMap's tree, paths mapped from the image to the
+    repository and the image's socket to a private one, agentsupctl on PATH
+    and the socket in the environment as the manifests set them."""
+    sock = str(supd.tmp / "agentsupd.sock")
+    files = {}
+    for fname, text in config_maps()[cm_name]["data"].items():
+        for image, repo in image_paths().items():
+            text = text.replace(image, repo)
+        files[fname] = text.replace(IMAGE_SOCKET, sock)
+    env = {"AGENTSUP_SOCKET": sock,
+           "PATH": f"{Path(conftest.AGENTSUPCTL).parent}:{os.environ['PATH']}"}
+    d = supd.start(files, env=env, socket_path=sock)
+    return d, dict(os.environ, **env)
+
+
+def probe(command, env):
+    return subprocess.run(command, env=env, capture_output=True, text=True,
+                          timeout=conftest.TIMEOUT).returncode
+
+
+def test_deployment_hooks_and_probes_work(supd):
+    """Readiness and liveness pass on a live tree; the preStop hook drains
+    it and returns once agentsupd has exited 0, within the grace period;
+    liveness then fails."""
+    dep = one("Deployment")
+    c = container(dep)
+    d, env = start_tree(supd, tree_of(dep))
+    d.wait("ready", "agents/example")
+    assert probe(c["readinessProbe"]["exec"]["command"], env) == 0
+    assert probe(c["livenessProbe"]["exec"]["command"], env) == 0
+    grace = pod_spec(dep)["terminationGracePeriodSeconds"]
+    subprocess.run(c["lifecycle"]["preStop"]["exec"]["command"], env=env,
+                   check=True, timeout=grace)
+    assert d.proc.poll() == 0, "preStop returned before agentsupd exited"
+    d.drain_events()
+    assert d.count("drained", "agents/example") == 1
+    assert probe(c["livenessProbe"]["exec"]["command"], env) != 0
+
+
+def test_job_tree_completes_with_status_0(supd):
+    """The Job's batch does its items, drains the tree, agentsupd exits 0:
+    the status the Job counts as success."""
+    d, _ = start_tree(supd, tree_of(one("Job")))
+    assert d.exit_code() == 0
+    d.drain_events()
+    assert d.count("exited", "batch/items") + d.count("drained", "batch/items") >= 1
+    assert d.count("restarting") == 0
