@@ -348,12 +348,16 @@ def image_paths():
 
 
 def start_tree(supd, cm_name):
-    """agentsupd on a ConfigMap's tree, paths mapped from the image to the
+    return start_files(supd, config_maps()[cm_name]["data"])
+
+
+def start_files(supd, data):
+    """agentsupd on a tree of the image, paths mapped from the image to the
     repository and the image's socket to a private one, agentsupctl on PATH
-    and the socket in the environment as the manifests set them."""
+    and the socket in the environment as the image and manifests set them."""
     sock = str(supd.tmp / "agentsupd.sock")
     files = {}
-    for fname, text in config_maps()[cm_name]["data"].items():
+    for fname, text in data.items():
         for image, repo in image_paths().items():
             text = text.replace(image, repo)
         files[fname] = text.replace(IMAGE_SOCKET, sock)
@@ -395,3 +399,17 @@ def test_job_tree_completes_with_status_0(supd):
     d.drain_events()
     assert d.count("exited", "batch/items") + d.count("drained", "batch/items") >= 1
     assert d.count("restarting") == 0
+
+
+def test_docker_healthcheck_works(supd):
+    """The HEALTHCHECK passes on the image's own tree, fails (1) once
+    agentsupd is gone."""
+    hc = dict(stages()[-1]["ins"])["HEALTHCHECK"]
+    command = json.loads(hc.split("CMD", 1)[1])
+    tree = SRC / "deploy/docker/supervisor.d"
+    d, env = start_files(supd, {f.name: f.read_text() for f in tree.glob("*.yaml")})
+    d.wait("ready", "app/example")
+    assert probe(command, env) == 0
+    d.ctl("shutdown", check=0)
+    assert d.exit_code() == 0
+    assert probe(command, env) == 1
