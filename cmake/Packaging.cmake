@@ -66,29 +66,58 @@ install(DIRECTORY tools/python/agentsup
   DESTINATION ${agentsup_python_dir}
   FILES_MATCHING PATTERN "*.py" PATTERN "py.typed"
   PATTERN "__pycache__" EXCLUDE)
+# The dist-info carries the Python client's own version and summary, read
+# from its pyproject.toml (it may move apart from the C project's version).
+set(agentsup_pyproject ${CMAKE_SOURCE_DIR}/tools/python/pyproject.toml)
+set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${agentsup_pyproject})
+file(READ ${agentsup_pyproject} agentsup_pyproject_text)
+string(REGEX MATCH "\nversion = \"([^\"]+)\"" _ "${agentsup_pyproject_text}")
+set(agentsup_py_version ${CMAKE_MATCH_1})
+string(REGEX MATCH "\ndescription = \"([^\"]+)\"" _ "${agentsup_pyproject_text}")
+set(agentsup_py_summary ${CMAKE_MATCH_1})
+if(NOT agentsup_py_version)
+  message(FATAL_ERROR "no version in ${agentsup_pyproject}")
+endif()
 set(agentsup_dist_info
-  ${CMAKE_BINARY_DIR}/python/agentsup-${PROJECT_VERSION}.dist-info)
+  ${CMAKE_BINARY_DIR}/python/agentsup-${agentsup_py_version}.dist-info)
+file(REMOVE_RECURSE ${CMAKE_BINARY_DIR}/python)
 file(WRITE ${agentsup_dist_info}/METADATA
 "Metadata-Version: 2.1
 Name: agentsup
-Version: ${PROJECT_VERSION}
-Summary: Worker client for the agentsup supervisor (heartbeats, readiness, drain)
+Version: ${agentsup_py_version}
+Summary: ${agentsup_py_summary}
 Requires-Python: >=3.8
 Requires-Dist: msgpack>=1.0
 ")
 file(WRITE ${agentsup_dist_info}/top_level.txt "agentsup\n")
 install(DIRECTORY ${agentsup_dist_info} DESTINATION ${agentsup_python_dir})
 
-# --- the systemd unit (deploy/systemd/agentsupd.service). Debian 12 packages
-# ship units in /lib/systemd/system; under another prefix it stays inside it.
-if(EXISTS ${CMAKE_SOURCE_DIR}/deploy/systemd/agentsupd.service)
+# --- the systemd unit (deploy/systemd/agentsupd.service), its ExecStart
+# pointed at where this build installs agentsupd. Debian 12 packages ship
+# units in /lib/systemd/system; under another prefix it stays inside it.
+set(agentsup_unit ${CMAKE_SOURCE_DIR}/deploy/systemd/agentsupd.service)
+if(EXISTS ${agentsup_unit})
+  set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${agentsup_unit})
+  file(READ ${agentsup_unit} agentsup_unit_text)
+  string(REGEX REPLACE "(\n(ExecStart|ExecStartPre|ExecCondition)=[-@:+!]*)[^ \n]*/agentsupd( |\n)"
+    "\\1${CMAKE_INSTALL_FULL_SBINDIR}/agentsupd\\3"
+    agentsup_unit_text "${agentsup_unit_text}")
+  file(WRITE ${CMAKE_BINARY_DIR}/systemd/agentsupd.service "${agentsup_unit_text}")
   if(CMAKE_INSTALL_PREFIX STREQUAL "/usr")
     set(agentsup_unit_dir /lib/systemd/system)
   else()
     set(agentsup_unit_dir lib/systemd/system)
   endif()
-  install(FILES deploy/systemd/agentsupd.service DESTINATION ${agentsup_unit_dir})
+  install(FILES ${CMAKE_BINARY_DIR}/systemd/agentsupd.service
+    DESTINATION ${agentsup_unit_dir})
 endif()
+
+# --- the configuration directory the unit and the container image read
+# (empty: the package starts nothing by itself), and the docs.
+install(DIRECTORY DESTINATION ${CMAKE_INSTALL_FULL_SYSCONFDIR}/agentsup/supervisor.d)
+install(FILES README.md DESTINATION ${CMAKE_INSTALL_DOCDIR})
+install(DIRECTORY docs/ DESTINATION ${CMAKE_INSTALL_DOCDIR}
+  FILES_MATCHING PATTERN "*.md")
 
 # --- CPack: one Debian package, agentsup_VERSION_ARCH.deb in the build dir.
 set(CPACK_PACKAGE_NAME agentsup)

@@ -50,6 +50,12 @@ def project_version():
     return re.search(r"project\(agentsup VERSION ([0-9.]+)", text).group(1)
 
 
+def python_version():
+    """The Python client's own version, from its pyproject.toml."""
+    text = Path(SRC, "tools/python/pyproject.toml").read_text()
+    return re.search(r'^version = "([^"]+)"', text, re.M).group(1)
+
+
 def readme_block(heading):
     """The first ```sh block under the README heading given."""
     text = Path(SRC, "README.md").read_text()
@@ -98,12 +104,6 @@ def test_control_fields(deb):
     assert "shlibs" in info and "postinst" in info and "prerm" in info
 
 
-def test_versions_agree():
-    """The C project and the Python client carry one version."""
-    pyproject = Path(SRC, "tools/python/pyproject.toml").read_text()
-    assert f'version = "{project_version()}"' in pyproject
-
-
 def test_apt_can_install_it(deb):
     """`apt install ./agentsup_*.deb` resolves on this Debian (simulated)."""
     if not shutil.which("apt-get"):
@@ -126,8 +126,10 @@ def test_contents(deb):
         "/usr/share/man/man5/agentsup.yaml.5.gz",
         "/usr/share/bash-completion/completions/agentsupctl",
         "/usr/lib/python3/dist-packages/agentsup/__init__.py",
-        f"/usr/lib/python3/dist-packages/agentsup-{project_version()}"
+        f"/usr/lib/python3/dist-packages/agentsup-{python_version()}"
         ".dist-info/METADATA",
+        "/etc/agentsup/supervisor.d/", "/usr/share/doc/agentsup/README.md",
+        "/usr/share/doc/agentsup/protocol.md",
     }
     want |= {f"/usr/include/agentsup/{h}" for h in HEADERS}
     if Path(SRC, "deploy/systemd/agentsupd.service").exists():
@@ -136,8 +138,18 @@ def test_contents(deb):
         want.add("/usr/lib/python3/dist-packages/agentsup/py.typed")
     assert want <= files, sorted(want - files)
     stray = [f for f in files if "__pycache__" in f or f.endswith(".pyc")
-             or not re.match(r"^/(usr|lib)/", f)]
+             or not re.match(r"^/(usr|lib|etc)/", f)]
     assert not stray, stray
+
+
+def test_systemd_unit_runs_the_packaged_daemon(root):
+    """The unit's ExecStart names the agentsupd the package installs."""
+    if not Path(SRC, "deploy/systemd/agentsupd.service").exists():
+        pytest.skip("no deploy/systemd/agentsupd.service in this tree")
+    unit = (root / "lib/systemd/system/agentsupd.service").read_text()
+    starts = re.findall(r"^ExecStart=[-@:+!]*(\S+)", unit, re.M)
+    assert starts == ["/usr/sbin/agentsupd"], starts
+    assert (root / starts[0].lstrip("/")).is_file()
 
 
 def test_daemon_and_ctl_run_from_the_package(root, tmp_path):
@@ -207,7 +219,7 @@ def test_python_client_from_dist_packages(root):
             env=dict(os.environ, PYTHONPATH=str(site), PYTHONDONTWRITEBYTECODE="1"))
     path, version, requires = r.stdout.split(" ", 2)
     assert Path(path).is_relative_to(site), r.stdout
-    assert version == project_version()
+    assert version == python_version()
     assert "msgpack" in requires
 
 
