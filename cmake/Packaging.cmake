@@ -155,9 +155,9 @@ else()
   # What dpkg-shlibdeps finds on Debian 12, written down for machines
   # without dpkg-dev.
   set(CPACK_DEBIAN_PACKAGE_DEPENDS
-    "libc6 (>= 2.34), libev4 (>= 1:4.04), libmsgpackc2 (>= 3.0.0), libyaml-0-2, ${CPACK_DEBIAN_PACKAGE_DEPENDS}")
+    "libc6 (>= 2.34), libev4 (>= 1:4.04), libmsgpackc2 (>= 2.1.0), libyaml-0-2, ${CPACK_DEBIAN_PACKAGE_DEPENDS}")
 endif()
-# A shlibs file for libagentsup.so.0, and the ldconfig trigger.
+# A shlibs file for libagentsup.so.0, and ldconfig run by postinst/postrm.
 set(CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS ON)
 set(CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS_POLICY ">=")
 set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA ${CMAKE_SOURCE_DIR}/cmake/debian/prerm)
