@@ -363,7 +363,7 @@ test_not_regular_files(void **state)
 	snprintf(path, sizeof path, "%s/z.yaml", dir);
 	assert_int_equal(symlink("/dev/zero", path), 0);
 	expect_error("a.yaml", "worker: w\ncommand: x\n",
-	             "z.yaml:0:0: a symbolic link");
+	             "z.yaml:0:0: a device");
 }
 
 /* A file of one byte too many: refused before it is parsed. */
