@@ -128,6 +128,7 @@ config_free(struct config *cfg)
 	spec_free(cfg->root);
 	free(cfg->settings.socket);
 	free(cfg->settings.events_file);
+	free(cfg->settings.metrics);
 	for (size_t i = 0; i < cfg->nfiles; i++)
 		free(cfg->files[i]);
 	free(cfg->files);
@@ -749,6 +750,17 @@ parse_node(struct parse *p, yaml_node_t *map, int depth, bool top)
 	return s;
 }
 
+/* The shape of "HOST:PORT" (the daemon checks the host when it binds). */
+static bool
+settings_hostport(const char *s)
+{
+	const char *colon = strrchr(s, ':');
+	uint64_t port;
+
+	return colon != NULL && colon - s < 64 &&
+	       parse_uint(colon + 1, 65535, &port) == 0 && port > 0;
+}
+
 static void
 parse_settings(struct parse *p, yaml_node_t *v, yaml_node_t *at)
 {
@@ -793,6 +805,17 @@ parse_settings(struct parse *p, yaml_node_t *v, yaml_node_t *at)
 			}
 			free(*dst);
 			*dst = xstrdup(s);
+		} else if (strcmp(ks, "metrics") == 0) {
+			if ((s = want_scalar(p, ks, val)) == NULL)
+				continue;
+			if (!settings_hostport(s))
+				perr(p, &val->start_mark,
+				     "metrics: want HOST:PORT, e.g. "
+				     "127.0.0.1:9464 or [::1]:9464");
+			else {
+				free(st->metrics);
+				st->metrics = xstrdup(s);
+			}
 		} else if (strcmp(ks, "max_frame") == 0) {
 			if ((s = want_scalar(p, ks, val)) == NULL)
 				continue;

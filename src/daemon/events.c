@@ -258,6 +258,7 @@ events_emit(struct events *ev, enum event_kind kind, const char *path,
 	}
 	clock_gettime(CLOCK_REALTIME, &ts);
 	e.seq = ++ev->seq;
+	ev->counts[kind]++;
 	e.time_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 	e.kind = kind;
 	e.path = path;

@@ -53,6 +53,7 @@ struct events {
 	bool color;          /* colour the stderr line (a terminal) */
 	events_sink_fn sink; /* followers: control.c */
 	void *sink_arg;
+	uint64_t counts[EV__COUNT]; /* emitted since start, for /metrics */
 };
 
 void events_init(struct events *, const char *file_path);

@@ -17,6 +17,7 @@
 #include "daemon.h"
 #include "clock.h"
 #include "log.h"
+#include "scrape.h"
 #include "util.h"
 
 #define EXIT_USAGE   64
@@ -167,6 +168,7 @@ apply_settings(struct daemon *d, const struct settings *old)
 		d->rbuf_size = 2 * (AGENTSUP_FRAME_HEADER + s->max_frame);
 		d->rbuf = xrealloc(d->rbuf, d->rbuf_size);
 	}
+	scrape_configure(d, s->metrics);
 }
 
 int
@@ -341,6 +343,8 @@ daemon_init(struct daemon *d, const char *sock_opt)
 	d->events.sink = control_event;
 	d->events.sink_arg = d->control;
 	d->tree = tree_new(d->cfg->root);
+	if (scrape_configure(d, d->cfg->settings.metrics) < 0)
+		return -1;
 	ev_child_init(&d->child_watcher, proc_child_cb, 0, 0);
 	d->child_watcher.data = d;
 	ev_child_start(d->loop, &d->child_watcher);
@@ -357,6 +361,7 @@ daemon_free(struct daemon *d)
 {
 	d->events.sink = NULL;
 	proc_fini(d);
+	scrape_configure(d, NULL);
 	control_close(d->control);
 	free(d->socket_path);
 	tree_free(d->tree);
