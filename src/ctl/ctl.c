@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "agentsup/wire.h"
+#include "top.h"
 
 #define EXIT_REFUSED     1
 #define EXIT_USAGE       64
@@ -53,6 +54,8 @@ usage(FILE *f)
 	        "  events [--follow]   recent events; --follow streams new "
 	        "ones\n"
 	        "  shutdown            stop the tree and agentsupd\n"
+	        "  top                 a live view: j/k select, s stop, r "
+	        "restart, d drain, q quit\n"
 	        "The socket: --socket, else AGENTSUP_SOCKET, else "
 	        "/run/agentsupd.sock (root)\n"
 	        "or $XDG_RUNTIME_DIR/agentsupd.sock or "
@@ -554,7 +557,7 @@ main(int argc, char **argv)
 	                                        NULL};
 	static const char *const opt_name[] = {"status", "drain", NULL};
 	static const char *const no_arg[] = {"reload", "shutdown", "events",
-	                                     NULL};
+	                                     "top", NULL};
 	const char *sock = NULL, *cmd, *arg = NULL;
 	char sockbuf[256];
 	struct ctl c = {.fd = -1};
@@ -623,6 +626,8 @@ main(int argc, char **argv)
 		        "socket path; use --socket\n");
 		return EXIT_USAGE;
 	}
+	if (strcmp(cmd, "top") == 0)
+		return top_run(sock);
 	if ((c.fd = ctl_connect(sock)) < 0) {
 		fprintf(stderr,
 		        "agentsupctl: cannot reach agentsupd at %s: %s\n", sock,
