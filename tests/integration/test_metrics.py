@@ -161,8 +161,12 @@ def test_hostile_clients(supd, tmp_path):
         for _ in range(3):
             assert "agentsup_node_state{" in scrape(port)
         # the oldest slow clients were pushed out: the daemon closed them
+        # (a reset when their bytes were still unread)
         slow[0].settimeout(TIMEOUT)
-        assert slow[0].recv(100) == b""
+        try:
+            assert slow[0].recv(100) == b""
+        except ConnectionResetError:
+            pass
     finally:
         for s in slow:
             s.close()
