@@ -183,9 +183,11 @@ top_request(struct top *t, const char *cmd, const char *arg)
 	}
 	want = t->id;
 	for (;;) {
-		memmove(t->buf, t->buf + t->used, t->len - t->used);
-		t->len -= t->used;
-		t->used = 0;
+		if (t->used > 0) { /* drop the frame handed out last */
+			memmove(t->buf, t->buf + t->used, t->len - t->used);
+			t->len -= t->used;
+			t->used = 0;
+		}
 		msgpack_zone_clear(&t->zone);
 		r = agentsup_wire_decode(t->buf, t->len, TOP_MAX_FRAME,
 		                         &t->zone, &f);
