@@ -51,8 +51,10 @@ class Pane:
     def dead(self):
         """(dead, exit status) of the pane's process."""
         out = self.tmux("display-message", "-p", "-t", "top",
-                        "#{pane_dead} #{pane_dead_status}").split()
-        return out[0] == "1", out[1] if len(out) > 1 else None
+                        "#{pane_dead} s#{pane_dead_status} "
+                        "k#{pane_dead_signal}").split()
+        status = out[1][1:] or (out[2] != "k" and "signal " + out[2][1:])
+        return out[0] == "1", status or None
 
     def kill(self):
         subprocess.run([TMUX, "-S", self.sock, "kill-server"],
