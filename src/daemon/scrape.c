@@ -12,12 +12,13 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "channel.h"
 #include "clock.h"
 #include "daemon.h"
+#include "intensity.h"
 #include "log.h"
 #include "metrics.h"
 #include "scrape.h"
+#include "session.h"
 
 typedef void (*scrape_node_fn)(struct metrics_out *, const struct node *,
                                uint64_t now_us);
@@ -42,14 +43,12 @@ scrape_kind(const struct node *n)
 static void
 scrape_state(struct metrics_out *o, const struct node *n, uint64_t now_us)
 {
-	static const enum node_state states[] = {NODE_STOPPED, NODE_STARTING,
-	                                         NODE_RUNNING, NODE_STOPPING};
-
 	(void)now_us;
-	for (size_t i = 0; i < sizeof states / sizeof states[0]; i++)
-		metrics_sample(o, "agentsup_node_state", n->state == states[i],
-		               "path", n->path, "kind", scrape_kind(n), "state",
-		               node_state_name(states[i]), (char *)NULL);
+	for (unsigned st = 0; st < NODE__STATES; st++)
+		metrics_sample(
+		        o, "agentsup_node_state", (unsigned)n->state == st,
+		        "path", n->path, "kind", scrape_kind(n), "state",
+		        node_state_name((enum node_state)st), (char *)NULL);
 }
 
 static void
@@ -76,7 +75,7 @@ scrape_restarts(struct metrics_out *o, const struct node *n, uint64_t now_us)
 static void
 scrape_heartbeat(struct metrics_out *o, const struct node *n, uint64_t now_us)
 {
-	const struct worker *w = n->worker;
+	const struct session *w = n->session;
 
 	if (w == NULL || n->spec->kind != KIND_WORKER ||
 	    n->spec->heartbeat_ms == 0)
@@ -91,9 +90,7 @@ scrape_heartbeat(struct metrics_out *o, const struct node *n, uint64_t now_us)
 static const struct progress *
 scrape_progress_of(const struct node *n)
 {
-	const struct worker *w = n->worker;
-
-	return w != NULL && w->chan != NULL ? channel_progress(w->chan) : NULL;
+	return n->progress;
 }
 
 static void
@@ -134,7 +131,7 @@ scrape_window(struct metrics_out *o, const struct node *n, uint64_t now_us)
 {
 	if (n->spec->kind == KIND_SUPERVISOR)
 		metrics_sample(o, "agentsup_supervisor_window_restarts",
-		               tree_window_restarts(n, now_us / 1000), "path",
+		               intensity_count(n, now_us / 1000), "path",
 		               n->path, (char *)NULL);
 }
 
@@ -178,13 +175,13 @@ scrape_tree(struct metrics_out *o, const struct tree *t, uint64_t now_us)
 	         "Since the last heartbeat of each monitored, live worker.",
 	         scrape_heartbeat},
 	        {"agentsup_progress_steps", "gauge",
-	         "Steps the worker's current incarnation reported.",
+	         "Steps the worker last reported (per incarnation).",
 	         scrape_steps},
 	        {"agentsup_progress_tokens", "gauge",
-	         "Tokens the worker's current incarnation reported.",
+	         "Tokens the worker last reported (per incarnation).",
 	         scrape_tokens},
 	        {"agentsup_progress_cost", "gauge",
-	         "Cost the worker's current incarnation reported.",
+	         "Cost the worker last reported (per incarnation).",
 	         scrape_cost},
 	        {"agentsup_supervisor_window_restarts", "gauge",
 	         "Restarts within the supervisor's intensity period.",
