@@ -75,6 +75,7 @@ metrics_parse_addr(const char *addr, void *ss, unsigned *len)
 	char host[64], *end;
 	size_t hlen;
 	unsigned long port;
+	bool bracketed;
 
 	if (colon == NULL || colon[1] == '\0')
 		return -1;
@@ -84,7 +85,8 @@ metrics_parse_addr(const char *addr, void *ss, unsigned *len)
 	    colon[1] < '0' || colon[1] > '9')
 		return -1;
 	hlen = (size_t)(colon - addr);
-	if (hlen >= 2 && addr[0] == '[' && addr[hlen - 1] == ']') {
+	bracketed = hlen >= 2 && addr[0] == '[' && addr[hlen - 1] == ']';
+	if (bracketed) {
 		addr++;
 		hlen -= 2; /* "[::1]:9464" */
 	} else if (memchr(addr, ':', hlen) != NULL) {
@@ -97,7 +99,7 @@ metrics_parse_addr(const char *addr, void *ss, unsigned *len)
 	memset(ss, 0, sizeof(struct sockaddr_in6));
 	if (hlen == 0 || strcmp(host, "*") == 0)
 		strcpy(host, "0.0.0.0");
-	if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
+	if (!bracketed && inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
 		v4->sin_family = AF_INET;
 		v4->sin_port = htons((uint16_t)port);
 		*len = sizeof *v4;
