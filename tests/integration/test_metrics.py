@@ -253,3 +253,24 @@ def test_a_real_prometheus_scrapes_it(supd, tmp_path):
             prom.wait()
     assert prom.returncode is not None
     shutil.rmtree(pdir, ignore_errors=True)
+
+
+def test_an_address_in_use_stops_the_start(supd, tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        supd.write({
+            "00-settings.yaml": f"""
+                agentsupd:
+                  events_file: {supd.events}
+                  metrics: 127.0.0.1:{port}
+            """,
+            "a.yaml": f"worker: w\ncommand: {SLEEP}\n",
+        }, settings=False)
+        d = supd.start()
+        assert d.exit_code() == 78
+    d.drain_events()
+    assert any(f"metrics 127.0.0.1:{port}: Address already in use" in line
+               for line in d.lines), d.lines
+    assert d.count("started") == 0
