@@ -35,6 +35,13 @@ static const char *const kind_names[EV__COUNT] = {
         [EV_RELOAD_REFUSED] = "reload_refused",
         [EV_SHUTDOWN] = "shutdown",
         [EV_COMMAND] = "command",
+        [EV_BACKOFF] = "backoff",
+        [EV_QUARANTINED] = "quarantined",
+        [EV_PROBING] = "probing",
+        [EV_CIRCUIT_CLOSED] = "circuit_closed",
+        [EV_DECLARED] = "declared",
+        [EV_FAILED] = "failed",
+        [EV_EXHAUSTED] = "exhausted",
 };
 
 const char *
@@ -203,11 +210,17 @@ kind_color(enum event_kind k)
 	case EV_GAVE_UP:
 	case EV_ESCALATED:
 	case EV_RELOAD_REFUSED:
+	case EV_QUARANTINED:
+	case EV_FAILED:
+	case EV_EXHAUSTED:
 		return "\033[1;31m";
 	case EV_STARTED:
 	case EV_READY:
 		return "\033[32m";
 	case EV_RESTARTING:
+	case EV_BACKOFF:
+	case EV_PROBING:
+	case EV_CIRCUIT_CLOSED:
 		return "\033[36m";
 	default:
 		return "";

@@ -145,6 +145,30 @@ scrape_intensity(struct metrics_out *o, const struct node *n, uint64_t now_us)
 		               (char *)NULL);
 }
 
+/* The circuit as a state set, for workers that have one configured. */
+static void
+scrape_circuit(struct metrics_out *o, const struct node *n, uint64_t now_us)
+{
+	(void)now_us;
+	if (n->spec->kind != KIND_WORKER || !n->spec->circuit.enabled)
+		return;
+	for (unsigned st = CIRCUIT_CLOSED; st <= CIRCUIT_HALF_OPEN; st++)
+		metrics_sample(o, "agentsup_circuit_state",
+		               (unsigned)n->circuit.state == st, "path",
+		               n->path, "state",
+		               circuit_state_name((enum circuit_state)st),
+		               (char *)NULL);
+}
+
+static void
+scrape_failures(struct metrics_out *o, const struct node *n, uint64_t now_us)
+{
+	(void)now_us;
+	if (n->spec->kind == KIND_WORKER)
+		metrics_sample(o, "agentsup_consecutive_failures", n->failures,
+		               "path", n->path, (char *)NULL);
+}
+
 /* One family: its header, then every node's samples. */
 static void
 scrape_family(struct metrics_out *o, const struct tree *t, const char *name,
@@ -183,6 +207,13 @@ scrape_tree(struct metrics_out *o, const struct tree *t, uint64_t now_us)
 	        {"agentsup_progress_cost", "gauge",
 	         "Cost the worker last reported (per incarnation).",
 	         scrape_cost},
+	        {"agentsup_consecutive_failures", "gauge",
+	         "A worker's failures in a row (its backoff step).",
+	         scrape_failures},
+	        {"agentsup_circuit_state", "gauge",
+	         "1 for the state of each configured circuit, 0 for the "
+	         "others.",
+	         scrape_circuit},
 	        {"agentsup_supervisor_window_restarts", "gauge",
 	         "Restarts within the supervisor's intensity period.",
 	         scrape_window},

@@ -39,7 +39,7 @@ def progress_worker(tmp_path):
         a = agentsup.Agent()
         a.ready()
         steps = 0
-        while True:
+        while not a.draining:
             steps += 1
             a.beat(steps=steps, tokens=100 * steps, cost=0.25 * steps,
                    state="step")
@@ -59,7 +59,9 @@ def start(supd, tmp_path, port, extra=""):
             supervisor: root
             intensity: 10
             children:
-              - {{worker: sleeper, command: {SLEEP}}}
+              - worker: sleeper
+                command: {SLEEP}
+                circuit: {{failures: 5, window: 10m, open: 1m}}
               - {{worker: "odd", command: {SLEEP}}}
               - worker: prog
                 command: {progress_worker(tmp_path)}
@@ -103,7 +105,14 @@ def test_promtool_lints_the_body(supd, tmp_path):
     assert st['{path="root/sleeper",kind="worker",state="running"}'] == 1
     assert st['{path="root/sleeper",kind="worker",state="stopped"}'] == 0
     assert st['{path="root",kind="supervisor",state="running"}'] == 1
+    assert st['{path="root/odd",kind="worker",state="quarantined"}'] == 0
     assert samples(body, "agentsup_events_total")['{kind="started"}'] == 3
+    circ = samples(body, "agentsup_circuit_state")
+    assert circ == {'{path="root/sleeper",state="closed"}': 1,
+                    '{path="root/sleeper",state="open"}': 0,
+                    '{path="root/sleeper",state="half_open"}': 0}
+    assert samples(body, "agentsup_consecutive_failures")[
+        '{path="root/odd"}'] == 0
     assert samples(body, "agentsup_process_resident_memory_bytes")[""] > 0
     assert samples(body, "agentsup_process_open_fds")[""] > 3
     assert 'agentsup_heartbeat_age_seconds{path="root/prog"}' in body
