@@ -239,6 +239,18 @@ scrape_events(struct metrics_out *o, const struct events *ev)
 		               (char *)NULL);
 }
 
+static void
+scrape_restart_reasons(struct metrics_out *o, const struct events *ev)
+{
+	metrics_family(o, "agentsup_restarts_by_reason_total", "counter",
+	               "Restart decisions since agentsupd started, by the "
+	               "kind of failure.");
+	for (size_t i = 0; i < ev->nrestarts; i++)
+		metrics_sample(o, "agentsup_restarts_by_reason_total",
+		               (double)ev->restarts[i].n, "reason",
+		               ev->restarts[i].reason, (char *)NULL);
+}
+
 /* Resident bytes from /proc/self/statm; -1 when unreadable. */
 static double
 scrape_rss(void)
@@ -311,6 +323,7 @@ scrape_render(void *arg, struct metrics_out *o)
 
 	scrape_tree(o, d->tree, t0);
 	scrape_events(o, &d->events);
+	scrape_restart_reasons(o, &d->events);
 	scrape_daemon(o, d);
 	scrape_gauge(o, "agentsup_scrape_render_seconds",
 	             "How long rendering this scrape took, up to this line.",

@@ -19,6 +19,7 @@ from conftest import SRC, TIMEOUT, sh, wait_until
 PY = "/usr/bin/python3"
 CLIENT = os.path.join(SRC, "tools", "python")
 SLEEP = sh("exec sleep 1000")
+CRASH_ONCE = sh('[ "$AGENTSUP_INCARNATION" = 0 ] && exit 1; exec sleep 1000')
 PROMETHEUS = "/usr/bin/prometheus"
 PROMTOOL = "/usr/bin/promtool"
 
@@ -62,7 +63,7 @@ def start(supd, tmp_path, port, extra=""):
               - worker: sleeper
                 command: {SLEEP}
                 circuit: {{failures: 5, window: 10m, open: 1m}}
-              - {{worker: "odd", command: {SLEEP}}}
+              - {{worker: "odd", command: {CRASH_ONCE}}}
               - worker: prog
                 command: {progress_worker(tmp_path)}
                 heartbeat: 1s
@@ -71,6 +72,7 @@ def start(supd, tmp_path, port, extra=""):
     }, settings=False)
     d = supd.start()
     d.wait("ready", "root/prog")
+    d.wait_count("started", 2, "root/odd")
     return d
 
 
@@ -106,13 +108,17 @@ def test_promtool_lints_the_body(supd, tmp_path):
     assert st['{path="root/sleeper",kind="worker",state="stopped"}'] == 0
     assert st['{path="root",kind="supervisor",state="running"}'] == 1
     assert st['{path="root/odd",kind="worker",state="quarantined"}'] == 0
-    assert samples(body, "agentsup_events_total")['{kind="started"}'] == 3
+    assert samples(body, "agentsup_events_total")['{kind="started"}'] == 4
+    assert samples(body, "agentsup_restarts_by_reason_total") == \
+        {'{reason="exit"}': 1}
+    assert samples(body, "agentsup_restarts_total")['{path="root/odd"}'] == 1
     circ = samples(body, "agentsup_circuit_state")
     assert circ == {'{path="root/sleeper",state="closed"}': 1,
                     '{path="root/sleeper",state="open"}': 0,
                     '{path="root/sleeper",state="half_open"}': 0}
-    assert samples(body, "agentsup_consecutive_failures")[
-        '{path="root/odd"}'] == 0
+    fails = samples(body, "agentsup_consecutive_failures")
+    assert fails['{path="root/odd"}'] == 1
+    assert fails['{path="root/sleeper"}'] == 0
     assert samples(body, "agentsup_process_resident_memory_bytes")[""] > 0
     assert samples(body, "agentsup_process_open_fds")[""] > 3
     assert 'agentsup_heartbeat_age_seconds{path="root/prog"}' in body

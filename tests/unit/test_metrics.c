@@ -19,6 +19,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "events.h"
 #include "metrics.h"
 
 /* The body as a C string (it is not terminated). */
@@ -120,6 +121,40 @@ test_addresses(void **state)
 	assert_int_equal(metrics_parse_addr("127.0.0.1:+80", &ss, &len), -1);
 	assert_int_equal(metrics_parse_addr("localhost:80", &ss, &len), -1);
 	assert_int_equal(metrics_parse_addr("[1.2.3.4]:80", &ss, &len), -1);
+}
+
+/* Restarts are counted by the kind of their reason, in a bounded table whose
+ * last slot takes every kind that does not fit. */
+static void
+test_restart_reasons(void **state)
+{
+	struct events ev;
+	char why[32];
+
+	(void)state;
+	events_init(&ev, NULL);
+	events_emit(&ev, EV_RESTARTING, "a", 0, "exit:1", 1, NULL);
+	events_emit(&ev, EV_RESTARTING, "a", 0, "exit:2", 2, NULL);
+	events_emit(&ev, EV_RESTARTING, "a", 0, "hang", 3, NULL);
+	events_emit(&ev, EV_EXITED, "a", 0, "signal:SIGKILL", 3, NULL);
+	assert_int_equal(ev.nrestarts, 2);
+	assert_string_equal(ev.restarts[0].reason, "exit");
+	assert_int_equal(ev.restarts[0].n, 2);
+	assert_string_equal(ev.restarts[1].reason, "hang");
+	assert_int_equal(ev.counts[EV_RESTARTING], 3);
+	assert_int_equal(ev.counts[EV_EXITED], 1);
+	for (int i = 0; i < 40; i++) {
+		snprintf(why, sizeof why, "kind%d:1", i);
+		events_emit(&ev, EV_RESTARTING, "a", 0, why, 1, NULL);
+	}
+	assert_int_equal(ev.nrestarts, EVENTS_MAX_REASONS);
+	assert_string_equal(ev.restarts[EVENTS_MAX_REASONS - 1].reason,
+	                    "other");
+	assert_int_equal(ev.restarts[EVENTS_MAX_REASONS - 1].n,
+	                 40 - (EVENTS_MAX_REASONS - 3));
+	events_emit(&ev, EV_RESTARTING, "a", 0, "exit:9", 1, NULL);
+	assert_int_equal(ev.restarts[0].n, 3);
+	events_close(&ev);
 }
 
 /* --- the server, on a private loop -------------------------------------- */
@@ -278,6 +313,7 @@ main(void)
 	        cmocka_unit_test(test_numbers),
 	        cmocka_unit_test(test_bound),
 	        cmocka_unit_test(test_addresses),
+	        cmocka_unit_test(test_restart_reasons),
 	        cmocka_unit_test(test_serve_deadline_eviction_and_idle),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
