@@ -12,6 +12,7 @@ enum strategy { ONE_FOR_ONE, ONE_FOR_ALL, REST_FOR_ONE };
 enum restart_type { RESTART_PERMANENT, RESTART_TRANSIENT, RESTART_TEMPORARY };
 enum output_mode { OUTPUT_INHERIT, OUTPUT_NULL, OUTPUT_FILE };
 enum jitter_kind { JITTER_FULL, JITTER_EQUAL, JITTER_NONE };
+enum notify_mode { NOTIFY_NONE, NOTIFY_SYSTEMD }; /* `notify:` */
 
 #define SHUTDOWN_BRUTAL_KILL (-1)
 #define CONFIG_MAX_INTENSITY 100000
@@ -102,15 +103,28 @@ struct spec {
 	unsigned instances; /* `instances: N` as declared, 0 = absent */
 	unsigned instance;  /* this copy's number 1..N, 0 = not a copy */
 
-	uint64_t keys_set; /* bit i: key i of the key table set here */
+	uint64_t keys_set;       /* bit i: key i of the key table set here */
+	enum notify_mode notify; /* systemd: NOTIFY_SOCKET of agentsupd's */
 };
+
+/* One `on_event:` entry: run argv per event of one of `kinds`. */
+struct hook_spec {
+	char **kinds; /* event kind names, NULL-terminated */
+	char **argv;  /* NULL-terminated */
+	uint64_t timeout_ms;
+};
+
+#define CONFIG_MAX_HOOKS       64
+#define CONFIG_HOOK_TIMEOUT_MS 10000
 
 /* The `agentsupd:` settings document. */
 struct settings {
-	char *socket;       /* control socket path, NULL = default */
-	char *events_file;  /* JSON-lines event log, NULL = none */
-	char *metrics;      /* "HOST:PORT" serving /metrics, NULL = off */
-	uint32_t max_frame; /* largest frame accepted from a peer */
+	char *socket;            /* control socket path, NULL = default */
+	char *events_file;       /* JSON-lines event log, NULL = none */
+	char *metrics;           /* "HOST:PORT" serving /metrics, NULL = off */
+	uint32_t max_frame;      /* largest frame accepted from a peer */
+	struct hook_spec *hooks; /* on_event: */
+	size_t nhooks;
 	struct loc loc;
 };
 

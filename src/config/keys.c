@@ -18,6 +18,7 @@ static const char *const keys_strategies[] = {"one_for_one", "one_for_all",
 static const char *const keys_restarts[] = {"permanent", "transient",
                                             "temporary", NULL};
 static const char *const keys_jitters[] = {"full", "equal", "none", NULL};
+static const char *const keys_notifies[] = {"none", "systemd", NULL};
 
 const char *
 config_strategy_name(enum strategy s)
@@ -110,6 +111,17 @@ keys_restart(struct parse *p, const struct key *k, yaml_node_t *v,
 	(void)depth;
 	if (i >= 0)
 		s->restart = (enum restart_type)i;
+}
+
+static void
+keys_notify(struct parse *p, const struct key *k, yaml_node_t *v,
+            struct spec *s, int depth)
+{
+	int i = keys_enum(p, k->name, v, keys_notifies, "none or systemd");
+
+	(void)depth;
+	if (i >= 0)
+		s->notify = (enum notify_mode)i;
 }
 
 static void
@@ -413,6 +425,7 @@ const struct key keys_table[] = {
         {"instances", W, keys_instances, F(instances), POD, "uint", "1"},
         {"backoff", W, policy_backoff, F(backoff), POD, "none|mapping", "on"},
         {"circuit", W, policy_circuit, F(circuit), POD, "none|mapping", "off"},
+        {"notify", W, keys_notify, F(notify), POD, "none|systemd", "none"},
 };
 const size_t keys_count = sizeof keys_table / sizeof keys_table[0];
 

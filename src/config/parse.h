@@ -56,6 +56,11 @@ const char *load_scalar(struct parse *, const char *key, yaml_node_t *);
 struct spec *load_spec(struct parse *, yaml_node_t *map, int depth, bool top);
 const char *load_getenv(void *parse, const char *name, size_t len);
 
+/* onevent.c: the settings' on_event list */
+void onevent_parse(struct parse *, const char *key, yaml_node_t *,
+                   struct settings *);
+void onevent_free(struct settings *);
+
 /* map.c: mappings (merge keys resolved, each key once) and lists */
 int map_pairs(struct parse *, yaml_node_t *map, const char *what,
               struct pair **pairs, size_t *n);

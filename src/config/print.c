@@ -40,7 +40,7 @@ spec_process_equal(const struct spec *a, const struct spec *b)
 	       print_str_equal(a->directory, b->directory) &&
 	       print_strv_equal(a->env, b->env) &&
 	       print_output_equal(&a->out, &b->out) &&
-	       print_output_equal(&a->err, &b->err);
+	       print_output_equal(&a->err, &b->err) && a->notify == b->notify;
 }
 
 static bool
@@ -162,6 +162,8 @@ print_spec(const struct spec *s, const char *prefix, bool last, bool top,
 			                     sizeof dur);
 			fprintf(f, "  [ready within %s]", dur);
 		}
+		if (s->notify == NOTIFY_SYSTEMD)
+			fprintf(f, "  [sd_notify]");
 		print_policy(s, f);
 		fputc('\n', f);
 	}

@@ -90,6 +90,7 @@ static const struct {
         {"events_file", settings_events_file},
         {"max_frame", settings_max_frame},
         {"metrics", settings_metrics},
+        {"on_event", onevent_parse},
 };
 
 void

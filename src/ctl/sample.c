@@ -31,10 +31,26 @@ sample_now(void)
 
 /* --- the control connection ---------------------------------------------- */
 
+/* Close a connection that could not be made, keeping its errno. */
+static int
+sample_unconnect(struct sampler *t)
+{
+	int e = errno;
+
+	close(t->fd);
+	t->fd = -1;
+	errno = e;
+	return -1;
+}
+
+/* Reconnect after agentsupd went away: believe only a server of root or of
+ * our own uid, as agentsupctl does for its first connection. */
 int
 sample_connect(struct sampler *t)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct ucred cred;
+	socklen_t len = sizeof cred;
 
 	if (strlen(t->sock) >= sizeof sa.sun_path) {
 		errno = ENAMETOOLONG;
@@ -43,12 +59,12 @@ sample_connect(struct sampler *t)
 	strcpy(sa.sun_path, t->sock);
 	if ((t->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
 		return -1;
-	if (connect(t->fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
-		int e = errno;
-		close(t->fd);
-		t->fd = -1;
-		errno = e;
-		return -1;
+	if (connect(t->fd, (struct sockaddr *)&sa, sizeof sa) < 0 ||
+	    getsockopt(t->fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+		return sample_unconnect(t);
+	if (cred.uid != 0 && cred.uid != geteuid()) {
+		errno = EPERM;
+		return sample_unconnect(t);
 	}
 	t->len = t->used = 0;
 	return 0;

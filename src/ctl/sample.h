@@ -44,7 +44,8 @@ struct sampler {
 /* -1 when out of memory. Nothing is connected yet. */
 int sample_init(struct sampler *, const char *socket_path);
 void sample_fini(struct sampler *);
-/* Connect to agentsupd; -1 with errno. */
+/* (Re)connect to agentsupd; -1 with errno (EPERM: not served by root or
+ * by us). */
 int sample_connect(struct sampler *);
 /* Send a request and wait for its answer's "result" (valid until the next
  * request), or NULL with msg saying why; a lost connection is retried at

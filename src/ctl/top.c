@@ -244,23 +244,18 @@ top_curses_init(void)
 }
 
 int
-top_run(const char *sock)
+top_run(const char *sock, int fd)
 {
 	struct top t = {0};
 	double next = 0, now, wait;
 	int ch;
 
 	if (sample_init(&t.s, sock) < 0) {
+		close(fd);
 		fprintf(stderr, "agentsupctl: out of memory\n");
 		return EXIT_UNAVAILABLE;
 	}
-	if (sample_connect(&t.s) < 0) {
-		fprintf(stderr,
-		        "agentsupctl: cannot reach agentsupd at %s: %s\n", sock,
-		        strerror(errno));
-		sample_fini(&t.s);
-		return EXIT_UNAVAILABLE;
-	}
+	t.s.fd = fd;
 	top_curses_init();
 	for (;;) {
 		if ((now = sample_now()) >= next) {

@@ -2,8 +2,9 @@
 #ifndef AGENTSUP_TOP_H
 #define AGENTSUP_TOP_H
 
-/* Run until the user quits (q) or the terminal goes away; the exit status
- * for agentsupctl (0, or 69 when agentsupd cannot be reached at start). */
-int top_run(const char *socket_path);
+/* Run on fd, a connection to agentsupd at socket_path that agentsupctl has
+ * checked (it is closed at the end), until the user quits (q); the exit
+ * status for agentsupctl. */
+int top_run(const char *socket_path, int fd);
 
 #endif

@@ -271,6 +271,7 @@ def test_a_real_prometheus_scrapes_it(supd, tmp_path):
 
 
 def test_an_address_in_use_stops_the_start(supd, tmp_path):
+    """Like a control socket that cannot be made: EX_CANTCREAT."""
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
@@ -284,7 +285,7 @@ def test_an_address_in_use_stops_the_start(supd, tmp_path):
             "a.yaml": f"worker: w\ncommand: {SLEEP}\n",
         }, settings=False)
         d = supd.start()
-        assert d.exit_code() == 78
+        assert d.exit_code() == 73
     d.drain_events()
     assert any(f"metrics 127.0.0.1:{port}: Address already in use" in line
                for line in d.lines), d.lines

@@ -428,6 +428,55 @@ test_confdir_then_parse(void **state)
 	assert_non_null(cfg);
 	assert_string_equal(cfg->root->children[1]->env[0], "D=/srv/b");
 	config_free(cfg);
+	config_errors_clear(&errs);
+}
+
+/* notify: and on_event: (sd_notify workers, hooks). */
+static void
+test_notify_and_hooks(void **state)
+{
+	struct config_errors errs;
+	struct config *cfg;
+	const struct hook_spec *h;
+
+	(void)state;
+	put("00-s.yaml", "agentsupd:\n  on_event:\n"
+	                 "    - {kinds: [gave_up, exited], run: [a, b]}\n"
+	                 "    - {kinds: [started], run: \"c 'd e'\", "
+	                 "timeout: 2s}\n");
+	put("a.yaml", "worker: w\ncommand: x\nnotify: systemd\n");
+	cfg = load(&errs);
+	assert_non_null(cfg);
+	assert_int_equal(cfg->root->children[0]->notify, NOTIFY_SYSTEMD);
+	assert_int_equal(cfg->settings.nhooks, 2);
+	h = &cfg->settings.hooks[0];
+	assert_string_equal(h->kinds[0], "gave_up");
+	assert_string_equal(h->kinds[1], "exited");
+	assert_null(h->kinds[2]);
+	assert_string_equal(h->argv[1], "b");
+	assert_int_equal(h->timeout_ms, CONFIG_HOOK_TIMEOUT_MS);
+	h = &cfg->settings.hooks[1];
+	assert_string_equal(h->argv[1], "d e");
+	assert_int_equal(h->timeout_ms, 2000);
+	config_free(cfg);
+	config_errors_clear(&errs);
+	put("00-s.yaml", "agentsupd: {}\n");
+	expect_error("a.yaml", "worker: w\ncommand: x\nnotify: yes\n",
+	             "a.yaml:3:9: notify: unknown value \"yes\"");
+	put("a.yaml", "worker: w\ncommand: x\n");
+	expect_error("00-s.yaml", "agentsupd:\n  on_event: [{run: [a]}]\n",
+	             "on_event: an entry needs kinds and run");
+	expect_error("00-s.yaml",
+	             "agentsupd:\n  on_event: [{kinds: [Exited], run: [a]}]\n",
+	             "kinds: bad name \"Exited\"");
+	expect_error("00-s.yaml",
+	             "agentsupd:\n  on_event: [{kinds: [x], run: [a], "
+	             "when: 1}]\n",
+	             "on_event: unknown key \"when\"");
+	expect_error("00-s.yaml",
+	             "agentsupd:\n  on_event: [{kinds: [x], run: [a], "
+	             "timeout: 0s}]\n",
+	             "timeout: want a duration above zero");
 }
 
 int
@@ -461,6 +510,8 @@ main(void)
 	                                        teardown),
 	        cmocka_unit_test(test_durations),
 	        cmocka_unit_test(test_split),
+	        cmocka_unit_test_setup_teardown(test_notify_and_hooks, setup,
+	                                        teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
