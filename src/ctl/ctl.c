@@ -23,6 +23,7 @@
 #include "agentsup/wire.h"
 #include "config.h"
 #include "render.h"
+#include "top.h"
 
 #define EXIT_REFUSED     1
 #define EXIT_UNHEALTHY   3
@@ -61,6 +62,7 @@ static const struct ctl_command {
         {"stop", 1, 1, false},   {"restart", 1, 1, false},
         {"drain", 0, 1, false},  {"reload", 0, 0, false},
         {"events", 0, 0, true},  {"shutdown", 0, 0, false},
+        {"top", 0, 0, false},
 };
 
 static void
@@ -86,6 +88,8 @@ usage(FILE *f)
 	        "  events [--follow]   recent events; --follow streams new "
 	        "ones\n"
 	        "  shutdown            stop the tree and agentsupd\n"
+	        "  top                 a live view: j/k select, s stop, r "
+	        "restart, d drain, q quit\n"
 	        "The socket: --socket, else AGENTSUP_SOCKET, else the socket: "
 	        "setting of\n"
 	        "the config directory given with -c, else /run/agentsupd.sock "
@@ -614,6 +618,8 @@ main(int argc, char **argv)
 			close(c.fd);
 		return EXIT_UNAVAILABLE;
 	}
+	if (strcmp(cmd, "top") == 0)
+		return top_run(sock, c.fd);
 	c.color =
 	        !c.json && isatty(STDOUT_FILENO) && getenv("NO_COLOR") == NULL;
 	if (!msgpack_zone_init(&c.zone, 4096)) {

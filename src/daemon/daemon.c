@@ -25,6 +25,7 @@
 #include "notify.h"
 #include "reap.h"
 #include "reload.h"
+#include "scrape.h"
 #include "session.h"
 #include "timer.h"
 #include "util.h"
@@ -286,6 +287,7 @@ apply_settings(struct daemon *d, const struct settings *old)
 	    (s->socket && strcmp(old->socket, s->socket) != 0))
 		log_warnx("the control socket stays at %s until a restart",
 		          d->socket_path);
+	scrape_configure(d, s->metrics);
 	hooks_set(d->hooks, s->hooks, s->nhooks);
 	hooks_warn_unknown(d->hooks, daemon_event_kind_known);
 }
@@ -532,6 +534,8 @@ daemon_init(struct daemon *d, const char *sock_opt)
 	rng_seed(&d->tree->rng, d->seed);
 	ev_init(&d->wake, wake_cb);
 	d->wake.data = d;
+	if (scrape_configure(d, d->cfg->settings.metrics) < 0)
+		return -1;
 	ev_child_init(&d->child_watcher, reap_child_cb, 0, 0);
 	d->child_watcher.data = d;
 	ev_child_start(d->loop, &d->child_watcher);
@@ -568,6 +572,7 @@ daemon_free(struct daemon *d)
 {
 	d->events.sink = NULL;
 	spawner_fini(&d->spawn);
+	scrape_configure(d, NULL);
 	hooks_free(d->hooks);
 	notify_server_close(d->notify);
 	notify_up_close(d->up);

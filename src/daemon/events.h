@@ -37,6 +37,8 @@ enum event_kind {
 	EV__COUNT
 };
 
+#define EVENTS_MAX_REASONS 16 /* restart reasons counted; the rest: "other" */
+
 /* One state change, as written everywhere. Strings are borrowed. */
 struct event {
 	uint64_t seq;
@@ -60,6 +62,12 @@ struct events {
 	bool color;          /* colour the stderr line (a terminal) */
 	events_sink_fn sink; /* followers: control.c */
 	void *sink_arg;
+	uint64_t counts[EV__COUNT]; /* emitted since start, for /metrics */
+	struct events_reason_count {
+		char reason[16]; /* "exit", "signal", "hang"...: no code */
+		uint64_t n;
+	} restarts[EVENTS_MAX_REASONS]; /* restart decisions by reason */
+	size_t nrestarts;
 };
 
 void events_init(struct events *, const char *file_path);
