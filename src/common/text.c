@@ -86,16 +86,26 @@ bool
 text_buf_printf(struct text_buf *b, const char *fmt, ...)
 {
 	va_list ap;
-	int n;
+	bool ok;
 
 	va_start(ap, fmt);
-	n = vsnprintf(NULL, 0, fmt, ap);
+	ok = text_buf_vprintf(b, fmt, ap);
 	va_end(ap);
+	return ok;
+}
+
+bool
+text_buf_vprintf(struct text_buf *b, const char *fmt, va_list ap)
+{
+	va_list copy;
+	int n;
+
+	va_copy(copy, ap);
+	n = vsnprintf(NULL, 0, fmt, copy);
+	va_end(copy);
 	if (n < 0 || !text_buf_reserve(b, (size_t)n))
 		return false;
-	va_start(ap, fmt);
 	vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
-	va_end(ap);
 	b->len += (size_t)n;
 	return true;
 }

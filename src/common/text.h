@@ -23,6 +23,7 @@
 #ifndef AGENTSUP_TEXT_H
 #define AGENTSUP_TEXT_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -46,6 +47,8 @@ void text_buf_truncate(struct text_buf *, size_t len);
 bool text_buf_append(struct text_buf *, const void *, size_t);
 bool text_buf_printf(struct text_buf *, const char *, ...)
         __attribute__((format(printf, 2, 3)));
+bool text_buf_vprintf(struct text_buf *, const char *, va_list)
+        __attribute__((format(printf, 2, 0)));
 
 /*
  * JSON: a string literal, quotes included. Invalid UTF-8 (overlongs,

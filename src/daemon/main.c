@@ -327,6 +327,7 @@ daemon_init(struct daemon *d, const char *sock_opt)
 		fatal("signal SIGPIPE");
 	if ((d->loop = ev_default_loop(EVFLAG_AUTO)) == NULL)
 		fatalx("libev: cannot initialise the default loop");
+	log_attach(d->loop); /* stderr is flushed from the loop */
 	if (!msgpack_zone_init(&d->zone, 4096))
 		fatalx("out of memory");
 	msgpack_sbuffer_init(&d->sbuf);
@@ -369,6 +370,7 @@ daemon_free(struct daemon *d)
 	msgpack_zone_destroy(&d->zone);
 	msgpack_sbuffer_destroy(&d->sbuf);
 	free(d->rbuf);
+	log_detach();
 	ev_loop_destroy(d->loop);
 }
 
