@@ -39,6 +39,15 @@ _Static_assert(256 + EVENTS_PATH_MAX + EVENTS_REASON_MAX + EVENTS_DETAIL_MAX +
                        EVENTS_LINE_MAX,
                "an event's fields must fit its line");
 
+/* And the human line: its parts with their worst case, then the newline. */
+_Static_assert(128 + EVENTS_PATH_MAX / 2 + EVENTS_REASON_MAX +
+                               EVENTS_HUMAN_DETAIL_MAX +
+                               EVENTS_FIELDS_MAX *
+                                       (EVENTS_FIELD_KEY_MAX +
+                                        EVENTS_FIELD_VALUE_MAX / 4 + 32) <
+                       EVENTS_HUMAN_MAX,
+               "an event's human line must fit the log's line");
+
 static const struct {
 	const char *name;
 	enum event_tone tone;
@@ -267,9 +276,9 @@ events_human(struct events *ev, const struct event *e)
 		                     EVENTS_HUMAN_DETAIL_MAX);
 	}
 	events_human_fields(e, b);
-	while (b->len > 0 && b->data[b->len - 1] == ' ')
-		b->len--; /* the padding of a last empty column */
-	b->data[b->len] = '\0';
+	for (at = b->len; at > 0 && b->data[at - 1] == ' '; at--)
+		; /* the padding of a last empty column */
+	text_buf_truncate(b, at);
 	text_buf_append(b, "\n", 1);
 	log_line(b->data, b->len);
 }
