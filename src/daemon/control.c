@@ -18,7 +18,9 @@
 #include <unistd.h>
 
 #include "agentsup/wire.h"
-#include "channel.h"
+#include "command.h"
+#include "intensity.h"
+#include "session.h"
 #include "control.h"
 #include "daemon.h"
 #include "request.h"
@@ -43,7 +45,7 @@ struct client {
 	ev_timer timer; /* request or idle deadline, lazily re-armed */
 	uint64_t deadline_ms;
 	uint8_t *in; /* a partial frame */
-	size_t inlen;
+	size_t inlen, incap;
 	char *out; /* unsent bytes */
 	size_t outlen, outcap;
 	bool follow;
@@ -337,15 +339,19 @@ static void
 res_error(struct client *cl, uint64_t id, const char *fmt, ...)
 {
 	msgpack_packer pk;
-	char msg[512];
+	char *msg;
 	va_list ap;
+	int n;
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
+	n = vasprintf(&msg, fmt, ap);
 	va_end(ap);
+	if (n < 0)
+		fatalx("out of memory");
 	res_begin(cl->ctl, &pk, id, false);
 	agentsup_wire_pack_str(&pk, msg);
 	res_send(cl);
+	free(msg);
 }
 
 static void
@@ -393,9 +399,8 @@ static void
 pack_node(msgpack_packer *pk, const struct node *n, int depth, uint64_t now)
 {
 	const struct spec *s = n->spec;
-	const struct worker *w = n->worker;
-	const struct progress *prog =
-	        w && w->chan ? channel_progress(w->chan) : NULL;
+	const struct session *w = n->session;
+	const struct progress *prog = n->progress;
 	bool sup = s->kind == KIND_SUPERVISOR;
 	char why[64];
 
@@ -423,7 +428,7 @@ pack_node(msgpack_packer *pk, const struct node *n, int depth, uint64_t now)
 		agentsup_wire_kv_uint(pk, "intensity", s->intensity);
 		agentsup_wire_kv_uint(pk, "period_ms", s->period_ms);
 		agentsup_wire_kv_uint(pk, "window_restarts",
-		                      tree_window_restarts(n, now));
+		                      intensity_count(n, now));
 	} else {
 		pack_kv_nil(pk, "strategy");
 		pack_kv_nil(pk, "intensity");
@@ -436,8 +441,7 @@ pack_node(msgpack_packer *pk, const struct node *n, int depth, uint64_t now)
 		                      now - w->last_beat_us / 1000);
 	else
 		pack_kv_nil(pk, "heartbeat_age_ms");
-	agentsup_wire_kv_uint(pk, "beats",
-	                      w && w->chan ? channel_beats(w->chan) : 0);
+	agentsup_wire_kv_uint(pk, "beats", n->beats);
 	pack_progress(pk, prog);
 	if (prog != NULL && prog->status[0])
 		agentsup_wire_kv_str(pk, "status", prog->status);
@@ -484,23 +488,14 @@ do_status(struct client *cl, const struct request *r)
 
 /* --- commands ------------------------------------------------------------- */
 
-static const char *
-refusal(const struct daemon *d, const struct node *n)
-{
-	if (d->tree->shutting_down || d->tree->draining)
-		return "the tree is shutting down or draining";
-	if (n->parent != NULL && n->parent->state != NODE_RUNNING)
-		return "its supervisor is not running";
-	return "its supervisor is busy restarting; try again";
-}
-
 static void
 do_node_command(struct client *cl, const struct request *r)
 {
 	struct daemon *d = cl->ctl->d;
 	struct node *n = tree_find(d->tree, r->name);
 	uint64_t now = clock_now_ms();
-	int rc = -1;
+	struct refusal rf = {REFUSED_NONE, NULL};
+	char why[512];
 
 	if (n == NULL) {
 		res_error(cl, r->id, "no such worker or supervisor: %s",
@@ -512,23 +507,24 @@ do_node_command(struct client *cl, const struct request *r)
 	            (unsigned long)cl->uid);
 	switch (r->cmd) {
 	case REQ_START:
-		rc = tree_command_start(d->tree, n, now);
+		rf = command_start(d->tree, n, now);
 		break;
 	case REQ_STOP:
-		rc = tree_command_stop(d->tree, n, now);
+		rf = command_stop(d->tree, n, now);
 		break;
 	case REQ_RESTART:
-		rc = tree_command_restart(d->tree, n, now);
+		rf = command_restart(d->tree, n, now);
 		break;
 	case REQ_DRAIN:
-		rc = tree_command_drain(d->tree, n, now);
+		rf = command_drain(d->tree, n, now);
 		break;
 	default:
 		break;
 	}
-	if (rc < 0)
+	command_refusal_format(rf, why, sizeof why);
+	if (rf.kind != REFUSED_NONE)
 		res_error(cl, r->id, "cannot %s %s: %s",
-		          request_cmd_name(r->cmd), n->path, refusal(d, n));
+		          request_cmd_name(r->cmd), n->path, why);
 	else
 		res_ok(cl, r->id, n->path);
 }
@@ -557,7 +553,7 @@ dispatch(struct client *cl, const struct agentsup_frame *f)
 	struct daemon *d = cl->ctl->d;
 	struct request r;
 	const char *why;
-	char msg[512];
+	char *msg = NULL;
 
 	if (!agentsup_wire_is(f, AGENTSUP_T_REQ)) {
 		res_error(cl, 0, "expected a \"req\" message");
@@ -586,10 +582,11 @@ dispatch(struct client *cl, const struct agentsup_frame *f)
 		res_ok(cl, r.id, "draining the whole tree");
 		break;
 	case REQ_RELOAD:
-		if (daemon_reload(d, msg, sizeof msg) < 0)
+		if (daemon_reload(d, &msg) < 0)
 			res_error(cl, r.id, "reload refused: %s", msg);
 		else
 			res_ok(cl, r.id, msg);
+		free(msg);
 		break;
 	case REQ_EVENTS:
 		do_events(cl, &r);
@@ -644,8 +641,18 @@ read_cb(struct ev_loop *loop, ev_io *w, int revents)
 
 	(void)loop;
 	(void)revents;
-	if (cl->in == NULL)
-		cl->in = xmalloc(max);
+	/* the limit may have changed since the buffer was made (a reload):
+	 * size it for the limit in force now, never trust the old size */
+	if (cl->incap < max) {
+		cl->in = xrealloc(cl->in, max);
+		cl->incap = max;
+	}
+	if (cl->inlen >= max) { /* a lowered limit: what is held is too long */
+		res_error(cl, 0, "bad frame: %s",
+		          agentsup_wire_strerror(AGENTSUP_WIRE_TOO_LONG));
+		client_drop(cl, agentsup_wire_strerror(AGENTSUP_WIRE_TOO_LONG));
+		return;
+	}
 	n = recv(cl->fd, cl->in + cl->inlen, max - cl->inlen, MSG_DONTWAIT);
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
@@ -672,12 +679,13 @@ read_cb(struct ev_loop *loop, ev_io *w, int revents)
 	if (cl->inlen == 0) {
 		free(cl->in); /* an idle client holds no buffer */
 		cl->in = NULL;
+		cl->incap = 0;
 	}
 	if (!cl->dead)
 		client_deadline(cl, cl->inlen ? CONTROL_REQUEST_MS
 		                              : CONTROL_IDLE_MS);
 out:
-	daemon_run_actions(d);
+	return;
 }
 
 static bool

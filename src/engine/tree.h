@@ -1,10 +1,11 @@
 /*
- * tree.h - the supervision engine.
+ * tree.h - the supervision engine's public face.
  *
- * Pure: the shell reports what happened (a worker exited, became ready, an
- * operator asked for a stop) with the current time; the engine updates the
- * tree and queues actions (start X, stop Y, exit with 75) for the shell to
- * carry out. It never forks, signals, reads a clock or touches a socket.
+ * Pure: the shell reports what happened (a worker exited, became ready, beat,
+ * an operator asked for a stop) with the current time; the engine updates the
+ * tree and queues actions (start X, stop Y, wake me at T, exit with 75) that
+ * the shell carries out in one place, once per loop turn. It never forks,
+ * signals, reads a clock or touches a socket.
  */
 #ifndef AGENTSUP_TREE_H
 #define AGENTSUP_TREE_H
@@ -14,49 +15,65 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "reason.h"
 
+/* A node's state. Workers use every row of the lifecycle table (worker.c);
+ * supervisors use stopped, starting, running and stopping. */
 enum node_state {
 	NODE_STOPPED,  /* not running: never started, exited, or stopped */
 	NODE_STARTING, /* spawned, waiting for "ready" / children starting */
 	NODE_RUNNING,
 	NODE_STOPPING, /* stop (or drain) sent, waiting for the exit */
-};
-
-enum reason_kind {
-	REASON_NONE,
-	REASON_EXIT,          /* code = exit status */
-	REASON_SIGNAL,        /* code = signal number */
-	REASON_HANG,          /* missed its heartbeat deadline */
-	REASON_START_TIMEOUT, /* no "ready" within start_timeout */
-	REASON_PROTOCOL,      /* broke the wire protocol */
-	REASON_SPAWN,         /* could not be forked: code = errno */
-	REASON_GAVE_UP,       /* a supervisor exceeded its intensity */
-};
-
-struct reason {
-	enum reason_kind kind;
-	int code;
+	NODE__STATES
 };
 
 /* How a supervisor's stop ends: what it tells its parent. */
 enum stop_outcome { OUTCOME_STOPPED, OUTCOME_GAVE_UP };
 
 enum job_kind { JOB_NONE, JOB_START, JOB_RESTART, JOB_STOP };
+enum job_phase { PHASE_STOP, PHASE_START };
+/* Stops one child at a time (last-first) or tell them all at once. */
+enum job_order { ORDER_SEQUENTIAL, ORDER_TOGETHER };
+/* Which children of the range a job touches. */
+enum job_select {
+	SELECT_RESTARTABLE, /* all but temporary and held children */
+	SELECT_ALL,         /* an operator's restart: temporary ones too */
+	SELECT_MARKED,      /* a reload: only children marked for it */
+};
 
-/* A supervisor's work in progress: stop children [lo, hi) last-first, then
- * (unless JOB_STOP) start them first-last, one settled before the next. */
+/* A supervisor's work in progress: stop children [lo, hi), then (unless
+ * JOB_STOP) start them first-last, one settled before the next. */
 struct job {
 	enum job_kind kind;
-	bool starting; /* in the start phase */
-	bool launched; /* children[cursor] was started in this phase */
-	bool parallel; /* a drain: every child told at once, not in turn */
-	bool forced;   /* an operator's restart: temporary children too */
-	bool marked;   /* a reload: only children with `marked` set */
+	enum job_phase phase;
+	enum job_order order;
+	enum job_select select;
 	enum stop_outcome outcome;
+	bool drain;    /* the stops are drains */
+	bool launched; /* children[cursor] was started in this phase */
 	size_t lo, hi, cursor;
 };
 
-struct worker; /* the shell's running instance (proc.c) */
+/* What a worker last told us of its progress (hb "progress", "status"). */
+struct progress {
+	uint64_t steps;
+	uint64_t tokens;
+	double cost;
+	char state[64];
+	char status[256];
+	bool has_steps, has_tokens, has_cost;
+};
+
+/* Which fields a beat carried. */
+enum {
+	PROGRESS_STEPS = 1,
+	PROGRESS_TOKENS = 2,
+	PROGRESS_COST = 4,
+	PROGRESS_STATE = 8,
+	PROGRESS_STATUS = 16,
+};
+
+struct session; /* the shell's running instance (session.c) */
 
 /* One supervisor or worker: spec, state machine, counters, shell state. */
 struct node {
@@ -72,19 +89,23 @@ struct node {
 	bool draining;      /* stopping by drain: its exit is not a failure */
 	bool in_run;        /* supervisor: its job loop is on the stack */
 	bool marked;        /* a reload restarts (or first starts) it */
+	bool removed;       /* taken out by a reload: freed once stopped */
 	struct reason last; /* why it last stopped */
 	struct reason pending_reason;
 	unsigned long starts; /* incarnation + 1 */
 	uint64_t since_ms;    /* when it entered its state (monotonic) */
 
+	/* worker */
+	struct progress *progress; /* allocated at the first report */
+	uint64_t beats;
+
 	/* supervisor */
 	struct job job;
-	uint64_t *
-	        stamps; /* restart times in the window, a ring of intensity+1 */
+	uint64_t *stamps; /* restart times in the window: a ring */
 	unsigned nstamps, stamp0;
 
 	/* shell */
-	struct worker *worker;
+	struct session *session;
 };
 
 enum action_kind {
@@ -125,34 +146,24 @@ void tree_free(struct tree *);
 void tree_start(struct tree *, uint64_t now);
 void tree_exited(struct tree *, struct node *, struct reason, uint64_t now);
 void tree_ready(struct tree *, struct node *, uint64_t now);
+/* A heartbeat, carrying the fields (PROGRESS_*) of upd it names. */
+void tree_beat(struct tree *, struct node *, const struct progress *upd,
+               unsigned fields, uint64_t now);
 void tree_shutdown(struct tree *, uint64_t now);
 void tree_drain(struct tree *, uint64_t now);
-int tree_command_stop(struct tree *, struct node *, uint64_t now);
-int tree_command_start(struct tree *, struct node *, uint64_t now);
-int tree_command_restart(struct tree *, struct node *, uint64_t now);
-int tree_command_drain(struct tree *, struct node *, uint64_t now);
-
-/* What a reload did, one line each list ("a, b"), for the event. */
-struct reload_report {
-	char added[512], removed[512], restarted[512], updated[512];
-	unsigned nadded, nremoved, nrestarted, nupdated;
-};
-
-/* Apply a new, valid spec tree as a diff; -1 (nothing changed) while busy. */
-int tree_reload(struct tree *, const struct spec *root, uint64_t now,
-                struct reload_report *, const char **why);
-/* Free stopped nodes that reloads removed; true when none is left running
- * (so the old specs they pointed into may be freed). */
-bool tree_graveyard_sweep(struct tree *);
 
 /* Actions out, first queued first. */
 bool tree_next_action(struct tree *, struct action *);
+/* Free nodes that reloads removed and that have stopped: only with no
+ * action queued (an action may point at them). True when none is left, so
+ * the old specs they pointed into may be freed too. */
+bool tree_sweep(struct tree *);
 
 /* Looking things up. */
 struct node *tree_find(struct tree *, const char *name_or_path);
-unsigned tree_window_restarts(const struct node *, uint64_t now);
-bool reason_abnormal(struct reason);
-void reason_format(struct reason, char *, size_t);
 const char *node_state_name(enum node_state);
+/* Whether the node is down for good without an operator having asked:
+ * a supervisor that gave up (a health check's "not as it should be"). */
+bool node_unhealthy(const struct node *);
 
 #endif

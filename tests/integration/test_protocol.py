@@ -54,7 +54,8 @@ def test_hello_welcome_ready_and_beats(supd, tmp_path):
     started_after = d.wait("started", "root/after")
     # start order waits for readiness: "after" starts only once talker is ready
     assert started_after.seq > ready.seq
-    wait_until(out.exists, what="welcome")
+    wait_until(lambda: out.exists() and out.read_text().endswith("}"),
+               what="welcome")
     w = json.loads(out.read_text())
     assert w == dict(name="talker", path="root/talker", inc=0, hb=2000,
                      timeout=6000, sup=True)

@@ -16,7 +16,10 @@
 
 #include <cmocka.h>
 
+#include "command.h"
 #include "config.h"
+#include "intensity.h"
+#include "reload.h"
 #include "tree.h"
 
 struct run {
@@ -132,6 +135,20 @@ crash(struct run *r, const char *name, int code)
 	tree_exited(r->t, N(r, name), (struct reason){REASON_EXIT, code},
 	            r->now);
 	pump(r);
+}
+
+/* A reload list as "a, b", for comparing. */
+static const char *
+joined(const struct reload_list *l)
+{
+	static char buf[1024];
+	size_t at = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < l->count; i++)
+		at += (size_t)snprintf(buf + at, sizeof buf - at, "%s%s",
+		                       i ? ", " : "", l->paths[i]);
+	return buf;
 }
 
 static void
@@ -362,7 +379,7 @@ test_window_slides(void **state)
 		crash(r, "w", 1);
 		expect(r, "restarting root/w\nstart root/w\n");
 	}
-	assert_int_equal(tree_window_restarts(r->t->root, r->now), 1);
+	assert_int_equal(intensity_count(r->t->root, r->now), 1);
 	run_free(r);
 }
 
@@ -621,21 +638,22 @@ test_command_stop_holds(void **state)
 
 	(void)state;
 	r->log[0] = '\0';
-	assert_int_equal(tree_command_stop(r->t, N(r, "b"), 0), 0);
+	assert_int_equal(command_stop(r->t, N(r, "b"), 0).kind, REFUSED_NONE);
 	pump(r);
 	expect(r, "stop root/b\n");
 	crash(r, "c", 1);
 	expect(r, "restarting root/c\nstop root/d\nstop root/a\n"
 	          "start root/a\nstart root/c\nstart root/d\n");
 	r->log[0] = '\0';
-	assert_int_equal(tree_command_start(r->t, N(r, "b"), 0), 0);
+	assert_int_equal(command_start(r->t, N(r, "b"), 0).kind, REFUSED_NONE);
 	pump(r);
 	expect(r, "start root/b\n");
 	r->log[0] = '\0';
-	assert_int_equal(tree_command_restart(r->t, N(r, "c"), 0), 0);
+	assert_int_equal(command_restart(r->t, N(r, "c"), 0).kind,
+	                 REFUSED_NONE);
 	pump(r);
 	expect(r, "stop root/c\nstart root/c\n");
-	assert_int_equal(r->t->root->nstamps, 1); /* commands never count */
+	assert_int_equal(intensity_count(r->t->root, 0), 1); /* never counted */
 	run_free(r);
 }
 
@@ -649,7 +667,8 @@ test_command_restart_subtree(void **state)
 
 	(void)state;
 	r->log[0] = '\0';
-	assert_int_equal(tree_command_restart(r->t, N(r, "s"), 0), 0);
+	assert_int_equal(command_restart(r->t, N(r, "s"), 0).kind,
+	                 REFUSED_NONE);
 	pump(r);
 	expect(r, "stop root/s/b\nstop root/s/a\nstart root/s/a\n"
 	          "start root/s/b\n");
@@ -680,21 +699,202 @@ test_reload_diff(void **state)
 
 	(void)state;
 	r->log[0] = '\0';
-	assert_int_equal(tree_reload(r->t, next->root, 0, &rep, &why), 0);
+	assert_int_equal(reload_apply(r->t, next->root, 0, &rep, &why), 0);
 	pump(r);
 	expect(r, "stop root/gone\nstop root/cmd\nstart root/new\n"
 	          "start root/cmd\n");
-	assert_string_equal(rep.added, "root/new");
-	assert_string_equal(rep.removed, "root/gone");
-	assert_string_equal(rep.restarted, "root/cmd");
-	assert_string_equal(rep.updated, "root/s, root/s/pol");
+	assert_string_equal(joined(&rep.added), "root/new");
+	assert_string_equal(joined(&rep.removed), "root/gone");
+	assert_string_equal(joined(&rep.restarted), "root/cmd");
+	assert_string_equal(joined(&rep.updated), "root/s, root/s/pol");
+	reload_report_free(&rep);
 	assert_ptr_equal(N(r, "keep"), keep);
 	assert_int_equal(keep->starts, 1);
-	assert_int_equal(r->t->root->nstamps, 0);
+	assert_int_equal(intensity_count(r->t->root, 0), 0);
 	assert_int_equal(N(r, "s")->spec->intensity, 7);
 	config_free(r->cfg);
 	r->cfg = next;
-	assert_true(tree_graveyard_sweep(r->t));
+	assert_true(tree_sweep(r->t));
+	run_free(r);
+}
+
+/* --- the table: strategy x restart type (failing child, siblings) x the
+ * intensity edge, each case's transcript derived from OTP's rules --------- */
+
+static const char *const strategies[] = {"one_for_one", "one_for_all",
+                                         "rest_for_one"};
+static const char *const types[] = {"permanent", "transient", "temporary"};
+
+/* The transcript OTP gives for root {a, b, c} when b exits with code. */
+static void
+table_expect(char *out, size_t len, int strat, int btype, int stype, int code)
+{
+	bool restarted = btype == 0 || (btype == 1 && code != 0);
+	bool sib_back = stype != 2; /* temporary siblings stay down */
+	size_t at = 0;
+
+	out[0] = '\0';
+	if (!restarted)
+		return;
+	at += (size_t)snprintf(out + at, len - at, "restarting root/b\n");
+	if (strat == 0) {
+		snprintf(out + at, len - at, "start root/b\n");
+		return;
+	}
+	at += (size_t)snprintf(out + at, len - at, "stop root/c\n");
+	if (strat == 1)
+		at += (size_t)snprintf(out + at, len - at, "stop root/a\n");
+	if (strat == 1 && sib_back)
+		at += (size_t)snprintf(out + at, len - at, "start root/a\n");
+	at += (size_t)snprintf(out + at, len - at, "start root/b\n");
+	if (sib_back)
+		snprintf(out + at, len - at, "start root/c\n");
+}
+
+/* The second failure within the window exceeds intensity 1: give up. */
+static void
+table_expect_give_up(char *out, size_t len, int strat, int stype)
+{
+	/* temporary siblings that the restart stopped stay down */
+	bool c_up = stype != 2 || strat == 0;
+	bool a_up = stype != 2 || strat != 1;
+	size_t at = 0;
+
+	at += (size_t)snprintf(out + at, len - at, "gave_up root\n");
+	if (c_up)
+		at += (size_t)snprintf(out + at, len - at, "stop root/c\n");
+	if (a_up)
+		at += (size_t)snprintf(out + at, len - at, "stop root/a\n");
+	snprintf(out + at, len - at, "exit 75\n");
+}
+
+static void
+test_strategy_table(void **state)
+{
+	char yaml[1024], want[512], give[512];
+
+	(void)state;
+	for (int strat = 0; strat < 3; strat++)
+		for (int bt = 0; bt < 3; bt++)
+			for (int st = 0; st < 3; st++)
+				for (int code = 0; code < 2; code++) {
+					snprintf(yaml, sizeof yaml,
+					         "supervisor: root\nstrategy: "
+					         "%s\nintensity: 1\nperiod: "
+					         "10s\n"
+					         "children:\n"
+					         "  - {worker: a, command: x, "
+					         "restart: %s}\n"
+					         "  - {worker: b, command: x, "
+					         "restart: %s}\n"
+					         "  - {worker: c, command: x, "
+					         "restart: %s}\n",
+					         strategies[strat], types[st],
+					         types[bt], types[st]);
+					struct run *r = run_new(yaml);
+					table_expect(want, sizeof want, strat,
+					             bt, st, code);
+					crash(r, "b", code);
+					if (strcmp(r->log, want) != 0)
+						fail_msg("%s b=%s siblings=%s "
+						         "exit "
+						         "%d:\nwant:\n%sgot:\n%"
+						         "s",
+						         strategies[strat],
+						         types[bt], types[st],
+						         code, want, r->log);
+					if (want[0] !=
+					    '\0') { /* restarted once: the
+						       second gives up */
+						r->now += 9999;
+						table_expect_give_up(
+						        give, sizeof give,
+						        strat, st);
+						crash(r, "b", 1);
+						if (strcmp(r->log, give) != 0)
+							fail_msg(
+							        "%s b=%s "
+							        "siblings=%s: "
+							        "second "
+							        "failure:\n"
+							        "want:\n%sgot:"
+							        "\n%s",
+							        strategies
+							                [strat],
+							        types[bt],
+							        types[st], give,
+							        r->log);
+					}
+					run_free(r);
+				}
+}
+
+/* Defect 1: a removed supervisor whose children had all stopped finishes
+ * at once; its "stopped" event points at it, so it must outlive the sweep
+ * until that action has been carried out. */
+static void
+test_reload_removed_node_outlives_its_actions(void **state)
+{
+	struct run *r = run_new("supervisor: root\nchildren:\n"
+	                        "  - {worker: keep, command: x}\n"
+	                        "  - supervisor: s\n    children:\n"
+	                        "      - {worker: t, command: x, "
+	                        "restart: temporary}\n");
+	struct config *next = load_yaml("supervisor: root\nchildren:\n"
+	                                "  - {worker: keep, command: x}\n");
+	struct reload_report rep;
+	const char *why = NULL;
+	struct action a;
+	size_t stopped = 0;
+
+	(void)state;
+	crash(r, "t", 0);
+	expect(r, ""); /* temporary: stays down */
+	assert_int_equal(reload_apply(r->t, next->root, 0, &rep, &why), 0);
+	assert_false(tree_sweep(r->t)); /* actions still point at it */
+	while (tree_next_action(r->t, &a))
+		if (a.kind == ACT_EVENT && a.event == EE_STOPPED)
+			stopped += strlen(a.node->path) > 0;
+	assert_int_equal(stopped, 1);
+	assert_true(tree_sweep(r->t)); /* now it can go */
+	reload_report_free(&rep);
+	config_free(r->cfg);
+	r->cfg = next;
+	run_free(r);
+}
+
+/* Defect 5: refusals name their cause. */
+static void
+test_typed_refusals(void **state)
+{
+	struct run *r = run_new("supervisor: root\nchildren:\n"
+	                        "  - supervisor: research\n    children:\n"
+	                        "      - {worker: fetcher, command: x}\n");
+	struct refusal rf;
+	char msg[256];
+
+	(void)state;
+	assert_int_equal(command_stop(r->t, N(r, "research"), 0).kind,
+	                 REFUSED_NONE);
+	pump(r);
+	rf = command_restart(r->t, N(r, "fetcher"), 0);
+	assert_int_equal(rf.kind, REFUSED_PARENT_DOWN);
+	assert_ptr_equal(rf.node, N(r, "research"));
+	command_refusal_format(rf, msg, sizeof msg);
+	assert_string_equal(msg, "its supervisor root/research is stopped (by "
+	                         "command); start it first");
+	rf = command_start(r->t, N(r, "fetcher"), 0);
+	assert_int_equal(rf.kind, REFUSED_PARENT_DOWN);
+	r->log[0] = '\0';
+	/* restart of a stopped supervisor starts it */
+	assert_int_equal(command_restart(r->t, N(r, "research"), 0).kind,
+	                 REFUSED_NONE);
+	pump(r);
+	expect(r, "start root/research/fetcher\n");
+	tree_shutdown(r->t, 0);
+	pump(r);
+	rf = command_start(r->t, N(r, "fetcher"), 0);
+	assert_int_equal(rf.kind, REFUSED_SHUTTING_DOWN);
 	run_free(r);
 }
 
@@ -729,6 +929,9 @@ main(void)
 	        cmocka_unit_test(test_command_stop_holds),
 	        cmocka_unit_test(test_command_restart_subtree),
 	        cmocka_unit_test(test_reload_diff),
+	        cmocka_unit_test(test_strategy_table),
+	        cmocka_unit_test(test_reload_removed_node_outlives_its_actions),
+	        cmocka_unit_test(test_typed_refusals),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,420 @@
+/*
+ * daemon.c - the loop: signals, reloads, and the ONE action pump.
+ *
+ * Callbacks anywhere in the shell only report into the engine. The engine's
+ * queued actions are carried out here, in an ev_prepare, once per loop turn
+ * after every callback of the turn has run (as tmux drains its command queue
+ * and Redis runs beforeSleep). Nodes that reloads removed are freed here too,
+ * after the queue is empty, since actions point at nodes.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include "agentsup/wire.h"
+#include "clock.h"
+#include "command.h"
+#include "control.h"
+#include "daemon.h"
+#include "log.h"
+#include "reap.h"
+#include "reload.h"
+#include "session.h"
+#include "util.h"
+
+#define EXIT_GAVE_UP     75
+#define RELOAD_MSG_LIMIT (32u * 1024u) /* then "... and N more" */
+
+size_t
+daemon_max_frame(const struct daemon *d)
+{
+	return d->cfg->settings.max_frame;
+}
+
+/* --- carrying out the engine's actions ----------------------------------- */
+
+static void
+act_start(struct daemon *d, struct node *n)
+{
+	int err;
+
+	if (session_start(d, n) == 0) {
+		/* an exec failure is reported by the exit that follows */
+		if (n->session->exec_error == NULL)
+			events_emit(&d->events, EV_STARTED, n->path,
+			            n->session->pid, NULL, n->starts - 1, NULL);
+		return;
+	}
+	/* no process at all (EAGAIN, EMFILE...): a failure like any other,
+	 * so the strategy and the intensity decide what happens next */
+	err = errno;
+	events_emit(&d->events, EV_EXITED, n->path, 0, "spawn", n->starts - 1,
+	            "cannot start: %s", strerror(err));
+	tree_exited(d->tree, n, (struct reason){REASON_SPAWN, err},
+	            clock_now_ms());
+}
+
+static void
+act_event(struct daemon *d, const struct action *a)
+{
+	struct node *n = a->node;
+	char why[64], per[32];
+
+	reason_format(a->reason, why, sizeof why);
+	switch (a->event) {
+	case EE_RESTARTING:
+		events_emit(&d->events, EV_RESTARTING, n->path, 0, why,
+		            n->starts, NULL);
+		break;
+	case EE_GAVE_UP:
+		util_format_duration(n->spec->period_ms, per, sizeof per);
+		events_emit(
+		        &d->events, EV_GAVE_UP, n->path, 0, why, n->starts - 1,
+		        "more than %u restarts in %s; stopping its children",
+		        n->spec->intensity, per);
+		break;
+	case EE_ESCALATED:
+		events_emit(&d->events, EV_ESCALATED, n->path, 0, "gave_up",
+		            n->starts - 1, "failing to %s", n->parent->path);
+		break;
+	case EE_STOPPED:
+		events_emit(&d->events, EV_STOPPED, n->path, 0, NULL,
+		            n->starts - 1, NULL);
+		break;
+	}
+}
+
+static void
+act_exit(struct daemon *d, int code)
+{
+	d->exit_code = code;
+	if (code == EXIT_GAVE_UP)
+		log_warnx("the root supervisor gave up: exiting %d", code);
+	else if (d->drain_started_ms != 0)
+		events_emit(&d->events, EV_DRAIN_DONE, d->tree->root->path, 0,
+		            NULL, 0, "after %llums",
+		            (unsigned long long)(clock_now_ms() -
+		                                 d->drain_started_ms));
+	ev_break(d->loop, EVBREAK_ALL);
+}
+
+static void
+daemon_act(struct daemon *d, const struct action *a)
+{
+	struct session *s = a->node ? a->node->session : NULL;
+
+	switch (a->kind) {
+	case ACT_START:
+		act_start(d, a->node);
+		break;
+	case ACT_STOP:
+		if (s != NULL)
+			session_stop(s);
+		break;
+	case ACT_DRAIN:
+		if (s != NULL)
+			session_drain(s);
+		break;
+	case ACT_EVENT:
+		act_event(d, a);
+		break;
+	case ACT_EXIT:
+		act_exit(d, a->code);
+		break;
+	}
+}
+
+/* Configs replaced by reloads stay while a removed node points into them. */
+static void
+daemon_retire_sweep(struct daemon *d)
+{
+	if (d->nretired == 0 || !tree_sweep(d->tree))
+		return;
+	for (size_t i = 0; i < d->nretired; i++)
+		config_free(d->retired[i]);
+	d->nretired = 0;
+}
+
+/* The one pump: every action queued during this loop turn, then the
+ * removed nodes that no action can point at any more. */
+static void
+daemon_pump(struct daemon *d)
+{
+	struct action a;
+
+	while (tree_next_action(d->tree, &a))
+		daemon_act(d, &a);
+	if (tree_sweep(d->tree))
+		daemon_retire_sweep(d);
+}
+
+static void
+pump_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	daemon_pump(w->data);
+}
+
+/* --- reload -------------------------------------------------------------- */
+
+/* Settings that can change at run time: the events file. */
+static void
+apply_settings(struct daemon *d, const struct settings *old)
+{
+	const struct settings *s = &d->cfg->settings;
+
+	if ((old->events_file == NULL) != (s->events_file == NULL) ||
+	    (s->events_file && strcmp(old->events_file, s->events_file) != 0))
+		events_set_file(&d->events, s->events_file);
+	if ((old->socket == NULL) != (s->socket == NULL) ||
+	    (s->socket && strcmp(old->socket, s->socket) != 0))
+		log_warnx("the control socket stays at %s until a restart",
+		          d->socket_path);
+}
+
+/* Append "name [a, b]" to a growing message, bounded: past the limit the
+ * rest is counted, never silently cut. */
+static void
+msg_list(char **msg, size_t *len, const char *name, const struct reload_list *l)
+{
+	size_t shown = 0;
+
+	*msg = xrealloc(*msg, *len + strlen(name) + 4);
+	*len += (size_t)sprintf(*msg + *len, "%s%s [", *len ? " " : "", name);
+	for (; shown < l->count && *len < RELOAD_MSG_LIMIT; shown++) {
+		size_t pl = strlen(l->paths[shown]);
+		*msg = xrealloc(*msg, *len + pl + 3);
+		*len += (size_t)sprintf(*msg + *len, "%s%s", shown ? ", " : "",
+		                        l->paths[shown]);
+	}
+	*msg = xrealloc(*msg, *len + 48);
+	if (shown < l->count)
+		*len += (size_t)sprintf(*msg + *len, ", ... and %zu more",
+		                        l->count - shown);
+	*len += (size_t)sprintf(*msg + *len, "]");
+}
+
+static char *
+reload_message(const struct reload_report *r)
+{
+	char *msg = NULL;
+	size_t len = 0;
+
+	msg_list(&msg, &len, "added", &r->added);
+	msg_list(&msg, &len, "removed", &r->removed);
+	msg_list(&msg, &len, "restarted", &r->restarted);
+	msg_list(&msg, &len, "updated", &r->updated);
+	return msg;
+}
+
+static char *
+errors_message(const struct config_errors *errs)
+{
+	char *msg = xasprintf("%zu error%s", errs->count,
+	                      errs->count == 1 ? "" : "s");
+	size_t len = strlen(msg);
+
+	for (size_t i = 0; i < errs->count && len < RELOAD_MSG_LIMIT; i++) {
+		size_t ml = strlen(errs->msgs[i]);
+		msg = xrealloc(msg, len + ml + 3);
+		len += (size_t)sprintf(msg + len, "%s%s", i ? "; " : ": ",
+		                       errs->msgs[i]);
+	}
+	return msg;
+}
+
+int
+daemon_reload(struct daemon *d, char **msgp)
+{
+	struct config_errors errs = {0};
+	struct reload_report r;
+	struct config *cfg, *old;
+	const char *why;
+
+	if ((cfg = config_load(d->config_dir, &errs)) == NULL) {
+		*msgp = errors_message(&errs);
+		events_emit(&d->events, EV_RELOAD_REFUSED, d->tree->root->path,
+		            0, "config", 0, "%s", *msgp);
+		config_errors_clear(&errs);
+		return -1;
+	}
+	config_errors_clear(&errs);
+	if (reload_apply(d->tree, cfg->root, clock_now_ms(), &r, &why) < 0) {
+		*msgp = xstrdup(why);
+		events_emit(&d->events, EV_RELOAD_REFUSED, d->tree->root->path,
+		            0, "busy", 0, "%s", why);
+		config_free(cfg);
+		return -1;
+	}
+	old = d->cfg;
+	d->cfg = cfg;
+	apply_settings(d, &old->settings);
+	*msgp = reload_message(&r);
+	reload_report_free(&r);
+	events_emit(&d->events, EV_RELOAD_APPLIED, d->tree->root->path, 0, NULL,
+	            0, "%s", *msgp);
+	d->retired =
+	        xreallocarray(d->retired, d->nretired + 1, sizeof *d->retired);
+	d->retired[d->nretired++] = old;
+	return 0;
+}
+
+void
+daemon_drain(struct daemon *d)
+{
+	if (d->drain_started_ms != 0 || d->tree->shutting_down)
+		return; /* a second drain changes nothing */
+	d->drain_started_ms = clock_now_ms();
+	events_emit(&d->events, EV_DRAIN_STARTED, d->tree->root->path, 0, NULL,
+	            0, "%zu workers", d->tree->live);
+	tree_drain(d->tree, d->drain_started_ms);
+}
+
+void
+daemon_shutdown(struct daemon *d, const char *why)
+{
+	if (d->tree->shutting_down)
+		return;
+	events_emit(&d->events, EV_SHUTDOWN, d->tree->root->path, 0, NULL, 0,
+	            "%s: stopping the tree", why);
+	tree_shutdown(d->tree, clock_now_ms());
+}
+
+/* --- signals ------------------------------------------------------------- */
+
+static void
+on_stop_signal(struct ev_loop *loop, ev_signal *s, int revents)
+{
+	char why[32];
+
+	(void)loop;
+	(void)revents;
+	snprintf(why, sizeof why, "SIG%s", sigabbrev_np(s->signum));
+	daemon_shutdown(s->data, why);
+}
+
+static void
+on_drain_signal(struct ev_loop *loop, ev_signal *s, int revents)
+{
+	(void)loop;
+	(void)revents;
+	daemon_drain(s->data);
+}
+
+static void
+on_hup_signal(struct ev_loop *loop, ev_signal *s, int revents)
+{
+	struct daemon *d = s->data;
+	char *msg = NULL;
+
+	(void)loop;
+	(void)revents;
+	events_reopen(&d->events);
+	daemon_reload(d, &msg);
+	free(msg);
+}
+
+static void
+signal_watch(struct daemon *d, ev_signal *w, int sig,
+             void (*cb)(struct ev_loop *, ev_signal *, int))
+{
+	ev_signal_init(w, cb, sig);
+	w->data = d;
+	ev_signal_start(d->loop, w);
+}
+
+/* --- life ---------------------------------------------------------------- */
+
+/* --socket, then AGENTSUP_SOCKET, then the settings, then the default. */
+static char *
+socket_path(const char *opt, const struct settings *s)
+{
+	const char *env = getenv("AGENTSUP_SOCKET");
+	char def[256];
+
+	if (opt != NULL)
+		return xstrdup(opt);
+	if (env != NULL && *env != '\0')
+		return xstrdup(env);
+	if (s->socket != NULL)
+		return xstrdup(s->socket);
+	if (agentsup_wire_default_socket(def, sizeof def) < 0)
+		fatalx("XDG_RUNTIME_DIR is too long for a socket path");
+	return xstrdup(def);
+}
+
+int
+daemon_init(struct daemon *d, const char *sock_opt)
+{
+	const char *why;
+
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
+		log_warn("PR_SET_CHILD_SUBREAPER (orphans of workers will go "
+		         "to init)");
+	if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
+		fatal("signal SIGPIPE");
+	if ((d->loop = ev_default_loop(EVFLAG_AUTO)) == NULL)
+		fatalx("libev: cannot initialise the default loop");
+	log_attach(d->loop); /* stderr is flushed from the loop */
+	if (!msgpack_zone_init(&d->zone, 4096))
+		fatalx("out of memory");
+	events_init(&d->events, d->cfg->settings.events_file);
+	d->socket_path = socket_path(sock_opt, &d->cfg->settings);
+	if ((d->control = control_open(d, d->socket_path, &why)) == NULL) {
+		log_warnx("control socket %s: %s", d->socket_path, why);
+		return -1;
+	}
+	d->events.sink = control_event;
+	d->events.sink_arg = d->control;
+	d->tree = tree_new(d->cfg->root);
+	ev_child_init(&d->child_watcher, reap_child_cb, 0, 0);
+	d->child_watcher.data = d;
+	ev_child_start(d->loop, &d->child_watcher);
+	ev_prepare_init(&d->pump, pump_cb);
+	d->pump.data = d;
+	ev_prepare_start(d->loop, &d->pump);
+	signal_watch(d, &d->sig_term, SIGTERM, on_stop_signal);
+	signal_watch(d, &d->sig_int, SIGINT, on_stop_signal);
+	signal_watch(d, &d->sig_usr1, SIGUSR1, on_drain_signal);
+	signal_watch(d, &d->sig_hup, SIGHUP, on_hup_signal);
+	if (spawner_init(&d->spawn) < 0)
+		fatal("mmap of the spawn stack");
+	return 0;
+}
+
+int
+daemon_run(struct daemon *d)
+{
+	log_info("supervising the tree of %s (pid %ld, control %s)",
+	         d->config_dir, (long)getpid(), d->socket_path);
+	tree_start(d->tree, clock_now_ms());
+	ev_run(d->loop, 0);
+	return d->exit_code;
+}
+
+void
+daemon_free(struct daemon *d)
+{
+	d->events.sink = NULL;
+	spawner_fini(&d->spawn);
+	if (d->control != NULL)
+		control_close(d->control);
+	free(d->socket_path);
+	tree_free(d->tree);
+	config_free(d->cfg);
+	for (size_t i = 0; i < d->nretired; i++)
+		config_free(d->retired[i]);
+	free(d->retired);
+	events_close(&d->events);
+	pidmap_free(&d->pids);
+	if (d->loop != NULL) {
+		msgpack_zone_destroy(&d->zone);
+		log_detach();
+		ev_loop_destroy(d->loop);
+	}
+}

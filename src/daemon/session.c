@@ -1,0 +1,358 @@
+/*
+ * session.c - a worker's running instance: the process, its channel, its one
+ * deadline timer (start, heartbeat, hang grace, drain, kill) and the reap.
+ *
+ * Callbacks here only report into the engine (tree_ready, tree_exited...);
+ * the engine's actions are carried out by the pump in daemon.c. The session
+ * is freed only at the reap, after the worker's last frames have been read,
+ * so a final heartbeat or declaration is never lost to the order in which
+ * the exit and the socket's end of file arrive.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "channel.h"
+#include "clock.h"
+#include "daemon.h"
+#include "log.h"
+#include "session.h"
+#include "timer.h"
+#include "util.h"
+
+#define HANG_GRACE_MS 1000 /* after SIGUSR1, time to dump stacks */
+/* what a dead worker may still have queued on its socket: read it all */
+#define SESSION_LAST_WORDS (4u << 20)
+
+static const struct channel_ops session_channel_ops;
+
+static void session_timer_cb(struct ev_loop *, ev_timer *, int);
+static void on_failed(void *, const char *);
+
+/* --- signals and deadlines ----------------------------------------------- */
+
+/* Signal the worker's process group, so its own children go with it. */
+static void
+session_signal(struct session *s, int sig)
+{
+	if (kill(-s->pid, sig) == 0 || errno == ESRCH)
+		return;
+	/* the worker may have left its group (setsid): reach it at least */
+	if (kill(s->pid, sig) < 0 && errno != ESRCH)
+		log_warn("kill %ld %s", (long)s->pid, sigabbrev_np(sig));
+}
+
+static void
+session_deadline_us(struct session *s, enum deadline kind, uint64_t after_us)
+{
+	ev_timer_stop(s->d->loop, &s->timer);
+	s->deadline = kind;
+	if (kind != DEADLINE_NONE)
+		timer_after_us(s->d->loop, &s->timer, after_us);
+}
+
+static void
+session_deadline(struct session *s, enum deadline kind, uint64_t after_ms)
+{
+	session_deadline_us(s, kind, after_ms * 1000);
+}
+
+/* The stop sequence: SIGTERM (and SIGCONT, so a stopped process sees it),
+ * SIGKILL after `shutdown`; or SIGKILL at once for brutal_kill. */
+void
+session_stop(struct session *s)
+{
+	int64_t grace = s->node->spec->shutdown_ms;
+
+	if (s->deadline == DEADLINE_KILL || s->killed)
+		return; /* already on its way */
+	if (grace == SHUTDOWN_BRUTAL_KILL) {
+		session_signal(s, SIGKILL);
+		s->killed = true;
+		session_deadline(s, DEADLINE_NONE, 0);
+		return;
+	}
+	session_signal(s, SIGTERM);
+	session_signal(s, SIGCONT);
+	session_deadline(s, DEADLINE_KILL, (uint64_t)grace);
+}
+
+/* A drain: the protocol's drain message to a worker that said hello,
+ * SIGTERM to one that did not; the stop sequence after drain_timeout. */
+void
+session_drain(struct session *s)
+{
+	const struct spec *sp = s->node->spec;
+
+	if (s->drain_ms != 0 || s->deadline == DEADLINE_KILL || s->killed)
+		return;
+	s->drain_ms = clock_now_ms();
+	if (s->chan == NULL || channel_send_drain(s->chan, sp->drain_timeout_ms,
+	                                          daemon_max_frame(s->d)) < 0) {
+		session_signal(s, SIGTERM);
+		session_signal(s, SIGCONT);
+	}
+	session_deadline(s, DEADLINE_DRAIN, sp->drain_timeout_ms);
+}
+
+/* A failure seen while the process still runs (hang, start_timeout,
+ * protocol): record why, then take it down. A hang first gets SIGUSR1 so
+ * it can dump its stacks. */
+static void
+session_fail(struct session *s, struct reason cause)
+{
+	if (s->cause.kind != REASON_NONE || s->deadline == DEADLINE_KILL ||
+	    s->killed)
+		return;
+	s->cause = cause;
+	if (cause.kind == REASON_HANG) {
+		session_signal(s, SIGUSR1);
+		session_deadline(s, DEADLINE_HANG, HANG_GRACE_MS);
+		return;
+	}
+	session_stop(s);
+}
+
+/* The heartbeat deadline is lazy: beats only move last_beat_us; the timer
+ * judges when it fires, after reading what already waits on the socket. */
+static void
+session_check_heartbeat(struct session *s)
+{
+	const struct spec *sp = s->node->spec;
+	uint64_t now_us, deadline_us;
+
+	if (s->chan != NULL)
+		channel_read_pending(s->chan, SESSION_LAST_WORDS);
+	if (s->deadline != DEADLINE_HEARTBEAT)
+		return; /* the read changed its fate (protocol error) */
+	now_us = clock_now_us();
+	deadline_us = s->last_beat_us + sp->heartbeat_timeout_ms * 1000;
+	if (deadline_us > now_us) {
+		session_deadline_us(s, DEADLINE_HEARTBEAT,
+		                    deadline_us - now_us);
+		return;
+	}
+	events_emit(&s->d->events, EV_HANG, s->node->path, s->pid, "hang",
+	            s->node->starts - 1, "no heartbeat for %llums",
+	            (unsigned long long)(now_us - s->last_beat_us) / 1000);
+	session_fail(s, (struct reason){REASON_HANG, 0});
+}
+
+static void
+session_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct session *s = t->data;
+
+	(void)loop;
+	(void)revents;
+	switch (s->deadline) {
+	case DEADLINE_NONE:
+		break;
+	case DEADLINE_START:
+		events_emit(
+		        &s->d->events, EV_START_TIMEOUT, s->node->path, s->pid,
+		        "start_timeout", s->node->starts - 1,
+		        "no ready within %llums",
+		        (unsigned long long)s->node->spec->start_timeout_ms);
+		session_fail(s, (struct reason){REASON_START_TIMEOUT, 0});
+		break;
+	case DEADLINE_HEARTBEAT:
+		session_check_heartbeat(s);
+		break;
+	case DEADLINE_HANG:
+	case DEADLINE_DRAIN:
+		s->deadline = DEADLINE_NONE;
+		session_stop(s);
+		break;
+	case DEADLINE_KILL:
+		s->deadline = DEADLINE_NONE;
+		session_signal(s, SIGKILL);
+		s->killed = true;
+		break;
+	}
+}
+
+/* --- what the channel reports --------------------------------------------- */
+
+static void
+on_hello(void *arg)
+{
+	struct session *s = arg;
+	const struct node *n = s->node;
+	struct welcome w = {.name = n->spec->name,
+	                    .path = n->path,
+	                    .incarnation = n->starts - 1,
+	                    .heartbeat_ms = n->spec->heartbeat_ms,
+	                    .timeout_ms = n->spec->heartbeat_timeout_ms};
+
+	if (channel_send_welcome(s->chan, &w, daemon_max_frame(s->d)) < 0 &&
+	    channel_is_open(s->chan))
+		on_failed(s, "cannot send welcome");
+}
+
+static void
+on_ready(void *arg)
+{
+	struct session *s = arg;
+	struct node *n = s->node;
+
+	if (n->state != NODE_STARTING)
+		return; /* running at spawn already, or a repeat: harmless */
+	events_emit(&s->d->events, EV_READY, n->path, s->pid, NULL,
+	            n->starts - 1, "after %llums",
+	            (unsigned long long)(clock_now_ms() - s->spawned_ms));
+	s->last_beat_us = clock_now_us();
+	session_deadline(
+	        s, n->spec->heartbeat_ms ? DEADLINE_HEARTBEAT : DEADLINE_NONE,
+	        n->spec->heartbeat_timeout_ms);
+	tree_ready(s->d->tree, n, s->last_beat_us / 1000);
+}
+
+static void
+on_beat(void *arg, const struct progress *p, unsigned fields)
+{
+	struct session *s = arg;
+	uint64_t now_us = clock_now_us();
+
+	/* a worker still waiting for ready is judged by start_timeout */
+	if (s->node->state != NODE_STARTING)
+		s->last_beat_us = now_us;
+	tree_beat(s->d->tree, s->node, p, fields, now_us / 1000);
+}
+
+static void
+on_failed(void *arg, const char *why)
+{
+	struct session *s = arg;
+
+	events_emit(&s->d->events, EV_PROTOCOL_ERROR, s->node->path, s->pid,
+	            "protocol", s->node->starts - 1, "%s", why);
+	session_fail(s, (struct reason){REASON_PROTOCOL, 0});
+}
+
+static void
+on_closed(void *arg)
+{
+	(void)arg; /* the reap (or the heartbeat deadline) tells the rest */
+}
+
+static void
+on_unknown(void *arg, const char *type, size_t len)
+{
+	struct session *s = arg;
+
+	log_warnx("worker %s: ignoring message \"%.*s\"", s->node->path,
+	          (int)(len > 32 ? 32 : len), type);
+}
+
+static size_t
+on_max_frame(void *arg)
+{
+	return daemon_max_frame(((struct session *)arg)->d);
+}
+
+static const struct channel_ops session_channel_ops = {
+        .hello = on_hello,
+        .ready = on_ready,
+        .beat = on_beat,
+        .failed = on_failed,
+        .closed = on_closed,
+        .unknown = on_unknown,
+        .max_frame = on_max_frame,
+};
+
+/* --- start and end -------------------------------------------------------- */
+
+int
+session_start(struct daemon *d, struct node *n)
+{
+	const struct spec *sp = n->spec;
+	struct spawn_args a = {
+	        .spec = sp, .path = n->path, .incarnation = n->starts - 1};
+	struct spawn_result r;
+	struct session *s;
+
+	if (spawn_worker(&d->spawn, &a, &r) < 0)
+		return -1;
+	s = xcalloc(1, sizeof *s);
+	s->node = n;
+	s->d = d;
+	s->pid = r.pid;
+	s->exec_error = r.exec_error;
+	s->spawned_ms = clock_now_ms();
+	s->last_beat_us = clock_now_us();
+	ev_init(&s->timer, session_timer_cb);
+	s->timer.data = s;
+	n->session = s;
+	pidmap_put(&d->pids, r.pid, s);
+	s->chan = channel_open(d->loop, r.chan, &session_channel_ops, s,
+	                       &d->zone);
+	if (s->exec_error == NULL) {
+		if (sp->start_timeout_ms)
+			session_deadline(s, DEADLINE_START,
+			                 sp->start_timeout_ms);
+		else if (sp->heartbeat_ms)
+			session_deadline(s, DEADLINE_HEARTBEAT,
+			                 sp->heartbeat_timeout_ms);
+	}
+	return 0;
+}
+
+static struct reason
+status_reason(int status)
+{
+	if (WIFSIGNALED(status))
+		return (struct reason){REASON_SIGNAL, WTERMSIG(status)};
+	return (struct reason){REASON_EXIT, WEXITSTATUS(status)};
+}
+
+/* The exit as an event: a drained worker's own status, or the reason. */
+static void
+session_report_exit(struct session *s, struct reason r, int status)
+{
+	struct node *n = s->node;
+	uint64_t now = clock_now_ms();
+	char why[64];
+
+	if (s->drain_ms != 0 && n->draining) {
+		reason_format(status_reason(status), why, sizeof why);
+		events_emit(&s->d->events, EV_DRAINED, n->path, s->pid, why,
+		            n->starts - 1, "after %llums%s",
+		            (unsigned long long)(now - s->drain_ms),
+		            s->killed ? ", forced" : "");
+		return;
+	}
+	reason_format(r, why, sizeof why);
+	events_emit(&s->d->events, EV_EXITED, n->path, s->pid, why,
+	            n->starts - 1, "%s%s%s",
+	            n->state == NODE_STOPPING ? "stopped" : "",
+	            s->exec_error && n->state == NODE_STOPPING ? ", " : "",
+	            s->exec_error ? s->exec_error : "");
+}
+
+void
+session_reaped(struct session *s, int status)
+{
+	struct daemon *d = s->d;
+	struct node *n = s->node;
+	struct reason r;
+
+	/* its last words first: everything it wrote before exiting waits on
+	 * the socket, whichever of the exit and the EOF came first */
+	if (s->chan != NULL)
+		channel_read_pending(s->chan, SESSION_LAST_WORDS);
+	/* whatever the worker left in its group goes with it */
+	if (kill(-s->pid, SIGKILL) < 0 && errno != ESRCH && errno != EPERM)
+		log_warn("kill group %ld", (long)s->pid);
+	r = s->cause.kind != REASON_NONE ? s->cause : status_reason(status);
+	session_report_exit(s, r, status);
+	pidmap_del(&d->pids, s->pid);
+	ev_timer_stop(d->loop, &s->timer);
+	channel_close(s->chan);
+	n->session = NULL;
+	free(s->exec_error);
+	free(s);
+	tree_exited(d->tree, n, r, clock_now_ms());
+}
