@@ -149,22 +149,6 @@ text_utf8_decode(const unsigned char *s, size_t len, uint32_t *cp)
 	return need + 1;
 }
 
-size_t
-text_utf8_prefix(const char *s, size_t len, size_t max)
-{
-	const unsigned char *u = (const unsigned char *)s;
-	size_t j = max;
-	uint32_t cp;
-	int n;
-
-	if (max >= len)
-		return len;
-	while (j > 0 && max - j < 3 && (u[j] & 0xC0) == 0x80)
-		j--;
-	n = text_utf8_decode(u + j, len - j, &cp);
-	return n > 0 && j + (size_t)n > max ? j : max;
-}
-
 /* Code points a terminal may act on or that reorder what is shown. */
 static bool
 text_term_hidden(uint32_t cp)

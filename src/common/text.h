@@ -74,8 +74,4 @@ bool text_term_escape(struct text_buf *, const char *s, size_t len);
 size_t text_term_escape_cut(struct text_buf *, const char *s, size_t len,
                             size_t max_out);
 
-/* The length of the longest prefix of s[0..len) that ends on a character
- * boundary and is at most max bytes (for cutting raw text). */
-size_t text_utf8_prefix(const char *s, size_t len, size_t max);
-
 #endif

@@ -257,26 +257,6 @@ test_numbers(void **state)
 	text_buf_free(&b);
 }
 
-static void
-test_utf8_prefix(void **state)
-{
-	const char *s = "a\xE2\x82\xAC"
-	                "b\xF0\x9F\x98\x80";
-
-	(void)state;
-	assert_int_equal(text_utf8_prefix(s, 9, 0), 0);
-	assert_int_equal(text_utf8_prefix(s, 9, 1), 1);
-	assert_int_equal(text_utf8_prefix(s, 9, 2), 1); /* inside the € */
-	assert_int_equal(text_utf8_prefix(s, 9, 3), 1);
-	assert_int_equal(text_utf8_prefix(s, 9, 4), 4);
-	assert_int_equal(text_utf8_prefix(s, 9, 6), 5); /* inside the emoji */
-	assert_int_equal(text_utf8_prefix(s, 9, 8), 5);
-	assert_int_equal(text_utf8_prefix(s, 9, 9), 9);
-	assert_int_equal(text_utf8_prefix(s, 9, 50), 9);
-	/* invalid bytes are cut anywhere */
-	assert_int_equal(text_utf8_prefix("\x80\x80\x80\x80\x80", 5, 3), 3);
-}
-
 int
 main(void)
 {
@@ -287,7 +267,6 @@ main(void)
 	        cmocka_unit_test(test_term_cut_keeps_escapes_whole),
 	        cmocka_unit_test(test_whole_or_nothing),
 	        cmocka_unit_test(test_numbers),
-	        cmocka_unit_test(test_utf8_prefix),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
