@@ -498,6 +498,139 @@ want_enum(struct parse *p, const char *key, yaml_node_t *v,
 		*out = i;
 }
 
+/* true/false, strictly (no YAML 1.1 yes/no/on/off). */
+static void
+want_bool(struct parse *p, const char *key, yaml_node_t *v, bool *out)
+{
+	const char *s = want_scalar(p, key, v);
+
+	if (s != NULL && strcmp(s, "true") == 0)
+		*out = true;
+	else if (s != NULL && strcmp(s, "false") == 0)
+		*out = false;
+	else if (s != NULL)
+		perr(p, &v->start_mark, "%s: want true or false", key);
+}
+
+static const char *const jitter_names[] = {"full", "equal", "none", NULL};
+
+/* backoff: none | {initial, max, multiplier, jitter, reset_after,
+ * retry_after_max} */
+static void
+want_backoff(struct parse *p, yaml_node_t *v, struct backoff_spec *b)
+{
+	const char *s = scalar(v);
+
+	if (s != NULL && strcmp(s, "none") == 0) {
+		b->enabled = false;
+		return;
+	}
+	if (v->type != YAML_MAPPING_NODE) {
+		perr(p, &v->start_mark, "backoff: want none or a map");
+		return;
+	}
+	b->enabled = true;
+	for (yaml_node_pair_t *pr = v->data.mapping.pairs.start;
+	     pr < v->data.mapping.pairs.top; pr++) {
+		yaml_node_t *k = node_at(p, pr->key),
+		            *val = node_at(p, pr->value);
+		const char *ks = scalar(k), *vs;
+		uint64_t n;
+		int e;
+		if (ks == NULL || val == NULL)
+			continue;
+		if (strcmp(ks, "initial") == 0)
+			want_duration(p, "backoff.initial", val, &b->initial_ms,
+			              true);
+		else if (strcmp(ks, "max") == 0)
+			want_duration(p, "backoff.max", val, &b->max_ms, true);
+		else if (strcmp(ks, "reset_after") == 0)
+			want_duration(p, "backoff.reset_after", val,
+			              &b->reset_after_ms, false);
+		else if (strcmp(ks, "retry_after_max") == 0)
+			want_duration(p, "backoff.retry_after_max", val,
+			              &b->retry_after_max_ms, false);
+		else if (strcmp(ks, "jitter") == 0) {
+			e = (int)b->jitter;
+			want_enum(p, "backoff.jitter", val, jitter_names,
+			          "full, equal or none", &e);
+			b->jitter = (enum jitter_kind)e;
+		} else if (strcmp(ks, "multiplier") == 0) {
+			char *end;
+			double m;
+			if ((vs = want_scalar(p, "backoff.multiplier", val)) ==
+			    NULL)
+				continue;
+			m = strtod(vs, &end);
+			if (*vs == '\0' || *end != '\0' || !(m >= 1.0) ||
+			    m > 100.0)
+				perr(p, &val->start_mark,
+				     "backoff.multiplier: want a number from 1 "
+				     "to 100");
+			else
+				b->multiplier = m;
+		} else {
+			(void)n;
+			perr(p, &k->start_mark, "unknown key \"%s\" in backoff",
+			     ks);
+		}
+	}
+	if (b->max_ms < b->initial_ms)
+		perr(p, &v->start_mark, "backoff: max is below initial");
+}
+
+/* circuit: {failures, window, open, open_max, probe_stable} */
+static void
+want_circuit(struct parse *p, yaml_node_t *v, struct circuit_spec *c)
+{
+	*c = (struct circuit_spec){.enabled = true,
+	                           .failures = 5,
+	                           .window_ms = 600000,
+	                           .open_ms = 60000,
+	                           .open_max_ms = 1800000,
+	                           .probe_stable_ms = 10000};
+	if (v->type != YAML_MAPPING_NODE) {
+		perr(p, &v->start_mark, "circuit: want a map");
+		return;
+	}
+	for (yaml_node_pair_t *pr = v->data.mapping.pairs.start;
+	     pr < v->data.mapping.pairs.top; pr++) {
+		yaml_node_t *k = node_at(p, pr->key),
+		            *val = node_at(p, pr->value);
+		const char *ks = scalar(k), *vs;
+		uint64_t n;
+		if (ks == NULL || val == NULL)
+			continue;
+		if (strcmp(ks, "failures") == 0) {
+			if ((vs = want_scalar(p, "circuit.failures", val)) ==
+			    NULL)
+				continue;
+			if (parse_uint(vs, 10000, &n) < 0 || n < 1)
+				perr(p, &val->start_mark,
+				     "circuit.failures: want a whole number "
+				     "from 1 to 10000");
+			else
+				c->failures = (unsigned)n;
+		} else if (strcmp(ks, "window") == 0)
+			want_duration(p, "circuit.window", val, &c->window_ms,
+			              true);
+		else if (strcmp(ks, "open") == 0)
+			want_duration(p, "circuit.open", val, &c->open_ms,
+			              true);
+		else if (strcmp(ks, "open_max") == 0)
+			want_duration(p, "circuit.open_max", val,
+			              &c->open_max_ms, true);
+		else if (strcmp(ks, "probe_stable") == 0)
+			want_duration(p, "circuit.probe_stable", val,
+			              &c->probe_stable_ms, false);
+		else
+			perr(p, &k->start_mark, "unknown key \"%s\" in circuit",
+			     ks);
+	}
+	if (c->open_max_ms < c->open_ms)
+		c->open_max_ms = c->open_ms;
+}
+
 static struct spec *parse_node(struct parse *, yaml_node_t *, int, bool);
 
 static void
@@ -599,6 +732,12 @@ parse_key(struct parse *p, struct spec *s, const char *key, yaml_node_t *kn,
 		want_duration(p, key, v, &s->start_timeout_ms, true);
 	} else if (w && strcmp(key, "drain_timeout") == 0) {
 		want_duration(p, key, v, &s->drain_timeout_ms, false);
+	} else if (w && strcmp(key, "backoff") == 0) {
+		want_backoff(p, v, &s->backoff);
+	} else if (w && strcmp(key, "circuit") == 0) {
+		want_circuit(p, v, &s->circuit);
+	} else if (strcmp(key, "significant") == 0) {
+		want_bool(p, key, v, &s->significant);
 	} else if (w && strcmp(key, "stdout") == 0) {
 		want_output(p, key, v, &s->out);
 	} else if (w && strcmp(key, "stderr") == 0) {
@@ -621,6 +760,13 @@ spec_new(enum node_kind kind)
 	s->period_ms = 5000;
 	s->shutdown_ms = 5000;
 	s->drain_timeout_ms = 30000;
+	s->backoff = (struct backoff_spec){.enabled = true,
+	                                   .initial_ms = 100,
+	                                   .max_ms = 30000,
+	                                   .reset_after_ms = 60000,
+	                                   .retry_after_max_ms = 600000,
+	                                   .multiplier = 2.0,
+	                                   .jitter = JITTER_FULL};
 	return s;
 }
 
@@ -1210,6 +1356,25 @@ spec_process_equal(const struct spec *a, const struct spec *b)
 	       output_equal(&a->err, &b->err);
 }
 
+static bool
+backoff_equal(const struct backoff_spec *a, const struct backoff_spec *b)
+{
+	return a->enabled == b->enabled && a->initial_ms == b->initial_ms &&
+	       a->max_ms == b->max_ms &&
+	       a->reset_after_ms == b->reset_after_ms &&
+	       a->retry_after_max_ms == b->retry_after_max_ms &&
+	       a->multiplier == b->multiplier && a->jitter == b->jitter;
+}
+
+static bool
+circuit_equal(const struct circuit_spec *a, const struct circuit_spec *b)
+{
+	return a->enabled == b->enabled && a->failures == b->failures &&
+	       a->window_ms == b->window_ms && a->open_ms == b->open_ms &&
+	       a->open_max_ms == b->open_max_ms &&
+	       a->probe_stable_ms == b->probe_stable_ms;
+}
+
 int
 spec_policy_equal(const struct spec *a, const struct spec *b)
 {
@@ -1220,7 +1385,10 @@ spec_policy_equal(const struct spec *a, const struct spec *b)
 	       a->heartbeat_ms == b->heartbeat_ms &&
 	       a->heartbeat_timeout_ms == b->heartbeat_timeout_ms &&
 	       a->start_timeout_ms == b->start_timeout_ms &&
-	       a->drain_timeout_ms == b->drain_timeout_ms;
+	       a->drain_timeout_ms == b->drain_timeout_ms &&
+	       a->significant == b->significant &&
+	       backoff_equal(&a->backoff, &b->backoff) &&
+	       circuit_equal(&a->circuit, &b->circuit);
 }
 
 static void

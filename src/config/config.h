@@ -2,6 +2,7 @@
 #ifndef AGENTSUP_CONFIG_H
 #define AGENTSUP_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -21,6 +22,23 @@ struct output {
 	char *path; /* OUTPUT_FILE: appended; relative to `directory` */
 };
 
+/* Backoff between restarts of one child (DESIGN §9). */
+enum jitter_kind { JITTER_FULL, JITTER_EQUAL, JITTER_NONE };
+
+struct backoff_spec {
+	bool enabled; /* false: `backoff: none`, OTP's immediate restarts */
+	uint64_t initial_ms, max_ms, reset_after_ms, retry_after_max_ms;
+	double multiplier;
+	enum jitter_kind jitter;
+};
+
+/* A child's circuit breaker (DESIGN §9); off unless configured. */
+struct circuit_spec {
+	bool enabled;
+	unsigned failures;
+	uint64_t window_ms, open_ms, open_max_ms, probe_stable_ms;
+};
+
 /* Where a node was declared, for messages. `file` points into config.files. */
 struct loc {
 	const char *file;
@@ -36,6 +54,9 @@ struct spec {
 	char *parent; /* `parent` key of a top-level document, or NULL */
 	struct loc parent_loc;
 	enum restart_type restart;
+	bool significant; /* its supervisor is useless without it */
+	struct backoff_spec backoff;
+	struct circuit_spec circuit;
 
 	/* supervisor */
 	enum strategy strategy;

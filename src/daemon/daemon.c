@@ -24,6 +24,7 @@
 #include "reap.h"
 #include "reload.h"
 #include "session.h"
+#include "timer.h"
 #include "util.h"
 
 #define EXIT_GAVE_UP     75
@@ -58,6 +59,46 @@ act_start(struct daemon *d, struct node *n)
 	            clock_now_ms());
 }
 
+/* The restart policy's events (§9): backoff, circuit, declared fates. */
+static void
+act_policy_event(struct daemon *d, const struct action *a, const char *why)
+{
+	struct node *n = a->node;
+	char dur[32];
+
+	switch (a->event) {
+	case EE_BACKOFF:
+		util_format_duration(a->value, dur, sizeof dur);
+		events_emit(&d->events, EV_BACKOFF, n->path, 0, why, n->starts,
+		            "restart in %s (failure %u in a row)", dur,
+		            n->failures);
+		break;
+	case EE_QUARANTINED:
+		util_format_duration(n->circuit.open_ms, dur, sizeof dur);
+		events_emit(&d->events, EV_QUARANTINED, n->path, 0, why,
+		            n->starts - 1, "circuit open; probing in %s", dur);
+		break;
+	case EE_PROBING:
+		events_emit(&d->events, EV_PROBING, n->path, 0, why, n->starts,
+		            "circuit half-open: one probe start");
+		break;
+	case EE_CIRCUIT_CLOSED:
+		events_emit(&d->events, EV_CIRCUIT_CLOSED, n->path, 0, NULL,
+		            n->starts - 1, "the probe ran stably");
+		break;
+	case EE_FAILED:
+		events_emit(&d->events, EV_FAILED, n->path, 0, why,
+		            n->starts - 1, "declared permanent: not restarted");
+		break;
+	case EE_EXHAUSTED:
+		events_emit(&d->events, EV_EXHAUSTED, n->path, 0, why,
+		            n->starts - 1, "budget spent: not restarted");
+		break;
+	default:
+		break;
+	}
+}
+
 static void
 act_event(struct daemon *d, const struct action *a)
 {
@@ -72,10 +113,17 @@ act_event(struct daemon *d, const struct action *a)
 		break;
 	case EE_GAVE_UP:
 		util_format_duration(n->spec->period_ms, per, sizeof per);
-		events_emit(
-		        &d->events, EV_GAVE_UP, n->path, 0, why, n->starts - 1,
-		        "more than %u restarts in %s; stopping its children",
-		        n->spec->intensity, per);
+		if (a->code) /* a significant child failed for good */
+			events_emit(&d->events, EV_GAVE_UP, n->path, 0, why,
+			            n->starts - 1,
+			            "a significant child is down for good; "
+			            "stopping its children");
+		else
+			events_emit(&d->events, EV_GAVE_UP, n->path, 0, why,
+			            n->starts - 1,
+			            "more than %u restarts in %s; stopping its "
+			            "children",
+			            n->spec->intensity, per);
 		break;
 	case EE_ESCALATED:
 		events_emit(&d->events, EV_ESCALATED, n->path, 0, "gave_up",
@@ -84,6 +132,9 @@ act_event(struct daemon *d, const struct action *a)
 	case EE_STOPPED:
 		events_emit(&d->events, EV_STOPPED, n->path, 0, NULL,
 		            n->starts - 1, NULL);
+		break;
+	default:
+		act_policy_event(d, a, why);
 		break;
 	}
 }
@@ -113,7 +164,7 @@ daemon_act(struct daemon *d, const struct action *a)
 		break;
 	case ACT_STOP:
 		if (s != NULL)
-			session_stop(s);
+			session_stop(s, (enum stop_how)a->code);
 		break;
 	case ACT_DRAIN:
 		if (s != NULL)
@@ -139,6 +190,35 @@ daemon_retire_sweep(struct daemon *d)
 	d->nretired = 0;
 }
 
+/* One timer for whatever the engine waits for (backoff, probes...): armed
+ * for the earliest, and only when there is one (no idle wake-ups). */
+static void
+daemon_arm_wake(struct daemon *d)
+{
+	uint64_t next = tree_next_wake(d->tree), now;
+
+	if (next == d->wake_at)
+		return;
+	d->wake_at = next;
+	if (next == 0) {
+		ev_timer_stop(d->loop, &d->wake);
+		return;
+	}
+	now = clock_now_ms();
+	timer_after_ms(d->loop, &d->wake, next > now ? next - now : 0);
+}
+
+static void
+wake_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct daemon *d = w->data;
+
+	(void)loop;
+	(void)revents;
+	d->wake_at = 0;
+	tree_tick(d->tree, clock_now_ms());
+}
+
 /* The one pump: every action queued during this loop turn, then the
  * removed nodes that no action can point at any more. */
 static void
@@ -150,6 +230,7 @@ daemon_pump(struct daemon *d)
 		daemon_act(d, &a);
 	if (tree_sweep(d->tree))
 		daemon_retire_sweep(d);
+	daemon_arm_wake(d);
 }
 
 static void
@@ -372,6 +453,9 @@ daemon_init(struct daemon *d, const char *sock_opt)
 	d->events.sink = control_event;
 	d->events.sink_arg = d->control;
 	d->tree = tree_new(d->cfg->root);
+	rng_seed(&d->tree->rng, d->seed);
+	ev_init(&d->wake, wake_cb);
+	d->wake.data = d;
 	ev_child_init(&d->child_watcher, reap_child_cb, 0, 0);
 	d->child_watcher.data = d;
 	ev_child_start(d->loop, &d->child_watcher);
@@ -390,8 +474,10 @@ daemon_init(struct daemon *d, const char *sock_opt)
 int
 daemon_run(struct daemon *d)
 {
-	log_info("supervising the tree of %s (pid %ld, control %s)",
-	         d->config_dir, (long)getpid(), d->socket_path);
+	log_info("supervising the tree of %s (pid %ld, control %s, jitter "
+	         "seed %llu)",
+	         d->config_dir, (long)getpid(), d->socket_path,
+	         (unsigned long long)d->seed);
 	tree_start(d->tree, clock_now_ms());
 	ev_run(d->loop, 0);
 	return d->exit_code;

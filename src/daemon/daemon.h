@@ -29,6 +29,9 @@ struct daemon {
 	ev_signal sig_term, sig_int, sig_hup, sig_usr1;
 	ev_prepare pump;   /* carries out the engine's actions, once a turn */
 	msgpack_zone zone; /* decoded frames live here until handled */
+	ev_timer wake;     /* the engine's earliest wake-up */
+	uint64_t wake_at;
+	uint64_t seed; /* the jitter generator's, printed at start-up */
 	struct control *control;
 	struct config *
 	        *retired; /* replaced by reloads; removed nodes use them */

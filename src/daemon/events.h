@@ -41,7 +41,14 @@
 	X(RELOAD_APPLIED, "reload_applied", EVENT_PLAIN)                       \
 	X(RELOAD_REFUSED, "reload_refused", EVENT_BAD)                         \
 	X(SHUTDOWN, "shutdown", EVENT_PLAIN)                                   \
-	X(COMMAND, "command", EVENT_PLAIN)
+	X(COMMAND, "command", EVENT_PLAIN)                                     \
+	X(BACKOFF, "backoff", EVENT_RETRY)                                     \
+	X(QUARANTINED, "quarantined", EVENT_BAD)                               \
+	X(PROBING, "probing", EVENT_RETRY)                                     \
+	X(CIRCUIT_CLOSED, "circuit_closed", EVENT_RETRY)                       \
+	X(DECLARED, "declared", EVENT_PLAIN)                                   \
+	X(FAILED, "failed", EVENT_BAD)                                         \
+	X(EXHAUSTED, "exhausted", EVENT_BAD)
 
 #define EVENTS_ENUM(id, name, tone) EV_##id,
 enum event_kind { EVENTS_KINDS(EVENTS_ENUM) EV__COUNT };

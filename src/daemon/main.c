@@ -2,9 +2,14 @@
  * main.c - agentsupd's command line: read and check the config, then hand
  * over to the loop in daemon.c.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "daemon.h"
 
@@ -14,15 +19,39 @@
 static void
 usage(FILE *f)
 {
-	fprintf(f, "usage: agentsupd [-c DIR] [--socket PATH] [--check]\n"
+	fprintf(f, "usage: agentsupd [-c DIR] [--socket PATH] [--seed N] "
+	           "[--check]\n"
 	           "  -c, --config DIR   the supervisor.d directory "
 	           "(default ./supervisor.d)\n"
 	           "      --socket PATH  the control socket (also "
 	           "AGENTSUP_SOCKET)\n"
+	           "      --seed N       seed the backoff jitter (a run can be "
+	           "replayed)\n"
 	           "      --check        validate DIR, print the tree, exit 0 "
 	           "or 78\n"
 	           "exit: 0 shutdown or drain done, 64 usage, 75 the root gave "
 	           "up, 78 bad config\n");
+}
+
+/* A random seed for the jitter when none is given; printed at start-up. */
+static uint64_t
+random_seed(void)
+{
+	uint64_t seed;
+
+	if (getrandom(&seed, sizeof seed, GRND_NONBLOCK) == sizeof seed)
+		return seed;
+	return (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
+}
+
+static int
+parse_seed(const char *s, uint64_t *out)
+{
+	char *end;
+
+	errno = 0;
+	*out = strtoull(s, &end, 10);
+	return *s == '\0' || *end != '\0' || errno != 0 || *s == '-' ? -1 : 0;
 }
 
 static struct config *
@@ -48,12 +77,13 @@ main(int argc, char **argv)
 	        {"config", required_argument, NULL, 'c'},
 	        {"check", no_argument, NULL, 'k'},
 	        {"socket", required_argument, NULL, 's'},
+	        {"seed", required_argument, NULL, 'S'},
 	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0},
 	};
 	struct daemon d = {0};
 	const char *sock = NULL;
-	bool check = false;
+	bool check = false, seeded = false;
 	int ch, rc;
 
 	d.config_dir = "supervisor.d";
@@ -67,6 +97,14 @@ main(int argc, char **argv)
 			break;
 		case 's':
 			sock = optarg;
+			break;
+		case 'S':
+			if (parse_seed(optarg, &d.seed) < 0) {
+				fprintf(stderr, "agentsupd: --seed: want a "
+				                "whole number\n");
+				return EXIT_USAGE;
+			}
+			seeded = true;
 			break;
 		case 'h':
 			usage(stdout);
@@ -87,6 +125,8 @@ main(int argc, char **argv)
 		config_free(d.cfg);
 		return 0;
 	}
+	if (!seeded)
+		d.seed = random_seed();
 	if (daemon_init(&d, sock) < 0) {
 		daemon_free(&d);
 		return EXIT_CONFIG;

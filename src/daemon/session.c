@@ -61,8 +61,8 @@ session_deadline(struct session *s, enum deadline kind, uint64_t after_ms)
 
 /* The stop sequence: SIGTERM (and SIGCONT, so a stopped process sees it),
  * SIGKILL after `shutdown`; or SIGKILL at once for brutal_kill. */
-void
-session_stop(struct session *s)
+static void
+session_terminate(struct session *s)
 {
 	int64_t grace = s->node->spec->shutdown_ms;
 
@@ -77,6 +77,42 @@ session_stop(struct session *s)
 	session_signal(s, SIGTERM);
 	session_signal(s, SIGCONT);
 	session_deadline(s, DEADLINE_KILL, (uint64_t)grace);
+}
+
+/* Whether the worker speaks the protocol and can still be told to drain:
+ * a failed one (hang, protocol) gets signals only. */
+static bool
+session_listens(const struct session *s)
+{
+	return s->chan != NULL && channel_said_hello(s->chan) &&
+	       channel_is_open(s->chan) && s->cause.kind == REASON_NONE;
+}
+
+void
+session_stop(struct session *s, enum stop_how how)
+{
+	const struct spec *sp = s->node->spec;
+
+	if (s->deadline == DEADLINE_KILL || s->killed)
+		return; /* already on its way */
+	if (how == STOP_GRACEFUL && s->drain_ms == 0 && session_listens(s)) {
+		/* an operator's stop or a reload's restart: finish first */
+		s->drain_ms = clock_now_ms();
+		if (channel_send_drain(s->chan, sp->drain_timeout_ms,
+		                       daemon_max_frame(s->d)) == 0) {
+			session_deadline(s, DEADLINE_DRAIN,
+			                 sp->drain_timeout_ms);
+			return;
+		}
+	}
+	if (sp->shutdown_ms != SHUTDOWN_BRUTAL_KILL && session_listens(s) &&
+	    channel_send_drain(s->chan, (uint64_t)sp->shutdown_ms,
+	                       daemon_max_frame(s->d)) == 0) {
+		/* instead of a bare SIGTERM: drain within `shutdown` */
+		session_deadline(s, DEADLINE_KILL, (uint64_t)sp->shutdown_ms);
+		return;
+	}
+	session_terminate(s);
 }
 
 /* A drain: the protocol's drain message to a worker that said hello,
@@ -112,7 +148,7 @@ session_fail(struct session *s, struct reason cause)
 		session_deadline(s, DEADLINE_HANG, HANG_GRACE_MS);
 		return;
 	}
-	session_stop(s);
+	session_terminate(s);
 }
 
 /* The heartbeat deadline is lazy: beats only move last_beat_us; the timer
@@ -164,7 +200,7 @@ session_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	case DEADLINE_HANG:
 	case DEADLINE_DRAIN:
 		s->deadline = DEADLINE_NONE;
-		session_stop(s);
+		session_terminate(s);
 		break;
 	case DEADLINE_KILL:
 		s->deadline = DEADLINE_NONE;

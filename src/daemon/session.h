@@ -45,7 +45,7 @@ struct session {
 /* Start the node's process (an ACT_START). -1 with errno when no process
  * could be made: the caller reports it as a failure. */
 int session_start(struct daemon *, struct node *);
-void session_stop(struct session *);
+void session_stop(struct session *, enum stop_how);
 void session_drain(struct session *);
 /* The process was reaped: read its last frames, report the exit to the
  * engine, free the session. */

@@ -7,6 +7,7 @@
 
 #include "command.h"
 #include "engine.h"
+#include "circuit.h"
 #include "intensity.h"
 
 static struct refusal
@@ -48,7 +49,7 @@ parent_open(const struct node *n)
 
 /* Operator stop or drain: either way the node then stays stopped. */
 static struct refusal
-command_hold(struct tree *t, struct node *n, uint64_t now, bool drain)
+command_hold(struct tree *t, struct node *n, uint64_t now, enum stop_how how)
 {
 	struct refusal r = tree_open(t);
 
@@ -57,20 +58,20 @@ command_hold(struct tree *t, struct node *n, uint64_t now, bool drain)
 		return r;
 	n->held = true;
 	n->pending = false;
-	node_stop(t, n, drain);
+	node_stop(t, n, how);
 	return ok;
 }
 
 struct refusal
 command_stop(struct tree *t, struct node *n, uint64_t now)
 {
-	return command_hold(t, n, now, false);
+	return command_hold(t, n, now, STOP_GRACEFUL);
 }
 
 struct refusal
 command_drain(struct tree *t, struct node *n, uint64_t now)
 {
-	return command_hold(t, n, now, true);
+	return command_hold(t, n, now, STOP_DRAIN);
 }
 
 struct refusal
@@ -121,8 +122,50 @@ command_restart(struct tree *t, struct node *n, uint64_t now)
 	              (struct job){.kind = JOB_RESTART,
 	                           .phase = PHASE_STOP,
 	                           .select = SELECT_ALL,
+	                           .how = STOP_GRACEFUL,
 	                           .lo = sup ? 0 : n->index,
 	                           .hi = sup ? s->nchildren : n->index + 1});
+	return ok;
+}
+
+/* A worker back to a clean slate; true when it is down for good and
+ * should be started again. */
+static bool
+reset_worker(struct tree *t, struct node *w)
+{
+	bool parked = w->state == NODE_QUARANTINED || w->state == NODE_FAILED ||
+	              w->state == NODE_EXHAUSTED;
+
+	circuit_reset(w);
+	w->failures = 0;
+	if (parked) {
+		wake_set(t, w, 0);
+		tree_set_state(t, w, NODE_STOPPED);
+	}
+	return parked;
+}
+
+struct refusal
+command_reset(struct tree *t, struct node *n, uint64_t now)
+{
+	struct refusal r = tree_open(t);
+
+	t->now = now;
+	if (r.kind != REFUSED_NONE)
+		return r;
+	if (!node_is_worker(n)) {
+		for (struct node *d = n; d != NULL; d = tree_walk_next(n, d))
+			if (node_is_worker(d) && reset_worker(t, d) &&
+			    d->parent->state == NODE_RUNNING &&
+			    d->parent->job.kind == JOB_NONE && !d->held)
+				node_start(t, d);
+		intensity_forget(n);
+		if (n->state == NODE_STOPPED)
+			return command_start(t, n, now);
+		return ok;
+	}
+	if (reset_worker(t, n) || n->state == NODE_STOPPED)
+		return command_start(t, n, now);
 	return ok;
 }
 

@@ -29,6 +29,10 @@ struct refusal command_start(struct tree *, struct node *, uint64_t now);
 struct refusal command_stop(struct tree *, struct node *, uint64_t now);
 struct refusal command_restart(struct tree *, struct node *, uint64_t now);
 struct refusal command_drain(struct tree *, struct node *, uint64_t now);
+/* Close the circuits and clear the failure counts of n (or of every worker
+ * below it), and start what is down for good: quarantined, failed,
+ * exhausted, or a supervisor that gave up. */
+struct refusal command_reset(struct tree *, struct node *, uint64_t now);
 
 /* The refusal as a sentence for the operator ("" when none). */
 void command_refusal_format(struct refusal, char *, size_t);

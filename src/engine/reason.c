@@ -42,3 +42,28 @@ reason_format(struct reason r, char *buf, size_t len)
 		return;
 	}
 }
+
+static const char *const declared_names[] = {
+        [DECLARED_NONE] = "",
+        [DECLARED_DONE] = "done",
+        [DECLARED_TRANSIENT] = "transient",
+        [DECLARED_RATE_LIMITED] = "rate_limited",
+        [DECLARED_PERMANENT] = "permanent",
+        [DECLARED_BUDGET] = "budget",
+};
+
+const char *
+declared_name(enum declared_kind k)
+{
+	return declared_names[k];
+}
+
+enum declared_kind
+declared_parse(const char *s, size_t len)
+{
+	for (size_t k = DECLARED_DONE; k <= DECLARED_BUDGET; k++)
+		if (strlen(declared_names[k]) == len &&
+		    memcmp(declared_names[k], s, len) == 0)
+			return (enum declared_kind)k;
+	return DECLARED_NONE;
+}

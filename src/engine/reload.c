@@ -59,7 +59,7 @@ bury(struct tree *t, struct node *n)
 		d->removed = true;
 	n->pending = false;
 	n->held = true;
-	node_stop(t, n, false);
+	node_stop(t, n, STOP_GRACEFUL);
 }
 
 static void reload_node(struct tree *, struct node *, const struct spec *,
@@ -183,6 +183,7 @@ reload_jobs(struct tree *t, struct node *s)
 		              (struct job){.kind = JOB_RESTART,
 		                           .phase = PHASE_STOP,
 		                           .select = SELECT_MARKED,
+		                           .how = STOP_GRACEFUL,
 		                           .hi = s->nchildren});
 	} else if (any) {
 		for (size_t i = 0; i < s->nchildren; i++)

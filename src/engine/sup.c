@@ -48,25 +48,31 @@ clear_pending(struct node *s)
  * (every child told at once). */
 void
 sup_begin_stop(struct tree *t, struct node *s, enum stop_outcome outcome,
-               bool drain)
+               enum stop_how how)
 {
+	bool drain = how == STOP_DRAIN;
+
 	clear_pending(s);
 	tree_set_state(t, s, NODE_STOPPING);
 	s->draining = drain;
-	sup_begin_job(
-	        t, s,
-	        (struct job){.kind = JOB_STOP,
-	                     .phase = PHASE_STOP,
-	                     .order = drain ? ORDER_TOGETHER : ORDER_SEQUENTIAL,
-	                     .select = SELECT_ALL,
-	                     .drain = drain,
-	                     .outcome = outcome,
-	                     .hi = s->nchildren});
+	/* one_for_one children are independent: stopped together, so a tree
+	 * stops within its largest shutdown, not the sum (§9) */
+	bool together = drain || s->spec->strategy == ONE_FOR_ONE;
+
+	sup_begin_job(t, s,
+	              (struct job){.kind = JOB_STOP,
+	                           .phase = PHASE_STOP,
+	                           .order = together ? ORDER_TOGETHER
+	                                             : ORDER_SEQUENTIAL,
+	                           .select = SELECT_ALL,
+	                           .how = how,
+	                           .outcome = outcome,
+	                           .hi = s->nchildren});
 }
 
 /* Ask a supervisor to stop (or drain); it settles to STOPPED now or later. */
 void
-sup_stop(struct tree *t, struct node *s, bool drain)
+sup_stop(struct tree *t, struct node *s, enum stop_how how)
 {
 	if (s->state == NODE_STOPPED)
 		return;
@@ -75,7 +81,7 @@ sup_stop(struct tree *t, struct node *s, bool drain)
 		s->job.outcome = OUTCOME_STOPPED;
 		return;
 	}
-	sup_begin_stop(t, s, OUTCOME_STOPPED, drain);
+	sup_begin_stop(t, s, OUTCOME_STOPPED, how);
 }
 
 static bool
@@ -106,6 +112,14 @@ active(const struct node *c)
 	return c->state == NODE_STARTING || c->state == NODE_RUNNING;
 }
 
+/* A child waiting out its backoff: a stop job calls its restart off; a
+ * restart job leaves it waiting and starts it in its start phase. */
+static bool
+call_off(const struct job *j, const struct node *c)
+{
+	return c->state == NODE_BACKOFF && j->kind == JOB_STOP;
+}
+
 /* Stop phase: true when every selected child in range is stopped. */
 static bool
 job_stop_step(struct tree *t, struct node *s)
@@ -118,21 +132,24 @@ job_stop_step(struct tree *t, struct node *s)
 			struct node *c = s->children[i];
 			if (!job_selects(j, c))
 				continue;
-			if (active(c))
-				node_stop(t, c, j->drain);
-			if (c->state != NODE_STOPPED)
+			if (active(c) || call_off(j, c) ||
+			    (!node_is_worker(c) && c->state != NODE_STOPPED))
+				node_stop(t, c, j->how);
+			if (!node_down(c))
 				all = false;
 		}
 		return all;
 	}
 	while (j->cursor > j->lo) {
 		struct node *c = s->children[j->cursor - 1];
-		if (job_selects(j, c) && c->state != NODE_STOPPED) {
+		if (job_selects(j, c) && !node_down(c)) {
 			if (active(c) || !node_is_worker(c))
-				node_stop(t, c, j->drain);
-			if (c->state != NODE_STOPPED)
+				node_stop(t, c, j->how);
+			if (!node_down(c))
 				return false;
 		}
+		if (job_selects(j, c) && call_off(j, c))
+			node_stop(t, c, j->how);
 		j->cursor--;
 	}
 	return true;
@@ -148,8 +165,8 @@ job_start_step(struct tree *t, struct node *s)
 		struct node *c = s->children[j->cursor];
 		if (c->state == NODE_STARTING && job_selects(j, c))
 			return false; /* wait for its ready (or its failure) */
-		if (c->state == NODE_STOPPED && !j->launched &&
-		    job_should_start(j, c)) {
+		if ((c->state == NODE_STOPPED || c->state == NODE_BACKOFF) &&
+		    !j->launched && job_should_start(j, c)) {
 			j->launched = true;
 			node_start(t, c);
 			continue;
@@ -221,6 +238,13 @@ sup_run(struct tree *t, struct node *s)
 			j->launched = false;
 			j->cursor = j->lo;
 		}
+	}
+	if (j->phase == PHASE_START && j->cursor == j->lo && !j->launched &&
+	    j->not_before > t->now) {
+		/* the stops happened at once; the starts wait for the failed
+		 * child's backoff */
+		wake_set(t, s, j->not_before);
+		goto wait;
 	}
 	if (j->phase == PHASE_START && !job_start_step(t, s))
 		goto wait;

@@ -9,12 +9,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "circuit.h"
 #include "engine.h"
 #include "intensity.h"
 #include "util.h"
 
-static const char *const state_names[NODE__STATES] = {"stopped", "starting",
-                                                      "running", "stopping"};
+static const char *const state_names[NODE__STATES] = {
+        "stopped", "starting",    "running", "stopping",
+        "backoff", "quarantined", "failed",  "exhausted"};
 
 const char *
 node_state_name(enum node_state s)
@@ -22,11 +24,35 @@ node_state_name(enum node_state s)
 	return state_names[s];
 }
 
+const char *
+circuit_state_name(enum circuit_state s)
+{
+	static const char *const names[] = {"closed", "open", "half_open"};
+
+	return names[s];
+}
+
+bool
+node_down(const struct node *n)
+{
+	return n->state == NODE_STOPPED || n->state >= NODE_BACKOFF;
+}
+
 bool
 node_unhealthy(const struct node *n)
 {
+	if (n->state == NODE_QUARANTINED || n->state == NODE_FAILED ||
+	    n->state == NODE_EXHAUSTED)
+		return !n->held;
 	return n->state == NODE_STOPPED && !n->held &&
 	       n->last.kind == REASON_GAVE_UP;
+}
+
+/* A worker holds a process in these states (and counts as live). */
+static bool
+state_live(enum node_state s)
+{
+	return s == NODE_STARTING || s == NODE_RUNNING || s == NODE_STOPPING;
 }
 
 /* --- building ------------------------------------------------------------ */
@@ -57,6 +83,7 @@ node_free(struct node *n)
 		node_free(n->children[i]);
 	free(n->children);
 	free(n->stamps);
+	free(n->circuit.stamps);
 	free(n->progress);
 	free(n->path);
 	free(n);
@@ -84,6 +111,7 @@ tree_free(struct tree *t)
 	node_free(t->root);
 	node_free(t->graveyard);
 	free(t->acts);
+	free(t->heap);
 	free(t);
 }
 
@@ -146,9 +174,9 @@ void
 tree_set_state(struct tree *t, struct node *n, enum node_state s)
 {
 	if (node_is_worker(n)) {
-		if (n->state == NODE_STOPPED && s != NODE_STOPPED)
+		if (!state_live(n->state) && state_live(s))
 			t->live++;
-		else if (n->state != NODE_STOPPED && s == NODE_STOPPED)
+		else if (state_live(n->state) && !state_live(s))
 			t->live--;
 	}
 	n->state = s;
@@ -165,7 +193,10 @@ tree_sweep(struct tree *t)
 		return false; /* an action may still point at a removed node */
 	for (size_t i = 0; i < g->nchildren; i++) {
 		struct node *n = g->children[i];
-		if (n->state == NODE_STOPPED && n->session == NULL) {
+		if (node_down(n) && n->session == NULL) {
+			for (struct node *d = n; d != NULL;
+			     d = tree_walk_next(n, d))
+				wake_set(t, d, 0);
 			node_free(n);
 			continue;
 		}
@@ -188,12 +219,12 @@ node_start(struct tree *t, struct node *n)
 }
 
 void
-node_stop(struct tree *t, struct node *n, bool drain)
+node_stop(struct tree *t, struct node *n, enum stop_how how)
 {
 	if (node_is_worker(n))
-		worker_stop(t, n, drain);
+		worker_stop(t, n, how);
 	else
-		sup_stop(t, n, drain);
+		sup_stop(t, n, how);
 }
 
 /* --- events in ----------------------------------------------------------- */
@@ -219,6 +250,30 @@ tree_ready(struct tree *t, struct node *n, uint64_t now)
 	worker_ready(t, n);
 }
 
+/* Progress moves when any of steps, tokens, cost or state changes. */
+static bool
+progress_moves(const struct progress *p, const struct progress *u,
+               unsigned fields)
+{
+	return ((fields & PROGRESS_STEPS) &&
+	        (!p->has_steps || p->steps != u->steps)) ||
+	       ((fields & PROGRESS_TOKENS) &&
+	        (!p->has_tokens || p->tokens != u->tokens)) ||
+	       ((fields & PROGRESS_COST) &&
+	        (!p->has_cost || p->cost != u->cost)) ||
+	       ((fields & PROGRESS_STATE) &&
+	        strncmp(p->state, u->state, sizeof p->state) != 0);
+}
+
+void
+tree_declare(struct tree *t, struct node *n, const struct declaration *d,
+             uint64_t now)
+{
+	t->now = now;
+	n->declared = *d;
+	n->declared.at = now;
+}
+
 void
 tree_beat(struct tree *t, struct node *n, const struct progress *u,
           unsigned fields, uint64_t now)
@@ -232,6 +287,12 @@ tree_beat(struct tree *t, struct node *n, const struct progress *u,
 	if (n->progress == NULL)
 		n->progress = xcalloc(1, sizeof *n->progress);
 	p = n->progress;
+	if (progress_moves(p, u, fields)) {
+		n->progress_moved = now;
+		if (n->circuit.state == CIRCUIT_HALF_OPEN &&
+		    circuit_try_close(t, n))
+			tree_event(t, EE_CIRCUIT_CLOSED, n, n->last);
+	}
 	if (fields & PROGRESS_STEPS) {
 		p->steps = u->steps;
 		p->has_steps = true;
@@ -279,7 +340,7 @@ tree_shutdown(struct tree *t, uint64_t now)
 	}
 	if (t->root->state == NODE_STOPPING)
 		return; /* already going down; a give-up keeps its 75 */
-	node_stop(t, t->root, false);
+	node_stop(t, t->root, STOP_PLAIN);
 }
 
 void
@@ -295,7 +356,7 @@ tree_drain(struct tree *t, uint64_t now)
 	}
 	if (t->root->state == NODE_STOPPING)
 		return; /* already going down (giving up): let it finish */
-	node_stop(t, t->root, true);
+	node_stop(t, t->root, STOP_DRAIN);
 }
 
 /* --- lookup -------------------------------------------------------------- */

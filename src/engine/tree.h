@@ -16,6 +16,7 @@
 
 #include "config.h"
 #include "reason.h"
+#include "rng.h"
 
 /* A node's state. Workers use every row of the lifecycle table (worker.c);
  * supervisors use stopped, starting, running and stopping. */
@@ -23,7 +24,11 @@ enum node_state {
 	NODE_STOPPED,  /* not running: never started, exited, or stopped */
 	NODE_STARTING, /* spawned, waiting for "ready" / children starting */
 	NODE_RUNNING,
-	NODE_STOPPING, /* stop (or drain) sent, waiting for the exit */
+	NODE_STOPPING,    /* stop (or drain) sent, waiting for the exit */
+	NODE_BACKOFF,     /* failed; its restart waits for its backoff delay */
+	NODE_QUARANTINED, /* its circuit is open: not restarted until probed */
+	NODE_FAILED,      /* declared permanent: not restarted */
+	NODE_EXHAUSTED,   /* its budget is spent: not restarted */
 	NODE__STATES
 };
 
@@ -41,6 +46,16 @@ enum job_select {
 	SELECT_MARKED,      /* a reload: only children marked for it */
 };
 
+/* How a stop goes (DESIGN §9 "graceful by default"). */
+enum stop_how {
+	STOP_PLAIN,    /* the shutdown sequence; a protocol worker is told to
+	                  drain with its shutdown as deadline, not SIGTERM'd */
+	STOP_GRACEFUL, /* an operator's or a reload's: a protocol worker
+	                  drains (drain_timeout) first, then the sequence */
+	STOP_DRAIN,    /* the tree drains (SIGUSR1): drain, or SIGTERM for
+	                  workers that never said hello; drain_timeout */
+};
+
 /* A supervisor's work in progress: stop children [lo, hi), then (unless
  * JOB_STOP) start them first-last, one settled before the next. */
 struct job {
@@ -49,9 +64,30 @@ struct job {
 	enum job_order order;
 	enum job_select select;
 	enum stop_outcome outcome;
-	bool drain;    /* the stops are drains */
-	bool launched; /* children[cursor] was started in this phase */
+	enum stop_how how; /* how its stops go */
+	bool launched;     /* children[cursor] was started in this phase */
 	size_t lo, hi, cursor;
+	uint64_t not_before; /* the start phase waits for the backoff */
+};
+
+enum circuit_state { CIRCUIT_CLOSED, CIRCUIT_OPEN, CIRCUIT_HALF_OPEN };
+
+/* A child's circuit breaker: failure stamps within the window (a ring of
+ * `failures` slots, allocated at the first failure) and its open state. */
+struct circuit {
+	enum circuit_state state;
+	uint64_t *stamps;
+	unsigned nstamps, stamp0;
+	uint64_t open_ms;  /* how long it stays open this time */
+	uint64_t probe_at; /* when the half-open probe starts */
+};
+
+/* What a worker said of its coming exit ({t: exit}), kept for 5 s. */
+struct declaration {
+	enum declared_kind kind;
+	uint64_t retry_after_ms;
+	uint64_t at; /* when it was said */
+	char detail[128];
 };
 
 /* What a worker last told us of its progress (hb "progress", "status"). */
@@ -98,6 +134,17 @@ struct node {
 	/* worker */
 	struct progress *progress; /* allocated at the first report */
 	uint64_t beats;
+	uint64_t running_since;  /* when it last became running */
+	uint64_t progress_moved; /* when its progress last changed */
+	unsigned failures;       /* consecutive, for backoff */
+	uint64_t backoff_until;
+	struct circuit circuit;
+	struct declaration declared;      /* the latest, until used or stale */
+	enum declared_kind exit_declared; /* what its last exit was declared */
+
+	/* the one wake-up it wants (0: none), and its slot in the heap */
+	uint64_t wake_at;
+	size_t heap_slot;
 
 	/* supervisor */
 	struct job job;
@@ -110,14 +157,26 @@ struct node {
 
 enum action_kind {
 	ACT_START, /* spawn this worker */
-	ACT_STOP,  /* stop this worker: SIGTERM, its shutdown, SIGKILL */
+	ACT_STOP,  /* stop this worker: SIGTERM, its shutdown, SIGKILL;
+	              code STOP_GRACEFUL: drain first if it speaks */
 	ACT_DRAIN, /* tell this worker to drain, then stop it after
 	              drain_timeout */
 	ACT_EVENT, /* record an engine decision (event, node, reason) */
 	ACT_EXIT,  /* the tree is down: exit with code */
 };
 
-enum engine_event { EE_RESTARTING, EE_GAVE_UP, EE_ESCALATED, EE_STOPPED };
+enum engine_event {
+	EE_RESTARTING,
+	EE_GAVE_UP, /* code 1: a significant child, not the intensity */
+	EE_ESCALATED,
+	EE_STOPPED,
+	EE_BACKOFF,        /* value: the delay in ms */
+	EE_QUARANTINED,    /* value: when it will be probed */
+	EE_PROBING,        /* its half-open probe starts */
+	EE_CIRCUIT_CLOSED, /* the probe passed */
+	EE_FAILED,         /* declared permanent */
+	EE_EXHAUSTED,      /* budget spent */
+};
 
 struct action {
 	enum action_kind kind;
@@ -125,6 +184,7 @@ struct action {
 	enum engine_event event;
 	struct reason reason;
 	int code;
+	uint64_t value;
 };
 
 struct tree {
@@ -137,6 +197,9 @@ struct tree {
 	struct node *graveyard; /* removed by a reload, stopping */
 	struct action *acts;
 	size_t nacts, act0, capacts;
+	struct rng rng;     /* jitter; seeded by the shell */
+	struct node **heap; /* nodes that want a wake-up, earliest first */
+	size_t nheap, capheap;
 };
 
 struct tree *tree_new(const struct spec *root);
@@ -146,11 +209,19 @@ void tree_free(struct tree *);
 void tree_start(struct tree *, uint64_t now);
 void tree_exited(struct tree *, struct node *, struct reason, uint64_t now);
 void tree_ready(struct tree *, struct node *, uint64_t now);
+/* The worker declared why it is about to exit ({t: exit}). */
+void tree_declare(struct tree *, struct node *, const struct declaration *,
+                  uint64_t now);
 /* A heartbeat, carrying the fields (PROGRESS_*) of upd it names. */
 void tree_beat(struct tree *, struct node *, const struct progress *upd,
                unsigned fields, uint64_t now);
 void tree_shutdown(struct tree *, uint64_t now);
 void tree_drain(struct tree *, uint64_t now);
+
+/* Time: the earliest wake-up the engine wants (0: none), and the call
+ * that delivers it. */
+uint64_t tree_next_wake(const struct tree *);
+void tree_tick(struct tree *, uint64_t now);
 
 /* Actions out, first queued first. */
 bool tree_next_action(struct tree *, struct action *);
@@ -162,8 +233,12 @@ bool tree_sweep(struct tree *);
 /* Looking things up. */
 struct node *tree_find(struct tree *, const char *name_or_path);
 const char *node_state_name(enum node_state);
-/* Whether the node is down for good without an operator having asked:
- * a supervisor that gave up (a health check's "not as it should be"). */
+const char *circuit_state_name(enum circuit_state);
+/* Whether a node holds no process and waits for nothing to finish. */
+bool node_down(const struct node *);
+/* Whether the node is down for good without an operator having asked: a
+ * supervisor that gave up, a worker quarantined, failed or exhausted (a
+ * health check's "not as it should be"). */
 bool node_unhealthy(const struct node *);
 
 #endif

@@ -333,7 +333,7 @@ def test_slow_follower_is_dropped(supd):
         intensity: 100000
         period: 1s
         children:
-          - {{worker: loop, command: {sh('exit 1')}}}
+          - {{worker: loop, command: {sh('exit 1')}, backoff: none}}
         """})
     d.wait("started", "root/loop")
     s = connect(d)
