@@ -176,7 +176,7 @@ def start_unread(supd, tmp_path):
         intensity: 100000
         period: 1s
         children:
-          - {{worker: crasher, command: {ALWAYS_CRASH}}}
+          - {{worker: crasher, command: {ALWAYS_CRASH}, backoff: none}}
         """})
     sock = str(tmp_path / "ctl.sock")
     p = subprocess.Popen([AGENTSUPD, "-c", str(supd.dir), "--socket", sock],
