@@ -91,13 +91,13 @@ outq_write(struct outq *q, const char *p, size_t n)
 		case OUTQ_SEND:
 			r = send(q->fd, p, n, MSG_DONTWAIT | MSG_NOSIGNAL);
 			break;
-		case OUTQ_POLL:
+		case OUTQ_POLL: /* an error or a hang-up: write to learn it */
 			if ((r = poll(&pfd, 1, 0)) == 0)
 				errno = EAGAIN;
-			if (r <= 0 || !(pfd.revents & POLLOUT)) {
+			if (r > 0 && (pfd.revents & POLLNVAL))
+				errno = EBADF;
+			if (r <= 0 || (pfd.revents & POLLNVAL)) {
 				r = -1;
-				if (errno != EINTR)
-					errno = EAGAIN;
 				break;
 			}
 			r = write(q->fd, p, n < PIPE_BUF ? n : PIPE_BUF);

@@ -134,6 +134,29 @@ test_socket_nobody_reads(void **state)
 	close(sv[1]);
 }
 
+/* Where no private reopening is possible: poll, then at most PIPE_BUF
+ * bytes, on the shared blocking descriptor itself. */
+static void
+test_poll_fallback(void **state)
+{
+	struct outq q;
+	int p[2];
+
+	(void)state;
+	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+	assert_true(fcntl(p[1], F_SETPIPE_SZ, 4096) > 0);
+	outq_open(&q, p[1], 16384, "test");
+	outq_close(&q); /* drop the private reopening: play the fallback */
+	q.fd = p[1];
+	q.how = OUTQ_POLL;
+	assert_int_equal(fcntl(p[0], F_SETFL, O_NONBLOCK), 0);
+	check_lines(&q, p[0]);
+	assert_false(fcntl(p[1], F_GETFL) & O_NONBLOCK);
+	outq_close(&q);
+	close(p[0]);
+	close(p[1]);
+}
+
 /* A reader that went away for good: lines are counted, nothing blocks. */
 static void
 test_reader_gone(void **state)
@@ -161,6 +184,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_pipe_nobody_reads),
 	        cmocka_unit_test(test_socket_nobody_reads),
+	        cmocka_unit_test(test_poll_fallback),
 	        cmocka_unit_test(test_reader_gone),
 	};
 	signal(SIGALRM, on_alarm);
