@@ -83,8 +83,18 @@ const char *agentsup_wire_strerror(int status);
 
 /* The default control socket, which agentsupd and agentsupctl must agree on:
  * /run/agentsupd.sock for root, else $XDG_RUNTIME_DIR/agentsupd.sock, else
- * /tmp/agentsupd-UID.sock. -1 if it does not fit in buf. */
+ * agentsupd.sock in a private directory of the user's own,
+ * ${TMPDIR:-/tmp}/agentsupd-UID/ (as tmux does). -1 if it does not fit in
+ * buf. Computes the name only: see agentsup_wire_socket_dir(). */
 int agentsup_wire_default_socket(char *buf, size_t len);
+
+/* When path lies in the private directory the default uses for a user
+ * without XDG_RUNTIME_DIR, make sure nobody else can have put it there or can
+ * reach into it: create it (mode 0700) if create is set, then check that it
+ * is a directory, not a link, owned by the effective uid, with no access for
+ * group or others. 0 if it is safe (or path is elsewhere, or the directory is
+ * absent and create is 0); -1 with errno set and *why a sentence otherwise. */
+int agentsup_wire_socket_dir(const char *path, int create, const char **why);
 
 /* Whether the frame's "t" equals type. */
 int agentsup_wire_is(const struct agentsup_frame *, const char *type);

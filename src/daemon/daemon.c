@@ -20,7 +20,9 @@
 #include "command.h"
 #include "control.h"
 #include "daemon.h"
+#include "hooks.h"
 #include "log.h"
+#include "notify.h"
 #include "reap.h"
 #include "reload.h"
 #include "session.h"
@@ -219,6 +221,23 @@ wake_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	tree_tick(d->tree, clock_now_ms());
 }
 
+/* Tell the systemd above: READY=1 once the first start (or a reload) has
+ * settled (the root running), then STATUS= whenever the number of workers
+ * changed. */
+static void
+daemon_notify_up(struct daemon *d)
+{
+	if (d->up == NULL || d->tree->shutting_down ||
+	    d->drain_started_ms != 0 || d->tree->root->state != NODE_RUNNING)
+		return;
+	if (d->up_ready && d->up_live == d->tree->live)
+		return;
+	notify_up_send(d->up, "%sSTATUS=supervising %zu workers",
+	               d->up_ready ? "" : "READY=1\n", d->tree->live);
+	d->up_ready = true;
+	d->up_live = d->tree->live;
+}
+
 /* The one pump: every action queued during this loop turn, then the
  * removed nodes that no action can point at any more. */
 static void
@@ -231,6 +250,7 @@ daemon_pump(struct daemon *d)
 	if (tree_sweep(d->tree))
 		daemon_retire_sweep(d);
 	daemon_arm_wake(d);
+	daemon_notify_up(d);
 }
 
 static void
@@ -242,6 +262,16 @@ pump_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 }
 
 /* --- reload -------------------------------------------------------------- */
+
+/* Whether some event is of this kind (on_event's kinds). */
+static bool
+daemon_event_kind_known(const char *kind)
+{
+	for (int k = 0; k < EV__COUNT; k++)
+		if (strcmp(events_kind_name((enum event_kind)k), kind) == 0)
+			return true;
+	return false;
+}
 
 /* Settings that can change at run time: the events file. */
 static void
@@ -256,6 +286,8 @@ apply_settings(struct daemon *d, const struct settings *old)
 	    (s->socket && strcmp(old->socket, s->socket) != 0))
 		log_warnx("the control socket stays at %s until a restart",
 		          d->socket_path);
+	hooks_set(d->hooks, s->hooks, s->nhooks);
+	hooks_warn_unknown(d->hooks, daemon_event_kind_known);
 }
 
 /* Append "name [a, b]" to a growing message, bounded: past the limit the
@@ -296,8 +328,8 @@ reload_message(const struct reload_report *r)
 static char *
 errors_message(const struct config_errors *errs)
 {
-	char *msg = xasprintf("%zu error%s", errs->count,
-	                      errs->count == 1 ? "" : "s");
+	char *msg = xasprintf("%zu error%s", errs->total,
+	                      errs->total == 1 ? "" : "s");
 	size_t len = strlen(msg);
 
 	for (size_t i = 0; i < errs->count && len < RELOAD_MSG_LIMIT; i++) {
@@ -317,6 +349,9 @@ daemon_reload(struct daemon *d, char **msgp)
 	struct config *cfg, *old;
 	const char *why;
 
+	notify_up_reloading(d->up, "reloading");
+	/* READY=1 again once the tree has settled, whatever the outcome */
+	d->up_ready = false;
 	if ((cfg = config_load(d->config_dir, &errs)) == NULL) {
 		*msgp = errors_message(&errs);
 		events_emit(&d->events, EV_RELOAD_REFUSED, d->tree->root->path,
@@ -351,6 +386,8 @@ daemon_drain(struct daemon *d)
 	if (d->drain_started_ms != 0 || d->tree->shutting_down)
 		return; /* a second drain changes nothing */
 	d->drain_started_ms = clock_now_ms();
+	notify_up_send(d->up, "STOPPING=1\nSTATUS=draining %zu workers",
+	               d->tree->live);
 	events_emit(&d->events, EV_DRAIN_STARTED, d->tree->root->path, 0, NULL,
 	            0, "%zu workers", d->tree->live);
 	tree_drain(d->tree, d->drain_started_ms);
@@ -361,6 +398,7 @@ daemon_shutdown(struct daemon *d, const char *why)
 {
 	if (d->tree->shutting_down)
 		return;
+	notify_up_send(d->up, "STOPPING=1\nSTATUS=stopping (%s)", why);
 	events_emit(&d->events, EV_SHUTDOWN, d->tree->root->path, 0, NULL, 0,
 	            "%s: stopping the tree", why);
 	tree_shutdown(d->tree, clock_now_ms());
@@ -411,6 +449,41 @@ signal_watch(struct daemon *d, ev_signal *w, int sig,
 
 /* --- life ---------------------------------------------------------------- */
 
+/* Every event also goes to the followers and to the on_event hooks. */
+static void
+daemon_event_sink(void *arg, const struct event *e, const char *json)
+{
+	struct daemon *d = arg;
+
+	control_event(d->control, e, json);
+	if (d->hooks != NULL)
+		hooks_event(d->hooks, events_kind_name(e->kind), json,
+		            strlen(json));
+}
+
+/* sd_notify both ways. systemd's variables are for us alone: removed from
+ * the environment, so a worker never speaks to systemd as our child (a
+ * `notify: systemd` worker gets a NOTIFY_SOCKET of ours instead). */
+static void
+daemon_notify_init(struct daemon *d)
+{
+	const char *why;
+
+	d->up = notify_up_open(d->loop, getenv("NOTIFY_SOCKET"),
+	                       getenv("WATCHDOG_USEC"), getenv("WATCHDOG_PID"),
+	                       &why);
+	if (d->up == NULL && why != NULL)
+		log_warnx("NOTIFY_SOCKET: %s: not notifying systemd", why);
+	unsetenv("NOTIFY_SOCKET");
+	unsetenv("WATCHDOG_USEC");
+	unsetenv("WATCHDOG_PID");
+	d->notify = notify_server_open(d->loop, session_notified, d, &why);
+	if (d->notify == NULL)
+		log_warnx("sd_notify socket for workers: %s: `notify: systemd` "
+		          "workers get none",
+		          why);
+}
+
 /* --socket, then AGENTSUP_SOCKET, then the settings, then the default. */
 static char *
 socket_path(const char *opt, const struct settings *s)
@@ -450,8 +523,12 @@ daemon_init(struct daemon *d, const char *sock_opt)
 		log_warnx("control socket %s: %s", d->socket_path, why);
 		return -1;
 	}
-	d->events.sink = control_event;
-	d->events.sink_arg = d->control;
+	d->events.sink = daemon_event_sink;
+	d->events.sink_arg = d;
+	d->hooks = hooks_new(d->loop, d->cfg->settings.hooks,
+	                     d->cfg->settings.nhooks, HOOKS_MAX_RUNNING,
+	                     HOOKS_MAX_QUEUED);
+	hooks_warn_unknown(d->hooks, daemon_event_kind_known);
 	d->tree = tree_new(d->cfg->root);
 	rng_seed(&d->tree->rng, d->seed);
 	ev_init(&d->wake, wake_cb);
@@ -468,6 +545,7 @@ daemon_init(struct daemon *d, const char *sock_opt)
 	signal_watch(d, &d->sig_hup, SIGHUP, on_hup_signal);
 	if (spawner_init(&d->spawn) < 0)
 		fatal("mmap of the spawn stack");
+	daemon_notify_init(d);
 	return 0;
 }
 
@@ -480,6 +558,9 @@ daemon_run(struct daemon *d)
 	         (unsigned long long)d->seed);
 	tree_start(d->tree, clock_now_ms());
 	ev_run(d->loop, 0);
+	/* the hooks of the last events (a root that gave up) still run,
+	 * bounded */
+	hooks_flush(d->hooks, HOOKS_EXIT_GRACE_MS);
 	return d->exit_code;
 }
 
@@ -488,6 +569,9 @@ daemon_free(struct daemon *d)
 {
 	d->events.sink = NULL;
 	spawner_fini(&d->spawn);
+	hooks_free(d->hooks);
+	notify_server_close(d->notify);
+	notify_up_close(d->up);
 	if (d->control != NULL)
 		control_close(d->control);
 	free(d->socket_path);

@@ -15,6 +15,9 @@
 #include "tree.h"
 
 struct control;
+struct hooks;
+struct notify_server;
+struct notify_up;
 
 struct daemon {
 	struct ev_loop *loop;
@@ -38,6 +41,11 @@ struct daemon {
 	size_t nretired;
 	int exit_code;
 	uint64_t drain_started_ms;
+	struct notify_server *notify; /* workers' sd_notify, NULL if none */
+	struct notify_up *up;         /* to the systemd above, NULL if none */
+	bool up_ready;                /* READY=1 sent for the first start */
+	size_t up_live;               /* workers in the last STATUS= */
+	struct hooks *hooks;          /* on_event: */
 };
 
 /* Read the config again and apply it as a diff, or refuse it whole; what

@@ -13,14 +13,15 @@
 
 #include "daemon.h"
 
-#define EXIT_USAGE  64
-#define EXIT_CONFIG 78
+#define EXIT_USAGE     64
+#define EXIT_CANTCREAT 73 /* the control socket cannot be had */
+#define EXIT_CONFIG    78
 
 static void
 usage(FILE *f)
 {
 	fprintf(f, "usage: agentsupd [-c DIR] [--socket PATH] [--seed N] "
-	           "[--check]\n"
+	           "[--check] [--version]\n"
 	           "  -c, --config DIR   the supervisor.d directory "
 	           "(default ./supervisor.d)\n"
 	           "      --socket PATH  the control socket (also "
@@ -29,8 +30,11 @@ usage(FILE *f)
 	           "replayed)\n"
 	           "      --check        validate DIR, print the tree, exit 0 "
 	           "or 78\n"
-	           "exit: 0 shutdown or drain done, 64 usage, 75 the root gave "
-	           "up, 78 bad config\n");
+	           "exit: 0 shutdown or drain done, 64 usage, 70 internal "
+	           "error,\n"
+	           "  73 the control socket cannot be created or a live "
+	           "agentsupd holds it,\n"
+	           "  75 the root gave up, 78 bad config\n");
 }
 
 /* A random seed for the jitter when none is given; printed at start-up. */
@@ -65,7 +69,7 @@ load_or_report(const char *dir)
 	if (cfg == NULL)
 		fprintf(stderr,
 		        "agentsupd: %zu error%s in %s: nothing started\n",
-		        errs.count, errs.count == 1 ? "" : "s", dir);
+		        errs.total, errs.total == 1 ? "" : "s", dir);
 	config_errors_clear(&errs);
 	return cfg;
 }
@@ -79,6 +83,7 @@ main(int argc, char **argv)
 	        {"socket", required_argument, NULL, 's'},
 	        {"seed", required_argument, NULL, 'S'},
 	        {"help", no_argument, NULL, 'h'},
+	        {"version", no_argument, NULL, 'V'},
 	        {NULL, 0, NULL, 0},
 	};
 	struct daemon d = {0};
@@ -109,6 +114,9 @@ main(int argc, char **argv)
 		case 'h':
 			usage(stdout);
 			return 0;
+		case 'V':
+			printf("agentsupd %s\n", AGENTSUP_VERSION);
+			return 0;
 		default:
 			usage(stderr);
 			return EXIT_USAGE;
@@ -129,7 +137,7 @@ main(int argc, char **argv)
 		d.seed = random_seed();
 	if (daemon_init(&d, sock) < 0) {
 		daemon_free(&d);
-		return EXIT_CONFIG;
+		return EXIT_CANTCREAT;
 	}
 	rc = daemon_run(&d);
 	daemon_free(&d);

@@ -3,6 +3,7 @@
  * reap_zombies and s6-svscan's pid index do: O(1) by pid, never a scan.
  */
 #include "daemon.h"
+#include "hooks.h"
 #include "reap.h"
 #include "session.h"
 
@@ -16,5 +17,8 @@ reap_child_cb(struct ev_loop *loop, ev_child *c, int revents)
 	(void)revents;
 	if (s != NULL)
 		session_reaped(s, c->rstatus);
-	/* else an orphan we adopted as subreaper: reaped, done */
+	else if (d->hooks != NULL)
+		(void)hooks_reaped(d->hooks, c->rpid, c->rstatus);
+	/* else (not a hook's either) an orphan we adopted as subreaper:
+	 * reaped, done */
 }

@@ -18,6 +18,7 @@
 #include "clock.h"
 #include "daemon.h"
 #include "log.h"
+#include "notify.h"
 #include "session.h"
 #include "timer.h"
 #include "util.h"
@@ -25,6 +26,10 @@
 #define HANG_GRACE_MS 1000 /* after SIGUSR1, time to dump stacks */
 /* what a dead worker may still have queued on its socket: read it all */
 #define SESSION_LAST_WORDS (4u << 20)
+/* sd_notify: STOPPING=1 covers the exit within this; EXTEND_TIMEOUT_USEC
+ * pushes the start deadline at most this far */
+#define SESSION_STOPPING_MS   5000
+#define SESSION_EXTEND_MAX_US (600ull * 1000000ull)
 
 static const struct channel_ops session_channel_ops;
 
@@ -105,10 +110,12 @@ session_stop(struct session *s, enum stop_how how)
 			return;
 		}
 	}
-	if (sp->shutdown_ms != SHUTDOWN_BRUTAL_KILL && session_listens(s) &&
+	if (sp->shutdown_ms != SHUTDOWN_BRUTAL_KILL && s->drain_ms == 0 &&
+	    session_listens(s) &&
 	    channel_send_drain(s->chan, (uint64_t)sp->shutdown_ms,
 	                       daemon_max_frame(s->d)) == 0) {
-		/* instead of a bare SIGTERM: drain within `shutdown` */
+		/* instead of a bare SIGTERM: drain within `shutdown`; one
+		 * already told to drain and still here gets SIGTERM */
 		session_deadline(s, DEADLINE_KILL, (uint64_t)sp->shutdown_ms);
 		return;
 	}
@@ -161,6 +168,8 @@ session_check_heartbeat(struct session *s)
 
 	if (s->chan != NULL)
 		channel_read_pending(s->chan, SESSION_LAST_WORDS);
+	if (s->node->spec->notify == NOTIFY_SYSTEMD && s->d->notify != NULL)
+		notify_server_read_pending(s->d->notify); /* WATCHDOG=1 */
 	if (s->deadline != DEADLINE_HEARTBEAT)
 		return; /* the read changed its fate (protocol error) */
 	now_us = clock_now_us();
@@ -299,6 +308,66 @@ static const struct channel_ops session_channel_ops = {
         .max_frame = on_max_frame,
 };
 
+/* --- what sd_notify reports ----------------------------------------------- */
+
+/* EXTEND_TIMEOUT_USEC: the start deadline becomes at least N from now. */
+static void
+session_extend_start(struct session *s, uint64_t usec)
+{
+	double left = ev_timer_remaining(s->d->loop, &s->timer);
+
+	if (s->deadline != DEADLINE_START)
+		return; /* running, stopping: their deadlines are ours */
+	if (usec > SESSION_EXTEND_MAX_US)
+		usec = SESSION_EXTEND_MAX_US;
+	if ((double)usec > left * 1e6)
+		session_deadline_us(s, DEADLINE_START, usec);
+}
+
+/* STATUS=: shown in status as an hb's status is; control bytes made '?'. */
+static void
+session_notify_status(struct session *s, const struct notify_msg *m)
+{
+	struct progress p = {0};
+	size_t n = m->status_len < sizeof p.status - 1 ? m->status_len
+	                                               : sizeof p.status - 1;
+
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)m->status[i];
+		p.status[i] = c < 0x20 || c == 0x7f ? '?' : (char)c;
+	}
+	tree_beat(s->d->tree, s->node, &p, PROGRESS_STATUS, clock_now_ms());
+}
+
+bool
+session_notified(void *arg, pid_t pid, pid_t pgid, const struct notify_msg *m)
+{
+	struct daemon *d = arg;
+	struct session *s = pidmap_get(&d->pids, pid);
+
+	/* a descendant in the worker's process group speaks for it */
+	if (s == NULL && pgid > 0)
+		s = pidmap_get(&d->pids, pgid);
+	if (s == NULL || s->node->spec->notify != NOTIFY_SYSTEMD)
+		return false;
+	if (m->has_status)
+		session_notify_status(s, m);
+	if (m->has_extend)
+		session_extend_start(s, m->extend_usec);
+	if (m->ready)
+		on_ready(s);
+	if (m->watchdog)
+		on_beat(s, NULL, 0);
+	if (m->stopping)
+		s->stopping_ms = clock_now_ms();
+	if (m->watchdog_trigger) {
+		events_emit(&d->events, EV_HANG, s->node->path, s->pid, "hang",
+		            s->node->starts - 1, "WATCHDOG=trigger");
+		session_fail(s, (struct reason){REASON_HANG, 0});
+	}
+	return true;
+}
+
 /* --- start and end -------------------------------------------------------- */
 
 int
@@ -309,6 +378,9 @@ session_start(struct daemon *d, struct node *n)
 	        .spec = sp, .path = n->path, .incarnation = n->starts - 1};
 	struct spawn_result r;
 	struct session *s;
+
+	if (sp->notify == NOTIFY_SYSTEMD && d->notify != NULL)
+		a.notify_socket = notify_server_address(d->notify);
 
 	if (spawn_worker(&d->spawn, &a, &r) < 0)
 		return -1;
@@ -368,6 +440,22 @@ session_report_exit(struct session *s, struct reason r, int status)
 	            s->exec_error ? s->exec_error : "");
 }
 
+/* After STOPPING=1 (within SESSION_STOPPING_MS) a death by a clean signal
+ * (SIGTERM, SIGINT, SIGHUP, SIGPIPE, as systemd counts them) was announced:
+ * the engine sees a normal exit. Any other status stays what it was. */
+static struct reason
+session_announced(const struct session *s, struct reason r)
+{
+	if (s->stopping_ms == 0 ||
+	    clock_now_ms() - s->stopping_ms > SESSION_STOPPING_MS ||
+	    r.kind != REASON_SIGNAL)
+		return r;
+	if (r.code == SIGTERM || r.code == SIGINT || r.code == SIGHUP ||
+	    r.code == SIGPIPE)
+		return (struct reason){REASON_EXIT, 0};
+	return r;
+}
+
 void
 session_reaped(struct session *s, int status)
 {
@@ -384,6 +472,7 @@ session_reaped(struct session *s, int status)
 		log_warn("kill group %ld", (long)s->pid);
 	r = s->cause.kind != REASON_NONE ? s->cause : status_reason(status);
 	session_report_exit(s, r, status);
+	r = session_announced(s, r);
 	pidmap_del(&d->pids, s->pid);
 	ev_timer_stop(d->loop, &s->timer);
 	channel_close(s->chan);

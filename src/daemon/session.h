@@ -39,6 +39,7 @@ struct session {
 	uint64_t drain_ms;     /* when the drain began, 0 if none */
 	bool killed;           /* SIGKILL sent */
 	char *exec_error;      /* why exec failed, from the child */
+	uint64_t stopping_ms;  /* sd_notify STOPPING=1 came then, 0 if not */
 	struct channel *chan;
 };
 
@@ -47,6 +48,11 @@ struct session {
 int session_start(struct daemon *, struct node *);
 void session_stop(struct session *, enum stop_how);
 void session_drain(struct session *);
+struct notify_msg;
+/* A notify_fn (arg: the daemon): an sd_notify datagram from pid, or from
+ * pgid's group; false when it is no `notify: systemd` worker's. */
+bool session_notified(void *arg, pid_t pid, pid_t pgid,
+                      const struct notify_msg *);
 /* The process was reaped: read its last frames, report the exit to the
  * engine, free the session. */
 void session_reaped(struct session *, int status);

@@ -260,6 +260,13 @@ own_env(const struct spawn_args *a, char **own)
 	if (a->spec->heartbeat_ms)
 		own[n++] = xasprintf("AGENTSUP_HEARTBEAT_MS=%llu",
 		                     (unsigned long long)a->spec->heartbeat_ms);
+	if (a->notify_socket != NULL)
+		own[n++] = xasprintf("NOTIFY_SOCKET=%s", a->notify_socket);
+	if (a->notify_socket != NULL && a->spec->heartbeat_ms)
+		own[n++] = xasprintf(
+		        "WATCHDOG_USEC=%llu",
+		        (unsigned long long)a->spec->heartbeat_timeout_ms *
+		                1000);
 	return n;
 }
 
@@ -268,7 +275,7 @@ spawn_worker(struct spawner *sw, const struct spawn_args *a,
              struct spawn_result *out)
 {
 	const struct spec *s = a->spec;
-	char *own[5];
+	char *own[7];
 	size_t nown;
 	struct spawn sp = {.spec = s,
 	                   .reset = &sw->reset,

@@ -27,6 +27,7 @@ struct spawn_args {
 	const struct spec *spec;
 	const char *path;
 	unsigned long incarnation;
+	const char *notify_socket; /* NOTIFY_SOCKET for `notify: systemd` */
 };
 
 /* A started process: its pid, the daemon's end of the channel, and why

@@ -312,19 +312,3 @@ agentsup_wire_kv_uint(msgpack_packer *pk, const char *key, uint64_t val)
 	agentsup_wire_pack_str(pk, key);
 	msgpack_pack_uint64(pk, val);
 }
-
-int
-agentsup_wire_default_socket(char *buf, size_t len)
-{
-	const char *rt = getenv("XDG_RUNTIME_DIR");
-	int n;
-
-	if (geteuid() == 0)
-		n = snprintf(buf, len, "/run/agentsupd.sock");
-	else if (rt != NULL && *rt == '/')
-		n = snprintf(buf, len, "%s/agentsupd.sock", rt);
-	else
-		n = snprintf(buf, len, "/tmp/agentsupd-%lu.sock",
-		             (unsigned long)geteuid());
-	return n < 0 || (size_t)n >= len ? -1 : 0;
-}

@@ -4,7 +4,7 @@
 
 AGENTSUP_PACKAGES="build-essential cmake pkg-config libev-dev libmsgpack-dev
 libyaml-dev libcmocka-dev python3 python3-msgpack python3-pytest clang
-libclang-rt-14-dev procps util-linux"
+libclang-rt-14-dev procps util-linux systemd python3-sdnotify python3-systemd"
 
 agentsup_missing_packages() {
 	local p missing=""

@@ -1,0 +1,108 @@
+/*
+ * settings.c - the `agentsupd:` document: the daemon's own settings, a key
+ * table of their own.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "parse.h"
+#include "util.h"
+
+#define SETTINGS_MIN_FRAME 1024u
+#define SETTINGS_MAX_FRAME (16u << 20)
+
+static void
+settings_path(struct parse *p, const char *key, yaml_node_t *v, char **dst)
+{
+	const char *s = load_scalar(p, key, v);
+
+	if (s == NULL)
+		return;
+	if (*s == '\0') {
+		load_err(p, &v->start_mark, "%s: empty path", key);
+		return;
+	}
+	free(*dst);
+	*dst = xstrdup(s);
+}
+
+static void
+settings_socket(struct parse *p, const char *key, yaml_node_t *v,
+                struct settings *st)
+{
+	settings_path(p, key, v, &st->socket);
+}
+
+static void
+settings_events_file(struct parse *p, const char *key, yaml_node_t *v,
+                     struct settings *st)
+{
+	settings_path(p, key, v, &st->events_file);
+}
+
+static void
+settings_max_frame(struct parse *p, const char *key, yaml_node_t *v,
+                   struct settings *st)
+{
+	const char *s = load_scalar(p, key, v);
+	uint64_t n;
+
+	if (s == NULL)
+		return;
+	if (scalar_uint(s, SETTINGS_MAX_FRAME, &n) < 0 ||
+	    n < SETTINGS_MIN_FRAME)
+		load_err(p, &v->start_mark,
+		         "max_frame: want a byte count from %u to %u",
+		         SETTINGS_MIN_FRAME, SETTINGS_MAX_FRAME);
+	else
+		st->max_frame = (uint32_t)n;
+}
+
+static const struct {
+	const char *name;
+	void (*parse)(struct parse *, const char *, yaml_node_t *,
+	              struct settings *);
+} settings_keys[] = {
+        {"socket", settings_socket},
+        {"events_file", settings_events_file},
+        {"max_frame", settings_max_frame},
+        {"on_event", onevent_parse},
+};
+
+void
+settings_parse(struct parse *p, yaml_node_t *v, yaml_node_t *at)
+{
+	struct settings *st = &p->cfg->settings;
+	struct pair *pr;
+	size_t n;
+
+	if (v == NULL)
+		return;
+	if (p->have_settings) {
+		load_err(p, &at->start_mark,
+		         "a second agentsupd settings document");
+		return;
+	}
+	p->have_settings = true;
+	st->loc = load_loc(p, &at->start_mark);
+	if (v->type != YAML_MAPPING_NODE) {
+		load_err(p, &v->start_mark, "agentsupd: expected a mapping");
+		return;
+	}
+	if (map_pairs(p, v, "agentsupd", &pr, &n) < 0)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		size_t k = 0, nk = sizeof settings_keys / sizeof *settings_keys;
+
+		while (k < nk && strcmp(settings_keys[k].name, pr[i].key) != 0)
+			k++;
+		if (k == nk)
+			load_err(p, &pr[i].k->start_mark,
+			         "unknown key \"%s\" in agentsupd settings",
+			         pr[i].key);
+		else
+			settings_keys[k].parse(p, pr[i].key, pr[i].v, st);
+	}
+	free(pr);
+}

@@ -1,0 +1,94 @@
+/*
+ * status.c - a node of the tree as the map "agentsupctl status" shows: the
+ * same keys for every node (docs/operations.md), nil where not known.
+ */
+#include "agentsup/wire.h"
+#include "daemon.h"
+#include "intensity.h"
+#include "session.h"
+#include "status.h"
+
+static void
+status_kv_nil(msgpack_packer *pk, const char *key)
+{
+	agentsup_wire_pack_str(pk, key);
+	msgpack_pack_nil(pk);
+}
+
+static void
+status_progress(msgpack_packer *pk, const struct progress *p)
+{
+	agentsup_wire_pack_str(pk, "progress");
+	if (p == NULL) {
+		msgpack_pack_nil(pk);
+		return;
+	}
+	msgpack_pack_map(pk, 4);
+	agentsup_wire_pack_str(pk, "steps");
+	p->has_steps ? msgpack_pack_uint64(pk, p->steps) : msgpack_pack_nil(pk);
+	agentsup_wire_pack_str(pk, "tokens");
+	p->has_tokens ? msgpack_pack_uint64(pk, p->tokens)
+	              : msgpack_pack_nil(pk);
+	agentsup_wire_pack_str(pk, "cost");
+	p->has_cost ? msgpack_pack_double(pk, p->cost) : msgpack_pack_nil(pk);
+	agentsup_wire_pack_str(pk, "state");
+	p->state[0] ? agentsup_wire_pack_str(pk, p->state)
+	            : msgpack_pack_nil(pk);
+}
+
+void
+status_pack_node(msgpack_packer *pk, const struct node *n, int depth,
+                 uint64_t now)
+{
+	const struct spec *s = n->spec;
+	const struct session *w = n->session;
+	const struct progress *prog = n->progress;
+	bool sup = s->kind == KIND_SUPERVISOR;
+	char why[64];
+
+	msgpack_pack_map(pk, 21);
+	agentsup_wire_kv_str(pk, "name", s->name);
+	agentsup_wire_kv_str(pk, "path", n->path);
+	agentsup_wire_kv_str(pk, "kind", sup ? "supervisor" : "worker");
+	agentsup_wire_kv_str(pk, "state", node_state_name(n->state));
+	agentsup_wire_kv_uint(pk, "depth", (uint64_t)depth);
+	if (w != NULL)
+		agentsup_wire_kv_int(pk, "pid", w->pid);
+	else
+		status_kv_nil(pk, "pid");
+	agentsup_wire_kv_uint(pk, "uptime_ms",
+	                      n->state == NODE_RUNNING ? now - n->since_ms : 0);
+	agentsup_wire_kv_uint(pk, "restarts", n->starts ? n->starts - 1 : 0);
+	reason_format(n->last, why, sizeof why);
+	agentsup_wire_kv_str(pk, "last_reason", why);
+	agentsup_wire_pack_str(pk, "held");
+	n->held ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
+	agentsup_wire_pack_str(pk, "healthy"); /* agentsupctl status's exit */
+	node_unhealthy(n) ? msgpack_pack_false(pk) : msgpack_pack_true(pk);
+	agentsup_wire_kv_str(pk, "restart", config_restart_name(s->restart));
+	if (sup) {
+		agentsup_wire_kv_str(pk, "strategy",
+		                     config_strategy_name(s->strategy));
+		agentsup_wire_kv_uint(pk, "intensity", s->intensity);
+		agentsup_wire_kv_uint(pk, "period_ms", s->period_ms);
+		agentsup_wire_kv_uint(pk, "window_restarts",
+		                      intensity_count(n, now));
+	} else {
+		status_kv_nil(pk, "strategy");
+		status_kv_nil(pk, "intensity");
+		status_kv_nil(pk, "period_ms");
+		status_kv_nil(pk, "window_restarts");
+	}
+	agentsup_wire_kv_uint(pk, "heartbeat_ms", sup ? 0 : s->heartbeat_ms);
+	if (w != NULL && s->heartbeat_ms)
+		agentsup_wire_kv_uint(pk, "heartbeat_age_ms",
+		                      now - w->last_beat_us / 1000);
+	else
+		status_kv_nil(pk, "heartbeat_age_ms");
+	agentsup_wire_kv_uint(pk, "beats", n->beats);
+	status_progress(pk, prog);
+	if (prog != NULL && prog->status[0])
+		agentsup_wire_kv_str(pk, "status", prog->status);
+	else
+		status_kv_nil(pk, "status");
+}
