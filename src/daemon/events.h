@@ -46,7 +46,6 @@
 	X(QUARANTINED, "quarantined", EVENT_BAD)                               \
 	X(PROBING, "probing", EVENT_RETRY)                                     \
 	X(CIRCUIT_CLOSED, "circuit_closed", EVENT_RETRY)                       \
-	X(DECLARED, "declared", EVENT_PLAIN)                                   \
 	X(FAILED, "failed", EVENT_BAD)                                         \
 	X(EXHAUSTED, "exhausted", EVENT_BAD)
 
