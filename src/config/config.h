@@ -86,6 +86,11 @@ struct spec {
 	struct spec **children;
 	size_t nchildren;
 	struct spec *defaults; /* worker keys handed down, or NULL */
+	/* dynamic children (DESIGN §12): template.c */
+	struct spec *tmpl; /* `template:` a worker without a name, or NULL */
+	unsigned max_children; /* live dynamic children at most */
+	char **spawn_from;     /* workers that may spawn here, or NULL */
+	uint64_t key_ttl_ms;   /* an ended task's key answers this long */
 
 	/* worker */
 	char **argv; /* NULL-terminated */
@@ -184,6 +189,18 @@ const char *config_jitter_name(enum jitter_kind);
 int config_parse_duration(const char *, uint64_t *ms);
 int config_split_command(const char *, char ***argv, const char **why);
 void config_free_strv(char **);
+
+#define CONFIG_MAX_CHILDREN_DEFAULT 1000
+#define CONFIG_KEY_TTL_DEFAULT_MS   (24ull * 3600 * 1000)
+
+/* A dynamic child's spec (template.c): the template with its name, args
+ * appended to its command and env ("K=V", overriding the template's) added.
+ * Owned by the caller (config_task_spec_free). */
+struct spec *config_task_spec(const struct spec *tmpl, const char *name,
+                              char *const *args, char *const *env);
+void config_task_spec_free(struct spec *);
+/* Whether a worker of this name may spawn under supervisor s. */
+bool config_spawn_allowed(const struct spec *s, const char *worker);
 
 /* Whether a worker's process would differ (command, directory, env, output). */
 int spec_process_equal(const struct spec *, const struct spec *);

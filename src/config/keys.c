@@ -426,6 +426,12 @@ const struct key keys_table[] = {
         {"backoff", W, policy_backoff, F(backoff), POD, "none|mapping", "on"},
         {"circuit", W, policy_circuit, F(circuit), POD, "none|mapping", "off"},
         {"notify", W, keys_notify, F(notify), POD, "none|systemd", "none"},
+        {"template", S, template_parse, F(tmpl), POD, "mapping", "none"},
+        {"max_children", S, template_max_children, F(max_children), POD, "uint",
+         "1000"},
+        {"spawn_from", S, template_spawn_from, F(spawn_from), STORE_STRV,
+         "list", "[]"},
+        {"key_ttl", S, keys_duration, F(key_ttl_ms), POD, "duration", "24h"},
 };
 const size_t keys_count = sizeof keys_table / sizeof keys_table[0];
 

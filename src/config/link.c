@@ -320,6 +320,7 @@ link_children(struct parse *p, struct spec *s, const struct spec **chain,
 
 	if (s->defaults != NULL)
 		chain[depth++] = s->defaults;
+	template_link(p, s, chain, depth);
 	for (size_t i = 0; i < s->nchildren; i++) {
 		struct spec *c = s->children[i];
 		if (c->kind == KIND_WORKER) {

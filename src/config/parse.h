@@ -103,6 +103,17 @@ void policy_backoff(struct parse *, const struct key *, yaml_node_t *v,
 void policy_circuit(struct parse *, const struct key *, yaml_node_t *v,
                     struct spec *, int depth);
 
+/* template.c: a supervisor's dynamic children (DESIGN §12) */
+void template_parse(struct parse *, const struct key *, yaml_node_t *v,
+                    struct spec *, int depth);
+void template_max_children(struct parse *, const struct key *, yaml_node_t *v,
+                           struct spec *, int depth);
+void template_spawn_from(struct parse *, const struct key *, yaml_node_t *v,
+                         struct spec *, int depth);
+/* Defaults handed to the template, and what only the linked tree shows. */
+void template_link(struct parse *, struct spec *sup,
+                   const struct spec *const *chain, size_t n);
+
 /* settings.c: the agentsupd: document */
 void settings_parse(struct parse *, yaml_node_t *v, yaml_node_t *at);
 

@@ -42,6 +42,8 @@ spec_new(struct parse *p, enum node_kind kind)
 	s->shutdown_ms = 5000;
 	s->drain_timeout_ms = 30000;
 	s->backoff = spec_backoff_default;
+	s->max_children = CONFIG_MAX_CHILDREN_DEFAULT;
+	s->key_ttl_ms = CONFIG_KEY_TTL_DEFAULT_MS;
 	return s;
 }
 
@@ -79,6 +81,8 @@ spec_clone(const struct spec *s)
 	c->children = NULL;
 	c->nchildren = 0;
 	c->defaults = NULL;
+	c->tmpl = NULL;
+	c->spawn_from = NULL;
 	c->argv = spec_strv_dup(s->argv);
 	c->directory = spec_strdup(s->directory);
 	c->env = spec_strv_dup(s->env);
@@ -178,6 +182,8 @@ spec_free(struct spec *s)
 		spec_free(s->children[i]);
 	free(s->children);
 	spec_free(s->defaults);
+	spec_free(s->tmpl);
+	config_free_strv(s->spawn_from);
 	free(s->name);
 	free(s->parent);
 	config_free_strv(s->argv);

@@ -23,6 +23,7 @@
 #include "agentsup/wire.h"
 #include "config.h"
 #include "render.h"
+#include "task.h"
 #include "top.h"
 
 #define EXIT_REFUSED     1
@@ -50,6 +51,9 @@ struct ctl {
 	struct ctl_frame *current;     /* the frame handed out last */
 	sigset_t waitmask;             /* the signal mask while waiting */
 	msgpack_zone zone;
+	const struct task_spawn *spawn; /* spawn's options, or NULL */
+	int reply_ms;                   /* how long an answer may take */
+	bool timed_out;                 /* it took longer */
 };
 
 /* A command: how many arguments it takes, and whether it may follow. */
@@ -62,7 +66,9 @@ static const struct ctl_command {
         {"stop", 1, 1, false},   {"restart", 1, 1, false},
         {"drain", 0, 1, false},  {"reload", 0, 0, false},
         {"events", 0, 0, true},  {"shutdown", 0, 0, false},
-        {"top", 0, 0, false},
+        {"top", 0, 0, false},    {"spawn", 1, 1, false},
+        {"wait", 1, 1, false},   {"dead", 0, 0, false},
+        {"replay", 1, 1, false}, {"drop", 1, 1, false},
 };
 
 static void
@@ -90,6 +96,14 @@ usage(FILE *f)
 	        "  shutdown            stop the tree and agentsupd\n"
 	        "  top                 a live view: j/k select, s stop, r "
 	        "restart, d drain, q quit\n"
+	        "  spawn SUP [--key K] [--env K=V]... [--retry] [-- ARGS...]\n"
+	        "                      a dynamic child of SUP (its template)\n"
+	        "  wait KEY [--timeout T]  a task's record once it ended; "
+	        "exit 0 done,\n"
+	        "                      2 dead, 4 cancelled, 124 timed out\n"
+	        "  dead                the dead letters\n"
+	        "  replay KEY          run a dead letter again, same inputs\n"
+	        "  drop KEY            forget an ended task\n"
 	        "The socket: --socket, else AGENTSUP_SOCKET, else the socket: "
 	        "setting of\n"
 	        "the config directory given with -c, else /run/agentsupd.sock "
@@ -150,7 +164,11 @@ ctl_send_request(struct ctl *c, const char *cmd, const char *arg, int follow)
 	agentsup_wire_kv_uint(&pk, "id", 1);
 	agentsup_wire_kv_str(&pk, "cmd", cmd);
 	agentsup_wire_pack_str(&pk, "args");
-	if (follow >= 0) {
+	if (c->spawn != NULL) {
+		msgpack_pack_array(&pk, 2);
+		agentsup_wire_pack_str(&pk, c->spawn->sup);
+		task_pack_spawn(&pk, c->spawn);
+	} else if (follow >= 0) {
 		msgpack_pack_array(&pk, 1);
 		follow ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk);
 	} else if (arg != NULL) {
@@ -223,7 +241,11 @@ ctl_wait_read(struct ctl *c, int timeout_ms)
 		return -1;
 	}
 	if (r == 0) {
-		fprintf(stderr, "agentsupctl: no reply from agentsupd\n");
+		c->timed_out = true;
+		fprintf(stderr,
+		        "agentsupctl: no reply from agentsupd within "
+		        "%dms\n",
+		        timeout_ms);
 		return -1;
 	}
 	r = agentsup_reader_read(&c->reader, c->fd, CTL_MAX_FRAME, &c->zone,
@@ -372,7 +394,7 @@ static int
 ctl_next_res(struct ctl *c, struct agentsup_frame *f)
 {
 	do {
-		if (ctl_next_frame(c, f, REPLY_TIMEOUT_MS) < 0)
+		if (ctl_next_frame(c, f, c->reply_ms) < 0)
 			return -1;
 	} while (!agentsup_wire_is(f, AGENTSUP_T_RES));
 	return 0;
@@ -441,6 +463,9 @@ ctl_show(struct ctl *c, const char *cmd, const msgpack_object *body, int follow)
 	struct agentsup_frame f;
 	size_t bad;
 
+	if (strcmp(cmd, "spawn") == 0 || strcmp(cmd, "wait") == 0 ||
+	    strcmp(cmd, "dead") == 0 || strcmp(cmd, "replay") == 0)
+		return task_show(cmd, body, c->json);
 	if (strcmp(cmd, "events") == 0 && body->type == MSGPACK_OBJECT_ARRAY) {
 		for (uint32_t i = 0; i < body->via.array.size; i++)
 			render_event(&body->via.array.ptr[i], c->json);
@@ -486,7 +511,9 @@ run(struct ctl *c, const char *cmd, const char *arg, int follow)
 		return EXIT_UNAVAILABLE;
 	}
 	if (ctl_next_res(c, &f) < 0)
-		return EXIT_UNAVAILABLE;
+		return c->timed_out && strcmp(cmd, "wait") == 0
+		               ? TASK_EXIT_TIMEOUT
+		               : EXIT_UNAVAILABLE;
 	if (!ctl_flag(&f.map, "ok"))
 		return ctl_refused(c, &f);
 	msgpack_unpacked_init(&joined);
@@ -544,7 +571,11 @@ ctl_parse_command(struct ctl *c, int argc, char **argv, const char **arg,
 		else if (strcmp(argv[i], "--follow") == 0 ||
 		         strcmp(argv[i], "-f") == 0)
 			*follow = 1;
-		else if (argv[i][0] == '-' && argv[i][1] != '\0')
+		else if (strcmp(argv[i], "--timeout") == 0 &&
+		         strcmp(cmd, "wait") == 0 && i + 1 < argc) {
+			if (task_parse_timeout(argv[++i], &c->reply_ms) < 0)
+				return EXIT_USAGE;
+		} else if (argv[i][0] == '-' && argv[i][1] != '\0')
 			return ctl_usage_error("%s: unknown option \"%s\"", cmd,
 			                       argv[i]);
 		else if (nargs++ == 0)
@@ -576,7 +607,8 @@ main(int argc, char **argv)
 	};
 	const char *sock = NULL, *dir = NULL, *cmd, *arg = NULL;
 	char sockbuf[256];
-	struct ctl c = {.fd = -1};
+	struct ctl c = {.fd = -1, .reply_ms = REPLY_TIMEOUT_MS};
+	struct task_spawn sp = {0};
 	int ch, follow = 0, rc;
 	struct sigaction sa = {.sa_handler = on_sigint};
 	sigset_t block;
@@ -609,8 +641,19 @@ main(int argc, char **argv)
 	if (optind >= argc)
 		return ctl_usage_error("no command given%s%s", "", "");
 	cmd = argv[optind];
-	if ((rc = ctl_parse_command(&c, argc - optind, argv + optind, &arg,
-	                            &follow)) != 0)
+	if (strcmp(cmd, "wait") == 0)
+		c.reply_ms = -1; /* until it ends, or --timeout */
+	if (strcmp(cmd, "spawn") == 0) {
+		rc = task_parse_spawn(argc - optind, argv + optind, &sp,
+		                      &c.json);
+		if (rc != 0) {
+			task_spawn_free(&sp);
+			return rc;
+		}
+		c.spawn = &sp;
+		arg = sp.sup;
+	} else if ((rc = ctl_parse_command(&c, argc - optind, argv + optind,
+	                                   &arg, &follow)) != 0)
 		return rc;
 	sock = ctl_socket(sock, dir, sockbuf, sizeof sockbuf);
 	if (ctl_open(&c, sock) < 0) {
@@ -641,5 +684,6 @@ main(int argc, char **argv)
 		c.head = next;
 	}
 	close(c.fd);
+	task_spawn_free(&sp);
 	return rc;
 }

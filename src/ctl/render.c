@@ -78,8 +78,11 @@ render_json(FILE *f, const msgpack_object *o)
 		}
 		fputc('}', f);
 		break;
+	case MSGPACK_OBJECT_BIN: /* a task's result: as a string */
+		render_json_str(f, o->via.bin.ptr, o->via.bin.size);
+		break;
 	default:
-		fputs("null", f); /* bin and ext: not in our protocol */
+		fputs("null", f); /* ext: not in our protocol */
 		break;
 	}
 }

@@ -210,7 +210,131 @@ channel_send_drain(struct channel *c, uint64_t deadline_ms, size_t max_frame)
 	return channel_finish(c, &sb, max_frame);
 }
 
+int
+channel_send_spawned(struct channel *c, const struct spawn_answer *a,
+                     size_t max_frame)
+{
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	agentsup_wire_begin(&sb);
+	msgpack_pack_map(&pk, 2 + (a->name != NULL) + (a->error != NULL) +
+	                              a->has_count + (a->name != NULL));
+	agentsup_wire_kv_str(&pk, AGENTSUP_F_T, AGENTSUP_T_SPAWNED);
+	agentsup_wire_pack_str(&pk, AGENTSUP_F_OK);
+	a->ok ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk);
+	if (a->name != NULL) {
+		agentsup_wire_kv_str(&pk, AGENTSUP_F_NAME, a->name);
+		agentsup_wire_pack_str(&pk, AGENTSUP_F_CREATED);
+		a->created ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk);
+	}
+	if (a->error != NULL)
+		agentsup_wire_kv_str(&pk, AGENTSUP_F_ERROR, a->error);
+	if (a->has_count)
+		agentsup_wire_kv_uint(&pk, AGENTSUP_F_COUNT, a->count);
+	return channel_finish(c, &sb, max_frame);
+}
+
 /* --- messages in ---------------------------------------------------------- */
+
+/* A msgpack string as a C string; NULL when it holds a NUL byte. */
+static char *
+dup_str(const msgpack_object *o)
+{
+	char *s;
+
+	if (o->via.str.size > 0 &&
+	    memchr(o->via.str.ptr, '\0', o->via.str.size) != NULL)
+		return NULL;
+	s = xmalloc(o->via.str.size + 1);
+	if (o->via.str.size > 0)
+		memcpy(s, o->via.str.ptr, o->via.str.size);
+	s[o->via.str.size] = '\0';
+	return s;
+}
+
+static void
+free_strv(char **v)
+{
+	for (size_t i = 0; v != NULL && v[i] != NULL; i++)
+		free(v[i]);
+	free(v);
+}
+
+/* spawn's args (array of str) and env (map str -> str), typed already by
+ * agentsup_wire_check_fields; bounded by the frame. */
+static const char *
+take_inputs(const msgpack_object *args, const msgpack_object *env,
+            struct spawn_request *r)
+{
+	uint32_t na = args ? args->via.array.size : 0;
+	uint32_t ne = env ? env->via.map.size : 0;
+
+	r->args = xcalloc(na + 1, sizeof(char *));
+	r->env = xcalloc(ne + 1, sizeof(char *));
+	for (uint32_t i = 0; i < na; i++)
+		if ((r->args[i] = dup_str(&args->via.array.ptr[i])) == NULL)
+			return "args: a NUL byte in an argument";
+	for (uint32_t i = 0; i < ne; i++) {
+		char *k = dup_str(&env->via.map.ptr[i].key);
+		char *v = dup_str(&env->via.map.ptr[i].val);
+		if (k != NULL && v != NULL && strchr(k, '=') == NULL)
+			r->env[i] = xasprintf("%s=%s", k, v);
+		free(k);
+		free(v);
+		if (r->env[i] == NULL)
+			return "env: a NUL byte or '=' in a name or value";
+	}
+	return NULL;
+}
+
+/* {t: spawn, sup, key?, args?, env?}: reported up, answered by the owner. */
+static void
+on_spawn_msg(struct channel *c, const msgpack_object *m)
+{
+	const msgpack_object *sup = agentsup_wire_get(m, AGENTSUP_F_SUP);
+	const msgpack_object *key = agentsup_wire_get(m, AGENTSUP_F_KEY);
+	struct spawn_request r = {0};
+	char *s = NULL, *k = NULL;
+
+	if (sup == NULL || (s = dup_str(sup)) == NULL)
+		r.bad = "sup: a NUL byte in the name";
+	else if (key != NULL && (k = dup_str(key)) == NULL)
+		r.bad = "key: a NUL byte in the key";
+	else
+		r.bad = take_inputs(agentsup_wire_get(m, AGENTSUP_F_ARGS),
+		                    agentsup_wire_get(m, AGENTSUP_F_ENV), &r);
+	r.sup = s ? s : "";
+	r.key = k;
+	if (c->ops->spawn != NULL)
+		c->ops->spawn(c->arg, &r);
+	free(s);
+	free(k);
+	free_strv(r.args);
+	free_strv(r.env);
+}
+
+/* {t: result, data}: at most CHANNEL_RESULT_MAX bytes. */
+static void
+on_result_msg(struct channel *c, const msgpack_object *m)
+{
+	const msgpack_object *d = agentsup_wire_get(m, AGENTSUP_F_DATA);
+	const void *p = d->type == MSGPACK_OBJECT_BIN
+	                        ? d->via.bin.ptr
+	                        : (const void *)d->via.str.ptr;
+	size_t n = d->type == MSGPACK_OBJECT_BIN ? d->via.bin.size
+	                                         : d->via.str.size;
+
+	if (n > CHANNEL_RESULT_MAX) {
+		channel_fail(c, "result: %zu bytes, more than %u", n,
+		             CHANNEL_RESULT_MAX);
+		return;
+	}
+	if (c->ops->result != NULL)
+		c->ops->result(c->arg, p, n);
+}
 
 static bool
 is_uint(const msgpack_object *o)
@@ -356,6 +480,10 @@ dispatch(struct channel *c, const struct agentsup_frame *f)
 		c->ops->ready(c->arg);
 	else if (agentsup_wire_is(f, AGENTSUP_T_EXIT))
 		on_exit_msg(c, &f->map);
+	else if (agentsup_wire_is(f, AGENTSUP_T_SPAWN))
+		on_spawn_msg(c, &f->map);
+	else if (agentsup_wire_is(f, AGENTSUP_T_RESULT))
+		on_result_msg(c, &f->map);
 	else if (!c->warned_unknown) {
 		/* once per channel: a chatty worker cannot flood the log */
 		c->warned_unknown = true;

@@ -15,6 +15,24 @@
 
 #include "tree.h"
 
+/* {t: spawn} decoded: copies valid during the callback. */
+struct spawn_request {
+	const char *sup;
+	const char *key; /* NULL: none given */
+	char **args;     /* NULL-terminated, maybe empty */
+	char **env;      /* "K=V", NULL-terminated, maybe empty */
+	const char *bad; /* set: why it cannot be taken (a NUL byte...) */
+};
+
+/* {t: spawned}: the answer to one spawn, in the order of the spawns. */
+struct spawn_answer {
+	bool ok, created;
+	const char *name;  /* "SUP/KEY", or NULL */
+	const char *error; /* when !ok */
+	bool has_count;
+	uint64_t count; /* with max_children: the live children */
+};
+
 /* What the channel reports up. Each is called from within a read; after
  * `failed` or `closed` the channel reads no more (the struct stays). */
 struct channel_ops {
@@ -30,7 +48,13 @@ struct channel_ops {
 	void (*unknown)(void *arg, const char *type, size_t len);
 	/* the largest frame the worker may send, asked at every read */
 	size_t (*max_frame)(void *arg);
+	/* {t: spawn}: answer with channel_send_spawned (NULL: refused) */
+	void (*spawn)(void *arg, const struct spawn_request *);
+	/* {t: result}: a task's result, at most CHANNEL_RESULT_MAX bytes */
+	void (*result)(void *arg, const void *data, size_t len);
 };
+
+#define CHANNEL_RESULT_MAX (64u << 10)
 
 /* What welcome tells the worker. */
 struct welcome {
@@ -56,6 +80,8 @@ int channel_send_welcome(struct channel *, const struct welcome *,
                          size_t max_frame);
 int channel_send_drain(struct channel *, uint64_t deadline_ms,
                        size_t max_frame);
+int channel_send_spawned(struct channel *, const struct spawn_answer *,
+                         size_t max_frame);
 bool channel_said_hello(const struct channel *);
 bool channel_is_open(const struct channel *);
 

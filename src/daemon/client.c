@@ -19,6 +19,7 @@
 #include "log.h"
 #include "request.h"
 #include "serve.h"
+#include "tasks.h"
 #include "util.h"
 
 #define CLIENT_MAX_OUT    (8u << 20) /* unread answers before a request */
@@ -54,6 +55,7 @@ client_free(struct client *cl)
 	ev_io_stop(loop, &cl->rio);
 	ev_io_stop(loop, &cl->wio);
 	ev_timer_stop(loop, &cl->timer);
+	tasks_client_gone(cl->d, cl);
 	close(cl->fd);
 	if (cl->prev != NULL)
 		cl->prev->next = cl->next;
@@ -175,7 +177,7 @@ client_deadline(const struct client *cl)
 {
 	if (agentsup_reader_pending(&cl->reader) > 0)
 		return cl->req_start_ms + CLIENT_REQUEST_MS;
-	if (cl->follow)
+	if (cl->follow || cl->waiting)
 		return UINT64_MAX; /* a follower may stay silent for ever */
 	return cl->last_ms + CLIENT_IDLE_MS;
 }

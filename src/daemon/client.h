@@ -37,8 +37,9 @@ struct client {
 	struct agentsup_reader reader; /* a partial request, if any */
 	char *out; /* unsent bytes: out[outoff .. outoff + outlen) */
 	size_t outoff, outlen, outcap;
-	bool follow; /* streaming events: may stay silent */
-	bool dead;   /* closed: freed after the current callback */
+	bool follow;  /* streaming events: may stay silent */
+	bool waiting; /* agentsupctl wait: may stay silent (tasks.c) */
+	bool dead;    /* closed: freed after the current callback */
 };
 
 void clients_init(struct clients *, struct ev_loop *);

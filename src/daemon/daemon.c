@@ -27,6 +27,8 @@
 #include "reload.h"
 #include "scrape.h"
 #include "session.h"
+#include "dynamic.h"
+#include "tasks.h"
 #include "timer.h"
 #include "util.h"
 
@@ -174,6 +176,8 @@ daemon_act(struct daemon *d, const struct action *a)
 			session_drain(s);
 		break;
 	case ACT_EVENT:
+		if (a->node != NULL && a->node->task != NULL)
+			tasks_event(d, a); /* the ledger, waiters, events */
 		act_event(d, a);
 		break;
 	case ACT_EXIT:
@@ -248,6 +252,7 @@ daemon_pump(struct daemon *d)
 
 	while (tree_next_action(d->tree, &a))
 		daemon_act(d, &a);
+	dynamic_sweep(d->tree); /* ended tasks' nodes: their record stays */
 	if (tree_sweep(d->tree))
 		daemon_retire_sweep(d);
 	daemon_arm_wake(d);
@@ -532,6 +537,7 @@ daemon_init(struct daemon *d, const char *sock_opt)
 	                     HOOKS_MAX_QUEUED);
 	hooks_warn_unknown(d->hooks, daemon_event_kind_known);
 	d->tree = tree_new(d->cfg->root);
+	d->tasks = tasks_new();
 	rng_seed(&d->tree->rng, d->seed);
 	ev_init(&d->wake, wake_cb);
 	d->wake.data = d;
@@ -579,6 +585,8 @@ daemon_free(struct daemon *d)
 	notify_up_close(d->up);
 	if (d->control != NULL)
 		control_close(d->control);
+	tasks_free(d->tasks);
+	d->tasks = NULL;
 	free(d->socket_path);
 	tree_free(d->tree);
 	config_free(d->cfg);

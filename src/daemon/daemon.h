@@ -19,6 +19,7 @@ struct metrics;
 struct hooks;
 struct notify_server;
 struct notify_up;
+struct tasks;
 
 struct daemon {
 	struct ev_loop *loop;
@@ -48,6 +49,7 @@ struct daemon {
 	bool up_ready;                /* READY=1 sent for the first start */
 	size_t up_live;               /* workers in the last STATUS= */
 	struct hooks *hooks;          /* on_event: */
+	struct tasks *tasks;          /* dynamic children's ledger (tasks.c) */
 };
 
 /* Read the config again and apply it as a diff, or refuse it whole; what

@@ -48,7 +48,11 @@
 	X(CIRCUIT_CLOSED, "circuit_closed", EVENT_RETRY)                       \
 	X(DECLARED, "declared", EVENT_PLAIN)                                   \
 	X(FAILED, "failed", EVENT_BAD)                                         \
-	X(EXHAUSTED, "exhausted", EVENT_BAD)
+	X(EXHAUSTED, "exhausted", EVENT_BAD)                                   \
+	X(SPAWNED, "spawned", EVENT_GOOD)                                      \
+	X(TASK_DONE, "task_done", EVENT_PLAIN)                                 \
+	X(DEAD_LETTERED, "dead_lettered", EVENT_BAD)                           \
+	X(REPLAYED, "replayed", EVENT_RETRY)
 
 #define EVENTS_ENUM(id, name, tone) EV_##id,
 enum event_kind { EVENTS_KINDS(EVENTS_ENUM) EV__COUNT };

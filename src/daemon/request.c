@@ -16,6 +16,9 @@ static const struct {
         {"stop", REQ_STOP, 1, 1},     {"restart", REQ_RESTART, 1, 1},
         {"drain", REQ_DRAIN, 0, 1},   {"reload", REQ_RELOAD, 0, 0},
         {"events", REQ_EVENTS, 0, 1}, {"shutdown", REQ_SHUTDOWN, 0, 0},
+        {"spawn", REQ_SPAWN, 1, 2},   {"wait", REQ_WAIT, 1, 1},
+        {"dead", REQ_DEAD, 0, 0},     {"replay", REQ_REPLAY, 1, 1},
+        {"drop", REQ_DROP, 1, 1},
 };
 
 const char *
@@ -98,5 +101,7 @@ request_parse(const msgpack_object *map, struct request *r, const char **why)
 	}
 	memcpy(r->name, a->via.str.ptr, a->via.str.size);
 	r->name[a->via.str.size] = '\0';
+	if (nargs > 1)
+		r->opts = &args->via.array.ptr[1];
 	return 0;
 }

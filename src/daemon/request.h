@@ -16,6 +16,11 @@ enum request_cmd {
 	REQ_RELOAD,
 	REQ_EVENTS,
 	REQ_SHUTDOWN,
+	REQ_SPAWN, /* dynamic children (tasks.c) */
+	REQ_WAIT,
+	REQ_DEAD,
+	REQ_REPLAY,
+	REQ_DROP,
 };
 
 #define REQUEST_NAME_MAX 256
@@ -25,6 +30,7 @@ struct request {
 	enum request_cmd cmd;
 	char name[REQUEST_NAME_MAX]; /* "" when not given */
 	bool follow;                 /* events: keep streaming */
+	const msgpack_object *opts;  /* spawn: its options map, or NULL */
 };
 
 /* 0, or -1 with *why set: a clear reason for the client. Pure. */

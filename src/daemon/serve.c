@@ -23,6 +23,7 @@
 #include "request.h"
 #include "serve.h"
 #include "status.h"
+#include "tasks.h"
 
 #define SERVE_CHUNK (32u << 10) /* items per frame, in bytes, about */
 
@@ -109,6 +110,28 @@ void
 serve_refuse(struct client *cl, uint64_t id, const char *why)
 {
 	serve_error(cl, id, "%s", why);
+}
+
+void
+serve_refusef(struct client *cl, uint64_t id, const char *fmt, ...)
+{
+	char *msg;
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vasprintf(&msg, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		fatalx("out of memory");
+	serve_error(cl, id, "%s", msg);
+	free(msg);
+}
+
+void
+serve_text(struct client *cl, uint64_t id, const char *msg)
+{
+	serve_ok(cl, id, msg);
 }
 
 /* --- list answers --------------------------------------------------------- */
@@ -271,6 +294,13 @@ serve_request(struct client *cl, struct control *c, struct daemon *d,
 	case REQ_SHUTDOWN:
 		serve_ok(cl, r->id, "shutting down");
 		daemon_shutdown(d, "agentsupctl shutdown");
+		break;
+	case REQ_SPAWN:
+	case REQ_WAIT:
+	case REQ_DEAD:
+	case REQ_REPLAY:
+	case REQ_DROP:
+		tasks_serve(cl, d, r);
 		break;
 	}
 }

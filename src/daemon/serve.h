@@ -14,5 +14,9 @@ void serve_request(struct client *, struct control *, struct daemon *,
                    const struct request *r);
 /* An error answer: {t: res, id, ok: false, error: why}. */
 void serve_refuse(struct client *, uint64_t id, const char *why);
+void serve_refusef(struct client *, uint64_t id, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+/* An answer of one line of text: {t: res, id, ok: true, result: msg}. */
+void serve_text(struct client *, uint64_t id, const char *msg);
 
 #endif

@@ -21,6 +21,7 @@
 #include "log.h"
 #include "notify.h"
 #include "session.h"
+#include "tasks.h"
 #include "timer.h"
 #include "util.h"
 
@@ -322,6 +323,26 @@ on_max_frame(void *arg)
 	return daemon_max_frame(((struct session *)arg)->d);
 }
 
+/* {t: spawn}: a dynamic child, if this worker is in the spawn_from. */
+static void
+on_spawn(void *arg, const struct spawn_request *r)
+{
+	struct session *s = arg;
+	struct spawn_answer a;
+
+	tasks_worker_spawn(s->d, s->node, r, &a);
+	if (s->chan != NULL)
+		channel_send_spawned(s->chan, &a, daemon_max_frame(s->d));
+}
+
+static void
+on_result(void *arg, const void *data, size_t len)
+{
+	struct session *s = arg;
+
+	tasks_result(s->d, s->node, data, len);
+}
+
 static const struct channel_ops session_channel_ops = {
         .hello = on_hello,
         .ready = on_ready,
@@ -331,6 +352,8 @@ static const struct channel_ops session_channel_ops = {
         .closed = on_closed,
         .unknown = on_unknown,
         .max_frame = on_max_frame,
+        .spawn = on_spawn,
+        .result = on_result,
 };
 
 /* --- what sd_notify reports ----------------------------------------------- */

@@ -13,6 +13,8 @@ void tree_event(struct tree *, enum engine_event, struct node *, struct reason);
 void tree_set_state(struct tree *, struct node *, enum node_state);
 struct node *tree_node_new(const struct spec *, struct node *parent,
                            size_t index);
+/* Free a node and its subtree (no action may point at it). */
+void tree_node_free(struct node *);
 /* Preorder successor of n within the subtree of top, or NULL. */
 struct node *tree_walk_next(const struct node *top, const struct node *n);
 

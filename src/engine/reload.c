@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dynamic.h"
 #include "engine.h"
 #include "intensity.h"
 #include "reload.h"
@@ -165,6 +166,13 @@ reload_node(struct tree *t, struct node *n, const struct spec *ns,
 	if (policy) {
 		intensity_resize(n, ns);
 		list_add(&r->updated, n->path);
+	}
+	int dyn = dynamic_reload(n, ns);
+	if (dyn > 0) { /* its spawned children stay */
+		if (dyn == 2 && !policy)
+			list_add(&r->updated, n->path);
+		n->spec = ns;
+		return;
 	}
 	n->spec = ns;
 	reload_children(t, n, ns, r);

@@ -14,6 +14,7 @@
 
 #include "backoff.h"
 #include "circuit.h"
+#include "dynamic.h"
 #include "engine.h"
 #include "intensity.h"
 
@@ -81,6 +82,7 @@ park(struct tree *t, struct node *s, struct node *c, enum node_state st,
 	                             .event = e,
 	                             .reason = c->last,
 	                             .value = wake_at});
+	dynamic_child_ended(t, c, true); /* a task: a dead letter */
 	if (c->spec->significant)
 		give_up(t, s, c->last, true);
 	else
@@ -114,6 +116,7 @@ restart_decision(struct tree *t, struct node *s, struct node *c,
 	uint64_t delay = node_is_worker(c) ? restart_delay(t, c, r, n) : 0;
 
 	if (counts && !intensity_add(s, t->now)) {
+		dynamic_child_ended(t, c, true); /* spent the intensity */
 		give_up(t, s, r, false);
 		return;
 	}
@@ -164,6 +167,7 @@ strategy_decide(struct tree *t, struct node *s, struct node *c, struct reason r)
 	unsigned n = 0;
 
 	if (!should_restart(c, eff)) {
+		dynamic_child_ended(t, c, reason_abnormal(eff));
 		sup_child_settled(t, s);
 		return;
 	}

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "circuit.h"
+#include "dynamic.h"
 #include "engine.h"
 #include "intensity.h"
 #include "util.h"
@@ -86,7 +87,14 @@ node_free(struct node *n)
 	free(n->circuit.stamps);
 	free(n->progress);
 	free(n->path);
+	dynamic_task_free(n);
 	free(n);
+}
+
+void
+tree_node_free(struct node *n)
+{
+	node_free(n);
 }
 
 /* Where nodes removed by a reload wait, stopping, until they can be freed. */
@@ -112,6 +120,7 @@ tree_free(struct tree *t)
 	node_free(t->graveyard);
 	free(t->acts);
 	free(t->heap);
+	free(t->dyn_dirty);
 	free(t);
 }
 

@@ -118,6 +118,7 @@ enum {
 };
 
 struct session; /* the shell's running instance (session.c) */
+struct task;    /* a dynamic child's task (dynamic.h) */
 
 /* One supervisor or worker: spec, state machine, counters, shell state. */
 struct node {
@@ -160,6 +161,13 @@ struct node {
 	uint64_t *stamps; /* restart times in the window: a ring */
 	unsigned nstamps, stamp0;
 
+	/* dynamic children (dynamic.c): a child's task, a supervisor's
+	 * counters; a child owns its spec */
+	struct task *task;
+	unsigned long spawned; /* supervisor: children made, for SUP/N */
+	size_t finished;       /* supervisor: ended children not yet swept */
+	bool dyn_dirty;        /* supervisor: in tree.dyn_dirty */
+
 	/* shell */
 	struct session *session;
 };
@@ -185,6 +193,9 @@ enum engine_event {
 	EE_CIRCUIT_CLOSED, /* the probe passed */
 	EE_FAILED,         /* declared permanent */
 	EE_EXHAUSTED,      /* budget spent */
+	EE_TASK_DONE,      /* a dynamic child's task ended well */
+	EE_DEAD_LETTERED,  /* ... will not be retried: a dead letter */
+	EE_TASK_CANCELLED, /* ... stopped by an operator */
 };
 
 struct action {
@@ -209,6 +220,9 @@ struct tree {
 	struct rng rng;     /* jitter; seeded by the shell */
 	struct node **heap; /* nodes that want a wake-up, earliest first */
 	size_t nheap, capheap;
+	/* supervisors with ended dynamic children to free (dynamic.c) */
+	struct node **dyn_dirty;
+	size_t ndirty, capdirty;
 };
 
 struct tree *tree_new(const struct spec *root);

@@ -6,6 +6,7 @@
 #include <stddef.h>
 
 #include "circuit.h"
+#include "dynamic.h"
 #include "engine.h"
 
 enum worker_input {
@@ -39,6 +40,7 @@ w_spawn(struct tree *t, struct node *n, struct reason r)
 {
 	(void)r;
 	wake_set(t, n, 0);
+	dynamic_respec(n); /* a task's restart takes the template of now */
 	n->starts++;
 	n->draining = false;
 	tree_push(t, (struct action){.kind = ACT_START, .node = n});
@@ -71,6 +73,7 @@ w_stopped(struct tree *t, struct node *n, struct reason r)
 	tree_set_state(t, n, NODE_STOPPED);
 	n->last = r;
 	n->running_since = 0;
+	dynamic_child_stopped(t, n); /* an operator's stop cancels a task */
 	sup_child_settled(t, n->parent);
 }
 

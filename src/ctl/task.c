@@ -1,0 +1,193 @@
+/*
+ * task.c - agentsupctl's task commands (DESIGN §12): spawn's options, wait's
+ * timeout, and how a task record is shown and turned into an exit status.
+ *
+ * wait exits 0 when the task is done, 2 when it is dead (a dead letter), 4
+ * when it was cancelled, 124 when --timeout passed first (as timeout(1)).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agentsup/wire.h"
+#include "config.h"
+#include "render.h"
+#include "task.h"
+
+static int
+task_usage(const char *msg, const char *arg)
+{
+	fprintf(stderr, "agentsupctl: spawn: %s%s\n", msg, arg ? arg : "");
+	fputs("usage: agentsupctl spawn SUP [--key K] [--env K=V]... [--retry] "
+	      "[-- ARGS...]\n",
+	      stderr);
+	return TASK_EXIT_USAGE;
+}
+
+int
+task_parse_spawn(int argc, char **argv, struct task_spawn *sp, bool *json)
+{
+	int i = 1;
+
+	memset(sp, 0, sizeof *sp);
+	sp->env = calloc((size_t)argc + 1, sizeof(char *));
+	if (sp->env == NULL)
+		return task_usage("out of memory", NULL);
+	for (; i < argc; i++) {
+		const char *a = argv[i];
+		if (strcmp(a, "--") == 0) {
+			i++;
+			break;
+		}
+		if (strcmp(a, "--key") == 0 && i + 1 < argc)
+			sp->key = argv[++i];
+		else if (strcmp(a, "--env") == 0 && i + 1 < argc) {
+			if (strchr(argv[i + 1], '=') == NULL)
+				return task_usage("--env wants K=V, not ",
+				                  argv[i + 1]);
+			sp->env[sp->nenv++] = argv[++i];
+		} else if (strcmp(a, "--retry") == 0)
+			sp->retry = true;
+		else if (strcmp(a, "--json") == 0)
+			*json = true;
+		else if (a[0] == '-' && a[1] != '\0')
+			return task_usage("unknown option ", a);
+		else if (sp->sup == NULL)
+			sp->sup = a;
+		else
+			return task_usage(
+			        "extra argument (put ARGS after --): ", a);
+	}
+	if (sp->sup == NULL)
+		return task_usage("missing SUP", NULL);
+	sp->args = argv + i;
+	sp->nargs = argc - i;
+	return 0;
+}
+
+void
+task_spawn_free(struct task_spawn *sp)
+{
+	free(sp->env);
+}
+
+/* {key?, args, env, retry}: env as "K=V" strings. */
+void
+task_pack_spawn(msgpack_packer *pk, const struct task_spawn *sp)
+{
+	msgpack_pack_map(pk, 3 + (sp->key != NULL));
+	if (sp->key != NULL)
+		agentsup_wire_kv_str(pk, "key", sp->key);
+	agentsup_wire_pack_str(pk, "args");
+	msgpack_pack_array(pk, (size_t)sp->nargs);
+	for (int i = 0; i < sp->nargs; i++)
+		agentsup_wire_pack_str(pk, sp->args[i]);
+	agentsup_wire_pack_str(pk, "env");
+	msgpack_pack_array(pk, (size_t)sp->nenv);
+	for (int i = 0; i < sp->nenv; i++)
+		agentsup_wire_pack_str(pk, sp->env[i]);
+	agentsup_wire_pack_str(pk, "retry");
+	sp->retry ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
+}
+
+int
+task_parse_timeout(const char *s, int *ms)
+{
+	uint64_t v;
+
+	if (config_parse_duration(s, &v) < 0 || v > 24ull * 3600 * 1000 * 7) {
+		fprintf(stderr,
+		        "agentsupctl: wait: bad --timeout \"%s\" (e.g. 30s, "
+		        "5m; at most 7 days)\n",
+		        s);
+		return -1;
+	}
+	*ms = (int)v;
+	return 0;
+}
+
+static const char *
+task_get_s(const msgpack_object *m, const char *key, char *buf, size_t len)
+{
+	const msgpack_object *v = agentsup_wire_get(m, key);
+
+	buf[0] = '\0';
+	if (v != NULL && v->type == MSGPACK_OBJECT_STR)
+		snprintf(buf, len, "%.*s", (int)v->via.str.size,
+		         v->via.str.ptr);
+	return buf;
+}
+
+/* "pool/a  dead  3 attempts  exit:1 (declared permanent: bad input)" */
+static void
+task_line(const msgpack_object *r)
+{
+	char name[512], state[32], last[256] = "";
+	const msgpack_object *n = agentsup_wire_get(r, "attempts");
+	const msgpack_object *rs = agentsup_wire_get(r, "reasons");
+
+	if (rs != NULL && rs->type == MSGPACK_OBJECT_ARRAY &&
+	    rs->via.array.size > 0) {
+		const msgpack_object *l =
+		        &rs->via.array.ptr[rs->via.array.size - 1];
+		if (l->type == MSGPACK_OBJECT_STR)
+			snprintf(last, sizeof last, "%.*s",
+			         (int)l->via.str.size, l->via.str.ptr);
+	}
+	printf("%-32s %-9s %3llu attempt%s  %s\n",
+	       task_get_s(r, "name", name, sizeof name),
+	       task_get_s(r, "state", state, sizeof state),
+	       n && n->type == MSGPACK_OBJECT_POSITIVE_INTEGER
+	               ? (unsigned long long)n->via.u64
+	               : 0ull,
+	       n && n->via.u64 == 1 ? " " : "s", last);
+}
+
+int
+task_wait_status(const msgpack_object *rec)
+{
+	char state[32];
+
+	task_get_s(rec, "state", state, sizeof state);
+	if (strcmp(state, "done") == 0)
+		return 0;
+	if (strcmp(state, "dead") == 0)
+		return TASK_EXIT_DEAD;
+	if (strcmp(state, "cancelled") == 0)
+		return TASK_EXIT_CANCELLED;
+	return TASK_EXIT_TIMEOUT;
+}
+
+int
+task_show(const char *cmd, const msgpack_object *body, bool json)
+{
+	const msgpack_object *c;
+	char name[512], state[32];
+
+	if (strcmp(cmd, "wait") == 0 || json) {
+		render_json(stdout, body);
+		putchar('\n');
+		return strcmp(cmd, "wait") == 0 ? task_wait_status(body) : 0;
+	}
+	if (strcmp(cmd, "dead") == 0 && body->type == MSGPACK_OBJECT_ARRAY) {
+		for (uint32_t i = 0; i < body->via.array.size; i++)
+			task_line(&body->via.array.ptr[i]);
+		return 0;
+	}
+	if (body->type != MSGPACK_OBJECT_MAP) {
+		if (body->type == MSGPACK_OBJECT_STR)
+			printf("%.*s\n", (int)body->via.str.size,
+			       body->via.str.ptr);
+		return 0;
+	}
+	c = agentsup_wire_get(body, "created");
+	task_get_s(body, "name", name, sizeof name);
+	task_get_s(body, "state", state, sizeof state);
+	if (c != NULL && c->type == MSGPACK_OBJECT_BOOLEAN && c->via.boolean)
+		printf("%s: created\n", name);
+	else
+		printf("%s: not created: the task is %s (--retry to run an "
+		       "ended one again)\n",
+		       name, state);
+	return 0;
+}

@@ -1,0 +1,291 @@
+/*
+ * ledger.c - the task ledger in memory: a hash of records by (sup, key) and
+ * a list of the ended ones in the order they ended, so the oldest ended
+ * record is the one dropped when the cap is reached (live records are never
+ * dropped: max_children bounds them).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "ledger.h"
+#include "util.h"
+
+const char *
+ledger_state_name(enum ledger_state s)
+{
+	static const char *const names[] = {"pending", "running", "done",
+	                                    "dead", "cancelled"};
+
+	return names[s];
+}
+
+bool
+ledger_ended(const struct ledger_rec *r)
+{
+	return r->state >= LEDGER_DONE;
+}
+
+/* FNV-1a over "sup\0key". */
+static size_t
+ledger_hash(const char *sup, const char *key)
+{
+	uint64_t h = 1469598103934665603ull;
+
+	for (const char *p = sup; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ull;
+	h = (h ^ 0) * 1099511628211ull;
+	for (const char *p = key; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ull;
+	return (size_t)h;
+}
+
+void
+ledger_init(struct ledger *l, size_t max_ended)
+{
+	memset(l, 0, sizeof *l);
+	l->nbuckets = 64;
+	l->buckets = xcalloc(l->nbuckets, sizeof *l->buckets);
+	l->max_ended = max_ended ? max_ended : LEDGER_MAX_ENDED;
+}
+
+static void
+ledger_strv_free(char **v)
+{
+	for (size_t i = 0; v != NULL && v[i] != NULL; i++)
+		free(v[i]);
+	free(v);
+}
+
+static char **
+ledger_strv_dup(char *const *v)
+{
+	size_t n = 0;
+	char **c;
+
+	while (v != NULL && v[n] != NULL)
+		n++;
+	c = xcalloc(n + 1, sizeof *c);
+	for (size_t i = 0; i < n; i++)
+		c[i] = xstrdup(v[i]);
+	return c;
+}
+
+static void
+ledger_rec_free(struct ledger_rec *r)
+{
+	free(r->sup);
+	free(r->key);
+	ledger_strv_free(r->args);
+	ledger_strv_free(r->env);
+	for (unsigned i = 0; i < LEDGER_REASONS; i++)
+		free(r->reasons[i]);
+	free(r->result);
+	free(r->checkpoint);
+	free(r->tail);
+	free(r);
+}
+
+void
+ledger_free(struct ledger *l)
+{
+	for (size_t b = 0; b < l->nbuckets; b++)
+		for (struct ledger_rec *r = l->buckets[b], *n; r != NULL;
+		     r = n) {
+			n = r->hnext;
+			ledger_rec_free(r);
+		}
+	free(l->buckets);
+	memset(l, 0, sizeof *l);
+}
+
+struct ledger_rec *
+ledger_get(const struct ledger *l, const char *sup, const char *key)
+{
+	struct ledger_rec *r = l->buckets[ledger_hash(sup, key) % l->nbuckets];
+
+	for (; r != NULL; r = r->hnext)
+		if (strcmp(r->key, key) == 0 && strcmp(r->sup, sup) == 0)
+			return r;
+	return NULL;
+}
+
+/* Twice the buckets once there are more records than buckets. */
+static void
+ledger_grow(struct ledger *l)
+{
+	size_t nb = l->nbuckets * 2;
+	struct ledger_rec **v = xcalloc(nb, sizeof *v);
+
+	for (size_t b = 0; b < l->nbuckets; b++)
+		for (struct ledger_rec *r = l->buckets[b], *n; r != NULL;
+		     r = n) {
+			size_t h = ledger_hash(r->sup, r->key) % nb;
+			n = r->hnext;
+			r->hnext = v[h];
+			v[h] = r;
+		}
+	free(l->buckets);
+	l->buckets = v;
+	l->nbuckets = nb;
+}
+
+static void
+ledger_unlist(struct ledger *l, struct ledger_rec *r)
+{
+	if (!ledger_ended(r))
+		return;
+	if (r->older != NULL)
+		r->older->newer = r->newer;
+	else
+		l->oldest = r->newer;
+	if (r->newer != NULL)
+		r->newer->older = r->older;
+	else
+		l->newest = r->older;
+	r->older = r->newer = NULL;
+	l->nended--;
+}
+
+struct ledger_rec *
+ledger_accept(struct ledger *l, const char *sup, const char *key,
+              char *const *args, char *const *env, int64_t wall_ms)
+{
+	struct ledger_rec *r = ledger_get(l, sup, key);
+	char **a = ledger_strv_dup(args), **e = ledger_strv_dup(env);
+
+	if (r != NULL) { /* started afresh: a retry or a replay */
+		ledger_unlist(l, r);
+		ledger_strv_free(r->args); /* after the copies: may be args */
+		ledger_strv_free(r->env);
+		free(r->result);
+		r->result = NULL;
+		r->result_len = 0;
+	} else {
+		size_t h;
+		if (l->count >= l->nbuckets)
+			ledger_grow(l);
+		h = ledger_hash(sup, key) % l->nbuckets;
+		r = xcalloc(1, sizeof *r);
+		r->sup = xstrdup(sup);
+		r->key = xstrdup(key);
+		r->hnext = l->buckets[h];
+		l->buckets[h] = r;
+		l->count++;
+	}
+	r->args = a;
+	r->env = e;
+	r->state = LEDGER_PENDING;
+	r->accepted_ms = wall_ms;
+	r->ended_ms = 0;
+	r->ended_mono = 0;
+	return r;
+}
+
+void
+ledger_drop(struct ledger *l, struct ledger_rec *r)
+{
+	struct ledger_rec **p =
+	        &l->buckets[ledger_hash(r->sup, r->key) % l->nbuckets];
+
+	while (*p != NULL && *p != r)
+		p = &(*p)->hnext;
+	if (*p == NULL)
+		return;
+	*p = r->hnext;
+	ledger_unlist(l, r);
+	l->count--;
+	ledger_rec_free(r);
+}
+
+void
+ledger_end(struct ledger *l, struct ledger_rec *r, enum ledger_state s,
+           int64_t wall_ms, uint64_t mono_ms)
+{
+	ledger_unlist(l, r);
+	r->state = s;
+	r->ended_ms = wall_ms;
+	r->ended_mono = mono_ms;
+	r->older = l->newest;
+	r->newer = NULL;
+	if (l->newest != NULL)
+		l->newest->newer = r;
+	else
+		l->oldest = r;
+	l->newest = r;
+	l->nended++;
+	while (l->nended > l->max_ended && l->oldest != r) {
+		ledger_drop(l, l->oldest);
+		l->dropped++;
+	}
+}
+
+void
+ledger_reason(struct ledger_rec *r, const char *reason)
+{
+	unsigned slot = (r->r0 + r->nreasons) % LEDGER_REASONS;
+	size_t n = strlen(reason);
+
+	if (r->nreasons == LEDGER_REASONS) {
+		slot = r->r0;
+		r->r0 = (r->r0 + 1) % LEDGER_REASONS;
+	} else {
+		r->nreasons++;
+	}
+	free(r->reasons[slot]);
+	if (n > LEDGER_REASON_MAX)
+		n = LEDGER_REASON_MAX;
+	r->reasons[slot] = xmalloc(n + 1);
+	memcpy(r->reasons[slot], reason, n);
+	r->reasons[slot][n] = '\0';
+}
+
+static void
+ledger_set_bytes(uint8_t **dst, size_t *dlen, const void *data, size_t len)
+{
+	free(*dst);
+	*dst = xmalloc(len ? len : 1);
+	if (len > 0)
+		memcpy(*dst, data, len);
+	*dlen = len;
+}
+
+void
+ledger_result(struct ledger_rec *r, const void *data, size_t len)
+{
+	if (len > LEDGER_RESULT_MAX)
+		len = LEDGER_RESULT_MAX; /* the channel refuses more */
+	ledger_set_bytes(&r->result, &r->result_len, data, len);
+}
+
+void
+ledger_checkpoint(struct ledger_rec *r, uint64_t seq, const void *data,
+                  size_t len)
+{
+	r->checkpoint_seq = seq;
+	ledger_set_bytes(&r->checkpoint, &r->checkpoint_len, data, len);
+}
+
+void
+ledger_tail(struct ledger_rec *r, const char *text, size_t len)
+{
+	if (len > LEDGER_TAIL_MAX) {
+		text += len - LEDGER_TAIL_MAX;
+		len = LEDGER_TAIL_MAX;
+	}
+	free(r->tail);
+	r->tail = xmalloc(len + 1);
+	memcpy(r->tail, text, len);
+	r->tail[len] = '\0';
+}
+
+struct ledger_rec *
+ledger_next(const struct ledger *l, struct ledger_iter *it)
+{
+	struct ledger_rec *r = it->next;
+
+	while (r == NULL && it->bucket < l->nbuckets)
+		r = l->buckets[it->bucket++];
+	if (r != NULL)
+		it->next = r->hnext;
+	return r;
+}

@@ -1,0 +1,92 @@
+/*
+ * ledger.h - the task ledger (DESIGN §12): one record per accepted task of
+ * a dynamic supervisor, from the moment it is accepted. This is the memory
+ * implementation: bounded, the oldest ended records dropped first (and
+ * counted) once more than `max_ended` have ended. A leaf: it knows nothing
+ * of the tree, the loop or the clock (times are passed in).
+ */
+#ifndef AGENTSUP_LEDGER_H
+#define AGENTSUP_LEDGER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum ledger_state {
+	LEDGER_PENDING, /* accepted, no process up now (backoff, starting) */
+	LEDGER_RUNNING,
+	LEDGER_DONE,
+	LEDGER_DEAD, /* will not be retried: a dead letter */
+	LEDGER_CANCELLED,
+};
+
+#define LEDGER_REASONS    8           /* the last reasons kept per task */
+#define LEDGER_REASON_MAX 192         /* bytes of one reason */
+#define LEDGER_RESULT_MAX (64u << 10) /* a task's result */
+#define LEDGER_TAIL_MAX   4096        /* the tail of its output */
+#define LEDGER_MAX_ENDED  20000       /* ended records kept in memory */
+#define LEDGER_KEY_MAX    64          /* as a worker's name */
+
+struct ledger_rec {
+	char *sup;   /* the dynamic supervisor's name */
+	char *key;   /* the child's name under it */
+	char **args; /* the inputs, NULL-terminated */
+	char **env;
+	unsigned attempts; /* starts of its process, over every spawn */
+	enum ledger_state state;
+	char *reasons[LEDGER_REASONS]; /* a ring, oldest first from r0 */
+	unsigned nreasons, r0;
+	uint8_t *result; /* NULL: none */
+	size_t result_len;
+	uint64_t checkpoint_seq; /* 0: none */
+	uint8_t *checkpoint;
+	size_t checkpoint_len;
+	char *tail;               /* the last output lines, or NULL */
+	int64_t accepted_ms;      /* wall clock */
+	int64_t ended_ms;         /* wall clock, 0 while live */
+	uint64_t ended_mono;      /* monotonic: key_ttl counts from it */
+	unsigned replays;         /* times replayed */
+	struct ledger_rec *hnext; /* hash chain */
+	struct ledger_rec *older, *newer; /* the ended list */
+};
+
+struct ledger {
+	struct ledger_rec **buckets;
+	size_t nbuckets;
+	size_t count;                       /* records */
+	size_t nended, max_ended;           /* ended records, and their cap */
+	uint64_t dropped;                   /* ended records dropped for room */
+	struct ledger_rec *oldest, *newest; /* ended, in order of ending */
+};
+
+void ledger_init(struct ledger *, size_t max_ended);
+void ledger_free(struct ledger *);
+struct ledger_rec *ledger_get(const struct ledger *, const char *sup,
+                              const char *key);
+/* A record for a task accepted now: new, or an ended one started afresh
+ * (a --retry or a replay: attempts and reasons kept, result cleared). */
+struct ledger_rec *ledger_accept(struct ledger *, const char *sup,
+                                 const char *key, char *const *args,
+                                 char *const *env, int64_t wall_ms);
+/* The task ended: done, dead or cancelled. May drop the oldest ended
+ * record (never rec) to stay within max_ended. */
+void ledger_end(struct ledger *, struct ledger_rec *, enum ledger_state,
+                int64_t wall_ms, uint64_t mono_ms);
+void ledger_reason(struct ledger_rec *, const char *reason);
+void ledger_result(struct ledger_rec *, const void *data, size_t len);
+void ledger_checkpoint(struct ledger_rec *, uint64_t seq, const void *data,
+                       size_t len);
+void ledger_tail(struct ledger_rec *, const char *text, size_t len);
+/* Forget a record. */
+void ledger_drop(struct ledger *, struct ledger_rec *);
+bool ledger_ended(const struct ledger_rec *);
+const char *ledger_state_name(enum ledger_state);
+/* Every record, in no order: start with a zeroed iterator, call until
+ * NULL. No record may be added or dropped meanwhile. */
+struct ledger_iter {
+	size_t bucket;
+	struct ledger_rec *next;
+};
+struct ledger_rec *ledger_next(const struct ledger *, struct ledger_iter *);
+
+#endif

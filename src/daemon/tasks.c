@@ -1,0 +1,741 @@
+/*
+ * tasks.c - dynamic children in the shell (DESIGN §12).
+ *
+ * A spawn (from agentsupctl or from a worker in the supervisor's
+ * spawn_from) is checked here: the supervisor, the key (a safe charset,
+ * bounded), the inputs; then idempotency: a key pending or running answers
+ * with that child, a key that ended within key_ttl answers with its record
+ * unless --retry. The engine (dynamic.c) makes the child or refuses it
+ * (max_children, with the count). Every accepted task has a ledger record
+ * from that moment; the pump reports restarts and ends here, which wakes
+ * `agentsupctl wait`.
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agentsup/wire.h"
+#include "channel.h"
+#include "client.h"
+#include "clock.h"
+#include "daemon.h"
+#include "dynamic.h"
+#include "ledger.h"
+#include "log.h"
+#include "request.h"
+#include "serve.h"
+#include "tasks.h"
+#include "util.h"
+
+#define TASKS_CHUNK (32u << 10) /* list answers: bytes of items a frame */
+
+struct tasks_waiter {
+	struct client *cl;
+	uint64_t id;
+	struct ledger_rec *rec;
+};
+
+struct tasks {
+	struct ledger ledger;
+	struct tasks_waiter waiters[TASKS_MAX_WAITERS];
+	size_t nwaiters;
+	char name[2 * REQUEST_NAME_MAX]; /* the last answer's "SUP/KEY" */
+	char sup[REQUEST_NAME_MAX];      /* the last spawn's supervisor */
+	char error[256];                 /* the last answer's error */
+};
+
+/* One spawn, from wherever it came. */
+struct tasks_spawn {
+	const char *sup, *key; /* key NULL: SUP/N */
+	char *const *args, *const *env;
+	bool retry;
+	struct ledger_rec *replay; /* a replay of this record */
+	const char *by;            /* "agentsupctl (uid 0)", "worker W" */
+};
+
+/* Its outcome. */
+struct tasks_outcome {
+	const char *error; /* NULL: ok */
+	bool created, has_count;
+	uint64_t count;
+	struct ledger_rec *rec;
+	struct node *node; /* the live child, if any */
+};
+
+struct tasks *
+tasks_new(void)
+{
+	struct tasks *t = xcalloc(1, sizeof *t);
+
+	ledger_init(&t->ledger, LEDGER_MAX_ENDED);
+	return t;
+}
+
+void
+tasks_free(struct tasks *t)
+{
+	if (t == NULL)
+		return;
+	ledger_free(&t->ledger);
+	free(t);
+}
+
+size_t
+tasks_count(const struct tasks *t)
+{
+	return t->ledger.count;
+}
+
+/* --- checks --------------------------------------------------------------- */
+
+/* A key is a child's name: letters, digits, '_', '-', '.', at most 64,
+ * starting with a letter or digit (no '/', no control bytes). */
+static bool
+tasks_key_ok(const char *k)
+{
+	size_t n = strlen(k);
+
+	if (n == 0 || n > LEDGER_KEY_MAX || !isalnum((unsigned char)k[0]))
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)k[i]) && k[i] != '_' &&
+		    k[i] != '-' && k[i] != '.')
+			return false;
+	return true;
+}
+
+static const char *
+tasks_inputs_bad(char *const *args, char *const *env)
+{
+	size_t n = 0;
+
+	for (; args != NULL && args[n] != NULL; n++)
+		if (n >= TASKS_MAX_ARGS)
+			return "args: too many arguments";
+	for (n = 0; env != NULL && env[n] != NULL; n++) {
+		const char *e = env[n];
+		size_t k = strcspn(e, "=");
+		if (n >= TASKS_MAX_ARGS)
+			return "env: too many variables";
+		if (k == 0 || e[k] != '=' ||
+		    (!isalpha((unsigned char)e[0]) && e[0] != '_'))
+			return "env: a bad variable name";
+		for (size_t i = 0; i < k; i++)
+			if (!isalnum((unsigned char)e[i]) && e[i] != '_')
+				return "env: a bad variable name";
+		if (strncmp(e, "AGENTSUP_", 9) == 0)
+			return "env: AGENTSUP_* is set by agentsupd";
+	}
+	return NULL;
+}
+
+/* --- spawning ------------------------------------------------------------- */
+
+/* A key for SUP/N: the next number no record and no child holds. */
+static void
+tasks_number(struct tasks *t, struct node *sup, char *buf, size_t len)
+{
+	do
+		snprintf(buf, len, "%lu", dynamic_next_number(sup));
+	while (ledger_get(&t->ledger, sup->spec->name, buf) != NULL ||
+	       dynamic_find(sup, buf) != NULL);
+}
+
+static const char *
+tasks_refused(struct tasks *t, const char *fmt, const char *a)
+{
+	snprintf(t->error, sizeof t->error, fmt, a);
+	return t->error;
+}
+
+/* Idempotency: the live child, or the record of a task that ended within
+ * key_ttl. True when the spawn is answered without spawning. */
+static bool
+tasks_known(struct daemon *d, struct node *sup, const struct tasks_spawn *in,
+            const char *key, struct tasks_outcome *out)
+{
+	struct ledger_rec *r =
+	        ledger_get(&d->tasks->ledger, sup->spec->name, key);
+
+	out->node = dynamic_find(sup, key);
+	out->rec = r;
+	if (out->node != NULL)
+		return true;
+	return r != NULL && ledger_ended(r) && !in->retry &&
+	       clock_now_ms() - r->ended_mono < sup->spec->key_ttl_ms;
+}
+
+static void
+tasks_spawn(struct daemon *d, const struct tasks_spawn *in,
+            struct tasks_outcome *out)
+{
+	struct tasks *t = d->tasks;
+	struct node *sup = tree_find(d->tree, in->sup);
+	enum spawn_refusal why;
+	char num[32];
+	const char *key = in->key;
+
+	memset(out, 0, sizeof *out);
+	if (sup == NULL || sup->spec->kind != KIND_SUPERVISOR ||
+	    sup->spec->tmpl == NULL) {
+		out->error = tasks_refused(
+		        t, "no dynamic supervisor (with a template) %s",
+		        in->sup);
+		return;
+	}
+	snprintf(t->sup, sizeof t->sup, "%s", sup->spec->name);
+	if (key != NULL && !tasks_key_ok(key)) {
+		out->error = "bad key (letters, digits, '_', '-', '.'; at most "
+		             "64; starts with a letter or digit)";
+		return;
+	}
+	if ((out->error = tasks_inputs_bad(in->args, in->env)) != NULL)
+		return;
+	if (key == NULL) {
+		tasks_number(t, sup, num, sizeof num);
+		key = num;
+	}
+	snprintf(t->name, sizeof t->name, "%s/%s", sup->spec->name, key);
+	if (tasks_known(d, sup, in, key, out))
+		return;
+	out->node = dynamic_spawn(d->tree, sup, key, in->args, in->env,
+	                          clock_now_ms(), &why);
+	if (out->node == NULL) {
+		out->error = dynamic_refusal_name(why);
+		out->has_count = why == SPAWN_MAX_CHILDREN;
+		out->count = dynamic_count(sup);
+		return;
+	}
+	out->created = true;
+	out->rec = ledger_accept(&t->ledger, sup->spec->name, key, in->args,
+	                         in->env, clock_wall_ms());
+	if (in->replay != NULL) {
+		out->rec->replays++;
+		events_emit(&d->events, EV_REPLAYED, out->node->path, 0, NULL,
+		            0, "replay %u by %s", out->rec->replays, in->by);
+	} else {
+		events_emit(&d->events, EV_SPAWNED, out->node->path, 0, NULL, 0,
+		            "key %s by %s", key, in->by);
+	}
+}
+
+void
+tasks_worker_spawn(struct daemon *d, struct node *from,
+                   const struct spawn_request *r, struct spawn_answer *a)
+{
+	struct node *sup = tree_find(d->tree, r->sup);
+	struct tasks_outcome out;
+	char by[128];
+
+	memset(a, 0, sizeof *a);
+	if (r->bad != NULL) {
+		a->error = r->bad;
+		return;
+	}
+	if (sup == NULL || sup->spec->kind != KIND_SUPERVISOR ||
+	    !config_spawn_allowed(sup->spec, from->spec->name)) {
+		a->error = tasks_refused(d->tasks,
+		                         "not in the spawn_from of %s", r->sup);
+		return;
+	}
+	snprintf(by, sizeof by, "worker %s", from->path);
+	tasks_spawn(d,
+	            &(struct tasks_spawn){.sup = r->sup,
+	                                  .key = r->key,
+	                                  .args = r->args,
+	                                  .env = r->env,
+	                                  .by = by},
+	            &out);
+	a->ok = out.error == NULL;
+	a->error = out.error;
+	a->has_count = out.has_count;
+	a->count = out.count;
+	a->created = out.created;
+	a->name = a->ok ? d->tasks->name : NULL;
+}
+
+/* --- what the engine and the workers report ------------------------------- */
+
+static struct ledger_rec *
+tasks_rec_of(struct daemon *d, const struct node *n)
+{
+	if (n->task == NULL || n->parent == NULL)
+		return NULL;
+	return ledger_get(&d->tasks->ledger, n->parent->spec->name,
+	                  n->task->key);
+}
+
+void
+tasks_result(struct daemon *d, struct node *n, const void *data, size_t len)
+{
+	struct ledger_rec *r = tasks_rec_of(d, n);
+
+	if (r == NULL) {
+		log_warnx("worker %s: a result, but it is no task: ignored",
+		          n->path);
+		return;
+	}
+	ledger_result(r, data, len);
+}
+
+static void tasks_pack_rec(struct daemon *, msgpack_packer *,
+                           const struct ledger_rec *, int created);
+static void tasks_res_head(msgpack_sbuffer *, uint64_t id, bool ok, bool more);
+
+/* Answer every `wait` on r: its record. */
+static void
+tasks_wake(struct daemon *d, struct ledger_rec *r)
+{
+	struct tasks *t = d->tasks;
+	size_t k = 0;
+
+	for (size_t i = 0; i < t->nwaiters; i++) {
+		struct tasks_waiter *w = &t->waiters[i];
+		msgpack_sbuffer sb;
+		msgpack_packer pk;
+
+		if (w->rec != r) {
+			t->waiters[k++] = *w;
+			continue;
+		}
+		msgpack_sbuffer_init(&sb);
+		tasks_res_head(&sb, w->id, true, false);
+		msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+		tasks_pack_rec(d, &pk, r, -1);
+		if (agentsup_wire_end(&sb, UINT32_MAX) == 0)
+			client_send(w->cl, sb.data, sb.size);
+		msgpack_sbuffer_destroy(&sb);
+		w->cl->waiting = false;
+	}
+	t->nwaiters = k;
+}
+
+/* "exit:3 (declared permanent: bad input)" */
+static void
+tasks_reason_text(const struct node *n, struct reason why, char *buf,
+                  size_t len)
+{
+	char r[64];
+
+	reason_format(why, r, sizeof r);
+	if (n->exit_declared != DECLARED_NONE)
+		snprintf(buf, len, "%s (declared %s%s%s)", r,
+		         declared_name(n->exit_declared),
+		         n->declared.detail[0] ? ": " : "", n->declared.detail);
+	else
+		snprintf(buf, len, "%s", r);
+}
+
+void
+tasks_event(struct daemon *d, const struct action *a)
+{
+	struct node *n = a->node;
+	struct ledger_rec *r = tasks_rec_of(d, n);
+	enum ledger_state st;
+	char why[LEDGER_REASON_MAX];
+
+	if (r == NULL)
+		return;
+	tasks_reason_text(n, a->reason, why, sizeof why);
+	switch (a->event) {
+	case EE_RESTARTING:
+		ledger_reason(r, why);
+		return;
+	case EE_TASK_DONE:
+		st = LEDGER_DONE;
+		break;
+	case EE_DEAD_LETTERED:
+		st = LEDGER_DEAD;
+		break;
+	case EE_TASK_CANCELLED:
+		st = LEDGER_CANCELLED;
+		snprintf(why, sizeof why, "cancelled");
+		break;
+	default:
+		return;
+	}
+	ledger_reason(r, why);
+	r->attempts += (unsigned)n->starts;
+	ledger_end(&d->tasks->ledger, r, st, clock_wall_ms(), clock_now_ms());
+	if (st == LEDGER_DEAD)
+		events_emit(&d->events, EV_DEAD_LETTERED, n->path, 0, why,
+		            n->starts ? n->starts - 1 : 0,
+		            "will not be retried; agentsupctl replay %s/%s",
+		            r->sup, r->key);
+	else
+		events_emit(&d->events, EV_TASK_DONE, n->path, 0, why,
+		            n->starts ? n->starts - 1 : 0, "%s%s",
+		            ledger_state_name(st),
+		            r->result ? ", with a result" : "");
+	tasks_wake(d, r);
+}
+
+void
+tasks_client_gone(struct daemon *d, struct client *cl)
+{
+	struct tasks *t = d->tasks;
+	size_t k = 0;
+
+	if (t == NULL)
+		return;
+	for (size_t i = 0; i < t->nwaiters; i++)
+		if (t->waiters[i].cl != cl)
+			t->waiters[k++] = t->waiters[i];
+	t->nwaiters = k;
+}
+
+/* --- answers -------------------------------------------------------------- */
+
+static void
+tasks_res_head(msgpack_sbuffer *sb, uint64_t id, bool ok, bool more)
+{
+	msgpack_packer pk;
+
+	msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+	agentsup_wire_begin(sb);
+	msgpack_pack_map(&pk, more ? 5 : 4);
+	agentsup_wire_kv_str(&pk, AGENTSUP_F_T, AGENTSUP_T_RES);
+	agentsup_wire_kv_uint(&pk, AGENTSUP_F_ID, id);
+	agentsup_wire_pack_str(&pk, AGENTSUP_F_OK);
+	ok ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk);
+	if (more) {
+		agentsup_wire_pack_str(&pk, "more");
+		msgpack_pack_true(&pk);
+	}
+	agentsup_wire_pack_str(&pk, ok ? AGENTSUP_F_RESULT : AGENTSUP_F_ERROR);
+}
+
+static void
+tasks_pack_strv(msgpack_packer *pk, const char *key, char *const *v)
+{
+	size_t n = 0;
+
+	while (v != NULL && v[n] != NULL)
+		n++;
+	agentsup_wire_pack_str(pk, key);
+	msgpack_pack_array(pk, n);
+	for (size_t i = 0; i < n; i++)
+		agentsup_wire_pack_str(pk, v[i]);
+}
+
+static void
+tasks_kv_nil(msgpack_packer *pk, const char *key)
+{
+	agentsup_wire_pack_str(pk, key);
+	msgpack_pack_nil(pk);
+}
+
+/* The record as a map (created: -1 leaves that key out). Live records
+ * show the child's state and attempts of now. */
+static void
+tasks_pack_rec(struct daemon *d, msgpack_packer *pk, const struct ledger_rec *r,
+               int created)
+{
+	struct node *sup = tree_find(d->tree, r->sup);
+	struct node *n =
+	        sup && !ledger_ended(r) ? dynamic_find(sup, r->key) : NULL;
+	enum ledger_state st = r->state;
+	char name[2 * REQUEST_NAME_MAX];
+
+	if (n != NULL)
+		st = n->state == NODE_RUNNING || n->state == NODE_STARTING
+		             ? LEDGER_RUNNING
+		             : LEDGER_PENDING;
+	snprintf(name, sizeof name, "%s/%s", r->sup, r->key);
+	msgpack_pack_map(pk, 14 + (created >= 0));
+	agentsup_wire_kv_str(pk, "name", name);
+	agentsup_wire_kv_str(pk, "sup", r->sup);
+	agentsup_wire_kv_str(pk, "key", r->key);
+	agentsup_wire_kv_str(pk, "state", ledger_state_name(st));
+	agentsup_wire_kv_uint(pk, "attempts",
+	                      r->attempts + (n ? n->starts : 0));
+	tasks_pack_strv(pk, "args", r->args);
+	tasks_pack_strv(pk, "env", r->env);
+	agentsup_wire_pack_str(pk, "reasons");
+	msgpack_pack_array(pk, r->nreasons);
+	for (unsigned i = 0; i < r->nreasons; i++)
+		agentsup_wire_pack_str(
+		        pk, r->reasons[(r->r0 + i) % LEDGER_REASONS]);
+	agentsup_wire_pack_str(pk, "result");
+	if (r->result != NULL) {
+		msgpack_pack_bin(pk, r->result_len);
+		msgpack_pack_bin_body(pk, r->result, r->result_len);
+	} else {
+		msgpack_pack_nil(pk);
+	}
+	if (r->checkpoint_seq)
+		agentsup_wire_kv_uint(pk, "checkpoint_seq", r->checkpoint_seq);
+	else
+		tasks_kv_nil(pk, "checkpoint_seq");
+	if (r->tail != NULL)
+		agentsup_wire_kv_str(pk, "tail", r->tail);
+	else
+		tasks_kv_nil(pk, "tail");
+	agentsup_wire_kv_int(pk, "accepted_ms", r->accepted_ms);
+	if (r->ended_ms)
+		agentsup_wire_kv_int(pk, "ended_ms", r->ended_ms);
+	else
+		tasks_kv_nil(pk, "ended_ms");
+	agentsup_wire_kv_uint(pk, "replays", r->replays);
+	if (created >= 0) {
+		agentsup_wire_pack_str(pk, "created");
+		created ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
+	}
+}
+
+static void
+tasks_answer_rec(struct client *cl, struct daemon *d, uint64_t id,
+                 const struct ledger_rec *r, int created)
+{
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+
+	msgpack_sbuffer_init(&sb);
+	tasks_res_head(&sb, id, true, false);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	tasks_pack_rec(d, &pk, r, created);
+	if (agentsup_wire_end(&sb, UINT32_MAX) == 0)
+		client_send(cl, sb.data, sb.size);
+	msgpack_sbuffer_destroy(&sb);
+}
+
+/* A record by "SUP/KEY", or by KEY when one supervisor alone has it. */
+static struct ledger_rec *
+tasks_lookup(struct daemon *d, const char *name, const char **why)
+{
+	struct ledger *l = &d->tasks->ledger;
+	const char *slash = strchr(name, '/');
+	struct ledger_iter it = {0};
+	struct ledger_rec *r, *found = NULL;
+
+	*why = NULL;
+	if (slash != NULL) {
+		char sup[REQUEST_NAME_MAX];
+		snprintf(sup, sizeof sup, "%.*s", (int)(slash - name), name);
+		return ledger_get(l, sup, slash + 1);
+	}
+	while ((r = ledger_next(l, &it)) != NULL)
+		if (strcmp(r->key, name) == 0) {
+			if (found != NULL) {
+				*why = "ambiguous key: say SUP/KEY";
+				return NULL;
+			}
+			found = r;
+		}
+	return found;
+}
+
+/* --- the control commands ------------------------------------------------- */
+
+/* spawn [SUP, {key?, args?, env?, retry?}] from agentsupctl. */
+static const char *
+tasks_opts(const msgpack_object *o, char ***args, char ***env, const char **key,
+           bool *retry, char *keybuf, size_t keylen)
+{
+	const msgpack_object *k, *a, *e, *r;
+
+	if (o == NULL)
+		return NULL;
+	if (o->type != MSGPACK_OBJECT_MAP)
+		return "spawn: the options must be a map";
+	k = agentsup_wire_get(o, "key");
+	a = agentsup_wire_get(o, "args");
+	e = agentsup_wire_get(o, "env");
+	r = agentsup_wire_get(o, "retry");
+	if ((k &&
+	     (k->type != MSGPACK_OBJECT_STR || k->via.str.size >= keylen)) ||
+	    (a && a->type != MSGPACK_OBJECT_ARRAY) ||
+	    (e && e->type != MSGPACK_OBJECT_ARRAY) ||
+	    (r && r->type != MSGPACK_OBJECT_BOOLEAN))
+		return "spawn: key (string, < 256 bytes), args, env (lists "
+		       "of strings), retry (bool)";
+	if (k != NULL) {
+		memcpy(keybuf, k->via.str.ptr, k->via.str.size);
+		keybuf[k->via.str.size] = '\0';
+		*key = keybuf;
+	}
+	*retry = r && r->via.boolean;
+	for (int w = 0; w < 2; w++) {
+		const msgpack_object *v = w ? e : a;
+		uint32_t n = v ? v->via.array.size : 0;
+		char **out = xcalloc(n + 1, sizeof *out);
+		*(w ? env : args) = out;
+		for (uint32_t i = 0; i < n; i++) {
+			const msgpack_object *s = &v->via.array.ptr[i];
+			if (s->type != MSGPACK_OBJECT_STR ||
+			    (s->via.str.size &&
+			     memchr(s->via.str.ptr, '\0', s->via.str.size)))
+				return "spawn: args and env are strings "
+				       "without NUL bytes";
+			out[i] = xmalloc(s->via.str.size + 1);
+			if (s->via.str.size)
+				memcpy(out[i], s->via.str.ptr, s->via.str.size);
+			out[i][s->via.str.size] = '\0';
+		}
+	}
+	return NULL;
+}
+
+static void
+tasks_strv_free(char **v)
+{
+	for (size_t i = 0; v != NULL && v[i] != NULL; i++)
+		free(v[i]);
+	free(v);
+}
+
+static void
+tasks_answer_spawn(struct client *cl, struct daemon *d, uint64_t id,
+                   const struct tasks_outcome *out)
+{
+	if (out->error != NULL && out->has_count)
+		serve_refusef(cl, id, "%s: %s has %llu live children already",
+		              out->error, d->tasks->sup,
+		              (unsigned long long)out->count);
+	else if (out->error != NULL)
+		serve_refuse(cl, id, out->error);
+	else if (out->rec != NULL)
+		tasks_answer_rec(cl, d, id, out->rec, out->created);
+	else
+		serve_refuse(cl, id, "the task has no record");
+}
+
+static void
+tasks_serve_spawn(struct client *cl, struct daemon *d, const struct request *q)
+{
+	char **args = NULL, **env = NULL, keybuf[REQUEST_NAME_MAX], by[64];
+	struct tasks_spawn in = {.sup = q->name, .by = by};
+	struct tasks_outcome out;
+	const char *why;
+
+	snprintf(by, sizeof by, "agentsupctl (uid %lu)",
+	         (unsigned long)cl->uid);
+	why = tasks_opts(q->opts, &args, &env, &in.key, &in.retry, keybuf,
+	                 sizeof keybuf);
+	if (why != NULL) {
+		serve_refuse(cl, q->id, why);
+	} else {
+		in.args = args;
+		in.env = env;
+		tasks_spawn(d, &in, &out);
+		tasks_answer_spawn(cl, d, q->id, &out);
+	}
+	tasks_strv_free(args);
+	tasks_strv_free(env);
+}
+
+static void
+tasks_serve_replay(struct client *cl, struct daemon *d, struct ledger_rec *r,
+                   uint64_t id)
+{
+	char by[64];
+	struct tasks_outcome out;
+
+	if (!ledger_ended(r)) {
+		serve_refuse(cl, id, "the task is pending or running");
+		return;
+	}
+	snprintf(by, sizeof by, "agentsupctl (uid %lu)",
+	         (unsigned long)cl->uid);
+	tasks_spawn(d,
+	            &(struct tasks_spawn){.sup = r->sup,
+	                                  .key = r->key,
+	                                  .args = r->args,
+	                                  .env = r->env,
+	                                  .retry = true,
+	                                  .replay = r,
+	                                  .by = by},
+	            &out);
+	tasks_answer_spawn(cl, d, id, &out);
+}
+
+/* dead: every dead letter, oldest first, in chunks of TASKS_CHUNK. */
+static void
+tasks_serve_dead(struct client *cl, struct daemon *d, uint64_t id)
+{
+	msgpack_sbuffer items, sb;
+	msgpack_packer pk, fpk;
+	size_t n = 0;
+
+	msgpack_sbuffer_init(&items);
+	msgpack_packer_init(&pk, &items, msgpack_sbuffer_write);
+	for (struct ledger_rec *r = d->tasks->ledger.oldest;; r = r->newer) {
+		bool last = r == NULL;
+		if (!last && r->state == LEDGER_DEAD) {
+			tasks_pack_rec(d, &pk, r, -1);
+			n++;
+		}
+		if (!last && items.size < TASKS_CHUNK)
+			continue;
+		msgpack_sbuffer_init(&sb);
+		tasks_res_head(&sb, id, true, !last);
+		msgpack_packer_init(&fpk, &sb, msgpack_sbuffer_write);
+		msgpack_pack_array(&fpk, n);
+		msgpack_sbuffer_write(&sb, items.data, items.size);
+		if (agentsup_wire_end(&sb, UINT32_MAX) == 0)
+			client_send(cl, sb.data, sb.size);
+		msgpack_sbuffer_destroy(&sb);
+		msgpack_sbuffer_clear(&items);
+		n = 0;
+		if (last)
+			break;
+	}
+	msgpack_sbuffer_destroy(&items);
+}
+
+static void
+tasks_serve_wait(struct client *cl, struct daemon *d, struct ledger_rec *r,
+                 uint64_t id)
+{
+	struct tasks *t = d->tasks;
+
+	if (ledger_ended(r)) {
+		tasks_answer_rec(cl, d, id, r, -1);
+		return;
+	}
+	if (t->nwaiters == TASKS_MAX_WAITERS) {
+		serve_refuse(cl, id, "too many waits at once");
+		return;
+	}
+	t->waiters[t->nwaiters++] =
+	        (struct tasks_waiter){.cl = cl, .id = id, .rec = r};
+	cl->waiting = true; /* no idle deadline while it waits */
+}
+
+void
+tasks_serve(struct client *cl, struct daemon *d, const struct request *q)
+{
+	struct ledger_rec *r;
+	const char *why;
+	char line[2 * REQUEST_NAME_MAX + 16];
+
+	if (q->cmd == REQ_SPAWN) {
+		tasks_serve_spawn(cl, d, q);
+		return;
+	}
+	if (q->cmd == REQ_DEAD) {
+		tasks_serve_dead(cl, d, q->id);
+		return;
+	}
+	if ((r = tasks_lookup(d, q->name, &why)) == NULL) {
+		serve_refusef(cl, q->id, "%s: %s", q->name,
+		              why ? why : "no such task");
+		return;
+	}
+	if (q->cmd == REQ_WAIT) {
+		tasks_serve_wait(cl, d, r, q->id);
+	} else if (q->cmd == REQ_REPLAY) {
+		tasks_serve_replay(cl, d, r, q->id);
+	} else if (q->cmd == REQ_DROP) {
+		if (!ledger_ended(r)) {
+			serve_refuse(cl, q->id,
+			             "the task is pending or "
+			             "running: stop it first");
+			return;
+		}
+		snprintf(line, sizeof line, "dropped %s/%s", r->sup, r->key);
+		ledger_drop(&d->tasks->ledger, r);
+		serve_text(cl, q->id, line);
+	}
+}

@@ -1,0 +1,42 @@
+/*
+ * tasks.h - dynamic children in the shell (DESIGN §12): spawns from
+ * agentsupctl and from workers, idempotency keys, results, waiters, dead
+ * letters, replay and drop, over the task ledger (ledger.h).
+ */
+#ifndef AGENTSUP_TASKS_H
+#define AGENTSUP_TASKS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tree.h"
+
+struct daemon;
+struct client;
+struct request;
+struct spawn_request;
+struct spawn_answer;
+struct tasks;
+
+#define TASKS_MAX_WAITERS 128  /* `agentsupctl wait`s at once */
+#define TASKS_MAX_ARGS    1024 /* arguments or variables of one spawn */
+
+struct tasks *tasks_new(void);
+void tasks_free(struct tasks *);
+/* The control commands spawn, wait, dead, replay, drop. */
+void tasks_serve(struct client *, struct daemon *, const struct request *);
+/* A worker's {t: spawn}: the answer is written to *a (its strings live
+ * until the next call). */
+void tasks_worker_spawn(struct daemon *, struct node *from,
+                        const struct spawn_request *, struct spawn_answer *a);
+/* A worker's {t: result}: kept in its task's record. */
+void tasks_result(struct daemon *, struct node *, const void *, size_t);
+/* An engine event about a task's node (restarting, ended): the pump. */
+void tasks_event(struct daemon *, const struct action *);
+/* A control client is gone: it waits no more. */
+void tasks_client_gone(struct daemon *, struct client *);
+/* Records kept, ended, and dropped for room (status, benchmarks). */
+size_t tasks_count(const struct tasks *);
+
+#endif

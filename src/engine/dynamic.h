@@ -1,0 +1,70 @@
+/*
+ * dynamic.h - a supervisor's dynamic children (DESIGN §12): spawned at run
+ * time from its `template:`, bounded by `max_children`, named SUP/KEY, and
+ * taken out of the tree once their task has ended (the record of it lives
+ * in the shell's ledger). The shell calls dynamic_spawn, dynamic_find and
+ * dynamic_sweep; the engine's files call the hooks.
+ */
+#ifndef AGENTSUP_DYNAMIC_H
+#define AGENTSUP_DYNAMIC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tree.h"
+
+enum task_end {
+	TASK_END_NONE,      /* pending or running */
+	TASK_END_DONE,      /* exited normally (or declared done) */
+	TASK_END_DEAD,      /* will not be retried: a dead letter */
+	TASK_END_CANCELLED, /* stopped by an operator */
+};
+
+/* What a dynamic child was spawned with; owned by its node. */
+struct task {
+	char *key;
+	char **args; /* appended to the template's command, NULL-terminated */
+	char **env;  /* "K=V", over the template's, NULL-terminated */
+	enum task_end end;
+};
+
+enum spawn_refusal {
+	SPAWN_OK,
+	SPAWN_NOT_DYNAMIC,   /* the supervisor has no template */
+	SPAWN_NOT_RUNNING,   /* the supervisor is not running */
+	SPAWN_SHUTTING_DOWN, /* the tree is stopping or draining */
+	SPAWN_MAX_CHILDREN,  /* max_children live children already */
+};
+
+/* A new child KEY of sup, started now; NULL with *why when refused. The
+ * caller has checked that no live child has this key. */
+struct node *dynamic_spawn(struct tree *, struct node *sup, const char *key,
+                           char *const *args, char *const *env, uint64_t now,
+                           enum spawn_refusal *why);
+/* The live (not ended) child of sup with this key, or NULL. */
+struct node *dynamic_find(const struct node *sup, const char *key);
+/* sup's live children, as max_children counts them. */
+size_t dynamic_count(const struct node *sup);
+/* The next number for a child spawned without a key (SUP/N). */
+unsigned long dynamic_next_number(struct node *sup);
+const char *dynamic_refusal_name(enum spawn_refusal);
+const char *dynamic_end_name(enum task_end);
+/* Free the children whose task ended, once no action is queued and their
+ * supervisor runs no job: memory stays flat however many tasks end. */
+void dynamic_sweep(struct tree *);
+
+/* Hooks for the engine's own files. */
+void dynamic_task_free(struct node *);
+/* A task restarting takes the template in force now. */
+void dynamic_respec(struct node *);
+/* A task's child ended for good: done, or (dead) a dead letter. */
+void dynamic_child_ended(struct tree *, struct node *, bool dead);
+/* A task's child stopped: by an operator (held), it is cancelled. */
+void dynamic_child_stopped(struct tree *, struct node *);
+/* A reload of a supervisor: 0 not dynamic (match children as usual), 1
+ * dynamic and the template unchanged, 2 the template changed (new children
+ * take it; running ones keep theirs until they restart). */
+int dynamic_reload(const struct node *sup, const struct spec *ns);
+
+#endif
