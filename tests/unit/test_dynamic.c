@@ -1,0 +1,553 @@
+/*
+ * test_dynamic.c - dynamic children (DESIGN §12) in the engine, driven by a
+ * fake shell as in test_tree.c; the template keys of the config; and the
+ * memory ledger's bounds.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "command.h"
+#include "config.h"
+#include "dynamic.h"
+#include "ledger.h"
+#include "reload.h"
+#include "tree.h"
+
+struct run {
+	struct config *cfg;
+	struct tree *t;
+	char log[8192];
+	bool obedient;
+	uint64_t now;
+};
+
+static struct config *
+parse_yaml(const char *yaml, struct config_errors *errs)
+{
+	struct config_source src = {"t.yaml", yaml, strlen(yaml)};
+
+	return config_parse(&src, 1, NULL, errs);
+}
+
+static struct config *
+load_yaml(const char *yaml)
+{
+	struct config_errors errs = {0};
+	struct config *cfg = parse_yaml(yaml, &errs);
+
+	for (size_t i = 0; i < errs.count; i++)
+		fprintf(stderr, "%s\n", errs.msgs[i]);
+	assert_int_equal(errs.count, 0);
+	assert_non_null(cfg);
+	return cfg;
+}
+
+static void
+logf_(struct run *r, const char *fmt, ...)
+{
+	size_t at = strlen(r->log);
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(r->log + at, sizeof r->log - at, fmt, ap);
+	va_end(ap);
+}
+
+/* The fake shell: actions as lines, then the sweep the pump does. */
+static void
+pump(struct run *r)
+{
+	static const char *ev[] = {
+	        "restarting", "gave_up",     "escalated", "stopped",
+	        "backoff",    "quarantined", "probing",   "circuit_closed",
+	        "failed",     "exhausted",   "task_done", "dead_lettered",
+	        "cancelled"};
+	struct action a;
+
+	while (tree_next_action(r->t, &a)) {
+		switch (a.kind) {
+		case ACT_START:
+			logf_(r, "start %s\n", a.node->path);
+			break;
+		case ACT_STOP:
+		case ACT_DRAIN:
+			logf_(r, "stop %s\n", a.node->path);
+			if (r->obedient)
+				tree_exited(r->t, a.node,
+				            (struct reason){REASON_SIGNAL, 15},
+				            r->now);
+			break;
+		case ACT_EVENT:
+			if (a.event != EE_STOPPED && a.event != EE_BACKOFF)
+				logf_(r, "%s %s\n", ev[a.event], a.node->path);
+			break;
+		case ACT_EXIT:
+			logf_(r, "exit %d\n", a.code);
+			break;
+		}
+	}
+	dynamic_sweep(r->t);
+	tree_sweep(r->t);
+}
+
+static struct run *
+run_new(const char *yaml)
+{
+	struct run *r = calloc(1, sizeof *r);
+
+	r->cfg = load_yaml(yaml);
+	r->t = tree_new(r->cfg->root);
+	r->obedient = true;
+	tree_start(r->t, r->now);
+	pump(r);
+	r->log[0] = '\0';
+	return r;
+}
+
+static void
+run_free(struct run *r)
+{
+	tree_free(r->t);
+	config_free(r->cfg);
+	free(r);
+}
+
+static struct node *
+N(struct run *r, const char *name)
+{
+	struct node *n = tree_find(r->t, name);
+
+	assert_non_null(n);
+	return n;
+}
+
+static struct node *
+spawn(struct run *r, const char *key, enum spawn_refusal want)
+{
+	char *args[] = {"--task", (char *)key, NULL};
+	enum spawn_refusal why = SPAWN_OK;
+	struct node *c;
+
+	r->log[0] = '\0';
+	c = dynamic_spawn(r->t, N(r, "pool"), key, args, NULL, r->now, &why);
+	assert_int_equal(why, want);
+	pump(r);
+	return c;
+}
+
+static void
+exit_with(struct run *r, const char *path, int code)
+{
+	r->log[0] = '\0';
+	tree_exited(r->t, N(r, path), (struct reason){REASON_EXIT, code},
+	            r->now);
+	pump(r);
+}
+
+static void
+expect(struct run *r, const char *want)
+{
+	if (strcmp(r->log, want) != 0)
+		fprintf(stderr, "--- want\n%s--- got\n%s---\n", want, r->log);
+	assert_string_equal(r->log, want);
+}
+
+#define POOL                                                                   \
+	"supervisor: root\nchildren:\n"                                        \
+	"  - supervisor: pool\n    max_children: 3\n    intensity: 5\n"        \
+	"    template: {command: [work, --x], backoff: none}\n"
+
+static void
+test_spawn_done_swept(void **state)
+{
+	struct run *r = run_new(POOL);
+	struct node *c;
+
+	(void)state;
+	c = spawn(r, "a", SPAWN_OK);
+	expect(r, "start root/pool/a\n");
+	assert_string_equal(c->spec->argv[0], "work");
+	assert_string_equal(c->spec->argv[2], "--task");
+	assert_string_equal(c->spec->argv[3], "a");
+	assert_int_equal(c->spec->restart, RESTART_TRANSIENT);
+	assert_ptr_equal(dynamic_find(N(r, "pool"), "a"), c);
+	exit_with(r, "root/pool/a", 0);
+	expect(r, "task_done root/pool/a\n");
+	assert_int_equal(N(r, "pool")->nchildren, 0); /* freed */
+	assert_null(dynamic_find(N(r, "pool"), "a"));
+	run_free(r);
+}
+
+static void
+test_max_children_refused_with_count(void **state)
+{
+	struct run *r = run_new(POOL);
+
+	(void)state;
+	spawn(r, "a", SPAWN_OK);
+	spawn(r, "b", SPAWN_OK);
+	spawn(r, "c", SPAWN_OK);
+	assert_null(spawn(r, "d", SPAWN_MAX_CHILDREN));
+	expect(r, "");
+	assert_int_equal(dynamic_count(N(r, "pool")), 3);
+	exit_with(r, "root/pool/b", 0); /* room again */
+	spawn(r, "d", SPAWN_OK);
+	expect(r, "start root/pool/d\n");
+	run_free(r);
+}
+
+static void
+test_refusals(void **state)
+{
+	struct run *r = run_new(POOL "  - {worker: w, command: x}\n");
+	enum spawn_refusal why;
+
+	(void)state;
+	assert_null(
+	        dynamic_spawn(r->t, N(r, "root"), "k", NULL, NULL, 0, &why));
+	assert_int_equal(why, SPAWN_NOT_DYNAMIC);
+	command_stop(r->t, N(r, "pool"), 0);
+	pump(r);
+	assert_null(spawn(r, "a", SPAWN_NOT_RUNNING));
+	assert_string_equal(dynamic_refusal_name(SPAWN_MAX_CHILDREN),
+	                    "max_children");
+	run_free(r);
+}
+
+static void
+test_failure_restarts_then_permanent_is_dead(void **state)
+{
+	struct run *r = run_new(POOL);
+	struct declaration d = {.kind = DECLARED_PERMANENT};
+
+	(void)state;
+	spawn(r, "a", SPAWN_OK);
+	exit_with(r, "root/pool/a", 1);
+	expect(r, "restarting root/pool/a\nstart root/pool/a\n");
+	tree_declare(r->t, N(r, "root/pool/a"), &d, r->now);
+	exit_with(r, "root/pool/a", 1);
+	expect(r, "failed root/pool/a\ndead_lettered root/pool/a\n");
+	assert_int_equal(N(r, "pool")->nchildren, 0);
+	assert_int_equal(N(r, "pool")->state, NODE_RUNNING);
+	run_free(r);
+}
+
+static void
+test_intensity_spent_on_it_is_dead(void **state)
+{
+	struct run *r = run_new("supervisor: root\nintensity: 10\nchildren:\n"
+	                        "  - supervisor: pool\n    intensity: 1\n"
+	                        "    template: {command: w, backoff: none}\n");
+
+	(void)state;
+	spawn(r, "a", SPAWN_OK);
+	spawn(r, "b", SPAWN_OK);
+	exit_with(r, "root/pool/a", 1);
+	expect(r, "restarting root/pool/a\nstart root/pool/a\n");
+	exit_with(r, "root/pool/a", 1);
+	/* a is the dead letter; b is stopped and comes back with pool */
+	expect(r, "dead_lettered root/pool/a\ngave_up root/pool\n"
+	          "stop root/pool/b\nescalated root/pool\n"
+	          "restarting root/pool\nstart root/pool/b\n");
+	assert_int_equal(N(r, "pool")->nchildren, 1);
+	run_free(r);
+}
+
+static void
+test_circuit_open_is_dead(void **state)
+{
+	struct run *r =
+	        run_new("supervisor: root\nchildren:\n"
+	                "  - supervisor: pool\n    intensity: 100\n"
+	                "    template: {command: w, backoff: none,\n"
+	                "               circuit: {failures: 2, window: 1m}}\n");
+
+	(void)state;
+	spawn(r, "a", SPAWN_OK);
+	exit_with(r, "root/pool/a", 1);
+	exit_with(r, "root/pool/a", 1);
+	expect(r, "quarantined root/pool/a\ndead_lettered root/pool/a\n");
+	assert_int_equal(tree_next_wake(r->t), 0); /* no probe comes */
+	run_free(r);
+}
+
+static void
+test_temporary_failure_is_dead(void **state)
+{
+	struct run *r =
+	        run_new("supervisor: root\nchildren:\n  - supervisor: pool\n"
+	                "    template: {command: w, restart: temporary}\n");
+
+	(void)state;
+	spawn(r, "a", SPAWN_OK);
+	exit_with(r, "root/pool/a", 2);
+	expect(r, "dead_lettered root/pool/a\n");
+	run_free(r);
+}
+
+static void
+test_operator_stop_cancels(void **state)
+{
+	struct run *r = run_new(POOL);
+
+	(void)state;
+	spawn(r, "a", SPAWN_OK);
+	r->log[0] = '\0';
+	command_stop(r->t, N(r, "root/pool/a"), r->now);
+	pump(r);
+	expect(r, "stop root/pool/a\ncancelled root/pool/a\n");
+	assert_int_equal(N(r, "pool")->nchildren, 0);
+	run_free(r);
+}
+
+static void
+test_shutdown_does_not_end_tasks(void **state)
+{
+	struct run *r = run_new(POOL);
+
+	(void)state;
+	spawn(r, "a", SPAWN_OK);
+	r->log[0] = '\0';
+	tree_shutdown(r->t, r->now);
+	pump(r);
+	expect(r, "stop root/pool/a\nexit 0\n");
+	assert_int_equal(N(r, "root/pool/a")->task->end, TASK_END_NONE);
+	run_free(r);
+}
+
+/* A template change reaches new children at once and running ones when
+ * they restart; the children stay through the reload. */
+static void
+test_reload_template(void **state)
+{
+	struct run *r = run_new(POOL);
+	struct config *cfg;
+	struct reload_report rep;
+	const char *why;
+
+	(void)state;
+	spawn(r, "a", SPAWN_OK);
+	cfg = load_yaml("supervisor: root\nchildren:\n"
+	                "  - supervisor: pool\n    max_children: 3\n"
+	                "    intensity: 5\n"
+	                "    template: {command: [new], backoff: none}\n");
+	assert_int_equal(reload_apply(r->t, cfg->root, r->now, &rep, &why), 0);
+	assert_int_equal(rep.removed.count, 0);
+	assert_int_equal(rep.updated.count, 1);
+	assert_string_equal(rep.updated.paths[0], "root/pool");
+	reload_report_free(&rep);
+	config_free(r->cfg); /* the child's spec is its own */
+	r->cfg = cfg;
+	pump(r);
+	assert_string_equal(N(r, "root/pool/a")->spec->argv[0], "work");
+	spawn(r, "b", SPAWN_OK);
+	assert_string_equal(N(r, "root/pool/b")->spec->argv[0], "new");
+	exit_with(r, "root/pool/a", 1);
+	assert_string_equal(N(r, "root/pool/a")->spec->argv[0], "new");
+	assert_string_equal(N(r, "root/pool/a")->spec->argv[1], "--task");
+	run_free(r);
+}
+
+/* Ended children leave the tree: 10,000 tasks cost one node at a time. */
+static void
+test_ten_thousand_tasks_flat(void **state)
+{
+	struct run *r = run_new(POOL);
+	char key[32];
+
+	(void)state;
+	for (int i = 0; i < 10000; i++) {
+		snprintf(key, sizeof key, "t%d", i);
+		spawn(r, key, SPAWN_OK);
+		snprintf(key, sizeof key, "root/pool/t%d", i);
+		exit_with(r, key, 0);
+		assert_int_equal(N(r, "pool")->nchildren, 0);
+	}
+	assert_int_equal(r->t->ndirty, 0);
+	run_free(r);
+}
+
+/* While its supervisor runs a job, an ended child stays (held) until the
+ * job is done: the job's indices stay right. */
+static void
+test_sweep_waits_for_a_job(void **state)
+{
+	struct run *r =
+	        run_new("supervisor: root\nchildren:\n  - supervisor: pool\n"
+	                "    template: {command: w, start_timeout: 5s}\n");
+
+	(void)state;
+	spawn(r, "a", SPAWN_OK);
+	tree_ready(r->t, N(r, "root/pool/a"), r->now);
+	spawn(r, "b", SPAWN_OK);
+	r->obedient = true;
+	command_restart(r->t, N(r, "pool"), r->now); /* a job: start a, b */
+	pump(r);
+	assert_int_not_equal(N(r, "pool")->job.kind, JOB_NONE);
+	/* a came back and waits for ready; b fails for good meanwhile */
+	exit_with(r, "root/pool/a", 0);
+	assert_non_null(tree_find(r->t, "root/pool/a"));
+	tree_ready(r->t, N(r, "root/pool/b"), r->now);
+	pump(r);
+	assert_int_equal(N(r, "pool")->job.kind, JOB_NONE);
+	assert_null(tree_find(r->t, "root/pool/a"));
+	run_free(r);
+}
+
+static void
+test_config_errors(void **state)
+{
+	static const char *bad[] = {
+	        "supervisor: p\ntemplate: {command: x}\nchildren:\n"
+	        "  - {worker: a, command: x}\n",
+	        "supervisor: p\nstrategy: one_for_all\ntemplate: {command: "
+	        "x}\n",
+	        "supervisor: p\nspawn_from: [a]\nchildren:\n"
+	        "  - {worker: a, command: x}\n",
+	        "supervisor: p\nmax_children: 0\ntemplate: {command: x}\n",
+	        "supervisor: p\ntemplate: {worker: x, command: x}\n",
+	        "supervisor: p\ntemplate: {instances: 2, command: x}\n",
+	        "supervisor: p\ntemplate: {}\n",
+	        "supervisor: p\ntemplate: {command: x}\nspawn_from: [a/b]\n",
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+		struct config_errors errs = {0};
+		struct config *c = parse_yaml(bad[i], &errs);
+		if (c != NULL || errs.count == 0)
+			fprintf(stderr, "accepted: %s\n", bad[i]);
+		assert_null(c);
+		assert_true(errs.count > 0);
+		config_errors_clear(&errs);
+	}
+}
+
+static void
+test_config_template_inherits_defaults(void **state)
+{
+	struct config *c = load_yaml(
+	        "supervisor: p\ndefaults: {shutdown: 1s, environment: {A: 1}}\n"
+	        "max_children: 7\nkey_ttl: 1h\nspawn_from: [orch]\n"
+	        "template: {command: x, environment: {B: 2}}\n");
+	char *args[] = {"y", NULL}, *env[] = {"B=3", "C=4", NULL};
+	struct spec *s;
+
+	(void)state;
+	assert_non_null(c->root->tmpl);
+	assert_int_equal(c->root->tmpl->shutdown_ms, 1000);
+	assert_int_equal(c->root->max_children, 7);
+	assert_int_equal(c->root->key_ttl_ms, 3600000);
+	assert_true(config_spawn_allowed(c->root, "orch"));
+	assert_false(config_spawn_allowed(c->root, "other"));
+	s = config_task_spec(c->root->tmpl, "k", args, env);
+	assert_string_equal(s->name, "k");
+	assert_string_equal(s->argv[1], "y");
+	assert_null(s->argv[2]);
+	assert_string_equal(s->env[0], "B=3"); /* the task's wins */
+	assert_string_equal(s->env[1], "C=4");
+	assert_null(s->env[2]);
+	config_task_spec_free(s);
+	config_free(c);
+}
+
+static void
+test_ledger_bounded_oldest_ended_first(void **state)
+{
+	struct ledger l;
+	struct ledger_rec *live, *r;
+	char key[16];
+
+	(void)state;
+	ledger_init(&l, 3);
+	live = ledger_accept(&l, "p", "live", NULL, NULL, 1);
+	for (int i = 0; i < 5; i++) {
+		snprintf(key, sizeof key, "k%d", i);
+		r = ledger_accept(&l, "p", key, NULL, NULL, 1);
+		ledger_end(&l, r, LEDGER_DONE, 2, (uint64_t)i);
+	}
+	assert_int_equal(l.nended, 3);
+	assert_int_equal(l.dropped, 2);
+	assert_null(ledger_get(&l, "p", "k0"));
+	assert_null(ledger_get(&l, "p", "k1"));
+	assert_non_null(ledger_get(&l, "p", "k2"));
+	assert_ptr_equal(ledger_get(&l, "p", "live"), live);
+	assert_ptr_equal(l.oldest, ledger_get(&l, "p", "k2"));
+	ledger_free(&l);
+}
+
+static void
+test_ledger_record(void **state)
+{
+	struct ledger l;
+	struct ledger_rec *r;
+	char *args[] = {"a", NULL};
+	char big[LEDGER_REASON_MAX + 50];
+
+	(void)state;
+	ledger_init(&l, 0);
+	r = ledger_accept(&l, "p", "k", args, NULL, 1);
+	for (int i = 0; i < LEDGER_REASONS + 3; i++) {
+		snprintf(big, sizeof big, "exit:%d", i);
+		ledger_reason(r, big);
+	}
+	assert_int_equal(r->nreasons, LEDGER_REASONS);
+	assert_string_equal(r->reasons[r->r0], "exit:3"); /* oldest kept */
+	memset(big, 'x', sizeof big - 1);
+	big[sizeof big - 1] = '\0';
+	ledger_reason(r, big);
+	assert_true(strlen(r->reasons[(r->r0 + LEDGER_REASONS - 1) %
+	                              LEDGER_REASONS]) == LEDGER_REASON_MAX);
+	ledger_result(r, "ok", 2);
+	r->attempts = 3;
+	ledger_end(&l, r, LEDGER_DEAD, 5, 5);
+	/* a replay: the same record, its inputs (even its own) kept */
+	r = ledger_accept(&l, "p", "k", r->args, r->env, 6);
+	assert_int_equal(r->attempts, 3);
+	assert_string_equal(r->args[0], "a");
+	assert_null(r->result);
+	assert_int_equal(r->state, LEDGER_PENDING);
+	assert_int_equal(l.nended, 0);
+	ledger_drop(&l, r);
+	assert_int_equal(l.count, 0);
+	for (int i = 0; i < 1000; i++) { /* the hash grows */
+		snprintf(big, sizeof big, "k%d", i);
+		ledger_accept(&l, "p", big, NULL, NULL, 1);
+	}
+	assert_non_null(ledger_get(&l, "p", "k999"));
+	assert_true(l.nbuckets >= 1000);
+	ledger_free(&l);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test(test_spawn_done_swept),
+	        cmocka_unit_test(test_max_children_refused_with_count),
+	        cmocka_unit_test(test_refusals),
+	        cmocka_unit_test(test_failure_restarts_then_permanent_is_dead),
+	        cmocka_unit_test(test_intensity_spent_on_it_is_dead),
+	        cmocka_unit_test(test_circuit_open_is_dead),
+	        cmocka_unit_test(test_temporary_failure_is_dead),
+	        cmocka_unit_test(test_operator_stop_cancels),
+	        cmocka_unit_test(test_shutdown_does_not_end_tasks),
+	        cmocka_unit_test(test_reload_template),
+	        cmocka_unit_test(test_ten_thousand_tasks_flat),
+	        cmocka_unit_test(test_sweep_waits_for_a_job),
+	        cmocka_unit_test(test_config_errors),
+	        cmocka_unit_test(test_config_template_inherits_defaults),
+	        cmocka_unit_test(test_ledger_bounded_oldest_ended_first),
+	        cmocka_unit_test(test_ledger_record),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
