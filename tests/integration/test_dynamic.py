@@ -1,0 +1,317 @@
+"""Dynamic children (DESIGN §12) with the real agentsupd: spawns by
+agentsupctl and by a worker in spawn_from, idempotency keys, max_children,
+results and `wait`'s exit codes, dead letters, replay and drop, and hostile
+input (floods, huge arguments, odd keys). Waits are on events with
+deadlines."""
+import json
+import os
+import subprocess
+import textwrap
+
+from conftest import AGENTSUPCTL, SRC, TIMEOUT
+
+PY = "/usr/bin/python3"
+PYPATH = os.path.join(SRC, "tools", "python")
+
+
+def py(tmp, name, body):
+    """A Python worker script using the agentsup client."""
+    path = tmp / name
+    path.write_text(f"import sys\nsys.path.insert(0, {PYPATH!r})\n"
+                    + textwrap.dedent(body))
+    return path
+
+
+def pool(extra="", template="", name="pool"):
+    """root: the dynamic supervisor, then a plain worker whose start says
+    the pool is up (supervisors have no started event)."""
+    return textwrap.dedent(f"""\
+        supervisor: root
+        children:
+          - supervisor: {name}
+            intensity: 50
+        """) + textwrap.indent(textwrap.dedent(extra), "    ") + \
+        textwrap.indent(textwrap.dedent(template), "    ") + \
+        "  - {worker: idle, command: [sleep, '300']}\n"
+
+
+SH_TEMPLATE = """\
+template:
+  command: ["/bin/sh", "-c", "sleep ${DELAY:-0}; exit $1", "task"]
+  backoff: none
+"""
+
+
+def test_spawn_by_ctl_idempotent_keys_and_wait(supd):
+    d = supd.start({"a.yaml": pool(template=SH_TEMPLATE)})
+    d.wait("started", "root/idle")
+    r = d.ctl("--json", "spawn", "pool", "--key", "a", "--env", "DELAY=0.3",
+              "--", "0", check=0)
+    rec = json.loads(r.stdout)
+    assert rec["created"] is True and rec["name"] == "pool/a"
+    assert rec["args"] == ["0"] and rec["env"] == ["DELAY=0.3"]
+    d.wait("spawned", "root/pool/a")
+    again = json.loads(d.ctl("--json", "spawn", "pool", "--key", "a", "--",
+                             "0", check=0).stdout)
+    assert again["created"] is False and again["state"] in ("running", "pending")
+    st = d.ctl_json("status", "root/pool/a")
+    assert st[0]["key"] == "a"
+    w = d.ctl("wait", "a", "--timeout", "10s", check=0)
+    done = json.loads(w.stdout)
+    assert done["state"] == "done" and done["attempts"] == 1
+    d.wait("task_done", "root/pool/a")
+    # ended within key_ttl: the record, not a new task
+    r = json.loads(d.ctl("--json", "spawn", "pool", "--key", "a", check=0).stdout)
+    assert r["created"] is False and r["state"] == "done"
+    r = json.loads(d.ctl("--json", "spawn", "pool", "--key", "a", "--retry",
+                         "--", "0", check=0).stdout)
+    assert r["created"] is True
+    assert d.ctl("wait", "pool/a", check=0).returncode == 0
+    # the ended child has left the tree; its record stays
+    assert [n["path"] for n in d.ctl_json("status")] == [
+        "root", "root/pool", "root/idle"]
+
+
+def test_unkeyed_children_are_numbered(supd):
+    d = supd.start({"a.yaml": pool(template=SH_TEMPLATE)})
+    d.wait("started", "root/idle")
+    names = [json.loads(d.ctl("--json", "spawn", "pool", "--", "0",
+                              check=0).stdout)["name"] for _ in range(3)]
+    assert names == ["pool/1", "pool/2", "pool/3"]
+    for n in names:
+        d.ctl("wait", n, check=0)
+
+
+def test_max_children_refused_with_the_count(supd):
+    d = supd.start({"a.yaml": pool("max_children: 2\n", SH_TEMPLATE)})
+    d.wait("started", "root/idle")
+    for k in ("a", "b"):
+        d.ctl("spawn", "pool", "--key", k, "--env", "DELAY=30", "--", "0",
+              check=0)
+    r = d.ctl("spawn", "pool", "--key", "c", "--", "0", check=1)
+    assert "max_children" in r.stderr and "2 live children" in r.stderr
+    assert d.ctl("wait", "c").returncode == 1  # never accepted: no record
+    d.ctl("stop", "root/pool/a", check=0)  # cancelled: room again
+    d.wait("task_done", "root/pool/a", reason="cancelled")
+    assert d.ctl("wait", "a", check=4).returncode == 4
+    d.ctl("spawn", "pool", "--key", "c", "--", "0", check=0)
+
+
+def test_wait_timeout_exit_code(supd):
+    d = supd.start({"a.yaml": pool(template=SH_TEMPLATE)})
+    d.wait("started", "root/idle")
+    d.ctl("spawn", "pool", "--key", "slow", "--env", "DELAY=30", "--", "0",
+          check=0)
+    r = d.ctl("wait", "slow", "--timeout", "300ms")
+    assert r.returncode == 124, (r.stdout, r.stderr)
+    assert d.ctl("wait", "nosuch", "--timeout", "1s").returncode == 1
+
+
+POISON = """\
+import os, sys, agentsup
+with agentsup.Agent() as a:
+    a.restored
+    if sys.argv[1] == "poison" and not os.path.exists(os.environ["FIXED"]):
+        a.exit_reason("permanent", detail="cannot parse the input")
+        sys.exit(3)
+    a.result(("ok:" + sys.argv[1]).encode())
+    a.flush(2)
+"""
+
+
+def test_dead_letter_replay_and_drop(supd):
+    script = py(supd.tmp, "task.py", POISON)
+    fixed = supd.tmp / "fixed"
+    d = supd.start({"a.yaml": pool(template=f"""\
+        template:
+          command: [{PY}, {script}]
+          environment: {{FIXED: {fixed}}}
+          backoff: none
+        """)})
+    d.wait("started", "root/idle")
+    d.ctl("spawn", "pool", "--key", "good", "--", "fine", check=0)
+    d.ctl("spawn", "pool", "--key", "bad", "--", "poison", check=0)
+    r = d.ctl("wait", "good", check=0)
+    assert json.loads(r.stdout)["result"] == "ok:fine"
+    r = d.ctl("wait", "bad")
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    rec = json.loads(r.stdout)
+    assert rec["state"] == "dead"
+    assert "declared permanent: cannot parse the input" in rec["reasons"][-1]
+    ev = d.wait("dead_lettered", "root/pool/bad")
+    assert "agentsupctl replay pool/bad" in ev.detail
+    dead = d.ctl_json("dead")
+    assert [x["name"] for x in dead] == ["pool/bad"]
+    assert "pool/bad" in d.ctl("dead", check=0).stdout
+    assert d.ctl("drop", "bad", check=0).stdout.strip() == "dropped pool/bad"
+    # dropped: gone; spawn it again to have a dead letter to replay
+    assert d.ctl("wait", "bad").returncode == 1
+    d.ctl("spawn", "pool", "--key", "bad", "--", "poison", check=0)
+    assert d.ctl("wait", "bad").returncode == 2
+    fixed.write_text("")  # the operator fixed the cause
+    r = json.loads(d.ctl("--json", "replay", "pool/bad", check=0).stdout)
+    assert r["created"] is True and r["args"] == ["poison"]
+    d.wait("replayed", "root/pool/bad")
+    rec = json.loads(d.ctl("wait", "bad", check=0).stdout)
+    assert rec["state"] == "done" and rec["replays"] == 1
+    assert rec["result"] == "ok:poison" and rec["attempts"] == 2
+    assert d.ctl_json("dead") == []
+    d.ctl("drop", "pool/bad", check=0)
+    r = d.ctl("replay", "bad")
+    assert r.returncode == 1 and "no such task" in r.stderr
+
+
+ORCH = """\
+import json, os, sys, agentsup
+with agentsup.Agent() as a:
+    a.restored
+    out = []
+    for k in ("k1", "k2", "k1"):
+        s = a.spawn("pool", key=k, args=["--n", k], env={"WORD": "w-" + k})
+        out.append([s.ok, s.name, s.created, s.error])
+    s = a.spawn("nosuch")
+    out.append([s.ok, s.error])
+    s = a.spawn("pool", key="bad/key")
+    out.append([s.ok, s.error])
+    with open(os.environ["OUT"], "w") as f:
+        json.dump(out, f)
+    a.wait(60)
+"""
+
+CHILD = """\
+import os, sys, agentsup
+with agentsup.Agent() as a:
+    a.restored
+    a.result((os.environ["WORD"] + " " + " ".join(sys.argv[1:])).encode())
+    a.flush(2)
+"""
+
+
+def test_spawn_by_a_worker_and_results(supd):
+    orch = py(supd.tmp, "orch.py", ORCH)
+    child = py(supd.tmp, "child.py", CHILD)
+    outf = supd.tmp / "out.json"
+    d = supd.start({"a.yaml": f"""\
+        supervisor: root
+        children:
+          - worker: orch
+            command: [{PY}, {orch}]
+            environment: {{OUT: {outf}}}
+          - worker: intruder
+            command: [{PY}, {orch}]
+            environment: {{OUT: {supd.tmp / 'intruder.json'}}}
+          - supervisor: pool
+            spawn_from: [orch]
+            template: {{command: [{PY}, {child}]}}
+        """})
+    d.wait("spawned", "root/pool/k1")
+    d.wait("spawned", "root/pool/k2")
+    for k in ("k1", "k2"):
+        rec = json.loads(d.ctl("wait", k, "--timeout", "20s", check=0).stdout)
+        assert rec["result"] == f"w-{k} --n {k}"
+    d.wait_count("task_done", 2)
+
+    def read(p):
+        from conftest import wait_until
+        wait_until(lambda: p.exists() and p.stat().st_size > 0, what=str(p))
+        return json.loads(p.read_text())
+    out = read(outf)
+    assert out[0] == [True, "pool/k1", True, None]
+    assert out[1] == [True, "pool/k2", True, None]
+    assert out[2][0] is True and out[2][1] == "pool/k1"  # the same child
+    assert out[3][0] is False and "spawn_from" in out[3][1]
+    assert out[4][0] is False and "spawn_from" not in out[4][1]
+    intruder = read(supd.tmp / "intruder.json")
+    assert intruder[0][0] is False and "spawn_from" in intruder[0][3]
+    assert d.count("spawned") == 2
+
+
+FLOOD = """\
+import json, os, agentsup
+with agentsup.Agent() as a:
+    a.restored
+    oks = errs = 0
+    last = None
+    for i in range(3000):
+        s = a.spawn("pool", key=f"f{i}", args=["x" * 100])
+        if s.ok:
+            oks += 1
+        else:
+            errs += 1
+            last = [s.error, s.count]
+    try:  # more than a frame may hold: the client refuses it itself
+        a.spawn("pool", key="huge", args=["y" * 70000])
+        huge = "sent"
+    except (ValueError, OSError) as e:
+        huge = type(e).__name__
+with open(os.environ["OUT"], "w") as f:
+    json.dump([oks, errs, last, huge], f)
+"""
+
+
+def test_hostile_flood_huge_args_odd_keys(supd):
+    flood = py(supd.tmp, "flood.py", FLOOD)
+    outf = supd.tmp / "flood.json"
+    d = supd.start({"a.yaml": f"""\
+        supervisor: root
+        children:
+          - supervisor: pool
+            max_children: 5
+            spawn_from: [flood]
+            template: {{command: [/bin/sh, -c, "exec sleep 30", t]}}
+          - worker: flood
+            restart: temporary
+            command: [{PY}, {flood}]
+            environment: {{OUT: {outf}}}
+        """})
+    from conftest import wait_until
+    wait_until(lambda: outf.exists() and outf.stat().st_size > 0,
+               what="the flood's tally")
+    oks, errs, last, huge = json.loads(outf.read_text())
+    assert oks == 5 and errs == 2995 and last == ["max_children", 5]
+    assert huge != "sent"
+    d.wait_count("spawned", 5)
+    # the daemon still answers, and keys with odd bytes are refused
+    d.ctl("status", check=0)
+    for key in ("../x", "a b", "a/b", "-x", "k" * 65, "é", "a\tb"):
+        r = d.ctl("spawn", "pool", "--key", key, "--", "1")
+        assert r.returncode == 1 and "bad key" in r.stderr, (key, r.stderr)
+    r = d.ctl("spawn", "pool", "--env", "AGENTSUP_FD=3", "--", "1")
+    assert r.returncode == 1 and "AGENTSUP_" in r.stderr
+    r = d.ctl("spawn", "pool", "--env", "1BAD=x", "--", "1")
+    assert r.returncode == 1 and "variable name" in r.stderr
+    r = d.ctl("spawn", "pool", "--", "z" * 70000)  # over the frame limit
+    assert r.returncode != 0
+    r = d.ctl("spawn", "nosuch", "--", "1")
+    assert r.returncode == 1 and "no dynamic supervisor" in r.stderr
+    r = d.ctl("spawn", "root", "--", "1")
+    assert r.returncode == 1
+
+
+def test_template_reload_reaches_new_children(supd):
+    d = supd.start({"a.yaml": pool(template=SH_TEMPLATE)})
+    d.wait("started", "root/idle")
+    d.ctl("spawn", "pool", "--key", "old", "--env", "DELAY=30", "--", "0",
+          check=0)
+    supd.write({"a.yaml": pool(template="""\
+        template:
+          command: ["/bin/sh", "-c", "echo NEW; sleep ${DELAY:-0}; exit $1", "t"]
+          backoff: none
+        """)})
+    r = d.ctl("reload", check=0)
+    assert "updated [root/pool]" in r.stdout and "removed []" in r.stdout
+    st = {n["path"]: n for n in d.ctl_json("status")}
+    assert st["root/pool/old"]["state"] == "running"  # kept
+    d.ctl("spawn", "pool", "--key", "new", "--", "0", check=0)
+    assert d.ctl("wait", "new", check=0).returncode == 0
+
+
+def test_bad_usage(supd):
+    d = supd.start({"a.yaml": pool(template=SH_TEMPLATE)})
+    d.wait("started", "root/idle")
+    assert d.ctl("spawn").returncode == 64
+    assert d.ctl("spawn", "pool", "--env", "NOEQUALS").returncode == 64
+    assert d.ctl("wait", "a", "--timeout", "soon").returncode == 64
+    r = subprocess.run([AGENTSUPCTL, "--socket", d.socket, "wait"],
+                       capture_output=True, text=True, timeout=TIMEOUT)
+    assert r.returncode == 64
