@@ -333,7 +333,7 @@ tasks_event(struct daemon *d, const struct action *a)
 	struct node *n = a->node;
 	struct ledger_rec *r = tasks_rec_of(d, n);
 	enum ledger_state st;
-	char why[LEDGER_REASON_MAX];
+	char why[LEDGER_REASON_MAX + 64]; /* cut to LEDGER_REASON_MAX */
 
 	if (r == NULL)
 		return;

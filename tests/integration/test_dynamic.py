@@ -315,3 +315,39 @@ def test_bad_usage(supd):
     r = subprocess.run([AGENTSUPCTL, "--socket", d.socket, "wait"],
                        capture_output=True, text=True, timeout=TIMEOUT)
     assert r.returncode == 64
+
+
+def test_c_client_spawns_and_results(supd):
+    """libagentsup end to end: agentsup_spawn and agentsup_result."""
+    from conftest import BUILD
+    agent = os.path.abspath(os.path.join(BUILD, "fanout_agent"))
+    d = supd.start({"a.yaml": f"""\
+        supervisor: root
+        children:
+          - supervisor: cpool
+            max_children: 2
+            spawn_from: [corch]
+            template: {{command: [{agent}]}}
+          - worker: corch
+            command: [{agent}, spawn, cpool, x1, x2, x1, x3]
+            stdout: {supd.tmp / 'corch.out'}
+        """})
+    d.wait("spawned", "root/cpool/x1")
+    d.wait("spawned", "root/cpool/x2")
+    for k in ("x1", "x2"):
+        rec = json.loads(d.ctl("wait", f"cpool/{k}", "--timeout", "20s",
+                               check=0).stdout)
+        assert rec["result"] == f"{k} from C (c)"
+    from conftest import wait_until
+    out = supd.tmp / "corch.out"
+    wait_until(lambda: out.exists() and out.read_text().count("\n") == 4,
+               what="the C orchestrator's answers")
+    lines = out.read_text().splitlines()
+    assert lines[0] == "ok cpool/x1 created - 0"
+    assert lines[1] == "ok cpool/x2 created - 0"
+    # x1 again: running (the same child), or ended within key_ttl (its
+    # record): not created either way
+    assert lines[2] == "ok cpool/x1 existing - 0"
+    # x3: refused while x1 and x2 run, or created once they ended
+    assert lines[3] in ("refused - existing max_children 2",
+                        "ok cpool/x3 created - 0")

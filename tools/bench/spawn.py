@@ -1,0 +1,233 @@
+#!/usr/bin/python3
+"""Dynamic children (DESIGN §12): how fast spawns are answered, how soon a
+task runs, and what 10,000 ended tasks cost.
+
+  1. spawn requests answered per second over one control connection,
+     pipelined (WINDOW requests in flight): new tasks (each forks a process
+     running /bin/true), and repeated spawns of live keys (answered from the
+     ledger, no process);
+  2. task start latency: spawn request sent -> the task's first instruction
+     (bench_worker reports its CLOCK_MONOTONIC), against the fork+exec floor
+     (bench_floor restarting the same worker: SIGKILL -> first instruction);
+  3. 10,000 ended tasks (dead letters): `agentsupctl dead` and `agentsupctl
+     status` wall time, and agentsupd's RSS before and after.
+
+    tools/bench/spawn.py [TASKS] [LATENCY_SAMPLES]      default 10000 200
+"""
+import os
+import socket
+import struct
+import subprocess
+import sys
+import time
+
+import msgpack
+
+import benchlib as b
+
+WINDOW = 64
+CTL = os.path.join(b.BUILD, "agentsupctl")
+
+
+class Control:
+    """A raw control connection: req frames out, res frames in."""
+
+    def __init__(self, path):
+        self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                self.s.connect(path)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
+        self.buf = b""
+        self.id = 0
+
+    def send(self, cmd, args):
+        self.id += 1
+        body = msgpack.packb({"t": "req", "id": self.id, "cmd": cmd, "args": args})
+        self.s.sendall(struct.pack(">I", len(body)) + body)
+        return self.id
+
+    def recv(self):
+        while True:
+            if len(self.buf) >= 4:
+                (n,) = struct.unpack(">I", self.buf[:4])
+                if len(self.buf) >= 4 + n:
+                    m = msgpack.unpackb(self.buf[4:4 + n], raw=False)
+                    self.buf = self.buf[4 + n:]
+                    if m.get("t") == "res":
+                        return m
+                    continue
+            chunk = self.s.recv(1 << 16)
+            if not chunk:
+                raise ConnectionError("agentsupd closed the connection")
+            self.buf += chunk
+
+    def pipelined(self, reqs):
+        """Send every (cmd, args), at most WINDOW unanswered; the answers."""
+        out, sent = [], 0
+        while len(out) < len(reqs):
+            while sent < len(reqs) and sent - len(out) < WINDOW:
+                self.send(*reqs[sent])
+                sent += 1
+            out.append(self.recv())
+        return out
+
+
+def pool_yaml(command, restart="transient"):
+    return f"""
+supervisor: root
+children:
+  - supervisor: pool
+    max_children: 10000
+    intensity: 100000
+    template:
+      command: {command}
+      restart: {restart}
+      backoff: none
+"""
+
+
+def wait_socket(path):
+    Control(path).s.close()
+
+
+def throughput(tmp, n):
+    d = b.Agentsupd(tmp, pool_yaml('["/bin/true"]'))
+    sock = os.path.join(tmp, "ctl.sock")
+    try:
+        wait_socket(sock)
+        c = Control(sock)
+        reqs = [("spawn", ["pool", {"key": f"t{i}"}]) for i in range(n)]
+        t0 = time.monotonic()
+        res = c.pipelined(reqs)
+        new = n / (time.monotonic() - t0)
+        ok = sum(1 for r in res if r.get("ok"))
+        return new, ok
+    finally:
+        d.stop()
+
+
+def idempotent(tmp, n, live=100):
+    d = b.Agentsupd(tmp, pool_yaml('["sleep", "300"]'))
+    sock = os.path.join(tmp, "ctl.sock")
+    try:
+        wait_socket(sock)
+        c = Control(sock)
+        c.pipelined([("spawn", ["pool", {"key": f"k{i}"}]) for i in range(live)])
+        reqs = [("spawn", ["pool", {"key": f"k{i % live}"}]) for i in range(n)]
+        t0 = time.monotonic()
+        res = c.pipelined(reqs)
+        rate = n / (time.monotonic() - t0)
+        again = sum(1 for r in res if r.get("ok") and r["result"]["created"] is False)
+        return rate, again
+    finally:
+        d.stop()
+
+
+def start_latency(tmp, samples):
+    reports = b.Reports(tmp)
+    d = b.Agentsupd(tmp, pool_yaml(f'["{b.WORKER}"]'), env={"BENCH_SOCK": reports.path})
+    sock = os.path.join(tmp, "ctl.sock")
+    out = []
+    try:
+        wait_socket(sock)
+        c = Control(sock)
+        for i in range(samples):
+            t0 = time.monotonic_ns()
+            c.send("spawn", ["pool", {"key": f"l{i}"}])
+            t1, _, _ = reports.get(kind=0)
+            c.recv()
+            out.append(t1 - t0)
+        return out
+    finally:
+        d.stop()
+        reports.close()
+
+
+def floor_latency(tmp, samples):
+    reports = b.Reports(tmp)
+    p = subprocess.Popen([b.FLOOR, "1", b.WORKER],
+                         env=dict(os.environ, BENCH_SOCK=reports.path))
+    try:
+        _, pid, _ = reports.get()
+        return b.restart_latency(reports, pid, samples, 0.005)
+    finally:
+        p.terminate()
+        p.wait()
+        reports.close()
+
+
+def timed(argv):
+    t0 = time.monotonic()
+    r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return (time.monotonic() - t0) * 1000, r
+
+
+def ten_thousand(tmp, n):
+    d = b.Agentsupd(tmp, pool_yaml('["/bin/sh", "-c", "exit 3"]', "temporary"))
+    sock = os.path.join(tmp, "ctl.sock")
+    try:
+        wait_socket(sock)
+        rss0 = b.rss_kib([d.proc.pid])
+        c = Control(sock)
+        t0 = time.monotonic()
+        batch = 500
+        for lo in range(0, n, batch):  # live children stay under max_children
+            c.pipelined([("spawn", ["pool", {"key": f"d{i}"}])
+                         for i in range(lo, min(n, lo + batch))])
+        # every task has ended once `dead` lists them all
+        while True:
+            _, r = timed([CTL, "--socket", sock, "--json", "dead"])
+            if r.stdout.count(b'"state":"dead"') >= n:
+                break
+            time.sleep(0.2)
+        spawn_s = time.monotonic() - t0
+        dead_ms = min(timed([CTL, "--socket", sock, "dead"])[0] for _ in range(5))
+        dead_json_ms = min(timed([CTL, "--socket", sock, "--json", "dead"])[0]
+                           for _ in range(5))
+        status_ms = min(timed([CTL, "--socket", sock, "status"])[0] for _ in range(5))
+        true_ms = min(timed(["/bin/true"])[0] for _ in range(5))
+        rss1 = b.rss_kib([d.proc.pid])
+        return spawn_s, dead_ms, dead_json_ms, status_ms, true_ms, rss0, rss1
+    finally:
+        d.stop()
+
+
+def main():
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 10000
+    samples = int(sys.argv[2]) if len(sys.argv) > 2 else 200
+    print(f"machine: {b.machine()}")
+    tmp = b.scratch()
+    try:
+        new, ok = throughput(os.path.join(tmp, "a"), min(n, 5000))
+        print(f"spawns answered, new tasks (each forks /bin/true): {new:,.0f}/s "
+              f"({ok} accepted, window {WINDOW})")
+        rate, again = idempotent(os.path.join(tmp, "b"), 20000)
+        print(f"spawns answered, live keys (idempotent, no fork):  {rate:,.0f}/s "
+              f"({again} answered created=false)")
+        lat = b.summary(start_latency(os.path.join(tmp, "c"), samples))
+        flo = b.summary(floor_latency(os.path.join(tmp, "d"), samples))
+        print(f"task start latency (request -> first instruction): median "
+              f"{lat['median']:.2f} ms, p99 {lat['p99']:.2f} ms (n={lat['n']})")
+        print(f"fork+exec floor (bench_floor, SIGKILL -> first instruction): "
+              f"median {flo['median']:.2f} ms, p99 {flo['p99']:.2f} ms; "
+              f"ratio {lat['median'] / flo['median']:.2f}x")
+        spawn_s, dead_ms, dead_json_ms, status_ms, true_ms, rss0, rss1 = ten_thousand(
+            os.path.join(tmp, "e"), n)
+        print(f"{n} tasks spawned and dead-lettered in {spawn_s:.1f} s")
+        print(f"with {n} ended records: `agentsupctl dead` {dead_ms:.1f} ms "
+              f"(--json {dead_json_ms:.1f} ms), `agentsupctl status` {status_ms:.1f} ms "
+              f"(exec of /bin/true: {true_ms:.1f} ms)")
+        print(f"agentsupd RSS: {rss0 / 1024:.1f} MiB at start, {rss1 / 1024:.1f} MiB "
+              f"with {n} ended records")
+    finally:
+        b.cleanup(tmp)
+
+
+if __name__ == "__main__":
+    main()
