@@ -64,6 +64,8 @@ ledger_strv_dup(char *const *v)
 
 	while (v != NULL && v[n] != NULL)
 		n++;
+	if (n == 0)
+		return NULL; /* most tasks: no memory for no inputs */
 	c = xcalloc(n + 1, sizeof *c);
 	for (size_t i = 0; i < n; i++)
 		c[i] = xstrdup(v[i]);

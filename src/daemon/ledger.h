@@ -30,7 +30,7 @@ enum ledger_state {
 struct ledger_rec {
 	char *sup;   /* the dynamic supervisor's name */
 	char *key;   /* the child's name under it */
-	char **args; /* the inputs, NULL-terminated */
+	char **args; /* the inputs, NULL-terminated, NULL when none */
 	char **env;
 	unsigned attempts; /* starts of its process, over every spawn */
 	enum ledger_state state;

@@ -370,13 +370,26 @@ tree_drain(struct tree *t, uint64_t now)
 
 /* --- lookup -------------------------------------------------------------- */
 
+/* A dynamic child answers to its path and to "SUP/KEY", never to its bare
+ * key: a spawned key cannot shadow a configured node's name. */
+static bool
+tree_task_named(const struct node *n, const char *name)
+{
+	size_t sl = strlen(n->parent->spec->name);
+
+	return strncmp(name, n->parent->spec->name, sl) == 0 &&
+	       name[sl] == '/' && strcmp(name + sl + 1, n->spec->name) == 0;
+}
+
 struct node *
 tree_find(struct tree *t, const char *name)
 {
 	for (struct node *n = t->root; n != NULL;
 	     n = tree_walk_next(t->root, n))
-		if (strcmp(n->spec->name, name) == 0 ||
-		    strcmp(n->path, name) == 0)
+		if (n->task != NULL ? tree_task_named(n, name) ||
+		                              strcmp(n->path, name) == 0
+		                    : strcmp(n->spec->name, name) == 0 ||
+		                              strcmp(n->path, name) == 0)
 			return n;
 	return NULL;
 }

@@ -222,6 +222,24 @@ test_refusals(void **state)
 	run_free(r);
 }
 
+/* A spawned key never shadows a configured name in lookups. */
+static void
+test_key_does_not_shadow_names(void **state)
+{
+	struct run *r = run_new(POOL "  - {worker: w, command: x}\n");
+	struct node *c;
+
+	(void)state;
+	c = spawn(r, "w", SPAWN_OK);
+	assert_ptr_equal(tree_find(r->t, "pool/w"), c);
+	assert_ptr_equal(tree_find(r->t, "root/pool/w"), c);
+	assert_ptr_equal(tree_find(r->t, "w"), N(r, "root/w"));
+	c = spawn(r, "pool", SPAWN_OK);
+	assert_ptr_equal(tree_find(r->t, "pool"), N(r, "root/pool"));
+	assert_ptr_equal(tree_find(r->t, "pool/pool"), c);
+	run_free(r);
+}
+
 static void
 test_failure_restarts_then_permanent_is_dead(void **state)
 {
@@ -534,6 +552,7 @@ main(void)
 	        cmocka_unit_test(test_spawn_done_swept),
 	        cmocka_unit_test(test_max_children_refused_with_count),
 	        cmocka_unit_test(test_refusals),
+	        cmocka_unit_test(test_key_does_not_shadow_names),
 	        cmocka_unit_test(test_failure_restarts_then_permanent_is_dead),
 	        cmocka_unit_test(test_intensity_spent_on_it_is_dead),
 	        cmocka_unit_test(test_circuit_open_is_dead),

@@ -130,6 +130,7 @@ def idempotent(tmp, n, live=100):
 
 
 def start_latency(tmp, samples):
+    os.makedirs(tmp, exist_ok=True)
     reports = b.Reports(tmp)
     d = b.Agentsupd(tmp, pool_yaml(f'["{b.WORKER}"]'), env={"BENCH_SOCK": reports.path})
     sock = os.path.join(tmp, "ctl.sock")
@@ -150,6 +151,7 @@ def start_latency(tmp, samples):
 
 
 def floor_latency(tmp, samples):
+    os.makedirs(tmp, exist_ok=True)
     reports = b.Reports(tmp)
     p = subprocess.Popen([b.FLOOR, "1", b.WORKER],
                          env=dict(os.environ, BENCH_SOCK=reports.path))
