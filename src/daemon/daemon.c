@@ -250,6 +250,8 @@ daemon_pump(struct daemon *d)
 {
 	struct action a;
 
+	tasks_resume(d); /* after a restart on a state store: before the
+	                    actions, which start them */
 	while (tree_next_action(d->tree, &a))
 		daemon_act(d, &a);
 	dynamic_sweep(d->tree); /* ended tasks' nodes: their record stays */

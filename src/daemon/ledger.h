@@ -46,6 +46,7 @@ struct ledger_rec {
 	int64_t ended_ms;         /* wall clock, 0 while live */
 	uint64_t ended_mono;      /* monotonic: key_ttl counts from it */
 	unsigned replays;         /* times replayed */
+	bool resume;              /* live when agentsupd stopped: start again */
 	struct ledger_rec *hnext; /* hash chain */
 	struct ledger_rec *older, *newer; /* the ended list */
 };

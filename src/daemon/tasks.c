@@ -42,6 +42,7 @@ struct tasks {
 	size_t nwaiters;
 	char name[2 * REQUEST_NAME_MAX]; /* the last answer's "SUP/KEY" */
 	char sup[REQUEST_NAME_MAX];      /* the last spawn's supervisor */
+	size_t nresume;                  /* records still to resume */
 	char error[256];                 /* the last answer's error */
 };
 
@@ -253,6 +254,61 @@ tasks_worker_spawn(struct daemon *d, struct node *from,
 	a->count = out.count;
 	a->created = out.created;
 	a->name = a->ok ? d->tasks->name : NULL;
+}
+
+/* One record to resume: 1 done (spawned, or it cannot be: cancelled), 0
+ * when its supervisor is not running yet. */
+static int
+tasks_resume_one(struct daemon *d, struct ledger_rec *r)
+{
+	struct node *sup = tree_find(d->tree, r->sup);
+	struct tasks_outcome out;
+
+	if (d->tree->shutting_down || d->tree->draining)
+		return 0; /* stays pending: for the next start */
+	if (sup != NULL && sup->spec->tmpl != NULL &&
+	    sup->state != NODE_RUNNING)
+		return 0;
+	tasks_spawn(d,
+	            &(struct tasks_spawn){.sup = r->sup,
+	                                  .key = r->key,
+	                                  .args = r->args,
+	                                  .env = r->env,
+	                                  .retry = true,
+	                                  .by = "agentsupd, resumed after a "
+	                                        "restart"},
+	            &out);
+	if (out.error != NULL && out.has_count)
+		return 0; /* max_children: when a child ends */
+	if (out.error != NULL) {
+		ledger_reason(r, out.error);
+		ledger_end(&d->tasks->ledger, r, LEDGER_CANCELLED,
+		           clock_wall_ms(), clock_now_ms());
+		log_warnx("task %s/%s not resumed: %s", r->sup, r->key,
+		          out.error);
+	}
+	return 1;
+}
+
+void
+tasks_resume(struct daemon *d)
+{
+	struct tasks *t = d->tasks;
+	struct ledger_iter it = {0};
+	struct ledger_rec *r, *todo[64];
+	size_t n = 0;
+
+	if (t->nresume == 0)
+		return;
+	/* collected first: a resume may end (and so move) records */
+	while ((r = ledger_next(&t->ledger, &it)) != NULL && n < 64)
+		if (r->resume)
+			todo[n++] = r;
+	for (size_t i = 0; i < n; i++)
+		if (tasks_resume_one(d, todo[i])) {
+			todo[i]->resume = false;
+			t->nresume--;
+		}
 }
 
 /* --- what the engine and the workers report ------------------------------- */

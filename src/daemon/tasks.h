@@ -34,6 +34,10 @@ void tasks_worker_spawn(struct daemon *, struct node *from,
 void tasks_result(struct daemon *, struct node *, const void *, size_t);
 /* An engine event about a task's node (restarting, ended): the pump. */
 void tasks_event(struct daemon *, const struct action *);
+/* Start again the tasks the store says were pending or running when
+ * agentsupd stopped, once their supervisor runs (the pump: cheap when
+ * there are none). */
+void tasks_resume(struct daemon *);
 /* A control client is gone: it waits no more. */
 void tasks_client_gone(struct daemon *, struct client *);
 /* Records kept, ended, and dropped for room (status, benchmarks). */
