@@ -179,6 +179,8 @@ ctl_send_request(struct ctl *c, const char *cmd, const char *arg, int follow)
 	r = agentsup_wire_end(&sb, AGENTSUP_MAX_FRAME);
 	if (r == 0)
 		r = ctl_send_all(c->fd, sb.data, sb.size);
+	else
+		errno = EMSGSIZE; /* more than a frame: spawn's arguments */
 	msgpack_sbuffer_destroy(&sb);
 	return r;
 }
@@ -507,8 +509,15 @@ run(struct ctl *c, const char *cmd, const char *arg, int follow)
 	int rc;
 
 	if (ctl_send_request(c, cmd, arg, follow) < 0) {
-		perror("agentsupctl: send");
-		return EXIT_UNAVAILABLE;
+		if (errno != EMSGSIZE) {
+			perror("agentsupctl: send");
+			return EXIT_UNAVAILABLE;
+		}
+		fprintf(stderr,
+		        "agentsupctl: %s: the request is larger than a frame "
+		        "(%u bytes): fewer or shorter arguments\n",
+		        cmd, AGENTSUP_MAX_FRAME);
+		return EXIT_USAGE;
 	}
 	if (ctl_next_res(c, &f) < 0)
 		return c->timed_out && strcmp(cmd, "wait") == 0
