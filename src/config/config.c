@@ -128,6 +128,7 @@ config_free(struct config *cfg)
 	spec_free(cfg->root);
 	free(cfg->settings.socket);
 	free(cfg->settings.events_file);
+	free(cfg->settings.log_dir);
 	for (size_t i = 0; i < cfg->nfiles; i++)
 		free(cfg->files[i]);
 	free(cfg->files);
@@ -368,9 +369,11 @@ want_output(struct parse *p, const char *key, yaml_node_t *v, struct output *o)
 		o->mode = OUTPUT_INHERIT;
 	else if (strcmp(s, "null") == 0)
 		o->mode = OUTPUT_NULL;
+	else if (strcmp(s, "capture") == 0)
+		o->mode = OUTPUT_CAPTURE;
 	else if (*s == '\0')
-		perr(p, &v->start_mark, "%s: want inherit, null or a file path",
-		     key);
+		perr(p, &v->start_mark,
+		     "%s: want capture, inherit, null or a file path", key);
 	else {
 		o->mode = OUTPUT_FILE;
 		o->path = xstrdup(s);
@@ -621,6 +624,7 @@ spec_new(enum node_kind kind)
 	s->period_ms = 5000;
 	s->shutdown_ms = 5000;
 	s->drain_timeout_ms = 30000;
+	s->out.mode = s->err.mode = OUTPUT_CAPTURE;
 	return s;
 }
 
@@ -749,6 +753,70 @@ parse_node(struct parse *p, yaml_node_t *map, int depth, bool top)
 	return s;
 }
 
+/* A byte count with an optional KiB, MiB or GiB suffix. */
+static int
+parse_size(const char *s, uint64_t max, uint64_t *out)
+{
+	static const struct {
+		const char *suffix;
+		unsigned shift;
+	} units[] = {{"KiB", 10}, {"MiB", 20}, {"GiB", 30}};
+	char num[32];
+	size_t n = strspn(s, "0123456789");
+
+	if (n == 0 || n >= sizeof num)
+		return -1;
+	memcpy(num, s, n);
+	num[n] = '\0';
+	if (parse_uint(num, max, out) < 0)
+		return -1;
+	if (s[n] == '\0')
+		return 0;
+	for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+		if (strcmp(s + n, units[i].suffix) == 0) {
+			if (*out > (max >> units[i].shift))
+				return -1;
+			*out <<= units[i].shift;
+			return 0;
+		}
+	return -1;
+}
+
+/* log_max, log_keep, log_tail: output capture's bounds. */
+static void
+parse_log_setting(struct parse *p, struct settings *st, const char *ks,
+                  yaml_node_t *val)
+{
+	const char *s = want_scalar(p, ks, val);
+	uint64_t n;
+
+	if (s == NULL)
+		return;
+	if (strcmp(ks, "log_max") == 0) {
+		if (parse_size(s, UINT64_C(1) << 40, &n) < 0 || n < 1024)
+			perr(p, &val->start_mark,
+			     "log_max: want a size from 1024 to 1TiB "
+			     "(e.g. 10MiB)");
+		else
+			st->log_max = n;
+	} else if (strcmp(ks, "log_keep") == 0) {
+		if (parse_uint(s, 1000, &n) < 0)
+			perr(p, &val->start_mark,
+			     "log_keep: want a count from 0 to 1000");
+		else
+			st->log_keep = (uint32_t)n;
+	} else if (strcmp(ks, "log_tail") == 0) {
+		if (parse_size(s, 16u << 20, &n) < 0)
+			perr(p, &val->start_mark,
+			     "log_tail: want a size up to 16MiB (e.g. 8KiB)");
+		else
+			st->log_tail = (uint32_t)n;
+	} else {
+		perr(p, &val->start_mark,
+		     "unknown key \"%s\" in agentsupd settings", ks);
+	}
+}
+
 static void
 parse_settings(struct parse *p, yaml_node_t *v, yaml_node_t *at)
 {
@@ -782,9 +850,11 @@ parse_settings(struct parse *p, yaml_node_t *v, yaml_node_t *at)
 			continue;
 		}
 		if (strcmp(ks, "socket") == 0 ||
-		    strcmp(ks, "events_file") == 0) {
-			char **dst =
-			        ks[0] == 's' ? &st->socket : &st->events_file;
+		    strcmp(ks, "events_file") == 0 ||
+		    strcmp(ks, "log_dir") == 0) {
+			char **dst = ks[0] == 's'   ? &st->socket
+			             : ks[0] == 'e' ? &st->events_file
+			                            : &st->log_dir;
 			if ((s = want_scalar(p, ks, val)) == NULL)
 				continue;
 			if (*s == '\0') {
@@ -802,6 +872,8 @@ parse_settings(struct parse *p, yaml_node_t *v, yaml_node_t *at)
 				     "to 16777216");
 			else
 				st->max_frame = (uint32_t)n;
+		} else if (strncmp(ks, "log_", 4) == 0) {
+			parse_log_setting(p, st, ks, val);
 		} else {
 			perr(p, &k->start_mark,
 			     "unknown key \"%s\" in agentsupd settings", ks);
@@ -1099,6 +1171,9 @@ config_load_files(const char *const *paths, size_t n,
 
 	p.cfg = xcalloc(1, sizeof *p.cfg);
 	p.cfg->settings.max_frame = DEFAULT_MAX_FRAME;
+	p.cfg->settings.log_max = 10u << 20;
+	p.cfg->settings.log_keep = 5;
+	p.cfg->settings.log_tail = 8192;
 	p.errs = errs;
 	p.budget = CONFIG_NODE_BUDGET;
 	p.cfg->files = xcalloc(n ? n : 1, sizeof(char *));

@@ -9,7 +9,7 @@
 enum node_kind { KIND_WORKER, KIND_SUPERVISOR };
 enum strategy { ONE_FOR_ONE, ONE_FOR_ALL, REST_FOR_ONE };
 enum restart_type { RESTART_PERMANENT, RESTART_TRANSIENT, RESTART_TEMPORARY };
-enum output_mode { OUTPUT_INHERIT, OUTPUT_NULL, OUTPUT_FILE };
+enum output_mode { OUTPUT_INHERIT, OUTPUT_NULL, OUTPUT_FILE, OUTPUT_CAPTURE };
 
 #define SHUTDOWN_BRUTAL_KILL (-1)
 #define CONFIG_MAX_INTENSITY 100000
@@ -62,6 +62,10 @@ struct settings {
 	char *socket;       /* control socket path, NULL = default */
 	char *events_file;  /* JSON-lines event log, NULL = none */
 	uint32_t max_frame; /* largest frame accepted from a peer */
+	char *log_dir;      /* captured output files, NULL = none */
+	uint64_t log_max;   /* rotate a worker's log file beyond this size */
+	uint32_t log_keep;  /* rotated files kept: NAME.log.1 ... */
+	uint32_t log_tail;  /* bytes of each worker's output kept in memory */
 	struct loc loc;
 };
 

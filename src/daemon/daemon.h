@@ -14,6 +14,7 @@
 #include "tree.h"
 
 struct control;
+struct logcap_set;
 
 struct daemon {
 	struct ev_loop *loop;
@@ -26,6 +27,8 @@ struct daemon {
 	ev_child child_watcher;
 	ev_signal sig_term, sig_int, sig_hup, sig_usr1;
 	struct control *control;
+	/* workers' captured output */
+	struct logcap_set *logcap;
 	msgpack_zone zone;    /* decoded frames live here until handled */
 	msgpack_sbuffer sbuf; /* frames being encoded */
 	uint8_t *rbuf;        /* every read lands here first */

@@ -17,6 +17,7 @@
 #include "daemon.h"
 #include "clock.h"
 #include "log.h"
+#include "logcap.h"
 #include "util.h"
 
 #define EXIT_USAGE   64
@@ -149,11 +150,20 @@ retire_config(struct daemon *d, struct config *old)
 	d->nretired = 0;
 }
 
-/* Settings that can change at run time: the events file, the frame limit. */
+static struct logcap_limits
+logcap_limits_of(const struct settings *s)
+{
+	return (struct logcap_limits){s->log_dir, s->log_max, s->log_keep,
+	                              s->log_tail};
+}
+
+/* Settings that can change at run time: the events file, the frame limit,
+ * output capture's. */
 static void
 apply_settings(struct daemon *d, const struct settings *old)
 {
 	const struct settings *s = &d->cfg->settings;
+	struct logcap_limits lim = logcap_limits_of(s);
 
 	if ((old->events_file == NULL) != (s->events_file == NULL) ||
 	    (s->events_file && strcmp(old->events_file, s->events_file) != 0)) {
@@ -167,6 +177,7 @@ apply_settings(struct daemon *d, const struct settings *old)
 		d->rbuf_size = 2 * (AGENTSUP_FRAME_HEADER + s->max_frame);
 		d->rbuf = xrealloc(d->rbuf, d->rbuf_size);
 	}
+	logcap_set_limits(d->logcap, &lim);
 }
 
 int
@@ -266,6 +277,7 @@ on_hup_signal(struct ev_loop *loop, ev_signal *s, int revents)
 	(void)loop;
 	(void)revents;
 	events_reopen(&d->events);
+	logcap_reopen(d->logcap);
 	daemon_reload(d, msg, sizeof msg);
 	daemon_run_actions(d);
 }
@@ -318,6 +330,7 @@ socket_path(const char *opt, const struct settings *s)
 static int
 daemon_init(struct daemon *d, const char *sock_opt)
 {
+	struct logcap_limits lim = logcap_limits_of(&d->cfg->settings);
 	const char *why;
 
 	if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
@@ -333,6 +346,7 @@ daemon_init(struct daemon *d, const char *sock_opt)
 	d->rbuf_size = 2 * (AGENTSUP_FRAME_HEADER + d->cfg->settings.max_frame);
 	d->rbuf = xmalloc(d->rbuf_size);
 	events_init(&d->events, d->cfg->settings.events_file);
+	d->logcap = logcap_set_new(d->loop, STDERR_FILENO, &lim);
 	d->socket_path = socket_path(sock_opt, &d->cfg->settings);
 	if ((d->control = control_open(d, d->socket_path, &why)) == NULL) {
 		log_warnx("control socket %s: %s", d->socket_path, why);
@@ -360,6 +374,7 @@ daemon_free(struct daemon *d)
 	control_close(d->control);
 	free(d->socket_path);
 	tree_free(d->tree);
+	logcap_set_free(d->logcap);
 	config_free(d->cfg);
 	for (size_t i = 0; i < d->nretired; i++)
 		config_free(d->retired[i]);

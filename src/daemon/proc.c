@@ -21,6 +21,7 @@
 #include "proc.h"
 #include "clock.h"
 #include "log.h"
+#include "logcap.h"
 #include "util.h"
 
 #define AGENTSUP_CHILD_FD 3
@@ -187,6 +188,7 @@ struct spawn {
 	char **envp;
 	pid_t parent;
 	const sigset_t *reset; /* signals to put back to SIG_DFL */
+	int cap[2];            /* capture pipes' write ends, or -1 */
 	struct exec_failure fail;
 };
 
@@ -198,12 +200,16 @@ child_fail(struct spawn *sp, int stage, int err)
 }
 
 static int
-child_output(const struct output *o, int target)
+child_output(const struct output *o, int target, int cap)
 {
 	int fd;
 
 	if (o->mode == OUTPUT_INHERIT)
 		return 0;
+	if (o->mode == OUTPUT_CAPTURE) /* dup2 clears CLOEXEC, unless a no-op */
+		return cap == target           ? fcntl(cap, F_SETFD, 0)
+		       : dup2(cap, target) < 0 ? -1
+		                               : 0;
 	fd = o->mode == OUTPUT_NULL
 	             ? open("/dev/null", O_WRONLY | O_CLOEXEC)
 	             : open(o->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
@@ -274,9 +280,9 @@ child_main(void *arg)
 	    dup2(fd, STDIN_FILENO) < 0)
 		child_fail(sp, STAGE_STDIN, errno);
 	close(fd);
-	if (child_output(&s->out, STDOUT_FILENO) < 0)
+	if (child_output(&s->out, STDOUT_FILENO, sp->cap[0]) < 0)
 		child_fail(sp, STAGE_STDOUT, errno);
-	if (child_output(&s->err, STDERR_FILENO) < 0)
+	if (child_output(&s->err, STDERR_FILENO, sp->cap[1]) < 0)
 		child_fail(sp, STAGE_STDERR, errno);
 	/* the channel, deliberately inherited (no CLOEXEC) at AGENTSUP_FD;
 	 * every descriptor of ours is CLOEXEC, and any inherited one above
@@ -297,10 +303,12 @@ exec_failure_text(const struct spec *s, const struct exec_failure *f)
 		return xasprintf("chdir %s: %s", s->directory,
 		                 strerror(f->err));
 	case STAGE_STDOUT:
-		return xasprintf("stdout %s: %s", s->out.path,
+		return xasprintf("stdout %s: %s",
+		                 s->out.path ? s->out.path : "capture",
 		                 strerror(f->err));
 	case STAGE_STDERR:
-		return xasprintf("stderr %s: %s", s->err.path,
+		return xasprintf("stderr %s: %s",
+		                 s->err.path ? s->err.path : "capture",
 		                 strerror(f->err));
 	case STAGE_EXEC:
 		return xasprintf("exec %s: %s", s->argv[0], strerror(f->err));
@@ -353,11 +361,24 @@ proc_spawn(struct daemon *d, struct node *n)
 	                   .fail = {-1, 0}};
 	int sv[2], err;
 	sigset_t all, old;
+	struct logcap *lc = NULL;
 	struct worker *w;
 	pid_t pid;
 
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
 		return -1;
+	sp.cap[0] = sp.cap[1] = -1;
+	if (s->out.mode == OUTPUT_CAPTURE || s->err.mode == OUTPUT_CAPTURE) {
+		lc = logcap_get(d->logcap, s->name);
+		if (logcap_pipes(lc, s->out.mode == OUTPUT_CAPTURE,
+		                 s->err.mode == OUTPUT_CAPTURE, sp.cap) < 0) {
+			err = errno;
+			close(sv[0]);
+			close(sv[1]);
+			errno = err;
+			return -1;
+		}
+	}
 	own[nown++] = xasprintf("AGENTSUP_FD=%d", AGENTSUP_CHILD_FD);
 	own[nown++] = xasprintf("AGENTSUP_NAME=%s", s->name);
 	own[nown++] = xasprintf("AGENTSUP_PATH=%s", n->path);
@@ -376,6 +397,8 @@ proc_spawn(struct daemon *d, struct node *n)
 	err = errno;
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	close(sv[1]);
+	if (lc != NULL)
+		logcap_spawned(lc, pid >= 0);
 	free(sp.envp);
 	for (size_t i = 0; i < nown; i++)
 		free(own[i]);
@@ -574,6 +597,7 @@ proc_child_cb(struct ev_loop *loop, ev_child *c, int revents)
 {
 	struct daemon *d = c->data;
 	struct worker *w = pidmap_get(&d->pids, c->rpid);
+	struct logcap *lc;
 	struct reason r;
 	struct node *n;
 	char why[64];
@@ -589,6 +613,8 @@ proc_child_cb(struct ev_loop *loop, ev_child *c, int revents)
 		log_warn("kill group %ld", (long)w->pid);
 	n = w->node;
 	now = clock_now_ms();
+	if ((lc = logcap_find(d->logcap, n->spec->name)) != NULL)
+		logcap_exited(lc); /* its last words first */
 	r = w->cause.kind != REASON_NONE ? w->cause : exit_reason(c->rstatus);
 	if (w->drain_ms != 0 && n->draining) {
 		/* a drained worker's own status, whatever failure was seen */
