@@ -806,9 +806,9 @@ parse_log_setting(struct parse *p, struct settings *st, const char *ks,
 		else
 			st->log_keep = (uint32_t)n;
 	} else if (strcmp(ks, "log_tail") == 0) {
-		if (parse_size(s, 16u << 20, &n) < 0)
+		if (parse_size(s, 4u << 20, &n) < 0)
 			perr(p, &val->start_mark,
-			     "log_tail: want a size up to 16MiB (e.g. 8KiB)");
+			     "log_tail: want a size up to 4MiB (e.g. 8KiB)");
 		else
 			st->log_tail = (uint32_t)n;
 	} else {

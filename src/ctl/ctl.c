@@ -52,6 +52,9 @@ usage(FILE *f)
 	        "diff\n"
 	        "  events [--follow]   recent events; --follow streams new "
 	        "ones\n"
+	        "  logs NAME [-n N] [-f]  a worker's last N lines of output "
+	        "(20; 0: all kept);\n"
+	        "                      -f follows new ones\n"
 	        "  shutdown            stop the tree and agentsupd\n"
 	        "The socket: --socket, else AGENTSUP_SOCKET, else "
 	        "/run/agentsupd.sock (root)\n"
@@ -534,6 +537,63 @@ run(struct ctl *c, const char *cmd, const char *arg, int follow)
 	return 0;
 }
 
+/* logs NAME [-n N] [-f]: the tail as one string, then {t: log} frames. */
+static int
+run_logs(struct ctl *c, const char *name, unsigned long lines, int follow)
+{
+	const msgpack_object *ok, *body, *line;
+	struct agentsup_frame f;
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	int r;
+
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	agentsup_wire_begin(&sb);
+	msgpack_pack_map(&pk, 4);
+	agentsup_wire_kv_str(&pk, "t", AGENTSUP_T_REQ);
+	agentsup_wire_kv_uint(&pk, "id", 1);
+	agentsup_wire_kv_str(&pk, "cmd", "logs");
+	agentsup_wire_pack_str(&pk, "args");
+	msgpack_pack_array(&pk, 3);
+	agentsup_wire_pack_str(&pk, name);
+	msgpack_pack_uint64(&pk, lines);
+	follow ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk);
+	r = agentsup_wire_end(&sb, AGENTSUP_MAX_FRAME);
+	if (r == 0)
+		r = send_all(c->fd, sb.data, sb.size);
+	msgpack_sbuffer_destroy(&sb);
+	if (r < 0) {
+		perror("agentsupctl: send");
+		return EXIT_UNAVAILABLE;
+	}
+	do {
+		if (next_frame(c, &f, REPLY_TIMEOUT_MS) < 0)
+			return EXIT_UNAVAILABLE;
+	} while (!agentsup_wire_is(&f, AGENTSUP_T_RES));
+	ok = agentsup_wire_get(&f.map, "ok");
+	body = agentsup_wire_get(&f.map, "result");
+	if (ok == NULL || ok->type != MSGPACK_OBJECT_BOOLEAN ||
+	    !ok->via.boolean || body == NULL ||
+	    body->type != MSGPACK_OBJECT_STR) {
+		char err[512];
+		get_s(&f.map, "error", err, sizeof err);
+		fprintf(stderr, "agentsupctl: %s\n", *err ? err : "failed");
+		return EXIT_REFUSED;
+	}
+	fwrite(body->via.str.ptr, 1, body->via.str.size, stdout);
+	fflush(stdout);
+	while (follow > 0 && next_frame(c, &f, -1) == 0) {
+		line = agentsup_wire_get(&f.map, "line");
+		if (!agentsup_wire_is(&f, "log") || line == NULL ||
+		    line->type != MSGPACK_OBJECT_STR)
+			continue;
+		printf("%.*s\n", (int)line->via.str.size, line->via.str.ptr);
+		fflush(stdout);
+	}
+	return 0;
+}
+
 static void
 on_sigint(int sig)
 {
@@ -551,7 +611,7 @@ main(int argc, char **argv)
 	        {NULL, 0, NULL, 0},
 	};
 	static const char *const need_name[] = {"start", "stop", "restart",
-	                                        NULL};
+	                                        "logs", NULL};
 	static const char *const opt_name[] = {"status", "drain", NULL};
 	static const char *const no_arg[] = {"reload", "shutdown", "events",
 	                                     NULL};
@@ -559,6 +619,8 @@ main(int argc, char **argv)
 	char sockbuf[256];
 	struct ctl c = {.fd = -1};
 	int ch, follow = 0, rc, kind = -1;
+	unsigned long lines = 20;
+	char *end;
 	struct sigaction sa = {.sa_handler = on_sigint};
 
 	while ((ch = getopt_long(argc, argv, "+s:jfh", opts, NULL)) != -1) {
@@ -592,7 +654,16 @@ main(int argc, char **argv)
 		else if (strcmp(argv[i], "--follow") == 0 ||
 		         strcmp(argv[i], "-f") == 0)
 			follow = 1;
-		else if (arg == NULL && argv[i][0] != '-')
+		else if (strcmp(argv[i], "-n") == 0 && i + 1 < argc &&
+		         strcmp(cmd, "logs") == 0) {
+			lines = strtoul(argv[++i], &end, 10);
+			if (*argv[i] == '\0' || *argv[i] == '-' ||
+			    *end != '\0' || lines > UINT32_MAX) {
+				fprintf(stderr,
+				        "agentsupctl: -n wants a count\n");
+				return EXIT_USAGE;
+			}
+		} else if (arg == NULL && argv[i][0] != '-')
 			arg = argv[i];
 		else {
 			fprintf(stderr, "agentsupctl: unexpected \"%s\"\n",
@@ -610,7 +681,8 @@ main(int argc, char **argv)
 		if (strcmp(cmd, no_arg[i]) == 0)
 			kind = 0;
 	if (kind < 0 || (kind == 1 && arg == NULL) || (kind == 0 && arg) ||
-	    (follow && strcmp(cmd, "events") != 0)) {
+	    (follow && strcmp(cmd, "events") != 0 &&
+	     strcmp(cmd, "logs") != 0)) {
 		fprintf(stderr, "agentsupctl: bad command line for \"%s\"\n",
 		        cmd);
 		usage(stderr);
@@ -641,7 +713,11 @@ main(int argc, char **argv)
 	sigprocmask(SIG_BLOCK, &block, &c.waitmask);
 	sigdelset(&c.waitmask, SIGINT);
 	sigaction(SIGINT, &sa, NULL);
-	rc = run(&c, cmd, arg, strcmp(cmd, "events") == 0 ? follow : -1);
+	if (strcmp(cmd, "logs") == 0)
+		rc = run_logs(&c, arg, lines, follow);
+	else
+		rc = run(&c, cmd, arg,
+		         strcmp(cmd, "events") == 0 ? follow : -1);
 	msgpack_zone_destroy(&c.zone);
 	free(c.buf);
 	close(c.fd);

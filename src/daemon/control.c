@@ -24,6 +24,7 @@
 #include "request.h"
 #include "clock.h"
 #include "log.h"
+#include "logcap.h"
 #include "util.h"
 
 #define CONTROL_MAX_CLIENTS 128
@@ -47,7 +48,8 @@ struct client {
 	char *out; /* unsent bytes */
 	size_t outlen, outcap;
 	bool follow;
-	bool dead; /* closed: freed after the current callback */
+	char *logs; /* the worker whose output it follows, or NULL */
+	bool dead;  /* closed: freed after the current callback */
 };
 
 struct control {
@@ -203,6 +205,7 @@ client_free(struct client *cl)
 	c->nclients--;
 	free(cl->in);
 	free(cl->out);
+	free(cl->logs);
 	free(cl);
 }
 
@@ -272,13 +275,14 @@ client_flush(struct client *cl)
 static void
 client_write(struct client *cl, const char *data, size_t len)
 {
-	size_t limit = cl->follow ? CONTROL_MAX_LAG : CONTROL_MAX_OUT;
+	bool follows = cl->follow || cl->logs != NULL;
+	size_t limit = follows ? CONTROL_MAX_LAG : CONTROL_MAX_OUT;
 
 	if (cl->dead)
 		return;
 	if (cl->outlen + len > limit) {
-		client_drop(cl, cl->follow ? "a slow follower, too far behind"
-		                           : "not reading its responses");
+		client_drop(cl, follows ? "a slow follower, too far behind"
+		                        : "not reading its responses");
 		return;
 	}
 	if (cl->outlen + len > cl->outcap) {
@@ -551,6 +555,36 @@ do_events(struct client *cl, const struct request *r)
 	cl->follow = r->follow;
 }
 
+/* logs NAME [N] [follow]: the last N lines of the worker's ring as one
+ * string; a follower then gets each new line as a {t: log} frame. */
+static void
+do_logs(struct client *cl, const struct request *r)
+{
+	struct daemon *d = cl->ctl->d;
+	struct node *n = tree_find(d->tree, r->name);
+	size_t cap = d->cfg->settings.log_tail + 1;
+	msgpack_packer pk;
+	char *buf;
+	size_t len;
+
+	if (n == NULL || n->spec->kind != KIND_WORKER) {
+		res_error(cl, r->id, "no such worker: %s", r->name);
+		return;
+	}
+	buf = xmalloc(cap);
+	len = logcap_tail(logcap_find(d->logcap, n->spec->name), r->lines, buf,
+	                  cap);
+	res_begin(cl->ctl, &pk, r->id, true);
+	msgpack_pack_str(&pk, len);
+	msgpack_pack_str_body(&pk, buf, len);
+	free(buf);
+	res_send(cl);
+	if (r->follow && !cl->dead) {
+		free(cl->logs);
+		cl->logs = xstrdup(n->spec->name);
+	}
+}
+
 static void
 dispatch(struct client *cl, const struct agentsup_frame *f)
 {
@@ -598,6 +632,9 @@ dispatch(struct client *cl, const struct agentsup_frame *f)
 		res_ok(cl, r.id, "shutting down");
 		daemon_shutdown(d, "agentsupctl shutdown");
 		break;
+	case REQ_LOGS:
+		do_logs(cl, &r);
+		break;
 	}
 }
 
@@ -620,7 +657,7 @@ timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	uint64_t now = clock_now_ms();
 
 	(void)revents;
-	if (cl->follow && cl->inlen == 0)
+	if ((cl->follow || cl->logs) && cl->inlen == 0)
 		return;              /* a follower may stay silent for ever */
 	if (now < cl->deadline_ms) { /* lazily moved: re-arm the rest */
 		ev_timer_set(t, (double)(cl->deadline_ms - now) / 1000.0, 0.0);
@@ -818,4 +855,38 @@ control_event(void *arg, const struct event *e, const char *json)
 	for (struct client *cl = c->clients; cl != NULL; cl = cl->next)
 		if (cl->follow && !cl->dead)
 			client_write(cl, c->sb.data, c->sb.size);
+}
+
+/* --- worker output to followers ------------------------------------------- */
+
+/* The logcap sink: {t: log, name, stream, line} to whoever follows name. */
+void
+control_log_line(void *arg, const char *name, enum logcap_stream stream,
+                 const char *line, size_t len)
+{
+	struct control *c = arg;
+	msgpack_packer pk;
+	bool packed = false;
+
+	for (struct client *cl = c->clients; cl != NULL; cl = cl->next) {
+		if (cl->logs == NULL || cl->dead || strcmp(cl->logs, name) != 0)
+			continue;
+		if (!packed) {
+			msgpack_packer_init(&pk, &c->sb, msgpack_sbuffer_write);
+			agentsup_wire_begin(&c->sb);
+			msgpack_pack_map(&pk, 4);
+			agentsup_wire_kv_str(&pk, "t", CONTROL_T_LOG);
+			agentsup_wire_kv_str(&pk, "name", name);
+			agentsup_wire_kv_str(
+			        &pk, "stream",
+			        stream == LOGCAP_STDERR ? "stderr" : "stdout");
+			agentsup_wire_pack_str(&pk, "line");
+			msgpack_pack_str(&pk, len);
+			msgpack_pack_str_body(&pk, line, len);
+			if (agentsup_wire_end(&c->sb, CONTROL_MAX_OUT) < 0)
+				return;
+			packed = true;
+		}
+		client_write(cl, c->sb.data, c->sb.size);
+	}
 }

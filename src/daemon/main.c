@@ -354,6 +354,7 @@ daemon_init(struct daemon *d, const char *sock_opt)
 	}
 	d->events.sink = control_event;
 	d->events.sink_arg = d->control;
+	logcap_set_sink(d->logcap, control_log_line, d->control);
 	d->tree = tree_new(d->cfg->root);
 	ev_child_init(&d->child_watcher, proc_child_cb, 0, 0);
 	d->child_watcher.data = d;
@@ -370,6 +371,8 @@ static void
 daemon_free(struct daemon *d)
 {
 	d->events.sink = NULL;
+	if (d->logcap != NULL)
+		logcap_set_sink(d->logcap, NULL, NULL);
 	proc_fini(d);
 	control_close(d->control);
 	free(d->socket_path);
