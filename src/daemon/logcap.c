@@ -44,7 +44,7 @@ struct logcap {
 	struct stream s[2];
 	char *ring; /* the last `tail` bytes of escaped lines, lazily */
 	size_t rcap, rhead, rlen;
-	bool wrapped;    /* the ring has lost its oldest bytes */
+	bool cut;        /* the oldest line in the ring lost its head */
 	int file;        /* log_dir/NAME.log, -1 until the first line */
 	uint64_t fsize;  /* its size as far as we know */
 	bool file_error; /* logged once; retried at the next reopen */
@@ -191,10 +191,16 @@ out_line(struct logcap_set *set, const struct logcap *lc,
 
 /* --- the ring ------------------------------------------------------------- */
 
+static char
+ring_at(const struct logcap *lc, size_t i) /* i-th oldest byte */
+{
+	return lc->ring[(lc->rhead + lc->rcap - lc->rlen + i) % lc->rcap];
+}
+
 static void
 ring_put(struct logcap *lc, const char *p, size_t n)
 {
-	size_t cap = lc->set->lim.tail, k;
+	size_t cap = lc->set->lim.tail, k, over;
 
 	if (cap == 0)
 		return;
@@ -203,26 +209,20 @@ ring_put(struct logcap *lc, const char *p, size_t n)
 		lc->ring = xmalloc(cap);
 		lc->rcap = cap;
 		lc->rhead = lc->rlen = 0;
-		lc->wrapped = false;
+		lc->cut = false;
 	}
+	/* whether the oldest byte kept still starts a line */
 	if (n > cap) {
+		lc->cut = p[n - cap - 1] != '\n';
 		p += n - cap;
 		n = cap;
-		lc->wrapped = true;
-	}
+	} else if ((over = lc->rlen + n > cap ? lc->rlen + n - cap : 0) > 0)
+		lc->cut = ring_at(lc, over - 1) != '\n';
 	k = cap - lc->rhead < n ? cap - lc->rhead : n;
 	memcpy(lc->ring + lc->rhead, p, k);
 	memcpy(lc->ring, p + k, n - k);
 	lc->rhead = (lc->rhead + n) % cap;
-	if (lc->rlen + n > cap)
-		lc->wrapped = true;
 	lc->rlen = lc->rlen + n > cap ? cap : lc->rlen + n;
-}
-
-static char
-ring_at(const struct logcap *lc, size_t i) /* i-th oldest byte */
-{
-	return lc->ring[(lc->rhead + lc->rcap - lc->rlen + i) % lc->rcap];
 }
 
 size_t
@@ -242,7 +242,7 @@ logcap_tail(const struct logcap *lc, unsigned nlines, char *buf, size_t len)
 			start = i;
 			break;
 		}
-	if (i == 0 && lc->wrapped) /* the oldest line lost its head */
+	if (i == 0 && lc->cut) /* the oldest line lost its head */
 		while (start < lc->rlen && ring_at(lc, start++) != '\n')
 			;
 	if (lc->rlen - start > len - 1) { /* whole lines that fit */
@@ -599,7 +599,7 @@ logcap_spawned(struct logcap *lc, bool started)
 	}
 	if (started) { /* the ring is this process's from now on */
 		lc->rhead = lc->rlen = 0;
-		lc->wrapped = false;
+		lc->cut = false;
 	}
 }
 
