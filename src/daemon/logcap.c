@@ -48,8 +48,6 @@ struct logcap {
 	int file;        /* log_dir/NAME.log, -1 until the first line */
 	uint64_t fsize;  /* its size as far as we know */
 	bool file_error; /* logged once; retried at the next reopen */
-	char *fbuf;      /* raw lines not yet written to the file */
-	size_t fblen;
 };
 
 enum out_kind { OUT_PLAIN, OUT_SOCKET };
@@ -68,6 +66,9 @@ struct logcap_set {
 	unsigned long dropped, unreported;
 	char *rbuf; /* one read at a time: LOGCAP_READ_MAX */
 	char *ebuf; /* one escaped line: 4 * LOGCAP_LINE_MAX */
+	char *fbuf; /* raw lines for one worker's file, until the read ends */
+	size_t fblen;
+	struct logcap *fowner; /* whose lines fbuf holds */
 	logcap_line_fn sink;
 	void *sink_arg;
 };
@@ -123,7 +124,8 @@ count_lines(const char *p, size_t n)
 }
 
 /* Write what is buffered; on EAGAIN wait for stderr to drain; on an error
- * (it was closed) drop it all, counted. */
+ * (it was closed) drop it all, counted. Once it is all out, say how many
+ * lines were dropped, through the same buffer. */
 static void
 out_flush(struct logcap_set *set)
 {
@@ -143,19 +145,22 @@ out_flush(struct logcap_set *set)
 		}
 		if (n <= 0) {
 			set->dropped += count_lines(set->out, set->outlen);
+			set->unreported = set->dropped; /* nobody to tell */
 			set->outlen = 0;
 			break;
 		}
 		memmove(set->out, set->out + n, set->outlen - (size_t)n);
 		set->outlen -= (size_t)n;
+		if (set->outlen == 0 && set->dropped > set->unreported) {
+			set->outlen = (size_t)snprintf(
+			        set->out, LOGCAP_OUT_MAX,
+			        "agentsupd: %lu lines of worker output were "
+			        "not shown: stderr was not writable\n",
+			        set->dropped - set->unreported);
+			set->unreported = set->dropped;
+		}
 	}
 	ev_io_stop(set->loop, &set->err_w);
-	if (set->dropped > set->unreported && set->err_fd >= 0) {
-		log_warnx("%lu lines of worker output were not shown: stderr "
-		          "was not writable",
-		          set->dropped - set->unreported);
-		set->unreported = set->dropped;
-	}
 }
 
 /* "NAME   | line\n" (stdout) or "NAME   ! line\n" (stderr), or dropped. */
@@ -320,14 +325,16 @@ file_rotate(struct logcap *lc)
 	file_open(lc);
 }
 
+/* Write the batch (its owner's lines) to its owner's file. */
 static void
-file_write(struct logcap *lc)
+file_write(struct logcap_set *set)
 {
+	struct logcap *lc = set->fowner;
 	size_t done = 0;
 	ssize_t n;
 
-	while (done < lc->fblen && lc->file >= 0) {
-		n = write(lc->file, lc->fbuf + done, lc->fblen - done);
+	while (lc != NULL && done < set->fblen && lc->file >= 0) {
+		n = write(lc->file, set->fbuf + done, set->fblen - done);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
@@ -340,7 +347,7 @@ file_write(struct logcap *lc)
 		done += (size_t)n;
 		lc->fsize += (uint64_t)n;
 	}
-	lc->fblen = 0;
+	set->fblen = 0;
 }
 
 /* A line for the file: batched, and rotated before the file would grow
@@ -349,17 +356,20 @@ file_write(struct logcap *lc)
 static void
 file_add(struct logcap *lc, const char *line, size_t len)
 {
-	uint64_t max = lc->set->lim.max;
+	struct logcap_set *set = lc->set;
+	uint64_t max = set->lim.max;
 	struct stat st;
 
-	if (lc->set->dir == NULL || lc->file_error)
+	if (set->dir == NULL || lc->file_error)
 		return;
+	if (set->fowner != lc || set->fblen + len + 1 > LOGCAP_FILE_BATCH)
+		file_write(set);
+	set->fowner = lc;
 	if (lc->file < 0 && file_open(lc) < 0)
 		return;
-	if (lc->fblen + len + 1 > LOGCAP_FILE_BATCH)
-		file_write(lc);
-	if (max && lc->fsize + lc->fblen + len + 1 > max && lc->fsize > 0) {
-		file_write(lc);
+	if (max && lc->fsize + set->fblen + len + 1 > max &&
+	    lc->fsize + set->fblen > 0) {
+		file_write(set);
 		if (fstat(lc->file, &st) == 0)
 			lc->fsize = (uint64_t)st.st_size;
 		if (lc->fsize + len + 1 > max && lc->fsize > 0)
@@ -367,22 +377,21 @@ file_add(struct logcap *lc, const char *line, size_t len)
 		if (lc->file < 0)
 			return;
 	}
-	if (lc->fbuf == NULL)
-		lc->fbuf = xmalloc(LOGCAP_FILE_BATCH);
-	memcpy(lc->fbuf + lc->fblen, line, len);
-	lc->fbuf[lc->fblen + len] = '\n';
-	lc->fblen += len + 1;
+	if (set->fbuf == NULL)
+		set->fbuf = xmalloc(LOGCAP_FILE_BATCH);
+	memcpy(set->fbuf + set->fblen, line, len);
+	set->fbuf[set->fblen + len] = '\n';
+	set->fblen += len + 1;
 }
 
 /* The batch is written at the end of each read: nothing waits in it while
  * the loop sleeps. */
 static void
-file_flush(struct logcap *lc)
+file_flush(struct logcap_set *set)
 {
-	if (lc->fblen > 0)
-		file_write(lc);
-	free(lc->fbuf);
-	lc->fbuf = NULL;
+	if (set->fblen > 0)
+		file_write(set);
+	set->fowner = NULL;
 }
 
 /* --- lines -----------------------------------------------------------------
@@ -478,7 +487,7 @@ void
 logcap_feed(struct logcap *lc, enum logcap_stream kind, const char *p, size_t n)
 {
 	stream_feed(&lc->s[kind], p, n);
-	file_flush(lc);
+	file_flush(lc->set);
 	out_flush(lc->set);
 }
 
@@ -492,7 +501,7 @@ logcap_flush(struct logcap *lc, enum logcap_stream kind)
 	st->partlen = 0;
 	free(st->part);
 	st->part = NULL;
-	file_flush(lc);
+	file_flush(lc->set);
 	out_flush(lc->set);
 }
 
@@ -542,7 +551,7 @@ stream_cb(struct ev_loop *loop, ev_io *w, int revents)
 	(void)loop;
 	(void)revents;
 	if (stream_read(st) > 0) {
-		file_flush(st->lc);
+		file_flush(st->lc->set);
 		out_flush(st->lc->set);
 	}
 }
@@ -617,7 +626,7 @@ logcap_exited(struct logcap *lc)
 			logcap_flush(lc, st->kind);
 		stream_close(st);
 	}
-	file_flush(lc);
+	file_flush(lc->set);
 	out_flush(lc->set);
 }
 
@@ -723,6 +732,7 @@ logcap_set_free(struct logcap_set *set)
 	free(set->out);
 	free(set->rbuf);
 	free(set->ebuf);
+	free(set->fbuf);
 	free(set);
 }
 
@@ -752,7 +762,7 @@ logcap_reopen(struct logcap_set *set)
 {
 	for (size_t b = 0; b < LOGCAP_BUCKETS; b++)
 		for (struct logcap *lc = set->buckets[b]; lc; lc = lc->next) {
-			file_flush(lc);
+			file_flush(lc->set);
 			file_close(lc);
 			lc->file_error =
 			        false; /* opened again at its next line */

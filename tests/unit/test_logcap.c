@@ -229,6 +229,27 @@ test_rotation_naming(void **state)
 	(void)shown(f);
 }
 
+/* One read of many lines (as a flood delivers them) still rotates at max. */
+static void
+test_rotation_within_one_read(void **state)
+{
+	struct fixture *f = *state;
+	struct logcap_limits lim = limits(f->dir, 1024, 3, 8192);
+	struct logcap *lc;
+	static char lines[5000];
+
+	logcap_set_limits(f->set, &lim);
+	lc = logcap_get(f->set, "one");
+	for (size_t i = 0; i < sizeof lines; i++)
+		lines[i] = i % 100 == 99 ? '\n' : 'o';
+	logcap_feed(lc, LOGCAP_STDOUT, lines, sizeof lines);
+	assert_int_equal(file_size(f->dir, "one.log"), 1000);
+	assert_int_equal(file_size(f->dir, "one.log.1"), 1000);
+	assert_int_equal(file_size(f->dir, "one.log.3"), 1000);
+	assert_int_equal(file_size(f->dir, "one.log.4"), -1);
+	(void)shown(f);
+}
+
 static void
 test_rotation_keep_zero(void **state)
 {
@@ -302,6 +323,7 @@ test_full_stderr_drops_never_blocks(void **state)
 	struct logcap *lc = logcap_get(f->set, "flood");
 	char line[101], junk[4096];
 	int fl = fcntl(f->out[1], F_GETFL);
+	bool told = false;
 
 	/* fill the pipe that stands for stderr: nobody reads it */
 	assert_int_equal(fcntl(f->out[1], F_SETFL, fl | O_NONBLOCK), 0);
@@ -316,7 +338,15 @@ test_full_stderr_drops_never_blocks(void **state)
 	for (int i = 0; i < 10000; i++) /* 1 MB: would block if we waited */
 		feed(lc, LOGCAP_STDOUT, line);
 	assert_true(logcap_dropped(f->set) > 9000);
+	/* once stderr drains, the next line is preceded by a count */
 	(void)shown(f);
+	feed(lc, LOGCAP_STDOUT, "again\n");
+	for (int i = 0; i < 100 && !told; i++) {
+		told = strstr(shown(f), "lines of worker output were not "
+		                        "shown") != NULL;
+		ev_run(f->loop, EVRUN_NOWAIT); /* stderr is writable again */
+	}
+	assert_true(told);
 }
 
 static void
@@ -360,6 +390,8 @@ main(void)
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_rotation_naming, setup,
 	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_rotation_within_one_read,
+	                                        setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_rotation_keep_zero, setup,
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(
