@@ -64,9 +64,10 @@ struct logcap_set {
 	char *out; /* LOGCAP_OUT_MAX, lazily */
 	size_t outlen;
 	unsigned long dropped, unreported;
-	char *rbuf; /* one read at a time: LOGCAP_READ_MAX */
-	char *ebuf; /* one escaped line: 4 * LOGCAP_LINE_MAX */
-	char *fbuf; /* raw lines for one worker's file, until the read ends */
+	char *rbuf;  /* one read at a time: LOGCAP_READ_MAX */
+	char *ebuf;  /* one escaped line: 4 * LOGCAP_LINE_MAX */
+	char *spare; /* a partial line's buffer, for the next that needs one */
+	char *fbuf;  /* raw lines for one worker's file, until the read ends */
 	size_t fblen;
 	struct logcap *fowner; /* whose lines fbuf holds */
 	logcap_line_fn sink;
@@ -439,6 +440,29 @@ line_emit(struct stream *st, const char *line, size_t len)
 		set->sink(set->sink_arg, lc->name, st->kind, set->ebuf, elen);
 }
 
+/* A partial line's buffer; one spare is kept, so that a flood whose reads
+ * end now inside a line, now at its end, does not allocate each time. */
+static char *
+part_get(struct logcap_set *set)
+{
+	char *p = set->spare;
+
+	set->spare = NULL;
+	return p != NULL ? p : xmalloc(LOGCAP_LINE_MAX);
+}
+
+static void
+part_put(struct stream *st)
+{
+	struct logcap_set *set = st->lc->set;
+
+	if (set->spare == NULL)
+		set->spare = st->part;
+	else
+		free(st->part);
+	st->part = NULL;
+}
+
 /* Split bytes into lines; what is left of a line waits in st->part. */
 static void
 stream_feed(struct stream *st, const char *p, size_t n)
@@ -463,7 +487,7 @@ stream_feed(struct stream *st, const char *p, size_t n)
 			continue;
 		}
 		if (st->part == NULL)
-			st->part = xmalloc(LOGCAP_LINE_MAX);
+			st->part = part_get(st->lc->set);
 		take = LOGCAP_LINE_MAX - st->partlen;
 		take = seg < take ? seg : take;
 		memcpy(st->part + st->partlen, p, take);
@@ -477,10 +501,8 @@ stream_feed(struct stream *st, const char *p, size_t n)
 			n--;
 		}
 	}
-	if (st->partlen == 0) { /* an idle worker holds no line buffer */
-		free(st->part);
-		st->part = NULL;
-	}
+	if (st->partlen == 0) /* an idle worker holds no line buffer */
+		part_put(st);
 }
 
 void
@@ -499,8 +521,7 @@ logcap_flush(struct logcap *lc, enum logcap_stream kind)
 	if (st->partlen > 0)
 		line_emit(st, st->part, st->partlen);
 	st->partlen = 0;
-	free(st->part);
-	st->part = NULL;
+	part_put(st);
 	file_flush(lc->set);
 	out_flush(lc->set);
 }
@@ -733,6 +754,7 @@ logcap_set_free(struct logcap_set *set)
 	free(set->rbuf);
 	free(set->ebuf);
 	free(set->fbuf);
+	free(set->spare);
 	free(set);
 }
 

@@ -205,18 +205,22 @@ command: {sh('exec sleep 60')}
 
         wait_until(lambda: os.path.exists(logs / "flood.log.1"),
                    what="the flood to rotate a file")
+        # fixed buffers: seconds of flood cost nothing more
         before = vm_rss_kib(d.pid)
+        deadline = time.monotonic() + 2
+        while time.monotonic() < deadline:
+            time.sleep(0.1)  # the flood runs on its own meanwhile
+            assert d.poll() is None
+        after = vm_rss_kib(d.pid)
+        assert after - before < 4 * 1024, (before, after)
+        # and the loop still serves the control socket promptly
         worst = 0.0
-        end = time.monotonic() + 3
-        while time.monotonic() < end:
+        for _ in range(20):
             t = time.monotonic()
             r = ctl("status")
             worst = max(worst, time.monotonic() - t)
             assert r.returncode == 0, r.stderr
             assert "flood" in r.stdout
-        after = vm_rss_kib(d.pid)
-        # fixed buffers: the flood itself costs nothing more
-        assert after - before < 8 * 1024, (before, after)
         assert worst < 5.0, worst  # generous: a busy, sanitized machine
         names = os.listdir(logs)
         assert set(names) <= {"flood.log", "flood.log.1", "flood.log.2"}
