@@ -23,9 +23,8 @@
 #include "logcap.h"
 #include "util.h"
 
-#define LOGCAP_FILE_BATCH 65536 /* raw lines gathered before a write */
-#define LOGCAP_WIDTH_MAX  24    /* names are padded to the widest, to this */
-#define LOGCAP_BUCKETS    256
+#define LOGCAP_WIDTH_MAX 24 /* names are padded to the widest, to this */
+#define LOGCAP_BUCKETS   256
 
 struct stream {
 	struct logcap *lc;
@@ -35,12 +34,14 @@ struct stream {
 	int child_fd; /* the child's end until the spawn is done */
 	char *part;   /* a partial line (LOGCAP_LINE_MAX) while one waits */
 	size_t partlen;
+	bool big; /* its pipe was made larger: it floods */
 };
 
 struct logcap {
 	struct logcap_set *set;
 	struct logcap *next; /* in its hash bucket */
 	char *name;
+	size_t namelen;
 	struct stream s[2];
 	char *ring; /* the last `tail` bytes of escaped lines, lazily */
 	size_t rcap, rhead, rlen;
@@ -67,14 +68,15 @@ struct logcap_set {
 	char *rbuf;  /* one read at a time: LOGCAP_READ_MAX */
 	char *ebuf;  /* one escaped line: 4 * LOGCAP_LINE_MAX */
 	char *spare; /* a partial line's buffer, for the next that needs one */
-	char *fbuf;  /* raw lines for one worker's file, until the read ends */
-	size_t fblen;
-	struct logcap *fowner; /* whose lines fbuf holds */
+	const char *span; /* whole lines for span_owner's file, unwritten */
+	size_t spanlen;
+	struct logcap *span_owner;
 	logcap_line_fn sink;
 	void *sink_arg;
 };
 
 static void out_flush(struct logcap_set *);
+static void file_flush(struct logcap_set *);
 
 /* --- agentsupd's stderr, never blocking ----------------------------------- */
 
@@ -200,7 +202,9 @@ out_line(struct logcap_set *set, const struct logcap *lc,
 static char
 ring_at(const struct logcap *lc, size_t i) /* i-th oldest byte */
 {
-	return lc->ring[(lc->rhead + lc->rcap - lc->rlen + i) % lc->rcap];
+	size_t k = lc->rhead + lc->rcap - lc->rlen + i; /* < 2 * rcap */
+
+	return lc->ring[k < lc->rcap ? k : k - lc->rcap];
 }
 
 static void
@@ -227,7 +231,7 @@ ring_put(struct logcap *lc, const char *p, size_t n)
 	k = cap - lc->rhead < n ? cap - lc->rhead : n;
 	memcpy(lc->ring + lc->rhead, p, k);
 	memcpy(lc->ring, p + k, n - k);
-	lc->rhead = (lc->rhead + n) % cap;
+	lc->rhead = lc->rhead + n < cap ? lc->rhead + n : lc->rhead + n - cap;
 	lc->rlen = lc->rlen + n > cap ? cap : lc->rlen + n;
 }
 
@@ -326,73 +330,110 @@ file_rotate(struct logcap *lc)
 	file_open(lc);
 }
 
-/* Write the batch (its owner's lines) to its owner's file. */
 static void
-file_write(struct logcap_set *set)
+file_write(struct logcap *lc, const char *p, size_t n)
 {
-	struct logcap *lc = set->fowner;
-	size_t done = 0;
-	ssize_t n;
+	ssize_t w;
 
-	while (lc != NULL && done < set->fblen && lc->file >= 0) {
-		n = write(lc->file, set->fbuf + done, set->fblen - done);
-		if (n < 0 && errno == EINTR)
+	while (n > 0 && !lc->file_error) {
+		w = write(lc->file, p, n);
+		if (w < 0 && errno == EINTR)
 			continue;
-		if (n < 0) {
-			if (!lc->file_error)
-				log_warn("worker %s: writing its log file",
-				         lc->name);
-			lc->file_error = true;
+		if (w < 0) {
+			log_warn("worker %s: writing its log file", lc->name);
+			lc->file_error = true; /* until the next reopen */
 			break;
 		}
-		done += (size_t)n;
-		lc->fsize += (uint64_t)n;
+		p += w;
+		n -= (size_t)w;
+		lc->fsize += (uint64_t)w;
 	}
-	set->fblen = 0;
 }
 
-/* A line for the file: batched, and rotated before the file would grow
- * beyond max. The size is checked with fstat first, in case logrotate's
- * copytruncate emptied it meanwhile. */
+/* Whole lines to the file, rotated before it would grow beyond max (only
+ * between lines; a single line longer than max is written whole). The size
+ * is checked with fstat first, in case logrotate's copytruncate emptied the
+ * file meanwhile. */
 static void
-file_add(struct logcap *lc, const char *line, size_t len)
+file_put(struct logcap *lc, const char *p, size_t n)
 {
-	struct logcap_set *set = lc->set;
-	uint64_t max = set->lim.max;
+	uint64_t max = lc->set->lim.max;
+	bool checked = false;
 	struct stat st;
 
-	if (set->dir == NULL || lc->file_error)
+	if (lc->file < 0 && (lc->file_error || file_open(lc) < 0))
 		return;
-	if (set->fowner != lc || set->fblen + len + 1 > LOGCAP_FILE_BATCH)
-		file_write(set);
-	set->fowner = lc;
-	if (lc->file < 0 && file_open(lc) < 0)
-		return;
-	if (max && lc->fsize + set->fblen + len + 1 > max &&
-	    lc->fsize + set->fblen > 0) {
-		file_write(set);
-		if (fstat(lc->file, &st) == 0)
-			lc->fsize = (uint64_t)st.st_size;
-		if (lc->fsize + len + 1 > max && lc->fsize > 0)
-			file_rotate(lc);
-		if (lc->file < 0)
-			return;
+	while (n > 0 && lc->file >= 0 && !lc->file_error) {
+		size_t k = n, room;
+		const char *nl;
+
+		if (max && lc->fsize + n > max) {
+			if (!checked) {
+				checked = true;
+				if (fstat(lc->file, &st) == 0)
+					lc->fsize = (uint64_t)st.st_size;
+				continue;
+			}
+			room = lc->fsize < max ? (size_t)(max - lc->fsize) : 0;
+			nl = room ? memrchr(p, '\n', room < n ? room : n)
+			          : NULL;
+			if (nl != NULL) {
+				k = (size_t)(nl - p) + 1;
+			} else if (lc->fsize > 0) {
+				file_rotate(lc);
+				continue;
+			} else {
+				nl = memchr(p, '\n', n);
+				k = nl ? (size_t)(nl - p) + 1 : n;
+			}
+		}
+		file_write(lc, p, k);
+		p += k;
+		n -= k;
 	}
-	if (set->fbuf == NULL)
-		set->fbuf = xmalloc(LOGCAP_FILE_BATCH);
-	memcpy(set->fbuf + set->fblen, line, len);
-	set->fbuf[set->fblen + len] = '\n';
-	set->fblen += len + 1;
 }
 
-/* The batch is written at the end of each read: nothing waits in it while
- * the loop sleeps. */
+/* Lines that lie in the input as they are (the common case) are not
+ * copied: they are gathered as one span of the read buffer, written when
+ * the read is done or a line from elsewhere comes in between. */
+static void
+file_span(struct logcap *lc, const char *p, size_t n)
+{
+	struct logcap_set *set = lc->set;
+
+	if (set->dir == NULL)
+		return;
+	if (set->span_owner == lc && set->span + set->spanlen == p) {
+		set->spanlen += n;
+		return;
+	}
+	file_flush(set);
+	set->span_owner = lc;
+	set->span = p;
+	set->spanlen = n;
+}
+
 static void
 file_flush(struct logcap_set *set)
 {
-	if (set->fblen > 0)
-		file_write(set);
-	set->fowner = NULL;
+	if (set->span_owner != NULL && set->spanlen > 0)
+		file_put(set->span_owner, set->span, set->spanlen);
+	set->span_owner = NULL;
+	set->spanlen = 0;
+}
+
+/* A line that is not in the input as it is: cut, or from a partial. */
+static void
+file_line(struct logcap *lc, const char *line, size_t len)
+{
+	char buf[LOGCAP_LINE_MAX + 1];
+
+	if (lc->set->dir == NULL)
+		return;
+	file_flush(lc->set);
+	memcpy(buf, line, len);
+	buf[len] = '\n';
+	file_put(lc, buf, len + 1);
 }
 
 /* --- lines -----------------------------------------------------------------
@@ -420,24 +461,51 @@ escape(char *dst, const char *src, size_t len)
 	return k;
 }
 
+/* Whether a line holds a control character (tab aside). Eight bytes at a
+ * time: any byte below 0x20 or equal to 0x7f sends the word to the exact
+ * test (a tab does too, and passes there). */
+static bool
+needs_escape(const char *p, size_t n)
+{
+	const uint64_t ones = 0x0101010101010101u, high = 0x8080808080808080u;
+	size_t i = 0;
+	uint64_t x, del;
+
+	for (; i + 8 <= n; i += 8) {
+		memcpy(&x, p + i, 8);
+		del = x ^ (0x7f * ones);
+		if ((((x - 0x20 * ones) & ~x) | ((del - ones) & ~del)) & high)
+			break; /* look closer from here */
+	}
+	for (; i < n; i++) {
+		unsigned char c = (unsigned char)p[i];
+		if ((c < 0x20 && c != '\t') || c == 0x7f)
+			return true;
+	}
+	return false;
+}
+
+/* One line (without its newline) to stderr, the ring and followers; the
+ * file is the caller's (file_span or file_line). */
 static void
 line_emit(struct stream *st, const char *line, size_t len)
 {
 	struct logcap *lc = st->lc;
 	struct logcap_set *set = lc->set;
-	size_t elen;
 
 	if (len > 0 && line[len - 1] == '\r')
 		len--;
-	if (set->ebuf == NULL)
-		set->ebuf = xmalloc(4 * LOGCAP_LINE_MAX + 1);
-	elen = escape(set->ebuf, line, len);
-	out_line(set, lc, st->kind, set->ebuf, elen);
-	set->ebuf[elen] = '\n';
-	ring_put(lc, set->ebuf, elen + 1);
-	file_add(lc, line, len);
+	if (needs_escape(line, len)) {
+		if (set->ebuf == NULL)
+			set->ebuf = xmalloc(4 * LOGCAP_LINE_MAX);
+		len = escape(set->ebuf, line, len);
+		line = set->ebuf;
+	}
+	out_line(set, lc, st->kind, line, len);
+	ring_put(lc, line, len);
+	ring_put(lc, "\n", 1);
 	if (set->sink != NULL)
-		set->sink(set->sink_arg, lc->name, st->kind, set->ebuf, elen);
+		set->sink(set->sink_arg, lc->name, st->kind, line, len);
 }
 
 /* A partial line's buffer; one spare is kept, so that a flood whose reads
@@ -470,18 +538,21 @@ stream_feed(struct stream *st, const char *p, size_t n)
 	while (n > 0) {
 		if (st->partlen == LOGCAP_LINE_MAX && *p != '\n') {
 			line_emit(st, st->part, st->partlen); /* cut it here */
+			file_line(st->lc, st->part, st->partlen);
 			st->partlen = 0;
 		}
 		const char *nl = memchr(p, '\n', n);
 		size_t seg = nl ? (size_t)(nl - p) : n, take;
 		if (st->partlen == 0 && nl && seg <= LOGCAP_LINE_MAX) {
 			line_emit(st, p, seg); /* the common case: no copy */
+			file_span(st->lc, p, seg + 1);
 			p += seg + 1;
 			n -= seg + 1;
 			continue;
 		}
 		if (st->partlen == 0 && seg > LOGCAP_LINE_MAX) {
 			line_emit(st, p, LOGCAP_LINE_MAX);
+			file_line(st->lc, p, LOGCAP_LINE_MAX);
 			p += LOGCAP_LINE_MAX;
 			n -= LOGCAP_LINE_MAX;
 			continue;
@@ -496,12 +567,14 @@ stream_feed(struct stream *st, const char *p, size_t n)
 		n -= take;
 		if (nl && take == seg) {
 			line_emit(st, st->part, st->partlen);
+			file_line(st->lc, st->part, st->partlen);
 			st->partlen = 0;
 			p++;
 			n--;
 		}
 	}
-	if (st->partlen == 0) /* an idle worker holds no line buffer */
+	file_flush(st->lc->set); /* the span points into p */
+	if (st->partlen == 0)    /* an idle worker holds no line buffer */
 		part_put(st);
 }
 
@@ -518,8 +591,10 @@ logcap_flush(struct logcap *lc, enum logcap_stream kind)
 {
 	struct stream *st = &lc->s[kind];
 
-	if (st->partlen > 0)
+	if (st->partlen > 0) {
 		line_emit(st, st->part, st->partlen);
+		file_line(lc, st->part, st->partlen);
+	}
 	st->partlen = 0;
 	part_put(st);
 	file_flush(lc->set);
@@ -559,6 +634,12 @@ stream_read(struct stream *st)
 		logcap_flush(st->lc, st->kind);
 		stream_close(st);
 		return -1;
+	}
+	/* a full pipe: fewer, larger reads for a worker that floods (only
+	 * then: pipe capacity counts against the user's limit) */
+	if (!st->big && (size_t)n >= 65536) {
+		st->big = true;
+		(void)fcntl(st->fd, F_SETPIPE_SZ, LOGCAP_PIPE_BIG);
 	}
 	stream_feed(st, set->rbuf, (size_t)n);
 	return 1;
@@ -604,6 +685,7 @@ logcap_pipes(struct logcap *lc, bool out, bool err, int child_fd[2])
 			return -1;
 		}
 		st->fd = fds[0];
+		st->big = false;
 		st->child_fd = child_fd[i] = fds[1];
 	}
 	return 0;
@@ -685,6 +767,7 @@ logcap_get(struct logcap_set *set, const char *name)
 	lc = xcalloc(1, sizeof *lc);
 	lc->set = set;
 	lc->name = xstrdup(name);
+	lc->namelen = nl;
 	lc->file = -1;
 	for (int i = 0; i < 2; i++)
 		lc->s[i] = (struct stream){
@@ -753,7 +836,6 @@ logcap_set_free(struct logcap_set *set)
 	free(set->out);
 	free(set->rbuf);
 	free(set->ebuf);
-	free(set->fbuf);
 	free(set->spare);
 	free(set);
 }

@@ -13,7 +13,8 @@
 #include <ev.h>
 
 #define LOGCAP_LINE_MAX   4096    /* a longer line is split */
-#define LOGCAP_READ_MAX   65536   /* read per stream per loop wake-up */
+#define LOGCAP_READ_MAX   262144  /* read per stream per loop wake-up */
+#define LOGCAP_PIPE_BIG   1048576 /* a flooding worker's pipe grows to this */
 #define LOGCAP_OUT_MAX    65536   /* prefixed lines waiting for stderr */
 #define LOGCAP_DRAIN_MAX  1048576 /* read at an exit before giving up */
 #define LOGCAP_TAIL_LINES 20      /* lines of output on a failure event */
