@@ -171,8 +171,7 @@ static void
 out_line(struct logcap_set *set, const struct logcap *lc,
          enum logcap_stream kind, const char *line, size_t len)
 {
-	size_t nl = strlen(lc->name),
-	       pad = set->width > nl ? set->width - nl : 0;
+	size_t nl = lc->namelen, pad = set->width > nl ? set->width - nl : 0;
 	size_t need = nl + pad + 3 + len + 1;
 	char *p;
 
@@ -488,7 +487,7 @@ needs_escape(const char *p, size_t n)
 /* One line (without its newline) to stderr, the ring and followers; the
  * file is the caller's (file_span or file_line). */
 static void
-line_emit(struct stream *st, const char *line, size_t len)
+line_emit(struct stream *st, const char *line, size_t len, bool ring)
 {
 	struct logcap *lc = st->lc;
 	struct logcap_set *set = lc->set;
@@ -502,8 +501,13 @@ line_emit(struct stream *st, const char *line, size_t len)
 		line = set->ebuf;
 	}
 	out_line(set, lc, st->kind, line, len);
-	ring_put(lc, line, len);
-	ring_put(lc, "\n", 1);
+	if (ring) {
+		ring_put(lc, line, len);
+		ring_put(lc, "\n", 1);
+	} else { /* what follows in this read will fill the ring anyway */
+		lc->rlen = 0;
+		lc->cut = false;
+	}
 	if (set->sink != NULL)
 		set->sink(set->sink_arg, lc->name, st->kind, line, len);
 }
@@ -537,21 +541,28 @@ stream_feed(struct stream *st, const char *p, size_t n)
 {
 	while (n > 0) {
 		if (st->partlen == LOGCAP_LINE_MAX && *p != '\n') {
-			line_emit(st, st->part, st->partlen); /* cut it here */
+			line_emit(st, st->part, st->partlen,
+			          true); /* cut here */
 			file_line(st->lc, st->part, st->partlen);
 			st->partlen = 0;
 		}
 		const char *nl = memchr(p, '\n', n);
 		size_t seg = nl ? (size_t)(nl - p) : n, take;
 		if (st->partlen == 0 && nl && seg <= LOGCAP_LINE_MAX) {
-			line_emit(st, p, seg); /* the common case: no copy */
+			/* the common case: no copy; and a line that the
+			 * rest of this read will push out of the ring (even
+			 * if half of it were \r, and its last line partial)
+			 * need not go in */
+			line_emit(st, p, seg,
+			          n - seg - 1 < 2 * st->lc->set->lim.tail +
+			                                LOGCAP_LINE_MAX);
 			file_span(st->lc, p, seg + 1);
 			p += seg + 1;
 			n -= seg + 1;
 			continue;
 		}
 		if (st->partlen == 0 && seg > LOGCAP_LINE_MAX) {
-			line_emit(st, p, LOGCAP_LINE_MAX);
+			line_emit(st, p, LOGCAP_LINE_MAX, true);
 			file_line(st->lc, p, LOGCAP_LINE_MAX);
 			p += LOGCAP_LINE_MAX;
 			n -= LOGCAP_LINE_MAX;
@@ -566,7 +577,7 @@ stream_feed(struct stream *st, const char *p, size_t n)
 		p += take;
 		n -= take;
 		if (nl && take == seg) {
-			line_emit(st, st->part, st->partlen);
+			line_emit(st, st->part, st->partlen, true);
 			file_line(st->lc, st->part, st->partlen);
 			st->partlen = 0;
 			p++;
@@ -592,7 +603,7 @@ logcap_flush(struct logcap *lc, enum logcap_stream kind)
 	struct stream *st = &lc->s[kind];
 
 	if (st->partlen > 0) {
-		line_emit(st, st->part, st->partlen);
+		line_emit(st, st->part, st->partlen, true);
 		file_line(lc, st->part, st->partlen);
 	}
 	st->partlen = 0;
@@ -635,9 +646,9 @@ stream_read(struct stream *st)
 		stream_close(st);
 		return -1;
 	}
-	/* a full pipe: fewer, larger reads for a worker that floods (only
-	 * then: pipe capacity counts against the user's limit) */
-	if (!st->big && (size_t)n >= 65536) {
+	/* half a pipe at once: fewer, larger reads for a worker that floods
+	 * (only then: pipe capacity counts against the user's limit) */
+	if (!st->big && (size_t)n >= 32768) {
 		st->big = true;
 		(void)fcntl(st->fd, F_SETPIPE_SZ, LOGCAP_PIPE_BIG);
 	}

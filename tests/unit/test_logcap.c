@@ -180,6 +180,38 @@ test_ring_wraps_whole_lines(void **state)
 	(void)shown(f);
 }
 
+/* A read of many lines: only its end can stay in the ring, exactly. */
+static void
+test_ring_from_one_big_read(void **state)
+{
+	struct fixture *f = *state;
+	struct logcap_limits lim = limits(NULL, 0, 0, 64);
+	struct logcap *lc;
+	static char many[8 * 2000];
+	char tail[256];
+
+	logcap_set_limits(f->set, &lim);
+	lc = logcap_get(f->set, "w");
+	feed(lc, LOGCAP_STDOUT, "old one\n");
+	for (int i = 0; i < 2000; i++)
+		snprintf(many + 8 * i, 9, "l %05d\n", i);
+	logcap_feed(lc, LOGCAP_STDOUT, many, sizeof many);
+	logcap_tail(lc, 0, tail, sizeof tail);
+	assert_string_equal(tail, "l 01992\nl 01993\nl 01994\nl 01995\n"
+	                          "l 01996\nl 01997\nl 01998\nl 01999\n");
+	/* the same with \r\n endings and a partial line at the end */
+	for (int i = 0; i < 1600; i++)
+		snprintf(many + 10 * i, 11, "rr %05d\r\n", i);
+	logcap_feed(lc, LOGCAP_STDOUT, many, 16000);
+	logcap_feed(lc, LOGCAP_STDOUT, "tail", 4);
+	logcap_tail(lc, 3, tail, sizeof tail);
+	assert_string_equal(tail, "rr 01597\nrr 01598\nrr 01599\n");
+	logcap_flush(lc, LOGCAP_STDOUT);
+	logcap_tail(lc, 3, tail, sizeof tail);
+	assert_string_equal(tail, "rr 01598\nrr 01599\ntail\n");
+	(void)shown(f);
+}
+
 static void
 test_ring_lazy(void **state)
 {
@@ -385,6 +417,8 @@ main(void)
 	        cmocka_unit_test_setup_teardown(test_flush_ends_partial_line,
 	                                        setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_ring_wraps_whole_lines,
+	                                        setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_ring_from_one_big_read,
 	                                        setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_ring_lazy, setup,
 	                                        teardown),

@@ -5,7 +5,10 @@
  * a driver can time the run from the first byte to the last one landing in
  * a log file, whoever carries it there.
  *
- *   bench_capture BYTES STAMP
+ *   bench_capture BYTES STAMP [linger]
+ *
+ * With "linger" it then waits for a signal instead of exiting: PM2 drops
+ * what it has not yet written when the process exits.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -63,8 +66,8 @@ main(int argc, char **argv)
 	static char buf[CHUNK];
 	unsigned long long total, done = 0, line = 0;
 
-	if (argc != 3) {
-		fprintf(stderr, "usage: bench_capture BYTES STAMP\n");
+	if (argc != 3 && argc != 4) {
+		fprintf(stderr, "usage: bench_capture BYTES STAMP [linger]\n");
 		return 64;
 	}
 	total = strtoull(argv[1], NULL, 10);
@@ -84,5 +87,9 @@ main(int argc, char **argv)
 		}
 		done += n;
 	}
-	return write_all(STDOUT_FILENO, "END\n", 4) < 0;
+	if (write_all(STDOUT_FILENO, "END\n", 4) < 0)
+		return 1;
+	if (argc == 4)
+		pause(); /* until the carrier is stopped */
+	return 0;
 }

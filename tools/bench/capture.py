@@ -13,7 +13,8 @@ Each run measures every carrier once, the direct write first; the table
 shows medians over the runs (a shared machine is noisy).
 
 The clock runs from the writer's first byte (it stamps the time) to its last
-line ("END") being in the log file. agentsupd's own stderr, where it echoes
+line ("END") being in the log file; the writer then waits to be stopped (PM2
+loses what it has not written when a process exits). agentsupd's own stderr, where it echoes
 each line as "w | ...", goes to /dev/null by default (supervisord and PM2 echo
 nothing); --stderr file measures it writing them to a file as well.
 """
@@ -100,7 +101,7 @@ def run_agentsup(tmp, size, stderr="null"):
         f.write(f"agentsupd:\n  log_dir: {logs}\n  log_max: {LOG_MAX}\n"
                 f"  log_keep: {LOG_KEEP}\n---\n"
                 f"worker: w\nrestart: temporary\n"
-                f"command: [{WRITER}, '{size}', {st}]\n")
+                f"command: [{WRITER}, '{size}', {st}, linger]\n")
     err = open(os.devnull if stderr == "null" else os.path.join(tmp, "agentsupd.err"), "w")
     p = subprocess.Popen([b.AGENTSUPD, "-c", conf, "--socket", os.path.join(tmp, "ctl.sock")],
                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
@@ -123,7 +124,7 @@ logfile={tmp}/supervisord.log
 pidfile={tmp}/supervisord.pid
 
 [program:w]
-command={WRITER} {size} {st}
+command={WRITER} {size} {st} linger
 autorestart=false
 startsecs=0
 stdout_logfile={log}
@@ -147,7 +148,7 @@ def run_pm2(tmp, size):
     os.makedirs(home)
     eco = os.path.join(tmp, "ecosystem.json")
     with open(eco, "w") as f:
-        json.dump({"apps": [{"name": "w", "script": WRITER, "args": [str(size), st],
+        json.dump({"apps": [{"name": "w", "script": WRITER, "args": [str(size), st, "linger"],
                              "interpreter": "none", "autorestart": False,
                              "out_file": log, "error_file": os.path.join(tmp, "w.err"),
                              "merge_logs": True}]}, f)
