@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -83,7 +84,7 @@ static void file_flush(struct logcap_set *);
 /* A descriptor of our own for stderr that never blocks us: a pipe or a
  * terminal is opened again (a new open file description, so O_NONBLOCK does
  * not reach whoever shares ours); a socket is sent to with MSG_DONTWAIT; a
- * regular file never blocks. */
+ * regular file never blocks. None at all for /dev/null. */
 static void
 out_open(struct logcap_set *set, int fd)
 {
@@ -94,6 +95,8 @@ out_open(struct logcap_set *set, int fd)
 	set->err_fd = -1;
 	if (fstat(fd, &st) < 0)
 		return;
+	if (S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3))
+		return; /* /dev/null: the echo would cost for nothing */
 	if (S_ISSOCK(st.st_mode))
 		set->err_kind = OUT_SOCKET;
 	if (S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode)) {
