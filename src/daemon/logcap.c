@@ -15,13 +15,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "log.h"
 #include "logcap.h"
+#include "logcap_file.h"
+#include "logcap_out.h"
 #include "util.h"
 
 #define LOGCAP_WIDTH_MAX 24 /* names are padded to the widest, to this */
@@ -46,28 +45,19 @@ struct logcap {
 	struct stream s[2];
 	char *ring; /* the last `tail` bytes of escaped lines, lazily */
 	size_t rcap, rhead, rlen;
-	bool cut;        /* the oldest line in the ring lost its head */
-	int file;        /* log_dir/NAME.log, -1 until the first line */
-	uint64_t fsize;  /* its size as far as we know */
-	bool file_error; /* logged once; retried at the next reopen */
+	bool cut;                /* the oldest line in the ring lost its head */
+	struct logcap_file file; /* log_dir/NAME.log */
 };
-
-enum out_kind { OUT_PLAIN, OUT_SOCKET };
 
 struct logcap_set {
 	struct ev_loop *loop;
 	struct logcap_limits lim;
 	char *dir;
 	struct logcap *buckets[LOGCAP_BUCKETS];
-	size_t width; /* the widest name seen, for the prefix */
-	int err_fd;   /* ours: non-blocking where it matters */
-	enum out_kind err_kind;
-	ev_io err_w;
-	char *out; /* LOGCAP_OUT_MAX, lazily */
-	size_t outlen;
-	unsigned long dropped, unreported;
-	char *rbuf;  /* one read at a time: LOGCAP_READ_MAX */
-	char *ebuf;  /* one escaped line: 4 * LOGCAP_LINE_MAX */
+	size_t width;          /* the widest name seen, for the prefix */
+	struct logcap_out out; /* agentsupd's stderr */
+	char *rbuf;            /* one read at a time: LOGCAP_READ_MAX */
+	char *ebuf;            /* one escaped line: 4 * LOGCAP_LINE_MAX */
 	char *spare; /* a partial line's buffer, for the next that needs one */
 	const char *span; /* whole lines for span_owner's file, unwritten */
 	size_t spanlen;
@@ -76,128 +66,7 @@ struct logcap_set {
 	void *sink_arg;
 };
 
-static void out_flush(struct logcap_set *);
 static void file_flush(struct logcap_set *);
-
-/* --- agentsupd's stderr, never blocking ----------------------------------- */
-
-/* A descriptor of our own for stderr that never blocks us: a pipe or a
- * terminal is opened again (a new open file description, so O_NONBLOCK does
- * not reach whoever shares ours); a socket is sent to with MSG_DONTWAIT; a
- * regular file never blocks. None at all for /dev/null. */
-static void
-out_open(struct logcap_set *set, int fd)
-{
-	struct stat st;
-	char path[64];
-
-	set->err_kind = OUT_PLAIN;
-	set->err_fd = -1;
-	if (fstat(fd, &st) < 0)
-		return;
-	if (S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3))
-		return; /* /dev/null: the echo would cost for nothing */
-	if (S_ISSOCK(st.st_mode))
-		set->err_kind = OUT_SOCKET;
-	if (S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode)) {
-		snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
-		set->err_fd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC |
-		                                 O_NOCTTY);
-	}
-	if (set->err_fd < 0)
-		set->err_fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-	if (set->err_fd < 0)
-		log_warn("logcap: cannot duplicate stderr; worker output "
-		         "will not be shown there");
-}
-
-static void
-out_writable_cb(struct ev_loop *loop, ev_io *w, int revents)
-{
-	(void)loop;
-	(void)revents;
-	out_flush(w->data);
-}
-
-static size_t
-count_lines(const char *p, size_t n)
-{
-	size_t k = 0;
-
-	for (const char *e = p + n; (p = memchr(p, '\n', (size_t)(e - p))); p++)
-		k++;
-	return k;
-}
-
-/* Write what is buffered; on EAGAIN wait for stderr to drain; on an error
- * (it was closed) drop it all, counted. Once it is all out, say how many
- * lines were dropped, through the same buffer. */
-static void
-out_flush(struct logcap_set *set)
-{
-	ssize_t n;
-
-	while (set->outlen > 0) {
-		if (set->err_kind == OUT_SOCKET)
-			n = send(set->err_fd, set->out, set->outlen,
-			         MSG_DONTWAIT | MSG_NOSIGNAL);
-		else
-			n = write(set->err_fd, set->out, set->outlen);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			ev_io_start(set->loop, &set->err_w);
-			return;
-		}
-		if (n <= 0) {
-			set->dropped += count_lines(set->out, set->outlen);
-			set->unreported = set->dropped; /* nobody to tell */
-			set->outlen = 0;
-			break;
-		}
-		memmove(set->out, set->out + n, set->outlen - (size_t)n);
-		set->outlen -= (size_t)n;
-		if (set->outlen == 0 && set->dropped > set->unreported) {
-			set->outlen = (size_t)snprintf(
-			        set->out, LOGCAP_OUT_MAX,
-			        "agentsupd: %lu lines of worker output were "
-			        "not shown: stderr was not writable\n",
-			        set->dropped - set->unreported);
-			set->unreported = set->dropped;
-		}
-	}
-	ev_io_stop(set->loop, &set->err_w);
-}
-
-/* "NAME   | line\n" (stdout) or "NAME   ! line\n" (stderr), or dropped. */
-static void
-out_line(struct logcap_set *set, const struct logcap *lc,
-         enum logcap_stream kind, const char *line, size_t len)
-{
-	size_t nl = lc->namelen, pad = set->width > nl ? set->width - nl : 0;
-	size_t need = nl + pad + 3 + len + 1;
-	char *p;
-
-	if (set->err_fd < 0)
-		return;
-	if (set->outlen + need > LOGCAP_OUT_MAX) {
-		out_flush(set);
-		if (set->outlen + need > LOGCAP_OUT_MAX) {
-			set->dropped++;
-			return;
-		}
-	}
-	if (set->out == NULL)
-		set->out = xmalloc(LOGCAP_OUT_MAX);
-	p = set->out + set->outlen;
-	memcpy(p, lc->name, nl);
-	memset(p + nl, ' ', pad);
-	p += nl + pad;
-	memcpy(p, kind == LOGCAP_STDERR ? " ! " : " | ", 3);
-	memcpy(p + 3, line, len);
-	p[3 + len] = '\n';
-	set->outlen += need;
-}
 
 /* --- the ring ------------------------------------------------------------- */
 
@@ -268,131 +137,16 @@ logcap_tail(const struct logcap *lc, unsigned nlines, char *buf, size_t len)
 	return n;
 }
 
-/* --- log_dir/NAME.log ------------------------------------------------------
- */
+/* --- log_dir/NAME.log ---------------------------------------------------- */
 
-static char *
-file_path(const struct logcap *lc, unsigned gen)
-{
-	if (gen == 0)
-		return xasprintf("%s/%s.log", lc->set->dir, lc->name);
-	return xasprintf("%s/%s.log.%u", lc->set->dir, lc->name, gen);
-}
-
-static void
-file_close(struct logcap *lc)
-{
-	if (lc->file >= 0)
-		close(lc->file);
-	lc->file = -1;
-}
-
-static int
-file_open(struct logcap *lc)
-{
-	char *path = file_path(lc, 0);
-	struct stat st;
-
-	lc->file = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-	if (lc->file < 0 || fstat(lc->file, &st) < 0) {
-		if (!lc->file_error)
-			log_warn("worker %s: log file %s", lc->name, path);
-		lc->file_error = true;
-		file_close(lc);
-		free(path);
-		return -1;
-	}
-	lc->fsize = (uint64_t)st.st_size;
-	free(path);
-	return 0;
-}
-
-/* NAME.log.(keep-1) -> .keep, ..., NAME.log -> .1, a new NAME.log. */
-static void
-file_rotate(struct logcap *lc)
-{
-	unsigned keep = lc->set->lim.keep;
-	char *from, *to;
-
-	file_close(lc);
-	for (unsigned g = keep; g > 0; g--) {
-		from = file_path(lc, g - 1);
-		to = file_path(lc, g);
-		if (rename(from, to) < 0 && errno != ENOENT)
-			log_warn("worker %s: rotate %s", lc->name, from);
-		free(from);
-		free(to);
-	}
-	if (keep == 0) {
-		from = file_path(lc, 0);
-		if (unlink(from) < 0 && errno != ENOENT)
-			log_warn("worker %s: rotate %s", lc->name, from);
-		free(from);
-	}
-	file_open(lc);
-}
-
-static void
-file_write(struct logcap *lc, const char *p, size_t n)
-{
-	ssize_t w;
-
-	while (n > 0 && !lc->file_error) {
-		w = write(lc->file, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0) {
-			log_warn("worker %s: writing its log file", lc->name);
-			lc->file_error = true; /* until the next reopen */
-			break;
-		}
-		p += w;
-		n -= (size_t)w;
-		lc->fsize += (uint64_t)w;
-	}
-}
-
-/* Whole lines to the file, rotated before it would grow beyond max (only
- * between lines; a single line longer than max is written whole). The size
- * is checked with fstat first, in case logrotate's copytruncate emptied the
- * file meanwhile. */
 static void
 file_put(struct logcap *lc, const char *p, size_t n)
 {
-	uint64_t max = lc->set->lim.max;
-	bool checked = false;
-	struct stat st;
+	const struct logcap_set *set = lc->set;
+	struct logcap_file_spec spec = {set->dir, lc->name, set->lim.max,
+	                                set->lim.keep};
 
-	if (lc->file < 0 && (lc->file_error || file_open(lc) < 0))
-		return;
-	while (n > 0 && lc->file >= 0 && !lc->file_error) {
-		size_t k = n, room;
-		const char *nl;
-
-		if (max && lc->fsize + n > max) {
-			if (!checked) {
-				checked = true;
-				if (fstat(lc->file, &st) == 0)
-					lc->fsize = (uint64_t)st.st_size;
-				continue;
-			}
-			room = lc->fsize < max ? (size_t)(max - lc->fsize) : 0;
-			nl = room ? memrchr(p, '\n', room < n ? room : n)
-			          : NULL;
-			if (nl != NULL) {
-				k = (size_t)(nl - p) + 1;
-			} else if (lc->fsize > 0) {
-				file_rotate(lc);
-				continue;
-			} else {
-				nl = memchr(p, '\n', n);
-				k = nl ? (size_t)(nl - p) + 1 : n;
-			}
-		}
-		file_write(lc, p, k);
-		p += k;
-		n -= k;
-	}
+	logcap_file_put(&lc->file, &spec, p, n);
 }
 
 /* Lines that lie in the input as they are (the common case) are not
@@ -503,7 +257,8 @@ line_emit(struct stream *st, const char *line, size_t len, bool ring)
 		len = escape(set->ebuf, line, len);
 		line = set->ebuf;
 	}
-	out_line(set, lc, st->kind, line, len);
+	logcap_out_line(&set->out, lc->name, lc->namelen, set->width,
+	                st->kind == LOGCAP_STDERR ? '!' : '|', line, len);
 	if (ring) {
 		ring_put(lc, line, len);
 		ring_put(lc, "\n", 1);
@@ -597,7 +352,7 @@ logcap_feed(struct logcap *lc, enum logcap_stream kind, const char *p, size_t n)
 {
 	stream_feed(&lc->s[kind], p, n);
 	file_flush(lc->set);
-	out_flush(lc->set);
+	logcap_out_flush(&lc->set->out);
 }
 
 void
@@ -612,7 +367,7 @@ logcap_flush(struct logcap *lc, enum logcap_stream kind)
 	st->partlen = 0;
 	part_put(st);
 	file_flush(lc->set);
-	out_flush(lc->set);
+	logcap_out_flush(&lc->set->out);
 }
 
 /* --- the pipes ------------------------------------------------------------ */
@@ -668,7 +423,7 @@ stream_cb(struct ev_loop *loop, ev_io *w, int revents)
 	(void)revents;
 	if (stream_read(st) > 0) {
 		file_flush(st->lc->set);
-		out_flush(st->lc->set);
+		logcap_out_flush(&st->lc->set->out);
 	}
 }
 
@@ -744,7 +499,7 @@ logcap_exited(struct logcap *lc)
 		stream_close(st);
 	}
 	file_flush(lc->set);
-	out_flush(lc->set);
+	logcap_out_flush(&lc->set->out);
 }
 
 /* --- the set ---------------------------------------------------------------
@@ -782,7 +537,7 @@ logcap_get(struct logcap_set *set, const char *name)
 	lc->set = set;
 	lc->name = xstrdup(name);
 	lc->namelen = nl;
-	lc->file = -1;
+	lc->file = (struct logcap_file)LOGCAP_FILE_INIT;
 	for (int i = 0; i < 2; i++)
 		lc->s[i] = (struct stream){
 		        .lc = lc, .kind = i, .fd = -1, .child_fd = -1};
@@ -797,7 +552,7 @@ static void
 logcap_free(struct logcap *lc)
 {
 	logcap_exited(lc);
-	file_close(lc);
+	logcap_file_close(&lc->file);
 	free(lc->ring);
 	free(lc->name);
 	free(lc);
@@ -824,9 +579,7 @@ logcap_set_new(struct ev_loop *loop, int err_fd,
 	struct logcap_set *set = xcalloc(1, sizeof *set);
 
 	set->loop = loop;
-	out_open(set, err_fd);
-	ev_io_init(&set->err_w, out_writable_cb, set->err_fd, EV_WRITE);
-	set->err_w.data = set;
+	logcap_out_open(&set->out, loop, err_fd, LOGCAP_OUT_MAX);
 	logcap_set_limits(set, lim);
 	return set;
 }
@@ -842,12 +595,8 @@ logcap_set_free(struct logcap_set *set)
 			set->buckets[b] = lc->next;
 			logcap_free(lc);
 		}
-	out_flush(set);
-	ev_io_stop(set->loop, &set->err_w);
-	if (set->err_fd >= 0)
-		close(set->err_fd);
+	logcap_out_close(&set->out);
 	free(set->dir);
-	free(set->out);
 	free(set->rbuf);
 	free(set->ebuf);
 	free(set->spare);
@@ -878,17 +627,15 @@ logcap_set_sink(struct logcap_set *set, logcap_line_fn fn, void *arg)
 void
 logcap_reopen(struct logcap_set *set)
 {
+	file_flush(set);
+	/* each is opened again at its next line */
 	for (size_t b = 0; b < LOGCAP_BUCKETS; b++)
-		for (struct logcap *lc = set->buckets[b]; lc; lc = lc->next) {
-			file_flush(lc->set);
-			file_close(lc);
-			lc->file_error =
-			        false; /* opened again at its next line */
-		}
+		for (struct logcap *lc = set->buckets[b]; lc; lc = lc->next)
+			logcap_file_close(&lc->file);
 }
 
 unsigned long
 logcap_dropped(const struct logcap_set *set)
 {
-	return set->dropped;
+	return set->out.dropped;
 }

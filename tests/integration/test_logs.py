@@ -32,8 +32,11 @@ def has_line(d, text):
 def test_lines_prefixed_in_logs_and_files(supd):
     logs = supd.tmp / "logs"
     logs.mkdir()
-    cmd0 = sh('''
+    trigger = supd.tmp / "trigger"
+    # two pipes are read in either order: the last lines wait for a trigger
+    cmd0 = sh(f'''
     for i in 1 2 3; do echo "out $i"; echo "err $i" >&2; done
+    while [ ! -e {trigger} ]; do sleep 0.02; done
     printf 'bell\\007\\n'
     echo done
     exec sleep 60
@@ -43,18 +46,20 @@ worker: talker
 command: {cmd0}
 """}, log_dir=logs)
     d.wait("started", "root/talker")
+    wait_until(lambda: has_line(d, "talker | out 3") and has_line(d, "talker ! err 3"),
+               what="the first lines")
+    assert has_line(d, "talker | out 1") and has_line(d, "talker ! err 1")
+    trigger.touch()
     wait_until(lambda: has_line(d, "talker | done"), what="the last line")
-    assert has_line(d, "talker | out 1") and has_line(d, "talker ! err 3")
     assert has_line(d, "talker | bell\\x07")
     r = d.ctl("logs", "talker", "-n", "2", check=0)
     assert r.stdout == "bell\\x07\ndone\n"
     everything = d.ctl("logs", "talker", "-n", "0", check=0).stdout.splitlines()
-    assert sorted(everything) == sorted(
-        ["out 1", "out 2", "out 3", "err 1", "err 2", "err 3", "bell\\x07",
-         "done"])
+    assert sorted(everything[:6]) == ["err 1", "err 2", "err 3", "out 1", "out 2", "out 3"]
+    assert everything[6:] == ["bell\\x07", "done"]
     # the file holds the worker's own bytes, both streams
     text = (logs / "talker.log").read_text()
-    assert "out 2\n" in text and "err 2\n" in text and "bell\a\n" in text
+    assert "out 2\n" in text and "err 2\n" in text and text.endswith("bell\a\ndone\n")
 
 
 def test_logs_refuses_unknown_names(supd):
