@@ -2,6 +2,7 @@
 #ifndef AGENTSUP_CONFIG_H
 #define AGENTSUP_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -10,11 +11,30 @@ enum node_kind { KIND_WORKER, KIND_SUPERVISOR };
 enum strategy { ONE_FOR_ONE, ONE_FOR_ALL, REST_FOR_ONE };
 enum restart_type { RESTART_PERMANENT, RESTART_TRANSIENT, RESTART_TEMPORARY };
 enum output_mode { OUTPUT_INHERIT, OUTPUT_NULL, OUTPUT_FILE, OUTPUT_CAPTURE };
+enum jitter_kind { JITTER_FULL, JITTER_EQUAL, JITTER_NONE };
+enum notify_mode { NOTIFY_NONE, NOTIFY_SYSTEMD }; /* `notify:` */
 
 #define SHUTDOWN_BRUTAL_KILL (-1)
 #define CONFIG_MAX_INTENSITY 100000
 #define CONFIG_MAX_DEPTH     32
 #define CONFIG_NAME_MAX      64
+
+/*
+ * The caps on what a configuration may hold (docs/config.md): reading and
+ * checking the largest accepted directory stays well under a second, and a
+ * hostile file is refused with a few errors, fast.
+ */
+#define CONFIG_MAX_FILE_BYTES  (1u << 20)   /* one file */
+#define CONFIG_MAX_DIR_BYTES   (4u << 20)   /* all files together */
+#define CONFIG_MAX_FILES       1024         /* *.yaml / *.yml files */
+#define CONFIG_MAX_MAP_KEYS    1024         /* keys of one mapping, merged */
+#define CONFIG_MAX_LIST        4096         /* items of one list */
+#define CONFIG_MAX_NODES       10000        /* workers + supervisors */
+#define CONFIG_MAX_INSTANCES   1000         /* `instances:` of one worker */
+#define CONFIG_MAX_YAML_NODES  1000000u     /* YAML nodes visited, aliases */
+#define CONFIG_MAX_BYTES       (32u << 20)  /* strings kept, once expanded */
+#define CONFIG_MAX_VALUE_BYTES (128u << 10) /* one expanded ${VAR} value */
+#define CONFIG_MAX_ERRORS      20 /* messages kept; the rest counted */
 
 struct output {
 	enum output_mode mode;
@@ -28,6 +48,27 @@ struct loc {
 	int column;
 };
 
+/* How long a failed child waits before it is started again (DESIGN §9). */
+struct backoff_spec {
+	bool enabled; /* false: `backoff: none`, OTP's immediate restarts */
+	uint64_t initial_ms;
+	uint64_t max_ms;
+	uint64_t reset_after_ms;
+	uint64_t retry_after_max_ms; /* cap on a declared retry_after_ms */
+	double multiplier;           /* >= 1 */
+	enum jitter_kind jitter;
+};
+
+/* A child's circuit breaker (DESIGN §9); off unless configured. */
+struct circuit_spec {
+	bool enabled;
+	unsigned failures; /* failures within window that open it, >= 1 */
+	uint64_t window_ms;
+	uint64_t open_ms;
+	uint64_t open_max_ms;
+	uint64_t probe_stable_ms;
+};
+
 /* One node of the tree as declared: a supervisor or a worker. */
 struct spec {
 	char *name;
@@ -36,6 +77,7 @@ struct spec {
 	char *parent; /* `parent` key of a top-level document, or NULL */
 	struct loc parent_loc;
 	enum restart_type restart;
+	bool significant; /* its supervisor is useless without it */
 
 	/* supervisor */
 	enum strategy strategy;
@@ -43,6 +85,7 @@ struct spec {
 	uint64_t period_ms;
 	struct spec **children;
 	size_t nchildren;
+	struct spec *defaults; /* worker keys handed down, or NULL */
 
 	/* worker */
 	char **argv; /* NULL-terminated */
@@ -55,17 +98,37 @@ struct spec {
 	uint64_t drain_timeout_ms;
 	struct output out;
 	struct output err;
+	struct backoff_spec backoff;
+	struct circuit_spec circuit;
+	unsigned instances; /* `instances: N` as declared, 0 = absent */
+	unsigned instance;  /* this copy's number 1..N, 0 = not a copy */
+
+	uint64_t keys_set;       /* bit i: key i of the key table set here */
+	enum notify_mode notify; /* systemd: NOTIFY_SOCKET of agentsupd's */
 };
+
+/* One `on_event:` entry: run argv per event of one of `kinds`. */
+struct hook_spec {
+	char **kinds; /* event kind names, NULL-terminated */
+	char **argv;  /* NULL-terminated */
+	uint64_t timeout_ms;
+};
+
+#define CONFIG_MAX_HOOKS       64
+#define CONFIG_HOOK_TIMEOUT_MS 10000
 
 /* The `agentsupd:` settings document. */
 struct settings {
-	char *socket;       /* control socket path, NULL = default */
-	char *events_file;  /* JSON-lines event log, NULL = none */
-	uint32_t max_frame; /* largest frame accepted from a peer */
-	char *log_dir;      /* captured output files, NULL = none */
-	uint64_t log_max;   /* rotate a worker's log file beyond this size */
-	uint32_t log_keep;  /* rotated files kept: NAME.log.1 ... */
-	uint32_t log_tail;  /* bytes of each worker's output kept in memory */
+	char *socket;            /* control socket path, NULL = default */
+	char *events_file;       /* JSON-lines event log, NULL = none */
+	char *metrics;           /* "HOST:PORT" serving /metrics, NULL = off */
+	uint32_t max_frame;      /* largest frame accepted from a peer */
+	char *log_dir;           /* captured output files, NULL = none */
+	uint64_t log_max;        /* rotate a worker's log file beyond this */
+	uint32_t log_keep;       /* rotated files kept: NAME.log.1 ... */
+	uint32_t log_tail;       /* bytes of each worker's output in memory */
+	struct hook_spec *hooks; /* on_event: */
+	size_t nhooks;
 	struct loc loc;
 };
 
@@ -76,29 +139,60 @@ struct config {
 	size_t nfiles;
 };
 
-/* Every error found, each "file:line:column: message". */
+/*
+ * Errors found, each "file:line:column: message". At most
+ * CONFIG_MAX_ERRORS are kept per load, then one "... and N more errors"
+ * line; `total` counts every error found, kept or not.
+ */
 struct config_errors {
 	char **msgs;
 	size_t count;
+	size_t total;
 };
 
+/* One file's bytes, already read: the parser never touches the disk. */
+struct config_source {
+	const char *name; /* as messages show it, e.g. "supervisor.d/a.yaml" */
+	const char *data;
+	size_t len;
+};
+
+/*
+ * The pure parser: files in the order given, `envp` ("NAME=value", NULL
+ * terminated, or NULL for none) is the environment ${VAR} expands from.
+ * Returns the tree, or NULL with errors added to errs.
+ */
+struct config *config_parse(const struct config_source *files, size_t n,
+                            const char *const *envp,
+                            struct config_errors *errs);
+
+/* Read a directory, or files by path, then parse them with agentsupd's own
+ * environment. Defined in src/daemon/confdir.c: reading is the shell's. */
 struct config *config_load(const char *dir, struct config_errors *errs);
 struct config *config_load_files(const char *const *paths, size_t n,
                                  struct config_errors *errs);
+
 void config_free(struct config *);
 void config_errors_clear(struct config_errors *);
+/* Append "file:line:column: message" unless the cap is reached. */
+void config_errors_add(struct config_errors *, const char *file, int line,
+                       int column, const char *fmt, ...)
+        __attribute__((format(printf, 5, 6)));
+/* Say how many errors were not kept, once, as the last message. */
+void config_errors_finish(struct config_errors *);
 void config_print(const struct config *, FILE *);
 
 const char *config_strategy_name(enum strategy);
 const char *config_restart_name(enum restart_type);
+const char *config_jitter_name(enum jitter_kind);
 int config_parse_duration(const char *, uint64_t *ms);
 int config_split_command(const char *, char ***argv, const char **why);
 void config_free_strv(char **);
 
 /* Whether a worker's process would differ (command, directory, env, output). */
 int spec_process_equal(const struct spec *, const struct spec *);
-/* Whether the policy (restart, strategy, intensity, timeouts...) is the same.
- */
+/* Whether the policy (restart, strategy, intensity, timeouts, backoff,
+ * circuit...) is the same. */
 int spec_policy_equal(const struct spec *, const struct spec *);
 
 #endif

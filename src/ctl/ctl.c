@@ -1,9 +1,11 @@
 /*
  * ctl.c - agentsupctl: inspect and steer a running agentsupd over its
- * control socket (req/res frames, docs/protocol.md).
+ * control socket (req/res frames, docs/protocol.md and docs/operations.md).
  *
- * Exit status: 0 done, 1 agentsupd refused (unknown name, ...), 64 usage,
- * 69 agentsupd could not be reached.
+ * Exit status: 0 done, 1 agentsupd refused (unknown name, ...), 3 status
+ * found a node not in the state it should be (a health check, as LSB's
+ * "status" uses 3), 64 usage, 69 agentsupd could not be reached or is not
+ * to be trusted, 78 the config given with -c cannot be read.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -19,28 +21,62 @@
 #include <unistd.h>
 
 #include "agentsup/wire.h"
+#include "config.h"
+#include "render.h"
+#include "top.h"
 
 #define EXIT_REFUSED     1
+#define EXIT_UNHEALTHY   3
 #define EXIT_USAGE       64
 #define EXIT_UNAVAILABLE 69
+#define EXIT_CONFIG      78
 #define REPLY_TIMEOUT_MS 30000
+
+/* A whole frame kept as bytes until the caller asks for it. */
+struct ctl_frame {
+	struct ctl_frame *next;
+	size_t len;
+	char *data;
+};
+
+#define CTL_MAX_FRAME (16u << 20) /* what agentsupd may answer in one */
 
 struct ctl {
 	int fd;
 	bool json;
 	bool color;
-	uint8_t *buf;
-	size_t len, cap, used; /* used: the frame handed out last */
-	sigset_t waitmask;     /* the signal mask while waiting */
+	struct agentsup_reader reader; /* the one frame reader */
+	struct ctl_frame *head, *tail; /* frames read, not yet handed out */
+	struct ctl_frame *current;     /* the frame handed out last */
+	unsigned long lines;           /* logs -n */
+	sigset_t waitmask;             /* the signal mask while waiting */
 	msgpack_zone zone;
+};
+
+/* A command: how many arguments it takes, and whether it may follow. */
+static const struct ctl_command {
+	const char *name;
+	int min_args, max_args;
+	bool follow;
+} ctl_commands[] = {
+        {"status", 0, 1, false}, {"start", 1, 1, false},
+        {"stop", 1, 1, false},   {"restart", 1, 1, false},
+        {"drain", 0, 1, false},  {"reload", 0, 0, false},
+        {"events", 0, 0, true},  {"shutdown", 0, 0, false},
+        {"top", 0, 0, false},    {"logs", 1, 1, true},
 };
 
 static void
 usage(FILE *f)
 {
 	fprintf(f,
-	        "usage: agentsupctl [--socket PATH] [--json] COMMAND [ARGS]\n"
-	        "  status [NAME]       the tree, or one subtree\n"
+	        "usage: agentsupctl [-c DIR] [--socket PATH] [--json] COMMAND "
+	        "[ARGS]\n"
+	        "       agentsupctl --version\n"
+	        "  status [NAME]       the tree, or one subtree; exit 3 if a "
+	        "node is not\n"
+	        "                      in the state it should be (a health "
+	        "check)\n"
 	        "  start NAME          start a stopped worker or supervisor\n"
 	        "  stop NAME           stop it; it stays stopped until "
 	        "started\n"
@@ -52,25 +88,18 @@ usage(FILE *f)
 	        "diff\n"
 	        "  events [--follow]   recent events; --follow streams new "
 	        "ones\n"
+	        "  shutdown            stop the tree and agentsupd\n"
 	        "  logs NAME [-n N] [-f]  a worker's last N lines of output "
 	        "(20; 0: all kept);\n"
 	        "                      -f follows new ones\n"
-	        "  shutdown            stop the tree and agentsupd\n"
-	        "The socket: --socket, else AGENTSUP_SOCKET, else "
-	        "/run/agentsupd.sock (root)\n"
-	        "or $XDG_RUNTIME_DIR/agentsupd.sock or "
-	        "/tmp/agentsupd-UID.sock.\n");
-}
-
-/* AGENTSUP_SOCKET, else the default agentsupd also uses. */
-static const char *
-default_socket(char *buf, size_t len)
-{
-	const char *env = getenv("AGENTSUP_SOCKET");
-
-	if (env != NULL && *env != '\0')
-		return env;
-	return agentsup_wire_default_socket(buf, len) == 0 ? buf : NULL;
+	        "  top                 a live view: j/k select, s stop, r "
+	        "restart, d drain, q quit\n"
+	        "The socket: --socket, else AGENTSUP_SOCKET, else the socket: "
+	        "setting of\n"
+	        "the config directory given with -c, else /run/agentsupd.sock "
+	        "(root),\n"
+	        "$XDG_RUNTIME_DIR/agentsupd.sock, or "
+	        "/tmp/agentsupd-UID/agentsupd.sock.\n");
 }
 
 static int
@@ -96,7 +125,7 @@ ctl_connect(const char *path)
 }
 
 static int
-send_all(int fd, const char *p, size_t n)
+ctl_send_all(int fd, const char *p, size_t n)
 {
 	while (n > 0) {
 		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
@@ -111,7 +140,7 @@ send_all(int fd, const char *p, size_t n)
 }
 
 static int
-send_request(struct ctl *c, const char *cmd, const char *arg, int follow)
+ctl_send_request(struct ctl *c, const char *cmd, const char *arg, int follow)
 {
 	msgpack_sbuffer sb;
 	msgpack_packer pk;
@@ -135,413 +164,357 @@ send_request(struct ctl *c, const char *cmd, const char *arg, int follow)
 		msgpack_pack_array(&pk, 0);
 	r = agentsup_wire_end(&sb, AGENTSUP_MAX_FRAME);
 	if (r == 0)
-		r = send_all(c->fd, sb.data, sb.size);
+		r = ctl_send_all(c->fd, sb.data, sb.size);
 	msgpack_sbuffer_destroy(&sb);
 	return r;
 }
 
 /* The next frame, waiting up to timeout_ms (-1: for ever). 0, or -1. */
-static int
-next_frame(struct ctl *c, struct agentsup_frame *f, int timeout_ms)
+static void
+ctl_frame_free(struct ctl_frame *fr)
 {
+	if (fr != NULL)
+		free(fr->data);
+	free(fr);
+}
+
+/* The reader's callback: keep the frame, packed again, for the caller. */
+static int
+ctl_keep_frame(void *arg, const struct agentsup_frame *f)
+{
+	struct ctl *c = arg;
+	struct ctl_frame *fr = calloc(1, sizeof *fr);
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+
+	if (fr == NULL)
+		return 1;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	agentsup_wire_begin(&sb);
+	msgpack_pack_object(&pk, f->map);
+	if (agentsup_wire_end(&sb, CTL_MAX_FRAME) < 0) {
+		msgpack_sbuffer_destroy(&sb);
+		free(fr);
+		return 1;
+	}
+	fr->len = sb.size;
+	fr->data = msgpack_sbuffer_release(&sb);
+	if (c->tail != NULL)
+		c->tail->next = fr;
+	else
+		c->head = fr;
+	c->tail = fr;
+	return 0;
+}
+
+/* Wait for the socket and read once through the one frame reader. */
+static int
+ctl_wait_read(struct ctl *c, int timeout_ms)
+{
+	struct pollfd p = {.fd = c->fd, .events = POLLIN};
+	struct timespec ts = {timeout_ms / 1000,
+	                      (long)(timeout_ms % 1000) * 1000000};
 	int r;
 
-	if (c->used > 0) { /* drop the frame handed out last time */
-		memmove(c->buf, c->buf + c->used, c->len - c->used);
-		c->len -= c->used;
-		c->used = 0;
+	/* SIGINT is blocked except inside ppoll, so it cannot slip in
+	 * between a check and the wait: a follow ends here, cleanly */
+	r = ppoll(&p, 1, timeout_ms < 0 ? NULL : &ts, &c->waitmask);
+	if (r < 0 && errno == EINTR)
+		return -1;
+	if (r < 0) {
+		perror("agentsupctl: poll");
+		return -1;
 	}
+	if (r == 0) {
+		fprintf(stderr, "agentsupctl: no reply from agentsupd\n");
+		return -1;
+	}
+	r = agentsup_reader_read(&c->reader, c->fd, CTL_MAX_FRAME, &c->zone,
+	                         ctl_keep_frame, c);
+	if (r > 0 || r == AGENTSUP_READ_AGAIN)
+		return 0;
+	if (r == 0) {
+		fprintf(stderr,
+		        "agentsupctl: agentsupd closed the connection\n");
+		return -1;
+	}
+	if (r == AGENTSUP_READ_ERRNO && errno == EINTR)
+		return -1;
+	if (r == AGENTSUP_READ_ERRNO || r == AGENTSUP_READ_STOPPED)
+		perror("agentsupctl: read");
+	else
+		fprintf(stderr, "agentsupctl: bad reply: %s\n",
+		        agentsup_wire_strerror(r));
+	return -1;
+}
+
+static int
+ctl_next_frame(struct ctl *c, struct agentsup_frame *f, int timeout_ms)
+{
+	ctl_frame_free(c->current); /* its objects point into its bytes */
+	c->current = NULL;
 	msgpack_zone_clear(&c->zone);
-	for (;;) {
-		r = agentsup_wire_decode(c->buf, c->len, 16u << 20, &c->zone,
-		                         f);
-		if (r == AGENTSUP_WIRE_OK) {
-			c->used = f->size;
-			return 0;
-		}
-		if (r != AGENTSUP_WIRE_MORE) {
-			fprintf(stderr, "agentsupctl: bad reply: %s\n",
-			        agentsup_wire_strerror(r));
+	while (c->head == NULL)
+		if (ctl_wait_read(c, timeout_ms) < 0)
 			return -1;
-		}
-		struct pollfd p = {.fd = c->fd, .events = POLLIN};
-		struct timespec ts = {timeout_ms / 1000,
-		                      (long)(timeout_ms % 1000) * 1000000};
-		/* SIGINT is blocked except inside ppoll, so it cannot slip in
-		 * between a check and the wait: a follow ends here, cleanly */
-		r = ppoll(&p, 1, timeout_ms < 0 ? NULL : &ts, &c->waitmask);
-		if (r < 0 && errno == EINTR)
-			return -1;
-		if (r < 0) {
-			perror("agentsupctl: poll");
-			return -1;
-		}
-		if (r == 0) {
-			fprintf(stderr,
-			        "agentsupctl: no reply from agentsupd\n");
-			return -1;
-		}
-		if (c->cap - c->len < 65536) {
-			c->cap = c->cap ? c->cap * 2 : 262144;
-			if ((c->buf = realloc(c->buf, c->cap)) == NULL) {
-				perror("agentsupctl");
-				return -1;
-			}
-		}
-		ssize_t n = recv(c->fd, c->buf + c->len, c->cap - c->len,
-		                 MSG_DONTWAIT);
-		if (n < 0 && errno == EAGAIN)
-			continue;
-		if (n < 0 && errno == EINTR)
-			return -1;
-		if (n <= 0) {
-			if (n < 0)
-				perror("agentsupctl: read");
-			else
-				fprintf(stderr,
-				        "agentsupctl: agentsupd closed the "
-				        "connection\n");
-			return -1;
-		}
-		c->len += (size_t)n;
-	}
+	c->current = c->head;
+	if ((c->head = c->head->next) == NULL)
+		c->tail = NULL;
+	return agentsup_wire_decode((const uint8_t *)c->current->data,
+	                            c->current->len, CTL_MAX_FRAME, &c->zone,
+	                            f) == AGENTSUP_WIRE_OK
+	               ? 0
+	               : -1;
 }
 
-/* --- printing ------------------------------------------------------------- */
+/* --- the socket ----------------------------------------------------------- */
 
-static void
-json_str(FILE *f, const char *s, size_t n)
+/* The socket setting of a config directory, as agentsupd would read it.
+ * 0 with *path (NULL: not set), or -1 after printing the errors. */
+static int
+ctl_config_socket(const char *dir, char *buf, size_t len, const char **path)
 {
-	fputc('"', f);
-	for (size_t i = 0; i < n; i++) {
-		unsigned char ch = (unsigned char)s[i];
-		if (ch == '"' || ch == '\\')
-			fprintf(f, "\\%c", ch);
-		else if (ch < 0x20)
-			fprintf(f, "\\u%04x", ch);
-		else
-			fputc(ch, f);
+	struct config_errors errs = {0};
+	struct config *cfg = config_load(dir, &errs);
+
+	for (size_t i = 0; i < errs.count; i++)
+		fprintf(stderr, "%s\n", errs.msgs[i]);
+	config_errors_clear(&errs);
+	if (cfg == NULL) {
+		fprintf(stderr, "agentsupctl: cannot read the config in %s\n",
+		        dir);
+		return -1;
 	}
-	fputc('"', f);
+	*path = NULL;
+	if (cfg->settings.socket != NULL) {
+		snprintf(buf, len, "%s", cfg->settings.socket);
+		*path = buf;
+	}
+	config_free(cfg);
+	return 0;
 }
 
-static void
-json_print(FILE *f, const msgpack_object *o)
-{
-	switch (o->type) {
-	case MSGPACK_OBJECT_NIL:
-		fputs("null", f);
-		break;
-	case MSGPACK_OBJECT_BOOLEAN:
-		fputs(o->via.boolean ? "true" : "false", f);
-		break;
-	case MSGPACK_OBJECT_POSITIVE_INTEGER:
-		fprintf(f, "%llu", (unsigned long long)o->via.u64);
-		break;
-	case MSGPACK_OBJECT_NEGATIVE_INTEGER:
-		fprintf(f, "%lld", (long long)o->via.i64);
-		break;
-	case MSGPACK_OBJECT_FLOAT32:
-	case MSGPACK_OBJECT_FLOAT64:
-		fprintf(f, "%.17g", o->via.f64);
-		break;
-	case MSGPACK_OBJECT_STR:
-		json_str(f, o->via.str.ptr, o->via.str.size);
-		break;
-	case MSGPACK_OBJECT_ARRAY:
-		fputc('[', f);
-		for (uint32_t i = 0; i < o->via.array.size; i++) {
-			if (i)
-				fputc(',', f);
-			json_print(f, &o->via.array.ptr[i]);
-		}
-		fputc(']', f);
-		break;
-	case MSGPACK_OBJECT_MAP:
-		fputc('{', f);
-		for (uint32_t i = 0; i < o->via.map.size; i++) {
-			const msgpack_object_kv *kv = &o->via.map.ptr[i];
-			if (i)
-				fputc(',', f);
-			if (kv->key.type == MSGPACK_OBJECT_STR)
-				json_str(f, kv->key.via.str.ptr,
-				         kv->key.via.str.size);
-			else
-				fputs("\"?\"", f);
-			fputc(':', f);
-			json_print(f, &kv->val);
-		}
-		fputc('}', f);
-		break;
-	default:
-		fputs("null", f); /* bin and ext: not in our protocol */
-		break;
-	}
-}
-
-/* A string field as a C string in buf ("" when absent or not a string). */
+/* --socket, then AGENTSUP_SOCKET, then -c DIR's setting, then the default:
+ * the order agentsupd uses. Exits on failure. */
 static const char *
-get_s(const msgpack_object *m, const char *key, char *buf, size_t len)
+ctl_socket(const char *opt, const char *dir, char *buf, size_t len)
 {
-	const msgpack_object *v = agentsup_wire_get(m, key);
-	size_t n;
+	const char *env = getenv("AGENTSUP_SOCKET");
+	const char *path = NULL;
 
-	buf[0] = '\0';
-	if (v == NULL || v->type != MSGPACK_OBJECT_STR)
-		return buf;
-	n = v->via.str.size < len - 1 ? v->via.str.size : len - 1;
-	memcpy(buf, v->via.str.ptr, n);
-	buf[n] = '\0';
+	if (opt != NULL)
+		return opt;
+	if (env != NULL && *env != '\0')
+		return env;
+	if (dir != NULL && ctl_config_socket(dir, buf, len, &path) < 0)
+		exit(EXIT_CONFIG);
+	if (path != NULL)
+		return path;
+	if (agentsup_wire_default_socket(buf, len) < 0) {
+		fprintf(stderr, "agentsupctl: XDG_RUNTIME_DIR or TMPDIR is too "
+		                "long for a socket path; use --socket\n");
+		exit(EXIT_USAGE);
+	}
 	return buf;
 }
 
+/* Believe only a server of root or of our own uid: anyone else may have
+ * created the socket first (docs/operations.md, "the control socket"). */
+static int
+ctl_check_peer(int fd, const char *path)
+{
+	struct ucred cred;
+	socklen_t len = sizeof cred;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
+		fprintf(stderr, "agentsupctl: SO_PEERCRED on %s: %s\n", path,
+		        strerror(errno));
+		return -1;
+	}
+	if (cred.uid != 0 && cred.uid != geteuid()) {
+		fprintf(stderr,
+		        "agentsupctl: %s is served by uid %lu, neither root "
+		        "nor you: not trusting it\n",
+		        path, (unsigned long)cred.uid);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+ctl_open(struct ctl *c, const char *path)
+{
+	const char *why;
+
+	if (agentsup_wire_socket_dir(path, 0, &why) < 0) {
+		fprintf(stderr, "agentsupctl: not trusting %s: %s\n", path,
+		        why);
+		return -1;
+	}
+	if ((c->fd = ctl_connect(path)) < 0) {
+		fprintf(stderr,
+		        "agentsupctl: cannot reach agentsupd at %s: %s\n", path,
+		        strerror(errno));
+		return -1;
+	}
+	return ctl_check_peer(c->fd, path);
+}
+
+/* --- answers -------------------------------------------------------------- */
+
 static bool
-get_u(const msgpack_object *m, const char *key, uint64_t *out)
+ctl_flag(const msgpack_object *m, const char *key)
 {
 	const msgpack_object *v = agentsup_wire_get(m, key);
 
-	if (v == NULL || (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER &&
-	                  v->type != MSGPACK_OBJECT_NEGATIVE_INTEGER))
-		return false;
-	*out = v->via.u64;
-	return true;
+	return v != NULL && v->type == MSGPACK_OBJECT_BOOLEAN && v->via.boolean;
 }
 
-static void
-fmt_age(uint64_t ms, char *buf, size_t len)
+/* The next "res" frame (events that arrive before it are skipped). */
+static int
+ctl_next_res(struct ctl *c, struct agentsup_frame *f)
 {
-	uint64_t s = ms / 1000;
+	do {
+		if (ctl_next_frame(c, f, REPLY_TIMEOUT_MS) < 0)
+			return -1;
+	} while (!agentsup_wire_is(f, AGENTSUP_T_RES));
+	return 0;
+}
 
-	if (ms < 10000)
-		snprintf(buf, len, "%.1fs", (double)ms / 1000.0);
-	else if (s < 60)
-		snprintf(buf, len, "%llus", (unsigned long long)s);
-	else if (s < 3600)
-		snprintf(buf, len, "%llum%02llus", (unsigned long long)(s / 60),
-		         (unsigned long long)(s % 60));
-	else if (s < 86400)
-		snprintf(buf, len, "%lluh%02llum",
-		         (unsigned long long)(s / 3600),
-		         (unsigned long long)(s / 60 % 60));
+/* A list answer sent in chunks ("more": true on all but the last): join
+ * their results into one array, packed into all (which the caller frees
+ * after *out, whose strings point into it). f holds the first chunk. */
+static int
+ctl_join(struct ctl *c, struct agentsup_frame *f, msgpack_sbuffer *all,
+         msgpack_unpacked *out)
+{
+	msgpack_sbuffer items;
+	msgpack_packer pk;
+	size_t n = 0, off = 0;
+	bool more;
+	int rc = -1;
+
+	msgpack_sbuffer_init(&items);
+	msgpack_packer_init(&pk, &items, msgpack_sbuffer_write);
+	do {
+		const msgpack_object *r = agentsup_wire_get(&f->map, "result");
+		if (r == NULL || r->type != MSGPACK_OBJECT_ARRAY) {
+			fprintf(stderr, "agentsupctl: bad chunk in a reply\n");
+			goto out;
+		}
+		for (uint32_t i = 0; i < r->via.array.size; i++, n++)
+			msgpack_pack_object(&pk, r->via.array.ptr[i]);
+		more = ctl_flag(&f->map, "more");
+		if (more && ctl_next_res(c, f) < 0)
+			goto out;
+	} while (more);
+	msgpack_packer_init(&pk, all, msgpack_sbuffer_write);
+	msgpack_pack_array(&pk, n);
+	msgpack_sbuffer_write(all, items.data, items.size);
+	if (msgpack_unpack_next(out, all->data, all->size, &off) ==
+	    MSGPACK_UNPACK_SUCCESS)
+		rc = 0;
 	else
-		snprintf(buf, len, "%llud%02lluh",
-		         (unsigned long long)(s / 86400),
-		         (unsigned long long)(s / 3600 % 24));
+		fprintf(stderr, "agentsupctl: cannot join a reply\n");
+out:
+	msgpack_sbuffer_destroy(&items);
+	return rc;
 }
-
-static const char *
-state_color(const char *state, const char *reason, bool held)
-{
-	if (strcmp(state, "running") == 0)
-		return "\033[32m";
-	if (strcmp(state, "stopped") == 0)
-		return (!held && strcmp(reason, "-") != 0 &&
-		        strcmp(reason, "exit:0") != 0)
-		               ? "\033[31m"
-		               : "\033[2m";
-	return "\033[33m";
-}
-
-/* One node as a line of the tree. */
-static void
-print_node(struct ctl *c, const msgpack_object *n, const char *prefix)
-{
-	char name[128], kind[16], state[16], reason[64], strat[16], tmp[32],
-	        st[64], label[256], status[256];
-	const msgpack_object *held = agentsup_wire_get(n, "held");
-	const msgpack_object *prog = agentsup_wire_get(n, "progress");
-	bool is_held = held && held->type == MSGPACK_OBJECT_BOOLEAN &&
-	               held->via.boolean;
-	uint64_t v = 0, w = 0;
-
-	get_s(n, "name", name, sizeof name);
-	get_s(n, "kind", kind, sizeof kind);
-	get_s(n, "state", state, sizeof state);
-	get_s(n, "last_reason", reason, sizeof reason);
-	snprintf(label, sizeof label, "%s%s", prefix, name);
-	printf("%-32s %-10s %s%-8s%s", label, kind,
-	       c->color ? state_color(state, reason, is_held) : "", state,
-	       c->color ? "\033[0m" : "");
-	if (is_held)
-		printf(" (by command)");
-	if (strcmp(kind, "supervisor") == 0) {
-		get_s(n, "strategy", strat, sizeof strat);
-		get_u(n, "window_restarts", &v);
-		get_u(n, "intensity", &w);
-		printf("  %s, %llu/%llu restarts", strat, (unsigned long long)v,
-		       (unsigned long long)w);
-		if (get_u(n, "period_ms", &v)) {
-			fmt_age(v, tmp, sizeof tmp);
-			printf(" in %s", tmp);
-		}
-	} else if (get_u(n, "pid", &v)) {
-		printf("  pid %llu", (unsigned long long)v);
-	}
-	if (strcmp(state, "running") == 0 && get_u(n, "uptime_ms", &v)) {
-		fmt_age(v, tmp, sizeof tmp);
-		printf("  up %s", tmp);
-	}
-	if (get_u(n, "restarts", &v) && v > 0)
-		printf("  restarted %llu", (unsigned long long)v);
-	if (strcmp(reason, "-") != 0)
-		printf("  last %s", reason);
-	if (get_u(n, "heartbeat_age_ms", &v)) {
-		fmt_age(v, tmp, sizeof tmp);
-		printf("  beat %s ago", tmp);
-	}
-	if (prog != NULL && prog->type == MSGPACK_OBJECT_MAP) {
-		const msgpack_object *cost = agentsup_wire_get(prog, "cost");
-		if (get_u(prog, "steps", &v))
-			printf("  %llu steps", (unsigned long long)v);
-		if (get_u(prog, "tokens", &v))
-			printf("  %llu tok", (unsigned long long)v);
-		if (cost != NULL && (cost->type == MSGPACK_OBJECT_FLOAT64 ||
-		                     cost->type == MSGPACK_OBJECT_FLOAT32))
-			printf("  $%.4f", cost->via.f64);
-		if (*get_s(prog, "state", st, sizeof st))
-			printf("  %s", st);
-	}
-	if (*get_s(n, "status", status, sizeof status))
-		printf("  \"%s\"", status);
-	putchar('\n');
-}
-
-/* The nodes come depth-first with a depth each: draw the branches. */
-static void
-print_tree(struct ctl *c, const msgpack_object *arr)
-{
-	uint32_t n = arr->via.array.size;
-	char prefix[256];
-
-	for (uint32_t i = 0; i < n; i++) {
-		const msgpack_object *node = &arr->via.array.ptr[i];
-		uint64_t depth = 0, d2 = 0;
-		size_t at = 0;
-
-		get_u(node, "depth", &depth);
-		prefix[0] = '\0';
-		for (uint64_t lvl = 1; lvl <= depth && at + 8 < sizeof prefix;
-		     lvl++) {
-			/* is there a later sibling at this level? */
-			bool more = false;
-			for (uint32_t k = i + 1; k < n; k++) {
-				get_u(&arr->via.array.ptr[k], "depth", &d2);
-				if (d2 < lvl)
-					break;
-				if (d2 == lvl) {
-					more = true;
-					break;
-				}
-			}
-			if (lvl < depth)
-				at += (size_t)snprintf(prefix + at,
-				                       sizeof prefix - at, "%s",
-				                       more ? "|   " : "    ");
-			else
-				at += (size_t)snprintf(prefix + at,
-				                       sizeof prefix - at, "%s",
-				                       more ? "|-- " : "`-- ");
-		}
-		print_node(c, node, prefix);
-	}
-}
-
-static void
-print_event(struct ctl *c, const msgpack_object *e)
-{
-	char kind[32], path[256], reason[64], detail[512], when[32];
-	uint64_t pid = 0, ms = 0;
-	time_t secs;
-	struct tm tm;
-
-	if (c->json) {
-		json_print(stdout, e);
-		putchar('\n');
-		fflush(stdout);
-		return;
-	}
-	get_u(e, "time_ms", &ms);
-	secs = (time_t)(ms / 1000);
-	localtime_r(&secs, &tm);
-	strftime(when, sizeof when, "%H:%M:%S", &tm);
-	get_s(e, "kind", kind, sizeof kind);
-	get_s(e, "path", path, sizeof path);
-	get_s(e, "reason", reason, sizeof reason);
-	get_s(e, "detail", detail, sizeof detail);
-	get_u(e, "pid", &pid);
-	printf("%s.%03llu %-28s %s", when, (unsigned long long)(ms % 1000),
-	       path, kind);
-	if (pid || *reason || *detail)
-		printf("%*s",
-		       (int)(kind[0] && strlen(kind) < 14 ? 14 - strlen(kind)
-		                                          : 0),
-		       "");
-	if (pid)
-		printf(" pid %llu", (unsigned long long)pid);
-	if (*reason)
-		printf(" %s", reason);
-	if (*detail)
-		printf("  %s", detail);
-	putchar('\n');
-	fflush(stdout);
-}
-
-/* --- commands ------------------------------------------------------------- */
 
 static int
-run(struct ctl *c, const char *cmd, const char *arg, int follow)
+ctl_refused(struct ctl *c, const struct agentsup_frame *f)
 {
-	const msgpack_object *ok, *body;
-	struct agentsup_frame f;
+	const msgpack_object *e = agentsup_wire_get(&f->map, "error");
 
-	if (send_request(c, cmd, arg, follow) < 0) {
-		perror("agentsupctl: send");
-		return EXIT_UNAVAILABLE;
+	if (c->json) {
+		render_json(stdout, &f->map);
+		putchar('\n');
 	}
-	do {
-		if (next_frame(c, &f, REPLY_TIMEOUT_MS) < 0)
-			return EXIT_UNAVAILABLE;
-	} while (!agentsup_wire_is(&f, AGENTSUP_T_RES));
-	ok = agentsup_wire_get(&f.map, "ok");
-	if (ok == NULL || ok->type != MSGPACK_OBJECT_BOOLEAN ||
-	    !ok->via.boolean) {
-		char err[512];
-		get_s(&f.map, "error", err, sizeof err);
-		if (c->json) {
-			json_print(stdout, &f.map);
-			putchar('\n');
-		}
-		fprintf(stderr, "agentsupctl: %s\n", *err ? err : "failed");
-		return EXIT_REFUSED;
-	}
-	body = agentsup_wire_get(&f.map, "result");
-	if (strcmp(cmd, "events") == 0 && body &&
-	    body->type == MSGPACK_OBJECT_ARRAY) {
+	if (e != NULL && e->type == MSGPACK_OBJECT_STR)
+		fprintf(stderr, "agentsupctl: %.*s\n", (int)e->via.str.size,
+		        e->via.str.ptr);
+	else
+		fprintf(stderr, "agentsupctl: failed\n");
+	return EXIT_REFUSED;
+}
+
+static int
+ctl_show(struct ctl *c, const char *cmd, const msgpack_object *body, int follow)
+{
+	struct agentsup_frame f;
+	size_t bad;
+
+	if (strcmp(cmd, "events") == 0 && body->type == MSGPACK_OBJECT_ARRAY) {
 		for (uint32_t i = 0; i < body->via.array.size; i++)
-			print_event(c, &body->via.array.ptr[i]);
-		while (follow > 0 && next_frame(c, &f, -1) == 0) {
+			render_event(&body->via.array.ptr[i], c->json);
+		while (follow > 0 && ctl_next_frame(c, &f, -1) == 0) {
 			const msgpack_object *e =
 			        agentsup_wire_get(&f.map, "event");
 			if (agentsup_wire_is(&f, AGENTSUP_T_EVENT) && e != NULL)
-				print_event(c, e);
+				render_event(e, c->json);
 		}
 		return 0;
 	}
 	if (c->json) {
-		json_print(stdout, body ? body : &f.map);
+		render_json(stdout, body);
 		putchar('\n');
-	} else if (body && body->type == MSGPACK_OBJECT_ARRAY)
-		print_tree(c, body);
-	else if (body && body->type == MSGPACK_OBJECT_STR)
+	} else if (body->type == MSGPACK_OBJECT_ARRAY) {
+		if (render_tree(body, c->color) < 0) {
+			perror("agentsupctl");
+			return EXIT_UNAVAILABLE;
+		}
+	} else if (body->type == MSGPACK_OBJECT_STR)
 		printf("%.*s\n", (int)body->via.str.size, body->via.str.ptr);
-	return 0;
+	if (strcmp(cmd, "status") != 0 || body->type != MSGPACK_OBJECT_ARRAY)
+		return 0;
+	if ((bad = render_count_unhealthy(body)) == 0)
+		return 0;
+	fprintf(stderr,
+	        "agentsupctl: %zu node%s not in the state %s should be\n", bad,
+	        bad == 1 ? " is" : "s are", bad == 1 ? "it" : "they");
+	return EXIT_UNHEALTHY;
+}
+
+static int
+run(struct ctl *c, const char *cmd, const char *arg, int follow)
+{
+	const msgpack_object *body;
+	struct agentsup_frame f;
+	msgpack_unpacked joined;
+	msgpack_sbuffer all;
+	int rc;
+
+	if (ctl_send_request(c, cmd, arg, follow) < 0) {
+		perror("agentsupctl: send");
+		return EXIT_UNAVAILABLE;
+	}
+	if (ctl_next_res(c, &f) < 0)
+		return EXIT_UNAVAILABLE;
+	if (!ctl_flag(&f.map, "ok"))
+		return ctl_refused(c, &f);
+	msgpack_unpacked_init(&joined);
+	msgpack_sbuffer_init(&all);
+	if (ctl_flag(&f.map, "more")) {
+		if (ctl_join(c, &f, &all, &joined) < 0) {
+			rc = EXIT_UNAVAILABLE;
+			goto out;
+		}
+		body = &joined.data;
+	} else if ((body = agentsup_wire_get(&f.map, "result")) == NULL)
+		body = &f.map;
+	rc = ctl_show(c, cmd, body, follow);
+out:
+	msgpack_unpacked_destroy(&joined);
+	msgpack_sbuffer_destroy(&all);
+	return rc;
 }
 
 /* logs NAME [-n N] [-f]: the tail as one string, then {t: log} frames. */
 static int
-run_logs(struct ctl *c, const char *name, unsigned long lines, int follow)
+run_logs(struct ctl *c, const char *name, int follow)
 {
-	const msgpack_object *ok, *body, *line;
+	const msgpack_object *body, *line;
 	struct agentsup_frame f;
 	msgpack_sbuffer sb;
 	msgpack_packer pk;
@@ -557,33 +530,25 @@ run_logs(struct ctl *c, const char *name, unsigned long lines, int follow)
 	agentsup_wire_pack_str(&pk, "args");
 	msgpack_pack_array(&pk, 3);
 	agentsup_wire_pack_str(&pk, name);
-	msgpack_pack_uint64(&pk, lines);
+	msgpack_pack_uint64(&pk, c->lines);
 	follow ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk);
 	r = agentsup_wire_end(&sb, AGENTSUP_MAX_FRAME);
 	if (r == 0)
-		r = send_all(c->fd, sb.data, sb.size);
+		r = ctl_send_all(c->fd, sb.data, sb.size);
 	msgpack_sbuffer_destroy(&sb);
 	if (r < 0) {
 		perror("agentsupctl: send");
 		return EXIT_UNAVAILABLE;
 	}
-	do {
-		if (next_frame(c, &f, REPLY_TIMEOUT_MS) < 0)
-			return EXIT_UNAVAILABLE;
-	} while (!agentsup_wire_is(&f, AGENTSUP_T_RES));
-	ok = agentsup_wire_get(&f.map, "ok");
+	if (ctl_next_res(c, &f) < 0)
+		return EXIT_UNAVAILABLE;
 	body = agentsup_wire_get(&f.map, "result");
-	if (ok == NULL || ok->type != MSGPACK_OBJECT_BOOLEAN ||
-	    !ok->via.boolean || body == NULL ||
-	    body->type != MSGPACK_OBJECT_STR) {
-		char err[512];
-		get_s(&f.map, "error", err, sizeof err);
-		fprintf(stderr, "agentsupctl: %s\n", *err ? err : "failed");
-		return EXIT_REFUSED;
-	}
+	if (!ctl_flag(&f.map, "ok") || body == NULL ||
+	    body->type != MSGPACK_OBJECT_STR)
+		return ctl_refused(c, &f);
 	fwrite(body->via.str.ptr, 1, body->via.str.size, stdout);
 	fflush(stdout);
-	while (follow > 0 && next_frame(c, &f, -1) == 0) {
+	while (follow > 0 && ctl_next_frame(c, &f, -1) == 0) {
 		line = agentsup_wire_get(&f.map, "line");
 		if (!agentsup_wire_is(&f, "log") || line == NULL ||
 		    line->type != MSGPACK_OBJECT_STR)
@@ -594,10 +559,71 @@ run_logs(struct ctl *c, const char *name, unsigned long lines, int follow)
 	return 0;
 }
 
+/* --- the command line ----------------------------------------------------- */
+
 static void
 on_sigint(int sig)
 {
 	(void)sig; /* poll returns EINTR and the follow ends */
+}
+
+static int
+ctl_usage_error(const char *fmt, const char *a, const char *b)
+{
+	fputs("agentsupctl: ", stderr);
+	fprintf(stderr, fmt, a, b);
+	fputs("\n(agentsupctl --help lists the commands)\n", stderr);
+	return EXIT_USAGE;
+}
+
+/* Check COMMAND [ARGS] [--json] [--follow] after the options; 0 or the
+ * usage exit status, having said what is wrong. */
+static int
+ctl_parse_command(struct ctl *c, int argc, char **argv, const char **arg,
+                  int *follow)
+{
+	const char *cmd = argv[0];
+	const struct ctl_command *k = NULL;
+	int nargs = 0;
+
+	for (size_t i = 0; i < sizeof ctl_commands / sizeof *ctl_commands; i++)
+		if (strcmp(cmd, ctl_commands[i].name) == 0)
+			k = &ctl_commands[i];
+	if (k == NULL)
+		return ctl_usage_error("unknown command \"%s\"%s", cmd, "");
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--json") == 0)
+			c->json = true;
+		else if (strcmp(argv[i], "--follow") == 0 ||
+		         strcmp(argv[i], "-f") == 0)
+			*follow = 1;
+		else if (strcmp(argv[i], "-n") == 0 &&
+		         strcmp(cmd, "logs") == 0) {
+			char *end;
+			if (i + 1 == argc || argv[i + 1][0] < '0' ||
+			    argv[i + 1][0] > '9' ||
+			    (c->lines = strtoul(argv[i + 1], &end, 10)) >
+			            UINT32_MAX ||
+			    *end != '\0')
+				return ctl_usage_error("%s: -n wants a count%s",
+				                       cmd, "");
+			i++;
+		} else if (argv[i][0] == '-' && argv[i][1] != '\0')
+			return ctl_usage_error("%s: unknown option \"%s\"", cmd,
+			                       argv[i]);
+		else if (nargs++ == 0)
+			*arg = argv[i];
+	}
+	if (nargs < k->min_args)
+		return ctl_usage_error("%s: missing NAME%s", cmd, "");
+	if (nargs > k->max_args)
+		return ctl_usage_error(k->max_args ? "%s: too many arguments%s"
+		                                   : "%s: takes no arguments%s",
+		                       cmd, "");
+	if (*follow && !k->follow)
+		return ctl_usage_error("%s: --follow is for events only%s", cmd,
+		                       " (and logs)");
+	return 0;
 }
 
 int
@@ -605,28 +631,27 @@ main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 	        {"socket", required_argument, NULL, 's'},
+	        {"config", required_argument, NULL, 'c'},
 	        {"json", no_argument, NULL, 'j'},
 	        {"follow", no_argument, NULL, 'f'},
 	        {"help", no_argument, NULL, 'h'},
+	        {"version", no_argument, NULL, 'V'},
 	        {NULL, 0, NULL, 0},
 	};
-	static const char *const need_name[] = {"start", "stop", "restart",
-	                                        "logs", NULL};
-	static const char *const opt_name[] = {"status", "drain", NULL};
-	static const char *const no_arg[] = {"reload", "shutdown", "events",
-	                                     NULL};
-	const char *sock = NULL, *cmd, *arg = NULL;
+	const char *sock = NULL, *dir = NULL, *cmd, *arg = NULL;
 	char sockbuf[256];
-	struct ctl c = {.fd = -1};
-	int ch, follow = 0, rc, kind = -1;
-	unsigned long lines = 20;
-	char *end;
+	struct ctl c = {.fd = -1, .lines = 20};
+	int ch, follow = 0, rc;
 	struct sigaction sa = {.sa_handler = on_sigint};
+	sigset_t block;
 
-	while ((ch = getopt_long(argc, argv, "+s:jfh", opts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "+s:c:jfh", opts, NULL)) != -1) {
 		switch (ch) {
 		case 's':
 			sock = optarg;
+			break;
+		case 'c':
+			dir = optarg;
 			break;
 		case 'j':
 			c.json = true;
@@ -637,89 +662,52 @@ main(int argc, char **argv)
 		case 'h':
 			usage(stdout);
 			return 0;
+		case 'V':
+			printf("agentsupctl %s\n", AGENTSUP_VERSION);
+			return 0;
 		default:
 			usage(stderr);
 			return EXIT_USAGE;
 		}
 	}
-	if (optind >= argc) {
-		usage(stderr);
-		return EXIT_USAGE;
-	}
-	cmd = argv[optind++];
-	/* options may also follow the command: "events --follow --json" */
-	for (int i = optind; i < argc; i++) {
-		if (strcmp(argv[i], "--json") == 0)
-			c.json = true;
-		else if (strcmp(argv[i], "--follow") == 0 ||
-		         strcmp(argv[i], "-f") == 0)
-			follow = 1;
-		else if (strcmp(argv[i], "-n") == 0 && i + 1 < argc &&
-		         strcmp(cmd, "logs") == 0) {
-			lines = strtoul(argv[++i], &end, 10);
-			if (*argv[i] == '\0' || *argv[i] == '-' ||
-			    *end != '\0' || lines > UINT32_MAX) {
-				fprintf(stderr,
-				        "agentsupctl: -n wants a count\n");
-				return EXIT_USAGE;
-			}
-		} else if (arg == NULL && argv[i][0] != '-')
-			arg = argv[i];
-		else {
-			fprintf(stderr, "agentsupctl: unexpected \"%s\"\n",
-			        argv[i]);
-			return EXIT_USAGE;
-		}
-	}
-	for (int i = 0; need_name[i]; i++)
-		if (strcmp(cmd, need_name[i]) == 0)
-			kind = 1;
-	for (int i = 0; opt_name[i]; i++)
-		if (strcmp(cmd, opt_name[i]) == 0)
-			kind = 2;
-	for (int i = 0; no_arg[i]; i++)
-		if (strcmp(cmd, no_arg[i]) == 0)
-			kind = 0;
-	if (kind < 0 || (kind == 1 && arg == NULL) || (kind == 0 && arg) ||
-	    (follow && strcmp(cmd, "events") != 0 &&
-	     strcmp(cmd, "logs") != 0)) {
-		fprintf(stderr, "agentsupctl: bad command line for \"%s\"\n",
-		        cmd);
-		usage(stderr);
-		return EXIT_USAGE;
-	}
-	if (sock == NULL &&
-	    (sock = default_socket(sockbuf, sizeof sockbuf)) == NULL) {
-		fprintf(stderr,
-		        "agentsupctl: XDG_RUNTIME_DIR is too long for a "
-		        "socket path; use --socket\n");
-		return EXIT_USAGE;
-	}
-	if ((c.fd = ctl_connect(sock)) < 0) {
-		fprintf(stderr,
-		        "agentsupctl: cannot reach agentsupd at %s: %s\n", sock,
-		        strerror(errno));
+	if (optind >= argc)
+		return ctl_usage_error("no command given%s%s", "", "");
+	cmd = argv[optind];
+	if ((rc = ctl_parse_command(&c, argc - optind, argv + optind, &arg,
+	                            &follow)) != 0)
+		return rc;
+	sock = ctl_socket(sock, dir, sockbuf, sizeof sockbuf);
+	if (ctl_open(&c, sock) < 0) {
+		if (c.fd >= 0)
+			close(c.fd);
 		return EXIT_UNAVAILABLE;
 	}
+	if (strcmp(cmd, "top") == 0)
+		return top_run(sock, c.fd);
 	c.color =
 	        !c.json && isatty(STDOUT_FILENO) && getenv("NO_COLOR") == NULL;
 	if (!msgpack_zone_init(&c.zone, 4096)) {
 		fprintf(stderr, "agentsupctl: out of memory\n");
 		return EXIT_UNAVAILABLE;
 	}
-	sigset_t block;
 	sigemptyset(&block);
 	sigaddset(&block, SIGINT);
 	sigprocmask(SIG_BLOCK, &block, &c.waitmask);
 	sigdelset(&c.waitmask, SIGINT);
 	sigaction(SIGINT, &sa, NULL);
 	if (strcmp(cmd, "logs") == 0)
-		rc = run_logs(&c, arg, lines, follow);
+		rc = run_logs(&c, arg, follow);
 	else
 		rc = run(&c, cmd, arg,
 		         strcmp(cmd, "events") == 0 ? follow : -1);
 	msgpack_zone_destroy(&c.zone);
-	free(c.buf);
+	agentsup_reader_free(&c.reader);
+	ctl_frame_free(c.current);
+	while (c.head != NULL) {
+		struct ctl_frame *next = c.head->next;
+		ctl_frame_free(c.head);
+		c.head = next;
+	}
 	close(c.fd);
 	return rc;
 }

@@ -1,11 +1,11 @@
 /*
  * channel.c - the daemon's end of one worker's socketpair.
  *
- * Frames are decoded straight out of the daemon's shared read buffer; only a
- * frame split across reads is copied into a per-channel buffer, which is freed
- * again once empty, so an idle worker costs no buffer at all. A heartbeat is
- * O(1): it stores the time and the progress; the deadline timer re-arms
- * itself lazily (libev's "many timeouts" advice), never per beat.
+ * Frames are read into a buffer on this file's stack and decoded there; only
+ * a frame split across reads is kept, in a buffer sized from its header and
+ * checked against the limit in force at every read, and freed once used, so
+ * an idle worker costs no buffer at all and a limit changed by a reload can
+ * never overflow anything. A heartbeat is O(1) and allocates nothing.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -17,31 +17,24 @@
 
 #include "agentsup/wire.h"
 #include "channel.h"
-#include "daemon.h"
-#include "clock.h"
-#include "log.h"
 #include "util.h"
 
-#define CHANNEL_MAX_OUT 4096 /* we send two small frames: bound the queue */
+#define CHANNEL_MAX_OUT 4096 /* we send small frames: bound them */
 
 struct channel {
-	struct worker *w;
+	struct ev_loop *loop;
+	const struct channel_ops *ops;
+	void *arg;
+	msgpack_zone *zone;
 	int fd;
-	ev_io io;
-	uint8_t *part; /* a frame split across reads */
-	size_t partlen;
+	ev_io io, wio;
+	struct agentsup_reader reader; /* a frame split across reads */
 	uint8_t *out; /* unsent bytes (the worker is not reading) */
 	size_t outlen;
-	ev_io wio;
 	bool hello;
 	bool warned_unknown;
-	uint64_t beats;
-	uint64_t last_seq;
-	struct progress *progress; /* allocated at the first progress seen */
+	bool wclosed; /* the worker closed its end: nothing more can be sent */
 };
-
-static void channel_fail(struct channel *, const char *, ...)
-        __attribute__((format(printf, 2, 3)));
 
 bool
 channel_said_hello(const struct channel *c)
@@ -49,59 +42,63 @@ channel_said_hello(const struct channel *c)
 	return c->hello;
 }
 
-uint64_t
-channel_beats(const struct channel *c)
+bool
+channel_is_open(const struct channel *c)
 {
-	return c->beats;
+	return c->fd >= 0 && !c->wclosed;
 }
 
-const struct progress *
-channel_progress(const struct channel *c)
-{
-	return c->progress;
-}
-
-/* Stop reading and writing; the struct stays for status until the reap. */
+/* Stop reading and writing; the struct stays until its owner closes it. */
 static void
 channel_shut(struct channel *c)
 {
-	struct ev_loop *loop = c->w->d->loop;
-
 	if (c->fd < 0)
 		return;
-	ev_io_stop(loop, &c->io);
-	ev_io_stop(loop, &c->wio);
+	ev_io_stop(c->loop, &c->io);
+	ev_io_stop(c->loop, &c->wio);
 	close(c->fd);
 	c->fd = -1;
-	free(c->part);
+	agentsup_reader_free(&c->reader);
 	free(c->out);
-	c->part = c->out = NULL;
-	c->partlen = c->outlen = 0;
+	c->out = NULL;
+	c->outlen = 0;
 }
 
 void
 channel_close(struct channel *c)
 {
+	if (c == NULL)
+		return;
 	channel_shut(c);
-	free(c->progress);
 	free(c);
 }
 
-/* The worker broke the protocol: record why, cut it off, stop it. */
-static void
+/* The worker broke the protocol: cut it off, then tell the owner why. */
+static void __attribute__((format(printf, 2, 3)))
 channel_fail(struct channel *c, const char *fmt, ...)
 {
-	struct worker *w = c->w;
 	char why[256];
 	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(why, sizeof why, fmt, ap);
 	va_end(ap);
-	events_emit(&w->d->events, EV_PROTOCOL_ERROR, w->node->path, w->pid,
-	            "protocol", w->node->starts - 1, "%s", why);
 	channel_shut(c);
-	proc_hang(w, (struct reason){REASON_PROTOCOL, 0});
+	c->ops->failed(c->arg, why);
+}
+
+/* --- sending -------------------------------------------------------------- */
+
+/* The worker closed its end: sending is over, but what it sent before is
+ * still there to read (a last heartbeat). Not a protocol error. */
+static void
+channel_wclose(struct channel *c)
+{
+	c->wclosed = true;
+	ev_io_stop(c->loop, &c->wio);
+	free(c->out);
+	c->out = NULL;
+	c->outlen = 0;
 }
 
 static void
@@ -115,8 +112,9 @@ write_cb(struct ev_loop *loop, ev_io *io, int revents)
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
 	if (n < 0) {
-		/* the worker closed its end: the reap will tell the rest */
-		channel_shut(c);
+		/* the worker closed its end: what it sent is still read, and
+		 * the reap tells the rest */
+		channel_wclose(c);
 		return;
 	}
 	memmove(c->out, c->out + n, c->outlen - (size_t)n);
@@ -134,13 +132,15 @@ channel_send(struct channel *c, const msgpack_sbuffer *sb)
 {
 	ssize_t n = 0;
 
-	if (c->fd < 0)
+	if (c->fd < 0 || c->wclosed)
 		return -1;
 	if (c->outlen == 0) {
 		n = send(c->fd, sb->data, sb->size,
 		         MSG_NOSIGNAL | MSG_DONTWAIT);
-		if (n < 0 && errno != EAGAIN && errno != EINTR)
+		if (n < 0 && errno != EAGAIN && errno != EINTR) {
+			channel_wclose(c);
 			return -1;
+		}
 		if (n < 0)
 			n = 0;
 		if ((size_t)n == sb->size)
@@ -153,49 +153,64 @@ channel_send(struct channel *c, const msgpack_sbuffer *sb)
 	c->out = xrealloc(c->out, c->outlen + sb->size - (size_t)n);
 	memcpy(c->out + c->outlen, sb->data + n, sb->size - (size_t)n);
 	c->outlen += sb->size - (size_t)n;
-	ev_io_start(c->w->d->loop, &c->wio);
+	ev_io_start(c->loop, &c->wio);
 	return 0;
 }
 
+/* End the frame being packed in sb and send it. */
 static int
-send_welcome(struct channel *c)
+channel_finish(struct channel *c, msgpack_sbuffer *sb, size_t max_frame)
 {
-	struct daemon *d = c->w->d;
-	const struct node *n = c->w->node;
-	msgpack_packer pk;
+	int rc = -1;
 
-	msgpack_packer_init(&pk, &d->sbuf, msgpack_sbuffer_write);
-	agentsup_wire_begin(&d->sbuf);
-	msgpack_pack_map(&pk, 7);
-	agentsup_wire_kv_str(&pk, "t", AGENTSUP_T_WELCOME);
-	agentsup_wire_kv_uint(&pk, "v", AGENTSUP_PROTOCOL_VERSION);
-	agentsup_wire_kv_str(&pk, "name", n->spec->name);
-	agentsup_wire_kv_str(&pk, "path", n->path);
-	agentsup_wire_kv_uint(&pk, "incarnation", n->starts - 1);
-	agentsup_wire_kv_uint(&pk, "heartbeat_ms", n->spec->heartbeat_ms);
-	agentsup_wire_kv_uint(&pk, "timeout_ms", n->spec->heartbeat_timeout_ms);
-	if (agentsup_wire_end(&d->sbuf, d->cfg->settings.max_frame) < 0)
-		return -1;
-	return channel_send(c, &d->sbuf);
+	if (agentsup_wire_end(sb, max_frame) == 0)
+		rc = channel_send(c, sb);
+	msgpack_sbuffer_destroy(sb);
+	return rc;
 }
 
 int
-channel_send_drain(struct channel *c, uint64_t deadline_ms)
+channel_send_welcome(struct channel *c, const struct welcome *w,
+                     size_t max_frame)
 {
-	struct daemon *d = c->w->d;
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	agentsup_wire_begin(&sb);
+	msgpack_pack_map(&pk, 10);
+	agentsup_wire_kv_str(&pk, "t", AGENTSUP_T_WELCOME);
+	agentsup_wire_kv_uint(&pk, "v", AGENTSUP_PROTOCOL_VERSION);
+	agentsup_wire_kv_str(&pk, "name", w->name);
+	agentsup_wire_kv_str(&pk, "path", w->path);
+	agentsup_wire_kv_uint(&pk, "incarnation", w->incarnation);
+	agentsup_wire_kv_uint(&pk, "heartbeat_ms", w->heartbeat_ms);
+	agentsup_wire_kv_uint(&pk, "timeout_ms", w->timeout_ms);
+	agentsup_wire_kv_uint(&pk, "restarts", w->restarts);
+	agentsup_wire_kv_str(&pk, "last_reason", w->last_reason);
+	agentsup_wire_kv_uint(&pk, "max_frame", w->max_frame);
+	return channel_finish(c, &sb, max_frame);
+}
+
+int
+channel_send_drain(struct channel *c, uint64_t deadline_ms, size_t max_frame)
+{
+	msgpack_sbuffer sb;
 	msgpack_packer pk;
 
 	if (!c->hello || c->fd < 0)
 		return -1;
-	msgpack_packer_init(&pk, &d->sbuf, msgpack_sbuffer_write);
-	agentsup_wire_begin(&d->sbuf);
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	agentsup_wire_begin(&sb);
 	msgpack_pack_map(&pk, 2);
 	agentsup_wire_kv_str(&pk, "t", AGENTSUP_T_DRAIN);
 	agentsup_wire_kv_uint(&pk, "deadline_ms", deadline_ms);
-	if (agentsup_wire_end(&d->sbuf, d->cfg->settings.max_frame) < 0)
-		return -1;
-	return channel_send(c, &d->sbuf);
+	return channel_finish(c, &sb, max_frame);
 }
+
+/* --- messages in ---------------------------------------------------------- */
 
 static bool
 is_uint(const msgpack_object *o)
@@ -215,13 +230,12 @@ copy_str(char *dst, size_t len, const msgpack_object *o)
 
 /* hb's optional progress {steps, tokens, cost, state}; false if mistyped. */
 static bool
-take_progress(struct channel *c, const msgpack_object *p)
+take_progress(const msgpack_object *p, struct progress *pr, unsigned *fields)
 {
 	const msgpack_object *steps = agentsup_wire_get(p, "steps");
 	const msgpack_object *tokens = agentsup_wire_get(p, "tokens");
 	const msgpack_object *cost = agentsup_wire_get(p, "cost");
 	const msgpack_object *state = agentsup_wire_get(p, "state");
-	struct progress *pr;
 
 	if (p->type != MSGPACK_OBJECT_MAP || (steps && !is_uint(steps)) ||
 	    (tokens && !is_uint(tokens)) ||
@@ -229,24 +243,23 @@ take_progress(struct channel *c, const msgpack_object *p)
 	     cost->type != MSGPACK_OBJECT_FLOAT32 && !is_uint(cost)) ||
 	    (state && state->type != MSGPACK_OBJECT_STR))
 		return false;
-	if (c->progress == NULL)
-		c->progress = xcalloc(1, sizeof *c->progress);
-	pr = c->progress;
 	if (steps) {
 		pr->steps = steps->via.u64;
-		pr->has_steps = true;
+		*fields |= PROGRESS_STEPS;
 	}
 	if (tokens) {
 		pr->tokens = tokens->via.u64;
-		pr->has_tokens = true;
+		*fields |= PROGRESS_TOKENS;
 	}
 	if (cost) {
 		pr->cost =
 		        is_uint(cost) ? (double)cost->via.u64 : cost->via.f64;
-		pr->has_cost = true;
+		*fields |= PROGRESS_COST;
 	}
-	if (state)
+	if (state) {
 		copy_str(pr->state, sizeof pr->state, state);
+		*fields |= PROGRESS_STATE;
+	}
 	return true;
 }
 
@@ -271,27 +284,7 @@ on_hello(struct channel *c, const msgpack_object *m)
 		return;
 	}
 	c->hello = true;
-	if (send_welcome(c) < 0 && c->fd >= 0)
-		channel_fail(c, "cannot send welcome");
-}
-
-static void
-on_ready(struct channel *c)
-{
-	struct worker *w = c->w;
-	struct node *n = w->node;
-	struct daemon *d = w->d;
-
-	if (n->state != NODE_STARTING)
-		return; /* running at spawn already, or a repeat: harmless */
-	events_emit(&d->events, EV_READY, n->path, w->pid, NULL, n->starts - 1,
-	            "after %llums",
-	            (unsigned long long)(clock_now_ms() - w->spawned_ms));
-	w->last_beat_us = clock_now_us();
-	proc_set_deadline(
-	        w, n->spec->heartbeat_ms ? DEADLINE_HEARTBEAT : DEADLINE_NONE,
-	        n->spec->heartbeat_timeout_ms);
-	tree_ready(d->tree, n, w->last_beat_us / 1000);
+	c->ops->hello(c->arg);
 }
 
 static void
@@ -300,6 +293,8 @@ on_hb(struct channel *c, const msgpack_object *m)
 	const msgpack_object *seq = agentsup_wire_get(m, "seq");
 	const msgpack_object *prog = agentsup_wire_get(m, "progress");
 	const msgpack_object *status = agentsup_wire_get(m, "status");
+	struct progress upd;
+	unsigned fields = 0;
 
 	if ((seq && !is_uint(seq)) ||
 	    (status && status->type != MSGPACK_OBJECT_STR)) {
@@ -308,30 +303,48 @@ on_hb(struct channel *c, const msgpack_object *m)
 		             "a string");
 		return;
 	}
-	if (prog && !take_progress(c, prog)) {
+	if (prog && !take_progress(prog, &upd, &fields)) {
 		channel_fail(c, "hb: progress must be a map of steps, tokens "
 		                "(integers), cost (number), state (string)");
 		return;
 	}
 	if (status) {
-		if (c->progress == NULL)
-			c->progress = xcalloc(1, sizeof *c->progress);
-		copy_str(c->progress->status, sizeof c->progress->status,
-		         status);
+		copy_str(upd.status, sizeof upd.status, status);
+		fields |= PROGRESS_STATUS;
 	}
-	c->beats++;
-	if (seq)
-		c->last_seq = seq->via.u64;
-	/* a worker still waiting for ready is judged by start_timeout */
-	if (c->w->node->state != NODE_STARTING)
-		c->w->last_beat_us = clock_now_us();
+	c->ops->beat(c->arg, &upd, fields);
+}
+
+/* {t: exit, reason, retry_after_ms?, detail?}: why the coming exit. */
+static void
+on_exit_msg(struct channel *c, const msgpack_object *m)
+{
+	const msgpack_object *reason = agentsup_wire_get(m, AGENTSUP_F_REASON);
+	const msgpack_object *retry =
+	        agentsup_wire_get(m, AGENTSUP_F_RETRY_AFTER_MS);
+	const msgpack_object *detail = agentsup_wire_get(m, AGENTSUP_F_DETAIL);
+	struct declaration d = {0};
+
+	if (reason == NULL ||
+	    (d.kind = declared_parse(reason->via.str.ptr,
+	                             reason->via.str.size)) == DECLARED_NONE) {
+		channel_fail(c, "exit: reason must be done, transient, "
+		                "rate_limited, permanent or budget");
+		return;
+	}
+	if (retry != NULL)
+		d.retry_after_ms = retry->via.u64;
+	if (detail != NULL)
+		copy_str(d.detail, sizeof d.detail, detail);
+	c->ops->declare(c->arg, &d);
 }
 
 static void
 dispatch(struct channel *c, const struct agentsup_frame *f)
 {
 	if (!c->hello && !agentsup_wire_is(f, AGENTSUP_T_HELLO)) {
-		channel_fail(c, "\"%.*s\" before hello", (int)f->type_len,
+		channel_fail(c, "\"%.*s\" before hello",
+		             (int)(f->type_len > 32 ? 32 : f->type_len),
 		             f->type);
 		return;
 	}
@@ -340,80 +353,56 @@ dispatch(struct channel *c, const struct agentsup_frame *f)
 	else if (agentsup_wire_is(f, AGENTSUP_T_HELLO))
 		on_hello(c, &f->map);
 	else if (agentsup_wire_is(f, AGENTSUP_T_READY))
-		on_ready(c);
+		c->ops->ready(c->arg);
+	else if (agentsup_wire_is(f, AGENTSUP_T_EXIT))
+		on_exit_msg(c, &f->map);
 	else if (!c->warned_unknown) {
 		/* once per channel: a chatty worker cannot flood the log */
 		c->warned_unknown = true;
-		log_warnx("worker %s: ignoring message \"%.*s\"",
-		          c->w->node->path,
-		          (int)(f->type_len > 32 ? 32 : f->type_len), f->type);
+		c->ops->unknown(c->arg, f->type, f->type_len);
 	}
 }
 
-/* Decode every whole frame in buf; return the bytes used, or -1 if cut. */
-static ssize_t
-decode_all(struct channel *c, const uint8_t *buf, size_t len)
+/* --- reading -------------------------------------------------------------- */
+
+/* One whole frame from the reader: its fields checked, then handled. */
+static int
+channel_on_frame(void *arg, const struct agentsup_frame *f)
 {
-	struct daemon *d = c->w->d;
-	struct agentsup_frame f;
-	size_t used = 0;
-	int r;
+	struct channel *c = arg;
+	const char *why;
 
-	while (c->fd >= 0) {
-		r = agentsup_wire_decode(buf + used, len - used,
-		                         d->cfg->settings.max_frame, &d->zone,
-		                         &f);
-		if (r == AGENTSUP_WIRE_MORE)
-			break;
-		if (r != AGENTSUP_WIRE_OK) {
-			msgpack_zone_clear(&d->zone);
-			channel_fail(c, "%s", agentsup_wire_strerror(r));
-			return -1;
-		}
-		dispatch(c, &f);
-		msgpack_zone_clear(&d->zone);
-		used += f.size;
+	if (agentsup_wire_check_fields(f, &why) != 0) {
+		channel_fail(c, "%s", why);
+		return 1;
 	}
-	return c->fd >= 0 ? (ssize_t)used : -1;
+	dispatch(c, f);
+	return c->fd < 0;
 }
 
-/* Read once; decode what arrived. false when the channel is gone. */
+/* Read once; false when nothing more can be read now. */
 static bool
 channel_read_once(struct channel *c)
 {
-	struct daemon *d = c->w->d;
-	size_t max = AGENTSUP_FRAME_HEADER + d->cfg->settings.max_frame;
-	uint8_t *buf = d->rbuf;
-	ssize_t n, used;
-	size_t len;
+	int r;
 
-	if (c->partlen > 0) {
-		/* complete the split frame first, never beyond one frame */
-		memcpy(d->rbuf, c->part, c->partlen);
-	}
-	n = recv(c->fd, d->rbuf + c->partlen, d->rbuf_size - c->partlen,
-	         MSG_DONTWAIT);
-	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+	if (c->fd < 0)
 		return false;
-	if (n <= 0) {
-		/* EOF or a reset: the worker closed its end; the reap or
-		 * its heartbeat deadline decides what that means */
+	r = agentsup_reader_read(&c->reader, c->fd, c->ops->max_frame(c->arg),
+	                         c->zone, channel_on_frame, c);
+	if (c->fd < 0 || r == AGENTSUP_READ_AGAIN ||
+	    (r == AGENTSUP_READ_ERRNO && errno == EINTR))
+		return false;
+	if (r == 0 || r == AGENTSUP_READ_ERRNO) {
+		/* EOF or a reset: the worker closed its end; the reap or its
+		 * heartbeat deadline decides what that means */
 		channel_shut(c);
+		c->ops->closed(c->arg);
 		return false;
 	}
-	len = c->partlen + (size_t)n;
-	if ((used = decode_all(c, buf, len)) < 0)
+	if (r < 0) {
+		channel_fail(c, "%s", agentsup_wire_strerror(r));
 		return false;
-	free(c->part);
-	c->part = NULL;
-	c->partlen = len - (size_t)used;
-	if (c->partlen > 0) {
-		if (c->partlen > max) { /* cannot happen: decode refuses */
-			channel_fail(c, "frame too long");
-			return false;
-		}
-		c->part = xmalloc(c->partlen);
-		memcpy(c->part, buf + used, c->partlen);
 	}
 	return true;
 }
@@ -421,36 +410,37 @@ channel_read_once(struct channel *c)
 static void
 read_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
-	struct channel *c = io->data;
-	struct daemon *d = c->w->d;
-
 	(void)loop;
 	(void)revents;
-	channel_read_once(c);
-	daemon_run_actions(d);
+	channel_read_once(io->data);
 }
 
-/* Read what already waits, before a deadline is judged. Bounded. */
 void
-channel_read_pending(struct channel *c)
+channel_read_pending(struct channel *c, size_t max_bytes)
 {
-	for (int i = 0; i < 16 && c->fd >= 0; i++)
+	/* each read takes at most one chunk: bound the reads, not a guess */
+	for (size_t i = 0; i <= max_bytes / AGENTSUP_READ_CHUNK; i++)
 		if (!channel_read_once(c))
 			break;
 }
 
 struct channel *
-channel_open(struct worker *w, int fd)
+channel_open(struct ev_loop *loop, int fd, const struct channel_ops *ops,
+             void *arg, msgpack_zone *zone)
 {
 	struct channel *c = xcalloc(1, sizeof *c);
 
 	/* every read and write says MSG_DONTWAIT: no O_NONBLOCK needed */
-	c->w = w;
+	c->loop = loop;
+	c->ops = ops;
+	c->arg = arg;
+	c->zone = zone;
 	c->fd = fd;
+	agentsup_reader_init(&c->reader);
 	ev_io_init(&c->io, read_cb, fd, EV_READ);
 	c->io.data = c;
 	ev_io_init(&c->wio, write_cb, fd, EV_WRITE);
 	c->wio.data = c;
-	ev_io_start(w->d->loop, &c->io);
+	ev_io_start(loop, &c->io);
 	return c;
 }

@@ -1,29 +1,62 @@
-/* channel.h - one worker's socket: frames in and out, heartbeat bookkeeping. */
+/*
+ * channel.h - the daemon's end of one worker's socketpair: frames in and
+ * out. A leaf: it validates what the worker says and reports it up through
+ * callbacks; it never touches the tree, the session or the clock.
+ */
 #ifndef AGENTSUP_CHANNEL_H
 #define AGENTSUP_CHANNEL_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
-struct worker;
-struct channel;
+#include <ev.h>
+#include <msgpack.h>
 
-/* What the worker last told us of its progress (hb "progress", "status"). */
-struct progress {
-	uint64_t steps;
-	uint64_t tokens;
-	double cost;
-	char state[64];
-	char status[256];
-	bool has_steps, has_tokens, has_cost;
+#include "tree.h"
+
+/* What the channel reports up. Each is called from within a read; after
+ * `failed` or `closed` the channel reads no more (the struct stays). */
+struct channel_ops {
+	void (*hello)(void *arg);
+	void (*ready)(void *arg);
+	/* fields: PROGRESS_* bits of what this beat carried */
+	void (*beat)(void *arg, const struct progress *, unsigned fields);
+	void (*failed)(void *arg, const char *why); /* broke the protocol */
+	/* {t: exit}: what the worker says of its coming exit */
+	void (*declare)(void *arg, const struct declaration *);
+	void (*closed)(void *arg); /* end of file */
+	/* a message type we do not know: ignored, reported once a channel */
+	void (*unknown)(void *arg, const char *type, size_t len);
+	/* the largest frame the worker may send, asked at every read */
+	size_t (*max_frame)(void *arg);
 };
 
-struct channel *channel_open(struct worker *, int fd);
+/* What welcome tells the worker. */
+struct welcome {
+	const char *name, *path;
+	unsigned long incarnation;
+	uint64_t heartbeat_ms, timeout_ms;
+	unsigned restarts;       /* consecutive failures before this start */
+	const char *last_reason; /* why it last stopped ("-" if never) */
+	uint64_t max_frame;      /* the largest frame it may send */
+};
+
+struct channel;
+
+/* zone: scratch for decoded frames, cleared after each (may be shared). */
+struct channel *channel_open(struct ev_loop *, int fd,
+                             const struct channel_ops *, void *arg,
+                             msgpack_zone *zone);
 void channel_close(struct channel *);
-void channel_read_pending(struct channel *);
-int channel_send_drain(struct channel *, uint64_t deadline_ms);
+/* Read everything that already waits, up to max_bytes: before a deadline
+ * is judged, and once the worker has exited (its last words). */
+void channel_read_pending(struct channel *, size_t max_bytes);
+int channel_send_welcome(struct channel *, const struct welcome *,
+                         size_t max_frame);
+int channel_send_drain(struct channel *, uint64_t deadline_ms,
+                       size_t max_frame);
 bool channel_said_hello(const struct channel *);
-uint64_t channel_beats(const struct channel *);
-const struct progress *channel_progress(const struct channel *);
+bool channel_is_open(const struct channel *);
 
 #endif

@@ -2,6 +2,10 @@
 #ifndef AGENTSUP_CONTROL_H
 #define AGENTSUP_CONTROL_H
 
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
 #include "events.h"
 #include "logcap.h"
 
@@ -11,7 +15,8 @@ struct daemon;
 struct control;
 
 /* Listen at path (mode 0600); NULL with *why if it cannot, or if a live
- * agentsupd already answers there. A stale socket file is replaced. */
+ * agentsupd already answers there. A stale socket file is replaced; the
+ * private directory of the default path is created and checked. */
 struct control *control_open(struct daemon *, const char *path,
                              const char **why);
 void control_close(struct control *);
@@ -21,5 +26,8 @@ void control_event(void *arg, const struct event *, const char *json);
 /* The logcap sink: each line to the clients following that worker. */
 void control_log_line(void *arg, const char *name, enum logcap_stream,
                       const char *line, size_t len);
+
+/* The i-th oldest event kept, as a packed map, or NULL past the last. */
+const char *control_history(const struct control *, size_t i, size_t *len);
 
 #endif

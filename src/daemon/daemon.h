@@ -10,11 +10,16 @@
 
 #include "config.h"
 #include "events.h"
-#include "proc.h"
+#include "pidmap.h"
+#include "spawn.h"
 #include "tree.h"
 
 struct control;
+struct metrics;
+struct hooks;
 struct logcap_set;
+struct notify_server;
+struct notify_up;
 
 struct daemon {
 	struct ev_loop *loop;
@@ -23,35 +28,43 @@ struct daemon {
 	struct config *cfg;
 	struct tree *tree;
 	struct events events;
-	struct pidmap pids;
+	struct pidmap pids;   /* pid -> running session */
+	struct spawner spawn; /* the child's stack, the signals it resets */
 	ev_child child_watcher;
 	ev_signal sig_term, sig_int, sig_hup, sig_usr1;
+	ev_prepare pump;   /* carries out the engine's actions, once a turn */
+	msgpack_zone zone; /* decoded frames live here until handled */
+	ev_timer wake;     /* the engine's earliest wake-up */
+	uint64_t wake_at;
+	uint64_t seed; /* the jitter generator's, printed at start-up */
 	struct control *control;
-	/* workers' captured output */
-	struct logcap_set *logcap;
-	msgpack_zone zone;    /* decoded frames live here until handled */
-	msgpack_sbuffer sbuf; /* frames being encoded */
-	uint8_t *rbuf;        /* every read lands here first */
-	sigset_t child_reset; /* signals a child puts back to default */
-	void *spawn_stack;    /* the child's stack until it execs */
-	size_t spawn_stack_size;
-	size_t rbuf_size;
+	struct metrics *metrics; /* NULL when not configured */
 	struct config *
 	        *retired; /* replaced by reloads; removed nodes use them */
 	size_t nretired;
 	int exit_code;
-	bool in_actions;
 	uint64_t drain_started_ms;
+	struct notify_server *notify; /* workers' sd_notify, NULL if none */
+	struct notify_up *up;         /* to the systemd above, NULL if none */
+	bool up_ready;                /* READY=1 sent for the first start */
+	size_t up_live;               /* workers in the last STATUS= */
+	struct hooks *hooks;          /* on_event: */
+	struct logcap_set *logcap;    /* workers' captured output */
 };
 
-/* Carry out every action the engine has queued. */
-void daemon_run_actions(struct daemon *);
 /* Read the config again and apply it as a diff, or refuse it whole; what
- * happened, in a line, goes to msg. -1 when refused. */
-int daemon_reload(struct daemon *, char *msg, size_t len);
+ * happened, in a line, goes to *msg (malloc'd). -1 when refused. */
+int daemon_reload(struct daemon *, char **msg);
 /* SIGUSR1 and "agentsupctl drain": drain the whole tree, then exit 0. */
 void daemon_drain(struct daemon *);
 /* SIGTERM, SIGINT and "agentsupctl shutdown": orderly stop, then exit 0. */
 void daemon_shutdown(struct daemon *, const char *why);
+/* The largest frame a peer may send, as the config says now. */
+size_t daemon_max_frame(const struct daemon *);
+
+int daemon_init(struct daemon *, const char *socket_opt);
+/* Start the tree and run the loop until the tree is down; the exit code. */
+int daemon_run(struct daemon *);
+void daemon_free(struct daemon *);
 
 #endif

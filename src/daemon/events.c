@@ -35,6 +35,13 @@ static const char *const kind_names[EV__COUNT] = {
         [EV_RELOAD_REFUSED] = "reload_refused",
         [EV_SHUTDOWN] = "shutdown",
         [EV_COMMAND] = "command",
+        [EV_BACKOFF] = "backoff",
+        [EV_QUARANTINED] = "quarantined",
+        [EV_PROBING] = "probing",
+        [EV_CIRCUIT_CLOSED] = "circuit_closed",
+        [EV_DECLARED] = "declared",
+        [EV_FAILED] = "failed",
+        [EV_EXHAUSTED] = "exhausted",
 };
 
 const char *
@@ -203,11 +210,17 @@ kind_color(enum event_kind k)
 	case EV_GAVE_UP:
 	case EV_ESCALATED:
 	case EV_RELOAD_REFUSED:
+	case EV_QUARANTINED:
+	case EV_FAILED:
+	case EV_EXHAUSTED:
 		return "\033[1;31m";
 	case EV_STARTED:
 	case EV_READY:
 		return "\033[32m";
 	case EV_RESTARTING:
+	case EV_BACKOFF:
+	case EV_PROBING:
+	case EV_CIRCUIT_CLOSED:
 		return "\033[36m";
 	default:
 		return "";
@@ -240,6 +253,33 @@ write_line(struct events *ev, const struct event *e)
 	fprintf(stderr, "%.*s\n", n, line);
 }
 
+/* Count a restart under its reason's kind ("exit:1" counts as "exit"). */
+static void
+events_count_restart(struct events *ev, const char *reason)
+{
+	size_t n = strcspn(reason, ":"), i;
+
+	if (n >= sizeof ev->restarts[0].reason)
+		n = sizeof ev->restarts[0].reason - 1;
+	for (i = 0; i < ev->nrestarts; i++)
+		if (strncmp(ev->restarts[i].reason, reason, n) == 0 &&
+		    ev->restarts[i].reason[n] == '\0')
+			break;
+	if (i == ev->nrestarts && i >= EVENTS_MAX_REASONS - 1) {
+		reason = "other";
+		n = strlen(reason);
+		for (i = 0; i < ev->nrestarts; i++)
+			if (strcmp(ev->restarts[i].reason, reason) == 0)
+				break;
+	}
+	if (i == ev->nrestarts) {
+		memcpy(ev->restarts[i].reason, reason, n);
+		ev->restarts[i].reason[n] = '\0';
+		ev->nrestarts++;
+	}
+	ev->restarts[i].n++;
+}
+
 void
 events_emit(struct events *ev, enum event_kind kind, const char *path,
             pid_t pid, const char *reason, unsigned long restarts,
@@ -258,6 +298,9 @@ events_emit(struct events *ev, enum event_kind kind, const char *path,
 	}
 	clock_gettime(CLOCK_REALTIME, &ts);
 	e.seq = ++ev->seq;
+	ev->counts[kind]++;
+	if (kind == EV_RESTARTING && reason != NULL)
+		events_count_restart(ev, reason);
 	e.time_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 	e.kind = kind;
 	e.path = path;

@@ -27,8 +27,17 @@ enum event_kind {
 	EV_RELOAD_REFUSED,
 	EV_SHUTDOWN,
 	EV_COMMAND,
+	EV_BACKOFF,
+	EV_QUARANTINED,
+	EV_PROBING,
+	EV_CIRCUIT_CLOSED,
+	EV_DECLARED,
+	EV_FAILED,
+	EV_EXHAUSTED,
 	EV__COUNT
 };
+
+#define EVENTS_MAX_REASONS 16 /* restart reasons counted; the rest: "other" */
 
 /* One state change, as written everywhere. Strings are borrowed. */
 struct event {
@@ -53,6 +62,12 @@ struct events {
 	bool color;          /* colour the stderr line (a terminal) */
 	events_sink_fn sink; /* followers: control.c */
 	void *sink_arg;
+	uint64_t counts[EV__COUNT]; /* emitted since start, for /metrics */
+	struct events_reason_count {
+		char reason[16]; /* "exit", "signal", "hang"...: no code */
+		uint64_t n;
+	} restarts[EVENTS_MAX_REASONS]; /* restart decisions by reason */
+	size_t nrestarts;
 };
 
 void events_init(struct events *, const char *file_path);

@@ -115,9 +115,12 @@ request_parse(const msgpack_object *map, struct request *r, const char **why)
 		return 0;
 	}
 	if (a->type != MSGPACK_OBJECT_STR || a->via.str.size == 0 ||
-	    a->via.str.size >= sizeof r->name ||
 	    memchr(a->via.str.ptr, '\0', a->via.str.size) != NULL) {
 		*why = "NAME must be a non-empty string";
+		return -1;
+	}
+	if (a->via.str.size >= sizeof r->name) {
+		*why = "NAME is too long (255 bytes at most)";
 		return -1;
 	}
 	memcpy(r->name, a->via.str.ptr, a->via.str.size);

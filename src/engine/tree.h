@@ -1,10 +1,11 @@
 /*
- * tree.h - the supervision engine.
+ * tree.h - the supervision engine's public face.
  *
- * Pure: the shell reports what happened (a worker exited, became ready, an
- * operator asked for a stop) with the current time; the engine updates the
- * tree and queues actions (start X, stop Y, exit with 75) for the shell to
- * carry out. It never forks, signals, reads a clock or touches a socket.
+ * Pure: the shell reports what happened (a worker exited, became ready, beat,
+ * an operator asked for a stop) with the current time; the engine updates the
+ * tree and queues actions (start X, stop Y, wake me at T, exit with 75) that
+ * the shell carries out in one place, once per loop turn. It never forks,
+ * signals, reads a clock or touches a socket.
  */
 #ifndef AGENTSUP_TREE_H
 #define AGENTSUP_TREE_H
@@ -14,49 +15,109 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "reason.h"
+#include "rng.h"
 
+/* A node's state. Workers use every row of the lifecycle table (worker.c);
+ * supervisors use stopped, starting, running and stopping. */
 enum node_state {
 	NODE_STOPPED,  /* not running: never started, exited, or stopped */
 	NODE_STARTING, /* spawned, waiting for "ready" / children starting */
 	NODE_RUNNING,
-	NODE_STOPPING, /* stop (or drain) sent, waiting for the exit */
-};
-
-enum reason_kind {
-	REASON_NONE,
-	REASON_EXIT,          /* code = exit status */
-	REASON_SIGNAL,        /* code = signal number */
-	REASON_HANG,          /* missed its heartbeat deadline */
-	REASON_START_TIMEOUT, /* no "ready" within start_timeout */
-	REASON_PROTOCOL,      /* broke the wire protocol */
-	REASON_SPAWN,         /* could not be forked: code = errno */
-	REASON_GAVE_UP,       /* a supervisor exceeded its intensity */
-};
-
-struct reason {
-	enum reason_kind kind;
-	int code;
+	NODE_STOPPING,    /* stop (or drain) sent, waiting for the exit */
+	NODE_BACKOFF,     /* failed; its restart waits for its backoff delay */
+	NODE_QUARANTINED, /* its circuit is open: not restarted until probed */
+	NODE_FAILED,      /* declared permanent: not restarted */
+	NODE_EXHAUSTED,   /* its budget is spent: not restarted */
+	NODE__STATES
 };
 
 /* How a supervisor's stop ends: what it tells its parent. */
 enum stop_outcome { OUTCOME_STOPPED, OUTCOME_GAVE_UP };
 
 enum job_kind { JOB_NONE, JOB_START, JOB_RESTART, JOB_STOP };
-
-/* A supervisor's work in progress: stop children [lo, hi) last-first, then
- * (unless JOB_STOP) start them first-last, one settled before the next. */
-struct job {
-	enum job_kind kind;
-	bool starting; /* in the start phase */
-	bool launched; /* children[cursor] was started in this phase */
-	bool parallel; /* a drain: every child told at once, not in turn */
-	bool forced;   /* an operator's restart: temporary children too */
-	bool marked;   /* a reload: only children with `marked` set */
-	enum stop_outcome outcome;
-	size_t lo, hi, cursor;
+enum job_phase { PHASE_STOP, PHASE_START };
+/* Stops one child at a time (last-first) or tell them all at once. */
+enum job_order { ORDER_SEQUENTIAL, ORDER_TOGETHER };
+/* Which children of the range a job touches. */
+enum job_select {
+	SELECT_RESTARTABLE, /* all but temporary and held children */
+	SELECT_ALL,         /* an operator's restart: temporary ones too */
+	SELECT_MARKED,      /* a reload: only children marked for it */
 };
 
-struct worker; /* the shell's running instance (proc.c) */
+/* How a stop goes (DESIGN §9 "graceful by default"). */
+enum stop_how {
+	STOP_PLAIN,    /* the shutdown sequence; a protocol worker is told to
+	                  drain with its shutdown as deadline, not SIGTERM'd */
+	STOP_GRACEFUL, /* an operator's or a reload's: a protocol worker
+	                  drains (drain_timeout) first, then the sequence */
+	STOP_DRAIN,    /* the tree drains (SIGUSR1): drain, or SIGTERM for
+	                  workers that never said hello; drain_timeout */
+};
+
+/* A supervisor's work in progress: stop children [lo, hi), then (unless
+ * JOB_STOP) start them first-last, one settled before the next. */
+struct job {
+	enum job_kind kind;
+	enum job_phase phase;
+	enum job_order order;
+	enum job_select select;
+	enum stop_outcome outcome;
+	enum stop_how how; /* how its stops go */
+	bool launched;     /* children[cursor] was started in this phase */
+	size_t lo, hi, cursor;
+	uint64_t not_before; /* the start phase waits for the backoff */
+};
+
+enum circuit_state { CIRCUIT_CLOSED, CIRCUIT_OPEN, CIRCUIT_HALF_OPEN };
+
+/* A child's circuit breaker: failure stamps within the window (a ring of
+ * `failures` slots, allocated at the first failure) and its open state. */
+struct circuit {
+	enum circuit_state state;
+	uint64_t *stamps;
+	unsigned nstamps, stamp0;
+	uint64_t open_ms;  /* how long it stays open this time */
+	uint64_t probe_at; /* when the half-open probe starts */
+};
+
+/* What a node has spent (§10): for a worker, the sum over its finished
+ * incarnations of the last values each reported; its running one is added
+ * on top by budget.c. Persisted by the state store. */
+struct spend {
+	uint64_t tokens, steps, wall_ms;
+	double cost;
+};
+
+/* What a worker said of its coming exit ({t: exit}), kept for 5 s. */
+struct declaration {
+	enum declared_kind kind;
+	uint64_t retry_after_ms;
+	uint64_t at; /* when it was said */
+	char detail[128];
+};
+
+/* What a worker last told us of its progress (hb "progress", "status"). */
+struct progress {
+	uint64_t steps;
+	uint64_t tokens;
+	double cost;
+	char state[64];
+	char status[256];
+	bool has_steps, has_tokens, has_cost;
+};
+
+/* Which fields a beat carried. */
+enum {
+	PROGRESS_STEPS = 1,
+	PROGRESS_TOKENS = 2,
+	PROGRESS_COST = 4,
+	PROGRESS_STATE = 8,
+	PROGRESS_STATUS = 16,
+};
+
+struct session; /* the shell's running instance (session.c) */
 
 /* One supervisor or worker: spec, state machine, counters, shell state. */
 struct node {
@@ -72,31 +133,59 @@ struct node {
 	bool draining;      /* stopping by drain: its exit is not a failure */
 	bool in_run;        /* supervisor: its job loop is on the stack */
 	bool marked;        /* a reload restarts (or first starts) it */
+	bool removed;       /* taken out by a reload: freed once stopped */
 	struct reason last; /* why it last stopped */
 	struct reason pending_reason;
 	unsigned long starts; /* incarnation + 1 */
 	uint64_t since_ms;    /* when it entered its state (monotonic) */
 
+	/* worker */
+	struct progress *progress; /* allocated at the first report */
+	uint64_t beats;
+	uint64_t running_since;  /* when it last became running */
+	uint64_t progress_moved; /* when its progress last changed */
+	unsigned failures;       /* consecutive, for backoff */
+	uint64_t backoff_until;
+	struct circuit circuit;
+	struct declaration declared;      /* the latest, until used or stale */
+	struct spend spend; /* budgets: see struct spend */
+	enum declared_kind exit_declared; /* what its last exit was declared */
+
+	/* the one wake-up it wants (0: none), and its slot in the heap */
+	uint64_t wake_at;
+	size_t heap_slot;
+
 	/* supervisor */
 	struct job job;
-	uint64_t *
-	        stamps; /* restart times in the window, a ring of intensity+1 */
+	uint64_t *stamps; /* restart times in the window: a ring */
 	unsigned nstamps, stamp0;
 
 	/* shell */
-	struct worker *worker;
+	struct session *session;
 };
 
 enum action_kind {
 	ACT_START, /* spawn this worker */
-	ACT_STOP,  /* stop this worker: SIGTERM, its shutdown, SIGKILL */
+	ACT_STOP,  /* stop this worker: SIGTERM, its shutdown, SIGKILL;
+	              code STOP_GRACEFUL: drain first if it speaks */
 	ACT_DRAIN, /* tell this worker to drain, then stop it after
 	              drain_timeout */
 	ACT_EVENT, /* record an engine decision (event, node, reason) */
 	ACT_EXIT,  /* the tree is down: exit with code */
 };
 
-enum engine_event { EE_RESTARTING, EE_GAVE_UP, EE_ESCALATED, EE_STOPPED };
+enum engine_event {
+	EE_RESTARTING,
+	EE_GAVE_UP, /* code 1: a significant child, not the intensity */
+	EE_ESCALATED,
+	EE_STOPPED,
+	EE_BACKOFF,        /* value: the delay in ms */
+	EE_QUARANTINED,    /* value: when it will be probed */
+	EE_PROBING,        /* its half-open probe starts */
+	EE_CIRCUIT_CLOSED, /* the probe passed */
+	EE_FAILED,         /* declared permanent */
+	EE_EXHAUSTED,      /* budget spent */
+};
 
 struct action {
 	enum action_kind kind;
@@ -104,6 +193,7 @@ struct action {
 	enum engine_event event;
 	struct reason reason;
 	int code;
+	uint64_t value;
 };
 
 struct tree {
@@ -116,6 +206,9 @@ struct tree {
 	struct node *graveyard; /* removed by a reload, stopping */
 	struct action *acts;
 	size_t nacts, act0, capacts;
+	struct rng rng;     /* jitter; seeded by the shell */
+	struct node **heap; /* nodes that want a wake-up, earliest first */
+	size_t nheap, capheap;
 };
 
 struct tree *tree_new(const struct spec *root);
@@ -125,34 +218,36 @@ void tree_free(struct tree *);
 void tree_start(struct tree *, uint64_t now);
 void tree_exited(struct tree *, struct node *, struct reason, uint64_t now);
 void tree_ready(struct tree *, struct node *, uint64_t now);
+/* The worker declared why it is about to exit ({t: exit}). */
+void tree_declare(struct tree *, struct node *, const struct declaration *,
+                  uint64_t now);
+/* A heartbeat, carrying the fields (PROGRESS_*) of upd it names. */
+void tree_beat(struct tree *, struct node *, const struct progress *upd,
+               unsigned fields, uint64_t now);
 void tree_shutdown(struct tree *, uint64_t now);
 void tree_drain(struct tree *, uint64_t now);
-int tree_command_stop(struct tree *, struct node *, uint64_t now);
-int tree_command_start(struct tree *, struct node *, uint64_t now);
-int tree_command_restart(struct tree *, struct node *, uint64_t now);
-int tree_command_drain(struct tree *, struct node *, uint64_t now);
 
-/* What a reload did, one line each list ("a, b"), for the event. */
-struct reload_report {
-	char added[512], removed[512], restarted[512], updated[512];
-	unsigned nadded, nremoved, nrestarted, nupdated;
-};
-
-/* Apply a new, valid spec tree as a diff; -1 (nothing changed) while busy. */
-int tree_reload(struct tree *, const struct spec *root, uint64_t now,
-                struct reload_report *, const char **why);
-/* Free stopped nodes that reloads removed; true when none is left running
- * (so the old specs they pointed into may be freed). */
-bool tree_graveyard_sweep(struct tree *);
+/* Time: the earliest wake-up the engine wants (0: none), and the call
+ * that delivers it. */
+uint64_t tree_next_wake(const struct tree *);
+void tree_tick(struct tree *, uint64_t now);
 
 /* Actions out, first queued first. */
 bool tree_next_action(struct tree *, struct action *);
+/* Free nodes that reloads removed and that have stopped: only with no
+ * action queued (an action may point at them). True when none is left, so
+ * the old specs they pointed into may be freed too. */
+bool tree_sweep(struct tree *);
 
 /* Looking things up. */
 struct node *tree_find(struct tree *, const char *name_or_path);
-unsigned tree_window_restarts(const struct node *, uint64_t now);
-bool reason_abnormal(struct reason);
-void reason_format(struct reason, char *, size_t);
 const char *node_state_name(enum node_state);
+const char *circuit_state_name(enum circuit_state);
+/* Whether a node holds no process and waits for nothing to finish. */
+bool node_down(const struct node *);
+/* Whether the node is down for good without an operator having asked: a
+ * supervisor that gave up, a worker quarantined, failed or exhausted (a
+ * health check's "not as it should be"). */
+bool node_unhealthy(const struct node *);
 
 #endif

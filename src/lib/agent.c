@@ -2,10 +2,13 @@
  * agent.c - libagentsup, the worker's client of the agentsup protocol.
  *
  * All state is in the handle; all I/O says MSG_DONTWAIT, so the descriptor
- * can stay blocking for whoever else looks at it. A frame that the socket
- * does not take at once is kept (bounded) and flushed on the next call.
+ * can stay blocking for whoever else looks at it. Input goes through the one
+ * frame reader (wire.c); output is queued whole, frame by frame, and sent as
+ * the socket takes it: a full socket delays frames, it never cuts one.
+ * The messages themselves (encoding and handling) are in agent_msg.c.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,33 +16,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "agentsup/agent.h"
-#include "agentsup/wire.h"
+#include "agent_int.h"
 
-#define AGENT_MAX_OUT 8192
-#define AGENT_MAX_IN  (AGENTSUP_FRAME_HEADER + AGENTSUP_MAX_FRAME)
-
-struct agentsup {
-	int fd; /* -1 when unsupervised or closed */
-	char name[128];
-	char path[512];
-	unsigned long incarnation;
-	uint64_t heartbeat_ms;
-	uint64_t timeout_ms;
-	int welcomed;
-	int draining;
-	uint64_t drain_deadline_ms;
-	uint64_t seq;
-	msgpack_sbuffer sb;
-	msgpack_zone zone;
-	char out[AGENT_MAX_OUT]; /* unsent bytes */
-	size_t outlen;
-	uint8_t *in; /* partial frame */
-	size_t inlen;
-};
-
+/* A variable of the environment into dst, cut to fit. */
 static void
-copy_env(char *dst, size_t len, const char *var)
+agent_copy_env(char *dst, size_t len, const char *var)
 {
 	const char *v = getenv(var);
 
@@ -51,7 +32,7 @@ copy_env(char *dst, size_t len, const char *var)
 }
 
 static int
-parse_fd(const char *s)
+agent_parse_fd(const char *s)
 {
 	char *end;
 	long v;
@@ -65,85 +46,106 @@ parse_fd(const char *s)
 	return (int)v;
 }
 
-static int
-flush_out(struct agentsup *a)
+/* Send what is queued, as far as the socket takes it now. */
+int
+agent_flush_now(struct agentsup *a)
 {
-	while (a->outlen > 0) {
-		ssize_t n = send(a->fd, a->out, a->outlen,
-		                 MSG_NOSIGNAL | MSG_DONTWAIT);
+	while (a->outlen > a->outoff) {
+		ssize_t n =
+		        send(a->fd, a->out + a->outoff, a->outlen - a->outoff,
+		             MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
-			return -1;
-		memmove(a->out, a->out + n, a->outlen - (size_t)n);
-		a->outlen -= (size_t)n;
+			return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
+		a->outoff += (size_t)n;
+	}
+	a->outoff = a->outlen = 0;
+	if (a->outcap > AGENT_KEEP_OUT) { /* a big checkpoint went out */
+		free(a->out);
+		a->out = NULL;
+		a->outcap = 0;
 	}
 	return 0;
 }
 
-/* Send the frame in a->sb, keeping what the socket does not take now. */
+/* Room for n more bytes of output; EAGAIN past the bound. */
 static int
-send_frame(struct agentsup *a)
+agent_out_room(struct agentsup *a, size_t n)
 {
-	if (agentsup_wire_end(&a->sb, AGENTSUP_MAX_FRAME) < 0) {
+	size_t cap;
+	uint8_t *p;
+
+	if (a->outoff > 0) {
+		memmove(a->out, a->out + a->outoff, a->outlen - a->outoff);
+		a->outlen -= a->outoff;
+		a->outoff = 0;
+	}
+	if (a->outlen > 0 && a->outlen + n > AGENT_MAX_OUT) {
+		errno = EAGAIN; /* agentsupd is not reading */
+		return -1;
+	}
+	if (a->outlen + n <= a->outcap)
+		return 0;
+	cap = a->outcap ? a->outcap : 4096;
+	while (cap < a->outlen + n)
+		cap *= 2;
+	if ((p = realloc(a->out, cap)) == NULL)
+		return -1;
+	a->out = p;
+	a->outcap = cap;
+	return 0;
+}
+
+int
+agent_send(struct agentsup *a)
+{
+	if (agentsup_wire_end(&a->sb, a->max_send) < 0) {
 		errno = EMSGSIZE;
 		return -1;
 	}
-	if (flush_out(a) < 0 && errno != EAGAIN)
+	if (agent_flush_now(a) < 0 || agent_out_room(a, a->sb.size) < 0)
 		return -1;
-	if (a->outlen + a->sb.size > sizeof a->out) {
-		errno = EAGAIN; /* agentsupd is not reading: drop this one */
-		return -1;
-	}
 	memcpy(a->out + a->outlen, a->sb.data, a->sb.size);
 	a->outlen += a->sb.size;
-	if (flush_out(a) < 0 && errno != EAGAIN)
-		return -1;
-	return 0;
-}
-
-static void
-begin(struct agentsup *a, msgpack_packer *pk, size_t fields, const char *t)
-{
-	msgpack_packer_init(pk, &a->sb, msgpack_sbuffer_write);
-	agentsup_wire_begin(&a->sb);
-	msgpack_pack_map(pk, fields);
-	agentsup_wire_kv_str(pk, "t", t);
+	if (a->sb.alloc > AGENT_KEEP_OUT) { /* do not keep a big encoder */
+		msgpack_sbuffer_destroy(&a->sb);
+		msgpack_sbuffer_init(&a->sb);
+	}
+	return agent_flush_now(a);
 }
 
 struct agentsup *
 agentsup_open(const char *lang)
 {
 	struct agentsup *a = calloc(1, sizeof *a);
-	const char *hb;
-	msgpack_packer pk;
+	const char *v;
 
 	if (a == NULL)
 		return NULL;
-	a->fd = parse_fd(getenv(AGENTSUP_ENV_FD));
-	copy_env(a->name, sizeof a->name, AGENTSUP_ENV_NAME);
-	copy_env(a->path, sizeof a->path, AGENTSUP_ENV_PATH);
-	if (getenv(AGENTSUP_ENV_INCARNATION) != NULL)
-		a->incarnation =
-		        strtoul(getenv(AGENTSUP_ENV_INCARNATION), NULL, 10);
-	if ((hb = getenv(AGENTSUP_ENV_HEARTBEAT_MS)) != NULL)
-		a->heartbeat_ms = strtoull(hb, NULL, 10);
-	msgpack_sbuffer_init(&a->sb);
 	if (!msgpack_zone_init(&a->zone, 1024)) {
 		free(a);
 		return NULL;
 	}
+	msgpack_sbuffer_init(&a->sb);
+	agentsup_reader_init(&a->reader);
+	a->max_send = AGENTSUP_MAX_FRAME;
+	a->fd = agent_parse_fd(getenv(AGENTSUP_ENV_FD));
+	agent_copy_env(a->name, sizeof a->name, AGENTSUP_ENV_NAME);
+	agent_copy_env(a->path, sizeof a->path, AGENTSUP_ENV_PATH);
+	if ((v = getenv(AGENTSUP_ENV_INCARNATION)) != NULL)
+		a->incarnation = strtoul(v, NULL, 10);
+	if ((v = getenv(AGENTSUP_ENV_HEARTBEAT_MS)) != NULL)
+		a->heartbeat_ms = strtoull(v, NULL, 10);
 	if (a->fd < 0)
 		return a;
-	begin(a, &pk, lang ? 4 : 3, AGENTSUP_T_HELLO);
-	agentsup_wire_kv_uint(&pk, "v", AGENTSUP_PROTOCOL_VERSION);
-	agentsup_wire_kv_int(&pk, "pid", getpid());
-	if (lang != NULL)
-		agentsup_wire_kv_str(&pk, "lang", lang);
-	if (send_frame(a) < 0) {
-		/* not a socket we can use: run as if unsupervised */
+	/* not a descriptor or not a socket we can use: run unsupervised */
+	if (fcntl(a->fd, F_SETFD, FD_CLOEXEC) < 0 || agent_hello(a, lang) < 0) {
 		a->fd = -1;
+		return a;
 	}
+	/* connected: nothing this process runs may speak for it */
+	unsetenv(AGENTSUP_ENV_FD);
 	return a;
 }
 
@@ -153,12 +155,14 @@ agentsup_close(struct agentsup *a)
 	if (a == NULL)
 		return;
 	if (a->fd >= 0) {
-		flush_out(a);
+		agent_flush_now(a);
 		close(a->fd);
 	}
 	msgpack_sbuffer_destroy(&a->sb);
 	msgpack_zone_destroy(&a->zone);
-	free(a->in);
+	agentsup_reader_free(&a->reader);
+	free(a->out);
+	free(a->restored);
 	free(a);
 }
 
@@ -175,170 +179,65 @@ agentsup_fd(const struct agentsup *a)
 }
 
 int
-agentsup_ready(struct agentsup *a)
+agentsup_want_write(const struct agentsup *a)
 {
-	msgpack_packer pk;
-
-	if (a->fd < 0)
-		return 0;
-	begin(a, &pk, 1, AGENTSUP_T_READY);
-	return send_frame(a);
-}
-
-int
-agentsup_beat(struct agentsup *a, const struct agentsup_progress *p,
-              const char *status)
-{
-	msgpack_packer pk;
-	size_t nprog = 0;
-
-	if (a->fd < 0)
-		return 0;
-	if (p != NULL)
-		nprog = !!(p->set & AGENTSUP_STEPS) +
-		        !!(p->set & AGENTSUP_TOKENS) +
-		        !!(p->set & AGENTSUP_COST) +
-		        !!((p->set & AGENTSUP_STATE) && p->state);
-	begin(a, &pk, 2 + (nprog > 0) + (status != NULL), AGENTSUP_T_HB);
-	agentsup_wire_kv_uint(&pk, "seq", ++a->seq);
-	if (nprog > 0) {
-		agentsup_wire_pack_str(&pk, "progress");
-		msgpack_pack_map(&pk, nprog);
-		if (p->set & AGENTSUP_STEPS)
-			agentsup_wire_kv_uint(&pk, "steps", p->steps);
-		if (p->set & AGENTSUP_TOKENS)
-			agentsup_wire_kv_uint(&pk, "tokens", p->tokens);
-		if (p->set & AGENTSUP_COST) {
-			agentsup_wire_pack_str(&pk, "cost");
-			msgpack_pack_double(&pk, p->cost);
-		}
-		if ((p->set & AGENTSUP_STATE) && p->state)
-			agentsup_wire_kv_str(&pk, "state", p->state);
-	}
-	if (status != NULL)
-		agentsup_wire_kv_str(&pk, "status", status);
-	return send_frame(a);
-}
-
-static uint64_t
-get_uint(const msgpack_object *m, const char *key)
-{
-	const msgpack_object *v = agentsup_wire_get(m, key);
-
-	return v && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? v->via.u64 : 0;
-}
-
-static void
-get_str(const msgpack_object *m, const char *key, char *dst, size_t len)
-{
-	const msgpack_object *v = agentsup_wire_get(m, key);
-	size_t n;
-
-	if (v == NULL || v->type != MSGPACK_OBJECT_STR)
-		return;
-	n = v->via.str.size < len - 1 ? v->via.str.size : len - 1;
-	if (n > 0)
-		memcpy(dst, v->via.str.ptr, n);
-	dst[n] = '\0';
-}
-
-static void
-handle(struct agentsup *a, const struct agentsup_frame *f)
-{
-	if (agentsup_wire_is(f, AGENTSUP_T_WELCOME)) {
-		a->welcomed = 1;
-		get_str(&f->map, "name", a->name, sizeof a->name);
-		get_str(&f->map, "path", a->path, sizeof a->path);
-		a->incarnation =
-		        (unsigned long)get_uint(&f->map, "incarnation");
-		a->heartbeat_ms = get_uint(&f->map, "heartbeat_ms");
-		a->timeout_ms = get_uint(&f->map, "timeout_ms");
-	} else if (agentsup_wire_is(f, AGENTSUP_T_DRAIN)) {
-		a->draining = 1;
-		a->drain_deadline_ms = get_uint(&f->map, "deadline_ms");
-	}
-	/* anything else: a newer daemon; ignored, as the protocol says */
+	return a->fd >= 0 && a->outlen > a->outoff;
 }
 
 int
 agentsup_process(struct agentsup *a)
 {
-	uint8_t buf[4096];
-	struct agentsup_frame f;
-	size_t used = 0;
-	ssize_t n;
 	int r;
 
 	if (a->fd < 0)
 		return 0;
-	if (a->outlen > 0 && flush_out(a) < 0 && errno != EAGAIN)
+	if (agent_flush_now(a) < 0)
 		return -1;
 	for (;;) {
-		n = recv(a->fd, buf, sizeof buf, MSG_DONTWAIT);
-		if (n < 0 && errno == EINTR)
+		r = agentsup_reader_read(&a->reader, a->fd, AGENT_MAX_IN,
+		                         &a->zone, agent_on_frame, a);
+		if (r > 0)
 			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		if (r == AGENTSUP_READ_AGAIN)
 			return 0;
-		if (n <= 0) {
-			errno = n == 0 ? EPIPE : errno;
-			return -1;
-		}
-		if (a->inlen + (size_t)n > AGENT_MAX_IN) {
-			errno = EPROTO;
-			return -1;
-		}
-		uint8_t *in = realloc(a->in, a->inlen + (size_t)n);
-		if (in == NULL)
-			return -1;
-		a->in = in;
-		memcpy(a->in + a->inlen, buf, (size_t)n);
-		a->inlen += (size_t)n;
-		used = 0;
-		while ((r = agentsup_wire_decode(a->in + used, a->inlen - used,
-		                                 AGENTSUP_MAX_FRAME, &a->zone,
-		                                 &f)) == AGENTSUP_WIRE_OK) {
-			handle(a, &f);
-			msgpack_zone_clear(&a->zone);
-			used += f.size;
-		}
-		if (r != AGENTSUP_WIRE_MORE) {
-			errno = EPROTO;
-			return -1;
-		}
-		memmove(a->in, a->in + used, a->inlen - used);
-		a->inlen -= used;
+		if (r == 0)
+			errno = EPIPE;
+		else if (r != AGENTSUP_READ_ERRNO && r != AGENTSUP_READ_STOPPED)
+			errno = EPROTO; /* a bad frame; the callback sets its
+			                   own */
+		return -1;
 	}
 }
 
-int
-agentsup_wait(struct agentsup *a, int timeout_ms)
+static uint64_t
+agent_now_ms(void)
 {
-	struct timespec end, now;
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Process input (and output) until done(a) or timeout_ms has passed:
+ * 0 when done, 1 at the deadline, -1 on error. */
+static int
+agent_wait_until(struct agentsup *a, int timeout_ms,
+                 int (*done)(const struct agentsup *))
+{
+	uint64_t end =
+	        agent_now_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0);
 	struct pollfd p;
 
-	if (a->fd < 0) {
-		struct timespec ts = {timeout_ms / 1000,
-		                      (long)(timeout_ms % 1000) * 1000000};
-		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-			;
-		return 0;
-	}
-	clock_gettime(CLOCK_MONOTONIC, &end);
-	end.tv_sec += timeout_ms / 1000;
-	end.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
-	if (end.tv_nsec >= 1000000000) {
-		end.tv_sec++;
-		end.tv_nsec -= 1000000000;
-	}
-	while (!a->draining) {
-		long left;
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		left = (end.tv_sec - now.tv_sec) * 1000 +
-		       (end.tv_nsec - now.tv_nsec) / 1000000;
-		if (left <= 0)
-			break;
+	for (;;) {
+		uint64_t now = agent_now_ms();
+		if (done(a))
+			return 0;
+		if (now >= end)
+			return 1;
 		p = (struct pollfd){.fd = a->fd, .events = POLLIN};
-		if (poll(&p, 1, (int)left) < 0) {
+		if (agentsup_want_write(a))
+			p.events |= POLLOUT;
+		if (poll(&p, 1, (int)(end - now)) < 0) {
 			if (errno == EINTR)
 				continue;
 			return -1;
@@ -346,7 +245,77 @@ agentsup_wait(struct agentsup *a, int timeout_ms)
 		if (p.revents != 0 && agentsup_process(a) < 0)
 			return -1;
 	}
-	return 0;
+}
+
+static int
+agent_is_draining(const struct agentsup *a)
+{
+	return a->draining;
+}
+
+static int
+agent_is_flushed(const struct agentsup *a)
+{
+	return a->outlen == a->outoff;
+}
+
+static int
+agent_is_welcomed(const struct agentsup *a)
+{
+	return a->welcomed;
+}
+
+int
+agentsup_wait(struct agentsup *a, int timeout_ms)
+{
+	if (a->fd < 0) {
+		struct timespec ts = {timeout_ms / 1000,
+		                      (long)(timeout_ms % 1000) * 1000000};
+		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+			;
+		return 0;
+	}
+	return agent_wait_until(a, timeout_ms, agent_is_draining) < 0 ? -1 : 0;
+}
+
+/* A wait that must end in its condition: ETIMEDOUT otherwise. */
+static int
+agent_wait_for(struct agentsup *a, int timeout_ms,
+               int (*done)(const struct agentsup *))
+{
+	int r;
+
+	if (a->fd < 0)
+		return 0;
+	if ((r = agent_wait_until(a, timeout_ms, done)) > 0)
+		errno = ETIMEDOUT;
+	return r == 0 ? 0 : -1;
+}
+
+int
+agentsup_flush(struct agentsup *a, int timeout_ms)
+{
+	return agent_wait_for(a, timeout_ms, agent_is_flushed);
+}
+
+int
+agentsup_await_welcome(struct agentsup *a, int timeout_ms)
+{
+	return agent_wait_for(a, timeout_ms, agent_is_welcomed);
+}
+
+void
+agentsup_on_nudge(struct agentsup *a, agentsup_nudge_fn fn, void *arg)
+{
+	a->on_nudge = fn;
+	a->nudge_arg = arg;
+}
+
+void
+agentsup_on_spawned(struct agentsup *a, agentsup_spawned_fn fn, void *arg)
+{
+	a->on_spawned = fn;
+	a->spawned_arg = arg;
 }
 
 int
@@ -387,4 +356,42 @@ unsigned long
 agentsup_incarnation(const struct agentsup *a)
 {
 	return a->incarnation;
+}
+
+int
+agentsup_welcomed(const struct agentsup *a)
+{
+	return a->welcomed;
+}
+
+unsigned long
+agentsup_restarts(const struct agentsup *a)
+{
+	return a->restarts;
+}
+
+const char *
+agentsup_last_reason(const struct agentsup *a)
+{
+	return a->last_reason;
+}
+
+const void *
+agentsup_restored_checkpoint(const struct agentsup *a, size_t *len)
+{
+	if (len != NULL)
+		*len = a->restored_len;
+	return a->restored;
+}
+
+uint64_t
+agentsup_restored_seq(const struct agentsup *a)
+{
+	return a->restored_seq;
+}
+
+uint64_t
+agentsup_checkpoint_acked(const struct agentsup *a)
+{
+	return a->ckpt_acked;
 }

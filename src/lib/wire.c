@@ -5,9 +5,11 @@
  * them: msgpack-c reserves memory for a container's claimed size, so a
  * 5-byte frame claiming 2^32 elements must be refused here, cheaply.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "agentsup/wire.h"
@@ -217,6 +219,161 @@ agentsup_wire_decode(const uint8_t *buf, size_t len, size_t max_frame,
 	return AGENTSUP_WIRE_OK;
 }
 
+void
+agentsup_reader_init(struct agentsup_reader *r)
+{
+	memset(r, 0, sizeof *r);
+}
+
+void
+agentsup_reader_free(struct agentsup_reader *r)
+{
+	free(r->part);
+	agentsup_reader_init(r);
+}
+
+size_t
+agentsup_reader_pending(const struct agentsup_reader *r)
+{
+	return r->partlen;
+}
+
+/* Room for need bytes of a frame of want bytes: grow by doubling with what
+ * arrived, never past want, so a peer that sends a header and stops costs
+ * little. The header, kept in head until now, goes first. */
+static int
+reader_reserve(struct agentsup_reader *r, size_t need, size_t want)
+{
+	size_t cap = r->partcap ? r->partcap * 2 : 256;
+	uint8_t *p;
+
+	if (need <= r->partcap)
+		return 0;
+	cap = cap < want ? cap : want;
+	cap = cap > need ? cap : need;
+	if ((p = realloc(r->part, cap)) == NULL)
+		return AGENTSUP_READ_ERRNO;
+	if (r->part == NULL)
+		memcpy(p, r->head, AGENTSUP_FRAME_HEADER);
+	r->part = p;
+	r->partcap = cap;
+	return 0;
+}
+
+/* Add buf to the split frame; *took is what it used. AGENTSUP_WIRE_MORE
+ * while the frame is not whole. The limit is checked on every call. */
+static int
+reader_fill(struct agentsup_reader *r, const uint8_t *buf, size_t len,
+            size_t max_frame, size_t *took)
+{
+	size_t want, take = 0;
+	uint32_t n;
+
+	if (r->partlen < AGENTSUP_FRAME_HEADER) {
+		take = AGENTSUP_FRAME_HEADER - r->partlen;
+		take = take < len ? take : len;
+		memcpy(r->head + r->partlen, buf, take);
+		r->partlen += take;
+		if (r->partlen < AGENTSUP_FRAME_HEADER) {
+			*took = take;
+			return AGENTSUP_WIRE_MORE;
+		}
+	}
+	n = be32(r->head);
+	if (n > max_frame)
+		return AGENTSUP_WIRE_TOO_LONG;
+	want = AGENTSUP_FRAME_HEADER + (size_t)n;
+	len -= take;
+	len = len < want - r->partlen ? len : want - r->partlen;
+	if (len > 0) {
+		if (reader_reserve(r, r->partlen + len, want) < 0)
+			return AGENTSUP_READ_ERRNO;
+		memcpy(r->part + r->partlen, buf + take, len);
+		r->partlen += len;
+	}
+	*took = take + len;
+	return r->partlen == want ? AGENTSUP_WIRE_OK : AGENTSUP_WIRE_MORE;
+}
+
+/* Decode the first frame of buf and hand it to fn; *used is its size. */
+static int
+reader_emit(const uint8_t *buf, size_t len, size_t max_frame,
+            msgpack_zone *zone, agentsup_frame_fn fn, void *arg, size_t *used)
+{
+	struct agentsup_frame f;
+	int r = agentsup_wire_decode(buf, len, max_frame, zone, &f);
+
+	if (r == AGENTSUP_WIRE_OK) {
+		*used = f.size;
+		if (fn(arg, &f) != 0)
+			r = AGENTSUP_READ_STOPPED;
+	}
+	msgpack_zone_clear(zone);
+	return r;
+}
+
+/* Complete the split frame from buf and emit it once whole. */
+static int
+reader_finish(struct agentsup_reader *r, const uint8_t *buf, size_t len,
+              size_t max_frame, msgpack_zone *zone, agentsup_frame_fn fn,
+              void *arg, size_t *took)
+{
+	size_t used;
+	int s = reader_fill(r, buf, len, max_frame, took);
+
+	if (s == AGENTSUP_WIRE_OK)
+		s = reader_emit(r->part ? r->part : r->head, r->partlen,
+		                max_frame, zone, fn, arg, &used);
+	if (s != AGENTSUP_WIRE_MORE)
+		agentsup_reader_free(r);
+	return s;
+}
+
+int
+agentsup_reader_feed(struct agentsup_reader *r, const uint8_t *buf, size_t len,
+                     size_t max_frame, msgpack_zone *zone, agentsup_frame_fn fn,
+                     void *arg)
+{
+	size_t at = 0, used = 0;
+	int s;
+
+	if (r->partlen > 0) {
+		s = reader_finish(r, buf, len, max_frame, zone, fn, arg, &at);
+		if (s != AGENTSUP_WIRE_OK)
+			return s == AGENTSUP_WIRE_MORE ? 0 : s;
+	}
+	while (at < len) {
+		s = reader_emit(buf + at, len - at, max_frame, zone, fn, arg,
+		                &used);
+		if (s == AGENTSUP_WIRE_MORE) /* keep the split frame */
+			s = reader_fill(r, buf + at, len - at, max_frame,
+			                &used);
+		if (s != AGENTSUP_WIRE_OK)
+			return s == AGENTSUP_WIRE_MORE ? 0 : s;
+		at += used;
+	}
+	return 0;
+}
+
+int
+agentsup_reader_read(struct agentsup_reader *r, int fd, size_t max_frame,
+                     msgpack_zone *zone, agentsup_frame_fn fn, void *arg)
+{
+	uint8_t buf[AGENTSUP_READ_CHUNK];
+	ssize_t n;
+	int s;
+
+	do
+		n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+	while (n < 0 && errno == EINTR);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		return AGENTSUP_READ_AGAIN;
+	if (n <= 0)
+		return n == 0 ? 0 : AGENTSUP_READ_ERRNO;
+	s = agentsup_reader_feed(r, buf, (size_t)n, max_frame, zone, fn, arg);
+	return s == 0 ? (int)n : s;
+}
+
 int
 agentsup_wire_is(const struct agentsup_frame *f, const char *type)
 {
@@ -253,6 +410,12 @@ agentsup_wire_strerror(int status)
 		return "out of memory";
 	case AGENTSUP_WIRE_FIELD:
 		return "a field has the wrong type";
+	case AGENTSUP_READ_AGAIN:
+		return "nothing to read";
+	case AGENTSUP_READ_STOPPED:
+		return "reading stopped";
+	case AGENTSUP_READ_ERRNO:
+		return strerror(errno);
 	}
 	return "unknown error";
 }
@@ -311,20 +474,4 @@ agentsup_wire_kv_uint(msgpack_packer *pk, const char *key, uint64_t val)
 {
 	agentsup_wire_pack_str(pk, key);
 	msgpack_pack_uint64(pk, val);
-}
-
-int
-agentsup_wire_default_socket(char *buf, size_t len)
-{
-	const char *rt = getenv("XDG_RUNTIME_DIR");
-	int n;
-
-	if (geteuid() == 0)
-		n = snprintf(buf, len, "/run/agentsupd.sock");
-	else if (rt != NULL && *rt == '/')
-		n = snprintf(buf, len, "%s/agentsupd.sock", rt);
-	else
-		n = snprintf(buf, len, "/tmp/agentsupd-%lu.sock",
-		             (unsigned long)geteuid());
-	return n < 0 || (size_t)n >= len ? -1 : 0;
 }

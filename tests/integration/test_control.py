@@ -2,6 +2,8 @@
 semantics, followers, and clients that misbehave."""
 import json
 import os
+import re
+import shutil
 import signal
 import socket
 import stat
@@ -13,7 +15,8 @@ import time
 import msgpack
 import pytest
 
-from conftest import AGENTSUPCTL, AGENTSUPD, TIMEOUT, alive, sh, wait_until
+from conftest import (AGENTSUPCTL, AGENTSUPD, SRC, TIMEOUT, Daemon, alive,
+                      sh, wait_until)
 
 SLEEP = sh("exec sleep 1000")
 CRASH_ONCE = sh('[ "$AGENTSUP_INCARNATION" = 0 ] && exit 1; exec sleep 1000')
@@ -56,6 +59,15 @@ def read_frame(s, timeout=TIMEOUT):
             return None
         body += chunk
     return msgpack.unpackb(body, raw=False)
+
+
+def recv_exact(s, n):
+    data = b""
+    while len(data) < n:
+        chunk = s.recv(n - len(data))
+        assert chunk, "the connection closed"
+        data += chunk
+    return data
 
 
 def connect(d):
@@ -111,13 +123,97 @@ def test_unknown_name_fails(supd):
 
 def test_usage_errors(supd):
     d = started(supd.start(TREE))
-    assert d.ctl("stop").returncode == 64
-    assert d.ctl("frobnicate").returncode == 64
-    assert d.ctl("reload", "extra").returncode == 64
+    for args, why in ((["stop"], "stop: missing NAME"),
+                      (["stpo", "x"], 'unknown command "stpo"'),
+                      (["status", "a", "b"], "status: too many arguments"),
+                      (["reload", "extra"], "reload: takes no arguments"),
+                      (["stop", "x", "--follow"], "stop: --follow is for events only"),
+                      (["status", "--bogus"], 'status: unknown option "--bogus"'),
+                      ([], "no command given")):
+        r = d.ctl(*args)
+        assert r.returncode == 64, (args, r.stderr)
+        assert f"agentsupctl: {why}" in r.stderr, (args, r.stderr)
+        assert "bad command line" not in r.stderr
     r = subprocess.run([AGENTSUPCTL, "--socket", "/nonexistent/sock", "status"],
                        capture_output=True, text=True)
     assert r.returncode == 69
     assert "cannot reach agentsupd" in r.stderr
+
+
+def project_version():
+    with open(os.path.join(SRC, "CMakeLists.txt")) as f:
+        return re.search(r"project\(agentsup VERSION ([0-9.]+)", f.read()).group(1)
+
+
+def test_version():
+    for prog, name in ((AGENTSUPCTL, "agentsupctl"), (AGENTSUPD, "agentsupd")):
+        r = subprocess.run([prog, "--version"], capture_output=True, text=True)
+        assert (r.returncode, r.stdout) == (0, f"{name} {project_version()}\n")
+
+
+def test_ctl_takes_the_socket_from_the_config_directory(supd):
+    sock = supd.tmp / "from-config.sock"
+    supd.write(TREE, settings=False)
+    (supd.dir / "00-settings.yaml").write_text(
+        f"agentsupd:\n  events_file: {supd.events}\n  socket: {sock}\n")
+    d = started(supd.start(socket_path=str(sock)))
+    env = {k: v for k, v in os.environ.items() if k != "AGENTSUP_SOCKET"}
+    r = subprocess.run([AGENTSUPCTL, "-c", str(supd.dir), "--json", "status"],
+                       capture_output=True, text=True, env=env, timeout=TIMEOUT)
+    assert r.returncode == 0, r.stderr
+    assert len(json.loads(r.stdout)) == 6
+    (supd.dir / "99-bad.yaml").write_text("worker: [\n")
+    r = subprocess.run([AGENTSUPCTL, "-c", str(supd.dir), "status"],
+                       capture_output=True, text=True, env=env, timeout=TIMEOUT)
+    assert r.returncode == 78 and "99-bad.yaml" in r.stderr, r.stderr
+    d.ctl("status", check=0)
+
+
+def test_status_is_a_health_check(supd):
+    """Exit 3 while a subtree has given up and stays down, 0 otherwise; the
+    output is the same either way."""
+    d = supd.start({"root.yaml": f"""
+        supervisor: root
+        intensity: 10
+        children:
+          - {{worker: alpha, command: {SLEEP}}}
+          - supervisor: flaky
+            restart: temporary
+            intensity: 0
+            children:
+              - {{worker: crasher, command: {sh('exit 1')}}}
+        """})
+    d.wait("started", "root/alpha")
+    d.wait("gave_up", "root/flaky")
+    wait_until(lambda: by_path(json.loads(d.ctl("--json", "status").stdout))
+               ["root/flaky"]["state"] == "stopped", what="flaky to stop")
+    r = d.ctl("status")
+    assert r.returncode == 3, (r.stdout, r.stderr)
+    assert r.stdout.splitlines()[0].startswith("root ")
+    assert "not in the state" in r.stderr
+    r = d.ctl("--json", "status")
+    assert r.returncode == 3
+    flaky = by_path(json.loads(r.stdout))["root/flaky"]
+    assert flaky["last_reason"] == "gave_up" and flaky["healthy"] is False
+    assert d.ctl("status", "alpha").returncode == 0  # a healthy subtree
+    d.ctl("stop", "flaky", check=0)  # the operator takes it: held, fine
+    assert d.ctl("status").returncode == 0
+
+
+def test_refusal_says_why(supd):
+    """A refused command says the truth: after stop, a child cannot be started
+    because its supervisor is stopped by command, not because anything is
+    busy; a restart of the stopped supervisor starts it."""
+    d = started(supd.start(TREE))
+    d.ctl("stop", "team", check=0)
+    d.wait("stopped", "root/team")
+    r = d.ctl("start", "beta")
+    assert r.returncode == 1
+    assert "root/team is stopped (by command)" in r.stderr, r.stderr
+    assert "busy" not in r.stderr
+    d.ctl("restart", "team", check=0)
+    d.wait("started", "root/team/gamma")
+    assert by_path(d.ctl_json("status"))["root/team"]["state"] == "running"
 
 
 def test_stop_stays_stopped_until_started(supd):
@@ -208,7 +304,7 @@ def test_socket_mode_and_second_daemon_refused(supd):
     assert stat.S_IMODE(os.stat(d.socket).st_mode) == 0o600
     r = subprocess.run([AGENTSUPD, "-c", str(supd.dir), "--socket", d.socket],
                        capture_output=True, text=True, timeout=TIMEOUT)
-    assert r.returncode == 78
+    assert r.returncode == 73  # EX_CANTCREAT, not "bad config"
     assert "another agentsupd is running" in r.stderr
     d.ctl("status", check=0)  # the first is unharmed
 
@@ -246,6 +342,8 @@ def test_garbage_and_bad_requests(supd):
     assert read_frame(s) == {"t": "res", "id": 7, "ok": False, "error": "unknown command"}
     s.sendall(frame({"t": "req", "id": 8, "cmd": "stop", "args": [1]}))
     assert read_frame(s)["error"] == "NAME must be a non-empty string"
+    s.sendall(frame({"t": "req", "id": 9, "cmd": "stop", "args": ["x" * 300]}))
+    assert read_frame(s)["error"] == "NAME is too long (255 bytes at most)"
     s.sendall(frame({"t": "req", "cmd": "status"}))
     assert "id" in read_frame(s)["error"]
     s.sendall(b"\x00\x00\x00\x05\xdf\xff\xff\xff\xff")  # a claim bomb
@@ -300,7 +398,8 @@ def test_hundreds_of_connections(supd):
         c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         c.connect(d.socket)
         conns.append(c)
-    wait_until(lambda: any("refusing more" in l for l in d.lines), what="the limit")
+    wait_until(lambda: any("the most there may be" in l for l in d.lines),
+               what="the limit")
     # a worker failure is still handled while the table is full
     pid = [e.pid for e in d.seen if e.kind == "started" and e.path == "root/alpha"][-1]
     os.kill(pid, signal.SIGKILL)
@@ -333,7 +432,7 @@ def test_slow_follower_is_dropped(supd):
         intensity: 100000
         period: 1s
         children:
-          - {{worker: loop, command: {sh('exit 1')}}}
+          - {{worker: loop, command: {sh('exit 1')}, backoff: none}}
         """})
     d.wait("started", "root/loop")
     s = connect(d)
@@ -345,3 +444,304 @@ def test_slow_follower_is_dropped(supd):
     s.close()
     d.ctl("stop", "loop", check=0)
     d.ctl("status", check=0)
+
+
+# --- hostile clients and resource limits (issue 10, items 2-4) -------------
+
+def test_dribbling_clients_cannot_lock_the_operator_out(supd):
+    """More clients than the table holds, each with a request begun and
+    never finished: the newest comer (the operator) still gets in."""
+    d = started(supd.start(TREE))
+    conns = []
+    for _ in range(140):
+        c = connect(d)
+        try:
+            c.sendall(b"\x00")  # a request's first byte, then a dribble
+        except OSError:
+            pass
+        conns.append(c)
+    for c in conns:
+        try:
+            c.sendall(b"\x00")
+        except OSError:
+            pass  # already dropped to make room
+    r = d.ctl("--json", "status")
+    assert r.returncode == 0, r.stderr
+    assert len(json.loads(r.stdout)) == 6
+    wait_until(lambda: any("dropping the slowest or longest idle" in l
+                           for l in d.lines), what="the eviction said")
+    # said once for the episode, not once per dropped client
+    assert sum("dropping the slowest" in l for l in d.lines) == 1
+    for c in conns:
+        c.close()
+
+
+def test_request_deadline_counts_from_its_first_byte(supd):
+    """A byte every half second keeps no request alive past its deadline
+    (10 s from its first byte)."""
+    d = started(supd.start(TREE))
+    s = connect(d)
+    s.sendall(struct.pack(">I", 200))  # a header, then the body dribbles
+    t0 = time.monotonic()
+    s.settimeout(0.5)
+    closed = False
+    while time.monotonic() - t0 < 16:
+        try:
+            s.sendall(b"\x80")
+            if s.recv(4096) == b"":
+                closed = True
+                break
+        except socket.timeout:
+            continue
+        except OSError:
+            closed = True
+            break
+    elapsed = time.monotonic() - t0
+    assert closed, "a dribbling client outlived its request deadline"
+    assert 9 <= elapsed < 14, elapsed
+    assert any("too slow to finish a request" in l for l in d.lines)
+    s.close()
+
+
+def test_clients_leave_descriptors_for_restarts(supd):
+    """Under a low RLIMIT_NOFILE, idle clients never take the descriptors a
+    restart needs, and the refusal is said once."""
+    supd.write(TREE)
+    d = Daemon(supd.dir, supd.events, argv_prefix=(
+        "prlimit", "--nofile=64:64", "--"))
+    supd.started.append(d)
+    started(d)
+    conns = []
+    for _ in range(100):
+        c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        c.settimeout(1)
+        try:
+            c.connect(d.socket)
+        except OSError:
+            pass  # the old daemon stopped accepting: its backlog filled
+        conns.append(c)
+    old = [e.pid for e in d.seen if e.kind == "started" and e.path == "root/alpha"][-1]
+    os.kill(old, signal.SIGKILL)
+    d.wait("exited", "root/alpha")
+    d.wait("restarting", "root/alpha")
+    nxt = d._next(time.monotonic() + TIMEOUT, "what follows the restart")
+    while nxt.path != "root/alpha":
+        nxt = d._next(time.monotonic() + TIMEOUT, "what follows the restart")
+    assert (nxt.kind, nxt.reason) == ("started", None), nxt  # not spawn:EMFILE
+    assert nxt.pid != old
+    wait_until(lambda: any("RLIMIT_NOFILE 64" in l for l in d.lines),
+               what="the descriptor limit said")
+    assert sum("RLIMIT_NOFILE 64" in l for l in d.lines) == 1
+    d.ctl("status", check=0)
+    for c in conns:
+        c.close()
+
+
+def test_status_of_a_huge_tree(supd):
+    """A tree of 4,000 supervisors (some 1.6 MB of
+    status): far more than one frame holds; the answer comes in chunks and
+    agentsupctl shows every node."""
+    n = 4000
+    kids = "\n".join(f"  - {{supervisor: s{i}, children: []}}" for i in range(n))
+    d = supd.start({"root.yaml": "supervisor: root\nchildren:\n" + kids + "\n"})
+    wait_until(lambda: d.ctl("status", "s0").returncode == 0,
+               what="the daemon to answer")
+    r = d.ctl("--json", "status")
+    assert r.returncode == 0, r.stderr
+    nodes = json.loads(r.stdout)
+    assert len(nodes) == n + 1
+    assert [x["path"] for x in nodes[:3]] == ["root", "root/s0", "root/s1"]
+    assert nodes[-1]["path"] == f"root/s{n - 1}"
+    text = d.ctl("status").stdout.splitlines()
+    assert len(text) == n + 1
+    assert text[-1].startswith(f"`-- s{n - 1} ")
+    # the frames on the wire stay bounded
+    s = connect(d)
+    s.sendall(frame({"t": "req", "id": 5, "cmd": "status", "args": []}))
+    total, frames = 0, 0
+    s.settimeout(TIMEOUT)
+    while True:
+        (size,) = struct.unpack(">I", recv_exact(s, 4))
+        assert size <= 64 * 1024, size
+        body = msgpack.unpackb(recv_exact(s, size), raw=False)
+        assert body["id"] == 5 and body["ok"] is True
+        total += len(body["result"])
+        frames += 1
+        if not body.get("more"):
+            break
+    assert total == n + 1 and frames > 1
+    s.close()
+
+
+# --- nobody squats the socket (issue 10, item 5) ----------------------------
+
+NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+
+FAKE_SERVER = r"""
+import socket, struct, sys, msgpack
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.bind(sys.argv[1]); s.listen(1)
+print("ready", flush=True)
+c, _ = s.accept()
+n = struct.unpack(">I", c.recv(4))[0]; c.recv(n)
+body = msgpack.packb({"t": "res", "id": 1, "ok": True, "result": [
+    {"name": "root", "path": "root", "kind": "supervisor", "state": "running",
+     "depth": 0, "pid": None, "restarts": 0, "last_reason": "-", "held": False}]})
+c.sendall(struct.pack(">I", len(body)) + body)
+c.recv(1)
+"""
+
+
+def shared_dir():
+    d = tempfile.mkdtemp(prefix="agentsup-squat-")
+    os.chmod(d, 0o755)
+    return d
+
+
+def test_ctl_refuses_a_server_of_another_uid():
+    if os.geteuid() != 0:
+        pytest.skip("needs root to act as another user")
+    d = shared_dir()
+    os.chmod(d, 0o777)  # anyone may create a socket here, as in /tmp
+    path = os.path.join(d, "agentsupd.sock")
+    fake = subprocess.Popen([*NOBODY, "/usr/bin/python3", "-c", FAKE_SERVER, path],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert fake.stdout.readline() == "ready\n"
+        r = subprocess.run([AGENTSUPCTL, "--socket", path, "status"],
+                           capture_output=True, text=True, timeout=TIMEOUT)
+        assert r.returncode == 69, (r.stdout, r.stderr)
+        assert r.stdout == ""
+        assert "served by uid 65534" in r.stderr and "not trusting" in r.stderr
+    finally:
+        fake.kill()
+        fake.wait()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def nobody_daemon(tmpdir, conf, env=None):
+    env = {"PATH": os.environ["PATH"], "TMPDIR": tmpdir, "NO_COLOR": "1",
+           **(env or {})}
+    return subprocess.Popen([*NOBODY, AGENTSUPD, "-c", conf], env=env,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def nobody_ctl(tmpdir, *args):
+    env = {"PATH": os.environ["PATH"], "TMPDIR": tmpdir}
+    return subprocess.run([*NOBODY, AGENTSUPCTL, *args], env=env,
+                          capture_output=True, text=True, timeout=TIMEOUT)
+
+
+def test_default_socket_lives_in_a_checked_private_directory():
+    if os.geteuid() != 0:
+        pytest.skip("needs root to act as another user")
+    tmp = shared_dir()
+    os.chmod(tmp, 0o1777)  # as /tmp: anyone may make a directory here
+    conf = os.path.join(tmp, "conf")
+    os.mkdir(conf)
+    os.chmod(conf, 0o755)
+    with open(os.path.join(conf, "a.yaml"), "w") as f:
+        f.write(f"worker: alpha\ncommand: {SLEEP}\n")
+    private = os.path.join(tmp, "agentsupd-65534")
+
+    def refused(why):
+        p = nobody_daemon(tmp, conf)
+        try:
+            _, err = p.communicate(timeout=TIMEOUT)
+        except subprocess.TimeoutExpired:
+            p.terminate()  # it started: the check is missing
+            p.wait()
+            raise
+        assert p.returncode == 73, err
+        assert why in err, err
+
+    os.mkdir(private, 0o700)  # root's, not nobody's: a squatter's
+    refused("belongs to another user")
+    os.chown(private, 65534, 65534)
+    os.chmod(private, 0o777)
+    refused("can be reached by other users")
+    r = nobody_ctl(tmp, "status")  # the client will not trust it either
+    assert r.returncode == 69 and "not trusting" in r.stderr, r.stderr
+    os.rmdir(private)
+    os.symlink("/tmp", private)
+    refused("is not a directory")
+    os.unlink(private)
+    # none there: agentsupd makes it, 0700 and nobody's, and serves in it
+    p = nobody_daemon(tmp, conf)
+    try:
+        sock = os.path.join(private, "agentsupd.sock")
+        wait_until(lambda: nobody_ctl(tmp, "status").returncode == 0,
+                   what="agentsupd on its default socket")
+        st = os.lstat(private)
+        assert stat.S_ISDIR(st.st_mode) and st.st_uid == 65534
+        assert stat.S_IMODE(st.st_mode) == 0o700
+        assert stat.S_ISSOCK(os.stat(sock).st_mode)
+        assert nobody_ctl(tmp, "shutdown").returncode == 0
+        assert p.wait(timeout=TIMEOUT) == 0
+    finally:
+        if p.poll() is None:
+            p.terminate()
+            p.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+# --- the systemd unit (issue 10, item 15) ----------------------------------
+
+def test_systemd_unit_verifies_clean(tmp_path):
+    """deploy/systemd/agentsupd.service as systemd reads it: no warning (an
+    inline comment would make it ignore KillMode= or Restart=)."""
+    with open(os.path.join(SRC, "deploy/systemd/agentsupd.service")) as f:
+        unit = f.read()
+    keys = dict(l.split("=", 1) for l in unit.splitlines()
+                if "=" in l and not l.startswith("#"))
+    assert keys["Type"] == "notify" and keys["NotifyAccess"] == "main"
+    assert keys["KillMode"] == "mixed" and keys["Restart"] == "on-failure"
+    assert keys["RestartPreventExitStatus"].split() == ["78", "79"]
+    assert "WatchdogSec" in keys and "[Install]" in unit
+    assert keys["ExecStart"].startswith("/usr/local/sbin/agentsupd ")
+    # the installed path does not exist here: point it at the built one
+    copy = tmp_path / "agentsupd.service"
+    copy.write_text(unit.replace("ExecStart=/usr/local/sbin/agentsupd",
+                                 f"ExecStart={os.path.abspath(AGENTSUPD)}"))
+    r = subprocess.run(["systemd-analyze", "verify", str(copy)],
+                       capture_output=True, text=True, timeout=60)
+    assert (r.returncode, r.stderr) == (0, ""), r.stderr
+    bad = tmp_path / "inline.service"  # and the check can fail
+    bad.write_text("[Service]\nExecStart=/bin/true\nKillMode=mixed  # no\n")
+    r = subprocess.run(["systemd-analyze", "verify", str(bad)],
+                       capture_output=True, text=True, timeout=60)
+    assert "kill mode" in r.stderr, r.stderr
+
+
+def test_events_history_in_chunks(supd):
+    """The 256 events kept are more than one frame's worth: all arrive, in
+    order, joined from chunks."""
+    name = "loop" + "x" * 60  # long paths make every event long
+    a, b = "a" * 64, "b" * 64
+    d = supd.start({"a.yaml": f"""
+        supervisor: {a}
+        intensity: 100000
+        period: 1s
+        children:
+          - supervisor: {b}
+            intensity: 100000
+            period: 1s
+            children:
+              - {{worker: {name}, command: {sh('exit 1')}, backoff: none}}
+        """})
+    d.wait_count("exited", 200, timeout=60)
+    d.ctl("stop", name, check=0)
+    s = connect(d)
+    s.sendall(frame({"t": "req", "id": 3, "cmd": "events", "args": []}))
+    chunks = []
+    while True:
+        r = read_frame(s)
+        chunks.append(r)
+        if not r.get("more"):
+            break
+    s.close()
+    lines = d.ctl("--json", "events", check=0).stdout.splitlines()
+    seqs = [json.loads(l)["seq"] for l in lines]
+    assert len(seqs) == 256 and seqs == list(range(seqs[0], seqs[0] + 256))
+    assert sum(len(c["result"]) for c in chunks) == 256 and len(chunks) > 1

@@ -2,6 +2,7 @@
 escalation, stop sequences, the worker's environment, and no orphans."""
 import os
 import signal
+import time
 import subprocess
 
 from conftest import AGENTSUPD, alive, sh, wait_until
@@ -143,12 +144,16 @@ def test_exec_failure_is_a_counted_failure(supd, tmp_path):
 
 
 def test_sigterm_stops_in_reverse_order_and_exits_0(supd):
+    # one_for_all and rest_for_one children depend on each other: OTP's
+    # reverse start order (one_for_one ones stop together: see below)
     d = supd.start({
         "root.yaml": f"""
         supervisor: root
+        strategy: rest_for_one
         children:
           - {{worker: first, command: {SLEEP}}}
           - supervisor: mid
+            strategy: one_for_all
             children:
               - {{worker: second, command: {SLEEP}}}
               - {{worker: third, command: {SLEEP}}}
@@ -163,6 +168,20 @@ def test_sigterm_stops_in_reverse_order_and_exits_0(supd):
     order = [e.path for e in d.seen if e.kind == "exited"]
     assert order == ["root/fourth", "root/mid/third", "root/mid/second", "root/first"]
     assert not any(alive(p) for p in pids.values())
+
+
+def test_one_for_one_stops_together_within_the_largest_shutdown(supd):
+    # ten agents that ignore SIGTERM, shutdown 1s each: stopped together
+    # the tree is down in about 1 s, not 10 (a container's grace period)
+    stubborn = sh("trap '' TERM; exec sleep 1000")
+    kids = "".join(f"  - {{worker: w{i}, command: {stubborn}, shutdown: 1s}}\n"
+                   for i in range(10))
+    d = supd.start({"a.yaml": "supervisor: root\nchildren:\n" + kids})
+    d.wait("started", "root/w9")
+    t0 = time.monotonic()
+    d.signal(signal.SIGTERM)
+    assert d.exit_code() == 0
+    assert time.monotonic() - t0 < 5, "stopped one after another"
 
 
 def test_sigint_is_an_orderly_shutdown(supd):

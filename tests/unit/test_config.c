@@ -1,6 +1,8 @@
 /*
- * test_config.c - supervisor.d/ parsing: every key, and every error with
- * its file:line:column.
+ * test_config.c - supervisor.d/ read from disk and parsed: the example of
+ * the design, every error with its file:line:column, what is read and what
+ * is refused (FIFOs, directories, links, sizes). The keys one by one are in
+ * test_config_keys.c.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,6 +16,7 @@
 
 #include <cmocka.h>
 
+#include "confdir.h"
 #include "config.h"
 
 static char dir[] = "/tmp/agentsup-cfg-XXXXXX";
@@ -112,7 +115,8 @@ test_full_example(void **state)
 	    "        command: [node, browser-agent.js]\n"
 	    "        shutdown: brutal_kill\n");
 	put("20-more.yml", "worker: late\nparent: tools\ncommand: x\n"
-	                   "---\nagentsupd:\n  events_file: /tmp/ev.jsonl\n");
+	                   "---\nagentsupd:\n  events_file: /tmp/ev.jsonl\n"
+	                   "  metrics: \"[::1]:9464\"\n");
 	cfg = load(&errs);
 	for (size_t i = 0; i < errs.count; i++)
 		fprintf(stderr, "%s\n", errs.msgs[i]);
@@ -140,6 +144,7 @@ test_full_example(void **state)
 	assert_int_equal(tools->children[0]->shutdown_ms, SHUTDOWN_BRUTAL_KILL);
 	assert_string_equal(tools->children[1]->name, "late");
 	assert_string_equal(cfg->settings.events_file, "/tmp/ev.jsonl");
+	assert_string_equal(cfg->settings.metrics, "[::1]:9464");
 	config_free(cfg);
 }
 
@@ -245,6 +250,10 @@ test_errors(void **state)
 	             "supervisor: s\nchildren:\n  - {worker: w, command: x, "
 	             "parent: s}\n",
 	             "parent: only a top-level document");
+	expect_error("a.yaml", "agentsupd:\n  metrics: 9464\n",
+	             "a.yaml:2:12: metrics: want HOST:PORT");
+	expect_error("a.yaml", "agentsupd:\n  metrics: \"127.0.0.1:70000\"\n",
+	             "metrics: want HOST:PORT");
 }
 
 static void
@@ -339,6 +348,137 @@ test_split(void **state)
 	assert_int_equal(config_split_command("a\\", &v, &why), -1);
 }
 
+/* Only regular files are read: never a wait on a FIFO, never a device. */
+static void
+test_not_regular_files(void **state)
+{
+	char path[256];
+
+	(void)state;
+	put("a.yaml", "worker: w\ncommand: x\n");
+	snprintf(path, sizeof path, "%s/x.yaml", dir);
+	assert_int_equal(mkfifo(path, 0600), 0);
+	expect_error("a.yaml", "worker: w\ncommand: x\n",
+	             "x.yaml:0:0: a FIFO (agentsupd reads only regular files)");
+	unlink(path);
+	snprintf(path, sizeof path, "%s/y.yml", dir);
+	assert_int_equal(mkdir(path, 0700), 0);
+	expect_error("a.yaml", "worker: w\ncommand: x\n",
+	             "y.yml:0:0: a directory");
+	rmdir(path);
+	snprintf(path, sizeof path, "%s/z.yaml", dir);
+	assert_int_equal(symlink("/dev/zero", path), 0);
+	expect_error("a.yaml", "worker: w\ncommand: x\n",
+	             "z.yaml:0:0: a device");
+}
+
+/* A file of one byte too many: refused before it is parsed. */
+static void
+test_file_caps(void **state)
+{
+	char path[256], *big;
+	FILE *f;
+
+	(void)state;
+	big = malloc(CONFIG_MAX_FILE_BYTES + 1);
+	assert_non_null(big);
+	memset(big, '#', CONFIG_MAX_FILE_BYTES + 1);
+	snprintf(path, sizeof path, "%s/big.yaml", dir);
+	assert_non_null(f = fopen(path, "w"));
+	assert_int_equal(fwrite(big, 1, CONFIG_MAX_FILE_BYTES + 1, f),
+	                 CONFIG_MAX_FILE_BYTES + 1);
+	fclose(f);
+	expect_error("a.yaml", "worker: w\ncommand: x\n",
+	             "big.yaml:0:0: more than the 1048576 bytes a file may "
+	             "hold");
+	/* files just under the cap, over the directory's together */
+	for (int i = 0; i < 4; i++) {
+		snprintf(path, sizeof path, "%s/big%d.yaml", dir, i);
+		assert_non_null(f = fopen(path, "w"));
+		assert_int_equal(fwrite(big, 1, CONFIG_MAX_FILE_BYTES, f),
+		                 CONFIG_MAX_FILE_BYTES);
+		fclose(f);
+	}
+	snprintf(path, sizeof path, "%s/big.yaml", dir);
+	unlink(path);
+	expect_error("a.yaml", "worker: w\ncommand: x\n",
+	             "more than 4194304 bytes together");
+	free(big);
+}
+
+/* The pure parser with an environment of its own, the files read here. */
+static void
+test_confdir_then_parse(void **state)
+{
+	const char *env[] = {"ROOT=/srv", NULL};
+	struct config_errors errs = {0};
+	struct confdir cd;
+	struct config *cfg;
+
+	(void)state;
+	put("b.yml", "worker: b\ncommand: x\nenvironment: {D: '${ROOT}/b'}\n");
+	put("a.yaml", "worker: a\ncommand: x\n");
+	put(".hidden.yaml", "this is not read");
+	put("c.txt", "nor this");
+	assert_int_equal(confdir_read(dir, &cd, &errs), 0);
+	assert_int_equal(cd.n, 2);
+	assert_non_null(strstr(cd.files[0].name, "/a.yaml"));
+	cfg = config_parse(cd.files, cd.n, env, &errs);
+	confdir_free(&cd);
+	assert_non_null(cfg);
+	assert_string_equal(cfg->root->children[1]->env[0], "D=/srv/b");
+	config_free(cfg);
+	config_errors_clear(&errs);
+}
+
+/* notify: and on_event: (sd_notify workers, hooks). */
+static void
+test_notify_and_hooks(void **state)
+{
+	struct config_errors errs;
+	struct config *cfg;
+	const struct hook_spec *h;
+
+	(void)state;
+	put("00-s.yaml", "agentsupd:\n  on_event:\n"
+	                 "    - {kinds: [gave_up, exited], run: [a, b]}\n"
+	                 "    - {kinds: [started], run: \"c 'd e'\", "
+	                 "timeout: 2s}\n");
+	put("a.yaml", "worker: w\ncommand: x\nnotify: systemd\n");
+	cfg = load(&errs);
+	assert_non_null(cfg);
+	assert_int_equal(cfg->root->children[0]->notify, NOTIFY_SYSTEMD);
+	assert_int_equal(cfg->settings.nhooks, 2);
+	h = &cfg->settings.hooks[0];
+	assert_string_equal(h->kinds[0], "gave_up");
+	assert_string_equal(h->kinds[1], "exited");
+	assert_null(h->kinds[2]);
+	assert_string_equal(h->argv[1], "b");
+	assert_int_equal(h->timeout_ms, CONFIG_HOOK_TIMEOUT_MS);
+	h = &cfg->settings.hooks[1];
+	assert_string_equal(h->argv[1], "d e");
+	assert_int_equal(h->timeout_ms, 2000);
+	config_free(cfg);
+	config_errors_clear(&errs);
+	put("00-s.yaml", "agentsupd: {}\n");
+	expect_error("a.yaml", "worker: w\ncommand: x\nnotify: yes\n",
+	             "a.yaml:3:9: notify: unknown value \"yes\"");
+	put("a.yaml", "worker: w\ncommand: x\n");
+	expect_error("00-s.yaml", "agentsupd:\n  on_event: [{run: [a]}]\n",
+	             "on_event: an entry needs kinds and run");
+	expect_error("00-s.yaml",
+	             "agentsupd:\n  on_event: [{kinds: [Exited], run: [a]}]\n",
+	             "kinds: bad name \"Exited\"");
+	expect_error("00-s.yaml",
+	             "agentsupd:\n  on_event: [{kinds: [x], run: [a], "
+	             "when: 1}]\n",
+	             "on_event: unknown key \"when\"");
+	expect_error("00-s.yaml",
+	             "agentsupd:\n  on_event: [{kinds: [x], run: [a], "
+	             "timeout: 0s}]\n",
+	             "timeout: want a duration above zero");
+}
+
 int
 main(void)
 {
@@ -362,8 +502,16 @@ main(void)
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_empty_dir, setup,
 	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_not_regular_files, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_file_caps, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_confdir_then_parse, setup,
+	                                        teardown),
 	        cmocka_unit_test(test_durations),
 	        cmocka_unit_test(test_split),
+	        cmocka_unit_test_setup_teardown(test_notify_and_hooks, setup,
+	                                        teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -16,7 +16,10 @@
 
 #include <cmocka.h>
 
+#include "command.h"
 #include "config.h"
+#include "intensity.h"
+#include "reload.h"
 #include "tree.h"
 
 struct run {
@@ -63,8 +66,10 @@ logf_(struct run *r, const char *fmt, ...)
 static void
 pump(struct run *r)
 {
-	static const char *ev[] = {"restarting", "gave_up", "escalated",
-	                           "stopped"};
+	static const char *ev[] = {
+	        "restarting", "gave_up",     "escalated", "stopped",
+	        "backoff",    "quarantined", "probing",   "circuit_closed",
+	        "failed",     "exhausted"};
 	struct action a;
 
 	while (tree_next_action(r->t, &a)) {
@@ -83,7 +88,10 @@ pump(struct run *r)
 			logf_(r, "drain %s\n", a.node->path);
 			break;
 		case ACT_EVENT:
-			if (a.event != EE_STOPPED)
+			if (a.event == EE_BACKOFF)
+				logf_(r, "backoff %s %llums\n", a.node->path,
+				      (unsigned long long)a.value);
+			else if (a.event != EE_STOPPED)
 				logf_(r, "%s %s\n", ev[a.event], a.node->path);
 			break;
 		case ACT_EXIT:
@@ -94,18 +102,35 @@ pump(struct run *r)
 	}
 }
 
+/* OTP's semantics: immediate restarts (as `backoff: none`). */
+static void
+no_backoff(struct spec *s)
+{
+	s->backoff.enabled = false;
+	for (size_t i = 0; i < s->nchildren; i++)
+		no_backoff(s->children[i]);
+}
+
 static struct run *
-run_new(const char *yaml)
+run_new_with(const char *yaml, bool backoff)
 {
 	struct run *r = calloc(1, sizeof *r);
 
 	r->cfg = load_yaml(yaml);
+	if (!backoff)
+		no_backoff(r->cfg->root);
 	r->t = tree_new(r->cfg->root);
 	r->obedient = true;
 	r->exit_code = -1;
 	tree_start(r->t, r->now);
 	pump(r);
 	return r;
+}
+
+static struct run *
+run_new(const char *yaml)
+{
+	return run_new_with(yaml, false);
 }
 
 static void
@@ -132,6 +157,20 @@ crash(struct run *r, const char *name, int code)
 	tree_exited(r->t, N(r, name), (struct reason){REASON_EXIT, code},
 	            r->now);
 	pump(r);
+}
+
+/* A reload list as "a, b", for comparing. */
+static const char *
+joined(const struct reload_list *l)
+{
+	static char buf[1024];
+	size_t at = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < l->count; i++)
+		at += (size_t)snprintf(buf + at, sizeof buf - at, "%s%s",
+		                       i ? ", " : "", l->paths[i]);
+	return buf;
 }
 
 static void
@@ -362,7 +401,7 @@ test_window_slides(void **state)
 		crash(r, "w", 1);
 		expect(r, "restarting root/w\nstart root/w\n");
 	}
-	assert_int_equal(tree_window_restarts(r->t->root, r->now), 1);
+	assert_int_equal(intensity_count(r->t->root, r->now), 1);
 	run_free(r);
 }
 
@@ -466,7 +505,8 @@ test_shutdown_reverse_order(void **state)
 static void
 test_failure_during_shutdown(void **state)
 {
-	struct run *r = run_new("supervisor: root\nchildren:\n" ABCD);
+	struct run *r = run_new("supervisor: root\nstrategy: one_for_all\n"
+	                        "children:\n" ABCD);
 
 	(void)state;
 	r->obedient = false;
@@ -621,21 +661,22 @@ test_command_stop_holds(void **state)
 
 	(void)state;
 	r->log[0] = '\0';
-	assert_int_equal(tree_command_stop(r->t, N(r, "b"), 0), 0);
+	assert_int_equal(command_stop(r->t, N(r, "b"), 0).kind, REFUSED_NONE);
 	pump(r);
 	expect(r, "stop root/b\n");
 	crash(r, "c", 1);
 	expect(r, "restarting root/c\nstop root/d\nstop root/a\n"
 	          "start root/a\nstart root/c\nstart root/d\n");
 	r->log[0] = '\0';
-	assert_int_equal(tree_command_start(r->t, N(r, "b"), 0), 0);
+	assert_int_equal(command_start(r->t, N(r, "b"), 0).kind, REFUSED_NONE);
 	pump(r);
 	expect(r, "start root/b\n");
 	r->log[0] = '\0';
-	assert_int_equal(tree_command_restart(r->t, N(r, "c"), 0), 0);
+	assert_int_equal(command_restart(r->t, N(r, "c"), 0).kind,
+	                 REFUSED_NONE);
 	pump(r);
 	expect(r, "stop root/c\nstart root/c\n");
-	assert_int_equal(r->t->root->nstamps, 1); /* commands never count */
+	assert_int_equal(intensity_count(r->t->root, 0), 1); /* never counted */
 	run_free(r);
 }
 
@@ -649,7 +690,8 @@ test_command_restart_subtree(void **state)
 
 	(void)state;
 	r->log[0] = '\0';
-	assert_int_equal(tree_command_restart(r->t, N(r, "s"), 0), 0);
+	assert_int_equal(command_restart(r->t, N(r, "s"), 0).kind,
+	                 REFUSED_NONE);
 	pump(r);
 	expect(r, "stop root/s/b\nstop root/s/a\nstart root/s/a\n"
 	          "start root/s/b\n");
@@ -679,22 +721,498 @@ test_reload_diff(void **state)
 	const char *why = NULL;
 
 	(void)state;
+	no_backoff(next->root);
 	r->log[0] = '\0';
-	assert_int_equal(tree_reload(r->t, next->root, 0, &rep, &why), 0);
+	assert_int_equal(reload_apply(r->t, next->root, 0, &rep, &why), 0);
 	pump(r);
 	expect(r, "stop root/gone\nstop root/cmd\nstart root/new\n"
 	          "start root/cmd\n");
-	assert_string_equal(rep.added, "root/new");
-	assert_string_equal(rep.removed, "root/gone");
-	assert_string_equal(rep.restarted, "root/cmd");
-	assert_string_equal(rep.updated, "root/s, root/s/pol");
+	assert_string_equal(joined(&rep.added), "root/new");
+	assert_string_equal(joined(&rep.removed), "root/gone");
+	assert_string_equal(joined(&rep.restarted), "root/cmd");
+	assert_string_equal(joined(&rep.updated), "root/s, root/s/pol");
+	reload_report_free(&rep);
 	assert_ptr_equal(N(r, "keep"), keep);
 	assert_int_equal(keep->starts, 1);
-	assert_int_equal(r->t->root->nstamps, 0);
+	assert_int_equal(intensity_count(r->t->root, 0), 0);
 	assert_int_equal(N(r, "s")->spec->intensity, 7);
 	config_free(r->cfg);
 	r->cfg = next;
-	assert_true(tree_graveyard_sweep(r->t));
+	assert_true(tree_sweep(r->t));
+	run_free(r);
+}
+
+/* --- the table: strategy x restart type (failing child, siblings) x the
+ * intensity edge, each case's transcript derived from OTP's rules --------- */
+
+static const char *const strategies[] = {"one_for_one", "one_for_all",
+                                         "rest_for_one"};
+static const char *const types[] = {"permanent", "transient", "temporary"};
+
+/* The transcript OTP gives for root {a, b, c} when b exits with code. */
+static void
+table_expect(char *out, size_t len, int strat, int btype, int stype, int code)
+{
+	bool restarted = btype == 0 || (btype == 1 && code != 0);
+	bool sib_back = stype != 2; /* temporary siblings stay down */
+	size_t at = 0;
+
+	out[0] = '\0';
+	if (!restarted)
+		return;
+	at += (size_t)snprintf(out + at, len - at, "restarting root/b\n");
+	if (strat == 0) {
+		snprintf(out + at, len - at, "start root/b\n");
+		return;
+	}
+	at += (size_t)snprintf(out + at, len - at, "stop root/c\n");
+	if (strat == 1)
+		at += (size_t)snprintf(out + at, len - at, "stop root/a\n");
+	if (strat == 1 && sib_back)
+		at += (size_t)snprintf(out + at, len - at, "start root/a\n");
+	at += (size_t)snprintf(out + at, len - at, "start root/b\n");
+	if (sib_back)
+		snprintf(out + at, len - at, "start root/c\n");
+}
+
+/* The second failure within the window exceeds intensity 1: give up. */
+static void
+table_expect_give_up(char *out, size_t len, int strat, int stype)
+{
+	/* temporary siblings that the restart stopped stay down */
+	bool c_up = stype != 2 || strat == 0;
+	bool a_up = stype != 2 || strat != 1;
+	size_t at = 0;
+
+	at += (size_t)snprintf(out + at, len - at, "gave_up root\n");
+	if (c_up)
+		at += (size_t)snprintf(out + at, len - at, "stop root/c\n");
+	if (a_up)
+		at += (size_t)snprintf(out + at, len - at, "stop root/a\n");
+	snprintf(out + at, len - at, "exit 75\n");
+}
+
+static void
+test_strategy_table(void **state)
+{
+	char yaml[1024], want[512], give[512];
+
+	(void)state;
+	for (int strat = 0; strat < 3; strat++)
+		for (int bt = 0; bt < 3; bt++)
+			for (int st = 0; st < 3; st++)
+				for (int code = 0; code < 2; code++) {
+					snprintf(yaml, sizeof yaml,
+					         "supervisor: root\nstrategy: "
+					         "%s\nintensity: 1\nperiod: "
+					         "10s\n"
+					         "children:\n"
+					         "  - {worker: a, command: x, "
+					         "restart: %s}\n"
+					         "  - {worker: b, command: x, "
+					         "restart: %s}\n"
+					         "  - {worker: c, command: x, "
+					         "restart: %s}\n",
+					         strategies[strat], types[st],
+					         types[bt], types[st]);
+					struct run *r = run_new(yaml);
+					table_expect(want, sizeof want, strat,
+					             bt, st, code);
+					crash(r, "b", code);
+					if (strcmp(r->log, want) != 0)
+						fail_msg("%s b=%s siblings=%s "
+						         "exit "
+						         "%d:\nwant:\n%sgot:\n%"
+						         "s",
+						         strategies[strat],
+						         types[bt], types[st],
+						         code, want, r->log);
+					if (want[0] !=
+					    '\0') { /* restarted once: the
+						       second gives up */
+						r->now += 9999;
+						table_expect_give_up(
+						        give, sizeof give,
+						        strat, st);
+						crash(r, "b", 1);
+						if (strcmp(r->log, give) != 0)
+							fail_msg(
+							        "%s b=%s "
+							        "siblings=%s: "
+							        "second "
+							        "failure:\n"
+							        "want:\n%sgot:"
+							        "\n%s",
+							        strategies
+							                [strat],
+							        types[bt],
+							        types[st], give,
+							        r->log);
+					}
+					run_free(r);
+				}
+}
+
+/* Defect 1: a removed supervisor whose children had all stopped finishes
+ * at once; its "stopped" event points at it, so it must outlive the sweep
+ * until that action has been carried out. */
+static void
+test_reload_removed_node_outlives_its_actions(void **state)
+{
+	struct run *r = run_new("supervisor: root\nchildren:\n"
+	                        "  - {worker: keep, command: x}\n"
+	                        "  - supervisor: s\n    children:\n"
+	                        "      - {worker: t, command: x, "
+	                        "restart: temporary}\n");
+	struct config *next = load_yaml("supervisor: root\nchildren:\n"
+	                                "  - {worker: keep, command: x}\n");
+	struct reload_report rep;
+	const char *why = NULL;
+	struct action a;
+	size_t stopped = 0;
+
+	(void)state;
+	crash(r, "t", 0);
+	expect(r, ""); /* temporary: stays down */
+	assert_int_equal(reload_apply(r->t, next->root, 0, &rep, &why), 0);
+	assert_false(tree_sweep(r->t)); /* actions still point at it */
+	while (tree_next_action(r->t, &a))
+		if (a.kind == ACT_EVENT && a.event == EE_STOPPED)
+			stopped += strlen(a.node->path) > 0;
+	assert_int_equal(stopped, 1);
+	assert_true(tree_sweep(r->t)); /* now it can go */
+	reload_report_free(&rep);
+	config_free(r->cfg);
+	r->cfg = next;
+	run_free(r);
+}
+
+/* Defect 5: refusals name their cause. */
+static void
+test_typed_refusals(void **state)
+{
+	struct run *r = run_new("supervisor: root\nchildren:\n"
+	                        "  - supervisor: research\n    children:\n"
+	                        "      - {worker: fetcher, command: x}\n");
+	struct refusal rf;
+	char msg[256];
+
+	(void)state;
+	assert_int_equal(command_stop(r->t, N(r, "research"), 0).kind,
+	                 REFUSED_NONE);
+	pump(r);
+	rf = command_restart(r->t, N(r, "fetcher"), 0);
+	assert_int_equal(rf.kind, REFUSED_PARENT_DOWN);
+	assert_ptr_equal(rf.node, N(r, "research"));
+	command_refusal_format(rf, msg, sizeof msg);
+	assert_string_equal(msg, "its supervisor root/research is stopped (by "
+	                         "command); start it first");
+	rf = command_start(r->t, N(r, "fetcher"), 0);
+	assert_int_equal(rf.kind, REFUSED_PARENT_DOWN);
+	r->log[0] = '\0';
+	/* restart of a stopped supervisor starts it */
+	assert_int_equal(command_restart(r->t, N(r, "research"), 0).kind,
+	                 REFUSED_NONE);
+	pump(r);
+	expect(r, "start root/research/fetcher\n");
+	tree_shutdown(r->t, 0);
+	pump(r);
+	rf = command_start(r->t, N(r, "fetcher"), 0);
+	assert_int_equal(rf.kind, REFUSED_SHUTTING_DOWN);
+	run_free(r);
+}
+
+/* --- restart policy (§9): backoff, circuit, declared reasons ------------- */
+
+/* Let time pass to t, delivering the wake-ups the engine asked for. */
+static void
+advance(struct run *r, uint64_t to)
+{
+	r->log[0] = '\0';
+	r->now = to;
+	tree_tick(r->t, to);
+	pump(r);
+}
+
+static void
+declare(struct run *r, const char *name, enum declared_kind k,
+        uint64_t retry_after_ms)
+{
+	struct declaration d = {.kind = k, .retry_after_ms = retry_after_ms};
+
+	tree_declare(r->t, N(r, name), &d, r->now);
+}
+
+#define FLAKY                                                                  \
+	"supervisor: root\nintensity: 100\nperiod: 1h\nchildren:\n"            \
+	"  - {worker: w, command: x}\n  - {worker: ok, command: x}\n"
+
+static void
+test_backoff_sequence_seeded(void **state)
+{
+	struct run *r = run_new_with(FLAKY, true);
+	struct backoff_spec *b =
+	        (struct backoff_spec *)&N(r, "w")->spec->backoff;
+	uint64_t expect_cap = 100;
+
+	(void)state;
+	b->jitter = JITTER_NONE;
+	crash(r, "w", 1); /* n = 1: back at once */
+	expect(r, "restarting root/w\nstart root/w\n");
+	for (int n = 2; n <= 12; n++) {
+		char want[128];
+		r->now += 1; /* it crashes right away: no reset */
+		crash(r, "w", 1);
+		snprintf(want, sizeof want,
+		         "restarting root/w\nbackoff root/w %llums\n",
+		         (unsigned long long)expect_cap);
+		expect(r, want);
+		assert_string_equal(node_state_name(N(r, "w")->state),
+		                    "backoff");
+		assert_int_equal(tree_next_wake(r->t), r->now + expect_cap);
+		advance(r, r->now + expect_cap - 1);
+		expect(r, ""); /* not a millisecond early */
+		advance(r, r->now + 1);
+		expect(r, "start root/w\n");
+		expect_cap = expect_cap * 2 > 30000 ? 30000 : expect_cap * 2;
+	}
+	run_free(r);
+}
+
+static void
+test_backoff_full_jitter_replays_with_the_seed(void **state)
+{
+	uint64_t first[8], again[8];
+
+	(void)state;
+	for (int pass = 0; pass < 2; pass++) {
+		struct run *r = run_new_with(FLAKY, true);
+		rng_seed(&r->t->rng, 42);
+		crash(r, "w", 1);
+		for (int n = 0; n < 8; n++) {
+			uint64_t cap = 100ull << n;
+			r->now += 1;
+			crash(r, "w", 1);
+			uint64_t d = N(r, "w")->backoff_until - r->now;
+			assert_true(d <= (cap > 30000 ? 30000 : cap));
+			(pass ? again : first)[n] = d;
+			advance(r, N(r, "w")->backoff_until);
+		}
+		run_free(r);
+	}
+	assert_memory_equal(first, again, sizeof first);
+}
+
+static void
+test_backoff_resets_after_a_stable_run(void **state)
+{
+	struct run *r = run_new_with(FLAKY, true);
+
+	(void)state;
+	crash(r, "w", 1);
+	r->now += 1;
+	crash(r, "w", 1);
+	advance(r, N(r, "w")->backoff_until);
+	expect(r, "start root/w\n");
+	r->now += 60000; /* ran reset_after (60 s) without progress reports */
+	crash(r, "w", 1);
+	expect(r, "restarting root/w\nstart root/w\n");
+	/* with progress reports, a stable run must also have moved */
+	struct progress p = {.steps = 7};
+	tree_beat(r->t, N(r, "w"), &p, PROGRESS_STEPS, r->now);
+	r->now += 1;
+	crash(r, "w", 1); /* n = 2 */
+	advance(r, N(r, "w")->backoff_until);
+	r->now += 61000; /* long enough, but its steps never moved */
+	tree_beat(r->t, N(r, "w"), &p, PROGRESS_STEPS, r->now);
+	crash(r, "w", 1);
+	assert_string_equal(node_state_name(N(r, "w")->state), "backoff");
+	run_free(r);
+}
+
+static void
+test_group_restart_stops_at_once_starts_after_backoff(void **state)
+{
+	struct run *r = run_new_with("supervisor: root\nstrategy: one_for_all\n"
+	                             "intensity: 100\nperiod: 1h\nchildren:\n"
+	                             "  - {worker: a, command: x}\n"
+	                             "  - {worker: b, command: x}\n",
+	                             true);
+	uint64_t until;
+
+	(void)state;
+	crash(r, "b", 1);
+	r->now += 1;
+	crash(r, "b", 1); /* n = 2: a delay */
+	until = N(r, "b")->backoff_until;
+	assert_true(until > r->now);
+	assert_non_null(strstr(r->log, "stop root/a\n"));
+	assert_null(strstr(r->log, "\nstart "));
+	advance(r, until);
+	expect(r, "start root/a\nstart root/b\n");
+	run_free(r);
+}
+
+#define BREAKER                                                                \
+	"supervisor: root\nintensity: 100\nperiod: 1h\nchildren:\n"            \
+	"  - {worker: w, command: x}\n  - {worker: ok, command: x}\n"
+
+static struct run *
+breaker(bool significant)
+{
+	struct run *r = run_new_with(BREAKER, false);
+	struct spec *s = (struct spec *)N(r, "w")->spec;
+
+	s->circuit = (struct circuit_spec){.enabled = true,
+	                                   .failures = 3,
+	                                   .window_ms = 600000,
+	                                   .open_ms = 60000,
+	                                   .open_max_ms = 150000,
+	                                   .probe_stable_ms = 10000};
+	s->significant = significant;
+	return r;
+}
+
+static void
+test_circuit_quarantines_probes_and_closes(void **state)
+{
+	struct run *r = breaker(false);
+
+	(void)state;
+	crash(r, "w", 1);
+	crash(r, "w", 1);
+	crash(r, "w", 1); /* the 3rd in the window opens it */
+	expect(r, "quarantined root/w\n");
+	assert_string_equal(node_state_name(N(r, "w")->state), "quarantined");
+	assert_int_equal(intensity_count(r->t->root, r->now), 2);
+	assert_int_equal(tree_next_wake(r->t), 60000);
+	advance(r, 60000);
+	expect(r, "probing root/w\nstart root/w\n");
+	crash(r, "w", 1); /* the probe fails: open twice as long */
+	expect(r, "quarantined root/w\n");
+	assert_int_equal(tree_next_wake(r->t), 60000 + 120000);
+	advance(r, 180000);
+	expect(r, "probing root/w\nstart root/w\n");
+	r->now = 180000 + 10000;
+	crash(r, "w", 1); /* the next failure reopens it, capped */
+	advance(r, r->now + 150000);
+	expect(r, "probing root/w\nstart root/w\n");
+	advance(r, r->now + 10000); /* stable: closed */
+	expect(r, "circuit_closed root/w\n");
+	crash(r, "w", 1);
+	expect(r, "restarting root/w\nstart root/w\n");
+	run_free(r);
+}
+
+static void
+test_circuit_significant_child_gives_up(void **state)
+{
+	struct run *r = breaker(true);
+
+	(void)state;
+	crash(r, "w", 1);
+	crash(r, "w", 1);
+	crash(r, "w", 1);
+	expect(r, "quarantined root/w\ngave_up root\nstop root/ok\nexit 75\n");
+	run_free(r);
+}
+
+static void
+test_group_leaves_quarantined_child_out(void **state)
+{
+	struct run *r = breaker(false);
+	struct spec *root = (struct spec *)r->t->root->spec;
+
+	(void)state;
+	root->strategy = ONE_FOR_ALL;
+	crash(r, "w", 1);
+	crash(r, "w", 1);
+	crash(r, "w", 1);
+	expect(r, "quarantined root/w\n");
+	crash(r, "ok", 1);
+	expect(r, "restarting root/ok\nstart root/ok\n");
+	run_free(r);
+}
+
+static void
+test_declared_reasons(void **state)
+{
+	struct run *r =
+	        run_new_with("supervisor: root\nstrategy: rest_for_one\n"
+	                     "intensity: 1\nperiod: 1h\nchildren:\n"
+	                     "  - {worker: a, command: x}\n"
+	                     "  - {worker: t, command: x, "
+	                     "restart: transient}\n"
+	                     "  - {worker: c, command: x}\n",
+	                     true);
+
+	(void)state;
+	declare(r, "t", DECLARED_DONE, 0);
+	crash(r, "t", 3); /* done: a normal exit whatever its status */
+	expect(r, "");
+	r->log[0] = '\0';
+	command_start(r->t, N(r, "t"), r->now);
+	pump(r);
+	declare(r, "t", DECLARED_RATE_LIMITED, 5000);
+	crash(r, "t", 1); /* waits retry_after; no intensity stamp */
+	expect(r, "restarting root/t\nbackoff root/t 5000ms\nstop root/c\n");
+	assert_int_equal(intensity_count(r->t->root, r->now), 0);
+	advance(r, r->now + 5000);
+	expect(r, "start root/t\nstart root/c\n");
+	declare(r, "t", DECLARED_PERMANENT, 0);
+	crash(r, "t", 1);
+	expect(r, "failed root/t\n");
+	assert_true(node_unhealthy(N(r, "t")));
+	declare(r, "c", DECLARED_BUDGET, 0);
+	crash(r, "c", 1);
+	expect(r, "exhausted root/c\n");
+	/* a declaration older than 5 s is not the one for this exit */
+	declare(r, "a", DECLARED_PERMANENT, 0);
+	r->now += 5001;
+	crash(r, "a", 1);
+	assert_non_null(strstr(r->log, "restarting root/a\n"));
+	/* reset brings the parked ones back */
+	r->log[0] = '\0';
+	command_reset(r->t, r->t->root, r->now);
+	pump(r);
+	assert_false(node_unhealthy(N(r, "t")));
+	run_free(r);
+}
+
+static void
+test_spawn_exhaustion_backs_off_uncounted(void **state)
+{
+	struct run *r = run_new_with("supervisor: root\nintensity: 1\n"
+	                             "period: 1h\nchildren:\n"
+	                             "  - {worker: w, command: x}\n",
+	                             false);
+
+	(void)state;
+	for (int i = 0; i < 50; i++) { /* 50 failed spawns: never gives up */
+		r->log[0] = '\0';
+		tree_exited(r->t, N(r, "w"), (struct reason){REASON_SPAWN, 24},
+		            r->now);
+		pump(r);
+		assert_non_null(strstr(r->log, "backoff root/w 100ms\n"));
+		advance(r, r->now + 100);
+		expect(r, "start root/w\n");
+	}
+	assert_int_equal(intensity_count(r->t->root, r->now), 0);
+	run_free(r);
+}
+
+static void
+test_one_for_one_stops_together(void **state)
+{
+	struct run *r = run_new("supervisor: root\nchildren:\n" ABCD);
+
+	(void)state;
+	r->obedient = false;
+	r->log[0] = '\0';
+	tree_shutdown(r->t, 0);
+	pump(r);
+	/* all four told at once (last-first), none waits for another */
+	expect(r, "stop root/d\nstop root/c\nstop root/b\nstop root/a\n");
 	run_free(r);
 }
 
@@ -729,6 +1247,21 @@ main(void)
 	        cmocka_unit_test(test_command_stop_holds),
 	        cmocka_unit_test(test_command_restart_subtree),
 	        cmocka_unit_test(test_reload_diff),
+	        cmocka_unit_test(test_strategy_table),
+	        cmocka_unit_test(test_reload_removed_node_outlives_its_actions),
+	        cmocka_unit_test(test_typed_refusals),
+	        cmocka_unit_test(test_backoff_sequence_seeded),
+	        cmocka_unit_test(
+	                test_backoff_full_jitter_replays_with_the_seed),
+	        cmocka_unit_test(test_backoff_resets_after_a_stable_run),
+	        cmocka_unit_test(
+	                test_group_restart_stops_at_once_starts_after_backoff),
+	        cmocka_unit_test(test_circuit_quarantines_probes_and_closes),
+	        cmocka_unit_test(test_circuit_significant_child_gives_up),
+	        cmocka_unit_test(test_group_leaves_quarantined_child_out),
+	        cmocka_unit_test(test_declared_reasons),
+	        cmocka_unit_test(test_spawn_exhaustion_backs_off_uncounted),
+	        cmocka_unit_test(test_one_for_one_stops_together),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -2,6 +2,7 @@
  * test_wire.c - the frame codec: round trips, any split of the stream, and
  * every kind of hostile frame.
  */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -299,6 +300,164 @@ test_encoder_limit(void **state)
 	                    "holds");
 }
 
+/* Objects for the field checks, built by hand. */
+#define OBJ(tp, field, v) ((msgpack_object){.type = tp, .via.field = v})
+#define U(v)              OBJ(MSGPACK_OBJECT_POSITIVE_INTEGER, u64, v)
+#define NEG(v)            OBJ(MSGPACK_OBJECT_NEGATIVE_INTEGER, i64, v)
+#define D(v)              OBJ(MSGPACK_OBJECT_FLOAT64, f64, v)
+#define BOOL(v)           OBJ(MSGPACK_OBJECT_BOOLEAN, boolean, v)
+#define NIL               ((msgpack_object){.type = MSGPACK_OBJECT_NIL})
+#define S(s)                                                                   \
+	((msgpack_object){.type = MSGPACK_OBJECT_STR,                          \
+	                  .via.str = {sizeof(s) - 1, s}})
+#define BIN(s)                                                                 \
+	((msgpack_object){.type = MSGPACK_OBJECT_BIN,                          \
+	                  .via.bin = {sizeof(s) - 1, s}})
+#define ARR(a)                                                                 \
+	((msgpack_object){.type = MSGPACK_OBJECT_ARRAY,                        \
+	                  .via.array = {sizeof(a) / sizeof(a[0]), a}})
+#define MAP(m)                                                                 \
+	((msgpack_object){.type = MSGPACK_OBJECT_MAP,                          \
+	                  .via.map = {sizeof(m) / sizeof(m[0]), m}})
+
+struct fcase {
+	const char *t;
+	const char *k1, *k2; /* NULL: absent */
+	msgpack_object v1, v2;
+	int ok;
+};
+
+static int
+check_case(const struct fcase *c, const char **why)
+{
+	msgpack_object_kv kv[3] = {{S("t"), {0}}};
+	struct agentsup_frame f = {0};
+	uint32_t n = 1;
+
+	kv[0].val.type = MSGPACK_OBJECT_STR;
+	kv[0].val.via.str.ptr = c->t;
+	kv[0].val.via.str.size = (uint32_t)strlen(c->t);
+	if (c->k1) {
+		kv[n].key.type = MSGPACK_OBJECT_STR;
+		kv[n].key.via.str.ptr = c->k1;
+		kv[n].key.via.str.size = (uint32_t)strlen(c->k1);
+		kv[n++].val = c->v1;
+	}
+	if (c->k2) {
+		kv[n].key.type = MSGPACK_OBJECT_STR;
+		kv[n].key.via.str.ptr = c->k2;
+		kv[n].key.via.str.size = (uint32_t)strlen(c->k2);
+		kv[n++].val = c->v2;
+	}
+	f.map.type = MSGPACK_OBJECT_MAP;
+	f.map.via.map.size = n;
+	f.map.via.map.ptr = kv;
+	f.type = c->t;
+	f.type_len = strlen(c->t);
+	return agentsup_wire_check_fields(&f, why);
+}
+
+/* Issue 10, item 7: a known field of the wrong type is refused; unknown
+ * keys and types pass. */
+static void
+test_field_types(void **state)
+{
+	msgpack_object strs[] = {S("a"), S("b")}, mixed[] = {S("a"), U(1)};
+	msgpack_object_kv env[] = {{S("K"), S("v")}};
+	msgpack_object_kv badenv[] = {{S("K"), U(1)}};
+	msgpack_object_kv prog[] = {{S("steps"), U(3)}, {S("cost"), D(0.5)}};
+	msgpack_object_kv nan[] = {{S("cost"), D(NAN)}};
+	msgpack_object_kv inf[] = {{S("cost"), D(INFINITY)}};
+	msgpack_object_kv negcost[] = {{S("cost"), D(-1)}};
+	msgpack_object_kv strsteps[] = {{S("steps"), S("3")}};
+	const struct fcase cases[] = {
+	        {"hello", "v", "pid", U(1), U(42), 1},
+	        {"hello", "v", "pid", U(1), S("42"), 0},
+	        {"hello", "v", "pid", U(1), NEG(-1), 0},
+	        {"hello", "v", "lang", U(1), U(3), 0},
+	        {"hello", "v", "lang", U(1), S("c"), 1},
+	        {"hello", "pid", NULL, U(1), NIL, 0}, /* no v */
+	        {"hello", "v", NULL, S("1"), NIL, 0},
+	        {"hello", "v", "pid", U(1), NIL, 0}, /* nil is not absent */
+	        {"hb", NULL, NULL, NIL, NIL, 1},
+	        {"hb", "seq", "status", U(1), S("ok"), 1},
+	        {"hb", "seq", NULL, D(1), NIL, 0},
+	        {"hb", "status", NULL, U(1), NIL, 0},
+	        {"hb", "progress", NULL, MAP(prog), NIL, 1},
+	        {"hb", "progress", NULL, S("x"), NIL, 0},
+	        {"hb", "progress", NULL, MAP(nan), NIL, 0},
+	        {"hb", "progress", NULL, MAP(inf), NIL, 0},
+	        {"hb", "progress", NULL, MAP(negcost), NIL, 0},
+	        {"hb", "progress", NULL, MAP(strsteps), NIL, 0},
+	        {"exit", "reason", "retry_after_ms", S("rate_limited"), U(5),
+	         1},
+	        {"exit", "reason", "retry_after_ms", S("rate_limited"), D(5),
+	         0},
+	        {"exit", "detail", NULL, S("x"), NIL, 0},
+	        {"exit", "reason", "detail", S("done"), BIN("x"), 0},
+	        {"extend", "ms", NULL, U(1000), NIL, 1},
+	        {"extend", "ms", NULL, NEG(-5), NIL, 0},
+	        {"extend", NULL, NULL, NIL, NIL, 0},
+	        {"checkpoint", "seq", "data", U(1), BIN("xy"), 1},
+	        {"checkpoint", "seq", "data", U(1), S("xy"), 0},
+	        {"checkpoint", "data", NULL, BIN("xy"), NIL, 0},
+	        {"result", "data", NULL, S("done"), NIL, 1},
+	        {"result", "data", NULL, BIN("done"), NIL, 1},
+	        {"result", "data", NULL, U(1), NIL, 0},
+	        {"spawn", "sup", "args", S("pool"), ARR(strs), 1},
+	        {"spawn", "sup", "args", S("pool"), ARR(mixed), 0},
+	        {"spawn", "sup", "env", S("pool"), MAP(env), 1},
+	        {"spawn", "sup", "env", S("pool"), MAP(badenv), 0},
+	        {"spawn", "key", NULL, S("k"), NIL, 0},
+	        {"req", "id", "cmd", U(1), S("status"), 1},
+	        {"req", "id", "cmd", S("1"), S("status"), 0},
+	        {"welcome", "restarts", "checkpoint", U(2), BIN("c"), 1},
+	        {"welcome", "checkpoint_seq", "last_reason", U(2), U(1), 0},
+	        {"nudge", "reason", "idle_ms", S("stall"), U(9), 1},
+	        {"spawned", "ok", "count", BOOL(false), U(9), 1},
+	        {"spawned", "ok", NULL, U(1), NIL, 0},
+	        {"drain", "deadline_ms", NULL, S("soon"), NIL, 0},
+	        /* unknown keys and types pass */
+	        {"hb", "mystery", NULL, S("x"), NIL, 1},
+	        {"future", "pid", NULL, S("x"), NIL, 1},
+	};
+	const char *why;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		why = NULL;
+		int r = check_case(&cases[i], &why);
+		if (r != (cases[i].ok ? AGENTSUP_WIRE_OK : AGENTSUP_WIRE_FIELD))
+			fail_msg("case %zu (%s %s): %d", i, cases[i].t,
+			         cases[i].k1 ? cases[i].k1 : "", r);
+		if (!cases[i].ok)
+			assert_non_null(why);
+	}
+	why = NULL;
+	check_case(&cases[1], &why);
+	assert_string_equal(why, "\"pid\" must be an unsigned integer");
+	check_case(&cases[14], &why);
+	assert_string_equal(why, "\"cost\" must be a finite number >= 0");
+	assert_int_equal(check_case(&cases[1], NULL), AGENTSUP_WIRE_FIELD);
+}
+
+/* The same through the decoder: hello with pid as a string. */
+static void
+test_field_types_decoded(void **state)
+{
+	/* {"t":"hello","v":1,"pid":"7"} */
+	static const uint8_t body[] = {0x83, 0xa1, 't', 0xa5, 'h',  'e',
+	                               'l',  'l',  'o', 0xa1, 'v',  0x01,
+	                               0xa3, 'p',  'i', 'd',  0xa1, '7'};
+	uint8_t buf[64];
+	struct agentsup_frame f;
+
+	(void)state;
+	assert_int_equal(decode(buf, frame(buf, body, sizeof body), &f), 0);
+	assert_int_equal(agentsup_wire_check_fields(&f, NULL),
+	                 AGENTSUP_WIRE_FIELD);
+}
+
 int
 main(void)
 {
@@ -314,6 +473,8 @@ main(void)
 	        cmocka_unit_test(test_invalid_byte),
 	        cmocka_unit_test(test_all_scalar_types),
 	        cmocka_unit_test(test_encoder_limit),
+	        cmocka_unit_test(test_field_types),
+	        cmocka_unit_test(test_field_types_decoded),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -2,10 +2,16 @@
 """A demo AI-agent worker: works in steps, beats with progress, drains when
 asked, and misbehaves on purpose (crash, die by a signal, hang) with the
 chances given, so the demo shows agentsupd handling each failure live.
+After each step it stores a checkpoint (its counts, as JSON) and, restarted,
+resumes from the one agentsupd hands back; a crash is declared `transient`
+before exiting. (A real agent would wrap a long model call in
+`with agent.busy(seconds):`; this one does not, so that its simulated hangs
+are caught at once.)
 
     demo_agent.py --role fetcher --step 0.5 --crash 0.05 --hang 0 --signal 0
 """
 import argparse
+import json
 import os
 import random
 import signal
@@ -28,6 +34,12 @@ def main():
 
     steps = tokens = 0
     with agentsup.Agent() as agent:
+        restored = agent.restored
+        if restored.checkpoint:
+            saved = json.loads(restored.checkpoint)
+            steps, tokens = saved["steps"], saved["tokens"]
+            print(f"{args.role}: resuming at step {steps} (restart {restored.restarts}, "
+                  f"after {restored.last_reason or 'nothing'})", file=sys.stderr)
         agent.wait(args.warmup)  # "loading the model"
         agent.ready()
         while not agent.draining:
@@ -37,6 +49,7 @@ def main():
             roll = random.random()
             if roll < args.crash:
                 print(f"{args.role}: tool call failed, giving up (exit 1)", file=sys.stderr)
+                agent.exit_reason("transient", detail="tool call failed")
                 sys.exit(1)
             roll -= args.crash
             if roll < args.signal:
@@ -51,6 +64,7 @@ def main():
             tokens += random.randint(50, 500)
             agent.beat(steps=steps, tokens=tokens, cost=tokens * 2e-6,
                        state="thinking", status=f"{args.role} step {steps}")
+            agent.checkpoint(json.dumps({"steps": steps, "tokens": tokens}).encode())
         print(f"{args.role}: drained after {steps} steps", file=sys.stderr)
 
 

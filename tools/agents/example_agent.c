@@ -2,8 +2,11 @@
  * example_agent.c - an agent worker in C on libagentsup.
  *
  * Works in steps, beats with progress after each, drains when asked (the
- * current step is finished, then it exits 0). For the demo it can also
- * misbehave on purpose: crash or hang with a given chance per step.
+ * current step is finished, then it exits 0). After every step it stores a
+ * checkpoint (its step and token counts), and on a restart it resumes from
+ * the one agentsupd hands back. For the demo it can also misbehave on
+ * purpose: crash (declaring it transient) or hang with a given chance per
+ * step.
  *
  *   example_agent [--step-ms N] [--crash P] [--hang P] [--ready-ms N]
  */
@@ -31,6 +34,40 @@ chance(double p)
 	return p > 0 && (double)rand() / RAND_MAX < p;
 }
 
+/* Resume the counts from the restored checkpoint, "STEPS TOKENS". */
+static void
+resume(struct agentsup *a, struct agentsup_progress *p)
+{
+	char text[64];
+	size_t len;
+	const char *ck = agentsup_restored_checkpoint(a, &len);
+	unsigned long long steps, tokens;
+
+	if (ck == NULL || len >= sizeof text)
+		return;
+	memcpy(text, ck, len);
+	text[len] = '\0';
+	if (sscanf(text, "%llu %llu", &steps, &tokens) != 2)
+		return;
+	p->steps = steps;
+	p->tokens = tokens;
+	fprintf(stderr, "%s: resuming at step %llu (restart %lu, after %s)\n",
+	        agentsup_name(a), steps, agentsup_restarts(a),
+	        agentsup_last_reason(a));
+}
+
+static void
+save(struct agentsup *a, const struct agentsup_progress *p)
+{
+	char text[64];
+	int n = snprintf(text, sizeof text, "%llu %llu",
+	                 (unsigned long long)p->steps,
+	                 (unsigned long long)p->tokens);
+
+	if (agentsup_checkpoint(a, text, (size_t)n) < 0)
+		perror("agentsup_checkpoint");
+}
+
 int
 main(int argc, char **argv)
 {
@@ -47,6 +84,8 @@ main(int argc, char **argv)
 		return 1;
 	}
 	srand((unsigned)(time(NULL) ^ getpid()));
+	if (agentsup_await_welcome(a, 2000) == 0)
+		resume(a, &p);
 	if (ready_ms > 0)
 		agentsup_wait(a, ready_ms); /* "loading the model" */
 	agentsup_ready(a);
@@ -56,6 +95,10 @@ main(int argc, char **argv)
 			fprintf(stderr,
 			        "%s: simulated crash after %llu steps\n",
 			        agentsup_name(a), (unsigned long long)p.steps);
+			agentsup_exit_reason(a, AGENTSUP_DECLARED_TRANSIENT, 0,
+			                     "simulated crash");
+			agentsup_flush(a, 1000);
+			agentsup_close(a);
 			return 1;
 		}
 		if (chance(hang)) {
@@ -70,6 +113,7 @@ main(int argc, char **argv)
 		p.state = "working";
 		if (agentsup_beat(a, &p, "browsing") < 0)
 			perror("agentsup_beat");
+		save(a, &p);
 	}
 	fprintf(stderr, "%s: drained after %llu steps\n", agentsup_name(a),
 	        (unsigned long long)p.steps);

@@ -4,7 +4,13 @@
 
 AGENTSUP_PACKAGES="build-essential cmake pkg-config libev-dev libmsgpack-dev
 libyaml-dev libcmocka-dev python3 python3-msgpack python3-pytest clang
-libclang-rt-14-dev procps util-linux"
+libclang-rt-14-dev procps util-linux systemd python3-sdnotify python3-systemd
+mypy prometheus libncurses-dev tmux"
+
+# Packaging and deploy/: man pages (scdoc), the .deb (dpkg-dev, file), the
+# Python client's offline install, the manifests' checks (python3-yaml).
+AGENTSUP_PACKAGES="$AGENTSUP_PACKAGES scdoc dpkg-dev file man-db python3-yaml
+python3-venv python3-pip python3-setuptools python3-wheel"
 
 agentsup_missing_packages() {
 	local p missing=""

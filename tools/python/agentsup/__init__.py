@@ -2,118 +2,212 @@
 
     import agentsup
 
-    with agentsup.Agent() as agent:      # hello; a no-op when unsupervised
-        agent.ready()                    # needed when the worker has start_timeout
+    with agentsup.Agent(on_nudge=print) as agent:   # a no-op when unsupervised
+        state = load(agent.restored.checkpoint)     # None on a first start
+        agent.ready()                               # needed with start_timeout
         while not agent.draining:
-            step()
-            agent.beat(steps=n, tokens=t, cost=c, state="thinking", status="...")
-            agent.wait(agent.beat_interval)   # returns early on a drain
+            with agent.busy(60):                    # a long LLM or tool call
+                step()
+            agent.beat(steps=n, tokens=t, cost=c, state="thinking")
+            agent.checkpoint(dump(state))
+            agent.wait(agent.beat_interval)         # returns early on a drain
+        agent.exit_reason("done")
+
+or, in asyncio, ``async with agentsup.AsyncAgent() as agent:`` with the same
+calls (``await agent.wait(...)``, ``await agent.exit_reason(...)``).
 
 The channel is the socket at AGENTSUP_FD; frames are a 4-byte big-endian
-length and one msgpack map with a string "t" (docs/protocol.md). Nothing
-here starts a thread or blocks longer than the timeout it is given. When the
-process is supervised, SIGUSR1 dumps every thread's stack to stderr
+length and one msgpack map with a string "t" (docs/protocol.md). Once
+connected, the channel is close-on-exec and AGENTSUP_FD leaves os.environ,
+so nothing the worker runs can speak for it. Nothing here starts a thread or
+blocks longer than the timeout it is given; every call may come from any
+thread (a frame is always sent whole). msgpack is imported only when
+supervised. When supervised, SIGUSR1 dumps every thread's stack to stderr
 (faulthandler): agentsupd sends it to a hung worker before stopping it.
 """
+from __future__ import annotations
+
+import collections
+import dataclasses
 import faulthandler
 import os
 import select
 import signal
 import socket
 import struct
+import threading
 import time
+from typing import Any, Callable, Deque, Dict, Iterable, List, Mapping, NamedTuple, Optional, Union
 
-import msgpack
+from ._reader import FrameReader, ProtocolError, check_fields
 
-__all__ = ["Agent", "ProtocolError", "PROTOCOL_VERSION", "MAX_FRAME"]
+__all__ = [
+    "Agent", "AsyncAgent", "FrameReader", "Nudge", "ProtocolError", "Restored",
+    "Spawned", "MAX_FRAME", "PROTOCOL_VERSION", "DECLARED_REASONS", "check_fields",
+]
 
 PROTOCOL_VERSION = 1
-MAX_FRAME = 64 * 1024
+MAX_FRAME = 64 * 1024  # the daemon's default limit on a frame's body
+DECLARED_REASONS = ("done", "transient", "rate_limited", "permanent", "budget")
 _HEADER = struct.Struct(">I")
-_MAX_OUT = 8192
+_MAX_IN = 16 << 20  # frames from agentsupd: it is trusted, this is sanity
+_MAX_OUT = 1 << 20  # queued output, beyond one frame
 
 
-class ProtocolError(Exception):
-    """agentsupd sent something this client cannot read."""
+class Restored(NamedTuple):
+    """What agentsupd handed back at this start (from welcome)."""
+    checkpoint: Optional[bytes]  # the last stored checkpoint, or None
+    checkpoint_seq: int
+    restarts: int  # consecutive failures before this start
+    last_reason: str  # the last one's reason, "" if none
 
 
-def _frame(msg):
-    body = msgpack.packb(msg, use_bin_type=True)
-    if len(body) > MAX_FRAME:
-        raise ValueError(f"frame of {len(body)} bytes is over {MAX_FRAME}")
-    return _HEADER.pack(len(body)) + body
+class Nudge(NamedTuple):
+    """agentsupd saw no progress (reason "stall") or a loop ("loop")."""
+    reason: str
+    idle_ms: Optional[int] = None
+    state: Optional[str] = None
+    period: Optional[int] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Spawned:
+    """The answer to a spawn."""
+    ok: bool
+    name: Optional[str] = None
+    created: Optional[bool] = None
+    error: Optional[str] = None
+    count: Optional[int] = None
+
+
+_UNSUPERVISED = Restored(None, 0, 0, "")
+
+
+class _Busy:
+    """What agent.busy() returns: usable as a plain call or a `with`."""
+
+    def __enter__(self) -> "_Busy":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
 
 
 class Agent:
     """One worker's connection to agentsupd (or a no-op when standalone)."""
 
-    def __init__(self, lang="python", on_drain=None, dump_stacks_on_usr1=True):
+    def __init__(self, lang: str = "python",
+                 on_drain: Optional[Callable[["Agent"], None]] = None,
+                 on_nudge: Optional[Callable[[Nudge], None]] = None,
+                 on_spawned: Optional[Callable[[Spawned], None]] = None,
+                 dump_stacks_on_usr1: bool = True,
+                 welcome_timeout: float = 5.0) -> None:
         self.on_drain = on_drain
-        self.name = os.environ.get("AGENTSUP_NAME", "")
-        self.path = os.environ.get("AGENTSUP_PATH", "")
-        self.incarnation = int(os.environ.get("AGENTSUP_INCARNATION", "0") or 0)
-        self.heartbeat_ms = int(os.environ.get("AGENTSUP_HEARTBEAT_MS", "0") or 0)
+        self.on_nudge = on_nudge
+        self.on_spawned = on_spawned
+        self.welcome_timeout = welcome_timeout
+        env = os.environ
+        self.name = env.get("AGENTSUP_NAME", "")
+        self.path = env.get("AGENTSUP_PATH", "")
+        self.incarnation = _env_int("AGENTSUP_INCARNATION")
+        self.heartbeat_ms = _env_int("AGENTSUP_HEARTBEAT_MS")
         self.timeout_ms = 0
         self.welcomed = False
-        self.drain_deadline_ms = None
+        self.drain_deadline_ms: Optional[int] = None
+        self.checkpoint_acked = 0
+        self.nudges: Deque[Nudge] = collections.deque(maxlen=64)
+        self.spawned: Deque[Spawned] = collections.deque(maxlen=64)
+        self._restored = _UNSUPERVISED
         self._draining = False
         self._seq = 0
-        self._in = b""
-        self._out = b""
-        self._sock = None
-        fd = os.environ.get("AGENTSUP_FD")
+        self._ckpt_seq = 0
+        self._max_send = MAX_FRAME
+        self._spawns = 0  # spawns sent; answers come in that order
+        self._answers = 0
+        self._waiting: Dict[int, Optional[Spawned]] = {}
+        self._lock = threading.Lock()  # output, counters
+        self._rlock = threading.Lock()  # input
+        self._reader = FrameReader()
+        self._out = bytearray()
+        self._sock: Optional[socket.socket] = None
+        self._packb: Optional[Callable[..., bytes]] = None
+        fd = env.get("AGENTSUP_FD")
         if fd is None or not fd.isdigit():
             return
+        import msgpack  # type: ignore[import]  # only when supervised
+
+        self._packb = msgpack.packb
         try:
-            self._sock = socket.socket(fileno=int(fd))
+            sock = socket.socket(fileno=int(fd))
         except OSError:
             return  # not a socket we can use: run as if unsupervised
-        self._sock.setblocking(False)
+        try:
+            os.set_inheritable(sock.fileno(), False)
+            sock.setblocking(False)
+            self._sock = sock
+            self._send({"t": "hello", "v": PROTOCOL_VERSION, "pid": os.getpid(), "lang": lang})
+        except OSError:
+            sock.detach()  # not ours to close
+            self._sock = None
+            return
+        env.pop("AGENTSUP_FD", None)  # nothing we run may speak for us
         if dump_stacks_on_usr1:
             faulthandler.register(signal.SIGUSR1, all_threads=True, chain=False)
-        self._send({"t": "hello", "v": PROTOCOL_VERSION, "pid": os.getpid(), "lang": lang})
 
     # -- context manager -------------------------------------------------
-    def __enter__(self):
+    def __enter__(self) -> "Agent":
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: Any) -> None:
         self.close()
-        return False
 
     # -- state -------------------------------------------------------------
     @property
-    def supervised(self):
+    def supervised(self) -> bool:
         return self._sock is not None
 
     @property
-    def draining(self):
+    def draining(self) -> bool:
         """True once agentsupd has asked this worker to finish and exit."""
         if not self._draining and self._sock is not None:
             self.process()
         return self._draining
 
     @property
-    def beat_interval(self):
+    def beat_interval(self) -> float:
         """Seconds between beats: a third of the expected interval."""
         return self.heartbeat_ms / 3000.0 if self.heartbeat_ms else 1.0
 
-    def fileno(self):
+    @property
+    def restored(self) -> Restored:
+        """The restored checkpoint and restart facts; waits for welcome (up
+        to welcome_timeout) the first time."""
+        if self._sock is not None and not self.welcomed:
+            self._wait_for(lambda: self.welcomed, self.welcome_timeout)
+        return self._restored
+
+    def fileno(self) -> int:
         """The descriptor to select/poll on, or -1 when unsupervised."""
         return self._sock.fileno() if self._sock is not None else -1
 
-    # -- messages ----------------------------------------------------------
-    def ready(self):
-        """Report readiness (a worker with start_timeout must)."""
-        self._send({"t": "ready"})
+    def want_write(self) -> bool:
+        """True while frames wait for the socket (poll it for writing)."""
+        return bool(self._out)
 
-    def beat(self, steps=None, tokens=None, cost=None, state=None, status=None):
-        """One heartbeat with whatever progress is known. Never blocks."""
+    # -- messages ----------------------------------------------------------
+    def ready(self) -> bool:
+        """Report readiness (a worker with start_timeout must)."""
+        return self._send({"t": "ready"}) is not None
+
+    def beat(self, steps: Optional[int] = None, tokens: Optional[int] = None,
+             cost: Optional[float] = None, state: Optional[str] = None,
+             status: Optional[str] = None) -> bool:
+        """One heartbeat with whatever progress is known. Never blocks.
+        False if it could not even be queued (agentsupd not reading)."""
         if self._sock is None:
-            return
-        self._seq += 1
-        msg = {"t": "hb", "seq": self._seq}
-        progress = {}
+            return True
+        msg: Dict[str, Any] = {"t": "hb"}
+        progress: Dict[str, Any] = {}
         if steps is not None:
             progress["steps"] = int(steps)
         if tokens is not None:
@@ -126,42 +220,111 @@ class Agent:
             msg["progress"] = progress
         if status is not None:
             msg["status"] = str(status)
-        self._send(msg)
+        return self._send(msg, seq="_seq") is not None
 
-    def process(self):
-        """Handle whatever agentsupd sent (welcome, drain). Never blocks."""
+    def busy(self, seconds: float) -> _Busy:
+        """A long call ahead: push the heartbeat deadline out once (at most
+        the worker's extend_max). `agent.busy(30)` or `with agent.busy(30):`"""
+        self._send({"t": "extend", "ms": max(0, int(seconds * 1000))})
+        return _Busy()
+
+    def checkpoint(self, data: bytes) -> int:
+        """Store a checkpoint; returns its sequence number (numbers go on
+        from the restored one). checkpoint_acked follows agentsupd's acks."""
+        data = bytes(data)
+        if self._sock is None:
+            self._ckpt_seq += 1
+            return self._ckpt_seq
+        if self._send({"t": "checkpoint", "data": data}, seq="_ckpt_seq") is None:
+            raise BlockingIOError("agentsupd is not reading: checkpoint not queued")
+        return self._ckpt_seq
+
+    def result(self, data: Union[bytes, str]) -> None:
+        """A task's result (at most 64 KiB), sent before exiting 0."""
+        if self._send({"t": "result", "data": data}) is None:
+            raise BlockingIOError("agentsupd is not reading: result not queued")
+
+    def exit_reason(self, reason: str, retry_after: Optional[float] = None,
+                    detail: Optional[str] = None, timeout: float = 1.0) -> None:
+        """Declare why the worker is about to exit (one of DECLARED_REASONS;
+        retry_after in seconds for rate_limited), and wait up to timeout for
+        it to be sent. Holds for an exit within 5 s."""
+        msg: Dict[str, Any] = {"t": "exit", "reason": str(reason)}
+        if retry_after is not None:
+            msg["retry_after_ms"] = max(0, int(retry_after * 1000))
+        if detail is not None:
+            msg["detail"] = str(detail)
+        if self._send(msg) is None:
+            raise BlockingIOError("agentsupd is not reading: exit reason not queued")
+        self.flush(timeout)
+
+    def spawn(self, sup: str, key: Optional[str] = None, args: Iterable[str] = (),
+              env: Optional[Mapping[str, str]] = None,
+              timeout: Optional[float] = 5.0) -> Optional[Spawned]:
+        """Ask for a dynamic child of supervisor sup (this worker must be in
+        its spawn_from). Waits up to timeout for the answer (TimeoutError),
+        or with timeout=None returns at once (the answer goes to on_spawned
+        and agent.spawned). None when unsupervised."""
+        if self._sock is None:
+            return None
+        msg: Dict[str, Any] = {"t": "spawn", "sup": str(sup)}
+        if key is not None:
+            msg["key"] = str(key)
+        args = [str(a) for a in args]
+        if args:
+            msg["args"] = args
+        if env:
+            msg["env"] = {str(k): str(v) for k, v in env.items()}
+        sent = self._send(msg, ticket=timeout is not None)
+        if sent is None:
+            raise BlockingIOError("agentsupd is not reading: spawn not queued")
+        if timeout is None:
+            return None
+        ticket: int = sent
+        try:
+            if not self._wait_for(lambda: self._waiting.get(ticket) is not None, timeout):
+                raise TimeoutError(f"no answer to spawn {sup} within {timeout}s")
+            return self._waiting[ticket]
+        finally:
+            self._waiting.pop(ticket, None)
+
+    # -- the loop ------------------------------------------------------------
+    def process(self) -> None:
+        """Handle whatever agentsupd sent and send what is queued. Never
+        blocks. ConnectionError once agentsupd is gone, ProtocolError on a
+        bad frame."""
         if self._sock is None:
             return
         self._flush()
-        while True:
-            try:
-                data = self._sock.recv(65536)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as e:
-                raise ConnectionError(f"agentsupd channel: {e}") from e
-            if not data:
-                raise ConnectionError("agentsupd closed the channel")
-            self._in += data
-            if len(self._in) > _HEADER.size + MAX_FRAME:
-                raise ProtocolError("frame over the limit")
-            self._decode()
+        msgs: List[Dict[str, Any]] = []
+        with self._rlock:
+            while True:
+                try:
+                    data = self._sock.recv(65536)
+                except (BlockingIOError, InterruptedError):
+                    break
+                except OSError as e:
+                    raise ConnectionError(f"agentsupd channel: {e}") from e
+                if not data:
+                    raise ConnectionError("agentsupd closed the channel")
+                msgs.extend(self._reader.feed(data, _MAX_IN))
+        for msg in msgs:  # callbacks run without a lock held
+            self._handle(msg)
 
-    def wait(self, timeout):
+    def wait(self, timeout: float) -> None:
         """Sleep up to timeout seconds; return early if a drain arrives."""
         if self._sock is None:
             time.sleep(timeout)
             return
-        end = time.monotonic() + timeout
-        while not self._draining:
-            left = end - time.monotonic()
-            if left <= 0:
-                return
-            r, _, _ = select.select([self._sock], [], [], left)
-            if r:
-                self.process()
+        self._wait_for(lambda: self._draining, timeout)
 
-    def close(self):
+    def flush(self, timeout: float) -> bool:
+        """Wait up to timeout until every queued frame is sent."""
+        if self._sock is None:
+            return True
+        return self._wait_for(lambda: not self._out, timeout)
+
+    def close(self) -> None:
         if self._sock is not None:
             try:
                 self._flush()
@@ -171,52 +334,114 @@ class Agent:
             self._sock = None
 
     # -- internals -------------------------------------------------------
-    def _send(self, msg):
-        if self._sock is None:
-            return
-        data = _frame(msg)
-        if len(self._out) + len(data) > _MAX_OUT:
-            return  # agentsupd is not reading: drop, never block the agent
-        self._out += data
-        self._flush()
+    def _wait_for(self, done: Callable[[], bool], timeout: float) -> bool:
+        end = time.monotonic() + timeout
+        while not done():
+            left = end - time.monotonic()
+            if left <= 0 or self._sock is None:
+                return False
+            w = [self._sock] if self._out else []
+            r, wr, _ = select.select([self._sock], w, [], left)
+            if r or wr:
+                self.process()
+        return True
 
-    def _flush(self):
+    def _send(self, msg: Dict[str, Any], seq: Optional[str] = None,
+              ticket: bool = False) -> Optional[int]:
+        """Queue one frame whole and send what the socket takes. seq names
+        a counter to number it with; with ticket, a spawn's number is
+        returned (else 0). None when it could not be queued."""
+        if self._sock is None:
+            return 0
+        assert self._packb is not None
+        with self._lock:
+            n = getattr(self, seq) + 1 if seq else 0
+            if seq:
+                msg["seq"] = n
+            body: bytes = self._packb(msg, use_bin_type=True)
+            if len(body) > self._max_send:
+                raise ValueError(f"frame of {len(body)} bytes is over {self._max_send}")
+            if self._out and len(self._out) + len(body) > _MAX_OUT:
+                return None  # agentsupd is not reading: nothing sent in part
+            self._out += _HEADER.pack(len(body))
+            self._out += body
+            if seq:
+                setattr(self, seq, n)
+            result = 0
+            if msg["t"] == "spawn":
+                self._spawns += 1
+                if ticket:
+                    self._waiting[self._spawns] = None
+                    result = self._spawns
+            self._flush_locked()
+        return result
+
+    def _flush(self) -> None:
+        with self._lock:
+            self._flush_locked()
+
+    def _flush_locked(self) -> None:
+        assert self._sock is not None
         while self._out:
             try:
                 n = self._sock.send(self._out)
             except (BlockingIOError, InterruptedError):
                 return
-            self._out = self._out[n:]
+            except OSError as e:
+                raise ConnectionError(f"agentsupd channel: {e}") from e
+            del self._out[:n]
 
-    def _decode(self):
-        while len(self._in) >= _HEADER.size:
-            (n,) = _HEADER.unpack_from(self._in)
-            if n > MAX_FRAME:
-                raise ProtocolError(f"frame of {n} bytes is over the limit")
-            if len(self._in) < _HEADER.size + n:
-                return
-            body = self._in[_HEADER.size:_HEADER.size + n]
-            self._in = self._in[_HEADER.size + n:]
-            try:
-                msg = msgpack.unpackb(body, raw=False, strict_map_key=False)
-            except Exception as e:
-                raise ProtocolError(f"bad frame: {e}") from e
-            if not isinstance(msg, dict) or not isinstance(msg.get("t"), str):
-                raise ProtocolError("frame is not a map with a string t")
-            self._handle(msg)
-
-    def _handle(self, msg):
+    def _handle(self, msg: Dict[str, Any]) -> None:
+        check_fields(msg)
         t = msg["t"]
         if t == "welcome":
-            self.welcomed = True
-            self.name = msg.get("name", self.name)
-            self.path = msg.get("path", self.path)
-            self.incarnation = msg.get("incarnation", self.incarnation)
-            self.heartbeat_ms = msg.get("heartbeat_ms", self.heartbeat_ms)
-            self.timeout_ms = msg.get("timeout_ms", 0)
+            self._on_welcome(msg)
         elif t == "drain":
             self._draining = True
             self.drain_deadline_ms = msg.get("deadline_ms")
             if self.on_drain is not None:
                 self.on_drain(self)
+        elif t == "nudge":
+            nudge = Nudge(msg["reason"], msg.get("idle_ms"), msg.get("state"), msg.get("period"))
+            self.nudges.append(nudge)
+            if self.on_nudge is not None:
+                self.on_nudge(nudge)
+        elif t == "checkpoint_ok":
+            self.checkpoint_acked = max(self.checkpoint_acked, msg["seq"])
+        elif t == "spawned":
+            self._on_spawned(msg)
         # other types: a newer daemon; ignored, as the protocol says
+
+    def _on_welcome(self, msg: Dict[str, Any]) -> None:
+        self.name = msg.get("name", self.name)
+        self.path = msg.get("path", self.path)
+        self.incarnation = msg.get("incarnation", self.incarnation)
+        self.heartbeat_ms = msg.get("heartbeat_ms", self.heartbeat_ms)
+        self.timeout_ms = msg.get("timeout_ms", 0)
+        self._max_send = msg.get("max_frame", self._max_send)
+        ck = msg.get("checkpoint")
+        self._restored = Restored(None if ck is None else bytes(ck), msg.get("checkpoint_seq", 0),
+                                  msg.get("restarts", 0), msg.get("last_reason", ""))
+        with self._lock:
+            self._ckpt_seq = max(self._ckpt_seq, self._restored.checkpoint_seq)
+        self.welcomed = True
+
+    def _on_spawned(self, msg: Dict[str, Any]) -> None:
+        answer = Spawned(msg["ok"], msg.get("name"), msg.get("created"), msg.get("error"),
+                         msg.get("count"))
+        with self._lock:
+            self._answers += 1
+            if self._answers in self._waiting:
+                self._waiting[self._answers] = answer
+                return  # the caller waiting on it gets it
+        self.spawned.append(answer)
+        if self.on_spawned is not None:
+            self.on_spawned(answer)
+
+
+def _env_int(name: str) -> int:
+    v = os.environ.get(name, "")
+    return int(v) if v.isdigit() else 0
+
+
+from ._async import AsyncAgent  # noqa: E402  (it builds on Agent)

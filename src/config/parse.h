@@ -1,0 +1,134 @@
+/* parse.h - what the files of src/config share while a load runs (private). */
+#ifndef AGENTSUP_CONFIG_PARSE_H
+#define AGENTSUP_CONFIG_PARSE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <yaml.h>
+
+#include "config.h"
+
+/* One key: value of a mapping once merge keys are resolved. */
+struct pair {
+	const char *key;
+	yaml_node_t *k;
+	yaml_node_t *v;
+};
+
+/* One variable of agentsupd's environment, sorted by name for lookups. */
+struct envent {
+	const char *name; /* "NAME=value" */
+	size_t len;       /* of NAME */
+	size_t order;     /* the first of two equal names wins, as getenv */
+};
+
+/* The state of one load: the config being built and where we are. */
+struct parse {
+	struct config *cfg;
+	struct config_errors *errs;
+	const char *file;
+	yaml_document_t *doc;
+	struct spec **tops; /* top-level documents, declaration order */
+	size_t ntops;
+	size_t captops;
+	bool have_settings;
+	unsigned visits;    /* YAML nodes we may still visit: aliases */
+	size_t bytes;       /* bytes of strings we may still keep */
+	bool exhausted;     /* a budget ran out: stop, the error is said */
+	size_t nspecs;      /* workers and supervisors made so far */
+	struct envent *env; /* agentsupd's environment, sorted by name */
+	size_t nenv;
+	size_t errs_before; /* errs->total when this load began */
+};
+
+/* load.c: errors, budgets, mappings */
+void load_err(struct parse *, const yaml_mark_t *, const char *, ...)
+        __attribute__((format(printf, 3, 4)));
+void load_locerr(struct parse *, const struct loc *, const char *, ...)
+        __attribute__((format(printf, 3, 4)));
+struct loc load_loc(const struct parse *, const yaml_mark_t *);
+yaml_node_t *load_node(struct parse *, int id);
+bool load_charge(struct parse *, size_t bytes);
+void load_exhaust(struct parse *, unsigned limit, const char *what);
+const char *load_scalar(struct parse *, const char *key, yaml_node_t *);
+struct spec *load_spec(struct parse *, yaml_node_t *map, int depth, bool top);
+const char *load_getenv(void *parse, const char *name, size_t len);
+
+/* onevent.c: the settings' on_event list */
+void onevent_parse(struct parse *, const char *key, yaml_node_t *,
+                   struct settings *);
+void onevent_free(struct settings *);
+
+/* map.c: mappings (merge keys resolved, each key once) and lists */
+int map_pairs(struct parse *, yaml_node_t *map, const char *what,
+              struct pair **pairs, size_t *n);
+int map_list(struct parse *, yaml_node_t *list, const char *what,
+             yaml_node_item_t **items, size_t *n);
+
+/* keys.c: the key table */
+enum key_where {
+	KEY_WORKER = 1,     /* a worker's key, inheritable through defaults */
+	KEY_SUPERVISOR = 2, /* a supervisor's key */
+	KEY_TOP = 4,        /* only in a top-level document */
+	KEY_NAME = 8,       /* worker: / supervisor: itself */
+};
+enum key_storage { STORE_POD, STORE_STR, STORE_STRV, STORE_OUTPUT };
+
+struct key {
+	const char *name;
+	unsigned where;
+	void (*parse)(struct parse *, const struct key *, yaml_node_t *v,
+	              struct spec *, int depth);
+	size_t off;  /* the field in struct spec */
+	size_t size; /* its size, for inheritance */
+	enum key_storage storage;
+	const char *type; /* for messages and docs */
+	const char *dflt; /* for docs */
+};
+
+extern const struct key keys_table[];
+extern const size_t keys_count;
+const struct key *keys_find(const char *name);
+void keys_apply(struct parse *, struct spec *, const struct pair *, int depth,
+                bool top);
+void keys_inherit(struct parse *, struct spec *worker,
+                  const struct spec *const *chain, size_t n);
+void keys_check_worker(struct parse *, struct spec *);
+
+/* policy.c: backoff and circuit, the maps of DESIGN §9 */
+void policy_backoff(struct parse *, const struct key *, yaml_node_t *v,
+                    struct spec *, int depth);
+void policy_circuit(struct parse *, const struct key *, yaml_node_t *v,
+                    struct spec *, int depth);
+
+/* settings.c: the agentsupd: document */
+void settings_parse(struct parse *, yaml_node_t *v, yaml_node_t *at);
+
+/* spec.c: a spec's life */
+extern const struct backoff_spec spec_backoff_default;
+struct spec *spec_new(struct parse *, enum node_kind);
+struct spec *spec_clone(const struct spec *);
+void spec_free(struct spec *);
+size_t spec_bytes(const struct spec *);
+size_t spec_key_bytes(const struct spec *, const struct key *);
+void spec_copy_key(struct spec *dst, const struct spec *src,
+                   const struct key *);
+char **spec_strv_dup(char *const *);
+
+/* link.c: the documents into one tree */
+void link_tree(struct parse *);
+
+/* scalar.c: strict types */
+int scalar_uint(const char *, uint64_t max, uint64_t *);
+int scalar_number(const char *, double max, double *);
+int scalar_bool(const char *, bool *);
+int scalar_enum(const char *const *names, const char *);
+bool scalar_name_ok(const char *);
+bool scalar_env_key_ok(const char *, size_t len);
+int scalar_expand(const char *,
+                  const char *(*get)(void *, const char *, size_t), void *ctx,
+                  char **out, char *why, size_t whylen);
+
+#endif

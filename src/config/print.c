@@ -1,0 +1,181 @@
+/*
+ * print.c - a tree as `agentsupd --check` shows it, and the comparisons a
+ * reload uses to tell a changed node from an unchanged one.
+ */
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "config.h"
+#include "parse.h"
+#include "util.h"
+
+static bool
+print_strv_equal(char **a, char **b)
+{
+	if (a == NULL || b == NULL)
+		return a == b;
+	for (; *a != NULL && *b != NULL; a++, b++)
+		if (strcmp(*a, *b) != 0)
+			return false;
+	return *a == NULL && *b == NULL;
+}
+
+static bool
+print_str_equal(const char *a, const char *b)
+{
+	return (a == NULL || b == NULL) ? a == b : strcmp(a, b) == 0;
+}
+
+static bool
+print_output_equal(const struct output *a, const struct output *b)
+{
+	return a->mode == b->mode && print_str_equal(a->path, b->path);
+}
+
+int
+spec_process_equal(const struct spec *a, const struct spec *b)
+{
+	return a->kind == b->kind && print_strv_equal(a->argv, b->argv) &&
+	       print_str_equal(a->directory, b->directory) &&
+	       print_strv_equal(a->env, b->env) &&
+	       print_output_equal(&a->out, &b->out) &&
+	       print_output_equal(&a->err, &b->err) && a->notify == b->notify;
+}
+
+static bool
+print_backoff_equal(const struct backoff_spec *a, const struct backoff_spec *b)
+{
+	if (!a->enabled || !b->enabled)
+		return a->enabled == b->enabled;
+	return a->initial_ms == b->initial_ms && a->max_ms == b->max_ms &&
+	       a->reset_after_ms == b->reset_after_ms &&
+	       a->retry_after_max_ms == b->retry_after_max_ms &&
+	       a->multiplier == b->multiplier && a->jitter == b->jitter;
+}
+
+static bool
+print_circuit_equal(const struct circuit_spec *a, const struct circuit_spec *b)
+{
+	if (!a->enabled || !b->enabled)
+		return a->enabled == b->enabled;
+	return a->failures == b->failures && a->window_ms == b->window_ms &&
+	       a->open_ms == b->open_ms && a->open_max_ms == b->open_max_ms &&
+	       a->probe_stable_ms == b->probe_stable_ms;
+}
+
+int
+spec_policy_equal(const struct spec *a, const struct spec *b)
+{
+	return a->kind == b->kind && a->restart == b->restart &&
+	       a->significant == b->significant &&
+	       print_backoff_equal(&a->backoff, &b->backoff) &&
+	       print_circuit_equal(&a->circuit, &b->circuit) &&
+	       a->strategy == b->strategy && a->intensity == b->intensity &&
+	       a->period_ms == b->period_ms &&
+	       a->shutdown_ms == b->shutdown_ms &&
+	       a->heartbeat_ms == b->heartbeat_ms &&
+	       a->heartbeat_timeout_ms == b->heartbeat_timeout_ms &&
+	       a->start_timeout_ms == b->start_timeout_ms &&
+	       a->drain_timeout_ms == b->drain_timeout_ms;
+}
+
+static void
+print_argv(char **argv, FILE *f)
+{
+	for (char **a = argv; *a != NULL; a++) {
+		bool plain = **a != '\0' && strpbrk(*a, " \t\n'\"\\$`") == NULL;
+		fprintf(f, a == argv ? "" : " ");
+		if (plain)
+			fputs(*a, f);
+		else {
+			fputc('\'', f);
+			for (const char *c = *a; *c; c++)
+				if (*c == '\'')
+					fputs("'\\''", f);
+				else
+					fputc(*c, f);
+			fputc('\'', f);
+		}
+	}
+}
+
+/* Backoff when it is not the default, the circuit when it is on. */
+static void
+print_policy(const struct spec *s, FILE *f)
+{
+	const struct backoff_spec *b = &s->backoff;
+	const struct circuit_spec *c = &s->circuit;
+	char d1[32], d2[32], d3[32], d4[32];
+
+	if (!b->enabled)
+		fputs("  [backoff none]", f);
+	else if (!print_backoff_equal(b, &spec_backoff_default)) {
+		util_format_duration(b->initial_ms, d1, sizeof d1);
+		util_format_duration(b->max_ms, d2, sizeof d2);
+		util_format_duration(b->reset_after_ms, d3, sizeof d3);
+		util_format_duration(b->retry_after_max_ms, d4, sizeof d4);
+		fprintf(f,
+		        "  [backoff %s..%s x%g jitter %s, reset after %s, "
+		        "retry_after at most %s]",
+		        d1, d2, b->multiplier, config_jitter_name(b->jitter),
+		        d3, d4);
+	}
+	if (c->enabled) {
+		util_format_duration(c->window_ms, d1, sizeof d1);
+		util_format_duration(c->open_ms, d2, sizeof d2);
+		util_format_duration(c->open_max_ms, d3, sizeof d3);
+		util_format_duration(c->probe_stable_ms, d4, sizeof d4);
+		fprintf(f, "  [circuit %u in %s, open %s..%s, probe stable %s]",
+		        c->failures, d1, d2, d3, d4);
+	}
+	if (s->significant)
+		fputs("  [significant]", f);
+}
+
+static void
+print_spec(const struct spec *s, const char *prefix, bool last, bool top,
+           FILE *f)
+{
+	char dur[32], buf[256];
+
+	fprintf(f, "%s%s%s", prefix, top ? "" : (last ? "`-- " : "|-- "),
+	        s->name);
+	if (s->kind == KIND_SUPERVISOR) {
+		util_format_duration(s->period_ms, dur, sizeof dur);
+		fprintf(f, "  supervisor %s, intensity %u in %s",
+		        config_strategy_name(s->strategy), s->intensity, dur);
+		if (!top && s->restart != RESTART_PERMANENT)
+			fprintf(f, ", %s", config_restart_name(s->restart));
+		if (s->significant)
+			fputs(", significant", f);
+		fputc('\n', f);
+	} else {
+		fprintf(f, "  worker %s: ", config_restart_name(s->restart));
+		print_argv(s->argv, f);
+		if (s->heartbeat_ms) {
+			util_format_duration(s->heartbeat_ms, dur, sizeof dur);
+			fprintf(f, "  [heartbeat %s]", dur);
+		}
+		if (s->start_timeout_ms) {
+			util_format_duration(s->start_timeout_ms, dur,
+			                     sizeof dur);
+			fprintf(f, "  [ready within %s]", dur);
+		}
+		if (s->notify == NOTIFY_SYSTEMD)
+			fprintf(f, "  [sd_notify]");
+		print_policy(s, f);
+		fputc('\n', f);
+	}
+	snprintf(buf, sizeof buf, "%s%s", prefix,
+	         top ? "" : (last ? "    " : "|   "));
+	for (size_t i = 0; i < s->nchildren; i++)
+		print_spec(s->children[i], buf, i + 1 == s->nchildren, false,
+		           f);
+}
+
+void
+config_print(const struct config *cfg, FILE *f)
+{
+	print_spec(cfg->root, "", true, true, f);
+}

@@ -1,0 +1,199 @@
+/*
+ * settings.c - the `agentsupd:` document: the daemon's own settings, a key
+ * table of their own.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "parse.h"
+#include "util.h"
+
+#define SETTINGS_MIN_FRAME 1024u
+#define SETTINGS_MAX_FRAME (16u << 20)
+
+static void
+settings_path(struct parse *p, const char *key, yaml_node_t *v, char **dst)
+{
+	const char *s = load_scalar(p, key, v);
+
+	if (s == NULL)
+		return;
+	if (*s == '\0') {
+		load_err(p, &v->start_mark, "%s: empty path", key);
+		return;
+	}
+	free(*dst);
+	*dst = xstrdup(s);
+}
+
+static void
+settings_socket(struct parse *p, const char *key, yaml_node_t *v,
+                struct settings *st)
+{
+	settings_path(p, key, v, &st->socket);
+}
+
+static void
+settings_events_file(struct parse *p, const char *key, yaml_node_t *v,
+                     struct settings *st)
+{
+	settings_path(p, key, v, &st->events_file);
+}
+
+static void
+settings_max_frame(struct parse *p, const char *key, yaml_node_t *v,
+                   struct settings *st)
+{
+	const char *s = load_scalar(p, key, v);
+	uint64_t n;
+
+	if (s == NULL)
+		return;
+	if (scalar_uint(s, SETTINGS_MAX_FRAME, &n) < 0 ||
+	    n < SETTINGS_MIN_FRAME)
+		load_err(p, &v->start_mark,
+		         "max_frame: want a byte count from %u to %u",
+		         SETTINGS_MIN_FRAME, SETTINGS_MAX_FRAME);
+	else
+		st->max_frame = (uint32_t)n;
+}
+
+/* "HOST:PORT" by its shape; the daemon checks the host when it binds. */
+static void
+settings_metrics(struct parse *p, const char *key, yaml_node_t *v,
+                 struct settings *st)
+{
+	const char *s = load_scalar(p, key, v), *colon;
+	uint64_t port;
+
+	if (s == NULL)
+		return;
+	colon = strrchr(s, ':');
+	if (colon == NULL || colon - s >= 64 ||
+	    scalar_uint(colon + 1, 65535, &port) < 0 || port == 0) {
+		load_err(p, &v->start_mark,
+		         "metrics: want HOST:PORT, e.g. 127.0.0.1:9464 or "
+		         "[::1]:9464");
+		return;
+	}
+	free(st->metrics);
+	st->metrics = xstrdup(s);
+}
+
+static void
+settings_log_dir(struct parse *p, const char *key, yaml_node_t *v,
+                 struct settings *st)
+{
+	settings_path(p, key, v, &st->log_dir);
+}
+
+/* A byte count with an optional KiB, MiB or GiB suffix, at most max. */
+static int
+settings_size(const char *s, uint64_t max, uint64_t *out)
+{
+	static const struct {
+		const char *suffix;
+		unsigned shift;
+	} units[] = {{"KiB", 10}, {"MiB", 20}, {"GiB", 30}, {"", 0}};
+	char num[32];
+	size_t n = strspn(s, "0123456789");
+
+	if (n == 0 || n >= sizeof num)
+		return -1;
+	memcpy(num, s, n);
+	num[n] = '\0';
+	for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+		if (strcmp(s + n, units[i].suffix) != 0)
+			continue;
+		if (scalar_uint(num, max >> units[i].shift, out) < 0)
+			return -1;
+		*out <<= units[i].shift;
+		return 0;
+	}
+	return -1;
+}
+
+/* log_max, log_keep, log_tail: output capture's bounds. */
+static void
+settings_log_bound(struct parse *p, const char *key, yaml_node_t *v,
+                   struct settings *st)
+{
+	const char *s = load_scalar(p, key, v);
+	uint64_t n;
+
+	if (s == NULL)
+		return;
+	if (strcmp(key, "log_max") == 0) {
+		if (settings_size(s, UINT64_C(1) << 40, &n) < 0 || n < 1024)
+			load_err(p, &v->start_mark,
+			         "log_max: want a size from 1024 to 1TiB "
+			         "(e.g. 10MiB)");
+		else
+			st->log_max = n;
+	} else if (strcmp(key, "log_keep") == 0) {
+		if (scalar_uint(s, 1000, &n) < 0)
+			load_err(p, &v->start_mark,
+			         "log_keep: want a count from 0 to 1000");
+		else
+			st->log_keep = (uint32_t)n;
+	} else if (settings_size(s, 4u << 20, &n) < 0) {
+		load_err(p, &v->start_mark,
+		         "log_tail: want a size up to 4MiB (e.g. 8KiB)");
+	} else {
+		st->log_tail = (uint32_t)n;
+	}
+}
+
+static const struct {
+	const char *name;
+	void (*parse)(struct parse *, const char *, yaml_node_t *,
+	              struct settings *);
+} settings_keys[] = {
+        {"socket", settings_socket},
+        {"events_file", settings_events_file},
+        {"max_frame", settings_max_frame},
+        {"metrics", settings_metrics},
+        {"on_event", onevent_parse},
+        {"log_dir", settings_log_dir},
+        {"log_max", settings_log_bound},
+        {"log_keep", settings_log_bound},
+        {"log_tail", settings_log_bound},
+};
+
+void
+settings_parse(struct parse *p, yaml_node_t *v, yaml_node_t *at)
+{
+	struct settings *st = &p->cfg->settings;
+	struct pair *pr;
+	size_t n;
+
+	if (v == NULL)
+		return;
+	if (p->have_settings) {
+		load_err(p, &at->start_mark,
+		         "a second agentsupd settings document");
+		return;
+	}
+	p->have_settings = true;
+	st->loc = load_loc(p, &at->start_mark);
+	if (v->type != YAML_MAPPING_NODE) {
+		load_err(p, &v->start_mark, "agentsupd: expected a mapping");
+		return;
+	}
+	if (map_pairs(p, v, "agentsupd", &pr, &n) < 0)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		size_t k = 0, nk = sizeof settings_keys / sizeof *settings_keys;
+
+		while (k < nk && strcmp(settings_keys[k].name, pr[i].key) != 0)
+			k++;
+		if (k == nk)
+			load_err(p, &pr[i].k->start_mark,
+			         "unknown key \"%s\" in agentsupd settings",
+			         pr[i].key);
+		else
+			settings_keys[k].parse(p, pr[i].key, pr[i].v, st);
+	}
+	free(pr);
+}

@@ -1,0 +1,342 @@
+/*
+ * render.c - agentsupctl's output: the tree drawn as text, events as lines,
+ * anything as JSON; and the health check that status's exit status is.
+ */
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "agentsup/wire.h"
+#include "render.h"
+
+#define RENDER_MAX_DEPTH 64 /* deeper nodes are drawn at this depth */
+
+static void
+render_json_str(FILE *f, const char *s, size_t n)
+{
+	fputc('"', f);
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		if (ch == '"' || ch == '\\')
+			fprintf(f, "\\%c", ch);
+		else if (ch < 0x20)
+			fprintf(f, "\\u%04x", ch);
+		else
+			fputc(ch, f);
+	}
+	fputc('"', f);
+}
+
+void
+render_json(FILE *f, const msgpack_object *o)
+{
+	switch (o->type) {
+	case MSGPACK_OBJECT_NIL:
+		fputs("null", f);
+		break;
+	case MSGPACK_OBJECT_BOOLEAN:
+		fputs(o->via.boolean ? "true" : "false", f);
+		break;
+	case MSGPACK_OBJECT_POSITIVE_INTEGER:
+		fprintf(f, "%llu", (unsigned long long)o->via.u64);
+		break;
+	case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+		fprintf(f, "%lld", (long long)o->via.i64);
+		break;
+	case MSGPACK_OBJECT_FLOAT32:
+	case MSGPACK_OBJECT_FLOAT64:
+		fprintf(f, "%.17g", o->via.f64);
+		break;
+	case MSGPACK_OBJECT_STR:
+		render_json_str(f, o->via.str.ptr, o->via.str.size);
+		break;
+	case MSGPACK_OBJECT_ARRAY:
+		fputc('[', f);
+		for (uint32_t i = 0; i < o->via.array.size; i++) {
+			if (i)
+				fputc(',', f);
+			render_json(f, &o->via.array.ptr[i]);
+		}
+		fputc(']', f);
+		break;
+	case MSGPACK_OBJECT_MAP:
+		fputc('{', f);
+		for (uint32_t i = 0; i < o->via.map.size; i++) {
+			const msgpack_object_kv *kv = &o->via.map.ptr[i];
+			if (i)
+				fputc(',', f);
+			if (kv->key.type == MSGPACK_OBJECT_STR)
+				render_json_str(f, kv->key.via.str.ptr,
+				                kv->key.via.str.size);
+			else
+				fputs("\"?\"", f);
+			fputc(':', f);
+			render_json(f, &kv->val);
+		}
+		fputc('}', f);
+		break;
+	default:
+		fputs("null", f); /* bin and ext: not in our protocol */
+		break;
+	}
+}
+
+/* A string field as a C string in buf ("" when absent or not a string). */
+static const char *
+render_get_s(const msgpack_object *m, const char *key, char *buf, size_t len)
+{
+	const msgpack_object *v = agentsup_wire_get(m, key);
+	size_t n;
+
+	buf[0] = '\0';
+	if (v == NULL || v->type != MSGPACK_OBJECT_STR)
+		return buf;
+	n = v->via.str.size < len - 1 ? v->via.str.size : len - 1;
+	memcpy(buf, v->via.str.ptr, n);
+	buf[n] = '\0';
+	return buf;
+}
+
+static bool
+render_get_u(const msgpack_object *m, const char *key, uint64_t *out)
+{
+	const msgpack_object *v = agentsup_wire_get(m, key);
+
+	if (v == NULL || (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER &&
+	                  v->type != MSGPACK_OBJECT_NEGATIVE_INTEGER))
+		return false;
+	*out = v->via.u64;
+	return true;
+}
+
+static void
+render_age(uint64_t ms, char *buf, size_t len)
+{
+	uint64_t s = ms / 1000;
+
+	if (ms < 10000)
+		snprintf(buf, len, "%.1fs", (double)ms / 1000.0);
+	else if (s < 60)
+		snprintf(buf, len, "%llus", (unsigned long long)s);
+	else if (s < 3600)
+		snprintf(buf, len, "%llum%02llus", (unsigned long long)(s / 60),
+		         (unsigned long long)(s % 60));
+	else if (s < 86400)
+		snprintf(buf, len, "%lluh%02llum",
+		         (unsigned long long)(s / 3600),
+		         (unsigned long long)(s / 60 % 60));
+	else
+		snprintf(buf, len, "%llud%02lluh",
+		         (unsigned long long)(s / 86400),
+		         (unsigned long long)(s / 3600 % 24));
+}
+
+static const char *
+render_color(const char *state, const char *reason, bool held)
+{
+	if (strcmp(state, "running") == 0)
+		return "\033[32m";
+	if (strcmp(state, "stopped") == 0)
+		return (!held && strcmp(reason, "-") != 0 &&
+		        strcmp(reason, "exit:0") != 0)
+		               ? "\033[31m"
+		               : "\033[2m";
+	return "\033[33m";
+}
+
+/* One node as a line of the tree. */
+static void
+render_node(const msgpack_object *n, const char *prefix, bool color)
+{
+	char name[128], kind[16], state[16], reason[64], strat[16], tmp[32],
+	        st[64], label[4 * RENDER_MAX_DEPTH + 129], status[256];
+	const msgpack_object *held = agentsup_wire_get(n, "held");
+	const msgpack_object *prog = agentsup_wire_get(n, "progress");
+	bool is_held = held && held->type == MSGPACK_OBJECT_BOOLEAN &&
+	               held->via.boolean;
+	uint64_t v = 0, w = 0;
+
+	render_get_s(n, "name", name, sizeof name);
+	render_get_s(n, "kind", kind, sizeof kind);
+	render_get_s(n, "state", state, sizeof state);
+	render_get_s(n, "last_reason", reason, sizeof reason);
+	snprintf(label, sizeof label, "%s%s", prefix, name);
+	printf("%-32s %-10s %s%-8s%s", label, kind,
+	       color ? render_color(state, reason, is_held) : "", state,
+	       color ? "\033[0m" : "");
+	if (is_held)
+		printf(" (by command)");
+	if (strcmp(kind, "supervisor") == 0) {
+		render_get_s(n, "strategy", strat, sizeof strat);
+		render_get_u(n, "window_restarts", &v);
+		render_get_u(n, "intensity", &w);
+		printf("  %s, %llu/%llu restarts", strat, (unsigned long long)v,
+		       (unsigned long long)w);
+		if (render_get_u(n, "period_ms", &v)) {
+			render_age(v, tmp, sizeof tmp);
+			printf(" in %s", tmp);
+		}
+	} else if (render_get_u(n, "pid", &v)) {
+		printf("  pid %llu", (unsigned long long)v);
+	}
+	if (strcmp(state, "running") == 0 && render_get_u(n, "uptime_ms", &v)) {
+		render_age(v, tmp, sizeof tmp);
+		printf("  up %s", tmp);
+	}
+	if (render_get_u(n, "restarts", &v) && v > 0)
+		printf("  restarted %llu", (unsigned long long)v);
+	if (strcmp(reason, "-") != 0)
+		printf("  last %s", reason);
+	if (render_get_u(n, "heartbeat_age_ms", &v)) {
+		render_age(v, tmp, sizeof tmp);
+		printf("  beat %s ago", tmp);
+	}
+	if (prog != NULL && prog->type == MSGPACK_OBJECT_MAP) {
+		const msgpack_object *cost = agentsup_wire_get(prog, "cost");
+		if (render_get_u(prog, "steps", &v))
+			printf("  %llu steps", (unsigned long long)v);
+		if (render_get_u(prog, "tokens", &v))
+			printf("  %llu tok", (unsigned long long)v);
+		if (cost != NULL && (cost->type == MSGPACK_OBJECT_FLOAT64 ||
+		                     cost->type == MSGPACK_OBJECT_FLOAT32))
+			printf("  $%.4f", cost->via.f64);
+		if (*render_get_s(prog, "state", st, sizeof st))
+			printf("  %s", st);
+	}
+	if (*render_get_s(n, "status", status, sizeof status))
+		printf("  \"%s\"", status);
+	putchar('\n');
+}
+
+/* Whether each node has a later sibling: one pass from the end, keeping
+ * for each depth whether a node of that depth follows before a shallower
+ * one (a parent's end). Depths beyond RENDER_MAX_DEPTH draw as the last. */
+static void
+render_later_siblings(const msgpack_object *arr, bool *more)
+{
+	bool seen[RENDER_MAX_DEPTH + 2] = {false};
+	uint32_t n = arr->via.array.size;
+
+	for (uint32_t i = n; i-- > 0;) {
+		uint64_t depth = 0;
+
+		render_get_u(&arr->via.array.ptr[i], "depth", &depth);
+		if (depth > RENDER_MAX_DEPTH)
+			depth = RENDER_MAX_DEPTH + 1;
+		more[i] = depth <= RENDER_MAX_DEPTH && seen[depth];
+		seen[depth] = true;
+		for (uint64_t k = depth + 1; k < RENDER_MAX_DEPTH + 2; k++)
+			seen[k] = false;
+	}
+}
+
+/* The nodes come depth-first with a depth each: draw the branches. */
+int
+render_tree(const msgpack_object *arr, bool color)
+{
+	uint32_t n = arr->via.array.size;
+	bool open[RENDER_MAX_DEPTH + 1] = {false}; /* a later sibling at lvl */
+	bool *more = calloc(n ? n : 1, sizeof *more);
+	char prefix[4 * RENDER_MAX_DEPTH + 1];
+
+	if (more == NULL)
+		return -1;
+	render_later_siblings(arr, more);
+	for (uint32_t i = 0; i < n; i++) {
+		const msgpack_object *node = &arr->via.array.ptr[i];
+		uint64_t depth = 0;
+		size_t at = 0;
+
+		render_get_u(node, "depth", &depth);
+		if (depth > RENDER_MAX_DEPTH)
+			depth = RENDER_MAX_DEPTH;
+		open[depth] = more[i];
+		for (uint64_t lvl = 1; lvl <= depth; lvl++, at += 4)
+			memcpy(prefix + at,
+			       lvl < depth ? (open[lvl] ? "|   " : "    ")
+			                   : (open[lvl] ? "|-- " : "`-- "),
+			       4);
+		prefix[at] = '\0';
+		render_node(node, prefix, color);
+	}
+	free(more);
+	return 0;
+}
+
+/* Whether a node is not in the state it should be: as agentsupd says in
+ * "healthy"; from an agentsupd that does not say, a supervisor that gave up
+ * and was left stopped (nobody held it), or a state that says so. */
+static bool
+render_unhealthy(const msgpack_object *n)
+{
+	static const char *const bad[] = {"quarantined", "exhausted", "failed",
+	                                  NULL};
+	const msgpack_object *held = agentsup_wire_get(n, "held");
+	const msgpack_object *healthy = agentsup_wire_get(n, "healthy");
+	char state[32], reason[64];
+
+	if (healthy != NULL && healthy->type == MSGPACK_OBJECT_BOOLEAN)
+		return !healthy->via.boolean;
+	render_get_s(n, "state", state, sizeof state);
+	render_get_s(n, "last_reason", reason, sizeof reason);
+	for (int i = 0; bad[i] != NULL; i++)
+		if (strcmp(state, bad[i]) == 0)
+			return true;
+	return strcmp(state, "stopped") == 0 &&
+	       strcmp(reason, "gave_up") == 0 &&
+	       !(held && held->type == MSGPACK_OBJECT_BOOLEAN &&
+	         held->via.boolean);
+}
+
+size_t
+render_count_unhealthy(const msgpack_object *arr)
+{
+	size_t k = 0;
+
+	for (uint32_t i = 0; i < arr->via.array.size; i++)
+		k += render_unhealthy(&arr->via.array.ptr[i]);
+	return k;
+}
+
+void
+render_event(const msgpack_object *e, bool json)
+{
+	char kind[32], path[256], reason[64], detail[512], when[32];
+	uint64_t pid = 0, ms = 0;
+	time_t secs;
+	struct tm tm;
+
+	if (json) {
+		render_json(stdout, e);
+		putchar('\n');
+		fflush(stdout);
+		return;
+	}
+	render_get_u(e, "time_ms", &ms);
+	secs = (time_t)(ms / 1000);
+	localtime_r(&secs, &tm);
+	strftime(when, sizeof when, "%H:%M:%S", &tm);
+	render_get_s(e, "kind", kind, sizeof kind);
+	render_get_s(e, "path", path, sizeof path);
+	render_get_s(e, "reason", reason, sizeof reason);
+	render_get_s(e, "detail", detail, sizeof detail);
+	render_get_u(e, "pid", &pid);
+	printf("%s.%03llu %-28s %s", when, (unsigned long long)(ms % 1000),
+	       path, kind);
+	if (pid || *reason || *detail)
+		printf("%*s",
+		       (int)(kind[0] && strlen(kind) < 14 ? 14 - strlen(kind)
+		                                          : 0),
+		       "");
+	if (pid)
+		printf(" pid %llu", (unsigned long long)pid);
+	if (*reason)
+		printf(" %s", reason);
+	if (*detail)
+		printf("  %s", detail);
+	putchar('\n');
+	fflush(stdout);
+}

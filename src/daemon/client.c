@@ -1,0 +1,309 @@
+/*
+ * client.c - one client of the control socket: its bytes in and out and its
+ * deadlines. Who gets in is control.c's; what a request does is serve.c's.
+ *
+ * Every client is bounded: its partial input (one frame), its unsent output,
+ * and the time from a request's first byte to its last (a byte now and then
+ * does not extend it, so a dribbling client cannot hold its place).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "agentsup/wire.h"
+#include "client.h"
+#include "clock.h"
+#include "daemon.h"
+#include "log.h"
+#include "request.h"
+#include "serve.h"
+#include "util.h"
+
+#define CLIENT_MAX_OUT    (8u << 20) /* unread answers before a request */
+#define CLIENT_MAX_LAG    (1u << 20) /* a follower this far behind goes */
+#define CLIENT_REQUEST_MS 10000 /* from a request's first byte to its last */
+#define CLIENT_IDLE_MS    60000 /* a silent, non-following client */
+
+static void sweep_cb(struct ev_loop *, ev_prepare *, int);
+
+void
+clients_init(struct clients *all, struct ev_loop *loop)
+{
+	memset(all, 0, sizeof *all);
+	all->loop = loop;
+	ev_prepare_init(&all->sweep, sweep_cb);
+	all->sweep.data = all;
+}
+
+void
+clients_free(struct clients *all)
+{
+	while (all->head != NULL)
+		client_free(all->head);
+	ev_prepare_stop(all->loop, &all->sweep);
+}
+
+void
+client_free(struct client *cl)
+{
+	struct clients *all = cl->all;
+	struct ev_loop *loop = all->loop;
+
+	ev_io_stop(loop, &cl->rio);
+	ev_io_stop(loop, &cl->wio);
+	ev_timer_stop(loop, &cl->timer);
+	close(cl->fd);
+	if (cl->prev != NULL)
+		cl->prev->next = cl->next;
+	else
+		all->head = cl->next;
+	if (cl->next != NULL)
+		cl->next->prev = cl->prev;
+	all->n--;
+	agentsup_reader_free(&cl->reader);
+	free(cl->out);
+	free(cl->logs);
+	free(cl);
+}
+
+/* Mark for closing; freed by the sweep once the current callback is done,
+ * since the caller (or an event sink deeper in its stack) may still hold it. */
+void
+client_drop(struct client *cl, const char *why)
+{
+	struct ev_loop *loop = cl->all->loop;
+
+	if (cl->dead)
+		return;
+	if (why != NULL)
+		log_warnx("control client (uid %lu): %s; disconnected",
+		          (unsigned long)cl->uid, why);
+	cl->dead = true;
+	ev_io_stop(loop, &cl->rio);
+	ev_io_stop(loop, &cl->wio);
+	ev_timer_stop(loop, &cl->timer);
+	ev_prepare_start(loop, &cl->all->sweep);
+}
+
+static void
+sweep_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+	struct clients *all = w->data;
+
+	(void)revents;
+	for (struct client *cl = all->head, *next; cl != NULL; cl = next) {
+		next = cl->next;
+		if (!cl->dead)
+			continue;
+		if (cl->outlen > 0) /* a last word (an error) if it fits now */
+			(void)send(cl->fd, cl->out + cl->outoff, cl->outlen,
+			           MSG_NOSIGNAL | MSG_DONTWAIT);
+		client_free(cl);
+	}
+	ev_prepare_stop(loop, w);
+}
+
+static void
+client_flush(struct client *cl)
+{
+	ssize_t n;
+
+	while (cl->outlen > 0 && !cl->dead) {
+		n = send(cl->fd, cl->out + cl->outoff, cl->outlen,
+		         MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			ev_io_start(cl->all->loop, &cl->wio);
+			return;
+		}
+		if (n < 0) {
+			cl->outlen = 0;
+			client_drop(cl, NULL); /* it went away */
+			return;
+		}
+		cl->outoff += (size_t)n;
+		cl->outlen -= (size_t)n;
+	}
+	if (cl->outlen == 0)
+		cl->outoff = 0;
+	ev_io_stop(cl->all->loop, &cl->wio);
+}
+
+/* Queue bytes for a client. An answer is queued whole, however long (a
+ * status of a big tree): a client that does not read is stopped before its
+ * next request instead. A follower that falls behind is dropped here. */
+void
+client_send(struct client *cl, const char *data, size_t len)
+{
+	if (cl->dead)
+		return;
+	if ((cl->follow || cl->logs) && cl->outlen + len > CLIENT_MAX_LAG) {
+		client_drop(cl, "a slow follower, too far behind");
+		return;
+	}
+	if (cl->outoff > 0 && cl->outoff + cl->outlen + len > cl->outcap) {
+		memmove(cl->out, cl->out + cl->outoff, cl->outlen);
+		cl->outoff = 0;
+	}
+	if (cl->outlen + len > cl->outcap) {
+		cl->outcap = (cl->outlen + len) * 2;
+		cl->out = xrealloc(cl->out, cl->outcap);
+	}
+	memcpy(cl->out + cl->outoff + cl->outlen, data, len);
+	cl->outlen += len;
+	client_flush(cl);
+}
+
+static void
+write_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct client *cl = w->data;
+
+	(void)loop;
+	(void)revents;
+	client_flush(cl);
+}
+
+/* --- deadlines ------------------------------------------------------------ */
+
+/* A request must be whole CLIENT_REQUEST_MS after its first byte, however
+ * the bytes dribble in; a silent client may stay CLIENT_IDLE_MS. */
+static uint64_t
+client_deadline(const struct client *cl)
+{
+	if (agentsup_reader_pending(&cl->reader) > 0)
+		return cl->req_start_ms + CLIENT_REQUEST_MS;
+	if (cl->follow || cl->logs)
+		return UINT64_MAX; /* a follower may stay silent for ever */
+	return cl->last_ms + CLIENT_IDLE_MS;
+}
+
+static void
+client_arm(struct client *cl, uint64_t now)
+{
+	uint64_t at = client_deadline(cl);
+
+	if (at == UINT64_MAX)
+		return;
+	if (ev_is_active(&cl->timer) && cl->armed_ms <= at)
+		return; /* a running timer re-arms itself when it fires */
+	ev_timer_stop(cl->all->loop, &cl->timer);
+	cl->armed_ms = at;
+	ev_timer_set(&cl->timer, at > now ? (double)(at - now) / 1000.0 : 0.0,
+	             0.0);
+	ev_timer_start(cl->all->loop, &cl->timer);
+}
+
+static void
+timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct client *cl = t->data;
+	uint64_t now = clock_now_ms();
+	uint64_t at = client_deadline(cl);
+
+	(void)loop;
+	(void)revents;
+	if (now < at) {
+		client_arm(cl, now);
+		return;
+	}
+	client_drop(cl, agentsup_reader_pending(&cl->reader)
+	                        ? "too slow to finish a request"
+	                        : "idle too long");
+}
+
+/* --- reading -------------------------------------------------------------- */
+
+static void
+client_dispatch(struct client *cl, const struct agentsup_frame *f)
+{
+	struct request r;
+	const char *why;
+
+	if (!agentsup_wire_is(f, AGENTSUP_T_REQ)) {
+		serve_refuse(cl, 0, "expected a \"req\" message");
+		client_drop(cl, "sent a message that is not a request");
+		return;
+	}
+	if (!cl->follow && !cl->logs && cl->outlen > CLIENT_MAX_OUT) {
+		client_drop(cl, "not reading its responses");
+		return;
+	}
+	if (request_parse(&f->map, &r, &why) < 0) {
+		serve_refuse(cl, r.id, why);
+		return;
+	}
+	serve_request(cl, cl->ctl, cl->d, &r);
+}
+
+/* One whole request: served, unless the client is gone meanwhile. */
+static int
+client_on_frame(void *arg, const struct agentsup_frame *f)
+{
+	struct client *cl = arg;
+
+	client_dispatch(cl, f);
+	return cl->dead;
+}
+
+static void
+read_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct client *cl = w->data;
+	uint64_t now = clock_now_ms();
+	bool fresh = agentsup_reader_pending(&cl->reader) == 0;
+	int r;
+
+	(void)loop;
+	(void)revents;
+	/* the one frame reader: the limit in force now, at every read */
+	r = agentsup_reader_read(&cl->reader, cl->fd, daemon_max_frame(cl->d),
+	                         &cl->d->zone, client_on_frame, cl);
+	if (r == AGENTSUP_READ_AGAIN ||
+	    (r == AGENTSUP_READ_ERRNO && errno == EINTR))
+		return;
+	if (r == 0 || r == AGENTSUP_READ_ERRNO) {
+		client_drop(cl, NULL);
+		return;
+	}
+	if (r < 0 && r != AGENTSUP_READ_STOPPED) {
+		serve_refuse(cl, 0, agentsup_wire_strerror(r));
+		client_drop(cl, agentsup_wire_strerror(r));
+		return;
+	}
+	if (fresh || agentsup_reader_pending(&cl->reader) == 0)
+		cl->req_start_ms = now; /* a request's first byte */
+	cl->last_ms = now;
+	if (!cl->dead)
+		client_arm(cl, now);
+}
+
+struct client *
+client_new(struct clients *all, struct control *c, struct daemon *d, int fd,
+           uid_t uid, uint64_t now)
+{
+	struct client *cl = xcalloc(1, sizeof *cl);
+
+	cl->all = all;
+	cl->ctl = c;
+	cl->d = d;
+	cl->fd = fd;
+	cl->uid = uid;
+	cl->last_ms = now;
+	agentsup_reader_init(&cl->reader);
+	ev_io_init(&cl->rio, read_cb, fd, EV_READ);
+	ev_io_init(&cl->wio, write_cb, fd, EV_WRITE);
+	ev_init(&cl->timer, timer_cb);
+	cl->rio.data = cl->wio.data = cl->timer.data = cl;
+	ev_io_start(all->loop, &cl->rio);
+	cl->next = all->head;
+	if (all->head != NULL)
+		all->head->prev = cl;
+	all->head = cl;
+	all->n++;
+	client_arm(cl, now);
+	return cl;
+}

@@ -1,0 +1,61 @@
+/* client.h - one client of the control socket, and the list of them. */
+#ifndef AGENTSUP_CLIENT_H
+#define AGENTSUP_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <ev.h>
+
+#include "agentsup/wire.h"
+
+struct control;
+struct daemon;
+
+/* Every client of the control socket. */
+struct clients {
+	struct ev_loop *loop;
+	struct client *head;
+	size_t n;         /* dropped ones too, until swept: they hold an fd */
+	ev_prepare sweep; /* frees dropped clients before the loop blocks */
+};
+
+struct client {
+	struct clients *all;
+	struct control *ctl;
+	struct daemon *d;
+	struct client *prev, *next;
+	int fd;
+	uid_t uid;
+	ev_io rio, wio;
+	ev_timer timer;                /* the deadline, lazily re-armed */
+	uint64_t req_start_ms;         /* first byte of the partial request */
+	uint64_t last_ms;              /* last byte read */
+	uint64_t armed_ms;             /* when the timer fires */
+	struct agentsup_reader reader; /* a partial request, if any */
+	char *out; /* unsent bytes: out[outoff .. outoff + outlen) */
+	size_t outoff, outlen, outcap;
+	bool follow; /* streaming events: may stay silent */
+	char *logs;  /* the worker whose output it follows (logs -f), or NULL */
+	bool dead;   /* closed: freed after the current callback */
+};
+
+void clients_init(struct clients *, struct ev_loop *);
+void clients_free(struct clients *);
+
+/* A client on fd, already accepted and allowed in. */
+struct client *client_new(struct clients *, struct control *, struct daemon *,
+                          int fd, uid_t uid, uint64_t now);
+/* At once: only where nothing up the stack holds the client. */
+void client_free(struct client *);
+/* Mark for closing, freed once the current callback is done; why (NULL for
+ * nothing) goes to the log. */
+void client_drop(struct client *, const char *why);
+/* Queue bytes: an answer is queued whole, however long; a client that does
+ * not read is stopped before its next request, a follower that falls behind
+ * at once. */
+void client_send(struct client *, const char *data, size_t len);
+
+#endif

@@ -1,0 +1,607 @@
+/*
+ * daemon.c - the loop: signals, reloads, and the ONE action pump.
+ *
+ * Callbacks anywhere in the shell only report into the engine. The engine's
+ * queued actions are carried out here, in an ev_prepare, once per loop turn
+ * after every callback of the turn has run (as tmux drains its command queue
+ * and Redis runs beforeSleep). Nodes that reloads removed are freed here too,
+ * after the queue is empty, since actions point at nodes.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include "agentsup/wire.h"
+#include "clock.h"
+#include "command.h"
+#include "control.h"
+#include "daemon.h"
+#include "hooks.h"
+#include "log.h"
+#include "logcap.h"
+#include "notify.h"
+#include "reap.h"
+#include "reload.h"
+#include "scrape.h"
+#include "session.h"
+#include "timer.h"
+#include "util.h"
+
+#define EXIT_GAVE_UP     75
+#define RELOAD_MSG_LIMIT (32u * 1024u) /* then "... and N more" */
+
+size_t
+daemon_max_frame(const struct daemon *d)
+{
+	return d->cfg->settings.max_frame;
+}
+
+/* --- carrying out the engine's actions ----------------------------------- */
+
+static void
+act_start(struct daemon *d, struct node *n)
+{
+	int err;
+
+	if (session_start(d, n) == 0) {
+		/* an exec failure is reported by the exit that follows */
+		if (n->session->exec_error == NULL)
+			events_emit(&d->events, EV_STARTED, n->path,
+			            n->session->pid, NULL, n->starts - 1, NULL);
+		return;
+	}
+	/* no process at all (EAGAIN, EMFILE...): a failure like any other,
+	 * so the strategy and the intensity decide what happens next */
+	err = errno;
+	events_emit(&d->events, EV_EXITED, n->path, 0, "spawn", n->starts - 1,
+	            "cannot start: %s", strerror(err));
+	tree_exited(d->tree, n, (struct reason){REASON_SPAWN, err},
+	            clock_now_ms());
+}
+
+/* The restart policy's events (§9): backoff, circuit, declared fates. */
+static void
+act_policy_event(struct daemon *d, const struct action *a, const char *why)
+{
+	struct node *n = a->node;
+	char dur[32];
+
+	switch (a->event) {
+	case EE_BACKOFF:
+		util_format_duration(a->value, dur, sizeof dur);
+		events_emit(&d->events, EV_BACKOFF, n->path, 0, why, n->starts,
+		            "restart in %s (failure %u in a row)", dur,
+		            n->failures);
+		break;
+	case EE_QUARANTINED:
+		util_format_duration(n->circuit.open_ms, dur, sizeof dur);
+		events_emit(&d->events, EV_QUARANTINED, n->path, 0, why,
+		            n->starts - 1, "circuit open; probing in %s", dur);
+		break;
+	case EE_PROBING:
+		events_emit(&d->events, EV_PROBING, n->path, 0, why, n->starts,
+		            "circuit half-open: one probe start");
+		break;
+	case EE_CIRCUIT_CLOSED:
+		events_emit(&d->events, EV_CIRCUIT_CLOSED, n->path, 0, NULL,
+		            n->starts - 1, "the probe ran stably");
+		break;
+	case EE_FAILED:
+		events_emit(&d->events, EV_FAILED, n->path, 0, why,
+		            n->starts - 1, "declared permanent: not restarted");
+		break;
+	case EE_EXHAUSTED:
+		events_emit(&d->events, EV_EXHAUSTED, n->path, 0, why,
+		            n->starts - 1, "budget spent: not restarted");
+		break;
+	default:
+		break;
+	}
+}
+
+static void
+act_event(struct daemon *d, const struct action *a)
+{
+	struct node *n = a->node;
+	char why[64], per[32];
+
+	reason_format(a->reason, why, sizeof why);
+	switch (a->event) {
+	case EE_RESTARTING:
+		events_emit(&d->events, EV_RESTARTING, n->path, 0, why,
+		            n->starts, NULL);
+		break;
+	case EE_GAVE_UP:
+		util_format_duration(n->spec->period_ms, per, sizeof per);
+		if (a->code) /* a significant child failed for good */
+			events_emit(&d->events, EV_GAVE_UP, n->path, 0, why,
+			            n->starts - 1,
+			            "a significant child is down for good; "
+			            "stopping its children");
+		else
+			events_emit(&d->events, EV_GAVE_UP, n->path, 0, why,
+			            n->starts - 1,
+			            "more than %u restarts in %s; stopping its "
+			            "children",
+			            n->spec->intensity, per);
+		break;
+	case EE_ESCALATED:
+		events_emit(&d->events, EV_ESCALATED, n->path, 0, "gave_up",
+		            n->starts - 1, "failing to %s", n->parent->path);
+		break;
+	case EE_STOPPED:
+		events_emit(&d->events, EV_STOPPED, n->path, 0, NULL,
+		            n->starts - 1, NULL);
+		break;
+	default:
+		act_policy_event(d, a, why);
+		break;
+	}
+}
+
+static void
+act_exit(struct daemon *d, int code)
+{
+	d->exit_code = code;
+	if (code == EXIT_GAVE_UP)
+		log_warnx("the root supervisor gave up: exiting %d", code);
+	else if (d->drain_started_ms != 0)
+		events_emit(&d->events, EV_DRAIN_DONE, d->tree->root->path, 0,
+		            NULL, 0, "after %llums",
+		            (unsigned long long)(clock_now_ms() -
+		                                 d->drain_started_ms));
+	ev_break(d->loop, EVBREAK_ALL);
+}
+
+static void
+daemon_act(struct daemon *d, const struct action *a)
+{
+	struct session *s = a->node ? a->node->session : NULL;
+
+	switch (a->kind) {
+	case ACT_START:
+		act_start(d, a->node);
+		break;
+	case ACT_STOP:
+		if (s != NULL)
+			session_stop(s, (enum stop_how)a->code);
+		break;
+	case ACT_DRAIN:
+		if (s != NULL)
+			session_drain(s);
+		break;
+	case ACT_EVENT:
+		act_event(d, a);
+		break;
+	case ACT_EXIT:
+		act_exit(d, a->code);
+		break;
+	}
+}
+
+/* Configs replaced by reloads stay while a removed node points into them. */
+static void
+daemon_retire_sweep(struct daemon *d)
+{
+	if (d->nretired == 0 || !tree_sweep(d->tree))
+		return;
+	for (size_t i = 0; i < d->nretired; i++)
+		config_free(d->retired[i]);
+	d->nretired = 0;
+}
+
+/* One timer for whatever the engine waits for (backoff, probes...): armed
+ * for the earliest, and only when there is one (no idle wake-ups). */
+static void
+daemon_arm_wake(struct daemon *d)
+{
+	uint64_t next = tree_next_wake(d->tree), now;
+
+	if (next == d->wake_at)
+		return;
+	d->wake_at = next;
+	if (next == 0) {
+		ev_timer_stop(d->loop, &d->wake);
+		return;
+	}
+	now = clock_now_ms();
+	timer_after_ms(d->loop, &d->wake, next > now ? next - now : 0);
+}
+
+static void
+wake_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct daemon *d = w->data;
+
+	(void)loop;
+	(void)revents;
+	d->wake_at = 0;
+	tree_tick(d->tree, clock_now_ms());
+}
+
+/* Tell the systemd above: READY=1 once the first start (or a reload) has
+ * settled (the root running), then STATUS= whenever the number of workers
+ * changed. */
+static void
+daemon_notify_up(struct daemon *d)
+{
+	if (d->up == NULL || d->tree->shutting_down ||
+	    d->drain_started_ms != 0 || d->tree->root->state != NODE_RUNNING)
+		return;
+	if (d->up_ready && d->up_live == d->tree->live)
+		return;
+	notify_up_send(d->up, "%sSTATUS=supervising %zu workers",
+	               d->up_ready ? "" : "READY=1\n", d->tree->live);
+	d->up_ready = true;
+	d->up_live = d->tree->live;
+}
+
+/* The one pump: every action queued during this loop turn, then the
+ * removed nodes that no action can point at any more. */
+static void
+daemon_pump(struct daemon *d)
+{
+	struct action a;
+
+	while (tree_next_action(d->tree, &a))
+		daemon_act(d, &a);
+	if (tree_sweep(d->tree))
+		daemon_retire_sweep(d);
+	daemon_arm_wake(d);
+	daemon_notify_up(d);
+}
+
+static void
+pump_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	daemon_pump(w->data);
+}
+
+/* --- reload -------------------------------------------------------------- */
+
+/* Whether some event is of this kind (on_event's kinds). */
+static bool
+daemon_event_kind_known(const char *kind)
+{
+	for (int k = 0; k < EV__COUNT; k++)
+		if (strcmp(events_kind_name((enum event_kind)k), kind) == 0)
+			return true;
+	return false;
+}
+
+/* Settings that can change at run time: the events file. */
+static void
+apply_settings(struct daemon *d, const struct settings *old)
+{
+	const struct settings *s = &d->cfg->settings;
+
+	if ((old->events_file == NULL) != (s->events_file == NULL) ||
+	    (s->events_file && strcmp(old->events_file, s->events_file) != 0))
+		events_set_file(&d->events, s->events_file);
+	if ((old->socket == NULL) != (s->socket == NULL) ||
+	    (s->socket && strcmp(old->socket, s->socket) != 0))
+		log_warnx("the control socket stays at %s until a restart",
+		          d->socket_path);
+	scrape_configure(d, s->metrics);
+	hooks_set(d->hooks, s->hooks, s->nhooks);
+	hooks_warn_unknown(d->hooks, daemon_event_kind_known);
+	logcap_set_limits(d->logcap,
+	                  &(struct logcap_limits){s->log_dir, s->log_max,
+	                                          s->log_keep, s->log_tail});
+}
+
+/* Append "name [a, b]" to a growing message, bounded: past the limit the
+ * rest is counted, never silently cut. */
+static void
+msg_list(char **msg, size_t *len, const char *name, const struct reload_list *l)
+{
+	size_t shown = 0;
+
+	*msg = xrealloc(*msg, *len + strlen(name) + 4);
+	*len += (size_t)sprintf(*msg + *len, "%s%s [", *len ? " " : "", name);
+	for (; shown < l->count && *len < RELOAD_MSG_LIMIT; shown++) {
+		size_t pl = strlen(l->paths[shown]);
+		*msg = xrealloc(*msg, *len + pl + 3);
+		*len += (size_t)sprintf(*msg + *len, "%s%s", shown ? ", " : "",
+		                        l->paths[shown]);
+	}
+	*msg = xrealloc(*msg, *len + 48);
+	if (shown < l->count)
+		*len += (size_t)sprintf(*msg + *len, ", ... and %zu more",
+		                        l->count - shown);
+	*len += (size_t)sprintf(*msg + *len, "]");
+}
+
+static char *
+reload_message(const struct reload_report *r)
+{
+	char *msg = NULL;
+	size_t len = 0;
+
+	msg_list(&msg, &len, "added", &r->added);
+	msg_list(&msg, &len, "removed", &r->removed);
+	msg_list(&msg, &len, "restarted", &r->restarted);
+	msg_list(&msg, &len, "updated", &r->updated);
+	return msg;
+}
+
+static char *
+errors_message(const struct config_errors *errs)
+{
+	char *msg = xasprintf("%zu error%s", errs->total,
+	                      errs->total == 1 ? "" : "s");
+	size_t len = strlen(msg);
+
+	for (size_t i = 0; i < errs->count && len < RELOAD_MSG_LIMIT; i++) {
+		size_t ml = strlen(errs->msgs[i]);
+		msg = xrealloc(msg, len + ml + 3);
+		len += (size_t)sprintf(msg + len, "%s%s", i ? "; " : ": ",
+		                       errs->msgs[i]);
+	}
+	return msg;
+}
+
+int
+daemon_reload(struct daemon *d, char **msgp)
+{
+	struct config_errors errs = {0};
+	struct reload_report r;
+	struct config *cfg, *old;
+	const char *why;
+
+	notify_up_reloading(d->up, "reloading");
+	/* READY=1 again once the tree has settled, whatever the outcome */
+	d->up_ready = false;
+	if ((cfg = config_load(d->config_dir, &errs)) == NULL) {
+		*msgp = errors_message(&errs);
+		events_emit(&d->events, EV_RELOAD_REFUSED, d->tree->root->path,
+		            0, "config", 0, "%s", *msgp);
+		config_errors_clear(&errs);
+		return -1;
+	}
+	config_errors_clear(&errs);
+	if (reload_apply(d->tree, cfg->root, clock_now_ms(), &r, &why) < 0) {
+		*msgp = xstrdup(why);
+		events_emit(&d->events, EV_RELOAD_REFUSED, d->tree->root->path,
+		            0, "busy", 0, "%s", why);
+		config_free(cfg);
+		return -1;
+	}
+	old = d->cfg;
+	d->cfg = cfg;
+	apply_settings(d, &old->settings);
+	*msgp = reload_message(&r);
+	reload_report_free(&r);
+	events_emit(&d->events, EV_RELOAD_APPLIED, d->tree->root->path, 0, NULL,
+	            0, "%s", *msgp);
+	d->retired =
+	        xreallocarray(d->retired, d->nretired + 1, sizeof *d->retired);
+	d->retired[d->nretired++] = old;
+	return 0;
+}
+
+void
+daemon_drain(struct daemon *d)
+{
+	if (d->drain_started_ms != 0 || d->tree->shutting_down)
+		return; /* a second drain changes nothing */
+	d->drain_started_ms = clock_now_ms();
+	notify_up_send(d->up, "STOPPING=1\nSTATUS=draining %zu workers",
+	               d->tree->live);
+	events_emit(&d->events, EV_DRAIN_STARTED, d->tree->root->path, 0, NULL,
+	            0, "%zu workers", d->tree->live);
+	tree_drain(d->tree, d->drain_started_ms);
+}
+
+void
+daemon_shutdown(struct daemon *d, const char *why)
+{
+	if (d->tree->shutting_down)
+		return;
+	notify_up_send(d->up, "STOPPING=1\nSTATUS=stopping (%s)", why);
+	events_emit(&d->events, EV_SHUTDOWN, d->tree->root->path, 0, NULL, 0,
+	            "%s: stopping the tree", why);
+	tree_shutdown(d->tree, clock_now_ms());
+}
+
+/* --- signals ------------------------------------------------------------- */
+
+static void
+on_stop_signal(struct ev_loop *loop, ev_signal *s, int revents)
+{
+	char why[32];
+
+	(void)loop;
+	(void)revents;
+	snprintf(why, sizeof why, "SIG%s", sigabbrev_np(s->signum));
+	daemon_shutdown(s->data, why);
+}
+
+static void
+on_drain_signal(struct ev_loop *loop, ev_signal *s, int revents)
+{
+	(void)loop;
+	(void)revents;
+	daemon_drain(s->data);
+}
+
+static void
+on_hup_signal(struct ev_loop *loop, ev_signal *s, int revents)
+{
+	struct daemon *d = s->data;
+	char *msg = NULL;
+
+	(void)loop;
+	(void)revents;
+	events_reopen(&d->events);
+	logcap_reopen(d->logcap);
+	daemon_reload(d, &msg);
+	free(msg);
+}
+
+static void
+signal_watch(struct daemon *d, ev_signal *w, int sig,
+             void (*cb)(struct ev_loop *, ev_signal *, int))
+{
+	ev_signal_init(w, cb, sig);
+	w->data = d;
+	ev_signal_start(d->loop, w);
+}
+
+/* --- life ---------------------------------------------------------------- */
+
+/* Every event also goes to the followers and to the on_event hooks. */
+static void
+daemon_event_sink(void *arg, const struct event *e, const char *json)
+{
+	struct daemon *d = arg;
+
+	control_event(d->control, e, json);
+	if (d->hooks != NULL)
+		hooks_event(d->hooks, events_kind_name(e->kind), json,
+		            strlen(json));
+}
+
+/* sd_notify both ways. systemd's variables are for us alone: removed from
+ * the environment, so a worker never speaks to systemd as our child (a
+ * `notify: systemd` worker gets a NOTIFY_SOCKET of ours instead). */
+static void
+daemon_notify_init(struct daemon *d)
+{
+	const char *why;
+
+	d->up = notify_up_open(d->loop, getenv("NOTIFY_SOCKET"),
+	                       getenv("WATCHDOG_USEC"), getenv("WATCHDOG_PID"),
+	                       &why);
+	if (d->up == NULL && why != NULL)
+		log_warnx("NOTIFY_SOCKET: %s: not notifying systemd", why);
+	unsetenv("NOTIFY_SOCKET");
+	unsetenv("WATCHDOG_USEC");
+	unsetenv("WATCHDOG_PID");
+	d->notify = notify_server_open(d->loop, session_notified, d, &why);
+	if (d->notify == NULL)
+		log_warnx("sd_notify socket for workers: %s: `notify: systemd` "
+		          "workers get none",
+		          why);
+}
+
+/* --socket, then AGENTSUP_SOCKET, then the settings, then the default. */
+static char *
+socket_path(const char *opt, const struct settings *s)
+{
+	const char *env = getenv("AGENTSUP_SOCKET");
+	char def[256];
+
+	if (opt != NULL)
+		return xstrdup(opt);
+	if (env != NULL && *env != '\0')
+		return xstrdup(env);
+	if (s->socket != NULL)
+		return xstrdup(s->socket);
+	if (agentsup_wire_default_socket(def, sizeof def) < 0)
+		fatalx("XDG_RUNTIME_DIR is too long for a socket path");
+	return xstrdup(def);
+}
+
+int
+daemon_init(struct daemon *d, const char *sock_opt)
+{
+	const char *why;
+
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
+		log_warn("PR_SET_CHILD_SUBREAPER (orphans of workers will go "
+		         "to init)");
+	if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
+		fatal("signal SIGPIPE");
+	if ((d->loop = ev_default_loop(EVFLAG_AUTO)) == NULL)
+		fatalx("libev: cannot initialise the default loop");
+	if (!msgpack_zone_init(&d->zone, 4096))
+		fatalx("out of memory");
+	events_init(&d->events, d->cfg->settings.events_file);
+	d->logcap = logcap_set_new(
+	        d->loop, STDERR_FILENO,
+	        &(struct logcap_limits){
+	                d->cfg->settings.log_dir, d->cfg->settings.log_max,
+	                d->cfg->settings.log_keep, d->cfg->settings.log_tail});
+	d->socket_path = socket_path(sock_opt, &d->cfg->settings);
+	if ((d->control = control_open(d, d->socket_path, &why)) == NULL) {
+		log_warnx("control socket %s: %s", d->socket_path, why);
+		return -1;
+	}
+	d->events.sink = daemon_event_sink;
+	d->events.sink_arg = d;
+	logcap_set_sink(d->logcap, control_log_line, d->control);
+	d->hooks = hooks_new(d->loop, d->cfg->settings.hooks,
+	                     d->cfg->settings.nhooks, HOOKS_MAX_RUNNING,
+	                     HOOKS_MAX_QUEUED);
+	hooks_warn_unknown(d->hooks, daemon_event_kind_known);
+	d->tree = tree_new(d->cfg->root);
+	rng_seed(&d->tree->rng, d->seed);
+	ev_init(&d->wake, wake_cb);
+	d->wake.data = d;
+	if (scrape_configure(d, d->cfg->settings.metrics) < 0)
+		return -1;
+	ev_child_init(&d->child_watcher, reap_child_cb, 0, 0);
+	d->child_watcher.data = d;
+	ev_child_start(d->loop, &d->child_watcher);
+	ev_prepare_init(&d->pump, pump_cb);
+	d->pump.data = d;
+	ev_prepare_start(d->loop, &d->pump);
+	signal_watch(d, &d->sig_term, SIGTERM, on_stop_signal);
+	signal_watch(d, &d->sig_int, SIGINT, on_stop_signal);
+	signal_watch(d, &d->sig_usr1, SIGUSR1, on_drain_signal);
+	signal_watch(d, &d->sig_hup, SIGHUP, on_hup_signal);
+	if (spawner_init(&d->spawn) < 0)
+		fatal("mmap of the spawn stack");
+	daemon_notify_init(d);
+	return 0;
+}
+
+int
+daemon_run(struct daemon *d)
+{
+	log_info("supervising the tree of %s (pid %ld, control %s, jitter "
+	         "seed %llu)",
+	         d->config_dir, (long)getpid(), d->socket_path,
+	         (unsigned long long)d->seed);
+	tree_start(d->tree, clock_now_ms());
+	ev_run(d->loop, 0);
+	/* the hooks of the last events (a root that gave up) still run,
+	 * bounded */
+	hooks_flush(d->hooks, HOOKS_EXIT_GRACE_MS);
+	return d->exit_code;
+}
+
+void
+daemon_free(struct daemon *d)
+{
+	d->events.sink = NULL;
+	if (d->logcap != NULL)
+		logcap_set_sink(d->logcap, NULL, NULL);
+	spawner_fini(&d->spawn);
+	scrape_configure(d, NULL);
+	hooks_free(d->hooks);
+	notify_server_close(d->notify);
+	notify_up_close(d->up);
+	if (d->control != NULL)
+		control_close(d->control);
+	free(d->socket_path);
+	tree_free(d->tree);
+	logcap_set_free(d->logcap);
+	config_free(d->cfg);
+	for (size_t i = 0; i < d->nretired; i++)
+		config_free(d->retired[i]);
+	free(d->retired);
+	events_close(&d->events);
+	pidmap_free(&d->pids);
+	if (d->loop != NULL) {
+		msgpack_zone_destroy(&d->zone);
+		ev_loop_destroy(d->loop);
+	}
+}

@@ -1,0 +1,314 @@
+/*
+ * serve.c - what each control request does, once request.c has checked it:
+ * status and the events history as lists sent in bounded chunks, the node
+ * commands, reload, drain and shutdown.
+ *
+ * A list answer is one or more "res" frames: every frame but the last has
+ * "more": true, and the client joins their "result" arrays in order. No frame
+ * body exceeds SERVE_CHUNK plus one item, so a tree of any size can be shown
+ * by a client with the default frame limit (docs/operations.md).
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agentsup/wire.h"
+#include "client.h"
+#include "clock.h"
+#include "command.h"
+#include "control.h"
+#include "daemon.h"
+#include "log.h"
+#include "logcap.h"
+#include "request.h"
+#include "serve.h"
+#include "status.h"
+#include "util.h"
+
+#define SERVE_CHUNK (32u << 10) /* items per frame, in bytes, about */
+
+/* A list answer being built: items packed but not yet sent. */
+struct serve_list {
+	struct client *cl;
+	uint64_t id;
+	msgpack_sbuffer items;
+	msgpack_packer pk; /* packs into items */
+	size_t n;
+};
+
+/* {t: res, id, ok, [more: true,] result|error: ...}; the value follows. */
+static void
+serve_res_head(msgpack_sbuffer *sb, uint64_t id, bool ok, bool more)
+{
+	msgpack_packer pk;
+
+	msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+	agentsup_wire_begin(sb);
+	msgpack_pack_map(&pk, more ? 5 : 4);
+	agentsup_wire_kv_str(&pk, "t", AGENTSUP_T_RES);
+	agentsup_wire_kv_uint(&pk, "id", id);
+	agentsup_wire_pack_str(&pk, "ok");
+	ok ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk);
+	if (more) {
+		agentsup_wire_pack_str(&pk, "more");
+		msgpack_pack_true(&pk);
+	}
+	agentsup_wire_pack_str(&pk, ok ? "result" : "error");
+}
+
+static void
+serve_frame_send(struct client *cl, msgpack_sbuffer *sb)
+{
+	if (agentsup_wire_end(sb, UINT32_MAX) < 0) {
+		client_drop(cl, "response too large");
+		return;
+	}
+	client_send(cl, sb->data, sb->size);
+}
+
+static void serve_error(struct client *, uint64_t, const char *, ...)
+        __attribute__((format(printf, 3, 4)));
+
+static void
+serve_error(struct client *cl, uint64_t id, const char *fmt, ...)
+{
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	char *msg;
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vasprintf(&msg, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		fatalx("out of memory");
+	msgpack_sbuffer_init(&sb);
+	serve_res_head(&sb, id, false, false);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	agentsup_wire_pack_str(&pk, msg);
+	serve_frame_send(cl, &sb);
+	msgpack_sbuffer_destroy(&sb);
+	free(msg);
+}
+
+static void
+serve_ok(struct client *cl, uint64_t id, const char *msg)
+{
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+
+	msgpack_sbuffer_init(&sb);
+	serve_res_head(&sb, id, true, false);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	agentsup_wire_pack_str(&pk, msg);
+	serve_frame_send(cl, &sb);
+	msgpack_sbuffer_destroy(&sb);
+}
+
+void
+serve_refuse(struct client *cl, uint64_t id, const char *why)
+{
+	serve_error(cl, id, "%s", why);
+}
+
+/* --- list answers --------------------------------------------------------- */
+
+static void
+serve_list_init(struct serve_list *l, struct client *cl, uint64_t id)
+{
+	l->cl = cl;
+	l->id = id;
+	l->n = 0;
+	msgpack_sbuffer_init(&l->items);
+	msgpack_packer_init(&l->pk, &l->items, msgpack_sbuffer_write);
+}
+
+/* Send the items gathered so far as one frame. */
+static void
+serve_list_flush(struct serve_list *l, bool more)
+{
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+
+	msgpack_sbuffer_init(&sb);
+	serve_res_head(&sb, l->id, true, more);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	msgpack_pack_array(&pk, l->n);
+	if (l->items.size > 0)
+		msgpack_sbuffer_write(&sb, l->items.data, l->items.size);
+	serve_frame_send(l->cl, &sb);
+	msgpack_sbuffer_destroy(&sb);
+	msgpack_sbuffer_clear(&l->items);
+	l->n = 0;
+}
+
+/* One item has been packed into l->pk: send a frame when it is big enough. */
+static void
+serve_list_added(struct serve_list *l)
+{
+	l->n++;
+	if (l->items.size >= SERVE_CHUNK)
+		serve_list_flush(l, true);
+}
+
+static void
+serve_list_end(struct serve_list *l)
+{
+	serve_list_flush(l, false);
+	msgpack_sbuffer_destroy(&l->items);
+}
+
+/* --- requests ------------------------------------------------------------- */
+
+static void
+serve_subtree(struct serve_list *l, const struct node *n, int depth,
+              uint64_t now)
+{
+	status_pack_node(&l->pk, n, depth, now);
+	serve_list_added(l);
+	for (size_t i = 0; i < n->nchildren; i++)
+		serve_subtree(l, n->children[i], depth + 1, now);
+}
+
+static void
+serve_status(struct client *cl, struct daemon *d, const struct request *r)
+{
+	struct node *n =
+	        r->name[0] ? tree_find(d->tree, r->name) : d->tree->root;
+	struct serve_list l;
+
+	if (n == NULL) {
+		serve_error(cl, r->id, "no such worker or supervisor: %s",
+		            r->name);
+		return;
+	}
+	serve_list_init(&l, cl, r->id);
+	serve_subtree(&l, n, 0, clock_now_ms());
+	serve_list_end(&l);
+}
+
+static void
+serve_events(struct client *cl, struct control *c, const struct request *r)
+{
+	struct serve_list l;
+	const char *ev;
+	size_t len;
+
+	serve_list_init(&l, cl, r->id);
+	for (size_t i = 0; (ev = control_history(c, i, &len)) != NULL; i++) {
+		msgpack_sbuffer_write(&l.items, ev, len); /* a packed map */
+		serve_list_added(&l);
+	}
+	serve_list_end(&l);
+	cl->follow = r->follow;
+}
+
+static void
+serve_node_command(struct client *cl, struct daemon *d, const struct request *r)
+{
+	struct node *n = tree_find(d->tree, r->name);
+	uint64_t now = clock_now_ms();
+	struct refusal rf = {REFUSED_NONE, NULL};
+	char why[512];
+
+	if (n == NULL) {
+		serve_error(cl, r->id, "no such worker or supervisor: %s",
+		            r->name);
+		return;
+	}
+	events_emit(&d->events, EV_COMMAND, n->path, 0, NULL, 0,
+	            "%s by agentsupctl (uid %lu)", request_cmd_name(r->cmd),
+	            (unsigned long)cl->uid);
+	if (r->cmd == REQ_START)
+		rf = command_start(d->tree, n, now);
+	else if (r->cmd == REQ_STOP)
+		rf = command_stop(d->tree, n, now);
+	else if (r->cmd == REQ_RESTART)
+		rf = command_restart(d->tree, n, now);
+	else if (r->cmd == REQ_DRAIN)
+		rf = command_drain(d->tree, n, now);
+	command_refusal_format(rf, why, sizeof why);
+	if (rf.kind != REFUSED_NONE)
+		serve_error(cl, r->id, "cannot %s %s: %s",
+		            request_cmd_name(r->cmd), n->path, why);
+	else
+		serve_ok(cl, r->id, n->path);
+}
+
+/* logs NAME [N] [follow]: the last N lines of the worker's ring as one
+ * string; a follower then gets each new line as a {t: log} frame. */
+static void
+serve_logs(struct client *cl, struct daemon *d, const struct request *r)
+{
+	struct node *n = tree_find(d->tree, r->name);
+	size_t cap = d->cfg->settings.log_tail + 1;
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	char *buf;
+	size_t len;
+
+	if (n == NULL || n->spec->kind != KIND_WORKER) {
+		serve_error(cl, r->id, "no such worker: %s", r->name);
+		return;
+	}
+	buf = xmalloc(cap);
+	len = logcap_tail(logcap_find(d->logcap, n->spec->name), r->lines, buf,
+	                  cap);
+	msgpack_sbuffer_init(&sb);
+	serve_res_head(&sb, r->id, true, false);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	msgpack_pack_str(&pk, len);
+	msgpack_pack_str_body(&pk, buf, len);
+	serve_frame_send(cl, &sb);
+	msgpack_sbuffer_destroy(&sb);
+	free(buf);
+	if (r->follow && !cl->dead) {
+		free(cl->logs);
+		cl->logs = xstrdup(n->spec->name);
+	}
+}
+
+void
+serve_request(struct client *cl, struct control *c, struct daemon *d,
+              const struct request *r)
+{
+	char *msg = NULL;
+
+	switch (r->cmd) {
+	case REQ_STATUS:
+		serve_status(cl, d, r);
+		break;
+	case REQ_START:
+	case REQ_STOP:
+	case REQ_RESTART:
+		serve_node_command(cl, d, r);
+		break;
+	case REQ_DRAIN:
+		if (r->name[0] != '\0') {
+			serve_node_command(cl, d, r);
+			break;
+		}
+		daemon_drain(d);
+		serve_ok(cl, r->id, "draining the whole tree");
+		break;
+	case REQ_RELOAD:
+		if (daemon_reload(d, &msg) < 0)
+			serve_error(cl, r->id, "reload refused: %s", msg);
+		else
+			serve_ok(cl, r->id, msg);
+		free(msg);
+		break;
+	case REQ_EVENTS:
+		serve_events(cl, c, r);
+		break;
+	case REQ_SHUTDOWN:
+		serve_ok(cl, r->id, "shutting down");
+		daemon_shutdown(d, "agentsupctl shutdown");
+		break;
+	case REQ_LOGS:
+		serve_logs(cl, d, r);
+		break;
+	}
+}

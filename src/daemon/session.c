@@ -1,0 +1,539 @@
+/*
+ * session.c - a worker's running instance: the process, its channel, its one
+ * deadline timer (start, heartbeat, hang grace, drain, kill) and the reap.
+ *
+ * Callbacks here only report into the engine (tree_ready, tree_exited...);
+ * the engine's actions are carried out by the pump in daemon.c. The session
+ * is freed only at the reap, after the worker's last frames have been read,
+ * so a final heartbeat or declaration is never lost to the order in which
+ * the exit and the socket's end of file arrive.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "channel.h"
+#include "clock.h"
+#include "daemon.h"
+#include "log.h"
+#include "logcap.h"
+#include "notify.h"
+#include "session.h"
+#include "timer.h"
+#include "util.h"
+
+#define HANG_GRACE_MS 1000 /* after SIGUSR1, time to dump stacks */
+/* what a dead worker may still have queued on its socket: read it all */
+#define SESSION_LAST_WORDS (4u << 20)
+/* sd_notify: STOPPING=1 covers the exit within this; EXTEND_TIMEOUT_USEC
+ * pushes the start deadline at most this far */
+#define SESSION_STOPPING_MS   5000
+#define SESSION_EXTEND_MAX_US (600ull * 1000000ull)
+
+static const struct channel_ops session_channel_ops;
+
+static void session_timer_cb(struct ev_loop *, ev_timer *, int);
+static void on_failed(void *, const char *);
+
+/* --- signals and deadlines ----------------------------------------------- */
+
+/* Signal the worker's process group, so its own children go with it. */
+static void
+session_signal(struct session *s, int sig)
+{
+	if (kill(-s->pid, sig) == 0 || errno == ESRCH)
+		return;
+	/* the worker may have left its group (setsid): reach it at least */
+	if (kill(s->pid, sig) < 0 && errno != ESRCH)
+		log_warn("kill %ld %s", (long)s->pid, sigabbrev_np(sig));
+}
+
+static void
+session_deadline_us(struct session *s, enum deadline kind, uint64_t after_us)
+{
+	ev_timer_stop(s->d->loop, &s->timer);
+	s->deadline = kind;
+	if (kind != DEADLINE_NONE)
+		timer_after_us(s->d->loop, &s->timer, after_us);
+}
+
+static void
+session_deadline(struct session *s, enum deadline kind, uint64_t after_ms)
+{
+	session_deadline_us(s, kind, after_ms * 1000);
+}
+
+/* The stop sequence: SIGTERM (and SIGCONT, so a stopped process sees it),
+ * SIGKILL after `shutdown`; or SIGKILL at once for brutal_kill. */
+static void
+session_terminate(struct session *s)
+{
+	int64_t grace = s->node->spec->shutdown_ms;
+
+	if (s->deadline == DEADLINE_KILL || s->killed)
+		return; /* already on its way */
+	if (grace == SHUTDOWN_BRUTAL_KILL) {
+		session_signal(s, SIGKILL);
+		s->killed = true;
+		session_deadline(s, DEADLINE_NONE, 0);
+		return;
+	}
+	session_signal(s, SIGTERM);
+	session_signal(s, SIGCONT);
+	session_deadline(s, DEADLINE_KILL, (uint64_t)grace);
+}
+
+/* Whether the worker speaks the protocol and can still be told to drain:
+ * a failed one (hang, protocol) gets signals only. */
+static bool
+session_listens(const struct session *s)
+{
+	return s->chan != NULL && channel_said_hello(s->chan) &&
+	       channel_is_open(s->chan) && s->cause.kind == REASON_NONE;
+}
+
+void
+session_stop(struct session *s, enum stop_how how)
+{
+	const struct spec *sp = s->node->spec;
+
+	if (s->deadline == DEADLINE_KILL || s->killed)
+		return; /* already on its way */
+	if (how == STOP_GRACEFUL && s->drain_ms == 0 && session_listens(s)) {
+		/* an operator's stop or a reload's restart: finish first */
+		s->drain_ms = clock_now_ms();
+		if (channel_send_drain(s->chan, sp->drain_timeout_ms,
+		                       daemon_max_frame(s->d)) == 0) {
+			session_deadline(s, DEADLINE_DRAIN,
+			                 sp->drain_timeout_ms);
+			return;
+		}
+	}
+	if (sp->shutdown_ms != SHUTDOWN_BRUTAL_KILL && s->drain_ms == 0 &&
+	    session_listens(s) &&
+	    channel_send_drain(s->chan, (uint64_t)sp->shutdown_ms,
+	                       daemon_max_frame(s->d)) == 0) {
+		/* instead of a bare SIGTERM: drain within `shutdown`; one
+		 * already told to drain and still here gets SIGTERM */
+		session_deadline(s, DEADLINE_KILL, (uint64_t)sp->shutdown_ms);
+		return;
+	}
+	session_terminate(s);
+}
+
+/* A drain: the protocol's drain message to a worker that said hello,
+ * SIGTERM to one that did not; the stop sequence after drain_timeout. */
+void
+session_drain(struct session *s)
+{
+	const struct spec *sp = s->node->spec;
+
+	if (s->drain_ms != 0 || s->deadline == DEADLINE_KILL || s->killed)
+		return;
+	s->drain_ms = clock_now_ms();
+	if (s->chan == NULL || channel_send_drain(s->chan, sp->drain_timeout_ms,
+	                                          daemon_max_frame(s->d)) < 0) {
+		session_signal(s, SIGTERM);
+		session_signal(s, SIGCONT);
+	}
+	session_deadline(s, DEADLINE_DRAIN, sp->drain_timeout_ms);
+}
+
+/* A failure seen while the process still runs (hang, start_timeout,
+ * protocol): record why, then take it down. A hang first gets SIGUSR1 so
+ * it can dump its stacks. */
+static void
+session_fail(struct session *s, struct reason cause)
+{
+	if (s->cause.kind != REASON_NONE || s->deadline == DEADLINE_KILL ||
+	    s->killed)
+		return;
+	s->cause = cause;
+	if (cause.kind == REASON_HANG) {
+		session_signal(s, SIGUSR1);
+		session_deadline(s, DEADLINE_HANG, HANG_GRACE_MS);
+		return;
+	}
+	session_terminate(s);
+}
+
+/* The heartbeat deadline is lazy: beats only move last_beat_us; the timer
+ * judges when it fires, after reading what already waits on the socket. */
+static void
+session_check_heartbeat(struct session *s)
+{
+	const struct spec *sp = s->node->spec;
+	uint64_t now_us, deadline_us;
+
+	if (s->chan != NULL)
+		channel_read_pending(s->chan, SESSION_LAST_WORDS);
+	if (s->node->spec->notify == NOTIFY_SYSTEMD && s->d->notify != NULL)
+		notify_server_read_pending(s->d->notify); /* WATCHDOG=1 */
+	if (s->deadline != DEADLINE_HEARTBEAT)
+		return; /* the read changed its fate (protocol error) */
+	now_us = clock_now_us();
+	deadline_us = s->last_beat_us + sp->heartbeat_timeout_ms * 1000;
+	if (deadline_us > now_us) {
+		session_deadline_us(s, DEADLINE_HEARTBEAT,
+		                    deadline_us - now_us);
+		return;
+	}
+	events_emit(&s->d->events, EV_HANG, s->node->path, s->pid, "hang",
+	            s->node->starts - 1, "no heartbeat for %llums",
+	            (unsigned long long)(now_us - s->last_beat_us) / 1000);
+	session_fail(s, (struct reason){REASON_HANG, 0});
+}
+
+static void
+session_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct session *s = t->data;
+
+	(void)loop;
+	(void)revents;
+	switch (s->deadline) {
+	case DEADLINE_NONE:
+		break;
+	case DEADLINE_START:
+		events_emit(
+		        &s->d->events, EV_START_TIMEOUT, s->node->path, s->pid,
+		        "start_timeout", s->node->starts - 1,
+		        "no ready within %llums",
+		        (unsigned long long)s->node->spec->start_timeout_ms);
+		session_fail(s, (struct reason){REASON_START_TIMEOUT, 0});
+		break;
+	case DEADLINE_HEARTBEAT:
+		session_check_heartbeat(s);
+		break;
+	case DEADLINE_HANG:
+	case DEADLINE_DRAIN:
+		s->deadline = DEADLINE_NONE;
+		session_terminate(s);
+		break;
+	case DEADLINE_KILL:
+		s->deadline = DEADLINE_NONE;
+		session_signal(s, SIGKILL);
+		s->killed = true;
+		break;
+	}
+}
+
+/* --- what the channel reports --------------------------------------------- */
+
+static void
+on_hello(void *arg)
+{
+	struct session *s = arg;
+	const struct node *n = s->node;
+	char last[64];
+	struct welcome w = {.name = n->spec->name,
+	                    .path = n->path,
+	                    .incarnation = n->starts - 1,
+	                    .heartbeat_ms = n->spec->heartbeat_ms,
+	                    .timeout_ms = n->spec->heartbeat_timeout_ms,
+	                    .restarts = n->failures,
+	                    .last_reason = last,
+	                    .max_frame = daemon_max_frame(s->d)};
+
+	reason_format(n->last, last, sizeof last);
+
+	if (channel_send_welcome(s->chan, &w, daemon_max_frame(s->d)) < 0 &&
+	    channel_is_open(s->chan))
+		on_failed(s, "cannot send welcome");
+}
+
+static void
+on_ready(void *arg)
+{
+	struct session *s = arg;
+	struct node *n = s->node;
+
+	if (n->state != NODE_STARTING)
+		return; /* running at spawn already, or a repeat: harmless */
+	events_emit(&s->d->events, EV_READY, n->path, s->pid, NULL,
+	            n->starts - 1, "after %llums",
+	            (unsigned long long)(clock_now_ms() - s->spawned_ms));
+	s->last_beat_us = clock_now_us();
+	session_deadline(
+	        s, n->spec->heartbeat_ms ? DEADLINE_HEARTBEAT : DEADLINE_NONE,
+	        n->spec->heartbeat_timeout_ms);
+	tree_ready(s->d->tree, n, s->last_beat_us / 1000);
+}
+
+static void
+on_beat(void *arg, const struct progress *p, unsigned fields)
+{
+	struct session *s = arg;
+	uint64_t now_us = clock_now_us();
+
+	/* a worker still waiting for ready is judged by start_timeout */
+	if (s->node->state != NODE_STARTING)
+		s->last_beat_us = now_us;
+	tree_beat(s->d->tree, s->node, p, fields, now_us / 1000);
+}
+
+static void
+on_failed(void *arg, const char *why)
+{
+	struct session *s = arg;
+
+	events_emit(&s->d->events, EV_PROTOCOL_ERROR, s->node->path, s->pid,
+	            "protocol", s->node->starts - 1, "%s", why);
+	session_fail(s, (struct reason){REASON_PROTOCOL, 0});
+}
+
+static void
+on_declare(void *arg, const struct declaration *d)
+{
+	struct session *s = arg;
+
+	char retry[48] = "";
+
+	if (d->retry_after_ms)
+		snprintf(retry, sizeof retry, "%sretry after %llums",
+		         d->detail[0] ? "; " : "",
+		         (unsigned long long)d->retry_after_ms);
+	events_emit(&s->d->events, EV_DECLARED, s->node->path, s->pid,
+	            declared_name(d->kind), s->node->starts - 1, "%s%s",
+	            d->detail, retry);
+	tree_declare(s->d->tree, s->node, d, clock_now_ms());
+}
+
+static void
+on_closed(void *arg)
+{
+	(void)arg; /* the reap (or the heartbeat deadline) tells the rest */
+}
+
+static void
+on_unknown(void *arg, const char *type, size_t len)
+{
+	struct session *s = arg;
+
+	log_warnx("worker %s: ignoring message \"%.*s\"", s->node->path,
+	          (int)(len > 32 ? 32 : len), type);
+}
+
+static size_t
+on_max_frame(void *arg)
+{
+	return daemon_max_frame(((struct session *)arg)->d);
+}
+
+static const struct channel_ops session_channel_ops = {
+        .hello = on_hello,
+        .ready = on_ready,
+        .beat = on_beat,
+        .failed = on_failed,
+        .declare = on_declare,
+        .closed = on_closed,
+        .unknown = on_unknown,
+        .max_frame = on_max_frame,
+};
+
+/* --- what sd_notify reports ----------------------------------------------- */
+
+/* EXTEND_TIMEOUT_USEC: the start deadline becomes at least N from now. */
+static void
+session_extend_start(struct session *s, uint64_t usec)
+{
+	double left = ev_timer_remaining(s->d->loop, &s->timer);
+
+	if (s->deadline != DEADLINE_START)
+		return; /* running, stopping: their deadlines are ours */
+	if (usec > SESSION_EXTEND_MAX_US)
+		usec = SESSION_EXTEND_MAX_US;
+	if ((double)usec > left * 1e6)
+		session_deadline_us(s, DEADLINE_START, usec);
+}
+
+/* STATUS=: shown in status as an hb's status is; control bytes made '?'. */
+static void
+session_notify_status(struct session *s, const struct notify_msg *m)
+{
+	struct progress p = {0};
+	size_t n = m->status_len < sizeof p.status - 1 ? m->status_len
+	                                               : sizeof p.status - 1;
+
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)m->status[i];
+		p.status[i] = c < 0x20 || c == 0x7f ? '?' : (char)c;
+	}
+	tree_beat(s->d->tree, s->node, &p, PROGRESS_STATUS, clock_now_ms());
+}
+
+bool
+session_notified(void *arg, pid_t pid, pid_t pgid, const struct notify_msg *m)
+{
+	struct daemon *d = arg;
+	struct session *s = pidmap_get(&d->pids, pid);
+
+	/* a descendant in the worker's process group speaks for it */
+	if (s == NULL && pgid > 0)
+		s = pidmap_get(&d->pids, pgid);
+	if (s == NULL || s->node->spec->notify != NOTIFY_SYSTEMD)
+		return false;
+	if (m->has_status)
+		session_notify_status(s, m);
+	if (m->has_extend)
+		session_extend_start(s, m->extend_usec);
+	if (m->ready)
+		on_ready(s);
+	if (m->watchdog)
+		on_beat(s, NULL, 0);
+	if (m->stopping)
+		s->stopping_ms = clock_now_ms();
+	if (m->watchdog_trigger) {
+		events_emit(&d->events, EV_HANG, s->node->path, s->pid, "hang",
+		            s->node->starts - 1, "WATCHDOG=trigger");
+		session_fail(s, (struct reason){REASON_HANG, 0});
+	}
+	return true;
+}
+
+/* --- start and end -------------------------------------------------------- */
+
+int
+session_start(struct daemon *d, struct node *n)
+{
+	const struct spec *sp = n->spec;
+	struct spawn_args a = {.spec = sp,
+	                       .path = n->path,
+	                       .incarnation = n->starts - 1,
+	                       .output = {-1, -1}};
+	bool out = sp->out.mode == OUTPUT_CAPTURE,
+	     err = sp->err.mode == OUTPUT_CAPTURE;
+	struct logcap *lc = NULL;
+	struct spawn_result r;
+	struct session *s;
+	int rc;
+
+	if (sp->notify == NOTIFY_SYSTEMD && d->notify != NULL)
+		a.notify_socket = notify_server_address(d->notify);
+	if ((out || err) && logcap_pipes(lc = logcap_get(d->logcap, sp->name),
+	                                 out, err, a.output) < 0)
+		return -1;
+	rc = spawn_worker(&d->spawn, &a, &r);
+	if (lc != NULL)
+		logcap_spawned(lc, rc == 0);
+	if (rc < 0)
+		return -1;
+	s = xcalloc(1, sizeof *s);
+	s->node = n;
+	s->d = d;
+	s->pid = r.pid;
+	s->exec_error = r.exec_error;
+	s->spawned_ms = clock_now_ms();
+	s->last_beat_us = clock_now_us();
+	ev_init(&s->timer, session_timer_cb);
+	s->timer.data = s;
+	n->session = s;
+	pidmap_put(&d->pids, r.pid, s);
+	s->chan = channel_open(d->loop, r.chan, &session_channel_ops, s,
+	                       &d->zone);
+	if (s->exec_error == NULL) {
+		if (sp->start_timeout_ms)
+			session_deadline(s, DEADLINE_START,
+			                 sp->start_timeout_ms);
+		else if (sp->heartbeat_ms)
+			session_deadline(s, DEADLINE_HEARTBEAT,
+			                 sp->heartbeat_timeout_ms);
+	}
+	return 0;
+}
+
+static struct reason
+status_reason(int status)
+{
+	if (WIFSIGNALED(status))
+		return (struct reason){REASON_SIGNAL, WTERMSIG(status)};
+	return (struct reason){REASON_EXIT, WEXITSTATUS(status)};
+}
+
+/* "(declared permanent: bad API key)" when the worker said why within the
+ * last 5 s: the event shows the real status and the declaration. */
+static void
+session_declared_text(const struct session *s, uint64_t now, char *buf,
+                      size_t len)
+{
+	const struct declaration *d = &s->node->declared;
+
+	buf[0] = '\0';
+	if (d->kind != DECLARED_NONE && now <= d->at + 5000)
+		snprintf(buf, len, " (declared %s%s%s)", declared_name(d->kind),
+		         d->detail[0] ? ": " : "", d->detail);
+}
+
+/* The exit as an event: a drained worker's own status, or the reason. */
+static void
+session_report_exit(struct session *s, struct reason r, int status)
+{
+	struct node *n = s->node;
+	uint64_t now = clock_now_ms();
+	char why[64], said[192];
+
+	if (s->drain_ms != 0 && n->draining) {
+		reason_format(status_reason(status), why, sizeof why);
+		events_emit(&s->d->events, EV_DRAINED, n->path, s->pid, why,
+		            n->starts - 1, "after %llums%s",
+		            (unsigned long long)(now - s->drain_ms),
+		            s->killed ? ", forced" : "");
+		return;
+	}
+	reason_format(r, why, sizeof why);
+	session_declared_text(s, now, said, sizeof said);
+	events_emit(&s->d->events, EV_EXITED, n->path, s->pid, why,
+	            n->starts - 1, "%s%s%s%s",
+	            n->state == NODE_STOPPING ? "stopped" : "",
+	            s->exec_error && n->state == NODE_STOPPING ? ", " : "",
+	            s->exec_error ? s->exec_error : "", said);
+}
+
+/* After STOPPING=1 (within SESSION_STOPPING_MS) a death by a clean signal
+ * (SIGTERM, SIGINT, SIGHUP, SIGPIPE, as systemd counts them) was announced:
+ * the engine sees a normal exit. Any other status stays what it was. */
+static struct reason
+session_announced(const struct session *s, struct reason r)
+{
+	if (s->stopping_ms == 0 ||
+	    clock_now_ms() - s->stopping_ms > SESSION_STOPPING_MS ||
+	    r.kind != REASON_SIGNAL)
+		return r;
+	if (r.code == SIGTERM || r.code == SIGINT || r.code == SIGHUP ||
+	    r.code == SIGPIPE)
+		return (struct reason){REASON_EXIT, 0};
+	return r;
+}
+
+void
+session_reaped(struct session *s, int status)
+{
+	struct daemon *d = s->d;
+	struct node *n = s->node;
+	struct logcap *lc;
+	struct reason r;
+
+	/* its last words first: everything it wrote before exiting waits on
+	 * the socket, whichever of the exit and the EOF came first */
+	if (s->chan != NULL)
+		channel_read_pending(s->chan, SESSION_LAST_WORDS);
+	/* whatever the worker left in its group goes with it */
+	if (kill(-s->pid, SIGKILL) < 0 && errno != ESRCH && errno != EPERM)
+		log_warn("kill group %ld", (long)s->pid);
+	/* and what it printed (tail: logcap_tail, once events carry it) */
+	if ((lc = logcap_find(d->logcap, n->spec->name)) != NULL)
+		logcap_exited(lc);
+	r = s->cause.kind != REASON_NONE ? s->cause : status_reason(status);
+	session_report_exit(s, r, status);
+	r = session_announced(s, r);
+	pidmap_del(&d->pids, s->pid);
+	ev_timer_stop(d->loop, &s->timer);
+	channel_close(s->chan);
+	n->session = NULL;
+	free(s->exec_error);
+	free(s);
+	tree_exited(d->tree, n, r, clock_now_ms());
+}

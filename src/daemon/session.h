@@ -1,0 +1,60 @@
+/*
+ * session.h - one running instance of a worker: its process, its channel,
+ * its one deadline timer and its stop sequence. Created by a start action,
+ * ended by the reap, which first reads what the worker still had to say.
+ */
+#ifndef AGENTSUP_SESSION_H
+#define AGENTSUP_SESSION_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <ev.h>
+
+#include "tree.h"
+
+struct daemon;
+struct channel;
+
+/* What the session's one timer currently measures. */
+enum deadline {
+	DEADLINE_NONE,
+	DEADLINE_START,     /* ready within start_timeout */
+	DEADLINE_HEARTBEAT, /* next beat within heartbeat_timeout (lazy) */
+	DEADLINE_HANG,      /* SIGUSR1 sent: grace before the stop sequence */
+	DEADLINE_DRAIN,     /* drain sent: exit within drain_timeout */
+	DEADLINE_KILL,      /* SIGTERM sent: SIGKILL after shutdown */
+};
+
+struct session {
+	struct node *node;
+	struct daemon *d;
+	pid_t pid;
+	ev_timer timer;
+	enum deadline deadline;
+	struct reason cause; /* a failure we saw before the exit (hang...) */
+	uint64_t spawned_ms;
+	uint64_t last_beat_us; /* the heartbeat deadline counts from here */
+	uint64_t drain_ms;     /* when the drain began, 0 if none */
+	bool killed;           /* SIGKILL sent */
+	char *exec_error;      /* why exec failed, from the child */
+	uint64_t stopping_ms;  /* sd_notify STOPPING=1 came then, 0 if not */
+	struct channel *chan;
+};
+
+/* Start the node's process (an ACT_START). -1 with errno when no process
+ * could be made: the caller reports it as a failure. */
+int session_start(struct daemon *, struct node *);
+void session_stop(struct session *, enum stop_how);
+void session_drain(struct session *);
+struct notify_msg;
+/* A notify_fn (arg: the daemon): an sd_notify datagram from pid, or from
+ * pgid's group; false when it is no `notify: systemd` worker's. */
+bool session_notified(void *arg, pid_t pid, pid_t pgid,
+                      const struct notify_msg *);
+/* The process was reaped: read its last frames, report the exit to the
+ * engine, free the session. */
+void session_reaped(struct session *, int status);
+
+#endif

@@ -1,0 +1,323 @@
+/*
+ * spawn.c - the shell's hands for starting a worker. Like posix_spawn, the
+ * child shares our memory (CLONE_VM) and we wait until it has exec'd
+ * (CLONE_VFORK): no page tables are copied, and an exec failure is known
+ * when clone returns.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "agentsup/wire.h"
+#include "spawn.h"
+#include "util.h"
+
+#define AGENTSUP_CHILD_FD 3
+
+extern char **environ;
+
+/* What the child reports through the exec pipe before it gives up. */
+struct exec_failure {
+	int stage; /* enum below */
+	int err;
+};
+
+enum {
+	STAGE_CHDIR,
+	STAGE_STDIN,
+	STAGE_STDOUT,
+	STAGE_STDERR,
+	STAGE_EXEC,
+	STAGE_SETUP
+};
+
+static bool
+env_key_in(const char *entry, char **env)
+{
+	size_t kl = strcspn(entry, "=");
+
+	if (strncmp(entry, "AGENTSUP_", 9) == 0)
+		return true; /* ours alone: never a nested daemon's */
+	for (char **e = env; e != NULL && *e != NULL; e++)
+		if (strncmp(*e, entry, kl) == 0 && (*e)[kl] == '=')
+			return true;
+	return false;
+}
+
+/* agentsupd's environment, then the spec's, then AGENTSUP_*. The strings
+ * are borrowed except ours (*own, freed by the caller). */
+static char **
+build_env(const struct spec *s, char **own, size_t nown)
+{
+	size_t cnt = 0, k = 0;
+	char **envp;
+
+	for (char **e = environ; *e != NULL; e++)
+		cnt++;
+	for (char **e = s->env; e != NULL && *e != NULL; e++)
+		cnt++;
+	envp = xcalloc(cnt + nown + 1, sizeof *envp);
+	for (char **e = environ; *e != NULL; e++)
+		if (!env_key_in(*e, s->env))
+			envp[k++] = *e;
+	for (char **e = s->env; e != NULL && *e != NULL; e++)
+		envp[k++] = *e;
+	for (size_t i = 0; i < nown; i++)
+		envp[k++] = own[i];
+	envp[k] = NULL;
+	return envp;
+}
+
+static const char *
+env_path(char **envp)
+{
+	for (char **e = envp; *e != NULL; e++)
+		if (strncmp(*e, "PATH=", 5) == 0)
+			return *e + 5;
+	return "/usr/local/bin:/usr/bin:/bin";
+}
+
+/* Shared with the child: with CLONE_VM it writes here, and CLONE_VFORK
+ * keeps the parent waiting until it has exec'd or given up. */
+struct spawn {
+	const struct spec *spec;
+	int chan;
+	char **envp;
+	pid_t parent;
+	const sigset_t *reset; /* signals to put back to SIG_DFL */
+	const int *output;     /* capture pipes' write ends */
+	struct exec_failure fail;
+};
+
+static _Noreturn void
+child_fail(struct spawn *sp, int stage, int err)
+{
+	sp->fail = (struct exec_failure){stage, err};
+	_exit(err == ENOENT && stage == STAGE_EXEC ? 127 : 126);
+}
+
+static int
+child_output(const struct output *o, int target, int cap)
+{
+	int fd;
+
+	if (o->mode == OUTPUT_INHERIT)
+		return 0;
+	if (o->mode == OUTPUT_CAPTURE) /* dup2 clears CLOEXEC, unless a no-op */
+		return cap == target           ? fcntl(cap, F_SETFD, 0)
+		       : dup2(cap, target) < 0 ? -1
+		                               : 0;
+	fd = o->mode == OUTPUT_NULL
+	             ? open("/dev/null", O_WRONLY | O_CLOEXEC)
+	             : open(o->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
+	                    0644);
+	if (fd < 0 || dup2(fd, target) < 0)
+		return -1;
+	close(fd);
+	return 0;
+}
+
+/* execve with a PATH search in the worker's own environment, as execvpe
+ * would do but without reading ours. Only async-signal-safe calls. */
+static int
+child_execvpe(char **argv, char **envp)
+{
+	const char *p = env_path(envp);
+	char buf[PATH_MAX];
+	int saved = ENOENT;
+
+	if (strchr(argv[0], '/') != NULL) {
+		execve(argv[0], argv, envp);
+		return errno;
+	}
+	while (*p != '\0') {
+		size_t dl = strcspn(p, ":"), nl = strlen(argv[0]);
+		if (dl + nl + 2 <= sizeof buf) {
+			memcpy(buf, dl ? p : ".", dl ? dl : 1);
+			dl = dl ? dl : 1;
+			buf[dl] = '/';
+			memcpy(buf + dl + 1, argv[0], nl + 1);
+			execve(buf, argv, envp);
+			if (errno == EACCES)
+				saved = EACCES;
+			else if (errno != ENOENT && errno != ENOTDIR)
+				return errno;
+		}
+		p += strcspn(p, ":");
+		if (*p == ':')
+			p++;
+	}
+	return saved;
+}
+
+/* In the child, sharing the daemon's memory until exec: only syscalls and
+ * writes to its own stack and to *sp. Never returns. */
+static int
+child_main(void *arg)
+{
+	struct spawn *sp = arg;
+	const struct spec *s = sp->spec;
+	sigset_t none;
+	int fd;
+
+	/* the daemon's handlers must not run here (they would write to its
+	 * memory); ignored signals would survive exec. The rest are default. */
+	for (int sig = 1; sig < NSIG; sig++)
+		if (sigismember(sp->reset, sig) == 1)
+			signal(sig, SIG_DFL);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	if (setpgid(0, 0) < 0 || prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+		child_fail(sp, STAGE_SETUP, errno);
+	if (getppid() != sp->parent)
+		_exit(126); /* the daemon died before we armed PDEATHSIG */
+	if (s->directory != NULL && chdir(s->directory) < 0)
+		child_fail(sp, STAGE_CHDIR, errno);
+	if ((fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0 ||
+	    dup2(fd, STDIN_FILENO) < 0)
+		child_fail(sp, STAGE_STDIN, errno);
+	close(fd);
+	if (child_output(&s->out, STDOUT_FILENO, sp->output[0]) < 0)
+		child_fail(sp, STAGE_STDOUT, errno);
+	if (child_output(&s->err, STDERR_FILENO, sp->output[1]) < 0)
+		child_fail(sp, STAGE_STDERR, errno);
+	/* the channel, deliberately inherited (no CLOEXEC) at AGENTSUP_FD;
+	 * every descriptor of ours is CLOEXEC, and any inherited one above
+	 * it is closed here */
+	if (dup2(sp->chan, AGENTSUP_CHILD_FD) < 0)
+		child_fail(sp, STAGE_SETUP, errno);
+	if (close_range(AGENTSUP_CHILD_FD + 1, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
+		for (int i = AGENTSUP_CHILD_FD + 1; i < 65536; i++)
+			(void)fcntl(i, F_SETFD, FD_CLOEXEC);
+	child_fail(sp, STAGE_EXEC, child_execvpe(s->argv, sp->envp));
+}
+
+static char *
+exec_failure_text(const struct spec *s, const struct exec_failure *f)
+{
+	switch (f->stage) {
+	case STAGE_CHDIR:
+		return xasprintf("chdir %s: %s", s->directory,
+		                 strerror(f->err));
+	case STAGE_STDOUT:
+		return xasprintf("stdout %s: %s",
+		                 s->out.path ? s->out.path : "capture",
+		                 strerror(f->err));
+	case STAGE_STDERR:
+		return xasprintf("stderr %s: %s",
+		                 s->err.path ? s->err.path : "capture",
+		                 strerror(f->err));
+	case STAGE_EXEC:
+		return xasprintf("exec %s: %s", s->argv[0], strerror(f->err));
+	default:
+		return xasprintf("setting up the child: %s", strerror(f->err));
+	}
+}
+
+/* Which signals a child must reset: those the daemon handles or ignores.
+ * Computed once the daemon's handlers are in place. */
+int
+spawner_init(struct spawner *sp)
+{
+	struct sigaction sa;
+
+	sigemptyset(&sp->reset);
+	for (int sig = 1; sig < NSIG; sig++)
+		if (sig != SIGKILL && sig != SIGSTOP &&
+		    sigaction(sig, NULL, &sa) == 0 && sa.sa_handler != SIG_DFL)
+			sigaddset(&sp->reset, sig);
+	sp->stack_size = SPAWN_STACK_SIZE;
+	sp->stack = mmap(NULL, sp->stack_size, PROT_READ | PROT_WRITE,
+	                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+	if (sp->stack == MAP_FAILED) {
+		sp->stack = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+void
+spawner_fini(struct spawner *sp)
+{
+	if (sp->stack != NULL)
+		munmap(sp->stack, sp->stack_size);
+	sp->stack = NULL;
+}
+
+/* The worker's own AGENTSUP_* variables; *n of them, each malloc'd. */
+static size_t
+own_env(const struct spawn_args *a, char **own)
+{
+	size_t n = 0;
+
+	own[n++] = xasprintf("AGENTSUP_FD=%d", AGENTSUP_CHILD_FD);
+	own[n++] = xasprintf("AGENTSUP_NAME=%s", a->spec->name);
+	own[n++] = xasprintf("AGENTSUP_PATH=%s", a->path);
+	own[n++] = xasprintf("AGENTSUP_INCARNATION=%lu", a->incarnation);
+	if (a->spec->heartbeat_ms)
+		own[n++] = xasprintf("AGENTSUP_HEARTBEAT_MS=%llu",
+		                     (unsigned long long)a->spec->heartbeat_ms);
+	if (a->notify_socket != NULL)
+		own[n++] = xasprintf("NOTIFY_SOCKET=%s", a->notify_socket);
+	if (a->notify_socket != NULL && a->spec->heartbeat_ms)
+		own[n++] = xasprintf(
+		        "WATCHDOG_USEC=%llu",
+		        (unsigned long long)a->spec->heartbeat_timeout_ms *
+		                1000);
+	return n;
+}
+
+int
+spawn_worker(struct spawner *sw, const struct spawn_args *a,
+             struct spawn_result *out)
+{
+	const struct spec *s = a->spec;
+	char *own[7];
+	size_t nown;
+	struct spawn sp = {.spec = s,
+	                   .reset = &sw->reset,
+	                   .parent = getpid(),
+	                   .fail = {-1, 0}};
+	int sv[2], err;
+	sigset_t all, old;
+	pid_t pid;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		return -1;
+	nown = own_env(a, own);
+	sp.envp = build_env(s, own, nown);
+	sp.chan = sv[1];
+	sp.output = a->output;
+
+	/* no handler of ours may run in the child before it resets them */
+	sigfillset(&all);
+	sigprocmask(SIG_SETMASK, &all, &old);
+	pid = clone(child_main, (char *)sw->stack + sw->stack_size,
+	            CLONE_VM | CLONE_VFORK | SIGCHLD, &sp);
+	err = errno;
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	close(sv[1]);
+	free(sp.envp);
+	for (size_t i = 0; i < nown; i++)
+		free(own[i]);
+	if (pid < 0) {
+		close(sv[0]);
+		errno = err;
+		return -1;
+	}
+	out->pid = pid;
+	out->chan = sv[0];
+	out->exec_error =
+	        sp.fail.stage >= 0 ? exec_failure_text(s, &sp.fail) : NULL;
+	return 0;
+}

@@ -1,0 +1,140 @@
+/*
+ * status.c - a node of the tree as the map "agentsupctl status" shows: the
+ * same keys for every node (docs/operations.md), nil where not known.
+ */
+#include "agentsup/wire.h"
+#include "daemon.h"
+#include "intensity.h"
+#include "session.h"
+#include "clock.h"
+#include "status.h"
+
+static void
+status_kv_nil(msgpack_packer *pk, const char *key)
+{
+	agentsup_wire_pack_str(pk, key);
+	msgpack_pack_nil(pk);
+}
+
+static void
+status_progress(msgpack_packer *pk, const struct progress *p)
+{
+	agentsup_wire_pack_str(pk, "progress");
+	if (p == NULL) {
+		msgpack_pack_nil(pk);
+		return;
+	}
+	msgpack_pack_map(pk, 4);
+	agentsup_wire_pack_str(pk, "steps");
+	p->has_steps ? msgpack_pack_uint64(pk, p->steps) : msgpack_pack_nil(pk);
+	agentsup_wire_pack_str(pk, "tokens");
+	p->has_tokens ? msgpack_pack_uint64(pk, p->tokens)
+	              : msgpack_pack_nil(pk);
+	agentsup_wire_pack_str(pk, "cost");
+	p->has_cost ? msgpack_pack_double(pk, p->cost) : msgpack_pack_nil(pk);
+	agentsup_wire_pack_str(pk, "state");
+	p->state[0] ? agentsup_wire_pack_str(pk, p->state)
+	            : msgpack_pack_nil(pk);
+}
+
+/* A monotonic time as the wall clock's ms since the epoch, or nil. */
+static void
+status_kv_when(msgpack_packer *pk, const char *key, uint64_t mono, uint64_t now)
+{
+	if (mono == 0) {
+		status_kv_nil(pk, key);
+		return;
+	}
+	agentsup_wire_kv_int(pk, key,
+	                     clock_wall_ms() + (int64_t)mono - (int64_t)now);
+}
+
+/* The restart policy's state (§14): 6 keys, nil where they do not apply. */
+static void
+status_policy(msgpack_packer *pk, const struct node *n, uint64_t now)
+{
+	bool w = n->spec->kind == KIND_WORKER;
+	const struct declaration *d = &n->declared;
+	char said[160];
+
+	agentsup_wire_kv_uint(pk, "consecutive_failures", n->failures);
+	status_kv_when(pk, "backoff_until_ms",
+	               n->state == NODE_BACKOFF ? n->backoff_until : 0, now);
+	if (w)
+		agentsup_wire_kv_str(pk, "circuit",
+		                     circuit_state_name(n->circuit.state));
+	else
+		status_kv_nil(pk, "circuit");
+	status_kv_when(pk, "probe_at_ms",
+	               n->state == NODE_QUARANTINED ? n->circuit.probe_at : 0,
+	               now);
+	if (n->exit_declared != DECLARED_NONE || d->kind != DECLARED_NONE) {
+		enum declared_kind k =
+		        d->kind != DECLARED_NONE ? d->kind : n->exit_declared;
+		snprintf(said, sizeof said, "%s%s%s", declared_name(k),
+		         d->kind != DECLARED_NONE && d->detail[0] ? ": " : "",
+		         d->kind != DECLARED_NONE ? d->detail : "");
+		agentsup_wire_kv_str(pk, "declared", said);
+	} else {
+		status_kv_nil(pk, "declared");
+	}
+	agentsup_wire_kv_uint(pk, "incarnation", n->starts ? n->starts - 1 : 0);
+}
+
+void
+status_pack_node(msgpack_packer *pk, const struct node *n, int depth,
+                 uint64_t now)
+{
+	const struct spec *s = n->spec;
+	const struct session *w = n->session;
+	const struct progress *prog = n->progress;
+	bool sup = s->kind == KIND_SUPERVISOR;
+	char why[64];
+
+	msgpack_pack_map(pk, 27);
+	agentsup_wire_kv_str(pk, "name", s->name);
+	agentsup_wire_kv_str(pk, "path", n->path);
+	agentsup_wire_kv_str(pk, "kind", sup ? "supervisor" : "worker");
+	agentsup_wire_kv_str(pk, "state", node_state_name(n->state));
+	agentsup_wire_kv_uint(pk, "depth", (uint64_t)depth);
+	if (w != NULL)
+		agentsup_wire_kv_int(pk, "pid", w->pid);
+	else
+		status_kv_nil(pk, "pid");
+	agentsup_wire_kv_uint(pk, "uptime_ms",
+	                      n->state == NODE_RUNNING ? now - n->since_ms : 0);
+	agentsup_wire_kv_uint(pk, "restarts", n->starts ? n->starts - 1 : 0);
+	reason_format(n->last, why, sizeof why);
+	agentsup_wire_kv_str(pk, "last_reason", why);
+	agentsup_wire_pack_str(pk, "held");
+	n->held ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
+	agentsup_wire_pack_str(pk, "healthy"); /* agentsupctl status's exit */
+	node_unhealthy(n) ? msgpack_pack_false(pk) : msgpack_pack_true(pk);
+	agentsup_wire_kv_str(pk, "restart", config_restart_name(s->restart));
+	if (sup) {
+		agentsup_wire_kv_str(pk, "strategy",
+		                     config_strategy_name(s->strategy));
+		agentsup_wire_kv_uint(pk, "intensity", s->intensity);
+		agentsup_wire_kv_uint(pk, "period_ms", s->period_ms);
+		agentsup_wire_kv_uint(pk, "window_restarts",
+		                      intensity_count(n, now));
+	} else {
+		status_kv_nil(pk, "strategy");
+		status_kv_nil(pk, "intensity");
+		status_kv_nil(pk, "period_ms");
+		status_kv_nil(pk, "window_restarts");
+	}
+	agentsup_wire_kv_uint(pk, "heartbeat_ms", sup ? 0 : s->heartbeat_ms);
+	if (w != NULL && s->heartbeat_ms)
+		agentsup_wire_kv_uint(pk, "heartbeat_age_ms",
+		                      now - w->last_beat_us / 1000);
+	else
+		status_kv_nil(pk, "heartbeat_age_ms");
+	agentsup_wire_kv_uint(pk, "beats", n->beats);
+	status_progress(pk, prog);
+	if (prog != NULL && prog->status[0])
+		agentsup_wire_kv_str(pk, "status", prog->status);
+	else
+		status_kv_nil(pk, "status");
+	status_policy(pk, n, now);
+}

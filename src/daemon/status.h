@@ -1,0 +1,15 @@
+/* status.h - a node of the tree as the map "status" answers with. */
+#ifndef AGENTSUP_STATUS_H
+#define AGENTSUP_STATUS_H
+
+#include <stdint.h>
+
+#include <msgpack.h>
+
+struct node;
+
+/* One node as a map: the same keys for every node, nil where not known. */
+void status_pack_node(msgpack_packer *, const struct node *, int depth,
+                      uint64_t now_ms);
+
+#endif

@@ -1,0 +1,82 @@
+/*
+ * circuit.c - the circuit breaker of §9. Failures within `window` are
+ * stamped in a ring of `failures` slots; the failures-th opens the circuit
+ * for `open`, then one probe runs half-open; a failed probe reopens it for
+ * twice as long, up to open_max.
+ */
+#include <stdlib.h>
+
+#include "backoff.h"
+#include "circuit.h"
+#include "engine.h"
+#include "util.h"
+
+static void
+circuit_open(struct tree *t, struct node *c, uint64_t open_ms)
+{
+	const struct circuit_spec *cs = &c->spec->circuit;
+
+	c->circuit.state = CIRCUIT_OPEN;
+	c->circuit.open_ms =
+	        open_ms < cs->open_max_ms ? open_ms : cs->open_max_ms;
+	c->circuit.probe_at = t->now + c->circuit.open_ms;
+	c->circuit.nstamps = c->circuit.stamp0 = 0;
+}
+
+bool
+circuit_record(struct tree *t, struct node *c)
+{
+	const struct circuit_spec *cs = &c->spec->circuit;
+	struct circuit *k = &c->circuit;
+
+	if (!cs->enabled)
+		return false;
+	if (k->state == CIRCUIT_HALF_OPEN) { /* the probe failed */
+		circuit_open(t, c, 2 * k->open_ms);
+		return true;
+	}
+	if (k->stamps == NULL)
+		k->stamps = xcalloc(cs->failures, sizeof *k->stamps);
+	while (k->nstamps > 0 &&
+	       k->stamps[k->stamp0] + cs->window_ms < t->now) {
+		k->stamp0 = (k->stamp0 + 1) % cs->failures;
+		k->nstamps--;
+	}
+	k->stamps[(k->stamp0 + k->nstamps) % cs->failures] = t->now;
+	if (++k->nstamps < cs->failures)
+		return false;
+	circuit_open(t, c, cs->open_ms);
+	return true;
+}
+
+void
+circuit_probe_running(struct tree *t, struct node *c)
+{
+	if (c->circuit.state == CIRCUIT_HALF_OPEN)
+		wake_set(t, c, t->now + c->spec->circuit.probe_stable_ms);
+}
+
+bool
+circuit_try_close(struct tree *t, struct node *c)
+{
+	uint64_t need = c->spec->circuit.probe_stable_ms;
+
+	if (c->circuit.state != CIRCUIT_HALF_OPEN || c->state != NODE_RUNNING)
+		return false;
+	if (!backoff_stable(c, t->now, need)) {
+		if (t->now >= c->running_since + need)
+			return false; /* stable but no progress yet: a beat
+			                 that moves it closes the circuit */
+		wake_set(t, c, c->running_since + need);
+		return false;
+	}
+	circuit_reset(c);
+	return true;
+}
+
+void
+circuit_reset(struct node *c)
+{
+	free(c->circuit.stamps);
+	c->circuit = (struct circuit){.state = CIRCUIT_CLOSED};
+}

@@ -1,0 +1,59 @@
+/*
+ * engine.h - what the engine's files share among themselves (private: the
+ * shell includes tree.h, command.h and reload.h, never this).
+ */
+#ifndef AGENTSUP_ENGINE_H
+#define AGENTSUP_ENGINE_H
+
+#include "tree.h"
+
+/* tree.c: the action queue and node bookkeeping. */
+void tree_push(struct tree *, struct action);
+void tree_event(struct tree *, enum engine_event, struct node *, struct reason);
+void tree_set_state(struct tree *, struct node *, enum node_state);
+struct node *tree_node_new(const struct spec *, struct node *parent,
+                           size_t index);
+/* Preorder successor of n within the subtree of top, or NULL. */
+struct node *tree_walk_next(const struct node *top, const struct node *n);
+
+/* wake.c: the one wake-up a node wants (0: none). */
+void wake_set(struct tree *, struct node *, uint64_t at);
+
+/* worker.c: the lifecycle table's inputs. */
+void worker_start(struct tree *, struct node *);
+void worker_stop(struct tree *, struct node *, enum stop_how);
+void worker_exited(struct tree *, struct node *, struct reason);
+void worker_ready(struct tree *, struct node *);
+void worker_force(struct tree *, struct node *);
+void worker_woken(struct tree *, struct node *);
+/* Enter a state that holds no process: backoff, quarantined, failed,
+ * exhausted (strategy.c decides which). */
+void worker_park(struct tree *, struct node *, enum node_state,
+                 uint64_t wake_at);
+
+/* sup.c: a supervisor's job runner. */
+void sup_start(struct tree *, struct node *);
+void sup_stop(struct tree *, struct node *, enum stop_how);
+void sup_begin_stop(struct tree *, struct node *, enum stop_outcome,
+                    enum stop_how);
+void sup_begin_job(struct tree *, struct node *, struct job);
+void sup_run(struct tree *, struct node *);
+/* A child reached the state its supervisor asked for (or stopped). */
+void sup_child_settled(struct tree *, struct node *sup);
+
+/* strategy.c: what a supervisor does about a failed child. */
+void strategy_child_failed(struct tree *, struct node *sup, struct node *c,
+                           struct reason);
+void strategy_handle_pending(struct tree *, struct node *sup);
+
+/* Either kind of node. */
+void node_start(struct tree *, struct node *);
+void node_stop(struct tree *, struct node *, enum stop_how);
+
+static inline bool
+node_is_worker(const struct node *n)
+{
+	return n->spec->kind == KIND_WORKER;
+}
+
+#endif

@@ -1,0 +1,231 @@
+/*
+ * reload.c - a new config applied as a diff: nodes matched by name and kind
+ * keep their state; removed ones are stopped and wait in the graveyard until
+ * tree_sweep() frees them; new and changed ones start in a job of their
+ * supervisor ("marked"), parents first.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+#include "intensity.h"
+#include "reload.h"
+#include "util.h"
+
+static void
+list_add(struct reload_list *l, const char *path)
+{
+	l->paths = xreallocarray(l->paths, l->count + 1, sizeof *l->paths);
+	l->paths[l->count++] = xstrdup(path);
+}
+
+void
+reload_report_free(struct reload_report *r)
+{
+	struct reload_list *all[] = {&r->added, &r->removed, &r->restarted,
+	                             &r->updated};
+
+	for (size_t i = 0; i < 4; i++) {
+		for (size_t k = 0; k < all[i]->count; k++)
+			free(all[i]->paths[k]);
+		free(all[i]->paths);
+		all[i]->paths = NULL;
+		all[i]->count = 0;
+	}
+}
+
+static bool
+busy(const struct node *top)
+{
+	for (const struct node *n = top; n != NULL; n = tree_walk_next(top, n))
+		if (n->job.kind != JOB_NONE)
+			return true;
+	return false;
+}
+
+/* A removed node: stopped (it is held, so nothing restarts it) and kept in
+ * the graveyard until it has stopped and no action points at it. */
+static void
+bury(struct tree *t, struct node *n)
+{
+	struct node *g = t->graveyard;
+
+	g->children = xreallocarray(g->children, g->nchildren + 1,
+	                            sizeof *g->children);
+	n->parent = g;
+	n->index = g->nchildren;
+	g->children[g->nchildren++] = n;
+	for (struct node *d = n; d != NULL; d = tree_walk_next(n, d))
+		d->removed = true;
+	n->pending = false;
+	n->held = true;
+	node_stop(t, n, STOP_GRACEFUL);
+}
+
+static void reload_node(struct tree *, struct node *, const struct spec *,
+                        struct reload_report *);
+
+/* The old children of a supervisor, sorted by name and kind, so matching
+ * the new ones costs O(n log n) whatever their number. */
+struct match {
+	struct node *node;
+	bool taken;
+};
+
+static int
+match_cmp(const void *a, const void *b)
+{
+	const struct node *x = ((const struct match *)a)->node;
+	const struct node *y = ((const struct match *)b)->node;
+	int c = strcmp(x->spec->name, y->spec->name);
+
+	return c ? c : (int)x->spec->kind - (int)y->spec->kind;
+}
+
+static struct node *
+match_take(struct match *m, size_t n, const struct spec *cs)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		const struct spec *ms = m[mid].node->spec;
+		int c = strcmp(ms->name, cs->name);
+		if (c == 0)
+			c = (int)ms->kind - (int)cs->kind;
+		if (c == 0) {
+			if (m[mid].taken)
+				return NULL;
+			m[mid].taken = true;
+			return m[mid].node;
+		}
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+/* Match a supervisor's new children to its old ones by name and kind. */
+static void
+reload_children(struct tree *t, struct node *s, const struct spec *ns,
+                struct reload_report *r)
+{
+	size_t n = s->nchildren;
+	struct match *m = xcalloc(n ? n : 1, sizeof *m);
+	struct node **v = xcalloc(ns->nchildren ? ns->nchildren : 1, sizeof *v);
+	struct node **old = s->children;
+
+	for (size_t k = 0; k < n; k++)
+		m[k].node = old[k];
+	qsort(m, n, sizeof *m, match_cmp);
+	for (size_t i = 0; i < ns->nchildren; i++) {
+		v[i] = match_take(m, n, ns->children[i]);
+		if (v[i] != NULL) {
+			reload_node(t, v[i], ns->children[i], r);
+		} else {
+			v[i] = tree_node_new(ns->children[i], s, i);
+			v[i]->marked = true;
+			list_add(&r->added, v[i]->path);
+		}
+		v[i]->index = i;
+	}
+	for (size_t k = 0; k < n; k++)
+		if (!m[k].taken)
+			m[k].node->removed = true; /* for the pass below */
+	s->children = v;
+	s->nchildren = ns->nchildren;
+	for (size_t k = n; k-- > 0;) /* stopped last-first */
+		if (old[k]->removed) {
+			list_add(&r->removed, old[k]->path);
+			bury(t, old[k]);
+		}
+	free(m);
+	free(old);
+}
+
+static void
+reload_node(struct tree *t, struct node *n, const struct spec *ns,
+            struct reload_report *r)
+{
+	bool policy = !spec_policy_equal(n->spec, ns);
+
+	if (node_is_worker(n)) {
+		bool proc = !spec_process_equal(n->spec, ns);
+		n->spec = ns;
+		if (proc && n->state != NODE_STOPPED) {
+			n->marked = true;
+			list_add(&r->restarted, n->path);
+		} else if (proc || policy) {
+			list_add(&r->updated, n->path);
+		}
+		return;
+	}
+	if (policy) {
+		intensity_resize(n, ns);
+		list_add(&r->updated, n->path);
+	}
+	n->spec = ns;
+	reload_children(t, n, ns, r);
+}
+
+/* Start each supervisor's reload job, parents first. */
+static void
+reload_jobs(struct tree *t, struct node *s)
+{
+	bool any = false;
+
+	for (size_t i = 0; i < s->nchildren; i++)
+		any |= s->children[i]->marked;
+	if (any && s->state == NODE_RUNNING) {
+		sup_begin_job(t, s,
+		              (struct job){.kind = JOB_RESTART,
+		                           .phase = PHASE_STOP,
+		                           .select = SELECT_MARKED,
+		                           .how = STOP_GRACEFUL,
+		                           .hi = s->nchildren});
+	} else if (any) {
+		for (size_t i = 0; i < s->nchildren; i++)
+			s->children[i]->marked = false;
+	}
+	for (size_t i = 0; i < s->nchildren; i++)
+		if (!node_is_worker(s->children[i]) &&
+		    s->children[i]->job.kind == JOB_NONE)
+			reload_jobs(t, s->children[i]);
+}
+
+static void
+repath(struct node *top)
+{
+	for (struct node *n = top; n != NULL; n = tree_walk_next(top, n)) {
+		free(n->path);
+		n->path = n->parent ? xasprintf("%s/%s", n->parent->path,
+		                                n->spec->name)
+		                    : xstrdup(n->spec->name);
+	}
+}
+
+int
+reload_apply(struct tree *t, const struct spec *root, uint64_t now,
+             struct reload_report *r, const char **why)
+{
+	bool renamed;
+
+	t->now = now;
+	memset(r, 0, sizeof *r);
+	if (t->shutting_down || t->draining) {
+		*why = "the tree is shutting down or draining";
+		return -1;
+	}
+	if (busy(t->root)) {
+		*why = "a restart is in progress; reload again once it settles";
+		return -1;
+	}
+	renamed = strcmp(t->root->spec->name, root->name) != 0;
+	reload_node(t, t->root, root, r);
+	if (renamed)
+		repath(t->root);
+	reload_jobs(t, t->root);
+	return 0;
+}

@@ -1,0 +1,238 @@
+/*
+ * strategy.c - what a supervisor does about a child that went down without
+ * being asked, in the order of DESIGN §9:
+ *   1. the worker's declared reason (done, rate_limited, permanent, budget);
+ *   2. the child's circuit, which may quarantine it (no intensity stamp);
+ *   3. the supervisor's intensity (give up and escalate);
+ *   4. the strategy picks the children to restart, and the restart waits
+ *      the failed child's backoff (the stops happen at once).
+ * A child that fails while its supervisor is busy is marked pending and
+ * handled when the job ends, unless the job was about to stop it anyway.
+ */
+#include <errno.h>
+#include <stddef.h>
+
+#include "backoff.h"
+#include "circuit.h"
+#include "engine.h"
+#include "intensity.h"
+
+#define DECLARATION_TTL_MS 5000 /* a declaration holds for the next 5 s */
+
+/* The declaration that goes with this exit, if fresh; used once. */
+static enum declared_kind
+declared_take(struct tree *t, struct node *c)
+{
+	struct declaration *d = &c->declared;
+	enum declared_kind k = DECLARED_NONE;
+
+	if (d->kind != DECLARED_NONE && t->now <= d->at + DECLARATION_TTL_MS)
+		k = d->kind;
+	c->exit_declared = k;
+	d->kind = DECLARED_NONE;
+	return k;
+}
+
+/* Out of processes or descriptors: the supervisor's trouble, not the
+ * child's. Retried after a backoff, never counted against anyone. */
+static bool
+spawn_exhausted(struct reason r)
+{
+	return r.kind == REASON_SPAWN &&
+	       (r.code == EAGAIN || r.code == EMFILE || r.code == ENFILE ||
+	        r.code == ENOMEM || r.code == ENOBUFS);
+}
+
+static bool
+should_restart(const struct node *c, struct reason r)
+{
+	switch (c->spec->restart) {
+	case RESTART_PERMANENT:
+		return true;
+	case RESTART_TRANSIENT:
+		return reason_abnormal(r);
+	case RESTART_TEMPORARY:
+		break;
+	}
+	return false;
+}
+
+/* The supervisor gives up: it stops its children and fails upward. */
+static void
+give_up(struct tree *t, struct node *s, struct reason r, bool significant)
+{
+	tree_push(t, (struct action){.kind = ACT_EVENT,
+	                             .node = s,
+	                             .event = EE_GAVE_UP,
+	                             .reason = r,
+	                             .code = significant});
+	sup_begin_stop(t, s, OUTCOME_GAVE_UP, STOP_PLAIN);
+}
+
+/* Down for good (failed, exhausted, quarantined): the supervisor and the
+ * siblings go on, unless the child is significant. */
+static void
+park(struct tree *t, struct node *s, struct node *c, enum node_state st,
+     enum engine_event e, uint64_t wake_at)
+{
+	worker_park(t, c, st, wake_at);
+	tree_push(t, (struct action){.kind = ACT_EVENT,
+	                             .node = c,
+	                             .event = e,
+	                             .reason = c->last,
+	                             .value = wake_at});
+	if (c->spec->significant)
+		give_up(t, s, c->last, true);
+	else
+		sup_child_settled(t, s);
+}
+
+/* How long the restart waits: the backoff, at least a rate limit's
+ * retry_after (capped), and at least `initial` after a spawn failure so
+ * an exhausted machine is not hammered. */
+static uint64_t
+restart_delay(struct tree *t, struct node *c, struct reason r, unsigned n)
+{
+	const struct backoff_spec *b = &c->spec->backoff;
+	uint64_t delay = backoff_delay(t, b, n), floor = 0;
+
+	if (c->exit_declared == DECLARED_RATE_LIMITED) {
+		floor = c->declared.retry_after_ms;
+		if (floor > b->retry_after_max_ms)
+			floor = b->retry_after_max_ms;
+	} else if (spawn_exhausted(r)) {
+		floor = b->initial_ms ? b->initial_ms : 100;
+	}
+	return delay > floor ? delay : floor;
+}
+
+/* Steps 3 and 4 for one failed child (s has no job). */
+static void
+restart_decision(struct tree *t, struct node *s, struct node *c,
+                 struct reason r, bool counts, unsigned n)
+{
+	uint64_t delay = node_is_worker(c) ? restart_delay(t, c, r, n) : 0;
+
+	if (counts && !intensity_add(s, t->now)) {
+		give_up(t, s, r, false);
+		return;
+	}
+	tree_event(t, EE_RESTARTING, c, r);
+	if (delay > 0) {
+		c->backoff_until = t->now + delay;
+		tree_push(t, (struct action){.kind = ACT_EVENT,
+		                             .node = c,
+		                             .event = EE_BACKOFF,
+		                             .reason = r,
+		                             .value = delay});
+	}
+	switch (s->spec->strategy) {
+	case ONE_FOR_ONE:
+		if (delay == 0)
+			node_start(t, c);
+		else
+			worker_park(t, c, NODE_BACKOFF, c->backoff_until);
+		break;
+	case ONE_FOR_ALL:
+	case REST_FOR_ONE:
+		if (delay > 0)
+			worker_park(t, c, NODE_BACKOFF,
+			            0); /* the job starts it */
+		sup_begin_job(
+		        t, s,
+		        (struct job){.kind = JOB_RESTART,
+		                     .phase = PHASE_STOP,
+		                     .select = SELECT_RESTARTABLE,
+		                     .lo = s->spec->strategy == ONE_FOR_ALL
+		                                   ? 0
+		                                   : c->index,
+		                     .hi = s->nchildren,
+		                     .not_before = t->now + delay});
+		break;
+	}
+}
+
+/* The whole decision for a child whose supervisor is free to act. */
+static void
+strategy_decide(struct tree *t, struct node *s, struct node *c, struct reason r)
+{
+	enum declared_kind dk = c->exit_declared;
+	struct reason eff =
+	        dk == DECLARED_DONE ? (struct reason){REASON_EXIT, 0} : r;
+	bool failure = reason_abnormal(eff);
+	bool counts = dk != DECLARED_RATE_LIMITED && !spawn_exhausted(r);
+	unsigned n = 0;
+
+	if (!should_restart(c, eff)) {
+		sup_child_settled(t, s);
+		return;
+	}
+	if (dk == DECLARED_PERMANENT) {
+		park(t, s, c, NODE_FAILED, EE_FAILED, 0);
+		return;
+	}
+	if (dk == DECLARED_BUDGET) {
+		park(t, s, c, NODE_EXHAUSTED, EE_EXHAUSTED, 0);
+		return;
+	}
+	if (node_is_worker(c))
+		n = failure ? backoff_count(c, t->now) : (c->failures = 0);
+	if (failure && counts && node_is_worker(c) && circuit_record(t, c)) {
+		park(t, s, c, NODE_QUARANTINED, EE_QUARANTINED,
+		     c->circuit.probe_at);
+		return;
+	}
+	restart_decision(t, s, c, r, counts, n);
+}
+
+/* Whether the supervisor's current job stops this child anyway. */
+static bool
+job_covers(const struct job *j, const struct node *c)
+{
+	return j->phase == PHASE_STOP && c->index >= j->lo &&
+	       c->index < j->hi && (j->select != SELECT_MARKED || c->marked);
+}
+
+void
+strategy_child_failed(struct tree *t, struct node *s, struct node *c,
+                      struct reason r)
+{
+	c->last = r;
+	if (node_is_worker(c))
+		declared_take(t, c);
+	if (t->shutting_down || t->draining || c->draining || c->removed ||
+	    s->state == NODE_STOPPING || s->state == NODE_STOPPED) {
+		sup_child_settled(t, s);
+		return;
+	}
+	if (s->job.kind != JOB_NONE || s->in_run) {
+		if (!job_covers(&s->job, c)) {
+			c->pending = true;
+			c->pending_reason = r;
+		}
+		sup_child_settled(t,
+		                  s); /* it may be the child the job waits on */
+		return;
+	}
+	strategy_decide(t, s, c, r);
+}
+
+/* What waited for the job: failures in start order, and children whose
+ * backoff ended meanwhile. */
+void
+strategy_handle_pending(struct tree *t, struct node *s)
+{
+	for (size_t i = 0; i < s->nchildren && s->job.kind == JOB_NONE &&
+	                   s->state == NODE_RUNNING;
+	     i++) {
+		struct node *c = s->children[i];
+		if (!c->pending)
+			continue;
+		c->pending = false;
+		if (c->state == NODE_STOPPED)
+			strategy_decide(t, s, c, c->pending_reason);
+		else if (c->state == NODE_BACKOFF &&
+		         c->backoff_until <= t->now && !c->held)
+			node_start(t, c);
+	}
+}

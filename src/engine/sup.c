@@ -1,0 +1,262 @@
+/*
+ * sup.c - a supervisor's job runner.
+ *
+ * Each supervisor runs at most one job at a time (struct job): stop a range
+ * of children last-first, then start them first-last, waiting for each to
+ * settle (exit, or become ready) before the next, as OTP's supervisor does
+ * synchronously. Workers that start "running at spawn" settle at once, so a
+ * tree of plain workers comes up in one pass with no waiting.
+ */
+#include <stddef.h>
+
+#include "engine.h"
+#include "intensity.h"
+
+void
+sup_begin_job(struct tree *t, struct node *s, struct job j)
+{
+	s->job = j;
+	s->job.cursor = j.phase == PHASE_STOP ? j.hi : j.lo;
+	sup_run(t, s);
+}
+
+/* Start a stopped supervisor: its children, in order. */
+void
+sup_start(struct tree *t, struct node *s)
+{
+	if (s->state != NODE_STOPPED)
+		return;
+	s->starts++;
+	s->draining = false;
+	intensity_forget(s); /* a restarted subtree starts with fresh history */
+	tree_set_state(t, s, NODE_STARTING);
+	sup_begin_job(t, s,
+	              (struct job){.kind = JOB_START,
+	                           .phase = PHASE_START,
+	                           .select = SELECT_ALL,
+	                           .hi = s->nchildren});
+}
+
+static void
+clear_pending(struct node *s)
+{
+	for (size_t i = 0; i < s->nchildren; i++)
+		s->children[i]->pending = false;
+}
+
+/* Begin stopping a supervisor's children: in turn last-first, or a drain
+ * (every child told at once). */
+void
+sup_begin_stop(struct tree *t, struct node *s, enum stop_outcome outcome,
+               enum stop_how how)
+{
+	bool drain = how == STOP_DRAIN;
+
+	clear_pending(s);
+	tree_set_state(t, s, NODE_STOPPING);
+	s->draining = drain;
+	/* one_for_one children are independent: stopped together, so a tree
+	 * stops within its largest shutdown, not the sum (§9) */
+	bool together = drain || s->spec->strategy == ONE_FOR_ONE;
+
+	sup_begin_job(t, s,
+	              (struct job){.kind = JOB_STOP,
+	                           .phase = PHASE_STOP,
+	                           .order = together ? ORDER_TOGETHER
+	                                             : ORDER_SEQUENTIAL,
+	                           .select = SELECT_ALL,
+	                           .how = how,
+	                           .outcome = outcome,
+	                           .hi = s->nchildren});
+}
+
+/* Ask a supervisor to stop (or drain); it settles to STOPPED now or later. */
+void
+sup_stop(struct tree *t, struct node *s, enum stop_how how)
+{
+	if (s->state == NODE_STOPPED)
+		return;
+	if (s->state == NODE_STOPPING) {
+		/* the parent wants it down: it no longer escalates when done */
+		s->job.outcome = OUTCOME_STOPPED;
+		return;
+	}
+	sup_begin_stop(t, s, OUTCOME_STOPPED, how);
+}
+
+static bool
+job_selects(const struct job *j, const struct node *c)
+{
+	return j->select != SELECT_MARKED || c->marked;
+}
+
+static bool
+job_should_start(const struct job *j, const struct node *c)
+{
+	switch (j->select) {
+	case SELECT_MARKED:
+		return c->marked;
+	case SELECT_ALL:
+		return !c->held;
+	case SELECT_RESTARTABLE:
+		/* OTP: a temporary child is never restarted, not even when a
+		 * sibling's failure took it down. */
+		return !c->held && c->spec->restart != RESTART_TEMPORARY;
+	}
+	return false;
+}
+
+static bool
+active(const struct node *c)
+{
+	return c->state == NODE_STARTING || c->state == NODE_RUNNING;
+}
+
+/* A child waiting out its backoff: a stop job calls its restart off; a
+ * restart job leaves it waiting and starts it in its start phase. */
+static bool
+call_off(const struct job *j, const struct node *c)
+{
+	return c->state == NODE_BACKOFF && j->kind == JOB_STOP;
+}
+
+/* Stop phase: true when every selected child in range is stopped. */
+static bool
+job_stop_step(struct tree *t, struct node *s)
+{
+	struct job *j = &s->job;
+
+	if (j->order == ORDER_TOGETHER) {
+		bool all = true;
+		for (size_t i = j->hi; i-- > j->lo;) { /* told last-first too */
+			struct node *c = s->children[i];
+			if (!job_selects(j, c))
+				continue;
+			if (active(c) || call_off(j, c) ||
+			    (!node_is_worker(c) && c->state != NODE_STOPPED))
+				node_stop(t, c, j->how);
+			if (!node_down(c))
+				all = false;
+		}
+		return all;
+	}
+	while (j->cursor > j->lo) {
+		struct node *c = s->children[j->cursor - 1];
+		if (job_selects(j, c) && !node_down(c)) {
+			if (active(c) || !node_is_worker(c))
+				node_stop(t, c, j->how);
+			if (!node_down(c))
+				return false;
+		}
+		if (job_selects(j, c) && call_off(j, c))
+			node_stop(t, c, j->how);
+		j->cursor--;
+	}
+	return true;
+}
+
+/* Start phase: true when every child in range has settled. */
+static bool
+job_start_step(struct tree *t, struct node *s)
+{
+	struct job *j = &s->job;
+
+	while (j->cursor < j->hi) {
+		struct node *c = s->children[j->cursor];
+		if (c->state == NODE_STARTING && job_selects(j, c))
+			return false; /* wait for its ready (or its failure) */
+		if ((c->state == NODE_STOPPED || c->state == NODE_BACKOFF) &&
+		    !j->launched && job_should_start(j, c)) {
+			j->launched = true;
+			node_start(t, c);
+			continue;
+		}
+		j->cursor++;
+		j->launched = false;
+	}
+	return true;
+}
+
+/* A supervisor that gave up: stopped, and its parent sees one failure. */
+static void
+sup_gave_up(struct tree *t, struct node *s)
+{
+	intensity_forget(s);
+	s->last = (struct reason){REASON_GAVE_UP, 0};
+	if (s->parent == NULL) {
+		tree_push(t, (struct action){.kind = ACT_EXIT, .code = 75});
+		return;
+	}
+	tree_event(t, EE_ESCALATED, s, s->last);
+	strategy_child_failed(t, s->parent, s, s->last);
+}
+
+/* The supervisor's job is done: settle it and tell whoever waits. */
+static void
+job_finish(struct tree *t, struct node *s)
+{
+	struct job done = s->job;
+
+	if (done.select == SELECT_MARKED)
+		for (size_t i = 0; i < s->nchildren; i++)
+			s->children[i]->marked = false;
+	s->job = (struct job){.kind = JOB_NONE};
+	if (done.kind != JOB_STOP) {
+		bool was_starting = s->state == NODE_STARTING;
+		tree_set_state(t, s, NODE_RUNNING);
+		strategy_handle_pending(t, s);
+		if (was_starting && s->parent != NULL)
+			sup_child_settled(t, s->parent);
+		return;
+	}
+	tree_set_state(t, s, NODE_STOPPED);
+	if (done.outcome == OUTCOME_GAVE_UP) {
+		sup_gave_up(t, s);
+		return;
+	}
+	tree_event(t, EE_STOPPED, s, s->last);
+	if (s->parent != NULL)
+		sup_child_settled(t, s->parent);
+	else if (t->shutting_down || t->draining)
+		tree_push(t, (struct action){.kind = ACT_EXIT, .code = 0});
+}
+
+/* Drive a supervisor's job as far as it goes without waiting. */
+void
+sup_run(struct tree *t, struct node *s)
+{
+	struct job *j = &s->job;
+
+	if (s->in_run || j->kind == JOB_NONE)
+		return;
+	s->in_run = true;
+	if (j->phase == PHASE_STOP) {
+		if (!job_stop_step(t, s))
+			goto wait;
+		if (j->kind != JOB_STOP) {
+			j->phase = PHASE_START;
+			j->launched = false;
+			j->cursor = j->lo;
+		}
+	}
+	if (j->phase == PHASE_START && j->cursor == j->lo && !j->launched &&
+	    j->not_before > t->now) {
+		/* the stops happened at once; the starts wait for the failed
+		 * child's backoff */
+		wake_set(t, s, j->not_before);
+		goto wait;
+	}
+	if (j->phase == PHASE_START && !job_start_step(t, s))
+		goto wait;
+	s->in_run = false;
+	job_finish(t, s);
+	return;
+wait:
+	s->in_run = false;
+}
+
+void
+sup_child_settled(struct tree *t, struct node *s)
+{
+	sup_run(t, s);
+}

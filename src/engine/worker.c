@@ -1,0 +1,232 @@
+/*
+ * worker.c - a worker's lifecycle as a table, as s6-supervise keeps it:
+ * state x input -> one small function. Every transition is a named cell;
+ * an empty cell means the input changes nothing in that state.
+ */
+#include <stddef.h>
+
+#include "circuit.h"
+#include "engine.h"
+
+enum worker_input {
+	WI_START, /* its supervisor (or an operator) starts it */
+	WI_READY, /* it said "ready" */
+	WI_EXIT,  /* its process is gone (reaped), with a reason */
+	WI_STOP,  /* stop it: the shutdown sequence */
+	WI_DRAIN, /* drain it: the protocol's drain, then the sequence */
+	WI_FORCE, /* a drain cut short: the shutdown sequence now */
+	WI_WAKE,  /* the time it asked for has come */
+	WI__INPUTS
+};
+
+typedef void worker_fn(struct tree *, struct node *, struct reason);
+
+/* Up: running, or starting until it says ready. */
+static void
+w_up(struct tree *t, struct node *n, enum node_state s)
+{
+	tree_set_state(t, n, s);
+	if (s == NODE_RUNNING) {
+		n->running_since = t->now;
+		circuit_probe_running(t, n);
+	}
+}
+
+/* Down-and-waiting states x START: spawn; running at once unless it must
+ * say ready. */
+static void
+w_spawn(struct tree *t, struct node *n, struct reason r)
+{
+	(void)r;
+	wake_set(t, n, 0);
+	n->starts++;
+	n->draining = false;
+	tree_push(t, (struct action){.kind = ACT_START, .node = n});
+	w_up(t, n, n->spec->start_timeout_ms ? NODE_STARTING : NODE_RUNNING);
+}
+
+/* STARTING x READY: up; its supervisor's job may go on. */
+static void
+w_ready(struct tree *t, struct node *n, struct reason r)
+{
+	(void)r;
+	w_up(t, n, NODE_RUNNING);
+	sup_child_settled(t, n->parent);
+}
+
+/* STARTING|RUNNING x EXIT: down without being asked: a failure. */
+static void
+w_failed(struct tree *t, struct node *n, struct reason r)
+{
+	wake_set(t, n, 0);
+	tree_set_state(t, n, NODE_STOPPED);
+	n->last = r;
+	strategy_child_failed(t, n->parent, n, r);
+}
+
+/* STOPPING x EXIT: down as asked. */
+static void
+w_stopped(struct tree *t, struct node *n, struct reason r)
+{
+	tree_set_state(t, n, NODE_STOPPED);
+	n->last = r;
+	n->running_since = 0;
+	sup_child_settled(t, n->parent);
+}
+
+/* STARTING|RUNNING x STOP: the shutdown sequence (r.code: how). */
+static void
+w_stop(struct tree *t, struct node *n, struct reason r)
+{
+	wake_set(t, n, 0);
+	tree_set_state(t, n, NODE_STOPPING);
+	n->draining = false;
+	tree_push(t,
+	          (struct action){.kind = ACT_STOP, .node = n, .code = r.code});
+}
+
+/* STARTING|RUNNING x DRAIN: the worker is told to finish. */
+static void
+w_drain(struct tree *t, struct node *n, struct reason r)
+{
+	(void)r;
+	wake_set(t, n, 0);
+	tree_set_state(t, n, NODE_STOPPING);
+	n->draining = true;
+	tree_push(t, (struct action){.kind = ACT_DRAIN, .node = n});
+}
+
+/* STOPPING x FORCE: a drain cut short (shutdown during a drain). */
+static void
+w_cut_drain(struct tree *t, struct node *n, struct reason r)
+{
+	(void)r;
+	if (n->draining)
+		tree_push(t, (struct action){.kind = ACT_STOP, .node = n});
+}
+
+/* BACKOFF x STOP|DRAIN: its pending restart is called off. */
+static void
+w_call_off(struct tree *t, struct node *n, struct reason r)
+{
+	(void)r;
+	wake_set(t, n, 0);
+	tree_set_state(t, n, NODE_STOPPED);
+	sup_child_settled(t, n->parent);
+}
+
+/* QUARANTINED x STOP|DRAIN: stays quarantined, but no probe comes. */
+static void
+w_hold_quarantine(struct tree *t, struct node *n, struct reason r)
+{
+	(void)r;
+	wake_set(t, n, 0);
+}
+
+/* BACKOFF x WAKE: the delay is over: restart it when its supervisor is
+ * free to own the start (else when its job ends, as a pending failure). */
+static void
+w_backoff_over(struct tree *t, struct node *n, struct reason r)
+{
+	struct node *s = n->parent;
+
+	if (s->state == NODE_RUNNING && s->job.kind == JOB_NONE && !n->held)
+		w_spawn(t, n, r);
+	else
+		n->pending = true;
+}
+
+/* QUARANTINED x WAKE|START: the circuit goes half-open: one probe. */
+static void
+w_probe(struct tree *t, struct node *n, struct reason r)
+{
+	n->circuit.state = CIRCUIT_HALF_OPEN;
+	tree_event(t, EE_PROBING, n, n->last);
+	w_spawn(t, n, r);
+}
+
+/* RUNNING x WAKE: a half-open probe that may have run long enough. */
+static void
+w_running_wake(struct tree *t, struct node *n, struct reason r)
+{
+	(void)r;
+	if (circuit_try_close(t, n))
+		tree_event(t, EE_CIRCUIT_CLOSED, n, n->last);
+}
+
+static worker_fn *const worker_table[NODE__STATES][WI__INPUTS] = {
+        [NODE_STOPPED] = {[WI_START] = w_spawn},
+        [NODE_STARTING] = {[WI_READY] = w_ready,
+                           [WI_EXIT] = w_failed,
+                           [WI_STOP] = w_stop,
+                           [WI_DRAIN] = w_drain},
+        [NODE_RUNNING] = {[WI_EXIT] = w_failed,
+                          [WI_STOP] = w_stop,
+                          [WI_DRAIN] = w_drain,
+                          [WI_WAKE] = w_running_wake},
+        [NODE_STOPPING] = {[WI_EXIT] = w_stopped, [WI_FORCE] = w_cut_drain},
+        [NODE_BACKOFF] = {[WI_START] = w_spawn,
+                          [WI_STOP] = w_call_off,
+                          [WI_DRAIN] = w_call_off,
+                          [WI_WAKE] = w_backoff_over},
+        [NODE_QUARANTINED] = {[WI_START] = w_probe,
+                              [WI_STOP] = w_hold_quarantine,
+                              [WI_DRAIN] = w_hold_quarantine,
+                              [WI_WAKE] = w_probe},
+        [NODE_FAILED] = {[WI_START] = w_spawn},
+        [NODE_EXHAUSTED] = {[WI_START] = w_spawn},
+};
+
+static void
+worker_input(struct tree *t, struct node *n, enum worker_input in,
+             struct reason r)
+{
+	worker_fn *fn = worker_table[n->state][in];
+
+	if (fn != NULL)
+		fn(t, n, r);
+}
+
+void
+worker_start(struct tree *t, struct node *n)
+{
+	worker_input(t, n, WI_START, (struct reason){0});
+}
+
+void
+worker_stop(struct tree *t, struct node *n, enum stop_how how)
+{
+	worker_input(t, n, how == STOP_DRAIN ? WI_DRAIN : WI_STOP,
+	             (struct reason){.code = (int)how});
+}
+
+void
+worker_exited(struct tree *t, struct node *n, struct reason r)
+{
+	worker_input(t, n, WI_EXIT, r);
+}
+
+void
+worker_ready(struct tree *t, struct node *n)
+{
+	worker_input(t, n, WI_READY, (struct reason){0});
+}
+
+void
+worker_force(struct tree *t, struct node *n)
+{
+	worker_input(t, n, WI_FORCE, (struct reason){0});
+}
+
+void
+worker_woken(struct tree *t, struct node *n)
+{
+	worker_input(t, n, WI_WAKE, (struct reason){0});
+}
+
+void
+worker_park(struct tree *t, struct node *n, enum node_state s, uint64_t wake_at)
+{
+	tree_set_state(t, n, s);
+	wake_set(t, n, wake_at);
+}

@@ -1,0 +1,58 @@
+/*
+ * agent_int.h - the handle of libagentsup, shared by agent.c (the channel:
+ * connect, queue, read, wait) and agent_msg.c (the messages). Private.
+ */
+#ifndef AGENT_INT_H
+#define AGENT_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "agentsup/agent.h"
+#include "agentsup/wire.h"
+
+#define AGENT_MAX_OUT  (1u << 20)  /* queued output, beyond one frame */
+#define AGENT_KEEP_OUT (64u << 10) /* buffers above this are freed */
+#define AGENT_MAX_IN   (16u << 20) /* agentsupd is trusted: a sanity bound */
+
+struct agentsup {
+	int fd; /* -1 when unsupervised or closed */
+	char name[128];
+	char path[512];
+	unsigned long incarnation;
+	uint64_t heartbeat_ms;
+	uint64_t timeout_ms;
+	size_t max_send; /* the largest body agentsupd takes from us */
+	int welcomed;
+	int draining;
+	uint64_t drain_deadline_ms;
+	uint64_t seq; /* of the last heartbeat */
+	/* what welcome restored */
+	unsigned long restarts;
+	char last_reason[128];
+	uint8_t *restored;
+	size_t restored_len;
+	uint64_t restored_seq;
+	uint64_t ckpt_seq;   /* the last checkpoint sent */
+	uint64_t ckpt_acked; /* the last one acknowledged */
+	agentsup_nudge_fn on_nudge;
+	void *nudge_arg;
+	agentsup_spawned_fn on_spawned;
+	void *spawned_arg;
+	msgpack_sbuffer sb; /* the frame being encoded */
+	msgpack_zone zone;
+	struct agentsup_reader reader;
+	uint8_t *out; /* queued frames: out[outoff..outlen) */
+	size_t outoff, outlen, outcap;
+};
+
+/* agent.c: queue the frame encoded in a->sb and send what the socket
+ * takes; send what is queued. */
+int agent_send(struct agentsup *);
+int agent_flush_now(struct agentsup *);
+
+/* agent_msg.c: hello, and the reader's callback for agentsupd's frames. */
+int agent_hello(struct agentsup *, const char *lang);
+int agent_on_frame(void *arg, const struct agentsup_frame *);
+
+#endif

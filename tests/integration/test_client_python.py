@@ -1,0 +1,358 @@
+"""The Python client (tools/python/agentsup) against a fake agentsupd on a
+socketpair: the worker is a real subprocess with AGENTSUP_FD set, the test
+plays the daemon, decoding every frame independently of the client. Waits
+are on frames and lines with deadlines, never on sleeps."""
+import os
+import select
+import shutil
+import socket
+import struct
+import subprocess
+import sys
+import textwrap
+import time
+
+import msgpack
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PYDIR = os.path.join(os.environ.get("AGENTSUP_SRC", os.path.join(HERE, "..", "..")),
+                     "tools", "python")
+sys.path.insert(0, PYDIR)
+import agentsup  # noqa: E402
+
+DEADLINE = 20.0
+CHILD_FD = 47  # a fixed, unusual number: easy to look for in a child
+
+
+def pack(msg):
+    body = msgpack.packb(msg, use_bin_type=True)
+    return struct.pack(">I", len(body)) + body
+
+
+class Fake:
+    """The daemon's end of one worker's channel."""
+
+    def __init__(self, body=None, env=None, bufsize=None, argv=None):
+        self.sock, theirs = socket.socketpair()
+        if bufsize:
+            for s in (self.sock, theirs):
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, bufsize)
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, bufsize)
+        os.dup2(theirs.fileno(), CHILD_FD)
+        theirs.close()
+        if argv is None:
+            script = f"import sys\nsys.path.insert(0, {PYDIR!r})\n" + textwrap.dedent(body)
+            argv = [sys.executable, "-c", script]
+        e = dict(os.environ, AGENTSUP_FD=str(CHILD_FD), AGENTSUP_NAME="w1",
+                 AGENTSUP_HEARTBEAT_MS="3000")
+        e.update(env or {})
+        self.proc = subprocess.Popen(argv, env=e,
+                                     pass_fds=(CHILD_FD,), stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE)
+        os.close(CHILD_FD)
+        self.buf = b""
+        self.out = b""
+
+    def frame(self, timeout=DEADLINE):
+        """The next frame the worker sent, decoded here; None at EOF."""
+        end = time.monotonic() + timeout
+        while True:
+            if len(self.buf) >= 4:
+                (n,) = struct.unpack_from(">I", self.buf)
+                if len(self.buf) >= 4 + n:
+                    body, self.buf = self.buf[4:4 + n], self.buf[4 + n:]
+                    msg = msgpack.unpackb(body, raw=False)
+                    agentsup.check_fields(msg)  # the protocol's field types
+                    return msg
+            left = end - time.monotonic()
+            assert left > 0, "no frame from the worker in time"
+            r, _, _ = select.select([self.sock], [], [], left)
+            data = self.sock.recv(1 << 16) if r else b""
+            if r and not data:
+                return None
+            self.buf += data
+
+    def expect(self, t):
+        msg = self.frame()
+        assert msg is not None and msg["t"] == t, msg
+        return msg
+
+    def send(self, msg):
+        try:
+            self.sock.sendall(pack(msg))
+        except BrokenPipeError:
+            raise AssertionError("worker gone: " +
+                                 self.proc.communicate(timeout=DEADLINE)[1].decode())
+
+    def line(self):
+        """The worker's next stdout line (it flushes each). Read from the
+        descriptor: a buffered readline would hide lines from select."""
+        end = time.monotonic() + DEADLINE
+        while b"\n" not in self.out:
+            left = end - time.monotonic()
+            assert left > 0, "no line from the worker in time"
+            r, _, _ = select.select([self.proc.stdout], [], [], left)
+            data = os.read(self.proc.stdout.fileno(), 4096) if r else b""
+            assert data or not r, "worker closed stdout: " + self.proc.communicate()[1].decode()
+            self.out += data
+        line, self.out = self.out.split(b"\n", 1)
+        return line.decode()
+
+    def finish(self):
+        _, err = self.proc.communicate(timeout=DEADLINE)
+        self.sock.close()
+        assert self.proc.returncode == 0, err
+
+
+def test_threads_beat_concurrently():
+    """Issue 10, item 11: beats from many threads never interleave frames."""
+    f = Fake("""
+        import threading, agentsup
+        a = agentsup.Agent()
+        def run():
+            for i in range(500):
+                a.beat(steps=i, status="x" * (i % 50))
+        ts = [threading.Thread(target=run) for _ in range(8)]
+        [t.start() for t in ts]
+        [t.join() for t in ts]
+        a.flush(10)
+    """)
+    f.expect("hello")
+    seqs = [f.expect("hb")["seq"] for _ in range(4000)]
+    assert sorted(seqs) == list(range(1, 4001))
+    assert f.frame() is None
+    f.finish()
+
+
+def test_full_buffer_is_flushed_later():
+    """Issue 10, item 11: with agentsupd not reading, frames wait and are
+    all sent, in order, once it reads again; the worker never blocks."""
+    f = Fake("""
+        import agentsup
+        a = agentsup.Agent()
+        n = 0
+        while n < 3000 or not a.want_write():
+            n += 1
+            a.beat(steps=n, status="padding " * 4)
+        print(n, flush=True)
+        a.flush(10)
+        print("flushed", flush=True)
+    """, bufsize=4096)
+    n = int(f.line())  # written while nobody read
+    f.expect("hello")
+    for i in range(1, n + 1):
+        assert f.expect("hb")["seq"] == i
+    assert f.line() == "flushed"
+    f.finish()
+
+
+def test_channel_not_inherited():
+    """Issue 10, item 10: a sub-process cannot speak for the worker."""
+    f = Fake(f"""
+        import os, sys, subprocess, agentsup
+        a = agentsup.Agent()
+        print(os.environ.get("AGENTSUP_FD", "unset"), flush=True)
+        os.system("test -e /proc/self/fd/{CHILD_FD} && echo LEAKED || echo closed")
+        sys.stdout.flush()
+        out = subprocess.run([sys.executable, "-c",
+            "import sys; sys.path.insert(0, {PYDIR!r}); import agentsup; "
+            "print(agentsup.Agent().supervised)"], capture_output=True, text=True)
+        print(out.stdout.strip(), flush=True)
+        a.beat(steps=1)
+    """)
+    f.expect("hello")
+    assert f.line() == "unset"
+    assert f.line() == "closed"
+    assert f.line() == "False"
+    assert f.expect("hb")["progress"] == {"steps": 1}
+    f.finish()
+
+
+def test_part2_sync_api():
+    f = Fake("""
+        import agentsup
+        nudges = []
+        a = agentsup.Agent(on_nudge=nudges.append)
+        r = a.restored
+        print(r.checkpoint, r.checkpoint_seq, r.restarts, r.last_reason, flush=True)
+        a.ready()
+        with a.busy(30):
+            pass
+        print(a.checkpoint(b"\\x00state-8"), flush=True)
+        child = a.spawn("pool", key="job-1", args=["--x", "1"], env={"M": "s"})
+        print(child.ok, child.name, child.created, flush=True)
+        a.result("42")
+        a.wait(20)  # until the drain
+        print(nudges[0].reason, nudges[0].idle_ms, a.checkpoint_acked, a.drain_deadline_ms,
+              flush=True)
+        a.exit_reason("rate_limited", retry_after=2.5, detail="429")
+    """)
+    f.expect("hello")
+    f.send({"t": "welcome", "v": 1, "name": "w1", "path": "root/w1", "incarnation": 3,
+            "heartbeat_ms": 3000, "timeout_ms": 9000, "restarts": 2,
+            "last_reason": "exit:1", "checkpoint": b"state-7", "checkpoint_seq": 7})
+    assert f.line() == "b'state-7' 7 2 exit:1"
+    f.expect("ready")
+    assert f.expect("extend")["ms"] == 30000
+    ck = f.expect("checkpoint")
+    assert (ck["seq"], ck["data"]) == (8, b"\x00state-8")
+    assert f.line() == "8"
+    f.send({"t": "nudge", "reason": "stall", "idle_ms": 16000})
+    f.send({"t": "checkpoint_ok", "seq": 8})
+    sp = f.expect("spawn")
+    assert sp == {"t": "spawn", "sup": "pool", "key": "job-1", "args": ["--x", "1"],
+                  "env": {"M": "s"}}
+    f.send({"t": "spawned", "ok": True, "name": "pool/job-1", "created": True})
+    assert f.line() == "True pool/job-1 True"
+    assert f.expect("result")["data"] == "42"
+    f.send({"t": "drain", "deadline_ms": 5000})
+    assert f.line() == "stall 16000 8 5000"
+    assert f.expect("exit") == {"t": "exit", "reason": "rate_limited",
+                                "retry_after_ms": 2500, "detail": "429"}
+    f.finish()
+
+
+def test_asyncio_api():
+    f = Fake("""
+        import asyncio, agentsup
+        async def main():
+            ticks = 0
+            async def ticker():
+                nonlocal ticks
+                while True:
+                    ticks += 1
+                    await asyncio.sleep(0.01)
+            t = asyncio.ensure_future(ticker())
+            async with agentsup.AsyncAgent() as a:
+                print(a.restored.checkpoint, a.restored.checkpoint_seq, flush=True)
+                a.ready()
+                for i in range(100):
+                    a.beat(steps=i, cost=0.5)
+                print(a.checkpoint(b"c9"), flush=True)
+                nudge = await asyncio.wait_for(a.nudges.get(), 20)
+                print(nudge.reason, nudge.state, nudge.period, flush=True)
+                child = await a.spawn("pool")
+                print(child.ok, child.error, child.count, flush=True)
+                await a.wait(20)  # returns on the drain
+                print(a.draining, a.checkpoint_acked, ticks > 0, flush=True)
+                await a.exit_reason("done")
+            t.cancel()
+        asyncio.run(main())
+    """)
+    f.expect("hello")
+    f.send({"t": "welcome", "v": 1, "checkpoint": b"c8", "checkpoint_seq": 8})
+    assert f.line() == "b'c8' 8"
+    f.expect("ready")
+    assert [f.expect("hb")["progress"]["steps"] for _ in range(100)] == list(range(100))
+    assert f.expect("checkpoint")["seq"] == 9
+    assert f.line() == "9"
+    f.send({"t": "checkpoint_ok", "seq": 9})
+    f.send({"t": "nudge", "reason": "loop", "state": "s1", "period": 2})
+    assert f.line() == "loop s1 2"
+    f.expect("spawn")
+    f.send({"t": "spawned", "ok": False, "error": "max_children", "count": 4})
+    assert f.line() == "False max_children 4"
+    f.send({"t": "drain", "deadline_ms": 1000})
+    assert f.line() == "True 9 True"
+    assert f.expect("exit")["reason"] == "done"
+    f.finish()
+
+
+def test_bad_field_from_daemon_is_a_protocol_error():
+    f = Fake("""
+        import agentsup
+        a = agentsup.Agent()
+        try:
+            a.wait(20)
+        except agentsup.ProtocolError as e:
+            print("refused:", e, flush=True)
+    """)
+    f.expect("hello")
+    f.send({"t": "welcome", "restarts": "two"})
+    assert f.line() == 'refused: welcome: "restarts" has the wrong type'
+    f.finish()
+
+
+@pytest.mark.parametrize("api", ["sync", "async"])
+def test_unsupervised_is_a_noop(api):
+    body = {
+        "sync": """
+            import sys, agentsup
+            with agentsup.Agent() as a:
+                assert not a.supervised and a.fileno() == -1
+                a.ready(); a.beat(steps=1); a.busy(1); a.result(b"x")
+                assert a.checkpoint(b"x") == 1
+                assert a.spawn("pool") is None
+                assert a.restored.checkpoint is None
+                a.wait(0.01); a.exit_reason("done")
+        """,
+        "async": """
+            import asyncio, sys, agentsup
+            async def main():
+                async with agentsup.AsyncAgent() as a:
+                    assert not a.supervised and a.fileno() == -1
+                    a.ready(); a.beat(steps=1); a.checkpoint(b"x")
+                    assert await a.spawn("pool") is None
+                    await a.wait(0.01); await a.exit_reason("done")
+            asyncio.run(main())
+        """,
+    }[api]
+    script = f"import sys\nsys.path.insert(0, {PYDIR!r})\n" + textwrap.dedent(body) + \
+        "print('msgpack' in sys.modules)\n"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTSUP_")}
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                         text=True, timeout=DEADLINE)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"  # msgpack never imported
+
+
+def test_reader_limit_is_per_frame():
+    """Issue 9: the limit applies to one frame, not to the bytes buffered;
+    a limit lowered while a frame is split refuses that frame."""
+    big = [pack({"t": "x", "pad": "a" * 60000, "i": i}) for i in range(3)]
+    r = agentsup.FrameReader()
+    assert [m["i"] for m in r.feed(b"".join(big), 64 * 1024)] == [0, 1, 2]
+    stream = b"".join(big)
+    got = []
+    for at in range(0, len(stream), 777):  # split anywhere
+        got += r.feed(stream[at:at + 777], 64 * 1024)
+        assert r.pending < 4 + 64 * 1024
+    assert [m["i"] for m in got] == [0, 1, 2] and r.pending == 0
+    assert r.feed(big[0][:100], 64 * 1024) == []
+    with pytest.raises(agentsup.ProtocolError):
+        r.feed(big[0][100:], 1024)
+    with pytest.raises(agentsup.ProtocolError):
+        agentsup.FrameReader().feed(struct.pack(">I", 0) + b"", 1024)
+
+
+def test_package_is_typed():
+    """py.typed is shipped and the package passes mypy --strict."""
+    assert os.path.exists(os.path.join(PYDIR, "agentsup", "py.typed"))
+    with open(os.path.join(PYDIR, "pyproject.toml")) as f:
+        assert "py.typed" in f.read()
+    mypy = shutil.which("mypy")
+    if mypy is None:
+        pytest.skip("mypy is not installed (tools/lib/setup.sh installs it)")
+    out = subprocess.run([mypy, "--strict", "--no-incremental", "--cache-dir=/dev/null",
+                          "agentsup"], cwd=PYDIR, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_async_bad_frame_ends_the_channel():
+    """A bad frame seen in the loop's callback surfaces in the next await."""
+    f = Fake("""
+        import asyncio, agentsup
+        async def main():
+            try:
+                async with agentsup.AsyncAgent() as a:
+                    await a.wait(20)
+            except agentsup.ProtocolError as e:
+                print("refused:", e, flush=True)
+        asyncio.run(main())
+    """)
+    f.expect("hello")
+    f.send({"t": "nudge", "reason": 7})
+    assert f.line() == 'refused: nudge: "reason" has the wrong type'
+    f.finish()

@@ -1,0 +1,157 @@
+"""on_event hooks: a command per matching event with the event's JSON on its
+stdin, bounded in time (killed after its timeout) and in concurrency (at
+most 4 at once, a bounded queue, overflow dropped and logged)."""
+import json
+import os
+import signal
+import textwrap
+
+from conftest import alive, sh, wait_until
+
+
+def settings(supd, hooks):
+    """The settings document with the events file and these on_event hooks."""
+    supd.dir.mkdir(exist_ok=True)
+    (supd.dir / "00-settings.yaml").write_text(
+        f"agentsupd:\n  events_file: {supd.events}\n  on_event:\n"
+        + textwrap.indent(textwrap.dedent(hooks).strip() + "\n", "    "))
+
+
+def start(supd, hooks, files):
+    settings(supd, hooks)
+    supd.write(files, settings=False)
+    return supd.start()
+
+
+def saved(outdir):
+    """Every event a hook saved: each file is whole (written, then renamed)."""
+    return [json.loads(p.read_text()) for p in sorted(outdir.glob("*.json"))]
+
+
+SAVE = 'cat > "$0/$$.tmp" && mv "$0/$$.tmp" "$0/$$.json"'
+
+
+def test_hook_gets_the_event_json_on_stdin(supd, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    d = start(supd, f"""
+        - kinds: [exited]
+          run: [/bin/sh, -c, '{SAVE}', {out}]
+        """, {"a.yaml": f"""
+        worker: crash
+        command: {sh("exit 3")}
+        restart: temporary
+        """})
+    d.wait("exited", "root/crash")
+    wait_until(lambda: len(saved(out)) == 1, what="the hook's file")
+    ev = saved(out)[0]
+    assert ev["kind"] == "exited"
+    assert ev["path"] == "root/crash"
+    assert ev["reason"] == "exit:3"
+
+
+def test_gave_up_hook_runs_before_agentsupd_exits(supd, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    d = start(supd, f"""
+        - kinds: [gave_up]
+          run: [/bin/sh, -c, 'sleep 0.3; {SAVE}', {out}]
+          timeout: 10s
+        """, {"a.yaml": f"""
+        supervisor: root
+        intensity: 0
+        children:
+          - {{worker: crash, command: {sh("exit 1")}}}
+        """})
+    assert d.exit_code() == 75
+    # the daemon waited for the alert before it went away
+    events = saved(out)
+    assert [e["kind"] for e in events] == ["gave_up"]
+    assert events[0]["path"] == "root"
+
+
+def test_hanging_hook_is_killed_and_supervision_goes_on(supd, tmp_path):
+    pidfile = tmp_path / "hook.pid"
+    d = start(supd, f"""
+        - kinds: [started]
+          run: [/bin/sh, -c, 'echo $$ > "$0.tmp" && mv "$0.tmp" "$0"; exec sleep 1000', {pidfile}]
+          timeout: 500ms
+        """, {"a.yaml": f"""
+        worker: w
+        command: {sh("exec sleep 1000")}
+        """})
+    first = d.wait("started", "root/w")
+    wait_until(pidfile.exists, what="the hook's pid")
+    hook = int(pidfile.read_text())
+    wait_until(lambda: not alive(hook), what="the hook killed")
+    wait_until(lambda: any("still running after 500ms: killed" in l
+                           for l in d.lines), what="the timeout logged")
+    # the daemon supervises as before
+    os.kill(first.pid, signal.SIGKILL)
+    d.wait("exited", "root/w")
+    assert d.wait("started", "root/w").pid != first.pid
+
+
+def test_failing_hooks_are_logged(supd, tmp_path):
+    d = start(supd, """
+        - kinds: [started]
+          run: [/bin/sh, -c, 'exit 4']
+        - kinds: [started]
+          run: [/nonexistent/alert]
+        - kinds: [gave_upp]
+          run: [/bin/true]
+        """, {"a.yaml": f"""
+        worker: w
+        command: {sh("exec sleep 1000")}
+        """})
+    d.wait("started", "root/w")
+    wait_until(lambda: any("hook /bin/sh (started): exited 4" in l
+                           for l in d.lines), what="exit 4 logged")
+    wait_until(lambda: any("hook /nonexistent/alert (started): exec: "
+                           "No such file" in l for l in d.lines),
+               what="the exec failure logged")
+    # a kind no event has is a typo: said at start
+    assert any('no event is of kind "gave_upp"' in l for l in d.lines)
+
+
+def test_flood_runs_at_most_four_at_once(supd, tmp_path):
+    running = tmp_path / "running"
+    running.mkdir()
+    counts = tmp_path / "counts"
+    # each hook: mark itself running, count who runs, linger, unmark
+    hook = (f'touch {running}/$$; ls {running} | wc -l >> {counts}; '
+            f'sleep 0.3; rm {running}/$$')
+    workers = "\n".join(
+        f"  - {{worker: w{i}, command: {sh('exit 0')}, restart: temporary}}"
+        for i in range(20))
+    d = start(supd, f"""
+        - kinds: [exited]
+          run: [/bin/sh, -c, '{hook}']
+        """, {"a.yaml": "supervisor: root\nchildren:\n" + workers + "\n"})
+    d.wait_count("exited", 20)
+    wait_until(lambda: counts.exists() and
+               len(counts.read_text().split()) == 20, what="20 hooks run")
+    seen = [int(n) for n in counts.read_text().split()]
+    assert max(seen) <= 4, seen
+    assert max(seen) >= 2, seen  # they did run side by side
+
+
+def test_overflow_is_dropped_and_logged(supd, tmp_path):
+    counts = tmp_path / "counts"
+    workers = "\n".join(
+        f"  - {{worker: w{i}, command: {sh('exit 0')}, restart: temporary}}"
+        for i in range(90))
+    d = start(supd, f"""
+        - kinds: [exited]
+          run: [/bin/sh, -c, 'echo x >> {counts}; exec sleep 5']
+        """, {"a.yaml": "supervisor: root\nchildren:\n" + workers + "\n"})
+    d.wait_count("exited", 90)
+    wait_until(lambda: any("dropping the hook" in l for l in d.lines),
+               what="the first drop logged")
+    # at exit, the hooks left get a bounded grace, then are killed
+    d.signal(signal.SIGTERM)
+    assert d.exit_code() == 0
+    d.drain_events()  # every line read
+    assert any("still running (killed)" in l for l in d.lines)
+    # 4 running and 64 waiting at most: the rest never ran
+    assert len(counts.read_text().split()) <= 68

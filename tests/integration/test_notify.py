@@ -1,0 +1,261 @@
+"""sd_notify both ways, with programs written for systemd and left unchanged
+(Debian's python3-sdnotify and python3-systemd), and agentsupd itself run
+under a NOTIFY_SOCKET of the test's, as systemd would run it."""
+import json
+import os
+import signal
+import socket
+import textwrap
+import time
+
+import pytest
+
+from conftest import TIMEOUT, alive, sh, wait_until
+
+PY = "/usr/bin/python3"
+
+
+def program(tmp_path, name, body):
+    """A plain Python program (no agentsup module): its command."""
+    p = tmp_path / f"{name}.py"
+    p.write_text("import os, sys, time\n" + textwrap.dedent(body))
+    return json.dumps([PY, str(p)])
+
+
+def node(d, path):
+    return {n["path"]: n for n in d.ctl_json("status")}[path]
+
+
+def test_sdnotify_ready_and_status(supd, tmp_path):
+    cmd = program(tmp_path, "sdn", """
+        import sdnotify
+        n = sdnotify.SystemdNotifier()
+        n.notify("STATUS=warming up")
+        time.sleep(0.2)
+        n.notify("READY=1")
+        n.notify("STATUS=serving 3 clients")
+        time.sleep(1000)
+    """)
+    d = supd.start({"a.yaml": f"""
+        supervisor: root
+        children:
+          - worker: sdn
+            command: {cmd}
+            start_timeout: 10s
+            notify: systemd
+          - {{worker: after, command: {sh("exec sleep 1000")}}}
+        """})
+    ready = d.wait("ready", "root/sdn")
+    # start order waits for the readiness systemd's way too
+    assert d.wait("started", "root/after").seq > ready.seq
+    wait_until(lambda: node(d, "root/sdn").get("status") == "serving 3 clients",
+               what="STATUS= in agentsupctl status")
+    assert "serving 3 clients" in d.ctl("status", check=0).stdout
+
+
+def test_systemd_watchdog_keeps_alive_then_hang(supd, tmp_path):
+    silent = tmp_path / "silent"
+    cmd = program(tmp_path, "wd", f"""
+        from systemd import daemon
+        if os.environ.get("WATCHDOG_USEC") != "1000000":
+            sys.exit(3)
+        daemon.notify("READY=1")
+        # pings for 2.5 heartbeat timeouts: alive all along
+        end = time.monotonic() + 2.5
+        while time.monotonic() < end:
+            daemon.notify("WATCHDOG=1")
+            time.sleep(0.1)
+        open({str(silent)!r}, "w").close()
+        time.sleep(1000)  # then silence: hung
+    """)
+    d = supd.start({"a.yaml": f"""
+        worker: wd
+        command: {cmd}
+        restart: temporary
+        heartbeat: 300ms
+        heartbeat_timeout: 1s
+        start_timeout: 10s
+        notify: systemd
+        """})
+    d.wait("ready", "root/wd")
+    d.wait("hang", "root/wd")
+    # a hang declared while it pinged would have killed it (SIGUSR1) before
+    # it could fall silent
+    assert silent.exists()
+    assert d.wait("exited", "root/wd").reason == "hang"
+
+
+def test_watchdog_trigger_is_a_hang(supd, tmp_path):
+    cmd = program(tmp_path, "trig", """
+        from systemd import daemon
+        daemon.notify("READY=1")
+        time.sleep(0.2)
+        daemon.notify("WATCHDOG=trigger")
+        time.sleep(1000)
+    """)
+    d = supd.start({"a.yaml": f"""
+        worker: trig
+        command: {cmd}
+        restart: temporary
+        start_timeout: 10s
+        notify: systemd
+        """})
+    d.wait("ready", "root/trig")
+    assert d.wait("hang", "root/trig").detail == "WATCHDOG=trigger"
+    assert d.wait("exited", "root/trig").reason == "hang"
+
+
+def test_forked_child_in_the_group_speaks_for_the_worker(supd, tmp_path):
+    cmd = program(tmp_path, "fork", """
+        import sdnotify
+        if os.fork() == 0:
+            # a descendant, same process group, another pid
+            sdnotify.SystemdNotifier().notify("READY=1")
+        time.sleep(1000)
+    """)
+    d = supd.start({"a.yaml": f"""
+        worker: fork
+        command: {cmd}
+        start_timeout: 10s
+        notify: systemd
+        """})
+    started = d.wait("started", "root/fork")
+    assert d.wait("ready", "root/fork").pid == started.pid
+
+
+def test_extend_timeout_pushes_the_start_deadline(supd, tmp_path):
+    cmd = program(tmp_path, "slow", """
+        from systemd import daemon
+        daemon.notify("EXTEND_TIMEOUT_USEC=5000000")
+        time.sleep(1.5)  # past start_timeout, within the extension
+        daemon.notify("READY=1")
+        time.sleep(1000)
+    """)
+    d = supd.start({"a.yaml": f"""
+        worker: slow
+        command: {cmd}
+        start_timeout: 1s
+        notify: systemd
+        """})
+    ready = d.wait("ready", "root/slow")
+    assert d.count("start_timeout", "root/slow") == 0
+    assert ready.restarts == 0
+
+
+def test_stopping_then_sigterm_is_an_expected_exit(supd, tmp_path):
+    cmd = program(tmp_path, "bye", """
+        import signal
+        from systemd import daemon
+        daemon.notify("READY=1")
+        time.sleep(0.2)
+        daemon.notify("STOPPING=1")
+        os.kill(os.getpid(), signal.SIGTERM)
+    """)
+    d = supd.start({"a.yaml": f"""
+        worker: bye
+        command: {cmd}
+        restart: transient
+        start_timeout: 10s
+        notify: systemd
+        """})
+    assert d.wait("exited", "root/bye").reason == "signal:SIGTERM"
+    # announced: a transient worker is not restarted
+    assert node(d, "root/bye")["state"] == "stopped"
+    assert d.count("restarting", "root/bye") == 0
+
+
+def test_plain_workers_get_no_notify_socket(supd, tmp_path):
+    out = tmp_path / "env"
+    d = supd.start({"a.yaml": f"""
+        worker: plain
+        command: {sh(f'echo "${{NOTIFY_SOCKET-unset}}" > {out}.tmp && mv {out}.tmp {out}; exec sleep 1000')}
+        """}, env={"NOTIFY_SOCKET": "@agentsup-test-nobody",
+                   "WATCHDOG_USEC": "5000000"})
+    d.wait("started", "root/plain")
+    wait_until(out.exists, what="the worker's environment")
+    assert out.read_text().strip() == "unset"
+
+
+# --- up: agentsupd under a NOTIFY_SOCKET of ours ---------------------------
+
+class Systemd:
+    """The systemd side: a datagram socket, messages read with deadlines."""
+
+    def __init__(self, tmp_path, abstract):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        if abstract:
+            name = f"agentsup-test-{os.getpid()}-{time.monotonic_ns()}"
+            self.sock.bind("\0" + name)
+            self.address = "@" + name
+        else:
+            self.address = str(tmp_path / "notify.sock")
+            self.sock.bind(self.address)
+        self.got = []
+
+    def next(self, deadline):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise AssertionError(f"no datagram in time; got {self.got}")
+        self.sock.settimeout(left)
+        try:
+            msg = self.sock.recv(4096).decode()
+        except socket.timeout:
+            raise AssertionError(f"no datagram in time; got {self.got}")
+        self.got.append(msg)
+        return dict(line.split("=", 1) for line in msg.split("\n") if line)
+
+    def wait(self, key, value="1", timeout=TIMEOUT):
+        """The next message setting key=value (others are kept in got)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            m = self.next(deadline)
+            if m.get(key) == value:
+                return m
+
+
+@pytest.mark.parametrize("abstract", [False, True])
+def test_agentsupd_notifies_systemd(supd, tmp_path, abstract):
+    sd = Systemd(tmp_path, abstract)
+    readied = tmp_path / "readied"
+    slow = program(tmp_path, "slow", f"""
+        import sdnotify
+        time.sleep(0.5)
+        open({str(readied)!r}, "w").close()
+        sdnotify.SystemdNotifier().notify("READY=1")
+        time.sleep(1000)
+    """)
+    d = supd.start({"a.yaml": f"""
+        supervisor: root
+        children:
+          - {{worker: a, command: {sh("exec sleep 1000")}}}
+          - {{worker: b, command: {slow}, notify: systemd, start_timeout: 10s}}
+        """}, env={"NOTIFY_SOCKET": sd.address, "WATCHDOG_USEC": "400000"})
+    m = sd.wait("READY")
+    assert m["STATUS"] == "supervising 2 workers"
+    assert readied.exists()  # READY=1 only once the whole tree is up
+    # WATCHDOG=1 from the loop, every half interval
+    sd.wait("WATCHDOG")
+    sd.wait("WATCHDOG")
+    d.signal(signal.SIGHUP)
+    m = sd.wait("RELOADING")
+    assert int(m["MONOTONIC_USEC"]) > 0
+    assert sd.wait("READY")["STATUS"] == "supervising 2 workers"
+    d.signal(signal.SIGTERM)
+    assert sd.wait("STOPPING")["STATUS"].startswith("stopping")
+    assert d.exit_code() == 0
+    sd.sock.close()
+
+
+def test_watchdog_pid_of_another_process_means_no_pings(supd, tmp_path):
+    sd = Systemd(tmp_path, False)
+    d = supd.start({"a.yaml": f"""
+        worker: a
+        command: {sh("exec sleep 1000")}
+        """}, env={"NOTIFY_SOCKET": sd.address, "WATCHDOG_USEC": "100000",
+                   "WATCHDOG_PID": "1"})
+    sd.wait("READY")
+    d.signal(signal.SIGTERM)
+    sd.wait("STOPPING")
+    # everything up to STOPPING=1 arrived: no WATCHDOG=1 among it
+    assert not any("WATCHDOG" in m for m in sd.got), sd.got
+    sd.sock.close()

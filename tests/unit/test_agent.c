@@ -1,0 +1,419 @@
+/*
+ * test_agent.c - libagentsup against a fake agentsupd on a socketpair: what
+ * it sends (each frame checked against the protocol's field types), what it
+ * does with what it is sent, a full socket that delays but never loses
+ * frames, the channel kept from child processes, and the unsupervised case.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "agentsup/agent.h"
+#include "agentsup/wire.h"
+
+struct fake {
+	int sv[2]; /* [0] the daemon's end, [1] the worker's */
+	struct agentsup *a;
+	msgpack_zone zone;
+	msgpack_sbuffer sb;
+	uint8_t in[1 << 20];
+	size_t inlen, used;
+};
+
+static int
+setup(void **state)
+{
+	struct fake *fk = calloc(1, sizeof *fk);
+	char num[16];
+
+	if (fk == NULL ||
+	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fk->sv) < 0 ||
+	    !msgpack_zone_init(&fk->zone, 4096))
+		return -1;
+	/* the worker's end as a worker inherits it: not close-on-exec */
+	fcntl(fk->sv[1], F_SETFD, 0);
+	msgpack_sbuffer_init(&fk->sb);
+	snprintf(num, sizeof num, "%d", fk->sv[1]);
+	setenv("AGENTSUP_FD", num, 1);
+	setenv("AGENTSUP_NAME", "w1", 1);
+	setenv("AGENTSUP_HEARTBEAT_MS", "3000", 1);
+	fk->a = agentsup_open("c");
+	*state = fk;
+	return fk->a == NULL ? -1 : 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fake *fk = *state;
+
+	agentsup_close(fk->a); /* closes sv[1] when supervised */
+	if (fcntl(fk->sv[1], F_GETFD) >= 0)
+		close(fk->sv[1]);
+	close(fk->sv[0]);
+	msgpack_zone_destroy(&fk->zone);
+	msgpack_sbuffer_destroy(&fk->sb);
+	free(fk);
+	unsetenv("AGENTSUP_FD");
+	return 0;
+}
+
+/* The next frame the worker sent, within 2 s; its fields must check. */
+static void
+next(struct fake *fk, struct agentsup_frame *f, const char *type)
+{
+	int r;
+
+	memmove(fk->in, fk->in + fk->used, fk->inlen - fk->used);
+	fk->inlen -= fk->used;
+	fk->used = 0;
+	msgpack_zone_clear(&fk->zone);
+	while ((r = agentsup_wire_decode(fk->in, fk->inlen, 1u << 20, &fk->zone,
+	                                 f)) == AGENTSUP_WIRE_MORE) {
+		struct pollfd p = {.fd = fk->sv[0], .events = POLLIN};
+		assert_int_equal(poll(&p, 1, 2000), 1);
+		ssize_t n = recv(fk->sv[0], fk->in + fk->inlen,
+		                 sizeof fk->in - fk->inlen, 0);
+		assert_true(n > 0);
+		fk->inlen += (size_t)n;
+	}
+	assert_int_equal(r, AGENTSUP_WIRE_OK);
+	fk->used = f->size;
+	assert_int_equal(agentsup_wire_check_fields(f, NULL), 0);
+	if (!agentsup_wire_is(f, type))
+		fail_msg("wanted %s, got %.*s", type, (int)f->type_len,
+		         f->type);
+}
+
+static uint64_t
+u(const struct agentsup_frame *f, const char *key)
+{
+	const msgpack_object *v = agentsup_wire_get(&f->map, key);
+
+	assert_non_null(v);
+	return v->via.u64;
+}
+
+static int
+str_is(const struct agentsup_frame *f, const char *key, const char *want)
+{
+	const msgpack_object *v = agentsup_wire_get(&f->map, key);
+
+	return v != NULL && v->via.str.size == strlen(want) &&
+	       memcmp(v->via.str.ptr, want, v->via.str.size) == 0;
+}
+
+/* Send the daemon's frame whose map (npairs, "t" included) is packed by
+ * the caller between begin and end. */
+static msgpack_packer
+to_worker(struct fake *fk, size_t npairs, const char *t)
+{
+	msgpack_packer pk;
+
+	msgpack_packer_init(&pk, &fk->sb, msgpack_sbuffer_write);
+	agentsup_wire_begin(&fk->sb);
+	msgpack_pack_map(&pk, npairs);
+	agentsup_wire_kv_str(&pk, "t", t);
+	return pk;
+}
+
+static void
+send_it(struct fake *fk)
+{
+	assert_int_equal(agentsup_wire_end(&fk->sb, 1u << 20), 0);
+	assert_int_equal(send(fk->sv[0], fk->sb.data, fk->sb.size, 0),
+	                 (ssize_t)fk->sb.size);
+}
+
+static void
+test_hello_cloexec_and_env(void **state)
+{
+	struct fake *fk = *state;
+	struct agentsup_frame f;
+
+	next(fk, &f, "hello");
+	assert_int_equal(u(&f, "v"), AGENTSUP_PROTOCOL_VERSION);
+	assert_int_equal(u(&f, "pid"), (uint64_t)getpid());
+	assert_true(str_is(&f, "lang", "c"));
+	assert_true(agentsup_supervised(fk->a));
+	/* issue 10, item 10: the channel does not reach what the worker runs */
+	assert_true(fcntl(agentsup_fd(fk->a), F_GETFD) & FD_CLOEXEC);
+	assert_null(getenv("AGENTSUP_FD"));
+	assert_string_equal(getenv("AGENTSUP_NAME"), "w1");
+	assert_string_equal(agentsup_name(fk->a), "w1");
+	assert_int_equal(agentsup_heartbeat_ms(fk->a), 3000);
+	assert_int_equal(agentsup_beat_interval_ms(fk->a), 1000);
+}
+
+static void
+test_welcome_restores(void **state)
+{
+	struct fake *fk = *state;
+	struct agentsup_frame f;
+	size_t len;
+	const void *ck;
+	char big[2000] = {0};
+
+	assert_int_equal(agentsup_await_welcome(fk->a, 50), -1);
+	assert_int_equal(errno, ETIMEDOUT);
+	msgpack_packer pk = to_worker(fk, 7, "welcome");
+	agentsup_wire_kv_str(&pk, "name", "fetcher");
+	agentsup_wire_kv_uint(&pk, "restarts", 2);
+	agentsup_wire_kv_str(&pk, "last_reason", "exit:1");
+	agentsup_wire_kv_uint(&pk, "checkpoint_seq", 7);
+	agentsup_wire_kv_uint(&pk, "max_frame", 1000);
+	agentsup_wire_pack_str(&pk, "checkpoint");
+	msgpack_pack_bin(&pk, 3);
+	msgpack_pack_bin_body(&pk, "abc", 3);
+	send_it(fk);
+	assert_int_equal(agentsup_await_welcome(fk->a, 2000), 0);
+	assert_true(agentsup_welcomed(fk->a));
+	assert_string_equal(agentsup_name(fk->a), "fetcher");
+	assert_int_equal(agentsup_restarts(fk->a), 2);
+	assert_string_equal(agentsup_last_reason(fk->a), "exit:1");
+	ck = agentsup_restored_checkpoint(fk->a, &len);
+	assert_int_equal(len, 3);
+	assert_memory_equal(ck, "abc", 3);
+	assert_int_equal(agentsup_restored_seq(fk->a), 7);
+	/* numbering goes on from the restored checkpoint */
+	assert_int_equal(agentsup_checkpoint(fk->a, "d", 1), 8);
+	next(fk, &f, "hello");
+	next(fk, &f, "checkpoint");
+	assert_int_equal(u(&f, "seq"), 8);
+	/* over the limit welcome gave: refused here, never sent */
+	assert_int_equal(agentsup_checkpoint(fk->a, big, sizeof big), -1);
+	assert_int_equal(errno, EMSGSIZE);
+	assert_int_equal(agentsup_checkpoint(fk->a, "e", 1), 9);
+}
+
+static void
+test_part2_messages(void **state)
+{
+	struct fake *fk = *state;
+	struct agentsup_frame f;
+	const char *argv[] = {"--job", "7", NULL};
+	const char *env[] = {"MODEL=small", NULL};
+	const char *badenv[] = {"NOEQUALS", NULL};
+	struct agentsup_progress p = {.steps = 3,
+	                              .cost = 0.25,
+	                              .set = AGENTSUP_STEPS | AGENTSUP_COST};
+	const msgpack_object *o;
+
+	next(fk, &f, "hello");
+	assert_int_equal(agentsup_ready(fk->a), 0);
+	assert_int_equal(agentsup_beat(fk->a, &p, "ok"), 0);
+	assert_int_equal(agentsup_busy(fk->a, 30000), 0);
+	assert_int_equal(agentsup_checkpoint(fk->a, "xyz", 3), 1);
+	assert_int_equal(agentsup_result(fk->a, "42", 2), 0);
+	assert_int_equal(agentsup_spawn(fk->a, "pool", "k1", argv, env), 0);
+	assert_int_equal(agentsup_spawn(fk->a, "pool", NULL, NULL, badenv), -1);
+	assert_int_equal(agentsup_exit_reason(fk->a, "rate_limited", 5000,
+	                                      "429 from the provider"),
+	                 0);
+	assert_int_equal(agentsup_flush(fk->a, 1000), 0);
+	next(fk, &f, "ready");
+	next(fk, &f, "hb");
+	assert_int_equal(u(&f, "seq"), 1);
+	assert_true(str_is(&f, "status", "ok"));
+	o = agentsup_wire_get(&f.map, "progress");
+	assert_int_equal(agentsup_wire_get(o, "steps")->via.u64, 3);
+	assert_true(agentsup_wire_get(o, "cost")->via.f64 == 0.25);
+	next(fk, &f, "extend");
+	assert_int_equal(u(&f, "ms"), 30000);
+	next(fk, &f, "checkpoint");
+	assert_int_equal(u(&f, "seq"), 1);
+	o = agentsup_wire_get(&f.map, "data");
+	assert_memory_equal(o->via.bin.ptr, "xyz", 3);
+	next(fk, &f, "result");
+	next(fk, &f, "spawn");
+	assert_true(str_is(&f, "sup", "pool"));
+	assert_true(str_is(&f, "key", "k1"));
+	o = agentsup_wire_get(&f.map, "args");
+	assert_int_equal(o->via.array.size, 2);
+	o = agentsup_wire_get(agentsup_wire_get(&f.map, "env"), "MODEL");
+	assert_int_equal(o->via.str.size, 5);
+	next(fk, &f, "exit"); /* the bad spawn was never sent */
+	assert_true(str_is(&f, "reason", "rate_limited"));
+	assert_int_equal(u(&f, "retry_after_ms"), 5000);
+	assert_true(str_is(&f, "detail", "429 from the provider"));
+}
+
+struct seen {
+	int nudges, spawned;
+	char reason[32], name[64];
+	uint64_t idle_ms, count;
+};
+
+static void
+on_nudge(void *arg, const struct agentsup_nudge *n)
+{
+	struct seen *s = arg;
+
+	s->nudges++;
+	snprintf(s->reason, sizeof s->reason, "%s", n->reason);
+	s->idle_ms = n->idle_ms;
+}
+
+static void
+on_spawned(void *arg, const struct agentsup_spawned *sp)
+{
+	struct seen *s = arg;
+
+	s->spawned++;
+	snprintf(s->name, sizeof s->name, "%s", sp->ok ? sp->name : sp->error);
+	s->count = sp->count;
+}
+
+static void
+test_daemon_messages(void **state)
+{
+	struct fake *fk = *state;
+	struct seen s = {0};
+	msgpack_packer pk;
+	uint64_t deadline;
+
+	agentsup_on_nudge(fk->a, on_nudge, &s);
+	agentsup_on_spawned(fk->a, on_spawned, &s);
+	pk = to_worker(fk, 3, "nudge");
+	agentsup_wire_kv_str(&pk, "reason", "stall");
+	agentsup_wire_kv_uint(&pk, "idle_ms", 16000);
+	send_it(fk);
+	pk = to_worker(fk, 2, "checkpoint_ok");
+	agentsup_wire_kv_uint(&pk, "seq", 4);
+	send_it(fk);
+	pk = to_worker(fk, 4, "spawned");
+	agentsup_wire_pack_str(&pk, "ok");
+	msgpack_pack_false(&pk);
+	agentsup_wire_kv_str(&pk, "error", "max_children");
+	agentsup_wire_kv_uint(&pk, "count", 8);
+	send_it(fk);
+	pk = to_worker(fk, 2, "some_future_message");
+	agentsup_wire_kv_uint(&pk, "x", 1);
+	send_it(fk);
+	pk = to_worker(fk, 2, "drain");
+	agentsup_wire_kv_uint(&pk, "deadline_ms", 9000);
+	send_it(fk);
+	/* returns early on the drain, well before 5 s */
+	assert_int_equal(agentsup_wait(fk->a, 5000), 0);
+	assert_true(agentsup_draining(fk->a, &deadline));
+	assert_int_equal(deadline, 9000);
+	assert_int_equal(s.nudges, 1);
+	assert_string_equal(s.reason, "stall");
+	assert_int_equal(s.idle_ms, 16000);
+	assert_int_equal(agentsup_checkpoint_acked(fk->a), 4);
+	assert_int_equal(s.spawned, 1);
+	assert_string_equal(s.name, "max_children");
+	assert_int_equal(s.count, 8);
+}
+
+/* A known field of the wrong type from agentsupd is a protocol error. */
+static void
+test_bad_field_from_daemon(void **state)
+{
+	struct fake *fk = *state;
+	msgpack_packer pk = to_worker(fk, 2, "welcome");
+
+	agentsup_wire_kv_str(&pk, "restarts", "two");
+	send_it(fk);
+	assert_int_equal(agentsup_wait(fk->a, 2000), -1);
+	assert_int_equal(errno, EPROTO);
+}
+
+static void
+test_eof_is_epipe(void **state)
+{
+	struct fake *fk = *state;
+
+	shutdown(fk->sv[0], SHUT_RDWR);
+	assert_int_equal(agentsup_wait(fk->a, 2000), -1);
+	assert_int_equal(errno, EPIPE);
+}
+
+/* Issue 10, item 11 for C: agentsupd not reading delays frames, in order,
+ * whole, and they all arrive once it reads again. */
+static void
+test_full_socket_keeps_frames(void **state)
+{
+	struct fake *fk = *state;
+	struct agentsup_frame f;
+	int sz = 4096;
+	uint64_t n = 0;
+
+	setsockopt(fk->sv[1], SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
+	setsockopt(fk->sv[0], SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz);
+	while (!agentsup_want_write(fk->a) || n < 2000) {
+		assert_int_equal(agentsup_beat(fk->a, NULL, "padding padding"),
+		                 0);
+		n++;
+	}
+	assert_true(agentsup_want_write(fk->a));
+	next(fk, &f, "hello");
+	for (uint64_t i = 1; i <= n; i++) {
+		agentsup_process(fk->a); /* the caller's loop */
+		next(fk, &f, "hb");
+		assert_int_equal(u(&f, "seq"), i);
+	}
+	assert_false(agentsup_want_write(fk->a));
+}
+
+/* Unsupervised: every call succeeds doing nothing. */
+static void
+test_unsupervised(void **state)
+{
+	struct agentsup *a;
+	const char *argv[] = {"x", NULL};
+	size_t len = 9;
+
+	(void)state;
+	unsetenv("AGENTSUP_FD");
+	a = agentsup_open(NULL);
+	assert_non_null(a);
+	assert_false(agentsup_supervised(a));
+	assert_int_equal(agentsup_fd(a), -1);
+	assert_int_equal(agentsup_ready(a), 0);
+	assert_int_equal(agentsup_beat(a, NULL, NULL), 0);
+	assert_int_equal(agentsup_busy(a, 10), 0);
+	assert_int_equal(agentsup_exit_reason(a, "done", 0, NULL), 0);
+	assert_int_equal(agentsup_checkpoint(a, "x", 1), 1);
+	assert_int_equal(agentsup_result(a, "x", 1), 0);
+	assert_int_equal(agentsup_spawn(a, "pool", NULL, argv, NULL), 0);
+	assert_int_equal(agentsup_process(a), 0);
+	assert_int_equal(agentsup_flush(a, 10), 0);
+	assert_int_equal(agentsup_await_welcome(a, 10), 0);
+	assert_int_equal(agentsup_wait(a, 1), 0);
+	assert_false(agentsup_want_write(a));
+	assert_null(agentsup_restored_checkpoint(a, &len));
+	assert_int_equal(len, 0);
+	agentsup_close(a);
+	agentsup_close(NULL);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+	        T(test_hello_cloexec_and_env),
+	        T(test_welcome_restores),
+	        T(test_part2_messages),
+	        T(test_daemon_messages),
+	        T(test_bad_field_from_daemon),
+	        T(test_eof_is_epipe),
+	        T(test_full_socket_keeps_frames),
+	        cmocka_unit_test(test_unsupervised),
+#undef T
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,461 @@
+/*
+ * test_config_expand.c - what expands a configuration: anchors, aliases and
+ * merge keys, `defaults:`, `instances:`, ${VAR}; and the caps that keep each
+ * bounded (billion laughs, 150,000 keys, long lists, the error cap).
+ */
+#include "config_test.h"
+
+/* --- anchors, aliases, merge keys --------------------------------------- */
+
+static void
+test_merge_keys(void **state)
+{
+	struct config *cfg;
+	struct spec *s;
+
+	(void)state;
+	cfg = parse_ok("supervisor: s\n"
+	               "children:\n"
+	               "  - &base {worker: a, command: [run, it], "
+	               "heartbeat: 1s, shutdown: 9s}\n"
+	               "  - {<<: *base, worker: b}\n"
+	               "  - <<: [*base, {stdout: 'null', shutdown: 1s}]\n"
+	               "    worker: c\n"
+	               "  - <<: [{shutdown: 1s}, {shutdown: 2s}]\n"
+	               "    <<: *base\n"
+	               "    worker: d\n"
+	               "  - <<: {<<: {shutdown: 3s, drain_timeout: 4s},"
+	               " shutdown: 5s}\n"
+	               "    worker: e\n"
+	               "    command: x\n"
+	               "  - worker: f\n"
+	               "    command: [y]\n"
+	               "    environment: &env {A: '1'}\n"
+	               "  - {worker: g, command: x, environment: *env}\n"
+	               "  - {worker: h, command: x, environment: {<<: *env, "
+	               "B: '2', A: '3'}}\n");
+	s = cfg->root;
+	assert_int_equal(s->nchildren, 8);
+	assert_string_equal(s->children[1]->name, "b");
+	assert_string_equal(s->children[1]->argv[1], "it");
+	assert_int_equal(s->children[1]->heartbeat_ms, 1000);
+	assert_int_equal(s->children[2]->out.mode, OUTPUT_NULL);
+	assert_int_equal(s->children[2]->shutdown_ms, 9000); /* first wins */
+	/* the later `<<` is merged after the earlier one: first source wins */
+	assert_int_equal(s->children[3]->shutdown_ms, 1000);
+	assert_int_equal(s->children[4]->shutdown_ms, 5000);
+	assert_int_equal(s->children[4]->drain_timeout_ms, 4000);
+	assert_string_equal(s->children[5]->argv[0], "y");
+	assert_string_equal(s->children[6]->env[0], "A=1");
+	assert_string_equal(s->children[7]->env[0], "B=2");
+	assert_string_equal(s->children[7]->env[1], "A=3"); /* own key wins */
+	assert_null(s->children[7]->env[2]);
+	config_free(cfg);
+}
+
+static void
+test_merge_errors(void **state)
+{
+	(void)state;
+	parse_bad("worker: w\ncommand: x\n<<: 3\n",
+	          "a.yaml:3:5: <<: expected a mapping or a list of mappings");
+	parse_bad("worker: w\ncommand: x\n<<: [{a: 1}, 2]\n",
+	          "<<: expected a mapping or a list of mappings");
+	parse_bad("worker: w\ncommand: x\n'<<': {heartbeat: 1s}\n",
+	          "unknown key \"<<\" for a worker"); /* quoted: a plain key */
+	parse_bad("worker: w\ncommand: x\n<<: {bogus: 1}\n",
+	          "unknown key \"bogus\"");
+	parse_bad("worker: w\n<<: {command: y}\ncommand: x\ncommand: z\n",
+	          "a.yaml:4:1: duplicate key \"command\"");
+	parse_bad("supervisor: s\nchildren:\n  - &a {worker: a, command: x}\n"
+	          "  - *a\n",
+	          "duplicate name \"a\"");
+	/* a mapping merged into itself: the nesting is bounded */
+	parse_bad("worker: w\ncommand: x\nenvironment: &e {<<: *e}\n", "");
+}
+
+/* --- bounds ------------------------------------------------------------- */
+
+static void
+assert_few_errors(const char *yaml, const char *want)
+{
+	struct config_errors errs;
+	struct config *cfg = parse(yaml, &errs);
+
+	assert_null(cfg);
+	if (errs.count > CONFIG_MAX_ERRORS + 1 || errs.count == 0)
+		dump(&errs);
+	assert_true(errs.count >= 1 && errs.count <= CONFIG_MAX_ERRORS + 1);
+	if (want != NULL) {
+		bool found = false;
+		for (size_t i = 0; i < errs.count; i++)
+			found |= strstr(errs.msgs[i], want) != NULL;
+		if (!found)
+			dump(&errs);
+		assert_true(found);
+	}
+	config_errors_clear(&errs);
+}
+
+/* Nested anchors, each level 10 aliases of the one below, defined inline
+ * at its first use: 10^levels nodes if each alias were walked. */
+static void
+laughs_level(FILE *f, int lvl, const char *open, const char *close,
+             const char *leaf)
+{
+	if (lvl == 0) {
+		fprintf(f, "&x0 %s", leaf);
+		return;
+	}
+	fprintf(f, "&x%d ", lvl);
+	fprintf(f, open, lvl);
+	laughs_level(f, lvl - 1, open, close, leaf);
+	for (int i = 1; i < 10; i++)
+		fprintf(f, ", *x%d", lvl - 1);
+	fputs(close, f);
+}
+
+static char *
+laughs_n(int levels, const char *head, const char *open, const char *close,
+         const char *leaf, const char *tail)
+{
+	char *yaml = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&yaml, &len);
+
+	assert_non_null(f);
+	fputs(head, f);
+	laughs_level(f, levels, open, close, leaf);
+	fputs(tail, f);
+	fclose(f);
+	return yaml;
+}
+
+static char *
+laughs(const char *head, const char *open, const char *close, const char *leaf,
+       const char *tail)
+{
+	return laughs_n(9, head, open, close, leaf, tail);
+}
+
+static void
+test_billion_laughs(void **state)
+{
+	char *yaml;
+
+	(void)state;
+	/* supervisors of supervisors through aliases: the node cap */
+	yaml = laughs("supervisor: top\nchildren:\n  - ",
+	              "{supervisor: s%d, children: [", "]}",
+	              "{worker: w, command: x}", "\n");
+	assert_few_errors(yaml, "more than 10000 workers and supervisors");
+	free(yaml);
+	/* merge keys of merge keys: the cap on keys once merged */
+	yaml = laughs("worker: w\ncommand: x\nenvironment: ",
+	              "{A%d: '1', <<: [", "]}", "{B: '1', C: '2'}", "\n");
+	assert_few_errors(yaml, NULL);
+	free(yaml);
+	/* the classic: lists of lists, as a command */
+	yaml = laughs("worker: w\ncommand: ", "[", "]", "lol", "\n");
+	assert_few_errors(yaml, "command: expected a single value");
+	free(yaml);
+	/* as a command in a merged worker, repeated through children */
+	yaml = laughs("supervisor: top\nchildren: ", "[", "]",
+	              "{worker: w, command: [[]]}", "\n");
+	assert_few_errors(yaml, NULL);
+	free(yaml);
+}
+
+/* Thousands of errors: the first CONFIG_MAX_ERRORS, then a count. */
+static void
+test_error_cap(void **state)
+{
+	struct config_errors errs;
+	char *yaml = NULL, *last;
+	size_t len = 0;
+	FILE *f = open_memstream(&yaml, &len);
+
+	(void)state;
+	assert_non_null(f);
+	fputs("worker: w\ncommand: [", f);
+	for (int i = 0; i < 3000; i++)
+		fputs(i ? ", []" : "[]", f);
+	fputs("]\n", f);
+	fclose(f);
+	assert_null(parse(yaml, &errs));
+	assert_int_equal(errs.total, 3001); /* + "worker w: no command" */
+	assert_int_equal(errs.count, CONFIG_MAX_ERRORS + 1);
+	last = errs.msgs[errs.count - 1];
+	assert_string_equal(last, "... and 2981 more errors");
+	assert_non_null(strstr(errs.msgs[0], "a.yaml:2:11: command: expected"));
+	config_errors_clear(&errs);
+	free(yaml);
+}
+
+/* The file: one worker, 150,000 keys, 1.8 MB. */
+static void
+test_huge_map(void **state)
+{
+	struct config_errors errs;
+	char *yaml = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&yaml, &len);
+
+	(void)state;
+	assert_non_null(f);
+	fputs("worker: w\ncommand: x\nenvironment:\n", f);
+	for (int i = 0; i < 150000; i++)
+		fprintf(f, "  K%06d: v\n", i);
+	fclose(f);
+	assert_true(len > 1800000);
+	assert_null(parse(yaml, &errs));
+	assert_int_equal(errs.count, 1);
+	assert_non_null(strstr(errs.msgs[0], "a.yaml:0:0: "));
+	assert_non_null(strstr(errs.msgs[0], "more than the 1048576 bytes"));
+	config_errors_clear(&errs);
+	/* under the file cap, over the keys cap: one error, no n^2 scan */
+	yaml[60000] = '\0';
+	assert_null(parse(yaml, &errs));
+	assert_int_equal(errs.count, 1);
+	assert_non_null(strstr(errs.msgs[0], "a.yaml:4:3: environment: "));
+	assert_non_null(strstr(errs.msgs[0], "keys, more than 1024"));
+	config_errors_clear(&errs);
+	free(yaml);
+}
+
+/* The most keys a mapping may hold, all distinct: accepted. */
+static void
+test_map_at_cap(void **state)
+{
+	struct config *cfg;
+	char *yaml = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&yaml, &len);
+
+	(void)state;
+	assert_non_null(f);
+	fputs("worker: w\ncommand: x\nenvironment:\n", f);
+	for (int i = 0; i < CONFIG_MAX_MAP_KEYS; i++)
+		fprintf(f, "  K%d: v\n", i);
+	fclose(f);
+	cfg = parse_ok(yaml);
+	assert_string_equal(worker(cfg)->env[CONFIG_MAX_MAP_KEYS - 1],
+	                    "K1023=v");
+	config_free(cfg);
+	free(yaml);
+}
+
+static void
+test_list_cap(void **state)
+{
+	char *yaml = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&yaml, &len);
+
+	(void)state;
+	assert_non_null(f);
+	fputs("supervisor: s\nchildren:\n", f);
+	for (int i = 0; i <= CONFIG_MAX_LIST; i++)
+		fprintf(f, "  - {worker: w%d, command: x}\n", i);
+	fclose(f);
+	parse_bad(yaml, "a.yaml:3:3: children: 4097 items, more than 4096");
+	free(yaml);
+}
+
+/* A ${VAR} that would expand past what Linux takes for one variable. */
+static void
+test_env_expansion_bounded(void **state)
+{
+	const char *env[] = {NULL, NULL};
+	char *big = malloc(70000 + 5), *yaml;
+	struct config_errors errs;
+	struct config_source src;
+
+	(void)state;
+	memcpy(big, "BIG=", 4);
+	memset(big + 4, 'x', 70000);
+	big[70004] = '\0';
+	env[0] = big;
+	yaml = "worker: w\ncommand: x\nenvironment: {V: '${BIG}${BIG}'}\n";
+	src = (struct config_source){"a.yaml", yaml, strlen(yaml)};
+	memset(&errs, 0, sizeof errs);
+	assert_null(config_parse(&src, 1, env, &errs));
+	assert_non_null(strstr(errs.msgs[0], "longer than 131072 bytes"));
+	config_errors_clear(&errs);
+	free(big);
+}
+
+/* --- instances ---------------------------------------------------------- */
+
+static void
+test_instances(void **state)
+{
+	struct config *cfg;
+	struct spec *s;
+
+	(void)state;
+	cfg = parse_ok("supervisor: s\nchildren:\n"
+	               "  - {worker: first, command: x}\n"
+	               "  - {worker: pool, command: [run], instances: 3,"
+	               " heartbeat: 1s}\n"
+	               "  - {worker: last, command: x}\n"
+	               "---\nworker: solo\ncommand: x\ninstances: 1\n"
+	               "parent: s\n");
+	s = cfg->root;
+	assert_int_equal(s->nchildren, 6);
+	assert_string_equal(s->children[0]->name, "first");
+	for (unsigned i = 1; i <= 3; i++) {
+		char name[16];
+		snprintf(name, sizeof name, "pool-%u", i);
+		assert_string_equal(s->children[i]->name, name);
+		assert_int_equal(s->children[i]->instance, i);
+		assert_int_equal(s->children[i]->instances, 3);
+		assert_string_equal(s->children[i]->argv[0], "run");
+		assert_int_equal(s->children[i]->heartbeat_timeout_ms, 3000);
+	}
+	assert_string_equal(s->children[4]->name, "last");
+	assert_int_equal(s->children[4]->instance, 0);
+	assert_string_equal(s->children[5]->name, "solo-1");
+	config_free(cfg);
+	parse_bad("supervisor: s\nchildren:\n"
+	          "  - {worker: p, command: x, instances: 2}\n"
+	          "  - {worker: p-2, command: x}\n",
+	          "duplicate name \"p-2\"");
+	parse_bad(
+	        "worker: "
+	        "a23456789012345678901234567890123456789012345678901234567890\n"
+	        "command: x\ninstances: 2\n",
+	        "names NAME-N must fit in 64 characters");
+	parse_bad(
+	        "supervisor: s\nchildren:\n"
+	        "  - {worker: a, command: x, instances: 1000}\n"
+	        "  - {worker: b, command: x, instances: 1000}\n"
+	        "  - &c {supervisor: c, defaults: {instances: 1000}, children:"
+	        " [{worker: c, command: x}]}\n"
+	        "  - {<<: *c, supervisor: d}\n"
+	        "  - {<<: *c, supervisor: e}\n"
+	        "  - {<<: *c, supervisor: f}\n"
+	        "  - {<<: *c, supervisor: g}\n"
+	        "  - {<<: *c, supervisor: h}\n"
+	        "  - {<<: *c, supervisor: i}\n"
+	        "  - {<<: *c, supervisor: j}\n"
+	        "  - {<<: *c, supervisor: k}\n",
+	        "more than 10000 workers and supervisors");
+}
+
+/* --- defaults ----------------------------------------------------------- */
+
+static void
+test_defaults(void **state)
+{
+	struct config *cfg;
+	struct spec *s, *inner, *late;
+
+	(void)state;
+	cfg = parse_ok("supervisor: s\n"
+	               "defaults:\n"
+	               "  shutdown: 1s\n"
+	               "  heartbeat: 2s\n"
+	               "  environment: {A: '1'}\n"
+	               "  backoff: none\n"
+	               "  circuit: {failures: 3}\n"
+	               "  command: [default-cmd]\n"
+	               "children:\n"
+	               "  - {worker: plain}\n"
+	               "  - {worker: own, command: x, shutdown: 3s,"
+	               " environment: {B: '2'}, backoff: {max: 1m}}\n"
+	               "  - supervisor: inner\n"
+	               "    defaults: {shutdown: 7s, restart: transient}\n"
+	               "    children:\n"
+	               "      - {worker: deep}\n"
+	               "      - {worker: deeper, restart: permanent}\n"
+	               "---\n"
+	               "worker: late\nparent: inner\ncommand: y\n");
+	s = cfg->root;
+	assert_string_equal(s->children[0]->argv[0], "default-cmd");
+	assert_int_equal(s->children[0]->shutdown_ms, 1000);
+	assert_int_equal(s->children[0]->heartbeat_ms, 2000);
+	assert_int_equal(s->children[0]->heartbeat_timeout_ms, 6000);
+	assert_string_equal(s->children[0]->env[0], "A=1");
+	assert_false(s->children[0]->backoff.enabled);
+	assert_int_equal(s->children[0]->circuit.failures, 3);
+	/* the worker's own keys win, whole: no merging of maps */
+	assert_int_equal(s->children[1]->shutdown_ms, 3000);
+	assert_string_equal(s->children[1]->env[0], "B=2");
+	assert_null(s->children[1]->env[1]);
+	assert_true(s->children[1]->backoff.enabled);
+	assert_int_equal(s->children[1]->backoff.max_ms, 60000);
+	assert_int_equal(s->children[1]->backoff.initial_ms, 100);
+	/* nested: the nearer supervisor's defaults win */
+	inner = s->children[2];
+	assert_int_equal(inner->restart, RESTART_PERMANENT); /* not for sups */
+	assert_int_equal(inner->children[0]->shutdown_ms, 7000);
+	assert_int_equal(inner->children[0]->heartbeat_ms, 2000);
+	assert_int_equal(inner->children[0]->restart, RESTART_TRANSIENT);
+	assert_int_equal(inner->children[1]->restart, RESTART_PERMANENT);
+	/* attached by parent: from another document, still below */
+	late = inner->children[2];
+	assert_string_equal(late->name, "late");
+	assert_int_equal(late->shutdown_ms, 7000);
+	assert_string_equal(late->argv[0], "y");
+	config_free(cfg);
+	/* a worker that gets its command from nowhere */
+	parse_bad("supervisor: s\ndefaults: {shutdown: 1s}\n"
+	          "children: [{worker: w}]\n",
+	          "a.yaml:3:12: worker w: no command");
+	/* inherited heartbeat_timeout shorter than the worker's heartbeat */
+	parse_bad("supervisor: s\ndefaults: {heartbeat: 1s, heartbeat_timeout: "
+	          "2s}\nchildren: [{worker: w, command: x, heartbeat: 5s}]\n",
+	          "heartbeat_timeout is shorter than heartbeat");
+}
+
+/* Thousands of documents naming one parent: attached in declaration
+ * order after the supervisor's own children, grouped in one pass. */
+static void
+test_many_parents(void **state)
+{
+	struct config *cfg;
+	char *yaml = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&yaml, &len);
+
+	(void)state;
+	assert_non_null(f);
+	for (int i = 0; i < 3000; i++)
+		fprintf(f, "worker: w%d\nparent: %s\ncommand: x\n---\n", i,
+		        i % 2 ? "odd" : "even");
+	fputs("supervisor: top\nchildren:\n  - {supervisor: even}\n"
+	      "  - {supervisor: odd, children: [{worker: own, command: x}]}\n",
+	      f);
+	fclose(f);
+	cfg = parse_ok(yaml);
+	assert_string_equal(cfg->root->name, "top");
+	assert_int_equal(cfg->root->children[0]->nchildren, 1500);
+	assert_int_equal(cfg->root->children[1]->nchildren, 1501);
+	assert_string_equal(cfg->root->children[0]->children[1]->name, "w2");
+	assert_string_equal(cfg->root->children[1]->children[0]->name, "own");
+	assert_string_equal(cfg->root->children[1]->children[1500]->name,
+	                    "w2999");
+	config_free(cfg);
+	free(yaml);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test(test_merge_keys),
+	        cmocka_unit_test(test_merge_errors),
+	        cmocka_unit_test(test_billion_laughs),
+	        cmocka_unit_test(test_error_cap),
+	        cmocka_unit_test(test_huge_map),
+	        cmocka_unit_test(test_map_at_cap),
+	        cmocka_unit_test(test_list_cap),
+	        cmocka_unit_test(test_env_expansion_bounded),
+	        cmocka_unit_test(test_instances),
+	        cmocka_unit_test(test_defaults),
+	        cmocka_unit_test(test_many_parents),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

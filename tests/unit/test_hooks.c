@@ -1,0 +1,114 @@
+/*
+ * test_hooks.c - the on_event leaf alone: events run in order through a
+ * bounded queue, overflow is counted, failures and timeouts are counted,
+ * and the reaper's routing answers only for the hooks' own pids.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "hooks.h"
+
+static char out[64];
+
+static void
+reap_cb(struct ev_loop *loop, ev_child *c, int revents)
+{
+	(void)loop;
+	(void)revents;
+	assert_true(hooks_reaped(c->data, c->rpid, c->rstatus));
+}
+
+/* Run the loop until every hook is done, reaping as the daemon does. */
+static void
+run_until_idle(struct ev_loop *loop, struct hooks *h)
+{
+	ev_child child;
+
+	ev_child_init(&child, reap_cb, 0, 0);
+	child.data = h;
+	ev_child_start(loop, &child);
+	while (!hooks_idle(h))
+		ev_run(loop, EVRUN_ONCE);
+	ev_child_stop(loop, &child);
+}
+
+static char *kinds_exited[] = {"exited", NULL};
+
+static void
+test_order_bound_and_overflow(void **state)
+{
+	struct ev_loop *loop = ev_default_loop(0);
+	char script[128], *argv[] = {"/bin/sh", "-c", script, NULL};
+	struct hook_spec spec = {kinds_exited, argv, 10000};
+	struct hooks *h;
+	char line[64], buf[256] = "";
+	FILE *f;
+
+	(void)state;
+	snprintf(out, sizeof out, "/tmp/test_hooks.%ld", (long)getpid());
+	unlink(out);
+	snprintf(script, sizeof script, "cat >> %s", out);
+	h = hooks_new(loop, &spec, 1, 1, 2);
+	for (int i = 0; i < 5; i++) {
+		snprintf(line, sizeof line, "{\"n\":%d}", i);
+		hooks_event(h, "exited", line, strlen(line));
+	}
+	hooks_event(h, "started", "{}", 2); /* no hook for it */
+	/* one runs, two wait, two are dropped */
+	assert_int_equal(hooks_counts(h)->started, 1);
+	assert_int_equal(hooks_counts(h)->dropped, 2);
+	assert_false(hooks_idle(h));
+	assert_false(hooks_reaped(h, 1, 0)); /* not a hook's pid */
+	run_until_idle(loop, h);
+	assert_int_equal(hooks_counts(h)->started, 3);
+	assert_int_equal(hooks_counts(h)->failed, 0);
+	f = fopen(out, "r");
+	assert_non_null(f);
+	assert_true(fread(buf, 1, sizeof buf - 1, f) > 0);
+	fclose(f);
+	unlink(out);
+	/* in the order the events came, each with its newline */
+	assert_string_equal(buf, "{\"n\":0}\n{\"n\":1}\n{\"n\":2}\n");
+	hooks_free(h);
+}
+
+static void
+test_failures_and_timeout(void **state)
+{
+	struct ev_loop *loop = ev_default_loop(0);
+	char *fail[] = {"/bin/sh", "-c", "exit 3", NULL};
+	char *missing[] = {"/nonexistent/hook", NULL};
+	char *hang[] = {"/bin/sleep", "100", NULL};
+	struct hook_spec specs[] = {{kinds_exited, fail, 10000},
+	                            {kinds_exited, missing, 10000},
+	                            {kinds_exited, hang, 100}};
+	struct hooks *h = hooks_new(loop, specs, 3, 4, 4);
+
+	(void)state;
+	hooks_event(h, "exited", "{}", 2);
+	run_until_idle(loop, h);
+	assert_int_equal(hooks_counts(h)->exec_failed, 1);
+	assert_int_equal(hooks_counts(h)->timed_out, 1);
+	/* exit 3, exit 127 and SIGKILL */
+	assert_int_equal(hooks_counts(h)->failed, 3);
+	hooks_free(h);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test(test_order_bound_and_overflow),
+	        cmocka_unit_test(test_failures_and_timeout),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

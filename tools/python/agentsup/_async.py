@@ -1,0 +1,203 @@
+"""AsyncAgent: the agentsup client for asyncio. It never blocks the loop:
+the channel is watched with loop.add_reader (and add_writer while frames
+wait for the socket), and every wait is an awaitable with a timeout.
+Unsupervised, every call is a no-op and fileno() is -1."""
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Callable, Iterable, Mapping, Optional, TypeVar, Union
+
+from . import Agent, Nudge, ProtocolError, Restored, Spawned
+
+T = TypeVar("T")
+
+
+class AsyncAgent:
+    """`async with agentsup.AsyncAgent() as agent:` -- see Agent."""
+
+    def __init__(self, lang: str = "python",
+                 on_drain: Optional[Callable[["AsyncAgent"], None]] = None,
+                 on_nudge: Optional[Callable[[Nudge], None]] = None,
+                 dump_stacks_on_usr1: bool = True,
+                 welcome_timeout: float = 5.0) -> None:
+        self._user_drain = on_drain
+        self._user_nudge = on_nudge
+        self.welcome_timeout = welcome_timeout
+        self._agent = Agent(lang, on_drain=self._on_drain, on_nudge=self._on_nudge,
+                            on_spawned=self._on_spawned,
+                            dump_stacks_on_usr1=dump_stacks_on_usr1, welcome_timeout=0)
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._changed: Optional[asyncio.Event] = None  # set on any input
+        self._writing = False
+        self.error: Optional[BaseException] = None  # why the channel ended
+        # made in __aenter__, inside the running loop (Python < 3.10 binds
+        # a queue to the loop current at its creation)
+        self.nudges: "asyncio.Queue[Nudge]"
+        self._spawned: "asyncio.Queue[Spawned]"
+
+    # -- context manager ---------------------------------------------------
+    async def __aenter__(self) -> "AsyncAgent":
+        self._loop = asyncio.get_running_loop()
+        self._changed = asyncio.Event()
+        self.nudges = asyncio.Queue()
+        self._spawned = asyncio.Queue()
+        if self.supervised:
+            self._loop.add_reader(self.fileno(), self._on_readable)
+            self._watch_output()
+            await self._until(lambda: self._agent.welcomed, self.welcome_timeout)
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.close()
+
+    async def close(self, timeout: float = 1.0) -> None:
+        """Send what is queued (up to timeout), then close."""
+        if self.supervised:
+            await self.flush(timeout)
+            self._unwatch()
+        self._agent.close()
+
+    # -- state ---------------------------------------------------------------
+    @property
+    def supervised(self) -> bool:
+        return self._agent.supervised
+
+    @property
+    def draining(self) -> bool:
+        return self._agent._draining
+
+    @property
+    def restored(self) -> Restored:
+        return self._agent._restored
+
+    @property
+    def beat_interval(self) -> float:
+        return self._agent.beat_interval
+
+    @property
+    def checkpoint_acked(self) -> int:
+        return self._agent.checkpoint_acked
+
+    @property
+    def name(self) -> str:
+        return self._agent.name
+
+    def fileno(self) -> int:
+        return self._agent.fileno()
+
+    # -- messages: queued at once, never blocking ------------------------------
+    def ready(self) -> bool:
+        return self._sent(self._agent.ready())
+
+    def beat(self, **progress: Any) -> bool:
+        """As Agent.beat (steps, tokens, cost, state, status)."""
+        return self._sent(self._agent.beat(**progress))
+
+    def busy(self, seconds: float) -> Any:  # usable in `with`
+        return self._sent(self._agent.busy(seconds))
+
+    def checkpoint(self, data: bytes) -> int:
+        return self._sent(self._agent.checkpoint(data))
+
+    def result(self, data: Union[bytes, str]) -> None:
+        self._agent.result(data)
+        self._watch_output()
+
+    async def exit_reason(self, reason: str, retry_after: Optional[float] = None,
+                          detail: Optional[str] = None, timeout: float = 1.0) -> None:
+        """Declare why the worker is about to exit; waits until it is sent."""
+        self._agent.exit_reason(reason, retry_after, detail, timeout=0)
+        self._watch_output()
+        await self.flush(timeout)
+
+    async def spawn(self, sup: str, key: Optional[str] = None, args: Iterable[str] = (),
+                    env: Optional[Mapping[str, str]] = None,
+                    timeout: float = 5.0) -> Optional[Spawned]:
+        """Ask for a dynamic child; the answer, or TimeoutError. Answers come
+        in the order of the spawns (one spawn at a time per agent is simplest)."""
+        if not self.supervised:
+            return None
+        self._sent(self._agent.spawn(sup, key, args, env, timeout=None))
+        return await asyncio.wait_for(self._spawned.get(), timeout)
+
+    # -- waiting ---------------------------------------------------------------
+    async def wait(self, timeout: float) -> None:
+        """Sleep up to timeout seconds; return early on a drain."""
+        if not self.supervised:
+            await asyncio.sleep(timeout)
+            return
+        await self._until(lambda: self.draining, timeout)
+
+    async def flush(self, timeout: float) -> bool:
+        return await self._until(lambda: not self._agent.want_write(), timeout)
+
+    async def _until(self, done: Callable[[], bool], timeout: float) -> bool:
+        """Wait for done() until timeout; False at the deadline."""
+        assert self._loop is not None and self._changed is not None
+        end = self._loop.time() + timeout
+        while not done():
+            if self.error is not None:
+                raise self.error
+            left = end - self._loop.time()
+            if left <= 0:
+                return False
+            self._changed.clear()
+            try:
+                await asyncio.wait_for(self._changed.wait(), left)
+            except asyncio.TimeoutError:
+                return False
+        return True
+
+    # -- the loop's callbacks -------------------------------------------------
+    def _sent(self, r: T) -> T:
+        self._watch_output()
+        return r
+
+    def _watch_output(self) -> None:
+        if self._loop is None or not self.supervised:
+            return
+        if self._agent.want_write() and not self._writing:
+            self._loop.add_writer(self.fileno(), self._on_writable)
+            self._writing = True
+
+    def _on_readable(self) -> None:
+        try:
+            self._agent.process()
+        except (OSError, ProtocolError) as e:  # the channel is over
+            self.error = e
+            self._unwatch()
+        self._watch_output()
+        self._wake()
+
+    def _on_writable(self) -> None:
+        try:
+            self._agent._flush()
+        except ConnectionError as e:
+            self.error = e
+        if not self._agent.want_write() or self.error is not None:
+            self._loop.remove_writer(self.fileno())  # type: ignore[union-attr]
+            self._writing = False
+        self._wake()
+
+    def _unwatch(self) -> None:
+        if self._loop is not None and self.fileno() >= 0:
+            self._loop.remove_reader(self.fileno())
+            if self._writing:
+                self._loop.remove_writer(self.fileno())
+                self._writing = False
+
+    def _wake(self) -> None:
+        if self._changed is not None:
+            self._changed.set()
+
+    def _on_drain(self, _agent: Agent) -> None:
+        if self._user_drain is not None:
+            self._user_drain(self)
+
+    def _on_nudge(self, nudge: Nudge) -> None:
+        self.nudges.put_nowait(nudge)
+        if self._user_nudge is not None:
+            self._user_nudge(nudge)
+
+    def _on_spawned(self, answer: Spawned) -> None:
+        self._spawned.put_nowait(answer)
