@@ -187,7 +187,7 @@ test_ring_from_one_big_read(void **state)
 	struct fixture *f = *state;
 	struct logcap_limits lim = limits(NULL, 0, 0, 64);
 	struct logcap *lc;
-	static char many[8 * 2000];
+	static char many[8 * 2000 + 1]; /* snprintf's last NUL */
 	char tail[256];
 
 	logcap_set_limits(f->set, &lim);
@@ -195,7 +195,7 @@ test_ring_from_one_big_read(void **state)
 	feed(lc, LOGCAP_STDOUT, "old one\n");
 	for (int i = 0; i < 2000; i++)
 		snprintf(many + 8 * i, 9, "l %05d\n", i);
-	logcap_feed(lc, LOGCAP_STDOUT, many, sizeof many);
+	logcap_feed(lc, LOGCAP_STDOUT, many, 8 * 2000);
 	logcap_tail(lc, 0, tail, sizeof tail);
 	assert_string_equal(tail, "l 01992\nl 01993\nl 01994\nl 01995\n"
 	                          "l 01996\nl 01997\nl 01998\nl 01999\n");
