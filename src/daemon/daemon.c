@@ -521,6 +521,7 @@ daemon_init(struct daemon *d, const char *sock_opt)
 		fatal("signal SIGPIPE");
 	if ((d->loop = ev_default_loop(EVFLAG_AUTO)) == NULL)
 		fatalx("libev: cannot initialise the default loop");
+	log_attach(d->loop); /* stderr is flushed from the loop */
 	if (!msgpack_zone_init(&d->zone, 4096))
 		fatalx("out of memory");
 	events_init(&d->events, d->cfg->settings.events_file);
@@ -602,6 +603,7 @@ daemon_free(struct daemon *d)
 	pidmap_free(&d->pids);
 	if (d->loop != NULL) {
 		msgpack_zone_destroy(&d->zone);
+		log_detach();
 		ev_loop_destroy(d->loop);
 	}
 }

@@ -637,5 +637,5 @@ logcap_reopen(struct logcap_set *set)
 unsigned long
 logcap_dropped(const struct logcap_set *set)
 {
-	return set->out.dropped;
+	return logcap_out_dropped(&set->out);
 }

@@ -1,19 +1,14 @@
 /*
- * logcap_out.c - workers' lines on agentsupd's stderr, never blocking: a
- * bounded buffer written as far as stderr takes it; when it is full, lines
- * are dropped and counted, and once stderr drains a line says how many.
+ * logcap_out.c - workers' lines on agentsupd's stderr: formatted into a
+ * batch per read, handed to an outq (the daemon's non-blocking, bounded,
+ * drop-counting queue for stderr) and flushed from the loop when stderr is
+ * writable again.
  */
-#include <errno.h>
-#include <fcntl.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
-#include <unistd.h>
 
-#include "log.h"
 #include "logcap_out.h"
 #include "util.h"
 
@@ -25,103 +20,51 @@ out_writable_cb(struct ev_loop *loop, ev_io *w, int revents)
 	logcap_out_flush(w->data);
 }
 
-/* A descriptor of our own for stderr that never blocks us: a pipe or a
- * terminal is opened again (a new open file description, so O_NONBLOCK does
- * not reach whoever shares ours); a socket is sent to with MSG_DONTWAIT; a
- * regular file never blocks. None at all for /dev/null. */
+/* Nothing at all is formatted for /dev/null: the echo would cost for
+ * nothing. */
 void
 logcap_out_open(struct logcap_out *o, struct ev_loop *loop, int fd, size_t max)
 {
 	struct stat st;
-	char path[64];
 
 	memset(o, 0, sizeof *o);
 	o->loop = loop;
 	o->max = max;
-	o->fd = -1;
-	ev_init(&o->w, out_writable_cb);
+	o->on = !(fstat(fd, &st) == 0 && S_ISCHR(st.st_mode) &&
+	          st.st_rdev == makedev(1, 3));
+	outq_open(&o->q, o->on ? fd : -1, 4 * max, "agentsupd: worker output");
+	ev_io_init(&o->w, out_writable_cb, o->q.fd, EV_WRITE);
 	o->w.data = o;
-	if (fstat(fd, &st) < 0)
-		return;
-	if (S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3))
-		return; /* /dev/null: the echo would cost for nothing */
-	o->socket = S_ISSOCK(st.st_mode);
-	if (S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode)) {
-		snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
-		o->fd = open(path,
-		             O_WRONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-	}
-	if (o->fd < 0)
-		o->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-	if (o->fd < 0) {
-		log_warn("cannot duplicate stderr; worker output will not be "
-		         "shown there");
-		return;
-	}
-	ev_io_set(&o->w, o->fd, EV_WRITE);
 }
 
 void
 logcap_out_close(struct logcap_out *o)
 {
-	if (o->fd >= 0) {
-		logcap_out_flush(o);
-		ev_io_stop(o->loop, &o->w);
-		close(o->fd);
-	}
-	free(o->buf);
-	o->buf = NULL;
-	o->fd = -1;
+	logcap_out_flush(o);
+	ev_io_stop(o->loop, &o->w);
+	outq_close(&o->q);
+	free(o->batch);
+	o->batch = NULL;
 }
 
-static size_t
-count_lines(const char *p, size_t n)
-{
-	size_t k = 0;
-
-	for (const char *e = p + n; (p = memchr(p, '\n', (size_t)(e - p))); p++)
-		k++;
-	return k;
-}
-
-/* Write what is buffered; on EAGAIN wait for stderr to drain; on an error
- * (it was closed) drop it all, counted. Once it is all out, say how many
- * lines were dropped, through the same buffer. */
 void
 logcap_out_flush(struct logcap_out *o)
 {
-	ssize_t n;
+	uint64_t before = o->q.dropped;
+	bool more;
 
-	while (o->len > 0) {
-		if (o->socket)
-			n = send(o->fd, o->buf, o->len,
-			         MSG_DONTWAIT | MSG_NOSIGNAL);
-		else
-			n = write(o->fd, o->buf, o->len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			ev_io_start(o->loop, &o->w);
-			return;
-		}
-		if (n <= 0) {
-			o->dropped += count_lines(o->buf, o->len);
-			o->unreported = o->dropped; /* nobody to tell */
-			o->len = 0;
-			break;
-		}
-		memmove(o->buf, o->buf + n, o->len - (size_t)n);
-		o->len -= (size_t)n;
-		if (o->len == 0 && o->dropped > o->unreported) {
-			o->len = (size_t)snprintf(
-			        o->buf, o->max,
-			        "agentsupd: %lu lines of worker output were "
-			        "not shown: stderr was not writable\n",
-			        o->dropped - o->unreported);
-			o->unreported = o->dropped;
-		}
-	}
-	ev_io_stop(o->loop, &o->w);
+	if (o->len > 0)
+		outq_line(&o->q, o->batch, o->len); /* whole lines */
+	o->len = 0;
+	o->dropped += (unsigned long)(o->q.dropped - before);
+	before = o->q.dropped;
+	more = o->q.fd >= 0 && outq_flush(&o->q);
+	if (o->q.dropped > before) /* a write error dropped what waited */
+		o->dropped += (unsigned long)(o->q.dropped - before);
+	if (more)
+		ev_io_start(o->loop, &o->w);
+	else
+		ev_io_stop(o->loop, &o->w);
 }
 
 void
@@ -132,18 +75,13 @@ logcap_out_line(struct logcap_out *o, const char *name, size_t namelen,
 	size_t need = namelen + pad + 3 + len + 1;
 	char *p;
 
-	if (o->fd < 0)
+	if (!o->on)
 		return;
-	if (o->len + need > o->max) {
+	if (o->len + need > o->max)
 		logcap_out_flush(o);
-		if (o->len + need > o->max) {
-			o->dropped++;
-			return;
-		}
-	}
-	if (o->buf == NULL)
-		o->buf = xmalloc(o->max);
-	p = o->buf + o->len;
+	if (o->batch == NULL)
+		o->batch = xmalloc(o->max);
+	p = o->batch + o->len;
 	memcpy(p, name, namelen);
 	memset(p + namelen, ' ', pad);
 	p += namelen + pad;
@@ -153,4 +91,10 @@ logcap_out_line(struct logcap_out *o, const char *name, size_t namelen,
 	memcpy(p + 3, line, len);
 	p[3 + len] = '\n';
 	o->len += need;
+}
+
+unsigned long
+logcap_out_dropped(const struct logcap_out *o)
+{
+	return o->dropped;
 }

@@ -6,24 +6,28 @@
 #include <stddef.h>
 #include <ev.h>
 
+#include "outq.h"
+
 struct logcap_out {
 	struct ev_loop *loop;
-	int fd;      /* ours, -1: nowhere (/dev/null, or no descriptor) */
-	bool socket; /* sent to with MSG_DONTWAIT */
-	ev_io w;     /* waits for it to drain */
-	char *buf;   /* max bytes, lazily */
+	bool on;       /* false for /dev/null: nothing is formatted */
+	struct outq q; /* the non-blocking queue in front of stderr */
+	ev_io w;       /* waits for stderr to drain */
+	char *batch;   /* lines formatted since the last flush, lazily */
 	size_t len, max;
-	unsigned long dropped, unreported;
+	unsigned long dropped; /* ever (the queue's count restarts once said) */
 };
 
-/* Our own descriptor for fd (agentsupd's 2); lines wait in max bytes. */
+/* Lines for fd (agentsupd's 2), batched by max bytes; the queue in front
+ * of it holds 4 * max. */
 void logcap_out_open(struct logcap_out *, struct ev_loop *, int fd, size_t max);
 void logcap_out_close(struct logcap_out *);
-/* "NAME<pad> | line\n", the mark "|" or "!" given; dropped and counted
- * when the buffer is full. */
+/* "NAME<pad> | line\n", the mark "|" or "!" given. */
 void logcap_out_line(struct logcap_out *, const char *name, size_t namelen,
                      size_t width, char mark, const char *line, size_t len);
-/* Write what waits, as far as stderr takes it now. */
+/* Hand the batch to the queue and write as far as stderr takes it. */
 void logcap_out_flush(struct logcap_out *);
+/* Lines dropped because stderr could not take them, ever. */
+unsigned long logcap_out_dropped(const struct logcap_out *);
 
 #endif

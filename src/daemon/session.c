@@ -31,6 +31,7 @@
 /* sd_notify: STOPPING=1 covers the exit within this; EXTEND_TIMEOUT_USEC
  * pushes the start deadline at most this far */
 #define SESSION_STOPPING_MS   5000
+#define SESSION_TAIL_MAX      8192 /* the output on a failure's event */
 #define SESSION_EXTEND_MAX_US (600ull * 1000000ull)
 
 static const struct channel_ops session_channel_ops;
@@ -467,13 +468,37 @@ session_declared_text(const struct session *s, uint64_t now, char *buf,
 		         d->detail[0] ? ": " : "", d->detail);
 }
 
-/* The exit as an event: a drained worker's own status, or the reason. */
+/* A failure's last LOGCAP_TAIL_LINES lines of output (malloc'd), or NULL:
+ * none captured, or no failure (a clean exit, a stop of ours). */
+static char *
+session_tail(const struct session *s, struct reason r)
+{
+	struct logcap *lc = logcap_find(s->d->logcap, s->node->spec->name);
+	char *buf;
+
+	if (lc == NULL || s->node->state == NODE_STOPPING ||
+	    (r.kind == REASON_EXIT && r.code == 0))
+		return NULL;
+	buf = xmalloc(SESSION_TAIL_MAX);
+	if (logcap_tail(lc, LOGCAP_TAIL_LINES, buf, SESSION_TAIL_MAX) == 0) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
+/* The exit as an event: a drained worker's own status, or the reason; a
+ * failure's with the worker's last lines of output. */
 static void
 session_report_exit(struct session *s, struct reason r, int status)
 {
 	struct node *n = s->node;
 	uint64_t now = clock_now_ms();
-	char why[64], said[192];
+	char why[64], said[192], *detail, *tail;
+	struct event e = {.kind = EV_EXITED,
+	                  .path = n->path,
+	                  .pid = s->pid,
+	                  .restarts = n->starts - 1};
 
 	if (s->drain_ms != 0 && n->draining) {
 		reason_format(status_reason(status), why, sizeof why);
@@ -485,11 +510,17 @@ session_report_exit(struct session *s, struct reason r, int status)
 	}
 	reason_format(r, why, sizeof why);
 	session_declared_text(s, now, said, sizeof said);
-	events_emit(&s->d->events, EV_EXITED, n->path, s->pid, why,
-	            n->starts - 1, "%s%s%s%s",
-	            n->state == NODE_STOPPING ? "stopped" : "",
-	            s->exec_error && n->state == NODE_STOPPING ? ", " : "",
-	            s->exec_error ? s->exec_error : "", said);
+	e.reason = why;
+	e.detail = detail = xasprintf(
+	        "%s%s%s%s", n->state == NODE_STOPPING ? "stopped" : "",
+	        s->exec_error && n->state == NODE_STOPPING ? ", " : "",
+	        s->exec_error ? s->exec_error : "", said);
+	if (*detail == '\0')
+		e.detail = NULL;
+	e.tail = tail = session_tail(s, r);
+	events_emit_ex(&s->d->events, &e);
+	free(detail);
+	free(tail);
 }
 
 /* After STOPPING=1 (within SESSION_STOPPING_MS) a death by a clean signal

@@ -148,7 +148,7 @@ struct node {
 	uint64_t backoff_until;
 	struct circuit circuit;
 	struct declaration declared;      /* the latest, until used or stale */
-	struct spend spend; /* budgets: see struct spend */
+	struct spend spend;               /* budgets: see struct spend */
 	enum declared_kind exit_declared; /* what its last exit was declared */
 
 	/* the one wake-up it wants (0: none), and its slot in the heap */

@@ -169,9 +169,23 @@ worker: w
 restart: temporary
 command: {cmd0}
 """})
-    d.wait("exited", "root/w", reason="exit:3")
+    ev = d.wait("exited", "root/w", reason="exit:3")
+    # the failure event carries the last lines (read before it is emitted)
+    assert sorted(ev.tail.splitlines()) == ["about to fail", "the reason"]
     r = d.ctl("logs", "w", check=0)
     assert sorted(r.stdout.splitlines()) == ["about to fail", "the reason"]
+
+
+def test_no_tail_on_a_clean_exit(supd):
+    cmd0 = sh('echo "all good"; exit 0')
+    d = start(supd, {"w.yaml": f"""
+worker: w
+restart: temporary
+command: {cmd0}
+"""})
+    ev = d.wait("exited", "root/w", reason="exit:0")
+    assert ev.tail is None
+    assert d.ctl("logs", "w", check=0).stdout == "all good\n"
 
 
 def vm_rss_kib(pid):
