@@ -21,10 +21,12 @@
 #include "logcap.h"
 #include "logcap_file.h"
 #include "logcap_out.h"
+#include "text.h"
 #include "util.h"
 
 #define LOGCAP_WIDTH_MAX 24 /* names are padded to the widest, to this */
 #define LOGCAP_BUCKETS   256
+#define LOGCAP_ESC_MAX   (4 * LOGCAP_LINE_MAX) /* \\xNN for each byte */
 
 struct stream {
 	struct logcap *lc;
@@ -57,7 +59,7 @@ struct logcap_set {
 	size_t width;          /* the widest name seen, for the prefix */
 	struct logcap_out out; /* agentsupd's stderr */
 	char *rbuf;            /* one read at a time: LOGCAP_READ_MAX */
-	char *ebuf;            /* one escaped line: 4 * LOGCAP_LINE_MAX */
+	struct text_buf esc;   /* one escaped line */
 	char *spare; /* a partial line's buffer, for the next that needs one */
 	const char *span; /* whole lines for span_owner's file, unwritten */
 	size_t spanlen;
@@ -195,47 +197,28 @@ file_line(struct logcap *lc, const char *line, size_t len)
 /* --- lines -----------------------------------------------------------------
  */
 
-/* Control characters (but tab) and DEL as \xHH: a worker's bytes must not
- * steer the operator's terminal. */
-static size_t
-escape(char *dst, const char *src, size_t len)
-{
-	static const char hex[] = "0123456789abcdef";
-	size_t k = 0;
-
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)src[i];
-		if ((c >= 0x20 && c != 0x7f) || c == '\t') {
-			dst[k++] = (char)c;
-			continue;
-		}
-		dst[k++] = '\\';
-		dst[k++] = 'x';
-		dst[k++] = hex[c >> 4];
-		dst[k++] = hex[c & 15];
-	}
-	return k;
-}
-
-/* Whether a line holds a control character (tab aside). Eight bytes at a
- * time: any byte below 0x20 or equal to 0x7f sends the word to the exact
- * test (a tab does too, and passes there). */
+/* Whether a line needs text_term_escape: a byte below 0x20, DEL, '\\' or
+ * any non-ASCII one (UTF-8 is checked there, bidirectional overrides made
+ * visible). Eight bytes at a time: the common line is plain ASCII. */
 static bool
 needs_escape(const char *p, size_t n)
 {
 	const uint64_t ones = 0x0101010101010101u, high = 0x8080808080808080u;
 	size_t i = 0;
-	uint64_t x, del;
+	uint64_t x, del, bs;
 
 	for (; i + 8 <= n; i += 8) {
 		memcpy(&x, p + i, 8);
 		del = x ^ (0x7f * ones);
-		if ((((x - 0x20 * ones) & ~x) | ((del - ones) & ~del)) & high)
-			break; /* look closer from here */
+		bs = x ^ ((uint64_t)'\\' * ones);
+		if ((x | ((x - 0x20 * ones) & ~x) | ((del - ones) & ~del) |
+		     ((bs - ones) & ~bs)) &
+		    high)
+			return true;
 	}
 	for (; i < n; i++) {
 		unsigned char c = (unsigned char)p[i];
-		if ((c < 0x20 && c != '\t') || c == 0x7f)
+		if (c < 0x20 || c == 0x7f || c == '\\' || c >= 0x80)
 			return true;
 	}
 	return false;
@@ -251,11 +234,12 @@ line_emit(struct stream *st, const char *line, size_t len, bool ring)
 
 	if (len > 0 && line[len - 1] == '\r')
 		len--;
-	if (needs_escape(line, len)) {
-		if (set->ebuf == NULL)
-			set->ebuf = xmalloc(4 * LOGCAP_LINE_MAX);
-		len = escape(set->ebuf, line, len);
-		line = set->ebuf;
+	if (needs_escape(line, len)) { /* a worker's bytes must not steer
+		                          the operator's terminal */
+		text_buf_reset(&set->esc);
+		text_term_escape_cut(&set->esc, line, len, LOGCAP_ESC_MAX);
+		line = set->esc.data != NULL ? set->esc.data : "";
+		len = set->esc.len;
 	}
 	logcap_out_line(&set->out, lc->name, lc->namelen, set->width,
 	                st->kind == LOGCAP_STDERR ? '!' : '|', line, len);
@@ -579,6 +563,7 @@ logcap_set_new(struct ev_loop *loop, int err_fd,
 	struct logcap_set *set = xcalloc(1, sizeof *set);
 
 	set->loop = loop;
+	text_buf_init(&set->esc, LOGCAP_ESC_MAX);
 	logcap_out_open(&set->out, loop, err_fd, LOGCAP_OUT_MAX);
 	logcap_set_limits(set, lim);
 	return set;
@@ -598,7 +583,7 @@ logcap_set_free(struct logcap_set *set)
 	logcap_out_close(&set->out);
 	free(set->dir);
 	free(set->rbuf);
-	free(set->ebuf);
+	text_buf_free(&set->esc);
 	free(set->spare);
 	free(set);
 }

@@ -96,17 +96,30 @@ test_lines_prefixed(void **state)
 	                    "w      | bc\nw      ! oops\nw      ! \n");
 }
 
+/* As text_term_escape says: control characters, DEL, '\\', bidirectional
+ * overrides and invalid UTF-8 made visible; other UTF-8 passes. The word-at-
+ * a-time check must send each of them there, wherever in the line. */
 static void
 test_control_characters_escaped(void **state)
 {
 	struct fixture *f = *state;
 	struct logcap *lc = logcap_get(f->set, "w");
-	char tail[64];
+	char tail[128];
 
 	feed(lc, LOGCAP_STDOUT, "\x1b[31mred\x7f\ttab\n");
-	assert_string_equal(shown(f), "w | \\x1b[31mred\\x7f\ttab\n");
+	assert_string_equal(shown(f), "w | \\x1b[31mred\\x7f\\ttab\n");
 	logcap_tail(lc, 1, tail, sizeof tail);
-	assert_string_equal(tail, "\\x1b[31mred\\x7f\ttab\n");
+	assert_string_equal(tail, "\\x1b[31mred\\x7f\\ttab\n");
+	feed(lc, LOGCAP_STDOUT, "plain ascii, then a backslash: \\\n");
+	assert_string_equal(shown(f),
+	                    "w | plain ascii, then a backslash: \\\\\n");
+	feed(lc, LOGCAP_STDOUT, "caf\xc3\xa9 ok, then \xe2\x80\xae evil\n");
+	assert_string_equal(shown(f),
+	                    "w | caf\xc3\xa9 ok, then \\u202e evil\n");
+	feed(lc, LOGCAP_STDOUT, "0123456789abcdef\xff\n");
+	assert_string_equal(shown(f), "w | 0123456789abcdef\\xff\n");
+	feed(lc, LOGCAP_STDOUT, "0123456789abcdefok\n");
+	assert_string_equal(shown(f), "w | 0123456789abcdefok\n");
 }
 
 static void
