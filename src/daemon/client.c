@@ -66,6 +66,7 @@ client_free(struct client *cl)
 	all->n--;
 	agentsup_reader_free(&cl->reader);
 	free(cl->out);
+	free(cl->logs);
 	free(cl);
 }
 
@@ -141,7 +142,7 @@ client_send(struct client *cl, const char *data, size_t len)
 {
 	if (cl->dead)
 		return;
-	if (cl->follow && cl->outlen + len > CLIENT_MAX_LAG) {
+	if ((cl->follow || cl->logs) && cl->outlen + len > CLIENT_MAX_LAG) {
 		client_drop(cl, "a slow follower, too far behind");
 		return;
 	}
@@ -177,7 +178,7 @@ client_deadline(const struct client *cl)
 {
 	if (agentsup_reader_pending(&cl->reader) > 0)
 		return cl->req_start_ms + CLIENT_REQUEST_MS;
-	if (cl->follow || cl->waiting)
+	if (cl->follow || cl->waiting || cl->logs)
 		return UINT64_MAX; /* a follower may stay silent for ever */
 	return cl->last_ms + CLIENT_IDLE_MS;
 }
@@ -229,7 +230,7 @@ client_dispatch(struct client *cl, const struct agentsup_frame *f)
 		client_drop(cl, "sent a message that is not a request");
 		return;
 	}
-	if (!cl->follow && cl->outlen > CLIENT_MAX_OUT) {
+	if (!cl->follow && !cl->logs && cl->outlen > CLIENT_MAX_OUT) {
 		client_drop(cl, "not reading its responses");
 		return;
 	}

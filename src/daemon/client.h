@@ -39,7 +39,8 @@ struct client {
 	size_t outoff, outlen, outcap;
 	bool follow;  /* streaming events: may stay silent */
 	bool waiting; /* agentsupctl wait: may stay silent (tasks.c) */
-	bool dead;    /* closed: freed after the current callback */
+	char *logs; /* the worker whose output it follows (logs -f), or NULL */
+	bool dead;  /* closed: freed after the current callback */
 };
 
 void clients_init(struct clients *, struct ev_loop *);

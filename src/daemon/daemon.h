@@ -17,6 +17,7 @@
 struct control;
 struct metrics;
 struct hooks;
+struct logcap_set;
 struct notify_server;
 struct notify_up;
 struct tasks;
@@ -50,6 +51,7 @@ struct daemon {
 	size_t up_live;               /* workers in the last STATUS= */
 	struct hooks *hooks;          /* on_event: */
 	struct tasks *tasks;          /* dynamic children's ledger (tasks.c) */
+	struct logcap_set *logcap;    /* workers' captured output */
 };
 
 /* Read the config again and apply it as a diff, or refuse it whole; what

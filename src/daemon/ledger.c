@@ -162,6 +162,8 @@ ledger_accept(struct ledger *l, const char *sup, const char *key,
 		free(r->result);
 		r->result = NULL;
 		r->result_len = 0;
+		free(r->tail); /* the new run's, once it ends */
+		r->tail = NULL;
 	} else {
 		size_t h;
 		if (l->count >= l->nbuckets)

@@ -21,6 +21,7 @@ enum request_cmd {
 	REQ_DEAD,
 	REQ_REPLAY,
 	REQ_DROP,
+	REQ_LOGS,
 };
 
 #define REQUEST_NAME_MAX 256
@@ -31,6 +32,7 @@ struct request {
 	char name[REQUEST_NAME_MAX]; /* "" when not given */
 	bool follow;                 /* events: keep streaming */
 	const msgpack_object *opts;  /* spawn: its options map, or NULL */
+	uint32_t lines;              /* logs: the last N lines, 0 = all */
 };
 
 /* 0, or -1 with *why set: a clear reason for the client. Pure. */

@@ -23,6 +23,7 @@
 #include "dynamic.h"
 #include "ledger.h"
 #include "log.h"
+#include "logcap.h"
 #include "request.h"
 #include "serve.h"
 #include "tasks.h"
@@ -367,6 +368,38 @@ tasks_wake(struct daemon *d, struct ledger_rec *r)
 	t->nwaiters = k;
 }
 
+/* Whether a node other than n goes by n's name (logcap keeps output by
+ * name: a capture is freed only when nobody else uses it). */
+static bool
+tasks_name_shared(const struct node *top, const struct node *n)
+{
+	if (top != n && top->spec->kind == KIND_WORKER &&
+	    strcmp(top->spec->name, n->spec->name) == 0)
+		return true;
+	for (size_t i = 0; i < top->nchildren; i++)
+		if (tasks_name_shared(top->children[i], n))
+			return true;
+	return false;
+}
+
+/* The ended task's last lines of output into its record; its capture is
+ * freed with its node (memory stays flat however many tasks end). */
+static void
+tasks_take_tail(struct daemon *d, const struct node *n, struct ledger_rec *r)
+{
+	struct logcap *lc;
+	char buf[LEDGER_TAIL_MAX];
+	size_t len;
+
+	if (d->logcap == NULL ||
+	    (lc = logcap_find(d->logcap, n->spec->name)) == NULL)
+		return;
+	if ((len = logcap_tail(lc, LOGCAP_TAIL_LINES, buf, sizeof buf)) > 0)
+		ledger_tail(r, buf, len);
+	if (!tasks_name_shared(d->tree->root, n))
+		logcap_remove(d->logcap, n->spec->name);
+}
+
 /* "exit:3 (declared permanent: bad input)" */
 static void
 tasks_reason_text(const struct node *n, struct reason why, char *buf,
@@ -412,6 +445,7 @@ tasks_event(struct daemon *d, const struct action *a)
 		return;
 	}
 	ledger_reason(r, why);
+	tasks_take_tail(d, n, r);
 	r->attempts += (unsigned)n->starts;
 	ledger_end(&d->tasks->ledger, r, st, clock_wall_ms(), clock_now_ms());
 	if (st == LEDGER_DEAD)

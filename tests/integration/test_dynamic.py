@@ -112,6 +112,7 @@ import os, sys, agentsup
 with agentsup.Agent() as a:
     a.restored
     if sys.argv[1] == "poison" and not os.path.exists(os.environ["FIXED"]):
+        print("poison: cannot parse the input", file=sys.stderr, flush=True)
         a.exit_reason("permanent", detail="cannot parse the input")
         sys.exit(3)
     a.result(("ok:" + sys.argv[1]).encode())
@@ -138,6 +139,7 @@ def test_dead_letter_replay_and_drop(supd):
     rec = json.loads(r.stdout)
     assert rec["state"] == "dead"
     assert "declared permanent: cannot parse the input" in rec["reasons"][-1]
+    assert "poison: cannot parse the input" in rec["tail"]  # its output
     ev = d.wait("dead_lettered", "root/pool/bad")
     assert "agentsupctl replay pool/bad" in ev.detail
     dead = d.ctl_json("dead")
@@ -155,6 +157,7 @@ def test_dead_letter_replay_and_drop(supd):
     rec = json.loads(d.ctl("wait", "bad", check=0).stdout)
     assert rec["state"] == "done" and rec["replays"] == 1
     assert rec["result"] == "ok:poison" and rec["attempts"] == 2
+    assert rec["tail"] is None  # it printed nothing
     assert d.ctl_json("dead") == []
     d.ctl("drop", "pool/bad", check=0)
     r = d.ctl("replay", "bad")
