@@ -382,6 +382,7 @@ config_free(struct config *cfg)
 	spec_free(cfg->root);
 	free(cfg->settings.socket);
 	free(cfg->settings.events_file);
+	free(cfg->settings.termination_log);
 	onevent_free(&cfg->settings);
 	for (size_t i = 0; i < cfg->nfiles; i++)
 		free(cfg->files[i]);

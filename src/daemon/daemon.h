@@ -46,6 +46,8 @@ struct daemon {
 	bool up_ready;                /* READY=1 sent for the first start */
 	size_t up_live;               /* workers in the last STATUS= */
 	struct hooks *hooks;          /* on_event: */
+	struct contain *contain;      /* a cgroup per worker, or nothing */
+	struct termlog *termlog;      /* termination_log: */
 };
 
 /* Read the config again and apply it as a diff, or refuse it whole; what

@@ -42,6 +42,7 @@ static const char *const kind_names[EV__COUNT] = {
         [EV_DECLARED] = "declared",
         [EV_FAILED] = "failed",
         [EV_EXHAUSTED] = "exhausted",
+        [EV_MEMORY] = "memory",
 };
 
 const char *
@@ -206,6 +207,7 @@ kind_color(enum event_kind k)
 	case EV_HANG:
 	case EV_START_TIMEOUT:
 	case EV_PROTOCOL_ERROR:
+	case EV_MEMORY:
 		return "\033[33m";
 	case EV_GAVE_UP:
 	case EV_ESCALATED:

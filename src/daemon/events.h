@@ -34,6 +34,7 @@ enum event_kind {
 	EV_DECLARED,
 	EV_FAILED,
 	EV_EXHAUSTED,
+	EV_MEMORY, /* over max_memory: stopped, reason "memory" */
 	EV__COUNT
 };
 

@@ -13,9 +13,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "channel.h"
 #include "clock.h"
+#include "contain.h"
 #include "daemon.h"
 #include "log.h"
 #include "notify.h"
@@ -156,6 +158,17 @@ session_fail(struct session *s, struct reason cause)
 		return;
 	}
 	session_terminate(s);
+}
+
+void
+session_over_memory(struct session *s, uint64_t rss)
+{
+	events_emit(&s->d->events, EV_MEMORY, s->node->path, s->pid, "memory",
+	            s->node->starts - 1,
+	            "%llu bytes, more than max_memory %llu",
+	            (unsigned long long)rss,
+	            (unsigned long long)s->node->spec->max_memory);
+	session_fail(s, (struct reason){REASON_MEMORY, 0});
 }
 
 /* The heartbeat deadline is lazy: beats only move last_beat_us; the timer
@@ -374,16 +387,27 @@ int
 session_start(struct daemon *d, struct node *n)
 {
 	const struct spec *sp = n->spec;
-	struct spawn_args a = {
-	        .spec = sp, .path = n->path, .incarnation = n->starts - 1};
+	struct spawn_args a = {.spec = sp,
+	                       .path = n->path,
+	                       .incarnation = n->starts - 1,
+	                       .cgroup_fd =
+	                               contain_enter_fd(d->contain, n->path)};
 	struct spawn_result r;
 	struct session *s;
+	int err;
 
 	if (sp->notify == NOTIFY_SYSTEMD && d->notify != NULL)
 		a.notify_socket = notify_server_address(d->notify);
 
-	if (spawn_worker(&d->spawn, &a, &r) < 0)
+	if (a.cgroup_fd < 0 && contain_cgroups(d->contain))
+		return -1; /* contained, or not at all */
+	err = spawn_worker(&d->spawn, &a, &r) < 0 ? errno : 0;
+	if (a.cgroup_fd >= 0)
+		close(a.cgroup_fd);
+	if ((errno = err) != 0)
 		return -1;
+	if (sp->max_memory)
+		contain_watch(d->contain, r.pid, n->path, sp->max_memory);
 	s = xcalloc(1, sizeof *s);
 	s->node = n;
 	s->d = d;
@@ -467,9 +491,11 @@ session_reaped(struct session *s, int status)
 	 * the socket, whichever of the exit and the EOF came first */
 	if (s->chan != NULL)
 		channel_read_pending(s->chan, SESSION_LAST_WORDS);
-	/* whatever the worker left in its group goes with it */
+	/* whatever the worker left in its group, or its cgroup, goes too */
 	if (kill(-s->pid, SIGKILL) < 0 && errno != ESRCH && errno != EPERM)
 		log_warn("kill group %ld", (long)s->pid);
+	contain_kill(d->contain, n->path);
+	contain_unwatch(d->contain, s->pid);
 	r = s->cause.kind != REASON_NONE ? s->cause : status_reason(status);
 	session_report_exit(s, r, status);
 	r = session_announced(s, r);

@@ -53,6 +53,9 @@ struct notify_msg;
  * pgid's group; false when it is no `notify: systemd` worker's. */
 bool session_notified(void *arg, pid_t pid, pid_t pgid,
                       const struct notify_msg *);
+/* Over its max_memory (contain.c's check): rss bytes; stopped as a
+ * failure of reason `memory`. */
+void session_over_memory(struct session *, uint64_t rss);
 /* The process was reaped: read its last frames, report the exit to the
  * engine, free the session. */
 void session_reaped(struct session *, int status);

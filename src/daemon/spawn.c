@@ -6,7 +6,9 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <limits.h>
+#include <pwd.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -15,7 +17,10 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "agentsup/wire.h"
@@ -38,7 +43,10 @@ enum {
 	STAGE_STDOUT,
 	STAGE_STDERR,
 	STAGE_EXEC,
-	STAGE_SETUP
+	STAGE_SETUP,
+	STAGE_CGROUP,
+	STAGE_LIMITS,
+	STAGE_IDS,
 };
 
 static bool
@@ -95,6 +103,8 @@ struct spawn {
 	char **envp;
 	pid_t parent;
 	const sigset_t *reset; /* signals to put back to SIG_DFL */
+	int cgroup_fd;         /* write "0" to join the worker's cgroup */
+	const struct spawn_ids *ids;
 	struct exec_failure fail;
 };
 
@@ -155,6 +165,43 @@ child_execvpe(char **argv, char **envp)
 	return saved;
 }
 
+/* setrlimit for each of `limits:`, soft and hard alike. */
+static int
+child_limits(const struct limits_spec *l)
+{
+	static const int res[LIMIT__COUNT] = {
+	        [LIMIT_NOFILE] = RLIMIT_NOFILE,
+	        [LIMIT_NPROC] = RLIMIT_NPROC,
+	        [LIMIT_CORE] = RLIMIT_CORE,
+	        [LIMIT_MEMORY] = RLIMIT_AS,
+	};
+	struct rlimit rl;
+
+	for (int i = 0; i < LIMIT__COUNT; i++) {
+		if (!(l->set & (1u << i)))
+			continue;
+		rl.rlim_cur = rl.rlim_max =
+		        l->v[i] == LIMIT_INFINITY ? RLIM_INFINITY : l->v[i];
+		if (setrlimit(res[i], &rl) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Groups, then gid, then uid, as raw system calls: glibc's wrappers would
+ * signal the daemon's threads (setxid), whose memory we share. */
+static int
+child_ids(const struct spawn_ids *ids)
+{
+	if (!ids->set)
+		return 0;
+	if (syscall(SYS_setgroups, ids->ngroups, ids->groups) < 0 ||
+	    syscall(SYS_setresgid, ids->gid, ids->gid, ids->gid) < 0 ||
+	    syscall(SYS_setresuid, ids->uid, ids->uid, ids->uid) < 0)
+		return -1;
+	return 0;
+}
+
 /* In the child, sharing the daemon's memory until exec: only syscalls and
  * writes to its own stack and to *sp. Never returns. */
 static int
@@ -172,10 +219,13 @@ child_main(void *arg)
 			signal(sig, SIG_DFL);
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
-	if (setpgid(0, 0) < 0 || prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+	if (setpgid(0, 0) < 0)
 		child_fail(sp, STAGE_SETUP, errno);
-	if (getppid() != sp->parent)
-		_exit(126); /* the daemon died before we armed PDEATHSIG */
+	/* into the worker's cgroup before anything could fork */
+	if (sp->cgroup_fd >= 0 && write(sp->cgroup_fd, "0", 1) < 0)
+		child_fail(sp, STAGE_CGROUP, errno);
+	if (s->umask_mode >= 0)
+		umask((mode_t)s->umask_mode);
 	if (s->directory != NULL && chdir(s->directory) < 0)
 		child_fail(sp, STAGE_CHDIR, errno);
 	if ((fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0 ||
@@ -186,6 +236,16 @@ child_main(void *arg)
 		child_fail(sp, STAGE_STDOUT, errno);
 	if (child_output(&s->err, STDERR_FILENO) < 0)
 		child_fail(sp, STAGE_STDERR, errno);
+	if (child_limits(&s->limits) < 0)
+		child_fail(sp, STAGE_LIMITS, errno);
+	/* the outputs are open (as agentsupd): now become the worker's user */
+	if (child_ids(sp->ids) < 0)
+		child_fail(sp, STAGE_IDS, errno);
+	/* after the uid change, which would clear it */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+		child_fail(sp, STAGE_SETUP, errno);
+	if (getppid() != sp->parent)
+		_exit(126); /* the daemon died before we armed PDEATHSIG */
 	/* the channel, deliberately inherited (no CLOEXEC) at AGENTSUP_FD;
 	 * every descriptor of ours is CLOEXEC, and any inherited one above
 	 * it is closed here */
@@ -212,6 +272,14 @@ exec_failure_text(const struct spec *s, const struct exec_failure *f)
 		                 strerror(f->err));
 	case STAGE_EXEC:
 		return xasprintf("exec %s: %s", s->argv[0], strerror(f->err));
+	case STAGE_CGROUP:
+		return xasprintf("joining its cgroup: %s", strerror(f->err));
+	case STAGE_LIMITS:
+		return xasprintf("limits: %s", strerror(f->err));
+	case STAGE_IDS:
+		return xasprintf("becoming user %s: %s",
+		                 s->user ? s->user : "(agentsupd's)",
+		                 strerror(f->err));
 	default:
 		return xasprintf("setting up the child: %s", strerror(f->err));
 	}
@@ -277,14 +345,24 @@ spawn_worker(struct spawner *sw, const struct spawn_args *a,
 	const struct spec *s = a->spec;
 	char *own[7];
 	size_t nown;
+	struct spawn_ids ids;
 	struct spawn sp = {.spec = s,
 	                   .reset = &sw->reset,
 	                   .parent = getpid(),
+	                   .cgroup_fd = a->cgroup_fd,
+	                   .ids = &ids,
 	                   .fail = {-1, 0}};
 	int sv[2], err;
 	sigset_t all, old;
+	char *why;
 	pid_t pid;
 
+	if (spawn_ids_resolve(s, &ids, &why) < 0) {
+		free(why); /* checked at start and reload: the user went since
+		            */
+		errno = ENOENT;
+		return -1;
+	}
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
 		return -1;
 	nown = own_env(a, own);
@@ -311,5 +389,103 @@ spawn_worker(struct spawner *sw, const struct spawn_args *a,
 	out->chan = sv[0];
 	out->exec_error =
 	        sp.fail.stage >= 0 ? exec_failure_text(s, &sp.fail) : NULL;
+	return 0;
+}
+
+/* A name or a numeric id: the user's entry, or the id alone. */
+static int
+spawn_user(const char *name, uid_t *uid, gid_t *gid, char *buf, size_t len)
+{
+	struct passwd pw, *res = NULL;
+	char *end;
+	unsigned long id = strtoul(name, &end, 10);
+
+	if (*end == '\0' && getpwuid_r((uid_t)id, &pw, buf, len, &res) == 0 &&
+	    res == NULL) {
+		*uid = (uid_t)id; /* an id without an entry: its own group */
+		*gid = (gid_t)id;
+		return 1;
+	}
+	if (res == NULL && getpwnam_r(name, &pw, buf, len, &res) != 0)
+		res = NULL;
+	if (res == NULL)
+		return -1;
+	*uid = pw.pw_uid;
+	*gid = pw.pw_gid;
+	return 0;
+}
+
+static int
+spawn_group(const char *name, gid_t *gid, char *buf, size_t len)
+{
+	struct group gr, *res = NULL;
+	char *end;
+	unsigned long id = strtoul(name, &end, 10);
+
+	if (*end == '\0') {
+		*gid = (gid_t)id;
+		return 0;
+	}
+	if (getgrnam_r(name, &gr, buf, len, &res) != 0 || res == NULL)
+		return -1;
+	*gid = gr.gr_gid;
+	return 0;
+}
+
+int
+spawn_ids_resolve(const struct spec *s, struct spawn_ids *ids, char **why)
+{
+	char buf[16384];
+	int r = 0;
+
+	ids->set = false;
+	ids->ngroups = 0;
+	if (s->user == NULL && s->group == NULL)
+		return 0;
+	ids->uid = geteuid();
+	ids->gid = getegid();
+	if (s->user != NULL && (r = spawn_user(s->user, &ids->uid, &ids->gid,
+	                                       buf, sizeof buf)) < 0) {
+		*why = xasprintf("user: no such user \"%s\"", s->user);
+		return -1;
+	}
+	if (s->group != NULL &&
+	    spawn_group(s->group, &ids->gid, buf, sizeof buf) < 0) {
+		*why = xasprintf("group: no such group \"%s\"", s->group);
+		return -1;
+	}
+	ids->ngroups = SPAWN_MAX_GROUPS;
+	if (s->user == NULL || r == 1 ||
+	    getgrouplist(s->user, ids->gid, ids->groups, &ids->ngroups) < 0)
+		ids->groups[0] = ids->gid, ids->ngroups = 1;
+	ids->set = true;
+	if (geteuid() != 0 &&
+	    (ids->uid != geteuid() || ids->gid != getegid())) {
+		*why = xasprintf(
+		        "%s: agentsupd runs as uid %lu and cannot switch "
+		        "to another user or group (run it as root, or "
+		        "remove `user:`/`group:`)",
+		        s->user ? "user" : "group", (unsigned long)geteuid());
+		return -1;
+	}
+	if (geteuid() != 0)
+		ids->set = false; /* already who it asks for */
+	return 0;
+}
+
+int
+spawn_check_ids(const struct spec *n, char **why)
+{
+	struct spawn_ids ids;
+	char *w;
+
+	if (n->kind == KIND_WORKER && spawn_ids_resolve(n, &ids, &w) < 0) {
+		*why = xasprintf("worker %s: %s", n->name, w);
+		free(w);
+		return -1;
+	}
+	for (size_t i = 0; i < n->nchildren; i++)
+		if (spawn_check_ids(n->children[i], why) < 0)
+			return -1;
 	return 0;
 }
