@@ -36,8 +36,10 @@ struct client {
 	size_t inlen, incap;
 	char *out; /* unsent bytes: out[outoff .. outoff + outlen) */
 	size_t outoff, outlen, outcap;
-	bool follow; /* streaming events: may stay silent */
-	bool dead;   /* closed: freed after the current callback */
+	char *worker; /* a peer inside the supervised tree: its worker's path
+	               * (granted only its `control:`), NULL for an operator */
+	bool follow;  /* streaming events: may stay silent */
+	bool dead;    /* closed: freed after the current callback */
 };
 
 void clients_init(struct clients *, struct ev_loop *);
