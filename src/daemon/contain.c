@@ -47,6 +47,9 @@ struct contain {
 	char *dir; /* .../agentsup.<pid>, NULL when not contained */
 	int dirfd; /* of dir, or -1 */
 	char *rel; /* dir relative to the cgroup2 mount, as /proc shows */
+	unsigned long next_id; /* of the next worker cgroup */
+	char **busy;           /* killed cgroups not yet empty: removed later */
+	size_t nbusy;
 	int guard; /* write end of the guard's pipe, or -1 */
 	pid_t guard_pid;
 	contain_over_fn over;
@@ -108,17 +111,21 @@ contain_write_at(int dirfd, const char *file, const char *val)
 	return n < 0 ? -1 : 0;
 }
 
-/* "root/a/b" -> "root:a:b" (names never hold ':'); too long: NULL. */
+/* "root/a/b", 7 -> "root:a:b@7" (names hold neither ':' nor '@'): a
+ * fresh cgroup per start, since some kernels kill every child cloned into
+ * a cgroup that was once killed (CLONE_INTO_CGROUP and kill_seq). */
 static bool
-contain_name(const char *path, char *name, size_t len)
+contain_name(const char *path, unsigned long id, char *name, size_t len)
 {
 	size_t n = strlen(path);
+	int k;
 
-	if (n + 1 > len || n > NAME_MAX)
+	if (n + 1 > len)
 		return false;
 	for (size_t i = 0; i <= n; i++)
 		name[i] = path[i] == '/' ? ':' : path[i];
-	return true;
+	k = snprintf(name + n, len - n, "@%lu", id);
+	return k > 0 && (size_t)k < len - n && n + (size_t)k <= NAME_MAX;
 }
 
 /* Whether a process can join a child cgroup here: a probe child tries. */
@@ -320,32 +327,63 @@ contain_cgroups(const struct contain *c)
 }
 
 int
-contain_enter_fd(struct contain *c, const char *path)
+contain_enter_fd(struct contain *c, const char *path, unsigned long *id)
 {
-	char name[NAME_MAX + 1], procs[NAME_MAX + 16];
+	char name[NAME_MAX + 1];
+	int fd;
 
+	*id = 0;
 	if (!contain_cgroups(c))
 		return -1;
-	if (!contain_name(path, name, sizeof name)) {
+	if (!contain_name(path, c->next_id + 1, name, sizeof name)) {
 		errno = ENAMETOOLONG;
 		return -1;
 	}
 	if (mkdirat(c->dirfd, name, 0755) < 0 && errno != EEXIST)
 		return -1;
-	snprintf(procs, sizeof procs, "%s/cgroup.procs", name);
-	return openat(c->dirfd, procs, O_WRONLY | O_CLOEXEC);
+	if ((fd = openat(c->dirfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) <
+	    0) {
+		int err = errno;
+		unlinkat(c->dirfd, name, AT_REMOVEDIR);
+		errno = err;
+		return -1;
+	}
+	*id = ++c->next_id;
+	return fd;
+}
+
+/* Killed cgroups whose processes were still dying: removed once empty,
+ * tried again whenever another worker ends. */
+static void
+contain_sweep_busy(struct contain *c)
+{
+	for (size_t i = 0; i < c->nbusy;) {
+		if (unlinkat(c->dirfd, c->busy[i], AT_REMOVEDIR) == 0 ||
+		    errno != EBUSY) {
+			free(c->busy[i]);
+			c->busy[i] = c->busy[--c->nbusy];
+		} else {
+			i++;
+		}
+	}
 }
 
 void
-contain_kill(struct contain *c, const char *path)
+contain_kill(struct contain *c, const char *path, unsigned long id)
 {
 	char name[NAME_MAX + 1], kill[NAME_MAX + 16];
 
-	if (!contain_cgroups(c) || !contain_name(path, name, sizeof name))
+	if (!contain_cgroups(c) || id == 0 ||
+	    !contain_name(path, id, name, sizeof name))
 		return;
 	snprintf(kill, sizeof kill, "%s/cgroup.kill", name);
 	if (contain_write_at(c->dirfd, kill, "1") < 0 && errno != ENOENT)
 		log_warn("cgroup.kill of %s", path);
+	contain_sweep_busy(c);
+	if (unlinkat(c->dirfd, name, AT_REMOVEDIR) < 0 && errno == EBUSY) {
+		c->busy = xreallocarray(c->busy, c->nbusy + 1, sizeof *c->busy);
+		c->busy[c->nbusy++] = xstrdup(name);
+	}
 }
 
 void
@@ -371,6 +409,9 @@ contain_close(struct contain *c)
 	for (size_t i = 0; i < c->nw; i++)
 		free(c->w[i].name);
 	free(c->w);
+	for (size_t i = 0; i < c->nbusy; i++)
+		free(c->busy[i]);
+	free(c->busy);
 	free(c->dir);
 	free(c->rel);
 	free(c);
@@ -453,7 +494,8 @@ contain_mem_cb(struct ev_loop *loop, ev_timer *t, int revents)
 }
 
 void
-contain_watch(struct contain *c, pid_t pid, const char *path, uint64_t limit)
+contain_watch(struct contain *c, pid_t pid, const char *path, unsigned long id,
+              uint64_t limit)
 {
 	char name[NAME_MAX + 1];
 
@@ -463,7 +505,7 @@ contain_watch(struct contain *c, pid_t pid, const char *path, uint64_t limit)
 	}
 	c->w[c->nw++] = (struct watch){
 	        pid,
-	        contain_cgroups(c) && contain_name(path, name, sizeof name)
+	        id != 0 && contain_name(path, id, name, sizeof name)
 	                ? xstrdup(name)
 	                : NULL,
 	        limit, false};
@@ -532,7 +574,7 @@ contain_peer_cgroup(struct contain *c, pid_t pid, char *path, size_t len)
 		    p[rl] != '/' || strlen(p + rl + 1) >= len)
 			continue;
 		p += rl + 1;
-		p[strcspn(p, "/")] = '\0';
+		p[strcspn(p, "/@")] = '\0';
 		for (size_t i = 0; p[i] != '\0'; i++)
 			path[i] = p[i] == ':' ? '/' : p[i];
 		path[strlen(p)] = '\0';

@@ -33,16 +33,18 @@ struct contain *contain_open(struct ev_loop *, enum contain_mode,
                              contain_over_fn, void *arg, const char **why);
 /* Whether workers get a cgroup each. */
 bool contain_cgroups(const struct contain *);
-/* The worker's cgroup, made if need be: a descriptor of its cgroup.procs
- * for the child to write "0" into (the caller closes it), or -1 when
- * workers are not contained (errno set on a real failure). */
-int contain_enter_fd(struct contain *, const char *path);
-/* SIGKILL everything left in the worker's cgroup: its setsid'd and
- * double-forked descendants too. */
-void contain_kill(struct contain *, const char *path);
+/* The worker's cgroup, made if need be: a descriptor of its directory, for
+ * clone3's CLONE_INTO_CGROUP or its cgroup.procs (the caller closes it),
+ * or -1 when workers are not contained (errno set on a real failure). */
+int contain_enter_fd(struct contain *, const char *path, unsigned long *id);
+/* SIGKILL everything left in the worker's cgroup (id from
+ * contain_enter_fd; 0: none): its setsid'd and double-forked descendants
+ * too; then remove the cgroup, now or once it is empty. */
+void contain_kill(struct contain *, const char *path, unsigned long id);
 /* max_memory: check pid's worker (its cgroup, or its process) every
  * CONTAIN_MEMORY_CHECK_MS while watched. */
-void contain_watch(struct contain *, pid_t, const char *path, uint64_t limit);
+void contain_watch(struct contain *, pid_t, const char *path, unsigned long id,
+                   uint64_t limit);
 void contain_unwatch(struct contain *, pid_t);
 /* The worker a control peer belongs to: *worker, a pid that is_worker
  * accepted (the peer, an ancestor, or its process group), or path (the

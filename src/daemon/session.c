@@ -390,29 +390,35 @@ session_start(struct daemon *d, struct node *n)
 	struct spawn_args a = {.spec = sp,
 	                       .path = n->path,
 	                       .incarnation = n->starts - 1,
-	                       .cgroup_fd =
-	                               contain_enter_fd(d->contain, n->path)};
+	                       .cgroup_fd = -1};
 	struct spawn_result r;
 	struct session *s;
+	unsigned long cgroup;
 	int err;
 
 	if (sp->notify == NOTIFY_SYSTEMD && d->notify != NULL)
 		a.notify_socket = notify_server_address(d->notify);
 
+	a.cgroup_fd = contain_enter_fd(d->contain, n->path, &cgroup);
 	if (a.cgroup_fd < 0 && contain_cgroups(d->contain))
 		return -1; /* contained, or not at all */
 	err = spawn_worker(&d->spawn, &a, &r) < 0 ? errno : 0;
 	if (a.cgroup_fd >= 0)
 		close(a.cgroup_fd);
-	if ((errno = err) != 0)
+	if (err != 0) {
+		contain_kill(d->contain, n->path, cgroup); /* removes it */
+		errno = err;
 		return -1;
+	}
 	if (sp->max_memory)
-		contain_watch(d->contain, r.pid, n->path, sp->max_memory);
+		contain_watch(d->contain, r.pid, n->path, cgroup,
+		              sp->max_memory);
 	s = xcalloc(1, sizeof *s);
 	s->node = n;
 	s->d = d;
 	s->pid = r.pid;
 	s->exec_error = r.exec_error;
+	s->cgroup = cgroup;
 	s->spawned_ms = clock_now_ms();
 	s->last_beat_us = clock_now_us();
 	ev_init(&s->timer, session_timer_cb);
@@ -494,7 +500,7 @@ session_reaped(struct session *s, int status)
 	/* whatever the worker left in its group, or its cgroup, goes too */
 	if (kill(-s->pid, SIGKILL) < 0 && errno != ESRCH && errno != EPERM)
 		log_warn("kill group %ld", (long)s->pid);
-	contain_kill(d->contain, n->path);
+	contain_kill(d->contain, n->path, s->cgroup);
 	contain_unwatch(d->contain, s->pid);
 	r = s->cause.kind != REASON_NONE ? s->cause : status_reason(status);
 	session_report_exit(s, r, status);

@@ -39,6 +39,7 @@ struct session {
 	uint64_t drain_ms;     /* when the drain began, 0 if none */
 	bool killed;           /* SIGKILL sent */
 	char *exec_error;      /* why exec failed, from the child */
+	unsigned long cgroup;  /* its cgroup in contain.c, 0 for none */
 	uint64_t stopping_ms;  /* sd_notify STOPPING=1 came then, 0 if not */
 	struct channel *chan;
 };

@@ -12,6 +12,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,10 +25,20 @@
 #include <unistd.h>
 
 #include "agentsup/wire.h"
+#include "log.h"
 #include "spawn.h"
 #include "util.h"
 
 #define AGENTSUP_CHILD_FD 3
+
+/* clone3(2)'s arguments, as linux/sched.h has them (not included: its
+ * CLONE_* macros would clash with glibc's). */
+struct spawn_clone_args {
+	uint64_t flags, pidfd, child_tid, parent_tid, exit_signal;
+	uint64_t stack, stack_size, tls, set_tid, set_tid_size, cgroup;
+};
+#define SPAWN_CLONE_INTO_CGROUP 0x200000000ULL
+#define SPAWN_SYS_CLONE3        435
 
 extern char **environ;
 
@@ -103,7 +114,7 @@ struct spawn {
 	char **envp;
 	pid_t parent;
 	const sigset_t *reset; /* signals to put back to SIG_DFL */
-	int cgroup_fd;         /* write "0" to join the worker's cgroup */
+	int cgroup_fd; /* cgroup.procs: write "0" to join its cgroup, or -1 */
 	const struct spawn_ids *ids;
 	struct exec_failure fail;
 };
@@ -257,6 +268,80 @@ child_main(void *arg)
 	child_fail(sp, STAGE_EXEC, child_execvpe(s->argv, sp->envp));
 }
 
+#if defined(__x86_64__)
+/* clone3 sharing our memory on the spawn stack: the child calls fn(arg)
+ * there and never returns into a frame of ours (fn ends in _exit; the exit
+ * below is a guard). glibc has no clone3 wrapper to do this. */
+static long
+spawn_clone3(struct spawn_clone_args *ca, int (*fn)(void *), void *arg)
+{
+	register long r_fn __asm__("r12") = (long)fn;
+	register long r_arg __asm__("r13") = (long)arg;
+	long ret;
+
+	__asm__ volatile("syscall\n\t"
+	                 "testq %%rax, %%rax\n\t"
+	                 "jnz 1f\n\t"
+	                 "xorl %%ebp, %%ebp\n\t"
+	                 "movq %%r13, %%rdi\n\t"
+	                 "callq *%%r12\n\t"
+	                 "movl %%eax, %%edi\n\t"
+	                 "movl $60, %%eax\n\t" /* SYS_exit */
+	                 "syscall\n\t"
+	                 "hlt\n\t"
+	                 "1:\n\t"
+	                 : "=a"(ret)
+	                 : "0"((long)SPAWN_SYS_CLONE3), "D"(ca),
+	                   "S"(sizeof *ca), "r"(r_fn), "r"(r_arg)
+	                 : "rcx", "r11", "memory");
+	return ret;
+}
+#endif
+
+/* The child, born in its cgroup where clone3 can (CLONE_INTO_CGROUP: no
+ * migration, whose lock costs milliseconds), else joining it itself by a
+ * write to cgroup.procs before exec. */
+static pid_t
+spawn_clone(struct spawner *sw, struct spawn *sp, int cgroup_dir)
+{
+	pid_t pid;
+
+#if defined(__x86_64__)
+	if (cgroup_dir >= 0 && !sw->no_clone3) {
+		struct spawn_clone_args ca = {
+		        .flags = CLONE_VM | CLONE_VFORK |
+		                 SPAWN_CLONE_INTO_CGROUP,
+		        .exit_signal = SIGCHLD,
+		        .stack = (uint64_t)(uintptr_t)sw->stack,
+		        .stack_size = sw->stack_size,
+		        .cgroup = (uint64_t)cgroup_dir,
+		};
+		long r = spawn_clone3(&ca, child_main, sp);
+		if (r > 0)
+			return (pid_t)r;
+		if (r == -EAGAIN || r == -ENOMEM) {
+			errno = (int)-r; /* no process now, either way */
+			return -1;
+		}
+		sw->no_clone3 = true; /* old kernel or refused: as below */
+		log_warnx("clone3 into a cgroup: %s: joining by cgroup.procs",
+		          strerror((int)-r));
+	}
+#endif
+	if (cgroup_dir >= 0 &&
+	    (sp->cgroup_fd = openat(cgroup_dir, "cgroup.procs",
+	                            O_WRONLY | O_CLOEXEC)) < 0)
+		return -1;
+	pid = clone(child_main, (char *)sw->stack + sw->stack_size,
+	            CLONE_VM | CLONE_VFORK | SIGCHLD, sp);
+	if (sp->cgroup_fd >= 0) {
+		int err = errno;
+		close(sp->cgroup_fd);
+		errno = err;
+	}
+	return pid;
+}
+
 static char *
 exec_failure_text(const struct spec *s, const struct exec_failure *f)
 {
@@ -349,7 +434,7 @@ spawn_worker(struct spawner *sw, const struct spawn_args *a,
 	struct spawn sp = {.spec = s,
 	                   .reset = &sw->reset,
 	                   .parent = getpid(),
-	                   .cgroup_fd = a->cgroup_fd,
+	                   .cgroup_fd = -1,
 	                   .ids = &ids,
 	                   .fail = {-1, 0}};
 	int sv[2], err;
@@ -372,8 +457,7 @@ spawn_worker(struct spawner *sw, const struct spawn_args *a,
 	/* no handler of ours may run in the child before it resets them */
 	sigfillset(&all);
 	sigprocmask(SIG_SETMASK, &all, &old);
-	pid = clone(child_main, (char *)sw->stack + sw->stack_size,
-	            CLONE_VM | CLONE_VFORK | SIGCHLD, &sp);
+	pid = spawn_clone(sw, &sp, a->cgroup_fd);
 	err = errno;
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	close(sv[1]);

@@ -20,6 +20,7 @@ struct spawner {
 	void *stack;
 	size_t stack_size;
 	sigset_t reset;
+	bool no_clone3; /* clone3 into a cgroup failed once: not again */
 };
 
 #define SPAWN_MAX_GROUPS 256 /* supplementary groups of a `user:` */
@@ -30,7 +31,7 @@ struct spawn_args {
 	const char *path;
 	unsigned long incarnation;
 	const char *notify_socket; /* NOTIFY_SOCKET for `notify: systemd` */
-	int cgroup_fd; /* its cgroup's cgroup.procs (contain.c), or -1 */
+	int cgroup_fd; /* its cgroup's directory (contain.c), or -1 */
 };
 
 /* `user:` and `group:` resolved in the parent, before the clone: the child
