@@ -157,6 +157,7 @@ enum contain_mode {
 struct settings {
 	char *socket;            /* control socket path, NULL = default */
 	char *events_file;       /* JSON-lines event log, NULL = none */
+	char *metrics;           /* "HOST:PORT" serving /metrics, NULL = off */
 	uint32_t max_frame;      /* largest frame accepted from a peer */
 	struct hook_spec *hooks; /* on_event: */
 	size_t nhooks;

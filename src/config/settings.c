@@ -86,6 +86,28 @@ settings_contain(struct parse *p, const char *key, yaml_node_t *v,
 		st->contain = (enum contain_mode)i;
 }
 
+/* "HOST:PORT" by its shape; the daemon checks the host when it binds. */
+static void
+settings_metrics(struct parse *p, const char *key, yaml_node_t *v,
+                 struct settings *st)
+{
+	const char *s = load_scalar(p, key, v), *colon;
+	uint64_t port;
+
+	if (s == NULL)
+		return;
+	colon = strrchr(s, ':');
+	if (colon == NULL || colon - s >= 64 ||
+	    scalar_uint(colon + 1, 65535, &port) < 0 || port == 0) {
+		load_err(p, &v->start_mark,
+		         "metrics: want HOST:PORT, e.g. 127.0.0.1:9464 or "
+		         "[::1]:9464");
+		return;
+	}
+	free(st->metrics);
+	st->metrics = xstrdup(s);
+}
+
 static const struct {
 	const char *name;
 	void (*parse)(struct parse *, const char *, yaml_node_t *,
@@ -94,6 +116,7 @@ static const struct {
         {"socket", settings_socket},
         {"events_file", settings_events_file},
         {"max_frame", settings_max_frame},
+        {"metrics", settings_metrics},
         {"on_event", onevent_parse},
         {"contain", settings_contain},
         {"termination_log", settings_termination_log},

@@ -23,6 +23,7 @@
 #include "agentsup/wire.h"
 #include "config.h"
 #include "render.h"
+#include "top.h"
 
 #define EXIT_REFUSED     1
 #define EXIT_UNHEALTHY   3
@@ -31,13 +32,23 @@
 #define EXIT_CONFIG      78
 #define REPLY_TIMEOUT_MS 30000
 
+/* A whole frame kept as bytes until the caller asks for it. */
+struct ctl_frame {
+	struct ctl_frame *next;
+	size_t len;
+	char *data;
+};
+
+#define CTL_MAX_FRAME (16u << 20) /* what agentsupd may answer in one */
+
 struct ctl {
 	int fd;
 	bool json;
 	bool color;
-	uint8_t *buf;
-	size_t len, cap, used; /* used: the frame handed out last */
-	sigset_t waitmask;     /* the signal mask while waiting */
+	struct agentsup_reader reader; /* the one frame reader */
+	struct ctl_frame *head, *tail; /* frames read, not yet handed out */
+	struct ctl_frame *current;     /* the frame handed out last */
+	sigset_t waitmask;             /* the signal mask while waiting */
 	msgpack_zone zone;
 };
 
@@ -51,6 +62,7 @@ static const struct ctl_command {
         {"stop", 1, 1, false},   {"restart", 1, 1, false},
         {"drain", 0, 1, false},  {"reload", 0, 0, false},
         {"events", 0, 0, true},  {"shutdown", 0, 0, false},
+        {"top", 0, 0, false},
 };
 
 static void
@@ -76,6 +88,8 @@ usage(FILE *f)
 	        "  events [--follow]   recent events; --follow streams new "
 	        "ones\n"
 	        "  shutdown            stop the tree and agentsupd\n"
+	        "  top                 a live view: j/k select, s stop, r "
+	        "restart, d drain, q quit\n"
 	        "The socket: --socket, else AGENTSUP_SOCKET, else the socket: "
 	        "setting of\n"
 	        "the config directory given with -c, else /run/agentsupd.sock "
@@ -152,70 +166,102 @@ ctl_send_request(struct ctl *c, const char *cmd, const char *arg, int follow)
 }
 
 /* The next frame, waiting up to timeout_ms (-1: for ever). 0, or -1. */
+static void
+ctl_frame_free(struct ctl_frame *fr)
+{
+	if (fr != NULL)
+		free(fr->data);
+	free(fr);
+}
+
+/* The reader's callback: keep the frame, packed again, for the caller. */
+static int
+ctl_keep_frame(void *arg, const struct agentsup_frame *f)
+{
+	struct ctl *c = arg;
+	struct ctl_frame *fr = calloc(1, sizeof *fr);
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+
+	if (fr == NULL)
+		return 1;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	agentsup_wire_begin(&sb);
+	msgpack_pack_object(&pk, f->map);
+	if (agentsup_wire_end(&sb, CTL_MAX_FRAME) < 0) {
+		msgpack_sbuffer_destroy(&sb);
+		free(fr);
+		return 1;
+	}
+	fr->len = sb.size;
+	fr->data = msgpack_sbuffer_release(&sb);
+	if (c->tail != NULL)
+		c->tail->next = fr;
+	else
+		c->head = fr;
+	c->tail = fr;
+	return 0;
+}
+
+/* Wait for the socket and read once through the one frame reader. */
+static int
+ctl_wait_read(struct ctl *c, int timeout_ms)
+{
+	struct pollfd p = {.fd = c->fd, .events = POLLIN};
+	struct timespec ts = {timeout_ms / 1000,
+	                      (long)(timeout_ms % 1000) * 1000000};
+	int r;
+
+	/* SIGINT is blocked except inside ppoll, so it cannot slip in
+	 * between a check and the wait: a follow ends here, cleanly */
+	r = ppoll(&p, 1, timeout_ms < 0 ? NULL : &ts, &c->waitmask);
+	if (r < 0 && errno == EINTR)
+		return -1;
+	if (r < 0) {
+		perror("agentsupctl: poll");
+		return -1;
+	}
+	if (r == 0) {
+		fprintf(stderr, "agentsupctl: no reply from agentsupd\n");
+		return -1;
+	}
+	r = agentsup_reader_read(&c->reader, c->fd, CTL_MAX_FRAME, &c->zone,
+	                         ctl_keep_frame, c);
+	if (r > 0 || r == AGENTSUP_READ_AGAIN)
+		return 0;
+	if (r == 0) {
+		fprintf(stderr,
+		        "agentsupctl: agentsupd closed the connection\n");
+		return -1;
+	}
+	if (r == AGENTSUP_READ_ERRNO && errno == EINTR)
+		return -1;
+	if (r == AGENTSUP_READ_ERRNO || r == AGENTSUP_READ_STOPPED)
+		perror("agentsupctl: read");
+	else
+		fprintf(stderr, "agentsupctl: bad reply: %s\n",
+		        agentsup_wire_strerror(r));
+	return -1;
+}
+
 static int
 ctl_next_frame(struct ctl *c, struct agentsup_frame *f, int timeout_ms)
 {
-	int r;
-
-	if (c->used > 0) { /* drop the frame handed out last time */
-		memmove(c->buf, c->buf + c->used, c->len - c->used);
-		c->len -= c->used;
-		c->used = 0;
-	}
+	ctl_frame_free(c->current); /* its objects point into its bytes */
+	c->current = NULL;
 	msgpack_zone_clear(&c->zone);
-	for (;;) {
-		r = agentsup_wire_decode(c->buf, c->len, 16u << 20, &c->zone,
-		                         f);
-		if (r == AGENTSUP_WIRE_OK) {
-			c->used = f->size;
-			return 0;
-		}
-		if (r != AGENTSUP_WIRE_MORE) {
-			fprintf(stderr, "agentsupctl: bad reply: %s\n",
-			        agentsup_wire_strerror(r));
+	while (c->head == NULL)
+		if (ctl_wait_read(c, timeout_ms) < 0)
 			return -1;
-		}
-		struct pollfd p = {.fd = c->fd, .events = POLLIN};
-		struct timespec ts = {timeout_ms / 1000,
-		                      (long)(timeout_ms % 1000) * 1000000};
-		/* SIGINT is blocked except inside ppoll, so it cannot slip in
-		 * between a check and the wait: a follow ends here, cleanly */
-		r = ppoll(&p, 1, timeout_ms < 0 ? NULL : &ts, &c->waitmask);
-		if (r < 0 && errno == EINTR)
-			return -1;
-		if (r < 0) {
-			perror("agentsupctl: poll");
-			return -1;
-		}
-		if (r == 0) {
-			fprintf(stderr,
-			        "agentsupctl: no reply from agentsupd\n");
-			return -1;
-		}
-		if (c->cap - c->len < 65536) {
-			c->cap = c->cap ? c->cap * 2 : 262144;
-			if ((c->buf = realloc(c->buf, c->cap)) == NULL) {
-				perror("agentsupctl");
-				return -1;
-			}
-		}
-		ssize_t n = recv(c->fd, c->buf + c->len, c->cap - c->len,
-		                 MSG_DONTWAIT);
-		if (n < 0 && errno == EAGAIN)
-			continue;
-		if (n < 0 && errno == EINTR)
-			return -1;
-		if (n <= 0) {
-			if (n < 0)
-				perror("agentsupctl: read");
-			else
-				fprintf(stderr,
-				        "agentsupctl: agentsupd closed the "
-				        "connection\n");
-			return -1;
-		}
-		c->len += (size_t)n;
-	}
+	c->current = c->head;
+	if ((c->head = c->head->next) == NULL)
+		c->tail = NULL;
+	return agentsup_wire_decode((const uint8_t *)c->current->data,
+	                            c->current->len, CTL_MAX_FRAME, &c->zone,
+	                            f) == AGENTSUP_WIRE_OK
+	               ? 0
+	               : -1;
 }
 
 /* --- the socket ----------------------------------------------------------- */
@@ -572,6 +618,8 @@ main(int argc, char **argv)
 			close(c.fd);
 		return EXIT_UNAVAILABLE;
 	}
+	if (strcmp(cmd, "top") == 0)
+		return top_run(sock, c.fd);
 	c.color =
 	        !c.json && isatty(STDOUT_FILENO) && getenv("NO_COLOR") == NULL;
 	if (!msgpack_zone_init(&c.zone, 4096)) {
@@ -585,7 +633,13 @@ main(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	rc = run(&c, cmd, arg, strcmp(cmd, "events") == 0 ? follow : -1);
 	msgpack_zone_destroy(&c.zone);
-	free(c.buf);
+	agentsup_reader_free(&c.reader);
+	ctl_frame_free(c.current);
+	while (c.head != NULL) {
+		struct ctl_frame *next = c.head->next;
+		ctl_frame_free(c.head);
+		c.head = next;
+	}
 	close(c.fd);
 	return rc;
 }

@@ -19,8 +19,7 @@
 #include "channel.h"
 #include "util.h"
 
-#define CHANNEL_READ_CHUNK (64u * 1024u) /* one recv, on the stack */
-#define CHANNEL_MAX_OUT    4096          /* we send small frames: bound them */
+#define CHANNEL_MAX_OUT 4096 /* we send small frames: bound them */
 
 struct channel {
 	struct ev_loop *loop;
@@ -29,8 +28,7 @@ struct channel {
 	msgpack_zone *zone;
 	int fd;
 	ev_io io, wio;
-	uint8_t *part; /* a frame split across reads */
-	size_t partlen, partcap;
+	struct agentsup_reader reader; /* a frame split across reads */
 	uint8_t *out; /* unsent bytes (the worker is not reading) */
 	size_t outlen;
 	bool hello;
@@ -60,10 +58,10 @@ channel_shut(struct channel *c)
 	ev_io_stop(c->loop, &c->wio);
 	close(c->fd);
 	c->fd = -1;
-	free(c->part);
+	agentsup_reader_free(&c->reader);
 	free(c->out);
-	c->part = c->out = NULL;
-	c->partlen = c->partcap = c->outlen = 0;
+	c->out = NULL;
+	c->outlen = 0;
 }
 
 void
@@ -181,7 +179,7 @@ channel_send_welcome(struct channel *c, const struct welcome *w,
 	msgpack_sbuffer_init(&sb);
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
 	agentsup_wire_begin(&sb);
-	msgpack_pack_map(&pk, 7);
+	msgpack_pack_map(&pk, 10);
 	agentsup_wire_kv_str(&pk, "t", AGENTSUP_T_WELCOME);
 	agentsup_wire_kv_uint(&pk, "v", AGENTSUP_PROTOCOL_VERSION);
 	agentsup_wire_kv_str(&pk, "name", w->name);
@@ -189,6 +187,9 @@ channel_send_welcome(struct channel *c, const struct welcome *w,
 	agentsup_wire_kv_uint(&pk, "incarnation", w->incarnation);
 	agentsup_wire_kv_uint(&pk, "heartbeat_ms", w->heartbeat_ms);
 	agentsup_wire_kv_uint(&pk, "timeout_ms", w->timeout_ms);
+	agentsup_wire_kv_uint(&pk, "restarts", w->restarts);
+	agentsup_wire_kv_str(&pk, "last_reason", w->last_reason);
+	agentsup_wire_kv_uint(&pk, "max_frame", w->max_frame);
 	return channel_finish(c, &sb, max_frame);
 }
 
@@ -314,6 +315,30 @@ on_hb(struct channel *c, const msgpack_object *m)
 	c->ops->beat(c->arg, &upd, fields);
 }
 
+/* {t: exit, reason, retry_after_ms?, detail?}: why the coming exit. */
+static void
+on_exit_msg(struct channel *c, const msgpack_object *m)
+{
+	const msgpack_object *reason = agentsup_wire_get(m, AGENTSUP_F_REASON);
+	const msgpack_object *retry =
+	        agentsup_wire_get(m, AGENTSUP_F_RETRY_AFTER_MS);
+	const msgpack_object *detail = agentsup_wire_get(m, AGENTSUP_F_DETAIL);
+	struct declaration d = {0};
+
+	if (reason == NULL ||
+	    (d.kind = declared_parse(reason->via.str.ptr,
+	                             reason->via.str.size)) == DECLARED_NONE) {
+		channel_fail(c, "exit: reason must be done, transient, "
+		                "rate_limited, permanent or budget");
+		return;
+	}
+	if (retry != NULL)
+		d.retry_after_ms = retry->via.u64;
+	if (detail != NULL)
+		copy_str(d.detail, sizeof d.detail, detail);
+	c->ops->declare(c->arg, &d);
+}
+
 static void
 dispatch(struct channel *c, const struct agentsup_frame *f)
 {
@@ -329,6 +354,8 @@ dispatch(struct channel *c, const struct agentsup_frame *f)
 		on_hello(c, &f->map);
 	else if (agentsup_wire_is(f, AGENTSUP_T_READY))
 		c->ops->ready(c->arg);
+	else if (agentsup_wire_is(f, AGENTSUP_T_EXIT))
+		on_exit_msg(c, &f->map);
 	else if (!c->warned_unknown) {
 		/* once per channel: a chatty worker cannot flood the log */
 		c->warned_unknown = true;
@@ -338,129 +365,46 @@ dispatch(struct channel *c, const struct agentsup_frame *f)
 
 /* --- reading -------------------------------------------------------------- */
 
-/* Decode every whole frame in buf; the bytes used, or -1 once cut off. */
-static ssize_t
-channel_decode(struct channel *c, const uint8_t *buf, size_t len,
-               size_t max_frame)
+/* One whole frame from the reader: its fields checked, then handled. */
+static int
+channel_on_frame(void *arg, const struct agentsup_frame *f)
 {
-	struct agentsup_frame f;
-	size_t used = 0;
-	int r;
+	struct channel *c = arg;
+	const char *why;
 
-	while (c->fd >= 0) {
-		r = agentsup_wire_decode(buf + used, len - used, max_frame,
-		                         c->zone, &f);
-		if (r == AGENTSUP_WIRE_MORE)
-			break;
-		if (r != AGENTSUP_WIRE_OK) {
-			msgpack_zone_clear(c->zone);
-			channel_fail(c, "%s", agentsup_wire_strerror(r));
-			return -1;
-		}
-		dispatch(c, &f);
-		msgpack_zone_clear(c->zone);
-		used += f.size;
+	if (agentsup_wire_check_fields(f, &why) != 0) {
+		channel_fail(c, "%s", why);
+		return 1;
 	}
-	return c->fd >= 0 ? (ssize_t)used : -1;
-}
-
-/* The bytes a held partial frame still needs: up to the end of its header,
- * or of the frame once the header is known. 0: too long for the limit. */
-static size_t
-part_want(const struct channel *c, size_t max_frame)
-{
-	uint32_t n;
-
-	if (c->partlen < AGENTSUP_FRAME_HEADER)
-		return AGENTSUP_FRAME_HEADER;
-	n = (uint32_t)c->part[0] << 24 | (uint32_t)c->part[1] << 16 |
-	    (uint32_t)c->part[2] << 8 | c->part[3];
-	if (n > max_frame)
-		return 0;
-	return AGENTSUP_FRAME_HEADER + (size_t)n;
-}
-
-/* Keep the tail of a read that is not a whole frame yet. */
-static void
-part_keep(struct channel *c, const uint8_t *tail, size_t len)
-{
-	size_t cap = len < AGENTSUP_FRAME_HEADER ? AGENTSUP_FRAME_HEADER : len;
-
-	c->part = xmalloc(cap);
-	c->partcap = cap;
-	memcpy(c->part, tail, len);
-	c->partlen = len;
-}
-
-/* A read while a split frame is held: complete that frame only. */
-static ssize_t
-channel_read_part(struct channel *c, size_t max_frame)
-{
-	size_t want = part_want(c, max_frame);
-	ssize_t n;
-
-	if (want == 0) {
-		channel_fail(c, "%s",
-		             agentsup_wire_strerror(AGENTSUP_WIRE_TOO_LONG));
-		return -1;
-	}
-	if (want > c->partcap) {
-		c->part = xrealloc(c->part, want);
-		c->partcap = want;
-	}
-	n = recv(c->fd, c->part + c->partlen, want - c->partlen, MSG_DONTWAIT);
-	if (n <= 0)
-		return n;
-	c->partlen += (size_t)n;
-	if (c->partlen < AGENTSUP_FRAME_HEADER ||
-	    c->partlen < part_want(c, max_frame))
-		return n;
-	if (channel_decode(c, c->part, c->partlen, max_frame) < 0)
-		return -1;
-	free(c->part);
-	c->part = NULL;
-	c->partlen = c->partcap = 0;
-	return n;
-}
-
-/* Read once into our stack buffer and decode whole frames from there. */
-static ssize_t
-channel_read_fresh(struct channel *c, size_t max_frame)
-{
-	uint8_t buf[CHANNEL_READ_CHUNK];
-	ssize_t n, used;
-
-	n = recv(c->fd, buf, sizeof buf, MSG_DONTWAIT);
-	if (n <= 0)
-		return n;
-	if ((used = channel_decode(c, buf, (size_t)n, max_frame)) < 0)
-		return -1;
-	if (used < n)
-		part_keep(c, buf + used, (size_t)(n - used));
-	return n;
+	dispatch(c, f);
+	return c->fd < 0;
 }
 
 /* Read once; false when nothing more can be read now. */
 static bool
 channel_read_once(struct channel *c)
 {
-	size_t max_frame = c->ops->max_frame(c->arg);
-	ssize_t n;
+	int r;
 
 	if (c->fd < 0)
 		return false;
-	n = c->partlen > 0 ? channel_read_part(c, max_frame)
-	                   : channel_read_fresh(c, max_frame);
-	if (n < 0 && c->fd >= 0 && (errno == EAGAIN || errno == EINTR))
+	r = agentsup_reader_read(&c->reader, c->fd, c->ops->max_frame(c->arg),
+	                         c->zone, channel_on_frame, c);
+	if (c->fd < 0 || r == AGENTSUP_READ_AGAIN ||
+	    (r == AGENTSUP_READ_ERRNO && errno == EINTR))
 		return false;
-	if (n <= 0 && c->fd >= 0) {
+	if (r == 0 || r == AGENTSUP_READ_ERRNO) {
 		/* EOF or a reset: the worker closed its end; the reap or its
 		 * heartbeat deadline decides what that means */
 		channel_shut(c);
 		c->ops->closed(c->arg);
 		return false;
 	}
-	return c->fd >= 0;
+	if (r < 0) {
+		channel_fail(c, "%s", agentsup_wire_strerror(r));
+		return false;
+	}
+	return true;
 }
 
 static void
@@ -475,7 +419,7 @@ void
 channel_read_pending(struct channel *c, size_t max_bytes)
 {
 	/* each read takes at most one chunk: bound the reads, not a guess */
-	for (size_t i = 0; i <= max_bytes / CHANNEL_READ_CHUNK; i++)
+	for (size_t i = 0; i <= max_bytes / AGENTSUP_READ_CHUNK; i++)
 		if (!channel_read_once(c))
 			break;
 }
@@ -492,6 +436,7 @@ channel_open(struct ev_loop *loop, int fd, const struct channel_ops *ops,
 	c->arg = arg;
 	c->zone = zone;
 	c->fd = fd;
+	agentsup_reader_init(&c->reader);
 	ev_io_init(&c->io, read_cb, fd, EV_READ);
 	c->io.data = c;
 	ev_io_init(&c->wio, write_cb, fd, EV_WRITE);

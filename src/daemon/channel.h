@@ -23,7 +23,9 @@ struct channel_ops {
 	/* fields: PROGRESS_* bits of what this beat carried */
 	void (*beat)(void *arg, const struct progress *, unsigned fields);
 	void (*failed)(void *arg, const char *why); /* broke the protocol */
-	void (*closed)(void *arg);                  /* end of file */
+	/* {t: exit}: what the worker says of its coming exit */
+	void (*declare)(void *arg, const struct declaration *);
+	void (*closed)(void *arg); /* end of file */
 	/* a message type we do not know: ignored, reported once a channel */
 	void (*unknown)(void *arg, const char *type, size_t len);
 	/* the largest frame the worker may send, asked at every read */
@@ -35,6 +37,9 @@ struct welcome {
 	const char *name, *path;
 	unsigned long incarnation;
 	uint64_t heartbeat_ms, timeout_ms;
+	unsigned restarts;       /* consecutive failures before this start */
+	const char *last_reason; /* why it last stopped ("-" if never) */
+	uint64_t max_frame;      /* the largest frame it may send */
 };
 
 struct channel;

@@ -64,7 +64,7 @@ client_free(struct client *cl)
 	if (cl->next != NULL)
 		cl->next->prev = cl->prev;
 	all->n--;
-	free(cl->in);
+	agentsup_reader_free(&cl->reader);
 	free(cl->out);
 	free(cl->worker);
 	free(cl);
@@ -176,7 +176,7 @@ write_cb(struct ev_loop *loop, ev_io *w, int revents)
 static uint64_t
 client_deadline(const struct client *cl)
 {
-	if (cl->inlen > 0)
+	if (agentsup_reader_pending(&cl->reader) > 0)
 		return cl->req_start_ms + CLIENT_REQUEST_MS;
 	if (cl->follow)
 		return UINT64_MAX; /* a follower may stay silent for ever */
@@ -212,8 +212,9 @@ timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 		client_arm(cl, now);
 		return;
 	}
-	client_drop(cl, cl->inlen ? "too slow to finish a request"
-	                          : "idle too long");
+	client_drop(cl, agentsup_reader_pending(&cl->reader)
+	                        ? "too slow to finish a request"
+	                        : "idle too long");
 }
 
 /* --- reading -------------------------------------------------------------- */
@@ -240,65 +241,44 @@ client_dispatch(struct client *cl, const struct agentsup_frame *f)
 	serve_request(cl, cl->ctl, cl->d, &r);
 }
 
+/* One whole request: served, unless the client is gone meanwhile. */
+static int
+client_on_frame(void *arg, const struct agentsup_frame *f)
+{
+	struct client *cl = arg;
+
+	client_dispatch(cl, f);
+	return cl->dead;
+}
+
 static void
 read_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct client *cl = w->data;
-	struct daemon *d = cl->d;
-	size_t max = AGENTSUP_FRAME_HEADER + daemon_max_frame(d);
 	uint64_t now = clock_now_ms();
-	struct agentsup_frame f;
-	size_t used = 0;
-	ssize_t n;
+	bool fresh = agentsup_reader_pending(&cl->reader) == 0;
 	int r;
 
 	(void)loop;
 	(void)revents;
-	/* the limit may have changed since the buffer was made (a reload):
-	 * size it for the limit in force now, never trust the old size */
-	if (cl->incap < max) {
-		cl->in = xrealloc(cl->in, max);
-		cl->incap = max;
-	}
-	if (cl->inlen >= max) { /* a lowered limit: what is held is too long */
-		serve_refuse(cl, 0,
-		             agentsup_wire_strerror(AGENTSUP_WIRE_TOO_LONG));
-		client_drop(cl, agentsup_wire_strerror(AGENTSUP_WIRE_TOO_LONG));
+	/* the one frame reader: the limit in force now, at every read */
+	r = agentsup_reader_read(&cl->reader, cl->fd, daemon_max_frame(cl->d),
+	                         &cl->d->zone, client_on_frame, cl);
+	if (r == AGENTSUP_READ_AGAIN ||
+	    (r == AGENTSUP_READ_ERRNO && errno == EINTR))
 		return;
-	}
-	n = recv(cl->fd, cl->in + cl->inlen, max - cl->inlen, MSG_DONTWAIT);
-	if (n < 0 && (errno == EAGAIN || errno == EINTR))
-		return;
-	if (n <= 0) {
+	if (r == 0 || r == AGENTSUP_READ_ERRNO) {
 		client_drop(cl, NULL);
 		return;
 	}
-	if (cl->inlen == 0)
-		cl->req_start_ms = now; /* a request's first byte */
-	cl->inlen += (size_t)n;
-	cl->last_ms = now;
-	while (!cl->dead &&
-	       (r = agentsup_wire_decode(cl->in + used, cl->inlen - used,
-	                                 daemon_max_frame(d), &d->zone, &f)) ==
-	               AGENTSUP_WIRE_OK) {
-		client_dispatch(cl, &f);
-		msgpack_zone_clear(&d->zone);
-		used += f.size;
-	}
-	if (!cl->dead && r != AGENTSUP_WIRE_MORE) {
+	if (r < 0 && r != AGENTSUP_READ_STOPPED) {
 		serve_refuse(cl, 0, agentsup_wire_strerror(r));
 		client_drop(cl, agentsup_wire_strerror(r));
 		return;
 	}
-	memmove(cl->in, cl->in + used, cl->inlen - used);
-	cl->inlen -= used;
-	if (used > 0)
-		cl->req_start_ms = now; /* what is left began in this read */
-	if (cl->inlen == 0) {
-		free(cl->in); /* an idle client holds no buffer */
-		cl->in = NULL;
-		cl->incap = 0;
-	}
+	if (fresh || agentsup_reader_pending(&cl->reader) == 0)
+		cl->req_start_ms = now; /* a request's first byte */
+	cl->last_ms = now;
 	if (!cl->dead)
 		client_arm(cl, now);
 }
@@ -346,6 +326,7 @@ client_new(struct clients *all, struct control *c, struct daemon *d, int fd,
 	cl->uid = uid;
 	cl->worker = client_worker(d, fd);
 	cl->last_ms = now;
+	agentsup_reader_init(&cl->reader);
 	ev_io_init(&cl->rio, read_cb, fd, EV_READ);
 	ev_io_init(&cl->wio, write_cb, fd, EV_WRITE);
 	ev_init(&cl->timer, timer_cb);

@@ -9,6 +9,8 @@
 
 #include <ev.h>
 
+#include "agentsup/wire.h"
+
 struct control;
 struct daemon;
 
@@ -28,12 +30,11 @@ struct client {
 	int fd;
 	uid_t uid;
 	ev_io rio, wio;
-	ev_timer timer;        /* the deadline, lazily re-armed */
-	uint64_t req_start_ms; /* first byte of the partial request */
-	uint64_t last_ms;      /* last byte read */
-	uint64_t armed_ms;     /* when the timer fires */
-	uint8_t *in;           /* a partial frame */
-	size_t inlen, incap;
+	ev_timer timer;                /* the deadline, lazily re-armed */
+	uint64_t req_start_ms;         /* first byte of the partial request */
+	uint64_t last_ms;              /* last byte read */
+	uint64_t armed_ms;             /* when the timer fires */
+	struct agentsup_reader reader; /* a partial request, if any */
 	char *out; /* unsent bytes: out[outoff .. outoff + outlen) */
 	size_t outoff, outlen, outcap;
 	char *worker; /* a peer inside the supervised tree: its worker's path

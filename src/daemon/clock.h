@@ -7,5 +7,7 @@
 
 uint64_t clock_now_ms(void);
 uint64_t clock_now_us(void);
+/* The wall clock, ms since the epoch: only for showing times. */
+int64_t clock_wall_ms(void);
 
 #endif

@@ -87,13 +87,11 @@ confdir_read_file(struct confdir *cd, const char *path, size_t room,
 	size_t len;
 	int fd;
 
-	fd = open(path,
-	          O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC);
+	/* links are followed (a Kubernetes ConfigMap is a tree of them);
+	 * O_NONBLOCK: opening a FIFO never waits, and fstat refuses it */
+	fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
 	if (fd < 0) {
-		config_errors_add(errs, path, 0, 0, "%s",
-		                  errno == ELOOP ? "a symbolic link (agentsupd "
-		                                   "reads only regular files)"
-		                                 : strerror(errno));
+		config_errors_add(errs, path, 0, 0, "%s", strerror(errno));
 		return -1;
 	}
 	if (fstat(fd, &st) < 0) {

@@ -27,13 +27,20 @@
 #include <unistd.h>
 
 #include "contain.h"
+#include "guard.h"
 #include "log.h"
 #include "timer.h"
 #include "util.h"
 
 #define CONTAIN_PEER_DEPTH 64   /* ancestors walked for a control peer */
-#define CONTAIN_EMPTY_MS   3000 /* the guard waits this long for the end */
 #define CONTAIN_MAX_PROCS  4096 /* pids summed for a cgroup's RSS */
+#define CONTAIN_NAME_PATH  200  /* of a path in a cgroup's name, its end */
+
+/* A worker's cgroup that is alive: its number and the worker's path. */
+struct live {
+	unsigned long id;
+	char *path;
+};
 
 struct watch {
 	pid_t pid;
@@ -50,6 +57,8 @@ struct contain {
 	unsigned long next_id; /* of the next worker cgroup */
 	char **busy;           /* killed cgroups not yet empty: removed later */
 	size_t nbusy;
+	struct live *live; /* by number, for who a control peer is */
+	size_t nlive, caplive;
 	int guard; /* write end of the guard's pipe, or -1 */
 	pid_t guard_pid;
 	contain_over_fn over;
@@ -111,21 +120,47 @@ contain_write_at(int dirfd, const char *file, const char *val)
 	return n < 0 ? -1 : 0;
 }
 
-/* "root/a/b", 7 -> "root:a:b@7" (names hold neither ':' nor '@'): a
- * fresh cgroup per start, since some kernels kill every child cloned into
- * a cgroup that was once killed (CLONE_INTO_CGROUP and kill_seq). */
+/* "root/a/b", 7 -> "root:a:b@7" (names hold neither ':' nor '@'; a deep
+ * path by its last CONTAIN_NAME_PATH bytes): a fresh cgroup per start,
+ * since some kernels kill every child cloned into a cgroup that was once
+ * killed (CLONE_INTO_CGROUP and kill_seq). The number is what counts. */
 static bool
 contain_name(const char *path, unsigned long id, char *name, size_t len)
 {
 	size_t n = strlen(path);
 	int k;
 
-	if (n + 1 > len)
+	if (n > CONTAIN_NAME_PATH) {
+		path += n - CONTAIN_NAME_PATH;
+		n = CONTAIN_NAME_PATH;
+	}
+	if (len <= NAME_MAX)
 		return false;
-	for (size_t i = 0; i <= n; i++)
+	for (size_t i = 0; i < n; i++)
 		name[i] = path[i] == '/' ? ':' : path[i];
 	k = snprintf(name + n, len - n, "@%lu", id);
-	return k > 0 && (size_t)k < len - n && n + (size_t)k <= NAME_MAX;
+	return k > 0 && n + (size_t)k <= NAME_MAX;
+}
+
+static void
+contain_live_add(struct contain *c, unsigned long id, const char *path)
+{
+	if (c->nlive == c->caplive) {
+		c->caplive = c->caplive ? 2 * c->caplive : 16;
+		c->live = xreallocarray(c->live, c->caplive, sizeof *c->live);
+	}
+	c->live[c->nlive++] = (struct live){id, xstrdup(path)};
+}
+
+static void
+contain_live_del(struct contain *c, unsigned long id)
+{
+	for (size_t i = 0; i < c->nlive; i++)
+		if (c->live[i].id == id) {
+			free(c->live[i].path);
+			c->live[i] = c->live[--c->nlive];
+			return;
+		}
 }
 
 /* Whether a process can join a child cgroup here: a probe child tries. */
@@ -151,87 +186,6 @@ contain_probe(int dirfd)
 		close(fd);
 	unlinkat(dirfd, "probe", AT_REMOVEDIR);
 	return err;
-}
-
-/* --- the guard ------------------------------------------------------------ */
-
-/* Every child cgroup removed once empty, then the parent; bounded. */
-static void
-contain_remove_all(int dirfd, const char *dir)
-{
-	struct timespec pause = {0, 5 * 1000 * 1000};
-	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-	struct dirent *e;
-
-	for (int i = 0; d != NULL && i < CONTAIN_EMPTY_MS / 5; i++) {
-		bool busy = false;
-		rewinddir(d);
-		while ((e = readdir(d)) != NULL)
-			if (e->d_type == DT_DIR && e->d_name[0] != '.' &&
-			    unlinkat(dirfd, e->d_name, AT_REMOVEDIR) < 0 &&
-			    errno == EBUSY)
-				busy = true;
-		if (!busy)
-			break;
-		nanosleep(&pause, NULL);
-	}
-	if (d != NULL)
-		closedir(d);
-	else if (fd >= 0)
-		close(fd);
-	for (int i = 0;
-	     i < CONTAIN_EMPTY_MS / 5 && rmdir(dir) < 0 && errno == EBUSY; i++)
-		nanosleep(&pause, NULL);
-}
-
-/* The guard: blocked until agentsupd is gone, however it went, then
- * everything it supervised goes too. Ignores the signals a terminal or a
- * group kill sends, so it is there for the SIGKILL case. */
-static _Noreturn void
-contain_guard_main(int rfd, int dirfd, const char *dir)
-{
-	static const int ignored[] = {SIGINT,  SIGTERM, SIGHUP, SIGQUIT,
-	                              SIGUSR1, SIGUSR2, SIGPIPE};
-	char c;
-
-	for (size_t i = 0; i < sizeof ignored / sizeof *ignored; i++)
-		signal(ignored[i], SIG_IGN);
-	prctl(PR_SET_NAME, "agentsup-guard");
-	while (read(rfd, &c, 1) < 0 && errno == EINTR)
-		;
-	(void)contain_write_at(dirfd, "cgroup.kill", "1");
-	contain_remove_all(dirfd, dir);
-	_exit(0);
-}
-
-static int
-contain_guard_start(struct contain *c)
-{
-	int p[2];
-	pid_t pid;
-
-	if (pipe2(p, O_CLOEXEC) < 0)
-		return -1;
-	if ((pid = fork()) < 0) {
-		close(p[0]);
-		close(p[1]);
-		return -1;
-	}
-	if (pid == 0) {
-		/* keep stdio, the pipe's read end and the cgroup directory:
-		 * nothing else of agentsupd's (its socket, its files) */
-		int lo = p[0] < c->dirfd ? p[0] : c->dirfd;
-		int hi = p[0] < c->dirfd ? c->dirfd : p[0];
-		(void)close_range(3, (unsigned)lo - 1, 0);
-		(void)close_range((unsigned)lo + 1, (unsigned)hi - 1, 0);
-		(void)close_range((unsigned)hi + 1, ~0U, 0);
-		contain_guard_main(p[0], c->dirfd, c->dir);
-	}
-	close(p[0]);
-	c->guard = p[1];
-	c->guard_pid = pid;
-	return 0;
 }
 
 /* --- open and close --------------------------------------------------------
@@ -266,6 +220,9 @@ contain_setup(struct contain *c)
 		 * to enable; it is not everywhere (hybrid hosts) */
 		(void)contain_write_at(c->dirfd, "cgroup.subtree_control",
 		                       "+memory");
+	if (err == 0 &&
+	    guard_start(c->dirfd, c->dir, &c->guard, &c->guard_pid) < 0)
+		err = errno;
 out:
 	free(mnt);
 	free(self);
@@ -300,8 +257,7 @@ contain_open(struct ev_loop *loop, enum contain_mode mode, contain_over_fn over,
 	*why = "contain: none: process groups and PDEATHSIG only";
 	if (mode == CONTAIN_NONE)
 		return c;
-	if ((err = contain_setup(c)) == 0 && contain_guard_start(c) < 0)
-		err = errno;
+	err = contain_setup(c);
 	if (err == 0) {
 		snprintf(msg, sizeof msg, "a cgroup per worker under %.80s",
 		         c->dir);
@@ -349,6 +305,7 @@ contain_enter_fd(struct contain *c, const char *path, unsigned long *id)
 		return -1;
 	}
 	*id = ++c->next_id;
+	contain_live_add(c, *id, path);
 	return fd;
 }
 
@@ -376,6 +333,7 @@ contain_kill(struct contain *c, const char *path, unsigned long id)
 	if (!contain_cgroups(c) || id == 0 ||
 	    !contain_name(path, id, name, sizeof name))
 		return;
+	contain_live_del(c, id);
 	snprintf(kill, sizeof kill, "%s/cgroup.kill", name);
 	if (contain_write_at(c->dirfd, kill, "1") < 0 && errno != ENOENT)
 		log_warn("cgroup.kill of %s", path);
@@ -402,7 +360,7 @@ contain_close(struct contain *c)
 		while (waitpid(c->guard_pid, &status, 0) < 0 && errno == EINTR)
 			;
 	} else if (c->dir != NULL) {
-		contain_remove_all(c->dirfd, c->dir);
+		guard_remove_all(c->dirfd, c->dir);
 	}
 	if (c->dirfd >= 0)
 		close(c->dirfd);
@@ -412,6 +370,9 @@ contain_close(struct contain *c)
 	for (size_t i = 0; i < c->nbusy; i++)
 		free(c->busy[i]);
 	free(c->busy);
+	for (size_t i = 0; i < c->nlive; i++)
+		free(c->live[i].path);
+	free(c->live);
 	free(c->dir);
 	free(c->rel);
 	free(c);
@@ -561,6 +522,7 @@ contain_peer_cgroup(struct contain *c, pid_t pid, char *path, size_t len)
 {
 	char file[64], line[4096];
 	size_t rl = c->rel ? strlen(c->rel) : 0;
+	unsigned long id;
 	bool found = false;
 	FILE *f;
 
@@ -571,14 +533,19 @@ contain_peer_cgroup(struct contain *c, pid_t pid, char *path, size_t len)
 		char *p = line + 3;
 		line[strcspn(line, "\n")] = '\0';
 		if (strncmp(line, "0::", 3) != 0 || strncmp(p, c->rel, rl) ||
-		    p[rl] != '/' || strlen(p + rl + 1) >= len)
+		    p[rl] != '/')
 			continue;
 		p += rl + 1;
-		p[strcspn(p, "/@")] = '\0';
-		for (size_t i = 0; p[i] != '\0'; i++)
-			path[i] = p[i] == ':' ? '/' : p[i];
-		path[strlen(p)] = '\0';
-		found = *p != '\0';
+		p[strcspn(p, "/")] = '\0';
+		if ((p = strrchr(p, '@')) == NULL)
+			continue;
+		id = strtoul(p + 1, NULL, 10);
+		for (size_t i = 0; !found && i < c->nlive; i++)
+			if (c->live[i].id == id &&
+			    strlen(c->live[i].path) < len) {
+				strcpy(path, c->live[i].path);
+				found = true;
+			}
 	}
 	fclose(f);
 	return found;

@@ -225,7 +225,9 @@ control_victim(struct control *c, uint64_t now)
 	for (struct client *cl = c->clients.head; cl != NULL; cl = cl->next) {
 		if (cl->dead)
 			continue;
-		age = now - (cl->inlen ? cl->req_start_ms : cl->last_ms);
+		age = now - (agentsup_reader_pending(&cl->reader)
+		                     ? cl->req_start_ms
+		                     : cl->last_ms);
 		if (best == NULL || (best->follow && !cl->follow) ||
 		    (best->follow == cl->follow && age >= best_age)) {
 			best = cl;

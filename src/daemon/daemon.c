@@ -26,6 +26,7 @@
 #include "notify.h"
 #include "reap.h"
 #include "reload.h"
+#include "scrape.h"
 #include "session.h"
 #include "termlog.h"
 #include "timer.h"
@@ -288,6 +289,7 @@ apply_settings(struct daemon *d, const struct settings *old)
 	    (s->socket && strcmp(old->socket, s->socket) != 0))
 		log_warnx("the control socket stays at %s until a restart",
 		          d->socket_path);
+	scrape_configure(d, s->metrics);
 	hooks_set(d->hooks, s->hooks, s->nhooks);
 	hooks_warn_unknown(d->hooks, daemon_event_kind_known);
 }
@@ -534,6 +536,7 @@ daemon_init(struct daemon *d, const char *sock_opt)
 		fatal("signal SIGPIPE");
 	if ((d->loop = ev_default_loop(EVFLAG_AUTO)) == NULL)
 		fatalx("libev: cannot initialise the default loop");
+	log_attach(d->loop); /* stderr is flushed from the loop */
 	if ((d->contain = contain_open(d->loop, d->cfg->settings.contain,
 	                               daemon_over_memory, d, &why)) == NULL) {
 		log_warnx("contain: cgroup: %s", why);
@@ -559,6 +562,8 @@ daemon_init(struct daemon *d, const char *sock_opt)
 	rng_seed(&d->tree->rng, d->seed);
 	ev_init(&d->wake, wake_cb);
 	d->wake.data = d;
+	if (scrape_configure(d, d->cfg->settings.metrics) < 0)
+		return -1;
 	ev_child_init(&d->child_watcher, reap_child_cb, 0, 0);
 	d->child_watcher.data = d;
 	ev_child_start(d->loop, &d->child_watcher);
@@ -603,6 +608,7 @@ daemon_free(struct daemon *d)
 {
 	d->events.sink = NULL;
 	spawner_fini(&d->spawn);
+	scrape_configure(d, NULL);
 	contain_close(d->contain);
 	termlog_free(d->termlog);
 	hooks_free(d->hooks);
@@ -620,6 +626,7 @@ daemon_free(struct daemon *d)
 	pidmap_free(&d->pids);
 	if (d->loop != NULL) {
 		msgpack_zone_destroy(&d->zone);
+		log_detach();
 		ev_loop_destroy(d->loop);
 	}
 }

@@ -15,6 +15,7 @@
 #include "tree.h"
 
 struct control;
+struct metrics;
 struct hooks;
 struct notify_server;
 struct notify_up;
@@ -36,6 +37,7 @@ struct daemon {
 	uint64_t wake_at;
 	uint64_t seed; /* the jitter generator's, printed at start-up */
 	struct control *control;
+	struct metrics *metrics; /* NULL when not configured */
 	struct config *
 	        *retired; /* replaced by reloads; removed nodes use them */
 	size_t nretired;

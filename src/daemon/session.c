@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -239,11 +240,17 @@ on_hello(void *arg)
 {
 	struct session *s = arg;
 	const struct node *n = s->node;
+	char last[64];
 	struct welcome w = {.name = n->spec->name,
 	                    .path = n->path,
 	                    .incarnation = n->starts - 1,
 	                    .heartbeat_ms = n->spec->heartbeat_ms,
-	                    .timeout_ms = n->spec->heartbeat_timeout_ms};
+	                    .timeout_ms = n->spec->heartbeat_timeout_ms,
+	                    .restarts = n->failures,
+	                    .last_reason = last,
+	                    .max_frame = daemon_max_frame(s->d)};
+
+	reason_format(n->last, last, sizeof last);
 
 	if (channel_send_welcome(s->chan, &w, daemon_max_frame(s->d)) < 0 &&
 	    channel_is_open(s->chan))
@@ -291,6 +298,23 @@ on_failed(void *arg, const char *why)
 }
 
 static void
+on_declare(void *arg, const struct declaration *d)
+{
+	struct session *s = arg;
+
+	char retry[48] = "";
+
+	if (d->retry_after_ms)
+		snprintf(retry, sizeof retry, "%sretry after %llums",
+		         d->detail[0] ? "; " : "",
+		         (unsigned long long)d->retry_after_ms);
+	events_emit(&s->d->events, EV_DECLARED, s->node->path, s->pid,
+	            declared_name(d->kind), s->node->starts - 1, "%s%s",
+	            d->detail, retry);
+	tree_declare(s->d->tree, s->node, d, clock_now_ms());
+}
+
+static void
 on_closed(void *arg)
 {
 	(void)arg; /* the reap (or the heartbeat deadline) tells the rest */
@@ -316,6 +340,7 @@ static const struct channel_ops session_channel_ops = {
         .ready = on_ready,
         .beat = on_beat,
         .failed = on_failed,
+        .declare = on_declare,
         .closed = on_closed,
         .unknown = on_unknown,
         .max_frame = on_max_frame,
@@ -446,13 +471,27 @@ status_reason(int status)
 	return (struct reason){REASON_EXIT, WEXITSTATUS(status)};
 }
 
+/* "(declared permanent: bad API key)" when the worker said why within the
+ * last 5 s: the event shows the real status and the declaration. */
+static void
+session_declared_text(const struct session *s, uint64_t now, char *buf,
+                      size_t len)
+{
+	const struct declaration *d = &s->node->declared;
+
+	buf[0] = '\0';
+	if (d->kind != DECLARED_NONE && now <= d->at + 5000)
+		snprintf(buf, len, " (declared %s%s%s)", declared_name(d->kind),
+		         d->detail[0] ? ": " : "", d->detail);
+}
+
 /* The exit as an event: a drained worker's own status, or the reason. */
 static void
 session_report_exit(struct session *s, struct reason r, int status)
 {
 	struct node *n = s->node;
 	uint64_t now = clock_now_ms();
-	char why[64];
+	char why[64], said[192];
 
 	if (s->drain_ms != 0 && n->draining) {
 		reason_format(status_reason(status), why, sizeof why);
@@ -463,11 +502,12 @@ session_report_exit(struct session *s, struct reason r, int status)
 		return;
 	}
 	reason_format(r, why, sizeof why);
+	session_declared_text(s, now, said, sizeof said);
 	events_emit(&s->d->events, EV_EXITED, n->path, s->pid, why,
-	            n->starts - 1, "%s%s%s",
+	            n->starts - 1, "%s%s%s%s",
 	            n->state == NODE_STOPPING ? "stopped" : "",
 	            s->exec_error && n->state == NODE_STOPPING ? ", " : "",
-	            s->exec_error ? s->exec_error : "");
+	            s->exec_error ? s->exec_error : "", said);
 }
 
 /* After STOPPING=1 (within SESSION_STOPPING_MS) a death by a clean signal

@@ -6,6 +6,7 @@
 #include "daemon.h"
 #include "intensity.h"
 #include "session.h"
+#include "clock.h"
 #include "status.h"
 
 static void
@@ -36,6 +37,50 @@ status_progress(msgpack_packer *pk, const struct progress *p)
 	            : msgpack_pack_nil(pk);
 }
 
+/* A monotonic time as the wall clock's ms since the epoch, or nil. */
+static void
+status_kv_when(msgpack_packer *pk, const char *key, uint64_t mono, uint64_t now)
+{
+	if (mono == 0) {
+		status_kv_nil(pk, key);
+		return;
+	}
+	agentsup_wire_kv_int(pk, key,
+	                     clock_wall_ms() + (int64_t)mono - (int64_t)now);
+}
+
+/* The restart policy's state (§14): 6 keys, nil where they do not apply. */
+static void
+status_policy(msgpack_packer *pk, const struct node *n, uint64_t now)
+{
+	bool w = n->spec->kind == KIND_WORKER;
+	const struct declaration *d = &n->declared;
+	char said[160];
+
+	agentsup_wire_kv_uint(pk, "consecutive_failures", n->failures);
+	status_kv_when(pk, "backoff_until_ms",
+	               n->state == NODE_BACKOFF ? n->backoff_until : 0, now);
+	if (w)
+		agentsup_wire_kv_str(pk, "circuit",
+		                     circuit_state_name(n->circuit.state));
+	else
+		status_kv_nil(pk, "circuit");
+	status_kv_when(pk, "probe_at_ms",
+	               n->state == NODE_QUARANTINED ? n->circuit.probe_at : 0,
+	               now);
+	if (n->exit_declared != DECLARED_NONE || d->kind != DECLARED_NONE) {
+		enum declared_kind k =
+		        d->kind != DECLARED_NONE ? d->kind : n->exit_declared;
+		snprintf(said, sizeof said, "%s%s%s", declared_name(k),
+		         d->kind != DECLARED_NONE && d->detail[0] ? ": " : "",
+		         d->kind != DECLARED_NONE ? d->detail : "");
+		agentsup_wire_kv_str(pk, "declared", said);
+	} else {
+		status_kv_nil(pk, "declared");
+	}
+	agentsup_wire_kv_uint(pk, "incarnation", n->starts ? n->starts - 1 : 0);
+}
+
 void
 status_pack_node(msgpack_packer *pk, const struct node *n, int depth,
                  uint64_t now)
@@ -46,7 +91,7 @@ status_pack_node(msgpack_packer *pk, const struct node *n, int depth,
 	bool sup = s->kind == KIND_SUPERVISOR;
 	char why[64];
 
-	msgpack_pack_map(pk, 21);
+	msgpack_pack_map(pk, 27);
 	agentsup_wire_kv_str(pk, "name", s->name);
 	agentsup_wire_kv_str(pk, "path", n->path);
 	agentsup_wire_kv_str(pk, "kind", sup ? "supervisor" : "worker");
@@ -91,4 +136,5 @@ status_pack_node(msgpack_packer *pk, const struct node *n, int depth,
 		agentsup_wire_kv_str(pk, "status", prog->status);
 	else
 		status_kv_nil(pk, "status");
+	status_policy(pk, n, now);
 }

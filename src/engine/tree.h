@@ -82,6 +82,14 @@ struct circuit {
 	uint64_t probe_at; /* when the half-open probe starts */
 };
 
+/* What a node has spent (§10): for a worker, the sum over its finished
+ * incarnations of the last values each reported; its running one is added
+ * on top by budget.c. Persisted by the state store. */
+struct spend {
+	uint64_t tokens, steps, wall_ms;
+	double cost;
+};
+
 /* What a worker said of its coming exit ({t: exit}), kept for 5 s. */
 struct declaration {
 	enum declared_kind kind;
@@ -140,6 +148,7 @@ struct node {
 	uint64_t backoff_until;
 	struct circuit circuit;
 	struct declaration declared;      /* the latest, until used or stale */
+	struct spend spend;               /* budgets: see struct spend */
 	enum declared_kind exit_declared; /* what its last exit was declared */
 
 	/* the one wake-up it wants (0: none), and its slot in the heap */

@@ -170,7 +170,7 @@ def test_hostile_workers_are_cut_off_alone(supd, tmp_path):
     assert "not a map" in causes["not_a_map"]
     assert "claims more elements" in causes["claim_bomb"]
     assert "before hello" in causes["before_hello"]
-    assert "seq must be" in causes["bad_field"]
+    assert '"seq" must be' in causes["bad_field"]
     assert "protocol version 99" in causes["bad_version"]
     assert "bytes after the map" in causes["trailing"]
     assert "no string" in causes["no_type"]

@@ -115,7 +115,8 @@ test_full_example(void **state)
 	    "        command: [node, browser-agent.js]\n"
 	    "        shutdown: brutal_kill\n");
 	put("20-more.yml", "worker: late\nparent: tools\ncommand: x\n"
-	                   "---\nagentsupd:\n  events_file: /tmp/ev.jsonl\n");
+	                   "---\nagentsupd:\n  events_file: /tmp/ev.jsonl\n"
+	                   "  metrics: \"[::1]:9464\"\n");
 	cfg = load(&errs);
 	for (size_t i = 0; i < errs.count; i++)
 		fprintf(stderr, "%s\n", errs.msgs[i]);
@@ -143,6 +144,7 @@ test_full_example(void **state)
 	assert_int_equal(tools->children[0]->shutdown_ms, SHUTDOWN_BRUTAL_KILL);
 	assert_string_equal(tools->children[1]->name, "late");
 	assert_string_equal(cfg->settings.events_file, "/tmp/ev.jsonl");
+	assert_string_equal(cfg->settings.metrics, "[::1]:9464");
 	config_free(cfg);
 }
 
@@ -248,6 +250,10 @@ test_errors(void **state)
 	             "supervisor: s\nchildren:\n  - {worker: w, command: x, "
 	             "parent: s}\n",
 	             "parent: only a top-level document");
+	expect_error("a.yaml", "agentsupd:\n  metrics: 9464\n",
+	             "a.yaml:2:12: metrics: want HOST:PORT");
+	expect_error("a.yaml", "agentsupd:\n  metrics: \"127.0.0.1:70000\"\n",
+	             "metrics: want HOST:PORT");
 }
 
 static void
@@ -363,7 +369,7 @@ test_not_regular_files(void **state)
 	snprintf(path, sizeof path, "%s/z.yaml", dir);
 	assert_int_equal(symlink("/dev/zero", path), 0);
 	expect_error("a.yaml", "worker: w\ncommand: x\n",
-	             "z.yaml:0:0: a symbolic link");
+	             "z.yaml:0:0: a device");
 }
 
 /* A file of one byte too many: refused before it is parsed. */

@@ -1,0 +1,276 @@
+/*
+ * top.c - agentsupctl top: the tree as sample.c samples it, about once a
+ * second, drawn full-screen; keys steer the selected node.
+ *
+ * Drawing is erase() then refresh(): curses sends only the cells that
+ * changed, so the screen does not flicker.
+ */
+#include <errno.h>
+#include <curses.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sample.h"
+#include "top.h"
+
+#define TOP_REFRESH_MS   1000
+#define EXIT_UNAVAILABLE 69
+
+struct top {
+	struct sampler s;
+	size_t sel, top_line;
+	char selpath[SAMPLE_PATH_MAX];
+};
+
+/* Keep the selection on the same node when the tree changed. */
+static void
+top_reselect(struct top *t)
+{
+	t->sel = 0;
+	for (size_t i = 0; i < t->s.nrows; i++)
+		if (strcmp(t->s.rows[i].path, t->selpath) == 0)
+			t->sel = i;
+	if (t->s.nrows > 0)
+		snprintf(t->selpath, sizeof t->selpath, "%s",
+		         t->s.rows[t->sel].path);
+}
+
+/* --- drawing -------------------------------------------------------------- */
+
+static void
+top_fmt_secs(double s, char *buf, size_t len)
+{
+	if (s < 10)
+		snprintf(buf, len, "%.1fs", s);
+	else if (s < 3600)
+		snprintf(buf, len, "%.0fs", s);
+	else
+		snprintf(buf, len, "%.0fh", s / 3600);
+}
+
+static void
+top_fmt_rate(double v, char *buf, size_t len)
+{
+	if (v < 0)
+		snprintf(buf, len, "-");
+	else
+		snprintf(buf, len, v < 100 ? "%.1f" : "%.0f", v);
+}
+
+/* One row as a line of text, cut to the screen's width by curses. */
+static void
+top_line(const struct top *t, const struct row *r, char *buf, size_t len)
+{
+	char name[96], pid[24] = "-", cpu[16] = "-", rss[16] = "-",
+	               beat[16] = "-", sr[16], tr[16], cost[16] = "-",
+	               bud[48] = "", circ[20] = "";
+	int ind = r->depth * 2 < 40 ? r->depth * 2 : 40;
+
+	snprintf(name, sizeof name, "%*s%s%s", ind, "", r->name,
+	         r->held ? " (held)" : "");
+	if (r->pid > 0)
+		snprintf(pid, sizeof pid, "%ld", r->pid);
+	if (r->cpu >= 0)
+		snprintf(cpu, sizeof cpu, "%.1f", r->cpu);
+	if (r->rss_kb >= 0)
+		snprintf(rss, sizeof rss, "%.1fM", (double)r->rss_kb / 1024);
+	if (r->has_beat)
+		top_fmt_secs((double)r->beat_ms / 1000, beat, sizeof beat);
+	top_fmt_rate(r->steps_rate, sr, sizeof sr);
+	top_fmt_rate(r->tokens_rate, tr, sizeof tr);
+	if (r->has_cost)
+		snprintf(cost, sizeof cost, "%.4f", r->cost);
+	if (t->s.show_budget && r->budget >= 0) {
+		int fill = r->budget >= 1 ? 10 : (int)(r->budget * 10);
+		snprintf(bud, sizeof bud, " [%.*s%.*s]%4.0f%%", fill,
+		         "##########", 10 - fill, "..........",
+		         r->budget < 99.99 ? r->budget * 100 : 9999.);
+	} else if (t->s.show_budget)
+		snprintf(bud, sizeof bud, " %-17s", "");
+	if (t->s.show_circuit)
+		snprintf(circ, sizeof circ, " %-9s",
+		         r->circuit[0] ? r->circuit : "-");
+	snprintf(buf, len,
+	         "%-28.28s %-9s %7s %8llu %6s %8s %6s %8s %8s %9s%s%s  %s",
+	         name, r->state, pid, (unsigned long long)r->restarts, cpu, rss,
+	         beat, sr, tr, cost, bud, circ,
+	         strcmp(r->reason, "-") ? r->reason : "");
+}
+
+static void
+top_header(const struct top *t)
+{
+	size_t running = 0;
+	char when[16], hdr[256];
+	time_t now = time(NULL);
+	struct tm tm;
+
+	for (size_t i = 0; i < t->s.nrows; i++)
+		running += strcmp(t->s.rows[i].state, "running") == 0;
+	localtime_r(&now, &tm);
+	strftime(when, sizeof when, "%H:%M:%S", &tm);
+	mvprintw(0, 0, "agentsup top  %s  %zu nodes, %zu running  %s",
+	         t->s.sock, t->s.nrows, running, when);
+	snprintf(hdr, sizeof hdr,
+	         "%-28s %-9s %7s %8s %6s %8s %6s %8s %8s %9s%s%s  %s", "NAME",
+	         "STATE", "PID", "RESTARTS", "CPU%", "RSS", "BEAT", "STEPS/s",
+	         "TOK/s", "COST", t->s.show_budget ? " BUDGET            " : "",
+	         t->s.show_circuit ? " CIRCUIT  " : "", "LAST");
+	attron(A_BOLD);
+	mvaddnstr(1, 0, hdr, COLS);
+	attroff(A_BOLD);
+}
+
+static int
+top_state_color(const struct row *r)
+{
+	if (strcmp(r->state, "running") == 0)
+		return 1;
+	if (strcmp(r->state, "stopped") == 0 && !r->held &&
+	    strcmp(r->reason, "-") != 0 && strcmp(r->reason, "exit:0") != 0)
+		return 2;
+	return strcmp(r->state, "stopped") == 0 ? 0 : 3;
+}
+
+static void
+top_draw(struct top *t)
+{
+	int body = LINES - 4 > 1 ? LINES - 4 : 1;
+	char line[512];
+
+	erase();
+	top_header(t);
+	if (t->sel < t->top_line)
+		t->top_line = t->sel;
+	if (t->sel >= t->top_line + (size_t)body)
+		t->top_line = t->sel - (size_t)body + 1;
+	for (size_t i = t->top_line;
+	     i < t->s.nrows && i < t->top_line + (size_t)body; i++) {
+		int y = 2 + (int)(i - t->top_line), c;
+		top_line(t, &t->s.rows[i], line, sizeof line);
+		if (i == t->sel)
+			attron(A_REVERSE);
+		else if ((c = top_state_color(&t->s.rows[i])) > 0 &&
+		         has_colors())
+			attron(COLOR_PAIR(c));
+		mvaddnstr(y, 0, line, COLS);
+		attrset(A_NORMAL);
+	}
+	mvaddnstr(LINES - 2, 0, t->s.msg, COLS);
+	snprintf(line, sizeof line,
+	         "j/k select  s stop  r restart  d drain  q quit   "
+	         "selected: %s",
+	         t->selpath);
+	attron(A_BOLD);
+	mvaddnstr(LINES - 1, 0, line, COLS);
+	attroff(A_BOLD);
+	refresh();
+}
+
+/* --- keys ----------------------------------------------------------------- */
+
+static void
+top_command(struct top *t, const char *cmd)
+{
+	const msgpack_object *res;
+
+	if (t->s.nrows == 0)
+		return;
+	res = sample_request(&t->s, cmd, t->selpath);
+	if (res != NULL)
+		snprintf(t->s.msg, sizeof t->s.msg, "%s %s: %.*s", cmd,
+		         t->selpath,
+		         res->type == MSGPACK_OBJECT_STR
+		                 ? (int)res->via.str.size
+		                 : 2,
+		         res->type == MSGPACK_OBJECT_STR ? res->via.str.ptr
+		                                         : "ok");
+}
+
+/* false when the user quits. */
+static bool
+top_key(struct top *t, int ch, double *next)
+{
+	switch (ch) {
+	case 'q':
+	case 'Q':
+		return false;
+	case KEY_UP:
+	case 'k':
+		if (t->sel > 0)
+			t->sel--;
+		break;
+	case KEY_DOWN:
+	case 'j':
+		if (t->sel + 1 < t->s.nrows)
+			t->sel++;
+		break;
+	case 's':
+	case 'r':
+	case 'd':
+		top_command(t, ch == 's'   ? "stop"
+		               : ch == 'r' ? "restart"
+		                           : "drain");
+		*next = 0; /* show its effect at once */
+		break;
+	default: /* KEY_RESIZE included: the redraw below fits the size */
+		break;
+	}
+	if (t->sel < t->s.nrows)
+		snprintf(t->selpath, sizeof t->selpath, "%s",
+		         t->s.rows[t->sel].path);
+	return true;
+}
+
+static void
+top_curses_init(void)
+{
+	initscr();
+	cbreak();
+	noecho();
+	keypad(stdscr, TRUE);
+	curs_set(0);
+	if (has_colors()) {
+		start_color();
+		use_default_colors();
+		init_pair(1, COLOR_GREEN, -1);
+		init_pair(2, COLOR_RED, -1);
+		init_pair(3, COLOR_YELLOW, -1);
+	}
+}
+
+int
+top_run(const char *sock, int fd)
+{
+	struct top t = {0};
+	double next = 0, now, wait;
+	int ch;
+
+	if (sample_init(&t.s, sock) < 0) {
+		close(fd);
+		fprintf(stderr, "agentsupctl: out of memory\n");
+		return EXIT_UNAVAILABLE;
+	}
+	t.s.fd = fd;
+	top_curses_init();
+	for (;;) {
+		if ((now = sample_now()) >= next) {
+			sample_refresh(&t.s);
+			top_reselect(&t);
+			next = now + TOP_REFRESH_MS / 1000.0;
+		}
+		top_draw(&t);
+		wait = (next - sample_now()) * 1000;
+		timeout(wait > 0 ? (int)wait + 1 : 0);
+		/* ERR: the refresh is due (or a signal came) */
+		if ((ch = getch()) != ERR && !top_key(&t, ch, &next))
+			break;
+	}
+	endwin();
+	sample_fini(&t.s);
+	return 0;
+}

@@ -1,0 +1,127 @@
+"""agentsupctl top, driven like a user would: in a tmux pane of fixed size,
+keys sent with send-keys, the screen read with capture-pane."""
+import os
+import shlex
+import shutil
+import subprocess
+import time
+
+import pytest
+
+from conftest import AGENTSUPCTL, TIMEOUT, sh
+
+SLEEP = sh("exec sleep 1000")
+TMUX = shutil.which("tmux")
+
+pytestmark = pytest.mark.skipif(TMUX is None, reason="no tmux")
+
+
+class Pane:
+    """One detached tmux session on a private server."""
+
+    def __init__(self, tmp_path, command, width=140, height=30):
+        self.sock = str(tmp_path / "tmux.sock")
+        conf = tmp_path / "tmux.conf"
+        # keep the pane after its process exits, to read how it ended
+        conf.write_text("set -g remain-on-exit on\n")
+        self.tmux("-f", str(conf), "new-session", "-d", "-s", "top",
+                  "-x", str(width), "-y", str(height), shlex.join(command))
+
+    def tmux(self, *args):
+        return subprocess.run([TMUX, "-S", self.sock, *args], check=True,
+                              capture_output=True, text=True,
+                              timeout=TIMEOUT).stdout
+
+    def screen(self):
+        return self.tmux("capture-pane", "-p", "-t", "top")
+
+    def keys(self, *keys):
+        self.tmux("send-keys", "-t", "top", *keys)
+
+    def wait_for(self, pred, what):
+        deadline = time.monotonic() + TIMEOUT
+        while True:
+            text = self.screen()
+            if pred(text):
+                return text
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no {what} on screen:\n{text}")
+            time.sleep(0.05)
+
+    def dead(self):
+        return self.tmux("display-message", "-p", "-t", "top",
+                         "#{pane_dead}").strip() == "1"
+
+    def kill(self):
+        subprocess.run([TMUX, "-S", self.sock, "kill-server"],
+                       capture_output=True, timeout=TIMEOUT)
+
+
+def row(text, name):
+    """The columns of the row naming this node."""
+    for line in text.splitlines():
+        cols = line.split()
+        if cols and cols[0] == name:
+            return cols
+    return None
+
+
+def test_top_shows_the_tree_and_restarts_the_selected_worker(supd, tmp_path):
+    d = supd.start({"a.yaml": f"""
+        supervisor: root
+        intensity: 10
+        children:
+          - {{worker: alpha, command: {SLEEP}}}
+          - supervisor: team
+            children:
+              - {{worker: beta, command: {SLEEP}}}
+        """})
+    first = d.wait("started", "root/alpha")
+    d.wait("started", "root/team/beta")
+    # the shell writes top's exit status where the test can read it (tmux
+    # does not always learn the status of a pane's process)
+    status = tmp_path / "status"
+    pane = Pane(tmp_path, ["/bin/sh", "-c", shlex.join(
+        [AGENTSUPCTL, "--socket", d.socket, "top"])
+        + f'; echo $? > {shlex.quote(str(status))}'])
+    try:
+        text = pane.wait_for(lambda t: (row(t, "alpha") or [""])[1:2]
+                             == ["running"] and row(t, "beta") is not None
+                             and "selected: root" in t, "the tree")
+        assert row(text, "alpha")[2] == str(first.pid)
+        assert row(text, "alpha")[3] == "0"
+        assert row(text, "beta") is not None and "team" in text
+        # CPU % and RSS come from /proc once a second sample exists
+        pane.wait_for(lambda t: row(t, "alpha")[4] != "-", "a CPU %")
+        assert row(pane.screen(), "alpha")[5].endswith("M")
+        pane.keys("j")
+        pane.wait_for(lambda t: "selected: root/alpha" in t, "the selection")
+        pane.keys("r")
+        again = d.wait("started", "root/alpha")
+        assert again.pid != first.pid
+        text = pane.wait_for(lambda t: row(t, "alpha")[3] == "1",
+                             "restarts 1")
+        assert row(text, "alpha")[2] == str(again.pid)
+        # down past the end stays on the last row; resize is survived
+        pane.keys("j", "j", "j", "j")
+        pane.wait_for(lambda t: "selected: root/team/beta" in t, "beta")
+        pane.tmux("resize-window", "-t", "top", "-x", "90", "-y", "12")
+        pane.wait_for(lambda t: len(t.splitlines()[0]) <= 90
+                      and "selected: root/team/beta" in t, "the resize")
+        pane.keys("q")
+        deadline = time.monotonic() + TIMEOUT
+        while not pane.dead():
+            assert time.monotonic() < deadline, pane.screen()
+            time.sleep(0.05)
+        assert status.read_text() == "0\n", pane.screen()
+    finally:
+        pane.kill()
+    assert d.count("command") == 1
+
+
+def test_top_without_a_daemon_says_so(tmp_path):
+    r = subprocess.run([AGENTSUPCTL, "--socket", str(tmp_path / "none.sock"),
+                        "top"], capture_output=True, text=True,
+                       timeout=TIMEOUT)
+    assert r.returncode == 69
+    assert "cannot reach agentsupd" in r.stderr
