@@ -36,10 +36,12 @@
 #define CONTAIN_MAX_PROCS  4096 /* pids summed for a cgroup's RSS */
 #define CONTAIN_NAME_PATH  200  /* of a path in a cgroup's name, its end */
 
-/* A worker's cgroup that is alive: its number and the worker's path. */
+/* A worker's cgroup: its number, the worker's path, and whether it is
+ * idle (its worker ended and left nothing: the next start reuses it). */
 struct live {
 	unsigned long id;
 	char *path;
+	bool idle;
 };
 
 struct watch {
@@ -149,7 +151,7 @@ contain_live_add(struct contain *c, unsigned long id, const char *path)
 		c->caplive = c->caplive ? 2 * c->caplive : 16;
 		c->live = xreallocarray(c->live, c->caplive, sizeof *c->live);
 	}
-	c->live[c->nlive++] = (struct live){id, xstrdup(path)};
+	c->live[c->nlive++] = (struct live){id, xstrdup(path), false};
 }
 
 static void
@@ -161,6 +163,35 @@ contain_live_del(struct contain *c, unsigned long id)
 			c->live[i] = c->live[--c->nlive];
 			return;
 		}
+}
+
+static void
+contain_live_idle(struct contain *c, unsigned long id)
+{
+	for (size_t i = 0; i < c->nlive; i++)
+		if (c->live[i].id == id)
+			c->live[i].idle = true;
+}
+
+/* Whether a cgroup holds no process ("populated 0" in cgroup.events): a
+ * worker that left nothing behind. Its cgroup is reused as is, never
+ * killed: a killed cgroup kills what is later cloned into it. */
+static bool
+contain_empty(struct contain *c, const char *name)
+{
+	char file[NAME_MAX + 16], buf[64];
+	ssize_t n;
+	int fd;
+
+	snprintf(file, sizeof file, "%s/cgroup.events", name);
+	if ((fd = openat(c->dirfd, file, O_RDONLY | O_CLOEXEC)) < 0)
+		return false;
+	n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	return strncmp(buf, "populated 0\n", 12) == 0;
 }
 
 /* Whether a process can join a child cgroup here: a probe child tries. */
@@ -291,6 +322,18 @@ contain_enter_fd(struct contain *c, const char *path, unsigned long *id)
 	*id = 0;
 	if (!contain_cgroups(c))
 		return -1;
+	for (size_t i = 0; i < c->nlive; i++) {
+		struct live *l = &c->live[i];
+		if (!l->idle || strcmp(l->path, path) != 0)
+			continue;
+		if (!contain_name(path, l->id, name, sizeof name) ||
+		    (fd = openat(c->dirfd, name,
+		                 O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+			break; /* then a fresh one */
+		l->idle = false;
+		*id = l->id;
+		return fd;
+	}
 	if (!contain_name(path, c->next_id + 1, name, sizeof name)) {
 		errno = ENAMETOOLONG;
 		return -1;
@@ -333,6 +376,10 @@ contain_kill(struct contain *c, const char *path, unsigned long id)
 	if (!contain_cgroups(c) || id == 0 ||
 	    !contain_name(path, id, name, sizeof name))
 		return;
+	if (contain_empty(c, name)) {
+		contain_live_idle(c, id); /* kept for the next start */
+		return;
+	}
 	contain_live_del(c, id);
 	snprintf(kill, sizeof kill, "%s/cgroup.kill", name);
 	if (contain_write_at(c->dirfd, kill, "1") < 0 && errno != ENOENT)
