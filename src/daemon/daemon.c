@@ -537,6 +537,10 @@ daemon_init(struct daemon *d, const char *sock_opt)
 	if ((d->loop = ev_default_loop(EVFLAG_AUTO)) == NULL)
 		fatalx("libev: cannot initialise the default loop");
 	log_attach(d->loop); /* stderr is flushed from the loop */
+	if (!msgpack_zone_init(&d->zone, 4096))
+		fatalx("out of memory");
+	events_init(&d->events, d->cfg->settings.events_file);
+	/* before any child: the probe's is waited for here */
 	if ((d->contain = contain_open(d->loop, d->cfg->settings.contain,
 	                               daemon_over_memory, d, &why)) == NULL) {
 		log_warnx("contain: cgroup: %s", why);
@@ -544,9 +548,6 @@ daemon_init(struct daemon *d, const char *sock_opt)
 	}
 	log_info("containment: %s", why);
 	d->termlog = termlog_new();
-	if (!msgpack_zone_init(&d->zone, 4096))
-		fatalx("out of memory");
-	events_init(&d->events, d->cfg->settings.events_file);
 	d->socket_path = socket_path(sock_opt, &d->cfg->settings);
 	if ((d->control = control_open(d, d->socket_path, &why)) == NULL) {
 		log_warnx("control socket %s: %s", d->socket_path, why);

@@ -176,3 +176,41 @@ command: {sh(f"( setsid sh -c 'sleep 0.3; {AGENTSUPCTL} --socket {sock} shutdown
     assert res.read_text().strip() != "0"
     assert "refused" in (tmp_path / "o2").read_text()
     assert d.proc.poll() is None
+
+
+@root_only
+def test_contain_cgroup_refuses_to_start_without_a_cgroup():
+    """A non-root agentsupd cannot make cgroups here: `contain: cgroup`
+    says so and exits 73; `contain: auto` runs without them."""
+    if shutil.which("setpriv") is None:
+        pytest.skip("needs setpriv")
+    d = tempfile.mkdtemp()
+    try:
+        os.chmod(d, 0o777)
+        conf = os.path.join(d, "conf")
+        os.mkdir(conf)
+        os.chmod(conf, 0o755)
+        for mode, want in (("cgroup", 73), ("auto", None)):
+            with open(os.path.join(conf, "a.yaml"), "w") as f:
+                f.write(f"worker: w\ncommand: [sleep, '1e5']\n---\n"
+                        f"agentsupd:\n  contain: {mode}\n")
+            os.chmod(os.path.join(conf, "a.yaml"), 0o644)
+            p = subprocess.Popen(
+                ["setpriv", "--reuid", "nobody", "--regid", "nogroup",
+                 "--clear-groups", AGENTSUPD, "-c", conf,
+                 "--socket", os.path.join(d, f"{mode}.sock")],
+                stderr=subprocess.PIPE, text=True)
+            if want is not None:
+                assert p.wait(timeout=TIMEOUT) == want
+                err = p.stderr.read()
+                assert "contain: cgroup: no writable cgroup v2" in err, err
+                continue
+            lines = [p.stderr.readline()]
+            while "started" not in lines[-1] and lines[-1]:
+                lines.append(p.stderr.readline())
+            assert "containment: no writable cgroup v2" in lines[0], lines
+            p.send_signal(signal.SIGTERM)
+            assert p.wait(timeout=TIMEOUT) == 0
+            p.stderr.close()
+    finally:
+        shutil.rmtree(d)
