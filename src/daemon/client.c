@@ -15,9 +15,9 @@
 #include "agentsup/wire.h"
 #include "client.h"
 #include "clock.h"
-#include "contain.h"
 #include "daemon.h"
 #include "log.h"
+#include "peer.h"
 #include "request.h"
 #include "serve.h"
 #include "session.h"
@@ -305,8 +305,8 @@ client_worker(struct daemon *d, int fd)
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 ||
 	    cred.pid <= 0)
 		return NULL;
-	if (!contain_peer(d->contain, cred.pid, client_is_worker, d, &w, path,
-	                  sizeof path))
+	if (!peer_worker(d->contain, cred.pid, client_is_worker, d, &w, path,
+	                 sizeof path))
 		return NULL;
 	if (w != 0 && (s = pidmap_get(&d->pids, w)) != NULL)
 		return xstrdup(s->node->path);

@@ -32,9 +32,8 @@
 #include "timer.h"
 #include "util.h"
 
-#define CONTAIN_PEER_DEPTH 64   /* ancestors walked for a control peer */
-#define CONTAIN_MAX_PROCS  4096 /* pids summed for a cgroup's RSS */
-#define CONTAIN_NAME_PATH  200  /* of a path in a cgroup's name, its end */
+#define CONTAIN_MAX_PROCS 4096 /* pids summed for a cgroup's RSS */
+#define CONTAIN_NAME_PATH 200  /* of a path in a cgroup's name, its end */
 
 /* A worker's cgroup: its number, the worker's path, and whether it is
  * idle (its worker ended and left nothing: the next start reuses it). */
@@ -524,6 +523,8 @@ contain_watch(struct contain *c, pid_t pid, const char *path, unsigned long id,
 void
 contain_unwatch(struct contain *c, pid_t pid)
 {
+	if (c == NULL)
+		return;
 	for (size_t i = 0; i < c->nw; i++)
 		if (c->w[i].pid == pid) {
 			free(c->w[i].name);
@@ -534,48 +535,22 @@ contain_unwatch(struct contain *c, pid_t pid)
 		ev_timer_stop(c->loop, &c->memtimer); /* no idle wake-ups */
 }
 
-/* --- who a control peer is ---------------------------------------------------
- */
-
-/* ppid and pgid from /proc/PID/stat; -1 when gone. */
-static int
-contain_stat(pid_t pid, pid_t *ppid, pid_t *pgid)
-{
-	char path[64], buf[1024], *rp;
-	long pp, pg;
-	ssize_t n;
-	int fd;
-
-	snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-		return -1;
-	n = read(fd, buf, sizeof buf - 1);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	buf[n] = '\0';
-	/* the command name may hold anything, even ") ": after the last */
-	if ((rp = strrchr(buf, ')')) == NULL ||
-	    sscanf(rp + 1, " %*c %ld %ld", &pp, &pg) != 2)
-		return -1;
-	*ppid = (pid_t)pp;
-	*pgid = (pid_t)pg;
-	return 0;
-}
+/* --- who a control peer is ------------------------------------------------ */
 
 /* The worker whose cgroup holds pid, as its path. */
-static bool
-contain_peer_cgroup(struct contain *c, pid_t pid, char *path, size_t len)
+bool
+contain_worker_of(struct contain *c, pid_t pid, char *path, size_t len)
 {
 	char file[64], line[4096];
-	size_t rl = c->rel ? strlen(c->rel) : 0;
 	unsigned long id;
 	bool found = false;
+	size_t rl;
 	FILE *f;
 
 	snprintf(file, sizeof file, "/proc/%ld/cgroup", (long)pid);
 	if (!contain_cgroups(c) || (f = fopen(file, "re")) == NULL)
 		return false;
+	rl = strlen(c->rel);
 	while (!found && fgets(line, sizeof line, f) != NULL) {
 		char *p = line + 3;
 		line[strcspn(line, "\n")] = '\0';
@@ -596,29 +571,4 @@ contain_peer_cgroup(struct contain *c, pid_t pid, char *path, size_t len)
 	}
 	fclose(f);
 	return found;
-}
-
-bool
-contain_peer(struct contain *c, pid_t peer, bool (*is_worker)(void *, pid_t),
-             void *arg, pid_t *worker, char *path, size_t pathlen)
-{
-	pid_t p = peer, ppid, pgid, self = getpid();
-
-	*worker = 0;
-	path[0] = '\0';
-	for (int i = 0; i < CONTAIN_PEER_DEPTH && p > 1 && p != self; i++) {
-		if (is_worker(arg, p)) {
-			*worker = p;
-			return true;
-		}
-		if (contain_stat(p, &ppid, &pgid) < 0)
-			break;
-		if (pgid > 1 && is_worker(arg, pgid)) {
-			*worker = pgid;
-			return true;
-		}
-		p = ppid;
-	}
-	/* setsid'd and orphaned (reparented to us): only its cgroup says */
-	return contain_peer_cgroup(c, peer, path, pathlen);
 }

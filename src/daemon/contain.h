@@ -46,12 +46,8 @@ void contain_kill(struct contain *, const char *path, unsigned long id);
 void contain_watch(struct contain *, pid_t, const char *path, unsigned long id,
                    uint64_t limit);
 void contain_unwatch(struct contain *, pid_t);
-/* The worker a control peer belongs to: *worker, a pid that is_worker
- * accepted (the peer, an ancestor, or its process group), or path (the
- * worker's path, from its cgroup). false: outside the supervised tree. */
-bool contain_peer(struct contain *, pid_t peer,
-                  bool (*is_worker)(void *, pid_t), void *arg, pid_t *worker,
-                  char *path, size_t pathlen);
+/* The worker whose cgroup holds pid, as its path (peer.c's last resort). */
+bool contain_worker_of(struct contain *, pid_t, char *path, size_t len);
 /* Kill every contained process, remove the cgroups, end the guard. */
 void contain_close(struct contain *);
 
