@@ -214,3 +214,16 @@ def test_contain_cgroup_refuses_to_start_without_a_cgroup():
             p.stderr.close()
     finally:
         shutil.rmtree(d)
+
+
+def test_a_reload_to_an_unknown_user_is_refused(supd):
+    d = supd.start({"a.yaml": "worker: w\ncommand: [sleep, '1e5']\n"})
+    first = d.wait("started", "root/w")
+    (supd.dir / "a.yaml").write_text(
+        "worker: w\ncommand: [sleep, '1e5']\nuser: no-such-user-y\n")
+    r = d.ctl("reload")
+    assert r.returncode != 0 and 'no such user "no-such-user-y"' in r.stderr
+    ev = d.wait("reload_refused")
+    assert "worker w: user:" in ev.detail
+    nodes = {n["path"]: n for n in d.ctl_json("status")}
+    assert nodes["root/w"]["pid"] == first.pid  # untouched
