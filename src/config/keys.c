@@ -429,6 +429,14 @@ const struct key keys_table[] = {
         {"backoff", W, policy_backoff, F(backoff), POD, "none|mapping", "on"},
         {"circuit", W, policy_circuit, F(circuit), POD, "none|mapping", "off"},
         {"notify", W, keys_notify, F(notify), POD, "none|systemd", "none"},
+        {"user", W, privs_identity, F(user), STORE_STR, "name|uid",
+         "agentsupd's"},
+        {"group", W, privs_identity, F(group), STORE_STR, "name|gid",
+         "the user's"},
+        {"umask", W, privs_umask, F(umask_mode), POD, "octal", "agentsupd's"},
+        {"limits", W, privs_limits, F(limits), POD, "mapping", "{}"},
+        {"max_memory", W, privs_max_memory, F(max_memory), POD, "size", "off"},
+        {"control", W, privs_control, F(control), POD, "none|all|list", "none"},
 };
 const size_t keys_count = sizeof keys_table / sizeof keys_table[0];
 
