@@ -37,6 +37,8 @@ struct client {
 	struct agentsup_reader reader; /* a partial request, if any */
 	char *out; /* unsent bytes: out[outoff .. outoff + outlen) */
 	size_t outoff, outlen, outcap;
+	char *worker; /* a peer inside the supervised tree: its worker's path
+	               * (granted only its `control:`), NULL for an operator */
 	bool follow;  /* streaming events: may stay silent */
 	bool waiting; /* agentsupctl wait: may stay silent (tasks.c) */
 	char *logs; /* the worker whose output it follows (logs -f), or NULL */

@@ -52,6 +52,8 @@ struct daemon {
 	struct hooks *hooks;          /* on_event: */
 	struct tasks *tasks;          /* dynamic children's ledger (tasks.c) */
 	struct logcap_set *logcap;    /* workers' captured output */
+	struct contain *contain;      /* a cgroup per worker, or nothing */
+	struct termlog *termlog;      /* termination_log: */
 };
 
 /* Read the config again and apply it as a diff, or refuse it whole; what

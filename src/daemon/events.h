@@ -49,6 +49,7 @@
 	X(DECLARED, "declared", EVENT_PLAIN)                                   \
 	X(FAILED, "failed", EVENT_BAD)                                         \
 	X(EXHAUSTED, "exhausted", EVENT_BAD)                                   \
+	X(MEMORY, "memory", EVENT_WARN)                                        \
 	X(SPAWNED, "spawned", EVENT_GOOD)                                      \
 	X(TASK_DONE, "task_done", EVENT_PLAIN)                                 \
 	X(DEAD_LETTERED, "dead_lettered", EVENT_BAD)                           \
