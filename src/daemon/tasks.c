@@ -235,7 +235,10 @@ tasks_worker_spawn(struct daemon *d, struct node *from,
 		a->error = r->bad;
 		return;
 	}
+	/* a dynamic child is named by its key, which a spawner chose: it
+	 * never passes for a configured worker of spawn_from */
 	if (sup == NULL || sup->spec->kind != KIND_SUPERVISOR ||
+	    from->task != NULL ||
 	    !config_spawn_allowed(sup->spec, from->spec->name)) {
 		a->error = tasks_refused(d->tasks,
 		                         "not in the spawn_from of %s", r->sup);

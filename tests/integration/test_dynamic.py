@@ -176,6 +176,9 @@ with agentsup.Agent() as a:
     out.append([s.ok, s.error])
     s = a.spawn("pool", key="bad/key")
     out.append([s.ok, s.error])
+    # a task keyed like the orchestrator, asking in its name: refused
+    s = a.spawn("pool", key="orch", args=["--impostor"])
+    out.append([s.ok, s.name])
     with open(os.environ["OUT"], "w") as f:
         json.dump(out, f)
     a.wait(60)
@@ -185,6 +188,11 @@ CHILD = """\
 import os, sys, agentsup
 with agentsup.Agent() as a:
     a.restored
+    if sys.argv[1:] == ["--impostor"]:
+        s = a.spawn("pool", key="sneaky")
+        a.result(("impostor " + str(s.ok) + " " + str(s.error)).encode())
+        a.flush(2)
+        sys.exit(0)
     a.result((os.environ["WORD"] + " " + " ".join(sys.argv[1:])).encode())
     a.flush(2)
 """
@@ -224,9 +232,16 @@ def test_spawn_by_a_worker_and_results(supd):
     assert out[2][0] is True and out[2][1] == "pool/k1"  # the same child
     assert out[3][0] is False and "spawn_from" in out[3][1]
     assert out[4][0] is False and "spawn_from" not in out[4][1]
+    assert out[5] == [True, "pool/orch"]
+    rec = json.loads(d.ctl("wait", "pool/orch", "--timeout", "20s",
+                           check=0).stdout)
+    assert rec["result"] == "impostor False not in the spawn_from of pool"
+    assert d.ctl("wait", "sneaky").returncode == 1  # never accepted
     intruder = read(supd.tmp / "intruder.json")
     assert intruder[0][0] is False and "spawn_from" in intruder[0][3]
-    assert d.count("spawned") == 2
+    d.wait_count("spawned", 3)
+    d.wait("task_done", "root/pool/orch")  # events up to its end are read
+    assert d.count("spawned") == 3  # k1, k2, orch; never sneaky
 
 
 FLOOD = """\
