@@ -426,6 +426,19 @@ const struct key keys_table[] = {
         {"backoff", W, policy_backoff, F(backoff), POD, "none|mapping", "on"},
         {"circuit", W, policy_circuit, F(circuit), POD, "none|mapping", "off"},
         {"notify", W, keys_notify, F(notify), POD, "none|systemd", "none"},
+        {"stall_timeout", W, keys_duration_nz, F(stall_timeout_ms), POD,
+         "duration", "off"},
+        {"stall_grace", W, keys_duration, F(stall_grace_ms), POD, "duration",
+         "stall_timeout / 2"},
+        {"stall_dump", W, keys_bool, F(stall_dump), POD, "bool", "false"},
+        {"loop", W, progress_keys_loop, F(loop_repeats), POD, "none|mapping",
+         "off"},
+        {"budget", BOTH, progress_keys_budget, F(budget), POD, "none|mapping",
+         "off"},
+        {"extend_max", W, keys_duration, F(extend_max_ms), POD, "duration",
+         "10m"},
+        {"recycle_after", W, keys_duration_nz, F(recycle_after_ms), POD,
+         "duration", "off"},
 };
 const size_t keys_count = sizeof keys_table / sizeof keys_table[0];
 
@@ -544,4 +557,5 @@ keys_check_worker(struct parse *p, struct spec *s)
 		            "worker %s: heartbeat_timeout is shorter than "
 		            "heartbeat",
 		            s->name);
+	progress_keys_check(p, s);
 }

@@ -22,6 +22,7 @@
 #include "daemon.h"
 #include "hooks.h"
 #include "log.h"
+#include "nudge.h"
 #include "notify.h"
 #include "reap.h"
 #include "reload.h"
@@ -31,6 +32,7 @@
 #include "util.h"
 
 #define EXIT_GAVE_UP     75
+#define EXIT_BUDGET      79            /* the root's budget is spent (§10) */
 #define RELOAD_MSG_LIMIT (32u * 1024u) /* then "... and N more" */
 
 size_t
@@ -98,6 +100,7 @@ act_policy_event(struct daemon *d, const struct action *a, const char *why)
 		            n->starts - 1, "budget spent: not restarted");
 		break;
 	default:
+		nudge_event(d, a);
 		break;
 	}
 }
@@ -148,6 +151,8 @@ act_exit(struct daemon *d, int code)
 	d->exit_code = code;
 	if (code == EXIT_GAVE_UP)
 		log_warnx("the root supervisor gave up: exiting %d", code);
+	else if (code == EXIT_BUDGET)
+		log_warnx("the root's budget is spent: exiting %d", code);
 	else if (d->drain_started_ms != 0)
 		events_emit(&d->events, EV_DRAIN_DONE, d->tree->root->path, 0,
 		            NULL, 0, "after %llums",
@@ -178,6 +183,10 @@ daemon_act(struct daemon *d, const struct action *a)
 		break;
 	case ACT_EXIT:
 		act_exit(d, a->code);
+		break;
+	case ACT_NUDGE:
+	case ACT_FAIL:
+		nudge_act(d, a);
 		break;
 	}
 }

@@ -35,11 +35,12 @@ struct session {
 	enum deadline deadline;
 	struct reason cause; /* a failure we saw before the exit (hang...) */
 	uint64_t spawned_ms;
-	uint64_t last_beat_us; /* the heartbeat deadline counts from here */
-	uint64_t drain_ms;     /* when the drain began, 0 if none */
-	bool killed;           /* SIGKILL sent */
-	char *exec_error;      /* why exec failed, from the child */
-	uint64_t stopping_ms;  /* sd_notify STOPPING=1 came then, 0 if not */
+	uint64_t last_beat_us;    /* the heartbeat deadline counts from here */
+	uint64_t extend_until_us; /* {t: extend} until the next beat, or 0 */
+	uint64_t drain_ms;        /* when the drain began, 0 if none */
+	bool killed;              /* SIGKILL sent */
+	char *exec_error;         /* why exec failed, from the child */
+	uint64_t stopping_ms;     /* sd_notify STOPPING=1 came then, 0 if not */
 	struct channel *chan;
 };
 
@@ -48,6 +49,11 @@ struct session {
 int session_start(struct daemon *, struct node *);
 void session_stop(struct session *, enum stop_how);
 void session_drain(struct session *);
+/* The engine saw it fail (stall, loop, budget: ACT_FAIL): record why and
+ * take it down, by a drain first when asked; its exit carries the cause. */
+void session_fail_for(struct session *, struct reason cause, bool drain);
+/* SIGUSR1 to its process group: a stack dump (stall_dump). */
+void session_dump(struct session *);
 struct notify_msg;
 /* A notify_fn (arg: the daemon): an sd_notify datagram from pid, or from
  * pgid's group; false when it is no `notify: systemd` worker's. */
