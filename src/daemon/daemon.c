@@ -22,7 +22,7 @@
 #include "daemon.h"
 #include "hooks.h"
 #include "log.h"
-#include "nudge.h"
+#include "watch.h"
 #include "notify.h"
 #include "reap.h"
 #include "reload.h"
@@ -100,7 +100,7 @@ act_policy_event(struct daemon *d, const struct action *a, const char *why)
 		            n->starts - 1, "budget spent: not restarted");
 		break;
 	default:
-		nudge_event(d, a);
+		watch_event(d, a);
 		break;
 	}
 }
@@ -186,7 +186,7 @@ daemon_act(struct daemon *d, const struct action *a)
 		break;
 	case ACT_NUDGE:
 	case ACT_FAIL:
-		nudge_act(d, a);
+		watch_act(d, a);
 		break;
 	}
 }

@@ -1,14 +1,16 @@
 /*
- * nudge.c - the shell's side of DESIGN §10. The engine decides (a stall, a
+ * watch.c - the shell's side of DESIGN §10. The engine decides (a stall, a
  * loop, a spent budget, a recycle); this file tells the worker
  * ({t: nudge}, SIGUSR1 with stall_dump), has the session stop it with the
  * engine's reason, and writes the events.
  */
 #include <stdio.h>
 
+#include "agentsup/wire.h"
+
 #include "channel.h"
 #include "daemon.h"
-#include "nudge.h"
+#include "watch.h"
 #include "progress.h"
 #include "session.h"
 #include "util.h"
@@ -16,7 +18,7 @@
 /* {t: nudge} to the worker (and SIGUSR1 for a stall with stall_dump);
  * event `nudged` says what reached it. */
 static void
-nudge_send(struct daemon *d, const struct action *a)
+watch_nudge(struct daemon *d, const struct action *a)
 {
 	struct node *n = a->node;
 	struct session *s = n->session;
@@ -43,12 +45,12 @@ nudge_send(struct daemon *d, const struct action *a)
 }
 
 void
-nudge_act(struct daemon *d, const struct action *a)
+watch_act(struct daemon *d, const struct action *a)
 {
 	struct session *s = a->node->session;
 
 	if (a->kind == ACT_NUDGE) {
-		nudge_send(d, a);
+		watch_nudge(d, a);
 		return;
 	}
 	if (s != NULL) /* ACT_FAIL */
@@ -57,7 +59,7 @@ nudge_act(struct daemon *d, const struct action *a)
 
 /* "tokens 812 of 1000 (81%)" for the limit that reached 80 %. */
 static void
-nudge_budget_warning(struct daemon *d, const struct action *a)
+watch_budget_warning(struct daemon *d, const struct action *a)
 {
 	struct node *n = a->node;
 	enum budget_limit l = (enum budget_limit)a->code;
@@ -91,7 +93,7 @@ nudge_budget_warning(struct daemon *d, const struct action *a)
 }
 
 void
-nudge_event(struct daemon *d, const struct action *a)
+watch_event(struct daemon *d, const struct action *a)
 {
 	struct node *n = a->node;
 	pid_t pid = n->session ? n->session->pid : 0;
@@ -116,7 +118,7 @@ nudge_event(struct daemon *d, const struct action *a)
 		            n->spec->loop_repeats);
 		break;
 	case EE_BUDGET_WARNING:
-		nudge_budget_warning(d, a);
+		watch_budget_warning(d, a);
 		break;
 	case EE_RECYCLED:
 		util_format_duration(n->spec->recycle_after_ms, dur,
@@ -128,4 +130,59 @@ nudge_event(struct daemon *d, const struct action *a)
 	default:
 		break;
 	}
+}
+
+/* One spend (or limits: 0 is nil) as {tokens, cost, steps, wall_ms}. */
+static void
+watch_pack_amounts(msgpack_packer *pk, const struct spend *s, bool nil_zero)
+{
+	msgpack_pack_map(pk, 4);
+	agentsup_wire_pack_str(pk, "tokens");
+	nil_zero && s->tokens == 0 ? msgpack_pack_nil(pk)
+	                           : msgpack_pack_uint64(pk, s->tokens);
+	agentsup_wire_pack_str(pk, "cost");
+	nil_zero && s->cost <= 0 ? msgpack_pack_nil(pk)
+	                         : msgpack_pack_double(pk, s->cost);
+	agentsup_wire_pack_str(pk, "steps");
+	nil_zero && s->steps == 0 ? msgpack_pack_nil(pk)
+	                          : msgpack_pack_uint64(pk, s->steps);
+	agentsup_wire_pack_str(pk, "wall_ms");
+	nil_zero && s->wall_ms == 0 ? msgpack_pack_nil(pk)
+	                            : msgpack_pack_uint64(pk, s->wall_ms);
+}
+
+void
+watch_status(msgpack_packer *pk, const struct node *n, uint64_t now)
+{
+	const struct budget_spec *b = &n->spec->budget;
+	const struct watch *w = &n->watch;
+	uint64_t stalled = progress_stalled_ms(n, now);
+	struct spend sp;
+
+	agentsup_wire_pack_str(pk, "stalled_ms");
+	stalled ? msgpack_pack_uint64(pk, stalled) : msgpack_pack_nil(pk);
+	agentsup_wire_pack_str(pk, "loop");
+	if (w->loop_period != 0 && n->state == NODE_RUNNING) {
+		msgpack_pack_map(pk, 2);
+		agentsup_wire_kv_uint(pk, "period", w->loop_period);
+		agentsup_wire_kv_str(pk, "state",
+		                     n->progress ? n->progress->state : "");
+	} else {
+		msgpack_pack_nil(pk);
+	}
+	agentsup_wire_pack_str(pk, "budget");
+	msgpack_pack_map(pk, 2);
+	agentsup_wire_pack_str(pk, "limits");
+	if (b->enabled)
+		watch_pack_amounts(pk,
+		                   &(struct spend){.tokens = b->tokens,
+		                                   .cost = b->cost,
+		                                   .steps = b->steps,
+		                                   .wall_ms = b->wall_ms},
+		                   true);
+	else
+		msgpack_pack_nil(pk);
+	agentsup_wire_pack_str(pk, "spend");
+	budget_spend(n, now, &sp);
+	watch_pack_amounts(pk, &sp, false);
 }
