@@ -169,3 +169,36 @@ def test_busy_call_is_not_a_hang_but_silence_is(supd):
     d.wait_count("hang", 1, "root/mute")
     d.wait_count("hang", 1, "root/gone")
     assert d.count("hang", "root/caller") == 0
+
+
+def test_budget_in_metrics(supd):
+    from test_metrics import PROMTOOL, free_port, samples, scrape
+    import subprocess
+    from conftest import wait_until
+
+    prog = agent_files(supd)
+    port = free_port()
+    supd.write({"00-settings.yaml": f"agentsupd:\n  events_file: {supd.events}\n"
+                f"  metrics: 127.0.0.1:{port}\n",
+                "a.yaml": "supervisor: root\nbudget: {tokens: 100000000, wall: 1h}\n"
+                "children:\n" + worker(prog, "spender", "spend",
+                                       extra="    budget: {tokens: 50000000, cost: 5}\n")},
+               settings=False)
+    d = supd.start()
+    d.wait("started", "root/spender")
+    wait_until(lambda: samples(scrape(port), "agentsup_budget_spend")
+               .get('{path="root/spender",limit="tokens"}', 0) > 0,
+               what="spend in /metrics")
+    body = scrape(port)
+    lim = samples(body, "agentsup_budget_limit")
+    assert lim['{path="root/spender",limit="tokens"}'] == 50000000
+    assert lim['{path="root/spender",limit="cost"}'] == 5
+    assert lim['{path="root",limit="wall"}'] == 3600
+    spend = samples(body, "agentsup_budget_spend")
+    assert spend['{path="root",limit="tokens"}'] >= \
+        spend['{path="root/spender",limit="tokens"}'] > 0
+    assert spend['{path="root",limit="wall"}'] >= 0
+    r = subprocess.run([PROMTOOL, "check", "metrics"], input=body,
+                       capture_output=True, text=True, timeout=TIMEOUT)
+    assert r.returncode == 0 and r.stdout == "" and r.stderr == "", \
+        (r.stdout, r.stderr)
