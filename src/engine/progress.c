@@ -242,6 +242,9 @@ progress_beat(struct tree *t, struct node *n, const struct progress *u,
 		budget_beat(t, n, u, fields);
 	if (n->state != NODE_RUNNING || w->ending)
 		return;
+	if (n->circuit.state == CIRCUIT_HALF_OPEN)
+		progress_rearm(t,
+		               n); /* the probe's wake may have replaced ours */
 	if (moved) {
 		w->moved_at = t->now;
 		w->stalled_at = 0;

@@ -547,6 +547,36 @@ test_budget_reload_raises_limit(void **state)
 	config_free(more);
 }
 
+/* The same for a supervisor: raised above its subtree's spend, it starts
+ * again with its children. */
+static void
+test_budget_reload_restarts_subtree(void **state)
+{
+	struct run *r = run_new(BUDGET_TREE);
+	struct config *more =
+	        load_yaml("supervisor: root\nbudget: {cost: 10}\nchildren:\n"
+	                  "  - supervisor: s\n    budget: {tokens: 5000}\n"
+	                  "    children:\n"
+	                  "      - {worker: a, command: x}\n"
+	                  "      - {worker: b, command: x}\n"
+	                  "  - {worker: c, command: x}\n");
+	struct reload_report rep;
+	const char *why;
+
+	(void)state;
+	r->log[0] = '\0';
+	tokens(r, "a", 1000);
+	expect(r, "budget_warning root/s tokens\ndrain root/s/b\n"
+	          "drain root/s/a\nexhausted root/s\n");
+	assert_int_equal(reload_apply(r->t, more->root, r->now, &rep, &why), 0);
+	reload_report_free(&rep);
+	pump(r);
+	expect(r, "start root/s/a\nstart root/s/b\n");
+	assert_int_equal(N(r, "s")->state, NODE_RUNNING);
+	run_free(r);
+	config_free(more);
+}
+
 /* Wall time: the warning at 80 % of the running time, the end at 100 %;
  * time before a restart counts. */
 static void
@@ -653,6 +683,7 @@ main(void)
 	        cmocka_unit_test(test_budget_root_exits_79),
 	        cmocka_unit_test(test_budget_reset_worker),
 	        cmocka_unit_test(test_budget_reload_raises_limit),
+	        cmocka_unit_test(test_budget_reload_restarts_subtree),
 	        cmocka_unit_test(test_budget_wall),
 	        cmocka_unit_test(test_budget_wall_subtree),
 	        cmocka_unit_test(test_recycle),
