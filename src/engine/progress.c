@@ -78,8 +78,17 @@ progress_stalled(struct tree *t, struct node *n)
 	                             .value = idle});
 }
 
+static uint64_t
+progress_earliest(uint64_t a, uint64_t b)
+{
+	if (a == 0 || b == 0)
+		return a ? a : b;
+	return a < b ? a : b;
+}
+
 /* When the worker wants judging next, from its stall window, its wall
- * budget and its recycling. */
+ * budget and its recycling; never a time already past, which would wake
+ * it again within the same tick (an overdue wall limit: the next tick). */
 static uint64_t
 progress_due(const struct node *n, uint64_t now)
 {
@@ -87,16 +96,15 @@ progress_due(const struct node *n, uint64_t now)
 	const struct watch *w = &n->watch;
 	uint64_t due = budget_wall_due(n), at = 0;
 
+	if (due != 0 && due <= now)
+		due = now + 1;
 	if (s->stall_timeout_ms && w->stalled_at)
 		at = w->stalled_at + s->stall_grace_ms;
 	else if (s->stall_timeout_ms && w->moved_at + s->stall_timeout_ms > now)
 		at = w->moved_at + s->stall_timeout_ms;
-	if (at != 0 && (due == 0 || at < due))
-		due = at;
+	due = progress_earliest(due, at);
 	at = s->recycle_after_ms ? n->running_since + s->recycle_after_ms : 0;
-	if (at != 0 && (due == 0 || at < due))
-		due = at;
-	return due;
+	return progress_earliest(due, at > now ? at : 0);
 }
 
 static void

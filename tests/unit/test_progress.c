@@ -639,6 +639,29 @@ test_recycle(void **state)
 	run_free(r);
 }
 
+/* A recycle due while its supervisor is busy waits for it (a due time in
+ * the past once made tree_tick spin for ever). */
+static void
+test_recycle_waits_for_busy_parent(void **state)
+{
+	struct run *r = run_new("supervisor: root\nstrategy: one_for_all\n"
+	                        "children:\n"
+	                        "  - {worker: a, command: x, recycle_after: "
+	                        "10s}\n"
+	                        "  - {worker: b, command: x, start_timeout: "
+	                        "1h}\n");
+
+	(void)state;
+	expect(r, "start root/a\nstart root/b\n");
+	advance(r, 12500); /* due at 11000: root still waits for b */
+	expect(r, "");
+	tree_ready(r->t, N(r, "b"), r->now);
+	pump(r);
+	advance(r, 13000);
+	expect(r, "recycled root/a\nstop root/a\nstart root/a\n");
+	run_free(r);
+}
+
 /* Progress analysis costs no allocation and no heap operation per beat:
  * the worker's one wake-up stays where it was. */
 static void
@@ -687,6 +710,7 @@ main(void)
 	        cmocka_unit_test(test_budget_wall),
 	        cmocka_unit_test(test_budget_wall_subtree),
 	        cmocka_unit_test(test_recycle),
+	        cmocka_unit_test(test_recycle_waits_for_busy_parent),
 	        cmocka_unit_test(test_beats_touch_no_heap),
 	};
 
