@@ -17,6 +17,7 @@
 struct control;
 struct metrics;
 struct hooks;
+struct logcap_set;
 struct notify_server;
 struct notify_up;
 
@@ -48,6 +49,7 @@ struct daemon {
 	bool up_ready;                /* READY=1 sent for the first start */
 	size_t up_live;               /* workers in the last STATUS= */
 	struct hooks *hooks;          /* on_event: */
+	struct logcap_set *logcap;    /* workers' captured output */
 };
 
 /* Read the config again and apply it as a diff, or refuse it whole; what
