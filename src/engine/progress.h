@@ -29,8 +29,9 @@ const char *budget_limit_name(enum budget_limit);
 /* A limit (0: none) and a spend as numbers, for one limit. */
 double budget_limit_of(const struct budget_spec *, enum budget_limit);
 double budget_spend_of(const struct spend *, enum budget_limit);
-/* After the state store put back workers' `spend` (before tree_start):
- * every supervisor's total is summed again from its subtree. */
+/* Every node's total summed again from workers' `spend` (what their
+ * finished incarnations spent): tree_start() does it, so spend the state
+ * store puts back before it counts; call it after restoring later. */
 void budget_recount(struct tree *);
 /* ms since a stalled worker's progress last moved; 0 when not stalled. */
 uint64_t progress_stalled_ms(const struct node *, uint64_t now);

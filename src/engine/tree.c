@@ -234,6 +234,7 @@ void
 tree_start(struct tree *t, uint64_t now)
 {
 	t->now = now;
+	budget_recount(t); /* spend the state store put back counts */
 	node_start(t, t->root);
 }
 

@@ -512,6 +512,32 @@ test_budget_reset_worker(void **state)
 	run_free(r);
 }
 
+/* Spend the state store put back before the start counts, in the worker
+ * and in its supervisors. */
+static void
+test_budget_restored_spend(void **state)
+{
+	struct run *r = calloc(1, sizeof *r);
+	struct spend sp;
+
+	(void)state;
+	r->cfg = load_yaml(BUDGET_TREE);
+	r->t = tree_new(r->cfg->root);
+	r->now = 1000;
+	N(r, "a")->spend = (struct spend){.tokens = 700, .wall_ms = 5000};
+	tree_start(r->t, r->now);
+	pump(r);
+	budget_spend(N(r, "s"), r->now, &sp);
+	assert_int_equal(sp.tokens, 700);
+	assert_int_equal(sp.wall_ms, 5000);
+	r->log[0] = '\0';
+	tokens(r, "b", 100);
+	expect(r, "budget_warning root/s tokens\n");
+	tokens(r, "a", 200);
+	expect(r, "drain root/s/b\ndrain root/s/a\nexhausted root/s\n");
+	run_free(r);
+}
+
 /* A reload that raises the limit above the spend starts it again; one
  * that does not leaves it exhausted. */
 static void
@@ -705,6 +731,7 @@ main(void)
 	        cmocka_unit_test(test_budget_subtree),
 	        cmocka_unit_test(test_budget_root_exits_79),
 	        cmocka_unit_test(test_budget_reset_worker),
+	        cmocka_unit_test(test_budget_restored_spend),
 	        cmocka_unit_test(test_budget_reload_raises_limit),
 	        cmocka_unit_test(test_budget_reload_restarts_subtree),
 	        cmocka_unit_test(test_budget_wall),
