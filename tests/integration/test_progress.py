@@ -87,16 +87,19 @@ def test_stalled_agent_nudged_then_restarted(supd):
     d = supd.start({"a.yaml": "supervisor: root\nchildren:\n" + worker(
         prog, "planner", "stall", nudges=nudges,
         extra="    heartbeat: 200ms\n    stall_timeout: 1s\n"
-              "    stall_grace: 1s\n")})
+              "    stall_grace: 1s\n    stall_dump: true\n")})
     st = d.wait("stalled", "root/planner")
     assert st.reason == "stall"
     n = d.wait("nudged", "root/planner")
     assert n.reason == "stall" and "told" in n.detail
+    assert "SIGUSR1 sent" in n.detail
     ex = d.wait("exited", "root/planner")
     assert ex.reason == "stall"
     d.wait("restarting", "root/planner")
     d.wait("started", "root/planner")
     assert nudges.read_text().split()[0] == "stall"
+    # stall_dump: the client's faulthandler printed the worker's stack
+    assert any("most recent call first" in line for line in d.lines)
     # the stop came only after the grace: ~1 s after the nudge
     assert ms(ex.time) - ms(st.time) >= 900
 
