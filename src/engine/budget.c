@@ -433,6 +433,10 @@ budget_reloaded(struct tree *t, struct node *n)
 		if (budget_spend_of(&s, l) <
 		    budget_limit_of(b, l) * BUDGET_WARN)
 			n->watch.warned &= ~(1u << l);
+	if (node_is_worker(n))
+		progress_rearm(t, n); /* new windows, limits, recycling */
+	else if (b->enabled && b->wall_ms)
+		budget_sup_rearm(t, n);
 	if (n->state != NODE_EXHAUSTED || !budget_under(n, t->now))
 		return false;
 	tree_set_state(t, n, NODE_STOPPED);

@@ -107,7 +107,7 @@ progress_due(const struct node *n, uint64_t now)
 	return progress_earliest(due, at > now ? at : 0);
 }
 
-static void
+void
 progress_rearm(struct tree *t, struct node *n)
 {
 	if (n->state != NODE_RUNNING || n->watch.ending)

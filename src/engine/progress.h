@@ -62,6 +62,9 @@ void budget_reset(struct tree *, struct node *);
 /* reload.c: the spec changed; true when the node was exhausted and its
  * new limits are above its spend: it is to be started again. */
 bool budget_reloaded(struct tree *, struct node *);
+/* A running worker's next wake-up from its stall window, wall budget and
+ * recycling (reload.c: after its keys changed). */
+void progress_rearm(struct tree *, struct node *);
 /* Ask for a wake-up at `at` unless an earlier one is already asked for. */
 void progress_wake_by(struct tree *, struct node *, uint64_t at);
 

@@ -665,6 +665,31 @@ test_recycle(void **state)
 	run_free(r);
 }
 
+/* A reload that adds recycling to a running worker arms it. */
+static void
+test_recycle_added_by_reload(void **state)
+{
+	struct run *r = run_new("supervisor: root\nchildren:\n"
+	                        "  - {worker: a, command: x}\n");
+	struct config *more = load_yaml("supervisor: root\nchildren:\n"
+	                                "  - {worker: a, command: x, "
+	                                "recycle_after: 1m}\n");
+	struct reload_report rep;
+	const char *why;
+
+	(void)state;
+	r->log[0] = '\0';
+	advance(r, 30000);
+	assert_int_equal(reload_apply(r->t, more->root, r->now, &rep, &why), 0);
+	reload_report_free(&rep);
+	pump(r);
+	assert_int_equal(tree_next_wake(r->t), 61000);
+	advance(r, 61000);
+	expect(r, "recycled root/a\nstop root/a\nstart root/a\n");
+	run_free(r);
+	config_free(more);
+}
+
 /* A recycle due while its supervisor is busy waits for it (a due time in
  * the past once made tree_tick spin for ever). */
 static void
@@ -738,6 +763,7 @@ main(void)
 	        cmocka_unit_test(test_budget_wall_subtree),
 	        cmocka_unit_test(test_recycle),
 	        cmocka_unit_test(test_recycle_waits_for_busy_parent),
+	        cmocka_unit_test(test_recycle_added_by_reload),
 	        cmocka_unit_test(test_beats_touch_no_heap),
 	};
 
