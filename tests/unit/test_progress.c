@@ -421,6 +421,32 @@ test_budget_warning_once_then_exhausted(void **state)
 	run_free(r);
 }
 
+/* Exhausted is not escalated, unless the child is significant: then its
+ * supervisor gives up (and fails upward as usual). Restarted by its parent,
+ * the supervisor leaves the exhausted child down: its spend is still there
+ * (a reset or a raised limit brings it back). */
+static void
+test_budget_significant_escalates(void **state)
+{
+	struct run *r = run_new("supervisor: root\nchildren:\n"
+	                        "  - supervisor: s\n    children:\n"
+	                        "      - {worker: a, command: x, significant: "
+	                        "true, budget: {steps: 10}}\n"
+	                        "      - {worker: b, command: x}\n");
+	struct progress p = {.steps = 10};
+
+	(void)state;
+	r->log[0] = '\0';
+	tree_beat(r->t, N(r, "a"), &p, PROGRESS_STEPS, r->now);
+	pump(r);
+	expect(r, "budget_warning root/s/a steps\n"
+	          "fail root/s/a budget (drain)\nexhausted root/s/a\n"
+	          "gave_up root/s\nstop root/s/b\nescalated root/s\n"
+	          "restarting root/s\nstart root/s/b\n");
+	assert_int_equal(N(r, "a")->state, NODE_EXHAUSTED);
+	run_free(r);
+}
+
 /* Spend survives restarts: each incarnation counts from 0. */
 static void
 test_budget_summed_over_incarnations(void **state)
@@ -753,6 +779,7 @@ main(void)
 	        cmocka_unit_test(test_loop_never_on_changing_states),
 	        cmocka_unit_test(test_budget_warning_once_then_exhausted),
 	        cmocka_unit_test(test_budget_summed_over_incarnations),
+	        cmocka_unit_test(test_budget_significant_escalates),
 	        cmocka_unit_test(test_budget_subtree),
 	        cmocka_unit_test(test_budget_root_exits_79),
 	        cmocka_unit_test(test_budget_reset_worker),
