@@ -205,3 +205,19 @@ def test_budget_in_metrics(supd):
                        capture_output=True, text=True, timeout=TIMEOUT)
     assert r.returncode == 0 and r.stdout == "" and r.stderr == "", \
         (r.stdout, r.stderr)
+
+
+def test_reload_raising_the_budget_starts_it_again(supd):
+    prog = agent_files(supd)
+
+    def tree(limit):
+        return {"a.yaml": "supervisor: root\nchildren:\n" + worker(
+            prog, "spender", "spend", extra=f"    budget: {{tokens: {limit}}}\n")}
+
+    d = supd.start(tree(1500))
+    d.wait("exhausted", "root/spender")
+    supd.write(tree(1000000))
+    r = d.ctl("reload", check=0)
+    assert "spender" in r.stdout
+    d.wait("started", "root/spender")
+    assert d.ctl("status").returncode == 0
