@@ -103,6 +103,17 @@ void policy_backoff(struct parse *, const struct key *, yaml_node_t *v,
 void policy_circuit(struct parse *, const struct key *, yaml_node_t *v,
                     struct spec *, int depth);
 
+/* privs.c: user, group, umask, limits, max_memory, control (DESIGN §13) */
+void privs_identity(struct parse *, const struct key *, yaml_node_t *v,
+                    struct spec *, int depth);
+void privs_umask(struct parse *, const struct key *, yaml_node_t *v,
+                 struct spec *, int depth);
+void privs_limits(struct parse *, const struct key *, yaml_node_t *v,
+                  struct spec *, int depth);
+void privs_max_memory(struct parse *, const struct key *, yaml_node_t *v,
+                      struct spec *, int depth);
+void privs_control(struct parse *, const struct key *, yaml_node_t *v,
+                   struct spec *, int depth);
 /* progress_keys.c: stall, loop, budget, extend, recycle (DESIGN §10) */
 void progress_keys_loop(struct parse *, const struct key *, yaml_node_t *v,
                         struct spec *, int depth);

@@ -50,6 +50,8 @@ struct daemon {
 	size_t up_live;               /* workers in the last STATUS= */
 	struct hooks *hooks;          /* on_event: */
 	struct logcap_set *logcap;    /* workers' captured output */
+	struct contain *contain;      /* a cgroup per worker, or nothing */
+	struct termlog *termlog;      /* termination_log: */
 };
 
 /* Read the config again and apply it as a diff, or refuse it whole; what

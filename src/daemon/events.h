@@ -49,6 +49,7 @@
 	X(DECLARED, "declared", EVENT_PLAIN)                                   \
 	X(FAILED, "failed", EVENT_BAD)                                         \
 	X(EXHAUSTED, "exhausted", EVENT_BAD)                                   \
+	X(MEMORY, "memory", EVENT_WARN)                                        \
 	X(STALLED, "stalled", EVENT_WARN)                                      \
 	X(NUDGED, "nudged", EVENT_PLAIN)                                       \
 	X(LOOPING, "looping", EVENT_WARN)                                      \

@@ -182,7 +182,7 @@ scrape_budget(struct metrics_out *o, const struct node *n, uint64_t now_us,
 	if (!b->enabled)
 		return;
 	budget_spend(n, now_us / 1000, &sp);
-	for (unsigned l = 0; l < LIMIT__N; l++) {
+	for (unsigned l = 0; l < BUDGET__LIMITS; l++) {
 		double lim = budget_limit_of(b, l);
 		double v = limits ? lim : budget_spend_of(&sp, l);
 		if (lim <= 0)
@@ -190,7 +190,7 @@ scrape_budget(struct metrics_out *o, const struct node *n, uint64_t now_us,
 		metrics_sample(o,
 		               limits ? "agentsup_budget_limit"
 		                      : "agentsup_budget_spend",
-		               l == LIMIT_WALL ? v / 1000.0 : v, "path",
+		               l == BUDGET_WALL ? v / 1000.0 : v, "path",
 		               n->path, "limit", budget_limit_name(l),
 		               (char *)NULL);
 	}

@@ -35,12 +35,15 @@ struct session {
 	enum deadline deadline;
 	struct reason cause; /* a failure we saw before the exit (hang...) */
 	uint64_t spawned_ms;
-	uint64_t last_beat_us;    /* the heartbeat deadline counts from here */
-	uint64_t extend_until_us; /* {t: extend} until the next beat, or 0 */
-	uint64_t drain_ms;        /* when the drain began, 0 if none */
-	bool killed;              /* SIGKILL sent */
-	char *exec_error;         /* why exec failed, from the child */
-	uint64_t stopping_ms;     /* sd_notify STOPPING=1 came then, 0 if not */
+	uint64_t last_beat_us; /* the heartbeat deadline counts from here */
+	uint64_t drain_ms;     /* when the drain began, 0 if none */
+	bool killed;           /* SIGKILL sent */
+	char *exec_error;      /* why exec failed, from the child */
+	unsigned long cgroup;  /* its cgroup in contain.c, 0 for none */
+	uint64_t stopping_ms;  /* sd_notify STOPPING=1 came then, 0 if not */
+	/* {t: extend}: the heartbeat deadline is at least this until the
+	 * next beat (0: none) */
+	uint64_t extend_until_us;
 	struct channel *chan;
 };
 
@@ -59,6 +62,9 @@ struct notify_msg;
  * pgid's group; false when it is no `notify: systemd` worker's. */
 bool session_notified(void *arg, pid_t pid, pid_t pgid,
                       const struct notify_msg *);
+/* Over its max_memory (contain.c's check): rss bytes; stopped as a
+ * failure of reason `memory`. */
+void session_over_memory(struct session *, uint64_t rss);
 /* The process was reaped: read its last frames, report the exit to the
  * engine, free the session. */
 void session_reaped(struct session *, int status);

@@ -18,8 +18,8 @@
 
 #define BUDGET_WARN 0.8 /* the warning comes at 80 % of a limit */
 
-static const char *const budget_names[LIMIT__N] = {"tokens", "cost", "steps",
-                                                   "wall"};
+static const char *const budget_names[BUDGET__LIMITS] = {"tokens", "cost",
+                                                         "steps", "wall"};
 
 const char *
 budget_limit_name(enum budget_limit l)
@@ -33,15 +33,15 @@ budget_limit_of(const struct budget_spec *b, enum budget_limit l)
 	if (!b->enabled)
 		return 0;
 	switch (l) {
-	case LIMIT_TOKENS:
+	case BUDGET_TOKENS:
 		return (double)b->tokens;
-	case LIMIT_COST:
+	case BUDGET_COST:
 		return b->cost;
-	case LIMIT_STEPS:
+	case BUDGET_STEPS:
 		return (double)b->steps;
-	case LIMIT_WALL:
+	case BUDGET_WALL:
 		return (double)b->wall_ms;
-	case LIMIT__N:
+	case BUDGET__LIMITS:
 		break;
 	}
 	return 0;
@@ -51,15 +51,15 @@ double
 budget_spend_of(const struct spend *s, enum budget_limit l)
 {
 	switch (l) {
-	case LIMIT_TOKENS:
+	case BUDGET_TOKENS:
 		return (double)s->tokens;
-	case LIMIT_COST:
+	case BUDGET_COST:
 		return s->cost;
-	case LIMIT_STEPS:
+	case BUDGET_STEPS:
 		return (double)s->steps;
-	case LIMIT_WALL:
+	case BUDGET_WALL:
 		return (double)s->wall_ms;
-	case LIMIT__N:
+	case BUDGET__LIMITS:
 		break;
 	}
 	return 0;
@@ -133,7 +133,7 @@ budget_judge(struct tree *t, struct node *n, const struct spend *s)
 
 	if (!b->enabled || !budget_live(n))
 		return false;
-	for (unsigned l = 0; l < LIMIT__N; l++) {
+	for (unsigned l = 0; l < BUDGET__LIMITS; l++) {
 		double lim = budget_limit_of(b, l), got = budget_spend_of(s, l);
 		if (lim <= 0 || got < lim * BUDGET_WARN)
 			continue;
@@ -246,7 +246,7 @@ budget_wall_target(const struct node *n)
 {
 	uint64_t lim = n->spec->budget.wall_ms;
 
-	if (n->watch.warned & (1u << LIMIT_WALL))
+	if (n->watch.warned & (1u << BUDGET_WALL))
 		return lim;
 	return (uint64_t)((double)lim * BUDGET_WARN + 0.999);
 }
@@ -413,7 +413,7 @@ budget_under(const struct node *n, uint64_t now)
 	if (!b->enabled)
 		return true;
 	budget_spend(n, now, &s);
-	for (unsigned l = 0; l < LIMIT__N; l++) {
+	for (unsigned l = 0; l < BUDGET__LIMITS; l++) {
 		double lim = budget_limit_of(b, l);
 		if (lim > 0 && budget_spend_of(&s, l) >= lim)
 			return false;
@@ -429,7 +429,7 @@ budget_reloaded(struct tree *t, struct node *n)
 
 	/* a raised limit may warn again when it is reached */
 	budget_spend(n, t->now, &s);
-	for (unsigned l = 0; l < LIMIT__N; l++)
+	for (unsigned l = 0; l < BUDGET__LIMITS; l++)
 		if (budget_spend_of(&s, l) <
 		    budget_limit_of(b, l) * BUDGET_WARN)
 			n->watch.warned &= ~(1u << l);

@@ -13,11 +13,11 @@
 
 /* The limits of a budget, in the order status and metrics show them. */
 enum budget_limit {
-	LIMIT_TOKENS,
-	LIMIT_COST,
-	LIMIT_STEPS,
-	LIMIT_WALL,
-	LIMIT__N
+	BUDGET_TOKENS,
+	BUDGET_COST,
+	BUDGET_STEPS,
+	BUDGET_WALL,
+	BUDGET__LIMITS
 };
 
 /* --- for the shell (status, metrics, the state store) --------------------- */

@@ -14,6 +14,7 @@ enum reason_kind {
 	REASON_PROTOCOL,      /* broke the wire protocol */
 	REASON_SPAWN,         /* could not be forked: code = errno */
 	REASON_GAVE_UP,       /* a supervisor exceeded its intensity */
+	REASON_MEMORY,        /* over its max_memory */
 	REASON_STALL,         /* beats without progress (§10) */
 	REASON_LOOP,          /* the same steps over and over */
 	REASON_BUDGET,        /* a budget is spent */
