@@ -69,6 +69,18 @@ struct circuit_spec {
 	uint64_t probe_stable_ms;
 };
 
+/* A worker's checkpoints (DESIGN §11); on by default. */
+struct checkpoint_spec {
+	bool enabled;          /* false: `checkpoint: none` */
+	uint32_t max;          /* the largest checkpoint, in bytes */
+	unsigned keep;         /* how many are kept, >= 1 */
+	unsigned poison_after; /* failures after the same one: discard it */
+};
+
+#define CHECKPOINT_MAX_DEFAULT (256u * 1024u)
+#define CHECKPOINT_MAX_MAX     (16u << 20)
+#define CHECKPOINT_KEEP_MAX    16u
+
 /* One node of the tree as declared: a supervisor or a worker. */
 struct spec {
 	char *name;
@@ -100,6 +112,7 @@ struct spec {
 	struct output err;
 	struct backoff_spec backoff;
 	struct circuit_spec circuit;
+	struct checkpoint_spec checkpoint;
 	unsigned instances; /* `instances: N` as declared, 0 = absent */
 	unsigned instance;  /* this copy's number 1..N, 0 = not a copy */
 
@@ -123,6 +136,7 @@ struct settings {
 	char *events_file;       /* JSON-lines event log, NULL = none */
 	char *metrics;           /* "HOST:PORT" serving /metrics, NULL = off */
 	uint32_t max_frame;      /* largest frame accepted from a peer */
+	char *state_dir;         /* the state store's directory, NULL = none */
 	struct hook_spec *hooks; /* on_event: */
 	size_t nhooks;
 	struct loc loc;

@@ -426,6 +426,8 @@ const struct key keys_table[] = {
         {"backoff", W, policy_backoff, F(backoff), POD, "none|mapping", "on"},
         {"circuit", W, policy_circuit, F(circuit), POD, "none|mapping", "off"},
         {"notify", W, keys_notify, F(notify), POD, "none|systemd", "none"},
+        {"checkpoint", W, ckptkey_parse, F(checkpoint), POD, "none|mapping",
+         "on"},
 };
 const size_t keys_count = sizeof keys_table / sizeof keys_table[0];
 

@@ -383,6 +383,7 @@ config_free(struct config *cfg)
 	free(cfg->settings.socket);
 	free(cfg->settings.events_file);
 	free(cfg->settings.metrics);
+	free(cfg->settings.state_dir);
 	onevent_free(&cfg->settings);
 	for (size_t i = 0; i < cfg->nfiles; i++)
 		free(cfg->files[i]);

@@ -103,6 +103,11 @@ void policy_backoff(struct parse *, const struct key *, yaml_node_t *v,
 void policy_circuit(struct parse *, const struct key *, yaml_node_t *v,
                     struct spec *, int depth);
 
+/* ckptkey.c: checkpoint: {max, keep, poison_after} (DESIGN §11) */
+extern const struct checkpoint_spec ckptkey_default;
+void ckptkey_parse(struct parse *, const struct key *, yaml_node_t *v,
+                   struct spec *, int depth);
+
 /* settings.c: the agentsupd: document */
 void settings_parse(struct parse *, yaml_node_t *v, yaml_node_t *at);
 

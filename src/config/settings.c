@@ -42,6 +42,13 @@ settings_events_file(struct parse *p, const char *key, yaml_node_t *v,
 }
 
 static void
+settings_state_dir(struct parse *p, const char *key, yaml_node_t *v,
+                   struct settings *st)
+{
+	settings_path(p, key, v, &st->state_dir);
+}
+
+static void
 settings_max_frame(struct parse *p, const char *key, yaml_node_t *v,
                    struct settings *st)
 {
@@ -91,6 +98,7 @@ static const struct {
         {"max_frame", settings_max_frame},
         {"metrics", settings_metrics},
         {"on_event", onevent_parse},
+        {"state_dir", settings_state_dir},
 };
 
 void

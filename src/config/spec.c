@@ -42,6 +42,7 @@ spec_new(struct parse *p, enum node_kind kind)
 	s->shutdown_ms = 5000;
 	s->drain_timeout_ms = 30000;
 	s->backoff = spec_backoff_default;
+	s->checkpoint = ckptkey_default;
 	return s;
 }
 

@@ -28,6 +28,9 @@ struct channel_ops {
 	void (*closed)(void *arg); /* end of file */
 	/* a message type we do not know: ignored, reported once a channel */
 	void (*unknown)(void *arg, const char *type, size_t len);
+	/* {t: checkpoint}: data (len bytes) lives until the callback returns */
+	void (*checkpoint)(void *arg, uint64_t seq, const void *data,
+	                   size_t len);
 	/* the largest frame the worker may send, asked at every read */
 	size_t (*max_frame)(void *arg);
 };
@@ -40,6 +43,9 @@ struct welcome {
 	unsigned restarts;       /* consecutive failures before this start */
 	const char *last_reason; /* why it last stopped ("-" if never) */
 	uint64_t max_frame;      /* the largest frame it may send */
+	const void *checkpoint;  /* its checkpoint, NULL when none */
+	size_t checkpoint_len;
+	uint64_t checkpoint_seq;
 };
 
 struct channel;
@@ -56,6 +62,8 @@ int channel_send_welcome(struct channel *, const struct welcome *,
                          size_t max_frame);
 int channel_send_drain(struct channel *, uint64_t deadline_ms,
                        size_t max_frame);
+/* {t: checkpoint_ok, seq}: that checkpoint is stored. */
+int channel_send_checkpoint_ok(struct channel *, uint64_t seq);
 bool channel_said_hello(const struct channel *);
 bool channel_is_open(const struct channel *);
 

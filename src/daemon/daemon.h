@@ -17,6 +17,8 @@
 struct control;
 struct metrics;
 struct hooks;
+struct store;
+struct ckpt_set;
 struct notify_server;
 struct notify_up;
 
@@ -48,6 +50,10 @@ struct daemon {
 	bool up_ready;                /* READY=1 sent for the first start */
 	size_t up_live;               /* workers in the last STATUS= */
 	struct hooks *hooks;          /* on_event: */
+	struct store *store;          /* state_dir's, NULL when none */
+	struct ckpt_set *ckpt;        /* workers' checkpoints */
+	ev_timer statedir_timer;      /* writes spend and circuits */
+	uint64_t statedir_sum;        /* what they were when last written */
 };
 
 /* Read the config again and apply it as a diff, or refuse it whole; what

@@ -48,7 +48,9 @@
 	X(CIRCUIT_CLOSED, "circuit_closed", EVENT_RETRY)                       \
 	X(DECLARED, "declared", EVENT_PLAIN)                                   \
 	X(FAILED, "failed", EVENT_BAD)                                         \
-	X(EXHAUSTED, "exhausted", EVENT_BAD)
+	X(EXHAUSTED, "exhausted", EVENT_BAD)                                   \
+	X(CHECKPOINT_DISCARDED, "checkpoint_discarded", EVENT_WARN)            \
+	X(STORE_ERROR, "store_error", EVENT_BAD)
 
 #define EVENTS_ENUM(id, name, tone) EV_##id,
 enum event_kind { EVENTS_KINDS(EVENTS_ENUM) EV__COUNT };
