@@ -91,7 +91,7 @@ status_pack_node(msgpack_packer *pk, const struct node *n, int depth,
 	bool sup = s->kind == KIND_SUPERVISOR;
 	char why[64];
 
-	msgpack_pack_map(pk, 27);
+	msgpack_pack_map(pk, 28);
 	agentsup_wire_kv_str(pk, "name", s->name);
 	agentsup_wire_kv_str(pk, "path", n->path);
 	agentsup_wire_kv_str(pk, "kind", sup ? "supervisor" : "worker");
@@ -137,4 +137,8 @@ status_pack_node(msgpack_packer *pk, const struct node *n, int depth,
 	else
 		status_kv_nil(pk, "status");
 	status_policy(pk, n, now);
+	if (!sup && n->checkpoint_seq != 0) /* §11: its newest checkpoint */
+		agentsup_wire_kv_uint(pk, "checkpoint_seq", n->checkpoint_seq);
+	else
+		status_kv_nil(pk, "checkpoint_seq");
 }
