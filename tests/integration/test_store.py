@@ -264,3 +264,36 @@ def _nodes(st):
     if isinstance(st, dict):
         st = st.get("nodes", st.get("tree", []))
     return st
+
+
+def agents_conf(supd, state):
+    build = os.environ.get("AGENTSUP_BUILD", "build")
+    demo = os.path.join(os.environ.get("AGENTSUP_SRC", os.getcwd()), "tools", "agents",
+                        "demo_agent.py")
+    return {"a.yaml": f"agentsupd:\n  events_file: {supd.events}\n  state_dir: {state}\n---\n"
+            "supervisor: s\nintensity: 1000\nchildren:\n"
+            f"  - worker: c\n    command: [{os.path.abspath(os.path.join(build, 'example_agent'))},"
+            " --step-ms, '20', --crash, '0.05', --ready-ms, '0']\n    backoff: none\n"
+            f"  - worker: py\n    command: [{sys.executable}, {demo}, --role, py, --step, '0.02',"
+            " --crash-every, '10', --warmup, '0']\n    backoff: none\n"}
+
+
+def test_example_agents_resume_after_a_crash_and_a_daemon_restart(supd):
+    """The worked examples (tools/agents/) against the real daemon: each
+    resumes from its checkpoint after its own crash, and after agentsupd
+    itself was stopped and started again on the same state_dir."""
+    state = supd.tmp / "state"
+    supd.write(agents_conf(supd, state), settings=False)
+
+    def resumed(d, who):
+        return [l for l in d.lines if l.startswith(who + ": resuming at step")]
+
+    d = supd.start()
+    wait_until(lambda: resumed(d, "c") and resumed(d, "py"), what="resumes after crashes")
+    d.signal(signal.SIGTERM)
+    assert d.exit_code() == 0
+    d = supd.start()
+    wait_until(lambda: resumed(d, "c") and resumed(d, "py"), what="resumes after a restart")
+    # the first start of the new daemon already resumed: no crash needed
+    first = [l for l in d.lines if "resuming at step" in l or "started" in l]
+    assert any("resuming" in l for l in first[:6]), first[:6]
