@@ -258,6 +258,13 @@ store_connect(const char *path, int flags, char *why, size_t len)
 	return db;
 }
 
+/* A write at every start: a store we cannot write is said now, not at the
+ * first checkpoint. */
+static const char store_probe[] =
+        "CREATE TABLE IF NOT EXISTS store_meta (k TEXT PRIMARY KEY, v);"
+        "INSERT OR REPLACE INTO store_meta VALUES"
+        " ('opened_at', strftime('%s', 'now'));";
+
 /* WAL, synchronous commits, an intact file, our tables. */
 static int
 store_prepare(struct store *s, const char *path, const char *schema, char *why,
@@ -280,8 +287,11 @@ store_prepare(struct store *s, const char *path, const char *schema, char *why,
 	if (mode == NULL || strcmp(mode, "ok") != 0)
 		snprintf(why, len, "%s is damaged: %s", path,
 		         mode && *mode ? mode : sqlite3_errmsg(s->db));
-	else if (schema != NULL &&
-	         store_exec(s->db, schema, err, sizeof err) < 0)
+	else if (sqlite3_db_readonly(s->db, "main") == 1)
+		snprintf(why, len, "%s is not writable", path);
+	else if ((schema != NULL &&
+	          store_exec(s->db, schema, err, sizeof err) < 0) ||
+	         store_exec(s->db, store_probe, err, sizeof err) < 0)
 		snprintf(why, len, "%s: %s", path, err);
 	else
 		rc = 0;
