@@ -19,8 +19,9 @@
 #include "store.h"
 #include "util.h"
 
-#define CKPT_ERROR_EVERY_MS 1000 /* store_error events: at most one a second   \
-	                          */
+#define CKPT_ERROR_EVERY_MS                                                    \
+	1000 /* store_error events: at most one a second                       \
+	      */
 
 const char ckpt_schema[] =
         "CREATE TABLE IF NOT EXISTS checkpoints ("
@@ -146,10 +147,13 @@ ckpt_push(struct ckpt_set *cs, struct ckpt_worker *w, unsigned keep,
 
 	while (drop < w->nkept && w->kept[drop].seq >= k.seq)
 		drop++; /* a worker numbering again from a discarded one */
-	for (unsigned i = 0; i < drop; i++)
-		free(w->kept[i].data);
-	memmove(w->kept, w->kept + drop, (w->nkept - drop) * sizeof *w->kept);
-	w->nkept -= drop;
+	if (drop > 0) {
+		for (unsigned i = 0; i < drop; i++)
+			free(w->kept[i].data);
+		memmove(w->kept, w->kept + drop,
+		        (w->nkept - drop) * sizeof *w->kept);
+		w->nkept -= drop;
+	}
 	ckpt_truncate(w, keep - 1);
 	if (w->capkept < keep) {
 		w->kept = xrealloc(w->kept, keep * sizeof *w->kept);
