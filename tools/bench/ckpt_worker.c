@@ -8,6 +8,7 @@
  *
  *   ckpt_worker SIZE PERIOD_MS
  */
+#include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,9 +72,14 @@ main(int argc, char **argv)
 		snprintf(data, size + 1, "%lld", (long long)t0);
 		if ((seq = agentsup_checkpoint(a, data, size)) < 0)
 			return 1;
-		while (agentsup_checkpoint_acked(a) < (uint64_t)seq)
-			if (agentsup_wait(a, 5000) < 0)
+		while (agentsup_checkpoint_acked(a) < (uint64_t)seq) {
+			struct pollfd p = {agentsup_fd(a), POLLIN, 0};
+
+			if (agentsup_want_write(a))
+				p.events |= POLLOUT;
+			if (poll(&p, 1, 5000) < 0 || agentsup_process(a) < 0)
 				return 1;
+		}
 		report(fd, &sa, now_ns() - t0, 4);
 		if (period == 0)
 			for (;;)
