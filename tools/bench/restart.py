@@ -28,6 +28,7 @@ intensity: 100000
 period: 1s
 children:
   - worker: w
+    backoff: none
     command: [{b.WORKER}]
 """, env={"BENCH_SOCK": reports.path})
     try:
