@@ -297,3 +297,28 @@ def test_example_agents_resume_after_a_crash_and_a_daemon_restart(supd):
     # the first start of the new daemon already resumed: no crash needed
     first = [l for l in d.lines if "resuming at step" in l or "started" in l]
     assert any("resuming" in l for l in first[:6]), first[:6]
+
+
+def test_circuit_is_restored_half_open(supd):
+    """A circuit open when agentsupd stopped is half-open at the next start:
+    the first start is the probe, and one more failure quarantines it again
+    (for twice as long) instead of needing `failures` of them."""
+    state = supd.tmp / "state"
+    supd.write({"a.yaml": f"agentsupd:\n  events_file: {supd.events}\n  state_dir: {state}\n---\n"
+                "supervisor: s\nintensity: 1000\nchildren:\n"
+                "  - worker: flaky\n    command: [/bin/sh, -c, 'sleep 0.2; exit 1']\n"
+                "    backoff: none\n    circuit: {failures: 3, window: 1m, open: 1h, open_max: 5h}\n"
+                "  - worker: steady\n    command: [sleep, '100']\n"}, settings=False)
+    d = supd.start()
+    d.wait("quarantined", "s/flaky")
+    d.signal(signal.SIGTERM)
+    assert d.exit_code() == 0
+    db = sqlite3.connect(str(state / "agentsup.db"))
+    assert db.execute("SELECT circuit, open_ms FROM nodes WHERE path='s/flaky'").fetchone() == (1, 3600000)
+    db.close()
+    supd.events.unlink()  # count this run's events only
+    d = supd.start()
+    d.wait("started", "s/flaky")
+    e = d.wait("quarantined", "s/flaky")
+    assert d.count("started", "s/flaky") == 1  # quarantined after one failure
+    assert "2h" in (e.detail or ""), e.detail
