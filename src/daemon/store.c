@@ -22,7 +22,8 @@
 #include "store.h"
 #include "util.h"
 
-#define STORE_BUSY_MS 1000 /* the reader waits this long for a lock */
+#define STORE_BUSY_MS   1000  /* the reader waits this long for a lock */
+#define STORE_CACHE_KIB "512" /* each connection's page cache */
 
 struct store_job {
 	store_run_fn *run;
@@ -255,6 +256,9 @@ store_connect(const char *path, int flags, char *why, size_t len)
 		return NULL;
 	}
 	sqlite3_busy_timeout(db, STORE_BUSY_MS);
+	/* a small page cache: the writer appends, the reader reads at start */
+	sqlite3_exec(db, "PRAGMA cache_size=-" STORE_CACHE_KIB, NULL, NULL,
+	             NULL);
 	return db;
 }
 
