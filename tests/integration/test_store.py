@@ -322,3 +322,39 @@ def test_circuit_is_restored_half_open(supd):
     e = d.wait("quarantined", "s/flaky")
     assert d.count("started", "s/flaky") == 1  # quarantined after one failure
     assert "2h" in (e.detail or ""), e.detail
+
+
+@pytest.mark.parametrize("with_store", [False, True])
+def test_a_large_checkpoint_comes_back_whole(supd, with_store):
+    """A checkpoint near the default checkpoint.max (256 KiB), over the
+    daemon's max_frame (64 KiB): accepted, and handed back whole."""
+    tmp = supd.tmp
+    w = tmp / "big.py"
+    out = tmp / "got"
+    w.write_text(textwrap.dedent(f"""
+        import hashlib, os, select, sys
+        sys.path.insert(0, {PYCLIENT!r})
+        import agentsup
+        with agentsup.Agent() as a:
+            r = a.restored
+            if r.checkpoint is not None:
+                open({str(out)!r}, "w").write(
+                    "%d %s" % (len(r.checkpoint), hashlib.sha256(r.checkpoint).hexdigest()))
+                sys.exit(0)
+            data = bytes(range(256)) * 1000
+            open({str(out)!r} + ".sent", "w").write(hashlib.sha256(data).hexdigest())
+            s = a.checkpoint(data)
+            while a.checkpoint_acked < s:
+                select.select([a], [], [], 1)
+                a.process()
+            sys.exit(1)
+        """))
+    store = f"  state_dir: {tmp / 'state'}\n" if with_store else ""
+    supd.write({"a.yaml": f"agentsupd:\n  events_file: {supd.events}\n{store}---\n"
+                f"worker: big\ncommand: [{sys.executable}, {w}]\n"
+                "restart: transient\nbackoff: none\n"}, settings=False)
+    d = supd.start()
+    d.wait("exited", "root/big", reason="exit:0")
+    n, digest = out.read_text().split()
+    assert int(n) == 256000
+    assert digest == (tmp / "got.sent").read_text()
