@@ -9,7 +9,11 @@
   2. idle RSS of agentsupd with N workers, without checkpoints and with one
      SIZE-byte checkpoint each.
 
-    tools/bench/checkpoint.py [N] [SECONDS] [KILLS]    default 1000 20 100
+    tools/bench/checkpoint.py [N] [SECONDS] [KILLS] [--no-store]
+                                            default 1000 20 100, store on
+
+--no-store: the same load with checkpoints in memory only (acks at once),
+to tell the store's share of a figure from the load's.
 """
 import os
 import subprocess
@@ -20,6 +24,7 @@ import benchlib as b
 
 CKPT_WORKER = os.path.join(b.BUILD, "bench_ckpt_worker")
 SIZE = 4096
+NO_STORE = "--no-store" in sys.argv
 
 
 def tree(n, command, extra="", state_dir=None):
@@ -51,7 +56,7 @@ def collect(reports, n, kind=4, timeout=30.0):
 
 def load_run(tmp, reports, n, seconds, kills, run_for):
     """The checkpoint load, with one killed worker in the same tree."""
-    state = os.path.join(tmp, "state")
+    state = None if NO_STORE else os.path.join(tmp, "state")
     d = b.Agentsupd(tmp, tree(n, f"[{CKPT_WORKER}, '{SIZE}', '1000']", f"""
   - worker: w
     backoff: none
@@ -156,15 +161,16 @@ def idle_rss(tmp, reports, n, with_ckpt):
 
 
 def main():
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
-    seconds = float(sys.argv[2]) if len(sys.argv) > 2 else 20
-    kills = int(sys.argv[3]) if len(sys.argv) > 3 else 100
+    args = [a for a in sys.argv[1:] if a != "--no-store"]
+    n = int(args[0]) if len(args) > 0 else 1000
+    seconds = float(args[1]) if len(args) > 1 else 20
+    kills = int(args[2]) if len(args) > 2 else 100
     run_for = 0.05
     tmp = b.scratch()
     reports = b.Reports(tmp)
     try:
         rss_plain = idle_rss(tmp, reports, n, False)
-        rss_ckpt = idle_rss(tmp, reports, n, True)
+        rss_ckpt = idle_rss(tmp, reports, n, True) if not NO_STORE else 0
         lat, restarts, floor, rss_load = load_run(tmp, reports, n, seconds, kills, run_for)
         # both again with no load, for reference
         quiet_floor = floor_run(reports, kills, run_for)
@@ -173,7 +179,8 @@ def main():
         b.cleanup(tmp)
     s, r, f = b.summary(lat), b.summary(restarts), b.summary(floor)
     q = b.summary(quiet_floor)
-    print(f"checkpoints: {n} workers x {SIZE} B a second, store on {tmp_fs()} "
+    print(f"checkpoints: {n} workers x {SIZE} B a second, "
+          f"{'no store (memory only)' if NO_STORE else 'store on ' + tmp_fs()} "
           f"({s['n']} acks in {seconds:.0f} s)")
     print(f"machine: {b.machine()}")
     print(f"checkpoint -> checkpoint_ok: median {s['median']:.2f} ms, p99 {s['p99']:.2f} ms, "
