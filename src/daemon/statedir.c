@@ -188,7 +188,8 @@ statedir_job_done(void *arg, int rc, const char *why)
 	struct statedir_job *j = arg;
 
 	if (rc < 0) {
-		events_emit(&j->d->events, EV_STORE_ERROR, NULL, 0, "store", 0,
+		events_emit(&j->d->events, EV_STORE_ERROR,
+		            j->d->tree->root->path, 0, "store", 0,
 		            "spend and circuits not written: %s", why);
 		j->d->statedir_sum = 0; /* write them again next time */
 	}
