@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -334,12 +335,18 @@ store_open(struct ev_loop *loop, const char *dir, const char *schema, char *why,
 	return s;
 }
 
-/* The writer starts at the first submit's need: after open and schema. */
+/* After open, the tables and the start's reads: the writer runs. */
 int
 store_start(struct store *s, char *why, size_t len)
 {
-	int err = pthread_create(&s->thread, NULL, store_writer, s);
+	sigset_t all, old;
+	int err;
 
+	/* signals are the loop's: the writer is born with them all blocked */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	err = pthread_create(&s->thread, NULL, store_writer, s);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (err != 0) {
 		snprintf(why, len, "cannot start the writer: %s",
 		         strerror(err));
