@@ -358,3 +358,17 @@ def test_a_large_checkpoint_comes_back_whole(supd, with_store):
     n, digest = out.read_text().split()
     assert int(n) == 256000
     assert digest == (tmp / "got.sent").read_text()
+
+
+@pytest.mark.parametrize("value,message", [
+    ("{keep: 0}", "checkpoint.keep: want a whole number from 1 to 16"),
+    ("{max: 99999999}", "checkpoint.max: want a whole number from 1 to 16777216"),
+    ("{poison: 1}", 'checkpoint: unknown key "poison"'),
+    ("[1]", "checkpoint: want none or a mapping of max, keep, poison_after"),
+])
+def test_checkpoint_key_errors(supd, value, message):
+    supd.write({"a.yaml": f"worker: w\ncommand: [sleep, '1']\ncheckpoint: {value}\n"})
+    d = supd.start()
+    assert d.exit_code() == 78
+    d.drain_events()
+    assert any(message in l for l in d.lines), d.lines
