@@ -10,7 +10,7 @@
 enum node_kind { KIND_WORKER, KIND_SUPERVISOR };
 enum strategy { ONE_FOR_ONE, ONE_FOR_ALL, REST_FOR_ONE };
 enum restart_type { RESTART_PERMANENT, RESTART_TRANSIENT, RESTART_TEMPORARY };
-enum output_mode { OUTPUT_INHERIT, OUTPUT_NULL, OUTPUT_FILE };
+enum output_mode { OUTPUT_INHERIT, OUTPUT_NULL, OUTPUT_FILE, OUTPUT_CAPTURE };
 enum jitter_kind { JITTER_FULL, JITTER_EQUAL, JITTER_NONE };
 enum notify_mode { NOTIFY_NONE, NOTIFY_SYSTEMD }; /* `notify:` */
 
@@ -136,6 +136,10 @@ struct settings {
 	char *events_file;       /* JSON-lines event log, NULL = none */
 	char *metrics;           /* "HOST:PORT" serving /metrics, NULL = off */
 	uint32_t max_frame;      /* largest frame accepted from a peer */
+	char *log_dir;           /* captured output files, NULL = none */
+	uint64_t log_max;        /* rotate a worker's log file beyond this */
+	uint32_t log_keep;       /* rotated files kept: NAME.log.1 ... */
+	uint32_t log_tail;       /* bytes of each worker's output in memory */
 	char *state_dir;         /* the state store's directory, NULL = none */
 	struct hook_spec *hooks; /* on_event: */
 	size_t nhooks;

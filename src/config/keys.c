@@ -241,9 +241,12 @@ keys_output(struct parse *p, const struct key *k, yaml_node_t *v,
 		o->mode = OUTPUT_INHERIT;
 	else if (strcmp(str, "null") == 0)
 		o->mode = OUTPUT_NULL;
+	else if (strcmp(str, "capture") == 0)
+		o->mode = OUTPUT_CAPTURE;
 	else if (*str == '\0')
 		load_err(p, &v->start_mark,
-		         "%s: want inherit, null or a file path", k->name);
+		         "%s: want capture, inherit, null or a file path",
+		         k->name);
 	else {
 		o->mode = OUTPUT_FILE;
 		o->path = xstrdup(str);
@@ -418,10 +421,10 @@ const struct key keys_table[] = {
          "duration", "off"},
         {"drain_timeout", W, keys_duration, F(drain_timeout_ms), POD,
          "duration", "30s"},
-        {"stdout", W, keys_output, F(out), STORE_OUTPUT, "inherit|null|path",
-         "inherit"},
-        {"stderr", W, keys_output, F(err), STORE_OUTPUT, "inherit|null|path",
-         "inherit"},
+        {"stdout", W, keys_output, F(out), STORE_OUTPUT,
+         "capture|inherit|null|path", "capture"},
+        {"stderr", W, keys_output, F(err), STORE_OUTPUT,
+         "capture|inherit|null|path", "capture"},
         {"instances", W, keys_instances, F(instances), POD, "uint", "1"},
         {"backoff", W, policy_backoff, F(backoff), POD, "none|mapping", "on"},
         {"circuit", W, policy_circuit, F(circuit), POD, "none|mapping", "off"},

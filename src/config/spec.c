@@ -41,6 +41,7 @@ spec_new(struct parse *p, enum node_kind kind)
 	s->period_ms = 5000;
 	s->shutdown_ms = 5000;
 	s->drain_timeout_ms = 30000;
+	s->out.mode = s->err.mode = OUTPUT_CAPTURE;
 	s->backoff = spec_backoff_default;
 	s->checkpoint = ckptkey_default;
 	return s;

@@ -64,6 +64,7 @@ client_free(struct client *cl)
 	all->n--;
 	agentsup_reader_free(&cl->reader);
 	free(cl->out);
+	free(cl->logs);
 	free(cl);
 }
 
@@ -139,7 +140,7 @@ client_send(struct client *cl, const char *data, size_t len)
 {
 	if (cl->dead)
 		return;
-	if (cl->follow && cl->outlen + len > CLIENT_MAX_LAG) {
+	if ((cl->follow || cl->logs) && cl->outlen + len > CLIENT_MAX_LAG) {
 		client_drop(cl, "a slow follower, too far behind");
 		return;
 	}
@@ -175,7 +176,7 @@ client_deadline(const struct client *cl)
 {
 	if (agentsup_reader_pending(&cl->reader) > 0)
 		return cl->req_start_ms + CLIENT_REQUEST_MS;
-	if (cl->follow)
+	if (cl->follow || cl->logs)
 		return UINT64_MAX; /* a follower may stay silent for ever */
 	return cl->last_ms + CLIENT_IDLE_MS;
 }
@@ -227,7 +228,7 @@ client_dispatch(struct client *cl, const struct agentsup_frame *f)
 		client_drop(cl, "sent a message that is not a request");
 		return;
 	}
-	if (!cl->follow && cl->outlen > CLIENT_MAX_OUT) {
+	if (!cl->follow && !cl->logs && cl->outlen > CLIENT_MAX_OUT) {
 		client_drop(cl, "not reading its responses");
 		return;
 	}

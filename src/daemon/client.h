@@ -38,6 +38,7 @@ struct client {
 	char *out; /* unsent bytes: out[outoff .. outoff + outlen) */
 	size_t outoff, outlen, outcap;
 	bool follow; /* streaming events: may stay silent */
+	char *logs;  /* the worker whose output it follows (logs -f), or NULL */
 	bool dead;   /* closed: freed after the current callback */
 };
 

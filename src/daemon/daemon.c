@@ -22,6 +22,7 @@
 #include "daemon.h"
 #include "hooks.h"
 #include "log.h"
+#include "logcap.h"
 #include "notify.h"
 #include "reap.h"
 #include "reload.h"
@@ -291,6 +292,9 @@ apply_settings(struct daemon *d, const struct settings *old)
 	scrape_configure(d, s->metrics);
 	hooks_set(d->hooks, s->hooks, s->nhooks);
 	hooks_warn_unknown(d->hooks, daemon_event_kind_known);
+	logcap_set_limits(d->logcap,
+	                  &(struct logcap_limits){s->log_dir, s->log_max,
+	                                          s->log_keep, s->log_tail});
 }
 
 /* Append "name [a, b]" to a growing message, bounded: past the limit the
@@ -437,6 +441,7 @@ on_hup_signal(struct ev_loop *loop, ev_signal *s, int revents)
 	(void)loop;
 	(void)revents;
 	events_reopen(&d->events);
+	logcap_reopen(d->logcap);
 	daemon_reload(d, &msg);
 	free(msg);
 }
@@ -521,6 +526,11 @@ daemon_init(struct daemon *d, const char *sock_opt)
 	if (!msgpack_zone_init(&d->zone, 4096))
 		fatalx("out of memory");
 	events_init(&d->events, d->cfg->settings.events_file);
+	d->logcap = logcap_set_new(
+	        d->loop, STDERR_FILENO,
+	        &(struct logcap_limits){
+	                d->cfg->settings.log_dir, d->cfg->settings.log_max,
+	                d->cfg->settings.log_keep, d->cfg->settings.log_tail});
 	d->socket_path = socket_path(sock_opt, &d->cfg->settings);
 	if ((d->control = control_open(d, d->socket_path, &why)) == NULL) {
 		log_warnx("control socket %s: %s", d->socket_path, why);
@@ -528,6 +538,7 @@ daemon_init(struct daemon *d, const char *sock_opt)
 	}
 	d->events.sink = daemon_event_sink;
 	d->events.sink_arg = d;
+	logcap_set_sink(d->logcap, control_log_line, d->control);
 	d->hooks = hooks_new(d->loop, d->cfg->settings.hooks,
 	                     d->cfg->settings.nhooks, HOOKS_MAX_RUNNING,
 	                     HOOKS_MAX_QUEUED);
@@ -575,6 +586,8 @@ void
 daemon_free(struct daemon *d)
 {
 	d->events.sink = NULL;
+	if (d->logcap != NULL)
+		logcap_set_sink(d->logcap, NULL, NULL);
 	statedir_close(d);
 	spawner_fini(&d->spawn);
 	scrape_configure(d, NULL);
@@ -585,6 +598,7 @@ daemon_free(struct daemon *d)
 		control_close(d->control);
 	free(d->socket_path);
 	tree_free(d->tree);
+	logcap_set_free(d->logcap);
 	config_free(d->cfg);
 	for (size_t i = 0; i < d->nretired; i++)
 		config_free(d->retired[i]);

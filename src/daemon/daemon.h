@@ -17,6 +17,7 @@
 struct control;
 struct metrics;
 struct hooks;
+struct logcap_set;
 struct store;
 struct ckpt_set;
 struct notify_server;
@@ -50,6 +51,7 @@ struct daemon {
 	bool up_ready;                /* READY=1 sent for the first start */
 	size_t up_live;               /* workers in the last STATUS= */
 	struct hooks *hooks;          /* on_event: */
+	struct logcap_set *logcap;    /* workers' captured output */
 	struct store *store;          /* state_dir's, NULL when none */
 	struct ckpt_set *ckpt;        /* workers' checkpoints */
 	ev_timer statedir_timer;      /* writes spend and circuits */

@@ -95,6 +95,7 @@ struct spawn {
 	char **envp;
 	pid_t parent;
 	const sigset_t *reset; /* signals to put back to SIG_DFL */
+	const int *output;     /* capture pipes' write ends */
 	struct exec_failure fail;
 };
 
@@ -106,12 +107,16 @@ child_fail(struct spawn *sp, int stage, int err)
 }
 
 static int
-child_output(const struct output *o, int target)
+child_output(const struct output *o, int target, int cap)
 {
 	int fd;
 
 	if (o->mode == OUTPUT_INHERIT)
 		return 0;
+	if (o->mode == OUTPUT_CAPTURE) /* dup2 clears CLOEXEC, unless a no-op */
+		return cap == target           ? fcntl(cap, F_SETFD, 0)
+		       : dup2(cap, target) < 0 ? -1
+		                               : 0;
 	fd = o->mode == OUTPUT_NULL
 	             ? open("/dev/null", O_WRONLY | O_CLOEXEC)
 	             : open(o->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
@@ -182,9 +187,9 @@ child_main(void *arg)
 	    dup2(fd, STDIN_FILENO) < 0)
 		child_fail(sp, STAGE_STDIN, errno);
 	close(fd);
-	if (child_output(&s->out, STDOUT_FILENO) < 0)
+	if (child_output(&s->out, STDOUT_FILENO, sp->output[0]) < 0)
 		child_fail(sp, STAGE_STDOUT, errno);
-	if (child_output(&s->err, STDERR_FILENO) < 0)
+	if (child_output(&s->err, STDERR_FILENO, sp->output[1]) < 0)
 		child_fail(sp, STAGE_STDERR, errno);
 	/* the channel, deliberately inherited (no CLOEXEC) at AGENTSUP_FD;
 	 * every descriptor of ours is CLOEXEC, and any inherited one above
@@ -205,10 +210,12 @@ exec_failure_text(const struct spec *s, const struct exec_failure *f)
 		return xasprintf("chdir %s: %s", s->directory,
 		                 strerror(f->err));
 	case STAGE_STDOUT:
-		return xasprintf("stdout %s: %s", s->out.path,
+		return xasprintf("stdout %s: %s",
+		                 s->out.path ? s->out.path : "capture",
 		                 strerror(f->err));
 	case STAGE_STDERR:
-		return xasprintf("stderr %s: %s", s->err.path,
+		return xasprintf("stderr %s: %s",
+		                 s->err.path ? s->err.path : "capture",
 		                 strerror(f->err));
 	case STAGE_EXEC:
 		return xasprintf("exec %s: %s", s->argv[0], strerror(f->err));
@@ -290,6 +297,7 @@ spawn_worker(struct spawner *sw, const struct spawn_args *a,
 	nown = own_env(a, own);
 	sp.envp = build_env(s, own, nown);
 	sp.chan = sv[1];
+	sp.output = a->output;
 
 	/* no handler of ours may run in the child before it resets them */
 	sigfillset(&all);

@@ -28,6 +28,7 @@ struct spawn_args {
 	const char *path;
 	unsigned long incarnation;
 	const char *notify_socket; /* NOTIFY_SOCKET for `notify: systemd` */
+	int output[2]; /* `capture`: the pipes' ends for fd 1 and 2 (logcap) */
 };
 
 /* A started process: its pid, the daemon's end of the channel, and why

@@ -286,7 +286,8 @@ def test_example_agents_resume_after_a_crash_and_a_daemon_restart(supd):
     supd.write(agents_conf(supd, state), settings=False)
 
     def resumed(d, who):
-        return [l for l in d.lines if l.startswith(who + ": resuming at step")]
+        # worker output comes captured, prefixed by its name ("c  ! c: ...")
+        return [l for l in d.lines if (who + ": resuming at step") in l]
 
     d = supd.start()
     wait_until(lambda: resumed(d, "c") and resumed(d, "py"), what="resumes after crashes")
