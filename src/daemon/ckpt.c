@@ -189,17 +189,27 @@ ckpt_store_error(struct ckpt_set *cs, const char *path, const char *why)
 
 /* --- the writer's jobs ---------------------------------------------------- */
 
+/* The writer's statements: ?1 path, ?2 seq, ?3 keep, ?4 data. */
+static const char ckpt_sql_discard[] =
+        "DELETE FROM checkpoints WHERE path = ?1 AND seq = ?2";
+static const char ckpt_sql_newer[] =
+        "DELETE FROM checkpoints WHERE path = ?1 AND seq >= ?2";
+static const char ckpt_sql_insert[] =
+        "INSERT INTO checkpoints (path, seq, data) VALUES (?1, ?2, ?4)";
+static const char ckpt_sql_older[] =
+        "DELETE FROM checkpoints WHERE path = ?1 AND seq < ?2 AND seq NOT "
+        "IN (SELECT seq FROM checkpoints WHERE path = ?1 ORDER BY seq DESC "
+        "LIMIT ?3)";
+
 static int
 ckpt_sql(sqlite3 *db, const char *sql, const struct ckpt_job *j, char *err,
          size_t len)
 {
-	sqlite3_stmt *st;
+	sqlite3_stmt *st = store_stmt(db, sql, err, len);
 	int rc;
 
-	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
-		snprintf(err, len, "%s", sqlite3_errmsg(db));
+	if (st == NULL)
 		return -1;
-	}
 	sqlite3_bind_text(st, 1, j->w->path, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)j->seq);
 	if (sqlite3_bind_parameter_count(st) >= 3)
@@ -209,7 +219,7 @@ ckpt_sql(sqlite3 *db, const char *sql, const struct ckpt_job *j, char *err,
 	rc = sqlite3_step(st);
 	if (rc != SQLITE_DONE)
 		snprintf(err, len, "%s", sqlite3_errmsg(db));
-	sqlite3_finalize(st);
+	sqlite3_reset(st); /* its bindings point into the job */
 	return rc == SQLITE_DONE ? 0 : -1;
 }
 
@@ -221,23 +231,11 @@ ckpt_job_run(sqlite3 *db, void *arg, char *err, size_t len)
 	struct ckpt_job *j = arg;
 
 	if (j->discard)
-		return ckpt_sql(db,
-		                "DELETE FROM checkpoints WHERE path = ?1 AND "
-		                "seq = ?2",
-		                j, err, len);
-	if (ckpt_sql(db,
-	             "DELETE FROM checkpoints WHERE path = ?1 AND seq >= ?2", j,
-	             err, len) < 0 ||
-	    ckpt_sql(db,
-	             "INSERT INTO checkpoints (path, seq, data) "
-	             "VALUES (?1, ?2, ?4)",
-	             j, err, len) < 0)
+		return ckpt_sql(db, ckpt_sql_discard, j, err, len);
+	if (ckpt_sql(db, ckpt_sql_newer, j, err, len) < 0 ||
+	    ckpt_sql(db, ckpt_sql_insert, j, err, len) < 0)
 		return -1;
-	return ckpt_sql(db,
-	                "DELETE FROM checkpoints WHERE path = ?1 AND seq < ?2 "
-	                "AND seq NOT IN (SELECT seq FROM checkpoints WHERE "
-	                "path = ?1 ORDER BY seq DESC LIMIT ?3)",
-	                j, err, len);
+	return ckpt_sql(db, ckpt_sql_older, j, err, len);
 }
 
 /* On the loop: committed, so the run that sent it (if still there) hears

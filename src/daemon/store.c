@@ -23,8 +23,10 @@
 #include "store.h"
 #include "util.h"
 
-#define STORE_BUSY_MS   1000  /* the reader waits this long for a lock */
-#define STORE_CACHE_KIB "512" /* each connection's page cache */
+#define STORE_BUSY_MS     1000  /* the reader waits this long for a lock */
+#define STORE_CACHE_KIB   "512" /* each connection's page cache */
+#define STORE_STMTS_MAX   32    /* prepared statements of the jobs' SQL */
+#define STORE_WRITER_NICE 5     /* the loop (restarts, deadlines) goes first */
 
 struct store_job {
 	store_run_fn *run;
@@ -82,6 +84,59 @@ store_schema(struct store *s, const char *sql, char *why, size_t len)
 }
 
 /* --- the writer ----------------------------------------------------------- */
+
+/* The writer's prepared statements: a job's SQL is parsed once, not at
+ * every checkpoint. Only the writer thread touches them (and store_close,
+ * after it has stopped). */
+static struct {
+	sqlite3 *db;
+	const char *sql;
+	sqlite3_stmt *st;
+} store_stmts[STORE_STMTS_MAX];
+
+sqlite3_stmt *
+store_stmt(sqlite3 *db, const char *sql, char *err, size_t len)
+{
+	size_t i = 0;
+
+	while (i < STORE_STMTS_MAX && store_stmts[i].st != NULL &&
+	       !(store_stmts[i].db == db && store_stmts[i].sql == sql))
+		i++;
+	if (i < STORE_STMTS_MAX && store_stmts[i].st != NULL) {
+		sqlite3_reset(store_stmts[i].st);
+		sqlite3_clear_bindings(store_stmts[i].st);
+		return store_stmts[i].st;
+	}
+	if (i == STORE_STMTS_MAX) {
+		snprintf(err, len, "more than %d statements", STORE_STMTS_MAX);
+		return NULL;
+	}
+	if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT,
+	                       &store_stmts[i].st, NULL) != SQLITE_OK) {
+		snprintf(err, len, "%s", sqlite3_errmsg(db));
+		store_stmts[i].st = NULL;
+		return NULL;
+	}
+	store_stmts[i].db = db;
+	store_stmts[i].sql = sql;
+	return store_stmts[i].st;
+}
+
+/* Finalize db's statements (the writer has stopped); keep the others. */
+static void
+store_stmts_free(sqlite3 *db)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < STORE_STMTS_MAX && store_stmts[i].st; i++) {
+		if (store_stmts[i].db == db)
+			sqlite3_finalize(store_stmts[i].st);
+		else
+			store_stmts[k++] = store_stmts[i];
+	}
+	for (size_t i = k; i < STORE_STMTS_MAX; i++)
+		store_stmts[i].st = NULL;
+}
 
 /* One job in its own savepoint: its failure undoes only its writes. */
 static void
@@ -373,6 +428,7 @@ store_close(struct store *s)
 		ev_ref(s->loop);
 		ev_async_stop(s->loop, &s->wakeup);
 	}
+	store_stmts_free(s->db);
 	sqlite3_close(s->rdb);
 	sqlite3_close(s->db);
 	if (s->lockfd >= 0)

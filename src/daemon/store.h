@@ -37,6 +37,10 @@ int store_start(struct store *, char *why, size_t len);
 /* The reading connection, for the loop's own (rare) reads: WAL lets it read
  * committed data while the writer writes. */
 sqlite3 *store_reader(struct store *);
+/* In a job's run (the writer thread): the statement of sql, a string that
+ * lives as long as the store (a literal), prepared once and reset for reuse;
+ * NULL (why in err) on error. Never finalize it. */
+sqlite3_stmt *store_stmt(sqlite3 *db, const char *sql, char *err, size_t len);
 /* Queue a job. -1 when the queue is full or the writer has stopped: done is
  * not called, the caller reports the error. */
 int store_submit(struct store *, store_run_fn *, store_done_fn *, void *arg);
