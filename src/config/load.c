@@ -382,6 +382,7 @@ config_free(struct config *cfg)
 	spec_free(cfg->root);
 	free(cfg->settings.socket);
 	free(cfg->settings.events_file);
+	free(cfg->settings.termination_log);
 	free(cfg->settings.metrics);
 	free(cfg->settings.log_dir);
 	free(cfg->settings.state_dir);

@@ -66,6 +66,33 @@ settings_max_frame(struct parse *p, const char *key, yaml_node_t *v,
 		st->max_frame = (uint32_t)n;
 }
 
+static void
+settings_termination_log(struct parse *p, const char *key, yaml_node_t *v,
+                         struct settings *st)
+{
+	settings_path(p, key, v, &st->termination_log);
+}
+
+/* `contain:` auto, cgroup or none (docs/operations.md, containment). */
+static void
+settings_contain(struct parse *p, const char *key, yaml_node_t *v,
+                 struct settings *st)
+{
+	static const char *const modes[] = {"auto", "cgroup", "none", NULL};
+	const char *s = load_scalar(p, key, v);
+	int i;
+
+	if (s == NULL)
+		return;
+	if ((i = scalar_enum(modes, s)) < 0)
+		load_err(p, &v->start_mark,
+		         "contain: unknown value \"%s\" (want auto, cgroup or "
+		         "none)",
+		         s);
+	else
+		st->contain = (enum contain_mode)i;
+}
+
 /* "HOST:PORT" by its shape; the daemon checks the host when it binds. */
 static void
 settings_metrics(struct parse *p, const char *key, yaml_node_t *v,
@@ -166,6 +193,8 @@ static const struct {
         {"log_max", settings_log_bound},
         {"log_keep", settings_log_bound},
         {"log_tail", settings_log_bound},
+        {"contain", settings_contain},
+        {"termination_log", settings_termination_log},
         {"state_dir", settings_state_dir},
 };
 

@@ -17,8 +17,10 @@
 #include "clock.h"
 #include "daemon.h"
 #include "log.h"
+#include "peer.h"
 #include "request.h"
 #include "serve.h"
+#include "session.h"
 #include "util.h"
 
 #define CLIENT_MAX_OUT    (8u << 20) /* unread answers before a request */
@@ -65,6 +67,7 @@ client_free(struct client *cl)
 	agentsup_reader_free(&cl->reader);
 	free(cl->out);
 	free(cl->logs);
+	free(cl->worker);
 	free(cl);
 }
 
@@ -281,6 +284,36 @@ read_cb(struct ev_loop *loop, ev_io *w, int revents)
 		client_arm(cl, now);
 }
 
+static bool
+client_is_worker(void *arg, pid_t pid)
+{
+	return pidmap_get(&((struct daemon *)arg)->pids, pid) != NULL;
+}
+
+/* Workers do not steer the supervisor: a peer in a worker's process tree
+ * (an ancestor, its process group or its cgroup is the worker's) is that
+ * worker, whatever its uid. Told once, at connect: the kernel's credentials
+ * are those of the connecting process. */
+static char *
+client_worker(struct daemon *d, int fd)
+{
+	struct ucred cred;
+	socklen_t len = sizeof cred;
+	char path[1024];
+	struct session *s;
+	pid_t w;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 ||
+	    cred.pid <= 0)
+		return NULL;
+	if (!peer_worker(d->contain, cred.pid, client_is_worker, d, &w, path,
+	                 sizeof path))
+		return NULL;
+	if (w != 0 && (s = pidmap_get(&d->pids, w)) != NULL)
+		return xstrdup(s->node->path);
+	return xstrdup(path);
+}
+
 struct client *
 client_new(struct clients *all, struct control *c, struct daemon *d, int fd,
            uid_t uid, uint64_t now)
@@ -292,6 +325,7 @@ client_new(struct clients *all, struct control *c, struct daemon *d, int fd,
 	cl->d = d;
 	cl->fd = fd;
 	cl->uid = uid;
+	cl->worker = client_worker(d, fd);
 	cl->last_ms = now;
 	agentsup_reader_init(&cl->reader);
 	ev_io_init(&cl->rio, read_cb, fd, EV_READ);

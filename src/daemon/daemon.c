@@ -18,6 +18,7 @@
 #include "agentsup/wire.h"
 #include "clock.h"
 #include "command.h"
+#include "contain.h"
 #include "control.h"
 #include "daemon.h"
 #include "hooks.h"
@@ -29,6 +30,7 @@
 #include "scrape.h"
 #include "session.h"
 #include "statedir.h"
+#include "termlog.h"
 #include "timer.h"
 #include "util.h"
 
@@ -367,6 +369,12 @@ daemon_reload(struct daemon *d, char **msgp)
 		return -1;
 	}
 	config_errors_clear(&errs);
+	if (spawn_check_ids(cfg->root, msgp) < 0) {
+		events_emit(&d->events, EV_RELOAD_REFUSED, d->tree->root->path,
+		            0, "config", 0, "%s", *msgp);
+		config_free(cfg);
+		return -1;
+	}
 	if (reload_apply(d->tree, cfg->root, clock_now_ms(), &r, &why) < 0) {
 		*msgp = xstrdup(why);
 		events_emit(&d->events, EV_RELOAD_REFUSED, d->tree->root->path,
@@ -464,6 +472,7 @@ daemon_event_sink(void *arg, const struct event *e, const char *json)
 	struct daemon *d = arg;
 
 	control_event(d->control, e, json);
+	termlog_event(d->termlog, e, json);
 	if (d->hooks != NULL)
 		hooks_event(d->hooks, events_kind_name(e->kind), json,
 		            strlen(json));
@@ -490,6 +499,17 @@ daemon_notify_init(struct daemon *d)
 		log_warnx("sd_notify socket for workers: %s: `notify: systemd` "
 		          "workers get none",
 		          why);
+}
+
+/* max_memory: a worker over it is stopped, reason `memory`. */
+static void
+daemon_over_memory(void *arg, pid_t pid, uint64_t rss)
+{
+	struct daemon *d = arg;
+	struct session *s = pidmap_get(&d->pids, pid);
+
+	if (s != NULL)
+		session_over_memory(s, rss);
 }
 
 /* --socket, then AGENTSUP_SOCKET, then the settings, then the default. */
@@ -526,6 +546,14 @@ daemon_init(struct daemon *d, const char *sock_opt)
 	if (!msgpack_zone_init(&d->zone, 4096))
 		fatalx("out of memory");
 	events_init(&d->events, d->cfg->settings.events_file);
+	/* before any child: the probe's is waited for here */
+	if ((d->contain = contain_open(d->loop, d->cfg->settings.contain,
+	                               daemon_over_memory, d, &why)) == NULL) {
+		log_warnx("contain: cgroup: %s", why);
+		return -1;
+	}
+	log_info("containment: %s", why);
+	d->termlog = termlog_new();
 	d->logcap = logcap_set_new(
 	        d->loop, STDERR_FILENO,
 	        &(struct logcap_limits){
@@ -579,6 +607,14 @@ daemon_run(struct daemon *d)
 	/* the hooks of the last events (a root that gave up) still run,
 	 * bounded */
 	hooks_flush(d->hooks, HOOKS_EXIT_GRACE_MS);
+	/* nothing a worker started outlives agentsupd */
+	contain_close(d->contain);
+	d->contain = NULL;
+	if (d->cfg->settings.termination_log != NULL &&
+	    termlog_write(d->termlog, d->cfg->settings.termination_log,
+	                  d->exit_code) < 0)
+		log_warn("termination_log %s",
+		         d->cfg->settings.termination_log);
 	return d->exit_code;
 }
 
@@ -591,6 +627,8 @@ daemon_free(struct daemon *d)
 	statedir_close(d);
 	spawner_fini(&d->spawn);
 	scrape_configure(d, NULL);
+	contain_close(d->contain);
+	termlog_free(d->termlog);
 	hooks_free(d->hooks);
 	notify_server_close(d->notify);
 	notify_up_close(d->up);

@@ -52,6 +52,8 @@ struct daemon {
 	size_t up_live;               /* workers in the last STATUS= */
 	struct hooks *hooks;          /* on_event: */
 	struct logcap_set *logcap;    /* workers' captured output */
+	struct contain *contain;      /* a cgroup per worker, or nothing */
+	struct termlog *termlog;      /* termination_log: */
 	struct store *store;          /* state_dir's, NULL when none */
 	struct ckpt_set *ckpt;        /* workers' checkpoints */
 	ev_timer statedir_timer;      /* writes spend and circuits */

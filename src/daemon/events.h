@@ -49,6 +49,7 @@
 	X(DECLARED, "declared", EVENT_PLAIN)                                   \
 	X(FAILED, "failed", EVENT_BAD)                                         \
 	X(EXHAUSTED, "exhausted", EVENT_BAD)                                   \
+	X(MEMORY, "memory", EVENT_WARN)                                        \
 	X(CHECKPOINT_DISCARDED, "checkpoint_discarded", EVENT_WARN)            \
 	X(STORE_ERROR, "store_error", EVENT_BAD)
 

@@ -270,11 +270,34 @@ serve_logs(struct client *cl, struct daemon *d, const struct request *r)
 	}
 }
 
+/* A worker's `control:` grants: anything else it asks is refused. */
+static bool
+serve_granted(struct client *cl, struct daemon *d, const struct request *r)
+{
+	struct node *n = tree_find(d->tree, cl->worker);
+	uint32_t grant = n != NULL ? n->spec->control : 0;
+
+	if (grant == CONTROL_ALL ||
+	    (grant & config_control_bit(request_cmd_name(r->cmd))))
+		return true;
+	log_warnx("control: refused %s from inside worker %s",
+	          request_cmd_name(r->cmd), cl->worker);
+	serve_error(cl, r->id,
+	            "refused: this client runs inside worker %s, which may "
+	            "not %s (grant it with `control: [%s]` in its config)",
+	            cl->worker, request_cmd_name(r->cmd),
+	            request_cmd_name(r->cmd));
+	return false;
+}
+
 void
 serve_request(struct client *cl, struct control *c, struct daemon *d,
               const struct request *r)
 {
 	char *msg = NULL;
+
+	if (cl->worker != NULL && !serve_granted(cl, d, r))
+		return;
 
 	switch (r->cmd) {
 	case REQ_STATUS:

@@ -14,10 +14,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "channel.h"
 #include "ckpt.h"
 #include "clock.h"
+#include "contain.h"
 #include "daemon.h"
 #include "log.h"
 #include "logcap.h"
@@ -160,6 +162,17 @@ session_fail(struct session *s, struct reason cause)
 		return;
 	}
 	session_terminate(s);
+}
+
+void
+session_over_memory(struct session *s, uint64_t rss)
+{
+	events_emit(&s->d->events, EV_MEMORY, s->node->path, s->pid, "memory",
+	            s->node->starts - 1,
+	            "%llu bytes, more than max_memory %llu",
+	            (unsigned long long)rss,
+	            (unsigned long long)s->node->spec->max_memory);
+	session_fail(s, (struct reason){REASON_MEMORY, 0});
 }
 
 /* The heartbeat deadline is lazy: beats only move last_beat_us; the timer
@@ -423,29 +436,47 @@ session_start(struct daemon *d, struct node *n)
 	struct spawn_args a = {.spec = sp,
 	                       .path = n->path,
 	                       .incarnation = n->starts - 1,
-	                       .output = {-1, -1}};
+	                       .output = {-1, -1},
+	                       .cgroup_fd = -1};
 	bool out = sp->out.mode == OUTPUT_CAPTURE,
 	     err = sp->err.mode == OUTPUT_CAPTURE;
 	struct logcap *lc = NULL;
 	struct spawn_result r;
 	struct session *s;
-	int rc;
+	unsigned long cgroup;
+	int rc, saved;
 
 	if (sp->notify == NOTIFY_SYSTEMD && d->notify != NULL)
 		a.notify_socket = notify_server_address(d->notify);
 	if ((out || err) && logcap_pipes(lc = logcap_get(d->logcap, sp->name),
 	                                 out, err, a.output) < 0)
 		return -1;
+	a.cgroup_fd = contain_enter_fd(d->contain, n->path, &cgroup);
+	if (a.cgroup_fd < 0 && contain_cgroups(d->contain)) {
+		if (lc != NULL)
+			logcap_spawned(lc, false);
+		return -1; /* contained, or not at all */
+	}
 	rc = spawn_worker(&d->spawn, &a, &r);
+	saved = errno;
+	if (a.cgroup_fd >= 0)
+		close(a.cgroup_fd);
 	if (lc != NULL)
 		logcap_spawned(lc, rc == 0);
-	if (rc < 0)
+	if (rc < 0) {
+		contain_kill(d->contain, n->path, cgroup); /* removes it */
+		errno = saved;
 		return -1;
+	}
+	if (sp->max_memory)
+		contain_watch(d->contain, r.pid, n->path, cgroup,
+		              sp->max_memory);
 	s = xcalloc(1, sizeof *s);
 	s->node = n;
 	s->d = d;
 	s->pid = r.pid;
 	s->exec_error = r.exec_error;
+	s->cgroup = cgroup;
 	s->spawned_ms = clock_now_ms();
 	s->last_beat_us = clock_now_us();
 	ev_init(&s->timer, session_timer_cb);
@@ -570,12 +601,14 @@ session_reaped(struct session *s, int status)
 	 * the socket, whichever of the exit and the EOF came first */
 	if (s->chan != NULL)
 		channel_read_pending(s->chan, SESSION_LAST_WORDS);
-	/* whatever the worker left in its group goes with it */
+	/* whatever the worker left in its group, or its cgroup, goes too */
 	if (kill(-s->pid, SIGKILL) < 0 && errno != ESRCH && errno != EPERM)
 		log_warn("kill group %ld", (long)s->pid);
 	/* and what it printed (tail: logcap_tail, once events carry it) */
 	if ((lc = logcap_find(d->logcap, n->spec->name)) != NULL)
 		logcap_exited(lc);
+	contain_kill(d->contain, n->path, s->cgroup);
+	contain_unwatch(d->contain, s->pid);
 	r = s->cause.kind != REASON_NONE ? s->cause : status_reason(status);
 	session_report_exit(s, r, status);
 	r = session_announced(s, r);
