@@ -90,6 +90,17 @@ struct limits_spec {
 extern const char *const config_control_names[];
 /* The bit of a command name, 0 when the name is not grantable by name. */
 uint32_t config_control_bit(const char *cmd);
+/* A worker's checkpoints (DESIGN §11); on by default. */
+struct checkpoint_spec {
+	bool enabled;          /* false: `checkpoint: none` */
+	uint32_t max;          /* the largest checkpoint, in bytes */
+	unsigned keep;         /* how many are kept, >= 1 */
+	unsigned poison_after; /* failures after the same one: discard it */
+};
+
+#define CHECKPOINT_MAX_DEFAULT (256u * 1024u)
+#define CHECKPOINT_MAX_MAX     (16u << 20)
+#define CHECKPOINT_KEEP_MAX    16u
 
 #define PROGRESS_KEYS_GRACE_UNSET UINT64_MAX /* stall_grace: T / 2 */
 
@@ -131,6 +142,7 @@ struct spec {
 	struct output err;
 	struct backoff_spec backoff;
 	struct circuit_spec circuit;
+	struct checkpoint_spec checkpoint;
 	unsigned instances; /* `instances: N` as declared, 0 = absent */
 	unsigned instance;  /* this copy's number 1..N, 0 = not a copy */
 
@@ -181,6 +193,7 @@ struct settings {
 	uint64_t log_max;        /* rotate a worker's log file beyond this */
 	uint32_t log_keep;       /* rotated files kept: NAME.log.1 ... */
 	uint32_t log_tail;       /* bytes of each worker's output in memory */
+	char *state_dir;         /* the state store's directory, NULL = none */
 	struct hook_spec *hooks; /* on_event: */
 	size_t nhooks;
 	enum contain_mode contain;

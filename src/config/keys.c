@@ -450,6 +450,8 @@ const struct key keys_table[] = {
          "10m"},
         {"recycle_after", W, keys_duration_nz, F(recycle_after_ms), POD,
          "duration", "off"},
+        {"checkpoint", W, ckptkey_parse, F(checkpoint), POD, "none|mapping",
+         "on"},
 };
 const size_t keys_count = sizeof keys_table / sizeof keys_table[0];
 

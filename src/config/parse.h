@@ -124,6 +124,11 @@ bool progress_keys_equal(const struct spec *, const struct spec *);
 void progress_keys_print(const struct spec *, FILE *);
 void progress_keys_print_budget(const struct budget_spec *, FILE *);
 
+/* ckptkey.c: checkpoint: {max, keep, poison_after} (DESIGN §11) */
+extern const struct checkpoint_spec ckptkey_default;
+void ckptkey_parse(struct parse *, const struct key *, yaml_node_t *v,
+                   struct spec *, int depth);
+
 /* settings.c: the agentsupd: document */
 void settings_parse(struct parse *, yaml_node_t *v, yaml_node_t *at);
 

@@ -46,6 +46,7 @@ spec_new(struct parse *p, enum node_kind kind)
 	s->umask_mode = -1;
 	s->extend_max_ms = 600000;
 	s->stall_grace_ms = PROGRESS_KEYS_GRACE_UNSET;
+	s->checkpoint = ckptkey_default;
 	return s;
 }
 

@@ -264,6 +264,8 @@ render_node(const msgpack_object *n, const char *prefix, bool color)
 		if (*render_get_s(prog, "state", st, sizeof st))
 			printf("  %s", st);
 	}
+	if (render_get_u(n, "checkpoint_seq", &v))
+		printf("  checkpoint %llu", (unsigned long long)v);
 	if (*render_get_s(n, "status", status, sizeof status))
 		printf("  \"%s\"", status);
 	render_watch(n);

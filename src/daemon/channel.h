@@ -30,6 +30,9 @@ struct channel_ops {
 	void (*unknown)(void *arg, const char *type, size_t len);
 	/* {t: extend, ms}: a long call ahead (DESIGN §10) */
 	void (*extend)(void *arg, uint64_t ms);
+	/* {t: checkpoint}: data (len bytes) lives until the callback returns */
+	void (*checkpoint)(void *arg, uint64_t seq, const void *data,
+	                   size_t len);
 	/* the largest frame the worker may send, asked at every read */
 	size_t (*max_frame)(void *arg);
 };
@@ -42,6 +45,9 @@ struct welcome {
 	unsigned restarts;       /* consecutive failures before this start */
 	const char *last_reason; /* why it last stopped ("-" if never) */
 	uint64_t max_frame;      /* the largest frame it may send */
+	const void *checkpoint;  /* its checkpoint, NULL when none */
+	size_t checkpoint_len;
+	uint64_t checkpoint_seq;
 };
 
 struct channel;
@@ -67,6 +73,8 @@ struct nudge {
 };
 int channel_send_nudge(struct channel *, const struct nudge *,
                        size_t max_frame);
+/* {t: checkpoint_ok, seq}: that checkpoint is stored. */
+int channel_send_checkpoint_ok(struct channel *, uint64_t seq);
 bool channel_said_hello(const struct channel *);
 bool channel_is_open(const struct channel *);
 

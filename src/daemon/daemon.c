@@ -30,6 +30,7 @@
 #include "reload.h"
 #include "scrape.h"
 #include "session.h"
+#include "statedir.h"
 #include "termlog.h"
 #include "timer.h"
 #include "util.h"
@@ -581,6 +582,8 @@ daemon_init(struct daemon *d, const char *sock_opt)
 	hooks_warn_unknown(d->hooks, daemon_event_kind_known);
 	d->tree = tree_new(d->cfg->root);
 	rng_seed(&d->tree->rng, d->seed);
+	if (statedir_open(d) < 0)
+		return -1;
 	ev_init(&d->wake, wake_cb);
 	d->wake.data = d;
 	if (scrape_configure(d, d->cfg->settings.metrics) < 0)
@@ -630,6 +633,7 @@ daemon_free(struct daemon *d)
 	d->events.sink = NULL;
 	if (d->logcap != NULL)
 		logcap_set_sink(d->logcap, NULL, NULL);
+	statedir_close(d);
 	spawner_fini(&d->spawn);
 	scrape_configure(d, NULL);
 	contain_close(d->contain);

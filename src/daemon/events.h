@@ -54,7 +54,9 @@
 	X(NUDGED, "nudged", EVENT_PLAIN)                                       \
 	X(LOOPING, "looping", EVENT_WARN)                                      \
 	X(BUDGET_WARNING, "budget_warning", EVENT_WARN)                        \
-	X(RECYCLED, "recycled", EVENT_PLAIN)
+	X(RECYCLED, "recycled", EVENT_PLAIN)                                   \
+	X(CHECKPOINT_DISCARDED, "checkpoint_discarded", EVENT_WARN)            \
+	X(STORE_ERROR, "store_error", EVENT_BAD)
 
 #define EVENTS_ENUM(id, name, tone) EV_##id,
 enum event_kind { EVENTS_KINDS(EVENTS_ENUM) EV__COUNT };

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "channel.h"
+#include "ckpt.h"
 #include "clock.h"
 #include "contain.h"
 #include "daemon.h"
@@ -262,8 +263,9 @@ static void
 on_hello(void *arg)
 {
 	struct session *s = arg;
-	const struct node *n = s->node;
+	struct node *n = s->node;
 	char last[64];
+	size_t max = ckpt_max_frame(n->spec, daemon_max_frame(s->d));
 	struct welcome w = {.name = n->spec->name,
 	                    .path = n->path,
 	                    .incarnation = n->starts - 1,
@@ -271,11 +273,14 @@ on_hello(void *arg)
 	                    .timeout_ms = n->spec->heartbeat_timeout_ms,
 	                    .restarts = n->failures,
 	                    .last_reason = last,
-	                    .max_frame = daemon_max_frame(s->d)};
+	                    .max_frame = max};
 
 	reason_format(n->last, last, sizeof last);
-
-	if (channel_send_welcome(s->chan, &w, daemon_max_frame(s->d)) < 0 &&
+	w.checkpoint = ckpt_hand(s->d->ckpt, n, s->chan, &w.checkpoint_len,
+	                         &w.checkpoint_seq);
+	if (w.checkpoint != NULL)
+		max += w.checkpoint_len;
+	if (channel_send_welcome(s->chan, &w, max) < 0 &&
 	    channel_is_open(s->chan))
 		on_failed(s, "cannot send welcome");
 }
@@ -360,6 +365,17 @@ on_declare(void *arg, const struct declaration *d)
 	tree_declare(s->d->tree, s->node, d, clock_now_ms());
 }
 
+/* {t: checkpoint}: kept (and stored); checkpoint_ok follows from ckpt.c. */
+static void
+on_checkpoint(void *arg, uint64_t seq, const void *data, size_t len)
+{
+	struct session *s = arg;
+	const char *why;
+
+	if (ckpt_put(s->d->ckpt, s->node, seq, data, len, &why) < 0)
+		on_failed(s, why);
+}
+
 static void
 on_closed(void *arg)
 {
@@ -378,7 +394,9 @@ on_unknown(void *arg, const char *type, size_t len)
 static size_t
 on_max_frame(void *arg)
 {
-	return daemon_max_frame(((struct session *)arg)->d);
+	struct session *s = arg;
+
+	return ckpt_max_frame(s->node->spec, daemon_max_frame(s->d));
 }
 
 static const struct channel_ops session_channel_ops = {
@@ -390,6 +408,7 @@ static const struct channel_ops session_channel_ops = {
         .extend = on_extend,
         .closed = on_closed,
         .unknown = on_unknown,
+        .checkpoint = on_checkpoint,
         .max_frame = on_max_frame,
 };
 
@@ -638,6 +657,9 @@ session_reaped(struct session *s, int status)
 	r = s->cause.kind != REASON_NONE ? s->cause : status_reason(status);
 	session_report_exit(s, r, status);
 	r = session_announced(s, r);
+	/* before the channel goes: the poison guard counts this run */
+	ckpt_detach(d->ckpt, n,
+	            n->state != NODE_STOPPING && reason_abnormal(r));
 	pidmap_del(&d->pids, s->pid);
 	ev_timer_stop(d->loop, &s->timer);
 	channel_close(s->chan);

@@ -92,7 +92,7 @@ status_pack_node(msgpack_packer *pk, const struct node *n, int depth,
 	bool sup = s->kind == KIND_SUPERVISOR;
 	char why[64];
 
-	msgpack_pack_map(pk, 30);
+msgpack_pack_map(pk, 31);
 	agentsup_wire_kv_str(pk, "name", s->name);
 	agentsup_wire_kv_str(pk, "path", n->path);
 	agentsup_wire_kv_str(pk, "kind", sup ? "supervisor" : "worker");
@@ -139,4 +139,8 @@ status_pack_node(msgpack_packer *pk, const struct node *n, int depth,
 		status_kv_nil(pk, "status");
 	status_policy(pk, n, now);
 	watch_status(pk, n, now);
+	if (!sup && n->checkpoint_seq != 0) /* §11: its newest checkpoint */
+		agentsup_wire_kv_uint(pk, "checkpoint_seq", n->checkpoint_seq);
+	else
+		status_kv_nil(pk, "checkpoint_seq");
 }

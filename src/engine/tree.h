@@ -189,6 +189,7 @@ struct node {
 
 	/* shell */
 	struct session *session;
+	uint64_t checkpoint_seq; /* its newest checkpoint's, 0: none */
 };
 
 enum action_kind {
@@ -275,6 +276,11 @@ bool tree_next_action(struct tree *, struct action *);
  * action queued (an action may point at them). True when none is left, so
  * the old specs they pointed into may be freed too. */
 bool tree_sweep(struct tree *);
+
+/* At start, before tree_start: what the state store kept of a worker
+ * (restore.c): its spend, and its circuit, open again as a probe. */
+void tree_restore(struct node *, const struct spend *, enum circuit_state,
+                  uint64_t open_ms);
 
 /* Looking things up. */
 struct node *tree_find(struct tree *, const char *name_or_path);

@@ -61,6 +61,8 @@ def main():
     ap.add_argument("--crash", type=float, default=0.0, help="chance per step of exit 1")
     ap.add_argument("--signal", type=float, default=0.0, help="chance per step of SIGSEGV")
     ap.add_argument("--hang", type=float, default=0.0, help="chance per step of hanging")
+    ap.add_argument("--crash-every", type=int, default=0,
+                    help="exit 1 after every N steps (it resumes from its checkpoint)")
     ap.add_argument("--warmup", type=float, default=0.3, help="seconds before ready")
     ap.add_argument("--stall-after", type=int, default=0, help="steps, then beats without progress")
     ap.add_argument("--loop-after", type=int, default=0, help="steps, then the same state each step")
@@ -104,6 +106,10 @@ def main():
             agent.beat(steps=steps, tokens=tokens, cost=tokens * 2e-6,
                        state="thinking", status=f"{args.role} step {steps}")
             agent.checkpoint(json.dumps({"steps": steps, "tokens": tokens}).encode())
+            if args.crash_every and steps % args.crash_every == 0:
+                agent.flush(1.0)  # the checkpoint is out before the crash
+                print(f"{args.role}: out of memory at step {steps} (exit 1)", file=sys.stderr)
+                sys.exit(1)
         print(f"{args.role}: drained after {steps} steps", file=sys.stderr)
 
 
