@@ -90,6 +90,26 @@ struct limits_spec {
 extern const char *const config_control_names[];
 /* The bit of a command name, 0 when the name is not grantable by name. */
 uint32_t config_control_bit(const char *cmd);
+/* A worker's checkpoints (DESIGN §11); on by default. */
+struct checkpoint_spec {
+	bool enabled;          /* false: `checkpoint: none` */
+	uint32_t max;          /* the largest checkpoint, in bytes */
+	unsigned keep;         /* how many are kept, >= 1 */
+	unsigned poison_after; /* failures after the same one: discard it */
+};
+
+#define CHECKPOINT_MAX_DEFAULT (256u * 1024u)
+#define CHECKPOINT_MAX_MAX     (16u << 20)
+#define CHECKPOINT_KEEP_MAX    16u
+
+#define PROGRESS_KEYS_GRACE_UNSET UINT64_MAX /* stall_grace: T / 2 */
+
+/* A budget (DESIGN §10) on a worker or a supervisor; a limit of 0 is none. */
+struct budget_spec {
+	bool enabled;
+	uint64_t tokens, steps, wall_ms;
+	double cost;
+};
 
 /* One node of the tree as declared: a supervisor or a worker. */
 struct spec {
@@ -127,8 +147,18 @@ struct spec {
 	struct output err;
 	struct backoff_spec backoff;
 	struct circuit_spec circuit;
+	struct checkpoint_spec checkpoint;
 	unsigned instances; /* `instances: N` as declared, 0 = absent */
 	unsigned instance;  /* this copy's number 1..N, 0 = not a copy */
+
+	/* progress (DESIGN §10): 0 / false = off */
+	uint64_t stall_timeout_ms;
+	uint64_t stall_grace_ms; /* default stall_timeout / 2 */
+	bool stall_dump;         /* SIGUSR1 with the stall's nudge */
+	unsigned loop_repeats;   /* `loop: {repeats: N}` */
+	uint64_t extend_max_ms;  /* the longest {t: extend}, default 10m */
+	uint64_t recycle_after_ms;
+	struct budget_spec budget; /* a worker's, or a supervisor's subtree's */
 
 	uint64_t keys_set;       /* bit i: key i of the key table set here */
 	enum notify_mode notify; /* systemd: NOTIFY_SOCKET of agentsupd's */
@@ -168,6 +198,7 @@ struct settings {
 	uint64_t log_max;        /* rotate a worker's log file beyond this */
 	uint32_t log_keep;       /* rotated files kept: NAME.log.1 ... */
 	uint32_t log_tail;       /* bytes of each worker's output in memory */
+	char *state_dir;         /* the state store's directory, NULL = none */
 	struct hook_spec *hooks; /* on_event: */
 	size_t nhooks;
 	enum contain_mode contain;

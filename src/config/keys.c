@@ -443,6 +443,21 @@ const struct key keys_table[] = {
         {"spawn_from", S, template_spawn_from, F(spawn_from), STORE_STRV,
          "list", "[]"},
         {"key_ttl", S, keys_duration, F(key_ttl_ms), POD, "duration", "24h"},
+        {"stall_timeout", W, keys_duration_nz, F(stall_timeout_ms), POD,
+         "duration", "off"},
+        {"stall_grace", W, keys_duration, F(stall_grace_ms), POD, "duration",
+         "stall_timeout / 2"},
+        {"stall_dump", W, keys_bool, F(stall_dump), POD, "bool", "false"},
+        {"loop", W, progress_keys_loop, F(loop_repeats), POD, "none|mapping",
+         "off"},
+        {"budget", BOTH, progress_keys_budget, F(budget), POD, "none|mapping",
+         "off"},
+        {"extend_max", W, keys_duration, F(extend_max_ms), POD, "duration",
+         "10m"},
+        {"recycle_after", W, keys_duration_nz, F(recycle_after_ms), POD,
+         "duration", "off"},
+        {"checkpoint", W, ckptkey_parse, F(checkpoint), POD, "none|mapping",
+         "on"},
 };
 const size_t keys_count = sizeof keys_table / sizeof keys_table[0];
 
@@ -561,4 +576,5 @@ keys_check_worker(struct parse *p, struct spec *s)
 		            "worker %s: heartbeat_timeout is shorter than "
 		            "heartbeat",
 		            s->name);
+	progress_keys_check(p, s);
 }

@@ -385,6 +385,7 @@ config_free(struct config *cfg)
 	free(cfg->settings.termination_log);
 	free(cfg->settings.metrics);
 	free(cfg->settings.log_dir);
+	free(cfg->settings.state_dir);
 	onevent_free(&cfg->settings);
 	for (size_t i = 0; i < cfg->nfiles; i++)
 		free(cfg->files[i]);

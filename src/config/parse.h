@@ -124,6 +124,20 @@ void template_spawn_from(struct parse *, const struct key *, yaml_node_t *v,
 /* Defaults handed to the template, and what only the linked tree shows. */
 void template_link(struct parse *, struct spec *sup,
                    const struct spec *const *chain, size_t n);
+/* progress_keys.c: stall, loop, budget, extend, recycle (DESIGN §10) */
+void progress_keys_loop(struct parse *, const struct key *, yaml_node_t *v,
+                        struct spec *, int depth);
+void progress_keys_budget(struct parse *, const struct key *, yaml_node_t *v,
+                          struct spec *, int depth);
+void progress_keys_check(struct parse *, struct spec *);
+bool progress_keys_equal(const struct spec *, const struct spec *);
+void progress_keys_print(const struct spec *, FILE *);
+void progress_keys_print_budget(const struct budget_spec *, FILE *);
+
+/* ckptkey.c: checkpoint: {max, keep, poison_after} (DESIGN §11) */
+extern const struct checkpoint_spec ckptkey_default;
+void ckptkey_parse(struct parse *, const struct key *, yaml_node_t *v,
+                   struct spec *, int depth);
 
 /* settings.c: the agentsupd: document */
 void settings_parse(struct parse *, yaml_node_t *v, yaml_node_t *at);

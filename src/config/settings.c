@@ -42,6 +42,13 @@ settings_events_file(struct parse *p, const char *key, yaml_node_t *v,
 }
 
 static void
+settings_state_dir(struct parse *p, const char *key, yaml_node_t *v,
+                   struct settings *st)
+{
+	settings_path(p, key, v, &st->state_dir);
+}
+
+static void
 settings_max_frame(struct parse *p, const char *key, yaml_node_t *v,
                    struct settings *st)
 {
@@ -188,6 +195,7 @@ static const struct {
         {"log_tail", settings_log_bound},
         {"contain", settings_contain},
         {"termination_log", settings_termination_log},
+        {"state_dir", settings_state_dir},
 };
 
 void

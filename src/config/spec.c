@@ -46,6 +46,9 @@ spec_new(struct parse *p, enum node_kind kind)
 	s->umask_mode = -1;
 	s->max_children = CONFIG_MAX_CHILDREN_DEFAULT;
 	s->key_ttl_ms = CONFIG_KEY_TTL_DEFAULT_MS;
+	s->extend_max_ms = 600000;
+	s->stall_grace_ms = PROGRESS_KEYS_GRACE_UNSET;
+	s->checkpoint = ckptkey_default;
 	return s;
 }
 

@@ -70,7 +70,7 @@ static const struct ctl_command {
         {"top", 0, 0, false},    {"spawn", 1, 1, false},
         {"wait", 1, 1, false},   {"dead", 0, 0, false},
         {"replay", 1, 1, false}, {"drop", 1, 1, false},
-        {"logs", 1, 1, true},
+        {"logs", 1, 1, true},    {"reset", 1, 1, false},
 };
 
 static void
@@ -89,6 +89,10 @@ usage(FILE *f)
 	        "started\n"
 	        "  restart NAME        stop then start (a supervisor: its "
 	        "children, in order)\n"
+	        "  reset NAME          close its circuit, clear its counts "
+	        "and budget spend,\n"
+	        "                      and start it again if it was down for "
+	        "good\n"
 	        "  drain [NAME]        drain one subtree, or the whole tree "
 	        "(then agentsupd exits)\n"
 	        "  reload              re-read supervisor.d/ and apply it as a "

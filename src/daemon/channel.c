@@ -31,6 +31,7 @@ struct channel {
 	struct agentsup_reader reader; /* a frame split across reads */
 	uint8_t *out; /* unsent bytes (the worker is not reading) */
 	size_t outlen;
+	size_t outmax; /* the queue's bound: more while a welcome is queued */
 	bool hello;
 	bool warned_unknown;
 	bool wclosed; /* the worker closed its end: nothing more can be sent */
@@ -123,6 +124,7 @@ write_cb(struct ev_loop *loop, ev_io *io, int revents)
 		ev_io_stop(loop, &c->wio);
 		free(c->out);
 		c->out = NULL;
+		c->outmax = 0;
 	}
 }
 
@@ -146,7 +148,7 @@ channel_send(struct channel *c, const msgpack_sbuffer *sb)
 		if ((size_t)n == sb->size)
 			return 0;
 	}
-	if (c->outlen + sb->size - (size_t)n > CHANNEL_MAX_OUT) {
+	if (c->outlen + sb->size - (size_t)n > CHANNEL_MAX_OUT + c->outmax) {
 		channel_fail(c, "not reading its socket");
 		return -1;
 	}
@@ -179,7 +181,7 @@ channel_send_welcome(struct channel *c, const struct welcome *w,
 	msgpack_sbuffer_init(&sb);
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
 	agentsup_wire_begin(&sb);
-	msgpack_pack_map(&pk, 10);
+	msgpack_pack_map(&pk, w->checkpoint != NULL ? 12 : 10);
 	agentsup_wire_kv_str(&pk, "t", AGENTSUP_T_WELCOME);
 	agentsup_wire_kv_uint(&pk, "v", AGENTSUP_PROTOCOL_VERSION);
 	agentsup_wire_kv_str(&pk, "name", w->name);
@@ -190,7 +192,35 @@ channel_send_welcome(struct channel *c, const struct welcome *w,
 	agentsup_wire_kv_uint(&pk, "restarts", w->restarts);
 	agentsup_wire_kv_str(&pk, "last_reason", w->last_reason);
 	agentsup_wire_kv_uint(&pk, "max_frame", w->max_frame);
+	if (w->checkpoint != NULL) {
+		/* a big checkpoint may wait in the queue: allow it there */
+		c->outmax = w->checkpoint_len;
+		agentsup_wire_kv_uint(&pk, AGENTSUP_F_CHECKPOINT_SEQ,
+		                      w->checkpoint_seq);
+		msgpack_pack_str(&pk, strlen(AGENTSUP_F_CHECKPOINT));
+		msgpack_pack_str_body(&pk, AGENTSUP_F_CHECKPOINT,
+		                      strlen(AGENTSUP_F_CHECKPOINT));
+		msgpack_pack_bin(&pk, w->checkpoint_len);
+		msgpack_pack_bin_body(&pk, w->checkpoint, w->checkpoint_len);
+	}
 	return channel_finish(c, &sb, max_frame);
+}
+
+int
+channel_send_checkpoint_ok(struct channel *c, uint64_t seq)
+{
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+
+	if (!c->hello || c->fd < 0)
+		return -1;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	agentsup_wire_begin(&sb);
+	msgpack_pack_map(&pk, 2);
+	agentsup_wire_kv_str(&pk, "t", AGENTSUP_T_CHECKPOINT_OK);
+	agentsup_wire_kv_uint(&pk, AGENTSUP_F_SEQ, seq);
+	return channel_finish(c, &sb, CHANNEL_MAX_OUT);
 }
 
 int
@@ -207,6 +237,30 @@ channel_send_drain(struct channel *c, uint64_t deadline_ms, size_t max_frame)
 	msgpack_pack_map(&pk, 2);
 	agentsup_wire_kv_str(&pk, "t", AGENTSUP_T_DRAIN);
 	agentsup_wire_kv_uint(&pk, "deadline_ms", deadline_ms);
+	return channel_finish(c, &sb, max_frame);
+}
+
+int
+channel_send_nudge(struct channel *c, const struct nudge *n, size_t max_frame)
+{
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+
+	if (!c->hello || c->fd < 0)
+		return -1;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	agentsup_wire_begin(&sb);
+	msgpack_pack_map(&pk, 2 + (n->idle_ms != 0) + (n->state != NULL) +
+	                              (n->period != 0));
+	agentsup_wire_kv_str(&pk, "t", AGENTSUP_T_NUDGE);
+	agentsup_wire_kv_str(&pk, AGENTSUP_F_REASON, n->reason);
+	if (n->idle_ms != 0)
+		agentsup_wire_kv_uint(&pk, AGENTSUP_F_IDLE_MS, n->idle_ms);
+	if (n->state != NULL)
+		agentsup_wire_kv_str(&pk, AGENTSUP_F_STATE, n->state);
+	if (n->period != 0)
+		agentsup_wire_kv_uint(&pk, AGENTSUP_F_PERIOD, n->period);
 	return channel_finish(c, &sb, max_frame);
 }
 
@@ -463,6 +517,17 @@ on_exit_msg(struct channel *c, const msgpack_object *m)
 	c->ops->declare(c->arg, &d);
 }
 
+/* {t: checkpoint, seq, data}: fields already checked (both required). */
+static void
+on_checkpoint(struct channel *c, const msgpack_object *m)
+{
+	const msgpack_object *seq = agentsup_wire_get(m, AGENTSUP_F_SEQ);
+	const msgpack_object *data = agentsup_wire_get(m, AGENTSUP_F_DATA);
+
+	c->ops->checkpoint(c->arg, seq->via.u64, data->via.bin.ptr,
+	                   data->via.bin.size);
+}
+
 static void
 dispatch(struct channel *c, const struct agentsup_frame *f)
 {
@@ -484,6 +549,12 @@ dispatch(struct channel *c, const struct agentsup_frame *f)
 		on_spawn_msg(c, &f->map);
 	else if (agentsup_wire_is(f, AGENTSUP_T_RESULT))
 		on_result_msg(c, &f->map);
+	else if (agentsup_wire_is(f, AGENTSUP_T_EXTEND) && c->ops->extend)
+		c->ops->extend(
+		        c->arg,
+		        agentsup_wire_get(&f->map, AGENTSUP_F_MS)->via.u64);
+	else if (agentsup_wire_is(f, AGENTSUP_T_CHECKPOINT))
+		on_checkpoint(c, &f->map);
 	else if (!c->warned_unknown) {
 		/* once per channel: a chatty worker cannot flood the log */
 		c->warned_unknown = true;

@@ -46,6 +46,11 @@ struct channel_ops {
 	void (*closed)(void *arg); /* end of file */
 	/* a message type we do not know: ignored, reported once a channel */
 	void (*unknown)(void *arg, const char *type, size_t len);
+	/* {t: extend, ms}: a long call ahead (DESIGN §10) */
+	void (*extend)(void *arg, uint64_t ms);
+	/* {t: checkpoint}: data (len bytes) lives until the callback returns */
+	void (*checkpoint)(void *arg, uint64_t seq, const void *data,
+	                   size_t len);
 	/* the largest frame the worker may send, asked at every read */
 	size_t (*max_frame)(void *arg);
 	/* {t: spawn}: answer with channel_send_spawned (NULL: refused) */
@@ -64,6 +69,9 @@ struct welcome {
 	unsigned restarts;       /* consecutive failures before this start */
 	const char *last_reason; /* why it last stopped ("-" if never) */
 	uint64_t max_frame;      /* the largest frame it may send */
+	const void *checkpoint;  /* its checkpoint, NULL when none */
+	size_t checkpoint_len;
+	uint64_t checkpoint_seq;
 };
 
 struct channel;
@@ -82,6 +90,17 @@ int channel_send_drain(struct channel *, uint64_t deadline_ms,
                        size_t max_frame);
 int channel_send_spawned(struct channel *, const struct spawn_answer *,
                          size_t max_frame);
+/* {t: nudge}: reason "stall" (idle_ms) or "loop" (state, period). */
+struct nudge {
+	const char *reason;
+	uint64_t idle_ms;  /* 0: not sent */
+	const char *state; /* NULL: not sent */
+	unsigned period;   /* 0: not sent */
+};
+int channel_send_nudge(struct channel *, const struct nudge *,
+                       size_t max_frame);
+/* {t: checkpoint_ok, seq}: that checkpoint is stored. */
+int channel_send_checkpoint_ok(struct channel *, uint64_t seq);
 bool channel_said_hello(const struct channel *);
 bool channel_is_open(const struct channel *);
 

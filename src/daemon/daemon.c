@@ -24,6 +24,7 @@
 #include "hooks.h"
 #include "log.h"
 #include "logcap.h"
+#include "watch.h"
 #include "notify.h"
 #include "reap.h"
 #include "reload.h"
@@ -31,11 +32,13 @@
 #include "session.h"
 #include "dynamic.h"
 #include "tasks.h"
+#include "statedir.h"
 #include "termlog.h"
 #include "timer.h"
 #include "util.h"
 
 #define EXIT_GAVE_UP     75
+#define EXIT_BUDGET      79            /* the root's budget is spent (§10) */
 #define RELOAD_MSG_LIMIT (32u * 1024u) /* then "... and N more" */
 
 size_t
@@ -103,6 +106,7 @@ act_policy_event(struct daemon *d, const struct action *a, const char *why)
 		            n->starts - 1, "budget spent: not restarted");
 		break;
 	default:
+		watch_event(d, a);
 		break;
 	}
 }
@@ -153,6 +157,8 @@ act_exit(struct daemon *d, int code)
 	d->exit_code = code;
 	if (code == EXIT_GAVE_UP)
 		log_warnx("the root supervisor gave up: exiting %d", code);
+	else if (code == EXIT_BUDGET)
+		log_warnx("the root's budget is spent: exiting %d", code);
 	else if (d->drain_started_ms != 0)
 		events_emit(&d->events, EV_DRAIN_DONE, d->tree->root->path, 0,
 		            NULL, 0, "after %llums",
@@ -185,6 +191,10 @@ daemon_act(struct daemon *d, const struct action *a)
 		break;
 	case ACT_EXIT:
 		act_exit(d, a->code);
+		break;
+	case ACT_NUDGE:
+	case ACT_FAIL:
+		watch_act(d, a);
 		break;
 	}
 }
@@ -580,6 +590,8 @@ daemon_init(struct daemon *d, const char *sock_opt)
 	d->tree = tree_new(d->cfg->root);
 	d->tasks = tasks_new();
 	rng_seed(&d->tree->rng, d->seed);
+	if (statedir_open(d) < 0)
+		return -1;
 	ev_init(&d->wake, wake_cb);
 	d->wake.data = d;
 	if (scrape_configure(d, d->cfg->settings.metrics) < 0)
@@ -629,6 +641,7 @@ daemon_free(struct daemon *d)
 	d->events.sink = NULL;
 	if (d->logcap != NULL)
 		logcap_set_sink(d->logcap, NULL, NULL);
+	statedir_close(d);
 	spawner_fini(&d->spawn);
 	scrape_configure(d, NULL);
 	contain_close(d->contain);

@@ -18,6 +18,8 @@ struct control;
 struct metrics;
 struct hooks;
 struct logcap_set;
+struct store;
+struct ckpt_set;
 struct notify_server;
 struct notify_up;
 struct tasks;
@@ -54,6 +56,10 @@ struct daemon {
 	struct logcap_set *logcap;    /* workers' captured output */
 	struct contain *contain;      /* a cgroup per worker, or nothing */
 	struct termlog *termlog;      /* termination_log: */
+	struct store *store;          /* state_dir's, NULL when none */
+	struct ckpt_set *ckpt;        /* workers' checkpoints */
+	ev_timer statedir_timer;      /* writes spend and circuits */
+	uint64_t statedir_sum;        /* what they were when last written */
 };
 
 /* Read the config again and apply it as a diff, or refuse it whole; what

@@ -50,6 +50,13 @@
 	X(FAILED, "failed", EVENT_BAD)                                         \
 	X(EXHAUSTED, "exhausted", EVENT_BAD)                                   \
 	X(MEMORY, "memory", EVENT_WARN)                                        \
+	X(STALLED, "stalled", EVENT_WARN)                                      \
+	X(NUDGED, "nudged", EVENT_PLAIN)                                       \
+	X(LOOPING, "looping", EVENT_WARN)                                      \
+	X(BUDGET_WARNING, "budget_warning", EVENT_WARN)                        \
+	X(RECYCLED, "recycled", EVENT_PLAIN)                                   \
+	X(CHECKPOINT_DISCARDED, "checkpoint_discarded", EVENT_WARN)            \
+	X(STORE_ERROR, "store_error", EVENT_BAD)                               \
 	X(SPAWNED, "spawned", EVENT_GOOD)                                      \
 	X(TASK_DONE, "task_done", EVENT_PLAIN)                                 \
 	X(DEAD_LETTERED, "dead_lettered", EVENT_BAD)                           \

@@ -19,6 +19,7 @@ static const struct {
         {"spawn", REQ_SPAWN, 1, 2},   {"wait", REQ_WAIT, 1, 1},
         {"dead", REQ_DEAD, 0, 0},     {"replay", REQ_REPLAY, 1, 1},
         {"drop", REQ_DROP, 1, 1},     {"logs", REQ_LOGS, 1, 3},
+        {"reset", REQ_RESET, 1, 1},
 };
 
 const char *

@@ -22,6 +22,7 @@ enum request_cmd {
 	REQ_REPLAY,
 	REQ_DROP,
 	REQ_LOGS,
+	REQ_RESET, /* circuit, counts, budget spend cleared; started */
 };
 
 #define REQUEST_NAME_MAX 256

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "channel.h"
+#include "ckpt.h"
 #include "clock.h"
 #include "contain.h"
 #include "daemon.h"
@@ -175,6 +176,24 @@ session_over_memory(struct session *s, uint64_t rss)
 	session_fail(s, (struct reason){REASON_MEMORY, 0});
 }
 
+void
+session_fail_for(struct session *s, struct reason cause, bool drain)
+{
+	if (drain && s->cause.kind == REASON_NONE && s->drain_ms == 0 &&
+	    s->deadline != DEADLINE_KILL && !s->killed) {
+		session_drain(s);
+		s->cause = cause;
+		return;
+	}
+	session_fail(s, cause);
+}
+
+void
+session_dump(struct session *s)
+{
+	session_signal(s, SIGUSR1);
+}
+
 /* The heartbeat deadline is lazy: beats only move last_beat_us; the timer
  * judges when it fires, after reading what already waits on the socket. */
 static void
@@ -191,14 +210,17 @@ session_check_heartbeat(struct session *s)
 		return; /* the read changed its fate (protocol error) */
 	now_us = clock_now_us();
 	deadline_us = s->last_beat_us + sp->heartbeat_timeout_ms * 1000;
+	if (s->extend_until_us > deadline_us)
+		deadline_us = s->extend_until_us; /* a long call */
 	if (deadline_us > now_us) {
 		session_deadline_us(s, DEADLINE_HEARTBEAT,
 		                    deadline_us - now_us);
 		return;
 	}
 	events_emit(&s->d->events, EV_HANG, s->node->path, s->pid, "hang",
-	            s->node->starts - 1, "no heartbeat for %llums",
-	            (unsigned long long)(now_us - s->last_beat_us) / 1000);
+	            s->node->starts - 1, "no heartbeat for %llums%s",
+	            (unsigned long long)(now_us - s->last_beat_us) / 1000,
+	            s->extend_until_us ? " (after an extend)" : "");
 	session_fail(s, (struct reason){REASON_HANG, 0});
 }
 
@@ -242,8 +264,9 @@ static void
 on_hello(void *arg)
 {
 	struct session *s = arg;
-	const struct node *n = s->node;
+	struct node *n = s->node;
 	char last[64];
+	size_t max = ckpt_max_frame(n->spec, daemon_max_frame(s->d));
 	struct welcome w = {.name = n->spec->name,
 	                    .path = n->path,
 	                    .incarnation = n->starts - 1,
@@ -251,11 +274,14 @@ on_hello(void *arg)
 	                    .timeout_ms = n->spec->heartbeat_timeout_ms,
 	                    .restarts = n->failures,
 	                    .last_reason = last,
-	                    .max_frame = daemon_max_frame(s->d)};
+	                    .max_frame = max};
 
 	reason_format(n->last, last, sizeof last);
-
-	if (channel_send_welcome(s->chan, &w, daemon_max_frame(s->d)) < 0 &&
+	w.checkpoint = ckpt_hand(s->d->ckpt, n, s->chan, &w.checkpoint_len,
+	                         &w.checkpoint_seq);
+	if (w.checkpoint != NULL)
+		max += w.checkpoint_len;
+	if (channel_send_welcome(s->chan, &w, max) < 0 &&
 	    channel_is_open(s->chan))
 		on_failed(s, "cannot send welcome");
 }
@@ -285,9 +311,32 @@ on_beat(void *arg, const struct progress *p, unsigned fields)
 	uint64_t now_us = clock_now_us();
 
 	/* a worker still waiting for ready is judged by start_timeout */
-	if (s->node->state != NODE_STARTING)
+	if (s->node->state != NODE_STARTING) {
 		s->last_beat_us = now_us;
+		s->extend_until_us = 0; /* a beat ends an extension */
+	}
 	tree_beat(s->d->tree, s->node, p, fields, now_us / 1000);
+}
+
+/* {t: extend, ms}: the current heartbeat deadline moves out to now + ms
+ * (at most extend_max), once until the next beat, as systemd's
+ * EXTEND_TIMEOUT_USEC does; a worker that never comes back is still hung. */
+static void
+on_extend(void *arg, uint64_t ms)
+{
+	struct session *s = arg;
+	uint64_t now_us = clock_now_us(), deadline_us;
+
+	if (s->deadline != DEADLINE_HEARTBEAT || s->extend_until_us != 0)
+		return; /* not beating yet, being stopped, or extended once */
+	if (ms > s->node->spec->extend_max_ms)
+		ms = s->node->spec->extend_max_ms;
+	s->extend_until_us = now_us + ms * 1000;
+	deadline_us =
+	        s->last_beat_us + s->node->spec->heartbeat_timeout_ms * 1000;
+	if (s->extend_until_us > deadline_us)
+		session_deadline_us(s, DEADLINE_HEARTBEAT,
+		                    s->extend_until_us - now_us);
 }
 
 static void
@@ -317,6 +366,17 @@ on_declare(void *arg, const struct declaration *d)
 	tree_declare(s->d->tree, s->node, d, clock_now_ms());
 }
 
+/* {t: checkpoint}: kept (and stored); checkpoint_ok follows from ckpt.c. */
+static void
+on_checkpoint(void *arg, uint64_t seq, const void *data, size_t len)
+{
+	struct session *s = arg;
+	const char *why;
+
+	if (ckpt_put(s->d->ckpt, s->node, seq, data, len, &why) < 0)
+		on_failed(s, why);
+}
+
 static void
 on_closed(void *arg)
 {
@@ -335,7 +395,9 @@ on_unknown(void *arg, const char *type, size_t len)
 static size_t
 on_max_frame(void *arg)
 {
-	return daemon_max_frame(((struct session *)arg)->d);
+	struct session *s = arg;
+
+	return ckpt_max_frame(s->node->spec, daemon_max_frame(s->d));
 }
 
 /* {t: spawn}: a dynamic child, if this worker is in the spawn_from. */
@@ -364,8 +426,10 @@ static const struct channel_ops session_channel_ops = {
         .beat = on_beat,
         .failed = on_failed,
         .declare = on_declare,
+        .extend = on_extend,
         .closed = on_closed,
         .unknown = on_unknown,
+        .checkpoint = on_checkpoint,
         .max_frame = on_max_frame,
         .spawn = on_spawn,
         .result = on_result,
@@ -616,6 +680,9 @@ session_reaped(struct session *s, int status)
 	r = s->cause.kind != REASON_NONE ? s->cause : status_reason(status);
 	session_report_exit(s, r, status);
 	r = session_announced(s, r);
+	/* before the channel goes: the poison guard counts this run */
+	ckpt_detach(d->ckpt, n,
+	            n->state != NODE_STOPPING && reason_abnormal(r));
 	pidmap_del(&d->pids, s->pid);
 	ev_timer_stop(d->loop, &s->timer);
 	channel_close(s->chan);

@@ -9,6 +9,7 @@
 #include "clock.h"
 #include "status.h"
 #include "dynamic.h"
+#include "watch.h"
 
 static void
 status_kv_nil(msgpack_packer *pk, const char *key)
@@ -92,7 +93,7 @@ status_pack_node(msgpack_packer *pk, const struct node *n, int depth,
 	bool sup = s->kind == KIND_SUPERVISOR;
 	char why[64];
 
-	msgpack_pack_map(pk, 28);
+	msgpack_pack_map(pk, 32);
 	agentsup_wire_kv_str(pk, "name", s->name);
 	agentsup_wire_kv_str(pk, "path", n->path);
 	agentsup_wire_kv_str(pk, "kind", sup ? "supervisor" : "worker");
@@ -138,6 +139,11 @@ status_pack_node(msgpack_packer *pk, const struct node *n, int depth,
 	else
 		status_kv_nil(pk, "status");
 	status_policy(pk, n, now);
+	watch_status(pk, n, now);
+	if (!sup && n->checkpoint_seq != 0) /* §11: its newest checkpoint */
+		agentsup_wire_kv_uint(pk, "checkpoint_seq", n->checkpoint_seq);
+	else
+		status_kv_nil(pk, "checkpoint_seq");
 	if (n->task != NULL) /* a dynamic child's key (DESIGN §12) */
 		agentsup_wire_kv_str(pk, "key", n->task->key);
 	else

@@ -10,6 +10,7 @@
 #include "dynamic.h"
 #include "engine.h"
 #include "intensity.h"
+#include "progress.h"
 #include "reload.h"
 #include "util.h"
 
@@ -155,6 +156,8 @@ reload_node(struct tree *t, struct node *n, const struct spec *ns,
 	if (node_is_worker(n)) {
 		bool proc = !spec_process_equal(n->spec, ns);
 		n->spec = ns;
+		if (policy && budget_reloaded(t, n)) /* a limit was raised */
+			n->marked = true;
 		if (proc && n->state != NODE_STOPPED) {
 			n->marked = true;
 			list_add(&r->restarted, n->path);
@@ -175,6 +178,8 @@ reload_node(struct tree *t, struct node *n, const struct spec *ns,
 		return;
 	}
 	n->spec = ns;
+	if (policy && budget_reloaded(t, n))
+		n->marked = true;
 	reload_children(t, n, ns, r);
 }
 

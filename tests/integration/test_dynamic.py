@@ -257,8 +257,8 @@ with agentsup.Agent() as a:
         else:
             errs += 1
             last = [s.error, s.count]
-    try:  # more than a frame may hold: the client refuses it itself
-        a.spawn("pool", key="huge", args=["y" * 70000])
+    try:  # more than its frame limit (welcome: max_frame): the client refuses
+        a.spawn("pool", key="huge", args=["y" * (1 << 20)])
         huge = "sent"
     except (ValueError, OSError) as e:
         huge = type(e).__name__

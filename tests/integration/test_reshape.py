@@ -137,7 +137,7 @@ def test_worker_frame_held_while_a_reload_lowers_the_limit(supd, tmp_path):
         time.sleep(1000)
     """)
     supd.write({"a.yaml": f"supervisor: root\nchildren:\n"
-                          f"  - {{worker: split, command: {cmd}}}\n"},
+                          f"  - {{worker: split, command: {cmd}, checkpoint: none}}\n"},
                settings=False)
     d = supd.start()
     wait_until(armed.exists, what="the worker to hold a partial frame")

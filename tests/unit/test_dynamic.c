@@ -92,6 +92,8 @@ pump(struct run *r)
 		case ACT_EXIT:
 			logf_(r, "exit %d\n", a.code);
 			break;
+		default: /* nudges, progress failures: not used here */
+			break;
 		}
 	}
 	dynamic_sweep(r->t);

@@ -31,6 +31,7 @@ intensity: 100000
 period: 1s
 children:
   - worker: w
+    backoff: none
     command: [{b.WORKER}]
     backoff: none
 ---

@@ -5,7 +5,7 @@
 AGENTSUP_PACKAGES="build-essential cmake pkg-config libev-dev libmsgpack-dev
 libyaml-dev libcmocka-dev python3 python3-msgpack python3-pytest clang
 libclang-rt-14-dev procps util-linux systemd python3-sdnotify python3-systemd
-mypy prometheus libncurses-dev tmux"
+mypy prometheus libncurses-dev tmux libsqlite3-dev"
 
 # Packaging and deploy/: man pages (scdoc), the .deb (dpkg-dev, file), the
 # Python client's offline install, the manifests' checks (python3-yaml).

@@ -1,0 +1,57 @@
+/*
+ * ckpt.h - workers' checkpoints (DESIGN §11): the latest `keep` per worker,
+ * acknowledged at once in memory or once committed with a state store, the
+ * one handed in welcome, and the poison guard.
+ *
+ * Kept by worker path, so a checkpoint outlives the sessions, a reload and,
+ * with a store, agentsupd itself. In memory lives the newest checkpoint of
+ * each worker; with a store the older ones are on disk only.
+ */
+#ifndef AGENTSUP_CKPT_H
+#define AGENTSUP_CKPT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "events.h"
+#include "tree.h"
+
+struct store;
+struct channel;
+struct ckpt_set;
+
+/* The frame overhead of a checkpoint message beyond its data. */
+#define CKPT_FRAME_OVERHEAD 1024u
+
+/* SQL of the checkpoints table, for store_open. */
+extern const char ckpt_schema[];
+
+/* st may be NULL (memory only); events get checkpoint_discarded and
+ * store_error. */
+struct ckpt_set *ckpt_new(struct store *st, struct events *ev);
+void ckpt_free(struct ckpt_set *);
+/* At start, with a store: read every worker's checkpoints (the newest's
+ * data). -1 with why when the store cannot be read. */
+int ckpt_load(struct ckpt_set *, char *why, size_t len);
+
+/* The frame limit of a worker with this spec, given the daemon's. */
+size_t ckpt_max_frame(const struct spec *, size_t daemon_max);
+
+/* The worker said hello: its checkpoint to hand in welcome (NULL: none),
+ * remembered as handed this run; acks go to chan until ckpt_detach. */
+const void *ckpt_hand(struct ckpt_set *, struct node *, struct channel *chan,
+                      size_t *len, uint64_t *seq);
+/* {t: checkpoint}: keep it (and store it); the ack follows, now or at
+ * commit. -1 with why when the worker broke a rule (too large, off). */
+int ckpt_put(struct ckpt_set *, struct node *, uint64_t seq, const void *data,
+             size_t len, const char **why);
+/* The run is over (before the engine hears of the exit): no acks to it
+ * any more; `failed` counts toward the poison guard. */
+void ckpt_detach(struct ckpt_set *, struct node *, bool failed);
+/* Workers with a checkpoint kept. */
+size_t ckpt_count(const struct ckpt_set *);
+/* The newest checkpoint's seq, 0 when none (status). */
+uint64_t ckpt_seq(const struct ckpt_set *, const char *path);
+
+#endif

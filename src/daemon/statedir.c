@@ -1,0 +1,328 @@
+/*
+ * statedir.c - the state store at start and exit, and the `nodes` table:
+ * every worker's spend (a blob of its fields) and circuit. Once a second,
+ * and at exit, the tree is summed up; when the sum moved, every worker's
+ * row is written (one job, off the loop). At start the rows are read back
+ * before the tree starts (it is start-up: reading synchronously is right).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ckpt.h"
+#include "clock.h"
+#include "daemon.h"
+#include "log.h"
+#include "statedir.h"
+#include "store.h"
+#include "util.h"
+
+#define STATEDIR_SWEEP_S 1.0
+#define SPEND_BLOB       32 /* tokens, steps, wall_ms, cost: 8 bytes each */
+
+static const char statedir_schema[] =
+        "CREATE TABLE IF NOT EXISTS nodes ("
+        " path TEXT PRIMARY KEY, spend BLOB, circuit INTEGER NOT NULL,"
+        " open_ms INTEGER NOT NULL, probe_wall_ms INTEGER NOT NULL)"
+        " WITHOUT ROWID;";
+
+struct statedir_row {
+	char *path;
+	uint8_t spend[SPEND_BLOB];
+	int circuit;
+	int64_t open_ms, probe_wall_ms;
+};
+
+struct statedir_job {
+	struct daemon *d;
+	size_t n;
+	struct statedir_row rows[];
+};
+
+/* --- spend as a blob ------------------------------------------------------ */
+
+static void
+put64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint64_t
+get64(const uint8_t *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 7; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
+static void
+spend_pack(const struct spend *s, uint8_t *b)
+{
+	uint64_t cost;
+
+	memcpy(&cost, &s->cost, sizeof cost);
+	put64(b, s->tokens);
+	put64(b + 8, s->steps);
+	put64(b + 16, s->wall_ms);
+	put64(b + 24, cost);
+}
+
+static void
+spend_unpack(const uint8_t *b, struct spend *s)
+{
+	uint64_t cost = get64(b + 24);
+
+	s->tokens = get64(b);
+	s->steps = get64(b + 8);
+	s->wall_ms = get64(b + 16);
+	memcpy(&s->cost, &cost, sizeof cost);
+}
+
+/* --- walking the tree ----------------------------------------------------- */
+
+typedef void statedir_visit_fn(struct node *, void *);
+
+static void
+statedir_walk(struct node *n, statedir_visit_fn *fn, void *arg)
+{
+	if (n->spec->kind == KIND_WORKER)
+		fn(n, arg);
+	for (size_t i = 0; i < n->nchildren; i++)
+		statedir_walk(n->children[i], fn, arg);
+}
+
+static void
+statedir_row_of(const struct node *n, uint64_t now, struct statedir_row *r)
+{
+	const struct circuit *c = &n->circuit;
+
+	r->path = n->path;
+	spend_pack(&n->spend, r->spend);
+	r->circuit = (int)c->state;
+	r->open_ms = (int64_t)c->open_ms;
+	r->probe_wall_ms =
+	        c->state == CIRCUIT_OPEN
+	                ? clock_wall_ms() + (int64_t)c->probe_at - (int64_t)now
+	                : 0;
+}
+
+struct statedir_sum {
+	uint64_t h;
+	size_t n;
+};
+
+/* What the rows would say, summed: FNV over spend and circuit. */
+static void
+statedir_sum_one(struct node *n, void *arg)
+{
+	struct statedir_sum *s = arg;
+	struct statedir_row r;
+	uint8_t b[SPEND_BLOB + 12];
+
+	statedir_row_of(n, 0, &r);
+	memcpy(b, r.spend, SPEND_BLOB);
+	memcpy(b + SPEND_BLOB, &r.circuit, 4);
+	memcpy(b + SPEND_BLOB + 4, &r.open_ms, 8);
+	for (size_t i = 0; i < sizeof b; i++)
+		s->h = (s->h ^ b[i]) * 1099511628211ull;
+	for (const char *p = n->path; *p; p++)
+		s->h = (s->h ^ (unsigned char)*p) * 1099511628211ull;
+	s->n++;
+}
+
+struct statedir_fill {
+	struct statedir_job *j;
+	uint64_t now;
+};
+
+static void
+statedir_fill_one(struct node *n, void *arg)
+{
+	struct statedir_fill *f = arg;
+	struct statedir_row *r = &f->j->rows[f->j->n++];
+
+	statedir_row_of(n, f->now, r);
+	r->path = xstrdup(n->path);
+}
+
+/* --- the writer's job ----------------------------------------------------- */
+
+static int
+statedir_job_run(sqlite3 *db, void *arg, char *err, size_t len)
+{
+	struct statedir_job *j = arg;
+	sqlite3_stmt *st;
+	int rc = SQLITE_DONE;
+
+	if (sqlite3_prepare_v2(db,
+	                       "INSERT OR REPLACE INTO nodes (path, spend, "
+	                       "circuit, open_ms, probe_wall_ms) VALUES "
+	                       "(?1, ?2, ?3, ?4, ?5)",
+	                       -1, &st, NULL) != SQLITE_OK) {
+		snprintf(err, len, "%s", sqlite3_errmsg(db));
+		return -1;
+	}
+	for (size_t i = 0; i < j->n && rc == SQLITE_DONE; i++) {
+		const struct statedir_row *r = &j->rows[i];
+
+		sqlite3_reset(st);
+		sqlite3_bind_text(st, 1, r->path, -1, SQLITE_STATIC);
+		sqlite3_bind_blob(st, 2, r->spend, SPEND_BLOB, SQLITE_STATIC);
+		sqlite3_bind_int(st, 3, r->circuit);
+		sqlite3_bind_int64(st, 4, r->open_ms);
+		sqlite3_bind_int64(st, 5, r->probe_wall_ms);
+		rc = sqlite3_step(st);
+	}
+	if (rc != SQLITE_DONE)
+		snprintf(err, len, "%s", sqlite3_errmsg(db));
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+static void
+statedir_job_done(void *arg, int rc, const char *why)
+{
+	struct statedir_job *j = arg;
+
+	if (rc < 0) {
+		events_emit(&j->d->events, EV_STORE_ERROR,
+		            j->d->tree->root->path, 0, "store", 0,
+		            "spend and circuits not written: %s", why);
+		j->d->statedir_sum = 0; /* write them again next time */
+	}
+	for (size_t i = 0; i < j->n; i++)
+		free(j->rows[i].path);
+	free(j);
+}
+
+void
+statedir_sweep(struct daemon *d)
+{
+	struct statedir_sum sum = {.h = 1469598103934665603ull};
+	struct statedir_fill fill = {.now = clock_now_ms()};
+
+	if (d->store == NULL || d->tree == NULL)
+		return;
+	statedir_walk(d->tree->root, statedir_sum_one, &sum);
+	if (sum.h == d->statedir_sum || sum.n == 0)
+		return;
+	fill.j = xmalloc(sizeof *fill.j + sum.n * sizeof *fill.j->rows);
+	fill.j->d = d;
+	fill.j->n = 0;
+	statedir_walk(d->tree->root, statedir_fill_one, &fill);
+	if (store_submit(d->store, statedir_job_run, statedir_job_done,
+	                 fill.j) < 0) {
+		statedir_job_done(fill.j, -1, "the store's queue is full");
+		return;
+	}
+	d->statedir_sum = sum.h;
+}
+
+static void
+statedir_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	statedir_sweep(w->data);
+}
+
+/* --- start ---------------------------------------------------------------- */
+
+/* One row read back into its worker, if the tree still has it. */
+static void
+statedir_restore_row(struct daemon *d, sqlite3_stmt *st)
+{
+	struct node *n =
+	        tree_find(d->tree, (const char *)sqlite3_column_text(st, 0));
+	struct spend sp = {0};
+	int circuit = sqlite3_column_int(st, 2);
+
+	if (n == NULL || n->spec->kind != KIND_WORKER)
+		return;
+	if (sqlite3_column_bytes(st, 1) == SPEND_BLOB)
+		spend_unpack(sqlite3_column_blob(st, 1), &sp);
+	tree_restore(n, &sp,
+	             circuit == CIRCUIT_OPEN || circuit == CIRCUIT_HALF_OPEN
+	                     ? (enum circuit_state)circuit
+	                     : CIRCUIT_CLOSED,
+	             (uint64_t)sqlite3_column_int64(st, 3));
+}
+
+static int
+statedir_restore(struct daemon *d, char *why, size_t len)
+{
+	sqlite3 *db = store_reader(d->store);
+	sqlite3_stmt *st;
+	int rc;
+
+	if (sqlite3_prepare_v2(
+	            db, "SELECT path, spend, circuit, open_ms FROM nodes", -1,
+	            &st, NULL) != SQLITE_OK) {
+		snprintf(why, len, "%s", sqlite3_errmsg(db));
+		return -1;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		statedir_restore_row(d, st);
+	if (rc != SQLITE_DONE)
+		snprintf(why, len, "%s", sqlite3_errmsg(db));
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+static void
+statedir_seq_one(struct node *n, void *arg)
+{
+	n->checkpoint_seq = ckpt_seq(arg, n->path);
+}
+
+int
+statedir_open(struct daemon *d)
+{
+	const char *dir = d->cfg->settings.state_dir;
+	char why[512];
+
+	if (dir == NULL) {
+		d->ckpt = ckpt_new(NULL, &d->events);
+		return 0;
+	}
+	d->store = store_open(d->loop, dir, ckpt_schema, why, sizeof why);
+	if (d->store == NULL ||
+	    store_schema(d->store, statedir_schema, why, sizeof why) < 0 ||
+	    (d->ckpt = ckpt_new(d->store, &d->events),
+	     ckpt_load(d->ckpt, why, sizeof why) < 0) ||
+	    statedir_restore(d, why, sizeof why) < 0 ||
+	    store_start(d->store, why, sizeof why) < 0) {
+		log_warnx("state store %s: %s", dir, why);
+		store_close(d->store); /* nothing was submitted */
+		d->store = NULL;
+		return -1;
+	}
+	statedir_walk(d->tree->root, statedir_seq_one, d->ckpt);
+	ev_timer_init(&d->statedir_timer, statedir_timer_cb, STATEDIR_SWEEP_S,
+	              STATEDIR_SWEEP_S);
+	d->statedir_timer.data = d;
+	ev_timer_start(d->loop, &d->statedir_timer);
+	ev_unref(d->loop);
+	log_info("state store %s: %zu worker%s restored", dir,
+	         ckpt_count(d->ckpt), ckpt_count(d->ckpt) == 1 ? "" : "s");
+	return 0;
+}
+
+void
+statedir_close(struct daemon *d)
+{
+	if (d->store != NULL) {
+		if (ev_is_active(&d->statedir_timer)) {
+			ev_ref(d->loop);
+			ev_timer_stop(d->loop, &d->statedir_timer);
+		}
+		statedir_sweep(d);
+		store_close(d->store);
+		d->store = NULL;
+	}
+	ckpt_free(d->ckpt);
+	d->ckpt = NULL;
+}

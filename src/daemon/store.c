@@ -1,0 +1,441 @@
+/*
+ * store.c - the state store's connection and its writer thread.
+ *
+ * The loop queues jobs (a bounded ring under a mutex); the writer takes every
+ * job queued, runs them in one transaction (a savepoint each, so one job's
+ * failure does not fail the others), commits, and hands the batch back with
+ * an ev_async. A job is reported committed only once COMMIT returned: an
+ * acknowledgement sent from its `done` is never one of lost data. The writer
+ * touches nothing of the loop's but the queues.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "store.h"
+#include "util.h"
+
+#define STORE_BUSY_MS     1000  /* the reader waits this long for a lock */
+#define STORE_CACHE_KIB   "512" /* each connection's page cache */
+#define STORE_STMTS_MAX   32    /* prepared statements of the jobs' SQL */
+#define STORE_WRITER_NICE 5     /* the loop (restarts, deadlines) goes first */
+
+struct store_job {
+	store_run_fn *run;
+	store_done_fn *done;
+	void *arg;
+	int rc;
+	char why[160];
+};
+
+struct store {
+	struct ev_loop *loop;
+	sqlite3 *db;  /* the writer's, used by the thread once started */
+	sqlite3 *rdb; /* the loop's reads */
+	int lockfd;
+	pthread_t thread;
+	bool started, stopping;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct store_job *queue; /* ring of STORE_QUEUE_MAX */
+	size_t q0, nq;
+	struct store_job *done; /* finished, for the loop */
+	size_t ndone, capdone;
+	size_t busy; /* jobs the writer holds */
+	ev_async wakeup;
+};
+
+sqlite3 *
+store_reader(struct store *s)
+{
+	return s->rdb;
+}
+
+size_t
+store_pending(const struct store *s)
+{
+	return s->nq + s->busy;
+}
+
+static int
+store_exec(sqlite3 *db, const char *sql, char *why, size_t len)
+{
+	char *err = NULL;
+
+	if (sqlite3_exec(db, sql, NULL, NULL, &err) == SQLITE_OK)
+		return 0;
+	snprintf(why, len, "%s", err != NULL ? err : sqlite3_errmsg(db));
+	sqlite3_free(err);
+	return -1;
+}
+
+int
+store_schema(struct store *s, const char *sql, char *why, size_t len)
+{
+	return store_exec(s->db, sql, why, len);
+}
+
+/* --- the writer ----------------------------------------------------------- */
+
+/* The writer's prepared statements: a job's SQL is parsed once, not at
+ * every checkpoint. Only the writer thread touches them (and store_close,
+ * after it has stopped). */
+static struct {
+	sqlite3 *db;
+	const char *sql;
+	sqlite3_stmt *st;
+} store_stmts[STORE_STMTS_MAX];
+
+sqlite3_stmt *
+store_stmt(sqlite3 *db, const char *sql, char *err, size_t len)
+{
+	size_t i = 0;
+
+	while (i < STORE_STMTS_MAX && store_stmts[i].st != NULL &&
+	       !(store_stmts[i].db == db && store_stmts[i].sql == sql))
+		i++;
+	if (i < STORE_STMTS_MAX && store_stmts[i].st != NULL) {
+		sqlite3_reset(store_stmts[i].st);
+		sqlite3_clear_bindings(store_stmts[i].st);
+		return store_stmts[i].st;
+	}
+	if (i == STORE_STMTS_MAX) {
+		snprintf(err, len, "more than %d statements", STORE_STMTS_MAX);
+		return NULL;
+	}
+	if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT,
+	                       &store_stmts[i].st, NULL) != SQLITE_OK) {
+		snprintf(err, len, "%s", sqlite3_errmsg(db));
+		store_stmts[i].st = NULL;
+		return NULL;
+	}
+	store_stmts[i].db = db;
+	store_stmts[i].sql = sql;
+	return store_stmts[i].st;
+}
+
+/* Finalize db's statements (the writer has stopped); keep the others. */
+static void
+store_stmts_free(sqlite3 *db)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < STORE_STMTS_MAX && store_stmts[i].st; i++) {
+		if (store_stmts[i].db == db)
+			sqlite3_finalize(store_stmts[i].st);
+		else
+			store_stmts[k++] = store_stmts[i];
+	}
+	for (size_t i = k; i < STORE_STMTS_MAX; i++)
+		store_stmts[i].st = NULL;
+}
+
+/* One job in its own savepoint: its failure undoes only its writes. */
+static void
+store_run_one(sqlite3 *db, struct store_job *j)
+{
+	char dummy[8];
+
+	if (store_exec(db, "SAVEPOINT job", j->why, sizeof j->why) < 0) {
+		j->rc = -1;
+		return;
+	}
+	j->rc = j->run(db, j->arg, j->why, sizeof j->why);
+	if (j->rc < 0)
+		store_exec(db, "ROLLBACK TO job", dummy, sizeof dummy);
+	store_exec(db, "RELEASE job", dummy, sizeof dummy);
+}
+
+/* One group commit: every job of the batch, then COMMIT; a failed BEGIN
+ * or COMMIT fails them all. */
+static void
+store_write_batch(sqlite3 *db, struct store_job *b, size_t n)
+{
+	char why[160], dummy[8];
+
+	if (store_exec(db, "BEGIN IMMEDIATE", why, sizeof why) == 0) {
+		for (size_t i = 0; i < n; i++)
+			store_run_one(db, &b[i]);
+		if (store_exec(db, "COMMIT", why, sizeof why) == 0)
+			return;
+		store_exec(db, "ROLLBACK", dummy, sizeof dummy);
+	}
+	for (size_t i = 0; i < n; i++)
+		if (b[i].rc == 0) {
+			b[i].rc = -1;
+			snprintf(b[i].why, sizeof b[i].why, "%s", why);
+		}
+}
+
+static void
+store_hand_back(struct store *s, struct store_job *b, size_t n)
+{
+	pthread_mutex_lock(&s->mu);
+	if (s->ndone + n > s->capdone) {
+		s->capdone = s->ndone + n + 64;
+		s->done = xrealloc(s->done, s->capdone * sizeof *s->done);
+	}
+	memcpy(s->done + s->ndone, b, n * sizeof *b);
+	s->ndone += n;
+	s->busy = 0;
+	pthread_mutex_unlock(&s->mu);
+	ev_async_send(s->loop, &s->wakeup);
+}
+
+static void *
+store_writer(void *arg)
+{
+	struct store *s = arg;
+	struct store_job *batch = xcalloc(STORE_QUEUE_MAX, sizeof *batch);
+
+	for (;;) {
+		size_t n = 0;
+
+		pthread_mutex_lock(&s->mu);
+		while (s->nq == 0 && !s->stopping)
+			pthread_cond_wait(&s->cv, &s->mu);
+		if (s->nq == 0) { /* stopping, nothing left */
+			pthread_mutex_unlock(&s->mu);
+			break;
+		}
+		while (s->nq > 0) {
+			batch[n++] = s->queue[s->q0];
+			s->q0 = (s->q0 + 1) % STORE_QUEUE_MAX;
+			s->nq--;
+		}
+		s->busy = n;
+		pthread_mutex_unlock(&s->mu);
+		store_write_batch(s->db, batch, n);
+		store_hand_back(s, batch, n);
+	}
+	free(batch);
+	return NULL;
+}
+
+/* --- the loop's side ------------------------------------------------------ */
+
+/* Completions: each job's done, in commit order. */
+static void
+store_report(struct store *s)
+{
+	struct store_job *d;
+	size_t n;
+
+	pthread_mutex_lock(&s->mu);
+	d = s->done;
+	n = s->ndone;
+	s->done = NULL;
+	s->ndone = s->capdone = 0;
+	pthread_mutex_unlock(&s->mu);
+	for (size_t i = 0; i < n; i++)
+		d[i].done(d[i].arg, d[i].rc, d[i].why);
+	free(d);
+}
+
+static void
+store_async_cb(struct ev_loop *loop, ev_async *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	store_report(w->data);
+}
+
+int
+store_submit(struct store *s, store_run_fn *run, store_done_fn *done, void *arg)
+{
+	int rc = -1;
+
+	pthread_mutex_lock(&s->mu);
+	if (s->started && !s->stopping && s->nq < STORE_QUEUE_MAX) {
+		s->queue[(s->q0 + s->nq) % STORE_QUEUE_MAX] =
+		        (struct store_job){
+		                .run = run, .done = done, .arg = arg};
+		s->nq++;
+		pthread_cond_signal(&s->cv);
+		rc = 0;
+	}
+	pthread_mutex_unlock(&s->mu);
+	return rc;
+}
+
+/* --- open and close ------------------------------------------------------- */
+
+/* dir exists (made if not) and is ours alone: flock on dir/lock. */
+static int
+store_lock(struct store *s, const char *dir, char *why, size_t len)
+{
+	char *path;
+
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+		snprintf(why, len, "cannot create %s: %s", dir,
+		         strerror(errno));
+		return -1;
+	}
+	path = xasprintf("%s/lock", dir);
+	s->lockfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	free(path);
+	if (s->lockfd < 0) {
+		snprintf(why, len, "cannot open %s/lock: %s", dir,
+		         strerror(errno));
+		return -1;
+	}
+	if (flock(s->lockfd, LOCK_EX | LOCK_NB) < 0) {
+		snprintf(why, len,
+		         errno == EWOULDBLOCK
+		                 ? "%s is in use by another live agentsupd"
+		                 : "cannot lock %s: %s",
+		         dir, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* One connection, its errors said in why. */
+static sqlite3 *
+store_connect(const char *path, int flags, char *why, size_t len)
+{
+	sqlite3 *db = NULL;
+
+	if (sqlite3_open_v2(path, &db, flags | SQLITE_OPEN_NOMUTEX, NULL) !=
+	    SQLITE_OK) {
+		snprintf(why, len, "%s: %s", path,
+		         db ? sqlite3_errmsg(db) : "out of memory");
+		sqlite3_close(db);
+		return NULL;
+	}
+	sqlite3_busy_timeout(db, STORE_BUSY_MS);
+	/* a small page cache: the writer appends, the reader reads at start */
+	sqlite3_exec(db, "PRAGMA cache_size=-" STORE_CACHE_KIB, NULL, NULL,
+	             NULL);
+	return db;
+}
+
+/* A write at every start: a store we cannot write is said now, not at the
+ * first checkpoint. */
+static const char store_probe[] =
+        "CREATE TABLE IF NOT EXISTS store_meta (k TEXT PRIMARY KEY, v);"
+        "INSERT OR REPLACE INTO store_meta VALUES"
+        " ('opened_at', strftime('%s', 'now'));";
+
+/* WAL, synchronous commits, an intact file, our tables. */
+static int
+store_prepare(struct store *s, const char *path, const char *schema, char *why,
+              size_t len)
+{
+	sqlite3_stmt *st = NULL;
+	const char *mode = "";
+	char err[160];
+	int rc = -1;
+
+	if (store_exec(s->db, "PRAGMA journal_mode=WAL", err, sizeof err) < 0 ||
+	    store_exec(s->db, "PRAGMA synchronous=FULL", err, sizeof err) < 0) {
+		snprintf(why, len, "%s: %s", path, err);
+		return -1;
+	}
+	if (sqlite3_prepare_v2(s->db, "PRAGMA quick_check", -1, &st, NULL) ==
+	            SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		mode = (const char *)sqlite3_column_text(st, 0);
+	if (mode == NULL || strcmp(mode, "ok") != 0)
+		snprintf(why, len, "%s is damaged: %s", path,
+		         mode && *mode ? mode : sqlite3_errmsg(s->db));
+	else if (sqlite3_db_readonly(s->db, "main") == 1)
+		snprintf(why, len, "%s is not writable", path);
+	else if ((schema != NULL &&
+	          store_exec(s->db, schema, err, sizeof err) < 0) ||
+	         store_exec(s->db, store_probe, err, sizeof err) < 0)
+		snprintf(why, len, "%s: %s", path, err);
+	else
+		rc = 0;
+	sqlite3_finalize(st);
+	return rc;
+}
+
+struct store *
+store_open(struct ev_loop *loop, const char *dir, const char *schema, char *why,
+           size_t len)
+{
+	struct store *s = xcalloc(1, sizeof *s);
+	char *path = xasprintf("%s/%s", dir, STORE_DB_NAME);
+
+	s->loop = loop;
+	s->lockfd = -1;
+	pthread_mutex_init(&s->mu, NULL);
+	pthread_cond_init(&s->cv, NULL);
+	if (store_lock(s, dir, why, len) < 0 ||
+	    (s->db = store_connect(path,
+	                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+	                           why, len)) == NULL ||
+	    store_prepare(s, path, schema, why, len) < 0 ||
+	    (s->rdb = store_connect(path, SQLITE_OPEN_READONLY, why, len)) ==
+	            NULL) {
+		free(path);
+		store_close(s);
+		return NULL;
+	}
+	free(path);
+	s->queue = xcalloc(STORE_QUEUE_MAX, sizeof *s->queue);
+	ev_async_init(&s->wakeup, store_async_cb);
+	s->wakeup.data = s;
+	ev_async_start(loop, &s->wakeup);
+	ev_unref(loop); /* the writer does not keep the loop alive */
+	return s;
+}
+
+/* After open, the tables and the start's reads: the writer runs. */
+int
+store_start(struct store *s, char *why, size_t len)
+{
+	sigset_t all, old;
+	int err;
+
+	/* signals are the loop's: the writer is born with them all blocked */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	err = pthread_create(&s->thread, NULL, store_writer, s);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (err != 0) {
+		snprintf(why, len, "cannot start the writer: %s",
+		         strerror(err));
+		return -1;
+	}
+	s->started = true;
+	return 0;
+}
+
+void
+store_close(struct store *s)
+{
+	if (s == NULL)
+		return;
+	if (s->started) {
+		pthread_mutex_lock(&s->mu);
+		s->stopping = true;
+		pthread_cond_signal(&s->cv);
+		pthread_mutex_unlock(&s->mu);
+		pthread_join(s->thread, NULL);
+		store_report(s);
+	}
+	if (s->queue != NULL) {
+		ev_ref(s->loop);
+		ev_async_stop(s->loop, &s->wakeup);
+	}
+	store_stmts_free(s->db);
+	sqlite3_close(s->rdb);
+	sqlite3_close(s->db);
+	if (s->lockfd >= 0)
+		close(s->lockfd);
+	free(s->queue);
+	free(s->done);
+	pthread_mutex_destroy(&s->mu);
+	pthread_cond_destroy(&s->cv);
+	free(s);
+}

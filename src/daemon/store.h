@@ -1,0 +1,52 @@
+/*
+ * store.h - the durable state store (DESIGN §11): one SQLite database in WAL
+ * mode under state_dir, written by one writer thread that group-commits
+ * whatever jobs are queued, so the event loop never waits for the disk.
+ *
+ * A feature adds its own table (store_schema at open) and submits write jobs;
+ * each job's `run` is called in the writer thread inside the batch's
+ * transaction, and its `done` back on the loop once the batch has committed
+ * (rc 0) or failed (rc -1 and why): acknowledge only in `done` with rc 0.
+ */
+#ifndef AGENTSUP_STORE_H
+#define AGENTSUP_STORE_H
+
+#include <stddef.h>
+
+#include <ev.h>
+#include <sqlite3.h>
+
+#define STORE_DB_NAME   "agentsup.db"
+#define STORE_QUEUE_MAX 8192 /* jobs waiting for the writer; then refused */
+
+struct store;
+
+/* In the writer thread: write arg's data with db; -1 (why in err) fails it. */
+typedef int store_run_fn(sqlite3 *db, void *arg, char *err, size_t errlen);
+/* On the loop: the job's fate (rc 0: committed); frees arg. */
+typedef void store_done_fn(void *arg, int rc, const char *why);
+
+/* Open (create) dir/agentsup.db, lock it against another agentsupd, check
+ * it and make the tables of `schema` (SQL, may be NULL). NULL with why. */
+struct store *store_open(struct ev_loop *, const char *dir, const char *schema,
+                         char *why, size_t whylen);
+/* More tables (another feature's): at open, before the first submit. */
+int store_schema(struct store *, const char *sql, char *why, size_t whylen);
+/* Start the writer thread: after the tables are made and read. */
+int store_start(struct store *, char *why, size_t len);
+/* The reading connection, for the loop's own (rare) reads: WAL lets it read
+ * committed data while the writer writes. */
+sqlite3 *store_reader(struct store *);
+/* In a job's run (the writer thread): the statement of sql, a string that
+ * lives as long as the store (a literal), prepared once and reset for reuse;
+ * NULL (why in err) on error. Never finalize it. */
+sqlite3_stmt *store_stmt(sqlite3 *db, const char *sql, char *err, size_t len);
+/* Queue a job. -1 when the queue is full or the writer has stopped: done is
+ * not called, the caller reports the error. */
+int store_submit(struct store *, store_run_fn *, store_done_fn *, void *arg);
+/* Jobs queued or being written. */
+size_t store_pending(const struct store *);
+/* Write what is queued, stop the writer, report the last completions, close. */
+void store_close(struct store *);
+
+#endif

@@ -1,0 +1,375 @@
+"""Checkpoints and the state store (DESIGN §11): no acknowledged checkpoint
+is ever lost across SIGKILLs of agentsupd, an unusable store stops the start
+with exit 73, a store that fails at run time is an event while supervision
+goes on, the poison guard, and `keep`."""
+import os
+import random
+import signal
+import sqlite3
+import sys
+import textwrap
+import time
+
+import pytest
+
+from conftest import alive, wait_until
+
+PYCLIENT = os.path.join(os.environ.get("AGENTSUP_SRC", os.getcwd()), "tools", "python")
+
+# A worker streaming checkpoints "SEQ:padding"; every checkpoint_ok it hears
+# is appended (fsync'd) to NAME.acks, and what welcome handed it to
+# NAME.welcome.RUN (RUN read from the file `run`).
+STREAMER = textwrap.dedent("""
+    import os, select, sys, time
+    sys.path.insert(0, {pyclient!r})
+    import agentsup
+    d, name = sys.argv[1], sys.argv[2]
+    def append(path, line):
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        os.write(fd, line.encode())
+        os.fsync(fd)
+        os.close(fd)
+    with agentsup.Agent() as a:
+        r = a.restored
+        run = open(os.path.join(d, "run")).read().strip()
+        ck = r.checkpoint or b""
+        append(os.path.join(d, name + ".welcome." + run),
+               "%d %s\\n" % (r.checkpoint_seq, ck.split(b":")[0].decode() or "-"))
+        acked = a.checkpoint_acked
+        while True:
+            seq = a.checkpoint(b"%d:" % (a.checkpoint_acked + 1) + os.urandom(512))
+            end = time.monotonic() + 0.2
+            while a.checkpoint_acked < seq and time.monotonic() < end:
+                select.select([a], [], [], 0.02)
+                a.process()
+            if a.checkpoint_acked > acked:
+                acked = a.checkpoint_acked
+                append(os.path.join(d, name + ".acks"), "%d\\n" % acked)
+""")
+
+
+def write_streamer(tmp):
+    path = tmp / "streamer.py"
+    path.write_text(STREAMER.format(pyclient=PYCLIENT))
+    return path
+
+
+def streamer_conf(tmp, state, names, extra=""):
+    w = write_streamer(tmp)
+    docs = [f"agentsupd:\n  events_file: {tmp / 'events.jsonl'}\n  state_dir: {state}\n"]
+    for n in names:
+        docs.append(textwrap.dedent(f"""\
+            worker: {n}
+            command: [{sys.executable}, {w}, {tmp}, {n}]
+            backoff: none
+            """) + extra)
+    return "---\n".join(docs)
+
+
+def acked(tmp, name):
+    try:
+        lines = (tmp / (name + ".acks")).read_text().split()
+    except FileNotFoundError:
+        return 0
+    return max(int(x) for x in lines) if lines else 0
+
+
+def welcomed(tmp, name, run):
+    try:
+        line = (tmp / f"{name}.welcome.{run}").read_text().splitlines()[0]
+    except (FileNotFoundError, IndexError):
+        return None
+    seq, head = line.split()
+    return int(seq), head
+
+
+def start(supd, tmp, conf, run):
+    (tmp / "run").write_text(str(run))
+    supd.dir.mkdir(exist_ok=True)
+    (supd.dir / "a.yaml").write_text(conf)
+    return supd.start()
+
+
+def test_no_acknowledged_checkpoint_is_lost(supd):
+    tmp = supd.tmp
+    names = [f"w{i}" for i in range(4)]
+    conf = streamer_conf(tmp, tmp / "state", names)
+    rng = random.Random(os.environ.get("AGENTSUP_TEST_SEED", "12"))
+    for run in range(4):
+        floor = {n: acked(tmp, n) for n in names}
+        d = start(supd, tmp, conf, run)
+        for n in names:
+            wait_until(lambda: welcomed(tmp, n, run) is not None,
+                       what=f"{n}'s welcome in run {run}")
+            seq, head = welcomed(tmp, n, run)
+            # every checkpoint_ok it ever received is there (or a newer one)
+            assert seq >= floor[n], (n, run, seq, floor[n])
+            assert head == (str(seq) if seq else "-")
+        # stream a while, then SIGKILL agentsupd at a random moment
+        wait_until(lambda: all(acked(tmp, n) > floor[n] for n in names),
+                   what="new acks in every worker")
+        time.sleep(rng.uniform(0.05, 0.6))  # a random moment: no condition
+        d.kill()
+        for p in list(d.pids):
+            wait_until(lambda: not alive(p), what="workers die with agentsupd")
+    assert all(acked(tmp, n) > 0 for n in names)
+
+
+def test_unusable_store_exits_73(supd, tmp_path):
+    afile = tmp_path / "plain"
+    afile.write_text("x")
+    supd.write({"a.yaml": f"agentsupd:\n  state_dir: {afile}/state\n---\n"
+                "worker: w\ncommand: [sleep, '100']\n"}, settings=False)
+    d = supd.start()
+    assert d.exit_code() == 73
+    d.drain_events()
+    assert any("state store" in l and "cannot create" in l for l in d.lines), d.lines
+
+    state = tmp_path / "bad"
+    state.mkdir()
+    (state / "agentsup.db").write_bytes(b"this is not a database at all" * 100)
+    supd.write({"a.yaml": f"agentsupd:\n  state_dir: {state}\n---\n"
+                "worker: w\ncommand: [sleep, '100']\n"}, settings=False)
+    d = supd.start()
+    assert d.exit_code() == 73
+    d.drain_events()
+    assert any("state store" in l and "not a database" in l for l in d.lines), d.lines
+
+
+def test_store_in_use_by_a_live_daemon_exits_73(supd, tmp_path):
+    state = tmp_path / "state"
+    supd.write({"a.yaml": f"agentsupd:\n  events_file: {supd.events}\n  state_dir: {state}\n"
+                "---\nworker: w\ncommand: [sleep, '100']\n"}, settings=False)
+    first = supd.start()
+    first.wait("started", "root/w")
+    second = supd.start(socket_path=str(tmp_path / "other.sock"))
+    assert second.exit_code() == 73
+    second.drain_events()
+    assert any("in use by another live agentsupd" in l for l in second.lines), second.lines
+    assert first.proc.poll() is None  # the first goes on
+
+
+def test_store_error_at_run_time_is_an_event(supd):
+    """Another process holds the database's write lock: commits fail, the
+    daemon says store_error and acks nothing it could not commit, while a
+    crashing worker is still restarted; once the lock is gone acks resume."""
+    tmp = supd.tmp
+    state = tmp / "state"
+    conf = streamer_conf(tmp, state, ["w0"]) + textwrap.dedent("""\
+        ---
+        supervisor: crashers
+        intensity: 1000
+        ---
+        worker: crasher
+        parent: crashers
+        command: [/bin/sh, -c, "sleep 0.3; exit 1"]
+        backoff: none
+        """)
+    d = start(supd, tmp, conf, 0)
+    wait_until(lambda: acked(tmp, "w0") > 2, what="acks")
+    db = sqlite3.connect(str(state / "agentsup.db"), timeout=5, isolation_level=None)
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        d.wait("store_error", "root/w0")
+        held = acked(tmp, "w0")
+        before = d.count("started", "root/crashers/crasher")
+        d.wait_count("started", before + 2, "root/crashers/crasher")  # supervision goes on
+    finally:
+        db.execute("ROLLBACK")
+        db.close()
+    wait_until(lambda: acked(tmp, "w0") > held, what="acks after the lock")
+    d.kill()
+    db = sqlite3.connect(str(state / "agentsup.db"))
+    stored = db.execute("SELECT max(seq) FROM checkpoints WHERE path='root/w0'").fetchone()[0]
+    assert stored >= acked(tmp, "w0")
+
+
+POISONED = textwrap.dedent("""
+    import os, select, sys
+    sys.path.insert(0, {pyclient!r})
+    import agentsup
+    log = sys.argv[1]
+    with agentsup.Agent() as a:
+        r = a.restored
+        with open(log, "a") as f:
+            f.write("%d\\n" % r.checkpoint_seq)
+        if r.checkpoint is not None:
+            sys.exit(3)  # the checkpoint makes it crash
+        if r.restarts == 0:  # first run: two checkpoints, then a crash
+            a.checkpoint(b"one")
+            s = a.checkpoint(b"two")
+            while a.checkpoint_acked < s:
+                select.select([a], [], [], 1)
+                a.process()
+            sys.exit(1)
+    """)
+
+
+@pytest.mark.parametrize("with_store", [False, True])
+def test_poison_guard(supd, with_store):
+    tmp = supd.tmp
+    w = tmp / "poisoned.py"
+    w.write_text(POISONED.format(pyclient=PYCLIENT))
+    log = tmp / "handed"
+    store = f"  state_dir: {tmp / 'state'}\n" if with_store else ""
+    supd.write({"a.yaml": f"agentsupd:\n  events_file: {supd.events}\n{store}---\n"
+                "supervisor: s\nintensity: 1000\n---\n"
+                f"worker: p\nparent: s\ncommand: [{sys.executable}, {w}, {log}]\n"
+                "restart: transient\nbackoff: none\n"
+                "checkpoint: {keep: 2, poison_after: 2}\n"}, settings=False)
+    d = supd.start()
+    d.wait("checkpoint_discarded", "s/p")
+    d.wait_count("checkpoint_discarded", 2, "s/p")
+    d.wait("exited", "s/p", reason="exit:0")
+    handed = [int(x) for x in log.read_text().split()]
+    assert handed == [0, 2, 2, 1, 1, 0]
+
+
+def test_keep_and_limits(supd):
+    tmp = supd.tmp
+    w = tmp / "keeper.py"
+    w.write_text(textwrap.dedent(f"""
+        import select, sys
+        sys.path.insert(0, {PYCLIENT!r})
+        import agentsup
+        with agentsup.Agent() as a:
+            for i in range(5):
+                s = a.checkpoint(b"x%d" % i)
+            while a.checkpoint_acked < s:
+                select.select([a], [], [], 1)
+                a.process()
+            a.checkpoint(b"y" * 3000)  # over checkpoint.max: a protocol error
+            select.select([a], [], [], 10)
+            a.process()
+        """))
+    state = tmp / "state"
+    supd.write({"a.yaml": f"agentsupd:\n  events_file: {supd.events}\n  state_dir: {state}\n---\n"
+                f"worker: k\ncommand: [{sys.executable}, {w}]\n"
+                "restart: temporary\n"
+                "checkpoint: {max: 2048, keep: 3}\n"}, settings=False)
+    d = supd.start()
+    d.wait("protocol_error", "root/k")
+    d.wait("exited", "root/k")
+    st = d.ctl_json("status")
+    d.signal(signal.SIGTERM)
+    assert d.exit_code() == 0
+    db = sqlite3.connect(str(state / "agentsup.db"))
+    rows = db.execute("SELECT seq, data FROM checkpoints WHERE path='root/k' ORDER BY seq").fetchall()
+    assert rows == [(3, b"x2"), (4, b"x3"), (5, b"x4")]
+    node = [n for n in _nodes(st) if n["path"] == "root/k"][0]
+    assert node["checkpoint_seq"] == 5
+
+
+def _nodes(st):
+    if isinstance(st, dict):
+        st = st.get("nodes", st.get("tree", []))
+    return st
+
+
+def agents_conf(supd, state):
+    build = os.environ.get("AGENTSUP_BUILD", "build")
+    demo = os.path.join(os.environ.get("AGENTSUP_SRC", os.getcwd()), "tools", "agents",
+                        "demo_agent.py")
+    return {"a.yaml": f"agentsupd:\n  events_file: {supd.events}\n  state_dir: {state}\n---\n"
+            "supervisor: s\nintensity: 1000\nchildren:\n"
+            f"  - worker: c\n    command: [{os.path.abspath(os.path.join(build, 'example_agent'))},"
+            " --step-ms, '20', --crash, '0.05', --ready-ms, '0']\n    backoff: none\n"
+            f"  - worker: py\n    command: [{sys.executable}, {demo}, --role, py, --step, '0.02',"
+            " --crash-every, '10', --warmup, '0']\n    backoff: none\n"}
+
+
+def test_example_agents_resume_after_a_crash_and_a_daemon_restart(supd):
+    """The worked examples (tools/agents/) against the real daemon: each
+    resumes from its checkpoint after its own crash, and after agentsupd
+    itself was stopped and started again on the same state_dir."""
+    state = supd.tmp / "state"
+    supd.write(agents_conf(supd, state), settings=False)
+
+    def resumed(d, who):
+        # worker output comes captured, prefixed by its name ("c  ! c: ...")
+        return [l for l in d.lines if (who + ": resuming at step") in l]
+
+    d = supd.start()
+    wait_until(lambda: resumed(d, "c") and resumed(d, "py"), what="resumes after crashes")
+    d.signal(signal.SIGTERM)
+    assert d.exit_code() == 0
+    d = supd.start()
+    wait_until(lambda: resumed(d, "c") and resumed(d, "py"), what="resumes after a restart")
+    # the first start of the new daemon already resumed: no crash needed
+    first = [l for l in d.lines if "resuming at step" in l or "started" in l]
+    assert any("resuming" in l for l in first[:6]), first[:6]
+
+
+def test_circuit_is_restored_half_open(supd):
+    """A circuit open when agentsupd stopped is half-open at the next start:
+    the first start is the probe, and one more failure quarantines it again
+    (for twice as long) instead of needing `failures` of them."""
+    state = supd.tmp / "state"
+    supd.write({"a.yaml": f"agentsupd:\n  events_file: {supd.events}\n  state_dir: {state}\n---\n"
+                "supervisor: s\nintensity: 1000\nchildren:\n"
+                "  - worker: flaky\n    command: [/bin/sh, -c, 'sleep 0.2; exit 1']\n"
+                "    backoff: none\n    circuit: {failures: 3, window: 1m, open: 1h, open_max: 5h}\n"
+                "  - worker: steady\n    command: [sleep, '100']\n"}, settings=False)
+    d = supd.start()
+    d.wait("quarantined", "s/flaky")
+    d.signal(signal.SIGTERM)
+    assert d.exit_code() == 0
+    db = sqlite3.connect(str(state / "agentsup.db"))
+    assert db.execute("SELECT circuit, open_ms FROM nodes WHERE path='s/flaky'").fetchone() == (1, 3600000)
+    db.close()
+    supd.events.unlink()  # count this run's events only
+    d = supd.start()
+    d.wait("started", "s/flaky")
+    e = d.wait("quarantined", "s/flaky")
+    assert d.count("started", "s/flaky") == 1  # quarantined after one failure
+    assert "2h" in (e.detail or ""), e.detail
+
+
+@pytest.mark.parametrize("with_store", [False, True])
+def test_a_large_checkpoint_comes_back_whole(supd, with_store):
+    """A checkpoint near the default checkpoint.max (256 KiB), over the
+    daemon's max_frame (64 KiB): accepted, and handed back whole."""
+    tmp = supd.tmp
+    w = tmp / "big.py"
+    out = tmp / "got"
+    w.write_text(textwrap.dedent(f"""
+        import hashlib, os, select, sys
+        sys.path.insert(0, {PYCLIENT!r})
+        import agentsup
+        with agentsup.Agent() as a:
+            r = a.restored
+            if r.checkpoint is not None:
+                open({str(out)!r}, "w").write(
+                    "%d %s" % (len(r.checkpoint), hashlib.sha256(r.checkpoint).hexdigest()))
+                sys.exit(0)
+            data = bytes(range(256)) * 1000
+            open({str(out)!r} + ".sent", "w").write(hashlib.sha256(data).hexdigest())
+            s = a.checkpoint(data)
+            while a.checkpoint_acked < s:
+                select.select([a], [], [], 1)
+                a.process()
+            sys.exit(1)
+        """))
+    store = f"  state_dir: {tmp / 'state'}\n" if with_store else ""
+    supd.write({"a.yaml": f"agentsupd:\n  events_file: {supd.events}\n{store}---\n"
+                f"worker: big\ncommand: [{sys.executable}, {w}]\n"
+                "restart: transient\nbackoff: none\n"}, settings=False)
+    d = supd.start()
+    d.wait("exited", "root/big", reason="exit:0")
+    n, digest = out.read_text().split()
+    assert int(n) == 256000
+    assert digest == (tmp / "got.sent").read_text()
+
+
+@pytest.mark.parametrize("value,message", [
+    ("{keep: 0}", "checkpoint.keep: want a whole number from 1 to 16"),
+    ("{max: 99999999}", "checkpoint.max: want a whole number from 1 to 16777216"),
+    ("{poison: 1}", 'checkpoint: unknown key "poison"'),
+    ("[1]", "checkpoint: want none or a mapping of max, keep, poison_after"),
+])
+def test_checkpoint_key_errors(supd, value, message):
+    supd.write({"a.yaml": f"worker: w\ncommand: [sleep, '1']\ncheckpoint: {value}\n"})
+    d = supd.start()
+    assert d.exit_code() == 78
+    d.drain_events()
+    assert any(message in l for l in d.lines), d.lines

@@ -1,0 +1,208 @@
+#!/usr/bin/python3
+"""Checkpoints with the state store on the local disk (DESIGN §11, issue 12):
+
+  1. N workers (default 1,000) each storing a SIZE-byte checkpoint (4 KiB)
+     a second: checkpoint -> checkpoint_ok latency (p50/p99/max), and
+     meanwhile the restart latency of one more worker (SIGKILL -> first
+     instruction of the new instance) against the floor (a minimal C
+     fork/exec/wait loop) measured under the same load;
+  2. idle RSS of agentsupd with N workers, without checkpoints and with one
+     SIZE-byte checkpoint each.
+
+    tools/bench/checkpoint.py [N] [SECONDS] [KILLS] [--no-store]
+                                            default 1000 20 100, store on
+
+--no-store: the same load with checkpoints in memory only (acks at once),
+to tell the store's share of a figure from the load's.
+"""
+import os
+import subprocess
+import sys
+import time
+
+import benchlib as b
+
+CKPT_WORKER = os.path.join(b.BUILD, "bench_ckpt_worker")
+SIZE = 4096
+NO_STORE = "--no-store" in sys.argv
+
+
+def tree(n, command, extra="", state_dir=None):
+    settings = f"agentsupd:\n  state_dir: {state_dir}\n---\n" if state_dir else ""
+    return settings + f"""
+supervisor: root
+intensity: 100000
+period: 1s
+children:
+  - supervisor: load
+    intensity: 100000
+    period: 1s
+    defaults: {{backoff: none}}
+    children:
+      - worker: c
+        instances: {n}
+        command: {command}
+{extra}"""
+
+
+def collect(reports, n, kind=4, timeout=30.0):
+    """n reports of kind (others dropped)."""
+    out = []
+    while len(out) < n:
+        t, pid, k = reports.get(timeout, kind=kind)
+        out.append(t)
+    return out
+
+
+def load_run(tmp, reports, n, seconds, kills, run_for):
+    """The checkpoint load, with one killed worker in the same tree."""
+    state = None if NO_STORE else os.path.join(tmp, "state")
+    d = b.Agentsupd(tmp, tree(n, f"[{CKPT_WORKER}, '{SIZE}', '1000']", f"""
+  - worker: w
+    backoff: none
+    command: [{b.WORKER}]
+""", state_dir=state), env={"BENCH_SOCK": reports.path})
+    try:
+        starts = collect(reports, n + 1, kind=0, timeout=60)  # every start report
+        del starts
+        # the killed worker's pid: the one report of kind 0 that is not a
+        # ckpt worker's -- find it by its command line
+        pid = find_pid(d.proc.pid, b.WORKER)
+        collect(reports, min(n, 1000), timeout=30)  # warm up: a second of acks
+        reports.drain()
+        # the floor runs under the same load: kills alternate between the two
+        fl = subprocess.Popen([b.FLOOR, "1", b.WORKER],
+                              env=dict(os.environ, BENCH_SOCK=reports.path))
+        fpid = wait_start(reports, [])[1]
+        lat, t_end = [], time.monotonic() + seconds
+        restarts, floor = [], []
+        while time.monotonic() < t_end:
+            lat.extend(drain_kind(reports, 4))
+            if len(restarts) < kills:
+                for out in (restarts, floor):
+                    time.sleep(run_for)
+                    lat.extend(drain_kind(reports, 4))
+                    t0 = time.monotonic_ns()
+                    os.kill(pid if out is restarts else fpid, 9)
+                    t1, new = wait_start(reports, lat)
+                    out.append(t1 - t0)
+                    if out is restarts:
+                        pid = new
+                    else:
+                        fpid = new
+            else:
+                time.sleep(0.05)
+        lat.extend(drain_kind(reports, 4))
+        rss = b.rss_kib([d.proc.pid])
+        fl.terminate()
+        fl.wait()
+        return lat, restarts, floor, rss
+    finally:
+        d.stop()
+
+
+def drain_kind(reports, kind):
+    out = []
+    reports.sock.setblocking(False)
+    try:
+        while True:
+            t, _, k = b.REPORT.unpack(reports.sock.recv(64))
+            if k == kind:
+                out.append(t)
+    except BlockingIOError:
+        pass
+    reports.sock.setblocking(True)
+    return out
+
+
+def wait_start(reports, lat):
+    """The next start report; latencies that arrive meanwhile are kept."""
+    while True:
+        t, pid, k = b.REPORT.unpack(reports.sock.recv(64))
+        if k == 0:
+            return t, pid
+        if k == 4:
+            lat.append(t)
+
+
+def find_pid(root, exe):
+    for p in b.descendants(root):
+        try:
+            if os.readlink(f"/proc/{p}/exe") == exe:
+                return p
+        except OSError:
+            pass
+    raise RuntimeError("the killed worker is not running")
+
+
+def floor_run(reports, kills, run_for):
+    p = subprocess.Popen([b.FLOOR, "1", b.WORKER], env=dict(os.environ, BENCH_SOCK=reports.path))
+    try:
+        _, pid, _ = reports.get(kind=0)
+        return b.restart_latency(reports, pid, kills, run_for)
+    finally:
+        p.terminate()
+        p.wait()
+
+
+def idle_rss(tmp, reports, n, with_ckpt):
+    cmd = f"[{CKPT_WORKER}, '{SIZE}', '0']" if with_ckpt else f"[{b.WORKER}]"
+    state = os.path.join(tmp, "state-idle-%d" % with_ckpt)
+    d = b.Agentsupd(tmp, tree(n, cmd, state_dir=state if with_ckpt else None),
+                    env={"BENCH_SOCK": reports.path})
+    try:
+        collect(reports, n, kind=0, timeout=60)
+        if with_ckpt:
+            collect(reports, n, kind=4, timeout=60)
+        time.sleep(1.0)  # settle: the store's writes, the last events
+        return b.rss_kib([d.proc.pid])
+    finally:
+        d.stop()
+
+
+def main():
+    args = [a for a in sys.argv[1:] if a != "--no-store"]
+    n = int(args[0]) if len(args) > 0 else 1000
+    seconds = float(args[1]) if len(args) > 1 else 20
+    kills = int(args[2]) if len(args) > 2 else 100
+    run_for = 0.05
+    tmp = b.scratch()
+    reports = b.Reports(tmp)
+    try:
+        rss_plain = idle_rss(tmp, reports, n, False)
+        rss_ckpt = idle_rss(tmp, reports, n, True) if not NO_STORE else 0
+        lat, restarts, floor, rss_load = load_run(tmp, reports, n, seconds, kills, run_for)
+        # both again with no load, for reference
+        quiet_floor = floor_run(reports, kills, run_for)
+    finally:
+        reports.close()
+        b.cleanup(tmp)
+    s, r, f = b.summary(lat), b.summary(restarts), b.summary(floor)
+    q = b.summary(quiet_floor)
+    print(f"checkpoints: {n} workers x {SIZE} B a second, "
+          f"{'no store (memory only)' if NO_STORE else 'store on ' + tmp_fs()} "
+          f"({s['n']} acks in {seconds:.0f} s)")
+    print(f"machine: {b.machine()}")
+    print(f"checkpoint -> checkpoint_ok: median {s['median']:.2f} ms, p99 {s['p99']:.2f} ms, "
+          f"max {s['max']:.2f} ms (target p99 <= 50 ms)")
+    print(f"restart latency under that load ({r['n']} kills): median {r['median']:.3f} ms, "
+          f"p99 {r['p99']:.3f} ms; floor under the same load: median {f['median']:.3f} ms, p99 {f['p99']:.3f} ms; "
+          f"ratio (median) {r['median'] / f['median']:.2f}x (target <= 1.2x)")
+    print(f"floor with no load: median {q['median']:.3f} ms, p99 {q['p99']:.3f} ms")
+    print(f"agentsupd RSS under load: {rss_load / 1024:.1f} MiB")
+    print(f"idle RSS, {n} workers: no checkpoints {rss_plain / 1024:.1f} MiB; "
+          f"a {SIZE // 1024} KiB checkpoint each {rss_ckpt / 1024:.1f} MiB (target <= 20 MiB)")
+
+
+def tmp_fs():
+    import tempfile
+    d = tempfile.gettempdir()
+    try:
+        out = subprocess.run(["df", "--output=fstype", d], capture_output=True, text=True).stdout
+        return f"{d} ({out.split()[-1]})"
+    except OSError:
+        return d
+
+
+if __name__ == "__main__":
+    main()
