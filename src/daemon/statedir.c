@@ -15,6 +15,8 @@
 #include "log.h"
 #include "statedir.h"
 #include "store.h"
+#include "tasks.h"
+#include "taskstore.h"
 #include "util.h"
 
 #define STATEDIR_SWEEP_S 1.0
@@ -291,6 +293,8 @@ statedir_open(struct daemon *d)
 	d->store = store_open(d->loop, dir, ckpt_schema, why, sizeof why);
 	if (d->store == NULL ||
 	    store_schema(d->store, statedir_schema, why, sizeof why) < 0 ||
+	    store_schema(d->store, taskstore_schema, why, sizeof why) < 0 ||
+	    tasks_load(d, why, sizeof why) < 0 ||
 	    (d->ckpt = ckpt_new(d->store, &d->events),
 	     ckpt_load(d->ckpt, why, sizeof why) < 0) ||
 	    statedir_restore(d, why, sizeof why) < 0 ||

@@ -27,6 +27,8 @@
 #include "request.h"
 #include "serve.h"
 #include "tasks.h"
+#include "taskstore.h"
+#include "ckpt.h"
 #include "util.h"
 
 #define TASKS_CHUNK (32u << 10) /* list answers: bytes of items a frame */
@@ -81,6 +83,23 @@ tasks_free(struct tasks *t)
 		return;
 	ledger_free(&t->ledger);
 	free(t);
+}
+
+int
+tasks_load(struct daemon *d, char *why, size_t len)
+{
+	struct tasks *t = d->tasks;
+	struct ledger_iter it = {0};
+	struct ledger_rec *r;
+
+	if (taskstore_load(d, &t->ledger, why, len) < 0)
+		return -1;
+	while ((r = ledger_next(&t->ledger, &it)) != NULL)
+		if (!ledger_ended(r)) {
+			r->resume = true;
+			t->nresume++;
+		}
+	return 0;
 }
 
 size_t
@@ -212,8 +231,10 @@ tasks_spawn(struct daemon *d, const struct tasks_spawn *in,
 	out->created = true;
 	out->rec = ledger_accept(&t->ledger, sup->spec->name, key, in->args,
 	                         in->env, clock_wall_ms());
-	if (in->replay != NULL) {
+	if (in->replay != NULL)
 		out->rec->replays++;
+	taskstore_save(d, out->rec, 0);
+	if (in->replay != NULL) {
 		events_emit(&d->events, EV_REPLAYED, out->node->path, 0, NULL,
 		            0, "replay %u by %s", out->rec->replays, in->by);
 	} else {
@@ -288,6 +309,7 @@ tasks_resume_one(struct daemon *d, struct ledger_rec *r)
 		ledger_reason(r, out.error);
 		ledger_end(&d->tasks->ledger, r, LEDGER_CANCELLED,
 		           clock_wall_ms(), clock_now_ms());
+		taskstore_save(d, r, 0);
 		log_warnx("task %s/%s not resumed: %s", r->sup, r->key,
 		          out.error);
 	}
@@ -337,6 +359,7 @@ tasks_result(struct daemon *d, struct node *n, const void *data, size_t len)
 		return;
 	}
 	ledger_result(r, data, len);
+	taskstore_save(d, r, (unsigned)n->starts);
 }
 
 static void tasks_pack_rec(struct daemon *, msgpack_packer *,
@@ -433,6 +456,7 @@ tasks_event(struct daemon *d, const struct action *a)
 	switch (a->event) {
 	case EE_RESTARTING:
 		ledger_reason(r, why);
+		taskstore_save(d, r, (unsigned)n->starts);
 		return;
 	case EE_TASK_DONE:
 		st = LEDGER_DONE;
@@ -451,6 +475,7 @@ tasks_event(struct daemon *d, const struct action *a)
 	tasks_take_tail(d, n, r);
 	r->attempts += (unsigned)n->starts;
 	ledger_end(&d->tasks->ledger, r, st, clock_wall_ms(), clock_now_ms());
+	taskstore_save(d, r, 0);
 	if (st == LEDGER_DEAD)
 		events_emit(&d->events, EV_DEAD_LETTERED, n->path, 0, why,
 		            n->starts ? n->starts - 1 : 0,
@@ -530,6 +555,7 @@ tasks_pack_rec(struct daemon *d, msgpack_packer *pk, const struct ledger_rec *r,
 	        sup && !ledger_ended(r) ? dynamic_find(sup, r->key) : NULL;
 	enum ledger_state st = r->state;
 	char name[2 * REQUEST_NAME_MAX];
+	uint64_t seq;
 
 	if (n != NULL)
 		st = n->state == NODE_RUNNING || n->state == NODE_STARTING
@@ -557,7 +583,14 @@ tasks_pack_rec(struct daemon *d, msgpack_packer *pk, const struct ledger_rec *r,
 	} else {
 		msgpack_pack_nil(pk);
 	}
-	if (r->checkpoint_seq)
+	if (d->ckpt != NULL && sup != NULL) {
+		char path[3 * REQUEST_NAME_MAX];
+		snprintf(path, sizeof path, "%s/%s", sup->path, r->key);
+		if ((seq = ckpt_seq(d->ckpt, path)) != 0)
+			agentsup_wire_kv_uint(pk, "checkpoint_seq", seq);
+		else
+			tasks_kv_nil(pk, "checkpoint_seq");
+	} else if (r->checkpoint_seq)
 		agentsup_wire_kv_uint(pk, "checkpoint_seq", r->checkpoint_seq);
 	else
 		tasks_kv_nil(pk, "checkpoint_seq");
@@ -828,6 +861,7 @@ tasks_serve(struct client *cl, struct daemon *d, const struct request *q)
 			return;
 		}
 		snprintf(line, sizeof line, "dropped %s/%s", r->sup, r->key);
+		taskstore_forget(d, r);
 		ledger_drop(&d->tasks->ledger, r);
 		serve_text(cl, q->id, line);
 	}

@@ -369,3 +369,64 @@ def test_c_client_spawns_and_results(supd):
     # x3: refused while x1 and x2 run, or created once they ended
     assert lines[3] in ("refused - existing max_children 2",
                         "ok cpool/x3 created - 0")
+
+
+RESUMABLE = """\
+import os, sys, agentsup
+with agentsup.Agent() as a:
+    r = a.restored
+    if sys.argv[1] == "quick":
+        a.result(b"quick done")
+        a.flush(2)
+        sys.exit(0)
+    if sys.argv[1] == "poison":
+        a.exit_reason("permanent", detail="bad input")
+        sys.exit(3)
+    if r.checkpoint:
+        a.result(b"resumed from " + r.checkpoint)
+        a.flush(2)
+        sys.exit(0)
+    seq = a.checkpoint(b"step-" + sys.argv[1].encode())
+    while a.checkpoint_acked < seq:
+        a.wait(0.05)
+    open(os.environ["MARK"] + sys.argv[1], "w").close()
+    a.wait(300)
+"""
+
+
+def test_resume_after_sigkill(supd):
+    """With a state store, tasks pending or running when agentsupd is
+    SIGKILLed start again with the same key and their last checkpoint; the
+    ended records (done, dead) are still there."""
+    from conftest import alive, wait_until
+    script = py(supd.tmp, "resumable.py", RESUMABLE)
+    mark = supd.tmp / "mark-"
+    files = {"00-settings.yaml": f"agentsupd:\n  events_file: {supd.events}\n"
+                                 f"  state_dir: {supd.tmp / 'state'}\n",
+             "a.yaml": pool(template=f"""\
+                 template:
+                   command: [{PY}, {script}]
+                   environment: {{MARK: {mark}}}
+                   backoff: none
+                 """)}
+    d = supd.start(files)
+    d.wait("started", "root/idle")
+    for k in ("a", "b", "quick", "poison"):
+        d.ctl("spawn", "pool", "--key", k, "--", k, check=0)
+    for k in ("a", "b"):
+        wait_until(lambda: (supd.tmp / f"mark-{k}").exists(), what=f"{k}'s checkpoint")
+    assert d.ctl("wait", "quick", check=0).returncode == 0
+    assert d.ctl("wait", "poison").returncode == 2
+    d.kill()  # SIGKILL
+    for p in list(d.pids):
+        wait_until(lambda: not alive(p), what="workers die with agentsupd")
+    d2 = supd.start()
+    for k in ("a", "b"):
+        d2.wait("spawned", f"root/pool/{k}")
+        rec = json.loads(d2.ctl("wait", f"pool/{k}", "--timeout", "20s", check=0).stdout)
+        assert rec["result"] == f"resumed from step-{k}" and rec["state"] == "done"
+    rec = json.loads(d2.ctl("wait", "quick", check=0).stdout)
+    assert rec["result"] == "quick done"
+    assert [x["name"] for x in d2.ctl_json("dead")] == ["pool/poison"]
+    again = json.loads(d2.ctl("--json", "spawn", "pool", "--key", "quick", check=0).stdout)
+    assert again["created"] is False  # within key_ttl, across the restart
