@@ -13,6 +13,9 @@ task runs, and what 10,000 ended tasks cost.
      status` wall time, and agentsupd's RSS before and after.
 
     tools/bench/spawn.py [TASKS] [LATENCY_SAMPLES]      default 10000 200
+
+With BENCH_STORE=1 agentsupd runs with a state_dir: the ledger is written
+through to the state store (group-committed by its writer thread).
 """
 import os
 import socket
@@ -78,8 +81,16 @@ class Control:
         return out
 
 
+STORE = os.environ.get("BENCH_STORE") == "1"
+STATE_DIRS = []  # removed at the end
+
+
 def pool_yaml(command, restart="transient"):
-    return f"""
+    settings = ""
+    if STORE:
+        STATE_DIRS.append(b.scratch())
+        settings = f"agentsupd:\n  state_dir: {STATE_DIRS[-1]}\n---\n"
+    return settings + f"""
 supervisor: root
 children:
   - supervisor: pool
@@ -203,7 +214,8 @@ def ten_thousand(tmp, n):
 def main():
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 10000
     samples = int(sys.argv[2]) if len(sys.argv) > 2 else 200
-    print(f"machine: {b.machine()}")
+    print(f"machine: {b.machine()}; ledger "
+          f"{'in the state store' if STORE else 'in memory'}")
     tmp = b.scratch()
     try:
         new, ok = throughput(os.path.join(tmp, "a"), min(n, 5000))
@@ -229,6 +241,8 @@ def main():
               f"with {n} ended records")
     finally:
         b.cleanup(tmp)
+        for d in STATE_DIRS:
+            b.cleanup(d)
 
 
 if __name__ == "__main__":
