@@ -281,6 +281,15 @@ read_cb(struct ev_loop *loop, ev_io *w, int revents)
 }
 
 struct client *
+clients_find(struct clients *all, uint64_t serial)
+{
+	for (struct client *cl = all->head; cl != NULL; cl = cl->next)
+		if (cl->serial == serial)
+			return cl->dead ? NULL : cl;
+	return NULL;
+}
+
+struct client *
 client_new(struct clients *all, struct control *c, struct daemon *d, int fd,
            uid_t uid, uint64_t now)
 {
@@ -291,6 +300,7 @@ client_new(struct clients *all, struct control *c, struct daemon *d, int fd,
 	cl->d = d;
 	cl->fd = fd;
 	cl->uid = uid;
+	cl->serial = ++all->serial;
 	cl->last_ms = now;
 	agentsup_reader_init(&cl->reader);
 	ev_io_init(&cl->rio, read_cb, fd, EV_READ);

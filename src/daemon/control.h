@@ -21,6 +21,10 @@ const char *control_path(const struct control *);
 /* The events sink: history for "events", frames for followers. */
 void control_event(void *arg, const struct event *, const char *json);
 
+struct client;
+/* The live client of this serial (client.h), or NULL when it has gone. */
+struct client *control_client(struct control *, uint64_t serial);
+
 /* The i-th oldest event kept, as a packed map, or NULL past the last. */
 const char *control_history(const struct control *, size_t i, size_t *len);
 
