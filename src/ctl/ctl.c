@@ -62,7 +62,7 @@ static const struct ctl_command {
         {"stop", 1, 1, false},   {"restart", 1, 1, false},
         {"drain", 0, 1, false},  {"reload", 0, 0, false},
         {"events", 0, 0, true},  {"shutdown", 0, 0, false},
-        {"top", 0, 0, false},
+        {"top", 0, 0, false},    {"reset", 1, 1, false},
 };
 
 static void
@@ -81,6 +81,10 @@ usage(FILE *f)
 	        "started\n"
 	        "  restart NAME        stop then start (a supervisor: its "
 	        "children, in order)\n"
+	        "  reset NAME          close its circuit, forget its failures, "
+	        "and start\n"
+	        "                      it if it is down for good (quarantined, "
+	        "failed...)\n"
 	        "  drain [NAME]        drain one subtree, or the whole tree "
 	        "(then agentsupd exits)\n"
 	        "  reload              re-read supervisor.d/ and apply it as a "

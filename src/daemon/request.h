@@ -16,6 +16,7 @@ enum request_cmd {
 	REQ_RELOAD,
 	REQ_EVENTS,
 	REQ_SHUTDOWN,
+	REQ_RESET,
 };
 
 #define REQUEST_NAME_MAX 256

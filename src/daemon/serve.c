@@ -228,6 +228,8 @@ serve_node_command(struct client *cl, struct daemon *d, const struct request *r)
 		rf = command_restart(d->tree, n, now);
 	else if (r->cmd == REQ_DRAIN)
 		rf = command_drain(d->tree, n, now);
+	else if (r->cmd == REQ_RESET)
+		rf = command_reset(d->tree, n, now);
 	command_refusal_format(rf, why, sizeof why);
 	if (rf.kind != REFUSED_NONE)
 		serve_error(cl, r->id, "cannot %s %s: %s",
@@ -261,6 +263,7 @@ serve_request(struct client *cl, struct control *c, struct daemon *d,
 	case REQ_START:
 	case REQ_STOP:
 	case REQ_RESTART:
+	case REQ_RESET:
 		serve_node_command(cl, d, r);
 		break;
 	case REQ_DRAIN:
