@@ -10,7 +10,7 @@
 enum node_kind { KIND_WORKER, KIND_SUPERVISOR };
 enum strategy { ONE_FOR_ONE, ONE_FOR_ALL, REST_FOR_ONE };
 enum restart_type { RESTART_PERMANENT, RESTART_TRANSIENT, RESTART_TEMPORARY };
-enum output_mode { OUTPUT_INHERIT, OUTPUT_NULL, OUTPUT_FILE };
+enum output_mode { OUTPUT_INHERIT, OUTPUT_NULL, OUTPUT_FILE, OUTPUT_CAPTURE };
 enum jitter_kind { JITTER_FULL, JITTER_EQUAL, JITTER_NONE };
 enum notify_mode { NOTIFY_NONE, NOTIFY_SYSTEMD }; /* `notify:` */
 
@@ -69,6 +69,28 @@ struct circuit_spec {
 	uint64_t probe_stable_ms;
 };
 
+/* `limits:` (DESIGN §13): setrlimit in the child, soft = hard. */
+enum limit_kind {
+	LIMIT_NOFILE,
+	LIMIT_NPROC,
+	LIMIT_CORE,
+	LIMIT_MEMORY,
+	LIMIT__COUNT
+};
+#define LIMIT_INFINITY UINT64_MAX /* `unlimited` */
+struct limits_spec {
+	unsigned set;             /* bit per enum limit_kind given */
+	uint64_t v[LIMIT__COUNT]; /* LIMIT_MEMORY in bytes (RLIMIT_AS) */
+};
+
+/* `control:`, what a worker may ask of the control socket: a bit per
+ * command name of config_control_names (CONTROL_ALL: every command, also
+ * those added later). 0: none, the default. */
+#define CONTROL_ALL UINT32_MAX
+extern const char *const config_control_names[];
+/* The bit of a command name, 0 when the name is not grantable by name. */
+uint32_t config_control_bit(const char *cmd);
+
 /* One node of the tree as declared: a supervisor or a worker. */
 struct spec {
 	char *name;
@@ -105,6 +127,13 @@ struct spec {
 
 	uint64_t keys_set;       /* bit i: key i of the key table set here */
 	enum notify_mode notify; /* systemd: NOTIFY_SOCKET of agentsupd's */
+	/* privileges and limits (DESIGN §13) */
+	char *user;     /* run as this user, NULL = agentsupd's */
+	char *group;    /* and group, NULL = the user's own */
+	int umask_mode; /* -1 = agentsupd's */
+	struct limits_spec limits;
+	uint64_t max_memory; /* bytes of RSS, 0 = not checked */
+	uint32_t control;    /* control requests granted (CONTROL_ALL...) */
 };
 
 /* One `on_event:` entry: run argv per event of one of `kinds`. */
@@ -117,14 +146,27 @@ struct hook_spec {
 #define CONFIG_MAX_HOOKS       64
 #define CONFIG_HOOK_TIMEOUT_MS 10000
 
+/* `contain:` how a worker's descendants are made to end with it. */
+enum contain_mode {
+	CONTAIN_AUTO,   /* a cgroup per worker where cgroup v2 is writable */
+	CONTAIN_CGROUP, /* the same, and refuse to start without it */
+	CONTAIN_NONE,   /* the process group and PDEATHSIG only */
+};
+
 /* The `agentsupd:` settings document. */
 struct settings {
 	char *socket;            /* control socket path, NULL = default */
 	char *events_file;       /* JSON-lines event log, NULL = none */
 	char *metrics;           /* "HOST:PORT" serving /metrics, NULL = off */
 	uint32_t max_frame;      /* largest frame accepted from a peer */
+	char *log_dir;           /* captured output files, NULL = none */
+	uint64_t log_max;        /* rotate a worker's log file beyond this */
+	uint32_t log_keep;       /* rotated files kept: NAME.log.1 ... */
+	uint32_t log_tail;       /* bytes of each worker's output in memory */
 	struct hook_spec *hooks; /* on_event: */
 	size_t nhooks;
+	enum contain_mode contain;
+	char *termination_log; /* JSON written on exit, NULL = none */
 	struct loc loc;
 };
 
@@ -182,6 +224,8 @@ const char *config_strategy_name(enum strategy);
 const char *config_restart_name(enum restart_type);
 const char *config_jitter_name(enum jitter_kind);
 int config_parse_duration(const char *, uint64_t *ms);
+/* "4096", "64k", "512M", "2GiB": bytes, binary units. */
+int config_parse_bytes(const char *, uint64_t *bytes);
 int config_split_command(const char *, char ***argv, const char **why);
 void config_free_strv(char **);
 

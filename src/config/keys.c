@@ -241,9 +241,12 @@ keys_output(struct parse *p, const struct key *k, yaml_node_t *v,
 		o->mode = OUTPUT_INHERIT;
 	else if (strcmp(str, "null") == 0)
 		o->mode = OUTPUT_NULL;
+	else if (strcmp(str, "capture") == 0)
+		o->mode = OUTPUT_CAPTURE;
 	else if (*str == '\0')
 		load_err(p, &v->start_mark,
-		         "%s: want inherit, null or a file path", k->name);
+		         "%s: want capture, inherit, null or a file path",
+		         k->name);
 	else {
 		o->mode = OUTPUT_FILE;
 		o->path = xstrdup(str);
@@ -418,14 +421,22 @@ const struct key keys_table[] = {
          "duration", "off"},
         {"drain_timeout", W, keys_duration, F(drain_timeout_ms), POD,
          "duration", "30s"},
-        {"stdout", W, keys_output, F(out), STORE_OUTPUT, "inherit|null|path",
-         "inherit"},
-        {"stderr", W, keys_output, F(err), STORE_OUTPUT, "inherit|null|path",
-         "inherit"},
+        {"stdout", W, keys_output, F(out), STORE_OUTPUT,
+         "capture|inherit|null|path", "capture"},
+        {"stderr", W, keys_output, F(err), STORE_OUTPUT,
+         "capture|inherit|null|path", "capture"},
         {"instances", W, keys_instances, F(instances), POD, "uint", "1"},
         {"backoff", W, policy_backoff, F(backoff), POD, "none|mapping", "on"},
         {"circuit", W, policy_circuit, F(circuit), POD, "none|mapping", "off"},
         {"notify", W, keys_notify, F(notify), POD, "none|systemd", "none"},
+        {"user", W, privs_identity, F(user), STORE_STR, "name|uid",
+         "agentsupd's"},
+        {"group", W, privs_identity, F(group), STORE_STR, "name|gid",
+         "the user's"},
+        {"umask", W, privs_umask, F(umask_mode), POD, "octal", "agentsupd's"},
+        {"limits", W, privs_limits, F(limits), POD, "mapping", "{}"},
+        {"max_memory", W, privs_max_memory, F(max_memory), POD, "size", "off"},
+        {"control", W, privs_control, F(control), POD, "none|all|list", "none"},
 };
 const size_t keys_count = sizeof keys_table / sizeof keys_table[0];
 

@@ -382,7 +382,9 @@ config_free(struct config *cfg)
 	spec_free(cfg->root);
 	free(cfg->settings.socket);
 	free(cfg->settings.events_file);
+	free(cfg->settings.termination_log);
 	free(cfg->settings.metrics);
+	free(cfg->settings.log_dir);
 	onevent_free(&cfg->settings);
 	for (size_t i = 0; i < cfg->nfiles; i++)
 		free(cfg->files[i]);
@@ -421,6 +423,9 @@ config_parse(const struct config_source *files, size_t n,
 
 	p.cfg = xcalloc(1, sizeof *p.cfg);
 	p.cfg->settings.max_frame = DEFAULT_MAX_FRAME;
+	p.cfg->settings.log_max = 10u << 20;
+	p.cfg->settings.log_keep = 5;
+	p.cfg->settings.log_tail = 8192;
 	p.errs = errs;
 	p.errs_before = before;
 	p.visits = CONFIG_MAX_YAML_NODES;

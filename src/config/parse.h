@@ -103,6 +103,18 @@ void policy_backoff(struct parse *, const struct key *, yaml_node_t *v,
 void policy_circuit(struct parse *, const struct key *, yaml_node_t *v,
                     struct spec *, int depth);
 
+/* privs.c: user, group, umask, limits, max_memory, control (DESIGN §13) */
+void privs_identity(struct parse *, const struct key *, yaml_node_t *v,
+                    struct spec *, int depth);
+void privs_umask(struct parse *, const struct key *, yaml_node_t *v,
+                 struct spec *, int depth);
+void privs_limits(struct parse *, const struct key *, yaml_node_t *v,
+                  struct spec *, int depth);
+void privs_max_memory(struct parse *, const struct key *, yaml_node_t *v,
+                      struct spec *, int depth);
+void privs_control(struct parse *, const struct key *, yaml_node_t *v,
+                   struct spec *, int depth);
+
 /* settings.c: the agentsupd: document */
 void settings_parse(struct parse *, yaml_node_t *v, yaml_node_t *at);
 

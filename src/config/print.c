@@ -33,6 +33,17 @@ print_output_equal(const struct output *a, const struct output *b)
 	return a->mode == b->mode && print_str_equal(a->path, b->path);
 }
 
+static bool
+print_limits_equal(const struct limits_spec *a, const struct limits_spec *b)
+{
+	if (a->set != b->set)
+		return false;
+	for (int i = 0; i < LIMIT__COUNT; i++)
+		if ((a->set & (1u << i)) && a->v[i] != b->v[i])
+			return false;
+	return true;
+}
+
 int
 spec_process_equal(const struct spec *a, const struct spec *b)
 {
@@ -40,7 +51,11 @@ spec_process_equal(const struct spec *a, const struct spec *b)
 	       print_str_equal(a->directory, b->directory) &&
 	       print_strv_equal(a->env, b->env) &&
 	       print_output_equal(&a->out, &b->out) &&
-	       print_output_equal(&a->err, &b->err) && a->notify == b->notify;
+	       print_output_equal(&a->err, &b->err) && a->notify == b->notify &&
+	       print_str_equal(a->user, b->user) &&
+	       print_str_equal(a->group, b->group) &&
+	       a->umask_mode == b->umask_mode &&
+	       print_limits_equal(&a->limits, &b->limits);
 }
 
 static bool
@@ -77,7 +92,8 @@ spec_policy_equal(const struct spec *a, const struct spec *b)
 	       a->heartbeat_ms == b->heartbeat_ms &&
 	       a->heartbeat_timeout_ms == b->heartbeat_timeout_ms &&
 	       a->start_timeout_ms == b->start_timeout_ms &&
-	       a->drain_timeout_ms == b->drain_timeout_ms;
+	       a->drain_timeout_ms == b->drain_timeout_ms &&
+	       a->max_memory == b->max_memory && a->control == b->control;
 }
 
 static void

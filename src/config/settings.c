@@ -59,6 +59,33 @@ settings_max_frame(struct parse *p, const char *key, yaml_node_t *v,
 		st->max_frame = (uint32_t)n;
 }
 
+static void
+settings_termination_log(struct parse *p, const char *key, yaml_node_t *v,
+                         struct settings *st)
+{
+	settings_path(p, key, v, &st->termination_log);
+}
+
+/* `contain:` auto, cgroup or none (docs/operations.md, containment). */
+static void
+settings_contain(struct parse *p, const char *key, yaml_node_t *v,
+                 struct settings *st)
+{
+	static const char *const modes[] = {"auto", "cgroup", "none", NULL};
+	const char *s = load_scalar(p, key, v);
+	int i;
+
+	if (s == NULL)
+		return;
+	if ((i = scalar_enum(modes, s)) < 0)
+		load_err(p, &v->start_mark,
+		         "contain: unknown value \"%s\" (want auto, cgroup or "
+		         "none)",
+		         s);
+	else
+		st->contain = (enum contain_mode)i;
+}
+
 /* "HOST:PORT" by its shape; the daemon checks the host when it binds. */
 static void
 settings_metrics(struct parse *p, const char *key, yaml_node_t *v,
@@ -81,6 +108,70 @@ settings_metrics(struct parse *p, const char *key, yaml_node_t *v,
 	st->metrics = xstrdup(s);
 }
 
+static void
+settings_log_dir(struct parse *p, const char *key, yaml_node_t *v,
+                 struct settings *st)
+{
+	settings_path(p, key, v, &st->log_dir);
+}
+
+/* A byte count with an optional KiB, MiB or GiB suffix, at most max. */
+static int
+settings_size(const char *s, uint64_t max, uint64_t *out)
+{
+	static const struct {
+		const char *suffix;
+		unsigned shift;
+	} units[] = {{"KiB", 10}, {"MiB", 20}, {"GiB", 30}, {"", 0}};
+	char num[32];
+	size_t n = strspn(s, "0123456789");
+
+	if (n == 0 || n >= sizeof num)
+		return -1;
+	memcpy(num, s, n);
+	num[n] = '\0';
+	for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+		if (strcmp(s + n, units[i].suffix) != 0)
+			continue;
+		if (scalar_uint(num, max >> units[i].shift, out) < 0)
+			return -1;
+		*out <<= units[i].shift;
+		return 0;
+	}
+	return -1;
+}
+
+/* log_max, log_keep, log_tail: output capture's bounds. */
+static void
+settings_log_bound(struct parse *p, const char *key, yaml_node_t *v,
+                   struct settings *st)
+{
+	const char *s = load_scalar(p, key, v);
+	uint64_t n;
+
+	if (s == NULL)
+		return;
+	if (strcmp(key, "log_max") == 0) {
+		if (settings_size(s, UINT64_C(1) << 40, &n) < 0 || n < 1024)
+			load_err(p, &v->start_mark,
+			         "log_max: want a size from 1024 to 1TiB "
+			         "(e.g. 10MiB)");
+		else
+			st->log_max = n;
+	} else if (strcmp(key, "log_keep") == 0) {
+		if (scalar_uint(s, 1000, &n) < 0)
+			load_err(p, &v->start_mark,
+			         "log_keep: want a count from 0 to 1000");
+		else
+			st->log_keep = (uint32_t)n;
+	} else if (settings_size(s, 4u << 20, &n) < 0) {
+		load_err(p, &v->start_mark,
+		         "log_tail: want a size up to 4MiB (e.g. 8KiB)");
+	} else {
+		st->log_tail = (uint32_t)n;
+	}
+}
+
 static const struct {
 	const char *name;
 	void (*parse)(struct parse *, const char *, yaml_node_t *,
@@ -91,6 +182,12 @@ static const struct {
         {"max_frame", settings_max_frame},
         {"metrics", settings_metrics},
         {"on_event", onevent_parse},
+        {"log_dir", settings_log_dir},
+        {"log_max", settings_log_bound},
+        {"log_keep", settings_log_bound},
+        {"log_tail", settings_log_bound},
+        {"contain", settings_contain},
+        {"termination_log", settings_termination_log},
 };
 
 void

@@ -41,7 +41,9 @@ spec_new(struct parse *p, enum node_kind kind)
 	s->period_ms = 5000;
 	s->shutdown_ms = 5000;
 	s->drain_timeout_ms = 30000;
+	s->out.mode = s->err.mode = OUTPUT_CAPTURE;
 	s->backoff = spec_backoff_default;
+	s->umask_mode = -1;
 	return s;
 }
 
@@ -84,6 +86,8 @@ spec_clone(const struct spec *s)
 	c->env = spec_strv_dup(s->env);
 	c->out.path = spec_strdup(s->out.path);
 	c->err.path = spec_strdup(s->err.path);
+	c->user = spec_strdup(s->user);
+	c->group = spec_strdup(s->group);
 	return c;
 }
 
@@ -106,6 +110,8 @@ spec_bytes(const struct spec *s)
 	n += s->directory ? strlen(s->directory) : 0;
 	n += s->out.path ? strlen(s->out.path) : 0;
 	n += s->err.path ? strlen(s->err.path) : 0;
+	n += (s->user ? strlen(s->user) : 0) +
+	     (s->group ? strlen(s->group) : 0);
 	return n + spec_strv_bytes(s->argv) + spec_strv_bytes(s->env);
 }
 
@@ -185,5 +191,7 @@ spec_free(struct spec *s)
 	config_free_strv(s->env);
 	free(s->out.path);
 	free(s->err.path);
+	free(s->user);
+	free(s->group);
 	free(s);
 }

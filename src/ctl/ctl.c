@@ -48,6 +48,7 @@ struct ctl {
 	struct agentsup_reader reader; /* the one frame reader */
 	struct ctl_frame *head, *tail; /* frames read, not yet handed out */
 	struct ctl_frame *current;     /* the frame handed out last */
+	unsigned long lines;           /* logs -n */
 	sigset_t waitmask;             /* the signal mask while waiting */
 	msgpack_zone zone;
 };
@@ -62,7 +63,8 @@ static const struct ctl_command {
         {"stop", 1, 1, false},   {"restart", 1, 1, false},
         {"drain", 0, 1, false},  {"reload", 0, 0, false},
         {"events", 0, 0, true},  {"shutdown", 0, 0, false},
-        {"top", 0, 0, false},    {"reset", 1, 1, false},
+        {"top", 0, 0, false},    {"logs", 1, 1, true},
+        {"reset", 1, 1, false},
 };
 
 static void
@@ -92,6 +94,9 @@ usage(FILE *f)
 	        "  events [--follow]   recent events; --follow streams new "
 	        "ones\n"
 	        "  shutdown            stop the tree and agentsupd\n"
+	        "  logs NAME [-n N] [-f]  a worker's last N lines of output "
+	        "(20; 0: all kept);\n"
+	        "                      -f follows new ones\n"
 	        "  top                 a live view: j/k select, s stop, r "
 	        "restart, d drain, q quit\n"
 	        "The socket: --socket, else AGENTSUP_SOCKET, else the socket: "
@@ -510,6 +515,55 @@ out:
 	return rc;
 }
 
+/* logs NAME [-n N] [-f]: the tail as one string, then {t: log} frames. */
+static int
+run_logs(struct ctl *c, const char *name, int follow)
+{
+	const msgpack_object *body, *line;
+	struct agentsup_frame f;
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	int r;
+
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	agentsup_wire_begin(&sb);
+	msgpack_pack_map(&pk, 4);
+	agentsup_wire_kv_str(&pk, "t", AGENTSUP_T_REQ);
+	agentsup_wire_kv_uint(&pk, "id", 1);
+	agentsup_wire_kv_str(&pk, "cmd", "logs");
+	agentsup_wire_pack_str(&pk, "args");
+	msgpack_pack_array(&pk, 3);
+	agentsup_wire_pack_str(&pk, name);
+	msgpack_pack_uint64(&pk, c->lines);
+	follow ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk);
+	r = agentsup_wire_end(&sb, AGENTSUP_MAX_FRAME);
+	if (r == 0)
+		r = ctl_send_all(c->fd, sb.data, sb.size);
+	msgpack_sbuffer_destroy(&sb);
+	if (r < 0) {
+		perror("agentsupctl: send");
+		return EXIT_UNAVAILABLE;
+	}
+	if (ctl_next_res(c, &f) < 0)
+		return EXIT_UNAVAILABLE;
+	body = agentsup_wire_get(&f.map, "result");
+	if (!ctl_flag(&f.map, "ok") || body == NULL ||
+	    body->type != MSGPACK_OBJECT_STR)
+		return ctl_refused(c, &f);
+	fwrite(body->via.str.ptr, 1, body->via.str.size, stdout);
+	fflush(stdout);
+	while (follow > 0 && ctl_next_frame(c, &f, -1) == 0) {
+		line = agentsup_wire_get(&f.map, "line");
+		if (!agentsup_wire_is(&f, "log") || line == NULL ||
+		    line->type != MSGPACK_OBJECT_STR)
+			continue;
+		printf("%.*s\n", (int)line->via.str.size, line->via.str.ptr);
+		fflush(stdout);
+	}
+	return 0;
+}
+
 /* --- the command line ----------------------------------------------------- */
 
 static void
@@ -548,7 +602,18 @@ ctl_parse_command(struct ctl *c, int argc, char **argv, const char **arg,
 		else if (strcmp(argv[i], "--follow") == 0 ||
 		         strcmp(argv[i], "-f") == 0)
 			*follow = 1;
-		else if (argv[i][0] == '-' && argv[i][1] != '\0')
+		else if (strcmp(argv[i], "-n") == 0 &&
+		         strcmp(cmd, "logs") == 0) {
+			char *end;
+			if (i + 1 == argc || argv[i + 1][0] < '0' ||
+			    argv[i + 1][0] > '9' ||
+			    (c->lines = strtoul(argv[i + 1], &end, 10)) >
+			            UINT32_MAX ||
+			    *end != '\0')
+				return ctl_usage_error("%s: -n wants a count%s",
+				                       cmd, "");
+			i++;
+		} else if (argv[i][0] == '-' && argv[i][1] != '\0')
 			return ctl_usage_error("%s: unknown option \"%s\"", cmd,
 			                       argv[i]);
 		else if (nargs++ == 0)
@@ -562,7 +627,7 @@ ctl_parse_command(struct ctl *c, int argc, char **argv, const char **arg,
 		                       cmd, "");
 	if (*follow && !k->follow)
 		return ctl_usage_error("%s: --follow is for events only%s", cmd,
-		                       "");
+		                       " (and logs)");
 	return 0;
 }
 
@@ -580,7 +645,7 @@ main(int argc, char **argv)
 	};
 	const char *sock = NULL, *dir = NULL, *cmd, *arg = NULL;
 	char sockbuf[256];
-	struct ctl c = {.fd = -1};
+	struct ctl c = {.fd = -1, .lines = 20};
 	int ch, follow = 0, rc;
 	struct sigaction sa = {.sa_handler = on_sigint};
 	sigset_t block;
@@ -635,7 +700,11 @@ main(int argc, char **argv)
 	sigprocmask(SIG_BLOCK, &block, &c.waitmask);
 	sigdelset(&c.waitmask, SIGINT);
 	sigaction(SIGINT, &sa, NULL);
-	rc = run(&c, cmd, arg, strcmp(cmd, "events") == 0 ? follow : -1);
+	if (strcmp(cmd, "logs") == 0)
+		rc = run_logs(&c, arg, follow);
+	else
+		rc = run(&c, cmd, arg,
+		         strcmp(cmd, "events") == 0 ? follow : -1);
 	msgpack_zone_destroy(&c.zone);
 	agentsup_reader_free(&c.reader);
 	ctl_frame_free(c.current);

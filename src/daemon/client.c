@@ -17,8 +17,10 @@
 #include "clock.h"
 #include "daemon.h"
 #include "log.h"
+#include "peer.h"
 #include "request.h"
 #include "serve.h"
+#include "session.h"
 #include "util.h"
 
 #define CLIENT_MAX_OUT    (8u << 20) /* unread answers before a request */
@@ -64,6 +66,8 @@ client_free(struct client *cl)
 	all->n--;
 	agentsup_reader_free(&cl->reader);
 	free(cl->out);
+	free(cl->logs);
+	free(cl->worker);
 	free(cl);
 }
 
@@ -139,7 +143,7 @@ client_send(struct client *cl, const char *data, size_t len)
 {
 	if (cl->dead)
 		return;
-	if (cl->follow && cl->outlen + len > CLIENT_MAX_LAG) {
+	if ((cl->follow || cl->logs) && cl->outlen + len > CLIENT_MAX_LAG) {
 		client_drop(cl, "a slow follower, too far behind");
 		return;
 	}
@@ -175,7 +179,7 @@ client_deadline(const struct client *cl)
 {
 	if (agentsup_reader_pending(&cl->reader) > 0)
 		return cl->req_start_ms + CLIENT_REQUEST_MS;
-	if (cl->follow)
+	if (cl->follow || cl->logs)
 		return UINT64_MAX; /* a follower may stay silent for ever */
 	return cl->last_ms + CLIENT_IDLE_MS;
 }
@@ -227,7 +231,7 @@ client_dispatch(struct client *cl, const struct agentsup_frame *f)
 		client_drop(cl, "sent a message that is not a request");
 		return;
 	}
-	if (!cl->follow && cl->outlen > CLIENT_MAX_OUT) {
+	if (!cl->follow && !cl->logs && cl->outlen > CLIENT_MAX_OUT) {
 		client_drop(cl, "not reading its responses");
 		return;
 	}
@@ -280,6 +284,36 @@ read_cb(struct ev_loop *loop, ev_io *w, int revents)
 		client_arm(cl, now);
 }
 
+static bool
+client_is_worker(void *arg, pid_t pid)
+{
+	return pidmap_get(&((struct daemon *)arg)->pids, pid) != NULL;
+}
+
+/* Workers do not steer the supervisor: a peer in a worker's process tree
+ * (an ancestor, its process group or its cgroup is the worker's) is that
+ * worker, whatever its uid. Told once, at connect: the kernel's credentials
+ * are those of the connecting process. */
+static char *
+client_worker(struct daemon *d, int fd)
+{
+	struct ucred cred;
+	socklen_t len = sizeof cred;
+	char path[1024];
+	struct session *s;
+	pid_t w;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 ||
+	    cred.pid <= 0)
+		return NULL;
+	if (!peer_worker(d->contain, cred.pid, client_is_worker, d, &w, path,
+	                 sizeof path))
+		return NULL;
+	if (w != 0 && (s = pidmap_get(&d->pids, w)) != NULL)
+		return xstrdup(s->node->path);
+	return xstrdup(path);
+}
+
 struct client *
 clients_find(struct clients *all, uint64_t serial)
 {
@@ -301,6 +335,7 @@ client_new(struct clients *all, struct control *c, struct daemon *d, int fd,
 	cl->fd = fd;
 	cl->uid = uid;
 	cl->serial = ++all->serial;
+	cl->worker = client_worker(d, fd);
 	cl->last_ms = now;
 	agentsup_reader_init(&cl->reader);
 	ev_io_init(&cl->rio, read_cb, fd, EV_READ);

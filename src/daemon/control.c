@@ -413,3 +413,37 @@ control_event(void *arg, const struct event *e, const char *json)
 		if (cl->follow && !cl->dead)
 			client_send(cl, c->sb.data, c->sb.size);
 }
+
+/* --- worker output to followers ------------------------------------------- */
+
+/* The logcap sink: {t: log, name, stream, line} to whoever follows name. */
+void
+control_log_line(void *arg, const char *name, enum logcap_stream stream,
+                 const char *line, size_t len)
+{
+	struct control *c = arg;
+	msgpack_packer pk;
+	bool packed = false;
+
+	for (struct client *cl = c->clients.head; cl != NULL; cl = cl->next) {
+		if (cl->logs == NULL || cl->dead || strcmp(cl->logs, name) != 0)
+			continue;
+		if (!packed) {
+			msgpack_packer_init(&pk, &c->sb, msgpack_sbuffer_write);
+			agentsup_wire_begin(&c->sb);
+			msgpack_pack_map(&pk, 4);
+			agentsup_wire_kv_str(&pk, "t", CONTROL_T_LOG);
+			agentsup_wire_kv_str(&pk, "name", name);
+			agentsup_wire_kv_str(
+			        &pk, "stream",
+			        stream == LOGCAP_STDERR ? "stderr" : "stdout");
+			agentsup_wire_pack_str(&pk, "line");
+			msgpack_pack_str(&pk, len);
+			msgpack_pack_str_body(&pk, line, len);
+			if (agentsup_wire_end(&c->sb, CONTROL_MAX_EVENT) < 0)
+				return;
+			packed = true;
+		}
+		client_send(cl, c->sb.data, c->sb.size);
+	}
+}

@@ -7,6 +7,9 @@
 #include <sys/types.h>
 
 #include "events.h"
+#include "logcap.h"
+
+#define CONTROL_T_LOG "log" /* daemon -> ctl: name, stream, line */
 
 struct daemon;
 struct control;
@@ -20,6 +23,9 @@ void control_close(struct control *);
 const char *control_path(const struct control *);
 /* The events sink: history for "events", frames for followers. */
 void control_event(void *arg, const struct event *, const char *json);
+/* The logcap sink: each line to the clients following that worker. */
+void control_log_line(void *arg, const char *name, enum logcap_stream,
+                      const char *line, size_t len);
 
 struct client;
 /* The live client of this serial (client.h), or NULL when it has gone. */

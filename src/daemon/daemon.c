@@ -18,10 +18,12 @@
 #include "agentsup/wire.h"
 #include "clock.h"
 #include "command.h"
+#include "contain.h"
 #include "control.h"
 #include "daemon.h"
 #include "hooks.h"
 #include "log.h"
+#include "logcap.h"
 #include "notify.h"
 #include "reap.h"
 #include "reload.h"
@@ -29,6 +31,7 @@
 #include "scrape.h"
 #include "serve.h"
 #include "session.h"
+#include "termlog.h"
 #include "timer.h"
 #include "util.h"
 
@@ -292,6 +295,9 @@ apply_settings(struct daemon *d, const struct settings *old)
 	scrape_configure(d, s->metrics);
 	hooks_set(d->hooks, s->hooks, s->nhooks);
 	hooks_warn_unknown(d->hooks, daemon_event_kind_known);
+	logcap_set_limits(d->logcap,
+	                  &(struct logcap_limits){s->log_dir, s->log_max,
+	                                          s->log_keep, s->log_tail});
 }
 
 /* Append "name [a, b]" to a growing message, bounded: past the limit the
@@ -361,6 +367,12 @@ daemon_reload_apply(struct daemon *d, struct config *cfg,
 		*msgp = errors_message(errs);
 		events_emit(&d->events, EV_RELOAD_REFUSED, d->tree->root->path,
 		            0, "config", 0, "%s", *msgp);
+		return -1;
+	}
+	if (spawn_check_ids(cfg->root, msgp) < 0) {
+		events_emit(&d->events, EV_RELOAD_REFUSED, d->tree->root->path,
+		            0, "config", 0, "%s", *msgp);
+		config_free(cfg);
 		return -1;
 	}
 	if (reload_apply(d->tree, cfg->root, clock_now_ms(), &r, &why) < 0) {
@@ -459,6 +471,7 @@ on_hup_signal(struct ev_loop *loop, ev_signal *s, int revents)
 	(void)loop;
 	(void)revents;
 	events_reopen(&d->events);
+	logcap_reopen(d->logcap);
 	daemon_reload(d, 0, 0);
 }
 
@@ -480,6 +493,7 @@ daemon_event_sink(void *arg, const struct event *e, const char *json)
 	struct daemon *d = arg;
 
 	control_event(d->control, e, json);
+	termlog_event(d->termlog, e, json);
 	if (d->hooks != NULL)
 		hooks_event(d->hooks, events_kind_name(e->kind), json,
 		            strlen(json));
@@ -506,6 +520,17 @@ daemon_notify_init(struct daemon *d)
 		log_warnx("sd_notify socket for workers: %s: `notify: systemd` "
 		          "workers get none",
 		          why);
+}
+
+/* max_memory: a worker over it is stopped, reason `memory`. */
+static void
+daemon_over_memory(void *arg, pid_t pid, uint64_t rss)
+{
+	struct daemon *d = arg;
+	struct session *s = pidmap_get(&d->pids, pid);
+
+	if (s != NULL)
+		session_over_memory(s, rss);
 }
 
 /* --socket, then AGENTSUP_SOCKET, then the settings, then the default. */
@@ -542,6 +567,19 @@ daemon_init(struct daemon *d, const char *sock_opt)
 	if (!msgpack_zone_init(&d->zone, 4096))
 		fatalx("out of memory");
 	events_init(&d->events, d->cfg->settings.events_file);
+	/* before any child: the probe's is waited for here */
+	if ((d->contain = contain_open(d->loop, d->cfg->settings.contain,
+	                               daemon_over_memory, d, &why)) == NULL) {
+		log_warnx("contain: cgroup: %s", why);
+		return -1;
+	}
+	log_info("containment: %s", why);
+	d->termlog = termlog_new();
+	d->logcap = logcap_set_new(
+	        d->loop, STDERR_FILENO,
+	        &(struct logcap_limits){
+	                d->cfg->settings.log_dir, d->cfg->settings.log_max,
+	                d->cfg->settings.log_keep, d->cfg->settings.log_tail});
 	d->socket_path = socket_path(sock_opt, &d->cfg->settings);
 	if ((d->control = control_open(d, d->socket_path, &why)) == NULL) {
 		log_warnx("control socket %s: %s", d->socket_path, why);
@@ -549,6 +587,7 @@ daemon_init(struct daemon *d, const char *sock_opt)
 	}
 	d->events.sink = daemon_event_sink;
 	d->events.sink_arg = d;
+	logcap_set_sink(d->logcap, control_log_line, d->control);
 	d->hooks = hooks_new(d->loop, d->cfg->settings.hooks,
 	                     d->cfg->settings.nhooks, HOOKS_MAX_RUNNING,
 	                     HOOKS_MAX_QUEUED);
@@ -589,6 +628,14 @@ daemon_run(struct daemon *d)
 	/* the hooks of the last events (a root that gave up) still run,
 	 * bounded */
 	hooks_flush(d->hooks, HOOKS_EXIT_GRACE_MS);
+	/* nothing a worker started outlives agentsupd */
+	contain_close(d->contain);
+	d->contain = NULL;
+	if (d->cfg->settings.termination_log != NULL &&
+	    termlog_write(d->termlog, d->cfg->settings.termination_log,
+	                  d->exit_code) < 0)
+		log_warn("termination_log %s",
+		         d->cfg->settings.termination_log);
 	return d->exit_code;
 }
 
@@ -597,8 +644,12 @@ daemon_free(struct daemon *d)
 {
 	d->events.sink = NULL;
 	reloader_free(d->reloader);
+	if (d->logcap != NULL)
+		logcap_set_sink(d->logcap, NULL, NULL);
 	spawner_fini(&d->spawn);
 	scrape_configure(d, NULL);
+	contain_close(d->contain);
+	termlog_free(d->termlog);
 	hooks_free(d->hooks);
 	notify_server_close(d->notify);
 	notify_up_close(d->up);
@@ -606,6 +657,7 @@ daemon_free(struct daemon *d)
 		control_close(d->control);
 	free(d->socket_path);
 	tree_free(d->tree);
+	logcap_set_free(d->logcap);
 	config_free(d->cfg);
 	for (size_t i = 0; i < d->nretired; i++)
 		config_free(d->retired[i]);

@@ -17,6 +17,7 @@
 struct control;
 struct metrics;
 struct hooks;
+struct logcap_set;
 struct notify_server;
 struct notify_up;
 struct reloader;
@@ -50,6 +51,9 @@ struct daemon {
 	size_t up_live;               /* workers in the last STATUS= */
 	struct hooks *hooks;          /* on_event: */
 	struct reloader *reloader;    /* reads and parses off the loop */
+	struct logcap_set *logcap;    /* workers' captured output */
+	struct contain *contain;      /* a cgroup per worker, or nothing */
+	struct termlog *termlog;      /* termination_log: */
 };
 
 /* Read the config again off the loop, then apply it as a diff or refuse it

@@ -48,7 +48,8 @@
 	X(CIRCUIT_CLOSED, "circuit_closed", EVENT_RETRY)                       \
 	X(DECLARED, "declared", EVENT_PLAIN)                                   \
 	X(FAILED, "failed", EVENT_BAD)                                         \
-	X(EXHAUSTED, "exhausted", EVENT_BAD)
+	X(EXHAUSTED, "exhausted", EVENT_BAD)                                   \
+	X(MEMORY, "memory", EVENT_WARN)
 
 #define EVENTS_ENUM(id, name, tone) EV_##id,
 enum event_kind { EVENTS_KINDS(EVENTS_ENUM) EV__COUNT };

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "daemon.h"
+#include "spawn.h"
 
 #define EXIT_USAGE     64
 #define EXIT_CANTCREAT 73 /* the control socket cannot be had */
@@ -63,6 +64,7 @@ load_or_report(const char *dir)
 {
 	struct config_errors errs = {0};
 	struct config *cfg = config_load(dir, &errs);
+	char *why;
 
 	for (size_t i = 0; i < errs.count; i++)
 		fprintf(stderr, "%s\n", errs.msgs[i]);
@@ -71,6 +73,12 @@ load_or_report(const char *dir)
 		        "agentsupd: %zu error%s in %s: nothing started\n",
 		        errs.total, errs.total == 1 ? "" : "s", dir);
 	config_errors_clear(&errs);
+	if (cfg != NULL && spawn_check_ids(cfg->root, &why) < 0) {
+		fprintf(stderr, "agentsupd: %s: nothing started\n", why);
+		free(why);
+		config_free(cfg);
+		return NULL;
+	}
 	return cfg;
 }
 

@@ -17,6 +17,7 @@ static const struct {
         {"drain", REQ_DRAIN, 0, 1},   {"reload", REQ_RELOAD, 0, 0},
         {"events", REQ_EVENTS, 0, 1}, {"shutdown", REQ_SHUTDOWN, 0, 0},
         {"reset", REQ_RESET, 1, 1},
+        {"logs", REQ_LOGS, 1, 3},
 };
 
 const char *
@@ -35,6 +36,32 @@ str_is(const msgpack_object *o, const char *s)
 
 	return o->type == MSGPACK_OBJECT_STR && o->via.str.size == l &&
 	       memcmp(o->via.str.ptr, s, l) == 0;
+}
+
+/* logs NAME [LINES [FOLLOW]]: an unsigned count (0 = all), a boolean. */
+static int
+request_logs_args(const msgpack_object *args, struct request *r,
+                  const char **why)
+{
+	const msgpack_object *n =
+	        args->via.array.size > 1 ? &args->via.array.ptr[1] : NULL;
+	const msgpack_object *f =
+	        args->via.array.size > 2 ? &args->via.array.ptr[2] : NULL;
+
+	r->lines = 20;
+	if (n != NULL && (n->type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+	                  n->via.u64 > UINT32_MAX)) {
+		*why = "logs: LINES must be an unsigned integer";
+		return -1;
+	}
+	if (f != NULL && f->type != MSGPACK_OBJECT_BOOLEAN) {
+		*why = "logs: FOLLOW must be a boolean";
+		return -1;
+	}
+	if (n != NULL)
+		r->lines = (uint32_t)n->via.u64;
+	r->follow = f != NULL && f->via.boolean;
+	return 0;
 }
 
 int
@@ -99,5 +126,7 @@ request_parse(const msgpack_object *map, struct request *r, const char **why)
 	}
 	memcpy(r->name, a->via.str.ptr, a->via.str.size);
 	r->name[a->via.str.size] = '\0';
+	if (r->cmd == REQ_LOGS)
+		return request_logs_args(args, r, why);
 	return 0;
 }

@@ -17,6 +17,7 @@ enum request_cmd {
 	REQ_EVENTS,
 	REQ_SHUTDOWN,
 	REQ_RESET,
+	REQ_LOGS,
 };
 
 #define REQUEST_NAME_MAX 256
@@ -26,6 +27,7 @@ struct request {
 	enum request_cmd cmd;
 	char name[REQUEST_NAME_MAX]; /* "" when not given */
 	bool follow;                 /* events: keep streaming */
+	uint32_t lines;              /* logs: the last N lines, 0 = all */
 };
 
 /* 0, or -1 with *why set: a clear reason for the client. Pure. */

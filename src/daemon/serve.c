@@ -21,9 +21,11 @@
 #include "daemon.h"
 #include "log.h"
 #include "reloader.h"
+#include "logcap.h"
 #include "request.h"
 #include "serve.h"
 #include "status.h"
+#include "util.h"
 
 #define SERVE_CHUNK (32u << 10) /* items per frame, in bytes, about */
 
@@ -238,6 +240,59 @@ serve_node_command(struct client *cl, struct daemon *d, const struct request *r)
 		serve_ok(cl, r->id, n->path);
 }
 
+/* logs NAME [N] [follow]: the last N lines of the worker's ring as one
+ * string; a follower then gets each new line as a {t: log} frame. */
+static void
+serve_logs(struct client *cl, struct daemon *d, const struct request *r)
+{
+	struct node *n = tree_find(d->tree, r->name);
+	size_t cap = d->cfg->settings.log_tail + 1;
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	char *buf;
+	size_t len;
+
+	if (n == NULL || n->spec->kind != KIND_WORKER) {
+		serve_error(cl, r->id, "no such worker: %s", r->name);
+		return;
+	}
+	buf = xmalloc(cap);
+	len = logcap_tail(logcap_find(d->logcap, n->spec->name), r->lines, buf,
+	                  cap);
+	msgpack_sbuffer_init(&sb);
+	serve_res_head(&sb, r->id, true, false);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	msgpack_pack_str(&pk, len);
+	msgpack_pack_str_body(&pk, buf, len);
+	serve_frame_send(cl, &sb);
+	msgpack_sbuffer_destroy(&sb);
+	free(buf);
+	if (r->follow && !cl->dead) {
+		free(cl->logs);
+		cl->logs = xstrdup(n->spec->name);
+	}
+}
+
+/* A worker's `control:` grants: anything else it asks is refused. */
+static bool
+serve_granted(struct client *cl, struct daemon *d, const struct request *r)
+{
+	struct node *n = tree_find(d->tree, cl->worker);
+	uint32_t grant = n != NULL ? n->spec->control : 0;
+
+	if (grant == CONTROL_ALL ||
+	    (grant & config_control_bit(request_cmd_name(r->cmd))))
+		return true;
+	log_warnx("control: refused %s from inside worker %s",
+	          request_cmd_name(r->cmd), cl->worker);
+	serve_error(cl, r->id,
+	            "refused: this client runs inside worker %s, which may "
+	            "not %s (grant it with `control: [%s]` in its config)",
+	            cl->worker, request_cmd_name(r->cmd),
+	            request_cmd_name(r->cmd));
+	return false;
+}
+
 void
 serve_reload_answer(struct control *c, const struct reload_waiter *w, bool ok,
                     const char *msg)
@@ -256,6 +311,9 @@ void
 serve_request(struct client *cl, struct control *c, struct daemon *d,
               const struct request *r)
 {
+	if (cl->worker != NULL && !serve_granted(cl, d, r))
+		return;
+
 	switch (r->cmd) {
 	case REQ_STATUS:
 		serve_status(cl, d, r);
@@ -283,6 +341,9 @@ serve_request(struct client *cl, struct control *c, struct daemon *d,
 	case REQ_SHUTDOWN:
 		serve_ok(cl, r->id, "shutting down");
 		daemon_shutdown(d, "agentsupctl shutdown");
+		break;
+	case REQ_LOGS:
+		serve_logs(cl, d, r);
 		break;
 	}
 }

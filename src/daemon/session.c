@@ -14,11 +14,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "channel.h"
 #include "clock.h"
+#include "contain.h"
 #include "daemon.h"
 #include "log.h"
+#include "logcap.h"
 #include "notify.h"
 #include "session.h"
 #include "timer.h"
@@ -30,6 +33,7 @@
 /* sd_notify: STOPPING=1 covers the exit within this; EXTEND_TIMEOUT_USEC
  * pushes the start deadline at most this far */
 #define SESSION_STOPPING_MS   5000
+#define SESSION_TAIL_MAX      8192 /* the output on a failure's event */
 #define SESSION_EXTEND_MAX_US (600ull * 1000000ull)
 
 static const struct channel_ops session_channel_ops;
@@ -157,6 +161,17 @@ session_fail(struct session *s, struct reason cause)
 		return;
 	}
 	session_terminate(s);
+}
+
+void
+session_over_memory(struct session *s, uint64_t rss)
+{
+	events_emit(&s->d->events, EV_MEMORY, s->node->path, s->pid, "memory",
+	            s->node->starts - 1,
+	            "%llu bytes, more than max_memory %llu",
+	            (unsigned long long)rss,
+	            (unsigned long long)s->node->spec->max_memory);
+	session_fail(s, (struct reason){REASON_MEMORY, 0});
 }
 
 /* The heartbeat deadline is lazy: beats only move last_beat_us; the timer
@@ -399,21 +414,50 @@ int
 session_start(struct daemon *d, struct node *n)
 {
 	const struct spec *sp = n->spec;
-	struct spawn_args a = {
-	        .spec = sp, .path = n->path, .incarnation = n->starts - 1};
+	struct spawn_args a = {.spec = sp,
+	                       .path = n->path,
+	                       .incarnation = n->starts - 1,
+	                       .output = {-1, -1},
+	                       .cgroup_fd = -1};
+	bool out = sp->out.mode == OUTPUT_CAPTURE,
+	     err = sp->err.mode == OUTPUT_CAPTURE;
+	struct logcap *lc = NULL;
 	struct spawn_result r;
 	struct session *s;
+	unsigned long cgroup;
+	int rc, saved;
 
 	if (sp->notify == NOTIFY_SYSTEMD && d->notify != NULL)
 		a.notify_socket = notify_server_address(d->notify);
-
-	if (spawn_worker(&d->spawn, &a, &r) < 0)
+	if ((out || err) && logcap_pipes(lc = logcap_get(d->logcap, sp->name),
+	                                 out, err, a.output) < 0)
 		return -1;
+	a.cgroup_fd = contain_enter_fd(d->contain, n->path, &cgroup);
+	if (a.cgroup_fd < 0 && contain_cgroups(d->contain)) {
+		if (lc != NULL)
+			logcap_spawned(lc, false);
+		return -1; /* contained, or not at all */
+	}
+	rc = spawn_worker(&d->spawn, &a, &r);
+	saved = errno;
+	if (a.cgroup_fd >= 0)
+		close(a.cgroup_fd);
+	if (lc != NULL)
+		logcap_spawned(lc, rc == 0);
+	if (rc < 0) {
+		contain_kill(d->contain, n->path, cgroup); /* removes it */
+		errno = saved;
+		return -1;
+	}
+	if (sp->max_memory)
+		contain_watch(d->contain, r.pid, n->path, cgroup,
+		              sp->max_memory);
 	s = xcalloc(1, sizeof *s);
 	s->node = n;
 	s->d = d;
 	s->pid = r.pid;
 	s->exec_error = r.exec_error;
+	s->cgroup = cgroup;
 	s->spawned_ms = clock_now_ms();
 	s->last_beat_us = clock_now_us();
 	ev_init(&s->timer, session_timer_cb);
@@ -455,13 +499,37 @@ session_declared_text(const struct session *s, uint64_t now, char *buf,
 		         d->detail[0] ? ": " : "", d->detail);
 }
 
-/* The exit as an event: a drained worker's own status, or the reason. */
+/* A failure's last LOGCAP_TAIL_LINES lines of output (malloc'd), or NULL:
+ * none captured, or no failure (a clean exit, a stop of ours). */
+static char *
+session_tail(const struct session *s, struct reason r)
+{
+	struct logcap *lc = logcap_find(s->d->logcap, s->node->spec->name);
+	char *buf;
+
+	if (lc == NULL || s->node->state == NODE_STOPPING ||
+	    (r.kind == REASON_EXIT && r.code == 0))
+		return NULL;
+	buf = xmalloc(SESSION_TAIL_MAX);
+	if (logcap_tail(lc, LOGCAP_TAIL_LINES, buf, SESSION_TAIL_MAX) == 0) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
+/* The exit as an event: a drained worker's own status, or the reason; a
+ * failure's with the worker's last lines of output. */
 static void
 session_report_exit(struct session *s, struct reason r, int status)
 {
 	struct node *n = s->node;
 	uint64_t now = clock_now_ms();
-	char why[64], said[192];
+	char why[64], said[192], *detail, *tail;
+	struct event e = {.kind = EV_EXITED,
+	                  .path = n->path,
+	                  .pid = s->pid,
+	                  .restarts = n->starts - 1};
 
 	if (s->drain_ms != 0 && n->draining) {
 		reason_format(status_reason(status), why, sizeof why);
@@ -473,11 +541,17 @@ session_report_exit(struct session *s, struct reason r, int status)
 	}
 	reason_format(r, why, sizeof why);
 	session_declared_text(s, now, said, sizeof said);
-	events_emit(&s->d->events, EV_EXITED, n->path, s->pid, why,
-	            n->starts - 1, "%s%s%s%s",
-	            n->state == NODE_STOPPING ? "stopped" : "",
-	            s->exec_error && n->state == NODE_STOPPING ? ", " : "",
-	            s->exec_error ? s->exec_error : "", said);
+	e.reason = why;
+	e.detail = detail = xasprintf(
+	        "%s%s%s%s", n->state == NODE_STOPPING ? "stopped" : "",
+	        s->exec_error && n->state == NODE_STOPPING ? ", " : "",
+	        s->exec_error ? s->exec_error : "", said);
+	if (*detail == '\0')
+		e.detail = NULL;
+	e.tail = tail = session_tail(s, r);
+	events_emit_ex(&s->d->events, &e);
+	free(detail);
+	free(tail);
 }
 
 /* After STOPPING=1 (within SESSION_STOPPING_MS) a death by a clean signal
@@ -501,15 +575,21 @@ session_reaped(struct session *s, int status)
 {
 	struct daemon *d = s->d;
 	struct node *n = s->node;
+	struct logcap *lc;
 	struct reason r;
 
 	/* its last words first: everything it wrote before exiting waits on
 	 * the socket, whichever of the exit and the EOF came first */
 	if (s->chan != NULL)
 		channel_read_pending(s->chan, SESSION_LAST_WORDS);
-	/* whatever the worker left in its group goes with it */
+	/* whatever the worker left in its group, or its cgroup, goes too */
 	if (kill(-s->pid, SIGKILL) < 0 && errno != ESRCH && errno != EPERM)
 		log_warn("kill group %ld", (long)s->pid);
+	/* and what it printed (tail: logcap_tail, once events carry it) */
+	if ((lc = logcap_find(d->logcap, n->spec->name)) != NULL)
+		logcap_exited(lc);
+	contain_kill(d->contain, n->path, s->cgroup);
+	contain_unwatch(d->contain, s->pid);
 	r = s->cause.kind != REASON_NONE ? s->cause : status_reason(status);
 	session_report_exit(s, r, status);
 	r = session_announced(s, r);

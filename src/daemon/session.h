@@ -39,6 +39,7 @@ struct session {
 	uint64_t drain_ms;     /* when the drain began, 0 if none */
 	bool killed;           /* SIGKILL sent */
 	char *exec_error;      /* why exec failed, from the child */
+	unsigned long cgroup;  /* its cgroup in contain.c, 0 for none */
 	uint64_t stopping_ms;  /* sd_notify STOPPING=1 came then, 0 if not */
 	struct channel *chan;
 };
@@ -53,6 +54,9 @@ struct notify_msg;
  * pgid's group; false when it is no `notify: systemd` worker's. */
 bool session_notified(void *arg, pid_t pid, pid_t pgid,
                       const struct notify_msg *);
+/* Over its max_memory (contain.c's check): rss bytes; stopped as a
+ * failure of reason `memory`. */
+void session_over_memory(struct session *, uint64_t rss);
 /* The process was reaped: read its last frames, report the exit to the
  * engine, free the session. */
 void session_reaped(struct session *, int status);

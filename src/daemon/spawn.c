@@ -6,23 +6,39 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <limits.h>
+#include <pwd.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "agentsup/wire.h"
+#include "log.h"
 #include "spawn.h"
 #include "util.h"
 
 #define AGENTSUP_CHILD_FD 3
+
+/* clone3(2)'s arguments, as linux/sched.h has them (not included: its
+ * CLONE_* macros would clash with glibc's). */
+struct spawn_clone_args {
+	uint64_t flags, pidfd, child_tid, parent_tid, exit_signal;
+	uint64_t stack, stack_size, tls, set_tid, set_tid_size, cgroup;
+};
+#define SPAWN_CLONE_INTO_CGROUP 0x200000000ULL
+#define SPAWN_SYS_CLONE3        435
 
 extern char **environ;
 
@@ -38,7 +54,10 @@ enum {
 	STAGE_STDOUT,
 	STAGE_STDERR,
 	STAGE_EXEC,
-	STAGE_SETUP
+	STAGE_SETUP,
+	STAGE_CGROUP,
+	STAGE_LIMITS,
+	STAGE_IDS,
 };
 
 static bool
@@ -95,6 +114,9 @@ struct spawn {
 	char **envp;
 	pid_t parent;
 	const sigset_t *reset; /* signals to put back to SIG_DFL */
+	const int *output;     /* capture pipes' write ends */
+	int cgroup_fd; /* cgroup.procs: write "0" to join its cgroup, or -1 */
+	const struct spawn_ids *ids;
 	struct exec_failure fail;
 };
 
@@ -106,12 +128,16 @@ child_fail(struct spawn *sp, int stage, int err)
 }
 
 static int
-child_output(const struct output *o, int target)
+child_output(const struct output *o, int target, int cap)
 {
 	int fd;
 
 	if (o->mode == OUTPUT_INHERIT)
 		return 0;
+	if (o->mode == OUTPUT_CAPTURE) /* dup2 clears CLOEXEC, unless a no-op */
+		return cap == target           ? fcntl(cap, F_SETFD, 0)
+		       : dup2(cap, target) < 0 ? -1
+		                               : 0;
 	fd = o->mode == OUTPUT_NULL
 	             ? open("/dev/null", O_WRONLY | O_CLOEXEC)
 	             : open(o->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
@@ -155,6 +181,43 @@ child_execvpe(char **argv, char **envp)
 	return saved;
 }
 
+/* setrlimit for each of `limits:`, soft and hard alike. */
+static int
+child_limits(const struct limits_spec *l)
+{
+	static const int res[LIMIT__COUNT] = {
+	        [LIMIT_NOFILE] = RLIMIT_NOFILE,
+	        [LIMIT_NPROC] = RLIMIT_NPROC,
+	        [LIMIT_CORE] = RLIMIT_CORE,
+	        [LIMIT_MEMORY] = RLIMIT_AS,
+	};
+	struct rlimit rl;
+
+	for (int i = 0; i < LIMIT__COUNT; i++) {
+		if (!(l->set & (1u << i)))
+			continue;
+		rl.rlim_cur = rl.rlim_max =
+		        l->v[i] == LIMIT_INFINITY ? RLIM_INFINITY : l->v[i];
+		if (setrlimit(res[i], &rl) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Groups, then gid, then uid, as raw system calls: glibc's wrappers would
+ * signal the daemon's threads (setxid), whose memory we share. */
+static int
+child_ids(const struct spawn_ids *ids)
+{
+	if (!ids->set)
+		return 0;
+	if (syscall(SYS_setgroups, ids->ngroups, ids->groups) < 0 ||
+	    syscall(SYS_setresgid, ids->gid, ids->gid, ids->gid) < 0 ||
+	    syscall(SYS_setresuid, ids->uid, ids->uid, ids->uid) < 0)
+		return -1;
+	return 0;
+}
+
 /* In the child, sharing the daemon's memory until exec: only syscalls and
  * writes to its own stack and to *sp. Never returns. */
 static int
@@ -172,20 +235,33 @@ child_main(void *arg)
 			signal(sig, SIG_DFL);
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
-	if (setpgid(0, 0) < 0 || prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+	if (setpgid(0, 0) < 0)
 		child_fail(sp, STAGE_SETUP, errno);
-	if (getppid() != sp->parent)
-		_exit(126); /* the daemon died before we armed PDEATHSIG */
+	/* into the worker's cgroup before anything could fork */
+	if (sp->cgroup_fd >= 0 && write(sp->cgroup_fd, "0", 1) < 0)
+		child_fail(sp, STAGE_CGROUP, errno);
+	if (s->umask_mode >= 0)
+		umask((mode_t)s->umask_mode);
 	if (s->directory != NULL && chdir(s->directory) < 0)
 		child_fail(sp, STAGE_CHDIR, errno);
 	if ((fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0 ||
 	    dup2(fd, STDIN_FILENO) < 0)
 		child_fail(sp, STAGE_STDIN, errno);
 	close(fd);
-	if (child_output(&s->out, STDOUT_FILENO) < 0)
+	if (child_output(&s->out, STDOUT_FILENO, sp->output[0]) < 0)
 		child_fail(sp, STAGE_STDOUT, errno);
-	if (child_output(&s->err, STDERR_FILENO) < 0)
+	if (child_output(&s->err, STDERR_FILENO, sp->output[1]) < 0)
 		child_fail(sp, STAGE_STDERR, errno);
+	if (child_limits(&s->limits) < 0)
+		child_fail(sp, STAGE_LIMITS, errno);
+	/* the outputs are open (as agentsupd): now become the worker's user */
+	if (child_ids(sp->ids) < 0)
+		child_fail(sp, STAGE_IDS, errno);
+	/* after the uid change, which would clear it */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+		child_fail(sp, STAGE_SETUP, errno);
+	if (getppid() != sp->parent)
+		_exit(126); /* the daemon died before we armed PDEATHSIG */
 	/* the channel, deliberately inherited (no CLOEXEC) at AGENTSUP_FD;
 	 * every descriptor of ours is CLOEXEC, and any inherited one above
 	 * it is closed here */
@@ -197,6 +273,80 @@ child_main(void *arg)
 	child_fail(sp, STAGE_EXEC, child_execvpe(s->argv, sp->envp));
 }
 
+#if defined(__x86_64__)
+/* clone3 sharing our memory on the spawn stack: the child calls fn(arg)
+ * there and never returns into a frame of ours (fn ends in _exit; the exit
+ * below is a guard). glibc has no clone3 wrapper to do this. */
+static long
+spawn_clone3(struct spawn_clone_args *ca, int (*fn)(void *), void *arg)
+{
+	register long r_fn __asm__("r12") = (long)fn;
+	register long r_arg __asm__("r13") = (long)arg;
+	long ret;
+
+	__asm__ volatile("syscall\n\t"
+	                 "testq %%rax, %%rax\n\t"
+	                 "jnz 1f\n\t"
+	                 "xorl %%ebp, %%ebp\n\t"
+	                 "movq %%r13, %%rdi\n\t"
+	                 "callq *%%r12\n\t"
+	                 "movl %%eax, %%edi\n\t"
+	                 "movl $60, %%eax\n\t" /* SYS_exit */
+	                 "syscall\n\t"
+	                 "hlt\n\t"
+	                 "1:\n\t"
+	                 : "=a"(ret)
+	                 : "0"((long)SPAWN_SYS_CLONE3), "D"(ca),
+	                   "S"(sizeof *ca), "r"(r_fn), "r"(r_arg)
+	                 : "rcx", "r11", "memory");
+	return ret;
+}
+#endif
+
+/* The child, born in its cgroup where clone3 can (CLONE_INTO_CGROUP: no
+ * migration, whose lock costs milliseconds), else joining it itself by a
+ * write to cgroup.procs before exec. */
+static pid_t
+spawn_clone(struct spawner *sw, struct spawn *sp, int cgroup_dir)
+{
+	pid_t pid;
+
+#if defined(__x86_64__)
+	if (cgroup_dir >= 0 && !sw->no_clone3) {
+		struct spawn_clone_args ca = {
+		        .flags = CLONE_VM | CLONE_VFORK |
+		                 SPAWN_CLONE_INTO_CGROUP,
+		        .exit_signal = SIGCHLD,
+		        .stack = (uint64_t)(uintptr_t)sw->stack,
+		        .stack_size = sw->stack_size,
+		        .cgroup = (uint64_t)cgroup_dir,
+		};
+		long r = spawn_clone3(&ca, child_main, sp);
+		if (r > 0)
+			return (pid_t)r;
+		if (r == -EAGAIN || r == -ENOMEM) {
+			errno = (int)-r; /* no process now, either way */
+			return -1;
+		}
+		sw->no_clone3 = true; /* old kernel or refused: as below */
+		log_warnx("clone3 into a cgroup: %s: joining by cgroup.procs",
+		          strerror((int)-r));
+	}
+#endif
+	if (cgroup_dir >= 0 &&
+	    (sp->cgroup_fd = openat(cgroup_dir, "cgroup.procs",
+	                            O_WRONLY | O_CLOEXEC)) < 0)
+		return -1;
+	pid = clone(child_main, (char *)sw->stack + sw->stack_size,
+	            CLONE_VM | CLONE_VFORK | SIGCHLD, sp);
+	if (sp->cgroup_fd >= 0) {
+		int err = errno;
+		close(sp->cgroup_fd);
+		errno = err;
+	}
+	return pid;
+}
+
 static char *
 exec_failure_text(const struct spec *s, const struct exec_failure *f)
 {
@@ -205,13 +355,23 @@ exec_failure_text(const struct spec *s, const struct exec_failure *f)
 		return xasprintf("chdir %s: %s", s->directory,
 		                 strerror(f->err));
 	case STAGE_STDOUT:
-		return xasprintf("stdout %s: %s", s->out.path,
+		return xasprintf("stdout %s: %s",
+		                 s->out.path ? s->out.path : "capture",
 		                 strerror(f->err));
 	case STAGE_STDERR:
-		return xasprintf("stderr %s: %s", s->err.path,
+		return xasprintf("stderr %s: %s",
+		                 s->err.path ? s->err.path : "capture",
 		                 strerror(f->err));
 	case STAGE_EXEC:
 		return xasprintf("exec %s: %s", s->argv[0], strerror(f->err));
+	case STAGE_CGROUP:
+		return xasprintf("joining its cgroup: %s", strerror(f->err));
+	case STAGE_LIMITS:
+		return xasprintf("limits: %s", strerror(f->err));
+	case STAGE_IDS:
+		return xasprintf("becoming user %s: %s",
+		                 s->user ? s->user : "(agentsupd's)",
+		                 strerror(f->err));
 	default:
 		return xasprintf("setting up the child: %s", strerror(f->err));
 	}
@@ -277,25 +437,35 @@ spawn_worker(struct spawner *sw, const struct spawn_args *a,
 	const struct spec *s = a->spec;
 	char *own[7];
 	size_t nown;
+	struct spawn_ids ids;
 	struct spawn sp = {.spec = s,
 	                   .reset = &sw->reset,
 	                   .parent = getpid(),
+	                   .cgroup_fd = -1,
+	                   .ids = &ids,
 	                   .fail = {-1, 0}};
 	int sv[2], err;
 	sigset_t all, old;
+	char *why;
 	pid_t pid;
 
+	if (spawn_ids_resolve(s, &ids, &why) < 0) {
+		free(why); /* checked at start and reload: the user went since
+		            */
+		errno = ENOENT;
+		return -1;
+	}
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
 		return -1;
 	nown = own_env(a, own);
 	sp.envp = build_env(s, own, nown);
 	sp.chan = sv[1];
+	sp.output = a->output;
 
 	/* no handler of ours may run in the child before it resets them */
 	sigfillset(&all);
 	sigprocmask(SIG_SETMASK, &all, &old);
-	pid = clone(child_main, (char *)sw->stack + sw->stack_size,
-	            CLONE_VM | CLONE_VFORK | SIGCHLD, &sp);
+	pid = spawn_clone(sw, &sp, a->cgroup_fd);
 	err = errno;
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	close(sv[1]);
@@ -311,5 +481,103 @@ spawn_worker(struct spawner *sw, const struct spawn_args *a,
 	out->chan = sv[0];
 	out->exec_error =
 	        sp.fail.stage >= 0 ? exec_failure_text(s, &sp.fail) : NULL;
+	return 0;
+}
+
+/* A name or a numeric id: the user's entry, or the id alone. */
+static int
+spawn_user(const char *name, uid_t *uid, gid_t *gid, char *buf, size_t len)
+{
+	struct passwd pw, *res = NULL;
+	char *end;
+	unsigned long id = strtoul(name, &end, 10);
+
+	if (*end == '\0' && getpwuid_r((uid_t)id, &pw, buf, len, &res) == 0 &&
+	    res == NULL) {
+		*uid = (uid_t)id; /* an id without an entry: its own group */
+		*gid = (gid_t)id;
+		return 1;
+	}
+	if (res == NULL && getpwnam_r(name, &pw, buf, len, &res) != 0)
+		res = NULL;
+	if (res == NULL)
+		return -1;
+	*uid = pw.pw_uid;
+	*gid = pw.pw_gid;
+	return 0;
+}
+
+static int
+spawn_group(const char *name, gid_t *gid, char *buf, size_t len)
+{
+	struct group gr, *res = NULL;
+	char *end;
+	unsigned long id = strtoul(name, &end, 10);
+
+	if (*end == '\0') {
+		*gid = (gid_t)id;
+		return 0;
+	}
+	if (getgrnam_r(name, &gr, buf, len, &res) != 0 || res == NULL)
+		return -1;
+	*gid = gr.gr_gid;
+	return 0;
+}
+
+int
+spawn_ids_resolve(const struct spec *s, struct spawn_ids *ids, char **why)
+{
+	char buf[16384];
+	int r = 0;
+
+	ids->set = false;
+	ids->ngroups = 0;
+	if (s->user == NULL && s->group == NULL)
+		return 0;
+	ids->uid = geteuid();
+	ids->gid = getegid();
+	if (s->user != NULL && (r = spawn_user(s->user, &ids->uid, &ids->gid,
+	                                       buf, sizeof buf)) < 0) {
+		*why = xasprintf("user: no such user \"%s\"", s->user);
+		return -1;
+	}
+	if (s->group != NULL &&
+	    spawn_group(s->group, &ids->gid, buf, sizeof buf) < 0) {
+		*why = xasprintf("group: no such group \"%s\"", s->group);
+		return -1;
+	}
+	ids->ngroups = SPAWN_MAX_GROUPS;
+	if (s->user == NULL || r == 1 ||
+	    getgrouplist(s->user, ids->gid, ids->groups, &ids->ngroups) < 0)
+		ids->groups[0] = ids->gid, ids->ngroups = 1;
+	ids->set = true;
+	if (geteuid() != 0 &&
+	    (ids->uid != geteuid() || ids->gid != getegid())) {
+		*why = xasprintf(
+		        "%s: agentsupd runs as uid %lu and cannot switch "
+		        "to another user or group (run it as root, or "
+		        "remove `user:`/`group:`)",
+		        s->user ? "user" : "group", (unsigned long)geteuid());
+		return -1;
+	}
+	if (geteuid() != 0)
+		ids->set = false; /* already who it asks for */
+	return 0;
+}
+
+int
+spawn_check_ids(const struct spec *n, char **why)
+{
+	struct spawn_ids ids;
+	char *w;
+
+	if (n->kind == KIND_WORKER && spawn_ids_resolve(n, &ids, &w) < 0) {
+		*why = xasprintf("worker %s: %s", n->name, w);
+		free(w);
+		return -1;
+	}
+	for (size_t i = 0; i < n->nchildren; i++)
+		if (spawn_check_ids(n->children[i], why) < 0)
+			return -1;
 	return 0;
 }

@@ -20,14 +20,29 @@ struct spawner {
 	void *stack;
 	size_t stack_size;
 	sigset_t reset;
+	bool no_clone3; /* clone3 into a cgroup failed once: not again */
 };
 
-/* Who the worker is, for its AGENTSUP_* environment. */
+#define SPAWN_MAX_GROUPS 256 /* supplementary groups of a `user:` */
+
+/* Who the worker is, for its AGENTSUP_* environment, and where it goes. */
 struct spawn_args {
 	const struct spec *spec;
 	const char *path;
 	unsigned long incarnation;
 	const char *notify_socket; /* NOTIFY_SOCKET for `notify: systemd` */
+	int output[2]; /* `capture`: the pipes' ends for fd 1 and 2 (logcap) */
+	int cgroup_fd; /* its cgroup's directory (contain.c), or -1 */
+};
+
+/* `user:` and `group:` resolved in the parent, before the clone: the child
+ * may not read /etc/passwd (not async-signal-safe). */
+struct spawn_ids {
+	bool set;
+	uid_t uid;
+	gid_t gid;
+	int ngroups;
+	gid_t groups[SPAWN_MAX_GROUPS];
 };
 
 /* A started process: its pid, the daemon's end of the channel, and why
@@ -41,6 +56,12 @@ struct spawn_result {
 /* After the daemon's signal handlers are in place. -1 with errno. */
 int spawner_init(struct spawner *);
 void spawner_fini(struct spawner *);
+/* Resolve a worker's user: and group:; -1 with *why (malloc'd). */
+int spawn_ids_resolve(const struct spec *, struct spawn_ids *, char **why);
+/* Whether every worker under root can be started as its user: and group:
+ * say (they exist, and agentsupd may switch to them): -1 with *why
+ * (malloc'd) naming the first that cannot. */
+int spawn_check_ids(const struct spec *root, char **why);
 /* 0, or -1 with errno when no process could be made at all. */
 int spawn_worker(struct spawner *, const struct spawn_args *,
                  struct spawn_result *);

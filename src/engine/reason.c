@@ -19,6 +19,7 @@ reason_format(struct reason r, char *buf, size_t len)
 	        [REASON_START_TIMEOUT] = "start_timeout",
 	        [REASON_PROTOCOL] = "protocol",
 	        [REASON_GAVE_UP] = "gave_up",
+	        [REASON_MEMORY] = "memory",
 	};
 	const char *name;
 

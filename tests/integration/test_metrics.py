@@ -200,6 +200,8 @@ def test_hostile_clients(supd, tmp_path):
 
 def test_reload_moves_the_endpoint(supd, tmp_path):
     port, port2 = free_port(), free_port()
+    while port2 == port:
+        port2 = free_port()
     d = start(supd, tmp_path, port)
     scrape(port)
     settings = supd.dir / "00-settings.yaml"

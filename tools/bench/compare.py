@@ -17,6 +17,9 @@ Measured, each bounded in count and time:
   4. bring-up of 100 and 1,000 workers: until every worker has reported
   5. hang detection: worker freezes -> restarted (only tools that can)
   6. the floor: a minimal C fork/exec/wait program, measured the same ways
+  7. output capture (agentsup, supervisord, PM2): a worker writing 1 GiB of
+     100-byte lines into a rotated log file, against writing it straight to a
+     file (capture.py; 128 MiB with --quick)
 """
 import argparse
 import json
@@ -28,6 +31,7 @@ import sys
 import time
 
 import benchlib as b
+import capture
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PM2 = os.path.join(HERE, "peers", "node_modules", ".bin", "pm2")
@@ -296,6 +300,35 @@ def m_hang(tool, samples=10):
         tool.stop()
 
 
+def m_capture(name, size):
+    """The tool's capture throughput, beside a direct write just before."""
+    r = capture.measure(name, size)
+    direct = capture.measure("direct", size)
+    if "error" not in r and "error" not in direct:
+        r["direct_mb_s"] = direct["mb_s"]
+    return r
+
+
+def capture_lines(results):
+    """Output capture, a line per tool that captures (capture.py)."""
+    ours = (results.get("agentsup") or {}).get("capture") or {}
+    out = []
+    for t, r in results.items():
+        c = r.get("capture")
+        if not c:
+            continue
+        if "error" in c:
+            out.append(f"note: {t} capture: {c['error']}")
+            continue
+        of = f", {c['mb_s'] / c['direct_mb_s']:.0%} of direct" if c.get("direct_mb_s") else ""
+        vs = (f", agentsup {ours['mb_s'] / c['mb_s']:.2f}x" if t != "agentsup" and ours.get("mb_s")
+              else "")
+        out.append(f"output capture, {t}: {c['mb_s']:,.0f} MB/s{of}{vs}; "
+                   f"{c['cpu_s_per_mib'] * 1000:.2f} ms CPU per MiB ({c['bytes'] >> 20} MiB "
+                   f"of 100-byte lines into a file rotated at 10 MiB; PM2 does not rotate)")
+    return out
+
+
 def fmt(v, unit=""):
     if v is None:
         return "-"
@@ -313,6 +346,7 @@ def main():
                     help="update the tools run in out/compare.json, keep the rest")
     a = ap.parse_args()
     kills, run_for, idle_s = (10, 2.1, 10) if a.quick else (50, 2.1, 30)
+    capture_size = (128 if a.quick else 1024) << 20
     os.makedirs(a.out, exist_ok=True)
     results = {}
     if a.merge and os.path.exists(os.path.join(a.out, "compare.json")):
@@ -322,8 +356,13 @@ def main():
         if a.only and cls.name not in a.only.split(","):
             continue
         r = results[cls.name] = {}
-        for what in ("restart", "crash", "idle100", "idle1000", "hang"):
+        for what in ("restart", "crash", "idle100", "idle1000", "hang", "capture"):
             if what == "hang" and not cls.hang:
+                continue
+            if what == "capture":
+                if cls.name in capture.RUNNERS:
+                    print(f"{cls.name}: capture ...", file=sys.stderr, flush=True)
+                    r[what] = m_capture(cls.name, capture_size)
                 continue
             tmp = b.scratch()
             reports = b.Reports(tmp)
@@ -380,8 +419,9 @@ def report(results, out, kills, idle_s):
         lines += ["", f"hang detection (agentsup only; the others have no heartbeat): "
                       f"worker freezes -> restarted in {h['median']:.1f} ms median "
                       f"(p99 {h['p99']:.1f} ms) with heartbeat_timeout 300 ms"]
+    lines += [""] + capture_lines(results)
     errors = [(t, w, v["error"]) for t in results for w, v in results[t].items()
-              if isinstance(v, dict) and "error" in v]
+              if isinstance(v, dict) and "error" in v and w != "capture"]
     for t, w, e in errors:
         lines.append(f"note: {t} {w}: {e}")
     text = "\n".join(lines)

@@ -1,10 +1,13 @@
 #!/usr/bin/python3
 """Restart latency: SIGKILL of a worker that has run a while -> the first
 instruction in main of its new instance. agentsupd against the floor (a
-minimal C fork/exec/wait loop), measured the same way in the same run.
+minimal C fork/exec/wait loop), measured the same way in the same run, with
+containment on (`contain: auto`: a cgroup per worker where cgroup v2 is
+writable) and off (`contain: none`), side by side.
 
     tools/bench/restart.py [KILLS] [RUN_FOR_SECONDS]     default 200, 0.05
 """
+import os
 import sys
 
 import benchlib as b
@@ -21,7 +24,7 @@ def measure_floor(tmp, reports, kills, run_for):
         p.wait()
 
 
-def measure_agentsupd(tmp, reports, kills, run_for):
+def measure_agentsupd(tmp, reports, kills, run_for, contain="auto"):
     d = b.Agentsupd(tmp, f"""
 supervisor: root
 intensity: 100000
@@ -29,12 +32,20 @@ period: 1s
 children:
   - worker: w
     command: [{b.WORKER}]
+    backoff: none
+---
+agentsupd:
+  contain: {contain}
 """, env={"BENCH_SOCK": reports.path})
     try:
         _, pid, _ = reports.get()
         return b.restart_latency(reports, pid, kills, run_for)
     finally:
         d.stop()
+        with open(os.path.join(tmp, "agentsupd.log")) as f:
+            for line in f:
+                if "containment: " in line:
+                    CONTAINMENT[contain] = line.split("containment: ", 1)[1].strip()
 
 
 def main():
@@ -44,22 +55,32 @@ def main():
     reports = b.Reports(tmp)
     try:
         # alternate in halves so that drift in the machine hits both alike
-        floor, ours = [], []
+        floor, ours, bare = [], [], []
         for _ in range(2):
             floor += measure_floor(tmp, reports, kills // 2, run_for)
             ours += measure_agentsupd(tmp, reports, kills // 2, run_for)
+            bare += measure_agentsupd(tmp, reports, kills // 2, run_for, "none")
     finally:
         reports.close()
         b.cleanup(tmp)
-    f, o = b.summary(floor), b.summary(ours)
+    f, o, n = b.summary(floor), b.summary(ours), b.summary(bare)
     print(f"restart latency, SIGKILL -> first instruction of the new instance "
           f"({kills} kills each, worker ran {run_for * 1000:.0f} ms first)")
     print(f"machine: {b.machine()}")
     print(f"{'':12} {'median ms':>10} {'p99 ms':>10} {'min ms':>10} {'max ms':>10}")
-    for name, s in (("floor", f), ("agentsupd", o)):
+    for name, s in (("floor", f), ("agentsupd", o), ("contain:none", n)):
         print(f"{name:12} {s['median']:10.3f} {s['p99']:10.3f} {s['min']:10.3f} {s['max']:10.3f}")
-    print(f"agentsupd / floor (median): {o['median'] / f['median']:.2f}x")
+    print(f"agentsupd / floor (median): {o['median'] / f['median']:.2f}x "
+          f"(contain: auto; {contained()})")
+    print(f"contain: none / floor (median): {n['median'] / f['median']:.2f}x")
+    print(f"contain: auto / contain: none (median): {o['median'] / n['median']:.2f}x")
 
 
+def contained():
+    """What `contain: auto` gave on this machine, as agentsupd logged it."""
+    return CONTAINMENT.get("auto", "?")
+
+
+CONTAINMENT = {}
 if __name__ == "__main__":
     main()

@@ -1,0 +1,574 @@
+/*
+ * contain.c - a cgroup v2 per worker, killed whole, and a guard for when
+ * agentsupd is killed itself.
+ *
+ * A worker that calls setsid, or double-forks, leaves its process group;
+ * one that drops privileges loses its parent-death signal. Only the kernel
+ * can still find them all: each worker runs in its own cgroup under
+ * <agentsupd's cgroup>/agentsup.<pid>/, and `cgroup.kill` ends every
+ * process in it. The child joins its cgroup itself, before exec, by
+ * writing "0" to a cgroup.procs descriptor we opened (one async-signal-safe
+ * write), so not even its first fork escapes. A guard process, forked at
+ * start and blocked on a pipe, sees agentsupd die however it dies (EOF) and
+ * kills the whole agentsup.<pid>/ subtree, then removes it.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "contain.h"
+#include "guard.h"
+#include "log.h"
+#include "timer.h"
+#include "util.h"
+
+#define CONTAIN_MAX_PROCS 4096 /* pids summed for a cgroup's RSS */
+#define CONTAIN_NAME_PATH 200  /* of a path in a cgroup's name, its end */
+
+/* A worker's cgroup: its number, the worker's path, and whether it is
+ * idle (its worker ended and left nothing: the next start reuses it). */
+struct live {
+	unsigned long id;
+	char *path;
+	bool idle;
+};
+
+struct watch {
+	pid_t pid;
+	char *name; /* the cgroup's, or NULL */
+	uint64_t limit;
+	bool fired;
+};
+
+struct contain {
+	struct ev_loop *loop;
+	char *dir; /* .../agentsup.<pid>, NULL when not contained */
+	int dirfd; /* of dir, or -1 */
+	char *rel; /* dir relative to the cgroup2 mount, as /proc shows */
+	unsigned long next_id; /* of the next worker cgroup */
+	char **busy;           /* killed cgroups not yet empty: removed later */
+	size_t nbusy;
+	struct live *live; /* by number, for who a control peer is */
+	size_t nlive, caplive;
+	int guard; /* write end of the guard's pipe, or -1 */
+	pid_t guard_pid;
+	contain_over_fn over;
+	void *arg;
+	struct watch *w;
+	size_t nw, capw;
+	ev_timer memtimer;
+};
+
+/* --- where the cgroups live ---------------------------------------------- */
+
+/* The cgroup2 mount point, from /proc/self/mountinfo. */
+static char *
+contain_mount(void)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char line[4096], mnt[PATH_MAX], *found = NULL;
+
+	if (f == NULL)
+		return NULL;
+	while (found == NULL && fgets(line, sizeof line, f) != NULL) {
+		char *sep = strstr(line, " - ");
+		if (sep != NULL && strncmp(sep, " - cgroup2 ", 11) == 0 &&
+		    sscanf(line, "%*s %*s %*s %*s %4095s", mnt) == 1)
+			found = xstrdup(mnt);
+	}
+	fclose(f);
+	return found;
+}
+
+/* Our own cgroup v2 path ("0::/a/b" in /proc/self/cgroup). */
+static char *
+contain_self(void)
+{
+	FILE *f = fopen("/proc/self/cgroup", "re");
+	char line[4096], *found = NULL;
+
+	if (f == NULL)
+		return NULL;
+	while (found == NULL && fgets(line, sizeof line, f) != NULL)
+		if (strncmp(line, "0::", 3) == 0) {
+			line[strcspn(line, "\n")] = '\0';
+			found = xstrdup(line + 3);
+		}
+	fclose(f);
+	return found;
+}
+
+static int
+contain_write_at(int dirfd, const char *file, const char *val)
+{
+	int fd = openat(dirfd, file, O_WRONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -1;
+	n = write(fd, val, strlen(val));
+	close(fd);
+	return n < 0 ? -1 : 0;
+}
+
+/* "root/a/b", 7 -> "root:a:b@7" (names hold neither ':' nor '@'; a deep
+ * path by its last CONTAIN_NAME_PATH bytes): a fresh cgroup per start,
+ * since some kernels kill every child cloned into a cgroup that was once
+ * killed (CLONE_INTO_CGROUP and kill_seq). The number is what counts. */
+static bool
+contain_name(const char *path, unsigned long id, char *name, size_t len)
+{
+	size_t n = strlen(path);
+	int k;
+
+	if (n > CONTAIN_NAME_PATH) {
+		path += n - CONTAIN_NAME_PATH;
+		n = CONTAIN_NAME_PATH;
+	}
+	if (len <= NAME_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		name[i] = path[i] == '/' ? ':' : path[i];
+	k = snprintf(name + n, len - n, "@%lu", id);
+	return k > 0 && n + (size_t)k <= NAME_MAX;
+}
+
+static void
+contain_live_add(struct contain *c, unsigned long id, const char *path)
+{
+	if (c->nlive == c->caplive) {
+		c->caplive = c->caplive ? 2 * c->caplive : 16;
+		c->live = xreallocarray(c->live, c->caplive, sizeof *c->live);
+	}
+	c->live[c->nlive++] = (struct live){id, xstrdup(path), false};
+}
+
+static void
+contain_live_del(struct contain *c, unsigned long id)
+{
+	for (size_t i = 0; i < c->nlive; i++)
+		if (c->live[i].id == id) {
+			free(c->live[i].path);
+			c->live[i] = c->live[--c->nlive];
+			return;
+		}
+}
+
+static void
+contain_live_idle(struct contain *c, unsigned long id)
+{
+	for (size_t i = 0; i < c->nlive; i++)
+		if (c->live[i].id == id)
+			c->live[i].idle = true;
+}
+
+/* Whether a cgroup holds no process ("populated 0" in cgroup.events): a
+ * worker that left nothing behind. Its cgroup is reused as is, never
+ * killed: a killed cgroup kills what is later cloned into it. */
+static bool
+contain_empty(struct contain *c, const char *name)
+{
+	char file[NAME_MAX + 16], buf[64];
+	ssize_t n;
+	int fd;
+
+	snprintf(file, sizeof file, "%s/cgroup.events", name);
+	if ((fd = openat(c->dirfd, file, O_RDONLY | O_CLOEXEC)) < 0)
+		return false;
+	n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	return strncmp(buf, "populated 0\n", 12) == 0;
+}
+
+/* Whether a process can join a child cgroup here: a probe child tries. */
+static int
+contain_probe(int dirfd)
+{
+	int fd, status, err = 0;
+	pid_t pid;
+
+	if (mkdirat(dirfd, "probe", 0755) < 0)
+		return errno;
+	if ((fd = openat(dirfd, "probe/cgroup.procs", O_WRONLY | O_CLOEXEC)) <
+	    0) {
+		err = errno;
+	} else if ((pid = fork()) == 0) {
+		_exit(write(fd, "0", 1) == 1 ? 0 : (errno & 0xff));
+	} else if (pid < 0 || waitpid(pid, &status, 0) < 0) {
+		err = errno;
+	} else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		err = WIFEXITED(status) ? WEXITSTATUS(status) : EIO;
+	}
+	if (fd >= 0)
+		close(fd);
+	unlinkat(dirfd, "probe", AT_REMOVEDIR);
+	return err;
+}
+
+/* --- open and close --------------------------------------------------------
+ */
+
+/* agentsup.<pid>/ under our cgroup, proven usable; an errno otherwise. */
+static int
+contain_setup(struct contain *c)
+{
+	char *mnt = contain_mount(), *self = contain_self();
+	int err = 0;
+
+	if (mnt == NULL || self == NULL) {
+		err = ENOENT;
+		goto out;
+	}
+	c->rel = xasprintf("%s/agentsup.%ld", strcmp(self, "/") ? self : "",
+	                   (long)getpid());
+	c->dir = xasprintf("%s%s", mnt, c->rel);
+	if (mkdir(c->dir, 0755) < 0 && errno != EEXIST) {
+		err = errno;
+		goto out;
+	}
+	if ((c->dirfd = open(c->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		err = errno;
+	else if (faccessat(c->dirfd, "cgroup.kill", W_OK, 0) < 0)
+		err = ENOTSUP; /* before Linux 5.14: no cgroup.kill */
+	else
+		err = contain_probe(c->dirfd);
+	if (err == 0)
+		/* max_memory reads memory.current where the controller is ours
+		 * to enable; it is not everywhere (hybrid hosts) */
+		(void)contain_write_at(c->dirfd, "cgroup.subtree_control",
+		                       "+memory");
+	if (err == 0 &&
+	    guard_start(c->dirfd, c->dir, &c->guard, &c->guard_pid) < 0)
+		err = errno;
+out:
+	free(mnt);
+	free(self);
+	if (err != 0 && c->dir != NULL) {
+		if (c->dirfd >= 0)
+			close(c->dirfd);
+		rmdir(c->dir);
+		c->dirfd = -1;
+		free(c->dir);
+		free(c->rel);
+		c->dir = c->rel = NULL;
+	}
+	return err;
+}
+
+static void contain_mem_cb(struct ev_loop *, ev_timer *, int);
+
+struct contain *
+contain_open(struct ev_loop *loop, enum contain_mode mode, contain_over_fn over,
+             void *arg, const char **why)
+{
+	struct contain *c = xcalloc(1, sizeof *c);
+	static char msg[128];
+	int err;
+
+	c->loop = loop;
+	c->dirfd = c->guard = -1;
+	c->over = over;
+	c->arg = arg;
+	ev_init(&c->memtimer, contain_mem_cb);
+	c->memtimer.data = c;
+	*why = "contain: none: process groups and PDEATHSIG only";
+	if (mode == CONTAIN_NONE)
+		return c;
+	err = contain_setup(c);
+	if (err == 0) {
+		snprintf(msg, sizeof msg, "a cgroup per worker under %.80s",
+		         c->dir);
+		*why = msg;
+		return c;
+	}
+	snprintf(msg, sizeof msg,
+	         "no writable cgroup v2 with cgroup.kill (%s): process "
+	         "groups and PDEATHSIG only",
+	         strerror(err));
+	*why = msg;
+	if (mode == CONTAIN_CGROUP) {
+		contain_close(c);
+		return NULL;
+	}
+	return c;
+}
+
+bool
+contain_cgroups(const struct contain *c)
+{
+	return c != NULL && c->dirfd >= 0;
+}
+
+int
+contain_enter_fd(struct contain *c, const char *path, unsigned long *id)
+{
+	char name[NAME_MAX + 1];
+	int fd;
+
+	*id = 0;
+	if (!contain_cgroups(c))
+		return -1;
+	for (size_t i = 0; i < c->nlive; i++) {
+		struct live *l = &c->live[i];
+		if (!l->idle || strcmp(l->path, path) != 0)
+			continue;
+		if (!contain_name(path, l->id, name, sizeof name) ||
+		    (fd = openat(c->dirfd, name,
+		                 O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+			break; /* then a fresh one */
+		l->idle = false;
+		*id = l->id;
+		return fd;
+	}
+	if (!contain_name(path, c->next_id + 1, name, sizeof name)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	if (mkdirat(c->dirfd, name, 0755) < 0 && errno != EEXIST)
+		return -1;
+	if ((fd = openat(c->dirfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) <
+	    0) {
+		int err = errno;
+		unlinkat(c->dirfd, name, AT_REMOVEDIR);
+		errno = err;
+		return -1;
+	}
+	*id = ++c->next_id;
+	contain_live_add(c, *id, path);
+	return fd;
+}
+
+/* Killed cgroups whose processes were still dying: removed once empty,
+ * tried again whenever another worker ends. */
+static void
+contain_sweep_busy(struct contain *c)
+{
+	for (size_t i = 0; i < c->nbusy;) {
+		if (unlinkat(c->dirfd, c->busy[i], AT_REMOVEDIR) == 0 ||
+		    errno != EBUSY) {
+			free(c->busy[i]);
+			c->busy[i] = c->busy[--c->nbusy];
+		} else {
+			i++;
+		}
+	}
+}
+
+void
+contain_kill(struct contain *c, const char *path, unsigned long id)
+{
+	char name[NAME_MAX + 1], kill[NAME_MAX + 16];
+
+	if (!contain_cgroups(c) || id == 0 ||
+	    !contain_name(path, id, name, sizeof name))
+		return;
+	if (contain_empty(c, name)) {
+		contain_live_idle(c, id); /* kept for the next start */
+		return;
+	}
+	contain_live_del(c, id);
+	snprintf(kill, sizeof kill, "%s/cgroup.kill", name);
+	if (contain_write_at(c->dirfd, kill, "1") < 0 && errno != ENOENT)
+		log_warn("cgroup.kill of %s", path);
+	contain_sweep_busy(c);
+	if (unlinkat(c->dirfd, name, AT_REMOVEDIR) < 0 && errno == EBUSY) {
+		c->busy = xreallocarray(c->busy, c->nbusy + 1, sizeof *c->busy);
+		c->busy[c->nbusy++] = xstrdup(name);
+	}
+}
+
+void
+contain_close(struct contain *c)
+{
+	int status;
+
+	if (c == NULL)
+		return;
+	ev_timer_stop(c->loop, &c->memtimer);
+	if (c->dirfd >= 0 && contain_write_at(c->dirfd, "cgroup.kill", "1") < 0)
+		log_warn("cgroup.kill of %s", c->dir);
+	if (c->guard >= 0) {
+		/* the guard removes the cgroups once they are empty */
+		close(c->guard);
+		while (waitpid(c->guard_pid, &status, 0) < 0 && errno == EINTR)
+			;
+	} else if (c->dir != NULL) {
+		guard_remove_all(c->dirfd, c->dir);
+	}
+	if (c->dirfd >= 0)
+		close(c->dirfd);
+	for (size_t i = 0; i < c->nw; i++)
+		free(c->w[i].name);
+	free(c->w);
+	for (size_t i = 0; i < c->nbusy; i++)
+		free(c->busy[i]);
+	free(c->busy);
+	for (size_t i = 0; i < c->nlive; i++)
+		free(c->live[i].path);
+	free(c->live);
+	free(c->dir);
+	free(c->rel);
+	free(c);
+}
+
+/* --- max_memory ------------------------------------------------------------
+ */
+
+static uint64_t
+contain_statm_rss(pid_t pid)
+{
+	char path[64];
+	unsigned long long size, rss;
+	FILE *f;
+	int n;
+
+	snprintf(path, sizeof path, "/proc/%ld/statm", (long)pid);
+	if ((f = fopen(path, "re")) == NULL)
+		return 0;
+	n = fscanf(f, "%llu %llu", &size, &rss);
+	fclose(f);
+	return n == 2 ? rss * (uint64_t)sysconf(_SC_PAGESIZE) : 0;
+}
+
+/* The worker's memory: its cgroup's memory.current where the memory
+ * controller is on, else the RSS of every process in its cgroup, else of
+ * its own process. */
+static uint64_t
+contain_rss(struct contain *c, const struct watch *w)
+{
+	char file[NAME_MAX + 32];
+	unsigned long long v, total = 0;
+	long pid;
+	FILE *f = NULL;
+	int fd;
+
+	if (w->name == NULL)
+		return contain_statm_rss(w->pid);
+	snprintf(file, sizeof file, "%s/memory.current", w->name);
+	if ((fd = openat(c->dirfd, file, O_RDONLY | O_CLOEXEC)) >= 0 &&
+	    (f = fdopen(fd, "r")) != NULL && fscanf(f, "%llu", &v) == 1) {
+		fclose(f);
+		return v;
+	}
+	if (f != NULL)
+		fclose(f);
+	else if (fd >= 0)
+		close(fd);
+	snprintf(file, sizeof file, "%s/cgroup.procs", w->name);
+	if ((fd = openat(c->dirfd, file, O_RDONLY | O_CLOEXEC)) < 0 ||
+	    (f = fdopen(fd, "r")) == NULL) {
+		if (fd >= 0)
+			close(fd);
+		return contain_statm_rss(w->pid);
+	}
+	for (int i = 0; i < CONTAIN_MAX_PROCS && fscanf(f, "%ld", &pid) == 1;
+	     i++)
+		total += contain_statm_rss((pid_t)pid);
+	fclose(f);
+	return total;
+}
+
+static void
+contain_mem_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct contain *c = t->data;
+	uint64_t rss;
+
+	(void)loop;
+	(void)revents;
+	for (size_t i = 0; i < c->nw; i++) {
+		struct watch *w = &c->w[i];
+		if (w->fired || (rss = contain_rss(c, w)) <= w->limit)
+			continue;
+		w->fired = true;
+		c->over(c->arg, w->pid, rss); /* must not unwatch */
+	}
+	if (c->nw > 0)
+		timer_after_ms(c->loop, &c->memtimer, CONTAIN_MEMORY_CHECK_MS);
+}
+
+void
+contain_watch(struct contain *c, pid_t pid, const char *path, unsigned long id,
+              uint64_t limit)
+{
+	char name[NAME_MAX + 1];
+
+	if (c->nw == c->capw) {
+		c->capw = c->capw ? 2 * c->capw : 8;
+		c->w = xreallocarray(c->w, c->capw, sizeof *c->w);
+	}
+	c->w[c->nw++] = (struct watch){
+	        pid,
+	        id != 0 && contain_name(path, id, name, sizeof name)
+	                ? xstrdup(name)
+	                : NULL,
+	        limit, false};
+	if (!ev_is_active(&c->memtimer))
+		timer_after_ms(c->loop, &c->memtimer, CONTAIN_MEMORY_CHECK_MS);
+}
+
+void
+contain_unwatch(struct contain *c, pid_t pid)
+{
+	if (c == NULL)
+		return;
+	for (size_t i = 0; i < c->nw; i++)
+		if (c->w[i].pid == pid) {
+			free(c->w[i].name);
+			c->w[i] = c->w[--c->nw];
+			break;
+		}
+	if (c->nw == 0)
+		ev_timer_stop(c->loop, &c->memtimer); /* no idle wake-ups */
+}
+
+/* --- who a control peer is ------------------------------------------------ */
+
+/* The worker whose cgroup holds pid, as its path. */
+bool
+contain_worker_of(struct contain *c, pid_t pid, char *path, size_t len)
+{
+	char file[64], line[4096];
+	unsigned long id;
+	bool found = false;
+	size_t rl;
+	FILE *f;
+
+	snprintf(file, sizeof file, "/proc/%ld/cgroup", (long)pid);
+	if (!contain_cgroups(c) || (f = fopen(file, "re")) == NULL)
+		return false;
+	rl = strlen(c->rel);
+	while (!found && fgets(line, sizeof line, f) != NULL) {
+		char *p = line + 3;
+		line[strcspn(line, "\n")] = '\0';
+		if (strncmp(line, "0::", 3) != 0 || strncmp(p, c->rel, rl) ||
+		    p[rl] != '/')
+			continue;
+		p += rl + 1;
+		p[strcspn(p, "/")] = '\0';
+		if ((p = strrchr(p, '@')) == NULL)
+			continue;
+		id = strtoul(p + 1, NULL, 10);
+		for (size_t i = 0; !found && i < c->nlive; i++)
+			if (c->live[i].id == id &&
+			    strlen(c->live[i].path) < len) {
+				strcpy(path, c->live[i].path);
+				found = true;
+			}
+	}
+	fclose(f);
+	return found;
+}

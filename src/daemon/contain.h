@@ -1,0 +1,54 @@
+/*
+ * contain.h - making a worker's descendants end with it (DESIGN §13): a
+ * cgroup v2 per worker under agentsupd's own, killed whole (cgroup.kill) at
+ * the worker's reap and at agentsupd's exit, and a guard process that kills
+ * them all if agentsupd itself dies by SIGKILL. Where cgroup v2 is not
+ * writable, nothing here is used: the process group and PDEATHSIG remain.
+ * Also the slow RSS check of `max_memory` and who a control peer is.
+ * A leaf: it knows paths and pids, never the tree.
+ */
+#ifndef AGENTSUP_CONTAIN_H
+#define AGENTSUP_CONTAIN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <ev.h>
+
+#include "config.h"
+
+#define CONTAIN_MEMORY_CHECK_MS 1000 /* max_memory: RSS read this often */
+
+struct contain;
+
+/* Over max_memory: pid's worker uses rss bytes (once per watch). */
+typedef void (*contain_over_fn)(void *arg, pid_t pid, uint64_t rss);
+
+/* Set up containment as `mode` asks: NULL with *why when `contain: cgroup`
+ * cannot be had; otherwise a handle (cgroups or not, as *why says). Call
+ * before the loop reaps children. */
+struct contain *contain_open(struct ev_loop *, enum contain_mode,
+                             contain_over_fn, void *arg, const char **why);
+/* Whether workers get a cgroup each. */
+bool contain_cgroups(const struct contain *);
+/* The worker's cgroup, made if need be: a descriptor of its directory, for
+ * clone3's CLONE_INTO_CGROUP or its cgroup.procs (the caller closes it),
+ * or -1 when workers are not contained (errno set on a real failure). */
+int contain_enter_fd(struct contain *, const char *path, unsigned long *id);
+/* SIGKILL everything left in the worker's cgroup (id from
+ * contain_enter_fd; 0: none): its setsid'd and double-forked descendants
+ * too; then remove the cgroup, now or once it is empty. */
+void contain_kill(struct contain *, const char *path, unsigned long id);
+/* max_memory: check pid's worker (its cgroup, or its process) every
+ * CONTAIN_MEMORY_CHECK_MS while watched. */
+void contain_watch(struct contain *, pid_t, const char *path, unsigned long id,
+                   uint64_t limit);
+void contain_unwatch(struct contain *, pid_t);
+/* The worker whose cgroup holds pid, as its path (peer.c's last resort). */
+bool contain_worker_of(struct contain *, pid_t, char *path, size_t len);
+/* Kill every contained process, remove the cgroups, end the guard. */
+void contain_close(struct contain *);
+
+#endif

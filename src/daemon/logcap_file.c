@@ -1,0 +1,142 @@
+/*
+ * logcap_file.c - a captured worker's log_dir/NAME.log: opened at its first
+ * line with O_APPEND, rotated before it would grow beyond max (NAME.log.4 ->
+ * .5, ..., NAME.log -> .1), only ever between two lines.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "logcap_file.h"
+#include "util.h"
+
+static char *
+file_path(const struct logcap_file_spec *s, unsigned gen)
+{
+	if (gen == 0)
+		return xasprintf("%s/%s.log", s->dir, s->name);
+	return xasprintf("%s/%s.log.%u", s->dir, s->name, gen);
+}
+
+void
+logcap_file_close(struct logcap_file *f)
+{
+	if (f->fd >= 0)
+		close(f->fd);
+	f->fd = -1;
+	f->error = false;
+}
+
+static int
+file_open(struct logcap_file *f, const struct logcap_file_spec *s)
+{
+	char *path = file_path(s, 0);
+	struct stat st;
+
+	f->fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+	if (f->fd < 0 || fstat(f->fd, &st) < 0) {
+		log_warn("worker %s: log file %s", s->name, path);
+		if (f->fd >= 0)
+			close(f->fd);
+		f->fd = -1;
+		f->error = true;
+		free(path);
+		return -1;
+	}
+	f->size = (uint64_t)st.st_size;
+	free(path);
+	return 0;
+}
+
+static void
+file_rotate(struct logcap_file *f, const struct logcap_file_spec *s)
+{
+	char *from, *to;
+
+	close(f->fd);
+	f->fd = -1;
+	for (unsigned g = s->keep; g > 0; g--) {
+		from = file_path(s, g - 1);
+		to = file_path(s, g);
+		if (rename(from, to) < 0 && errno != ENOENT)
+			log_warn("worker %s: rotate %s", s->name, from);
+		free(from);
+		free(to);
+	}
+	if (s->keep == 0) {
+		from = file_path(s, 0);
+		if (unlink(from) < 0 && errno != ENOENT)
+			log_warn("worker %s: rotate %s", s->name, from);
+		free(from);
+	}
+	file_open(f, s);
+}
+
+static void
+file_write(struct logcap_file *f, const struct logcap_file_spec *s,
+           const char *p, size_t n)
+{
+	ssize_t w;
+
+	while (n > 0 && !f->error) {
+		w = write(f->fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0) {
+			log_warn("worker %s: writing its log file", s->name);
+			f->error = true; /* until the next reopen */
+			break;
+		}
+		p += w;
+		n -= (size_t)w;
+		f->size += (uint64_t)w;
+	}
+}
+
+/* A single line longer than max is written whole. The size is checked with
+ * fstat before a rotation, in case logrotate's copytruncate emptied the
+ * file meanwhile. */
+void
+logcap_file_put(struct logcap_file *f, const struct logcap_file_spec *s,
+                const char *p, size_t n)
+{
+	bool checked = false;
+	struct stat st;
+
+	if (f->error || (f->fd < 0 && file_open(f, s) < 0))
+		return;
+	while (n > 0 && f->fd >= 0 && !f->error) {
+		size_t k = n, room;
+		const char *nl;
+
+		if (s->max && f->size + n > s->max) {
+			if (!checked) {
+				checked = true;
+				if (fstat(f->fd, &st) == 0)
+					f->size = (uint64_t)st.st_size;
+				continue;
+			}
+			room = f->size < s->max ? (size_t)(s->max - f->size)
+			                        : 0;
+			nl = room ? memrchr(p, '\n', room < n ? room : n)
+			          : NULL;
+			if (nl != NULL) {
+				k = (size_t)(nl - p) + 1;
+			} else if (f->size > 0) {
+				file_rotate(f, s);
+				continue;
+			} else {
+				nl = memchr(p, '\n', n);
+				k = nl ? (size_t)(nl - p) + 1 : n;
+			}
+		}
+		file_write(f, s, p, k);
+		p += k;
+		n -= k;
+	}
+}

@@ -1,0 +1,34 @@
+/* logcap_file.h - a worker's log file: appended, rotated by size. */
+#ifndef AGENTSUP_LOGCAP_FILE_H
+#define AGENTSUP_LOGCAP_FILE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Where the file is and how it rotates: dir/name.log, name.log.1 ... */
+struct logcap_file_spec {
+	const char *dir;
+	const char *name;
+	uint64_t max;  /* rotate before it would grow beyond this; 0: never */
+	unsigned keep; /* rotated files kept */
+};
+
+struct logcap_file {
+	int fd;        /* -1 until the first write, or after a close */
+	uint64_t size; /* as far as we know */
+	bool error;    /* logged once; no more writes until a close */
+};
+
+#define LOGCAP_FILE_INIT                                                       \
+	{                                                                      \
+		-1, 0, false                                                   \
+	}
+
+/* Whole lines (the bytes end in '\n'), rotated only between lines. */
+void logcap_file_put(struct logcap_file *, const struct logcap_file_spec *,
+                     const char *, size_t);
+/* Close it; the next put opens it again (SIGHUP, a new log_dir). */
+void logcap_file_close(struct logcap_file *);
+
+#endif

@@ -1,0 +1,222 @@
+"""Containment (DESIGN §13, issue 15): a worker's processes end with it --
+on its restart, its stop, agentsupd's SIGTERM and agentsupd's SIGKILL --
+including those that setsid, double-fork or drop privileges, found by a
+marker in their environment. Also the termination record."""
+import json
+import os
+import signal
+import subprocess
+import uuid
+
+import pytest
+
+from conftest import TIMEOUT, Daemon, alive, sh, wait_until
+
+CGROOT = "/sys/fs/cgroup/unified"
+
+
+def cgroup2_mount():
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            pre, _, post = line.partition(" - ")
+            if post.startswith("cgroup2 "):
+                return pre.split()[4]
+    return None
+
+
+def writable_cgroup():
+    m = cgroup2_mount()
+    return m is not None and os.access(m, os.W_OK) and os.path.exists(
+        os.path.join(m, "cgroup.kill")) is not None and os.geteuid() == 0
+
+
+needs_cgroup = pytest.mark.skipif(not writable_cgroup(),
+                                  reason="needs a writable cgroup v2 (root)")
+
+
+def marked(mark, incarnation=None):
+    """Live pids whose environment carries MARK=mark (and, if given, the
+    worker incarnation that started them)."""
+    want = f"CONTAIN_MARK={mark}".encode()
+    inc = (f"AGENTSUP_INCARNATION={incarnation}".encode()
+           if incarnation is not None else None)
+    out = []
+    for p in os.listdir("/proc"):
+        if not p.isdigit():
+            continue
+        try:
+            with open(f"/proc/{p}/environ", "rb") as f:
+                env = f.read().split(b"\0")
+        except OSError:
+            continue
+        if want in env and (inc is None or inc in env) and alive(int(p)):
+            out.append(int(p))
+    return out
+
+
+def hostile(tmp_path, mark):
+    """A worker leaving a setsid'd, a double-forked and a privilege-dropped
+    descendant behind, then running on."""
+    up = tmp_path / f"up-{mark}"
+    return up, sh(f"""
+        setsid sleep 1e5 &
+        ( ( sleep 1e5 & ) & )
+        setpriv --reuid nobody --regid nogroup --clear-groups sleep 1e5 &
+        echo $AGENTSUP_INCARNATION >> {up}
+        exec sleep 1e5
+    """)
+
+
+def start(supd, mark, tmp_path, settings="", extra=""):
+    up, cmd = hostile(tmp_path, mark)
+    supd.write({"00-settings.yaml": f"agentsupd:\n  events_file: {supd.events}\n"
+                                    + settings,
+                "a.yaml": f"worker: w\ncommand: {cmd}\n"
+                          f"environment: {{CONTAIN_MARK: '{mark}'}}\n" + extra},
+               settings=False)
+    d = supd.start()
+    d.wait("started", "root/w")
+    wait_until(lambda: up.exists() and up.read_text().strip(), what="worker up")
+    wait_until(lambda: len(marked(mark)) >= 4, what="the descendants")
+    return d, up
+
+
+def gone(mark, incarnation=None):
+    try:
+        wait_until(lambda: not marked(mark, incarnation), what="descendants gone")
+    except AssertionError:
+        for p in marked(mark, incarnation):
+            os.kill(p, signal.SIGKILL)
+        raise
+
+
+@needs_cgroup
+def test_restart_kills_the_old_descendants(supd, tmp_path):
+    mark = uuid.uuid4().hex
+    d, up = start(supd, mark, tmp_path)
+    assert len(marked(mark, 0)) == 4
+    d.ctl("restart", "w", check=0)
+    d.wait("started", "root/w")
+    wait_until(lambda: len(marked(mark, 1)) >= 4, what="the new descendants")
+    gone(mark, 0)
+    assert len(marked(mark, 1)) == 4  # the new ones are left alone
+
+
+@needs_cgroup
+def test_stop_kills_every_descendant(supd, tmp_path):
+    mark = uuid.uuid4().hex
+    d, _ = start(supd, mark, tmp_path)
+    d.ctl("stop", "w", check=0)
+    d.wait("exited", "root/w")
+    gone(mark)
+
+
+@needs_cgroup
+def test_sigterm_of_agentsupd_kills_every_descendant(supd, tmp_path):
+    mark = uuid.uuid4().hex
+    d, _ = start(supd, mark, tmp_path)
+    d.signal(signal.SIGTERM)
+    assert d.exit_code() == 0
+    gone(mark)
+    assert not [n for n in os.listdir(cgroup2_mount())
+                if n == f"agentsup.{d.proc.pid}"]
+
+
+@needs_cgroup
+def test_sigkill_of_agentsupd_kills_every_descendant(supd, tmp_path):
+    mark = uuid.uuid4().hex
+    d, _ = start(supd, mark, tmp_path)
+    d.kill()  # SIGKILL: agentsupd does nothing more; its guard does
+    gone(mark)
+    wait_until(lambda: not os.path.exists(
+        os.path.join(cgroup2_mount(), f"agentsup.{d.proc.pid}")),
+        what="the cgroups removed")
+
+
+@needs_cgroup
+def test_a_crash_loop_leaks_nothing(supd, tmp_path):
+    """The issue's case: 32 setsid'd sleepers leaked in 5 s."""
+    mark = uuid.uuid4().hex
+    supd.write({"a.yaml": f"""
+        supervisor: top
+        intensity: 100
+        period: 1s
+        children:
+          - worker: w
+            command: {sh("setsid sleep 1e5 & sleep 0.05; exit 1")}
+            environment: {{CONTAIN_MARK: '{mark}'}}
+            backoff: none
+        """})
+    d = supd.start()
+    d.wait_count("exited", 5, "top/w")
+    d.ctl("stop", "w", check=0)
+    d.wait("exited", "top/w", detail="stopped")
+    gone(mark)
+
+
+def test_contain_none_makes_no_cgroup(supd, tmp_path):
+    mark = uuid.uuid4().hex
+    supd.write({"00-settings.yaml": f"agentsupd:\n  events_file: {supd.events}\n"
+                                    "  contain: none\n",
+                "a.yaml": f"worker: w\ncommand: {sh('exec sleep 1e5')}\n"},
+               settings=False)
+    d = supd.start()
+    d.wait("started", "root/w")
+    m = cgroup2_mount()
+    assert m is None or not os.path.exists(os.path.join(m, f"agentsup.{d.proc.pid}"))
+    assert any("process groups and PDEATHSIG only" in l for l in d.lines)
+
+
+@needs_cgroup
+def test_max_memory_stops_the_worker_with_reason_memory(supd, tmp_path):
+    hog = json.dumps(["/usr/bin/python3", "-c",
+                      "import time; b = bytearray(96 << 20); b[::4096] = b'x' * len(b[::4096]); time.sleep(1e5)"])
+    supd.write({"a.yaml": f"worker: hog\ncommand: {hog}\nmax_memory: 32M\n"
+                          "shutdown: 1s\n"})
+    d = supd.start()
+    ev = d.wait("memory", "root/hog")
+    assert ev.reason == "memory" and "max_memory" in ev.detail
+    ex = d.wait("exited", "root/hog")
+    assert ex.reason == "memory"
+    d.wait("started", "root/hog")  # a failure like any other: restarted
+
+
+def termlog_daemon(supd, tmp_path, worker):
+    log = tmp_path / "termination.json"
+    supd.write({"00-settings.yaml": f"agentsupd:\n  events_file: {supd.events}\n"
+                                    f"  termination_log: {log}\n",
+                "a.yaml": worker}, settings=False)
+    return supd.start(), log
+
+
+def test_termination_log_on_exit_0(supd, tmp_path):
+    d, log = termlog_daemon(supd, tmp_path, f"worker: w\ncommand: {sh('exec sleep 1e5')}\n")
+    d.wait("started", "root/w")
+    d.signal(signal.SIGTERM)
+    assert d.exit_code() == 0
+    rec = json.loads(log.read_text())
+    assert rec["status"] == 0 and rec["reason"] == "shutdown"
+    assert rec["node"] == ""
+    assert [e["kind"] for e in rec["events"]][:2] == ["started", "shutdown"]
+
+
+def test_termination_log_on_exit_75_is_bounded(supd, tmp_path):
+    long = "x" * 300
+    d, log = termlog_daemon(supd, tmp_path, f"""
+supervisor: top
+intensity: 12
+period: 1m
+children:
+  - worker: flaky
+    command: {sh(f'echo {long} >/dev/null; exit 3')}
+    backoff: none
+""")
+    assert d.exit_code() == 75
+    text = log.read_text()
+    assert len(text.encode()) <= 4096
+    rec = json.loads(text)
+    assert rec["status"] == 75 and rec["reason"] == "gave_up"
+    assert rec["node"] == "top/flaky" and rec["supervisor"] == "top"
+    kinds = [e["kind"] for e in rec["events"]]
+    assert "gave_up" in kinds and kinds[-1] in ("stopped", "gave_up")
+    assert len(kinds) >= 5

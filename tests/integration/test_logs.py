@@ -1,0 +1,260 @@
+"""Output capture: prefixed lines on agentsupd's stderr, `agentsupctl logs`,
+log_dir files with rotation, following, and a flood that must not grow the
+daemon or stall its loop."""
+import os
+import signal
+import subprocess
+import threading
+import time
+
+from conftest import (AGENTSUPCTL, AGENTSUPD, TIMEOUT, sh, wait_until)
+
+
+def settings(supd, **extra):
+    text = f"agentsupd:\n  events_file: {supd.events}\n"
+    for k, v in extra.items():
+        text += f"  {k}: {v}\n"
+    supd.dir.mkdir(exist_ok=True)
+    (supd.dir / "00-settings.yaml").write_text(text)
+
+
+def start(supd, files, **extra):
+    settings(supd, **extra)
+    for name, text in files.items():
+        (supd.dir / name).write_text(text)
+    return supd.start()
+
+
+def has_line(d, text):
+    return any(text == l for l in d.lines)
+
+
+def test_lines_prefixed_in_logs_and_files(supd):
+    logs = supd.tmp / "logs"
+    logs.mkdir()
+    trigger = supd.tmp / "trigger"
+    # two pipes are read in either order: the last lines wait for a trigger
+    cmd0 = sh(f'''
+    for i in 1 2 3; do echo "out $i"; echo "err $i" >&2; done
+    while [ ! -e {trigger} ]; do sleep 0.02; done
+    printf 'bell\\007\\n'
+    echo done
+    exec sleep 60
+''')
+    d = start(supd, {"talker.yaml": f"""
+worker: talker
+command: {cmd0}
+"""}, log_dir=logs)
+    d.wait("started", "root/talker")
+    wait_until(lambda: has_line(d, "talker | out 3") and has_line(d, "talker ! err 3"),
+               what="the first lines")
+    assert has_line(d, "talker | out 1") and has_line(d, "talker ! err 1")
+    trigger.touch()
+    wait_until(lambda: has_line(d, "talker | done"), what="the last line")
+    assert has_line(d, "talker | bell\\x07")
+    r = d.ctl("logs", "talker", "-n", "2", check=0)
+    assert r.stdout == "bell\\x07\ndone\n"
+    everything = d.ctl("logs", "talker", "-n", "0", check=0).stdout.splitlines()
+    assert sorted(everything[:6]) == ["err 1", "err 2", "err 3", "out 1", "out 2", "out 3"]
+    assert everything[6:] == ["bell\\x07", "done"]
+    # the file holds the worker's own bytes, both streams
+    text = (logs / "talker.log").read_text()
+    assert "out 2\n" in text and "err 2\n" in text and text.endswith("bell\a\ndone\n")
+
+
+def test_logs_refuses_unknown_names(supd):
+    d = start(supd, {"w.yaml": f"""
+supervisor: team
+children:
+  - worker: w
+    command: {sh('exec sleep 60')}
+"""})
+    d.wait("started", "team/w")
+    r = d.ctl("logs", "nobody")
+    assert r.returncode == 1 and "no such worker: nobody" in r.stderr
+    assert d.ctl("logs", "team").returncode == 1  # a supervisor has none
+    assert d.ctl("logs").returncode == 64
+    # a quiet worker: nothing yet, and that is not an error
+    assert d.ctl("logs", "w", check=0).stdout == ""
+
+
+def test_rotation_at_log_max_keeping_log_keep(supd):
+    logs = supd.tmp / "logs"
+    logs.mkdir()
+    cmd0 = sh('''
+    i=0
+    while [ $i -lt 100 ]; do
+        printf '%098d\\n' $i
+        i=$((i + 1))
+    done
+    echo finished
+    exec sleep 60
+''')
+    d = start(supd, {"chatty.yaml": f"""
+worker: chatty
+command: {cmd0}
+"""}, log_dir=logs, log_max="1KiB", log_keep=2)
+    wait_until(lambda: has_line(d, "chatty | finished"), what="the output")
+    names = sorted(os.listdir(logs))
+    assert names == ["chatty.log", "chatty.log.1", "chatty.log.2"], names
+    for n in names:
+        assert os.path.getsize(logs / n) <= 1024
+    # ten 99-byte lines a file; the newest rotated one just before ours
+    assert (logs / "chatty.log.1").read_text() == "".join(
+        "%098d\n" % i for i in range(80, 90))
+    assert (logs / "chatty.log").read_text() == "".join(
+        "%098d\n" % i for i in range(90, 100)) + "finished\n"
+
+
+def test_sighup_reopens_a_moved_log_file(supd):
+    logs = supd.tmp / "logs"
+    logs.mkdir()
+    trigger = supd.tmp / "trigger"
+    cmd0 = sh(f'''
+    echo before
+    while [ ! -e {trigger} ]; do sleep 0.02; done
+    echo after
+    exec sleep 60
+''')
+    d = start(supd, {"w.yaml": f"""
+worker: w
+command: {cmd0}
+"""}, log_dir=logs)
+    wait_until(lambda: has_line(d, "w | before"), what="the first line")
+    os.rename(logs / "w.log", logs / "w.log.old")  # logrotate's "create"
+    d.signal(signal.SIGHUP)
+    d.wait("reload_applied")
+    trigger.touch()
+    wait_until(lambda: has_line(d, "w | after"), what="the second line")
+    assert (logs / "w.log.old").read_text() == "before\n"
+    assert (logs / "w.log").read_text() == "after\n"
+
+
+def test_logs_follow_sees_new_lines(supd):
+    trigger = supd.tmp / "trigger"
+    cmd0 = sh(f'''
+    echo first
+    while [ ! -e {trigger} ]; do sleep 0.02; done
+    echo second
+    exec sleep 60
+''')
+    d = start(supd, {"w.yaml": f"""
+worker: w
+command: {cmd0}
+"""})
+    wait_until(lambda: has_line(d, "w | first"), what="the first line")
+    f = subprocess.Popen([AGENTSUPCTL, "--socket", d.socket, "logs", "w",
+                          "-f"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert f.stdout.readline() == "first\n"
+        trigger.touch()
+        got = []
+        reader = threading.Thread(target=lambda: got.append(f.stdout.readline()))
+        reader.start()
+        reader.join(TIMEOUT)
+        assert got == ["second\n"]
+    finally:
+        f.send_signal(signal.SIGINT)
+        assert f.wait(TIMEOUT) == 0
+
+
+def test_tail_outlives_a_crash(supd):
+    cmd0 = sh('''
+    echo "about to fail"
+    echo "the reason" >&2
+    exit 3
+''')
+    d = start(supd, {"w.yaml": f"""
+worker: w
+restart: temporary
+command: {cmd0}
+"""})
+    ev = d.wait("exited", "root/w", reason="exit:3")
+    # the failure event carries the last lines (read before it is emitted)
+    assert sorted(ev.tail.splitlines()) == ["about to fail", "the reason"]
+    r = d.ctl("logs", "w", check=0)
+    assert sorted(r.stdout.splitlines()) == ["about to fail", "the reason"]
+
+
+def test_no_tail_on_a_clean_exit(supd):
+    cmd0 = sh('echo "all good"; exit 0')
+    d = start(supd, {"w.yaml": f"""
+worker: w
+restart: temporary
+command: {cmd0}
+"""})
+    ev = d.wait("exited", "root/w", reason="exit:0")
+    assert ev.tail is None
+    assert d.ctl("logs", "w", check=0).stdout == "all good\n"
+
+
+def vm_rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def test_flood_is_bounded_and_never_stalls_the_loop(tmp_path):
+    """A worker printing as fast as it can for seconds, and agentsupd's
+    stderr a pipe that nobody reads: memory stays flat, status answers."""
+    conf = tmp_path / "supervisor.d"
+    conf.mkdir()
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    sock = str(tmp_path / "ctl.sock")
+    (conf / "00-settings.yaml").write_text(
+        f"agentsupd:\n  log_dir: {logs}\n  log_max: 1MiB\n  log_keep: 2\n")
+    (conf / "flood.yaml").write_text(f"""
+worker: flood
+command: {sh('exec yes "$(printf %090d 7)"')}
+---
+worker: calm
+command: {sh('exec sleep 60')}
+""")
+    d = subprocess.Popen([AGENTSUPD, "-c", str(conf), "--socket", sock],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE)  # never read: it fills
+    try:
+        def ctl(*args):
+            return subprocess.run([AGENTSUPCTL, "--socket", sock, *args],
+                                  capture_output=True, text=True,
+                                  timeout=TIMEOUT)
+
+        wait_until(lambda: os.path.exists(logs / "flood.log.1"),
+                   what="the flood to rotate a file")
+        # fixed buffers: seconds of flood cost nothing more
+        before = vm_rss_kib(d.pid)
+        deadline = time.monotonic() + 2
+        while time.monotonic() < deadline:
+            time.sleep(0.1)  # the flood runs on its own meanwhile
+            assert d.poll() is None
+        after = vm_rss_kib(d.pid)
+        assert after - before < 4 * 1024, (before, after)
+        # and the loop still serves the control socket promptly
+        worst = 0.0
+        for _ in range(20):
+            t = time.monotonic()
+            r = ctl("status")
+            worst = max(worst, time.monotonic() - t)
+            assert r.returncode == 0, r.stderr
+            assert "flood" in r.stdout
+        assert worst < 5.0, worst  # generous: a busy, sanitized machine
+        names = os.listdir(logs)
+        assert set(names) <= {"flood.log", "flood.log.1", "flood.log.2"}
+        for n in names:
+            try:  # the flood goes on: a file may be rotated away meanwhile
+                assert os.path.getsize(logs / n) <= 1 << 20
+            except FileNotFoundError:
+                pass
+        assert ctl("logs", "flood", "-n", "1").stdout == "%090d\n" % 7
+    finally:
+        d.stderr.close()  # the daemon's own log lines now fail, not block
+        d.send_signal(signal.SIGTERM)
+        try:
+            d.wait(TIMEOUT)
+        except subprocess.TimeoutExpired:
+            d.kill()
+            d.wait()
+            raise

@@ -1,0 +1,229 @@
+"""Users and limits (DESIGN §13), and workers that do not steer the
+supervisor: control requests from inside a worker's process tree are
+refused unless its `control:` grants them."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+
+import pytest
+
+from conftest import AGENTSUPCTL, AGENTSUPD, TIMEOUT, sh, wait_until
+
+root_only = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
+
+
+def written(path):
+    wait_until(lambda: path.exists() and path.read_text().endswith("\n"),
+               what=str(path))
+    return path.read_text().split()
+
+
+@root_only
+def test_user_group_umask_and_limits(supd, tmp_path):
+    out = tmp_path / "out"
+    # stdout is opened before the switch: a root-only directory is fine
+    supd.start({"a.yaml": f"""
+        worker: w
+        command: {sh("echo $(id -u) $(id -g) $(umask) $(ulimit -n) $(ulimit -c); exec sleep 1e5")}
+        user: nobody
+        group: nogroup
+        umask: "027"
+        limits: {{nofile: 123, core: 0, nproc: 4096}}
+        stdout: {out}
+        """}).wait("started", "root/w")
+    uid, gid, umask, nofile, core = written(out)
+    assert (uid, gid) == ("65534", "65534")
+    assert umask == "0027" and nofile == "123" and core == "0"
+
+
+@root_only
+def test_a_worker_of_another_user_dies_with_agentsupd(supd, tmp_path):
+    pidfile = tmp_path / "pid"
+    d = supd.start({"a.yaml": f"""
+        worker: w
+        command: {sh("echo $$; exec sleep 1e5")}
+        user: nobody
+        stdout: {pidfile}
+        """, "00-settings.yaml": f"agentsupd:\n  events_file: {supd.events}\n"
+                                 "  contain: none\n"})
+    d.wait("started", "root/w")
+    pid = int(written(pidfile)[0])
+    d.kill()  # SIGKILL, no containment: PDEATHSIG, armed after the switch
+    wait_until(lambda: not os.path.exists(f"/proc/{pid}") or
+               open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] == "Z",
+               what="the worker to die")
+
+
+def test_unknown_user_is_a_config_error(supd):
+    supd.write({"a.yaml": "worker: w\ncommand: [sleep, '1']\nuser: no-such-user-x\n"})
+    r = subprocess.run([AGENTSUPD, "--check", "-c", str(supd.dir)],
+                       capture_output=True, text=True, timeout=TIMEOUT)
+    assert r.returncode == 78
+    assert 'no such user "no-such-user-x"' in r.stderr
+
+
+@root_only
+def test_non_root_agentsupd_refuses_to_switch_users():
+    if shutil.which("setpriv") is None:
+        pytest.skip("needs setpriv")
+    d = tempfile.mkdtemp()
+    try:
+        os.chmod(d, 0o755)
+        with open(os.path.join(d, "a.yaml"), "w") as f:
+            f.write("worker: w\ncommand: [sleep, '1']\nuser: root\n")
+        os.chmod(os.path.join(d, "a.yaml"), 0o644)
+        r = subprocess.run(["setpriv", "--reuid", "nobody", "--regid", "nogroup",
+                            "--clear-groups", AGENTSUPD, "-c", d],
+                           capture_output=True, text=True, timeout=TIMEOUT)
+        assert r.returncode == 78, r.stderr
+        assert "cannot switch to another user" in r.stderr
+        assert "worker w: user:" in r.stderr
+    finally:
+        shutil.rmtree(d)
+
+
+def bad_config(supd, text):
+    supd.write({"a.yaml": text}, settings=False)
+    r = subprocess.run([AGENTSUPD, "--check", "-c", str(supd.dir)],
+                       capture_output=True, text=True, timeout=TIMEOUT)
+    assert r.returncode == 78
+    return r.stderr
+
+
+def test_bad_values_are_refused(supd):
+    w = "worker: w\ncommand: [sleep, '1']\n"
+    assert "umask: want an octal mode" in bad_config(supd, w + "umask: 999\n")
+    assert "limits: unknown limit" in bad_config(supd, w + "limits: {files: 1}\n")
+    assert "limits: nofile: want a count" in bad_config(supd, w + "limits: {nofile: 1k}\n")
+    assert "max_memory: want a size" in bad_config(supd, w + "max_memory: lots\n")
+    assert 'control: unknown command "kill"' in bad_config(supd, w + "control: [kill]\n")
+    assert "contain: unknown value" in bad_config(
+        supd, w + "---\nagentsupd:\n  contain: maybe\n")
+
+
+# --- workers do not steer the supervisor ----------------------------------
+
+def ctl_from_worker(supd, tmp_path, grant, commands):
+    """Worker `w` runs agentsupctl COMMAND for each command, writing each
+    exit status and output; `sib` is its sibling."""
+    res = tmp_path / "res"
+    sock = supd.tmp / "ctl.sock"
+    lines = "; ".join(
+        f"{AGENTSUPCTL} --socket {sock} {c} >> {tmp_path}/out.{i} 2>&1; "
+        f"echo $? >> {res}" for i, c in enumerate(commands))
+    d = supd.start({"a.yaml": f"""
+        worker: sib
+        command: [sleep, "1e5"]
+        ---
+        worker: w
+        command: {sh(f"sleep 0.2; {lines}; exec sleep 1e5")}
+        {grant}
+        """})
+    d.wait("started", "root/w")
+    wait_until(lambda: res.exists() and len(res.read_text().split()) == len(commands),
+               what="agentsupctl runs")
+    codes = [int(c) for c in res.read_text().split()]
+    outs = [(tmp_path / f"out.{i}").read_text() for i in range(len(commands))]
+    return d, codes, outs
+
+
+def test_a_worker_cannot_stop_a_sibling_or_shut_down(supd, tmp_path):
+    d, codes, outs = ctl_from_worker(supd, tmp_path, "", ["stop sib", "shutdown", "status"])
+    assert codes[0] != 0 and "refused" in outs[0] and "root/w" in outs[0]
+    assert codes[1] != 0 and "refused" in outs[1]
+    assert codes[2] != 0 and "refused" in outs[2]  # nothing granted
+    nodes = {n["path"]: n for n in d.ctl_json("status")}
+    assert nodes["root/sib"]["state"] == "running"
+    assert d.count("exited") == 0 and d.count("shutdown") == 0
+    assert d.proc.poll() is None
+    d.ctl("stop", "sib", check=0)  # the operator still can
+
+
+def test_a_worker_granted_status_can_run_status_only(supd, tmp_path):
+    d, codes, outs = ctl_from_worker(supd, tmp_path, "control: [status]",
+                                     ["status", "stop sib"])
+    assert codes[0] == 0 and "sib" in outs[0]
+    assert codes[1] != 0 and "refused" in outs[1]
+    assert "control: [stop]" in outs[1]
+
+
+def test_a_worker_granted_all_can_stop_a_sibling(supd, tmp_path):
+    d, codes, outs = ctl_from_worker(supd, tmp_path, "control: all", ["stop sib"])
+    assert codes == [0], outs
+    d.wait("exited", "root/sib")
+
+
+def test_a_setsid_descendant_is_still_the_worker(supd, tmp_path):
+    if not os.access("/sys/fs/cgroup/unified", os.W_OK) and not os.access(
+            "/sys/fs/cgroup", os.W_OK):
+        pytest.skip("a cgroup tells an orphan apart")
+    # setsid'd and orphaned (reparented to agentsupd): only its cgroup says
+    d, codes, outs = ctl_from_worker(
+        supd, tmp_path, "",
+        ["status"])
+    assert codes[0] != 0
+    res = tmp_path / "res2"
+    sock = supd.tmp / "ctl.sock"
+    d.ctl("stop", "w", check=0)
+    (supd.dir / "b.yaml").write_text(f"""worker: orphaner
+command: {sh(f"( setsid sh -c 'sleep 0.3; {AGENTSUPCTL} --socket {sock} shutdown > {tmp_path}/o2 2>&1; echo $? > {res}' & ) ; exec sleep 1e5")}
+""")
+    d.ctl("reload", check=0)
+    wait_until(lambda: res.exists() and res.read_text().strip(), what="orphan's agentsupctl")
+    assert res.read_text().strip() != "0"
+    assert "refused" in (tmp_path / "o2").read_text()
+    assert d.proc.poll() is None
+
+
+@root_only
+def test_contain_cgroup_refuses_to_start_without_a_cgroup():
+    """A non-root agentsupd cannot make cgroups here: `contain: cgroup`
+    says so and exits 73; `contain: auto` runs without them."""
+    if shutil.which("setpriv") is None:
+        pytest.skip("needs setpriv")
+    d = tempfile.mkdtemp()
+    try:
+        os.chmod(d, 0o777)
+        conf = os.path.join(d, "conf")
+        os.mkdir(conf)
+        os.chmod(conf, 0o755)
+        for mode, want in (("cgroup", 73), ("auto", None)):
+            with open(os.path.join(conf, "a.yaml"), "w") as f:
+                f.write(f"worker: w\ncommand: [sleep, '1e5']\n---\n"
+                        f"agentsupd:\n  contain: {mode}\n")
+            os.chmod(os.path.join(conf, "a.yaml"), 0o644)
+            p = subprocess.Popen(
+                ["setpriv", "--reuid", "nobody", "--regid", "nogroup",
+                 "--clear-groups", AGENTSUPD, "-c", conf,
+                 "--socket", os.path.join(d, f"{mode}.sock")],
+                stderr=subprocess.PIPE, text=True)
+            if want is not None:
+                assert p.wait(timeout=TIMEOUT) == want
+                err = p.stderr.read()
+                assert "contain: cgroup: no writable cgroup v2" in err, err
+                continue
+            lines = [p.stderr.readline()]
+            while "started" not in lines[-1] and lines[-1]:
+                lines.append(p.stderr.readline())
+            assert "containment: no writable cgroup v2" in lines[0], lines
+            p.send_signal(signal.SIGTERM)
+            assert p.wait(timeout=TIMEOUT) == 0
+            p.stderr.close()
+    finally:
+        shutil.rmtree(d)
+
+
+def test_a_reload_to_an_unknown_user_is_refused(supd):
+    d = supd.start({"a.yaml": "worker: w\ncommand: [sleep, '1e5']\n"})
+    first = d.wait("started", "root/w")
+    (supd.dir / "a.yaml").write_text(
+        "worker: w\ncommand: [sleep, '1e5']\nuser: no-such-user-y\n")
+    r = d.ctl("reload")
+    assert r.returncode != 0 and 'no such user "no-such-user-y"' in r.stderr
+    ev = d.wait("reload_refused")
+    assert "worker w: user:" in ev.detail
+    nodes = {n["path"]: n for n in d.ctl_json("status")}
+    assert nodes["root/w"]["pid"] == first.pid  # untouched

@@ -1,0 +1,455 @@
+/* test_logcap.c - output capture: line splitting, escaping, the ring,
+ * rotation naming, stderr that cannot keep up, and the pipes. */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "logcap.h"
+
+struct fixture {
+	struct ev_loop *loop;
+	int out[2]; /* stands for agentsupd's stderr */
+	char dir[64];
+	struct logcap_set *set;
+};
+
+static struct logcap_limits
+limits(const char *dir, uint64_t max, unsigned keep, size_t tail)
+{
+	return (struct logcap_limits){dir, max, keep, tail};
+}
+
+static int
+setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof *f);
+	struct logcap_limits lim = limits(NULL, 0, 0, 8192);
+
+	assert_non_null(f);
+	f->loop = ev_default_loop(0);
+	assert_int_equal(pipe2(f->out, O_CLOEXEC), 0);
+	/* a reader that never blocks the test: we read what is there */
+	assert_int_equal(fcntl(f->out[0], F_SETFL, O_NONBLOCK), 0);
+	strcpy(f->dir, "/tmp/test_logcap.XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	f->set = logcap_set_new(f->loop, f->out[1], &lim);
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fixture *f = *state;
+	char cmd[128];
+
+	logcap_set_free(f->set);
+	close(f->out[0]);
+	close(f->out[1]);
+	snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
+	assert_int_equal(system(cmd), 0);
+	free(f);
+	return 0;
+}
+
+/* What the set wrote to "stderr" so far. */
+static char *
+shown(struct fixture *f)
+{
+	static char buf[1 << 20];
+	ssize_t n, len = 0;
+
+	while ((n = read(f->out[0], buf + len, sizeof buf - 1 - (size_t)len)) >
+	       0)
+		len += n;
+	buf[len] = '\0';
+	return buf;
+}
+
+static void
+feed(struct logcap *lc, enum logcap_stream s, const char *text)
+{
+	logcap_feed(lc, s, text, strlen(text));
+}
+
+static void
+test_lines_prefixed(void **state)
+{
+	struct fixture *f = *state;
+	struct logcap *lc = logcap_get(f->set, "w");
+
+	logcap_get(f->set, "longer");
+	feed(lc, LOGCAP_STDOUT, "a\nb");
+	assert_string_equal(shown(f), "w      | a\n");
+	feed(lc, LOGCAP_STDOUT, "c\r\n");
+	feed(lc, LOGCAP_STDERR, "oops\n\n");
+	assert_string_equal(shown(f),
+	                    "w      | bc\nw      ! oops\nw      ! \n");
+}
+
+/* As text_term_escape says: control characters, DEL, '\\', bidirectional
+ * overrides and invalid UTF-8 made visible; other UTF-8 passes. The word-at-
+ * a-time check must send each of them there, wherever in the line. */
+static void
+test_control_characters_escaped(void **state)
+{
+	struct fixture *f = *state;
+	struct logcap *lc = logcap_get(f->set, "w");
+	char tail[128];
+
+	feed(lc, LOGCAP_STDOUT, "\x1b[31mred\x7f\ttab\n");
+	assert_string_equal(shown(f), "w | \\x1b[31mred\\x7f\\ttab\n");
+	logcap_tail(lc, 1, tail, sizeof tail);
+	assert_string_equal(tail, "\\x1b[31mred\\x7f\\ttab\n");
+	feed(lc, LOGCAP_STDOUT, "plain ascii, then a backslash: \\\n");
+	assert_string_equal(shown(f),
+	                    "w | plain ascii, then a backslash: \\\\\n");
+	feed(lc, LOGCAP_STDOUT, "caf\xc3\xa9 ok, then \xe2\x80\xae evil\n");
+	assert_string_equal(shown(f),
+	                    "w | caf\xc3\xa9 ok, then \\u202e evil\n");
+	feed(lc, LOGCAP_STDOUT, "0123456789abcdef\xff\n");
+	assert_string_equal(shown(f), "w | 0123456789abcdef\\xff\n");
+	feed(lc, LOGCAP_STDOUT, "0123456789abcdefok\n");
+	assert_string_equal(shown(f), "w | 0123456789abcdefok\n");
+}
+
+static void
+test_long_line_split(void **state)
+{
+	struct fixture *f = *state;
+	struct logcap *lc = logcap_get(f->set, "w");
+	static char big[LOGCAP_LINE_MAX * 2 + 200];
+	char *out;
+
+	memset(big, 'x', sizeof big - 2);
+	big[sizeof big - 2] = '\n';
+	/* in two pieces, so the partial-line path is taken too */
+	logcap_feed(lc, LOGCAP_STDOUT, big, 100);
+	logcap_feed(lc, LOGCAP_STDOUT, big + 100, strlen(big) - 100);
+	out = shown(f);
+	/* 4096 + 4096 + 198 */
+	assert_int_equal(strlen(out), 3 * 4 + 2 * LOGCAP_LINE_MAX + 198 + 3);
+	assert_int_equal(strchr(out, '\n') - out, 4 + LOGCAP_LINE_MAX);
+	/* exactly LINE_MAX: one line, not one and an empty one */
+	memset(big, 'y', LOGCAP_LINE_MAX);
+	logcap_feed(lc, LOGCAP_STDOUT, big, LOGCAP_LINE_MAX);
+	logcap_feed(lc, LOGCAP_STDOUT, "\n", 1);
+	assert_int_equal(strlen(shown(f)), 4 + LOGCAP_LINE_MAX + 1);
+}
+
+static void
+test_flush_ends_partial_line(void **state)
+{
+	struct fixture *f = *state;
+	struct logcap *lc = logcap_get(f->set, "w");
+
+	feed(lc, LOGCAP_STDERR, "no newline");
+	assert_string_equal(shown(f), "");
+	logcap_flush(lc, LOGCAP_STDERR);
+	assert_string_equal(shown(f), "w ! no newline\n");
+}
+
+static void
+test_ring_wraps_whole_lines(void **state)
+{
+	struct fixture *f = *state;
+	struct logcap_limits lim = limits(NULL, 0, 0, 64);
+	struct logcap *lc;
+	char line[32], tail[256];
+
+	logcap_set_limits(f->set, &lim);
+	lc = logcap_get(f->set, "w");
+	assert_int_equal(logcap_tail(lc, 0, tail, sizeof tail), 0);
+	for (int i = 0; i < 20; i++) {
+		snprintf(line, sizeof line, "line %02d\n", i); /* 8 bytes */
+		feed(lc, LOGCAP_STDOUT, line);
+	}
+	/* 64 bytes hold exactly the last 8 lines */
+	logcap_tail(lc, 0, tail, sizeof tail);
+	assert_string_equal(tail, "line 12\nline 13\nline 14\nline 15\n"
+	                          "line 16\nline 17\nline 18\nline 19\n");
+	logcap_tail(lc, 2, tail, sizeof tail);
+	assert_string_equal(tail, "line 18\nline 19\n");
+	/* a cut through the oldest line: it is left out */
+	feed(lc, LOGCAP_STDOUT, "abc\n");
+	logcap_tail(lc, 0, tail, sizeof tail);
+	assert_string_equal(tail, "line 13\nline 14\nline 15\nline 16\n"
+	                          "line 17\nline 18\nline 19\nabc\n");
+	/* a small buffer: the newest whole lines that fit */
+	assert_int_equal(logcap_tail(lc, 0, tail, 14), 12);
+	assert_string_equal(tail, "line 19\nabc\n");
+	/* a new process starts a new ring */
+	logcap_spawned(lc, true);
+	assert_int_equal(logcap_tail(lc, 0, tail, sizeof tail), 0);
+	(void)shown(f);
+}
+
+/* A read of many lines: only its end can stay in the ring, exactly. */
+static void
+test_ring_from_one_big_read(void **state)
+{
+	struct fixture *f = *state;
+	struct logcap_limits lim = limits(NULL, 0, 0, 64);
+	struct logcap *lc;
+	static char many[8 * 2000 + 1]; /* snprintf's last NUL */
+	char tail[256];
+
+	logcap_set_limits(f->set, &lim);
+	lc = logcap_get(f->set, "w");
+	feed(lc, LOGCAP_STDOUT, "old one\n");
+	for (int i = 0; i < 2000; i++)
+		snprintf(many + 8 * i, 9, "l %05d\n", i);
+	logcap_feed(lc, LOGCAP_STDOUT, many, 8 * 2000);
+	logcap_tail(lc, 0, tail, sizeof tail);
+	assert_string_equal(tail, "l 01992\nl 01993\nl 01994\nl 01995\n"
+	                          "l 01996\nl 01997\nl 01998\nl 01999\n");
+	/* the same with \r\n endings and a partial line at the end */
+	for (int i = 0; i < 1600; i++)
+		snprintf(many + 10 * i, 11, "rr %05d\r\n", i);
+	logcap_feed(lc, LOGCAP_STDOUT, many, 16000);
+	logcap_feed(lc, LOGCAP_STDOUT, "tail", 4);
+	logcap_tail(lc, 3, tail, sizeof tail);
+	assert_string_equal(tail, "rr 01597\nrr 01598\nrr 01599\n");
+	logcap_flush(lc, LOGCAP_STDOUT);
+	logcap_tail(lc, 3, tail, sizeof tail);
+	assert_string_equal(tail, "rr 01598\nrr 01599\ntail\n");
+	(void)shown(f);
+}
+
+static void
+test_ring_lazy(void **state)
+{
+	struct fixture *f = *state;
+	struct logcap *lc = logcap_get(f->set, "idle");
+	char tail[16];
+
+	/* nothing printed: an empty tail, no ring, NULL is an empty worker */
+	assert_int_equal(logcap_tail(lc, 20, tail, sizeof tail), 0);
+	assert_string_equal(tail, "");
+	assert_int_equal(logcap_tail(NULL, 20, tail, sizeof tail), 0);
+	assert_ptr_equal(logcap_find(f->set, "idle"), lc);
+	assert_null(logcap_find(f->set, "other"));
+	logcap_remove(f->set, "idle");
+	assert_null(logcap_find(f->set, "idle"));
+}
+
+static off_t
+file_size(const char *dir, const char *name)
+{
+	char path[128];
+	struct stat st;
+
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	return stat(path, &st) == 0 ? st.st_size : -1;
+}
+
+static void
+test_rotation_naming(void **state)
+{
+	struct fixture *f = *state;
+	struct logcap_limits lim = limits(f->dir, 1024, 2, 8192);
+	struct logcap *lc;
+	char line[101];
+
+	logcap_set_limits(f->set, &lim);
+	lc = logcap_get(f->set, "rot");
+	memset(line, 'r', 99);
+	line[99] = '\n';
+	line[100] = '\0';
+	for (int i = 0; i < 100; i++) /* 10000 bytes in 100-byte lines */
+		feed(lc, LOGCAP_STDOUT, line);
+	assert_int_equal(file_size(f->dir, "rot.log.1"), 1000);
+	assert_int_equal(file_size(f->dir, "rot.log.2"), 1000);
+	assert_int_equal(file_size(f->dir, "rot.log.3"), -1);
+	assert_int_equal(file_size(f->dir, "rot.log"), 1000);
+	(void)shown(f);
+}
+
+/* One read of many lines (as a flood delivers them) still rotates at max. */
+static void
+test_rotation_within_one_read(void **state)
+{
+	struct fixture *f = *state;
+	struct logcap_limits lim = limits(f->dir, 1024, 3, 8192);
+	struct logcap *lc;
+	static char lines[5000];
+
+	logcap_set_limits(f->set, &lim);
+	lc = logcap_get(f->set, "one");
+	for (size_t i = 0; i < sizeof lines; i++)
+		lines[i] = i % 100 == 99 ? '\n' : 'o';
+	logcap_feed(lc, LOGCAP_STDOUT, lines, sizeof lines);
+	assert_int_equal(file_size(f->dir, "one.log"), 1000);
+	assert_int_equal(file_size(f->dir, "one.log.1"), 1000);
+	assert_int_equal(file_size(f->dir, "one.log.3"), 1000);
+	assert_int_equal(file_size(f->dir, "one.log.4"), -1);
+	(void)shown(f);
+}
+
+static void
+test_rotation_keep_zero(void **state)
+{
+	struct fixture *f = *state;
+	struct logcap_limits lim = limits(f->dir, 1024, 0, 8192);
+	struct logcap *lc;
+
+	logcap_set_limits(f->set, &lim);
+	lc = logcap_get(f->set, "k0");
+	for (int i = 0; i < 30; i++)
+		feed(lc, LOGCAP_STDERR,
+		     "0123456789012345678901234567890123456"
+		     "789012345678901234567890123456789\n");
+	assert_true(file_size(f->dir, "k0.log") <= 1024);
+	assert_int_equal(file_size(f->dir, "k0.log.1"), -1);
+	(void)shown(f);
+}
+
+static void
+test_reopen_follows_a_moved_file(void **state)
+{
+	struct fixture *f = *state;
+	struct logcap_limits lim = limits(f->dir, 1 << 20, 1, 8192);
+	struct logcap *lc;
+	char from[128], to[128];
+
+	logcap_set_limits(f->set, &lim);
+	lc = logcap_get(f->set, "mv");
+	feed(lc, LOGCAP_STDOUT, "before\n");
+	snprintf(from, sizeof from, "%s/mv.log", f->dir);
+	snprintf(to, sizeof to, "%s/mv.log.old", f->dir);
+	assert_int_equal(rename(from, to), 0); /* logrotate's create */
+	logcap_reopen(f->set);
+	feed(lc, LOGCAP_STDOUT, "after\n");
+	assert_int_equal(file_size(f->dir, "mv.log.old"), 7);
+	assert_int_equal(file_size(f->dir, "mv.log"), 6);
+	(void)shown(f);
+}
+
+static int sink_lines;
+static char sink_last[64];
+
+static void
+sink(void *arg, const char *name, enum logcap_stream s, const char *line,
+     size_t len)
+{
+	(void)arg;
+	sink_lines++;
+	snprintf(sink_last, sizeof sink_last, "%s%c%.*s", name,
+	         s == LOGCAP_STDERR ? '!' : '|', (int)len, line);
+}
+
+static void
+test_sink_sees_each_line(void **state)
+{
+	struct fixture *f = *state;
+	struct logcap *lc = logcap_get(f->set, "s");
+
+	sink_lines = 0;
+	logcap_set_sink(f->set, sink, NULL);
+	feed(lc, LOGCAP_STDERR, "one\ntwo\n");
+	assert_int_equal(sink_lines, 2);
+	assert_string_equal(sink_last, "s!two");
+	(void)shown(f);
+}
+
+static void
+test_full_stderr_drops_never_blocks(void **state)
+{
+	struct fixture *f = *state;
+	struct logcap *lc = logcap_get(f->set, "flood");
+	char line[101], junk[4096];
+	int fl = fcntl(f->out[1], F_GETFL);
+	bool told = false;
+
+	/* fill the pipe that stands for stderr: nobody reads it */
+	assert_int_equal(fcntl(f->out[1], F_SETFL, fl | O_NONBLOCK), 0);
+	memset(junk, 'j', sizeof junk);
+	while (write(f->out[1], junk, sizeof junk) > 0)
+		;
+	assert_int_equal(errno, EAGAIN);
+	assert_int_equal(fcntl(f->out[1], F_SETFL, fl), 0);
+	memset(line, 'f', 99);
+	line[99] = '\n';
+	line[100] = '\0';
+	for (int i = 0; i < 10000; i++) /* 1 MB: would block if we waited */
+		feed(lc, LOGCAP_STDOUT, line);
+	assert_true(logcap_dropped(f->set) > 5000);
+	/* once stderr drains, the next line is preceded by a count */
+	(void)shown(f);
+	feed(lc, LOGCAP_STDOUT, "again\n");
+	for (int i = 0; i < 100 && !told; i++) {
+		const char *out = shown(f);
+		told = strstr(out, "agentsupd: worker output: ") != NULL &&
+		       strstr(out, "log lines dropped") != NULL;
+		ev_run(f->loop, EVRUN_NOWAIT); /* stderr is writable again */
+	}
+	assert_true(told);
+}
+
+static void
+test_pipes_read_at_exit(void **state)
+{
+	struct fixture *f = *state;
+	struct logcap *lc = logcap_get(f->set, "p");
+	int child[2];
+	char tail[64];
+
+	assert_int_equal(logcap_pipes(lc, true, false, child), 0);
+	assert_true(child[0] >= 0);
+	assert_int_equal(child[1], -1);
+	assert_int_equal(fcntl(child[0], F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
+	/* as the child would, before it exits */
+	assert_int_equal(write(child[0], "last words\nno newline", 21), 21);
+	child[0] = dup(child[0]); /* logcap_spawned closes its copy */
+	logcap_spawned(lc, true);
+	close(child[0]);
+	logcap_exited(lc);
+	logcap_tail(lc, 20, tail, sizeof tail);
+	assert_string_equal(tail, "last words\nno newline\n");
+	assert_string_equal(shown(f), "p | last words\np | no newline\n");
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test_setup_teardown(test_lines_prefixed, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_control_characters_escaped,
+	                                        setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_long_line_split, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_flush_ends_partial_line,
+	                                        setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_ring_wraps_whole_lines,
+	                                        setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_ring_from_one_big_read,
+	                                        setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_ring_lazy, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_rotation_naming, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_rotation_within_one_read,
+	                                        setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_rotation_keep_zero, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(
+	                test_reopen_follows_a_moved_file, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_sink_sees_each_line, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(
+	                test_full_stderr_drops_never_blocks, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_pipes_read_at_exit, setup,
+	                                        teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,256 @@
+#!/usr/bin/python3
+"""Output capture throughput: one worker (bench_capture) writes SIZE bytes of
+100-byte lines; how fast do they land in a log file rotated at 10 MiB keeping
+5, carried by agentsupd (log_dir), by supervisord (stdout_logfile) and by
+PM2 (out_file; PM2 itself does not rotate), against the same program
+writing straight to a file. Prints MB/s, the ratio to the direct write, and
+each supervisor's CPU seconds per MiB carried (its /proc/PID/stat).
+
+    capture.py [--size 1GiB] [--runs 3] [--only agentsup,supervisord,pm2]
+               [--stderr null|file]
+
+Each run measures every carrier once, the direct write first; the table
+shows medians over the runs (a shared machine is noisy).
+
+The clock runs from the writer's first byte (it stamps the time) to its last
+line ("END") being in the log file; the writer then waits to be stopped (PM2
+loses what it has not written when a process exits). agentsupd's own stderr, where it echoes
+each line as "w | ...", goes to /dev/null by default (supervisord and PM2 echo
+nothing); --stderr file measures it writing them to a file as well.
+"""
+import argparse
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+
+import benchlib as b
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+WRITER = os.path.join(b.BUILD, "bench_capture")
+PM2 = os.path.join(HERE, "peers", "node_modules", ".bin", "pm2")
+LOG_MAX = 10 << 20
+LOG_KEEP = 5
+TIMEOUT = 600
+
+
+def parse_size(s):
+    for suffix, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if s.endswith(suffix):
+            return int(s[:-len(suffix)]) << shift
+    return int(s)
+
+
+def wait_end(path, alive, timeout=TIMEOUT):
+    """Until the file at path ends in END\\n; its time (ns since the epoch)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with open(path, "rb") as f:
+                f.seek(0, os.SEEK_END)
+                if f.tell() >= 4:
+                    f.seek(-4, os.SEEK_END)
+                    if f.read(4) == b"END\n":
+                        return time.time_ns()
+        except FileNotFoundError:
+            pass
+        if not alive():
+            raise RuntimeError("the supervisor exited")
+        time.sleep(0.002)
+    raise TimeoutError(f"no END in {path}")
+
+
+def stamp_ns(path):
+    with open(path) as f:
+        return int(f.read())
+
+
+def cpu(pid):
+    try:
+        return b.cpu_seconds(pid)
+    except OSError:
+        return float("nan")
+
+
+def result(size, t0, t1, cpu_s=None):
+    secs = (t1 - t0) / 1e9
+    r = {"bytes": size, "secs": secs, "mb_s": size / 1e6 / secs}
+    if cpu_s is not None:
+        r["cpu_s"] = cpu_s
+        r["cpu_s_per_mib"] = cpu_s / (size / (1 << 20))
+    return r
+
+
+def run_direct(tmp, size):
+    st = os.path.join(tmp, "stamp")
+    with open(os.path.join(tmp, "direct.log"), "wb") as f:
+        subprocess.run([WRITER, str(size), st], stdout=f, check=True)
+    return result(size, stamp_ns(st), time.time_ns())
+
+
+def run_agentsup(tmp, size, stderr="null"):
+    st, logs = os.path.join(tmp, "stamp"), os.path.join(tmp, "logs")
+    conf = os.path.join(tmp, "supervisor.d")
+    os.makedirs(logs)
+    os.makedirs(conf)
+    with open(os.path.join(conf, "bench.yaml"), "w") as f:
+        f.write(f"agentsupd:\n  log_dir: {logs}\n  log_max: {LOG_MAX}\n"
+                f"  log_keep: {LOG_KEEP}\n---\n"
+                f"worker: w\nrestart: temporary\n"
+                f"command: [{WRITER}, '{size}', {st}, linger]\n")
+    err = open(os.devnull if stderr == "null" else os.path.join(tmp, "agentsupd.err"), "w")
+    p = subprocess.Popen([b.AGENTSUPD, "-c", conf, "--socket", os.path.join(tmp, "ctl.sock")],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
+    try:
+        t1 = wait_end(os.path.join(logs, "w.log"), lambda: p.poll() is None)
+        return result(size, stamp_ns(st), t1, cpu(p.pid))
+    finally:
+        p.send_signal(signal.SIGTERM)
+        p.wait(timeout=60)
+        err.close()
+
+
+def run_supervisord(tmp, size):
+    st, log = os.path.join(tmp, "stamp"), os.path.join(tmp, "w.log")
+    conf = os.path.join(tmp, "supervisord.conf")
+    with open(conf, "w") as f:
+        f.write(f"""[supervisord]
+nodaemon=true
+logfile={tmp}/supervisord.log
+pidfile={tmp}/supervisord.pid
+
+[program:w]
+command={WRITER} {size} {st} linger
+autorestart=false
+startsecs=0
+stdout_logfile={log}
+stdout_logfile_maxbytes={LOG_MAX}
+stdout_logfile_backups={LOG_KEEP}
+stderr_logfile=NONE
+""")
+    p = subprocess.Popen(["supervisord", "-n", "-c", conf], stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        t1 = wait_end(log, lambda: p.poll() is None)
+        return result(size, stamp_ns(st), t1, cpu(p.pid))
+    finally:
+        p.send_signal(signal.SIGTERM)
+        p.wait(timeout=60)
+
+
+def run_pm2(tmp, size):
+    st, log = os.path.join(tmp, "stamp"), os.path.join(tmp, "w.log")
+    home = os.path.join(tmp, "pm2")
+    os.makedirs(home)
+    eco = os.path.join(tmp, "ecosystem.json")
+    with open(eco, "w") as f:
+        json.dump({"apps": [{"name": "w", "script": WRITER, "args": [str(size), st, "linger"],
+                             "interpreter": "none", "autorestart": False,
+                             "out_file": log, "error_file": os.path.join(tmp, "w.err"),
+                             "merge_logs": True}]}, f)
+    env = dict(os.environ, PM2_HOME=home)
+    try:
+        subprocess.run([PM2, "start", eco], env=env, capture_output=True, check=True,
+                       timeout=300)
+        with open(os.path.join(home, "pm2.pid")) as f:
+            god = int(f.read())
+        t1 = wait_end(log, lambda: os.path.exists(f"/proc/{god}"))
+        return result(size, stamp_ns(st), t1, cpu(god))
+    finally:
+        subprocess.run([PM2, "kill"], env=env, capture_output=True, timeout=120)
+
+
+RUNNERS = {
+    "direct": run_direct,
+    "agentsup": run_agentsup,
+    "supervisord": run_supervisord,
+    "pm2": run_pm2,
+}
+
+
+def available(name):
+    if name == "supervisord":
+        return shutil.which("supervisord") is not None
+    if name == "pm2":
+        return os.path.exists(PM2)
+    return True
+
+
+def measure(name, size, **kw):
+    """One run in a scratch folder; the result, or {"error": ...}."""
+    tmp = b.scratch()
+    try:
+        return RUNNERS[name](tmp, size, **kw)
+    except Exception as e:  # reported, not fatal
+        return {"error": str(e)}
+    finally:
+        b.cleanup(tmp)
+
+
+def lines(results):
+    """The table as markdown lines."""
+    direct = results.get("direct", {}).get("mb_s")
+    ours = results.get("agentsup", {}).get("mb_s")
+    out = ["| carrier | MB/s | of direct | agentsup vs it | CPU s / MiB |",
+           "|---|---|---|---|---|"]
+    for name, r in results.items():
+        if "error" in r:
+            out.append(f"| {name} | error: {r['error']} | | | |")
+            continue
+        of = f"{r['mb_s'] / direct:.0%}" if direct else "-"
+        vs = f"{ours / r['mb_s']:.2f}x" if ours and name not in ("direct", "agentsup") else "-"
+        per = f"{r['cpu_s_per_mib'] * 1000:.2f} ms" if "cpu_s_per_mib" in r else "-"
+        out.append(f"| {name} | {r['mb_s']:,.0f} | {of} | {vs} | {per} |")
+    return out
+
+
+def median_of(runs):
+    """One result from several runs of a carrier: medians, or the error."""
+    ok = [r for r in runs if "error" not in r]
+    if not ok:
+        return runs[-1]
+    out = {k: statistics.median(r[k] for r in ok) for k in ok[0]}
+    out["runs"] = len(ok)
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--size", default="256MiB", help="bytes written (e.g. 1GiB)")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--only", default="")
+    ap.add_argument("--stderr", choices=("null", "file"), default="null",
+                    help="where agentsupd's own stderr (the echoed lines) goes")
+    a = ap.parse_args()
+    size = parse_size(a.size)
+    names = []
+    for name in RUNNERS:
+        if a.only and name != "direct" and name not in a.only.split(","):
+            continue
+        if not available(name):
+            print(f"{name}: not installed (tools/bench/compare installs it)",
+                  file=sys.stderr)
+            continue
+        names.append(name)
+    runs = {name: [] for name in names}
+    for i in range(a.runs):
+        for name in names:
+            print(f"run {i + 1}/{a.runs}: {name}: {size >> 20} MiB ...",
+                  file=sys.stderr, flush=True)
+            kw = {"stderr": a.stderr} if name == "agentsup" else {}
+            runs[name].append(measure(name, size, **kw))
+    results = {name: median_of(r) for name, r in runs.items()}
+    print(f"machine: {b.machine()}")
+    print(f"{size >> 20} MiB of 100-byte lines into a log file rotated at "
+          f"{LOG_MAX >> 20} MiB keeping {LOG_KEEP} (PM2: not rotated); "
+          f"agentsupd's stderr: {'/dev/null' if a.stderr == 'null' else 'a file'}; "
+          f"medians of {a.runs} runs")
+    print("\n".join(lines(results)))
+
+
+if __name__ == "__main__":
+    main()
