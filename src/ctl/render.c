@@ -177,6 +177,48 @@ render_color(const char *state, const char *reason, bool held)
 	return "\033[33m";
 }
 
+/* How long until a wall-clock time (ms since the epoch) in a status map:
+ * false when the key is nil or absent. */
+static bool
+render_until(const msgpack_object *n, const char *key, char *buf, size_t len)
+{
+	const msgpack_object *v = agentsup_wire_get(n, key);
+	struct timespec ts;
+	int64_t at, now;
+
+	if (v == NULL || (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER &&
+	                  v->type != MSGPACK_OBJECT_NEGATIVE_INTEGER))
+		return false;
+	at = v->via.i64;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	render_age(at > now ? (uint64_t)(at - now) : 0, buf, len);
+	return true;
+}
+
+/* The restart policy at a glance (§9): the next retry of a child backing
+ * off, its circuit when not closed and when it is probed, its failures in
+ * a row, and what it declared. */
+static void
+render_policy(const msgpack_object *n)
+{
+	char tmp[32], circuit[16], declared[96];
+	uint64_t v = 0;
+
+	if (render_until(n, "backoff_until_ms", tmp, sizeof tmp))
+		printf("  retry in %s", tmp);
+	if (*render_get_s(n, "circuit", circuit, sizeof circuit) &&
+	    strcmp(circuit, "closed") != 0) {
+		printf("  circuit %s", circuit);
+		if (render_until(n, "probe_at_ms", tmp, sizeof tmp))
+			printf(", probe in %s", tmp);
+	}
+	if (render_get_u(n, "consecutive_failures", &v) && v > 1)
+		printf("  %llu failures in a row", (unsigned long long)v);
+	if (*render_get_s(n, "declared", declared, sizeof declared))
+		printf("  declared %s", declared);
+}
+
 /* One node as a line of the tree. */
 static void
 render_node(const msgpack_object *n, const char *prefix, bool color)
@@ -238,6 +280,7 @@ render_node(const msgpack_object *n, const char *prefix, bool color)
 		if (*render_get_s(prog, "state", st, sizeof st))
 			printf("  %s", st);
 	}
+	render_policy(n);
 	if (*render_get_s(n, "status", status, sizeof status))
 		printf("  \"%s\"", status);
 	putchar('\n');

@@ -60,7 +60,7 @@ def test_crash_loop_backs_off_with_growing_delays(supd):
     assert st["backoff_until_ms"] is not None and st["backoff_until_ms"] >= 0
     out = d.ctl("status").stdout
     line = [x for x in out.splitlines() if "flaky" in x][0]
-    assert "backoff" in line, out
+    assert "backoff" in line and "retry in" in line, out
     assert node(d, "sibling")["pid"] == sib  # untouched throughout
 
 
@@ -110,7 +110,10 @@ def test_circuit_quarantines_probes_and_closes(supd, tmp_path):
     st = node(d, "flaky")
     assert st["state"] == "quarantined" and st["circuit"] == "open", st
     assert st["probe_at_ms"] is not None
-    assert d.ctl("status").returncode == 3  # a health check says so
+    r = d.ctl("status")
+    assert r.returncode == 3  # a health check says so
+    line = [x for x in r.stdout.splitlines() if "flaky" in x][0]
+    assert "circuit open, probe in" in line, r.stdout
     # the probe fails: open again, for twice as long
     d.wait("probing", "root/flaky")
     q2 = d.wait("quarantined", "root/flaky")

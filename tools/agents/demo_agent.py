@@ -30,6 +30,9 @@ def main():
     ap.add_argument("--signal", type=float, default=0.0, help="chance per step of SIGSEGV")
     ap.add_argument("--hang", type=float, default=0.0, help="chance per step of hanging")
     ap.add_argument("--warmup", type=float, default=0.3, help="seconds before ready")
+    ap.add_argument("--outage", type=float, default=0.0,
+                    help="seconds of every --every its provider is down (exit 1 at start)")
+    ap.add_argument("--every", type=float, default=90.0)
     args = ap.parse_args()
 
     steps = tokens = 0
@@ -41,6 +44,10 @@ def main():
             print(f"{args.role}: resuming at step {steps} (restart {restored.restarts}, "
                   f"after {restored.last_reason or 'nothing'})", file=sys.stderr)
         agent.wait(args.warmup)  # "loading the model"
+        if args.outage and time.time() % args.every < args.outage:
+            print(f"{args.role}: provider answered 503, giving up (exit 1)", file=sys.stderr)
+            agent.exit_reason("transient", detail="provider down")
+            sys.exit(1)
         agent.ready()
         while not agent.draining:
             agent.wait(args.step)
