@@ -91,6 +91,15 @@ extern const char *const config_control_names[];
 /* The bit of a command name, 0 when the name is not grantable by name. */
 uint32_t config_control_bit(const char *cmd);
 
+#define PROGRESS_KEYS_GRACE_UNSET UINT64_MAX /* stall_grace: T / 2 */
+
+/* A budget (DESIGN §10) on a worker or a supervisor; a limit of 0 is none. */
+struct budget_spec {
+	bool enabled;
+	uint64_t tokens, steps, wall_ms;
+	double cost;
+};
+
 /* One node of the tree as declared: a supervisor or a worker. */
 struct spec {
 	char *name;
@@ -124,6 +133,15 @@ struct spec {
 	struct circuit_spec circuit;
 	unsigned instances; /* `instances: N` as declared, 0 = absent */
 	unsigned instance;  /* this copy's number 1..N, 0 = not a copy */
+
+	/* progress (DESIGN §10): 0 / false = off */
+	uint64_t stall_timeout_ms;
+	uint64_t stall_grace_ms; /* default stall_timeout / 2 */
+	bool stall_dump;         /* SIGUSR1 with the stall's nudge */
+	unsigned loop_repeats;   /* `loop: {repeats: N}` */
+	uint64_t extend_max_ms;  /* the longest {t: extend}, default 10m */
+	uint64_t recycle_after_ms;
+	struct budget_spec budget; /* a worker's, or a supervisor's subtree's */
 
 	uint64_t keys_set;       /* bit i: key i of the key table set here */
 	enum notify_mode notify; /* systemd: NOTIFY_SOCKET of agentsupd's */

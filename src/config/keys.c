@@ -437,6 +437,19 @@ const struct key keys_table[] = {
         {"limits", W, privs_limits, F(limits), POD, "mapping", "{}"},
         {"max_memory", W, privs_max_memory, F(max_memory), POD, "size", "off"},
         {"control", W, privs_control, F(control), POD, "none|all|list", "none"},
+        {"stall_timeout", W, keys_duration_nz, F(stall_timeout_ms), POD,
+         "duration", "off"},
+        {"stall_grace", W, keys_duration, F(stall_grace_ms), POD, "duration",
+         "stall_timeout / 2"},
+        {"stall_dump", W, keys_bool, F(stall_dump), POD, "bool", "false"},
+        {"loop", W, progress_keys_loop, F(loop_repeats), POD, "none|mapping",
+         "off"},
+        {"budget", BOTH, progress_keys_budget, F(budget), POD, "none|mapping",
+         "off"},
+        {"extend_max", W, keys_duration, F(extend_max_ms), POD, "duration",
+         "10m"},
+        {"recycle_after", W, keys_duration_nz, F(recycle_after_ms), POD,
+         "duration", "off"},
 };
 const size_t keys_count = sizeof keys_table / sizeof keys_table[0];
 
@@ -555,4 +568,5 @@ keys_check_worker(struct parse *p, struct spec *s)
 		            "worker %s: heartbeat_timeout is shorter than "
 		            "heartbeat",
 		            s->name);
+	progress_keys_check(p, s);
 }

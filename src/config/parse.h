@@ -114,6 +114,15 @@ void privs_max_memory(struct parse *, const struct key *, yaml_node_t *v,
                       struct spec *, int depth);
 void privs_control(struct parse *, const struct key *, yaml_node_t *v,
                    struct spec *, int depth);
+/* progress_keys.c: stall, loop, budget, extend, recycle (DESIGN §10) */
+void progress_keys_loop(struct parse *, const struct key *, yaml_node_t *v,
+                        struct spec *, int depth);
+void progress_keys_budget(struct parse *, const struct key *, yaml_node_t *v,
+                          struct spec *, int depth);
+void progress_keys_check(struct parse *, struct spec *);
+bool progress_keys_equal(const struct spec *, const struct spec *);
+void progress_keys_print(const struct spec *, FILE *);
+void progress_keys_print_budget(const struct budget_spec *, FILE *);
 
 /* settings.c: the agentsupd: document */
 void settings_parse(struct parse *, yaml_node_t *v, yaml_node_t *at);

@@ -93,7 +93,8 @@ spec_policy_equal(const struct spec *a, const struct spec *b)
 	       a->heartbeat_timeout_ms == b->heartbeat_timeout_ms &&
 	       a->start_timeout_ms == b->start_timeout_ms &&
 	       a->drain_timeout_ms == b->drain_timeout_ms &&
-	       a->max_memory == b->max_memory && a->control == b->control;
+	       a->max_memory == b->max_memory && a->control == b->control &&
+	       progress_keys_equal(a, b);
 }
 
 static void
@@ -165,6 +166,7 @@ print_spec(const struct spec *s, const char *prefix, bool last, bool top,
 			fprintf(f, ", %s", config_restart_name(s->restart));
 		if (s->significant)
 			fputs(", significant", f);
+		progress_keys_print_budget(&s->budget, f);
 		fputc('\n', f);
 	} else {
 		fprintf(f, "  worker %s: ", config_restart_name(s->restart));
@@ -181,6 +183,7 @@ print_spec(const struct spec *s, const char *prefix, bool last, bool top,
 		if (s->notify == NOTIFY_SYSTEMD)
 			fprintf(f, "  [sd_notify]");
 		print_policy(s, f);
+		progress_keys_print(s, f);
 		fputc('\n', f);
 	}
 	snprintf(buf, sizeof buf, "%s%s", prefix,

@@ -44,6 +44,8 @@ spec_new(struct parse *p, enum node_kind kind)
 	s->out.mode = s->err.mode = OUTPUT_CAPTURE;
 	s->backoff = spec_backoff_default;
 	s->umask_mode = -1;
+	s->extend_max_ms = 600000;
+	s->stall_grace_ms = PROGRESS_KEYS_GRACE_UNSET;
 	return s;
 }
 

@@ -219,6 +219,64 @@ render_policy(const msgpack_object *n)
 		printf("  declared %s", declared);
 }
 
+static bool
+render_get_d(const msgpack_object *m, const char *key, double *out)
+{
+	const msgpack_object *v = agentsup_wire_get(m, key);
+
+	if (v != NULL && (v->type == MSGPACK_OBJECT_FLOAT64 ||
+	                  v->type == MSGPACK_OBJECT_FLOAT32)) {
+		*out = v->via.f64;
+		return true;
+	}
+	if (v != NULL && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+		*out = (double)v->via.u64;
+		return true;
+	}
+	return false;
+}
+
+/* DESIGN §10 in a line: spend against each limit, stall age, a loop. */
+static void
+render_watch(const msgpack_object *n)
+{
+	static const char *const keys[] = {"tokens", "cost", "steps",
+	                                   "wall_ms"};
+	const msgpack_object *b = agentsup_wire_get(n, "budget");
+	const msgpack_object *lim = b ? agentsup_wire_get(b, "limits") : NULL;
+	const msgpack_object *sp = b ? agentsup_wire_get(b, "spend") : NULL;
+	const msgpack_object *loop = agentsup_wire_get(n, "loop");
+	char tmp[32], tmp2[32], st[64];
+	double l, s;
+	uint64_t v;
+
+	for (size_t i = 0; lim && lim->type == MSGPACK_OBJECT_MAP && sp &&
+	                   sp->type == MSGPACK_OBJECT_MAP && i < 4;
+	     i++) {
+		if (!render_get_d(lim, keys[i], &l) ||
+		    !render_get_d(sp, keys[i], &s))
+			continue;
+		if (i == 3) {
+			render_age((uint64_t)s, tmp, sizeof tmp);
+			render_age((uint64_t)l, tmp2, sizeof tmp2);
+			printf("  wall %s/%s", tmp, tmp2);
+		} else if (i == 1) {
+			printf("  spent $%.4g/$%.4g", s, l);
+		} else {
+			printf("  %s %.0f/%.0f", i == 0 ? "tok" : "steps", s,
+			       l);
+		}
+	}
+	if (render_get_u(n, "stalled_ms", &v)) {
+		render_age(v, tmp, sizeof tmp);
+		printf("  STALLED %s", tmp);
+	}
+	if (loop != NULL && loop->type == MSGPACK_OBJECT_MAP &&
+	    render_get_u(loop, "period", &v))
+		printf("  LOOPING period %llu \"%s\"", (unsigned long long)v,
+		       render_get_s(loop, "state", st, sizeof st));
+}
+
 /* One node as a line of the tree. */
 static void
 render_node(const msgpack_object *n, const char *prefix, bool color)
@@ -283,6 +341,7 @@ render_node(const msgpack_object *n, const char *prefix, bool color)
 	render_policy(n);
 	if (*render_get_s(n, "status", status, sizeof status))
 		printf("  \"%s\"", status);
+	render_watch(n);
 	putchar('\n');
 }
 

@@ -210,6 +210,30 @@ channel_send_drain(struct channel *c, uint64_t deadline_ms, size_t max_frame)
 	return channel_finish(c, &sb, max_frame);
 }
 
+int
+channel_send_nudge(struct channel *c, const struct nudge *n, size_t max_frame)
+{
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+
+	if (!c->hello || c->fd < 0)
+		return -1;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	agentsup_wire_begin(&sb);
+	msgpack_pack_map(&pk, 2 + (n->idle_ms != 0) + (n->state != NULL) +
+	                              (n->period != 0));
+	agentsup_wire_kv_str(&pk, "t", AGENTSUP_T_NUDGE);
+	agentsup_wire_kv_str(&pk, AGENTSUP_F_REASON, n->reason);
+	if (n->idle_ms != 0)
+		agentsup_wire_kv_uint(&pk, AGENTSUP_F_IDLE_MS, n->idle_ms);
+	if (n->state != NULL)
+		agentsup_wire_kv_str(&pk, AGENTSUP_F_STATE, n->state);
+	if (n->period != 0)
+		agentsup_wire_kv_uint(&pk, AGENTSUP_F_PERIOD, n->period);
+	return channel_finish(c, &sb, max_frame);
+}
+
 /* --- messages in ---------------------------------------------------------- */
 
 static bool
@@ -356,6 +380,10 @@ dispatch(struct channel *c, const struct agentsup_frame *f)
 		c->ops->ready(c->arg);
 	else if (agentsup_wire_is(f, AGENTSUP_T_EXIT))
 		on_exit_msg(c, &f->map);
+	else if (agentsup_wire_is(f, AGENTSUP_T_EXTEND) && c->ops->extend)
+		c->ops->extend(
+		        c->arg,
+		        agentsup_wire_get(&f->map, AGENTSUP_F_MS)->via.u64);
 	else if (!c->warned_unknown) {
 		/* once per channel: a chatty worker cannot flood the log */
 		c->warned_unknown = true;

@@ -28,6 +28,8 @@ struct channel_ops {
 	void (*closed)(void *arg); /* end of file */
 	/* a message type we do not know: ignored, reported once a channel */
 	void (*unknown)(void *arg, const char *type, size_t len);
+	/* {t: extend, ms}: a long call ahead (DESIGN §10) */
+	void (*extend)(void *arg, uint64_t ms);
 	/* the largest frame the worker may send, asked at every read */
 	size_t (*max_frame)(void *arg);
 };
@@ -55,6 +57,15 @@ void channel_read_pending(struct channel *, size_t max_bytes);
 int channel_send_welcome(struct channel *, const struct welcome *,
                          size_t max_frame);
 int channel_send_drain(struct channel *, uint64_t deadline_ms,
+                       size_t max_frame);
+/* {t: nudge}: reason "stall" (idle_ms) or "loop" (state, period). */
+struct nudge {
+	const char *reason;
+	uint64_t idle_ms;  /* 0: not sent */
+	const char *state; /* NULL: not sent */
+	unsigned period;   /* 0: not sent */
+};
+int channel_send_nudge(struct channel *, const struct nudge *,
                        size_t max_frame);
 bool channel_said_hello(const struct channel *);
 bool channel_is_open(const struct channel *);

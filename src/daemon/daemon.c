@@ -24,6 +24,7 @@
 #include "hooks.h"
 #include "log.h"
 #include "logcap.h"
+#include "watch.h"
 #include "notify.h"
 #include "reap.h"
 #include "reload.h"
@@ -36,6 +37,7 @@
 #include "util.h"
 
 #define EXIT_GAVE_UP     75
+#define EXIT_BUDGET      79            /* the root's budget is spent (§10) */
 #define RELOAD_MSG_LIMIT (32u * 1024u) /* then "... and N more" */
 
 size_t
@@ -103,6 +105,7 @@ act_policy_event(struct daemon *d, const struct action *a, const char *why)
 		            n->starts - 1, "budget spent: not restarted");
 		break;
 	default:
+		watch_event(d, a);
 		break;
 	}
 }
@@ -153,6 +156,8 @@ act_exit(struct daemon *d, int code)
 	d->exit_code = code;
 	if (code == EXIT_GAVE_UP)
 		log_warnx("the root supervisor gave up: exiting %d", code);
+	else if (code == EXIT_BUDGET)
+		log_warnx("the root's budget is spent: exiting %d", code);
 	else if (d->drain_started_ms != 0)
 		events_emit(&d->events, EV_DRAIN_DONE, d->tree->root->path, 0,
 		            NULL, 0, "after %llums",
@@ -183,6 +188,10 @@ daemon_act(struct daemon *d, const struct action *a)
 		break;
 	case ACT_EXIT:
 		act_exit(d, a->code);
+		break;
+	case ACT_NUDGE:
+	case ACT_FAIL:
+		watch_act(d, a);
 		break;
 	}
 }

@@ -49,7 +49,12 @@
 	X(DECLARED, "declared", EVENT_PLAIN)                                   \
 	X(FAILED, "failed", EVENT_BAD)                                         \
 	X(EXHAUSTED, "exhausted", EVENT_BAD)                                   \
-	X(MEMORY, "memory", EVENT_WARN)
+	X(MEMORY, "memory", EVENT_WARN)                                        \
+	X(STALLED, "stalled", EVENT_WARN)                                      \
+	X(NUDGED, "nudged", EVENT_PLAIN)                                       \
+	X(LOOPING, "looping", EVENT_WARN)                                      \
+	X(BUDGET_WARNING, "budget_warning", EVENT_WARN)                        \
+	X(RECYCLED, "recycled", EVENT_PLAIN)
 
 #define EVENTS_ENUM(id, name, tone) EV_##id,
 enum event_kind { EVENTS_KINDS(EVENTS_ENUM) EV__COUNT };

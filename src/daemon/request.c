@@ -16,8 +16,7 @@ static const struct {
         {"stop", REQ_STOP, 1, 1},     {"restart", REQ_RESTART, 1, 1},
         {"drain", REQ_DRAIN, 0, 1},   {"reload", REQ_RELOAD, 0, 0},
         {"events", REQ_EVENTS, 0, 1}, {"shutdown", REQ_SHUTDOWN, 0, 0},
-        {"reset", REQ_RESET, 1, 1},
-        {"logs", REQ_LOGS, 1, 3},
+        {"logs", REQ_LOGS, 1, 3},     {"reset", REQ_RESET, 1, 1},
 };
 
 const char *

@@ -16,8 +16,8 @@ enum request_cmd {
 	REQ_RELOAD,
 	REQ_EVENTS,
 	REQ_SHUTDOWN,
-	REQ_RESET,
 	REQ_LOGS,
+	REQ_RESET, /* circuit, counts, budget spend cleared; started */
 };
 
 #define REQUEST_NAME_MAX 256

@@ -17,6 +17,7 @@
 #include "intensity.h"
 #include "log.h"
 #include "metrics.h"
+#include "progress.h"
 #include "scrape.h"
 #include "session.h"
 
@@ -169,6 +170,46 @@ scrape_failures(struct metrics_out *o, const struct node *n, uint64_t now_us)
 		               "path", n->path, (char *)NULL);
 }
 
+/* A budget's limits and what was spent against them (DESIGN §10), for
+ * nodes with a budget: wall time in seconds. */
+static void
+scrape_budget(struct metrics_out *o, const struct node *n, uint64_t now_us,
+              bool limits)
+{
+	const struct budget_spec *b = &n->spec->budget;
+	struct spend sp;
+
+	if (!b->enabled)
+		return;
+	budget_spend(n, now_us / 1000, &sp);
+	for (unsigned l = 0; l < BUDGET__LIMITS; l++) {
+		double lim = budget_limit_of(b, l);
+		double v = limits ? lim : budget_spend_of(&sp, l);
+		if (lim <= 0)
+			continue;
+		metrics_sample(o,
+		               limits ? "agentsup_budget_limit"
+		                      : "agentsup_budget_spend",
+		               l == BUDGET_WALL ? v / 1000.0 : v, "path",
+		               n->path, "limit", budget_limit_name(l),
+		               (char *)NULL);
+	}
+}
+
+static void
+scrape_budget_spend(struct metrics_out *o, const struct node *n,
+                    uint64_t now_us)
+{
+	scrape_budget(o, n, now_us, false);
+}
+
+static void
+scrape_budget_limit(struct metrics_out *o, const struct node *n,
+                    uint64_t now_us)
+{
+	scrape_budget(o, n, now_us, true);
+}
+
 /* One family: its header, then every node's samples. */
 static void
 scrape_family(struct metrics_out *o, const struct tree *t, const char *name,
@@ -220,6 +261,13 @@ scrape_tree(struct metrics_out *o, const struct tree *t, uint64_t now_us)
 	        {"agentsup_supervisor_intensity", "gauge",
 	         "Restarts a supervisor allows within its period.",
 	         scrape_intensity},
+	        {"agentsup_budget_spend", "gauge",
+	         "Spent against each limit of a budget (wall in seconds; a "
+	         "supervisor's: its subtree's).",
+	         scrape_budget_spend},
+	        {"agentsup_budget_limit", "gauge",
+	         "Each limit of a budget (wall in seconds).",
+	         scrape_budget_limit},
 	};
 
 	for (size_t i = 0; i < sizeof fams / sizeof fams[0]; i++)

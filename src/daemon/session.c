@@ -174,6 +174,24 @@ session_over_memory(struct session *s, uint64_t rss)
 	session_fail(s, (struct reason){REASON_MEMORY, 0});
 }
 
+void
+session_fail_for(struct session *s, struct reason cause, bool drain)
+{
+	if (drain && s->cause.kind == REASON_NONE && s->drain_ms == 0 &&
+	    s->deadline != DEADLINE_KILL && !s->killed) {
+		session_drain(s);
+		s->cause = cause;
+		return;
+	}
+	session_fail(s, cause);
+}
+
+void
+session_dump(struct session *s)
+{
+	session_signal(s, SIGUSR1);
+}
+
 /* The heartbeat deadline is lazy: beats only move last_beat_us; the timer
  * judges when it fires, after reading what already waits on the socket. */
 static void
@@ -190,14 +208,17 @@ session_check_heartbeat(struct session *s)
 		return; /* the read changed its fate (protocol error) */
 	now_us = clock_now_us();
 	deadline_us = s->last_beat_us + sp->heartbeat_timeout_ms * 1000;
+	if (s->extend_until_us > deadline_us)
+		deadline_us = s->extend_until_us; /* a long call */
 	if (deadline_us > now_us) {
 		session_deadline_us(s, DEADLINE_HEARTBEAT,
 		                    deadline_us - now_us);
 		return;
 	}
 	events_emit(&s->d->events, EV_HANG, s->node->path, s->pid, "hang",
-	            s->node->starts - 1, "no heartbeat for %llums",
-	            (unsigned long long)(now_us - s->last_beat_us) / 1000);
+	            s->node->starts - 1, "no heartbeat for %llums%s",
+	            (unsigned long long)(now_us - s->last_beat_us) / 1000,
+	            s->extend_until_us ? " (after an extend)" : "");
 	session_fail(s, (struct reason){REASON_HANG, 0});
 }
 
@@ -284,9 +305,32 @@ on_beat(void *arg, const struct progress *p, unsigned fields)
 	uint64_t now_us = clock_now_us();
 
 	/* a worker still waiting for ready is judged by start_timeout */
-	if (s->node->state != NODE_STARTING)
+	if (s->node->state != NODE_STARTING) {
 		s->last_beat_us = now_us;
+		s->extend_until_us = 0; /* a beat ends an extension */
+	}
 	tree_beat(s->d->tree, s->node, p, fields, now_us / 1000);
+}
+
+/* {t: extend, ms}: the current heartbeat deadline moves out to now + ms
+ * (at most extend_max), once until the next beat, as systemd's
+ * EXTEND_TIMEOUT_USEC does; a worker that never comes back is still hung. */
+static void
+on_extend(void *arg, uint64_t ms)
+{
+	struct session *s = arg;
+	uint64_t now_us = clock_now_us(), deadline_us;
+
+	if (s->deadline != DEADLINE_HEARTBEAT || s->extend_until_us != 0)
+		return; /* not beating yet, being stopped, or extended once */
+	if (ms > s->node->spec->extend_max_ms)
+		ms = s->node->spec->extend_max_ms;
+	s->extend_until_us = now_us + ms * 1000;
+	deadline_us =
+	        s->last_beat_us + s->node->spec->heartbeat_timeout_ms * 1000;
+	if (s->extend_until_us > deadline_us)
+		session_deadline_us(s, DEADLINE_HEARTBEAT,
+		                    s->extend_until_us - now_us);
 }
 
 static void
@@ -343,6 +387,7 @@ static const struct channel_ops session_channel_ops = {
         .beat = on_beat,
         .failed = on_failed,
         .declare = on_declare,
+        .extend = on_extend,
         .closed = on_closed,
         .unknown = on_unknown,
         .max_frame = on_max_frame,

@@ -41,6 +41,9 @@ struct session {
 	char *exec_error;      /* why exec failed, from the child */
 	unsigned long cgroup;  /* its cgroup in contain.c, 0 for none */
 	uint64_t stopping_ms;  /* sd_notify STOPPING=1 came then, 0 if not */
+	/* {t: extend}: the heartbeat deadline is at least this until the
+	 * next beat (0: none) */
+	uint64_t extend_until_us;
 	struct channel *chan;
 };
 
@@ -49,6 +52,11 @@ struct session {
 int session_start(struct daemon *, struct node *);
 void session_stop(struct session *, enum stop_how);
 void session_drain(struct session *);
+/* The engine saw it fail (stall, loop, budget: ACT_FAIL): record why and
+ * take it down, by a drain first when asked; its exit carries the cause. */
+void session_fail_for(struct session *, struct reason cause, bool drain);
+/* SIGUSR1 to its process group: a stack dump (stall_dump). */
+void session_dump(struct session *);
 struct notify_msg;
 /* A notify_fn (arg: the daemon): an sd_notify datagram from pid, or from
  * pgid's group; false when it is no `notify: systemd` worker's. */

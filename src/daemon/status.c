@@ -8,6 +8,7 @@
 #include "session.h"
 #include "clock.h"
 #include "status.h"
+#include "watch.h"
 
 static void
 status_kv_nil(msgpack_packer *pk, const char *key)
@@ -91,7 +92,7 @@ status_pack_node(msgpack_packer *pk, const struct node *n, int depth,
 	bool sup = s->kind == KIND_SUPERVISOR;
 	char why[64];
 
-	msgpack_pack_map(pk, 27);
+	msgpack_pack_map(pk, 30);
 	agentsup_wire_kv_str(pk, "name", s->name);
 	agentsup_wire_kv_str(pk, "path", n->path);
 	agentsup_wire_kv_str(pk, "kind", sup ? "supervisor" : "worker");
@@ -137,4 +138,5 @@ status_pack_node(msgpack_packer *pk, const struct node *n, int depth,
 	else
 		status_kv_nil(pk, "status");
 	status_policy(pk, n, now);
+	watch_status(pk, n, now);
 }

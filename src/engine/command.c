@@ -9,6 +9,7 @@
 #include "engine.h"
 #include "circuit.h"
 #include "intensity.h"
+#include "progress.h"
 
 static struct refusal
 refuse(enum refusal_kind kind, const struct node *n)
@@ -153,6 +154,7 @@ command_reset(struct tree *t, struct node *n, uint64_t now)
 	t->now = now;
 	if (r.kind != REFUSED_NONE)
 		return r;
+	budget_reset(t, n); /* spend cleared; exhausted supervisors back */
 	if (!node_is_worker(n)) {
 		for (struct node *d = n; d != NULL; d = tree_walk_next(n, d))
 			if (node_is_worker(d) && reset_worker(t, d) &&

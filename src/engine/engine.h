@@ -45,6 +45,9 @@ void sup_child_settled(struct tree *, struct node *sup);
 void strategy_child_failed(struct tree *, struct node *sup, struct node *c,
                            struct reason);
 void strategy_handle_pending(struct tree *, struct node *sup);
+/* A child whose budget is spent: parked exhausted, its supervisor going on
+ * (or giving up if it is significant). */
+void strategy_exhausted(struct tree *, struct node *c);
 
 /* Either kind of node. */
 void node_start(struct tree *, struct node *);

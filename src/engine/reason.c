@@ -20,6 +20,9 @@ reason_format(struct reason r, char *buf, size_t len)
 	        [REASON_PROTOCOL] = "protocol",
 	        [REASON_GAVE_UP] = "gave_up",
 	        [REASON_MEMORY] = "memory",
+	        [REASON_STALL] = "stall",
+	        [REASON_LOOP] = "loop",
+	        [REASON_BUDGET] = "budget",
 	};
 	const char *name;
 

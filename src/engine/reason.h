@@ -15,6 +15,9 @@ enum reason_kind {
 	REASON_SPAWN,         /* could not be forked: code = errno */
 	REASON_GAVE_UP,       /* a supervisor exceeded its intensity */
 	REASON_MEMORY,        /* over its max_memory */
+	REASON_STALL,         /* beats without progress (§10) */
+	REASON_LOOP,          /* the same steps over and over */
+	REASON_BUDGET,        /* a budget is spent */
 };
 
 /* What a worker may declare of its coming exit (DESIGN §9). */

@@ -9,6 +9,7 @@
 
 #include "engine.h"
 #include "intensity.h"
+#include "progress.h"
 #include "reload.h"
 #include "util.h"
 
@@ -154,6 +155,8 @@ reload_node(struct tree *t, struct node *n, const struct spec *ns,
 	if (node_is_worker(n)) {
 		bool proc = !spec_process_equal(n->spec, ns);
 		n->spec = ns;
+		if (policy && budget_reloaded(t, n)) /* a limit was raised */
+			n->marked = true;
 		if (proc && n->state != NODE_STOPPED) {
 			n->marked = true;
 			list_add(&r->restarted, n->path);
@@ -167,6 +170,8 @@ reload_node(struct tree *t, struct node *n, const struct spec *ns,
 		list_add(&r->updated, n->path);
 	}
 	n->spec = ns;
+	if (policy && budget_reloaded(t, n))
+		n->marked = true;
 	reload_children(t, n, ns, r);
 }
 

@@ -163,6 +163,10 @@ strategy_decide(struct tree *t, struct node *s, struct node *c, struct reason r)
 	bool counts = dk != DECLARED_RATE_LIMITED && !spawn_exhausted(r);
 	unsigned n = 0;
 
+	if (r.kind == REASON_BUDGET) { /* §10: never counted, never retried */
+		park(t, s, c, NODE_EXHAUSTED, EE_EXHAUSTED, 0);
+		return;
+	}
 	if (!should_restart(c, eff)) {
 		sup_child_settled(t, s);
 		return;
@@ -183,6 +187,12 @@ strategy_decide(struct tree *t, struct node *s, struct node *c, struct reason r)
 		return;
 	}
 	restart_decision(t, s, c, r, counts, n);
+}
+
+void
+strategy_exhausted(struct tree *t, struct node *c)
+{
+	park(t, c->parent, c, NODE_EXHAUSTED, EE_EXHAUSTED, 0);
 }
 
 /* Whether the supervisor's current job stops this child anyway. */

@@ -11,6 +11,7 @@
 
 #include "engine.h"
 #include "intensity.h"
+#include "progress.h"
 
 void
 sup_begin_job(struct tree *t, struct node *s, struct job j)
@@ -74,7 +75,7 @@ sup_begin_stop(struct tree *t, struct node *s, enum stop_outcome outcome,
 void
 sup_stop(struct tree *t, struct node *s, enum stop_how how)
 {
-	if (s->state == NODE_STOPPED)
+	if (s->state == NODE_STOPPED || s->state == NODE_EXHAUSTED)
 		return;
 	if (s->state == NODE_STOPPING) {
 		/* the parent wants it down: it no longer escalates when done */
@@ -212,6 +213,10 @@ job_finish(struct tree *t, struct node *s)
 	tree_set_state(t, s, NODE_STOPPED);
 	if (done.outcome == OUTCOME_GAVE_UP) {
 		sup_gave_up(t, s);
+		return;
+	}
+	if (done.outcome == OUTCOME_EXHAUSTED) {
+		budget_sup_exhausted(t, s);
 		return;
 	}
 	tree_event(t, EE_STOPPED, s, s->last);

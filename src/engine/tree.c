@@ -12,6 +12,7 @@
 #include "circuit.h"
 #include "engine.h"
 #include "intensity.h"
+#include "progress.h"
 #include "util.h"
 
 static const char *const state_names[NODE__STATES] = {
@@ -233,6 +234,7 @@ void
 tree_start(struct tree *t, uint64_t now)
 {
 	t->now = now;
+	budget_recount(t); /* spend the state store put back counts */
 	node_start(t, t->root);
 }
 
@@ -279,15 +281,20 @@ tree_beat(struct tree *t, struct node *n, const struct progress *u,
           unsigned fields, uint64_t now)
 {
 	struct progress *p;
+	bool moved;
 
 	t->now = now;
 	n->beats++;
-	if (fields == 0)
+	n->watch.beat_at = now;
+	if (fields == 0) {
+		progress_beat(t, n, u, 0, false);
 		return; /* a bare beat costs no memory */
+	}
 	if (n->progress == NULL)
 		n->progress = xcalloc(1, sizeof *n->progress);
 	p = n->progress;
-	if (progress_moves(p, u, fields)) {
+	moved = progress_moves(p, u, fields);
+	if (moved) {
 		n->progress_moved = now;
 		if (n->circuit.state == CIRCUIT_HALF_OPEN &&
 		    circuit_try_close(t, n))
@@ -309,6 +316,7 @@ tree_beat(struct tree *t, struct node *n, const struct progress *u,
 		memcpy(p->state, u->state, sizeof p->state);
 	if (fields & PROGRESS_STATUS)
 		memcpy(p->status, u->status, sizeof p->status);
+	progress_beat(t, n, u, fields, moved);
 }
 
 /* Every worker still draining is stopped now, by its shutdown sequence. */

@@ -33,7 +33,7 @@ enum node_state {
 };
 
 /* How a supervisor's stop ends: what it tells its parent. */
-enum stop_outcome { OUTCOME_STOPPED, OUTCOME_GAVE_UP };
+enum stop_outcome { OUTCOME_STOPPED, OUTCOME_GAVE_UP, OUTCOME_EXHAUSTED };
 
 enum job_kind { JOB_NONE, JOB_START, JOB_RESTART, JOB_STOP };
 enum job_phase { PHASE_STOP, PHASE_START };
@@ -117,6 +117,32 @@ enum {
 	PROGRESS_STATUS = 16,
 };
 
+/* What progress.c and budget.c keep of a node (DESIGN §10): fixed size and
+ * in the node, so a beat costs O(1) and allocates nothing. */
+struct watch {
+	/* stall (workers) */
+	uint64_t moved_at;   /* its progress last moved, or it came up */
+	uint64_t beat_at;    /* its last beat */
+	uint64_t stalled_at; /* nudged for a stall then; 0: not stalled */
+	/* loop (workers): hashes of the states of the last steps, newest
+	 * first, and for period p the steps in a row whose state equals the
+	 * one p steps back */
+	uint64_t ring[3];
+	unsigned nring;
+	unsigned run[3];
+	uint64_t steps;       /* the steps of the last beat recorded */
+	unsigned loop_period; /* a suspected loop's period, 0: none */
+	unsigned loop_steps;  /* steps it went on since it was suspected */
+	/* budgets */
+	struct spend inc;    /* worker: its running incarnation's last report */
+	struct spend total;  /* all spent but running wall time: a worker's
+	                        spend plus its running incarnation's; a
+	                        supervisor's spend plus its children's */
+	uint64_t spawned_at; /* worker: its running incarnation began */
+	unsigned warned;     /* limits warned of at 80 % (1 << enum limit) */
+	bool ending;         /* stopped for stall, loop or budget: waits */
+};
+
 struct session; /* the shell's running instance (session.c) */
 
 /* One supervisor or worker: spec, state machine, counters, shell state. */
@@ -149,6 +175,7 @@ struct node {
 	struct circuit circuit;
 	struct declaration declared;      /* the latest, until used or stale */
 	struct spend spend;               /* budgets: see struct spend */
+	struct watch watch;               /* stall, loop, budget: §10 */
 	enum declared_kind exit_declared; /* what its last exit was declared */
 
 	/* the one wake-up it wants (0: none), and its slot in the heap */
@@ -172,6 +199,12 @@ enum action_kind {
 	              drain_timeout */
 	ACT_EVENT, /* record an engine decision (event, node, reason) */
 	ACT_EXIT,  /* the tree is down: exit with code */
+	ACT_NUDGE, /* send the worker {t: nudge}: reason.kind REASON_STALL
+	              (value: idle ms; SIGUSR1 too if stall_dump) or
+	              REASON_LOOP (value: the period) */
+	ACT_FAIL,  /* the engine saw it fail (stall, loop, budget): stop it
+	              (code STOP_DRAIN: by a drain first) and report its exit
+	              with this reason */
 };
 
 enum engine_event {
@@ -185,6 +218,10 @@ enum engine_event {
 	EE_CIRCUIT_CLOSED, /* the probe passed */
 	EE_FAILED,         /* declared permanent */
 	EE_EXHAUSTED,      /* budget spent */
+	EE_STALLED,        /* value: ms since its progress moved */
+	EE_LOOPING,        /* value: the period */
+	EE_BUDGET_WARNING, /* code: the limit (enum budget_limit) */
+	EE_RECYCLED,       /* ran recycle_after: restarted, not a failure */
 };
 
 struct action {

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 
 #include "engine.h"
+#include "progress.h"
 #include "util.h"
 
 static bool
@@ -102,7 +103,9 @@ tree_tick(struct tree *t, uint64_t now)
 		wake_set(t, n, 0);
 		if (node_is_worker(n))
 			worker_woken(t, n);
-		else
+		else {
 			sup_run(t, n);
+			budget_sup_woken(t, n);
+		}
 	}
 }

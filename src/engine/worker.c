@@ -7,6 +7,7 @@
 
 #include "circuit.h"
 #include "engine.h"
+#include "progress.h"
 
 enum worker_input {
 	WI_START, /* its supervisor (or an operator) starts it */
@@ -29,6 +30,7 @@ w_up(struct tree *t, struct node *n, enum node_state s)
 	if (s == NODE_RUNNING) {
 		n->running_since = t->now;
 		circuit_probe_running(t, n);
+		progress_running(t, n);
 	}
 }
 
@@ -41,6 +43,7 @@ w_spawn(struct tree *t, struct node *n, struct reason r)
 	wake_set(t, n, 0);
 	n->starts++;
 	n->draining = false;
+	budget_spawned(t, n);
 	tree_push(t, (struct action){.kind = ACT_START, .node = n});
 	w_up(t, n, n->spec->start_timeout_ms ? NODE_STARTING : NODE_RUNNING);
 }
@@ -152,6 +155,7 @@ w_running_wake(struct tree *t, struct node *n, struct reason r)
 	(void)r;
 	if (circuit_try_close(t, n))
 		tree_event(t, EE_CIRCUIT_CLOSED, n, n->last);
+	progress_woken(t, n);
 }
 
 static worker_fn *const worker_table[NODE__STATES][WI__INPUTS] = {
@@ -203,6 +207,7 @@ worker_stop(struct tree *t, struct node *n, enum stop_how how)
 void
 worker_exited(struct tree *t, struct node *n, struct reason r)
 {
+	budget_ended(t, n);
 	worker_input(t, n, WI_EXIT, r);
 }
 

@@ -98,6 +98,9 @@ pump(struct run *r)
 			logf_(r, "exit %d\n", a.code);
 			r->exit_code = a.code;
 			break;
+		case ACT_NUDGE:
+		case ACT_FAIL:
+			break;
 		}
 	}
 }

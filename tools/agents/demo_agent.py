@@ -22,6 +22,38 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "python"))
 import agentsup  # noqa: E402
 
 
+def misbehave(agent, args):
+    """The progress demos (DESIGN §10), one per flag: --stall-after N keeps
+    beating but stops advancing after N steps; --loop-after N repeats the
+    same tool call after N steps; --burn T spends T tokens a step until its
+    budget is spent. Progress is reported per incarnation (from 0), as the
+    protocol wants, so budgets add incarnations up correctly."""
+    steps = tokens = 0
+    agent.wait(args.warmup)
+    agent.ready()
+    while not agent.draining:
+        agent.wait(args.step)
+        if agent.draining:
+            break
+        while agent.nudges:
+            n = agent.nudges.popleft()
+            print(f"{args.role}: nudged ({n.reason}"
+                  f"{', state ' + repr(n.state) if n.state else ''}); carrying on",
+                  file=sys.stderr)
+        if args.stall_after and steps >= args.stall_after:
+            agent.beat(steps=steps, tokens=tokens, state="waiting for a lock",
+                       status=f"{args.role} stuck at step {steps}")
+            continue
+        steps += 1
+        tokens += args.burn or random.randint(50, 500)
+        state = f"step {steps}"
+        if args.loop_after and steps > args.loop_after:
+            state = "search('flights to Lisbon')"
+        agent.beat(steps=steps, tokens=tokens, cost=tokens * 2e-6, state=state,
+                   status=f"{args.role} step {steps}")
+    print(f"{args.role}: drained after {steps} steps", file=sys.stderr)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--role", default="agent")
@@ -33,7 +65,14 @@ def main():
     ap.add_argument("--outage", type=float, default=0.0,
                     help="seconds of every --every its provider is down (exit 1 at start)")
     ap.add_argument("--every", type=float, default=90.0)
+    ap.add_argument("--stall-after", type=int, default=0, help="steps, then beats without progress")
+    ap.add_argument("--loop-after", type=int, default=0, help="steps, then the same state each step")
+    ap.add_argument("--burn", type=int, default=0, help="tokens spent per step")
     args = ap.parse_args()
+    if args.stall_after or args.loop_after or args.burn:
+        with agentsup.Agent() as agent:
+            misbehave(agent, args)
+        return
 
     steps = tokens = 0
     with agentsup.Agent() as agent:

@@ -7,15 +7,22 @@
  *   bench_worker                 sleep for ever
  *   bench_worker exit            exit 1 at once (a crash loop)
  *   bench_worker beat R B        R ticks a second, B heartbeats per tick
+ *   bench_worker progress R B    the same, each beat a step: steps, tokens,
+ *                                cost and a state that changes every step
  *   bench_worker hang N MS       N beats MS apart, then silence (reported,
  *                                kind 3); on SIGUSR1 report how long after
  *                                the last beat (kind 1), exit 1
+ *   bench_worker stall N MS      N steps MS apart, then beats every MS
+ *                                without progress; on the nudge, report
+ *                                how long after the last step (kind 1),
+ *                                exit 1
  *   bench_worker freeze MS       like hang, but for tools without heartbeats:
  *                                report the freeze time, then stop (SIGSTOP)
  *
  * The mode may also come from BENCH_MODE (and its numbers from BENCH_ARGS).
  */
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -92,6 +99,37 @@ on_usr1(int sig)
 	_exit(1);
 }
 
+/* A stall's nudge: how long it came after the last step. */
+static void
+on_nudge(void *arg, const struct agentsup_nudge *n)
+{
+	(void)n;
+	(void)arg;
+	report(now_ns() - last_beat_ns, 1);
+	_exit(1);
+}
+
+/* N steps MS apart, then beats that do not move progress. */
+static void
+stall_run(int n, int ms)
+{
+	struct agentsup *a = agentsup_open("c");
+	struct agentsup_progress p = {.set = AGENTSUP_STEPS};
+
+	agentsup_on_nudge(a, on_nudge, NULL);
+	for (int i = 0; i < n; i++) {
+		p.steps++;
+		agentsup_beat(a, &p, NULL);
+		last_beat_ns = now_ns();
+		agentsup_wait(a, ms);
+	}
+	for (;;) {
+		agentsup_beat(a, NULL, NULL);
+		if (agentsup_wait(a, ms) < 0 && agentsup_process(a) < 0)
+			_exit(1);
+	}
+}
+
 static void
 sleep_until(int64_t t)
 {
@@ -114,6 +152,7 @@ main(int argc, char **argv)
 	mode = argc > 1 ? argv[1] : NULL;
 	if (mode != NULL && strcmp(mode, "sleep") != 0 &&
 	    strcmp(mode, "exit") != 0 && strcmp(mode, "beat") != 0 &&
+	    strcmp(mode, "progress") != 0 && strcmp(mode, "stall") != 0 &&
 	    strcmp(mode, "hang") != 0 && strcmp(mode, "freeze") != 0) {
 		/* not ours: s6-supervise passes the service name */
 		mode = NULL;
@@ -137,13 +176,26 @@ main(int argc, char **argv)
 	report(t0, 0);
 	if (strcmp(mode, "exit") == 0)
 		return 1;
-	if (strcmp(mode, "beat") == 0 && argc > 3) {
+	if ((strcmp(mode, "beat") == 0 || strcmp(mode, "progress") == 0) &&
+	    argc > 3) {
 		struct agentsup *a = agentsup_open("c");
 		int rate = atoi(argv[2]), batch = atoi(argv[3]);
 		int64_t next = now_ns(), step = 1000000000 / (rate ? rate : 1);
+		bool prog = strcmp(mode, "progress") == 0;
+		struct agentsup_progress p = {
+		        .set = AGENTSUP_STEPS | AGENTSUP_TOKENS |
+		               AGENTSUP_COST | AGENTSUP_STATE};
+		char state[32];
 		for (;;) {
-			for (int i = 0; i < batch; i++)
-				agentsup_beat(a, NULL, NULL);
+			for (int i = 0; i < batch; i++) {
+				p.steps++;
+				p.tokens += 10;
+				p.cost = (double)p.steps * 1e-5;
+				snprintf(state, sizeof state, "tool-%llu",
+				         (unsigned long long)p.steps);
+				p.state = state;
+				agentsup_beat(a, prog ? &p : NULL, NULL);
+			}
 			next += step;
 			sleep_until(next);
 			agentsup_process(a); /* a drain or EOF ends the run */
@@ -166,6 +218,8 @@ main(int argc, char **argv)
 		for (;;)
 			pause();
 	}
+	if (strcmp(mode, "stall") == 0 && argc > 3)
+		stall_run(atoi(argv[2]), atoi(argv[3]));
 	if (strcmp(mode, "freeze") == 0 && argc > 2) {
 		sleep_until(t0 + (int64_t)atoi(argv[2]) * 1000000);
 		report(now_ns(), 2);

@@ -1,0 +1,272 @@
+/*
+ * progress.c - stalls, loops and recycling (DESIGN §10), pure.
+ *
+ * Everything lives in the node's struct watch: a beat costs O(1) and
+ * allocates nothing. The stall window is lazy, as the shell's heartbeat
+ * deadline is: a beat that moves progress only moves `moved_at`; the one
+ * wake-up the worker asked for judges, when it comes, whether the window
+ * really passed, and asks again if not (one heap operation per window, not
+ * per beat). Loops are found with three run counters over the last three
+ * states: the steps in a row whose state equals the one 1, 2 or 3 steps
+ * back.
+ */
+#include <string.h>
+
+#include "engine.h"
+#include "progress.h"
+
+#define PROGRESS_RETRY_MS 1000 /* a recycle waits this for a busy parent */
+
+void
+progress_wake_by(struct tree *t, struct node *n, uint64_t at)
+{
+	if (at != 0 && (n->wake_at == 0 || at < n->wake_at))
+		wake_set(t, n, at);
+}
+
+uint64_t
+progress_stalled_ms(const struct node *n, uint64_t now)
+{
+	const struct watch *w = &n->watch;
+
+	if (w->stalled_at == 0 || n->state != NODE_RUNNING)
+		return 0;
+	return now > w->moved_at ? now - w->moved_at : 0;
+}
+
+/* FNV-1a over the state as reported (at most its 64 bytes). */
+static uint64_t
+progress_hash(const char *s, size_t max)
+{
+	uint64_t h = 14695981039346656037ull;
+
+	for (size_t i = 0; i < max && s[i] != '\0'; i++) {
+		h ^= (unsigned char)s[i];
+		h *= 1099511628211ull;
+	}
+	return h;
+}
+
+/* The engine saw it fail: the shell stops it and reports this reason. */
+static void
+progress_fail(struct tree *t, struct node *n, enum reason_kind why)
+{
+	n->watch.ending = true;
+	wake_set(t, n, 0);
+	tree_push(t, (struct action){.kind = ACT_FAIL,
+	                             .node = n,
+	                             .reason = {why, 0},
+	                             .code = STOP_PLAIN});
+}
+
+/* Beats came, progress did not move for stall_timeout: nudge it. */
+static void
+progress_stalled(struct tree *t, struct node *n)
+{
+	struct watch *w = &n->watch;
+	uint64_t idle = t->now - w->moved_at;
+
+	w->stalled_at = t->now;
+	tree_push(t, (struct action){.kind = ACT_EVENT,
+	                             .node = n,
+	                             .event = EE_STALLED,
+	                             .reason = {REASON_STALL, 0},
+	                             .value = idle});
+	tree_push(t, (struct action){.kind = ACT_NUDGE,
+	                             .node = n,
+	                             .reason = {REASON_STALL, 0},
+	                             .value = idle});
+}
+
+static uint64_t
+progress_earliest(uint64_t a, uint64_t b)
+{
+	if (a == 0 || b == 0)
+		return a ? a : b;
+	return a < b ? a : b;
+}
+
+/* When the worker wants judging next, from its stall window, its wall
+ * budget and its recycling; never a time already past, which would wake
+ * it again within the same tick (an overdue wall limit: the next tick). */
+static uint64_t
+progress_due(const struct node *n, uint64_t now)
+{
+	const struct spec *s = n->spec;
+	const struct watch *w = &n->watch;
+	uint64_t due = budget_wall_due(n), at = 0;
+
+	if (due != 0 && due <= now)
+		due = now + 1;
+	if (s->stall_timeout_ms && w->stalled_at)
+		at = w->stalled_at + s->stall_grace_ms;
+	else if (s->stall_timeout_ms && w->moved_at + s->stall_timeout_ms > now)
+		at = w->moved_at + s->stall_timeout_ms;
+	due = progress_earliest(due, at);
+	at = s->recycle_after_ms ? n->running_since + s->recycle_after_ms : 0;
+	return progress_earliest(due, at > now ? at : 0);
+}
+
+void
+progress_rearm(struct tree *t, struct node *n)
+{
+	if (n->state != NODE_RUNNING || n->watch.ending)
+		return;
+	progress_wake_by(t, n, progress_due(n, t->now));
+}
+
+void
+progress_running(struct tree *t, struct node *n)
+{
+	struct watch *w = &n->watch;
+
+	w->moved_at = t->now;
+	w->beat_at = 0;
+	w->stalled_at = 0;
+	progress_rearm(t, n);
+}
+
+/* Drained and started again after recycle_after: not a failure. */
+static bool
+progress_recycle(struct tree *t, struct node *n)
+{
+	struct node *s = n->parent;
+
+	if (t->shutting_down || t->draining || n->held)
+		return false;
+	if (s->state != NODE_RUNNING || s->job.kind != JOB_NONE || s->in_run) {
+		progress_wake_by(t, n, t->now + PROGRESS_RETRY_MS);
+		return false;
+	}
+	tree_event(t, EE_RECYCLED, n, (struct reason){0});
+	sup_begin_job(t, s,
+	              (struct job){.kind = JOB_RESTART,
+	                           .phase = PHASE_STOP,
+	                           .select = SELECT_ALL,
+	                           .how = STOP_GRACEFUL,
+	                           .lo = n->index,
+	                           .hi = n->index + 1});
+	return true;
+}
+
+/* The stall window: nudge once it passed with beats in it, stop once the
+ * grace passed too. False when the worker is being stopped. */
+static bool
+progress_judge_stall(struct tree *t, struct node *n)
+{
+	const struct spec *s = n->spec;
+	struct watch *w = &n->watch;
+
+	if (s->stall_timeout_ms == 0)
+		return true;
+	if (w->stalled_at != 0) {
+		if (t->now < w->stalled_at + s->stall_grace_ms)
+			return true;
+		progress_fail(t, n, REASON_STALL);
+		return false;
+	}
+	/* no beat since it last moved: a long call or a hang, which the
+	 * heartbeat deadline judges; the next beat judges the stall */
+	if (t->now >= w->moved_at + s->stall_timeout_ms &&
+	    w->beat_at > w->moved_at)
+		progress_stalled(t, n);
+	return true;
+}
+
+void
+progress_woken(struct tree *t, struct node *n)
+{
+	if (n->watch.ending)
+		return;
+	if (!progress_judge_stall(t, n) || !budget_wall_judge(t, n))
+		return;
+	if (n->spec->recycle_after_ms &&
+	    t->now >= n->running_since + n->spec->recycle_after_ms &&
+	    progress_recycle(t, n))
+		return;
+	progress_rearm(t, n);
+}
+
+/* A loop is suspected: nudge it (once) and count the steps that follow. */
+static void
+progress_looping(struct tree *t, struct node *n, unsigned period)
+{
+	struct watch *w = &n->watch;
+
+	w->loop_period = period;
+	w->loop_steps = 0;
+	tree_push(t, (struct action){.kind = ACT_EVENT,
+	                             .node = n,
+	                             .event = EE_LOOPING,
+	                             .reason = {REASON_LOOP, 0},
+	                             .value = period});
+	tree_push(t, (struct action){.kind = ACT_NUDGE,
+	                             .node = n,
+	                             .reason = {REASON_LOOP, 0},
+	                             .value = period});
+}
+
+/* One step whose state hashes to h: the run counters, then the verdict. */
+static void
+progress_step(struct tree *t, struct node *n, uint64_t h)
+{
+	struct watch *w = &n->watch;
+	unsigned reps = n->spec->loop_repeats;
+
+	for (unsigned p = 1; p <= 3; p++)
+		w->run[p - 1] = w->nring >= p && w->ring[p - 1] == h
+		                        ? w->run[p - 1] + 1
+		                        : 0;
+	w->ring[2] = w->ring[1];
+	w->ring[1] = w->ring[0];
+	w->ring[0] = h;
+	if (w->nring < 3)
+		w->nring++;
+	if (w->loop_period != 0) {
+		if (w->run[w->loop_period - 1] == 0) {
+			w->loop_period = 0; /* it broke out */
+		} else if (++w->loop_steps >= reps) {
+			progress_fail(t, n, REASON_LOOP);
+		}
+		return;
+	}
+	/* the same state N times: N - 1 repeats of period 1; a cycle of
+	 * period p repeated N times: p (N - 1) states equal p steps back */
+	for (unsigned p = 1; p <= 3; p++)
+		if (w->run[p - 1] >= p * (reps - 1)) {
+			progress_looping(t, n, p);
+			return;
+		}
+}
+
+void
+progress_beat(struct tree *t, struct node *n, const struct progress *u,
+              unsigned fields, bool moved)
+{
+	struct watch *w = &n->watch;
+	const struct spec *s = n->spec;
+
+	if (fields & (PROGRESS_TOKENS | PROGRESS_STEPS | PROGRESS_COST))
+		budget_beat(t, n, u, fields);
+	if (n->state != NODE_RUNNING || w->ending)
+		return;
+	if (n->circuit.state == CIRCUIT_HALF_OPEN)
+		progress_rearm(t,
+		               n); /* the probe's wake may have replaced ours */
+	if (moved) {
+		w->moved_at = t->now;
+		w->stalled_at = 0;
+	} else if (s->stall_timeout_ms && w->stalled_at == 0 &&
+	           t->now >= w->moved_at + s->stall_timeout_ms) {
+		progress_stalled(t, n); /* overdue, and this beat proves it */
+		progress_wake_by(t, n, t->now + s->stall_grace_ms);
+	}
+	if ((fields & PROGRESS_STEPS) && u->steps > w->steps) {
+		if (s->loop_repeats && n->progress->state[0] != '\0')
+			progress_step(t, n,
+			              progress_hash(n->progress->state,
+			                            sizeof n->progress->state));
+	}
+	if (fields & PROGRESS_STEPS)
+		w->steps = u->steps;
+}

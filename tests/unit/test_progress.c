@@ -1,0 +1,285 @@
+/*
+ * test_progress.c - stalls, loops and recycling (DESIGN §10), the engine
+ * driven by scripted beats and ticks, no processes (harness:
+ * progress_test.h). Budgets are in test_budget.c.
+ */
+#include "progress_test.h"
+
+#define STALL_WORKER                                                           \
+	"supervisor: root\nchildren:\n"                                        \
+	"  - {worker: a, command: x, heartbeat: 1s, stall_timeout: 10s,"       \
+	" backoff: none}\n"
+
+/* Beats every second, progress moved once at 1000: the stall is seen at
+ * exactly 11000, the stop at 11000 + 5000 (grace = T / 2). */
+static void
+test_stall_fires_at_timeout(void **state)
+{
+	struct run *r = run_new(STALL_WORKER);
+
+	(void)state;
+	expect(r, "start root/a\n");
+	step(r, "a", 1, "s1");
+	assert_int_equal(tree_next_wake(r->t), 11000);
+	for (uint64_t at = 2000; at <= 10000; at += 1000) {
+		advance(r, at);
+		bare_beat(r, "a");
+	}
+	advance(r, 10999);
+	expect(r, "");
+	advance(r, 11000);
+	expect(r, "stalled root/a\nnudge root/a stall 10000\n");
+	assert_int_equal(progress_stalled_ms(N(r, "a"), 12000), 11000);
+	for (uint64_t at = 12000; at <= 15000; at += 1000) {
+		advance(r, at);
+		bare_beat(r, "a");
+	}
+	advance(r, 15999);
+	expect(r, "");
+	advance(r, 16000);
+	expect(r, "fail root/a stall\nrestarting root/a\nstart root/a\n");
+	assert_int_equal(N(r, "a")->last.kind, REASON_STALL);
+	run_free(r);
+}
+
+/* Progress that moves keeps a worker from stalling, however long it runs;
+ * a move after the nudge ends the stall. */
+static void
+test_stall_moving_and_recovering(void **state)
+{
+	struct run *r = run_new(STALL_WORKER);
+
+	(void)state;
+	r->log[0] = '\0';
+	for (uint64_t s = 1; s <= 60; s++) {
+		advance(r, 1000 + s * 1000);
+		step(r, "a", s, "x");
+	}
+	expect(r, "");
+	for (uint64_t at = 62000; at <= 71000; at += 1000) {
+		advance(r, at);
+		bare_beat(r, "a");
+	}
+	expect(r, "stalled root/a\nnudge root/a stall 10000\n");
+	advance(r, 72000);
+	step(r, "a", 61, "x"); /* it moved within the grace */
+	advance(r, 81000);
+	expect(r, "");
+	assert_int_equal(N(r, "a")->state, NODE_RUNNING);
+	run_free(r);
+}
+
+/* No beat since the last move: a long call (or a hang, the heartbeat's
+ * business), not a stall; the first beat after the window judges. */
+static void
+test_stall_needs_beats(void **state)
+{
+	struct run *r = run_new(STALL_WORKER);
+
+	(void)state;
+	r->log[0] = '\0';
+	step(r, "a", 1, "x");
+	advance(r, 30000);
+	expect(r, "");
+	bare_beat(r, "a");
+	expect(r, "stalled root/a\nnudge root/a stall 29000\n");
+	advance(r, 35000);
+	expect(r, "fail root/a stall\nrestarting root/a\nstart root/a\n");
+	run_free(r);
+}
+
+#define LOOP_WORKER                                                            \
+	"supervisor: root\nchildren:\n"                                        \
+	"  - {worker: a, command: x, loop: {repeats: 5}, backoff: none}\n"
+
+/* Steps with states from `seq`, one character each, from step `from`. */
+static void
+steps(struct run *r, uint64_t *n, const char *seq)
+{
+	char st[2] = {0};
+
+	for (const char *c = seq; *c; c++) {
+		st[0] = *c;
+		step(r, "a", ++*n, st);
+	}
+}
+
+static void
+test_loop_period_1(void **state)
+{
+	struct run *r = run_new(LOOP_WORKER);
+	uint64_t n = 0;
+
+	(void)state;
+	r->log[0] = '\0';
+	steps(r, &n, "xyAAAA");
+	expect(r, "");
+	steps(r, &n, "A"); /* the same state on 5 steps in a row */
+	expect(r, "looping root/a\nnudge root/a loop 1\n");
+	assert_int_equal(N(r, "a")->watch.loop_period, 1);
+	steps(r, &n, "AAAA");
+	expect(r, "");
+	steps(r, &n, "A"); /* 5 more */
+	expect(r, "fail root/a loop\nrestarting root/a\nstart root/a\n");
+	run_free(r);
+}
+
+static void
+test_loop_period_2_and_3(void **state)
+{
+	struct run *r = run_new(LOOP_WORKER);
+	uint64_t n = 0;
+
+	(void)state;
+	r->log[0] = '\0';
+	steps(r, &n, "ABABABABA");
+	expect(r, "");
+	steps(r, &n, "B"); /* AB five times */
+	expect(r, "looping root/a\nnudge root/a loop 2\n");
+	steps(r, &n, "ABABC"); /* it broke out: the suspicion ends */
+	expect(r, "");
+	assert_int_equal(N(r, "a")->watch.loop_period, 0);
+	steps(r, &n, "ABCABCABCAB"); /* with the ABC before: 5 x ABC */
+	expect(r, "");
+	steps(r, &n, "C");
+	expect(r, "looping root/a\nnudge root/a loop 3\n");
+	steps(r, &n, "ABCAB");
+	expect(r, "fail root/a loop\nrestarting root/a\nstart root/a\n");
+	run_free(r);
+}
+
+/* A state that changes every step is never a loop, however long; and a
+ * state repeated on beats whose steps do not grow is not a step. */
+static void
+test_loop_never_on_changing_states(void **state)
+{
+	struct run *r = run_new(LOOP_WORKER);
+	char st[32];
+
+	(void)state;
+	r->log[0] = '\0';
+	for (uint64_t s = 1; s <= 5000; s++) {
+		snprintf(st, sizeof st, "tool-%llu", (unsigned long long)s);
+		step(r, "a", s, st);
+	}
+	for (int i = 0; i < 50; i++)
+		step(r, "a", 5000, "same");
+	expect(r, "");
+	assert_int_equal(N(r, "a")->watch.loop_period, 0);
+	run_free(r);
+}
+
+static void
+test_recycle(void **state)
+{
+	struct run *r = run_new("supervisor: root\nchildren:\n"
+	                        "  - {worker: a, command: x, recycle_after: "
+	                        "1m}\n");
+
+	(void)state;
+	r->log[0] = '\0';
+	advance(r, 60999);
+	expect(r, "");
+	advance(r, 61000);
+	expect(r, "recycled root/a\nstop root/a\nstart root/a\n");
+	assert_int_equal(N(r, "a")->failures, 0);
+	assert_int_equal(N(r, "root")->nstamps, 0);
+	advance(r, 121000);
+	expect(r, "recycled root/a\nstop root/a\nstart root/a\n");
+	run_free(r);
+}
+
+/* A reload that adds recycling to a running worker arms it. */
+static void
+test_recycle_added_by_reload(void **state)
+{
+	struct run *r = run_new("supervisor: root\nchildren:\n"
+	                        "  - {worker: a, command: x}\n");
+	struct config *more = load_yaml("supervisor: root\nchildren:\n"
+	                                "  - {worker: a, command: x, "
+	                                "recycle_after: 1m}\n");
+	struct reload_report rep;
+	const char *why;
+
+	(void)state;
+	r->log[0] = '\0';
+	advance(r, 30000);
+	assert_int_equal(reload_apply(r->t, more->root, r->now, &rep, &why), 0);
+	reload_report_free(&rep);
+	pump(r);
+	assert_int_equal(tree_next_wake(r->t), 61000);
+	advance(r, 61000);
+	expect(r, "recycled root/a\nstop root/a\nstart root/a\n");
+	run_free(r);
+	config_free(more);
+}
+
+/* A recycle due while its supervisor is busy waits for it (a due time in
+ * the past once made tree_tick spin for ever). */
+static void
+test_recycle_waits_for_busy_parent(void **state)
+{
+	struct run *r = run_new("supervisor: root\nstrategy: one_for_all\n"
+	                        "children:\n"
+	                        "  - {worker: a, command: x, recycle_after: "
+	                        "10s}\n"
+	                        "  - {worker: b, command: x, start_timeout: "
+	                        "1h}\n");
+
+	(void)state;
+	expect(r, "start root/a\nstart root/b\n");
+	advance(r, 12500); /* due at 11000: root still waits for b */
+	expect(r, "");
+	tree_ready(r->t, N(r, "b"), r->now);
+	pump(r);
+	advance(r, 13000);
+	expect(r, "recycled root/a\nstop root/a\nstart root/a\n");
+	run_free(r);
+}
+
+/* Progress analysis costs no allocation and no heap operation per beat:
+ * the worker's one wake-up stays where it was. */
+static void
+test_beats_touch_no_heap(void **state)
+{
+	struct run *r = run_new("supervisor: root\nchildren:\n"
+	                        "  - {worker: a, command: x, heartbeat: 1s,"
+	                        " stall_timeout: 10s, loop: {},"
+	                        " budget: {tokens: 1000000000}}\n");
+	struct progress p = {0};
+
+	(void)state;
+	r->log[0] = '\0';
+	for (uint64_t i = 1; i <= 1000; i++) {
+		p.steps = i;
+		p.tokens = i * 10;
+		snprintf(p.state, sizeof p.state, "s%llu",
+		         (unsigned long long)i);
+		tree_beat(r->t, N(r, "a"), &p,
+		          PROGRESS_STEPS | PROGRESS_TOKENS | PROGRESS_STATE,
+		          r->now + i);
+		assert_int_equal(tree_next_wake(r->t), 11000);
+	}
+	pump(r);
+	expect(r, "");
+	run_free(r);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test(test_stall_fires_at_timeout),
+	        cmocka_unit_test(test_stall_moving_and_recovering),
+	        cmocka_unit_test(test_stall_needs_beats),
+	        cmocka_unit_test(test_loop_period_1),
+	        cmocka_unit_test(test_loop_period_2_and_3),
+	        cmocka_unit_test(test_loop_never_on_changing_states),
+	        cmocka_unit_test(test_recycle),
+	        cmocka_unit_test(test_recycle_waits_for_busy_parent),
+	        cmocka_unit_test(test_recycle_added_by_reload),
+	        cmocka_unit_test(test_beats_touch_no_heap),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
