@@ -15,9 +15,9 @@
 #define PRIVS_NAME_MAX 256
 
 /* Order is the bit of each grant; names as agentsupctl spells commands. */
-const char *const config_control_names[] = {"status",  "start",    "stop",
-                                            "restart", "drain",    "reload",
-                                            "events",  "shutdown", NULL};
+const char *const config_control_names[] = {
+        "status", "start",  "stop",     "restart", "drain",
+        "reload", "events", "shutdown", "reset",   NULL};
 
 static const char *const privs_limit_names[] = {"nofile", "nproc", "core",
                                                 "memory", NULL};
