@@ -67,6 +67,10 @@ def main():
     ap.add_argument("--outage", type=float, default=0.0,
                     help="seconds of every --every its provider is down (exit 1 at start)")
     ap.add_argument("--every", type=float, default=90.0)
+    ap.add_argument("--rate-limited-every", type=int, default=0,
+                    help="after every N steps the provider says 429: declare "
+                         "rate_limited with its Retry-After and exit")
+    ap.add_argument("--retry-after", type=float, default=4.0)
     ap.add_argument("--stall-after", type=int, default=0, help="steps, then beats without progress")
     ap.add_argument("--loop-after", type=int, default=0, help="steps, then the same state each step")
     ap.add_argument("--burn", type=int, default=0, help="tokens spent per step")
@@ -113,6 +117,12 @@ def main():
             agent.beat(steps=steps, tokens=tokens, cost=tokens * 2e-6,
                        state="thinking", status=f"{args.role} step {steps}")
             agent.checkpoint(json.dumps({"steps": steps, "tokens": tokens}).encode())
+            if args.rate_limited_every and steps % args.rate_limited_every == 0:
+                print(f"{args.role}: provider said 429, retry after "
+                      f"{args.retry_after:g}s (exit 1)", file=sys.stderr)
+                agent.exit_reason("rate_limited", retry_after=args.retry_after,
+                                  detail="429 Too Many Requests")
+                sys.exit(1)
             if args.crash_every and steps % args.crash_every == 0:
                 agent.flush(1.0)  # the checkpoint is out before the crash
                 print(f"{args.role}: out of memory at step {steps} (exit 1)", file=sys.stderr)
