@@ -42,8 +42,8 @@ struct client {
 	char *worker; /* a peer inside the supervised tree: its worker's path
 	               * (granted only its `control:`), NULL for an operator */
 	bool follow;  /* streaming events: may stay silent */
-	char *logs;   /* the worker whose output it follows (logs -f), or NULL */
-	bool dead;    /* closed: freed after the current callback */
+	char *logs; /* the worker whose output it follows (logs -f), or NULL */
+	bool dead;  /* closed: freed after the current callback */
 };
 
 void clients_init(struct clients *, struct ev_loop *);
