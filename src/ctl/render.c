@@ -2,6 +2,7 @@
  * render.c - agentsupctl's output: the tree drawn as text, events as lines,
  * anything as JSON; and the health check that status's exit status is.
  */
+#include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -11,23 +12,37 @@
 
 #include "agentsup/wire.h"
 #include "render.h"
+#include "text.h"
 
 #define RENDER_MAX_DEPTH 64 /* deeper nodes are drawn at this depth */
 
+/* Worker text as a JSON string: valid UTF-8 whatever it was sent as
+ * (text.h), so `--json` output always parses. */
 static void
 render_json_str(FILE *f, const char *s, size_t n)
 {
-	fputc('"', f);
-	for (size_t i = 0; i < n; i++) {
-		unsigned char ch = (unsigned char)s[i];
-		if (ch == '"' || ch == '\\')
-			fprintf(f, "\\%c", ch);
-		else if (ch < 0x20)
-			fprintf(f, "\\u%04x", ch);
-		else
-			fputc(ch, f);
-	}
-	fputc('"', f);
+	struct text_buf b;
+
+	text_buf_init(&b, n * 6 + 8); /* \u00XX per byte at worst, quotes */
+	if (text_json_escape(&b, s, n))
+		fwrite(b.data, 1, b.len, f);
+	else
+		fputs("null", f); /* out of memory */
+	text_buf_free(&b);
+}
+
+/* A number as JSON: NaN and infinities, which JSON has not, are null. */
+static void
+render_json_double(FILE *f, double v)
+{
+	struct text_buf b;
+
+	text_buf_init(&b, 64);
+	if (text_json_number(&b, v))
+		fwrite(b.data, 1, b.len, f);
+	else
+		fputs("null", f);
+	text_buf_free(&b);
 }
 
 void
@@ -48,7 +63,7 @@ render_json(FILE *f, const msgpack_object *o)
 		break;
 	case MSGPACK_OBJECT_FLOAT32:
 	case MSGPACK_OBJECT_FLOAT64:
-		fprintf(f, "%.17g", o->via.f64);
+		render_json_double(f, o->via.f64);
 		break;
 	case MSGPACK_OBJECT_STR:
 		render_json_str(f, o->via.str.ptr, o->via.str.size);
@@ -87,19 +102,34 @@ render_json(FILE *f, const msgpack_object *o)
 	}
 }
 
-/* A string field as a C string in buf ("" when absent or not a string). */
+/* A string field as a C string in buf ("" when absent or not a string),
+ * escaped for a terminal (text.h): worker text never forges a line or an
+ * escape sequence; too long, it is cut and says so ("?" if buf is too
+ * small even for that). */
 static const char *
 render_get_s(const msgpack_object *m, const char *key, char *buf, size_t len)
 {
 	const msgpack_object *v = agentsup_wire_get(m, key);
+	struct text_buf b;
+	const char *s;
 	size_t n;
 
 	buf[0] = '\0';
 	if (v == NULL || v->type != MSGPACK_OBJECT_STR)
 		return buf;
-	n = v->via.str.size < len - 1 ? v->via.str.size : len - 1;
-	memcpy(buf, v->via.str.ptr, n);
-	buf[n] = '\0';
+	s = v->via.str.ptr;
+	n = v->via.str.size;
+	text_buf_init(&b, len - 1);
+	if (!text_term_escape(&b, s, n)) {
+		text_buf_reset(&b);
+		if (len - 1 >= TEXT_CUT_MIN)
+			text_term_escape_cut(&b, s, n, len - 1);
+	}
+	if (b.len > 0)
+		memcpy(buf, b.data, b.len + 1);
+	else if (n > 0)
+		snprintf(buf, len, "?");
+	text_buf_free(&b);
 	return buf;
 }
 
@@ -148,6 +178,48 @@ render_color(const char *state, const char *reason, bool held)
 		               ? "\033[31m"
 		               : "\033[2m";
 	return "\033[33m";
+}
+
+/* How long until a wall-clock time (ms since the epoch) in a status map:
+ * false when the key is nil or absent. */
+static bool
+render_until(const msgpack_object *n, const char *key, char *buf, size_t len)
+{
+	const msgpack_object *v = agentsup_wire_get(n, key);
+	struct timespec ts;
+	int64_t at, now;
+
+	if (v == NULL || (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER &&
+	                  v->type != MSGPACK_OBJECT_NEGATIVE_INTEGER))
+		return false;
+	at = v->via.i64;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	render_age(at > now ? (uint64_t)(at - now) : 0, buf, len);
+	return true;
+}
+
+/* The restart policy at a glance (§9): the next retry of a child backing
+ * off, its circuit when not closed and when it is probed, its failures in
+ * a row, and what it declared. */
+static void
+render_policy(const msgpack_object *n)
+{
+	char tmp[32], circuit[16], declared[96];
+	uint64_t v = 0;
+
+	if (render_until(n, "backoff_until_ms", tmp, sizeof tmp))
+		printf("  retry in %s", tmp);
+	if (*render_get_s(n, "circuit", circuit, sizeof circuit) &&
+	    strcmp(circuit, "closed") != 0) {
+		printf("  circuit %s", circuit);
+		if (render_until(n, "probe_at_ms", tmp, sizeof tmp))
+			printf(", probe in %s", tmp);
+	}
+	if (render_get_u(n, "consecutive_failures", &v) && v > 1)
+		printf("  %llu failures in a row", (unsigned long long)v);
+	if (*render_get_s(n, "declared", declared, sizeof declared))
+		printf("  declared %s", declared);
 }
 
 static bool
@@ -261,14 +333,17 @@ render_node(const msgpack_object *n, const char *prefix, bool color)
 			printf("  %llu steps", (unsigned long long)v);
 		if (render_get_u(prog, "tokens", &v))
 			printf("  %llu tok", (unsigned long long)v);
-		if (cost != NULL && (cost->type == MSGPACK_OBJECT_FLOAT64 ||
-		                     cost->type == MSGPACK_OBJECT_FLOAT32))
+		if (cost != NULL &&
+		    (cost->type == MSGPACK_OBJECT_FLOAT64 ||
+		     cost->type == MSGPACK_OBJECT_FLOAT32) &&
+		    isfinite(cost->via.f64))
 			printf("  $%.4f", cost->via.f64);
 		if (*render_get_s(prog, "state", st, sizeof st))
 			printf("  %s", st);
 	}
 	if (render_get_u(n, "checkpoint_seq", &v))
 		printf("  checkpoint %llu", (unsigned long long)v);
+	render_policy(n);
 	if (*render_get_s(n, "status", status, sizeof status))
 		printf("  \"%s\"", status);
 	render_watch(n);

@@ -317,6 +317,15 @@ client_worker(struct daemon *d, int fd)
 }
 
 struct client *
+clients_find(struct clients *all, uint64_t serial)
+{
+	for (struct client *cl = all->head; cl != NULL; cl = cl->next)
+		if (cl->serial == serial)
+			return cl->dead ? NULL : cl;
+	return NULL;
+}
+
+struct client *
 client_new(struct clients *all, struct control *c, struct daemon *d, int fd,
            uid_t uid, uint64_t now)
 {
@@ -327,6 +336,7 @@ client_new(struct clients *all, struct control *c, struct daemon *d, int fd,
 	cl->d = d;
 	cl->fd = fd;
 	cl->uid = uid;
+	cl->serial = ++all->serial;
 	cl->worker = client_worker(d, fd);
 	cl->last_ms = now;
 	agentsup_reader_init(&cl->reader);

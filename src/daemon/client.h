@@ -19,6 +19,7 @@ struct clients {
 	struct ev_loop *loop;
 	struct client *head;
 	size_t n;         /* dropped ones too, until swept: they hold an fd */
+	uint64_t serial;  /* the last given to a client */
 	ev_prepare sweep; /* frees dropped clients before the loop blocks */
 };
 
@@ -29,6 +30,7 @@ struct client {
 	struct client *prev, *next;
 	int fd;
 	uid_t uid;
+	uint64_t serial; /* names it to an answer given later (reload) */
 	ev_io rio, wio;
 	ev_timer timer;                /* the deadline, lazily re-armed */
 	uint64_t req_start_ms;         /* first byte of the partial request */
@@ -51,6 +53,8 @@ void clients_free(struct clients *);
 /* A client on fd, already accepted and allowed in. */
 struct client *client_new(struct clients *, struct control *, struct daemon *,
                           int fd, uid_t uid, uint64_t now);
+/* The live client of this serial, or NULL: it is gone. */
+struct client *clients_find(struct clients *, uint64_t serial);
 /* At once: only where nothing up the stack holds the client. */
 void client_free(struct client *);
 /* Mark for closing, freed once the current callback is done; why (NULL for

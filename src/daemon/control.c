@@ -349,6 +349,12 @@ accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 
 /* --- events to followers -------------------------------------------------- */
 
+struct client *
+control_client(struct control *c, uint64_t serial)
+{
+	return c != NULL ? clients_find(&c->clients, serial) : NULL;
+}
+
 const char *
 control_history(const struct control *c, size_t i, size_t *len)
 {

@@ -27,6 +27,10 @@ void control_event(void *arg, const struct event *, const char *json);
 void control_log_line(void *arg, const char *name, enum logcap_stream,
                       const char *line, size_t len);
 
+struct client;
+/* The live client of this serial (client.h), or NULL when it has gone. */
+struct client *control_client(struct control *, uint64_t serial);
+
 /* The i-th oldest event kept, as a packed map, or NULL past the last. */
 const char *control_history(const struct control *, size_t i, size_t *len);
 

@@ -28,7 +28,9 @@
 #include "notify.h"
 #include "reap.h"
 #include "reload.h"
+#include "reloader.h"
 #include "scrape.h"
+#include "serve.h"
 #include "session.h"
 #include "dynamic.h"
 #include "tasks.h"
@@ -366,25 +368,24 @@ errors_message(const struct config_errors *errs)
 	return msg;
 }
 
-int
-daemon_reload(struct daemon *d, char **msgp)
+/* A parse is done (on its thread): apply it as a diff, or refuse it whole;
+ * the line saying what happened goes to *msgp. -1 when refused. */
+static int
+daemon_reload_apply(struct daemon *d, struct config *cfg,
+                    struct config_errors *errs, char **msgp)
 {
-	struct config_errors errs = {0};
 	struct reload_report r;
-	struct config *cfg, *old;
+	struct config *old;
 	const char *why;
 
-	notify_up_reloading(d->up, "reloading");
 	/* READY=1 again once the tree has settled, whatever the outcome */
 	d->up_ready = false;
-	if ((cfg = config_load(d->config_dir, &errs)) == NULL) {
-		*msgp = errors_message(&errs);
+	if (cfg == NULL) {
+		*msgp = errors_message(errs);
 		events_emit(&d->events, EV_RELOAD_REFUSED, d->tree->root->path,
 		            0, "config", 0, "%s", *msgp);
-		config_errors_clear(&errs);
 		return -1;
 	}
-	config_errors_clear(&errs);
 	if (spawn_check_ids(cfg->root, msgp) < 0) {
 		events_emit(&d->events, EV_RELOAD_REFUSED, d->tree->root->path,
 		            0, "config", 0, "%s", *msgp);
@@ -409,6 +410,29 @@ daemon_reload(struct daemon *d, char **msgp)
 	        xreallocarray(d->retired, d->nretired + 1, sizeof *d->retired);
 	d->retired[d->nretired++] = old;
 	return 0;
+}
+
+/* The reloader's callback: apply, then answer whoever asked. */
+static void
+daemon_reload_done(void *arg, struct config *cfg, struct config_errors *errs,
+                   const struct reload_waiter *w, size_t nw)
+{
+	struct daemon *d = arg;
+	char *msg = NULL;
+	bool ok = daemon_reload_apply(d, cfg, errs, &msg) == 0;
+
+	for (size_t i = 0; i < nw; i++)
+		serve_reload_answer(d->control, &w[i], ok, msg);
+	free(msg);
+}
+
+void
+daemon_reload(struct daemon *d, uint64_t client, uint64_t id)
+{
+	struct reload_waiter w = {client, id};
+
+	notify_up_reloading(d->up, "reloading");
+	reloader_request(d->reloader, client != 0 ? &w : NULL);
 }
 
 void
@@ -460,14 +484,12 @@ static void
 on_hup_signal(struct ev_loop *loop, ev_signal *s, int revents)
 {
 	struct daemon *d = s->data;
-	char *msg = NULL;
 
 	(void)loop;
 	(void)revents;
 	events_reopen(&d->events);
 	logcap_reopen(d->logcap);
-	daemon_reload(d, &msg);
-	free(msg);
+	daemon_reload(d, 0, 0);
 }
 
 static void
@@ -596,6 +618,8 @@ daemon_init(struct daemon *d, const char *sock_opt)
 	d->wake.data = d;
 	if (scrape_configure(d, d->cfg->settings.metrics) < 0)
 		return -1;
+	d->reloader =
+	        reloader_new(d->loop, d->config_dir, daemon_reload_done, d);
 	ev_child_init(&d->child_watcher, reap_child_cb, 0, 0);
 	d->child_watcher.data = d;
 	ev_child_start(d->loop, &d->child_watcher);
@@ -639,6 +663,7 @@ void
 daemon_free(struct daemon *d)
 {
 	d->events.sink = NULL;
+	reloader_free(d->reloader);
 	if (d->logcap != NULL)
 		logcap_set_sink(d->logcap, NULL, NULL);
 	statedir_close(d);

@@ -23,6 +23,7 @@ struct ckpt_set;
 struct notify_server;
 struct notify_up;
 struct tasks;
+struct reloader;
 
 struct daemon {
 	struct ev_loop *loop;
@@ -53,6 +54,7 @@ struct daemon {
 	size_t up_live;               /* workers in the last STATUS= */
 	struct hooks *hooks;          /* on_event: */
 	struct tasks *tasks;          /* dynamic children's ledger (tasks.c) */
+	struct reloader *reloader;    /* reads and parses off the loop */
 	struct logcap_set *logcap;    /* workers' captured output */
 	struct contain *contain;      /* a cgroup per worker, or nothing */
 	struct termlog *termlog;      /* termination_log: */
@@ -62,9 +64,10 @@ struct daemon {
 	uint64_t statedir_sum;        /* what they were when last written */
 };
 
-/* Read the config again and apply it as a diff, or refuse it whole; what
- * happened, in a line, goes to *msg (malloc'd). -1 when refused. */
-int daemon_reload(struct daemon *, char **msg);
+/* Read the config again off the loop, then apply it as a diff or refuse it
+ * whole; control client `client` (0: nobody) gets the answer to request
+ * `id` then. Asked while a parse runs: one more parse after it. */
+void daemon_reload(struct daemon *, uint64_t client, uint64_t id);
 /* SIGUSR1 and "agentsupctl drain": drain the whole tree, then exit 0. */
 void daemon_drain(struct daemon *);
 /* SIGTERM, SIGINT and "agentsupctl shutdown": orderly stop, then exit 0. */

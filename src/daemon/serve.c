@@ -20,6 +20,7 @@
 #include "control.h"
 #include "daemon.h"
 #include "log.h"
+#include "reloader.h"
 #include "logcap.h"
 #include "request.h"
 #include "serve.h"
@@ -316,11 +317,23 @@ serve_granted(struct client *cl, struct daemon *d, const struct request *r)
 }
 
 void
+serve_reload_answer(struct control *c, const struct reload_waiter *w, bool ok,
+                    const char *msg)
+{
+	struct client *cl = control_client(c, w->client);
+
+	if (cl == NULL)
+		return;
+	if (ok)
+		serve_ok(cl, w->id, msg);
+	else
+		serve_error(cl, w->id, "reload refused: %s", msg);
+}
+
+void
 serve_request(struct client *cl, struct control *c, struct daemon *d,
               const struct request *r)
 {
-	char *msg = NULL;
-
 	if (cl->worker != NULL && !serve_granted(cl, d, r))
 		return;
 
@@ -342,12 +355,8 @@ serve_request(struct client *cl, struct control *c, struct daemon *d,
 		daemon_drain(d);
 		serve_ok(cl, r->id, "draining the whole tree");
 		break;
-	case REQ_RELOAD:
-		if (daemon_reload(d, &msg) < 0)
-			serve_error(cl, r->id, "reload refused: %s", msg);
-		else
-			serve_ok(cl, r->id, msg);
-		free(msg);
+	case REQ_RELOAD: /* answered by serve_reload_answer */
+		daemon_reload(d, cl->serial, r->id);
 		break;
 	case REQ_EVENTS:
 		serve_events(cl, c, r);

@@ -2,6 +2,7 @@
 #ifndef AGENTSUP_SERVE_H
 #define AGENTSUP_SERVE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 struct client;
@@ -12,6 +13,11 @@ struct request;
 /* Carry out r for a client: the answer is queued on the client. */
 void serve_request(struct client *, struct control *, struct daemon *,
                    const struct request *r);
+struct reload_waiter;
+/* The answer to a reload request, once applied or refused; nothing when
+ * its client has gone meanwhile. */
+void serve_reload_answer(struct control *, const struct reload_waiter *,
+                         bool ok, const char *msg);
 /* An error answer: {t: res, id, ok: false, error: why}. */
 void serve_refuse(struct client *, uint64_t id, const char *why);
 void serve_refusef(struct client *, uint64_t id, const char *fmt, ...)

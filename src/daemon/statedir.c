@@ -101,8 +101,18 @@ statedir_row_of(const struct node *n, uint64_t now, struct statedir_row *r)
 {
 	const struct circuit *c = &n->circuit;
 
+	struct spend sp = n->spend;
+
+	/* a worker's running incarnation counts too (a SIGKILL of agentsupd
+	 * must not forget the tokens it reported); its running wall time is
+	 * left out, so an idle fleet's rows do not change every second */
+	if (n->spec->kind == KIND_WORKER) {
+		sp.tokens += n->watch.inc.tokens;
+		sp.steps += n->watch.inc.steps;
+		sp.cost += n->watch.inc.cost;
+	}
 	r->path = n->path;
-	spend_pack(&n->spend, r->spend);
+	spend_pack(&sp, r->spend);
 	r->circuit = (int)c->state;
 	r->open_ms = (int64_t)c->open_ms;
 	r->probe_wall_ms =

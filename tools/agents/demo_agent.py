@@ -64,6 +64,13 @@ def main():
     ap.add_argument("--crash-every", type=int, default=0,
                     help="exit 1 after every N steps (it resumes from its checkpoint)")
     ap.add_argument("--warmup", type=float, default=0.3, help="seconds before ready")
+    ap.add_argument("--outage", type=float, default=0.0,
+                    help="seconds of every --every its provider is down (exit 1 at start)")
+    ap.add_argument("--every", type=float, default=90.0)
+    ap.add_argument("--rate-limited-every", type=int, default=0,
+                    help="after every N steps the provider says 429: declare "
+                         "rate_limited with its Retry-After and exit")
+    ap.add_argument("--retry-after", type=float, default=4.0)
     ap.add_argument("--stall-after", type=int, default=0, help="steps, then beats without progress")
     ap.add_argument("--loop-after", type=int, default=0, help="steps, then the same state each step")
     ap.add_argument("--burn", type=int, default=0, help="tokens spent per step")
@@ -82,6 +89,10 @@ def main():
             print(f"{args.role}: resuming at step {steps} (restart {restored.restarts}, "
                   f"after {restored.last_reason or 'nothing'})", file=sys.stderr)
         agent.wait(args.warmup)  # "loading the model"
+        if args.outage and time.time() % args.every < args.outage:
+            print(f"{args.role}: provider answered 503, giving up (exit 1)", file=sys.stderr)
+            agent.exit_reason("transient", detail="provider down")
+            sys.exit(1)
         agent.ready()
         while not agent.draining:
             agent.wait(args.step)
@@ -106,6 +117,12 @@ def main():
             agent.beat(steps=steps, tokens=tokens, cost=tokens * 2e-6,
                        state="thinking", status=f"{args.role} step {steps}")
             agent.checkpoint(json.dumps({"steps": steps, "tokens": tokens}).encode())
+            if args.rate_limited_every and steps % args.rate_limited_every == 0:
+                print(f"{args.role}: provider said 429, retry after "
+                      f"{args.retry_after:g}s (exit 1)", file=sys.stderr)
+                agent.exit_reason("rate_limited", retry_after=args.retry_after,
+                                  detail="429 Too Many Requests")
+                sys.exit(1)
             if args.crash_every and steps % args.crash_every == 0:
                 agent.flush(1.0)  # the checkpoint is out before the crash
                 print(f"{args.role}: out of memory at step {steps} (exit 1)", file=sys.stderr)

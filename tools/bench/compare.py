@@ -109,6 +109,8 @@ class Agentsup(Tool):
 
     def start(self, n, mode, args="", extra=""):
         intensity = "intensity: 100000\nperiod: 1s\n" if mode != "exit" else ""
+        if mode != "exit":  # raw restarts: backoff (on by default) off
+            extra = ", backoff: none" + extra
         kids = "".join(f"  - {{worker: w{i}, command: [{b.WORKER}, {mode}"
                        f"{''.join(', ' + a for a in args.split())}]{extra}}}\n"
                        for i in range(n))

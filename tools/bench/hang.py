@@ -18,7 +18,7 @@ def main():
     reports = b.Reports(tmp)
     kids = "".join(
         f"  - {{worker: h{i}, command: [{b.WORKER}, hang, '5', '{beat}'], "
-        f"heartbeat: {beat}ms, heartbeat_timeout: {timeout}ms}}\n"
+        f"heartbeat: {beat}ms, heartbeat_timeout: {timeout}ms, backoff: none}}\n"
         for i in range(workers))
     d = b.Agentsupd(tmp, f"supervisor: root\nintensity: 100000\nperiod: 1s\n"
                          f"children:\n{kids}", env={"BENCH_SOCK": reports.path})

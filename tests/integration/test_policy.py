@@ -1,0 +1,205 @@
+"""The restart policy of DESIGN §9 with real processes (issue 11): backoff
+with growing delays that replay under --seed, a circuit that quarantines,
+probes and closes while siblings run on, `agentsupctl reset NAME`, and the
+reasons a worker declares with exit_reason()."""
+import json
+import os
+import re
+import signal
+import textwrap
+from datetime import datetime
+
+from conftest import AGENTSUPD, SRC, TIMEOUT, Daemon, sh, wait_until
+
+PY = "/usr/bin/python3"
+CLIENT = os.path.join(SRC, "tools", "python")
+SLEEP = sh("exec sleep 1000")
+CRASH = sh("exit 1")
+
+
+def tree(child, intensity=100):
+    return {"a.yaml": f"""
+        supervisor: root
+        intensity: {intensity}
+        period: 10s
+        children:
+          - {{worker: sibling, command: {SLEEP}}}
+          - {child}
+        """}
+
+
+def node(d, name):
+    """Its status map (status may exit 3: a node is unhealthy)."""
+    r = d.ctl("--json", "status")
+    assert r.returncode in (0, 3), r
+    return [n for n in json.loads(r.stdout) if n["name"] == name][0]
+
+
+def delay_ms(ev):
+    m = re.match(r"restart in ([0-9.]+)(ms|s)", ev.detail)
+    assert m, ev.detail
+    return float(m.group(1)) * (1 if m.group(2) == "ms" else 1000)
+
+
+def ms(ev):
+    return datetime.fromisoformat(ev.time.replace("Z", "+00:00")).timestamp() \
+        * 1000
+
+
+def test_crash_loop_backs_off_with_growing_delays(supd):
+    d = supd.start(tree(f"""worker: flaky
+            command: {CRASH}
+            backoff: {{initial: 300ms, max: 1200ms, multiplier: 2, jitter: none}}"""))
+    sib = d.wait("started", "root/sibling").pid
+    # failure 1 is restarted at once; then 300ms, 600ms, 1.2s, 1.2s
+    delays = [delay_ms(d.wait("backoff", "root/flaky")) for _ in range(3)]
+    assert delays == [300, 600, 1200], delays
+    wait_until(lambda: node(d, "flaky")["state"] == "backoff",
+               what="state backoff")
+    st = node(d, "flaky")
+    assert st["backoff_until_ms"] is not None and st["backoff_until_ms"] >= 0
+    out = d.ctl("status").stdout
+    line = [x for x in out.splitlines() if "flaky" in x][0]
+    assert "backoff" in line and "retry in" in line, out
+    assert node(d, "sibling")["pid"] == sib  # untouched throughout
+
+
+def seeded_delays(tmp_path, tag, seed, n=5):
+    confdir = tmp_path / f"d-{tag}"
+    confdir.mkdir()
+    events = tmp_path / f"events-{tag}.jsonl"
+    (confdir / "00-settings.yaml").write_text(
+        f"agentsupd:\n  events_file: {events}\n")
+    (confdir / "a.yaml").write_text(textwrap.dedent(f"""
+        supervisor: root
+        intensity: 100
+        period: 10s
+        children:
+          - worker: flaky
+            command: {CRASH}
+            backoff: {{initial: 50ms, max: 400ms, multiplier: 2, jitter: full}}
+        """))
+    d = Daemon(confdir, events, socket_path=str(tmp_path / f"{tag}.sock"),
+               argv_prefix=("/bin/sh", "-c",
+                            f'exec "$0" --seed {seed} "$@"'))
+    try:
+        return [d.wait("backoff", "root/flaky").detail for _ in range(n)]
+    finally:
+        d.signal(signal.SIGTERM)
+        d.exit_code()
+
+
+def test_seed_replays_the_jittered_delays(tmp_path):
+    first = seeded_delays(tmp_path, "a", 1234)
+    again = seeded_delays(tmp_path, "b", 1234)
+    other = seeded_delays(tmp_path, "c", 99)
+    assert first == again, (first, again)
+    assert first != other  # 5 draws: the same by chance ~never
+
+
+def test_circuit_quarantines_probes_and_closes(supd, tmp_path):
+    healthy = tmp_path / "healthy"
+    flaky = sh(f"[ -e {healthy} ] && exec sleep 1000; exit 1")
+    d = supd.start(tree(f"""worker: flaky
+            command: {flaky}
+            backoff: none
+            circuit: {{failures: 3, window: 10s, open: 500ms, open_max: 2s, probe_stable: 300ms}}"""))
+    sib = d.wait("started", "root/sibling").pid
+    q = d.wait("quarantined", "root/flaky")
+    assert d.count("exited", "root/flaky") == 3
+    st = node(d, "flaky")
+    assert st["state"] == "quarantined" and st["circuit"] == "open", st
+    assert st["probe_at_ms"] is not None
+    r = d.ctl("status")
+    assert r.returncode == 3  # a health check says so
+    line = [x for x in r.stdout.splitlines() if "flaky" in x][0]
+    assert "circuit open, probe in" in line, r.stdout
+    # the probe fails: open again, for twice as long
+    d.wait("probing", "root/flaky")
+    q2 = d.wait("quarantined", "root/flaky")
+    assert "1.0s" in q2.detail or "1s" in q2.detail, (q.detail, q2.detail)
+    healthy.touch()
+    d.wait("probing", "root/flaky")
+    d.wait("circuit_closed", "root/flaky")
+    st = node(d, "flaky")
+    assert st["state"] == "running" and st["circuit"] == "closed", st
+    assert d.ctl("status").returncode == 0
+    assert node(d, "sibling")["pid"] == sib
+    assert d.count("gave_up") == 0
+
+
+def test_reset_closes_the_circuit_and_starts_it(supd, tmp_path):
+    healthy = tmp_path / "healthy"
+    flaky = sh(f"[ -e {healthy} ] && exec sleep 1000; exit 1")
+    d = supd.start(tree(f"""worker: flaky
+            command: {flaky}
+            backoff: none
+            circuit: {{failures: 2, window: 10s, open: 10m, probe_stable: 1s}}"""))
+    d.wait("quarantined", "root/flaky")
+    healthy.touch()
+    r = d.ctl("reset", "root/flaky", check=0)
+    assert "root/flaky" in r.stdout
+    cmd = d.wait("command", "root/flaky")
+    assert "reset" in cmd.detail
+    d.wait("started", "root/flaky")
+    st = node(d, "flaky")
+    assert st["state"] == "running" and st["circuit"] == "closed", st
+    assert d.ctl("status").returncode == 0
+    # reset of a name that does not exist, and usage
+    r = d.ctl("reset", "root/nobody")
+    assert r.returncode != 0 and "no such" in r.stderr
+    assert d.ctl("reset").returncode == 64
+
+
+def declarer(tmp_path, name, call, code):
+    p = tmp_path / f"{name}.py"
+    p.write_text(textwrap.dedent(f"""
+        import sys, time
+        sys.path.insert(0, {CLIENT!r})
+        import agentsup
+        a = agentsup.Agent()
+        if a.incarnation == 0:
+            a.{call}
+            sys.exit({code})
+        time.sleep(1000)
+    """))
+    return json.dumps([PY, str(p)])
+
+
+def test_declared_done_is_a_normal_exit(supd, tmp_path):
+    cmd = declarer(tmp_path, "d", 'exit_reason("done")', 1)
+    d = supd.start(tree(f"""worker: finisher
+            command: {cmd}
+            restart: transient"""))
+    ex = d.wait("exited", "root/finisher")
+    assert "declared done" in (ex.detail or ""), ex
+    st = node(d, "finisher")
+    assert st["state"] == "stopped" and st["restarts"] == 0, st
+    assert st["declared"].startswith("done"), st
+    assert d.count("restarting", "root/finisher") == 0
+
+
+def test_declared_rate_limited_waits_retry_after(supd, tmp_path):
+    cmd = declarer(tmp_path, "r", 'exit_reason("rate_limited", retry_after=1.5)', 1)
+    d = supd.start(tree(f"""worker: caller
+            command: {cmd}
+            backoff: none"""))
+    ex = d.wait("exited", "root/caller")
+    again = d.wait("started", "root/caller")
+    assert ms(again) - ms(ex) >= 1500 - 5, (ex.time, again.time)
+    assert d.count("quarantined") == 0 and d.count("gave_up") == 0
+    assert node(d, "root")["window_restarts"] == 0  # no intensity stamp
+
+
+def test_declared_permanent_fails_the_child(supd, tmp_path):
+    cmd = declarer(tmp_path, "p", 'exit_reason("permanent", detail="bad API key")', 2)
+    d = supd.start(tree(f"""worker: keyed
+            command: {cmd}"""))
+    d.wait("failed", "root/keyed")
+    st = node(d, "keyed")
+    assert st["state"] == "failed", st
+    assert "permanent" in st["declared"], st
+    r = d.ctl("status")
+    assert r.returncode == 3, r
+    assert d.count("restarting", "root/keyed") == 0
+    assert node(d, "sibling")["state"] == "running"

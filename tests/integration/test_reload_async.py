@@ -1,0 +1,134 @@
+"""A reload never stops supervision (issue 10 item 1): the config is read
+and parsed off the event loop, only the diff is applied on it; the `reload`
+request is answered once the reload is applied or refused; requests made
+while a parse runs coalesce into one more parse, which sees the files as
+they are then; a client gone before its answer harms nobody."""
+import socket
+import struct
+
+import msgpack
+
+from conftest import TIMEOUT, sh
+
+SLEEP = sh("exec sleep 1000")
+
+
+def frame(msg):
+    body = msgpack.packb(msg)
+    return struct.pack(">I", len(body)) + body
+
+
+def read_frame(s, timeout=TIMEOUT):
+    s.settimeout(timeout)
+    buf = b""
+    while len(buf) < 4:
+        chunk = s.recv(4 - len(buf))
+        assert chunk, "the daemon closed the connection"
+        buf += chunk
+    (n,) = struct.unpack(">I", buf)
+    body = b""
+    while len(body) < n:
+        chunk = s.recv(n - len(body))
+        assert chunk, "the daemon closed the connection"
+        body += chunk
+    return msgpack.unpackb(body, raw=False)
+
+
+def connect(d):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(d.socket)
+    return s
+
+
+def request(s, rid, cmd):
+    s.sendall(frame({"t": "req", "id": rid, "cmd": cmd}))
+
+
+def answer(s, rid):
+    """The last frame of the answer to request rid (lists come in parts)."""
+    while True:
+        m = read_frame(s)
+        if m.get("t") == "res" and m["id"] == rid and not m.get("more"):
+            return m
+
+
+def big_config(d, files=2, workers=1250, nenv=24):
+    """A config that takes a while to parse (~1.4 MB in files under the
+    1 MiB cap); the tests add a file that refuses it, so nothing of it is
+    ever started."""
+    pad = "x" * 12
+    env = ", ".join(f"V{k:02d}: '{pad}'" for k in range(nenv))
+    for f in range(files):
+        parts = [f"supervisor: big{f}\nstrategy: one_for_one\nchildren:\n"]
+        for i in range(workers):
+            parts.append(f"  - worker: w{i:05d}\n    command: [sleep, '1']\n"
+                         f"    environment: {{{env}}}\n")
+        (d.dir / f"5{f}-big.yaml").write_text("".join(parts))
+
+
+def test_status_answers_while_a_reload_parses(supd):
+    d = supd.start({"a.yaml": f"worker: idle\ncommand: {SLEEP}\n"})
+    d.wait("started", "root/idle")
+    big_config(supd)
+    (supd.dir / "99-bad.yaml").write_text("worker: zz\ncommand: x\nbogus: 1\n")
+    a, b = connect(d), connect(d)
+    request(a, 1, "reload")
+    # while the reload is being parsed, status keeps answering: count the
+    # round trips made before the reload's answer arrives
+    trips, rid = 0, 100
+    a.settimeout(0)
+    reload_answer = None
+    while reload_answer is None:
+        request(b, rid, "status")
+        assert answer(b, rid)["ok"]
+        trips += 1
+        rid += 1
+        try:
+            reload_answer = read_frame(a, timeout=0.001)
+        except (socket.timeout, BlockingIOError):
+            pass
+    assert reload_answer["id"] == 1 and reload_answer["ok"] is False
+    assert "bogus" in reload_answer["error"]
+    assert trips >= 3, f"only {trips} status answers during the parse"
+    d.wait("reload_refused")
+    a.close()
+    b.close()
+
+
+def test_reloads_asked_while_parsing_coalesce_and_see_the_new_files(supd):
+    d = supd.start({"a.yaml": f"worker: idle\ncommand: {SLEEP}\n"})
+    d.wait("started", "root/idle")
+    big_config(supd)
+    (supd.dir / "99-bad.yaml").write_text("worker: zz\ncommand: x\nfirst: 1\n")
+    a, b, gone = connect(d), connect(d), connect(d)
+    request(a, 1, "reload")
+    # asked while the first parse runs: one parse after it, for both, and
+    # it reads the files as they are when it starts
+    request(gone, 2, "reload")
+    gone.close()
+    (supd.dir / "99-bad.yaml").write_text("worker: zz\ncommand: x\nsecond: 1\n")
+    request(b, 3, "reload")
+    first, second = answer(a, 1), answer(b, 3)
+    assert first["ok"] is False and second["ok"] is False
+    assert "second" in second["error"], second
+    # the daemon serves on, and applies a good config
+    (supd.dir / "99-bad.yaml").unlink()
+    (supd.dir / "50-big.yaml").unlink()
+    (supd.dir / "b.yaml").write_text(f"worker: extra\ncommand: {SLEEP}\n")
+    request(a, 4, "reload")
+    ok = answer(a, 4)
+    assert ok["ok"] is True and "root/extra" in ok["result"], ok
+    d.wait("started", "root/extra")
+    a.close()
+    b.close()
+
+
+def test_sighup_reloads_off_the_loop_too(supd):
+    import signal
+    d = supd.start({"a.yaml": f"worker: idle\ncommand: {SLEEP}\n"})
+    d.wait("started", "root/idle")
+    (supd.dir / "b.yaml").write_text(f"worker: extra\ncommand: {SLEEP}\n")
+    d.signal(signal.SIGHUP)
+    ev = d.wait("reload_applied")
+    assert "root/extra" in ev.detail
+    d.wait("started", "root/extra")
