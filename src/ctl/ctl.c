@@ -22,6 +22,7 @@
 
 #include "agentsup/wire.h"
 #include "config.h"
+#include "conn.h"
 #include "render.h"
 #include "task.h"
 #include "top.h"
@@ -32,30 +33,6 @@
 #define EXIT_UNAVAILABLE 69
 #define EXIT_CONFIG      78
 #define REPLY_TIMEOUT_MS 30000
-
-/* A whole frame kept as bytes until the caller asks for it. */
-struct ctl_frame {
-	struct ctl_frame *next;
-	size_t len;
-	char *data;
-};
-
-#define CTL_MAX_FRAME (16u << 20) /* what agentsupd may answer in one */
-
-struct ctl {
-	int fd;
-	bool json;
-	bool color;
-	struct agentsup_reader reader; /* the one frame reader */
-	struct ctl_frame *head, *tail; /* frames read, not yet handed out */
-	struct ctl_frame *current;     /* the frame handed out last */
-	unsigned long lines;           /* logs -n */
-	sigset_t waitmask;             /* the signal mask while waiting */
-	msgpack_zone zone;
-	const struct task_spawn *spawn; /* spawn's options, or NULL */
-	int reply_ms;                   /* how long an answer may take */
-	bool timed_out;                 /* it took longer */
-};
 
 /* A command: how many arguments it takes, and whether it may follow. */
 static const struct ctl_command {
@@ -121,182 +98,6 @@ usage(FILE *f)
 	        "/tmp/agentsupd-UID/agentsupd.sock.\n");
 }
 
-static int
-ctl_connect(const char *path)
-{
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	int fd;
-
-	if (strlen(path) >= sizeof sa.sun_path) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	strcpy(sa.sun_path, path);
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
-		return -1;
-	if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
-		int e = errno;
-		close(fd);
-		errno = e;
-		return -1;
-	}
-	return fd;
-}
-
-static int
-ctl_send_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
-static int
-ctl_send_request(struct ctl *c, const char *cmd, const char *arg, int follow)
-{
-	msgpack_sbuffer sb;
-	msgpack_packer pk;
-	int r;
-
-	msgpack_sbuffer_init(&sb);
-	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	agentsup_wire_begin(&sb);
-	msgpack_pack_map(&pk, 4);
-	agentsup_wire_kv_str(&pk, "t", AGENTSUP_T_REQ);
-	agentsup_wire_kv_uint(&pk, "id", 1);
-	agentsup_wire_kv_str(&pk, "cmd", cmd);
-	agentsup_wire_pack_str(&pk, "args");
-	if (c->spawn != NULL) {
-		msgpack_pack_array(&pk, 2);
-		agentsup_wire_pack_str(&pk, c->spawn->sup);
-		task_pack_spawn(&pk, c->spawn);
-	} else if (follow >= 0) {
-		msgpack_pack_array(&pk, 1);
-		follow ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk);
-	} else if (arg != NULL) {
-		msgpack_pack_array(&pk, 1);
-		agentsup_wire_pack_str(&pk, arg);
-	} else
-		msgpack_pack_array(&pk, 0);
-	r = agentsup_wire_end(&sb, AGENTSUP_MAX_FRAME);
-	if (r == 0)
-		r = ctl_send_all(c->fd, sb.data, sb.size);
-	else
-		errno = EMSGSIZE; /* more than a frame: spawn's arguments */
-	msgpack_sbuffer_destroy(&sb);
-	return r;
-}
-
-/* The next frame, waiting up to timeout_ms (-1: for ever). 0, or -1. */
-static void
-ctl_frame_free(struct ctl_frame *fr)
-{
-	if (fr != NULL)
-		free(fr->data);
-	free(fr);
-}
-
-/* The reader's callback: keep the frame, packed again, for the caller. */
-static int
-ctl_keep_frame(void *arg, const struct agentsup_frame *f)
-{
-	struct ctl *c = arg;
-	struct ctl_frame *fr = calloc(1, sizeof *fr);
-	msgpack_sbuffer sb;
-	msgpack_packer pk;
-
-	if (fr == NULL)
-		return 1;
-	msgpack_sbuffer_init(&sb);
-	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	agentsup_wire_begin(&sb);
-	msgpack_pack_object(&pk, f->map);
-	if (agentsup_wire_end(&sb, CTL_MAX_FRAME) < 0) {
-		msgpack_sbuffer_destroy(&sb);
-		free(fr);
-		return 1;
-	}
-	fr->len = sb.size;
-	fr->data = msgpack_sbuffer_release(&sb);
-	if (c->tail != NULL)
-		c->tail->next = fr;
-	else
-		c->head = fr;
-	c->tail = fr;
-	return 0;
-}
-
-/* Wait for the socket and read once through the one frame reader. */
-static int
-ctl_wait_read(struct ctl *c, int timeout_ms)
-{
-	struct pollfd p = {.fd = c->fd, .events = POLLIN};
-	struct timespec ts = {timeout_ms / 1000,
-	                      (long)(timeout_ms % 1000) * 1000000};
-	int r;
-
-	/* SIGINT is blocked except inside ppoll, so it cannot slip in
-	 * between a check and the wait: a follow ends here, cleanly */
-	r = ppoll(&p, 1, timeout_ms < 0 ? NULL : &ts, &c->waitmask);
-	if (r < 0 && errno == EINTR)
-		return -1;
-	if (r < 0) {
-		perror("agentsupctl: poll");
-		return -1;
-	}
-	if (r == 0) {
-		c->timed_out = true;
-		fprintf(stderr,
-		        "agentsupctl: no reply from agentsupd within "
-		        "%dms\n",
-		        timeout_ms);
-		return -1;
-	}
-	r = agentsup_reader_read(&c->reader, c->fd, CTL_MAX_FRAME, &c->zone,
-	                         ctl_keep_frame, c);
-	if (r > 0 || r == AGENTSUP_READ_AGAIN)
-		return 0;
-	if (r == 0) {
-		fprintf(stderr,
-		        "agentsupctl: agentsupd closed the connection\n");
-		return -1;
-	}
-	if (r == AGENTSUP_READ_ERRNO && errno == EINTR)
-		return -1;
-	if (r == AGENTSUP_READ_ERRNO || r == AGENTSUP_READ_STOPPED)
-		perror("agentsupctl: read");
-	else
-		fprintf(stderr, "agentsupctl: bad reply: %s\n",
-		        agentsup_wire_strerror(r));
-	return -1;
-}
-
-static int
-ctl_next_frame(struct ctl *c, struct agentsup_frame *f, int timeout_ms)
-{
-	ctl_frame_free(c->current); /* its objects point into its bytes */
-	c->current = NULL;
-	msgpack_zone_clear(&c->zone);
-	while (c->head == NULL)
-		if (ctl_wait_read(c, timeout_ms) < 0)
-			return -1;
-	c->current = c->head;
-	if ((c->head = c->head->next) == NULL)
-		c->tail = NULL;
-	return agentsup_wire_decode((const uint8_t *)c->current->data,
-	                            c->current->len, CTL_MAX_FRAME, &c->zone,
-	                            f) == AGENTSUP_WIRE_OK
-	               ? 0
-	               : -1;
-}
-
 /* --- the socket ----------------------------------------------------------- */
 
 /* The socket setting of a config directory, as agentsupd would read it.
@@ -348,48 +149,6 @@ ctl_socket(const char *opt, const char *dir, char *buf, size_t len)
 	return buf;
 }
 
-/* Believe only a server of root or of our own uid: anyone else may have
- * created the socket first (docs/operations.md, "the control socket"). */
-static int
-ctl_check_peer(int fd, const char *path)
-{
-	struct ucred cred;
-	socklen_t len = sizeof cred;
-
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
-		fprintf(stderr, "agentsupctl: SO_PEERCRED on %s: %s\n", path,
-		        strerror(errno));
-		return -1;
-	}
-	if (cred.uid != 0 && cred.uid != geteuid()) {
-		fprintf(stderr,
-		        "agentsupctl: %s is served by uid %lu, neither root "
-		        "nor you: not trusting it\n",
-		        path, (unsigned long)cred.uid);
-		return -1;
-	}
-	return 0;
-}
-
-static int
-ctl_open(struct ctl *c, const char *path)
-{
-	const char *why;
-
-	if (agentsup_wire_socket_dir(path, 0, &why) < 0) {
-		fprintf(stderr, "agentsupctl: not trusting %s: %s\n", path,
-		        why);
-		return -1;
-	}
-	if ((c->fd = ctl_connect(path)) < 0) {
-		fprintf(stderr,
-		        "agentsupctl: cannot reach agentsupd at %s: %s\n", path,
-		        strerror(errno));
-		return -1;
-	}
-	return ctl_check_peer(c->fd, path);
-}
-
 /* --- answers -------------------------------------------------------------- */
 
 static bool
@@ -405,7 +164,7 @@ static int
 ctl_next_res(struct ctl *c, struct agentsup_frame *f)
 {
 	do {
-		if (ctl_next_frame(c, f, c->reply_ms) < 0)
+		if (conn_next_frame(c, f, c->reply_ms) < 0)
 			return -1;
 	} while (!agentsup_wire_is(f, AGENTSUP_T_RES));
 	return 0;
@@ -480,7 +239,7 @@ ctl_show(struct ctl *c, const char *cmd, const msgpack_object *body, int follow)
 	if (strcmp(cmd, "events") == 0 && body->type == MSGPACK_OBJECT_ARRAY) {
 		for (uint32_t i = 0; i < body->via.array.size; i++)
 			render_event(&body->via.array.ptr[i], c->json);
-		while (follow > 0 && ctl_next_frame(c, &f, -1) == 0) {
+		while (follow > 0 && conn_next_frame(c, &f, -1) == 0) {
 			const msgpack_object *e =
 			        agentsup_wire_get(&f.map, "event");
 			if (agentsup_wire_is(&f, AGENTSUP_T_EVENT) && e != NULL)
@@ -517,7 +276,7 @@ run(struct ctl *c, const char *cmd, const char *arg, int follow)
 	msgpack_sbuffer all;
 	int rc;
 
-	if (ctl_send_request(c, cmd, arg, follow) < 0) {
+	if (conn_send_request(c, cmd, arg, follow) < 0) {
 		if (errno != EMSGSIZE) {
 			perror("agentsupctl: send");
 			return EXIT_UNAVAILABLE;
@@ -575,7 +334,7 @@ run_logs(struct ctl *c, const char *name, int follow)
 	follow ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk);
 	r = agentsup_wire_end(&sb, AGENTSUP_MAX_FRAME);
 	if (r == 0)
-		r = ctl_send_all(c->fd, sb.data, sb.size);
+		r = conn_send_all(c->fd, sb.data, sb.size);
 	msgpack_sbuffer_destroy(&sb);
 	if (r < 0) {
 		perror("agentsupctl: send");
@@ -589,7 +348,7 @@ run_logs(struct ctl *c, const char *name, int follow)
 		return ctl_refused(c, &f);
 	fwrite(body->via.str.ptr, 1, body->via.str.size, stdout);
 	fflush(stdout);
-	while (follow > 0 && ctl_next_frame(c, &f, -1) == 0) {
+	while (follow > 0 && conn_next_frame(c, &f, -1) == 0) {
 		line = agentsup_wire_get(&f.map, "line");
 		if (!agentsup_wire_is(&f, "log") || line == NULL ||
 		    line->type != MSGPACK_OBJECT_STR)
@@ -734,7 +493,7 @@ main(int argc, char **argv)
 	                                   &arg, &follow)) != 0)
 		return rc;
 	sock = ctl_socket(sock, dir, sockbuf, sizeof sockbuf);
-	if (ctl_open(&c, sock) < 0) {
+	if (conn_open(&c, sock) < 0) {
 		if (c.fd >= 0)
 			close(c.fd);
 		return EXIT_UNAVAILABLE;
@@ -759,10 +518,10 @@ main(int argc, char **argv)
 		         strcmp(cmd, "events") == 0 ? follow : -1);
 	msgpack_zone_destroy(&c.zone);
 	agentsup_reader_free(&c.reader);
-	ctl_frame_free(c.current);
+	conn_frame_free(c.current);
 	while (c.head != NULL) {
 		struct ctl_frame *next = c.head->next;
-		ctl_frame_free(c.head);
+		conn_frame_free(c.head);
 		c.head = next;
 	}
 	close(c.fd);

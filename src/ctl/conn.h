@@ -1,0 +1,48 @@
+/* conn.h - agentsupctl's connection to agentsupd: connect and check the
+ * server's uid, send requests, and read whole frames through the one frame
+ * reader. */
+#ifndef AGENTSUP_CTL_CONN_H
+#define AGENTSUP_CTL_CONN_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <msgpack.h>
+
+#include "agentsup/wire.h"
+
+struct task_spawn;
+
+/* A whole frame kept as bytes until the caller asks for it. */
+struct ctl_frame {
+	struct ctl_frame *next;
+	size_t len;
+	char *data;
+};
+
+#define CTL_MAX_FRAME (16u << 20) /* what agentsupd may answer in one */
+
+struct ctl {
+	int fd;
+	bool json;
+	bool color;
+	struct agentsup_reader reader; /* the one frame reader */
+	struct ctl_frame *head, *tail; /* frames read, not yet handed out */
+	struct ctl_frame *current;     /* the frame handed out last */
+	unsigned long lines;           /* logs -n */
+	sigset_t waitmask;             /* the signal mask while waiting */
+	msgpack_zone zone;
+	const struct task_spawn *spawn; /* spawn's options, or NULL */
+	int reply_ms;                   /* how long an answer may take */
+	bool timed_out;                 /* it took longer */
+};
+
+int conn_send_all(int fd, const char *p, size_t n);
+int conn_send_request(struct ctl *c, const char *cmd, const char *arg,
+                      int follow);
+void conn_frame_free(struct ctl_frame *fr);
+int conn_next_frame(struct ctl *c, struct agentsup_frame *f, int timeout_ms);
+int conn_open(struct ctl *c, const char *path);
+
+#endif
