@@ -1,0 +1,61 @@
+/* tasks_int.h - what tasks.c (the ledger's life) and tasks_serve.c (the
+ * control commands) share; private to the two. */
+#ifndef AGENTSUP_TASKS_INT_H
+#define AGENTSUP_TASKS_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <msgpack.h>
+
+#include "ledger.h"
+#include "request.h"
+#include "tasks.h"
+
+struct client;
+struct daemon;
+struct node;
+
+#define TASKS_CHUNK (32u << 10) /* list answers: bytes of items a frame */
+
+struct tasks_waiter {
+	struct client *cl;
+	uint64_t id;
+	struct ledger_rec *rec;
+};
+
+struct tasks {
+	struct ledger ledger;
+	struct tasks_waiter waiters[TASKS_MAX_WAITERS];
+	size_t nwaiters;
+	char name[2 * REQUEST_NAME_MAX]; /* the last answer's "SUP/KEY" */
+	char sup[REQUEST_NAME_MAX];      /* the last spawn's supervisor */
+	size_t nresume;                  /* records still to resume */
+	char error[256];                 /* the last answer's error */
+};
+
+/* One spawn, from wherever it came. */
+struct tasks_spawn {
+	const char *sup, *key; /* key NULL: SUP/N */
+	char *const *args, *const *env;
+	bool retry;
+	struct ledger_rec *replay; /* a replay of this record */
+	const char *by;            /* "agentsupctl (uid 0)", "worker W" */
+};
+
+/* Its outcome. */
+struct tasks_outcome {
+	const char *error; /* NULL: ok */
+	bool created, has_count;
+	uint64_t count;
+	struct ledger_rec *rec;
+	struct node *node; /* the live child, if any */
+};
+
+void tasks_spawn(struct daemon *d, const struct tasks_spawn *in,
+                 struct tasks_outcome *out);
+void tasks_res_head(msgpack_sbuffer *sb, uint64_t id, bool ok, bool more);
+void tasks_pack_rec(struct daemon *d, msgpack_packer *pk,
+                    const struct ledger_rec *r, int created);
+
+#endif

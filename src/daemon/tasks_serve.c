@@ -1,0 +1,386 @@
+/*
+ * tasks_serve.c - the task commands of the control socket: spawn, wait,
+ * dead, replay, drop; records packed as the clients read them.
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "agentsup/wire.h"
+#include "channel.h"
+#include "client.h"
+#include "clock.h"
+#include "daemon.h"
+#include "dynamic.h"
+#include "ledger.h"
+#include "log.h"
+#include "logcap.h"
+#include "request.h"
+#include "serve.h"
+#include "tasks.h"
+#include "taskstore.h"
+#include "ckpt.h"
+#include "util.h"
+#include "tasks_int.h"
+
+void
+tasks_res_head(msgpack_sbuffer *sb, uint64_t id, bool ok, bool more)
+{
+	msgpack_packer pk;
+
+	msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+	agentsup_wire_begin(sb);
+	msgpack_pack_map(&pk, more ? 5 : 4);
+	agentsup_wire_kv_str(&pk, AGENTSUP_F_T, AGENTSUP_T_RES);
+	agentsup_wire_kv_uint(&pk, AGENTSUP_F_ID, id);
+	agentsup_wire_pack_str(&pk, AGENTSUP_F_OK);
+	ok ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk);
+	if (more) {
+		agentsup_wire_pack_str(&pk, "more");
+		msgpack_pack_true(&pk);
+	}
+	agentsup_wire_pack_str(&pk, ok ? AGENTSUP_F_RESULT : AGENTSUP_F_ERROR);
+}
+
+static void
+tasks_pack_strv(msgpack_packer *pk, const char *key, char *const *v)
+{
+	size_t n = 0;
+
+	while (v != NULL && v[n] != NULL)
+		n++;
+	agentsup_wire_pack_str(pk, key);
+	msgpack_pack_array(pk, n);
+	for (size_t i = 0; i < n; i++)
+		agentsup_wire_pack_str(pk, v[i]);
+}
+
+static void
+tasks_kv_nil(msgpack_packer *pk, const char *key)
+{
+	agentsup_wire_pack_str(pk, key);
+	msgpack_pack_nil(pk);
+}
+
+/* The record as a map (created: -1 leaves that key out). Live records
+ * show the child's state and attempts of now. */
+void
+tasks_pack_rec(struct daemon *d, msgpack_packer *pk, const struct ledger_rec *r,
+               int created)
+{
+	struct node *sup = tree_find(d->tree, r->sup);
+	struct node *n =
+	        sup && !ledger_ended(r) ? dynamic_find(sup, r->key) : NULL;
+	enum ledger_state st = r->state;
+	char name[2 * REQUEST_NAME_MAX];
+	uint64_t seq;
+
+	if (n != NULL)
+		st = n->state == NODE_RUNNING || n->state == NODE_STARTING
+		             ? LEDGER_RUNNING
+		             : LEDGER_PENDING;
+	snprintf(name, sizeof name, "%s/%s", r->sup, r->key);
+	msgpack_pack_map(pk, 14 + (created >= 0));
+	agentsup_wire_kv_str(pk, "name", name);
+	agentsup_wire_kv_str(pk, "sup", r->sup);
+	agentsup_wire_kv_str(pk, "key", r->key);
+	agentsup_wire_kv_str(pk, "state", ledger_state_name(st));
+	agentsup_wire_kv_uint(pk, "attempts",
+	                      r->attempts + (n ? n->starts : 0));
+	tasks_pack_strv(pk, "args", r->args);
+	tasks_pack_strv(pk, "env", r->env);
+	agentsup_wire_pack_str(pk, "reasons");
+	msgpack_pack_array(pk, r->nreasons);
+	for (unsigned i = 0; i < r->nreasons; i++)
+		agentsup_wire_pack_str(
+		        pk, r->reasons[(r->r0 + i) % LEDGER_REASONS]);
+	agentsup_wire_pack_str(pk, "result");
+	if (r->result != NULL) {
+		msgpack_pack_bin(pk, r->result_len);
+		msgpack_pack_bin_body(pk, r->result, r->result_len);
+	} else {
+		msgpack_pack_nil(pk);
+	}
+	if (d->ckpt != NULL && sup != NULL) {
+		char path[3 * REQUEST_NAME_MAX];
+		snprintf(path, sizeof path, "%s/%s", sup->path, r->key);
+		if ((seq = ckpt_seq(d->ckpt, path)) != 0)
+			agentsup_wire_kv_uint(pk, "checkpoint_seq", seq);
+		else
+			tasks_kv_nil(pk, "checkpoint_seq");
+	} else if (r->checkpoint_seq)
+		agentsup_wire_kv_uint(pk, "checkpoint_seq", r->checkpoint_seq);
+	else
+		tasks_kv_nil(pk, "checkpoint_seq");
+	if (r->tail != NULL)
+		agentsup_wire_kv_str(pk, "tail", r->tail);
+	else
+		tasks_kv_nil(pk, "tail");
+	agentsup_wire_kv_int(pk, "accepted_ms", r->accepted_ms);
+	if (r->ended_ms)
+		agentsup_wire_kv_int(pk, "ended_ms", r->ended_ms);
+	else
+		tasks_kv_nil(pk, "ended_ms");
+	agentsup_wire_kv_uint(pk, "replays", r->replays);
+	if (created >= 0) {
+		agentsup_wire_pack_str(pk, "created");
+		created ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
+	}
+}
+
+static void
+tasks_answer_rec(struct client *cl, struct daemon *d, uint64_t id,
+                 const struct ledger_rec *r, int created)
+{
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+
+	msgpack_sbuffer_init(&sb);
+	tasks_res_head(&sb, id, true, false);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	tasks_pack_rec(d, &pk, r, created);
+	if (agentsup_wire_end(&sb, UINT32_MAX) == 0)
+		client_send(cl, sb.data, sb.size);
+	msgpack_sbuffer_destroy(&sb);
+}
+
+/* A record by "SUP/KEY", or by KEY when one supervisor alone has it. */
+static struct ledger_rec *
+tasks_lookup(struct daemon *d, const char *name, const char **why)
+{
+	struct ledger *l = &d->tasks->ledger;
+	const char *slash = strchr(name, '/');
+	struct ledger_iter it = {0};
+	struct ledger_rec *r, *found = NULL;
+
+	*why = NULL;
+	if (slash != NULL) {
+		char sup[REQUEST_NAME_MAX];
+		snprintf(sup, sizeof sup, "%.*s", (int)(slash - name), name);
+		return ledger_get(l, sup, slash + 1);
+	}
+	while ((r = ledger_next(l, &it)) != NULL)
+		if (strcmp(r->key, name) == 0) {
+			if (found != NULL) {
+				*why = "ambiguous key: say SUP/KEY";
+				return NULL;
+			}
+			found = r;
+		}
+	return found;
+}
+
+/* --- the control commands ------------------------------------------------- */
+
+/* spawn [SUP, {key?, args?, env?, retry?}] from agentsupctl. */
+static const char *
+tasks_opts(const msgpack_object *o, char ***args, char ***env, const char **key,
+           bool *retry, char *keybuf, size_t keylen)
+{
+	const msgpack_object *k, *a, *e, *r;
+
+	if (o == NULL)
+		return NULL;
+	if (o->type != MSGPACK_OBJECT_MAP)
+		return "spawn: the options must be a map";
+	k = agentsup_wire_get(o, "key");
+	a = agentsup_wire_get(o, "args");
+	e = agentsup_wire_get(o, "env");
+	r = agentsup_wire_get(o, "retry");
+	if ((k &&
+	     (k->type != MSGPACK_OBJECT_STR || k->via.str.size >= keylen)) ||
+	    (a && a->type != MSGPACK_OBJECT_ARRAY) ||
+	    (e && e->type != MSGPACK_OBJECT_ARRAY) ||
+	    (r && r->type != MSGPACK_OBJECT_BOOLEAN))
+		return "spawn: key (string, < 256 bytes), args, env (lists "
+		       "of strings), retry (bool)";
+	if (k != NULL) {
+		memcpy(keybuf, k->via.str.ptr, k->via.str.size);
+		keybuf[k->via.str.size] = '\0';
+		*key = keybuf;
+	}
+	*retry = r && r->via.boolean;
+	for (int w = 0; w < 2; w++) {
+		const msgpack_object *v = w ? e : a;
+		uint32_t n = v ? v->via.array.size : 0;
+		char **out = xcalloc(n + 1, sizeof *out);
+		*(w ? env : args) = out;
+		for (uint32_t i = 0; i < n; i++) {
+			const msgpack_object *s = &v->via.array.ptr[i];
+			if (s->type != MSGPACK_OBJECT_STR ||
+			    (s->via.str.size &&
+			     memchr(s->via.str.ptr, '\0', s->via.str.size)))
+				return "spawn: args and env are strings "
+				       "without NUL bytes";
+			out[i] = xmalloc(s->via.str.size + 1);
+			if (s->via.str.size)
+				memcpy(out[i], s->via.str.ptr, s->via.str.size);
+			out[i][s->via.str.size] = '\0';
+		}
+	}
+	return NULL;
+}
+
+static void
+tasks_strv_free(char **v)
+{
+	for (size_t i = 0; v != NULL && v[i] != NULL; i++)
+		free(v[i]);
+	free(v);
+}
+
+static void
+tasks_answer_spawn(struct client *cl, struct daemon *d, uint64_t id,
+                   const struct tasks_outcome *out)
+{
+	if (out->error != NULL && out->has_count)
+		serve_refusef(cl, id, "%s: %s has %llu live children already",
+		              out->error, d->tasks->sup,
+		              (unsigned long long)out->count);
+	else if (out->error != NULL)
+		serve_refuse(cl, id, out->error);
+	else if (out->rec != NULL)
+		tasks_answer_rec(cl, d, id, out->rec, out->created);
+	else
+		serve_refuse(cl, id, "the task has no record");
+}
+
+static void
+tasks_serve_spawn(struct client *cl, struct daemon *d, const struct request *q)
+{
+	char **args = NULL, **env = NULL, keybuf[REQUEST_NAME_MAX], by[64];
+	struct tasks_spawn in = {.sup = q->name, .by = by};
+	struct tasks_outcome out;
+	const char *why;
+
+	snprintf(by, sizeof by, "agentsupctl (uid %lu)",
+	         (unsigned long)cl->uid);
+	why = tasks_opts(q->opts, &args, &env, &in.key, &in.retry, keybuf,
+	                 sizeof keybuf);
+	if (why != NULL) {
+		serve_refuse(cl, q->id, why);
+	} else {
+		in.args = args;
+		in.env = env;
+		tasks_spawn(d, &in, &out);
+		tasks_answer_spawn(cl, d, q->id, &out);
+	}
+	tasks_strv_free(args);
+	tasks_strv_free(env);
+}
+
+static void
+tasks_serve_replay(struct client *cl, struct daemon *d, struct ledger_rec *r,
+                   uint64_t id)
+{
+	char by[64];
+	struct tasks_outcome out;
+
+	if (!ledger_ended(r)) {
+		serve_refuse(cl, id, "the task is pending or running");
+		return;
+	}
+	snprintf(by, sizeof by, "agentsupctl (uid %lu)",
+	         (unsigned long)cl->uid);
+	tasks_spawn(d,
+	            &(struct tasks_spawn){.sup = r->sup,
+	                                  .key = r->key,
+	                                  .args = r->args,
+	                                  .env = r->env,
+	                                  .retry = true,
+	                                  .replay = r,
+	                                  .by = by},
+	            &out);
+	tasks_answer_spawn(cl, d, id, &out);
+}
+
+/* dead: every dead letter, oldest first, in chunks of TASKS_CHUNK. */
+static void
+tasks_serve_dead(struct client *cl, struct daemon *d, uint64_t id)
+{
+	msgpack_sbuffer items, sb;
+	msgpack_packer pk, fpk;
+	size_t n = 0;
+
+	msgpack_sbuffer_init(&items);
+	msgpack_packer_init(&pk, &items, msgpack_sbuffer_write);
+	for (struct ledger_rec *r = d->tasks->ledger.oldest;; r = r->newer) {
+		bool last = r == NULL;
+		if (!last && r->state == LEDGER_DEAD) {
+			tasks_pack_rec(d, &pk, r, -1);
+			n++;
+		}
+		if (!last && items.size < TASKS_CHUNK)
+			continue;
+		msgpack_sbuffer_init(&sb);
+		tasks_res_head(&sb, id, true, !last);
+		msgpack_packer_init(&fpk, &sb, msgpack_sbuffer_write);
+		msgpack_pack_array(&fpk, n);
+		msgpack_sbuffer_write(&sb, items.data, items.size);
+		if (agentsup_wire_end(&sb, UINT32_MAX) == 0)
+			client_send(cl, sb.data, sb.size);
+		msgpack_sbuffer_destroy(&sb);
+		msgpack_sbuffer_clear(&items);
+		n = 0;
+		if (last)
+			break;
+	}
+	msgpack_sbuffer_destroy(&items);
+}
+
+static void
+tasks_serve_wait(struct client *cl, struct daemon *d, struct ledger_rec *r,
+                 uint64_t id)
+{
+	struct tasks *t = d->tasks;
+
+	if (ledger_ended(r)) {
+		tasks_answer_rec(cl, d, id, r, -1);
+		return;
+	}
+	if (t->nwaiters == TASKS_MAX_WAITERS) {
+		serve_refuse(cl, id, "too many waits at once");
+		return;
+	}
+	t->waiters[t->nwaiters++] =
+	        (struct tasks_waiter){.cl = cl, .id = id, .rec = r};
+	cl->waiting = true; /* no idle deadline while it waits */
+}
+
+void
+tasks_serve(struct client *cl, struct daemon *d, const struct request *q)
+{
+	struct ledger_rec *r;
+	const char *why;
+	char line[2 * REQUEST_NAME_MAX + 16];
+
+	if (q->cmd == REQ_SPAWN) {
+		tasks_serve_spawn(cl, d, q);
+		return;
+	}
+	if (q->cmd == REQ_DEAD) {
+		tasks_serve_dead(cl, d, q->id);
+		return;
+	}
+	if ((r = tasks_lookup(d, q->name, &why)) == NULL) {
+		serve_refusef(cl, q->id, "%s: %s", q->name,
+		              why ? why : "no such task");
+		return;
+	}
+	if (q->cmd == REQ_WAIT) {
+		tasks_serve_wait(cl, d, r, q->id);
+	} else if (q->cmd == REQ_REPLAY) {
+		tasks_serve_replay(cl, d, r, q->id);
+	} else if (q->cmd == REQ_DROP) {
+		if (!ledger_ended(r)) {
+			serve_refuse(cl, q->id,
+			             "the task is pending or "
+			             "running: stop it first");
+			return;
+		}
+		snprintf(line, sizeof line, "dropped %s/%s", r->sup, r->key);
+		taskstore_forget(d, r);
+		ledger_drop(&d->tasks->ledger, r);
+		serve_text(cl, q->id, line);
+	}
+}
