@@ -11,6 +11,7 @@
  * request.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -237,6 +238,21 @@ control_victim(struct control *c, uint64_t now)
 	return best;
 }
 
+/* Running short of descriptors for clients is an event, so an operator
+ * can alert on it, not only a log line. */
+static void __attribute__((format(printf, 2, 3)))
+control_short(struct control *c, const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	events_emit(&c->d->events, EV_CONTROL_LIMITED, c->d->tree->root->path,
+	            0, "descriptors", 0, "%s", msg);
+}
+
 /* Make room for one more client; false if there can be none at all. */
 static bool
 control_make_room(struct control *c, uint64_t now)
@@ -256,17 +272,20 @@ control_make_room(struct control *c, uint64_t now)
 	}
 	if (cap == 0 || (victim = control_victim(c, now)) == NULL) {
 		if (!c->refusing)
-			log_warnx("control: refusing clients: RLIMIT_NOFILE "
-			          "%lu leaves no descriptor to spare beside "
-			          "the %zu workers' (raise it: ulimit -n)",
-			          (unsigned long)nofile, c->nworkers);
+			control_short(
+			        c,
+			        "refusing control clients: RLIMIT_NOFILE "
+			        "%lu leaves no descriptor to spare beside "
+			        "the %zu workers' (raise it: ulimit -n)",
+			        (unsigned long)nofile, c->nworkers);
 		c->refusing = true;
 		return false;
 	}
 	if (!c->full) {
 		if (cap < CONTROL_MAX_CLIENTS)
-			log_warnx(
-			        "control: %zu clients, all that RLIMIT_NOFILE "
+			control_short(
+			        c,
+			        "%zu control clients, all that RLIMIT_NOFILE "
 			        "%lu leaves room for beside the workers' "
 			        "descriptors; dropping the slowest or longest "
 			        "idle to let new ones in",
@@ -298,9 +317,10 @@ static void
 control_pause(struct control *c, struct ev_loop *loop)
 {
 	if (!c->starved) /* once per episode: it may last */
-		log_warn("control: cannot accept clients, out of descriptors "
-		         "or memory (trying again every %gs)",
-		         CONTROL_BACKOFF_S);
+		control_short(c,
+		              "cannot accept control clients: %s (trying "
+		              "again every %gs)",
+		              strerror(errno), CONTROL_BACKOFF_S);
 	c->starved = true;
 	ev_io_stop(loop, &c->accept_w);
 	ev_timer_set(&c->backoff, CONTROL_BACKOFF_S, 0.0);

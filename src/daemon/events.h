@@ -46,6 +46,7 @@
 	X(QUARANTINED, "quarantined", EVENT_BAD)                               \
 	X(PROBING, "probing", EVENT_RETRY)                                     \
 	X(CIRCUIT_CLOSED, "circuit_closed", EVENT_RETRY)                       \
+	X(CONTROL_LIMITED, "control_limited", EVENT_WARN)                      \
 	X(DECLARED, "declared", EVENT_PLAIN)                                   \
 	X(FAILED, "failed", EVENT_BAD)                                         \
 	X(EXHAUSTED, "exhausted", EVENT_BAD)                                   \

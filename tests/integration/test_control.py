@@ -530,6 +530,9 @@ def test_clients_leave_descriptors_for_restarts(supd):
         nxt = d._next(time.monotonic() + TIMEOUT, "what follows the restart")
     assert (nxt.kind, nxt.reason) == ("started", None), nxt  # not spawn:EMFILE
     assert nxt.pid != old
+    # an event, which an operator can alert on (it came before the restart)
+    limited = [e for e in d.seen if e.kind == "control_limited"]
+    assert len(limited) == 1 and "RLIMIT_NOFILE 64" in limited[0].detail
     wait_until(lambda: any("RLIMIT_NOFILE 64" in l for l in d.lines),
                what="the descriptor limit said")
     assert sum("RLIMIT_NOFILE 64" in l for l in d.lines) == 1
