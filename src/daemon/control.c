@@ -159,12 +159,6 @@ control_close(struct control *c)
 	free(c);
 }
 
-const char *
-control_path(const struct control *c)
-{
-	return c->path;
-}
-
 /* --- admission ------------------------------------------------------------ */
 
 static bool

@@ -20,7 +20,6 @@ struct control;
 struct control *control_open(struct daemon *, const char *path,
                              const char **why);
 void control_close(struct control *);
-const char *control_path(const struct control *);
 /* The events sink: history for "events", frames for followers. */
 void control_event(void *arg, const struct event *, const char *json);
 /* The logcap sink: each line to the clients following that worker. */

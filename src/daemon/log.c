@@ -23,12 +23,6 @@ static bool log_open;
 static struct ev_loop *log_loop;
 static ev_io log_w;
 
-void
-log_set_name(const char *name)
-{
-	log_name = name;
-}
-
 static void
 log_ensure_open(void)
 {

@@ -18,7 +18,6 @@ void log_info(const char *, ...) __attribute__((format(printf, 1, 2)));
 /* An invariant of our own broke: log and exit 70 (EX_SOFTWARE). */
 _Noreturn void fatal(const char *, ...) __attribute__((format(printf, 1, 2)));
 _Noreturn void fatalx(const char *, ...) __attribute__((format(printf, 1, 2)));
-void log_set_name(const char *);
 /* A whole line, already escaped, newline included (events' human lines). */
 void log_line(const char *, size_t);
 /* Flush what stderr could not take from this loop once it is writable. */

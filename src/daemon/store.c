@@ -59,12 +59,6 @@ store_reader(struct store *s)
 	return s->rdb;
 }
 
-size_t
-store_pending(const struct store *s)
-{
-	return s->nq + s->busy;
-}
-
 static int
 store_exec(sqlite3 *db, const char *sql, char *why, size_t len)
 {

@@ -44,8 +44,6 @@ sqlite3_stmt *store_stmt(sqlite3 *db, const char *sql, char *err, size_t len);
 /* Queue a job. -1 when the queue is full or the writer has stopped: done is
  * not called, the caller reports the error. */
 int store_submit(struct store *, store_run_fn *, store_done_fn *, void *arg);
-/* Jobs queued or being written. */
-size_t store_pending(const struct store *);
 /* Write what is queued, stop the writer, report the last completions, close. */
 void store_close(struct store *);
 

@@ -68,12 +68,6 @@ tasks_load(struct daemon *d, char *why, size_t len)
 	return 0;
 }
 
-size_t
-tasks_count(const struct tasks *t)
-{
-	return t->ledger.count;
-}
-
 /* --- checks --------------------------------------------------------------- */
 
 /* A key is a child's name: letters, digits, '_', '-', '.', at most 64,

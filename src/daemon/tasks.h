@@ -43,7 +43,5 @@ void tasks_client_gone(struct daemon *, struct client *);
 /* At start on a state store: the ledger read back; the live records are
  * resumed by tasks_resume. -1 with why. */
 int tasks_load(struct daemon *, char *why, size_t len);
-/* Records kept, ended, and dropped for room (status, benchmarks). */
-size_t tasks_count(const struct tasks *);
 
 #endif

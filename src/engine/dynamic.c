@@ -46,15 +46,6 @@ dynamic_refusal_name(enum spawn_refusal r)
 	return names[r];
 }
 
-const char *
-dynamic_end_name(enum task_end e)
-{
-	static const char *const names[] = {"running", "done", "dead",
-	                                    "cancelled"};
-
-	return names[e];
-}
-
 static bool
 dynamic_live(const struct node *c)
 {

@@ -49,7 +49,6 @@ size_t dynamic_count(const struct node *sup);
 /* The next number for a child spawned without a key (SUP/N). */
 unsigned long dynamic_next_number(struct node *sup);
 const char *dynamic_refusal_name(enum spawn_refusal);
-const char *dynamic_end_name(enum task_end);
 /* Free the children whose task ended, once no action is queued and their
  * supervisor runs no job: memory stays flat however many tasks end. */
 void dynamic_sweep(struct tree *);
