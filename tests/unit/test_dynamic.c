@@ -87,7 +87,11 @@ pump(struct run *r)
 			break;
 		case ACT_EVENT:
 			if (a.event != EE_STOPPED && a.event != EE_BACKOFF)
-				logf_(r, "%s %s\n", ev[a.event], a.node->path);
+				logf_(r, "%s %s\n",
+				      (size_t)a.event < sizeof ev / sizeof *ev
+				              ? ev[a.event]
+				              : "other",
+				      a.node->path);
 			break;
 		case ACT_EXIT:
 			logf_(r, "exit %d\n", a.code);

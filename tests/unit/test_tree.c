@@ -92,7 +92,11 @@ pump(struct run *r)
 				logf_(r, "backoff %s %llums\n", a.node->path,
 				      (unsigned long long)a.value);
 			else if (a.event != EE_STOPPED)
-				logf_(r, "%s %s\n", ev[a.event], a.node->path);
+				logf_(r, "%s %s\n",
+				      (size_t)a.event < sizeof ev / sizeof *ev
+				              ? ev[a.event]
+				              : "other",
+				      a.node->path);
 			break;
 		case ACT_EXIT:
 			logf_(r, "exit %d\n", a.code);
