@@ -551,7 +551,7 @@ metrics_value(struct metrics_out *o, double v)
 		strcpy(num, "NaN");
 	else if (isinf(v))
 		strcpy(num, v > 0 ? "+Inf" : "-Inf");
-	else if (v == floor(v) && fabs(v) < 1e15)
+	else if (v > -1e15 && v < 1e15 && v == (double)(long long)v)
 		snprintf(num, sizeof num, "%.0f", v);
 	else {
 		snprintf(num, sizeof num, "%.15g", v);

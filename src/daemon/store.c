@@ -357,9 +357,13 @@ struct store *
 store_open(struct ev_loop *loop, const char *dir, const char *schema, char *why,
            size_t len)
 {
-	struct store *s = xcalloc(1, sizeof *s);
-	char *path = xasprintf("%s/%s", dir, STORE_DB_NAME);
+	struct store *s;
+	char *path;
 
+	if (sqlib_load(why, len) < 0)
+		return NULL;
+	s = xcalloc(1, sizeof *s);
+	path = xasprintf("%s/%s", dir, STORE_DB_NAME);
 	s->loop = loop;
 	s->lockfd = -1;
 	pthread_mutex_init(&s->mu, NULL);

@@ -14,7 +14,7 @@
 #include <stddef.h>
 
 #include <ev.h>
-#include <sqlite3.h>
+#include "sqlib.h"
 
 #define STORE_DB_NAME   "agentsup.db"
 #define STORE_QUEUE_MAX 8192 /* jobs waiting for the writer; then refused */
