@@ -578,7 +578,7 @@ static void
 session_declared_text(const struct session *s, uint64_t now, char *buf,
                       size_t len)
 {
-	const struct declaration *d = &s->node->declared;
+	const struct declaration *d = tree_declaration(s->node);
 
 	buf[0] = '\0';
 	if (d->kind != DECLARED_NONE && now <= d->at + 5000)

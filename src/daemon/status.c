@@ -56,7 +56,7 @@ static void
 status_policy(msgpack_packer *pk, const struct node *n, uint64_t now)
 {
 	bool w = n->spec->kind == KIND_WORKER;
-	const struct declaration *d = &n->declared;
+	const struct declaration *d = tree_declaration(n);
 	char said[160];
 
 	agentsup_wire_kv_uint(pk, "consecutive_failures", n->failures);

@@ -393,7 +393,8 @@ tasks_reason_text(const struct node *n, struct reason why, char *buf,
 	if (n->exit_declared != DECLARED_NONE)
 		snprintf(buf, len, "%s (declared %s%s%s)", r,
 		         declared_name(n->exit_declared),
-		         n->declared.detail[0] ? ": " : "", n->declared.detail);
+		         tree_declaration(n)->detail[0] ? ": " : "",
+		         tree_declaration(n)->detail);
 	else
 		snprintf(buf, len, "%s", r);
 }

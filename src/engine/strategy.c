@@ -24,13 +24,15 @@
 static enum declared_kind
 declared_take(struct tree *t, struct node *c)
 {
-	struct declaration *d = &c->declared;
+	struct declaration *d = c->declared;
 	enum declared_kind k = DECLARED_NONE;
 
-	if (d->kind != DECLARED_NONE && t->now <= d->at + DECLARATION_TTL_MS)
+	if (d != NULL && d->kind != DECLARED_NONE &&
+	    t->now <= d->at + DECLARATION_TTL_MS)
 		k = d->kind;
 	c->exit_declared = k;
-	d->kind = DECLARED_NONE;
+	if (d != NULL)
+		d->kind = DECLARED_NONE;
 	return k;
 }
 
@@ -99,7 +101,7 @@ restart_delay(struct tree *t, struct node *c, struct reason r, unsigned n)
 	uint64_t delay = backoff_delay(t, b, n), floor = 0;
 
 	if (c->exit_declared == DECLARED_RATE_LIMITED) {
-		floor = c->declared.retry_after_ms;
+		floor = tree_declaration(c)->retry_after_ms;
 		if (floor > b->retry_after_max_ms)
 			floor = b->retry_after_max_ms;
 	} else if (spawn_exhausted(r)) {

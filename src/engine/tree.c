@@ -87,6 +87,7 @@ node_free(struct node *n)
 	free(n->stamps);
 	free(n->circuit.stamps);
 	free(n->progress);
+	free(n->declared);
 	free(n->path);
 	dynamic_task_free(n);
 	free(n);
@@ -281,8 +282,18 @@ tree_declare(struct tree *t, struct node *n, const struct declaration *d,
              uint64_t now)
 {
 	t->now = now;
-	n->declared = *d;
-	n->declared.at = now;
+	if (n->declared == NULL)
+		n->declared = xmalloc(sizeof *n->declared);
+	*n->declared = *d;
+	n->declared->at = now;
+}
+
+const struct declaration *
+tree_declaration(const struct node *n)
+{
+	static const struct declaration none = {.kind = DECLARED_NONE};
+
+	return n->declared != NULL ? n->declared : &none;
 }
 
 void

@@ -174,7 +174,8 @@ struct node {
 	unsigned failures;       /* consecutive, for backoff */
 	uint64_t backoff_until;
 	struct circuit circuit;
-	struct declaration declared;      /* the latest, until used or stale */
+	struct declaration *declared;     /* the latest, until used or stale;
+	                                     allocated at the first */
 	struct spend spend;               /* budgets: see struct spend */
 	struct watch watch;               /* stall, loop, budget: §10 */
 	enum declared_kind exit_declared; /* what its last exit was declared */
@@ -271,6 +272,8 @@ void tree_start(struct tree *, uint64_t now);
 void tree_exited(struct tree *, struct node *, struct reason, uint64_t now);
 void tree_ready(struct tree *, struct node *, uint64_t now);
 /* The worker declared why it is about to exit ({t: exit}). */
+/* What n last declared; an empty declaration when it never did. */
+const struct declaration *tree_declaration(const struct node *);
 void tree_declare(struct tree *, struct node *, const struct declaration *,
                   uint64_t now);
 /* A heartbeat, carrying the fields (PROGRESS_*) of upd it names. */
