@@ -605,6 +605,7 @@ daemon_init(struct daemon *d, const char *sock_opt)
 	d->events.sink = daemon_event_sink;
 	d->events.sink_arg = d;
 	logcap_set_sink(d->logcap, control_log_line, d->control);
+	logcap_set_follow(d->logcap, control_log_followed);
 	d->hooks = hooks_new(d->loop, d->cfg->settings.hooks,
 	                     d->cfg->settings.nhooks, HOOKS_MAX_RUNNING,
 	                     HOOKS_MAX_QUEUED);

@@ -31,6 +31,8 @@ enum logcap_stream { LOGCAP_STDOUT, LOGCAP_STDERR };
 /* Every line, for followers ("agentsupctl logs -f"); line is escaped. */
 typedef void (*logcap_line_fn)(void *arg, const char *name, enum logcap_stream,
                                const char *line, size_t len);
+/* Whether anyone follows NAME: only then are its lines made for the sink. */
+typedef bool (*logcap_follow_fn)(void *arg, const char *name);
 
 struct logcap_set; /* every worker's capture, by name */
 struct logcap;     /* one worker node's, across its restarts */
@@ -42,6 +44,9 @@ void logcap_set_free(struct logcap_set *);
 /* New limits (a reload): files are reopened in the new directory. */
 void logcap_set_limits(struct logcap_set *, const struct logcap_limits *);
 void logcap_set_sink(struct logcap_set *, logcap_line_fn, void *arg);
+/* Asked once per read, with the sink's arg; without it, every line of
+ * every worker goes to the sink. */
+void logcap_set_follow(struct logcap_set *, logcap_follow_fn);
 /* SIGHUP: reopen every NAME.log (after logrotate moved it away). */
 void logcap_reopen(struct logcap_set *);
 /* Lines that could not be written to stderr (it was full), ever. */

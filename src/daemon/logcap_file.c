@@ -54,12 +54,28 @@ file_open(struct logcap_file *f, const struct logcap_file_spec *s)
 }
 
 static void
+file_unlink(const struct logcap_file_spec *s, unsigned gen)
+{
+	char *path = file_path(s, gen);
+
+	if (unlink(path) < 0 && errno != ENOENT)
+		log_warn("worker %s: rotate %s", s->name, path);
+	free(path);
+}
+
+/* The oldest goes first, so that no rename replaces a file: on ext4 a
+ * rename over an existing file forces the writeback of the one renamed
+ * (auto_da_alloc) and frees the one replaced, with a synchronous discard on
+ * a disk mounted -o discard, all within the loop's turn. A file deleted
+ * before its pages were ever written back costs no disk work at all. */
+static void
 file_rotate(struct logcap_file *f, const struct logcap_file_spec *s)
 {
 	char *from, *to;
 
 	close(f->fd);
 	f->fd = -1;
+	file_unlink(s, s->keep);
 	for (unsigned g = s->keep; g > 0; g--) {
 		from = file_path(s, g - 1);
 		to = file_path(s, g);
@@ -67,12 +83,6 @@ file_rotate(struct logcap_file *f, const struct logcap_file_spec *s)
 			log_warn("worker %s: rotate %s", s->name, from);
 		free(from);
 		free(to);
-	}
-	if (s->keep == 0) {
-		from = file_path(s, 0);
-		if (unlink(from) < 0 && errno != ENOENT)
-			log_warn("worker %s: rotate %s", s->name, from);
-		free(from);
 	}
 	file_open(f, s);
 }
