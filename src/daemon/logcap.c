@@ -289,6 +289,7 @@ logcap_set_new(struct ev_loop *loop, int err_fd,
 	struct logcap_set *set = xcalloc(1, sizeof *set);
 
 	set->loop = loop;
+	set->reap = logcap_reap_new();
 	text_buf_init(&set->esc, LOGCAP_ESC_MAX);
 	logcap_out_open(&set->out, loop, err_fd, LOGCAP_OUT_MAX);
 	logcap_set_limits(set, lim);
@@ -307,6 +308,7 @@ logcap_set_free(struct logcap_set *set)
 			logcap_free(lc);
 		}
 	logcap_out_close(&set->out);
+	logcap_reap_free(set->reap);
 	free(set->dir);
 	if (set->rbuf != NULL)
 		munmap(set->rbuf, LOGCAP_READ_MAX);

@@ -51,7 +51,7 @@ file_put(struct logcap *lc, const char *p, size_t n)
 {
 	const struct logcap_set *set = lc->set;
 	struct logcap_file_spec spec = {set->dir, lc->name, set->lim.max,
-	                                set->lim.keep};
+	                                set->lim.keep, set->reap};
 
 	logcap_file_put(&lc->txt->file, &spec, p, n);
 }

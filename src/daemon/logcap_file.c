@@ -13,6 +13,7 @@
 
 #include "log.h"
 #include "logcap_file.h"
+#include "logcap_reap.h"
 #include "util.h"
 
 static char *
@@ -53,13 +54,18 @@ file_open(struct logcap_file *f, const struct logcap_file_spec *s)
 	return 0;
 }
 
+/* Unlinked while a descriptor of ours holds it, so that the costly last
+ * close (its pages, its blocks) is the reaper's, off the loop. */
 static void
 file_unlink(const struct logcap_file_spec *s, unsigned gen)
 {
 	char *path = file_path(s, gen);
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
 
 	if (unlink(path) < 0 && errno != ENOENT)
 		log_warn("worker %s: rotate %s", s->name, path);
+	if (fd >= 0)
+		logcap_reap_close(s->reap, fd);
 	free(path);
 }
 

@@ -12,6 +12,7 @@
 #include "logcap.h"
 #include "logcap_file.h"
 #include "logcap_out.h"
+#include "logcap_reap.h"
 #include "logcap_ring.h"
 #include "text.h"
 
@@ -46,6 +47,7 @@ struct logcap_set {
 	struct ev_loop *loop;
 	struct logcap_limits lim;
 	char *dir;
+	struct logcap_reap *reap; /* rotated-out files' last close */
 	struct logcap *buckets[LOGCAP_BUCKETS];
 	size_t width;          /* the widest name seen, for the prefix */
 	struct logcap_out out; /* agentsupd's stderr */

@@ -15,6 +15,7 @@
 
 #include "logcap.h"
 #include "logcap_impl.h"
+#include "logcap_reap.h"
 
 struct fixture {
 	struct ev_loop *loop;
@@ -618,6 +619,29 @@ test_ring_grows_in_order(void **state)
 	logcap_ring_free(&r);
 }
 
+/* Rotated-out files are closed by the reaper: every descriptor handed to
+ * it is closed by the time it is freed, more than its queue holds too, and
+ * without a reaper in place. */
+static void
+test_reap_closes_everything(void **state)
+{
+	struct logcap_reap *r = logcap_reap_new();
+	int fds[3 * LOGCAP_REAP_MAX];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof fds / sizeof *fds; i++) {
+		fds[i] = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		assert_true(fds[i] >= 0);
+		logcap_reap_close(r, fds[i]);
+	}
+	logcap_reap_free(r);
+	for (size_t i = 0; i < sizeof fds / sizeof *fds; i++)
+		assert_int_equal(fcntl(fds[i], F_GETFD), -1);
+	fds[0] = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	logcap_reap_close(NULL, fds[0]);
+	assert_int_equal(fcntl(fds[0], F_GETFD), -1);
+}
+
 int
 main(void)
 {
@@ -657,6 +681,7 @@ main(void)
 	        cmocka_unit_test_setup_teardown(test_silent_holds_nothing,
 	                                        setup, teardown),
 	        cmocka_unit_test(test_ring_grows_in_order),
+	        cmocka_unit_test(test_reap_closes_everything),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
