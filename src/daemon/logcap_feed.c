@@ -129,23 +129,28 @@ needs_escape(const char *p, size_t n)
 	return false;
 }
 
-/* Who sees this read's lines one by one: stderr, unless it is /dev/null,
- * and the sink, if someone follows the worker. */
-static bool
+/* Who sees this read's lines one by one (FEED_* bits): stderr, unless it
+ * is /dev/null, and the sink, if someone follows the worker. */
+#define FEED_ERR  1u
+#define FEED_SINK 2u
+
+static unsigned
 feed_each(const struct logcap *lc)
 {
 	const struct logcap_set *set = lc->set;
+	unsigned each = set->out.on ? FEED_ERR : 0;
 
-	return set->out.on ||
-	       (set->sink != NULL &&
-	        (set->follow == NULL || set->follow(set->sink_arg, lc->name)));
+	if (set->sink != NULL &&
+	    (set->follow == NULL || set->follow(set->sink_arg, lc->name)))
+		each |= FEED_SINK;
+	return each;
 }
 
-/* One line (without its newline) to stderr, the sink (if each) and the
- * ring (if ring); the file is the caller's (file_span or file_line). */
+/* One line (without its newline) to those in each, and to the ring (if
+ * ring); the file is the caller's (file_span or file_line). */
 static void
 line_emit(struct logcap *lc, enum logcap_stream kind, const char *line,
-          size_t len, bool each, bool ring)
+          size_t len, unsigned each, bool ring)
 {
 	struct logcap_set *set = lc->set;
 
@@ -158,13 +163,12 @@ line_emit(struct logcap *lc, enum logcap_stream kind, const char *line,
 		line = set->esc.data != NULL ? set->esc.data : "";
 		len = set->esc.len;
 	}
-	if (each) {
+	if (each & FEED_ERR)
 		logcap_out_line(&set->out, lc->name, strlen(lc->name),
 		                set->width, kind == LOGCAP_STDERR ? '!' : '|',
 		                line, len);
-		if (set->sink != NULL)
-			set->sink(set->sink_arg, lc->name, kind, line, len);
-	}
+	if (each & FEED_SINK)
+		set->sink(set->sink_arg, lc->name, kind, line, len);
 	if (ring) {
 		logcap_ring_put(&lc->txt->ring, set->lim.tail, line, len);
 		logcap_ring_put(&lc->txt->ring, set->lim.tail, "\n", 1);
@@ -227,7 +231,7 @@ feed_skip(struct logcap *lc, const char *p, size_t n, size_t keep)
  * used. */
 static size_t
 feed_part(struct logcap *lc, enum logcap_stream kind, const char *p, size_t n,
-          bool each)
+          unsigned each)
 {
 	struct logcap_text *t = lc->txt;
 	const char *nl = memchr(p, '\n', n);
@@ -258,7 +262,7 @@ logcap_feed_bytes(struct logcap *lc, enum logcap_stream kind, const char *p,
                   size_t n)
 {
 	struct logcap_text *t = feed_text(lc);
-	bool each = feed_each(lc);
+	unsigned each = feed_each(lc);
 	/* the input bytes sure to fill the ring: even if half of them were
 	 * \r, and its last line partial */
 	size_t keep = 2 * lc->set->lim.tail + LOGCAP_LINE_MAX, k;

@@ -556,6 +556,13 @@ test_sink_only_when_followed(void **state)
 	assert_string_equal(tail, "one\ntwo\nthree\nfour\n");
 	logcap_set_free(set);
 	close(null);
+	/* stderr shown (a pipe) does not make lines the sink's */
+	follow_answer = 0;
+	logcap_set_sink(f->set, sink, NULL);
+	logcap_set_follow(f->set, follow);
+	feed(logcap_get(f->set, "s"), LOGCAP_STDOUT, "five\n");
+	assert_string_equal(shown(f), "s | five\n");
+	assert_int_equal(sink_lines, 2);
 }
 
 /* A worker that never prints holds no text, whatever its pipes did; one
