@@ -13,7 +13,7 @@
 #include <ev.h>
 
 #define LOGCAP_LINE_MAX   4096    /* a longer line is split */
-#define LOGCAP_READ_MAX   262144  /* read per stream per loop wake-up */
+#define LOGCAP_READ_MAX   1048576 /* read per stream per loop wake-up */
 #define LOGCAP_PIPE_BIG   1048576 /* a flooding worker's pipe grows to this */
 #define LOGCAP_OUT_MAX    65536   /* prefixed lines waiting for stderr */
 #define LOGCAP_DRAIN_MAX  1048576 /* read at an exit before giving up */

@@ -199,15 +199,41 @@ part_put(struct logcap *lc, enum logcap_stream kind)
 	t->part[kind] = NULL;
 }
 
-/* Whole lines nobody sees one by one and the ring will not keep: found a
- * memrchr per LOGCAP_LINE_MAX bytes (a line that long would be cut, so it
- * is left to the caller), sent to the file as they are. The bytes used. */
+/* Where the lines the ring will keep begin in p: walking back from the
+ * last newline, line by line, until they fill `tail` bytes of ring (a
+ * lower bound: escaping only lengthens a line, a \r before its newline is
+ * dropped). p itself when the read's lines would not fill it. */
+static const char *
+feed_window(const char *p, size_t n, size_t tail)
+{
+	const char *q = memrchr(p, '\n', n), *prev;
+	size_t got = 0, len;
+
+	if (q == NULL)
+		return p;
+	while (got < tail) {
+		prev = q > p ? memrchr(p, '\n', (size_t)(q - p)) : NULL;
+		len = (size_t)(q - (prev ? prev + 1 : p));
+		if (len > 0 && q[-1] == '\r')
+			len--;
+		got += len + 1;
+		if (prev == NULL)
+			return p;
+		q = prev;
+	}
+	return q + 1;
+}
+
+/* Whole lines nobody sees one by one and the ring will not keep (those
+ * before win): found a memrchr per LOGCAP_LINE_MAX bytes (a line that long
+ * would be cut, so it is left to the caller), sent to the file as they
+ * are. The bytes used. */
 static size_t
-feed_skip(struct logcap *lc, const char *p, size_t n, size_t keep)
+feed_skip(struct logcap *lc, const char *p, size_t n, const char *win)
 {
 	size_t done = 0;
 
-	while (n - done > keep) {
+	while (p + done < win) {
 		size_t look = n - done < LOGCAP_LINE_MAX + 1
 		                      ? n - done
 		                      : LOGCAP_LINE_MAX + 1;
@@ -216,9 +242,12 @@ feed_skip(struct logcap *lc, const char *p, size_t n, size_t keep)
 
 		if (nl == NULL)
 			break;
-		k = (size_t)(nl - (p + done)) + 1;
-		if (n - done - k < keep) /* its last lines go to the ring */
+		if (nl >= win) /* its last lines go to the ring */
+			nl = memrchr(p + done, '\n',
+			             (size_t)(win - (p + done)));
+		if (nl == NULL)
 			break;
+		k = (size_t)(nl - (p + done)) + 1;
 		file_span(lc, p + done, k);
 		done += k;
 	}
@@ -263,14 +292,13 @@ logcap_feed_bytes(struct logcap *lc, enum logcap_stream kind, const char *p,
 {
 	struct logcap_text *t = feed_text(lc);
 	unsigned each = feed_each(lc);
-	/* the input bytes sure to fill the ring: even if half of them were
-	 * \r, and its last line partial */
-	size_t keep = 2 * lc->set->lim.tail + LOGCAP_LINE_MAX, k;
+	const char *win = feed_window(p, n, lc->set->lim.tail);
+	size_t k;
 
 	while (n > 0) {
 		if (t->partlen[kind] > 0) {
 			k = feed_part(lc, kind, p, n, each);
-		} else if (!each && (k = feed_skip(lc, p, n, keep)) > 0) {
+		} else if (!each && (k = feed_skip(lc, p, n, win)) > 0) {
 			;
 		} else {
 			size_t look = n < LOGCAP_LINE_MAX + 1
@@ -287,7 +315,7 @@ logcap_feed_bytes(struct logcap *lc, enum logcap_stream kind, const char *p,
 				file_line(lc, p, LOGCAP_LINE_MAX);
 				k = LOGCAP_LINE_MAX;
 			} else { /* the common case: no copy */
-				bool ring = n - seg - 1 < keep;
+				bool ring = p >= win;
 
 				if (each || ring)
 					line_emit(lc, kind, p, seg, each, ring);

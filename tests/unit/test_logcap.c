@@ -224,6 +224,11 @@ test_ring_from_one_big_read(void **state)
 	logcap_flush(lc, LOGCAP_STDOUT);
 	logcap_tail(lc, 3, tail, sizeof tail);
 	assert_string_equal(tail, "rr 01598\nrr 01599\ntail\n");
+	/* short CRLF lines: 3 bytes read, 2 kept; still a full ring */
+	for (int i = 0; i < 2000; i++)
+		memcpy(many + 3 * i, "a\r\n", 3);
+	logcap_feed(lc, LOGCAP_STDOUT, many, 6000);
+	assert_int_equal(logcap_tail(lc, 0, tail, sizeof tail), 64);
 	(void)shown(f);
 }
 
