@@ -22,8 +22,9 @@
 #include "logcap_impl.h"
 #include "util.h"
 
-#define LOGCAP_WIDTH_MAX 24    /* names are padded to the widest, to this */
-#define LOGCAP_READ_KEEP 16384 /* of the read buffer, kept after a flood */
+#define LOGCAP_WIDTH_MAX  24    /* names are padded to the widest, to this */
+#define LOGCAP_READ_KEEP  16384 /* of the read buffer, kept after a flood */
+#define LOGCAP_TRIM_AFTER 64    /* small reads in a row: the flood is over */
 
 void
 logcap_feed(struct logcap *lc, enum logcap_stream kind, const char *p, size_t n)
@@ -79,33 +80,41 @@ stream_close(struct logcap *lc, struct logcap_pipe *st)
 	st->child_fd = -1;
 }
 
-/* The shared read buffer: mapped at the first read; a flood's pages are
- * handed back once reads are small again, so that one burst of output does
- * not keep LOGCAP_READ_MAX resident for the daemon's life. NULL if it
- * cannot be mapped. */
+/* The shared read buffer, mapped at the first read; NULL (said once) if it
+ * cannot be: reads then go through a small buffer of the caller's. */
 static char *
 read_buf(struct logcap_set *set)
 {
 	void *p;
 
-	if (set->rbuf != NULL)
+	if (set->rbuf != NULL || set->rbuf_failed)
 		return set->rbuf;
 	p = mmap(NULL, LOGCAP_READ_MAX, PROT_READ | PROT_WRITE,
 	         MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (p == MAP_FAILED) {
-		log_warn("worker output: read buffer");
+		log_warn(
+		        "worker output: read buffer (reading in small pieces)");
+		set->rbuf_failed = true;
 		return NULL;
 	}
 	set->rbuf = p;
 	return p;
 }
 
+/* A flood's pages of the read buffer are handed back once it is over: after
+ * LOGCAP_TRIM_AFTER small reads in a row (a flood and a chatty worker side
+ * by side do not make it fault the pages in every turn), or when a
+ * flooding stream ends. */
 static void
-read_buf_trim(struct logcap_set *set, size_t n)
+read_buf_trim(struct logcap_set *set, size_t n, bool ended)
 {
-	if (n > set->rbuf_used)
-		set->rbuf_used = n;
-	if (n >= LOGCAP_READ_KEEP || set->rbuf_used <= LOGCAP_READ_KEEP)
+	if (n >= LOGCAP_READ_KEEP) {
+		set->rbuf_used = n > set->rbuf_used ? n : set->rbuf_used;
+		set->rbuf_small = 0;
+		return;
+	}
+	if (set->rbuf == NULL || set->rbuf_used <= LOGCAP_READ_KEEP ||
+	    (++set->rbuf_small < LOGCAP_TRIM_AFTER && !ended))
 		return;
 	(void)madvise(set->rbuf + LOGCAP_READ_KEEP,
 	              LOGCAP_READ_MAX - LOGCAP_READ_KEEP, MADV_DONTNEED);
@@ -117,18 +126,20 @@ static int
 stream_read(struct logcap *lc, struct logcap_pipe *st)
 {
 	struct logcap_set *set = lc->set;
-	char *buf = read_buf(set);
+	char small[4096], *buf = read_buf(set);
+	size_t max = buf != NULL ? LOGCAP_READ_MAX : sizeof small;
 	ssize_t n;
 
 	if (buf == NULL)
-		return 0; /* the pipe waits; so may the worker */
-	n = read(st->fd, buf, LOGCAP_READ_MAX);
+		buf = small;
+	n = read(st->fd, buf, max);
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return 0;
 	if (n <= 0) {
 		if (n < 0)
 			log_warn("worker %s: reading its output", lc->name);
 		logcap_feed_end(lc, stream_kind(lc, st));
+		read_buf_trim(set, 0, st->big);
 		stream_close(lc, st);
 		return -1;
 	}
@@ -139,7 +150,8 @@ stream_read(struct logcap *lc, struct logcap_pipe *st)
 		(void)fcntl(st->fd, F_SETPIPE_SZ, LOGCAP_PIPE_BIG);
 	}
 	logcap_feed_bytes(lc, stream_kind(lc, st), buf, (size_t)n);
-	read_buf_trim(set, (size_t)n);
+	if (buf != small)
+		read_buf_trim(set, (size_t)n, false);
 	return 1;
 }
 

@@ -53,6 +53,8 @@ struct logcap_set {
 	struct logcap_out out; /* agentsupd's stderr */
 	char *rbuf;          /* one read at a time (LOGCAP_READ_MAX), mmap'd */
 	size_t rbuf_used;    /* bytes of it touched since it was trimmed */
+	unsigned rbuf_small; /* reads under LOGCAP_READ_KEEP in a row */
+	bool rbuf_failed;    /* it could not be mapped (said once) */
 	struct text_buf esc; /* one escaped line */
 	char *spare; /* a partial line's buffer, for the next that needs one */
 	const char *span; /* whole lines for span_owner's file, unwritten */

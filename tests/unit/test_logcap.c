@@ -654,6 +654,47 @@ test_reap_closes_everything(void **state)
 	assert_int_equal(fcntl(fds[0], F_GETFD), -1);
 }
 
+/* The shared read buffer gives a flood's pages back once the flood is
+ * over (small reads in a row, or the flooding stream's end), but not while
+ * a flood and a chatty worker take turns. */
+static void
+test_read_buffer_trimmed_after_a_flood(void **state)
+{
+	struct fixture *f = *state;
+	struct logcap *lc = logcap_get(f->set, "flood");
+	static char big[40000];
+	int child[2], w;
+
+	memset(big, 'b', sizeof big);
+	for (size_t i = 99; i < sizeof big; i += 100)
+		big[i] = '\n';
+	assert_int_equal(logcap_pipes(lc, true, false, child), 0);
+	w = dup(child[0]);
+	logcap_spawned(lc, true);
+	for (int round = 0; round < 100; round++) { /* taking turns */
+		assert_int_equal(write(w, big, sizeof big),
+		                 (ssize_t)sizeof big);
+		ev_run(f->loop, EVRUN_NOWAIT);
+		assert_int_equal(write(w, "chat\n", 5), 5);
+		ev_run(f->loop, EVRUN_NOWAIT);
+		(void)shown(f);
+	}
+	assert_true(f->set->rbuf_used >= sizeof big);
+	for (int i = 0; i < 70; i++) { /* over: small reads only */
+		assert_int_equal(write(w, "calm\n", 5), 5);
+		ev_run(f->loop, EVRUN_NOWAIT);
+		(void)shown(f);
+	}
+	assert_int_equal(f->set->rbuf_used, 16384);
+	assert_int_equal(write(w, big, sizeof big), (ssize_t)sizeof big);
+	ev_run(f->loop, EVRUN_NOWAIT);
+	assert_true(f->set->rbuf_used >= sizeof big);
+	close(w); /* the flood ends: at its EOF */
+	ev_run(f->loop, EVRUN_NOWAIT);
+	assert_int_equal(f->set->rbuf_used, 16384);
+	(void)shown(f);
+}
+
 int
 main(void)
 {
@@ -694,6 +735,9 @@ main(void)
 	                                        setup, teardown),
 	        cmocka_unit_test(test_ring_grows_in_order),
 	        cmocka_unit_test(test_reap_closes_everything),
+	        cmocka_unit_test_setup_teardown(
+	                test_read_buffer_trimmed_after_a_flood, setup,
+	                teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
