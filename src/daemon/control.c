@@ -430,6 +430,19 @@ control_event(void *arg, const struct event *e, const char *json)
 
 /* --- worker output to followers ------------------------------------------- */
 
+bool
+control_log_followed(void *arg, const char *name)
+{
+	const struct control *c = arg;
+
+	for (const struct client *cl = c->clients.head; cl != NULL;
+	     cl = cl->next)
+		if (cl->logs != NULL && !cl->dead &&
+		    strcmp(cl->logs, name) == 0)
+			return true;
+	return false;
+}
+
 /* The logcap sink: {t: log, name, stream, line} to whoever follows name. */
 void
 control_log_line(void *arg, const char *name, enum logcap_stream stream,

@@ -25,6 +25,8 @@ void control_event(void *arg, const struct event *, const char *json);
 /* The logcap sink: each line to the clients following that worker. */
 void control_log_line(void *arg, const char *name, enum logcap_stream,
                       const char *line, size_t len);
+/* The logcap follow check: whether any client follows that worker. */
+bool control_log_followed(void *arg, const char *name);
 
 struct client;
 /* The live client of this serial (client.h), or NULL when it has gone. */

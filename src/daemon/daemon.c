@@ -605,6 +605,9 @@ daemon_init(struct daemon *d, const char *sock_opt)
 	d->events.sink = daemon_event_sink;
 	d->events.sink_arg = d;
 	logcap_set_sink(d->logcap, control_log_line, d->control);
+	logcap_set_follow(d->logcap, control_log_followed);
+	d->events.tail = logcap_event_tail;
+	d->events.tail_arg = d->logcap;
 	d->hooks = hooks_new(d->loop, d->cfg->settings.hooks,
 	                     d->cfg->settings.nhooks, HOOKS_MAX_RUNNING,
 	                     HOOKS_MAX_QUEUED);
@@ -663,6 +666,7 @@ void
 daemon_free(struct daemon *d)
 {
 	d->events.sink = NULL;
+	d->events.tail = NULL;
 	reloader_free(d->reloader);
 	if (d->logcap != NULL)
 		logcap_set_sink(d->logcap, NULL, NULL);

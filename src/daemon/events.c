@@ -63,6 +63,27 @@ events_kind_name(enum event_kind k)
 	return events_kinds[k].name;
 }
 
+bool
+events_kind_failure(enum event_kind k)
+{
+	switch (k) {
+	case EV_EXITED: /* a failing exit's: session.c gives its tail */
+	case EV_HANG:
+	case EV_START_TIMEOUT:
+	case EV_PROTOCOL_ERROR:
+	case EV_QUARANTINED:
+	case EV_FAILED:
+	case EV_EXHAUSTED:
+	case EV_MEMORY:
+	case EV_STALLED:
+	case EV_LOOPING:
+	case EV_DEAD_LETTERED:
+		return true;
+	default:
+		return false;
+	}
+}
+
 static int
 events_open_append(const char *path)
 {
@@ -400,6 +421,7 @@ events_emit_ex(struct events *ev, const struct event *in)
 {
 	struct event e = *in;
 	struct timespec ts;
+	char *tail = NULL;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	e.seq = ++ev->seq;
@@ -407,6 +429,12 @@ events_emit_ex(struct events *ev, const struct event *in)
 	ev->counts[e.kind]++;
 	if (e.kind == EV_RESTARTING && e.reason != NULL)
 		events_count_restart(ev, e.reason);
+	if (e.tail == NULL && ev->tail != NULL && e.kind != EV_EXITED &&
+	    events_kind_failure(e.kind) && e.path != NULL) {
+		tail = xmalloc(EVENTS_TAIL_TAKEN);
+		if (ev->tail(ev->tail_arg, e.path, tail, EVENTS_TAIL_TAKEN) > 0)
+			e.tail = tail;
+	}
 	/* the file first: whoever sees the line on stderr finds it there */
 	if (ev->fd >= 0 || ev->sink != NULL)
 		events_json(&e, &ev->json);
@@ -415,6 +443,7 @@ events_emit_ex(struct events *ev, const struct event *in)
 	events_human(ev, &e);
 	if (ev->sink != NULL)
 		ev->sink(ev->sink_arg, &e, ev->json.data);
+	free(tail);
 }
 
 void

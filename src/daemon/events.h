@@ -114,6 +114,12 @@ struct event {
 
 typedef void (*events_sink_fn)(void *arg, const struct event *,
                                const char *json);
+/* The last lines of output of the worker at path into buf (NUL-terminated,
+ * at most len bytes with the NUL); their length, 0 for none. */
+typedef size_t (*events_tail_fn)(void *arg, const char *path, char *buf,
+                                 size_t len);
+
+#define EVENTS_TAIL_TAKEN 8192 /* bytes of output asked of the tail fn */
 /* How the events file is written: write(2), or a test's stand-in. */
 typedef ssize_t (*events_write_fn)(int fd, const void *, size_t);
 
@@ -124,6 +130,8 @@ struct events {
 	bool color;          /* colour the stderr line (a terminal) */
 	events_sink_fn sink; /* followers: control.c */
 	void *sink_arg;
+	events_tail_fn tail; /* output for failure events without a tail */
+	void *tail_arg;
 	uint64_t counts[EV__COUNT]; /* emitted since start, for /metrics */
 	struct events_reason_count {
 		char reason[16]; /* "exit", "signal", "hang"...: no code */
@@ -150,6 +158,8 @@ void events_emit(struct events *, enum event_kind, const char *path, pid_t pid,
 /* Every field: e is copied; its seq and time_ms are set here. */
 void events_emit_ex(struct events *, const struct event *e);
 const char *events_kind_name(enum event_kind);
+/* Whether a kind reports a worker failing (its event carries a tail). */
+bool events_kind_failure(enum event_kind);
 /* The JSON line of e (no newline) into b, which must allow at least
  * EVENTS_LINE_MAX - 1 bytes. */
 void events_json(const struct event *, struct text_buf *b);

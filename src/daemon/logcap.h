@@ -13,7 +13,7 @@
 #include <ev.h>
 
 #define LOGCAP_LINE_MAX   4096    /* a longer line is split */
-#define LOGCAP_READ_MAX   262144  /* read per stream per loop wake-up */
+#define LOGCAP_READ_MAX   1048576 /* read per stream per loop wake-up */
 #define LOGCAP_PIPE_BIG   1048576 /* a flooding worker's pipe grows to this */
 #define LOGCAP_OUT_MAX    65536   /* prefixed lines waiting for stderr */
 #define LOGCAP_DRAIN_MAX  1048576 /* read at an exit before giving up */
@@ -31,6 +31,8 @@ enum logcap_stream { LOGCAP_STDOUT, LOGCAP_STDERR };
 /* Every line, for followers ("agentsupctl logs -f"); line is escaped. */
 typedef void (*logcap_line_fn)(void *arg, const char *name, enum logcap_stream,
                                const char *line, size_t len);
+/* Whether anyone follows NAME: only then are its lines made for the sink. */
+typedef bool (*logcap_follow_fn)(void *arg, const char *name);
 
 struct logcap_set; /* every worker's capture, by name */
 struct logcap;     /* one worker node's, across its restarts */
@@ -42,6 +44,9 @@ void logcap_set_free(struct logcap_set *);
 /* New limits (a reload): files are reopened in the new directory. */
 void logcap_set_limits(struct logcap_set *, const struct logcap_limits *);
 void logcap_set_sink(struct logcap_set *, logcap_line_fn, void *arg);
+/* Asked once per read, with the sink's arg; without it, every line of
+ * every worker goes to the sink. */
+void logcap_set_follow(struct logcap_set *, logcap_follow_fn);
 /* SIGHUP: reopen every NAME.log (after logrotate moved it away). */
 void logcap_reopen(struct logcap_set *);
 /* Lines that could not be written to stderr (it was full), ever. */
@@ -73,5 +78,8 @@ void logcap_flush(struct logcap *, enum logcap_stream);
  * the oldest are left out. */
 size_t logcap_tail(const struct logcap *, unsigned nlines, char *buf,
                    size_t len);
+/* For failure events (events_tail_fn, arg the set): the last
+ * LOGCAP_TAIL_LINES lines of the worker at path (its last component). */
+size_t logcap_event_tail(void *set, const char *path, char *buf, size_t len);
 
 #endif

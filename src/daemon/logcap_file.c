@@ -13,6 +13,7 @@
 
 #include "log.h"
 #include "logcap_file.h"
+#include "logcap_reap.h"
 #include "util.h"
 
 static char *
@@ -53,6 +54,26 @@ file_open(struct logcap_file *f, const struct logcap_file_spec *s)
 	return 0;
 }
 
+/* Unlinked while a descriptor of ours holds it, so that the costly last
+ * close (its pages, its blocks) is the reaper's, off the loop. */
+static void
+file_unlink(const struct logcap_file_spec *s, unsigned gen)
+{
+	char *path = file_path(s, gen);
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+
+	if (unlink(path) < 0 && errno != ENOENT)
+		log_warn("worker %s: rotate %s", s->name, path);
+	if (fd >= 0)
+		logcap_reap_close(s->reap, fd);
+	free(path);
+}
+
+/* The oldest goes first, so that no rename replaces a file: on ext4 a
+ * rename over an existing file forces the writeback of the one renamed
+ * (auto_da_alloc) and frees the one replaced, with a synchronous discard on
+ * a disk mounted -o discard, all within the loop's turn. A file deleted
+ * before its pages were ever written back costs no disk work at all. */
 static void
 file_rotate(struct logcap_file *f, const struct logcap_file_spec *s)
 {
@@ -60,6 +81,7 @@ file_rotate(struct logcap_file *f, const struct logcap_file_spec *s)
 
 	close(f->fd);
 	f->fd = -1;
+	file_unlink(s, s->keep);
 	for (unsigned g = s->keep; g > 0; g--) {
 		from = file_path(s, g - 1);
 		to = file_path(s, g);
@@ -67,12 +89,6 @@ file_rotate(struct logcap_file *f, const struct logcap_file_spec *s)
 			log_warn("worker %s: rotate %s", s->name, from);
 		free(from);
 		free(to);
-	}
-	if (s->keep == 0) {
-		from = file_path(s, 0);
-		if (unlink(from) < 0 && errno != ENOENT)
-			log_warn("worker %s: rotate %s", s->name, from);
-		free(from);
 	}
 	file_open(f, s);
 }

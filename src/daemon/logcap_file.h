@@ -6,12 +6,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct logcap_reap;
+
 /* Where the file is and how it rotates: dir/name.log, name.log.1 ... */
 struct logcap_file_spec {
 	const char *dir;
 	const char *name;
 	uint64_t max;  /* rotate before it would grow beyond this; 0: never */
 	unsigned keep; /* rotated files kept */
+	struct logcap_reap *reap; /* closes the oldest's last descriptor */
 };
 
 struct logcap_file {

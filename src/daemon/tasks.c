@@ -433,12 +433,21 @@ tasks_event(struct daemon *d, const struct action *a)
 	r->attempts += (unsigned)n->starts;
 	ledger_end(&d->tasks->ledger, r, st, clock_wall_ms(), clock_now_ms());
 	taskstore_save(d, r, 0);
-	if (st == LEDGER_DEAD)
-		events_emit(&d->events, EV_DEAD_LETTERED, n->path, 0, why,
-		            n->starts ? n->starts - 1 : 0,
-		            "will not be retried; agentsupctl replay %s/%s",
-		            r->sup, r->key);
-	else
+	if (st == LEDGER_DEAD) { /* its output is the record's by now */
+		char *detail = xasprintf(
+		        "will not be retried; agentsupctl replay %s/%s", r->sup,
+		        r->key);
+		events_emit_ex(
+		        &d->events,
+		        &(struct event){.kind = EV_DEAD_LETTERED,
+		                        .path = n->path,
+		                        .reason = why,
+		                        .restarts =
+		                                n->starts ? n->starts - 1 : 0,
+		                        .detail = detail,
+		                        .tail = r->tail});
+		free(detail);
+	} else
 		events_emit(&d->events, EV_TASK_DONE, n->path, 0, why,
 		            n->starts ? n->starts - 1 : 0, "%s%s",
 		            ledger_state_name(st),

@@ -142,6 +142,7 @@ def test_dead_letter_replay_and_drop(supd):
     assert "poison: cannot parse the input" in rec["tail"]  # its output
     ev = d.wait("dead_lettered", "root/pool/bad")
     assert "agentsupctl replay pool/bad" in ev.detail
+    assert "poison: cannot parse the input" in ev.tail  # a failure event
     dead = d.ctl_json("dead")
     assert [x["name"] for x in dead] == ["pool/bad"]
     assert "pool/bad" in d.ctl("dead", check=0).stdout

@@ -1,13 +1,17 @@
 """Output capture: prefixed lines on agentsupd's stderr, `agentsupctl logs`,
 log_dir files with rotation, following, and a flood that must not grow the
 daemon or stall its loop."""
+import json
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 
-from conftest import (AGENTSUPCTL, AGENTSUPD, TIMEOUT, sh, wait_until)
+from conftest import (AGENTSUPCTL, AGENTSUPD, SRC, TIMEOUT, sh, wait_until)
+
+PY = sys.executable if sys.executable.startswith("/usr/bin/") else "/usr/bin/python3"
 
 
 def settings(supd, **extra):
@@ -186,6 +190,70 @@ command: {cmd0}
     ev = d.wait("exited", "root/w", reason="exit:0")
     assert ev.tail is None
     assert d.ctl("logs", "w", check=0).stdout == "all good\n"
+
+
+def test_every_failure_event_carries_the_tail(supd):
+    """Not only exits: a hang, a quarantine, a loop and a spent budget each
+    come with the worker's last lines (DESIGN §13)."""
+    agent = supd.tmp / "agent.py"
+    agent.write_text(f"""
+import sys
+sys.path.insert(0, {json.dumps(os.path.join(SRC, "tools", "python"))})
+import agentsup
+print("agent " + sys.argv[1] + " speaking", flush=True)
+print("to stderr too", file=sys.stderr, flush=True)
+with agentsup.Agent() as a:
+    i = 0
+    while not a.draining:
+        i += 1
+        if sys.argv[1] == "loop":
+            a.beat(steps=i, state="search('weather')")
+        else:
+            a.beat(steps=i, tokens=100 * i, state=f"s{{i}}")
+        a.wait(0.05)
+""")
+
+    def py(mode):
+        return json.dumps([PY, str(agent), mode])
+
+    d = start(supd, {"w.yaml": f"""
+supervisor: root
+intensity: 100
+children:
+  - worker: mute
+    command: {sh('echo "before the hang"; exec sleep 60')}
+    heartbeat: 100ms
+    heartbeat_timeout: 300ms
+    restart: temporary
+  - worker: flaky
+    command: {sh('echo "flaky run $$"; echo "and why" >&2; exit 1')}
+    backoff: none
+    circuit: {{failures: 2, window: 10s, open: 10m}}
+  - worker: looper
+    command: {py("loop")}
+    loop: {{repeats: 4}}
+    restart: temporary
+  - worker: spender
+    command: {py("spend")}
+    budget: {{tokens: 2000}}
+"""})
+    def first(kind, path):  # the workers fail in any order
+        d.cursor = 0
+        return d.wait(kind, path)
+
+    hang = first("hang", "root/mute")
+    assert hang.tail == "before the hang\n", hang
+    q = first("quarantined", "root/flaky")
+    lines = sorted(q.tail.splitlines())
+    assert lines[0] == "and why" and lines[-1].startswith("flaky run "), q
+    lp = first("looping", "root/looper")
+    assert "agent loop speaking" in lp.tail.splitlines(), lp
+    assert "to stderr too" in lp.tail.splitlines(), lp
+    ex = first("exhausted", "root/spender")
+    assert "agent spend speaking" in ex.tail.splitlines(), ex
+    # events that are not failures carry none
+    assert first("started", "root/flaky").tail is None
+    assert first("budget_warning", "root/spender").tail is None
 
 
 def vm_rss_kib(pid):

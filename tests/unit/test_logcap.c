@@ -14,6 +14,8 @@
 #include <cmocka.h>
 
 #include "logcap.h"
+#include "logcap_impl.h"
+#include "logcap_reap.h"
 
 struct fixture {
 	struct ev_loop *loop;
@@ -222,6 +224,11 @@ test_ring_from_one_big_read(void **state)
 	logcap_flush(lc, LOGCAP_STDOUT);
 	logcap_tail(lc, 3, tail, sizeof tail);
 	assert_string_equal(tail, "rr 01598\nrr 01599\ntail\n");
+	/* short CRLF lines: 3 bytes read, 2 kept; still a full ring */
+	for (int i = 0; i < 2000; i++)
+		memcpy(many + 3 * i, "a\r\n", 3);
+	logcap_feed(lc, LOGCAP_STDOUT, many, 6000);
+	assert_int_equal(logcap_tail(lc, 0, tail, sizeof tail), 64);
 	(void)shown(f);
 }
 
@@ -418,6 +425,276 @@ test_pipes_read_at_exit(void **state)
 	assert_string_equal(shown(f), "p | last words\np | no newline\n");
 }
 
+/* The bytes of dir/name (static, one file at a time); its length. */
+static const char *
+slurp(const char *dir, const char *name, size_t *len)
+{
+	static char buf[1 << 20];
+	char path[128];
+	FILE *fp;
+
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	fp = fopen(path, "r");
+	assert_non_null(fp);
+	*len = fread(buf, 1, sizeof buf - 1, fp);
+	buf[*len] = '\0';
+	fclose(fp);
+	return buf;
+}
+
+/* Lines of every kind: plain, CRLF, escaped, empty, and some too long
+ * (each cut twice); a partial line at the end. Its length; *cuts. */
+static size_t
+mixed_input(char *buf, size_t cap, size_t *cuts)
+{
+	size_t n = 0;
+
+	*cuts = 0;
+	for (int i = 0; n + 3 * LOGCAP_LINE_MAX + 20000 < cap; i++) {
+		if (i % 97 == 5) {
+			memset(buf + n, 'L', 2 * LOGCAP_LINE_MAX + 7);
+			n += 2 * LOGCAP_LINE_MAX + 7;
+			buf[n++] = '\n';
+			*cuts += 2;
+		} else if (i % 13 == 0) {
+			n += (size_t)sprintf(buf + n, "crlf %d\r\n", i);
+		} else if (i % 17 == 0) {
+			n += (size_t)sprintf(buf + n, "esc \x1b[1m%d\\\n", i);
+		} else if (i % 19 == 0) {
+			buf[n++] = '\n';
+		} else {
+			n += (size_t)sprintf(buf + n, "line %d of many\n", i);
+		}
+	}
+	for (int i = 0; n + 64 < cap && i < 1000; i++) /* the ring's end */
+		n += (size_t)sprintf(buf + n, "%s %d\n", i % 2 ? "odd" : "even",
+		                     i);
+	memcpy(buf + n, "partial", 7);
+	return n + 7;
+}
+
+/* With stderr on /dev/null and nobody following, lines are not looked at
+ * one by one: the file and the ring must still be exactly what they are
+ * when every line is (stderr a pipe). Fed whole, then in odd pieces. */
+static void
+test_quiet_path_same_file_and_ring(void **state)
+{
+	struct fixture *f = *state;
+	static char in[600000], file_each[1 << 20];
+	size_t cuts, n = mixed_input(in, sizeof in, &cuts), len, len_each;
+	size_t pieces[] = {600000, 4099, 65536, 4096, 1000};
+	int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+	char tail_each[9000], tail_quiet[9000], name[16];
+	const char *got;
+
+	assert_true(null >= 0);
+	for (size_t k = 0; k < sizeof pieces / sizeof *pieces; k++) {
+		struct logcap_limits lim = limits(f->dir, 1 << 30, 1, 8192);
+		struct logcap_set *quiet = logcap_set_new(f->loop, null, &lim);
+		struct logcap *a, *b;
+
+		logcap_set_limits(f->set, &lim);
+		snprintf(name, sizeof name, "e%zu", k);
+		a = logcap_get(f->set, name);
+		snprintf(name, sizeof name, "q%zu", k);
+		b = logcap_get(quiet, name);
+		for (size_t off = 0; off < n; off += pieces[k]) {
+			size_t m = n - off < pieces[k] ? n - off : pieces[k];
+			logcap_feed(a, LOGCAP_STDOUT, in + off, m);
+			logcap_feed(b, LOGCAP_STDOUT, in + off, m);
+			(void)shown(f);
+		}
+		logcap_tail(a, 0, tail_each, sizeof tail_each);
+		logcap_tail(b, 0, tail_quiet, sizeof tail_quiet);
+		assert_true(strlen(tail_each) > 8000);
+		assert_string_equal(tail_quiet, tail_each);
+		logcap_flush(a, LOGCAP_STDOUT);
+		logcap_flush(b, LOGCAP_STDOUT);
+		(void)shown(f);
+		snprintf(name, sizeof name, "e%zu.log", k);
+		got = slurp(f->dir, name, &len_each);
+		memcpy(file_each, got, len_each);
+		assert_int_equal(len_each, n + cuts + 1); /* + partial's \n */
+		snprintf(name, sizeof name, "q%zu.log", k);
+		got = slurp(f->dir, name, &len);
+		assert_memory_equal(got, file_each, len_each);
+		assert_int_equal(len, len_each);
+		logcap_set_free(quiet);
+	}
+	close(null);
+}
+
+static int follow_asked, follow_answer;
+
+static bool
+follow(void *arg, const char *name)
+{
+	(void)arg;
+	follow_asked++;
+	return follow_answer && strcmp(name, "s") == 0;
+}
+
+/* Lines are made for the sink only while someone follows the worker. */
+static void
+test_sink_only_when_followed(void **state)
+{
+	struct fixture *f = *state;
+	int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+	struct logcap_limits lim = limits(NULL, 0, 0, 8192);
+	struct logcap_set *set = logcap_set_new(f->loop, null, &lim);
+	struct logcap *lc = logcap_get(set, "s"), *other = logcap_get(set, "o");
+	char tail[64];
+
+	sink_lines = 0;
+	follow_asked = follow_answer = 0;
+	logcap_set_sink(set, sink, NULL);
+	logcap_set_follow(set, follow);
+	feed(lc, LOGCAP_STDOUT, "one\ntwo\n");
+	assert_int_equal(sink_lines, 0);
+	assert_int_equal(follow_asked, 1); /* once per read, not per line */
+	follow_answer = 1;
+	feed(lc, LOGCAP_STDOUT, "three\nfour\n");
+	feed(other, LOGCAP_STDOUT, "not followed\n");
+	assert_int_equal(sink_lines, 2);
+	assert_string_equal(sink_last, "s|four");
+	logcap_tail(lc, 0, tail, sizeof tail);
+	assert_string_equal(tail, "one\ntwo\nthree\nfour\n");
+	logcap_set_free(set);
+	close(null);
+	/* stderr shown (a pipe) does not make lines the sink's */
+	follow_answer = 0;
+	logcap_set_sink(f->set, sink, NULL);
+	logcap_set_follow(f->set, follow);
+	feed(logcap_get(f->set, "s"), LOGCAP_STDOUT, "five\n");
+	assert_string_equal(shown(f), "s | five\n");
+	assert_int_equal(sink_lines, 2);
+}
+
+/* A worker that never prints holds no text, whatever its pipes did; one
+ * that printed a little holds a small ring, which grows to log_tail. */
+static void
+test_silent_holds_nothing(void **state)
+{
+	struct fixture *f = *state;
+	struct logcap *lc = logcap_get(f->set, "quiet");
+	int child[2];
+	char line[101];
+
+	assert_int_equal(logcap_pipes(lc, true, true, child), 0);
+	logcap_spawned(lc, true);
+	logcap_exited(lc);
+	assert_null(lc->txt);
+	logcap_flush(lc, LOGCAP_STDERR);
+	assert_null(lc->txt);
+	feed(lc, LOGCAP_STDOUT, "a few words\n");
+	assert_non_null(lc->txt);
+	assert_true(lc->txt->ring.cap <= LOGCAP_RING_MIN);
+	assert_null(lc->txt->part[LOGCAP_STDOUT]); /* no partial line */
+	memset(line, 'g', 99);
+	line[99] = '\n';
+	line[100] = '\0';
+	for (int i = 0; i < 200; i++)
+		feed(lc, LOGCAP_STDOUT, line);
+	assert_int_equal(lc->txt->ring.cap, 8192);
+	(void)shown(f);
+}
+
+/* The ring by itself: growth keeps the bytes in order, the limit holds,
+ * a smaller limit starts afresh. */
+static void
+test_ring_grows_in_order(void **state)
+{
+	struct logcap_ring r = {0};
+	char buf[4096], want[4096];
+	size_t n = 0;
+
+	(void)state;
+	for (int i = 0; i < 1000; i++) {
+		char line[16];
+		int k = snprintf(line, sizeof line, "%d\n", i);
+		logcap_ring_put(&r, 2048, line, (size_t)k);
+		memcpy(want + n, line, (size_t)k);
+		n += (size_t)k;
+	}
+	assert_int_equal(r.cap, 2048);
+	assert_int_equal(r.len, 2048);
+	logcap_ring_tail(&r, 3, buf, sizeof buf);
+	assert_string_equal(buf, "997\n998\n999\n");
+	logcap_ring_tail(&r, 0, buf, sizeof buf);
+	/* whole lines only: the kept bytes' first line lost its head */
+	assert_int_equal(memcmp(buf, want + n - strlen(buf), strlen(buf)), 0);
+	assert_true(strlen(buf) > 2040);
+	logcap_ring_put(&r, 1024, "x\n", 2);
+	assert_int_equal(r.len, 2);
+	logcap_ring_tail(&r, 0, buf, sizeof buf);
+	assert_string_equal(buf, "x\n");
+	logcap_ring_free(&r);
+}
+
+/* Rotated-out files are closed by the reaper: every descriptor handed to
+ * it is closed by the time it is freed, more than its queue holds too, and
+ * without a reaper in place. */
+static void
+test_reap_closes_everything(void **state)
+{
+	struct logcap_reap *r = logcap_reap_new();
+	int fds[3 * LOGCAP_REAP_MAX];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof fds / sizeof *fds; i++) {
+		fds[i] = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		assert_true(fds[i] >= 0);
+		logcap_reap_close(r, fds[i]);
+	}
+	logcap_reap_free(r);
+	for (size_t i = 0; i < sizeof fds / sizeof *fds; i++)
+		assert_int_equal(fcntl(fds[i], F_GETFD), -1);
+	fds[0] = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	logcap_reap_close(NULL, fds[0]);
+	assert_int_equal(fcntl(fds[0], F_GETFD), -1);
+}
+
+/* The shared read buffer gives a flood's pages back once the flood is
+ * over (small reads in a row, or the flooding stream's end), but not while
+ * a flood and a chatty worker take turns. */
+static void
+test_read_buffer_trimmed_after_a_flood(void **state)
+{
+	struct fixture *f = *state;
+	struct logcap *lc = logcap_get(f->set, "flood");
+	static char big[40000];
+	int child[2], w;
+
+	memset(big, 'b', sizeof big);
+	for (size_t i = 99; i < sizeof big; i += 100)
+		big[i] = '\n';
+	assert_int_equal(logcap_pipes(lc, true, false, child), 0);
+	w = dup(child[0]);
+	logcap_spawned(lc, true);
+	for (int round = 0; round < 100; round++) { /* taking turns */
+		assert_int_equal(write(w, big, sizeof big),
+		                 (ssize_t)sizeof big);
+		ev_run(f->loop, EVRUN_NOWAIT);
+		assert_int_equal(write(w, "chat\n", 5), 5);
+		ev_run(f->loop, EVRUN_NOWAIT);
+		(void)shown(f);
+	}
+	assert_true(f->set->rbuf_used >= sizeof big);
+	for (int i = 0; i < 70; i++) { /* over: small reads only */
+		assert_int_equal(write(w, "calm\n", 5), 5);
+		ev_run(f->loop, EVRUN_NOWAIT);
+		(void)shown(f);
+	}
+	assert_int_equal(f->set->rbuf_used, 16384);
+	assert_int_equal(write(w, big, sizeof big), (ssize_t)sizeof big);
+	ev_run(f->loop, EVRUN_NOWAIT);
+	assert_true(f->set->rbuf_used >= sizeof big);
+	close(w); /* the flood ends: at its EOF */
+	ev_run(f->loop, EVRUN_NOWAIT);
+	assert_int_equal(f->set->rbuf_used, 16384);
+	(void)shown(f);
+}
+
 int
 main(void)
 {
@@ -450,6 +727,17 @@ main(void)
 	                test_full_stderr_drops_never_blocks, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_pipes_read_at_exit, setup,
 	                                        teardown),
+	        cmocka_unit_test_setup_teardown(
+	                test_quiet_path_same_file_and_ring, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_sink_only_when_followed,
+	                                        setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_silent_holds_nothing,
+	                                        setup, teardown),
+	        cmocka_unit_test(test_ring_grows_in_order),
+	        cmocka_unit_test(test_reap_closes_everything),
+	        cmocka_unit_test_setup_teardown(
+	                test_read_buffer_trimmed_after_a_flood, setup,
+	                teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

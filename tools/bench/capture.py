@@ -10,7 +10,8 @@ each supervisor's CPU seconds per MiB carried (its /proc/PID/stat).
                [--stderr null|file]
 
 Each run measures every carrier once, the direct write first; the table
-shows medians over the runs (a shared machine is noisy).
+shows medians over the runs and their lowest and highest (a shared machine
+is noisy); ratios are taken within each run.
 
 The clock runs from the writer's first byte (it stamps the time) to its last
 line ("END") being in the log file; the writer then waits to be stopped (PM2
@@ -191,30 +192,45 @@ def measure(name, size, **kw):
         b.cleanup(tmp)
 
 
-def lines(results):
-    """The table as markdown lines."""
-    direct = results.get("direct", {}).get("mb_s")
-    ours = results.get("agentsup", {}).get("mb_s")
-    out = ["| carrier | MB/s | of direct | agentsup vs it | CPU s / MiB |",
-           "|---|---|---|---|---|"]
-    for name, r in results.items():
-        if "error" in r:
-            out.append(f"| {name} | error: {r['error']} | | | |")
-            continue
-        of = f"{r['mb_s'] / direct:.0%}" if direct else "-"
-        vs = f"{ours / r['mb_s']:.2f}x" if ours and name not in ("direct", "agentsup") else "-"
-        per = f"{r['cpu_s_per_mib'] * 1000:.2f} ms" if "cpu_s_per_mib" in r else "-"
-        out.append(f"| {name} | {r['mb_s']:,.0f} | {of} | {vs} | {per} |")
+def ratio(runs, num, den):
+    """Per run (both measured in it), num's MB/s over den's: a list."""
+    out = []
+    for a, b in zip(runs.get(num, []), runs.get(den, [])):
+        if "error" not in a and "error" not in b:
+            out.append(a["mb_s"] / b["mb_s"])
     return out
 
 
-def median_of(runs):
-    """One result from several runs of a carrier: medians, or the error."""
-    ok = [r for r in runs if "error" not in r]
-    if not ok:
-        return runs[-1]
-    out = {k: statistics.median(r[k] for r in ok) for k in ok[0]}
-    out["runs"] = len(ok)
+def spread(xs, fmt):
+    """median (min-max) of xs, each formatted by fmt."""
+    if not xs:
+        return "-"
+    if len(xs) == 1:
+        return fmt(xs[0])
+    return f"{fmt(statistics.median(xs))} ({fmt(min(xs))}–{fmt(max(xs))})"
+
+
+def lines(runs):
+    """The table as markdown lines: medians over the runs and, in
+    parentheses, the lowest and highest run. Ratios are taken within each
+    run (the carriers of one run share the machine's mood), then summed up
+    the same way."""
+    pct = lambda x: f"{x:.0%}"
+    times = lambda x: f"{x:.2f}x"
+    out = ["| carrier | MB/s | of direct | agentsup vs it | CPU ms / MiB |",
+           "|---|---|---|---|---|"]
+    for name, rs in runs.items():
+        ok = [r for r in rs if "error" not in r]
+        if not ok:
+            out.append(f"| {name} | error: {rs[-1]['error']} | | | |")
+            continue
+        mb = spread([r["mb_s"] for r in ok], lambda x: f"{x:,.0f}")
+        of = spread(ratio(runs, name, "direct"), pct) if name != "direct" else "100%"
+        vs = spread(ratio(runs, "agentsup", name), times) \
+            if name not in ("direct", "agentsup") else "-"
+        per = spread([r["cpu_s_per_mib"] * 1000 for r in ok if "cpu_s_per_mib" in r],
+                     lambda x: f"{x:.2f}")
+        out.append(f"| {name} | {mb} | {of} | {vs} | {per} |")
     return out
 
 
@@ -243,13 +259,12 @@ def main():
                   file=sys.stderr, flush=True)
             kw = {"stderr": a.stderr} if name == "agentsup" else {}
             runs[name].append(measure(name, size, **kw))
-    results = {name: median_of(r) for name, r in runs.items()}
     print(f"machine: {b.machine()}")
     print(f"{size >> 20} MiB of 100-byte lines into a log file rotated at "
           f"{LOG_MAX >> 20} MiB keeping {LOG_KEEP} (PM2: not rotated); "
           f"agentsupd's stderr: {'/dev/null' if a.stderr == 'null' else 'a file'}; "
-          f"medians of {a.runs} runs")
-    print("\n".join(lines(results)))
+          f"medians of {a.runs} runs (lowest–highest)")
+    print("\n".join(lines(runs)))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,112 @@
+/*
+ * logcap_ring.c - a worker's last lines of output: a ring of escaped lines,
+ * each ending in '\n', allocated at the first byte and doubled as it fills
+ * until it holds max bytes; from then on the oldest bytes are overwritten,
+ * and `cut` says whether the oldest line kept lost its head.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "logcap_ring.h"
+#include "util.h"
+
+static char
+ring_at(const struct logcap_ring *r, size_t i) /* i-th oldest byte */
+{
+	size_t k = r->head + r->cap - r->len + i; /* < 2 * cap */
+
+	return r->buf[k < r->cap ? k : k - r->cap];
+}
+
+/* A larger buffer for at least `need` bytes (at most max), the bytes kept
+ * in order from its start. */
+static void
+ring_grow(struct logcap_ring *r, size_t need, size_t max)
+{
+	size_t cap = r->cap ? r->cap : LOGCAP_RING_MIN;
+	char *buf;
+
+	while (cap < need && cap < max)
+		cap *= 2;
+	cap = cap < max ? cap : max;
+	buf = xmalloc(cap);
+	for (size_t i = 0; i < r->len; i++)
+		buf[i] = ring_at(r, i);
+	free(r->buf);
+	r->buf = buf;
+	r->cap = cap;
+	r->head = r->len == cap ? 0 : r->len;
+}
+
+void
+logcap_ring_put(struct logcap_ring *r, size_t max, const char *p, size_t n)
+{
+	size_t cap, k, over;
+
+	if (max == 0 || n == 0)
+		return;
+	if (r->cap > max) { /* a smaller limit: start afresh */
+		logcap_ring_free(r);
+	}
+	if (r->len + n > r->cap && r->cap < max)
+		ring_grow(r, r->len + n, max);
+	cap = r->cap;
+	/* whether the oldest byte kept still starts a line */
+	if (n > cap) {
+		r->cut = p[n - cap - 1] != '\n';
+		p += n - cap;
+		n = cap;
+	} else if ((over = r->len + n > cap ? r->len + n - cap : 0) > 0)
+		r->cut = ring_at(r, over - 1) != '\n';
+	k = cap - r->head < n ? cap - r->head : n;
+	memcpy(r->buf + r->head, p, k);
+	memcpy(r->buf, p + k, n - k);
+	r->head = r->head + n < cap ? r->head + n : r->head + n - cap;
+	r->len = r->len + n > cap ? cap : r->len + n;
+}
+
+void
+logcap_ring_clear(struct logcap_ring *r)
+{
+	r->head = r->len = 0;
+	r->cut = false;
+}
+
+void
+logcap_ring_free(struct logcap_ring *r)
+{
+	free(r->buf);
+	*r = (struct logcap_ring){0};
+}
+
+size_t
+logcap_ring_tail(const struct logcap_ring *r, unsigned nlines, char *buf,
+                 size_t len)
+{
+	size_t start = 0, i, n;
+	unsigned seen = 0;
+
+	if (len == 0)
+		return 0;
+	buf[0] = '\0';
+	if (r == NULL || r->len == 0)
+		return 0;
+	/* back from the end to the start of the nlines-th last line */
+	for (i = r->len - 1; i > 0; i--)
+		if (ring_at(r, i - 1) == '\n' && nlines && ++seen == nlines) {
+			start = i;
+			break;
+		}
+	if (i == 0 && r->cut) /* the oldest line lost its head */
+		while (start < r->len && ring_at(r, start++) != '\n')
+			;
+	if (r->len - start > len - 1) { /* whole lines that fit */
+		start = r->len - (len - 1);
+		while (start < r->len && ring_at(r, start - 1) != '\n')
+			start++;
+	}
+	for (n = 0; start + n < r->len; n++)
+		buf[n] = ring_at(r, start + n);
+	buf[n] = '\0';
+	return n;
+}
