@@ -198,7 +198,39 @@ ledger_drop(struct ledger *l, struct ledger_rec *r)
 	*p = r->hnext;
 	ledger_unlist(l, r);
 	l->count--;
-	ledger_rec_free(r);
+	if (r->pins > 0)
+		r->dropped = true; /* a write's completion still holds it */
+	else
+		ledger_rec_free(r);
+}
+
+/* The oldest ended records beyond max_ended dropped, but never a pinned
+ * one (its row is not committed yet) nor keep. */
+static void
+ledger_trim(struct ledger *l, const struct ledger_rec *keep)
+{
+	while (l->nended > l->max_ended && l->oldest != keep &&
+	       l->oldest->pins == 0) {
+		ledger_drop(l, l->oldest);
+		l->dropped++;
+	}
+}
+
+void
+ledger_pin(struct ledger_rec *r)
+{
+	r->pins++;
+}
+
+void
+ledger_unpin(struct ledger *l, struct ledger_rec *r)
+{
+	if (r->pins > 0 && --r->pins > 0)
+		return;
+	if (r->dropped)
+		ledger_rec_free(r);
+	else
+		ledger_trim(l, NULL);
 }
 
 void
@@ -217,10 +249,7 @@ ledger_end(struct ledger *l, struct ledger_rec *r, enum ledger_state s,
 		l->oldest = r;
 	l->newest = r;
 	l->nended++;
-	while (l->nended > l->max_ended && l->oldest != r) {
-		ledger_drop(l, l->oldest);
-		l->dropped++;
-	}
+	ledger_trim(l, r);
 }
 
 void
@@ -266,7 +295,13 @@ ledger_checkpoint(struct ledger_rec *r, uint64_t seq, const void *data,
                   size_t len)
 {
 	r->checkpoint_seq = seq;
-	ledger_set_bytes(&r->checkpoint, &r->checkpoint_len, data, len);
+	if (data != NULL) {
+		ledger_set_bytes(&r->checkpoint, &r->checkpoint_len, data, len);
+		return;
+	}
+	free(r->checkpoint); /* the seq only: the data is the store's */
+	r->checkpoint = NULL;
+	r->checkpoint_len = 0;
 }
 
 void
