@@ -19,6 +19,7 @@
 #include "channel.h"
 #include "client.h"
 #include "clock.h"
+#include "contain.h"
 #include "daemon.h"
 #include "dynamic.h"
 #include "ledger.h"
@@ -535,6 +536,7 @@ tasks_event(struct daemon *d, const struct action *a)
 	}
 	ledger_reason(r, why);
 	tasks_take_tail(d, n, r);
+	contain_forget(d->contain, n->path); /* its cgroup is not reused */
 	r->attempts += (unsigned)n->starts;
 	ledger_end(&d->tasks->ledger, r, st, clock_wall_ms(), clock_now_ms());
 	taskstore_save(d, r, 0);

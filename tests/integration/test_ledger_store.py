@@ -236,3 +236,26 @@ def test_ended_records_read_from_the_store(supd):
     assert d.ctl("drop", "pool/k3", check=0).returncode == 0
     assert d.ctl("wait", "pool/k3").returncode == 1
     assert len(d.ctl_json("dead")) == n - 1
+
+
+def test_ended_tasks_leave_no_cgroup(supd):
+    """Each task gets a cgroup (when cgroup v2 is writable); an ended task
+    will not start again under its name, so its cgroup is removed, not
+    kept idle for a next start (10,000 tasks left 10,000 cgroups)."""
+    import pytest
+    from test_contain import cgroup2_mount, writable_cgroup
+    if not writable_cgroup():
+        pytest.skip("needs a writable cgroup v2 (root)")
+    d = supd.start({"a.yaml": pool(template="""\
+        template:
+          command: [/bin/sh, -c, 'exit 0']
+          backoff: none
+        """)})
+    d.wait("started", "root/idle")
+    for i in range(20):
+        d.ctl("spawn", "pool", "--key", f"c{i}", check=0)
+    d.wait_count("task_done", 20)
+    top = os.path.join(cgroup2_mount(), f"agentsup.{d.proc.pid}")
+    left = [n for n in os.listdir(top) if n.startswith("root:pool:")]
+    assert left == [], left
+    assert any(n.startswith("root:idle") for n in os.listdir(top))
