@@ -328,3 +328,82 @@ ledger_next(const struct ledger *l, struct ledger_iter *it)
 		it->next = r->hnext;
 	return r;
 }
+
+/* --- the stored keys ------------------------------------------------------ */
+
+uint64_t
+ledger_key_hash(const char *sup, const char *key)
+{
+	uint64_t h = (uint64_t)ledger_hash(sup, key);
+
+	return h ? h : 1; /* 0 marks an empty slot */
+}
+
+static size_t
+ledger_keys_slot(const struct ledger_keys *k, uint64_t h)
+{
+	size_t i = (size_t)(h ^ (h >> 29)) & (k->cap - 1);
+
+	while (k->v[i] != 0 && k->v[i] != h)
+		i = (i + 1) & (k->cap - 1);
+	return i;
+}
+
+void
+ledger_keys_add(struct ledger_keys *k, uint64_t h)
+{
+	size_t i;
+
+	if (2 * (k->n + 1) > k->cap) { /* at most half full */
+		struct ledger_keys g = {.cap = k->cap ? 2 * k->cap : 1024};
+		g.v = xcalloc(g.cap, sizeof *g.v);
+		for (size_t j = 0; j < k->cap; j++)
+			if (k->v[j] != 0)
+				g.v[ledger_keys_slot(&g, k->v[j])] = k->v[j];
+		g.n = k->n;
+		free(k->v);
+		*k = g;
+	}
+	i = ledger_keys_slot(k, h);
+	if (k->v[i] == 0) {
+		k->v[i] = h;
+		k->n++;
+	}
+}
+
+bool
+ledger_keys_has(const struct ledger_keys *k, uint64_t h)
+{
+	return k->cap > 0 && k->v[ledger_keys_slot(k, h)] == h;
+}
+
+/* Linear probing's deletion: the entries after the hole that would no
+ * longer be found are moved back into it. */
+void
+ledger_keys_del(struct ledger_keys *k, uint64_t h)
+{
+	size_t i, j, want;
+
+	if (k->cap == 0 || k->v[i = ledger_keys_slot(k, h)] != h)
+		return;
+	k->v[i] = 0;
+	k->n--;
+	for (j = (i + 1) & (k->cap - 1); k->v[j] != 0;
+	     j = (j + 1) & (k->cap - 1)) {
+		want = (size_t)(k->v[j] ^ (k->v[j] >> 29)) & (k->cap - 1);
+		/* v[j] stays unless its wanted slot is cyclically in (i, j] */
+		if ((j > i && (want <= i || want > j)) ||
+		    (j < i && (want <= i && want > j))) {
+			k->v[i] = k->v[j];
+			k->v[j] = 0;
+			i = j;
+		}
+	}
+}
+
+void
+ledger_keys_free(struct ledger_keys *k)
+{
+	free(k->v);
+	memset(k, 0, sizeof *k);
+}

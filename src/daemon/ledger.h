@@ -93,6 +93,19 @@ void ledger_pin(struct ledger_rec *);
 void ledger_unpin(struct ledger *, struct ledger_rec *);
 bool ledger_ended(const struct ledger_rec *);
 const char *ledger_state_name(enum ledger_state);
+/* With a store: the (sup, key) of every stored row, as 64-bit hashes, so
+ * a spawn of a new key asks SQLite nothing (8-16 bytes a row, not a
+ * record). A hash present may be a collision: the store has the answer. */
+struct ledger_keys {
+	uint64_t *v; /* open addressing, 0: empty */
+	size_t cap, n;
+};
+uint64_t ledger_key_hash(const char *sup, const char *key);
+void ledger_keys_add(struct ledger_keys *, uint64_t h);
+bool ledger_keys_has(const struct ledger_keys *, uint64_t h);
+void ledger_keys_del(struct ledger_keys *, uint64_t h);
+void ledger_keys_free(struct ledger_keys *);
+
 /* Every record, in no order: start with a zeroed iterator, call until
  * NULL. No record may be added or dropped meanwhile. */
 struct ledger_iter {

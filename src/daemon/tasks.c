@@ -50,6 +50,7 @@ tasks_free(struct tasks *t)
 	if (t == NULL)
 		return;
 	ledger_free(&t->ledger);
+	ledger_keys_free(&t->keys);
 	free(t);
 }
 
@@ -77,7 +78,8 @@ tasks_get(struct daemon *d, const char *sup, const char *key)
 {
 	struct ledger_rec *r = ledger_get(&d->tasks->ledger, sup, key);
 
-	if (r == NULL && d->store != NULL)
+	if (r == NULL && d->store != NULL &&
+	    ledger_keys_has(&d->tasks->keys, ledger_key_hash(sup, key)))
 		r = taskstore_fetch(d, &d->tasks->ledger, sup, key);
 	return r;
 }

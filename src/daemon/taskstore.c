@@ -261,6 +261,7 @@ taskstore_save_ack(struct daemon *d, struct ledger_rec *r,
 	j->replays = r->replays;
 	j->checkpoint_seq = r->checkpoint_seq;
 	j->tail = r->tail != NULL ? xstrdup(r->tail) : NULL;
+	ledger_keys_add(&d->tasks->keys, ledger_key_hash(r->sup, r->key));
 	return taskstore_submit(d, j);
 }
 
@@ -274,6 +275,7 @@ taskstore_forget(struct daemon *d, const struct ledger_rec *r,
 		return -1;
 	j = xcalloc(1, sizeof *j);
 	j->drop = true;
+	ledger_keys_del(&d->tasks->keys, ledger_key_hash(r->sup, r->key));
 	j->ack = ack;
 	j->ack_arg = arg;
 	j->sup = xstrdup(r->sup);
@@ -358,6 +360,32 @@ taskstore_migrate(struct daemon *d, char *why, size_t len)
 	                    why, len);
 }
 
+/* The hash of every stored (sup, key): ended ones stay on disk. */
+static int
+taskstore_keys(struct daemon *d, char *why, size_t len)
+{
+	sqlite3 *db = store_reader(d->store);
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if (sqlite3_prepare_v2(db, "SELECT sup, key FROM tasks", -1, &st,
+	                       NULL) != SQLITE_OK) {
+		snprintf(why, len, "tasks: %s", sqlite3_errmsg(db));
+		return -1;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *sup = (const char *)sqlite3_column_text(st, 0);
+		const char *key = (const char *)sqlite3_column_text(st, 1);
+		if (sup != NULL && key != NULL)
+			ledger_keys_add(&d->tasks->keys,
+			                ledger_key_hash(sup, key));
+	}
+	if (rc != SQLITE_DONE)
+		snprintf(why, len, "tasks: %s", sqlite3_errmsg(db));
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
 int
 taskstore_load(struct daemon *d, struct ledger *l, char *why, size_t len)
 {
@@ -367,7 +395,8 @@ taskstore_load(struct daemon *d, struct ledger *l, char *why, size_t len)
 	uint64_t mono = clock_now_ms();
 	int rc;
 
-	if (taskstore_migrate(d, why, len) < 0)
+	if (taskstore_migrate(d, why, len) < 0 ||
+	    taskstore_keys(d, why, len) < 0)
 		return -1;
 	/* the live records only: the ended ones are read when asked for */
 	if (sqlite3_prepare_v2(db,
