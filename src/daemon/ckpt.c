@@ -62,6 +62,7 @@ struct ckpt_job {
 	uint64_t run, seq;
 	unsigned keep;
 	bool discard; /* delete seq instead of writing it */
+	bool forget;  /* delete every one of the path */
 	size_t len;
 	uint8_t data[];
 };
@@ -196,6 +197,8 @@ static const char ckpt_sql_newer[] =
         "DELETE FROM checkpoints WHERE path = ?1 AND seq >= ?2";
 static const char ckpt_sql_insert[] =
         "INSERT INTO checkpoints (path, seq, data) VALUES (?1, ?2, ?4)";
+static const char ckpt_sql_forget[] =
+        "DELETE FROM checkpoints WHERE path = ?1 AND seq >= 0 * ?2";
 static const char ckpt_sql_older[] =
         "DELETE FROM checkpoints WHERE path = ?1 AND seq < ?2 AND seq NOT "
         "IN (SELECT seq FROM checkpoints WHERE path = ?1 ORDER BY seq DESC "
@@ -230,6 +233,8 @@ ckpt_job_run(sqlite3 *db, void *arg, char *err, size_t len)
 {
 	struct ckpt_job *j = arg;
 
+	if (j->forget)
+		return ckpt_sql(db, ckpt_sql_forget, j, err, len);
 	if (j->discard)
 		return ckpt_sql(db, ckpt_sql_discard, j, err, len);
 	if (ckpt_sql(db, ckpt_sql_newer, j, err, len) < 0 ||
@@ -247,7 +252,8 @@ ckpt_job_done(void *arg, int rc, const char *why)
 
 	if (rc < 0)
 		ckpt_store_error(j->set, j->w->path, why);
-	else if (!j->discard && j->w->chan != NULL && j->w->run == j->run)
+	else if (!j->discard && !j->forget && j->w->chan != NULL &&
+	         j->w->run == j->run)
 		channel_send_checkpoint_ok(j->w->chan, j->seq);
 	free(j);
 }
@@ -411,6 +417,28 @@ ckpt_detach(struct ckpt_set *cs, struct node *n, bool failed)
 		return;
 	ckpt_discard(cs, w, n);
 	w->fails = 0;
+}
+
+void
+ckpt_forget(struct ckpt_set *cs, const char *path)
+{
+	struct ckpt_worker *w = ckpt_find(cs, path);
+	struct ckpt_job *j;
+
+	if (w == NULL || w->chan != NULL)
+		return; /* none, or a live run's own */
+	ckpt_truncate(w, 0);
+	w->handed = 0;
+	w->fails = 0;
+	if (cs->store == NULL)
+		return;
+	j = xcalloc(1, sizeof *j);
+	*j = (struct ckpt_job){
+	        .set = cs, .w = w, .run = w->run, .forget = true};
+	if (store_submit(cs->store, ckpt_job_run, ckpt_job_done, j) < 0) {
+		free(j);
+		ckpt_store_error(cs, w->path, "the store's queue is full");
+	}
 }
 
 size_t

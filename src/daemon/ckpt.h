@@ -49,6 +49,9 @@ int ckpt_put(struct ckpt_set *, struct node *, uint64_t seq, const void *data,
 /* The run is over (before the engine hears of the exit): no acks to it
  * any more; `failed` counts toward the poison guard. */
 void ckpt_detach(struct ckpt_set *, struct node *, bool failed);
+/* Forget every checkpoint of path (in memory and in the store): a dropped
+ * task's. Nothing while a run of it is attached. */
+void ckpt_forget(struct ckpt_set *, const char *path);
 /* Workers with a checkpoint kept. */
 size_t ckpt_count(const struct ckpt_set *);
 /* The newest checkpoint's seq, 0 when none (status). */

@@ -391,6 +391,27 @@ contain_kill(struct contain *c, const char *path, unsigned long id)
 }
 
 void
+contain_forget(struct contain *c, const char *path)
+{
+	char name[NAME_MAX + 1];
+
+	if (!contain_cgroups(c))
+		return;
+	for (size_t i = 0; i < c->nlive;) {
+		struct live *l = &c->live[i];
+		if (!l->idle || strcmp(l->path, path) != 0) {
+			i++;
+			continue;
+		}
+		if (contain_name(path, l->id, name, sizeof name) &&
+		    unlinkat(c->dirfd, name, AT_REMOVEDIR) < 0 &&
+		    errno != ENOENT)
+			log_warn("rmdir of %s's cgroup", path);
+		contain_live_del(c, l->id); /* moves the last one here */
+	}
+}
+
+void
 contain_close(struct contain *c)
 {
 	int status;

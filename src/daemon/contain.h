@@ -41,6 +41,9 @@ int contain_enter_fd(struct contain *, const char *path, unsigned long *id);
  * contain_enter_fd; 0: none): its setsid'd and double-forked descendants
  * too; then remove the cgroup, now or once it is empty. */
 void contain_kill(struct contain *, const char *path, unsigned long id);
+/* The worker will not start again (an ended task): its idle cgroup is
+ * removed, not kept for a next start. */
+void contain_forget(struct contain *, const char *path);
 /* max_memory: check pid's worker (its cgroup, or its process) every
  * CONTAIN_MEMORY_CHECK_MS while watched. */
 void contain_watch(struct contain *, pid_t, const char *path, unsigned long id,

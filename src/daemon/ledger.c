@@ -198,7 +198,39 @@ ledger_drop(struct ledger *l, struct ledger_rec *r)
 	*p = r->hnext;
 	ledger_unlist(l, r);
 	l->count--;
-	ledger_rec_free(r);
+	if (r->pins > 0)
+		r->dropped = true; /* a write's completion still holds it */
+	else
+		ledger_rec_free(r);
+}
+
+/* The oldest ended records beyond max_ended dropped, but never a pinned
+ * one (its row is not committed yet) nor keep. */
+static void
+ledger_trim(struct ledger *l, const struct ledger_rec *keep)
+{
+	while (l->nended > l->max_ended && l->oldest != keep &&
+	       l->oldest->pins == 0) {
+		ledger_drop(l, l->oldest);
+		l->dropped++;
+	}
+}
+
+void
+ledger_pin(struct ledger_rec *r)
+{
+	r->pins++;
+}
+
+void
+ledger_unpin(struct ledger *l, struct ledger_rec *r)
+{
+	if (r->pins > 0 && --r->pins > 0)
+		return;
+	if (r->dropped)
+		ledger_rec_free(r);
+	else
+		ledger_trim(l, NULL);
 }
 
 void
@@ -217,10 +249,7 @@ ledger_end(struct ledger *l, struct ledger_rec *r, enum ledger_state s,
 		l->oldest = r;
 	l->newest = r;
 	l->nended++;
-	while (l->nended > l->max_ended && l->oldest != r) {
-		ledger_drop(l, l->oldest);
-		l->dropped++;
-	}
+	ledger_trim(l, r);
 }
 
 void
@@ -266,7 +295,13 @@ ledger_checkpoint(struct ledger_rec *r, uint64_t seq, const void *data,
                   size_t len)
 {
 	r->checkpoint_seq = seq;
-	ledger_set_bytes(&r->checkpoint, &r->checkpoint_len, data, len);
+	if (data != NULL) {
+		ledger_set_bytes(&r->checkpoint, &r->checkpoint_len, data, len);
+		return;
+	}
+	free(r->checkpoint); /* the seq only: the data is the store's */
+	r->checkpoint = NULL;
+	r->checkpoint_len = 0;
 }
 
 void
@@ -292,4 +327,83 @@ ledger_next(const struct ledger *l, struct ledger_iter *it)
 	if (r != NULL)
 		it->next = r->hnext;
 	return r;
+}
+
+/* --- the stored keys ------------------------------------------------------ */
+
+uint64_t
+ledger_key_hash(const char *sup, const char *key)
+{
+	uint64_t h = (uint64_t)ledger_hash(sup, key);
+
+	return h ? h : 1; /* 0 marks an empty slot */
+}
+
+static size_t
+ledger_keys_slot(const struct ledger_keys *k, uint64_t h)
+{
+	size_t i = (size_t)(h ^ (h >> 29)) & (k->cap - 1);
+
+	while (k->v[i] != 0 && k->v[i] != h)
+		i = (i + 1) & (k->cap - 1);
+	return i;
+}
+
+void
+ledger_keys_add(struct ledger_keys *k, uint64_t h)
+{
+	size_t i;
+
+	if (2 * (k->n + 1) > k->cap) { /* at most half full */
+		struct ledger_keys g = {.cap = k->cap ? 2 * k->cap : 1024};
+		g.v = xcalloc(g.cap, sizeof *g.v);
+		for (size_t j = 0; j < k->cap; j++)
+			if (k->v[j] != 0)
+				g.v[ledger_keys_slot(&g, k->v[j])] = k->v[j];
+		g.n = k->n;
+		free(k->v);
+		*k = g;
+	}
+	i = ledger_keys_slot(k, h);
+	if (k->v[i] == 0) {
+		k->v[i] = h;
+		k->n++;
+	}
+}
+
+bool
+ledger_keys_has(const struct ledger_keys *k, uint64_t h)
+{
+	return k->cap > 0 && k->v[ledger_keys_slot(k, h)] == h;
+}
+
+/* Linear probing's deletion: the entries after the hole that would no
+ * longer be found are moved back into it. */
+void
+ledger_keys_del(struct ledger_keys *k, uint64_t h)
+{
+	size_t i, j, want;
+
+	if (k->cap == 0 || k->v[i = ledger_keys_slot(k, h)] != h)
+		return;
+	k->v[i] = 0;
+	k->n--;
+	for (j = (i + 1) & (k->cap - 1); k->v[j] != 0;
+	     j = (j + 1) & (k->cap - 1)) {
+		want = (size_t)(k->v[j] ^ (k->v[j] >> 29)) & (k->cap - 1);
+		/* v[j] stays unless its wanted slot is cyclically in (i, j] */
+		if ((j > i && (want <= i || want > j)) ||
+		    (j < i && (want <= i && want > j))) {
+			k->v[i] = k->v[j];
+			k->v[j] = 0;
+			i = j;
+		}
+	}
+}
+
+void
+ledger_keys_free(struct ledger_keys *k)
+{
+	free(k->v);
+	memset(k, 0, sizeof *k);
 }

@@ -2,8 +2,10 @@
  * ledger.h - the task ledger (DESIGN §12): one record per accepted task of
  * a dynamic supervisor, from the moment it is accepted. This is the memory
  * implementation: bounded, the oldest ended records dropped first (and
- * counted) once more than `max_ended` have ended. A leaf: it knows nothing
- * of the tree, the loop or the clock (times are passed in).
+ * counted) once more than `max_ended` have ended. With a state store it is
+ * a cache in front of the store's `tasks` table: live records, the ended
+ * ones whose row is not committed yet (pinned), and a few more. A leaf: it
+ * knows nothing of the tree, the loop or the clock (times are passed in).
  */
 #ifndef AGENTSUP_LEDGER_H
 #define AGENTSUP_LEDGER_H
@@ -25,7 +27,8 @@ enum ledger_state {
 #define LEDGER_RESULT_MAX (64u << 10) /* a task's result */
 #define LEDGER_TAIL_MAX   4096        /* the tail of its output */
 #define LEDGER_MAX_ENDED  20000       /* ended records kept in memory */
-#define LEDGER_KEY_MAX    64          /* as a worker's name */
+#define LEDGER_CACHE      64 /* with a store: ended records kept in memory */
+#define LEDGER_KEY_MAX    64 /* as a worker's name */
 
 struct ledger_rec {
 	char *sup;   /* the dynamic supervisor's name */
@@ -47,6 +50,8 @@ struct ledger_rec {
 	uint64_t ended_mono;      /* monotonic: key_ttl counts from it */
 	unsigned replays;         /* times replayed */
 	bool resume;              /* live when agentsupd stopped: start again */
+	unsigned pins;            /* writes of it in flight: kept in memory */
+	bool dropped;             /* out of the ledger: freed when unpinned */
 	struct ledger_rec *hnext; /* hash chain */
 	struct ledger_rec *older, *newer; /* the ended list */
 };
@@ -75,13 +80,32 @@ void ledger_end(struct ledger *, struct ledger_rec *, enum ledger_state,
                 int64_t wall_ms, uint64_t mono_ms);
 void ledger_reason(struct ledger_rec *, const char *reason);
 void ledger_result(struct ledger_rec *, const void *data, size_t len);
+/* Its last checkpoint: seq (0: none), and its data, or NULL when only
+ * the seq is kept (the checkpoint set holds the data by path). */
 void ledger_checkpoint(struct ledger_rec *, uint64_t seq, const void *data,
                        size_t len);
 void ledger_tail(struct ledger_rec *, const char *text, size_t len);
-/* Forget a record. */
+/* Forget a record (a pinned one is freed when its last pin goes). */
 void ledger_drop(struct ledger *, struct ledger_rec *);
+/* A write of r is in flight / has finished: a pinned record is never
+ * dropped for room. Unpinning may drop it or older ones beyond max_ended. */
+void ledger_pin(struct ledger_rec *);
+void ledger_unpin(struct ledger *, struct ledger_rec *);
 bool ledger_ended(const struct ledger_rec *);
 const char *ledger_state_name(enum ledger_state);
+/* With a store: the (sup, key) of every stored row, as 64-bit hashes, so
+ * a spawn of a new key asks SQLite nothing (8-16 bytes a row, not a
+ * record). A hash present may be a collision: the store has the answer. */
+struct ledger_keys {
+	uint64_t *v; /* open addressing, 0: empty */
+	size_t cap, n;
+};
+uint64_t ledger_key_hash(const char *sup, const char *key);
+void ledger_keys_add(struct ledger_keys *, uint64_t h);
+bool ledger_keys_has(const struct ledger_keys *, uint64_t h);
+void ledger_keys_del(struct ledger_keys *, uint64_t h);
+void ledger_keys_free(struct ledger_keys *);
+
 /* Every record, in no order: start with a zeroed iterator, call until
  * NULL. No record may be added or dropped meanwhile. */
 struct ledger_iter {

@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -99,6 +100,10 @@ main(int argc, char **argv)
 	bool check = false, seeded = false;
 	int ch, rc;
 
+	/* a long-lived daemon: a big answer's buffer (a status, the dead
+	 * letters) goes back to the kernel when freed, instead of raising
+	 * the heap's high-water mark for good (glibc's dynamic threshold) */
+	mallopt(M_MMAP_THRESHOLD, 128 * 1024);
 	d.config_dir = "supervisor.d";
 	while ((ch = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
 		switch (ch) {

@@ -407,8 +407,7 @@ on_spawn(void *arg, const struct spawn_request *r)
 	struct session *s = arg;
 	struct spawn_answer a;
 
-	tasks_worker_spawn(s->d, s->node, r, &a);
-	if (s->chan != NULL)
+	if (tasks_worker_spawn(s->d, s->node, r, &a) && s->chan != NULL)
 		channel_send_spawned(s->chan, &a, daemon_max_frame(s->d));
 }
 

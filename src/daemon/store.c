@@ -205,6 +205,9 @@ store_writer(void *arg)
 			s->q0 = (s->q0 + 1) % STORE_QUEUE_MAX;
 			s->nq--;
 		}
+		s->q0 = 0; /* empty: the ring's first slots again, so only as
+		            * many pages as the largest batch are ever touched
+		            */
 		s->busy = n;
 		pthread_mutex_unlock(&s->mu);
 		store_write_batch(s->db, batch, n);

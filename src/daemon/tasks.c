@@ -19,6 +19,7 @@
 #include "channel.h"
 #include "client.h"
 #include "clock.h"
+#include "contain.h"
 #include "daemon.h"
 #include "dynamic.h"
 #include "ledger.h"
@@ -26,6 +27,7 @@
 #include "logcap.h"
 #include "request.h"
 #include "serve.h"
+#include "session.h"
 #include "tasks.h"
 #include "taskstore.h"
 #include "ckpt.h"
@@ -48,6 +50,7 @@ tasks_free(struct tasks *t)
 	if (t == NULL)
 		return;
 	ledger_free(&t->ledger);
+	ledger_keys_free(&t->keys);
 	free(t);
 }
 
@@ -58,6 +61,8 @@ tasks_load(struct daemon *d, char *why, size_t len)
 	struct ledger_iter it = {0};
 	struct ledger_rec *r;
 
+	/* the ended records live in the store: memory keeps a few */
+	t->ledger.max_ended = LEDGER_CACHE;
 	if (taskstore_load(d, &t->ledger, why, len) < 0)
 		return -1;
 	while ((r = ledger_next(&t->ledger, &it)) != NULL)
@@ -66,6 +71,17 @@ tasks_load(struct daemon *d, char *why, size_t len)
 			t->nresume++;
 		}
 	return 0;
+}
+
+struct ledger_rec *
+tasks_get(struct daemon *d, const char *sup, const char *key)
+{
+	struct ledger_rec *r = ledger_get(&d->tasks->ledger, sup, key);
+
+	if (r == NULL && d->store != NULL &&
+	    ledger_keys_has(&d->tasks->keys, ledger_key_hash(sup, key)))
+		r = taskstore_fetch(d, &d->tasks->ledger, sup, key);
+	return r;
 }
 
 /* --- checks --------------------------------------------------------------- */
@@ -115,11 +131,11 @@ tasks_inputs_bad(char *const *args, char *const *env)
 
 /* A key for SUP/N: the next number no record and no child holds. */
 static void
-tasks_number(struct tasks *t, struct node *sup, char *buf, size_t len)
+tasks_number(struct daemon *d, struct node *sup, char *buf, size_t len)
 {
 	do
 		snprintf(buf, len, "%lu", dynamic_next_number(sup));
-	while (ledger_get(&t->ledger, sup->spec->name, buf) != NULL ||
+	while (tasks_get(d, sup->spec->name, buf) != NULL ||
 	       dynamic_find(sup, buf) != NULL);
 }
 
@@ -130,21 +146,37 @@ tasks_refused(struct tasks *t, const char *fmt, const char *a)
 	return t->error;
 }
 
+/* An answer about r, a record maybe not committed yet: with a store and
+ * a write of it in flight, given by in->ack after that write. */
+static void
+tasks_defer(struct daemon *d, const struct tasks_spawn *in,
+            struct ledger_rec *r, struct tasks_outcome *out)
+{
+	if (in->ack != NULL && r != NULL && r->pins > 0 &&
+	    taskstore_barrier(d, r, in->ack, in->ack_arg) == 0)
+		out->deferred = true;
+}
+
 /* Idempotency: the live child, or the record of a task that ended within
  * key_ttl. True when the spawn is answered without spawning. */
 static bool
 tasks_known(struct daemon *d, struct node *sup, const struct tasks_spawn *in,
             const char *key, struct tasks_outcome *out)
 {
-	struct ledger_rec *r =
-	        ledger_get(&d->tasks->ledger, sup->spec->name, key);
+	struct ledger_rec *r = tasks_get(d, sup->spec->name, key);
 
 	out->node = dynamic_find(sup, key);
 	out->rec = r;
-	if (out->node != NULL)
+	if (out->node != NULL) {
+		tasks_defer(d, in, r, out);
 		return true;
-	return r != NULL && ledger_ended(r) && !in->retry &&
-	       clock_now_ms() - r->ended_mono < sup->spec->key_ttl_ms;
+	}
+	if (r != NULL && ledger_ended(r) && !in->retry &&
+	    clock_now_ms() - r->ended_mono < sup->spec->key_ttl_ms) {
+		tasks_defer(d, in, r, out);
+		return true;
+	}
+	return false;
 }
 
 void
@@ -174,7 +206,7 @@ tasks_spawn(struct daemon *d, const struct tasks_spawn *in,
 	if ((out->error = tasks_inputs_bad(in->args, in->env)) != NULL)
 		return;
 	if (key == NULL) {
-		tasks_number(t, sup, num, sizeof num);
+		tasks_number(d, sup, num, sizeof num);
 		key = num;
 	}
 	snprintf(t->name, sizeof t->name, "%s/%s", sup->spec->name, key);
@@ -193,7 +225,10 @@ tasks_spawn(struct daemon *d, const struct tasks_spawn *in,
 	                         in->env, clock_wall_ms());
 	if (in->replay != NULL)
 		out->rec->replays++;
-	taskstore_save(d, out->rec, 0);
+	if (in->ack == NULL)
+		taskstore_save(d, out->rec, 0);
+	else if (taskstore_save_ack(d, out->rec, 0, in->ack, in->ack_arg) == 0)
+		out->deferred = true;
 	if (in->replay != NULL) {
 		events_emit(&d->events, EV_REPLAYED, out->node->path, 0, NULL,
 		            0, "replay %u by %s", out->rec->replays, in->by);
@@ -203,42 +238,109 @@ tasks_spawn(struct daemon *d, const struct tasks_spawn *in,
 	}
 }
 
-void
+/* A worker's spawn answered after the commit: to the same run of the
+ * same worker, if it is still there. */
+struct tasks_worker_ack {
+	char path[3 * REQUEST_NAME_MAX]; /* the spawner */
+	unsigned long starts;            /* its run */
+	struct spawn_answer a;
+	char name[2 * REQUEST_NAME_MAX], error[256];
+};
+
+static void
+tasks_worker_acked(struct daemon *d, struct ledger_rec *r, void *arg, int rc,
+                   const char *why)
+{
+	struct tasks_worker_ack *w = arg;
+	struct node *n = tree_find(d->tree, w->path);
+
+	(void)r;
+	if (rc != 0 && w->a.ok) {
+		snprintf(w->error, sizeof w->error,
+		         "the ledger could not be stored: %s", why);
+		w->a = (struct spawn_answer){.error = w->error};
+	}
+	if (n != NULL && n->starts == w->starts && n->session != NULL &&
+	    n->session->chan != NULL)
+		channel_send_spawned(n->session->chan, &w->a,
+		                     daemon_max_frame(d));
+	free(w);
+}
+
+/* The answer, copied for tasks_worker_acked. */
+static struct tasks_worker_ack *
+tasks_worker_ack_new(const struct node *from)
+{
+	struct tasks_worker_ack *w = xcalloc(1, sizeof *w);
+
+	snprintf(w->path, sizeof w->path, "%s", from->path);
+	w->starts = from->starts;
+	return w;
+}
+
+static void
+tasks_worker_answer(struct tasks_worker_ack *w, const struct spawn_answer *a)
+{
+	w->a = *a;
+	if (a->name != NULL) {
+		snprintf(w->name, sizeof w->name, "%s", a->name);
+		w->a.name = w->name;
+	}
+	if (a->error != NULL) {
+		snprintf(w->error, sizeof w->error, "%s", a->error);
+		w->a.error = w->error;
+	}
+}
+
+bool
 tasks_worker_spawn(struct daemon *d, struct node *from,
                    const struct spawn_request *r, struct spawn_answer *a)
 {
 	struct node *sup = tree_find(d->tree, r->sup);
-	struct tasks_outcome out;
+	struct tasks_worker_ack *w = NULL;
+	struct tasks_outcome out = {0};
 	char by[128];
 
 	memset(a, 0, sizeof *a);
+	if (d->store != NULL) /* every answer after the commits before it */
+		w = tasks_worker_ack_new(from);
 	if (r->bad != NULL) {
 		a->error = r->bad;
-		return;
-	}
-	/* a dynamic child is named by its key, which a spawner chose: it
-	 * never passes for a configured worker of spawn_from */
-	if (sup == NULL || sup->spec->kind != KIND_SUPERVISOR ||
-	    from->task != NULL ||
-	    !config_spawn_allowed(sup->spec, from->spec->name)) {
+	} else if (sup == NULL || sup->spec->kind != KIND_SUPERVISOR ||
+	           from->task != NULL ||
+	           !config_spawn_allowed(sup->spec, from->spec->name)) {
+		/* a dynamic child is named by its key, which a spawner
+		 * chose: it never passes for a configured worker of
+		 * spawn_from */
 		a->error = tasks_refused(d->tasks,
 		                         "not in the spawn_from of %s", r->sup);
-		return;
+	} else {
+		snprintf(by, sizeof by, "worker %s", from->path);
+		tasks_spawn(d,
+		            &(struct tasks_spawn){.sup = r->sup,
+		                                  .key = r->key,
+		                                  .args = r->args,
+		                                  .env = r->env,
+		                                  .by = by,
+		                                  .ack = w ? tasks_worker_acked
+		                                           : NULL,
+		                                  .ack_arg = w},
+		            &out);
+		a->ok = out.error == NULL;
+		a->error = out.error;
+		a->has_count = out.has_count;
+		a->count = out.count;
+		a->created = out.created;
+		a->name = a->ok ? d->tasks->name : NULL;
 	}
-	snprintf(by, sizeof by, "worker %s", from->path);
-	tasks_spawn(d,
-	            &(struct tasks_spawn){.sup = r->sup,
-	                                  .key = r->key,
-	                                  .args = r->args,
-	                                  .env = r->env,
-	                                  .by = by},
-	            &out);
-	a->ok = out.error == NULL;
-	a->error = out.error;
-	a->has_count = out.has_count;
-	a->count = out.count;
-	a->created = out.created;
-	a->name = a->ok ? d->tasks->name : NULL;
+	if (w == NULL)
+		return true;
+	tasks_worker_answer(w, a);
+	if (out.deferred ||
+	    taskstore_barrier(d, out.rec, tasks_worker_acked, w) == 0)
+		return false;
+	free(w); /* the store's queue is full: now */
+	return true;
 }
 
 /* One record to resume: 1 done (spawned, or it cannot be: cancelled), 0
@@ -280,21 +382,26 @@ void
 tasks_resume(struct daemon *d)
 {
 	struct tasks *t = d->tasks;
-	struct ledger_iter it = {0};
 	struct ledger_rec *r, *todo[64];
-	size_t n = 0;
+	size_t n, done;
 
-	if (t->nresume == 0)
-		return;
-	/* collected first: a resume may end (and so move) records */
-	while ((r = ledger_next(&t->ledger, &it)) != NULL && n < 64)
-		if (r->resume)
-			todo[n++] = r;
-	for (size_t i = 0; i < n; i++)
-		if (tasks_resume_one(d, todo[i])) {
-			todo[i]->resume = false;
-			t->nresume--;
-		}
+	/* in batches, collected first: a resume may end (and so move)
+	 * records; again while a full batch went (no later pump may come) */
+	do {
+		struct ledger_iter it = {0};
+
+		n = done = 0;
+		while (t->nresume > 0 && n < 64 &&
+		       (r = ledger_next(&t->ledger, &it)) != NULL)
+			if (r->resume)
+				todo[n++] = r;
+		for (size_t i = 0; i < n; i++)
+			if (tasks_resume_one(d, todo[i])) {
+				todo[i]->resume = false;
+				t->nresume--;
+				done++;
+			}
+	} while (n == 64 && done > 0);
 }
 
 /* --- what the engine and the workers report ------------------------------- */
@@ -410,6 +517,8 @@ tasks_event(struct daemon *d, const struct action *a)
 	if (r == NULL)
 		return;
 	tasks_reason_text(n, a->reason, why, sizeof why);
+	/* the record carries its last checkpoint (replay starts from it) */
+	ledger_checkpoint(r, ckpt_seq(d->ckpt, n->path), NULL, 0);
 	switch (a->event) {
 	case EE_RESTARTING:
 		ledger_reason(r, why);
@@ -430,6 +539,7 @@ tasks_event(struct daemon *d, const struct action *a)
 	}
 	ledger_reason(r, why);
 	tasks_take_tail(d, n, r);
+	contain_forget(d->contain, n->path); /* its cgroup is not reused */
 	r->attempts += (unsigned)n->starts;
 	ledger_end(&d->tasks->ledger, r, st, clock_wall_ms(), clock_now_ms());
 	taskstore_save(d, r, 0);

@@ -26,9 +26,11 @@ struct tasks *tasks_new(void);
 void tasks_free(struct tasks *);
 /* The control commands spawn, wait, dead, replay, drop. */
 void tasks_serve(struct client *, struct daemon *, const struct request *);
-/* A worker's {t: spawn}: the answer is written to *a (its strings live
- * until the next call). */
-void tasks_worker_spawn(struct daemon *, struct node *from,
+/* A worker's {t: spawn}: true when the answer is written to *a (its
+ * strings live until the next call) for the caller to send; false when it
+ * is sent later (with a state store: once the ledger is committed, and in
+ * the order of the spawns). */
+bool tasks_worker_spawn(struct daemon *, struct node *from,
                         const struct spawn_request *, struct spawn_answer *a);
 /* A worker's {t: result}: kept in its task's record. */
 void tasks_result(struct daemon *, struct node *, const void *, size_t);

@@ -11,6 +11,7 @@
 #include "ledger.h"
 #include "request.h"
 #include "tasks.h"
+#include "taskstore.h"
 
 struct client;
 struct daemon;
@@ -26,6 +27,7 @@ struct tasks_waiter {
 
 struct tasks {
 	struct ledger ledger;
+	struct ledger_keys keys; /* with a store: every stored row's */
 	struct tasks_waiter waiters[TASKS_MAX_WAITERS];
 	size_t nwaiters;
 	char name[2 * REQUEST_NAME_MAX]; /* the last answer's "SUP/KEY" */
@@ -41,6 +43,10 @@ struct tasks_spawn {
 	bool retry;
 	struct ledger_rec *replay; /* a replay of this record */
 	const char *by;            /* "agentsupctl (uid 0)", "worker W" */
+	/* with a store: the answer is given by ack once the record is
+	 * committed (out->deferred), never before */
+	taskstore_ack_fn *ack;
+	void *ack_arg;
 };
 
 /* Its outcome. */
@@ -50,10 +56,14 @@ struct tasks_outcome {
 	uint64_t count;
 	struct ledger_rec *rec;
 	struct node *node; /* the live child, if any */
+	bool deferred;     /* in->ack will answer, after the commit */
 };
 
 void tasks_spawn(struct daemon *d, const struct tasks_spawn *in,
                  struct tasks_outcome *out);
+/* The record of SUP/KEY: in memory, or read from the store. */
+struct ledger_rec *tasks_get(struct daemon *d, const char *sup,
+                             const char *key);
 void tasks_res_head(msgpack_sbuffer *sb, uint64_t id, bool ok, bool more);
 void tasks_pack_rec(struct daemon *d, msgpack_packer *pk,
                     const struct ledger_rec *r, int created);

@@ -10,6 +10,7 @@
 #include "channel.h"
 #include "client.h"
 #include "clock.h"
+#include "control.h"
 #include "daemon.h"
 #include "dynamic.h"
 #include "ledger.h"
@@ -101,15 +102,10 @@ tasks_pack_rec(struct daemon *d, msgpack_packer *pk, const struct ledger_rec *r,
 	} else {
 		msgpack_pack_nil(pk);
 	}
-	if (d->ckpt != NULL && sup != NULL) {
-		char path[3 * REQUEST_NAME_MAX];
-		snprintf(path, sizeof path, "%s/%s", sup->path, r->key);
-		if ((seq = ckpt_seq(d->ckpt, path)) != 0)
-			agentsup_wire_kv_uint(pk, "checkpoint_seq", seq);
-		else
-			tasks_kv_nil(pk, "checkpoint_seq");
-	} else if (r->checkpoint_seq)
-		agentsup_wire_kv_uint(pk, "checkpoint_seq", r->checkpoint_seq);
+	/* a live task's newest; an ended one's last, kept in its record */
+	seq = n != NULL ? ckpt_seq(d->ckpt, n->path) : r->checkpoint_seq;
+	if (seq != 0)
+		agentsup_wire_kv_uint(pk, "checkpoint_seq", seq);
 	else
 		tasks_kv_nil(pk, "checkpoint_seq");
 	if (r->tail != NULL)
@@ -144,30 +140,35 @@ tasks_answer_rec(struct client *cl, struct daemon *d, uint64_t id,
 	msgpack_sbuffer_destroy(&sb);
 }
 
-/* A record by "SUP/KEY", or by KEY when one supervisor alone has it. */
+/* A record by "SUP/KEY", or by KEY when one supervisor alone has it (in
+ * memory or in the store). */
 static struct ledger_rec *
 tasks_lookup(struct daemon *d, const char *name, const char **why)
 {
 	struct ledger *l = &d->tasks->ledger;
 	const char *slash = strchr(name, '/');
 	struct ledger_iter it = {0};
-	struct ledger_rec *r, *found = NULL;
+	struct ledger_rec *r;
+	char sups[3][REQUEST_NAME_MAX];
+	size_t n;
 
 	*why = NULL;
 	if (slash != NULL) {
 		char sup[REQUEST_NAME_MAX];
 		snprintf(sup, sizeof sup, "%.*s", (int)(slash - name), name);
-		return ledger_get(l, sup, slash + 1);
+		return tasks_get(d, sup, slash + 1);
 	}
-	while ((r = ledger_next(l, &it)) != NULL)
-		if (strcmp(r->key, name) == 0) {
-			if (found != NULL) {
-				*why = "ambiguous key: say SUP/KEY";
-				return NULL;
-			}
-			found = r;
-		}
-	return found;
+	n = taskstore_sups(d, name, sups, 2);
+	while ((r = ledger_next(l, &it)) != NULL && n < 3)
+		if (strcmp(r->key, name) == 0 &&
+		    (n == 0 || strcmp(sups[0], r->sup) != 0) &&
+		    (n < 2 || strcmp(sups[1], r->sup) != 0))
+			snprintf(sups[n++], sizeof sups[0], "%s", r->sup);
+	if (n > 1) {
+		*why = "ambiguous key: say SUP/KEY";
+		return NULL;
+	}
+	return n == 1 ? tasks_get(d, sups[0], name) : NULL;
 }
 
 /* --- the control commands ------------------------------------------------- */
@@ -245,12 +246,58 @@ tasks_answer_spawn(struct client *cl, struct daemon *d, uint64_t id,
 		serve_refuse(cl, id, "the task has no record");
 }
 
+/* A control client's spawn answered after the commit of its record. */
+struct tasks_ctl_ack {
+	uint64_t serial, id;
+	bool created;
+	char line[2 * REQUEST_NAME_MAX + 16]; /* a drop's answer */
+};
+
+static void
+tasks_ctl_acked(struct daemon *d, struct ledger_rec *r, void *arg, int rc,
+                const char *why)
+{
+	struct tasks_ctl_ack *a = arg;
+	struct client *cl = control_client(d->control, a->serial);
+
+	if (cl != NULL && rc != 0)
+		serve_refusef(cl, a->id, "the ledger could not be stored: %s",
+		              why);
+	else if (cl != NULL)
+		tasks_answer_rec(cl, d, a->id, r, a->created);
+	free(a);
+}
+
+/* in spawned, answered now or (with a store) once its record is
+ * committed: an answer never tells of a task a SIGKILL could lose. */
+static void
+tasks_spawn_answer(struct client *cl, struct daemon *d, uint64_t id,
+                   struct tasks_spawn *in)
+{
+	struct tasks_ctl_ack *a = NULL;
+	struct tasks_outcome out;
+
+	if (d->store != NULL) {
+		a = xcalloc(1, sizeof *a);
+		a->serial = cl->serial;
+		a->id = id;
+		in->ack = tasks_ctl_acked;
+		in->ack_arg = a;
+	}
+	tasks_spawn(d, in, &out);
+	if (out.deferred) {
+		a->created = out.created;
+		return;
+	}
+	free(a);
+	tasks_answer_spawn(cl, d, id, &out);
+}
+
 static void
 tasks_serve_spawn(struct client *cl, struct daemon *d, const struct request *q)
 {
 	char **args = NULL, **env = NULL, keybuf[REQUEST_NAME_MAX], by[64];
 	struct tasks_spawn in = {.sup = q->name, .by = by};
-	struct tasks_outcome out;
 	const char *why;
 
 	snprintf(by, sizeof by, "agentsupctl (uid %lu)",
@@ -262,8 +309,7 @@ tasks_serve_spawn(struct client *cl, struct daemon *d, const struct request *q)
 	} else {
 		in.args = args;
 		in.env = env;
-		tasks_spawn(d, &in, &out);
-		tasks_answer_spawn(cl, d, q->id, &out);
+		tasks_spawn_answer(cl, d, q->id, &in);
 	}
 	tasks_strv_free(args);
 	tasks_strv_free(env);
@@ -274,7 +320,6 @@ tasks_serve_replay(struct client *cl, struct daemon *d, struct ledger_rec *r,
                    uint64_t id)
 {
 	char by[64];
-	struct tasks_outcome out;
 
 	if (!ledger_ended(r)) {
 		serve_refuse(cl, id, "the task is pending or running");
@@ -282,50 +327,105 @@ tasks_serve_replay(struct client *cl, struct daemon *d, struct ledger_rec *r,
 	}
 	snprintf(by, sizeof by, "agentsupctl (uid %lu)",
 	         (unsigned long)cl->uid);
-	tasks_spawn(d,
-	            &(struct tasks_spawn){.sup = r->sup,
-	                                  .key = r->key,
-	                                  .args = r->args,
-	                                  .env = r->env,
-	                                  .retry = true,
-	                                  .replay = r,
-	                                  .by = by},
-	            &out);
-	tasks_answer_spawn(cl, d, id, &out);
+	tasks_spawn_answer(cl, d, id,
+	                   &(struct tasks_spawn){.sup = r->sup,
+	                                         .key = r->key,
+	                                         .args = r->args,
+	                                         .env = r->env,
+	                                         .retry = true,
+	                                         .replay = r,
+	                                         .by = by});
 }
 
-/* dead: every dead letter, oldest first, in chunks of TASKS_CHUNK. */
+/* The dead letters being listed, in frames of TASKS_CHUNK. */
+struct tasks_dead {
+	struct client *cl;
+	struct daemon *d;
+	uint64_t id;
+	msgpack_sbuffer items;
+	msgpack_packer pk;
+	size_t n;
+	struct ledger_rec **mem; /* in memory, by ended_ms */
+	size_t nmem, next;
+};
+
+/* The frame of the items so far (the last one when last). */
+static void
+tasks_dead_flush(struct tasks_dead *t, bool last)
+{
+	msgpack_sbuffer sb;
+	msgpack_packer fpk;
+
+	msgpack_sbuffer_init(&sb);
+	tasks_res_head(&sb, t->id, true, !last);
+	msgpack_packer_init(&fpk, &sb, msgpack_sbuffer_write);
+	msgpack_pack_array(&fpk, t->n);
+	msgpack_sbuffer_write(&sb, t->items.data, t->items.size);
+	if (agentsup_wire_end(&sb, UINT32_MAX) == 0)
+		client_send(t->cl, sb.data, sb.size);
+	msgpack_sbuffer_destroy(&sb);
+	msgpack_sbuffer_clear(&t->items);
+	t->n = 0;
+}
+
+static void
+tasks_dead_item(struct tasks_dead *t, const struct ledger_rec *r)
+{
+	tasks_pack_rec(t->d, &t->pk, r, -1);
+	t->n++;
+	if (t->items.size >= TASKS_CHUNK)
+		tasks_dead_flush(t, false);
+}
+
+/* A stored dead letter: the memory ones that ended before it first; one
+ * that is also in memory is told from memory. */
+static void
+tasks_dead_row(void *arg, const struct ledger_rec *r)
+{
+	struct tasks_dead *t = arg;
+
+	while (t->next < t->nmem && t->mem[t->next]->ended_ms <= r->ended_ms)
+		tasks_dead_item(t, t->mem[t->next++]);
+	if (ledger_get(&t->d->tasks->ledger, r->sup, r->key) == NULL)
+		tasks_dead_item(t, r);
+}
+
+static int
+tasks_by_end(const void *a, const void *b)
+{
+	const struct ledger_rec *x = *(struct ledger_rec *const *)a;
+	const struct ledger_rec *y = *(struct ledger_rec *const *)b;
+
+	return (x->ended_ms > y->ended_ms) - (x->ended_ms < y->ended_ms);
+}
+
+/* dead: every dead letter, oldest first, in chunks of TASKS_CHUNK: those
+ * of the store merged with those in memory. */
 static void
 tasks_serve_dead(struct client *cl, struct daemon *d, uint64_t id)
 {
-	msgpack_sbuffer items, sb;
-	msgpack_packer pk, fpk;
-	size_t n = 0;
+	struct tasks_dead t = {.cl = cl, .d = d, .id = id};
+	struct ledger *l = &d->tasks->ledger;
 
-	msgpack_sbuffer_init(&items);
-	msgpack_packer_init(&pk, &items, msgpack_sbuffer_write);
-	for (struct ledger_rec *r = d->tasks->ledger.oldest;; r = r->newer) {
-		bool last = r == NULL;
-		if (!last && r->state == LEDGER_DEAD) {
-			tasks_pack_rec(d, &pk, r, -1);
-			n++;
-		}
-		if (!last && items.size < TASKS_CHUNK)
-			continue;
-		msgpack_sbuffer_init(&sb);
-		tasks_res_head(&sb, id, true, !last);
-		msgpack_packer_init(&fpk, &sb, msgpack_sbuffer_write);
-		msgpack_pack_array(&fpk, n);
-		msgpack_sbuffer_write(&sb, items.data, items.size);
-		if (agentsup_wire_end(&sb, UINT32_MAX) == 0)
-			client_send(cl, sb.data, sb.size);
-		msgpack_sbuffer_destroy(&sb);
-		msgpack_sbuffer_clear(&items);
-		n = 0;
-		if (last)
-			break;
+	t.mem = xcalloc(l->nended + 1, sizeof *t.mem);
+	for (struct ledger_rec *r = l->oldest; r != NULL; r = r->newer)
+		if (r->state == LEDGER_DEAD)
+			t.mem[t.nmem++] = r;
+	qsort(t.mem, t.nmem, sizeof *t.mem, tasks_by_end);
+	msgpack_sbuffer_init(&t.items);
+	msgpack_packer_init(&t.pk, &t.items, msgpack_sbuffer_write);
+	if (d->store != NULL &&
+	    taskstore_each_dead(d, tasks_dead_row, &t) < 0) {
+		msgpack_sbuffer_destroy(&t.items);
+		free(t.mem);
+		serve_refuse(cl, id, "dead: the store cannot be read");
+		return;
 	}
-	msgpack_sbuffer_destroy(&items);
+	while (t.next < t.nmem)
+		tasks_dead_item(&t, t.mem[t.next++]);
+	tasks_dead_flush(&t, true);
+	msgpack_sbuffer_destroy(&t.items);
+	free(t.mem);
 }
 
 static void
@@ -347,12 +447,66 @@ tasks_serve_wait(struct client *cl, struct daemon *d, struct ledger_rec *r,
 	cl->waiting = true; /* no idle deadline while it waits */
 }
 
+/* A dropped task's checkpoints go with its record: a task spawned later
+ * under the same key starts afresh. */
+static void
+tasks_forget_checkpoints(struct daemon *d, const struct ledger_rec *r)
+{
+	struct node *sup = tree_find(d->tree, r->sup);
+	char path[3 * REQUEST_NAME_MAX];
+
+	if (sup == NULL)
+		return; /* gone by a reload: its tasks' paths with it */
+	snprintf(path, sizeof path, "%s/%s", sup->path, r->key);
+	ckpt_forget(d->ckpt, path);
+}
+
+/* A drop answered once the row's deletion is committed. */
+static void
+tasks_drop_acked(struct daemon *d, struct ledger_rec *r, void *arg, int rc,
+                 const char *why)
+{
+	struct tasks_ctl_ack *a = arg;
+	struct client *cl = control_client(d->control, a->serial);
+
+	(void)r;
+	if (cl != NULL && rc != 0)
+		serve_refusef(cl, a->id, "the drop could not be stored: %s",
+		              why);
+	else if (cl != NULL)
+		serve_text(cl, a->id, a->line);
+	free(a);
+}
+
+static void
+tasks_serve_drop(struct client *cl, struct daemon *d, struct ledger_rec *r,
+                 uint64_t id)
+{
+	struct tasks_ctl_ack *a = xcalloc(1, sizeof *a);
+
+	if (!ledger_ended(r)) {
+		free(a);
+		serve_refuse(cl, id,
+		             "the task is pending or running: stop it "
+		             "first");
+		return;
+	}
+	a->serial = cl->serial;
+	a->id = id;
+	snprintf(a->line, sizeof a->line, "dropped %s/%s", r->sup, r->key);
+	tasks_forget_checkpoints(d, r);
+	if (taskstore_forget(d, r, tasks_drop_acked, a) < 0) {
+		serve_text(cl, id, a->line);
+		free(a);
+	}
+	ledger_drop(&d->tasks->ledger, r);
+}
+
 void
 tasks_serve(struct client *cl, struct daemon *d, const struct request *q)
 {
 	struct ledger_rec *r;
 	const char *why;
-	char line[2 * REQUEST_NAME_MAX + 16];
 
 	if (q->cmd == REQ_SPAWN) {
 		tasks_serve_spawn(cl, d, q);
@@ -372,15 +526,6 @@ tasks_serve(struct client *cl, struct daemon *d, const struct request *q)
 	} else if (q->cmd == REQ_REPLAY) {
 		tasks_serve_replay(cl, d, r, q->id);
 	} else if (q->cmd == REQ_DROP) {
-		if (!ledger_ended(r)) {
-			serve_refuse(cl, q->id,
-			             "the task is pending or "
-			             "running: stop it first");
-			return;
-		}
-		snprintf(line, sizeof line, "dropped %s/%s", r->sup, r->key);
-		taskstore_forget(d, r);
-		ledger_drop(&d->tasks->ledger, r);
-		serve_text(cl, q->id, line);
+		tasks_serve_drop(cl, d, r, q->id);
 	}
 }

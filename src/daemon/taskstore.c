@@ -13,6 +13,8 @@
 #include "daemon.h"
 #include "ledger.h"
 #include "log.h"
+#include "request.h"
+#include "tasks_int.h"
 #include "store.h"
 #include "taskstore.h"
 #include "util.h"
@@ -23,12 +25,21 @@ const char taskstore_schema[] =
         " attempts INTEGER NOT NULL, state INTEGER NOT NULL, reasons TEXT,"
         " result BLOB, accepted_ms INTEGER NOT NULL,"
         " ended_ms INTEGER NOT NULL, replays INTEGER NOT NULL,"
+        " checkpoint_seq INTEGER NOT NULL DEFAULT 0, tail TEXT,"
         " PRIMARY KEY (sup, key)) WITHOUT ROWID;";
+
+/* The columns every read takes, in taskstore_row's order. */
+#define TASKSTORE_COLS                                                         \
+	"sup, key, args, env, attempts, state, reasons, result, accepted_ms, " \
+	"ended_ms, replays, checkpoint_seq, tail"
 
 /* One row to write (or delete), copied: the record may change meanwhile. */
 struct taskstore_job {
 	struct daemon *d;
-	bool drop;
+	struct ledger_rec *rec; /* pinned until done; NULL for a drop */
+	taskstore_ack_fn *ack;  /* then, on the loop, or NULL */
+	void *ack_arg;
+	bool drop, noop;
 	char *sup, *key;
 	char *args, *env; /* NUL-separated strings */
 	size_t args_len, env_len;
@@ -39,6 +50,8 @@ struct taskstore_job {
 	size_t result_len;
 	bool has_result;
 	int64_t accepted_ms, ended_ms;
+	uint64_t checkpoint_seq;
+	char *tail; /* NULL: none */
 };
 
 /* "a\0b\0" from a NULL-terminated vector (NULL, 0 when empty). */
@@ -94,24 +107,24 @@ taskstore_job_free(struct taskstore_job *j)
 	free(j->env);
 	free(j->reasons);
 	free(j->result);
+	free(j->tail);
 	free(j);
 }
 
 static int
 taskstore_run(sqlite3 *db, void *arg, char *err, size_t errlen)
 {
-	static const char up[] =
-	        "INSERT OR REPLACE INTO tasks VALUES (?,?,?,?,?,?,?,?,?,?,?)";
+	static const char up[] = "INSERT OR REPLACE INTO tasks (" TASKSTORE_COLS
+	                         ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)";
 	static const char del[] = "DELETE FROM tasks WHERE sup = ? AND key = ?";
 	struct taskstore_job *j = arg;
-	sqlite3_stmt *st = NULL;
+	sqlite3_stmt *st;
 	int rc;
 
-	if (sqlite3_prepare_v2(db, j->drop ? del : up, -1, &st, NULL) !=
-	    SQLITE_OK) {
-		snprintf(err, errlen, "%s", sqlite3_errmsg(db));
+	if (j->noop)
+		return 0; /* a barrier: done once what came before committed */
+	if ((st = store_stmt(db, j->drop ? del : up, err, errlen)) == NULL)
 		return -1;
-	}
 	sqlite3_bind_text(st, 1, j->sup, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, j->key, -1, SQLITE_STATIC);
 	if (!j->drop) {
@@ -132,14 +145,29 @@ taskstore_run(sqlite3 *db, void *arg, char *err, size_t errlen)
 		sqlite3_bind_int64(st, 9, j->accepted_ms);
 		sqlite3_bind_int64(st, 10, j->ended_ms);
 		sqlite3_bind_int64(st, 11, j->replays);
+		sqlite3_bind_int64(st, 12, (sqlite3_int64)j->checkpoint_seq);
+		sqlite3_bind_text(st, 13, j->tail, -1, SQLITE_STATIC);
 	}
 	rc = sqlite3_step(st);
 	if (rc != SQLITE_DONE)
 		snprintf(err, errlen, "%s", sqlite3_errmsg(db));
-	sqlite3_finalize(st);
+	sqlite3_reset(st); /* its bindings point into the job */
 	return rc == SQLITE_DONE ? 0 : -1;
 }
 
+/* A row deleted: a copy read back into memory before the delete
+ * committed goes too (a record spawned again since is live or pinned). */
+static void
+taskstore_unghost(struct daemon *d, const char *sup, const char *key)
+{
+	struct ledger_rec *r = ledger_get(&d->tasks->ledger, sup, key);
+
+	if (r != NULL && ledger_ended(r) && r->pins == 0)
+		ledger_drop(&d->tasks->ledger, r);
+}
+
+/* On the loop, once the batch committed (or failed): the ack, then the
+ * record unpinned (its row is on disk: it may leave memory). */
 static void
 taskstore_done(void *arg, int rc, const char *why)
 {
@@ -148,31 +176,68 @@ taskstore_done(void *arg, int rc, const char *why)
 	if (rc != 0)
 		events_emit(&j->d->events, EV_STORE_ERROR, j->sup, 0, "store",
 		            0, "task %s/%s: %s", j->sup, j->key, why);
+	if (j->drop && rc == 0)
+		taskstore_unghost(j->d, j->sup, j->key);
+	if (j->ack != NULL)
+		j->ack(j->d, j->rec, j->ack_arg, rc, why);
+	if (j->rec != NULL)
+		ledger_unpin(&j->d->tasks->ledger, j->rec);
 	taskstore_job_free(j);
 }
 
-static void
+/* -1 when the store's queue is full (said, the job freed, no ack). */
+static int
 taskstore_submit(struct daemon *d, struct taskstore_job *j)
 {
 	j->d = d;
-	if (store_submit(d->store, taskstore_run, taskstore_done, j) < 0) {
-		events_emit(&d->events, EV_STORE_ERROR, j->sup, 0, "store", 0,
-		            "task %s/%s: the store's queue is full", j->sup,
-		            j->key);
-		taskstore_job_free(j);
+	if (store_submit(d->store, taskstore_run, taskstore_done, j) == 0) {
+		if (j->rec != NULL)
+			ledger_pin(j->rec);
+		return 0;
 	}
+	events_emit(&d->events, EV_STORE_ERROR, j->sup, 0, "store", 0,
+	            "task %s/%s: the store's queue is full", j->sup, j->key);
+	taskstore_job_free(j);
+	return -1;
 }
 
 void
-taskstore_save(struct daemon *d, const struct ledger_rec *r,
-               unsigned live_attempts)
+taskstore_save(struct daemon *d, struct ledger_rec *r, unsigned live_attempts)
+{
+	taskstore_save_ack(d, r, live_attempts, NULL, NULL);
+}
+
+int
+taskstore_barrier(struct daemon *d, struct ledger_rec *r, taskstore_ack_fn *ack,
+                  void *arg)
+{
+	struct taskstore_job *j;
+
+	if (d->store == NULL)
+		return -1;
+	j = xcalloc(1, sizeof *j);
+	j->noop = true;
+	j->rec = r;
+	j->ack = ack;
+	j->ack_arg = arg;
+	j->sup = xstrdup(r != NULL ? r->sup : "-");
+	j->key = xstrdup(r != NULL ? r->key : "-");
+	return taskstore_submit(d, j);
+}
+
+int
+taskstore_save_ack(struct daemon *d, struct ledger_rec *r,
+                   unsigned live_attempts, taskstore_ack_fn *ack, void *arg)
 {
 	struct taskstore_job *j;
 	char *reasons[LEDGER_REASONS + 1] = {0};
 
 	if (d->store == NULL)
-		return;
+		return -1;
 	j = xcalloc(1, sizeof *j);
+	j->rec = r;
+	j->ack = ack;
+	j->ack_arg = arg;
 	j->sup = xstrdup(r->sup);
 	j->key = xstrdup(r->key);
 	j->args = taskstore_join(r->args, '\0', &j->args_len);
@@ -194,25 +259,32 @@ taskstore_save(struct daemon *d, const struct ledger_rec *r,
 	j->accepted_ms = r->accepted_ms;
 	j->ended_ms = r->ended_ms;
 	j->replays = r->replays;
-	taskstore_submit(d, j);
+	j->checkpoint_seq = r->checkpoint_seq;
+	j->tail = r->tail != NULL ? xstrdup(r->tail) : NULL;
+	ledger_keys_add(&d->tasks->keys, ledger_key_hash(r->sup, r->key));
+	return taskstore_submit(d, j);
 }
 
-void
-taskstore_forget(struct daemon *d, const struct ledger_rec *r)
+int
+taskstore_forget(struct daemon *d, const struct ledger_rec *r,
+                 taskstore_ack_fn *ack, void *arg)
 {
 	struct taskstore_job *j;
 
 	if (d->store == NULL)
-		return;
+		return -1;
 	j = xcalloc(1, sizeof *j);
 	j->drop = true;
+	ledger_keys_del(&d->tasks->keys, ledger_key_hash(r->sup, r->key));
+	j->ack = ack;
+	j->ack_arg = arg;
 	j->sup = xstrdup(r->sup);
 	j->key = xstrdup(r->key);
-	taskstore_submit(d, j);
+	return taskstore_submit(d, j);
 }
 
-/* One row into the ledger. */
-static void
+/* One row into the ledger: its record, NULL when the row is bad. */
+static struct ledger_rec *
 taskstore_row(struct ledger *l, sqlite3_stmt *st, int64_t wall, uint64_t mono)
 {
 	const char *sup = (const char *)sqlite3_column_text(st, 0);
@@ -223,7 +295,8 @@ taskstore_row(struct ledger *l, sqlite3_stmt *st, int64_t wall, uint64_t mono)
 	char **env = taskstore_split(sqlite3_column_blob(st, 3),
 	                             (size_t)sqlite3_column_bytes(st, 3), '\0');
 	const char *reasons = (const char *)sqlite3_column_text(st, 6);
-	struct ledger_rec *r;
+	const char *tail = (const char *)sqlite3_column_text(st, 12);
+	struct ledger_rec *r = NULL;
 	int state = sqlite3_column_int(st, 5);
 
 	if (sup == NULL || key == NULL || state < 0 || state > LEDGER_CANCELLED)
@@ -231,6 +304,7 @@ taskstore_row(struct ledger *l, sqlite3_stmt *st, int64_t wall, uint64_t mono)
 	r = ledger_accept(l, sup, key, args, env, sqlite3_column_int64(st, 8));
 	r->attempts = (unsigned)sqlite3_column_int64(st, 4);
 	r->replays = (unsigned)sqlite3_column_int64(st, 10);
+	r->checkpoint_seq = (uint64_t)sqlite3_column_int64(st, 11);
 	for (const char *p = reasons; p != NULL && *p;) {
 		size_t n = strcspn(p, "\n");
 		char one[LEDGER_REASON_MAX + 1];
@@ -241,6 +315,8 @@ taskstore_row(struct ledger *l, sqlite3_stmt *st, int64_t wall, uint64_t mono)
 	if (sqlite3_column_type(st, 7) != SQLITE_NULL)
 		ledger_result(r, sqlite3_column_blob(st, 7),
 		              (size_t)sqlite3_column_bytes(st, 7));
+	if (tail != NULL)
+		ledger_tail(r, tail, strlen(tail));
 	if (state >= LEDGER_DONE) {
 		int64_t ended = sqlite3_column_int64(st, 9);
 		uint64_t ago = wall > ended ? (uint64_t)(wall - ended) : 0;
@@ -254,6 +330,60 @@ out:
 	for (size_t i = 0; env != NULL && env[i] != NULL; i++)
 		free(env[i]);
 	free(env);
+	return r;
+}
+
+/* A store made before the checkpoint_seq and tail columns: add them (on
+ * the writer's connection, before the writer starts). */
+static int
+taskstore_migrate(struct daemon *d, char *why, size_t len)
+{
+	sqlite3_stmt *st = NULL;
+	bool has = false;
+
+	if (sqlite3_prepare_v2(store_reader(d->store),
+	                       "SELECT 1 FROM pragma_table_info('tasks') "
+	                       "WHERE name = 'tail'",
+	                       -1, &st, NULL) != SQLITE_OK) {
+		snprintf(why, len, "tasks: %s",
+		         sqlite3_errmsg(store_reader(d->store)));
+		return -1;
+	}
+	has = sqlite3_step(st) == SQLITE_ROW;
+	sqlite3_finalize(st);
+	if (has)
+		return 0;
+	return store_schema(d->store,
+	                    "ALTER TABLE tasks ADD COLUMN checkpoint_seq "
+	                    "INTEGER NOT NULL DEFAULT 0;"
+	                    "ALTER TABLE tasks ADD COLUMN tail TEXT;",
+	                    why, len);
+}
+
+/* The hash of every stored (sup, key): ended ones stay on disk. */
+static int
+taskstore_keys(struct daemon *d, char *why, size_t len)
+{
+	sqlite3 *db = store_reader(d->store);
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if (sqlite3_prepare_v2(db, "SELECT sup, key FROM tasks", -1, &st,
+	                       NULL) != SQLITE_OK) {
+		snprintf(why, len, "tasks: %s", sqlite3_errmsg(db));
+		return -1;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *sup = (const char *)sqlite3_column_text(st, 0);
+		const char *key = (const char *)sqlite3_column_text(st, 1);
+		if (sup != NULL && key != NULL)
+			ledger_keys_add(&d->tasks->keys,
+			                ledger_key_hash(sup, key));
+	}
+	if (rc != SQLITE_DONE)
+		snprintf(why, len, "tasks: %s", sqlite3_errmsg(db));
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : -1;
 }
 
 int
@@ -265,10 +395,13 @@ taskstore_load(struct daemon *d, struct ledger *l, char *why, size_t len)
 	uint64_t mono = clock_now_ms();
 	int rc;
 
+	if (taskstore_migrate(d, why, len) < 0 ||
+	    taskstore_keys(d, why, len) < 0)
+		return -1;
+	/* the live records only: the ended ones are read when asked for */
 	if (sqlite3_prepare_v2(db,
-	                       "SELECT sup, key, args, env, attempts, state, "
-	                       "reasons, result, accepted_ms, ended_ms, "
-	                       "replays FROM tasks ORDER BY ended_ms",
+	                       "SELECT " TASKSTORE_COLS " FROM tasks WHERE "
+	                       "state < 2",
 	                       -1, &st, NULL) != SQLITE_OK) {
 		snprintf(why, len, "tasks: %s", sqlite3_errmsg(db));
 		return -1;
@@ -277,6 +410,87 @@ taskstore_load(struct daemon *d, struct ledger *l, char *why, size_t len)
 		taskstore_row(l, st, wall, mono);
 	if (rc != SQLITE_DONE)
 		snprintf(why, len, "tasks: %s", sqlite3_errmsg(db));
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* The loop's read: the statement of sql on the store's reader, NULL (said
+ * as a store_error) when it cannot be prepared. */
+static sqlite3_stmt *
+taskstore_read(struct daemon *d, const char *sql)
+{
+	sqlite3 *db = store_reader(d->store);
+	sqlite3_stmt *st = NULL;
+
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK)
+		return st;
+	events_emit(&d->events, EV_STORE_ERROR, "tasks", 0, "store", 0,
+	            "tasks: %s", sqlite3_errmsg(db));
+	sqlite3_finalize(st);
+	return NULL;
+}
+
+struct ledger_rec *
+taskstore_fetch(struct daemon *d, struct ledger *l, const char *sup,
+                const char *key)
+{
+	sqlite3_stmt *st;
+	struct ledger_rec *r = NULL;
+
+	if (d->store == NULL ||
+	    (st = taskstore_read(d, "SELECT " TASKSTORE_COLS " FROM tasks "
+	                            "WHERE sup = ?1 AND key = ?2")) == NULL)
+		return NULL;
+	sqlite3_bind_text(st, 1, sup, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		r = taskstore_row(l, st, clock_wall_ms(), clock_now_ms());
+	sqlite3_finalize(st);
+	return r;
+}
+
+size_t
+taskstore_sups(struct daemon *d, const char *key, char sup[][REQUEST_NAME_MAX],
+               size_t max)
+{
+	sqlite3_stmt *st;
+	size_t n = 0;
+
+	if (d->store == NULL ||
+	    (st = taskstore_read(d, "SELECT DISTINCT sup FROM tasks WHERE "
+	                            "key = ?1")) == NULL)
+		return 0;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	while (n < max && sqlite3_step(st) == SQLITE_ROW)
+		snprintf(sup[n++], REQUEST_NAME_MAX, "%s",
+		         sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	return n;
+}
+
+int
+taskstore_each_dead(struct daemon *d, taskstore_each_fn *fn, void *arg)
+{
+	struct ledger scratch;
+	sqlite3_stmt *st;
+	int64_t wall = clock_wall_ms();
+	uint64_t mono = clock_now_ms();
+	int rc;
+
+	if (d->store == NULL ||
+	    (st = taskstore_read(d, "SELECT " TASKSTORE_COLS " FROM tasks "
+	                            "WHERE state = 3 ORDER BY ended_ms")) ==
+	            NULL)
+		return -1;
+	ledger_init(&scratch, 1);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct ledger_rec *r = taskstore_row(&scratch, st, wall, mono);
+		if (r == NULL)
+			continue;
+		fn(arg, r);
+		ledger_drop(&scratch, r);
+	}
+	ledger_free(&scratch);
 	sqlite3_finalize(st);
 	return rc == SQLITE_DONE ? 0 : -1;
 }

@@ -1,11 +1,15 @@
 /*
  * taskstore.h - the task ledger in the state store: the `tasks` table,
- * written through (group-committed off the loop), read back at start.
+ * written through (group-committed off the loop). At start only the live
+ * records are read back; ended ones are read when asked for, so they live
+ * on disk, not in memory.
  */
 #ifndef AGENTSUP_TASKSTORE_H
 #define AGENTSUP_TASKSTORE_H
 
 #include <stddef.h>
+
+#include "request.h"
 
 struct daemon;
 struct ledger;
@@ -13,13 +17,41 @@ struct ledger_rec;
 
 /* SQL of the tasks table, for store_schema at open. */
 extern const char taskstore_schema[];
-/* Queue the record's row (live_attempts: starts of its running child).
- * Nothing without a store. */
-void taskstore_save(struct daemon *, const struct ledger_rec *,
+/* On the loop, once a save (or a barrier) committed (rc 0) or failed; the
+ * record is still in memory then. */
+typedef void taskstore_ack_fn(struct daemon *, struct ledger_rec *, void *arg,
+                              int rc, const char *why);
+/* Queue the record's row (live_attempts: starts of its running child);
+ * the record is pinned in memory until it is committed. Nothing without a
+ * store. */
+void taskstore_save(struct daemon *, struct ledger_rec *,
                     unsigned live_attempts);
-/* Queue the deletion of the record's row. */
-void taskstore_forget(struct daemon *, const struct ledger_rec *);
-/* At start: every row into the ledger. -1 with why. */
+/* The same, and ack called once it committed. -1 (ack not called) without
+ * a store or when the store's queue is full. */
+int taskstore_save_ack(struct daemon *, struct ledger_rec *,
+                       unsigned live_attempts, taskstore_ack_fn *ack,
+                       void *arg);
+/* ack called once every write queued so far committed (r, if not NULL,
+ * pinned till then). -1 (ack not called) without a store or when the
+ * store's queue is full. */
+int taskstore_barrier(struct daemon *, struct ledger_rec *,
+                      taskstore_ack_fn *ack, void *arg);
+/* Queue the deletion of the record's row; ack (rec NULL) once it is
+ * committed. -1 (ack not called) without a store or a queue full. */
+int taskstore_forget(struct daemon *, const struct ledger_rec *,
+                     taskstore_ack_fn *ack, void *arg);
+/* At start: the live rows into the ledger. -1 with why. */
 int taskstore_load(struct daemon *, struct ledger *, char *why, size_t len);
+/* An ended record not in memory, read into the ledger (a cache entry);
+ * NULL when the store has no such row (or there is no store). */
+struct ledger_rec *taskstore_fetch(struct daemon *, struct ledger *,
+                                   const char *sup, const char *key);
+/* The supervisors with a row of this key (at most max). */
+size_t taskstore_sups(struct daemon *, const char *key,
+                      char sup[][REQUEST_NAME_MAX], size_t max);
+/* Every dead row, oldest ended first, as a record that lives for the
+ * call. -1 on a read error or without a store. */
+typedef void taskstore_each_fn(void *arg, const struct ledger_rec *);
+int taskstore_each_dead(struct daemon *, taskstore_each_fn *fn, void *arg);
 
 #endif

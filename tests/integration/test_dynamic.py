@@ -8,6 +8,8 @@ import os
 import subprocess
 import textwrap
 
+import pytest
+
 from conftest import AGENTSUPCTL, SRC, TIMEOUT
 
 PY = "/usr/bin/python3"
@@ -199,11 +201,21 @@ with agentsup.Agent() as a:
 """
 
 
-def test_spawn_by_a_worker_and_results(supd):
+def store_settings(supd, store):
+    """With store: the settings file, a state_dir in it (worker spawns
+    are then answered once their records are committed)."""
+    if not store:
+        return {}
+    return {"00-settings.yaml": f"agentsupd:\n  events_file: {supd.events}\n"
+                                f"  state_dir: {supd.tmp / 'state'}\n"}
+
+
+@pytest.mark.parametrize("store", [False, True])
+def test_spawn_by_a_worker_and_results(supd, store):
     orch = py(supd.tmp, "orch.py", ORCH)
     child = py(supd.tmp, "child.py", CHILD)
     outf = supd.tmp / "out.json"
-    d = supd.start({"a.yaml": f"""\
+    d = supd.start({**store_settings(supd, store), "a.yaml": f"""\
         supervisor: root
         children:
           - worker: orch
@@ -268,10 +280,11 @@ with open(os.environ["OUT"], "w") as f:
 """
 
 
-def test_hostile_flood_huge_args_odd_keys(supd):
+@pytest.mark.parametrize("store", [False, True])
+def test_hostile_flood_huge_args_odd_keys(supd, store):
     flood = py(supd.tmp, "flood.py", FLOOD)
     outf = supd.tmp / "flood.json"
-    d = supd.start({"a.yaml": f"""\
+    d = supd.start({**store_settings(supd, store), "a.yaml": f"""\
         supervisor: root
         children:
           - supervisor: pool
