@@ -31,7 +31,6 @@ intensity: 100000
 period: 1s
 children:
   - worker: w
-    backoff: none
     command: [{b.WORKER}]
     backoff: none
 ---
