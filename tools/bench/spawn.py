@@ -127,6 +127,28 @@ def throughput(tmp, n):
         d.stop()
 
 
+def last_pid():
+    with open("/proc/loadavg") as f:
+        return int(f.read().split()[4])
+
+
+def floor_throughput(seconds=3.0):
+    """The machine's own rate of fork+exec+reap of /bin/true, WINDOW in
+    flight (bench_floor restarting each the moment it is reaped), by the
+    kernel's last assigned pid: a ceiling no supervisor's spawn rate can
+    pass. None if the pid counter wrapped."""
+    p = subprocess.Popen([b.FLOOR, str(WINDOW), "/bin/true"])
+    try:
+        time.sleep(0.5)
+        p0, t0 = last_pid(), time.monotonic()
+        time.sleep(seconds)
+        p1, t1 = last_pid(), time.monotonic()
+    finally:
+        p.terminate()
+        p.wait()
+    return (p1 - p0) / (t1 - t0) if p1 > p0 else None
+
+
 def idempotent(tmp, n, live=100):
     d = b.Agentsupd(tmp, pool_yaml('["sleep", "300"]'))
     sock = os.path.join(tmp, "ctl.sock")
@@ -223,9 +245,13 @@ def main():
     tmp = b.scratch()
     try:
         new, ok, cpu_us = throughput(os.path.join(tmp, "a"), min(n, 5000))
+        ceiling = floor_throughput()
         print(f"spawns answered, new tasks (each forks /bin/true): {new:,.0f}/s "
               f"({ok} accepted, window {WINDOW}; agentsupd CPU "
               f"{cpu_us:.0f} us a spawn, its forks included)")
+        if ceiling:
+            print(f"fork+exec+reap floor of /bin/true, {WINDOW} in flight (bench_floor): "
+                  f"{ceiling:,.0f}/s; spawns answered / floor {new / ceiling:.2f}x")
         rate, again = idempotent(os.path.join(tmp, "b"), 20000)
         print(f"spawns answered, live keys (idempotent, no fork):  {rate:,.0f}/s "
               f"({again} answered created=false)")
