@@ -10,12 +10,13 @@
      SIZE-byte checkpoint each.
 
     tools/bench/checkpoint.py [N] [SECONDS] [KILLS] [--no-store] [--period MS]
+                              [--no-idle]
                                             default 1000 20 100, store on
 
 --no-store: the same load with checkpoints in memory only (acks at once),
 to tell the store's share of a figure from the load's. --period MS: each
 worker's checkpoint period (default 1000; 0: one checkpoint each, then idle,
-the restart latency beside N idle workers).
+the restart latency beside N idle workers). --no-idle: skip part 2.
 
 While the load runs, agentsupd's threads are sampled from /proc: CPU and
 wake-ups (voluntary context switches) a second of the loop and of the store
@@ -31,6 +32,7 @@ import benchlib as b
 CKPT_WORKER = os.path.join(b.BUILD, "bench_ckpt_worker")
 SIZE = 4096
 NO_STORE = "--no-store" in sys.argv
+NO_IDLE = "--no-idle" in sys.argv
 PERIOD = int(sys.argv[sys.argv.index("--period") + 1]) if "--period" in sys.argv else 1000
 
 
@@ -198,7 +200,8 @@ def idle_rss(tmp, reports, n, with_ckpt):
 
 def main():
     args = [a for i, a in enumerate(sys.argv[1:], 1)
-            if a not in ("--no-store", "--period") and sys.argv[i - 1] != "--period"]
+            if a not in ("--no-store", "--no-idle", "--period")
+            and sys.argv[i - 1] != "--period"]
     n = int(args[0]) if len(args) > 0 else 1000
     seconds = float(args[1]) if len(args) > 1 else 20
     kills = int(args[2]) if len(args) > 2 else 100
@@ -206,8 +209,8 @@ def main():
     tmp = b.scratch()
     reports = b.Reports(tmp)
     try:
-        rss_plain = idle_rss(tmp, reports, n, False)
-        rss_ckpt = idle_rss(tmp, reports, n, True) if not NO_STORE else 0
+        rss_plain = idle_rss(tmp, reports, n, False) if not NO_IDLE else 0
+        rss_ckpt = idle_rss(tmp, reports, n, True) if not (NO_STORE or NO_IDLE) else 0
         lat, restarts, floor, rss_load, threads = load_run(tmp, reports, n, seconds,
                                                            kills, run_for)
         # both again with no load, for reference
