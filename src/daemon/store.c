@@ -8,10 +8,12 @@
  * acknowledgement sent from its `done` is never one of lost data. The writer
  * touches nothing of the loop's but the queues.
  *
- * Group commit: once a job is queued the writer lets others join for up to
- * STORE_GROUP_MS (or until STORE_GROUP_JOBS are queued) before it begins,
- * so a thousand checkpoints a second make a few hundred commits (fsyncs),
- * and the loop is woken once per commit rather than once per job; the loop
+ * Group commit: when jobs keep coming (the last commit ended less than
+ * STORE_GROUP_MS ago), a queued job lets others join for up to
+ * STORE_GROUP_MS (or until STORE_GROUP_JOBS are queued) before the writer
+ * begins, so a thousand checkpoints a second make a few hundred commits
+ * (fsyncs) and the loop is woken once per commit rather than once per job;
+ * a job that comes alone, after a quiet spell, is committed at once. The loop
  * signals the writer only when it sleeps with nothing queued or a batch is
  * full, not at every submit. The writer is not niced: the loop takes the
  * queue's mutex at every submit, and a low-priority holder preempted on a
@@ -55,6 +57,7 @@ struct store {
 	pthread_t thread;
 	bool started, stopping;
 	enum { STORE_WRITING, STORE_IDLE, STORE_GATHERING } writer;
+	struct timespec committed; /* when the writer's last commit ended */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	struct store_job *queue; /* ring of STORE_QUEUE_MAX */
@@ -216,33 +219,50 @@ store_hand_back(struct store *s, struct store_job *b, size_t n)
 	ev_async_send(s->loop, &s->wakeup);
 }
 
-/* A deadline ms from now on the monotonic clock (the condvar's). */
+/* The monotonic clock (the condvar's); zero if it cannot be read, which
+ * makes every wait for a group end at once. */
 static struct timespec
-store_deadline(long ms)
+store_clock(void)
 {
 	struct timespec t;
 
 	if (clock_gettime(CLOCK_MONOTONIC, &t) < 0)
-		t = (struct timespec){0}; /* no clock: do not wait at all */
+		t = (struct timespec){0};
+	return t;
+}
+
+static struct timespec
+store_plus_ms(struct timespec t, long ms)
+{
 	t.tv_nsec += ms * 1000000;
 	t.tv_sec += t.tv_nsec / 1000000000;
 	t.tv_nsec %= 1000000000;
 	return t;
 }
 
-/* Under the mutex: wait for a job, let more join the group commit for up to
- * STORE_GROUP_MS, then take them all. 0: stopping, nothing left. */
+static bool
+store_before(struct timespec a, struct timespec b)
+{
+	return a.tv_sec < b.tv_sec ||
+	       (a.tv_sec == b.tv_sec && a.tv_nsec < b.tv_nsec);
+}
+
+/* Under the mutex: wait for a job; while jobs keep coming, let more join
+ * the group commit for up to STORE_GROUP_MS; then take them all. 0:
+ * stopping, nothing left. */
 static size_t
 store_take(struct store *s, struct store_job *batch)
 {
-	struct timespec until;
+	struct timespec until, now;
 	size_t n = 0;
 
 	s->writer = STORE_IDLE;
 	while (s->nq == 0 && !s->stopping)
 		pthread_cond_wait(&s->cv, &s->mu);
-	if (s->nq > 0 && s->nq < STORE_GROUP_JOBS && !s->stopping) {
-		until = store_deadline(STORE_GROUP_MS);
+	now = store_clock();
+	if (s->nq > 0 && s->nq < STORE_GROUP_JOBS && !s->stopping &&
+	    store_before(now, store_plus_ms(s->committed, STORE_GROUP_MS))) {
+		until = store_plus_ms(now, STORE_GROUP_MS);
 		s->writer = STORE_GATHERING;
 		while (s->nq < STORE_GROUP_JOBS && !s->stopping &&
 		       pthread_cond_timedwait(&s->cv, &s->mu, &until) == 0)
@@ -272,6 +292,7 @@ store_writer(void *arg)
 		if (n == 0)
 			break;
 		store_write_batch(s->db, batch, n);
+		s->committed = store_clock(); /* the writer's alone */
 		store_hand_back(s, batch, n);
 	}
 	free(batch);
