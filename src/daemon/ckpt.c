@@ -8,6 +8,7 @@
  * commit, to the run that sent it if it is still there. The older kept ones
  * are on disk only, read back when the poison guard discards the newest.
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,12 +61,55 @@ struct ckpt_job {
 	struct ckpt_set *set;
 	struct ckpt_worker *w;
 	uint64_t run, seq;
-	unsigned keep;
-	bool discard; /* delete seq instead of writing it */
-	bool forget;  /* delete every one of the path */
+	uint64_t oldest; /* the oldest seq kept: older ones go */
+	bool discard;    /* delete seq instead of writing it */
+	bool forget;     /* delete every one of the path */
 	size_t len;
-	uint8_t data[];
+	uint8_t *data; /* a reference to the kept copy (NULL: discard) */
 };
+
+/* --- checkpoint data, shared ---------------------------------------------- */
+
+/* A checkpoint's bytes are copied once off the frame and shared by the kept
+ * entry and the write in flight (the newest may be replaced before its write
+ * commits): a count in front of them. Counted only on the loop; the writer
+ * reads the bytes while its job holds a reference. */
+struct ckpt_data {
+	size_t refs;
+	uint8_t bytes[];
+};
+
+static uint8_t *
+ckpt_data_new(const void *src, size_t len)
+{
+	struct ckpt_data *d = xmalloc(sizeof *d + len + 1); /* +1: never 0 */
+
+	d->refs = 1;
+	if (len > 0)
+		memcpy(d->bytes, src, len);
+	return d->bytes;
+}
+
+static struct ckpt_data *
+ckpt_data_of(uint8_t *p)
+{
+	return (struct ckpt_data *)(void *)(p -
+	                                    offsetof(struct ckpt_data, bytes));
+}
+
+static uint8_t *
+ckpt_data_ref(uint8_t *p)
+{
+	ckpt_data_of(p)->refs++;
+	return p;
+}
+
+static void
+ckpt_data_unref(uint8_t *p)
+{
+	if (p != NULL && --ckpt_data_of(p)->refs == 0)
+		free(ckpt_data_of(p));
+}
 
 /* --- the table ------------------------------------------------------------ */
 
@@ -135,7 +179,7 @@ static void
 ckpt_truncate(struct ckpt_worker *w, unsigned n)
 {
 	while (w->nkept > n)
-		free(w->kept[--w->nkept].data);
+		ckpt_data_unref(w->kept[--w->nkept].data);
 }
 
 /* A newer checkpoint in front; the older ones beyond keep dropped, and
@@ -150,7 +194,7 @@ ckpt_push(struct ckpt_set *cs, struct ckpt_worker *w, unsigned keep,
 		drop++; /* a worker numbering again from a discarded one */
 	if (drop > 0) {
 		for (unsigned i = 0; i < drop; i++)
-			free(w->kept[i].data);
+			ckpt_data_unref(w->kept[i].data);
 		memmove(w->kept, w->kept + drop,
 		        (w->nkept - drop) * sizeof *w->kept);
 		w->nkept -= drop;
@@ -164,7 +208,7 @@ ckpt_push(struct ckpt_set *cs, struct ckpt_worker *w, unsigned keep,
 	w->kept[0] = k;
 	w->nkept++;
 	if (cs->store != NULL && w->nkept > 1) {
-		free(w->kept[1].data);
+		ckpt_data_unref(w->kept[1].data);
 		w->kept[1].data = NULL;
 	}
 }
@@ -190,7 +234,8 @@ ckpt_store_error(struct ckpt_set *cs, const char *path, const char *why)
 
 /* --- the writer's jobs ---------------------------------------------------- */
 
-/* The writer's statements: ?1 path, ?2 seq, ?3 keep, ?4 data. */
+/* The writer's statements: ?1 path, ?2 seq, ?3 the oldest seq kept (the
+ * loop knows which `keep` are newest: a range, no subquery), ?4 data. */
 static const char ckpt_sql_discard[] =
         "DELETE FROM checkpoints WHERE path = ?1 AND seq = ?2";
 static const char ckpt_sql_newer[] =
@@ -200,9 +245,7 @@ static const char ckpt_sql_insert[] =
 static const char ckpt_sql_forget[] =
         "DELETE FROM checkpoints WHERE path = ?1 AND seq >= 0 * ?2";
 static const char ckpt_sql_older[] =
-        "DELETE FROM checkpoints WHERE path = ?1 AND seq < ?2 AND seq NOT "
-        "IN (SELECT seq FROM checkpoints WHERE path = ?1 ORDER BY seq DESC "
-        "LIMIT ?3)";
+        "DELETE FROM checkpoints WHERE path = ?1 AND seq < ?3";
 
 static int
 ckpt_sql(sqlite3 *db, const char *sql, const struct ckpt_job *j, char *err,
@@ -216,17 +259,17 @@ ckpt_sql(sqlite3 *db, const char *sql, const struct ckpt_job *j, char *err,
 	sqlite3_bind_text(st, 1, j->w->path, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)j->seq);
 	if (sqlite3_bind_parameter_count(st) >= 3)
-		sqlite3_bind_int64(st, 3, (sqlite3_int64)j->keep);
+		sqlite3_bind_int64(st, 3, (sqlite3_int64)j->oldest);
 	if (sqlite3_bind_parameter_count(st) >= 4)
 		sqlite3_bind_blob(st, 4, j->data, (int)j->len, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	if (rc != SQLITE_DONE)
 		snprintf(err, len, "%s", sqlite3_errmsg(db));
-	sqlite3_reset(st); /* its bindings point into the job */
+	sqlite3_reset(st); /* its bindings point into the job's data */
 	return rc == SQLITE_DONE ? 0 : -1;
 }
 
-/* In the writer thread: the checkpoint and the keep newest of its worker
+/* In the writer thread: the checkpoint, and the kept ones of its worker
  * (the path is never changed while a job is in flight). */
 static int
 ckpt_job_run(sqlite3 *db, void *arg, char *err, size_t len)
@@ -255,26 +298,29 @@ ckpt_job_done(void *arg, int rc, const char *why)
 	else if (!j->discard && !j->forget && j->w->chan != NULL &&
 	         j->w->run == j->run)
 		channel_send_checkpoint_ok(j->w->chan, j->seq);
+	ckpt_data_unref(j->data);
 	free(j);
 }
 
+/* A write (data: kept bytes, referenced, not copied) or a discard (NULL). */
 static int
 ckpt_submit(struct ckpt_set *cs, struct ckpt_worker *w, uint64_t seq,
-            const void *data, size_t len, unsigned keep, bool discard)
+            uint8_t *data, size_t len, bool discard)
 {
-	struct ckpt_job *j = xmalloc(sizeof *j + len);
+	struct ckpt_job *j = xmalloc(sizeof *j);
 
 	*j = (struct ckpt_job){.set = cs,
 	                       .w = w,
 	                       .run = w->run,
 	                       .seq = seq,
-	                       .keep = keep,
+	                       .oldest = w->nkept ? w->kept[w->nkept - 1].seq
+	                                          : seq,
 	                       .discard = discard,
-	                       .len = len};
-	if (len > 0)
-		memcpy(j->data, data, len);
+	                       .len = len,
+	                       .data = data ? ckpt_data_ref(data) : NULL};
 	if (store_submit(cs->store, ckpt_job_run, ckpt_job_done, j) == 0)
 		return 0;
+	ckpt_data_unref(j->data);
 	free(j);
 	ckpt_store_error(cs, w->path, "the store's queue is full");
 	return -1;
@@ -329,9 +375,7 @@ ckpt_put(struct ckpt_set *cs, struct node *n, uint64_t seq, const void *data,
 		*why = "checkpoint: seq must be 1 or more";
 		return -1;
 	}
-	k.data = xmalloc(len + 1); /* +1: a pointer for an empty one too */
-	if (len > 0)
-		memcpy(k.data, data, len);
+	k.data = ckpt_data_new(data, len);
 	ckpt_push(cs, w, c->keep, k);
 	n->checkpoint_seq = seq;
 	if (cs->store == NULL) {
@@ -339,7 +383,7 @@ ckpt_put(struct ckpt_set *cs, struct node *n, uint64_t seq, const void *data,
 			channel_send_checkpoint_ok(w->chan, seq);
 		return 0;
 	}
-	ckpt_submit(cs, w, seq, data, len, c->keep, false);
+	ckpt_submit(cs, w, seq, k.data, len, false);
 	return 0;
 }
 
@@ -361,10 +405,8 @@ ckpt_read_back(struct ckpt_set *cs, struct ckpt_worker *w)
 	if (sqlite3_step(st) == SQLITE_ROW) {
 		size_t len = (size_t)sqlite3_column_bytes(st, 0);
 
-		w->kept[0].data = xmalloc(len + 1);
-		if (len > 0)
-			memcpy(w->kept[0].data, sqlite3_column_blob(st, 0),
-			       len);
+		w->kept[0].data =
+		        ckpt_data_new(sqlite3_column_blob(st, 0), len);
 		w->kept[0].len = len;
 		rc = 0;
 	}
@@ -378,13 +420,12 @@ ckpt_discard(struct ckpt_set *cs, struct ckpt_worker *w, struct node *n)
 {
 	uint64_t seq = w->kept[0].seq;
 
-	free(w->kept[0].data);
+	ckpt_data_unref(w->kept[0].data);
 	memmove(w->kept, w->kept + 1, (w->nkept - 1) * sizeof *w->kept);
 	w->nkept--;
 	n->checkpoint_seq = w->nkept ? w->kept[0].seq : 0;
 	if (cs->store != NULL) {
-		ckpt_submit(cs, w, seq, NULL, 0, n->spec->checkpoint.keep,
-		            true);
+		ckpt_submit(cs, w, seq, NULL, 0, true);
 		if (w->nkept > 0 && w->kept[0].data == NULL &&
 		    ckpt_read_back(cs, w) < 0) {
 			ckpt_store_error(
@@ -467,9 +508,7 @@ ckpt_load_row(struct ckpt_set *cs, sqlite3_stmt *st)
 
 	if (w->nkept == 0) {
 		k.len = (size_t)sqlite3_column_bytes(st, 2);
-		k.data = xmalloc(k.len + 1);
-		if (k.len > 0)
-			memcpy(k.data, sqlite3_column_blob(st, 2), k.len);
+		k.data = ckpt_data_new(sqlite3_column_blob(st, 2), k.len);
 	}
 	if (w->nkept == w->capkept) {
 		w->capkept = w->capkept ? 2 * w->capkept : 2;

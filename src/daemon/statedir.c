@@ -132,12 +132,15 @@ statedir_sum_one(struct node *n, void *arg)
 {
 	struct statedir_sum *s = arg;
 	struct statedir_row r;
-	uint8_t b[SPEND_BLOB + 12];
+	uint8_t b[SPEND_BLOB + 20];
 
 	statedir_row_of(n, 0, &r);
 	memcpy(b, r.spend, SPEND_BLOB);
 	memcpy(b + SPEND_BLOB, &r.circuit, 4);
 	memcpy(b + SPEND_BLOB + 4, &r.open_ms, 8);
+	/* a circuit reopened for as long as before moves only its deadline
+	 * (monotonic here: the stored wall-clock one moves every second) */
+	memcpy(b + SPEND_BLOB + 12, &n->circuit.probe_at, 8);
 	for (size_t i = 0; i < sizeof b; i++)
 		s->h = (s->h ^ b[i]) * 1099511628211ull;
 	for (const char *p = n->path; *p; p++)
@@ -243,24 +246,35 @@ statedir_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 /* --- start ---------------------------------------------------------------- */
 
-/* One row read back into its worker, if the tree still has it. */
+/* One row read back into its worker, if the tree still has it. The open
+ * circuit's deadline was stored as wall-clock time (monotonic time does not
+ * survive a restart): what is left of it is worked out here, for the
+ * engine. */
 static void
 statedir_restore_row(struct daemon *d, sqlite3_stmt *st)
 {
 	struct node *n =
 	        tree_find(d->tree, (const char *)sqlite3_column_text(st, 0));
-	struct spend sp = {0};
+	struct tree_saved sv = {.circuit = CIRCUIT_CLOSED};
 	int circuit = sqlite3_column_int(st, 2);
+	int64_t left = sqlite3_column_int64(st, 4) - clock_wall_ms();
+	char dur[32];
 
 	if (n == NULL || n->spec->kind != KIND_WORKER)
 		return;
 	if (sqlite3_column_bytes(st, 1) == SPEND_BLOB)
-		spend_unpack(sqlite3_column_blob(st, 1), &sp);
-	tree_restore(n, &sp,
-	             circuit == CIRCUIT_OPEN || circuit == CIRCUIT_HALF_OPEN
-	                     ? (enum circuit_state)circuit
-	                     : CIRCUIT_CLOSED,
-	             (uint64_t)sqlite3_column_int64(st, 3));
+		spend_unpack(sqlite3_column_blob(st, 1), &sv.spend);
+	if (circuit == CIRCUIT_OPEN || circuit == CIRCUIT_HALF_OPEN)
+		sv.circuit = (enum circuit_state)circuit;
+	sv.open_ms = (uint64_t)sqlite3_column_int64(st, 3);
+	sv.open_left_ms =
+	        circuit == CIRCUIT_OPEN && left > 0 ? (uint64_t)left : 0;
+	tree_restore(d->tree, n, &sv, clock_now_ms());
+	if (n->state == NODE_QUARANTINED) {
+		util_format_duration(n->circuit.probe_at - d->tree->now, dur,
+		                     sizeof dur);
+		log_info("%s: circuit still open, probe in %s", n->path, dur);
+	}
 }
 
 static int
@@ -270,9 +284,10 @@ statedir_restore(struct daemon *d, char *why, size_t len)
 	sqlite3_stmt *st;
 	int rc;
 
-	if (sqlite3_prepare_v2(
-	            db, "SELECT path, spend, circuit, open_ms FROM nodes", -1,
-	            &st, NULL) != SQLITE_OK) {
+	if (sqlite3_prepare_v2(db,
+	                       "SELECT path, spend, circuit, open_ms, "
+	                       "probe_wall_ms FROM nodes",
+	                       -1, &st, NULL) != SQLITE_OK) {
 		snprintf(why, len, "%s", sqlite3_errmsg(db));
 		return -1;
 	}

@@ -294,10 +294,21 @@ bool tree_next_action(struct tree *, struct action *);
  * the old specs they pointed into may be freed too. */
 bool tree_sweep(struct tree *);
 
-/* At start, before tree_start: what the state store kept of a worker
- * (restore.c): its spend, and its circuit, open again as a probe. */
-void tree_restore(struct node *, const struct spend *, enum circuit_state,
-                  uint64_t open_ms);
+/* What the state store kept of a worker: its spend, its circuit's state
+ * and open period, and (open) the time it still had to stay open when
+ * agentsupd stopped, as the shell worked it out from the stored wall-clock
+ * deadline (0: it has passed). */
+struct tree_saved {
+	struct spend spend;
+	enum circuit_state circuit;
+	uint64_t open_ms, open_left_ms;
+};
+
+/* At start, before tree_start (restore.c): put a worker's saved facts
+ * back; an open circuit stays open (quarantined) for its time left, else
+ * it is half-open and the first start is its probe. */
+void tree_restore(struct tree *, struct node *, const struct tree_saved *,
+                  uint64_t now);
 
 /* Looking things up. */
 struct node *tree_find(struct tree *, const char *name_or_path);

@@ -9,11 +9,18 @@
   2. idle RSS of agentsupd with N workers, without checkpoints and with one
      SIZE-byte checkpoint each.
 
-    tools/bench/checkpoint.py [N] [SECONDS] [KILLS] [--no-store]
+    tools/bench/checkpoint.py [N] [SECONDS] [KILLS] [--no-store] [--period MS]
+                              [--no-idle]
                                             default 1000 20 100, store on
 
 --no-store: the same load with checkpoints in memory only (acks at once),
-to tell the store's share of a figure from the load's.
+to tell the store's share of a figure from the load's. --period MS: each
+worker's checkpoint period (default 1000; 0: one checkpoint each, then idle,
+the restart latency beside N idle workers). --no-idle: skip part 2.
+
+While the load runs, agentsupd's threads are sampled from /proc: CPU and
+wake-ups (voluntary context switches) a second of the loop and of the store
+writer, and how often the loop was preempted (involuntary ones).
 """
 import os
 import subprocess
@@ -25,6 +32,8 @@ import benchlib as b
 CKPT_WORKER = os.path.join(b.BUILD, "bench_ckpt_worker")
 SIZE = 4096
 NO_STORE = "--no-store" in sys.argv
+NO_IDLE = "--no-idle" in sys.argv
+PERIOD = int(sys.argv[sys.argv.index("--period") + 1]) if "--period" in sys.argv else 1000
 
 
 def tree(n, command, extra="", state_dir=None):
@@ -57,7 +66,7 @@ def collect(reports, n, kind=4, timeout=30.0):
 def load_run(tmp, reports, n, seconds, kills, run_for):
     """The checkpoint load, with one killed worker in the same tree."""
     state = None if NO_STORE else os.path.join(tmp, "state")
-    d = b.Agentsupd(tmp, tree(n, f"[{CKPT_WORKER}, '{SIZE}', '1000']", f"""
+    d = b.Agentsupd(tmp, tree(n, f"[{CKPT_WORKER}, '{SIZE}', '{PERIOD}']", f"""
   - worker: w
     backoff: none
     command: [{b.WORKER}]
@@ -68,8 +77,9 @@ def load_run(tmp, reports, n, seconds, kills, run_for):
         # the killed worker's pid: the one report of kind 0 that is not a
         # ckpt worker's -- find it by its command line
         pid = find_pid(d.proc.pid, b.WORKER)
-        collect(reports, min(n, 1000), timeout=30)  # warm up: a second of acks
+        collect(reports, min(n, 1000) if PERIOD else n, timeout=30)  # warm up
         reports.drain()
+        threads0 = thread_stats(d.proc.pid)
         # the floor runs under the same load: kills alternate between the two
         fl = subprocess.Popen([b.FLOOR, "1", b.WORKER],
                               env=dict(os.environ, BENCH_SOCK=reports.path))
@@ -93,12 +103,40 @@ def load_run(tmp, reports, n, seconds, kills, run_for):
             else:
                 time.sleep(0.05)
         lat.extend(drain_kind(reports, 4))
+        threads = thread_rates(threads0, thread_stats(d.proc.pid))
         rss = b.rss_kib([d.proc.pid])
         fl.terminate()
         fl.wait()
-        return lat, restarts, floor, rss
+        return lat, restarts, floor, rss, threads
     finally:
         d.stop()
+
+
+def thread_stats(pid):
+    """{name: (seconds of CPU, voluntary, involuntary switches)} of pid's
+    threads, at the time of the call (and that time)."""
+    out = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                st = f.read()
+            with open(f"/proc/{pid}/task/{tid}/status") as f:
+                status = dict(l.split(":", 1) for l in f if ":" in l)
+        except OSError:
+            continue
+        name = "loop" if int(tid) == pid else st.split("(", 1)[1].rsplit(")", 1)[0]
+        fields = st.rsplit(")", 1)[1].split()
+        out[name] = ((int(fields[11]) + int(fields[12])) / tick,
+                     int(status["voluntary_ctxt_switches"]),
+                     int(status["nonvoluntary_ctxt_switches"]))
+    return time.monotonic(), out
+
+
+def thread_rates(a, b):
+    dt = b[0] - a[0]
+    return {k: tuple((v[i] - a[1][k][i]) / dt for i in range(3))
+            for k, v in b[1].items() if k in a[1]}
 
 
 def drain_kind(reports, kind):
@@ -161,7 +199,9 @@ def idle_rss(tmp, reports, n, with_ckpt):
 
 
 def main():
-    args = [a for a in sys.argv[1:] if a != "--no-store"]
+    args = [a for i, a in enumerate(sys.argv[1:], 1)
+            if a not in ("--no-store", "--no-idle", "--period")
+            and sys.argv[i - 1] != "--period"]
     n = int(args[0]) if len(args) > 0 else 1000
     seconds = float(args[1]) if len(args) > 1 else 20
     kills = int(args[2]) if len(args) > 2 else 100
@@ -169,17 +209,19 @@ def main():
     tmp = b.scratch()
     reports = b.Reports(tmp)
     try:
-        rss_plain = idle_rss(tmp, reports, n, False)
-        rss_ckpt = idle_rss(tmp, reports, n, True) if not NO_STORE else 0
-        lat, restarts, floor, rss_load = load_run(tmp, reports, n, seconds, kills, run_for)
+        rss_plain = idle_rss(tmp, reports, n, False) if not NO_IDLE else 0
+        rss_ckpt = idle_rss(tmp, reports, n, True) if not (NO_STORE or NO_IDLE) else 0
+        lat, restarts, floor, rss_load, threads = load_run(tmp, reports, n, seconds,
+                                                           kills, run_for)
         # both again with no load, for reference
         quiet_floor = floor_run(reports, kills, run_for)
     finally:
         reports.close()
         b.cleanup(tmp)
-    s, r, f = b.summary(lat), b.summary(restarts), b.summary(floor)
+    s = b.summary(lat or [0])
+    r, f = b.summary(restarts), b.summary(floor)
     q = b.summary(quiet_floor)
-    print(f"checkpoints: {n} workers x {SIZE} B a second, "
+    print(f"checkpoints: {n} workers x {SIZE} B every {PERIOD} ms, "
           f"{'no store (memory only)' if NO_STORE else 'store on ' + tmp_fs()} "
           f"({s['n']} acks in {seconds:.0f} s)")
     print(f"machine: {b.machine()}")
@@ -190,6 +232,9 @@ def main():
           f"ratio (median) {r['median'] / f['median']:.2f}x (target <= 1.2x)")
     print(f"floor with no load: median {q['median']:.3f} ms, p99 {q['p99']:.3f} ms")
     print(f"agentsupd RSS under load: {rss_load / 1024:.1f} MiB")
+    for name, (cpu, vol, invol) in sorted(threads.items()):
+        print(f"  thread {name}: CPU {100 * cpu:.1f} %, {vol:.0f} wake-ups/s, "
+              f"preempted {invol:.0f}/s")
     print(f"idle RSS, {n} workers: no checkpoints {rss_plain / 1024:.1f} MiB; "
           f"a {SIZE // 1024} KiB checkpoint each {rss_ckpt / 1024:.1f} MiB (target <= 20 MiB)")
 
