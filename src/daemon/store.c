@@ -8,12 +8,14 @@
  * acknowledgement sent from its `done` is never one of lost data. The writer
  * touches nothing of the loop's but the queues.
  *
- * Group commit: when jobs keep coming (the last commit ended less than
- * STORE_GROUP_MS ago), a queued job lets others join for up to
+ * Group commit: when jobs keep coming from several sources (the last commit
+ * ended less than STORE_GROUP_MS ago and held more than one job), a queued
+ * job lets others join for up to
  * STORE_GROUP_MS (or until STORE_GROUP_JOBS are queued) before the writer
  * begins, so a thousand checkpoints a second make a few hundred commits
  * (fsyncs) and the loop is woken once per commit rather than once per job;
- * a job that comes alone, after a quiet spell, is committed at once. The loop
+ * a job that comes alone, after a quiet spell or from one client that waits
+ * for each answer before it asks again, is committed at once. The loop
  * signals the writer only when it sleeps with nothing queued or a batch is
  * full, not at every submit. The writer is not niced: the loop takes the
  * queue's mutex at every submit, and a low-priority holder preempted on a
@@ -65,6 +67,7 @@ struct store {
 	struct store_job *done; /* finished, for the loop */
 	size_t ndone, capdone;
 	size_t busy; /* jobs the writer holds */
+	size_t last; /* jobs in the writer's last batch */
 	ev_async wakeup;
 };
 
@@ -261,6 +264,7 @@ store_take(struct store *s, struct store_job *batch)
 		pthread_cond_wait(&s->cv, &s->mu);
 	now = store_clock();
 	if (s->nq > 0 && s->nq < STORE_GROUP_JOBS && !s->stopping &&
+	    s->last > 1 &&
 	    store_before(now, store_plus_ms(s->committed, STORE_GROUP_MS))) {
 		until = store_plus_ms(now, STORE_GROUP_MS);
 		s->writer = STORE_GATHERING;
@@ -276,7 +280,7 @@ store_take(struct store *s, struct store_job *batch)
 	}
 	s->q0 = 0; /* empty: the ring's first slots again, so only as many
 	            * pages as the largest batch are ever touched */
-	s->busy = n;
+	s->busy = s->last = n;
 	return n;
 }
 
