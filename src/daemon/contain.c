@@ -11,6 +11,11 @@
  * write), so not even its first fork escapes. A guard process, forked at
  * start and blocked on a pipe, sees agentsupd die however it dies (EOF) and
  * kills the whole agentsup.<pid>/ subtree, then removes it.
+ *
+ * Where no cgroup v2 is writable but the kernel lets us make a PID
+ * namespace (root), the workers are born in one held by an init of ours
+ * (pidns.c) instead: the kernel kills it whole when agentsupd dies. Both
+ * the guard and the init are the small agentsup-guard exec'd (guard.c).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -29,11 +34,13 @@
 #include "contain.h"
 #include "guard.h"
 #include "log.h"
+#include "pidns.h"
 #include "timer.h"
 #include "util.h"
 
 #define CONTAIN_MAX_PROCS 4096 /* pids summed for a cgroup's RSS */
 #define CONTAIN_NAME_PATH 200  /* of a path in a cgroup's name, its end */
+#define CONTAIN_ORPHAN    "(an orphan in the PID namespace)"
 
 /* A worker's cgroup: its number, the worker's path, and whether it is
  * idle (its worker ended and left nothing: the next start reuses it). */
@@ -62,7 +69,10 @@ struct contain {
 	size_t nlive, caplive;
 	int guard; /* write end of the guard's pipe, or -1 */
 	pid_t guard_pid;
+	char *helper;     /* agentsup-guard's path, or NULL: a fork runs it */
+	struct pidns *ns; /* the workers' PID namespace, or NULL */
 	contain_over_fn over;
+	contain_lost_fn lost;
 	void *arg;
 	struct watch *w;
 	size_t nw, capw;
@@ -250,8 +260,8 @@ contain_setup(struct contain *c)
 		 * to enable; it is not everywhere (hybrid hosts) */
 		(void)contain_write_at(c->dirfd, "cgroup.subtree_control",
 		                       "+memory");
-	if (err == 0 &&
-	    guard_start(c->dirfd, c->dir, &c->guard, &c->guard_pid) < 0)
+	if (err == 0 && guard_start(c->helper, c->dirfd, c->dir, &c->guard,
+	                            &c->guard_pid) < 0)
 		err = errno;
 out:
 	free(mnt);
@@ -270,40 +280,99 @@ out:
 
 static void contain_mem_cb(struct ev_loop *, ev_timer *, int);
 
+/* The helper the guard and the init exec; where it is missing, a fork of
+ * agentsupd runs them (carrying its memory), said once. */
+static void
+contain_find_helper(struct contain *c)
+{
+	char path[PATH_MAX];
+
+	if (guard_helper(path, sizeof path)) {
+		c->helper = xstrdup(path);
+		return;
+	}
+	log_warnx("contain: no executable %s next to agentsupd nor in %s: "
+	          "the guard is a fork of agentsupd (its memory)",
+	          GUARD_HELPER, AGENTSUP_LIBEXECDIR);
+}
+
+/* The init died: the daemon says so (an event). */
+static void
+contain_lost(void *arg, const char *why)
+{
+	struct contain *c = arg;
+
+	c->lost(c->arg, why);
+}
+
 struct contain *
 contain_open(struct ev_loop *loop, enum contain_mode mode, contain_over_fn over,
-             void *arg, const char **why)
+             contain_lost_fn lost, void *arg, const char **why)
 {
 	struct contain *c = xcalloc(1, sizeof *c);
-	static char msg[128];
-	int err;
+	static char msg[256];
+	int err = 0, nserr;
 
 	c->loop = loop;
 	c->dirfd = c->guard = -1;
 	c->over = over;
+	c->lost = lost;
 	c->arg = arg;
 	ev_init(&c->memtimer, contain_mem_cb);
 	c->memtimer.data = c;
 	*why = "contain: none: process groups and PDEATHSIG only";
 	if (mode == CONTAIN_NONE)
 		return c;
-	err = contain_setup(c);
-	if (err == 0) {
-		snprintf(msg, sizeof msg, "a cgroup per worker under %.80s",
-		         c->dir);
-		*why = msg;
+	contain_find_helper(c);
+	*why = msg;
+	if (mode != CONTAIN_PIDNS && (err = contain_setup(c)) == 0) {
+		snprintf(msg, sizeof msg,
+		         "a cgroup per worker under %.80s, and a guard (pid "
+		         "%ld)",
+		         c->dir, (long)c->guard_pid);
 		return c;
 	}
-	snprintf(msg, sizeof msg,
-	         "no writable cgroup v2 with cgroup.kill (%s): process "
-	         "groups and PDEATHSIG only",
-	         strerror(err));
-	*why = msg;
-	if (mode == CONTAIN_CGROUP) {
+	if (mode != CONTAIN_CGROUP &&
+	    (c->ns = pidns_open(loop, c->helper, contain_lost, c)) != NULL) {
+		snprintf(msg, sizeof msg,
+		         "a PID namespace held by agentsup-init (pid %ld); "
+		         "process groups for restarts",
+		         (long)pidns_init_pid(c->ns));
+		return c;
+	}
+	nserr = errno;
+	if (mode == CONTAIN_CGROUP)
+		snprintf(msg, sizeof msg,
+		         "contain: cgroup: no writable cgroup v2 with "
+		         "cgroup.kill (%s)",
+		         strerror(err));
+	else if (mode == CONTAIN_PIDNS)
+		snprintf(msg, sizeof msg,
+		         "contain: pidns: no PID namespace (%s)",
+		         strerror(nserr));
+	else
+		snprintf(msg, sizeof msg,
+		         "no writable cgroup v2 with cgroup.kill (%s) nor PID "
+		         "namespace (%s): process groups and PDEATHSIG only",
+		         strerror(err), strerror(nserr));
+	if (mode != CONTAIN_AUTO) {
 		contain_close(c);
 		return NULL;
 	}
 	return c;
+}
+
+int
+contain_ns_enter(struct contain *c)
+{
+	return c != NULL && c->ns != NULL ? pidns_enter(c->ns) : 0;
+}
+
+void
+contain_ns_leave(struct contain *c)
+{
+	if (c != NULL && c->ns != NULL)
+		pidns_leave(c->ns);
 }
 
 bool
@@ -408,6 +477,8 @@ contain_close(struct contain *c)
 	} else if (c->dir != NULL) {
 		guard_remove_all(c->dirfd, c->dir);
 	}
+	pidns_close(c->ns); /* the kernel kills what is left in it */
+	free(c->helper);
 	if (c->dirfd >= 0)
 		close(c->dirfd);
 	for (size_t i = 0; i < c->nw; i++)
@@ -548,6 +619,11 @@ contain_worker_of(struct contain *c, pid_t pid, char *path, size_t len)
 	FILE *f;
 
 	snprintf(file, sizeof file, "/proc/%ld/cgroup", (long)pid);
+	if (c->ns != NULL && pidns_holds(c->ns, pid) &&
+	    strlen(CONTAIN_ORPHAN) < len) {
+		strcpy(path, CONTAIN_ORPHAN); /* in the tree; whose, unknown */
+		return true;
+	}
 	if (!contain_cgroups(c) || (f = fopen(file, "re")) == NULL)
 		return false;
 	rl = strlen(c->rel);

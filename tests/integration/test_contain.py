@@ -3,6 +3,7 @@ on its restart, its stop, agentsupd's SIGTERM and agentsupd's SIGKILL --
 including those that setsid, double-fork or drop privileges, found by a
 marker in their environment. Also the termination record."""
 import json
+import re
 import os
 import signal
 import subprocess
@@ -10,7 +11,7 @@ import uuid
 
 import pytest
 
-from conftest import TIMEOUT, Daemon, alive, sh, wait_until
+from conftest import AGENTSUPCTL, SRC, TIMEOUT, Daemon, alive, sh, wait_until
 
 CGROOT = "/sys/fs/cgroup/unified"
 
@@ -232,3 +233,139 @@ children:
     kinds = [e["kind"] for e in rec["events"]]
     assert "gave_up" in kinds and kinds[-1] in ("stopped", "gave_up")
     assert len(kinds) >= 5
+
+
+# --- the PID namespace (contain: pidns; what `auto` gives a host whose
+# cgroup v2 is not writable) ----------------------------------------------
+
+def pidns_permitted():
+    if os.geteuid() != 0:
+        return False
+    try:
+        return subprocess.run(["unshare", "--pid", "--fork", "true"],
+                              capture_output=True, timeout=TIMEOUT).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+needs_pidns = pytest.mark.skipif(not pidns_permitted(),
+                                 reason="needs a PID namespace (root)")
+PIDNS = "  contain: pidns\n"
+
+
+def status_pid(d, path):
+    return {n["path"]: n for n in d.ctl_json("status")}[path]["pid"]
+
+
+def nspids(pid):
+    """The pid of pid in each PID namespace it lives in, outermost first."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("NSpid:"):
+                return [int(x) for x in line.split()[1:]]
+    return []
+
+
+def init_pid(d):
+    """agentsup-init's pid, from agentsupd's containment line."""
+    for line in d.lines:
+        m = re.search(r"held by agentsup-init \(pid (\d+)\)", line)
+        if m:
+            return int(m.group(1))
+    raise AssertionError("no PID namespace: " + "\n".join(d.lines[-10:]))
+
+
+@needs_pidns
+def test_pidns_sigkill_of_agentsupd_kills_every_descendant(supd, tmp_path):
+    mark = uuid.uuid4().hex
+    d, _ = start(supd, mark, tmp_path, settings=PIDNS)
+    init = init_pid(d)
+    assert not os.path.exists(os.path.join(cgroup2_mount() or "/nonexistent",
+                                           f"agentsup.{d.proc.pid}"))
+    w = status_pid(d, "root/w")
+    assert len(nspids(w)) == len(nspids(os.getpid())) + 1  # one level deeper
+    d.kill()  # SIGKILL: the init dies with agentsupd, the kernel does the rest
+    gone(mark)
+    wait_until(lambda: not alive(init), what="the init gone")
+
+
+@needs_pidns
+def test_pidns_restart_and_stop_end_the_worker_and_its_group(supd, tmp_path):
+    """Without a cgroup, a restart ends the process group (the setpriv'd
+    descendant too, whose PDEATHSIG was cleared); the setsid'd and
+    double-forked ones end with agentsupd at the latest, orderly or not."""
+    mark = uuid.uuid4().hex
+    d, _ = start(supd, mark, tmp_path, settings=PIDNS)
+    old = status_pid(d, "root/w")
+    group = [p for p in marked(mark, 0) if os.getpgid(p) == old]
+    assert len(group) == 3  # the worker, its double-forked and setpriv'd sleepers
+    d.ctl("restart", "w", check=0)
+    d.wait("started", "root/w")
+    wait_until(lambda: len(settled(mark, 1)) == 4, what="the new descendants")
+    wait_until(lambda: not any(alive(p) for p in group), what="the old group")
+    new = status_pid(d, "root/w")
+    d.ctl("stop", "w", check=0)
+    d.wait("exited", "root/w", detail="stopped")
+    wait_until(lambda: not alive(new), what="the stopped worker")
+    assert not [p for p in marked(mark) if os.getpgid(p) == new]
+    d.signal(signal.SIGTERM)
+    assert d.exit_code() == 0
+    gone(mark)
+
+
+@needs_pidns
+def test_pidns_pids_status_shows_ours_the_worker_its_own(supd, tmp_path):
+    """status and events show agentsupd's pids; the worker's getpid() (and
+    so its hello) is its pid in the namespace; both name one process."""
+    f = tmp_path / "pid"
+    body = (f"import os, sys; sys.path.insert(0, {os.path.join(SRC, 'tools', 'python')!r}); "
+            f"import agentsup; a = agentsup.Agent(); a.ready(); "
+            f"open({str(f)!r}, 'w').write(str(os.getpid()))\n"
+            f"while True: a.wait(1)")
+    supd.write({"00-settings.yaml": f"agentsupd:\n  events_file: {supd.events}\n"
+                                    + PIDNS,
+                "a.yaml": "worker: w\nstart_timeout: 10s\ncommand: "
+                          + json.dumps(["/usr/bin/python3", "-c", body]) + "\n"},
+               settings=False)
+    d = supd.start()
+    ev = d.wait("ready", "root/w")
+    wait_until(lambda: f.exists() and f.read_text(), what="the worker's pid")
+    inner = int(f.read_text())
+    assert status_pid(d, "root/w") == ev.pid
+    ns = nspids(ev.pid)
+    assert ns[0] == ev.pid and ns[-1] == inner and inner != ev.pid
+    assert nspids(init_pid(d))[-1] == 1  # the init is the namespace's 1
+
+
+@needs_pidns
+def test_pidns_init_killed_is_an_event_and_the_workers_come_back(supd, tmp_path):
+    mark = uuid.uuid4().hex
+    d, _ = start(supd, mark, tmp_path, settings=PIDNS)
+    old = init_pid(d)
+    os.kill(old, signal.SIGKILL)
+    ev = d.wait("containment_lost")
+    assert ev.reason == "contain" and f"pid {old}" in ev.detail
+    gone(mark, 0)  # the kernel killed the namespace: all of them
+    d.wait("started", "root/w")  # in a new namespace
+    wait_until(lambda: len(settled(mark, 1)) == 4, what="the new descendants")
+    assert any("a new PID namespace" in l for l in d.lines)
+    d.kill()
+    gone(mark)
+
+
+@needs_pidns
+def test_pidns_an_orphan_may_not_steer(supd, tmp_path):
+    """A setsid'd orphan in the namespace is no worker's by its ancestry,
+    but it is inside the tree: refused like a worker."""
+    out = tmp_path / "out"
+    ctl = os.path.abspath(AGENTSUPCTL)
+    cmd = sh(f"setsid sh -c '{ctl} --socket {supd.dir.parent / 'ctl.sock'} "
+             f"shutdown > {out} 2>&1; echo rc=$? >> {out}' & exec sleep 1e5")
+    supd.write({"00-settings.yaml": f"agentsupd:\n  events_file: {supd.events}\n"
+                                    + PIDNS,
+                "a.yaml": f"worker: w\ncommand: {cmd}\n"}, settings=False)
+    d = supd.start()
+    d.wait("started", "root/w")
+    wait_until(lambda: out.exists() and "rc=" in out.read_text(), what="the ctl")
+    assert "refused" in out.read_text() and "rc=0" not in out.read_text()
+    assert d.proc.poll() is None
