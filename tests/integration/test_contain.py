@@ -11,6 +11,7 @@ import uuid
 
 import pytest
 
+import conftest
 from conftest import AGENTSUPCTL, SRC, TIMEOUT, Daemon, alive, sh, wait_until
 
 CGROOT = "/sys/fs/cgroup/unified"
@@ -369,3 +370,74 @@ def test_pidns_an_orphan_may_not_steer(supd, tmp_path):
     wait_until(lambda: out.exists() and "rc=" in out.read_text(), what="the ctl")
     assert "refused" in out.read_text() and "rc=0" not in out.read_text()
     assert d.proc.poll() is None
+
+
+def ro_cgroup_prefix():
+    """agentsupd run where cgroup v2 is mounted read-only (its own mount
+    namespace): a container host's view."""
+    return ("unshare", "--mount", "--propagation", "private", "--", "sh", "-c",
+            f'mount -o remount,bind,ro {cgroup2_mount()} && exec "$@"', "sh")
+
+
+@needs_pidns
+@needs_cgroup
+def test_auto_takes_the_pid_namespace_without_a_writable_cgroup(supd, tmp_path):
+    mark = uuid.uuid4().hex
+    up, cmd = hostile(tmp_path, mark)
+    supd.write({"00-settings.yaml": f"agentsupd:\n  events_file: {supd.events}\n",
+                "a.yaml": f"worker: w\ncommand: {cmd}\n"
+                          f"environment: {{CONTAIN_MARK: '{mark}'}}\n"},
+               settings=False)
+    d = Daemon(supd.dir, supd.events, argv_prefix=ro_cgroup_prefix())
+    supd.started.append(d)
+    d.wait("started", "root/w")
+    wait_until(lambda: len(settled(mark, 0)) == 4, what="the descendants")
+    init = init_pid(d)
+    assert os.path.basename(os.readlink(f"/proc/{init}/exe")) == "agentsup-guard"
+    d.kill()
+    gone(mark)
+
+
+@needs_cgroup
+def test_the_guard_is_the_small_helper(supd, tmp_path):
+    mark = uuid.uuid4().hex
+    d, _ = start(supd, mark, tmp_path)
+    m = [re.search(r"a guard \(pid (\d+)\)", l) for l in d.lines]
+    guard = int([x for x in m if x][0].group(1))
+    assert os.path.basename(os.readlink(f"/proc/{guard}/exe")) == "agentsup-guard"
+    with open(f"/proc/{guard}/status") as f:
+        rss = [int(l.split()[1]) for l in f if l.startswith("VmRSS:")][0]
+    assert rss < 1024  # kB: not agentsupd's memory
+
+
+@needs_pidns
+def test_without_the_helper_a_fork_holds_the_namespace(supd, tmp_path,
+                                                       monkeypatch):
+    """No agentsup-guard next to agentsupd (nor installed): said once, and
+    the fork of agentsupd is the init, as good for SIGKILL."""
+    lone = tmp_path / "bin"
+    lone.mkdir()
+    exe = lone / "agentsupd"
+    exe.write_bytes(open(os.environ.get("AGENTSUPD", "build/agentsupd"), "rb").read())
+    exe.chmod(0o755)
+    libexec = [l for l in open(exe, "rb").read().split(b"\0")
+               if l.endswith(b"/libexec")]
+    if any(os.path.exists(os.path.join(p.decode(errors="replace"), "agentsup-guard"))
+           for p in libexec):
+        pytest.skip("agentsup-guard is installed")
+    mark = uuid.uuid4().hex
+    up, cmd = hostile(tmp_path, mark)
+    supd.write({"00-settings.yaml": f"agentsupd:\n  events_file: {supd.events}\n"
+                                    + PIDNS,
+                "a.yaml": f"worker: w\ncommand: {cmd}\n"
+                          f"environment: {{CONTAIN_MARK: '{mark}'}}\n"},
+               settings=False)
+    monkeypatch.setattr(conftest, "AGENTSUPD", str(exe))
+    d = Daemon(supd.dir, supd.events)
+    supd.started.append(d)
+    d.wait("started", "root/w")
+    wait_until(lambda: len(settled(mark, 0)) == 4, what="the descendants")
+    assert sum("no executable agentsup-guard" in l for l in d.lines) == 1
+    assert os.readlink(f"/proc/{init_pid(d)}/exe") == str(exe)
+    d.kill()
+    gone(mark)
