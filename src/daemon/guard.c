@@ -164,8 +164,10 @@ guard_child(const char *helper, int rfd, int dirfd, const char *dir)
 	if (r < 0 || dup2(r, GUARD_FD_PIPE) < 0 ||
 	    (d >= 0 && dup2(d, GUARD_FD_DIR) < 0))
 		_exit(127);
-	(void)close_range(dirfd >= 0 ? GUARD_FD_DIR + 1 : GUARD_FD_PIPE + 1,
-	                  ~0U, 0);
+	/* by number: musl (which may build the helper) has no wrapper */
+	(void)syscall(SYS_close_range,
+	              dirfd >= 0 ? GUARD_FD_DIR + 1 : GUARD_FD_PIPE + 1, ~0U,
+	              0);
 	if (helper != NULL)
 		execve(helper, dirfd >= 0 ? argv_guard : argv_init, envp);
 	if (dirfd >= 0)
