@@ -32,52 +32,15 @@
 #include <unistd.h>
 
 #include "contain.h"
+#include "contain_int.h"
 #include "guard.h"
 #include "log.h"
 #include "pidns.h"
 #include "timer.h"
 #include "util.h"
 
-#define CONTAIN_MAX_PROCS 4096 /* pids summed for a cgroup's RSS */
-#define CONTAIN_NAME_PATH 200  /* of a path in a cgroup's name, its end */
+#define CONTAIN_NAME_PATH 200 /* of a path in a cgroup's name, its end */
 #define CONTAIN_ORPHAN    "(an orphan in the PID namespace)"
-
-/* A worker's cgroup: its number, the worker's path, and whether it is
- * idle (its worker ended and left nothing: the next start reuses it). */
-struct live {
-	unsigned long id;
-	char *path;
-	bool idle;
-};
-
-struct watch {
-	pid_t pid;
-	char *name; /* the cgroup's, or NULL */
-	uint64_t limit;
-	bool fired;
-};
-
-struct contain {
-	struct ev_loop *loop;
-	char *dir; /* .../agentsup.<pid>, NULL when not contained */
-	int dirfd; /* of dir, or -1 */
-	char *rel; /* dir relative to the cgroup2 mount, as /proc shows */
-	unsigned long next_id; /* of the next worker cgroup */
-	char **busy;           /* killed cgroups not yet empty: removed later */
-	size_t nbusy;
-	struct live *live; /* by number, for who a control peer is */
-	size_t nlive, caplive;
-	int guard; /* write end of the guard's pipe, or -1 */
-	pid_t guard_pid;
-	char *helper;     /* agentsup-guard's path, or NULL: a fork runs it */
-	struct pidns *ns; /* the workers' PID namespace, or NULL */
-	contain_over_fn over;
-	contain_lost_fn lost;
-	void *arg;
-	struct watch *w;
-	size_t nw, capw;
-	ev_timer memtimer;
-};
 
 /* --- where the cgroups live ---------------------------------------------- */
 
@@ -135,7 +98,7 @@ contain_write_at(int dirfd, const char *file, const char *val)
  * path by its last CONTAIN_NAME_PATH bytes): a fresh cgroup per start,
  * since some kernels kill every child cloned into a cgroup that was once
  * killed (CLONE_INTO_CGROUP and kill_seq). The number is what counts. */
-static bool
+bool
 contain_name(const char *path, unsigned long id, char *name, size_t len)
 {
 	size_t n = strlen(path);
@@ -277,8 +240,6 @@ out:
 	}
 	return err;
 }
-
-static void contain_mem_cb(struct ev_loop *, ev_timer *, int);
 
 /* The helper the guard and the init exec; where it is missing, a fork of
  * agentsupd runs them (carrying its memory), said once. */
@@ -493,117 +454,6 @@ contain_close(struct contain *c)
 	free(c->dir);
 	free(c->rel);
 	free(c);
-}
-
-/* --- max_memory ------------------------------------------------------------
- */
-
-static uint64_t
-contain_statm_rss(pid_t pid)
-{
-	char path[64];
-	unsigned long long size, rss;
-	FILE *f;
-	int n;
-
-	snprintf(path, sizeof path, "/proc/%ld/statm", (long)pid);
-	if ((f = fopen(path, "re")) == NULL)
-		return 0;
-	n = fscanf(f, "%llu %llu", &size, &rss);
-	fclose(f);
-	return n == 2 ? rss * (uint64_t)sysconf(_SC_PAGESIZE) : 0;
-}
-
-/* The worker's memory: its cgroup's memory.current where the memory
- * controller is on, else the RSS of every process in its cgroup, else of
- * its own process. */
-static uint64_t
-contain_rss(struct contain *c, const struct watch *w)
-{
-	char file[NAME_MAX + 32];
-	unsigned long long v, total = 0;
-	long pid;
-	FILE *f = NULL;
-	int fd;
-
-	if (w->name == NULL)
-		return contain_statm_rss(w->pid);
-	snprintf(file, sizeof file, "%s/memory.current", w->name);
-	if ((fd = openat(c->dirfd, file, O_RDONLY | O_CLOEXEC)) >= 0 &&
-	    (f = fdopen(fd, "r")) != NULL && fscanf(f, "%llu", &v) == 1) {
-		fclose(f);
-		return v;
-	}
-	if (f != NULL)
-		fclose(f);
-	else if (fd >= 0)
-		close(fd);
-	snprintf(file, sizeof file, "%s/cgroup.procs", w->name);
-	if ((fd = openat(c->dirfd, file, O_RDONLY | O_CLOEXEC)) < 0 ||
-	    (f = fdopen(fd, "r")) == NULL) {
-		if (fd >= 0)
-			close(fd);
-		return contain_statm_rss(w->pid);
-	}
-	for (int i = 0; i < CONTAIN_MAX_PROCS && fscanf(f, "%ld", &pid) == 1;
-	     i++)
-		total += contain_statm_rss((pid_t)pid);
-	fclose(f);
-	return total;
-}
-
-static void
-contain_mem_cb(struct ev_loop *loop, ev_timer *t, int revents)
-{
-	struct contain *c = t->data;
-	uint64_t rss;
-
-	(void)loop;
-	(void)revents;
-	for (size_t i = 0; i < c->nw; i++) {
-		struct watch *w = &c->w[i];
-		if (w->fired || (rss = contain_rss(c, w)) <= w->limit)
-			continue;
-		w->fired = true;
-		c->over(c->arg, w->pid, rss); /* must not unwatch */
-	}
-	if (c->nw > 0)
-		timer_after_ms(c->loop, &c->memtimer, CONTAIN_MEMORY_CHECK_MS);
-}
-
-void
-contain_watch(struct contain *c, pid_t pid, const char *path, unsigned long id,
-              uint64_t limit)
-{
-	char name[NAME_MAX + 1];
-
-	if (c->nw == c->capw) {
-		c->capw = c->capw ? 2 * c->capw : 8;
-		c->w = xreallocarray(c->w, c->capw, sizeof *c->w);
-	}
-	c->w[c->nw++] = (struct watch){
-	        pid,
-	        id != 0 && contain_name(path, id, name, sizeof name)
-	                ? xstrdup(name)
-	                : NULL,
-	        limit, false};
-	if (!ev_is_active(&c->memtimer))
-		timer_after_ms(c->loop, &c->memtimer, CONTAIN_MEMORY_CHECK_MS);
-}
-
-void
-contain_unwatch(struct contain *c, pid_t pid)
-{
-	if (c == NULL)
-		return;
-	for (size_t i = 0; i < c->nw; i++)
-		if (c->w[i].pid == pid) {
-			free(c->w[i].name);
-			c->w[i] = c->w[--c->nw];
-			break;
-		}
-	if (c->nw == 0)
-		ev_timer_stop(c->loop, &c->memtimer); /* no idle wake-ups */
 }
 
 /* --- who a control peer is ------------------------------------------------ */

@@ -183,13 +183,16 @@ pidns_enter(struct pidns *ns)
 	if (ns->pid != 0 && pidns_exiting(ns))
 		pidns_lose(ns);
 	if (ns->pid == 0) {
+		/* EAGAIN: the machine's trouble, not the worker's; retried
+		 * after its backoff, not counted against its intensity */
 		if (clock_now_ms() < ns->again_ms) {
-			errno = ESRCH;
+			errno = EAGAIN;
 			return -1;
 		}
 		if (pidns_start(ns) < 0) {
 			log_warn("contain: a new PID namespace");
 			ns->again_ms = clock_now_ms() + PIDNS_RETRY_MS;
+			errno = EAGAIN;
 			return -1;
 		}
 		log_info("contain: a new PID namespace, its init pid %ld",

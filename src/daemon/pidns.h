@@ -29,7 +29,7 @@ struct pidns *pidns_open(struct ev_loop *, const char *helper, pidns_lost_fn,
 /* The init's pid (as agentsupd sees it), 0 while lost. */
 pid_t pidns_init_pid(const struct pidns *);
 /* Around a spawn: children made between are born in the namespace. Enter
- * makes a lost init again (at most every PIDNS_RETRY_MS); -1 with errno
+ * makes a lost init again (at most every PIDNS_RETRY_MS); -1 with EAGAIN
  * when there is none: the spawn fails, into backoff. */
 int pidns_enter(struct pidns *);
 void pidns_leave(struct pidns *);
