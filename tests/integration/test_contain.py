@@ -5,8 +5,10 @@ marker in their environment. Also the termination record."""
 import json
 import re
 import os
+import shutil
 import signal
 import subprocess
+import tempfile
 import uuid
 
 import pytest
@@ -441,3 +443,26 @@ def test_without_the_helper_a_fork_holds_the_namespace(supd, tmp_path,
     assert os.readlink(f"/proc/{init_pid(d)}/exe") == str(exe)
     d.kill()
     gone(mark)
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"),
+                    reason="needs root (to become nobody) and setpriv")
+def test_contain_pidns_refuses_to_start_without_the_privilege():
+    d = tempfile.mkdtemp()  # not under pytest's 0700 tree: nobody reads it
+    try:
+        os.chmod(d, 0o777)
+        conf = os.path.join(d, "conf")
+        os.mkdir(conf)
+        os.chmod(conf, 0o755)
+        with open(os.path.join(conf, "a.yaml"), "w") as f:
+            f.write("worker: w\ncommand: [sleep, '1e5']\n---\n"
+                    "agentsupd:\n  contain: pidns\n")
+        os.chmod(os.path.join(conf, "a.yaml"), 0o644)
+        p = subprocess.run(["setpriv", "--reuid", "nobody", "--regid", "nogroup",
+                            "--clear-groups", conftest.AGENTSUPD, "-c", conf,
+                            "--socket", os.path.join(d, "s.sock")],
+                           capture_output=True, text=True, timeout=TIMEOUT)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+    assert p.returncode == 73, p.stderr
+    assert "contain: pidns: no PID namespace (Operation not permitted)" in p.stderr
