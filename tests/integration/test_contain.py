@@ -407,6 +407,9 @@ def test_the_guard_is_the_small_helper(supd, tmp_path):
     m = [re.search(r"a guard \(pid (\d+)\)", l) for l in d.lines]
     guard = int([x for x in m if x][0].group(1))
     assert os.path.basename(os.readlink(f"/proc/{guard}/exe")) == "agentsup-guard"
+    with open(f"/proc/{guard}/maps") as f:
+        if "libasan" in f.read():
+            return  # the sanitizer build's helper carries the sanitizers
     with open(f"/proc/{guard}/status") as f:
         rss = [int(l.split()[1]) for l in f if l.startswith("VmRSS:")][0]
     assert rss < 1024  # kB: not agentsupd's memory
