@@ -357,6 +357,33 @@ def test_pidns_init_killed_is_an_event_and_the_workers_come_back(supd, tmp_path)
 
 
 @needs_pidns
+def test_pidns_a_second_loss_at_once_backs_off_and_recovers(supd, tmp_path):
+    """An init lost twice within PIDNS_RETRY_MS: starts fail with EAGAIN
+    (the machine's trouble: retried after backoff, not counted), then a new
+    namespace; the tree never gives up."""
+    f = tmp_path / "pid"
+    supd.write({"00-settings.yaml": f"agentsupd:\n  events_file: {supd.events}\n"
+                                    + PIDNS,
+                "a.yaml": f"worker: w\ncommand: {sh(f'echo $$ > {f}; exec sleep 1e5')}\n"},
+               settings=False)
+    d = supd.start()
+    d.wait("started", "root/w")
+    os.kill(init_pid(d), signal.SIGKILL)
+    d.wait("containment_lost")
+    d.wait("started", "root/w")
+    second = [int(m.group(1)) for m in
+              (re.search(r"a new PID namespace, its init pid (\d+)", l) for l in d.lines)
+              if m][-1]
+    os.kill(second, signal.SIGKILL)
+    d.wait("containment_lost")
+    ev = d.wait("exited", "root/w", reason="spawn")
+    assert "Resource temporarily unavailable" in ev.detail
+    d.wait("started", "root/w")
+    assert not [e for e in d.seen if e.kind == "gave_up"]
+    assert d.proc.poll() is None
+
+
+@needs_pidns
 def test_pidns_an_orphan_may_not_steer(supd, tmp_path):
     """A setsid'd orphan in the namespace is no worker's by its ancestry,
     but it is inside the tree: refused like a worker."""
