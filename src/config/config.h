@@ -186,6 +186,7 @@ enum contain_mode {
 	CONTAIN_AUTO,   /* a cgroup per worker where cgroup v2 is writable */
 	CONTAIN_CGROUP, /* the same, and refuse to start without it */
 	CONTAIN_NONE,   /* the process group and PDEATHSIG only */
+	CONTAIN_PIDNS,  /* a PID namespace (no cgroups), or refuse to start */
 };
 
 /* The `agentsupd:` settings document. */

@@ -73,12 +73,13 @@ settings_termination_log(struct parse *p, const char *key, yaml_node_t *v,
 	settings_path(p, key, v, &st->termination_log);
 }
 
-/* `contain:` auto, cgroup or none (docs/operations.md, containment). */
+/* `contain:` auto, cgroup, none or pidns (docs/operations.md, containment). */
 static void
 settings_contain(struct parse *p, const char *key, yaml_node_t *v,
                  struct settings *st)
 {
-	static const char *const modes[] = {"auto", "cgroup", "none", NULL};
+	static const char *const modes[] = {"auto", "cgroup", "none", "pidns",
+	                                    NULL};
 	const char *s = load_scalar(p, key, v);
 	int i;
 
@@ -86,8 +87,8 @@ settings_contain(struct parse *p, const char *key, yaml_node_t *v,
 		return;
 	if ((i = scalar_enum(modes, s)) < 0)
 		load_err(p, &v->start_mark,
-		         "contain: unknown value \"%s\" (want auto, cgroup or "
-		         "none)",
+		         "contain: unknown value \"%s\" (want auto, cgroup, "
+		         "none or pidns)",
 		         s);
 	else
 		st->contain = (enum contain_mode)i;

@@ -11,6 +11,11 @@
  * write), so not even its first fork escapes. A guard process, forked at
  * start and blocked on a pipe, sees agentsupd die however it dies (EOF) and
  * kills the whole agentsup.<pid>/ subtree, then removes it.
+ *
+ * Where no cgroup v2 is writable but the kernel lets us make a PID
+ * namespace (root), the workers are born in one held by an init of ours
+ * (pidns.c) instead: the kernel kills it whole when agentsupd dies. Both
+ * the guard and the init are the small agentsup-guard exec'd (guard.c).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -27,47 +32,15 @@
 #include <unistd.h>
 
 #include "contain.h"
+#include "contain_int.h"
 #include "guard.h"
 #include "log.h"
+#include "pidns.h"
 #include "timer.h"
 #include "util.h"
 
-#define CONTAIN_MAX_PROCS 4096 /* pids summed for a cgroup's RSS */
-#define CONTAIN_NAME_PATH 200  /* of a path in a cgroup's name, its end */
-
-/* A worker's cgroup: its number, the worker's path, and whether it is
- * idle (its worker ended and left nothing: the next start reuses it). */
-struct live {
-	unsigned long id;
-	char *path;
-	bool idle;
-};
-
-struct watch {
-	pid_t pid;
-	char *name; /* the cgroup's, or NULL */
-	uint64_t limit;
-	bool fired;
-};
-
-struct contain {
-	struct ev_loop *loop;
-	char *dir; /* .../agentsup.<pid>, NULL when not contained */
-	int dirfd; /* of dir, or -1 */
-	char *rel; /* dir relative to the cgroup2 mount, as /proc shows */
-	unsigned long next_id; /* of the next worker cgroup */
-	char **busy;           /* killed cgroups not yet empty: removed later */
-	size_t nbusy;
-	struct live *live; /* by number, for who a control peer is */
-	size_t nlive, caplive;
-	int guard; /* write end of the guard's pipe, or -1 */
-	pid_t guard_pid;
-	contain_over_fn over;
-	void *arg;
-	struct watch *w;
-	size_t nw, capw;
-	ev_timer memtimer;
-};
+#define CONTAIN_NAME_PATH 200 /* of a path in a cgroup's name, its end */
+#define CONTAIN_ORPHAN    "(an orphan in the PID namespace)"
 
 /* --- where the cgroups live ---------------------------------------------- */
 
@@ -125,7 +98,7 @@ contain_write_at(int dirfd, const char *file, const char *val)
  * path by its last CONTAIN_NAME_PATH bytes): a fresh cgroup per start,
  * since some kernels kill every child cloned into a cgroup that was once
  * killed (CLONE_INTO_CGROUP and kill_seq). The number is what counts. */
-static bool
+bool
 contain_name(const char *path, unsigned long id, char *name, size_t len)
 {
 	size_t n = strlen(path);
@@ -250,8 +223,8 @@ contain_setup(struct contain *c)
 		 * to enable; it is not everywhere (hybrid hosts) */
 		(void)contain_write_at(c->dirfd, "cgroup.subtree_control",
 		                       "+memory");
-	if (err == 0 &&
-	    guard_start(c->dirfd, c->dir, &c->guard, &c->guard_pid) < 0)
+	if (err == 0 && guard_start(c->helper, c->dirfd, c->dir, &c->guard,
+	                            &c->guard_pid) < 0)
 		err = errno;
 out:
 	free(mnt);
@@ -268,42 +241,99 @@ out:
 	return err;
 }
 
-static void contain_mem_cb(struct ev_loop *, ev_timer *, int);
+/* The helper the guard and the init exec; where it is missing, a fork of
+ * agentsupd runs them (carrying its memory), said once. */
+static void
+contain_find_helper(struct contain *c)
+{
+	char path[PATH_MAX];
+
+	if (guard_helper(path, sizeof path)) {
+		c->helper = xstrdup(path);
+		return;
+	}
+	log_warnx("contain: no executable %s next to agentsupd nor in %s: "
+	          "the guard is a fork of agentsupd (its memory)",
+	          GUARD_HELPER, AGENTSUP_LIBEXECDIR);
+}
+
+/* The init died: the daemon says so (an event). */
+static void
+contain_lost(void *arg, const char *why)
+{
+	struct contain *c = arg;
+
+	c->lost(c->arg, why);
+}
 
 struct contain *
 contain_open(struct ev_loop *loop, enum contain_mode mode, contain_over_fn over,
-             void *arg, const char **why)
+             contain_lost_fn lost, void *arg, const char **why)
 {
 	struct contain *c = xcalloc(1, sizeof *c);
-	static char msg[128];
-	int err;
+	static char msg[256];
+	int err = 0, nserr;
 
 	c->loop = loop;
 	c->dirfd = c->guard = -1;
 	c->over = over;
+	c->lost = lost;
 	c->arg = arg;
 	ev_init(&c->memtimer, contain_mem_cb);
 	c->memtimer.data = c;
 	*why = "contain: none: process groups and PDEATHSIG only";
 	if (mode == CONTAIN_NONE)
 		return c;
-	err = contain_setup(c);
-	if (err == 0) {
-		snprintf(msg, sizeof msg, "a cgroup per worker under %.80s",
-		         c->dir);
-		*why = msg;
+	contain_find_helper(c);
+	*why = msg;
+	if (mode != CONTAIN_PIDNS && (err = contain_setup(c)) == 0) {
+		snprintf(msg, sizeof msg,
+		         "a cgroup per worker under %.80s, and a guard (pid "
+		         "%ld)",
+		         c->dir, (long)c->guard_pid);
 		return c;
 	}
-	snprintf(msg, sizeof msg,
-	         "no writable cgroup v2 with cgroup.kill (%s): process "
-	         "groups and PDEATHSIG only",
-	         strerror(err));
-	*why = msg;
-	if (mode == CONTAIN_CGROUP) {
+	if (mode != CONTAIN_CGROUP &&
+	    (c->ns = pidns_open(loop, c->helper, contain_lost, c)) != NULL) {
+		snprintf(msg, sizeof msg,
+		         "a PID namespace held by agentsup-init (pid %ld); "
+		         "process groups for restarts",
+		         (long)pidns_init_pid(c->ns));
+		return c;
+	}
+	nserr = errno;
+	if (mode == CONTAIN_CGROUP)
+		snprintf(msg, sizeof msg,
+		         "contain: cgroup: no writable cgroup v2 with "
+		         "cgroup.kill (%s)",
+		         strerror(err));
+	else if (mode == CONTAIN_PIDNS)
+		snprintf(msg, sizeof msg,
+		         "contain: pidns: no PID namespace (%s)",
+		         strerror(nserr));
+	else
+		snprintf(msg, sizeof msg,
+		         "no writable cgroup v2 with cgroup.kill (%s) nor PID "
+		         "namespace (%s): process groups and PDEATHSIG only",
+		         strerror(err), strerror(nserr));
+	if (mode != CONTAIN_AUTO) {
 		contain_close(c);
 		return NULL;
 	}
 	return c;
+}
+
+int
+contain_ns_enter(struct contain *c)
+{
+	return c != NULL && c->ns != NULL ? pidns_enter(c->ns) : 0;
+}
+
+void
+contain_ns_leave(struct contain *c)
+{
+	if (c != NULL && c->ns != NULL)
+		pidns_leave(c->ns);
 }
 
 bool
@@ -429,6 +459,8 @@ contain_close(struct contain *c)
 	} else if (c->dir != NULL) {
 		guard_remove_all(c->dirfd, c->dir);
 	}
+	pidns_close(c->ns); /* the kernel kills what is left in it */
+	free(c->helper);
 	if (c->dirfd >= 0)
 		close(c->dirfd);
 	for (size_t i = 0; i < c->nw; i++)
@@ -445,117 +477,6 @@ contain_close(struct contain *c)
 	free(c);
 }
 
-/* --- max_memory ------------------------------------------------------------
- */
-
-static uint64_t
-contain_statm_rss(pid_t pid)
-{
-	char path[64];
-	unsigned long long size, rss;
-	FILE *f;
-	int n;
-
-	snprintf(path, sizeof path, "/proc/%ld/statm", (long)pid);
-	if ((f = fopen(path, "re")) == NULL)
-		return 0;
-	n = fscanf(f, "%llu %llu", &size, &rss);
-	fclose(f);
-	return n == 2 ? rss * (uint64_t)sysconf(_SC_PAGESIZE) : 0;
-}
-
-/* The worker's memory: its cgroup's memory.current where the memory
- * controller is on, else the RSS of every process in its cgroup, else of
- * its own process. */
-static uint64_t
-contain_rss(struct contain *c, const struct watch *w)
-{
-	char file[NAME_MAX + 32];
-	unsigned long long v, total = 0;
-	long pid;
-	FILE *f = NULL;
-	int fd;
-
-	if (w->name == NULL)
-		return contain_statm_rss(w->pid);
-	snprintf(file, sizeof file, "%s/memory.current", w->name);
-	if ((fd = openat(c->dirfd, file, O_RDONLY | O_CLOEXEC)) >= 0 &&
-	    (f = fdopen(fd, "r")) != NULL && fscanf(f, "%llu", &v) == 1) {
-		fclose(f);
-		return v;
-	}
-	if (f != NULL)
-		fclose(f);
-	else if (fd >= 0)
-		close(fd);
-	snprintf(file, sizeof file, "%s/cgroup.procs", w->name);
-	if ((fd = openat(c->dirfd, file, O_RDONLY | O_CLOEXEC)) < 0 ||
-	    (f = fdopen(fd, "r")) == NULL) {
-		if (fd >= 0)
-			close(fd);
-		return contain_statm_rss(w->pid);
-	}
-	for (int i = 0; i < CONTAIN_MAX_PROCS && fscanf(f, "%ld", &pid) == 1;
-	     i++)
-		total += contain_statm_rss((pid_t)pid);
-	fclose(f);
-	return total;
-}
-
-static void
-contain_mem_cb(struct ev_loop *loop, ev_timer *t, int revents)
-{
-	struct contain *c = t->data;
-	uint64_t rss;
-
-	(void)loop;
-	(void)revents;
-	for (size_t i = 0; i < c->nw; i++) {
-		struct watch *w = &c->w[i];
-		if (w->fired || (rss = contain_rss(c, w)) <= w->limit)
-			continue;
-		w->fired = true;
-		c->over(c->arg, w->pid, rss); /* must not unwatch */
-	}
-	if (c->nw > 0)
-		timer_after_ms(c->loop, &c->memtimer, CONTAIN_MEMORY_CHECK_MS);
-}
-
-void
-contain_watch(struct contain *c, pid_t pid, const char *path, unsigned long id,
-              uint64_t limit)
-{
-	char name[NAME_MAX + 1];
-
-	if (c->nw == c->capw) {
-		c->capw = c->capw ? 2 * c->capw : 8;
-		c->w = xreallocarray(c->w, c->capw, sizeof *c->w);
-	}
-	c->w[c->nw++] = (struct watch){
-	        pid,
-	        id != 0 && contain_name(path, id, name, sizeof name)
-	                ? xstrdup(name)
-	                : NULL,
-	        limit, false};
-	if (!ev_is_active(&c->memtimer))
-		timer_after_ms(c->loop, &c->memtimer, CONTAIN_MEMORY_CHECK_MS);
-}
-
-void
-contain_unwatch(struct contain *c, pid_t pid)
-{
-	if (c == NULL)
-		return;
-	for (size_t i = 0; i < c->nw; i++)
-		if (c->w[i].pid == pid) {
-			free(c->w[i].name);
-			c->w[i] = c->w[--c->nw];
-			break;
-		}
-	if (c->nw == 0)
-		ev_timer_stop(c->loop, &c->memtimer); /* no idle wake-ups */
-}
-
 /* --- who a control peer is ------------------------------------------------ */
 
 /* The worker whose cgroup holds pid, as its path. */
@@ -569,6 +490,11 @@ contain_worker_of(struct contain *c, pid_t pid, char *path, size_t len)
 	FILE *f;
 
 	snprintf(file, sizeof file, "/proc/%ld/cgroup", (long)pid);
+	if (c->ns != NULL && pidns_holds(c->ns, pid) &&
+	    strlen(CONTAIN_ORPHAN) < len) {
+		strcpy(path, CONTAIN_ORPHAN); /* in the tree; whose, unknown */
+		return true;
+	}
 	if (!contain_cgroups(c) || (f = fopen(file, "re")) == NULL)
 		return false;
 	rl = strlen(c->rel);

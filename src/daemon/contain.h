@@ -2,8 +2,9 @@
  * contain.h - making a worker's descendants end with it (DESIGN §13): a
  * cgroup v2 per worker under agentsupd's own, killed whole (cgroup.kill) at
  * the worker's reap and at agentsupd's exit, and a guard process that kills
- * them all if agentsupd itself dies by SIGKILL. Where cgroup v2 is not
- * writable, nothing here is used: the process group and PDEATHSIG remain.
+ * them all if agentsupd itself dies by SIGKILL; else, where the kernel
+ * permits, a PID namespace for the workers (pidns.c) that the kernel kills
+ * whole when agentsupd dies. Else the process group and PDEATHSIG only.
  * Also the slow RSS check of `max_memory` and who a control peer is.
  * A leaf: it knows paths and pids, never the tree.
  */
@@ -25,12 +26,20 @@ struct contain;
 
 /* Over max_memory: pid's worker uses rss bytes (once per watch). */
 typedef void (*contain_over_fn)(void *arg, pid_t pid, uint64_t rss);
+/* The PID namespace's init died, and every worker with it (why: text). */
+typedef void (*contain_lost_fn)(void *arg, const char *why);
 
 /* Set up containment as `mode` asks: NULL with *why when `contain: cgroup`
- * cannot be had; otherwise a handle (cgroups or not, as *why says). Call
- * before the loop reaps children. */
+ * or `contain: pidns` cannot be had; otherwise a handle (cgroups, a PID
+ * namespace or neither, as *why says). Call before the loop reaps
+ * children. */
 struct contain *contain_open(struct ev_loop *, enum contain_mode,
-                             contain_over_fn, void *arg, const char **why);
+                             contain_over_fn, contain_lost_fn, void *arg,
+                             const char **why);
+/* Around a spawn: the child is born in the workers' PID namespace, if
+ * any. -1 with errno when the namespace is lost (the spawn fails). */
+int contain_ns_enter(struct contain *);
+void contain_ns_leave(struct contain *);
 /* Whether workers get a cgroup each. */
 bool contain_cgroups(const struct contain *);
 /* The worker's cgroup, made if need be: a descriptor of its directory, for

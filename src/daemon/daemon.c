@@ -550,6 +550,16 @@ daemon_over_memory(void *arg, pid_t pid, uint64_t rss)
 		session_over_memory(s, rss);
 }
 
+/* The workers' PID namespace died, and they with it: an event. */
+static void
+daemon_contain_lost(void *arg, const char *why)
+{
+	struct daemon *d = arg;
+
+	events_emit(&d->events, EV_CONTAINMENT_LOST, "", 0, "contain", 0, "%s",
+	            why);
+}
+
 /* --socket, then AGENTSUP_SOCKET, then the settings, then the default. */
 static char *
 socket_path(const char *opt, const struct settings *s)
@@ -586,8 +596,9 @@ daemon_init(struct daemon *d, const char *sock_opt)
 	events_init(&d->events, d->cfg->settings.events_file);
 	/* before any child: the probe's is waited for here */
 	if ((d->contain = contain_open(d->loop, d->cfg->settings.contain,
-	                               daemon_over_memory, d, &why)) == NULL) {
-		log_warnx("contain: cgroup: %s", why);
+	                               daemon_over_memory, daemon_contain_lost,
+	                               d, &why)) == NULL) {
+		log_warnx("%s", why);
 		return -1;
 	}
 	log_info("containment: %s", why);

@@ -61,7 +61,8 @@
 	X(SPAWNED, "spawned", EVENT_GOOD)                                      \
 	X(TASK_DONE, "task_done", EVENT_PLAIN)                                 \
 	X(DEAD_LETTERED, "dead_lettered", EVENT_BAD)                           \
-	X(REPLAYED, "replayed", EVENT_RETRY)
+	X(REPLAYED, "replayed", EVENT_RETRY)                                   \
+	X(CONTAINMENT_LOST, "containment_lost", EVENT_BAD)
 
 #define EVENTS_ENUM(id, name, tone) EV_##id,
 enum event_kind { EVENTS_KINDS(EVENTS_ENUM) EV__COUNT };

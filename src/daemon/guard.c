@@ -1,22 +1,56 @@
 /*
- * guard.c - the guard: a small process forked at start that outlives
- * agentsupd. Blocked on a pipe whose other end only agentsupd holds, it
- * sees agentsupd end however it ends (SIGKILL too: the kernel closes the
- * pipe), then kills every process in agentsupd's cgroups (cgroup.kill of
- * their parent) and removes them. Nothing else survives the daemon then.
+ * guard.c - the guard and the namespace init: small processes started at
+ * start that outlive agentsupd. Each blocks on a pipe whose other end only
+ * agentsupd holds, so it sees agentsupd end however it ends (SIGKILL too:
+ * the kernel closes the pipe). The guard then kills every process in
+ * agentsupd's cgroups (cgroup.kill of their parent) and removes them; the
+ * init, PID 1 of the workers' PID namespace, exits, and the kernel kills
+ * every process in the namespace. Nothing else survives the daemon then.
+ *
+ * Both are exec'd as agentsup-guard (guardbin.c) so that they do not carry
+ * agentsupd's memory; where the helper cannot be found, the fork runs the
+ * same code. Everything after a fork here is async-signal-safe.
  */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "guard.h"
 
 #define GUARD_EMPTY_MS 3000 /* the wait for the cgroups to empty */
+
+bool
+guard_helper(char *path, size_t len)
+{
+	char exe[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+	char *slash;
+	int k;
+
+	if (n > 0) {
+		exe[n] = '\0';
+		if ((slash = strrchr(exe, '/')) != NULL) {
+			*slash = '\0';
+			k = snprintf(path, len, "%s/%s", exe, GUARD_HELPER);
+			if (k > 0 && (size_t)k < len && access(path, X_OK) == 0)
+				return true;
+		}
+	}
+	k = snprintf(path, len, "%s/%s", AGENTSUP_LIBEXECDIR, GUARD_HELPER);
+	return k > 0 && (size_t)k < len && access(path, X_OK) == 0;
+}
 
 /* Every child cgroup removed once empty, then the parent; bounded. */
 void
@@ -48,19 +82,29 @@ guard_remove_all(int dirfd, const char *dir)
 		nanosleep(&pause, NULL);
 }
 
-/* The guard: blocked until agentsupd is gone, however it went, then
- * everything it supervised goes too. Ignores the signals a terminal or a
- * group kill sends, so it is there for the SIGKILL case. */
-static _Noreturn void
-guard_main(int rfd, int dirfd, const char *dir)
+/* Ignore the signals a terminal or a group kill sends (the guard and the
+ * init share agentsupd's process group): they are there for the SIGKILL
+ * case, and end when agentsupd does. Nothing blocked. */
+static void
+guard_signals(void)
 {
 	static const int ignored[] = {SIGINT,  SIGTERM, SIGHUP, SIGQUIT,
 	                              SIGUSR1, SIGUSR2, SIGPIPE};
-	char c;
-	int fd;
+	sigset_t none;
 
 	for (size_t i = 0; i < sizeof ignored / sizeof *ignored; i++)
 		signal(ignored[i], SIG_IGN);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+_Noreturn void
+guard_run(int rfd, int dirfd, const char *dir)
+{
+	char c;
+	int fd;
+
+	guard_signals();
 	prctl(PR_SET_NAME, "agentsup-guard");
 	while (read(rfd, &c, 1) < 0 && errno == EINTR)
 		;
@@ -70,8 +114,70 @@ guard_main(int rfd, int dirfd, const char *dir)
 	_exit(0);
 }
 
+/* SIGCHLD's handler: it only has to interrupt ppoll. */
+static void
+guard_nothing(int sig)
+{
+	(void)sig;
+}
+
+_Noreturn void
+guard_init_run(int rfd)
+{
+	struct sigaction sa = {.sa_handler = guard_nothing};
+	sigset_t chld, none;
+
+	guard_signals();
+	prctl(PR_SET_NAME, "agentsup-init");
+	/* armed before the fork's exec too; again, harmlessly, in the helper */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGCHLD, &sa, NULL);
+	sigemptyset(&none);
+	sigemptyset(&chld);
+	sigaddset(&chld, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &chld, NULL);
+	for (;;) {
+		/* readable: EOF, agentsupd is gone or closing; the kernel
+		 * then kills the whole namespace as we exit */
+		struct pollfd p = {rfd, POLLIN, 0};
+		int n = ppoll(&p, 1, NULL, &none), err = errno;
+		while (waitpid(-1, NULL, WNOHANG) > 0)
+			; /* the orphans that setsid'd or double-forked */
+		if (n > 0 || (n < 0 && err != EINTR))
+			_exit(0);
+	}
+}
+
+/* In the child of a fork: the pipe's read end at GUARD_FD_PIPE, the cgroup
+ * directory (or -1) at GUARD_FD_DIR, nothing else of agentsupd's (its
+ * socket, its files) but stdio; then the helper, or the same code here. */
+static _Noreturn void
+guard_child(const char *helper, int rfd, int dirfd, const char *dir)
+{
+	char *const argv_guard[] = {GUARD_HELPER, "guard", (char *)dir, NULL};
+	char *const argv_init[] = {GUARD_HELPER, "init", NULL};
+	char *const envp[] = {NULL};
+	int r = fcntl(rfd, F_DUPFD, 10);
+	int d = dirfd >= 0 ? fcntl(dirfd, F_DUPFD, 10) : -1;
+
+	if (r < 0 || dup2(r, GUARD_FD_PIPE) < 0 ||
+	    (d >= 0 && dup2(d, GUARD_FD_DIR) < 0))
+		_exit(127);
+	/* by number: musl (which may build the helper) has no wrapper */
+	(void)syscall(SYS_close_range,
+	              dirfd >= 0 ? GUARD_FD_DIR + 1 : GUARD_FD_PIPE + 1, ~0U,
+	              0);
+	if (helper != NULL)
+		execve(helper, dirfd >= 0 ? argv_guard : argv_init, envp);
+	if (dirfd >= 0)
+		guard_run(GUARD_FD_PIPE, GUARD_FD_DIR, dir);
+	guard_init_run(GUARD_FD_PIPE);
+}
+
 int
-guard_start(int dirfd, const char *dir, int *wfd, pid_t *pidp)
+guard_start(const char *helper, int dirfd, const char *dir, int *wfd,
+            pid_t *pidp)
 {
 	int p[2];
 	pid_t pid;
@@ -83,18 +189,39 @@ guard_start(int dirfd, const char *dir, int *wfd, pid_t *pidp)
 		close(p[1]);
 		return -1;
 	}
-	if (pid == 0) {
-		/* keep stdio, the pipe's read end and the cgroup directory:
-		 * nothing else of agentsupd's (its socket, its files) */
-		int lo = p[0] < dirfd ? p[0] : dirfd;
-		int hi = p[0] < dirfd ? dirfd : p[0];
-		(void)close_range(3, (unsigned)lo - 1, 0);
-		(void)close_range((unsigned)lo + 1, (unsigned)hi - 1, 0);
-		(void)close_range((unsigned)hi + 1, ~0U, 0);
-		guard_main(p[0], dirfd, dir);
-	}
+	if (pid == 0)
+		guard_child(helper, p[0], dirfd, dir);
 	close(p[0]);
 	*wfd = p[1];
 	*pidp = pid;
+	return 0;
+}
+
+int
+guard_init_start(const char *helper, int *wfd, pid_t *pidp)
+{
+	int p[2], err;
+	long pid;
+
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -1;
+	/* fork's semantics, into a new PID namespace: the child is its 1 */
+	pid = syscall(SYS_clone, CLONE_NEWPID | SIGCHLD, NULL, NULL, NULL, 0L);
+	if (pid < 0) {
+		err = errno;
+		close(p[0]);
+		close(p[1]);
+		errno = err;
+		return -1;
+	}
+	if (pid == 0) {
+		/* a parent outside the namespace reads as 0: a check that it
+		 * is still ours would not work; the pipe says it instead */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		guard_child(helper, p[0], -1, NULL);
+	}
+	close(p[0]);
+	*wfd = p[1];
+	*pidp = (pid_t)pid;
 	return 0;
 }

@@ -524,8 +524,10 @@ session_start(struct daemon *d, struct node *n)
 			logcap_spawned(lc, false);
 		return -1; /* contained, or not at all */
 	}
-	rc = spawn_worker(&d->spawn, &a, &r);
+	rc = contain_ns_enter(d->contain) < 0 ? -1
+	                                      : spawn_worker(&d->spawn, &a, &r);
 	saved = errno;
+	contain_ns_leave(d->contain);
 	if (a.cgroup_fd >= 0)
 		close(a.cgroup_fd);
 	if (lc != NULL)

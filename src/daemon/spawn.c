@@ -260,7 +260,8 @@ child_main(void *arg)
 	/* after the uid change, which would clear it */
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
 		child_fail(sp, STAGE_SETUP, errno);
-	if (getppid() != sp->parent)
+	/* 0: the daemon, outside the worker's PID namespace (contain.c) */
+	if (getppid() != sp->parent && getppid() != 0)
 		_exit(126); /* the daemon died before we armed PDEATHSIG */
 	/* the channel, deliberately inherited (no CLOEXEC) at AGENTSUP_FD;
 	 * every descriptor of ours is CLOEXEC, and any inherited one above

@@ -3,14 +3,18 @@ on its restart, its stop, agentsupd's SIGTERM and agentsupd's SIGKILL --
 including those that setsid, double-fork or drop privileges, found by a
 marker in their environment. Also the termination record."""
 import json
+import re
 import os
+import shutil
 import signal
 import subprocess
+import tempfile
 import uuid
 
 import pytest
 
-from conftest import TIMEOUT, Daemon, alive, sh, wait_until
+import conftest
+from conftest import AGENTSUPCTL, SRC, TIMEOUT, Daemon, alive, sh, wait_until
 
 CGROOT = "/sys/fs/cgroup/unified"
 
@@ -232,3 +236,263 @@ children:
     kinds = [e["kind"] for e in rec["events"]]
     assert "gave_up" in kinds and kinds[-1] in ("stopped", "gave_up")
     assert len(kinds) >= 5
+
+
+# --- the PID namespace (contain: pidns; what `auto` gives a host whose
+# cgroup v2 is not writable) ----------------------------------------------
+
+def pidns_permitted():
+    if os.geteuid() != 0:
+        return False
+    try:
+        return subprocess.run(["unshare", "--pid", "--fork", "true"],
+                              capture_output=True, timeout=TIMEOUT).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+needs_pidns = pytest.mark.skipif(not pidns_permitted(),
+                                 reason="needs a PID namespace (root)")
+PIDNS = "  contain: pidns\n"
+
+
+def status_pid(d, path):
+    return {n["path"]: n for n in d.ctl_json("status")}[path]["pid"]
+
+
+def nspids(pid):
+    """The pid of pid in each PID namespace it lives in, outermost first."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("NSpid:"):
+                return [int(x) for x in line.split()[1:]]
+    return []
+
+
+def init_pid(d):
+    """agentsup-init's pid, from agentsupd's containment line."""
+    for line in d.lines:
+        m = re.search(r"held by agentsup-init \(pid (\d+)\)", line)
+        if m:
+            return int(m.group(1))
+    raise AssertionError("no PID namespace: " + "\n".join(d.lines[-10:]))
+
+
+@needs_pidns
+def test_pidns_sigkill_of_agentsupd_kills_every_descendant(supd, tmp_path):
+    mark = uuid.uuid4().hex
+    d, _ = start(supd, mark, tmp_path, settings=PIDNS)
+    init = init_pid(d)
+    assert not os.path.exists(os.path.join(cgroup2_mount() or "/nonexistent",
+                                           f"agentsup.{d.proc.pid}"))
+    w = status_pid(d, "root/w")
+    assert len(nspids(w)) == len(nspids(os.getpid())) + 1  # one level deeper
+    d.kill()  # SIGKILL: the init dies with agentsupd, the kernel does the rest
+    gone(mark)
+    wait_until(lambda: not alive(init), what="the init gone")
+
+
+@needs_pidns
+def test_pidns_restart_and_stop_end_the_worker_and_its_group(supd, tmp_path):
+    """Without a cgroup, a restart ends the process group (the setpriv'd
+    descendant too, whose PDEATHSIG was cleared); the setsid'd and
+    double-forked ones end with agentsupd at the latest, orderly or not."""
+    mark = uuid.uuid4().hex
+    d, _ = start(supd, mark, tmp_path, settings=PIDNS)
+    old = status_pid(d, "root/w")
+    group = [p for p in marked(mark, 0) if os.getpgid(p) == old]
+    assert len(group) == 3  # the worker, its double-forked and setpriv'd sleepers
+    d.ctl("restart", "w", check=0)
+    d.wait("started", "root/w")
+    wait_until(lambda: len(settled(mark, 1)) == 4, what="the new descendants")
+    wait_until(lambda: not any(alive(p) for p in group), what="the old group")
+    new = status_pid(d, "root/w")
+    d.ctl("stop", "w", check=0)
+    d.wait("exited", "root/w", detail="stopped")
+    wait_until(lambda: not alive(new), what="the stopped worker")
+    assert not [p for p in marked(mark) if os.getpgid(p) == new]
+    d.signal(signal.SIGTERM)
+    assert d.exit_code() == 0
+    gone(mark)
+
+
+@needs_pidns
+def test_pidns_pids_status_shows_ours_the_worker_its_own(supd, tmp_path):
+    """status and events show agentsupd's pids; the worker's getpid() (and
+    so its hello) is its pid in the namespace; both name one process."""
+    f = tmp_path / "pid"
+    body = (f"import os, sys; sys.path.insert(0, {os.path.join(SRC, 'tools', 'python')!r}); "
+            f"import agentsup; a = agentsup.Agent(); a.ready(); "
+            f"open({str(f)!r}, 'w').write(str(os.getpid()))\n"
+            f"while True: a.wait(1)")
+    supd.write({"00-settings.yaml": f"agentsupd:\n  events_file: {supd.events}\n"
+                                    + PIDNS,
+                "a.yaml": "worker: w\nstart_timeout: 10s\ncommand: "
+                          + json.dumps(["/usr/bin/python3", "-c", body]) + "\n"},
+               settings=False)
+    d = supd.start()
+    ev = d.wait("ready", "root/w")
+    wait_until(lambda: f.exists() and f.read_text(), what="the worker's pid")
+    inner = int(f.read_text())
+    assert status_pid(d, "root/w") == ev.pid
+    ns = nspids(ev.pid)
+    assert ns[0] == ev.pid and ns[-1] == inner and inner != ev.pid
+    assert nspids(init_pid(d))[-1] == 1  # the init is the namespace's 1
+
+
+@needs_pidns
+def test_pidns_init_killed_is_an_event_and_the_workers_come_back(supd, tmp_path):
+    mark = uuid.uuid4().hex
+    d, _ = start(supd, mark, tmp_path, settings=PIDNS)
+    old = init_pid(d)
+    os.kill(old, signal.SIGKILL)
+    ev = d.wait("containment_lost")
+    assert ev.reason == "contain" and f"pid {old}" in ev.detail
+    gone(mark, 0)  # the kernel killed the namespace: all of them
+    d.wait("started", "root/w")  # in a new namespace
+    wait_until(lambda: len(settled(mark, 1)) == 4, what="the new descendants")
+    assert any("a new PID namespace" in l for l in d.lines)
+    d.kill()
+    gone(mark)
+
+
+@needs_pidns
+def test_pidns_a_second_loss_at_once_backs_off_and_recovers(supd, tmp_path):
+    """An init lost twice within PIDNS_RETRY_MS: starts fail with EAGAIN
+    (the machine's trouble: retried after backoff, not counted), then a new
+    namespace; the tree never gives up."""
+    f = tmp_path / "pid"
+    supd.write({"00-settings.yaml": f"agentsupd:\n  events_file: {supd.events}\n"
+                                    + PIDNS,
+                "a.yaml": f"worker: w\ncommand: {sh(f'echo $$ > {f}; exec sleep 1e5')}\n"},
+               settings=False)
+    d = supd.start()
+    d.wait("started", "root/w")
+    os.kill(init_pid(d), signal.SIGKILL)
+    d.wait("containment_lost")
+    d.wait("started", "root/w")
+    second = [int(m.group(1)) for m in
+              (re.search(r"a new PID namespace, its init pid (\d+)", l) for l in d.lines)
+              if m][-1]
+    os.kill(second, signal.SIGKILL)
+    d.wait("containment_lost")
+    ev = d.wait("exited", "root/w", reason="spawn")
+    assert "Resource temporarily unavailable" in ev.detail
+    d.wait("started", "root/w")
+    assert not [e for e in d.seen if e.kind == "gave_up"]
+    assert d.proc.poll() is None
+
+
+@needs_pidns
+def test_pidns_an_orphan_may_not_steer(supd, tmp_path):
+    """A setsid'd orphan in the namespace is no worker's by its ancestry,
+    but it is inside the tree: refused like a worker."""
+    out = tmp_path / "out"
+    ctl = os.path.abspath(AGENTSUPCTL)
+    cmd = sh(f"setsid sh -c '{ctl} --socket {supd.dir.parent / 'ctl.sock'} "
+             f"shutdown > {out} 2>&1; echo rc=$? >> {out}' & exec sleep 1e5")
+    supd.write({"00-settings.yaml": f"agentsupd:\n  events_file: {supd.events}\n"
+                                    + PIDNS,
+                "a.yaml": f"worker: w\ncommand: {cmd}\n"}, settings=False)
+    d = supd.start()
+    d.wait("started", "root/w")
+    wait_until(lambda: out.exists() and "rc=" in out.read_text(), what="the ctl")
+    assert "refused" in out.read_text() and "rc=0" not in out.read_text()
+    assert d.proc.poll() is None
+
+
+def ro_cgroup_prefix():
+    """agentsupd run where cgroup v2 is mounted read-only (its own mount
+    namespace): a container host's view."""
+    return ("unshare", "--mount", "--propagation", "private", "--", "sh", "-c",
+            f'mount -o remount,bind,ro {cgroup2_mount()} && exec "$@"', "sh")
+
+
+@needs_pidns
+@needs_cgroup
+def test_auto_takes_the_pid_namespace_without_a_writable_cgroup(supd, tmp_path):
+    mark = uuid.uuid4().hex
+    up, cmd = hostile(tmp_path, mark)
+    supd.write({"00-settings.yaml": f"agentsupd:\n  events_file: {supd.events}\n",
+                "a.yaml": f"worker: w\ncommand: {cmd}\n"
+                          f"environment: {{CONTAIN_MARK: '{mark}'}}\n"},
+               settings=False)
+    d = Daemon(supd.dir, supd.events, argv_prefix=ro_cgroup_prefix())
+    supd.started.append(d)
+    d.wait("started", "root/w")
+    wait_until(lambda: len(settled(mark, 0)) == 4, what="the descendants")
+    init = init_pid(d)
+    assert os.path.basename(os.readlink(f"/proc/{init}/exe")) == "agentsup-guard"
+    d.kill()
+    gone(mark)
+
+
+@needs_cgroup
+def test_the_guard_is_the_small_helper(supd, tmp_path):
+    mark = uuid.uuid4().hex
+    d, _ = start(supd, mark, tmp_path)
+    m = [re.search(r"a guard \(pid (\d+)\)", l) for l in d.lines]
+    guard = int([x for x in m if x][0].group(1))
+    assert os.path.basename(os.readlink(f"/proc/{guard}/exe")) == "agentsup-guard"
+    with open(f"/proc/{guard}/maps") as f:
+        if "libasan" in f.read():
+            return  # the sanitizer build's helper carries the sanitizers
+    with open(f"/proc/{guard}/status") as f:
+        rss = [int(l.split()[1]) for l in f if l.startswith("VmRSS:")][0]
+    assert rss < 1024  # kB: not agentsupd's memory
+
+
+@needs_pidns
+def test_without_the_helper_a_fork_holds_the_namespace(supd, tmp_path,
+                                                       monkeypatch):
+    """No agentsup-guard next to agentsupd (nor installed): said once, and
+    the fork of agentsupd is the init, as good for SIGKILL."""
+    lone = tmp_path / "bin"
+    lone.mkdir()
+    exe = lone / "agentsupd"
+    exe.write_bytes(open(os.environ.get("AGENTSUPD", "build/agentsupd"), "rb").read())
+    exe.chmod(0o755)
+    libexec = [l for l in open(exe, "rb").read().split(b"\0")
+               if l.endswith(b"/libexec")]
+    if any(os.path.exists(os.path.join(p.decode(errors="replace"), "agentsup-guard"))
+           for p in libexec):
+        pytest.skip("agentsup-guard is installed")
+    mark = uuid.uuid4().hex
+    up, cmd = hostile(tmp_path, mark)
+    supd.write({"00-settings.yaml": f"agentsupd:\n  events_file: {supd.events}\n"
+                                    + PIDNS,
+                "a.yaml": f"worker: w\ncommand: {cmd}\n"
+                          f"environment: {{CONTAIN_MARK: '{mark}'}}\n"},
+               settings=False)
+    monkeypatch.setattr(conftest, "AGENTSUPD", str(exe))
+    d = Daemon(supd.dir, supd.events)
+    supd.started.append(d)
+    d.wait("started", "root/w")
+    wait_until(lambda: len(settled(mark, 0)) == 4, what="the descendants")
+    assert sum("no executable agentsup-guard" in l for l in d.lines) == 1
+    assert os.readlink(f"/proc/{init_pid(d)}/exe") == str(exe)
+    d.kill()
+    gone(mark)
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"),
+                    reason="needs root (to become nobody) and setpriv")
+def test_contain_pidns_refuses_to_start_without_the_privilege():
+    d = tempfile.mkdtemp()  # not under pytest's 0700 tree: nobody reads it
+    try:
+        os.chmod(d, 0o777)
+        conf = os.path.join(d, "conf")
+        os.mkdir(conf)
+        os.chmod(conf, 0o755)
+        with open(os.path.join(conf, "a.yaml"), "w") as f:
+            f.write("worker: w\ncommand: [sleep, '1e5']\n---\n"
+                    "agentsupd:\n  contain: pidns\n")
+        os.chmod(os.path.join(conf, "a.yaml"), 0o644)
+        p = subprocess.run(["setpriv", "--reuid", "nobody", "--regid", "nogroup",
+                            "--clear-groups", conftest.AGENTSUPD, "-c", conf,
+                            "--socket", os.path.join(d, "s.sock")],
+                           capture_output=True, text=True, timeout=TIMEOUT)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+    assert p.returncode == 73, p.stderr
+    assert "contain: pidns: no PID namespace (Operation not permitted)" in p.stderr

@@ -119,6 +119,7 @@ def test_contents(deb):
     lib = f"/usr/lib/{multiarch()}"
     want = {
         "/usr/sbin/agentsupd", "/usr/bin/agentsupctl",
+        "/usr/libexec/agentsup-guard",  # the guard, the PID namespace init
         f"{lib}/libagentsup.so.0", f"{lib}/libagentsup.so",
         f"{lib}/libagentsup.a", f"{lib}/pkgconfig/agentsup.pc",
         "/usr/share/man/man8/agentsupd.8.gz",

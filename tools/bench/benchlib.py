@@ -63,13 +63,17 @@ def summary(values_ns):
             "min": min(ms), "max": max(ms)}
 
 
-def restart_latency(reports, first_pid, kills, run_for, timeout=10.0):
+def restart_latency(reports, first_pid, kills, run_for, timeout=10.0,
+                    pid_of=None):
     """Kill the worker kills times after it has run run_for seconds; return
-    SIGKILL -> first instruction of the new instance, in ns."""
+    SIGKILL -> first instruction of the new instance, in ns. pid_of maps
+    the pid a worker reports (its getpid()) to ours (a PID namespace)."""
     pid = first_pid
     out = []
     for _ in range(kills):
         time.sleep(run_for)  # the worker "has run a while"
+        if pid_of is not None:
+            pid = pid_of(pid)
         reports.drain()
         t0 = time.monotonic_ns()
         os.kill(pid, signal.SIGKILL)

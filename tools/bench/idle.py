@@ -43,7 +43,8 @@ def run(n, lines, idle, variant):
             reports.get(120, kind=0)
         time.sleep(2)
         pids = b.descendants(d.proc.pid)
-        guard = [p for p in pids if p != d.proc.pid and comm(p).startswith("agentsup-")]
+        guard = [p for p in pids if p != d.proc.pid and comm(p) in
+                 ("agentsupd", "agentsup-guard", "agentsup-init")]
         me = [d.proc.pid]
         cpu0 = b.cpu_seconds(d.proc.pid)
         time.sleep(idle)

@@ -32,20 +32,38 @@ period: 1s
 children:
   - worker: w
     command: [{b.WORKER}]
-    backoff: none
 ---
 agentsupd:
   contain: {contain}
 """, env={"BENCH_SOCK": reports.path})
     try:
         _, pid, _ = reports.get()
-        return b.restart_latency(reports, pid, kills, run_for)
+        return b.restart_latency(reports, pid, kills, run_for,
+                                 pid_of=(lambda p: host_pid(d.proc.pid, p))
+                                 if contain == "pidns" else None)
     finally:
         d.stop()
         with open(os.path.join(tmp, "agentsupd.log")) as f:
             for line in f:
                 if "containment: " in line:
                     CONTAINMENT[contain] = line.split("containment: ", 1)[1].strip()
+
+
+def host_pid(parent, nspid):
+    """The child of parent whose pid in its own PID namespace is nspid."""
+    kids = []
+    for t in os.listdir(f"/proc/{parent}/task"):
+        with open(f"/proc/{parent}/task/{t}/children") as f:
+            kids += [int(x) for x in f.read().split()]
+    for k in kids:
+        try:
+            with open(f"/proc/{k}/status") as f:
+                ns = [l.split()[1:] for l in f if l.startswith("NSpid:")][0]
+        except (OSError, IndexError):
+            continue
+        if len(ns) > 1 and int(ns[-1]) == nspid:
+            return k
+    raise RuntimeError(f"no child of {parent} is {nspid} in its namespace")
 
 
 def main():
@@ -55,11 +73,13 @@ def main():
     reports = b.Reports(tmp)
     try:
         # alternate in halves so that drift in the machine hits both alike
-        floor, ours, bare = [], [], []
+        floor, ours, bare, ns = [], [], [], []
         for _ in range(2):
             floor += measure_floor(tmp, reports, kills // 2, run_for)
             ours += measure_agentsupd(tmp, reports, kills // 2, run_for)
             bare += measure_agentsupd(tmp, reports, kills // 2, run_for, "none")
+            if PIDNS:
+                ns += measure_agentsupd(tmp, reports, kills // 2, run_for, "pidns")
     finally:
         reports.close()
         b.cleanup(tmp)
@@ -68,12 +88,18 @@ def main():
           f"({kills} kills each, worker ran {run_for * 1000:.0f} ms first)")
     print(f"machine: {b.machine()}")
     print(f"{'':12} {'median ms':>10} {'p99 ms':>10} {'min ms':>10} {'max ms':>10}")
-    for name, s in (("floor", f), ("agentsupd", o), ("contain:none", n)):
+    rows = [("floor", f), ("agentsupd", o), ("contain:none", n)]
+    if ns:
+        rows.append(("contain:pidns", b.summary(ns)))
+    for name, s in rows:
         print(f"{name:12} {s['median']:10.3f} {s['p99']:10.3f} {s['min']:10.3f} {s['max']:10.3f}")
     print(f"agentsupd / floor (median): {o['median'] / f['median']:.2f}x "
           f"(contain: auto; {contained()})")
     print(f"contain: none / floor (median): {n['median'] / f['median']:.2f}x")
     print(f"contain: auto / contain: none (median): {o['median'] / n['median']:.2f}x")
+    if ns:
+        print(f"contain: pidns / floor (median): "
+              f"{b.summary(ns)['median'] / f['median']:.2f}x")
 
 
 def contained():
@@ -82,5 +108,7 @@ def contained():
 
 
 CONTAINMENT = {}
+# `contain: pidns` too (a PID namespace, no cgroup) where we are root
+PIDNS = os.geteuid() == 0 and os.environ.get("BENCH_PIDNS", "1") != "0"
 if __name__ == "__main__":
     main()

@@ -11,6 +11,8 @@ mypy prometheus libncurses-dev tmux libsqlite3-dev"
 # Python client's offline install, the manifests' checks (python3-yaml).
 AGENTSUP_PACKAGES="$AGENTSUP_PACKAGES scdoc dpkg-dev file man-db python3-yaml
 python3-venv python3-pip python3-setuptools python3-wheel"
+# agentsup-guard, static and small (CMakeLists.txt; glibc static without).
+AGENTSUP_PACKAGES="$AGENTSUP_PACKAGES musl-tools"
 
 agentsup_missing_packages() {
 	local p missing=""
