@@ -1,5 +1,6 @@
 /*
- * daemon.c - the loop: signals, reloads, and the ONE action pump.
+ * daemon.c - the loop: signals, the wake timer and the ONE action pump
+ * (reloads are applied in apply.c).
  *
  * Callbacks anywhere in the shell only report into the engine. The engine's
  * queued actions are carried out here, in an ev_prepare, once per loop turn
@@ -39,9 +40,8 @@
 #include "timer.h"
 #include "util.h"
 
-#define EXIT_GAVE_UP     75
-#define EXIT_BUDGET      79            /* the root's budget is spent (§10) */
-#define RELOAD_MSG_LIMIT (32u * 1024u) /* then "... and N more" */
+#define EXIT_GAVE_UP 75
+#define EXIT_BUDGET  79 /* the root's budget is spent (§10) */
 
 size_t
 daemon_max_frame(const struct daemon *d)
@@ -282,157 +282,6 @@ pump_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 	(void)loop;
 	(void)revents;
 	daemon_pump(w->data);
-}
-
-/* --- reload -------------------------------------------------------------- */
-
-/* Whether some event is of this kind (on_event's kinds). */
-static bool
-daemon_event_kind_known(const char *kind)
-{
-	for (int k = 0; k < EV__COUNT; k++)
-		if (strcmp(events_kind_name((enum event_kind)k), kind) == 0)
-			return true;
-	return false;
-}
-
-/* Settings that can change at run time: the events file. */
-static void
-apply_settings(struct daemon *d, const struct settings *old)
-{
-	const struct settings *s = &d->cfg->settings;
-
-	if ((old->events_file == NULL) != (s->events_file == NULL) ||
-	    (s->events_file && strcmp(old->events_file, s->events_file) != 0))
-		events_set_file(&d->events, s->events_file);
-	if ((old->socket == NULL) != (s->socket == NULL) ||
-	    (s->socket && strcmp(old->socket, s->socket) != 0))
-		log_warnx("the control socket stays at %s until a restart",
-		          d->socket_path);
-	scrape_configure(d, s->metrics);
-	hooks_set(d->hooks, s->hooks, s->nhooks);
-	hooks_warn_unknown(d->hooks, daemon_event_kind_known);
-	logcap_set_limits(d->logcap,
-	                  &(struct logcap_limits){s->log_dir, s->log_max,
-	                                          s->log_keep, s->log_tail});
-}
-
-/* Append "name [a, b]" to a growing message, bounded: past the limit the
- * rest is counted, never silently cut. */
-static void
-msg_list(char **msg, size_t *len, const char *name, const struct reload_list *l)
-{
-	size_t shown = 0;
-
-	*msg = xrealloc(*msg, *len + strlen(name) + 4);
-	*len += (size_t)sprintf(*msg + *len, "%s%s [", *len ? " " : "", name);
-	for (; shown < l->count && *len < RELOAD_MSG_LIMIT; shown++) {
-		size_t pl = strlen(l->paths[shown]);
-		*msg = xrealloc(*msg, *len + pl + 3);
-		*len += (size_t)sprintf(*msg + *len, "%s%s", shown ? ", " : "",
-		                        l->paths[shown]);
-	}
-	*msg = xrealloc(*msg, *len + 48);
-	if (shown < l->count)
-		*len += (size_t)sprintf(*msg + *len, ", ... and %zu more",
-		                        l->count - shown);
-	*len += (size_t)sprintf(*msg + *len, "]");
-}
-
-static char *
-reload_message(const struct reload_report *r)
-{
-	char *msg = NULL;
-	size_t len = 0;
-
-	msg_list(&msg, &len, "added", &r->added);
-	msg_list(&msg, &len, "removed", &r->removed);
-	msg_list(&msg, &len, "restarted", &r->restarted);
-	msg_list(&msg, &len, "updated", &r->updated);
-	return msg;
-}
-
-static char *
-errors_message(const struct config_errors *errs)
-{
-	char *msg = xasprintf("%zu error%s", errs->total,
-	                      errs->total == 1 ? "" : "s");
-	size_t len = strlen(msg);
-
-	for (size_t i = 0; i < errs->count && len < RELOAD_MSG_LIMIT; i++) {
-		size_t ml = strlen(errs->msgs[i]);
-		msg = xrealloc(msg, len + ml + 3);
-		len += (size_t)sprintf(msg + len, "%s%s", i ? "; " : ": ",
-		                       errs->msgs[i]);
-	}
-	return msg;
-}
-
-/* A parse is done (on its thread): apply it as a diff, or refuse it whole;
- * the line saying what happened goes to *msgp. -1 when refused. */
-static int
-daemon_reload_apply(struct daemon *d, struct config *cfg,
-                    struct config_errors *errs, char **msgp)
-{
-	struct reload_report r;
-	struct config *old;
-	const char *why;
-
-	/* READY=1 again once the tree has settled, whatever the outcome */
-	d->up_ready = false;
-	if (cfg == NULL) {
-		*msgp = errors_message(errs);
-		events_emit(&d->events, EV_RELOAD_REFUSED, d->tree->root->path,
-		            0, "config", 0, "%s", *msgp);
-		return -1;
-	}
-	if (spawn_check_ids(cfg->root, msgp) < 0) {
-		events_emit(&d->events, EV_RELOAD_REFUSED, d->tree->root->path,
-		            0, "config", 0, "%s", *msgp);
-		config_free(cfg);
-		return -1;
-	}
-	if (reload_apply(d->tree, cfg->root, clock_now_ms(), &r, &why) < 0) {
-		*msgp = xstrdup(why);
-		events_emit(&d->events, EV_RELOAD_REFUSED, d->tree->root->path,
-		            0, "busy", 0, "%s", why);
-		config_free(cfg);
-		return -1;
-	}
-	old = d->cfg;
-	d->cfg = cfg;
-	apply_settings(d, &old->settings);
-	*msgp = reload_message(&r);
-	reload_report_free(&r);
-	events_emit(&d->events, EV_RELOAD_APPLIED, d->tree->root->path, 0, NULL,
-	            0, "%s", *msgp);
-	d->retired =
-	        xreallocarray(d->retired, d->nretired + 1, sizeof *d->retired);
-	d->retired[d->nretired++] = old;
-	return 0;
-}
-
-/* The reloader's callback: apply, then answer whoever asked. */
-static void
-daemon_reload_done(void *arg, struct config *cfg, struct config_errors *errs,
-                   const struct reload_waiter *w, size_t nw)
-{
-	struct daemon *d = arg;
-	char *msg = NULL;
-	bool ok = daemon_reload_apply(d, cfg, errs, &msg) == 0;
-
-	for (size_t i = 0; i < nw; i++)
-		serve_reload_answer(d->control, &w[i], ok, msg);
-	free(msg);
-}
-
-void
-daemon_reload(struct daemon *d, uint64_t client, uint64_t id)
-{
-	struct reload_waiter w = {client, id};
-
-	notify_up_reloading(d->up, "reloading");
-	reloader_request(d->reloader, client != 0 ? &w : NULL);
 }
 
 void

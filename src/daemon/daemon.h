@@ -68,6 +68,14 @@ struct daemon {
  * whole; control client `client` (0: nobody) gets the answer to request
  * `id` then. Asked while a parse runs: one more parse after it. */
 void daemon_reload(struct daemon *, uint64_t client, uint64_t id);
+struct reload_waiter;
+struct config_errors;
+/* apply.c: the reloader's callback (apply cfg, or refuse it with errs;
+ * then answer the waiters), and whether an event kind exists. */
+void daemon_reload_done(void *arg, struct config *cfg,
+                        struct config_errors *errs,
+                        const struct reload_waiter *w, size_t nw);
+bool daemon_event_kind_known(const char *kind);
 /* SIGUSR1 and "agentsupctl drain": drain the whole tree, then exit 0. */
 void daemon_drain(struct daemon *);
 /* SIGTERM, SIGINT and "agentsupctl shutdown": orderly stop, then exit 0. */

@@ -145,7 +145,11 @@ def floor_throughput(seconds=3.0):
         p1, t1 = last_pid(), time.monotonic()
     finally:
         p.terminate()
-        p.wait()
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
     return (p1 - p0) / (t1 - t0) if p1 > p0 else None
 
 
