@@ -32,6 +32,7 @@ period: 1s
 children:
   - worker: w
     command: [{b.WORKER}]
+    backoff: none
 ---
 agentsupd:
   contain: {contain}
