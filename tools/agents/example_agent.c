@@ -8,7 +8,8 @@
  * purpose: crash (declaring it transient) or hang with a given chance per
  * step.
  *
- *   example_agent [--step-ms N] [--crash P] [--hang P] [--ready-ms N]
+ *   example_agent [--step-ms N] [--crash P] [--hang P] [--hang-at STEP]
+ *                 [--ready-ms N]
  */
 #include <signal.h>
 #include <stdio.h>
@@ -74,10 +75,13 @@ main(int argc, char **argv)
 	int step_ms = (int)arg_num(argc, argv, "--step-ms", 500);
 	double crash = arg_num(argc, argv, "--crash", 0);
 	double hang = arg_num(argc, argv, "--hang", 0);
+	/* a sure hang at this step; not again once resumed past it */
+	double hang_at = arg_num(argc, argv, "--hang-at", 0);
 	int ready_ms = (int)arg_num(argc, argv, "--ready-ms", 0);
 	struct agentsup_progress p = {.set = AGENTSUP_STEPS | AGENTSUP_TOKENS |
 	                                     AGENTSUP_COST | AGENTSUP_STATE};
 	struct agentsup *a = agentsup_open("c");
+	uint64_t resumed;
 
 	if (a == NULL) {
 		perror("agentsup_open");
@@ -89,6 +93,7 @@ main(int argc, char **argv)
 	if (ready_ms > 0)
 		agentsup_wait(a, ready_ms); /* "loading the model" */
 	agentsup_ready(a);
+	resumed = p.steps;
 	while (!agentsup_draining(a, NULL)) {
 		agentsup_wait(a, step_ms); /* one unit of work */
 		if (chance(crash)) {
@@ -101,7 +106,9 @@ main(int argc, char **argv)
 			agentsup_close(a);
 			return 1;
 		}
-		if (chance(hang)) {
+		if (chance(hang) ||
+		    (hang_at > 0 && (double)p.steps == hang_at &&
+		     p.steps > resumed)) {
 			fprintf(stderr, "%s: simulated hang (no more beats)\n",
 			        agentsup_name(a));
 			for (;;)
