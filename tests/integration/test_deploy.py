@@ -111,6 +111,18 @@ def test_dockerfile_stages():
     assert "tools/package" in build
 
 
+def test_dockerfile_build_stage_has_every_build_dependency():
+    """Every library the build needs (the -dev packages of tools/lib/setup.sh
+    that CMakeLists.txt asks pkg-config or find_library for) is installed in
+    the build stage: the image builds from a clean checkout."""
+    setup = (SRC / "tools/lib/setup.sh").read_text()
+    wanted = set(re.findall(r"\blib[\w.+-]+-dev\b", setup))
+    test_only = {"libcmocka-dev", "libclang-rt-14-dev"}
+    build = " ".join(a for op, a in stages()[0]["ins"] if op == "RUN")
+    missing = sorted(p for p in wanted - test_only if p not in build.split())
+    assert not missing, f"the Dockerfile's build stage lacks {missing}"
+
+
 def test_dockerfile_runtime_contract():
     ins = dict(stages()[-1]["ins"])
     entry = json.loads(ins["ENTRYPOINT"])
