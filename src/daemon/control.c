@@ -392,7 +392,7 @@ control_event(void *arg, const struct event *e, const char *json)
 	(void)json;
 	msgpack_sbuffer_init(&sb);
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	msgpack_pack_map(&pk, 8);
+	msgpack_pack_map(&pk, e->tail != NULL ? 9 : 8);
 	agentsup_wire_kv_uint(&pk, "seq", e->seq);
 	agentsup_wire_kv_int(&pk, "time_ms", e->time_ms);
 	agentsup_wire_kv_str(&pk, "kind", events_kind_name(e->kind));
@@ -405,6 +405,8 @@ control_event(void *arg, const struct event *e, const char *json)
 	agentsup_wire_pack_str(&pk, "detail");
 	e->detail ? agentsup_wire_pack_str(&pk, e->detail)
 	          : msgpack_pack_nil(&pk);
+	if (e->tail != NULL) /* a failure's last lines of output */
+		agentsup_wire_kv_str(&pk, "tail", e->tail);
 	/* history: the bare event map */
 	free(c->history[c->hhead]);
 	c->history[c->hhead] = xmalloc(sb.size);

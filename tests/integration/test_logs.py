@@ -254,6 +254,12 @@ children:
     # events that are not failures carry none
     assert first("started", "root/flaky").tail is None
     assert first("budget_warning", "root/spender").tail is None
+    # and the control socket's events (agentsupctl events --json) carry it
+    evs = [json.loads(l) for l in
+           d.ctl("--json", "events", check=0).stdout.splitlines()]
+    h = [e for e in evs if e["kind"] == "hang" and e["path"] == "root/mute"]
+    assert h and h[0]["tail"] == "before the hang\n", h
+    assert all("tail" not in e for e in evs if e["kind"] == "started")
 
 
 def vm_rss_kib(pid):
