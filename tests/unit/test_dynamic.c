@@ -14,6 +14,8 @@
 
 #include <cmocka.h>
 
+#include "fixture.h"
+
 #include "command.h"
 #include "config.h"
 #include "dynamic.h"
@@ -28,38 +30,6 @@ struct run {
 	bool obedient;
 	uint64_t now;
 };
-
-static struct config *
-parse_yaml(const char *yaml, struct config_errors *errs)
-{
-	struct config_source src = {"t.yaml", yaml, strlen(yaml)};
-
-	return config_parse(&src, 1, NULL, errs);
-}
-
-static struct config *
-load_yaml(const char *yaml)
-{
-	struct config_errors errs = {0};
-	struct config *cfg = parse_yaml(yaml, &errs);
-
-	for (size_t i = 0; i < errs.count; i++)
-		fprintf(stderr, "%s\n", errs.msgs[i]);
-	assert_int_equal(errs.count, 0);
-	assert_non_null(cfg);
-	return cfg;
-}
-
-static void
-logf_(struct run *r, const char *fmt, ...)
-{
-	size_t at = strlen(r->log);
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(r->log + at, sizeof r->log - at, fmt, ap);
-	va_end(ap);
-}
 
 /* The fake shell: actions as lines, then the sweep the pump does. */
 static void

@@ -14,6 +14,8 @@
 
 #include <cmocka.h>
 
+#include "fixture.h"
+
 #include "config.h"
 #include "tree.h"
 
@@ -30,37 +32,6 @@ struct run {
 	char log[2048]; /* actions, one per line */
 	uint64_t now;
 };
-
-static struct config *
-load_yaml(const char *yaml)
-{
-	char path[] = "/tmp/agentsup-test-XXXXXX.yaml";
-	struct config_errors errs = {0};
-	struct config *cfg;
-	const char *p = path;
-	int fd = mkstemps(path, 5);
-
-	assert_true(fd >= 0);
-	assert_int_equal(write(fd, yaml, strlen(yaml)), (ssize_t)strlen(yaml));
-	close(fd);
-	cfg = config_load_files(&p, 1, &errs);
-	for (size_t i = 0; i < errs.count; i++)
-		fprintf(stderr, "%s\n", errs.msgs[i]);
-	assert_int_equal(errs.count, 0);
-	unlink(path);
-	return cfg;
-}
-
-static void
-logf_(struct run *r, const char *fmt, ...)
-{
-	size_t at = strlen(r->log);
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(r->log + at, sizeof r->log - at, fmt, ap);
-	va_end(ap);
-}
 
 /* Carry out actions as a fake shell: starts and the circuit's events. */
 static void
