@@ -11,6 +11,19 @@ import subprocess
 import tempfile
 import time
 
+def _die_with_harness():
+    """In the child: SIGTERM when the harness dies (a `timeout` of the
+    benchmark, a ^C), so that no daemon and its fleet outlive a run."""
+    import ctypes
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def _exit_on_term(signum, frame):
+    raise SystemExit(128 + signum)  # finally blocks stop what they started
+
+
+signal.signal(signal.SIGTERM, _exit_on_term)
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BUILD = os.environ.get("AGENTSUP_BUILD", os.path.join(ROOT, "build"))
 WORKER = os.path.join(BUILD, "bench_worker")
@@ -144,7 +157,7 @@ class Agentsupd:
         self.proc = subprocess.Popen(
             [*prefix, AGENTSUPD, "-c", self.dir, "--socket", os.path.join(tmp, "ctl.sock")],
             stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log,
-            env=dict(os.environ, **(env or {})))
+            env=dict(os.environ, **(env or {})), preexec_fn=_die_with_harness)
 
     def stop(self):
         if self.proc.poll() is None:
