@@ -56,21 +56,40 @@ conn_send_all(int fd, const char *p, size_t n)
 	return 0;
 }
 
+void
+conn_request_begin(msgpack_sbuffer *sb, msgpack_packer *pk, uint64_t id,
+                   const char *cmd)
+{
+	msgpack_sbuffer_init(sb);
+	msgpack_packer_init(pk, sb, msgpack_sbuffer_write);
+	agentsup_wire_begin(sb);
+	msgpack_pack_map(pk, 4);
+	agentsup_wire_kv_str(pk, "t", AGENTSUP_T_REQ);
+	agentsup_wire_kv_uint(pk, "id", id);
+	agentsup_wire_kv_str(pk, "cmd", cmd);
+	agentsup_wire_pack_str(pk, "args");
+}
+
+int
+conn_request_send(int fd, msgpack_sbuffer *sb)
+{
+	int r = agentsup_wire_end(sb, AGENTSUP_MAX_FRAME);
+
+	if (r == 0)
+		r = conn_send_all(fd, sb->data, sb->size);
+	else
+		errno = EMSGSIZE; /* more than a frame: spawn's arguments */
+	msgpack_sbuffer_destroy(sb);
+	return r;
+}
+
 int
 conn_send_request(struct ctl *c, const char *cmd, const char *arg, int follow)
 {
 	msgpack_sbuffer sb;
 	msgpack_packer pk;
-	int r;
 
-	msgpack_sbuffer_init(&sb);
-	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	agentsup_wire_begin(&sb);
-	msgpack_pack_map(&pk, 4);
-	agentsup_wire_kv_str(&pk, "t", AGENTSUP_T_REQ);
-	agentsup_wire_kv_uint(&pk, "id", 1);
-	agentsup_wire_kv_str(&pk, "cmd", cmd);
-	agentsup_wire_pack_str(&pk, "args");
+	conn_request_begin(&sb, &pk, 1, cmd);
 	if (c->spawn != NULL) {
 		msgpack_pack_array(&pk, 2);
 		agentsup_wire_pack_str(&pk, c->spawn->sup);
@@ -83,13 +102,7 @@ conn_send_request(struct ctl *c, const char *cmd, const char *arg, int follow)
 		agentsup_wire_pack_str(&pk, arg);
 	} else
 		msgpack_pack_array(&pk, 0);
-	r = agentsup_wire_end(&sb, AGENTSUP_MAX_FRAME);
-	if (r == 0)
-		r = conn_send_all(c->fd, sb.data, sb.size);
-	else
-		errno = EMSGSIZE; /* more than a frame: spawn's arguments */
-	msgpack_sbuffer_destroy(&sb);
-	return r;
+	return conn_request_send(c->fd, &sb);
 }
 
 /* The next frame, waiting up to timeout_ms (-1: for ever). 0, or -1. */

@@ -39,6 +39,12 @@ struct ctl {
 };
 
 int conn_send_all(int fd, const char *p, size_t n);
+/* A request frame's head, {t: req, id, cmd, args: ...}: the caller packs
+ * args, then conn_request_send ends it, sends it on fd and frees the buffer
+ * (0, or -1; errno EMSGSIZE when it is more than a frame). */
+void conn_request_begin(msgpack_sbuffer *sb, msgpack_packer *pk, uint64_t id,
+                        const char *cmd);
+int conn_request_send(int fd, msgpack_sbuffer *sb);
 int conn_send_request(struct ctl *c, const char *cmd, const char *arg,
                       int follow);
 void conn_frame_free(struct ctl_frame *fr);

@@ -318,25 +318,13 @@ run_logs(struct ctl *c, const char *name, int follow)
 	struct agentsup_frame f;
 	msgpack_sbuffer sb;
 	msgpack_packer pk;
-	int r;
 
-	msgpack_sbuffer_init(&sb);
-	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	agentsup_wire_begin(&sb);
-	msgpack_pack_map(&pk, 4);
-	agentsup_wire_kv_str(&pk, "t", AGENTSUP_T_REQ);
-	agentsup_wire_kv_uint(&pk, "id", 1);
-	agentsup_wire_kv_str(&pk, "cmd", "logs");
-	agentsup_wire_pack_str(&pk, "args");
+	conn_request_begin(&sb, &pk, 1, "logs");
 	msgpack_pack_array(&pk, 3);
 	agentsup_wire_pack_str(&pk, name);
 	msgpack_pack_uint64(&pk, c->lines);
 	follow ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk);
-	r = agentsup_wire_end(&sb, AGENTSUP_MAX_FRAME);
-	if (r == 0)
-		r = conn_send_all(c->fd, sb.data, sb.size);
-	msgpack_sbuffer_destroy(&sb);
-	if (r < 0) {
+	if (conn_request_send(c->fd, &sb) < 0) {
 		perror("agentsupctl: send");
 		return EXIT_UNAVAILABLE;
 	}

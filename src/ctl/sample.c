@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "conn.h"
 #include "sample.h"
 
 #define SAMPLE_REPLY_MS  5000
@@ -85,33 +86,12 @@ sample_send(struct sampler *t, const char *cmd, const char *arg)
 {
 	msgpack_sbuffer sb;
 	msgpack_packer pk;
-	size_t off = 0;
-	int r;
 
-	msgpack_sbuffer_init(&sb);
-	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	agentsup_wire_begin(&sb);
-	msgpack_pack_map(&pk, 4);
-	agentsup_wire_kv_str(&pk, "t", AGENTSUP_T_REQ);
-	agentsup_wire_kv_uint(&pk, "id", ++t->id);
-	agentsup_wire_kv_str(&pk, "cmd", cmd);
-	agentsup_wire_pack_str(&pk, "args");
+	conn_request_begin(&sb, &pk, ++t->id, cmd);
 	msgpack_pack_array(&pk, arg ? 1 : 0);
 	if (arg != NULL)
 		agentsup_wire_pack_str(&pk, arg);
-	r = agentsup_wire_end(&sb, AGENTSUP_MAX_FRAME);
-	while (r == 0 && off < sb.size) {
-		ssize_t n =
-		        send(t->fd, sb.data + off, sb.size - off, MSG_NOSIGNAL);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			r = -1;
-		else
-			off += (size_t)n;
-	}
-	msgpack_sbuffer_destroy(&sb);
-	return r;
+	return conn_request_send(t->fd, &sb);
 }
 
 /* Read more bytes within the deadline; -1 on EOF, error or timeout. */
