@@ -159,6 +159,18 @@ channel_send(struct channel *c, const msgpack_sbuffer *sb)
 	return 0;
 }
 
+/* Begin a frame to the worker: a map of nkeys whose first is {t: type}. */
+static void
+channel_begin(msgpack_sbuffer *sb, msgpack_packer *pk, size_t nkeys,
+              const char *type)
+{
+	msgpack_sbuffer_init(sb);
+	msgpack_packer_init(pk, sb, msgpack_sbuffer_write);
+	agentsup_wire_begin(sb);
+	msgpack_pack_map(pk, nkeys);
+	agentsup_wire_kv_str(pk, AGENTSUP_F_T, type);
+}
+
 /* End the frame being packed in sb and send it. */
 static int
 channel_finish(struct channel *c, msgpack_sbuffer *sb, size_t max_frame)
@@ -178,11 +190,8 @@ channel_send_welcome(struct channel *c, const struct welcome *w,
 	msgpack_sbuffer sb;
 	msgpack_packer pk;
 
-	msgpack_sbuffer_init(&sb);
-	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	agentsup_wire_begin(&sb);
-	msgpack_pack_map(&pk, w->checkpoint != NULL ? 12 : 10);
-	agentsup_wire_kv_str(&pk, "t", AGENTSUP_T_WELCOME);
+	channel_begin(&sb, &pk, w->checkpoint != NULL ? 12 : 10,
+	              AGENTSUP_T_WELCOME);
 	agentsup_wire_kv_uint(&pk, "v", AGENTSUP_PROTOCOL_VERSION);
 	agentsup_wire_kv_str(&pk, "name", w->name);
 	agentsup_wire_kv_str(&pk, "path", w->path);
@@ -214,11 +223,7 @@ channel_send_checkpoint_ok(struct channel *c, uint64_t seq)
 
 	if (!c->hello || c->fd < 0)
 		return -1;
-	msgpack_sbuffer_init(&sb);
-	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	agentsup_wire_begin(&sb);
-	msgpack_pack_map(&pk, 2);
-	agentsup_wire_kv_str(&pk, "t", AGENTSUP_T_CHECKPOINT_OK);
+	channel_begin(&sb, &pk, 2, AGENTSUP_T_CHECKPOINT_OK);
 	agentsup_wire_kv_uint(&pk, AGENTSUP_F_SEQ, seq);
 	return channel_finish(c, &sb, CHANNEL_MAX_OUT);
 }
@@ -231,11 +236,7 @@ channel_send_drain(struct channel *c, uint64_t deadline_ms, size_t max_frame)
 
 	if (!c->hello || c->fd < 0)
 		return -1;
-	msgpack_sbuffer_init(&sb);
-	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	agentsup_wire_begin(&sb);
-	msgpack_pack_map(&pk, 2);
-	agentsup_wire_kv_str(&pk, "t", AGENTSUP_T_DRAIN);
+	channel_begin(&sb, &pk, 2, AGENTSUP_T_DRAIN);
 	agentsup_wire_kv_uint(&pk, "deadline_ms", deadline_ms);
 	return channel_finish(c, &sb, max_frame);
 }
@@ -248,12 +249,10 @@ channel_send_nudge(struct channel *c, const struct nudge *n, size_t max_frame)
 
 	if (!c->hello || c->fd < 0)
 		return -1;
-	msgpack_sbuffer_init(&sb);
-	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	agentsup_wire_begin(&sb);
-	msgpack_pack_map(&pk, 2 + (n->idle_ms != 0) + (n->state != NULL) +
-	                              (n->period != 0));
-	agentsup_wire_kv_str(&pk, "t", AGENTSUP_T_NUDGE);
+	channel_begin(&sb, &pk,
+	              2 + (n->idle_ms != 0) + (n->state != NULL) +
+	                      (n->period != 0),
+	              AGENTSUP_T_NUDGE);
 	agentsup_wire_kv_str(&pk, AGENTSUP_F_REASON, n->reason);
 	if (n->idle_ms != 0)
 		agentsup_wire_kv_uint(&pk, AGENTSUP_F_IDLE_MS, n->idle_ms);
@@ -271,12 +270,10 @@ channel_send_spawned(struct channel *c, const struct spawn_answer *a,
 	msgpack_sbuffer sb;
 	msgpack_packer pk;
 
-	msgpack_sbuffer_init(&sb);
-	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	agentsup_wire_begin(&sb);
-	msgpack_pack_map(&pk, 2 + (a->name != NULL) + (a->error != NULL) +
-	                              a->has_count + (a->name != NULL));
-	agentsup_wire_kv_str(&pk, AGENTSUP_F_T, AGENTSUP_T_SPAWNED);
+	channel_begin(&sb, &pk,
+	              2 + (a->name != NULL) + (a->error != NULL) +
+	                      a->has_count + (a->name != NULL),
+	              AGENTSUP_T_SPAWNED);
 	agentsup_wire_pack_str(&pk, AGENTSUP_F_OK);
 	a->ok ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk);
 	if (a->name != NULL) {
