@@ -170,6 +170,27 @@ class Agentsupd:
         self.log.close()
 
 
+def past_deadline(kids, deadline_ms, samples):
+    """Run agentsupd over the children `kids` (YAML list items), whose
+    workers report (kind 1) the moment a deadline of deadline_ms after their
+    last beat or step is acted on; how long after the deadline each came,
+    in ns (hang.py, stall.py)."""
+    tmp = scratch()
+    reports = Reports(tmp)
+    d = Agentsupd(tmp, f"supervisor: root\nintensity: 100000\nperiod: 1s\n"
+                       f"children:\n{kids}", env={"BENCH_SOCK": reports.path})
+    lat = []
+    try:
+        while len(lat) < samples:
+            t, _, _ = reports.get(30, kind=1)
+            lat.append(t - deadline_ms * 1_000_000)
+    finally:
+        d.stop()
+        reports.close()
+        cleanup(tmp)
+    return lat
+
+
 def scratch():
     return tempfile.mkdtemp(prefix="agentsup-bench-")
 

@@ -14,24 +14,11 @@ def main():
     workers = int(sys.argv[2]) if len(sys.argv) > 2 else 20
     timeout = int(sys.argv[3]) if len(sys.argv) > 3 else 200
     beat = max(1, timeout // 4)
-    tmp = b.scratch()
-    reports = b.Reports(tmp)
     kids = "".join(
         f"  - {{worker: h{i}, command: [{b.WORKER}, hang, '5', '{beat}'], "
         f"heartbeat: {beat}ms, heartbeat_timeout: {timeout}ms, backoff: none}}\n"
         for i in range(workers))
-    d = b.Agentsupd(tmp, f"supervisor: root\nintensity: 100000\nperiod: 1s\n"
-                         f"children:\n{kids}", env={"BENCH_SOCK": reports.path})
-    lat = []
-    try:
-        while len(lat) < samples:
-            t, _, _ = reports.get(30, kind=1)
-            lat.append(t - timeout * 1_000_000)  # past the deadline
-    finally:
-        d.stop()
-        reports.close()
-        b.cleanup(tmp)
-    s = b.summary(lat)
+    s = b.summary(b.past_deadline(kids, timeout, samples))
     print(f"hang detection: deadline (last beat + {timeout} ms) -> SIGUSR1 received, "
           f"{samples} hangs over {workers} workers")
     print(f"machine: {b.machine()}")

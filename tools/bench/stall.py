@@ -16,25 +16,12 @@ def main():
     workers = int(sys.argv[2]) if len(sys.argv) > 2 else 20
     stall = int(sys.argv[3]) if len(sys.argv) > 3 else 300
     beat = int(sys.argv[4]) if len(sys.argv) > 4 else 50
-    tmp = b.scratch()
-    reports = b.Reports(tmp)
     kids = "".join(
         f"  - {{worker: s{i}, command: [{b.WORKER}, stall, '3', '{beat}'], "
         f"heartbeat: {beat}ms, heartbeat_timeout: 10s, "
         f"stall_timeout: {stall}ms, stall_grace: 10s, backoff: none}}\n"
         for i in range(workers))
-    d = b.Agentsupd(tmp, f"supervisor: root\nintensity: 100000\nperiod: 1s\n"
-                         f"children:\n{kids}", env={"BENCH_SOCK": reports.path})
-    lat = []
-    try:
-        while len(lat) < samples:
-            t, _, _ = reports.get(30, kind=1)
-            lat.append(t - stall * 1_000_000)  # past the deadline
-    finally:
-        d.stop()
-        reports.close()
-        b.cleanup(tmp)
-    s = b.summary(lat)
+    s = b.summary(b.past_deadline(kids, stall, samples))
     print(f"stall detection: deadline (last step + {stall} ms, beats every "
           f"{beat} ms) -> nudge received, {samples} stalls over {workers} workers")
     print(f"machine: {b.machine()}")
