@@ -7,6 +7,12 @@
  * writer thread; its checkpoint_ok is sent from the completion, after the
  * commit, to the run that sent it if it is still there. The older kept ones
  * are on disk only, read back when the poison guard discards the newest.
+ *
+ * A dynamic task's entry goes when the task ends (ckpt_release), so memory
+ * does not grow with the tasks ever run: with a store its checkpoints are
+ * on disk, read back by ckpt_hand when it runs again (replay, retry,
+ * resume); without one the task's record keeps the newest (ckpt_seed hands
+ * it back). An entry with writes in flight goes once they are done.
  */
 #include <stddef.h>
 #include <stdio.h>
@@ -44,6 +50,8 @@ struct ckpt_worker {
 	uint64_t run;         /* which run: acks of an older one are dropped */
 	uint64_t handed;      /* the seq handed to this run, 0: none */
 	unsigned fails;       /* runs in a row that failed after `handed` */
+	unsigned jobs;        /* writes in flight that point here */
+	bool released;        /* freed when the last of them is done */
 };
 
 struct ckpt_set {
@@ -59,11 +67,14 @@ struct ckpt_set {
 /* A write of one checkpoint, in flight to the writer thread. */
 struct ckpt_job {
 	struct ckpt_set *set;
-	struct ckpt_worker *w;
+	struct ckpt_worker *w; /* NULL: a deletion by path alone */
+	const char *path;      /* w's, or own */
+	char *own;
 	uint64_t run, seq;
 	uint64_t oldest; /* the oldest seq kept: older ones go */
 	bool discard;    /* delete seq instead of writing it */
 	bool forget;     /* delete every one of the path */
+	bool suffix;     /* ... of every path ending in it */
 	size_t len;
 	uint8_t *data; /* a reference to the kept copy (NULL: discard) */
 };
@@ -161,8 +172,10 @@ ckpt_get(struct ckpt_set *cs, const char *path)
 	struct ckpt_worker *w = ckpt_find(cs, path);
 	size_t i;
 
-	if (w != NULL)
+	if (w != NULL) {
+		w->released = false; /* in use again before its writes ended */
 		return w;
+	}
 	if (cs->count >= cs->nbuckets)
 		ckpt_grow(cs);
 	w = xcalloc(1, sizeof *w);
@@ -172,6 +185,26 @@ ckpt_get(struct ckpt_set *cs, const char *path)
 	cs->buckets[i] = w;
 	cs->count++;
 	return w;
+}
+
+/* Forget kept[i..]: their data, not their slots' array. */
+static void ckpt_truncate(struct ckpt_worker *w, unsigned n);
+
+/* Out of the table and freed (no write in flight points at it). */
+static void
+ckpt_remove(struct ckpt_set *cs, struct ckpt_worker *w)
+{
+	struct ckpt_worker **p =
+	        &cs->buckets[ckpt_hash(w->path) & (cs->nbuckets - 1)];
+
+	while (*p != w)
+		p = &(*p)->next;
+	*p = w->next;
+	cs->count--;
+	ckpt_truncate(w, 0);
+	free(w->kept);
+	free(w->path);
+	free(w);
 }
 
 /* Forget kept[i..]: their data, not their slots' array. */
@@ -244,6 +277,9 @@ static const char ckpt_sql_insert[] =
         "INSERT INTO checkpoints (path, seq, data) VALUES (?1, ?2, ?4)";
 static const char ckpt_sql_forget[] =
         "DELETE FROM checkpoints WHERE path = ?1 AND seq >= 0 * ?2";
+static const char ckpt_sql_suffix[] =
+        "DELETE FROM checkpoints WHERE (path = substr(?1, 2)"
+        " OR substr(path, -length(?1)) = ?1) AND seq >= 0 * ?2";
 static const char ckpt_sql_older[] =
         "DELETE FROM checkpoints WHERE path = ?1 AND seq < ?3";
 
@@ -256,7 +292,7 @@ ckpt_sql(sqlite3 *db, const char *sql, const struct ckpt_job *j, char *err,
 
 	if (st == NULL)
 		return -1;
-	sqlite3_bind_text(st, 1, j->w->path, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 1, j->path, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)j->seq);
 	if (sqlite3_bind_parameter_count(st) >= 3)
 		sqlite3_bind_int64(st, 3, (sqlite3_int64)j->oldest);
@@ -277,7 +313,9 @@ ckpt_job_run(sqlite3 *db, void *arg, char *err, size_t len)
 	struct ckpt_job *j = arg;
 
 	if (j->forget)
-		return ckpt_sql(db, ckpt_sql_forget, j, err, len);
+		return ckpt_sql(db,
+		                j->suffix ? ckpt_sql_suffix : ckpt_sql_forget,
+		                j, err, len);
 	if (j->discard)
 		return ckpt_sql(db, ckpt_sql_discard, j, err, len);
 	if (ckpt_sql(db, ckpt_sql_newer, j, err, len) < 0 ||
@@ -292,13 +330,17 @@ static void
 ckpt_job_done(void *arg, int rc, const char *why)
 {
 	struct ckpt_job *j = arg;
+	struct ckpt_worker *w = j->w;
 
 	if (rc < 0)
-		ckpt_store_error(j->set, j->w->path, why);
-	else if (!j->discard && !j->forget && j->w->chan != NULL &&
-	         j->w->run == j->run)
-		channel_send_checkpoint_ok(j->w->chan, j->seq);
+		ckpt_store_error(j->set, j->path, why);
+	else if (w != NULL && !j->discard && !j->forget && w->chan != NULL &&
+	         w->run == j->run)
+		channel_send_checkpoint_ok(w->chan, j->seq);
+	if (w != NULL && --w->jobs == 0 && w->released)
+		ckpt_remove(j->set, w);
 	ckpt_data_unref(j->data);
+	free(j->own);
 	free(j);
 }
 
@@ -311,6 +353,7 @@ ckpt_submit(struct ckpt_set *cs, struct ckpt_worker *w, uint64_t seq,
 
 	*j = (struct ckpt_job){.set = cs,
 	                       .w = w,
+	                       .path = w->path,
 	                       .run = w->run,
 	                       .seq = seq,
 	                       .oldest = w->nkept ? w->kept[w->nkept - 1].seq
@@ -318,8 +361,10 @@ ckpt_submit(struct ckpt_set *cs, struct ckpt_worker *w, uint64_t seq,
 	                       .discard = discard,
 	                       .len = len,
 	                       .data = data ? ckpt_data_ref(data) : NULL};
-	if (store_submit(cs->store, ckpt_job_run, ckpt_job_done, j) == 0)
+	if (store_submit(cs->store, ckpt_job_run, ckpt_job_done, j) == 0) {
+		w->jobs++;
 		return 0;
+	}
 	ckpt_data_unref(j->data);
 	free(j);
 	ckpt_store_error(cs, w->path, "the store's queue is full");
@@ -336,11 +381,20 @@ ckpt_max_frame(const struct spec *sp, size_t daemon_max)
 	return sp->checkpoint.enabled && want > daemon_max ? want : daemon_max;
 }
 
+static void ckpt_read_path(struct ckpt_set *cs, struct ckpt_worker *w);
+
 const void *
 ckpt_hand(struct ckpt_set *cs, struct node *n, struct channel *chan,
           size_t *len, uint64_t *seq)
 {
-	struct ckpt_worker *w = ckpt_get(cs, n->path);
+	struct ckpt_worker *w = ckpt_find(cs, n->path);
+
+	if (w == NULL) { /* a task run again: its checkpoints on disk */
+		w = ckpt_get(cs, n->path);
+		if (cs->store != NULL)
+			ckpt_read_path(cs, w);
+	}
+	w->released = false;
 
 	w->chan = chan;
 	w->run = ++cs->runs;
@@ -461,31 +515,99 @@ ckpt_detach(struct ckpt_set *cs, struct node *n, bool failed)
 }
 
 void
-ckpt_forget(struct ckpt_set *cs, const char *path)
+ckpt_release(struct ckpt_set *cs, const char *path)
 {
 	struct ckpt_worker *w = ckpt_find(cs, path);
-	struct ckpt_job *j;
 
 	if (w == NULL || w->chan != NULL)
 		return; /* none, or a live run's own */
-	ckpt_truncate(w, 0);
-	w->handed = 0;
-	w->fails = 0;
-	if (cs->store == NULL)
-		return;
-	j = xcalloc(1, sizeof *j);
-	*j = (struct ckpt_job){
-	        .set = cs, .w = w, .run = w->run, .forget = true};
+	if (w->jobs > 0)
+		w->released = true; /* the last write's completion frees it */
+	else
+		ckpt_remove(cs, w);
+}
+
+const void *
+ckpt_newest(const struct ckpt_set *cs, const char *path, size_t *len,
+            uint64_t *seq)
+{
+	const struct ckpt_worker *w = ckpt_find(cs, path);
+
+	if (w == NULL || w->nkept == 0 || w->kept[0].data == NULL)
+		return NULL;
+	*len = w->kept[0].len;
+	*seq = w->kept[0].seq;
+	return w->kept[0].data;
+}
+
+void
+ckpt_seed(struct ckpt_set *cs, const char *path, uint64_t seq, const void *data,
+          size_t len)
+{
+	struct ckpt_worker *w = ckpt_get(cs, path);
+
+	if (w->nkept > 0 || seq == 0)
+		return; /* it has its own, newer */
+	ckpt_push(cs, w, 1,
+	          (struct ckpt_kept){.seq = seq,
+	                             .data = ckpt_data_new(data, len),
+	                             .len = len});
+}
+
+/* A deletion from the store of every checkpoint of path (suffix: of every
+ * path that ends in it). */
+static void
+ckpt_delete(struct ckpt_set *cs, const char *path, bool suffix)
+{
+	struct ckpt_job *j = xcalloc(1, sizeof *j);
+	char *own = xstrdup(path);
+
+	*j = (struct ckpt_job){.set = cs,
+	                       .path = own,
+	                       .own = own,
+	                       .forget = true,
+	                       .suffix = suffix};
 	if (store_submit(cs->store, ckpt_job_run, ckpt_job_done, j) < 0) {
+		ckpt_store_error(cs, path, "the store's queue is full");
+		free(j->own);
 		free(j);
-		ckpt_store_error(cs, w->path, "the store's queue is full");
 	}
+}
+
+void
+ckpt_forget(struct ckpt_set *cs, const char *path)
+{
+	struct ckpt_worker *w = ckpt_find(cs, path);
+
+	if (w != NULL && w->chan != NULL)
+		return; /* a live run's own */
+	if (w != NULL) {
+		ckpt_truncate(w, 0); /* not handed again, even before it goes */
+		w->handed = 0;
+		w->fails = 0;
+		ckpt_release(cs, path);
+	}
+	if (cs->store != NULL) /* after the writes in flight: their rows go */
+		ckpt_delete(cs, path, false);
+}
+
+void
+ckpt_forget_suffix(struct ckpt_set *cs, const char *suffix)
+{
+	if (cs->store != NULL)
+		ckpt_delete(cs, suffix, true);
 }
 
 size_t
 ckpt_count(const struct ckpt_set *cs)
 {
 	return cs->count;
+}
+
+bool
+ckpt_known(const struct ckpt_set *cs, const char *path)
+{
+	return ckpt_find(cs, path) != NULL;
 }
 
 uint64_t
@@ -518,7 +640,8 @@ ckpt_load_row(struct ckpt_set *cs, sqlite3_stmt *st)
 }
 
 int
-ckpt_load(struct ckpt_set *cs, char *why, size_t len)
+ckpt_load(struct ckpt_set *cs, ckpt_want_fn *want, void *arg, char *why,
+          size_t len)
 {
 	sqlite3 *db = store_reader(cs->store);
 	sqlite3_stmt *st;
@@ -535,11 +658,41 @@ ckpt_load(struct ckpt_set *cs, char *why, size_t len)
 		return -1;
 	}
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-		ckpt_load_row(cs, st);
+		if (want == NULL ||
+		    want(arg, (const char *)sqlite3_column_text(st, 0)))
+			ckpt_load_row(cs, st);
 	if (rc != SQLITE_DONE)
 		snprintf(why, len, "%s", sqlite3_errmsg(db));
 	sqlite3_finalize(st);
 	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* A path not in memory (a task that ended, run again): what the store
+ * holds of it, as ckpt_load would have read it. Every write of it is
+ * committed (its entry went only once they were). A failed read is a
+ * store_error, and the run starts without one. */
+static void
+ckpt_read_path(struct ckpt_set *cs, struct ckpt_worker *w)
+{
+	sqlite3 *db = store_reader(cs->store);
+	sqlite3_stmt *st;
+	int rc;
+
+	if (sqlite3_prepare_v2(db,
+	                       "SELECT path, seq, data FROM checkpoints "
+	                       "WHERE path = ?1 ORDER BY seq DESC",
+	                       -1, &st, NULL) != SQLITE_OK) {
+		ckpt_store_error(cs, w->path, sqlite3_errmsg(db));
+		return;
+	}
+	sqlite3_bind_text(st, 1, w->path, -1, SQLITE_TRANSIENT);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		ckpt_load_row(cs, st);
+	if (rc != SQLITE_DONE) {
+		ckpt_store_error(cs, w->path, sqlite3_errmsg(db));
+		ckpt_truncate(w, 0);
+	}
+	sqlite3_finalize(st);
 }
 
 struct ckpt_set *

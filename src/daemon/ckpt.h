@@ -31,9 +31,14 @@ extern const char ckpt_schema[];
  * store_error. */
 struct ckpt_set *ckpt_new(struct store *st, struct events *ev);
 void ckpt_free(struct ckpt_set *);
-/* At start, with a store: read every worker's checkpoints (the newest's
- * data). -1 with why when the store cannot be read. */
-int ckpt_load(struct ckpt_set *, char *why, size_t len);
+/* Whether the start reads path's checkpoints into memory (an ended task's
+ * stay on disk until it runs again). */
+typedef bool ckpt_want_fn(void *arg, const char *path);
+/* At start, with a store: read the checkpoints of every path want (NULL:
+ * all) says yes to (the newest's data). -1 with why when the store cannot
+ * be read. */
+int ckpt_load(struct ckpt_set *, ckpt_want_fn *want, void *arg, char *why,
+              size_t len);
 
 /* The frame limit of a worker with this spec, given the daemon's. */
 size_t ckpt_max_frame(const struct spec *, size_t daemon_max);
@@ -52,8 +57,25 @@ void ckpt_detach(struct ckpt_set *, struct node *, bool failed);
 /* Forget every checkpoint of path (in memory and in the store): a dropped
  * task's. Nothing while a run of it is attached. */
 void ckpt_forget(struct ckpt_set *, const char *path);
-/* Workers with a checkpoint kept. */
+/* A task ended: its entry and data leave memory (kept on disk with a
+ * store; read back by ckpt_hand when a run of path says hello again).
+ * Nothing while a run of it is attached. */
+void ckpt_release(struct ckpt_set *, const char *path);
+/* The newest checkpoint's data in memory (NULL: none) and its seq, len:
+ * for a task's record before ckpt_release, without a store. */
+const void *ckpt_newest(const struct ckpt_set *, const char *path, size_t *len,
+                        uint64_t *seq);
+/* Without a store: a task run again is handed its record's checkpoint
+ * (copied), unless path has one of its own. */
+void ckpt_seed(struct ckpt_set *, const char *path, uint64_t seq,
+               const void *data, size_t len);
+/* Forget, in the store, the checkpoints of every path ending in suffix
+ * ("/SUP/KEY": a dropped task whose supervisor a reload removed). */
+void ckpt_forget_suffix(struct ckpt_set *, const char *suffix);
+/* Workers with an entry in memory (a checkpoint kept, or a run attached). */
 size_t ckpt_count(const struct ckpt_set *);
+/* Whether path has an entry in memory (an ended task's has none). */
+bool ckpt_known(const struct ckpt_set *, const char *path);
 /* The newest checkpoint's seq, 0 when none (status). */
 uint64_t ckpt_seq(const struct ckpt_set *, const char *path);
 

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "ckpt.h"
 #include "clock.h"
 #include "daemon.h"
 #include "intensity.h"
@@ -357,6 +358,10 @@ scrape_daemon(struct metrics_out *o, const struct daemon *d)
 	             "agentsupd's resident memory.", scrape_rss());
 	scrape_gauge(o, "agentsup_process_open_fds",
 	             "agentsupd's open file descriptors.", scrape_fds());
+	scrape_gauge(
+	        o, "agentsup_checkpoint_workers",
+	        "Worker paths whose checkpoints agentsupd holds in memory.",
+	        d->ckpt ? (double)ckpt_count(d->ckpt) : 0.);
 	scrape_gauge(o, "agentsup_loop_lag_seconds",
 	             "How long the current event loop turn had run when the "
 	             "scrape was served.",

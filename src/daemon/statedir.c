@@ -321,7 +321,7 @@ statedir_open(struct daemon *d)
 	    store_schema(d->store, taskstore_schema, why, sizeof why) < 0 ||
 	    tasks_load(d, why, sizeof why) < 0 ||
 	    (d->ckpt = ckpt_new(d->store, &d->events),
-	     ckpt_load(d->ckpt, why, sizeof why) < 0) ||
+	     ckpt_load(d->ckpt, tasks_ckpt_wanted, d, why, sizeof why) < 0) ||
 	    statedir_restore(d, why, sizeof why) < 0 ||
 	    store_start(d->store, why, sizeof why) < 0) {
 		log_warnx("state store %s: %s", dir, why);

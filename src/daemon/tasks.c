@@ -73,6 +73,26 @@ tasks_load(struct daemon *d, char *why, size_t len)
 	return 0;
 }
 
+bool
+tasks_ckpt_wanted(void *arg, const char *path)
+{
+	struct daemon *d = arg;
+	const char *slash = strrchr(path, '/');
+	char parent[3 * REQUEST_NAME_MAX];
+	struct node *sup;
+	struct ledger_rec *r;
+
+	if (slash == NULL || (size_t)(slash - path) >= sizeof parent)
+		return true;
+	memcpy(parent, path, (size_t)(slash - path));
+	parent[slash - path] = '\0';
+	if ((sup = tasks_sup_find(d, parent)) == NULL ||
+	    sup->spec->tmpl == NULL || strcmp(sup->path, parent) != 0)
+		return true; /* a configured worker's, or of no known task */
+	r = ledger_get(&d->tasks->ledger, sup->spec->name, slash + 1);
+	return r != NULL && !ledger_ended(r); /* a task to resume */
+}
+
 struct ledger_rec *
 tasks_get(struct daemon *d, const char *sup, const char *key)
 {
@@ -82,6 +102,32 @@ tasks_get(struct daemon *d, const char *sup, const char *key)
 	    ledger_keys_has(&d->tasks->keys, ledger_key_hash(sup, key)))
 		r = taskstore_fetch(d, &d->tasks->ledger, sup, key);
 	return r;
+}
+
+/* A supervisor by name or path, its dynamic children not walked (they are
+ * workers, and there may be thousands): what tree_find finds for a
+ * supervisor, in time of the configured tree only. */
+static struct node *
+tasks_sup_walk(struct node *n, const char *name)
+{
+	struct node *f;
+
+	if (n->spec->kind != KIND_SUPERVISOR)
+		return NULL;
+	if (strcmp(n->spec->name, name) == 0 || strcmp(n->path, name) == 0)
+		return n;
+	if (n->spec->tmpl != NULL)
+		return NULL;
+	for (size_t i = 0; i < n->nchildren; i++)
+		if ((f = tasks_sup_walk(n->children[i], name)) != NULL)
+			return f;
+	return NULL;
+}
+
+struct node *
+tasks_sup_find(struct daemon *d, const char *name)
+{
+	return tasks_sup_walk(d->tree->root, name);
 }
 
 /* --- checks --------------------------------------------------------------- */
@@ -133,10 +179,23 @@ tasks_inputs_bad(char *const *args, char *const *env)
 static void
 tasks_number(struct daemon *d, struct node *sup, char *buf, size_t len)
 {
+	/* a live child has a record: no scan of the children */
 	do
 		snprintf(buf, len, "%lu", dynamic_next_number(sup));
-	while (tasks_get(d, sup->spec->name, buf) != NULL ||
-	       dynamic_find(sup, buf) != NULL);
+	while (tasks_get(d, sup->spec->name, buf) != NULL);
+}
+
+/* Without a store, a task run again (retry, replay) starts from the last
+ * checkpoint its record kept: moved back to the checkpoint set. */
+static void
+tasks_seed_checkpoint(struct daemon *d, const struct node *n,
+                      struct ledger_rec *r)
+{
+	if (d->store != NULL || r->checkpoint == NULL)
+		return;
+	ckpt_seed(d->ckpt, n->path, r->checkpoint_seq, r->checkpoint,
+	          r->checkpoint_len);
+	ledger_checkpoint(r, r->checkpoint_seq, NULL, 0);
 }
 
 static const char *
@@ -165,7 +224,10 @@ tasks_known(struct daemon *d, struct node *sup, const struct tasks_spawn *in,
 {
 	struct ledger_rec *r = tasks_get(d, sup->spec->name, key);
 
-	out->node = dynamic_find(sup, key);
+	/* a live child has a live record (a new key: no scan of the
+	 * children) */
+	out->node =
+	        r != NULL && !ledger_ended(r) ? dynamic_find(sup, key) : NULL;
 	out->rec = r;
 	if (out->node != NULL) {
 		tasks_defer(d, in, r, out);
@@ -184,7 +246,7 @@ tasks_spawn(struct daemon *d, const struct tasks_spawn *in,
             struct tasks_outcome *out)
 {
 	struct tasks *t = d->tasks;
-	struct node *sup = tree_find(d->tree, in->sup);
+	struct node *sup = tasks_sup_find(d, in->sup);
 	enum spawn_refusal why;
 	char num[32];
 	const char *key = in->key;
@@ -223,6 +285,7 @@ tasks_spawn(struct daemon *d, const struct tasks_spawn *in,
 	out->created = true;
 	out->rec = ledger_accept(&t->ledger, sup->spec->name, key, in->args,
 	                         in->env, clock_wall_ms());
+	tasks_seed_checkpoint(d, out->node, out->rec);
 	if (in->replay != NULL)
 		out->rec->replays++;
 	if (in->ack == NULL)
@@ -296,7 +359,7 @@ bool
 tasks_worker_spawn(struct daemon *d, struct node *from,
                    const struct spawn_request *r, struct spawn_answer *a)
 {
-	struct node *sup = tree_find(d->tree, r->sup);
+	struct node *sup = tasks_sup_find(d, r->sup);
 	struct tasks_worker_ack *w = NULL;
 	struct tasks_outcome out = {0};
 	char by[128];
@@ -348,7 +411,7 @@ tasks_worker_spawn(struct daemon *d, struct node *from,
 static int
 tasks_resume_one(struct daemon *d, struct ledger_rec *r)
 {
-	struct node *sup = tree_find(d->tree, r->sup);
+	struct node *sup = tasks_sup_find(d, r->sup);
 	struct tasks_outcome out;
 
 	if (d->tree->shutting_down || d->tree->draining)
@@ -457,16 +520,28 @@ tasks_wake(struct daemon *d, struct ledger_rec *r)
 	t->nwaiters = k;
 }
 
-/* Whether a node other than n goes by n's name (logcap keeps output by
- * name: a capture is freed only when nobody else uses it). */
+/* Whether a node other than the task n goes by n's name (logcap keeps
+ * output by name: a capture is freed only when nobody else uses it): a
+ * configured worker, or a live task of another dynamic supervisor (its
+ * record says so). Only the configured tree is walked, not the tasks:
+ * a task's end costs no scan of thousands of children. A task of n's own
+ * supervisor with n's key is n (one live child a key). */
 static bool
-tasks_name_shared(const struct node *top, const struct node *n)
+tasks_name_shared(struct daemon *d, const struct node *top,
+                  const struct node *n)
 {
-	if (top != n && top->spec->kind == KIND_WORKER &&
-	    strcmp(top->spec->name, n->spec->name) == 0)
-		return true;
+	const char *name = n->spec->name;
+	struct ledger_rec *r;
+
+	if (top->spec->kind == KIND_WORKER)
+		return top != n && strcmp(top->spec->name, name) == 0;
+	if (top->spec->tmpl != NULL)
+		return top != n->parent &&
+		       (r = ledger_get(&d->tasks->ledger, top->spec->name,
+		                       name)) != NULL &&
+		       !ledger_ended(r);
 	for (size_t i = 0; i < top->nchildren; i++)
-		if (tasks_name_shared(top->children[i], n))
+		if (tasks_name_shared(d, top->children[i], n))
 			return true;
 	return false;
 }
@@ -485,8 +560,25 @@ tasks_take_tail(struct daemon *d, const struct node *n, struct ledger_rec *r)
 		return;
 	if ((len = logcap_tail(lc, LOGCAP_TAIL_LINES, buf, sizeof buf)) > 0)
 		ledger_tail(r, buf, len);
-	if (!tasks_name_shared(d->tree->root, n))
+	if (!tasks_name_shared(d, d->tree->root, n))
 		logcap_remove(d->logcap, n->spec->name);
+}
+
+/* The ended task's checkpoints leave memory: with a store they are on
+ * disk (read back if it runs again); without one its record keeps the
+ * newest, and goes with it when the bounded ledger lets it go. */
+static void
+tasks_keep_checkpoint(struct daemon *d, const struct node *n,
+                      struct ledger_rec *r)
+{
+	const void *data;
+	uint64_t seq;
+	size_t len;
+
+	if (d->store == NULL &&
+	    (data = ckpt_newest(d->ckpt, n->path, &len, &seq)) != NULL)
+		ledger_checkpoint(r, seq, data, len);
+	ckpt_release(d->ckpt, n->path);
 }
 
 /* "exit:3 (declared permanent: bad input)" */
@@ -517,8 +609,10 @@ tasks_event(struct daemon *d, const struct action *a)
 	if (r == NULL)
 		return;
 	tasks_reason_text(n, a->reason, why, sizeof why);
-	/* the record carries its last checkpoint (replay starts from it) */
-	ledger_checkpoint(r, ckpt_seq(d->ckpt, n->path), NULL, 0);
+	/* the record carries its last checkpoint (replay starts from it);
+	 * a run again that has not said hello yet has none in memory */
+	if (ckpt_known(d->ckpt, n->path))
+		ledger_checkpoint(r, ckpt_seq(d->ckpt, n->path), NULL, 0);
 	switch (a->event) {
 	case EE_RESTARTING:
 		ledger_reason(r, why);
@@ -538,6 +632,7 @@ tasks_event(struct daemon *d, const struct action *a)
 		return;
 	}
 	ledger_reason(r, why);
+	tasks_keep_checkpoint(d, n, r);
 	tasks_take_tail(d, n, r);
 	contain_forget(d->contain, n->path); /* its cgroup is not reused */
 	r->attempts += (unsigned)n->starts;

@@ -42,6 +42,9 @@ void tasks_event(struct daemon *, const struct action *);
 void tasks_resume(struct daemon *);
 /* A control client is gone: it waits no more. */
 void tasks_client_gone(struct daemon *, struct client *);
+/* At start on a state store, whether the checkpoints of path are read
+ * into memory: not an ended task's (ckpt_want_fn; arg the daemon). */
+bool tasks_ckpt_wanted(void *d, const char *path);
 /* At start on a state store: the ledger read back; the live records are
  * resumed by tasks_resume. -1 with why. */
 int tasks_load(struct daemon *, char *why, size_t len);

@@ -64,6 +64,8 @@ void tasks_spawn(struct daemon *d, const struct tasks_spawn *in,
 /* The record of SUP/KEY: in memory, or read from the store. */
 struct ledger_rec *tasks_get(struct daemon *d, const char *sup,
                              const char *key);
+/* A supervisor by name or path, without a walk over dynamic children. */
+struct node *tasks_sup_find(struct daemon *d, const char *name);
 void tasks_res_head(msgpack_sbuffer *sb, uint64_t id, bool ok, bool more);
 void tasks_pack_rec(struct daemon *d, msgpack_packer *pk,
                     const struct ledger_rec *r, int created);

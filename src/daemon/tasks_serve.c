@@ -69,7 +69,7 @@ void
 tasks_pack_rec(struct daemon *d, msgpack_packer *pk, const struct ledger_rec *r,
                int created)
 {
-	struct node *sup = tree_find(d->tree, r->sup);
+	struct node *sup = tasks_sup_find(d, r->sup);
 	struct node *n =
 	        sup && !ledger_ended(r) ? dynamic_find(sup, r->key) : NULL;
 	enum ledger_state st = r->state;
@@ -103,7 +103,9 @@ tasks_pack_rec(struct daemon *d, msgpack_packer *pk, const struct ledger_rec *r,
 		msgpack_pack_nil(pk);
 	}
 	/* a live task's newest; an ended one's last, kept in its record */
-	seq = n != NULL ? ckpt_seq(d->ckpt, n->path) : r->checkpoint_seq;
+	seq = n != NULL && ckpt_known(d->ckpt, n->path)
+	              ? ckpt_seq(d->ckpt, n->path)
+	              : r->checkpoint_seq;
 	if (seq != 0)
 		agentsup_wire_kv_uint(pk, "checkpoint_seq", seq);
 	else
@@ -452,11 +454,16 @@ tasks_serve_wait(struct client *cl, struct daemon *d, struct ledger_rec *r,
 static void
 tasks_forget_checkpoints(struct daemon *d, const struct ledger_rec *r)
 {
-	struct node *sup = tree_find(d->tree, r->sup);
+	struct node *sup = tasks_sup_find(d, r->sup);
 	char path[3 * REQUEST_NAME_MAX];
 
-	if (sup == NULL)
-		return; /* gone by a reload: its tasks' paths with it */
+	if (sup == NULL || sup->spec->tmpl == NULL) {
+		/* gone by a reload: its path unknown, the store's rows of
+		 * every path ending in /SUP/KEY */
+		snprintf(path, sizeof path, "/%s/%s", r->sup, r->key);
+		ckpt_forget_suffix(d->ckpt, path);
+		return;
+	}
 	snprintf(path, sizeof path, "%s/%s", sup->path, r->key);
 	ckpt_forget(d->ckpt, path);
 }

@@ -58,10 +58,11 @@ dynamic_count(const struct node *sup)
 	return sup->nchildren - sup->finished;
 }
 
+/* Newest first: the child a spawn's answer asks about was appended last. */
 struct node *
 dynamic_find(const struct node *sup, const char *key)
 {
-	for (size_t i = 0; i < sup->nchildren; i++) {
+	for (size_t i = sup->nchildren; i-- > 0;) {
 		struct node *c = sup->children[i];
 		if (dynamic_live(c) && strcmp(c->task->key, key) == 0)
 			return c;

@@ -1,0 +1,98 @@
+"""A dynamic task's checkpoints leave agentsupd's memory when the task ends
+(DESIGN §11, §12): the worker paths whose checkpoints agentsupd holds
+(agentsup_checkpoint_workers) do not grow with the tasks ever run, with or
+without a state store, and a replay (or, with a store, a restart) still
+hands back the task's last checkpoint. A dropped task whose supervisor a
+reload removed takes its checkpoints out of the store too. Waits are on
+events and answers with deadlines."""
+import json
+import sqlite3
+import textwrap
+
+from conftest import wait_until
+from test_ledger_store import ckpt_pool, restart, settings
+from test_metrics import free_port, samples, scrape
+
+TASKS = 12
+
+
+def held(port):
+    return samples(scrape(port), "agentsup_checkpoint_workers")[""]
+
+
+def start(supd, state, port):
+    return supd.start({
+        "00-settings.yaml": settings(supd, state) +
+        f"  metrics: 127.0.0.1:{port}\n",
+        "a.yaml": ckpt_pool(supd)})
+
+
+def replayed_from_last(d, key, step):
+    d.ctl("replay", key, check=0)
+    rec = json.loads(d.ctl("wait", key, check=0).stdout)
+    assert rec["result"] == f"from step-{step}" and rec["state"] == "done", rec
+    assert rec["checkpoint_seq"] == 1, rec
+
+
+def run_many(supd, state):
+    port = free_port()
+    d = start(supd, state, port)
+    d.wait("started", "root/idle")
+    for i in range(TASKS):  # each checkpoints "step-i", then dead-letters
+        d.ctl("spawn", "pool", "--key", f"t{i}", "--", str(i), check=0)
+    d.wait_count("dead_lettered", TASKS)
+    wait_until(lambda: held(port) == 0, what="no ended task's entry held")
+    assert [x["checkpoint_seq"] for x in d.ctl_json("dead")] == [1] * TASKS
+    replayed_from_last(d, "t3", 3)
+    wait_until(lambda: held(port) == 0, what="the replay's entry gone too")
+    return d, port
+
+
+def test_ended_tasks_checkpoints_leave_memory(supd):
+    run_many(supd, False)
+
+
+def test_ended_tasks_checkpoints_leave_memory_for_the_store(supd):
+    d, _ = run_many(supd, True)
+    d.signal(15)
+    assert d.exit_code() == 0
+    # a restart reads no ended task's checkpoints into memory, and a replay
+    # reads them back from the store
+    port = free_port()
+    supd.events = supd.tmp / "events-1.jsonl"
+    supd.write({"00-settings.yaml": settings(supd) +
+                f"  metrics: 127.0.0.1:{port}\n"}, settings=False)
+    d = supd.start()
+    d.wait("started", "root/idle")
+    assert held(port) == 0
+    replayed_from_last(d, "t5", 5)
+
+
+def checkpoint_paths(supd):
+    db = sqlite3.connect(str(supd.tmp / "state" / "agentsup.db"))
+    try:
+        return {p for (p,) in db.execute("SELECT path FROM checkpoints")}
+    finally:
+        db.close()
+
+
+def test_drop_after_its_supervisor_is_gone_forgets_the_checkpoints(supd):
+    d = start(supd, True, free_port())
+    d.wait("started", "root/idle")
+    for k in ("v", "w"):
+        d.ctl("spawn", "pool", "--key", k, "--", "1", check=0)
+        assert d.ctl("wait", k).returncode == 2  # dead, checkpoint 1 kept
+    assert checkpoint_paths(supd) == {"root/pool/v", "root/pool/w"}
+    (supd.dir / "a.yaml").write_text(textwrap.dedent("""\
+        supervisor: root
+        children:
+          - {worker: idle, command: [sleep, '300']}
+        """))
+    d.ctl("reload", check=0)
+    d.ctl("drop", "pool/v", check=0)  # answered after the commit
+    assert checkpoint_paths(supd) == {"root/pool/w"}
+    d.signal(15)
+    assert d.exit_code() == 0
+    d = restart(supd, 1)
+    d.wait("started", "root/idle")
+    assert checkpoint_paths(supd) == {"root/pool/w"}
