@@ -21,6 +21,7 @@
 
 #include "channel.h"
 #include "ckpt.h"
+#include "ckpt_int.h"
 #include "clock.h"
 #include "log.h"
 #include "store.h"
@@ -29,55 +30,6 @@
 #define CKPT_ERROR_EVERY_MS                                                    \
 	1000 /* store_error events: at most one a second                       \
 	      */
-
-const char ckpt_schema[] =
-        "CREATE TABLE IF NOT EXISTS checkpoints ("
-        " path TEXT NOT NULL, seq INTEGER NOT NULL, data BLOB NOT NULL,"
-        " PRIMARY KEY (path, seq)) WITHOUT ROWID;";
-
-struct ckpt_kept {
-	uint64_t seq;
-	uint8_t *data; /* NULL: on disk only */
-	size_t len;
-};
-
-struct ckpt_worker {
-	struct ckpt_worker *next; /* hash chain */
-	char *path;
-	struct ckpt_kept *kept; /* newest first */
-	unsigned nkept, capkept;
-	struct channel *chan; /* the run that acks go to, NULL between runs */
-	uint64_t run;         /* which run: acks of an older one are dropped */
-	uint64_t handed;      /* the seq handed to this run, 0: none */
-	unsigned fails;       /* runs in a row that failed after `handed` */
-	unsigned jobs;        /* writes in flight that point here */
-	bool released;        /* freed when the last of them is done */
-};
-
-struct ckpt_set {
-	struct store *store;
-	struct events *events;
-	struct ckpt_worker **buckets;
-	size_t nbuckets, count;
-	uint64_t runs;
-	uint64_t error_at; /* when the last store_error was said */
-	unsigned errors_unsaid;
-};
-
-/* A write of one checkpoint, in flight to the writer thread. */
-struct ckpt_job {
-	struct ckpt_set *set;
-	struct ckpt_worker *w; /* NULL: a deletion by path alone */
-	const char *path;      /* w's, or own */
-	char *own;
-	uint64_t run, seq;
-	uint64_t oldest; /* the oldest seq kept: older ones go */
-	bool discard;    /* delete seq instead of writing it */
-	bool forget;     /* delete every one of the path */
-	bool suffix;     /* ... of every path ending in it */
-	size_t len;
-	uint8_t *data; /* a reference to the kept copy (NULL: discard) */
-};
 
 /* --- checkpoint data, shared ---------------------------------------------- */
 
@@ -90,7 +42,7 @@ struct ckpt_data {
 	uint8_t bytes[];
 };
 
-static uint8_t *
+uint8_t *
 ckpt_data_new(const void *src, size_t len)
 {
 	struct ckpt_data *d = xmalloc(sizeof *d + len + 1); /* +1: never 0 */
@@ -108,14 +60,14 @@ ckpt_data_of(uint8_t *p)
 	                                    offsetof(struct ckpt_data, bytes));
 }
 
-static uint8_t *
+uint8_t *
 ckpt_data_ref(uint8_t *p)
 {
 	ckpt_data_of(p)->refs++;
 	return p;
 }
 
-static void
+void
 ckpt_data_unref(uint8_t *p)
 {
 	if (p != NULL && --ckpt_data_of(p)->refs == 0)
@@ -134,7 +86,7 @@ ckpt_hash(const char *s)
 	return h;
 }
 
-static struct ckpt_worker *
+struct ckpt_worker *
 ckpt_find(const struct ckpt_set *cs, const char *path)
 {
 	struct ckpt_worker *w;
@@ -166,7 +118,7 @@ ckpt_grow(struct ckpt_set *cs)
 	cs->nbuckets = nb;
 }
 
-static struct ckpt_worker *
+struct ckpt_worker *
 ckpt_get(struct ckpt_set *cs, const char *path)
 {
 	struct ckpt_worker *w = ckpt_find(cs, path);
@@ -188,10 +140,8 @@ ckpt_get(struct ckpt_set *cs, const char *path)
 }
 
 /* Forget kept[i..]: their data, not their slots' array. */
-static void ckpt_truncate(struct ckpt_worker *w, unsigned n);
-
 /* Out of the table and freed (no write in flight points at it). */
-static void
+void
 ckpt_remove(struct ckpt_set *cs, struct ckpt_worker *w)
 {
 	struct ckpt_worker **p =
@@ -208,7 +158,7 @@ ckpt_remove(struct ckpt_set *cs, struct ckpt_worker *w)
 }
 
 /* Forget kept[i..]: their data, not their slots' array. */
-static void
+void
 ckpt_truncate(struct ckpt_worker *w, unsigned n)
 {
 	while (w->nkept > n)
@@ -217,7 +167,7 @@ ckpt_truncate(struct ckpt_worker *w, unsigned n)
 
 /* A newer checkpoint in front; the older ones beyond keep dropped, and
  * with a store only the newest's data stays in memory. */
-static void
+void
 ckpt_push(struct ckpt_set *cs, struct ckpt_worker *w, unsigned keep,
           struct ckpt_kept k)
 {
@@ -249,7 +199,7 @@ ckpt_push(struct ckpt_set *cs, struct ckpt_worker *w, unsigned keep,
 /* --- store errors --------------------------------------------------------- */
 
 /* store_error, at most one a second; the others counted in the next. */
-static void
+void
 ckpt_store_error(struct ckpt_set *cs, const char *path, const char *why)
 {
 	uint64_t now = clock_now_ms();
@@ -265,112 +215,6 @@ ckpt_store_error(struct ckpt_set *cs, const char *path, const char *why)
 	cs->errors_unsaid = 0;
 }
 
-/* --- the writer's jobs ---------------------------------------------------- */
-
-/* The writer's statements: ?1 path, ?2 seq, ?3 the oldest seq kept (the
- * loop knows which `keep` are newest: a range, no subquery), ?4 data. */
-static const char ckpt_sql_discard[] =
-        "DELETE FROM checkpoints WHERE path = ?1 AND seq = ?2";
-static const char ckpt_sql_newer[] =
-        "DELETE FROM checkpoints WHERE path = ?1 AND seq >= ?2";
-static const char ckpt_sql_insert[] =
-        "INSERT INTO checkpoints (path, seq, data) VALUES (?1, ?2, ?4)";
-static const char ckpt_sql_forget[] =
-        "DELETE FROM checkpoints WHERE path = ?1 AND seq >= 0 * ?2";
-static const char ckpt_sql_suffix[] =
-        "DELETE FROM checkpoints WHERE (path = substr(?1, 2)"
-        " OR substr(path, -length(?1)) = ?1) AND seq >= 0 * ?2";
-static const char ckpt_sql_older[] =
-        "DELETE FROM checkpoints WHERE path = ?1 AND seq < ?3";
-
-static int
-ckpt_sql(sqlite3 *db, const char *sql, const struct ckpt_job *j, char *err,
-         size_t len)
-{
-	sqlite3_stmt *st = store_stmt(db, sql, err, len);
-	int rc;
-
-	if (st == NULL)
-		return -1;
-	sqlite3_bind_text(st, 1, j->path, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, (sqlite3_int64)j->seq);
-	if (sqlite3_bind_parameter_count(st) >= 3)
-		sqlite3_bind_int64(st, 3, (sqlite3_int64)j->oldest);
-	if (sqlite3_bind_parameter_count(st) >= 4)
-		sqlite3_bind_blob(st, 4, j->data, (int)j->len, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	if (rc != SQLITE_DONE)
-		snprintf(err, len, "%s", sqlite3_errmsg(db));
-	sqlite3_reset(st); /* its bindings point into the job's data */
-	return rc == SQLITE_DONE ? 0 : -1;
-}
-
-/* In the writer thread: the checkpoint, and the kept ones of its worker
- * (the path is never changed while a job is in flight). */
-static int
-ckpt_job_run(sqlite3 *db, void *arg, char *err, size_t len)
-{
-	struct ckpt_job *j = arg;
-
-	if (j->forget)
-		return ckpt_sql(db,
-		                j->suffix ? ckpt_sql_suffix : ckpt_sql_forget,
-		                j, err, len);
-	if (j->discard)
-		return ckpt_sql(db, ckpt_sql_discard, j, err, len);
-	if (ckpt_sql(db, ckpt_sql_newer, j, err, len) < 0 ||
-	    ckpt_sql(db, ckpt_sql_insert, j, err, len) < 0)
-		return -1;
-	return ckpt_sql(db, ckpt_sql_older, j, err, len);
-}
-
-/* On the loop: committed, so the run that sent it (if still there) hears
- * checkpoint_ok; failed, so it hears nothing and the operator is told. */
-static void
-ckpt_job_done(void *arg, int rc, const char *why)
-{
-	struct ckpt_job *j = arg;
-	struct ckpt_worker *w = j->w;
-
-	if (rc < 0)
-		ckpt_store_error(j->set, j->path, why);
-	else if (w != NULL && !j->discard && !j->forget && w->chan != NULL &&
-	         w->run == j->run)
-		channel_send_checkpoint_ok(w->chan, j->seq);
-	if (w != NULL && --w->jobs == 0 && w->released)
-		ckpt_remove(j->set, w);
-	ckpt_data_unref(j->data);
-	free(j->own);
-	free(j);
-}
-
-/* A write (data: kept bytes, referenced, not copied) or a discard (NULL). */
-static int
-ckpt_submit(struct ckpt_set *cs, struct ckpt_worker *w, uint64_t seq,
-            uint8_t *data, size_t len, bool discard)
-{
-	struct ckpt_job *j = xmalloc(sizeof *j);
-
-	*j = (struct ckpt_job){.set = cs,
-	                       .w = w,
-	                       .path = w->path,
-	                       .run = w->run,
-	                       .seq = seq,
-	                       .oldest = w->nkept ? w->kept[w->nkept - 1].seq
-	                                          : seq,
-	                       .discard = discard,
-	                       .len = len,
-	                       .data = data ? ckpt_data_ref(data) : NULL};
-	if (store_submit(cs->store, ckpt_job_run, ckpt_job_done, j) == 0) {
-		w->jobs++;
-		return 0;
-	}
-	ckpt_data_unref(j->data);
-	free(j);
-	ckpt_store_error(cs, w->path, "the store's queue is full");
-	return -1;
-}
-
 /* --- the loop's side ------------------------------------------------------ */
 
 size_t
@@ -380,8 +224,6 @@ ckpt_max_frame(const struct spec *sp, size_t daemon_max)
 
 	return sp->checkpoint.enabled && want > daemon_max ? want : daemon_max;
 }
-
-static void ckpt_read_path(struct ckpt_set *cs, struct ckpt_worker *w);
 
 const void *
 ckpt_hand(struct ckpt_set *cs, struct node *n, struct channel *chan,
@@ -439,33 +281,6 @@ ckpt_put(struct ckpt_set *cs, struct node *n, uint64_t seq, const void *data,
 	}
 	ckpt_submit(cs, w, seq, k.data, len, false);
 	return 0;
-}
-
-/* With a store: the data of kept[0], on disk only, read back. */
-static int
-ckpt_read_back(struct ckpt_set *cs, struct ckpt_worker *w)
-{
-	sqlite3 *db = store_reader(cs->store);
-	sqlite3_stmt *st;
-	int rc = -1;
-
-	if (sqlite3_prepare_v2(db,
-	                       "SELECT data FROM checkpoints WHERE path = ?1 "
-	                       "AND seq = ?2",
-	                       -1, &st, NULL) != SQLITE_OK)
-		return -1;
-	sqlite3_bind_text(st, 1, w->path, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, (sqlite3_int64)w->kept[0].seq);
-	if (sqlite3_step(st) == SQLITE_ROW) {
-		size_t len = (size_t)sqlite3_column_bytes(st, 0);
-
-		w->kept[0].data =
-		        ckpt_data_new(sqlite3_column_blob(st, 0), len);
-		w->kept[0].len = len;
-		rc = 0;
-	}
-	sqlite3_finalize(st);
-	return rc;
 }
 
 /* The poison guard: the newest is dropped, the one before it is next. */
@@ -554,26 +369,6 @@ ckpt_seed(struct ckpt_set *cs, const char *path, uint64_t seq, const void *data,
 	                             .len = len});
 }
 
-/* A deletion from the store of every checkpoint of path (suffix: of every
- * path that ends in it). */
-static void
-ckpt_delete(struct ckpt_set *cs, const char *path, bool suffix)
-{
-	struct ckpt_job *j = xcalloc(1, sizeof *j);
-	char *own = xstrdup(path);
-
-	*j = (struct ckpt_job){.set = cs,
-	                       .path = own,
-	                       .own = own,
-	                       .forget = true,
-	                       .suffix = suffix};
-	if (store_submit(cs->store, ckpt_job_run, ckpt_job_done, j) < 0) {
-		ckpt_store_error(cs, path, "the store's queue is full");
-		free(j->own);
-		free(j);
-	}
-}
-
 void
 ckpt_forget(struct ckpt_set *cs, const char *path)
 {
@@ -619,81 +414,6 @@ ckpt_seq(const struct ckpt_set *cs, const char *path)
 }
 
 /* --- start and end -------------------------------------------------------- */
-
-/* One row of the start's read: newest first within a path. */
-static void
-ckpt_load_row(struct ckpt_set *cs, sqlite3_stmt *st)
-{
-	const char *path = (const char *)sqlite3_column_text(st, 0);
-	struct ckpt_worker *w = ckpt_get(cs, path);
-	struct ckpt_kept k = {.seq = (uint64_t)sqlite3_column_int64(st, 1)};
-
-	if (w->nkept == 0) {
-		k.len = (size_t)sqlite3_column_bytes(st, 2);
-		k.data = ckpt_data_new(sqlite3_column_blob(st, 2), k.len);
-	}
-	if (w->nkept == w->capkept) {
-		w->capkept = w->capkept ? 2 * w->capkept : 2;
-		w->kept = xrealloc(w->kept, w->capkept * sizeof *w->kept);
-	}
-	w->kept[w->nkept++] = k;
-}
-
-int
-ckpt_load(struct ckpt_set *cs, ckpt_want_fn *want, void *arg, char *why,
-          size_t len)
-{
-	sqlite3 *db = store_reader(cs->store);
-	sqlite3_stmt *st;
-	int rc;
-
-	/* the data column only for each path's newest: older stay on disk */
-	if (sqlite3_prepare_v2(
-	            db,
-	            "SELECT path, seq, CASE WHEN seq = (SELECT max(seq) FROM "
-	            "checkpoints c WHERE c.path = checkpoints.path) THEN data "
-	            "END FROM checkpoints ORDER BY path, seq DESC",
-	            -1, &st, NULL) != SQLITE_OK) {
-		snprintf(why, len, "%s", sqlite3_errmsg(db));
-		return -1;
-	}
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-		if (want == NULL ||
-		    want(arg, (const char *)sqlite3_column_text(st, 0)))
-			ckpt_load_row(cs, st);
-	if (rc != SQLITE_DONE)
-		snprintf(why, len, "%s", sqlite3_errmsg(db));
-	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? 0 : -1;
-}
-
-/* A path not in memory (a task that ended, run again): what the store
- * holds of it, as ckpt_load would have read it. Every write of it is
- * committed (its entry went only once they were). A failed read is a
- * store_error, and the run starts without one. */
-static void
-ckpt_read_path(struct ckpt_set *cs, struct ckpt_worker *w)
-{
-	sqlite3 *db = store_reader(cs->store);
-	sqlite3_stmt *st;
-	int rc;
-
-	if (sqlite3_prepare_v2(db,
-	                       "SELECT path, seq, data FROM checkpoints "
-	                       "WHERE path = ?1 ORDER BY seq DESC",
-	                       -1, &st, NULL) != SQLITE_OK) {
-		ckpt_store_error(cs, w->path, sqlite3_errmsg(db));
-		return;
-	}
-	sqlite3_bind_text(st, 1, w->path, -1, SQLITE_TRANSIENT);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-		ckpt_load_row(cs, st);
-	if (rc != SQLITE_DONE) {
-		ckpt_store_error(cs, w->path, sqlite3_errmsg(db));
-		ckpt_truncate(w, 0);
-	}
-	sqlite3_finalize(st);
-}
 
 struct ckpt_set *
 ckpt_new(struct store *st, struct events *ev)

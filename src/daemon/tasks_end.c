@@ -1,0 +1,232 @@
+/*
+ * tasks_end.c - what the engine and the workers report about dynamic
+ * children (DESIGN §12): results, restarts and ends into the ledger (with
+ * the last lines of output and the last checkpoint), the events, and the
+ * `agentsupctl wait`s they answer. tasks.c accepts the spawns.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agentsup/wire.h"
+#include "ckpt.h"
+#include "client.h"
+#include "clock.h"
+#include "contain.h"
+#include "dynamic.h"
+#include "daemon.h"
+#include "ledger.h"
+#include "log.h"
+#include "logcap.h"
+#include "tasks.h"
+#include "taskstore.h"
+#include "util.h"
+
+#include "tasks_int.h"
+
+/* --- what the engine and the workers report ------------------------------- */
+
+static struct ledger_rec *
+tasks_rec_of(struct daemon *d, const struct node *n)
+{
+	if (n->task == NULL || n->parent == NULL)
+		return NULL;
+	return ledger_get(&d->tasks->ledger, n->parent->spec->name,
+	                  n->task->key);
+}
+
+void
+tasks_result(struct daemon *d, struct node *n, const void *data, size_t len)
+{
+	struct ledger_rec *r = tasks_rec_of(d, n);
+
+	if (r == NULL) {
+		log_warnx("worker %s: a result, but it is no task: ignored",
+		          n->path);
+		return;
+	}
+	ledger_result(r, data, len);
+	taskstore_save(d, r, (unsigned)n->starts);
+}
+
+/* Answer every `wait` on r: its record. */
+static void
+tasks_wake(struct daemon *d, struct ledger_rec *r)
+{
+	struct tasks *t = d->tasks;
+	size_t k = 0;
+
+	for (size_t i = 0; i < t->nwaiters; i++) {
+		struct tasks_waiter *w = &t->waiters[i];
+		msgpack_sbuffer sb;
+		msgpack_packer pk;
+
+		if (w->rec != r) {
+			t->waiters[k++] = *w;
+			continue;
+		}
+		msgpack_sbuffer_init(&sb);
+		tasks_res_head(&sb, w->id, true, false);
+		msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+		tasks_pack_rec(d, &pk, r, -1);
+		if (agentsup_wire_end(&sb, UINT32_MAX) == 0)
+			client_send(w->cl, sb.data, sb.size);
+		msgpack_sbuffer_destroy(&sb);
+		w->cl->waiting = false;
+	}
+	t->nwaiters = k;
+}
+
+/* Whether a node other than the task n goes by n's name (logcap keeps
+ * output by name: a capture is freed only when nobody else uses it): a
+ * configured worker, or a live task of another dynamic supervisor (its
+ * record says so). Only the configured tree is walked, not the tasks:
+ * a task's end costs no scan of thousands of children. A task of n's own
+ * supervisor with n's key is n (one live child a key). */
+static bool
+tasks_name_shared(struct daemon *d, const struct node *top,
+                  const struct node *n)
+{
+	const char *name = n->spec->name;
+	struct ledger_rec *r;
+
+	if (top->spec->kind == KIND_WORKER)
+		return top != n && strcmp(top->spec->name, name) == 0;
+	if (top->spec->tmpl != NULL)
+		return top != n->parent &&
+		       (r = ledger_get(&d->tasks->ledger, top->spec->name,
+		                       name)) != NULL &&
+		       !ledger_ended(r);
+	for (size_t i = 0; i < top->nchildren; i++)
+		if (tasks_name_shared(d, top->children[i], n))
+			return true;
+	return false;
+}
+
+/* The ended task's last lines of output into its record; its capture is
+ * freed with its node (memory stays flat however many tasks end). */
+static void
+tasks_take_tail(struct daemon *d, const struct node *n, struct ledger_rec *r)
+{
+	struct logcap *lc;
+	char buf[LEDGER_TAIL_MAX];
+	size_t len;
+
+	if (d->logcap == NULL ||
+	    (lc = logcap_find(d->logcap, n->spec->name)) == NULL)
+		return;
+	if ((len = logcap_tail(lc, LOGCAP_TAIL_LINES, buf, sizeof buf)) > 0)
+		ledger_tail(r, buf, len);
+	if (!tasks_name_shared(d, d->tree->root, n))
+		logcap_remove(d->logcap, n->spec->name);
+}
+
+/* The ended task's checkpoints leave memory: with a store they are on
+ * disk (read back if it runs again); without one its record keeps the
+ * newest, and goes with it when the bounded ledger lets it go. */
+static void
+tasks_keep_checkpoint(struct daemon *d, const struct node *n,
+                      struct ledger_rec *r)
+{
+	const void *data;
+	uint64_t seq;
+	size_t len;
+
+	if (d->store == NULL &&
+	    (data = ckpt_newest(d->ckpt, n->path, &len, &seq)) != NULL)
+		ledger_checkpoint(r, seq, data, len);
+	ckpt_release(d->ckpt, n->path);
+}
+
+/* "exit:3 (declared permanent: bad input)" */
+static void
+tasks_reason_text(const struct node *n, struct reason why, char *buf,
+                  size_t len)
+{
+	char r[64];
+
+	reason_format(why, r, sizeof r);
+	if (n->exit_declared != DECLARED_NONE)
+		snprintf(buf, len, "%s (declared %s%s%s)", r,
+		         declared_name(n->exit_declared),
+		         tree_declaration(n)->detail[0] ? ": " : "",
+		         tree_declaration(n)->detail);
+	else
+		snprintf(buf, len, "%s", r);
+}
+
+void
+tasks_event(struct daemon *d, const struct action *a)
+{
+	struct node *n = a->node;
+	struct ledger_rec *r = tasks_rec_of(d, n);
+	enum ledger_state st;
+	char why[LEDGER_REASON_MAX + 64]; /* cut to LEDGER_REASON_MAX */
+
+	if (r == NULL)
+		return;
+	tasks_reason_text(n, a->reason, why, sizeof why);
+	/* the record carries its last checkpoint (replay starts from it);
+	 * a run again that has not said hello yet has none in memory */
+	if (ckpt_known(d->ckpt, n->path))
+		ledger_checkpoint(r, ckpt_seq(d->ckpt, n->path), NULL, 0);
+	switch (a->event) {
+	case EE_RESTARTING:
+		ledger_reason(r, why);
+		taskstore_save(d, r, (unsigned)n->starts);
+		return;
+	case EE_TASK_DONE:
+		st = LEDGER_DONE;
+		break;
+	case EE_DEAD_LETTERED:
+		st = LEDGER_DEAD;
+		break;
+	case EE_TASK_CANCELLED:
+		st = LEDGER_CANCELLED;
+		snprintf(why, sizeof why, "cancelled");
+		break;
+	default:
+		return;
+	}
+	ledger_reason(r, why);
+	tasks_keep_checkpoint(d, n, r);
+	tasks_take_tail(d, n, r);
+	contain_forget(d->contain, n->path); /* its cgroup is not reused */
+	r->attempts += (unsigned)n->starts;
+	ledger_end(&d->tasks->ledger, r, st, clock_wall_ms(), clock_now_ms());
+	taskstore_save(d, r, 0);
+	if (st == LEDGER_DEAD) { /* its output is the record's by now */
+		char *detail = xasprintf(
+		        "will not be retried; agentsupctl replay %s/%s", r->sup,
+		        r->key);
+		events_emit_ex(
+		        &d->events,
+		        &(struct event){.kind = EV_DEAD_LETTERED,
+		                        .path = n->path,
+		                        .reason = why,
+		                        .restarts =
+		                                n->starts ? n->starts - 1 : 0,
+		                        .detail = detail,
+		                        .tail = r->tail});
+		free(detail);
+	} else
+		events_emit(&d->events, EV_TASK_DONE, n->path, 0, why,
+		            n->starts ? n->starts - 1 : 0, "%s%s",
+		            ledger_state_name(st),
+		            r->result ? ", with a result" : "");
+	tasks_wake(d, r);
+}
+
+void
+tasks_client_gone(struct daemon *d, struct client *cl)
+{
+	struct tasks *t = d->tasks;
+	size_t k = 0;
+
+	if (t == NULL)
+		return;
+	for (size_t i = 0; i < t->nwaiters; i++)
+		if (t->waiters[i].cl != cl)
+			t->waiters[k++] = t->waiters[i];
+	t->nwaiters = k;
+}
