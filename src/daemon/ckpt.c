@@ -139,7 +139,6 @@ ckpt_get(struct ckpt_set *cs, const char *path)
 	return w;
 }
 
-/* Forget kept[i..]: their data, not their slots' array. */
 /* Out of the table and freed (no write in flight points at it). */
 void
 ckpt_remove(struct ckpt_set *cs, struct ckpt_worker *w)

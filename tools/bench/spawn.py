@@ -6,8 +6,9 @@ task runs, and what 10,000 ended tasks cost.
      pipelined (WINDOW requests in flight): new tasks (each forks a process
      running /bin/true; with a store each answer waits for its record's
      commit), with agentsupd's CPU time a spawn (steadier than the rate on a
-     busy machine), and repeated spawns of live keys (answered from the
-     ledger, no process);
+     busy machine); the same with BENCH_CROWD (3,000) tasks alive in the
+     pool (what a spawn costs that grows with the children), and repeated
+     spawns of live keys (answered from the ledger, no process);
   2. task start latency: spawn request sent -> the task's first instruction
      (bench_worker reports its CLOCK_MONOTONIC), against the fork+exec floor
      (bench_floor restarting the same worker: SIGKILL -> first instruction);
@@ -31,6 +32,7 @@ import msgpack
 import benchlib as b
 
 WINDOW = 64
+CROWD = int(os.environ.get("BENCH_CROWD", "3000"))  # live tasks, figure 1b
 CTL = os.path.join(b.BUILD, "agentsupctl")
 
 
@@ -123,6 +125,30 @@ def throughput(tmp, n):
         cpu_us = (b.cpu_seconds(d.proc.pid) - cpu0) / n * 1e6
         ok = sum(1 for r in res if r.get("ok"))
         return new, ok, cpu_us
+    finally:
+        d.stop()
+
+
+def crowded(tmp, n, live):
+    """New-task spawns answered while `live` tasks of the same pool run
+    (sleep 300): what a spawn costs that scales with the children. Each
+    new task runs /bin/sleep 0 (the same template); agentsupd's CPU time a
+    spawn, and the rate."""
+    d = b.Agentsupd(tmp, pool_yaml('["/bin/sleep"]'))
+    sock = os.path.join(tmp, "ctl.sock")
+    try:
+        wait_socket(sock)
+        c = Control(sock)
+        c.pipelined([("spawn", ["pool", {"key": f"s{i}", "args": ["300"]}])
+                     for i in range(live)])
+        reqs = [("spawn", ["pool", {"key": f"t{i}", "args": ["0"]}])
+                for i in range(n)]
+        cpu0 = b.cpu_seconds(d.proc.pid)
+        t0 = time.monotonic()
+        res = c.pipelined(reqs)
+        rate = n / (time.monotonic() - t0)
+        cpu_us = (b.cpu_seconds(d.proc.pid) - cpu0) / n * 1e6
+        return rate, sum(1 for r in res if r.get("ok")), cpu_us
     finally:
         d.stop()
 
@@ -256,6 +282,12 @@ def main():
         if ceiling:
             print(f"fork+exec+reap floor of /bin/true, {WINDOW} in flight (bench_floor): "
                   f"{ceiling:,.0f}/s; spawns answered / floor {new / ceiling:.2f}x")
+        for live in (0, CROWD):
+            rate, ok, cpu_us = crowded(os.path.join(tmp, f"f{live}"),
+                                       min(n, 2000), live)
+            print(f"spawns answered with {live:,} live tasks in the pool "
+                  f"(each new one runs /bin/sleep 0): {rate:,.0f}/s ({ok} "
+                  f"accepted; agentsupd CPU {cpu_us:.0f} us a spawn)")
         rate, again = idempotent(os.path.join(tmp, "b"), 20000)
         print(f"spawns answered, live keys (idempotent, no fork):  {rate:,.0f}/s "
               f"({again} answered created=false)")
