@@ -30,6 +30,8 @@ enum ledger_state {
 #define LEDGER_CACHE      64 /* with a store: ended records kept in memory */
 #define LEDGER_KEY_MAX    64 /* as a worker's name */
 
+struct node;
+
 struct ledger_rec {
 	char *sup;   /* the dynamic supervisor's name */
 	char *key;   /* the child's name under it */
@@ -44,15 +46,19 @@ struct ledger_rec {
 	uint64_t checkpoint_seq; /* 0: none */
 	uint8_t *checkpoint;
 	size_t checkpoint_len;
-	char *tail;               /* the last output lines, or NULL */
-	int64_t accepted_ms;      /* wall clock */
-	int64_t ended_ms;         /* wall clock, 0 while live */
-	uint64_t ended_mono;      /* monotonic: key_ttl counts from it */
-	unsigned replays;         /* times replayed */
-	bool resume;              /* live when agentsupd stopped: start again */
-	unsigned pins;            /* writes of it in flight: kept in memory */
-	bool dropped;             /* out of the ledger: freed when unpinned */
-	struct ledger_rec *hnext; /* hash chain */
+	char *tail;          /* the last output lines, or NULL */
+	int64_t accepted_ms; /* wall clock */
+	int64_t ended_ms;    /* wall clock, 0 while live */
+	uint64_t ended_mono; /* monotonic: key_ttl counts from it */
+	unsigned replays;    /* times replayed */
+	bool resume;         /* live when agentsupd stopped: start again */
+	unsigned pins;       /* writes of it in flight: kept in memory */
+	bool dropped;        /* out of the ledger: freed when unpinned */
+	/* the live child (tasks.c), valid while the reloads applied are
+	 * node_gen (only a reload frees a live task's node): no scan */
+	struct node *node;
+	uint64_t node_gen;
+	struct ledger_rec *hnext;         /* hash chain */
 	struct ledger_rec *older, *newer; /* the ended list */
 };
 

@@ -128,6 +128,34 @@ tasks_sup_find(struct daemon *d, const char *name)
 	return tasks_sup_walk(d->tree->root, name);
 }
 
+/* Reloads applied: a node a record points at is valid while it holds. */
+static uint64_t
+tasks_gen(const struct daemon *d)
+{
+	return d->events.counts[EV_RELOAD_APPLIED];
+}
+
+void
+tasks_set_node(struct daemon *d, struct ledger_rec *r, struct node *n)
+{
+	r->node = n;
+	r->node_gen = tasks_gen(d);
+}
+
+struct node *
+tasks_live_node(struct daemon *d, const struct ledger_rec *r,
+                const struct node *sup)
+{
+	if (ledger_ended(r))
+		return NULL;
+	if (r->node != NULL && r->node_gen == tasks_gen(d))
+		return r->node->task != NULL &&
+		                       r->node->task->end == TASK_END_NONE
+		               ? r->node
+		               : NULL;
+	return sup != NULL ? dynamic_find(sup, r->key) : NULL;
+}
+
 /* --- checks --------------------------------------------------------------- */
 
 /* A key is a child's name: letters, digits, '_', '-', '.', at most 64,
@@ -222,10 +250,9 @@ tasks_known(struct daemon *d, struct node *sup, const struct tasks_spawn *in,
 {
 	struct ledger_rec *r = tasks_get(d, sup->spec->name, key);
 
-	/* a live child has a live record (a new key: no scan of the
+	/* a live child has a live record, which knows it (no scan of the
 	 * children) */
-	out->node =
-	        r != NULL && !ledger_ended(r) ? dynamic_find(sup, key) : NULL;
+	out->node = r != NULL ? tasks_live_node(d, r, sup) : NULL;
 	out->rec = r;
 	if (out->node != NULL) {
 		tasks_defer(d, in, r, out);
@@ -283,6 +310,7 @@ tasks_spawn(struct daemon *d, const struct tasks_spawn *in,
 	out->created = true;
 	out->rec = ledger_accept(&t->ledger, sup->spec->name, key, in->args,
 	                         in->env, clock_wall_ms());
+	tasks_set_node(d, out->rec, out->node);
 	tasks_seed_checkpoint(d, out->node, out->rec);
 	if (in->replay != NULL)
 		out->rec->replays++;

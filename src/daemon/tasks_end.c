@@ -193,6 +193,8 @@ tasks_event(struct daemon *d, const struct action *a)
 	tasks_take_tail(d, n, r);
 	contain_forget(d->contain, n->path); /* its cgroup is not reused */
 	r->attempts += (unsigned)n->starts;
+	if (r->node == n)
+		tasks_set_node(d, r, NULL);
 	ledger_end(&d->tasks->ledger, r, st, clock_wall_ms(), clock_now_ms());
 	taskstore_save(d, r, 0);
 	if (st == LEDGER_DEAD) { /* its output is the record's by now */

@@ -64,6 +64,12 @@ void tasks_spawn(struct daemon *d, const struct tasks_spawn *in,
 /* The record of SUP/KEY: in memory, or read from the store. */
 struct ledger_rec *tasks_get(struct daemon *d, const char *sup,
                              const char *key);
+/* The live child of r (NULL: none), without a scan of sup's children
+ * when r knows it; sup may be NULL (then only what r knows). */
+struct node *tasks_live_node(struct daemon *d, const struct ledger_rec *r,
+                             const struct node *sup);
+/* The live child of r is n (NULL: it has ended). */
+void tasks_set_node(struct daemon *d, struct ledger_rec *r, struct node *n);
 /* A supervisor by name or path, without a walk over dynamic children. */
 struct node *tasks_sup_find(struct daemon *d, const char *name);
 void tasks_res_head(msgpack_sbuffer *sb, uint64_t id, bool ok, bool more);

@@ -70,8 +70,7 @@ tasks_pack_rec(struct daemon *d, msgpack_packer *pk, const struct ledger_rec *r,
                int created)
 {
 	struct node *sup = tasks_sup_find(d, r->sup);
-	struct node *n =
-	        sup && !ledger_ended(r) ? dynamic_find(sup, r->key) : NULL;
+	struct node *n = tasks_live_node(d, r, sup);
 	enum ledger_state st = r->state;
 	char name[2 * REQUEST_NAME_MAX];
 	uint64_t seq;
