@@ -10,6 +10,7 @@ import sqlite3
 import textwrap
 
 from conftest import wait_until
+from test_dynamic import PY, pool, py
 from test_ledger_store import ckpt_pool, restart, settings
 from test_metrics import free_port, samples, scrape
 
@@ -66,6 +67,47 @@ def test_ended_tasks_checkpoints_leave_memory_for_the_store(supd):
     d.wait("started", "root/idle")
     assert held(port) == 0
     replayed_from_last(d, "t5", 5)
+
+
+POISON = """\
+import sys, agentsup
+with agentsup.Agent() as a:
+    r = a.restored
+    a.result(b"from " + r.checkpoint if r.checkpoint else b"fresh")
+    if not r.checkpoint:
+        a.checkpoint(b"step-" + sys.argv[1].encode())
+    a.flush(2)
+    a.exit_reason("permanent", detail="fails")
+    sys.exit(3)
+"""
+
+
+def test_an_entry_with_a_write_in_flight_goes_after_it(supd):
+    """A replayed task that fails on its checkpoint (poison_after 1) ends
+    with the discard of that checkpoint in flight to the store: its entry
+    goes once the discard is committed (under ASan a use after free
+    otherwise), and the next replay starts with none."""
+    port = free_port()
+    script = py(supd.tmp, "poison.py", POISON)
+    d = supd.start({
+        "00-settings.yaml": settings(supd) + f"  metrics: 127.0.0.1:{port}\n",
+        "a.yaml": pool(template=f"""\
+            template:
+              command: [{PY}, {script}]
+              backoff: none
+              checkpoint: {{keep: 2, poison_after: 1}}
+            """)})
+    d.wait("started", "root/idle")
+    d.ctl("spawn", "pool", "--key", "p", "--", "4", check=0)
+    assert d.ctl("wait", "p").returncode == 2
+    d.ctl("replay", "p", check=0)
+    rec = json.loads(d.ctl("wait", "p", check=None).stdout)
+    assert rec["result"] == "from step-4" and rec["state"] == "dead", rec
+    d.wait("checkpoint_discarded", "root/pool/p")
+    wait_until(lambda: held(port) == 0, what="the entry gone after the discard")
+    d.ctl("replay", "p", check=0)
+    rec = json.loads(d.ctl("wait", "p", check=None).stdout)
+    assert rec["result"] == "fresh", rec
 
 
 def checkpoint_paths(supd):
