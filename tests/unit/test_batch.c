@@ -14,17 +14,28 @@
 #include "batch.h"
 
 static void
-test_busy_has_hysteresis(void **state)
+test_gather_has_hysteresis(void **state)
 {
 	(void)state;
-	assert_false(batch_busy(false, BATCH_ON_PER_S));
-	assert_true(batch_busy(false, BATCH_ON_PER_S + 1));
+	assert_false(batch_gather(false, BATCH_ON_PER_S, 0));
+	assert_true(batch_gather(false, BATCH_ON_PER_S + 1, 0));
 	/* once gathering, it takes fewer wake-ups to stop: with a 1 ms gap
 	 * between polls a busy loop wakes at most ~1,000 times a second */
-	assert_true(batch_busy(true, BATCH_ON_PER_S / 2));
-	assert_true(batch_busy(true, BATCH_OFF_PER_S));
-	assert_false(batch_busy(true, BATCH_OFF_PER_S - 1));
-	assert_false(batch_busy(false, 0));
+	assert_true(batch_gather(true, BATCH_ON_PER_S / 2, 0.1));
+	assert_true(batch_gather(true, BATCH_OFF_PER_S, 0.1));
+	assert_false(batch_gather(true, BATCH_OFF_PER_S - 1, 0.1));
+	assert_false(batch_gather(false, 0, 0));
+}
+
+/* A loop in its callbacks a third of the time gathers events by itself:
+ * a captured flood must not wait between its reads. */
+static void
+test_no_gathering_when_busy(void **state)
+{
+	(void)state;
+	assert_false(batch_gather(false, 10 * BATCH_ON_PER_S, BATCH_BUSY_MAX));
+	assert_false(batch_gather(true, 10 * BATCH_ON_PER_S, 0.5));
+	assert_true(batch_gather(true, 10 * BATCH_ON_PER_S, 0.2));
 }
 
 struct spin {
@@ -81,12 +92,74 @@ test_on_while_spinning_off_when_quiet(void **state)
 	ev_loop_destroy(loop);
 }
 
+/* Busy for s seconds, as a turn that carried a flood. */
+static void
+busy_for(double s)
+{
+	ev_tstamp end = ev_time() + s;
+
+	while (ev_time() < end)
+		;
+}
+
+struct turns {
+	ev_timer tick;
+	struct batch *b;
+	int n;
+	int after_long, after_short; /* waits seen after each kind of turn */
+	bool last_long;
+};
+
+/* Every fourth turn is long; the wait chosen for the poll after each turn
+ * is seen at the start of the next. */
+static void
+turns_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct turns *t = w->data;
+
+	(void)revents;
+	if (t->n > 0 && t->b->on && t->b->waits)
+		t->last_long ? t->after_long++ : t->after_short++;
+	t->last_long = t->n % 4 == 1;
+	if (t->last_long)
+		busy_for(2 * BATCH_LONG_S);
+	if (++t->n == 60)
+		ev_timer_stop(loop, w);
+}
+
+static void
+test_no_wait_after_a_long_turn(void **state)
+{
+	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+	struct batch b;
+	struct spin s = {.b = &b, .turns = 10000000};
+	struct turns t = {.b = &b};
+
+	(void)state;
+	batch_start(&b, loop);
+	ev_idle_init(&s.idle, idle_cb);
+	ev_idle_start(loop, &s.idle);
+	ev_run(loop, 0);
+	assert_true(b.on);
+	/* 1,000 turns a second keep it on; none waits after a long one */
+	ev_timer_init(&t.tick, turns_cb, 0.001, 0.001);
+	t.tick.data = &t;
+	ev_timer_start(loop, &t.tick);
+	ev_run(loop, 0);
+	assert_int_equal(t.after_long, 0);
+	assert_true(t.after_short > 0);
+	batch_stop(&b, loop);
+	ev_loop_destroy(loop);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	        cmocka_unit_test(test_busy_has_hysteresis),
+	        cmocka_unit_test(test_gather_has_hysteresis),
+	        cmocka_unit_test(test_no_gathering_when_busy),
 	        cmocka_unit_test(test_on_while_spinning_off_when_quiet),
+	        cmocka_unit_test(test_no_wait_after_a_long_turn),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
