@@ -51,7 +51,7 @@ size_t
 chanread_bare_hb(const uint8_t *buf, size_t len, size_t max_frame)
 {
 	const size_t body = sizeof chanread_hb_body;
-	size_t n;
+	size_t n, k;
 
 	if (len < AGENTSUP_FRAME_HEADER + body + 1)
 		return 0;
@@ -59,7 +59,8 @@ chanread_bare_hb(const uint8_t *buf, size_t len, size_t max_frame)
 	if (n > max_frame || n > len - AGENTSUP_FRAME_HEADER ||
 	    memcmp(buf + AGENTSUP_FRAME_HEADER, chanread_hb_body, body) != 0)
 		return 0;
-	if (n != body + chanread_uint_len(buf[AGENTSUP_FRAME_HEADER + body]))
+	k = chanread_uint_len(buf[AGENTSUP_FRAME_HEADER + body]);
+	if (k == 0 || n != body + k) /* no seq: the byte after the frame */
 		return 0;
 	return AGENTSUP_FRAME_HEADER + n;
 }

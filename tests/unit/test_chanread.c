@@ -178,6 +178,22 @@ test_a_longer_frame_is_no_beat(void **state)
 	assert_int_equal(f->n, 0);
 }
 
+/* A frame that ends after "seq", its value missing: whatever byte follows
+ * in the read is no seq (the fuzzer found this one). */
+static void
+test_a_frame_without_its_seq_is_no_beat(void **state)
+{
+	struct fx *f = *state;
+	const uint8_t head[] = {HB};
+
+	const uint8_t after = 0x84; /* no msgpack unsigned integer */
+
+	put(f, head, sizeof head);
+	assert_int_equal(write(f->sv[1], &after, 1), 1);
+	assert_true(read_all(f, true, MAX_FRAME) < 0);
+	assert_int_equal(f->n, 0);
+}
+
 static void
 test_over_the_limit_is_refused(void **state)
 {
@@ -228,6 +244,9 @@ main(void)
 	                teardown),
 	        cmocka_unit_test_setup_teardown(test_a_longer_frame_is_no_beat,
 	                                        setup, teardown),
+	        cmocka_unit_test_setup_teardown(
+	                test_a_frame_without_its_seq_is_no_beat, setup,
+	                teardown),
 	        cmocka_unit_test_setup_teardown(test_over_the_limit_is_refused,
 	                                        setup, teardown),
 	        cmocka_unit_test(test_bare_hb_sizes),
