@@ -17,6 +17,7 @@
 
 #include "agentsup/wire.h"
 #include "channel.h"
+#include "chanread.h"
 #include "util.h"
 
 #define CHANNEL_MAX_OUT 4096 /* we send small frames: bound them */
@@ -576,6 +577,17 @@ channel_on_frame(void *arg, const struct agentsup_frame *f)
 	return c->fd < 0;
 }
 
+/* A bare heartbeat, told by its bytes (chanread.c): what on_hb does with
+ * {t: hb, seq}. */
+static int
+channel_on_bare_hb(void *arg)
+{
+	struct channel *c = arg;
+
+	c->ops->beat(c->arg, NULL, 0); /* no fields: nothing to read */
+	return c->fd < 0;
+}
+
 /* Read once; false when nothing more can be read now. */
 static bool
 channel_read_once(struct channel *c)
@@ -584,8 +596,8 @@ channel_read_once(struct channel *c)
 
 	if (c->fd < 0)
 		return false;
-	r = agentsup_reader_read(&c->reader, c->fd, c->ops->max_frame(c->arg),
-	                         c->zone, channel_on_frame, c);
+	r = chanread_recv(&c->reader, c->fd, c->ops->max_frame(c->arg), c->zone,
+	                  c->hello, channel_on_bare_hb, channel_on_frame, c);
 	if (c->fd < 0 || r == AGENTSUP_READ_AGAIN ||
 	    (r == AGENTSUP_READ_ERRNO && errno == EINTR))
 		return false;

@@ -489,6 +489,7 @@ daemon_init(struct daemon *d, const char *sock_opt)
 	ev_prepare_init(&d->pump, pump_cb);
 	d->pump.data = d;
 	ev_prepare_start(d->loop, &d->pump);
+	batch_start(&d->batch, d->loop);
 	signal_watch(d, &d->sig_term, SIGTERM, on_stop_signal);
 	signal_watch(d, &d->sig_int, SIGINT, on_stop_signal);
 	signal_watch(d, &d->sig_usr1, SIGUSR1, on_drain_signal);
@@ -552,6 +553,7 @@ daemon_free(struct daemon *d)
 	events_close(&d->events);
 	pidmap_free(&d->pids);
 	if (d->loop != NULL) {
+		batch_stop(&d->batch, d->loop);
 		msgpack_zone_destroy(&d->zone);
 		log_detach();
 		ev_loop_destroy(d->loop);

@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <stdint.h>
 
+#include "batch.h"
 #include "config.h"
 #include "events.h"
 #include "pidmap.h"
@@ -62,6 +63,7 @@ struct daemon {
 	struct ckpt_set *ckpt;        /* workers' checkpoints */
 	ev_timer statedir_timer;      /* writes spend and circuits */
 	uint64_t statedir_sum;        /* what they were when last written */
+	struct batch batch;           /* gathers I/O while the loop is busy */
 };
 
 /* Read the config again off the loop, then apply it as a diff or refuse it

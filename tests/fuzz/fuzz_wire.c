@@ -4,7 +4,10 @@
  * points and, when odd, a limit that changes between pieces (the heap
  * overflows of issue 9). Under one fixed limit, the reader must hand over
  * exactly the frames the plain decoder finds in the whole stream, however
- * the stream is split. Any crash, leak or sanitizer report is a bug.
+ * the stream is split. Wherever the daemon's fast path (chanread.c) takes a
+ * frame for a bare heartbeat, the decoder must find exactly that: a frame
+ * of the same size whose map is {t: "hb", seq: unsigned}, its fields
+ * valid. Any crash, leak or sanitizer report is a bug.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -12,6 +15,7 @@
 #include <string.h>
 
 #include "agentsup/wire.h"
+#include "chanread.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -37,17 +41,39 @@ record(void *arg, const struct agentsup_frame *f)
 	return 0;
 }
 
+/* What the fast path took for a bare heartbeat (bare bytes) is one. */
+static void
+check_bare(size_t bare, int r, const struct agentsup_frame *f)
+{
+	const msgpack_object *seq;
+	const char *why;
+
+	if (bare == 0)
+		return;
+	if (r != AGENTSUP_WIRE_OK || f->size != bare ||
+	    !agentsup_wire_is(f, "hb") || f->map.via.map.size != 2 ||
+	    (seq = agentsup_wire_get(&f->map, "seq")) == NULL ||
+	    seq->type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+	    agentsup_wire_check_fields(f, &why) != AGENTSUP_WIRE_OK)
+		abort();
+}
+
 /* The frames of the whole stream, by the plain decoder; its last status. */
 static int
 reference(const uint8_t *data, size_t size, size_t max, msgpack_zone *zone,
           struct seen *s)
 {
 	struct agentsup_frame f;
-	size_t used = 0;
+	size_t used = 0, bare;
 	int r;
 
-	while ((r = agentsup_wire_decode(data + used, size - used, max, zone,
-	                                 &f)) == AGENTSUP_WIRE_OK) {
+	for (;;) {
+		bare = chanread_bare_hb(data + used, size - used, max);
+		r = agentsup_wire_decode(data + used, size - used, max, zone,
+		                         &f);
+		check_bare(bare, r, &f);
+		if (r != AGENTSUP_WIRE_OK)
+			break;
 		record(s, &f);
 		msgpack_zone_clear(zone);
 		used += f.size;

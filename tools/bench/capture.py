@@ -3,15 +3,19 @@
 100-byte lines; how fast do they land in a log file rotated at 10 MiB keeping
 5, carried by agentsupd (log_dir), by supervisord (stdout_logfile) and by
 PM2 (out_file; PM2 itself does not rotate), against the same program
-writing straight to a file. Prints MB/s, the ratio to the direct write, and
-each supervisor's CPU seconds per MiB carried (its /proc/PID/stat).
+writing straight to a file ("direct") and against the floor of carrying
+("floor": bench_capture_floor, a C program that only reads the pipe 1 MiB
+at a time and writes whole lines to a file rotated the same way). Prints
+MB/s, the ratios to both, and each carrier's CPU seconds per MiB (its
+/proc/PID/stat). Every carrier runs on the same 2 cores as the writer, so
+none can be ahead of another by more than the floor is.
 
     capture.py [--size 1GiB] [--runs 3] [--only agentsup,supervisord,pm2]
                [--stderr null|file]
 
-Each run measures every carrier once, the direct write first; the table
-shows medians over the runs and their lowest and highest (a shared machine
-is noisy); ratios are taken within each run.
+Each run measures every carrier once, every other run in the reverse
+order; the table shows medians over the runs and their lowest and highest
+(a shared machine is noisy); ratios are taken within each run.
 
 The clock runs from the writer's first byte (it stamps the time) to its last
 line ("END") being in the log file; the writer then waits to be stopped (PM2
@@ -33,6 +37,7 @@ import benchlib as b
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 WRITER = os.path.join(b.BUILD, "bench_capture")
+FLOOR = os.path.join(b.BUILD, "bench_capture_floor")
 PM2 = os.path.join(HERE, "peers", "node_modules", ".bin", "pm2")
 LOG_MAX = 10 << 20
 LOG_KEEP = 5
@@ -91,6 +96,24 @@ def run_direct(tmp, size):
     with open(os.path.join(tmp, "direct.log"), "wb") as f:
         subprocess.run([WRITER, str(size), st], stdout=f, check=True)
     return result(size, stamp_ns(st), time.time_ns())
+
+
+def run_floor(tmp, size):
+    """The least a carrier must do: bench_capture_floor reads the pipe 1 MiB
+    at a time and writes whole lines to a file rotated the same way."""
+    st, logs = os.path.join(tmp, "stamp"), os.path.join(tmp, "logs")
+    os.makedirs(logs)
+    w = subprocess.Popen([WRITER, str(size), st, "linger"], stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE)
+    p = subprocess.Popen([FLOOR, logs, "w", str(LOG_MAX), str(LOG_KEEP)], stdin=w.stdout)
+    w.stdout.close()
+    try:
+        t1 = wait_end(os.path.join(logs, "w.log"), lambda: p.poll() is None)
+        return result(size, stamp_ns(st), t1, cpu(p.pid))
+    finally:
+        w.send_signal(signal.SIGTERM)
+        w.wait(timeout=60)
+        p.wait(timeout=60)
 
 
 def run_agentsup(tmp, size, stderr="null"):
@@ -167,6 +190,7 @@ def run_pm2(tmp, size):
 
 RUNNERS = {
     "direct": run_direct,
+    "floor": run_floor,
     "agentsup": run_agentsup,
     "supervisord": run_supervisord,
     "pm2": run_pm2,
@@ -214,23 +238,29 @@ def lines(runs):
     """The table as markdown lines: medians over the runs and, in
     parentheses, the lowest and highest run. Ratios are taken within each
     run (the carriers of one run share the machine's mood), then summed up
-    the same way."""
+    the same way. "floor vs it" is the most any carrier that reads and
+    writes could be ahead of that one in the same run."""
     pct = lambda x: f"{x:.0%}"
     times = lambda x: f"{x:.2f}x"
-    out = ["| carrier | MB/s | of direct | agentsup vs it | CPU ms / MiB |",
-           "|---|---|---|---|---|"]
+    refs = ("direct", "floor")
+    out = ["| carrier | MB/s | of direct | of floor | agentsup vs it | floor vs it "
+           "| CPU ms / MiB |",
+           "|---|---|---|---|---|---|---|"]
     for name, rs in runs.items():
         ok = [r for r in rs if "error" not in r]
         if not ok:
-            out.append(f"| {name} | error: {rs[-1]['error']} | | | |")
+            out.append(f"| {name} | error: {rs[-1]['error']} | | | | | |")
             continue
         mb = spread([r["mb_s"] for r in ok], lambda x: f"{x:,.0f}")
         of = spread(ratio(runs, name, "direct"), pct) if name != "direct" else "100%"
+        of_floor = spread(ratio(runs, name, "floor"), pct) if name != "floor" else "100%"
         vs = spread(ratio(runs, "agentsup", name), times) \
-            if name not in ("direct", "agentsup") else "-"
+            if name not in refs + ("agentsup",) else "-"
+        floor_vs = spread(ratio(runs, "floor", name), times) \
+            if name not in refs else "-"
         per = spread([r["cpu_s_per_mib"] * 1000 for r in ok if "cpu_s_per_mib" in r],
                      lambda x: f"{x:.2f}")
-        out.append(f"| {name} | {mb} | {of} | {vs} | {per} |")
+        out.append(f"| {name} | {mb} | {of} | {of_floor} | {vs} | {floor_vs} | {per} |")
     return out
 
 
@@ -245,7 +275,7 @@ def main():
     size = parse_size(a.size)
     names = []
     for name in RUNNERS:
-        if a.only and name != "direct" and name not in a.only.split(","):
+        if a.only and name not in ("direct", "floor") and name not in a.only.split(","):
             continue
         if not available(name):
             print(f"{name}: not installed (tools/bench/compare installs it)",
@@ -254,7 +284,8 @@ def main():
         names.append(name)
     runs = {name: [] for name in names}
     for i in range(a.runs):
-        for name in names:
+        # every other run in the reverse order: none is always first
+        for name in names if i % 2 == 0 else names[::-1]:
             print(f"run {i + 1}/{a.runs}: {name}: {size >> 20} MiB ...",
                   file=sys.stderr, flush=True)
             kw = {"stderr": a.stderr} if name == "agentsup" else {}
