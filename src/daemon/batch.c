@@ -34,15 +34,11 @@ batch_wait(struct batch *b, struct ev_loop *loop, bool wait)
 	b->waits = wait;
 }
 
-/* After every poll (first of its callbacks): one more wake-up; at the
- * window's end, decide. */
-static void
-batch_check_cb(struct ev_loop *loop, ev_check *w, int revents)
+void
+batch_polled(struct batch *b, ev_tstamp now)
 {
-	struct batch *b = w->data;
-	ev_tstamp now = ev_now(loop), span = now - b->since;
+	ev_tstamp span = now - b->since;
 
-	(void)revents;
 	b->turn = now;
 	b->wakes++;
 	if (span < BATCH_WINDOW_S)
@@ -53,16 +49,29 @@ batch_check_cb(struct ev_loop *loop, ev_check *w, int revents)
 	b->wakes = 0;
 }
 
-/* Before every poll: wait only when busy and this turn was short. */
+bool
+batch_turn_ended(struct batch *b, ev_tstamp now)
+{
+	ev_tstamp took = now - b->turn;
+
+	b->busy += took;
+	return b->on && took < BATCH_LONG_S;
+}
+
+/* After every poll (first of its callbacks). */
+static void
+batch_check_cb(struct ev_loop *loop, ev_check *w, int revents)
+{
+	(void)revents;
+	batch_polled(w->data, ev_now(loop));
+}
+
+/* Before every poll (last of the prepare callbacks): wait or not. */
 static void
 batch_prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 {
-	struct batch *b = w->data;
-	ev_tstamp took = ev_time() - b->turn;
-
 	(void)revents;
-	b->busy += took;
-	batch_wait(b, loop, b->on && took < BATCH_LONG_S);
+	batch_wait(w->data, loop, batch_turn_ended(w->data, ev_time()));
 }
 
 void

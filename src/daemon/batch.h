@@ -36,5 +36,11 @@ void batch_stop(struct batch *, struct ev_loop *);
 /* Whether to gather, given whether it does, the wake-ups a second and the
  * share of the time spent in callbacks. */
 bool batch_gather(bool on, double wakes_per_s, double busy);
+/* The loop's two moments, with their times: a poll returned at now (counts
+ * a wake-up, decides at a window's end); a turn's callbacks ended at now
+ * (returns whether the next poll waits). The callbacks pass libev's clock;
+ * tests pass a script. */
+void batch_polled(struct batch *, ev_tstamp now);
+bool batch_turn_ended(struct batch *, ev_tstamp now);
 
 #endif

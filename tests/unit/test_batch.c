@@ -1,7 +1,8 @@
 /*
  * test_batch.c - the loop gathers I/O only while it is busy: the decision's
- * hysteresis, and a real loop turning it on when it spins and off again
- * when it goes quiet (batch.c).
+ * hysteresis, scripted turns of a loop (how often it wakes, how long its
+ * callbacks take) with their times, and the watchers on a real loop
+ * (batch.c). The real loop's own timing never decides a test.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -38,116 +39,116 @@ test_no_gathering_when_busy(void **state)
 	assert_true(batch_gather(true, 10 * BATCH_ON_PER_S, 0.2));
 }
 
-struct spin {
-	ev_idle idle;  /* every turn polls without waiting: a busy loop */
-	ev_timer tick; /* a quiet loop: a wake-up every 20 ms */
-	struct batch *b;
-	int turns;   /* left to spin */
-	int ticks;   /* left to tick */
-	bool was_on; /* gathering seen while spinning */
-};
-
-static void
-idle_cb(struct ev_loop *loop, ev_idle *w, int revents)
+/* One turn of a scripted loop: the poll returns at *t, the callbacks take
+ * `work` seconds, then the poll waits `gap` seconds for the next event
+ * (unless the batch asks to gather). Returns whether the next poll waits. */
+static bool
+turn(struct batch *b, ev_tstamp *t, ev_tstamp work, ev_tstamp gap)
 {
-	struct spin *s = (struct spin *)w;
+	bool wait;
 
-	(void)revents;
-	s->was_on |= s->b->on;
-	if (--s->turns == 0 || s->was_on)
-		ev_idle_stop(loop, w);
+	batch_polled(b, *t);
+	*t += work;
+	wait = batch_turn_ended(b, *t);
+	*t += gap;
+	return wait;
 }
 
-static void
-tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
+/* Many turns alike; returns how many of them asked to wait. */
+static int
+turns(struct batch *b, ev_tstamp *t, int n, ev_tstamp work, ev_tstamp gap)
 {
-	struct spin *s = w->data;
+	int waits = 0;
 
-	(void)revents;
-	if (--s->ticks == 0 || (!s->b->on && s->was_on))
-		ev_timer_stop(loop, w);
+	while (n-- > 0)
+		waits += turn(b, t, work, gap);
+	return waits;
 }
 
+/* 10,000 wake-ups a second with short callbacks: gathering within a
+ * window, every short turn then waits; 50 a second: off within a window,
+ * and no turn waits once it is off. */
 static void
-test_on_while_spinning_off_when_quiet(void **state)
+test_on_while_waking_often_off_when_quiet(void **state)
 {
-	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
-	struct batch b;
-	struct spin s = {.b = &b, .turns = 10000000, .ticks = 100};
+	struct batch b = {0};
+	ev_tstamp t = 0;
 
 	(void)state;
-	batch_start(&b, loop);
+	assert_int_equal(turns(&b, &t, 999, 10e-6, 90e-6), 0);
+	assert_false(b.on); /* the first window is not over */
+	turns(&b, &t, 2, 10e-6, 90e-6);
+	assert_true(b.on);
+	assert_int_equal(turns(&b, &t, 100, 10e-6, 90e-6), 100);
+	turns(&b, &t, 20, 10e-6,
+	      0.02); /* two windows: the first still counts the busy turns */
 	assert_false(b.on);
-	ev_idle_init(&s.idle, idle_cb);
-	ev_idle_start(loop, &s.idle);
-	ev_run(loop, 0); /* spins until gathering (or gives up) */
-	assert_true(s.was_on);
-	ev_timer_init(&s.tick, tick_cb, 0.02, 0.02);
-	s.tick.data = &s;
-	ev_timer_start(loop, &s.tick);
-	ev_run(loop, 0); /* 50 wake-ups a second: off within a window */
+	assert_int_equal(turns(&b, &t, 50, 10e-6, 0.02), 0);
+}
+
+/* A loop in its callbacks half of the time is not made to wait, however
+ * often it wakes. */
+static void
+test_busy_loop_does_not_gather(void **state)
+{
+	struct batch b = {0};
+	ev_tstamp t = 0;
+
+	(void)state;
+	assert_int_equal(turns(&b, &t, 10000, 50e-6, 50e-6), 0);
 	assert_false(b.on);
-	assert_true(s.ticks > 0);
-	batch_stop(&b, loop);
-	ev_loop_destroy(loop);
 }
 
-/* Busy for s seconds, as a turn that carried a flood. */
-static void
-busy_for(double s)
-{
-	ev_tstamp end = ev_time() + s;
-
-	while (ev_time() < end)
-		;
-}
-
-struct turns {
-	ev_timer tick;
-	struct batch *b;
-	int n;
-	int after_long, after_short; /* waits seen after each kind of turn */
-	bool last_long;
-};
-
-/* Every fourth turn is long; the wait chosen for the poll after each turn
- * is seen at the start of the next. */
-static void
-turns_cb(struct ev_loop *loop, ev_timer *w, int revents)
-{
-	struct turns *t = w->data;
-
-	(void)revents;
-	if (t->n > 0 && t->b->on && t->b->waits)
-		t->last_long ? t->after_long++ : t->after_short++;
-	t->last_long = t->n % 4 == 1;
-	if (t->last_long)
-		busy_for(2 * BATCH_LONG_S);
-	if (++t->n == 60)
-		ev_timer_stop(loop, w);
-}
-
+/* While gathering, a turn longer than BATCH_LONG_S (a captured flood's
+ * read) is followed by a poll at once; the short ones around it wait. */
 static void
 test_no_wait_after_a_long_turn(void **state)
 {
+	struct batch b = {0};
+	ev_tstamp t = 0;
+
+	(void)state;
+	turns(&b, &t, 2000, 10e-6, 90e-6);
+	assert_true(b.on);
+	assert_true(turn(&b, &t, 10e-6, 0));
+	assert_false(turn(&b, &t, 2 * BATCH_LONG_S, 0));
+	assert_true(turn(&b, &t, 10e-6, 0));
+}
+
+struct quiet {
+	ev_timer tick;
+	struct batch *b;
+	int ticks; /* left to tick */
+};
+
+static void
+quiet_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct quiet *q = w->data;
+
+	(void)revents;
+	if (--q->ticks == 0)
+		ev_timer_stop(loop, w);
+}
+
+/* On a real loop the watchers count its wake-ups, keep a quiet loop from
+ * gathering, and neither keeps the loop running. */
+static void
+test_real_loop_counts_and_stays_quiet(void **state)
+{
 	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
 	struct batch b;
-	struct spin s = {.b = &b, .turns = 10000000};
-	struct turns t = {.b = &b};
+	struct quiet q = {.b = &b, .ticks = 15};
 
 	(void)state;
 	batch_start(&b, loop);
-	ev_idle_init(&s.idle, idle_cb);
-	ev_idle_start(loop, &s.idle);
-	ev_run(loop, 0);
-	assert_true(b.on);
-	/* 1,000 turns a second keep it on; none waits after a long one */
-	ev_timer_init(&t.tick, turns_cb, 0.001, 0.001);
-	t.tick.data = &t;
-	ev_timer_start(loop, &t.tick);
-	ev_run(loop, 0);
-	assert_int_equal(t.after_long, 0);
-	assert_true(t.after_short > 0);
+	ev_timer_init(&q.tick, quiet_cb, 0.01, 0.01);
+	q.tick.data = &q;
+	ev_timer_start(loop, &q.tick);
+	ev_run(loop, 0); /* returns: the batch's watchers are unref'd */
+	assert_int_equal(q.ticks, 0);
+	assert_true(b.wakes > 0 || b.since > 0);
+	assert_false(b.on);
 	batch_stop(&b, loop);
 	ev_loop_destroy(loop);
 }
@@ -158,8 +159,10 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_gather_has_hysteresis),
 	        cmocka_unit_test(test_no_gathering_when_busy),
-	        cmocka_unit_test(test_on_while_spinning_off_when_quiet),
+	        cmocka_unit_test(test_on_while_waking_often_off_when_quiet),
+	        cmocka_unit_test(test_busy_loop_does_not_gather),
 	        cmocka_unit_test(test_no_wait_after_a_long_turn),
+	        cmocka_unit_test(test_real_loop_counts_and_stays_quiet),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
