@@ -1,0 +1,37 @@
+/*
+ * channel_int.h - one worker channel's state, shared by channel.c (reading,
+ * messages in) and channel_out.c (frames out). Nothing else includes it.
+ */
+#ifndef AGENTSUP_CHANNEL_INT_H
+#define AGENTSUP_CHANNEL_INT_H
+
+#include "agentsup/wire.h"
+#include "channel.h"
+
+#define CHANNEL_MAX_OUT 4096 /* we send small frames: bound them */
+
+struct channel {
+	struct ev_loop *loop;
+	const struct channel_ops *ops;
+	void *arg;
+	msgpack_zone *zone;
+	int fd;
+	ev_io io, wio;
+	struct agentsup_reader reader; /* a frame split across reads */
+	uint8_t *out; /* unsent bytes (the worker is not reading) */
+	size_t outlen;
+	size_t outmax; /* the queue's bound: more while a welcome is queued */
+	bool hello;
+	bool warned_unknown;
+	bool wclosed; /* the worker closed its end: nothing more can be sent */
+};
+
+/* The worker broke the protocol: cut it off, then tell the owner why. */
+void channel_fail(struct channel *, const char *fmt, ...)
+        __attribute__((format(printf, 2, 3)));
+/* The worker closed its end: sending is over, but what it sent before is
+ * still there to read (a last heartbeat). Not a protocol error. */
+void channel_wclose(struct channel *);
+void channel_write_cb(struct ev_loop *, ev_io *, int revents);
+
+#endif
