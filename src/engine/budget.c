@@ -398,7 +398,7 @@ budget_reset(struct tree *t, struct node *n)
 		tree_set_state(t, d, NODE_STOPPED);
 		d->last = (struct reason){0};
 		if (d != n && d->parent->state == NODE_RUNNING &&
-		    d->parent->job.kind == JOB_NONE && !d->held)
+		    d->parent->super->job.kind == JOB_NONE && !d->held)
 			node_start(t, d);
 	}
 }

@@ -134,7 +134,8 @@ progress_recycle(struct tree *t, struct node *n)
 
 	if (t->shutting_down || t->draining || n->held)
 		return false;
-	if (s->state != NODE_RUNNING || s->job.kind != JOB_NONE || s->in_run) {
+	if (s->state != NODE_RUNNING || s->super->job.kind != JOB_NONE ||
+	    s->in_run) {
 		progress_wake_by(t, n, t->now + PROGRESS_RETRY_MS);
 		return false;
 	}

@@ -221,8 +221,8 @@ strategy_child_failed(struct tree *t, struct node *s, struct node *c,
 		sup_child_settled(t, s);
 		return;
 	}
-	if (s->job.kind != JOB_NONE || s->in_run) {
-		if (!job_covers(&s->job, c)) {
+	if (s->super->job.kind != JOB_NONE || s->in_run) {
+		if (!job_covers(&s->super->job, c)) {
 			c->pending = true;
 			c->pending_reason = r;
 		}
@@ -238,7 +238,7 @@ strategy_child_failed(struct tree *t, struct node *s, struct node *c,
 void
 strategy_handle_pending(struct tree *t, struct node *s)
 {
-	for (size_t i = 0; i < s->nchildren && s->job.kind == JOB_NONE &&
+	for (size_t i = 0; i < s->nchildren && s->super->job.kind == JOB_NONE &&
 	                   s->state == NODE_RUNNING;
 	     i++) {
 		struct node *c = s->children[i];

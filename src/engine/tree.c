@@ -65,6 +65,8 @@ tree_node_new(const struct spec *s, struct node *parent, size_t index)
 	struct node *n = xcalloc(1, sizeof *n);
 
 	n->spec = s;
+	if (s->kind == KIND_SUPERVISOR)
+		n->super = xcalloc(1, sizeof *n->super);
 	n->parent = parent;
 	n->index = index;
 	n->path = parent ? xasprintf("%s/%s", parent->path, s->name)
@@ -84,7 +86,9 @@ node_free(struct node *n)
 	for (size_t i = 0; i < n->nchildren; i++)
 		node_free(n->children[i]);
 	free(n->children);
-	free(n->stamps);
+	if (n->super != NULL)
+		free(n->super->stamps);
+	free(n->super);
 	free(n->circuit.stamps);
 	free(n->progress);
 	free(n->declared);

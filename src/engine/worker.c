@@ -136,7 +136,8 @@ w_backoff_over(struct tree *t, struct node *n, struct reason r)
 {
 	struct node *s = n->parent;
 
-	if (s->state == NODE_RUNNING && s->job.kind == JOB_NONE && !n->held)
+	if (s->state == NODE_RUNNING && s->super->job.kind == JOB_NONE &&
+	    !n->held)
 		w_spawn(t, n, r);
 	else
 		n->pending = true;

@@ -385,13 +385,13 @@ test_sweep_waits_for_a_job(void **state)
 	r->obedient = true;
 	command_restart(r->t, N(r, "pool"), r->now); /* a job: start a, b */
 	pump(r);
-	assert_int_not_equal(N(r, "pool")->job.kind, JOB_NONE);
+	assert_int_not_equal(N(r, "pool")->super->job.kind, JOB_NONE);
 	/* a came back and waits for ready; b fails for good meanwhile */
 	exit_with(r, "root/pool/a", 0);
 	assert_non_null(tree_find(r->t, "root/pool/a"));
 	tree_ready(r->t, N(r, "root/pool/b"), r->now);
 	pump(r);
-	assert_int_equal(N(r, "pool")->job.kind, JOB_NONE);
+	assert_int_equal(N(r, "pool")->super->job.kind, JOB_NONE);
 	assert_null(tree_find(r->t, "root/pool/a"));
 	run_free(r);
 }

@@ -183,7 +183,7 @@ test_recycle(void **state)
 	advance(r, 61000);
 	expect(r, "recycled root/a\nstop root/a\nstart root/a\n");
 	assert_int_equal(N(r, "a")->failures, 0);
-	assert_int_equal(N(r, "root")->nstamps, 0);
+	assert_int_equal(N(r, "root")->super->nstamps, 0);
 	advance(r, 121000);
 	expect(r, "recycled root/a\nstop root/a\nstart root/a\n");
 	run_free(r);

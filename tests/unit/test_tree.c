@@ -391,7 +391,7 @@ test_one_failure_counts_once(void **state)
 
 	(void)state;
 	crash(r, "a", 1);
-	assert_int_equal(r->t->root->nstamps, 1);
+	assert_int_equal(r->t->root->super->nstamps, 1);
 	assert_int_equal(r->exit_code, -1);
 	crash(r, "c", 1);
 	assert_int_equal(r->exit_code, 75);
@@ -450,9 +450,9 @@ test_restarted_subtree_fresh_history(void **state)
 
 	(void)state;
 	crash(r, "w", 1);
-	assert_int_equal(N(r, "sub")->nstamps, 1);
+	assert_int_equal(N(r, "sub")->super->nstamps, 1);
 	crash(r, "w", 1); /* sub gives up, root restarts it */
-	assert_int_equal(N(r, "sub")->nstamps, 0);
+	assert_int_equal(N(r, "sub")->super->nstamps, 0);
 	assert_int_equal(N(r, "sub")->state, NODE_RUNNING);
 	/* the temporary child is started again with its restarted parent */
 	assert_int_equal(N(r, "z")->state, NODE_RUNNING);
@@ -583,7 +583,7 @@ test_absorbed_failure(void **state)
 	pump(r);
 	expect(r, "stop root/b\nstart root/a\nstart root/b\nstart root/c\n"
 	          "start root/d\n");
-	assert_int_equal(r->t->root->nstamps, 1);
+	assert_int_equal(r->t->root->super->nstamps, 1);
 	run_free(r);
 }
 
