@@ -155,7 +155,7 @@ void
 watch_status(msgpack_packer *pk, const struct node *n, uint64_t now)
 {
 	const struct budget_spec *b = &n->spec->budget;
-	const struct watch *w = &n->watch;
+	const struct pwatch *w = progress_pwatch(n);
 	uint64_t stalled = progress_stalled_ms(n, now);
 	struct spend sp;
 

@@ -182,7 +182,7 @@ budget_worker_now(const struct node *w, uint64_t now)
 
 /* What grew since the last report, as a spend. */
 static struct spend
-budget_delta(struct watch *w, const struct progress *u, unsigned fields)
+budget_delta(struct pwatch *w, const struct progress *u, unsigned fields)
 {
 	struct spend d = {0};
 
@@ -207,7 +207,7 @@ void
 budget_beat(struct tree *t, struct node *w, const struct progress *u,
             unsigned fields)
 {
-	struct spend d = budget_delta(&w->watch, u, fields), s;
+	struct spend d = budget_delta(progress_watch(w), u, fields), s;
 	struct node *top = NULL;
 
 	if (d.tokens == 0 && d.steps == 0 && !(d.cost > 0))
@@ -319,13 +319,17 @@ budget_spawned(struct tree *t, struct node *w)
 	struct watch *wt = &w->watch;
 
 	wt->spawned_at = t->now ? t->now : 1;
-	wt->inc = (struct spend){0};
 	wt->ending = false;
-	wt->stalled_at = 0;
-	wt->nring = 0;
-	wt->run[0] = wt->run[1] = wt->run[2] = 0;
-	wt->steps = 0;
-	wt->loop_period = wt->loop_steps = 0;
+	if (w->pwatch != NULL) {
+		struct pwatch *pw = w->pwatch;
+
+		pw->inc = (struct spend){0};
+		pw->stalled_at = 0;
+		pw->nring = 0;
+		pw->run[0] = pw->run[1] = pw->run[2] = 0;
+		pw->steps = 0;
+		pw->loop_period = pw->loop_steps = 0;
+	}
 	budget_ancestors_rearm(t, w);
 }
 
@@ -342,7 +346,8 @@ budget_ended(struct tree *t, struct node *w)
 	for (struct node *n = w; n != NULL; n = n->parent)
 		n->watch.total.wall_ms += ms;
 	w->spend = wt->total;
-	wt->inc = (struct spend){0};
+	if (w->pwatch != NULL)
+		w->pwatch->inc = (struct spend){0};
 	budget_ancestors_rearm(t, w);
 }
 

@@ -91,6 +91,7 @@ node_free(struct node *n)
 	free(n->super);
 	free(n->circuit.stamps);
 	free(n->progress);
+	free(n->pwatch);
 	free(n->declared);
 	free(n->path);
 	dynamic_task_free(n);
@@ -309,7 +310,8 @@ tree_beat(struct tree *t, struct node *n, const struct progress *u,
 
 	t->now = now;
 	n->beats++;
-	n->watch.beat_at = now;
+	if (n->pwatch != NULL)
+		n->pwatch->beat_at = now;
 	if (fields == 0) {
 		progress_beat(t, n, u, 0, false);
 		return; /* a bare beat costs no memory */

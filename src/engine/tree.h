@@ -117,24 +117,28 @@ enum {
 	PROGRESS_STATUS = 16,
 };
 
-/* What progress.c and budget.c keep of a node (DESIGN §10): fixed size and
- * in the node, so a beat costs O(1) and allocates nothing. */
-struct watch {
-	/* stall (workers) */
+/* What progress.c keeps of a worker that reports progress or is watched
+ * for stalls or loops (DESIGN §10): fixed size, allocated at the first
+ * need (progress_watch), so a beat costs O(1) and most allocate nothing. */
+struct pwatch {
+	/* stall */
 	uint64_t moved_at;   /* its progress last moved, or it came up */
 	uint64_t beat_at;    /* its last beat */
 	uint64_t stalled_at; /* nudged for a stall then; 0: not stalled */
-	/* loop (workers): hashes of the states of the last steps, newest
-	 * first, and for period p the steps in a row whose state equals the
-	 * one p steps back */
+	/* loop: hashes of the states of the last steps, newest first, and
+	 * for period p the steps in a row whose state equals the one p steps
+	 * back */
 	uint64_t ring[3];
 	unsigned nring;
 	unsigned run[3];
 	uint64_t steps;       /* the steps of the last beat recorded */
 	unsigned loop_period; /* a suspected loop's period, 0: none */
 	unsigned loop_steps;  /* steps it went on since it was suspected */
-	/* budgets */
-	struct spend inc;    /* worker: its running incarnation's last report */
+	struct spend inc;     /* its running incarnation's last report */
+};
+
+/* What budget.c keeps of every node (DESIGN §10), in the node. */
+struct watch {
 	struct spend total;  /* all spent but running wall time: a worker's
 	                        spend plus its running incarnation's; a
 	                        supervisor's spend plus its children's */
@@ -191,7 +195,8 @@ struct node {
 	struct declaration *declared;     /* the latest, until used or stale;
 	                                     allocated at the first */
 	struct spend spend;               /* budgets: see struct spend */
-	struct watch watch;               /* stall, loop, budget: §10 */
+	struct watch watch;               /* budget: §10 */
+	struct pwatch *pwatch;            /* stall, loop: NULL until needed */
 	enum declared_kind exit_declared; /* what its last exit was declared */
 
 	/* the one wake-up it wants (0: none), and its slot in the heap */

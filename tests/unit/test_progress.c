@@ -116,7 +116,7 @@ test_loop_period_1(void **state)
 	expect(r, "");
 	steps(r, &n, "A"); /* the same state on 5 steps in a row */
 	expect(r, "looping root/a\nnudge root/a loop 1\n");
-	assert_int_equal(N(r, "a")->watch.loop_period, 1);
+	assert_int_equal(N(r, "a")->pwatch->loop_period, 1);
 	steps(r, &n, "AAAA");
 	expect(r, "");
 	steps(r, &n, "A"); /* 5 more */
@@ -138,7 +138,7 @@ test_loop_period_2_and_3(void **state)
 	expect(r, "looping root/a\nnudge root/a loop 2\n");
 	steps(r, &n, "ABABC"); /* it broke out: the suspicion ends */
 	expect(r, "");
-	assert_int_equal(N(r, "a")->watch.loop_period, 0);
+	assert_int_equal(N(r, "a")->pwatch->loop_period, 0);
 	steps(r, &n, "ABCABCABCAB"); /* with the ABC before: 5 x ABC */
 	expect(r, "");
 	steps(r, &n, "C");
@@ -165,7 +165,7 @@ test_loop_never_on_changing_states(void **state)
 	for (int i = 0; i < 50; i++)
 		step(r, "a", 5000, "same");
 	expect(r, "");
-	assert_int_equal(N(r, "a")->watch.loop_period, 0);
+	assert_int_equal(N(r, "a")->pwatch->loop_period, 0);
 	run_free(r);
 }
 
@@ -265,6 +265,36 @@ test_beats_touch_no_heap(void **state)
 	run_free(r);
 }
 
+/* Idle memory: a worker that is not watched for stalls or loops keeps no
+ * struct pwatch through bare beats; its first progress report makes one
+ * (its loop ring counts from there), a watched worker has one from the
+ * start, and supervisors have their own state, workers none. */
+static void
+test_pwatch_only_when_needed(void **state)
+{
+	struct run *r = run_new("supervisor: root\nchildren:\n"
+	                        "  - {worker: a, command: x, heartbeat: 1s}\n"
+	                        "  - {worker: b, command: x, heartbeat: 1s,"
+	                        " stall_timeout: 10s}\n");
+	struct progress p = {.steps = 1};
+
+	(void)state;
+	assert_non_null(N(r, "root")->super);
+	assert_null(N(r, "a")->super);
+	assert_non_null(N(r, "b")->pwatch);
+	for (uint64_t i = 1; i <= 5; i++) {
+		advance(r, r->now + 1000);
+		bare_beat(r, "a");
+	}
+	assert_null(N(r, "a")->pwatch);
+	assert_int_equal(progress_pwatch(N(r, "a"))->steps, 0);
+	tree_beat(r->t, N(r, "a"), &p, PROGRESS_STEPS, r->now);
+	assert_non_null(N(r, "a")->pwatch);
+	assert_int_equal(progress_pwatch(N(r, "a"))->steps, 1);
+	assert_int_equal(progress_pwatch(N(r, "a"))->inc.steps, 1);
+	run_free(r);
+}
+
 int
 main(void)
 {
@@ -279,6 +309,7 @@ main(void)
 	        cmocka_unit_test(test_recycle_waits_for_busy_parent),
 	        cmocka_unit_test(test_recycle_added_by_reload),
 	        cmocka_unit_test(test_beats_touch_no_heap),
+	        cmocka_unit_test(test_pwatch_only_when_needed),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
