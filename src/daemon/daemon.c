@@ -126,7 +126,7 @@ act_event(struct daemon *d, const struct action *a)
 		            n->starts, NULL);
 		break;
 	case EE_GAVE_UP:
-		util_format_duration(n->spec->period_ms, per, sizeof per);
+		util_format_duration(n->spec->pol->period_ms, per, sizeof per);
 		if (a->code) /* a significant child failed for good */
 			events_emit(&d->events, EV_GAVE_UP, n->path, 0, why,
 			            n->starts - 1,
@@ -137,7 +137,7 @@ act_event(struct daemon *d, const struct action *a)
 			            n->starts - 1,
 			            "more than %u restarts in %s; stopping its "
 			            "children",
-			            n->spec->intensity, per);
+			            n->spec->pol->intensity, per);
 		break;
 	case EE_ESCALATED:
 		events_emit(&d->events, EV_ESCALATED, n->path, 0, "gave_up",

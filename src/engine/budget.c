@@ -128,7 +128,7 @@ budget_live(const struct node *n)
 static bool
 budget_judge(struct tree *t, struct node *n, const struct spend *s)
 {
-	const struct budget_spec *b = &n->spec->budget;
+	const struct budget_spec *b = &n->spec->pol->budget;
 	bool spent = false;
 
 	if (!b->enabled || !budget_live(n))
@@ -214,7 +214,7 @@ budget_beat(struct tree *t, struct node *w, const struct progress *u,
 		return;
 	for (struct node *n = w; n != NULL; n = n->parent) {
 		spend_add(&n->watch.total, &d);
-		if (!n->spec->budget.enabled)
+		if (!n->spec->pol->budget.enabled)
 			continue;
 		/* a supervisor's running wall time is judged by its wake */
 		s = n == w ? budget_worker_now(w, t->now) : n->watch.total;
@@ -230,7 +230,7 @@ budget_wall_judge(struct tree *t, struct node *w)
 {
 	struct spend s;
 
-	if (!w->spec->budget.enabled || w->spec->budget.wall_ms == 0)
+	if (!w->spec->pol->budget.enabled || w->spec->pol->budget.wall_ms == 0)
 		return true;
 	s = budget_worker_now(w, t->now);
 	if (!budget_judge(t, w, &s))
@@ -244,7 +244,7 @@ budget_wall_judge(struct tree *t, struct node *w)
 static uint64_t
 budget_wall_target(const struct node *n)
 {
-	uint64_t lim = n->spec->budget.wall_ms;
+	uint64_t lim = n->spec->pol->budget.wall_ms;
 
 	if (n->watch.warned & (1u << BUDGET_WALL))
 		return lim;
@@ -257,8 +257,8 @@ budget_wall_due(const struct node *w)
 	const struct watch *wt = &w->watch;
 	uint64_t target;
 
-	if (!w->spec->budget.enabled || w->spec->budget.wall_ms == 0 ||
-	    wt->spawned_at == 0)
+	if (!w->spec->pol->budget.enabled ||
+	    w->spec->pol->budget.wall_ms == 0 || wt->spawned_at == 0)
 		return 0;
 	target = budget_wall_target(w);
 	return wt->spawned_at + sub_sat(target, wt->total.wall_ms);
@@ -293,7 +293,8 @@ static void
 budget_ancestors_rearm(struct tree *t, struct node *w)
 {
 	for (struct node *s = w->parent; s != NULL; s = s->parent)
-		if (s->spec->budget.enabled && s->spec->budget.wall_ms)
+		if (s->spec->pol->budget.enabled &&
+		    s->spec->pol->budget.wall_ms)
 			budget_sup_rearm(t, s);
 }
 
@@ -302,14 +303,14 @@ budget_sup_woken(struct tree *t, struct node *s)
 {
 	struct spend sp;
 
-	if (!s->spec->budget.enabled || !budget_live(s))
+	if (!s->spec->pol->budget.enabled || !budget_live(s))
 		return;
 	budget_spend(s, t->now, &sp);
 	if (budget_judge(t, s, &sp)) {
 		budget_exhaust(t, s);
 		return;
 	}
-	if (s->spec->budget.wall_ms)
+	if (s->spec->pol->budget.wall_ms)
 		budget_sup_rearm(t, s);
 }
 
@@ -412,7 +413,7 @@ budget_reset(struct tree *t, struct node *n)
 static bool
 budget_under(const struct node *n, uint64_t now)
 {
-	const struct budget_spec *b = &n->spec->budget;
+	const struct budget_spec *b = &n->spec->pol->budget;
 	struct spend s;
 
 	if (!b->enabled)
@@ -429,7 +430,7 @@ budget_under(const struct node *n, uint64_t now)
 bool
 budget_reloaded(struct tree *t, struct node *n)
 {
-	const struct budget_spec *b = &n->spec->budget;
+	const struct budget_spec *b = &n->spec->pol->budget;
 	struct spend s;
 
 	/* a raised limit may warn again when it is reached */

@@ -85,7 +85,7 @@ dynamic_check(const struct tree *t, const struct node *sup)
 	if (sup->state != NODE_RUNNING || sup->super->job.kind != JOB_NONE ||
 	    sup->removed)
 		return SPAWN_NOT_RUNNING;
-	if (dynamic_count(sup) >= sup->spec->max_children)
+	if (dynamic_count(sup) >= sup->spec->pol->max_children)
 		return SPAWN_MAX_CHILDREN;
 	return SPAWN_OK;
 }

@@ -11,12 +11,13 @@
 bool
 intensity_add(struct node *s, uint64_t now)
 {
-	unsigned cap = s->spec->intensity + 1;
+	unsigned cap = s->spec->pol->intensity + 1;
 
 	if (s->super->stamps == NULL)
 		s->super->stamps = xcalloc(cap, sizeof *s->super->stamps);
 	while (s->super->nstamps > 0 &&
-	       s->super->stamps[s->super->stamp0] + s->spec->period_ms < now) {
+	       s->super->stamps[s->super->stamp0] + s->spec->pol->period_ms <
+	               now) {
 		s->super->stamp0 = (s->super->stamp0 + 1) % cap;
 		s->super->nstamps--;
 	}
@@ -27,17 +28,17 @@ intensity_add(struct node *s, uint64_t now)
 	}
 	s->super->stamps[(s->super->stamp0 + s->super->nstamps) % cap] = now;
 	s->super->nstamps++;
-	return s->super->nstamps <= s->spec->intensity;
+	return s->super->nstamps <= s->spec->pol->intensity;
 }
 
 unsigned
 intensity_count(const struct node *s, uint64_t now)
 {
-	unsigned n = 0, cap = s->spec->intensity + 1;
+	unsigned n = 0, cap = s->spec->pol->intensity + 1;
 
 	for (unsigned i = 0; i < s->super->nstamps; i++)
 		if (s->super->stamps[(s->super->stamp0 + i) % cap] +
-		            s->spec->period_ms >=
+		            s->spec->pol->period_ms >=
 		    now)
 			n++;
 	return n;
@@ -54,7 +55,8 @@ intensity_forget(struct node *s)
 void
 intensity_resize(struct node *s, const struct spec *ns)
 {
-	unsigned oldcap = s->spec->intensity + 1, cap = ns->intensity + 1, keep;
+	unsigned oldcap = s->spec->pol->intensity + 1,
+	         cap = ns->pol->intensity + 1, keep;
 	uint64_t *v;
 
 	if (s->super->stamps == NULL || oldcap == cap)

@@ -42,7 +42,8 @@ progress_watch(struct node *n)
 static bool
 progress_watched(const struct node *n)
 {
-	return n->spec->stall_timeout_ms != 0 || n->spec->loop_repeats != 0;
+	return n->spec->pol->stall_timeout_ms != 0 ||
+	       n->spec->pol->loop_repeats != 0;
 }
 
 void
@@ -126,12 +127,15 @@ progress_due(const struct node *n, uint64_t now)
 
 	if (due != 0 && due <= now)
 		due = now + 1;
-	if (s->stall_timeout_ms && w->stalled_at)
-		at = w->stalled_at + s->stall_grace_ms;
-	else if (s->stall_timeout_ms && w->moved_at + s->stall_timeout_ms > now)
-		at = w->moved_at + s->stall_timeout_ms;
+	if (s->pol->stall_timeout_ms && w->stalled_at)
+		at = w->stalled_at + s->pol->stall_grace_ms;
+	else if (s->pol->stall_timeout_ms &&
+	         w->moved_at + s->pol->stall_timeout_ms > now)
+		at = w->moved_at + s->pol->stall_timeout_ms;
 	due = progress_earliest(due, at);
-	at = s->recycle_after_ms ? n->running_since + s->recycle_after_ms : 0;
+	at = s->pol->recycle_after_ms
+	             ? n->running_since + s->pol->recycle_after_ms
+	             : 0;
 	return progress_earliest(due, at > now ? at : 0);
 }
 
@@ -190,18 +194,18 @@ progress_judge_stall(struct tree *t, struct node *n)
 	const struct spec *s = n->spec;
 	struct pwatch *w;
 
-	if (s->stall_timeout_ms == 0)
+	if (s->pol->stall_timeout_ms == 0)
 		return true;
 	w = progress_watch(n);
 	if (w->stalled_at != 0) {
-		if (t->now < w->stalled_at + s->stall_grace_ms)
+		if (t->now < w->stalled_at + s->pol->stall_grace_ms)
 			return true;
 		progress_fail(t, n, REASON_STALL);
 		return false;
 	}
 	/* no beat since it last moved: a long call or a hang, which the
 	 * heartbeat deadline judges; the next beat judges the stall */
-	if (t->now >= w->moved_at + s->stall_timeout_ms &&
+	if (t->now >= w->moved_at + s->pol->stall_timeout_ms &&
 	    w->beat_at > w->moved_at)
 		progress_stalled(t, n);
 	return true;
@@ -214,8 +218,8 @@ progress_woken(struct tree *t, struct node *n)
 		return;
 	if (!progress_judge_stall(t, n) || !budget_wall_judge(t, n))
 		return;
-	if (n->spec->recycle_after_ms &&
-	    t->now >= n->running_since + n->spec->recycle_after_ms &&
+	if (n->spec->pol->recycle_after_ms &&
+	    t->now >= n->running_since + n->spec->pol->recycle_after_ms &&
 	    progress_recycle(t, n))
 		return;
 	progress_rearm(t, n);
@@ -245,7 +249,7 @@ static void
 progress_step(struct tree *t, struct node *n, uint64_t h)
 {
 	struct pwatch *w = progress_watch(n);
-	unsigned reps = n->spec->loop_repeats;
+	unsigned reps = n->spec->pol->loop_repeats;
 
 	for (unsigned p = 1; p <= 3; p++)
 		w->run[p - 1] = w->nring >= p && w->ring[p - 1] == h
@@ -294,13 +298,13 @@ progress_beat(struct tree *t, struct node *n, const struct progress *u,
 	if (moved) {
 		w->moved_at = t->now;
 		w->stalled_at = 0;
-	} else if (s->stall_timeout_ms && w->stalled_at == 0 &&
-	           t->now >= w->moved_at + s->stall_timeout_ms) {
+	} else if (s->pol->stall_timeout_ms && w->stalled_at == 0 &&
+	           t->now >= w->moved_at + s->pol->stall_timeout_ms) {
 		progress_stalled(t, n); /* overdue, and this beat proves it */
-		progress_wake_by(t, n, t->now + s->stall_grace_ms);
+		progress_wake_by(t, n, t->now + s->pol->stall_grace_ms);
 	}
 	if ((fields & PROGRESS_STEPS) && u->steps > w->steps) {
-		if (s->loop_repeats && n->progress->state[0] != '\0')
+		if (s->pol->loop_repeats && n->progress->state[0] != '\0')
 			progress_step(t, n,
 			              progress_hash(n->progress->state,
 			                            sizeof n->progress->state));

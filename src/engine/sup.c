@@ -58,7 +58,7 @@ sup_begin_stop(struct tree *t, struct node *s, enum stop_outcome outcome,
 	s->draining = drain;
 	/* one_for_one children are independent: stopped together, so a tree
 	 * stops within its largest shutdown, not the sum (§9) */
-	bool together = drain || s->spec->strategy == ONE_FOR_ONE;
+	bool together = drain || s->spec->pol->strategy == ONE_FOR_ONE;
 
 	sup_begin_job(t, s,
 	              (struct job){.kind = JOB_STOP,
@@ -102,7 +102,7 @@ job_should_start(const struct job *j, const struct node *c)
 	case SELECT_RESTARTABLE:
 		/* OTP: a temporary child is never restarted, not even when a
 		 * sibling's failure took it down. */
-		return !c->held && c->spec->restart != RESTART_TEMPORARY;
+		return !c->held && c->spec->pol->restart != RESTART_TEMPORARY;
 	}
 	return false;
 }

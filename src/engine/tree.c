@@ -106,6 +106,7 @@ tree_node_free(struct node *n)
 
 /* Where nodes removed by a reload wait, stopping, until they can be freed. */
 static const struct spec graveyard_spec = {.name = "(removed)",
+                                           .pol = &config_policy_default,
                                            .kind = KIND_SUPERVISOR};
 
 struct tree *

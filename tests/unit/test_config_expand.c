@@ -38,13 +38,14 @@ test_merge_keys(void **state)
 	assert_int_equal(s->nchildren, 8);
 	assert_string_equal(s->children[1]->name, "b");
 	assert_string_equal(s->children[1]->argv[1], "it");
-	assert_int_equal(s->children[1]->heartbeat_ms, 1000);
+	assert_int_equal(s->children[1]->pol->heartbeat_ms, 1000);
 	assert_int_equal(s->children[2]->out.mode, OUTPUT_NULL);
-	assert_int_equal(s->children[2]->shutdown_ms, 9000); /* first wins */
+	assert_int_equal(s->children[2]->pol->shutdown_ms,
+	                 9000); /* first wins */
 	/* the later `<<` is merged after the earlier one: first source wins */
-	assert_int_equal(s->children[3]->shutdown_ms, 1000);
-	assert_int_equal(s->children[4]->shutdown_ms, 5000);
-	assert_int_equal(s->children[4]->drain_timeout_ms, 4000);
+	assert_int_equal(s->children[3]->pol->shutdown_ms, 1000);
+	assert_int_equal(s->children[4]->pol->shutdown_ms, 5000);
+	assert_int_equal(s->children[4]->pol->drain_timeout_ms, 4000);
 	assert_string_equal(s->children[5]->argv[0], "y");
 	assert_string_equal(s->children[6]->env[0], "A=1");
 	assert_string_equal(s->children[7]->env[0], "B=2");
@@ -311,7 +312,8 @@ test_instances(void **state)
 		assert_int_equal(s->children[i]->instance, i);
 		assert_int_equal(s->children[i]->instances, 3);
 		assert_string_equal(s->children[i]->argv[0], "run");
-		assert_int_equal(s->children[i]->heartbeat_timeout_ms, 3000);
+		assert_int_equal(s->children[i]->pol->heartbeat_timeout_ms,
+		                 3000);
 	}
 	assert_string_equal(s->children[4]->name, "last");
 	assert_int_equal(s->children[4]->instance, 0);
@@ -373,30 +375,31 @@ test_defaults(void **state)
 	               "worker: late\nparent: inner\ncommand: y\n");
 	s = cfg->root;
 	assert_string_equal(s->children[0]->argv[0], "default-cmd");
-	assert_int_equal(s->children[0]->shutdown_ms, 1000);
-	assert_int_equal(s->children[0]->heartbeat_ms, 2000);
-	assert_int_equal(s->children[0]->heartbeat_timeout_ms, 6000);
+	assert_int_equal(s->children[0]->pol->shutdown_ms, 1000);
+	assert_int_equal(s->children[0]->pol->heartbeat_ms, 2000);
+	assert_int_equal(s->children[0]->pol->heartbeat_timeout_ms, 6000);
 	assert_string_equal(s->children[0]->env[0], "A=1");
-	assert_false(s->children[0]->backoff.enabled);
-	assert_int_equal(s->children[0]->circuit.failures, 3);
+	assert_false(s->children[0]->pol->backoff.enabled);
+	assert_int_equal(s->children[0]->pol->circuit.failures, 3);
 	/* the worker's own keys win, whole: no merging of maps */
-	assert_int_equal(s->children[1]->shutdown_ms, 3000);
+	assert_int_equal(s->children[1]->pol->shutdown_ms, 3000);
 	assert_string_equal(s->children[1]->env[0], "B=2");
 	assert_null(s->children[1]->env[1]);
-	assert_true(s->children[1]->backoff.enabled);
-	assert_int_equal(s->children[1]->backoff.max_ms, 60000);
-	assert_int_equal(s->children[1]->backoff.initial_ms, 100);
+	assert_true(s->children[1]->pol->backoff.enabled);
+	assert_int_equal(s->children[1]->pol->backoff.max_ms, 60000);
+	assert_int_equal(s->children[1]->pol->backoff.initial_ms, 100);
 	/* nested: the nearer supervisor's defaults win */
 	inner = s->children[2];
-	assert_int_equal(inner->restart, RESTART_PERMANENT); /* not for sups */
-	assert_int_equal(inner->children[0]->shutdown_ms, 7000);
-	assert_int_equal(inner->children[0]->heartbeat_ms, 2000);
-	assert_int_equal(inner->children[0]->restart, RESTART_TRANSIENT);
-	assert_int_equal(inner->children[1]->restart, RESTART_PERMANENT);
+	assert_int_equal(inner->pol->restart,
+	                 RESTART_PERMANENT); /* not for sups */
+	assert_int_equal(inner->children[0]->pol->shutdown_ms, 7000);
+	assert_int_equal(inner->children[0]->pol->heartbeat_ms, 2000);
+	assert_int_equal(inner->children[0]->pol->restart, RESTART_TRANSIENT);
+	assert_int_equal(inner->children[1]->pol->restart, RESTART_PERMANENT);
 	/* attached by parent: from another document, still below */
 	late = inner->children[2];
 	assert_string_equal(late->name, "late");
-	assert_int_equal(late->shutdown_ms, 7000);
+	assert_int_equal(late->pol->shutdown_ms, 7000);
 	assert_string_equal(late->argv[0], "y");
 	config_free(cfg);
 	/* a worker that gets its command from nowhere */

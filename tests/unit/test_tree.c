@@ -84,7 +84,7 @@ pump(struct run *r)
 static void
 no_backoff(struct spec *s)
 {
-	s->backoff.enabled = false;
+	spec_policy_own(s)->backoff.enabled = false;
 	for (size_t i = 0; i < s->nchildren; i++)
 		no_backoff(s->children[i]);
 }
@@ -713,7 +713,7 @@ test_reload_diff(void **state)
 	assert_ptr_equal(N(r, "keep"), keep);
 	assert_int_equal(keep->starts, 1);
 	assert_int_equal(intensity_count(r->t->root, 0), 0);
-	assert_int_equal(N(r, "s")->spec->intensity, 7);
+	assert_int_equal(N(r, "s")->spec->pol->intensity, 7);
 	config_free(r->cfg);
 	r->cfg = next;
 	assert_true(tree_sweep(r->t));
@@ -930,7 +930,7 @@ test_backoff_sequence_seeded(void **state)
 {
 	struct run *r = run_new_with(FLAKY, true);
 	struct backoff_spec *b =
-	        (struct backoff_spec *)&N(r, "w")->spec->backoff;
+	        (struct backoff_spec *)&N(r, "w")->spec->pol->backoff;
 	uint64_t expect_cap = 100;
 
 	(void)state;
@@ -1041,13 +1041,14 @@ breaker(bool significant)
 	struct run *r = run_new_with(BREAKER, false);
 	struct spec *s = (struct spec *)N(r, "w")->spec;
 
-	s->circuit = (struct circuit_spec){.enabled = true,
-	                                   .failures = 3,
-	                                   .window_ms = 600000,
-	                                   .open_ms = 60000,
-	                                   .open_max_ms = 150000,
-	                                   .probe_stable_ms = 10000};
-	s->significant = significant;
+	spec_policy_own(s)->circuit =
+	        (struct circuit_spec){.enabled = true,
+	                              .failures = 3,
+	                              .window_ms = 600000,
+	                              .open_ms = 60000,
+	                              .open_max_ms = 150000,
+	                              .probe_stable_ms = 10000};
+	spec_policy_own(s)->significant = significant;
 	return r;
 }
 
@@ -1102,7 +1103,7 @@ test_group_leaves_quarantined_child_out(void **state)
 	struct spec *root = (struct spec *)r->t->root->spec;
 
 	(void)state;
-	root->strategy = ONE_FOR_ALL;
+	spec_policy_own(root)->strategy = ONE_FOR_ALL;
 	crash(r, "w", 1);
 	crash(r, "w", 1);
 	crash(r, "w", 1);
