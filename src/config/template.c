@@ -38,8 +38,8 @@ template_parse(struct parse *p, const struct key *k, yaml_node_t *v,
 	s->tmpl = t;
 	t->name = xstrdup(s->name ? s->name : "template");
 	t->loc = load_loc(p, &v->start_mark);
-	spec_pol(t)->restart =
-	        RESTART_TRANSIENT; /* a task ends; unless it says so */
+	/* a task ends; unless it says so */
+	spec_pol(t)->restart = RESTART_TRANSIENT;
 	for (size_t i = 0; i < n && !p->exhausted; i++) {
 		const struct key *tk = keys_find(pr[i].key);
 

@@ -443,6 +443,61 @@ test_many_parents(void **state)
 	free(yaml);
 }
 
+/* Idle memory: workers declared alike, or given the same keys by
+ * `defaults:` or copied by `instances:`, share one policy; a key of their
+ * own gives a worker its own; a dynamic child shares its template's; a
+ * spec changed after parsing (spec_policy_own) leaves the others as they
+ * were. */
+static void
+test_policies_shared(void **state)
+{
+	struct config *cfg;
+	struct spec *s, *inner, *task;
+	const struct policy *shared;
+
+	(void)state;
+	cfg = parse_ok("supervisor: s\n"
+	               "defaults: {shutdown: 1s, heartbeat: 2s}\n"
+	               "children:\n"
+	               "  - {worker: a, command: x}\n"
+	               "  - {worker: b, command: y, environment: {A: '1'}}\n"
+	               "  - {worker: c, command: x, shutdown: 3s}\n"
+	               "  - {worker: d, command: x, instances: 2}\n"
+	               "  - supervisor: inner\n"
+	               "    defaults: {shutdown: 1s, heartbeat: 2s}\n"
+	               "    template: {command: z}\n"
+	               "  - supervisor: other\n"
+	               "    defaults: {shutdown: 1s, heartbeat: 2s}\n"
+	               "    children: [{worker: e, command: x}]\n");
+	s = cfg->root;
+	assert_int_equal(s->nchildren, 7);
+	shared = s->children[0]->pol;
+	assert_ptr_equal(s->children[1]->pol, shared); /* own env: same */
+	assert_ptr_not_equal(s->children[2]->pol, shared);
+	assert_int_equal(s->children[2]->pol->shutdown_ms, 3000);
+	assert_ptr_equal(s->children[3]->pol, shared); /* d.1 */
+	assert_ptr_equal(s->children[4]->pol, shared); /* d.2 */
+	inner = s->children[5];
+	assert_ptr_equal(s->children[6]->children[0]->pol, shared);
+	assert_int_equal(inner->tmpl->pol->shutdown_ms, 1000); /* its own: */
+	assert_int_equal(inner->tmpl->pol->restart, RESTART_TRANSIENT);
+	assert_ptr_equal(inner->pol, s->children[6]->pol); /* supervisors */
+	assert_int_equal(shared->shutdown_ms, 1000);
+	assert_int_equal(shared->heartbeat_ms, 2000);
+	assert_true(shared->refs >= 5);
+	task = config_task_spec(inner->tmpl, "t1", NULL, NULL);
+	assert_ptr_equal(task->pol, inner->tmpl->pol);
+	spec_policy_own(task)->shutdown_ms = 9000;
+	assert_ptr_not_equal(task->pol, inner->tmpl->pol);
+	assert_int_not_equal(inner->tmpl->pol->shutdown_ms, 9000);
+	spec_policy_own(s->children[0])->shutdown_ms = 5000;
+	assert_int_equal(s->children[1]->pol->shutdown_ms, 1000);
+	assert_true(spec_policy_equal(s->children[1], s->children[3]));
+	assert_false(spec_policy_equal(s->children[0], s->children[1]));
+	config_task_spec_free(task);
+	config_free(cfg);
+}
+
 int
 main(void)
 {
@@ -457,6 +512,7 @@ main(void)
 	        cmocka_unit_test(test_env_expansion_bounded),
 	        cmocka_unit_test(test_instances),
 	        cmocka_unit_test(test_defaults),
+	        cmocka_unit_test(test_policies_shared),
 	        cmocka_unit_test(test_many_parents),
 	};
 
