@@ -9,6 +9,9 @@
  * after the queue is empty, since actions point at nodes.
  */
 #include <errno.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -201,6 +204,23 @@ daemon_act(struct daemon *d, const struct action *a)
 	}
 }
 
+/* Give the system back the heap the loader and the first start freed
+ * (the YAML document, each spec's policy before it was shared): freed
+ * chunks between live ones stay resident otherwise. Once, when the first
+ * start has settled, and when a reload's old config is freed. */
+static void
+daemon_trim(struct daemon *d, bool again)
+{
+	if (d->trimmed && !again)
+		return;
+	if (d->tree->root->state != NODE_RUNNING)
+		return;
+	d->trimmed = true;
+#ifdef __GLIBC__
+	malloc_trim(0);
+#endif
+}
+
 /* Configs replaced by reloads stay while a removed node points into them. */
 static void
 daemon_retire_sweep(struct daemon *d)
@@ -210,6 +230,7 @@ daemon_retire_sweep(struct daemon *d)
 	for (size_t i = 0; i < d->nretired; i++)
 		config_free(d->retired[i]);
 	d->nretired = 0;
+	daemon_trim(d, true);
 }
 
 /* One timer for whatever the engine waits for (backoff, probes...): armed
@@ -274,6 +295,7 @@ daemon_pump(struct daemon *d)
 		daemon_retire_sweep(d);
 	daemon_arm_wake(d);
 	daemon_notify_up(d);
+	daemon_trim(d, false);
 }
 
 static void
