@@ -167,11 +167,21 @@ tree_push(struct tree *t, struct action a)
 		t->exited = true;
 }
 
+/* A queue a burst grew (a start of 1,000 workers: 40 KiB) is given back
+ * once drained; the usual few actions a turn keep theirs. */
+#define TREE_ACTS_KEEP 64
+
 bool
 tree_next_action(struct tree *t, struct action *a)
 {
-	if (t->nacts == 0)
+	if (t->nacts == 0) {
+		if (t->capacts > TREE_ACTS_KEEP) {
+			free(t->acts);
+			t->acts = NULL;
+			t->capacts = t->act0 = 0;
+		}
 		return false;
+	}
 	*a = t->acts[t->act0];
 	t->act0 = (t->act0 + 1) % t->capacts;
 	t->nacts--;

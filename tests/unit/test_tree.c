@@ -1195,6 +1195,26 @@ test_one_for_one_stops_together(void **state)
 	run_free(r);
 }
 
+/* Idle memory: the action queue a burst grew (the first start of 100
+ * workers) is freed once drained; a small one is kept for the next turn. */
+static void
+test_burst_queue_given_back(void **state)
+{
+	struct run *r =
+	        run_new("supervisor: root\nchildren:\n"
+	                "  - {worker: w, command: x, instances: 100}\n");
+	struct run *small = run_new("supervisor: root\nchildren:\n"
+	                            "  - {worker: a, command: x}\n");
+
+	(void)state;
+	assert_int_equal(r->t->nacts, 0);
+	assert_null(r->t->acts);
+	assert_int_equal(r->t->capacts, 0);
+	assert_non_null(small->t->acts);
+	run_free(r);
+	run_free(small);
+}
+
 int
 main(void)
 {
@@ -1241,6 +1261,7 @@ main(void)
 	        cmocka_unit_test(test_declared_reasons),
 	        cmocka_unit_test(test_spawn_exhaustion_backs_off_uncounted),
 	        cmocka_unit_test(test_one_for_one_stops_together),
+	        cmocka_unit_test(test_burst_queue_given_back),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
