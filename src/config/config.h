@@ -165,6 +165,7 @@ struct spec {
 	enum node_kind kind;
 	unsigned instances; /* `instances: N` as declared, 0 = absent */
 	unsigned instance;  /* this copy's number 1..N, 0 = not a copy */
+	unsigned borrowed;  /* SPEC_BORROWS_*: arrays another spec owns */
 	struct loc loc;
 	char *parent; /* `parent` key of a top-level document, or NULL */
 	struct loc parent_loc;
@@ -194,6 +195,13 @@ struct spec {
 /* A spec's policy made its own (copied if shared) and writable: for
  * tests and tools that change a parsed spec. */
 struct policy *spec_policy_own(struct spec *);
+
+/* What a spec's arrays are: equal commands, environments and directories
+ * of one config are kept once (intern.c), by the first spec that has
+ * them; the others borrow them and do not free them. */
+#define SPEC_BORROWS_ARGV 1u
+#define SPEC_BORROWS_ENV  2u
+#define SPEC_BORROWS_DIR  4u
 
 /* The policy every key's default gives (a spec made outside the loader,
  * such as the engine's graveyard, points here). */

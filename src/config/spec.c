@@ -144,6 +144,7 @@ spec_clone(const struct spec *s)
 	struct spec *c = xmalloc(sizeof *c);
 
 	*c = *s;
+	c->borrowed = 0; /* its arrays are copies, its own */
 	c->pol = spec_pol_dup(s->pol);
 	c->name = spec_strdup(s->name);
 	c->parent = spec_strdup(s->parent);
@@ -259,9 +260,12 @@ spec_free(struct spec *s)
 	config_free_strv(s->spawn_from);
 	free(s->name);
 	free(s->parent);
-	config_free_strv(s->argv);
-	free(s->directory);
-	config_free_strv(s->env);
+	if (!(s->borrowed & SPEC_BORROWS_ARGV))
+		config_free_strv(s->argv);
+	if (!(s->borrowed & SPEC_BORROWS_DIR))
+		free(s->directory);
+	if (!(s->borrowed & SPEC_BORROWS_ENV))
+		config_free_strv(s->env);
 	free(s->out.path);
 	free(s->err.path);
 	free(s->user);

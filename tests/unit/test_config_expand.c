@@ -444,7 +444,8 @@ test_many_parents(void **state)
 }
 
 /* Idle memory: workers declared alike, or given the same keys by
- * `defaults:` or copied by `instances:`, share one policy; a key of their
+ * `defaults:` or copied by `instances:`, share one policy (and equal
+ * commands one array); a key of their
  * own gives a worker its own; a dynamic child shares its template's; a
  * spec changed after parsing (spec_policy_own) leaves the others as they
  * were. */
@@ -482,6 +483,12 @@ test_policies_shared(void **state)
 	assert_int_equal(inner->tmpl->pol->shutdown_ms, 1000); /* its own: */
 	assert_int_equal(inner->tmpl->pol->restart, RESTART_TRANSIENT);
 	assert_ptr_equal(inner->pol, s->children[6]->pol); /* supervisors */
+	/* the same command, kept once; another, its own */
+	assert_ptr_equal(s->children[2]->argv, s->children[0]->argv);
+	assert_ptr_equal(s->children[4]->argv, s->children[0]->argv);
+	assert_ptr_not_equal(s->children[1]->argv, s->children[0]->argv);
+	assert_int_equal(s->children[0]->borrowed, 0);
+	assert_int_equal(s->children[2]->borrowed, SPEC_BORROWS_ARGV);
 	assert_int_equal(shared->shutdown_ms, 1000);
 	assert_int_equal(shared->heartbeat_ms, 2000);
 	assert_true(shared->refs >= 5);
