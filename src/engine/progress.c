@@ -144,6 +144,8 @@ progress_rearm(struct tree *t, struct node *n)
 {
 	if (n->state != NODE_RUNNING || n->watch.ending)
 		return;
+	if (n->pwatch == NULL && progress_watched(n))
+		progress_watch(n); /* a reload asked for stalls or loops */
 	progress_wake_by(t, n, progress_due(n, t->now));
 }
 

@@ -214,6 +214,35 @@ test_recycle_added_by_reload(void **state)
 	config_free(more);
 }
 
+/* A stall window a reload adds to a running worker counts from when it
+ * came up, and its wake-up is asked for at once, though the worker had no
+ * stall state before. */
+static void
+test_stall_added_by_reload(void **state)
+{
+	struct run *r = run_new("supervisor: root\nchildren:\n"
+	                        "  - {worker: a, command: x, heartbeat: 1s}\n");
+	struct config *more = load_yaml("supervisor: root\nchildren:\n"
+	                                "  - {worker: a, command: x, "
+	                                "heartbeat: 1s, stall_timeout: 10s}\n");
+	struct reload_report rep;
+	const char *why;
+	uint64_t up = N(r, "a")->running_since;
+
+	(void)state;
+	r->log[0] = '\0';
+	advance(r, up + 2000);
+	bare_beat(r, "a");
+	assert_null(N(r, "a")->pwatch);
+	assert_int_equal(reload_apply(r->t, more->root, r->now, &rep, &why), 0);
+	reload_report_free(&rep);
+	pump(r);
+	assert_non_null(N(r, "a")->pwatch);
+	assert_int_equal(tree_next_wake(r->t), up + 10000);
+	run_free(r);
+	config_free(more);
+}
+
 /* A recycle due while its supervisor is busy waits for it (a due time in
  * the past once made tree_tick spin for ever). */
 static void
@@ -308,6 +337,7 @@ main(void)
 	        cmocka_unit_test(test_recycle),
 	        cmocka_unit_test(test_recycle_waits_for_busy_parent),
 	        cmocka_unit_test(test_recycle_added_by_reload),
+	        cmocka_unit_test(test_stall_added_by_reload),
 	        cmocka_unit_test(test_beats_touch_no_heap),
 	        cmocka_unit_test(test_pwatch_only_when_needed),
 	};
