@@ -9,13 +9,6 @@
 #include "config.h"
 #include "parse.h"
 
-const struct checkpoint_spec ckptkey_default = {
-        .enabled = true,
-        .max = CHECKPOINT_MAX_DEFAULT,
-        .keep = 2,
-        .poison_after = 3,
-};
-
 /* One sub-key: a count from lo to hi. */
 static int
 ckptkey_uint(struct parse *p, const struct pair *pr, uint64_t lo, uint64_t hi,
@@ -66,7 +59,7 @@ void
 ckptkey_parse(struct parse *p, const struct key *k, yaml_node_t *v,
               struct spec *s, int depth)
 {
-	struct checkpoint_spec c = ckptkey_default;
+	struct checkpoint_spec c = config_policy_default.checkpoint;
 	struct pair *pr;
 	size_t n;
 	int rc = 0;
@@ -74,7 +67,7 @@ ckptkey_parse(struct parse *p, const struct key *k, yaml_node_t *v,
 	(void)depth;
 	if (v->type == YAML_SCALAR_NODE &&
 	    strcmp((const char *)v->data.scalar.value, "none") == 0) {
-		s->checkpoint.enabled = false;
+		spec_pol(s)->checkpoint.enabled = false;
 		return;
 	}
 	if (v->type != YAML_MAPPING_NODE) {
@@ -91,5 +84,5 @@ ckptkey_parse(struct parse *p, const struct key *k, yaml_node_t *v,
 			rc = -1;
 	free(pr);
 	if (rc == 0)
-		s->checkpoint = c;
+		spec_pol(s)->checkpoint = c;
 }

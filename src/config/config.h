@@ -111,65 +111,101 @@ struct budget_spec {
 	double cost;
 };
 
-/* One node of the tree as declared: a supervisor or a worker. */
-struct spec {
-	char *name;
-	enum node_kind kind;
-	struct loc loc;
-	char *parent; /* `parent` key of a top-level document, or NULL */
-	struct loc parent_loc;
+/*
+ * A node's policy: every key that is plain data (no strings), which
+ * workers declared alike or inheriting the same `defaults:` share. The
+ * loader gives each spec its own while it parses, then interns them
+ * (spec_intern): one copy per distinct policy, shared and counted.
+ * Read-only once linked.
+ */
+struct policy {
+	unsigned refs; /* specs pointing here (spec.c) */
 	enum restart_type restart;
-	bool significant; /* its supervisor is useless without it */
+	bool significant;        /* its supervisor is useless without it */
+	bool stall_dump;         /* SIGUSR1 with the stall's nudge */
+	enum notify_mode notify; /* systemd: NOTIFY_SOCKET of agentsupd's */
 
 	/* supervisor */
 	enum strategy strategy;
 	unsigned intensity;
-	uint64_t period_ms;
-	struct spec **children;
-	size_t nchildren;
-	struct spec *defaults; /* worker keys handed down, or NULL */
-	/* dynamic children (DESIGN §12): template.c */
-	struct spec *tmpl; /* `template:` a worker without a name, or NULL */
 	unsigned max_children; /* live dynamic children at most */
-	char **spawn_from;     /* workers that may spawn here, or NULL */
-	uint64_t key_ttl_ms;   /* an ended task's key answers this long */
+	uint64_t period_ms;
+	uint64_t key_ttl_ms; /* an ended task's key answers this long */
 
 	/* worker */
-	char **argv; /* NULL-terminated */
-	char *directory;
-	char **env; /* "KEY=VALUE", NULL-terminated, in declaration order */
 	int64_t shutdown_ms;   /* SHUTDOWN_BRUTAL_KILL or >= 0 */
 	uint64_t heartbeat_ms; /* 0 = not monitored */
 	uint64_t heartbeat_timeout_ms;
 	uint64_t start_timeout_ms; /* 0 = running at spawn */
 	uint64_t drain_timeout_ms;
-	struct output out;
-	struct output err;
 	struct backoff_spec backoff;
 	struct circuit_spec circuit;
 	struct checkpoint_spec checkpoint;
-	unsigned instances; /* `instances: N` as declared, 0 = absent */
-	unsigned instance;  /* this copy's number 1..N, 0 = not a copy */
 
 	/* progress (DESIGN §10): 0 / false = off */
+	unsigned loop_repeats; /* `loop: {repeats: N}` */
+	int umask_mode;        /* -1 = agentsupd's */
 	uint64_t stall_timeout_ms;
 	uint64_t stall_grace_ms; /* default stall_timeout / 2 */
-	bool stall_dump;         /* SIGUSR1 with the stall's nudge */
-	unsigned loop_repeats;   /* `loop: {repeats: N}` */
 	uint64_t extend_max_ms;  /* the longest {t: extend}, default 10m */
 	uint64_t recycle_after_ms;
 	struct budget_spec budget; /* a worker's, or a supervisor's subtree's */
 
-	uint64_t keys_set;       /* bit i: key i of the key table set here */
-	enum notify_mode notify; /* systemd: NOTIFY_SOCKET of agentsupd's */
 	/* privileges and limits (DESIGN §13) */
-	char *user;     /* run as this user, NULL = agentsupd's */
-	char *group;    /* and group, NULL = the user's own */
-	int umask_mode; /* -1 = agentsupd's */
 	struct limits_spec limits;
 	uint64_t max_memory; /* bytes of RSS, 0 = not checked */
 	uint32_t control;    /* control requests granted (CONTROL_ALL...) */
 };
+
+/* One node of the tree as declared: a supervisor or a worker. What is
+ * its own (name, command, environment, output...) is here; the rest is
+ * its policy, shared with the nodes declared alike. */
+struct spec {
+	char *name;
+	enum node_kind kind;
+	unsigned instances; /* `instances: N` as declared, 0 = absent */
+	unsigned instance;  /* this copy's number 1..N, 0 = not a copy */
+	unsigned borrowed;  /* SPEC_BORROWS_*: arrays another spec owns */
+	struct loc loc;
+	char *parent; /* `parent` key of a top-level document, or NULL */
+	struct loc parent_loc;
+	const struct policy *pol; /* never NULL */
+
+	/* supervisor */
+	struct spec **children;
+	size_t nchildren;
+	struct spec *defaults; /* worker keys handed down, or NULL */
+	/* dynamic children (DESIGN §12): template.c */
+	struct spec *tmpl; /* `template:` a worker without a name, or NULL */
+	char **spawn_from; /* workers that may spawn here, or NULL */
+
+	/* worker */
+	char **argv; /* NULL-terminated */
+	char *directory;
+	char **env; /* "KEY=VALUE", NULL-terminated, in declaration order */
+	struct output out;
+	struct output err;
+
+	uint64_t keys_set; /* bit i: key i of the key table set here */
+	/* privileges (DESIGN §13) */
+	char *user;  /* run as this user, NULL = agentsupd's */
+	char *group; /* and group, NULL = the user's own */
+};
+
+/* A spec's policy made its own (copied if shared) and writable: for
+ * tests and tools that change a parsed spec. */
+struct policy *spec_policy_own(struct spec *);
+
+/* What a spec's arrays are: equal commands, environments and directories
+ * of one config are kept once (intern.c), by the first spec that has
+ * them; the others borrow them and do not free them. */
+#define SPEC_BORROWS_ARGV 1u
+#define SPEC_BORROWS_ENV  2u
+#define SPEC_BORROWS_DIR  4u
+
+/* The policy every key's default gives (a spec made outside the loader,
+ * such as the engine's graveyard, points here). */
+extern const struct policy config_policy_default;
 
 /* One `on_event:` entry: run argv per event of one of `kinds`. */
 struct hook_spec {

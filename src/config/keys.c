@@ -43,7 +43,7 @@ config_jitter_name(enum jitter_kind j)
 static void *
 keys_field(struct spec *s, const struct key *k)
 {
-	return (char *)s + k->off;
+	return spec_key_addr(s, k);
 }
 
 static int
@@ -110,7 +110,7 @@ keys_restart(struct parse *p, const struct key *k, yaml_node_t *v,
 
 	(void)depth;
 	if (i >= 0)
-		s->restart = (enum restart_type)i;
+		spec_pol(s)->restart = (enum restart_type)i;
 }
 
 static void
@@ -121,7 +121,7 @@ keys_notify(struct parse *p, const struct key *k, yaml_node_t *v,
 
 	(void)depth;
 	if (i >= 0)
-		s->notify = (enum notify_mode)i;
+		spec_pol(s)->notify = (enum notify_mode)i;
 }
 
 static void
@@ -133,7 +133,7 @@ keys_strategy(struct parse *p, const struct key *k, yaml_node_t *v,
 
 	(void)depth;
 	if (i >= 0)
-		s->strategy = (enum strategy)i;
+		spec_pol(s)->strategy = (enum strategy)i;
 }
 
 static void
@@ -161,7 +161,7 @@ keys_intensity(struct parse *p, const struct key *k, yaml_node_t *v,
 		         "intensity: want a whole number from 0 to %d",
 		         CONFIG_MAX_INTENSITY);
 	else if (str != NULL)
-		s->intensity = (unsigned)n;
+		spec_pol(s)->intensity = (unsigned)n;
 }
 
 static void
@@ -220,9 +220,9 @@ keys_shutdown(struct parse *p, const struct key *k, yaml_node_t *v,
 	(void)depth;
 	if (v->type == YAML_SCALAR_NODE &&
 	    strcmp((const char *)v->data.scalar.value, "brutal_kill") == 0)
-		s->shutdown_ms = SHUTDOWN_BRUTAL_KILL;
+		spec_pol(s)->shutdown_ms = SHUTDOWN_BRUTAL_KILL;
 	else if (keys_duration_of(p, k->name, v, &ms, false) == 0)
-		s->shutdown_ms = (int64_t)ms;
+		spec_pol(s)->shutdown_ms = (int64_t)ms;
 }
 
 static void
@@ -385,10 +385,13 @@ static void keys_defaults(struct parse *, const struct key *, yaml_node_t *,
                           struct spec *, int);
 
 #define F(field) offsetof(struct spec, field), sizeof(((struct spec *)0)->field)
-#define W        KEY_WORKER
-#define S        KEY_SUPERVISOR
-#define POD      STORE_POD
-#define BOTH     (KEY_WORKER | KEY_SUPERVISOR)
+#define P(field)                                                               \
+	offsetof(struct policy, field) | KEY_IN_POLICY,                        \
+	        sizeof(((struct policy *)0)->field)
+#define W    KEY_WORKER
+#define S    KEY_SUPERVISOR
+#define POD  STORE_POD
+#define BOTH (KEY_WORKER | KEY_SUPERVISOR)
 
 /* The table: bit i of spec.keys_set says key i was written. */
 const struct key keys_table[] = {
@@ -396,13 +399,13 @@ const struct key keys_table[] = {
         {"supervisor", KEY_NAME, NULL, 0, 0, POD, "name", "(required)"},
         {"parent", BOTH | KEY_TOP, keys_parent, F(parent), STORE_STR, "name",
          "root"},
-        {"restart", BOTH, keys_restart, F(restart), POD,
+        {"restart", BOTH, keys_restart, P(restart), POD,
          "permanent|transient|temporary", "permanent"},
-        {"significant", BOTH, keys_bool, F(significant), POD, "bool", "false"},
-        {"strategy", S, keys_strategy, F(strategy), POD,
+        {"significant", BOTH, keys_bool, P(significant), POD, "bool", "false"},
+        {"strategy", S, keys_strategy, P(strategy), POD,
          "one_for_one|one_for_all|rest_for_one", "one_for_one"},
-        {"intensity", S, keys_intensity, F(intensity), POD, "uint", "3"},
-        {"period", S, keys_duration_nz, F(period_ms), POD, "duration", "5s"},
+        {"intensity", S, keys_intensity, P(intensity), POD, "uint", "3"},
+        {"period", S, keys_duration_nz, P(period_ms), POD, "duration", "5s"},
         {"children", S, keys_children, F(children), POD, "list", "[]"},
         {"defaults", S, keys_defaults, F(defaults), POD, "mapping", "{}"},
         {"command", W, keys_command, F(argv), STORE_STRV, "list|string",
@@ -411,52 +414,52 @@ const struct key keys_table[] = {
          "agentsupd's"},
         {"environment", W, keys_environment, F(env), STORE_STRV, "mapping",
          "{}"},
-        {"shutdown", W, keys_shutdown, F(shutdown_ms), POD,
+        {"shutdown", W, keys_shutdown, P(shutdown_ms), POD,
          "duration|brutal_kill", "5s"},
-        {"heartbeat", W, keys_duration_nz, F(heartbeat_ms), POD, "duration",
+        {"heartbeat", W, keys_duration_nz, P(heartbeat_ms), POD, "duration",
          "off"},
-        {"heartbeat_timeout", W, keys_duration_nz, F(heartbeat_timeout_ms), POD,
+        {"heartbeat_timeout", W, keys_duration_nz, P(heartbeat_timeout_ms), POD,
          "duration", "3 x heartbeat"},
-        {"start_timeout", W, keys_duration_nz, F(start_timeout_ms), POD,
+        {"start_timeout", W, keys_duration_nz, P(start_timeout_ms), POD,
          "duration", "off"},
-        {"drain_timeout", W, keys_duration, F(drain_timeout_ms), POD,
+        {"drain_timeout", W, keys_duration, P(drain_timeout_ms), POD,
          "duration", "30s"},
         {"stdout", W, keys_output, F(out), STORE_OUTPUT,
          "capture|inherit|null|path", "capture"},
         {"stderr", W, keys_output, F(err), STORE_OUTPUT,
          "capture|inherit|null|path", "capture"},
         {"instances", W, keys_instances, F(instances), POD, "uint", "1"},
-        {"backoff", W, policy_backoff, F(backoff), POD, "none|mapping", "on"},
-        {"circuit", W, policy_circuit, F(circuit), POD, "none|mapping", "off"},
-        {"notify", W, keys_notify, F(notify), POD, "none|systemd", "none"},
+        {"backoff", W, policy_backoff, P(backoff), POD, "none|mapping", "on"},
+        {"circuit", W, policy_circuit, P(circuit), POD, "none|mapping", "off"},
+        {"notify", W, keys_notify, P(notify), POD, "none|systemd", "none"},
         {"user", W, privs_identity, F(user), STORE_STR, "name|uid",
          "agentsupd's"},
         {"group", W, privs_identity, F(group), STORE_STR, "name|gid",
          "the user's"},
-        {"umask", W, privs_umask, F(umask_mode), POD, "octal", "agentsupd's"},
-        {"limits", W, privs_limits, F(limits), POD, "mapping", "{}"},
-        {"max_memory", W, privs_max_memory, F(max_memory), POD, "size", "off"},
-        {"control", W, privs_control, F(control), POD, "none|all|list", "none"},
+        {"umask", W, privs_umask, P(umask_mode), POD, "octal", "agentsupd's"},
+        {"limits", W, privs_limits, P(limits), POD, "mapping", "{}"},
+        {"max_memory", W, privs_max_memory, P(max_memory), POD, "size", "off"},
+        {"control", W, privs_control, P(control), POD, "none|all|list", "none"},
         {"template", S, template_parse, F(tmpl), POD, "mapping", "none"},
-        {"max_children", S, template_max_children, F(max_children), POD, "uint",
+        {"max_children", S, template_max_children, P(max_children), POD, "uint",
          "1000"},
         {"spawn_from", S, template_spawn_from, F(spawn_from), STORE_STRV,
          "list", "[]"},
-        {"key_ttl", S, keys_duration, F(key_ttl_ms), POD, "duration", "24h"},
-        {"stall_timeout", W, keys_duration_nz, F(stall_timeout_ms), POD,
+        {"key_ttl", S, keys_duration, P(key_ttl_ms), POD, "duration", "24h"},
+        {"stall_timeout", W, keys_duration_nz, P(stall_timeout_ms), POD,
          "duration", "off"},
-        {"stall_grace", W, keys_duration, F(stall_grace_ms), POD, "duration",
+        {"stall_grace", W, keys_duration, P(stall_grace_ms), POD, "duration",
          "stall_timeout / 2"},
-        {"stall_dump", W, keys_bool, F(stall_dump), POD, "bool", "false"},
-        {"loop", W, progress_keys_loop, F(loop_repeats), POD, "none|mapping",
+        {"stall_dump", W, keys_bool, P(stall_dump), POD, "bool", "false"},
+        {"loop", W, progress_keys_loop, P(loop_repeats), POD, "none|mapping",
          "off"},
-        {"budget", BOTH, progress_keys_budget, F(budget), POD, "none|mapping",
+        {"budget", BOTH, progress_keys_budget, P(budget), POD, "none|mapping",
          "off"},
-        {"extend_max", W, keys_duration, F(extend_max_ms), POD, "duration",
+        {"extend_max", W, keys_duration, P(extend_max_ms), POD, "duration",
          "10m"},
-        {"recycle_after", W, keys_duration_nz, F(recycle_after_ms), POD,
+        {"recycle_after", W, keys_duration_nz, P(recycle_after_ms), POD,
          "duration", "off"},
-        {"checkpoint", W, ckptkey_parse, F(checkpoint), POD, "none|mapping",
+        {"checkpoint", W, ckptkey_parse, P(checkpoint), POD, "none|mapping",
          "on"},
 };
 const size_t keys_count = sizeof keys_table / sizeof keys_table[0];
@@ -565,13 +568,15 @@ keys_check_worker(struct parse *p, struct spec *s)
 		load_locerr(p, &s->loc, "worker %s: no command", s->name);
 		return;
 	}
-	if (s->heartbeat_ms == 0 && s->heartbeat_timeout_ms != 0)
+	if (s->pol->heartbeat_ms == 0 && s->pol->heartbeat_timeout_ms != 0)
 		load_locerr(p, &s->loc,
 		            "worker %s: heartbeat_timeout without heartbeat",
 		            s->name);
-	if (s->heartbeat_ms != 0 && s->heartbeat_timeout_ms == 0)
-		s->heartbeat_timeout_ms = 3 * s->heartbeat_ms;
-	if (s->heartbeat_ms != 0 && s->heartbeat_timeout_ms < s->heartbeat_ms)
+	if (s->pol->heartbeat_ms != 0 && s->pol->heartbeat_timeout_ms == 0)
+		spec_pol(s)->heartbeat_timeout_ms =
+		        3 * spec_pol(s)->heartbeat_ms;
+	if (s->pol->heartbeat_ms != 0 &&
+	    s->pol->heartbeat_timeout_ms < s->pol->heartbeat_ms)
 		load_locerr(p, &s->loc,
 		            "worker %s: heartbeat_timeout is shorter than "
 		            "heartbeat",

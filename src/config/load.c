@@ -451,5 +451,6 @@ config_parse(const struct config_source *files, size_t n,
 		config_free(p.cfg);
 		return NULL;
 	}
+	spec_intern(p.cfg->root);
 	return p.cfg;
 }

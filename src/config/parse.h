@@ -81,12 +81,15 @@ struct key {
 	unsigned where;
 	void (*parse)(struct parse *, const struct key *, yaml_node_t *v,
 	              struct spec *, int depth);
-	size_t off;  /* the field in struct spec */
+	size_t off;  /* the field in struct spec, or with KEY_IN_POLICY in
+	                struct policy */
 	size_t size; /* its size, for inheritance */
 	enum key_storage storage;
 	const char *type; /* for messages and docs */
 	const char *dflt; /* for docs */
 };
+
+#define KEY_IN_POLICY ((size_t)1 << (sizeof(size_t) * 8 - 1))
 
 extern const struct key keys_table[];
 extern const size_t keys_count;
@@ -135,7 +138,6 @@ void progress_keys_print(const struct spec *, FILE *);
 void progress_keys_print_budget(const struct budget_spec *, FILE *);
 
 /* ckptkey.c: checkpoint: {max, keep, poison_after} (DESIGN §11) */
-extern const struct checkpoint_spec ckptkey_default;
 void ckptkey_parse(struct parse *, const struct key *, yaml_node_t *v,
                    struct spec *, int depth);
 
@@ -143,7 +145,16 @@ void ckptkey_parse(struct parse *, const struct key *, yaml_node_t *v,
 void settings_parse(struct parse *, yaml_node_t *v, yaml_node_t *at);
 
 /* spec.c: a spec's life */
-extern const struct backoff_spec spec_backoff_default;
+/* The loader's writable view of a spec's policy (its own until
+ * spec_intern shares it), and where one key's value lives. */
+struct policy *spec_pol(const struct spec *);
+void *spec_key_addr(const struct spec *, const struct key *);
+/* Share one policy among the specs of the tree whose policies are equal
+ * (intern.c); dst takes src's policy, shared. */
+void spec_intern(struct spec *root);
+void spec_share_policy(struct spec *dst, const struct spec *src);
+/* One reference to a policy less; freed with the last. */
+void spec_pol_unref(const struct policy *);
 struct spec *spec_new(struct parse *, enum node_kind);
 struct spec *spec_clone(const struct spec *);
 void spec_free(struct spec *);

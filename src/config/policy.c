@@ -160,12 +160,12 @@ void
 policy_backoff(struct parse *p, const struct key *k, yaml_node_t *v,
                struct spec *s, int depth)
 {
-	struct backoff_spec b = spec_backoff_default;
+	struct backoff_spec b = config_policy_default.backoff;
 	unsigned seen;
 
 	(void)depth;
 	if (policy_is_none(v)) {
-		s->backoff.enabled = false;
+		spec_pol(s)->backoff.enabled = false;
 		return;
 	}
 	if (v->type != YAML_MAPPING_NODE) {
@@ -180,7 +180,7 @@ policy_backoff(struct parse *p, const struct key *k, yaml_node_t *v,
 	if (b.initial_ms > b.max_ms)
 		load_err(p, &v->start_mark,
 		         "backoff: initial is longer than max");
-	s->backoff = b;
+	spec_pol(s)->backoff = b;
 }
 
 void
@@ -198,7 +198,7 @@ policy_circuit(struct parse *p, const struct key *k, yaml_node_t *v,
 
 	(void)depth;
 	if (policy_is_none(v)) {
-		s->circuit = (struct circuit_spec){0};
+		spec_pol(s)->circuit = (struct circuit_spec){0};
 		return;
 	}
 	if (v->type != YAML_MAPPING_NODE) {
@@ -217,5 +217,5 @@ policy_circuit(struct parse *p, const struct key *k, yaml_node_t *v,
 	else if (c.open_ms > c.open_max_ms)
 		load_err(p, &v->start_mark,
 		         "circuit: open is longer than open_max");
-	s->circuit = c;
+	spec_pol(s)->circuit = c;
 }

@@ -51,11 +51,12 @@ spec_process_equal(const struct spec *a, const struct spec *b)
 	       print_str_equal(a->directory, b->directory) &&
 	       print_strv_equal(a->env, b->env) &&
 	       print_output_equal(&a->out, &b->out) &&
-	       print_output_equal(&a->err, &b->err) && a->notify == b->notify &&
+	       print_output_equal(&a->err, &b->err) &&
+	       a->pol->notify == b->pol->notify &&
 	       print_str_equal(a->user, b->user) &&
 	       print_str_equal(a->group, b->group) &&
-	       a->umask_mode == b->umask_mode &&
-	       print_limits_equal(&a->limits, &b->limits);
+	       a->pol->umask_mode == b->pol->umask_mode &&
+	       print_limits_equal(&a->pol->limits, &b->pol->limits);
 }
 
 static bool
@@ -82,19 +83,20 @@ print_circuit_equal(const struct circuit_spec *a, const struct circuit_spec *b)
 int
 spec_policy_equal(const struct spec *a, const struct spec *b)
 {
-	return a->kind == b->kind && a->restart == b->restart &&
-	       a->significant == b->significant &&
-	       print_backoff_equal(&a->backoff, &b->backoff) &&
-	       print_circuit_equal(&a->circuit, &b->circuit) &&
-	       a->strategy == b->strategy && a->intensity == b->intensity &&
-	       a->period_ms == b->period_ms &&
-	       a->shutdown_ms == b->shutdown_ms &&
-	       a->heartbeat_ms == b->heartbeat_ms &&
-	       a->heartbeat_timeout_ms == b->heartbeat_timeout_ms &&
-	       a->start_timeout_ms == b->start_timeout_ms &&
-	       a->drain_timeout_ms == b->drain_timeout_ms &&
-	       a->max_memory == b->max_memory && a->control == b->control &&
-	       progress_keys_equal(a, b);
+	return a->kind == b->kind && a->pol->restart == b->pol->restart &&
+	       a->pol->significant == b->pol->significant &&
+	       print_backoff_equal(&a->pol->backoff, &b->pol->backoff) &&
+	       print_circuit_equal(&a->pol->circuit, &b->pol->circuit) &&
+	       a->pol->strategy == b->pol->strategy &&
+	       a->pol->intensity == b->pol->intensity &&
+	       a->pol->period_ms == b->pol->period_ms &&
+	       a->pol->shutdown_ms == b->pol->shutdown_ms &&
+	       a->pol->heartbeat_ms == b->pol->heartbeat_ms &&
+	       a->pol->heartbeat_timeout_ms == b->pol->heartbeat_timeout_ms &&
+	       a->pol->start_timeout_ms == b->pol->start_timeout_ms &&
+	       a->pol->drain_timeout_ms == b->pol->drain_timeout_ms &&
+	       a->pol->max_memory == b->pol->max_memory &&
+	       a->pol->control == b->pol->control && progress_keys_equal(a, b);
 }
 
 static void
@@ -121,13 +123,13 @@ print_argv(char **argv, FILE *f)
 static void
 print_policy(const struct spec *s, FILE *f)
 {
-	const struct backoff_spec *b = &s->backoff;
-	const struct circuit_spec *c = &s->circuit;
+	const struct backoff_spec *b = &s->pol->backoff;
+	const struct circuit_spec *c = &s->pol->circuit;
 	char d1[32], d2[32], d3[32], d4[32];
 
 	if (!b->enabled)
 		fputs("  [backoff none]", f);
-	else if (!print_backoff_equal(b, &spec_backoff_default)) {
+	else if (!print_backoff_equal(b, &config_policy_default.backoff)) {
 		util_format_duration(b->initial_ms, d1, sizeof d1);
 		util_format_duration(b->max_ms, d2, sizeof d2);
 		util_format_duration(b->reset_after_ms, d3, sizeof d3);
@@ -146,7 +148,7 @@ print_policy(const struct spec *s, FILE *f)
 		fprintf(f, "  [circuit %u in %s, open %s..%s, probe stable %s]",
 		        c->failures, d1, d2, d3, d4);
 	}
-	if (s->significant)
+	if (s->pol->significant)
 		fputs("  [significant]", f);
 }
 
@@ -159,28 +161,32 @@ print_spec(const struct spec *s, const char *prefix, bool last, bool top,
 	fprintf(f, "%s%s%s", prefix, top ? "" : (last ? "`-- " : "|-- "),
 	        s->name);
 	if (s->kind == KIND_SUPERVISOR) {
-		util_format_duration(s->period_ms, dur, sizeof dur);
+		util_format_duration(s->pol->period_ms, dur, sizeof dur);
 		fprintf(f, "  supervisor %s, intensity %u in %s",
-		        config_strategy_name(s->strategy), s->intensity, dur);
-		if (!top && s->restart != RESTART_PERMANENT)
-			fprintf(f, ", %s", config_restart_name(s->restart));
-		if (s->significant)
+		        config_strategy_name(s->pol->strategy),
+		        s->pol->intensity, dur);
+		if (!top && s->pol->restart != RESTART_PERMANENT)
+			fprintf(f, ", %s",
+			        config_restart_name(s->pol->restart));
+		if (s->pol->significant)
 			fputs(", significant", f);
-		progress_keys_print_budget(&s->budget, f);
+		progress_keys_print_budget(&s->pol->budget, f);
 		fputc('\n', f);
 	} else {
-		fprintf(f, "  worker %s: ", config_restart_name(s->restart));
+		fprintf(f,
+		        "  worker %s: ", config_restart_name(s->pol->restart));
 		print_argv(s->argv, f);
-		if (s->heartbeat_ms) {
-			util_format_duration(s->heartbeat_ms, dur, sizeof dur);
+		if (s->pol->heartbeat_ms) {
+			util_format_duration(s->pol->heartbeat_ms, dur,
+			                     sizeof dur);
 			fprintf(f, "  [heartbeat %s]", dur);
 		}
-		if (s->start_timeout_ms) {
-			util_format_duration(s->start_timeout_ms, dur,
+		if (s->pol->start_timeout_ms) {
+			util_format_duration(s->pol->start_timeout_ms, dur,
 			                     sizeof dur);
 			fprintf(f, "  [ready within %s]", dur);
 		}
-		if (s->notify == NOTIFY_SYSTEMD)
+		if (s->pol->notify == NOTIFY_SYSTEMD)
 			fprintf(f, "  [sd_notify]");
 		print_policy(s, f);
 		progress_keys_print(s, f);

@@ -65,7 +65,7 @@ config_parse_bytes(const char *s, uint64_t *out)
 static void *
 privs_field(struct spec *s, const struct key *k)
 {
-	return (char *)s + k->off;
+	return spec_key_addr(s, k);
 }
 
 /* A user or group: a name as useradd allows, or a numeric id. */
@@ -120,7 +120,7 @@ privs_umask(struct parse *p, const struct key *k, yaml_node_t *v,
 		         str);
 		return;
 	}
-	s->umask_mode = (int)m;
+	spec_pol(s)->umask_mode = (int)m;
 }
 
 void
@@ -139,7 +139,7 @@ privs_max_memory(struct parse *p, const struct key *k, yaml_node_t *v,
 		         "\"%s\"",
 		         str);
 	else
-		s->max_memory = b;
+		spec_pol(s)->max_memory = b;
 }
 
 static void
@@ -191,9 +191,9 @@ privs_limits(struct parse *p, const struct key *k, yaml_node_t *v,
 	}
 	if (map_pairs(p, v, "limits", &pr, &n) < 0)
 		return;
-	s->limits = (struct limits_spec){0};
+	spec_pol(s)->limits = (struct limits_spec){0};
 	for (size_t i = 0; i < n; i++)
-		privs_limit(p, &pr[i], &s->limits);
+		privs_limit(p, &pr[i], &spec_pol(s)->limits);
 	free(pr);
 }
 
@@ -223,21 +223,21 @@ privs_control(struct parse *p, const struct key *k, yaml_node_t *v,
 	size_t n;
 
 	(void)depth;
-	s->control = 0;
+	spec_pol(s)->control = 0;
 	if (v->type == YAML_SEQUENCE_NODE) {
 		if (map_list(p, v, k->name, &it, &n) < 0)
 			return;
 		for (size_t i = 0; i < n; i++) {
 			yaml_node_t *e = load_node(p, it[i]);
 			if (e != NULL)
-				privs_grant(p, e, &s->control);
+				privs_grant(p, e, &spec_pol(s)->control);
 		}
 		return;
 	}
 	if ((str = load_scalar(p, k->name, v)) == NULL)
 		return;
 	if (strcmp(str, "all") == 0)
-		s->control = CONTROL_ALL;
+		spec_pol(s)->control = CONTROL_ALL;
 	else if (strcmp(str, "none") != 0)
 		load_err(
 		        p, &v->start_mark,

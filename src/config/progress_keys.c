@@ -34,7 +34,7 @@ progress_keys_loop(struct parse *p, const struct key *k, yaml_node_t *v,
 
 	(void)depth;
 	if (progress_keys_none(v)) {
-		s->loop_repeats = 0;
+		spec_pol(s)->loop_repeats = 0;
 		return;
 	}
 	if (v->type != YAML_MAPPING_NODE) {
@@ -62,7 +62,7 @@ progress_keys_loop(struct parse *p, const struct key *k, yaml_node_t *v,
 			         PROGRESS_KEYS_MAX_REPEATS);
 	}
 	free(pr);
-	s->loop_repeats = (unsigned)u;
+	spec_pol(s)->loop_repeats = (unsigned)u;
 }
 
 /* One limit of a budget into b; -1 with the error said. */
@@ -131,7 +131,7 @@ progress_keys_budget(struct parse *p, const struct key *k, yaml_node_t *v,
 
 	(void)depth;
 	if (progress_keys_none(v)) {
-		s->budget = (struct budget_spec){0};
+		spec_pol(s)->budget = (struct budget_spec){0};
 		return;
 	}
 	if (v->type != YAML_MAPPING_NODE) {
@@ -151,25 +151,25 @@ progress_keys_budget(struct parse *p, const struct key *k, yaml_node_t *v,
 		         "budget: name at least one of tokens, cost, steps, "
 		         "wall");
 	if (rc == 0 && n > 0)
-		s->budget = b;
+		spec_pol(s)->budget = b;
 }
 
 /* What a worker's §10 keys need of its other keys. */
 void
 progress_keys_check(struct parse *p, struct spec *s)
 {
-	if (s->stall_timeout_ms != 0 && s->heartbeat_ms == 0)
+	if (s->pol->stall_timeout_ms != 0 && s->pol->heartbeat_ms == 0)
 		load_locerr(p, &s->loc,
 		            "worker %s: stall_timeout needs heartbeat (a stall "
 		            "is beats without progress)",
 		            s->name);
-	if (s->stall_grace_ms == PROGRESS_KEYS_GRACE_UNSET)
-		s->stall_grace_ms = s->stall_timeout_ms / 2;
-	else if (s->stall_timeout_ms == 0)
+	if (s->pol->stall_grace_ms == PROGRESS_KEYS_GRACE_UNSET)
+		spec_pol(s)->stall_grace_ms = spec_pol(s)->stall_timeout_ms / 2;
+	else if (s->pol->stall_timeout_ms == 0)
 		load_locerr(p, &s->loc,
 		            "worker %s: stall_grace without stall_timeout",
 		            s->name);
-	if (s->stall_dump && s->stall_timeout_ms == 0)
+	if (s->pol->stall_dump && s->pol->stall_timeout_ms == 0)
 		load_locerr(p, &s->loc,
 		            "worker %s: stall_dump without stall_timeout",
 		            s->name);
@@ -188,13 +188,13 @@ progress_keys_budget_equal(const struct budget_spec *a,
 bool
 progress_keys_equal(const struct spec *a, const struct spec *b)
 {
-	return a->stall_timeout_ms == b->stall_timeout_ms &&
-	       a->stall_grace_ms == b->stall_grace_ms &&
-	       a->stall_dump == b->stall_dump &&
-	       a->loop_repeats == b->loop_repeats &&
-	       a->extend_max_ms == b->extend_max_ms &&
-	       a->recycle_after_ms == b->recycle_after_ms &&
-	       progress_keys_budget_equal(&a->budget, &b->budget);
+	return a->pol->stall_timeout_ms == b->pol->stall_timeout_ms &&
+	       a->pol->stall_grace_ms == b->pol->stall_grace_ms &&
+	       a->pol->stall_dump == b->pol->stall_dump &&
+	       a->pol->loop_repeats == b->pol->loop_repeats &&
+	       a->pol->extend_max_ms == b->pol->extend_max_ms &&
+	       a->pol->recycle_after_ms == b->pol->recycle_after_ms &&
+	       progress_keys_budget_equal(&a->pol->budget, &b->pol->budget);
 }
 
 /* "[budget tokens 1000, cost 2.5, wall 1h]" for --check. */
@@ -232,21 +232,21 @@ progress_keys_print(const struct spec *s, FILE *f)
 {
 	char d1[32], d2[32];
 
-	if (s->stall_timeout_ms) {
-		util_format_duration(s->stall_timeout_ms, d1, sizeof d1);
-		util_format_duration(s->stall_grace_ms, d2, sizeof d2);
+	if (s->pol->stall_timeout_ms) {
+		util_format_duration(s->pol->stall_timeout_ms, d1, sizeof d1);
+		util_format_duration(s->pol->stall_grace_ms, d2, sizeof d2);
 		fprintf(f, "  [stall %s, grace %s%s]", d1, d2,
-		        s->stall_dump ? ", dump" : "");
+		        s->pol->stall_dump ? ", dump" : "");
 	}
-	if (s->loop_repeats)
-		fprintf(f, "  [loop %u repeats]", s->loop_repeats);
-	progress_keys_print_budget(&s->budget, f);
-	if (s->extend_max_ms != 600000) {
-		util_format_duration(s->extend_max_ms, d1, sizeof d1);
+	if (s->pol->loop_repeats)
+		fprintf(f, "  [loop %u repeats]", s->pol->loop_repeats);
+	progress_keys_print_budget(&s->pol->budget, f);
+	if (s->pol->extend_max_ms != 600000) {
+		util_format_duration(s->pol->extend_max_ms, d1, sizeof d1);
 		fprintf(f, "  [extend at most %s]", d1);
 	}
-	if (s->recycle_after_ms) {
-		util_format_duration(s->recycle_after_ms, d1, sizeof d1);
+	if (s->pol->recycle_after_ms) {
+		util_format_duration(s->pol->recycle_after_ms, d1, sizeof d1);
 		fprintf(f, "  [recycle after %s]", d1);
 	}
 }

@@ -9,16 +9,91 @@
 #include "parse.h"
 #include "util.h"
 
-/* DESIGN §9: on by default, a one-off crash comes back at once. */
-const struct backoff_spec spec_backoff_default = {
-        .enabled = true,
-        .initial_ms = 100,
-        .max_ms = 30000,
-        .reset_after_ms = 60000,
-        .retry_after_max_ms = 600000,
-        .multiplier = 2.0,
-        .jitter = JITTER_FULL,
+/* Every key's default (DESIGN §3, §9, §10, §11). */
+const struct policy config_policy_default = {
+        .refs = 1,
+        .restart = RESTART_PERMANENT,
+        .strategy = ONE_FOR_ONE,
+        .intensity = 3,
+        .period_ms = 5000,
+        .shutdown_ms = 5000,
+        .drain_timeout_ms = 30000,
+        .backoff = /* DESIGN §9: a one-off crash comes back at once */
+        {
+                .enabled = true,
+                .initial_ms = 100,
+                .max_ms = 30000,
+                .reset_after_ms = 60000,
+                .retry_after_max_ms = 600000,
+                .multiplier = 2.0,
+                .jitter = JITTER_FULL,
+        },
+        .umask_mode = -1,
+        .max_children = CONFIG_MAX_CHILDREN_DEFAULT,
+        .key_ttl_ms = CONFIG_KEY_TTL_DEFAULT_MS,
+        .extend_max_ms = 600000,
+        .stall_grace_ms = PROGRESS_KEYS_GRACE_UNSET,
+        .checkpoint = {.enabled = true,
+                       .max = CHECKPOINT_MAX_DEFAULT,
+                       .keep = 2,
+                       .poison_after = 3},
 };
+
+struct policy *
+spec_pol(const struct spec *s)
+{
+	return (struct policy *)s->pol; /* the loader's own until linked */
+}
+
+/* A private copy of a policy, counted once. */
+static struct policy *
+spec_pol_dup(const struct policy *from)
+{
+	struct policy *c = xcalloc(1, sizeof *c);
+
+	memcpy(c, from, sizeof *c);
+	c->refs = 1;
+	return c;
+}
+
+void
+spec_pol_unref(const struct policy *pol)
+{
+	struct policy *p = (struct policy *)pol;
+
+	if (p != NULL && --p->refs == 0)
+		free(p);
+}
+
+void
+spec_share_policy(struct spec *dst, const struct spec *src)
+{
+	if (dst->pol == src->pol)
+		return;
+	spec_pol(src)->refs++;
+	spec_pol_unref(dst->pol);
+	dst->pol = src->pol;
+}
+
+struct policy *
+spec_policy_own(struct spec *s)
+{
+	if (s->pol->refs > 1) {
+		const struct policy *shared = s->pol;
+
+		s->pol = spec_pol_dup(shared);
+		spec_pol_unref(shared);
+	}
+	return (struct policy *)s->pol;
+}
+
+void *
+spec_key_addr(const struct spec *s, const struct key *k)
+{
+	if (k->off & KEY_IN_POLICY)
+		return (char *)s->pol + (k->off & ~KEY_IN_POLICY);
+	return (char *)s + k->off;
+}
 
 /* A worker or supervisor with every default of DESIGN §3 and §9; NULL once
  * the load holds CONFIG_MAX_NODES (p may be NULL: the implicit root). */
@@ -35,20 +110,8 @@ spec_new(struct parse *p, enum node_kind kind)
 		p->nspecs++;
 	s = xcalloc(1, sizeof *s);
 	s->kind = kind;
-	s->restart = RESTART_PERMANENT;
-	s->strategy = ONE_FOR_ONE;
-	s->intensity = 3;
-	s->period_ms = 5000;
-	s->shutdown_ms = 5000;
-	s->drain_timeout_ms = 30000;
 	s->out.mode = s->err.mode = OUTPUT_CAPTURE;
-	s->backoff = spec_backoff_default;
-	s->umask_mode = -1;
-	s->max_children = CONFIG_MAX_CHILDREN_DEFAULT;
-	s->key_ttl_ms = CONFIG_KEY_TTL_DEFAULT_MS;
-	s->extend_max_ms = 600000;
-	s->stall_grace_ms = PROGRESS_KEYS_GRACE_UNSET;
-	s->checkpoint = ckptkey_default;
+	s->pol = spec_pol_dup(&config_policy_default);
 	return s;
 }
 
@@ -81,6 +144,8 @@ spec_clone(const struct spec *s)
 	struct spec *c = xmalloc(sizeof *c);
 
 	*c = *s;
+	c->borrowed = 0; /* its arrays are copies, its own */
+	c->pol = spec_pol_dup(s->pol);
 	c->name = spec_strdup(s->name);
 	c->parent = spec_strdup(s->parent);
 	c->children = NULL;
@@ -112,7 +177,7 @@ spec_strv_bytes(char *const *v)
 size_t
 spec_bytes(const struct spec *s)
 {
-	size_t n = sizeof *s + (s->name ? strlen(s->name) : 0);
+	size_t n = sizeof *s + sizeof *s->pol + (s->name ? strlen(s->name) : 0);
 
 	n += s->directory ? strlen(s->directory) : 0;
 	n += s->out.path ? strlen(s->out.path) : 0;
@@ -126,7 +191,7 @@ spec_bytes(const struct spec *s)
 size_t
 spec_key_bytes(const struct spec *src, const struct key *k)
 {
-	const char *s = (const char *)src + k->off;
+	const char *s = spec_key_addr(src, k);
 	const char *str;
 
 	switch (k->storage) {
@@ -148,8 +213,8 @@ spec_key_bytes(const struct spec *src, const struct key *k)
 void
 spec_copy_key(struct spec *dst, const struct spec *src, const struct key *k)
 {
-	char *d = (char *)dst + k->off;
-	const char *s = (const char *)src + k->off;
+	char *d = spec_key_addr(dst, k);
+	const char *s = spec_key_addr(src, k);
 
 	switch (k->storage) {
 	case STORE_POD:
@@ -195,12 +260,16 @@ spec_free(struct spec *s)
 	config_free_strv(s->spawn_from);
 	free(s->name);
 	free(s->parent);
-	config_free_strv(s->argv);
-	free(s->directory);
-	config_free_strv(s->env);
+	if (!(s->borrowed & SPEC_BORROWS_ARGV))
+		config_free_strv(s->argv);
+	if (!(s->borrowed & SPEC_BORROWS_DIR))
+		free(s->directory);
+	if (!(s->borrowed & SPEC_BORROWS_ENV))
+		config_free_strv(s->env);
 	free(s->out.path);
 	free(s->err.path);
 	free(s->user);
 	free(s->group);
+	spec_pol_unref(s->pol);
 	free(s);
 }

@@ -38,7 +38,8 @@ template_parse(struct parse *p, const struct key *k, yaml_node_t *v,
 	s->tmpl = t;
 	t->name = xstrdup(s->name ? s->name : "template");
 	t->loc = load_loc(p, &v->start_mark);
-	t->restart = RESTART_TRANSIENT; /* a task ends; unless it says so */
+	/* a task ends; unless it says so */
+	spec_pol(t)->restart = RESTART_TRANSIENT;
 	for (size_t i = 0; i < n && !p->exhausted; i++) {
 		const struct key *tk = keys_find(pr[i].key);
 
@@ -71,7 +72,7 @@ template_max_children(struct parse *p, const struct key *k, yaml_node_t *v,
 		         "max_children: want a whole number from 1 to %d",
 		         TEMPLATE_MAX_CHILDREN);
 	else if (str != NULL)
-		s->max_children = (unsigned)n;
+		spec_pol(s)->max_children = (unsigned)n;
 }
 
 /* `spawn_from: [worker, ...]`: names as a worker's name is written. */
@@ -119,7 +120,7 @@ template_link(struct parse *p, struct spec *s, const struct spec *const *chain,
 		            "supervisor %s: a supervisor with template: has no "
 		            "children (they are spawned)",
 		            s->name);
-	if (s->strategy != ONE_FOR_ONE)
+	if (s->pol->strategy != ONE_FOR_ONE)
 		load_locerr(p, &s->loc,
 		            "supervisor %s: a supervisor with template: is "
 		            "one_for_one",
@@ -170,6 +171,7 @@ config_task_spec(const struct spec *tmpl, const char *name, char *const *args,
 	size_t ne = template_strv_len(tmpl->env), nf = template_strv_len(env);
 	size_t m = 0;
 
+	spec_share_policy(c, tmpl);
 	free(c->name);
 	c->name = xstrdup(name);
 	c->instances = 0;

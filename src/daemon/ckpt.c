@@ -219,9 +219,10 @@ ckpt_store_error(struct ckpt_set *cs, const char *path, const char *why)
 size_t
 ckpt_max_frame(const struct spec *sp, size_t daemon_max)
 {
-	size_t want = (size_t)sp->checkpoint.max + CKPT_FRAME_OVERHEAD;
+	size_t want = (size_t)sp->pol->checkpoint.max + CKPT_FRAME_OVERHEAD;
 
-	return sp->checkpoint.enabled && want > daemon_max ? want : daemon_max;
+	return sp->pol->checkpoint.enabled && want > daemon_max ? want
+	                                                        : daemon_max;
 }
 
 const void *
@@ -242,7 +243,7 @@ ckpt_hand(struct ckpt_set *cs, struct node *n, struct channel *chan,
 	w->handed = 0;
 	n->checkpoint_seq = w->nkept ? w->kept[0].seq : 0;
 	if (w->nkept == 0 || w->kept[0].data == NULL ||
-	    !n->spec->checkpoint.enabled)
+	    !n->spec->pol->checkpoint.enabled)
 		return NULL;
 	w->handed = w->kept[0].seq;
 	*len = w->kept[0].len;
@@ -254,7 +255,7 @@ int
 ckpt_put(struct ckpt_set *cs, struct node *n, uint64_t seq, const void *data,
          size_t len, const char **why)
 {
-	const struct checkpoint_spec *c = &n->spec->checkpoint;
+	const struct checkpoint_spec *c = &n->spec->pol->checkpoint;
 	struct ckpt_worker *w = ckpt_get(cs, n->path);
 	struct ckpt_kept k = {.seq = seq, .len = len};
 
@@ -322,7 +323,7 @@ ckpt_detach(struct ckpt_set *cs, struct node *n, bool failed)
 		w->fails = 0; /* it did well, or stored a newer one */
 		return;
 	}
-	if (++w->fails < n->spec->checkpoint.poison_after)
+	if (++w->fails < n->spec->pol->checkpoint.poison_after)
 		return;
 	ckpt_discard(cs, w, n);
 	w->fails = 0;

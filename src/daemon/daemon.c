@@ -9,6 +9,9 @@
  * after the queue is empty, since actions point at nodes.
  */
 #include <errno.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -126,7 +129,7 @@ act_event(struct daemon *d, const struct action *a)
 		            n->starts, NULL);
 		break;
 	case EE_GAVE_UP:
-		util_format_duration(n->spec->period_ms, per, sizeof per);
+		util_format_duration(n->spec->pol->period_ms, per, sizeof per);
 		if (a->code) /* a significant child failed for good */
 			events_emit(&d->events, EV_GAVE_UP, n->path, 0, why,
 			            n->starts - 1,
@@ -137,7 +140,7 @@ act_event(struct daemon *d, const struct action *a)
 			            n->starts - 1,
 			            "more than %u restarts in %s; stopping its "
 			            "children",
-			            n->spec->intensity, per);
+			            n->spec->pol->intensity, per);
 		break;
 	case EE_ESCALATED:
 		events_emit(&d->events, EV_ESCALATED, n->path, 0, "gave_up",
@@ -201,6 +204,23 @@ daemon_act(struct daemon *d, const struct action *a)
 	}
 }
 
+/* Give the system back the heap the loader and the first start freed
+ * (the YAML document, each spec's policy before it was shared): freed
+ * chunks between live ones stay resident otherwise. Once, when the first
+ * start has settled, and when a reload's old config is freed. */
+static void
+daemon_trim(struct daemon *d, bool again)
+{
+	if (d->trimmed && !again)
+		return;
+	if (d->tree->root->state != NODE_RUNNING)
+		return;
+	d->trimmed = true;
+#ifdef __GLIBC__
+	malloc_trim(0);
+#endif
+}
+
 /* Configs replaced by reloads stay while a removed node points into them. */
 static void
 daemon_retire_sweep(struct daemon *d)
@@ -210,6 +230,7 @@ daemon_retire_sweep(struct daemon *d)
 	for (size_t i = 0; i < d->nretired; i++)
 		config_free(d->retired[i]);
 	d->nretired = 0;
+	daemon_trim(d, true);
 }
 
 /* One timer for whatever the engine waits for (backoff, probes...): armed
@@ -274,6 +295,7 @@ daemon_pump(struct daemon *d)
 		daemon_retire_sweep(d);
 	daemon_arm_wake(d);
 	daemon_notify_up(d);
+	daemon_trim(d, false);
 }
 
 static void

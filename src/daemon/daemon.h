@@ -52,6 +52,7 @@ struct daemon {
 	struct notify_server *notify; /* workers' sd_notify, NULL if none */
 	struct notify_up *up;         /* to the systemd above, NULL if none */
 	bool up_ready;                /* READY=1 sent for the first start */
+	bool trimmed;                 /* the first start's free heap returned */
 	size_t up_live;               /* workers in the last STATUS= */
 	struct hooks *hooks;          /* on_event: */
 	struct tasks *tasks;          /* dynamic children's ledger (tasks.c) */

@@ -80,7 +80,7 @@ scrape_heartbeat(struct metrics_out *o, const struct node *n, uint64_t now_us)
 	const struct session *w = n->session;
 
 	if (w == NULL || n->spec->kind != KIND_WORKER ||
-	    n->spec->heartbeat_ms == 0)
+	    n->spec->pol->heartbeat_ms == 0)
 		return;
 	metrics_sample(o, "agentsup_heartbeat_age_seconds",
 	               now_us > w->last_beat_us
@@ -143,7 +143,7 @@ scrape_intensity(struct metrics_out *o, const struct node *n, uint64_t now_us)
 	(void)now_us;
 	if (n->spec->kind == KIND_SUPERVISOR)
 		metrics_sample(o, "agentsup_supervisor_intensity",
-		               n->spec->intensity, "path", n->path,
+		               n->spec->pol->intensity, "path", n->path,
 		               (char *)NULL);
 }
 
@@ -152,7 +152,7 @@ static void
 scrape_circuit(struct metrics_out *o, const struct node *n, uint64_t now_us)
 {
 	(void)now_us;
-	if (n->spec->kind != KIND_WORKER || !n->spec->circuit.enabled)
+	if (n->spec->kind != KIND_WORKER || !n->spec->pol->circuit.enabled)
 		return;
 	for (unsigned st = CIRCUIT_CLOSED; st <= CIRCUIT_HALF_OPEN; st++)
 		metrics_sample(o, "agentsup_circuit_state",
@@ -177,7 +177,7 @@ static void
 scrape_budget(struct metrics_out *o, const struct node *n, uint64_t now_us,
               bool limits)
 {
-	const struct budget_spec *b = &n->spec->budget;
+	const struct budget_spec *b = &n->spec->pol->budget;
 	struct spend sp;
 
 	if (!b->enabled)

@@ -301,7 +301,7 @@ static bool
 serve_granted(struct client *cl, struct daemon *d, const struct request *r)
 {
 	struct node *n = tree_find(d->tree, cl->worker);
-	uint32_t grant = n != NULL ? n->spec->control : 0;
+	uint32_t grant = n != NULL ? n->spec->pol->control : 0;
 
 	if (grant == CONTROL_ALL ||
 	    (grant & config_control_bit(request_cmd_name(r->cmd))))

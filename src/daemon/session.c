@@ -76,7 +76,7 @@ session_deadline(struct session *s, enum deadline kind, uint64_t after_ms)
 static void
 session_terminate(struct session *s)
 {
-	int64_t grace = s->node->spec->shutdown_ms;
+	int64_t grace = s->node->spec->pol->shutdown_ms;
 
 	if (s->deadline == DEADLINE_KILL || s->killed)
 		return; /* already on its way */
@@ -110,20 +110,21 @@ session_stop(struct session *s, enum stop_how how)
 	if (how == STOP_GRACEFUL && s->drain_ms == 0 && session_listens(s)) {
 		/* an operator's stop or a reload's restart: finish first */
 		s->drain_ms = clock_now_ms();
-		if (channel_send_drain(s->chan, sp->drain_timeout_ms,
+		if (channel_send_drain(s->chan, sp->pol->drain_timeout_ms,
 		                       daemon_max_frame(s->d)) == 0) {
 			session_deadline(s, DEADLINE_DRAIN,
-			                 sp->drain_timeout_ms);
+			                 sp->pol->drain_timeout_ms);
 			return;
 		}
 	}
-	if (sp->shutdown_ms != SHUTDOWN_BRUTAL_KILL && s->drain_ms == 0 &&
+	if (sp->pol->shutdown_ms != SHUTDOWN_BRUTAL_KILL && s->drain_ms == 0 &&
 	    session_listens(s) &&
-	    channel_send_drain(s->chan, (uint64_t)sp->shutdown_ms,
+	    channel_send_drain(s->chan, (uint64_t)sp->pol->shutdown_ms,
 	                       daemon_max_frame(s->d)) == 0) {
 		/* instead of a bare SIGTERM: drain within `shutdown`; one
 		 * already told to drain and still here gets SIGTERM */
-		session_deadline(s, DEADLINE_KILL, (uint64_t)sp->shutdown_ms);
+		session_deadline(s, DEADLINE_KILL,
+		                 (uint64_t)sp->pol->shutdown_ms);
 		return;
 	}
 	session_terminate(s);
@@ -139,12 +140,13 @@ session_drain(struct session *s)
 	if (s->drain_ms != 0 || s->deadline == DEADLINE_KILL || s->killed)
 		return;
 	s->drain_ms = clock_now_ms();
-	if (s->chan == NULL || channel_send_drain(s->chan, sp->drain_timeout_ms,
-	                                          daemon_max_frame(s->d)) < 0) {
+	if (s->chan == NULL ||
+	    channel_send_drain(s->chan, sp->pol->drain_timeout_ms,
+	                       daemon_max_frame(s->d)) < 0) {
 		session_signal(s, SIGTERM);
 		session_signal(s, SIGCONT);
 	}
-	session_deadline(s, DEADLINE_DRAIN, sp->drain_timeout_ms);
+	session_deadline(s, DEADLINE_DRAIN, sp->pol->drain_timeout_ms);
 }
 
 /* A failure seen while the process still runs (hang, start_timeout,
@@ -172,7 +174,7 @@ session_over_memory(struct session *s, uint64_t rss)
 	            s->node->starts - 1,
 	            "%llu bytes, more than max_memory %llu",
 	            (unsigned long long)rss,
-	            (unsigned long long)s->node->spec->max_memory);
+	            (unsigned long long)s->node->spec->pol->max_memory);
 	session_fail(s, (struct reason){REASON_MEMORY, 0});
 }
 
@@ -204,12 +206,13 @@ session_check_heartbeat(struct session *s)
 
 	if (s->chan != NULL)
 		channel_read_pending(s->chan, SESSION_LAST_WORDS);
-	if (s->node->spec->notify == NOTIFY_SYSTEMD && s->d->notify != NULL)
+	if (s->node->spec->pol->notify == NOTIFY_SYSTEMD &&
+	    s->d->notify != NULL)
 		notify_server_read_pending(s->d->notify); /* WATCHDOG=1 */
 	if (s->deadline != DEADLINE_HEARTBEAT)
 		return; /* the read changed its fate (protocol error) */
 	now_us = clock_now_us();
-	deadline_us = s->last_beat_us + sp->heartbeat_timeout_ms * 1000;
+	deadline_us = s->last_beat_us + sp->pol->heartbeat_timeout_ms * 1000;
 	if (s->extend_until_us > deadline_us)
 		deadline_us = s->extend_until_us; /* a long call */
 	if (deadline_us > now_us) {
@@ -235,11 +238,11 @@ session_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	case DEADLINE_NONE:
 		break;
 	case DEADLINE_START:
-		events_emit(
-		        &s->d->events, EV_START_TIMEOUT, s->node->path, s->pid,
-		        "start_timeout", s->node->starts - 1,
-		        "no ready within %llums",
-		        (unsigned long long)s->node->spec->start_timeout_ms);
+		events_emit(&s->d->events, EV_START_TIMEOUT, s->node->path,
+		            s->pid, "start_timeout", s->node->starts - 1,
+		            "no ready within %llums",
+		            (unsigned long long)
+		                    s->node->spec->pol->start_timeout_ms);
 		session_fail(s, (struct reason){REASON_START_TIMEOUT, 0});
 		break;
 	case DEADLINE_HEARTBEAT:
@@ -270,8 +273,8 @@ on_hello(void *arg)
 	struct welcome w = {.name = n->spec->name,
 	                    .path = n->path,
 	                    .incarnation = n->starts - 1,
-	                    .heartbeat_ms = n->spec->heartbeat_ms,
-	                    .timeout_ms = n->spec->heartbeat_timeout_ms,
+	                    .heartbeat_ms = n->spec->pol->heartbeat_ms,
+	                    .timeout_ms = n->spec->pol->heartbeat_timeout_ms,
 	                    .restarts = n->failures,
 	                    .last_reason = last,
 	                    .max_frame = max};
@@ -298,9 +301,10 @@ on_ready(void *arg)
 	            n->starts - 1, "after %llums",
 	            (unsigned long long)(clock_now_ms() - s->spawned_ms));
 	s->last_beat_us = clock_now_us();
-	session_deadline(
-	        s, n->spec->heartbeat_ms ? DEADLINE_HEARTBEAT : DEADLINE_NONE,
-	        n->spec->heartbeat_timeout_ms);
+	session_deadline(s,
+	                 n->spec->pol->heartbeat_ms ? DEADLINE_HEARTBEAT
+	                                            : DEADLINE_NONE,
+	                 n->spec->pol->heartbeat_timeout_ms);
 	tree_ready(s->d->tree, n, s->last_beat_us / 1000);
 }
 
@@ -329,11 +333,11 @@ on_extend(void *arg, uint64_t ms)
 
 	if (s->deadline != DEADLINE_HEARTBEAT || s->extend_until_us != 0)
 		return; /* not beating yet, being stopped, or extended once */
-	if (ms > s->node->spec->extend_max_ms)
-		ms = s->node->spec->extend_max_ms;
+	if (ms > s->node->spec->pol->extend_max_ms)
+		ms = s->node->spec->pol->extend_max_ms;
 	s->extend_until_us = now_us + ms * 1000;
-	deadline_us =
-	        s->last_beat_us + s->node->spec->heartbeat_timeout_ms * 1000;
+	deadline_us = s->last_beat_us +
+	              s->node->spec->pol->heartbeat_timeout_ms * 1000;
 	if (s->extend_until_us > deadline_us)
 		session_deadline_us(s, DEADLINE_HEARTBEAT,
 		                    s->extend_until_us - now_us);
@@ -474,7 +478,7 @@ session_notified(void *arg, pid_t pid, pid_t pgid, const struct notify_msg *m)
 	/* a descendant in the worker's process group speaks for it */
 	if (s == NULL && pgid > 0)
 		s = pidmap_get(&d->pids, pgid);
-	if (s == NULL || s->node->spec->notify != NOTIFY_SYSTEMD)
+	if (s == NULL || s->node->spec->pol->notify != NOTIFY_SYSTEMD)
 		return false;
 	if (m->has_status)
 		session_notify_status(s, m);
@@ -513,7 +517,7 @@ session_start(struct daemon *d, struct node *n)
 	unsigned long cgroup;
 	int rc, saved;
 
-	if (sp->notify == NOTIFY_SYSTEMD && d->notify != NULL)
+	if (sp->pol->notify == NOTIFY_SYSTEMD && d->notify != NULL)
 		a.notify_socket = notify_server_address(d->notify);
 	if ((out || err) && logcap_pipes(lc = logcap_get(d->logcap, sp->name),
 	                                 out, err, a.output) < 0)
@@ -537,9 +541,9 @@ session_start(struct daemon *d, struct node *n)
 		errno = saved;
 		return -1;
 	}
-	if (sp->max_memory)
+	if (sp->pol->max_memory)
 		contain_watch(d->contain, r.pid, n->path, cgroup,
-		              sp->max_memory);
+		              sp->pol->max_memory);
 	s = xcalloc(1, sizeof *s);
 	s->node = n;
 	s->d = d;
@@ -555,12 +559,12 @@ session_start(struct daemon *d, struct node *n)
 	s->chan = channel_open(d->loop, r.chan, &session_channel_ops, s,
 	                       &d->zone);
 	if (s->exec_error == NULL) {
-		if (sp->start_timeout_ms)
+		if (sp->pol->start_timeout_ms)
 			session_deadline(s, DEADLINE_START,
-			                 sp->start_timeout_ms);
-		else if (sp->heartbeat_ms)
+			                 sp->pol->start_timeout_ms);
+		else if (sp->pol->heartbeat_ms)
 			session_deadline(s, DEADLINE_HEARTBEAT,
-			                 sp->heartbeat_timeout_ms);
+			                 sp->pol->heartbeat_timeout_ms);
 	}
 	return 0;
 }

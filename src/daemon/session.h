@@ -31,13 +31,13 @@ struct session {
 	struct node *node;
 	struct daemon *d;
 	pid_t pid;
-	ev_timer timer;
 	enum deadline deadline;
+	ev_timer timer;
 	struct reason cause; /* a failure we saw before the exit (hang...) */
+	bool killed;         /* SIGKILL sent */
 	uint64_t spawned_ms;
 	uint64_t last_beat_us; /* the heartbeat deadline counts from here */
 	uint64_t drain_ms;     /* when the drain began, 0 if none */
-	bool killed;           /* SIGKILL sent */
 	char *exec_error;      /* why exec failed, from the child */
 	unsigned long cgroup;  /* its cgroup in contain.c, 0 for none */
 	uint64_t stopping_ms;  /* sd_notify STOPPING=1 came then, 0 if not */

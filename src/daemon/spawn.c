@@ -240,8 +240,8 @@ child_main(void *arg)
 	/* into the worker's cgroup before anything could fork */
 	if (sp->cgroup_fd >= 0 && write(sp->cgroup_fd, "0", 1) < 0)
 		child_fail(sp, STAGE_CGROUP, errno);
-	if (s->umask_mode >= 0)
-		umask((mode_t)s->umask_mode);
+	if (s->pol->umask_mode >= 0)
+		umask((mode_t)s->pol->umask_mode);
 	if (s->directory != NULL && chdir(s->directory) < 0)
 		child_fail(sp, STAGE_CHDIR, errno);
 	if ((fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0 ||
@@ -252,7 +252,7 @@ child_main(void *arg)
 		child_fail(sp, STAGE_STDOUT, errno);
 	if (child_output(&s->err, STDERR_FILENO, sp->output[1]) < 0)
 		child_fail(sp, STAGE_STDERR, errno);
-	if (child_limits(&s->limits) < 0)
+	if (child_limits(&s->pol->limits) < 0)
 		child_fail(sp, STAGE_LIMITS, errno);
 	/* the outputs are open (as agentsupd): now become the worker's user */
 	if (child_ids(sp->ids) < 0)
@@ -418,15 +418,16 @@ own_env(const struct spawn_args *a, char **own)
 	own[n++] = xasprintf("AGENTSUP_NAME=%s", a->spec->name);
 	own[n++] = xasprintf("AGENTSUP_PATH=%s", a->path);
 	own[n++] = xasprintf("AGENTSUP_INCARNATION=%lu", a->incarnation);
-	if (a->spec->heartbeat_ms)
-		own[n++] = xasprintf("AGENTSUP_HEARTBEAT_MS=%llu",
-		                     (unsigned long long)a->spec->heartbeat_ms);
+	if (a->spec->pol->heartbeat_ms)
+		own[n++] = xasprintf(
+		        "AGENTSUP_HEARTBEAT_MS=%llu",
+		        (unsigned long long)a->spec->pol->heartbeat_ms);
 	if (a->notify_socket != NULL)
 		own[n++] = xasprintf("NOTIFY_SOCKET=%s", a->notify_socket);
-	if (a->notify_socket != NULL && a->spec->heartbeat_ms)
+	if (a->notify_socket != NULL && a->spec->pol->heartbeat_ms)
 		own[n++] = xasprintf(
 		        "WATCHDOG_USEC=%llu",
-		        (unsigned long long)a->spec->heartbeat_timeout_ms *
+		        (unsigned long long)a->spec->pol->heartbeat_timeout_ms *
 		                1000);
 	return n;
 }

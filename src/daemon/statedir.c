@@ -13,6 +13,7 @@
 #include "clock.h"
 #include "daemon.h"
 #include "log.h"
+#include "progress.h"
 #include "statedir.h"
 #include "store.h"
 #include "tasks.h"
@@ -107,9 +108,9 @@ statedir_row_of(const struct node *n, uint64_t now, struct statedir_row *r)
 	 * must not forget the tokens it reported); its running wall time is
 	 * left out, so an idle fleet's rows do not change every second */
 	if (n->spec->kind == KIND_WORKER) {
-		sp.tokens += n->watch.inc.tokens;
-		sp.steps += n->watch.inc.steps;
-		sp.cost += n->watch.inc.cost;
+		sp.tokens += progress_pwatch(n)->inc.tokens;
+		sp.steps += progress_pwatch(n)->inc.steps;
+		sp.cost += progress_pwatch(n)->inc.cost;
 	}
 	r->path = n->path;
 	spend_pack(&sp, r->spend);

@@ -112,12 +112,13 @@ status_pack_node(msgpack_packer *pk, const struct node *n, int depth,
 	n->held ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
 	agentsup_wire_pack_str(pk, "healthy"); /* agentsupctl status's exit */
 	node_unhealthy(n) ? msgpack_pack_false(pk) : msgpack_pack_true(pk);
-	agentsup_wire_kv_str(pk, "restart", config_restart_name(s->restart));
+	agentsup_wire_kv_str(pk, "restart",
+	                     config_restart_name(s->pol->restart));
 	if (sup) {
 		agentsup_wire_kv_str(pk, "strategy",
-		                     config_strategy_name(s->strategy));
-		agentsup_wire_kv_uint(pk, "intensity", s->intensity);
-		agentsup_wire_kv_uint(pk, "period_ms", s->period_ms);
+		                     config_strategy_name(s->pol->strategy));
+		agentsup_wire_kv_uint(pk, "intensity", s->pol->intensity);
+		agentsup_wire_kv_uint(pk, "period_ms", s->pol->period_ms);
 		agentsup_wire_kv_uint(pk, "window_restarts",
 		                      intensity_count(n, now));
 	} else {
@@ -126,8 +127,9 @@ status_pack_node(msgpack_packer *pk, const struct node *n, int depth,
 		status_kv_nil(pk, "period_ms");
 		status_kv_nil(pk, "window_restarts");
 	}
-	agentsup_wire_kv_uint(pk, "heartbeat_ms", sup ? 0 : s->heartbeat_ms);
-	if (w != NULL && s->heartbeat_ms)
+	agentsup_wire_kv_uint(pk, "heartbeat_ms",
+	                      sup ? 0 : s->pol->heartbeat_ms);
+	if (w != NULL && s->pol->heartbeat_ms)
 		agentsup_wire_kv_uint(pk, "heartbeat_age_ms",
 		                      now - w->last_beat_us / 1000);
 	else

@@ -259,7 +259,7 @@ tasks_known(struct daemon *d, struct node *sup, const struct tasks_spawn *in,
 		return true;
 	}
 	if (r != NULL && ledger_ended(r) && !in->retry &&
-	    clock_now_ms() - r->ended_mono < sup->spec->key_ttl_ms) {
+	    clock_now_ms() - r->ended_mono < sup->spec->pol->key_ttl_ms) {
 		tasks_defer(d, in, r, out);
 		return true;
 	}

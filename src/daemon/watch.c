@@ -24,7 +24,7 @@ watch_nudge(struct daemon *d, const struct action *a)
 	struct session *s = n->session;
 	bool stall = a->reason.kind == REASON_STALL;
 	struct nudge m = {.reason = stall ? "stall" : "loop"};
-	bool sent, dump = stall && n->spec->stall_dump;
+	bool sent, dump = stall && n->spec->pol->stall_dump;
 
 	if (s == NULL)
 		return;
@@ -63,7 +63,7 @@ watch_budget_warning(struct daemon *d, const struct action *a)
 {
 	struct node *n = a->node;
 	enum budget_limit l = (enum budget_limit)a->code;
-	double lim = budget_limit_of(&n->spec->budget, l);
+	double lim = budget_limit_of(&n->spec->pol->budget, l);
 	struct spend sp;
 	double got;
 	struct event_field f[3];
@@ -106,7 +106,8 @@ watch_event(struct daemon *d, const struct action *a)
 		            n->starts - 1,
 		            "beats but no progress for %s; stopped unless it "
 		            "moves within %llums",
-		            dur, (unsigned long long)n->spec->stall_grace_ms);
+		            dur,
+		            (unsigned long long)n->spec->pol->stall_grace_ms);
 		break;
 	case EE_LOOPING:
 		events_emit(&d->events, EV_LOOPING, n->path, pid, "loop",
@@ -115,13 +116,13 @@ watch_event(struct daemon *d, const struct action *a)
 		            "after %u more such steps",
 		            n->progress ? n->progress->state : "",
 		            (unsigned long long)a->value,
-		            n->spec->loop_repeats);
+		            n->spec->pol->loop_repeats);
 		break;
 	case EE_BUDGET_WARNING:
 		watch_budget_warning(d, a);
 		break;
 	case EE_RECYCLED:
-		util_format_duration(n->spec->recycle_after_ms, dur,
+		util_format_duration(n->spec->pol->recycle_after_ms, dur,
 		                     sizeof dur);
 		events_emit(&d->events, EV_RECYCLED, n->path, pid, NULL,
 		            n->starts - 1, "ran %s: drained and started again",
@@ -154,8 +155,8 @@ watch_pack_amounts(msgpack_packer *pk, const struct spend *s, bool nil_zero)
 void
 watch_status(msgpack_packer *pk, const struct node *n, uint64_t now)
 {
-	const struct budget_spec *b = &n->spec->budget;
-	const struct watch *w = &n->watch;
+	const struct budget_spec *b = &n->spec->pol->budget;
+	const struct pwatch *w = progress_pwatch(n);
 	uint64_t stalled = progress_stalled_ms(n, now);
 	struct spend sp;
 

@@ -16,7 +16,7 @@ backoff_stable(const struct node *c, uint64_t now, uint64_t need_ms)
 unsigned
 backoff_count(struct node *c, uint64_t now)
 {
-	if (backoff_stable(c, now, c->spec->backoff.reset_after_ms))
+	if (backoff_stable(c, now, c->spec->pol->backoff.reset_after_ms))
 		c->failures = 0;
 	c->running_since = 0; /* the next run counts afresh */
 	return ++c->failures;

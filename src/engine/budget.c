@@ -128,7 +128,7 @@ budget_live(const struct node *n)
 static bool
 budget_judge(struct tree *t, struct node *n, const struct spend *s)
 {
-	const struct budget_spec *b = &n->spec->budget;
+	const struct budget_spec *b = &n->spec->pol->budget;
 	bool spent = false;
 
 	if (!b->enabled || !budget_live(n))
@@ -182,7 +182,7 @@ budget_worker_now(const struct node *w, uint64_t now)
 
 /* What grew since the last report, as a spend. */
 static struct spend
-budget_delta(struct watch *w, const struct progress *u, unsigned fields)
+budget_delta(struct pwatch *w, const struct progress *u, unsigned fields)
 {
 	struct spend d = {0};
 
@@ -207,14 +207,14 @@ void
 budget_beat(struct tree *t, struct node *w, const struct progress *u,
             unsigned fields)
 {
-	struct spend d = budget_delta(&w->watch, u, fields), s;
+	struct spend d = budget_delta(progress_watch(w), u, fields), s;
 	struct node *top = NULL;
 
 	if (d.tokens == 0 && d.steps == 0 && !(d.cost > 0))
 		return;
 	for (struct node *n = w; n != NULL; n = n->parent) {
 		spend_add(&n->watch.total, &d);
-		if (!n->spec->budget.enabled)
+		if (!n->spec->pol->budget.enabled)
 			continue;
 		/* a supervisor's running wall time is judged by its wake */
 		s = n == w ? budget_worker_now(w, t->now) : n->watch.total;
@@ -230,7 +230,7 @@ budget_wall_judge(struct tree *t, struct node *w)
 {
 	struct spend s;
 
-	if (!w->spec->budget.enabled || w->spec->budget.wall_ms == 0)
+	if (!w->spec->pol->budget.enabled || w->spec->pol->budget.wall_ms == 0)
 		return true;
 	s = budget_worker_now(w, t->now);
 	if (!budget_judge(t, w, &s))
@@ -244,7 +244,7 @@ budget_wall_judge(struct tree *t, struct node *w)
 static uint64_t
 budget_wall_target(const struct node *n)
 {
-	uint64_t lim = n->spec->budget.wall_ms;
+	uint64_t lim = n->spec->pol->budget.wall_ms;
 
 	if (n->watch.warned & (1u << BUDGET_WALL))
 		return lim;
@@ -257,8 +257,8 @@ budget_wall_due(const struct node *w)
 	const struct watch *wt = &w->watch;
 	uint64_t target;
 
-	if (!w->spec->budget.enabled || w->spec->budget.wall_ms == 0 ||
-	    wt->spawned_at == 0)
+	if (!w->spec->pol->budget.enabled ||
+	    w->spec->pol->budget.wall_ms == 0 || wt->spawned_at == 0)
 		return 0;
 	target = budget_wall_target(w);
 	return wt->spawned_at + sub_sat(target, wt->total.wall_ms);
@@ -293,7 +293,8 @@ static void
 budget_ancestors_rearm(struct tree *t, struct node *w)
 {
 	for (struct node *s = w->parent; s != NULL; s = s->parent)
-		if (s->spec->budget.enabled && s->spec->budget.wall_ms)
+		if (s->spec->pol->budget.enabled &&
+		    s->spec->pol->budget.wall_ms)
 			budget_sup_rearm(t, s);
 }
 
@@ -302,14 +303,14 @@ budget_sup_woken(struct tree *t, struct node *s)
 {
 	struct spend sp;
 
-	if (!s->spec->budget.enabled || !budget_live(s))
+	if (!s->spec->pol->budget.enabled || !budget_live(s))
 		return;
 	budget_spend(s, t->now, &sp);
 	if (budget_judge(t, s, &sp)) {
 		budget_exhaust(t, s);
 		return;
 	}
-	if (s->spec->budget.wall_ms)
+	if (s->spec->pol->budget.wall_ms)
 		budget_sup_rearm(t, s);
 }
 
@@ -319,13 +320,17 @@ budget_spawned(struct tree *t, struct node *w)
 	struct watch *wt = &w->watch;
 
 	wt->spawned_at = t->now ? t->now : 1;
-	wt->inc = (struct spend){0};
 	wt->ending = false;
-	wt->stalled_at = 0;
-	wt->nring = 0;
-	wt->run[0] = wt->run[1] = wt->run[2] = 0;
-	wt->steps = 0;
-	wt->loop_period = wt->loop_steps = 0;
+	if (w->pwatch != NULL) {
+		struct pwatch *pw = w->pwatch;
+
+		pw->inc = (struct spend){0};
+		pw->stalled_at = 0;
+		pw->nring = 0;
+		pw->run[0] = pw->run[1] = pw->run[2] = 0;
+		pw->steps = 0;
+		pw->loop_period = pw->loop_steps = 0;
+	}
 	budget_ancestors_rearm(t, w);
 }
 
@@ -342,7 +347,8 @@ budget_ended(struct tree *t, struct node *w)
 	for (struct node *n = w; n != NULL; n = n->parent)
 		n->watch.total.wall_ms += ms;
 	w->spend = wt->total;
-	wt->inc = (struct spend){0};
+	if (w->pwatch != NULL)
+		w->pwatch->inc = (struct spend){0};
 	budget_ancestors_rearm(t, w);
 }
 
@@ -398,7 +404,7 @@ budget_reset(struct tree *t, struct node *n)
 		tree_set_state(t, d, NODE_STOPPED);
 		d->last = (struct reason){0};
 		if (d != n && d->parent->state == NODE_RUNNING &&
-		    d->parent->job.kind == JOB_NONE && !d->held)
+		    d->parent->super->job.kind == JOB_NONE && !d->held)
 			node_start(t, d);
 	}
 }
@@ -407,7 +413,7 @@ budget_reset(struct tree *t, struct node *n)
 static bool
 budget_under(const struct node *n, uint64_t now)
 {
-	const struct budget_spec *b = &n->spec->budget;
+	const struct budget_spec *b = &n->spec->pol->budget;
 	struct spend s;
 
 	if (!b->enabled)
@@ -424,7 +430,7 @@ budget_under(const struct node *n, uint64_t now)
 bool
 budget_reloaded(struct tree *t, struct node *n)
 {
-	const struct budget_spec *b = &n->spec->budget;
+	const struct budget_spec *b = &n->spec->pol->budget;
 	struct spend s;
 
 	/* a raised limit may warn again when it is reached */

@@ -14,7 +14,7 @@
 static void
 circuit_open(struct tree *t, struct node *c, uint64_t open_ms)
 {
-	const struct circuit_spec *cs = &c->spec->circuit;
+	const struct circuit_spec *cs = &c->spec->pol->circuit;
 
 	c->circuit.state = CIRCUIT_OPEN;
 	c->circuit.open_ms =
@@ -26,7 +26,7 @@ circuit_open(struct tree *t, struct node *c, uint64_t open_ms)
 bool
 circuit_record(struct tree *t, struct node *c)
 {
-	const struct circuit_spec *cs = &c->spec->circuit;
+	const struct circuit_spec *cs = &c->spec->pol->circuit;
 	struct circuit *k = &c->circuit;
 
 	if (!cs->enabled)
@@ -53,13 +53,13 @@ void
 circuit_probe_running(struct tree *t, struct node *c)
 {
 	if (c->circuit.state == CIRCUIT_HALF_OPEN)
-		wake_set(t, c, t->now + c->spec->circuit.probe_stable_ms);
+		wake_set(t, c, t->now + c->spec->pol->circuit.probe_stable_ms);
 }
 
 bool
 circuit_try_close(struct tree *t, struct node *c)
 {
-	uint64_t need = c->spec->circuit.probe_stable_ms;
+	uint64_t need = c->spec->pol->circuit.probe_stable_ms;
 
 	if (c->circuit.state != CIRCUIT_HALF_OPEN || c->state != NODE_RUNNING)
 		return false;

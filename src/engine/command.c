@@ -36,7 +36,7 @@ sup_open(const struct node *s)
 {
 	if (s->state == NODE_STOPPED || s->state == NODE_STOPPING)
 		return refuse(REFUSED_PARENT_DOWN, s);
-	if (s->state != NODE_RUNNING || s->job.kind != JOB_NONE)
+	if (s->state != NODE_RUNNING || s->super->job.kind != JOB_NONE)
 		return refuse(REFUSED_BUSY, s);
 	return ok;
 }
@@ -159,7 +159,7 @@ command_reset(struct tree *t, struct node *n, uint64_t now)
 		for (struct node *d = n; d != NULL; d = tree_walk_next(n, d))
 			if (node_is_worker(d) && reset_worker(t, d) &&
 			    d->parent->state == NODE_RUNNING &&
-			    d->parent->job.kind == JOB_NONE && !d->held)
+			    d->parent->super->job.kind == JOB_NONE && !d->held)
 				node_start(t, d);
 		intensity_forget(n);
 		if (n->state == NODE_STOPPED)

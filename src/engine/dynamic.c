@@ -55,7 +55,7 @@ dynamic_live(const struct node *c)
 size_t
 dynamic_count(const struct node *sup)
 {
-	return sup->nchildren - sup->finished;
+	return sup->nchildren - sup->super->finished;
 }
 
 /* Newest first: the child a spawn's answer asks about was appended last. */
@@ -73,7 +73,7 @@ dynamic_find(const struct node *sup, const char *key)
 unsigned long
 dynamic_next_number(struct node *sup)
 {
-	return ++sup->spawned;
+	return ++sup->super->spawned;
 }
 
 static enum spawn_refusal
@@ -83,10 +83,10 @@ dynamic_check(const struct tree *t, const struct node *sup)
 		return SPAWN_NOT_DYNAMIC;
 	if (t->shutting_down || t->draining)
 		return SPAWN_SHUTTING_DOWN;
-	if (sup->state != NODE_RUNNING || sup->job.kind != JOB_NONE ||
+	if (sup->state != NODE_RUNNING || sup->super->job.kind != JOB_NONE ||
 	    sup->removed)
 		return SPAWN_NOT_RUNNING;
-	if (dynamic_count(sup) >= sup->spec->max_children)
+	if (dynamic_count(sup) >= sup->spec->pol->max_children)
 		return SPAWN_MAX_CHILDREN;
 	return SPAWN_OK;
 }
@@ -146,10 +146,10 @@ dynamic_respec(struct node *n)
 static void
 dynamic_mark(struct tree *t, struct node *sup)
 {
-	sup->finished++;
-	if (sup->dyn_dirty)
+	sup->super->finished++;
+	if (sup->super->dyn_dirty)
 		return;
-	sup->dyn_dirty = true;
+	sup->super->dyn_dirty = true;
 	if (t->ndirty == t->capdirty) {
 		t->capdirty = t->capdirty ? t->capdirty * 2 : 8;
 		t->dyn_dirty = xreallocarray(t->dyn_dirty, t->capdirty,
@@ -202,7 +202,7 @@ dynamic_compact(struct tree *t, struct node *sup)
 		    node_down(c) && c->session == NULL) {
 			wake_set(t, c, 0);
 			tree_node_free(c);
-			sup->finished--;
+			sup->super->finished--;
 			continue;
 		}
 		c->index = k;
@@ -220,11 +220,12 @@ dynamic_sweep(struct tree *t)
 		return; /* an action may still point at an ended child */
 	for (size_t i = 0; i < t->ndirty; i++) {
 		struct node *s = t->dyn_dirty[i];
-		if (!s->removed && (s->job.kind != JOB_NONE || s->in_run)) {
+		if (!s->removed &&
+		    (s->super->job.kind != JOB_NONE || s->in_run)) {
 			t->dyn_dirty[k++] = s; /* a job holds indices: later */
 			continue;
 		}
-		s->dyn_dirty = false;
+		s->super->dyn_dirty = false;
 		if (!s->removed) /* a removed one is freed whole by reload */
 			dynamic_compact(t, s);
 	}

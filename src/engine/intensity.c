@@ -11,31 +11,34 @@
 bool
 intensity_add(struct node *s, uint64_t now)
 {
-	unsigned cap = s->spec->intensity + 1;
+	unsigned cap = s->spec->pol->intensity + 1;
 
-	if (s->stamps == NULL)
-		s->stamps = xcalloc(cap, sizeof *s->stamps);
-	while (s->nstamps > 0 &&
-	       s->stamps[s->stamp0] + s->spec->period_ms < now) {
-		s->stamp0 = (s->stamp0 + 1) % cap;
-		s->nstamps--;
+	if (s->super->stamps == NULL)
+		s->super->stamps = xcalloc(cap, sizeof *s->super->stamps);
+	while (s->super->nstamps > 0 &&
+	       s->super->stamps[s->super->stamp0] + s->spec->pol->period_ms <
+	               now) {
+		s->super->stamp0 = (s->super->stamp0 + 1) % cap;
+		s->super->nstamps--;
 	}
-	if (s->nstamps == cap) { /* full: the oldest leaves for the newest */
-		s->stamp0 = (s->stamp0 + 1) % cap;
-		s->nstamps--;
+	if (s->super->nstamps ==
+	    cap) { /* full: the oldest leaves for the newest */
+		s->super->stamp0 = (s->super->stamp0 + 1) % cap;
+		s->super->nstamps--;
 	}
-	s->stamps[(s->stamp0 + s->nstamps) % cap] = now;
-	s->nstamps++;
-	return s->nstamps <= s->spec->intensity;
+	s->super->stamps[(s->super->stamp0 + s->super->nstamps) % cap] = now;
+	s->super->nstamps++;
+	return s->super->nstamps <= s->spec->pol->intensity;
 }
 
 unsigned
 intensity_count(const struct node *s, uint64_t now)
 {
-	unsigned n = 0, cap = s->spec->intensity + 1;
+	unsigned n = 0, cap = s->spec->pol->intensity + 1;
 
-	for (unsigned i = 0; i < s->nstamps; i++)
-		if (s->stamps[(s->stamp0 + i) % cap] + s->spec->period_ms >=
+	for (unsigned i = 0; i < s->super->nstamps; i++)
+		if (s->super->stamps[(s->super->stamp0 + i) % cap] +
+		            s->spec->pol->period_ms >=
 		    now)
 			n++;
 	return n;
@@ -44,25 +47,28 @@ intensity_count(const struct node *s, uint64_t now)
 void
 intensity_forget(struct node *s)
 {
-	free(s->stamps);
-	s->stamps = NULL;
-	s->nstamps = s->stamp0 = 0;
+	free(s->super->stamps);
+	s->super->stamps = NULL;
+	s->super->nstamps = s->super->stamp0 = 0;
 }
 
 void
 intensity_resize(struct node *s, const struct spec *ns)
 {
-	unsigned oldcap = s->spec->intensity + 1, cap = ns->intensity + 1, keep;
+	unsigned oldcap = s->spec->pol->intensity + 1,
+	         cap = ns->pol->intensity + 1, keep;
 	uint64_t *v;
 
-	if (s->stamps == NULL || oldcap == cap)
+	if (s->super->stamps == NULL || oldcap == cap)
 		return;
-	keep = s->nstamps < cap ? s->nstamps : cap;
+	keep = s->super->nstamps < cap ? s->super->nstamps : cap;
 	v = xcalloc(cap, sizeof *v);
 	for (unsigned i = 0; i < keep; i++)
-		v[i] = s->stamps[(s->stamp0 + s->nstamps - keep + i) % oldcap];
-	free(s->stamps);
-	s->stamps = v;
-	s->stamp0 = 0;
-	s->nstamps = keep;
+		v[i] = s->super->stamps[(s->super->stamp0 + s->super->nstamps -
+		                         keep + i) %
+		                        oldcap];
+	free(s->super->stamps);
+	s->super->stamps = v;
+	s->super->stamp0 = 0;
+	s->super->nstamps = keep;
 }

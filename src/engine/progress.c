@@ -1,8 +1,10 @@
 /*
  * progress.c - stalls, loops and recycling (DESIGN §10), pure.
  *
- * Everything lives in the node's struct watch: a beat costs O(1) and
- * allocates nothing. The stall window is lazy, as the shell's heartbeat
+ * Everything lives in the worker's struct pwatch, allocated for workers
+ * watched for stalls or loops when they come up, for others at their
+ * first beat that carries progress: a beat costs O(1) and allocates
+ * nothing after that. The stall window is lazy, as the shell's heartbeat
  * deadline is: a beat that moves progress only moves `moved_at`; the one
  * wake-up the worker asked for judges, when it comes, whether the window
  * really passed, and asks again if not (one heap operation per window, not
@@ -14,8 +16,35 @@
 
 #include "engine.h"
 #include "progress.h"
+#include "util.h"
 
 #define PROGRESS_RETRY_MS 1000 /* a recycle waits this for a busy parent */
+
+static const struct pwatch progress_none;
+
+const struct pwatch *
+progress_pwatch(const struct node *n)
+{
+	return n->pwatch != NULL ? n->pwatch : &progress_none;
+}
+
+struct pwatch *
+progress_watch(struct node *n)
+{
+	if (n->pwatch == NULL) {
+		n->pwatch = xcalloc(1, sizeof *n->pwatch);
+		n->pwatch->moved_at = n->running_since;
+	}
+	return n->pwatch;
+}
+
+/* Whether its spec asks for stall or loop judging. */
+static bool
+progress_watched(const struct node *n)
+{
+	return n->spec->pol->stall_timeout_ms != 0 ||
+	       n->spec->pol->loop_repeats != 0;
+}
 
 void
 progress_wake_by(struct tree *t, struct node *n, uint64_t at)
@@ -27,7 +56,7 @@ progress_wake_by(struct tree *t, struct node *n, uint64_t at)
 uint64_t
 progress_stalled_ms(const struct node *n, uint64_t now)
 {
-	const struct watch *w = &n->watch;
+	const struct pwatch *w = progress_pwatch(n);
 
 	if (w->stalled_at == 0 || n->state != NODE_RUNNING)
 		return 0;
@@ -63,7 +92,7 @@ progress_fail(struct tree *t, struct node *n, enum reason_kind why)
 static void
 progress_stalled(struct tree *t, struct node *n)
 {
-	struct watch *w = &n->watch;
+	struct pwatch *w = progress_watch(n);
 	uint64_t idle = t->now - w->moved_at;
 
 	w->stalled_at = t->now;
@@ -93,17 +122,20 @@ static uint64_t
 progress_due(const struct node *n, uint64_t now)
 {
 	const struct spec *s = n->spec;
-	const struct watch *w = &n->watch;
+	const struct pwatch *w = progress_pwatch(n);
 	uint64_t due = budget_wall_due(n), at = 0;
 
 	if (due != 0 && due <= now)
 		due = now + 1;
-	if (s->stall_timeout_ms && w->stalled_at)
-		at = w->stalled_at + s->stall_grace_ms;
-	else if (s->stall_timeout_ms && w->moved_at + s->stall_timeout_ms > now)
-		at = w->moved_at + s->stall_timeout_ms;
+	if (s->pol->stall_timeout_ms && w->stalled_at)
+		at = w->stalled_at + s->pol->stall_grace_ms;
+	else if (s->pol->stall_timeout_ms &&
+	         w->moved_at + s->pol->stall_timeout_ms > now)
+		at = w->moved_at + s->pol->stall_timeout_ms;
 	due = progress_earliest(due, at);
-	at = s->recycle_after_ms ? n->running_since + s->recycle_after_ms : 0;
+	at = s->pol->recycle_after_ms
+	             ? n->running_since + s->pol->recycle_after_ms
+	             : 0;
 	return progress_earliest(due, at > now ? at : 0);
 }
 
@@ -112,17 +144,23 @@ progress_rearm(struct tree *t, struct node *n)
 {
 	if (n->state != NODE_RUNNING || n->watch.ending)
 		return;
+	if (n->pwatch == NULL && progress_watched(n))
+		progress_watch(n); /* a reload asked for stalls or loops */
 	progress_wake_by(t, n, progress_due(n, t->now));
 }
 
 void
 progress_running(struct tree *t, struct node *n)
 {
-	struct watch *w = &n->watch;
+	struct pwatch *w = n->pwatch;
 
-	w->moved_at = t->now;
-	w->beat_at = 0;
-	w->stalled_at = 0;
+	if (w == NULL && progress_watched(n))
+		w = progress_watch(n);
+	if (w != NULL) {
+		w->moved_at = t->now;
+		w->beat_at = 0;
+		w->stalled_at = 0;
+	}
 	progress_rearm(t, n);
 }
 
@@ -134,7 +172,8 @@ progress_recycle(struct tree *t, struct node *n)
 
 	if (t->shutting_down || t->draining || n->held)
 		return false;
-	if (s->state != NODE_RUNNING || s->job.kind != JOB_NONE || s->in_run) {
+	if (s->state != NODE_RUNNING || s->super->job.kind != JOB_NONE ||
+	    s->in_run) {
 		progress_wake_by(t, n, t->now + PROGRESS_RETRY_MS);
 		return false;
 	}
@@ -155,19 +194,20 @@ static bool
 progress_judge_stall(struct tree *t, struct node *n)
 {
 	const struct spec *s = n->spec;
-	struct watch *w = &n->watch;
+	struct pwatch *w;
 
-	if (s->stall_timeout_ms == 0)
+	if (s->pol->stall_timeout_ms == 0)
 		return true;
+	w = progress_watch(n);
 	if (w->stalled_at != 0) {
-		if (t->now < w->stalled_at + s->stall_grace_ms)
+		if (t->now < w->stalled_at + s->pol->stall_grace_ms)
 			return true;
 		progress_fail(t, n, REASON_STALL);
 		return false;
 	}
 	/* no beat since it last moved: a long call or a hang, which the
 	 * heartbeat deadline judges; the next beat judges the stall */
-	if (t->now >= w->moved_at + s->stall_timeout_ms &&
+	if (t->now >= w->moved_at + s->pol->stall_timeout_ms &&
 	    w->beat_at > w->moved_at)
 		progress_stalled(t, n);
 	return true;
@@ -180,8 +220,8 @@ progress_woken(struct tree *t, struct node *n)
 		return;
 	if (!progress_judge_stall(t, n) || !budget_wall_judge(t, n))
 		return;
-	if (n->spec->recycle_after_ms &&
-	    t->now >= n->running_since + n->spec->recycle_after_ms &&
+	if (n->spec->pol->recycle_after_ms &&
+	    t->now >= n->running_since + n->spec->pol->recycle_after_ms &&
 	    progress_recycle(t, n))
 		return;
 	progress_rearm(t, n);
@@ -191,7 +231,7 @@ progress_woken(struct tree *t, struct node *n)
 static void
 progress_looping(struct tree *t, struct node *n, unsigned period)
 {
-	struct watch *w = &n->watch;
+	struct pwatch *w = progress_watch(n);
 
 	w->loop_period = period;
 	w->loop_steps = 0;
@@ -210,8 +250,8 @@ progress_looping(struct tree *t, struct node *n, unsigned period)
 static void
 progress_step(struct tree *t, struct node *n, uint64_t h)
 {
-	struct watch *w = &n->watch;
-	unsigned reps = n->spec->loop_repeats;
+	struct pwatch *w = progress_watch(n);
+	unsigned reps = n->spec->pol->loop_repeats;
 
 	for (unsigned p = 1; p <= 3; p++)
 		w->run[p - 1] = w->nring >= p && w->ring[p - 1] == h
@@ -243,26 +283,30 @@ void
 progress_beat(struct tree *t, struct node *n, const struct progress *u,
               unsigned fields, bool moved)
 {
-	struct watch *w = &n->watch;
+	struct pwatch *w;
 	const struct spec *s = n->spec;
 
 	if (fields & (PROGRESS_TOKENS | PROGRESS_STEPS | PROGRESS_COST))
 		budget_beat(t, n, u, fields);
-	if (n->state != NODE_RUNNING || w->ending)
+	if (n->state != NODE_RUNNING || n->watch.ending)
 		return;
+	if (fields == 0 && n->pwatch == NULL && !progress_watched(n))
+		return; /* a bare beat of an unwatched worker: nothing kept */
+	w = progress_watch(n);
+	w->beat_at = t->now;
 	if (n->circuit.state == CIRCUIT_HALF_OPEN)
 		progress_rearm(t,
 		               n); /* the probe's wake may have replaced ours */
 	if (moved) {
 		w->moved_at = t->now;
 		w->stalled_at = 0;
-	} else if (s->stall_timeout_ms && w->stalled_at == 0 &&
-	           t->now >= w->moved_at + s->stall_timeout_ms) {
+	} else if (s->pol->stall_timeout_ms && w->stalled_at == 0 &&
+	           t->now >= w->moved_at + s->pol->stall_timeout_ms) {
 		progress_stalled(t, n); /* overdue, and this beat proves it */
-		progress_wake_by(t, n, t->now + s->stall_grace_ms);
+		progress_wake_by(t, n, t->now + s->pol->stall_grace_ms);
 	}
 	if ((fields & PROGRESS_STEPS) && u->steps > w->steps) {
-		if (s->loop_repeats && n->progress->state[0] != '\0')
+		if (s->pol->loop_repeats && n->progress->state[0] != '\0')
 			progress_step(t, n,
 			              progress_hash(n->progress->state,
 			                            sizeof n->progress->state));

@@ -33,6 +33,9 @@ double budget_spend_of(const struct spend *, enum budget_limit);
  * finished incarnations spent): tree_start() does it, so spend the state
  * store puts back before it counts; call it after restoring later. */
 void budget_recount(struct tree *);
+/* What progress.c keeps of a worker: its own, or zeros when it has none
+ * yet. The spend its running incarnation last reported is `inc`. */
+const struct pwatch *progress_pwatch(const struct node *);
 /* ms since a stalled worker's progress last moved; 0 when not stalled. */
 uint64_t progress_stalled_ms(const struct node *, uint64_t now);
 
@@ -65,6 +68,9 @@ bool budget_reloaded(struct tree *, struct node *);
 /* A running worker's next wake-up from its stall window, wall budget and
  * recycling (reload.c: after its keys changed). */
 void progress_rearm(struct tree *, struct node *);
+/* A worker's struct pwatch, allocated at the first need (as if made when
+ * it came up). */
+struct pwatch *progress_watch(struct node *);
 /* Ask for a wake-up at `at` unless an earlier one is already asked for. */
 void progress_wake_by(struct tree *, struct node *, uint64_t at);
 

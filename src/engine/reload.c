@@ -40,7 +40,7 @@ static bool
 busy(const struct node *top)
 {
 	for (const struct node *n = top; n != NULL; n = tree_walk_next(top, n))
-		if (n->job.kind != JOB_NONE)
+		if (n->super != NULL && n->super->job.kind != JOB_NONE)
 			return true;
 	return false;
 }
@@ -204,7 +204,7 @@ reload_jobs(struct tree *t, struct node *s)
 	}
 	for (size_t i = 0; i < s->nchildren; i++)
 		if (!node_is_worker(s->children[i]) &&
-		    s->children[i]->job.kind == JOB_NONE)
+		    s->children[i]->super->job.kind == JOB_NONE)
 			reload_jobs(t, s->children[i]);
 }
 

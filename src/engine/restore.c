@@ -18,9 +18,9 @@ tree_restore(struct tree *t, struct node *n, const struct tree_saved *s,
 
 	t->now = now;
 	n->spend = s->spend;
-	if (s->circuit == CIRCUIT_CLOSED || !n->spec->circuit.enabled)
+	if (s->circuit == CIRCUIT_CLOSED || !n->spec->pol->circuit.enabled)
 		return;
-	c->open_ms = s->open_ms ? s->open_ms : n->spec->circuit.open_ms;
+	c->open_ms = s->open_ms ? s->open_ms : n->spec->pol->circuit.open_ms;
 	if (s->circuit != CIRCUIT_OPEN || s->open_left_ms == 0) {
 		c->state = CIRCUIT_HALF_OPEN;
 		return;

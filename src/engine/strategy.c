@@ -49,7 +49,7 @@ spawn_exhausted(struct reason r)
 static bool
 should_restart(const struct node *c, struct reason r)
 {
-	switch (c->spec->restart) {
+	switch (c->spec->pol->restart) {
 	case RESTART_PERMANENT:
 		return true;
 	case RESTART_TRANSIENT:
@@ -85,7 +85,7 @@ park(struct tree *t, struct node *s, struct node *c, enum node_state st,
 	                             .reason = c->last,
 	                             .value = wake_at});
 	dynamic_child_ended(t, c, true); /* a task: a dead letter */
-	if (c->spec->significant)
+	if (c->spec->pol->significant)
 		give_up(t, s, c->last, true);
 	else
 		sup_child_settled(t, s);
@@ -97,7 +97,7 @@ park(struct tree *t, struct node *s, struct node *c, enum node_state st,
 static uint64_t
 restart_delay(struct tree *t, struct node *c, struct reason r, unsigned n)
 {
-	const struct backoff_spec *b = &c->spec->backoff;
+	const struct backoff_spec *b = &c->spec->pol->backoff;
 	uint64_t delay = backoff_delay(t, b, n), floor = 0;
 
 	if (c->exit_declared == DECLARED_RATE_LIMITED) {
@@ -131,7 +131,7 @@ restart_decision(struct tree *t, struct node *s, struct node *c,
 		                             .reason = r,
 		                             .value = delay});
 	}
-	switch (s->spec->strategy) {
+	switch (s->spec->pol->strategy) {
 	case ONE_FOR_ONE:
 		if (delay == 0)
 			node_start(t, c);
@@ -148,7 +148,7 @@ restart_decision(struct tree *t, struct node *s, struct node *c,
 		        (struct job){.kind = JOB_RESTART,
 		                     .phase = PHASE_STOP,
 		                     .select = SELECT_RESTARTABLE,
-		                     .lo = s->spec->strategy == ONE_FOR_ALL
+		                     .lo = s->spec->pol->strategy == ONE_FOR_ALL
 		                                   ? 0
 		                                   : c->index,
 		                     .hi = s->nchildren,
@@ -221,8 +221,8 @@ strategy_child_failed(struct tree *t, struct node *s, struct node *c,
 		sup_child_settled(t, s);
 		return;
 	}
-	if (s->job.kind != JOB_NONE || s->in_run) {
-		if (!job_covers(&s->job, c)) {
+	if (s->super->job.kind != JOB_NONE || s->in_run) {
+		if (!job_covers(&s->super->job, c)) {
 			c->pending = true;
 			c->pending_reason = r;
 		}
@@ -238,7 +238,7 @@ strategy_child_failed(struct tree *t, struct node *s, struct node *c,
 void
 strategy_handle_pending(struct tree *t, struct node *s)
 {
-	for (size_t i = 0; i < s->nchildren && s->job.kind == JOB_NONE &&
+	for (size_t i = 0; i < s->nchildren && s->super->job.kind == JOB_NONE &&
 	                   s->state == NODE_RUNNING;
 	     i++) {
 		struct node *c = s->children[i];

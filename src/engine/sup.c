@@ -16,8 +16,8 @@
 void
 sup_begin_job(struct tree *t, struct node *s, struct job j)
 {
-	s->job = j;
-	s->job.cursor = j.phase == PHASE_STOP ? j.hi : j.lo;
+	s->super->job = j;
+	s->super->job.cursor = j.phase == PHASE_STOP ? j.hi : j.lo;
 	sup_run(t, s);
 }
 
@@ -58,7 +58,7 @@ sup_begin_stop(struct tree *t, struct node *s, enum stop_outcome outcome,
 	s->draining = drain;
 	/* one_for_one children are independent: stopped together, so a tree
 	 * stops within its largest shutdown, not the sum (§9) */
-	bool together = drain || s->spec->strategy == ONE_FOR_ONE;
+	bool together = drain || s->spec->pol->strategy == ONE_FOR_ONE;
 
 	sup_begin_job(t, s,
 	              (struct job){.kind = JOB_STOP,
@@ -79,7 +79,7 @@ sup_stop(struct tree *t, struct node *s, enum stop_how how)
 		return;
 	if (s->state == NODE_STOPPING) {
 		/* the parent wants it down: it no longer escalates when done */
-		s->job.outcome = OUTCOME_STOPPED;
+		s->super->job.outcome = OUTCOME_STOPPED;
 		return;
 	}
 	sup_begin_stop(t, s, OUTCOME_STOPPED, how);
@@ -102,7 +102,7 @@ job_should_start(const struct job *j, const struct node *c)
 	case SELECT_RESTARTABLE:
 		/* OTP: a temporary child is never restarted, not even when a
 		 * sibling's failure took it down. */
-		return !c->held && c->spec->restart != RESTART_TEMPORARY;
+		return !c->held && c->spec->pol->restart != RESTART_TEMPORARY;
 	}
 	return false;
 }
@@ -125,7 +125,7 @@ call_off(const struct job *j, const struct node *c)
 static bool
 job_stop_step(struct tree *t, struct node *s)
 {
-	struct job *j = &s->job;
+	struct job *j = &s->super->job;
 
 	if (j->order == ORDER_TOGETHER) {
 		bool all = true;
@@ -160,7 +160,7 @@ job_stop_step(struct tree *t, struct node *s)
 static bool
 job_start_step(struct tree *t, struct node *s)
 {
-	struct job *j = &s->job;
+	struct job *j = &s->super->job;
 
 	while (j->cursor < j->hi) {
 		struct node *c = s->children[j->cursor];
@@ -196,12 +196,12 @@ sup_gave_up(struct tree *t, struct node *s)
 static void
 job_finish(struct tree *t, struct node *s)
 {
-	struct job done = s->job;
+	struct job done = s->super->job;
 
 	if (done.select == SELECT_MARKED)
 		for (size_t i = 0; i < s->nchildren; i++)
 			s->children[i]->marked = false;
-	s->job = (struct job){.kind = JOB_NONE};
+	s->super->job = (struct job){.kind = JOB_NONE};
 	if (done.kind != JOB_STOP) {
 		bool was_starting = s->state == NODE_STARTING;
 		tree_set_state(t, s, NODE_RUNNING);
@@ -230,7 +230,7 @@ job_finish(struct tree *t, struct node *s)
 void
 sup_run(struct tree *t, struct node *s)
 {
-	struct job *j = &s->job;
+	struct job *j = &s->super->job;
 
 	if (s->in_run || j->kind == JOB_NONE)
 		return;

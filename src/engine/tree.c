@@ -65,6 +65,8 @@ tree_node_new(const struct spec *s, struct node *parent, size_t index)
 	struct node *n = xcalloc(1, sizeof *n);
 
 	n->spec = s;
+	if (s->kind == KIND_SUPERVISOR)
+		n->super = xcalloc(1, sizeof *n->super);
 	n->parent = parent;
 	n->index = index;
 	n->path = parent ? xasprintf("%s/%s", parent->path, s->name)
@@ -84,9 +86,12 @@ node_free(struct node *n)
 	for (size_t i = 0; i < n->nchildren; i++)
 		node_free(n->children[i]);
 	free(n->children);
-	free(n->stamps);
+	if (n->super != NULL)
+		free(n->super->stamps);
+	free(n->super);
 	free(n->circuit.stamps);
 	free(n->progress);
+	free(n->pwatch);
 	free(n->declared);
 	free(n->path);
 	dynamic_task_free(n);
@@ -101,6 +106,7 @@ tree_node_free(struct node *n)
 
 /* Where nodes removed by a reload wait, stopping, until they can be freed. */
 static const struct spec graveyard_spec = {.name = "(removed)",
+                                           .pol = &config_policy_default,
                                            .kind = KIND_SUPERVISOR};
 
 struct tree *
@@ -161,11 +167,21 @@ tree_push(struct tree *t, struct action a)
 		t->exited = true;
 }
 
+/* A queue a burst grew (a start of 1,000 workers: 40 KiB) is given back
+ * once drained; the usual few actions a turn keep theirs. */
+#define TREE_ACTS_KEEP 64
+
 bool
 tree_next_action(struct tree *t, struct action *a)
 {
-	if (t->nacts == 0)
+	if (t->nacts == 0) {
+		if (t->capacts > TREE_ACTS_KEEP) {
+			free(t->acts);
+			t->acts = NULL;
+			t->capacts = t->act0 = 0;
+		}
 		return false;
+	}
 	*a = t->acts[t->act0];
 	t->act0 = (t->act0 + 1) % t->capacts;
 	t->nacts--;
@@ -305,7 +321,8 @@ tree_beat(struct tree *t, struct node *n, const struct progress *u,
 
 	t->now = now;
 	n->beats++;
-	n->watch.beat_at = now;
+	if (n->pwatch != NULL)
+		n->pwatch->beat_at = now;
 	if (fields == 0) {
 		progress_beat(t, n, u, 0, false);
 		return; /* a bare beat costs no memory */

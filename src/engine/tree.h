@@ -117,24 +117,28 @@ enum {
 	PROGRESS_STATUS = 16,
 };
 
-/* What progress.c and budget.c keep of a node (DESIGN §10): fixed size and
- * in the node, so a beat costs O(1) and allocates nothing. */
-struct watch {
-	/* stall (workers) */
+/* What progress.c keeps of a worker that reports progress or is watched
+ * for stalls or loops (DESIGN §10): fixed size, allocated at the first
+ * need (progress_watch), so a beat costs O(1) and most allocate nothing. */
+struct pwatch {
+	/* stall */
 	uint64_t moved_at;   /* its progress last moved, or it came up */
 	uint64_t beat_at;    /* its last beat */
 	uint64_t stalled_at; /* nudged for a stall then; 0: not stalled */
-	/* loop (workers): hashes of the states of the last steps, newest
-	 * first, and for period p the steps in a row whose state equals the
-	 * one p steps back */
+	/* loop: hashes of the states of the last steps, newest first, and
+	 * for period p the steps in a row whose state equals the one p steps
+	 * back */
 	uint64_t ring[3];
 	unsigned nring;
 	unsigned run[3];
 	uint64_t steps;       /* the steps of the last beat recorded */
 	unsigned loop_period; /* a suspected loop's period, 0: none */
 	unsigned loop_steps;  /* steps it went on since it was suspected */
-	/* budgets */
-	struct spend inc;    /* worker: its running incarnation's last report */
+	struct spend inc;     /* its running incarnation's last report */
+};
+
+/* What budget.c keeps of every node (DESIGN §10), in the node. */
+struct watch {
 	struct spend total;  /* all spent but running wall time: a worker's
 	                        spend plus its running incarnation's; a
 	                        supervisor's spend plus its children's */
@@ -146,55 +150,62 @@ struct watch {
 struct session; /* the shell's running instance (session.c) */
 struct task;    /* a dynamic child's task (dynamic.h) */
 
-/* One supervisor or worker: spec, state machine, counters, shell state. */
+/* What only a supervisor keeps: its job, restart stamps and dynamic
+ * children's counters. Allocated with a supervisor's node; a worker's node
+ * has none (most nodes are workers). */
+struct super {
+	struct job job;
+	uint64_t *stamps; /* restart times in the window: a ring */
+	unsigned nstamps, stamp0;
+	unsigned long spawned; /* children made, for SUP/N */
+	size_t finished;       /* ended children not yet swept */
+	bool dyn_dirty;        /* in tree.dyn_dirty */
+};
+
+/* One supervisor or worker: spec, state machine, counters, shell state.
+ * Fields ordered by size (no holes): there is one per worker. */
 struct node {
 	const struct spec *spec;
 	char *path; /* "root/research/fetcher" */
 	struct node *parent;
 	struct node **children;
 	size_t nchildren;
-	size_t index; /* in parent->children */
-	enum node_state state;
-	bool held;          /* stopped by command: no restart starts it */
-	bool pending;       /* failed while the parent was busy: handle after */
-	bool draining;      /* stopping by drain: its exit is not a failure */
-	bool in_run;        /* supervisor: its job loop is on the stack */
-	bool marked;        /* a reload restarts (or first starts) it */
-	bool removed;       /* taken out by a reload: freed once stopped */
-	struct reason last; /* why it last stopped */
-	struct reason pending_reason;
+	size_t index;         /* in parent->children */
+	struct super *super;  /* supervisor: its own state; worker: NULL */
 	unsigned long starts; /* incarnation + 1 */
 	uint64_t since_ms;    /* when it entered its state (monotonic) */
+	enum node_state state;
+	struct reason last; /* why it last stopped */
+	struct reason pending_reason;
+	bool held;     /* stopped by command: no restart starts it */
+	bool pending;  /* failed while the parent was busy: handle after */
+	bool draining; /* stopping by drain: its exit is not a failure */
+	bool in_run;   /* supervisor: its job loop is on the stack */
+	bool marked;   /* a reload restarts (or first starts) it */
+	bool removed;  /* taken out by a reload: freed once stopped */
 
 	/* worker */
+	unsigned failures;         /* consecutive, for backoff */
 	struct progress *progress; /* allocated at the first report */
 	uint64_t beats;
 	uint64_t running_since;  /* when it last became running */
 	uint64_t progress_moved; /* when its progress last changed */
-	unsigned failures;       /* consecutive, for backoff */
 	uint64_t backoff_until;
 	struct circuit circuit;
 	struct declaration *declared;     /* the latest, until used or stale;
 	                                     allocated at the first */
 	struct spend spend;               /* budgets: see struct spend */
-	struct watch watch;               /* stall, loop, budget: §10 */
+	struct watch watch;               /* budget: §10 */
+	struct pwatch *pwatch;            /* stall, loop: NULL until needed */
 	enum declared_kind exit_declared; /* what its last exit was declared */
 
 	/* the one wake-up it wants (0: none), and its slot in the heap */
 	uint64_t wake_at;
 	size_t heap_slot;
 
-	/* supervisor */
-	struct job job;
-	uint64_t *stamps; /* restart times in the window: a ring */
-	unsigned nstamps, stamp0;
-
-	/* dynamic children (dynamic.c): a child's task, a supervisor's
-	 * counters; a child owns its spec */
+	/* dynamic children (dynamic.c): a child's task; a child owns its
+	 * spec */
 	struct task *task;
-	unsigned long spawned; /* supervisor: children made, for SUP/N */
-	size_t finished;       /* supervisor: ended children not yet swept */
-	bool dyn_dirty;        /* supervisor: in tree.dyn_dirty */
 
 	/* shell */
 	struct session *session;

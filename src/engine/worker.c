@@ -47,7 +47,8 @@ w_spawn(struct tree *t, struct node *n, struct reason r)
 	n->draining = false;
 	budget_spawned(t, n);
 	tree_push(t, (struct action){.kind = ACT_START, .node = n});
-	w_up(t, n, n->spec->start_timeout_ms ? NODE_STARTING : NODE_RUNNING);
+	w_up(t, n,
+	     n->spec->pol->start_timeout_ms ? NODE_STARTING : NODE_RUNNING);
 }
 
 /* STARTING x READY: up; its supervisor's job may go on. */
@@ -136,7 +137,8 @@ w_backoff_over(struct tree *t, struct node *n, struct reason r)
 {
 	struct node *s = n->parent;
 
-	if (s->state == NODE_RUNNING && s->job.kind == JOB_NONE && !n->held)
+	if (s->state == NODE_RUNNING && s->super->job.kind == JOB_NONE &&
+	    !n->held)
 		w_spawn(t, n, r);
 	else
 		n->pending = true;

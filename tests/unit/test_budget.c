@@ -29,7 +29,7 @@ test_budget_warning_once_then_exhausted(void **state)
 	expect(r, "fail root/a budget (drain)\nexhausted root/a\n");
 	assert_int_equal(N(r, "a")->state, NODE_EXHAUSTED);
 	assert_true(node_unhealthy(N(r, "a")));
-	assert_int_equal(N(r, "root")->nstamps, 0); /* not counted */
+	assert_int_equal(N(r, "root")->super->nstamps, 0); /* not counted */
 	budget_spend(N(r, "a"), r->now, &sp);
 	assert_int_equal(sp.tokens, 1000);
 	assert_int_equal(N(r, "a")->spend.tokens, 1000);

@@ -126,22 +126,24 @@ test_full_example(void **state)
 	assert_int_equal(r->nchildren, 1);
 	s = r->children[0];
 	assert_string_equal(s->name, "research");
-	assert_int_equal(s->strategy, REST_FOR_ONE);
-	assert_int_equal(s->intensity, 2);
-	assert_int_equal(s->period_ms, 60000);
+	assert_int_equal(s->pol->strategy, REST_FOR_ONE);
+	assert_int_equal(s->pol->intensity, 2);
+	assert_int_equal(s->pol->period_ms, 60000);
 	f = s->children[0];
 	assert_string_equal(f->argv[4], "research jobs");
 	assert_null(f->argv[5]);
 	assert_string_equal(f->env[0], "MODEL=small");
 	assert_string_equal(f->env[1], "LOG_LEVEL=info");
-	assert_int_equal(f->heartbeat_ms, 2000);
-	assert_int_equal(f->heartbeat_timeout_ms, 6000); /* 3 x heartbeat */
-	assert_int_equal(f->shutdown_ms, 10000);
+	assert_int_equal(f->pol->heartbeat_ms, 2000);
+	assert_int_equal(f->pol->heartbeat_timeout_ms,
+	                 6000); /* 3 x heartbeat */
+	assert_int_equal(f->pol->shutdown_ms, 10000);
 	assert_int_equal(f->err.mode, OUTPUT_FILE);
 	assert_string_equal(s->children[1]->argv[3], "a b");
 	assert_string_equal(s->children[1]->argv[4], "c\"d");
 	tools = s->children[2];
-	assert_int_equal(tools->children[0]->shutdown_ms, SHUTDOWN_BRUTAL_KILL);
+	assert_int_equal(tools->children[0]->pol->shutdown_ms,
+	                 SHUTDOWN_BRUTAL_KILL);
 	assert_string_equal(tools->children[1]->name, "late");
 	assert_string_equal(cfg->settings.events_file, "/tmp/ev.jsonl");
 	assert_string_equal(cfg->settings.metrics, "[::1]:9464");
@@ -175,9 +177,9 @@ test_lone_workers_get_implicit_root(void **state)
 	cfg = load(&errs);
 	assert_non_null(cfg);
 	assert_string_equal(cfg->root->name, "root");
-	assert_int_equal(cfg->root->strategy, ONE_FOR_ONE);
-	assert_int_equal(cfg->root->intensity, 3);
-	assert_int_equal(cfg->root->period_ms, 5000);
+	assert_int_equal(cfg->root->pol->strategy, ONE_FOR_ONE);
+	assert_int_equal(cfg->root->pol->intensity, 3);
+	assert_int_equal(cfg->root->pol->period_ms, 5000);
 	assert_string_equal(cfg->root->children[0]->name, "first");
 	assert_string_equal(cfg->root->children[1]->name, "second");
 	config_free(cfg);
@@ -447,7 +449,7 @@ test_notify_and_hooks(void **state)
 	put("a.yaml", "worker: w\ncommand: x\nnotify: systemd\n");
 	cfg = load(&errs);
 	assert_non_null(cfg);
-	assert_int_equal(cfg->root->children[0]->notify, NOTIFY_SYSTEMD);
+	assert_int_equal(cfg->root->children[0]->pol->notify, NOTIFY_SYSTEMD);
 	assert_int_equal(cfg->settings.nhooks, 2);
 	h = &cfg->settings.hooks[0];
 	assert_string_equal(h->kinds[0], "gave_up");

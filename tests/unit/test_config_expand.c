@@ -38,13 +38,14 @@ test_merge_keys(void **state)
 	assert_int_equal(s->nchildren, 8);
 	assert_string_equal(s->children[1]->name, "b");
 	assert_string_equal(s->children[1]->argv[1], "it");
-	assert_int_equal(s->children[1]->heartbeat_ms, 1000);
+	assert_int_equal(s->children[1]->pol->heartbeat_ms, 1000);
 	assert_int_equal(s->children[2]->out.mode, OUTPUT_NULL);
-	assert_int_equal(s->children[2]->shutdown_ms, 9000); /* first wins */
+	assert_int_equal(s->children[2]->pol->shutdown_ms,
+	                 9000); /* first wins */
 	/* the later `<<` is merged after the earlier one: first source wins */
-	assert_int_equal(s->children[3]->shutdown_ms, 1000);
-	assert_int_equal(s->children[4]->shutdown_ms, 5000);
-	assert_int_equal(s->children[4]->drain_timeout_ms, 4000);
+	assert_int_equal(s->children[3]->pol->shutdown_ms, 1000);
+	assert_int_equal(s->children[4]->pol->shutdown_ms, 5000);
+	assert_int_equal(s->children[4]->pol->drain_timeout_ms, 4000);
 	assert_string_equal(s->children[5]->argv[0], "y");
 	assert_string_equal(s->children[6]->env[0], "A=1");
 	assert_string_equal(s->children[7]->env[0], "B=2");
@@ -311,7 +312,8 @@ test_instances(void **state)
 		assert_int_equal(s->children[i]->instance, i);
 		assert_int_equal(s->children[i]->instances, 3);
 		assert_string_equal(s->children[i]->argv[0], "run");
-		assert_int_equal(s->children[i]->heartbeat_timeout_ms, 3000);
+		assert_int_equal(s->children[i]->pol->heartbeat_timeout_ms,
+		                 3000);
 	}
 	assert_string_equal(s->children[4]->name, "last");
 	assert_int_equal(s->children[4]->instance, 0);
@@ -373,30 +375,31 @@ test_defaults(void **state)
 	               "worker: late\nparent: inner\ncommand: y\n");
 	s = cfg->root;
 	assert_string_equal(s->children[0]->argv[0], "default-cmd");
-	assert_int_equal(s->children[0]->shutdown_ms, 1000);
-	assert_int_equal(s->children[0]->heartbeat_ms, 2000);
-	assert_int_equal(s->children[0]->heartbeat_timeout_ms, 6000);
+	assert_int_equal(s->children[0]->pol->shutdown_ms, 1000);
+	assert_int_equal(s->children[0]->pol->heartbeat_ms, 2000);
+	assert_int_equal(s->children[0]->pol->heartbeat_timeout_ms, 6000);
 	assert_string_equal(s->children[0]->env[0], "A=1");
-	assert_false(s->children[0]->backoff.enabled);
-	assert_int_equal(s->children[0]->circuit.failures, 3);
+	assert_false(s->children[0]->pol->backoff.enabled);
+	assert_int_equal(s->children[0]->pol->circuit.failures, 3);
 	/* the worker's own keys win, whole: no merging of maps */
-	assert_int_equal(s->children[1]->shutdown_ms, 3000);
+	assert_int_equal(s->children[1]->pol->shutdown_ms, 3000);
 	assert_string_equal(s->children[1]->env[0], "B=2");
 	assert_null(s->children[1]->env[1]);
-	assert_true(s->children[1]->backoff.enabled);
-	assert_int_equal(s->children[1]->backoff.max_ms, 60000);
-	assert_int_equal(s->children[1]->backoff.initial_ms, 100);
+	assert_true(s->children[1]->pol->backoff.enabled);
+	assert_int_equal(s->children[1]->pol->backoff.max_ms, 60000);
+	assert_int_equal(s->children[1]->pol->backoff.initial_ms, 100);
 	/* nested: the nearer supervisor's defaults win */
 	inner = s->children[2];
-	assert_int_equal(inner->restart, RESTART_PERMANENT); /* not for sups */
-	assert_int_equal(inner->children[0]->shutdown_ms, 7000);
-	assert_int_equal(inner->children[0]->heartbeat_ms, 2000);
-	assert_int_equal(inner->children[0]->restart, RESTART_TRANSIENT);
-	assert_int_equal(inner->children[1]->restart, RESTART_PERMANENT);
+	assert_int_equal(inner->pol->restart,
+	                 RESTART_PERMANENT); /* not for sups */
+	assert_int_equal(inner->children[0]->pol->shutdown_ms, 7000);
+	assert_int_equal(inner->children[0]->pol->heartbeat_ms, 2000);
+	assert_int_equal(inner->children[0]->pol->restart, RESTART_TRANSIENT);
+	assert_int_equal(inner->children[1]->pol->restart, RESTART_PERMANENT);
 	/* attached by parent: from another document, still below */
 	late = inner->children[2];
 	assert_string_equal(late->name, "late");
-	assert_int_equal(late->shutdown_ms, 7000);
+	assert_int_equal(late->pol->shutdown_ms, 7000);
 	assert_string_equal(late->argv[0], "y");
 	config_free(cfg);
 	/* a worker that gets its command from nowhere */
@@ -440,6 +443,68 @@ test_many_parents(void **state)
 	free(yaml);
 }
 
+/* Idle memory: workers declared alike, or given the same keys by
+ * `defaults:` or copied by `instances:`, share one policy (and equal
+ * commands one array); a key of their
+ * own gives a worker its own; a dynamic child shares its template's; a
+ * spec changed after parsing (spec_policy_own) leaves the others as they
+ * were. */
+static void
+test_policies_shared(void **state)
+{
+	struct config *cfg;
+	struct spec *s, *inner, *task;
+	const struct policy *shared;
+
+	(void)state;
+	cfg = parse_ok("supervisor: s\n"
+	               "defaults: {shutdown: 1s, heartbeat: 2s}\n"
+	               "children:\n"
+	               "  - {worker: a, command: x}\n"
+	               "  - {worker: b, command: y, environment: {A: '1'}}\n"
+	               "  - {worker: c, command: x, shutdown: 3s}\n"
+	               "  - {worker: d, command: x, instances: 2}\n"
+	               "  - supervisor: inner\n"
+	               "    defaults: {shutdown: 1s, heartbeat: 2s}\n"
+	               "    template: {command: z}\n"
+	               "  - supervisor: other\n"
+	               "    defaults: {shutdown: 1s, heartbeat: 2s}\n"
+	               "    children: [{worker: e, command: x}]\n");
+	s = cfg->root;
+	assert_int_equal(s->nchildren, 7);
+	shared = s->children[0]->pol;
+	assert_ptr_equal(s->children[1]->pol, shared); /* own env: same */
+	assert_ptr_not_equal(s->children[2]->pol, shared);
+	assert_int_equal(s->children[2]->pol->shutdown_ms, 3000);
+	assert_ptr_equal(s->children[3]->pol, shared); /* d.1 */
+	assert_ptr_equal(s->children[4]->pol, shared); /* d.2 */
+	inner = s->children[5];
+	assert_ptr_equal(s->children[6]->children[0]->pol, shared);
+	assert_int_equal(inner->tmpl->pol->shutdown_ms, 1000); /* its own: */
+	assert_int_equal(inner->tmpl->pol->restart, RESTART_TRANSIENT);
+	assert_ptr_equal(inner->pol, s->children[6]->pol); /* supervisors */
+	/* the same command, kept once; another, its own */
+	assert_ptr_equal(s->children[2]->argv, s->children[0]->argv);
+	assert_ptr_equal(s->children[4]->argv, s->children[0]->argv);
+	assert_ptr_not_equal(s->children[1]->argv, s->children[0]->argv);
+	assert_int_equal(s->children[0]->borrowed, 0);
+	assert_int_equal(s->children[2]->borrowed, SPEC_BORROWS_ARGV);
+	assert_int_equal(shared->shutdown_ms, 1000);
+	assert_int_equal(shared->heartbeat_ms, 2000);
+	assert_true(shared->refs >= 5);
+	task = config_task_spec(inner->tmpl, "t1", NULL, NULL);
+	assert_ptr_equal(task->pol, inner->tmpl->pol);
+	spec_policy_own(task)->shutdown_ms = 9000;
+	assert_ptr_not_equal(task->pol, inner->tmpl->pol);
+	assert_int_not_equal(inner->tmpl->pol->shutdown_ms, 9000);
+	spec_policy_own(s->children[0])->shutdown_ms = 5000;
+	assert_int_equal(s->children[1]->pol->shutdown_ms, 1000);
+	assert_true(spec_policy_equal(s->children[1], s->children[3]));
+	assert_false(spec_policy_equal(s->children[0], s->children[1]));
+	config_task_spec_free(task);
+	config_free(cfg);
+}
+
 int
 main(void)
 {
@@ -454,6 +519,7 @@ main(void)
 	        cmocka_unit_test(test_env_expansion_bounded),
 	        cmocka_unit_test(test_instances),
 	        cmocka_unit_test(test_defaults),
+	        cmocka_unit_test(test_policies_shared),
 	        cmocka_unit_test(test_many_parents),
 	};
 

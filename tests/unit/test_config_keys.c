@@ -16,38 +16,38 @@ struct good {
 static void
 chk_restart(const struct spec *s)
 {
-	assert_int_equal(s->restart, RESTART_TEMPORARY);
+	assert_int_equal(s->pol->restart, RESTART_TEMPORARY);
 }
 static void
 chk_shutdown(const struct spec *s)
 {
-	assert_int_equal(s->shutdown_ms, 2500);
+	assert_int_equal(s->pol->shutdown_ms, 2500);
 }
 static void
 chk_brutal(const struct spec *s)
 {
-	assert_int_equal(s->shutdown_ms, SHUTDOWN_BRUTAL_KILL);
+	assert_int_equal(s->pol->shutdown_ms, SHUTDOWN_BRUTAL_KILL);
 }
 static void
 chk_heartbeat(const struct spec *s)
 {
-	assert_int_equal(s->heartbeat_ms, 500);
-	assert_int_equal(s->heartbeat_timeout_ms, 1500);
+	assert_int_equal(s->pol->heartbeat_ms, 500);
+	assert_int_equal(s->pol->heartbeat_timeout_ms, 1500);
 }
 static void
 chk_hb_timeout(const struct spec *s)
 {
-	assert_int_equal(s->heartbeat_timeout_ms, 60000);
+	assert_int_equal(s->pol->heartbeat_timeout_ms, 60000);
 }
 static void
 chk_start(const struct spec *s)
 {
-	assert_int_equal(s->start_timeout_ms, 3600000);
+	assert_int_equal(s->pol->start_timeout_ms, 3600000);
 }
 static void
 chk_drain(const struct spec *s)
 {
-	assert_int_equal(s->drain_timeout_ms, 0);
+	assert_int_equal(s->pol->drain_timeout_ms, 0);
 }
 static void
 chk_dir(const struct spec *s)
@@ -71,55 +71,55 @@ chk_env(const struct spec *s)
 static void
 chk_significant(const struct spec *s)
 {
-	assert_true(s->significant);
+	assert_true(s->pol->significant);
 }
 static void
 chk_backoff_default(const struct spec *s)
 {
-	assert_true(s->backoff.enabled);
-	assert_int_equal(s->backoff.initial_ms, 100);
-	assert_int_equal(s->backoff.max_ms, 30000);
-	assert_true(s->backoff.multiplier == 2.0);
-	assert_int_equal(s->backoff.jitter, JITTER_FULL);
-	assert_int_equal(s->backoff.reset_after_ms, 60000);
-	assert_int_equal(s->backoff.retry_after_max_ms, 600000);
-	assert_false(s->circuit.enabled);
-	assert_false(s->significant);
+	assert_true(s->pol->backoff.enabled);
+	assert_int_equal(s->pol->backoff.initial_ms, 100);
+	assert_int_equal(s->pol->backoff.max_ms, 30000);
+	assert_true(s->pol->backoff.multiplier == 2.0);
+	assert_int_equal(s->pol->backoff.jitter, JITTER_FULL);
+	assert_int_equal(s->pol->backoff.reset_after_ms, 60000);
+	assert_int_equal(s->pol->backoff.retry_after_max_ms, 600000);
+	assert_false(s->pol->circuit.enabled);
+	assert_false(s->pol->significant);
 }
 static void
 chk_backoff_none(const struct spec *s)
 {
-	assert_false(s->backoff.enabled);
+	assert_false(s->pol->backoff.enabled);
 }
 static void
 chk_backoff_map(const struct spec *s)
 {
-	assert_true(s->backoff.enabled);
-	assert_int_equal(s->backoff.initial_ms, 1000);
-	assert_int_equal(s->backoff.max_ms, 60000);
-	assert_true(s->backoff.multiplier == 1.5);
-	assert_int_equal(s->backoff.jitter, JITTER_EQUAL);
-	assert_int_equal(s->backoff.reset_after_ms, 0);
-	assert_int_equal(s->backoff.retry_after_max_ms, 120000);
+	assert_true(s->pol->backoff.enabled);
+	assert_int_equal(s->pol->backoff.initial_ms, 1000);
+	assert_int_equal(s->pol->backoff.max_ms, 60000);
+	assert_true(s->pol->backoff.multiplier == 1.5);
+	assert_int_equal(s->pol->backoff.jitter, JITTER_EQUAL);
+	assert_int_equal(s->pol->backoff.reset_after_ms, 0);
+	assert_int_equal(s->pol->backoff.retry_after_max_ms, 120000);
 }
 static void
 chk_circuit(const struct spec *s)
 {
-	assert_true(s->circuit.enabled);
-	assert_int_equal(s->circuit.failures, 5);
-	assert_int_equal(s->circuit.window_ms, 600000);
-	assert_int_equal(s->circuit.open_ms, 60000);
-	assert_int_equal(s->circuit.open_max_ms, 1800000);
-	assert_int_equal(s->circuit.probe_stable_ms, 10000);
+	assert_true(s->pol->circuit.enabled);
+	assert_int_equal(s->pol->circuit.failures, 5);
+	assert_int_equal(s->pol->circuit.window_ms, 600000);
+	assert_int_equal(s->pol->circuit.open_ms, 60000);
+	assert_int_equal(s->pol->circuit.open_max_ms, 1800000);
+	assert_int_equal(s->pol->circuit.probe_stable_ms, 10000);
 }
 static void
 chk_circuit_map(const struct spec *s)
 {
-	assert_int_equal(s->circuit.failures, 2);
-	assert_int_equal(s->circuit.window_ms, 1000);
-	assert_int_equal(s->circuit.open_ms, 2000);
-	assert_int_equal(s->circuit.open_max_ms, 4000);
-	assert_int_equal(s->circuit.probe_stable_ms, 0);
+	assert_int_equal(s->pol->circuit.failures, 2);
+	assert_int_equal(s->pol->circuit.window_ms, 1000);
+	assert_int_equal(s->pol->circuit.open_ms, 2000);
+	assert_int_equal(s->pol->circuit.open_max_ms, 4000);
+	assert_int_equal(s->pol->circuit.probe_stable_ms, 0);
 }
 static void
 chk_command_list(const struct spec *s)

@@ -16,11 +16,11 @@ test_identity_and_umask(void **state)
 	(void)state;
 	assert_string_equal(worker(cfg)->user, "nobody");
 	assert_string_equal(worker(cfg)->group, "65534");
-	assert_int_equal(worker(cfg)->umask_mode, 027);
+	assert_int_equal(worker(cfg)->pol->umask_mode, 027);
 	config_free(cfg);
 	cfg = parse_ok(W);
 	assert_null(worker(cfg)->user);
-	assert_int_equal(worker(cfg)->umask_mode, -1);
+	assert_int_equal(worker(cfg)->pol->umask_mode, -1);
 	config_free(cfg);
 	parse_bad(W "user: ''\n", "user: want a name or a numeric id");
 	parse_bad(W "user: -rf\n", "user: want a name");
@@ -37,13 +37,13 @@ test_limits_and_memory(void **state)
 	const struct spec *s = worker(cfg);
 
 	(void)state;
-	assert_int_equal(s->limits.set, (1u << LIMIT_NOFILE) |
-	                                        (1u << LIMIT_CORE) |
-	                                        (1u << LIMIT_MEMORY));
-	assert_int_equal(s->limits.v[LIMIT_NOFILE], 4096);
-	assert_true(s->limits.v[LIMIT_CORE] == LIMIT_INFINITY);
-	assert_int_equal(s->limits.v[LIMIT_MEMORY], 1ull << 30);
-	assert_int_equal(s->max_memory, 512ull << 20);
+	assert_int_equal(s->pol->limits.set, (1u << LIMIT_NOFILE) |
+	                                             (1u << LIMIT_CORE) |
+	                                             (1u << LIMIT_MEMORY));
+	assert_int_equal(s->pol->limits.v[LIMIT_NOFILE], 4096);
+	assert_true(s->pol->limits.v[LIMIT_CORE] == LIMIT_INFINITY);
+	assert_int_equal(s->pol->limits.v[LIMIT_MEMORY], 1ull << 30);
+	assert_int_equal(s->pol->max_memory, 512ull << 20);
 	config_free(cfg);
 	parse_bad(W "limits: {stack: 1}\n", "limits: unknown limit \"stack\"");
 	parse_bad(W "limits: {nproc: 2k}\n", "limits: nproc: want a count");
@@ -81,19 +81,20 @@ test_control_grants(void **state)
 	struct config *cfg = parse_ok(W "control: [status, drain]\n");
 
 	(void)state;
-	assert_int_equal(worker(cfg)->control,
+	assert_int_equal(worker(cfg)->pol->control,
 	                 config_control_bit("status") |
 	                         config_control_bit("drain"));
-	assert_int_equal(worker(cfg)->control & config_control_bit("stop"), 0);
+	assert_int_equal(worker(cfg)->pol->control & config_control_bit("stop"),
+	                 0);
 	config_free(cfg);
 	cfg = parse_ok(W "control: all\n");
-	assert_true(worker(cfg)->control == CONTROL_ALL);
+	assert_true(worker(cfg)->pol->control == CONTROL_ALL);
 	config_free(cfg);
 	cfg = parse_ok(W "control: none\n");
-	assert_int_equal(worker(cfg)->control, 0);
+	assert_int_equal(worker(cfg)->pol->control, 0);
 	config_free(cfg);
 	cfg = parse_ok(W);
-	assert_int_equal(worker(cfg)->control, 0); /* nothing by default */
+	assert_int_equal(worker(cfg)->pol->control, 0); /* nothing by default */
 	config_free(cfg);
 	assert_int_equal(config_control_bit("shutdown"), 1u << 7);
 	assert_int_equal(config_control_bit("logs"), 0);
@@ -117,8 +118,8 @@ test_defaults_hand_down_and_compare(void **state)
 
 	(void)state;
 	assert_string_equal(wa->user, "nobody");
-	assert_int_equal(wa->limits.v[LIMIT_NOFILE], 10);
-	assert_int_equal(wa->control, config_control_bit("status"));
+	assert_int_equal(wa->pol->limits.v[LIMIT_NOFILE], 10);
+	assert_int_equal(wa->pol->control, config_control_bit("status"));
 	/* another limit: another process; another grant: only policy */
 	assert_false(spec_process_equal(wa, wb));
 	assert_false(spec_policy_equal(wa, wb));

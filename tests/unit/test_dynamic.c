@@ -153,7 +153,7 @@ test_spawn_done_swept(void **state)
 	assert_string_equal(c->spec->argv[0], "work");
 	assert_string_equal(c->spec->argv[2], "--task");
 	assert_string_equal(c->spec->argv[3], "a");
-	assert_int_equal(c->spec->restart, RESTART_TRANSIENT);
+	assert_int_equal(c->spec->pol->restart, RESTART_TRANSIENT);
 	assert_ptr_equal(dynamic_find(N(r, "pool"), "a"), c);
 	exit_with(r, "root/pool/a", 0);
 	expect(r, "task_done root/pool/a\n");
@@ -385,13 +385,13 @@ test_sweep_waits_for_a_job(void **state)
 	r->obedient = true;
 	command_restart(r->t, N(r, "pool"), r->now); /* a job: start a, b */
 	pump(r);
-	assert_int_not_equal(N(r, "pool")->job.kind, JOB_NONE);
+	assert_int_not_equal(N(r, "pool")->super->job.kind, JOB_NONE);
 	/* a came back and waits for ready; b fails for good meanwhile */
 	exit_with(r, "root/pool/a", 0);
 	assert_non_null(tree_find(r->t, "root/pool/a"));
 	tree_ready(r->t, N(r, "root/pool/b"), r->now);
 	pump(r);
-	assert_int_equal(N(r, "pool")->job.kind, JOB_NONE);
+	assert_int_equal(N(r, "pool")->super->job.kind, JOB_NONE);
 	assert_null(tree_find(r->t, "root/pool/a"));
 	run_free(r);
 }
@@ -437,9 +437,9 @@ test_config_template_inherits_defaults(void **state)
 
 	(void)state;
 	assert_non_null(c->root->tmpl);
-	assert_int_equal(c->root->tmpl->shutdown_ms, 1000);
-	assert_int_equal(c->root->max_children, 7);
-	assert_int_equal(c->root->key_ttl_ms, 3600000);
+	assert_int_equal(c->root->tmpl->pol->shutdown_ms, 1000);
+	assert_int_equal(c->root->pol->max_children, 7);
+	assert_int_equal(c->root->pol->key_ttl_ms, 3600000);
 	assert_true(config_spawn_allowed(c->root, "orch"));
 	assert_false(config_spawn_allowed(c->root, "other"));
 	s = config_task_spec(c->root->tmpl, "k", args, env);

@@ -116,7 +116,7 @@ test_loop_period_1(void **state)
 	expect(r, "");
 	steps(r, &n, "A"); /* the same state on 5 steps in a row */
 	expect(r, "looping root/a\nnudge root/a loop 1\n");
-	assert_int_equal(N(r, "a")->watch.loop_period, 1);
+	assert_int_equal(N(r, "a")->pwatch->loop_period, 1);
 	steps(r, &n, "AAAA");
 	expect(r, "");
 	steps(r, &n, "A"); /* 5 more */
@@ -138,7 +138,7 @@ test_loop_period_2_and_3(void **state)
 	expect(r, "looping root/a\nnudge root/a loop 2\n");
 	steps(r, &n, "ABABC"); /* it broke out: the suspicion ends */
 	expect(r, "");
-	assert_int_equal(N(r, "a")->watch.loop_period, 0);
+	assert_int_equal(N(r, "a")->pwatch->loop_period, 0);
 	steps(r, &n, "ABCABCABCAB"); /* with the ABC before: 5 x ABC */
 	expect(r, "");
 	steps(r, &n, "C");
@@ -165,7 +165,7 @@ test_loop_never_on_changing_states(void **state)
 	for (int i = 0; i < 50; i++)
 		step(r, "a", 5000, "same");
 	expect(r, "");
-	assert_int_equal(N(r, "a")->watch.loop_period, 0);
+	assert_int_equal(N(r, "a")->pwatch->loop_period, 0);
 	run_free(r);
 }
 
@@ -183,7 +183,7 @@ test_recycle(void **state)
 	advance(r, 61000);
 	expect(r, "recycled root/a\nstop root/a\nstart root/a\n");
 	assert_int_equal(N(r, "a")->failures, 0);
-	assert_int_equal(N(r, "root")->nstamps, 0);
+	assert_int_equal(N(r, "root")->super->nstamps, 0);
 	advance(r, 121000);
 	expect(r, "recycled root/a\nstop root/a\nstart root/a\n");
 	run_free(r);
@@ -210,6 +210,35 @@ test_recycle_added_by_reload(void **state)
 	assert_int_equal(tree_next_wake(r->t), 61000);
 	advance(r, 61000);
 	expect(r, "recycled root/a\nstop root/a\nstart root/a\n");
+	run_free(r);
+	config_free(more);
+}
+
+/* A stall window a reload adds to a running worker counts from when it
+ * came up, and its wake-up is asked for at once, though the worker had no
+ * stall state before. */
+static void
+test_stall_added_by_reload(void **state)
+{
+	struct run *r = run_new("supervisor: root\nchildren:\n"
+	                        "  - {worker: a, command: x, heartbeat: 1s}\n");
+	struct config *more = load_yaml("supervisor: root\nchildren:\n"
+	                                "  - {worker: a, command: x, "
+	                                "heartbeat: 1s, stall_timeout: 10s}\n");
+	struct reload_report rep;
+	const char *why;
+	uint64_t up = N(r, "a")->running_since;
+
+	(void)state;
+	r->log[0] = '\0';
+	advance(r, up + 2000);
+	bare_beat(r, "a");
+	assert_null(N(r, "a")->pwatch);
+	assert_int_equal(reload_apply(r->t, more->root, r->now, &rep, &why), 0);
+	reload_report_free(&rep);
+	pump(r);
+	assert_non_null(N(r, "a")->pwatch);
+	assert_int_equal(tree_next_wake(r->t), up + 10000);
 	run_free(r);
 	config_free(more);
 }
@@ -265,6 +294,36 @@ test_beats_touch_no_heap(void **state)
 	run_free(r);
 }
 
+/* Idle memory: a worker that is not watched for stalls or loops keeps no
+ * struct pwatch through bare beats; its first progress report makes one
+ * (its loop ring counts from there), a watched worker has one from the
+ * start, and supervisors have their own state, workers none. */
+static void
+test_pwatch_only_when_needed(void **state)
+{
+	struct run *r = run_new("supervisor: root\nchildren:\n"
+	                        "  - {worker: a, command: x, heartbeat: 1s}\n"
+	                        "  - {worker: b, command: x, heartbeat: 1s,"
+	                        " stall_timeout: 10s}\n");
+	struct progress p = {.steps = 1};
+
+	(void)state;
+	assert_non_null(N(r, "root")->super);
+	assert_null(N(r, "a")->super);
+	assert_non_null(N(r, "b")->pwatch);
+	for (uint64_t i = 1; i <= 5; i++) {
+		advance(r, r->now + 1000);
+		bare_beat(r, "a");
+	}
+	assert_null(N(r, "a")->pwatch);
+	assert_int_equal(progress_pwatch(N(r, "a"))->steps, 0);
+	tree_beat(r->t, N(r, "a"), &p, PROGRESS_STEPS, r->now);
+	assert_non_null(N(r, "a")->pwatch);
+	assert_int_equal(progress_pwatch(N(r, "a"))->steps, 1);
+	assert_int_equal(progress_pwatch(N(r, "a"))->inc.steps, 1);
+	run_free(r);
+}
+
 int
 main(void)
 {
@@ -278,7 +337,9 @@ main(void)
 	        cmocka_unit_test(test_recycle),
 	        cmocka_unit_test(test_recycle_waits_for_busy_parent),
 	        cmocka_unit_test(test_recycle_added_by_reload),
+	        cmocka_unit_test(test_stall_added_by_reload),
 	        cmocka_unit_test(test_beats_touch_no_heap),
+	        cmocka_unit_test(test_pwatch_only_when_needed),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

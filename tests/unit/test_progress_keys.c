@@ -14,14 +14,14 @@ test_stall_keys(void **state)
 
 	(void)state;
 	cfg = parse_ok(W "heartbeat: 1s\nstall_timeout: 10s\n");
-	assert_int_equal(worker(cfg)->stall_timeout_ms, 10000);
-	assert_int_equal(worker(cfg)->stall_grace_ms, 5000); /* T / 2 */
-	assert_false(worker(cfg)->stall_dump);
+	assert_int_equal(worker(cfg)->pol->stall_timeout_ms, 10000);
+	assert_int_equal(worker(cfg)->pol->stall_grace_ms, 5000); /* T / 2 */
+	assert_false(worker(cfg)->pol->stall_dump);
 	config_free(cfg);
 	cfg = parse_ok(W "heartbeat: 1s\nstall_timeout: 10s\nstall_grace: 0\n"
 	                 "stall_dump: true\n");
-	assert_int_equal(worker(cfg)->stall_grace_ms, 0);
-	assert_true(worker(cfg)->stall_dump);
+	assert_int_equal(worker(cfg)->pol->stall_grace_ms, 0);
+	assert_true(worker(cfg)->pol->stall_dump);
 	config_free(cfg);
 	parse_bad(W "stall_timeout: 10s\n", "stall_timeout needs heartbeat");
 	parse_bad(W "heartbeat: 1s\nstall_grace: 1s\n",
@@ -41,13 +41,13 @@ test_loop_key(void **state)
 
 	(void)state;
 	cfg = parse_ok(W "loop: {}\n");
-	assert_int_equal(worker(cfg)->loop_repeats, 5);
+	assert_int_equal(worker(cfg)->pol->loop_repeats, 5);
 	config_free(cfg);
 	cfg = parse_ok(W "loop: {repeats: 3}\n");
-	assert_int_equal(worker(cfg)->loop_repeats, 3);
+	assert_int_equal(worker(cfg)->pol->loop_repeats, 3);
 	config_free(cfg);
 	cfg = parse_ok(W "loop: none\n");
-	assert_int_equal(worker(cfg)->loop_repeats, 0);
+	assert_int_equal(worker(cfg)->pol->loop_repeats, 0);
 	config_free(cfg);
 	parse_bad(W "loop: {repeats: 1}\n",
 	          "loop.repeats: want a whole number");
@@ -65,21 +65,21 @@ test_budget_key(void **state)
 	cfg = parse_ok(W "budget: {tokens: 1000, cost: 2.5, steps: 40, "
 	                 "wall: 1h}\n");
 	w = worker(cfg);
-	assert_true(w->budget.enabled);
-	assert_int_equal(w->budget.tokens, 1000);
-	assert_true(w->budget.cost == 2.5);
-	assert_int_equal(w->budget.steps, 40);
-	assert_int_equal(w->budget.wall_ms, 3600000);
+	assert_true(w->pol->budget.enabled);
+	assert_int_equal(w->pol->budget.tokens, 1000);
+	assert_true(w->pol->budget.cost == 2.5);
+	assert_int_equal(w->pol->budget.steps, 40);
+	assert_int_equal(w->pol->budget.wall_ms, 3600000);
 	config_free(cfg);
 	/* on a supervisor, and through defaults to its workers */
 	cfg = parse_ok("supervisor: s\nbudget: {cost: 10}\n"
 	               "defaults: {budget: {tokens: 5}}\n"
 	               "children:\n  - {worker: a, command: x}\n"
 	               "  - {worker: b, command: x, budget: none}\n");
-	assert_true(cfg->root->budget.enabled);
-	assert_true(cfg->root->budget.cost == 10);
-	assert_int_equal(cfg->root->children[0]->budget.tokens, 5);
-	assert_false(cfg->root->children[1]->budget.enabled);
+	assert_true(cfg->root->pol->budget.enabled);
+	assert_true(cfg->root->pol->budget.cost == 10);
+	assert_int_equal(cfg->root->children[0]->pol->budget.tokens, 5);
+	assert_false(cfg->root->children[1]->pol->budget.enabled);
 	config_free(cfg);
 	parse_bad(W "budget: {}\n", "budget: name at least one");
 	parse_bad(W "budget: {tokens: 0}\n", "budget.tokens: want a whole");
@@ -97,12 +97,12 @@ test_extend_and_recycle_keys(void **state)
 
 	(void)state;
 	cfg = parse_ok(W);
-	assert_int_equal(worker(cfg)->extend_max_ms, 600000);
-	assert_int_equal(worker(cfg)->recycle_after_ms, 0);
+	assert_int_equal(worker(cfg)->pol->extend_max_ms, 600000);
+	assert_int_equal(worker(cfg)->pol->recycle_after_ms, 0);
 	config_free(cfg);
 	cfg = parse_ok(W "extend_max: 30s\nrecycle_after: 1h\n");
-	assert_int_equal(worker(cfg)->extend_max_ms, 30000);
-	assert_int_equal(worker(cfg)->recycle_after_ms, 3600000);
+	assert_int_equal(worker(cfg)->pol->extend_max_ms, 30000);
+	assert_int_equal(worker(cfg)->pol->recycle_after_ms, 3600000);
 	config_free(cfg);
 	parse_bad(W "recycle_after: 0\n", "recycle_after: must be more");
 }

@@ -84,7 +84,7 @@ pump(struct run *r)
 static void
 no_backoff(struct spec *s)
 {
-	s->backoff.enabled = false;
+	spec_policy_own(s)->backoff.enabled = false;
 	for (size_t i = 0; i < s->nchildren; i++)
 		no_backoff(s->children[i]);
 }
@@ -391,7 +391,7 @@ test_one_failure_counts_once(void **state)
 
 	(void)state;
 	crash(r, "a", 1);
-	assert_int_equal(r->t->root->nstamps, 1);
+	assert_int_equal(r->t->root->super->nstamps, 1);
 	assert_int_equal(r->exit_code, -1);
 	crash(r, "c", 1);
 	assert_int_equal(r->exit_code, 75);
@@ -450,9 +450,9 @@ test_restarted_subtree_fresh_history(void **state)
 
 	(void)state;
 	crash(r, "w", 1);
-	assert_int_equal(N(r, "sub")->nstamps, 1);
+	assert_int_equal(N(r, "sub")->super->nstamps, 1);
 	crash(r, "w", 1); /* sub gives up, root restarts it */
-	assert_int_equal(N(r, "sub")->nstamps, 0);
+	assert_int_equal(N(r, "sub")->super->nstamps, 0);
 	assert_int_equal(N(r, "sub")->state, NODE_RUNNING);
 	/* the temporary child is started again with its restarted parent */
 	assert_int_equal(N(r, "z")->state, NODE_RUNNING);
@@ -583,7 +583,7 @@ test_absorbed_failure(void **state)
 	pump(r);
 	expect(r, "stop root/b\nstart root/a\nstart root/b\nstart root/c\n"
 	          "start root/d\n");
-	assert_int_equal(r->t->root->nstamps, 1);
+	assert_int_equal(r->t->root->super->nstamps, 1);
 	run_free(r);
 }
 
@@ -713,7 +713,7 @@ test_reload_diff(void **state)
 	assert_ptr_equal(N(r, "keep"), keep);
 	assert_int_equal(keep->starts, 1);
 	assert_int_equal(intensity_count(r->t->root, 0), 0);
-	assert_int_equal(N(r, "s")->spec->intensity, 7);
+	assert_int_equal(N(r, "s")->spec->pol->intensity, 7);
 	config_free(r->cfg);
 	r->cfg = next;
 	assert_true(tree_sweep(r->t));
@@ -930,7 +930,7 @@ test_backoff_sequence_seeded(void **state)
 {
 	struct run *r = run_new_with(FLAKY, true);
 	struct backoff_spec *b =
-	        (struct backoff_spec *)&N(r, "w")->spec->backoff;
+	        (struct backoff_spec *)&N(r, "w")->spec->pol->backoff;
 	uint64_t expect_cap = 100;
 
 	(void)state;
@@ -1041,13 +1041,14 @@ breaker(bool significant)
 	struct run *r = run_new_with(BREAKER, false);
 	struct spec *s = (struct spec *)N(r, "w")->spec;
 
-	s->circuit = (struct circuit_spec){.enabled = true,
-	                                   .failures = 3,
-	                                   .window_ms = 600000,
-	                                   .open_ms = 60000,
-	                                   .open_max_ms = 150000,
-	                                   .probe_stable_ms = 10000};
-	s->significant = significant;
+	spec_policy_own(s)->circuit =
+	        (struct circuit_spec){.enabled = true,
+	                              .failures = 3,
+	                              .window_ms = 600000,
+	                              .open_ms = 60000,
+	                              .open_max_ms = 150000,
+	                              .probe_stable_ms = 10000};
+	spec_policy_own(s)->significant = significant;
 	return r;
 }
 
@@ -1102,7 +1103,7 @@ test_group_leaves_quarantined_child_out(void **state)
 	struct spec *root = (struct spec *)r->t->root->spec;
 
 	(void)state;
-	root->strategy = ONE_FOR_ALL;
+	spec_policy_own(root)->strategy = ONE_FOR_ALL;
 	crash(r, "w", 1);
 	crash(r, "w", 1);
 	crash(r, "w", 1);
@@ -1194,6 +1195,26 @@ test_one_for_one_stops_together(void **state)
 	run_free(r);
 }
 
+/* Idle memory: the action queue a burst grew (the first start of 100
+ * workers) is freed once drained; a small one is kept for the next turn. */
+static void
+test_burst_queue_given_back(void **state)
+{
+	struct run *r =
+	        run_new("supervisor: root\nchildren:\n"
+	                "  - {worker: w, command: x, instances: 100}\n");
+	struct run *small = run_new("supervisor: root\nchildren:\n"
+	                            "  - {worker: a, command: x}\n");
+
+	(void)state;
+	assert_int_equal(r->t->nacts, 0);
+	assert_null(r->t->acts);
+	assert_int_equal(r->t->capacts, 0);
+	assert_non_null(small->t->acts);
+	run_free(r);
+	run_free(small);
+}
+
 int
 main(void)
 {
@@ -1240,6 +1261,7 @@ main(void)
 	        cmocka_unit_test(test_declared_reasons),
 	        cmocka_unit_test(test_spawn_exhaustion_backs_off_uncounted),
 	        cmocka_unit_test(test_one_for_one_stops_together),
+	        cmocka_unit_test(test_burst_queue_given_back),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
