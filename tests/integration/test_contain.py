@@ -371,9 +371,14 @@ def test_pidns_a_second_loss_at_once_backs_off_and_recovers(supd, tmp_path):
     os.kill(init_pid(d), signal.SIGKILL)
     d.wait("containment_lost")
     d.wait("started", "root/w")
-    second = [int(m.group(1)) for m in
-              (re.search(r"a new PID namespace, its init pid (\d+)", l) for l in d.lines)
-              if m][-1]
+    # the event can be read before the log line that names the new init
+    # (the events file is read on any stderr line)
+    def inits():
+        return [int(m.group(1)) for m in
+                (re.search(r"a new PID namespace, its init pid (\d+)", l)
+                 for l in list(d.lines)) if m]
+    wait_until(inits, what="the new init's line")
+    second = inits()[-1]
     os.kill(second, signal.SIGKILL)
     d.wait("containment_lost")
     ev = d.wait("exited", "root/w", reason="spawn")

@@ -132,9 +132,14 @@ def test_orphans_are_reaped_and_killed_with_their_group(supd, tmp_path):
     d.wait("started", "root/o")
     wait_until(lambda: pidfile.exists() and pidfile.read_text().strip(), what="orphan")
     orphan = int(pidfile.read_text())
-    with open(f"/proc/{orphan}/stat") as f:
-        ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-    assert ppid == d.proc.pid  # adopted by agentsupd, the subreaper
+
+    def ppid():
+        with open(f"/proc/{orphan}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+
+    # adopted by agentsupd, the subreaper, once the subshell that wrote the
+    # file has exited (the file can be read before that)
+    wait_until(lambda: ppid() == d.proc.pid, what="agentsupd to adopt the orphan")
 
     def zombies():
         out = []
