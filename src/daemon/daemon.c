@@ -274,7 +274,6 @@ daemon_pump(struct daemon *d)
 		daemon_retire_sweep(d);
 	daemon_arm_wake(d);
 	daemon_notify_up(d);
-	log_release(); /* a reap's lines (reap.c), after its restart */
 }
 
 static void

@@ -22,11 +22,6 @@ static struct outq log_q;
 static bool log_open;
 static struct ev_loop *log_loop;
 static ev_io log_w;
-/* lines held back while a restart is on its way (log_hold), for one write
- * after it */
-static char log_held[LOG_HOLD_MAX];
-static size_t log_nheld;
-static bool log_holding;
 
 static void
 log_ensure_open(void)
@@ -64,30 +59,7 @@ void
 log_line(const char *line, size_t len)
 {
 	log_ensure_open();
-	if (log_holding && len <= sizeof log_held - log_nheld) {
-		memcpy(log_held + log_nheld, line, len);
-		log_nheld += len;
-		return;
-	}
-	log_release(); /* what is held goes first: the order stays */
 	outq_line(&log_q, line, len);
-	log_watch(log_q.len > 0 || log_q.dropped > 0);
-}
-
-void
-log_hold(void)
-{
-	log_holding = true;
-}
-
-void
-log_release(void)
-{
-	log_holding = false;
-	if (log_nheld == 0)
-		return;
-	outq_line(&log_q, log_held, log_nheld);
-	log_nheld = 0;
 	log_watch(log_q.len > 0 || log_q.dropped > 0);
 }
 
@@ -107,7 +79,6 @@ log_detach(void)
 		ev_io_stop(log_loop, &log_w);
 	log_loop = NULL;
 	if (log_open) {
-		log_release();
 		outq_flush(&log_q); /* a last try; what stays is lost */
 		outq_close(&log_q);
 		log_open = false;

@@ -20,12 +20,6 @@ _Noreturn void fatal(const char *, ...) __attribute__((format(printf, 1, 2)));
 _Noreturn void fatalx(const char *, ...) __attribute__((format(printf, 1, 2)));
 /* A whole line, already escaped, newline included (events' human lines). */
 void log_line(const char *, size_t);
-/* Hold the lines logged from now until log_release, which writes them at
- * once: a restart's lines (exited, restarting, started) cost one write,
- * after the new process is on its way. At most LOG_HOLD_MAX bytes are held
- * (a line that does not fit releases them first); order is kept. */
-void log_hold(void);
-void log_release(void);
 /* Flush what stderr could not take from this loop once it is writable. */
 void log_attach(struct ev_loop *);
 /* Before the loop goes: stop watching, one last try, free the queue. */
@@ -34,6 +28,5 @@ void log_detach(void);
 /* At most this much waits for stderr; a longer log line is cut, marked. */
 #define LOG_QUEUE_MAX 65536
 #define LOG_LINE_MAX  16384
-#define LOG_HOLD_MAX  4096
 
 #endif

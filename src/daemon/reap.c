@@ -4,7 +4,6 @@
  */
 #include "daemon.h"
 #include "hooks.h"
-#include "log.h"
 #include "reap.h"
 #include "session.h"
 
@@ -16,12 +15,9 @@ reap_child_cb(struct ev_loop *loop, ev_child *c, int revents)
 
 	(void)loop;
 	(void)revents;
-	if (s != NULL) {
-		/* its lines (exited, restarting, started) go out in one write
-		 * once the pump has started the next instance */
-		log_hold();
+	if (s != NULL)
 		session_reaped(s, c->rstatus);
-	} else if (d->hooks != NULL)
+	else if (d->hooks != NULL)
 		(void)hooks_reaped(d->hooks, c->rpid, c->rstatus);
 	/* else (not a hook's either) an orphan we adopted as subreaper:
 	 * reaped, done */
