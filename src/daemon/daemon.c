@@ -437,7 +437,10 @@ daemon_init(struct daemon *d, const char *sock_opt)
 		         "to init)");
 	if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
 		fatal("signal SIGPIPE");
-	if ((d->loop = ev_default_loop(EVFLAG_AUTO)) == NULL)
+	/* signals by signalfd: a worker's SIGCHLD is read with the rest of
+	 * the loop's events (no handler, no self-pipe, no second turn), and
+	 * a child of ours has no handler to reset (spawn.c) */
+	if ((d->loop = ev_default_loop(EVFLAG_AUTO | EVFLAG_SIGNALFD)) == NULL)
 		fatalx("libev: cannot initialise the default loop");
 	log_attach(d->loop); /* stderr is flushed from the loop */
 	if (!msgpack_zone_init(&d->zone, 4096))

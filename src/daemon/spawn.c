@@ -386,10 +386,15 @@ spawner_init(struct spawner *sp)
 	struct sigaction sa;
 
 	sigemptyset(&sp->reset);
+	sp->handlers = false;
 	for (int sig = 1; sig < NSIG; sig++)
 		if (sig != SIGKILL && sig != SIGSTOP &&
-		    sigaction(sig, NULL, &sa) == 0 && sa.sa_handler != SIG_DFL)
+		    sigaction(sig, NULL, &sa) == 0 &&
+		    sa.sa_handler != SIG_DFL) {
 			sigaddset(&sp->reset, sig);
+			sp->handlers |= sa.sa_handler != SIG_IGN;
+		}
+	sp->pid = getpid();
 	sp->stack_size = SPAWN_STACK_SIZE;
 	sp->stack = mmap(NULL, sp->stack_size, PROT_READ | PROT_WRITE,
 	                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
@@ -441,7 +446,7 @@ spawn_worker(struct spawner *sw, const struct spawn_args *a,
 	struct spawn_ids ids;
 	struct spawn sp = {.spec = s,
 	                   .reset = &sw->reset,
-	                   .parent = getpid(),
+	                   .parent = sw->pid,
 	                   .cgroup_fd = -1,
 	                   .ids = &ids,
 	                   .fail = {-1, 0}};
@@ -463,12 +468,16 @@ spawn_worker(struct spawner *sw, const struct spawn_args *a,
 	sp.chan = sv[1];
 	sp.output = a->output;
 
-	/* no handler of ours may run in the child before it resets them */
-	sigfillset(&all);
-	sigprocmask(SIG_SETMASK, &all, &old);
+	/* no handler of ours may run in the child before it resets them
+	 * (with libev's signalfd there are none: nothing to block) */
+	if (sw->handlers) {
+		sigfillset(&all);
+		sigprocmask(SIG_SETMASK, &all, &old);
+	}
 	pid = spawn_clone(sw, &sp, a->cgroup_fd);
 	err = errno;
-	sigprocmask(SIG_SETMASK, &old, NULL);
+	if (sw->handlers)
+		sigprocmask(SIG_SETMASK, &old, NULL);
 	free(sp.envp);
 	for (size_t i = 0; i < nown; i++)
 		free(own[i]);

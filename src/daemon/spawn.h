@@ -13,6 +13,9 @@
 #include "config.h"
 
 #define SPAWN_STACK_SIZE (256 * 1024)
+/* Descriptors a running worker holds in agentsupd: both ends of its channel
+ * and, captured, of its two output pipes (kept until the reap) */
+#define SPAWN_FDS 6
 
 /* What every spawn shares: the child's stack until it execs, and the
  * signals a child must put back to their default. */
@@ -20,7 +23,9 @@ struct spawner {
 	void *stack;
 	size_t stack_size;
 	sigset_t reset;
+	bool handlers;  /* some signal has a handler: block all at a spawn */
 	bool no_clone3; /* clone3 into a cgroup failed once: not again */
+	pid_t pid;      /* the daemon's */
 };
 
 #define SPAWN_MAX_GROUPS 256 /* supplementary groups of a `user:` */
