@@ -230,10 +230,8 @@ logcap_exited(struct logcap *lc)
 		while (st->fd >= 0 && got < LOGCAP_DRAIN_MAX &&
 		       stream_read(lc, st) > 0)
 			got += LOGCAP_READ_MAX;
-		if (st->fd >= 0) { /* its end (we hold the child's end) */
+		if (st->fd >= 0)
 			logcap_feed_end(lc, (enum logcap_stream)i);
-			read_buf_trim(lc->set, 0, st->big);
-		}
 		stream_close(lc, st);
 	}
 	logcap_out_flush(&lc->set->out);

@@ -339,28 +339,3 @@ def test_exit_reasons_typed(supd):
     reasons = {e.path: e.reason for e in d.seen if e.kind == "exited"}
     assert reasons["root/code"] == "exit:7"
     assert reasons["root/sig"] == "signal:SIGSEGV"
-
-
-def test_restarts_hold_no_descriptors_of_past_instances(supd):
-    """agentsupd keeps both ends of a worker's channel and output pipes
-    until its reap (so that its exit wakes the loop once): each restart
-    closes them all, so the daemon's descriptors do not grow with
-    restarts, and the new instance still has its channel at fd 3 and its
-    output captured."""
-    d = supd.start({"root.yaml": "supervisor: root\nintensity: 100\nperiod: 1s\n"
-                    "children:\n  - {worker: w, backoff: none, command: "
-                    + sh("echo up $AGENTSUP_INCARNATION; "
-                         "[ -S /proc/self/fd/3 ] && echo chan; exec sleep 1000")
-                    + "}\n"})
-    counts = []
-    for i in range(6):
-        pid = starts(d, "root/w")[-1].pid if i else d.wait("started", "root/w").pid
-        wait_until(lambda: any(f"up {i}" in l for l in d.lines) and
-                   sum("chan" in l for l in d.lines) == i + 1,
-                   what=f"instance {i}'s output")
-        counts.append(len(os.listdir(f"/proc/{d.proc.pid}/fd")))
-        os.kill(pid, signal.SIGKILL)
-        d.wait("exited", "root/w")
-        d.wait("started", "root/w")
-    assert len(set(counts[1:])) == 1, counts
-    shutdown(d)

@@ -416,37 +416,13 @@ test_pipes_read_at_exit(void **state)
 	assert_int_equal(fcntl(child[0], F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
 	/* as the child would, before it exits */
 	assert_int_equal(write(child[0], "last words\nno newline", 21), 21);
-	child[0] = dup(child[0]); /* the child's copy (ours stays open) */
+	child[0] = dup(child[0]); /* logcap_spawned closes its copy */
 	logcap_spawned(lc, true);
 	close(child[0]);
 	logcap_exited(lc);
 	logcap_tail(lc, 20, tail, sizeof tail);
 	assert_string_equal(tail, "last words\nno newline\n");
 	assert_string_equal(shown(f), "p | last words\np | no newline\n");
-}
-
-/* The child's end of a pipe stays ours while the process runs (its exit
- * ends no pipe, so no EOF wakes the loop before its SIGCHLD), and goes at
- * the reap; what it wrote is read then. */
-static void
-test_child_end_kept_until_exit(void **state)
-{
-	struct fixture *f = *state;
-	struct logcap *lc = logcap_get(f->set, "k");
-	int child[2], w;
-
-	assert_int_equal(logcap_pipes(lc, true, false, child), 0);
-	w = dup(child[0]); /* the child's own copy, as dup2 gives it */
-	logcap_spawned(lc, true);
-	assert_true(fcntl(child[0], F_GETFD) >= 0);
-	assert_int_equal(write(w, "bye\n", 4), 4);
-	close(w); /* the process exits: no EOF, the read end stays quiet */
-	ev_run(f->loop, EVRUN_NOWAIT);
-	assert_true(lc->s[LOGCAP_STDOUT].fd >= 0);
-	logcap_exited(lc);
-	assert_int_equal(fcntl(child[0], F_GETFD), -1);
-	assert_int_equal(lc->s[LOGCAP_STDOUT].fd, -1);
-	assert_string_equal(shown(f), "k | bye\n");
 }
 
 /* The bytes of dir/name (static, one file at a time); its length. */
@@ -713,8 +689,8 @@ test_read_buffer_trimmed_after_a_flood(void **state)
 	assert_int_equal(write(w, big, sizeof big), (ssize_t)sizeof big);
 	ev_run(f->loop, EVRUN_NOWAIT);
 	assert_true(f->set->rbuf_used >= sizeof big);
-	close(w); /* the flood ends: at its process's reap (we hold an end) */
-	logcap_exited(lc);
+	close(w); /* the flood ends: at its EOF */
+	ev_run(f->loop, EVRUN_NOWAIT);
 	assert_int_equal(f->set->rbuf_used, 16384);
 	(void)shown(f);
 }
@@ -749,8 +725,6 @@ main(void)
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(
 	                test_full_stderr_drops_never_blocks, setup, teardown),
-	        cmocka_unit_test_setup_teardown(test_child_end_kept_until_exit,
-	                                        setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_pipes_read_at_exit, setup,
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(
