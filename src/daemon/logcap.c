@@ -204,8 +204,9 @@ logcap_spawned(struct logcap *lc, bool started)
 {
 	for (int i = 0; i < 2; i++) {
 		struct logcap_pipe *st = &lc->s[i];
-		/* a started child's end stays ours until the reap: its exit
-		 * then ends no pipe, and wakes nobody before its SIGCHLD */
+		if (st->child_fd >= 0)
+			close(st->child_fd);
+		st->child_fd = -1;
 		if (!started) {
 			stream_close(lc, st);
 			continue;

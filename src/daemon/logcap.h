@@ -62,13 +62,11 @@ void logcap_remove(struct logcap_set *, const char *name);
  * child dups to fd 1 (i = LOGCAP_STDOUT) or 2, -1 when not captured.
  * -1 with errno if a pipe cannot be made (nothing is left open). */
 int logcap_pipes(struct logcap *, bool out, bool err, int child_fd[2]);
-/* After the spawn: started, a new process, whose output replaces the last
- * one's in the ring, is read from now on; the child's ends stay open (so
- * that its exit is seen by its SIGCHLD alone, not by an EOF on each pipe
- * first) until logcap_exited. Not started: the pipes are closed. */
+/* After the spawn: close the child's ends; started: a new process, whose
+ * output replaces the last one's in the ring, is read from now on. */
 void logcap_spawned(struct logcap *, bool started);
 /* The process was reaped: read what it left in its pipes (bounded), end
- * its last partial lines, and close them (both ends). */
+ * its last partial lines, and close them. */
 void logcap_exited(struct logcap *);
 /* Feed bytes as if read from a stream (the pipes use it; so do tests). */
 void logcap_feed(struct logcap *, enum logcap_stream, const char *, size_t);

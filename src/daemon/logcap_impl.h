@@ -23,7 +23,7 @@
 struct logcap_pipe {
 	ev_io io;
 	int fd;       /* our read end, -1 if none */
-	int child_fd; /* the child's end, until its process is reaped */
+	int child_fd; /* the child's end until the spawn is done */
 	bool big;     /* its pipe was made larger: it floods */
 };
 

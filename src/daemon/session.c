@@ -545,7 +545,6 @@ session_start(struct daemon *d, struct node *n)
 	s->d = d;
 	s->pid = r.pid;
 	s->exec_error = r.exec_error;
-	s->peer = r.peer;
 	s->cgroup = cgroup;
 	s->spawned_ms = clock_now_ms();
 	s->last_beat_us = clock_now_us();
@@ -688,7 +687,6 @@ session_reaped(struct session *s, int status)
 	pidmap_del(&d->pids, s->pid);
 	ev_timer_stop(d->loop, &s->timer);
 	channel_close(s->chan);
-	close(s->peer);
 	n->session = NULL;
 	free(s->exec_error);
 	free(s);

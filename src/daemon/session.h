@@ -45,7 +45,6 @@ struct session {
 	 * next beat (0: none) */
 	uint64_t extend_until_us;
 	struct channel *chan;
-	int peer; /* the worker's end of the channel, ours too until the reap */
 };
 
 /* Start the node's process (an ACT_START). -1 with errno when no process

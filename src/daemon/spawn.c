@@ -478,18 +478,17 @@ spawn_worker(struct spawner *sw, const struct spawn_args *a,
 	err = errno;
 	if (sw->handlers)
 		sigprocmask(SIG_SETMASK, &old, NULL);
+	close(sv[1]);
 	free(sp.envp);
 	for (size_t i = 0; i < nown; i++)
 		free(own[i]);
 	if (pid < 0) {
 		close(sv[0]);
-		close(sv[1]);
 		errno = err;
 		return -1;
 	}
 	out->pid = pid;
 	out->chan = sv[0];
-	out->peer = sv[1];
 	out->exec_error =
 	        sp.fail.stage >= 0 ? exec_failure_text(s, &sp.fail) : NULL;
 	return 0;

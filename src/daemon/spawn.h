@@ -50,14 +50,11 @@ struct spawn_ids {
 	gid_t groups[SPAWN_MAX_GROUPS];
 };
 
-/* A started process: its pid, the daemon's end of the channel, the
- * child's end (the caller keeps it until the reap: the worker's exit then
- * ends no socket, and wakes nobody before its SIGCHLD), and why exec failed
- * when it did (the process then exits 126 or 127 at once). */
+/* A started process: its pid, the daemon's end of the channel, and why
+ * exec failed when it did (the process then exits 126 or 127 at once). */
 struct spawn_result {
 	pid_t pid;
 	int chan;
-	int peer;
 	char *exec_error; /* malloc'd, or NULL */
 };
 
