@@ -43,7 +43,7 @@ struct control {
 	ev_timer backoff;
 	struct clients clients;
 	const struct config *counted;   /* the config nworkers was counted in */
-	size_t nworkers;                /* each may hold SPAWN_FDS */
+	size_t nworkers;                /* each may hold a descriptor */
 	bool full;                      /* making room: said once per episode */
 	unsigned long evicted;          /* this episode */
 	bool refusing;                  /* no room at all: said once */
@@ -198,7 +198,7 @@ control_capacity(struct control *c, rlim_t *nofile)
 		c->counted = c->d->cfg;
 		c->nworkers = count_workers(c->d->tree->root);
 	}
-	need = CONTROL_FD_RESERVE + c->nworkers * SPAWN_FDS;
+	need = CONTROL_FD_RESERVE + c->nworkers;
 	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
 		return CONTROL_MAX_CLIENTS;
 	*nofile = rl.rlim_cur;

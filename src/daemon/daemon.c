@@ -258,10 +258,8 @@ daemon_notify_up(struct daemon *d)
 	d->up_live = d->tree->live;
 }
 
-/* The one pump: every action queued during this loop turn, then the
- * removed nodes that no action can point at any more. */
-static void
-daemon_pump(struct daemon *d)
+void
+daemon_pump_actions(struct daemon *d)
 {
 	struct action a;
 
@@ -269,6 +267,14 @@ daemon_pump(struct daemon *d)
 	                    actions, which start them */
 	while (tree_next_action(d->tree, &a))
 		daemon_act(d, &a);
+}
+
+/* The one pump: every action queued during this loop turn, then the
+ * removed nodes that no action can point at any more. */
+static void
+daemon_pump(struct daemon *d)
+{
+	daemon_pump_actions(d);
 	dynamic_sweep(d->tree); /* ended tasks' nodes: their record stays */
 	if (tree_sweep(d->tree))
 		daemon_retire_sweep(d);

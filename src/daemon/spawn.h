@@ -13,9 +13,6 @@
 #include "config.h"
 
 #define SPAWN_STACK_SIZE (256 * 1024)
-/* Descriptors a running worker holds in agentsupd: both ends of its channel
- * and, captured, of its two output pipes (kept until the reap) */
-#define SPAWN_FDS 6
 
 /* What every spawn shares: the child's stack until it execs, and the
  * signals a child must put back to their default. */

@@ -173,7 +173,7 @@ def wait_start(reports, lat):
 def find_pid(root, exe):
     for p in b.descendants(root):
         try:
-            if os.readlink(f"/proc/{p}/exe") == exe:
+            if os.readlink(f"/proc/{p}/exe") == os.path.realpath(exe):
                 return p
         except OSError:
             pass
