@@ -5,8 +5,10 @@
  * Callbacks anywhere in the shell only report into the engine. The engine's
  * queued actions are carried out here, in an ev_prepare, once per loop turn
  * after every callback of the turn has run (as tmux drains its command queue
- * and Redis runs beforeSleep). Nodes that reloads removed are freed here too,
- * after the queue is empty, since actions point at nodes.
+ * and Redis runs beforeSleep), and also right after a reap (reap.c), so that
+ * a restart does not wait for the rest of its turn. Nodes that reloads
+ * removed are freed only in the ev_prepare, after the queue is empty, since
+ * actions point at nodes.
  */
 #include <errno.h>
 #include <signal.h>
