@@ -5,8 +5,10 @@
  * Callbacks anywhere in the shell only report into the engine. The engine's
  * queued actions are carried out here, in an ev_prepare, once per loop turn
  * after every callback of the turn has run (as tmux drains its command queue
- * and Redis runs beforeSleep). Nodes that reloads removed are freed here too,
- * after the queue is empty, since actions point at nodes.
+ * and Redis runs beforeSleep), and also right after a reap (reap.c), so that
+ * a restart does not wait for the rest of its turn. Nodes that reloads
+ * removed are freed only in the ev_prepare, after the queue is empty, since
+ * actions point at nodes.
  */
 #include <errno.h>
 #ifdef __GLIBC__
@@ -279,10 +281,8 @@ daemon_notify_up(struct daemon *d)
 	d->up_live = d->tree->live;
 }
 
-/* The one pump: every action queued during this loop turn, then the
- * removed nodes that no action can point at any more. */
-static void
-daemon_pump(struct daemon *d)
+void
+daemon_pump_actions(struct daemon *d)
 {
 	struct action a;
 
@@ -290,6 +290,14 @@ daemon_pump(struct daemon *d)
 	                    actions, which start them */
 	while (tree_next_action(d->tree, &a))
 		daemon_act(d, &a);
+}
+
+/* The one pump: every action queued during this loop turn, then the
+ * removed nodes that no action can point at any more. */
+static void
+daemon_pump(struct daemon *d)
+{
+	daemon_pump_actions(d);
 	dynamic_sweep(d->tree); /* ended tasks' nodes: their record stays */
 	if (tree_sweep(d->tree))
 		daemon_retire_sweep(d);
@@ -459,7 +467,10 @@ daemon_init(struct daemon *d, const char *sock_opt)
 		         "to init)");
 	if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
 		fatal("signal SIGPIPE");
-	if ((d->loop = ev_default_loop(EVFLAG_AUTO)) == NULL)
+	/* signals by signalfd: a worker's SIGCHLD is read with the rest of
+	 * the loop's events (no handler, no self-pipe, no second turn), and
+	 * a child of ours has no handler to reset (spawn.c) */
+	if ((d->loop = ev_default_loop(EVFLAG_AUTO | EVFLAG_SIGNALFD)) == NULL)
 		fatalx("libev: cannot initialise the default loop");
 	log_attach(d->loop); /* stderr is flushed from the loop */
 	if (!msgpack_zone_init(&d->zone, 4096))

@@ -81,6 +81,11 @@ void daemon_reload_done(void *arg, struct config *cfg,
 bool daemon_event_kind_known(const char *kind);
 /* SIGUSR1 and "agentsupctl drain": drain the whole tree, then exit 0. */
 void daemon_drain(struct daemon *);
+/* The pump's actions (not its sweeps), now rather than at the end of the
+ * loop turn: a reap's restart starts before the turn's other callbacks,
+ * which under load are dozens, each of which may be preempted by the
+ * worker its checkpoint_ok wakes. */
+void daemon_pump_actions(struct daemon *);
 /* SIGTERM, SIGINT and "agentsupctl shutdown": orderly stop, then exit 0. */
 void daemon_shutdown(struct daemon *, const char *why);
 /* The largest frame a peer may send, as the config says now. */

@@ -15,10 +15,13 @@ reap_child_cb(struct ev_loop *loop, ev_child *c, int revents)
 
 	(void)loop;
 	(void)revents;
-	if (s != NULL)
+	if (s != NULL) {
 		session_reaped(s, c->rstatus);
-	else if (d->hooks != NULL)
+		/* its restart now, not after the rest of the loop turn */
+		daemon_pump_actions(d);
+	} else if (d->hooks != NULL) {
 		(void)hooks_reaped(d->hooks, c->rpid, c->rstatus);
+	}
 	/* else (not a hook's either) an orphan we adopted as subreaper:
 	 * reaped, done */
 }

@@ -674,6 +674,10 @@ session_reaped(struct session *s, int status)
 	 * the socket, whichever of the exit and the EOF came first */
 	if (s->chan != NULL)
 		channel_read_pending(s->chan, SESSION_LAST_WORDS);
+	/* and its last sd_notify datagrams (STOPPING=1 changes how its exit
+	 * counts): SIGCHLD may come in the same loop turn, and first */
+	if (n->spec->pol->notify == NOTIFY_SYSTEMD && d->notify != NULL)
+		notify_server_read_pending(d->notify);
 	/* whatever the worker left in its group, or its cgroup, goes too */
 	if (kill(-s->pid, SIGKILL) < 0 && errno != ESRCH && errno != EPERM)
 		log_warn("kill group %ld", (long)s->pid);

@@ -116,6 +116,7 @@ struct spawn {
 	const sigset_t *reset; /* signals to put back to SIG_DFL */
 	const int *output;     /* capture pipes' write ends */
 	int cgroup_fd; /* cgroup.procs: write "0" to join its cgroup, or -1 */
+	int fds_below; /* the child's own descriptor table: ours below this */
 	const struct spawn_ids *ids;
 	struct exec_failure fail;
 };
@@ -218,6 +219,18 @@ child_ids(const struct spawn_ids *ids)
 	return 0;
 }
 
+/* Born sharing our descriptor table (CLONE_FILES: the clone copies none
+ * of it), the child takes a copy of the part below the descriptors it
+ * needs only: with 1,000 workers the daemon holds thousands, which a whole
+ * copy, then exec's close-on-exec, would each touch at every spawn. */
+static int
+child_own_fds(const struct spawn *sp)
+{
+	if (close_range((unsigned)sp->fds_below, ~0U, CLOSE_RANGE_UNSHARE) == 0)
+		return 0;
+	return (int)syscall(SYS_unshare, CLONE_FILES); /* before Linux 5.9 */
+}
+
 /* In the child, sharing the daemon's memory until exec: only syscalls and
  * writes to its own stack and to *sp. Never returns. */
 static int
@@ -227,6 +240,10 @@ child_main(void *arg)
 	const struct spec *s = sp->spec;
 	sigset_t none;
 	int fd;
+
+	/* first: until then any descriptor change would be the daemon's */
+	if (child_own_fds(sp) < 0)
+		child_fail(sp, STAGE_SETUP, errno);
 
 	/* the daemon's handlers must not run here (they would write to its
 	 * memory); ignored signals would survive exec. The rest are default. */
@@ -304,6 +321,14 @@ spawn_clone3(struct spawn_clone_args *ca, int (*fn)(void *), void *arg)
 }
 #endif
 
+/* The child's table is ours below the highest descriptor it uses, + 1. */
+static void
+spawn_fds_below(struct spawn *sp, int fd)
+{
+	if (fd >= sp->fds_below)
+		sp->fds_below = fd + 1;
+}
+
 /* The child, born in its cgroup where clone3 can (CLONE_INTO_CGROUP: no
  * migration, whose lock costs milliseconds), else joining it itself by a
  * write to cgroup.procs before exec. */
@@ -315,7 +340,7 @@ spawn_clone(struct spawner *sw, struct spawn *sp, int cgroup_dir)
 #if defined(__x86_64__)
 	if (cgroup_dir >= 0 && !sw->no_clone3) {
 		struct spawn_clone_args ca = {
-		        .flags = CLONE_VM | CLONE_VFORK |
+		        .flags = CLONE_VM | CLONE_VFORK | CLONE_FILES |
 		                 SPAWN_CLONE_INTO_CGROUP,
 		        .exit_signal = SIGCHLD,
 		        .stack = (uint64_t)(uintptr_t)sw->stack,
@@ -338,8 +363,9 @@ spawn_clone(struct spawner *sw, struct spawn *sp, int cgroup_dir)
 	    (sp->cgroup_fd = openat(cgroup_dir, "cgroup.procs",
 	                            O_WRONLY | O_CLOEXEC)) < 0)
 		return -1;
+	spawn_fds_below(sp, sp->cgroup_fd);
 	pid = clone(child_main, (char *)sw->stack + sw->stack_size,
-	            CLONE_VM | CLONE_VFORK | SIGCHLD, sp);
+	            CLONE_VM | CLONE_VFORK | CLONE_FILES | SIGCHLD, sp);
 	if (sp->cgroup_fd >= 0) {
 		int err = errno;
 		close(sp->cgroup_fd);
@@ -386,10 +412,15 @@ spawner_init(struct spawner *sp)
 	struct sigaction sa;
 
 	sigemptyset(&sp->reset);
+	sp->handlers = false;
 	for (int sig = 1; sig < NSIG; sig++)
 		if (sig != SIGKILL && sig != SIGSTOP &&
-		    sigaction(sig, NULL, &sa) == 0 && sa.sa_handler != SIG_DFL)
+		    sigaction(sig, NULL, &sa) == 0 &&
+		    sa.sa_handler != SIG_DFL) {
 			sigaddset(&sp->reset, sig);
+			sp->handlers |= sa.sa_handler != SIG_IGN;
+		}
+	sp->pid = getpid();
 	sp->stack_size = SPAWN_STACK_SIZE;
 	sp->stack = mmap(NULL, sp->stack_size, PROT_READ | PROT_WRITE,
 	                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
@@ -442,7 +473,7 @@ spawn_worker(struct spawner *sw, const struct spawn_args *a,
 	struct spawn_ids ids;
 	struct spawn sp = {.spec = s,
 	                   .reset = &sw->reset,
-	                   .parent = getpid(),
+	                   .parent = sw->pid,
 	                   .cgroup_fd = -1,
 	                   .ids = &ids,
 	                   .fail = {-1, 0}};
@@ -463,13 +494,20 @@ spawn_worker(struct spawner *sw, const struct spawn_args *a,
 	sp.envp = build_env(s, own, nown);
 	sp.chan = sv[1];
 	sp.output = a->output;
+	spawn_fds_below(&sp, sp.chan);
+	spawn_fds_below(&sp, sp.output[0]);
+	spawn_fds_below(&sp, sp.output[1]);
 
-	/* no handler of ours may run in the child before it resets them */
-	sigfillset(&all);
-	sigprocmask(SIG_SETMASK, &all, &old);
+	/* no handler of ours may run in the child before it resets them
+	 * (with libev's signalfd there are none: nothing to block) */
+	if (sw->handlers) {
+		sigfillset(&all);
+		sigprocmask(SIG_SETMASK, &all, &old);
+	}
 	pid = spawn_clone(sw, &sp, a->cgroup_fd);
 	err = errno;
-	sigprocmask(SIG_SETMASK, &old, NULL);
+	if (sw->handlers)
+		sigprocmask(SIG_SETMASK, &old, NULL);
 	close(sv[1]);
 	free(sp.envp);
 	for (size_t i = 0; i < nown; i++)
