@@ -6,7 +6,8 @@
  * the engine's actions are carried out by the pump in daemon.c. The session
  * is freed only at the reap, after the worker's last frames have been read,
  * so a final heartbeat or declaration is never lost to the order in which
- * the exit and the socket's end of file arrive.
+ * the exit and the socket's end of file arrive. What the worker says (its
+ * channel, its sd_notify datagrams) is handled in session_in.c.
  */
 #include <errno.h>
 #include <signal.h>
@@ -24,7 +25,7 @@
 #include "log.h"
 #include "logcap.h"
 #include "notify.h"
-#include "session.h"
+#include "session_int.h"
 #include "tasks.h"
 #include "timer.h"
 #include "util.h"
@@ -34,14 +35,10 @@
 #define SESSION_LAST_WORDS (4u << 20)
 /* sd_notify: STOPPING=1 covers the exit within this; EXTEND_TIMEOUT_USEC
  * pushes the start deadline at most this far */
-#define SESSION_STOPPING_MS   5000
-#define SESSION_TAIL_MAX      8192 /* the output on a failure's event */
-#define SESSION_EXTEND_MAX_US (600ull * 1000000ull)
-
-static const struct channel_ops session_channel_ops;
+#define SESSION_STOPPING_MS 5000
+#define SESSION_TAIL_MAX    8192 /* the output on a failure's event */
 
 static void session_timer_cb(struct ev_loop *, ev_timer *, int);
-static void on_failed(void *, const char *);
 
 /* --- signals and deadlines ----------------------------------------------- */
 
@@ -56,7 +53,7 @@ session_signal(struct session *s, int sig)
 		log_warn("kill %ld %s", (long)s->pid, sigabbrev_np(sig));
 }
 
-static void
+void
 session_deadline_us(struct session *s, enum deadline kind, uint64_t after_us)
 {
 	ev_timer_stop(s->d->loop, &s->timer);
@@ -65,7 +62,7 @@ session_deadline_us(struct session *s, enum deadline kind, uint64_t after_us)
 		timer_after_us(s->d->loop, &s->timer, after_us);
 }
 
-static void
+void
 session_deadline(struct session *s, enum deadline kind, uint64_t after_ms)
 {
 	session_deadline_us(s, kind, after_ms * 1000);
@@ -152,7 +149,7 @@ session_drain(struct session *s)
 /* A failure seen while the process still runs (hang, start_timeout,
  * protocol): record why, then take it down. A hang first gets SIGUSR1 so
  * it can dump its stacks. */
-static void
+void
 session_fail(struct session *s, struct reason cause)
 {
 	if (s->cause.kind != REASON_NONE || s->deadline == DEADLINE_KILL ||
@@ -259,243 +256,6 @@ session_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 		s->killed = true;
 		break;
 	}
-}
-
-/* --- what the channel reports --------------------------------------------- */
-
-static void
-on_hello(void *arg)
-{
-	struct session *s = arg;
-	struct node *n = s->node;
-	char last[64];
-	size_t max = ckpt_max_frame(n->spec, daemon_max_frame(s->d));
-	struct welcome w = {.name = n->spec->name,
-	                    .path = n->path,
-	                    .incarnation = n->starts - 1,
-	                    .heartbeat_ms = n->spec->pol->heartbeat_ms,
-	                    .timeout_ms = n->spec->pol->heartbeat_timeout_ms,
-	                    .restarts = n->failures,
-	                    .last_reason = last,
-	                    .max_frame = max};
-
-	reason_format(n->last, last, sizeof last);
-	w.checkpoint = ckpt_hand(s->d->ckpt, n, s->chan, &w.checkpoint_len,
-	                         &w.checkpoint_seq);
-	if (w.checkpoint != NULL)
-		max += w.checkpoint_len;
-	if (channel_send_welcome(s->chan, &w, max) < 0 &&
-	    channel_is_open(s->chan))
-		on_failed(s, "cannot send welcome");
-}
-
-static void
-on_ready(void *arg)
-{
-	struct session *s = arg;
-	struct node *n = s->node;
-
-	if (n->state != NODE_STARTING)
-		return; /* running at spawn already, or a repeat: harmless */
-	events_emit(&s->d->events, EV_READY, n->path, s->pid, NULL,
-	            n->starts - 1, "after %llums",
-	            (unsigned long long)(clock_now_ms() - s->spawned_ms));
-	s->last_beat_us = clock_now_us();
-	session_deadline(s,
-	                 n->spec->pol->heartbeat_ms ? DEADLINE_HEARTBEAT
-	                                            : DEADLINE_NONE,
-	                 n->spec->pol->heartbeat_timeout_ms);
-	tree_ready(s->d->tree, n, s->last_beat_us / 1000);
-}
-
-static void
-on_beat(void *arg, const struct progress *p, unsigned fields)
-{
-	struct session *s = arg;
-	uint64_t now_us = clock_now_us();
-
-	/* a worker still waiting for ready is judged by start_timeout */
-	if (s->node->state != NODE_STARTING) {
-		s->last_beat_us = now_us;
-		s->extend_until_us = 0; /* a beat ends an extension */
-	}
-	tree_beat(s->d->tree, s->node, p, fields, now_us / 1000);
-}
-
-/* {t: extend, ms}: the current heartbeat deadline moves out to now + ms
- * (at most extend_max), once until the next beat, as systemd's
- * EXTEND_TIMEOUT_USEC does; a worker that never comes back is still hung. */
-static void
-on_extend(void *arg, uint64_t ms)
-{
-	struct session *s = arg;
-	uint64_t now_us = clock_now_us(), deadline_us;
-
-	if (s->deadline != DEADLINE_HEARTBEAT || s->extend_until_us != 0)
-		return; /* not beating yet, being stopped, or extended once */
-	if (ms > s->node->spec->pol->extend_max_ms)
-		ms = s->node->spec->pol->extend_max_ms;
-	s->extend_until_us = now_us + ms * 1000;
-	deadline_us = s->last_beat_us +
-	              s->node->spec->pol->heartbeat_timeout_ms * 1000;
-	if (s->extend_until_us > deadline_us)
-		session_deadline_us(s, DEADLINE_HEARTBEAT,
-		                    s->extend_until_us - now_us);
-}
-
-static void
-on_failed(void *arg, const char *why)
-{
-	struct session *s = arg;
-
-	events_emit(&s->d->events, EV_PROTOCOL_ERROR, s->node->path, s->pid,
-	            "protocol", s->node->starts - 1, "%s", why);
-	session_fail(s, (struct reason){REASON_PROTOCOL, 0});
-}
-
-static void
-on_declare(void *arg, const struct declaration *d)
-{
-	struct session *s = arg;
-
-	char retry[48] = "";
-
-	if (d->retry_after_ms)
-		snprintf(retry, sizeof retry, "%sretry after %llums",
-		         d->detail[0] ? "; " : "",
-		         (unsigned long long)d->retry_after_ms);
-	events_emit(&s->d->events, EV_DECLARED, s->node->path, s->pid,
-	            declared_name(d->kind), s->node->starts - 1, "%s%s",
-	            d->detail, retry);
-	tree_declare(s->d->tree, s->node, d, clock_now_ms());
-}
-
-/* {t: checkpoint}: kept (and stored); checkpoint_ok follows from ckpt.c. */
-static void
-on_checkpoint(void *arg, uint64_t seq, const void *data, size_t len)
-{
-	struct session *s = arg;
-	const char *why;
-
-	if (ckpt_put(s->d->ckpt, s->node, seq, data, len, &why) < 0)
-		on_failed(s, why);
-}
-
-static void
-on_closed(void *arg)
-{
-	(void)arg; /* the reap (or the heartbeat deadline) tells the rest */
-}
-
-static void
-on_unknown(void *arg, const char *type, size_t len)
-{
-	struct session *s = arg;
-
-	log_warnx("worker %s: ignoring message \"%.*s\"", s->node->path,
-	          (int)(len > 32 ? 32 : len), type);
-}
-
-static size_t
-on_max_frame(void *arg)
-{
-	struct session *s = arg;
-
-	return ckpt_max_frame(s->node->spec, daemon_max_frame(s->d));
-}
-
-/* {t: spawn}: a dynamic child, if this worker is in the spawn_from. */
-static void
-on_spawn(void *arg, const struct spawn_request *r)
-{
-	struct session *s = arg;
-	struct spawn_answer a;
-
-	if (tasks_worker_spawn(s->d, s->node, r, &a) && s->chan != NULL)
-		channel_send_spawned(s->chan, &a, daemon_max_frame(s->d));
-}
-
-static void
-on_result(void *arg, const void *data, size_t len)
-{
-	struct session *s = arg;
-
-	tasks_result(s->d, s->node, data, len);
-}
-
-static const struct channel_ops session_channel_ops = {
-        .hello = on_hello,
-        .ready = on_ready,
-        .beat = on_beat,
-        .failed = on_failed,
-        .declare = on_declare,
-        .extend = on_extend,
-        .closed = on_closed,
-        .unknown = on_unknown,
-        .checkpoint = on_checkpoint,
-        .max_frame = on_max_frame,
-        .spawn = on_spawn,
-        .result = on_result,
-};
-
-/* --- what sd_notify reports ----------------------------------------------- */
-
-/* EXTEND_TIMEOUT_USEC: the start deadline becomes at least N from now. */
-static void
-session_extend_start(struct session *s, uint64_t usec)
-{
-	double left = ev_timer_remaining(s->d->loop, &s->timer);
-
-	if (s->deadline != DEADLINE_START)
-		return; /* running, stopping: their deadlines are ours */
-	if (usec > SESSION_EXTEND_MAX_US)
-		usec = SESSION_EXTEND_MAX_US;
-	if ((double)usec > left * 1e6)
-		session_deadline_us(s, DEADLINE_START, usec);
-}
-
-/* STATUS=: shown in status as an hb's status is; control bytes made '?'. */
-static void
-session_notify_status(struct session *s, const struct notify_msg *m)
-{
-	struct progress p = {0};
-	size_t n = m->status_len < sizeof p.status - 1 ? m->status_len
-	                                               : sizeof p.status - 1;
-
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)m->status[i];
-		p.status[i] = c < 0x20 || c == 0x7f ? '?' : (char)c;
-	}
-	tree_beat(s->d->tree, s->node, &p, PROGRESS_STATUS, clock_now_ms());
-}
-
-bool
-session_notified(void *arg, pid_t pid, pid_t pgid, const struct notify_msg *m)
-{
-	struct daemon *d = arg;
-	struct session *s = pidmap_get(&d->pids, pid);
-
-	/* a descendant in the worker's process group speaks for it */
-	if (s == NULL && pgid > 0)
-		s = pidmap_get(&d->pids, pgid);
-	if (s == NULL || s->node->spec->pol->notify != NOTIFY_SYSTEMD)
-		return false;
-	if (m->has_status)
-		session_notify_status(s, m);
-	if (m->has_extend)
-		session_extend_start(s, m->extend_usec);
-	if (m->ready)
-		on_ready(s);
-	if (m->watchdog)
-		on_beat(s, NULL, 0);
-	if (m->stopping)
-		s->stopping_ms = clock_now_ms();
-	if (m->watchdog_trigger) {
-		events_emit(&d->events, EV_HANG, s->node->path, s->pid, "hang",
-		            s->node->starts - 1, "WATCHDOG=trigger");
-		session_fail(s, (struct reason){REASON_HANG, 0});
-	}
-	return true;
 }
 
 /* --- start and end -------------------------------------------------------- */

@@ -1,0 +1,21 @@
+/*
+ * session_int.h - what session.c (the process, its deadlines, the reap) and
+ * session_in.c (what the worker says) share. Nothing else includes it.
+ */
+#ifndef AGENTSUP_SESSION_INT_H
+#define AGENTSUP_SESSION_INT_H
+
+#include "channel.h"
+#include "session.h"
+
+/* the channel's callbacks, in session_in.c */
+extern const struct channel_ops session_channel_ops;
+
+/* Arm the session's one timer for a deadline after_us (after_ms) from now. */
+void session_deadline_us(struct session *, enum deadline, uint64_t after_us);
+void session_deadline(struct session *, enum deadline, uint64_t after_ms);
+/* A failure seen while the process still runs: the engine is told, and the
+ * process is stopped. */
+void session_fail(struct session *, struct reason cause);
+
+#endif

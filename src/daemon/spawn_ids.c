@@ -1,0 +1,110 @@
+/*
+ * spawn_ids.c - who a worker runs as: `user:` and `group:` resolved to ids
+ * and supplementary groups before the spawn (never in the child, which
+ * shares the daemon's memory), and checked for a whole tree at load.
+ */
+#include <grp.h>
+#include <pwd.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "spawn.h"
+#include "util.h"
+
+/* A name or a numeric id: the user's entry, or the id alone. */
+static int
+spawn_user(const char *name, uid_t *uid, gid_t *gid, char *buf, size_t len)
+{
+	struct passwd pw, *res = NULL;
+	char *end;
+	unsigned long id = strtoul(name, &end, 10);
+
+	if (*end == '\0' && getpwuid_r((uid_t)id, &pw, buf, len, &res) == 0 &&
+	    res == NULL) {
+		*uid = (uid_t)id; /* an id without an entry: its own group */
+		*gid = (gid_t)id;
+		return 1;
+	}
+	if (res == NULL && getpwnam_r(name, &pw, buf, len, &res) != 0)
+		res = NULL;
+	if (res == NULL)
+		return -1;
+	*uid = pw.pw_uid;
+	*gid = pw.pw_gid;
+	return 0;
+}
+
+static int
+spawn_group(const char *name, gid_t *gid, char *buf, size_t len)
+{
+	struct group gr, *res = NULL;
+	char *end;
+	unsigned long id = strtoul(name, &end, 10);
+
+	if (*end == '\0') {
+		*gid = (gid_t)id;
+		return 0;
+	}
+	if (getgrnam_r(name, &gr, buf, len, &res) != 0 || res == NULL)
+		return -1;
+	*gid = gr.gr_gid;
+	return 0;
+}
+
+int
+spawn_ids_resolve(const struct spec *s, struct spawn_ids *ids, char **why)
+{
+	char buf[16384];
+	int r = 0;
+
+	ids->set = false;
+	ids->ngroups = 0;
+	if (s->user == NULL && s->group == NULL)
+		return 0;
+	ids->uid = geteuid();
+	ids->gid = getegid();
+	if (s->user != NULL && (r = spawn_user(s->user, &ids->uid, &ids->gid,
+	                                       buf, sizeof buf)) < 0) {
+		*why = xasprintf("user: no such user \"%s\"", s->user);
+		return -1;
+	}
+	if (s->group != NULL &&
+	    spawn_group(s->group, &ids->gid, buf, sizeof buf) < 0) {
+		*why = xasprintf("group: no such group \"%s\"", s->group);
+		return -1;
+	}
+	ids->ngroups = SPAWN_MAX_GROUPS;
+	if (s->user == NULL || r == 1 ||
+	    getgrouplist(s->user, ids->gid, ids->groups, &ids->ngroups) < 0)
+		ids->groups[0] = ids->gid, ids->ngroups = 1;
+	ids->set = true;
+	if (geteuid() != 0 &&
+	    (ids->uid != geteuid() || ids->gid != getegid())) {
+		*why = xasprintf(
+		        "%s: agentsupd runs as uid %lu and cannot switch "
+		        "to another user or group (run it as root, or "
+		        "remove `user:`/`group:`)",
+		        s->user ? "user" : "group", (unsigned long)geteuid());
+		return -1;
+	}
+	if (geteuid() != 0)
+		ids->set = false; /* already who it asks for */
+	return 0;
+}
+
+int
+spawn_check_ids(const struct spec *n, char **why)
+{
+	struct spawn_ids ids;
+	char *w;
+
+	if (n->kind == KIND_WORKER && spawn_ids_resolve(n, &ids, &w) < 0) {
+		*why = xasprintf("worker %s: %s", n->name, w);
+		free(w);
+		return -1;
+	}
+	for (size_t i = 0; i < n->nchildren; i++)
+		if (spawn_check_ids(n->children[i], why) < 0)
+			return -1;
+	return 0;
+}
