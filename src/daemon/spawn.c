@@ -20,6 +20,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "agentsup/wire.h"
@@ -115,6 +116,7 @@ struct spawn {
 	const int *output;     /* capture pipes' write ends */
 	int cgroup_fd; /* cgroup.procs: write "0" to join its cgroup, or -1 */
 	int fds_below; /* the child's own descriptor table: ours below this */
+	bool share_files; /* born on our table (CLONE_FILES), then unshared */
 	const struct spawn_ids *ids;
 	struct exec_failure fail;
 };
@@ -222,11 +224,17 @@ child_ids(const struct spawn_ids *ids)
  * needs only: with 1,000 workers the daemon holds thousands, which a whole
  * copy, then exec's close-on-exec, would each touch at every spawn. */
 static int
-child_own_fds(const struct spawn *sp)
+child_unshare_fds(int below)
 {
-	if (close_range((unsigned)sp->fds_below, ~0U, CLOSE_RANGE_UNSHARE) == 0)
+	if (close_range((unsigned)below, ~0U, CLOSE_RANGE_UNSHARE) == 0)
 		return 0;
 	return (int)syscall(SYS_unshare, CLONE_FILES); /* before Linux 5.9 */
+}
+
+static int
+child_own_fds(const struct spawn *sp)
+{
+	return sp->share_files ? child_unshare_fds(sp->fds_below) : 0;
 }
 
 /* In the child, sharing the daemon's memory until exec: only syscalls and
@@ -319,6 +327,12 @@ spawn_clone3(struct spawn_clone_args *ca, int (*fn)(void *), void *arg)
 }
 #endif
 
+static unsigned long
+spawn_files_flag(const struct spawn *sp)
+{
+	return sp->share_files ? CLONE_FILES : 0;
+}
+
 /* The child's table is ours below the highest descriptor it uses, + 1. */
 static void
 spawn_fds_below(struct spawn *sp, int fd)
@@ -338,7 +352,7 @@ spawn_clone(struct spawner *sw, struct spawn *sp, int cgroup_dir)
 #if defined(__x86_64__)
 	if (cgroup_dir >= 0 && !sw->no_clone3) {
 		struct spawn_clone_args ca = {
-		        .flags = CLONE_VM | CLONE_VFORK | CLONE_FILES |
+		        .flags = CLONE_VM | CLONE_VFORK | spawn_files_flag(sp) |
 		                 SPAWN_CLONE_INTO_CGROUP,
 		        .exit_signal = SIGCHLD,
 		        .stack = (uint64_t)(uintptr_t)sw->stack,
@@ -363,7 +377,8 @@ spawn_clone(struct spawner *sw, struct spawn *sp, int cgroup_dir)
 		return -1;
 	spawn_fds_below(sp, sp->cgroup_fd);
 	pid = clone(child_main, (char *)sw->stack + sw->stack_size,
-	            CLONE_VM | CLONE_VFORK | CLONE_FILES | SIGCHLD, sp);
+	            CLONE_VM | CLONE_VFORK | spawn_files_flag(sp) | SIGCHLD,
+	            sp);
 	if (sp->cgroup_fd >= 0) {
 		int err = errno;
 		close(sp->cgroup_fd);
@@ -402,6 +417,37 @@ exec_failure_text(const struct spec *s, const struct exec_failure *f)
 	}
 }
 
+static int
+spawner_probe_cb(void *arg)
+{
+	(void)arg;
+	_exit(child_unshare_fds(3) == 0 ? 0 : 1);
+}
+
+/* Whether a child born on our descriptor table can take its own copy:
+ * close_range is Linux 5.9+, and seccomp profiles (Docker's default on
+ * older kernels) refuse unshare. A throwaway child tries what every
+ * spawn's would; where it cannot, spawns copy the table at the clone. */
+static bool
+spawner_probe_share(struct spawner *sp)
+{
+	sigset_t all, old;
+	int status;
+	pid_t pid;
+
+	sigfillset(&all); /* no handler of ours may run in the child */
+	sigprocmask(SIG_SETMASK, &all, &old);
+	pid = clone(spawner_probe_cb, (char *)sp->stack + sp->stack_size,
+	            CLONE_VM | CLONE_VFORK | CLONE_FILES | SIGCHLD, NULL);
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	if (pid < 0)
+		return false;
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return false;
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
 /* Which signals a child must reset: those the daemon handles or ignores.
  * Computed once the daemon's handlers are in place. */
 int
@@ -426,6 +472,10 @@ spawner_init(struct spawner *sp)
 		sp->stack = NULL;
 		return -1;
 	}
+	sp->share_files = spawner_probe_share(sp);
+	if (!sp->share_files)
+		log_info("spawn: the child cannot unshare our descriptor table "
+		         "(close_range/unshare refused): each spawn copies it");
 	return 0;
 }
 
@@ -470,6 +520,7 @@ spawn_worker(struct spawner *sw, const struct spawn_args *a,
 	size_t nown;
 	struct spawn_ids ids;
 	struct spawn sp = {.spec = s,
+	                   .share_files = sw->share_files,
 	                   .reset = &sw->reset,
 	                   .parent = sw->pid,
 	                   .cgroup_fd = -1,

@@ -20,9 +20,10 @@ struct spawner {
 	void *stack;
 	size_t stack_size;
 	sigset_t reset;
-	bool handlers;  /* some signal has a handler: block all at a spawn */
-	bool no_clone3; /* clone3 into a cgroup failed once: not again */
-	pid_t pid;      /* the daemon's */
+	bool handlers;    /* some signal has a handler: block all at a spawn */
+	bool no_clone3;   /* clone3 into a cgroup failed once: not again */
+	bool share_files; /* a child can unshare our descriptor table */
+	pid_t pid;        /* the daemon's */
 };
 
 #define SPAWN_MAX_GROUPS 256 /* supplementary groups of a `user:` */
