@@ -380,17 +380,21 @@ ckpt_forget(struct ckpt_set *cs, const char *path)
 		ckpt_truncate(w, 0); /* not handed again, even before it goes */
 		w->handed = 0;
 		w->fails = 0;
-		ckpt_release(cs, path);
 	}
-	if (cs->store != NULL) /* after the writes in flight: their rows go */
-		ckpt_delete(cs, path, false);
+	if (cs->store == NULL) {
+		ckpt_release(cs, path);
+		return;
+	}
+	/* after the writes in flight their rows go; until then an empty entry
+	 * stands for the path */
+	ckpt_delete(cs, w != NULL ? w : ckpt_get(cs, path), path, false);
 }
 
 void
 ckpt_forget_suffix(struct ckpt_set *cs, const char *suffix)
 {
 	if (cs->store != NULL)
-		ckpt_delete(cs, suffix, true);
+		ckpt_delete(cs, NULL, suffix, true);
 }
 
 size_t

@@ -73,7 +73,8 @@ void ckpt_store_error(struct ckpt_set *, const char *path, const char *why);
  * kept[0]'s data read back; a path not in memory read as at start. */
 int ckpt_submit(struct ckpt_set *, struct ckpt_worker *, uint64_t seq,
                 uint8_t *data, size_t len, bool discard);
-void ckpt_delete(struct ckpt_set *, const char *path, bool suffix);
+void ckpt_delete(struct ckpt_set *, struct ckpt_worker *, const char *path,
+                 bool suffix);
 int ckpt_read_back(struct ckpt_set *, struct ckpt_worker *);
 void ckpt_read_path(struct ckpt_set *, struct ckpt_worker *);
 

@@ -125,14 +125,18 @@ ckpt_submit(struct ckpt_set *cs, struct ckpt_worker *w, uint64_t seq,
 }
 
 /* A deletion from the store of every checkpoint of path (suffix: of every
- * path that ends in it). */
+ * path that ends in it). A path's entry w, empty and released, is kept
+ * until the deletion commits, so a run of the same path that says hello
+ * meanwhile starts afresh instead of reading the rows still there. */
 void
-ckpt_delete(struct ckpt_set *cs, const char *path, bool suffix)
+ckpt_delete(struct ckpt_set *cs, struct ckpt_worker *w, const char *path,
+            bool suffix)
 {
 	struct ckpt_job *j = xcalloc(1, sizeof *j);
 	char *own = xstrdup(path);
 
 	*j = (struct ckpt_job){.set = cs,
+	                       .w = w,
 	                       .path = own,
 	                       .own = own,
 	                       .forget = true,
@@ -141,6 +145,15 @@ ckpt_delete(struct ckpt_set *cs, const char *path, bool suffix)
 		ckpt_store_error(cs, path, "the store's queue is full");
 		free(j->own);
 		free(j);
+		if (w != NULL && w->jobs == 0)
+			ckpt_remove(cs, w);
+		else if (w != NULL)
+			w->released = true; /* its writes' completion frees it */
+		return;
+	}
+	if (w != NULL) {
+		w->jobs++;
+		w->released = true; /* the deletion's completion frees it */
 	}
 }
 
