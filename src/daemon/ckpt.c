@@ -387,7 +387,7 @@ ckpt_forget(struct ckpt_set *cs, const char *path)
 	}
 	/* after the writes in flight their rows go; until then an empty entry
 	 * stands for the path */
-	ckpt_delete(cs, w != NULL ? w : ckpt_get(cs, path), path, false);
+	ckpt_delete(cs, ckpt_get(cs, path), path, false);
 }
 
 void

@@ -145,10 +145,8 @@ ckpt_delete(struct ckpt_set *cs, struct ckpt_worker *w, const char *path,
 		ckpt_store_error(cs, path, "the store's queue is full");
 		free(j->own);
 		free(j);
-		if (w != NULL && w->jobs == 0)
-			ckpt_remove(cs, w);
-		else if (w != NULL)
-			w->released = true; /* its writes' completion frees it */
+		if (w != NULL) /* now, or at its writes' completion */
+			ckpt_release(cs, path);
 		return;
 	}
 	if (w != NULL) {
