@@ -102,6 +102,13 @@ int agentsup_reader_feed(struct agentsup_reader *, const uint8_t *buf,
                          agentsup_frame_fn fn, void *arg);
 
 /*
+ * recv() once from fd into buf (MSG_DONTWAIT; EINTR retried). Returns the
+ * bytes read (> 0), 0 at EOF, AGENTSUP_READ_AGAIN when nothing waits, or
+ * AGENTSUP_READ_ERRNO.
+ */
+int agentsup_reader_recv(int fd, uint8_t *buf, size_t len);
+
+/*
  * recv() once from fd (MSG_DONTWAIT, at most AGENTSUP_READ_CHUNK bytes) and
  * feed what came. Returns the bytes read (> 0), 0 at EOF, AGENTSUP_READ_AGAIN
  * when nothing waits, or what agentsup_reader_feed() refused with

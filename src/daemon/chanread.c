@@ -12,9 +12,7 @@
  * or status. Anything else, or anything after a split frame, goes through
  * agentsup_reader_feed() as before, frame by frame, in order.
  */
-#include <errno.h>
 #include <string.h>
-#include <sys/socket.h>
 
 #include "chanread.h"
 
@@ -87,16 +85,11 @@ chanread_recv(struct agentsup_reader *r, int fd, size_t max_frame,
 {
 	uint8_t buf[AGENTSUP_READ_CHUNK];
 	size_t at = 0, k;
-	ssize_t n;
+	int n = agentsup_reader_recv(fd, buf, sizeof buf);
 	int s;
 
-	do
-		n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
-	while (n < 0 && errno == EINTR);
-	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-		return AGENTSUP_READ_AGAIN;
 	if (n <= 0)
-		return n == 0 ? 0 : AGENTSUP_READ_ERRNO;
+		return n;
 	while (at < (size_t)n) {
 		const uint8_t *p = buf + at;
 		size_t left = (size_t)n - at;

@@ -356,22 +356,32 @@ agentsup_reader_feed(struct agentsup_reader *r, const uint8_t *buf, size_t len,
 }
 
 int
+agentsup_reader_recv(int fd, uint8_t *buf, size_t len)
+{
+	ssize_t n;
+
+	do
+		n = recv(fd, buf, len, MSG_DONTWAIT);
+	while (n < 0 && errno == EINTR);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		return AGENTSUP_READ_AGAIN;
+	if (n < 0)
+		return AGENTSUP_READ_ERRNO;
+	return (int)n;
+}
+
+int
 agentsup_reader_read(struct agentsup_reader *r, int fd, size_t max_frame,
                      msgpack_zone *zone, agentsup_frame_fn fn, void *arg)
 {
 	uint8_t buf[AGENTSUP_READ_CHUNK];
-	ssize_t n;
+	int n = agentsup_reader_recv(fd, buf, sizeof buf);
 	int s;
 
-	do
-		n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
-	while (n < 0 && errno == EINTR);
-	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-		return AGENTSUP_READ_AGAIN;
 	if (n <= 0)
-		return n == 0 ? 0 : AGENTSUP_READ_ERRNO;
+		return n;
 	s = agentsup_reader_feed(r, buf, (size_t)n, max_frame, zone, fn, arg);
-	return s == 0 ? (int)n : s;
+	return s == 0 ? n : s;
 }
 
 int
