@@ -7,6 +7,7 @@
  * YAML nodes visited (aliases included) and bytes kept once expanded, so a
  * hostile file costs a few errors and milliseconds.
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -286,8 +287,11 @@ load_file(struct parse *p, const struct config_source *src, const char *name)
 		        src->len, CONFIG_MAX_FILE_BYTES);
 		return;
 	}
+	errno = 0;
 	if (!yaml_parser_initialize(&parser)) {
-		config_errors_add(p->errs, name, 0, 0, "out of memory");
+		config_errors_add(p->errs, name, 0, 0,
+		                  "cannot start the YAML parser: %s",
+		                  strerror(errno != 0 ? errno : ENOMEM));
 		return;
 	}
 	yaml_parser_set_input_string(&parser, (const unsigned char *)src->data,

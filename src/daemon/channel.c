@@ -40,13 +40,10 @@ channel_shut(struct channel *c)
 	if (c->fd < 0)
 		return;
 	ev_io_stop(c->loop, &c->io);
-	ev_io_stop(c->loop, &c->wio);
+	channel_out_free(c);
 	close(c->fd);
 	c->fd = -1;
 	agentsup_reader_free(&c->reader);
-	free(c->out);
-	c->out = NULL;
-	c->outlen = 0;
 }
 
 void
@@ -429,8 +426,6 @@ channel_open(struct ev_loop *loop, int fd, const struct channel_ops *ops,
 	agentsup_reader_init(&c->reader);
 	ev_io_init(&c->io, read_cb, fd, EV_READ);
 	c->io.data = c;
-	ev_io_init(&c->wio, channel_write_cb, fd, EV_WRITE);
-	c->wio.data = c;
 	ev_io_start(loop, &c->io);
 	return c;
 }

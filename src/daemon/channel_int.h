@@ -10,16 +10,24 @@
 
 #define CHANNEL_MAX_OUT 4096 /* we send small frames: bound them */
 
+/* Bytes the worker's socket did not take yet, and the watcher that waits
+ * for room: allocated at the first frame that does not go out whole, freed
+ * once the queue drains (most workers never need one: 64 bytes each). */
+struct channel_out {
+	ev_io wio;
+	uint8_t *buf;
+	size_t len;
+};
+
 struct channel {
 	struct ev_loop *loop;
 	const struct channel_ops *ops;
 	void *arg;
 	msgpack_zone *zone;
 	int fd;
-	ev_io io, wio;
+	ev_io io;
 	struct agentsup_reader reader; /* a frame split across reads */
-	uint8_t *out; /* unsent bytes (the worker is not reading) */
-	size_t outlen;
+	struct channel_out *out;       /* NULL: nothing waits */
 	size_t outmax; /* the queue's bound: more while a welcome is queued */
 	bool hello;
 	bool warned_unknown;
@@ -32,6 +40,7 @@ void channel_fail(struct channel *, const char *fmt, ...)
 /* The worker closed its end: sending is over, but what it sent before is
  * still there to read (a last heartbeat). Not a protocol error. */
 void channel_wclose(struct channel *);
-void channel_write_cb(struct ev_loop *, ev_io *, int revents);
+/* Drop what waits to be sent, and its watcher. */
+void channel_out_free(struct channel *);
 
 #endif

@@ -18,21 +18,31 @@ void
 channel_wclose(struct channel *c)
 {
 	c->wclosed = true;
-	ev_io_stop(c->loop, &c->wio);
+	channel_out_free(c);
+}
+
+void
+channel_out_free(struct channel *c)
+{
+	if (c->out == NULL)
+		return;
+	ev_io_stop(c->loop, &c->out->wio);
+	free(c->out->buf);
 	free(c->out);
 	c->out = NULL;
-	c->outlen = 0;
 }
 
 /* The socket takes more: send what was queued. */
-void
+static void
 channel_write_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
 	struct channel *c = io->data;
+	struct channel_out *o = c->out;
 	ssize_t n;
 
+	(void)loop;
 	(void)revents;
-	n = send(c->fd, c->out, c->outlen, MSG_NOSIGNAL | MSG_DONTWAIT);
+	n = send(c->fd, o->buf, o->len, MSG_NOSIGNAL | MSG_DONTWAIT);
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
 	if (n < 0) {
@@ -41,25 +51,41 @@ channel_write_cb(struct ev_loop *loop, ev_io *io, int revents)
 		channel_wclose(c);
 		return;
 	}
-	memmove(c->out, c->out + n, c->outlen - (size_t)n);
-	c->outlen -= (size_t)n;
-	if (c->outlen == 0) {
-		ev_io_stop(loop, &c->wio);
-		free(c->out);
-		c->out = NULL;
+	memmove(o->buf, o->buf + n, o->len - (size_t)n);
+	o->len -= (size_t)n;
+	if (o->len == 0) {
+		channel_out_free(c);
 		c->outmax = 0;
 	}
+}
+
+/* Queue the n bytes at p the socket did not take, and wait for room. */
+static void
+channel_queue(struct channel *c, const void *p, size_t n)
+{
+	struct channel_out *o = c->out;
+
+	if (o == NULL) {
+		o = c->out = xcalloc(1, sizeof *o);
+		ev_io_init(&o->wio, channel_write_cb, c->fd, EV_WRITE);
+		o->wio.data = c;
+		ev_io_start(c->loop, &o->wio);
+	}
+	o->buf = xrealloc(o->buf, o->len + n);
+	memcpy(o->buf + o->len, p, n);
+	o->len += n;
 }
 
 /* Send one encoded frame, queueing what the socket does not take now. */
 static int
 channel_send(struct channel *c, const msgpack_sbuffer *sb)
 {
+	size_t queued = c->out != NULL ? c->out->len : 0;
 	ssize_t n = 0;
 
 	if (c->fd < 0 || c->wclosed)
 		return -1;
-	if (c->outlen == 0) {
+	if (queued == 0) {
 		n = send(c->fd, sb->data, sb->size,
 		         MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n < 0 && errno != EAGAIN && errno != EINTR) {
@@ -71,14 +97,11 @@ channel_send(struct channel *c, const msgpack_sbuffer *sb)
 		if ((size_t)n == sb->size)
 			return 0;
 	}
-	if (c->outlen + sb->size - (size_t)n > CHANNEL_MAX_OUT + c->outmax) {
+	if (queued + sb->size - (size_t)n > CHANNEL_MAX_OUT + c->outmax) {
 		channel_fail(c, "not reading its socket");
 		return -1;
 	}
-	c->out = xrealloc(c->out, c->outlen + sb->size - (size_t)n);
-	memcpy(c->out + c->outlen, sb->data + n, sb->size - (size_t)n);
-	c->outlen += sb->size - (size_t)n;
-	ev_io_start(c->loop, &c->wio);
+	channel_queue(c, sb->data + n, sb->size - (size_t)n);
 	return 0;
 }
 

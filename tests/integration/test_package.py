@@ -104,6 +104,15 @@ def test_control_fields(deb):
     assert "shlibs" in info and "postinst" in info and "prerm" in info
 
 
+def test_daemon_maps_no_parser_or_store_at_start(root):
+    """agentsupd loads libyaml only while it parses and SQLite only with a
+    state store (yamlib.c, sqlib.c): neither is among its DT_NEEDED, so an
+    idle daemon maps neither; the package still depends on both."""
+    needed = run("readelf", "-d", str(root / "usr/sbin/agentsupd")).stdout
+    libs = re.findall(r"\(NEEDED\)\s+Shared library: \[(.*?)\]", needed)
+    assert libs and not [x for x in libs if "yaml" in x or "sqlite" in x], libs
+
+
 def test_apt_can_install_it(deb):
     """`apt install ./agentsup_*.deb` resolves on this Debian (simulated)."""
     if not shutil.which("apt-get"):

@@ -317,6 +317,28 @@ def test_bad_config_exits_78_with_location(supd):
     assert r.returncode == 78
 
 
+def test_a_libyaml_that_cannot_load_is_a_clear_config_error(supd, tmp_path):
+    """agentsupd maps libyaml only while it parses (yamlib.c): a library
+    that cannot be loaded fails the parse with a clear error and exit 78,
+    never a crash or "out of memory"."""
+    supd.write({"a.yaml": "worker: w\ncommand: x\n"})
+    fake = tmp_path / "libyaml-0.so.2"   # a library with no yaml_* in it
+    src = tmp_path / "empty.c"
+    src.write_text("int agentsup_not_libyaml;\n")
+    subprocess.run(["cc", "-shared", "-fPIC", "-o", str(fake), str(src)],
+                   check=True, timeout=60)
+    env = dict(os.environ, LD_LIBRARY_PATH=str(tmp_path))
+    r = subprocess.run([AGENTSUPD, "--check", "-c", str(supd.dir)],
+                       capture_output=True, text=True, env=env, timeout=20)
+    assert r.returncode == 78, r.stderr
+    assert (".yaml:0:0: cannot start the YAML parser: Can not access a "
+            "needed shared library") in r.stderr, r.stderr
+    assert "nothing started" in r.stderr
+    r = subprocess.run([AGENTSUPD, "--check", "-c", str(supd.dir)],
+                       capture_output=True, text=True, timeout=20)
+    assert r.returncode == 0, r.stderr
+
+
 def test_usage_error_exits_64():
     r = subprocess.run([AGENTSUPD, "--bogus"], capture_output=True, text=True)
     assert r.returncode == 64
