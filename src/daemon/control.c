@@ -27,6 +27,7 @@
 #include "control.h"
 #include "daemon.h"
 #include "log.h"
+#include "session.h"
 #include "util.h"
 
 #define CONTROL_MAX_CLIENTS 128
@@ -42,8 +43,8 @@ struct control {
 	ev_io accept_w;
 	ev_timer backoff;
 	struct clients clients;
-	const struct config *counted;   /* the config nworkers was counted in */
-	size_t nworkers;                /* each may hold a descriptor */
+	const struct config *counted;   /* the config static_fds is of */
+	size_t static_fds;              /* its static workers' descriptors */
 	bool full;                      /* making room: said once per episode */
 	unsigned long evicted;          /* this episode */
 	bool refusing;                  /* no room at all: said once */
@@ -175,30 +176,47 @@ peer_allowed(int fd, uid_t *uid)
 	return cred.uid == 0 || cred.uid == geteuid();
 }
 
+/* What the static workers below n hold when all run; dynamic children,
+ * which come and go, are counted as they start (session.c). */
 static size_t
-count_workers(const struct node *n)
+count_fds(const struct node *n, bool files)
 {
-	size_t k = n->spec->kind == KIND_WORKER;
+	size_t k = 0;
 
+	if (n->spec->kind == KIND_WORKER)
+		return n->parent != NULL && n->parent->spec->tmpl != NULL
+		               ? 0
+		               : session_fds(n->spec, files);
 	for (size_t i = 0; i < n->nchildren; i++)
-		k += count_workers(n->children[i]);
+		k += count_fds(n->children[i], files);
 	return k;
+}
+
+/* The descriptors the tree's workers hold: the static ones counted once per
+ * config (a walk: nodes change only with a config), the running dynamic
+ * children's as they are. */
+static size_t
+control_worker_fds(struct control *c)
+{
+	if (c->counted != c->d->cfg) {
+		c->counted = c->d->cfg;
+		c->static_fds = count_fds(c->d->tree->root,
+		                          c->d->cfg->settings.log_dir != NULL);
+	}
+	return c->static_fds + c->d->dynamic_fds;
 }
 
 /* How many clients there may be: CONTROL_MAX_CLIENTS, or fewer when
  * RLIMIT_NOFILE leaves too few descriptors beside those that the daemon
- * and its workers (one each) need. */
+ * and its workers need (*held: the workers'). */
 static size_t
-control_capacity(struct control *c, rlim_t *nofile)
+control_capacity(struct control *c, rlim_t *nofile, size_t *held)
 {
 	struct rlimit rl;
 	size_t need;
 
-	if (c->counted != c->d->cfg) { /* counted again after a reload */
-		c->counted = c->d->cfg;
-		c->nworkers = count_workers(c->d->tree->root);
-	}
-	need = CONTROL_FD_RESERVE + c->nworkers;
+	*held = control_worker_fds(c);
+	need = CONTROL_FD_RESERVE + *held;
 	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
 		return CONTROL_MAX_CLIENTS;
 	*nofile = rl.rlim_cur;
@@ -252,7 +270,7 @@ static bool
 control_make_room(struct control *c, uint64_t now)
 {
 	rlim_t nofile = 0;
-	size_t cap = control_capacity(c, &nofile);
+	size_t held, cap = control_capacity(c, &nofile, &held);
 	struct client *victim;
 
 	if (c->clients.n < cap) {
@@ -270,8 +288,9 @@ control_make_room(struct control *c, uint64_t now)
 			        c,
 			        "refusing control clients: RLIMIT_NOFILE "
 			        "%lu leaves no descriptor to spare beside "
-			        "the %zu workers' (raise it: ulimit -n)",
-			        (unsigned long)nofile, c->nworkers);
+			        "the %zu the workers hold (raise it: ulimit "
+			        "-n)",
+			        (unsigned long)nofile, held);
 		c->refusing = true;
 		return false;
 	}

@@ -29,6 +29,7 @@
 #include "daemon.h"
 #include "hooks.h"
 #include "log.h"
+#include "nofile.h"
 #include "logcap.h"
 #include "watch.h"
 #include "notify.h"
@@ -527,6 +528,7 @@ daemon_init(struct daemon *d, const char *sock_opt)
 	signal_watch(d, &d->sig_int, SIGINT, on_stop_signal);
 	signal_watch(d, &d->sig_usr1, SIGUSR1, on_drain_signal);
 	signal_watch(d, &d->sig_hup, SIGHUP, on_hup_signal);
+	nofile_raise(); /* three descriptors a worker: see nofile.h */
 	if (spawner_init(&d->spawn) < 0)
 		fatal("mmap of the spawn stack");
 	daemon_notify_init(d);

@@ -24,6 +24,7 @@
 
 #include "hooks.h"
 #include "log.h"
+#include "nofile.h"
 #include "util.h"
 
 #define HOOKS_STACK_SIZE (128 * 1024)
@@ -166,7 +167,7 @@ hooks_child_main(void *arg)
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	if (setpgid(0, 0) < 0 || prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 ||
-	    dup2(c->input, STDIN_FILENO) < 0) {
+	    nofile_restore() < 0 || dup2(c->input, STDIN_FILENO) < 0) {
 		c->err = errno;
 		_exit(126);
 	}

@@ -260,6 +260,15 @@ session_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 
 /* --- start and end -------------------------------------------------------- */
 
+unsigned
+session_fds(const struct spec *s, bool files)
+{
+	unsigned streams = (unsigned)(s->out.mode == OUTPUT_CAPTURE) +
+	                   (unsigned)(s->err.mode == OUTPUT_CAPTURE);
+
+	return 1 + streams + (unsigned)(files && streams > 0);
+}
+
 int
 session_start(struct daemon *d, struct node *n)
 {
@@ -316,6 +325,11 @@ session_start(struct daemon *d, struct node *n)
 	s->timer.data = s;
 	n->session = s;
 	pidmap_put(&d->pids, r.pid, s);
+	if (n->parent != NULL && n->parent->spec->tmpl != NULL) {
+		s->fds = (unsigned char)session_fds(
+		        sp, d->cfg->settings.log_dir != NULL);
+		d->dynamic_fds += s->fds; /* the control server's bound */
+	}
 	s->chan = channel_open(d->loop, r.chan, &session_channel_ops, s,
 	                       &d->zone);
 	if (s->exec_error == NULL) {
@@ -453,6 +467,7 @@ session_reaped(struct session *s, int status)
 	ckpt_detach(d->ckpt, n,
 	            n->state != NODE_STOPPING && reason_abnormal(r));
 	pidmap_del(&d->pids, s->pid);
+	d->dynamic_fds -= s->fds;
 	ev_timer_stop(d->loop, &s->timer);
 	channel_close(s->chan);
 	n->session = NULL;

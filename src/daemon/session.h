@@ -35,6 +35,7 @@ struct session {
 	ev_timer timer;
 	struct reason cause; /* a failure we saw before the exit (hang...) */
 	bool killed;         /* SIGKILL sent */
+	unsigned char fds;   /* a dynamic child's, in d->dynamic_fds; or 0 */
 	uint64_t spawned_ms;
 	uint64_t last_beat_us; /* the heartbeat deadline counts from here */
 	uint64_t drain_ms;     /* when the drain began, 0 if none */
@@ -47,6 +48,9 @@ struct session {
 	struct channel *chan;
 };
 
+/* The descriptors agentsupd holds for a running worker of spec s: its
+ * channel, a pipe per captured stream, and (files: log_dir) their file. */
+unsigned session_fds(const struct spec *s, bool files);
 /* Start the node's process (an ACT_START). -1 with errno when no process
  * could be made: the caller reports it as a failure. */
 int session_start(struct daemon *, struct node *);

@@ -25,6 +25,7 @@
 
 #include "agentsup/wire.h"
 #include "log.h"
+#include "nofile.h"
 #include "spawn.h"
 #include "util.h"
 
@@ -275,7 +276,8 @@ child_main(void *arg)
 		child_fail(sp, STAGE_STDOUT, errno);
 	if (child_output(&s->err, STDERR_FILENO, sp->output[1]) < 0)
 		child_fail(sp, STAGE_STDERR, errno);
-	if (child_limits(&s->pol->limits) < 0)
+	/* agentsupd's raised descriptor limit is not the worker's */
+	if (nofile_restore() < 0 || child_limits(&s->pol->limits) < 0)
 		child_fail(sp, STAGE_LIMITS, errno);
 	/* the outputs are open (as agentsupd): now become the worker's user */
 	if (child_ids(sp->ids) < 0)

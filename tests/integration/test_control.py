@@ -543,6 +543,119 @@ def test_clients_leave_descriptors_for_restarts(supd):
         c.close()
 
 
+def test_client_bound_counts_every_descriptor_a_worker_holds(supd):
+    """A running worker holds its channel and a pipe per captured stream
+    (three by default): under RLIMIT_NOFILE 160 with 36 workers, idle
+    clients must leave all of them (and a restart's) free. Counting one
+    descriptor a worker let 92 clients in and the restarts failed with
+    EMFILE."""
+    kids = "".join(f"  - {{worker: w{i}, command: {SLEEP}}}\n"
+                   for i in range(36))
+    supd.write({"root.yaml": "supervisor: root\nintensity: 100\n"
+                             "children:\n" + kids})
+    d = Daemon(supd.dir, supd.events, argv_prefix=(
+        "prlimit", "--nofile=160:160", "--"))
+    supd.started.append(d)
+    for i in range(36):
+        d.wait("started", f"root/w{i}")
+    conns = []
+    for _ in range(120):
+        c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        c.settimeout(1)
+        try:
+            c.connect(d.socket)
+        except OSError:
+            pass
+        conns.append(c)
+    d.wait("control_limited")
+    for i in range(0, 36, 3):  # restarts, one after another
+        old = [e.pid for e in d.seen
+               if e.kind == "started" and e.path == f"root/w{i}"][-1]
+        os.kill(old, signal.SIGKILL)
+        e = d.wait("started", f"root/w{i}")
+        assert e.pid != old and e.reason is None, e
+    assert not [e for e in d.seen if e.reason and "EMFILE" in e.reason]
+    for c in conns:
+        c.close()
+    assert d.ctl("status", "root/w0", check=0).returncode == 0
+
+
+def test_client_bound_counts_running_dynamic_children(supd):
+    """Dynamic children hold descriptors too, counted as they start: with
+    30 tasks running under RLIMIT_NOFILE 160, a crowd of idle clients
+    leaves room for the next spawns."""
+    supd.write({"root.yaml": f"""
+supervisor: root
+children:
+  - supervisor: pool
+    template: {{command: {SLEEP}, backoff: none}}
+"""})
+    d = Daemon(supd.dir, supd.events, argv_prefix=(
+        "prlimit", "--nofile=160:160", "--"))
+    supd.started.append(d)
+    wait_until(lambda: d.ctl("status", check=None).returncode == 0,
+               what="the daemon to answer")
+    for i in range(30):
+        d.ctl("spawn", "pool", "--key", f"k{i}", check=0)
+        d.wait("started", f"root/pool/k{i}")
+    conns = []
+    for _ in range(120):
+        c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        c.settimeout(1)
+        try:
+            c.connect(d.socket)
+        except OSError:
+            pass
+        conns.append(c)
+    d.wait("control_limited")
+    for i in range(30, 36):  # a crowd's room was left for these
+        c = conns.pop()  # (one client of ours gets in: drop an idle one)
+        c.close()
+        d.ctl("spawn", "pool", "--key", f"k{i}", check=0)
+        e = d.wait("started", f"root/pool/k{i}")
+        assert e.reason is None, e
+    assert not [e for e in d.seen if e.reason and "EMFILE" in e.reason]
+    for c in conns:
+        c.close()
+
+
+def limits_of(pid):
+    """(soft, hard) "Max open files" of a process."""
+    with open(f"/proc/{pid}/limits") as f:
+        line = next(l for l in f if l.startswith("Max open files"))
+    return tuple(int(x) for x in line.split()[3:5])
+
+
+def test_daemon_raises_its_descriptor_limit_and_workers_get_theirs(
+        supd, tmp_path):
+    """agentsupd raises its soft RLIMIT_NOFILE to the hard limit (three
+    descriptors a worker), and gives every worker and hook the soft limit it
+    was started with; `limits: {nofile}` still wins."""
+    out = tmp_path / "hook"
+    supd.dir.mkdir(exist_ok=True)
+    (supd.dir / "00-settings.yaml").write_text(
+        f"agentsupd:\n  events_file: {supd.events}\n"
+        "  on_event:\n    - kinds: [started]\n"
+        f"      run: [/bin/sh, -c, 'ulimit -Sn > {out}.tmp && "
+        f"mv {out}.tmp {out}']\n")
+    supd.write({"root.yaml": f"""
+supervisor: root
+children:
+  - {{worker: plain, command: {SLEEP}}}
+  - {{worker: own, command: {SLEEP}, limits: {{nofile: 100}}}}
+"""}, settings=False)
+    d = Daemon(supd.dir, supd.events, argv_prefix=(
+        "prlimit", "--nofile=256:4096", "--"))
+    supd.started.append(d)
+    plain = d.wait("started", "root/plain").pid
+    own = d.wait("started", "root/own").pid
+    assert limits_of(d.proc.pid) == (4096, 4096)
+    assert limits_of(plain) == (256, 4096)
+    assert limits_of(own) == (100, 100)
+    wait_until(out.exists, what="the hook's answer")
+    assert out.read_text().strip() == "256"
+
+
 def test_status_of_a_huge_tree(supd):
     """A tree of 4,000 supervisors (some 1.6 MB of
     status): far more than one frame holds; the answer comes in chunks and
