@@ -34,7 +34,10 @@
 #define CONTROL_HISTORY     256        /* events kept for "events" */
 #define CONTROL_MAX_EVENT   (1u << 20) /* as much as a follower may lag */
 #define CONTROL_BACKOFF_S   1.0        /* stop accepting after EMFILE */
-#define CONTROL_FD_RESERVE  32 /* stdio, loop, events file, one spawn's fds */
+/* agentsupd's own: stdio, the loop, signalfd, events file, control and
+ * notify sockets, cgroup root, guard pipe, spawn slots (18 at start), one
+ * spawn's 7, the store's 3, metrics, hooks and a config read */
+#define CONTROL_FD_RESERVE 48
 
 struct control {
 	struct daemon *d;
@@ -265,7 +268,8 @@ control_short(struct control *c, const char *fmt, ...)
 	            0, "descriptors", 0, "%s", msg);
 }
 
-/* Make room for one more client; false if there can be none at all. */
+/* Make room for one more client; false if there can be none at all. The
+ * bound falls as dynamic children start: as many clients go as it takes. */
 static bool
 control_make_room(struct control *c, uint64_t now)
 {
@@ -311,8 +315,11 @@ control_make_room(struct control *c, uint64_t now)
 			        cap);
 	}
 	c->full = true;
-	c->evicted++;
-	client_free(victim); /* nothing holds it in an accept callback */
+	do { /* nothing holds a client in an accept callback */
+		c->evicted++;
+		client_free(victim);
+	} while (c->clients.n >= cap &&
+	         (victim = control_victim(c, now)) != NULL);
 	return true;
 }
 

@@ -118,6 +118,7 @@ struct spawn {
 	int cgroup_fd; /* cgroup.procs: write "0" to join its cgroup, or -1 */
 	int fds_below; /* the child's own descriptor table: ours below this */
 	bool share_files; /* born on our table (CLONE_FILES), then unshared */
+	int nslots;       /* slots (spawner) holding this child's ends */
 	const struct spawn_ids *ids;
 	struct exec_failure fail;
 };
@@ -343,12 +344,45 @@ spawn_fds_below(struct spawn *sp, int fd)
 		sp->fds_below = fd + 1;
 }
 
+/* The number to give the child for fd, one of ours: a low slot holding the
+ * same file where one is free, so that the child's copy of our table stays
+ * small (and its exec closes few). fd itself if there is none. */
+static int
+spawn_slot(struct spawner *sw, struct spawn *sp, int fd)
+{
+	int s;
+
+	if (fd < 0)
+		return fd;
+	if (sp->nslots < SPAWN_SLOTS && (s = sw->slot[sp->nslots]) >= 0 &&
+	    dup3(fd, s, O_CLOEXEC) == s) {
+		sp->nslots++;
+		fd = s;
+	}
+	spawn_fds_below(sp, fd);
+	return fd;
+}
+
+/* After the clone: the slots hold /dev/null again (the child has its own
+ * table by now, or was never made). */
+static void
+spawn_slots_clear(struct spawner *sw, struct spawn *sp)
+{
+	int err = errno;
+
+	for (int i = 0; i < sp->nslots; i++)
+		(void)dup3(sw->null, sw->slot[i], O_CLOEXEC);
+	sp->nslots = 0;
+	errno = err;
+}
+
 /* The child, born in its cgroup where clone3 can (CLONE_INTO_CGROUP: no
  * migration, whose lock costs milliseconds), else joining it itself by a
  * write to cgroup.procs before exec. */
 static pid_t
 spawn_clone(struct spawner *sw, struct spawn *sp, int cgroup_dir)
 {
+	int procs = -1;
 	pid_t pid;
 
 #if defined(__x86_64__)
@@ -373,17 +407,16 @@ spawn_clone(struct spawner *sw, struct spawn *sp, int cgroup_dir)
 		          strerror((int)-r));
 	}
 #endif
-	if (cgroup_dir >= 0 &&
-	    (sp->cgroup_fd = openat(cgroup_dir, "cgroup.procs",
-	                            O_WRONLY | O_CLOEXEC)) < 0)
+	if (cgroup_dir >= 0 && (procs = openat(cgroup_dir, "cgroup.procs",
+	                                       O_WRONLY | O_CLOEXEC)) < 0)
 		return -1;
-	spawn_fds_below(sp, sp->cgroup_fd);
+	sp->cgroup_fd = spawn_slot(sw, sp, procs);
 	pid = clone(child_main, (char *)sw->stack + sw->stack_size,
 	            CLONE_VM | CLONE_VFORK | spawn_files_flag(sp) | SIGCHLD,
 	            sp);
-	if (sp->cgroup_fd >= 0) {
+	if (procs >= 0) {
 		int err = errno;
-		close(sp->cgroup_fd);
+		close(procs);
 		errno = err;
 	}
 	return pid;
@@ -450,6 +483,19 @@ spawner_probe_share(struct spawner *sp)
 	return WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
 
+/* The slots: /dev/null at the lowest free descriptors above the child's
+ * channel number, taken while our table is still small. Without them (no
+ * /dev/null, no descriptor) spawns give the child its ends where they are. */
+static void
+spawner_slots(struct spawner *sp)
+{
+	sp->null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	for (int i = 0; i < SPAWN_SLOTS; i++)
+		sp->slot[i] = sp->null < 0 ? -1
+		                           : fcntl(sp->null, F_DUPFD_CLOEXEC,
+		                                   AGENTSUP_CHILD_FD + 1);
+}
+
 /* Which signals a child must reset: those the daemon handles or ignores.
  * Computed once the daemon's handlers are in place. */
 int
@@ -457,6 +503,9 @@ spawner_init(struct spawner *sp)
 {
 	struct sigaction sa;
 
+	sp->null = -1;
+	for (int i = 0; i < SPAWN_SLOTS; i++)
+		sp->slot[i] = -1;
 	sigemptyset(&sp->reset);
 	sp->handlers = false;
 	for (int sig = 1; sig < NSIG; sig++)
@@ -474,6 +523,7 @@ spawner_init(struct spawner *sp)
 		sp->stack = NULL;
 		return -1;
 	}
+	spawner_slots(sp);
 	sp->share_files = spawner_probe_share(sp);
 	if (!sp->share_files)
 		log_info("spawn: the child cannot unshare our descriptor table "
@@ -487,6 +537,14 @@ spawner_fini(struct spawner *sp)
 	if (sp->stack != NULL)
 		munmap(sp->stack, sp->stack_size);
 	sp->stack = NULL;
+	for (int i = 0; i < SPAWN_SLOTS; i++)
+		if (sp->slot[i] >= 0)
+			close(sp->slot[i]);
+	if (sp->null >= 0)
+		close(sp->null);
+	sp->null = -1;
+	for (int i = 0; i < SPAWN_SLOTS; i++)
+		sp->slot[i] = -1;
 }
 
 /* The worker's own AGENTSUP_* variables; *n of them, each malloc'd. */
@@ -528,7 +586,7 @@ spawn_worker(struct spawner *sw, const struct spawn_args *a,
 	                   .cgroup_fd = -1,
 	                   .ids = &ids,
 	                   .fail = {-1, 0}};
-	int sv[2], err;
+	int sv[2], ends[2], err;
 	sigset_t all, old;
 	char *why;
 	pid_t pid;
@@ -543,11 +601,10 @@ spawn_worker(struct spawner *sw, const struct spawn_args *a,
 		return -1;
 	nown = own_env(a, own);
 	sp.envp = build_env(s, own, nown);
-	sp.chan = sv[1];
-	sp.output = a->output;
-	spawn_fds_below(&sp, sp.chan);
-	spawn_fds_below(&sp, sp.output[0]);
-	spawn_fds_below(&sp, sp.output[1]);
+	sp.chan = spawn_slot(sw, &sp, sv[1]);
+	ends[0] = spawn_slot(sw, &sp, a->output[0]);
+	ends[1] = spawn_slot(sw, &sp, a->output[1]);
+	sp.output = ends;
 
 	/* no handler of ours may run in the child before it resets them
 	 * (with libev's signalfd there are none: nothing to block) */
@@ -557,6 +614,7 @@ spawn_worker(struct spawner *sw, const struct spawn_args *a,
 	}
 	pid = spawn_clone(sw, &sp, a->cgroup_fd);
 	err = errno;
+	spawn_slots_clear(sw, &sp);
 	if (sw->handlers)
 		sigprocmask(SIG_SETMASK, &old, NULL);
 	close(sv[1]);

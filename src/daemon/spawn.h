@@ -16,6 +16,11 @@
 
 /* What every spawn shares: the child's stack until it execs, and the
  * signals a child must put back to their default. */
+/* Low descriptors kept for a child's own ends (its channel, stdout, stderr,
+ * cgroup.procs): moved there for the clone, so the child's copy of our
+ * table stops a few entries in, not at the thousands the workers hold. */
+#define SPAWN_SLOTS 4
+
 struct spawner {
 	void *stack;
 	size_t stack_size;
@@ -24,6 +29,9 @@ struct spawner {
 	bool no_clone3;   /* clone3 into a cgroup failed once: not again */
 	bool share_files; /* a child can unshare our descriptor table */
 	pid_t pid;        /* the daemon's */
+	int null;         /* /dev/null: what a slot holds between spawns */
+	int slot[SPAWN_SLOTS]; /* -1: none (then the ends stay where they are)
+	                        */
 };
 
 #define SPAWN_MAX_GROUPS 256 /* supplementary groups of a `user:` */
