@@ -463,6 +463,7 @@ daemon_init(struct daemon *d, const char *sock_opt)
 {
 	const char *why;
 
+	d->reap_fd = -1;
 	if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
 		log_warn("PR_SET_CHILD_SUBREAPER (orphans of workers will go "
 		         "to init)");
@@ -471,8 +472,10 @@ daemon_init(struct daemon *d, const char *sock_opt)
 	/* signals by signalfd: a worker's SIGCHLD is read with the rest of
 	 * the loop's events (no handler, no self-pipe, no second turn), and
 	 * a child of ours has no handler to reset (spawn.c) */
-	if ((d->loop = ev_default_loop(EVFLAG_AUTO | EVFLAG_SIGNALFD)) == NULL)
-		fatalx("libev: cannot initialise the default loop");
+	/* not libev's default loop, which reaps every child on each SIGCHLD
+	 * with a walk over all of them: reap.c does it by pid */
+	if ((d->loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_SIGNALFD)) == NULL)
+		fatalx("libev: cannot initialise the loop");
 	log_attach(d->loop); /* stderr is flushed from the loop */
 	if (!msgpack_zone_init(&d->zone, 4096))
 		fatalx("out of memory");
@@ -517,9 +520,8 @@ daemon_init(struct daemon *d, const char *sock_opt)
 		return -1;
 	d->reloader =
 	        reloader_new(d->loop, d->config_dir, daemon_reload_done, d);
-	ev_child_init(&d->child_watcher, reap_child_cb, 0, 0);
-	d->child_watcher.data = d;
-	ev_child_start(d->loop, &d->child_watcher);
+	if (reap_open(d) < 0)
+		fatal("signalfd for SIGCHLD");
 	ev_prepare_init(&d->pump, pump_cb);
 	d->pump.data = d;
 	ev_prepare_start(d->loop, &d->pump);
@@ -590,6 +592,7 @@ daemon_free(struct daemon *d)
 	if (d->loop != NULL) {
 		batch_stop(&d->batch, d->loop);
 		msgpack_zone_destroy(&d->zone);
+		reap_close(d);
 		log_detach();
 		ev_loop_destroy(d->loop);
 	}

@@ -1,10 +1,12 @@
-/* reap.h - every child's exit, routed by pid. */
+/* reap.h - every child's exit, routed to whoever owns it. */
 #ifndef AGENTSUP_REAP_H
 #define AGENTSUP_REAP_H
 
-#include <ev.h>
+struct daemon;
 
-/* libev's ev_child for pid 0: libev reaps in a loop until none is left. */
-void reap_child_cb(struct ev_loop *, ev_child *, int);
+/* SIGCHLD blocked and read from a signalfd watched by the loop (before any
+ * child is made, before any thread starts). 0, or -1 with errno. */
+int reap_open(struct daemon *);
+void reap_close(struct daemon *);
 
 #endif
