@@ -34,10 +34,11 @@
 #define CONTROL_HISTORY     256        /* events kept for "events" */
 #define CONTROL_MAX_EVENT   (1u << 20) /* as much as a follower may lag */
 #define CONTROL_BACKOFF_S   1.0        /* stop accepting after EMFILE */
-/* agentsupd's own: stdio, the loop, signalfd, events file, control and
- * notify sockets, cgroup root, guard pipe, spawn slots (18 at start), one
- * spawn's 7, the store's 3, metrics, hooks and a config read */
-#define CONTROL_FD_RESERVE 48
+/* agentsupd's own: stdio, the loop, two signalfds, the pidfds' epoll,
+ * events file, control and notify sockets, cgroup root, guard pipe, spawn
+ * slots (20 at start), one spawn's 8, the store's 3, metrics, hooks and a
+ * config read */
+#define CONTROL_FD_RESERVE 40
 
 struct control {
 	struct daemon *d;

@@ -463,7 +463,7 @@ daemon_init(struct daemon *d, const char *sock_opt)
 {
 	const char *why;
 
-	d->reap_fd = -1;
+	d->reap_fd = d->reap_epfd = -1;
 	if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
 		log_warn("PR_SET_CHILD_SUBREAPER (orphans of workers will go "
 		         "to init)");
@@ -530,7 +530,7 @@ daemon_init(struct daemon *d, const char *sock_opt)
 	signal_watch(d, &d->sig_int, SIGINT, on_stop_signal);
 	signal_watch(d, &d->sig_usr1, SIGUSR1, on_drain_signal);
 	signal_watch(d, &d->sig_hup, SIGHUP, on_hup_signal);
-	nofile_raise(); /* three descriptors a worker: see nofile.h */
+	nofile_raise(); /* four descriptors a worker: see nofile.h */
 	if (spawner_init(&d->spawn) < 0)
 		fatal("mmap of the spawn stack");
 	daemon_notify_init(d);

@@ -37,6 +37,8 @@ struct daemon {
 	struct spawner spawn; /* the child's stack, the signals it resets */
 	int reap_fd;          /* SIGCHLD's signalfd (reap.c), or -1 */
 	ev_io reap_w;
+	int reap_epfd; /* the workers' pidfds (reap.c), or -1 */
+	ev_io pidfd_w;
 	ev_signal sig_term, sig_int, sig_hup, sig_usr1;
 	ev_prepare pump;   /* carries out the engine's actions, once a turn */
 	msgpack_zone zone; /* decoded frames live here until handled */

@@ -2,9 +2,10 @@
  * nofile.h - agentsupd's descriptor limit: raised at start, given back to
  * every process it starts.
  *
- * A daemon of thousands of workers holds three descriptors for each (the
- * channel and two capture pipes), far beyond the soft RLIMIT_NOFILE of 1024
- * most systems start services with; the hard limit is usually far higher.
+ * A daemon of thousands of workers holds four descriptors for each (the
+ * channel, its pidfd and two capture pipes), far beyond the soft
+ * RLIMIT_NOFILE of 1024 most systems start services with; the hard limit
+ * is usually far higher.
  * agentsupd raises its own soft limit to the hard one, as Go's runtime does
  * for its programs, and every worker and hook gets the soft limit agentsupd
  * was started with: a program that uses select(2) must not meet

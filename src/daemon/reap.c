@@ -8,12 +8,19 @@
  * 1,000 workers, a tenth of a millisecond when cold, twice before a
  * restart). The signal names the child that exited (the first, when
  * several exits coalesce into one signal): that one is reaped by its pid
- * and its restart runs at once; only then does one waitpid(-1) sweep
- * collect whatever else exited (coalesced exits, hooks, the orphans we
- * adopt as subreaper).
+ * and its restart runs at once.
+ *
+ * A coalesced exit of a worker is not lost: each worker's pidfd, in an
+ * epoll of our own that the loop watches as one descriptor, turns readable
+ * when it exits, and is reaped by its pid as well. Whatever else exits
+ * (hooks, the orphans we adopt as subreaper) is collected by one
+ * waitpid(-1) sweep, made only when a signal named something other than a
+ * worker with a pidfd, or a hook is running: a worker's restart walks no
+ * list of children.
  */
 #include <errno.h>
 #include <signal.h>
+#include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -43,19 +50,25 @@ reap_route(struct daemon *d, pid_t pid, int status)
 	 * reaped, done */
 }
 
-/* The child the signal named, by its pid: no walk over the others. */
-static void
+/* One child by its pid: no walk over the others. True if it was a worker
+ * with a pidfd (or none at all: reaped already), whose coalesced siblings
+ * need no sweep. */
+static bool
 reap_named(struct daemon *d, pid_t pid)
 {
+	struct session *s = pidmap_get(&d->pids, pid);
+	bool watched = s != NULL && s->pidfd >= 0;
 	int status;
 	pid_t r;
 
 	if (pid <= 0)
-		return;
+		return false;
 	while ((r = waitpid(pid, &status, WNOHANG)) < 0 && errno == EINTR)
 		;
-	if (r == pid) /* 0: not ours to reap yet; ECHILD: reaped already */
+	if (r == pid)
 		reap_route(d, pid, status);
+	/* 0: not ours to reap yet; ECHILD: reaped already (its pidfd) */
+	return watched || (r < 0 && errno == ECHILD);
 }
 
 static void
@@ -63,6 +76,7 @@ reap_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct daemon *d = w->data;
 	struct signalfd_siginfo si[REAP_BATCH];
+	bool sweep = d->hooks != NULL && !hooks_idle(d->hooks);
 	ssize_t n;
 	int status;
 	pid_t pid;
@@ -72,14 +86,42 @@ reap_cb(struct ev_loop *loop, ev_io *w, int revents)
 	while ((n = read(d->reap_fd, si, sizeof si)) > 0 ||
 	       (n < 0 && errno == EINTR))
 		for (ssize_t i = 0; i < n / (ssize_t)sizeof si[0]; i++)
-			reap_named(d, (pid_t)si[i].ssi_pid);
+			if (!reap_named(d, (pid_t)si[i].ssi_pid))
+				sweep = true;
 	if (n < 0 && errno != EAGAIN)
 		log_warn("reading SIGCHLD");
 	/* the exits the signals did not name */
-	while ((pid = waitpid(-1, &status, WNOHANG)) > 0 ||
-	       (pid < 0 && errno == EINTR))
+	while (sweep && ((pid = waitpid(-1, &status, WNOHANG)) > 0 ||
+	                 (pid < 0 && errno == EINTR)))
 		if (pid > 0)
 			reap_route(d, pid, status);
+}
+
+/* Workers' pidfds turned readable: their exits, each by its pid. A session
+ * is freed only by its own reap, and its pidfd closed then (out of the
+ * epoll), so the rest of the batch stays valid. */
+static void
+reap_pidfd_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct daemon *d = w->data;
+	struct epoll_event ev[REAP_BATCH];
+	int n;
+
+	(void)loop;
+	(void)revents;
+	while ((n = epoll_wait(d->reap_epfd, ev, REAP_BATCH, 0)) < 0 &&
+	       errno == EINTR)
+		;
+	for (int i = 0; i < n; i++)
+		(void)reap_named(d, ((struct session *)ev[i].data.ptr)->pid);
+}
+
+int
+reap_watch(struct daemon *d, struct session *s)
+{
+	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = s};
+
+	return epoll_ctl(d->reap_epfd, EPOLL_CTL_ADD, s->pidfd, &ev);
 }
 
 int
@@ -96,12 +138,27 @@ reap_open(struct daemon *d)
 	ev_set_priority(&d->reap_w, EV_MAXPRI); /* restarts first */
 	d->reap_w.data = d;
 	ev_io_start(d->loop, &d->reap_w);
+	if ((d->reap_epfd = epoll_create1(EPOLL_CLOEXEC)) < 0) {
+		log_warn("epoll for the workers' pidfds: each exit is found "
+		         "by a walk over the children");
+		d->spawn.no_pidfd = true;
+		return 0;
+	}
+	ev_io_init(&d->pidfd_w, reap_pidfd_cb, d->reap_epfd, EV_READ);
+	ev_set_priority(&d->pidfd_w, EV_MAXPRI);
+	d->pidfd_w.data = d;
+	ev_io_start(d->loop, &d->pidfd_w);
 	return 0;
 }
 
 void
 reap_close(struct daemon *d)
 {
+	if (d->reap_epfd >= 0) {
+		ev_io_stop(d->loop, &d->pidfd_w);
+		close(d->reap_epfd);
+		d->reap_epfd = -1;
+	}
 	if (d->reap_fd < 0)
 		return;
 	ev_io_stop(d->loop, &d->reap_w);

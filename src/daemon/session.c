@@ -25,6 +25,7 @@
 #include "log.h"
 #include "logcap.h"
 #include "notify.h"
+#include "reap.h"
 #include "session_int.h"
 #include "tasks.h"
 #include "timer.h"
@@ -266,7 +267,8 @@ session_fds(const struct spec *s, bool files)
 	unsigned streams = (unsigned)(s->out.mode == OUTPUT_CAPTURE) +
 	                   (unsigned)(s->err.mode == OUTPUT_CAPTURE);
 
-	return 1 + streams + (unsigned)(files && streams > 0);
+	/* + 1: its pidfd (reap.c) */
+	return 2 + streams + (unsigned)(files && streams > 0);
 }
 
 int
@@ -317,6 +319,12 @@ session_start(struct daemon *d, struct node *n)
 	s->node = n;
 	s->d = d;
 	s->pid = r.pid;
+	/* unwatched, a coalesced SIGCHLD would need a sweep: close it */
+	if ((s->pidfd = r.pidfd) >= 0 && reap_watch(d, s) < 0) {
+		log_warn("%s: watching its pidfd", n->path);
+		close(s->pidfd);
+		s->pidfd = -1;
+	}
 	s->exec_error = r.exec_error;
 	s->cgroup = cgroup;
 	s->spawned_ms = clock_now_ms();
@@ -467,6 +475,8 @@ session_reaped(struct session *s, int status)
 	ckpt_detach(d->ckpt, n,
 	            n->state != NODE_STOPPING && reason_abnormal(r));
 	pidmap_del(&d->pids, s->pid);
+	if (s->pidfd >= 0)
+		close(s->pidfd); /* and out of reap.c's epoll */
 	d->dynamic_fds -= s->fds;
 	ev_timer_stop(d->loop, &s->timer);
 	channel_close(s->chan);

@@ -36,6 +36,7 @@ struct session {
 	struct reason cause; /* a failure we saw before the exit (hang...) */
 	bool killed;         /* SIGKILL sent */
 	unsigned char fds;   /* a dynamic child's, in d->dynamic_fds; or 0 */
+	int pidfd;           /* in reap.c's epoll, or -1 */
 	uint64_t spawned_ms;
 	uint64_t last_beat_us; /* the heartbeat deadline counts from here */
 	uint64_t drain_ms;     /* when the drain began, 0 if none */

@@ -378,18 +378,22 @@ spawn_slots_clear(struct spawner *sw, struct spawn *sp)
 
 /* The child, born in its cgroup where clone3 can (CLONE_INTO_CGROUP: no
  * migration, whose lock costs milliseconds), else joining it itself by a
- * write to cgroup.procs before exec. */
+ * write to cgroup.procs before exec; with a pidfd in *pidfd (reap.c), or -1
+ * where the kernel makes none. */
 static pid_t
-spawn_clone(struct spawner *sw, struct spawn *sp, int cgroup_dir)
+spawn_clone(struct spawner *sw, struct spawn *sp, int cgroup_dir, int *pidfd)
 {
+	unsigned long base = CLONE_VM | CLONE_VFORK | spawn_files_flag(sp);
 	int procs = -1;
 	pid_t pid;
 
+	*pidfd = -1;
 #if defined(__x86_64__)
 	if (cgroup_dir >= 0 && !sw->no_clone3) {
 		struct spawn_clone_args ca = {
-		        .flags = CLONE_VM | CLONE_VFORK | spawn_files_flag(sp) |
-		                 SPAWN_CLONE_INTO_CGROUP,
+		        .flags = base | SPAWN_CLONE_INTO_CGROUP |
+		                 (sw->no_pidfd ? 0 : CLONE_PIDFD),
+		        .pidfd = (uint64_t)(uintptr_t)pidfd,
 		        .exit_signal = SIGCHLD,
 		        .stack = (uint64_t)(uintptr_t)sw->stack,
 		        .stack_size = sw->stack_size,
@@ -398,6 +402,7 @@ spawn_clone(struct spawner *sw, struct spawn *sp, int cgroup_dir)
 		long r = spawn_clone3(&ca, child_main, sp);
 		if (r > 0)
 			return (pid_t)r;
+		*pidfd = -1;
 		if (r == -EAGAIN || r == -ENOMEM) {
 			errno = (int)-r; /* no process now, either way */
 			return -1;
@@ -411,9 +416,20 @@ spawn_clone(struct spawner *sw, struct spawn *sp, int cgroup_dir)
 	                                       O_WRONLY | O_CLOEXEC)) < 0)
 		return -1;
 	sp->cgroup_fd = spawn_slot(sw, sp, procs);
-	pid = clone(child_main, (char *)sw->stack + sw->stack_size,
-	            CLONE_VM | CLONE_VFORK | spawn_files_flag(sp) | SIGCHLD,
-	            sp);
+	for (;;) {
+		pid = clone(child_main, (char *)sw->stack + sw->stack_size,
+		            (int)(base | SIGCHLD |
+		                  (sw->no_pidfd ? 0 : CLONE_PIDFD)),
+		            sp, pidfd);
+		if (pid >= 0 || sw->no_pidfd || errno != EINVAL)
+			break;
+		*pidfd = -1; /* before Linux 5.2: none */
+		sw->no_pidfd = true;
+		log_info("spawn: no pidfd (CLONE_PIDFD refused): every exit "
+		         "is found by a walk over the children");
+	}
+	if (pid < 0)
+		*pidfd = -1;
 	if (procs >= 0) {
 		int err = errno;
 		close(procs);
@@ -586,7 +602,7 @@ spawn_worker(struct spawner *sw, const struct spawn_args *a,
 	                   .cgroup_fd = -1,
 	                   .ids = &ids,
 	                   .fail = {-1, 0}};
-	int sv[2], ends[2], err;
+	int sv[2], ends[2], err, pidfd;
 	sigset_t all, old;
 	char *why;
 	pid_t pid;
@@ -612,7 +628,7 @@ spawn_worker(struct spawner *sw, const struct spawn_args *a,
 		sigfillset(&all);
 		sigprocmask(SIG_SETMASK, &all, &old);
 	}
-	pid = spawn_clone(sw, &sp, a->cgroup_fd);
+	pid = spawn_clone(sw, &sp, a->cgroup_fd, &pidfd);
 	err = errno;
 	spawn_slots_clear(sw, &sp);
 	if (sw->handlers)
@@ -627,6 +643,7 @@ spawn_worker(struct spawner *sw, const struct spawn_args *a,
 		return -1;
 	}
 	out->pid = pid;
+	out->pidfd = pidfd;
 	out->chan = sv[0];
 	out->exec_error =
 	        sp.fail.stage >= 0 ? exec_failure_text(s, &sp.fail) : NULL;

@@ -27,6 +27,7 @@ struct spawner {
 	sigset_t reset;
 	bool handlers;    /* some signal has a handler: block all at a spawn */
 	bool no_clone3;   /* clone3 into a cgroup failed once: not again */
+	bool no_pidfd;    /* CLONE_PIDFD refused once: not again */
 	bool share_files; /* a child can unshare our descriptor table */
 	pid_t pid;        /* the daemon's */
 	int null;         /* /dev/null: what a slot holds between spawns */
@@ -60,6 +61,7 @@ struct spawn_ids {
  * exec failed when it did (the process then exits 126 or 127 at once). */
 struct spawn_result {
 	pid_t pid;
+	int pidfd; /* its pidfd (reap.c), or -1 */
 	int chan;
 	char *exec_error; /* malloc'd, or NULL */
 };

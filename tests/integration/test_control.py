@@ -544,19 +544,19 @@ def test_clients_leave_descriptors_for_restarts(supd):
 
 
 def test_client_bound_counts_every_descriptor_a_worker_holds(supd):
-    """A running worker holds its channel and a pipe per captured stream
-    (three by default): under RLIMIT_NOFILE 160 with 36 workers, idle
-    clients must leave all of them (and a restart's) free. Counting one
-    descriptor a worker let 92 clients in and the restarts failed with
-    EMFILE."""
+    """A running worker holds its channel, its pidfd and a pipe per
+    captured stream (four by default): under RLIMIT_NOFILE 200 with 30
+    workers, idle clients must leave all of them (and a restart's) free.
+    Counting one descriptor a worker let 120 clients in and the restarts
+    failed with EMFILE."""
     kids = "".join(f"  - {{worker: w{i}, command: {SLEEP}}}\n"
-                   for i in range(36))
+                   for i in range(30))
     supd.write({"root.yaml": "supervisor: root\nintensity: 100\n"
                              "children:\n" + kids})
     d = Daemon(supd.dir, supd.events, argv_prefix=(
-        "prlimit", "--nofile=160:160", "--"))
+        "prlimit", "--nofile=200:200", "--"))
     supd.started.append(d)
-    for i in range(36):
+    for i in range(30):
         d.wait("started", f"root/w{i}")
     conns = []
     for _ in range(120):
@@ -568,7 +568,7 @@ def test_client_bound_counts_every_descriptor_a_worker_holds(supd):
             pass
         conns.append(c)
     d.wait("control_limited")
-    for i in range(0, 36, 3):  # restarts, one after another
+    for i in range(0, 30, 3):  # restarts, one after another
         old = [e.pid for e in d.seen
                if e.kind == "started" and e.path == f"root/w{i}"][-1]
         os.kill(old, signal.SIGKILL)
@@ -582,7 +582,7 @@ def test_client_bound_counts_every_descriptor_a_worker_holds(supd):
 
 def test_client_bound_counts_running_dynamic_children(supd):
     """Dynamic children hold descriptors too, counted as they start: with
-    30 tasks running under RLIMIT_NOFILE 160, a crowd of idle clients
+    30 tasks running under RLIMIT_NOFILE 220, a crowd of idle clients
     leaves room for the next spawns."""
     supd.write({"root.yaml": f"""
 supervisor: root
@@ -591,7 +591,7 @@ children:
     template: {{command: {SLEEP}, backoff: none}}
 """})
     d = Daemon(supd.dir, supd.events, argv_prefix=(
-        "prlimit", "--nofile=160:160", "--"))
+        "prlimit", "--nofile=220:220", "--"))
     supd.started.append(d)
     wait_until(lambda: d.ctl("status", check=None).returncode == 0,
                what="the daemon to answer")

@@ -339,6 +339,36 @@ def test_a_libyaml_that_cannot_load_is_a_clear_config_error(supd, tmp_path):
     assert r.returncode == 0, r.stderr
 
 
+def test_exits_at_once_are_each_restarted(supd):
+    """SIGCHLDs coalesce: 40 workers killed at once send fewer signals than
+    exits. Each exit is still reaped (its pidfd, or the sweep) and each
+    worker restarted, with no zombie left behind."""
+    kids = "".join(f"  - {{worker: w{i}, command: {SLEEP}, backoff: none}}\n"
+                   for i in range(40))
+    d = supd.start({"root.yaml": "supervisor: root\nintensity: 1000\n"
+                                 "children:\n" + kids})
+    old = {f"root/w{i}": d.wait("started", f"root/w{i}").pid
+           for i in range(40)}
+    for pid in old.values():
+        os.kill(pid, signal.SIGKILL)
+    new = {}
+    while len(new) < len(old):  # in whatever order they come
+        e = d.wait("started")
+        new[e.path] = e.pid
+    assert not [p for p in old if new[p] == old[p]]
+    with open(f"/proc/{d.proc.pid}/task/{d.proc.pid}/children") as f:
+        kids_now = [int(x) for x in f.read().split()]
+    zombies = []
+    for k in kids_now:
+        try:
+            with open(f"/proc/{k}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    zombies.append(k)
+        except OSError:
+            pass
+    assert not zombies
+
+
 def test_usage_error_exits_64():
     r = subprocess.run([AGENTSUPD, "--bogus"], capture_output=True, text=True)
     assert r.returncode == 64
