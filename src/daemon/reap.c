@@ -54,7 +54,7 @@ reap_route(struct daemon *d, pid_t pid, int status)
  * with a pidfd (or none at all: reaped already), whose coalesced siblings
  * need no sweep. */
 static bool
-reap_named(struct daemon *d, pid_t pid)
+reap_named(struct daemon *d, pid_t pid, bool *reaped)
 {
 	struct session *s = pidmap_get(&d->pids, pid);
 	bool watched = s != NULL && s->pidfd >= 0;
@@ -65,8 +65,10 @@ reap_named(struct daemon *d, pid_t pid)
 		return false;
 	while ((r = waitpid(pid, &status, WNOHANG)) < 0 && errno == EINTR)
 		;
-	if (r == pid)
+	if (r == pid) {
 		reap_route(d, pid, status);
+		*reaped = true;
+	}
 	/* 0: not ours to reap yet; ECHILD: reaped already (its pidfd) */
 	return watched || (r < 0 && errno == ECHILD);
 }
@@ -86,7 +88,7 @@ reap_cb(struct ev_loop *loop, ev_io *w, int revents)
 	while ((n = read(d->reap_fd, si, sizeof si)) > 0 ||
 	       (n < 0 && errno == EINTR))
 		for (ssize_t i = 0; i < n / (ssize_t)sizeof si[0]; i++)
-			if (!reap_named(d, (pid_t)si[i].ssi_pid))
+			if (!reap_named(d, (pid_t)si[i].ssi_pid, &(bool){0}))
 				sweep = true;
 	if (n < 0 && errno != EAGAIN)
 		log_warn("reading SIGCHLD");
@@ -97,23 +99,30 @@ reap_cb(struct ev_loop *loop, ev_io *w, int revents)
 			reap_route(d, pid, status);
 }
 
-/* Workers' pidfds turned readable: their exits, each by its pid. A session
- * is freed only by its own reap, and its pidfd closed then (out of the
- * epoll), so the rest of the batch stays valid. */
+/* Workers' pidfds turned readable: their exits, each by its pid, all of
+ * them (a spawn burst must not outrun its reaps). A session is freed only
+ * by its own reap, and its pidfd closed then (out of the epoll), so the
+ * rest of a batch stays valid. */
 static void
 reap_pidfd_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct daemon *d = w->data;
 	struct epoll_event ev[REAP_BATCH];
+	bool reaped;
 	int n;
 
 	(void)loop;
 	(void)revents;
-	while ((n = epoll_wait(d->reap_epfd, ev, REAP_BATCH, 0)) < 0 &&
-	       errno == EINTR)
-		;
-	for (int i = 0; i < n; i++)
-		(void)reap_named(d, ((struct session *)ev[i].data.ptr)->pid);
+	do { /* (one not yet reapable stays ready: the next turn tries) */
+		reaped = false;
+		while ((n = epoll_wait(d->reap_epfd, ev, REAP_BATCH, 0)) < 0 &&
+		       errno == EINTR)
+			;
+		for (int i = 0; i < n; i++)
+			(void)reap_named(
+			        d, ((struct session *)ev[i].data.ptr)->pid,
+			        &reaped);
+	} while (n == REAP_BATCH && reaped);
 }
 
 int
