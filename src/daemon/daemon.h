@@ -39,6 +39,8 @@ struct daemon {
 	ev_io reap_w;
 	int reap_epfd; /* the workers' pidfds (reap.c), or -1 */
 	ev_io pidfd_w;
+	ev_timer sweep_w;      /* a sweep put off (reap.c) */
+	size_t reap_unwatched; /* running sessions without a pidfd */
 	ev_signal sig_term, sig_int, sig_hup, sig_usr1;
 	ev_prepare pump;   /* carries out the engine's actions, once a turn */
 	msgpack_zone zone; /* decoded frames live here until handled */

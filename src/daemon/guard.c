@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -160,14 +161,25 @@ guard_child(const char *helper, int rfd, int dirfd, const char *dir)
 	char *const envp[] = {NULL};
 	int r = fcntl(rfd, F_DUPFD, 10);
 	int d = dirfd >= 0 ? fcntl(dirfd, F_DUPFD, 10) : -1;
+	int keep = dirfd >= 0 ? GUARD_FD_DIR : GUARD_FD_PIPE;
 
 	if (r < 0 || dup2(r, GUARD_FD_PIPE) < 0 ||
 	    (d >= 0 && dup2(d, GUARD_FD_DIR) < 0))
 		_exit(127);
-	/* by number: musl (which may build the helper) has no wrapper */
-	(void)syscall(SYS_close_range,
-	              dirfd >= 0 ? GUARD_FD_DIR + 1 : GUARD_FD_PIPE + 1, ~0U,
-	              0);
+	/* by number: musl (which may build the helper) has no wrapper; where
+	 * it is refused (a seccomp profile, Linux before 5.9), one by one:
+	 * the init or guard run here, without the helper, for their whole
+	 * life, and must hold nothing of agentsupd's (a worker's pidfd kept
+	 * here would keep it in agentsupd's epoll after its reap) */
+	if (syscall(SYS_close_range, (unsigned)keep + 1, ~0U, 0) < 0) {
+		struct rlimit rl;
+		long top = getrlimit(RLIMIT_NOFILE, &rl) == 0 &&
+		                           rl.rlim_cur != RLIM_INFINITY
+		                   ? (long)rl.rlim_cur
+		                   : 65536;
+		for (long fd = keep + 1; fd < top; fd++)
+			(void)close((int)fd);
+	}
 	if (helper != NULL)
 		execve(helper, dirfd >= 0 ? argv_guard : argv_init, envp);
 	if (dirfd >= 0)

@@ -8,7 +8,8 @@
  * is usually far higher.
  * agentsupd raises its own soft limit to the hard one, as Go's runtime does
  * for its programs, and every worker and hook gets the soft limit agentsupd
- * was started with: a program that uses select(2) must not meet
+ * was started with (the guard and the PID namespace's init, ours, keep
+ * the raised one): a program that uses select(2) must not meet
  * descriptors above 1024 it did not ask for. A worker's `limits: {nofile}`
  * still wins.
  */

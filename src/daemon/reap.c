@@ -13,13 +13,16 @@
  * A coalesced exit of a worker is not lost: each worker's pidfd, in an
  * epoll of our own that the loop watches as one descriptor, turns readable
  * when it exits, and is reaped by its pid as well. Whatever else exits
- * (hooks, the orphans we adopt as subreaper) is collected by one
- * waitpid(-1) sweep, made only when a signal named something other than a
- * worker with a pidfd, or a hook is running: a worker's restart walks no
- * list of children.
+ * (hooks, the orphans we adopt as subreaper, the PID namespace's init) is
+ * collected by a waitpid(-1) sweep: at once when a signal names something
+ * other than a worker with a pidfd, while a hook runs or a worker without
+ * a pidfd lives; else a second later, once (an exit that coalesced with a
+ * worker's), so a worker's restart walks no list of children and nothing
+ * stays a zombie for long.
  */
 #include <errno.h>
 #include <signal.h>
+#include <stdint.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
@@ -31,7 +34,8 @@
 #include "reap.h"
 #include "session.h"
 
-#define REAP_BATCH 16
+#define REAP_BATCH  16
+#define REAP_LATE_S 1.0 /* the sweep a worker's signal put off */
 
 /* Hand one reaped child's status to whoever owns it. */
 static void
@@ -50,9 +54,31 @@ reap_route(struct daemon *d, pid_t pid, int status)
 	 * reaped, done */
 }
 
+/* Every child that has exited: one walk over all of them. */
+static void
+reap_sweep(struct daemon *d)
+{
+	int status;
+	pid_t pid;
+
+	ev_timer_stop(d->loop, &d->sweep_w);
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0 ||
+	       (pid < 0 && errno == EINTR))
+		if (pid > 0)
+			reap_route(d, pid, status);
+}
+
+static void
+reap_late_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	reap_sweep(w->data);
+}
+
 /* One child by its pid: no walk over the others. True if it was a worker
  * with a pidfd (or none at all: reaped already), whose coalesced siblings
- * need no sweep. */
+ * need no sweep now. *reaped: it was reaped here. */
 static bool
 reap_named(struct daemon *d, pid_t pid, bool *reaped)
 {
@@ -78,59 +104,95 @@ reap_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct daemon *d = w->data;
 	struct signalfd_siginfo si[REAP_BATCH];
-	bool sweep = d->hooks != NULL && !hooks_idle(d->hooks);
+	bool now = d->reap_unwatched > 0 ||
+	           (d->hooks != NULL && !hooks_idle(d->hooks)),
+	     later = false;
 	ssize_t n;
-	int status;
-	pid_t pid;
 
 	(void)loop;
 	(void)revents;
 	while ((n = read(d->reap_fd, si, sizeof si)) > 0 ||
 	       (n < 0 && errno == EINTR))
-		for (ssize_t i = 0; i < n / (ssize_t)sizeof si[0]; i++)
-			if (!reap_named(d, (pid_t)si[i].ssi_pid, &(bool){0}))
-				sweep = true;
+		for (ssize_t i = 0; i < n / (ssize_t)sizeof si[0]; i++) {
+			if (reap_named(d, (pid_t)si[i].ssi_pid, &(bool){0}))
+				later = true;
+			else
+				now = true;
+		}
 	if (n < 0 && errno != EAGAIN)
 		log_warn("reading SIGCHLD");
 	/* the exits the signals did not name */
-	while (sweep && ((pid = waitpid(-1, &status, WNOHANG)) > 0 ||
-	                 (pid < 0 && errno == EINTR)))
-		if (pid > 0)
-			reap_route(d, pid, status);
+	if (now)
+		reap_sweep(d);
+	else if (later && !ev_is_active(&d->sweep_w))
+		ev_timer_start(d->loop, &d->sweep_w);
 }
 
 /* Workers' pidfds turned readable: their exits, each by its pid, all of
- * them (a spawn burst must not outrun its reaps). A session is freed only
- * by its own reap, and its pidfd closed then (out of the epoll), so the
- * rest of a batch stays valid. */
+ * them (a spawn burst must not outrun its reaps). An entry holds the pid,
+ * never the session: a session found no more is skipped. */
 static void
 reap_pidfd_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct daemon *d = w->data;
 	struct epoll_event ev[REAP_BATCH];
-	bool reaped;
+	bool reaped, one;
 	int n;
 
 	(void)loop;
 	(void)revents;
-	do { /* (one not yet reapable stays ready: the next turn tries) */
+	do {
 		reaped = false;
 		while ((n = epoll_wait(d->reap_epfd, ev, REAP_BATCH, 0)) < 0 &&
 		       errno == EINTR)
 			;
-		for (int i = 0; i < n; i++)
-			(void)reap_named(
-			        d, ((struct session *)ev[i].data.ptr)->pid,
-			        &reaped);
+		for (int i = 0; i < n; i++) {
+			pid_t pid = (pid_t)ev[i].data.u64;
+			struct session *s = pidmap_get(&d->pids, pid);
+
+			if (s == NULL || s->pidfd < 0)
+				continue;
+			one = false;
+			(void)reap_named(d, pid, &one);
+			reaped |= one;
+			/* a traced worker is reapable only once its tracer
+			 * lets go: the SIGCHLD that follows names it */
+			if (!one)
+				(void)epoll_ctl(d->reap_epfd, EPOLL_CTL_MOD,
+				                s->pidfd,
+				                &(struct epoll_event){0});
+		}
 	} while (n == REAP_BATCH && reaped);
 }
 
-int
+void
 reap_watch(struct daemon *d, struct session *s)
 {
-	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = s};
+	struct epoll_event ev = {.events = EPOLLIN,
+	                         .data.u64 = (uint64_t)s->pid};
 
-	return epoll_ctl(d->reap_epfd, EPOLL_CTL_ADD, s->pidfd, &ev);
+	if (s->pidfd >= 0 &&
+	    epoll_ctl(d->reap_epfd, EPOLL_CTL_ADD, s->pidfd, &ev) < 0) {
+		log_warn("%s: watching its pidfd", s->node->path);
+		close(s->pidfd);
+		s->pidfd = -1;
+	}
+	if (s->pidfd < 0)
+		d->reap_unwatched++; /* then every SIGCHLD sweeps */
+}
+
+void
+reap_unwatch(struct daemon *d, struct session *s)
+{
+	if (s->pidfd < 0) {
+		d->reap_unwatched--;
+		return;
+	}
+	/* out of the epoll first: a copy of the pidfd in a child being
+	 * forked would keep the entry alive past the close */
+	(void)epoll_ctl(d->reap_epfd, EPOLL_CTL_DEL, s->pidfd, NULL);
+	close(s->pidfd);
+	s->pidfd = -1;
 }
 
 int
@@ -147,6 +209,8 @@ reap_open(struct daemon *d)
 	ev_set_priority(&d->reap_w, EV_MAXPRI); /* restarts first */
 	d->reap_w.data = d;
 	ev_io_start(d->loop, &d->reap_w);
+	ev_timer_init(&d->sweep_w, reap_late_cb, REAP_LATE_S, 0.);
+	d->sweep_w.data = d;
 	if ((d->reap_epfd = epoll_create1(EPOLL_CLOEXEC)) < 0) {
 		log_warn("epoll for the workers' pidfds: each exit is found "
 		         "by a walk over the children");
@@ -163,6 +227,7 @@ reap_open(struct daemon *d)
 void
 reap_close(struct daemon *d)
 {
+	ev_timer_stop(d->loop, &d->sweep_w);
 	if (d->reap_epfd >= 0) {
 		ev_io_stop(d->loop, &d->pidfd_w);
 		close(d->reap_epfd);

@@ -9,8 +9,11 @@ struct session;
  * child is made, before any thread starts). 0, or -1 with errno. */
 int reap_open(struct daemon *);
 void reap_close(struct daemon *);
-/* Watch the session's pidfd, so that its exit is found even when its
- * SIGCHLD coalesces with another's. 0, or -1 with errno. */
-int reap_watch(struct daemon *, struct session *);
+/* A new session: its pidfd watched, so that its exit is found even when
+ * its SIGCHLD coalesces with another's (without one, or if the watch
+ * fails, every SIGCHLD sweeps while it lives). */
+void reap_watch(struct daemon *, struct session *);
+/* Its end (before it is freed): the pidfd out of the epoll and closed. */
+void reap_unwatch(struct daemon *, struct session *);
 
 #endif

@@ -319,12 +319,8 @@ session_start(struct daemon *d, struct node *n)
 	s->node = n;
 	s->d = d;
 	s->pid = r.pid;
-	/* unwatched, a coalesced SIGCHLD would need a sweep: close it */
-	if ((s->pidfd = r.pidfd) >= 0 && reap_watch(d, s) < 0) {
-		log_warn("%s: watching its pidfd", n->path);
-		close(s->pidfd);
-		s->pidfd = -1;
-	}
+	s->pidfd = r.pidfd;
+	reap_watch(d, s);
 	s->exec_error = r.exec_error;
 	s->cgroup = cgroup;
 	s->spawned_ms = clock_now_ms();
@@ -475,8 +471,7 @@ session_reaped(struct session *s, int status)
 	ckpt_detach(d->ckpt, n,
 	            n->state != NODE_STOPPING && reason_abnormal(r));
 	pidmap_del(&d->pids, s->pid);
-	if (s->pidfd >= 0)
-		close(s->pidfd); /* and out of reap.c's epoll */
+	reap_unwatch(d, s);
 	d->dynamic_fds -= s->fds;
 	ev_timer_stop(d->loop, &s->timer);
 	channel_close(s->chan);

@@ -421,9 +421,12 @@ spawn_clone(struct spawner *sw, struct spawn *sp, int cgroup_dir, int *pidfd)
 		            (int)(base | SIGCHLD |
 		                  (sw->no_pidfd ? 0 : CLONE_PIDFD)),
 		            sp, pidfd);
-		if (pid >= 0 || sw->no_pidfd || errno != EINVAL)
+		if (pid >= 0 || sw->no_pidfd ||
+		    (errno != EINVAL && errno != EPERM && errno != ENOSYS))
 			break;
-		*pidfd = -1; /* before Linux 5.2: none */
+		/* refused (a seccomp profile): without; a kernel before 5.2
+		 * ignores the flag, and *pidfd stays -1 */
+		*pidfd = -1;
 		sw->no_pidfd = true;
 		log_info("spawn: no pidfd (CLONE_PIDFD refused): every exit "
 		         "is found by a walk over the children");
