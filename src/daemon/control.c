@@ -180,17 +180,18 @@ peer_allowed(int fd, uid_t *uid)
 	return cred.uid == 0 || cred.uid == geteuid();
 }
 
-/* What the static workers below n hold when all run; dynamic children,
- * which come and go, are counted as they start (session.c). */
+/* What the static workers below n hold when all run; a dynamic
+ * supervisor's children, which come and go, are counted as they start
+ * (session.c). */
 static size_t
 count_fds(const struct node *n, bool files)
 {
 	size_t k = 0;
 
 	if (n->spec->kind == KIND_WORKER)
-		return n->parent != NULL && n->parent->spec->tmpl != NULL
-		               ? 0
-		               : session_fds(n->spec, files);
+		return session_fds(n->spec, files);
+	if (n->spec->tmpl != NULL)
+		return 0;
 	for (size_t i = 0; i < n->nchildren; i++)
 		k += count_fds(n->children[i], files);
 	return k;

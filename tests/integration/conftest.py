@@ -179,11 +179,16 @@ class Daemon:
             self.proc.wait()
 
 
+def stat_fields(pid):
+    """/proc/PID/stat after the command's ")": [state, ppid, ...]."""
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()
+
+
 def alive(pid):
     """True if pid runs and is not a zombie."""
     try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+        return stat_fields(pid)[0] != "Z"
     except (FileNotFoundError, ProcessLookupError):  # gone, or going
         return False
 

@@ -504,23 +504,36 @@ def test_request_deadline_counts_from_its_first_byte(supd):
     s.close()
 
 
-def test_clients_leave_descriptors_for_restarts(supd):
-    """Under a low RLIMIT_NOFILE, idle clients never take the descriptors a
-    restart needs, and the refusal is said once."""
-    supd.write(TREE)
-    d = Daemon(supd.dir, supd.events, argv_prefix=(
-        "prlimit", "--nofile=64:64", "--"))
+def under_nofile(supd, limits):
+    """The daemon of supd's config under RLIMIT_NOFILE "soft:hard"."""
+    d = Daemon(supd.dir, supd.events,
+               argv_prefix=("prlimit", f"--nofile={limits}", "--"))
     supd.started.append(d)
-    started(d)
+    return d
+
+
+def crowd(d, n):
+    """n idle clients, as many as connect (once the daemon stops accepting,
+    its backlog fills and the rest fail: kept, unconnected)."""
     conns = []
-    for _ in range(100):
+    for _ in range(n):
         c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         c.settimeout(1)
         try:
             c.connect(d.socket)
         except OSError:
-            pass  # the old daemon stopped accepting: its backlog filled
+            pass
         conns.append(c)
+    return conns
+
+
+def test_clients_leave_descriptors_for_restarts(supd):
+    """Under a low RLIMIT_NOFILE, idle clients never take the descriptors a
+    restart needs, and the refusal is said once."""
+    supd.write(TREE)
+    d = under_nofile(supd, "64:64")
+    started(d)
+    conns = crowd(d, 100)
     # an event, which an operator can alert on, once agentsupd has taken
     # the connections as far as its limit (accepting runs at its own pace)
     lim = d.wait("control_limited")
@@ -553,20 +566,10 @@ def test_client_bound_counts_every_descriptor_a_worker_holds(supd):
                    for i in range(30))
     supd.write({"root.yaml": "supervisor: root\nintensity: 100\n"
                              "children:\n" + kids})
-    d = Daemon(supd.dir, supd.events, argv_prefix=(
-        "prlimit", "--nofile=200:200", "--"))
-    supd.started.append(d)
+    d = under_nofile(supd, "200:200")
     for i in range(30):
         d.wait("started", f"root/w{i}")
-    conns = []
-    for _ in range(120):
-        c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        c.settimeout(1)
-        try:
-            c.connect(d.socket)
-        except OSError:
-            pass
-        conns.append(c)
+    conns = crowd(d, 120)
     d.wait("control_limited")
     for i in range(0, 30, 3):  # restarts, one after another
         old = [e.pid for e in d.seen
@@ -590,23 +593,13 @@ children:
   - supervisor: pool
     template: {{command: {SLEEP}, backoff: none}}
 """})
-    d = Daemon(supd.dir, supd.events, argv_prefix=(
-        "prlimit", "--nofile=220:220", "--"))
-    supd.started.append(d)
+    d = under_nofile(supd, "220:220")
     wait_until(lambda: d.ctl("status", check=None).returncode == 0,
                what="the daemon to answer")
     for i in range(30):
         d.ctl("spawn", "pool", "--key", f"k{i}", check=0)
         d.wait("started", f"root/pool/k{i}")
-    conns = []
-    for _ in range(120):
-        c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        c.settimeout(1)
-        try:
-            c.connect(d.socket)
-        except OSError:
-            pass
-        conns.append(c)
+    conns = crowd(d, 120)
     d.wait("control_limited")
     for i in range(30, 36):  # a crowd's room was left for these
         c = conns.pop()  # (one client of ours gets in: drop an idle one)
@@ -644,9 +637,7 @@ children:
   - {{worker: plain, command: {SLEEP}}}
   - {{worker: own, command: {SLEEP}, limits: {{nofile: 100}}}}
 """}, settings=False)
-    d = Daemon(supd.dir, supd.events, argv_prefix=(
-        "prlimit", "--nofile=256:4096", "--"))
-    supd.started.append(d)
+    d = under_nofile(supd, "256:4096")
     plain = d.wait("started", "root/plain").pid
     own = d.wait("started", "root/own").pid
     assert limits_of(d.proc.pid) == (4096, 4096)

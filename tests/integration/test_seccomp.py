@@ -10,7 +10,7 @@ import time
 import pytest
 
 import conftest
-from conftest import BUILD, Daemon, sh, wait_until
+from conftest import BUILD, Daemon, sh, stat_fields, wait_until
 
 NOSHARE = os.path.abspath(os.path.join(BUILD, "noshare"))
 
@@ -40,8 +40,7 @@ children:
 
 
 def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
+    fields = stat_fields(pid)
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 

@@ -5,7 +5,7 @@ import signal
 import time
 import subprocess
 
-from conftest import AGENTSUPD, alive, sh, wait_until
+from conftest import AGENTSUPD, alive, sh, stat_fields, wait_until
 
 SLEEP = sh("exec sleep 1000")
 # crashes on its first start only, then runs
@@ -365,9 +365,8 @@ def zombies_of(pid):
     out = []
     for k in kids:
         try:
-            with open(f"/proc/{k}/stat") as f:
-                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
-                    out.append(k)
+            if stat_fields(k)[0] == "Z":
+                out.append(k)
         except OSError:
             pass
     return out
