@@ -4,19 +4,35 @@
  * moment it is reaped, with nothing else in the way. The benchmarks measure
  * it exactly as they measure the supervisors.
  *
- *   floor N command [args...]
+ *   floor [-s] N command [args...]
+ *
+ * With -s each copy starts by posix_spawn (glibc: clone(CLONE_VM|
+ * CLONE_VFORK), as agentsupd spawns) instead of fork (a copy of the
+ * floor's page tables) and execv.
  */
 #include <errno.h>
 #include <signal.h>
+#include <spawn.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+extern char **environ;
+static bool use_posix_spawn;
+
 static pid_t
 spawn(char **argv)
 {
-	pid_t pid = fork();
+	pid_t pid;
+
+	if (use_posix_spawn)
+		return posix_spawn(&pid, argv[0], NULL, NULL, argv, environ) ==
+		                       0
+		               ? pid
+		               : -1;
+	pid = fork();
 
 	if (pid == 0) {
 		execv(argv[0], argv);
@@ -37,11 +53,17 @@ on_term(int sig)
 int
 main(int argc, char **argv)
 {
-	int n = argc > 2 ? atoi(argv[1]) : 0;
+	int n;
 	pid_t *pids;
 
+	if (argc > 1 && argv[1][0] == '-' && argv[1][1] == 's') {
+		use_posix_spawn = true;
+		argc--;
+		argv++;
+	}
+	n = argc > 2 ? atoi(argv[1]) : 0;
 	if (n <= 0) {
-		fprintf(stderr, "usage: floor N command [args...]\n");
+		fprintf(stderr, "usage: floor [-s] N command [args...]\n");
 		return 64;
 	}
 	/* no SA_RESTART: SIGTERM must interrupt wait() */
