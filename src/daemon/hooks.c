@@ -392,19 +392,31 @@ hooks_report(struct hooks *h, const struct hook_run *r, int status)
 		          WEXITSTATUS(status));
 }
 
+static struct hook_run *
+hooks_run_of(const struct hooks *h, pid_t pid)
+{
+	for (unsigned i = 0; i < h->max_running && pid > 0; i++)
+		if (h->runs[i].pid == pid)
+			return &h->runs[i];
+	return NULL;
+}
+
+bool
+hooks_owns(const struct hooks *h, pid_t pid)
+{
+	return hooks_run_of(h, pid) != NULL;
+}
+
 bool
 hooks_reaped(struct hooks *h, pid_t pid, int status)
 {
-	struct hook_run *r = NULL;
+	struct hook_run *r = hooks_run_of(h, pid);
 
-	for (unsigned i = 0; i < h->max_running && r == NULL && pid > 0; i++)
-		if (h->runs[i].pid == pid)
-			r = &h->runs[i];
 	if (r == NULL)
 		return false;
 	ev_timer_stop(h->loop, &r->timer);
-	/* whatever it left in its group goes with it */
-	(void)kill(-pid, SIGKILL);
+	/* whatever it left in its group went with it: reap.c, before the
+	 * reap */
 	hooks_report(h, r, status);
 	free(r->name);
 	*r = (struct hook_run){0};

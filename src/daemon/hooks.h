@@ -46,6 +46,8 @@ void hooks_event(struct hooks *, const char *kind, const char *json,
 /* The reaper's question for a pid it does not know: true if it was a
  * hook's (now accounted for, the next queued hook started). */
 bool hooks_reaped(struct hooks *, pid_t, int status);
+/* Whether pid is a running hook's (the reaper kills its group first). */
+bool hooks_owns(const struct hooks *, pid_t);
 /* Whether nothing runs and nothing waits. */
 bool hooks_idle(const struct hooks *);
 /* At exit: run the loop until every running and queued hook is done, for

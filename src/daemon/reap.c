@@ -19,6 +19,10 @@
  * a pidfd lives; else a second later, once (an exit that coalesced with a
  * worker's), so a worker's restart walks no list of children and nothing
  * stays a zombie for long.
+ *
+ * A worker or hook leads a process group, and what it leaves there is
+ * killed with it: before the reap, while its zombie still holds the pid.
+ * Once reaped, the number is free, and may be another process's group.
  */
 #include <errno.h>
 #include <signal.h>
@@ -54,7 +58,39 @@ reap_route(struct daemon *d, pid_t pid, int status)
 	 * reaped, done */
 }
 
-/* Every child that has exited: one walk over all of them. */
+/* Kill the group a worker or a hook led, before its zombie is reaped. */
+static void
+reap_kill_group(struct daemon *d, pid_t pid)
+{
+	if (pidmap_get(&d->pids, pid) == NULL &&
+	    (d->hooks == NULL || !hooks_owns(d->hooks, pid)))
+		return;
+	if (kill(-pid, SIGKILL) < 0 && errno != ESRCH && errno != EPERM)
+		log_warn("kill group %ld", (long)pid);
+}
+
+/* One exited child (P_PID: pid; P_ALL: any), its group killed first, then
+ * reaped: its pid, 0 if none has exited, -1 with errno (ECHILD: none). */
+static pid_t
+reap_one(struct daemon *d, idtype_t which, pid_t pid, int *status)
+{
+	siginfo_t si;
+	pid_t r;
+
+	do {
+		si.si_pid = 0;
+		r = waitid(which, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT);
+	} while (r < 0 && errno == EINTR);
+	if (r < 0 || si.si_pid == 0)
+		return r;
+	reap_kill_group(d, si.si_pid);
+	while ((r = waitpid(si.si_pid, status, WNOHANG)) < 0 && errno == EINTR)
+		;
+	return r;
+}
+
+/* Every child that has exited: one walk over all of them (two: the peek
+ * and the reap). */
 static void
 reap_sweep(struct daemon *d)
 {
@@ -62,10 +98,8 @@ reap_sweep(struct daemon *d)
 	pid_t pid;
 
 	ev_timer_stop(d->loop, &d->sweep_w);
-	while ((pid = waitpid(-1, &status, WNOHANG)) > 0 ||
-	       (pid < 0 && errno == EINTR))
-		if (pid > 0)
-			reap_route(d, pid, status);
+	while ((pid = reap_one(d, P_ALL, 0, &status)) > 0)
+		reap_route(d, pid, status);
 }
 
 static void
@@ -89,8 +123,7 @@ reap_named(struct daemon *d, pid_t pid, bool *reaped)
 
 	if (pid <= 0)
 		return false;
-	while ((r = waitpid(pid, &status, WNOHANG)) < 0 && errno == EINTR)
-		;
+	r = reap_one(d, P_PID, pid, &status);
 	if (r == pid) {
 		reap_route(d, pid, status);
 		*reaped = true;

@@ -456,9 +456,8 @@ session_reaped(struct session *s, int status)
 	 * counts): SIGCHLD may come in the same loop turn, and first */
 	if (n->spec->pol->notify == NOTIFY_SYSTEMD && d->notify != NULL)
 		notify_server_read_pending(d->notify);
-	/* whatever the worker left in its group, or its cgroup, goes too */
-	if (kill(-s->pid, SIGKILL) < 0 && errno != ESRCH && errno != EPERM)
-		log_warn("kill group %ld", (long)s->pid);
+	/* whatever the worker left in its cgroup goes too (its group went
+	 * before the reap: reap.c) */
 	/* and what it printed (tail: logcap_tail, once events carry it) */
 	if ((lc = logcap_find(d->logcap, n->spec->name)) != NULL)
 		logcap_exited(lc);

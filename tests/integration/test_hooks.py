@@ -155,3 +155,21 @@ def test_overflow_is_dropped_and_logged(supd, tmp_path):
     assert any("still running (killed)" in l for l in d.lines)
     # 4 running and 64 waiting at most: the rest never ran
     assert len(counts.read_text().split()) <= 68
+
+
+def test_what_a_hook_leaves_in_its_group_ends_with_it(supd, tmp_path):
+    """A hook's background process (same process group) is killed when the
+    hook exits: the reaper kills the group before it reaps the hook."""
+    pidfile = tmp_path / "bg"
+    d = start(supd, f"""
+        - kinds: [exited]
+          run: [/bin/sh, -c, 'sleep 1000 & echo $! > $0.tmp && mv $0.tmp $0', {pidfile}]
+        """, {"a.yaml": f"""
+        worker: crash
+        command: {sh("exit 3")}
+        restart: temporary
+        """})
+    d.wait("exited", "root/crash")
+    wait_until(pidfile.exists, what="the hook's background process")
+    bg = int(pidfile.read_text())
+    wait_until(lambda: not alive(bg), what="the background process to end")

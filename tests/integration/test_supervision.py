@@ -1,9 +1,12 @@
 """The supervision tree with real processes: strategies, intensity,
 escalation, stop sequences, the worker's environment, and no orphans."""
 import os
+import shutil
 import signal
 import time
 import subprocess
+
+import pytest
 
 from conftest import AGENTSUPD, alive, sh, stat_fields, wait_until
 
@@ -287,6 +290,67 @@ def test_sigkill_of_daemon_leaves_no_worker(supd):
     d.signal(signal.SIGKILL)
     d.exit_code()
     wait_until(lambda: not any(alive(p) for p in pids), what="PDEATHSIG")
+
+
+def signals_pending(pid):
+    """The signals pending for pid's process (ShdPnd) as a set of numbers."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("ShdPnd:"):
+                mask = int(line.split()[1], 16)
+    return {n for n in range(1, 65) if mask & (1 << (n - 1))}
+
+
+def tracer_of(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("TracerPid:"):
+                return int(line.split()[1])
+    return 0
+
+
+def test_a_reaped_workers_pid_in_another_group_is_not_killed(supd):
+    """What a worker left in its process group is killed before its zombie
+    is reaped: once reaped, its pid is free and may lead another process's
+    group at once (the kill came after the reap: a random process group
+    could be SIGKILLed). strace holds agentsupd in the wait4 that reaps the
+    worker while the test starts a session leader with that very pid
+    (ns_last_pid); then agentsupd goes on, and that process must live."""
+    if os.geteuid() != 0 or shutil.which("strace") is None:
+        pytest.skip("needs root (ns_last_pid) and strace")
+    d = supd.start({"root.yaml": "supervisor: root\nchildren:\n"
+                                 f"  - {{worker: w, command: {SLEEP}, "
+                                 "restart: temporary}\n"})
+    pid = d.wait("started", "root/w").pid
+    tr = subprocess.Popen(["strace", "-qq", "-o", os.devnull, "-e", "trace=wait4",
+                           "-e", "inject=wait4:delay_exit=3000000",
+                           "-p", str(d.proc.pid)], stderr=subprocess.DEVNULL)
+    innocent = None
+    try:
+        wait_until(lambda: tracer_of(d.proc.pid) == tr.pid, what="strace attached")
+        os.kill(pid, signal.SIGKILL)
+        wait_until(lambda: not os.path.exists(f"/proc/{pid}"), what="the reap")
+        for _ in range(50):  # the next pid the kernel gives is the worker's
+            with open("/proc/sys/kernel/ns_last_pid", "w") as f:
+                f.write(str(pid - 1))
+            p = subprocess.Popen(["sleep", "1000"], start_new_session=True)
+            if p.pid == pid:
+                innocent = p
+                break
+            p.kill()
+            p.wait()
+        if innocent is None:
+            pytest.skip("another process took the pid each time")
+        d.wait("exited", "root/w")
+        # a SIGKILL sent is pending, or done
+        assert innocent.poll() is None and signal.SIGKILL not in signals_pending(pid)
+    finally:
+        tr.terminate()
+        tr.wait()
+        if innocent is not None:
+            innocent.kill()
+            innocent.wait()
+    shutdown(d)
 
 
 def test_check_prints_tree(supd):

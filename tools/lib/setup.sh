@@ -5,8 +5,9 @@
 AGENTSUP_PACKAGES="build-essential cmake pkg-config libev-dev libmsgpack-dev
 libyaml-dev libcmocka-dev python3 python3-msgpack python3-pytest clang
 libclang-rt-14-dev procps util-linux systemd python3-sdnotify python3-systemd
-mypy prometheus libncurses-dev tmux libsqlite3-dev"
+mypy prometheus libncurses-dev tmux libsqlite3-dev strace"
 
+# (strace: a test holds agentsupd inside one system call.)
 # Packaging and deploy/: man pages (scdoc), the .deb (dpkg-dev, file), the
 # Python client's offline install, the manifests' checks (python3-yaml).
 AGENTSUP_PACKAGES="$AGENTSUP_PACKAGES scdoc dpkg-dev file man-db python3-yaml
