@@ -202,6 +202,9 @@ struct policy *spec_policy_own(struct spec *);
 #define SPEC_BORROWS_ARGV 1u
 #define SPEC_BORROWS_ENV  2u
 #define SPEC_BORROWS_DIR  4u
+/* ...and a command lent while parsing, to the next worker declared with an
+ * equal one: its owner keeps it (intern.c). */
+#define SPEC_LENDS_ARGV 8u
 
 /* The policy every key's default gives (a spec made outside the loader,
  * such as the engine's graveyard, points here). */

@@ -88,11 +88,15 @@ intern_array(struct spec **slots, size_t cap, struct spec *s, unsigned which)
 	void **mine = intern_field(s, which);
 	size_t i;
 
-	if (*mine == NULL)
-		return;
+	if (*mine == NULL || (s->borrowed & which))
+		return; /* borrowed while parsing: spec_share_argv */
 	i = intern_value_hash(s, which) & (cap - 1);
 	while (slots[i] != NULL) {
 		if (intern_value_equal(slots[i], s, which)) {
+			/* others borrow this very array: it stays */
+			if (which == SPEC_BORROWS_ARGV &&
+			    (s->borrowed & SPEC_LENDS_ARGV))
+				return;
 			if (which == SPEC_BORROWS_DIR)
 				free(*mine);
 			else
@@ -192,6 +196,23 @@ intern_walk(struct intern *t, struct spec *s)
 		intern_walk(t, s->defaults);
 	if (s->tmpl != NULL)
 		intern_walk(t, s->tmpl);
+}
+
+/* Shared at once, not by spec_intern after the whole tree: a copy freed
+ * then left a hole between the allocations that came after it, one for
+ * each worker of a big tree (111 KiB of heap with 1,000 workers). */
+void
+spec_share_argv(struct spec *prev, struct spec *s)
+{
+	if (prev->argv == NULL || s->argv == NULL ||
+	    (s->borrowed & SPEC_BORROWS_ARGV) ||
+	    !intern_strv_equal(prev->argv, s->argv))
+		return;
+	config_free_strv(s->argv);
+	s->argv = prev->argv;
+	s->borrowed |= SPEC_BORROWS_ARGV;
+	if (!(prev->borrowed & SPEC_BORROWS_ARGV))
+		prev->borrowed |= SPEC_LENDS_ARGV;
 }
 
 void

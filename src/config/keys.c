@@ -376,8 +376,15 @@ keys_children(struct parse *p, const struct key *k, yaml_node_t *v,
 		yaml_node_t *c = load_node(p, it[i]);
 		struct spec *cs;
 
-		if (c != NULL && (cs = load_spec(p, c, depth + 1, false)))
-			s->children[s->nchildren++] = cs;
+		if (c == NULL ||
+		    (cs = load_spec(p, c, depth + 1, false)) == NULL)
+			continue;
+		/* a worker with `instances:` is freed once copied: it
+		 * lends nothing, and its copies share among themselves */
+		if (s->nchildren > 0 && cs->instances == 0 &&
+		    s->children[s->nchildren - 1]->instances == 0)
+			spec_share_argv(s->children[s->nchildren - 1], cs);
+		s->children[s->nchildren++] = cs;
 	}
 }
 

@@ -305,6 +305,8 @@ link_instances(struct parse *p, struct spec *w, struct spec **out)
 		free(c->name);
 		c->name = xasprintf("%s-%u", w->name, i);
 		c->instance = i;
+		if (made > 0) /* one command for all the copies */
+			spec_share_argv(out[0], c);
 		out[made++] = c;
 	}
 	return made;

@@ -449,6 +449,48 @@ test_many_parents(void **state)
  * own gives a worker its own; a dynamic child shares its template's; a
  * spec changed after parsing (spec_policy_own) leaves the others as they
  * were. */
+/* Equal commands of consecutive workers are shared as they are parsed (the
+ * copy freed at once, before the next worker's allocations: no hole left
+ * behind), the rest by spec_intern after the whole tree; a spec that lent
+ * its array keeps it, even when an equal one was seen before it. */
+static void
+test_commands_shared_while_parsing(void **state)
+{
+	struct config *cfg;
+	struct spec **k;
+
+	(void)state;
+	cfg = parse_ok("supervisor: s\n"
+	               "children:\n"
+	               "  - {worker: a, command: [sh, -c, y]}\n"
+	               "  - {worker: b, command: [sh, -c, x]}\n"
+	               "  - {worker: c, command: [sh, -c, x]}\n"
+	               "  - {worker: d, command: [sh, -c, x]}\n"
+	               "  - {worker: e, command: [sh, -c, y]}\n"
+	               "  - {worker: f, command: [sh, -c, y]}\n"
+	               "  - {worker: g, command: [sh, -c, x], instances: 2}\n"
+	               "  - {worker: h, command: [sh, -c, x]}\n");
+	k = cfg->root->children;
+	assert_int_equal(cfg->root->nchildren, 9);
+	assert_int_equal(k[0]->borrowed, 0);
+	assert_int_equal(k[1]->borrowed, SPEC_LENDS_ARGV);
+	assert_ptr_equal(k[2]->argv, k[1]->argv);
+	assert_ptr_equal(k[3]->argv, k[1]->argv);
+	assert_int_equal(k[3]->borrowed, SPEC_BORROWS_ARGV);
+	/* e lent to f, and keeps its own though a's is equal */
+	assert_int_equal(k[4]->borrowed, SPEC_LENDS_ARGV);
+	assert_ptr_equal(k[5]->argv, k[4]->argv);
+	assert_ptr_not_equal(k[4]->argv, k[0]->argv);
+	assert_string_equal(k[4]->argv[2], "y");
+	/* instances share the first copy's (which keeps it); h shares b's,
+	 * after the tree */
+	assert_int_equal(k[6]->borrowed, SPEC_LENDS_ARGV);
+	assert_ptr_equal(k[7]->argv, k[6]->argv);
+	assert_int_equal(k[7]->borrowed, SPEC_BORROWS_ARGV);
+	assert_ptr_equal(k[8]->argv, k[1]->argv);
+	config_free(cfg); /* each array freed once (ASan) */
+}
+
 static void
 test_policies_shared(void **state)
 {
@@ -483,9 +525,10 @@ test_policies_shared(void **state)
 	assert_int_equal(inner->tmpl->pol->shutdown_ms, 1000); /* its own: */
 	assert_int_equal(inner->tmpl->pol->restart, RESTART_TRANSIENT);
 	assert_ptr_equal(inner->pol, s->children[6]->pol); /* supervisors */
-	/* the same command, kept once; another, its own */
+	/* the same command, kept once (the instances', once for both);
+	 * another, its own */
 	assert_ptr_equal(s->children[2]->argv, s->children[0]->argv);
-	assert_ptr_equal(s->children[4]->argv, s->children[0]->argv);
+	assert_ptr_equal(s->children[4]->argv, s->children[3]->argv);
 	assert_ptr_not_equal(s->children[1]->argv, s->children[0]->argv);
 	assert_int_equal(s->children[0]->borrowed, 0);
 	assert_int_equal(s->children[2]->borrowed, SPEC_BORROWS_ARGV);
@@ -520,6 +563,7 @@ main(void)
 	        cmocka_unit_test(test_instances),
 	        cmocka_unit_test(test_defaults),
 	        cmocka_unit_test(test_policies_shared),
+	        cmocka_unit_test(test_commands_shared_while_parsing),
 	        cmocka_unit_test(test_many_parents),
 	};
 
