@@ -571,9 +571,12 @@ daemon_free(struct daemon *d)
 	statedir_close(d);
 	spawner_fini(&d->spawn);
 	scrape_configure(d, NULL);
+	/* before contain_close, whose PID namespace's end reaps what exited:
+	 * a hook's group is killed while its zombie still holds the pid */
+	hooks_free(d->hooks);
+	d->hooks = NULL;
 	contain_close(d->contain);
 	termlog_free(d->termlog);
-	hooks_free(d->hooks);
 	notify_server_close(d->notify);
 	notify_up_close(d->up);
 	if (d->control != NULL)

@@ -327,12 +327,20 @@ def test_a_reaped_workers_pid_in_another_group_is_not_killed(supd):
                            "-p", str(d.proc.pid)], stderr=subprocess.DEVNULL)
     innocent = None
     try:
-        wait_until(lambda: tracer_of(d.proc.pid) == tr.pid, what="strace attached")
+        wait_until(lambda: tracer_of(d.proc.pid) == tr.pid or tr.poll() is not None,
+                   what="strace attached")
+        if tr.poll() is not None:
+            pytest.skip("strace cannot attach here (ptrace refused)")
+        t0 = time.monotonic()
         os.kill(pid, signal.SIGKILL)
         wait_until(lambda: not os.path.exists(f"/proc/{pid}"), what="the reap")
+        d.pids.discard(pid)  # the number is free: not the worker's any more
         for _ in range(50):  # the next pid the kernel gives is the worker's
-            with open("/proc/sys/kernel/ns_last_pid", "w") as f:
-                f.write(str(pid - 1))
+            try:
+                with open("/proc/sys/kernel/ns_last_pid", "w") as f:
+                    f.write(str(pid - 1))
+            except OSError:
+                pytest.skip("ns_last_pid is not writable here")
             p = subprocess.Popen(["sleep", "1000"], start_new_session=True)
             if p.pid == pid:
                 innocent = p
@@ -341,6 +349,8 @@ def test_a_reaped_workers_pid_in_another_group_is_not_killed(supd):
             p.wait()
         if innocent is None:
             pytest.skip("another process took the pid each time")
+        if time.monotonic() - t0 > 2.5:  # wait4 is held 3 s
+            pytest.skip("too slow to start it while agentsupd is held")
         d.wait("exited", "root/w")
         # a SIGKILL sent is pending, or done
         assert innocent.poll() is None and signal.SIGKILL not in signals_pending(pid)
