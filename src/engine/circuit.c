@@ -23,6 +23,24 @@ circuit_open(struct tree *t, struct node *c, uint64_t open_ms)
 	c->circuit.nstamps = c->circuit.stamp0 = 0;
 }
 
+/* The ring made `cap` slots long (the spec's `failures`, which a reload
+ * or a dynamic child's new template may change), the newest stamps kept
+ * in order. */
+static void
+circuit_resize(struct circuit *k, unsigned cap)
+{
+	unsigned keep = k->nstamps < cap ? k->nstamps : cap;
+	uint64_t *v = xcalloc(cap, sizeof *v);
+
+	for (unsigned i = 0; i < keep; i++)
+		v[i] = k->stamps[(k->stamp0 + k->nstamps - keep + i) % k->cap];
+	free(k->stamps);
+	k->stamps = v;
+	k->cap = cap;
+	k->stamp0 = 0;
+	k->nstamps = keep;
+}
+
 bool
 circuit_record(struct tree *t, struct node *c)
 {
@@ -35,8 +53,8 @@ circuit_record(struct tree *t, struct node *c)
 		circuit_open(t, c, 2 * k->open_ms);
 		return true;
 	}
-	if (k->stamps == NULL)
-		k->stamps = xcalloc(cs->failures, sizeof *k->stamps);
+	if (k->stamps == NULL || k->cap != cs->failures)
+		circuit_resize(k, cs->failures);
 	while (k->nstamps > 0 &&
 	       k->stamps[k->stamp0] + cs->window_ms < t->now) {
 		k->stamp0 = (k->stamp0 + 1) % cs->failures;

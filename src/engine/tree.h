@@ -73,9 +73,11 @@ struct job {
 enum circuit_state { CIRCUIT_CLOSED, CIRCUIT_OPEN, CIRCUIT_HALF_OPEN };
 
 /* A child's circuit breaker: failure stamps within the window (a ring of
- * `failures` slots, allocated at the first failure) and its open state. */
+ * `failures` slots, allocated at the first failure, resized when a reload
+ * changes the count) and its open state. */
 struct circuit {
 	enum circuit_state state;
+	unsigned cap; /* the ring's slots */
 	uint64_t *stamps;
 	unsigned nstamps, stamp0;
 	uint64_t open_ms;  /* how long it stays open this time */

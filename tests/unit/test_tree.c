@@ -1083,6 +1083,41 @@ test_circuit_quarantines_probes_and_closes(void **state)
 	run_free(r);
 }
 
+/* A reload that raises `failures` while the stamp ring holds a failure:
+ * the ring grows with it (it was indexed modulo the new count: a heap
+ * overflow, which ASan saw), keeping what it held. */
+static void
+test_circuit_ring_follows_a_reload(void **state)
+{
+	struct run *r = run_new("supervisor: root\nintensity: 100\n"
+	                        "period: 1h\nchildren:\n"
+	                        "  - worker: w\n    command: x\n"
+	                        "    circuit: {failures: 2, window: 10m}\n");
+	struct config *next = load_yaml(
+	        "supervisor: root\nintensity: 100\nperiod: 1h\nchildren:\n"
+	        "  - worker: w\n    command: x\n"
+	        "    circuit: {failures: 6, window: 10m}\n");
+	struct reload_report rep;
+	const char *why = NULL;
+
+	(void)state;
+	no_backoff(next->root);
+	crash(r, "w", 1); /* a ring of 2, one stamp */
+	expect(r, "restarting root/w\nstart root/w\n");
+	assert_int_equal(reload_apply(r->t, next->root, 0, &rep, &why), 0);
+	reload_report_free(&rep);
+	pump(r);
+	r->log[0] = '\0';
+	for (int i = 0; i < 4; i++)
+		crash(r, "w", 1); /* 2..5 of 6 */
+	assert_string_equal(node_state_name(N(r, "w")->state), "running");
+	crash(r, "w", 1); /* the 6th, the first one counted */
+	assert_string_equal(node_state_name(N(r, "w")->state), "quarantined");
+	config_free(r->cfg);
+	r->cfg = next;
+	run_free(r);
+}
+
 static void
 test_circuit_significant_child_gives_up(void **state)
 {
@@ -1257,6 +1292,7 @@ main(void)
 	                test_group_restart_stops_at_once_starts_after_backoff),
 	        cmocka_unit_test(test_circuit_quarantines_probes_and_closes),
 	        cmocka_unit_test(test_circuit_significant_child_gives_up),
+	        cmocka_unit_test(test_circuit_ring_follows_a_reload),
 	        cmocka_unit_test(test_group_leaves_quarantined_child_out),
 	        cmocka_unit_test(test_declared_reasons),
 	        cmocka_unit_test(test_spawn_exhaustion_backs_off_uncounted),
