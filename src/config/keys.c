@@ -379,8 +379,8 @@ keys_children(struct parse *p, const struct key *k, yaml_node_t *v,
 		if (c == NULL ||
 		    (cs = load_spec(p, c, depth + 1, false)) == NULL)
 			continue;
-		/* a worker with `instances:` is freed once copied: it
-		 * lends nothing, and its copies share among themselves */
+		/* a worker with `instances:` of its own lends nothing and
+		 * borrows nothing: its copies share among themselves */
 		if (s->nchildren > 0 && cs->instances == 0 &&
 		    s->children[s->nchildren - 1]->instances == 0)
 			spec_share_argv(s->children[s->nchildren - 1], cs);

@@ -317,8 +317,8 @@ static void
 link_children(struct parse *p, struct spec *s, const struct spec **chain,
               size_t depth)
 {
-	size_t n = 0, cap = s->nchildren;
-	struct spec **v;
+	size_t n = 0, cap = s->nchildren, ngone = 0;
+	struct spec **v, **gone;
 
 	if (s->defaults != NULL)
 		chain[depth++] = s->defaults;
@@ -333,6 +333,7 @@ link_children(struct parse *p, struct spec *s, const struct spec **chain,
 		}
 	}
 	v = xcalloc(cap ? cap : 1, sizeof *v);
+	gone = xcalloc(s->nchildren ? s->nchildren : 1, sizeof *gone);
 	for (size_t i = 0; i < s->nchildren; i++) {
 		struct spec *c = s->children[i];
 		if (c->kind == KIND_SUPERVISOR)
@@ -340,11 +341,17 @@ link_children(struct parse *p, struct spec *s, const struct spec **chain,
 		if (c->kind == KIND_WORKER && c->instances > 0 &&
 		    !p->exhausted) {
 			n += link_instances(p, c, v + n);
-			spec_free(c);
+			gone[ngone++] = c;
 		} else {
 			v[n++] = c;
 		}
 	}
+	/* the workers their copies replace, only now: one may have lent its
+	 * command, as parsed, to a sibling copied after it (`instances:`
+	 * handed down by `defaults:` is known only here) */
+	for (size_t i = 0; i < ngone; i++)
+		spec_free(gone[i]);
+	free(gone);
 	free(s->children);
 	s->children = v;
 	s->nchildren = n;

@@ -154,7 +154,8 @@ void *spec_key_addr(const struct spec *, const struct key *);
 void spec_intern(struct spec *root);
 /* s, just parsed (or copied), borrows its command from prev, declared (or
  * copied) just before it, if the two are equal. prev must live as long as
- * s: never a worker with `instances:`, freed once copied. */
+ * s (link.c frees a worker its `instances:` copies replace only after all
+ * its siblings are copied). */
 void spec_share_argv(struct spec *prev, struct spec *s);
 void spec_share_policy(struct spec *dst, const struct spec *src);
 /* One reference to a policy less; freed with the last. */

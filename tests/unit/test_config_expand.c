@@ -489,6 +489,18 @@ test_commands_shared_while_parsing(void **state)
 	assert_int_equal(k[7]->borrowed, SPEC_BORROWS_ARGV);
 	assert_ptr_equal(k[8]->argv, k[1]->argv);
 	config_free(cfg); /* each array freed once (ASan) */
+	/* `instances:` handed down: the lender is copied (and replaced)
+	 * before its borrower is (a use after free, found in review) */
+	cfg = parse_ok("supervisor: s\n"
+	               "defaults: {instances: 2}\n"
+	               "children:\n"
+	               "  - {worker: a, command: [sh, -c, x]}\n"
+	               "  - {worker: b, command: [sh, -c, x]}\n");
+	k = cfg->root->children;
+	assert_int_equal(cfg->root->nchildren, 4);
+	assert_string_equal(k[3]->name, "b-2");
+	assert_string_equal(k[3]->argv[2], "x");
+	config_free(cfg);
 }
 
 static void
