@@ -226,11 +226,11 @@ budget_beat(struct tree *t, struct node *w, const struct progress *u,
 }
 
 bool
-budget_wall_judge(struct tree *t, struct node *w)
+budget_woken_judge(struct tree *t, struct node *w)
 {
 	struct spend s;
 
-	if (!w->spec->pol->budget.enabled || w->spec->pol->budget.wall_ms == 0)
+	if (!w->spec->pol->budget.enabled)
 		return true;
 	s = budget_worker_now(w, t->now);
 	if (!budget_judge(t, w, &s))
@@ -433,16 +433,24 @@ budget_reloaded(struct tree *t, struct node *n)
 	const struct budget_spec *b = &n->spec->pol->budget;
 	struct spend s;
 
+	bool over = false;
+
 	/* a raised limit may warn again when it is reached */
 	budget_spend(n, t->now, &s);
-	for (unsigned l = 0; l < BUDGET__LIMITS; l++)
-		if (budget_spend_of(&s, l) <
-		    budget_limit_of(b, l) * BUDGET_WARN)
+	for (unsigned l = 0; l < BUDGET__LIMITS; l++) {
+		double lim = budget_limit_of(b, l);
+		if (budget_spend_of(&s, l) < lim * BUDGET_WARN)
 			n->watch.warned &= ~(1u << l);
+		over |= lim > 0 && budget_spend_of(&s, l) >= lim;
+	}
 	if (node_is_worker(n))
-		progress_rearm(t, n); /* new windows, limits, recycling */
+		progress_reloaded(t, n); /* new windows, limits, recycling */
 	else if (b->enabled && b->wall_ms)
 		budget_sup_rearm(t, n);
+	/* a limit lowered to what is spent: judged at the next tick, as a
+	 * report would have (not in the middle of the reload's walk) */
+	if (over && b->enabled && budget_live(n))
+		progress_wake_by(t, n, t->now + 1);
 	if (n->state != NODE_EXHAUSTED || !budget_under(n, t->now))
 		return false;
 	tree_set_state(t, n, NODE_STOPPED);

@@ -150,6 +150,19 @@ progress_rearm(struct tree *t, struct node *n)
 }
 
 void
+progress_reloaded(struct tree *t, struct node *n)
+{
+	uint64_t every = n->spec->pol->recycle_after_ms;
+
+	progress_rearm(t, n);
+	/* progress_due asks for no time already past (the retry of a
+	 * recycle a busy parent put off depends on it): overdue, next tick */
+	if (every != 0 && n->state == NODE_RUNNING && !n->watch.ending &&
+	    t->now >= n->running_since + every)
+		progress_wake_by(t, n, t->now + 1);
+}
+
+void
 progress_running(struct tree *t, struct node *n)
 {
 	struct pwatch *w = n->pwatch;
@@ -218,7 +231,7 @@ progress_woken(struct tree *t, struct node *n)
 {
 	if (n->watch.ending)
 		return;
-	if (!progress_judge_stall(t, n) || !budget_wall_judge(t, n))
+	if (!progress_judge_stall(t, n) || !budget_woken_judge(t, n))
 		return;
 	if (n->spec->pol->recycle_after_ms &&
 	    t->now >= n->running_since + n->spec->pol->recycle_after_ms &&

@@ -50,10 +50,11 @@ void progress_woken(struct tree *, struct node *);
 void progress_beat(struct tree *, struct node *, const struct progress *,
                    unsigned fields, bool moved);
 /* budget.c for progress.c: spend counted from a beat; the worker's own
- * wall limit judged now; when its wall needs judging next (0: never). */
+ * limits judged at a wake-up (its wall time, and a limit a reload lowered
+ * below its spend); when its wall needs judging next (0: never). */
 void budget_beat(struct tree *, struct node *, const struct progress *,
                  unsigned fields);
-bool budget_wall_judge(struct tree *, struct node *);
+bool budget_woken_judge(struct tree *, struct node *);
 uint64_t budget_wall_due(const struct node *);
 /* wake.c: a supervisor's wake-up (its wall budget). */
 void budget_sup_woken(struct tree *, struct node *);
@@ -66,8 +67,11 @@ void budget_reset(struct tree *, struct node *);
  * new limits are above its spend: it is to be started again. */
 bool budget_reloaded(struct tree *, struct node *);
 /* A running worker's next wake-up from its stall window, wall budget and
- * recycling (reload.c: after its keys changed). */
+ * recycling. */
 void progress_rearm(struct tree *, struct node *);
+/* The same after a reload changed its keys: a recycle_after now below its
+ * uptime recycles it at the next tick. */
+void progress_reloaded(struct tree *, struct node *);
 /* A worker's struct pwatch, allocated at the first need (as if made when
  * it came up). */
 struct pwatch *progress_watch(struct node *);

@@ -96,7 +96,9 @@ match_take(struct match *m, size_t n, const struct spec *cs)
 		if (c == 0)
 			c = (int)ms->kind - (int)cs->kind;
 		if (c == 0) {
-			if (m[mid].taken)
+			/* a task's node (its template gone) is never a
+			 * configured child's: it owns its spec */
+			if (m[mid].taken || m[mid].node->task != NULL)
 				return NULL;
 			m[mid].taken = true;
 			return m[mid].node;
@@ -175,6 +177,8 @@ reload_node(struct tree *t, struct node *n, const struct spec *ns,
 		if (dyn == 2 && !policy)
 			list_add(&r->updated, n->path);
 		n->spec = ns;
+		if (policy && budget_reloaded(t, n)) /* as a static one's */
+			n->marked = true;
 		return;
 	}
 	n->spec = ns;
