@@ -196,10 +196,17 @@ session_dump(struct session *s)
 
 /* The heartbeat deadline is lazy: beats only move last_beat_us; the timer
  * judges when it fires, after reading what already waits on the socket. */
+uint32_t
+session_beat_timeout(const struct spec *s)
+{
+	uint64_t ms = s->pol->heartbeat_ms ? s->pol->heartbeat_timeout_ms : 0;
+
+	return ms < UINT32_MAX ? (uint32_t)ms : UINT32_MAX;
+}
+
 static void
 session_check_heartbeat(struct session *s)
 {
-	const struct spec *sp = s->node->spec;
 	uint64_t now_us, deadline_us;
 
 	if (s->chan != NULL)
@@ -210,7 +217,7 @@ session_check_heartbeat(struct session *s)
 	if (s->deadline != DEADLINE_HEARTBEAT)
 		return; /* the read changed its fate (protocol error) */
 	now_us = clock_now_us();
-	deadline_us = s->last_beat_us + sp->pol->heartbeat_timeout_ms * 1000;
+	deadline_us = s->last_beat_us + (uint64_t)s->beat_timeout_ms * 1000;
 	if (s->extend_until_us > deadline_us)
 		deadline_us = s->extend_until_us; /* a long call */
 	if (deadline_us > now_us) {
@@ -232,7 +239,7 @@ session_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 
 	(void)loop;
 	(void)revents;
-	switch (s->deadline) {
+	switch ((enum deadline)s->deadline) {
 	case DEADLINE_NONE:
 		break;
 	case DEADLINE_START:
@@ -325,6 +332,7 @@ session_start(struct daemon *d, struct node *n)
 	s->cgroup = cgroup;
 	s->spawned_ms = clock_now_ms();
 	s->last_beat_us = clock_now_us();
+	s->beat_timeout_ms = session_beat_timeout(sp);
 	ev_init(&s->timer, session_timer_cb);
 	s->timer.data = s;
 	n->session = s;
@@ -340,9 +348,9 @@ session_start(struct daemon *d, struct node *n)
 		if (sp->pol->start_timeout_ms)
 			session_deadline(s, DEADLINE_START,
 			                 sp->pol->start_timeout_ms);
-		else if (sp->pol->heartbeat_ms)
+		else if (s->beat_timeout_ms)
 			session_deadline(s, DEADLINE_HEARTBEAT,
-			                 sp->pol->heartbeat_timeout_ms);
+			                 s->beat_timeout_ms);
 	}
 	return 0;
 }

@@ -30,13 +30,17 @@ enum deadline {
 struct session {
 	struct node *node;
 	struct daemon *d;
-	pid_t pid;
-	enum deadline deadline;
 	ev_timer timer;
 	struct reason cause; /* a failure we saw before the exit (hang...) */
-	bool killed;         /* SIGKILL sent */
-	unsigned char fds;   /* a dynamic child's, in d->dynamic_fds; or 0 */
-	int pidfd;           /* in reap.c's epoll, or -1 */
+	pid_t pid;
+	int pidfd; /* in reap.c's epoll, or -1 */
+	/* the heartbeat timeout it was started, then welcomed, with (0:
+	 * none): a reload reaches it at its next start, as the interval it
+	 * beats at does */
+	uint32_t beat_timeout_ms;
+	unsigned char deadline; /* enum deadline */
+	bool killed;            /* SIGKILL sent */
+	unsigned char fds;      /* a dynamic child's, in d->dynamic_fds; or 0 */
 	uint64_t spawned_ms;
 	uint64_t last_beat_us; /* the heartbeat deadline counts from here */
 	uint64_t drain_ms;     /* when the drain began, 0 if none */

@@ -41,6 +41,9 @@ on_hello(void *arg)
 	                    .max_frame = max};
 
 	reason_format(n->last, last, sizeof last);
+	/* held from now on to what it is told (a reload since its spawn
+	 * included) */
+	s->beat_timeout_ms = session_beat_timeout(n->spec);
 	w.checkpoint = ckpt_hand(s->d->ckpt, n, s->chan, &w.checkpoint_len,
 	                         &w.checkpoint_seq);
 	if (w.checkpoint != NULL)
@@ -62,10 +65,9 @@ on_ready(void *arg)
 	            n->starts - 1, "after %llums",
 	            (unsigned long long)(clock_now_ms() - s->spawned_ms));
 	s->last_beat_us = clock_now_us();
-	session_deadline(s,
-	                 n->spec->pol->heartbeat_ms ? DEADLINE_HEARTBEAT
-	                                            : DEADLINE_NONE,
-	                 n->spec->pol->heartbeat_timeout_ms);
+	session_deadline(
+	        s, s->beat_timeout_ms ? DEADLINE_HEARTBEAT : DEADLINE_NONE,
+	        s->beat_timeout_ms);
 	tree_ready(s->d->tree, n, s->last_beat_us / 1000);
 }
 
@@ -97,8 +99,7 @@ on_extend(void *arg, uint64_t ms)
 	if (ms > s->node->spec->pol->extend_max_ms)
 		ms = s->node->spec->pol->extend_max_ms;
 	s->extend_until_us = now_us + ms * 1000;
-	deadline_us = s->last_beat_us +
-	              s->node->spec->pol->heartbeat_timeout_ms * 1000;
+	deadline_us = s->last_beat_us + (uint64_t)s->beat_timeout_ms * 1000;
 	if (s->extend_until_us > deadline_us)
 		session_deadline_us(s, DEADLINE_HEARTBEAT,
 		                    s->extend_until_us - now_us);

@@ -17,5 +17,7 @@ void session_deadline(struct session *, enum deadline, uint64_t after_ms);
 /* A failure seen while the process still runs: the engine is told, and the
  * process is stopped. */
 void session_fail(struct session *, struct reason cause);
+/* The heartbeat timeout a worker of spec s is held to (0: none). */
+uint32_t session_beat_timeout(const struct spec *s);
 
 #endif

@@ -8,7 +8,7 @@ import sys
 import textwrap
 import time
 
-from conftest import SRC, alive, sh, wait_until
+from conftest import BUILD, SRC, alive, sh, wait_until
 
 PY = "/usr/bin/python3"
 CLIENT = os.path.join(SRC, "tools", "python")
@@ -332,3 +332,33 @@ def test_c_example_agent_runs_supervised_and_standalone(supd):
     except subprocess.TimeoutExpired:
         p.kill()
         p.wait()
+
+
+def test_a_reload_shortening_the_heartbeat_does_not_hang_a_running_worker(supd):
+    """A running worker beats at the interval it was welcomed with; a
+    reload that shortens the heartbeat (or turns it off) reaches it at its
+    next start. It was judged by the new timeout at once and killed as hung
+    (found in an audit: the deadline read the new spec). bench_worker beats
+    once a second, as it was told at its start."""
+    worker = json.dumps([os.path.join(BUILD, "bench_worker"), "beat", "1", "1"])
+    conf = """
+        worker: steady
+        command: {cmd}
+        heartbeat: {hb}
+        heartbeat_timeout: {timeout}
+        """
+    d = supd.start({"a.yaml": conf.format(cmd=worker, hb="1s", timeout="1500ms")})
+    pid = d.wait("started", "root/steady").pid
+
+    def node():
+        return {n["path"]: n for n in d.ctl_json("status")}["root/steady"]
+
+    wait_until(lambda: node()["beats"] >= 1, what="a first beat")
+    supd.write({"a.yaml": conf.format(cmd=worker, hb="100ms", timeout="300ms")})
+    d.ctl("reload")
+    seen = node()["beats"]
+    # the deadline armed before the reload fires within 1.5 s of a beat
+    wait_until(lambda: node()["beats"] >= seen + 3 or node()["pid"] != pid,
+               what="three beats after the reload")
+    n = node()
+    assert (n["pid"], n["incarnation"], d.count("hang")) == (pid, 0, 0)
