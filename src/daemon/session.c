@@ -216,6 +216,10 @@ session_check_heartbeat(struct session *s)
 		notify_server_read_pending(s->d->notify); /* WATCHDOG=1 */
 	if (s->deadline != DEADLINE_HEARTBEAT)
 		return; /* the read changed its fate (protocol error) */
+	if (s->beat_timeout_ms == 0) { /* welcomed with none since */
+		s->deadline = DEADLINE_NONE;
+		return;
+	}
 	now_us = clock_now_us();
 	deadline_us = s->last_beat_us + (uint64_t)s->beat_timeout_ms * 1000;
 	if (s->extend_until_us > deadline_us)
