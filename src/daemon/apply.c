@@ -19,6 +19,7 @@
 #include "reloader.h"
 #include "scrape.h"
 #include "serve.h"
+#include "session.h"
 #include "spawn.h"
 #include "util.h"
 
@@ -106,6 +107,16 @@ errors_message(const struct config_errors *errs)
 	return msg;
 }
 
+/* Every running worker's session learns of its new spec. */
+static void
+apply_sessions(struct node *n)
+{
+	if (n->session != NULL)
+		session_reloaded(n->session);
+	for (size_t i = 0; i < n->nchildren; i++)
+		apply_sessions(n->children[i]);
+}
+
 /* A parse is done (on its thread): apply it as a diff, or refuse it whole;
  * the line saying what happened goes to *msgp. -1 when refused. */
 static int
@@ -140,6 +151,7 @@ daemon_reload_apply(struct daemon *d, struct config *cfg,
 	old = d->cfg;
 	d->cfg = cfg;
 	apply_settings(d, &old->settings);
+	apply_sessions(d->tree->root);
 	*msgp = reload_message(&r);
 	reload_report_free(&r);
 	events_emit(&d->events, EV_RELOAD_APPLIED, d->tree->root->path, 0, NULL,

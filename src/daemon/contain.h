@@ -58,6 +58,10 @@ void contain_forget(struct contain *, const char *path);
 void contain_watch(struct contain *, pid_t, const char *path, unsigned long id,
                    uint64_t limit);
 void contain_unwatch(struct contain *, pid_t);
+/* A running worker's max_memory changed by a reload: the new limit from
+ * now on (0: no more watching; a first one: watched from now). */
+void contain_rewatch(struct contain *, pid_t, const char *path,
+                     unsigned long id, uint64_t limit);
 /* The worker whose cgroup holds pid, as its path (peer.c's last resort). */
 bool contain_worker_of(struct contain *, pid_t, char *path, size_t len);
 /* Kill every contained process, remove the cgroups, end the guard. */

@@ -123,3 +123,20 @@ contain_unwatch(struct contain *c, pid_t pid)
 	if (c->nw == 0)
 		ev_timer_stop(c->loop, &c->memtimer); /* no idle wake-ups */
 }
+
+void
+contain_rewatch(struct contain *c, pid_t pid, const char *path,
+                unsigned long id, uint64_t limit)
+{
+	for (size_t i = 0; i < c->nw; i++) {
+		if (c->w[i].pid != pid)
+			continue;
+		if (limit == 0)
+			contain_unwatch(c, pid);
+		else /* one already over stays reported: it is being stopped */
+			c->w[i].limit = limit;
+		return;
+	}
+	if (limit != 0)
+		contain_watch(c, pid, path, id, limit);
+}

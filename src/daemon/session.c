@@ -177,6 +177,14 @@ session_over_memory(struct session *s, uint64_t rss)
 }
 
 void
+session_reloaded(struct session *s)
+{
+	if (s->d->contain != NULL)
+		contain_rewatch(s->d->contain, s->pid, s->node->path, s->cgroup,
+		                s->node->spec->pol->max_memory);
+}
+
+void
 session_fail_for(struct session *s, struct reason cause, bool drain)
 {
 	if (drain && s->cause.kind == REASON_NONE && s->drain_ms == 0 &&

@@ -64,6 +64,9 @@ void session_drain(struct session *);
 /* The engine saw it fail (stall, loop, budget: ACT_FAIL): record why and
  * take it down, by a drain first when asked; its exit carries the cause. */
 void session_fail_for(struct session *, struct reason cause, bool drain);
+/* A reload changed its spec: what applies to it while it runs (its
+ * max_memory) follows. */
+void session_reloaded(struct session *);
 /* SIGUSR1 to its process group: a stack dump (stall_dump). */
 void session_dump(struct session *);
 struct notify_msg;

@@ -197,6 +197,26 @@ def test_max_memory_stops_the_worker_with_reason_memory(supd, tmp_path):
     d.wait("started", "root/hog")  # a failure like any other: restarted
 
 
+@needs_cgroup
+def test_max_memory_set_by_a_reload_applies_to_the_running_worker(supd, tmp_path):
+    """A reload that gives a running worker a max_memory (or changes it)
+    applies to it at once: the limit was copied at its spawn, so a worker
+    started without one was never watched (found in an audit)."""
+    ready = tmp_path / "ready"
+    hog = json.dumps(["/usr/bin/python3", "-c",
+                      "import time; b = bytearray(96 << 20); b[::4096] = b'x' * len(b[::4096]); "
+                      f"open({str(ready)!r}, 'w').close(); time.sleep(1e5)"])
+    conf = f"worker: hog\ncommand: {hog}\nshutdown: 1s\n"
+    supd.write({"a.yaml": conf})
+    d = supd.start()
+    pid = d.wait("started", "root/hog").pid
+    wait_until(ready.exists, what="the worker's 96 MiB")
+    supd.write({"a.yaml": conf + "max_memory: 32M\n"})
+    d.ctl("reload", check=0)
+    ev = d.wait("memory", "root/hog")
+    assert ev.pid == pid and "max_memory 33554432" in ev.detail
+
+
 def termlog_daemon(supd, tmp_path, worker):
     log = tmp_path / "termination.json"
     supd.write({"00-settings.yaml": f"agentsupd:\n  events_file: {supd.events}\n"
