@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "clock.h"
+#include "control.h"
 #include "daemon.h"
 #include "events.h"
 #include "hooks.h"
@@ -152,6 +153,7 @@ daemon_reload_apply(struct daemon *d, struct config *cfg,
 	d->cfg = cfg;
 	apply_settings(d, &old->settings);
 	apply_sessions(d->tree->root);
+	control_reconfigured(d->control);
 	*msgp = reload_message(&r);
 	reload_report_free(&r);
 	events_emit(&d->events, EV_RELOAD_APPLIED, d->tree->root->path, 0, NULL,

@@ -211,6 +211,13 @@ control_worker_fds(struct control *c)
 	return c->static_fds + c->d->dynamic_fds;
 }
 
+void
+control_reconfigured(struct control *c)
+{
+	if (c != NULL)
+		c->counted = NULL;
+}
+
 /* How many clients there may be: CONTROL_MAX_CLIENTS, or fewer when
  * RLIMIT_NOFILE leaves too few descriptors beside those that the daemon
  * and its workers need (*held: the workers'). */
