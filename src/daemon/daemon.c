@@ -93,7 +93,7 @@ act_policy_event(struct daemon *d, const struct action *a, const char *why)
 		            n->failures);
 		break;
 	case EE_QUARANTINED:
-		util_format_duration(n->circuit.open_ms, dur, sizeof dur);
+		util_format_duration(node_circuit(n)->open_ms, dur, sizeof dur);
 		events_emit(&d->events, EV_QUARANTINED, n->path, 0, why,
 		            n->starts - 1, "circuit open; probing in %s", dur);
 		break;

@@ -156,7 +156,7 @@ scrape_circuit(struct metrics_out *o, const struct node *n, uint64_t now_us)
 		return;
 	for (unsigned st = CIRCUIT_CLOSED; st <= CIRCUIT_HALF_OPEN; st++)
 		metrics_sample(o, "agentsup_circuit_state",
-		               (unsigned)n->circuit.state == st, "path",
+		               (unsigned)node_circuit(n)->state == st, "path",
 		               n->path, "state",
 		               circuit_state_name((enum circuit_state)st),
 		               (char *)NULL);

@@ -100,7 +100,7 @@ statedir_walk(struct node *n, statedir_visit_fn *fn, void *arg)
 static void
 statedir_row_of(const struct node *n, uint64_t now, struct statedir_row *r)
 {
-	const struct circuit *c = &n->circuit;
+	const struct circuit *c = node_circuit(n);
 
 	struct spend sp = n->spend;
 
@@ -141,7 +141,7 @@ statedir_sum_one(struct node *n, void *arg)
 	memcpy(b + SPEND_BLOB + 4, &r.open_ms, 8);
 	/* a circuit reopened for as long as before moves only its deadline
 	 * (monotonic here: the stored wall-clock one moves every second) */
-	memcpy(b + SPEND_BLOB + 12, &n->circuit.probe_at, 8);
+	memcpy(b + SPEND_BLOB + 12, &node_circuit(n)->probe_at, 8);
 	for (size_t i = 0; i < sizeof b; i++)
 		s->h = (s->h ^ b[i]) * 1099511628211ull;
 	for (const char *p = n->path; *p; p++)
@@ -272,8 +272,8 @@ statedir_restore_row(struct daemon *d, sqlite3_stmt *st)
 	        circuit == CIRCUIT_OPEN && left > 0 ? (uint64_t)left : 0;
 	tree_restore(d->tree, n, &sv, clock_now_ms());
 	if (n->state == NODE_QUARANTINED) {
-		util_format_duration(n->circuit.probe_at - d->tree->now, dur,
-		                     sizeof dur);
+		util_format_duration(node_circuit(n)->probe_at - d->tree->now,
+		                     dur, sizeof dur);
 		log_info("%s: circuit still open, probe in %s", n->path, dur);
 	}
 }

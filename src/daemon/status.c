@@ -63,12 +63,14 @@ status_policy(msgpack_packer *pk, const struct node *n, uint64_t now)
 	status_kv_when(pk, "backoff_until_ms",
 	               n->state == NODE_BACKOFF ? n->backoff_until : 0, now);
 	if (w)
-		agentsup_wire_kv_str(pk, "circuit",
-		                     circuit_state_name(n->circuit.state));
+		agentsup_wire_kv_str(
+		        pk, "circuit",
+		        circuit_state_name(node_circuit(n)->state));
 	else
 		status_kv_nil(pk, "circuit");
 	status_kv_when(pk, "probe_at_ms",
-	               n->state == NODE_QUARANTINED ? n->circuit.probe_at : 0,
+	               n->state == NODE_QUARANTINED ? node_circuit(n)->probe_at
+	                                            : 0,
 	               now);
 	if (n->exit_declared != DECLARED_NONE || d->kind != DECLARED_NONE) {
 		enum declared_kind k =

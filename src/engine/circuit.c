@@ -11,16 +11,26 @@
 #include "engine.h"
 #include "util.h"
 
+const struct circuit circuit_none = {.state = CIRCUIT_CLOSED};
+
+struct circuit *
+circuit_own(struct node *c)
+{
+	if (c->circuit == NULL)
+		c->circuit = xcalloc(1, sizeof *c->circuit);
+	return c->circuit;
+}
+
 static void
 circuit_open(struct tree *t, struct node *c, uint64_t open_ms)
 {
 	const struct circuit_spec *cs = &c->spec->pol->circuit;
+	struct circuit *k = circuit_own(c);
 
-	c->circuit.state = CIRCUIT_OPEN;
-	c->circuit.open_ms =
-	        open_ms < cs->open_max_ms ? open_ms : cs->open_max_ms;
-	c->circuit.probe_at = t->now + c->circuit.open_ms;
-	c->circuit.nstamps = c->circuit.stamp0 = 0;
+	k->state = CIRCUIT_OPEN;
+	k->open_ms = open_ms < cs->open_max_ms ? open_ms : cs->open_max_ms;
+	k->probe_at = t->now + k->open_ms;
+	k->nstamps = k->stamp0 = 0;
 }
 
 /* The ring made `cap` slots long (the spec's `failures`, which a reload
@@ -45,10 +55,11 @@ bool
 circuit_record(struct tree *t, struct node *c)
 {
 	const struct circuit_spec *cs = &c->spec->pol->circuit;
-	struct circuit *k = &c->circuit;
+	struct circuit *k;
 
 	if (!cs->enabled)
 		return false;
+	k = circuit_own(c);
 	if (k->state == CIRCUIT_HALF_OPEN) { /* the probe failed */
 		circuit_open(t, c, 2 * k->open_ms);
 		return true;
@@ -70,7 +81,7 @@ circuit_record(struct tree *t, struct node *c)
 void
 circuit_probe_running(struct tree *t, struct node *c)
 {
-	if (c->circuit.state == CIRCUIT_HALF_OPEN)
+	if (node_circuit(c)->state == CIRCUIT_HALF_OPEN)
 		wake_set(t, c, t->now + c->spec->pol->circuit.probe_stable_ms);
 }
 
@@ -79,7 +90,8 @@ circuit_try_close(struct tree *t, struct node *c)
 {
 	uint64_t need = c->spec->pol->circuit.probe_stable_ms;
 
-	if (c->circuit.state != CIRCUIT_HALF_OPEN || c->state != NODE_RUNNING)
+	if (node_circuit(c)->state != CIRCUIT_HALF_OPEN ||
+	    c->state != NODE_RUNNING)
 		return false;
 	if (!backoff_stable(c, t->now, need)) {
 		if (t->now >= c->running_since + need)
@@ -95,6 +107,8 @@ circuit_try_close(struct tree *t, struct node *c)
 void
 circuit_reset(struct node *c)
 {
-	free(c->circuit.stamps);
-	c->circuit = (struct circuit){.state = CIRCUIT_CLOSED};
+	if (c->circuit != NULL)
+		free(c->circuit->stamps);
+	free(c->circuit);
+	c->circuit = NULL;
 }

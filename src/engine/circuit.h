@@ -15,5 +15,7 @@ void circuit_probe_running(struct tree *, struct node *c);
 bool circuit_try_close(struct tree *, struct node *c);
 /* Closed, counts cleared (agentsupctl reset). */
 void circuit_reset(struct node *c);
+/* c's circuit to be written: allocated (closed) at the first need. */
+struct circuit *circuit_own(struct node *c);
 
 #endif

@@ -307,7 +307,7 @@ progress_beat(struct tree *t, struct node *n, const struct progress *u,
 		return; /* a bare beat of an unwatched worker: nothing kept */
 	w = progress_watch(n);
 	w->beat_at = t->now;
-	if (n->circuit.state == CIRCUIT_HALF_OPEN)
+	if (node_circuit(n)->state == CIRCUIT_HALF_OPEN)
 		progress_rearm(t,
 		               n); /* the probe's wake may have replaced ours */
 	if (moved) {

@@ -8,18 +8,20 @@
  * worker's first start is its probe, and a failed probe reopens it for
  * twice as long, as always.
  */
+#include "circuit.h"
 #include "engine.h"
 
 void
 tree_restore(struct tree *t, struct node *n, const struct tree_saved *s,
              uint64_t now)
 {
-	struct circuit *c = &n->circuit;
+	struct circuit *c;
 
 	t->now = now;
 	n->spend = s->spend;
 	if (s->circuit == CIRCUIT_CLOSED || !n->spec->pol->circuit.enabled)
 		return;
+	c = circuit_own(n);
 	c->open_ms = s->open_ms ? s->open_ms : n->spec->pol->circuit.open_ms;
 	if (s->circuit != CIRCUIT_OPEN || s->open_left_ms == 0) {
 		c->state = CIRCUIT_HALF_OPEN;

@@ -189,7 +189,7 @@ strategy_decide(struct tree *t, struct node *s, struct node *c, struct reason r)
 		n = failure ? backoff_count(c, t->now) : (c->failures = 0);
 	if (failure && counts && node_is_worker(c) && circuit_record(t, c)) {
 		park(t, s, c, NODE_QUARANTINED, EE_QUARANTINED,
-		     c->circuit.probe_at);
+		     node_circuit(c)->probe_at);
 		return;
 	}
 	restart_decision(t, s, c, r, counts, n);

@@ -89,7 +89,9 @@ node_free(struct node *n)
 	if (n->super != NULL)
 		free(n->super->stamps);
 	free(n->super);
-	free(n->circuit.stamps);
+	if (n->circuit != NULL)
+		free(n->circuit->stamps);
+	free(n->circuit);
 	free(n->progress);
 	free(n->pwatch);
 	free(n->declared);
@@ -333,7 +335,7 @@ tree_beat(struct tree *t, struct node *n, const struct progress *u,
 	moved = progress_moves(p, u, fields);
 	if (moved) {
 		n->progress_moved = now;
-		if (n->circuit.state == CIRCUIT_HALF_OPEN &&
+		if (node_circuit(n)->state == CIRCUIT_HALF_OPEN &&
 		    circuit_try_close(t, n))
 			tree_event(t, EE_CIRCUIT_CLOSED, n, n->last);
 	}

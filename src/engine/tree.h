@@ -193,7 +193,7 @@ struct node {
 	uint64_t running_since;  /* when it last became running */
 	uint64_t progress_moved; /* when its progress last changed */
 	uint64_t backoff_until;
-	struct circuit circuit;
+	struct circuit *circuit;          /* NULL until it is needed: closed */
 	struct declaration *declared;     /* the latest, until used or stale;
 	                                     allocated at the first */
 	struct spend spend;               /* budgets: see struct spend */
@@ -327,6 +327,14 @@ void tree_restore(struct tree *, struct node *, const struct tree_saved *,
 struct node *tree_find(struct tree *, const char *name_or_path);
 const char *node_state_name(enum node_state);
 const char *circuit_state_name(enum circuit_state);
+/* A node's circuit as read: a closed one with no count when it has none
+ * (most never fail: allocated at the first need, circuit.c). */
+extern const struct circuit circuit_none;
+static inline const struct circuit *
+node_circuit(const struct node *n)
+{
+	return n->circuit != NULL ? n->circuit : &circuit_none;
+}
 /* Whether a node holds no process and waits for nothing to finish. */
 bool node_down(const struct node *);
 /* Whether the node is down for good without an operator having asked: a

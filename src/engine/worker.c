@@ -148,7 +148,7 @@ w_backoff_over(struct tree *t, struct node *n, struct reason r)
 static void
 w_probe(struct tree *t, struct node *n, struct reason r)
 {
-	n->circuit.state = CIRCUIT_HALF_OPEN;
+	circuit_own(n)->state = CIRCUIT_HALF_OPEN;
 	tree_event(t, EE_PROBING, n, n->last);
 	w_spawn(t, n, r);
 }

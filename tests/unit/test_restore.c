@@ -115,14 +115,15 @@ test_open_circuit_waits_its_time_left(void **state)
 	(void)state;
 	expect(r, "start root/ok\n"); /* w is not started */
 	assert_string_equal(node_state_name(W(r)->state), "quarantined");
-	assert_string_equal(circuit_state_name(W(r)->circuit.state), "open");
-	assert_int_equal(W(r)->circuit.probe_at, 25000);
+	assert_string_equal(circuit_state_name(node_circuit(W(r))->state),
+	                    "open");
+	assert_int_equal(node_circuit(W(r))->probe_at, 25000);
 	assert_int_equal(tree_next_wake(r->t), 25000);
 	advance(r, 24999);
 	expect(r, "");
 	advance(r, 25000); /* its time is up: the probe, as ever */
 	expect(r, "probing root/w\nstart root/w\n");
-	assert_string_equal(circuit_state_name(W(r)->circuit.state),
+	assert_string_equal(circuit_state_name(node_circuit(W(r))->state),
 	                    "half_open");
 	crash(r); /* a failed probe reopens it for twice as long */
 	expect(r, "quarantined root/w\n");
@@ -139,7 +140,7 @@ test_open_circuit_whose_time_passed_is_half_open(void **state)
 
 	(void)state;
 	expect(r, "start root/w\nstart root/ok\n"); /* the probe at once */
-	assert_string_equal(circuit_state_name(W(r)->circuit.state),
+	assert_string_equal(circuit_state_name(node_circuit(W(r))->state),
 	                    "half_open");
 	crash(r); /* one failure reopens it, for twice as long */
 	expect(r, "quarantined root/w\n");
@@ -157,7 +158,7 @@ test_probing_circuit_is_half_open(void **state)
 
 	(void)state;
 	expect(r, "start root/w\nstart root/ok\n");
-	assert_string_equal(circuit_state_name(W(r)->circuit.state),
+	assert_string_equal(circuit_state_name(node_circuit(W(r))->state),
 	                    "half_open");
 	crash(r);
 	expect(r, "quarantined root/w\n");
@@ -200,7 +201,8 @@ test_spend_and_a_disabled_circuit(void **state)
 	expect(r, "start root/w\n");
 	assert_int_equal(W(r)->spend.tokens, 7);
 	assert_int_equal(W(r)->spend.steps, 3);
-	assert_string_equal(circuit_state_name(W(r)->circuit.state), "closed");
+	assert_string_equal(circuit_state_name(node_circuit(W(r))->state),
+	                    "closed");
 	run_free(r);
 }
 
