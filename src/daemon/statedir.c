@@ -102,7 +102,7 @@ statedir_row_of(const struct node *n, uint64_t now, struct statedir_row *r)
 {
 	const struct circuit *c = node_circuit(n);
 
-	struct spend sp = n->spend;
+	struct spend sp = node_account(n)->spend;
 
 	/* a worker's running incarnation counts too (a SIGKILL of agentsupd
 	 * must not forget the tokens it reported); its running wall time is

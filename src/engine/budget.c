@@ -5,16 +5,20 @@
  * A worker's spend is the sum over its incarnations of the last values each
  * reported (a client counts from 0 in every incarnation), plus its running
  * time. A beat adds what grew since the last report to the worker's total
- * and to every ancestor's: O(depth), no allocation. Running wall time is
- * never added up ahead of time: it is now - spawned_at, summed over a
- * subtree only when a supervisor's wall limit or status asks (a walk), and
- * folded into the totals when an incarnation ends. `node->spend` holds what
- * a worker's finished incarnations spent: what the state store keeps.
+ * and to every ancestor's: O(depth), no allocation once each has its
+ * account (struct account, made at a node's first spend). Running wall
+ * time is never added up ahead of time: it is now - spawned_at, summed
+ * over a subtree only when a supervisor's wall limit or status asks (a
+ * walk), and folded into the totals when an incarnation ends. An account's
+ * `spend` holds what a worker's finished incarnations spent: what the
+ * state store keeps.
  */
 #include <stddef.h>
+#include <stdlib.h>
 
 #include "engine.h"
 #include "progress.h"
+#include "util.h"
 
 #define BUDGET_WARN 0.8 /* the warning comes at 80 % of a limit */
 
@@ -65,6 +69,24 @@ budget_spend_of(const struct spend *s, enum budget_limit l)
 	return 0;
 }
 
+const struct account account_none;
+
+struct account *
+account_own(struct node *n)
+{
+	if (n->acct == NULL)
+		n->acct = xcalloc(1, sizeof *n->acct);
+	return n->acct;
+}
+
+/* Whether nothing at all was spent. */
+static bool
+spend_none(const struct spend *s)
+{
+	return s->tokens == 0 && s->steps == 0 && s->wall_ms == 0 &&
+	       !(s->cost > 0);
+}
+
 static void
 spend_add(struct spend *a, const struct spend *d)
 {
@@ -97,10 +119,8 @@ budget_running(const struct node *top, uint64_t now, unsigned *count)
 	unsigned k = 0;
 
 	for (const struct node *n = top; n != NULL; n = tree_walk_next(top, n))
-		if (node_is_worker(n) && n->watch.spawned_at != 0) {
-			ms += now > n->watch.spawned_at
-			              ? now - n->watch.spawned_at
-			              : 0;
+		if (node_is_worker(n) && n->spawned_at != 0) {
+			ms += now > n->spawned_at ? now - n->spawned_at : 0;
 			k++;
 		}
 	if (count != NULL)
@@ -111,7 +131,7 @@ budget_running(const struct node *top, uint64_t now, unsigned *count)
 void
 budget_spend(const struct node *n, uint64_t now, struct spend *out)
 {
-	*out = n->watch.total;
+	*out = node_account(n)->total;
 	out->wall_ms += budget_running(n, now, NULL);
 }
 
@@ -121,7 +141,7 @@ budget_live(const struct node *n)
 {
 	if (n->state != NODE_RUNNING && n->state != NODE_STARTING)
 		return false;
-	return !node_is_worker(n) || !n->watch.ending;
+	return !node_is_worker(n) || !n->ending;
 }
 
 /* Warn of each limit reached at 80 % (once); true when one is spent. */
@@ -137,8 +157,8 @@ budget_judge(struct tree *t, struct node *n, const struct spend *s)
 		double lim = budget_limit_of(b, l), got = budget_spend_of(s, l);
 		if (lim <= 0 || got < lim * BUDGET_WARN)
 			continue;
-		if (!(n->watch.warned & (1u << l))) {
-			n->watch.warned |= 1u << l;
+		if (!(node_account(n)->warned & (1u << l))) {
+			account_own(n)->warned |= 1u << l;
 			tree_push(t, (struct action){.kind = ACT_EVENT,
 			                             .node = n,
 			                             .event = EE_BUDGET_WARNING,
@@ -161,7 +181,7 @@ budget_exhaust(struct tree *t, struct node *n)
 		sup_begin_stop(t, n, OUTCOME_EXHAUSTED, STOP_DRAIN);
 		return;
 	}
-	n->watch.ending = true;
+	n->ending = true;
 	wake_set(t, n, 0);
 	tree_push(t, (struct action){.kind = ACT_FAIL,
 	                             .node = n,
@@ -173,10 +193,10 @@ budget_exhaust(struct tree *t, struct node *n)
 static struct spend
 budget_worker_now(const struct node *w, uint64_t now)
 {
-	struct spend s = w->watch.total;
+	struct spend s = node_account(w)->total;
 
-	if (w->watch.spawned_at != 0 && now > w->watch.spawned_at)
-		s.wall_ms += now - w->watch.spawned_at;
+	if (w->spawned_at != 0 && now > w->spawned_at)
+		s.wall_ms += now - w->spawned_at;
 	return s;
 }
 
@@ -213,11 +233,11 @@ budget_beat(struct tree *t, struct node *w, const struct progress *u,
 	if (d.tokens == 0 && d.steps == 0 && !(d.cost > 0))
 		return;
 	for (struct node *n = w; n != NULL; n = n->parent) {
-		spend_add(&n->watch.total, &d);
+		spend_add(&account_own(n)->total, &d);
 		if (!n->spec->pol->budget.enabled)
 			continue;
 		/* a supervisor's running wall time is judged by its wake */
-		s = n == w ? budget_worker_now(w, t->now) : n->watch.total;
+		s = n == w ? budget_worker_now(w, t->now) : n->acct->total;
 		if (budget_judge(t, n, &s))
 			top = n; /* the highest spent one stops all below */
 	}
@@ -246,7 +266,7 @@ budget_wall_target(const struct node *n)
 {
 	uint64_t lim = n->spec->pol->budget.wall_ms;
 
-	if (n->watch.warned & (1u << BUDGET_WALL))
+	if (node_account(n)->warned & (1u << BUDGET_WALL))
 		return lim;
 	return (uint64_t)((double)lim * BUDGET_WARN + 0.999);
 }
@@ -254,14 +274,13 @@ budget_wall_target(const struct node *n)
 uint64_t
 budget_wall_due(const struct node *w)
 {
-	const struct watch *wt = &w->watch;
 	uint64_t target;
 
 	if (!w->spec->pol->budget.enabled ||
-	    w->spec->pol->budget.wall_ms == 0 || wt->spawned_at == 0)
+	    w->spec->pol->budget.wall_ms == 0 || w->spawned_at == 0)
 		return 0;
 	target = budget_wall_target(w);
-	return wt->spawned_at + sub_sat(target, wt->total.wall_ms);
+	return w->spawned_at + sub_sat(target, node_account(w)->total.wall_ms);
 }
 
 /* A supervisor's wall limit: when, with as many workers running as now,
@@ -281,7 +300,8 @@ static void
 budget_sup_rearm(struct tree *t, struct node *s)
 {
 	unsigned k;
-	uint64_t spent = s->watch.total.wall_ms + budget_running(s, t->now, &k),
+	uint64_t spent = node_account(s)->total.wall_ms +
+	                 budget_running(s, t->now, &k),
 	         due = budget_sup_due(s, t->now, spent, k);
 
 	if (due != 0 && budget_live(s))
@@ -317,10 +337,8 @@ budget_sup_woken(struct tree *t, struct node *s)
 void
 budget_spawned(struct tree *t, struct node *w)
 {
-	struct watch *wt = &w->watch;
-
-	wt->spawned_at = t->now ? t->now : 1;
-	wt->ending = false;
+	w->spawned_at = t->now ? t->now : 1;
+	w->ending = false;
 	if (w->pwatch != NULL) {
 		struct pwatch *pw = w->pwatch;
 
@@ -337,16 +355,15 @@ budget_spawned(struct tree *t, struct node *w)
 void
 budget_ended(struct tree *t, struct node *w)
 {
-	struct watch *wt = &w->watch;
 	uint64_t ms;
 
-	if (wt->spawned_at == 0)
+	if (w->spawned_at == 0)
 		return;
-	ms = sub_sat(t->now, wt->spawned_at);
-	wt->spawned_at = 0;
+	ms = sub_sat(t->now, w->spawned_at);
+	w->spawned_at = 0;
 	for (struct node *n = w; n != NULL; n = n->parent)
-		n->watch.total.wall_ms += ms;
-	w->spend = wt->total;
+		account_own(n)->total.wall_ms += ms;
+	w->acct->spend = w->acct->total;
 	if (w->pwatch != NULL)
 		w->pwatch->inc = (struct spend){0};
 	budget_ancestors_rearm(t, w);
@@ -356,15 +373,19 @@ budget_ended(struct tree *t, struct node *w)
 static void
 budget_sum(struct node *n)
 {
+	struct spend sum = {0};
+
 	if (node_is_worker(n)) {
-		n->watch.total = n->spend;
+		if (n->acct != NULL)
+			n->acct->total = n->acct->spend;
 		return;
 	}
-	n->watch.total = (struct spend){0};
 	for (size_t i = 0; i < n->nchildren; i++) {
 		budget_sum(n->children[i]);
-		spend_add(&n->watch.total, &n->children[i]->watch.total);
+		spend_add(&sum, &node_account(n->children[i])->total);
 	}
+	if (n->acct != NULL || !spend_none(&sum))
+		account_own(n)->total = sum;
 }
 
 void
@@ -389,16 +410,16 @@ budget_sup_exhausted(struct tree *t, struct node *s)
 void
 budget_reset(struct tree *t, struct node *n)
 {
-	struct spend old = n->watch.total;
+	struct spend old = node_account(n)->total;
 
 	for (struct node *a = n->parent; a != NULL; a = a->parent)
-		spend_sub(&a->watch.total, &old);
+		if (a->acct != NULL)
+			spend_sub(&a->acct->total, &old);
 	for (struct node *d = n; d != NULL; d = tree_walk_next(n, d)) {
-		d->spend = (struct spend){0};
-		d->watch.total = (struct spend){0};
-		d->watch.warned = 0;
-		if (d->watch.spawned_at != 0)
-			d->watch.spawned_at = t->now; /* its wall counts anew */
+		free(d->acct); /* nothing spent, nothing warned */
+		d->acct = NULL;
+		if (d->spawned_at != 0)
+			d->spawned_at = t->now; /* its wall counts anew */
 		if (node_is_worker(d) || d->state != NODE_EXHAUSTED)
 			continue;
 		tree_set_state(t, d, NODE_STOPPED);
@@ -440,7 +461,8 @@ budget_reloaded(struct tree *t, struct node *n)
 	for (unsigned l = 0; l < BUDGET__LIMITS; l++) {
 		double lim = budget_limit_of(b, l);
 		if (budget_spend_of(&s, l) < lim * BUDGET_WARN)
-			n->watch.warned &= ~(1u << l);
+			if (n->acct != NULL)
+				n->acct->warned &= ~(1u << l);
 		over |= lim > 0 && budget_spend_of(&s, l) >= lim;
 	}
 	if (node_is_worker(n))

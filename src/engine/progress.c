@@ -80,7 +80,7 @@ progress_hash(const char *s, size_t max)
 static void
 progress_fail(struct tree *t, struct node *n, enum reason_kind why)
 {
-	n->watch.ending = true;
+	n->ending = true;
 	wake_set(t, n, 0);
 	tree_push(t, (struct action){.kind = ACT_FAIL,
 	                             .node = n,
@@ -142,7 +142,7 @@ progress_due(const struct node *n, uint64_t now)
 void
 progress_rearm(struct tree *t, struct node *n)
 {
-	if (n->state != NODE_RUNNING || n->watch.ending)
+	if (n->state != NODE_RUNNING || n->ending)
 		return;
 	if (n->pwatch == NULL && progress_watched(n))
 		progress_watch(n); /* a reload asked for stalls or loops */
@@ -157,7 +157,7 @@ progress_reloaded(struct tree *t, struct node *n)
 	progress_rearm(t, n);
 	/* progress_due asks for no time already past (the retry of a
 	 * recycle a busy parent put off depends on it): overdue, next tick */
-	if (every != 0 && n->state == NODE_RUNNING && !n->watch.ending &&
+	if (every != 0 && n->state == NODE_RUNNING && !n->ending &&
 	    t->now >= n->running_since + every)
 		progress_wake_by(t, n, t->now + 1);
 }
@@ -229,7 +229,7 @@ progress_judge_stall(struct tree *t, struct node *n)
 void
 progress_woken(struct tree *t, struct node *n)
 {
-	if (n->watch.ending)
+	if (n->ending)
 		return;
 	if (!progress_judge_stall(t, n) || !budget_woken_judge(t, n))
 		return;
@@ -301,7 +301,7 @@ progress_beat(struct tree *t, struct node *n, const struct progress *u,
 
 	if (fields & (PROGRESS_TOKENS | PROGRESS_STEPS | PROGRESS_COST))
 		budget_beat(t, n, u, fields);
-	if (n->state != NODE_RUNNING || n->watch.ending)
+	if (n->state != NODE_RUNNING || n->ending)
 		return;
 	if (fields == 0 && n->pwatch == NULL && !progress_watched(n))
 		return; /* a bare beat of an unwatched worker: nothing kept */

@@ -92,6 +92,7 @@ node_free(struct node *n)
 	if (n->circuit != NULL)
 		free(n->circuit->stamps);
 	free(n->circuit);
+	free(n->acct);
 	free(n->progress);
 	free(n->pwatch);
 	free(n->declared);

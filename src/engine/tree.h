@@ -139,14 +139,16 @@ struct pwatch {
 	struct spend inc;     /* its running incarnation's last report */
 };
 
-/* What budget.c keeps of every node (DESIGN §10), in the node. */
-struct watch {
-	struct spend total;  /* all spent but running wall time: a worker's
-	                        spend plus its running incarnation's; a
-	                        supervisor's spend plus its children's */
-	uint64_t spawned_at; /* worker: its running incarnation began */
-	unsigned warned;     /* limits warned of at 80 % (1 << enum limit) */
-	bool ending;         /* stopped for stall, loop or budget: waits */
+/* What budget.c keeps of a node that has spent something (DESIGN §10):
+ * allocated at the first spend (a report, an incarnation's end, a stored
+ * row); an idle worker that never ended has none. */
+struct account {
+	struct spend spend; /* worker: the sum over its finished incarnations
+	                       (persisted by the state store) */
+	struct spend total; /* all spent but running wall time: a worker's
+	                       spend plus its running incarnation's; a
+	                       supervisor's spend plus its children's */
+	unsigned warned;    /* limits warned of at 80 % (1 << enum limit) */
 };
 
 struct session; /* the shell's running instance (session.c) */
@@ -185,6 +187,7 @@ struct node {
 	bool in_run;   /* supervisor: its job loop is on the stack */
 	bool marked;   /* a reload restarts (or first starts) it */
 	bool removed;  /* taken out by a reload: freed once stopped */
+	bool ending;   /* worker: stopped for stall, loop or budget: waits */
 
 	/* worker */
 	unsigned failures;         /* consecutive, for backoff */
@@ -193,12 +196,12 @@ struct node {
 	uint64_t running_since;  /* when it last became running */
 	uint64_t progress_moved; /* when its progress last changed */
 	uint64_t backoff_until;
-	struct circuit *circuit;          /* NULL until it is needed: closed */
-	struct declaration *declared;     /* the latest, until used or stale;
-	                                     allocated at the first */
-	struct spend spend;               /* budgets: see struct spend */
-	struct watch watch;               /* budget: §10 */
-	struct pwatch *pwatch;            /* stall, loop: NULL until needed */
+	struct circuit *circuit;      /* NULL until it is needed: closed */
+	struct declaration *declared; /* the latest, until used or stale;
+	                                 allocated at the first */
+	struct account *acct;         /* budget: §10; NULL until it spends */
+	uint64_t spawned_at;   /* its running incarnation began (0: none) */
+	struct pwatch *pwatch; /* stall, loop: NULL until needed */
 	enum declared_kind exit_declared; /* what its last exit was declared */
 
 	/* the one wake-up it wants (0: none), and its slot in the heap */
@@ -335,6 +338,15 @@ node_circuit(const struct node *n)
 {
 	return n->circuit != NULL ? n->circuit : &circuit_none;
 }
+/* A node's account as read: nothing spent when it has none. */
+extern const struct account account_none;
+static inline const struct account *
+node_account(const struct node *n)
+{
+	return n->acct != NULL ? n->acct : &account_none;
+}
+/* Its account to be written: allocated at the first need (budget.c). */
+struct account *account_own(struct node *);
 /* Whether a node holds no process and waits for nothing to finish. */
 bool node_down(const struct node *);
 /* Whether the node is down for good without an operator having asked: a

@@ -32,7 +32,7 @@ test_budget_warning_once_then_exhausted(void **state)
 	assert_int_equal(N(r, "root")->super->nstamps, 0); /* not counted */
 	budget_spend(N(r, "a"), r->now, &sp);
 	assert_int_equal(sp.tokens, 1000);
-	assert_int_equal(N(r, "a")->spend.tokens, 1000);
+	assert_int_equal(node_account(N(r, "a"))->spend.tokens, 1000);
 	run_free(r);
 }
 
@@ -147,7 +147,7 @@ test_budget_reset_worker(void **state)
 	                 REFUSED_NONE);
 	pump(r);
 	expect(r, "start root/a\n");
-	assert_int_equal(N(r, "a")->watch.total.tokens, 0);
+	assert_int_equal(node_account(N(r, "a"))->total.tokens, 0);
 	tokens(r, "a", 800); /* warned again: the reset cleared it */
 	expect(r, "budget_warning root/a tokens\n");
 	run_free(r);
@@ -165,7 +165,8 @@ test_budget_restored_spend(void **state)
 	r->cfg = load_yaml(BUDGET_TREE);
 	r->t = tree_new(r->cfg->root);
 	r->now = 1000;
-	N(r, "a")->spend = (struct spend){.tokens = 700, .wall_ms = 5000};
+	account_own(N(r, "a"))->spend =
+	        (struct spend){.tokens = 700, .wall_ms = 5000};
 	tree_start(r->t, r->now);
 	pump(r);
 	budget_spend(N(r, "s"), r->now, &sp);
@@ -206,7 +207,8 @@ test_budget_reload_raises_limit(void **state)
 	reload_report_free(&rep);
 	pump(r);
 	expect(r, "start root/a\n");
-	assert_int_equal(N(r, "a")->watch.total.tokens, 1000); /* kept */
+	assert_int_equal(node_account(N(r, "a"))->total.tokens,
+	                 1000); /* kept */
 	tokens(r, "a", 3000);
 	expect(r, "budget_warning root/a tokens\n");
 	run_free(r);

@@ -199,8 +199,8 @@ test_spend_and_a_disabled_circuit(void **state)
 	pump(r);
 	/* no circuit configured now: started at once, spend kept */
 	expect(r, "start root/w\n");
-	assert_int_equal(W(r)->spend.tokens, 7);
-	assert_int_equal(W(r)->spend.steps, 3);
+	assert_int_equal(node_account(W(r))->spend.tokens, 7);
+	assert_int_equal(node_account(W(r))->spend.steps, 3);
 	assert_string_equal(circuit_state_name(node_circuit(W(r))->state),
 	                    "closed");
 	run_free(r);
