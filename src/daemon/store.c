@@ -42,6 +42,9 @@
 #define STORE_STMTS_MAX  32    /* prepared statements of the jobs' SQL */
 #define STORE_GROUP_MS   4     /* how long a commit waits for more jobs */
 #define STORE_GROUP_JOBS 256   /* ... or until this many are queued */
+/* queue slots only the ledger's writes may take: a checkpoint flood while
+ * the database is locked cannot leave a spawn or a drop unrecorded */
+#define STORE_LEDGER_RESERVE 512
 
 struct store_job {
 	store_run_fn *run;
@@ -54,6 +57,9 @@ struct store_job {
 struct store {
 	struct ev_loop *loop;
 	sqlite3 *db;  /* the writer's, used by the thread once started */
+	char *path;   /* state_dir/agentsup.db */
+	dev_t dev;    /* ... as it was opened: removed or replaced under us, */
+	ino_t ino;    /* it would take every write and keep none */
 	sqlite3 *rdb; /* the loop's reads */
 	int lockfd;
 	pthread_t thread;
@@ -188,15 +194,35 @@ store_run_one(sqlite3 *db, struct store_job *j)
 
 /* One group commit: every job of the batch, then COMMIT; a failed BEGIN
  * or COMMIT fails them all. */
+/* Whether the database file is still the one opened: a removed (or
+ * replaced) file takes every commit into an unlinked inode, and the next
+ * start finds none of it. */
+static int
+store_still_there(const struct store *s, char *why, size_t len)
+{
+	struct stat st;
+
+	if (stat(s->path, &st) == 0 && st.st_dev == s->dev &&
+	    st.st_ino == s->ino)
+		return 0;
+	snprintf(why, len,
+	         "%s was removed or replaced: nothing more is stored until "
+	         "agentsupd starts again",
+	         s->path);
+	return -1;
+}
+
 static void
-store_write_batch(sqlite3 *db, struct store_job *b, size_t n)
+store_write_batch(struct store *s, struct store_job *b, size_t n)
 {
 	char why[160], dummy[8];
+	sqlite3 *db = s->db;
 
 	if (store_exec(db, "BEGIN IMMEDIATE", why, sizeof why) == 0) {
 		for (size_t i = 0; i < n; i++)
 			store_run_one(db, &b[i]);
-		if (store_exec(db, "COMMIT", why, sizeof why) == 0)
+		if (store_still_there(s, why, sizeof why) == 0 &&
+		    store_exec(db, "COMMIT", why, sizeof why) == 0)
 			return;
 		store_exec(db, "ROLLBACK", dummy, sizeof dummy);
 	}
@@ -297,7 +323,7 @@ store_writer(void *arg)
 		pthread_mutex_unlock(&s->mu);
 		if (n == 0)
 			break;
-		store_write_batch(s->db, batch, n);
+		store_write_batch(s, batch, n);
 		s->committed = store_clock(); /* the writer's alone */
 		store_hand_back(s, batch, n);
 	}
@@ -333,13 +359,15 @@ store_async_cb(struct ev_loop *loop, ev_async *w, int revents)
 	store_report(w->data);
 }
 
-int
-store_submit(struct store *s, store_run_fn *run, store_done_fn *done, void *arg)
+/* Into the queue if fewer than limit jobs wait. */
+static int
+store_queue(struct store *s, store_run_fn *run, store_done_fn *done, void *arg,
+            unsigned limit)
 {
 	int rc = -1;
 
 	pthread_mutex_lock(&s->mu);
-	if (s->started && !s->stopping && s->nq < STORE_QUEUE_MAX) {
+	if (s->started && !s->stopping && s->nq < limit) {
 		s->queue[(s->q0 + s->nq) % STORE_QUEUE_MAX] =
 		        (struct store_job){
 		                .run = run, .done = done, .arg = arg};
@@ -352,6 +380,31 @@ store_submit(struct store *s, store_run_fn *run, store_done_fn *done, void *arg)
 	}
 	pthread_mutex_unlock(&s->mu);
 	return rc;
+}
+
+int
+store_submit(struct store *s, store_run_fn *run, store_done_fn *done, void *arg)
+{
+	return store_queue(s, run, done, arg,
+	                   STORE_QUEUE_MAX - STORE_LEDGER_RESERVE);
+}
+
+int
+store_submit_ledger(struct store *s, store_run_fn *run, store_done_fn *done,
+                    void *arg)
+{
+	return store_queue(s, run, done, arg, STORE_QUEUE_MAX);
+}
+
+bool
+store_ledger_room(struct store *s)
+{
+	bool room;
+
+	pthread_mutex_lock(&s->mu);
+	room = s->started && !s->stopping && s->nq < STORE_QUEUE_MAX;
+	pthread_mutex_unlock(&s->mu);
+	return room;
 }
 
 /* --- open and close ------------------------------------------------------- */
@@ -383,6 +436,21 @@ store_lock(struct store *s, const char *dir, char *why, size_t len)
 		         dir, strerror(errno));
 		return -1;
 	}
+	return 0;
+}
+
+/* The database file's identity, for store_still_there. */
+static int
+store_identify(struct store *s, char *why, size_t len)
+{
+	struct stat st;
+
+	if (stat(s->path, &st) < 0) {
+		snprintf(why, len, "%s: %s", s->path, strerror(errno));
+		return -1;
+	}
+	s->dev = st.st_dev;
+	s->ino = st.st_ino;
 	return 0;
 }
 
@@ -469,7 +537,7 @@ store_open(struct ev_loop *loop, const char *dir, const char *schema, char *why,
 	if (sqlib_load(why, len) < 0)
 		return NULL;
 	s = xcalloc(1, sizeof *s);
-	path = xasprintf("%s/%s", dir, STORE_DB_NAME);
+	s->path = path = xasprintf("%s/%s", dir, STORE_DB_NAME);
 	s->loop = loop;
 	s->lockfd = -1;
 	pthread_mutex_init(&s->mu, NULL);
@@ -480,12 +548,11 @@ store_open(struct ev_loop *loop, const char *dir, const char *schema, char *why,
 	                           why, len)) == NULL ||
 	    store_prepare(s, path, schema, why, len) < 0 ||
 	    (s->rdb = store_connect(path, SQLITE_OPEN_READONLY, why, len)) ==
-	            NULL) {
-		free(path);
+	            NULL ||
+	    store_identify(s, why, len) < 0) {
 		store_close(s);
 		return NULL;
 	}
-	free(path);
 	s->queue = xcalloc(STORE_QUEUE_MAX, sizeof *s->queue);
 	ev_async_init(&s->wakeup, store_async_cb);
 	s->wakeup.data = s;
@@ -544,5 +611,6 @@ store_close(struct store *s)
 	free(s->done);
 	pthread_mutex_destroy(&s->mu);
 	pthread_cond_destroy(&s->cv);
+	free(s->path);
 	free(s);
 }

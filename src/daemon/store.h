@@ -11,6 +11,7 @@
 #ifndef AGENTSUP_STORE_H
 #define AGENTSUP_STORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <ev.h>
@@ -44,6 +45,11 @@ sqlite3_stmt *store_stmt(sqlite3 *db, const char *sql, char *err, size_t len);
 /* Queue a job. -1 when the queue is full or the writer has stopped: done is
  * not called, the caller reports the error. */
 int store_submit(struct store *, store_run_fn *, store_done_fn *, void *arg);
+/* The same for the ledger's writes, which may also take the slots kept for
+ * them; store_ledger_room says whether one would be taken now. */
+int store_submit_ledger(struct store *, store_run_fn *, store_done_fn *,
+                        void *arg);
+bool store_ledger_room(struct store *);
 /* Write what is queued, stop the writer, report the last completions, close. */
 void store_close(struct store *);
 

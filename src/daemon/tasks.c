@@ -31,6 +31,7 @@
 #include "ckpt.h"
 #include "util.h"
 
+#include "store.h"
 #include "tasks_int.h"
 
 struct tasks *
@@ -299,6 +300,11 @@ tasks_spawn(struct daemon *d, const struct tasks_spawn *in,
 	snprintf(t->name, sizeof t->name, "%s/%s", sup->spec->name, key);
 	if (tasks_known(d, sup, in, key, out))
 		return;
+	/* its record must be queued for the answer to mean something */
+	if (d->store != NULL && !store_ledger_room(d->store)) {
+		out->error = TASKS_STORE_BEHIND;
+		return;
+	}
 	out->node = dynamic_spawn(d->tree, sup, key, in->args, in->env,
 	                          clock_now_ms(), &why);
 	if (out->node == NULL) {

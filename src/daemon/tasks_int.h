@@ -76,4 +76,8 @@ void tasks_res_head(msgpack_sbuffer *sb, uint64_t id, bool ok, bool more);
 void tasks_pack_rec(struct daemon *d, msgpack_packer *pk,
                     const struct ledger_rec *r, int created);
 
+/* A spawn or a drop refused while the state store cannot take its write. */
+#define TASKS_STORE_BEHIND                                                     \
+	"the state store is not keeping up (its queue is full): try again"
+
 #endif

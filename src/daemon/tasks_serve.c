@@ -22,6 +22,7 @@
 #include "taskstore.h"
 #include "ckpt.h"
 #include "util.h"
+#include "store.h"
 #include "tasks_int.h"
 
 void
@@ -497,13 +498,24 @@ tasks_serve_drop(struct client *cl, struct daemon *d, struct ledger_rec *r,
 		             "first");
 		return;
 	}
+	if (d->store != NULL && !store_ledger_room(d->store)) {
+		free(a);
+		serve_refuse(cl, id, TASKS_STORE_BEHIND);
+		return;
+	}
 	a->serial = cl->serial;
 	a->id = id;
 	snprintf(a->line, sizeof a->line, "dropped %s/%s", r->sup, r->key);
+	/* its checkpoints' deletion first: the answer comes once both
+	 * committed */
 	tasks_forget_checkpoints(d, r);
-	if (taskstore_forget(d, r, tasks_drop_acked, a) < 0) {
+	if (d->store == NULL) {
 		serve_text(cl, id, a->line);
 		free(a);
+	} else if (taskstore_forget(d, r, tasks_drop_acked, a) < 0) {
+		free(a); /* room was checked: the writer is stopping */
+		serve_refuse(cl, id, TASKS_STORE_BEHIND);
+		return;
 	}
 	ledger_drop(&d->tasks->ledger, r);
 }

@@ -190,7 +190,8 @@ static int
 taskstore_submit(struct daemon *d, struct taskstore_job *j)
 {
 	j->d = d;
-	if (store_submit(d->store, taskstore_run, taskstore_done, j) == 0) {
+	if (store_submit_ledger(d->store, taskstore_run, taskstore_done, j) ==
+	    0) {
 		if (j->rec != NULL)
 			ledger_pin(j->rec);
 		return 0;

@@ -428,3 +428,27 @@ def test_checkpoint_key_errors(supd, value, message):
     assert d.exit_code() == 78
     d.drain_events()
     assert any(message in l for l in d.lines), d.lines
+
+
+def test_a_store_removed_under_agentsupd_is_said_and_acks_stop(supd):
+    """agentsup.db removed while agentsupd runs (an operator's rm, a
+    tmpfiles cleaner): SQLite went on committing into the unlinked file, so
+    checkpoint_ok kept coming for writes the next start could not find, and
+    nothing was said (found in an audit). Now every commit checks the file
+    is still the one opened: a store_error says so, and no write is
+    acknowledged any more."""
+    tmp = supd.tmp
+    state = tmp / "state"
+    d = start(supd, tmp, streamer_conf(tmp, state, ["w0"]), 0)
+    wait_until(lambda: acked(tmp, "w0") > 2, what="acks")
+    for f in ("agentsup.db", "agentsup.db-wal", "agentsup.db-shm"):
+        try:
+            os.unlink(state / f)
+        except FileNotFoundError:
+            pass
+    first = d.wait("store_error")
+    assert "removed or replaced" in first.detail, first.detail
+    d.wait("store_error")  # the streamer's next writes (any ack sent
+    before = acked(tmp, "w0")  # before the first error has arrived by now)
+    d.wait("store_error")
+    assert acked(tmp, "w0") == before
