@@ -238,8 +238,20 @@ static void
 tasks_defer(struct daemon *d, const struct tasks_spawn *in,
             struct ledger_rec *r, struct tasks_outcome *out)
 {
-	if (in->ack != NULL && r != NULL && r->pins > 0 &&
-	    taskstore_barrier(d, r, in->ack, in->ack_arg) == 0)
+	unsigned live = out->node != NULL ? (unsigned)out->node->starts : 0;
+
+	if (in->ack == NULL || r == NULL)
+		return;
+	/* a write of it failed (a spawn answered with the error, its child
+	 * running): written again, and this answer waits for that */
+	if (r->unsaved) {
+		if (taskstore_save_ack(d, r, live, in->ack, in->ack_arg) == 0)
+			out->deferred = true;
+		else
+			out->error = TASKS_STORE_BEHIND;
+		return;
+	}
+	if (r->pins > 0 && taskstore_barrier(d, r, in->ack, in->ack_arg) == 0)
 		out->deferred = true;
 }
 

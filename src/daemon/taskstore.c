@@ -178,6 +178,8 @@ taskstore_done(void *arg, int rc, const char *why)
 		            0, "task %s/%s: %s", j->sup, j->key, why);
 	if (j->drop && rc == 0)
 		taskstore_unghost(j->d, j->sup, j->key);
+	if (j->rec != NULL && !j->drop && !j->noop)
+		j->rec->unsaved = rc != 0;
 	if (j->ack != NULL)
 		j->ack(j->d, j->rec, j->ack_arg, rc, why);
 	if (j->rec != NULL)
@@ -198,6 +200,8 @@ taskstore_submit(struct daemon *d, struct taskstore_job *j)
 	}
 	events_emit(&d->events, EV_STORE_ERROR, j->sup, 0, "store", 0,
 	            "task %s/%s: the store's queue is full", j->sup, j->key);
+	if (j->rec != NULL && !j->drop && !j->noop)
+		j->rec->unsaved = true;
 	taskstore_job_free(j);
 	return -1;
 }
