@@ -271,6 +271,12 @@ tasks_known(struct daemon *d, struct node *sup, const struct tasks_spawn *in,
 		tasks_defer(d, in, r, out);
 		return true;
 	}
+	/* accepted before a restart and waiting to be resumed: that task
+	 * (it was refused for max_children when the pool was full) */
+	if (r != NULL && !ledger_ended(r) && r->resume && !in->resuming) {
+		tasks_defer(d, in, r, out);
+		return true;
+	}
 	if (r != NULL && ledger_ended(r) && !in->retry &&
 	    clock_now_ms() - r->ended_mono < sup->spec->pol->key_ttl_ms) {
 		tasks_defer(d, in, r, out);
@@ -452,6 +458,8 @@ tasks_worker_spawn(struct daemon *d, struct node *from,
 
 /* One record to resume: 1 done (spawned, or it cannot be: cancelled), 0
  * when its supervisor is not running yet. */
+#define TASKS_RESUME_FULL 16 /* pools remembered full in one pass */
+
 static int
 tasks_resume_one(struct daemon *d, struct ledger_rec *r)
 {
@@ -469,6 +477,7 @@ tasks_resume_one(struct daemon *d, struct ledger_rec *r)
 	                                  .args = r->args,
 	                                  .env = r->env,
 	                                  .retry = true,
+	                                  .resuming = true,
 	                                  .by = "agentsupd, resumed after a "
 	                                        "restart"},
 	            &out);
@@ -481,34 +490,51 @@ tasks_resume_one(struct daemon *d, struct ledger_rec *r)
 		taskstore_save(d, r, 0);
 		log_warnx("task %s/%s not resumed: %s", r->sup, r->key,
 		          out.error);
+		tasks_wake(d, r); /* a `wait` on it has its answer */
 	}
 	return 1;
+}
+
+/* Whether sup is among the n that could take no resume this pass. */
+static bool
+tasks_sup_full(const char *const *full, size_t n, const char *sup)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(full[i], sup) == 0)
+			return true;
+	return false;
 }
 
 void
 tasks_resume(struct daemon *d)
 {
 	struct tasks *t = d->tasks;
-	struct ledger_rec *r, *todo[64];
-	size_t n, done;
+	struct ledger_iter it = {0};
+	struct ledger_rec *r, **todo;
+	const char *full[TASKS_RESUME_FULL];
+	size_t n = 0, nfull = 0, cap = t->nresume;
 
-	/* in batches, collected first: a resume may end (and so move)
-	 * records; again while a full batch went (no later pump may come) */
-	do {
-		struct ledger_iter it = {0};
-
-		n = done = 0;
-		while (t->nresume > 0 && n < 64 &&
-		       (r = ledger_next(&t->ledger, &it)) != NULL)
-			if (r->resume)
-				todo[n++] = r;
-		for (size_t i = 0; i < n; i++)
-			if (tasks_resume_one(d, todo[i])) {
-				todo[i]->resume = false;
-				t->nresume--;
-				done++;
-			}
-	} while (n == 64 && done > 0);
+	if (cap == 0)
+		return;
+	/* all of them, collected first (a resume may end, and so move,
+	 * records); a pool that refuses one is not asked again this pass,
+	 * and does not hold up the others (64 refused at the head of the
+	 * order stopped every other pool's resume) */
+	todo = xcalloc(cap, sizeof *todo);
+	while (n < cap && (r = ledger_next(&t->ledger, &it)) != NULL)
+		if (r->resume)
+			todo[n++] = r;
+	for (size_t i = 0; i < n; i++) {
+		if (tasks_sup_full(full, nfull, todo[i]->sup))
+			continue;
+		if (tasks_resume_one(d, todo[i])) {
+			todo[i]->resume = false;
+			t->nresume--;
+		} else if (nfull < TASKS_RESUME_FULL) {
+			full[nfull++] = todo[i]->sup;
+		}
+	}
+	free(todo);
 }
 
 /* --- answers -------------------------------------------------------------- */

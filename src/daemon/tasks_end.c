@@ -49,8 +49,7 @@ tasks_result(struct daemon *d, struct node *n, const void *data, size_t len)
 	taskstore_save(d, r, (unsigned)n->starts);
 }
 
-/* Answer every `wait` on r: its record. */
-static void
+void
 tasks_wake(struct daemon *d, struct ledger_rec *r)
 {
 	struct tasks *t = d->tasks;

@@ -41,6 +41,7 @@ struct tasks_spawn {
 	const char *sup, *key; /* key NULL: SUP/N */
 	char *const *args, *const *env;
 	bool retry;
+	bool resuming;             /* the start of a task resumed (tasks.c) */
 	struct ledger_rec *replay; /* a replay of this record */
 	const char *by;            /* "agentsupctl (uid 0)", "worker W" */
 	/* with a store: the answer is given by ack once the record is
@@ -75,6 +76,9 @@ struct node *tasks_sup_find(struct daemon *d, const char *name);
 void tasks_res_head(msgpack_sbuffer *sb, uint64_t id, bool ok, bool more);
 void tasks_pack_rec(struct daemon *d, msgpack_packer *pk,
                     const struct ledger_rec *r, int created);
+
+/* Answer every `wait` on r (ended): its record. */
+void tasks_wake(struct daemon *, struct ledger_rec *r);
 
 /* A spawn or a drop refused while the state store cannot take its write. */
 #define TASKS_STORE_BEHIND                                                     \

@@ -1,0 +1,133 @@
+"""Tasks resumed after a restart of agentsupd on its state store, when their
+pool cannot take them all at once (max_children lowered, or a pool full):
+the ones still waiting are the same tasks to a spawn of their key, a `wait`
+on one is answered however it ends, and one full pool holds up no other
+pool's resume. Found in an audit; each test failed before its fix."""
+import textwrap
+
+from conftest import alive, wait_until
+from test_control import connect, frame, read_frame
+from test_dynamic import pool
+
+SLEEPER = """\
+    template:
+      command: [sleep, '300']
+      backoff: none
+    """
+
+
+def settings(supd):
+    return {"00-settings.yaml":
+            f"agentsupd:\n  events_file: {supd.events}\n"
+            f"  state_dir: {supd.tmp / 'state'}\n"}
+
+
+def two_tasks_then_one_place(supd):
+    """Tasks a and b running, agentsupd SIGKILLed, started again with
+    max_children 1: one is resumed, the other waits. (d, waiting key)"""
+    d = supd.start({**settings(supd), "a.yaml": pool("max_children: 2\n", SLEEPER)})
+    d.wait("started", "root/idle")
+    for k in ("a", "b"):
+        d.ctl("spawn", "pool", "--key", k, check=0)
+        d.wait("started", f"root/pool/{k}")
+    d.kill()
+    for p in list(d.pids):
+        wait_until(lambda: not alive(p), what="workers die with agentsupd")
+    supd.write({**settings(supd), "a.yaml": pool("max_children: 1\n", SLEEPER)},
+               settings=False)
+    d = supd.start()
+    wait_until(lambda: any("supervising the tree" in l for l in d.lines),
+               what="the new agentsupd listening")
+    resumed = d.wait("spawned")
+    return d, "b" if resumed.path == "root/pool/a" else "a"
+
+
+def test_a_spawn_of_a_key_waiting_to_be_resumed_answers_that_task(supd):
+    """It was refused (max_children), as if the accepted task were not
+    there: an idempotent caller would think it refused."""
+    d, key = two_tasks_then_one_place(supd)
+    ans = d.ctl_json("spawn", "pool", "--key", key)
+    assert ans["created"] is False and ans["state"] == "pending", ans
+
+
+def test_a_wait_on_a_resume_that_is_cancelled_is_answered(supd):
+    """The waiting task's pool removed by a reload: its record ends
+    cancelled, and a `wait` already waiting on it was never answered."""
+    d, key = two_tasks_then_one_place(supd)
+    s = connect(d)
+    s.sendall(frame({"t": "req", "id": 1, "cmd": "wait", "args": [f"pool/{key}"]}))
+    s.sendall(frame({"t": "req", "id": 2, "cmd": "status", "args": []}))
+    assert read_frame(s)["id"] == 2  # answered in order: the wait is in
+    supd.write({"a.yaml": textwrap.dedent("""\
+        supervisor: root
+        children:
+          - {worker: idle, command: [sleep, '300']}
+        """)}, settings=False)
+    d.ctl("reload", check=0)
+    ans = read_frame(s)
+    assert ans["id"] == 1 and ans["result"]["state"] == "cancelled", ans
+    s.close()
+
+
+M64 = (1 << 64) - 1
+
+
+def fnv(sup, key):
+    """ledger.c ledger_hash: FNV-1a over "sup\\0key"."""
+    h = 1469598103934665603
+    for c in sup.encode():
+        h = ((h ^ c) * 1099511628211) & M64
+    h = (h * 1099511628211) & M64
+    for c in key.encode():
+        h = ((h ^ c) * 1099511628211) & M64
+    return h
+
+
+def starved_conf(max_a):
+    return textwrap.dedent(f"""\
+        supervisor: root
+        children:
+          - supervisor: pool
+            intensity: 50
+            max_children: {max_a}
+            template: {{command: [sleep, '300'], backoff: none}}
+          - supervisor: poolb
+            intensity: 50
+            template: {{command: [sleep, '300'], backoff: none}}
+          - {{worker: idle, command: [sleep, '300']}}
+        """)
+
+
+def test_a_full_pool_does_not_starve_anothers_resume(supd):
+    """More than 64 tasks waiting in a full pool, ahead of another pool's
+    in the ledger's order: the resume pass took 64 at a time and stopped
+    when a whole batch was refused, so the other pool's task (with room)
+    waited for the full pool's children to end."""
+    # B's key in the last bucket (128, 256 or 512 of them), A's elsewhere:
+    # B is the last record a resume pass would reach
+    bkey = next(f"b{i}" for i in range(100000)
+                if fnv("poolb", f"b{i}") & 511 == 511)
+    akeys = [f"a{i}" for i in range(400)
+             if fnv("pool", f"a{i}") & 255 != 255
+             and fnv("pool", f"a{i}") & 127 != 127][:80]
+    settings = {"00-settings.yaml":
+                f"agentsupd:\n  events_file: {supd.events}\n"
+                f"  state_dir: {supd.tmp / 'state'}\n"}
+    d = supd.start({**settings, "a.yaml": starved_conf(100)})
+    d.wait("started", "root/idle")
+    for k in akeys:
+        d.ctl("spawn", "pool", "--key", k, check=0)
+    d.ctl("spawn", "poolb", "--key", bkey, check=0)
+    d.wait_count("started", len(akeys) + 2)
+    d.kill()  # SIGKILL: every record stays pending in the store
+    for p in list(d.pids):
+        wait_until(lambda: not alive(p), what="workers die with agentsupd")
+    supd.write({**settings, "a.yaml": starved_conf(1)}, settings=False)
+    d2 = supd.start()
+    wait_until(lambda: any("supervising the tree" in l for l in d2.lines),
+               what="the new agentsupd listening")
+    # poolb has room: its task must run again, whatever pool's backlog
+    wait_until(lambda: d2.ctl_json("status", f"root/poolb/{bkey}")[0]
+               .get("state") == "running"
+               if d2.ctl("status", f"root/poolb/{bkey}").returncode == 0
+               else False, timeout=10, what=f"poolb/{bkey} resumed")
