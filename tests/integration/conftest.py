@@ -230,6 +230,8 @@ def supd(tmp_path):
     factory = Factory()
     factory.started = []
     yield factory
+    # every daemon stopped before any check: a check failing must not
+    # leave the next one running, nor find its workers in pids reused
     for d in factory.started:
         # an orderly end first (as an operator would), SIGKILL if it hangs
         if d.proc.poll() is None:
@@ -239,6 +241,8 @@ def supd(tmp_path):
             except subprocess.TimeoutExpired:
                 d.kill()
         d.drain_events()
+    outlived = []
+    for d in factory.started:
         if d.pid_namespace:
             # its pids are the namespace's, meaningless here; the kernel
             # kills everything in it when its PID 1 exits
@@ -253,7 +257,8 @@ def supd(tmp_path):
                 os.kill(p, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        assert not leftover, f"workers outlived agentsupd: {leftover}"
+        outlived += leftover
+    assert not outlived, f"workers outlived agentsupd: {outlived}"
 
 
 def sh(script):

@@ -22,6 +22,13 @@ def settings(supd):
             f"  state_dir: {supd.tmp / 'state'}\n"}
 
 
+def fresh_events(supd):
+    """The next agentsupd's events in a file of their own: a Daemon reads
+    its events file from the start, and the first run's (its spawns, its
+    workers' pids) are not the second's."""
+    supd.events = supd.tmp / f"events.{len(supd.started)}.jsonl"
+
+
 def two_tasks_then_one_place(supd):
     """Tasks a and b running, agentsupd SIGKILLed, started again with
     max_children 1: one is resumed, the other waits. (d, waiting key)"""
@@ -33,6 +40,8 @@ def two_tasks_then_one_place(supd):
     d.kill()
     for p in list(d.pids):
         wait_until(lambda: not alive(p), what="workers die with agentsupd")
+    d.pids.clear()  # seen gone: their numbers may be another's by the end
+    fresh_events(supd)
     supd.write({**settings(supd), "a.yaml": pool("max_children: 1\n", SLEEPER)},
                settings=False)
     d = supd.start()
@@ -122,6 +131,11 @@ def test_a_full_pool_does_not_starve_anothers_resume(supd):
     d.kill()  # SIGKILL: every record stays pending in the store
     for p in list(d.pids):
         wait_until(lambda: not alive(p), what="workers die with agentsupd")
+    d.pids.clear()  # seen gone: their numbers may be another's by the end
+    fresh_events(supd)
+    settings = {"00-settings.yaml":
+                f"agentsupd:\n  events_file: {supd.events}\n"
+                f"  state_dir: {supd.tmp / 'state'}\n"}
     supd.write({**settings, "a.yaml": starved_conf(1)}, settings=False)
     d2 = supd.start()
     wait_until(lambda: any("supervising the tree" in l for l in d2.lines),
