@@ -79,8 +79,7 @@ account_own(struct node *n)
 	return n->acct;
 }
 
-/* Whether nothing at all was spent. */
-static bool
+bool
 spend_none(const struct spend *s)
 {
 	return s->tokens == 0 && s->steps == 0 && s->wall_ms == 0 &&

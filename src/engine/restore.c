@@ -18,8 +18,7 @@ tree_restore(struct tree *t, struct node *n, const struct tree_saved *s,
 	struct circuit *c;
 
 	t->now = now;
-	if (s->spend.tokens || s->spend.steps || s->spend.wall_ms ||
-	    s->spend.cost > 0)
+	if (!spend_none(&s->spend))
 		account_own(n)->spend = s->spend;
 	if (s->circuit == CIRCUIT_CLOSED || !n->spec->pol->circuit.enabled)
 		return;

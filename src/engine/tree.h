@@ -347,6 +347,8 @@ node_account(const struct node *n)
 }
 /* Its account to be written: allocated at the first need (budget.c). */
 struct account *account_own(struct node *);
+/* Whether nothing at all was spent (budget.c). */
+bool spend_none(const struct spend *);
 /* Whether a node holds no process and waits for nothing to finish. */
 bool node_down(const struct node *);
 /* Whether the node is down for good without an operator having asked: a

@@ -110,6 +110,19 @@ pump(struct run *r)
 	}
 }
 
+/* A reload to next applied (what it reports not looked at), then the
+ * actions it queued carried out. */
+static inline void
+reload_to(struct run *r, struct config *next)
+{
+	struct reload_report rep;
+	const char *why = NULL;
+
+	assert_int_equal(reload_apply(r->t, next->root, r->now, &rep, &why), 0);
+	reload_report_free(&rep);
+	pump(r);
+}
+
 static inline struct run *
 run_new(const char *yaml)
 {

@@ -191,21 +191,15 @@ test_budget_reload_raises_limit(void **state)
 	        load_yaml("supervisor: root\nchildren:\n"
 	                  "  - {worker: a, command: x, budget: {tokens: 5000},"
 	                  " backoff: none}\n  - {worker: b, command: x}\n");
-	struct reload_report rep;
-	const char *why;
 
 	(void)state;
 	r->log[0] = '\0';
 	tokens(r, "a", 1000);
 	r->log[0] = '\0';
-	assert_int_equal(reload_apply(r->t, same->root, r->now, &rep, &why), 0);
-	reload_report_free(&rep);
-	pump(r);
+	reload_to(r, same);
 	expect(r, "");
 	assert_int_equal(N(r, "a")->state, NODE_EXHAUSTED);
-	assert_int_equal(reload_apply(r->t, more->root, r->now, &rep, &why), 0);
-	reload_report_free(&rep);
-	pump(r);
+	reload_to(r, more);
 	expect(r, "start root/a\n");
 	assert_int_equal(node_account(N(r, "a"))->total.tokens,
 	                 1000); /* kept */
@@ -229,17 +223,13 @@ test_budget_reload_restarts_subtree(void **state)
 	                  "      - {worker: a, command: x}\n"
 	                  "      - {worker: b, command: x}\n"
 	                  "  - {worker: c, command: x}\n");
-	struct reload_report rep;
-	const char *why;
 
 	(void)state;
 	r->log[0] = '\0';
 	tokens(r, "a", 1000);
 	expect(r, "budget_warning root/s tokens\ndrain root/s/b\n"
 	          "drain root/s/a\nexhausted root/s\n");
-	assert_int_equal(reload_apply(r->t, more->root, r->now, &rep, &why), 0);
-	reload_report_free(&rep);
-	pump(r);
+	reload_to(r, more);
 	expect(r, "start root/s/a\nstart root/s/b\n");
 	assert_int_equal(N(r, "s")->state, NODE_RUNNING);
 	run_free(r);

@@ -54,17 +54,13 @@ test_template_removed_memory(void **state)
 	struct config *next = load_yaml("supervisor: root\nchildren:\n"
 	                                "  - supervisor: pool\n    children:\n"
 	                                "      - {worker: w, command: x}\n");
-	struct reload_report rep;
 	enum spawn_refusal why_spawn;
-	const char *why;
 
 	(void)state;
 	assert_non_null(dynamic_spawn(r->t, N(r, "pool"), "w", NULL, NULL,
 	                              r->now, &why_spawn));
 	pump(r);
-	assert_int_equal(reload_apply(r->t, next->root, r->now, &rep, &why), 0);
-	reload_report_free(&rep);
-	pump(r);
+	reload_to(r, next);
 	tree_sweep(r->t);
 	tree_free(r->t);   /* frees next's spec for w (dynamic_task_free) */
 	config_free(next); /* ... which is freed again here */
@@ -85,9 +81,7 @@ test_dynamic_supervisor_budget_raised_by_reload(void **state)
 {
 	struct run *r = run_new(POOL("1000"));
 	struct config *more = load_yaml(POOL("5000"));
-	struct reload_report rep;
 	enum spawn_refusal why_spawn;
-	const char *why;
 
 	(void)state;
 	assert_non_null(dynamic_spawn(r->t, N(r, "pool"), "a", NULL, NULL,
@@ -97,9 +91,7 @@ test_dynamic_supervisor_budget_raised_by_reload(void **state)
 	tokens(r, "root/pool/a", 1000);
 	assert_int_equal(N(r, "pool")->state, NODE_EXHAUSTED);
 	r->log[0] = '\0';
-	assert_int_equal(reload_apply(r->t, more->root, r->now, &rep, &why), 0);
-	reload_report_free(&rep);
-	pump(r);
+	reload_to(r, more);
 	/* raised above the spend: it runs again (and takes spawns) */
 	assert_int_equal(N(r, "pool")->state, NODE_RUNNING);
 	assert_non_null(dynamic_spawn(r->t, N(r, "pool"), "b", NULL, NULL,
@@ -119,15 +111,11 @@ test_recycle_overdue_after_reload(void **state)
 	struct config *more = load_yaml("supervisor: root\nchildren:\n"
 	                                "  - {worker: a, command: x, "
 	                                "recycle_after: 1m}\n");
-	struct reload_report rep;
-	const char *why;
 
 	(void)state;
 	r->log[0] = '\0';
 	advance(r, 2 * 3600 * 1000); /* up for 2 hours */
-	assert_int_equal(reload_apply(r->t, more->root, r->now, &rep, &why), 0);
-	reload_report_free(&rep);
-	pump(r);
+	reload_to(r, more);
 	/* overdue: recycled at the next tick, as an overdue wall limit is */
 	assert_int_not_equal(tree_next_wake(r->t), 0);
 	advance(r, r->now + 1000);
@@ -146,15 +134,11 @@ test_recycle_lowered_below_uptime(void **state)
 	struct config *less = load_yaml("supervisor: root\nchildren:\n"
 	                                "  - {worker: a, command: x, "
 	                                "recycle_after: 1m}\n");
-	struct reload_report rep;
-	const char *why;
 
 	(void)state;
 	r->log[0] = '\0';
 	advance(r, 30 * 60 * 1000); /* 30 min of the 1h */
-	assert_int_equal(reload_apply(r->t, less->root, r->now, &rep, &why), 0);
-	reload_report_free(&rep);
-	pump(r);
+	reload_to(r, less);
 	/* the old 1h wake-up is still asked for; it should be now */
 	advance(r, r->now + 1000);
 	expect(r, "recycled root/a\nstop root/a\nstart root/a\n");
@@ -175,16 +159,12 @@ test_worker_limit_lowered_below_spend(void **state)
 	                                "  - {worker: a, command: x, "
 	                                "budget: {tokens: 2000}, "
 	                                "backoff: none}\n");
-	struct reload_report rep;
-	const char *why;
 
 	(void)state;
 	r->log[0] = '\0';
 	tokens(r, "a", 3000);
 	expect(r, "");
-	assert_int_equal(reload_apply(r->t, less->root, r->now, &rep, &why), 0);
-	reload_report_free(&rep);
-	pump(r);
+	reload_to(r, less);
 	advance(r, r->now + 1000);
 	/* 3000 spent of 2000: warned and drained, as at a report */
 	expect(r, "budget_warning root/a tokens\nfail root/a budget (drain)\n"
@@ -206,15 +186,11 @@ test_supervisor_limit_lowered_below_spend(void **state)
 	                                "    budget: {tokens: 2000}\n"
 	                                "    children:\n"
 	                                "      - {worker: a, command: x}\n");
-	struct reload_report rep;
-	const char *why;
 
 	(void)state;
 	r->log[0] = '\0';
 	tokens(r, "a", 3000);
-	assert_int_equal(reload_apply(r->t, less->root, r->now, &rep, &why), 0);
-	reload_report_free(&rep);
-	pump(r);
+	reload_to(r, less);
 	advance(r, r->now + 1000);
 	assert_int_not_equal(N(r, "s")->state, NODE_RUNNING);
 	run_free(r);
