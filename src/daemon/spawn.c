@@ -116,6 +116,7 @@ struct spawn {
 	int fds_below; /* the child's own descriptor table: ours below this */
 	bool share_files; /* born on our table (CLONE_FILES), then unshared */
 	int nslots;       /* slots (spawner) holding this child's ends */
+	int null;         /* /dev/null, read-write, for its stdin */
 	const struct spawn_ids *ids;
 	struct exec_failure fail;
 };
@@ -143,6 +144,22 @@ child_output(const struct output *o, int target, int cap)
 	             : open(o->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
 	                    0644);
 	if (fd < 0 || dup2(fd, target) < 0)
+		return -1;
+	close(fd);
+	return 0;
+}
+
+/* /dev/null on stdin: the spawner's, kept open (no open(2) a restart),
+ * unless that one is descriptor 0 itself. */
+static int
+child_stdin(const struct spawn *sp)
+{
+	int fd;
+
+	if (sp->null > STDIN_FILENO)
+		return dup2(sp->null, STDIN_FILENO) < 0 ? -1 : 0;
+	if ((fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0 ||
+	    dup2(fd, STDIN_FILENO) < 0)
 		return -1;
 	close(fd);
 	return 0;
@@ -240,7 +257,6 @@ child_main(void *arg)
 	struct spawn *sp = arg;
 	const struct spec *s = sp->spec;
 	sigset_t none;
-	int fd;
 
 	/* first: until then any descriptor change would be the daemon's */
 	if (child_own_fds(sp) < 0)
@@ -262,10 +278,8 @@ child_main(void *arg)
 		umask((mode_t)s->pol->umask_mode);
 	if (s->directory != NULL && chdir(s->directory) < 0)
 		child_fail(sp, STAGE_CHDIR, errno);
-	if ((fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0 ||
-	    dup2(fd, STDIN_FILENO) < 0)
+	if (child_stdin(sp) < 0)
 		child_fail(sp, STAGE_STDIN, errno);
-	close(fd);
 	if (child_output(&s->out, STDOUT_FILENO, sp->output[0]) < 0)
 		child_fail(sp, STAGE_STDOUT, errno);
 	if (child_output(&s->err, STDERR_FILENO, sp->output[1]) < 0)
@@ -522,6 +536,8 @@ spawn_worker(struct spawner *sw, const struct spawn_args *a,
 	ends[0] = spawn_slot(sw, &sp, a->output[0]);
 	ends[1] = spawn_slot(sw, &sp, a->output[1]);
 	sp.output = ends;
+	sp.null = sw->null;
+	spawn_fds_below(&sp, sw->null);
 
 	/* no handler of ours may run in the child before it resets them
 	 * (with libev's signalfd there are none: nothing to block) */

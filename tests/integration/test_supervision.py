@@ -229,6 +229,7 @@ def test_worker_environment_directory_and_output(supd, tmp_path):
         echo "pwd=$(pwd) inherited=$FROM_PARENT"
         ls /proc/self/fd | sort -n | tr '\\n' ' '; echo
         [ -S /proc/self/fd/3 ] || [ -e /proc/self/fd/3 ] && echo chan=ok
+        echo "stdin=$(readlink /proc/self/fd/0) read=$(head -c 8 | wc -c)"
         echo oops >&2
         exec sleep 1000
     """)
@@ -247,11 +248,12 @@ def test_worker_environment_directory_and_output(supd, tmp_path):
     }, env={"FROM_PARENT": "parent", "AGENTSUP_FD": "99"})
     d.wait("started", "root/env")
     log = work / "out.log"
-    wait_until(lambda: log.exists() and "chan=ok" in log.read_text(), what="out.log")
+    wait_until(lambda: log.exists() and " read=" in log.read_text(), what="out.log")
     text = log.read_text()
     assert "fd=3 name=env path=root/env" in text
     assert "inc=0 hb=10000 model=small" in text
     assert f"pwd={work} inherited=overridden" in text
+    assert "stdin=/dev/null read=0" in text  # end of file at once
     # only stdin, stdout, stderr, the channel, and ls's own directory fd
     fds = text.splitlines()[3].split()
     assert fds[:4] == ["0", "1", "2", "3"] and len(fds) <= 5

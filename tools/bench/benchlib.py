@@ -77,10 +77,11 @@ def summary(values_ns):
 
 
 def restart_latency(reports, first_pid, kills, run_for, timeout=10.0,
-                    pid_of=None):
+                    pid_of=None, follow=None):
     """Kill the worker kills times after it has run run_for seconds; return
     SIGKILL -> first instruction of the new instance, in ns. pid_of maps
-    the pid a worker reports (its getpid()) to ours (a PID namespace)."""
+    the pid a worker reports (its getpid()) to ours (a PID namespace);
+    follow.pid is set to the last instance's reported pid."""
     pid = first_pid
     out = []
     for _ in range(kills):
@@ -92,6 +93,8 @@ def restart_latency(reports, first_pid, kills, run_for, timeout=10.0,
         os.kill(pid, signal.SIGKILL)
         t1, pid, _ = reports.get(timeout, kind=0)
         out.append(t1 - t0)
+    if follow is not None:
+        follow.pid = pid
     return out
 
 
@@ -147,7 +150,7 @@ class Agentsupd:
     """agentsupd on a scratch supervisor.d; stderr goes to a file (as to
     journald, a write per event), not a terminal."""
 
-    def __init__(self, tmp, yaml, env=None, nice=0):
+    def __init__(self, tmp, yaml, env=None, nice=0, agentsupd=None):
         self.dir = os.path.join(tmp, "supervisor.d")
         os.makedirs(self.dir, exist_ok=True)
         with open(os.path.join(self.dir, "bench.yaml"), "w") as f:
@@ -155,7 +158,7 @@ class Agentsupd:
         self.log = open(os.path.join(tmp, "agentsupd.log"), "w")
         prefix = ["nice", "-n", str(nice)] if nice else []
         self.proc = subprocess.Popen(
-            [*prefix, AGENTSUPD, "-c", self.dir, "--socket", os.path.join(tmp, "ctl.sock")],
+            [*prefix, agentsupd or AGENTSUPD, "-c", self.dir, "--socket", os.path.join(tmp, "ctl.sock")],
             stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log,
             env=dict(os.environ, **(env or {})), preexec_fn=_die_with_harness)
 

@@ -5,27 +5,50 @@ minimal C fork/exec/wait loop), measured the same way in the same run, with
 containment on (`contain: auto`: a cgroup per worker where cgroup v2 is
 writable) and off (`contain: none`), side by side.
 
-    tools/bench/restart.py [KILLS] [RUN_FOR_SECONDS]     default 200, 0.05
+    tools/bench/restart.py [KILLS] [RUN_FOR_SECONDS] [--block N] [--against BUILD]
+
+Every subject runs from the start; the kills go round them in blocks of N
+(default 10), each round in another order, so that the machine's drift
+(a shared VM's neighbours, frequency, caches) hits all of them alike.
+--against BUILD adds `contain: auto` and `none` of the agentsupd in another
+build directory, for a before/after in one run.
 """
+import argparse
 import os
-import sys
+import subprocess
 
 import benchlib as b
 
 
-def measure_floor(tmp, reports, kills, run_for):
-    import subprocess, os
-    p = subprocess.Popen([b.FLOOR, "1", b.WORKER], env=dict(os.environ, BENCH_SOCK=reports.path))
-    try:
-        _, pid, _ = reports.get()
-        return b.restart_latency(reports, pid, kills, run_for)
-    finally:
-        p.terminate()
-        p.wait()
+class Subject:
+    def __init__(self, name, tmp):
+        self.name = name
+        self.dir = os.path.join(tmp, name.replace(" ", "-").replace(":", "-"))
+        os.makedirs(self.dir)
+        self.reports = b.Reports(self.dir)
+        self.samples = []
+        self.pid = None
+        self.pid_of = None
+
+    def first(self):
+        _, self.pid, _ = self.reports.get()
+
+    def close(self):
+        self.reports.close()
 
 
-def measure_agentsupd(tmp, reports, kills, run_for, contain="auto"):
-    d = b.Agentsupd(tmp, f"""
+def floor_subject(tmp):
+    s = Subject("floor", tmp)
+    s.proc = subprocess.Popen([b.FLOOR, "1", b.WORKER],
+                              env=dict(os.environ, BENCH_SOCK=s.reports.path),
+                              preexec_fn=b._die_with_harness)
+    s.stop = lambda: (s.proc.terminate(), s.proc.wait())
+    return s
+
+
+def agentsupd_subject(tmp, name, contain, agentsupd=None):
+    s = Subject(name, tmp)
+    s.daemon = b.Agentsupd(s.dir, f"""
 supervisor: root
 intensity: 100000
 period: 1s
@@ -36,18 +59,12 @@ children:
 ---
 agentsupd:
   contain: {contain}
-""", env={"BENCH_SOCK": reports.path})
-    try:
-        _, pid, _ = reports.get()
-        return b.restart_latency(reports, pid, kills, run_for,
-                                 pid_of=(lambda p: host_pid(d.proc.pid, p))
-                                 if contain == "pidns" else None)
-    finally:
-        d.stop()
-        with open(os.path.join(tmp, "agentsupd.log")) as f:
-            for line in f:
-                if "containment: " in line:
-                    CONTAINMENT[contain] = line.split("containment: ", 1)[1].strip()
+""", env={"BENCH_SOCK": s.reports.path}, agentsupd=agentsupd)
+    if contain == "pidns":
+        s.pid_of = lambda p: host_pid(s.daemon.proc.pid, p)
+    s.contain = contain
+    s.stop = s.daemon.stop
+    return s
 
 
 def host_pid(parent, nspid):
@@ -67,48 +84,84 @@ def host_pid(parent, nspid):
     raise RuntimeError(f"no child of {parent} is {nspid} in its namespace")
 
 
-def main():
-    kills = int(sys.argv[1]) if len(sys.argv) > 1 else 200
-    run_for = float(sys.argv[2]) if len(sys.argv) > 2 else 0.05
-    tmp = b.scratch()
-    reports = b.Reports(tmp)
-    try:
-        # alternate in halves so that drift in the machine hits both alike
-        floor, ours, bare, ns = [], [], [], []
-        for _ in range(2):
-            floor += measure_floor(tmp, reports, kills // 2, run_for)
-            ours += measure_agentsupd(tmp, reports, kills // 2, run_for)
-            bare += measure_agentsupd(tmp, reports, kills // 2, run_for, "none")
-            if PIDNS:
-                ns += measure_agentsupd(tmp, reports, kills // 2, run_for, "pidns")
-    finally:
-        reports.close()
-        b.cleanup(tmp)
-    f, o, n = b.summary(floor), b.summary(ours), b.summary(bare)
-    print(f"restart latency, SIGKILL -> first instruction of the new instance "
-          f"({kills} kills each, worker ran {run_for * 1000:.0f} ms first)")
-    print(f"machine: {b.machine()}")
-    print(f"{'':12} {'median ms':>10} {'p99 ms':>10} {'min ms':>10} {'max ms':>10}")
-    rows = [("floor", f), ("agentsupd", o), ("contain:none", n)]
-    if ns:
-        rows.append(("contain:pidns", b.summary(ns)))
-    for name, s in rows:
-        print(f"{name:12} {s['median']:10.3f} {s['p99']:10.3f} {s['min']:10.3f} {s['max']:10.3f}")
-    print(f"agentsupd / floor (median): {o['median'] / f['median']:.2f}x "
-          f"(contain: auto; {contained()})")
-    print(f"contain: none / floor (median): {n['median'] / f['median']:.2f}x")
-    print(f"contain: auto / contain: none (median): {o['median'] / n['median']:.2f}x")
-    if ns:
-        print(f"contain: pidns / floor (median): "
-              f"{b.summary(ns)['median'] / f['median']:.2f}x")
-
-
-def contained():
+def containment(s):
     """What `contain: auto` gave on this machine, as agentsupd logged it."""
-    return CONTAINMENT.get("auto", "?")
+    try:
+        with open(os.path.join(s.dir, "agentsupd.log")) as f:
+            for line in f:
+                if "containment: " in line:
+                    return line.split("containment: ", 1)[1].strip()
+    except OSError:
+        pass
+    return "?"
 
 
-CONTAINMENT = {}
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("kills", nargs="?", type=int, default=200)
+    ap.add_argument("run_for", nargs="?", type=float, default=0.05)
+    ap.add_argument("--block", type=int, default=10)
+    ap.add_argument("--against", metavar="BUILD")
+    a = ap.parse_args()
+    tmp = b.scratch()
+    subjects = []
+    try:
+        subjects.append(floor_subject(tmp))
+        subjects.append(agentsupd_subject(tmp, "agentsupd", "auto"))
+        subjects.append(agentsupd_subject(tmp, "contain:none", "none"))
+        if PIDNS:
+            subjects.append(agentsupd_subject(tmp, "contain:pidns", "pidns"))
+        if a.against:
+            other = os.path.join(os.path.abspath(a.against), "agentsupd")
+            subjects.append(agentsupd_subject(tmp, "B auto", "auto", other))
+            subjects.append(agentsupd_subject(tmp, "B none", "none", other))
+        for s in subjects:
+            s.first()
+        rounds = max(1, a.kills // a.block)
+        for r in range(rounds):
+            k = r % len(subjects)
+            for s in subjects[k:] + subjects[:k]:
+                s.samples += b.restart_latency(s.reports, s.pid, a.block,
+                                               a.run_for, pid_of=s.pid_of,
+                                               follow=s)
+        for s in subjects[1:]:
+            s.detail = containment(s) if s.contain == "auto" else ""
+    finally:
+        for s in subjects:
+            s.stop()
+            s.close()
+        b.cleanup(tmp)
+    report(subjects, rounds * a.block, a)
+
+
+def report(subjects, kills, a):
+    f = b.summary(subjects[0].samples)
+    print(f"restart latency, SIGKILL -> first instruction of the new instance "
+          f"({kills} kills each in blocks of {a.block}, worker ran "
+          f"{a.run_for * 1000:.0f} ms first)")
+    print(f"machine: {b.machine()}")
+    cols = ("p10", "p25", "median", "p75", "p90", "p99")
+    print(f"{'ms':14} " + " ".join(f"{c:>7}" for c in cols))
+    for s in subjects:
+        v = sorted(s.samples)
+        s.median = b.summary(v)["median"]
+        q = [b.pct(v, p) / 1e6 for p in (10, 25)] + [s.median] + \
+            [b.pct(v, p) / 1e6 for p in (75, 90, 99)]
+        print(f"{s.name:14} " + " ".join(f"{x:7.3f}" for x in q))
+    by = {s.name: s for s in subjects}
+    print(f"agentsupd / floor (median): {by['agentsupd'].median / f['median']:.2f}x "
+          f"(contain: auto; {by['agentsupd'].detail})")
+    print(f"contain: none / floor (median): {by['contain:none'].median / f['median']:.2f}x")
+    print(f"contain: auto / contain: none (median): "
+          f"{by['agentsupd'].median / by['contain:none'].median:.2f}x")
+    if "contain:pidns" in by:
+        print(f"contain: pidns / floor (median): "
+              f"{by['contain:pidns'].median / f['median']:.2f}x")
+    if a.against:
+        print(f"{a.against}: auto / floor {by['B auto'].median / f['median']:.2f}x, "
+              f"none / floor {by['B none'].median / f['median']:.2f}x")
+
+
 # `contain: pidns` too (a PID namespace, no cgroup) where we are root
 PIDNS = os.geteuid() == 0 and os.environ.get("BENCH_PIDNS", "1") != "0"
 if __name__ == "__main__":
