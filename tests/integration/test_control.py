@@ -319,11 +319,20 @@ def test_stale_socket_replaced(supd, tmp_path):
     d.ctl("status", check=0)
 
 
-def test_other_uid_refused(supd):
+@pytest.fixture
+def public_dir():
+    """A directory others may enter (pytest's tmp is root's, 0700), removed
+    after the daemons (ask for it before supd: torn down after it)."""
+    d = tempfile.mkdtemp(prefix="agentsup-uid-")
+    os.chmod(d, 0o755)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def test_other_uid_refused(public_dir, supd):
     if os.geteuid() != 0:
         pytest.skip("needs root to act as another user")
-    shared = tempfile.mkdtemp(prefix="agentsup-uid-")
-    os.chmod(shared, 0o755)
+    shared = public_dir
     d = started(supd.start(TREE, socket_path=os.path.join(shared, "ctl.sock")))
     os.chmod(d.socket, 0o666)  # let the connect through to SO_PEERCRED
     r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
