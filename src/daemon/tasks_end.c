@@ -182,7 +182,10 @@ tasks_event(struct daemon *d, const struct action *a)
 		break;
 	case EE_TASK_CANCELLED:
 		st = LEDGER_CANCELLED;
-		snprintf(why, sizeof why, "cancelled");
+		snprintf(why, sizeof why, "%s",
+		         n->removed ? "cancelled: its supervisor was removed "
+		                      "by a reload"
+		                    : "cancelled");
 		break;
 	default:
 		return;

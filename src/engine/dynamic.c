@@ -190,6 +190,14 @@ dynamic_child_stopped(struct tree *t, struct node *c)
 	dynamic_end(t, c, TASK_END_CANCELLED, EE_TASK_CANCELLED);
 }
 
+void
+dynamic_child_buried(struct tree *t, struct node *c)
+{
+	if (!dynamic_live(c) || c->removed || t->shutting_down || t->draining)
+		return;
+	dynamic_end(t, c, TASK_END_CANCELLED, EE_TASK_CANCELLED);
+}
+
 /* Free sup's ended children and close the gaps (no job holds indices). */
 static void
 dynamic_compact(struct tree *t, struct node *sup)

@@ -61,6 +61,9 @@ void dynamic_respec(struct node *);
 void dynamic_child_ended(struct tree *, struct node *, bool dead);
 /* A task's child stopped: by an operator (held), it is cancelled. */
 void dynamic_child_stopped(struct tree *, struct node *);
+/* A reload removed the task's supervisor: cancelled (nothing would ever
+ * start or end it again; its record waited for ever). */
+void dynamic_child_buried(struct tree *, struct node *);
 /* A reload of a supervisor: 0 not dynamic (match children as usual), 1
  * dynamic and the template unchanged, 2 the template changed (new children
  * take it; running ones keep theirs until they restart). */

@@ -57,8 +57,10 @@ bury(struct tree *t, struct node *n)
 	n->parent = g;
 	n->index = g->nchildren;
 	g->children[g->nchildren++] = n;
-	for (struct node *d = n; d != NULL; d = tree_walk_next(n, d))
+	for (struct node *d = n; d != NULL; d = tree_walk_next(n, d)) {
+		dynamic_child_buried(t, d); /* before: it skips removed ones */
 		d->removed = true;
+	}
 	n->pending = false;
 	n->held = true;
 	node_stop(t, n, STOP_GRACEFUL);

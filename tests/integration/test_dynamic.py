@@ -338,6 +338,34 @@ def test_template_reload_reaches_new_children(supd):
     assert d.ctl("wait", "new", check=0).returncode == 0
 
 
+def test_reload_removing_the_pool_cancels_its_tasks(supd):
+    """Its children are stopped with it; their records were left running
+    for good: a `wait` never answered, and after a restart the task was
+    cancelled only then."""
+    d = supd.start({"a.yaml": pool(template=SH_TEMPLATE)})
+    d.wait("started", "root/idle")
+    d.ctl("spawn", "pool", "--key", "live", "--env", "DELAY=300", "--", "0",
+          check=0)
+    d.wait("started", "root/pool/live")
+    d.ctl("spawn", "pool", "--key", "ended", "--", "0", check=0)
+    d.wait("task_done", "root/pool/ended")
+    waiter = subprocess.Popen([AGENTSUPCTL, "--socket", d.socket, "--json",
+                               "wait", "live"],
+                              stdout=subprocess.PIPE, text=True)
+    supd.write({"a.yaml": "supervisor: root\nchildren:\n"
+                          "  - {worker: idle, command: [sleep, '300']}\n"})
+    assert "removed [root/pool]" in d.ctl("reload", check=0).stdout
+    out, _ = waiter.communicate(timeout=TIMEOUT)
+    assert waiter.returncode == 4, out  # cancelled
+    rec = json.loads(out)
+    assert rec["state"] == "cancelled"
+    assert "removed by a reload" in rec["reasons"][-1]
+    d.wait("task_done", "root/pool/live", reason="cancelled: its supervisor "
+           "was removed by a reload")
+    assert json.loads(d.ctl("--json", "wait", "ended", check=0).stdout)[
+        "state"] == "done"  # an ended one is as it was
+
+
 def test_bad_usage(supd):
     d = supd.start({"a.yaml": pool(template=SH_TEMPLATE)})
     d.wait("started", "root/idle")

@@ -350,6 +350,37 @@ test_reload_template(void **state)
 	run_free(r);
 }
 
+/* A reload that removes the pool cancels its live tasks (their records
+ * were never ended: a `wait` waited for ever); ended ones stay as they
+ * were. */
+static void
+test_reload_removing_the_pool_cancels_its_tasks(void **state)
+{
+	struct run *r = run_new(POOL);
+	struct config *cfg;
+	struct reload_report rep;
+	const char *why;
+
+	(void)state;
+	spawn(r, "a", SPAWN_OK);
+	spawn(r, "b", SPAWN_OK);
+	exit_with(r, "root/pool/b", 0);
+	expect(r, "task_done root/pool/b\n");
+	cfg = load_yaml("supervisor: root\nchildren:\n"
+	                "  - worker: w\n    command: [w]\n");
+	r->log[0] = '\0';
+	assert_int_equal(reload_apply(r->t, cfg->root, r->now, &rep, &why), 0);
+	assert_int_equal(rep.removed.count, 1);
+	reload_report_free(&rep);
+	pump(r);
+	expect(r, "cancelled root/pool/a\nstop root/pool/a\nstart root/w\n");
+	tree_free(r->t); /* before the old config: its nodes point into it */
+	r->t = NULL;
+	config_free(r->cfg);
+	config_free(cfg);
+	free(r);
+}
+
 /* Ended children leave the tree: 10,000 tasks cost one node at a time. */
 static void
 test_ten_thousand_tasks_flat(void **state)
@@ -599,6 +630,8 @@ main(void)
 	        cmocka_unit_test(test_operator_stop_cancels),
 	        cmocka_unit_test(test_shutdown_does_not_end_tasks),
 	        cmocka_unit_test(test_reload_template),
+	        cmocka_unit_test(
+	                test_reload_removing_the_pool_cancels_its_tasks),
 	        cmocka_unit_test(test_ten_thousand_tasks_flat),
 	        cmocka_unit_test(test_sweep_waits_for_a_job),
 	        cmocka_unit_test(test_config_errors),
