@@ -185,7 +185,7 @@ notify_server_handle(struct notify_server *s, const char *buf, size_t len,
 		return;
 	}
 	pgid = getpgid(cred->pid); /* -1 when the sender is already gone */
-	if (!s->cb(s->arg, cred->pid, pgid, &m)) {
+	if (!s->cb(s->arg, cred->pid, pgid, cred->uid, &m)) {
 		s->counts.unknown++;
 		notify_drop(&s->warned_unknown, "not a notify worker's",
 		            cred->pid);

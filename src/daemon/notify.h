@@ -40,9 +40,10 @@ int notify_parse(const char *buf, size_t len, struct notify_msg *);
 
 /* --- down: workers -> agentsupd ------------------------------------------ */
 
-/* A datagram from (pid, its process group or -1 when gone). Return false
- * when the sender is nobody's: the datagram is counted as unknown. */
-typedef bool (*notify_fn)(void *arg, pid_t pid, pid_t pgid,
+/* A datagram from (pid, its process group or -1 when gone, its uid), as
+ * the kernel says (SCM_CREDENTIALS). Return false when the sender is
+ * nobody's: the datagram is counted as unknown. */
+typedef bool (*notify_fn)(void *arg, pid_t pid, pid_t pgid, uid_t uid,
                           const struct notify_msg *);
 
 /* Why datagrams were dropped, for logs and metrics. */

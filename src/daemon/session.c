@@ -150,11 +150,17 @@ session_drain(struct session *s)
 /* A failure seen while the process still runs (hang, start_timeout,
  * protocol): record why, then take it down. A hang first gets SIGUSR1 so
  * it can dump its stacks. */
+bool
+session_failable(const struct session *s)
+{
+	return s->cause.kind == REASON_NONE && s->deadline != DEADLINE_KILL &&
+	       !s->killed;
+}
+
 void
 session_fail(struct session *s, struct reason cause)
 {
-	if (s->cause.kind != REASON_NONE || s->deadline == DEADLINE_KILL ||
-	    s->killed)
+	if (!session_failable(s))
 		return;
 	s->cause = cause;
 	if (cause.kind == REASON_HANG) {
@@ -339,6 +345,7 @@ session_start(struct daemon *d, struct node *n)
 	s->d = d;
 	s->pid = r.pid;
 	s->pidfd = r.pidfd;
+	s->uid = r.uid;
 	reap_watch(d, s);
 	s->exec_error = r.exec_error;
 	s->cgroup = cgroup;

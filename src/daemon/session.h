@@ -41,6 +41,7 @@ struct session {
 	unsigned char deadline; /* enum deadline */
 	bool killed;            /* SIGKILL sent */
 	unsigned char fds;      /* a dynamic child's, in d->dynamic_fds; or 0 */
+	uid_t uid;              /* the user it runs as */
 	uint64_t spawned_ms;
 	uint64_t last_beat_us; /* the heartbeat deadline counts from here */
 	uint64_t drain_ms;     /* when the drain began, 0 if none */
@@ -71,8 +72,9 @@ void session_reloaded(struct session *);
 void session_dump(struct session *);
 struct notify_msg;
 /* A notify_fn (arg: the daemon): an sd_notify datagram from pid, or from
- * pgid's group; false when it is no `notify: systemd` worker's. */
-bool session_notified(void *arg, pid_t pid, pid_t pgid,
+ * a process of its uid in pgid's group; false when it is no `notify:
+ * systemd` worker's. */
+bool session_notified(void *arg, pid_t pid, pid_t pgid, uid_t uid,
                       const struct notify_msg *);
 /* Over its max_memory (contain.c's check): rss bytes; stopped as a
  * failure of reason `memory`. */

@@ -232,14 +232,19 @@ session_notify_status(struct session *s, const struct notify_msg *m)
 }
 
 bool
-session_notified(void *arg, pid_t pid, pid_t pgid, const struct notify_msg *m)
+session_notified(void *arg, pid_t pid, pid_t pgid, uid_t uid,
+                 const struct notify_msg *m)
 {
 	struct daemon *d = arg;
 	struct session *s = pidmap_get(&d->pids, pid);
 
-	/* a descendant in the worker's process group speaks for it */
-	if (s == NULL && pgid > 0)
-		s = pidmap_get(&d->pids, pgid);
+	/* a descendant in the worker's process group speaks for it, if it
+	 * runs as the worker's user: any process in agentsupd's session may
+	 * join a group there (setpgid), another worker's of another user too
+	 */
+	if (s == NULL && pgid > 0 && (s = pidmap_get(&d->pids, pgid)) != NULL &&
+	    uid != s->uid)
+		s = NULL;
 	if (s == NULL || s->node->spec->pol->notify != NOTIFY_SYSTEMD)
 		return false;
 	if (m->has_status)
@@ -252,7 +257,8 @@ session_notified(void *arg, pid_t pid, pid_t pgid, const struct notify_msg *m)
 		on_beat(s, NULL, 0);
 	if (m->stopping)
 		s->stopping_ms = clock_now_ms();
-	if (m->watchdog_trigger) {
+	/* once: a worker already failing or being killed is told no more */
+	if (m->watchdog_trigger && session_failable(s)) {
 		events_emit(&d->events, EV_HANG, s->node->path, s->pid, "hang",
 		            s->node->starts - 1, "WATCHDOG=trigger");
 		session_fail(s, (struct reason){REASON_HANG, 0});

@@ -17,6 +17,9 @@ void session_deadline(struct session *, enum deadline, uint64_t after_ms);
 /* A failure seen while the process still runs: the engine is told, and the
  * process is stopped. */
 void session_fail(struct session *, struct reason cause);
+/* Whether session_fail would act: no failure recorded yet, not being
+ * killed. */
+bool session_failable(const struct session *);
 /* The heartbeat timeout a worker of spec s is held to (0: none). */
 uint32_t session_beat_timeout(const struct spec *s);
 

@@ -562,6 +562,7 @@ spawn_worker(struct spawner *sw, const struct spawn_args *a,
 	out->pid = pid;
 	out->pidfd = pidfd;
 	out->chan = sv[0];
+	out->uid = ids.uid;
 	out->exec_error =
 	        sp.fail.stage >= 0 ? exec_failure_text(s, &sp.fail) : NULL;
 	return 0;

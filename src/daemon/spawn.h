@@ -64,6 +64,7 @@ struct spawn_result {
 	int pidfd; /* its pidfd (reap.c), or -1 */
 	int chan;
 	char *exec_error; /* malloc'd, or NULL */
+	uid_t uid;        /* the user it runs as */
 };
 
 /* After the daemon's signal handlers are in place. -1 with errno. */

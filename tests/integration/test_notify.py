@@ -105,6 +105,82 @@ def test_watchdog_trigger_is_a_hang(supd, tmp_path):
     assert d.wait("exited", "root/trig").reason == "hang"
 
 
+def test_repeated_watchdog_trigger_is_one_hang(supd, tmp_path):
+    """Each datagram read before the exit emitted another hang event (and
+    ran the hooks again) for one failure."""
+    cmd = program(tmp_path, "trig", """
+        import signal
+        from systemd import daemon
+        signal.signal(signal.SIGUSR1, signal.SIG_IGN)  # the stack dump
+        daemon.notify("READY=1")
+        for _ in range(30):
+            daemon.notify("WATCHDOG=trigger")
+        time.sleep(1000)
+    """)
+    d = supd.start({"a.yaml": f"""
+        worker: trig
+        command: {cmd}
+        restart: temporary
+        start_timeout: 10s
+        notify: systemd
+        """})
+    assert d.wait("exited", "root/trig").reason == "hang"
+    assert d.count("hang", "root/trig") == 1
+
+
+# the attacker, as nobody: ready itself (the victim starts after it), then a
+# child of it joins the victim's process group (allowed: every worker is in
+# agentsupd's session) and speaks for it
+FORGER = """
+import os, socket, time
+addr = "\\0" + os.environ["NOTIFY_SOCKET"][1:]
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.sendto(b"READY=1", addr)
+victim = None
+while victim is None:
+    for p in os.listdir("/proc"):
+        try:
+            if p.isdigit() and b"victim" + b"-marker" in open(f"/proc/{p}/cmdline", "rb").read():
+                victim = int(p)
+        except OSError:
+            pass
+    time.sleep(0.05)
+if os.fork() == 0:
+    os.setpgid(0, os.getpgid(victim))
+    s.sendto(b"READY=1\\nSTATUS=forged\\nWATCHDOG=trigger", addr)
+    os._exit(0)
+time.sleep(1000)
+"""
+
+
+def test_another_users_process_in_the_group_cannot_speak_for_it(supd):
+    """It could: the victim was made ready, shown "forged", and killed as
+    hung by a process of nobody."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to run a worker as another user")
+    d = supd.start({"a.yaml": f"""
+        supervisor: root
+        children:
+          - worker: forger
+            command: {json.dumps([PY, "-c", FORGER])}
+            user: nobody
+            start_timeout: 60s
+            notify: systemd
+          - worker: victim
+            command: [{PY}, -c, "import time; time.sleep(1000)", victim-marker]
+            start_timeout: 60s
+            notify: systemd
+        """})
+    d.wait("ready", "root/forger")
+    d.wait("started", "root/victim")
+    # the first datagram nobody's is logged: the forgery, refused
+    wait_until(lambda: any("not a notify worker's" in l for l in d.lines),
+               what="the forged datagram dropped")
+    assert d.count("ready", "root/victim") == 0
+    assert d.count("hang", "root/victim") == 0
+    assert node(d, "root/victim").get("status") != "forged"
+
+
 def test_forked_child_in_the_group_speaks_for_the_worker(supd, tmp_path):
     cmd = program(tmp_path, "fork", """
         import sdnotify

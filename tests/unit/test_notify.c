@@ -132,10 +132,11 @@ struct seen {
 };
 
 static bool
-on_msg(void *arg, pid_t pid, pid_t pgid, const struct notify_msg *m)
+on_msg(void *arg, pid_t pid, pid_t pgid, uid_t uid, const struct notify_msg *m)
 {
 	struct seen *s = arg;
 
+	assert_int_equal(uid, geteuid());
 	s->calls++;
 	s->pid = pid;
 	s->pgid = pgid;
