@@ -503,8 +503,8 @@ daemon_init(struct daemon *d, const char *sock_opt)
 	d->events.sink_arg = d;
 	logcap_set_sink(d->logcap, control_log_line, d->control);
 	logcap_set_follow(d->logcap, control_log_followed);
-	d->events.tail = logcap_event_tail;
-	d->events.tail_arg = d->logcap;
+	d->events.tail = session_event_tail;
+	d->events.tail_arg = d;
 	d->hooks = hooks_new(d->loop, d->cfg->settings.hooks,
 	                     d->cfg->settings.nhooks, HOOKS_MAX_RUNNING,
 	                     HOOKS_MAX_QUEUED);

@@ -50,15 +50,6 @@ logcap_tail(const struct logcap *lc, unsigned nlines, char *buf, size_t len)
 	return logcap_ring_tail(&lc->txt->ring, nlines, buf, len);
 }
 
-size_t
-logcap_event_tail(void *set, const char *path, char *buf, size_t len)
-{
-	const char *name = strrchr(path, '/');
-
-	name = name != NULL ? name + 1 : path;
-	return logcap_tail(logcap_find(set, name), LOGCAP_TAIL_LINES, buf, len);
-}
-
 /* --- the pipes ------------------------------------------------------------ */
 
 static enum logcap_stream

@@ -78,8 +78,5 @@ void logcap_flush(struct logcap *, enum logcap_stream);
  * the oldest are left out. */
 size_t logcap_tail(const struct logcap *, unsigned nlines, char *buf,
                    size_t len);
-/* For failure events (events_tail_fn, arg the set): the last
- * LOGCAP_TAIL_LINES lines of the worker at path (its last component). */
-size_t logcap_event_tail(void *set, const char *path, char *buf, size_t len);
 
 #endif

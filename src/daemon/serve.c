@@ -24,6 +24,7 @@
 #include "logcap.h"
 #include "request.h"
 #include "serve.h"
+#include "session.h"
 #include "status.h"
 #include "tasks.h"
 #include "util.h"
@@ -270,6 +271,8 @@ serve_logs(struct client *cl, struct daemon *d, const struct request *r)
 {
 	struct node *n = tree_find(d->tree, r->name);
 	size_t cap = d->cfg->settings.log_tail + 1;
+	char nbuf[SESSION_CAPTURE_NAME_MAX];
+	const char *name;
 	msgpack_sbuffer sb;
 	msgpack_packer pk;
 	char *buf;
@@ -279,9 +282,9 @@ serve_logs(struct client *cl, struct daemon *d, const struct request *r)
 		serve_error(cl, r->id, "no such worker: %s", r->name);
 		return;
 	}
+	name = session_capture_name(n, nbuf);
 	buf = xmalloc(cap);
-	len = logcap_tail(logcap_find(d->logcap, n->spec->name), r->lines, buf,
-	                  cap);
+	len = logcap_tail(logcap_find(d->logcap, name), r->lines, buf, cap);
 	msgpack_sbuffer_init(&sb);
 	serve_res_head(&sb, r->id, true, false);
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
@@ -292,7 +295,7 @@ serve_logs(struct client *cl, struct daemon *d, const struct request *r)
 	free(buf);
 	if (r->follow && !cl->dead) {
 		free(cl->logs);
-		cl->logs = xstrdup(n->spec->name);
+		cl->logs = xstrdup(name);
 	}
 }
 

@@ -286,6 +286,32 @@ session_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 
 /* --- start and end -------------------------------------------------------- */
 
+const char *
+session_capture_name(const struct node *n, char *buf)
+{
+	if (n->task == NULL || n->parent == NULL)
+		return n->spec->name;
+	snprintf(buf, SESSION_CAPTURE_NAME_MAX, "%s:%s", n->parent->spec->name,
+	         n->spec->name);
+	return buf;
+}
+
+size_t
+session_event_tail(void *arg, const char *path, char *buf, size_t len)
+{
+	struct daemon *d = arg;
+	struct node *n = tree_find(d->tree, path);
+	char name[SESSION_CAPTURE_NAME_MAX];
+
+	if (len > 0)
+		buf[0] = '\0';
+	if (n == NULL || n->spec->kind != KIND_WORKER)
+		return 0;
+	return logcap_tail(
+	        logcap_find(d->logcap, session_capture_name(n, name)),
+	        LOGCAP_TAIL_LINES, buf, len);
+}
+
 unsigned
 session_fds(const struct spec *s, bool files)
 {
@@ -308,6 +334,7 @@ session_start(struct daemon *d, struct node *n)
 	bool out = sp->out.mode == OUTPUT_CAPTURE,
 	     err = sp->err.mode == OUTPUT_CAPTURE;
 	struct logcap *lc = NULL;
+	char capname[SESSION_CAPTURE_NAME_MAX];
 	struct spawn_result r;
 	struct session *s;
 	unsigned long cgroup;
@@ -315,8 +342,10 @@ session_start(struct daemon *d, struct node *n)
 
 	if (sp->pol->notify == NOTIFY_SYSTEMD && d->notify != NULL)
 		a.notify_socket = notify_server_address(d->notify);
-	if ((out || err) && logcap_pipes(lc = logcap_get(d->logcap, sp->name),
-	                                 out, err, a.output) < 0)
+	if ((out || err) &&
+	    logcap_pipes(lc = logcap_get(d->logcap,
+	                                 session_capture_name(n, capname)),
+	                 out, err, a.output) < 0)
 		return -1;
 	a.cgroup_fd = contain_enter_fd(d->contain, n->path, &cgroup);
 	if (a.cgroup_fd < 0 && contain_cgroups(d->contain)) {
@@ -401,7 +430,9 @@ session_declared_text(const struct session *s, uint64_t now, char *buf,
 static char *
 session_tail(const struct session *s, struct reason r)
 {
-	struct logcap *lc = logcap_find(s->d->logcap, s->node->spec->name);
+	char name[SESSION_CAPTURE_NAME_MAX];
+	struct logcap *lc =
+	        logcap_find(s->d->logcap, session_capture_name(s->node, name));
 	char *buf;
 
 	if (lc == NULL || s->node->state == NODE_STOPPING ||
@@ -472,6 +503,7 @@ session_reaped(struct session *s, int status)
 {
 	struct daemon *d = s->d;
 	struct node *n = s->node;
+	char name[SESSION_CAPTURE_NAME_MAX];
 	struct logcap *lc;
 	struct reason r;
 
@@ -486,7 +518,8 @@ session_reaped(struct session *s, int status)
 	/* whatever the worker left in its cgroup goes too (its group went
 	 * before the reap: reap.c) */
 	/* and what it printed (tail: logcap_tail, once events carry it) */
-	if ((lc = logcap_find(d->logcap, n->spec->name)) != NULL)
+	if ((lc = logcap_find(d->logcap, session_capture_name(n, name))) !=
+	    NULL)
 		logcap_exited(lc);
 	contain_kill(d->contain, n->path, s->cgroup);
 	contain_unwatch(d->contain, s->pid);

@@ -54,6 +54,15 @@ struct session {
 	struct channel *chan;
 };
 
+/* The name a worker's output is kept under (logcap, log_dir/NAME.log,
+ * `logs`): a configured worker's own, unique in the tree; a task's
+ * SUP:KEY, since its key alone may be another pool's task's or a
+ * configured worker's name. buf holds at least SESSION_CAPTURE_NAME_MAX. */
+#define SESSION_CAPTURE_NAME_MAX 160
+const char *session_capture_name(const struct node *, char *buf);
+/* An events tail function (arg: the daemon): the last lines of output of
+ * the worker at path. */
+size_t session_event_tail(void *d, const char *path, char *buf, size_t len);
 /* The descriptors agentsupd holds for a running worker of spec s: its
  * channel, a pipe per captured stream, and (files: log_dir) their file. */
 unsigned session_fds(const struct spec *s, bool files);

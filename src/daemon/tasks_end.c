@@ -18,6 +18,7 @@
 #include "ledger.h"
 #include "log.h"
 #include "logcap.h"
+#include "session.h"
 #include "tasks.h"
 #include "taskstore.h"
 #include "util.h"
@@ -76,48 +77,21 @@ tasks_wake(struct daemon *d, struct ledger_rec *r)
 	t->nwaiters = k;
 }
 
-/* Whether a node other than the task n goes by n's name (logcap keeps
- * output by name: a capture is freed only when nobody else uses it): a
- * configured worker, or a live task of another dynamic supervisor (its
- * record says so). Only the configured tree is walked, not the tasks:
- * a task's end costs no scan of thousands of children. A task of n's own
- * supervisor with n's key is n (one live child a key). */
-static bool
-tasks_name_shared(struct daemon *d, const struct node *top,
-                  const struct node *n)
-{
-	const char *name = n->spec->name;
-	struct ledger_rec *r;
-
-	if (top->spec->kind == KIND_WORKER)
-		return top != n && strcmp(top->spec->name, name) == 0;
-	if (top->spec->tmpl != NULL)
-		return top != n->parent &&
-		       (r = ledger_get(&d->tasks->ledger, top->spec->name,
-		                       name)) != NULL &&
-		       !ledger_ended(r);
-	for (size_t i = 0; i < top->nchildren; i++)
-		if (tasks_name_shared(d, top->children[i], n))
-			return true;
-	return false;
-}
-
 /* The ended task's last lines of output into its record; its capture is
  * freed with its node (memory stays flat however many tasks end). */
 static void
 tasks_take_tail(struct daemon *d, const struct node *n, struct ledger_rec *r)
 {
+	char buf[LEDGER_TAIL_MAX], nbuf[SESSION_CAPTURE_NAME_MAX];
+	const char *name = session_capture_name(n, nbuf);
 	struct logcap *lc;
-	char buf[LEDGER_TAIL_MAX];
 	size_t len;
 
-	if (d->logcap == NULL ||
-	    (lc = logcap_find(d->logcap, n->spec->name)) == NULL)
+	if (d->logcap == NULL || (lc = logcap_find(d->logcap, name)) == NULL)
 		return;
 	if ((len = logcap_tail(lc, LOGCAP_TAIL_LINES, buf, sizeof buf)) > 0)
 		ledger_tail(r, buf, len);
-	if (!tasks_name_shared(d, d->tree->root, n))
-		logcap_remove(d->logcap, n->spec->name);
+	logcap_remove(d->logcap, name); /* SUP:KEY: its alone */
 }
 
 /* The ended task's checkpoints leave memory: with a store they are on

@@ -332,3 +332,44 @@ command: {sh('exec sleep 60')}
             d.kill()
             d.wait()
             raise
+
+
+def test_one_key_in_two_pools_and_a_worker_of_that_name_keep_apart(supd):
+    """Output was kept by the bare name: the second pool's task `job` took
+    the first one's capture and closed its pipes (it died of SIGPIPE, again
+    and again, until dead-lettered), `logs` mixed them, and all three wrote
+    one job.log."""
+    logs = supd.tmp / "logs"
+    logs.mkdir()
+    talk = '["/bin/sh", "-c", "i=0; while :; do i=$((i+1)); echo \\"$TAG $i\\"; sleep 0.02; done"]'
+    d = start(supd, {"a.yaml": f"""
+supervisor: root
+children:
+  - supervisor: poolA
+    template: {{command: {talk}, backoff: none}}
+  - supervisor: poolB
+    template: {{command: {talk}, backoff: none}}
+  - worker: job
+    command: {talk}
+    environment: {{TAG: S}}
+"""}, log_dir=logs)
+    d.wait("started", "root/job")
+    d.ctl("spawn", "poolA", "--key", "job", "--env", "TAG=A", check=0)
+    d.wait("started", "root/poolA/job")
+    d.ctl("spawn", "poolB", "--key", "job", "--env", "TAG=B", check=0)
+    d.wait("started", "root/poolB/job")
+
+    def lines(name):
+        return d.ctl("logs", name, "-n", "0", check=0).stdout.split()[::2]
+
+    wait_until(lambda: all(len(lines(n)) >= 10 for n in
+                           ("poolA/job", "poolB/job", "job")),
+               what="ten lines from each")
+    assert set(lines("poolA/job")) == {"A"}
+    assert set(lines("poolB/job")) == {"B"}
+    assert set(lines("job")) == {"S"}
+    assert d.count("exited") == 0
+    for f, tag in (("poolA:job.log", "A"), ("poolB:job.log", "B"),
+                   ("job.log", "S")):
+        assert {l.split()[0] for l in (logs / f).read_text().splitlines()} == {tag}
+    assert has_line(d, "poolA:job | A 1") and has_line(d, "job | S 1")
