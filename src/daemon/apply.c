@@ -136,6 +136,11 @@ daemon_reload_apply(struct daemon *d, struct config *cfg,
 		            0, "config", 0, "%s", *msgp);
 		return -1;
 	}
+	if (d->tree->exited) { /* it gave up: the last hooks run */
+		*msgp = xstrdup("agentsupd is exiting: the tree has ended");
+		config_free(cfg);
+		return -1;
+	}
 	if (spawn_check_ids(cfg->root, msgp) < 0) {
 		events_emit(&d->events, EV_RELOAD_REFUSED, d->tree->root->path,
 		            0, "config", 0, "%s", *msgp);

@@ -27,6 +27,10 @@ tree_open(const struct tree *t)
 		return refuse(REFUSED_SHUTTING_DOWN, t->root);
 	if (t->draining)
 		return refuse(REFUSED_DRAINING, t->root);
+	/* it gave up and its exit is queued: what a command changed would
+	 * never be acted on (status would show it) while the last hooks run */
+	if (t->exited)
+		return refuse(REFUSED_EXITED, t->root);
 	return ok;
 }
 
@@ -182,6 +186,9 @@ command_refusal_format(struct refusal r, char *buf, size_t len)
 		break;
 	case REFUSED_SHUTTING_DOWN:
 		snprintf(buf, len, "agentsupd is shutting down");
+		break;
+	case REFUSED_EXITED:
+		snprintf(buf, len, "agentsupd is exiting: the tree has ended");
 		break;
 	case REFUSED_DRAINING:
 		snprintf(buf, len, "agentsupd is draining");

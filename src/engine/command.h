@@ -17,6 +17,7 @@ enum refusal_kind {
 	REFUSED_PARENT_DOWN,   /* its supervisor (node) is not running */
 	REFUSED_BUSY,     /* a supervisor (node) is (re)starting children */
 	REFUSED_STOPPING, /* the node itself is still stopping */
+	REFUSED_EXITED,   /* the tree is done: agentsupd is exiting */
 };
 
 /* A refusal names its kind and the node whose state is the reason. */

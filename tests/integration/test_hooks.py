@@ -70,6 +70,32 @@ def test_gave_up_hook_runs_before_agentsupd_exits(supd, tmp_path):
     assert events[0]["path"] == "root"
 
 
+def test_commands_while_the_last_hooks_run_are_refused(supd, tmp_path):
+    """While agentsupd waits for a gave_up hook before exiting 75, a restart
+    was answered done and status showed the tree running again; nothing
+    ran."""
+    started = tmp_path / "hook-started"
+    d = start(supd, f"""
+        - kinds: [gave_up]
+          run: [/bin/sh, -c, 'touch "$0"; sleep 3', {started}]
+          timeout: 1h
+        """, {"a.yaml": f"""
+        supervisor: root
+        intensity: 0
+        children:
+          - {{worker: crash, command: {sh("sleep 0.2; exit 3")}}}
+        """})
+    d.wait("gave_up", "root")
+    wait_until(started.exists, what="the gave_up hook")
+    r = d.ctl("restart", "root")
+    assert r.returncode == 1 and "agentsupd is exiting" in r.stderr, r
+    r = d.ctl("reload")
+    assert r.returncode != 0 and "agentsupd is exiting" in r.stderr, r
+    assert d.ctl("status").returncode == 3  # not healthy: it gave up
+    assert d.exit_code() == 75
+    assert d.count("started", "root/crash") == 1
+
+
 def test_hanging_hook_is_killed_and_supervision_goes_on(supd, tmp_path):
     pidfile = tmp_path / "hook.pid"
     d = start(supd, f"""

@@ -350,6 +350,35 @@ test_intensity_zero(void **state)
 	run_free(r);
 }
 
+/* Once the exit is queued (agentsupd still runs its last hooks), commands
+ * are refused: a restart was answered done, status showed the tree
+ * running, and nothing was ever started. */
+static void
+test_commands_refused_once_exiting(void **state)
+{
+	struct run *r = run_new("supervisor: root\nintensity: 0\n"
+	                        "children:\n  - {worker: w, command: x}\n");
+	struct refusal rf;
+	char msg[128];
+
+	(void)state;
+	crash(r, "w", 1);
+	expect(r, "gave_up root\nexit 75\n");
+	r->log[0] = '\0';
+	rf = command_restart(r->t, N(r, "root"), 0);
+	assert_int_equal(rf.kind, REFUSED_EXITED);
+	command_refusal_format(rf, msg, sizeof msg);
+	assert_string_equal(msg, "agentsupd is exiting: the tree has ended");
+	assert_int_equal(command_start(r->t, N(r, "w"), 0).kind,
+	                 REFUSED_EXITED);
+	assert_int_equal(command_reset(r->t, N(r, "root"), 0).kind,
+	                 REFUSED_EXITED);
+	pump(r);
+	expect(r, "");
+	assert_int_equal(N(r, "w")->state, NODE_STOPPED);
+	run_free(r);
+}
+
 /* The window is inclusive: a stamp exactly `period` old still counts. */
 static void
 test_window_inclusive_edge(void **state)
@@ -1265,6 +1294,7 @@ main(void)
 	        cmocka_unit_test(test_one_for_all_restart_types),
 	        cmocka_unit_test(test_intensity_n_allowed_n_plus_1_gives_up),
 	        cmocka_unit_test(test_intensity_zero),
+	        cmocka_unit_test(test_commands_refused_once_exiting),
 	        cmocka_unit_test(test_window_inclusive_edge),
 	        cmocka_unit_test(test_window_slides),
 	        cmocka_unit_test(test_one_failure_counts_once),
