@@ -13,7 +13,7 @@
 #include "termlog.h"
 #include "util.h"
 
-#define TERMLOG_EVENT_MAX 1024 /* a longer event is left out */
+#define TERMLOG_EVENT_MAX TERMLOG_MAX /* a longer one could never fit */
 #define TERMLOG_PATH_MAX  512
 
 struct termlog {
@@ -122,7 +122,8 @@ termlog_str(char *buf, size_t at, size_t len, const char *s)
 size_t
 termlog_format(const struct termlog *t, int status, char *buf, size_t len)
 {
-	size_t at, need = 0, first = t->count;
+	size_t at, need = 0;
+	bool take[TERMLOG_EVENTS] = {false}, comma = false;
 
 	if (len > TERMLOG_MAX + 1)
 		len = TERMLOG_MAX + 1;
@@ -133,20 +134,22 @@ termlog_format(const struct termlog *t, int status, char *buf, size_t len)
 	at += (size_t)snprintf(buf + at, len - at, "\",\"supervisor\":\"");
 	at = termlog_str(buf, at, len - 300, t->gave_up);
 	at += (size_t)snprintf(buf + at, len - at, "\",\"events\":[");
-	/* the newest that fit, with "]}" and commas */
-	while (first > 0) {
-		size_t l = strlen(t->ring[(t->head + first - 1) %
-		                          TERMLOG_EVENTS]) +
-		           1;
-		if (at + need + l + 2 >= len)
-			break;
-		need += l;
-		first--;
+	/* the newest that fit, with "]}" and commas; one too long for what
+	 * is left is passed over, not the end of the older ones */
+	for (size_t i = t->count; i-- > 0;) {
+		size_t l = strlen(t->ring[(t->head + i) % TERMLOG_EVENTS]) + 1;
+		if (at + need + l + 2 < len) {
+			take[i] = true;
+			need += l;
+		}
 	}
-	for (size_t i = first; i < t->count; i++) {
-		const char *j = t->ring[(t->head + i) % TERMLOG_EVENTS];
+	for (size_t i = 0; i < t->count; i++) {
+		if (!take[i])
+			continue;
 		at += (size_t)snprintf(buf + at, len - at, "%s%s",
-		                       i > first ? "," : "", j);
+		                       comma ? "," : "",
+		                       t->ring[(t->head + i) % TERMLOG_EVENTS]);
+		comma = true;
 	}
 	at += (size_t)snprintf(buf + at, len - at, "]}");
 	return at;

@@ -23,7 +23,7 @@ feed(struct termlog *t, enum event_kind k, const char *path, const char *reason,
 	                  .path = path,
 	                  .reason = reason,
 	                  .detail = detail};
-	char json[2048];
+	char json[8192];
 
 	snprintf(json, sizeof json, "{\"seq\":%d,\"pad\":\"%*s\"}", seq,
 	         (int)pad, "");
@@ -42,7 +42,7 @@ test_bounded_newest_whole(void **state)
 		feed(t, EV_EXITED, "top/flaky", "exit:3", NULL, i, 400);
 	feed(t, EV_GAVE_UP, "top", "exit:3", NULL, 41, 10);
 	feed(t, EV_STOPPED, "top", NULL, NULL, 42,
-	     2000); /* too long: left out */
+	     5000); /* longer than a record: left out */
 	n = termlog_format(t, 75, buf, sizeof buf);
 	assert_true(n <= TERMLOG_MAX);
 	assert_int_equal(strlen(buf), n);
@@ -56,6 +56,29 @@ test_bounded_newest_whole(void **state)
 	assert_true(strstr(buf, want) < strstr(buf, "{\"seq\":41,"));
 	assert_null(strstr(buf, "{\"seq\":1,"));
 	assert_string_equal(buf + n - 2, "]}");
+	termlog_free(t);
+}
+
+/* An event of a little over 1 KiB (an exit with its tail) was left out
+ * although it fit; one that does not fit what is left is passed over,
+ * and the older ones that do still come. */
+static void
+test_a_big_event_that_fits_is_kept(void **state)
+{
+	struct termlog *t = termlog_new();
+	char buf[TERMLOG_MAX + 1];
+
+	(void)state;
+	feed(t, EV_STARTED, "top/w", NULL, NULL, 1, 50);
+	feed(t, EV_EXITED, "top/w", "exit:3", NULL, 2, 3500);
+	feed(t, EV_EXITED, "top/w", "exit:3", NULL, 3, 1200);
+	feed(t, EV_GAVE_UP, "top", "exit:3", NULL, 4, 10);
+	termlog_format(t, 75, buf, sizeof buf);
+	assert_non_null(strstr(buf, "{\"seq\":3,"));
+	assert_non_null(strstr(buf, "{\"seq\":4,"));
+	assert_null(strstr(buf, "{\"seq\":2,"));      /* no room left for it */
+	assert_non_null(strstr(buf, "[{\"seq\":1,")); /* older, small */
+	assert_true(strstr(buf, "{\"seq\":3,") < strstr(buf, "{\"seq\":4,"));
 	termlog_free(t);
 }
 
@@ -87,6 +110,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_bounded_newest_whole),
+	        cmocka_unit_test(test_a_big_event_that_fits_is_kept),
 	        cmocka_unit_test(test_clean_exit_and_escaping),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
