@@ -67,8 +67,12 @@ struct hooks {
 	unsigned max_queued, q0, qlen;
 	void *stack; /* the child's, until it execs */
 	struct hooks_counts counts;
-	uint64_t dropped_unlogged;
+	uint64_t dropped_unlogged; /* since the drops were last said */
+	bool dropping;             /* the queue was full: until it drains */
+	double dropped_said;       /* when they were last said (ev_time) */
 };
+
+#define HOOKS_DROPS_SAID_S 10.0 /* a storm's drops summed this often */
 
 /* Shared with the child (CLONE_VM): it writes err if it cannot exec. */
 struct hook_child {
@@ -309,6 +313,19 @@ hooks_wants(const struct hook *k, const char *kind)
 	return false;
 }
 
+/* The drops since they were last said, if any: in a storm every
+ * HOOKS_DROPS_SAID_S, when the queue drains, and at exit. */
+static void
+hooks_say_dropped(struct hooks *h)
+{
+	if (h->dropped_unlogged > 0)
+		log_warnx("hooks: %llu more event(s) dropped while the queue "
+		          "was full",
+		          (unsigned long long)h->dropped_unlogged);
+	h->dropped_unlogged = 0;
+	h->dropped_said = ev_time();
+}
+
 static void
 hooks_enqueue(struct hooks *h, const struct hook *k, const char *kind,
               const char *json, size_t len)
@@ -317,12 +334,18 @@ hooks_enqueue(struct hooks *h, const struct hook *k, const char *kind,
 
 	if (h->qlen == h->max_queued) {
 		h->counts.dropped++;
-		if (h->dropped_unlogged++ == 0)
+		if (!h->dropping) {
+			h->dropping = true;
+			h->dropped_said = ev_time();
 			log_warnx(
 			        "hooks: %u running and %u waiting: dropping "
 			        "the hook %s for an event \"%s\" (and counting "
 			        "further drops)",
 			        h->nrunning, h->qlen, k->argv[0], kind);
+		} else if (h->dropped_unlogged++,
+		           ev_time() - h->dropped_said >= HOOKS_DROPS_SAID_S) {
+			hooks_say_dropped(h);
+		}
 		return;
 	}
 	j = &h->queue[(h->q0 + h->qlen++) % h->max_queued];
@@ -368,11 +391,9 @@ hooks_next(struct hooks *h)
 		hooks_strv_free(j.argv);
 		free(j.json);
 	}
-	if (h->qlen == 0 && h->dropped_unlogged > 0) {
-		log_warnx("hooks: %llu event(s) dropped while the queue was "
-		          "full",
-		          (unsigned long long)h->dropped_unlogged);
-		h->dropped_unlogged = 0;
+	if (h->qlen == 0 && h->dropping) {
+		hooks_say_dropped(h);
+		h->dropping = false;
 	}
 }
 
@@ -445,8 +466,12 @@ hooks_flush(struct hooks *h, uint64_t grace_ms)
 	bool expired = false;
 	ev_timer grace;
 
-	if (h == NULL || hooks_idle(h))
+	if (h == NULL)
 		return;
+	if (hooks_idle(h)) {
+		hooks_say_dropped(h);
+		return;
+	}
 	ev_timer_init(&grace, hooks_flush_cb, (double)grace_ms / 1e3, 0.0);
 	grace.data = &expired;
 	ev_timer_start(h->loop, &grace);
@@ -458,6 +483,7 @@ hooks_flush(struct hooks *h, uint64_t grace_ms)
 		        "hooks: exiting with %u still running (killed) and %u "
 		        "waiting (dropped)",
 		        h->nrunning, h->qlen);
+	hooks_say_dropped(h);
 }
 
 const struct hooks_counts *

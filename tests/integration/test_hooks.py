@@ -181,6 +181,10 @@ def test_overflow_is_dropped_and_logged(supd, tmp_path):
     assert any("still running (killed)" in l for l in d.lines)
     # 4 running and 64 waiting at most: the rest never ran
     assert len(counts.read_text().split()) <= 68
+    # and the drops after the first are summed (they were never said)
+    more = [l for l in d.lines if "more event(s) dropped" in l]
+    assert len(more) == 1, d.lines[-5:]
+    assert int(more[0].split("hooks: ")[1].split()[0]) >= 1
 
 
 def test_what_a_hook_leaves_in_its_group_ends_with_it(supd, tmp_path):
