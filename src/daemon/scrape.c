@@ -101,7 +101,7 @@ scrape_steps(struct metrics_out *o, const struct node *n, uint64_t now_us)
 	const struct progress *p = scrape_progress_of(n);
 
 	(void)now_us;
-	if (p != NULL && p->has_steps)
+	if (p != NULL && progress_shown(p, PROGRESS_STEPS))
 		metrics_sample(o, "agentsup_progress_steps", (double)p->steps,
 		               "path", n->path, (char *)NULL);
 }
@@ -112,7 +112,7 @@ scrape_tokens(struct metrics_out *o, const struct node *n, uint64_t now_us)
 	const struct progress *p = scrape_progress_of(n);
 
 	(void)now_us;
-	if (p != NULL && p->has_tokens)
+	if (p != NULL && progress_shown(p, PROGRESS_TOKENS))
 		metrics_sample(o, "agentsup_progress_tokens", (double)p->tokens,
 		               "path", n->path, (char *)NULL);
 }
@@ -123,7 +123,7 @@ scrape_cost(struct metrics_out *o, const struct node *n, uint64_t now_us)
 	const struct progress *p = scrape_progress_of(n);
 
 	(void)now_us;
-	if (p != NULL && p->has_cost)
+	if (p != NULL && progress_shown(p, PROGRESS_COST))
 		metrics_sample(o, "agentsup_progress_cost", p->cost, "path",
 		               n->path, (char *)NULL);
 }

@@ -28,15 +28,17 @@ status_progress(msgpack_packer *pk, const struct progress *p)
 	}
 	msgpack_pack_map(pk, 4);
 	agentsup_wire_pack_str(pk, "steps");
-	p->has_steps ? msgpack_pack_uint64(pk, p->steps) : msgpack_pack_nil(pk);
+	progress_shown(p, PROGRESS_STEPS) ? msgpack_pack_uint64(pk, p->steps)
+	                                  : msgpack_pack_nil(pk);
 	agentsup_wire_pack_str(pk, "tokens");
-	p->has_tokens ? msgpack_pack_uint64(pk, p->tokens)
-	              : msgpack_pack_nil(pk);
+	progress_shown(p, PROGRESS_TOKENS) ? msgpack_pack_uint64(pk, p->tokens)
+	                                   : msgpack_pack_nil(pk);
 	agentsup_wire_pack_str(pk, "cost");
-	p->has_cost ? msgpack_pack_double(pk, p->cost) : msgpack_pack_nil(pk);
+	progress_shown(p, PROGRESS_COST) ? msgpack_pack_double(pk, p->cost)
+	                                 : msgpack_pack_nil(pk);
 	agentsup_wire_pack_str(pk, "state");
-	p->state[0] ? agentsup_wire_pack_str(pk, p->state)
-	            : msgpack_pack_nil(pk);
+	progress_shown(p, PROGRESS_STATE) ? agentsup_wire_pack_str(pk, p->state)
+	                                  : msgpack_pack_nil(pk);
 }
 
 /* A monotonic time as the wall clock's ms since the epoch, or nil. */

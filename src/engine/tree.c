@@ -297,6 +297,20 @@ progress_moves(const struct progress *p, const struct progress *u,
 }
 
 void
+tree_progress_forget(struct node *n)
+{
+	struct progress *p = n->progress;
+
+	if (p == NULL)
+		return;
+	p->carried = (unsigned char)((p->has_steps ? PROGRESS_STEPS : 0) |
+	                             (p->has_tokens ? PROGRESS_TOKENS : 0) |
+	                             (p->has_cost ? PROGRESS_COST : 0) |
+	                             (p->state[0] ? PROGRESS_STATE : 0));
+	p->status[0] = '\0';
+}
+
+void
 tree_declare(struct tree *t, struct node *n, const struct declaration *d,
              uint64_t now)
 {
@@ -356,6 +370,7 @@ tree_beat(struct tree *t, struct node *n, const struct progress *u,
 		memcpy(p->state, u->state, sizeof p->state);
 	if (fields & PROGRESS_STATUS)
 		memcpy(p->status, u->status, sizeof p->status);
+	p->carried &= (unsigned char)~fields; /* this incarnation's now */
 	progress_beat(t, n, u, fields, moved);
 }
 

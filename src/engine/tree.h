@@ -108,6 +108,9 @@ struct progress {
 	char state[64];
 	char status[256];
 	bool has_steps, has_tokens, has_cost;
+	/* fields (PROGRESS_*) last reported by an earlier incarnation: kept
+	 * to tell whether the next report moved, shown no more */
+	unsigned char carried;
 };
 
 /* Which fields a beat carried. */
@@ -292,6 +295,21 @@ void tree_ready(struct tree *, struct node *, uint64_t now);
 const struct declaration *tree_declaration(const struct node *);
 void tree_declare(struct tree *, struct node *, const struct declaration *,
                   uint64_t now);
+/* Whether field (PROGRESS_*) of p is this incarnation's to show. */
+static inline bool
+progress_shown(const struct progress *p, unsigned field)
+{
+	bool has = field == PROGRESS_STEPS    ? p->has_steps
+	           : field == PROGRESS_TOKENS ? p->has_tokens
+	           : field == PROGRESS_COST   ? p->has_cost
+	           : field == PROGRESS_STATE  ? p->state[0] != '\0'
+	                                      : p->status[0] != '\0';
+	return has && !(p->carried & field);
+}
+/* A new incarnation: what the last one reported is shown no more (status,
+ * metrics), but a report equal to it is still no progress (a crash loop
+ * stuck at step 7 is not reset by reaching step 7 again). */
+void tree_progress_forget(struct node *);
 /* A heartbeat, carrying the fields (PROGRESS_*) of upd it names. */
 void tree_beat(struct tree *, struct node *, const struct progress *upd,
                unsigned fields, uint64_t now);

@@ -45,6 +45,7 @@ w_spawn(struct tree *t, struct node *n, struct reason r)
 	dynamic_respec(n); /* a task's restart takes the template of now */
 	n->starts++;
 	n->draining = false;
+	tree_progress_forget(n);
 	budget_spawned(t, n);
 	tree_push(t, (struct action){.kind = ACT_START, .node = n});
 	w_up(t, n,

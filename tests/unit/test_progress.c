@@ -294,6 +294,40 @@ test_beats_touch_no_heap(void **state)
 	run_free(r);
 }
 
+/* What a worker reported is its incarnation's: status and /metrics showed
+ * the last one's steps, tokens, cost and status after a restart, until
+ * the new one reported the same fields. */
+static void
+test_progress_is_per_incarnation(void **state)
+{
+	struct run *r = run_new("supervisor: root\nchildren:\n"
+	                        "  - {worker: a, command: x, backoff: none}\n");
+	struct progress p = {.steps = 7, .tokens = 700, .cost = 1.5};
+	const struct progress *got;
+
+	(void)state;
+	snprintf(p.status, sizeof p.status, "old");
+	tree_beat(r->t, N(r, "a"), &p,
+	          PROGRESS_STEPS | PROGRESS_TOKENS | PROGRESS_COST |
+	                  PROGRESS_STATUS,
+	          r->now);
+	tree_exited(r->t, N(r, "a"), (struct reason){REASON_EXIT, 1}, r->now);
+	pump(r);
+	assert_int_equal(N(r, "a")->starts, 2);
+	got = N(r, "a")->progress;
+	assert_non_null(got);
+	assert_false(progress_shown(got, PROGRESS_STEPS) ||
+	             progress_shown(got, PROGRESS_TOKENS) ||
+	             progress_shown(got, PROGRESS_COST) ||
+	             progress_shown(got, PROGRESS_STATUS));
+	p.steps = 1;
+	tree_beat(r->t, N(r, "a"), &p, PROGRESS_STEPS, r->now + 1);
+	assert_true(progress_shown(got, PROGRESS_STEPS) && got->steps == 1);
+	assert_false(progress_shown(got, PROGRESS_TOKENS));
+	assert_int_equal(N(r, "a")->progress_moved, r->now + 1);
+	run_free(r);
+}
+
 /* Idle memory: a worker that is not watched for stalls or loops keeps no
  * struct pwatch through bare beats; its first progress report makes one
  * (its loop ring counts from there), a watched worker has one from the
@@ -340,6 +374,7 @@ main(void)
 	        cmocka_unit_test(test_stall_added_by_reload),
 	        cmocka_unit_test(test_beats_touch_no_heap),
 	        cmocka_unit_test(test_pwatch_only_when_needed),
+	        cmocka_unit_test(test_progress_is_per_incarnation),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
