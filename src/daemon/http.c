@@ -58,7 +58,9 @@ http_version(const char *s, size_t n, int *minor)
 	return 0;
 }
 
-/* The target: origin-form, visible ASCII only. 0, 400 or 414. */
+/* The target: origin-form, or absolute-form (which a server must accept,
+ * RFC 9112 3.2.2: its path is what counts), visible ASCII only. 0, 400 or
+ * 414. */
 static int
 http_target(const char *s, size_t n, struct http_request *r)
 {
@@ -66,11 +68,29 @@ http_target(const char *s, size_t n, struct http_request *r)
 
 	if (n > HTTP_MAX_TARGET)
 		return 414;
-	if (n == 0 || s[0] != '/')
-		return 400;
 	for (size_t i = 0; i < n; i++)
 		if ((unsigned char)s[i] <= 0x20 || (unsigned char)s[i] >= 0x7f)
 			return 400;
+	if (n > 7 && (strncasecmp(s, "http://", 7) == 0 ||
+	              (n > 8 && strncasecmp(s, "https://", 8) == 0))) {
+		const char *auth = memchr(s, '/', n) + 2;
+		const char *slash = memchr(auth, '/', n - (size_t)(auth - s));
+		if (slash == auth)
+			return 400; /* no authority */
+		if (slash == NULL) {
+			if (memchr(auth, '?', n - (size_t)(auth - s)) != NULL)
+				return 400; /* a query, no path */
+			/* "http://host": the root, as the '/' before host
+			 * (the path always points into the head) */
+			r->path = auth - 1;
+			r->path_len = 1;
+			return 0;
+		}
+		n -= (size_t)(slash - s);
+		s = slash;
+	}
+	if (n == 0 || s[0] != '/')
+		return 400;
 	q = memchr(s, '?', n);
 	r->path = s;
 	r->path_len = q ? (size_t)(q - s) : n;
@@ -78,7 +98,8 @@ http_target(const char *s, size_t n, struct http_request *r)
 }
 
 /* "METHOD SP TARGET SP VERSION", each part checked in the order that gives
- * the most useful status: syntax, version, target, then the method. */
+ * the most useful status: syntax, version, the method (OPTIONS * is 405,
+ * not a bad target), then the target. */
 static enum http_verdict
 http_request_line(const char *s, size_t n, struct http_request *r)
 {
@@ -90,6 +111,10 @@ http_request_line(const char *s, size_t n, struct http_request *r)
 		;
 	if (m == 0 || m == n || s[m] != ' ')
 		return http_fail(r, 400, "malformed request line");
+	if (m == 3 && memcmp(s, "GET", 3) == 0)
+		r->method = HTTP_GET;
+	else if (m == 4 && memcmp(s, "HEAD", 4) == 0)
+		r->method = HTTP_HEAD;
 	sp1 = s + m;
 	sp2 = memchr(sp1 + 1, ' ', n - m - 1);
 	if (sp2 == NULL)
@@ -100,16 +125,12 @@ http_request_line(const char *s, size_t n, struct http_request *r)
 		return http_fail(r, st,
 		                 st == 505 ? "unsupported HTTP version"
 		                           : "malformed HTTP version");
+	if (r->method == HTTP_OTHER)
+		return http_fail(r, 405, "method not allowed");
 	if ((st = http_target(sp1 + 1, t, r)) != 0)
 		return http_fail(r, st,
 		                 st == 414 ? "request target too long"
 		                           : "malformed request target");
-	if (m == 3 && memcmp(s, "GET", 3) == 0)
-		r->method = HTTP_GET;
-	else if (m == 4 && memcmp(s, "HEAD", 4) == 0)
-		r->method = HTTP_HEAD;
-	else
-		return http_fail(r, 405, "method not allowed");
 	return HTTP_OK;
 }
 

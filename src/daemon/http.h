@@ -21,11 +21,13 @@ enum http_verdict {
 	HTTP_ERROR, /* refuse with http_request.status */
 };
 
-enum http_method { HTTP_GET, HTTP_HEAD };
+/* HTTP_OTHER: none read yet, or one not allowed (the request fails) */
+enum http_method { HTTP_OTHER, HTTP_GET, HTTP_HEAD };
 
 /* What a valid head asked for. path points into the parsed buffer. */
 struct http_request {
-	enum http_method method;
+	enum http_method method; /* on HTTP_ERROR too, once read: a HEAD's
+	                            error answer has no body */
 	const char *path; /* the target without its query, not terminated */
 	size_t path_len;
 	int minor;       /* HTTP/1.minor: 0 or 1 */

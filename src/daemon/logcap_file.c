@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 #include "logcap_file.h"
 #include "logcap_reap.h"
@@ -33,6 +34,14 @@ logcap_file_close(struct logcap_file *f)
 	f->error = false;
 }
 
+/* No more writes until LOGCAP_FILE_RETRY_MS from now. */
+static void
+file_failed(struct logcap_file *f)
+{
+	f->error = true;
+	f->retry_ms = clock_now_ms() + LOGCAP_FILE_RETRY_MS;
+}
+
 static int
 file_open(struct logcap_file *f, const struct logcap_file_spec *s)
 {
@@ -45,7 +54,7 @@ file_open(struct logcap_file *f, const struct logcap_file_spec *s)
 		if (f->fd >= 0)
 			close(f->fd);
 		f->fd = -1;
-		f->error = true;
+		file_failed(f);
 		free(path);
 		return -1;
 	}
@@ -93,10 +102,15 @@ file_rotate(struct logcap_file *f, const struct logcap_file_spec *s)
 	file_open(f, s);
 }
 
+/* Whole lines, or none: a write cut short (the disk filled) is taken back
+ * to where these lines began, so that no torn line is left for the next
+ * one to be glued to. */
 static void
 file_write(struct logcap_file *f, const struct logcap_file_spec *s,
            const char *p, size_t n)
 {
+	uint64_t start = f->size;
+	size_t all = n;
 	ssize_t w;
 
 	while (n > 0 && !f->error) {
@@ -104,14 +118,32 @@ file_write(struct logcap_file *f, const struct logcap_file_spec *s,
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w < 0) {
-			log_warn("worker %s: writing its log file", s->name);
-			f->error = true; /* until the next reopen */
+			log_warn(
+			        "worker %s: writing its log file (trying again "
+			        "in %d s)",
+			        s->name, LOGCAP_FILE_RETRY_MS / 1000);
+			if (f->size > start &&
+			    ftruncate(f->fd, (off_t)start) == 0)
+				f->size = start;
+			f->lost += all - (size_t)(f->size - start);
+			file_failed(f);
 			break;
 		}
 		p += w;
 		n -= (size_t)w;
 		f->size += (uint64_t)w;
 	}
+}
+
+/* Failed a while ago: try again, on a fresh descriptor. False while it
+ * is not time yet. */
+static bool
+file_retry(struct logcap_file *f)
+{
+	if (clock_now_ms() < f->retry_ms)
+		return false;
+	logcap_file_close(f);
+	return true;
 }
 
 /* A single line longer than max is written whole. The size is checked with
@@ -124,8 +156,14 @@ logcap_file_put(struct logcap_file *f, const struct logcap_file_spec *s,
 	bool checked = false;
 	struct stat st;
 
-	if (f->error || (f->fd < 0 && file_open(f, s) < 0))
+	if (f->error && !file_retry(f)) {
+		f->lost += n;
 		return;
+	}
+	if (f->fd < 0 && file_open(f, s) < 0) {
+		f->lost += n;
+		return;
+	}
 	while (n > 0 && f->fd >= 0 && !f->error) {
 		size_t k = n, room;
 		const char *nl;
@@ -154,5 +192,13 @@ logcap_file_put(struct logcap_file *f, const struct logcap_file_spec *s,
 		file_write(f, s, p, k);
 		p += k;
 		n -= k;
+	}
+	if (f->error) {
+		f->lost += n; /* the lines after the failed ones */
+	} else if (f->lost > 0) {
+		log_warnx("worker %s: its log file is written again (%llu "
+		          "bytes of output were lost)",
+		          s->name, (unsigned long long)f->lost);
+		f->lost = 0;
 	}
 }

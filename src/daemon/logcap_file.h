@@ -17,15 +17,20 @@ struct logcap_file_spec {
 	struct logcap_reap *reap; /* closes the oldest's last descriptor */
 };
 
+/* After a failed write (a full disk), the next try is this much later. */
+#define LOGCAP_FILE_RETRY_MS 5000
+
 struct logcap_file {
 	int fd;        /* -1 until the first write, or after a close */
 	uint64_t size; /* as far as we know */
-	bool error;    /* logged once; no more writes until a close */
+	bool error;    /* logged once; no writes until retry_ms or a close */
+	uint64_t retry_ms; /* monotonic */
+	uint64_t lost;     /* bytes not written since the error */
 };
 
 #define LOGCAP_FILE_INIT                                                       \
 	{                                                                      \
-		-1, 0, false                                                   \
+		-1, 0, false, 0, 0                                             \
 	}
 
 /* Whole lines (the bytes end in '\n'), rotated only between lines. */

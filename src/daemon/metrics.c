@@ -278,15 +278,17 @@ metrics_respond(struct mclient *c, int status, const char *ctype,
 	ev_io_start(c->m->loop, &c->io);
 }
 
+/* An error answer; to a HEAD without its body (RFC 9110 9.3.2), its
+ * Content-Length still the body's. */
 static void
-metrics_respond_error(struct mclient *c, int status)
+metrics_respond_error(struct mclient *c, int status, enum http_method m)
 {
 	char body[128];
 	int n = snprintf(body, sizeof body, "%d %s\n", status,
 	                 http_status_text(status));
 
 	metrics_respond(c, status, "text/plain; charset=utf-8", body, (size_t)n,
-	                false);
+	                m == HTTP_HEAD);
 }
 
 /* A valid head: render the body, or refuse the path. */
@@ -297,7 +299,7 @@ metrics_serve(struct mclient *c, const struct http_request *r)
 	struct metrics_out out;
 
 	if (!http_path_is(r, "/metrics")) {
-		metrics_respond_error(c, 404);
+		metrics_respond_error(c, 404, r->method);
 		return;
 	}
 	metrics_out_init(&out, m->lim.max_body);
@@ -305,7 +307,7 @@ metrics_serve(struct mclient *c, const struct http_request *r)
 	if (out.overflow) {
 		log_warnx("metrics: the body exceeds %zu bytes; answering 500",
 		          m->lim.max_body);
-		metrics_respond_error(c, 500);
+		metrics_respond_error(c, 500, r->method);
 	} else
 		metrics_respond(c, 200, METRICS_CONTENT_TYPE, out.buf, out.len,
 		                r->method == HTTP_HEAD);
@@ -330,7 +332,7 @@ metrics_read(struct mclient *c)
 	case HTTP_MORE:
 		return; /* http_parse never says MORE for a full buffer */
 	case HTTP_ERROR:
-		metrics_respond_error(c, r.status);
+		metrics_respond_error(c, r.status, r.method);
 		return;
 	case HTTP_OK:
 		metrics_serve(c, &r);

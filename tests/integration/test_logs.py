@@ -3,11 +3,14 @@ log_dir files with rotation, following, and a flood that must not grow the
 daemon or stall its loop."""
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import threading
 import time
+
+import pytest
 
 from conftest import (AGENTSUPCTL, AGENTSUPD, SRC, TIMEOUT, sh, wait_until)
 
@@ -373,3 +376,44 @@ children:
                    ("job.log", "S")):
         assert {l.split()[0] for l in (logs / f).read_text().splitlines()} == {tag}
     assert has_line(d, "poolA:job | A 1") and has_line(d, "job | S 1")
+
+
+@pytest.fixture
+def tiny_fs(tmp_path):
+    """A 64 KiB tmpfs, unmounted after the daemons (ask for it before
+    supd)."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to mount a tmpfs")
+    mnt = tmp_path / "tiny"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs",
+                       str(mnt)]).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)])
+
+
+def test_a_full_disk_tears_no_line_and_writing_resumes(tiny_fs, supd):
+    """A write cut short by a full disk left half a line, the file was not
+    written again until SIGHUP, and then the next line was glued to the
+    half one."""
+    filler = tiny_fs / "filler"
+    filler.write_bytes(b"\0" * 40000)
+    cmd = sh('i=0; while :; do i=$((i+1)); echo "line $i $(printf %080d 0)"; '
+             'sleep 0.002; done')
+    d = start(supd, {"w.yaml": f"worker: w\ncommand: {cmd}\n"},
+              log_dir=tiny_fs, log_max="1MiB")
+    wait_until(lambda: any("writing its log file" in l for l in d.lines),
+               what="the disk to fill")
+    log = tiny_fs / "w.log"
+    full = log.read_bytes()
+    assert full.endswith(b"\n")
+    filler.unlink()
+    wait_until(lambda: any("is written again" in l for l in d.lines),
+               what="writing to resume without a SIGHUP")
+    wait_until(lambda: log.stat().st_size > len(full) + 1000,
+               what="new lines")
+    text = log.read_bytes()
+    lines = text[:text.rindex(b"\n")].split(b"\n")
+    assert all(re.fullmatch(rb"line \d+ 0{80}", l) for l in lines), \
+        [l for l in lines if not re.fullmatch(rb"line \d+ 0{80}", l)][:3]

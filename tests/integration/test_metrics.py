@@ -157,6 +157,15 @@ def test_errors_and_head(supd, tmp_path):
     assert raw(b"\x16\x03\x01\x00\xa5\x01").startswith(b"HTTP/1.1 400 ")
     head = raw(b"HEAD /metrics HTTP/1.0\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200 ") and head.endswith(b"\r\n\r\n")
+    # an error answer to a HEAD has no body either (it had one)
+    for req, st in ((b"HEAD /nope HTTP/1.0\r\n\r\n", b"404"),
+                    (b"HEAD /metrics HTTP/2.0\r\n\r\n", b"505")):
+        r = raw(req)
+        assert r.startswith(b"HTTP/1.1 " + st) and r.endswith(b"\r\n\r\n"), r
+    # the absolute-form a server must accept; OPTIONS * is a method refused
+    r = raw(b"GET http://127.0.0.1/metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert r.startswith(b"HTTP/1.1 200 "), r[:40]
+    assert raw(b"OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n").startswith(b"HTTP/1.1 405 ")
     # pipelined requests: one answer, then the connection closes
     two = raw(b"GET /metrics HTTP/1.0\r\n\r\nGET /metrics HTTP/1.0\r\n\r\n")
     assert two.count(b"HTTP/1.1 200 OK") == 1

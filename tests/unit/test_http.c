@@ -116,6 +116,30 @@ test_query_and_pipelined_bytes(void **state)
 	assert_int_equal(r.head_len, 35);
 }
 
+/* The absolute-form a server must accept (RFC 9112 3.2.2), and the method
+ * known on an error (a HEAD's error answer has no body). */
+static void
+test_absolute_form_and_method_on_error(void **state)
+{
+	struct http_request r;
+
+	(void)state;
+	assert_int_equal(parse_str("GET http://x:9/metrics?a=1 "
+	                           "HTTP/1.1\r\nHost: x\r\n\r\n",
+	                           &r),
+	                 HTTP_OK);
+	assert_true(http_path_is(&r, "/metrics"));
+	assert_int_equal(
+	        parse_str("GET HTTPS://x HTTP/1.1\r\nHost: x\r\n\r\n", &r),
+	        HTTP_OK);
+	assert_true(http_path_is(&r, "/"));
+	assert_int_equal(parse_str("HEAD /x HTTP/2.0\r\n\r\n", &r), HTTP_ERROR);
+	assert_int_equal(r.status, 505);
+	assert_int_equal(r.method, HTTP_HEAD);
+	assert_int_equal(parse_str("PUT /x HTTP/1.1\r\n\r\n", &r), HTTP_ERROR);
+	assert_int_equal(r.method, HTTP_OTHER);
+}
+
 static void
 test_methods_and_versions(void **state)
 {
@@ -129,7 +153,9 @@ test_methods_and_versions(void **state)
 	expect_status("GET /metrics\r\n\r\n", 400);
 	expect_status("GET  /metrics HTTP/1.0\r\n\r\n", 400);
 	expect_status("GET metrics HTTP/1.0\r\n\r\n", 400);
-	expect_status("GET http://x/metrics HTTP/1.0\r\n\r\n", 400);
+	expect_status("GET http:///metrics HTTP/1.0\r\n\r\n", 400);
+	expect_status("GET http://x?q HTTP/1.0\r\n\r\n", 400);
+	expect_status("OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n", 405);
 	expect_status("\r\nGET /metrics HTTP/1.0\r\n\r\n", 400);
 }
 
@@ -257,6 +283,7 @@ main(void)
 	        cmocka_unit_test(test_host_rules),
 	        cmocka_unit_test(test_query_and_pipelined_bytes),
 	        cmocka_unit_test(test_methods_and_versions),
+	        cmocka_unit_test(test_absolute_form_and_method_on_error),
 	        cmocka_unit_test(test_bad_bytes),
 	        cmocka_unit_test(test_long_target),
 	        cmocka_unit_test(test_head_limit),
