@@ -576,6 +576,7 @@ daemon_free(struct daemon *d)
 	hooks_free(d->hooks);
 	d->hooks = NULL;
 	contain_close(d->contain);
+	reap_orphans_at_exit(); /* nothing we adopted outlives us */
 	termlog_free(d->termlog);
 	notify_server_close(d->notify);
 	notify_up_close(d->up);

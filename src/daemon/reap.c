@@ -24,8 +24,11 @@
  * killed with it: before the reap, while its zombie still holds the pid.
  * Once reaped, the number is free, and may be another process's group.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <stdint.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
@@ -38,8 +41,9 @@
 #include "reap.h"
 #include "session.h"
 
-#define REAP_BATCH  16
-#define REAP_LATE_S 1.0 /* the sweep a worker's signal put off */
+#define REAP_BATCH       16
+#define REAP_LATE_S      1.0 /* the sweep a worker's signal put off */
+#define REAP_EXIT_ROUNDS 100 /* at exit, 10 ms apart: the orphans' sweep */
 
 /* Hand one reaped child's status to whoever owns it. */
 static void
@@ -271,4 +275,60 @@ reap_close(struct daemon *d)
 	ev_io_stop(d->loop, &d->reap_w);
 	close(d->reap_fd);
 	d->reap_fd = -1;
+}
+
+/* SIGKILL to each of this process's children (of any of its threads);
+ * how many there were. */
+static unsigned
+reap_kill_children(void)
+{
+	DIR *tasks = opendir("/proc/self/task");
+	struct dirent *t;
+	unsigned n = 0;
+
+	if (tasks == NULL)
+		return 0;
+	while ((t = readdir(tasks)) != NULL) {
+		char path[64];
+		FILE *f;
+		long pid;
+
+		if (t->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof path, "/proc/self/task/%.20s/children",
+		         t->d_name);
+		if ((f = fopen(path, "re")) == NULL)
+			continue;
+		while (fscanf(f, "%ld", &pid) == 1)
+			if (pid > 1 && kill((pid_t)pid, SIGKILL) == 0)
+				n++;
+		fclose(f);
+	}
+	closedir(tasks);
+	return n;
+}
+
+void
+reap_orphans_at_exit(void)
+{
+	unsigned killed = 0, n;
+	pid_t p;
+
+	/* a killed orphan's own children come to us in turn: again, until
+	 * none is left (or, something stuck in the kernel, for a second) */
+	for (int round = 0; round < REAP_EXIT_ROUNDS; round++) {
+		while ((p = waitpid(-1, NULL, WNOHANG)) > 0 ||
+		       (p < 0 && errno == EINTR))
+			;
+		if (p < 0 && errno == ECHILD)
+			break;
+		if ((n = reap_kill_children()) == 0 && p == 0)
+			break; /* only the exiting, not yet reapable */
+		killed += n;
+		(void)usleep(10000);
+	}
+	if (killed > 0)
+		log_warnx("at exit: %u SIGKILL(s) to what was left behind "
+		          "(orphans adopted as subreaper)",
+		          killed);
 }

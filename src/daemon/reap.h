@@ -15,5 +15,10 @@ void reap_close(struct daemon *);
 void reap_watch(struct daemon *, struct session *);
 /* Its end (before it is freed): the pidfd out of the epoll and closed. */
 void reap_unwatch(struct daemon *, struct session *);
+/* At exit, after the hooks and the containment are gone: every process
+ * still our child is an orphan we adopted as subreaper (a hook's
+ * descendant that left its group, a worker's where no cgroup held it),
+ * and is killed and reaped. */
+void reap_orphans_at_exit(void);
 
 #endif

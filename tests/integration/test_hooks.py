@@ -70,6 +70,30 @@ def test_gave_up_hook_runs_before_agentsupd_exits(supd, tmp_path):
     assert events[0]["path"] == "root"
 
 
+def test_a_hooks_descendant_that_left_its_group_ends_with_agentsupd(supd, tmp_path):
+    """Killing the hook's group at its timeout misses a process it started
+    in a session of its own; adopted by agentsupd (the subreaper), it
+    outlived agentsupd's exit."""
+    pidfile = tmp_path / "escaped"
+    d = start(supd, f"""
+        - kinds: [started]
+          run: [/bin/sh, -c, 'setsid sleep 777 </dev/null >/dev/null 2>&1 & echo $! > "$0.tmp" && mv "$0.tmp" "$0"; exec sleep 1000', {pidfile}]
+          timeout: 500ms
+        """, {"a.yaml": f"""
+        worker: w
+        command: {sh("exec sleep 1000")}
+        """})
+    wait_until(pidfile.exists, what="the escaped process")
+    escaped = int(pidfile.read_text())
+    wait_until(lambda: any("still running after" in l for l in d.lines),
+               what="the hook's timeout")
+    assert alive(escaped)  # out of the hook's group: not killed with it
+    d.signal(signal.SIGTERM)
+    assert d.exit_code() == 0
+    assert not alive(escaped)
+    assert any("left behind" in l for l in d.lines)
+
+
 def test_commands_while_the_last_hooks_run_are_refused(supd, tmp_path):
     """While agentsupd waits for a gave_up hook before exiting 75, a restart
     was answered done and status showed the tree running again; nothing
