@@ -59,10 +59,10 @@ spawn_ids_resolve(const struct spec *s, struct spawn_ids *ids, char **why)
 
 	ids->set = false;
 	ids->ngroups = 0;
+	ids->uid = geteuid(); /* unset: agentsupd's, which the worker keeps */
+	ids->gid = getegid();
 	if (s->user == NULL && s->group == NULL)
 		return 0;
-	ids->uid = geteuid();
-	ids->gid = getegid();
 	if (s->user != NULL && (r = spawn_user(s->user, &ids->uid, &ids->gid,
 	                                       buf, sizeof buf)) < 0) {
 		*why = xasprintf("user: no such user \"%s\"", s->user);
