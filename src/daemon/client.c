@@ -297,7 +297,7 @@ client_is_worker(void *arg, pid_t pid)
  * worker, whatever its uid. Told once, at connect: the kernel's credentials
  * are those of the connecting process. */
 static char *
-client_worker(struct daemon *d, int fd)
+client_worker(struct daemon *d, int fd, bool *gone)
 {
 	struct ucred cred;
 	socklen_t len = sizeof cred;
@@ -305,12 +305,21 @@ client_worker(struct daemon *d, int fd)
 	struct session *s;
 	pid_t w;
 
+	/* pid 0: a peer in a PID namespace we cannot see, never one of our
+	 * workers' (theirs are ours or below) */
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 ||
 	    cred.pid <= 0)
 		return NULL;
-	if (!peer_worker(d->contain, cred.pid, client_is_worker, d, &w, path,
-	                 sizeof path))
+	switch (peer_worker(d->contain, cred.pid, client_is_worker, d, &w, path,
+	                    sizeof path)) {
+	case PEER_OUTSIDE:
 		return NULL;
+	case PEER_GONE:
+		*gone = true;
+		return NULL;
+	case PEER_WORKER:
+		break;
+	}
 	if (w != 0 && (s = pidmap_get(&d->pids, w)) != NULL)
 		return xstrdup(s->node->path);
 	return xstrdup(path);
@@ -337,7 +346,7 @@ client_new(struct clients *all, struct control *c, struct daemon *d, int fd,
 	cl->fd = fd;
 	cl->uid = uid;
 	cl->serial = ++all->serial;
-	cl->worker = client_worker(d, fd);
+	cl->worker = client_worker(d, fd, &cl->peer_gone);
 	cl->last_ms = now;
 	agentsup_reader_init(&cl->reader);
 	ev_io_init(&cl->rio, read_cb, fd, EV_READ);

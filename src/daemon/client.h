@@ -39,10 +39,11 @@ struct client {
 	struct agentsup_reader reader; /* a partial request, if any */
 	char *out; /* unsent bytes: out[outoff .. outoff + outlen) */
 	size_t outoff, outlen, outcap;
-	char *worker; /* a peer inside the supervised tree: its worker's path
-	               * (granted only its `control:`), NULL for an operator */
-	bool follow;  /* streaming events: may stay silent */
-	bool waiting; /* agentsupctl wait: may stay silent (tasks.c) */
+	char *worker;   /* a peer inside the supervised tree: its worker's path
+	                 * (granted only its `control:`), NULL for an operator */
+	bool peer_gone; /* the connecting process had exited: refused */
+	bool follow;    /* streaming events: may stay silent */
+	bool waiting;   /* agentsupctl wait: may stay silent (tasks.c) */
 	char *logs; /* the worker whose output it follows (logs -f), or NULL */
 	bool dead;  /* closed: freed after the current callback */
 };

@@ -4,7 +4,9 @@
  * its process group leader is a worker's process; or, for a descendant that
  * called setsid and was orphaned to us, its cgroup is a worker's.
  */
+#include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -40,7 +42,7 @@ peer_stat(pid_t pid, pid_t *ppid, pid_t *pgid)
 	return 0;
 }
 
-bool
+enum peer_kind
 peer_worker(struct contain *c, pid_t peer, bool (*is_worker)(void *, pid_t),
             void *arg, pid_t *worker, char *path, size_t pathlen)
 {
@@ -51,16 +53,20 @@ peer_worker(struct contain *c, pid_t peer, bool (*is_worker)(void *, pid_t),
 	for (int i = 0; i < PEER_DEPTH && p > 1 && p != self; i++) {
 		if (is_worker(arg, p)) {
 			*worker = p;
-			return true;
+			return PEER_WORKER;
 		}
-		if (peer_stat(p, &ppid, &pgid) < 0)
+		if (peer_stat(p, &ppid, &pgid) < 0) {
+			if (i == 0 && kill(peer, 0) < 0 && errno == ESRCH)
+				return PEER_GONE; /* reaped: no trace left */
 			break;
+		}
 		if (pgid > 1 && is_worker(arg, pgid)) {
 			*worker = pgid;
-			return true;
+			return PEER_WORKER;
 		}
 		p = ppid;
 	}
 	/* setsid'd and orphaned (reparented to us): only its cgroup says */
-	return contain_worker_of(c, peer, path, pathlen);
+	return contain_worker_of(c, peer, path, pathlen) ? PEER_WORKER
+	                                                 : PEER_OUTSIDE;
 }

@@ -337,6 +337,14 @@ void
 serve_request(struct client *cl, struct control *c, struct daemon *d,
               const struct request *r)
 {
+	if (cl->peer_gone) {
+		serve_error(
+		        cl, r->id,
+		        "refused: the process that connected had exited "
+		        "before agentsupd could tell whether it runs inside "
+		        "a worker; connect from the process that asks");
+		return;
+	}
 	if (cl->worker != NULL && !serve_granted(cl, d, r))
 		return;
 

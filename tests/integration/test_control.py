@@ -864,3 +864,33 @@ def test_events_history_in_chunks(supd):
     seqs = [json.loads(l)["seq"] for l in lines]
     assert len(seqs) == 256 and seqs == list(range(seqs[0], seqs[0] + 256))
     assert sum(len(c["result"]) for c in chunks) == 256 and len(chunks) > 1
+
+
+def test_a_peer_gone_before_accept_is_refused(supd):
+    """A worker's child connected, passed the socket to the worker over
+    SCM_RIGHTS and exited: reaped before agentsupd looked, nothing told it
+    apart from an operator, and the worker had every command. agentsupd is
+    stopped meanwhile, so that it looks only once the child is gone."""
+    d = started(supd.start(TREE))
+    parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    os.kill(d.proc.pid, signal.SIGSTOP)
+    try:
+        pid = os.fork()
+        if pid == 0:
+            try:
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                s.connect(d.socket)  # the backlog takes it
+                socket.send_fds(child, [b"x"], [s.fileno()])
+            finally:
+                os._exit(0)
+        os.waitpid(pid, 0)
+        _, fds, _, _ = socket.recv_fds(parent, 1, 1)
+    finally:
+        os.kill(d.proc.pid, signal.SIGCONT)
+    s = socket.socket(fileno=fds[0])
+    s.sendall(frame({"t": "req", "id": 1, "cmd": "stop", "args": ["alpha"]}))
+    r = read_frame(s)
+    assert r["ok"] is False and "had exited" in r["error"], r
+    s.close()
+    assert d.count("exited", "root/alpha") == 0
+    d.ctl("status", check=0)  # an operator still is one
