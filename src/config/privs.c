@@ -16,9 +16,9 @@
 
 /* Order is the bit of each grant; names as agentsupctl spells commands. */
 const char *const config_control_names[] = {
-        "status", "start",  "stop",     "restart", "drain",
-        "reload", "events", "shutdown", "reset",   "spawn",
-        "wait",   "dead",   "replay",   "drop",    NULL};
+        "status", "start",    "stop",  "restart", "drain", "reload",
+        "events", "shutdown", "reset", "spawn",   "wait",  "dead",
+        "replay", "drop",     "logs",  NULL};
 
 static const char *const privs_limit_names[] = {"nofile", "nproc", "core",
                                                 "memory", NULL};

@@ -72,9 +72,11 @@ tasks_wake(struct daemon *d, struct ledger_rec *r)
 		if (agentsup_wire_end(&sb, UINT32_MAX) == 0)
 			client_send(w->cl, sb.data, sb.size);
 		msgpack_sbuffer_destroy(&sb);
-		w->cl->waiting = false;
+		w->cl->waiting = false; /* unless another wait of its stays */
 	}
 	t->nwaiters = k;
+	for (size_t i = 0; i < k; i++)
+		t->waiters[i].cl->waiting = true;
 }
 
 /* The ended task's last lines of output into its record; its capture is

@@ -97,7 +97,21 @@ test_control_grants(void **state)
 	assert_int_equal(worker(cfg)->pol->control, 0); /* nothing by default */
 	config_free(cfg);
 	assert_int_equal(config_control_bit("shutdown"), 1u << 7);
-	assert_int_equal(config_control_bit("logs"), 0);
+	/* every command can be granted (the refusal of `logs` told to grant
+	 * `control: [logs]`, which the loader refused) */
+	assert_int_equal(config_control_bit("logs"), 1u << 14);
+	cfg = parse_ok(W "control: [logs, reset]\n");
+	assert_int_equal(worker(cfg)->pol->control,
+	                 config_control_bit("logs") |
+	                         config_control_bit("reset"));
+	config_free(cfg);
+	for (const char *const *c =
+	             (const char *const[]){
+	                     "status", "start", "stop", "restart", "drain",
+	                     "reload", "events", "shutdown", "reset", "spawn",
+	                     "wait", "dead", "replay", "drop", "logs", NULL};
+	     *c != NULL; c++)
+		assert_int_not_equal(config_control_bit(*c), 0);
 	parse_bad(W "control: [status, kill]\n",
 	          "control: unknown command \"kill\"");
 	parse_bad(W "control: some\n", "control: want none, all or a list");
