@@ -125,30 +125,23 @@ client_flush(struct client *cl)
 			return;
 		}
 		if (n < 0) {
-			cl->outlen = 0;
+			cl->outlen = cl->answers = 0;
 			client_drop(cl, NULL); /* it went away */
 			return;
 		}
 		cl->outoff += (size_t)n;
 		cl->outlen -= (size_t)n;
+		cl->answers -=
+		        (size_t)n < cl->answers ? (size_t)n : cl->answers;
 	}
 	if (cl->outlen == 0)
 		cl->outoff = 0;
 	ev_io_stop(cl->all->loop, &cl->wio);
 }
 
-/* Queue bytes for a client. An answer is queued whole, however long (a
- * status of a big tree): a client that does not read is stopped before its
- * next request instead. A follower that falls behind is dropped here. */
-void
-client_send(struct client *cl, const char *data, size_t len)
+static void
+client_queue(struct client *cl, const char *data, size_t len)
 {
-	if (cl->dead)
-		return;
-	if ((cl->follow || cl->logs) && cl->outlen + len > CLIENT_MAX_LAG) {
-		client_drop(cl, "a slow follower, too far behind");
-		return;
-	}
 	if (cl->outoff > 0 && cl->outoff + cl->outlen + len > cl->outcap) {
 		memmove(cl->out, cl->out + cl->outoff, cl->outlen);
 		cl->outoff = 0;
@@ -160,6 +153,27 @@ client_send(struct client *cl, const char *data, size_t len)
 	memcpy(cl->out + cl->outoff + cl->outlen, data, len);
 	cl->outlen += len;
 	client_flush(cl);
+}
+
+void
+client_send(struct client *cl, const char *data, size_t len)
+{
+	if (cl->dead)
+		return;
+	cl->answers += len;
+	client_queue(cl, data, len);
+}
+
+void
+client_push(struct client *cl, const char *data, size_t len)
+{
+	if (cl->dead)
+		return;
+	if (cl->outlen - cl->answers + len > CLIENT_MAX_LAG) {
+		client_drop(cl, "a slow follower, too far behind");
+		return;
+	}
+	client_queue(cl, data, len);
 }
 
 static void
@@ -233,7 +247,7 @@ client_dispatch(struct client *cl, const struct agentsup_frame *f)
 		client_drop(cl, "sent a message that is not a request");
 		return;
 	}
-	if (!cl->follow && !cl->logs && cl->outlen > CLIENT_MAX_OUT) {
+	if (cl->answers > CLIENT_MAX_OUT) { /* a follower's too */
 		client_drop(cl, "not reading its responses");
 		return;
 	}

@@ -39,6 +39,7 @@ struct client {
 	struct agentsup_reader reader; /* a partial request, if any */
 	char *out; /* unsent bytes: out[outoff .. outoff + outlen) */
 	size_t outoff, outlen, outcap;
+	size_t answers; /* of outlen, about how much is answers (not lag) */
 	char *worker;   /* a peer inside the supervised tree: its worker's path
 	                 * (granted only its `control:`), NULL for an operator */
 	bool peer_gone; /* the connecting process had exited: refused */
@@ -61,9 +62,12 @@ void client_free(struct client *);
 /* Mark for closing, freed once the current callback is done; why (NULL for
  * nothing) goes to the log. */
 void client_drop(struct client *, const char *why);
-/* Queue bytes: an answer is queued whole, however long; a client that does
- * not read is stopped before its next request, a follower that falls behind
- * at once. */
+/* Queue an answer, whole however long: a client that does not read is
+ * stopped before its next request. */
 void client_send(struct client *, const char *data, size_t len);
+/* Queue a frame of a stream it follows (events, a worker's output): a
+ * follower whose stream frames fall behind is dropped at once; its own
+ * answers queued meanwhile (a big status) do not count. */
+void client_push(struct client *, const char *data, size_t len);
 
 #endif

@@ -462,7 +462,7 @@ control_event(void *arg, const struct event *e, const char *json)
 		return;
 	for (struct client *cl = c->clients.head; cl != NULL; cl = cl->next)
 		if (cl->follow && !cl->dead)
-			client_send(cl, c->sb.data, c->sb.size);
+			client_push(cl, c->sb.data, c->sb.size);
 }
 
 /* --- worker output to followers ------------------------------------------- */
@@ -508,6 +508,6 @@ control_log_line(void *arg, const char *name, enum logcap_stream stream,
 				return;
 			packed = true;
 		}
-		client_send(cl, c->sb.data, c->sb.size);
+		client_push(cl, c->sb.data, c->sb.size);
 	}
 }

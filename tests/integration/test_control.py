@@ -690,6 +690,24 @@ def test_status_of_a_huge_tree(supd):
             break
     assert total == n + 1 and frames > 1
     s.close()
+    # a follower asking for it too: its own answer is no lag (it was cut
+    # off as "a slow follower" at 1 MiB of it)
+    s = connect(d)
+    s.sendall(frame({"t": "req", "id": 1, "cmd": "events", "args": [True]}))
+    assert read_frame(s)["ok"] is True
+    s.sendall(frame({"t": "req", "id": 6, "cmd": "status", "args": []}))
+    total = 0
+    while True:
+        body = read_frame(s)
+        assert body is not None, "cut off"
+        if body.get("t") != "res" or body.get("id") != 6:
+            continue  # events meanwhile
+        total += len(body["result"])
+        if not body.get("more"):
+            break
+    assert total == n + 1
+    s.close()
+    assert not any("slow follower" in l for l in d.lines)
 
 
 # --- nobody squats the socket (issue 10, item 5) ----------------------------
