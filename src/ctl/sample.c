@@ -119,26 +119,18 @@ sample_fill(struct sampler *t, double deadline)
 	return 0;
 }
 
-/* The response to our last request (its "result"), or NULL with t->msg
- * saying why. The objects live until the next call. */
-const msgpack_object *
-sample_request(struct sampler *t, const char *cmd, const char *arg)
+/* The next response frame to our request t->id: its "result", *more set
+ * when more chunks follow (a list answer), or NULL with t->msg saying why.
+ * The objects live until the next call. */
+static const msgpack_object *
+sample_read(struct sampler *t, const char *cmd, bool *more)
 {
 	double deadline = sample_now() + SAMPLE_REPLY_MS / 1000.0;
 	struct agentsup_frame f;
-	const msgpack_object *id, *ok, *body;
-	uint64_t want;
+	const msgpack_object *id, *ok, *body, *m;
 	int r;
 
-	if (t->fd < 0 && sample_connect(t) < 0) {
-		sample_disconnect(t, strerror(errno));
-		return NULL;
-	}
-	if (sample_send(t, cmd, arg) < 0) {
-		sample_disconnect(t, "cannot send");
-		return NULL;
-	}
-	want = t->id;
+	*more = false;
 	for (;;) {
 		if (t->used > 0) { /* drop the frame handed out last */
 			memmove(t->buf, t->buf + t->used, t->len - t->used);
@@ -163,7 +155,7 @@ sample_request(struct sampler *t, const char *cmd, const char *arg)
 		id = agentsup_wire_get(&f.map, "id");
 		if (!agentsup_wire_is(&f, AGENTSUP_T_RES) || id == NULL ||
 		    id->type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
-		    id->via.u64 != want)
+		    id->via.u64 != t->id)
 			continue;
 		break;
 	}
@@ -180,10 +172,54 @@ sample_request(struct sampler *t, const char *cmd, const char *arg)
 		                 : "failed");
 		return NULL;
 	}
+	m = agentsup_wire_get(&f.map, "more");
+	*more = m != NULL && m->type == MSGPACK_OBJECT_BOOLEAN &&
+	        m->via.boolean;
 	return agentsup_wire_get(&f.map, "result");
 }
 
+const msgpack_object *
+sample_request(struct sampler *t, const char *cmd, const char *arg, bool *more)
+{
+	if (t->fd < 0 && sample_connect(t) < 0) {
+		sample_disconnect(t, strerror(errno));
+		return NULL;
+	}
+	if (sample_send(t, cmd, arg) < 0) {
+		sample_disconnect(t, "cannot send");
+		return NULL;
+	}
+	return sample_read(t, cmd, more);
+}
+
+const msgpack_object *
+sample_more(struct sampler *t, const char *cmd, bool *more)
+{
+	return sample_read(t, cmd, more);
+}
+
 /* --- the model: status rows ---------------------------------------------- */
+
+/* Room in t->rows for n more (their old contents are not kept: rows are
+ * filled afresh each sample). 0, or -1 with t->rows emptied. */
+static int
+sample_rows_room(struct sampler *t, size_t n)
+{
+	struct row *v;
+	size_t cap;
+
+	if (t->nrows + n <= t->caprows)
+		return 0;
+	cap = t->caprows * 2 > t->nrows + n ? t->caprows * 2 : t->nrows + n;
+	if ((v = realloc(t->rows, cap * sizeof *v)) == NULL) {
+		t->nrows = 0;
+		return -1;
+	}
+	memset(v + t->caprows, 0, (cap - t->caprows) * sizeof *v);
+	t->rows = v;
+	t->caprows = cap;
+	return 0;
+}
 
 static void
 sample_str(const msgpack_object *m, const char *key, char *buf, size_t len)
@@ -357,7 +393,8 @@ sample_rates(struct sampler *t, size_t i, struct row *r, double dt)
 void
 sample_refresh(struct sampler *t)
 {
-	const msgpack_object *arr = sample_request(t, "status", NULL);
+	bool more;
+	const msgpack_object *arr = sample_request(t, "status", NULL, &more);
 	struct row *swap;
 	size_t capswap;
 
@@ -371,21 +408,24 @@ sample_refresh(struct sampler *t)
 	t->rows = swap, t->caprows = capswap, t->nrows = 0;
 	t->tprev = t->t;
 	t->t = sample_now();
-	if (arr->via.array.size > t->caprows) {
-		t->caprows = arr->via.array.size;
-		free(t->rows);
-		if ((t->rows = calloc(t->caprows, sizeof *t->rows)) == NULL) {
-			t->caprows = 0;
-			return;
-		}
-	}
 	t->show_budget = t->show_circuit = false;
-	for (uint32_t i = 0; i < arr->via.array.size; i++) {
-		struct row *r = &t->rows[t->nrows++];
-		sample_parse_row(t, &arr->via.array.ptr[i], r);
-		if (r->pid > 0)
-			sample_proc(t, r);
-		sample_rates(t, i, r, t->t - t->tprev);
+	/* a big tree's answer comes in chunks: every one of them (only the
+	 * first was read, and the rest of the tree was never shown) */
+	for (;;) {
+		if (sample_rows_room(t, arr->via.array.size) < 0)
+			return;
+		for (uint32_t i = 0; i < arr->via.array.size; i++) {
+			struct row *r = &t->rows[t->nrows++];
+			sample_parse_row(t, &arr->via.array.ptr[i], r);
+			if (r->pid > 0)
+				sample_proc(t, r);
+			sample_rates(t, t->nrows - 1, r, t->t - t->tprev);
+		}
+		if (!more)
+			return;
+		arr = sample_more(t, "status", &more);
+		if (arr == NULL || arr->type != MSGPACK_OBJECT_ARRAY)
+			return;
 	}
 }
 

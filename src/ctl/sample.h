@@ -48,10 +48,13 @@ void sample_fini(struct sampler *);
  * by us). */
 int sample_connect(struct sampler *);
 /* Send a request and wait for its answer's "result" (valid until the next
- * request), or NULL with msg saying why; a lost connection is retried at
- * the next request. */
+ * call), or NULL with msg saying why; a lost connection is retried at the
+ * next request. *more: a list answer has more chunks (sample_more). */
 const msgpack_object *sample_request(struct sampler *, const char *cmd,
-                                     const char *arg);
+                                     const char *arg, bool *more);
+/* The next chunk of the answer to the last request. */
+const msgpack_object *sample_more(struct sampler *, const char *cmd,
+                                  bool *more);
 /* Take a new sample: rows become prev, status fills rows. */
 void sample_refresh(struct sampler *);
 /* CLOCK_MONOTONIC in seconds. */

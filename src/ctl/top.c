@@ -105,7 +105,7 @@ static void
 top_header(const struct top *t)
 {
 	size_t running = 0;
-	char when[16], hdr[256];
+	char when[16], hdr[256], top[512];
 	time_t now = time(NULL);
 	struct tm tm;
 
@@ -113,8 +113,11 @@ top_header(const struct top *t)
 		running += strcmp(t->s.rows[i].state, "running") == 0;
 	localtime_r(&now, &tm);
 	strftime(when, sizeof when, "%H:%M:%S", &tm);
-	mvprintw(0, 0, "agentsup top  %s  %zu nodes, %zu running  %s",
-	         t->s.sock, t->s.nrows, running, when);
+	/* cut at the screen's width: a narrow one wrapped it onto row 1 */
+	snprintf(top, sizeof top,
+	         "agentsup top  %s  %zu nodes, %zu running  %s", t->s.sock,
+	         t->s.nrows, running, when);
+	mvaddnstr(0, 0, top, COLS);
 	snprintf(hdr, sizeof hdr,
 	         "%-28s %-9s %7s %8s %6s %8s %6s %8s %8s %9s%s%s  %s", "NAME",
 	         "STATE", "PID", "RESTARTS", "CPU%", "RSS", "BEAT", "STEPS/s",
@@ -180,7 +183,7 @@ top_command(struct top *t, const char *cmd)
 
 	if (t->s.nrows == 0)
 		return;
-	res = sample_request(&t->s, cmd, t->selpath);
+	res = sample_request(&t->s, cmd, t->selpath, &(bool){false});
 	if (res != NULL)
 		snprintf(t->s.msg, sizeof t->s.msg, "%s %s: %.*s", cmd,
 		         t->selpath,

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import AGENTSUPCTL, TIMEOUT, sh
+from conftest import AGENTSUPCTL, TIMEOUT, sh, wait_until
 
 SLEEP = sh("exec sleep 1000")
 TMUX = shutil.which("tmux")
@@ -127,3 +127,21 @@ def test_top_without_a_daemon_says_so(tmp_path):
                        timeout=TIMEOUT)
     assert r.returncode == 69
     assert "cannot reach agentsupd" in r.stderr
+
+
+def test_top_shows_every_node_of_a_big_tree(supd, tmp_path):
+    """A status answer that comes in chunks: top read the first only (75
+    of 301 nodes here) and the rest could not be seen or selected."""
+    n = 300
+    kids = "\n".join(f"  - {{supervisor: s{i}, children: []}}" for i in range(n))
+    d = supd.start({"a.yaml": "supervisor: root\nchildren:\n" + kids + "\n"})
+    wait_until(lambda: d.ctl("status", "s0").returncode == 0,
+               what="the daemon to answer")
+    pane = Pane(tmp_path, [AGENTSUPCTL, "--socket", d.socket, "top"])
+    try:
+        pane.wait_for(lambda t: f"{n + 1} nodes" in t, "every node counted")
+        pane.tmux("send-keys", "-t", "top", "-N", str(n + 5), "j")
+        pane.wait_for(lambda t: f"selected: root/s{n - 1}" in t,
+                      "the last node selected")
+    finally:
+        pane.kill()
