@@ -334,14 +334,27 @@ run_logs(struct ctl *c, const char *name, int follow)
 	if (!ctl_flag(&f.map, "ok") || body == NULL ||
 	    body->type != MSGPACK_OBJECT_STR)
 		return ctl_refused(c, &f);
-	fwrite(body->via.str.ptr, 1, body->via.str.size, stdout);
+	/* --json: the tail as one JSON string, then each new line as a JSON
+	 * object {t, name, stream, line}, one a line */
+	if (c->json) {
+		render_json(stdout, body);
+		putchar('\n');
+	} else {
+		fwrite(body->via.str.ptr, 1, body->via.str.size, stdout);
+	}
 	fflush(stdout);
 	while (follow > 0 && conn_next_frame(c, &f, -1) == 0) {
 		line = agentsup_wire_get(&f.map, "line");
 		if (!agentsup_wire_is(&f, "log") || line == NULL ||
 		    line->type != MSGPACK_OBJECT_STR)
 			continue;
-		printf("%.*s\n", (int)line->via.str.size, line->via.str.ptr);
+		if (c->json) {
+			render_json(stdout, &f.map);
+			putchar('\n');
+		} else {
+			printf("%.*s\n", (int)line->via.str.size,
+			       line->via.str.ptr);
+		}
 		fflush(stdout);
 	}
 	return 0;

@@ -61,6 +61,9 @@ command: {cmd0}
     assert has_line(d, "talker | bell\\x07")
     r = d.ctl("logs", "talker", "-n", "2", check=0)
     assert r.stdout == "bell\\x07\ndone\n"
+    # --json: one JSON string (it printed the raw text)
+    r = d.ctl("--json", "logs", "talker", "-n", "2", check=0)
+    assert json.loads(r.stdout) == "bell\\x07\ndone\n"
     everything = d.ctl("logs", "talker", "-n", "0", check=0).stdout.splitlines()
     assert sorted(everything[:6]) == ["err 1", "err 2", "err 3", "out 1", "out 2", "out 3"]
     assert everything[6:] == ["bell\\x07", "done"]
