@@ -194,7 +194,34 @@ contain_probe(int dirfd)
 /* --- open and close --------------------------------------------------------
  */
 
-/* agentsup.<pid>/ under our cgroup, proven usable; an errno otherwise. */
+#define CONTAIN_DIR_TRIES 100 /* agentsup.<pid>, then .2, .3, ... */
+
+/* agentsup.<pid>/ under our cgroup, ours alone: made here, never one that
+ * exists (a pid is a PID namespace's: two agentsupd as PID 1 of their
+ * containers in one cgroup shared agentsup.1, and the first to exit
+ * killed the other's workers); agentsup.<pid>.N when it is taken. */
+static int
+contain_mkdir(struct contain *c, const char *mnt, const char *self)
+{
+	for (int n = 1; n <= CONTAIN_DIR_TRIES; n++) {
+		free(c->rel);
+		free(c->dir);
+		c->rel = n == 1 ? xasprintf("%s/agentsup.%ld",
+		                            strcmp(self, "/") ? self : "",
+		                            (long)getpid())
+		                : xasprintf("%s/agentsup.%ld.%d",
+		                            strcmp(self, "/") ? self : "",
+		                            (long)getpid(), n);
+		c->dir = xasprintf("%s%s", mnt, c->rel);
+		if (mkdir(c->dir, 0755) == 0)
+			return 0;
+		if (errno != EEXIST)
+			return errno;
+	}
+	return EEXIST;
+}
+
+/* Our cgroup directory, proven usable; an errno otherwise. */
 static int
 contain_setup(struct contain *c)
 {
@@ -205,11 +232,10 @@ contain_setup(struct contain *c)
 		err = ENOENT;
 		goto out;
 	}
-	c->rel = xasprintf("%s/agentsup.%ld", strcmp(self, "/") ? self : "",
-	                   (long)getpid());
-	c->dir = xasprintf("%s%s", mnt, c->rel);
-	if (mkdir(c->dir, 0755) < 0 && errno != EEXIST) {
-		err = errno;
+	if ((err = contain_mkdir(c, mnt, self)) != 0) {
+		free(c->dir); /* not ours to remove */
+		free(c->rel);
+		c->dir = c->rel = NULL;
 		goto out;
 	}
 	if ((c->dirfd = open(c->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)

@@ -106,6 +106,9 @@ guard_run(int rfd, int dirfd, const char *dir)
 	int fd;
 
 	guard_signals();
+	/* a session of its own: a SIGKILL of agentsupd's process group (a
+	 * service manager's, a shell's job) must not take the guard too */
+	(void)setsid();
 	prctl(PR_SET_NAME, "agentsup-guard");
 	while (read(rfd, &c, 1) < 0 && errno == EINTR)
 		;

@@ -11,9 +11,11 @@
 #include "spawn.h"
 #include "util.h"
 
-/* A name or a numeric id: the user's entry, or the id alone. */
+/* A name or a numeric id: the user's entry (*login: its name, in buf), or
+ * the id alone (1). */
 static int
-spawn_user(const char *name, uid_t *uid, gid_t *gid, char *buf, size_t len)
+spawn_user(const char *name, uid_t *uid, gid_t *gid, const char **login,
+           char *buf, size_t len)
 {
 	struct passwd pw, *res = NULL;
 	char *end;
@@ -31,6 +33,7 @@ spawn_user(const char *name, uid_t *uid, gid_t *gid, char *buf, size_t len)
 		return -1;
 	*uid = pw.pw_uid;
 	*gid = pw.pw_gid;
+	*login = pw.pw_name;
 	return 0;
 }
 
@@ -54,7 +57,8 @@ spawn_group(const char *name, gid_t *gid, char *buf, size_t len)
 int
 spawn_ids_resolve(const struct spec *s, struct spawn_ids *ids, char **why)
 {
-	char buf[16384];
+	char buf[16384], login[256] = "";
+	const char *pwname = NULL;
 	int r = 0;
 
 	ids->set = false;
@@ -64,18 +68,22 @@ spawn_ids_resolve(const struct spec *s, struct spawn_ids *ids, char **why)
 	if (s->user == NULL && s->group == NULL)
 		return 0;
 	if (s->user != NULL && (r = spawn_user(s->user, &ids->uid, &ids->gid,
-	                                       buf, sizeof buf)) < 0) {
+	                                       &pwname, buf, sizeof buf)) < 0) {
 		*why = xasprintf("user: no such user \"%s\"", s->user);
 		return -1;
 	}
+	/* the entry's name, for its groups: `user: "101"` is user 101's name
+	 * (getgrouplist by the digits found none of its supplementary ones) */
+	if (r == 0 && pwname != NULL)
+		snprintf(login, sizeof login, "%s", pwname);
 	if (s->group != NULL &&
 	    spawn_group(s->group, &ids->gid, buf, sizeof buf) < 0) {
 		*why = xasprintf("group: no such group \"%s\"", s->group);
 		return -1;
 	}
 	ids->ngroups = SPAWN_MAX_GROUPS;
-	if (s->user == NULL || r == 1 ||
-	    getgrouplist(s->user, ids->gid, ids->groups, &ids->ngroups) < 0)
+	if (s->user == NULL || r == 1 || login[0] == '\0' ||
+	    getgrouplist(login, ids->gid, ids->groups, &ids->ngroups) < 0)
 		ids->groups[0] = ids->gid, ids->ngroups = 1;
 	ids->set = true;
 	if (geteuid() != 0 &&

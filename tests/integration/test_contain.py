@@ -521,3 +521,67 @@ def test_contain_pidns_refuses_to_start_without_the_privilege():
         shutil.rmtree(d, ignore_errors=True)
     assert p.returncode == 73, p.stderr
     assert "contain: pidns: no PID namespace (Operation not permitted)" in p.stderr
+
+
+@needs_pidns
+@needs_cgroup
+def test_two_pid1_agentsupd_in_one_cgroup_keep_apart(supd, tmp_path):
+    """Both are PID 1 of their namespace: both took agentsup.1 under the
+    same cgroup, and the first to exit killed the other's workers (and
+    removed its cgroups: every restart of the other then failed)."""
+    from conftest import Daemon
+    prefix = ["unshare", "--pid", "--fork", "--kill-child"]
+    tree = ("agentsupd:\n  contain: cgroup\n  events_file: {ev}\n---\n"
+            "worker: w\ncommand: [sleep, '1000']\n")
+    supd.write({"a.yaml": tree.format(ev=supd.events)}, settings=False)
+    a = Daemon(supd.dir, supd.events, socket_path=str(tmp_path / "a.sock"),
+               argv_prefix=prefix)
+    supd.started.append(a)
+    bdir = tmp_path / "b" / "supervisor.d"
+    bdir.mkdir(parents=True)
+    bev = tmp_path / "b" / "events.jsonl"
+    (bdir / "a.yaml").write_text(tree.format(ev=bev))
+    b = Daemon(bdir, bev, socket_path=str(tmp_path / "b.sock"),
+               argv_prefix=prefix)
+    supd.started.append(b)
+    wa = a.wait("started", "root/w").pid
+    wb = b.wait("started", "root/w").pid
+    def pid1(d):  # the daemon, PID 1 in its namespace: unshare's child
+        with open(f"/proc/{d.proc.pid}/task/{d.proc.pid}/children") as f:
+            return int(f.read().split()[0])
+
+    os.kill(pid1(b), signal.SIGTERM)
+    assert b.exit_code() == 0
+    assert a.proc.poll() is None
+    st = a.ctl_json("status")
+    assert st[1]["state"] == "running" and st[1]["pid"] == wa, (st, wb)
+    assert a.count("exited", "root/w") == 0
+    os.kill(pid1(a), signal.SIGTERM)  # unshare itself ignores it
+    assert a.exit_code() == 0
+
+
+@needs_cgroup
+def test_a_sigkill_of_agentsupds_process_group_spares_the_guard(supd, tmp_path):
+    """The guard was in agentsupd's process group: `kill -9 -PGID` (a shell
+    killing a job, a service manager its group) took it too, and nothing
+    killed the worker's cgroup: a setsid'd descendant lived on, and the
+    cgroups stayed."""
+    from conftest import Daemon
+    mark = uuid.uuid4().hex
+    up, cmd = hostile(tmp_path, mark)
+    supd.write({"00-settings.yaml": f"agentsupd:\n  events_file: {supd.events}\n"
+                                    "  contain: cgroup\n",
+                "a.yaml": f"worker: w\ncommand: {cmd}\n"
+                          f"environment: {{CONTAIN_MARK: '{mark}'}}\n"},
+               settings=False)
+    # setsid(1) execs agentsupd as the leader of a session and group
+    d = Daemon(supd.dir, supd.events, argv_prefix=["setsid"])
+    supd.started.append(d)
+    d.wait("started", "root/w")
+    wait_until(lambda: len(settled(mark, 0)) == 4, what="the descendants")
+    top = os.path.join(cgroup2_mount(), f"agentsup.{d.proc.pid}")
+    assert os.path.isdir(top)
+    os.killpg(d.proc.pid, signal.SIGKILL)
+    d.proc.wait()
+    gone(mark)
+    wait_until(lambda: not os.path.exists(top), what="the cgroups removed")

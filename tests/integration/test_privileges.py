@@ -227,3 +227,37 @@ def test_a_reload_to_an_unknown_user_is_refused(supd):
     assert "worker w: user:" in ev.detail
     nodes = {n["path"]: n for n in d.ctl_json("status")}
     assert nodes["root/w"]["pid"] == first.pid  # untouched
+
+
+def a_user_with_supplementary_groups():
+    import grp
+    import pwd
+    for g in grp.getgrall():
+        for name in g.gr_mem:
+            try:
+                pw = pwd.getpwnam(name)
+            except KeyError:
+                continue
+            if pw.pw_gid != g.gr_gid:
+                return pw
+    return None
+
+
+@root_only
+def test_a_numeric_user_gets_its_supplementary_groups(supd, tmp_path):
+    """`user: "101"` looked the groups up by the digits, found no user of
+    that name, and the worker had its primary group only."""
+    pw = a_user_with_supplementary_groups()
+    if pw is None:
+        pytest.skip("no user here belongs to a group besides its own")
+    by_name, by_id = tmp_path / "by-name", tmp_path / "by-id"
+    cmd = sh("id -G; exec sleep 1e5")
+    supd.start({"a.yaml": f"""
+        supervisor: root
+        children:
+          - {{worker: a, command: {cmd}, user: {pw.pw_name}, stdout: {by_name}}}
+          - {{worker: b, command: {cmd}, user: "{pw.pw_uid}", stdout: {by_id}}}
+        """}).wait("started", "root/b")
+    named, numeric = written(by_name), written(by_id)
+    assert len(named) > 1  # its own group and another
+    assert sorted(numeric) == sorted(named)
