@@ -109,8 +109,8 @@ static void
 file_write(struct logcap_file *f, const struct logcap_file_spec *s,
            const char *p, size_t n)
 {
-	uint64_t start = f->size;
-	size_t all = n;
+	size_t all = n, done = 0;
+	struct stat st;
 	ssize_t w;
 
 	while (n > 0 && !f->error) {
@@ -122,15 +122,22 @@ file_write(struct logcap_file *f, const struct logcap_file_spec *s,
 			        "worker %s: writing its log file (trying again "
 			        "in %d s)",
 			        s->name, LOGCAP_FILE_RETRY_MS / 1000);
-			if (f->size > start &&
-			    ftruncate(f->fd, (off_t)start) == 0)
-				f->size = start;
-			f->lost += all - (size_t)(f->size - start);
+			/* back by what this call wrote, from the file's real
+			 * end (f->size is stale after a copytruncate: a
+			 * truncate to it would pad the file with zeros) */
+			if (done > 0 && fstat(f->fd, &st) == 0 &&
+			    (uint64_t)st.st_size >= done &&
+			    ftruncate(f->fd, st.st_size - (off_t)done) == 0) {
+				f->size = (uint64_t)st.st_size - done;
+				done = 0;
+			}
+			f->lost += all - done;
 			file_failed(f);
 			break;
 		}
 		p += w;
 		n -= (size_t)w;
+		done += (size_t)w;
 		f->size += (uint64_t)w;
 	}
 }

@@ -21,6 +21,7 @@
 #include "ckpt.h"
 #include "clock.h"
 #include "contain.h"
+#include "dynamic.h"
 #include "daemon.h"
 #include "log.h"
 #include "logcap.h"
@@ -537,5 +538,11 @@ session_reaped(struct session *s, int status)
 	n->session = NULL;
 	free(s->exec_error);
 	free(s);
+	/* a task that ended while its process ran (a reload cancelled it):
+	 * what its end left until now, its capture and cgroup */
+	if (n->task != NULL && n->task->end != TASK_END_NONE) {
+		logcap_remove(d->logcap, session_capture_name(n, name));
+		contain_forget(d->contain, n->path);
+	}
 	tree_exited(d->tree, n, r, clock_now_ms());
 }

@@ -93,7 +93,10 @@ tasks_take_tail(struct daemon *d, const struct node *n, struct ledger_rec *r)
 		return;
 	if ((len = logcap_tail(lc, LOGCAP_TAIL_LINES, buf, sizeof buf)) > 0)
 		ledger_tail(r, buf, len);
-	logcap_remove(d->logcap, name); /* SUP:KEY: its alone */
+	/* SUP:KEY: its alone; a process still running (cancelled by a
+	 * reload) keeps its pipes until its reap (session.c) */
+	if (n->session == NULL)
+		logcap_remove(d->logcap, name);
 }
 
 /* The ended task's checkpoints leave memory: with a store they are on
@@ -169,7 +172,8 @@ tasks_event(struct daemon *d, const struct action *a)
 	ledger_reason(r, why);
 	tasks_keep_checkpoint(d, n, r);
 	tasks_take_tail(d, n, r);
-	contain_forget(d->contain, n->path); /* its cgroup is not reused */
+	if (n->session == NULL) /* else at its reap (session.c) */
+		contain_forget(d->contain, n->path); /* its cgroup not reused */
 	r->attempts += (unsigned)n->starts;
 	if (r->node == n)
 		tasks_set_node(d, r, NULL);

@@ -366,6 +366,22 @@ def test_reload_removing_the_pool_cancels_its_tasks(supd):
         "state"] == "done"  # an ended one is as it was
 
 
+def test_a_task_cancelled_by_a_reload_still_stops_gracefully(supd):
+    """Its record was cancelled before the stop, and its capture went with
+    the record: the task's goodbye on SIGTERM met a closed pipe (SIGPIPE)."""
+    d = supd.start({"a.yaml": pool(template="""\
+        template:
+          command: ["/bin/sh", "-c", "trap 'echo bye; exit 0' TERM; while :; do sleep 0.05; done", t]
+        """)})
+    d.wait("started", "root/idle")
+    d.ctl("spawn", "pool", "--key", "live", check=0)
+    d.wait("started", "root/pool/live")
+    supd.write({"a.yaml": "supervisor: root\nchildren:\n"
+                          "  - {worker: idle, command: [sleep, '300']}\n"})
+    d.ctl("reload", check=0)
+    assert d.wait("exited", "root/pool/live").reason == "exit:0"
+
+
 def test_bad_usage(supd):
     d = supd.start({"a.yaml": pool(template=SH_TEMPLATE)})
     d.wait("started", "root/idle")

@@ -99,9 +99,11 @@ def test_commands_while_the_last_hooks_run_are_refused(supd, tmp_path):
     was answered done and status showed the tree running again; nothing
     ran."""
     started = tmp_path / "hook-started"
+    release = tmp_path / "release"
+    os.mkfifo(release)  # the hook runs until the test opens it
     d = start(supd, f"""
         - kinds: [gave_up]
-          run: [/bin/sh, -c, 'touch "$0"; sleep 3', {started}]
+          run: [/bin/sh, -c, 'touch "$0"; cat "$1" >/dev/null', {started}, {release}]
           timeout: 1h
         """, {"a.yaml": f"""
         supervisor: root
@@ -116,6 +118,8 @@ def test_commands_while_the_last_hooks_run_are_refused(supd, tmp_path):
     r = d.ctl("reload")
     assert r.returncode != 0 and "agentsupd is exiting" in r.stderr, r
     assert d.ctl("status").returncode == 3  # not healthy: it gave up
+    with open(release, "w"):
+        pass  # the hook ends
     assert d.exit_code() == 75
     assert d.count("started", "root/crash") == 1
 

@@ -420,3 +420,23 @@ def test_a_full_disk_tears_no_line_and_writing_resumes(tiny_fs, supd):
     lines = text[:text.rindex(b"\n")].split(b"\n")
     assert all(re.fullmatch(rb"line \d+ 0{80}", l) for l in lines), \
         [l for l in lines if not re.fullmatch(rb"line \d+ 0{80}", l)][:3]
+
+
+def test_a_full_disk_after_a_copytruncate_pads_nothing(tiny_fs, supd):
+    """The write taken back was measured from the size agentsupd believed:
+    after logrotate's copytruncate emptied the file, the truncate to it
+    grew the file with zeros instead."""
+    cmd = sh('i=0; while :; do i=$((i+1)); echo "line $i $(printf %080d 0)"; '
+             'sleep 0.002; done')
+    d = start(supd, {"w.yaml": f"worker: w\ncommand: {cmd}\n"},
+              log_dir=tiny_fs, log_max="1MiB")
+    log = tiny_fs / "w.log"
+    wait_until(lambda: log.exists() and log.stat().st_size > 30000,
+               what="30 kB of log")
+    os.truncate(log, 0)  # copytruncate's second half
+    (tiny_fs / "filler").write_bytes(b"x" * 50000)
+    wait_until(lambda: any("writing its log file" in l for l in d.lines),
+               what="the disk to fill")
+    text = log.read_bytes()
+    assert b"\0" not in text
+    assert text == b"" or text.endswith(b"\n")
