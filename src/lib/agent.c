@@ -200,8 +200,8 @@ agentsup_process(struct agentsup *a)
 			continue;
 		if (r == AGENTSUP_READ_AGAIN)
 			return 0;
-		if (r == 0)
-			errno = EPIPE;
+		if (r == 0 || (r == AGENTSUP_READ_ERRNO && errno == ECONNRESET))
+			errno = EPIPE; /* gone, with our frames unread or not */
 		else if (r != AGENTSUP_READ_ERRNO && r != AGENTSUP_READ_STOPPED)
 			errno = EPROTO; /* a bad frame; the callback sets its
 			                   own */

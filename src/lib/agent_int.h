@@ -13,7 +13,9 @@
 
 #define AGENT_MAX_OUT  (1u << 20)  /* queued output, beyond one frame */
 #define AGENT_KEEP_OUT (64u << 10) /* buffers above this are freed */
-#define AGENT_MAX_IN   (16u << 20) /* agentsupd is trusted: a sanity bound */
+/* agentsupd is trusted: a sanity bound, over a welcome with the largest
+ * checkpoint (checkpoint.max, 16 MiB) and its fields */
+#define AGENT_MAX_IN ((16u << 20) + (64u << 10))
 
 struct agentsup {
 	int fd; /* -1 when unsupervised or closed */

@@ -356,3 +356,60 @@ def test_async_bad_frame_ends_the_channel():
     f.send({"t": "nudge", "reason": 7})
     assert f.line() == 'refused: nudge: "reason" has the wrong type'
     f.finish()
+
+
+def test_async_spawn_late_answer_goes_to_no_other_spawn():
+    """Answers went into one queue: the answer to a spawn that had timed
+    out was handed to the next spawn."""
+    f = Fake("""
+        import asyncio, agentsup
+        async def main():
+            async with agentsup.AsyncAgent() as a:
+                try:
+                    await a.spawn("pool", key="first", timeout=0.2)
+                except asyncio.TimeoutError:
+                    print("first: timed out", flush=True)
+                r = await a.spawn("pool", key="second", timeout=30)
+                print("second:", r.name, flush=True)
+        asyncio.run(main())
+    """)
+    f.expect("hello")
+    f.send({"t": "welcome", "v": 1})
+    assert f.expect("spawn")["key"] == "first"
+    assert f.line() == "first: timed out"
+    f.send({"t": "spawned", "ok": True, "name": "pool/first", "created": True})
+    assert f.expect("spawn")["key"] == "second"
+    f.send({"t": "spawned", "ok": True, "name": "pool/second", "created": True})
+    assert f.line() == "second: pool/second"
+    f.finish()
+
+
+def test_async_close_after_the_channel_failed():
+    """close() re-raised the channel's error: __aexit__ replaced the block's
+    own outcome with a ConnectionError and left the socket open."""
+    f = Fake("""
+        import asyncio, agentsup
+        async def main():
+            a = agentsup.AsyncAgent()
+            async with a:
+                print("in", flush=True)
+                try:
+                    while True:
+                        await a.wait(0.05)
+                except ConnectionError:
+                    pass  # agentsupd went away
+                try:
+                    a.beat(steps=1)  # queued, never sent
+                except ConnectionError:
+                    pass
+            print("closed:", a._agent._sock is None, flush=True)
+        asyncio.run(main())
+    """)
+    f.expect("hello")
+    f.send({"t": "welcome", "v": 1})
+    assert f.line() == "in"
+    f.sock.close()
+    assert f.line() == "closed: True"
+    _, err = f.proc.communicate(timeout=DEADLINE)
+    assert f.proc.returncode == 0, err
+

@@ -362,3 +362,33 @@ def test_a_reload_shortening_the_heartbeat_does_not_hang_a_running_worker(supd):
                what="three beats after the reload")
     n = node()
     assert (n["pid"], n["incarnation"], d.count("hang")) == (pid, 0, 0)
+
+
+def test_the_largest_checkpoint_is_restored(supd, tmp_path):
+    """checkpoint.max allows 16 MiB; stored and acknowledged, it came back
+    in a welcome a little over 16 MiB, which both clients refused as too
+    long: no restart could ever read it."""
+    out = tmp_path / "restored"
+    cmd = script(tmp_path, "big", f"""
+        a = agentsup.Agent(welcome_timeout=10)
+        r = a.restored
+        if a.incarnation == 0:
+            a.checkpoint(b"x" * (16 << 20))
+            while a.checkpoint_acked < 1:
+                a.wait(0.05)
+            sys.exit(1)
+        with open({str(out)!r}, "w") as f:
+            f.write(f"{{r.checkpoint_seq}} {{len(r.checkpoint or b'')}}\\n")
+        sys.exit(0)
+    """)
+    d = supd.start({"a.yaml": f"""
+        worker: big
+        command: {cmd}
+        restart: transient
+        backoff: none
+        checkpoint: {{max: 16777216}}
+        """})
+    d.wait("exited", "root/big")
+    wait_until(lambda: out.exists() and out.read_text().endswith("\n"),
+               what="the restored checkpoint")
+    assert out.read_text().split() == ["1", str(16 << 20)]

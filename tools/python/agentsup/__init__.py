@@ -50,7 +50,9 @@ PROTOCOL_VERSION = 1
 MAX_FRAME = 64 * 1024  # the daemon's default limit on a frame's body
 DECLARED_REASONS = ("done", "transient", "rate_limited", "permanent", "budget")
 _HEADER = struct.Struct(">I")
-_MAX_IN = 16 << 20  # frames from agentsupd: it is trusted, this is sanity
+# frames from agentsupd: it is trusted, this is sanity; a welcome carries a
+# checkpoint of up to 16 MiB (checkpoint.max) and its own fields
+_MAX_IN = (16 << 20) + (64 << 10)
 _MAX_OUT = 1 << 20  # queued output, beyond one frame
 
 
@@ -124,9 +126,16 @@ class Agent:
         self._max_send = MAX_FRAME
         self._spawns = 0  # spawns sent; answers come in that order
         self._answers = 0
+        self._last_answer = 0
         self._waiting: Dict[int, Optional[Spawned]] = {}
         self._lock = threading.Lock()  # output, counters
         self._rlock = threading.Lock()  # input
+        # waiters of other threads: told when frames were handled; one of
+        # them reads the socket at a time, woken through a pipe when another
+        # thread's process() handled what it waited for
+        self._cond = threading.Condition()
+        self._reader_waits = False
+        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._reader = FrameReader()
         self._out = bytearray()
         self._sock: Optional[socket.socket] = None
@@ -307,9 +316,18 @@ class Agent:
                     raise ConnectionError(f"agentsupd channel: {e}") from e
                 if not data:
                     raise ConnectionError("agentsupd closed the channel")
-                msgs.extend(self._reader.feed(data, _MAX_IN))
+                for msg in self._reader.feed(data, _MAX_IN):
+                    # answers are numbered as read, in order: a thread
+                    # handling its batch later must not take another's
+                    if msg.get("t") == "spawned":
+                        with self._lock:
+                            self._answers += 1
+                            msg["_answer"] = self._answers
+                    msgs.append(msg)
         for msg in msgs:  # callbacks run without a lock held
             self._handle(msg)
+        if msgs:
+            self._handled()
 
     def wait(self, timeout: float) -> None:
         """Sleep up to timeout seconds; return early if a drain arrives."""
@@ -332,19 +350,57 @@ class Agent:
                 pass
             self._sock.close()
             self._sock = None
+        for fd in (self._wake_r, self._wake_w):
+            if fd >= 0:
+                os.close(fd)
+        self._wake_r = self._wake_w = -1
 
     # -- internals -------------------------------------------------------
+    def _handled(self) -> None:
+        """Frames were handled: every waiter looks again, the one in
+        select() too."""
+        with self._cond:
+            self._cond.notify_all()
+            if self._reader_waits:
+                try:
+                    os.write(self._wake_w, b"x")
+                except OSError:
+                    pass  # full: it will wake anyway
+
     def _wait_for(self, done: Callable[[], bool], timeout: float) -> bool:
+        """Until done() or timeout: one waiting thread reads the socket,
+        the others sleep until frames were handled (by anyone)."""
         end = time.monotonic() + timeout
-        while not done():
-            left = end - time.monotonic()
-            if left <= 0 or self._sock is None:
-                return False
-            w = [self._sock] if self._out else []
-            r, wr, _ = select.select([self._sock], w, [], left)
-            if r or wr:
-                self.process()
-        return True
+        while True:
+            with self._cond:
+                while True:
+                    if done():
+                        return True
+                    left = end - time.monotonic()
+                    if left <= 0 or self._sock is None:
+                        return False
+                    if not self._reader_waits:
+                        self._reader_waits = True  # this thread reads
+                        break
+                    self._cond.wait(left)
+            try:
+                sock = self._sock
+                if sock is None:
+                    return False
+                w = [sock] if self._out else []
+                r, wr, _ = select.select([sock, self._wake_r], w, [], left)
+                if self._wake_r in r:
+                    try:
+                        while os.read(self._wake_r, 64):
+                            pass
+                    except BlockingIOError:
+                        pass
+                if sock in r or wr:
+                    self.process()
+            finally:
+                with self._cond:
+                    self._reader_waits = False
+                    self._cond.notify_all()
 
     def _send(self, msg: Dict[str, Any], seq: Optional[str] = None,
               ticket: bool = False) -> Optional[int]:
@@ -430,9 +486,10 @@ class Agent:
         answer = Spawned(msg["ok"], msg.get("name"), msg.get("created"), msg.get("error"),
                          msg.get("count"))
         with self._lock:
-            self._answers += 1
-            if self._answers in self._waiting:
-                self._waiting[self._answers] = answer
+            n = msg.get("_answer", 0)
+            self._last_answer = n  # its number, for AsyncAgent's callback
+            if n in self._waiting:
+                self._waiting[n] = answer
                 return  # the caller waiting on it gets it
         self.spawned.append(answer)
         if self.on_spawned is not None:

@@ -5,7 +5,7 @@ Unsupervised, every call is a no-op and fileno() is -1."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Callable, Iterable, Mapping, Optional, TypeVar, Union
+from typing import Any, Callable, Dict, Iterable, Mapping, Optional, TypeVar, Union
 
 from . import Agent, Nudge, ProtocolError, Restored, Spawned
 
@@ -33,14 +33,15 @@ class AsyncAgent:
         # made in __aenter__, inside the running loop (Python < 3.10 binds
         # a queue to the loop current at its creation)
         self.nudges: "asyncio.Queue[Nudge]"
-        self._spawned: "asyncio.Queue[Spawned]"
+        # each spawn's answer by its number: a late answer to one that timed
+        # out was handed to the next spawn
+        self._answers: Dict[int, "asyncio.Future[Spawned]"] = {}
 
     # -- context manager ---------------------------------------------------
     async def __aenter__(self) -> "AsyncAgent":
         self._loop = asyncio.get_running_loop()
         self._changed = asyncio.Event()
         self.nudges = asyncio.Queue()
-        self._spawned = asyncio.Queue()
         if self.supervised:
             self._loop.add_reader(self.fileno(), self._on_readable)
             self._watch_output()
@@ -51,11 +52,17 @@ class AsyncAgent:
         await self.close()
 
     async def close(self, timeout: float = 1.0) -> None:
-        """Send what is queued (up to timeout), then close."""
-        if self.supervised:
-            await self.flush(timeout)
-            self._unwatch()
-        self._agent.close()
+        """Send what is queued (up to timeout), then close; a channel that
+        already failed is closed all the same (as Agent.close does)."""
+        try:
+            if self.supervised:
+                await self.flush(timeout)
+        except (ConnectionError, OSError, ProtocolError):
+            pass
+        finally:
+            if self.supervised:
+                self._unwatch()
+            self._agent.close()
 
     # -- state ---------------------------------------------------------------
     @property
@@ -113,12 +120,19 @@ class AsyncAgent:
     async def spawn(self, sup: str, key: Optional[str] = None, args: Iterable[str] = (),
                     env: Optional[Mapping[str, str]] = None,
                     timeout: float = 5.0) -> Optional[Spawned]:
-        """Ask for a dynamic child; the answer, or TimeoutError. Answers come
-        in the order of the spawns (one spawn at a time per agent is simplest)."""
+        """Ask for a dynamic child; its answer, or TimeoutError (an answer
+        that comes later goes to agent.spawned, never to another spawn)."""
         if not self.supervised:
             return None
+        assert self._loop is not None
         self._sent(self._agent.spawn(sup, key, args, env, timeout=None))
-        return await asyncio.wait_for(self._spawned.get(), timeout)
+        n = self._agent._spawns  # this spawn's number: its answer's
+        fut: "asyncio.Future[Spawned]" = self._loop.create_future()
+        self._answers[n] = fut
+        try:
+            return await asyncio.wait_for(fut, timeout)
+        finally:
+            self._answers.pop(n, None)
 
     # -- waiting ---------------------------------------------------------------
     async def wait(self, timeout: float) -> None:
@@ -200,4 +214,6 @@ class AsyncAgent:
             self._user_nudge(nudge)
 
     def _on_spawned(self, answer: Spawned) -> None:
-        self._spawned.put_nowait(answer)
+        fut = self._answers.pop(self._agent._last_answer, None)
+        if fut is not None and not fut.done():
+            fut.set_result(answer)
