@@ -31,6 +31,7 @@
 	X(db_readonly)                                                         \
 	X(errmsg)                                                              \
 	X(exec)                                                                \
+	X(file_control)                                                        \
 	X(finalize)                                                            \
 	X(free)                                                                \
 	X(open_v2)                                                             \
@@ -71,6 +72,7 @@ int sqlib_load(char *why, size_t len);
 #define sqlite3_db_readonly          (sqlib->db_readonly)
 #define sqlite3_errmsg               (sqlib->errmsg)
 #define sqlite3_exec                 (sqlib->exec)
+#define sqlite3_file_control         (sqlib->file_control)
 #define sqlite3_finalize             (sqlib->finalize)
 #define sqlite3_free                 (sqlib->free)
 #define sqlite3_open_v2              (sqlib->open_v2)

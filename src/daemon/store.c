@@ -192,25 +192,46 @@ store_run_one(sqlite3 *db, struct store_job *j)
 	store_step(db, store_sql_release, dummy, sizeof dummy);
 }
 
-/* One group commit: every job of the batch, then COMMIT; a failed BEGIN
- * or COMMIT fails them all. */
-/* Whether the database file is still the one opened: a removed (or
- * replaced) file takes every commit into an unlinked inode, and the next
- * start finds none of it. */
+/* Whether the database file is still the one opened, and still begins
+ * as a database: a removed (or replaced) file takes every commit into an
+ * unlinked inode, and one emptied or overwritten in place takes them into
+ * a file the next start refuses as damaged; either way nothing committed
+ * now would be found again. A 16-byte read a group commit. */
 static int
 store_still_there(const struct store *s, char *why, size_t len)
 {
+	static const char magic[16] = "SQLite format 3";
+	char head[16];
 	struct stat st;
+	sqlite3_file *f = NULL;
+	ssize_t n = -1;
 
-	if (stat(s->path, &st) == 0 && st.st_dev == s->dev &&
-	    st.st_ino == s->ino)
+	if (stat(s->path, &st) < 0 || st.st_dev != s->dev ||
+	    st.st_ino != s->ino) {
+		snprintf(why, len,
+		         "%s was removed or replaced: nothing more is stored "
+		         "until agentsupd starts again",
+		         s->path);
+		return -1;
+	}
+	/* through SQLite's own descriptor: closing one of ours on the file
+	 * would drop SQLite's POSIX locks on it */
+	if (sqlite3_file_control(s->db, "main", SQLITE_FCNTL_FILE_POINTER,
+	                         &f) == SQLITE_OK &&
+	    f != NULL && f->pMethods != NULL &&
+	    f->pMethods->xRead(f, head, (int)sizeof head, 0) == SQLITE_OK)
+		n = (ssize_t)sizeof head;
+	if (n == (ssize_t)sizeof head && memcmp(head, magic, sizeof head) == 0)
 		return 0;
 	snprintf(why, len,
-	         "%s was removed or replaced: nothing more is stored until "
+	         "%s was emptied or overwritten: nothing more is stored until "
 	         "agentsupd starts again",
 	         s->path);
 	return -1;
 }
+
+/* One group commit: every job of the batch, then COMMIT; a failed BEGIN
+ * or COMMIT fails them all. */
 
 static void
 store_write_batch(struct store *s, struct store_job *b, size_t n)

@@ -466,6 +466,11 @@ tasks_forget_checkpoints(struct daemon *d, const struct ledger_rec *r)
 	}
 	snprintf(path, sizeof path, "%s/%s", sup->path, r->key);
 	ckpt_forget(d->ckpt, path);
+	/* and the rows under an earlier path of its supervisor (a reload
+	 * moved it): they were handed to the key spawned afresh once the
+	 * supervisor came back there */
+	snprintf(path, sizeof path, "/%s/%s", r->sup, r->key);
+	ckpt_forget_suffix(d->ckpt, path);
 }
 
 /* A drop answered once the row's deletion is committed. */

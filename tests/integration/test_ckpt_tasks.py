@@ -138,3 +138,31 @@ def test_drop_after_its_supervisor_is_gone_forgets_the_checkpoints(supd):
     d = restart(supd, 1)
     d.wait("started", "root/idle")
     assert checkpoint_paths(supd) == {"root/pool/w"}
+
+
+def test_drop_after_its_supervisor_moved_forgets_the_checkpoints(supd):
+    """A reload moved the pool under another supervisor; the drop deleted
+    the rows under its new path only, and the key spawned afresh once the
+    pool was back where it was got the dropped task's checkpoint (found in
+    an audit)."""
+    d = start(supd, True, free_port())
+    d.wait("started", "root/idle")
+    d.ctl("spawn", "pool", "--key", "v", "--", "1", check=0)
+    assert d.ctl("wait", "v").returncode == 2  # dead, checkpoint 1 kept
+    assert checkpoint_paths(supd) == {"root/pool/v"}
+    command = [l for l in ckpt_pool(supd).splitlines() if "command:" in l][0].strip()
+    (supd.dir / "a.yaml").write_text(textwrap.dedent(f"""\
+        supervisor: root
+        children:
+          - supervisor: sub
+            children:
+              - supervisor: pool
+                intensity: 50
+                template:
+                  {command}
+                  backoff: none
+          - {{worker: idle, command: [sleep, '300']}}
+        """))
+    d.ctl("reload", check=0)
+    d.ctl("drop", "pool/v", check=0)  # answered after the commit
+    assert checkpoint_paths(supd) == set()

@@ -452,3 +452,22 @@ def test_a_store_removed_under_agentsupd_is_said_and_acks_stop(supd):
     before = acked(tmp, "w0")  # before the first error has arrived by now)
     d.wait("store_error")
     assert acked(tmp, "w0") == before
+
+
+def test_a_store_emptied_in_place_is_said_and_acks_stop(supd):
+    """agentsup.db truncated (or overwritten) in place: same file, same
+    inode, so the check above passed; SQLite went on committing and acks
+    kept coming, and the next start refused the damaged file: every one of
+    them lost (found in an audit). The file must still begin as a
+    database."""
+    tmp = supd.tmp
+    state = tmp / "state"
+    d = start(supd, tmp, streamer_conf(tmp, state, ["w0"]), 0)
+    wait_until(lambda: acked(tmp, "w0") > 2, what="acks")
+    os.truncate(state / "agentsup.db", 0)
+    first = d.wait("store_error")
+    assert "emptied or overwritten" in first.detail, first.detail
+    d.wait("store_error")
+    before = acked(tmp, "w0")
+    d.wait("store_error")
+    assert acked(tmp, "w0") == before
