@@ -284,7 +284,10 @@ link_instances(struct parse *p, struct spec *w, struct spec **out)
 {
 	size_t made = 0;
 
-	if (strlen(w->name) + 1 + 4 > CONFIG_NAME_MAX) {
+	/* the longest made: NAME-N of the last N */
+	if (strlen(w->name) + 1 +
+	            (size_t)snprintf(NULL, 0, "%u", w->instances) >
+	    CONFIG_NAME_MAX) {
 		load_locerr(p, &w->loc,
 		            "worker %s: with instances, names NAME-N must fit "
 		            "in %d characters",

@@ -196,8 +196,12 @@ int
 map_list(struct parse *p, yaml_node_t *list, const char *what,
          yaml_node_item_t **items, size_t *n)
 {
-	if (list->type != YAML_SEQUENCE_NODE)
+	if (list->type != YAML_SEQUENCE_NODE) {
+		/* said here: `on_event: {kinds: ...}` (the dash forgotten) or
+		 * `spawn_from: a` was taken silently as no hook, no spawner */
+		load_err(p, &list->start_mark, "%s: want a list", what);
 		return -1;
+	}
 	*items = list->data.sequence.items.start;
 	*n = (size_t)(list->data.sequence.items.top - *items);
 	if (*n > CONFIG_MAX_LIST) {

@@ -111,6 +111,13 @@ spawn_check_ids(const struct spec *n, char **why)
 		free(w);
 		return -1;
 	}
+	/* a pool's template too: its unknown user made the first spawn's
+	 * task fail as ENOENT, dead-letter, and the pool give up */
+	if (n->tmpl != NULL && spawn_ids_resolve(n->tmpl, &ids, &w) < 0) {
+		*why = xasprintf("supervisor %s: template: %s", n->name, w);
+		free(w);
+		return -1;
+	}
 	for (size_t i = 0; i < n->nchildren; i++)
 		if (spawn_check_ids(n->children[i], why) < 0)
 			return -1;

@@ -261,3 +261,15 @@ def test_a_numeric_user_gets_its_supplementary_groups(supd, tmp_path):
     named, numeric = written(by_name), written(by_id)
     assert len(named) > 1  # its own group and another
     assert sorted(numeric) == sorted(named)
+
+
+def test_a_templates_unknown_user_is_a_config_error(supd):
+    """Only workers were checked: a pool's template with an unknown user
+    passed --check and a start, and the first spawn's task failed as
+    ENOENT, was dead-lettered and the pool gave up."""
+    supd.write({"a.yaml": "supervisor: pool\ntemplate:\n  command: [sleep, '1']\n"
+                          "  user: no-such-user-x\n"})
+    r = subprocess.run([AGENTSUPD, "--check", "-c", str(supd.dir)],
+                       capture_output=True, text=True, timeout=TIMEOUT)
+    assert r.returncode == 78, r.stderr
+    assert 'template: user: no such user "no-such-user-x"' in r.stderr

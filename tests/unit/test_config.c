@@ -468,6 +468,13 @@ test_notify_and_hooks(void **state)
 	put("a.yaml", "worker: w\ncommand: x\n");
 	expect_error("00-s.yaml", "agentsupd:\n  on_event: [{run: [a]}]\n",
 	             "on_event: an entry needs kinds and run");
+	/* the dash forgotten, a scalar for a list: said (taken as nothing) */
+	expect_error("00-s.yaml",
+	             "agentsupd:\n  on_event: {kinds: [started], run: [a]}\n",
+	             "on_event: want a list");
+	expect_error("00-s.yaml",
+	             "agentsupd:\n  on_event: [{kinds: started, run: [a]}]\n",
+	             "kinds: want a list");
 	expect_error("00-s.yaml",
 	             "agentsupd:\n  on_event: [{kinds: [Exited], run: [a]}]\n",
 	             "kinds: bad name \"Exited\"");

@@ -323,11 +323,17 @@ test_instances(void **state)
 	          "  - {worker: p, command: x, instances: 2}\n"
 	          "  - {worker: p-2, command: x}\n",
 	          "duplicate name \"p-2\"");
-	parse_bad(
+	/* 62 characters with "-2": it fits (4 digits were always reserved) */
+	cfg = parse_ok(
 	        "worker: "
-	        "a23456789012345678901234567890123456789012345678901234567890\n"
-	        "command: x\ninstances: 2\n",
-	        "names NAME-N must fit in 64 characters");
+	        "a23456789012345678901234567890123456789012345678901234567890"
+	        "\ncommand: x\ninstances: 2\n");
+	config_free(cfg);
+	parse_bad("worker: "
+	          "a23456789012345678901234567890123456789012345678901234567890"
+	          "1234"
+	          "\ncommand: x\ninstances: 10\n",
+	          "names NAME-N must fit in 64 characters");
 	parse_bad(
 	        "supervisor: s\nchildren:\n"
 	        "  - {worker: a, command: x, instances: 1000}\n"

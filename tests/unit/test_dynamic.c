@@ -442,6 +442,8 @@ test_config_errors(void **state)
 	        "supervisor: p\ntemplate: {instances: 2, command: x}\n",
 	        "supervisor: p\ntemplate: {}\n",
 	        "supervisor: p\ntemplate: {command: x}\nspawn_from: [a/b]\n",
+	        /* a scalar: it was taken as no spawner at all */
+	        "supervisor: p\ntemplate: {command: x}\nspawn_from: orch\n",
 	};
 
 	(void)state;
