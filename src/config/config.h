@@ -18,6 +18,8 @@ enum notify_mode { NOTIFY_NONE, NOTIFY_SYSTEMD }; /* `notify:` */
 #define CONFIG_MAX_INTENSITY 100000
 #define CONFIG_MAX_DEPTH     32
 #define CONFIG_NAME_MAX      64
+/* The longest duration: 100 years, in ms (its µs fit in 64 bits). */
+#define CONFIG_MAX_DURATION_MS (100ULL * 366 * 24 * 3600 * 1000)
 
 /*
  * The caps on what a configuration may hold (docs/config.md): reading and

@@ -50,6 +50,11 @@ config_parse_duration(const char *s, uint64_t *ms)
 		return -1;
 	if (mult == 1 && fracdiv != 1)
 		return -1; /* "1.5ms": below our resolution */
+	/* bounded (5124095576031h wrapped to 34 minutes; and a deadline in
+	 * microseconds must not wrap either) */
+	if (whole > CONFIG_MAX_DURATION_MS / mult ||
+	    whole * mult + frac * mult / fracdiv > CONFIG_MAX_DURATION_MS)
+		return -1;
 	*ms = whole * mult + frac * mult / fracdiv;
 	return 0;
 }
