@@ -18,6 +18,9 @@ enum notify_mode { NOTIFY_NONE, NOTIFY_SYSTEMD }; /* `notify:` */
 #define CONFIG_MAX_INTENSITY 100000
 #define CONFIG_MAX_DEPTH     32
 #define CONFIG_NAME_MAX      64
+/* Flow nesting ([ ] and { }) a file may use: far more than a config needs,
+ * far less than what makes libyaml slow. */
+#define CONFIG_MAX_FLOW_DEPTH 64
 /* The longest duration: 100 years, in ms (its µs fit in 64 bits). */
 #define CONFIG_MAX_DURATION_MS (100ULL * 366 * 24 * 3600 * 1000)
 

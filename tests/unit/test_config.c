@@ -476,6 +476,20 @@ test_notify_and_hooks(void **state)
 	put("a.yaml", "worker: w\ncommand: x\n");
 	expect_error("00-s.yaml", "agentsupd:\n  on_event: [{run: [a]}]\n",
 	             "on_event: an entry needs kinds and run");
+	/* deep flow nesting is refused before libyaml's quadratic keys */
+	{
+		char deep[256] = "worker: w\ncommand: ";
+		size_t n = strlen(deep);
+		for (int i = 0; i < 70; i++)
+			deep[n++] = '[';
+		for (int i = 0; i < 70; i++)
+			deep[n++] = ']';
+		snprintf(deep + n, sizeof deep - n, "\n");
+		put("00-s.yaml", "agentsupd: {}\n");
+		expect_error("a.yaml", deep,
+		             "a.yaml:2:74: nested deeper than 64 levels");
+		put("a.yaml", "worker: w\ncommand: x\n");
+	}
 	/* the dash forgotten, a scalar for a list: said (taken as nothing) */
 	expect_error("00-s.yaml",
 	             "agentsupd:\n  on_event: {kinds: [started], run: [a]}\n",
