@@ -89,8 +89,16 @@ util_format_duration(uint64_t ms, char *buf, size_t len)
 		snprintf(buf, len, "%llum", (unsigned long long)(ms / 60000));
 	else if (ms % 1000 == 0)
 		snprintf(buf, len, "%llus", (unsigned long long)(ms / 1000));
-	else if (ms > 1000)
-		snprintf(buf, len, "%.3gs", (double)ms / 1000.0);
-	else
+	else if (ms > 1000) { /* "1.5s", "1234.567s": exact, never 1.23e+03s */
+		int n = snprintf(buf, len, "%llu.%03llu",
+		                 (unsigned long long)(ms / 1000),
+		                 (unsigned long long)(ms % 1000));
+		while (n > 0 && (size_t)n < len && buf[n - 1] == '0')
+			buf[--n] = '\0';
+		if (n > 0 && (size_t)n + 1 < len) {
+			buf[n] = 's';
+			buf[n + 1] = '\0';
+		}
+	} else
 		snprintf(buf, len, "%llums", (unsigned long long)ms);
 }

@@ -80,6 +80,14 @@ print_circuit_equal(const struct circuit_spec *a, const struct circuit_spec *b)
 	       a->probe_stable_ms == b->probe_stable_ms;
 }
 
+static bool
+print_checkpoint_equal(const struct checkpoint_spec *a,
+                       const struct checkpoint_spec *b)
+{
+	return a->enabled == b->enabled && a->max == b->max &&
+	       a->keep == b->keep && a->poison_after == b->poison_after;
+}
+
 int
 spec_policy_equal(const struct spec *a, const struct spec *b)
 {
@@ -96,7 +104,14 @@ spec_policy_equal(const struct spec *a, const struct spec *b)
 	       a->pol->start_timeout_ms == b->pol->start_timeout_ms &&
 	       a->pol->drain_timeout_ms == b->pol->drain_timeout_ms &&
 	       a->pol->max_memory == b->pol->max_memory &&
-	       a->pol->control == b->pol->control && progress_keys_equal(a, b);
+	       a->pol->control == b->pol->control &&
+	       /* a pool's and checkpoints': applied, and so reported */
+	       a->pol->max_children == b->pol->max_children &&
+	       a->pol->key_ttl_ms == b->pol->key_ttl_ms &&
+	       print_strv_equal(a->spawn_from, b->spawn_from) &&
+	       print_checkpoint_equal(&a->pol->checkpoint,
+	                              &b->pol->checkpoint) &&
+	       progress_keys_equal(a, b);
 }
 
 static void

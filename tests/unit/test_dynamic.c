@@ -350,6 +350,32 @@ test_reload_template(void **state)
 	run_free(r);
 }
 
+/* A pool's own keys changed by a reload are applied, and were reported as
+ * nothing updated. */
+static void
+test_reload_reports_a_pools_keys(void **state)
+{
+	struct run *r = run_new(POOL);
+	struct config *cfg;
+	struct reload_report rep;
+	const char *why;
+
+	(void)state;
+	cfg = load_yaml(
+	        "supervisor: root\nchildren:\n"
+	        "  - supervisor: pool\n    max_children: 4\n"
+	        "    intensity: 5\n"
+	        "    template: {command: [work, --x], backoff: none}\n");
+	assert_int_equal(reload_apply(r->t, cfg->root, r->now, &rep, &why), 0);
+	assert_int_equal(rep.updated.count, 1);
+	assert_string_equal(rep.updated.paths[0], "root/pool");
+	reload_report_free(&rep);
+	config_free(r->cfg);
+	r->cfg = cfg;
+	assert_int_equal(N(r, "pool")->spec->pol->max_children, 4);
+	run_free(r);
+}
+
 /* A reload that removes the pool cancels its live tasks (their records
  * were never ended: a `wait` waited for ever); ended ones stay as they
  * were. */
@@ -632,6 +658,7 @@ main(void)
 	        cmocka_unit_test(test_operator_stop_cancels),
 	        cmocka_unit_test(test_shutdown_does_not_end_tasks),
 	        cmocka_unit_test(test_reload_template),
+	        cmocka_unit_test(test_reload_reports_a_pools_keys),
 	        cmocka_unit_test(
 	                test_reload_removing_the_pool_cancels_its_tasks),
 	        cmocka_unit_test(test_ten_thousand_tasks_flat),

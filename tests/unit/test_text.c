@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "text.h"
+#include "util.h"
 
 struct esc_case {
 	const char *in;
@@ -71,6 +72,27 @@ static const struct esc_case cases[] = {
         /* a right-to-left override reorders a terminal's line */
         {"\xE2\x80\xAEtxt.exe", 0, "\"\xE2\x80\xAEtxt.exe\"", "\\u202etxt.exe"},
 };
+
+/* Durations as --check and the reload report show them: exact (1234567 ms
+ * was "1.23e+03s"). */
+static void
+test_durations_shown_exactly(void **state)
+{
+	static const struct {
+		uint64_t ms;
+		const char *want;
+	} durs[] = {
+	        {0, "0s"},      {999, "999ms"},         {1000, "1s"},
+	        {1500, "1.5s"}, {1234567, "1234.567s"}, {1010, "1.01s"},
+	        {60000, "1m"},  {7200000, "2h"},        {61001, "61.001s"}};
+	char buf[32];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof durs / sizeof durs[0]; i++) {
+		util_format_duration(durs[i].ms, buf, sizeof buf);
+		assert_string_equal(buf, durs[i].want);
+	}
+}
 
 static void
 test_escape_table(void **state)
@@ -262,6 +284,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_escape_table),
+	        cmocka_unit_test(test_durations_shown_exactly),
 	        cmocka_unit_test(test_every_short_input_is_clean),
 	        cmocka_unit_test(test_cut_at_every_budget),
 	        cmocka_unit_test(test_term_cut_keeps_escapes_whole),
