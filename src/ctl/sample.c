@@ -122,8 +122,8 @@ sample_fill(struct sampler *t, double deadline)
 /* The next response frame to our request t->id: its "result", *more set
  * when more chunks follow (a list answer), or NULL with t->msg saying why.
  * The objects live until the next call. */
-static const msgpack_object *
-sample_read(struct sampler *t, const char *cmd, bool *more)
+const msgpack_object *
+sample_more(struct sampler *t, const char *cmd, bool *more)
 {
 	double deadline = sample_now() + SAMPLE_REPLY_MS / 1000.0;
 	struct agentsup_frame f;
@@ -189,13 +189,7 @@ sample_request(struct sampler *t, const char *cmd, const char *arg, bool *more)
 		sample_disconnect(t, "cannot send");
 		return NULL;
 	}
-	return sample_read(t, cmd, more);
-}
-
-const msgpack_object *
-sample_more(struct sampler *t, const char *cmd, bool *more)
-{
-	return sample_read(t, cmd, more);
+	return sample_more(t, cmd, more);
 }
 
 /* --- the model: status rows ---------------------------------------------- */

@@ -203,15 +203,14 @@ contain_probe(int dirfd)
 static int
 contain_mkdir(struct contain *c, const char *mnt, const char *self)
 {
+	const char *base = strcmp(self, "/") ? self : "";
+	long pid = (long)getpid();
+
 	for (int n = 1; n <= CONTAIN_DIR_TRIES; n++) {
 		free(c->rel);
 		free(c->dir);
-		c->rel = n == 1 ? xasprintf("%s/agentsup.%ld",
-		                            strcmp(self, "/") ? self : "",
-		                            (long)getpid())
-		                : xasprintf("%s/agentsup.%ld.%d",
-		                            strcmp(self, "/") ? self : "",
-		                            (long)getpid(), n);
+		c->rel = n == 1 ? xasprintf("%s/agentsup.%ld", base, pid)
+		                : xasprintf("%s/agentsup.%ld.%d", base, pid, n);
 		c->dir = xasprintf("%s%s", mnt, c->rel);
 		if (mkdir(c->dir, 0755) == 0)
 			return 0;

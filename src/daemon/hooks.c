@@ -342,9 +342,10 @@ hooks_enqueue(struct hooks *h, const struct hook *k, const char *kind,
 			        "the hook %s for an event \"%s\" (and counting "
 			        "further drops)",
 			        h->nrunning, h->qlen, k->argv[0], kind);
-		} else if (h->dropped_unlogged++,
-		           ev_time() - h->dropped_said >= HOOKS_DROPS_SAID_S) {
-			hooks_say_dropped(h);
+		} else {
+			h->dropped_unlogged++;
+			if (ev_time() - h->dropped_said >= HOOKS_DROPS_SAID_S)
+				hooks_say_dropped(h);
 		}
 		return;
 	}

@@ -148,9 +148,6 @@ session_drain(struct session *s)
 	session_deadline(s, DEADLINE_DRAIN, sp->pol->drain_timeout_ms);
 }
 
-/* A failure seen while the process still runs (hang, start_timeout,
- * protocol): record why, then take it down. A hang first gets SIGUSR1 so
- * it can dump its stacks. */
 bool
 session_failable(const struct session *s)
 {
@@ -158,6 +155,9 @@ session_failable(const struct session *s)
 	       !s->killed;
 }
 
+/* A failure seen while the process still runs (hang, start_timeout,
+ * protocol): record why, then take it down. A hang first gets SIGUSR1 so
+ * it can dump its stacks. */
 void
 session_fail(struct session *s, struct reason cause)
 {

@@ -204,7 +204,6 @@ store_still_there(const struct store *s, char *why, size_t len)
 	char head[16];
 	struct stat st;
 	sqlite3_file *f = NULL;
-	ssize_t n = -1;
 
 	if (stat(s->path, &st) < 0 || st.st_dev != s->dev ||
 	    st.st_ino != s->ino) {
@@ -219,9 +218,8 @@ store_still_there(const struct store *s, char *why, size_t len)
 	if (sqlite3_file_control(s->db, "main", SQLITE_FCNTL_FILE_POINTER,
 	                         &f) == SQLITE_OK &&
 	    f != NULL && f->pMethods != NULL &&
-	    f->pMethods->xRead(f, head, (int)sizeof head, 0) == SQLITE_OK)
-		n = (ssize_t)sizeof head;
-	if (n == (ssize_t)sizeof head && memcmp(head, magic, sizeof head) == 0)
+	    f->pMethods->xRead(f, head, (int)sizeof head, 0) == SQLITE_OK &&
+	    memcmp(head, magic, sizeof head) == 0)
 		return 0;
 	snprintf(why, len,
 	         "%s was emptied or overwritten: nothing more is stored until "
@@ -232,7 +230,6 @@ store_still_there(const struct store *s, char *why, size_t len)
 
 /* One group commit: every job of the batch, then COMMIT; a failed BEGIN
  * or COMMIT fails them all. */
-
 static void
 store_write_batch(struct store *s, struct store_job *b, size_t n)
 {

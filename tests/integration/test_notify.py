@@ -85,6 +85,17 @@ def test_systemd_watchdog_keeps_alive_then_hang(supd, tmp_path):
     assert d.wait("exited", "root/wd").reason == "hang"
 
 
+def start_trig(supd, cmd):
+    """agentsupd over one temporary `notify: systemd` worker, root/trig."""
+    return supd.start({"a.yaml": f"""
+        worker: trig
+        command: {cmd}
+        restart: temporary
+        start_timeout: 10s
+        notify: systemd
+        """})
+
+
 def test_watchdog_trigger_is_a_hang(supd, tmp_path):
     cmd = program(tmp_path, "trig", """
         from systemd import daemon
@@ -93,13 +104,7 @@ def test_watchdog_trigger_is_a_hang(supd, tmp_path):
         daemon.notify("WATCHDOG=trigger")
         time.sleep(1000)
     """)
-    d = supd.start({"a.yaml": f"""
-        worker: trig
-        command: {cmd}
-        restart: temporary
-        start_timeout: 10s
-        notify: systemd
-        """})
+    d = start_trig(supd, cmd)
     d.wait("ready", "root/trig")
     assert d.wait("hang", "root/trig").detail == "WATCHDOG=trigger"
     assert d.wait("exited", "root/trig").reason == "hang"
@@ -117,13 +122,7 @@ def test_repeated_watchdog_trigger_is_one_hang(supd, tmp_path):
             daemon.notify("WATCHDOG=trigger")
         time.sleep(1000)
     """)
-    d = supd.start({"a.yaml": f"""
-        worker: trig
-        command: {cmd}
-        restart: temporary
-        start_timeout: 10s
-        notify: systemd
-        """})
+    d = start_trig(supd, cmd)
     assert d.wait("exited", "root/trig").reason == "hang"
     assert d.count("hang", "root/trig") == 1
 

@@ -25,6 +25,7 @@
 
 struct run {
 	struct config *cfg;
+	struct config *old; /* the one before a reload: removed nodes' specs */
 	struct tree *t;
 	char log[8192];
 	bool obedient;
@@ -91,9 +92,24 @@ run_new(const char *yaml)
 static void
 run_free(struct run *r)
 {
-	tree_free(r->t);
+	tree_free(r->t); /* before the configs: its nodes point into them */
 	config_free(r->cfg);
+	config_free(r->old);
 	free(r);
+}
+
+/* A reload to yaml, applied; its report in *rep (the caller frees it).
+ * The config before is kept in r->old until the next reload or the end. */
+static void
+reload_to(struct run *r, const char *yaml, struct reload_report *rep)
+{
+	struct config *cfg = load_yaml(yaml);
+	const char *why;
+
+	assert_int_equal(reload_apply(r->t, cfg->root, r->now, rep, &why), 0);
+	config_free(r->old);
+	r->old = r->cfg;
+	r->cfg = cfg;
 }
 
 static struct node *
@@ -323,23 +339,22 @@ static void
 test_reload_template(void **state)
 {
 	struct run *r = run_new(POOL);
-	struct config *cfg;
 	struct reload_report rep;
-	const char *why;
 
 	(void)state;
 	spawn(r, "a", SPAWN_OK);
-	cfg = load_yaml("supervisor: root\nchildren:\n"
-	                "  - supervisor: pool\n    max_children: 3\n"
-	                "    intensity: 5\n"
-	                "    template: {command: [new], backoff: none}\n");
-	assert_int_equal(reload_apply(r->t, cfg->root, r->now, &rep, &why), 0);
+	reload_to(r,
+	          "supervisor: root\nchildren:\n"
+	          "  - supervisor: pool\n    max_children: 3\n"
+	          "    intensity: 5\n"
+	          "    template: {command: [new], backoff: none}\n",
+	          &rep);
 	assert_int_equal(rep.removed.count, 0);
 	assert_int_equal(rep.updated.count, 1);
 	assert_string_equal(rep.updated.paths[0], "root/pool");
 	reload_report_free(&rep);
-	config_free(r->cfg); /* the child's spec is its own */
-	r->cfg = cfg;
+	config_free(r->old); /* at once: the child's spec is its own */
+	r->old = NULL;
 	pump(r);
 	assert_string_equal(N(r, "root/pool/a")->spec->argv[0], "work");
 	spawn(r, "b", SPAWN_OK);
@@ -356,22 +371,18 @@ static void
 test_reload_reports_a_pools_keys(void **state)
 {
 	struct run *r = run_new(POOL);
-	struct config *cfg;
 	struct reload_report rep;
-	const char *why;
 
 	(void)state;
-	cfg = load_yaml(
-	        "supervisor: root\nchildren:\n"
-	        "  - supervisor: pool\n    max_children: 4\n"
-	        "    intensity: 5\n"
-	        "    template: {command: [work, --x], backoff: none}\n");
-	assert_int_equal(reload_apply(r->t, cfg->root, r->now, &rep, &why), 0);
+	reload_to(r,
+	          "supervisor: root\nchildren:\n"
+	          "  - supervisor: pool\n    max_children: 4\n"
+	          "    intensity: 5\n"
+	          "    template: {command: [work, --x], backoff: none}\n",
+	          &rep);
 	assert_int_equal(rep.updated.count, 1);
 	assert_string_equal(rep.updated.paths[0], "root/pool");
 	reload_report_free(&rep);
-	config_free(r->cfg);
-	r->cfg = cfg;
 	assert_int_equal(N(r, "pool")->spec->pol->max_children, 4);
 	run_free(r);
 }
@@ -383,28 +394,23 @@ static void
 test_reload_removing_the_pool_cancels_its_tasks(void **state)
 {
 	struct run *r = run_new(POOL);
-	struct config *cfg;
 	struct reload_report rep;
-	const char *why;
 
 	(void)state;
 	spawn(r, "a", SPAWN_OK);
 	spawn(r, "b", SPAWN_OK);
 	exit_with(r, "root/pool/b", 0);
 	expect(r, "task_done root/pool/b\n");
-	cfg = load_yaml("supervisor: root\nchildren:\n"
-	                "  - worker: w\n    command: [w]\n");
 	r->log[0] = '\0';
-	assert_int_equal(reload_apply(r->t, cfg->root, r->now, &rep, &why), 0);
+	reload_to(r,
+	          "supervisor: root\nchildren:\n  - worker: w\n    command: "
+	          "[w]\n",
+	          &rep);
 	assert_int_equal(rep.removed.count, 1);
 	reload_report_free(&rep);
 	pump(r);
 	expect(r, "cancelled root/pool/a\nstop root/pool/a\nstart root/w\n");
-	tree_free(r->t); /* before the old config: its nodes point into it */
-	r->t = NULL;
-	config_free(r->cfg);
-	config_free(cfg);
-	free(r);
+	run_free(r);
 }
 
 /* Ended children leave the tree: 10,000 tasks cost one node at a time. */
