@@ -4,12 +4,14 @@
  * state stands in the way, so the operator is told the truth.
  */
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "command.h"
 #include "engine.h"
 #include "circuit.h"
 #include "intensity.h"
 #include "progress.h"
+#include "util.h"
 
 static struct refusal
 refuse(enum refusal_kind kind, const struct node *n)
@@ -52,6 +54,14 @@ parent_open(const struct node *n)
 	return n->parent != NULL ? sup_open(n->parent) : ok;
 }
 
+/* Whether n's supervisor is running with no job: free to start n. */
+static bool
+parent_idle(const struct node *n)
+{
+	return n->parent->state == NODE_RUNNING &&
+	       n->parent->super->job.kind == JOB_NONE;
+}
+
 /* Operator stop or drain: either way the node then stays stopped. */
 static struct refusal
 command_hold(struct tree *t, struct node *n, uint64_t now, enum stop_how how)
@@ -79,21 +89,30 @@ command_drain(struct tree *t, struct node *n, uint64_t now)
 	return command_hold(t, n, now, STOP_DRAIN);
 }
 
+/* Whether a start starts n: a stopped node, or a worker down and waiting
+ * (its backoff, its probe) or down for good (failed, exhausted): an
+ * operator's start skips every wait (§9). */
+static bool
+startable(const struct node *n)
+{
+	return n->state == NODE_STOPPED || (node_is_worker(n) && node_down(n));
+}
+
 struct refusal
 command_start(struct tree *t, struct node *n, uint64_t now)
 {
 	struct refusal r = tree_open(t);
 
 	t->now = now;
-	if (r.kind == REFUSED_NONE && n->state == NODE_STOPPED)
+	if (r.kind == REFUSED_NONE && startable(n))
 		r = parent_open(n);
 	if (r.kind != REFUSED_NONE)
 		return r;
 	n->held = false;
-	if (n->state == NODE_STOPPED) {
+	if (n->state == NODE_STOPPED)
 		n->last = (struct reason){0};
+	if (startable(n))
 		node_start(t, n);
-	}
 	return ok;
 }
 
@@ -133,21 +152,86 @@ command_restart(struct tree *t, struct node *n, uint64_t now)
 	return ok;
 }
 
-/* A worker back to a clean slate; true when it is down for good and
- * should be started again. */
+/* Whether a reset starts node d of the subtree: a worker waiting (its
+ * backoff) or down for good, or a supervisor that gave up; not what an
+ * operator stopped, nor a temporary worker that ended. */
 static bool
+reset_starts(const struct node *d)
+{
+	if (d->held)
+		return false;
+	if (node_is_worker(d))
+		return d->state >= NODE_BACKOFF;
+	return node_unhealthy(d);
+}
+
+/* A refusal for the first node of n's subtree a reset would start whose
+ * supervisor is busy: a refused reset changes nothing. */
+static struct refusal
+reset_check(const struct node *n)
+{
+	for (const struct node *d = n; d != NULL; d = tree_walk_next(n, d)) {
+		const struct node *s = d->parent;
+		if (s == NULL || !reset_starts(d) || s->state == NODE_STOPPED)
+			continue;
+		if (s->state != NODE_RUNNING || s->super->job.kind != JOB_NONE)
+			return refuse(REFUSED_BUSY, s);
+	}
+	return ok;
+}
+
+/* A worker back to a clean slate: circuit closed, failures forgotten, and
+ * out of a parked state (quarantined, failed, exhausted) into stopped. */
+static void
 reset_worker(struct tree *t, struct node *w)
 {
-	bool parked = w->state == NODE_QUARANTINED || w->state == NODE_FAILED ||
-	              w->state == NODE_EXHAUSTED;
-
 	circuit_reset(w);
 	w->failures = 0;
-	if (parked) {
+	if (w->state == NODE_QUARANTINED || w->state == NODE_FAILED ||
+	    w->state == NODE_EXHAUSTED) {
 		wake_set(t, w, 0);
 		tree_set_state(t, w, NODE_STOPPED);
 	}
-	return parked;
+}
+
+/* A supervisor's reset: every worker below to a clean slate, then the
+ * starts, parents first: a supervisor started here starts its own stopped
+ * children; the rest, under a running supervisor, are started here. */
+static struct refusal
+reset_subtree(struct tree *t, struct node *n, uint64_t now)
+{
+	struct node **again = NULL;
+	size_t k = 0, cap = 0;
+
+	for (struct node *d = n; d != NULL; d = tree_walk_next(n, d)) {
+		if (!node_is_worker(d))
+			continue;
+		if (reset_starts(d)) {
+			if (k == cap) {
+				cap = cap ? 2 * cap : 16;
+				again = xreallocarray(again, cap,
+				                      sizeof *again);
+			}
+			again[k++] = d;
+		}
+		reset_worker(t, d);
+	}
+	intensity_forget(n);
+	if (n->state == NODE_STOPPED) {
+		free(again);
+		return command_start(t, n, now);
+	}
+	for (struct node *d = n; d != NULL; d = tree_walk_next(n, d))
+		if (d != n && !node_is_worker(d) && reset_starts(d) &&
+		    parent_idle(d)) {
+			d->last = (struct reason){0};
+			node_start(t, d);
+		}
+	for (size_t i = 0; i < k; i++)
+		if (parent_idle(again[i]) && startable(again[i]))
+			node_start(t, again[i]);
+	free(again);
+	return ok;
 }
 
 struct refusal
@@ -156,23 +240,18 @@ command_reset(struct tree *t, struct node *n, uint64_t now)
 	struct refusal r = tree_open(t);
 
 	t->now = now;
+	if (r.kind == REFUSED_NONE)
+		r = reset_check(n);
+	if (r.kind == REFUSED_NONE && node_down(n))
+		r = parent_open(n);
 	if (r.kind != REFUSED_NONE)
 		return r;
 	budget_reset(t, n); /* spend cleared; exhausted supervisors back */
-	if (!node_is_worker(n)) {
-		for (struct node *d = n; d != NULL; d = tree_walk_next(n, d))
-			if (node_is_worker(d) && reset_worker(t, d) &&
-			    d->parent->state == NODE_RUNNING &&
-			    d->parent->super->job.kind == JOB_NONE && !d->held)
-				node_start(t, d);
-		intensity_forget(n);
-		if (n->state == NODE_STOPPED)
-			return command_start(t, n, now);
-		return ok;
+	if (node_is_worker(n)) {
+		reset_worker(t, n);
+		return startable(n) ? command_start(t, n, now) : ok;
 	}
-	if (reset_worker(t, n) || n->state == NODE_STOPPED)
-		return command_start(t, n, now);
-	return ok;
+	return reset_subtree(t, n, now);
 }
 
 void

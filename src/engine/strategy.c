@@ -47,17 +47,30 @@ spawn_exhausted(struct reason r)
 }
 
 static bool
-should_restart(const struct node *c, struct reason r)
+should_restart(const struct node *c, bool abnormal)
 {
 	switch (c->spec->pol->restart) {
 	case RESTART_PERMANENT:
 		return true;
 	case RESTART_TRANSIENT:
-		return reason_abnormal(r);
+		return abnormal;
 	case RESTART_TEMPORARY:
 		break;
 	}
 	return false;
+}
+
+/* Whether the exit was abnormal, as the worker declared it: `done` is a
+ * normal end whatever the status, `transient` and `rate_limited` are
+ * failures even with status 0 (it could not finish its work). */
+static bool
+declared_abnormal(enum declared_kind dk, struct reason r)
+{
+	if (dk == DECLARED_DONE)
+		return false;
+	if (dk == DECLARED_TRANSIENT || dk == DECLARED_RATE_LIMITED)
+		return true;
+	return reason_abnormal(r);
 }
 
 /* The supervisor gives up: it stops its children and fails upward. */
@@ -157,32 +170,28 @@ restart_decision(struct tree *t, struct node *s, struct node *c,
 	}
 }
 
-/* The whole decision for a child whose supervisor is free to act. */
+/* The whole decision for a child whose supervisor is free to act: what
+ * it declared first (§9 step 1), then its restart type. */
 static void
 strategy_decide(struct tree *t, struct node *s, struct node *c, struct reason r)
 {
 	enum declared_kind dk = c->exit_declared;
-	struct reason eff =
-	        dk == DECLARED_DONE ? (struct reason){REASON_EXIT, 0} : r;
-	bool failure = reason_abnormal(eff);
+	bool failure = declared_abnormal(dk, r);
 	bool counts = dk != DECLARED_RATE_LIMITED && !spawn_exhausted(r);
 	unsigned n = 0;
 
-	if (r.kind == REASON_BUDGET) { /* §10: never counted, never retried */
+	if (r.kind == REASON_BUDGET || dk == DECLARED_BUDGET) {
+		/* §10: never counted, never retried */
 		park(t, s, c, NODE_EXHAUSTED, EE_EXHAUSTED, 0);
-		return;
-	}
-	if (!should_restart(c, eff)) {
-		dynamic_child_ended(t, c, reason_abnormal(eff));
-		sup_child_settled(t, s);
 		return;
 	}
 	if (dk == DECLARED_PERMANENT) {
 		park(t, s, c, NODE_FAILED, EE_FAILED, 0);
 		return;
 	}
-	if (dk == DECLARED_BUDGET) {
-		park(t, s, c, NODE_EXHAUSTED, EE_EXHAUSTED, 0);
+	if (!should_restart(c, failure)) {
+		dynamic_child_ended(t, c, failure);
+		sup_child_settled(t, s);
 		return;
 	}
 	if (node_is_worker(c))
@@ -250,5 +259,7 @@ strategy_handle_pending(struct tree *t, struct node *s)
 		else if (c->state == NODE_BACKOFF &&
 		         c->backoff_until <= t->now && !c->held)
 			node_start(t, c);
+		else if (c->state == NODE_QUARANTINED && !c->held)
+			node_start(t, c); /* its probe came during the job */
 	}
 }

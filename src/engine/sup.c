@@ -113,12 +113,41 @@ active(const struct node *c)
 	return c->state == NODE_STARTING || c->state == NODE_RUNNING;
 }
 
-/* A child waiting out its backoff: a stop job calls its restart off; a
- * restart job leaves it waiting and starts it in its start phase. */
+/* A child waiting out its backoff or its probe: a stop job calls its
+ * restart off (a quarantined child stays quarantined, with no probe until
+ * its supervisor starts again); a restart job leaves it waiting. */
 static bool
 call_off(const struct job *j, const struct node *c)
 {
-	return c->state == NODE_BACKOFF && j->kind == JOB_STOP;
+	return (c->state == NODE_BACKOFF || c->state == NODE_QUARANTINED) &&
+	       j->kind == JOB_STOP;
+}
+
+/* Whether the start phase starts c: what is stopped or waiting out a
+ * backoff; and, for an operator's restart or a reload that changed it,
+ * what is down for good too (a probe at once, a failed or exhausted worker
+ * tried again): they asked for it. */
+static bool
+job_starts(const struct job *j, const struct node *c)
+{
+	if (c->state == NODE_STOPPED || c->state == NODE_BACKOFF)
+		return true;
+	return node_down(c) &&
+	       (j->select == SELECT_MARKED ||
+	        (j->kind == JOB_RESTART && j->select == SELECT_ALL));
+}
+
+/* A supervisor starting again rearms the probe its stop called off. */
+static void
+job_rearm_probe(struct tree *t, const struct job *j, struct node *c)
+{
+	uint64_t at;
+
+	if (j->kind != JOB_START || c->state != NODE_QUARANTINED ||
+	    c->wake_at != 0 || c->held)
+		return;
+	at = node_circuit(c)->probe_at;
+	wake_set(t, c, at > t->now ? at : t->now);
 }
 
 /* Stop phase: true when every selected child in range is stopped. */
@@ -166,8 +195,9 @@ job_start_step(struct tree *t, struct node *s)
 		struct node *c = s->children[j->cursor];
 		if (c->state == NODE_STARTING && job_selects(j, c))
 			return false; /* wait for its ready (or its failure) */
-		if ((c->state == NODE_STOPPED || c->state == NODE_BACKOFF) &&
-		    !j->launched && job_should_start(j, c)) {
+		job_rearm_probe(t, j, c);
+		if (job_starts(j, c) && !j->launched &&
+		    job_should_start(j, c)) {
 			j->launched = true;
 			node_start(t, c);
 			continue;

@@ -43,6 +43,8 @@ w_spawn(struct tree *t, struct node *n, struct reason r)
 	(void)r;
 	wake_set(t, n, 0);
 	dynamic_respec(n); /* a task's restart takes the template of now */
+	if (n->declared != NULL) /* what the last process said dies with it */
+		n->declared->kind = DECLARED_NONE;
 	n->starts++;
 	n->draining = false;
 	tree_progress_forget(n);
@@ -154,6 +156,22 @@ w_probe(struct tree *t, struct node *n, struct reason r)
 	w_spawn(t, n, r);
 }
 
+/* QUARANTINED x WAKE: the probe is due, but only a running supervisor
+ * starts a child; a busy one does when its job ends, a stopped one rearms
+ * the probe when it starts again (sup.c). */
+static void
+w_probe_due(struct tree *t, struct node *n, struct reason r)
+{
+	struct node *s = n->parent;
+
+	if (n->held)
+		return;
+	if (s->state == NODE_RUNNING && s->super->job.kind == JOB_NONE)
+		w_probe(t, n, r);
+	else if (s->state == NODE_RUNNING || s->state == NODE_STARTING)
+		n->pending = true;
+}
+
 /* RUNNING x WAKE: a half-open probe that may have run long enough. */
 static void
 w_running_wake(struct tree *t, struct node *n, struct reason r)
@@ -182,7 +200,7 @@ static worker_fn *const worker_table[NODE__STATES][WI__INPUTS] = {
         [NODE_QUARANTINED] = {[WI_START] = w_probe,
                               [WI_STOP] = w_hold_quarantine,
                               [WI_DRAIN] = w_hold_quarantine,
-                              [WI_WAKE] = w_probe},
+                              [WI_WAKE] = w_probe_due},
         [NODE_FAILED] = {[WI_START] = w_spawn},
         [NODE_EXHAUSTED] = {[WI_START] = w_spawn},
 };

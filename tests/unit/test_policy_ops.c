@@ -1,0 +1,484 @@
+/*
+ * test_policy_ops.c - the restart policy (DESIGN §9) meets the operator
+ * and the rest of the tree: start, restart and reset of a worker waiting
+ * out its backoff, quarantined or failed; a probe under a supervisor that
+ * stopped, shuts down or spent its budget; a declaration that must die with
+ * the process that made it; declared reasons before the restart type.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "tree_run.h"
+
+#include "circuit.h"
+
+#define FLAKY                                                                  \
+	"supervisor: root\nintensity: 100\nperiod: 1h\nchildren:\n"            \
+	"  - worker: w\n    command: x\n"                                      \
+	"    backoff: {initial: 10s, max: 1m, jitter: none}\n"                 \
+	"  - {worker: ok, command: x}\n"
+
+#define BREAKER                                                                \
+	"supervisor: root\nintensity: 100\nperiod: 1h\nchildren:\n"            \
+	"  - worker: w\n    command: x\n    backoff: none\n"                   \
+	"    circuit: {failures: 3, window: 10m, open: 1m, open_max: 150s,"    \
+	" probe_stable: 10s}\n"                                                \
+	"  - {worker: ok, command: x}\n"
+
+#define NESTED(extra)                                                          \
+	"supervisor: root\nintensity: 100\nperiod: 1h\nchildren:\n"            \
+	"  - supervisor: s\n    intensity: 100\n    period: 1h\n" extra        \
+	"    children:\n"                                                      \
+	"      - worker: w\n        command: x\n"                              \
+	"        circuit: {failures: 3, open: 1m}\n"                           \
+	"      - {worker: x, command: x}\n"
+
+static void
+quarantine(struct run *r, const char *name)
+{
+	crash(r, name, 1);
+	crash(r, name, 1);
+	crash(r, name, 1);
+	assert_string_equal(state_of(r, name), "quarantined");
+	r->log[0] = '\0';
+}
+
+static void
+twice_in_backoff(struct run *r, const char *name)
+{
+	crash(r, name, 1); /* failure 1: at once */
+	r->now += 1;
+	crash(r, name, 1); /* failure 2: waits */
+	assert_string_equal(state_of(r, name), "backoff");
+	r->log[0] = '\0';
+}
+
+static void
+ok_(struct refusal rf)
+{
+	assert_int_equal(rf.kind, REFUSED_NONE);
+}
+
+/* --- start, restart, reset skip every wait ---------------------------------
+ */
+
+static void
+test_start_skips_backoff(void **state)
+{
+	struct run *r = run_new_with(FLAKY, true);
+
+	(void)state;
+	twice_in_backoff(r, "w");
+	ok_(command_start(r->t, N(r, "w"), r->now));
+	pump(r);
+	expect(r, "start root/w\n");
+	run_free(r);
+}
+
+static void
+test_start_and_restart_start_a_failed_worker(void **state)
+{
+	struct run *r = run_new_with(FLAKY, true);
+
+	(void)state;
+	declare(r, "w", DECLARED_PERMANENT, 0);
+	crash(r, "w", 1);
+	expect(r, "failed root/w\n");
+	r->log[0] = '\0';
+	ok_(command_start(r->t, N(r, "w"), r->now));
+	pump(r);
+	expect(r, "start root/w\n");
+	r->now += 1000;
+	declare(r, "w", DECLARED_PERMANENT, 0);
+	crash(r, "w", 1);
+	r->log[0] = '\0';
+	ok_(command_restart(r->t, N(r, "w"), r->now));
+	pump(r);
+	expect(r, "start root/w\n");
+	run_free(r);
+}
+
+/* A stop takes the probe away; a start after it probes at once. */
+static void
+test_start_after_stop_probes_a_quarantined_worker(void **state)
+{
+	struct run *r = run_new(BREAKER);
+
+	(void)state;
+	quarantine(r, "w");
+	ok_(command_stop(r->t, N(r, "w"), r->now));
+	pump(r);
+	advance(r, 3600000); /* no probe while stopped */
+	expect(r, "");
+	ok_(command_start(r->t, N(r, "w"), r->now));
+	pump(r);
+	expect(r, "probing root/w\nstart root/w\n");
+	run_free(r);
+}
+
+static void
+test_restart_probes_a_quarantined_worker(void **state)
+{
+	struct run *r = run_new(BREAKER);
+
+	(void)state;
+	quarantine(r, "w");
+	ok_(command_restart(r->t, N(r, "w"), r->now));
+	pump(r);
+	expect(r, "probing root/w\nstart root/w\n");
+	run_free(r);
+}
+
+static void
+test_reset_starts_a_worker_in_backoff(void **state)
+{
+	struct run *r = run_new_with(FLAKY, true);
+
+	(void)state;
+	twice_in_backoff(r, "w");
+	ok_(command_reset(r->t, N(r, "w"), r->now));
+	pump(r);
+	expect(r, "start root/w\n");
+	assert_int_equal(N(r, "w")->failures, 0);
+	run_free(r);
+}
+
+/* A reset refused for a busy supervisor changes nothing: the worker stays
+ * quarantined, its circuit open, its probe where it was. */
+static void
+test_refused_reset_changes_nothing(void **state)
+{
+	struct run *r = run_new_with(
+	        "supervisor: root\nstrategy: rest_for_one\nintensity: 100\n"
+	        "period: 1h\nchildren:\n"
+	        "  - worker: w\n    command: x\n    backoff: none\n"
+	        "    circuit: {failures: 3, open: 1m}\n"
+	        "  - worker: a\n    command: x\n"
+	        "    backoff: {initial: 5s, jitter: none}\n",
+	        true);
+	struct refusal rf;
+
+	(void)state;
+	quarantine(r, "w");
+	crash(r, "a", 1);
+	r->now += 1;
+	crash(r, "a", 1); /* a's restart job waits 5 s */
+	expect(r, "restarting root/a\nbackoff root/a 5000ms\n");
+	rf = command_reset(r->t, N(r, "w"), r->now);
+	assert_int_equal(rf.kind, REFUSED_BUSY);
+	assert_ptr_equal(rf.node, r->t->root);
+	pump(r);
+	assert_string_equal(state_of(r, "w"), "quarantined");
+	assert_int_equal(node_circuit(N(r, "w"))->state, CIRCUIT_OPEN);
+	advance(r, r->now + 5000);
+	expect(r, "start root/a\n");
+	advance(r, 60000);
+	expect(r, "probing root/w\nstart root/w\n");
+	run_free(r);
+}
+
+static void
+test_reset_starts_a_supervisor_below_that_gave_up(void **state)
+{
+	struct run *r = run_new(
+	        "supervisor: root\nintensity: 100\nperiod: 1h\nchildren:\n"
+	        "  - supervisor: s\n    restart: temporary\n    intensity: 0\n"
+	        "    children:\n"
+	        "      - {worker: w, command: x}\n"
+	        "  - {worker: ok, command: x}\n");
+
+	(void)state;
+	crash(r, "w", 1); /* s gives up; temporary: not restarted */
+	assert_true(node_unhealthy(N(r, "s")));
+	r->log[0] = '\0';
+	ok_(command_reset(r->t, r->t->root, r->now));
+	pump(r);
+	expect(r, "start root/s/w\n");
+	assert_string_equal(state_of(r, "s"), "running");
+	run_free(r);
+}
+
+/* A reset of a supervisor starts what is down for good below it, not a
+ * temporary worker that simply ended, nor one an operator stopped. */
+static void
+test_reset_of_a_supervisor_starts_only_the_parked(void **state)
+{
+	struct run *r = run_new(
+	        "supervisor: root\nintensity: 100\nperiod: 1h\nchildren:\n"
+	        "  - {worker: t, command: x, restart: temporary}\n"
+	        "  - {worker: h, command: x}\n"
+	        "  - {worker: f, command: x}\n");
+
+	(void)state;
+	crash(r, "t", 0);
+	ok_(command_stop(r->t, N(r, "h"), r->now));
+	declare(r, "f", DECLARED_PERMANENT, 0);
+	crash(r, "f", 1);
+	r->log[0] = '\0';
+	ok_(command_reset(r->t, r->t->root, r->now));
+	pump(r);
+	expect(r, "start root/f\n");
+	assert_string_equal(state_of(r, "t"), "stopped");
+	assert_string_equal(state_of(r, "h"), "stopped");
+	run_free(r);
+}
+
+/* --- a probe never starts what its supervisor stopped -----------------------
+ */
+
+static void
+test_probe_waits_for_a_stopped_supervisor(void **state)
+{
+	struct run *r = run_new(NESTED(""));
+
+	(void)state;
+	quarantine(r, "w");
+	ok_(command_stop(r->t, N(r, "s"), r->now));
+	pump(r);
+	expect(r, "stop root/s/x\n");
+	advance(r, 60000);
+	expect(r, ""); /* nothing of s starts while s is stopped */
+	r->now = 61000;
+	ok_(command_start(r->t, N(r, "s"), r->now));
+	pump(r);
+	expect(r, "start root/s/x\n"); /* the probe is rearmed, due now */
+	advance(r, 61000);
+	expect(r, "probing root/s/w\nstart root/s/w\n");
+	run_free(r);
+}
+
+static void
+test_probe_not_during_shutdown(void **state)
+{
+	struct run *r = run_new(BREAKER);
+
+	(void)state;
+	quarantine(r, "w");
+	r->obedient = false; /* ok takes its time to exit */
+	r->now = 59000;
+	tree_shutdown(r->t, r->now);
+	pump(r);
+	expect(r, "stop root/ok\n");
+	advance(r, 60000);
+	expect(r, "");
+	run_free(r);
+}
+
+static void
+test_probe_not_under_an_exhausted_supervisor(void **state)
+{
+	struct run *r = run_new(NESTED("    budget: {tokens: 100}\n"));
+	struct progress p = {.tokens = 100};
+
+	(void)state;
+	quarantine(r, "w");
+	tree_beat(r->t, N(r, "x"), &p, PROGRESS_TOKENS, r->now);
+	pump(r); /* s stops x */
+	tree_exited(r->t, N(r, "x"), (struct reason){REASON_EXIT, 0}, r->now);
+	pump(r);
+	assert_string_equal(state_of(r, "s"), "exhausted");
+	advance(r, 60000);
+	expect(r, "");
+	run_free(r);
+}
+
+/* A probe due while its supervisor runs a job comes when the job ends. */
+static void
+test_probe_due_during_a_job_comes_after_it(void **state)
+{
+	struct run *r = run_new_with(
+	        "supervisor: root\nstrategy: rest_for_one\nintensity: 100\n"
+	        "period: 1h\nchildren:\n"
+	        "  - worker: w\n    command: x\n    backoff: none\n"
+	        "    circuit: {failures: 3, open: 1m}\n"
+	        "  - worker: a\n    command: x\n"
+	        "    backoff: {initial: 5s, jitter: none}\n",
+	        true);
+
+	(void)state;
+	quarantine(r, "w"); /* probe at 60 s */
+	r->now = 58000;
+	crash(r, "a", 1);
+	r->now = 58001;
+	crash(r, "a", 1); /* a's restart job waits until 63 s */
+	advance(r, 60000);
+	expect(r, "");
+	advance(r, 63001);
+	expect(r, "start root/a\nprobing root/w\nstart root/w\n");
+	run_free(r);
+}
+
+/* --- a declaration dies with its process ------------------------------------
+ */
+
+static void
+test_declaration_dies_with_a_stopped_process(void **state)
+{
+	struct run *r = run_new(FLAKY);
+
+	(void)state;
+	declare(r, "w", DECLARED_PERMANENT, 0); /* then stopped, not failed */
+	ok_(command_stop(r->t, N(r, "w"), r->now));
+	pump(r);
+	r->now = 1000;
+	ok_(command_start(r->t, N(r, "w"), r->now));
+	pump(r);
+	r->now = 3000;
+	crash(r, "w", 1); /* the new process declared nothing */
+	expect(r, "restarting root/w\nstart root/w\n");
+	run_free(r);
+}
+
+static void
+test_declaration_dies_in_a_group_restart(void **state)
+{
+	struct run *r = run_new(
+	        "supervisor: root\nstrategy: one_for_all\nintensity: 100\n"
+	        "period: 1h\nchildren:\n"
+	        "  - {worker: a, command: x}\n  - {worker: w, command: x}\n");
+
+	(void)state;
+	declare(r, "w", DECLARED_RATE_LIMITED, 600000);
+	crash(r, "a", 1); /* w is stopped and started with the group */
+	expect(r, "restarting root/a\nstop root/w\nstart root/a\n"
+	          "start root/w\n");
+	r->now = 2000;
+	crash(r, "w", 1);
+	assert_null(strstr(r->log, "backoff root/w"));
+	run_free(r);
+}
+
+/* --- declared reasons come before the restart type (§9 step 1) ---------------
+ */
+
+static void
+test_declared_budget_exhausts_a_temporary_worker(void **state)
+{
+	struct run *r =
+	        run_new("supervisor: root\nchildren:\n"
+	                "  - {worker: t, command: x, restart: temporary}\n");
+
+	(void)state;
+	declare(r, "t", DECLARED_BUDGET, 0);
+	crash(r, "t", 1);
+	expect(r, "exhausted root/t\n");
+	assert_string_equal(state_of(r, "t"), "exhausted");
+	run_free(r);
+}
+
+static void
+test_declared_permanent_by_significant_temporary_gives_up(void **state)
+{
+	struct run *r =
+	        run_new("supervisor: root\nchildren:\n"
+	                "  - supervisor: s\n    children:\n"
+	                "      - {worker: w, command: x, restart: temporary, "
+	                "significant: true}\n"
+	                "      - {worker: x, command: x}\n");
+
+	(void)state;
+	declare(r, "w", DECLARED_PERMANENT, 0);
+	crash(r, "w", 1);
+	assert_string_equal(state_of(r, "w"), "failed");
+	assert_non_null(strstr(r->log, "gave_up root/s\n"));
+	run_free(r);
+}
+
+static void
+test_declared_permanent_with_status_0_fails_a_transient(void **state)
+{
+	struct run *r =
+	        run_new("supervisor: root\nchildren:\n"
+	                "  - {worker: w, command: x, restart: transient}\n");
+
+	(void)state;
+	declare(r, "w", DECLARED_PERMANENT, 0);
+	crash(r, "w", 0);
+	expect(r, "failed root/w\n");
+	run_free(r);
+}
+
+static void
+test_declared_rate_limit_with_status_0_restarts_a_transient(void **state)
+{
+	struct run *r = run_new_with(
+	        "supervisor: root\nchildren:\n"
+	        "  - {worker: w, command: x, restart: transient}\n",
+	        true);
+
+	(void)state;
+	declare(r, "w", DECLARED_RATE_LIMITED, 5000);
+	crash(r, "w", 0);
+	expect(r, "restarting root/w\nbackoff root/w 5000ms\n");
+	run_free(r);
+}
+
+/* --- a reload that changes a parked worker starts it ------------------------
+ */
+
+static void
+test_reload_starts_a_changed_failed_worker(void **state)
+{
+	struct run *r = run_new("supervisor: root\nchildren:\n"
+	                        "  - {worker: w, command: old}\n  - {worker: "
+	                        "ok, command: x}\n");
+	struct config *next = load_yaml("supervisor: root\nchildren:\n"
+	                                "  - {worker: w, command: new}\n"
+	                                "  - {worker: ok, command: x}\n");
+	struct reload_report rep;
+	const char *why = NULL;
+
+	(void)state;
+	no_backoff(next->root);
+	declare(r, "w", DECLARED_PERMANENT, 0); /* say, a bad API key */
+	crash(r, "w", 1);
+	expect(r, "failed root/w\n");
+	r->log[0] = '\0';
+	assert_int_equal(reload_apply(r->t, next->root, r->now, &rep, &why), 0);
+	pump(r);
+	assert_string_equal(joined(&rep.restarted), "root/w");
+	expect(r, "start root/w\n");
+	reload_report_free(&rep);
+	config_free(r->cfg);
+	r->cfg = next;
+	run_free(r);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test(test_start_skips_backoff),
+	        cmocka_unit_test(test_start_and_restart_start_a_failed_worker),
+	        cmocka_unit_test(
+	                test_start_after_stop_probes_a_quarantined_worker),
+	        cmocka_unit_test(test_restart_probes_a_quarantined_worker),
+	        cmocka_unit_test(test_reset_starts_a_worker_in_backoff),
+	        cmocka_unit_test(test_refused_reset_changes_nothing),
+	        cmocka_unit_test(
+	                test_reset_starts_a_supervisor_below_that_gave_up),
+	        cmocka_unit_test(
+	                test_reset_of_a_supervisor_starts_only_the_parked),
+	        cmocka_unit_test(test_probe_waits_for_a_stopped_supervisor),
+	        cmocka_unit_test(test_probe_not_during_shutdown),
+	        cmocka_unit_test(test_probe_not_under_an_exhausted_supervisor),
+	        cmocka_unit_test(test_probe_due_during_a_job_comes_after_it),
+	        cmocka_unit_test(test_declaration_dies_with_a_stopped_process),
+	        cmocka_unit_test(test_declaration_dies_in_a_group_restart),
+	        cmocka_unit_test(
+	                test_declared_budget_exhausts_a_temporary_worker),
+	        cmocka_unit_test(
+	                test_declared_permanent_by_significant_temporary_gives_up),
+	        cmocka_unit_test(
+	                test_declared_permanent_with_status_0_fails_a_transient),
+	        cmocka_unit_test(
+	                test_declared_rate_limit_with_status_0_restarts_a_transient),
+	        cmocka_unit_test(test_reload_starts_a_changed_failed_worker),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
