@@ -145,10 +145,12 @@ set(CPACK_SET_DESTDIR ON)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SECTION admin)
 set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
-# What no ELF file shows to dpkg-shlibdeps: the Python client's needs,
-# SQLite, which agentsupd loads (sqlib.c) only when a state_dir is set, and
-# libyaml, which agentsupd loads (yamlib.c) only while it parses a config.
-set(CPACK_DEBIAN_PACKAGE_DEPENDS "libsqlite3-0 (>= 3.20), libyaml-0-2, python3, python3-msgpack")
+# What no ELF file shows to dpkg-shlibdeps: the Python client's needs and
+# SQLite, which agentsupd loads (sqlib.c) only when a state_dir is set.
+# libyaml, which agentsupd loads (yamlib.c) only while it parses a config,
+# dpkg-shlibdeps finds in agentsupctl (test_package checks it is there,
+# once: listed here too, it was listed twice).
+set(CPACK_DEBIAN_PACKAGE_DEPENDS "libsqlite3-0 (>= 3.20), python3, python3-msgpack")
 find_program(DPKG_SHLIBDEPS_EXECUTABLE dpkg-shlibdeps)
 find_program(FILE_EXECUTABLE file)
 if(DPKG_SHLIBDEPS_EXECUTABLE AND FILE_EXECUTABLE)
@@ -157,8 +159,11 @@ else()
   # What dpkg-shlibdeps finds on Debian 12, written down for machines
   # without dpkg-dev.
   set(CPACK_DEBIAN_PACKAGE_DEPENDS
-    "libc6 (>= 2.34), libev4 (>= 1:4.04), libmsgpackc2 (>= 2.1.0), libncursesw6 (>= 6), libtinfo6 (>= 6), ${CPACK_DEBIAN_PACKAGE_DEPENDS}")
+    "libc6 (>= 2.34), libev4 (>= 1:4.04), libmsgpackc2 (>= 2.1.0), libncursesw6 (>= 6), libtinfo6 (>= 6), libyaml-0-2, ${CPACK_DEBIAN_PACKAGE_DEPENDS}")
 endif()
+# agentsup/wire.h, for clients that speak the protocol themselves, includes
+# msgpack.h; agent.h needs nothing more than this package.
+set(CPACK_DEBIAN_PACKAGE_SUGGESTS "libmsgpack-dev")
 # A shlibs file for libagentsup.so.0, and ldconfig run by postinst/postrm.
 set(CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS ON)
 set(CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS_POLICY ">=")

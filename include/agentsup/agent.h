@@ -152,8 +152,11 @@ int agentsup_exit_reason(struct agentsup *, const char *reason,
 int agentsup_busy(struct agentsup *, uint64_t ms);
 
 /* Store a checkpoint: sent with the next sequence number, which it returns
- * (> 0), or -1. The numbers go on from the restored one. agentsupd
- * acknowledges it once stored (durable, with a state store). */
+ * (> 0), or -1. The numbers go on from the restored one: before welcome
+ * the call first waits for it (agentsup_await_welcome, at most
+ * AGENTSUP_CHECKPOINT_WELCOME_MS). agentsupd acknowledges it once stored
+ * (durable, with a state store). */
+#define AGENTSUP_CHECKPOINT_WELCOME_MS 5000
 int64_t agentsup_checkpoint(struct agentsup *, const void *data, size_t len);
 
 /* The highest checkpoint sequence number agentsupd has acknowledged. */

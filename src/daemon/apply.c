@@ -8,7 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ckpt.h"
 #include "clock.h"
+#include "contain.h"
 #include "control.h"
 #include "daemon.h"
 #include "events.h"
@@ -22,6 +24,7 @@
 #include "serve.h"
 #include "session.h"
 #include "spawn.h"
+#include "tree.h"
 #include "util.h"
 
 #define RELOAD_MSG_LIMIT (32u * 1024u) /* then "... and N more" */
@@ -127,6 +130,7 @@ daemon_reload_apply(struct daemon *d, struct config *cfg,
 	struct reload_report r;
 	struct config *old;
 	const char *why;
+	size_t buried;
 
 	/* READY=1 again once the tree has settled, whatever the outcome */
 	d->up_ready = false;
@@ -147,6 +151,7 @@ daemon_reload_apply(struct daemon *d, struct config *cfg,
 		config_free(cfg);
 		return -1;
 	}
+	buried = d->tree->graveyard->nchildren;
 	if (reload_apply(d->tree, cfg->root, clock_now_ms(), &r, &why) < 0) {
 		*msgp = xstrdup(why);
 		events_emit(&d->events, EV_RELOAD_REFUSED, d->tree->root->path,
@@ -154,6 +159,7 @@ daemon_reload_apply(struct daemon *d, struct config *cfg,
 		config_free(cfg);
 		return -1;
 	}
+	daemon_note_gone(d, buried);
 	old = d->cfg;
 	d->cfg = cfg;
 	apply_settings(d, &old->settings);
@@ -190,4 +196,44 @@ daemon_reload(struct daemon *d, uint64_t client, uint64_t id)
 
 	notify_up_reloading(d->up, "reloading");
 	reloader_request(d->reloader, client != 0 ? &w : NULL);
+}
+
+/* A buried subtree's configured workers, into d->gone. */
+static void
+note_gone(struct daemon *d, const struct node *n)
+{
+	if (n->spec->kind == KIND_WORKER && n->task == NULL) {
+		d->gone = xreallocarray(d->gone, d->ngone + 1, sizeof *d->gone);
+		d->gone[d->ngone++] = xstrdup(n->path);
+	} /* a task's end releases its own */
+	for (size_t i = 0; i < n->nchildren; i++)
+		note_gone(d, n->children[i]);
+}
+
+void
+daemon_note_gone(struct daemon *d, size_t from)
+{
+	const struct node *g = d->tree->graveyard;
+
+	for (size_t i = from; i < g->nchildren; i++)
+		note_gone(d, g->children[i]);
+}
+
+void
+daemon_release_gone(struct daemon *d)
+{
+	for (size_t i = 0; i < d->ngone; i++) {
+		const char *path = d->gone[i], *slash = strrchr(path, '/');
+		const char *name = slash != NULL ? slash + 1 : path;
+		if (tree_find(d->tree, path) == NULL) {
+			ckpt_release(d->ckpt, path);
+			contain_forget(d->contain, path);
+		}
+		if (tree_find(d->tree, name) == NULL)
+			logcap_remove(d->logcap, name);
+		free(d->gone[i]);
+	}
+	free(d->gone);
+	d->gone = NULL;
+	d->ngone = 0;
 }

@@ -230,6 +230,7 @@ daemon_retire_sweep(struct daemon *d)
 {
 	if (d->nretired == 0 || !tree_sweep(d->tree))
 		return;
+	daemon_release_gone(d);
 	for (size_t i = 0; i < d->nretired; i++)
 		config_free(d->retired[i]);
 	d->nretired = 0;
@@ -591,6 +592,9 @@ daemon_free(struct daemon *d)
 	for (size_t i = 0; i < d->nretired; i++)
 		config_free(d->retired[i]);
 	free(d->retired);
+	for (size_t i = 0; i < d->ngone; i++)
+		free(d->gone[i]);
+	free(d->gone);
 	events_close(&d->events);
 	pidmap_free(&d->pids);
 	if (d->loop != NULL) {

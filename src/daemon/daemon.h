@@ -52,6 +52,10 @@ struct daemon {
 	struct config *
 	        *retired; /* replaced by reloads; removed nodes use them */
 	size_t nretired;
+	/* configured workers reloads removed: their checkpoints, capture and
+	 * idle cgroup go once they are swept (daemon_retire_sweep) */
+	char **gone;
+	size_t ngone;
 	int exit_code;
 	uint64_t drain_started_ms;
 	struct notify_server *notify; /* workers' sd_notify, NULL if none */
@@ -85,6 +89,12 @@ void daemon_reload_done(void *arg, struct config *cfg,
                         struct config_errors *errs,
                         const struct reload_waiter *w, size_t nw);
 bool daemon_event_kind_known(const char *kind);
+/* After a reload: the configured workers it buried in the graveyard from
+ * its child `from` on, whose memory goes once they are swept. */
+void daemon_note_gone(struct daemon *, size_t from);
+/* Once the graveyard is empty: what they left (checkpoints, capture, an
+ * idle cgroup), unless a worker of the same path or name holds it now. */
+void daemon_release_gone(struct daemon *);
 /* SIGUSR1 and "agentsupctl drain": drain the whole tree, then exit 0. */
 void daemon_drain(struct daemon *);
 /* The pump's actions (not its sweeps), now rather than at the end of the

@@ -79,8 +79,10 @@ scrape_heartbeat(struct metrics_out *o, const struct node *n, uint64_t now_us)
 {
 	const struct session *w = n->session;
 
+	/* what the run is held to: a reload's heartbeat reaches it at its
+	 * next start */
 	if (w == NULL || n->spec->kind != KIND_WORKER ||
-	    n->spec->pol->heartbeat_ms == 0)
+	    w->beat_timeout_ms == 0)
 		return;
 	metrics_sample(o, "agentsup_heartbeat_age_seconds",
 	               now_us > w->last_beat_us

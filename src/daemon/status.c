@@ -133,7 +133,7 @@ status_pack_node(msgpack_packer *pk, const struct node *n, int depth,
 	}
 	agentsup_wire_kv_uint(pk, "heartbeat_ms",
 	                      sup ? 0 : s->pol->heartbeat_ms);
-	if (w != NULL && s->pol->heartbeat_ms)
+	if (w != NULL && w->beat_timeout_ms != 0) /* as the run is held */
 		agentsup_wire_kv_uint(pk, "heartbeat_age_ms",
 		                      now - w->last_beat_us / 1000);
 	else

@@ -166,3 +166,42 @@ def test_drop_after_its_supervisor_moved_forgets_the_checkpoints(supd):
     d.ctl("reload", check=0)
     d.ctl("drop", "pool/v", check=0)  # answered after the commit
     assert checkpoint_paths(supd) == set()
+
+
+RENAMED = """\
+import agentsup
+with agentsup.Agent() as a:
+    a.ready()
+    a.checkpoint(b"state")
+    a.flush(2)
+    print("checkpointed", flush=True)
+    while not a.draining:
+        a.wait(1)
+"""
+
+
+def test_removed_workers_leave_no_checkpoint_or_capture(supd):
+    """A configured worker that a reload removes takes its checkpoints and
+    its captured output out of memory once it has stopped: renaming a
+    worker again and again does not grow agentsupd."""
+    script = py(supd.tmp, "renamed.py", RENAMED)
+    port = free_port()
+
+    def config(i):
+        return {"00-settings.yaml": settings(supd, False) +
+                f"  metrics: 127.0.0.1:{port}\n",
+                "a.yaml": f"worker: ck{i}\ncommand: [{PY}, {script}]\n"}
+
+    d = supd.start(config(0))
+    d.wait("started", "root/ck0")
+    wait_until(lambda: held(port) == 1, what="ck0's checkpoint held")
+    for i in range(1, 4):
+        supd.write(config(i))
+        d.ctl("reload", check=0)
+        d.wait("started", f"root/ck{i}")
+        wait_until(lambda: "checkpointed" in d.ctl("logs", f"ck{i}").stdout,
+                   what=f"ck{i} checkpointed")
+        wait_until(lambda: held(port) == 1,
+                   what=f"only ck{i}'s checkpoint held, not the removed")
+        gone = d.ctl("logs", f"ck{i - 1}")
+        assert gone.returncode != 0, gone.stdout

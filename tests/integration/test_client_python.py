@@ -213,6 +213,27 @@ def test_part2_sync_api():
     f.finish()
 
 
+def test_checkpoint_before_welcome_waits_for_it():
+    """A checkpoint stored before anything read the welcome goes on from
+    the restored number, and may be as large as welcome allows (it raises
+    the frame limit to checkpoint.max), not only 64 KiB."""
+    f = Fake("""
+        import agentsup
+        a = agentsup.Agent()
+        a.ready()
+        print(a.checkpoint(b"x" * 200000), flush=True)
+    """)
+    f.expect("hello")
+    f.expect("ready")  # the checkpoint now waits for the welcome
+    f.send({"t": "welcome", "v": 1, "name": "w1", "path": "root/w1",
+            "checkpoint": b"state-3", "checkpoint_seq": 3,
+            "max_frame": 300000})
+    ck = f.expect("checkpoint")
+    assert (ck["seq"], len(ck["data"])) == (4, 200000)
+    assert f.line() == "4"
+    f.finish()
+
+
 def test_asyncio_api():
     f = Fake("""
         import asyncio, agentsup

@@ -224,6 +224,24 @@ def test_reload_moves_the_endpoint(supd, tmp_path):
         socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT).close()
 
 
+def test_heartbeat_age_only_for_a_run_held_to_one(supd, tmp_path):
+    """A reload that adds `heartbeat:` reaches a running worker at its next
+    start: until then it is not monitored, and neither /metrics nor status
+    may show a heartbeat age an alert could fire on."""
+    port = free_port()
+    d = start(supd, tmp_path, port)
+    age = "agentsup_heartbeat_age_seconds"
+    assert '{path="root/prog"}' in samples(scrape(port), age)
+    conf = supd.dir / "a.yaml"
+    conf.write_text(conf.read_text().replace(
+        "command: " + SLEEP, "command: " + SLEEP + "\n    heartbeat: 1s", 1))
+    d.signal(signal.SIGHUP)
+    assert "root/sleeper" in d.wait("reload_applied")["detail"]
+    assert '{path="root/sleeper"}' not in samples(scrape(port), age)
+    node = [n for n in d.ctl_json("status") if n["path"] == "root/sleeper"]
+    assert node[0]["heartbeat_age_ms"] is None, node
+
+
 def prom_query(port, q):
     url = (f"http://127.0.0.1:{port}/api/v1/query?"
            + urllib.parse.urlencode({"query": q}))

@@ -97,7 +97,9 @@ def test_control_fields(deb):
     assert field("Maintainer")
     assert field("Section") == "admin"
     assert "supervision" in field("Description")
-    depends = {d.split()[0] for d in field("Depends").split(", ")}
+    names = [d.split()[0] for d in field("Depends").split(", ")]
+    assert len(names) == len(set(names)), names  # each once
+    depends = set(names)
     assert {"libc6", "libev4", "libmsgpackc2", "libyaml-0-2", "python3",
             "python3-msgpack"} <= depends, depends
     info = run("dpkg-deb", "-I", str(deb)).stdout
@@ -150,6 +152,14 @@ def test_contents(deb):
     stray = [f for f in files if "__pycache__" in f or f.endswith(".pyc")
              or not re.match(r"^/(usr|lib|etc)/", f)]
     assert not stray, stray
+
+
+def test_installed_programs_are_stripped(root):
+    """CPACK_STRIP_FILES strips targets; the guard, built apart, too."""
+    for f in ("usr/sbin/agentsupd", "usr/bin/agentsupctl",
+              "usr/libexec/agentsup-guard"):
+        sections = run("readelf", "-S", "-W", str(root / f)).stdout
+        assert ".debug_info" not in sections and ".symtab" not in sections, f
 
 
 def test_systemd_unit_runs_the_packaged_daemon(root):
@@ -263,8 +273,10 @@ def c_workers(root, tmp_path_factory):
     src = out / "worker.c"
     src.write_text(WORKER_C)
     pcdir = root / f"usr/lib/{multiarch()}/pkgconfig"
+    # the package's own .pc alone: what it names must come with it
     env = dict(os.environ, PKG_CONFIG_SYSROOT_DIR=str(root),
-               PKG_CONFIG_PATH=str(pcdir))
+               PKG_CONFIG_LIBDIR=str(pcdir))
+    env.pop("PKG_CONFIG_PATH", None)
     cflags = run("pkg-config", "--cflags", "agentsup", env=env).stdout.split()
     libs = run("pkg-config", "--libs", "agentsup", env=env).stdout.split()
     assert f"-I{root}/usr/include" in cflags, cflags

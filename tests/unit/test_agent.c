@@ -197,6 +197,25 @@ test_welcome_restores(void **state)
 	assert_int_equal(agentsup_checkpoint(fk->a, "e", 1), 9);
 }
 
+/* A checkpoint before the welcome was read waits for it: its number goes
+ * on from the restored one (it was 1, and the daemon's went back). */
+static void
+test_checkpoint_waits_for_welcome(void **state)
+{
+	struct fake *fk = *state;
+	struct agentsup_frame f;
+	msgpack_packer pk = to_worker(fk, 2, "welcome");
+
+	agentsup_wire_kv_uint(&pk, "checkpoint_seq", 3);
+	send_it(fk);
+	assert_false(agentsup_welcomed(fk->a)); /* there, not read yet */
+	assert_int_equal(agentsup_checkpoint(fk->a, "d", 1), 4);
+	assert_true(agentsup_welcomed(fk->a));
+	next(fk, &f, "hello");
+	next(fk, &f, "checkpoint");
+	assert_int_equal(u(&f, "seq"), 4);
+}
+
 static void
 test_part2_messages(void **state)
 {
@@ -406,6 +425,7 @@ main(void)
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 	        T(test_hello_cloexec_and_env),
 	        T(test_welcome_restores),
+	        T(test_checkpoint_waits_for_welcome),
 	        T(test_part2_messages),
 	        T(test_daemon_messages),
 	        T(test_bad_field_from_daemon),

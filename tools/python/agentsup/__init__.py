@@ -239,11 +239,16 @@ class Agent:
 
     def checkpoint(self, data: bytes) -> int:
         """Store a checkpoint; returns its sequence number (numbers go on
-        from the restored one). checkpoint_acked follows agentsupd's acks."""
+        from the restored one: the first waits for welcome, up to
+        welcome_timeout, as `restored` does; welcome also raises the frame
+        limit to checkpoint.max). checkpoint_acked follows agentsupd's
+        acks."""
         data = bytes(data)
         if self._sock is None:
             self._ckpt_seq += 1
             return self._ckpt_seq
+        if not self.welcomed:
+            self._wait_for(lambda: self.welcomed, self.welcome_timeout)
         if self._send({"t": "checkpoint", "data": data}, seq="_ckpt_seq") is None:
             raise BlockingIOError("agentsupd is not reading: checkpoint not queued")
         return self._ckpt_seq
