@@ -140,7 +140,7 @@ daemon_reload_apply(struct daemon *d, struct config *cfg,
 		            0, "config", 0, "%s", *msgp);
 		return -1;
 	}
-	if (d->tree->exited) { /* it gave up: the last hooks run */
+	if (tree_over(d->tree)) { /* it gave up: the last hooks run */
 		*msgp = xstrdup("agentsupd is exiting: the tree has ended");
 		config_free(cfg);
 		return -1;

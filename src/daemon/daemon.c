@@ -167,7 +167,7 @@ act_exit(struct daemon *d, int code)
 		log_warnx("the root supervisor gave up: exiting %d", code);
 	else if (code == EXIT_BUDGET)
 		log_warnx("the root's budget is spent: exiting %d", code);
-	else if (d->drain_started_ms != 0)
+	else if (d->drain_started_ms != 0 && !d->tree->shutting_down)
 		events_emit(&d->events, EV_DRAIN_DONE, d->tree->root->path, 0,
 		            NULL, 0, "after %llums",
 		            (unsigned long long)(clock_now_ms() -

@@ -363,6 +363,14 @@ serve_request(struct client *cl, struct control *c, struct daemon *d,
 			serve_node_command(cl, d, r);
 			break;
 		}
+		if (tree_over(d->tree) || d->tree->shutting_down) {
+			serve_error(cl, r->id, "cannot drain: %s",
+			            tree_over(d->tree)
+			                    ? "agentsupd is exiting: the tree "
+			                      "has ended"
+			                    : "agentsupd is shutting down");
+			break;
+		}
 		daemon_drain(d);
 		serve_ok(cl, r->id, "draining the whole tree");
 		break;

@@ -136,7 +136,9 @@ session_drain(struct session *s)
 {
 	const struct spec *sp = s->node->spec;
 
-	if (s->drain_ms != 0 || s->deadline == DEADLINE_KILL || s->killed)
+	/* a failure already on its way (a hang's grace) keeps its sequence */
+	if (s->drain_ms != 0 || s->cause.kind != REASON_NONE ||
+	    s->deadline == DEADLINE_KILL || s->killed)
 		return;
 	s->drain_ms = clock_now_ms();
 	if (s->chan == NULL ||

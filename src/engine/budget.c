@@ -403,7 +403,7 @@ budget_sup_exhausted(struct tree *t, struct node *s)
 	}
 	tree_set_state(t, s, NODE_EXHAUSTED);
 	tree_event(t, EE_EXHAUSTED, s, s->last);
-	tree_push(t, (struct action){.kind = ACT_EXIT, .code = 79});
+	tree_exit(t, 79);
 }
 
 void

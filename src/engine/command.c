@@ -31,7 +31,7 @@ tree_open(const struct tree *t)
 		return refuse(REFUSED_DRAINING, t->root);
 	/* it gave up and its exit is queued: what a command changed would
 	 * never be acted on (status would show it) while the last hooks run */
-	if (t->exited)
+	if (tree_over(t))
 		return refuse(REFUSED_EXITED, t->root);
 	return ok;
 }

@@ -81,7 +81,7 @@ dynamic_check(const struct tree *t, const struct node *sup)
 {
 	if (sup->spec->tmpl == NULL)
 		return SPAWN_NOT_DYNAMIC;
-	if (t->shutting_down || t->draining || t->exited)
+	if (t->shutting_down || t->draining || tree_over(t))
 		return SPAWN_SHUTTING_DOWN;
 	if (sup->state != NODE_RUNNING || sup->super->job.kind != JOB_NONE ||
 	    sup->removed)

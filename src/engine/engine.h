@@ -15,6 +15,11 @@ struct node *tree_node_new(const struct spec *, struct node *parent,
                            size_t index);
 /* Free a node and its subtree (no action may point at it). */
 void tree_node_free(struct node *);
+/* The tree is down for good: ACT_EXIT with code once the graveyard has
+ * stopped too (at once when it is empty); then, each time a node of the
+ * graveyard settles, whether it has. */
+void tree_exit(struct tree *, int code);
+void tree_exit_when_buried(struct tree *);
 /* Preorder successor of n within the subtree of top, or NULL. */
 struct node *tree_walk_next(const struct node *top, const struct node *n);
 

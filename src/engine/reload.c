@@ -162,7 +162,7 @@ reload_node(struct tree *t, struct node *n, const struct spec *ns,
 		n->spec = ns;
 		if (policy && budget_reloaded(t, n)) /* a limit was raised */
 			n->marked = true;
-		if (proc && n->state != NODE_STOPPED) {
+		if (proc && n->state != NODE_STOPPED && !n->held) {
 			n->marked = true;
 			list_add(&r->restarted, n->path);
 		} else if (proc || policy) {

@@ -95,8 +95,8 @@ static bool
 job_should_start(const struct job *j, const struct node *c)
 {
 	switch (j->select) {
-	case SELECT_MARKED:
-		return c->marked;
+	case SELECT_MARKED: /* not what an operator is stopping */
+		return c->marked && !c->held;
 	case SELECT_ALL:
 		return !c->held;
 	case SELECT_RESTARTABLE:
@@ -215,7 +215,7 @@ sup_gave_up(struct tree *t, struct node *s)
 	intensity_forget(s);
 	s->last = (struct reason){REASON_GAVE_UP, 0};
 	if (s->parent == NULL) {
-		tree_push(t, (struct action){.kind = ACT_EXIT, .code = 75});
+		tree_exit(t, 75);
 		return;
 	}
 	tree_event(t, EE_ESCALATED, s, s->last);
@@ -253,7 +253,7 @@ job_finish(struct tree *t, struct node *s)
 	if (s->parent != NULL)
 		sup_child_settled(t, s->parent);
 	else if (t->shutting_down || t->draining)
-		tree_push(t, (struct action){.kind = ACT_EXIT, .code = 0});
+		tree_exit(t, 0);
 }
 
 /* Drive a supervisor's job as far as it goes without waiting. */
@@ -293,5 +293,8 @@ wait:
 void
 sup_child_settled(struct tree *t, struct node *s)
 {
-	sup_run(t, s);
+	if (s == t->graveyard) /* removed by a reload: freed once down */
+		tree_exit_when_buried(t);
+	else
+		sup_run(t, s);
 }

@@ -374,34 +374,60 @@ tree_beat(struct tree *t, struct node *n, const struct progress *u,
 	progress_beat(t, n, u, fields, moved);
 }
 
-/* Every worker still draining is stopped now, by its shutdown sequence. */
-static void
-cut_drains_short(struct tree *t)
+void
+tree_exit(struct tree *t, int code)
 {
-	for (struct node *n = t->root; n != NULL;
-	     n = tree_walk_next(t->root, n))
-		if (node_is_worker(n) && n->state == NODE_STOPPING &&
-		    n->draining)
+	if (tree_over(t))
+		return;
+	t->ending = true;
+	t->exit_code = code;
+	tree_exit_when_buried(t);
+}
+
+void
+tree_exit_when_buried(struct tree *t)
+{
+	const struct node *g = t->graveyard;
+
+	if (!t->ending || t->exited)
+		return;
+	for (size_t i = 0; i < g->nchildren; i++)
+		if (!node_down(g->children[i]))
+			return; /* a supervisor is down once its children are */
+	tree_push(t, (struct action){.kind = ACT_EXIT, .code = t->exit_code});
+}
+
+/* Every worker still stopping under top is stopped now by its shutdown
+ * sequence: a drain (SIGUSR1's, an operator's stop or restart, a reload's
+ * restart or removal, a spent budget's) is cut short, so that a tree stops
+ * within its largest `shutdown` (§9). */
+static void
+cut_stops_short(struct tree *t, struct node *top)
+{
+	for (struct node *n = top; n != NULL; n = tree_walk_next(top, n))
+		if (node_is_worker(n) && n->state == NODE_STOPPING)
 			worker_force(t, n);
 }
 
 void
 tree_shutdown(struct tree *t, uint64_t now)
 {
+	bool drained = t->draining;
+
 	t->now = now;
 	if (t->shutting_down)
 		return;
 	t->shutting_down = true;
+	t->draining = false;
+	cut_stops_short(t, t->root);
+	cut_stops_short(t, t->graveyard);
 	if (t->root->state == NODE_STOPPED) {
-		tree_push(t, (struct action){.kind = ACT_EXIT, .code = 0});
+		tree_exit(
+		        t,
+		        0); /* a give-up's 75 waiting for the graveyard stays */
 		return;
 	}
-	if (t->draining) {
-		t->draining = false;
-		cut_drains_short(t);
-		return;
-	}
-	if (t->root->state == NODE_STOPPING)
+	if (drained || t->root->state == NODE_STOPPING)
 		return; /* already going down; a give-up keeps its 75 */
 	node_stop(t, t->root, STOP_PLAIN);
 }
@@ -414,7 +440,7 @@ tree_drain(struct tree *t, uint64_t now)
 		return;
 	t->draining = true;
 	if (t->root->state == NODE_STOPPED) {
-		tree_push(t, (struct action){.kind = ACT_EXIT, .code = 0});
+		tree_exit(t, 0);
 		return;
 	}
 	if (t->root->state == NODE_STOPPING)

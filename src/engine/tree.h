@@ -270,7 +270,11 @@ struct tree {
 	uint64_t now;
 	bool shutting_down;
 	bool draining;
-	bool exited;            /* ACT_EXIT was queued: nothing more happens */
+	bool exited; /* ACT_EXIT was queued: nothing more happens */
+	/* down for good, exit_code decided: ACT_EXIT waits until what
+	 * reloads removed (the graveyard) has stopped too */
+	bool ending;
+	int exit_code;
 	size_t live;            /* workers not STOPPED */
 	struct node *graveyard; /* removed by a reload, stopping */
 	struct action *acts;
@@ -284,6 +288,13 @@ struct tree {
 };
 
 struct tree *tree_new(const struct spec *root);
+/* Whether the tree is over: its exit is decided (queued, or waiting for
+ * the graveyard), so no command, spawn or reload can change anything. */
+static inline bool
+tree_over(const struct tree *t)
+{
+	return t->exited || t->ending;
+}
 void tree_free(struct tree *);
 
 /* Events in. Each takes the current monotonic time in ms. */

@@ -106,13 +106,14 @@ w_drain(struct tree *t, struct node *n, struct reason r)
 	tree_push(t, (struct action){.kind = ACT_DRAIN, .node = n});
 }
 
-/* STOPPING x FORCE: a drain cut short (shutdown during a drain). */
+/* STOPPING x FORCE: the shutdown sequence now, whatever drain it is in
+ * (SIGTERM during a drain, an operator's stop, a reload's restart): the
+ * shell's stop is a no-op for one already on its way. */
 static void
 w_cut_drain(struct tree *t, struct node *n, struct reason r)
 {
 	(void)r;
-	if (n->draining)
-		tree_push(t, (struct action){.kind = ACT_STOP, .node = n});
+	tree_push(t, (struct action){.kind = ACT_STOP, .node = n});
 }
 
 /* BACKOFF x STOP|DRAIN: its pending restart is called off. */

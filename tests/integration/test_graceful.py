@@ -118,3 +118,121 @@ def test_reload_changing_the_command_drains_first(supd, tmp_path):
     d.ctl("stop", "root/agent", check=0)
     wait_until(lambda: len(told(log)) == 2, what="the new command's drain")
     assert told(log)[1]["args"] == ["v2"]
+
+
+def deaf(tmp_path, on_term="lambda *_: sys.exit(143)"):
+    """A protocol worker that never finishes a drain: only a signal ends
+    it (exit 143 on SIGTERM; or, with on_term signal.SIG_IGN, SIGKILL)."""
+    p = tmp_path / "deaf.py"
+    p.write_text(textwrap.dedent(f"""
+        import signal, sys, time
+        sys.path.insert(0, {CLIENT!r})
+        import agentsup
+        signal.signal(signal.SIGTERM, {on_term})
+        a = agentsup.Agent()
+        a.ready()
+        while True:
+            a.wait(1.0)
+    """))
+    return json.dumps([PY, str(p)])
+
+
+DEAF = """\
+    supervisor: root
+    children:
+      - worker: deaf
+        command: {cmd}
+        start_timeout: 10s
+        drain_timeout: 1h
+        shutdown: 3s
+      - worker: other
+        command: {sleep}
+"""
+
+
+def test_sigterm_cuts_an_operators_stop_short(supd, tmp_path):
+    """SIGTERM stops a worker an operator's stop left draining by its stop
+    sequence, within its `shutdown`, not its 1 h drain_timeout."""
+    d = supd.start({"a.yaml": DEAF.format(cmd=deaf(tmp_path),
+                                          sleep=sh("exec sleep 1000"))})
+    d.wait("ready", "root/deaf")
+    d.ctl("stop", "deaf", check=0)
+    d.signal(signal.SIGTERM)
+    ex = d.wait("exited", "root/deaf")
+    assert ex.reason == "exit:143", ex
+    assert d.exit_code() == 0
+
+
+def test_sigterm_stops_a_removed_worker_by_its_sequence(supd, tmp_path):
+    """A worker a reload removed, still draining, gets its stop sequence and
+    its event at SIGTERM, and agentsupd exits only once it is gone (it was
+    SIGKILLed at exit, with no event)."""
+    conf = DEAF.format(cmd=deaf(tmp_path), sleep=sh("exec sleep 1000"))
+    d = supd.start({"a.yaml": conf})
+    d.wait("ready", "root/deaf")
+    supd.write({"a.yaml": "supervisor: root\nchildren:\n"
+                "  - {worker: other, command: " + sh("exec sleep 1000") +
+                "}\n"})
+    d.ctl("reload", check=0)
+    d.signal(signal.SIGTERM)
+    ex = d.wait("exited", "root/deaf")
+    assert ex.reason == "exit:143", ex
+    assert d.exit_code() == 0
+
+
+def test_a_hang_keeps_its_grace_through_a_drain(supd, tmp_path):
+    """A hung worker in its 1 s grace is not given a drain's drain_timeout
+    by SIGUSR1: it is stopped as hung."""
+    p = tmp_path / "hung.py"
+    p.write_text(textwrap.dedent(f"""
+        import sys, time
+        sys.path.insert(0, {CLIENT!r})
+        import agentsup
+        a = agentsup.Agent()
+        a.ready()
+        time.sleep(1000)
+    """))
+    d = supd.start({"a.yaml": f"""
+        worker: h
+        command: {json.dumps([PY, str(p)])}
+        start_timeout: 10s
+        heartbeat: 300ms
+        heartbeat_timeout: 1s
+        drain_timeout: 1h
+        shutdown: 1s
+        """})
+    d.wait("hang", "root/h")
+    d.signal(signal.SIGUSR1)
+    assert d.exit_code() == 0
+    assert d.count("drained", "root/h") == 0
+
+
+def test_drain_refused_during_a_shutdown_and_not_done_when_cut(supd,
+                                                               tmp_path):
+    """`agentsupctl drain` during a shutdown is refused (it answered
+    "draining the whole tree"); a drain that SIGTERM cut short ends as a
+    shutdown, not as drain_done, in the events and the termination
+    record."""
+    record = tmp_path / "term.json"
+    supd.write({"00-settings.yaml": f"""
+        agentsupd:
+          events_file: {supd.events}
+          termination_log: {record}
+        """,
+        "a.yaml": DEAF.format(cmd=deaf(tmp_path, "signal.SIG_IGN"),
+                              sleep=sh("exec sleep 1000")).replace(
+                                  "shutdown: 3s", "shutdown: 1h")},
+               settings=False)
+    d = supd.start()
+    pid = d.wait("started", "root/deaf").pid
+    d.wait("ready", "root/deaf")
+    d.signal(signal.SIGUSR1)
+    d.wait("drain_started")
+    d.signal(signal.SIGTERM)
+    d.wait("shutdown")  # deaf ignores it: agentsupd waits, for an hour
+    r = d.ctl("drain")
+    assert r.returncode != 0 and "shutting down" in r.stderr, r
+    os.kill(pid, signal.SIGKILL)
+    assert d.exit_code() == 0
+    assert d.count("drain_done") == 0
+    assert json.loads(record.read_text())["reason"] == "shutdown"

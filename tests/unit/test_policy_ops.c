@@ -448,6 +448,126 @@ test_reload_starts_a_changed_failed_worker(void **state)
 	run_free(r);
 }
 
+/* --- shutdown cuts every stop short; exit waits for the removed ------------
+ */
+
+static void
+test_shutdown_cuts_an_operators_stop_short(void **state)
+{
+	struct run *r = run_new(FLAKY);
+
+	(void)state;
+	r->obedient = false; /* w drains for its drain_timeout */
+	r->log[0] = '\0';
+	ok_(command_stop(r->t, N(r, "w"), r->now));
+	pump(r);
+	expect(r, "stop root/w\n");
+	r->log[0] = '\0';
+	tree_shutdown(r->t, r->now);
+	pump(r);
+	expect(r, "stop root/w\nstop root/ok\n"); /* w's drain cut short */
+	run_free(r);
+}
+
+static struct run *
+removed_and_stopping(void)
+{
+	struct run *r = run_new(FLAKY);
+	struct config *next = load_yaml("supervisor: root\nintensity: 0\n"
+	                                "children:\n"
+	                                "  - {worker: ok, command: x}\n");
+	struct reload_report rep;
+	const char *why = NULL;
+
+	no_backoff(next->root);
+	r->obedient = false;
+	r->log[0] = '\0';
+	assert_int_equal(reload_apply(r->t, next->root, r->now, &rep, &why), 0);
+	pump(r);
+	expect(r, "stop root/w\n"); /* buried, draining */
+	reload_report_free(&rep);
+	/* the old config stays while a removed node points into it */
+	r->retired = r->cfg;
+	r->cfg = next;
+	r->log[0] = '\0';
+	return r;
+}
+
+static void
+test_shutdown_stops_the_removed_and_waits_for_them(void **state)
+{
+	struct run *r = removed_and_stopping();
+
+	(void)state;
+	tree_shutdown(r->t, r->now);
+	pump(r);
+	expect(r, "stop root/w\nstop root/ok\n");
+	r->log[0] = '\0';
+	tree_exited(r->t, N(r, "ok"), (struct reason){REASON_SIGNAL, 15},
+	            r->now);
+	pump(r);
+	expect(r, ""); /* no exit while root/w still runs */
+	assert_false(r->t->exited);
+	assert_int_not_equal(command_start(r->t, N(r, "ok"), r->now).kind,
+	                     REFUSED_NONE);
+	tree_exited(r->t, r->t->graveyard->children[0],
+	            (struct reason){REASON_SIGNAL, 15}, r->now);
+	pump(r);
+	expect(r, "exit 0\n");
+	run_free(r);
+}
+
+static void
+test_give_up_exit_waits_for_the_removed(void **state)
+{
+	struct run *r = removed_and_stopping();
+
+	(void)state;
+	r->obedient = true;
+	crash(r, "ok", 1); /* intensity 0: the root gives up */
+	assert_null(strstr(r->log, "exit 75"));
+	r->log[0] = '\0';
+	tree_exited(r->t, r->t->graveyard->children[0],
+	            (struct reason){REASON_SIGNAL, 15}, r->now);
+	pump(r);
+	expect(r, "exit 75\n");
+	run_free(r);
+}
+
+/* A reload does not restart what an operator is stopping: its change is
+ * for its next start. */
+static void
+test_reload_leaves_an_operators_stop_alone(void **state)
+{
+	struct run *r = run_new(FLAKY);
+	struct config *next = load_yaml(
+	        "supervisor: root\nintensity: 100\nperiod: 1h\nchildren:\n"
+	        "  - {worker: w, command: new}\n  - {worker: ok, command: "
+	        "x}\n");
+	struct reload_report rep;
+	const char *why = NULL;
+
+	(void)state;
+	no_backoff(next->root);
+	r->obedient = false;
+	ok_(command_stop(r->t, N(r, "w"), r->now));
+	pump(r);
+	r->log[0] = '\0';
+	assert_int_equal(reload_apply(r->t, next->root, r->now, &rep, &why), 0);
+	pump(r);
+	assert_string_equal(joined(&rep.restarted), "");
+	assert_string_equal(joined(&rep.updated), "root/w");
+	tree_exited(r->t, N(r, "w"), (struct reason){REASON_SIGNAL, 15},
+	            r->now);
+	pump(r);
+	expect(r, "");
+	assert_string_equal(state_of(r, "w"), "stopped");
+	reload_report_free(&rep);
+	config_free(r->cfg);
+	r->cfg = next;
+	run_free(r);
+}
+
 int
 main(void)
 {
@@ -478,6 +598,11 @@ main(void)
 	        cmocka_unit_test(
 	                test_declared_rate_limit_with_status_0_restarts_a_transient),
 	        cmocka_unit_test(test_reload_starts_a_changed_failed_worker),
+	        cmocka_unit_test(test_shutdown_cuts_an_operators_stop_short),
+	        cmocka_unit_test(
+	                test_shutdown_stops_the_removed_and_waits_for_them),
+	        cmocka_unit_test(test_give_up_exit_waits_for_the_removed),
+	        cmocka_unit_test(test_reload_leaves_an_operators_stop_alone),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -17,6 +17,7 @@
 
 struct run {
 	struct config *cfg;
+	struct config *retired; /* a reload's old one, while nodes use it */
 	struct tree *t;
 	char log[8192]; /* actions, one per line */
 	bool obedient;  /* answer each stop with an exit */
@@ -107,6 +108,8 @@ run_free(struct run *r)
 {
 	tree_free(r->t);
 	config_free(r->cfg);
+	if (r->retired != NULL)
+		config_free(r->retired);
 	free(r);
 }
 
