@@ -2,10 +2,7 @@
  * log.c - the daemon's own lines on stderr: "agentsupd: ...". They pass
  * through one bounded queue (outq.c) so that a reader who stops reading our
  * stderr never blocks supervision; an ev_io flushes it when stderr is
- * writable again. While a loop runs, a turn's lines wait in the queue and
- * go out in one write from the turn's last ev_prepare, after the action
- * pump: a restart's clone is not kept waiting behind its log lines. The
- * log is one per process, hence the statics.
+ * writable again. The log is one per process, hence the statics.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -25,7 +22,6 @@ static struct outq log_q;
 static bool log_open;
 static struct ev_loop *log_loop;
 static ev_io log_w;
-static ev_prepare log_turn_w;
 
 static void
 log_ensure_open(void)
@@ -59,25 +55,10 @@ log_writable_cb(struct ev_loop *loop, ev_io *w, int revents)
 	log_watch(outq_flush(&log_q));
 }
 
-/* The end of a loop turn, before it sleeps: out with the turn's lines. */
-static void
-log_turn_cb(struct ev_loop *loop, ev_prepare *w, int revents)
-{
-	(void)loop;
-	(void)w;
-	(void)revents;
-	if (log_q.len > 0 || log_q.dropped > 0)
-		log_watch(outq_flush(&log_q));
-}
-
 void
 log_line(const char *line, size_t len)
 {
 	log_ensure_open();
-	if (log_loop != NULL && ev_is_active(&log_turn_w)) {
-		outq_queue(&log_q, line, len);
-		return; /* log_turn_cb writes it, or starts log_w */
-	}
 	outq_line(&log_q, line, len);
 	log_watch(log_q.len > 0 || log_q.dropped > 0);
 }
@@ -88,10 +69,6 @@ log_attach(struct ev_loop *loop)
 	log_ensure_open();
 	log_loop = loop;
 	ev_init(&log_w, log_writable_cb);
-	ev_prepare_init(&log_turn_w, log_turn_cb);
-	ev_set_priority(&log_turn_w, EV_MINPRI); /* after the action pump */
-	ev_prepare_start(loop, &log_turn_w);
-	ev_unref(loop); /* it keeps nothing alive */
 	log_watch(outq_flush(&log_q));
 }
 
@@ -100,10 +77,6 @@ log_detach(void)
 {
 	if (log_loop != NULL && ev_is_active(&log_w))
 		ev_io_stop(log_loop, &log_w);
-	if (log_loop != NULL && ev_is_active(&log_turn_w)) {
-		ev_ref(log_loop);
-		ev_prepare_stop(log_loop, &log_turn_w);
-	}
 	log_loop = NULL;
 	if (log_open) {
 		outq_flush(&log_q); /* a last try; what stays is lost */

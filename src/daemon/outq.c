@@ -220,12 +220,3 @@ outq_line(struct outq *q, const char *p, size_t n)
 	}
 	outq_push(q, p, n); /* a line begun must end: it goes in */
 }
-
-void
-outq_queue(struct outq *q, const char *p, size_t n)
-{
-	if (q->fd < 0 || q->dropped > 0 || n > q->max - q->len)
-		outq_line(q, p, n);
-	else
-		outq_push(q, p, n);
-}

@@ -41,10 +41,6 @@ void outq_open(struct outq *, int fd, size_t max, const char *prefix);
 void outq_close(struct outq *);
 /* One whole line, newline included: out now, queued, or dropped whole. */
 void outq_line(struct outq *, const char *, size_t);
-/* One whole line, newline included, kept for the next outq_flush, so that a
- * loop turn's lines go out in one write after its work; when it does not
- * fit, what waits is written first (outq_line). */
-void outq_queue(struct outq *, const char *, size_t);
 /* Write what waits; true while something still does. */
 bool outq_flush(struct outq *);
 
