@@ -152,11 +152,10 @@ int agentsup_exit_reason(struct agentsup *, const char *reason,
 int agentsup_busy(struct agentsup *, uint64_t ms);
 
 /* Store a checkpoint: sent with the next sequence number, which it returns
- * (> 0), or -1. The numbers go on from the restored one: before welcome
- * the call first waits for it (agentsup_await_welcome, at most
- * AGENTSUP_CHECKPOINT_WELCOME_MS). agentsupd acknowledges it once stored
- * (durable, with a state store). */
-#define AGENTSUP_CHECKPOINT_WELCOME_MS 5000
+ * (> 0), or -1. The numbers go on from the restored one, which welcome
+ * says: before welcome, -1 with EAGAIN (agentsup_await_welcome first, or
+ * agentsup_process until agentsup_welcomed). agentsupd acknowledges it once
+ * stored (durable, with a state store). */
 int64_t agentsup_checkpoint(struct agentsup *, const void *data, size_t len);
 
 /* The highest checkpoint sequence number agentsupd has acknowledged. */

@@ -137,8 +137,7 @@ session_drain(struct session *s)
 	const struct spec *sp = s->node->spec;
 
 	/* a failure already on its way (a hang's grace) keeps its sequence */
-	if (s->drain_ms != 0 || s->cause.kind != REASON_NONE ||
-	    s->deadline == DEADLINE_KILL || s->killed)
+	if (s->drain_ms != 0 || !session_failable(s))
 		return;
 	s->drain_ms = clock_now_ms();
 	if (s->chan == NULL ||

@@ -172,8 +172,9 @@ reset_check(const struct node *n)
 {
 	for (const struct node *d = n; d != NULL; d = tree_walk_next(n, d)) {
 		const struct node *s = d->parent;
-		if (s == NULL || !reset_starts(d) || s->state == NODE_STOPPED)
-			continue;
+		if (s == NULL || !reset_starts(d) || node_down(s))
+			continue; /* under one down, the reset starts it or not
+			           */
 		if (s->state != NODE_RUNNING || s->super->job.kind != JOB_NONE)
 			return refuse(REFUSED_BUSY, s);
 	}
@@ -216,6 +217,9 @@ reset_subtree(struct tree *t, struct node *n, uint64_t now)
 		}
 		reset_worker(t, d);
 	}
+	/* then the spend: exhausted supervisors back, started where their
+	 * parent runs, and their jobs find the workers below reset */
+	budget_reset(t, n);
 	intensity_forget(n);
 	if (n->state == NODE_STOPPED) {
 		free(again);
@@ -246,8 +250,8 @@ command_reset(struct tree *t, struct node *n, uint64_t now)
 		r = parent_open(n);
 	if (r.kind != REFUSED_NONE)
 		return r;
-	budget_reset(t, n); /* spend cleared; exhausted supervisors back */
 	if (node_is_worker(n)) {
+		budget_reset(t, n); /* spend cleared */
 		reset_worker(t, n);
 		return startable(n) ? command_start(t, n, now) : ok;
 	}

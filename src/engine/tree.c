@@ -397,16 +397,22 @@ tree_exit_when_buried(struct tree *t)
 	tree_push(t, (struct action){.kind = ACT_EXIT, .code = t->exit_code});
 }
 
-/* Every worker still stopping under top is stopped now by its shutdown
- * sequence: a drain (SIGUSR1's, an operator's stop or restart, a reload's
- * restart or removal, a spent budget's) is cut short, so that a tree stops
- * within its largest `shutdown` (§9). */
+/* Every stop under way under top goes by the shutdown sequence from now
+ * on: a worker stopping is stopped now, a drain of its (SIGUSR1's, an
+ * operator's stop or restart, a reload's restart or removal, a spent
+ * budget's) cut short; a supervisor's stop job stops the children it has
+ * not reached yet plainly. So a tree stops within its largest `shutdown`
+ * (§9). */
 static void
 cut_stops_short(struct tree *t, struct node *top)
 {
-	for (struct node *n = top; n != NULL; n = tree_walk_next(top, n))
+	for (struct node *n = top; n != NULL; n = tree_walk_next(top, n)) {
 		if (node_is_worker(n) && n->state == NODE_STOPPING)
 			worker_force(t, n);
+		else if (!node_is_worker(n) && n->super->job.kind != JOB_NONE &&
+		         n->super->job.phase == PHASE_STOP)
+			n->super->job.how = STOP_PLAIN;
+	}
 }
 
 void
@@ -422,9 +428,8 @@ tree_shutdown(struct tree *t, uint64_t now)
 	cut_stops_short(t, t->root);
 	cut_stops_short(t, t->graveyard);
 	if (t->root->state == NODE_STOPPED) {
-		tree_exit(
-		        t,
-		        0); /* a give-up's 75 waiting for the graveyard stays */
+		/* a give-up's 75 waiting for the graveyard stays */
+		tree_exit(t, 0);
 		return;
 	}
 	if (drained || t->root->state == NODE_STOPPING)

@@ -287,7 +287,6 @@ struct tree {
 	size_t ndirty, capdirty;
 };
 
-struct tree *tree_new(const struct spec *root);
 /* Whether the tree is over: its exit is decided (queued, or waiting for
  * the graveyard), so no command, spawn or reload can change anything. */
 static inline bool
@@ -295,6 +294,8 @@ tree_over(const struct tree *t)
 {
 	return t->exited || t->ending;
 }
+
+struct tree *tree_new(const struct spec *root);
 void tree_free(struct tree *);
 
 /* Events in. Each takes the current monotonic time in ms. */

@@ -137,11 +137,10 @@ agentsup_checkpoint(struct agentsup *a, const void *data, size_t len)
 		errno = EINVAL;
 		return -1;
 	}
-	if (a->fd >= 0 && !agentsup_welcomed(a)) {
-		/* the numbers go on from the restored one, which welcome says
-		 */
-		(void)agentsup_await_welcome(a, AGENTSUP_CHECKPOINT_WELCOME_MS);
-		seq = a->ckpt_seq + 1;
+	if (a->fd >= 0 && !a->welcomed) {
+		errno = EAGAIN; /* its number would not go on from the restored
+		                 */
+		return -1;
 	}
 	if (a->fd >= 0) {
 		msg_begin(a, &pk, 3, AGENTSUP_T_CHECKPOINT);

@@ -236,3 +236,26 @@ def test_drain_refused_during_a_shutdown_and_not_done_when_cut(supd,
     assert d.exit_code() == 0
     assert d.count("drain_done") == 0
     assert json.loads(record.read_text())["reason"] == "shutdown"
+
+
+def test_sigterm_cuts_short_a_sequential_stop_not_yet_reached(supd,
+                                                              tmp_path):
+    """An operator's stop of a one_for_all supervisor goes child by child,
+    each drained first; SIGTERM makes the children it has not reached yet
+    stop by their stop sequence too, not after a 1 h drain_timeout."""
+    cmd = deaf(tmp_path)
+    kids = "".join(f"      - {{worker: {n}, command: {cmd}, start_timeout: 10s,"
+                   " drain_timeout: 1h, shutdown: 3s}\n" for n in ("a", "b"))
+    d = supd.start({"a.yaml": "supervisor: root\nchildren:\n"
+                    "  - supervisor: s\n    strategy: one_for_all\n"
+                    "    children:\n" + kids})
+    d.wait("ready", "root/s/a")
+    d.wait("ready", "root/s/b")
+    d.ctl("stop", "s", check=0)
+    d.signal(signal.SIGTERM)
+    # b, draining for the operator: SIGTERM at once; a, not reached yet:
+    # as at any shutdown, drain with `shutdown` as the deadline, then
+    # SIGKILL (it is deaf), 3 s later, not an hour
+    assert d.wait("exited", "root/s/b").reason == "exit:143"
+    assert d.wait("exited", "root/s/a").reason == "signal:SIGKILL"
+    assert d.exit_code() == 0

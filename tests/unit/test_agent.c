@@ -197,8 +197,9 @@ test_welcome_restores(void **state)
 	assert_int_equal(agentsup_checkpoint(fk->a, "e", 1), 9);
 }
 
-/* A checkpoint before the welcome was read waits for it: its number goes
- * on from the restored one (it was 1, and the daemon's went back). */
+/* A checkpoint before the welcome was read is refused, never numbered 1
+ * (the daemon's number went back): after the welcome it goes on from the
+ * restored one. */
 static void
 test_checkpoint_waits_for_welcome(void **state)
 {
@@ -209,8 +210,10 @@ test_checkpoint_waits_for_welcome(void **state)
 	agentsup_wire_kv_uint(&pk, "checkpoint_seq", 3);
 	send_it(fk);
 	assert_false(agentsup_welcomed(fk->a)); /* there, not read yet */
+	assert_int_equal(agentsup_checkpoint(fk->a, "d", 1), -1);
+	assert_int_equal(errno, EAGAIN);
+	assert_int_equal(agentsup_await_welcome(fk->a, 2000), 0);
 	assert_int_equal(agentsup_checkpoint(fk->a, "d", 1), 4);
-	assert_true(agentsup_welcomed(fk->a));
 	next(fk, &f, "hello");
 	next(fk, &f, "checkpoint");
 	assert_int_equal(u(&f, "seq"), 4);
@@ -230,6 +233,9 @@ test_part2_messages(void **state)
 	const msgpack_object *o;
 
 	next(fk, &f, "hello");
+	to_worker(fk, 1, "welcome"); /* checkpoints wait for it */
+	send_it(fk);
+	assert_int_equal(agentsup_await_welcome(fk->a, 2000), 0);
 	assert_int_equal(agentsup_ready(fk->a), 0);
 	assert_int_equal(agentsup_beat(fk->a, &p, "ok"), 0);
 	assert_int_equal(agentsup_busy(fk->a, 30000), 0);

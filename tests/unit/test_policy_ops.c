@@ -568,6 +568,119 @@ test_reload_leaves_an_operators_stop_alone(void **state)
 	run_free(r);
 }
 
+/* As pump(), each stop with how it goes (the shell drains on graceful). */
+static void
+pump_how(struct run *r)
+{
+	struct action a;
+
+	while (tree_next_action(r->t, &a)) {
+		if (a.kind == ACT_STOP)
+			logf_(r, "stop %s %s\n", a.node->path,
+			      a.code == STOP_GRACEFUL ? "graceful"
+			      : a.code == STOP_DRAIN  ? "drain"
+			                              : "plain");
+		else if (a.kind == ACT_START)
+			logf_(r, "start %s\n", a.node->path);
+		else if (a.kind == ACT_EXIT)
+			logf_(r, "exit %d\n", a.code);
+	}
+}
+
+#define SEQUENTIAL                                                             \
+	"  - supervisor: s\n    strategy: one_for_all\n    children:\n"        \
+	"      - {worker: a, command: x}\n      - {worker: b, command: x}\n"
+
+/* SIGTERM during an operator's stop of a one_for_all supervisor: the
+ * children its job has not reached yet get the shutdown sequence too, not
+ * a drain for their drain_timeout. */
+static void
+test_shutdown_during_a_sequential_stop(void **state)
+{
+	struct run *r = run_new("supervisor: root\nchildren:\n" SEQUENTIAL);
+
+	(void)state;
+	r->obedient = false;
+	r->log[0] = '\0';
+	ok_(command_stop(r->t, N(r, "s"), r->now));
+	pump_how(r);
+	expect(r, "stop root/s/b graceful\n");
+	r->log[0] = '\0';
+	tree_shutdown(r->t, r->now);
+	pump_how(r);
+	expect(r, "stop root/s/b plain\n");
+	r->log[0] = '\0';
+	tree_exited(r->t, N(r, "b"), (struct reason){REASON_SIGNAL, 15},
+	            r->now);
+	pump_how(r);
+	expect(r, "stop root/s/a plain\n");
+	run_free(r);
+}
+
+static void
+test_shutdown_during_a_removed_sequential_stop(void **state)
+{
+	struct run *r = run_new("supervisor: root\nchildren:\n"
+	                        "  - {worker: ok, command: x}\n" SEQUENTIAL);
+	struct config *next = load_yaml("supervisor: root\nchildren:\n"
+	                                "  - {worker: ok, command: x}\n");
+	struct reload_report rep;
+	const char *why = NULL;
+	struct node *s;
+
+	(void)state;
+	no_backoff(next->root);
+	r->obedient = false;
+	r->log[0] = '\0';
+	assert_int_equal(reload_apply(r->t, next->root, r->now, &rep, &why), 0);
+	reload_report_free(&rep);
+	r->retired = r->cfg;
+	r->cfg = next;
+	pump_how(r);
+	expect(r, "stop root/s/b graceful\n");
+	s = r->t->graveyard->children[0];
+	r->log[0] = '\0';
+	tree_shutdown(r->t, r->now);
+	pump_how(r);
+	expect(r, "stop root/s/b plain\nstop root/ok plain\n");
+	r->log[0] = '\0';
+	tree_exited(r->t, N(r, "ok"), (struct reason){REASON_SIGNAL, 15},
+	            r->now);
+	tree_exited(r->t, s->children[1], (struct reason){REASON_SIGNAL, 15},
+	            r->now);
+	pump_how(r);
+	expect(r, "stop root/s/a plain\n");
+	r->log[0] = '\0';
+	tree_exited(r->t, s->children[0], (struct reason){REASON_SIGNAL, 15},
+	            r->now);
+	pump_how(r);
+	expect(r, "exit 0\n");
+	run_free(r);
+}
+
+/* An exhausted supervisor with a quarantined child: reset (the only way
+ * back: start does nothing for it) brings both back. */
+static void
+test_reset_brings_back_an_exhausted_supervisor_and_its_parked(void **state)
+{
+	struct run *r = run_new(NESTED("    budget: {tokens: 100}\n"));
+	struct progress p = {.tokens = 100};
+
+	(void)state;
+	quarantine(r, "w");
+	tree_beat(r->t, N(r, "x"), &p, PROGRESS_TOKENS, r->now);
+	pump(r);
+	tree_exited(r->t, N(r, "x"), (struct reason){REASON_EXIT, 0}, r->now);
+	pump(r);
+	assert_string_equal(state_of(r, "s"), "exhausted");
+	r->log[0] = '\0';
+	ok_(command_reset(r->t, r->t->root, r->now));
+	pump(r);
+	expect(r, "start root/s/w\nstart root/s/x\n"); /* circuit closed */
+	assert_string_equal(state_of(r, "s"), "running");
+	run_free(r);
+}
+
 int
 main(void)
 {
@@ -603,6 +716,11 @@ main(void)
 	                test_shutdown_stops_the_removed_and_waits_for_them),
 	        cmocka_unit_test(test_give_up_exit_waits_for_the_removed),
 	        cmocka_unit_test(test_reload_leaves_an_operators_stop_alone),
+	        cmocka_unit_test(test_shutdown_during_a_sequential_stop),
+	        cmocka_unit_test(
+	                test_shutdown_during_a_removed_sequential_stop),
+	        cmocka_unit_test(
+	                test_reset_brings_back_an_exhausted_supervisor_and_its_parked),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
