@@ -173,13 +173,20 @@ is_uint(const msgpack_object *o)
 	return o->type == MSGPACK_OBJECT_POSITIVE_INTEGER;
 }
 
+/* A worker's string kept in len - 1 bytes; one cut short is cut before a
+ * UTF-8 character, never inside it: it goes back to workers (the loop
+ * nudge's state) whose clients decode strictly. */
 static void
 copy_str(char *dst, size_t len, const msgpack_object *o)
 {
+	const unsigned char *s = (const unsigned char *)o->via.str.ptr;
 	size_t n = o->via.str.size < len - 1 ? o->via.str.size : len - 1;
 
+	if (n < o->via.str.size)
+		while (n > 0 && (s[n] & 0xC0) == 0x80)
+			n--; /* s[n] continues the character before it */
 	if (n > 0) /* an empty msgpack string may carry a NULL pointer */
-		memcpy(dst, o->via.str.ptr, n);
+		memcpy(dst, s, n);
 	dst[n] = '\0';
 }
 

@@ -15,6 +15,7 @@
  * it back). An entry with writes in flight goes once they are done.
  */
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -267,8 +268,8 @@ ckpt_put(struct ckpt_set *cs, struct node *n, uint64_t seq, const void *data,
 		*why = "checkpoint: data is larger than checkpoint.max";
 		return -1;
 	}
-	if (seq == 0) {
-		*why = "checkpoint: seq must be 1 or more";
+	if (seq == 0 || seq > INT64_MAX) { /* the store's INTEGER is signed */
+		*why = "checkpoint: seq must be from 1 to 2^63 - 1";
 		return -1;
 	}
 	k.data = ckpt_data_new(data, len);

@@ -422,9 +422,22 @@ session_declared_text(const struct session *s, uint64_t now, char *buf,
 	const struct declaration *d = tree_declaration(s->node);
 
 	buf[0] = '\0';
-	if (d->kind != DECLARED_NONE && now <= d->at + 5000)
+	if (tree_declared(s->node, now) != DECLARED_NONE)
 		snprintf(buf, len, " (declared %s%s%s)", declared_name(d->kind),
 		         d->detail[0] ? ": " : "", d->detail);
+}
+
+/* Whether this exit counts for the checkpoint's poison guard: a failure
+ * the worker did not explain. One it declared (done, rate_limited,
+ * permanent, budget) names a cause other than the checkpoint it was
+ * handed; an operator's stop is no failure. */
+static bool
+session_poisoned(const struct session *s, struct reason r)
+{
+	enum declared_kind k = tree_declared(s->node, clock_now_ms());
+
+	return s->node->state != NODE_STOPPING && reason_abnormal(r) &&
+	       (k == DECLARED_NONE || k == DECLARED_TRANSIENT);
 }
 
 /* A failure's last LOGCAP_TAIL_LINES lines of output (malloc'd), or NULL:
@@ -529,8 +542,7 @@ session_reaped(struct session *s, int status)
 	session_report_exit(s, r, status);
 	r = session_announced(s, r);
 	/* before the channel goes: the poison guard counts this run */
-	ckpt_detach(d->ckpt, n,
-	            n->state != NODE_STOPPING && reason_abnormal(r));
+	ckpt_detach(d->ckpt, n, session_poisoned(s, r));
 	pidmap_del(&d->pids, s->pid);
 	reap_unwatch(d, s);
 	d->dynamic_fds -= s->fds;

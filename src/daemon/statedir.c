@@ -102,16 +102,12 @@ statedir_row_of(const struct node *n, uint64_t now, struct statedir_row *r)
 {
 	const struct circuit *c = node_circuit(n);
 
-	struct spend sp = node_account(n)->spend;
-
 	/* a worker's running incarnation counts too (a SIGKILL of agentsupd
-	 * must not forget the tokens it reported); its running wall time is
-	 * left out, so an idle fleet's rows do not change every second */
-	if (n->spec->kind == KIND_WORKER) {
-		sp.tokens += progress_pwatch(n)->inc.tokens;
-		sp.steps += progress_pwatch(n)->inc.steps;
-		sp.cost += progress_pwatch(n)->inc.cost;
-	}
+	 * must not forget the tokens it reported), as its total has it since
+	 * its last reset; its running wall time is left out (the total has
+	 * none), so an idle fleet's rows do not change every second */
+	struct spend sp = n->spec->kind == KIND_WORKER ? node_account(n)->total
+	                                               : node_account(n)->spend;
 	r->path = n->path;
 	spend_pack(&sp, r->spend);
 	r->circuit = (int)c->state;

@@ -86,12 +86,20 @@ spend_none(const struct spend *s)
 	       !(s->cost > 0);
 }
 
+static uint64_t
+add_sat(uint64_t a, uint64_t b)
+{
+	return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
+
+/* Saturating: a worker's 2^64 - 5 tokens and a sibling's 10 must not sum
+ * to 5 under their supervisor's budget. */
 static void
 spend_add(struct spend *a, const struct spend *d)
 {
-	a->tokens += d->tokens;
-	a->steps += d->steps;
-	a->wall_ms += d->wall_ms;
+	a->tokens = add_sat(a->tokens, d->tokens);
+	a->steps = add_sat(a->steps, d->steps);
+	a->wall_ms = add_sat(a->wall_ms, d->wall_ms);
 	a->cost += d->cost;
 }
 
@@ -199,24 +207,26 @@ budget_worker_now(const struct node *w, uint64_t now)
 	return s;
 }
 
-/* What grew since the last report, as a spend. */
+/* What grew past the incarnation's highest report, as a spend: a counter
+ * that goes down and up again (600, 0, 600) counts once, as its last
+ * value would (§10), and cannot be lowered by a report. */
 static struct spend
 budget_delta(struct pwatch *w, const struct progress *u, unsigned fields)
 {
 	struct spend d = {0};
 
-	if (fields & PROGRESS_TOKENS) {
-		d.tokens = sub_sat(u->tokens, w->inc.tokens);
+	if ((fields & PROGRESS_TOKENS) && u->tokens > w->inc.tokens) {
+		d.tokens = u->tokens - w->inc.tokens;
 		w->inc.tokens = u->tokens;
 	}
-	if (fields & PROGRESS_STEPS) {
-		d.steps = sub_sat(u->steps, w->inc.steps);
+	if ((fields & PROGRESS_STEPS) && u->steps > w->inc.steps) {
+		d.steps = u->steps - w->inc.steps;
 		w->inc.steps = u->steps;
 	}
 	/* a cost that is not a finite number counts as nothing */
-	if ((fields & PROGRESS_COST) && u->cost >= 0 && u->cost < 1e300) {
-		if (u->cost > w->inc.cost)
-			d.cost = u->cost - w->inc.cost;
+	if ((fields & PROGRESS_COST) && u->cost < 1e300 &&
+	    u->cost > w->inc.cost) {
+		d.cost = u->cost - w->inc.cost;
 		w->inc.cost = u->cost;
 	}
 	return d;
@@ -333,6 +343,8 @@ budget_sup_woken(struct tree *t, struct node *s)
 		budget_sup_rearm(t, s);
 }
 
+static bool budget_under(const struct node *, uint64_t now);
+
 void
 budget_spawned(struct tree *t, struct node *w)
 {
@@ -349,6 +361,15 @@ budget_spawned(struct tree *t, struct node *w)
 		pw->loop_period = pw->loop_steps = 0;
 	}
 	budget_ancestors_rearm(t, w);
+	for (struct node *s = w->parent; s != NULL; s = s->parent)
+		budget_judge_soon(t, s);
+}
+
+void
+budget_judge_soon(struct tree *t, struct node *n)
+{
+	if (n->spec->pol->budget.enabled && !budget_under(n, t->now))
+		progress_wake_by(t, n, t->now + 1);
 }
 
 void

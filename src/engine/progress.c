@@ -319,7 +319,10 @@ progress_beat(struct tree *t, struct node *n, const struct progress *u,
 		progress_wake_by(t, n, t->now + s->pol->stall_grace_ms);
 	}
 	if ((fields & PROGRESS_STEPS) && u->steps > w->steps) {
-		if (s->pol->loop_repeats && n->progress->state[0] != '\0')
+		/* this incarnation's state only: a carried one was never
+		 * reported by it, and would repeat on every step */
+		if (s->pol->loop_repeats && n->progress->state[0] != '\0' &&
+		    !(n->progress->carried & PROGRESS_STATE))
 			progress_step(t, n,
 			              progress_hash(n->progress->state,
 			                            sizeof n->progress->state));

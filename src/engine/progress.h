@@ -43,6 +43,11 @@ uint64_t progress_stalled_ms(const struct node *, uint64_t now);
 
 /* worker.c: it was spawned; it became running; it exited; it was woken. */
 void budget_spawned(struct tree *, struct node *);
+/* A node spent already when it starts running (spend restored over a limit
+ * lowered since, a limit a reload lowered while it waited): judged at the
+ * next tick, as a report would have it; nothing else would before it
+ * reports again. */
+void budget_judge_soon(struct tree *, struct node *);
 void progress_running(struct tree *, struct node *);
 void budget_ended(struct tree *, struct node *);
 void progress_woken(struct tree *, struct node *);

@@ -18,21 +18,15 @@
 #include "engine.h"
 #include "intensity.h"
 
-#define DECLARATION_TTL_MS 5000 /* a declaration holds for the next 5 s */
-
 /* The declaration that goes with this exit, if fresh; used once. */
 static enum declared_kind
 declared_take(struct tree *t, struct node *c)
 {
-	struct declaration *d = c->declared;
-	enum declared_kind k = DECLARED_NONE;
+	enum declared_kind k = tree_declared(c, t->now);
 
-	if (d != NULL && d->kind != DECLARED_NONE &&
-	    t->now <= d->at + DECLARATION_TTL_MS)
-		k = d->kind;
 	c->exit_declared = k;
-	if (d != NULL)
-		d->kind = DECLARED_NONE;
+	if (c->declared != NULL)
+		c->declared->kind = DECLARED_NONE;
 	return k;
 }
 

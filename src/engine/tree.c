@@ -329,6 +329,14 @@ tree_declaration(const struct node *n)
 	return n->declared != NULL ? n->declared : &none;
 }
 
+enum declared_kind
+tree_declared(const struct node *n, uint64_t now)
+{
+	const struct declaration *d = tree_declaration(n);
+
+	return now <= d->at + DECLARATION_TTL_MS ? d->kind : DECLARED_NONE;
+}
+
 void
 tree_beat(struct tree *t, struct node *n, const struct progress *u,
           unsigned fields, uint64_t now)

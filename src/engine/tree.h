@@ -101,12 +101,14 @@ struct declaration {
 };
 
 /* What a worker last told us of its progress (hb "progress", "status"). */
+#define PROGRESS_STATE_MAX  64
+#define PROGRESS_STATUS_MAX 256
 struct progress {
 	uint64_t steps;
 	uint64_t tokens;
 	double cost;
-	char state[64];
-	char status[256];
+	char state[PROGRESS_STATE_MAX + 1]; /* protocol.md: 64 bytes kept */
+	char status[PROGRESS_STATUS_MAX + 1];
 	bool has_steps, has_tokens, has_cost;
 	/* fields (PROGRESS_*) last reported by an earlier incarnation: kept
 	 * to tell whether the next report moved, shown no more */
@@ -305,6 +307,11 @@ void tree_ready(struct tree *, struct node *, uint64_t now);
 /* The worker declared why it is about to exit ({t: exit}). */
 /* What n last declared; an empty declaration when it never did. */
 const struct declaration *tree_declaration(const struct node *);
+/* A declaration holds for the exit that follows within this long (§9). */
+#define DECLARATION_TTL_MS 5000
+/* What n declared for an exit now: its declaration's kind while it holds,
+ * else DECLARED_NONE. */
+enum declared_kind tree_declared(const struct node *, uint64_t now);
 void tree_declare(struct tree *, struct node *, const struct declaration *,
                   uint64_t now);
 /* Whether field (PROGRESS_*) of p is this incarnation's to show. */

@@ -32,6 +32,7 @@ w_up(struct tree *t, struct node *n, enum node_state s)
 		n->running_since = t->now;
 		circuit_probe_running(t, n);
 		progress_running(t, n);
+		budget_judge_soon(t, n);
 	}
 }
 

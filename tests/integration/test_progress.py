@@ -3,6 +3,7 @@ stalled agent nudged then restarted, a looping agent caught, a budget spent
 (state exhausted, `agentsupctl status` exits 3, the root's exits 79), and a
 long call announced with busy() that is not a hang while a silent worker
 still is. Waits are on events with deadlines, never on sleeps."""
+import hashlib
 import json
 import os
 import sys
@@ -221,3 +222,45 @@ def test_reload_raising_the_budget_starts_it_again(supd):
     assert "spender" in r.stdout
     d.wait("started", "root/spender")
     assert d.ctl("status").returncode == 0
+
+
+UTF8 = r'''
+import hashlib, os, sys
+sys.path.insert(0, os.environ["PYDIR"])
+import agentsup
+out = os.environ.get("NUDGES", os.devnull)
+def noted(n):
+    with open(out, "a") as f:
+        f.write(f"{n.reason} {n.state!r}\n")
+with agentsup.Agent(on_nudge=noted) as a:
+    i = 0
+    while not a.draining:
+        i += 1
+        if sys.argv[1] == "hex":  # a hash of the step: 64 characters
+            a.beat(steps=i, state=hashlib.sha256(b"tool(args)").hexdigest(),
+                   status="z" * 256)
+        else:  # a 3-byte character across the 64th byte
+            a.beat(steps=i, state="x" * 62 + "\u20ac")
+        a.wait(0.05)
+'''
+
+
+def test_state_keeps_64_bytes_and_cuts_between_characters(supd):
+    """protocol.md: 64 bytes of `state` (256 of `status`) are kept; a longer
+    one is cut before a UTF-8 character, never inside it: the loop nudge
+    hands the state back, and the Python client decodes strictly (a cut
+    inside a character killed the worker with a ProtocolError)."""
+    prog = supd.tmp / "utf8.py"
+    prog.write_text(UTF8)
+    nudges = supd.tmp / "nudges"
+    d = supd.start({"a.yaml": "supervisor: root\nchildren:\n" +
+                    worker(prog, "hex", "hex") +
+                    worker(prog, "cut", "cut", "    loop: {repeats: 3}\n",
+                           nudges=nudges)})
+    d.wait("looping", "root/cut")
+    d.wait("exited", "root/cut", reason="loop")  # not exit:1 (ProtocolError)
+    assert f"loop {'x' * 62!r}" in nudges.read_text()
+    hexdigest = hashlib.sha256(b"tool(args)").hexdigest()
+    node = [n for n in d.ctl_json("status") if n["name"] == "hex"][0]
+    assert node["progress"]["state"] == hexdigest, node
+    assert node["status"] == "z" * 256, node

@@ -471,3 +471,136 @@ def test_a_store_emptied_in_place_is_said_and_acks_stop(supd):
     before = acked(tmp, "w0")
     d.wait("store_error")
     assert acked(tmp, "w0") == before
+
+
+DECLARER = textwrap.dedent("""
+    import select, sys
+    sys.path.insert(0, {pyclient!r})
+    import agentsup
+    with agentsup.Agent() as a:
+        r = a.restored
+        with open(sys.argv[1], "a") as f:
+            f.write("%d\\n" % r.checkpoint_seq)
+        if r.checkpoint is None:
+            s = a.checkpoint(b"good")
+            while a.checkpoint_acked < s:
+                select.select([a], [], [], 1)
+                a.process()
+        a.exit_reason(sys.argv[2], retry_after=0.01)
+        a.flush(2)
+    sys.exit(1)
+    """)
+
+
+def test_poison_guard_trusts_declared_exits(supd):
+    """A worker handed its checkpoint that then exits 1 declaring
+    rate_limited (a 429) or done is not poisoned by it: the guard counts
+    failures the worker did not explain (it discarded a good checkpoint
+    after poison_after such exits)."""
+    w = supd.tmp / "declarer.py"
+    w.write_text(DECLARER.format(pyclient=PYCLIENT))
+    conf = "supervisor: root\nintensity: 1000\nchildren:\n"
+    for kind in ("rate_limited", "done"):
+        conf += (f"  - worker: {kind}\n"
+                 f"    command: [{sys.executable}, {w}, "
+                 f"{supd.tmp / kind}, {kind}]\n"
+                 "    restart: permanent\n    backoff: none\n"
+                 "    checkpoint: {poison_after: 2}\n")
+    d = supd.start({"a.yaml": conf})
+    for kind in ("rate_limited", "done"):
+        d.wait_count("started", 5, f"root/{kind}")
+        d.ctl("stop", kind, check=0)
+    assert d.count("checkpoint_discarded") == 0
+    for kind in ("rate_limited", "done"):
+        handed = [int(x) for x in (supd.tmp / kind).read_text().split()]
+        assert handed[:4] == [0, 1, 1, 1], (kind, handed)
+
+
+HUGE_SEQ = textwrap.dedent("""
+    import select, sys, time
+    sys.path.insert(0, {pyclient!r})
+    import agentsup
+    with agentsup.Agent() as a:
+        r = a.restored
+        with open(sys.argv[1], "a") as f:
+            f.write("%d %r\\n" % (r.checkpoint_seq, r.checkpoint))
+        if r.checkpoint is None:
+            s = a.checkpoint(b"one")
+            while a.checkpoint_acked < s:
+                select.select([a], [], [], 1)
+                a.process()
+            a._ckpt_seq = 2**63 - 1  # the next is 2^63: past SQLite's
+            a.checkpoint(b"big")
+            a.flush(2)
+        time.sleep(1000)
+    """)
+
+
+def test_a_checkpoint_seq_past_2_63_is_refused(supd):
+    """A seq the store cannot hold as a signed INTEGER is a protocol error,
+    not acknowledged (it was, and its write deleted every stored row of
+    the worker, the one acknowledged before it too)."""
+    w = supd.tmp / "huge.py"
+    w.write_text(HUGE_SEQ.format(pyclient=PYCLIENT))
+    log = supd.tmp / "handed"
+    state = supd.tmp / "state"
+    supd.write({"a.yaml": f"agentsupd:\n  events_file: {supd.events}\n"
+                f"  state_dir: {state}\n---\n"
+                f"worker: w\ncommand: [{sys.executable}, {w}, {log}]\n"
+                "backoff: none\n"}, settings=False)
+    d = supd.start()
+    d.wait_count("started", 2, "root/w")  # cut off, restarted
+    wait_until(lambda: len(log.read_text().splitlines()) == 2,
+               what="the second run's welcome")
+    assert log.read_text().splitlines()[1] == "1 b'one'"
+
+
+SPENDER = textwrap.dedent("""
+    import sys, time
+    sys.path.insert(0, {pyclient!r})
+    import agentsup
+    with agentsup.Agent() as a:
+        a.beat(tokens=900)
+        while not a.draining:
+            a.wait(1)
+    """)
+
+
+def stored_tokens(state, path):
+    try:
+        db = sqlite3.connect(f"file:{state}/agentsup.db?mode=ro", uri=True)
+        row = db.execute("SELECT spend FROM nodes WHERE path=?",
+                         (path,)).fetchone()
+        db.close()
+    except sqlite3.Error:
+        return None
+    return None if row is None else int.from_bytes(row[0][:8], "little")
+
+
+def test_a_reset_of_a_running_worker_is_stored(supd):
+    """`reset` clears a running worker's spend in the store too: after a
+    SIGKILL of agentsupd the cleared spend did not come back (the row added
+    the running incarnation's last report again)."""
+    w = supd.tmp / "spender.py"
+    w.write_text(SPENDER.format(pyclient=PYCLIENT))
+    state = supd.tmp / "state"
+    conf = (f"agentsupd:\n  events_file: {supd.events}\n"
+            f"  state_dir: {state}\n---\n"
+            f"worker: w\ncommand: [{sys.executable}, {w}]\n"
+            "budget: {tokens: 1000}\n")
+    supd.write({"a.yaml": conf}, settings=False)
+    d = supd.start()
+    d.wait("budget_warning", "root/w")
+    wait_until(lambda: stored_tokens(state, "root/w") == 900,
+               what="the spend stored")
+    d.ctl("reset", "w", check=0)
+    wait_until(lambda: stored_tokens(state, "root/w") == 0,
+               what="the reset stored")
+    d.kill()
+    supd.events = supd.tmp / "events-1.jsonl"
+    supd.write({"a.yaml": conf.replace("events.jsonl", "events-1.jsonl")},
+               settings=False)
+    d = supd.start()
+    d.wait("started", "root/w")
+    node = [n for n in d.ctl_json("status") if n["path"] == "root/w"][0]
+    assert node["budget"]["spend"]["tokens"] < 900, node

@@ -278,11 +278,112 @@ test_budget_wall_subtree(void **state)
 	run_free(r);
 }
 
+/* A supervisor's spend saturates: 2^64 - 5 tokens and a sibling's 10 do
+ * not wrap to 5 under its limit of 1000. */
+static void
+test_budget_sum_saturates(void **state)
+{
+	struct run *r =
+	        run_new("supervisor: root\nchildren:\n"
+	                "  - supervisor: s\n    budget: {tokens: 1000}\n"
+	                "    children:\n"
+	                "      - {worker: a, command: x}\n"
+	                "      - {worker: b, command: x}\n");
+	struct spend sp;
+
+	(void)state;
+	tokens(r, "a", 10);
+	tokens(r, "b", UINT64_MAX - 4);
+	budget_spend(N(r, "s"), r->now, &sp);
+	assert_true(sp.tokens == UINT64_MAX);
+	assert_int_equal(N(r, "s")->state, NODE_EXHAUSTED);
+	run_free(r);
+}
+
+/* A counter that goes down and up again within an incarnation counts as
+ * its last value (600, 0, 600 is 600, not 1200). */
+static void
+test_budget_counter_going_down_counts_once(void **state)
+{
+	struct run *r = run_new("supervisor: root\nchildren:\n"
+	                        "  - {worker: a, command: x, budget: "
+	                        "{tokens: 1000}, backoff: none}\n");
+	struct spend sp;
+
+	(void)state;
+	tokens(r, "a", 600);
+	tokens(r, "a", 0);
+	tokens(r, "a", 600);
+	budget_spend(N(r, "a"), r->now, &sp);
+	assert_int_equal(sp.tokens, 600);
+	assert_int_equal(N(r, "a")->state, NODE_RUNNING);
+	run_free(r);
+}
+
+/* Spend restored from a store over a limit lowered while agentsupd was
+ * down: the worker is judged once running, not left unjudged until it
+ * reports more (bare beats report nothing). */
+static void
+test_budget_restored_over_the_limit_is_judged(void **state)
+{
+	struct run *r = calloc(1, sizeof *r);
+
+	(void)state;
+	r->cfg = load_yaml("supervisor: root\nchildren:\n"
+	                   "  - {worker: a, command: x, budget: {tokens: "
+	                   "1000}, backoff: none}\n");
+	r->t = tree_new(r->cfg->root);
+	r->now = 1000;
+	r->exit_code = -1;
+	account_own(N(r, "a"))->spend = (struct spend){.tokens = 5000};
+	tree_start(r->t, r->now);
+	pump(r);
+	advance(r, 2000);
+	bare_beat(r, "a");
+	assert_int_not_equal(N(r, "a")->state, NODE_RUNNING);
+	assert_non_null(strstr(r->log, "fail root/a budget"));
+	run_free(r);
+}
+
+/* The same for a limit a reload lowered while the worker waited out its
+ * backoff. */
+static void
+test_budget_lowered_during_backoff_is_judged(void **state)
+{
+	struct run *r = run_new("supervisor: root\nchildren:\n"
+	                        "  - {worker: a, command: x, budget: {tokens: "
+	                        "1000}, backoff: {initial: 10s}}\n");
+	struct config *lower =
+	        load_yaml("supervisor: root\nchildren:\n"
+	                  "  - {worker: a, command: x, budget: {tokens: 500},"
+	                  " backoff: {initial: 10s}}\n");
+
+	(void)state;
+	tokens(r, "a", 600);
+	crash(r, "a"); /* n = 1: back at once */
+	crash(r, "a"); /* n = 2: waits 10 s */
+	assert_int_equal(N(r, "a")->state, NODE_BACKOFF);
+	reload_to(r, lower);
+	r->log[0] = '\0';
+	for (uint64_t at = r->now + 1000, end = r->now + 60000; at <= end;
+	     at += 1000) {
+		advance(r, at);
+		bare_beat(r, "a");
+	}
+	assert_non_null(strstr(r->log, "fail root/a budget"));
+	run_free(r);
+	config_free(lower);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_budget_warning_once_then_exhausted),
+	        cmocka_unit_test(test_budget_sum_saturates),
+	        cmocka_unit_test(test_budget_counter_going_down_counts_once),
+	        cmocka_unit_test(test_budget_restored_over_the_limit_is_judged),
+	        cmocka_unit_test(test_budget_lowered_during_backoff_is_judged),
 	        cmocka_unit_test(test_budget_summed_over_incarnations),
 	        cmocka_unit_test(test_budget_significant_escalates),
 	        cmocka_unit_test(test_budget_subtree),

@@ -358,10 +358,35 @@ test_pwatch_only_when_needed(void **state)
 	run_free(r);
 }
 
+/* The state an earlier incarnation reported is not this one's: a new
+ * incarnation reporting steps only is no loop. */
+static void
+test_loop_ignores_the_state_carried_over(void **state)
+{
+	struct run *r =
+	        run_new("supervisor: root\nchildren:\n"
+	                "  - {worker: a, command: x, loop: {repeats: 5},"
+	                " backoff: none}\n");
+	struct progress p = {0};
+
+	(void)state;
+	step(r, "a", 1, "A");
+	crash(r, "a");
+	r->log[0] = '\0';
+	for (uint64_t s = 1; s <= 10; s++) {
+		p.steps = s;
+		tree_beat(r->t, N(r, "a"), &p, PROGRESS_STEPS, r->now);
+		pump(r);
+	}
+	assert_null(strstr(r->log, "looping"));
+	run_free(r);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test(test_loop_ignores_the_state_carried_over),
 	        cmocka_unit_test(test_stall_fires_at_timeout),
 	        cmocka_unit_test(test_stall_moving_and_recovering),
 	        cmocka_unit_test(test_stall_needs_beats),
