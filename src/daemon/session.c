@@ -427,17 +427,18 @@ session_declared_text(const struct session *s, uint64_t now, char *buf,
 		         d->detail[0] ? ": " : "", d->detail);
 }
 
-/* Whether this exit counts for the checkpoint's poison guard: a failure
- * the worker did not explain. One it declared (done, rate_limited,
- * permanent, budget) names a cause other than the checkpoint it was
- * handed; an operator's stop is no failure. */
+/* Whether this exit counts for the checkpoint's poison guard: a failure,
+ * unless the worker named a cause other than the checkpoint it was handed
+ * (done, rate_limited, budget; a permanent one may well be the
+ * checkpoint's); an operator's stop is no failure. */
 static bool
 session_poisoned(const struct session *s, struct reason r)
 {
 	enum declared_kind k = tree_declared(s->node, clock_now_ms());
 
 	return s->node->state != NODE_STOPPING && reason_abnormal(r) &&
-	       (k == DECLARED_NONE || k == DECLARED_TRANSIENT);
+	       k != DECLARED_DONE && k != DECLARED_RATE_LIMITED &&
+	       k != DECLARED_BUDGET;
 }
 
 /* A failure's last LOGCAP_TAIL_LINES lines of output (malloc'd), or NULL:
