@@ -1,0 +1,83 @@
+"""How dynamic children's tasks end, and what their records keep (DESIGN
+§12): a reload that removes a pool's template, the result of the run that
+ends a task, the result size limit, key_ttl across restarts, keyless
+numbering and attempts after a restart, the memory the ledger keeps.
+Waits are on events with deadlines."""
+import json
+import os
+import signal
+import subprocess
+import textwrap
+
+from conftest import AGENTSUPCTL, SRC, TIMEOUT, wait_until
+
+PY = "/usr/bin/python3"
+PYPATH = os.path.join(SRC, "tools", "python")
+
+
+def py(tmp, name, body):
+    """A Python worker script using the agentsup client."""
+    path = tmp / name
+    path.write_text(f"import sys\nsys.path.insert(0, {PYPATH!r})\n"
+                    + textwrap.dedent(body))
+    return path
+
+
+def settings(supd, store=False, extra=""):
+    """00-settings.yaml: the events file, a state store if asked."""
+    text = f"agentsupd:\n  events_file: {supd.events}\n"
+    if store:
+        text += f"  state_dir: {supd.tmp / 'state'}\n"
+    return {"00-settings.yaml": text + textwrap.indent(
+        textwrap.dedent(extra), "  ")}
+
+
+def tree(pool_body):
+    """root: the pool (its body indented under it), then a plain worker
+    whose start says the tree is up."""
+    return ("supervisor: root\nchildren:\n  - supervisor: pool\n"
+            + textwrap.indent(textwrap.dedent(pool_body), "    ")
+            + "  - {worker: idle, command: [sleep, '300']}\n")
+
+
+SLEEPY = "template:\n  command: [sleep, '300']\n"
+
+
+def listening(d):
+    wait_until(lambda: any("supervising the tree" in l for l in d.lines),
+               what="agentsupd listening")
+
+
+def test_removing_the_template_cancels_the_tasks(supd):
+    """A reload that turns a pool into a static supervisor (here with a
+    child of a task's name) stopped the task but left its record running
+    for good: no task_done, a wait never answered, drop refused, and with
+    a store the ghost was started again at the next start."""
+    files = settings(supd, store=True)
+    d = supd.start({**files, "a.yaml": tree(SLEEPY)})
+    d.wait("started", "root/idle")
+    d.ctl("spawn", "pool", "--key", "a", check=0)
+    d.wait("started", "root/pool/a")
+    waiter = subprocess.Popen([AGENTSUPCTL, "--socket", d.socket, "--json",
+                               "wait", "pool/a"],
+                              stdout=subprocess.PIPE, text=True)
+    supd.write({"a.yaml": tree("children:\n"
+                               "  - {worker: a, command: [sleep, '301']}\n")},
+               settings=False)
+    assert "removed [root/pool/a]" in d.ctl("reload", check=0).stdout
+    out, _ = waiter.communicate(timeout=TIMEOUT)
+    assert waiter.returncode == 4, out  # cancelled
+    rec = json.loads(out)
+    assert rec["state"] == "cancelled"
+    assert "template was removed by a reload" in rec["reasons"][-1]
+    d.wait("task_done", "root/pool/a", reason="cancelled: its supervisor's "
+           "template was removed by a reload")
+    d.wait("started", "root/pool/a")  # the static worker, its own spec
+    d.signal(signal.SIGTERM)
+    assert d.exit_code() == 0
+    supd.write({"a.yaml": tree(SLEEPY)}, settings=False)
+    d2 = supd.start()
+    listening(d2)
+    rec = json.loads(d2.ctl("--json", "wait", "pool/a", check=4).stdout)
+    assert rec["state"] == "cancelled"  # not resumed
+    assert d2.ctl("drop", "pool/a", check=0).returncode == 0
