@@ -159,9 +159,7 @@ ledger_accept(struct ledger *l, const char *sup, const char *key,
 		ledger_unlist(l, r);
 		ledger_strv_free(r->args); /* after the copies: may be args */
 		ledger_strv_free(r->env);
-		free(r->result);
-		r->result = NULL;
-		r->result_len = 0;
+		ledger_result_clear(r);
 		free(r->tail); /* the new run's, once it ends */
 		r->tail = NULL;
 	} else {
@@ -288,6 +286,14 @@ ledger_result(struct ledger_rec *r, const void *data, size_t len)
 	if (len > LEDGER_RESULT_MAX)
 		len = LEDGER_RESULT_MAX; /* the channel refuses more */
 	ledger_set_bytes(&r->result, &r->result_len, data, len);
+}
+
+void
+ledger_result_clear(struct ledger_rec *r)
+{
+	free(r->result);
+	r->result = NULL;
+	r->result_len = 0;
 }
 
 void

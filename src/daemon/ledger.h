@@ -88,6 +88,8 @@ void ledger_end(struct ledger *, struct ledger_rec *, enum ledger_state,
                 int64_t wall_ms, uint64_t mono_ms);
 void ledger_reason(struct ledger_rec *, const char *reason);
 void ledger_result(struct ledger_rec *, const void *data, size_t len);
+/* The task runs again: the result is the one of the run that ends it. */
+void ledger_result_clear(struct ledger_rec *);
 /* Its last checkpoint: seq (0: none), and its data, or NULL when only
  * the seq is kept (the checkpoint set holds the data by path). */
 void ledger_checkpoint(struct ledger_rec *, uint64_t seq, const void *data,

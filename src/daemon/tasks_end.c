@@ -52,6 +52,17 @@ tasks_result(struct daemon *d, struct node *n, const void *data, size_t len)
 }
 
 void
+tasks_started(struct daemon *d, struct node *n)
+{
+	struct ledger_rec *r = tasks_rec_of(d, n);
+
+	if (r == NULL || n->starts < 2)
+		return;         /* a first start: its spawn saved it */
+	ledger_result_clear(r); /* a failed run's is not the task's */
+	taskstore_save(d, r, (unsigned)n->starts);
+}
+
+void
 tasks_wake(struct daemon *d, struct ledger_rec *r)
 {
 	struct tasks *t = d->tasks;

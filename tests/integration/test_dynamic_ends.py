@@ -81,3 +81,29 @@ def test_removing_the_template_cancels_the_tasks(supd):
     rec = json.loads(d2.ctl("--json", "wait", "pool/a", check=4).stdout)
     assert rec["state"] == "cancelled"  # not resumed
     assert d2.ctl("drop", "pool/a", check=0).returncode == 0
+
+
+def test_the_result_is_the_one_of_the_run_that_ends_the_task(supd):
+    """A run that sent a result and failed: its result stayed on the
+    record, and the done task (its second run sent none) presented it."""
+    task = py(supd.tmp, "task.py", """\
+        import agentsup, os, sys
+        marker = sys.argv[1]
+        with agentsup.Agent() as a:
+            a.restored
+            if not os.path.exists(marker):
+                open(marker, "w").close()
+                a.result(b"the failed run's")
+                a.flush(2)
+                sys.exit(1)
+        """)
+    d = supd.start({"a.yaml": tree(f"""\
+        template:
+          command: [{PY}, {task}]
+          backoff: none
+        """)})
+    d.wait("started", "root/idle")
+    d.ctl("spawn", "pool", "--key", "a", "--", str(supd.tmp / "m"), check=0)
+    rec = json.loads(d.ctl("wait", "pool/a", check=0).stdout)
+    assert rec["state"] == "done" and rec["attempts"] == 2
+    assert rec["result"] is None
