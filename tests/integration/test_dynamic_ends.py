@@ -107,3 +107,29 @@ def test_the_result_is_the_one_of_the_run_that_ends_the_task(supd):
     rec = json.loads(d.ctl("wait", "pool/a", check=0).stdout)
     assert rec["state"] == "done" and rec["attempts"] == 2
     assert rec["result"] is None
+
+
+def test_a_result_of_64_kib(supd):
+    """The documented limit, with checkpoints off (the worker's frame
+    limit was the daemon's 64 KiB: no room for the frame around it) and
+    from the Python client before welcome (its default limit)."""
+    task = py(supd.tmp, "task.py", """\
+        import agentsup, sys
+        with agentsup.Agent() as a:
+            if sys.argv[1] == "after":
+                a.restored
+            a.result(b"x" * 65536)
+            a.flush(2)
+        """)
+    body = f"""\
+        template:
+          command: [{PY}, {task}]
+          restart: temporary
+        """
+    d = supd.start({"a.yaml": tree(body + "  checkpoint: none\n")})
+    d.wait("started", "root/idle")
+    for key, when in (("a", "after"), ("b", "early")):
+        d.ctl("spawn", "pool", "--key", key, "--", when, check=0)
+        rec = json.loads(d.ctl("wait", f"pool/{key}", check=0).stdout)
+        assert rec["state"] == "done", rec
+        assert len(rec["result"]) == 65536
