@@ -49,7 +49,9 @@ struct ledger_rec {
 	char *tail;          /* the last output lines, or NULL */
 	int64_t accepted_ms; /* wall clock */
 	int64_t ended_ms;    /* wall clock, 0 while live */
-	uint64_t ended_mono; /* monotonic: key_ttl counts from it */
+	uint64_t ended_mono; /* monotonic: key_ttl counts from it; 0 when
+	                        it ended before this start (read from the
+	                        store): key_ttl counts from ended_ms */
 	unsigned replays;    /* times replayed */
 	bool resume;         /* live when agentsupd stopped: start again */
 	unsigned pins;       /* writes of it in flight: kept in memory */

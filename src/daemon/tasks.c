@@ -255,6 +255,20 @@ tasks_defer(struct daemon *d, const struct tasks_spawn *in,
 		out->deferred = true;
 }
 
+/* Whether r ended less than ttl ago: by the monotonic clock when it ended
+ * during this run, by the wall clock when before (a reboot since restarted
+ * the monotonic one). */
+static bool
+tasks_ended_within(const struct ledger_rec *r, uint64_t ttl)
+{
+	int64_t wall;
+
+	if (r->ended_mono != 0)
+		return clock_now_ms() - r->ended_mono < ttl;
+	wall = clock_wall_ms();
+	return wall < r->ended_ms || (uint64_t)(wall - r->ended_ms) < ttl;
+}
+
 /* Idempotency: the live child, or the record of a task that ended within
  * key_ttl. True when the spawn is answered without spawning. */
 static bool
@@ -278,7 +292,7 @@ tasks_known(struct daemon *d, struct node *sup, const struct tasks_spawn *in,
 		return true;
 	}
 	if (r != NULL && ledger_ended(r) && !in->retry &&
-	    clock_now_ms() - r->ended_mono < sup->spec->pol->key_ttl_ms) {
+	    tasks_ended_within(r, sup->spec->pol->key_ttl_ms)) {
 		tasks_defer(d, in, r, out);
 		return true;
 	}

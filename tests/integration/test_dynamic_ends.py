@@ -133,3 +133,33 @@ def test_a_result_of_64_kib(supd):
         rec = json.loads(d.ctl("wait", f"pool/{key}", check=0).stdout)
         assert rec["state"] == "done", rec
         assert len(rec["result"]) == 65536
+
+
+def test_key_ttl_after_a_restart_counts_by_the_wall_clock(supd):
+    """A stored record's end was moved to the monotonic clock, clamped to
+    1 when it ended longer ago than the machine's uptime: a key that ended
+    long before a reboot stayed blocked until the uptime reached key_ttl."""
+    import sqlite3
+    up = float(open("/proc/uptime").read().split()[0])
+    ttl = int(up) + 86400  # a day more than the uptime
+    body = f"template:\n  command: [/bin/sh, -c, 'exit 0']\nkey_ttl: {ttl}s\n"
+    d = supd.start({**settings(supd, store=True), "a.yaml": tree(body)})
+    d.wait("started", "root/idle")
+    for k in ("old", "recent"):
+        d.ctl("spawn", "pool", "--key", k, check=0)
+        assert d.ctl("wait", f"pool/{k}", check=0).returncode == 0
+    d.signal(signal.SIGTERM)
+    assert d.exit_code() == 0
+    db = sqlite3.connect(str(supd.tmp / "state" / "agentsup.db"))
+    db.execute("UPDATE tasks SET ended_ms = ended_ms - ? WHERE key = 'old'",
+               ((ttl + 86400) * 1000,))  # ended longer ago than key_ttl
+    db.commit()
+    db.close()
+    d2 = supd.start()
+    listening(d2)
+    again = json.loads(d2.ctl("--json", "spawn", "pool", "--key", "old",
+                              check=0).stdout)
+    assert again["created"] is True
+    again = json.loads(d2.ctl("--json", "spawn", "pool", "--key", "recent",
+                              check=0).stdout)
+    assert again["created"] is False  # within key_ttl still
