@@ -413,3 +413,42 @@ ledger_keys_free(struct ledger_keys *k)
 	free(k->v);
 	memset(k, 0, sizeof *k);
 }
+
+void
+ledger_numbers_see(struct ledger_numbers *ns, const char *sup, const char *key)
+{
+	size_t len = strspn(key, "0123456789"), i;
+	unsigned long n;
+
+	/* SUP/N's keys only, and no number an unsigned long cannot go on
+	 * from */
+	if (len == 0 || key[len] != '\0' || len > 18)
+		return;
+	n = strtoul(key, NULL, 10);
+	for (i = 0; i < ns->n && strcmp(ns->v[i].sup, sup) != 0; i++)
+		;
+	if (i == ns->n) {
+		ns->v = xreallocarray(ns->v, ns->n + 1, sizeof *ns->v);
+		ns->v[ns->n++] = (struct ledger_number){xstrdup(sup), 0};
+	}
+	if (n > ns->v[i].max)
+		ns->v[i].max = n;
+}
+
+unsigned long
+ledger_numbers_max(const struct ledger_numbers *ns, const char *sup)
+{
+	for (size_t i = 0; i < ns->n; i++)
+		if (strcmp(ns->v[i].sup, sup) == 0)
+			return ns->v[i].max;
+	return 0;
+}
+
+void
+ledger_numbers_free(struct ledger_numbers *ns)
+{
+	for (size_t i = 0; i < ns->n; i++)
+		free(ns->v[i].sup);
+	free(ns->v);
+	memset(ns, 0, sizeof *ns);
+}

@@ -118,6 +118,22 @@ bool ledger_keys_has(const struct ledger_keys *, uint64_t h);
 void ledger_keys_del(struct ledger_keys *, uint64_t h);
 void ledger_keys_free(struct ledger_keys *);
 
+/* With a store: per supervisor, the highest number of its SUP/N keys
+ * stored, so the first keyless spawn after a restart goes on from it (it
+ * probed N = 1, 2, ... one SQLite read each, on the loop). */
+struct ledger_numbers {
+	struct ledger_number {
+		char *sup;
+		unsigned long max;
+	} * v;
+	size_t n;
+};
+void ledger_numbers_see(struct ledger_numbers *, const char *sup,
+                        const char *key);
+unsigned long ledger_numbers_max(const struct ledger_numbers *,
+                                 const char *sup);
+void ledger_numbers_free(struct ledger_numbers *);
+
 /* Every record, in no order: start with a zeroed iterator, call until
  * NULL. No record may be added or dropped meanwhile. */
 struct ledger_iter {

@@ -50,6 +50,7 @@ tasks_free(struct tasks *t)
 		return;
 	ledger_free(&t->ledger);
 	ledger_keys_free(&t->keys);
+	ledger_numbers_free(&t->numbers);
 	free(t);
 }
 
@@ -206,6 +207,9 @@ tasks_inputs_bad(char *const *args, char *const *env)
 static void
 tasks_number(struct daemon *d, struct node *sup, char *buf, size_t len)
 {
+	/* numbers go on from the highest stored before this start */
+	dynamic_number_past(
+	        sup, ledger_numbers_max(&d->tasks->numbers, sup->spec->name));
 	/* a live child has a record: no scan of the children */
 	do
 		snprintf(buf, len, "%lu", dynamic_next_number(sup));
@@ -346,6 +350,8 @@ tasks_spawn(struct daemon *d, const struct tasks_spawn *in,
 		return;
 	}
 	out->created = true;
+	if (d->store != NULL) /* a pool added again goes on past it too */
+		ledger_numbers_see(&t->numbers, sup->spec->name, key);
 	out->rec = ledger_accept(&t->ledger, sup->spec->name, key, in->args,
 	                         in->env, clock_wall_ms());
 	tasks_set_node(d, out->rec, out->node);

@@ -363,7 +363,8 @@ taskstore_migrate(struct daemon *d, char *why, size_t len)
 	                    why, len);
 }
 
-/* The hash of every stored (sup, key): ended ones stay on disk. */
+/* The hash of every stored (sup, key) (ended ones stay on disk), and
+ * each supervisor's highest SUP/N number. */
 static int
 taskstore_keys(struct daemon *d, char *why, size_t len)
 {
@@ -379,9 +380,10 @@ taskstore_keys(struct daemon *d, char *why, size_t len)
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		const char *sup = (const char *)sqlite3_column_text(st, 0);
 		const char *key = (const char *)sqlite3_column_text(st, 1);
-		if (sup != NULL && key != NULL)
-			ledger_keys_add(&d->tasks->keys,
-			                ledger_key_hash(sup, key));
+		if (sup == NULL || key == NULL)
+			continue;
+		ledger_keys_add(&d->tasks->keys, ledger_key_hash(sup, key));
+		ledger_numbers_see(&d->tasks->numbers, sup, key);
 	}
 	if (rc != SQLITE_DONE)
 		snprintf(why, len, "tasks: %s", sqlite3_errmsg(db));

@@ -76,6 +76,13 @@ dynamic_next_number(struct node *sup)
 	return ++sup->super->spawned;
 }
 
+void
+dynamic_number_past(struct node *sup, unsigned long n)
+{
+	if (sup->super->spawned < n)
+		sup->super->spawned = n;
+}
+
 static enum spawn_refusal
 dynamic_check(const struct tree *t, const struct node *sup)
 {

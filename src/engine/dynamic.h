@@ -50,6 +50,8 @@ struct node *dynamic_find(const struct node *sup, const char *key);
 size_t dynamic_count(const struct node *sup);
 /* The next number for a child spawned without a key (SUP/N). */
 unsigned long dynamic_next_number(struct node *sup);
+/* The next numbers are past n (the highest a store holds). */
+void dynamic_number_past(struct node *sup, unsigned long n);
 const char *dynamic_refusal_name(enum spawn_refusal);
 /* Free the children whose task ended, once no action is queued and their
  * supervisor runs no job: memory stays flat however many tasks end. */

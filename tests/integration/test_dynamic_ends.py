@@ -163,3 +163,23 @@ def test_key_ttl_after_a_restart_counts_by_the_wall_clock(supd):
     again = json.loads(d2.ctl("--json", "spawn", "pool", "--key", "recent",
                               check=0).stdout)
     assert again["created"] is False  # within key_ttl still
+
+
+def test_keyless_numbers_go_on_past_the_stored_ones(supd):
+    """After a restart on a store the first keyless spawn probed SUP/1,
+    SUP/2, ... one SQLite read each on the loop (3 s for 200,000 stored
+    tasks) until a free number: here it stopped at the gap, pool/3. Now
+    the numbers go on past the highest stored, read once at start."""
+    body = "template:\n  command: [/bin/sh, -c, 'exit 0']\n"
+    d = supd.start({**settings(supd, store=True), "a.yaml": tree(body)})
+    d.wait("started", "root/idle")
+    for key in ([], [], ["--key", "500"]):
+        d.ctl("spawn", "pool", *key, check=0)
+    for k in ("1", "2", "500"):
+        assert d.ctl("wait", f"pool/{k}", check=0).returncode == 0
+    d.signal(signal.SIGTERM)
+    assert d.exit_code() == 0
+    d2 = supd.start()
+    listening(d2)
+    r = json.loads(d2.ctl("--json", "spawn", "pool", check=0).stdout)
+    assert r["name"] == "pool/501" and r["created"] is True
