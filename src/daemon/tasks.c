@@ -303,6 +303,15 @@ tasks_known(struct daemon *d, struct node *sup, const struct tasks_spawn *in,
 	return false;
 }
 
+/* A resumed task was accepted before the restart: its time stays. */
+static int64_t
+tasks_accepted_ms(const struct tasks_spawn *in, const struct ledger_rec *r)
+{
+	return in->resuming && r != NULL && r->accepted_ms != 0
+	               ? r->accepted_ms
+	               : clock_wall_ms();
+}
+
 void
 tasks_spawn(struct daemon *d, const struct tasks_spawn *in,
             struct tasks_outcome *out)
@@ -312,6 +321,7 @@ tasks_spawn(struct daemon *d, const struct tasks_spawn *in,
 	enum spawn_refusal why;
 	char num[32];
 	const char *key = in->key;
+	unsigned live;
 
 	memset(out, 0, sizeof *out);
 	if (sup == NULL || sup->spec->kind != KIND_SUPERVISOR ||
@@ -353,14 +363,21 @@ tasks_spawn(struct daemon *d, const struct tasks_spawn *in,
 	if (d->store != NULL) /* a pool added again goes on past it too */
 		ledger_numbers_see(&t->numbers, sup->spec->name, key);
 	out->rec = ledger_accept(&t->ledger, sup->spec->name, key, in->args,
-	                         in->env, clock_wall_ms());
+	                         in->env, tasks_accepted_ms(in, out->rec));
+	if (in->resuming && out->rec->attempts > 0) /* a run cut short */
+		ledger_reason(out->rec,
+		              "resumed: agentsupd stopped while it ran");
 	tasks_set_node(d, out->rec, out->node);
 	tasks_seed_checkpoint(d, out->node, out->rec);
 	if (in->replay != NULL)
 		out->rec->replays++;
+	/* its first start is counted now: a SIGKILL of agentsupd while it
+	 * runs does not lose it */
+	live = (unsigned)out->node->starts;
 	if (in->ack == NULL)
-		taskstore_save(d, out->rec, 0);
-	else if (taskstore_save_ack(d, out->rec, 0, in->ack, in->ack_arg) == 0)
+		taskstore_save(d, out->rec, live);
+	else if (taskstore_save_ack(d, out->rec, live, in->ack, in->ack_arg) ==
+	         0)
 		out->deferred = true;
 	if (in->replay != NULL) {
 		events_emit(&d->events, EV_REPLAYED, out->node->path, 0, NULL,

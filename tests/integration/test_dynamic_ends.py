@@ -183,3 +183,27 @@ def test_keyless_numbers_go_on_past_the_stored_ones(supd):
     listening(d2)
     r = json.loads(d2.ctl("--json", "spawn", "pool", check=0).stdout)
     assert r["name"] == "pool/501" and r["created"] is True
+
+
+def test_a_run_cut_short_by_a_sigkill_counts_and_keeps_its_acceptance(supd):
+    """A task running when agentsupd was SIGKILLed: its first process was
+    never counted (attempts 1 after two starts), and accepted_ms became the
+    time of the resume."""
+    from conftest import alive
+    marker = supd.tmp / "marker"
+    body = ("template:\n  command: [/bin/sh, -c, 'if [ -e $0 ]; then exit 0;"
+            f" fi; touch $0; sleep 300', '{marker}']\n")
+    d = supd.start({**settings(supd, store=True), "a.yaml": tree(body)})
+    d.wait("started", "root/idle")
+    first = json.loads(d.ctl("--json", "spawn", "pool", "--key", "a",
+                             check=0).stdout)
+    pid = d.wait("started", "root/pool/a").pid
+    wait_until(marker.exists, what="the first run")
+    d.kill()  # SIGKILL
+    wait_until(lambda: not alive(pid), what="the task dies with agentsupd")
+    d2 = supd.start()
+    listening(d2)
+    rec = json.loads(d2.ctl("wait", "pool/a", check=0).stdout)
+    assert rec["state"] == "done" and rec["attempts"] == 2, rec
+    assert rec["accepted_ms"] == first["accepted_ms"]
+    assert "resumed: agentsupd stopped while it ran" in rec["reasons"]
