@@ -46,6 +46,15 @@ ledger_init(struct ledger *l, size_t max_ended)
 	l->nbuckets = 64;
 	l->buckets = xcalloc(l->nbuckets, sizeof *l->buckets);
 	l->max_ended = max_ended ? max_ended : LEDGER_MAX_ENDED;
+	l->max_ended_bytes = LEDGER_MAX_ENDED_BYTES;
+}
+
+/* What an ended record keeps beyond its fixed size. */
+static size_t
+ledger_rec_bytes(const struct ledger_rec *r)
+{
+	return r->checkpoint_len + r->result_len +
+	       (r->tail != NULL ? strlen(r->tail) : 0);
 }
 
 static void
@@ -146,6 +155,8 @@ ledger_unlist(struct ledger *l, struct ledger_rec *r)
 		l->newest = r->older;
 	r->older = r->newer = NULL;
 	l->nended--;
+	l->ended_bytes -= r->ended_bytes;
+	r->ended_bytes = 0;
 }
 
 struct ledger_rec *
@@ -207,8 +218,9 @@ ledger_drop(struct ledger *l, struct ledger_rec *r)
 static void
 ledger_trim(struct ledger *l, const struct ledger_rec *keep)
 {
-	while (l->nended > l->max_ended && l->oldest != keep &&
-	       l->oldest->pins == 0) {
+	while ((l->nended > l->max_ended ||
+	        l->ended_bytes > l->max_ended_bytes) &&
+	       l->oldest != keep && l->oldest->pins == 0) {
 		ledger_drop(l, l->oldest);
 		l->dropped++;
 	}
@@ -247,6 +259,8 @@ ledger_end(struct ledger *l, struct ledger_rec *r, enum ledger_state s,
 		l->oldest = r;
 	l->newest = r;
 	l->nended++;
+	r->ended_bytes = ledger_rec_bytes(r);
+	l->ended_bytes += r->ended_bytes;
 	ledger_trim(l, r);
 }
 
@@ -281,11 +295,17 @@ ledger_set_bytes(uint8_t **dst, size_t *dlen, const void *data, size_t len)
 }
 
 void
-ledger_result(struct ledger_rec *r, const void *data, size_t len)
+ledger_result(struct ledger *l, struct ledger_rec *r, const void *data,
+              size_t len)
 {
 	if (len > LEDGER_RESULT_MAX)
 		len = LEDGER_RESULT_MAX; /* the channel refuses more */
 	ledger_set_bytes(&r->result, &r->result_len, data, len);
+	if (ledger_ended(r)) { /* a cancelled task's, still running */
+		l->ended_bytes += ledger_rec_bytes(r) - r->ended_bytes;
+		r->ended_bytes = ledger_rec_bytes(r);
+		ledger_trim(l, r);
+	}
 }
 
 void

@@ -47,7 +47,7 @@ tasks_result(struct daemon *d, struct node *n, const void *data, size_t len)
 		          n->path);
 		return;
 	}
-	ledger_result(r, data, len);
+	ledger_result(&d->tasks->ledger, r, data, len);
 	taskstore_save(d, r, (unsigned)n->starts);
 }
 

@@ -317,7 +317,7 @@ taskstore_row(struct ledger *l, sqlite3_stmt *st)
 		p += n + (p[n] == '\n');
 	}
 	if (sqlite3_column_type(st, 7) != SQLITE_NULL)
-		ledger_result(r, sqlite3_column_blob(st, 7),
+		ledger_result(l, r, sqlite3_column_blob(st, 7),
 		              (size_t)sqlite3_column_bytes(st, 7));
 	if (tail != NULL)
 		ledger_tail(r, tail, strlen(tail));
