@@ -457,7 +457,11 @@ tasks_worker_spawn(struct daemon *d, struct node *from,
 	if (r->bad != NULL) {
 		a->error = r->bad;
 	} else if (sup == NULL || sup->spec->kind != KIND_SUPERVISOR ||
-	           from->task != NULL ||
+	           sup->spec->tmpl == NULL) {
+		a->error = tasks_refused(
+		        d->tasks, "no dynamic supervisor (with a template) %s",
+		        r->sup);
+	} else if (from->task != NULL ||
 	           !config_spawn_allowed(sup->spec, from->spec->name)) {
 		/* a dynamic child is named by its key, which a spawner
 		 * chose: it never passes for a configured worker of

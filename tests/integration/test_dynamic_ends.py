@@ -207,3 +207,33 @@ def test_a_run_cut_short_by_a_sigkill_counts_and_keeps_its_acceptance(supd):
     assert rec["state"] == "done" and rec["attempts"] == 2, rec
     assert rec["accepted_ms"] == first["accepted_ms"]
     assert "resumed: agentsupd stopped while it ran" in rec["reasons"]
+
+
+def test_spawn_from_names_configured_workers(supd, tmp_path):
+    """A spawn_from naming no configured worker (a typo) loaded without a
+    word and granted nobody; a worker's spawn into a supervisor that does
+    not exist was answered 'not in the spawn_from of nosuch'."""
+    from conftest import AGENTSUPD
+    bad = tmp_path / "bad.d"
+    bad.mkdir()
+    (bad / "a.yaml").write_text(tree(
+        "spawn_from: [orchestratr]\ntemplate:\n  command: [sleep, '1']\n")
+        + "  - {worker: orchestrator, command: [sleep, '1']}\n")
+    r = subprocess.run([AGENTSUPD, "--check", "-c", str(bad)],
+                       capture_output=True, text=True, timeout=TIMEOUT)
+    assert r.returncode == 78
+    assert 'spawn_from: "orchestratr" is no configured worker' in r.stderr
+    orch = py(supd.tmp, "orch.py", """\
+        import agentsup, time
+        with agentsup.Agent() as a:
+            a.restored
+            s = a.spawn("nosuch", key="k")
+            print("ANSWER", s.ok, s.error, flush=True)
+            time.sleep(300)
+        """)
+    d = supd.start({"a.yaml": tree(
+        "spawn_from: [orch]\ntemplate:\n  command: [sleep, '300']\n")
+        + f"  - {{worker: orch, command: [{PY}, {orch}]}}\n"})
+    wait_until(lambda: any("ANSWER" in l for l in d.lines), what="answer")
+    line = next(l for l in d.lines if "ANSWER" in l)
+    assert "ANSWER False no dynamic supervisor (with a template) nosuch" in line

@@ -476,6 +476,18 @@ test_config_errors(void **state)
 	        "supervisor: p\ntemplate: {command: x}\nspawn_from: [a/b]\n",
 	        /* a scalar: it was taken as no spawner at all */
 	        "supervisor: p\ntemplate: {command: x}\nspawn_from: orch\n",
+	        /* names no configured worker: it granted nobody, silently */
+	        "supervisor: r\nchildren:\n"
+	        "  - {supervisor: p, template: {command: x}, spawn_from: "
+	        "[orh]}\n"
+	        "  - {worker: orch, command: x}\n",
+	        /* a supervisor, or a worker of instances: by its own name */
+	        "supervisor: r\nchildren:\n"
+	        "  - {supervisor: p, template: {command: x}, spawn_from: "
+	        "[r]}\n",
+	        "supervisor: r\nchildren:\n"
+	        "  - {supervisor: p, template: {command: x}, spawn_from: [o]}\n"
+	        "  - {worker: o, instances: 2, command: x}\n",
 	};
 
 	(void)state;
@@ -494,20 +506,24 @@ static void
 test_config_template_inherits_defaults(void **state)
 {
 	struct config *c = load_yaml(
-	        "supervisor: p\ndefaults: {shutdown: 1s, environment: {A: 1}}\n"
-	        "max_children: 7\nkey_ttl: 1h\nspawn_from: [orch]\n"
-	        "template: {command: x, environment: {B: 2}}\n");
+	        "supervisor: r\nchildren:\n"
+	        "  - supervisor: p\n"
+	        "    defaults: {shutdown: 1s, environment: {A: 1}}\n"
+	        "    max_children: 7\n    key_ttl: 1h\n    spawn_from: [orch]\n"
+	        "    template: {command: x, environment: {B: 2}}\n"
+	        "  - {worker: orch, command: x}\n");
 	char *args[] = {"y", NULL}, *env[] = {"B=3", "C=4", NULL};
-	struct spec *s;
+	struct spec *s, *p;
 
 	(void)state;
-	assert_non_null(c->root->tmpl);
-	assert_int_equal(c->root->tmpl->pol->shutdown_ms, 1000);
-	assert_int_equal(c->root->pol->max_children, 7);
-	assert_int_equal(c->root->pol->key_ttl_ms, 3600000);
-	assert_true(config_spawn_allowed(c->root, "orch"));
-	assert_false(config_spawn_allowed(c->root, "other"));
-	s = config_task_spec(c->root->tmpl, "k", args, env);
+	p = c->root->children[0];
+	assert_non_null(p->tmpl);
+	assert_int_equal(p->tmpl->pol->shutdown_ms, 1000);
+	assert_int_equal(p->pol->max_children, 7);
+	assert_int_equal(p->pol->key_ttl_ms, 3600000);
+	assert_true(config_spawn_allowed(p, "orch"));
+	assert_false(config_spawn_allowed(p, "other"));
+	s = config_task_spec(p->tmpl, "k", args, env);
 	assert_string_equal(s->name, "k");
 	assert_string_equal(s->argv[1], "y");
 	assert_null(s->argv[2]);
