@@ -161,7 +161,9 @@ int64_t agentsup_checkpoint(struct agentsup *, const void *data, size_t len);
 /* The highest checkpoint sequence number agentsupd has acknowledged. */
 uint64_t agentsup_checkpoint_acked(const struct agentsup *);
 
-/* A task's result (at most 64 KiB), sent before exiting 0. */
+/* A task's result (at most 64 KiB), sent before exiting 0. Before welcome
+ * one too big for the default frame limit is refused with EAGAIN (welcome
+ * raises the limit to fit it: agentsup_await_welcome first). */
 int agentsup_result(struct agentsup *, const void *data, size_t len);
 
 /* Ask for a dynamic child of supervisor sup (this worker must be in its

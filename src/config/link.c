@@ -5,6 +5,7 @@
  * found by sorting, cycles by one walk over the parent links.
  */
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -383,6 +384,52 @@ link_final_cmp(const void *a, const void *b)
 	return x->order < y->order ? -1 : x->order > y->order;
 }
 
+/* A final name's node (l->all sorted by name), or NULL. */
+static const struct spec *
+link_find(const struct link *l, const char *name)
+{
+	size_t lo = 0, hi = l->nall;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(l->all[mid].name, name);
+		if (c == 0)
+			return l->all[mid].spec;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+/* `spawn_from` names configured workers: a typo granted nobody, silently
+ * (and a worker of `instances:` is granted by its copies' names). */
+static void
+link_spawn_from(struct link *l)
+{
+	char first[CONFIG_NAME_MAX + 16], hint[2 * CONFIG_NAME_MAX + 48];
+
+	for (size_t i = 0; i < l->nall; i++) {
+		const struct spec *s = l->all[i].spec, *w;
+		for (char **n = s->spawn_from; n != NULL && *n != NULL; n++) {
+			if ((w = link_find(l, *n)) != NULL &&
+			    w->kind == KIND_WORKER)
+				continue;
+			snprintf(first, sizeof first, "%s-1", *n);
+			hint[0] = '\0';
+			if (w == NULL && link_find(l, first) != NULL)
+				snprintf(hint, sizeof hint,
+				         " (its copies are %s, %s-2...)", first,
+				         *n);
+			load_locerr(
+			        l->p, &s->loc,
+			        "spawn_from: \"%s\" is no configured worker%s",
+			        *n, hint);
+		}
+	}
+}
+
 /* Defaults, instances, then every final name once. */
 static void
 link_finish(struct link *l)
@@ -397,6 +444,7 @@ link_finish(struct link *l)
 	link_collect_final(l, p->cfg->root);
 	qsort(l->all, l->nall, sizeof *l->all, link_final_cmp);
 	link_duplicates(p, l->all, l->nall);
+	link_spawn_from(l);
 }
 
 /* Take the documents apart so that each is freed once. */

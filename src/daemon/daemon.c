@@ -182,6 +182,7 @@ daemon_act(struct daemon *d, const struct action *a)
 
 	switch (a->kind) {
 	case ACT_START:
+		tasks_started(d, a->node); /* a task's record first */
 		act_start(d, a->node);
 		break;
 	case ACT_STOP:

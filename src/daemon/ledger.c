@@ -46,6 +46,15 @@ ledger_init(struct ledger *l, size_t max_ended)
 	l->nbuckets = 64;
 	l->buckets = xcalloc(l->nbuckets, sizeof *l->buckets);
 	l->max_ended = max_ended ? max_ended : LEDGER_MAX_ENDED;
+	l->max_ended_bytes = LEDGER_MAX_ENDED_BYTES;
+}
+
+/* What an ended record keeps beyond its fixed size. */
+static size_t
+ledger_rec_bytes(const struct ledger_rec *r)
+{
+	return r->checkpoint_len + r->result_len +
+	       (r->tail != NULL ? strlen(r->tail) : 0);
 }
 
 static void
@@ -146,6 +155,8 @@ ledger_unlist(struct ledger *l, struct ledger_rec *r)
 		l->newest = r->older;
 	r->older = r->newer = NULL;
 	l->nended--;
+	l->ended_bytes -= r->ended_bytes;
+	r->ended_bytes = 0;
 }
 
 struct ledger_rec *
@@ -159,9 +170,7 @@ ledger_accept(struct ledger *l, const char *sup, const char *key,
 		ledger_unlist(l, r);
 		ledger_strv_free(r->args); /* after the copies: may be args */
 		ledger_strv_free(r->env);
-		free(r->result);
-		r->result = NULL;
-		r->result_len = 0;
+		ledger_result_clear(r);
 		free(r->tail); /* the new run's, once it ends */
 		r->tail = NULL;
 	} else {
@@ -209,8 +218,9 @@ ledger_drop(struct ledger *l, struct ledger_rec *r)
 static void
 ledger_trim(struct ledger *l, const struct ledger_rec *keep)
 {
-	while (l->nended > l->max_ended && l->oldest != keep &&
-	       l->oldest->pins == 0) {
+	while ((l->nended > l->max_ended ||
+	        l->ended_bytes > l->max_ended_bytes) &&
+	       l->oldest != keep && l->oldest->pins == 0) {
 		ledger_drop(l, l->oldest);
 		l->dropped++;
 	}
@@ -249,6 +259,8 @@ ledger_end(struct ledger *l, struct ledger_rec *r, enum ledger_state s,
 		l->oldest = r;
 	l->newest = r;
 	l->nended++;
+	r->ended_bytes = ledger_rec_bytes(r);
+	l->ended_bytes += r->ended_bytes;
 	ledger_trim(l, r);
 }
 
@@ -283,11 +295,25 @@ ledger_set_bytes(uint8_t **dst, size_t *dlen, const void *data, size_t len)
 }
 
 void
-ledger_result(struct ledger_rec *r, const void *data, size_t len)
+ledger_result(struct ledger *l, struct ledger_rec *r, const void *data,
+              size_t len)
 {
 	if (len > LEDGER_RESULT_MAX)
 		len = LEDGER_RESULT_MAX; /* the channel refuses more */
 	ledger_set_bytes(&r->result, &r->result_len, data, len);
+	if (ledger_ended(r)) { /* a cancelled task's, still running */
+		l->ended_bytes += ledger_rec_bytes(r) - r->ended_bytes;
+		r->ended_bytes = ledger_rec_bytes(r);
+		ledger_trim(l, r);
+	}
+}
+
+void
+ledger_result_clear(struct ledger_rec *r)
+{
+	free(r->result);
+	r->result = NULL;
+	r->result_len = 0;
 }
 
 void
@@ -406,4 +432,43 @@ ledger_keys_free(struct ledger_keys *k)
 {
 	free(k->v);
 	memset(k, 0, sizeof *k);
+}
+
+void
+ledger_numbers_see(struct ledger_numbers *ns, const char *sup, const char *key)
+{
+	size_t len = strspn(key, "0123456789"), i;
+	unsigned long n;
+
+	/* SUP/N's keys only, and no number an unsigned long cannot go on
+	 * from */
+	if (len == 0 || key[len] != '\0' || len > 18)
+		return;
+	n = strtoul(key, NULL, 10);
+	for (i = 0; i < ns->n && strcmp(ns->v[i].sup, sup) != 0; i++)
+		;
+	if (i == ns->n) {
+		ns->v = xreallocarray(ns->v, ns->n + 1, sizeof *ns->v);
+		ns->v[ns->n++] = (struct ledger_number){xstrdup(sup), 0};
+	}
+	if (n > ns->v[i].max)
+		ns->v[i].max = n;
+}
+
+unsigned long
+ledger_numbers_max(const struct ledger_numbers *ns, const char *sup)
+{
+	for (size_t i = 0; i < ns->n; i++)
+		if (strcmp(ns->v[i].sup, sup) == 0)
+			return ns->v[i].max;
+	return 0;
+}
+
+void
+ledger_numbers_free(struct ledger_numbers *ns)
+{
+	for (size_t i = 0; i < ns->n; i++)
+		free(ns->v[i].sup);
+	free(ns->v);
+	memset(ns, 0, sizeof *ns);
 }

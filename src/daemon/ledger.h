@@ -2,7 +2,8 @@
  * ledger.h - the task ledger (DESIGN §12): one record per accepted task of
  * a dynamic supervisor, from the moment it is accepted. This is the memory
  * implementation: bounded, the oldest ended records dropped first (and
- * counted) once more than `max_ended` have ended. With a state store it is
+ * counted) once more than `max_ended` have ended or their data (checkpoint,
+ * result, tail) is more than `max_ended_bytes`. With a state store it is
  * a cache in front of the store's `tasks` table: live records, the ended
  * ones whose row is not committed yet (pinned), and a few more. A leaf: it
  * knows nothing of the tree, the loop or the clock (times are passed in).
@@ -27,8 +28,12 @@ enum ledger_state {
 #define LEDGER_RESULT_MAX (64u << 10) /* a task's result */
 #define LEDGER_TAIL_MAX   4096        /* the tail of its output */
 #define LEDGER_MAX_ENDED  20000       /* ended records kept in memory */
-#define LEDGER_CACHE      64 /* with a store: ended records kept in memory */
-#define LEDGER_KEY_MAX    64 /* as a worker's name */
+/* the checkpoints, results and tails of the ended records in memory: past
+ * it the oldest are dropped (20,000 records of a 256 KiB checkpoint and a
+ * 64 KiB result were 6 GB) */
+#define LEDGER_MAX_ENDED_BYTES (64u << 20)
+#define LEDGER_CACHE           64 /* with a store: ended records kept in memory */
+#define LEDGER_KEY_MAX         64 /* as a worker's name */
 
 struct node;
 
@@ -49,8 +54,11 @@ struct ledger_rec {
 	char *tail;          /* the last output lines, or NULL */
 	int64_t accepted_ms; /* wall clock */
 	int64_t ended_ms;    /* wall clock, 0 while live */
-	uint64_t ended_mono; /* monotonic: key_ttl counts from it */
+	uint64_t ended_mono; /* monotonic: key_ttl counts from it; 0 when
+	                        it ended before this start (read from the
+	                        store): key_ttl counts from ended_ms */
 	unsigned replays;    /* times replayed */
+	size_t ended_bytes;  /* its data, as the ledger counted it ended */
 	bool resume;         /* live when agentsupd stopped: start again */
 	unsigned pins;       /* writes of it in flight: kept in memory */
 	bool dropped;        /* out of the ledger: freed when unpinned */
@@ -67,8 +75,9 @@ struct ledger_rec {
 struct ledger {
 	struct ledger_rec **buckets;
 	size_t nbuckets;
-	size_t count;                       /* records */
-	size_t nended, max_ended;           /* ended records, and their cap */
+	size_t count;                        /* records */
+	size_t nended, max_ended;            /* ended records, and their cap */
+	size_t ended_bytes, max_ended_bytes; /* their data, and its cap */
 	uint64_t dropped;                   /* ended records dropped for room */
 	struct ledger_rec *oldest, *newest; /* ended, in order of ending */
 };
@@ -87,7 +96,10 @@ struct ledger_rec *ledger_accept(struct ledger *, const char *sup,
 void ledger_end(struct ledger *, struct ledger_rec *, enum ledger_state,
                 int64_t wall_ms, uint64_t mono_ms);
 void ledger_reason(struct ledger_rec *, const char *reason);
-void ledger_result(struct ledger_rec *, const void *data, size_t len);
+void ledger_result(struct ledger *, struct ledger_rec *, const void *data,
+                   size_t len);
+/* The task runs again: the result is the one of the run that ends it. */
+void ledger_result_clear(struct ledger_rec *);
 /* Its last checkpoint: seq (0: none), and its data, or NULL when only
  * the seq is kept (the checkpoint set holds the data by path). */
 void ledger_checkpoint(struct ledger_rec *, uint64_t seq, const void *data,
@@ -113,6 +125,22 @@ void ledger_keys_add(struct ledger_keys *, uint64_t h);
 bool ledger_keys_has(const struct ledger_keys *, uint64_t h);
 void ledger_keys_del(struct ledger_keys *, uint64_t h);
 void ledger_keys_free(struct ledger_keys *);
+
+/* With a store: per supervisor, the highest number of its SUP/N keys
+ * stored, so the first keyless spawn after a restart goes on from it (it
+ * probed N = 1, 2, ... one SQLite read each, on the loop). */
+struct ledger_numbers {
+	struct ledger_number {
+		char *sup;
+		unsigned long max;
+	} * v;
+	size_t n;
+};
+void ledger_numbers_see(struct ledger_numbers *, const char *sup,
+                        const char *key);
+unsigned long ledger_numbers_max(const struct ledger_numbers *,
+                                 const char *sup);
+void ledger_numbers_free(struct ledger_numbers *);
 
 /* Every record, in no order: start with a zeroed iterator, call until
  * NULL. No record may be added or dropped meanwhile. */

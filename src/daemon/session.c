@@ -291,9 +291,9 @@ session_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 const char *
 session_capture_name(const struct node *n, char *buf)
 {
-	if (n->task == NULL || n->parent == NULL)
+	if (n->task == NULL)
 		return n->spec->name;
-	snprintf(buf, SESSION_CAPTURE_NAME_MAX, "%s:%s", n->parent->spec->name,
+	snprintf(buf, SESSION_CAPTURE_NAME_MAX, "%s:%s", n->task->sup,
 	         n->spec->name);
 	return buf;
 }

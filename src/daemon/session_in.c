@@ -24,13 +24,24 @@ static void on_failed(void *, const char *);
 
 /* --- what the channel reports --------------------------------------------- */
 
+/* The largest frame the worker may send: a task's also fits a result of
+ * CHANNEL_RESULT_MAX (with checkpoints off the daemon's 64 KiB did not). */
+static size_t
+session_frame_limit(const struct session *s)
+{
+	size_t max = ckpt_max_frame(s->node->spec, daemon_max_frame(s->d));
+	size_t result = (size_t)CHANNEL_RESULT_MAX + CKPT_FRAME_OVERHEAD;
+
+	return s->node->task != NULL && result > max ? result : max;
+}
+
 static void
 on_hello(void *arg)
 {
 	struct session *s = arg;
 	struct node *n = s->node;
 	char last[64];
-	size_t max = ckpt_max_frame(n->spec, daemon_max_frame(s->d));
+	size_t max = session_frame_limit(s);
 	struct welcome w = {.name = n->spec->name,
 	                    .path = n->path,
 	                    .incarnation = n->starts - 1,
@@ -163,7 +174,7 @@ on_max_frame(void *arg)
 {
 	struct session *s = arg;
 
-	return ckpt_max_frame(s->node->spec, daemon_max_frame(s->d));
+	return session_frame_limit(s);
 }
 
 /* {t: spawn}: a dynamic child, if this worker is in the spawn_from. */

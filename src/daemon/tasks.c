@@ -50,6 +50,7 @@ tasks_free(struct tasks *t)
 		return;
 	ledger_free(&t->ledger);
 	ledger_keys_free(&t->keys);
+	ledger_numbers_free(&t->numbers);
 	free(t);
 }
 
@@ -206,6 +207,9 @@ tasks_inputs_bad(char *const *args, char *const *env)
 static void
 tasks_number(struct daemon *d, struct node *sup, char *buf, size_t len)
 {
+	/* numbers go on from the highest stored before this start */
+	dynamic_number_past(
+	        sup, ledger_numbers_max(&d->tasks->numbers, sup->spec->name));
 	/* a live child has a record: no scan of the children */
 	do
 		snprintf(buf, len, "%lu", dynamic_next_number(sup));
@@ -255,6 +259,20 @@ tasks_defer(struct daemon *d, const struct tasks_spawn *in,
 		out->deferred = true;
 }
 
+/* Whether r ended less than ttl ago: by the monotonic clock when it ended
+ * during this run, by the wall clock when before (a reboot since restarted
+ * the monotonic one). */
+static bool
+tasks_ended_within(const struct ledger_rec *r, uint64_t ttl)
+{
+	int64_t wall;
+
+	if (r->ended_mono != 0)
+		return clock_now_ms() - r->ended_mono < ttl;
+	wall = clock_wall_ms();
+	return wall < r->ended_ms || (uint64_t)(wall - r->ended_ms) < ttl;
+}
+
 /* Idempotency: the live child, or the record of a task that ended within
  * key_ttl. True when the spawn is answered without spawning. */
 static bool
@@ -278,11 +296,20 @@ tasks_known(struct daemon *d, struct node *sup, const struct tasks_spawn *in,
 		return true;
 	}
 	if (r != NULL && ledger_ended(r) && !in->retry &&
-	    clock_now_ms() - r->ended_mono < sup->spec->pol->key_ttl_ms) {
+	    tasks_ended_within(r, sup->spec->pol->key_ttl_ms)) {
 		tasks_defer(d, in, r, out);
 		return true;
 	}
 	return false;
+}
+
+/* A resumed task was accepted before the restart: its time stays. */
+static int64_t
+tasks_accepted_ms(const struct tasks_spawn *in, const struct ledger_rec *r)
+{
+	return in->resuming && r != NULL && r->accepted_ms != 0
+	               ? r->accepted_ms
+	               : clock_wall_ms();
 }
 
 void
@@ -294,6 +321,7 @@ tasks_spawn(struct daemon *d, const struct tasks_spawn *in,
 	enum spawn_refusal why;
 	char num[32];
 	const char *key = in->key;
+	unsigned live;
 
 	memset(out, 0, sizeof *out);
 	if (sup == NULL || sup->spec->kind != KIND_SUPERVISOR ||
@@ -332,15 +360,24 @@ tasks_spawn(struct daemon *d, const struct tasks_spawn *in,
 		return;
 	}
 	out->created = true;
+	if (d->store != NULL) /* a pool added again goes on past it too */
+		ledger_numbers_see(&t->numbers, sup->spec->name, key);
 	out->rec = ledger_accept(&t->ledger, sup->spec->name, key, in->args,
-	                         in->env, clock_wall_ms());
+	                         in->env, tasks_accepted_ms(in, out->rec));
+	if (in->resuming && out->rec->attempts > 0) /* a run cut short */
+		ledger_reason(out->rec,
+		              "resumed: agentsupd stopped while it ran");
 	tasks_set_node(d, out->rec, out->node);
 	tasks_seed_checkpoint(d, out->node, out->rec);
 	if (in->replay != NULL)
 		out->rec->replays++;
+	/* its first start is counted now: a SIGKILL of agentsupd while it
+	 * runs does not lose it */
+	live = (unsigned)out->node->starts;
 	if (in->ack == NULL)
-		taskstore_save(d, out->rec, 0);
-	else if (taskstore_save_ack(d, out->rec, 0, in->ack, in->ack_arg) == 0)
+		taskstore_save(d, out->rec, live);
+	else if (taskstore_save_ack(d, out->rec, live, in->ack, in->ack_arg) ==
+	         0)
 		out->deferred = true;
 	if (in->replay != NULL) {
 		events_emit(&d->events, EV_REPLAYED, out->node->path, 0, NULL,
@@ -420,7 +457,11 @@ tasks_worker_spawn(struct daemon *d, struct node *from,
 	if (r->bad != NULL) {
 		a->error = r->bad;
 	} else if (sup == NULL || sup->spec->kind != KIND_SUPERVISOR ||
-	           from->task != NULL ||
+	           sup->spec->tmpl == NULL) {
+		a->error = tasks_refused(
+		        d->tasks, "no dynamic supervisor (with a template) %s",
+		        r->sup);
+	} else if (from->task != NULL ||
 	           !config_spawn_allowed(sup->spec, from->spec->name)) {
 		/* a dynamic child is named by its key, which a spawner
 		 * chose: it never passes for a configured worker of

@@ -34,6 +34,9 @@ bool tasks_worker_spawn(struct daemon *, struct node *from,
                         const struct spawn_request *, struct spawn_answer *a);
 /* A worker's {t: result}: kept in its task's record. */
 void tasks_result(struct daemon *, struct node *, const void *, size_t);
+/* A process is being started (ACT_START): a task's restart clears the
+ * result of the run before and is saved (any other node: nothing). */
+void tasks_started(struct daemon *, struct node *);
 /* An engine event about a task's node (restarting, ended): the pump. */
 void tasks_event(struct daemon *, const struct action *);
 /* Start again the tasks the store says were pending or running when

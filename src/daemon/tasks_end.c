@@ -27,13 +27,14 @@
 
 /* --- what the engine and the workers report ------------------------------- */
 
+/* By the name it was spawned under: a reload that removed its template
+ * buried the task alone, its parent the graveyard by the time it ends. */
 static struct ledger_rec *
 tasks_rec_of(struct daemon *d, const struct node *n)
 {
-	if (n->task == NULL || n->parent == NULL)
+	if (n->task == NULL)
 		return NULL;
-	return ledger_get(&d->tasks->ledger, n->parent->spec->name,
-	                  n->task->key);
+	return ledger_get(&d->tasks->ledger, n->task->sup, n->task->key);
 }
 
 void
@@ -46,7 +47,18 @@ tasks_result(struct daemon *d, struct node *n, const void *data, size_t len)
 		          n->path);
 		return;
 	}
-	ledger_result(r, data, len);
+	ledger_result(&d->tasks->ledger, r, data, len);
+	taskstore_save(d, r, (unsigned)n->starts);
+}
+
+void
+tasks_started(struct daemon *d, struct node *n)
+{
+	struct ledger_rec *r = tasks_rec_of(d, n);
+
+	if (r == NULL || n->starts < 2)
+		return;         /* a first start: its spawn saved it */
+	ledger_result_clear(r); /* a failed run's is not the task's */
 	taskstore_save(d, r, (unsigned)n->starts);
 }
 
@@ -133,6 +145,19 @@ tasks_reason_text(const struct node *n, struct reason why, char *buf,
 		snprintf(buf, len, "%s", r);
 }
 
+/* Why a task was cancelled: an operator, or a reload that removed its
+ * supervisor, or only its supervisor's template (the task buried alone). */
+static const char *
+tasks_cancel_text(const struct daemon *d, const struct node *n)
+{
+	if (!n->removed)
+		return "cancelled";
+	if (n->parent == d->tree->graveyard)
+		return "cancelled: its supervisor's template was removed by a "
+		       "reload";
+	return "cancelled: its supervisor was removed by a reload";
+}
+
 void
 tasks_event(struct daemon *d, const struct action *a)
 {
@@ -161,10 +186,7 @@ tasks_event(struct daemon *d, const struct action *a)
 		break;
 	case EE_TASK_CANCELLED:
 		st = LEDGER_CANCELLED;
-		snprintf(why, sizeof why, "%s",
-		         n->removed ? "cancelled: its supervisor was removed "
-		                      "by a reload"
-		                    : "cancelled");
+		snprintf(why, sizeof why, "%s", tasks_cancel_text(d, n));
 		break;
 	default:
 		return;

@@ -27,7 +27,8 @@ struct tasks_waiter {
 
 struct tasks {
 	struct ledger ledger;
-	struct ledger_keys keys; /* with a store: every stored row's */
+	struct ledger_keys keys;       /* with a store: every stored row's */
+	struct ledger_numbers numbers; /* with a store: SUP/N stored */
 	struct tasks_waiter waiters[TASKS_MAX_WAITERS];
 	size_t nwaiters;
 	char name[2 * REQUEST_NAME_MAX]; /* the last answer's "SUP/KEY" */

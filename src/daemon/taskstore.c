@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "clock.h"
 #include "daemon.h"
 #include "ledger.h"
 #include "log.h"
@@ -290,7 +289,7 @@ taskstore_forget(struct daemon *d, const struct ledger_rec *r,
 
 /* One row into the ledger: its record, NULL when the row is bad. */
 static struct ledger_rec *
-taskstore_row(struct ledger *l, sqlite3_stmt *st, int64_t wall, uint64_t mono)
+taskstore_row(struct ledger *l, sqlite3_stmt *st)
 {
 	const char *sup = (const char *)sqlite3_column_text(st, 0);
 	const char *key = (const char *)sqlite3_column_text(st, 1);
@@ -318,16 +317,15 @@ taskstore_row(struct ledger *l, sqlite3_stmt *st, int64_t wall, uint64_t mono)
 		p += n + (p[n] == '\n');
 	}
 	if (sqlite3_column_type(st, 7) != SQLITE_NULL)
-		ledger_result(r, sqlite3_column_blob(st, 7),
+		ledger_result(l, r, sqlite3_column_blob(st, 7),
 		              (size_t)sqlite3_column_bytes(st, 7));
 	if (tail != NULL)
 		ledger_tail(r, tail, strlen(tail));
-	if (state >= LEDGER_DONE) {
-		int64_t ended = sqlite3_column_int64(st, 9);
-		uint64_t ago = wall > ended ? (uint64_t)(wall - ended) : 0;
-		ledger_end(l, r, (enum ledger_state)state, ended,
-		           mono > ago ? mono - ago : 1);
-	}
+	/* ended before this start: the monotonic clock may have restarted
+	 * (a reboot) since, so key_ttl counts by the wall clock */
+	if (state >= LEDGER_DONE)
+		ledger_end(l, r, (enum ledger_state)state,
+		           sqlite3_column_int64(st, 9), 0);
 out:
 	for (size_t i = 0; args != NULL && args[i] != NULL; i++)
 		free(args[i]);
@@ -365,7 +363,8 @@ taskstore_migrate(struct daemon *d, char *why, size_t len)
 	                    why, len);
 }
 
-/* The hash of every stored (sup, key): ended ones stay on disk. */
+/* The hash of every stored (sup, key) (ended ones stay on disk), and
+ * each supervisor's highest SUP/N number. */
 static int
 taskstore_keys(struct daemon *d, char *why, size_t len)
 {
@@ -381,9 +380,10 @@ taskstore_keys(struct daemon *d, char *why, size_t len)
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		const char *sup = (const char *)sqlite3_column_text(st, 0);
 		const char *key = (const char *)sqlite3_column_text(st, 1);
-		if (sup != NULL && key != NULL)
-			ledger_keys_add(&d->tasks->keys,
-			                ledger_key_hash(sup, key));
+		if (sup == NULL || key == NULL)
+			continue;
+		ledger_keys_add(&d->tasks->keys, ledger_key_hash(sup, key));
+		ledger_numbers_see(&d->tasks->numbers, sup, key);
 	}
 	if (rc != SQLITE_DONE)
 		snprintf(why, len, "tasks: %s", sqlite3_errmsg(db));
@@ -396,8 +396,6 @@ taskstore_load(struct daemon *d, struct ledger *l, char *why, size_t len)
 {
 	sqlite3 *db = store_reader(d->store);
 	sqlite3_stmt *st = NULL;
-	int64_t wall = clock_wall_ms();
-	uint64_t mono = clock_now_ms();
 	int rc;
 
 	if (taskstore_migrate(d, why, len) < 0 ||
@@ -412,7 +410,7 @@ taskstore_load(struct daemon *d, struct ledger *l, char *why, size_t len)
 		return -1;
 	}
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-		taskstore_row(l, st, wall, mono);
+		taskstore_row(l, st);
 	if (rc != SQLITE_DONE)
 		snprintf(why, len, "tasks: %s", sqlite3_errmsg(db));
 	sqlite3_finalize(st);
@@ -449,7 +447,7 @@ taskstore_fetch(struct daemon *d, struct ledger *l, const char *sup,
 	sqlite3_bind_text(st, 1, sup, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
 	if (sqlite3_step(st) == SQLITE_ROW)
-		r = taskstore_row(l, st, clock_wall_ms(), clock_now_ms());
+		r = taskstore_row(l, st);
 	sqlite3_finalize(st);
 	return r;
 }
@@ -478,8 +476,6 @@ taskstore_each_dead(struct daemon *d, taskstore_each_fn *fn, void *arg)
 {
 	struct ledger scratch;
 	sqlite3_stmt *st;
-	int64_t wall = clock_wall_ms();
-	uint64_t mono = clock_now_ms();
 	int rc;
 
 	if (d->store == NULL ||
@@ -489,7 +485,7 @@ taskstore_each_dead(struct daemon *d, taskstore_each_fn *fn, void *arg)
 		return -1;
 	ledger_init(&scratch, 1);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct ledger_rec *r = taskstore_row(&scratch, st, wall, mono);
+		struct ledger_rec *r = taskstore_row(&scratch, st);
 		if (r == NULL)
 			continue;
 		fn(arg, r);

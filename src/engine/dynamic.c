@@ -76,6 +76,13 @@ dynamic_next_number(struct node *sup)
 	return ++sup->super->spawned;
 }
 
+void
+dynamic_number_past(struct node *sup, unsigned long n)
+{
+	if (sup->super->spawned < n)
+		sup->super->spawned = n;
+}
+
 static enum spawn_refusal
 dynamic_check(const struct tree *t, const struct node *sup)
 {
@@ -106,6 +113,7 @@ dynamic_spawn(struct tree *t, struct node *sup, const char *key,
 	c = tree_node_new(s, sup, sup->nchildren);
 	c->task = xcalloc(1, sizeof *c->task);
 	c->task->key = xstrdup(key);
+	c->task->sup = xstrdup(sup->spec->name);
 	c->task->args = dynamic_strv_dup(args);
 	c->task->env = dynamic_strv_dup(env);
 	sup->children = xreallocarray(sup->children, sup->nchildren + 1,
@@ -121,6 +129,7 @@ dynamic_task_free(struct node *n)
 	if (n->task == NULL)
 		return;
 	free(n->task->key);
+	free(n->task->sup);
 	dynamic_strv_free(n->task->args);
 	dynamic_strv_free(n->task->env);
 	free(n->task);
@@ -167,7 +176,8 @@ dynamic_end(struct tree *t, struct node *c, enum task_end end,
 	c->pending = false;
 	wake_set(t, c, 0);
 	tree_event(t, e, c, c->last);
-	dynamic_mark(t, c->parent);
+	if (c->parent != t->graveyard) /* else tree_sweep frees it */
+		dynamic_mark(t, c->parent);
 }
 
 void
@@ -193,7 +203,7 @@ dynamic_child_stopped(struct tree *t, struct node *c)
 void
 dynamic_child_buried(struct tree *t, struct node *c)
 {
-	if (!dynamic_live(c) || c->removed || t->shutting_down || t->draining)
+	if (!dynamic_live(c) || t->shutting_down || t->draining)
 		return;
 	dynamic_end(t, c, TASK_END_CANCELLED, EE_TASK_CANCELLED);
 }

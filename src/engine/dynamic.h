@@ -24,6 +24,8 @@ enum task_end {
 /* What a dynamic child was spawned with; owned by its node. */
 struct task {
 	char *key;
+	char *sup;   /* its supervisor's name: its record's, even once a
+	                reload buried the task alone (its template removed) */
 	char **args; /* appended to the template's command, NULL-terminated */
 	char **env;  /* "K=V", over the template's, NULL-terminated */
 	enum task_end end;
@@ -48,6 +50,8 @@ struct node *dynamic_find(const struct node *sup, const char *key);
 size_t dynamic_count(const struct node *sup);
 /* The next number for a child spawned without a key (SUP/N). */
 unsigned long dynamic_next_number(struct node *sup);
+/* The next numbers are past n (the highest a store holds). */
+void dynamic_number_past(struct node *sup, unsigned long n);
 const char *dynamic_refusal_name(enum spawn_refusal);
 /* Free the children whose task ended, once no action is queued and their
  * supervisor runs no job: memory stays flat however many tasks end. */
@@ -61,8 +65,9 @@ void dynamic_respec(struct node *);
 void dynamic_child_ended(struct tree *, struct node *, bool dead);
 /* A task's child stopped: by an operator (held), it is cancelled. */
 void dynamic_child_stopped(struct tree *, struct node *);
-/* A reload removed the task's supervisor: cancelled (nothing would ever
- * start or end it again; its record waited for ever). */
+/* A reload removed the task's supervisor, or its template (the task is
+ * buried alone): cancelled (nothing would ever start or end it again; its
+ * record waited for ever). */
 void dynamic_child_buried(struct tree *, struct node *);
 /* A reload of a supervisor: 0 not dynamic (match children as usual), 1
  * dynamic and the template unchanged, 2 the template changed (new children

@@ -57,8 +57,9 @@ bury(struct tree *t, struct node *n)
 	n->parent = g;
 	n->index = g->nchildren;
 	g->children[g->nchildren++] = n;
+	/* its tasks, or the task itself when its template went */
 	for (struct node *d = n; d != NULL; d = tree_walk_next(n, d)) {
-		dynamic_child_buried(t, d); /* before: it skips removed ones */
+		dynamic_child_buried(t, d);
 		d->removed = true;
 	}
 	n->pending = false;

@@ -166,7 +166,12 @@ agentsup_result(struct agentsup *a, const void *data, size_t len)
 		return 0;
 	msg_begin(a, &pk, 2, AGENTSUP_T_RESULT);
 	msg_kv_bin(&pk, AGENTSUP_F_DATA, data, len);
-	return agent_send(a);
+	if (agent_send(a) < 0) {
+		if (errno == EMSGSIZE && !a->welcomed && len <= 64u << 10)
+			errno = EAGAIN; /* welcome raises the limit to fit it */
+		return -1;
+	}
+	return 0;
 }
 
 static size_t

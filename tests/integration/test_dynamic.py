@@ -243,7 +243,7 @@ def test_spawn_by_a_worker_and_results(supd, store):
     assert out[0] == [True, "pool/k1", True, None]
     assert out[1] == [True, "pool/k2", True, None]
     assert out[2][0] is True and out[2][1] == "pool/k1"  # the same child
-    assert out[3][0] is False and "spawn_from" in out[3][1]
+    assert out[3] == [False, "no dynamic supervisor (with a template) nosuch"]
     assert out[4][0] is False and "spawn_from" not in out[4][1]
     assert out[5] == [True, "pool/orch"]
     rec = json.loads(d.ctl("wait", "pool/orch", "--timeout", "20s",

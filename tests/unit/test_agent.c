@@ -219,6 +219,29 @@ test_checkpoint_waits_for_welcome(void **state)
 	assert_int_equal(u(&f, "seq"), 4);
 }
 
+/* A result of the 64 KiB allowed does not fit the default frame limit:
+ * before welcome it is refused with EAGAIN (it was EMSGSIZE, as if too
+ * big); welcome's max_frame fits it. */
+static void
+test_big_result_waits_for_welcome(void **state)
+{
+	struct fake *fk = *state;
+	struct agentsup_frame f;
+	static char big[64u << 10];
+	msgpack_packer pk = to_worker(fk, 2, "welcome");
+
+	agentsup_wire_kv_uint(&pk, "max_frame", (64u << 10) + 1024);
+	send_it(fk);
+	assert_int_equal(agentsup_result(fk->a, big, sizeof big), -1);
+	assert_int_equal(errno, EAGAIN);
+	assert_int_equal(agentsup_await_welcome(fk->a, 2000), 0);
+	assert_int_equal(agentsup_result(fk->a, big, sizeof big), 0);
+	next(fk, &f, "hello");
+	next(fk, &f, "result");
+	assert_int_equal(agentsup_wire_get(&f.map, "data")->via.bin.size,
+	                 sizeof big);
+}
+
 static void
 test_part2_messages(void **state)
 {
@@ -432,6 +455,7 @@ main(void)
 	        T(test_hello_cloexec_and_env),
 	        T(test_welcome_restores),
 	        T(test_checkpoint_waits_for_welcome),
+	        T(test_big_result_waits_for_welcome),
 	        T(test_part2_messages),
 	        T(test_daemon_messages),
 	        T(test_bad_field_from_daemon),

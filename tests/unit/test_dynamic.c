@@ -476,6 +476,18 @@ test_config_errors(void **state)
 	        "supervisor: p\ntemplate: {command: x}\nspawn_from: [a/b]\n",
 	        /* a scalar: it was taken as no spawner at all */
 	        "supervisor: p\ntemplate: {command: x}\nspawn_from: orch\n",
+	        /* names no configured worker: it granted nobody, silently */
+	        "supervisor: r\nchildren:\n"
+	        "  - {supervisor: p, template: {command: x}, spawn_from: "
+	        "[orh]}\n"
+	        "  - {worker: orch, command: x}\n",
+	        /* a supervisor, or a worker of instances: by its own name */
+	        "supervisor: r\nchildren:\n"
+	        "  - {supervisor: p, template: {command: x}, spawn_from: "
+	        "[r]}\n",
+	        "supervisor: r\nchildren:\n"
+	        "  - {supervisor: p, template: {command: x}, spawn_from: [o]}\n"
+	        "  - {worker: o, instances: 2, command: x}\n",
 	};
 
 	(void)state;
@@ -494,20 +506,24 @@ static void
 test_config_template_inherits_defaults(void **state)
 {
 	struct config *c = load_yaml(
-	        "supervisor: p\ndefaults: {shutdown: 1s, environment: {A: 1}}\n"
-	        "max_children: 7\nkey_ttl: 1h\nspawn_from: [orch]\n"
-	        "template: {command: x, environment: {B: 2}}\n");
+	        "supervisor: r\nchildren:\n"
+	        "  - supervisor: p\n"
+	        "    defaults: {shutdown: 1s, environment: {A: 1}}\n"
+	        "    max_children: 7\n    key_ttl: 1h\n    spawn_from: [orch]\n"
+	        "    template: {command: x, environment: {B: 2}}\n"
+	        "  - {worker: orch, command: x}\n");
 	char *args[] = {"y", NULL}, *env[] = {"B=3", "C=4", NULL};
-	struct spec *s;
+	struct spec *s, *p;
 
 	(void)state;
-	assert_non_null(c->root->tmpl);
-	assert_int_equal(c->root->tmpl->pol->shutdown_ms, 1000);
-	assert_int_equal(c->root->pol->max_children, 7);
-	assert_int_equal(c->root->pol->key_ttl_ms, 3600000);
-	assert_true(config_spawn_allowed(c->root, "orch"));
-	assert_false(config_spawn_allowed(c->root, "other"));
-	s = config_task_spec(c->root->tmpl, "k", args, env);
+	p = c->root->children[0];
+	assert_non_null(p->tmpl);
+	assert_int_equal(p->tmpl->pol->shutdown_ms, 1000);
+	assert_int_equal(p->pol->max_children, 7);
+	assert_int_equal(p->pol->key_ttl_ms, 3600000);
+	assert_true(config_spawn_allowed(p, "orch"));
+	assert_false(config_spawn_allowed(p, "other"));
+	s = config_task_spec(p->tmpl, "k", args, env);
 	assert_string_equal(s->name, "k");
 	assert_string_equal(s->argv[1], "y");
 	assert_null(s->argv[2]);
@@ -540,6 +556,53 @@ test_ledger_bounded_oldest_ended_first(void **state)
 	assert_non_null(ledger_get(&l, "p", "k2"));
 	assert_ptr_equal(ledger_get(&l, "p", "live"), live);
 	assert_ptr_equal(l.oldest, ledger_get(&l, "p", "k2"));
+	ledger_free(&l);
+}
+
+/* Ended records' data is bounded in bytes too, the oldest dropped first:
+ * 20,000 records of a 256 KiB checkpoint were 5 GB (only their count was
+ * bounded). */
+static void
+test_ledger_bounded_in_bytes(void **state)
+{
+	static char ck[256u << 10];
+	struct ledger l;
+	struct ledger_rec *r;
+	size_t bytes = 0, kept = 0;
+	char key[16];
+
+	(void)state;
+	ledger_init(&l, 0); /* the default bounds */
+	for (int i = 0; i < 400; i++) {
+		snprintf(key, sizeof key, "k%d", i);
+		r = ledger_accept(&l, "p", key, NULL, NULL, 1);
+		ledger_checkpoint(r, 1, ck, sizeof ck);
+		ledger_tail(r, "bye\n", 4);
+		ledger_end(&l, r, LEDGER_DONE, 2, (uint64_t)i + 1);
+	}
+	for (r = l.oldest; r != NULL; r = r->newer, kept++)
+		bytes += r->checkpoint_len + r->result_len + strlen(r->tail);
+	assert_true(bytes <= 64u << 20);
+	assert_true(bytes > (64u << 20) - sizeof ck - 4);
+	assert_int_equal(l.nended, kept);
+	assert_int_equal(l.dropped, 400 - kept);
+	assert_null(ledger_get(&l, "p", "k0")); /* the oldest first */
+	assert_non_null(ledger_get(&l, "p", "k399"));
+	/* a late result (a cancelled task still running) counts too */
+	for (int i = 0; i < 4; i++) {
+		snprintf(key, sizeof key, "k%d", 399 - i);
+		ledger_result(&l, ledger_get(&l, "p", key), ck, 64u << 10);
+	}
+	assert_int_equal(l.nended, kept - 1);
+	/* a record taken out (a retry) takes its bytes with it */
+	for (int i = 0; i < 3; i++) {
+		snprintf(key, sizeof key, "k%d", 399 - i);
+		ledger_accept(&l, "p", key, NULL, NULL, 3);
+	}
+	bytes = 0;
+	for (r = l.oldest; r != NULL; r = r->newer)
+		bytes += r->checkpoint_len + r->result_len + strlen(r->tail);
+	assert_int_equal(l.ended_bytes, bytes);
 	ledger_free(&l);
 }
 
@@ -628,7 +691,7 @@ test_ledger_record(void **state)
 	ledger_reason(r, big);
 	assert_true(strlen(r->reasons[(r->r0 + LEDGER_REASONS - 1) %
 	                              LEDGER_REASONS]) == LEDGER_REASON_MAX);
-	ledger_result(r, "ok", 2);
+	ledger_result(&l, r, "ok", 2);
 	r->attempts = 3;
 	ledger_end(&l, r, LEDGER_DEAD, 5, 5);
 	/* a replay: the same record, its inputs (even its own) kept */
@@ -672,6 +735,7 @@ main(void)
 	        cmocka_unit_test(test_config_errors),
 	        cmocka_unit_test(test_config_template_inherits_defaults),
 	        cmocka_unit_test(test_ledger_bounded_oldest_ended_first),
+	        cmocka_unit_test(test_ledger_bounded_in_bytes),
 	        cmocka_unit_test(test_ledger_record),
 	        cmocka_unit_test(test_ledger_pins),
 	        cmocka_unit_test(test_ledger_keys),

@@ -254,7 +254,11 @@ class Agent:
         return self._ckpt_seq
 
     def result(self, data: Union[bytes, str]) -> None:
-        """A task's result (at most 64 KiB), sent before exiting 0."""
+        """A task's result (at most 64 KiB), sent before exiting 0. The
+        first message waits for welcome, up to welcome_timeout, as
+        `checkpoint` does: welcome raises the frame limit to fit it."""
+        if self._sock is not None and not self.welcomed:
+            self._wait_for(lambda: self.welcomed, self.welcome_timeout)
         if self._send({"t": "result", "data": data}) is None:
             raise BlockingIOError("agentsupd is not reading: result not queued")
 

@@ -1,0 +1,239 @@
+"""How dynamic children's tasks end, and what their records keep (DESIGN
+§12): a reload that removes a pool's template, the result of the run that
+ends a task, the result size limit, key_ttl across restarts, keyless
+numbering and attempts after a restart, the memory the ledger keeps.
+Waits are on events with deadlines."""
+import json
+import os
+import signal
+import subprocess
+import textwrap
+
+from conftest import AGENTSUPCTL, SRC, TIMEOUT, wait_until
+
+PY = "/usr/bin/python3"
+PYPATH = os.path.join(SRC, "tools", "python")
+
+
+def py(tmp, name, body):
+    """A Python worker script using the agentsup client."""
+    path = tmp / name
+    path.write_text(f"import sys\nsys.path.insert(0, {PYPATH!r})\n"
+                    + textwrap.dedent(body))
+    return path
+
+
+def settings(supd, store=False, extra=""):
+    """00-settings.yaml: the events file, a state store if asked."""
+    text = f"agentsupd:\n  events_file: {supd.events}\n"
+    if store:
+        text += f"  state_dir: {supd.tmp / 'state'}\n"
+    return {"00-settings.yaml": text + textwrap.indent(
+        textwrap.dedent(extra), "  ")}
+
+
+def tree(pool_body):
+    """root: the pool (its body indented under it), then a plain worker
+    whose start says the tree is up."""
+    return ("supervisor: root\nchildren:\n  - supervisor: pool\n"
+            + textwrap.indent(textwrap.dedent(pool_body), "    ")
+            + "  - {worker: idle, command: [sleep, '300']}\n")
+
+
+SLEEPY = "template:\n  command: [sleep, '300']\n"
+
+
+def listening(d):
+    wait_until(lambda: any("supervising the tree" in l for l in d.lines),
+               what="agentsupd listening")
+
+
+def test_removing_the_template_cancels_the_tasks(supd):
+    """A reload that turns a pool into a static supervisor (here with a
+    child of a task's name) stopped the task but left its record running
+    for good: no task_done, a wait never answered, drop refused, and with
+    a store the ghost was started again at the next start."""
+    files = settings(supd, store=True)
+    d = supd.start({**files, "a.yaml": tree(SLEEPY)})
+    d.wait("started", "root/idle")
+    d.ctl("spawn", "pool", "--key", "a", check=0)
+    d.wait("started", "root/pool/a")
+    waiter = subprocess.Popen([AGENTSUPCTL, "--socket", d.socket, "--json",
+                               "wait", "pool/a"],
+                              stdout=subprocess.PIPE, text=True)
+    supd.write({"a.yaml": tree("children:\n"
+                               "  - {worker: a, command: [sleep, '301']}\n")},
+               settings=False)
+    assert "removed [root/pool/a]" in d.ctl("reload", check=0).stdout
+    out, _ = waiter.communicate(timeout=TIMEOUT)
+    assert waiter.returncode == 4, out  # cancelled
+    rec = json.loads(out)
+    assert rec["state"] == "cancelled"
+    assert "template was removed by a reload" in rec["reasons"][-1]
+    d.wait("task_done", "root/pool/a", reason="cancelled: its supervisor's "
+           "template was removed by a reload")
+    d.wait("started", "root/pool/a")  # the static worker, its own spec
+    d.signal(signal.SIGTERM)
+    assert d.exit_code() == 0
+    supd.write({"a.yaml": tree(SLEEPY)}, settings=False)
+    d2 = supd.start()
+    listening(d2)
+    rec = json.loads(d2.ctl("--json", "wait", "pool/a", check=4).stdout)
+    assert rec["state"] == "cancelled"  # not resumed
+    assert d2.ctl("drop", "pool/a", check=0).returncode == 0
+
+
+def test_the_result_is_the_one_of_the_run_that_ends_the_task(supd):
+    """A run that sent a result and failed: its result stayed on the
+    record, and the done task (its second run sent none) presented it."""
+    task = py(supd.tmp, "task.py", """\
+        import agentsup, os, sys
+        marker = sys.argv[1]
+        with agentsup.Agent() as a:
+            a.restored
+            if not os.path.exists(marker):
+                open(marker, "w").close()
+                a.result(b"the failed run's")
+                a.flush(2)
+                sys.exit(1)
+        """)
+    d = supd.start({"a.yaml": tree(f"""\
+        template:
+          command: [{PY}, {task}]
+          backoff: none
+        """)})
+    d.wait("started", "root/idle")
+    d.ctl("spawn", "pool", "--key", "a", "--", str(supd.tmp / "m"), check=0)
+    rec = json.loads(d.ctl("wait", "pool/a", check=0).stdout)
+    assert rec["state"] == "done" and rec["attempts"] == 2
+    assert rec["result"] is None
+
+
+def test_a_result_of_64_kib(supd):
+    """The documented limit, with checkpoints off (the worker's frame
+    limit was the daemon's 64 KiB: no room for the frame around it) and
+    from the Python client before welcome (its default limit)."""
+    task = py(supd.tmp, "task.py", """\
+        import agentsup, sys
+        with agentsup.Agent() as a:
+            if sys.argv[1] == "after":
+                a.restored
+            a.result(b"x" * 65536)
+            a.flush(2)
+        """)
+    body = f"""\
+        template:
+          command: [{PY}, {task}]
+          restart: temporary
+        """
+    d = supd.start({"a.yaml": tree(body + "  checkpoint: none\n")})
+    d.wait("started", "root/idle")
+    for key, when in (("a", "after"), ("b", "early")):
+        d.ctl("spawn", "pool", "--key", key, "--", when, check=0)
+        rec = json.loads(d.ctl("wait", f"pool/{key}", check=0).stdout)
+        assert rec["state"] == "done", rec
+        assert len(rec["result"]) == 65536
+
+
+def test_key_ttl_after_a_restart_counts_by_the_wall_clock(supd):
+    """A stored record's end was moved to the monotonic clock, clamped to
+    1 when it ended longer ago than the machine's uptime: a key that ended
+    long before a reboot stayed blocked until the uptime reached key_ttl."""
+    import sqlite3
+    up = float(open("/proc/uptime").read().split()[0])
+    ttl = int(up) + 86400  # a day more than the uptime
+    body = f"template:\n  command: [/bin/sh, -c, 'exit 0']\nkey_ttl: {ttl}s\n"
+    d = supd.start({**settings(supd, store=True), "a.yaml": tree(body)})
+    d.wait("started", "root/idle")
+    for k in ("old", "recent"):
+        d.ctl("spawn", "pool", "--key", k, check=0)
+        assert d.ctl("wait", f"pool/{k}", check=0).returncode == 0
+    d.signal(signal.SIGTERM)
+    assert d.exit_code() == 0
+    db = sqlite3.connect(str(supd.tmp / "state" / "agentsup.db"))
+    db.execute("UPDATE tasks SET ended_ms = ended_ms - ? WHERE key = 'old'",
+               ((ttl + 86400) * 1000,))  # ended longer ago than key_ttl
+    db.commit()
+    db.close()
+    d2 = supd.start()
+    listening(d2)
+    again = json.loads(d2.ctl("--json", "spawn", "pool", "--key", "old",
+                              check=0).stdout)
+    assert again["created"] is True
+    again = json.loads(d2.ctl("--json", "spawn", "pool", "--key", "recent",
+                              check=0).stdout)
+    assert again["created"] is False  # within key_ttl still
+
+
+def test_keyless_numbers_go_on_past_the_stored_ones(supd):
+    """After a restart on a store the first keyless spawn probed SUP/1,
+    SUP/2, ... one SQLite read each on the loop (3 s for 200,000 stored
+    tasks) until a free number: here it stopped at the gap, pool/3. Now
+    the numbers go on past the highest stored, read once at start."""
+    body = "template:\n  command: [/bin/sh, -c, 'exit 0']\n"
+    d = supd.start({**settings(supd, store=True), "a.yaml": tree(body)})
+    d.wait("started", "root/idle")
+    for key in ([], [], ["--key", "500"]):
+        d.ctl("spawn", "pool", *key, check=0)
+    for k in ("1", "2", "500"):
+        assert d.ctl("wait", f"pool/{k}", check=0).returncode == 0
+    d.signal(signal.SIGTERM)
+    assert d.exit_code() == 0
+    d2 = supd.start()
+    listening(d2)
+    r = json.loads(d2.ctl("--json", "spawn", "pool", check=0).stdout)
+    assert r["name"] == "pool/501" and r["created"] is True
+
+
+def test_a_run_cut_short_by_a_sigkill_counts_and_keeps_its_acceptance(supd):
+    """A task running when agentsupd was SIGKILLed: its first process was
+    never counted (attempts 1 after two starts), and accepted_ms became the
+    time of the resume."""
+    from conftest import alive
+    marker = supd.tmp / "marker"
+    body = ("template:\n  command: [/bin/sh, -c, 'if [ -e $0 ]; then exit 0;"
+            f" fi; touch $0; sleep 300', '{marker}']\n")
+    d = supd.start({**settings(supd, store=True), "a.yaml": tree(body)})
+    d.wait("started", "root/idle")
+    first = json.loads(d.ctl("--json", "spawn", "pool", "--key", "a",
+                             check=0).stdout)
+    pid = d.wait("started", "root/pool/a").pid
+    wait_until(marker.exists, what="the first run")
+    d.kill()  # SIGKILL
+    wait_until(lambda: not alive(pid), what="the task dies with agentsupd")
+    d2 = supd.start()
+    listening(d2)
+    rec = json.loads(d2.ctl("wait", "pool/a", check=0).stdout)
+    assert rec["state"] == "done" and rec["attempts"] == 2, rec
+    assert rec["accepted_ms"] == first["accepted_ms"]
+    assert "resumed: agentsupd stopped while it ran" in rec["reasons"]
+
+
+def test_spawn_from_names_configured_workers(supd, tmp_path):
+    """A spawn_from naming no configured worker (a typo) loaded without a
+    word and granted nobody; a worker's spawn into a supervisor that does
+    not exist was answered 'not in the spawn_from of nosuch'."""
+    from conftest import AGENTSUPD
+    bad = tmp_path / "bad.d"
+    bad.mkdir()
+    (bad / "a.yaml").write_text(tree(
+        "spawn_from: [orchestratr]\ntemplate:\n  command: [sleep, '1']\n")
+        + "  - {worker: orchestrator, command: [sleep, '1']}\n")
+    r = subprocess.run([AGENTSUPD, "--check", "-c", str(bad)],
+                       capture_output=True, text=True, timeout=TIMEOUT)
+    assert r.returncode == 78
+    assert 'spawn_from: "orchestratr" is no configured worker' in r.stderr
+    orch = py(supd.tmp, "orch.py", """\
+        import agentsup, time
+        with agentsup.Agent() as a:
+            a.restored
+            s = a.spawn("nosuch", key="k")
+            print("ANSWER", s.ok, s.error, flush=True)
+            time.sleep(300)
+        """)
+    d = supd.start({"a.yaml": tree(
+        "spawn_from: [orch]\ntemplate:\n  command: [sleep, '300']\n")
+        + f"  - {{worker: orch, command: [{PY}, {orch}]}}\n"})
+    wait_until(lambda: any("ANSWER" in l for l in d.lines), what="answer")
+    line = next(l for l in d.lines if "ANSWER" in l)
+    assert "ANSWER False no dynamic supervisor (with a template) nosuch" in line
