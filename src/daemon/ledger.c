@@ -49,12 +49,24 @@ ledger_init(struct ledger *l, size_t max_ended)
 	l->max_ended_bytes = LEDGER_MAX_ENDED_BYTES;
 }
 
-/* What an ended record keeps beyond its fixed size. */
+static size_t
+ledger_strv_bytes(char *const *v)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; v != NULL && v[i] != NULL; i++)
+		n += strlen(v[i]) + 1 + sizeof *v;
+	return n;
+}
+
+/* What an ended record keeps beyond its fixed size: its data, and its
+ * args and env, which a spawn may fill up to a frame each. */
 static size_t
 ledger_rec_bytes(const struct ledger_rec *r)
 {
 	return r->checkpoint_len + r->result_len +
-	       (r->tail != NULL ? strlen(r->tail) : 0);
+	       (r->tail != NULL ? strlen(r->tail) : 0) +
+	       ledger_strv_bytes(r->args) + ledger_strv_bytes(r->env);
 }
 
 static void

@@ -68,6 +68,9 @@ struct ledger_rec {
 	 * node_gen (only a reload frees a live task's node): no scan */
 	struct node *node;
 	uint64_t node_gen;
+	/* the node of its last run, kept after it ends: only that run's
+	 * frames (a result, its end) are the record's */
+	const struct node *run;
 	struct ledger_rec *hnext;         /* hash chain */
 	struct ledger_rec *older, *newer; /* the ended list */
 };

@@ -142,6 +142,8 @@ tasks_set_node(struct daemon *d, struct ledger_rec *r, struct node *n)
 {
 	r->node = n;
 	r->node_gen = tasks_gen(d);
+	if (n != NULL)
+		r->run = n;
 }
 
 struct node *

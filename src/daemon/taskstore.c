@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "daemon.h"
 #include "ledger.h"
 #include "log.h"
@@ -322,10 +323,14 @@ taskstore_row(struct ledger *l, sqlite3_stmt *st)
 	if (tail != NULL)
 		ledger_tail(r, tail, strlen(tail));
 	/* ended before this start: the monotonic clock may have restarted
-	 * (a reboot) since, so key_ttl counts by the wall clock */
-	if (state >= LEDGER_DONE)
+	 * (a reboot) since, so key_ttl counts by the wall clock; an end
+	 * ahead of it (the clock set back) counts from now, not for ever */
+	if (state >= LEDGER_DONE) {
+		int64_t ended = sqlite3_column_int64(st, 9),
+		        now = clock_wall_ms();
 		ledger_end(l, r, (enum ledger_state)state,
-		           sqlite3_column_int64(st, 9), 0);
+		           ended < now ? ended : now, 0);
+	}
 out:
 	for (size_t i = 0; args != NULL && args[i] != NULL; i++)
 		free(args[i]);

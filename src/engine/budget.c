@@ -343,7 +343,8 @@ budget_sup_woken(struct tree *t, struct node *s)
 		budget_sup_rearm(t, s);
 }
 
-static bool budget_under(const struct node *, uint64_t now);
+static bool budget_under_spend(const struct budget_spec *,
+                               const struct spend *);
 
 void
 budget_spawned(struct tree *t, struct node *w)
@@ -368,7 +369,13 @@ budget_spawned(struct tree *t, struct node *w)
 void
 budget_judge_soon(struct tree *t, struct node *n)
 {
-	if (n->spec->pol->budget.enabled && !budget_under(n, t->now))
+	/* a supervisor's total without its running wall time: no walk of
+	 * its subtree at every spawn (its wall limit has its own wake) */
+	struct spend s = node_is_worker(n) ? budget_worker_now(n, t->now)
+	                                   : node_account(n)->total;
+
+	if (n->spec->pol->budget.enabled &&
+	    !budget_under_spend(&n->spec->pol->budget, &s))
 		progress_wake_by(t, n, t->now + 1);
 }
 
@@ -448,6 +455,18 @@ budget_reset(struct tree *t, struct node *n)
 		    d->parent->super->job.kind == JOB_NONE && !d->held)
 			node_start(t, d);
 	}
+}
+
+/* Whether every limit of b is above spend s. */
+static bool
+budget_under_spend(const struct budget_spec *b, const struct spend *s)
+{
+	for (unsigned l = 0; l < BUDGET__LIMITS; l++) {
+		double lim = budget_limit_of(b, l);
+		if (lim > 0 && budget_spend_of(s, l) >= lim)
+			return false;
+	}
+	return true;
 }
 
 /* Whether every limit is above what the node has spent. */

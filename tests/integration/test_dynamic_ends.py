@@ -237,3 +237,86 @@ def test_spawn_from_names_configured_workers(supd, tmp_path):
     wait_until(lambda: any("ANSWER" in l for l in d.lines), what="answer")
     line = next(l for l in d.lines if "ANSWER" in l)
     assert "ANSWER False no dynamic supervisor (with a template) nosuch" in line
+
+
+LATE = """\
+    import os, sys, time
+    import agentsup
+    go = sys.argv[1]
+    with agentsup.Agent() as a:
+        a.ready()
+        if len(sys.argv) > 2:  # a retry: done once told, no result
+            while not os.path.exists(go + ".2"):
+                a.wait(0.05)
+            sys.exit(0)
+        while not a.draining:
+            a.wait(0.05)
+        while not os.path.exists(go):  # cancelled: its result comes late
+            time.sleep(0.05)
+        a.result(b"late: the cancelled run's")
+        a.flush(2)
+    """
+
+
+def cancel_by_reload(supd, d, body):
+    supd.write({"a.yaml": tree("children:\n"
+                               "  - {worker: b, command: [sleep, '301']}\n")},
+               settings=False)
+    d.ctl("reload", check=0)
+    d.wait("task_done", "root/pool/a")
+    supd.write({"a.yaml": tree(body)}, settings=False)
+    d.ctl("reload", check=0)
+
+
+def test_a_cancelled_runs_late_result_counts_no_start_and_speaks_for_no_retry(
+        supd):
+    """A run cancelled by a reload that sends its result while it stops:
+    its record's stored attempts were doubled (its starts counted at the
+    cancel, then again with the result), and a retry of its key took the
+    old run's result as its own."""
+    task = py(supd.tmp, "late.py", LATE)
+    go = supd.tmp / "go"
+    body = (f"template:\n  command: [{PY}, {task}, {go}]\n"
+            "  start_timeout: 10s\n  drain_timeout: 1h\n")
+    d = supd.start({**settings(supd, store=True), "a.yaml": tree(body)})
+    d.wait("started", "root/idle")
+    d.ctl("spawn", "pool", "--key", "a", check=0)
+    d.wait("ready", "root/pool/a")  # it listens: it is drained
+    cancel_by_reload(supd, d, body)
+    d.ctl("spawn", "pool", "--key", "a", "--retry", "--", "again", check=0)
+    d.wait_count("ready", 2, "root/pool/a")
+    go.write_text("")  # the cancelled run sends its result, and exits
+    d.wait("exited", "root/pool/a")
+    (supd.tmp / "go.2").write_text("")  # the retry ends, with none
+    rec = json.loads(d.ctl("--json", "wait", "pool/a", check=0).stdout)
+    assert rec["state"] == "done" and rec.get("result") is None, rec
+    assert rec["attempts"] == 2, rec  # one run each
+    d.signal(signal.SIGTERM)
+    assert d.exit_code() == 0
+    d2 = supd.start()
+    listening(d2)
+    again = json.loads(d2.ctl("--json", "wait", "pool/a", check=0).stdout)
+    assert again["attempts"] == 2 and again.get("result") is None, again
+
+
+def test_key_ttl_counts_from_the_load_when_the_clock_went_back(supd):
+    """A stored end ahead of the wall clock (the clock set back since):
+    key_ttl counts from the load, it held the key for as long as the clock
+    lagged."""
+    import sqlite3
+    body = "key_ttl: 1s\ntemplate:\n  command: [/bin/sh, -c, 'exit 0']\n"
+    d = supd.start({**settings(supd, store=True), "a.yaml": tree(body)})
+    d.wait("started", "root/idle")
+    d.ctl("spawn", "pool", "--key", "a", check=0)
+    assert d.ctl("wait", "pool/a", check=0).returncode == 0
+    d.signal(signal.SIGTERM)
+    assert d.exit_code() == 0
+    db = sqlite3.connect(str(supd.tmp / "state" / "agentsup.db"))
+    db.execute("UPDATE tasks SET ended_ms = ended_ms + 3600 * 1000")
+    db.commit()
+    db.close()
+    d2 = supd.start()
+    listening(d2)
+    wait_until(lambda: json.loads(d2.ctl("--json", "spawn", "pool", "--key",
+                                         "a", check=0).stdout)["created"],
+               what="the key free a second after the load")

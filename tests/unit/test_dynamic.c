@@ -669,6 +669,30 @@ test_ledger_keys(void **state)
 	ledger_keys_free(&k);
 }
 
+/* A spawn's args and env, up to a frame each, count in that bound too:
+ * 2,000 ended records of 60 KiB arguments were 117 MiB, none dropped. */
+static void
+test_ledger_args_count_in_bytes(void **state)
+{
+	static char big[60u << 10];
+	char *args[] = {big, NULL};
+	struct ledger l;
+	char key[16];
+
+	(void)state;
+	memset(big, 'a', sizeof big - 1);
+	ledger_init(&l, 0);
+	for (int i = 0; i < 2000; i++) {
+		snprintf(key, sizeof key, "k%d", i);
+		ledger_end(&l, ledger_accept(&l, "p", key, args, NULL, 1),
+		           LEDGER_DONE, 2, (uint64_t)i + 1);
+	}
+	assert_true(l.dropped > 0);
+	assert_true(l.ended_bytes <= 64u << 20);
+	assert_non_null(ledger_get(&l, "p", "k1999"));
+	ledger_free(&l);
+}
+
 static void
 test_ledger_record(void **state)
 {
@@ -736,6 +760,7 @@ main(void)
 	        cmocka_unit_test(test_config_template_inherits_defaults),
 	        cmocka_unit_test(test_ledger_bounded_oldest_ended_first),
 	        cmocka_unit_test(test_ledger_bounded_in_bytes),
+	        cmocka_unit_test(test_ledger_args_count_in_bytes),
 	        cmocka_unit_test(test_ledger_record),
 	        cmocka_unit_test(test_ledger_pins),
 	        cmocka_unit_test(test_ledger_keys),
