@@ -62,7 +62,7 @@ link_named_cmp(const void *a, const void *b)
 }
 
 static struct named *
-link_lookup(struct link *l, const char *name)
+link_lookup(const struct link *l, const char *name)
 {
 	size_t lo = 0, hi = l->nall;
 
@@ -384,25 +384,6 @@ link_final_cmp(const void *a, const void *b)
 	return x->order < y->order ? -1 : x->order > y->order;
 }
 
-/* A final name's node (l->all sorted by name), or NULL. */
-static const struct spec *
-link_find(const struct link *l, const char *name)
-{
-	size_t lo = 0, hi = l->nall;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		int c = strcmp(l->all[mid].name, name);
-		if (c == 0)
-			return l->all[mid].spec;
-		if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return NULL;
-}
-
 /* `spawn_from` names configured workers: a typo granted nobody, silently
  * (and a worker of `instances:` is granted by its copies' names). */
 static void
@@ -411,14 +392,14 @@ link_spawn_from(struct link *l)
 	char first[CONFIG_NAME_MAX + 16], hint[2 * CONFIG_NAME_MAX + 48];
 
 	for (size_t i = 0; i < l->nall; i++) {
-		const struct spec *s = l->all[i].spec, *w;
+		const struct spec *s = l->all[i].spec;
 		for (char **n = s->spawn_from; n != NULL && *n != NULL; n++) {
-			if ((w = link_find(l, *n)) != NULL &&
-			    w->kind == KIND_WORKER)
+			const struct named *w = link_lookup(l, *n);
+			if (w != NULL && w->spec->kind == KIND_WORKER)
 				continue;
 			snprintf(first, sizeof first, "%s-1", *n);
 			hint[0] = '\0';
-			if (w == NULL && link_find(l, first) != NULL)
+			if (w == NULL && link_lookup(l, first) != NULL)
 				snprintf(hint, sizeof hint,
 				         " (its copies are %s, %s-2...)", first,
 				         *n);

@@ -4,23 +4,12 @@ ends a task, the result size limit, key_ttl across restarts, keyless
 numbering and attempts after a restart, the memory the ledger keeps.
 Waits are on events with deadlines."""
 import json
-import os
 import signal
 import subprocess
 import textwrap
 
-from conftest import AGENTSUPCTL, SRC, TIMEOUT, wait_until
-
-PY = "/usr/bin/python3"
-PYPATH = os.path.join(SRC, "tools", "python")
-
-
-def py(tmp, name, body):
-    """A Python worker script using the agentsup client."""
-    path = tmp / name
-    path.write_text(f"import sys\nsys.path.insert(0, {PYPATH!r})\n"
-                    + textwrap.dedent(body))
-    return path
+from conftest import AGENTSUPCTL, TIMEOUT, wait_until
+from test_dynamic import PY, py
 
 
 def settings(supd, store=False, extra=""):

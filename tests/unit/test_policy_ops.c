@@ -63,8 +63,7 @@ ok_(struct refusal rf)
 	assert_int_equal(rf.kind, REFUSED_NONE);
 }
 
-/* --- start, restart, reset skip every wait ---------------------------------
- */
+/* --- start, restart, reset skip every wait ------------------------------- */
 
 static void
 test_start_skips_backoff(void **state)
@@ -227,8 +226,7 @@ test_reset_of_a_supervisor_starts_only_the_parked(void **state)
 	run_free(r);
 }
 
-/* --- a probe never starts what its supervisor stopped -----------------------
- */
+/* --- a probe never starts what its supervisor stopped -------------------- */
 
 static void
 test_probe_waits_for_a_stopped_supervisor(void **state)
@@ -312,8 +310,7 @@ test_probe_due_during_a_job_comes_after_it(void **state)
 	run_free(r);
 }
 
-/* --- a declaration dies with its process ------------------------------------
- */
+/* --- a declaration dies with its process --------------------------------- */
 
 static void
 test_declaration_dies_with_a_stopped_process(void **state)
@@ -352,8 +349,7 @@ test_declaration_dies_in_a_group_restart(void **state)
 	run_free(r);
 }
 
-/* --- declared reasons come before the restart type (§9 step 1) ---------------
- */
+/* --- declared reasons come before the restart type (§9 step 1) ----------- */
 
 static void
 test_declared_budget_exhausts_a_temporary_worker(void **state)
@@ -417,8 +413,7 @@ test_declared_rate_limit_with_status_0_restarts_a_transient(void **state)
 	run_free(r);
 }
 
-/* --- a reload that changes a parked worker starts it ------------------------
- */
+/* --- a reload that changes a parked worker starts it --------------------- */
 
 static void
 test_reload_starts_a_changed_failed_worker(void **state)
@@ -448,8 +443,7 @@ test_reload_starts_a_changed_failed_worker(void **state)
 	run_free(r);
 }
 
-/* --- shutdown cuts every stop short; exit waits for the removed ------------
- */
+/* --- shutdown cuts every stop short; exit waits for the removed ---------- */
 
 static void
 test_shutdown_cuts_an_operators_stop_short(void **state)
