@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "util.h"
 
@@ -101,4 +102,27 @@ util_format_duration(uint64_t ms, char *buf, size_t len)
 		}
 	} else
 		snprintf(buf, len, "%llums", (unsigned long long)ms);
+}
+
+void *
+util_pages(size_t size)
+{
+	void *m = mmap(NULL, size, PROT_READ | PROT_WRITE,
+	               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	return m == MAP_FAILED ? NULL : m;
+}
+
+void *
+util_pages_grow(void *p, size_t old, size_t size)
+{
+	void *m = mremap(p, old, size, MREMAP_MAYMOVE);
+
+	return m == MAP_FAILED ? NULL : m;
+}
+
+void
+util_pages_free(void *p, size_t size)
+{
+	(void)munmap(p, size); /* fails only for a range never mapped */
 }

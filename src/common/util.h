@@ -15,6 +15,12 @@ char *xstrdup(const char *);
 char *xasprintf(const char *, ...) __attribute__((format(printf, 1, 2)));
 
 /* "500ms", "5s", "1.5s", "2m", "1h". */
+/* Memory apart from the heap, for what lives only while a config is parsed
+ * (src/config/yamldoc.c): NULL when refused; grown in place or moved. */
+void *util_pages(size_t size);
+void *util_pages_grow(void *, size_t old, size_t size);
+void util_pages_free(void *, size_t size);
+
 void util_format_duration(uint64_t ms, char *, size_t);
 
 #endif

@@ -19,6 +19,7 @@
 #include "config.h"
 #include "parse.h"
 #include "util.h"
+#include "yamldoc.h"
 
 #define DEFAULT_MAX_FRAME (64u * 1024u)
 
@@ -141,7 +142,7 @@ load_node(struct parse *p, int id)
 		return NULL;
 	}
 	p->visits--;
-	n = yaml_document_get_node(p->doc, id);
+	n = yamldoc_get(p->doc, id);
 	if (n != NULL && n->type == YAML_SCALAR_NODE &&
 	    !load_charge(p, n->data.scalar.length))
 		return NULL;
@@ -326,7 +327,8 @@ static void
 load_file(struct parse *p, const struct config_source *src, const char *name)
 {
 	yaml_parser_t parser;
-	yaml_document_t doc;
+	struct yamldoc d;
+	bool ok;
 
 	p->file = name;
 	if (src->len > CONFIG_MAX_FILE_BYTES) {
@@ -347,31 +349,22 @@ load_file(struct parse *p, const struct config_source *src, const char *name)
 	}
 	yaml_parser_set_input_string(&parser, (const unsigned char *)src->data,
 	                             src->len);
-	while (!p->exhausted) {
-		yaml_node_t *root;
+	/* every document first, the parser gone: no spec lands in its holes */
+	ok = yamldoc_load(&parser, &d);
+	yaml_parser_delete(&parser);
+	for (size_t i = 0; i < d.ndocs && !p->exhausted; i++) {
+		yaml_node_t *root = yamldoc_get(&d.docs[i], 1);
 
-		if (!yaml_parser_load(&parser, &doc)) {
-			config_errors_add(
-			        p->errs, name,
-			        (int)parser.problem_mark.line + 1,
-			        (int)parser.problem_mark.column + 1, "%s%s%s",
-			        parser.problem ? parser.problem : "YAML error",
-			        parser.context ? " " : "",
-			        parser.context ? parser.context : "");
-			break;
-		}
-		if ((root = yaml_document_get_root_node(&doc)) == NULL) {
-			yaml_document_delete(&doc);
-			break; /* end of stream */
-		}
-		p->doc = &doc;
-		if (root->type != YAML_SCALAR_NODE ||
-		    root->data.scalar.length != 0) /* "---" alone is harmless */
-			load_document(p, root);
-		yaml_document_delete(&doc);
+		p->doc = &d.docs[i];
+		if (root != NULL && (root->type != YAML_SCALAR_NODE ||
+		                     root->data.scalar.length != 0))
+			load_document(p, root); /* "---" alone is harmless */
 		p->doc = NULL;
 	}
-	yaml_parser_delete(&parser);
+	if (!ok && !p->exhausted)
+		config_errors_add(p->errs, name, (int)d.mark.line + 1,
+		                  (int)d.mark.column + 1, "%s", d.msg);
+	yamldoc_free(&d);
 }
 
 /* --- the environment ${VAR} expands from -------------------------------- */

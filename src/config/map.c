@@ -11,6 +11,7 @@
 
 #include "config.h"
 #include "parse.h"
+#include "yamldoc.h"
 #include "util.h"
 
 #define MAP_MAX_MERGE 8 /* merge keys inside merged mappings */
@@ -118,10 +119,10 @@ map_collect(struct parse *p, yaml_node_t *map, const char *what, int depth,
 		        depth == 0);
 	}
 	for (size_t i = 0; i < n; i++) {
-		yaml_node_t *k = yaml_document_get_node(p->doc, start[i].key);
+		yaml_node_t *k = yamldoc_get(p->doc, start[i].key);
 		if (map_is_merge(k) &&
-		    map_merge(p, yaml_document_get_node(p->doc, start[i].value),
-		              what, depth, pv) < 0)
+		    map_merge(p, yamldoc_get(p->doc, start[i].value), what,
+		              depth, pv) < 0)
 			return -1;
 	}
 	if (pv->n > CONFIG_MAX_MAP_KEYS) {

@@ -4,11 +4,12 @@
  * of resident pages a daemon of 1,000 workers would otherwise keep.
  *
  * The config library stays pure and calls yaml_* as usual. agentsupd
- * defines here the seven functions it calls; each forwards to the library,
+ * defines here the five functions it calls; each forwards to the library,
  * which the parser's initialisation opens and its deletion closes again (a
  * count under a lock: the reloader's thread and --check may parse while the
- * loop runs). Every document is deleted before its parser (load.c), so
- * nothing of libyaml outlives the last yaml_parser_delete. agentsupd is
+ * loop runs). The documents are the config library's own (yamldoc.c), built
+ * from the parser's events, so nothing of libyaml is used after the last
+ * yaml_parser_delete. agentsupd is
  * linked --as-needed, so libyaml is not among its DT_NEEDED
  * (test_package.py checks).
  */
@@ -25,11 +26,9 @@
 #define YAMLIB_FUNCS(X)                                                        \
 	X(parser_initialize)                                                   \
 	X(parser_set_input_string)                                             \
-	X(parser_load)                                                         \
+	X(parser_parse)                                                        \
 	X(parser_delete)                                                       \
-	X(document_get_root_node)                                              \
-	X(document_get_node)                                                   \
-	X(document_delete)
+	X(event_delete)
 
 #define YAMLIB_FIELD(f) __typeof__(yaml_##f) *f;
 static struct yamlib {
@@ -117,25 +116,13 @@ yaml_parser_set_input_string(yaml_parser_t *parser, const unsigned char *in,
 }
 
 int
-yaml_parser_load(yaml_parser_t *parser, yaml_document_t *document)
+yaml_parser_parse(yaml_parser_t *parser, yaml_event_t *event)
 {
-	return yamlib.parser_load(parser, document);
-}
-
-yaml_node_t *
-yaml_document_get_root_node(yaml_document_t *document)
-{
-	return yamlib.document_get_root_node(document);
-}
-
-yaml_node_t *
-yaml_document_get_node(yaml_document_t *document, int index)
-{
-	return yamlib.document_get_node(document, index);
+	return yamlib.parser_parse(parser, event);
 }
 
 void
-yaml_document_delete(yaml_document_t *document)
+yaml_event_delete(yaml_event_t *event)
 {
-	yamlib.document_delete(document);
+	yamlib.event_delete(event);
 }

@@ -1,0 +1,46 @@
+/*
+ * yamldoc.h - a file's YAML documents, built from libyaml's events into
+ * memory of their own (private to src/config).
+ *
+ * libyaml's own loader builds each document in the heap. The specs the
+ * loader then makes fill the holes the document leaves there, and once the
+ * document is freed those specs keep its pages resident for as long as the
+ * tree lives (docs/benchmarks.md, "Where idle memory's heap slack comes
+ * from"). Here the nodes live in mappings unmapped at the end, and every
+ * document of the file is built before the first spec is made, so parsing
+ * leaves nothing in the heap.
+ */
+#ifndef AGENTSUP_CONFIG_YAMLDOC_H
+#define AGENTSUP_CONFIG_YAMLDOC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <yaml.h>
+
+#define YAMLDOC_MSG_MAX 256
+
+struct yamldoc_block;
+
+struct yamldoc {
+	yaml_document_t *docs; /* the file's documents, in order */
+	size_t ndocs;
+	size_t capdocs;
+	/* parsing stopped here: docs[] holds what came before */
+	bool failed;
+	yaml_mark_t mark;
+	char msg[YAMLDOC_MSG_MAX]; /* copied: libyaml may be unmapped after */
+	struct yamldoc_block *blocks; /* the arena: every string and array */
+	struct yamldoc_block *maps;   /* grown by mremap: the node tables */
+};
+
+/* Every document of the parser's stream into d; false (d->failed, d->msg)
+ * at the first error, with the documents before it kept. */
+bool yamldoc_load(yaml_parser_t *, struct yamldoc *d);
+void yamldoc_free(struct yamldoc *d);
+
+/* Node id of a document (1 its root), or NULL: libyaml's lookups, kept here
+ * because libyaml itself may be unmapped once the parser is deleted. */
+yaml_node_t *yamldoc_get(yaml_document_t *, int id);
+
+#endif
