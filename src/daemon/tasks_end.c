@@ -68,8 +68,8 @@ tasks_started(struct daemon *d, struct node *n)
 	taskstore_save(d, r, (unsigned)n->starts);
 }
 
-void
-tasks_wake(struct daemon *d, struct ledger_rec *r)
+static void
+tasks_wake_now(struct daemon *d, struct ledger_rec *r)
 {
 	struct tasks *t = d->tasks;
 	size_t k = 0;
@@ -95,6 +95,28 @@ tasks_wake(struct daemon *d, struct ledger_rec *r)
 	t->nwaiters = k;
 	for (size_t i = 0; i < k; i++)
 		t->waiters[i].cl->waiting = true;
+}
+
+/* On the loop: the record's end committed (or the store failed, which an
+ * event said): the waits on it have their answer. */
+static void
+tasks_wake_stored(struct daemon *d, struct ledger_rec *r, void *arg, int rc,
+                  const char *why)
+{
+	(void)arg;
+	(void)rc;
+	(void)why;
+	tasks_wake_now(d, r);
+}
+
+/* A `wait` that said "done" must not be undone by a crash before the
+ * write: while a write of r is in flight, the answer waits for it. */
+void
+tasks_wake(struct daemon *d, struct ledger_rec *r)
+{
+	if (r->pins == 0 ||
+	    taskstore_barrier(d, r, tasks_wake_stored, NULL) < 0)
+		tasks_wake_now(d, r);
 }
 
 /* The ended task's last lines of output into its record; its capture is

@@ -78,7 +78,8 @@ void tasks_res_head(msgpack_sbuffer *sb, uint64_t id, bool ok, bool more);
 void tasks_pack_rec(struct daemon *d, msgpack_packer *pk,
                     const struct ledger_rec *r, int created);
 
-/* Answer every `wait` on r (ended): its record. */
+/* Answer every `wait` on r (ended): its record, once its end is committed
+ * (at once without a store, or when the store cannot take a barrier). */
 void tasks_wake(struct daemon *, struct ledger_rec *r);
 
 /* A spawn or a drop refused while the state store cannot take its write. */

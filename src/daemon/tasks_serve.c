@@ -436,7 +436,7 @@ tasks_serve_wait(struct client *cl, struct daemon *d, struct ledger_rec *r,
 {
 	struct tasks *t = d->tasks;
 
-	if (ledger_ended(r)) {
+	if (ledger_ended(r) && r->pins == 0) {
 		tasks_answer_rec(cl, d, id, r, -1);
 		return;
 	}
@@ -446,7 +446,9 @@ tasks_serve_wait(struct client *cl, struct daemon *d, struct ledger_rec *r,
 	}
 	t->waiters[t->nwaiters++] =
 	        (struct tasks_waiter){.cl = cl, .id = id, .rec = r};
-	cl->waiting = true; /* no idle deadline while it waits */
+	cl->waiting = true;  /* no idle deadline while it waits */
+	if (ledger_ended(r)) /* its end is not committed yet */
+		tasks_wake(d, r);
 }
 
 /* A dropped task's checkpoints go with its record: a task spawned later

@@ -11,7 +11,9 @@ Every subject runs from the start; the kills go round them in blocks of N
 (default 10), each round in another order, so that the machine's drift
 (a shared VM's neighbours, frequency, caches) hits all of them alike.
 --against BUILD adds `contain: auto` and `none` of the agentsupd in another
-build directory, for a before/after in one run.
+build directory, for a before/after in one run; --plain BUILD adds that
+build's agentsupd with no settings document at all (the configuration Part
+I's binary understands: 4c7ead8 built is Part I's figure on this machine).
 """
 import argparse
 import os
@@ -48,18 +50,22 @@ def floor_subject(tmp):
 
 def agentsupd_subject(tmp, name, contain, agentsupd=None):
     s = Subject(name, tmp)
-    s.daemon = b.Agentsupd(s.dir, f"""
+    tree = f"""
 supervisor: root
 intensity: 100000
 period: 1s
 children:
   - worker: w
     command: [{b.WORKER}]
-    backoff: none
+"""
+    if contain is not None:
+        tree += f"""    backoff: none
 ---
 agentsupd:
   contain: {contain}
-""", env={"BENCH_SOCK": s.reports.path}, agentsupd=agentsupd)
+"""
+    s.daemon = b.Agentsupd(s.dir, tree, env={"BENCH_SOCK": s.reports.path},
+                           agentsupd=agentsupd)
     if contain == "pidns":
         s.pid_of = lambda p: host_pid(s.daemon.proc.pid, p)
     s.contain = contain
@@ -102,6 +108,7 @@ def main():
     ap.add_argument("run_for", nargs="?", type=float, default=0.05)
     ap.add_argument("--block", type=int, default=10)
     ap.add_argument("--against", metavar="BUILD")
+    ap.add_argument("--plain", metavar="BUILD")
     a = ap.parse_args()
     tmp = b.scratch()
     subjects = []
@@ -115,6 +122,9 @@ def main():
             other = os.path.join(os.path.abspath(a.against), "agentsupd")
             subjects.append(agentsupd_subject(tmp, "B auto", "auto", other))
             subjects.append(agentsupd_subject(tmp, "B none", "none", other))
+        if a.plain:
+            other = os.path.join(os.path.abspath(a.plain), "agentsupd")
+            subjects.append(agentsupd_subject(tmp, "plain", None, other))
         for s in subjects:
             s.first()
         rounds = max(1, a.kills // a.block)
@@ -160,6 +170,9 @@ def report(subjects, kills, a):
     if a.against:
         print(f"{a.against}: auto / floor {by['B auto'].median / f['median']:.2f}x, "
               f"none / floor {by['B none'].median / f['median']:.2f}x")
+    if a.plain:
+        print(f"{a.plain}, no settings: / floor "
+              f"{by['plain'].median / f['median']:.2f}x")
 
 
 # `contain: pidns` too (a PID namespace, no cgroup) where we are root
