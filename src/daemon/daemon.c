@@ -512,7 +512,7 @@ daemon_init(struct daemon *d, const char *sock_opt)
 	                     HOOKS_MAX_QUEUED);
 	hooks_warn_unknown(d->hooks, daemon_event_kind_known);
 	d->tree = tree_new(d->cfg->root);
-	d->tasks = tasks_new();
+	d->tasks = tasks_new(d);
 	rng_seed(&d->tree->rng, d->seed);
 	if (statedir_open(d) < 0)
 		return -1;

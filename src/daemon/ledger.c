@@ -226,13 +226,16 @@ ledger_drop(struct ledger *l, struct ledger_rec *r)
 }
 
 /* The oldest ended records beyond max_ended dropped, but never a pinned
- * one (its row is not committed yet) nor keep. */
+ * one (its row is not committed yet), an unsaved one (its write failed:
+ * memory has the only copy of its end until it is written again) nor
+ * keep. */
 static void
 ledger_trim(struct ledger *l, const struct ledger_rec *keep)
 {
 	while ((l->nended > l->max_ended ||
 	        l->ended_bytes > l->max_ended_bytes) &&
-	       l->oldest != keep && l->oldest->pins == 0) {
+	       l->oldest != keep && l->oldest->pins == 0 &&
+	       !l->oldest->unsaved) {
 		ledger_drop(l, l->oldest);
 		l->dropped++;
 	}

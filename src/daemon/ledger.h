@@ -63,7 +63,8 @@ struct ledger_rec {
 	unsigned pins;       /* writes of it in flight: kept in memory */
 	bool dropped;        /* out of the ledger: freed when unpinned */
 	bool unsaved; /* its last write was not stored: written again (with
-	                 the answer after it) when its key is asked for */
+	                 the answer after it) when its key is asked for, and
+	                 by taskstore's retry; never dropped for room */
 	/* the live child (tasks.c), valid while the reloads applied are
 	 * node_gen (only a reload frees a live task's node): no scan */
 	struct node *node;

@@ -35,11 +35,13 @@
 #include "tasks_int.h"
 
 struct tasks *
-tasks_new(void)
+tasks_new(struct daemon *d)
 {
 	struct tasks *t = xcalloc(1, sizeof *t);
 
+	t->loop = d->loop;
 	ledger_init(&t->ledger, LEDGER_MAX_ENDED);
+	taskstore_retry_init(t, d);
 	return t;
 }
 
@@ -48,6 +50,7 @@ tasks_free(struct tasks *t)
 {
 	if (t == NULL)
 		return;
+	ev_timer_stop(t->loop, &t->retry_w);
 	ledger_free(&t->ledger);
 	ledger_keys_free(&t->keys);
 	ledger_numbers_free(&t->numbers);

@@ -22,7 +22,7 @@ struct tasks;
 #define TASKS_MAX_WAITERS 128  /* `agentsupctl wait`s at once */
 #define TASKS_MAX_ARGS    1024 /* arguments or variables of one spawn */
 
-struct tasks *tasks_new(void);
+struct tasks *tasks_new(struct daemon *);
 void tasks_free(struct tasks *);
 /* The control commands spawn, wait, dead, replay, drop. */
 void tasks_serve(struct client *, struct daemon *, const struct request *);

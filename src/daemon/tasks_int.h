@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <ev.h>
 #include <msgpack.h>
 
 #include "ledger.h"
@@ -26,6 +27,8 @@ struct tasks_waiter {
 };
 
 struct tasks {
+	struct ev_loop *loop;
+	ev_timer retry_w; /* the records whose write failed, written again */
 	struct ledger ledger;
 	struct ledger_keys keys;       /* with a store: every stored row's */
 	struct ledger_numbers numbers; /* with a store: SUP/N stored */

@@ -166,6 +166,74 @@ taskstore_unghost(struct daemon *d, const char *sup, const char *key)
 		ledger_drop(&d->tasks->ledger, r);
 }
 
+/* --- the retry of failed writes ---------------------------------------- */
+
+/* A write failed: the records whose write failed are written again in a
+ * while, so a store that fails for a time loses nothing it was given once
+ * it works again, whether or not anyone asks for those keys. */
+static void
+taskstore_retry_arm(struct daemon *d)
+{
+	struct tasks *t = d->tasks;
+
+	if (t != NULL && !ev_is_active(&t->retry_w)) {
+		ev_timer_set(&t->retry_w, TASKSTORE_RETRY_S, 0.);
+		ev_timer_start(d->loop, &t->retry_w);
+	}
+}
+
+static void taskstore_retry_rest(struct daemon *, struct ledger_rec *, void *,
+                                 int, const char *);
+
+/* The unsaved records written again: only the first (with probe), whose
+ * success brings the rest, so a store still failing costs one failed
+ * write (and one event) a round, not one for each record. */
+static void
+taskstore_retry_save(struct daemon *d, bool probe)
+{
+	struct ledger_iter it = {0};
+	struct ledger_rec *r;
+	struct node *n;
+
+	while ((r = ledger_next(&d->tasks->ledger, &it)) != NULL) {
+		if (!r->unsaved || r->pins > 0)
+			continue; /* a write of it is in flight: its outcome */
+		n = tasks_live_node(d, r, tasks_sup_find(d, r->sup));
+		if (taskstore_save_ack(
+		            d, r, n != NULL ? (unsigned)n->starts : 0,
+		            probe ? taskstore_retry_rest : NULL, NULL) < 0 ||
+		    probe)
+			break; /* the queue is full (said): the next round */
+	}
+}
+
+/* The probe's write is done: if it was stored, the store works again. */
+static void
+taskstore_retry_rest(struct daemon *d, struct ledger_rec *r, void *arg, int rc,
+                     const char *why)
+{
+	(void)r;
+	(void)arg;
+	(void)why;
+	if (rc == 0)
+		taskstore_retry_save(d, false);
+}
+
+static void
+taskstore_retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	taskstore_retry_save(w->data, true);
+}
+
+void
+taskstore_retry_init(struct tasks *t, struct daemon *d)
+{
+	ev_init(&t->retry_w, taskstore_retry_cb);
+	t->retry_w.data = d;
+}
+
 /* On the loop, once the batch committed (or failed): the ack, then the
  * record unpinned (its row is on disk: it may leave memory). */
 static void
@@ -180,6 +248,8 @@ taskstore_done(void *arg, int rc, const char *why)
 		taskstore_unghost(j->d, j->sup, j->key);
 	if (j->rec != NULL && !j->drop && !j->noop)
 		j->rec->unsaved = rc != 0;
+	if (rc != 0)
+		taskstore_retry_arm(j->d);
 	if (j->ack != NULL)
 		j->ack(j->d, j->rec, j->ack_arg, rc, why);
 	if (j->rec != NULL)
@@ -202,6 +272,7 @@ taskstore_submit(struct daemon *d, struct taskstore_job *j)
 	            "task %s/%s: the store's queue is full", j->sup, j->key);
 	if (j->rec != NULL && !j->drop && !j->noop)
 		j->rec->unsaved = true;
+	taskstore_retry_arm(d);
 	taskstore_job_free(j);
 	return -1;
 }

@@ -14,6 +14,7 @@
 struct daemon;
 struct ledger;
 struct ledger_rec;
+struct tasks;
 
 /* SQL of the tasks table, for store_schema at open. */
 extern const char taskstore_schema[];
@@ -40,6 +41,10 @@ int taskstore_barrier(struct daemon *, struct ledger_rec *,
  * committed. -1 (ack not called) without a store or a queue full. */
 int taskstore_forget(struct daemon *, const struct ledger_rec *,
                      taskstore_ack_fn *ack, void *arg);
+/* The retry of the records whose write failed (tasks->retry_w): armed by
+ * a failure, every TASKSTORE_RETRY_S while some remain. */
+#define TASKSTORE_RETRY_S 5.0
+void taskstore_retry_init(struct tasks *, struct daemon *);
 /* At start: the live rows into the ledger. -1 with why. */
 int taskstore_load(struct daemon *, struct ledger *, char *why, size_t len);
 /* An ended record not in memory, read into the ledger (a cache entry);
