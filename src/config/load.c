@@ -327,8 +327,7 @@ static void
 load_file(struct parse *p, const struct config_source *src, const char *name)
 {
 	yaml_parser_t parser;
-	struct yamldoc d;
-	bool ok;
+	struct yamldoc d = {0};
 
 	p->file = name;
 	if (src->len > CONFIG_MAX_FILE_BYTES) {
@@ -349,21 +348,24 @@ load_file(struct parse *p, const struct config_source *src, const char *name)
 	}
 	yaml_parser_set_input_string(&parser, (const unsigned char *)src->data,
 	                             src->len);
-	/* every document first, the parser gone: no spec lands in its holes */
-	ok = yamldoc_load(&parser, &d);
-	yaml_parser_delete(&parser);
-	for (size_t i = 0; i < d.ndocs && !p->exhausted; i++) {
-		yaml_node_t *root = yamldoc_get(&d.docs[i], 1);
+	while (!p->exhausted) {
+		yaml_node_t *root;
 
-		p->doc = &d.docs[i];
+		if (!yamldoc_next(&parser, &d)) {
+			config_errors_add(p->errs, name, (int)d.mark.line + 1,
+			                  (int)d.mark.column + 1, "%s", d.msg);
+			break;
+		}
+		if (!d.have)
+			break; /* the end of the stream */
+		root = yamldoc_get(&d.doc, 1);
+		p->doc = &d.doc;
 		if (root != NULL && (root->type != YAML_SCALAR_NODE ||
 		                     root->data.scalar.length != 0))
 			load_document(p, root); /* "---" alone is harmless */
 		p->doc = NULL;
 	}
-	if (!ok && !p->exhausted)
-		config_errors_add(p->errs, name, (int)d.mark.line + 1,
-		                  (int)d.mark.column + 1, "%s", d.msg);
+	yaml_parser_delete(&parser);
 	yamldoc_free(&d);
 }
 

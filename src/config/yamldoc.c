@@ -50,6 +50,7 @@ struct yamldoc_open {
 struct yamldoc_build {
 	struct yamldoc *d;
 	yaml_document_t doc;
+	bool mapped; /* doc's node table is the first of d->maps */
 	struct yamldoc_open *open;
 	size_t nopen;
 	size_t capopen;
@@ -128,9 +129,11 @@ yamldoc_strdup(struct yamldoc *d, const yaml_char_t *s, size_t len)
 	return c;
 }
 
-/* --- the node table: a mapping of its own, grown in place -------------- */
+/* --- the node table: in the arena while small, then a mapping --------- */
 
-/* Room for more nodes: the table doubles in place where it can. */
+/* Room for more nodes: the table doubles, in the arena up to a block's
+ * size (a file of many small documents maps nothing a document), then in
+ * a mapping of its own grown in place where it can. */
 static bool
 yamldoc_more_nodes(struct yamldoc_build *b)
 {
@@ -138,12 +141,25 @@ yamldoc_more_nodes(struct yamldoc_build *b)
 	struct yamldoc_block *m = d->maps;
 	size_t n = (size_t)(b->doc.nodes.top - b->doc.nodes.start);
 	size_t size;
+	yaml_node_t *a;
 
-	if (b->doc.nodes.start == NULL) {
-		if ((m = util_pages(YAMLDOC_BLOCK)) == NULL)
+	if (!b->mapped && (n < 2 ? 4 : 2 * n) * sizeof *a < YAMLDOC_BLOCK) {
+		if ((a = yamldoc_double(d, b->doc.nodes.start, n, sizeof *a)) ==
+		    NULL)
 			return false;
-		m->size = YAMLDOC_BLOCK;
+		b->doc.nodes.start = a;
+		b->doc.nodes.top = a + n;
+		b->doc.nodes.end = a + (n < 2 ? 4 : 2 * n);
+		return true;
+	}
+	if (!b->mapped) {
+		if ((m = util_pages(2 * YAMLDOC_BLOCK)) == NULL)
+			return false;
+		m->size = 2 * YAMLDOC_BLOCK;
 		m->next = d->maps;
+		memcpy((char *)m + YAMLDOC_HDR, b->doc.nodes.start,
+		       n * sizeof *a);
+		b->mapped = true;
 	} else {
 		if (m->size > SIZE_MAX / 2 ||
 		    (m = util_pages_grow(m, m->size, 2 * m->size)) == NULL)
@@ -418,37 +434,39 @@ yamldoc_close(struct yamldoc_build *b, const yaml_event_t *ev)
 		        ev->end_mark;
 }
 
-static bool
-yamldoc_doc_start(struct yamldoc_build *b, const yaml_event_t *ev)
+static void
+yamldoc_unmap(struct yamldoc_block *b)
 {
-	struct yamldoc *d = b->d;
+	struct yamldoc_block *next;
 
-	memset(&b->doc, 0, sizeof b->doc);
-	b->doc.start_implicit = ev->data.document_start.implicit;
-	b->doc.start_mark = ev->start_mark;
-	b->nopen = 0;
-	b->nanchors = 0;
-	b->capanchors = 0; /* anchors do not reach across documents */
-	b->anchors = NULL;
-	if (d->ndocs == d->capdocs) {
-		yaml_document_t *a =
-		        yamldoc_double(d, d->docs, d->ndocs, sizeof *a);
-
-		if (a == NULL)
-			return yamldoc_fail(d, &ev->start_mark,
-			                    "out of memory");
-		d->docs = a;
-		d->capdocs = d->ndocs < 2 ? 4 : 2 * d->ndocs;
+	for (; b != NULL; b = next) {
+		next = b->next;
+		util_pages_free(b, b->size);
 	}
-	return true;
+}
+
+/* The last document gone, its arena kept for the next: the newest block
+ * rewound (a file of many documents maps nothing a document), the rest
+ * and every node table unmapped. */
+static void
+yamldoc_rewind(struct yamldoc *d)
+{
+	if (d->blocks != NULL) {
+		yamldoc_unmap(d->blocks->next);
+		d->blocks->next = NULL;
+		d->blocks->used = YAMLDOC_HDR;
+	}
+	yamldoc_unmap(d->maps);
+	d->maps = NULL;
+	memset(&d->doc, 0, sizeof d->doc);
+	d->have = false;
 }
 
 static void
-yamldoc_doc_end(struct yamldoc_build *b, const yaml_event_t *ev)
+yamldoc_doc_start(struct yamldoc_build *b, const yaml_event_t *ev)
 {
-	b->doc.end_implicit = ev->data.document_end.implicit;
-	b->doc.end_mark = ev->end_mark;
-	b->d->docs[b->d->ndocs++] = b->doc;
+	b->doc.start_implicit = ev->data.document_start.implicit;
+	b->doc.start_mark = ev->start_mark;
 }
 
 static bool
@@ -461,26 +479,31 @@ yamldoc_parser_error(struct yamldoc *d, const yaml_parser_t *parser)
 }
 
 bool
-yamldoc_load(yaml_parser_t *parser, struct yamldoc *d)
+yamldoc_next(yaml_parser_t *parser, struct yamldoc *d)
 {
 	struct yamldoc_build b = {.d = d};
 	yaml_event_t ev;
 	bool ok = true;
 
-	memset(d, 0, sizeof *d);
+	yamldoc_rewind(d);
 	while (ok) {
 		if (!yaml_parser_parse(parser, &ev))
 			return yamldoc_parser_error(d, parser);
 		switch (ev.type) {
+		case YAML_NO_EVENT: /* after the stream's end */
 		case YAML_STREAM_END_EVENT:
 			yaml_event_delete(&ev);
 			return true;
 		case YAML_DOCUMENT_START_EVENT:
-			ok = yamldoc_doc_start(&b, &ev);
+			yamldoc_doc_start(&b, &ev);
 			break;
 		case YAML_DOCUMENT_END_EVENT:
-			yamldoc_doc_end(&b, &ev);
-			break;
+			b.doc.end_implicit = ev.data.document_end.implicit;
+			b.doc.end_mark = ev.end_mark;
+			d->doc = b.doc;
+			d->have = true;
+			yaml_event_delete(&ev);
+			return true;
 		case YAML_ALIAS_EVENT:
 			ok = yamldoc_alias(&b, &ev);
 			break;
@@ -509,17 +532,6 @@ yamldoc_get(yaml_document_t *doc, int id)
 	if (id < 1 || id > doc->nodes.top - doc->nodes.start)
 		return NULL;
 	return &doc->nodes.start[id - 1];
-}
-
-static void
-yamldoc_unmap(struct yamldoc_block *b)
-{
-	struct yamldoc_block *next;
-
-	for (; b != NULL; b = next) {
-		next = b->next;
-		util_pages_free(b, b->size);
-	}
 }
 
 void

@@ -6,9 +6,9 @@
  * loader then makes fill the holes the document leaves there, and once the
  * document is freed those specs keep its pages resident for as long as the
  * tree lives (docs/benchmarks.md, "Where idle memory's heap slack comes
- * from"). Here the nodes live in mappings unmapped at the end, and every
- * document of the file is built before the first spec is made, so parsing
- * leaves nothing in the heap.
+ * from"). Here the nodes live in mappings of their own, rewound for each
+ * document and unmapped at the end, so a document leaves nothing in the
+ * heap.
  */
 #ifndef AGENTSUP_CONFIG_YAMLDOC_H
 #define AGENTSUP_CONFIG_YAMLDOC_H
@@ -22,11 +22,11 @@
 
 struct yamldoc_block;
 
+/* Zeroed before its first use. */
 struct yamldoc {
-	yaml_document_t *docs; /* the file's documents, in order */
-	size_t ndocs;
-	size_t capdocs;
-	/* parsing stopped here: docs[] holds what came before */
+	yaml_document_t doc; /* the last document composed */
+	bool have;           /* false: the stream ended */
+	/* parsing stopped here */
 	bool failed;
 	yaml_mark_t mark;
 	char msg[YAMLDOC_MSG_MAX]; /* copied: libyaml may be unmapped after */
@@ -34,9 +34,10 @@ struct yamldoc {
 	struct yamldoc_block *maps;   /* grown by mremap: the node tables */
 };
 
-/* Every document of the parser's stream into d; false (d->failed, d->msg)
- * at the first error, with the documents before it kept. */
-bool yamldoc_load(yaml_parser_t *, struct yamldoc *d);
+/* The parser's next document into d (the one d held before is gone):
+ * d->have false at the stream's end; false (d->failed, d->msg) at an
+ * error. */
+bool yamldoc_next(yaml_parser_t *, struct yamldoc *d);
 void yamldoc_free(struct yamldoc *d);
 
 /* Node id of a document (1 its root), or NULL: libyaml's lookups, kept here

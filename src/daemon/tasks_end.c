@@ -68,7 +68,7 @@ tasks_started(struct daemon *d, struct node *n)
 	taskstore_save(d, r, (unsigned)n->starts);
 }
 
-static void
+void
 tasks_wake_now(struct daemon *d, struct ledger_rec *r)
 {
 	struct tasks *t = d->tasks;
@@ -97,25 +97,20 @@ tasks_wake_now(struct daemon *d, struct ledger_rec *r)
 		t->waiters[i].cl->waiting = true;
 }
 
-/* On the loop: the record's end committed (or the store failed, which an
- * event said): the waits on it have their answer. */
-static void
-tasks_wake_stored(struct daemon *d, struct ledger_rec *r, void *arg, int rc,
-                  const char *why)
-{
-	(void)arg;
-	(void)rc;
-	(void)why;
-	tasks_wake_now(d, r);
-}
-
 /* A `wait` that said "done" must not be undone by a crash before the
- * write: while a write of r is in flight, the answer waits for it. */
+ * write: while a write of r is in flight or failed, the answer waits for
+ * the write's success (tasks_rec_stored). */
 void
 tasks_wake(struct daemon *d, struct ledger_rec *r)
 {
-	if (r->pins == 0 ||
-	    taskstore_barrier(d, r, tasks_wake_stored, NULL) < 0)
+	if (d->store == NULL || (r->pins == 0 && !r->unsaved))
+		tasks_wake_now(d, r);
+}
+
+void
+tasks_rec_stored(struct daemon *d, struct ledger_rec *r)
+{
+	if (ledger_ended(r) && !r->unsaved) /* else not its end: a replay */
 		tasks_wake_now(d, r);
 }
 

@@ -82,8 +82,13 @@ void tasks_pack_rec(struct daemon *d, msgpack_packer *pk,
                     const struct ledger_rec *r, int created);
 
 /* Answer every `wait` on r (ended): its record, once its end is committed
- * (at once without a store, or when the store cannot take a barrier). */
+ * (at once without a store). */
 void tasks_wake(struct daemon *, struct ledger_rec *r);
+/* Answer every `wait` on r now, stored or not: r leaves memory. */
+void tasks_wake_now(struct daemon *, struct ledger_rec *r);
+/* The last write of r in flight is done (stored or not: r->unsaved says):
+ * the waits on it are answered if what is stored is its end. */
+void tasks_rec_stored(struct daemon *, struct ledger_rec *r);
 
 /* A spawn or a drop refused while the state store cannot take its write. */
 #define TASKS_STORE_BEHIND                                                     \

@@ -436,7 +436,8 @@ tasks_serve_wait(struct client *cl, struct daemon *d, struct ledger_rec *r,
 {
 	struct tasks *t = d->tasks;
 
-	if (ledger_ended(r) && r->pins == 0) {
+	if (ledger_ended(r) &&
+	    (d->store == NULL || (r->pins == 0 && !r->unsaved))) {
 		tasks_answer_rec(cl, d, id, r, -1);
 		return;
 	}
@@ -446,9 +447,7 @@ tasks_serve_wait(struct client *cl, struct daemon *d, struct ledger_rec *r,
 	}
 	t->waiters[t->nwaiters++] =
 	        (struct tasks_waiter){.cl = cl, .id = id, .rec = r};
-	cl->waiting = true;  /* no idle deadline while it waits */
-	if (ledger_ended(r)) /* its end is not committed yet */
-		tasks_wake(d, r);
+	cl->waiting = true; /* no idle deadline while it waits */
 }
 
 /* A dropped task's checkpoints go with its record: a task spawned later
@@ -524,6 +523,7 @@ tasks_serve_drop(struct client *cl, struct daemon *d, struct ledger_rec *r,
 		serve_refuse(cl, id, TASKS_STORE_BEHIND);
 		return;
 	}
+	tasks_wake_now(d, r); /* a wait on its end's write: r goes */
 	ledger_drop(&d->tasks->ledger, r);
 }
 

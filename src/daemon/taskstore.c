@@ -162,8 +162,8 @@ taskstore_unghost(struct daemon *d, const char *sup, const char *key)
 {
 	struct ledger_rec *r = ledger_get(&d->tasks->ledger, sup, key);
 
-	if (r != NULL && ledger_ended(r) && r->pins == 0)
-		ledger_drop(&d->tasks->ledger, r);
+	if (r != NULL && ledger_ended(r) && r->pins == 0 && !r->unsaved)
+		ledger_drop(&d->tasks->ledger, r); /* no wait is on it then */
 }
 
 /* --- the retry of failed writes ---------------------------------------- */
@@ -252,6 +252,8 @@ taskstore_done(void *arg, int rc, const char *why)
 		taskstore_retry_arm(j->d);
 	if (j->ack != NULL)
 		j->ack(j->d, j->rec, j->ack_arg, rc, why);
+	if (j->rec != NULL && !j->drop && j->rec->pins == 1)
+		tasks_rec_stored(j->d, j->rec); /* its last write in flight */
 	if (j->rec != NULL)
 		ledger_unpin(&j->d->tasks->ledger, j->rec);
 	taskstore_job_free(j);

@@ -8,8 +8,21 @@ asked between the end and its commit waits for the commit too."""
 import socket
 import sqlite3
 import textwrap
+import time
+
+from conftest import TIMEOUT
 
 from test_ledger_store import frame, frames
+
+
+def stored_state(supd, key):
+    db = sqlite3.connect(str(supd.tmp / "state" / "agentsup.db"))
+    try:
+        row = db.execute("SELECT state FROM tasks WHERE key = ?",
+                         (key,)).fetchone()
+        return None if row is None else row[0]
+    finally:
+        db.close()
 
 
 def conf(supd):
@@ -85,3 +98,75 @@ def test_wait_answered_once_the_end_is_stored(supd):
         m = c.until(w)
         assert m["ok"] and m["result"]["state"] == "done", m
         c.s.close()
+
+
+def test_wait_answered_once_a_failed_end_is_written_again(supd):
+    """The end's write fails (the lock held past the busy timeout): the
+    wait is not answered "done" then (a SIGKILL would have run the task
+    again), but once the retry has written the end."""
+    supd.write({"a.yaml": conf(supd)}, settings=False)
+    d = supd.start()
+    d.wait("started", "root/idle")
+    d.ctl("spawn", "pool", "--key", "t", check=0)
+    d.wait("started", "root/pool/t")
+    c = Conn(d.socket)
+    w = c.send("wait", "pool/t")
+    assert c.until(c.send("status"))["ok"]
+    db = sqlite3.connect(str(supd.tmp / "state" / "agentsup.db"),
+                         timeout=5, isolation_level=None)
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        (supd.tmp / "end").write_text("")
+        d.wait("task_done", "root/pool/t")
+        deadline = time.monotonic() + TIMEOUT
+        while not any(e.kind == "store_error" and "pool/t" in (e.detail or "")
+                      for e in d.seen):
+            d._next(deadline, "store_error: the end's write failed")
+        assert c.until(c.send("status"))["ok"]
+        assert w not in c.answers, \
+            f"wait answered though the end's write failed: {c.answers[w]}"
+    finally:
+        db.execute("ROLLBACK")
+        db.close()
+    m = c.until(w)  # the retry wrote it
+    assert m["ok"] and m["result"]["state"] == "done", m
+    assert stored_state(supd, "t") == 2
+    c.s.close()
+
+
+def test_wait_on_a_task_replayed_before_its_end_was_stored(supd):
+    """A replay between the end and its commit: the wait is answered with
+    the replayed run's end, never with a record that is running again."""
+    end, end2, ran = supd.tmp / "end", supd.tmp / "end2", supd.tmp / "ran"
+    supd.write({"a.yaml": conf(supd).replace(
+        f"while [ ! -e {end} ]; do sleep 0.05; done",
+        f"if [ -e {ran} ]; then while [ ! -e {end2} ]; do sleep 0.05; done; "
+        f"exit 0; fi; touch {ran}; "
+        f"while [ ! -e {end} ]; do sleep 0.05; done")}, settings=False)
+    d = supd.start()
+    d.wait("started", "root/idle")
+    d.ctl("spawn", "pool", "--key", "t", check=0)
+    d.wait("started", "root/pool/t")
+    c = Conn(d.socket)
+    w = c.send("wait", "pool/t")
+    assert c.until(c.send("status"))["ok"]
+    db = sqlite3.connect(str(supd.tmp / "state" / "agentsup.db"),
+                         timeout=5, isolation_level=None)
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        end.write_text("")
+        d.wait("task_done", "root/pool/t")
+        other = Conn(d.socket)
+        other.send("replay", "pool/t")
+        d.wait("started", "root/pool/t")  # the replay runs (till end2)
+    finally:
+        db.execute("ROLLBACK")
+        db.close()
+    assert c.until(c.send("status"))["ok"]
+    assert w not in c.answers, f"wait answered mid-replay: {c.answers[w]}"
+    end2.write_text("")
+    m = c.until(w)
+    assert m["ok"] and m["result"]["state"] == "done", m
+    assert m["result"]["replays"] == 1, m
+    other.s.close()
+    c.s.close()

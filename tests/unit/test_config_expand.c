@@ -114,7 +114,7 @@ test_many_anchors(void **state)
 	size_t n = 20000, cap = n * 16 + 64, len = 0;
 	char *y = malloc(cap);
 	yaml_parser_t parser;
-	struct yamldoc d;
+	struct yamldoc d = {0};
 	yaml_node_t *root, *last;
 
 	(void)state;
@@ -127,18 +127,20 @@ test_many_anchors(void **state)
 	assert_true(len < cap);
 	assert_true(yaml_parser_initialize(&parser));
 	yaml_parser_set_input_string(&parser, (const unsigned char *)y, len);
-	assert_true(yamldoc_load(&parser, &d));
-	yaml_parser_delete(&parser);
-	assert_int_equal(d.ndocs, 1);
-	root = yamldoc_get(&d.docs[0], 1);
+	assert_true(yamldoc_next(&parser, &d));
+	assert_true(d.have);
+	root = yamldoc_get(&d.doc, 1);
 	assert_int_equal(root->type, YAML_SEQUENCE_NODE);
 	assert_int_equal(root->data.sequence.items.top -
 	                         root->data.sequence.items.start,
 	                 n + 2);
 	assert_int_equal(root->data.sequence.items.start[n], 2); /* *a0 */
-	last = yamldoc_get(&d.docs[0], root->data.sequence.items.start[n + 1]);
+	last = yamldoc_get(&d.doc, root->data.sequence.items.start[n + 1]);
 	assert_string_equal((const char *)last->data.scalar.value, "19999");
-	assert_null(yamldoc_get(&d.docs[0], (int)n + 2));
+	assert_null(yamldoc_get(&d.doc, (int)n + 2));
+	assert_true(yamldoc_next(&parser, &d)); /* the stream's end */
+	assert_false(d.have);
+	yaml_parser_delete(&parser);
 	yamldoc_free(&d);
 	free(y);
 }
