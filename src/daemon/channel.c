@@ -30,19 +30,19 @@ channel_said_hello(const struct channel *c)
 bool
 channel_is_open(const struct channel *c)
 {
-	return c->fd >= 0 && !c->wclosed;
+	return c->io.fd >= 0 && !c->wclosed;
 }
 
 /* Stop reading and writing; the struct stays until its owner closes it. */
 static void
 channel_shut(struct channel *c)
 {
-	if (c->fd < 0)
+	if (c->io.fd < 0)
 		return;
 	ev_io_stop(c->loop, &c->io);
 	channel_out_free(c);
-	close(c->fd);
-	c->fd = -1;
+	close(c->io.fd);
+	ev_io_set(&c->io, -1, EV_READ);
 	agentsup_reader_free(&c->reader);
 }
 
@@ -360,7 +360,7 @@ channel_on_frame(void *arg, const struct agentsup_frame *f)
 		return 1;
 	}
 	dispatch(c, f);
-	return c->fd < 0;
+	return c->io.fd < 0;
 }
 
 /* A bare heartbeat, told by its bytes (chanread.c): what on_hb does with
@@ -371,7 +371,7 @@ channel_on_bare_hb(void *arg)
 	struct channel *c = arg;
 
 	c->ops->beat(c->arg, NULL, 0); /* no fields: nothing to read */
-	return c->fd < 0;
+	return c->io.fd < 0;
 }
 
 /* Read once; false when nothing more can be read now. */
@@ -380,11 +380,12 @@ channel_read_once(struct channel *c)
 {
 	int r;
 
-	if (c->fd < 0)
+	if (c->io.fd < 0)
 		return false;
-	r = chanread_recv(&c->reader, c->fd, c->ops->max_frame(c->arg), c->zone,
-	                  c->hello, channel_on_bare_hb, channel_on_frame, c);
-	if (c->fd < 0 || r == AGENTSUP_READ_AGAIN ||
+	r = chanread_recv(&c->reader, c->io.fd, c->ops->max_frame(c->arg),
+	                  c->zone, c->hello, channel_on_bare_hb,
+	                  channel_on_frame, c);
+	if (c->io.fd < 0 || r == AGENTSUP_READ_AGAIN ||
 	    (r == AGENTSUP_READ_ERRNO && errno == EINTR))
 		return false;
 	if (r == 0 || r == AGENTSUP_READ_ERRNO) {
@@ -429,7 +430,6 @@ channel_open(struct ev_loop *loop, int fd, const struct channel_ops *ops,
 	c->ops = ops;
 	c->arg = arg;
 	c->zone = zone;
-	c->fd = fd;
 	agentsup_reader_init(&c->reader);
 	ev_io_init(&c->io, read_cb, fd, EV_READ);
 	c->io.data = c;

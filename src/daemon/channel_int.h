@@ -24,8 +24,7 @@ struct channel {
 	const struct channel_ops *ops;
 	void *arg;
 	msgpack_zone *zone;
-	int fd;
-	ev_io io;
+	ev_io io;                      /* io.fd: the socket, -1 once shut */
 	struct agentsup_reader reader; /* a frame split across reads */
 	struct channel_out *out;       /* NULL: nothing waits */
 	size_t outmax; /* the queue's bound: more while a welcome is queued */

@@ -42,7 +42,7 @@ channel_write_cb(struct ev_loop *loop, ev_io *io, int revents)
 
 	(void)loop;
 	(void)revents;
-	n = send(c->fd, o->buf, o->len, MSG_NOSIGNAL | MSG_DONTWAIT);
+	n = send(c->io.fd, o->buf, o->len, MSG_NOSIGNAL | MSG_DONTWAIT);
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
 	if (n < 0) {
@@ -67,7 +67,7 @@ channel_queue(struct channel *c, const void *p, size_t n)
 
 	if (o == NULL) {
 		o = c->out = xcalloc(1, sizeof *o);
-		ev_io_init(&o->wio, channel_write_cb, c->fd, EV_WRITE);
+		ev_io_init(&o->wio, channel_write_cb, c->io.fd, EV_WRITE);
 		o->wio.data = c;
 		ev_io_start(c->loop, &o->wio);
 	}
@@ -83,10 +83,10 @@ channel_send(struct channel *c, const msgpack_sbuffer *sb)
 	size_t queued = c->out != NULL ? c->out->len : 0;
 	ssize_t n = 0;
 
-	if (c->fd < 0 || c->wclosed)
+	if (c->io.fd < 0 || c->wclosed)
 		return -1;
 	if (queued == 0) {
-		n = send(c->fd, sb->data, sb->size,
+		n = send(c->io.fd, sb->data, sb->size,
 		         MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n < 0 && errno != EAGAIN && errno != EINTR) {
 			channel_wclose(c);
@@ -167,7 +167,7 @@ channel_send_checkpoint_ok(struct channel *c, uint64_t seq)
 	msgpack_sbuffer sb;
 	msgpack_packer pk;
 
-	if (!c->hello || c->fd < 0)
+	if (!c->hello || c->io.fd < 0)
 		return -1;
 	channel_begin(&sb, &pk, 2, AGENTSUP_T_CHECKPOINT_OK);
 	agentsup_wire_kv_uint(&pk, AGENTSUP_F_SEQ, seq);
@@ -180,7 +180,7 @@ channel_send_drain(struct channel *c, uint64_t deadline_ms, size_t max_frame)
 	msgpack_sbuffer sb;
 	msgpack_packer pk;
 
-	if (!c->hello || c->fd < 0)
+	if (!c->hello || c->io.fd < 0)
 		return -1;
 	channel_begin(&sb, &pk, 2, AGENTSUP_T_DRAIN);
 	agentsup_wire_kv_uint(&pk, "deadline_ms", deadline_ms);
@@ -193,7 +193,7 @@ channel_send_nudge(struct channel *c, const struct nudge *n, size_t max_frame)
 	msgpack_sbuffer sb;
 	msgpack_packer pk;
 
-	if (!c->hello || c->fd < 0)
+	if (!c->hello || c->io.fd < 0)
 		return -1;
 	channel_begin(&sb, &pk,
 	              2 + (n->idle_ms != 0) + (n->state != NULL) +

@@ -61,10 +61,10 @@ stream_kind(const struct logcap *lc, const struct logcap_pipe *st)
 static void
 stream_close(struct logcap *lc, struct logcap_pipe *st)
 {
-	if (st->fd >= 0) {
+	if (st->io.fd >= 0) {
 		ev_io_stop(lc->set->loop, &st->io);
-		close(st->fd);
-		st->fd = -1;
+		close(st->io.fd);
+		ev_io_set(&st->io, -1, EV_READ);
 	}
 	if (st->child_fd >= 0)
 		close(st->child_fd);
@@ -123,7 +123,7 @@ stream_read(struct logcap *lc, struct logcap_pipe *st)
 
 	if (buf == NULL)
 		buf = small;
-	n = read(st->fd, buf, max);
+	n = read(st->io.fd, buf, max);
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return 0;
 	if (n <= 0) {
@@ -138,7 +138,7 @@ stream_read(struct logcap *lc, struct logcap_pipe *st)
 	 * (only then: pipe capacity counts against the user's limit) */
 	if (!st->big && (size_t)n >= 32768) {
 		st->big = true;
-		(void)fcntl(st->fd, F_SETPIPE_SZ, LOGCAP_PIPE_BIG);
+		(void)fcntl(st->io.fd, F_SETPIPE_SZ, LOGCAP_PIPE_BIG);
 	}
 	logcap_feed_bytes(lc, stream_kind(lc, st), buf, (size_t)n);
 	if (buf != small)
@@ -183,7 +183,7 @@ logcap_pipes(struct logcap *lc, bool out, bool err, int child_fd[2])
 			errno = e;
 			return -1;
 		}
-		st->fd = fds[0];
+		ev_io_init(&st->io, stream_cb, fds[0], EV_READ);
 		st->big = false;
 		st->child_fd = child_fd[i] = fds[1];
 	}
@@ -202,9 +202,8 @@ logcap_spawned(struct logcap *lc, bool started)
 			stream_close(lc, st);
 			continue;
 		}
-		if (st->fd < 0)
+		if (st->io.fd < 0)
 			continue;
-		ev_io_init(&st->io, stream_cb, st->fd, EV_READ);
 		st->io.data = lc;
 		ev_io_start(lc->set->loop, &st->io);
 	}
@@ -219,10 +218,10 @@ logcap_exited(struct logcap *lc)
 		struct logcap_pipe *st = &lc->s[i];
 		size_t got = 0;
 
-		while (st->fd >= 0 && got < LOGCAP_DRAIN_MAX &&
+		while (st->io.fd >= 0 && got < LOGCAP_DRAIN_MAX &&
 		       stream_read(lc, st) > 0)
 			got += LOGCAP_READ_MAX;
-		if (st->fd >= 0)
+		if (st->io.fd >= 0)
 			logcap_feed_end(lc, (enum logcap_stream)i);
 		stream_close(lc, st);
 	}
@@ -263,8 +262,10 @@ logcap_get(struct logcap_set *set, const char *name)
 	lc = xcalloc(1, sizeof *lc + nl + 1);
 	lc->set = set;
 	memcpy(lc->name, name, nl + 1);
-	for (int i = 0; i < 2; i++)
-		lc->s[i] = (struct logcap_pipe){.fd = -1, .child_fd = -1};
+	for (int i = 0; i < 2; i++) {
+		lc->s[i] = (struct logcap_pipe){.child_fd = -1};
+		ev_io_init(&lc->s[i].io, stream_cb, -1, EV_READ);
+	}
 	lc->next = set->buckets[b];
 	set->buckets[b] = lc;
 	if (nl > set->width)

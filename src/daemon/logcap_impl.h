@@ -21,8 +21,7 @@
 
 /* One captured stream's pipe; io.data is its logcap. */
 struct logcap_pipe {
-	ev_io io;
-	int fd;       /* our read end, -1 if none */
+	ev_io io;     /* io.fd: our read end, -1 if none */
 	int child_fd; /* the child's end until the spawn is done */
 	bool big;     /* its pipe was made larger: it floods */
 };
