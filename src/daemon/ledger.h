@@ -62,9 +62,11 @@ struct ledger_rec {
 	bool resume;         /* live when agentsupd stopped: start again */
 	unsigned pins;       /* writes of it in flight: kept in memory */
 	bool dropped;        /* out of the ledger: freed when unpinned */
-	bool unsaved; /* its last write was not stored: written again (with
-	                 the answer after it) when its key is asked for, and
-	                 by taskstore's retry; never dropped for room */
+	unsigned wseq; /* writes of it made (queued or refused): the newest's
+	                  outcome is whether it is saved */
+	bool unsaved;  /* its last write was not stored: written again (with
+	                  the answer after it) when its key is asked for, and
+	                  by taskstore's retry; never dropped for room */
 	/* the live child (tasks.c), valid while the reloads applied are
 	 * node_gen (only a reload frees a live task's node): no scan */
 	struct node *node;

@@ -40,6 +40,7 @@ struct taskstore_job {
 	taskstore_ack_fn *ack;  /* then, on the loop, or NULL */
 	void *ack_arg;
 	bool drop, noop;
+	unsigned seq; /* a write's rec->wseq when it was made */
 	char *sup, *key;
 	char *args, *env; /* NUL-separated strings */
 	size_t args_len, env_len;
@@ -196,8 +197,10 @@ taskstore_retry_save(struct daemon *d, bool probe)
 	struct node *n;
 
 	while ((r = ledger_next(&d->tasks->ledger, &it)) != NULL) {
-		if (!r->unsaved || r->pins > 0)
-			continue; /* a write of it is in flight: its outcome */
+		/* one of its writes in flight may be older than the one
+		 * that failed: this one lands after it */
+		if (!r->unsaved)
+			continue;
 		n = tasks_live_node(d, r, tasks_sup_find(d, r->sup));
 		if (taskstore_save_ack(
 		            d, r, n != NULL ? (unsigned)n->starts : 0,
@@ -246,7 +249,9 @@ taskstore_done(void *arg, int rc, const char *why)
 		            0, "task %s/%s: %s", j->sup, j->key, why);
 	if (j->drop && rc == 0)
 		taskstore_unghost(j->d, j->sup, j->key);
-	if (j->rec != NULL && !j->drop && !j->noop)
+	/* an older write's success says nothing of a newer one refused */
+	if (j->rec != NULL && !j->drop && !j->noop &&
+	    (rc != 0 || j->seq == j->rec->wseq))
 		j->rec->unsaved = rc != 0;
 	if (rc != 0)
 		taskstore_retry_arm(j->d);
@@ -314,6 +319,7 @@ taskstore_save_ack(struct daemon *d, struct ledger_rec *r,
 		return -1;
 	j = xcalloc(1, sizeof *j);
 	j->rec = r;
+	j->seq = ++r->wseq;
 	j->ack = ack;
 	j->ack_arg = arg;
 	j->sup = xstrdup(r->sup);

@@ -8,6 +8,7 @@ asked between the end and its commit waits for the commit too."""
 import socket
 import sqlite3
 import textwrap
+import threading
 import time
 
 from conftest import TIMEOUT
@@ -170,3 +171,54 @@ def test_wait_on_a_task_replayed_before_its_end_was_stored(supd):
     assert m["result"]["replays"] == 1, m
     other.s.close()
     c.s.close()
+
+
+def test_wait_not_answered_by_an_older_write_after_the_end_was_refused(supd):
+    """The end's write refused (the store's queue full: a spawn's write
+    stuck behind the lock, 8,300 pipelined spawns of the key queueing
+    barriers), then the older write still in flight succeeds: it said the
+    record saved, the wait was answered "done" with the store holding the
+    task pending, and the retry never wrote the end (found by a second
+    reader). A wait answered "done" finds the end in the store."""
+    supd.write({"a.yaml": conf(supd)}, settings=False)
+    d = supd.start()
+    d.wait("started", "root/idle")
+    db = sqlite3.connect(str(supd.tmp / "state" / "agentsup.db"),
+                         timeout=5, isolation_level=None)
+    c = Conn(d.socket)
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        c.send("spawn", "pool", {"key": "t"})  # its write waits on the lock
+        d.wait("started", "root/pool/t")
+        w = Conn(d.socket)
+        wid = w.send("wait", "pool/t")
+        flood = Conn(d.socket)
+        threading.Thread(target=drain, args=(flood,), daemon=True).start()
+        flood.s.sendall(b"".join(
+            frame({"t": "req", "id": i + 1, "cmd": "spawn",
+                   "args": ["pool", {"key": "t"}]}) for i in range(8300)))
+        deadline = time.monotonic() + TIMEOUT
+        while not any(e.kind == "store_error" and
+                      "queue is full" in (e.detail or "") for e in d.seen):
+            d._next(deadline, "store_error: the store's queue is full")
+        (supd.tmp / "end").write_text("")
+        d.wait("task_done", "root/pool/t")
+    finally:
+        db.execute("ROLLBACK")
+        db.close()
+    m = w.until(wid)  # the retry writes the end within 5 s
+    assert m["ok"] and m["result"]["state"] == "done", m
+    assert stored_state(supd, "t") == 2, "answered done, stored pending"
+
+
+def drain(conn):
+    """Read a connection's answers until it closes (they are not looked at:
+    only so that agentsupd is never held by a full socket)."""
+    buf = b""
+    try:
+        while True:
+            m, buf = frames(conn.s, buf)
+            if m is None:
+                return
+    except OSError:
+        pass
