@@ -103,11 +103,19 @@ yamldoc_alloc(struct yamldoc *d, size_t n)
 	return p;
 }
 
-/* A copy of an array of n elements of sz bytes with room for 2n (or 4). */
+/* The room an array of n elements grows to. */
+static size_t
+yamldoc_cap(size_t n)
+{
+	return n < 2 ? 4 : 2 * n;
+}
+
+/* A copy of an array of n elements of sz bytes with room for
+ * yamldoc_cap(n). */
 static void *
 yamldoc_double(struct yamldoc *d, const void *old, size_t n, size_t sz)
 {
-	size_t cap = n < 2 ? 4 : 2 * n;
+	size_t cap = yamldoc_cap(n);
 	void *a;
 
 	if (cap > SIZE_MAX / 2 / sz || (a = yamldoc_alloc(d, cap * sz)) == NULL)
@@ -116,6 +124,21 @@ yamldoc_double(struct yamldoc *d, const void *old, size_t n, size_t sz)
 		memcpy(a, old, n * sz);
 	return a;
 }
+
+/* A full start/top/end array of the arena (libyaml's layout: items,
+ * pairs, nodes) copied into one with room for more; ok false when memory
+ * ran out. A macro: the three pointers are of any element type. */
+#define YAMLDOC_GROW(d, st, ok)                                                \
+	do {                                                                   \
+		size_t n_ = (size_t)((st).top - (st).start);                   \
+		__typeof__((st).start) a_ = yamldoc_double(                    \
+		        (d), (st).start, n_, sizeof *(st).start);              \
+		if (((ok) = a_ != NULL)) {                                     \
+			(st).start = a_;                                       \
+			(st).top = a_ + n_;                                    \
+			(st).end = a_ + yamldoc_cap(n_);                       \
+		}                                                              \
+	} while (0)
 
 static yaml_char_t *
 yamldoc_strdup(struct yamldoc *d, const yaml_char_t *s, size_t len)
@@ -141,16 +164,12 @@ yamldoc_more_nodes(struct yamldoc_build *b)
 	struct yamldoc_block *m = d->maps;
 	size_t n = (size_t)(b->doc.nodes.top - b->doc.nodes.start);
 	size_t size;
-	yaml_node_t *a;
+	bool ok;
 
-	if (!b->mapped && (n < 2 ? 4 : 2 * n) * sizeof *a < YAMLDOC_BLOCK) {
-		if ((a = yamldoc_double(d, b->doc.nodes.start, n, sizeof *a)) ==
-		    NULL)
-			return false;
-		b->doc.nodes.start = a;
-		b->doc.nodes.top = a + n;
-		b->doc.nodes.end = a + (n < 2 ? 4 : 2 * n);
-		return true;
+	if (!b->mapped &&
+	    yamldoc_cap(n) * sizeof(yaml_node_t) < YAMLDOC_BLOCK) {
+		YAMLDOC_GROW(d, b->doc.nodes, ok);
+		return ok;
 	}
 	if (!b->mapped) {
 		if ((m = util_pages(2 * YAMLDOC_BLOCK)) == NULL)
@@ -158,7 +177,7 @@ yamldoc_more_nodes(struct yamldoc_build *b)
 		m->size = 2 * YAMLDOC_BLOCK;
 		m->next = d->maps;
 		memcpy((char *)m + YAMLDOC_HDR, b->doc.nodes.start,
-		       n * sizeof *a);
+		       n * sizeof(yaml_node_t));
 		b->mapped = true;
 	} else {
 		if (m->size > SIZE_MAX / 2 ||
@@ -251,43 +270,26 @@ yamldoc_anchor(struct yamldoc_build *b, const yaml_char_t *name, int id,
 static bool
 yamldoc_add_item(struct yamldoc *d, yaml_node_t *seq, int id)
 {
-	yaml_node_item_t *a;
-	size_t n;
+	bool ok = true;
 
-	if (seq->data.sequence.items.top == seq->data.sequence.items.end) {
-		n = (size_t)(seq->data.sequence.items.top -
-		             seq->data.sequence.items.start);
-		if ((a = yamldoc_double(d, seq->data.sequence.items.start, n,
-		                        sizeof *a)) == NULL)
-			return false;
-		seq->data.sequence.items.start = a;
-		seq->data.sequence.items.top = a + n;
-		seq->data.sequence.items.end = a + (n < 2 ? 4 : 2 * n);
-	}
-	*seq->data.sequence.items.top++ = id;
-	return true;
+	if (seq->data.sequence.items.top == seq->data.sequence.items.end)
+		YAMLDOC_GROW(d, seq->data.sequence.items, ok);
+	if (ok)
+		*seq->data.sequence.items.top++ = id;
+	return ok;
 }
 
 static bool
 yamldoc_add_pair(struct yamldoc *d, yaml_node_t *map, int key, int value)
 {
-	yaml_node_pair_t *a;
-	size_t n;
+	bool ok = true;
 
-	if (map->data.mapping.pairs.top == map->data.mapping.pairs.end) {
-		n = (size_t)(map->data.mapping.pairs.top -
-		             map->data.mapping.pairs.start);
-		if ((a = yamldoc_double(d, map->data.mapping.pairs.start, n,
-		                        sizeof *a)) == NULL)
-			return false;
-		map->data.mapping.pairs.start = a;
-		map->data.mapping.pairs.top = a + n;
-		map->data.mapping.pairs.end = a + (n < 2 ? 4 : 2 * n);
-	}
-	map->data.mapping.pairs.top->key = key;
-	map->data.mapping.pairs.top->value = value;
-	map->data.mapping.pairs.top++;
-	return true;
+	if (map->data.mapping.pairs.top == map->data.mapping.pairs.end)
+		YAMLDOC_GROW(d, map->data.mapping.pairs, ok);
+	if (ok)
+		*map->data.mapping.pairs.top++ =
+		        (yaml_node_pair_t){.key = key, .value = value};
+	return ok;
 }
 
 /* Node id into the open collection: an item, a key, or a key's value. */
@@ -418,7 +420,7 @@ yamldoc_open(struct yamldoc_build *b, const yaml_event_t *ev)
 			return yamldoc_fail(b->d, &ev->start_mark,
 			                    "out of memory");
 		b->open = o;
-		b->capopen = b->nopen < 2 ? 4 : 2 * b->nopen;
+		b->capopen = yamldoc_cap(b->nopen);
 	}
 	if ((id = yamldoc_node(b, &n, anchor)) == 0)
 		return false;

@@ -103,8 +103,14 @@ tasks_wake_now(struct daemon *d, struct ledger_rec *r)
 void
 tasks_wake(struct daemon *d, struct ledger_rec *r)
 {
-	if (d->store == NULL || (r->pins == 0 && !r->unsaved))
+	if (tasks_rec_settled(d, r))
 		tasks_wake_now(d, r);
+}
+
+bool
+tasks_rec_settled(const struct daemon *d, const struct ledger_rec *r)
+{
+	return d->store == NULL || (r->pins == 0 && !r->unsaved);
 }
 
 void

@@ -84,6 +84,9 @@ void tasks_pack_rec(struct daemon *d, msgpack_packer *pk,
 /* Answer every `wait` on r (ended): its record, once its end is committed
  * (at once without a store). */
 void tasks_wake(struct daemon *, struct ledger_rec *r);
+/* Whether what memory has of r is what the store has (always so without
+ * a store): no write of it in flight, the last one stored. */
+bool tasks_rec_settled(const struct daemon *, const struct ledger_rec *r);
 /* Answer every `wait` on r now, stored or not: r leaves memory. */
 void tasks_wake_now(struct daemon *, struct ledger_rec *r);
 /* The last write of r in flight is done (stored or not: r->unsaved says):

@@ -436,8 +436,7 @@ tasks_serve_wait(struct client *cl, struct daemon *d, struct ledger_rec *r,
 {
 	struct tasks *t = d->tasks;
 
-	if (ledger_ended(r) &&
-	    (d->store == NULL || (r->pins == 0 && !r->unsaved))) {
+	if (ledger_ended(r) && tasks_rec_settled(d, r)) {
 		tasks_answer_rec(cl, d, id, r, -1);
 		return;
 	}
