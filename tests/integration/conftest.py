@@ -4,10 +4,12 @@ Each test writes its own supervisor.d/, starts the daemon, and waits for the
 events it prints (one line each on stderr) with a deadline: no fixed sleeps.
 Every test ends by checking that no worker outlived the daemon.
 """
+import contextlib
 import json
 import os
 import queue
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -131,6 +133,16 @@ class Daemon:
         while self.count(kind, path) < n:
             self._next(deadline, f"{n} {kind} (have {self.count(kind, path)})")
 
+    def wait_detail(self, kind, part, n=1, timeout=TIMEOUT):
+        """Until n events of this kind whose detail holds part have been
+        seen in all (in any order)."""
+        def have():
+            return sum(1 for e in self.seen
+                       if e.kind == kind and part in (e.detail or ""))
+        deadline = time.monotonic() + timeout
+        while have() < n:
+            self._next(deadline, f"{n} {kind} saying {part!r} (have {have()})")
+
     def collect(self, until_kind, until_path=None, timeout=TIMEOUT):
         """Every event up to and including the one named."""
         start = self.cursor
@@ -191,6 +203,19 @@ def alive(pid):
         return stat_fields(pid)[0] != "Z"
     except (FileNotFoundError, ProcessLookupError):  # gone, or going
         return False
+
+
+@contextlib.contextmanager
+def store_locked(path):
+    """The state store's write lock held by another process (its writer
+    then waits, past its busy timeout fails) until the block ends."""
+    db = sqlite3.connect(str(path), timeout=5, isolation_level=None)
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    finally:
+        db.execute("ROLLBACK")
+        db.close()
 
 
 def wait_until(pred, timeout=TIMEOUT, what="condition"):

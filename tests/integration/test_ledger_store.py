@@ -50,14 +50,18 @@ def frames(s, buf, timeout=TIMEOUT):
         buf += chunk
 
 
-def stored_keys(supd):
-    """The keys of the tasks table, as a fresh reader of the store sees
-    them (what a restart reads back)."""
+def stored_states(supd):
+    """Key -> state of the tasks table, as a fresh reader of the store sees
+    it (what a restart reads back)."""
     db = sqlite3.connect(str(supd.tmp / "state" / "agentsup.db"))
     try:
-        return {k for (k,) in db.execute("SELECT key FROM tasks")}
+        return dict(db.execute("SELECT key, state FROM tasks"))
     finally:
         db.close()
+
+
+def stored_keys(supd):
+    return set(stored_states(supd))
 
 
 def test_answered_spawns_survive_sigkill(supd):

@@ -14,7 +14,7 @@ from datetime import datetime
 
 import pytest
 
-from conftest import TIMEOUT, alive, wait_until
+from conftest import TIMEOUT, alive, store_locked, wait_until
 
 PYCLIENT = os.path.join(os.environ.get("AGENTSUP_SRC", os.getcwd()), "tools", "python")
 
@@ -169,16 +169,11 @@ def test_store_error_at_run_time_is_an_event(supd):
         """)
     d = start(supd, tmp, conf, 0)
     wait_until(lambda: acked(tmp, "w0") > 2, what="acks")
-    db = sqlite3.connect(str(state / "agentsup.db"), timeout=5, isolation_level=None)
-    db.execute("BEGIN IMMEDIATE")
-    try:
+    with store_locked(state / "agentsup.db"):
         d.wait("store_error", "root/w0")
         held = acked(tmp, "w0")
         before = d.count("started", "root/crashers/crasher")
         d.wait_count("started", before + 2, "root/crashers/crasher")  # supervision goes on
-    finally:
-        db.execute("ROLLBACK")
-        db.close()
     wait_until(lambda: acked(tmp, "w0") > held, what="acks after the lock")
     d.kill()
     db = sqlite3.connect(str(state / "agentsup.db"))

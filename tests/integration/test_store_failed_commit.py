@@ -5,9 +5,8 @@ answered ok (created: false) without the record ever being written: a
 SIGKILL then lost a running, acknowledged task (found in an audit). Now a
 record whose last write failed is written again when its key is asked
 for, and the answer comes after that write."""
-import sqlite3
 
-from conftest import TIMEOUT, alive, wait_until
+from conftest import alive, store_locked, wait_until
 from test_dynamic import pool
 from test_ledger_store import restart, settings, stored_keys
 
@@ -21,16 +20,10 @@ def test_spawn_acknowledged_after_a_failed_commit_is_durable(supd):
                  """)}
     d = supd.start(files)
     d.wait("started", "root/idle")
-    db = sqlite3.connect(str(supd.tmp / "state" / "agentsup.db"),
-                         timeout=5, isolation_level=None)
-    db.execute("BEGIN IMMEDIATE")
-    try:
+    with store_locked(supd.tmp / "state" / "agentsup.db"):
         r = d.ctl("spawn", "pool", "--key", "k1")
         # the commit failed: the answer says so
         assert r.returncode != 0 and "could not be stored" in r.stderr, r
-    finally:
-        db.execute("ROLLBACK")
-        db.close()
     # ... and yet the task runs
     d.wait("started", "root/pool/k1")
     # the store works again; the same spawn is answered ok: acknowledged

@@ -9,12 +9,10 @@ docs/config.md: "`agentsupctl spawn`, `replay` and a worker's `spawn` are
 answered only once the task's record is committed ..., and `drop` once the
 row is deleted"."""
 import os
-import sqlite3
 import sys
 import textwrap
-import time
 
-from conftest import TIMEOUT, alive, wait_until
+from conftest import alive, store_locked, wait_until
 from test_ledger_store import stored_keys
 
 
@@ -63,21 +61,12 @@ def test_answers_given_while_the_queue_is_full_are_durable(supd):
     d.ctl("spawn", "pool", "--key", "old", "--env", "DELAY=0", check=0)
     d.wait("task_done", "root/pool/old")
     wait_until(lambda: "old" in stored_keys(supd), what="old stored ended")
-    db = sqlite3.connect(str(supd.tmp / "state" / "agentsup.db"),
-                         timeout=5, isolation_level=None)
-    db.execute("BEGIN IMMEDIATE")
-    try:
+    with store_locked(supd.tmp / "state" / "agentsup.db"):
         (supd.tmp / "go").write_text("")
-        deadline = time.monotonic() + TIMEOUT
-        while not any(e.kind == "store_error" and
-                      "queue is full" in (e.detail or "") for e in d.seen):
-            d._next(deadline, "store_error: the store's queue is full")
+        d.wait_detail("store_error", "queue is full")
         spawn = d.ctl("spawn", "pool", "--key", "new")
         drop = d.ctl("drop", "pool/old")
         d.kill()  # SIGKILL right after the answers
-    finally:
-        db.execute("ROLLBACK")
-        db.close()
     for p in list(d.pids):
         wait_until(lambda: not alive(p), what="tasks die with agentsupd")
     keys = stored_keys(supd)

@@ -6,22 +6,11 @@ ended record pushed the oldest out, and it was the only copy of its end).
 Before: the store kept the tasks as running, and a restart ran them again
 (found in an audit: "unsaved records are retried only on a request for
 their key")."""
-import sqlite3
-import time
-
-from conftest import TIMEOUT, wait_until
+from conftest import TIMEOUT, store_locked, wait_until
 from test_dynamic import pool
-from test_ledger_store import settings
+from test_ledger_store import settings, stored_states as stored
 
 N = 70
-
-
-def stored(supd):
-    db = sqlite3.connect(str(supd.tmp / "state" / "agentsup.db"))
-    try:
-        return dict(db.execute("SELECT key, state FROM tasks"))
-    finally:
-        db.close()
 
 
 def test_tasks_ended_during_a_store_outage_are_written_after_it(supd):
@@ -39,20 +28,11 @@ def test_tasks_ended_during_a_store_outage_are_written_after_it(supd):
     d.wait_count("started", N + 1)
     assert sorted(stored(supd)) == sorted(f"t{i}" for i in range(N))
     assert all(s in (0, 1) for s in stored(supd).values())  # not ended
-    db = sqlite3.connect(str(supd.tmp / "state" / "agentsup.db"),
-                         timeout=5, isolation_level=None)
-    db.execute("BEGIN IMMEDIATE")
-    try:
+    with store_locked(supd.tmp / "state" / "agentsup.db"):
         end.write_text("")
         d.wait_count("task_done", N)
         # every end's write failed: the lock was held past the busy timeout
-        deadline = time.monotonic() + TIMEOUT
-        while sum(1 for e in d.seen if e.kind == "store_error"
-                  and "task pool/t" in (e.detail or "")) < N:
-            d._next(deadline, f"{N} failed writes")
-    finally:
-        db.execute("ROLLBACK")
-        db.close()
+        d.wait_detail("store_error", "task pool/t", N)
     wait_until(lambda: sorted(stored(supd).values()) == [2] * N,
                timeout=TIMEOUT,
                what=f"all {N} ends written once the store works again")

@@ -6,24 +6,12 @@ same connection afterwards is answered (the turn that ended the task is
 over) while the wait is not; released, the wait has its answer. A wait
 asked between the end and its commit waits for the commit too."""
 import socket
-import sqlite3
 import textwrap
 import threading
-import time
 
-from conftest import TIMEOUT
+from conftest import store_locked
 
-from test_ledger_store import frame, frames
-
-
-def stored_state(supd, key):
-    db = sqlite3.connect(str(supd.tmp / "state" / "agentsup.db"))
-    try:
-        row = db.execute("SELECT state FROM tasks WHERE key = ?",
-                         (key,)).fetchone()
-        return None if row is None else row[0]
-    finally:
-        db.close()
+from test_ledger_store import frame, frames, stored_states
 
 
 def conf(supd):
@@ -69,19 +57,27 @@ class Conn:
         return self.answers[i]
 
 
-def test_wait_answered_once_the_end_is_stored(supd):
-    supd.write({"a.yaml": conf(supd)}, settings=False)
+def waiting(supd, text):
+    """agentsupd on the tree text, pool/t running, and a wait on it that
+    agentsupd has read (a status after it on the connection answered)."""
+    supd.write({"a.yaml": text}, settings=False)
     d = supd.start()
     d.wait("started", "root/idle")
     d.ctl("spawn", "pool", "--key", "t", check=0)
     d.wait("started", "root/pool/t")
-    early = Conn(d.socket)
-    w1 = early.send("wait", "pool/t")
-    assert early.until(early.send("status"))["ok"]  # the wait is in
-    db = sqlite3.connect(str(supd.tmp / "state" / "agentsup.db"),
-                         timeout=5, isolation_level=None)
-    db.execute("BEGIN IMMEDIATE")
-    try:
+    c = Conn(d.socket)
+    w = c.send("wait", "pool/t")
+    assert c.until(c.send("status"))["ok"]
+    return d, c, w
+
+
+def locked(supd):
+    return store_locked(supd.tmp / "state" / "agentsup.db")
+
+
+def test_wait_answered_once_the_end_is_stored(supd):
+    d, early, w1 = waiting(supd, conf(supd))
+    with locked(supd):
         (supd.tmp / "end").write_text("")
         d.wait("task_done", "root/pool/t")
         assert early.until(early.send("status"))["ok"]
@@ -92,9 +88,6 @@ def test_wait_answered_once_the_end_is_stored(supd):
         assert late.until(late.send("status"))["ok"]
         assert w2 not in late.answers, \
             f"wait answered before the end was stored: {late.answers[w2]}"
-    finally:
-        db.execute("ROLLBACK")
-        db.close()
     for c, w in ((early, w1), (late, w2)):
         m = c.until(w)
         assert m["ok"] and m["result"]["state"] == "done", m
@@ -105,33 +98,17 @@ def test_wait_answered_once_a_failed_end_is_written_again(supd):
     """The end's write fails (the lock held past the busy timeout): the
     wait is not answered "done" then (a SIGKILL would have run the task
     again), but once the retry has written the end."""
-    supd.write({"a.yaml": conf(supd)}, settings=False)
-    d = supd.start()
-    d.wait("started", "root/idle")
-    d.ctl("spawn", "pool", "--key", "t", check=0)
-    d.wait("started", "root/pool/t")
-    c = Conn(d.socket)
-    w = c.send("wait", "pool/t")
-    assert c.until(c.send("status"))["ok"]
-    db = sqlite3.connect(str(supd.tmp / "state" / "agentsup.db"),
-                         timeout=5, isolation_level=None)
-    db.execute("BEGIN IMMEDIATE")
-    try:
+    d, c, w = waiting(supd, conf(supd))
+    with locked(supd):
         (supd.tmp / "end").write_text("")
         d.wait("task_done", "root/pool/t")
-        deadline = time.monotonic() + TIMEOUT
-        while not any(e.kind == "store_error" and "pool/t" in (e.detail or "")
-                      for e in d.seen):
-            d._next(deadline, "store_error: the end's write failed")
+        d.wait_detail("store_error", "pool/t")  # the end's write failed
         assert c.until(c.send("status"))["ok"]
         assert w not in c.answers, \
             f"wait answered though the end's write failed: {c.answers[w]}"
-    finally:
-        db.execute("ROLLBACK")
-        db.close()
     m = c.until(w)  # the retry wrote it
     assert m["ok"] and m["result"]["state"] == "done", m
-    assert stored_state(supd, "t") == 2
+    assert stored_states(supd)["t"] == 2
     c.s.close()
 
 
@@ -139,30 +116,17 @@ def test_wait_on_a_task_replayed_before_its_end_was_stored(supd):
     """A replay between the end and its commit: the wait is answered with
     the replayed run's end, never with a record that is running again."""
     end, end2, ran = supd.tmp / "end", supd.tmp / "end2", supd.tmp / "ran"
-    supd.write({"a.yaml": conf(supd).replace(
+    d, c, w = waiting(supd, conf(supd).replace(
         f"while [ ! -e {end} ]; do sleep 0.05; done",
         f"if [ -e {ran} ]; then while [ ! -e {end2} ]; do sleep 0.05; done; "
         f"exit 0; fi; touch {ran}; "
-        f"while [ ! -e {end} ]; do sleep 0.05; done")}, settings=False)
-    d = supd.start()
-    d.wait("started", "root/idle")
-    d.ctl("spawn", "pool", "--key", "t", check=0)
-    d.wait("started", "root/pool/t")
-    c = Conn(d.socket)
-    w = c.send("wait", "pool/t")
-    assert c.until(c.send("status"))["ok"]
-    db = sqlite3.connect(str(supd.tmp / "state" / "agentsup.db"),
-                         timeout=5, isolation_level=None)
-    db.execute("BEGIN IMMEDIATE")
-    try:
+        f"while [ ! -e {end} ]; do sleep 0.05; done"))
+    with locked(supd):
         end.write_text("")
         d.wait("task_done", "root/pool/t")
         other = Conn(d.socket)
         other.send("replay", "pool/t")
         d.wait("started", "root/pool/t")  # the replay runs (till end2)
-    finally:
-        db.execute("ROLLBACK")
-        db.close()
     assert c.until(c.send("status"))["ok"]
     assert w not in c.answers, f"wait answered mid-replay: {c.answers[w]}"
     end2.write_text("")
@@ -183,11 +147,8 @@ def test_wait_not_answered_by_an_older_write_after_the_end_was_refused(supd):
     supd.write({"a.yaml": conf(supd)}, settings=False)
     d = supd.start()
     d.wait("started", "root/idle")
-    db = sqlite3.connect(str(supd.tmp / "state" / "agentsup.db"),
-                         timeout=5, isolation_level=None)
     c = Conn(d.socket)
-    db.execute("BEGIN IMMEDIATE")
-    try:
+    with locked(supd):
         c.send("spawn", "pool", {"key": "t"})  # its write waits on the lock
         d.wait("started", "root/pool/t")
         w = Conn(d.socket)
@@ -197,18 +158,12 @@ def test_wait_not_answered_by_an_older_write_after_the_end_was_refused(supd):
         flood.s.sendall(b"".join(
             frame({"t": "req", "id": i + 1, "cmd": "spawn",
                    "args": ["pool", {"key": "t"}]}) for i in range(8300)))
-        deadline = time.monotonic() + TIMEOUT
-        while not any(e.kind == "store_error" and
-                      "queue is full" in (e.detail or "") for e in d.seen):
-            d._next(deadline, "store_error: the store's queue is full")
+        d.wait_detail("store_error", "queue is full")
         (supd.tmp / "end").write_text("")
         d.wait("task_done", "root/pool/t")
-    finally:
-        db.execute("ROLLBACK")
-        db.close()
     m = w.until(wid)  # the retry writes the end within 5 s
     assert m["ok"] and m["result"]["state"] == "done", m
-    assert stored_state(supd, "t") == 2, "answered done, stored pending"
+    assert stored_states(supd)["t"] == 2, "answered done, stored pending"
 
 
 def drain(conn):
