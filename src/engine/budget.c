@@ -479,12 +479,7 @@ budget_under(const struct node *n, uint64_t now)
 	if (!b->enabled)
 		return true;
 	budget_spend(n, now, &s);
-	for (unsigned l = 0; l < BUDGET__LIMITS; l++) {
-		double lim = budget_limit_of(b, l);
-		if (lim > 0 && budget_spend_of(&s, l) >= lim)
-			return false;
-	}
-	return true;
+	return budget_under_spend(b, &s);
 }
 
 bool
