@@ -98,17 +98,61 @@ startable(const struct node *n)
 	return n->state == NODE_STOPPED || (node_is_worker(n) && node_down(n));
 }
 
+/* Its restart job over one child: stop n (or wait for the stop under way),
+ * then start it; never counted toward intensity. */
+static void
+restart_child(struct tree *t, struct node *n)
+{
+	sup_begin_job(t, n->parent,
+	              (struct job){.kind = JOB_RESTART,
+	                           .phase = PHASE_STOP,
+	                           .select = SELECT_ALL,
+	                           .how = STOP_GRACEFUL,
+	                           .lo = n->index,
+	                           .hi = n->index + 1});
+}
+
+/* Stopping by an operator's stop or drain: a start or reset undoes that. */
+static bool
+operator_stopping(const struct node *n)
+{
+	return n->state == NODE_STOPPING && n->held;
+}
+
+/* Whether a start of n can be carried out now. One of a node an operator is
+ * stopping brings it back once the stop is done, as systemctl start queues
+ * behind a stop (an ack that did nothing left it stopped for good, and no
+ * longer held); stopping for any other reason (its supervisor's job, a
+ * budget) is not the operator's to undo. */
+static struct refusal
+start_check(const struct node *n)
+{
+	struct refusal r;
+
+	if (n->state != NODE_STOPPING)
+		return startable(n) ? parent_open(n) : ok;
+	r = parent_open(n);
+	if (r.kind == REFUSED_NONE &&
+	    (!n->held || n->parent == NULL || n->removed))
+		r = refuse(REFUSED_STOPPING, n);
+	return r;
+}
+
 struct refusal
 command_start(struct tree *t, struct node *n, uint64_t now)
 {
 	struct refusal r = tree_open(t);
 
 	t->now = now;
-	if (r.kind == REFUSED_NONE && startable(n))
-		r = parent_open(n);
+	if (r.kind == REFUSED_NONE)
+		r = start_check(n);
 	if (r.kind != REFUSED_NONE)
 		return r;
 	n->held = false;
+	if (n->state == NODE_STOPPING) {
+		restart_child(t, n);
+		return ok;
+	}
 	if (n->state == NODE_STOPPED)
 		n->last = (struct reason){0};
 	if (startable(n))
@@ -142,13 +186,16 @@ command_restart(struct tree *t, struct node *n, uint64_t now)
 			s->children[i]->held = false;
 	}
 	n->held = false;
+	if (!sup) {
+		restart_child(t, n);
+		return ok;
+	}
 	sup_begin_job(t, s,
 	              (struct job){.kind = JOB_RESTART,
 	                           .phase = PHASE_STOP,
 	                           .select = SELECT_ALL,
 	                           .how = STOP_GRACEFUL,
-	                           .lo = sup ? 0 : n->index,
-	                           .hi = sup ? s->nchildren : n->index + 1});
+	                           .hi = s->nchildren});
 	return ok;
 }
 
@@ -221,7 +268,7 @@ reset_subtree(struct tree *t, struct node *n, uint64_t now)
 	 * parent runs, and their jobs find the workers below reset */
 	budget_reset(t, n);
 	intensity_forget(n);
-	if (n->state == NODE_STOPPED) {
+	if (n->state == NODE_STOPPED || operator_stopping(n)) {
 		free(again);
 		return command_start(t, n, now);
 	}
@@ -248,12 +295,16 @@ command_reset(struct tree *t, struct node *n, uint64_t now)
 		r = reset_check(n);
 	if (r.kind == REFUSED_NONE && node_down(n))
 		r = parent_open(n);
+	else if (r.kind == REFUSED_NONE && operator_stopping(n))
+		r = start_check(n);
 	if (r.kind != REFUSED_NONE)
 		return r;
 	if (node_is_worker(n)) {
 		budget_reset(t, n); /* spend cleared */
 		reset_worker(t, n);
-		return startable(n) ? command_start(t, n, now) : ok;
+		return startable(n) || operator_stopping(n)
+		               ? command_start(t, n, now)
+		               : ok;
 	}
 	return reset_subtree(t, n, now);
 }

@@ -235,6 +235,37 @@ def test_stop_stays_stopped_until_started(supd):
     assert beta["state"] == "running" and beta["held"] is False
 
 
+def test_start_during_an_operators_stop_comes_after_it(supd):
+    """`stop X && start X` (docs/operations.md) while X takes its time to
+    stop: the start is carried out once X is down, for a worker and for a
+    supervisor (it was acknowledged and did nothing: X stayed stopped for
+    good, no longer held, with status healthy)."""
+    def slow(name):
+        return sh(f"""[ "$AGENTSUP_INCARNATION" = 0 ] || exec sleep 1000
+            trap '' TERM
+            while [ ! -e {supd.tmp / name} ]; do sleep 0.05; done""")
+    d = supd.start({"root.yaml": f"""
+    supervisor: root
+    children:
+      - {{worker: w, command: {slow("go-w")}, shutdown: 60s}}
+      - supervisor: team
+        children:
+          - {{worker: v, command: {slow("go-v")}, shutdown: 60s}}
+    """})
+    d.wait("started", "root/team/v")
+    for name, path in (("w", "root/w"), ("team", "root/team/v")):
+        old = by_path(d.ctl_json("status"))[path]["pid"]
+        d.ctl("stop", name, check=0)
+        r = d.ctl("start", name)
+        assert r.returncode == 0, r.stderr
+        assert by_path(d.ctl_json("status"))[path]["state"] == "stopping"
+        (supd.tmp / f"go-{path[-1]}").touch()
+        assert d.wait("started", path).pid != old
+    nodes = by_path(d.ctl_json("status"))
+    for p in ("root/w", "root/team", "root/team/v"):
+        assert nodes[p]["state"] == "running" and nodes[p]["held"] is False, p
+
+
 def test_restart_subtree_in_order(supd):
     d = started(supd.start(TREE))
     d.ctl("restart", "team", check=0)

@@ -443,6 +443,88 @@ test_reload_starts_a_changed_failed_worker(void **state)
 	run_free(r);
 }
 
+/* --- a start or reset while an operator's stop is under way ------------- */
+
+/* The stop goes on; the start comes once the process is down (an ack that
+ * did nothing left it stopped for good, and no longer held). */
+static void
+test_start_during_an_operators_stop_comes_after_it(void **state)
+{
+	struct run *r = run_new(FLAKY);
+
+	(void)state;
+	r->obedient = false; /* w takes its time to stop */
+	r->log[0] = '\0';
+	ok_(command_stop(r->t, N(r, "w"), r->now));
+	ok_(command_start(r->t, N(r, "w"), r->now));
+	pump(r);
+	expect(r, "stop root/w\n"); /* one stop, no start yet */
+	assert_false(N(r, "w")->held);
+	crash(r, "w", 0); /* its exit: down as asked */
+	expect(r, "start root/w\n");
+	assert_string_equal(state_of(r, "w"), "running");
+	assert_int_equal(N(r, "w")->failures, 0); /* not a failure */
+	run_free(r);
+}
+
+static void
+test_reset_during_an_operators_stop_comes_after_it(void **state)
+{
+	struct run *r = run_new(FLAKY);
+
+	(void)state;
+	r->obedient = false;
+	r->log[0] = '\0';
+	ok_(command_drain(r->t, N(r, "w"), r->now));
+	ok_(command_reset(r->t, N(r, "w"), r->now));
+	pump(r);
+	expect(r, "drain root/w\n");
+	crash(r, "w", 0);
+	expect(r, "start root/w\n");
+	assert_string_equal(state_of(r, "w"), "running");
+	run_free(r);
+}
+
+/* A supervisor too: its children stop, then it starts them again. */
+static void
+test_start_during_a_supervisors_stop_comes_after_it(void **state)
+{
+	struct run *r = run_new(NESTED(""));
+
+	(void)state;
+	r->obedient = false;
+	r->log[0] = '\0';
+	ok_(command_stop(r->t, N(r, "s"), r->now));
+	ok_(command_start(r->t, N(r, "s"), r->now));
+	pump(r);
+	expect(r, "stop root/s/x\nstop root/s/w\n");
+	crash(r, "x", 0);
+	crash(r, "w", 0);
+	expect(r, "start root/s/w\nstart root/s/x\n");
+	assert_string_equal(state_of(r, "s"), "running");
+	run_free(r);
+}
+
+/* What stops for another reason, or the root, is not the operator's to
+ * undo: a start says so, and changes nothing. */
+static void
+test_start_of_what_stops_for_another_reason_is_refused(void **state)
+{
+	struct run *r = run_new(FLAKY);
+
+	(void)state;
+	r->obedient = false;
+	ok_(command_stop(r->t, N(r, "root"), r->now));
+	pump(r);
+	assert_int_equal(command_start(r->t, N(r, "root"), r->now).kind,
+	                 REFUSED_STOPPING);
+	assert_int_equal(command_start(r->t, N(r, "w"), r->now).kind,
+	                 REFUSED_PARENT_DOWN);
+	assert_false(N(r, "w")->held);
+	assert_true(N(r, "root")->held);
+	run_free(r);
+}
+
 /* --- shutdown cuts every stop short; exit waits for the removed ---------- */
 
 static void
@@ -705,6 +787,14 @@ main(void)
 	        cmocka_unit_test(
 	                test_declared_rate_limit_with_status_0_restarts_a_transient),
 	        cmocka_unit_test(test_reload_starts_a_changed_failed_worker),
+	        cmocka_unit_test(
+	                test_start_during_an_operators_stop_comes_after_it),
+	        cmocka_unit_test(
+	                test_reset_during_an_operators_stop_comes_after_it),
+	        cmocka_unit_test(
+	                test_start_during_a_supervisors_stop_comes_after_it),
+	        cmocka_unit_test(
+	                test_start_of_what_stops_for_another_reason_is_refused),
 	        cmocka_unit_test(test_shutdown_cuts_an_operators_stop_short),
 	        cmocka_unit_test(
 	                test_shutdown_stops_the_removed_and_waits_for_them),
