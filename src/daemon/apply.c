@@ -189,11 +189,15 @@ daemon_reload_done(void *arg, struct config *cfg, struct config_errors *errs,
 	free(msg);
 }
 
+/* SIGHUP or `agentsupctl reload` alike: logrotate's reopen of the events
+ * file and the log_dir files, then the config read off the loop. */
 void
 daemon_reload(struct daemon *d, uint64_t client, uint64_t id)
 {
 	struct reload_waiter w = {client, id};
 
+	events_reopen(&d->events);
+	logcap_reopen(d->logcap);
 	notify_up_reloading(d->up, "reloading");
 	reloader_request(d->reloader, client != 0 ? &w : NULL);
 }

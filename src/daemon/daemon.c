@@ -369,8 +369,6 @@ on_hup_signal(struct ev_loop *loop, ev_signal *s, int revents)
 
 	(void)loop;
 	(void)revents;
-	events_reopen(&d->events);
-	logcap_reopen(d->logcap);
 	daemon_reload(d, 0, 0);
 }
 

@@ -48,6 +48,13 @@ void sup_run(struct tree *, struct node *);
 /* A child reached the state its supervisor asked for (or stopped). */
 void sup_child_settled(struct tree *, struct node *sup);
 
+/* reload.c: a worker a reload moved keeps its name; its new place waits
+ * until the removed one is down, so one agent never runs twice (with one
+ * capture, one checkpoint). */
+bool reload_namesake_alive(const struct tree *, const struct node *c);
+/* A removed worker is down: the job waiting to start its namesake goes on. */
+void reload_buried_down(struct tree *, const struct node *n);
+
 /* strategy.c: what a supervisor does about a failed child. */
 void strategy_child_failed(struct tree *, struct node *sup, struct node *c,
                            struct reason);

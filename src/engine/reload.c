@@ -67,6 +67,39 @@ bury(struct tree *t, struct node *n)
 	node_stop(t, n, STOP_GRACEFUL);
 }
 
+/* Whether n is a worker of the live tree or the graveyard named as c. */
+static bool
+namesake(const struct node *n, const struct node *c)
+{
+	return n != c && node_is_worker(n) && n->task == NULL &&
+	       strcmp(n->spec->name, c->spec->name) == 0;
+}
+
+bool
+reload_namesake_alive(const struct tree *t, const struct node *c)
+{
+	const struct node *g = t->graveyard;
+
+	if (c->task != NULL || g->nchildren == 0)
+		return false;
+	for (const struct node *n = g; n != NULL; n = tree_walk_next(g, n))
+		if (namesake(n, c) && !node_down(n))
+			return true;
+	return false;
+}
+
+void
+reload_buried_down(struct tree *t, const struct node *n)
+{
+	for (struct node *h = t->root; h != NULL;
+	     h = tree_walk_next(t->root, h))
+		if (namesake(h, n)) {
+			if (h->parent != NULL)
+				sup_run(t, h->parent);
+			return;
+		}
+}
+
 static void reload_node(struct tree *, struct node *, const struct spec *,
                         struct reload_report *);
 

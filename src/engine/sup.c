@@ -198,6 +198,8 @@ job_start_step(struct tree *t, struct node *s)
 		job_rearm_probe(t, j, c);
 		if (job_starts(j, c) && !j->launched &&
 		    job_should_start(j, c)) {
+			if (node_is_worker(c) && reload_namesake_alive(t, c))
+				return false; /* reload_buried_down goes on */
 			j->launched = true;
 			node_start(t, c);
 			continue;

@@ -83,6 +83,8 @@ w_stopped(struct tree *t, struct node *n, struct reason r)
 	n->running_since = 0;
 	dynamic_child_stopped(t, n); /* an operator's stop cancels a task */
 	sup_child_settled(t, n->parent);
+	if (n->removed)
+		reload_buried_down(t, n);
 }
 
 /* STARTING|RUNNING x STOP: the shutdown sequence (r.code: how). */

@@ -140,6 +140,76 @@ command: {cmd0}
     assert (logs / "w.log").read_text() == "after\n"
 
 
+def test_reload_by_agentsupctl_reopens_a_moved_log_file(supd):
+    """`agentsupctl reload` is SIGHUP (docs/operations.md), logrotate's
+    reopen included: it kept writing into the renamed file."""
+    logs = supd.tmp / "logs"
+    logs.mkdir()
+    trigger = supd.tmp / "trigger"
+    cmd0 = sh(f'''
+    echo before
+    while [ ! -e {trigger} ]; do sleep 0.02; done
+    echo after
+    exec sleep 60
+''')
+    d = start(supd, {"w.yaml": f"""
+worker: w
+command: {cmd0}
+"""}, log_dir=logs)
+    wait_until(lambda: has_line(d, "w | before"), what="the first line")
+    os.rename(logs / "w.log", logs / "w.log.old")
+    os.rename(supd.events, str(supd.events) + ".old")
+    d.ctl("reload")
+    d.wait("reload_applied")
+    trigger.touch()
+    wait_until(lambda: has_line(d, "w | after"), what="the second line")
+    assert (logs / "w.log.old").read_text() == "before\n"
+    assert (logs / "w.log").read_text() == "after\n"
+    assert "reload_applied" in supd.events.read_text()
+
+
+def test_a_worker_moved_by_a_reload_runs_once_and_keeps_its_output(supd):
+    """A reload moves a worker to another supervisor: its new place starts
+    once the old process is down. Both ran at once, sharing the name's
+    capture, and the old one's end closed the new one's stdout: its next
+    line failed (a Python agent's print raised BrokenPipeError, exit 1,
+    counted toward intensity)."""
+    stopping, go, later = (supd.tmp / n for n in ("stopping", "go", "later"))
+    cmd = sh(f'''
+    trap 'touch {stopping}; while [ ! -e {go} ]; do sleep 0.02; done; exit 0' TERM
+    echo up
+    while [ ! -e {later} ]; do sleep 0.02; done
+    echo later
+    while :; do sleep 0.02; done
+''')
+    tree = """
+supervisor: top
+children:
+  - supervisor: x
+    children: [{A}]
+  - supervisor: y
+    children: [{{worker: z, command: [sleep, "1000"]}}{B}]
+"""
+    a = f"{{worker: a, command: {cmd}, shutdown: 60s}}"
+    d = start(supd, {"t.yaml": tree.format(A=a, B="")})
+    wait_until(lambda: has_line(d, "a | up"), what="the first line")
+    (supd.dir / "t.yaml").write_text(tree.format(A="", B=", " + a))
+    d.ctl("reload")
+    d.wait("reload_applied")
+    wait_until(stopping.exists, what="the old a told to stop")
+    nodes = {n["path"]: n for n in d.ctl_json("status")}
+    assert nodes["top/y/a"]["state"] == "stopped"
+    go.touch()
+    d.wait("exited", "top/x/a")
+    d.wait("started", "top/y/a")
+    later.touch()
+    wait_until(lambda: has_line(d, "a | later"), what="the new a's output")
+    assert [l for l in d.lines if l == "a | up"] == ["a | up"] * 2
+    assert d.count("exited", "top/y/a") == 0
+    nodes = {n["path"]: n for n in d.ctl_json("status")}
+    assert nodes["top/y"]["window_restarts"] == 0
+
+
 def test_logs_follow_sees_new_lines(supd):
     trigger = supd.tmp / "trigger"
     cmd0 = sh(f'''

@@ -525,6 +525,49 @@ test_start_of_what_stops_for_another_reason_is_refused(void **state)
 	run_free(r);
 }
 
+/* --- a worker a reload moves keeps its name: one process at a time ------- */
+
+#define MOVED(sup)                                                             \
+	"supervisor: root\nintensity: 100\nchildren:\n"                        \
+	"  - supervisor: x\n    children: [" sup "]\n"                         \
+	"  - supervisor: y\n    children: [{worker: z, command: x}]\n"
+
+/* a moved to y starts once the old x/a is down (both ran at once, and
+ * the old one's end broke the new one's captured output) */
+static void
+test_a_moved_worker_starts_once_its_old_place_is_down(void **state)
+{
+	struct run *r = run_new(MOVED("{worker: a, command: x}"));
+	struct config *next =
+	        load_yaml("supervisor: root\nintensity: 100\nchildren:\n"
+	                  "  - supervisor: x\n    children: [{worker: b, "
+	                  "command: x}]\n"
+	                  "  - supervisor: y\n    children: [{worker: z, "
+	                  "command: x}, {worker: a, command: x}]\n");
+	struct reload_report rep;
+	const char *why = NULL;
+
+	(void)state;
+	no_backoff(next->root);
+	r->obedient = false;
+	r->log[0] = '\0';
+	assert_int_equal(reload_apply(r->t, next->root, r->now, &rep, &why), 0);
+	pump(r);
+	expect(r, "stop root/x/a\nstart root/x/b\n"); /* not root/y/a yet */
+	assert_string_equal(joined(&rep.added), "root/x/b, root/y/a");
+	reload_report_free(&rep);
+	r->retired = r->cfg;
+	r->cfg = next;
+	r->log[0] = '\0';
+	tree_exited(r->t, r->t->graveyard->children[0],
+	            (struct reason){REASON_SIGNAL, 15}, r->now);
+	pump(r);
+	expect(r, "start root/y/a\n");
+	assert_string_equal(state_of(r, "a"), "running");
+	assert_int_equal(N(r, "y")->super->job.kind, JOB_NONE);
+	run_free(r);
+}
+
 /* --- shutdown cuts every stop short; exit waits for the removed ---------- */
 
 static void
@@ -795,6 +838,8 @@ main(void)
 	                test_start_during_a_supervisors_stop_comes_after_it),
 	        cmocka_unit_test(
 	                test_start_of_what_stops_for_another_reason_is_refused),
+	        cmocka_unit_test(
+	                test_a_moved_worker_starts_once_its_old_place_is_down),
 	        cmocka_unit_test(test_shutdown_cuts_an_operators_stop_short),
 	        cmocka_unit_test(
 	                test_shutdown_stops_the_removed_and_waits_for_them),
