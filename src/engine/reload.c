@@ -259,6 +259,22 @@ repath(struct node *top)
 	}
 }
 
+/* The report's paths of the live tree under its new root's name (they were
+ * made under the old one's); the removed keep the old, as their events do. */
+static void
+reroot_list(struct reload_list *l, const char *from, const char *to)
+{
+	size_t k = strlen(from);
+
+	for (size_t i = 0; i < l->count; i++) {
+		char *p = l->paths[i];
+		if (strncmp(p, from, k) != 0 || (p[k] != '/' && p[k] != '\0'))
+			continue;
+		l->paths[i] = xasprintf("%s%s", to, p + k);
+		free(p);
+	}
+}
+
 int
 reload_apply(struct tree *t, const struct spec *root, uint64_t now,
              struct reload_report *r, const char **why)
@@ -277,8 +293,13 @@ reload_apply(struct tree *t, const struct spec *root, uint64_t now,
 	}
 	renamed = strcmp(t->root->spec->name, root->name) != 0;
 	reload_node(t, t->root, root, r);
-	if (renamed)
+	if (renamed) {
+		struct reload_list *live[] = {&r->added, &r->restarted,
+		                              &r->updated};
+		for (size_t i = 0; i < sizeof live / sizeof *live; i++)
+			reroot_list(live[i], t->root->path, root->name);
 		repath(t->root);
+	}
 	reload_jobs(t, t->root);
 	return 0;
 }

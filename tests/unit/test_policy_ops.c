@@ -568,6 +568,34 @@ test_a_moved_worker_starts_once_its_old_place_is_down(void **state)
 	run_free(r);
 }
 
+/* A lone worker added beside the only root makes the implicit root: the
+ * report names the new tree's paths (it said fleet/fleet, fleet/raw). */
+static void
+test_a_renamed_root_reports_the_new_paths(void **state)
+{
+	struct run *r = run_new("supervisor: fleet\nchildren:\n"
+	                        "  - {worker: planner, command: x}\n");
+	struct config *next =
+	        load_yaml("supervisor: root\nchildren:\n"
+	                  "  - supervisor: fleet\n    children: [{worker: "
+	                  "planner, command: x}]\n"
+	                  "  - {worker: raw, command: x}\n");
+	struct reload_report rep;
+	const char *why = NULL;
+
+	(void)state;
+	assert_int_equal(reload_apply(r->t, next->root, r->now, &rep, &why), 0);
+	pump(r);
+	assert_string_equal(joined(&rep.added), "root/fleet, root/raw");
+	assert_string_equal(joined(&rep.removed), "fleet/planner");
+	assert_string_equal(joined(&rep.updated), "root");
+	reload_report_free(&rep);
+	r->retired = r->cfg;
+	r->cfg = next;
+	assert_string_equal(state_of(r, "root/fleet/planner"), "running");
+	run_free(r);
+}
+
 /* --- shutdown cuts every stop short; exit waits for the removed ---------- */
 
 static void
@@ -840,6 +868,7 @@ main(void)
 	                test_start_of_what_stops_for_another_reason_is_refused),
 	        cmocka_unit_test(
 	                test_a_moved_worker_starts_once_its_old_place_is_down),
+	        cmocka_unit_test(test_a_renamed_root_reports_the_new_paths),
 	        cmocka_unit_test(test_shutdown_cuts_an_operators_stop_short),
 	        cmocka_unit_test(
 	                test_shutdown_stops_the_removed_and_waits_for_them),
