@@ -129,7 +129,7 @@ act_event(struct daemon *d, const struct action *a)
 	switch (a->event) {
 	case EE_RESTARTING:
 		events_emit(&d->events, EV_RESTARTING, n->path, 0, why,
-		            n->starts, NULL);
+		            a->value, NULL);
 		break;
 	case EE_GAVE_UP:
 		util_format_duration(n->spec->pol->period_ms, per, sizeof per);

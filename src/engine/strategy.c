@@ -129,7 +129,13 @@ restart_decision(struct tree *t, struct node *s, struct node *c,
 		give_up(t, s, r, false);
 		return;
 	}
-	tree_event(t, EE_RESTARTING, c, r);
+	/* value: the restart this is, fixed now (an immediate one's spawn
+	 * counts before the shell reads the node) */
+	tree_push(t, (struct action){.kind = ACT_EVENT,
+	                             .node = c,
+	                             .event = EE_RESTARTING,
+	                             .reason = r,
+	                             .value = c->starts});
 	if (delay > 0) {
 		c->backoff_until = t->now + delay;
 		tree_push(t, (struct action){.kind = ACT_EVENT,

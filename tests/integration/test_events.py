@@ -253,3 +253,22 @@ def test_stderr_reader_back_hears_how_many_lines_were_dropped(supd, tmp_path):
     assert n > 0
     # the daemon's log says what it lost: fewer lines than events
     assert len(lines) < events_seen(supd.events)
+
+
+def test_restart_counts_agree_across_events(supd):
+    """exited, restarting, started tell one story: the first restart is
+    restarts 1 in both restarting and started, whether it comes at once
+    (it said 2: the count was read after the spawn) or after a backoff."""
+    crash_twice = sh('[ "$AGENTSUP_INCARNATION" -ge 2 ] && exec sleep 1000; exit 3')
+    d = supd.start({"root.yaml": f"""
+    supervisor: root
+    intensity: 10
+    children:
+      - {{worker: w, command: {crash_twice}, backoff: {{initial: 50ms, jitter: none}}}}
+    """})
+    d.wait("started", "root/w", restarts=2)
+    seen = [(e.kind, e.restarts) for e in d.seen if e.path == "root/w"
+            and e.kind in ("started", "exited", "restarting")]
+    assert seen == [("started", 0), ("exited", 0), ("restarting", 1),
+                    ("started", 1), ("exited", 1), ("restarting", 2),
+                    ("started", 2)], seen
