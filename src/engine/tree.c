@@ -209,8 +209,9 @@ tree_set_state(struct tree *t, struct node *n, enum node_state s)
 		else if (state_live(n->state) && !state_live(s))
 			t->live--;
 	}
+	if (n->state != s) /* a supervisor's job ending leaves its uptime */
+		n->since_ms = t->now;
 	n->state = s;
-	n->since_ms = t->now;
 }
 
 bool

@@ -596,6 +596,24 @@ test_a_renamed_root_reports_the_new_paths(void **state)
 	run_free(r);
 }
 
+/* A supervisor's uptime is its own: a child's restart by an operator (a
+ * job of the supervisor's) left it at the job's end. */
+static void
+test_a_childs_restart_leaves_its_supervisors_uptime(void **state)
+{
+	struct run *r = run_new(NESTED(""));
+	uint64_t since = N(r, "s")->since_ms;
+
+	(void)state;
+	r->now = 60000;
+	ok_(command_restart(r->t, N(r, "w"), r->now));
+	pump(r);
+	assert_string_equal(state_of(r, "w"), "running");
+	assert_int_equal(N(r, "w")->since_ms, 60000);
+	assert_int_equal(N(r, "s")->since_ms, since);
+	run_free(r);
+}
+
 /* --- shutdown cuts every stop short; exit waits for the removed ---------- */
 
 static void
@@ -869,6 +887,8 @@ main(void)
 	        cmocka_unit_test(
 	                test_a_moved_worker_starts_once_its_old_place_is_down),
 	        cmocka_unit_test(test_a_renamed_root_reports_the_new_paths),
+	        cmocka_unit_test(
+	                test_a_childs_restart_leaves_its_supervisors_uptime),
 	        cmocka_unit_test(test_shutdown_cuts_an_operators_stop_short),
 	        cmocka_unit_test(
 	                test_shutdown_stops_the_removed_and_waits_for_them),
