@@ -167,6 +167,15 @@ render_age(uint64_t ms, char *buf, size_t len)
 		         (unsigned long long)(s / 3600 % 24));
 }
 
+/* A node's last_reason, "-" when it has none (nil; "-" from older
+ * daemons). */
+static void
+render_reason(const msgpack_object *n, char *buf, size_t len)
+{
+	if (render_get_s(n, "last_reason", buf, len)[0] == '\0')
+		snprintf(buf, len, "-");
+}
+
 static const char *
 render_color(const char *state, const char *reason, bool held)
 {
@@ -295,7 +304,7 @@ render_node(const msgpack_object *n, const char *prefix, bool color)
 	render_get_s(n, "name", name, sizeof name);
 	render_get_s(n, "kind", kind, sizeof kind);
 	render_get_s(n, "state", state, sizeof state);
-	render_get_s(n, "last_reason", reason, sizeof reason);
+	render_reason(n, reason, sizeof reason);
 	snprintf(label, sizeof label, "%s%s", prefix, name);
 	printf("%-32s %-10s %s%-8s%s", label, kind,
 	       color ? render_color(state, reason, is_held) : "", state,
@@ -420,7 +429,7 @@ render_unhealthy(const msgpack_object *n)
 	if (healthy != NULL && healthy->type == MSGPACK_OBJECT_BOOLEAN)
 		return !healthy->via.boolean;
 	render_get_s(n, "state", state, sizeof state);
-	render_get_s(n, "last_reason", reason, sizeof reason);
+	render_reason(n, reason, sizeof reason);
 	for (int i = 0; bad[i] != NULL; i++)
 		if (strcmp(state, bad[i]) == 0)
 			return true;

@@ -307,6 +307,8 @@ sample_parse_row(struct sampler *t, const msgpack_object *n, struct row *r)
 	sample_str(n, "kind", r->kind, sizeof r->kind);
 	sample_str(n, "state", r->state, sizeof r->state);
 	sample_str(n, "last_reason", r->reason, sizeof r->reason);
+	if (r->reason[0] == '\0') /* nil: none */
+		snprintf(r->reason, sizeof r->reason, "-");
 	sample_str(n, "circuit", r->circuit, sizeof r->circuit);
 	r->depth = sample_uint(n, "depth", &v) && v < 64 ? (int)v : 0;
 	r->pid = sample_uint(n, "pid", &v) ? (long)v : 0;

@@ -51,7 +51,9 @@ on_hello(void *arg)
 	                    .last_reason = last,
 	                    .max_frame = max};
 
-	reason_format(n->last, last, sizeof last);
+	last[0] = '\0'; /* the last failure's, "" if none (docs/protocol.md) */
+	if (n->failures > 0 && reason_abnormal(n->last))
+		reason_format(n->last, last, sizeof last);
 	/* held from now on to what it is told (a reload since its spawn
 	 * included) */
 	s->beat_timeout_ms = session_beat_timeout(n->spec);

@@ -111,7 +111,10 @@ status_pack_node(msgpack_packer *pk, const struct node *n, int depth,
 	                      n->state == NODE_RUNNING ? now - n->since_ms : 0);
 	agentsup_wire_kv_uint(pk, "restarts", n->starts ? n->starts - 1 : 0);
 	reason_format(n->last, why, sizeof why);
-	agentsup_wire_kv_str(pk, "last_reason", why);
+	if (n->last.kind == REASON_NONE) /* absent facts are nil */
+		status_kv_nil(pk, "last_reason");
+	else
+		agentsup_wire_kv_str(pk, "last_reason", why);
 	agentsup_wire_pack_str(pk, "held");
 	n->held ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
 	agentsup_wire_pack_str(pk, "healthy"); /* agentsupctl status's exit */

@@ -392,3 +392,37 @@ def test_the_largest_checkpoint_is_restored(supd, tmp_path):
     wait_until(lambda: out.exists() and out.read_text().endswith("\n"),
                what="the restored checkpoint")
     assert out.read_text().split() == ["1", str(16 << 20)]
+
+
+def test_welcome_last_reason_is_empty_until_a_failure(supd, tmp_path):
+    """welcome's last_reason is the last failure's reason, "" if none
+    (docs/protocol.md): a first start said "-", so a client's
+    `if agent.restored.last_reason:` was true on every fresh start; status
+    has nil for a node that never stopped."""
+    out = tmp_path / "restored"
+    cmd = script(tmp_path, "w", f"""
+        a = agentsup.Agent()
+        r = a.restored
+        with open({str(out)!r}, "a") as f:
+            f.write(json.dumps([a.incarnation, r.restarts, r.last_reason]) + "\\n")
+        if a.incarnation == 0:
+            sys.exit(1)
+        a.ready()
+        a.wait(1000)
+    """)
+    d = supd.start({"a.yaml": f"""
+        supervisor: root
+        children:
+          - {{worker: w, command: {cmd}, backoff: none}}
+          - {{worker: idle, command: [sleep, "1000"]}}
+    """})
+    d.wait("started", "root/w", restarts=1)
+    wait_until(lambda: out.exists() and len(out.read_text().splitlines()) == 2,
+               what="two welcomes")
+    assert [json.loads(l) for l in out.read_text().splitlines()] == [
+        [0, 0, ""], [1, 1, "exit:1"]]
+    nodes = {n["path"]: n for n in d.ctl_json("status")}
+    assert nodes["root/idle"]["last_reason"] is None
+    assert nodes["root/w"]["last_reason"] == "exit:1"
+    assert " last " not in [l for l in d.ctl("status").stdout.splitlines()
+                            if "idle" in l][0]
