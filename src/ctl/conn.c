@@ -164,9 +164,8 @@ conn_wait_read(struct ctl *c, int timeout_ms)
 	}
 	if (r == 0) {
 		c->timed_out = true;
-		fprintf(stderr,
-		        "agentsupctl: no reply from agentsupd within "
-		        "%dms\n",
+		fprintf(stderr, "agentsupctl: %s within %dms\n",
+		        c->late != NULL ? c->late : "no reply from agentsupd",
 		        timeout_ms);
 		return -1;
 	}
@@ -174,13 +173,14 @@ conn_wait_read(struct ctl *c, int timeout_ms)
 	                         conn_keep_frame, c);
 	if (r > 0 || r == AGENTSUP_READ_AGAIN)
 		return 0;
+	if (r == AGENTSUP_READ_ERRNO && errno == EINTR)
+		return -1;
+	c->lost = true;
 	if (r == 0) {
 		fprintf(stderr,
 		        "agentsupctl: agentsupd closed the connection\n");
 		return -1;
 	}
-	if (r == AGENTSUP_READ_ERRNO && errno == EINTR)
-		return -1;
 	if (r == AGENTSUP_READ_ERRNO || r == AGENTSUP_READ_STOPPED)
 		perror("agentsupctl: read");
 	else

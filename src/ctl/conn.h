@@ -36,6 +36,8 @@ struct ctl {
 	const struct task_spawn *spawn; /* spawn's options, or NULL */
 	int reply_ms;                   /* how long an answer may take */
 	bool timed_out;                 /* it took longer */
+	bool lost;                      /* agentsupd closed it, or it broke */
+	const char *late; /* what a timeout says (NULL: no reply) */
 };
 
 int conn_send_all(int fd, const char *p, size_t n);

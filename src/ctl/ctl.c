@@ -245,7 +245,7 @@ ctl_show(struct ctl *c, const char *cmd, const msgpack_object *body, int follow)
 			if (agentsup_wire_is(&f, AGENTSUP_T_EVENT) && e != NULL)
 				render_event(e, c->json);
 		}
-		return 0;
+		return c->lost ? EXIT_UNAVAILABLE : 0; /* else ^C */
 	}
 	if (c->json) {
 		render_json(stdout, body);
@@ -357,7 +357,7 @@ run_logs(struct ctl *c, const char *name, int follow)
 		}
 		fflush(stdout);
 	}
-	return 0;
+	return c->lost ? EXIT_UNAVAILABLE : 0; /* else ^C */
 }
 
 /* --- the command line ----------------------------------------------------- */
@@ -479,8 +479,10 @@ main(int argc, char **argv)
 	if (optind >= argc)
 		return ctl_usage_error("no command given%s%s", "", "");
 	cmd = argv[optind];
-	if (strcmp(cmd, "wait") == 0)
+	if (strcmp(cmd, "wait") == 0) {
 		c.reply_ms = -1; /* until it ends, or --timeout */
+		c.late = "the task has not ended";
+	}
 	if (strcmp(cmd, "spawn") == 0) {
 		rc = task_parse_spawn(argc - optind, argv + optind, &sp,
 		                      &c.json);

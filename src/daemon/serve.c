@@ -279,7 +279,12 @@ serve_logs(struct client *cl, struct daemon *d, const struct request *r)
 	size_t len;
 
 	if (n == NULL || n->spec->kind != KIND_WORKER) {
-		serve_error(cl, r->id, "no such worker: %s", r->name);
+		serve_error(cl, r->id,
+		            n == NULL ? "no such worker: %s"
+		                      : "%s is a supervisor: logs are a "
+		                        "worker's (agentsupctl status %s shows "
+		                        "its workers)",
+		            r->name, r->name);
 		return;
 	}
 	name = session_capture_name(n, nbuf);

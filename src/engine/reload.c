@@ -36,13 +36,20 @@ reload_report_free(struct reload_report *r)
 	}
 }
 
-static bool
+/* Why a reload must wait (a supervisor's job under way), or NULL. */
+static const char *
 busy(const struct node *top)
 {
 	for (const struct node *n = top; n != NULL; n = tree_walk_next(top, n))
 		if (n->super != NULL && n->super->job.kind != JOB_NONE)
-			return true;
-	return false;
+			return n->super->job.kind == JOB_STOP
+			               ? "a supervisor is stopping its "
+			                 "children; "
+			                 "reload again once it has stopped"
+			               : "a restart is in progress; reload "
+			                 "again "
+			                 "once it settles";
+	return NULL;
 }
 
 /* A removed node: stopped (it is held, so nothing restarts it) and kept in
@@ -287,10 +294,8 @@ reload_apply(struct tree *t, const struct spec *root, uint64_t now,
 		*why = "the tree is shutting down or draining";
 		return -1;
 	}
-	if (busy(t->root)) {
-		*why = "a restart is in progress; reload again once it settles";
+	if ((*why = busy(t->root)) != NULL)
 		return -1;
-	}
 	renamed = strcmp(t->root->spec->name, root->name) != 0;
 	reload_node(t, t->root, root, r);
 	if (renamed) {

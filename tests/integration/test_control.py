@@ -324,6 +324,46 @@ def test_events_follow(supd):
     assert "root/alpha" in text and "started" in text
 
 
+def test_followers_say_when_agentsupd_goes(supd):
+    """events --follow and logs -f end with 69 ("closed the connection",
+    docs/operations.md) when agentsupd exits, and 0 on ^C; they said the
+    first and exited 0. logs of a supervisor says what it is."""
+    d = started(supd.start(TREE))
+    r = d.ctl("logs", "team")
+    assert r.returncode == 1 and "team is a supervisor" in r.stderr, r.stderr
+    fs = [subprocess.Popen([AGENTSUPCTL, "--socket", d.socket, *args],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True)
+          for args in (("events", "--follow"), ("logs", "alpha", "-f"))]
+    fs[0].stdout.readline()  # following: the history has come
+    d.ctl("shutdown", check=0)
+    assert d.exit_code() == 0
+    for f in fs:
+        assert f.wait(timeout=TIMEOUT) == 69
+        assert "closed the connection" in f.stderr.read()
+        f.stdout.close()
+        f.stderr.close()
+
+
+def test_reload_during_an_operators_stop_says_so(supd):
+    go = supd.tmp / "go"
+    slow = sh(f"""trap '' TERM
+        while [ ! -e {go} ]; do sleep 0.05; done""")
+    d = supd.start({"root.yaml": f"""
+    supervisor: root
+    children:
+      - supervisor: team
+        children:
+          - {{worker: v, command: {slow}, shutdown: 60s}}
+    """})
+    d.wait("started", "root/team/v")
+    d.ctl("stop", "team", check=0)
+    r = d.ctl("reload")
+    go.touch()
+    assert r.returncode == 1
+    assert "a supervisor is stopping its children" in r.stderr, r.stderr
+
+
 def test_shutdown_command(supd):
     d = started(supd.start(TREE))
     d.ctl("shutdown", check=0)

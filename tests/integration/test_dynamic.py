@@ -106,6 +106,8 @@ def test_wait_timeout_exit_code(supd):
           check=0)
     r = d.ctl("wait", "slow", "--timeout", "300ms")
     assert r.returncode == 124, (r.stdout, r.stderr)
+    # it is the task that has not ended, not agentsupd that is silent
+    assert "the task has not ended within" in r.stderr, r.stderr
     assert d.ctl("wait", "nosuch", "--timeout", "1s").returncode == 1
 
 
