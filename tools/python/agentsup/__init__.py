@@ -37,6 +37,7 @@ import socket
 import struct
 import threading
 import time
+import weakref
 from typing import Any, Callable, Deque, Dict, Iterable, List, Mapping, NamedTuple, Optional, Union
 
 from ._reader import FrameReader, ProtocolError, check_fields
@@ -135,7 +136,8 @@ class Agent:
         # thread's process() handled what it waited for
         self._cond = threading.Condition()
         self._reader_waits = False
-        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._wake_r = self._wake_w = -1  # made with the channel
+        self._finalizer: Optional[weakref.finalize] = None
         self._reader = FrameReader()
         self._out = bytearray()
         self._sock: Optional[socket.socket] = None
@@ -160,6 +162,11 @@ class Agent:
             self._sock = None
             return
         env.pop("AGENTSUP_FD", None)  # nothing we run may speak for us
+        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        # collected without close(), it releases what it holds all the same;
+        # at interpreter exit the OS does, under any thread still using it
+        self._finalizer = weakref.finalize(self, _release, sock, self._wake_r, self._wake_w)
+        self._finalizer.atexit = False
         if dump_stacks_on_usr1:
             faulthandler.register(signal.SIGUSR1, all_threads=True, chain=False)
 
@@ -352,17 +359,16 @@ class Agent:
         return self._wait_for(lambda: not self._out, timeout)
 
     def close(self) -> None:
+        """Send what the socket takes now, then close the channel."""
         if self._sock is not None:
             try:
                 self._flush()
             except OSError:
                 pass
-            self._sock.close()
             self._sock = None
-        for fd in (self._wake_r, self._wake_w):
-            if fd >= 0:
-                os.close(fd)
-        self._wake_r = self._wake_w = -1
+            self._wake_r = self._wake_w = -1
+        if self._finalizer is not None:
+            self._finalizer()  # once: a second close() finds it dead
 
     # -- internals -------------------------------------------------------
     def _handled(self) -> None:
@@ -503,6 +509,15 @@ class Agent:
         self.spawned.append(answer)
         if self.on_spawned is not None:
             self.on_spawned(answer)
+
+
+# What a supervised Agent holds, released by close() or by its finalizer
+# when it is collected without one: no lock taken, it may run within the
+# garbage collector of any thread.
+def _release(sock: socket.socket, wake_r: int, wake_w: int) -> None:
+    sock.close()
+    os.close(wake_r)
+    os.close(wake_w)
 
 
 def _env_int(name: str) -> int:
