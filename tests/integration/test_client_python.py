@@ -485,3 +485,74 @@ def test_dropped_agent_releases_its_descriptors(api):
     assert f.line() == "1 False"  # the channel closed, nothing else left open
     assert f.frame() is None
     f.finish()
+
+
+@pytest.mark.parametrize("api", ["sync", "async"])
+def test_spawn_answers_go_to_their_caller_or_to_spawned(api):
+    """AsyncAgent had no `spawned` (its docstring sends late answers there),
+    and each answer it awaited was also stored in the Agent's: an answer
+    goes to the caller waiting for it, or, once that caller stopped
+    waiting, to spawned; never to both."""
+    body = {
+        "sync": """
+            import agentsup
+            a = agentsup.Agent()
+            print(a.spawn("pool", key="a", timeout=30).name, flush=True)
+            try:
+                a.spawn("pool", key="b", timeout=0)
+            except TimeoutError:
+                print("b: timed out", flush=True)
+            c = a.spawn("pool", key="c", timeout=30)  # answered after b's
+            print(c.name, [s.name for s in a.spawned], flush=True)
+        """,
+        "async": """
+            import asyncio, agentsup
+            async def main():
+                async with agentsup.AsyncAgent() as a:
+                    print((await a.spawn("pool", key="a", timeout=30)).name, flush=True)
+                    try:
+                        await a.spawn("pool", key="b", timeout=0)
+                    except asyncio.TimeoutError:
+                        print("b: timed out", flush=True)
+                    c = await a.spawn("pool", key="c", timeout=30)
+                    print(c.name, [s.name for s in a.spawned], flush=True)
+            asyncio.run(main())
+        """,
+    }[api]
+    f = Fake(body)
+    f.expect("hello")
+    f.send({"t": "welcome", "v": 1})
+    for key in "abc":
+        assert f.expect("spawn")["key"] == key
+        f.send({"t": "spawned", "ok": True, "name": f"pool/{key}", "created": True})
+        if key == "a":
+            assert f.line() == "pool/a"
+        if key == "b":
+            assert f.line() == "b: timed out"
+    assert f.line() == "pool/c ['pool/b']"
+    f.finish()
+
+
+def test_spawn_answer_read_at_the_deadline_is_not_lost():
+    """An answer another thread's process() handled just as the caller's
+    wait ran out was neither returned (TimeoutError) nor kept in spawned.
+    The race is forced by a wait that reads the answer, then says the
+    deadline passed."""
+    f = Fake("""
+        import agentsup
+        a = agentsup.Agent()
+        wait_for = a._wait_for
+        def read_then_time_out(done, timeout):
+            wait_for(done, timeout)  # the answer is read and handled
+            return False             # as the deadline passes
+        a._wait_for = read_then_time_out
+        try:
+            print(a.spawn("pool", key="k", timeout=30).name, flush=True)
+        except TimeoutError:
+            print("timed out", [s.name for s in a.spawned], flush=True)
+    """)
+    f.expect("hello")
+    assert f.expect("spawn")["key"] == "k"
+    f.send({"t": "spawned", "ok": True, "name": "pool/k", "created": True})
+    assert f.line() == "pool/k"
+    f.finish()

@@ -127,7 +127,6 @@ class Agent:
         self._max_send = MAX_FRAME
         self._spawns = 0  # spawns sent; answers come in that order
         self._answers = 0
-        self._last_answer = 0
         self._waiting: Dict[int, Optional[Spawned]] = {}
         self._lock = threading.Lock()  # output, counters
         self._rlock = threading.Lock()  # input
@@ -289,29 +288,22 @@ class Agent:
         """Ask for a dynamic child of supervisor sup (this worker must be in
         its spawn_from). Waits up to timeout for the answer (TimeoutError),
         or with timeout=None returns at once (the answer goes to on_spawned
-        and agent.spawned). None when unsupervised."""
+        and agent.spawned). None when unsupervised. An answer that comes
+        after its caller stopped waiting goes to on_spawned and
+        agent.spawned, never to another spawn; one the caller got does
+        not."""
         if self._sock is None:
             return None
-        msg: Dict[str, Any] = {"t": "spawn", "sup": str(sup)}
-        if key is not None:
-            msg["key"] = str(key)
-        args = [str(a) for a in args]
-        if args:
-            msg["args"] = args
-        if env:
-            msg["env"] = {str(k): str(v) for k, v in env.items()}
-        sent = self._send(msg, ticket=timeout is not None)
-        if sent is None:
-            raise BlockingIOError("agentsupd is not reading: spawn not queued")
+        ticket = self._ask_spawn(sup, key, args, env, wait=timeout is not None)
         if timeout is None:
             return None
-        ticket: int = sent
         try:
-            if not self._wait_for(lambda: self._waiting.get(ticket) is not None, timeout):
-                raise TimeoutError(f"no answer to spawn {sup} within {timeout}s")
-            return self._waiting[ticket]
+            self._wait_for(lambda: self._waiting.get(ticket) is not None, timeout)
         finally:
-            self._waiting.pop(ticket, None)
+            answer = self._take_answer(ticket)
+        if answer is None:
+            raise TimeoutError(f"no answer to spawn {sup} within {timeout}s")
+        return answer
 
     # -- the loop ------------------------------------------------------------
     def process(self) -> None:
@@ -371,6 +363,30 @@ class Agent:
             self._finalizer()  # once: a second close() finds it dead
 
     # -- internals -------------------------------------------------------
+    def _ask_spawn(self, sup: str, key: Optional[str], args: Iterable[str],
+                   env: Optional[Mapping[str, str]], wait: bool) -> int:
+        """Queue a spawn; with wait, its number, for _take_answer (the
+        sync and asyncio spawns share it)."""
+        msg: Dict[str, Any] = {"t": "spawn", "sup": str(sup)}
+        if key is not None:
+            msg["key"] = str(key)
+        argv = [str(a) for a in args]
+        if argv:
+            msg["args"] = argv
+        if env:
+            msg["env"] = {str(k): str(v) for k, v in env.items()}
+        sent = self._send(msg, ticket=wait)
+        if sent is None:
+            raise BlockingIOError("agentsupd is not reading: spawn not queued")
+        return sent
+
+    def _take_answer(self, ticket: int) -> Optional[Spawned]:
+        """The caller of spawn ticket stops waiting: its answer if it came,
+        even at the deadline; one read later goes to spawned (the lock
+        orders this with _on_spawned)."""
+        with self._lock:
+            return self._waiting.pop(ticket, None)
+
     def _handled(self) -> None:
         """Frames were handled: every waiter looks again, the one in
         select() too."""
@@ -502,7 +518,6 @@ class Agent:
                          msg.get("count"))
         with self._lock:
             n = msg.get("_answer", 0)
-            self._last_answer = n  # its number, for AsyncAgent's callback
             if n in self._waiting:
                 self._waiting[n] = answer
                 return  # the caller waiting on it gets it
