@@ -556,3 +556,68 @@ def test_spawn_answer_read_at_the_deadline_is_not_lost():
     f.send({"t": "spawned", "ok": True, "name": "pool/k", "created": True})
     assert f.line() == "pool/k"
     f.finish()
+
+
+# Values agentsupd refuses as protocol errors (it then kills the worker,
+# reason protocol): each call is refused here, before anything is sent.
+REFUSED_CALLS = [
+    'a.beat(cost=float("nan"))', 'a.beat(cost=float("inf"))', "a.beat(cost=-0.5)",
+    "a.beat(steps=-1)", "a.beat(tokens=-1)", "a.beat(steps=2**64)",
+    'a.exit_reason("rate-limited", retry_after=30)', 'a.exit_reason("")',
+    'a.result(b"x" * (64 * 1024 + 1))', 'a.result("\\u00e9" * 32769)', "a.result(42)",
+]
+REFUSED_AS = "ValueError " * 10 + "TypeError"
+
+
+@pytest.mark.parametrize("api", ["sync", "async"])
+def test_values_the_daemon_refuses_raise_before_sending(api):
+    """beat(cost=nan), beat(steps=-1), exit_reason("rate-limited") and a
+    result over 64 KiB were sent, and agentsupd killed the worker for a
+    protocol error; the edges it accepts still go through."""
+    calls = "".join(f"    out.append(await refused(lambda: {c}))\n" for c in REFUSED_CALLS)
+    body = {
+        "sync": "a = agentsup.Agent()\na.restored  # welcome: the frame limit\n",
+        "async": "a = agentsup.AsyncAgent()\nawait a.__aenter__()\n",
+    }[api]
+    f = Fake("import asyncio, inspect, agentsup\n"
+             "async def refused(call):\n"
+             "    try:\n"
+             "        r = call()\n"
+             "        if inspect.isawaitable(r):\n"
+             "            await r\n"
+             "    except (ValueError, TypeError) as e:\n"
+             "        return type(e).__name__\n"
+             "    return 'sent'\n"
+             "async def main():\n"
+             + textwrap.indent(body, "    ") +
+             "    out = []\n" + calls +
+             "    print(*out, flush=True)\n"
+             "    a.beat(steps=0, tokens=2**64 - 1, cost=0)\n"
+             '    a.result("\\u00e9" * 32768)  # 64 KiB in UTF-8\n'
+             '    r = a.exit_reason("rate_limited", retry_after=30)\n'
+             "    if inspect.isawaitable(r):\n"
+             "        await r\n"
+             "asyncio.run(main())\n")
+    f.expect("hello")
+    f.send({"t": "welcome", "v": 1, "max_frame": 300000})
+    assert f.line() == REFUSED_AS.strip()
+    assert f.expect("hb")["progress"] == {"steps": 0, "tokens": 2**64 - 1, "cost": 0.0}
+    assert len(f.expect("result")["data"].encode()) == 64 * 1024
+    assert f.expect("exit") == {"t": "exit", "reason": "rate_limited", "retry_after_ms": 30000}
+    assert f.frame() is None
+    f.finish()
+
+
+def test_values_the_daemon_refuses_raise_unsupervised_too():
+    """A mistake shows where the worker is written and tried, outside
+    agentsupd, not only once it is supervised."""
+    body = "import agentsup\na = agentsup.Agent()\nout = []\n" + "".join(
+        f"try:\n    {c}\n    out.append('sent')\n"
+        f"except (ValueError, TypeError) as e:\n    out.append(type(e).__name__)\n"
+        for c in REFUSED_CALLS) + "print(*out)\n"
+    script = f"import sys\nsys.path.insert(0, {PYDIR!r})\n" + body
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTSUP_")}
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                         text=True, timeout=DEADLINE)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == REFUSED_AS.strip()

@@ -392,3 +392,33 @@ def test_the_largest_checkpoint_is_restored(supd, tmp_path):
     wait_until(lambda: out.exists() and out.read_text().endswith("\n"),
                what="the restored checkpoint")
     assert out.read_text().split() == ["1", str(16 << 20)]
+
+
+def test_python_client_refuses_what_agentsupd_would(supd, tmp_path):
+    """The auditor's three calls cost the worker its life (a protocol
+    error, counted as a failure); the client now refuses them itself,
+    and the edges agentsupd accepts still reach it without one."""
+    cmd = script(tmp_path, "careful", """
+        a = agentsup.Agent()
+        a.restored
+        for call in (lambda: a.beat(cost=float("nan")), lambda: a.beat(steps=-1),
+                     lambda: a.exit_reason("rate-limited", retry_after=30)):
+            try:
+                call()
+            except ValueError:
+                pass
+        a.beat(steps=2**64 - 1, tokens=0, cost=0, state="edge")
+        a.result(b"r" * (64 * 1024))
+        a.exit_reason("done", detail="edges sent")
+        sys.exit(0)
+    """)
+    d = supd.start({"a.yaml": f"""
+        worker: careful
+        command: {cmd}
+        restart: temporary
+        """})
+    ev = d.wait("exited", "root/careful")
+    assert ev.reason == "exit:0" and "declared done" in (ev.detail or ""), ev
+    assert not [e for e in d.seen if e.kind == "protocol_error"]
+    d.signal(signal.SIGTERM)
+    assert d.exit_code() == 0

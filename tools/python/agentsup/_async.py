@@ -99,7 +99,8 @@ class AsyncAgent:
         return self._sent(self._agent.ready())
 
     def beat(self, **progress: Any) -> bool:
-        """As Agent.beat (steps, tokens, cost, state, status)."""
+        """As Agent.beat (steps, tokens, cost, state, status; ValueError for
+        a value agentsupd refuses, before anything is sent)."""
         return self._sent(self._agent.beat(**progress))
 
     def busy(self, seconds: float) -> Any:  # usable in `with`
@@ -109,12 +110,16 @@ class AsyncAgent:
         return self._sent(self._agent.checkpoint(data))
 
     def result(self, data: Union[bytes, str]) -> None:
+        """As Agent.result (ValueError over 64 KiB, TypeError for neither
+        bytes nor str)."""
         self._agent.result(data)
         self._watch_output()
 
     async def exit_reason(self, reason: str, retry_after: Optional[float] = None,
                           detail: Optional[str] = None, timeout: float = 1.0) -> None:
-        """Declare why the worker is about to exit; waits until it is sent."""
+        """Declare why the worker is about to exit; waits until it is sent.
+        As Agent.exit_reason: ValueError for a reason not in
+        DECLARED_REASONS, before anything is sent."""
         self._agent.exit_reason(reason, retry_after, detail, timeout=0)
         self._watch_output()
         await self.flush(timeout)
