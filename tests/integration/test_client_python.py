@@ -434,3 +434,190 @@ def test_async_close_after_the_channel_failed():
     _, err = f.proc.communicate(timeout=DEADLINE)
     assert f.proc.returncode == 0, err
 
+
+
+@pytest.mark.parametrize("api", ["sync", "async"])
+def test_unsupervised_agents_hold_no_descriptors(api):
+    """Each Agent() made a wake pipe, closed only by close(): 100 agents
+    left unclosed outside agentsupd held 200 descriptors."""
+    make = {"sync": "agentsup.Agent()", "async": "agentsup.AsyncAgent()"}[api]
+    body = f"""
+        import gc, os, agentsup
+        def fds():
+            return len(os.listdir("/proc/self/fd"))
+        before = fds()
+        for i in range(100):
+            {make}
+        gc.collect()
+        print(fds() - before)
+    """
+    script = f"import sys\nsys.path.insert(0, {PYDIR!r})\n" + textwrap.dedent(body)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTSUP_")}
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                         text=True, timeout=DEADLINE)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "0"
+
+
+@pytest.mark.parametrize("api", ["sync", "async"])
+def test_dropped_agent_releases_its_descriptors(api):
+    """A supervised agent garbage-collected without close() kept its wake
+    pipe open for good (and its channel until the socket's own collection,
+    with a ResourceWarning)."""
+    use = {
+        "sync": "a = agentsup.Agent(); a.restored; a.beat(steps=1)",
+        "async": "a = agentsup.AsyncAgent(); a.beat(steps=1)",
+    }[api]
+    f = Fake(f"""
+        import gc, os, agentsup
+        def fds():
+            return len(os.listdir("/proc/self/fd"))
+        before = fds()  # the channel's descriptor included
+        {use}
+        del a
+        gc.collect()
+        print(before - fds(), os.path.exists("/proc/self/fd/{CHILD_FD}"), flush=True)
+    """)
+    f.expect("hello")
+    if api == "sync":
+        f.send({"t": "welcome", "v": 1})
+    assert f.expect("hb")["progress"] == {"steps": 1}
+    assert f.line() == "1 False"  # the channel closed, nothing else left open
+    assert f.frame() is None
+    f.finish()
+
+
+@pytest.mark.parametrize("api", ["sync", "async"])
+def test_spawn_answers_go_to_their_caller_or_to_spawned(api):
+    """AsyncAgent had no `spawned` (its docstring sends late answers there),
+    and each answer it awaited was also stored in the Agent's: an answer
+    goes to the caller waiting for it, or, once that caller stopped
+    waiting, to spawned; never to both."""
+    body = {
+        "sync": """
+            import agentsup
+            a = agentsup.Agent()
+            print(a.spawn("pool", key="a", timeout=30).name, flush=True)
+            try:
+                a.spawn("pool", key="b", timeout=0)
+            except TimeoutError:
+                print("b: timed out", flush=True)
+            c = a.spawn("pool", key="c", timeout=30)  # answered after b's
+            print(c.name, [s.name for s in a.spawned], flush=True)
+        """,
+        "async": """
+            import asyncio, agentsup
+            async def main():
+                async with agentsup.AsyncAgent() as a:
+                    print((await a.spawn("pool", key="a", timeout=30)).name, flush=True)
+                    try:
+                        await a.spawn("pool", key="b", timeout=0)
+                    except asyncio.TimeoutError:
+                        print("b: timed out", flush=True)
+                    c = await a.spawn("pool", key="c", timeout=30)
+                    print(c.name, [s.name for s in a.spawned], flush=True)
+            asyncio.run(main())
+        """,
+    }[api]
+    f = Fake(body)
+    f.expect("hello")
+    f.send({"t": "welcome", "v": 1})
+    for key in "abc":
+        assert f.expect("spawn")["key"] == key
+        f.send({"t": "spawned", "ok": True, "name": f"pool/{key}", "created": True})
+        if key == "a":
+            assert f.line() == "pool/a"
+        if key == "b":
+            assert f.line() == "b: timed out"
+    assert f.line() == "pool/c ['pool/b']"
+    f.finish()
+
+
+def test_spawn_answer_read_at_the_deadline_is_not_lost():
+    """An answer another thread's process() handled just as the caller's
+    wait ran out was neither returned (TimeoutError) nor kept in spawned.
+    The race is forced by a wait that reads the answer, then says the
+    deadline passed."""
+    f = Fake("""
+        import agentsup
+        a = agentsup.Agent()
+        wait_for = a._wait_for
+        def read_then_time_out(done, timeout):
+            wait_for(done, timeout)  # the answer is read and handled
+            return False             # as the deadline passes
+        a._wait_for = read_then_time_out
+        try:
+            print(a.spawn("pool", key="k", timeout=30).name, flush=True)
+        except TimeoutError:
+            print("timed out", [s.name for s in a.spawned], flush=True)
+    """)
+    f.expect("hello")
+    assert f.expect("spawn")["key"] == "k"
+    f.send({"t": "spawned", "ok": True, "name": "pool/k", "created": True})
+    assert f.line() == "pool/k"
+    f.finish()
+
+
+# Values agentsupd refuses as protocol errors (it then kills the worker,
+# reason protocol): each call is refused here, before anything is sent.
+REFUSED_CALLS = [
+    'a.beat(cost=float("nan"))', 'a.beat(cost=float("inf"))', "a.beat(cost=-0.5)",
+    "a.beat(steps=-1)", "a.beat(tokens=-1)", "a.beat(steps=2**64)",
+    'a.exit_reason("rate-limited", retry_after=30)', 'a.exit_reason("")',
+    'a.result(b"x" * (64 * 1024 + 1))', 'a.result("\\u00e9" * 32769)', "a.result(42)",
+]
+REFUSED_AS = "ValueError " * 10 + "TypeError"
+
+
+@pytest.mark.parametrize("api", ["sync", "async"])
+def test_values_the_daemon_refuses_raise_before_sending(api):
+    """beat(cost=nan), beat(steps=-1), exit_reason("rate-limited") and a
+    result over 64 KiB were sent, and agentsupd killed the worker for a
+    protocol error; the edges it accepts still go through."""
+    calls = "".join(f"    out.append(await refused(lambda: {c}))\n" for c in REFUSED_CALLS)
+    body = {
+        "sync": "a = agentsup.Agent()\na.restored  # welcome: the frame limit\n",
+        "async": "a = agentsup.AsyncAgent()\nawait a.__aenter__()\n",
+    }[api]
+    f = Fake("import asyncio, inspect, agentsup\n"
+             "async def refused(call):\n"
+             "    try:\n"
+             "        r = call()\n"
+             "        if inspect.isawaitable(r):\n"
+             "            await r\n"
+             "    except (ValueError, TypeError) as e:\n"
+             "        return type(e).__name__\n"
+             "    return 'sent'\n"
+             "async def main():\n"
+             + textwrap.indent(body, "    ") +
+             "    out = []\n" + calls +
+             "    print(*out, flush=True)\n"
+             "    a.beat(steps=0, tokens=2**64 - 1, cost=0)\n"
+             '    a.result("\\u00e9" * 32768)  # 64 KiB in UTF-8\n'
+             '    r = a.exit_reason("rate_limited", retry_after=30)\n'
+             "    if inspect.isawaitable(r):\n"
+             "        await r\n"
+             "asyncio.run(main())\n")
+    f.expect("hello")
+    f.send({"t": "welcome", "v": 1, "max_frame": 300000})
+    assert f.line() == REFUSED_AS.strip()
+    assert f.expect("hb")["progress"] == {"steps": 0, "tokens": 2**64 - 1, "cost": 0.0}
+    assert len(f.expect("result")["data"].encode()) == 64 * 1024
+    assert f.expect("exit") == {"t": "exit", "reason": "rate_limited", "retry_after_ms": 30000}
+    assert f.frame() is None
+    f.finish()
+
+
+def test_values_the_daemon_refuses_raise_unsupervised_too():
+    """A mistake shows where the worker is written and tried, outside
+    agentsupd, not only once it is supervised."""
+    body = "import agentsup\na = agentsup.Agent()\nout = []\n" + "".join(
+        f"try:\n    {c}\n    out.append('sent')\n"
+        f"except (ValueError, TypeError) as e:\n    out.append(type(e).__name__)\n"
+        for c in REFUSED_CALLS) + "print(*out)\n"
+    script = f"import sys\nsys.path.insert(0, {PYDIR!r})\n" + body
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTSUP_")}
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                         text=True, timeout=DEADLINE)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == REFUSED_AS.strip()

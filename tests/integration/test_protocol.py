@@ -426,3 +426,33 @@ def test_welcome_last_reason_is_empty_until_a_failure(supd, tmp_path):
     assert nodes["root/w"]["last_reason"] == "exit:1"
     assert " last " not in [l for l in d.ctl("status").stdout.splitlines()
                             if "idle" in l][0]
+
+
+def test_python_client_refuses_what_agentsupd_would(supd, tmp_path):
+    """The auditor's three calls cost the worker its life (a protocol
+    error, counted as a failure); the client now refuses them itself,
+    and the edges agentsupd accepts still reach it without one."""
+    cmd = script(tmp_path, "careful", """
+        a = agentsup.Agent()
+        a.restored
+        for call in (lambda: a.beat(cost=float("nan")), lambda: a.beat(steps=-1),
+                     lambda: a.exit_reason("rate-limited", retry_after=30)):
+            try:
+                call()
+            except ValueError:
+                pass
+        a.beat(steps=2**64 - 1, tokens=0, cost=0, state="edge")
+        a.result(b"r" * (64 * 1024))
+        a.exit_reason("done", detail="edges sent")
+        sys.exit(0)
+    """)
+    d = supd.start({"a.yaml": f"""
+        worker: careful
+        command: {cmd}
+        restart: temporary
+        """})
+    ev = d.wait("exited", "root/careful")
+    assert ev.reason == "exit:0" and "declared done" in (ev.detail or ""), ev
+    assert not [e for e in d.seen if e.kind == "protocol_error"]
+    d.signal(signal.SIGTERM)
+    assert d.exit_code() == 0

@@ -30,6 +30,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import faulthandler
+import math
 import os
 import select
 import signal
@@ -37,18 +38,22 @@ import socket
 import struct
 import threading
 import time
+import weakref
 from typing import Any, Callable, Deque, Dict, Iterable, List, Mapping, NamedTuple, Optional, Union
 
-from ._reader import FrameReader, ProtocolError, check_fields
+from ._reader import FrameReader, ProtocolError, check_fields, field_error
 
 __all__ = [
     "Agent", "AsyncAgent", "FrameReader", "Nudge", "ProtocolError", "Restored",
-    "Spawned", "MAX_FRAME", "PROTOCOL_VERSION", "DECLARED_REASONS", "check_fields",
+    "Spawned", "MAX_FRAME", "PROTOCOL_VERSION", "DECLARED_REASONS", "RESULT_MAX",
+    "check_fields",
 ]
 
 PROTOCOL_VERSION = 1
 MAX_FRAME = 64 * 1024  # the daemon's default limit on a frame's body
 DECLARED_REASONS = ("done", "transient", "rate_limited", "permanent", "budget")
+RESULT_MAX = 64 * 1024  # the daemon's limit on a result's data
+_UINT_MAX = (1 << 64) - 1  # the widest msgpack unsigned integer
 _HEADER = struct.Struct(">I")
 # frames from agentsupd: it is trusted, this is sanity; a welcome carries a
 # checkpoint of up to 16 MiB (checkpoint.max) and its own fields
@@ -126,7 +131,6 @@ class Agent:
         self._max_send = MAX_FRAME
         self._spawns = 0  # spawns sent; answers come in that order
         self._answers = 0
-        self._last_answer = 0
         self._waiting: Dict[int, Optional[Spawned]] = {}
         self._lock = threading.Lock()  # output, counters
         self._rlock = threading.Lock()  # input
@@ -135,7 +139,8 @@ class Agent:
         # thread's process() handled what it waited for
         self._cond = threading.Condition()
         self._reader_waits = False
-        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._wake_r = self._wake_w = -1  # made with the channel
+        self._finalizer: Optional[weakref.finalize] = None
         self._reader = FrameReader()
         self._out = bytearray()
         self._sock: Optional[socket.socket] = None
@@ -160,6 +165,11 @@ class Agent:
             self._sock = None
             return
         env.pop("AGENTSUP_FD", None)  # nothing we run may speak for us
+        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        # collected without close(), it releases what it holds all the same;
+        # at interpreter exit the OS does, under any thread still using it
+        self._finalizer = weakref.finalize(self, _release, sock, self._wake_r, self._wake_w)
+        self._finalizer.atexit = False
         if dump_stacks_on_usr1:
             faulthandler.register(signal.SIGUSR1, all_threads=True, chain=False)
 
@@ -212,29 +222,25 @@ class Agent:
              cost: Optional[float] = None, state: Optional[str] = None,
              status: Optional[str] = None) -> bool:
         """One heartbeat with whatever progress is known. Never blocks.
-        False if it could not even be queued (agentsupd not reading)."""
-        if self._sock is None:
-            return True
+        False if it could not even be queued (agentsupd not reading).
+        ValueError, supervised or not and before anything is sent, for
+        what agentsupd would stop the worker for: steps or tokens below 0
+        or past 2^64 - 1, a cost that is NaN, infinite or below 0."""
         msg: Dict[str, Any] = {"t": "hb"}
-        progress: Dict[str, Any] = {}
-        if steps is not None:
-            progress["steps"] = int(steps)
-        if tokens is not None:
-            progress["tokens"] = int(tokens)
-        if cost is not None:
-            progress["cost"] = float(cost)
-        if state is not None:
-            progress["state"] = str(state)
+        progress = _progress(steps, tokens, cost, state)
         if progress:
             msg["progress"] = progress
         if status is not None:
             msg["status"] = str(status)
+        if self._sock is None:
+            return True
         return self._send(msg, seq="_seq") is not None
 
     def busy(self, seconds: float) -> _Busy:
         """A long call ahead: push the heartbeat deadline out once (at most
-        the worker's extend_max). `agent.busy(30)` or `with agent.busy(30):`"""
-        self._send({"t": "extend", "ms": max(0, int(seconds * 1000))})
+        the worker's extend_max). `agent.busy(30)` or `with agent.busy(30):`
+        Below 0 is 0; ValueError for NaN."""
+        self._send({"t": "extend", "ms": _ms("seconds", seconds)})
         return _Busy()
 
     def checkpoint(self, data: bytes) -> int:
@@ -254,9 +260,13 @@ class Agent:
         return self._ckpt_seq
 
     def result(self, data: Union[bytes, str]) -> None:
-        """A task's result (at most 64 KiB), sent before exiting 0. The
-        first message waits for welcome, up to welcome_timeout, as
-        `checkpoint` does: welcome raises the frame limit to fit it."""
+        """A task's result (at most RESULT_MAX, 64 KiB; a str counted in
+        UTF-8), sent before exiting 0. The first message waits for
+        welcome, up to welcome_timeout, as `checkpoint` does: welcome
+        raises the frame limit to fit it. ValueError for a larger one,
+        TypeError for one neither bytes-like nor str, supervised or not
+        and before anything is sent (agentsupd would stop the worker)."""
+        data = _result_data(data)
         if self._sock is not None and not self.welcomed:
             self._wait_for(lambda: self.welcomed, self.welcome_timeout)
         if self._send({"t": "result", "data": data}) is None:
@@ -265,11 +275,14 @@ class Agent:
     def exit_reason(self, reason: str, retry_after: Optional[float] = None,
                     detail: Optional[str] = None, timeout: float = 1.0) -> None:
         """Declare why the worker is about to exit (one of DECLARED_REASONS;
-        retry_after in seconds for rate_limited), and wait up to timeout for
-        it to be sent. Holds for an exit within 5 s."""
-        msg: Dict[str, Any] = {"t": "exit", "reason": str(reason)}
+        retry_after in seconds for rate_limited, below 0 is 0), and wait up
+        to timeout for it to be sent. Holds for an exit within 5 s.
+        ValueError for another reason (agentsupd would stop the worker for
+        it: a protocol error) or a NaN retry_after, TypeError for a reason
+        that is not a str; supervised or not, before anything is sent."""
+        msg: Dict[str, Any] = {"t": "exit", "reason": _declared(reason)}
         if retry_after is not None:
-            msg["retry_after_ms"] = max(0, int(retry_after * 1000))
+            msg["retry_after_ms"] = _ms("retry_after", retry_after)
         if detail is not None:
             msg["detail"] = str(detail)
         if self._send(msg) is None:
@@ -282,29 +295,22 @@ class Agent:
         """Ask for a dynamic child of supervisor sup (this worker must be in
         its spawn_from). Waits up to timeout for the answer (TimeoutError),
         or with timeout=None returns at once (the answer goes to on_spawned
-        and agent.spawned). None when unsupervised."""
+        and agent.spawned). None when unsupervised. An answer that comes
+        after its caller stopped waiting goes to on_spawned and
+        agent.spawned, never to another spawn; one the caller got does
+        not."""
         if self._sock is None:
             return None
-        msg: Dict[str, Any] = {"t": "spawn", "sup": str(sup)}
-        if key is not None:
-            msg["key"] = str(key)
-        args = [str(a) for a in args]
-        if args:
-            msg["args"] = args
-        if env:
-            msg["env"] = {str(k): str(v) for k, v in env.items()}
-        sent = self._send(msg, ticket=timeout is not None)
-        if sent is None:
-            raise BlockingIOError("agentsupd is not reading: spawn not queued")
+        ticket = self._ask_spawn(sup, key, args, env, wait=timeout is not None)
         if timeout is None:
             return None
-        ticket: int = sent
         try:
-            if not self._wait_for(lambda: self._waiting.get(ticket) is not None, timeout):
-                raise TimeoutError(f"no answer to spawn {sup} within {timeout}s")
-            return self._waiting[ticket]
+            self._wait_for(lambda: self._waiting.get(ticket) is not None, timeout)
         finally:
-            self._waiting.pop(ticket, None)
+            answer = self._take_answer(ticket)
+        if answer is None:
+            raise TimeoutError(f"no answer to spawn {sup} within {timeout}s")
+        return answer
 
     # -- the loop ------------------------------------------------------------
     def process(self) -> None:
@@ -352,19 +358,42 @@ class Agent:
         return self._wait_for(lambda: not self._out, timeout)
 
     def close(self) -> None:
+        """Send what the socket takes now, then close the channel."""
         if self._sock is not None:
             try:
                 self._flush()
             except OSError:
                 pass
-            self._sock.close()
             self._sock = None
-        for fd in (self._wake_r, self._wake_w):
-            if fd >= 0:
-                os.close(fd)
-        self._wake_r = self._wake_w = -1
+            self._wake_r = self._wake_w = -1
+        if self._finalizer is not None:
+            self._finalizer()  # once: a second close() finds it dead
 
     # -- internals -------------------------------------------------------
+    def _ask_spawn(self, sup: str, key: Optional[str], args: Iterable[str],
+                   env: Optional[Mapping[str, str]], wait: bool) -> int:
+        """Queue a spawn; with wait, its number, for _take_answer (the
+        sync and asyncio spawns share it)."""
+        msg: Dict[str, Any] = {"t": "spawn", "sup": str(sup)}
+        if key is not None:
+            msg["key"] = str(key)
+        argv = [str(a) for a in args]
+        if argv:
+            msg["args"] = argv
+        if env:
+            msg["env"] = {str(k): str(v) for k, v in env.items()}
+        sent = self._send(msg, ticket=wait)
+        if sent is None:
+            raise BlockingIOError("agentsupd is not reading: spawn not queued")
+        return sent
+
+    def _take_answer(self, ticket: int) -> Optional[Spawned]:
+        """The caller of spawn ticket stops waiting: its answer if it came,
+        even at the deadline; one read later goes to spawned (the lock
+        orders this with _on_spawned)."""
+        with self._lock:
+            return self._waiting.pop(ticket, None)
+
     def _handled(self) -> None:
         """Frames were handled: every waiter looks again, the one in
         select() too."""
@@ -423,6 +452,9 @@ class Agent:
             n = getattr(self, seq) + 1 if seq else 0
             if seq:
                 msg["seq"] = n
+            why = field_error(msg)  # never sent: agentsupd would stop us for it
+            if why:
+                raise TypeError(why)
             body: bytes = self._packb(msg, use_bin_type=True)
             if len(body) > self._max_send:
                 raise ValueError(f"frame of {len(body)} bytes is over {self._max_send}")
@@ -496,13 +528,85 @@ class Agent:
                          msg.get("count"))
         with self._lock:
             n = msg.get("_answer", 0)
-            self._last_answer = n  # its number, for AsyncAgent's callback
             if n in self._waiting:
                 self._waiting[n] = answer
                 return  # the caller waiting on it gets it
         self.spawned.append(answer)
         if self.on_spawned is not None:
             self.on_spawned(answer)
+
+
+# hb's progress as agentsupd takes it (wire_fields.c): a counter out of
+# range or a cost not a finite number >= 0 would be a protocol error.
+def _progress(steps: Optional[int], tokens: Optional[int], cost: Optional[float],
+              state: Optional[str]) -> Dict[str, Any]:
+    progress: Dict[str, Any] = {}
+    if steps is not None:
+        progress["steps"] = _count("steps", steps)
+    if tokens is not None:
+        progress["tokens"] = _count("tokens", tokens)
+    if cost is not None:
+        progress["cost"] = _cost(cost)
+    if state is not None:
+        progress["state"] = str(state)
+    return progress
+
+
+def _count(name: str, value: Any) -> int:
+    n = int(value)
+    if not 0 <= n <= _UINT_MAX:
+        raise ValueError(f"{name} must be from 0 to 2^64 - 1, not {n}")
+    return n
+
+
+def _cost(value: Any) -> float:
+    x = float(value)
+    if not (math.isfinite(x) and x >= 0):
+        raise ValueError(f"cost must be a finite number >= 0, not {x}")
+    return x
+
+
+# Seconds as the ms of extend and retry_after_ms, which agentsupd caps
+# itself: below 0 is 0, past 2^64 - 1 ms (inf too) is that; NaN means nothing.
+def _ms(name: str, seconds: float) -> int:
+    ms = float(seconds) * 1000
+    if math.isnan(ms):
+        raise ValueError(f"{name} is NaN")
+    return 0 if ms <= 0 else _UINT_MAX if ms >= _UINT_MAX else int(ms)
+
+
+# An exit reason agentsupd does not know is a protocol error; the one sent
+# is the plain string (a str subclass's str() may differ).
+def _declared(reason: str) -> str:
+    if not isinstance(reason, str):
+        raise TypeError(f"reason must be a str, not {type(reason).__name__}")
+    if reason not in DECLARED_REASONS:
+        raise ValueError(f"reason must be one of {', '.join(DECLARED_REASONS)}, not {reason!r}")
+    return DECLARED_REASONS[DECLARED_REASONS.index(reason)]
+
+
+# A result is binary or a string of at most RESULT_MAX bytes (a string's
+# in UTF-8): anything else is a protocol error.
+def _result_data(data: Union[bytes, str]) -> Union[bytes, str]:
+    if isinstance(data, str):
+        n = len(data.encode())
+    elif isinstance(data, (bytes, bytearray, memoryview)):
+        data = bytes(data)
+        n = len(data)
+    else:
+        raise TypeError(f"result must be bytes or str, not {type(data).__name__}")
+    if n > RESULT_MAX:
+        raise ValueError(f"result of {n} bytes is over {RESULT_MAX}")
+    return data
+
+
+# What a supervised Agent holds, released by close() or by its finalizer
+# when it is collected without one: no lock taken, it may run within the
+# garbage collector of any thread.
+def _release(sock: socket.socket, wake_r: int, wake_w: int) -> None:
+    sock.close()
+    os.close(wake_r)
+    os.close(wake_w)
 
 
 def _env_int(name: str) -> int:

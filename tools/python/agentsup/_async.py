@@ -5,7 +5,7 @@ Unsupervised, every call is a no-op and fileno() is -1."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Callable, Dict, Iterable, Mapping, Optional, TypeVar, Union
+from typing import Any, Callable, Deque, Iterable, Mapping, Optional, TypeVar, Union
 
 from . import Agent, Nudge, ProtocolError, Restored, Spawned
 
@@ -24,7 +24,6 @@ class AsyncAgent:
         self._user_nudge = on_nudge
         self.welcome_timeout = welcome_timeout
         self._agent = Agent(lang, on_drain=self._on_drain, on_nudge=self._on_nudge,
-                            on_spawned=self._on_spawned,
                             dump_stacks_on_usr1=dump_stacks_on_usr1, welcome_timeout=0)
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._changed: Optional[asyncio.Event] = None  # set on any input
@@ -33,9 +32,6 @@ class AsyncAgent:
         # made in __aenter__, inside the running loop (Python < 3.10 binds
         # a queue to the loop current at its creation)
         self.nudges: "asyncio.Queue[Nudge]"
-        # each spawn's answer by its number: a late answer to one that timed
-        # out was handed to the next spawn
-        self._answers: Dict[int, "asyncio.Future[Spawned]"] = {}
 
     # -- context manager ---------------------------------------------------
     async def __aenter__(self) -> "AsyncAgent":
@@ -82,6 +78,12 @@ class AsyncAgent:
         return self._agent.beat_interval
 
     @property
+    def spawned(self) -> Deque[Spawned]:
+        """Answers that came after their spawn stopped waiting (a timeout,
+        a cancel), as Agent.spawned: never one a spawn returned."""
+        return self._agent.spawned
+
+    @property
     def checkpoint_acked(self) -> int:
         return self._agent.checkpoint_acked
 
@@ -97,7 +99,8 @@ class AsyncAgent:
         return self._sent(self._agent.ready())
 
     def beat(self, **progress: Any) -> bool:
-        """As Agent.beat (steps, tokens, cost, state, status)."""
+        """As Agent.beat (steps, tokens, cost, state, status; ValueError for
+        a value agentsupd refuses, before anything is sent)."""
         return self._sent(self._agent.beat(**progress))
 
     def busy(self, seconds: float) -> Any:  # usable in `with`
@@ -107,12 +110,16 @@ class AsyncAgent:
         return self._sent(self._agent.checkpoint(data))
 
     def result(self, data: Union[bytes, str]) -> None:
+        """As Agent.result (ValueError over 64 KiB, TypeError for neither
+        bytes nor str)."""
         self._agent.result(data)
         self._watch_output()
 
     async def exit_reason(self, reason: str, retry_after: Optional[float] = None,
                           detail: Optional[str] = None, timeout: float = 1.0) -> None:
-        """Declare why the worker is about to exit; waits until it is sent."""
+        """Declare why the worker is about to exit; waits until it is sent.
+        As Agent.exit_reason: ValueError for a reason not in
+        DECLARED_REASONS, before anything is sent."""
         self._agent.exit_reason(reason, retry_after, detail, timeout=0)
         self._watch_output()
         await self.flush(timeout)
@@ -120,19 +127,19 @@ class AsyncAgent:
     async def spawn(self, sup: str, key: Optional[str] = None, args: Iterable[str] = (),
                     env: Optional[Mapping[str, str]] = None,
                     timeout: float = 5.0) -> Optional[Spawned]:
-        """Ask for a dynamic child; its answer, or TimeoutError (an answer
-        that comes later goes to agent.spawned, never to another spawn)."""
+        """Ask for a dynamic child; its answer, or asyncio.TimeoutError (an
+        answer that comes later goes to agent.spawned, never to another
+        spawn)."""
         if not self.supervised:
             return None
-        assert self._loop is not None
-        self._sent(self._agent.spawn(sup, key, args, env, timeout=None))
-        n = self._agent._spawns  # this spawn's number: its answer's
-        fut: "asyncio.Future[Spawned]" = self._loop.create_future()
-        self._answers[n] = fut
+        n = self._sent(self._agent._ask_spawn(sup, key, args, env, wait=True))
         try:
-            return await asyncio.wait_for(fut, timeout)
+            await self._until(lambda: self._agent._waiting.get(n) is not None, timeout)
         finally:
-            self._answers.pop(n, None)
+            answer = self._agent._take_answer(n)
+        if answer is None:
+            raise asyncio.TimeoutError(f"no answer to spawn {sup} within {timeout}s")
+        return answer
 
     # -- waiting ---------------------------------------------------------------
     async def wait(self, timeout: float) -> None:
@@ -212,8 +219,3 @@ class AsyncAgent:
         self.nudges.put_nowait(nudge)
         if self._user_nudge is not None:
             self._user_nudge(nudge)
-
-    def _on_spawned(self, answer: Spawned) -> None:
-        fut = self._answers.pop(self._agent._last_answer, None)
-        if fut is not None and not fut.done():
-            fut.set_result(answer)

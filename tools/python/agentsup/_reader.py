@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import struct
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 _HEADER = struct.Struct(">I")
 
@@ -130,10 +130,17 @@ def _check(msg: Dict[str, Any], fields: Dict[str, Tuple[Any, bool]]) -> Any:
     return None
 
 
+def field_error(msg: Dict[str, Any]) -> Optional[str]:
+    """Why a known field of a known message has the wrong type, or None
+    (unknown keys and types pass): the daemon's table, wire_fields.c."""
+    fields = FIELDS.get(msg["t"])
+    why = _check(msg, fields) if fields else None
+    return f'{msg["t"]}: {why}' if why else None
+
+
 def check_fields(msg: Dict[str, Any]) -> None:
     """ProtocolError when a known field of a known message has the wrong
     type (unknown keys and types pass)."""
-    fields = FIELDS.get(msg["t"])
-    why = _check(msg, fields) if fields else None
+    why = field_error(msg)
     if why:
-        raise ProtocolError(f'{msg["t"]}: {why}')
+        raise ProtocolError(why)
