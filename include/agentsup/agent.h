@@ -137,13 +137,15 @@ int agentsup_await_welcome(struct agentsup *, int timeout_ms);
 int agentsup_ready(struct agentsup *);
 
 /* One heartbeat, with optional progress and a status line (both may be
- * NULL). Never blocks. */
+ * NULL). Never blocks. -1 EINVAL for a cost that is not finite and >= 0
+ * (agentsupd stops a worker that sends one). */
 int agentsup_beat(struct agentsup *, const struct agentsup_progress *,
                   const char *status);
 
-/* Declare why the worker is about to exit (AGENTSUP_DECLARED_*), with a
- * retry delay for rate_limited (0: none) and a detail (NULL: none). Holds
- * for an exit within 5 s; agentsup_flush() before exiting. */
+/* Declare why the worker is about to exit (AGENTSUP_DECLARED_*; -1 EINVAL
+ * for any other), with a retry delay for rate_limited (0: none) and a
+ * detail (NULL: none). Holds for an exit within 5 s; agentsup_flush()
+ * before exiting. */
 int agentsup_exit_reason(struct agentsup *, const char *reason,
                          uint64_t retry_after_ms, const char *detail);
 

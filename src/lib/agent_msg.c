@@ -5,6 +5,8 @@
  * every sending call does nothing and succeeds.
  */
 #include <errno.h>
+#include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -77,6 +79,13 @@ agentsup_beat(struct agentsup *a, const struct agentsup_progress *p,
 	msgpack_packer pk;
 	size_t n = 0;
 
+	/* what agentsupd refuses (and stops the worker for) fails here,
+	 * supervised or not, as the Python client raises */
+	if (p != NULL && (p->set & AGENTSUP_COST) &&
+	    !(isfinite(p->cost) && p->cost >= 0)) {
+		errno = EINVAL;
+		return -1;
+	}
 	if (a->fd < 0)
 		return 0;
 	if (p != NULL)
@@ -92,13 +101,22 @@ agentsup_beat(struct agentsup *a, const struct agentsup_progress *p,
 	return agent_send(a);
 }
 
+/* One of AGENTSUP_DECLARED_*: agentsupd stops a worker for any other. */
+static bool
+msg_declared(const char *reason)
+{
+#define MSG_IS(name, str) || strcmp(reason, str) == 0
+	return reason != NULL && (false AGENTSUP_DECLARED(MSG_IS));
+#undef MSG_IS
+}
+
 int
 agentsup_exit_reason(struct agentsup *a, const char *reason,
                      uint64_t retry_after_ms, const char *detail)
 {
 	msgpack_packer pk;
 
-	if (reason == NULL) {
+	if (!msg_declared(reason)) {
 		errno = EINVAL;
 		return -1;
 	}

@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <poll.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -433,6 +434,16 @@ test_unsupervised(void **state)
 	assert_int_equal(agentsup_beat(a, NULL, NULL), 0);
 	assert_int_equal(agentsup_busy(a, 10), 0);
 	assert_int_equal(agentsup_exit_reason(a, "done", 0, NULL), 0);
+	/* what agentsupd would stop the worker for fails at the call */
+	struct agentsup_progress bad = {.cost = -1, .set = AGENTSUP_COST};
+	errno = 0;
+	assert_int_equal(agentsup_exit_reason(a, "rate-limited", 30, NULL), -1);
+	assert_int_equal(errno, EINVAL);
+	assert_int_equal(agentsup_beat(a, &bad, NULL), -1);
+	bad.cost = NAN;
+	assert_int_equal(agentsup_beat(a, &bad, NULL), -1);
+	bad.cost = 0;
+	assert_int_equal(agentsup_beat(a, &bad, NULL), 0);
 	assert_int_equal(agentsup_checkpoint(a, "x", 1), 1);
 	assert_int_equal(agentsup_result(a, "x", 1), 0);
 	assert_int_equal(agentsup_spawn(a, "pool", NULL, argv, NULL), 0);
