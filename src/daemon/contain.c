@@ -22,9 +22,11 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -220,6 +222,84 @@ contain_mkdir(struct contain *c, const char *mnt, const char *self)
 	return EEXIST;
 }
 
+/* A child cgroup of a stale agentsup.<pid>/ removed, if empty: 1, else 0. */
+static int
+contain_rmdir_children(int fd)
+{
+	int ok = 1, dfd = dup(fd);
+	DIR *dir = dfd >= 0 ? fdopendir(dfd) : NULL;
+	struct dirent *e;
+
+	if (dir == NULL) {
+		if (dfd >= 0)
+			close(dfd);
+		return 0;
+	}
+	while ((e = readdir(dir)) != NULL)
+		if (e->d_type == DT_DIR && strcmp(e->d_name, ".") != 0 &&
+		    strcmp(e->d_name, "..") != 0 &&
+		    unlinkat(fd, e->d_name, AT_REMOVEDIR) < 0 &&
+		    errno != ENOENT)
+			ok = 0; /* populated, or a cgroup below it */
+	closedir(dir);
+	return ok;
+}
+
+/* Whether agentsup.<pid>[.N] belongs to an agentsupd that is gone: nobody
+ * holds its lock (agentsupd, then its guard, hold it for their lives, in
+ * whatever PID namespace) and no process has its pid here. */
+static bool
+contain_stale(const char *name, int fd)
+{
+	char *end;
+	long pid = strtol(name + strlen("agentsup."), &end, 10);
+
+	if (end == name + strlen("agentsup.") || (*end != '\0' && *end != '.'))
+		return false;
+	if (pid > 0 && (kill((pid_t)pid, 0) == 0 || errno != ESRCH))
+		return false; /* its pid lives: an agentsupd from before locks
+		               */
+	return flock(fd, LOCK_EX | LOCK_NB) == 0;
+}
+
+/* Cgroups an agentsupd left when it and its guard were killed together
+ * (kill -9 of both): empty, removed at our start so they do not pile up;
+ * one that still holds processes is only named. */
+static void
+contain_sweep_stale(const char *parent, const char *mine)
+{
+	DIR *dir = opendir(parent);
+	struct dirent *e;
+	int fd;
+
+	if (dir == NULL)
+		return;
+	while ((e = readdir(dir)) != NULL) {
+		if (strncmp(e->d_name, "agentsup.", 9) != 0 ||
+		    strcmp(e->d_name, mine) == 0 ||
+		    (fd = openat(dirfd(dir), e->d_name,
+		                 O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+			continue;
+		if (!contain_stale(e->d_name, fd)) {
+			close(fd);
+			continue;
+		}
+		if (contain_rmdir_children(fd) &&
+		    (unlinkat(dirfd(dir), e->d_name, AT_REMOVEDIR) == 0 ||
+		     errno == ENOENT)) /* or another agentsupd's sweep */
+			log_info("contain: removed %s/%s, left by an agentsupd "
+			         "that is gone",
+			         parent, e->d_name);
+		else
+			log_warnx(
+			        "contain: %s/%s, left by an agentsupd that is "
+			        "gone, still holds processes or cgroups",
+			        parent, e->d_name);
+		close(fd);
+	}
+	closedir(dir);
+}
+
 /* Our cgroup directory, proven usable; an errno otherwise. */
 static int
 contain_setup(struct contain *c)
@@ -239,6 +319,8 @@ contain_setup(struct contain *c)
 	}
 	if ((c->dirfd = open(c->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
 		err = errno;
+	else if (flock(c->dirfd, LOCK_EX | LOCK_NB) < 0) /* see contain_stale */
+		err = errno;
 	else if (faccessat(c->dirfd, "cgroup.kill", W_OK, 0) < 0)
 		err = ENOTSUP; /* before Linux 5.14: no cgroup.kill */
 	else
@@ -251,6 +333,12 @@ contain_setup(struct contain *c)
 	if (err == 0 && guard_start(c->helper, c->dirfd, c->dir, &c->guard,
 	                            &c->guard_pid) < 0)
 		err = errno;
+	if (err == 0) {
+		char *slash = strrchr(c->dir, '/');
+		*slash = '\0'; /* the parent, for a moment */
+		contain_sweep_stale(c->dir, slash + 1);
+		*slash = '/';
+	}
 out:
 	free(mnt);
 	free(self);

@@ -2,6 +2,7 @@
 on its restart, its stop, agentsupd's SIGTERM and agentsupd's SIGKILL --
 including those that setsid, double-fork or drop privileges, found by a
 marker in their environment. Also the termination record."""
+import fcntl
 import json
 import re
 import os
@@ -168,6 +169,37 @@ def test_a_crash_loop_leaks_nothing(supd, tmp_path):
     d.ctl("stop", "w", check=0)
     d.wait("exited", "top/w", detail="stopped")
     gone(mark)
+
+
+@needs_cgroup
+def test_cgroups_of_an_agentsupd_that_is_gone_are_removed(supd, tmp_path):
+    """kill -9 of agentsupd and its guard together left agentsup.<pid>/ and
+    its workers' empty cgroups for good; the next agentsupd removes those
+    of an agentsupd that is gone, and leaves a live one's alone (its lock
+    held, as agentsupd and then its guard hold theirs, whatever its pid)."""
+    m = cgroup2_mount()
+    p = subprocess.Popen(["true"])  # a pid no process has once reaped
+    p.wait()
+    stale = os.path.join(m, f"agentsup.{p.pid}")
+    live = os.path.join(m, f"agentsup.{p.pid}.2")
+    dirs = [stale, os.path.join(stale, "root:w@1"),
+            live, os.path.join(live, "root:w@1")]
+    for x in dirs:
+        os.mkdir(x)
+    fd = os.open(live, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        d = supd.start({"a.yaml": f"worker: w\ncommand: {sh('exec sleep 1e5')}\n"})
+        d.wait("started", "root/w")
+        assert not os.path.exists(stale)
+        assert os.path.exists(dirs[3])
+        assert any(f"removed {stale}, left by an agentsupd that is gone" in l
+                   for l in d.lines), d.lines
+    finally:
+        os.close(fd)
+        for x in reversed(dirs):
+            if os.path.exists(x):
+                os.rmdir(x)
 
 
 def test_contain_none_makes_no_cgroup(supd, tmp_path):
