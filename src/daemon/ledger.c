@@ -207,6 +207,56 @@ ledger_accept(struct ledger *l, const char *sup, const char *key,
 }
 
 void
+ledger_prior_take(struct ledger_rec *r, struct ledger_prior *p)
+{
+	*p = (struct ledger_prior){.args = r->args,
+	                           .env = r->env,
+	                           .result = r->result,
+	                           .result_len = r->result_len,
+	                           .tail = r->tail,
+	                           .state = r->state,
+	                           .accepted_ms = r->accepted_ms,
+	                           .ended_ms = r->ended_ms,
+	                           .ended_mono = r->ended_mono,
+	                           .replays = r->replays,
+	                           .run = r->run};
+	/* the ended list counted them: its count (ended_bytes) stays r's */
+	r->args = r->env = NULL;
+	r->result = NULL;
+	r->result_len = 0;
+	r->tail = NULL;
+}
+
+void
+ledger_prior_put(struct ledger *l, struct ledger_rec *r, struct ledger_prior *p)
+{
+	ledger_strv_free(r->args);
+	ledger_strv_free(r->env);
+	free(r->result);
+	free(r->tail);
+	r->args = p->args;
+	r->env = p->env;
+	r->result = p->result;
+	r->result_len = p->result_len;
+	r->tail = p->tail;
+	r->accepted_ms = p->accepted_ms;
+	r->replays = p->replays;
+	r->run = p->run;
+	ledger_end(l, r, p->state, p->ended_ms, p->ended_mono);
+	*p = (struct ledger_prior){0};
+}
+
+void
+ledger_prior_free(struct ledger_prior *p)
+{
+	ledger_strv_free(p->args);
+	ledger_strv_free(p->env);
+	free(p->result);
+	free(p->tail);
+	*p = (struct ledger_prior){0};
+}
+
+void
 ledger_drop(struct ledger *l, struct ledger_rec *r)
 {
 	struct ledger_rec **p =

@@ -111,6 +111,26 @@ void ledger_result_clear(struct ledger_rec *);
 void ledger_checkpoint(struct ledger_rec *, uint64_t seq, const void *data,
                        size_t len);
 void ledger_tail(struct ledger_rec *, const char *text, size_t len);
+/* What a retry or a replay (ledger_accept of an ended record) changes,
+ * kept until the spawn's write is stored: a spawn refused for the store
+ * leaves the record as it was. */
+struct ledger_prior {
+	char **args, **env;
+	uint8_t *result;
+	size_t result_len;
+	char *tail;
+	enum ledger_state state;
+	int64_t accepted_ms, ended_ms;
+	uint64_t ended_mono;
+	unsigned replays;
+	const struct node *run;
+};
+/* Before ledger_accept of the ended r: what it changes, moved into p. */
+void ledger_prior_take(struct ledger_rec *r, struct ledger_prior *p);
+/* r as p says, ended again (what r had since is freed); p is emptied. */
+void ledger_prior_put(struct ledger *, struct ledger_rec *r,
+                      struct ledger_prior *p);
+void ledger_prior_free(struct ledger_prior *p);
 /* Forget a record (a pinned one is freed when its last pin goes). */
 void ledger_drop(struct ledger *, struct ledger_rec *);
 /* A write of r is in flight / has finished: a pinned record is never

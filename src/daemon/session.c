@@ -553,10 +553,11 @@ session_reaped(struct session *s, int status)
 	free(s->exec_error);
 	free(s);
 	/* a task that ended while its process ran (a reload cancelled it):
-	 * what its end left until now, its capture and cgroup */
+	 * what its end left until now, its capture, cgroup and checkpoints */
 	if (n->task != NULL && n->task->end != TASK_END_NONE) {
 		logcap_remove(d->logcap, session_capture_name(n, name));
 		contain_forget(d->contain, n->path);
+		tasks_reaped(d, n);
 	}
 	tree_exited(d->tree, n, r, clock_now_ms());
 }

@@ -7,8 +7,9 @@
  * with that child, a key that ended within key_ttl answers with its record
  * unless --retry. The engine (dynamic.c) makes the child or refuses it
  * (max_children, with the count). Every accepted task has a ledger record
- * from that moment; the pump reports restarts and ends to tasks_end.c,
- * which wakes `agentsupctl wait`.
+ * from that moment; with a store its child starts once that record is
+ * stored (a spawn refused for the store never runs). The pump reports
+ * restarts and ends to tasks_end.c, which wakes `agentsupctl wait`.
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -251,8 +252,8 @@ tasks_defer(struct daemon *d, const struct tasks_spawn *in,
 
 	if (in->ack == NULL || r == NULL)
 		return;
-	/* a write of it failed (a spawn answered with the error, its child
-	 * running): written again, and this answer waits for that */
+	/* a write of it failed (its result, its end...): written again,
+	 * and this answer waits for that */
 	if (r->unsaved) {
 		if (taskstore_save_ack(d, r, live, in->ack, in->ack_arg) == 0)
 			out->deferred = true;
@@ -317,16 +318,119 @@ tasks_accepted_ms(const struct tasks_spawn *in, const struct ledger_rec *r)
 	               : clock_wall_ms();
 }
 
+/* A spawn whose record is being written: its child starts once the
+ * record is stored; if the write fails the spawn is refused, so the child
+ * is taken out unstarted and the record is as it was before (none, or the
+ * ended one a retry or a replay started afresh). Never refused and
+ * running: a caller told of the error spawns again, maybe under a new key. */
+struct tasks_held {
+	taskstore_ack_fn *ack; /* the spawn's answer */
+	void *ack_arg;
+	bool fresh;   /* no record before: none after a failure */
+	bool restore; /* an ended one before: prior is what it was */
+	struct ledger_prior prior;
+	enum event_kind event; /* spawned or replayed, once stored */
+	char path[3 * REQUEST_NAME_MAX];
+	char detail[256];
+};
+
+/* The spawned (or replayed) event, told when the task is accepted for
+ * good: at once, or with a store once its record is stored. */
+static void
+tasks_held_text(struct tasks_held *h, const struct tasks_spawn *in,
+                const struct node *n, const struct ledger_rec *r)
+{
+	h->event = in->replay != NULL ? EV_REPLAYED : EV_SPAWNED;
+	snprintf(h->path, sizeof h->path, "%s", n->path);
+	if (in->replay != NULL)
+		snprintf(h->detail, sizeof h->detail, "replay %u by %s",
+		         r->replays, in->by);
+	else
+		snprintf(h->detail, sizeof h->detail, "key %s by %s", r->key,
+		         in->by);
+}
+
+/* The spawn refused after all: its child out before it ran, its record
+ * dropped or put back (n NULL: ended meanwhile, a reload cancelled it). */
+static void
+tasks_unaccept(struct daemon *d, struct ledger_rec *r, struct node *n,
+               struct tasks_held *h)
+{
+	if (n == NULL || !dynamic_unspawn(d->tree, n, clock_now_ms())) {
+		ledger_prior_free(&h->prior);
+		return; /* it ends as any task does: cancelled */
+	}
+	tasks_set_node(d, r, NULL);
+	if (h->restore) {
+		ledger_prior_put(&d->tasks->ledger, r, &h->prior);
+		return; /* unsaved: written back as it was by the retry */
+	}
+	if (!h->fresh)
+		return;
+	tasks_wake_now(d, r); /* no wait holds r once it goes */
+	ledger_drop(&d->tasks->ledger, r);
+}
+
+static void
+tasks_held_stored(struct daemon *d, struct ledger_rec *r, void *arg, int rc,
+                  const char *why)
+{
+	struct tasks_held *h = arg;
+	struct node *n = tasks_live_node(d, r, tasks_sup_find(d, r->sup));
+
+	if (rc == 0) {
+		if (n != NULL)
+			dynamic_start(d->tree, n, clock_now_ms());
+		ledger_prior_free(&h->prior);
+		events_emit(&d->events, h->event, h->path, 0, NULL, 0, "%s",
+		            h->detail);
+	} else {
+		tasks_unaccept(d, r, n, h);
+	}
+	h->ack(d, r, h->ack_arg, rc, why);
+	free(h);
+}
+
+/* The accepted task's record written, its child started: at once (no
+ * store, or a resume, whose record the store has), else once the write
+ * is stored. */
+static void
+tasks_go(struct daemon *d, const struct tasks_spawn *in, struct tasks_held *h,
+         struct tasks_outcome *out)
+{
+	tasks_held_text(h, in, out->node, out->rec);
+	if (in->ack == NULL) {
+		/* its first start is counted now: a SIGKILL of agentsupd
+		 * while it runs does not lose it */
+		dynamic_start(d->tree, out->node, clock_now_ms());
+		taskstore_save(d, out->rec, (unsigned)out->node->starts);
+		events_emit(&d->events, h->event, h->path, 0, NULL, 0, "%s",
+		            h->detail);
+		free(h);
+		return;
+	}
+	h->ack = in->ack;
+	h->ack_arg = in->ack_arg;
+	/* stored with the start it makes once stored */
+	if (taskstore_save_ack(d, out->rec, 1, tasks_held_stored, h) == 0) {
+		out->deferred = true;
+		return;
+	}
+	tasks_unaccept(d, out->rec, out->node, h); /* the writer stopping */
+	free(h);
+	*out = (struct tasks_outcome){.error = TASKS_STORE_BEHIND};
+}
+
 void
 tasks_spawn(struct daemon *d, const struct tasks_spawn *in,
             struct tasks_outcome *out)
 {
 	struct tasks *t = d->tasks;
 	struct node *sup = tasks_sup_find(d, in->sup);
+	struct tasks_held *h;
 	enum spawn_refusal why;
 	char num[32];
 	const char *key = in->key;
-	unsigned live;
 
 	memset(out, 0, sizeof *out);
 	if (sup == NULL || sup->spec->kind != KIND_SUPERVISOR ||
@@ -356,8 +460,8 @@ tasks_spawn(struct daemon *d, const struct tasks_spawn *in,
 		out->error = TASKS_STORE_BEHIND;
 		return;
 	}
-	out->node = dynamic_spawn(d->tree, sup, key, in->args, in->env,
-	                          clock_now_ms(), &why);
+	out->node = dynamic_add(d->tree, sup, key, in->args, in->env,
+	                        clock_now_ms(), &why);
 	if (out->node == NULL) {
 		out->error = dynamic_refusal_name(why);
 		out->has_count = why == SPAWN_MAX_CHILDREN;
@@ -367,6 +471,11 @@ tasks_spawn(struct daemon *d, const struct tasks_spawn *in,
 	out->created = true;
 	if (d->store != NULL) /* a pool added again goes on past it too */
 		ledger_numbers_see(&t->numbers, sup->spec->name, key);
+	h = xcalloc(1, sizeof *h);
+	h->fresh = out->rec == NULL;
+	h->restore = in->ack != NULL && !h->fresh && ledger_ended(out->rec);
+	if (h->restore)
+		ledger_prior_take(out->rec, &h->prior);
 	out->rec = ledger_accept(&t->ledger, sup->spec->name, key, in->args,
 	                         in->env, tasks_accepted_ms(in, out->rec));
 	if (in->resuming && out->rec->attempts > 0) /* a run cut short */
@@ -376,21 +485,7 @@ tasks_spawn(struct daemon *d, const struct tasks_spawn *in,
 	tasks_seed_checkpoint(d, out->node, out->rec);
 	if (in->replay != NULL)
 		out->rec->replays++;
-	/* its first start is counted now: a SIGKILL of agentsupd while it
-	 * runs does not lose it */
-	live = (unsigned)out->node->starts;
-	if (in->ack == NULL)
-		taskstore_save(d, out->rec, live);
-	else if (taskstore_save_ack(d, out->rec, live, in->ack, in->ack_arg) ==
-	         0)
-		out->deferred = true;
-	if (in->replay != NULL) {
-		events_emit(&d->events, EV_REPLAYED, out->node->path, 0, NULL,
-		            0, "replay %u by %s", out->rec->replays, in->by);
-	} else {
-		events_emit(&d->events, EV_SPAWNED, out->node->path, 0, NULL, 0,
-		            "key %s by %s", key, in->by);
-	}
+	tasks_go(d, in, h, out);
 }
 
 /* A worker's spawn answered after the commit: to the same run of the

@@ -37,6 +37,10 @@ void tasks_result(struct daemon *, struct node *, const void *, size_t);
 /* A process is being started (ACT_START): a task's restart clears the
  * result of the run before and is saved (any other node: nothing). */
 void tasks_started(struct daemon *, struct node *);
+/* The process of a task that ended while it ran (a reload cancelled it)
+ * is reaped: its checkpoints leave memory now (its end could not release
+ * them while the run was attached). */
+void tasks_reaped(struct daemon *, const struct node *);
 /* An engine event about a task's node (restarting, ended): the pump. */
 void tasks_event(struct daemon *, const struct action *);
 /* Start again the tasks the store says were pending or running when

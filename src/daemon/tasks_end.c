@@ -157,6 +157,22 @@ tasks_keep_checkpoint(struct daemon *d, const struct node *n,
 	ckpt_release(d->ckpt, n->path);
 }
 
+void
+tasks_reaped(struct daemon *d, const struct node *n)
+{
+	struct ledger_rec *r =
+	        ledger_get(&d->tasks->ledger, n->task->sup, n->task->key);
+	struct node *live;
+
+	/* a run of its key at the same path (retried once its pool was
+	 * added back) has them now: handed, or seeded from the record */
+	if (r != NULL &&
+	    (live = tasks_live_node(d, r, tasks_sup_find(d, r->sup))) != NULL &&
+	    strcmp(live->path, n->path) == 0)
+		return;
+	ckpt_release(d->ckpt, n->path);
+}
+
 /* "exit:3 (declared permanent: bad input)" */
 static void
 tasks_reason_text(const struct node *n, struct reason why, char *buf,

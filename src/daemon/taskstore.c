@@ -255,6 +255,12 @@ taskstore_done(void *arg, int rc, const char *why)
 		j->rec->unsaved = rc != 0;
 	if (rc != 0)
 		taskstore_retry_arm(j->d);
+	/* a barrier answers for the writes of its record before it: one
+	 * failed (a spawn refused, its record dropped or put back) */
+	if (rc == 0 && j->noop && j->rec != NULL && j->rec->unsaved) {
+		rc = -1;
+		why = "an earlier write of it was not stored";
+	}
 	if (j->ack != NULL)
 		j->ack(j->d, j->rec, j->ack_arg, rc, why);
 	if (j->rec != NULL && !j->drop && j->rec->pins == 1)

@@ -99,9 +99,9 @@ dynamic_check(const struct tree *t, const struct node *sup)
 }
 
 struct node *
-dynamic_spawn(struct tree *t, struct node *sup, const char *key,
-              char *const *args, char *const *env, uint64_t now,
-              enum spawn_refusal *why)
+dynamic_add(struct tree *t, struct node *sup, const char *key,
+            char *const *args, char *const *env, uint64_t now,
+            enum spawn_refusal *why)
 {
 	struct spec *s;
 	struct node *c;
@@ -116,10 +116,37 @@ dynamic_spawn(struct tree *t, struct node *sup, const char *key,
 	c->task->sup = xstrdup(sup->spec->name);
 	c->task->args = dynamic_strv_dup(args);
 	c->task->env = dynamic_strv_dup(env);
+	c->held = true;
 	sup->children = xreallocarray(sup->children, sup->nchildren + 1,
 	                              sizeof *sup->children);
 	sup->children[sup->nchildren++] = c;
-	node_start(t, c);
+	return c;
+}
+
+void
+dynamic_start(struct tree *t, struct node *c, uint64_t now)
+{
+	struct node *s = c->parent;
+
+	t->now = now;
+	if (!dynamic_live(c) || c->removed || c->starts > 0 ||
+	    c->state != NODE_STOPPED)
+		return; /* cancelled meanwhile, or an operator started it */
+	c->held = false;
+	if (!t->shutting_down && !t->draining && !tree_over(t) &&
+	    s->state == NODE_RUNNING && s->super->job.kind == JOB_NONE)
+		node_start(t, c);
+}
+
+struct node *
+dynamic_spawn(struct tree *t, struct node *sup, const char *key,
+              char *const *args, char *const *env, uint64_t now,
+              enum spawn_refusal *why)
+{
+	struct node *c = dynamic_add(t, sup, key, args, env, now, why);
+
+	if (c != NULL)
+		dynamic_start(t, c, now);
 	return c;
 }
 
@@ -206,6 +233,26 @@ dynamic_child_buried(struct tree *t, struct node *c)
 	if (!dynamic_live(c) || t->shutting_down || t->draining)
 		return;
 	dynamic_end(t, c, TASK_END_CANCELLED, EE_TASK_CANCELLED);
+}
+
+bool
+dynamic_unspawn(struct tree *t, struct node *c, uint64_t now)
+{
+	t->now = now;
+	if (!dynamic_live(c))
+		return false;
+	c->held = true;
+	c->pending = false;
+	if (c->starts == 0 && c->state == NODE_STOPPED) {
+		c->task->end = TASK_END_CANCELLED;
+		if (c->parent != t->graveyard)
+			dynamic_mark(t, c->parent);
+		return true;
+	}
+	node_stop(t, c, STOP_GRACEFUL);
+	if (node_down(c)) /* it waited (backoff): no stop to wait for */
+		dynamic_child_stopped(t, c);
+	return false;
 }
 
 /* Free sup's ended children and close the gaps (no job holds indices). */

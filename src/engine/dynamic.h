@@ -44,6 +44,19 @@ enum spawn_refusal {
 struct node *dynamic_spawn(struct tree *, struct node *sup, const char *key,
                            char *const *args, char *const *env, uint64_t now,
                            enum spawn_refusal *why);
+/* The same, not started: held (no job starts it, it counts toward
+ * max_children) until dynamic_start, or dynamic_unspawn takes it out. A
+ * task whose record must be stored before it runs. */
+struct node *dynamic_add(struct tree *, struct node *sup, const char *key,
+                         char *const *args, char *const *env, uint64_t now,
+                         enum spawn_refusal *why);
+/* An added child may run: started now if its supervisor is free to, else
+ * by its supervisor's job (or, stopping, at the next start, resumed). */
+void dynamic_start(struct tree *, struct node *c, uint64_t now);
+/* An added child that must not run: taken out, true, if it never started
+ * (no event: its spawn is refused); false if it was started meanwhile (an
+ * operator's start): stopped, and so cancelled. */
+bool dynamic_unspawn(struct tree *, struct node *c, uint64_t now);
 /* The live (not ended) child of sup with this key, or NULL. */
 struct node *dynamic_find(const struct node *sup, const char *key);
 /* sup's live children, as max_children counts them. */

@@ -9,6 +9,8 @@ import json
 import sqlite3
 import textwrap
 
+import pytest
+
 from conftest import wait_until
 from test_dynamic import PY, pool, py
 from test_ledger_store import ckpt_pool, restart, settings
@@ -205,3 +207,42 @@ def test_removed_workers_leave_no_checkpoint_or_capture(supd):
                    what=f"only ck{i}'s checkpoint held, not the removed")
         gone = d.ctl("logs", f"ck{i - 1}")
         assert gone.returncode != 0, gone.stdout
+
+
+@pytest.mark.parametrize("state", [False, True])
+def test_tasks_cancelled_by_a_reload_leave_no_checkpoint(supd, state):
+    """A reload that removes a pool cancels its running tasks while their
+    processes still run (they stop gracefully after): their checkpoints
+    stayed in memory for good, the pool added back or not (found in an
+    audit: agentsup_checkpoint_workers 24 -> 24 after the reload). They
+    go once those processes have stopped, as a removed worker's do."""
+    script = py(supd.tmp, "renamed.py", RENAMED)
+    port = free_port()
+    tree = pool(template=f"""\
+        template:
+          command: [{PY}, {script}]
+          backoff: none
+        """)
+    d = supd.start({"00-settings.yaml": settings(supd, state) +
+                    f"  metrics: 127.0.0.1:{port}\n", "a.yaml": tree})
+    d.wait("started", "root/idle")
+    for k in ("a", "b", "c"):
+        d.ctl("spawn", "pool", "--key", k, check=0)
+        wait_until(lambda: "checkpointed" in d.ctl("logs", f"pool/{k}").stdout,
+                   what=f"pool/{k} checkpointed")
+    assert held(port) == 3
+    (supd.dir / "a.yaml").write_text(textwrap.dedent("""\
+        supervisor: root
+        children:
+          - {worker: idle, command: [sleep, '300']}
+        """))
+    d.ctl("reload", check=0)
+    d.wait_detail("task_done", "cancelled", 3)
+    wait_until(lambda: held(port) == 0,
+               what="the cancelled tasks' checkpoints released")
+    (supd.dir / "a.yaml").write_text(tree)
+    d.ctl("reload", check=0)
+    d.ctl("spawn", "pool", "--key", "d", check=0)
+    wait_until(lambda: "checkpointed" in d.ctl("logs", "pool/d").stdout,
+               what="pool/d checkpointed")
+    assert held(port) == 1

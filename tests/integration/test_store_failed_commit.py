@@ -1,38 +1,151 @@
-"""A spawn whose record could not be committed (the store's write lock held
-by another process for longer than the busy timeout) is answered with the
-error, and its child runs. Once the store works again, the same spawn was
-answered ok (created: false) without the record ever being written: a
-SIGKILL then lost a running, acknowledged task (found in an audit). Now a
-record whose last write failed is written again when its key is asked
-for, and the answer comes after that write."""
+"""A spawn whose record cannot be committed (the store's write lock held by
+another process past the busy timeout, or agentsup.db moved away) is
+refused, and its task never runs. Before, the answer said "the ledger could
+not be stored" while the task was started anyway: a caller that took the
+error at its word and spawned again under a new key ran the work twice,
+and the same key answered the error again, then "not created: the task is
+running" (found in an audit). DESIGN §12, docs/config.md: an answered
+spawn is durable; one that cannot be stored is never both refused and
+running. The same for a worker's {t: spawn} and for a retry."""
+import json
+import os
 
 from conftest import alive, store_locked, wait_until
-from test_dynamic import pool
+from test_dynamic import PY, pool, py
 from test_ledger_store import restart, settings, stored_keys
 
+TEMPLATE = """\
+template:
+  command: [sleep, '300']
+  backoff: none
+"""
 
-def test_spawn_acknowledged_after_a_failed_commit_is_durable(supd):
-    files = {"00-settings.yaml": settings(supd),
-             "a.yaml": pool(template="""\
-                 template:
-                   command: [sleep, '300']
-                   backoff: none
-                 """)}
+
+def locked(supd):
+    return store_locked(supd.tmp / "state" / "agentsup.db")
+
+
+def gone(d, name):
+    """No record of name: `wait` says so (a live one would time out)."""
+    r = d.ctl("wait", name, "--timeout", "300ms")
+    assert r.returncode == 1 and "no such task" in r.stderr, r
+    return True
+
+
+def test_a_spawn_that_cannot_be_stored_is_refused_and_never_runs(supd):
+    files = {"00-settings.yaml": settings(supd), "a.yaml": pool(template=TEMPLATE)}
     d = supd.start(files)
     d.wait("started", "root/idle")
-    with store_locked(supd.tmp / "state" / "agentsup.db"):
+    with locked(supd):
         r = d.ctl("spawn", "pool", "--key", "k1")
-        # the commit failed: the answer says so
-        assert r.returncode != 0 and "could not be stored" in r.stderr, r
-    # ... and yet the task runs
+        assert r.returncode == 1 and "could not be stored" in r.stderr, r
+        # refused, and nothing of it stays: no record to wait on
+        assert gone(d, "pool/k1")
+    # the store works again: the same spawn is a new task (before: "not
+    # created: the task is running", the refused one)
+    rec = json.loads(d.ctl("--json", "spawn", "pool", "--key", "k1",
+                           check=0).stdout)
+    assert rec["created"] is True, rec
     d.wait("started", "root/pool/k1")
-    # the store works again; the same spawn is answered ok: acknowledged
-    r = d.ctl("--json", "spawn", "pool", "--key", "k1")
-    assert r.returncode == 0, r
-    # an answered spawn is durable: SIGKILL right after the answer
+    assert d.count("spawned", "root/pool/k1") == 1
+    assert d.count("started", "root/pool/k1") == 1, "the refused one ran"
+    # answered, so durable: SIGKILL right after the answer loses nothing
     d.kill()
     for p in list(d.pids):
         wait_until(lambda: not alive(p), what="tasks die with agentsupd")
     assert "k1" in stored_keys(supd), "answered (running) but not stored"
     d = restart(supd, 1)
     d.wait("spawned", "root/pool/k1")
+
+
+def test_a_retry_that_cannot_be_stored_leaves_the_record_as_it_was(supd):
+    files = {"00-settings.yaml": settings(supd),
+             "a.yaml": pool(template=SH_TEMPLATE_EXIT)}
+    d = supd.start(files)
+    d.wait("started", "root/idle")
+    d.ctl("spawn", "pool", "--key", "t", "--", "first", check=0)
+    done = json.loads(d.ctl("--json", "wait", "pool/t", check=0).stdout)
+    assert done["state"] == "done" and done["args"] == ["first"], done
+    with locked(supd):
+        r = d.ctl("spawn", "pool", "--key", "t", "--retry", "--", "again")
+        assert r.returncode == 1 and "could not be stored" in r.stderr, r
+    # the record is the ended one again (written again once the store
+    # works), not a retry that never ran
+    rec = json.loads(d.ctl("--json", "wait", "pool/t", check=0).stdout)
+    assert rec["state"] == "done" and rec["args"] == ["first"], rec
+    rec = json.loads(d.ctl("--json", "spawn", "pool", "--key", "t", "--retry",
+                           "--", "again", check=0).stdout)
+    assert rec["created"] is True and rec["args"] == ["again"], rec
+    d.wait("task_done", "root/pool/t")
+    d.wait("task_done", "root/pool/t")
+    assert d.count("started", "root/pool/t") == 2, "the refused retry ran"
+
+
+SH_TEMPLATE_EXIT = """\
+template:
+  command: ["/bin/sh", "-c", "exit 0", "task"]
+  backoff: none
+"""
+
+ORCH = """\
+import json, os, agentsup
+def ask(go):
+    while not os.path.exists(go):
+        a.wait(0.05)
+    s = a.spawn("pool", key="w1", timeout=30)
+    with open(go + ".out", "w") as f:
+        json.dump([s.ok, s.created, s.error], f)
+with agentsup.Agent() as a:
+    a.restored
+    ask(os.environ["GO1"])
+    ask(os.environ["GO2"])
+    a.wait(300)
+"""
+
+
+def answer(path):
+    wait_until(lambda: path.exists() and path.stat().st_size > 0,
+               what=str(path))
+    return json.loads(path.read_text())
+
+
+def test_a_workers_spawn_that_cannot_be_stored_is_refused_too(supd):
+    orch = py(supd.tmp, "orch.py", ORCH)
+    go1, go2 = supd.tmp / "go1", supd.tmp / "go2"
+    d = supd.start({"00-settings.yaml": settings(supd), "a.yaml": f"""\
+        supervisor: root
+        children:
+          - worker: orch
+            command: [{PY}, {orch}]
+            environment: {{GO1: {go1}, GO2: {go2}}}
+          - supervisor: pool
+            spawn_from: [orch]
+            template: {{command: [sleep, '300'], backoff: none}}
+          - {{worker: idle, command: [sleep, '300']}}
+        """})
+    d.wait("started", "root/idle")
+    with locked(supd):
+        go1.write_text("")
+        ok, created, error = answer(supd.tmp / "go1.out")
+        assert not ok and "could not be stored" in error, (ok, error)
+        assert gone(d, "pool/w1")
+    go2.write_text("")
+    ok, created, error = answer(supd.tmp / "go2.out")
+    assert ok and created is True, (ok, created, error)
+    d.wait("started", "root/pool/w1")
+    assert d.count("started", "root/pool/w1") == 1, "the refused one ran"
+
+
+def test_a_spawn_into_a_store_moved_away_is_refused_and_never_runs(supd):
+    d = supd.start({"00-settings.yaml": settings(supd),
+                    "a.yaml": pool(template=TEMPLATE)})
+    d.wait("started", "root/idle")
+    db = supd.tmp / "state" / "agentsup.db"
+    os.rename(db, supd.tmp / "moved.db")
+    for _ in range(2):  # and again: refused, not "not created"
+        r = d.ctl("spawn", "pool", "--key", "k1")
+        assert r.returncode == 1 and "removed or replaced" in r.stderr, r
+    d.ctl("spawn", "pool", "--key", "k2", "--env", "X=1")  # a marker
+    d.wait_detail("store_error", "pool/k2")
+    assert d.count("spawned", "root/pool/k1") == 0
+    assert d.count("started", "root/pool/k1") == 0, "the refused one ran"

@@ -125,8 +125,13 @@ def test_wait_on_a_task_replayed_before_its_end_was_stored(supd):
         end.write_text("")
         d.wait("task_done", "root/pool/t")
         other = Conn(d.socket)
-        other.send("replay", "pool/t")
-        d.wait("started", "root/pool/t")  # the replay runs (till end2)
+        r = other.send("replay", "pool/t")
+        # read by agentsupd (answered once stored): the status after it
+        assert other.until(other.send("status"))["ok"]
+    # released within the busy timeout: both writes stored, the replay
+    # runs (till end2), answered only now
+    assert other.until(r)["ok"], other.answers[r]
+    d.wait("started", "root/pool/t")
     assert c.until(c.send("status"))["ok"]
     assert w not in c.answers, f"wait answered mid-replay: {c.answers[w]}"
     end2.write_text("")
@@ -138,18 +143,27 @@ def test_wait_on_a_task_replayed_before_its_end_was_stored(supd):
 
 
 def test_wait_not_answered_by_an_older_write_after_the_end_was_refused(supd):
-    """The end's write refused (the store's queue full: a spawn's write
-    stuck behind the lock, 8,300 pipelined spawns of the key queueing
-    barriers), then the older write still in flight succeeds: it said the
-    record saved, the wait was answered "done" with the store holding the
-    task pending, and the retry never wrote the end (found by a second
-    reader). A wait answered "done" finds the end in the store."""
-    supd.write({"a.yaml": conf(supd)}, settings=False)
+    """The end's write refused (the store's queue full: the write of the
+    task's restart stuck behind the lock, 8,300 pipelined spawns of the
+    key queueing barriers), then the older write still in flight succeeds:
+    it said the record saved, the wait was answered "done" with the store
+    holding the task running, and the retry never wrote the end (found by
+    a second reader). A wait answered "done" finds the end in the store.
+    (A spawn's own write once served as the older one; its task no longer
+    runs before that write is stored.)"""
+    fail, ran, end = supd.tmp / "fail", supd.tmp / "ran", supd.tmp / "end"
+    supd.write({"a.yaml": conf(supd).replace(
+        f"while [ ! -e {end} ]; do sleep 0.05; done",
+        f"while [ ! -e {fail} ]; do sleep 0.05; done; "
+        f"if [ ! -e {ran} ]; then touch {ran}; exit 1; fi; "
+        f"while [ ! -e {end} ]; do sleep 0.05; done")}, settings=False)
     d = supd.start()
     d.wait("started", "root/idle")
-    c = Conn(d.socket)
+    d.ctl("spawn", "pool", "--key", "t", check=0)
+    d.wait("started", "root/pool/t")
     with locked(supd):
-        c.send("spawn", "pool", {"key": "t"})  # its write waits on the lock
+        fail.write_text("")  # its restart's write waits on the lock
+        d.wait("restarting", "root/pool/t")
         d.wait("started", "root/pool/t")
         w = Conn(d.socket)
         wid = w.send("wait", "pool/t")
@@ -163,7 +177,7 @@ def test_wait_not_answered_by_an_older_write_after_the_end_was_refused(supd):
         d.wait("task_done", "root/pool/t")
     m = w.until(wid)  # the retry writes the end within 5 s
     assert m["ok"] and m["result"]["state"] == "done", m
-    assert stored_states(supd)["t"] == 2, "answered done, stored pending"
+    assert stored_states(supd)["t"] == 2, "answered done, stored running"
 
 
 def drain(conn):
