@@ -237,6 +237,16 @@ taskstore_retry_init(struct tasks *t, struct daemon *d)
 	t->retry_w.data = d;
 }
 
+/* A store error's event path: its supervisor's, as every event has (the
+ * record knows only its name, unique in the tree); the name if it went. */
+static const char *
+taskstore_path(struct daemon *d, const char *sup)
+{
+	struct node *n = tree_find(d->tree, sup);
+
+	return n != NULL ? n->path : sup;
+}
+
 /* On the loop, once the batch committed (or failed): the ack, then the
  * record unpinned (its row is on disk: it may leave memory). */
 static void
@@ -245,8 +255,9 @@ taskstore_done(void *arg, int rc, const char *why)
 	struct taskstore_job *j = arg;
 
 	if (rc != 0)
-		events_emit(&j->d->events, EV_STORE_ERROR, j->sup, 0, "store",
-		            0, "task %s/%s: %s", j->sup, j->key, why);
+		events_emit(&j->d->events, EV_STORE_ERROR,
+		            taskstore_path(j->d, j->sup), 0, "store", 0,
+		            "task %s/%s: %s", j->sup, j->key, why);
 	if (j->drop && rc == 0)
 		taskstore_unghost(j->d, j->sup, j->key);
 	/* an older write's success says nothing of a newer one refused */
@@ -281,8 +292,9 @@ taskstore_submit(struct daemon *d, struct taskstore_job *j)
 			ledger_pin(j->rec);
 		return 0;
 	}
-	events_emit(&d->events, EV_STORE_ERROR, j->sup, 0, "store", 0,
-	            "task %s/%s: the store's queue is full", j->sup, j->key);
+	events_emit(&d->events, EV_STORE_ERROR, taskstore_path(d, j->sup), 0,
+	            "store", 0, "task %s/%s: the store's queue is full", j->sup,
+	            j->key);
 	if (j->rec != NULL && !j->drop && !j->noop)
 		j->rec->unsaved = true;
 	taskstore_retry_arm(d);

@@ -41,6 +41,9 @@ def test_a_spawn_that_cannot_be_stored_is_refused_and_never_runs(supd):
         assert r.returncode == 1 and "could not be stored" in r.stderr, r
         # refused, and nothing of it stays: no record to wait on
         assert gone(d, "pool/k1")
+    # said with the pool's path, as every event is (it said "pool")
+    d.wait_detail("store_error", "pool/k1")
+    assert {e.path for e in d.seen if e.kind == "store_error"} == {"root/pool"}
     # the store works again: the same spawn is a new task (before: "not
     # created: the task is running", the refused one)
     rec = json.loads(d.ctl("--json", "spawn", "pool", "--key", "k1",
