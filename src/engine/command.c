@@ -9,6 +9,7 @@
 #include "command.h"
 #include "engine.h"
 #include "circuit.h"
+#include "dynamic.h"
 #include "intensity.h"
 #include "progress.h"
 #include "util.h"
@@ -112,6 +113,16 @@ restart_child(struct tree *t, struct node *n)
 	                           .hi = n->index + 1});
 }
 
+/* An operator's start or restart lets n be started again; not a task
+ * whose record is not stored yet: only its commit starts it (a spawn
+ * refused for the store never runs). */
+static void
+unhold(struct node *n)
+{
+	if (n->task == NULL || !n->task->uncommitted)
+		n->held = false;
+}
+
 /* Stopping by an operator's stop or drain: a start or reset undoes that. */
 static bool
 operator_stopping(const struct node *n)
@@ -148,7 +159,9 @@ command_start(struct tree *t, struct node *n, uint64_t now)
 		r = start_check(n);
 	if (r.kind != REFUSED_NONE)
 		return r;
-	n->held = false;
+	unhold(n);
+	if (n->held) /* uncommitted: it starts once stored */
+		return ok;
 	if (n->state == NODE_STOPPING) {
 		restart_child(t, n);
 		return ok;
@@ -183,9 +196,9 @@ command_restart(struct tree *t, struct node *n, uint64_t now)
 	if (sup) {
 		intensity_forget(s);
 		for (size_t i = 0; i < s->nchildren; i++)
-			s->children[i]->held = false;
+			unhold(s->children[i]);
 	}
-	n->held = false;
+	unhold(n);
 	if (!sup) {
 		restart_child(t, n);
 		return ok;

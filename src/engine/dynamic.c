@@ -116,6 +116,7 @@ dynamic_add(struct tree *t, struct node *sup, const char *key,
 	c->task->sup = xstrdup(sup->spec->name);
 	c->task->args = dynamic_strv_dup(args);
 	c->task->env = dynamic_strv_dup(env);
+	c->task->uncommitted = true;
 	c->held = true;
 	sup->children = xreallocarray(sup->children, sup->nchildren + 1,
 	                              sizeof *sup->children);
@@ -129,6 +130,8 @@ dynamic_start(struct tree *t, struct node *c, uint64_t now)
 	struct node *s = c->parent;
 
 	t->now = now;
+	if (c->task != NULL)
+		c->task->uncommitted = false;
 	if (!dynamic_live(c) || c->removed || c->starts > 0 ||
 	    c->state != NODE_STOPPED)
 		return; /* cancelled meanwhile, or an operator started it */
@@ -136,6 +139,22 @@ dynamic_start(struct tree *t, struct node *c, uint64_t now)
 	if (!t->shutting_down && !t->draining && !tree_over(t) &&
 	    s->state == NODE_RUNNING && s->super->job.kind == JOB_NONE)
 		node_start(t, c);
+}
+
+void
+dynamic_start_waiting(struct tree *t, struct node *s)
+{
+	if (s->spec->tmpl == NULL || t->shutting_down || t->draining ||
+	    tree_over(t))
+		return;
+	for (size_t i = 0; i < s->nchildren && s->state == NODE_RUNNING &&
+	                   s->super->job.kind == JOB_NONE;
+	     i++) {
+		struct node *c = s->children[i];
+		if (dynamic_live(c) && !c->removed && !c->held &&
+		    c->starts == 0 && c->state == NODE_STOPPED)
+			node_start(t, c);
+	}
 }
 
 struct node *

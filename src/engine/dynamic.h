@@ -29,6 +29,8 @@ struct task {
 	char **args; /* appended to the template's command, NULL-terminated */
 	char **env;  /* "K=V", over the template's, NULL-terminated */
 	enum task_end end;
+	bool uncommitted; /* added, its record not stored yet: held, and only
+	                     dynamic_start (the commit) starts it */
 };
 
 enum spawn_refusal {
@@ -39,6 +41,10 @@ enum spawn_refusal {
 	SPAWN_MAX_CHILDREN,  /* max_children live children already */
 };
 
+/* Tasks stored while their pool ran a job that did not take them in (a
+ * restart of one child): started once it is free, as dynamic_start would
+ * have (they waited for ever). */
+void dynamic_start_waiting(struct tree *, struct node *sup);
 /* A new child KEY of sup, started now; NULL with *why when refused. The
  * caller has checked that no live child has this key. */
 struct node *dynamic_spawn(struct tree *, struct node *sup, const char *key,

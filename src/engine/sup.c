@@ -9,6 +9,7 @@
  */
 #include <stddef.h>
 
+#include "dynamic.h"
 #include "engine.h"
 #include "intensity.h"
 #include "progress.h"
@@ -238,6 +239,7 @@ job_finish(struct tree *t, struct node *s)
 		bool was_starting = s->state == NODE_STARTING;
 		tree_set_state(t, s, NODE_RUNNING);
 		strategy_handle_pending(t, s);
+		dynamic_start_waiting(t, s);
 		if (was_starting && s->parent != NULL)
 			sup_child_settled(t, s->parent);
 		return;

@@ -83,8 +83,6 @@ w_stopped(struct tree *t, struct node *n, struct reason r)
 	n->running_since = 0;
 	dynamic_child_stopped(t, n); /* an operator's stop cancels a task */
 	sup_child_settled(t, n->parent);
-	if (n->removed)
-		reload_buried_down(t, n);
 }
 
 /* STARTING|RUNNING x STOP: the shutdown sequence (r.code: how). */
@@ -215,8 +213,13 @@ worker_input(struct tree *t, struct node *n, enum worker_input in,
 {
 	worker_fn *fn = worker_table[n->state][in];
 
-	if (fn != NULL)
-		fn(t, n, r);
+	if (fn == NULL)
+		return;
+	fn(t, n, r);
+	/* a removed worker down by any way (stopped, or its own exit before
+	 * its stop came): the job waiting to start its namesake goes on */
+	if (n->removed && node_down(n))
+		reload_buried_down(t, n);
 }
 
 void

@@ -15,6 +15,7 @@
 #include "tree_run.h"
 
 #include "circuit.h"
+#include "dynamic.h"
 
 #define FLAKY                                                                  \
 	"supervisor: root\nintensity: 100\nperiod: 1h\nchildren:\n"            \
@@ -568,6 +569,107 @@ test_a_moved_worker_starts_once_its_old_place_is_down(void **state)
 	run_free(r);
 }
 
+/* The old a ends by itself (exit 0) before its removed supervisor's stop
+ * reaches it: its new place still starts (it waited for good, and every
+ * later reload was refused as busy). */
+static void
+test_a_moved_worker_starts_when_its_old_place_ends_by_itself(void **state)
+{
+	struct run *r = run_new(
+	        "supervisor: root\nintensity: 100\nchildren:\n"
+	        "  - supervisor: x\n    strategy: one_for_all\n"
+	        "    children: [{worker: a, command: x}, {worker: b, command: "
+	        "x}]\n"
+	        "  - supervisor: y\n    children: [{worker: z, command: x}]\n");
+	struct config *next =
+	        load_yaml("supervisor: root\nintensity: 100\nchildren:\n"
+	                  "  - supervisor: y\n    children: [{worker: z, "
+	                  "command: x}, {worker: a, command: x}]\n");
+	struct reload_report rep;
+	const char *why = NULL;
+	struct node *x, *a, *b;
+
+	(void)state;
+	no_backoff(next->root);
+	r->obedient = false;
+	assert_int_equal(reload_apply(r->t, next->root, r->now, &rep, &why), 0);
+	pump(r);
+	reload_report_free(&rep);
+	r->retired = r->cfg;
+	r->cfg = next;
+	x = r->t->graveyard->children[0];
+	a = x->children[0];
+	b = x->children[1];
+	r->log[0] = '\0';
+	tree_exited(r->t, a, (struct reason){REASON_EXIT, 0}, r->now);
+	pump(r);
+	expect(r, "start root/y/a\n");
+	tree_exited(r->t, b, (struct reason){REASON_SIGNAL, 15}, r->now);
+	pump(r);
+	assert_string_equal(state_of(r, "root/y/a"), "running");
+	assert_int_equal(N(r, "y")->super->job.kind, JOB_NONE);
+	run_free(r);
+}
+
+#define POOL                                                                   \
+	"supervisor: root\nchildren:\n"                                        \
+	"  - supervisor: pool\n    max_children: 3\n    intensity: 5\n"        \
+	"    template: {command: [work, --x], backoff: none}\n"
+
+/* A task stored while its pool runs a job over another child (an
+ * operator's start of a task it is still stopping) starts once the job
+ * ends (it was answered created and never ran). */
+static void
+test_a_task_stored_during_a_job_starts_after_it(void **state)
+{
+	struct run *r = run_new(POOL);
+	char *args[] = {NULL};
+	enum spawn_refusal why;
+	struct node *a, *b;
+
+	(void)state;
+	a = dynamic_spawn(r->t, N(r, "pool"), "a", args, NULL, r->now, &why);
+	pump(r);
+	r->obedient = false;
+	ok_(command_stop(r->t, a, r->now));
+	b = dynamic_add(r->t, N(r, "pool"), "b", args, NULL, r->now, &why);
+	ok_(command_start(r->t, a, r->now)); /* the pool's job over a */
+	dynamic_start(r->t, b, r->now);      /* b's record is stored */
+	pump(r);
+	assert_int_equal(b->starts, 0);
+	r->log[0] = '\0';
+	tree_exited(r->t, a, (struct reason){REASON_SIGNAL, 15}, r->now);
+	pump(r);
+	expect(r, "start root/pool/a\nstart root/pool/b\n");
+	run_free(r);
+}
+
+/* A task whose record is not stored yet is started by its commit only:
+ * an operator's restart or start of the pool or of it leaves it (it ran,
+ * and the spawn was then refused for the store). */
+static void
+test_an_uncommitted_task_waits_for_its_commit(void **state)
+{
+	struct run *r = run_new(POOL);
+	char *args[] = {NULL};
+	enum spawn_refusal why;
+	struct node *b;
+
+	(void)state;
+	b = dynamic_add(r->t, N(r, "pool"), "b", args, NULL, r->now, &why);
+	r->log[0] = '\0';
+	ok_(command_restart(r->t, N(r, "pool"), r->now));
+	ok_(command_start(r->t, b, r->now));
+	ok_(command_restart(r->t, b, r->now));
+	pump(r);
+	expect(r, "");
+	assert_int_equal(b->starts, 0);
+	dynamic_start(r->t, b, r->now);
+	pump(r);
+	expect(r, "start root/pool/b\n");
+	run_free(r);
+}
+
 /* A lone worker added beside the only root makes the implicit root: the
  * report names the new tree's paths (it said fleet/fleet, fleet/raw). */
 static void
@@ -886,6 +988,11 @@ main(void)
 	                test_start_of_what_stops_for_another_reason_is_refused),
 	        cmocka_unit_test(
 	                test_a_moved_worker_starts_once_its_old_place_is_down),
+	        cmocka_unit_test(
+	                test_a_moved_worker_starts_when_its_old_place_ends_by_itself),
+	        cmocka_unit_test(
+	                test_a_task_stored_during_a_job_starts_after_it),
+	        cmocka_unit_test(test_an_uncommitted_task_waits_for_its_commit),
 	        cmocka_unit_test(test_a_renamed_root_reports_the_new_paths),
 	        cmocka_unit_test(
 	                test_a_childs_restart_leaves_its_supervisors_uptime),
