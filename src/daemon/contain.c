@@ -300,6 +300,28 @@ contain_sweep_stale(const char *parent, const char *mine)
 	closedir(dir);
 }
 
+#define CONTAIN_LOCK_TRIES 3
+
+/* Our new directory opened and locked for our life (see contain_stale);
+ * EAGAIN when another agentsupd's sweep took it first, in the moment
+ * before the lock, as it would a stale one: then make it again. */
+static int
+contain_lock(struct contain *c)
+{
+	struct stat by_fd, by_name;
+
+	c->dirfd = open(c->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (c->dirfd < 0)
+		return errno == ENOENT ? EAGAIN : errno;
+	if (flock(c->dirfd, LOCK_EX | LOCK_NB) == 0 &&
+	    fstat(c->dirfd, &by_fd) == 0 && stat(c->dir, &by_name) == 0 &&
+	    by_fd.st_ino == by_name.st_ino)
+		return 0;
+	close(c->dirfd);
+	c->dirfd = -1;
+	return EAGAIN; /* held by its sweep, or removed */
+}
+
 /* Our cgroup directory, proven usable; an errno otherwise. */
 static int
 contain_setup(struct contain *c)
@@ -311,19 +333,20 @@ contain_setup(struct contain *c)
 		err = ENOENT;
 		goto out;
 	}
-	if ((err = contain_mkdir(c, mnt, self)) != 0) {
-		free(c->dir); /* not ours to remove */
-		free(c->rel);
-		c->dir = c->rel = NULL;
-		goto out;
+	for (int tries = 0;; tries++) {
+		if ((err = contain_mkdir(c, mnt, self)) != 0) {
+			free(c->dir); /* not ours to remove */
+			free(c->rel);
+			c->dir = c->rel = NULL;
+			goto out;
+		}
+		if ((err = contain_lock(c)) != EAGAIN ||
+		    tries == CONTAIN_LOCK_TRIES)
+			break;
 	}
-	if ((c->dirfd = open(c->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
-		err = errno;
-	else if (flock(c->dirfd, LOCK_EX | LOCK_NB) < 0) /* see contain_stale */
-		err = errno;
-	else if (faccessat(c->dirfd, "cgroup.kill", W_OK, 0) < 0)
+	if (err == 0 && faccessat(c->dirfd, "cgroup.kill", W_OK, 0) < 0)
 		err = ENOTSUP; /* before Linux 5.14: no cgroup.kill */
-	else
+	if (err == 0)
 		err = contain_probe(c->dirfd);
 	if (err == 0)
 		/* max_memory reads memory.current where the controller is ours
