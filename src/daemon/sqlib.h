@@ -33,6 +33,7 @@
 	X(exec)                                                                \
 	X(file_control)                                                        \
 	X(finalize)                                                            \
+	X(get_autocommit)                                                      \
 	X(free)                                                                \
 	X(open_v2)                                                             \
 	X(prepare_v2)                                                          \
@@ -75,6 +76,7 @@ int sqlib_load(char *why, size_t len);
 #define sqlite3_file_control         (sqlib->file_control)
 #define sqlite3_finalize             (sqlib->finalize)
 #define sqlite3_free                 (sqlib->free)
+#define sqlite3_get_autocommit       (sqlib->get_autocommit)
 #define sqlite3_open_v2              (sqlib->open_v2)
 #define sqlite3_prepare_v2           (sqlib->prepare_v2)
 #define sqlite3_prepare_v3           (sqlib->prepare_v3)

@@ -229,7 +229,10 @@ store_still_there(const struct store *s, char *why, size_t len)
 }
 
 /* One group commit: every job of the batch, then COMMIT; a failed BEGIN
- * or COMMIT fails them all. */
+ * or COMMIT fails them all. So does an error on which SQLite rolled the
+ * whole transaction back (a full disk, an I/O error): the jobs after it
+ * are not run, since each savepoint would then commit on its own (a spawn
+ * answered "could not be stored" was on disk and ran at the next start). */
 static void
 store_write_batch(struct store *s, struct store_job *b, size_t n)
 {
@@ -237,12 +240,20 @@ store_write_batch(struct store *s, struct store_job *b, size_t n)
 	sqlite3 *db = s->db;
 
 	if (store_exec(db, "BEGIN IMMEDIATE", why, sizeof why) == 0) {
-		for (size_t i = 0; i < n; i++)
+		size_t i;
+		for (i = 0; i < n && !sqlite3_get_autocommit(db); i++)
 			store_run_one(db, &b[i]);
-		if (store_still_there(s, why, sizeof why) == 0 &&
-		    store_exec(db, "COMMIT", why, sizeof why) == 0)
+		if (sqlite3_get_autocommit(db)) { /* rolled back by SQLite */
+			snprintf(why, sizeof why, "%s",
+			         i > 0 ? b[i - 1].why : "rolled back");
+			for (; i < n; i++)
+				b[i].rc = 0; /* not run: failed below */
+		} else if (store_still_there(s, why, sizeof why) == 0 &&
+		           store_exec(db, "COMMIT", why, sizeof why) == 0) {
 			return;
-		store_exec(db, "ROLLBACK", dummy, sizeof dummy);
+		} else {
+			store_exec(db, "ROLLBACK", dummy, sizeof dummy);
+		}
 	}
 	for (size_t i = 0; i < n; i++)
 		if (b[i].rc == 0) {

@@ -47,19 +47,27 @@ job_fail(sqlite3 *db, void *arg, char *err, size_t len)
 	return -1;
 }
 
-/* In done: is the row already visible to another connection (committed)? */
-static void
-job_done(void *arg, int rc, const char *why)
+/* What SQLite does on some errors (a full disk, an I/O error): the whole
+ * transaction rolled back, not only the statement. */
+static int
+job_rolled_back(sqlite3 *db, void *arg, char *err, size_t len)
 {
-	struct result *r = arg;
+	(void)arg;
+	sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	snprintf(err, len, "database or disk is full");
+	return -1;
+}
+
+/* The rows committed, read from a second connection. */
+static int64_t
+rows(const char *path)
+{
 	char *db_path;
 	sqlite3 *db;
 	sqlite3_stmt *st;
+	int64_t n;
 
-	r->calls++;
-	r->rc = rc;
-	snprintf(r->why, sizeof r->why, "%s", why);
-	if (asprintf(&db_path, "%s/%s", r->path, STORE_DB_NAME) < 0)
+	if (asprintf(&db_path, "%s/%s", path, STORE_DB_NAME) < 0)
 		abort();
 	assert_int_equal(
 	        sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL),
@@ -69,9 +77,22 @@ job_done(void *arg, int rc, const char *why)
 	        sqlite3_prepare_v2(db, "SELECT count(*) FROM t", -1, &st, NULL),
 	        SQLITE_OK);
 	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	r->seen = sqlite3_column_int64(st, 0);
+	n = sqlite3_column_int64(st, 0);
 	sqlite3_finalize(st);
 	sqlite3_close(db);
+	return n;
+}
+
+/* In done: is the row already visible to another connection (committed)? */
+static void
+job_done(void *arg, int rc, const char *why)
+{
+	struct result *r = arg;
+
+	r->calls++;
+	r->rc = rc;
+	snprintf(r->why, sizeof r->why, "%s", why);
+	r->seen = rows(r->path);
 }
 
 static struct store *
@@ -103,6 +124,32 @@ test_done_after_commit_and_failures_isolated(void **state)
 	assert_int_equal(ok.seen, 1); /* committed before done was called */
 	assert_int_equal(bad.rc, -1);
 	assert_string_equal(bad.why, "refused");
+	store_close(s);
+	ev_loop_destroy(loop);
+}
+
+/* A batch whose transaction SQLite rolled back fails whole: the jobs after
+ * it are not run, each in a savepoint that would commit on its own (a
+ * spawn answered "could not be stored" was on disk, and ran). */
+static void
+test_a_batch_rolled_back_by_sqlite_fails_whole(void **state)
+{
+	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+	struct store *s = open_ok(loop);
+	struct result r[3] = {{.path = dir}, {.path = dir}, {.path = dir}};
+	int64_t before = rows(dir);
+
+	(void)state;
+	assert_int_equal(store_submit(s, job_insert, job_done, &r[0]), 0);
+	assert_int_equal(store_submit(s, job_rolled_back, job_done, &r[1]), 0);
+	assert_int_equal(store_submit(s, job_insert, job_done, &r[2]), 0);
+	while (r[0].calls + r[1].calls + r[2].calls < 3)
+		ev_run(loop, EVRUN_ONCE);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(r[i].rc, -1);
+		assert_string_equal(r[i].why, "database or disk is full");
+	}
+	assert_int_equal(rows(dir), before);
 	store_close(s);
 	ev_loop_destroy(loop);
 }
@@ -191,6 +238,8 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_done_after_commit_and_failures_isolated),
+	        cmocka_unit_test(
+	                test_a_batch_rolled_back_by_sqlite_fails_whole),
 	        cmocka_unit_test(test_second_open_is_refused_while_locked),
 	        cmocka_unit_test(test_damaged_and_uncreatable),
 	        cmocka_unit_test(test_submit_before_start_is_refused),
