@@ -137,7 +137,8 @@ dynamic_start(struct tree *t, struct node *c, uint64_t now)
 		return; /* cancelled meanwhile, or an operator started it */
 	c->held = false;
 	if (!t->shutting_down && !t->draining && !tree_over(t) &&
-	    s->state == NODE_RUNNING && s->super->job.kind == JOB_NONE)
+	    s->state == NODE_RUNNING && s->super->job.kind == JOB_NONE &&
+	    !reload_namesake_alive(t, c)) /* else once that is down */
 		node_start(t, c);
 }
 
@@ -152,7 +153,8 @@ dynamic_start_waiting(struct tree *t, struct node *s)
 	     i++) {
 		struct node *c = s->children[i];
 		if (dynamic_live(c) && !c->removed && !c->held &&
-		    c->starts == 0 && c->state == NODE_STOPPED)
+		    c->starts == 0 && c->state == NODE_STOPPED &&
+		    !reload_namesake_alive(t, c))
 			node_start(t, c);
 	}
 }

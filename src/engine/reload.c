@@ -74,12 +74,19 @@ bury(struct tree *t, struct node *n)
 	node_stop(t, n, STOP_GRACEFUL);
 }
 
-/* Whether n is a worker of the live tree or the graveyard named as c. */
+/* Whether n is a worker of the live tree or the graveyard named as c: a
+ * configured worker's name, a task's pool and key (a pool removed and
+ * added back, its task spawned again). */
 static bool
 namesake(const struct node *n, const struct node *c)
 {
-	return n != c && node_is_worker(n) && n->task == NULL &&
-	       strcmp(n->spec->name, c->spec->name) == 0;
+	if (n == c || !node_is_worker(n) ||
+	    (n->task == NULL) != (c->task == NULL))
+		return false;
+	if (n->task != NULL)
+		return strcmp(n->task->sup, c->task->sup) == 0 &&
+		       strcmp(n->task->key, c->task->key) == 0;
+	return strcmp(n->spec->name, c->spec->name) == 0;
 }
 
 bool
@@ -87,7 +94,7 @@ reload_namesake_alive(const struct tree *t, const struct node *c)
 {
 	const struct node *g = t->graveyard;
 
-	if (c->task != NULL || g->nchildren == 0)
+	if (g->nchildren == 0)
 		return false;
 	for (const struct node *n = g; n != NULL; n = tree_walk_next(g, n))
 		if (namesake(n, c) && !node_down(n))
@@ -101,8 +108,10 @@ reload_buried_down(struct tree *t, const struct node *n)
 	for (struct node *h = t->root; h != NULL;
 	     h = tree_walk_next(t->root, h))
 		if (namesake(h, n)) {
-			if (h->parent != NULL)
-				sup_run(t, h->parent);
+			if (h->parent == NULL)
+				return;
+			sup_run(t, h->parent);
+			dynamic_start_waiting(t, h->parent); /* a task */
 			return;
 		}
 }

@@ -10,7 +10,7 @@ import textwrap
 
 import pytest
 
-from conftest import AGENTSUPCTL, SRC, TIMEOUT
+from conftest import AGENTSUPCTL, SRC, TIMEOUT, wait_until
 
 PY = "/usr/bin/python3"
 PYPATH = os.path.join(SRC, "tools", "python")
@@ -494,3 +494,46 @@ def test_resume_after_sigkill(supd):
     assert [x["name"] for x in d2.ctl_json("dead")] == ["pool/poison"]
     again = json.loads(d2.ctl("--json", "spawn", "pool", "--key", "quick", check=0).stdout)
     assert again["created"] is False  # within key_ttl, across the restart
+
+
+def test_a_task_of_a_pool_removed_and_added_back_runs_once(supd):
+    """A reload removes a pool whose task K is still stopping; the pool is
+    added back and K spawned again (--retry): the new K starts once the
+    old one is down. Both ran at once, sharing K's capture; the old one's
+    end closed the new one's stdout and it died of SIGPIPE, a restart
+    counted toward intensity (as a moved worker did, fixed before)."""
+    stopping, go, later = (supd.tmp / n for n in ("stopping", "go", "later"))
+    task = json.dumps(["/bin/sh", "-c", f"""
+        if [ -e {go} ]; then
+            echo up
+            while [ ! -e {later} ]; do sleep 0.02; done
+            echo later
+            exec sleep 1000
+        fi
+        trap 'touch {stopping}; while [ ! -e {go} ]; do sleep 0.02; done; exit 0' TERM
+        while :; do sleep 0.02; done"""])
+    keep = "supervisor: root\nchildren:\n  - {worker: idle, command: [sleep, '300']}\n"
+    pool_file = ("supervisor: pool\nparent: root\n"
+                 f"template: {{command: {task}, shutdown: 60s}}\n")
+    d = supd.start({"a.yaml": keep, "b.yaml": pool_file})
+    d.wait("started", "root/idle")
+    d.ctl("spawn", "pool", "--key", "K", check=0)
+    old = d.wait("started", "root/pool/K").pid
+    (supd.dir / "b.yaml").unlink()
+    d.ctl("reload", check=0)
+    wait_until(stopping.exists, what="the old K told to stop")
+    (supd.dir / "b.yaml").write_text(pool_file)
+    d.ctl("reload", check=0)
+    d.ctl("spawn", "pool", "--key", "K", "--retry", check=0)
+    k = [n for n in d.ctl_json("status") if n["path"] == "root/pool/K"]
+    assert k[0]["state"] == "stopped" and k[0]["pid"] is None, k
+    go.touch()
+    d.wait("exited", "root/pool/K", pid=old)
+    new = d.wait("started", "root/pool/K")
+    assert new.pid != old
+    later.touch()
+    wait_until(lambda: "later" in d.ctl("logs", "pool/K").stdout,
+               what="the new K's output")
+    evs = [json.loads(l) for l in supd.events.read_text().splitlines()]
+    assert not [e for e in evs if e["path"] == "root/pool/K"
+                and e["kind"] in ("restarting", "exited") and e["pid"] != old]
