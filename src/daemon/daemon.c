@@ -98,7 +98,7 @@ act_policy_event(struct daemon *d, const struct action *a, const char *why)
 		            n->starts - 1, "circuit open; probing in %s", dur);
 		break;
 	case EE_PROBING:
-		events_emit(&d->events, EV_PROBING, n->path, 0, why, n->starts,
+		events_emit(&d->events, EV_PROBING, n->path, 0, why, a->value,
 		            "circuit half-open: one probe start");
 		break;
 	case EE_CIRCUIT_CLOSED:

@@ -154,7 +154,12 @@ static void
 w_probe(struct tree *t, struct node *n, struct reason r)
 {
 	circuit_own(n)->state = CIRCUIT_HALF_OPEN;
-	tree_event(t, EE_PROBING, n, n->last);
+	/* value: the restart the probe is, fixed before its spawn counts */
+	tree_push(t, (struct action){.kind = ACT_EVENT,
+	                             .node = n,
+	                             .event = EE_PROBING,
+	                             .reason = n->last,
+	                             .value = n->starts});
 	w_spawn(t, n, r);
 }
 

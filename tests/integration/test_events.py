@@ -272,3 +272,22 @@ def test_restart_counts_agree_across_events(supd):
     assert seen == [("started", 0), ("exited", 0), ("restarting", 1),
                     ("started", 1), ("exited", 1), ("restarting", 2),
                     ("started", 2)], seen
+
+
+def test_probing_counts_the_restart_it_starts(supd):
+    """probing and the start it makes carry one restart count (probing said
+    one more: the count was read after the probe's spawn)."""
+    crash_twice = sh('[ "$AGENTSUP_INCARNATION" -ge 2 ] && exec sleep 1000; exit 3')
+    d = supd.start({"root.yaml": f"""
+    supervisor: root
+    intensity: 10
+    children:
+      - worker: w
+        command: {crash_twice}
+        backoff: none
+        circuit: {{failures: 2, window: 1m, open: 100ms}}
+    """})
+    d.wait("started", "root/w", restarts=2)
+    seen = [(e.kind, e.restarts) for e in d.seen if e.path == "root/w"
+            and e.kind in ("probing", "started")]
+    assert seen[-2:] == [("probing", 2), ("started", 2)], seen
