@@ -17,6 +17,12 @@
 void
 sup_begin_job(struct tree *t, struct node *s, struct job j)
 {
+	/* a reload's job cut short (a stop, a give-up, a group restart) takes
+	 * its marks with it: a later reload would restart what it marked */
+	if (s->super->job.kind != JOB_NONE &&
+	    s->super->job.select == SELECT_MARKED && j.select != SELECT_MARKED)
+		for (size_t i = 0; i < s->nchildren; i++)
+			s->children[i]->marked = false;
 	s->super->job = j;
 	s->super->job.cursor = j.phase == PHASE_STOP ? j.hi : j.lo;
 	sup_run(t, s);

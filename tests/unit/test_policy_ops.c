@@ -670,6 +670,60 @@ test_an_uncommitted_task_waits_for_its_commit(void **state)
 	run_free(r);
 }
 
+/* A reload's job cut short by an operator's stop leaves no mark behind:
+ * the same config reloaded later restarts nothing (it restarted w, and
+ * the report said restarted []). */
+static void
+test_a_reload_job_cut_short_leaves_no_mark(void **state)
+{
+	static const char *tree =
+	        "supervisor: root\nchildren:\n"
+	        "  - supervisor: s\n    children: [{worker: w, command: %s},"
+	        " {worker: v, command: x}]\n";
+	char yaml[256];
+	struct run *r;
+	struct config *next, *same;
+	struct reload_report rep;
+	const char *why = NULL;
+
+	(void)state;
+	snprintf(yaml, sizeof yaml, tree, "old");
+	r = run_new(yaml);
+	snprintf(yaml, sizeof yaml, tree, "new");
+	next = load_yaml(yaml);
+	same = load_yaml(yaml);
+	no_backoff(next->root);
+	no_backoff(same->root);
+	r->obedient = false;
+	r->log[0] = '\0';
+	assert_int_equal(reload_apply(r->t, next->root, r->now, &rep, &why), 0);
+	reload_report_free(&rep);
+	r->retired = r->cfg;
+	r->cfg = next;
+	pump(r);
+	expect(r, "stop root/s/w\n"); /* the reload's job: w restarts */
+	ok_(command_stop(r->t, N(r, "s"), r->now));
+	pump(r);
+	tree_exited(r->t, N(r, "w"), (struct reason){REASON_SIGNAL, 15},
+	            r->now);
+	tree_exited(r->t, N(r, "v"), (struct reason){REASON_SIGNAL, 15},
+	            r->now);
+	pump(r);
+	ok_(command_start(r->t, N(r, "s"), r->now));
+	pump(r);
+	assert_string_equal(state_of(r, "w"), "running");
+	r->log[0] = '\0';
+	assert_int_equal(reload_apply(r->t, same->root, r->now, &rep, &why), 0);
+	pump(r);
+	expect(r, "");
+	assert_string_equal(joined(&rep.restarted), "");
+	reload_report_free(&rep);
+	config_free(r->retired);
+	r->retired = r->cfg;
+	r->cfg = same;
+	run_free(r);
+}
+
 /* A lone worker added beside the only root makes the implicit root: the
  * report names the new tree's paths (it said fleet/fleet, fleet/raw). */
 static void
@@ -993,6 +1047,7 @@ main(void)
 	        cmocka_unit_test(
 	                test_a_task_stored_during_a_job_starts_after_it),
 	        cmocka_unit_test(test_an_uncommitted_task_waits_for_its_commit),
+	        cmocka_unit_test(test_a_reload_job_cut_short_leaves_no_mark),
 	        cmocka_unit_test(test_a_renamed_root_reports_the_new_paths),
 	        cmocka_unit_test(
 	                test_a_childs_restart_leaves_its_supervisors_uptime),
