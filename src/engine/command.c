@@ -74,6 +74,8 @@ command_hold(struct tree *t, struct node *n, uint64_t now, enum stop_how how)
 		return r;
 	n->held = true;
 	n->pending = false;
+	if (n->task != NULL && n->task->uncommitted)
+		n->task->stopped = true; /* its commit cancels it */
 	node_stop(t, n, how);
 	return ok;
 }
@@ -121,6 +123,8 @@ unhold(struct node *n)
 {
 	if (n->task == NULL || !n->task->uncommitted)
 		n->held = false;
+	else
+		n->task->stopped = false; /* its commit starts it after all */
 }
 
 /* Stopping by an operator's stop or drain: a start or reset undoes that. */

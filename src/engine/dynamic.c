@@ -124,6 +124,9 @@ dynamic_add(struct tree *t, struct node *sup, const char *key,
 	return c;
 }
 
+static void dynamic_end(struct tree *, struct node *, enum task_end,
+                        enum engine_event);
+
 void
 dynamic_start(struct tree *t, struct node *c, uint64_t now)
 {
@@ -135,6 +138,10 @@ dynamic_start(struct tree *t, struct node *c, uint64_t now)
 	if (!dynamic_live(c) || c->removed || c->starts > 0 ||
 	    c->state != NODE_STOPPED)
 		return; /* cancelled meanwhile, or an operator started it */
+	if (c->task->stopped) { /* as an operator's stop of a running task */
+		dynamic_end(t, c, TASK_END_CANCELLED, EE_TASK_CANCELLED);
+		return;
+	}
 	c->held = false;
 	if (!t->shutting_down && !t->draining && !tree_over(t) &&
 	    s->state == NODE_RUNNING && s->super->job.kind == JOB_NONE &&

@@ -31,6 +31,8 @@ struct task {
 	enum task_end end;
 	bool uncommitted; /* added, its record not stored yet: held, and only
 	                     dynamic_start (the commit) starts it */
+	bool stopped;     /* an operator stopped it meanwhile: the commit
+	                     cancels it instead */
 };
 
 enum spawn_refusal {

@@ -152,3 +152,29 @@ def test_a_spawn_into_a_store_moved_away_is_refused_and_never_runs(supd):
     d.wait_detail("store_error", "pool/k2")
     assert d.count("spawned", "root/pool/k1") == 0
     assert d.count("started", "root/pool/k1") == 0, "the refused one ran"
+
+
+def test_a_stop_while_the_record_is_stored_cancels_the_task(supd):
+    """`stop pool/k1` (or drain) answered while k1's record is being
+    committed: the commit cancels k1 instead of starting it (it ran,
+    unheld, as if never stopped). A stop then a start starts it."""
+    from test_wait_durable import Conn
+    files = {"00-settings.yaml": settings(supd), "a.yaml": pool(template=TEMPLATE)}
+    d = supd.start(files)
+    d.wait("started", "root/idle")
+    c = Conn(d.socket)
+    with locked(supd):
+        sp = [c.send("spawn", "pool", {"key": k}) for k in ("k1", "k2", "k3")]
+        for cmd in (("stop", "pool/k1"), ("drain", "pool/k2"),
+                    ("stop", "pool/k3"), ("start", "pool/k3")):
+            assert c.until(c.send(*cmd))["ok"], cmd
+    for i in sp:
+        a = c.until(i)
+        assert a["ok"] and a["result"]["created"], a
+    d.wait("started", "root/pool/k3")
+    for k in ("k1", "k2"):
+        rec = json.loads(d.ctl("--json", "wait", f"pool/{k}", "--timeout", "10s",
+                              check=4).stdout)
+        assert rec["state"] == "cancelled", rec
+    assert d.count("started", "root/pool/k1") == 0
+    assert d.count("started", "root/pool/k2") == 0

@@ -670,6 +670,34 @@ test_an_uncommitted_task_waits_for_its_commit(void **state)
 	run_free(r);
 }
 
+/* An operator's stop or drain of a task whose record is being stored
+ * holds: the commit cancels it, as a stop of a running task does (the
+ * commit started it, unheld); a start after the stop undoes the stop. */
+static void
+test_a_stop_before_the_commit_cancels_the_task(void **state)
+{
+	struct run *r = run_new(POOL);
+	char *args[] = {NULL};
+	enum spawn_refusal why;
+	struct node *b, *c;
+
+	(void)state;
+	b = dynamic_add(r->t, N(r, "pool"), "b", args, NULL, r->now, &why);
+	c = dynamic_add(r->t, N(r, "pool"), "c", args, NULL, r->now, &why);
+	ok_(command_stop(r->t, b, r->now));
+	ok_(command_drain(r->t, c, r->now));
+	ok_(command_start(r->t, c, r->now)); /* changed its mind */
+	r->log[0] = '\0';
+	dynamic_start(r->t, b, r->now);
+	dynamic_start(r->t, c, r->now);
+	pump(r);
+	expect(r, "other root/pool/b\nstart root/pool/c\n");
+	assert_int_equal(b->task->end, TASK_END_CANCELLED);
+	assert_int_equal(b->starts, 0);
+	assert_true(b->held);
+	run_free(r);
+}
+
 /* A reload's job cut short by an operator's stop leaves no mark behind:
  * the same config reloaded later restarts nothing (it restarted w, and
  * the report said restarted []). */
@@ -1047,6 +1075,8 @@ main(void)
 	        cmocka_unit_test(
 	                test_a_task_stored_during_a_job_starts_after_it),
 	        cmocka_unit_test(test_an_uncommitted_task_waits_for_its_commit),
+	        cmocka_unit_test(
+	                test_a_stop_before_the_commit_cancels_the_task),
 	        cmocka_unit_test(test_a_reload_job_cut_short_leaves_no_mark),
 	        cmocka_unit_test(test_a_renamed_root_reports_the_new_paths),
 	        cmocka_unit_test(
