@@ -273,9 +273,10 @@ def test_a_cancelled_runs_late_result_counts_no_start_and_speaks_for_no_retry(
     d.wait("ready", "root/pool/a")  # it listens: it is drained
     cancel_by_reload(supd, d, body)
     d.ctl("spawn", "pool", "--key", "a", "--retry", "--", "again", check=0)
-    d.wait_count("ready", 2, "root/pool/a")
     go.write_text("")  # the cancelled run sends its result, and exits
     d.wait("exited", "root/pool/a")
+    # the retry starts once the cancelled run is down (one run at a time)
+    d.wait_count("ready", 2, "root/pool/a")
     (supd.tmp / "go.2").write_text("")  # the retry ends, with none
     rec = json.loads(d.ctl("--json", "wait", "pool/a", check=0).stdout)
     assert rec["state"] == "done" and rec.get("result") is None, rec
