@@ -2,11 +2,14 @@
  * ckpt.c - workers' checkpoints: kept by path in a hash table, newest first.
  *
  * Without a store a checkpoint is acknowledged as soon as it is kept, and
- * the `keep` newest live in memory. With a store, the newest lives in
- * memory (welcome needs it at once) and every one is written by the store's
- * writer thread; its checkpoint_ok is sent from the completion, after the
- * commit, to the run that sent it if it is still there. The older kept ones
- * are on disk only, read back when the poison guard discards the newest.
+ * the `keep` newest live in memory. With a store, every one is written by
+ * the store's writer thread; its checkpoint_ok is sent from the completion,
+ * after the commit, to the run that sent it if it is still there. Welcome
+ * hands the newest committed, whose data stays in memory until a newer one
+ * commits (one whose write failed is never handed: the store has the one
+ * before); the newest sent lives in memory too (its write holds it). The
+ * older kept ones are on disk only, read back when the poison guard
+ * discards the newest.
  *
  * A dynamic task's entry goes when the task ends (ckpt_release), so memory
  * does not grow with the tasks ever run: with a store its checkpoints are
@@ -152,6 +155,7 @@ ckpt_remove(struct ckpt_set *cs, struct ckpt_worker *w)
 	*p = w->next;
 	cs->count--;
 	ckpt_truncate(w, 0);
+	ckpt_data_unref(w->last.data);
 	free(w->kept);
 	free(w->path);
 	free(w);
@@ -196,6 +200,43 @@ ckpt_push(struct ckpt_set *cs, struct ckpt_worker *w, unsigned keep,
 	}
 }
 
+void
+ckpt_last_set(struct ckpt_worker *w, const struct ckpt_kept *k)
+{
+	ckpt_data_unref(w->last.data);
+	w->last = *k;
+	if (k->data != NULL)
+		w->last.data = ckpt_data_ref(k->data);
+}
+
+/* kept[i] out (its data unreferenced). */
+static void
+ckpt_unkeep(struct ckpt_worker *w, unsigned i)
+{
+	ckpt_data_unref(w->kept[i].data);
+	memmove(w->kept + i, w->kept + i + 1,
+	        (w->nkept - i - 1) * sizeof *w->kept);
+	w->nkept--;
+}
+
+void
+ckpt_written(struct ckpt_worker *w, const struct ckpt_job *j, bool ok)
+{
+	/* writes commit in the order they were queued: the last one
+	 * committed is what the store has, whatever its seq */
+	if (ok && j->era == w->era) {
+		ckpt_last_set(w, &(struct ckpt_kept){.seq = j->seq,
+		                                     .data = j->data,
+		                                     .len = j->len});
+		return;
+	}
+	for (unsigned i = 0; !ok && i < w->nkept; i++)
+		if (w->kept[i].data == j->data) {
+			ckpt_unkeep(w, i);
+			return;
+		}
+}
+
 /* --- store errors --------------------------------------------------------- */
 
 /* store_error, at most one a second; the others counted in the next. */
@@ -226,11 +267,22 @@ ckpt_max_frame(const struct spec *sp, size_t daemon_max)
 	                                                        : daemon_max;
 }
 
+/* What welcome hands: the newest kept without a store; with one, the
+ * newest committed (one whose write is in flight may yet fail). */
+static const struct ckpt_kept *
+ckpt_handable(const struct ckpt_set *cs, const struct ckpt_worker *w)
+{
+	if (cs->store != NULL)
+		return w->last.seq != 0 ? &w->last : NULL;
+	return w->nkept > 0 ? &w->kept[0] : NULL;
+}
+
 const void *
 ckpt_hand(struct ckpt_set *cs, struct node *n, struct channel *chan,
           size_t *len, uint64_t *seq)
 {
 	struct ckpt_worker *w = ckpt_find(cs, n->path);
+	const struct ckpt_kept *k;
 
 	if (w == NULL) { /* a task run again: its checkpoints on disk */
 		w = ckpt_get(cs, n->path);
@@ -242,14 +294,14 @@ ckpt_hand(struct ckpt_set *cs, struct node *n, struct channel *chan,
 	w->chan = chan;
 	w->run = ++cs->runs;
 	w->handed = 0;
-	n->checkpoint_seq = w->nkept ? w->kept[0].seq : 0;
-	if (w->nkept == 0 || w->kept[0].data == NULL ||
-	    !n->spec->pol->checkpoint.enabled)
+	k = ckpt_handable(cs, w);
+	n->checkpoint_seq = k != NULL ? k->seq : 0;
+	if (k == NULL || k->data == NULL || !n->spec->pol->checkpoint.enabled)
 		return NULL;
-	w->handed = w->kept[0].seq;
-	*len = w->kept[0].len;
-	*seq = w->kept[0].seq;
-	return w->kept[0].data;
+	w->handed = k->seq;
+	*len = k->len;
+	*seq = k->seq;
+	return k->data;
 }
 
 int
@@ -280,7 +332,8 @@ ckpt_put(struct ckpt_set *cs, struct node *n, uint64_t seq, const void *data,
 			channel_send_checkpoint_ok(w->chan, seq);
 		return 0;
 	}
-	ckpt_submit(cs, w, seq, k.data, len, false);
+	if (ckpt_submit(cs, w, seq, k.data, len, false) < 0)
+		ckpt_unkeep(w, 0); /* never stored: never handed */
 	return 0;
 }
 
@@ -290,9 +343,7 @@ ckpt_discard(struct ckpt_set *cs, struct ckpt_worker *w, struct node *n)
 {
 	uint64_t seq = w->kept[0].seq;
 
-	ckpt_data_unref(w->kept[0].data);
-	memmove(w->kept, w->kept + 1, (w->nkept - 1) * sizeof *w->kept);
-	w->nkept--;
+	ckpt_unkeep(w, 0);
 	n->checkpoint_seq = w->nkept ? w->kept[0].seq : 0;
 	if (cs->store != NULL) {
 		ckpt_submit(cs, w, seq, NULL, 0, true);
@@ -303,6 +354,9 @@ ckpt_discard(struct ckpt_set *cs, struct ckpt_worker *w, struct node *n)
 			        "the previous checkpoint cannot be read");
 			ckpt_truncate(w, 0);
 		}
+		/* committed: every write before the handed one is done */
+		ckpt_last_set(w,
+		              w->nkept ? &w->kept[0] : &(struct ckpt_kept){0});
 	}
 	events_emit(cs->events, EV_CHECKPOINT_DISCARDED, n->path, 0, NULL,
 	            n->failures,
@@ -379,6 +433,8 @@ ckpt_forget(struct ckpt_set *cs, const char *path)
 		return; /* a live run's own */
 	if (w != NULL) {
 		ckpt_truncate(w, 0); /* not handed again, even before it goes */
+		ckpt_last_set(w, &(struct ckpt_kept){0});
+		w->era++; /* nor by a write in flight committing */
 		w->handed = 0;
 		w->fails = 0;
 	}
@@ -441,6 +497,7 @@ ckpt_free(struct ckpt_set *cs)
 
 			cs->buckets[i] = w->next;
 			ckpt_truncate(w, 0);
+			ckpt_data_unref(w->last.data);
 			free(w->kept);
 			free(w->path);
 			free(w);

@@ -43,8 +43,9 @@ int ckpt_load(struct ckpt_set *, ckpt_want_fn *want, void *arg, char *why,
 /* The frame limit of a worker with this spec, given the daemon's. */
 size_t ckpt_max_frame(const struct spec *, size_t daemon_max);
 
-/* The worker said hello: its checkpoint to hand in welcome (NULL: none),
- * remembered as handed this run; acks go to chan until ckpt_detach. */
+/* The worker said hello: its checkpoint to hand in welcome (NULL: none;
+ * with a store the newest committed), remembered as handed this run; acks
+ * go to chan until ckpt_detach. */
 const void *ckpt_hand(struct ckpt_set *, struct node *, struct channel *chan,
                       size_t *len, uint64_t *seq);
 /* {t: checkpoint}: keep it (and store it); the ack follows, now or at

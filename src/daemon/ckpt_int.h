@@ -21,6 +21,10 @@ struct ckpt_worker {
 	char *path;
 	struct ckpt_kept *kept; /* newest first */
 	unsigned nkept, capkept;
+	/* with a store: the newest committed (its data referenced), what
+	 * welcome hands; a newer one is handed once its write commits */
+	struct ckpt_kept last;
+	uint64_t era;         /* bumped by a forget: older writes set no last */
 	struct channel *chan; /* the run that acks go to, NULL between runs */
 	uint64_t run;         /* which run: acks of an older one are dropped */
 	uint64_t handed;      /* the seq handed to this run, 0: none */
@@ -46,6 +50,7 @@ struct ckpt_job {
 	const char *path;      /* w's, or own */
 	char *own;
 	uint64_t run, seq;
+	uint64_t era;    /* w's when it was queued */
 	uint64_t oldest; /* the oldest seq kept: older ones go */
 	bool discard;    /* delete seq instead of writing it */
 	bool forget;     /* delete every one of the path */
@@ -67,6 +72,12 @@ void ckpt_truncate(struct ckpt_worker *, unsigned n);
 void ckpt_push(struct ckpt_set *, struct ckpt_worker *, unsigned keep,
                struct ckpt_kept k);
 void ckpt_store_error(struct ckpt_set *, const char *path, const char *why);
+/* With a store: w's newest committed is k (its data referenced; seq 0 and
+ * NULL: none). */
+void ckpt_last_set(struct ckpt_worker *, const struct ckpt_kept *k);
+/* A write of w's is done (ok: committed): it is the newest committed, or
+ * it leaves w's kept ones (the store does not have it). */
+void ckpt_written(struct ckpt_worker *, const struct ckpt_job *, bool ok);
 
 /* The store (ckpt_store.c): a write (data referenced) or a discard (NULL);
  * a deletion of every checkpoint of path (suffix: of paths ending in it);

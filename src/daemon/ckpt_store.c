@@ -90,6 +90,8 @@ ckpt_job_done(void *arg, int rc, const char *why)
 	else if (w != NULL && !j->discard && !j->forget && w->chan != NULL &&
 	         w->run == j->run)
 		channel_send_checkpoint_ok(w->chan, j->seq);
+	if (w != NULL && !j->discard && !j->forget)
+		ckpt_written(w, j, rc == 0);
 	if (w != NULL && --w->jobs == 0 && w->released)
 		ckpt_remove(j->set, w);
 	ckpt_data_unref(j->data);
@@ -109,6 +111,7 @@ ckpt_submit(struct ckpt_set *cs, struct ckpt_worker *w, uint64_t seq,
 	                       .path = w->path,
 	                       .run = w->run,
 	                       .seq = seq,
+	                       .era = w->era,
 	                       .oldest = w->nkept ? w->kept[w->nkept - 1].seq
 	                                          : seq,
 	                       .discard = discard,
@@ -192,9 +195,10 @@ ckpt_load_row(struct ckpt_set *cs, sqlite3_stmt *st)
 	struct ckpt_worker *w = ckpt_get(cs, path);
 	struct ckpt_kept k = {.seq = (uint64_t)sqlite3_column_int64(st, 1)};
 
-	if (w->nkept == 0) {
+	if (w->nkept == 0) { /* the newest, committed */
 		k.len = (size_t)sqlite3_column_bytes(st, 2);
 		k.data = ckpt_data_new(sqlite3_column_blob(st, 2), k.len);
+		ckpt_last_set(w, &k);
 	}
 	if (w->nkept == w->capkept) {
 		w->capkept = w->capkept ? 2 * w->capkept : 2;
@@ -255,6 +259,7 @@ ckpt_read_path(struct ckpt_set *cs, struct ckpt_worker *w)
 	if (rc != SQLITE_DONE) {
 		ckpt_store_error(cs, w->path, sqlite3_errmsg(db));
 		ckpt_truncate(w, 0);
+		ckpt_last_set(w, &(struct ckpt_kept){0});
 	}
 	sqlite3_finalize(st);
 }

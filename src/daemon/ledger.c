@@ -214,12 +214,19 @@ ledger_prior_take(struct ledger_rec *r, struct ledger_prior *p)
 	                           .result = r->result,
 	                           .result_len = r->result_len,
 	                           .tail = r->tail,
+	                           .nreasons = r->nreasons,
+	                           .r0 = r->r0,
 	                           .state = r->state,
+	                           .attempts = r->attempts,
+	                           .checkpoint_seq = r->checkpoint_seq,
 	                           .accepted_ms = r->accepted_ms,
 	                           .ended_ms = r->ended_ms,
 	                           .ended_mono = r->ended_mono,
 	                           .replays = r->replays,
 	                           .run = r->run};
+	for (unsigned i = 0; i < LEDGER_REASONS; i++)
+		if (r->reasons[i] != NULL)
+			p->reasons[i] = xstrdup(r->reasons[i]);
 	/* the ended list counted them: its count (ended_bytes) stays r's */
 	r->args = r->env = NULL;
 	r->result = NULL;
@@ -239,6 +246,14 @@ ledger_prior_put(struct ledger *l, struct ledger_rec *r, struct ledger_prior *p)
 	r->result = p->result;
 	r->result_len = p->result_len;
 	r->tail = p->tail;
+	for (unsigned i = 0; i < LEDGER_REASONS; i++) {
+		free(r->reasons[i]);
+		r->reasons[i] = p->reasons[i];
+	}
+	r->nreasons = p->nreasons;
+	r->r0 = p->r0;
+	r->attempts = p->attempts;
+	r->checkpoint_seq = p->checkpoint_seq;
 	r->accepted_ms = p->accepted_ms;
 	r->replays = p->replays;
 	r->run = p->run;
@@ -253,6 +268,8 @@ ledger_prior_free(struct ledger_prior *p)
 	ledger_strv_free(p->env);
 	free(p->result);
 	free(p->tail);
+	for (unsigned i = 0; i < LEDGER_REASONS; i++)
+		free(p->reasons[i]);
 	*p = (struct ledger_prior){0};
 }
 

@@ -112,14 +112,19 @@ void ledger_checkpoint(struct ledger_rec *, uint64_t seq, const void *data,
                        size_t len);
 void ledger_tail(struct ledger_rec *, const char *text, size_t len);
 /* What a retry or a replay (ledger_accept of an ended record) changes,
- * kept until the spawn's write is stored: a spawn refused for the store
- * leaves the record as it was. */
+ * and what its end meanwhile changes (a reload cancelled it: a reason, a
+ * checkpoint seq), kept until the spawn's write is stored: a spawn refused
+ * for the store leaves the record as it was. */
 struct ledger_prior {
 	char **args, **env;
 	uint8_t *result;
 	size_t result_len;
 	char *tail;
+	char *reasons[LEDGER_REASONS]; /* copies: the record keeps its own */
+	unsigned nreasons, r0;
 	enum ledger_state state;
+	unsigned attempts;
+	uint64_t checkpoint_seq;
 	int64_t accepted_ms, ended_ms;
 	uint64_t ended_mono;
 	unsigned replays;

@@ -351,23 +351,29 @@ tasks_held_text(struct tasks_held *h, const struct tasks_spawn *in,
 }
 
 /* The spawn refused after all: its child out before it ran, its record
- * dropped or put back (n NULL: ended meanwhile, a reload cancelled it). */
+ * dropped or put back as it was. A reload that removed its pool may have
+ * cancelled the held child meanwhile (n NULL): that end is undone too, a
+ * write of the record as it was queued after the end's own. */
 static void
 tasks_unaccept(struct daemon *d, struct ledger_rec *r, struct node *n,
                struct tasks_held *h)
 {
-	if (n == NULL || !dynamic_unspawn(d->tree, n, clock_now_ms())) {
+	if (n != NULL && !dynamic_unspawn(d->tree, n, clock_now_ms())) {
 		ledger_prior_free(&h->prior);
-		return; /* it ends as any task does: cancelled */
+		return; /* it ran after all: it ends as any task does */
 	}
 	tasks_set_node(d, r, NULL);
 	if (h->restore) {
 		ledger_prior_put(&d->tasks->ledger, r, &h->prior);
-		return; /* unsaved: written back as it was by the retry */
+		if (n == NULL) /* else unsaved: written back by the retry */
+			taskstore_save(d, r, 0);
+		return;
 	}
 	if (!h->fresh)
 		return;
-	tasks_wake_now(d, r); /* no wait holds r once it goes */
+	if (n == NULL) /* the row the cancelled end's write may make */
+		taskstore_forget(d, r, NULL, NULL);
+	tasks_wake_gone(d, r); /* as a wait made after the refusal */
 	ledger_drop(&d->tasks->ledger, r);
 }
 

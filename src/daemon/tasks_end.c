@@ -18,6 +18,7 @@
 #include "ledger.h"
 #include "log.h"
 #include "logcap.h"
+#include "serve.h"
 #include "session.h"
 #include "tasks.h"
 #include "taskstore.h"
@@ -68,33 +69,60 @@ tasks_started(struct daemon *d, struct node *n)
 	taskstore_save(d, r, (unsigned)n->starts);
 }
 
-void
-tasks_wake_now(struct daemon *d, struct ledger_rec *r)
+/* One wait answered with r's record. */
+static void
+tasks_wake_rec(struct daemon *d, const struct tasks_waiter *w,
+               const struct ledger_rec *r)
+{
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+
+	msgpack_sbuffer_init(&sb);
+	tasks_res_head(&sb, w->id, true, false);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	tasks_pack_rec(d, &pk, r, -1);
+	if (agentsup_wire_end(&sb, UINT32_MAX) == 0)
+		client_send(w->cl, sb.data, sb.size);
+	msgpack_sbuffer_destroy(&sb);
+}
+
+/* Every wait on r answered: with its record, or (gone) as a wait on a
+ * key with no record is. */
+static void
+tasks_wake_with(struct daemon *d, struct ledger_rec *r, bool gone)
 {
 	struct tasks *t = d->tasks;
 	size_t k = 0;
 
 	for (size_t i = 0; i < t->nwaiters; i++) {
 		struct tasks_waiter *w = &t->waiters[i];
-		msgpack_sbuffer sb;
-		msgpack_packer pk;
 
 		if (w->rec != r) {
 			t->waiters[k++] = *w;
 			continue;
 		}
-		msgpack_sbuffer_init(&sb);
-		tasks_res_head(&sb, w->id, true, false);
-		msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-		tasks_pack_rec(d, &pk, r, -1);
-		if (agentsup_wire_end(&sb, UINT32_MAX) == 0)
-			client_send(w->cl, sb.data, sb.size);
-		msgpack_sbuffer_destroy(&sb);
+		if (gone)
+			serve_refusef(w->cl, w->id, "%s/%s: no such task",
+			              r->sup, r->key);
+		else
+			tasks_wake_rec(d, w, r);
 		w->cl->waiting = false; /* unless another wait of its stays */
 	}
 	t->nwaiters = k;
 	for (size_t i = 0; i < k; i++)
 		t->waiters[i].cl->waiting = true;
+}
+
+void
+tasks_wake_now(struct daemon *d, struct ledger_rec *r)
+{
+	tasks_wake_with(d, r, false);
+}
+
+void
+tasks_wake_gone(struct daemon *d, struct ledger_rec *r)
+{
+	tasks_wake_with(d, r, true);
 }
 
 /* A `wait` that said "done" must not be undone by a crash before the

@@ -89,6 +89,9 @@ void tasks_wake(struct daemon *, struct ledger_rec *r);
 bool tasks_rec_settled(const struct daemon *, const struct ledger_rec *r);
 /* Answer every `wait` on r now, stored or not: r leaves memory. */
 void tasks_wake_now(struct daemon *, struct ledger_rec *r);
+/* Answer every `wait` on r "no such task": r was never accepted after
+ * all (a spawn refused), and leaves memory. */
+void tasks_wake_gone(struct daemon *, struct ledger_rec *r);
 /* The last write of r in flight is done (stored or not: r->unsaved says):
  * the waits on it are answered if what is stored is its end. */
 void tasks_rec_stored(struct daemon *, struct ledger_rec *r);

@@ -599,3 +599,70 @@ def test_a_reset_of_a_running_worker_is_stored(supd):
     d.wait("started", "root/w")
     node = [n for n in d.ctl_json("status") if n["path"] == "root/w"][0]
     assert node["budget"]["spend"]["tokens"] < 900, node
+
+
+# Checkpoint "one" acked; at go2 "two" sent (not awaited); at go3 exit 1.
+# Each run writes what welcome handed it to runN.
+HANDBACK = textwrap.dedent("""
+    import os, sys
+    sys.path.insert(0, {pyclient!r})
+    import agentsup
+    d = sys.argv[1]
+    def until(name):
+        while not os.path.exists(os.path.join(d, name)):
+            a.wait(0.02)
+    with agentsup.Agent() as a:
+        r = a.restored
+        n = len([f for f in os.listdir(d) if f.startswith("run")])
+        with open(os.path.join(d, "run%d" % n), "w") as f:
+            f.write("%d %s" % (r.checkpoint_seq,
+                               (r.checkpoint or b"-").decode()))
+        if n > 0:
+            a.wait(300)
+            sys.exit(0)
+        a.checkpoint(b"one")
+        while a.checkpoint_acked < 1:
+            a.wait(0.02)
+        open(os.path.join(d, "acked1"), "w").close()
+        until("go2")
+        a.checkpoint(b"two")
+        a.flush(5)
+        open(os.path.join(d, "sent2"), "w").close()
+        until("go3")
+        sys.exit(1)
+    """)
+
+
+@pytest.mark.parametrize("failed", [True, False])
+def test_a_checkpoint_not_committed_is_never_handed(supd, failed):
+    """Welcome handed the newest checkpoint taken, committed or not: one
+    whose write failed (a store_error, no ack) was handed to the next run
+    while the store held the one before (a SIGKILL then, and the run after
+    would be handed that older one). Now the newest committed is handed:
+    after the write failed (failed), or while it is still in flight (the
+    worker exits at once, its restart says hello under the lock)."""
+    tmp = supd.tmp
+    w = tmp / "handback.py"
+    w.write_text(HANDBACK.format(pyclient=PYCLIENT))
+    runs = tmp / "runs"
+    runs.mkdir()
+    supd.write({"a.yaml": f"""\
+        agentsupd:
+          events_file: {supd.events}
+          state_dir: {tmp / 'state'}
+        ---
+        worker: w
+        command: [{sys.executable}, {w}, {runs}]
+        backoff: none
+        """}, settings=False)
+    d = supd.start()
+    wait_until(lambda: (runs / "acked1").exists(), what="checkpoint 1 acked")
+    with store_locked(tmp / "state" / "agentsup.db"):
+        (runs / "go2").write_text("")
+        wait_until(lambda: (runs / "sent2").exists(), what="checkpoint 2 sent")
+        if failed:
+            d.wait("store_error", "root/w")
+        (runs / "go3").write_text("")
+        wait_until(lambda: (runs / "run1").exists(), what="the second run")
+        handed = (runs / "run1").read_text()
+    assert handed == "1 one", f"handed {handed!r}: never committed"

@@ -12,7 +12,8 @@ import os
 
 from conftest import alive, store_locked, wait_until
 from test_dynamic import PY, pool, py
-from test_ledger_store import restart, settings, stored_keys
+from test_ledger_store import restart, settings, stored_keys, stored_states
+from test_wait_durable import Conn
 
 TEMPLATE = """\
 template:
@@ -178,3 +179,91 @@ def test_a_stop_while_the_record_is_stored_cancels_the_task(supd):
         assert rec["state"] == "cancelled", rec
     assert d.count("started", "root/pool/k1") == 0
     assert d.count("started", "root/pool/k2") == 0
+
+
+NOPOOL = """\
+supervisor: root
+children:
+  - {worker: idle, command: [sleep, '300']}
+"""
+
+
+def refused_in_the_window(supd, d, opts):
+    """A spawn (pool, opts) made while the store is locked and a reload
+    removes its pool before the write fails: its answer."""
+    c = Conn(d.socket)
+    with locked(supd):
+        a = c.send("spawn", "pool", opts)
+        assert c.until(c.send("status"))["ok"]  # the spawn is taken
+        supd.write({"a.yaml": NOPOOL}, settings=False)
+        assert c.until(c.send("reload"))["ok"]
+        ra = c.until(a)
+    c.s.close()
+    assert not ra["ok"] and "could not be stored" in ra["error"], ra
+    return ra
+
+
+def test_a_retry_refused_after_a_reload_removed_its_pool_is_undone(supd):
+    """The reload cancelled the held retry before its write failed: the
+    record was left cancelled with the refused retry's inputs (the done
+    one gone), and was stored so."""
+    d = supd.start({"00-settings.yaml": settings(supd),
+                    "a.yaml": pool(template=SH_TEMPLATE_EXIT)})
+    d.wait("started", "root/idle")
+    d.ctl("spawn", "pool", "--key", "t", "--", "first", check=0)
+    done = d.ctl_json("wait", "pool/t")
+    assert done["state"] == "done" and done["args"] == ["first"], done
+    refused_in_the_window(supd, d, {"key": "t", "retry": True,
+                                    "args": ["again"]})
+    rec = d.ctl_json("wait", "pool/t")  # once what memory has is stored
+    assert rec["state"] == "done" and rec["args"] == ["first"], rec
+    assert rec["reasons"] == done["reasons"], rec
+    assert stored_states(supd)["t"] == 2, "stored as cancelled"
+    d.kill()
+    d.drain_events()
+    assert d.count("started", "root/pool/t") == 1, "the refused retry ran"
+
+
+def test_a_spawn_refused_after_a_reload_removed_its_pool_leaves_none(supd):
+    """The same for a fresh key: the same spawn made again, once the pool
+    is back, is a new task (it answered created: false with a cancelled
+    record of the refused one)."""
+    files = {"00-settings.yaml": settings(supd), "a.yaml": pool(template=TEMPLATE)}
+    d = supd.start(files)
+    d.wait("started", "root/idle")
+    refused_in_the_window(supd, d, {"key": "k1"})
+    assert gone(d, "pool/k1")
+    supd.write(files, settings=False)
+    d.ctl("reload", check=0)
+    r = d.ctl_json("spawn", "pool", "--key", "k1")
+    assert r["created"] is True and r["state"] != "cancelled", r
+    d.wait("started", "root/pool/k1")
+
+
+def test_a_wait_on_a_spawn_then_refused_is_answered_as_after_it(supd):
+    """A wait taken while the spawn's record is being written, then the
+    write fails: it was answered ok with the record in state pending (a
+    task that never ran nor ended; agentsupctl exits 124). Now as a wait
+    made after the refusal: no such task; for a refused retry, the ended
+    record as it was."""
+    d = supd.start({"00-settings.yaml": settings(supd),
+                    "a.yaml": pool(template=SH_TEMPLATE_EXIT)})
+    d.wait("started", "root/idle")
+    d.ctl("spawn", "pool", "--key", "t", "--", "first", check=0)
+    assert d.ctl_json("wait", "pool/t")["state"] == "done"
+    c = Conn(d.socket)
+    with locked(supd):
+        a1 = c.send("spawn", "pool", {"key": "k1"})
+        w1 = c.send("wait", "pool/k1")
+        a2 = c.send("spawn", "pool", {"key": "t", "retry": True,
+                                      "args": ["again"]})
+        w2 = c.send("wait", "pool/t")
+        assert c.until(c.send("status"))["ok"]  # the waits are taken
+        for a in (a1, a2):
+            assert "could not be stored" in c.until(a)["error"]
+    m = c.until(w1)
+    assert not m["ok"] and "no such task" in m["error"], m
+    m = c.until(w2)
+    assert m["ok"] and m["result"]["state"] == "done", m
+    assert m["result"]["args"] == ["first"], m
+    c.s.close()
