@@ -326,8 +326,9 @@ tasks_accepted_ms(const struct tasks_spawn *in, const struct ledger_rec *r)
 struct tasks_held {
 	taskstore_ack_fn *ack; /* the spawn's answer */
 	void *ack_arg;
-	bool fresh;   /* no record before: none after a failure */
-	bool restore; /* an ended one before: prior is what it was */
+	bool fresh;           /* no record before: none after a failure */
+	bool restore;         /* an ended one before: prior is what it was */
+	unsigned long serial; /* its child's task->serial */
 	struct ledger_prior prior;
 	enum event_kind event; /* spawned or replayed, once stored */
 	char path[3 * REQUEST_NAME_MAX];
@@ -384,6 +385,15 @@ tasks_held_stored(struct daemon *d, struct ledger_rec *r, void *arg, int rc,
 	struct tasks_held *h = arg;
 	struct node *n = tasks_live_node(d, r, tasks_sup_find(d, r->sup));
 
+	if (n != NULL && n->task->serial != h->serial) {
+		/* its child was cancelled meanwhile (a reload removed its
+		 * pool), and the record went on to another spawn (a retry
+		 * since): that one's to start or undo, not this one's */
+		ledger_prior_free(&h->prior);
+		h->ack(d, r, h->ack_arg, rc, why);
+		free(h);
+		return;
+	}
 	if (rc == 0) {
 		if (n != NULL)
 			dynamic_start(d->tree, n, clock_now_ms());
@@ -477,7 +487,9 @@ tasks_spawn(struct daemon *d, const struct tasks_spawn *in,
 	out->created = true;
 	if (d->store != NULL) /* a pool added again goes on past it too */
 		ledger_numbers_see(&t->numbers, sup->spec->name, key);
+	out->node->task->serial = ++t->serial;
 	h = xcalloc(1, sizeof *h);
+	h->serial = t->serial;
 	h->fresh = out->rec == NULL;
 	h->restore = in->ack != NULL && !h->fresh && ledger_ended(out->rec);
 	if (h->restore)

@@ -38,6 +38,7 @@ struct tasks {
 	char sup[REQUEST_NAME_MAX];      /* the last spawn's supervisor */
 	size_t nresume;                  /* records still to resume */
 	char error[256];                 /* the last answer's error */
+	unsigned long serial;            /* the last spawn's (task->serial) */
 };
 
 /* One spawn, from wherever it came. */

@@ -33,6 +33,7 @@ struct task {
 	                     dynamic_start (the commit) starts it */
 	bool stopped;     /* an operator stopped it meanwhile: the commit
 	                     cancels it instead */
+	unsigned long serial; /* which spawn made it (the shell's number) */
 };
 
 enum spawn_refusal {

@@ -267,3 +267,35 @@ def test_a_wait_on_a_spawn_then_refused_is_answered_as_after_it(supd):
     assert m["ok"] and m["result"]["state"] == "done", m
     assert m["result"]["args"] == ["first"], m
     c.s.close()
+
+
+def test_a_refused_spawn_leaves_a_later_retry_of_its_key_alone(supd):
+    """k held for its commit, cancelled by a reload that removes its pool;
+    the pool added back, `spawn --retry` of k accepted; k's first write then
+    fails. Its undo took the retry's child (the record's live one by then)
+    and dropped the record: the retry, answered created, never ran, and
+    its wait never answered."""
+    from test_wait_durable import Conn
+    files = {"00-settings.yaml": settings(supd), "a.yaml": pool(template=TEMPLATE)}
+    d = supd.start(files)
+    d.wait("started", "root/idle")
+    c = Conn(d.socket)
+    with locked(supd):
+        a1 = c.send("spawn", "pool", {"key": "K", "args": ["1"]})
+        supd.write({"a.yaml": NOPOOL}, settings=False)
+        assert c.until(c.send("reload"))["ok"]
+        supd.write({"a.yaml": pool(template=TEMPLATE)}, settings=False)
+        assert c.until(c.send("reload"))["ok"]
+        a2 = c.send("spawn", "pool", {"key": "K", "retry": True,
+                                      "args": ["2"]})
+        r1 = c.until(a1)
+    assert not r1["ok"] and "could not be stored" in r1["error"], r1
+    r2 = c.until(a2)
+    if r2["ok"]:  # its write came after the lock: the retry runs
+        assert r2["result"]["created"], r2
+        d.wait("started", "root/pool/K")
+        w = d.ctl("--json", "wait", "pool/K", "--timeout", "300ms")
+        assert w.returncode == 124, w  # running, not gone
+    else:  # in the same failed batch: refused too, and nothing runs
+        assert "could not be stored" in r2["error"], r2
+        assert d.count("started", "root/pool/K") == 0
