@@ -76,6 +76,8 @@ command_hold(struct tree *t, struct node *n, uint64_t now, enum stop_how how)
 	n->pending = false;
 	if (n->task != NULL && n->task->uncommitted)
 		n->task->stopped = true; /* its commit cancels it */
+	else if (n->task != NULL && dynamic_stop_unstarted(t, n))
+		return ok;
 	node_stop(t, n, how);
 	return ok;
 }

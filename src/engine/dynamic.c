@@ -149,6 +149,16 @@ dynamic_start(struct tree *t, struct node *c, uint64_t now)
 		node_start(t, c);
 }
 
+bool
+dynamic_stop_unstarted(struct tree *t, struct node *c)
+{
+	if (!dynamic_live(c) || c->removed || c->starts > 0 ||
+	    c->state != NODE_STOPPED || c->task->uncommitted)
+		return false;
+	dynamic_end(t, c, TASK_END_CANCELLED, EE_TASK_CANCELLED);
+	return true;
+}
+
 void
 dynamic_start_waiting(struct tree *t, struct node *s)
 {

@@ -44,6 +44,11 @@ enum spawn_refusal {
 	SPAWN_MAX_CHILDREN,  /* max_children live children already */
 };
 
+/* An operator's stop of a task stored but not started yet (waiting for
+ * its pool's job, or for its namesake a reload removed): cancelled now, as
+ * a running one is once down (it waited for good, its wait unanswered);
+ * false when c is no such task. */
+bool dynamic_stop_unstarted(struct tree *, struct node *c);
 /* Tasks stored while their pool ran a job that did not take them in (a
  * restart of one child): started once it is free, as dynamic_start would
  * have (they waited for ever). */

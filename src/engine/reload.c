@@ -76,12 +76,16 @@ bury(struct tree *t, struct node *n)
 
 /* Whether n is a worker of the live tree or the graveyard named as c: a
  * configured worker's name, a task's pool and key (a pool removed and
- * added back, its task spawned again). */
+ * added back, its task spawned again), or the same path (its checkpoints',
+ * a task's place taken by a configured worker). */
 static bool
 namesake(const struct node *n, const struct node *c)
 {
-	if (n == c || !node_is_worker(n) ||
-	    (n->task == NULL) != (c->task == NULL))
+	if (n == c || !node_is_worker(n))
+		return false;
+	if (strcmp(n->path, c->path) == 0)
+		return true;
+	if ((n->task == NULL) != (c->task == NULL))
 		return false;
 	if (n->task != NULL)
 		return strcmp(n->task->sup, c->task->sup) == 0 &&

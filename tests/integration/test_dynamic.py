@@ -537,3 +537,59 @@ def test_a_task_of_a_pool_removed_and_added_back_runs_once(supd):
     evs = [json.loads(l) for l in supd.events.read_text().splitlines()]
     assert not [e for e in evs if e["path"] == "root/pool/K"
                 and e["kind"] in ("restarting", "exited") and e["pid"] != old]
+
+
+def _pool_with_a_stopping_task(supd, template_more=""):
+    """Pool `pool` (its own file) whose task K traps TERM until `go`
+    exists; K started, then the pool's file is handed back for a change."""
+    stopping, go = supd.tmp / "stopping", supd.tmp / "go"
+    task = json.dumps(["/bin/sh", "-c", f"""
+        [ -e {go} ] && exec sleep 1000
+        trap 'touch {stopping}; while [ ! -e {go} ]; do sleep 0.02; done; exit 0' TERM
+        while :; do sleep 0.02; done"""])
+    keep = "supervisor: root\nchildren:\n  - {worker: idle, command: [sleep, '300']}\n"
+    pool_file = ("supervisor: pool\nparent: root\n"
+                 f"template: {{command: {task}, shutdown: 60s}}\n")
+    d = supd.start({"a.yaml": keep, "b.yaml": pool_file})
+    d.wait("started", "root/idle")
+    d.ctl("spawn", "pool", "--key", "K", check=0)
+    old = d.wait("started", "root/pool/K").pid
+    return d, pool_file, old, stopping, go
+
+
+def test_a_stop_of_a_task_waiting_for_its_old_run_cancels_it(supd):
+    """K spawned again (the pool removed and added back) waits for its old
+    run; an operator's stop of it then cancels it (it stayed held and
+    pending for good, its wait never answered, its slot taken)."""
+    d, pool_file, old, stopping, go = _pool_with_a_stopping_task(supd)
+    (supd.dir / "b.yaml").unlink()
+    d.ctl("reload", check=0)
+    wait_until(stopping.exists, what="the old K told to stop")
+    (supd.dir / "b.yaml").write_text(pool_file)
+    d.ctl("reload", check=0)
+    d.ctl("spawn", "pool", "--key", "K", "--retry", check=0)
+    d.ctl("stop", "pool/K", check=0)
+    rec = json.loads(d.ctl("--json", "wait", "pool/K", "--timeout", "10s",
+                           check=4).stdout)
+    assert rec["state"] == "cancelled", rec
+    go.touch()
+    d.wait("exited", "root/pool/K", pid=old)
+    assert d.ctl("spawn", "pool", "--key", "K", "--retry").returncode == 0
+    d.wait("started", "root/pool/K")
+
+
+def test_a_worker_in_a_tasks_place_starts_once_the_task_is_down(supd):
+    """A reload turns the pool into a static supervisor with a worker K
+    where task K still stops: the worker starts once the task's process
+    is down (it ran beside it, at the same path)."""
+    d, pool_file, old, stopping, go = _pool_with_a_stopping_task(supd)
+    (supd.dir / "b.yaml").write_text(
+        "supervisor: pool\nparent: root\nchildren:\n"
+        "  - {worker: K, command: [sleep, '300']}\n")
+    d.ctl("reload", check=0)
+    wait_until(stopping.exists, what="the old K told to stop")
+    k = [n for n in d.ctl_json("status") if n["path"] == "root/pool/K"]
+    assert k[0]["state"] == "stopped" and k[0]["pid"] is None, k
+    go.touch()
+    d.wait("exited", "root/pool/K", pid=old)
+    assert d.wait("started", "root/pool/K").pid != old
