@@ -390,6 +390,9 @@ tasks_held_stored(struct daemon *d, struct ledger_rec *r, void *arg, int rc,
 		 * pool), and the record went on to another spawn (a retry
 		 * since): that one's to start or undo, not this one's */
 		ledger_prior_free(&h->prior);
+		if (rc == 0) /* accepted and stored, as it was answered */
+			events_emit(&d->events, h->event, h->path, 0, NULL, 0,
+			            "%s", h->detail);
 		h->ack(d, r, h->ack_arg, rc, why);
 		free(h);
 		return;

@@ -74,6 +74,15 @@ bury(struct tree *t, struct node *n)
 	node_stop(t, n, STOP_GRACEFUL);
 }
 
+/* A path past its root's name ("root/pool/K" -> "pool/K"). */
+static const char *
+below_root(const char *path)
+{
+	const char *slash = strchr(path, '/');
+
+	return slash != NULL ? slash + 1 : "";
+}
+
 /* Whether n is a worker of the live tree or the graveyard named as c: a
  * configured worker's name, a task's pool and key (a pool removed and
  * added back, its task spawned again), or the same path (its checkpoints',
@@ -83,8 +92,9 @@ namesake(const struct node *n, const struct node *c)
 {
 	if (n == c || !node_is_worker(n))
 		return false;
-	if (strcmp(n->path, c->path) == 0)
-		return true;
+	if (strcmp(below_root(n->path), below_root(c->path)) == 0)
+		return true; /* the root renamed meanwhile: the graveyard's
+		                paths keep its old name */
 	if ((n->task == NULL) != (c->task == NULL))
 		return false;
 	if (n->task != NULL)
@@ -109,15 +119,22 @@ reload_namesake_alive(const struct tree *t, const struct node *c)
 void
 reload_buried_down(struct tree *t, const struct node *n)
 {
+	struct node **sups = NULL;
+	size_t k = 0;
+
+	/* every one waiting (a worker moved away by its name, a task put in
+	 * its place by its path), gathered first: starts change the tree */
 	for (struct node *h = t->root; h != NULL;
 	     h = tree_walk_next(t->root, h))
-		if (namesake(h, n)) {
-			if (h->parent == NULL)
-				return;
-			sup_run(t, h->parent);
-			dynamic_start_waiting(t, h->parent); /* a task */
-			return;
+		if (h->parent != NULL && namesake(h, n)) {
+			sups = xreallocarray(sups, k + 1, sizeof *sups);
+			sups[k++] = h->parent;
 		}
+	for (size_t i = 0; i < k; i++) {
+		sup_run(t, sups[i]);
+		dynamic_start_waiting(t, sups[i]); /* a task */
+	}
+	free(sups);
 }
 
 static void reload_node(struct tree *, struct node *, const struct spec *,

@@ -299,3 +299,30 @@ def test_a_refused_spawn_leaves_a_later_retry_of_its_key_alone(supd):
     else:  # in the same failed batch: refused too, and nothing runs
         assert "could not be stored" in r2["error"], r2
         assert d.count("started", "root/pool/K") == 0
+
+
+def test_a_spawn_stored_after_a_reload_cancelled_it_still_says_spawned(supd):
+    """k held for its commit, cancelled by a reload that removes its pool,
+    the pool added back and k retried; both writes then succeed: each
+    accepted spawn has its `spawned` event (the first lost it)."""
+    import pytest
+    files = {"00-settings.yaml": settings(supd), "a.yaml": pool(template=TEMPLATE)}
+    d = supd.start(files)
+    d.wait("started", "root/idle")
+    c = Conn(d.socket)
+    with locked(supd):  # let go well within the store's 1 s busy timeout
+        a1 = c.send("spawn", "pool", {"key": "K", "args": ["1"]})
+        supd.write({"a.yaml": NOPOOL}, settings=False)
+        assert c.until(c.send("reload"))["ok"]
+        supd.write({"a.yaml": pool(template=TEMPLATE)}, settings=False)
+        assert c.until(c.send("reload"))["ok"]
+        a2 = c.send("spawn", "pool", {"key": "K", "retry": True,
+                                      "args": ["2"]})
+        assert c.until(c.send("status"))["ok"]
+    r1 = c.until(a1)
+    if not r1["ok"]:
+        pytest.skip("the machine held the lock past the busy timeout")
+    assert r1["result"]["created"], r1
+    assert c.until(a2)["ok"]
+    d.wait("started", "root/pool/K")
+    d.wait_count("spawned", 2, "root/pool/K")

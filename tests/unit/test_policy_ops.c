@@ -698,6 +698,113 @@ test_a_stop_before_the_commit_cancels_the_task(void **state)
 	run_free(r);
 }
 
+/* One removed worker, two waiting for it: itself moved to `other` by its
+ * name, and a task spawned in its old place (its path). Both start once it
+ * is down, in either order of the tree (only the first did: the other
+ * waited for good, or its supervisor's job did and every reload after was
+ * refused as busy). */
+static void
+two_namesakes(bool pool_first)
+{
+	static const char *other = "  - supervisor: other\n    children: "
+	                           "[{worker: z, command: x}%s]\n";
+	char o1[128], o2[128], y1[512], y2[512];
+	struct run *r;
+	struct config *next;
+	struct reload_report rep;
+	const char *why = NULL;
+	char *args[] = {NULL};
+	enum spawn_refusal sw;
+	struct node *k;
+
+	snprintf(o1, sizeof o1, other, "");
+	snprintf(o2, sizeof o2, other, ", {worker: x, command: x}");
+	snprintf(y1, sizeof y1,
+	         "supervisor: root\nintensity: 100\nchildren:\n%s%s",
+	         pool_first ? "  - supervisor: pool\n    children: [{worker: "
+	                      "x, command: x}]\n"
+	                    : o1,
+	         pool_first ? o1
+	                    : "  - supervisor: pool\n    children: [{worker: "
+	                      "x, command: x}]\n");
+	snprintf(
+	        y2, sizeof y2,
+	        "supervisor: root\nintensity: 100\nchildren:\n%s%s",
+	        pool_first
+	                ? "  - supervisor: pool\n    template: {command: [w]}\n"
+	                : o2,
+	        pool_first ? o2
+	                   : "  - supervisor: pool\n    template: {command: "
+	                     "[w]}\n");
+	r = run_new(y1);
+	next = load_yaml(y2);
+	no_backoff(next->root);
+	r->obedient = false;
+	assert_int_equal(reload_apply(r->t, next->root, r->now, &rep, &why), 0);
+	pump(r);
+	reload_report_free(&rep);
+	r->retired = r->cfg;
+	r->cfg = next;
+	k = dynamic_spawn(r->t, N(r, "pool"), "x", args, NULL, r->now, &sw);
+	assert_non_null(k);
+	pump(r);
+	assert_int_equal(k->starts, 0); /* the old x still stops */
+	tree_exited(r->t, r->t->graveyard->children[0],
+	            (struct reason){REASON_SIGNAL, 15}, r->now);
+	pump(r);
+	assert_string_equal(state_of(r, "root/other/x"), "running");
+	assert_string_equal(node_state_name(k->state), "running");
+	assert_int_equal(N(r, "other")->super->job.kind, JOB_NONE);
+	run_free(r);
+}
+
+static void
+test_two_waiting_for_one_removed_worker_both_start(void **state)
+{
+	(void)state;
+	two_namesakes(false);
+	two_namesakes(true);
+}
+
+/* A task's place taken by a configured worker in a reload that also
+ * renames the root: it waits for the task too (the graveyard keeps the
+ * old root's name in its paths). */
+static void
+test_a_worker_in_a_tasks_place_waits_across_a_root_rename(void **state)
+{
+	struct run *r = run_new("supervisor: root\nintensity: 100\nchildren:\n"
+	                        "  - supervisor: pool\n"
+	                        "    template: {command: [work]}\n");
+	struct config *next =
+	        load_yaml("supervisor: top\nintensity: 100\nchildren:\n"
+	                  "  - supervisor: pool\n    children: [{worker: K, "
+	                  "command: x}]\n");
+	struct reload_report rep;
+	const char *why = NULL;
+	char *args[] = {NULL};
+	enum spawn_refusal sw;
+
+	(void)state;
+	assert_non_null(dynamic_spawn(r->t, N(r, "pool"), "K", args, NULL,
+	                              r->now, &sw));
+	pump(r);
+	r->obedient = false;
+	no_backoff(next->root);
+	r->log[0] = '\0';
+	assert_int_equal(reload_apply(r->t, next->root, r->now, &rep, &why), 0);
+	pump(r);
+	reload_report_free(&rep);
+	r->retired = r->cfg;
+	r->cfg = next;
+	assert_null(strstr(r->log, "start top/pool/K"));
+	r->log[0] = '\0';
+	tree_exited(r->t, r->t->graveyard->children[0],
+	            (struct reason){REASON_SIGNAL, 15}, r->now);
+	pump(r);
+	expect(r, "start top/pool/K\n");
+	run_free(r);
+}
+
 /* A reload's job cut short by an operator's stop leaves no mark behind:
  * the same config reloaded later restarts nothing (it restarted w, and
  * the report said restarted []). */
@@ -1077,6 +1184,10 @@ main(void)
 	        cmocka_unit_test(test_an_uncommitted_task_waits_for_its_commit),
 	        cmocka_unit_test(
 	                test_a_stop_before_the_commit_cancels_the_task),
+	        cmocka_unit_test(
+	                test_two_waiting_for_one_removed_worker_both_start),
+	        cmocka_unit_test(
+	                test_a_worker_in_a_tasks_place_waits_across_a_root_rename),
 	        cmocka_unit_test(test_a_reload_job_cut_short_leaves_no_mark),
 	        cmocka_unit_test(test_a_renamed_root_reports_the_new_paths),
 	        cmocka_unit_test(
