@@ -103,20 +103,6 @@ startable(const struct node *n)
 	return n->state == NODE_STOPPED || (node_is_worker(n) && node_down(n));
 }
 
-/* Its restart job over one child: stop n (or wait for the stop under way),
- * then start it; never counted toward intensity. */
-static void
-restart_child(struct tree *t, struct node *n)
-{
-	sup_begin_job(t, n->parent,
-	              (struct job){.kind = JOB_RESTART,
-	                           .phase = PHASE_STOP,
-	                           .select = SELECT_ALL,
-	                           .how = STOP_GRACEFUL,
-	                           .lo = n->index,
-	                           .hi = n->index + 1});
-}
-
 /* An operator's start or restart lets n be started again; not a task
  * whose record is not stored yet: only its commit starts it (a spawn
  * refused for the store never runs). */
@@ -169,7 +155,7 @@ command_start(struct tree *t, struct node *n, uint64_t now)
 	if (n->held) /* uncommitted: it starts once stored */
 		return ok;
 	if (n->state == NODE_STOPPING) {
-		restart_child(t, n);
+		sup_restart_child(t, n);
 		return ok;
 	}
 	if (n->state == NODE_STOPPED)
@@ -206,7 +192,7 @@ command_restart(struct tree *t, struct node *n, uint64_t now)
 	}
 	unhold(n);
 	if (!sup) {
-		restart_child(t, n);
+		sup_restart_child(t, n);
 		return ok;
 	}
 	sup_begin_job(t, s,

@@ -10,6 +10,9 @@
 /* tree.c: the action queue and node bookkeeping. */
 void tree_push(struct tree *, struct action);
 void tree_event(struct tree *, enum engine_event, struct node *, struct reason);
+/* The same with a value the event carries (a delay, a count), fixed now. */
+void tree_event_value(struct tree *, enum engine_event, struct node *,
+                      struct reason, uint64_t value);
 void tree_set_state(struct tree *, struct node *, enum node_state);
 struct node *tree_node_new(const struct spec *, struct node *parent,
                            size_t index);
@@ -45,6 +48,9 @@ void sup_begin_stop(struct tree *, struct node *, enum stop_outcome,
                     enum stop_how);
 void sup_begin_job(struct tree *, struct node *, struct job);
 void sup_run(struct tree *, struct node *);
+/* Its supervisor's restart job over one child: stop it (or wait for the
+ * stop under way), then start it; never counted toward intensity. */
+void sup_restart_child(struct tree *, struct node *c);
 /* A child reached the state its supervisor asked for (or stopped). */
 void sup_child_settled(struct tree *, struct node *sup);
 

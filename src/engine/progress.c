@@ -96,11 +96,8 @@ progress_stalled(struct tree *t, struct node *n)
 	uint64_t idle = t->now - w->moved_at;
 
 	w->stalled_at = t->now;
-	tree_push(t, (struct action){.kind = ACT_EVENT,
-	                             .node = n,
-	                             .event = EE_STALLED,
-	                             .reason = {REASON_STALL, 0},
-	                             .value = idle});
+	tree_event_value(t, EE_STALLED, n, (struct reason){REASON_STALL, 0},
+	                 idle);
 	tree_push(t, (struct action){.kind = ACT_NUDGE,
 	                             .node = n,
 	                             .reason = {REASON_STALL, 0},
@@ -191,13 +188,7 @@ progress_recycle(struct tree *t, struct node *n)
 		return false;
 	}
 	tree_event(t, EE_RECYCLED, n, (struct reason){0});
-	sup_begin_job(t, s,
-	              (struct job){.kind = JOB_RESTART,
-	                           .phase = PHASE_STOP,
-	                           .select = SELECT_ALL,
-	                           .how = STOP_GRACEFUL,
-	                           .lo = n->index,
-	                           .hi = n->index + 1});
+	sup_restart_child(t, n);
 	return true;
 }
 
@@ -248,11 +239,8 @@ progress_looping(struct tree *t, struct node *n, unsigned period)
 
 	w->loop_period = period;
 	w->loop_steps = 0;
-	tree_push(t, (struct action){.kind = ACT_EVENT,
-	                             .node = n,
-	                             .event = EE_LOOPING,
-	                             .reason = {REASON_LOOP, 0},
-	                             .value = period});
+	tree_event_value(t, EE_LOOPING, n, (struct reason){REASON_LOOP, 0},
+	                 period);
 	tree_push(t, (struct action){.kind = ACT_NUDGE,
 	                             .node = n,
 	                             .reason = {REASON_LOOP, 0},

@@ -86,11 +86,7 @@ park(struct tree *t, struct node *s, struct node *c, enum node_state st,
      enum engine_event e, uint64_t wake_at)
 {
 	worker_park(t, c, st, wake_at);
-	tree_push(t, (struct action){.kind = ACT_EVENT,
-	                             .node = c,
-	                             .event = e,
-	                             .reason = c->last,
-	                             .value = wake_at});
+	tree_event_value(t, e, c, c->last, wake_at);
 	dynamic_child_ended(t, c, true); /* a task: a dead letter */
 	if (c->spec->pol->significant)
 		give_up(t, s, c->last, true);
@@ -131,18 +127,10 @@ restart_decision(struct tree *t, struct node *s, struct node *c,
 	}
 	/* value: the restart this is, fixed now (an immediate one's spawn
 	 * counts before the shell reads the node) */
-	tree_push(t, (struct action){.kind = ACT_EVENT,
-	                             .node = c,
-	                             .event = EE_RESTARTING,
-	                             .reason = r,
-	                             .value = c->starts});
+	tree_event_value(t, EE_RESTARTING, c, r, c->starts);
 	if (delay > 0) {
 		c->backoff_until = t->now + delay;
-		tree_push(t, (struct action){.kind = ACT_EVENT,
-		                             .node = c,
-		                             .event = EE_BACKOFF,
-		                             .reason = r,
-		                             .value = delay});
+		tree_event_value(t, EE_BACKOFF, c, r, delay);
 	}
 	switch (s->spec->pol->strategy) {
 	case ONE_FOR_ONE:

@@ -28,6 +28,18 @@ sup_begin_job(struct tree *t, struct node *s, struct job j)
 	sup_run(t, s);
 }
 
+void
+sup_restart_child(struct tree *t, struct node *c)
+{
+	sup_begin_job(t, c->parent,
+	              (struct job){.kind = JOB_RESTART,
+	                           .phase = PHASE_STOP,
+	                           .select = SELECT_ALL,
+	                           .how = STOP_GRACEFUL,
+	                           .lo = c->index,
+	                           .hi = c->index + 1});
+}
+
 /* Start a stopped supervisor: its children, in order. */
 void
 sup_start(struct tree *t, struct node *s)

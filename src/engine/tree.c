@@ -192,12 +192,20 @@ tree_next_action(struct tree *t, struct action *a)
 }
 
 void
-tree_event(struct tree *t, enum engine_event e, struct node *n, struct reason r)
+tree_event_value(struct tree *t, enum engine_event e, struct node *n,
+                 struct reason r, uint64_t value)
 {
 	tree_push(t, (struct action){.kind = ACT_EVENT,
 	                             .node = n,
 	                             .event = e,
-	                             .reason = r});
+	                             .reason = r,
+	                             .value = value});
+}
+
+void
+tree_event(struct tree *t, enum engine_event e, struct node *n, struct reason r)
+{
+	tree_event_value(t, e, n, r, 0);
 }
 
 void

@@ -155,11 +155,7 @@ w_probe(struct tree *t, struct node *n, struct reason r)
 {
 	circuit_own(n)->state = CIRCUIT_HALF_OPEN;
 	/* value: the restart the probe is, fixed before its spawn counts */
-	tree_push(t, (struct action){.kind = ACT_EVENT,
-	                             .node = n,
-	                             .event = EE_PROBING,
-	                             .reason = n->last,
-	                             .value = n->starts});
+	tree_event_value(t, EE_PROBING, n, n->last, n->starts);
 	w_spawn(t, n, r);
 }
 
