@@ -52,6 +52,15 @@ dynamic_live(const struct node *c)
 	return c->task != NULL && c->task->end == TASK_END_NONE;
 }
 
+/* A live task that has never run: added (its record being stored), or
+ * stored and waiting for its pool or its old run. */
+static bool
+dynamic_unstarted(const struct node *c)
+{
+	return dynamic_live(c) && !c->removed && c->starts == 0 &&
+	       c->state == NODE_STOPPED;
+}
+
 size_t
 dynamic_count(const struct node *sup)
 {
@@ -135,8 +144,7 @@ dynamic_start(struct tree *t, struct node *c, uint64_t now)
 	t->now = now;
 	if (c->task != NULL)
 		c->task->uncommitted = false;
-	if (!dynamic_live(c) || c->removed || c->starts > 0 ||
-	    c->state != NODE_STOPPED)
+	if (!dynamic_unstarted(c))
 		return; /* cancelled meanwhile, or an operator started it */
 	if (c->task->stopped) { /* as an operator's stop of a running task */
 		dynamic_end(t, c, TASK_END_CANCELLED, EE_TASK_CANCELLED);
@@ -152,8 +160,7 @@ dynamic_start(struct tree *t, struct node *c, uint64_t now)
 bool
 dynamic_stop_unstarted(struct tree *t, struct node *c)
 {
-	if (!dynamic_live(c) || c->removed || c->starts > 0 ||
-	    c->state != NODE_STOPPED || c->task->uncommitted)
+	if (!dynamic_unstarted(c) || c->task->uncommitted)
 		return false;
 	dynamic_end(t, c, TASK_END_CANCELLED, EE_TASK_CANCELLED);
 	return true;
@@ -169,8 +176,7 @@ dynamic_start_waiting(struct tree *t, struct node *s)
 	                   s->super->job.kind == JOB_NONE;
 	     i++) {
 		struct node *c = s->children[i];
-		if (dynamic_live(c) && !c->removed && !c->held &&
-		    c->starts == 0 && c->state == NODE_STOPPED &&
+		if (dynamic_unstarted(c) && !c->held &&
 		    !reload_namesake_alive(t, c))
 			node_start(t, c);
 	}

@@ -40,15 +40,15 @@ reload_report_free(struct reload_report *r)
 static const char *
 busy(const struct node *top)
 {
+	static const char stopping[] = "a supervisor is stopping its children; "
+	                               "reload again once it has stopped",
+	                  restarting[] = "a restart is in progress; reload "
+	                                 "again once it settles";
+
 	for (const struct node *n = top; n != NULL; n = tree_walk_next(top, n))
 		if (n->super != NULL && n->super->job.kind != JOB_NONE)
-			return n->super->job.kind == JOB_STOP
-			               ? "a supervisor is stopping its "
-			                 "children; "
-			                 "reload again once it has stopped"
-			               : "a restart is in progress; reload "
-			                 "again "
-			                 "once it settles";
+			return n->super->job.kind == JOB_STOP ? stopping
+			                                      : restarting;
 	return NULL;
 }
 
