@@ -1,6 +1,7 @@
 /*
- * contain_int.h - what contain.c and contain_mem.c (max_memory) share: the
- * handle's insides. Not for the rest of the daemon.
+ * contain_int.h - what contain.c, contain_mem.c (max_memory) and
+ * contain_stale.c share: the handle's insides. Not for the rest of the
+ * daemon.
  */
 #ifndef AGENTSUP_CONTAIN_INT_H
 #define AGENTSUP_CONTAIN_INT_H
@@ -53,6 +54,10 @@ struct contain {
 
 /* The name of the worker path's cgroup number id under agentsup.<pid>/. */
 bool contain_name(const char *path, unsigned long id, char *name, size_t len);
+/* Cgroups under parent (ours, mine, aside) an agentsupd that is gone
+ * left: empty ones removed, one that still holds processes named
+ * (contain_stale.c). */
+void contain_sweep_stale(const char *parent, const char *mine);
 /* max_memory's timer (contain_mem.c). */
 void contain_mem_cb(struct ev_loop *, ev_timer *, int);
 
