@@ -422,25 +422,22 @@ test_reload_starts_a_changed_failed_worker(void **state)
 	struct run *r = run_new("supervisor: root\nchildren:\n"
 	                        "  - {worker: w, command: old}\n  - {worker: "
 	                        "ok, command: x}\n");
-	struct config *next = load_yaml("supervisor: root\nchildren:\n"
-	                                "  - {worker: w, command: new}\n"
-	                                "  - {worker: ok, command: x}\n");
 	struct reload_report rep;
-	const char *why = NULL;
 
 	(void)state;
-	no_backoff(next->root);
 	declare(r, "w", DECLARED_PERMANENT, 0); /* say, a bad API key */
 	crash(r, "w", 1);
 	expect(r, "failed root/w\n");
 	r->log[0] = '\0';
-	assert_int_equal(reload_apply(r->t, next->root, r->now, &rep, &why), 0);
+	run_reload(r,
+	           "supervisor: root\nchildren:\n"
+	           "  - {worker: w, command: new}\n"
+	           "  - {worker: ok, command: x}\n",
+	           &rep);
 	pump(r);
 	assert_string_equal(joined(&rep.restarted), "root/w");
 	expect(r, "start root/w\n");
 	reload_report_free(&rep);
-	config_free(r->cfg);
-	r->cfg = next;
 	run_free(r);
 }
 
@@ -539,26 +536,21 @@ static void
 test_a_moved_worker_starts_once_its_old_place_is_down(void **state)
 {
 	struct run *r = run_new(MOVED("{worker: a, command: x}"));
-	struct config *next =
-	        load_yaml("supervisor: root\nintensity: 100\nchildren:\n"
-	                  "  - supervisor: x\n    children: [{worker: b, "
-	                  "command: x}]\n"
-	                  "  - supervisor: y\n    children: [{worker: z, "
-	                  "command: x}, {worker: a, command: x}]\n");
+	const char *next = "supervisor: root\nintensity: 100\nchildren:\n"
+	                   "  - supervisor: x\n    children: [{worker: b, "
+	                   "command: x}]\n"
+	                   "  - supervisor: y\n    children: [{worker: z, "
+	                   "command: x}, {worker: a, command: x}]\n";
 	struct reload_report rep;
-	const char *why = NULL;
 
 	(void)state;
-	no_backoff(next->root);
 	r->obedient = false;
 	r->log[0] = '\0';
-	assert_int_equal(reload_apply(r->t, next->root, r->now, &rep, &why), 0);
+	run_reload(r, next, &rep);
 	pump(r);
 	expect(r, "stop root/x/a\nstart root/x/b\n"); /* not root/y/a yet */
 	assert_string_equal(joined(&rep.added), "root/x/b, root/y/a");
 	reload_report_free(&rep);
-	r->retired = r->cfg;
-	r->cfg = next;
 	r->log[0] = '\0';
 	tree_exited(r->t, r->t->graveyard->children[0],
 	            (struct reason){REASON_SIGNAL, 15}, r->now);
@@ -581,22 +573,17 @@ test_a_moved_worker_starts_when_its_old_place_ends_by_itself(void **state)
 	        "    children: [{worker: a, command: x}, {worker: b, command: "
 	        "x}]\n"
 	        "  - supervisor: y\n    children: [{worker: z, command: x}]\n");
-	struct config *next =
-	        load_yaml("supervisor: root\nintensity: 100\nchildren:\n"
-	                  "  - supervisor: y\n    children: [{worker: z, "
-	                  "command: x}, {worker: a, command: x}]\n");
+	const char *next = "supervisor: root\nintensity: 100\nchildren:\n"
+	                   "  - supervisor: y\n    children: [{worker: z, "
+	                   "command: x}, {worker: a, command: x}]\n";
 	struct reload_report rep;
-	const char *why = NULL;
 	struct node *x, *a, *b;
 
 	(void)state;
-	no_backoff(next->root);
 	r->obedient = false;
-	assert_int_equal(reload_apply(r->t, next->root, r->now, &rep, &why), 0);
+	run_reload(r, next, &rep);
 	pump(r);
 	reload_report_free(&rep);
-	r->retired = r->cfg;
-	r->cfg = next;
 	x = r->t->graveyard->children[0];
 	a = x->children[0];
 	b = x->children[1];
@@ -710,9 +697,7 @@ two_namesakes(bool pool_first)
 	                           "[{worker: z, command: x}%s]\n";
 	char o1[128], o2[128], y1[512], y2[512];
 	struct run *r;
-	struct config *next;
 	struct reload_report rep;
-	const char *why = NULL;
 	char *args[] = {NULL};
 	enum spawn_refusal sw;
 	struct node *k;
@@ -737,14 +722,10 @@ two_namesakes(bool pool_first)
 	                   : "  - supervisor: pool\n    template: {command: "
 	                     "[w]}\n");
 	r = run_new(y1);
-	next = load_yaml(y2);
-	no_backoff(next->root);
 	r->obedient = false;
-	assert_int_equal(reload_apply(r->t, next->root, r->now, &rep, &why), 0);
+	run_reload(r, y2, &rep);
 	pump(r);
 	reload_report_free(&rep);
-	r->retired = r->cfg;
-	r->cfg = next;
 	k = dynamic_spawn(r->t, N(r, "pool"), "x", args, NULL, r->now, &sw);
 	assert_non_null(k);
 	pump(r);
@@ -775,12 +756,10 @@ test_a_worker_in_a_tasks_place_waits_across_a_root_rename(void **state)
 	struct run *r = run_new("supervisor: root\nintensity: 100\nchildren:\n"
 	                        "  - supervisor: pool\n"
 	                        "    template: {command: [work]}\n");
-	struct config *next =
-	        load_yaml("supervisor: top\nintensity: 100\nchildren:\n"
-	                  "  - supervisor: pool\n    children: [{worker: K, "
-	                  "command: x}]\n");
+	const char *next = "supervisor: top\nintensity: 100\nchildren:\n"
+	                   "  - supervisor: pool\n    children: [{worker: K, "
+	                   "command: x}]\n";
 	struct reload_report rep;
-	const char *why = NULL;
 	char *args[] = {NULL};
 	enum spawn_refusal sw;
 
@@ -789,13 +768,10 @@ test_a_worker_in_a_tasks_place_waits_across_a_root_rename(void **state)
 	                              r->now, &sw));
 	pump(r);
 	r->obedient = false;
-	no_backoff(next->root);
 	r->log[0] = '\0';
-	assert_int_equal(reload_apply(r->t, next->root, r->now, &rep, &why), 0);
+	run_reload(r, next, &rep);
 	pump(r);
 	reload_report_free(&rep);
-	r->retired = r->cfg;
-	r->cfg = next;
 	assert_null(strstr(r->log, "start top/pool/K"));
 	r->log[0] = '\0';
 	tree_exited(r->t, r->t->graveyard->children[0],
@@ -817,24 +793,16 @@ test_a_reload_job_cut_short_leaves_no_mark(void **state)
 	        " {worker: v, command: x}]\n";
 	char yaml[256];
 	struct run *r;
-	struct config *next, *same;
 	struct reload_report rep;
-	const char *why = NULL;
 
 	(void)state;
 	snprintf(yaml, sizeof yaml, tree, "old");
 	r = run_new(yaml);
 	snprintf(yaml, sizeof yaml, tree, "new");
-	next = load_yaml(yaml);
-	same = load_yaml(yaml);
-	no_backoff(next->root);
-	no_backoff(same->root);
 	r->obedient = false;
 	r->log[0] = '\0';
-	assert_int_equal(reload_apply(r->t, next->root, r->now, &rep, &why), 0);
+	run_reload(r, yaml, &rep);
 	reload_report_free(&rep);
-	r->retired = r->cfg;
-	r->cfg = next;
 	pump(r);
 	expect(r, "stop root/s/w\n"); /* the reload's job: w restarts */
 	ok_(command_stop(r->t, N(r, "s"), r->now));
@@ -848,14 +816,11 @@ test_a_reload_job_cut_short_leaves_no_mark(void **state)
 	pump(r);
 	assert_string_equal(state_of(r, "w"), "running");
 	r->log[0] = '\0';
-	assert_int_equal(reload_apply(r->t, same->root, r->now, &rep, &why), 0);
+	run_reload(r, yaml, &rep); /* the same config again */
 	pump(r);
 	expect(r, "");
 	assert_string_equal(joined(&rep.restarted), "");
 	reload_report_free(&rep);
-	config_free(r->retired);
-	r->retired = r->cfg;
-	r->cfg = same;
 	run_free(r);
 }
 
@@ -866,6 +831,7 @@ test_a_renamed_root_reports_the_new_paths(void **state)
 {
 	struct run *r = run_new("supervisor: fleet\nchildren:\n"
 	                        "  - {worker: planner, command: x}\n");
+	/* its own backoff, not run_reload's none: the root is updated too */
 	struct config *next =
 	        load_yaml("supervisor: root\nchildren:\n"
 	                  "  - supervisor: fleet\n    children: [{worker: "
@@ -876,13 +842,13 @@ test_a_renamed_root_reports_the_new_paths(void **state)
 
 	(void)state;
 	assert_int_equal(reload_apply(r->t, next->root, r->now, &rep, &why), 0);
+	r->retired[r->nretired++] = r->cfg;
+	r->cfg = next;
 	pump(r);
 	assert_string_equal(joined(&rep.added), "root/fleet, root/raw");
 	assert_string_equal(joined(&rep.removed), "fleet/planner");
 	assert_string_equal(joined(&rep.updated), "root");
 	reload_report_free(&rep);
-	r->retired = r->cfg;
-	r->cfg = next;
 	assert_string_equal(state_of(r, "root/fleet/planner"), "running");
 	run_free(r);
 }
@@ -929,22 +895,18 @@ static struct run *
 removed_and_stopping(void)
 {
 	struct run *r = run_new(FLAKY);
-	struct config *next = load_yaml("supervisor: root\nintensity: 0\n"
-	                                "children:\n"
-	                                "  - {worker: ok, command: x}\n");
+	const char *next = "supervisor: root\nintensity: 0\n"
+	                   "children:\n"
+	                   "  - {worker: ok, command: x}\n";
 	struct reload_report rep;
-	const char *why = NULL;
 
-	no_backoff(next->root);
 	r->obedient = false;
 	r->log[0] = '\0';
-	assert_int_equal(reload_apply(r->t, next->root, r->now, &rep, &why), 0);
+	run_reload(r, next, &rep);
 	pump(r);
 	expect(r, "stop root/w\n"); /* buried, draining */
 	reload_report_free(&rep);
 	/* the old config stays while a removed node points into it */
-	r->retired = r->cfg;
-	r->cfg = next;
 	r->log[0] = '\0';
 	return r;
 }
@@ -996,20 +958,19 @@ static void
 test_reload_leaves_an_operators_stop_alone(void **state)
 {
 	struct run *r = run_new(FLAKY);
-	struct config *next = load_yaml(
+	const char *next =
+
 	        "supervisor: root\nintensity: 100\nperiod: 1h\nchildren:\n"
 	        "  - {worker: w, command: new}\n  - {worker: ok, command: "
-	        "x}\n");
+	        "x}\n";
 	struct reload_report rep;
-	const char *why = NULL;
 
 	(void)state;
-	no_backoff(next->root);
 	r->obedient = false;
 	ok_(command_stop(r->t, N(r, "w"), r->now));
 	pump(r);
 	r->log[0] = '\0';
-	assert_int_equal(reload_apply(r->t, next->root, r->now, &rep, &why), 0);
+	run_reload(r, next, &rep);
 	pump(r);
 	assert_string_equal(joined(&rep.restarted), "");
 	assert_string_equal(joined(&rep.updated), "root/w");
@@ -1019,8 +980,6 @@ test_reload_leaves_an_operators_stop_alone(void **state)
 	expect(r, "");
 	assert_string_equal(state_of(r, "w"), "stopped");
 	reload_report_free(&rep);
-	config_free(r->cfg);
-	r->cfg = next;
 	run_free(r);
 }
 
@@ -1078,20 +1037,16 @@ test_shutdown_during_a_removed_sequential_stop(void **state)
 {
 	struct run *r = run_new("supervisor: root\nchildren:\n"
 	                        "  - {worker: ok, command: x}\n" SEQUENTIAL);
-	struct config *next = load_yaml("supervisor: root\nchildren:\n"
-	                                "  - {worker: ok, command: x}\n");
+	const char *next = "supervisor: root\nchildren:\n"
+	                   "  - {worker: ok, command: x}\n";
 	struct reload_report rep;
-	const char *why = NULL;
 	struct node *s;
 
 	(void)state;
-	no_backoff(next->root);
 	r->obedient = false;
 	r->log[0] = '\0';
-	assert_int_equal(reload_apply(r->t, next->root, r->now, &rep, &why), 0);
+	run_reload(r, next, &rep);
 	reload_report_free(&rep);
-	r->retired = r->cfg;
-	r->cfg = next;
 	pump_how(r);
 	expect(r, "stop root/s/b graceful\n");
 	s = r->t->graveyard->children[0];

@@ -17,7 +17,8 @@
 
 struct run {
 	struct config *cfg;
-	struct config *retired; /* a reload's old one, while nodes use it */
+	struct config *retired[4]; /* reloads' old ones, while nodes use them */
+	size_t nretired;
 	struct tree *t;
 	char log[8192]; /* actions, one per line */
 	bool obedient;  /* answer each stop with an exit */
@@ -108,9 +109,25 @@ run_free(struct run *r)
 {
 	tree_free(r->t);
 	config_free(r->cfg);
-	if (r->retired != NULL)
-		config_free(r->retired);
+	for (size_t i = 0; i < r->nretired; i++)
+		config_free(r->retired[i]);
 	free(r);
+}
+
+/* A reload of yaml (backoff none, as run_new's) that the tree takes: its
+ * report in rep, for the caller to read and free; the old config kept
+ * while removed nodes may point into it. Its actions are not pumped. */
+static inline void
+run_reload(struct run *r, const char *yaml, struct reload_report *rep)
+{
+	struct config *next = load_yaml(yaml);
+	const char *why = NULL;
+
+	no_backoff(next->root);
+	assert_int_equal(reload_apply(r->t, next->root, r->now, rep, &why), 0);
+	assert_true(r->nretired < sizeof r->retired / sizeof *r->retired);
+	r->retired[r->nretired++] = r->cfg;
+	r->cfg = next;
 }
 
 static inline struct node *
