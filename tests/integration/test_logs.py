@@ -116,7 +116,11 @@ command: {cmd0}
         "%098d\n" % i for i in range(90, 100)) + "finished\n"
 
 
-def test_sighup_reopens_a_moved_log_file(supd):
+@pytest.mark.parametrize("how", ["sighup", "agentsupctl"])
+def test_reload_reopens_a_moved_log_file(supd, how):
+    """SIGHUP, and `agentsupctl reload` as SIGHUP (docs/operations.md),
+    reopen the log files and the events file for logrotate (`reload`
+    kept writing into the renamed files)."""
     logs = supd.tmp / "logs"
     logs.mkdir()
     trigger = supd.tmp / "trigger"
@@ -132,34 +136,11 @@ command: {cmd0}
 """}, log_dir=logs)
     wait_until(lambda: has_line(d, "w | before"), what="the first line")
     os.rename(logs / "w.log", logs / "w.log.old")  # logrotate's "create"
-    d.signal(signal.SIGHUP)
-    d.wait("reload_applied")
-    trigger.touch()
-    wait_until(lambda: has_line(d, "w | after"), what="the second line")
-    assert (logs / "w.log.old").read_text() == "before\n"
-    assert (logs / "w.log").read_text() == "after\n"
-
-
-def test_reload_by_agentsupctl_reopens_a_moved_log_file(supd):
-    """`agentsupctl reload` is SIGHUP (docs/operations.md), logrotate's
-    reopen included: it kept writing into the renamed file."""
-    logs = supd.tmp / "logs"
-    logs.mkdir()
-    trigger = supd.tmp / "trigger"
-    cmd0 = sh(f'''
-    echo before
-    while [ ! -e {trigger} ]; do sleep 0.02; done
-    echo after
-    exec sleep 60
-''')
-    d = start(supd, {"w.yaml": f"""
-worker: w
-command: {cmd0}
-"""}, log_dir=logs)
-    wait_until(lambda: has_line(d, "w | before"), what="the first line")
-    os.rename(logs / "w.log", logs / "w.log.old")
     os.rename(supd.events, str(supd.events) + ".old")
-    d.ctl("reload")
+    if how == "sighup":
+        d.signal(signal.SIGHUP)
+    else:
+        d.ctl("reload")
     d.wait("reload_applied")
     trigger.touch()
     wait_until(lambda: has_line(d, "w | after"), what="the second line")
