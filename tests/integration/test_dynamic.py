@@ -496,19 +496,14 @@ def test_resume_after_sigkill(supd):
     assert again["created"] is False  # within key_ttl, across the restart
 
 
-def test_a_task_of_a_pool_removed_and_added_back_runs_once(supd):
-    """A reload removes a pool whose task K is still stopping; the pool is
-    added back and K spawned again (--retry): the new K starts once the
-    old one is down. Both ran at once, sharing K's capture; the old one's
-    end closed the new one's stdout and it died of SIGPIPE, a restart
-    counted toward intensity (as a moved worker did, fixed before)."""
-    stopping, go, later = (supd.tmp / n for n in ("stopping", "go", "later"))
+def _pool_with_a_stopping_task(supd, then="exec sleep 1000"):
+    """Pool `pool` (its own file) whose task K traps TERM until `go`
+    exists, and once it does runs `then` (a run after the old one); K
+    started."""
+    stopping, go = supd.tmp / "stopping", supd.tmp / "go"
     task = json.dumps(["/bin/sh", "-c", f"""
         if [ -e {go} ]; then
-            echo up
-            while [ ! -e {later} ]; do sleep 0.02; done
-            echo later
-            exec sleep 1000
+            {then}
         fi
         trap 'touch {stopping}; while [ ! -e {go} ]; do sleep 0.02; done; exit 0' TERM
         while :; do sleep 0.02; done"""])
@@ -519,11 +514,32 @@ def test_a_task_of_a_pool_removed_and_added_back_runs_once(supd):
     d.wait("started", "root/idle")
     d.ctl("spawn", "pool", "--key", "K", check=0)
     old = d.wait("started", "root/pool/K").pid
+    return d, pool_file, old, stopping, go
+
+
+def _pool_removed_and_added_back(supd, d, pool_file, stopping):
+    """A reload removes the pool (its K told to stop, still stopping),
+    another adds it back."""
     (supd.dir / "b.yaml").unlink()
     d.ctl("reload", check=0)
     wait_until(stopping.exists, what="the old K told to stop")
     (supd.dir / "b.yaml").write_text(pool_file)
     d.ctl("reload", check=0)
+
+
+def test_a_task_of_a_pool_removed_and_added_back_runs_once(supd):
+    """A reload removes a pool whose task K is still stopping; the pool is
+    added back and K spawned again (--retry): the new K starts once the
+    old one is down. Both ran at once, sharing K's capture; the old one's
+    end closed the new one's stdout and it died of SIGPIPE, a restart
+    counted toward intensity (as a moved worker did, fixed before)."""
+    later = supd.tmp / "later"
+    d, pool_file, old, stopping, go = _pool_with_a_stopping_task(supd, f"""
+            echo up
+            while [ ! -e {later} ]; do sleep 0.02; done
+            echo later
+            exec sleep 1000""")
+    _pool_removed_and_added_back(supd, d, pool_file, stopping)
     d.ctl("spawn", "pool", "--key", "K", "--retry", check=0)
     k = [n for n in d.ctl_json("status") if n["path"] == "root/pool/K"]
     assert k[0]["state"] == "stopped" and k[0]["pid"] is None, k
@@ -539,34 +555,12 @@ def test_a_task_of_a_pool_removed_and_added_back_runs_once(supd):
                 and e["kind"] in ("restarting", "exited") and e["pid"] != old]
 
 
-def _pool_with_a_stopping_task(supd, template_more=""):
-    """Pool `pool` (its own file) whose task K traps TERM until `go`
-    exists; K started, then the pool's file is handed back for a change."""
-    stopping, go = supd.tmp / "stopping", supd.tmp / "go"
-    task = json.dumps(["/bin/sh", "-c", f"""
-        [ -e {go} ] && exec sleep 1000
-        trap 'touch {stopping}; while [ ! -e {go} ]; do sleep 0.02; done; exit 0' TERM
-        while :; do sleep 0.02; done"""])
-    keep = "supervisor: root\nchildren:\n  - {worker: idle, command: [sleep, '300']}\n"
-    pool_file = ("supervisor: pool\nparent: root\n"
-                 f"template: {{command: {task}, shutdown: 60s}}\n")
-    d = supd.start({"a.yaml": keep, "b.yaml": pool_file})
-    d.wait("started", "root/idle")
-    d.ctl("spawn", "pool", "--key", "K", check=0)
-    old = d.wait("started", "root/pool/K").pid
-    return d, pool_file, old, stopping, go
-
-
 def test_a_stop_of_a_task_waiting_for_its_old_run_cancels_it(supd):
     """K spawned again (the pool removed and added back) waits for its old
     run; an operator's stop of it then cancels it (it stayed held and
     pending for good, its wait never answered, its slot taken)."""
     d, pool_file, old, stopping, go = _pool_with_a_stopping_task(supd)
-    (supd.dir / "b.yaml").unlink()
-    d.ctl("reload", check=0)
-    wait_until(stopping.exists, what="the old K told to stop")
-    (supd.dir / "b.yaml").write_text(pool_file)
-    d.ctl("reload", check=0)
+    _pool_removed_and_added_back(supd, d, pool_file, stopping)
     d.ctl("spawn", "pool", "--key", "K", "--retry", check=0)
     d.ctl("stop", "pool/K", check=0)
     rec = json.loads(d.ctl("--json", "wait", "pool/K", "--timeout", "10s",

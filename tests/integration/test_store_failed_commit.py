@@ -10,6 +10,8 @@ running. The same for a worker's {t: spawn} and for a retry."""
 import json
 import os
 
+import pytest
+
 from conftest import alive, store_locked, wait_until
 from test_dynamic import PY, pool, py
 from test_ledger_store import restart, settings, stored_keys, stored_states
@@ -159,7 +161,6 @@ def test_a_stop_while_the_record_is_stored_cancels_the_task(supd):
     """`stop pool/k1` (or drain) answered while k1's record is being
     committed: the commit cancels k1 instead of starting it (it ran,
     unheld, as if never stopped). A stop then a start starts it."""
-    from test_wait_durable import Conn
     files = {"00-settings.yaml": settings(supd), "a.yaml": pool(template=TEMPLATE)}
     d = supd.start(files)
     d.wait("started", "root/idle")
@@ -269,25 +270,31 @@ def test_a_wait_on_a_spawn_then_refused_is_answered_as_after_it(supd):
     c.s.close()
 
 
+def cancelled_then_retried(supd, c):
+    """With the store locked: spawn K (held for its write), a reload that
+    removes the pool (K cancelled), one that adds it back, and a retry of
+    K; the two spawns' request ids."""
+    a1 = c.send("spawn", "pool", {"key": "K", "args": ["1"]})
+    supd.write({"a.yaml": NOPOOL}, settings=False)
+    assert c.until(c.send("reload"))["ok"]
+    supd.write({"a.yaml": pool(template=TEMPLATE)}, settings=False)
+    assert c.until(c.send("reload"))["ok"]
+    return a1, c.send("spawn", "pool", {"key": "K", "retry": True,
+                                        "args": ["2"]})
+
+
 def test_a_refused_spawn_leaves_a_later_retry_of_its_key_alone(supd):
     """k held for its commit, cancelled by a reload that removes its pool;
     the pool added back, `spawn --retry` of k accepted; k's first write then
     fails. Its undo took the retry's child (the record's live one by then)
     and dropped the record: the retry, answered created, never ran, and
     its wait never answered."""
-    from test_wait_durable import Conn
     files = {"00-settings.yaml": settings(supd), "a.yaml": pool(template=TEMPLATE)}
     d = supd.start(files)
     d.wait("started", "root/idle")
     c = Conn(d.socket)
     with locked(supd):
-        a1 = c.send("spawn", "pool", {"key": "K", "args": ["1"]})
-        supd.write({"a.yaml": NOPOOL}, settings=False)
-        assert c.until(c.send("reload"))["ok"]
-        supd.write({"a.yaml": pool(template=TEMPLATE)}, settings=False)
-        assert c.until(c.send("reload"))["ok"]
-        a2 = c.send("spawn", "pool", {"key": "K", "retry": True,
-                                      "args": ["2"]})
+        a1, a2 = cancelled_then_retried(supd, c)
         r1 = c.until(a1)
     assert not r1["ok"] and "could not be stored" in r1["error"], r1
     r2 = c.until(a2)
@@ -305,19 +312,12 @@ def test_a_spawn_stored_after_a_reload_cancelled_it_still_says_spawned(supd):
     """k held for its commit, cancelled by a reload that removes its pool,
     the pool added back and k retried; both writes then succeed: each
     accepted spawn has its `spawned` event (the first lost it)."""
-    import pytest
     files = {"00-settings.yaml": settings(supd), "a.yaml": pool(template=TEMPLATE)}
     d = supd.start(files)
     d.wait("started", "root/idle")
     c = Conn(d.socket)
     with locked(supd):  # let go well within the store's 1 s busy timeout
-        a1 = c.send("spawn", "pool", {"key": "K", "args": ["1"]})
-        supd.write({"a.yaml": NOPOOL}, settings=False)
-        assert c.until(c.send("reload"))["ok"]
-        supd.write({"a.yaml": pool(template=TEMPLATE)}, settings=False)
-        assert c.until(c.send("reload"))["ok"]
-        a2 = c.send("spawn", "pool", {"key": "K", "retry": True,
-                                      "args": ["2"]})
+        a1, a2 = cancelled_then_retried(supd, c)
         assert c.until(c.send("status"))["ok"]
     r1 = c.until(a1)
     if not r1["ok"]:
