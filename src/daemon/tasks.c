@@ -8,8 +8,9 @@
  * unless --retry. The engine (dynamic.c) makes the child or refuses it
  * (max_children, with the count). Every accepted task has a ledger record
  * from that moment; with a store its child starts once that record is
- * stored (a spawn refused for the store never runs). The pump reports
- * restarts and ends to tasks_end.c, which wakes `agentsupctl wait`.
+ * stored (tasks_held.c: a spawn refused for the store never runs). The
+ * pump reports restarts and ends to tasks_end.c, which wakes `agentsupctl
+ * wait`.
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -323,123 +324,6 @@ tasks_accepted_ms(const struct tasks_spawn *in, const struct ledger_rec *r)
  * is taken out unstarted and the record is as it was before (none, or the
  * ended one a retry or a replay started afresh). Never refused and
  * running: a caller told of the error spawns again, maybe under a new key. */
-struct tasks_held {
-	taskstore_ack_fn *ack; /* the spawn's answer */
-	void *ack_arg;
-	bool fresh;           /* no record before: none after a failure */
-	bool restore;         /* an ended one before: prior is what it was */
-	unsigned long serial; /* its child's task->serial */
-	struct ledger_prior prior;
-	enum event_kind event; /* spawned or replayed, once stored */
-	char path[3 * REQUEST_NAME_MAX];
-	char detail[256];
-};
-
-/* The spawned (or replayed) event, told when the task is accepted for
- * good: at once, or with a store once its record is stored. */
-static void
-tasks_held_text(struct tasks_held *h, const struct tasks_spawn *in,
-                const struct node *n, const struct ledger_rec *r)
-{
-	h->event = in->replay != NULL ? EV_REPLAYED : EV_SPAWNED;
-	snprintf(h->path, sizeof h->path, "%s", n->path);
-	if (in->replay != NULL)
-		snprintf(h->detail, sizeof h->detail, "replay %u by %s",
-		         r->replays, in->by);
-	else
-		snprintf(h->detail, sizeof h->detail, "key %s by %s", r->key,
-		         in->by);
-}
-
-/* The spawn refused after all: its child out before it ran, its record
- * dropped or put back as it was. A reload that removed its pool may have
- * cancelled the held child meanwhile (n NULL): that end is undone too, a
- * write of the record as it was queued after the end's own. */
-static void
-tasks_unaccept(struct daemon *d, struct ledger_rec *r, struct node *n,
-               struct tasks_held *h)
-{
-	if (n != NULL && !dynamic_unspawn(d->tree, n, clock_now_ms())) {
-		ledger_prior_free(&h->prior);
-		return; /* it ran after all: it ends as any task does */
-	}
-	tasks_set_node(d, r, NULL);
-	if (h->restore) {
-		ledger_prior_put(&d->tasks->ledger, r, &h->prior);
-		if (n == NULL) /* else unsaved: written back by the retry */
-			taskstore_save(d, r, 0);
-		return;
-	}
-	if (!h->fresh)
-		return;
-	if (n == NULL) /* the row the cancelled end's write may make */
-		taskstore_forget(d, r, NULL, NULL);
-	tasks_wake_gone(d, r); /* as a wait made after the refusal */
-	ledger_drop(&d->tasks->ledger, r);
-}
-
-static void
-tasks_held_stored(struct daemon *d, struct ledger_rec *r, void *arg, int rc,
-                  const char *why)
-{
-	struct tasks_held *h = arg;
-	struct node *n = tasks_live_node(d, r, tasks_sup_find(d, r->sup));
-
-	if (n != NULL && n->task->serial != h->serial) {
-		/* its child was cancelled meanwhile (a reload removed its
-		 * pool), and the record went on to another spawn (a retry
-		 * since): that one's to start or undo, not this one's */
-		ledger_prior_free(&h->prior);
-		if (rc == 0) /* accepted and stored, as it was answered */
-			events_emit(&d->events, h->event, h->path, 0, NULL, 0,
-			            "%s", h->detail);
-		h->ack(d, r, h->ack_arg, rc, why);
-		free(h);
-		return;
-	}
-	if (rc == 0) {
-		if (n != NULL)
-			dynamic_start(d->tree, n, clock_now_ms());
-		ledger_prior_free(&h->prior);
-		events_emit(&d->events, h->event, h->path, 0, NULL, 0, "%s",
-		            h->detail);
-	} else {
-		tasks_unaccept(d, r, n, h);
-	}
-	h->ack(d, r, h->ack_arg, rc, why);
-	free(h);
-}
-
-/* The accepted task's record written, its child started: at once (no
- * store, or a resume, whose record the store has), else once the write
- * is stored. */
-static void
-tasks_go(struct daemon *d, const struct tasks_spawn *in, struct tasks_held *h,
-         struct tasks_outcome *out)
-{
-	tasks_held_text(h, in, out->node, out->rec);
-	if (in->ack == NULL) {
-		/* its first start is counted now: a SIGKILL of agentsupd
-		 * while it runs does not lose it */
-		dynamic_start(d->tree, out->node, clock_now_ms());
-		taskstore_save(d, out->rec, (unsigned)out->node->starts);
-		events_emit(&d->events, h->event, h->path, 0, NULL, 0, "%s",
-		            h->detail);
-		free(h);
-		return;
-	}
-	h->ack = in->ack;
-	h->ack_arg = in->ack_arg;
-	/* stored with the start it makes once stored */
-	if (taskstore_save_ack(d, out->rec, 1, tasks_held_stored, h) == 0) {
-		out->deferred = true;
-		return;
-	}
-	tasks_unaccept(d, out->rec, out->node, h); /* the writer stopping */
-	free(h);
-	*out = (struct tasks_outcome){.error = TASKS_STORE_BEHIND};
-}
-
 void
 tasks_spawn(struct daemon *d, const struct tasks_spawn *in,
             struct tasks_outcome *out)
@@ -491,12 +375,7 @@ tasks_spawn(struct daemon *d, const struct tasks_spawn *in,
 	if (d->store != NULL) /* a pool added again goes on past it too */
 		ledger_numbers_see(&t->numbers, sup->spec->name, key);
 	out->node->task->serial = ++t->serial;
-	h = xcalloc(1, sizeof *h);
-	h->serial = t->serial;
-	h->fresh = out->rec == NULL;
-	h->restore = in->ack != NULL && !h->fresh && ledger_ended(out->rec);
-	if (h->restore)
-		ledger_prior_take(out->rec, &h->prior);
+	h = tasks_held_new(in, out->rec, t->serial);
 	out->rec = ledger_accept(&t->ledger, sup->spec->name, key, in->args,
 	                         in->env, tasks_accepted_ms(in, out->rec));
 	if (in->resuming && out->rec->attempts > 0) /* a run cut short */

@@ -76,6 +76,19 @@ struct node *tasks_live_node(struct daemon *d, const struct ledger_rec *r,
                              const struct node *sup);
 /* The live child of r is n (NULL: it has ended). */
 void tasks_set_node(struct daemon *d, struct ledger_rec *r, struct node *n);
+
+/* tasks_held.c: an accepted spawn until its record is stored. */
+struct tasks_held;
+/* Held for spawn in: what the key's record was before (NULL: none) is
+ * kept to put back if the write fails; serial is its child's. */
+struct tasks_held *tasks_held_new(const struct tasks_spawn *in,
+                                  struct ledger_rec *before,
+                                  unsigned long serial);
+/* The accepted task's record written, its child started: at once (no
+ * store, or a resume, whose record the store has), else once the write
+ * is stored; h is the held spawn's, taken. */
+void tasks_go(struct daemon *d, const struct tasks_spawn *in,
+              struct tasks_held *h, struct tasks_outcome *out);
 /* A supervisor by name or path, without a walk over dynamic children. */
 struct node *tasks_sup_find(struct daemon *d, const char *name);
 void tasks_res_head(msgpack_sbuffer *sb, uint64_t id, bool ok, bool more);
