@@ -295,7 +295,6 @@ ckpt_hand(struct ckpt_set *cs, struct node *n, struct channel *chan,
 	w->run = ++cs->runs;
 	w->handed = 0;
 	k = ckpt_handable(cs, w);
-	n->checkpoint_seq = k != NULL ? k->seq : 0;
 	if (k == NULL || k->data == NULL || !n->spec->pol->checkpoint.enabled)
 		return NULL;
 	w->handed = k->seq;
@@ -326,7 +325,6 @@ ckpt_put(struct ckpt_set *cs, struct node *n, uint64_t seq, const void *data,
 	}
 	k.data = ckpt_data_new(data, len);
 	ckpt_push(cs, w, c->keep, k);
-	n->checkpoint_seq = seq;
 	if (cs->store == NULL) {
 		if (w->chan != NULL)
 			channel_send_checkpoint_ok(w->chan, seq);
@@ -344,7 +342,6 @@ ckpt_discard(struct ckpt_set *cs, struct ckpt_worker *w, struct node *n)
 	uint64_t seq = w->kept[0].seq;
 
 	ckpt_unkeep(w, 0);
-	n->checkpoint_seq = w->nkept ? w->kept[0].seq : 0;
 	if (cs->store != NULL) {
 		ckpt_submit(cs, w, seq, NULL, 0, true);
 		if (w->nkept > 0 && w->kept[0].data == NULL &&

@@ -189,12 +189,12 @@ serve_list_end(struct serve_list *l)
 
 static void
 serve_subtree(struct serve_list *l, const struct node *n, int depth,
-              uint64_t now)
+              uint64_t now, const struct ckpt_set *cs)
 {
-	status_pack_node(&l->pk, n, depth, now);
+	status_pack_node(&l->pk, n, depth, now, cs);
 	serve_list_added(l);
 	for (size_t i = 0; i < n->nchildren; i++)
-		serve_subtree(l, n->children[i], depth + 1, now);
+		serve_subtree(l, n->children[i], depth + 1, now, cs);
 }
 
 static void
@@ -210,7 +210,7 @@ serve_status(struct client *cl, struct daemon *d, const struct request *r)
 		return;
 	}
 	serve_list_init(&l, cl, r->id);
-	serve_subtree(&l, n, 0, clock_now_ms());
+	serve_subtree(&l, n, 0, clock_now_ms(), d->ckpt);
 	serve_list_end(&l);
 }
 

@@ -296,12 +296,6 @@ statedir_restore(struct daemon *d, char *why, size_t len)
 	return rc == SQLITE_DONE ? 0 : -1;
 }
 
-static void
-statedir_seq_one(struct node *n, void *arg)
-{
-	n->checkpoint_seq = ckpt_seq(arg, n->path);
-}
-
 int
 statedir_open(struct daemon *d)
 {
@@ -326,7 +320,6 @@ statedir_open(struct daemon *d)
 		d->store = NULL;
 		return -1;
 	}
-	statedir_walk(d->tree->root, statedir_seq_one, d->ckpt);
 	ev_timer_init(&d->statedir_timer, statedir_timer_cb, STATEDIR_SWEEP_S,
 	              STATEDIR_SWEEP_S);
 	d->statedir_timer.data = d;

@@ -6,6 +6,7 @@
 #include "daemon.h"
 #include "intensity.h"
 #include "session.h"
+#include "ckpt.h"
 #include "clock.h"
 #include "status.h"
 #include "dynamic.h"
@@ -89,8 +90,9 @@ status_policy(msgpack_packer *pk, const struct node *n, uint64_t now)
 
 void
 status_pack_node(msgpack_packer *pk, const struct node *n, int depth,
-                 uint64_t now)
+                 uint64_t now, const struct ckpt_set *cs)
 {
+	uint64_t seq = cs != NULL ? ckpt_seq(cs, n->path) : 0;
 	const struct spec *s = n->spec;
 	const struct session *w = n->session;
 	const struct progress *prog = n->progress;
@@ -149,8 +151,8 @@ status_pack_node(msgpack_packer *pk, const struct node *n, int depth,
 		status_kv_nil(pk, "status");
 	status_policy(pk, n, now);
 	watch_status(pk, n, now);
-	if (!sup && n->checkpoint_seq != 0) /* §11: its newest checkpoint */
-		agentsup_wire_kv_uint(pk, "checkpoint_seq", n->checkpoint_seq);
+	if (!sup && seq != 0) /* §11: its newest checkpoint */
+		agentsup_wire_kv_uint(pk, "checkpoint_seq", seq);
 	else
 		status_kv_nil(pk, "checkpoint_seq");
 	if (n->task != NULL) /* a dynamic child's key (DESIGN §12) */

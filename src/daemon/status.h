@@ -6,10 +6,12 @@
 
 #include <msgpack.h>
 
+struct ckpt_set;
 struct node;
 
-/* One node as a map: the same keys for every node, nil where not known. */
+/* One node as a map: the same keys for every node, nil where not known;
+ * its checkpoint_seq is the newest the checkpoint table keeps. */
 void status_pack_node(msgpack_packer *, const struct node *, int depth,
-                      uint64_t now_ms);
+                      uint64_t now_ms, const struct ckpt_set *);
 
 #endif

@@ -219,7 +219,6 @@ struct node {
 
 	/* shell */
 	struct session *session;
-	uint64_t checkpoint_seq; /* its newest checkpoint's, 0: none */
 };
 
 enum action_kind {

@@ -662,6 +662,9 @@ def test_a_checkpoint_not_committed_is_never_handed(supd, failed):
         wait_until(lambda: (runs / "sent2").exists(), what="checkpoint 2 sent")
         if failed:
             d.wait("store_error", "root/w")
+            # status says the newest kept, not the one that failed
+            node = [n for n in d.ctl_json("status") if n["path"] == "root/w"][0]
+            assert node["checkpoint_seq"] == 1, node
         (runs / "go3").write_text("")
         wait_until(lambda: (runs / "run1").exists(), what="the second run")
         handed = (runs / "run1").read_text()
