@@ -103,6 +103,17 @@ startable(const struct node *n)
 	return n->state == NODE_STOPPED || (node_is_worker(n) && node_down(n));
 }
 
+/* Start a down node now; one a group restart left waiting starts with the
+ * rest of its group, in order (§9: an operator's start skips the wait). */
+static void
+start_now(struct tree *t, struct node *n)
+{
+	if (n->waiting)
+		sup_start_waiting(t, n->parent);
+	else
+		node_start(t, n);
+}
+
 /* An operator's start or restart lets n be started again; not a task
  * whose record is not stored yet: only its commit starts it (a spawn
  * refused for the store never runs). */
@@ -161,7 +172,7 @@ command_start(struct tree *t, struct node *n, uint64_t now)
 	if (n->state == NODE_STOPPED)
 		n->last = (struct reason){0};
 	if (startable(n))
-		node_start(t, n);
+		start_now(t, n);
 	return ok;
 }
 
@@ -192,7 +203,10 @@ command_restart(struct tree *t, struct node *n, uint64_t now)
 	}
 	unhold(n);
 	if (!sup) {
-		sup_restart_child(t, n);
+		if (n->waiting)
+			start_now(t, n);
+		else
+			sup_restart_child(t, n);
 		return ok;
 	}
 	sup_begin_job(t, s,
@@ -285,7 +299,7 @@ reset_subtree(struct tree *t, struct node *n, uint64_t now)
 		}
 	for (size_t i = 0; i < k; i++)
 		if (parent_idle(again[i]) && startable(again[i]))
-			node_start(t, again[i]);
+			start_now(t, again[i]);
 	free(again);
 	return ok;
 }

@@ -48,6 +48,11 @@ void sup_begin_stop(struct tree *, struct node *, enum stop_outcome,
                     enum stop_how);
 void sup_begin_job(struct tree *, struct node *, struct job);
 void sup_run(struct tree *, struct node *);
+/* A supervisor's wake-up: its waiting children's starts may be due. */
+void sup_woken(struct tree *, struct node *);
+/* The starts a group restart put off, now, in order (an operator's start
+ * skips every wait); nothing if the supervisor is busy or none waits. */
+void sup_start_waiting(struct tree *, struct node *);
 /* Its supervisor's restart job over one child: stop it (or wait for the
  * stop under way), then start it; never counted toward intensity. */
 void sup_restart_child(struct tree *, struct node *c);

@@ -60,8 +60,11 @@ sup_start(struct tree *t, struct node *s)
 static void
 clear_pending(struct node *s)
 {
-	for (size_t i = 0; i < s->nchildren; i++)
+	s->super->group_at = 0;
+	for (size_t i = 0; i < s->nchildren; i++) {
 		s->children[i]->pending = false;
+		s->children[i]->waiting = false; /* the stop calls it off */
+	}
 }
 
 /* Begin stopping a supervisor's children: in turn last-first, or a drain
@@ -122,6 +125,8 @@ job_should_start(const struct job *j, const struct node *c)
 		/* OTP: a temporary child is never restarted, not even when a
 		 * sibling's failure took it down. */
 		return !c->held && c->spec->pol->restart != RESTART_TEMPORARY;
+	case SELECT_WAITING:
+		return c->waiting && !c->held;
 	}
 	return false;
 }
@@ -229,6 +234,31 @@ job_start_step(struct tree *t, struct node *s)
 	return true;
 }
 
+/* The stops of a group restart happened at once; its starts wait for the
+ * failed child's backoff (§9). They wait outside the job, so that the
+ * supervisor meanwhile takes an operator's command, a reload or another
+ * child's failure (a job held for the wait refused them all): the children
+ * to start are marked waiting (a worker shown in backoff), and the
+ * supervisor's wake-up starts them in order (sup_woken). */
+static void
+job_defer_starts(struct tree *t, struct node *s)
+{
+	const struct job *j = &s->super->job;
+
+	for (size_t i = j->lo; i < j->hi; i++) {
+		struct node *c = s->children[i];
+		if (!job_starts(j, c) || !job_should_start(j, c))
+			continue;
+		c->waiting = true;
+		if (node_is_worker(c) && c->state == NODE_STOPPED) {
+			c->backoff_until = j->not_before;
+			worker_park(t, c, NODE_BACKOFF, 0);
+		}
+	}
+	s->super->group_at = j->not_before;
+	progress_wake_by(t, s, j->not_before);
+}
+
 /* A supervisor that gave up: stopped, and its parent sees one failure. */
 static void
 sup_gave_up(struct tree *t, struct node *s)
@@ -257,6 +287,8 @@ job_finish(struct tree *t, struct node *s)
 		bool was_starting = s->state == NODE_STARTING;
 		tree_set_state(t, s, NODE_RUNNING);
 		strategy_handle_pending(t, s);
+		if (s->super->group_at != 0 && s->super->group_at <= t->now)
+			sup_start_waiting(t, s); /* due while the job ran */
 		dynamic_start_waiting(t, s);
 		if (was_starting && s->parent != NULL)
 			sup_child_settled(t, s->parent);
@@ -297,19 +329,46 @@ sup_run(struct tree *t, struct node *s)
 		}
 	}
 	if (j->phase == PHASE_START && j->cursor == j->lo && !j->launched &&
-	    j->not_before > t->now) {
-		/* the stops happened at once; the starts wait for the failed
-		 * child's backoff */
-		wake_set(t, s, j->not_before);
-		goto wait;
-	}
-	if (j->phase == PHASE_START && !job_start_step(t, s))
+	    j->not_before > t->now)
+		job_defer_starts(t, s); /* the job is done; they wait */
+	else if (j->phase == PHASE_START && !job_start_step(t, s))
 		goto wait;
 	s->in_run = false;
 	job_finish(t, s);
 	return;
 wait:
 	s->in_run = false;
+}
+
+void
+sup_start_waiting(struct tree *t, struct node *s)
+{
+	bool any = false;
+
+	if (s->state != NODE_RUNNING || s->super->job.kind != JOB_NONE)
+		return; /* job_finish comes back here */
+	s->super->group_at = 0;
+	for (size_t i = 0; i < s->nchildren && !any; i++)
+		any = s->children[i]->waiting && !s->children[i]->held;
+	if (any)
+		sup_begin_job(t, s,
+		              (struct job){.kind = JOB_RESTART,
+		                           .phase = PHASE_START,
+		                           .select = SELECT_WAITING,
+		                           .hi = s->nchildren});
+}
+
+void
+sup_woken(struct tree *t, struct node *s)
+{
+	uint64_t at = s->super->group_at;
+
+	if (at == 0)
+		return;
+	if (at > t->now)
+		progress_wake_by(t, s, at); /* woken for another reason */
+	else
+		sup_start_waiting(t, s);
 }
 
 void

@@ -44,6 +44,7 @@ enum job_select {
 	SELECT_RESTARTABLE, /* all but temporary and held children */
 	SELECT_ALL,         /* an operator's restart: temporary ones too */
 	SELECT_MARKED,      /* a reload: only children marked for it */
+	SELECT_WAITING,     /* a group restart's starts, after its wait */
 };
 
 /* How a stop goes (DESIGN §9 "graceful by default"). */
@@ -67,7 +68,7 @@ struct job {
 	enum stop_how how; /* how its stops go */
 	bool launched;     /* children[cursor] was started in this phase */
 	size_t lo, hi, cursor;
-	uint64_t not_before; /* the start phase waits for the backoff */
+	uint64_t not_before; /* its starts wait for the backoff (sup.c) */
 };
 
 enum circuit_state { CIRCUIT_CLOSED, CIRCUIT_OPEN, CIRCUIT_HALF_OPEN };
@@ -168,6 +169,7 @@ struct super {
 	unsigned nstamps, stamp0;
 	unsigned long spawned; /* children made, for SUP/N */
 	size_t finished;       /* ended children not yet swept */
+	uint64_t group_at;     /* its waiting children's starts are due */
 	bool dyn_dirty;        /* in tree.dyn_dirty */
 };
 
@@ -193,6 +195,7 @@ struct node {
 	bool marked;   /* a reload restarts (or first starts) it */
 	bool removed;  /* taken out by a reload: freed once stopped */
 	bool ending;   /* worker: stopped for stall, loop or budget: waits */
+	bool waiting;  /* stopped by a group restart whose starts wait */
 
 	/* worker */
 	unsigned failures;         /* consecutive, for backoff */

@@ -104,7 +104,7 @@ tree_tick(struct tree *t, uint64_t now)
 		if (node_is_worker(n))
 			worker_woken(t, n);
 		else {
-			sup_run(t, n);
+			sup_woken(t, n);
 			budget_sup_woken(t, n);
 		}
 	}

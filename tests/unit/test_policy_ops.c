@@ -147,35 +147,53 @@ test_reset_starts_a_worker_in_backoff(void **state)
 	run_free(r);
 }
 
+/* A circuit breaker beside a worker that must say ready: an operator's
+ * restart of it keeps root busy until its ready. */
+#define BUSY_BESIDE                                                            \
+	"supervisor: root\nintensity: 100\nperiod: 1h\nchildren:\n"            \
+	"  - worker: w\n    command: x\n    backoff: none\n"                   \
+	"    circuit: {failures: 3, open: 1m}\n"                               \
+	"  - worker: a\n    command: x\n    start_timeout: 1h\n"
+
+static struct run *
+busy_beside(void)
+{
+	struct run *r = run_new_with(BUSY_BESIDE, true);
+
+	tree_ready(r->t, N(r, "a"), r->now);
+	pump(r);
+	return r;
+}
+
+/* root's restart job over a, waiting for a's ready */
+static void
+restart_awaiting_ready(struct run *r)
+{
+	r->log[0] = '\0';
+	ok_(command_restart(r->t, N(r, "a"), r->now));
+	pump(r);
+	expect(r, "stop root/a\nstart root/a\n");
+	assert_int_equal(r->t->root->super->job.kind, JOB_RESTART);
+}
+
 /* A reset refused for a busy supervisor changes nothing: the worker stays
  * quarantined, its circuit open, its probe where it was. */
 static void
 test_refused_reset_changes_nothing(void **state)
 {
-	struct run *r = run_new_with(
-	        "supervisor: root\nstrategy: rest_for_one\nintensity: 100\n"
-	        "period: 1h\nchildren:\n"
-	        "  - worker: w\n    command: x\n    backoff: none\n"
-	        "    circuit: {failures: 3, open: 1m}\n"
-	        "  - worker: a\n    command: x\n"
-	        "    backoff: {initial: 5s, jitter: none}\n",
-	        true);
+	struct run *r = busy_beside();
 	struct refusal rf;
 
 	(void)state;
 	quarantine(r, "w");
-	crash(r, "a", 1);
-	r->now += 1;
-	crash(r, "a", 1); /* a's restart job waits 5 s */
-	expect(r, "restarting root/a\nbackoff root/a 5000ms\n");
+	restart_awaiting_ready(r);
 	rf = command_reset(r->t, N(r, "w"), r->now);
 	assert_int_equal(rf.kind, REFUSED_BUSY);
 	assert_ptr_equal(rf.node, r->t->root);
 	pump(r);
 	assert_string_equal(state_of(r, "w"), "quarantined");
 	assert_int_equal(node_circuit(N(r, "w"))->state, CIRCUIT_OPEN);
-	advance(r, r->now + 5000);
-	expect(r, "start root/a\n");
+	tree_ready(r->t, N(r, "a"), r->now);
 	advance(r, 60000);
 	expect(r, "probing root/w\nstart root/w\n");
 	run_free(r);
@@ -289,25 +307,136 @@ test_probe_not_under_an_exhausted_supervisor(void **state)
 static void
 test_probe_due_during_a_job_comes_after_it(void **state)
 {
-	struct run *r = run_new_with(
-	        "supervisor: root\nstrategy: rest_for_one\nintensity: 100\n"
-	        "period: 1h\nchildren:\n"
-	        "  - worker: w\n    command: x\n    backoff: none\n"
-	        "    circuit: {failures: 3, open: 1m}\n"
-	        "  - worker: a\n    command: x\n"
-	        "    backoff: {initial: 5s, jitter: none}\n",
-	        true);
+	struct run *r = busy_beside();
 
 	(void)state;
 	quarantine(r, "w"); /* probe at 60 s */
 	r->now = 58000;
-	crash(r, "a", 1);
-	r->now = 58001;
-	crash(r, "a", 1); /* a's restart job waits until 63 s */
+	restart_awaiting_ready(r);
 	advance(r, 60000);
 	expect(r, "");
-	advance(r, 63001);
-	expect(r, "start root/a\nprobing root/w\nstart root/w\n");
+	r->now = 63000;
+	r->log[0] = '\0';
+	tree_ready(r->t, N(r, "a"), r->now);
+	pump(r);
+	expect(r, "probing root/w\nstart root/w\n");
+	run_free(r);
+}
+
+/* --- a group restart's wait (§9: the stops at once, the starts wait) ----- */
+
+#define GROUP(strategy)                                                        \
+	"supervisor: root\nstrategy: " strategy "\nintensity: 100\n"           \
+	"period: 1h\nchildren:\n"                                              \
+	"  - {worker: x, command: x, backoff: none}\n"                         \
+	"  - worker: a\n    command: x\n"                                      \
+	"    backoff: {initial: 5s, jitter: none}\n"                           \
+	"  - {worker: b, command: x}\n"
+
+/* a fails twice: its group is stopped at once and waits 5 s, outside any
+ * job: root is free, a and b show the wait. */
+static struct run *
+group_waiting(const char *yaml)
+{
+	struct run *r = run_new_with(yaml, true);
+
+	crash(r, "a", 1);
+	r->now += 1;
+	crash(r, "a", 1);
+	assert_int_equal(r->t->root->super->job.kind, JOB_NONE);
+	assert_string_equal(state_of(r, "a"), "backoff");
+	assert_string_equal(state_of(r, "b"), "backoff");
+	assert_int_equal(N(r, "b")->backoff_until, r->now + 5000);
+	r->log[0] = '\0';
+	return r;
+}
+
+static void
+test_group_wait_ends_with_the_starts_in_order(void **state)
+{
+	struct run *r = group_waiting(GROUP("rest_for_one"));
+
+	(void)state;
+	advance(r, r->now + 4999);
+	expect(r, "");
+	advance(r, r->now + 1);
+	expect(r, "start root/a\nstart root/b\n");
+	assert_int_equal(r->t->root->super->job.kind, JOB_NONE);
+	run_free(r);
+}
+
+/* An operator's start, restart or reset of a waiting child skips the wait
+ * for its whole group, in order; a supervisor held by the wait refused
+ * them all ("busy"). */
+static void
+test_group_wait_skipped_by_an_operator(void **state)
+{
+	struct refusal (*cmd[])(struct tree *, struct node *, uint64_t) = {
+	        command_start, command_restart, command_reset};
+	const char *who[] = {"a", "b"};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof cmd / sizeof *cmd; i++)
+		for (size_t k = 0; k < 2; k++) {
+			struct run *r = group_waiting(GROUP("one_for_all"));
+			ok_(cmd[i](r->t, N(r, who[k]), r->now));
+			pump(r);
+			expect(r, "start root/x\nstart root/a\nstart root/b\n");
+			advance(r, r->now + 5000); /* nothing left waiting */
+			expect(r, "");
+			run_free(r);
+		}
+}
+
+/* Another child's failure is handled at once (OTP): under rest_for_one,
+ * x's restart starts the rest, which no longer wait. */
+static void
+test_group_wait_lets_another_failure_through(void **state)
+{
+	struct run *r = group_waiting(GROUP("rest_for_one"));
+
+	(void)state;
+	crash(r, "x", 1);
+	expect(r, "restarting root/x\nstart root/x\nstart root/a\n"
+	          "start root/b\n");
+	advance(r, r->now + 5000);
+	expect(r, "");
+	run_free(r);
+}
+
+/* A reload is not refused during the wait (it was, for the whole tree,
+ * while one group kept failing), and the wait goes on after it. */
+static void
+test_group_wait_takes_a_reload(void **state)
+{
+	struct run *r = group_waiting(GROUP("rest_for_one"));
+	struct reload_report rep;
+
+	(void)state;
+	run_reload(r, GROUP("rest_for_one") "  - {worker: c, command: x}\n",
+	           &rep);
+	pump(r);
+	assert_string_equal(joined(&rep.added), "root/c");
+	expect(r, "start root/c\n");
+	advance(r, r->now + 5000);
+	expect(r, "start root/a\nstart root/b\n");
+	reload_report_free(&rep);
+	run_free(r);
+}
+
+/* A stop of the supervisor calls the wait off: nothing starts after. */
+static void
+test_group_wait_called_off_by_a_stop(void **state)
+{
+	struct run *r = group_waiting(GROUP("one_for_all"));
+
+	(void)state;
+	ok_(command_stop(r->t, r->t->root, r->now));
+	pump(r);
+	advance(r, r->now + 5000);
+	expect(r, "");
+	assert_string_equal(state_of(r, "a"), "stopped");
+	assert_string_equal(state_of(r, "b"), "stopped");
 	run_free(r);
 }
 
@@ -1111,6 +1240,11 @@ main(void)
 	        cmocka_unit_test(test_probe_not_during_shutdown),
 	        cmocka_unit_test(test_probe_not_under_an_exhausted_supervisor),
 	        cmocka_unit_test(test_probe_due_during_a_job_comes_after_it),
+	        cmocka_unit_test(test_group_wait_ends_with_the_starts_in_order),
+	        cmocka_unit_test(test_group_wait_skipped_by_an_operator),
+	        cmocka_unit_test(test_group_wait_lets_another_failure_through),
+	        cmocka_unit_test(test_group_wait_takes_a_reload),
+	        cmocka_unit_test(test_group_wait_called_off_by_a_stop),
 	        cmocka_unit_test(test_declaration_dies_with_a_stopped_process),
 	        cmocka_unit_test(test_declaration_dies_in_a_group_restart),
 	        cmocka_unit_test(
