@@ -19,6 +19,7 @@
 #include "agentsup/wire.h"
 #include "channel_int.h"
 #include "chanread.h"
+#include "progress.h"
 #include "util.h"
 
 bool
@@ -220,6 +221,8 @@ take_progress(const msgpack_object *p, struct progress *pr, unsigned *fields)
 	}
 	if (state) {
 		copy_str(pr->state, sizeof pr->state, state);
+		pr->state_hash = progress_state_hash(state->via.str.ptr,
+		                                     state->via.str.size);
 		*fields |= PROGRESS_STATE;
 	}
 	return true;

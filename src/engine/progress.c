@@ -63,13 +63,14 @@ progress_stalled_ms(const struct node *n, uint64_t now)
 	return now > w->moved_at ? now - w->moved_at : 0;
 }
 
-/* FNV-1a over the state as reported (at most its 64 bytes). */
-static uint64_t
-progress_hash(const char *s, size_t max)
+/* FNV-1a over the state as reported, all of it: states that differ only
+ * after the 64 bytes kept are different steps, not a loop. */
+uint64_t
+progress_state_hash(const char *s, size_t len)
 {
 	uint64_t h = 14695981039346656037ull;
 
-	for (size_t i = 0; i < max && s[i] != '\0'; i++) {
+	for (size_t i = 0; i < len; i++) {
 		h ^= (unsigned char)s[i];
 		h *= 1099511628211ull;
 	}
@@ -311,9 +312,7 @@ progress_beat(struct tree *t, struct node *n, const struct progress *u,
 		 * reported by it, and would repeat on every step */
 		if (s->pol->loop_repeats && n->progress->state[0] != '\0' &&
 		    !(n->progress->carried & PROGRESS_STATE))
-			progress_step(t, n,
-			              progress_hash(n->progress->state,
-			                            sizeof n->progress->state));
+			progress_step(t, n, n->progress->state_hash);
 	}
 	if (fields & PROGRESS_STEPS)
 		w->steps = u->steps;

@@ -82,5 +82,7 @@ void progress_reloaded(struct tree *, struct node *);
 struct pwatch *progress_watch(struct node *);
 /* Ask for a wake-up at `at` unless an earlier one is already asked for. */
 void progress_wake_by(struct tree *, struct node *, uint64_t at);
+/* The hash loop detection compares: of a state's len bytes, all of them. */
+uint64_t progress_state_hash(const char *s, size_t len);
 
 #endif

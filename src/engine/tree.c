@@ -303,7 +303,8 @@ progress_moves(const struct progress *p, const struct progress *u,
 	       ((fields & PROGRESS_COST) &&
 	        (!p->has_cost || p->cost != u->cost)) ||
 	       ((fields & PROGRESS_STATE) &&
-	        strncmp(p->state, u->state, sizeof p->state) != 0);
+	        (strncmp(p->state, u->state, sizeof p->state) != 0 ||
+	         p->state_hash != u->state_hash));
 }
 
 void
@@ -384,8 +385,10 @@ tree_beat(struct tree *t, struct node *n, const struct progress *u,
 		p->cost = u->cost;
 		p->has_cost = true;
 	}
-	if (fields & PROGRESS_STATE)
+	if (fields & PROGRESS_STATE) {
 		memcpy(p->state, u->state, sizeof p->state);
+		p->state_hash = u->state_hash;
+	}
 	if (fields & PROGRESS_STATUS)
 		memcpy(p->status, u->status, sizeof p->status);
 	p->carried &= (unsigned char)~fields; /* this incarnation's now */

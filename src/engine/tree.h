@@ -109,6 +109,7 @@ struct progress {
 	uint64_t tokens;
 	double cost;
 	char state[PROGRESS_STATE_MAX + 1]; /* protocol.md: 64 bytes kept */
+	uint64_t state_hash; /* of the whole state reported, for loops */
 	char status[PROGRESS_STATUS_MAX + 1];
 	bool has_steps, has_tokens, has_cost;
 	/* fields (PROGRESS_*) last reported by an earlier incarnation: kept

@@ -9,7 +9,7 @@ import os
 import sys
 from datetime import datetime
 
-from conftest import SRC, TIMEOUT
+from conftest import SRC, TIMEOUT, wait_until
 
 PY = sys.executable if sys.executable.startswith("/usr/bin/") else "/usr/bin/python3"
 
@@ -36,6 +36,9 @@ with agentsup.Agent(on_nudge=noted) as agent:
             agent.beat(steps=1, state="thinking")
         elif mode == "loop":     # the same tool call over and over
             agent.beat(steps=i, state="search('weather')")
+        elif mode == "search":   # queries that differ after byte 64
+            agent.beat(steps=i, state="tool=web_search query=" + "x" * 60
+                       + str(i))
         elif mode == "spend":    # 100 tokens a step
             agent.beat(steps=i, tokens=100 * i, state=f"s{i}")
         elif mode == "busy":     # one 3 s call, announced, then done
@@ -120,6 +123,21 @@ def test_looping_agent_caught(supd):
     line = nudges.read_text().splitlines()[0].split(" ", 2)
     assert line[0] == "loop" and line[1] == "1"
     assert line[2] == "search('weather')"
+
+
+def test_states_that_differ_after_64_bytes_are_no_loop(supd):
+    """Only 64 bytes of a state are kept, but all of it is compared: an
+    agent searching for a new query each step was flagged as looping."""
+    prog = agent_files(supd)
+    d = supd.start({"a.yaml": "supervisor: root\nchildren:\n" + worker(
+        prog, "searcher", "search", extra="    loop: {repeats: 3}\n")})
+    d.wait("started", "root/searcher")
+
+    def steps():
+        node = [n for n in d.ctl_json("status") if n["name"] == "searcher"][0]
+        return (node["progress"] or {}).get("steps") or 0
+    wait_until(lambda: steps() >= 20, what="20 steps")
+    assert d.count("looping", "root/searcher") == 0
 
 
 def test_budget_exhausted(supd):

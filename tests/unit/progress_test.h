@@ -189,8 +189,12 @@ static inline void
 step(struct run *r, const char *name, uint64_t steps, const char *state)
 {
 	struct progress p = {.steps = steps};
+	size_t len = strlen(state);
 
-	snprintf(p.state, sizeof p.state, "%s", state);
+	/* as channel.c: 64 bytes kept, the hash of all of it */
+	memcpy(p.state, state,
+	       len < sizeof p.state - 1 ? len : sizeof p.state - 1);
+	p.state_hash = progress_state_hash(state, len);
 	tree_beat(r->t, N(r, name), &p, PROGRESS_STEPS | PROGRESS_STATE,
 	          r->now);
 	pump(r);

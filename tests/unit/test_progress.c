@@ -169,6 +169,29 @@ test_loop_never_on_changing_states(void **state)
 	run_free(r);
 }
 
+/* Only 64 bytes of a state are kept, but all of it is compared: a tool
+ * call whose query differs after byte 64 was flagged as a loop. */
+static void
+test_loop_never_on_states_differing_after_64_bytes(void **state)
+{
+	struct run *r = run_new(LOOP_WORKER);
+	char st[128];
+
+	(void)state;
+	r->log[0] = '\0';
+	for (uint64_t s = 1; s <= 50; s++) {
+		snprintf(st, sizeof st, "tool=web_search query=%.60s%llu",
+		         "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+		         "xx"
+		         "xxxxx",
+		         (unsigned long long)s);
+		step(r, "a", s, st);
+	}
+	expect(r, "");
+	assert_int_equal(N(r, "a")->pwatch->loop_period, 0);
+	run_free(r);
+}
+
 static void
 test_recycle(void **state)
 {
@@ -284,6 +307,7 @@ test_beats_touch_no_heap(void **state)
 		p.tokens = i * 10;
 		snprintf(p.state, sizeof p.state, "s%llu",
 		         (unsigned long long)i);
+		p.state_hash = progress_state_hash(p.state, strlen(p.state));
 		tree_beat(r->t, N(r, "a"), &p,
 		          PROGRESS_STEPS | PROGRESS_TOKENS | PROGRESS_STATE,
 		          r->now + i);
@@ -393,6 +417,8 @@ main(void)
 	        cmocka_unit_test(test_loop_period_1),
 	        cmocka_unit_test(test_loop_period_2_and_3),
 	        cmocka_unit_test(test_loop_never_on_changing_states),
+	        cmocka_unit_test(
+	                test_loop_never_on_states_differing_after_64_bytes),
 	        cmocka_unit_test(test_recycle),
 	        cmocka_unit_test(test_recycle_waits_for_busy_parent),
 	        cmocka_unit_test(test_recycle_added_by_reload),
