@@ -120,7 +120,9 @@ typedef void (*events_sink_fn)(void *arg, const struct event *,
 typedef size_t (*events_tail_fn)(void *arg, const char *path, char *buf,
                                  size_t len);
 
-#define EVENTS_TAIL_TAKEN 8192 /* bytes of output asked of the tail fn */
+/* bytes of output asked of the tail fn: as much as an event carries (the
+ * ring holds log_tail, 8 KiB by default) */
+#define EVENTS_TAIL_TAKEN EVENTS_TAIL_MAX
 /* How the events file is written: write(2), or a test's stand-in. */
 typedef ssize_t (*events_write_fn)(int fd, const void *, size_t);
 

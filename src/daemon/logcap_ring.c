@@ -79,17 +79,41 @@ logcap_ring_free(struct logcap_ring *r)
 	*r = (struct logcap_ring){0};
 }
 
+#define RING_HEADLESS "\xe2\x80\xa6" /* "…": a line shown without its head */
+
+/* Whether a line starts at the i-th oldest byte. */
+static bool
+ring_line_start(const struct logcap_ring *r, size_t i)
+{
+	return i == 0 ? !r->cut : ring_at(r, i - 1) == '\n';
+}
+
+/* Where line text may start at or after i: not inside a UTF-8 character
+ * (the ring's text is valid UTF-8 from each line's start). */
+static size_t
+ring_char_start(const struct logcap_ring *r, size_t i)
+{
+	while (i < r->len && ((unsigned char)ring_at(r, i) & 0xc0) == 0x80)
+		i++;
+	return i;
+}
+
+/* The last nlines lines, whole where they fit. A line that lost its head
+ * (longer than the ring, or than buf) is shown by its end after "…" when
+ * nothing else would be: a worker's last words were dropped with it. */
 size_t
 logcap_ring_tail(const struct logcap_ring *r, unsigned nlines, char *buf,
                  size_t len)
 {
-	size_t start = 0, i, n;
+	const size_t mark = sizeof RING_HEADLESS - 1;
+	size_t start = 0, i, n = 0;
 	unsigned seen = 0;
+	bool headless = false;
 
 	if (len == 0)
 		return 0;
 	buf[0] = '\0';
-	if (r == NULL || r->len == 0)
+	if (r == NULL || r->len == 0 || len <= mark + 1)
 		return 0;
 	/* back from the end to the start of the nlines-th last line */
 	for (i = r->len - 1; i > 0; i--)
@@ -97,16 +121,29 @@ logcap_ring_tail(const struct logcap_ring *r, unsigned nlines, char *buf,
 			start = i;
 			break;
 		}
-	if (i == 0 && r->cut) /* the oldest line lost its head */
-		while (start < r->len && ring_at(r, start++) != '\n')
+	if (i == 0 && r->cut) { /* the oldest line lost its head */
+		size_t next = start;
+		while (next < r->len && ring_at(r, next++) != '\n')
 			;
-	if (r->len - start > len - 1) { /* whole lines that fit */
-		start = r->len - (len - 1);
-		while (start < r->len && ring_at(r, start - 1) != '\n')
-			start++;
+		if (next < r->len)
+			start = next; /* whole lines follow it */
+		else
+			headless = true; /* it is all there is */
 	}
-	for (n = 0; start + n < r->len; n++)
-		buf[n] = ring_at(r, start + n);
+	if (r->len - start > len - 1 - (headless ? mark : 0)) {
+		size_t s = r->len - (len - 1); /* whole lines that fit */
+		while (s < r->len && !ring_line_start(r, s))
+			s++;
+		headless = s == r->len; /* none: the last one's end */
+		start = headless ? r->len - (len - 1 - mark) : s;
+	}
+	if (headless) {
+		start = ring_char_start(r, start);
+		memcpy(buf, RING_HEADLESS, mark);
+		n = mark;
+	}
+	for (; start < r->len; start++)
+		buf[n++] = ring_at(r, start);
 	buf[n] = '\0';
 	return n;
 }

@@ -24,8 +24,9 @@ void logcap_ring_put(struct logcap_ring *, size_t max, const char *, size_t);
 /* Empty it (a new process), keeping its memory. */
 void logcap_ring_clear(struct logcap_ring *);
 void logcap_ring_free(struct logcap_ring *);
-/* The last nlines whole lines (all if 0) into buf, NUL-terminated; only
- * whole lines: if buf is too small, the oldest are left out. Its length. */
+/* The last nlines lines (all if 0) into buf, NUL-terminated: whole lines,
+ * the oldest left out if buf is too small; a last line that lost its head
+ * (longer than the ring or buf) as its end after "…". Its length. */
 size_t logcap_ring_tail(const struct logcap_ring *, unsigned nlines, char *buf,
                         size_t len);
 

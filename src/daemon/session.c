@@ -38,7 +38,6 @@
 /* sd_notify: STOPPING=1 covers the exit within this; EXTEND_TIMEOUT_USEC
  * pushes the start deadline at most this far */
 #define SESSION_STOPPING_MS 5000
-#define SESSION_TAIL_MAX    8192 /* the output on a failure's event */
 
 static void session_timer_cb(struct ev_loop *, ev_timer *, int);
 
@@ -454,8 +453,8 @@ session_tail(const struct session *s, struct reason r)
 	if (lc == NULL || s->node->state == NODE_STOPPING ||
 	    (r.kind == REASON_EXIT && r.code == 0))
 		return NULL;
-	buf = xmalloc(SESSION_TAIL_MAX);
-	if (logcap_tail(lc, LOGCAP_TAIL_LINES, buf, SESSION_TAIL_MAX) == 0) {
+	buf = xmalloc(EVENTS_TAIL_TAKEN);
+	if (logcap_tail(lc, LOGCAP_TAIL_LINES, buf, EVENTS_TAIL_TAKEN) == 0) {
 		free(buf);
 		return NULL;
 	}

@@ -237,6 +237,27 @@ command: {cmd0}
     assert sorted(r.stdout.splitlines()) == ["about to fail", "the reason"]
 
 
+def test_a_last_line_longer_than_the_ring_is_shown_by_its_end(supd):
+    """A crash's last line longer than log_tail (a JSON error response) was
+    dropped with the lines before it: `logs` printed nothing and the
+    exited event had no tail. Now its end is shown after an ellipsis."""
+    cmd0 = sh('''
+    echo "ERROR: upstream returned 500"
+    printf '{"response": "%03000d"}\\n' 0
+    exit 1
+''')
+    d = start(supd, {"w.yaml": f"""
+worker: w
+restart: temporary
+command: {cmd0}
+"""}, log_tail="2KiB")
+    ev = d.wait("exited", "root/w", reason="exit:1")
+    assert ev.tail is not None and ev.tail.startswith("\u2026"), ev
+    assert ev.tail.endswith('000"}') or ev.tail.endswith('000"}\n'), ev.tail
+    out = d.ctl("logs", "w", check=0).stdout
+    assert out.startswith("\u2026") and out.endswith('000"}\n'), out
+
+
 def test_no_tail_on_a_clean_exit(supd):
     cmd0 = sh('echo "all good"; exit 0')
     d = start(supd, {"w.yaml": f"""

@@ -631,6 +631,50 @@ test_ring_grows_in_order(void **state)
 	logcap_ring_free(&r);
 }
 
+/* A last line longer than the ring, or than the caller's buffer, is shown
+ * by its end after "…", never inside a UTF-8 character: it was dropped
+ * (the oldest line lost its head), and `logs` and the failure event's tail
+ * were empty just when a worker's last words mattered. */
+static void
+test_ring_keeps_a_last_line_that_lost_its_head(void **state)
+{
+	struct logcap_ring r = {0};
+	char line[3001], buf[64];
+
+	(void)state;
+	memset(line, 'x', sizeof line - 1);
+	line[sizeof line - 1] = '\n';
+	logcap_ring_put(&r, 2048, "ERROR: upstream returned 500\n", 29);
+	logcap_ring_put(&r, 2048, line, sizeof line);
+	assert_true(r.cut);
+	logcap_ring_tail(&r, 20, buf, sizeof buf);
+	assert_string_equal(buf,
+	                    "\xe2\x80\xa6xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+	                    "xxxxxxxxxxxxxxxxxxxxxxxx\n");
+	assert_int_equal(strlen(buf), sizeof buf - 1);
+	/* a buffer the ring's size (`logs`) shows it marked too */
+	{
+		char whole[2049];
+		logcap_ring_tail(&r, 20, whole, sizeof whole);
+		assert_memory_equal(whole, "\xe2\x80\xa6xx", 5);
+		assert_int_equal(strlen(whole), 3 + 2045);
+	}
+	logcap_ring_clear(&r);
+	/* "€" is 3 bytes: a cut at 63 - 3 bytes from the end is mid-character
+	 */
+	for (int i = 0; i < 40; i++)
+		logcap_ring_put(&r, 2048, "\xe2\x82\xac", 3);
+	logcap_ring_put(&r, 2048, "\n", 1);
+	logcap_ring_tail(&r, 20, buf, sizeof buf);
+	assert_memory_equal(buf, "\xe2\x80\xa6\xe2\x82\xac", 6);
+	assert_int_equal(strlen(buf), 3 + 19 * 3 + 1);
+	/* whole lines still win where one fits */
+	logcap_ring_put(&r, 2048, "short\n", 6);
+	logcap_ring_tail(&r, 20, buf, sizeof buf);
+	assert_string_equal(buf, "short\n");
+	logcap_ring_free(&r);
+}
+
 /* Rotated-out files are closed by the reaper: every descriptor handed to
  * it is closed by the time it is freed, more than its queue holds too, and
  * without a reaper in place. */
@@ -734,6 +778,8 @@ main(void)
 	        cmocka_unit_test_setup_teardown(test_silent_holds_nothing,
 	                                        setup, teardown),
 	        cmocka_unit_test(test_ring_grows_in_order),
+	        cmocka_unit_test(
+	                test_ring_keeps_a_last_line_that_lost_its_head),
 	        cmocka_unit_test(test_reap_closes_everything),
 	        cmocka_unit_test_setup_teardown(
 	                test_read_buffer_trimmed_after_a_flood, setup,
