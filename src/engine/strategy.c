@@ -179,7 +179,10 @@ strategy_decide(struct tree *t, struct node *s, struct node *c, struct reason r)
 	}
 	if (!should_restart(c, failure)) {
 		dynamic_child_ended(t, c, failure);
-		sup_child_settled(t, s);
+		if (failure && c->spec->pol->significant)
+			give_up(t, s, c->last, true); /* failed for good */
+		else
+			sup_child_settled(t, s);
 		return;
 	}
 	if (node_is_worker(c))

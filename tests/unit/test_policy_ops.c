@@ -323,6 +323,33 @@ test_probe_due_during_a_job_comes_after_it(void **state)
 	run_free(r);
 }
 
+/* A significant temporary child that fails is down for good: its
+ * supervisor gives up (it went on as if nothing had happened); a clean
+ * exit of one is no failure. */
+static void
+test_significant_temporary_child_failing_gives_up(void **state)
+{
+	const char *yaml =
+	        "supervisor: root\nintensity: 100\nperiod: 1h\nchildren:\n"
+	        "  - supervisor: s\n    children:\n"
+	        "      - {worker: a, command: x, significant: true,"
+	        " restart: temporary}\n"
+	        "      - {worker: b, command: x}\n";
+	struct run *r = run_new(yaml);
+
+	(void)state;
+	crash(r, "a", 0);
+	expect(r, "");
+	assert_string_equal(state_of(r, "s"), "running");
+	run_free(r);
+	r = run_new(yaml);
+	crash(r, "a", 1);
+	/* restarted by its parent, s starts all its children afresh (OTP) */
+	expect(r, "gave_up root/s\nstop root/s/b\nescalated root/s\n"
+	          "restarting root/s\nstart root/s/a\nstart root/s/b\n");
+	run_free(r);
+}
+
 /* --- a group restart's wait (§9: the stops at once, the starts wait) ----- */
 
 #define GROUP(strategy)                                                        \
@@ -1240,6 +1267,8 @@ main(void)
 	        cmocka_unit_test(test_probe_not_during_shutdown),
 	        cmocka_unit_test(test_probe_not_under_an_exhausted_supervisor),
 	        cmocka_unit_test(test_probe_due_during_a_job_comes_after_it),
+	        cmocka_unit_test(
+	                test_significant_temporary_child_failing_gives_up),
 	        cmocka_unit_test(test_group_wait_ends_with_the_starts_in_order),
 	        cmocka_unit_test(test_group_wait_skipped_by_an_operator),
 	        cmocka_unit_test(test_group_wait_lets_another_failure_through),
