@@ -243,9 +243,6 @@ serve_node_command(struct client *cl, struct daemon *d, const struct request *r)
 		            r->name);
 		return;
 	}
-	events_emit(&d->events, EV_COMMAND, n->path, 0, NULL, 0,
-	            "%s by agentsupctl (uid %lu)", request_cmd_name(r->cmd),
-	            (unsigned long)cl->uid);
 	if (r->cmd == REQ_START)
 		rf = command_start(d->tree, n, now);
 	else if (r->cmd == REQ_STOP)
@@ -257,6 +254,13 @@ serve_node_command(struct client *cl, struct daemon *d, const struct request *r)
 	else if (r->cmd == REQ_RESET)
 		rf = command_reset(d->tree, n, now);
 	command_refusal_format(rf, why, sizeof why);
+	/* before the events of what it did (the pump runs them); a refused
+	 * one says so: an audit trail showed resets that never happened */
+	events_emit(&d->events, EV_COMMAND, n->path, 0, NULL, 0,
+	            "%s by agentsupctl (uid %lu)%s%s", request_cmd_name(r->cmd),
+	            (unsigned long)cl->uid,
+	            rf.kind != REFUSED_NONE ? ": refused: " : "",
+	            rf.kind != REFUSED_NONE ? why : "");
 	if (rf.kind != REFUSED_NONE)
 		serve_error(cl, r->id, "cannot %s %s: %s",
 		            request_cmd_name(r->cmd), n->path, why);

@@ -71,9 +71,13 @@ status_policy(msgpack_packer *pk, const struct node *n, uint64_t now)
 		        circuit_state_name(node_circuit(n)->state));
 	else
 		status_kv_nil(pk, "circuit");
+	/* none once called off (an operator's stop, its supervisor's): it
+	 * said "probe in 0.0s" for ever */
 	status_kv_when(pk, "probe_at_ms",
-	               n->state == NODE_QUARANTINED ? node_circuit(n)->probe_at
-	                                            : 0,
+	               n->state == NODE_QUARANTINED &&
+	                               (n->wake_at != 0 || n->pending)
+	                       ? node_circuit(n)->probe_at
+	                       : 0,
 	               now);
 	if (n->exit_declared != DECLARED_NONE || d->kind != DECLARED_NONE) {
 		enum declared_kind k =

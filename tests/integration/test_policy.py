@@ -151,6 +151,30 @@ def test_reset_closes_the_circuit_and_starts_it(supd, tmp_path):
     assert d.ctl("reset").returncode == 64
 
 
+def test_a_stopped_quarantined_worker_shows_no_probe(supd, tmp_path):
+    """A stop calls the probe off: status still said "probe in 9m45s",
+    then "probe in 0.0s" for ever. And a command refused is said to be
+    refused in its `command` event (an audit trail showed it as done)."""
+    d = supd.start(tree(f"""worker: flaky
+            command: {sh("exit 1")}
+            backoff: none
+            circuit: {{failures: 2, window: 10s, open: 10m}}"""))
+    d.wait("quarantined", "root/flaky")
+    assert node(d, "flaky")["probe_at_ms"] is not None
+    d.ctl("stop", "root/flaky")
+    d.wait("command", "root/flaky")
+    st = node(d, "flaky")
+    assert st["state"] == "quarantined" and st["probe_at_ms"] is None, st
+    line = [x for x in d.ctl("status").stdout.splitlines() if "flaky" in x][0]
+    assert "probe in" not in line, line
+    d.ctl("stop", "root")
+    d.wait("stopped", "root")
+    d.ctl("restart", "root/flaky", check=1)
+    d.wait_detail("command", "refused: its supervisor root is stopped")
+    assert all("refused" not in (e.detail or "") for e in d.seen
+               if e.kind == "command" and "stop by" in e.detail)
+
+
 def declarer(tmp_path, name, call, code):
     p = tmp_path / f"{name}.py"
     p.write_text(textwrap.dedent(f"""
