@@ -203,10 +203,14 @@ session_fail_for(struct session *s, struct reason cause, bool drain)
 	session_fail(s, cause);
 }
 
+/* The worker alone: it goes on after a stall's nudge, and SIGUSR1 kills
+ * a helper of its group that has no handler (a hang's goes to all: they
+ * are stopped next anyway). */
 void
 session_dump(struct session *s)
 {
-	session_signal(s, SIGUSR1);
+	if (kill(s->pid, SIGUSR1) < 0 && errno != ESRCH)
+		log_warn("kill %ld SIGUSR1", (long)s->pid);
 }
 
 /* The heartbeat deadline is lazy: beats only move last_beat_us; the timer

@@ -23,10 +23,22 @@ import agentsup
 mode = sys.argv[1]
 out = os.environ.get("NUDGES")
 
+kid = None
+if mode == "stallkid":   # a helper process of its own, in its group
+    import subprocess
+    kid = subprocess.Popen(["sleep", "300"])
+    mode = "stall"
+
 def noted(n):
     if out:
+        fate = ""
+        if kid is not None:  # a stall's SIGUSR1 is the worker's only
+            try:
+                fate = " kid exited %s" % kid.wait(timeout=0.5)
+            except subprocess.TimeoutExpired:
+                fate = " kid alive"
         with open(out, "a") as f:
-            f.write(f"{n.reason} {n.period or ''} {n.state or ''}\n")
+            f.write(f"{n.reason} {n.period or ''} {n.state or ''}{fate}\n")
 
 with agentsup.Agent(on_nudge=noted) as agent:
     i = 0
@@ -106,6 +118,23 @@ def test_stalled_agent_nudged_then_restarted(supd):
     assert any("most recent call first" in line for line in d.lines)
     # the stop came only after the grace: ~1 s after the nudge
     assert ms(ex.time) - ms(st.time) >= 900
+
+
+def test_a_stall_dump_spares_the_workers_helpers(supd):
+    """stall_dump's SIGUSR1 went to the worker's whole process group: a
+    helper process (a tool, a browser) without a handler died of it while
+    the worker recovered and went on."""
+    prog = agent_files(supd)
+    nudges = supd.tmp / "nudges.txt"
+    d = supd.start({"a.yaml": "supervisor: root\nchildren:\n" + worker(
+        prog, "planner", "stallkid", nudges=nudges,
+        extra="    heartbeat: 5s\n    stall_timeout: 1s\n"
+              "    stall_grace: 10s\n    stall_dump: true\n")})
+    n = d.wait("nudged", "root/planner")
+    assert "SIGUSR1 sent" in n.detail
+    wait_until(lambda: nudges.exists() and "kid" in nudges.read_text(),
+               what="the agent's note of its helper")
+    assert nudges.read_text().split("kid ")[1].strip() == "alive"
 
 
 def test_looping_agent_caught(supd):
