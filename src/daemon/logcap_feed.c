@@ -256,6 +256,21 @@ feed_skip(struct logcap *lc, const char *p, size_t n, const char *win)
 	return done;
 }
 
+/* Where to cut a line longer than max bytes: before a UTF-8 character
+ * that straddles max (next: the byte after buf's max), so that each piece
+ * stays valid UTF-8 in NAME.log and is not shown as escapes; at max when
+ * the bytes are not UTF-8. */
+static size_t
+feed_cut(const char *buf, size_t max, char next)
+{
+	unsigned char b = (unsigned char)next;
+	size_t k = max;
+
+	while ((b & 0xc0) == 0x80 && k > max - 3)
+		b = (unsigned char)buf[--k];
+	return (b & 0xc0) == 0x80 ? max : k;
+}
+
 /* The partial line: completed by this read's first bytes, or cut. The bytes
  * used. */
 static size_t
@@ -268,10 +283,12 @@ feed_part(struct logcap *lc, enum logcap_stream kind, const char *p, size_t n,
 	size_t take = LOGCAP_LINE_MAX - t->partlen[kind];
 
 	if (take == 0 && seg > 0) { /* a full one is cut here */
-		line_emit(lc, kind, t->part[kind], LOGCAP_LINE_MAX, each, true);
-		file_line(lc, t->part[kind], LOGCAP_LINE_MAX);
-		t->partlen[kind] = 0;
-		take = LOGCAP_LINE_MAX;
+		size_t cut = feed_cut(t->part[kind], LOGCAP_LINE_MAX, p[0]);
+		line_emit(lc, kind, t->part[kind], cut, each, true);
+		file_line(lc, t->part[kind], cut);
+		t->partlen[kind] = LOGCAP_LINE_MAX - cut;
+		memmove(t->part[kind], t->part[kind] + cut, t->partlen[kind]);
+		take = cut;
 	}
 	take = seg < take ? seg : take;
 	if (t->part[kind] == NULL)
@@ -310,10 +327,10 @@ logcap_feed_bytes(struct logcap *lc, enum logcap_stream kind, const char *p,
 			if (nl == NULL && n <= LOGCAP_LINE_MAX) {
 				k = feed_part(lc, kind, p, n, each);
 			} else if (nl == NULL) { /* cut, as it is */
-				line_emit(lc, kind, p, LOGCAP_LINE_MAX, each,
-				          true);
-				file_line(lc, p, LOGCAP_LINE_MAX);
-				k = LOGCAP_LINE_MAX;
+				k = feed_cut(p, LOGCAP_LINE_MAX,
+				             p[LOGCAP_LINE_MAX]);
+				line_emit(lc, kind, p, k, each, true);
+				file_line(lc, p, k);
 			} else { /* the common case: no copy */
 				bool ring = p >= win;
 

@@ -148,6 +148,33 @@ test_long_line_split(void **state)
 	assert_int_equal(strlen(shown(f)), 4 + LOGCAP_LINE_MAX + 1);
 }
 
+/* A cut falls between UTF-8 characters, whichever way the bytes came: one
+ * inside a character left invalid UTF-8 in NAME.log and escapes on stderr,
+ * in `logs` and in events. */
+static void
+test_long_line_cut_between_characters(void **state)
+{
+	struct fixture *f = *state;
+	struct logcap *lc = logcap_get(f->set, "w");
+	static char big[3 * 2000 + 2];
+
+	for (int i = 0; i < 2000; i++)
+		memcpy(big + 3 * i, "\xe2\x82\xac", 3); /* "€" */
+	big[6000] = '\n';
+	for (size_t split = 0; split <= 5000; split += 1000) {
+		char *out, *nl;
+		logcap_feed(lc, LOGCAP_STDOUT, big, split);
+		logcap_feed(lc, LOGCAP_STDOUT, big + split, 6001 - split);
+		out = shown(f);
+		nl = strchr(out, '\n');
+		assert_non_null(nl);
+		/* "w | " then 1365 whole characters (4095 bytes), no escapes */
+		assert_int_equal(nl - out, 4 + 4095);
+		assert_null(strstr(out, "\\x"));
+		assert_int_equal(strlen(nl + 1), 4 + 6000 - 4095 + 1);
+	}
+}
+
 static void
 test_flush_ends_partial_line(void **state)
 {
@@ -749,6 +776,8 @@ main(void)
 	                                        setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_long_line_split, setup,
 	                                        teardown),
+	        cmocka_unit_test_setup_teardown(
+	                test_long_line_cut_between_characters, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_flush_ends_partial_line,
 	                                        setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_ring_wraps_whole_lines,
