@@ -35,6 +35,27 @@ session_frame_limit(const struct session *s)
 	return s->node->task != NULL && result > max ? result : max;
 }
 
+/* welcome's last_reason: the last failure's, "" if none (protocol.md),
+ * with what the worker declared of it: a declared transient or rate_limited
+ * exit is a failure even with status 0, and the agent wants to know it was
+ * rate-limited. */
+static void
+session_last_failure(const struct node *n, char *buf, size_t len)
+{
+	enum declared_kind dk = n->exit_declared;
+	size_t k;
+
+	buf[0] = '\0';
+	if (n->failures == 0 ||
+	    !(reason_abnormal(n->last) || dk == DECLARED_TRANSIENT ||
+	      dk == DECLARED_RATE_LIMITED))
+		return;
+	reason_format(n->last, buf, len);
+	k = strlen(buf);
+	if (dk != DECLARED_NONE && k < len)
+		snprintf(buf + k, len - k, " (declared %s)", declared_name(dk));
+}
+
 static void
 on_hello(void *arg)
 {
@@ -51,9 +72,7 @@ on_hello(void *arg)
 	                    .last_reason = last,
 	                    .max_frame = max};
 
-	last[0] = '\0'; /* the last failure's, "" if none (docs/protocol.md) */
-	if (n->failures > 0 && reason_abnormal(n->last))
-		reason_format(n->last, last, sizeof last);
+	session_last_failure(n, last, sizeof last);
 	/* held from now on to what it is told (a reload since its spawn
 	 * included) */
 	s->beat_timeout_ms = session_beat_timeout(n->spec);

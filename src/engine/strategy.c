@@ -178,6 +178,8 @@ strategy_decide(struct tree *t, struct node *s, struct node *c, struct reason r)
 		return;
 	}
 	if (!should_restart(c, failure)) {
+		if (!failure)
+			c->failures = 0; /* a clean end: none in a row */
 		dynamic_child_ended(t, c, failure);
 		if (failure && c->spec->pol->significant)
 			give_up(t, s, c->last, true); /* failed for good */

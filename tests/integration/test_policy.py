@@ -215,6 +215,32 @@ def test_declared_rate_limited_waits_retry_after(supd, tmp_path):
     assert node(d, "root")["window_restarts"] == 0  # no intensity stamp
 
 
+def test_welcome_says_a_declared_failure_with_status_0(supd, tmp_path):
+    """A worker that declared rate_limited and exited 0 was restarted with
+    restarts=1 but last_reason "": it could not tell it had been limited."""
+    said = tmp_path / "said"
+    p = tmp_path / "limited.py"
+    p.write_text(textwrap.dedent(f"""
+        import sys, time
+        sys.path.insert(0, {CLIENT!r})
+        import agentsup
+        a = agentsup.Agent()
+        if a.incarnation == 0:
+            a.exit_reason("rate_limited", retry_after=0.1)
+            sys.exit(0)
+        r = a.restored
+        open({str(said)!r}, "w").write("%d %s" % (r.restarts, r.last_reason))
+        time.sleep(1000)
+    """))
+    d = supd.start(tree(f"""worker: caller
+            command: {json.dumps([PY, str(p)])}
+            backoff: none"""))
+    d.wait("started", "root/caller")
+    d.wait("started", "root/caller")
+    wait_until(lambda: said.exists() and said.read_text(), what="welcome")
+    assert said.read_text() == "1 exit:0 (declared rate_limited)"
+
+
 def test_declared_permanent_fails_the_child(supd, tmp_path):
     cmd = declarer(tmp_path, "p", 'exit_reason("permanent", detail="bad API key")', 2)
     d = supd.start(tree(f"""worker: keyed

@@ -350,6 +350,29 @@ test_significant_temporary_child_failing_gives_up(void **state)
 	run_free(r);
 }
 
+/* A clean end (a declared done) leaves no failures in a row: status said
+ * "3 failures in a row" of a transient worker that had finished. */
+static void
+test_a_clean_end_clears_the_failures_in_a_row(void **state)
+{
+	struct run *r = run_new_with(
+	        "supervisor: root\nintensity: 100\nperiod: 1h\nchildren:\n"
+	        "  - {worker: w, command: x, restart: transient}\n",
+	        true);
+
+	(void)state;
+	crash(r, "w", 1);
+	r->now += 1;
+	crash(r, "w", 1);
+	advance(r, r->now + 60000); /* its backoff */
+	assert_int_equal(N(r, "w")->failures, 2);
+	declare(r, "w", DECLARED_DONE, 0);
+	crash(r, "w", 1);
+	assert_string_equal(state_of(r, "w"), "stopped");
+	assert_int_equal(N(r, "w")->failures, 0);
+	run_free(r);
+}
+
 /* --- a group restart's wait (§9: the stops at once, the starts wait) ----- */
 
 #define GROUP(strategy)                                                        \
@@ -1269,6 +1292,7 @@ main(void)
 	        cmocka_unit_test(test_probe_due_during_a_job_comes_after_it),
 	        cmocka_unit_test(
 	                test_significant_temporary_child_failing_gives_up),
+	        cmocka_unit_test(test_a_clean_end_clears_the_failures_in_a_row),
 	        cmocka_unit_test(test_group_wait_ends_with_the_starts_in_order),
 	        cmocka_unit_test(test_group_wait_skipped_by_an_operator),
 	        cmocka_unit_test(test_group_wait_lets_another_failure_through),
