@@ -147,11 +147,32 @@ progress_rearm(struct tree *t, struct node *n)
 	progress_wake_by(t, n, progress_due(n, t->now));
 }
 
+/* What settings a reload took away decided nothing more: a loop watch
+ * turned off forgets its suspicion (status said LOOPING for ever), a stall
+ * no longer overdue under a longer stall_timeout is no stall (it was
+ * stopped at the old one's grace). */
+static void
+progress_reconsider(struct tree *t, struct node *n)
+{
+	const struct spec *s = n->spec;
+	struct pwatch *w = n->pwatch;
+
+	if (w == NULL)
+		return;
+	if (s->pol->loop_repeats == 0)
+		w->loop_period = w->loop_steps = 0;
+	if (w->stalled_at != 0 &&
+	    (s->pol->stall_timeout_ms == 0 ||
+	     t->now < w->moved_at + s->pol->stall_timeout_ms))
+		w->stalled_at = 0;
+}
+
 void
 progress_reloaded(struct tree *t, struct node *n)
 {
 	uint64_t every = n->spec->pol->recycle_after_ms;
 
+	progress_reconsider(t, n);
 	progress_rearm(t, n);
 	/* progress_due asks for no time already past (the retry of a
 	 * recycle a busy parent put off depends on it): overdue, next tick */

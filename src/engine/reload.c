@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "circuit.h"
 #include "dynamic.h"
 #include "engine.h"
 #include "intensity.h"
@@ -222,6 +223,39 @@ reload_children(struct tree *t, struct node *s, const struct spec *ns,
 	free(old);
 }
 
+/* A worker waiting by a policy the reload changed waits by the new one
+ * (it was listed updated and waited on): a restart now temporary calls its
+ * restart off; a backoff now none ends at once, for its group too; a
+ * circuit now off lets it go. The reload's job starts what it marks. */
+static void
+reload_waiting(struct tree *t, struct node *n, const struct spec *was)
+{
+	const struct spec *s = n->spec;
+	bool quarantined = n->state == NODE_QUARANTINED;
+
+	if (n->held || (n->state != NODE_BACKOFF && !quarantined))
+		return;
+	if (s->pol->restart == RESTART_TEMPORARY &&
+	    was->pol->restart != RESTART_TEMPORARY) {
+		wake_set(t, n, 0);
+		n->waiting = false;
+		tree_set_state(t, n, NODE_STOPPED);
+		return;
+	}
+	if (quarantined ? s->pol->circuit.enabled || !was->pol->circuit.enabled
+	                : s->pol->backoff.enabled || !was->pol->backoff.enabled)
+		return;
+	if (quarantined) {
+		circuit_reset(n);
+		wake_set(t, n, 0);
+		tree_set_state(t, n, NODE_STOPPED);
+	}
+	n->marked = true;
+	for (size_t i = 0; n->waiting && i < n->parent->nchildren; i++)
+		if (n->parent->children[i]->waiting)
+			n->parent->children[i]->marked = true;
+}
+
 static void
 reload_node(struct tree *t, struct node *n, const struct spec *ns,
             struct reload_report *r)
@@ -230,9 +264,12 @@ reload_node(struct tree *t, struct node *n, const struct spec *ns,
 
 	if (node_is_worker(n)) {
 		bool proc = !spec_process_equal(n->spec, ns);
+		const struct spec *was = n->spec;
 		n->spec = ns;
 		if (policy && budget_reloaded(t, n)) /* a limit was raised */
 			n->marked = true;
+		if (policy)
+			reload_waiting(t, n, was);
 		if (proc && n->state != NODE_STOPPED && !n->held) {
 			n->marked = true;
 			list_add(&r->restarted, n->path);

@@ -463,13 +463,62 @@ test_group_wait_takes_a_reload(void **state)
 	struct reload_report rep;
 
 	(void)state;
-	run_reload(r, GROUP("rest_for_one") "  - {worker: c, command: x}\n",
-	           &rep);
+	run_reload_with(r,
+	                GROUP("rest_for_one") "  - {worker: c, command: x}\n",
+	                &rep, true);
 	pump(r);
 	assert_string_equal(joined(&rep.added), "root/c");
 	expect(r, "start root/c\n");
 	advance(r, r->now + 5000);
 	expect(r, "start root/a\nstart root/b\n");
+	reload_report_free(&rep);
+	run_free(r);
+}
+
+/* A reload that takes a waiting worker's reason to wait away ends the wait
+ * (it was listed updated and waited on): backoff now none starts it and
+ * its group at once; a circuit now off lets it go; a restart now temporary
+ * calls its restart off. */
+static void
+test_reload_ends_a_wait_its_policy_no_longer_wants(void **state)
+{
+	struct run *r = group_waiting(GROUP("rest_for_one"));
+	struct reload_report rep;
+
+	(void)state;
+	run_reload(r, GROUP("rest_for_one"), &rep); /* backoff: none */
+	pump(r);
+	expect(r, "start root/a\nstart root/b\n");
+	reload_report_free(&rep);
+	run_free(r);
+
+	r = run_new_with(BREAKER, true);
+	quarantine(r, "w");
+	run_reload_with(
+	        r,
+	        "supervisor: root\nintensity: 100\nperiod: 1h\n"
+	        "children:\n  - {worker: w, command: x, backoff: none}\n"
+	        "  - {worker: ok, command: x}\n",
+	        &rep, true);
+	pump(r);
+	expect(r, "start root/w\n");
+	assert_int_equal(node_circuit(N(r, "w"))->state, CIRCUIT_CLOSED);
+	reload_report_free(&rep);
+	run_free(r);
+
+	r = run_new_with(FLAKY, true);
+	twice_in_backoff(r, "w");
+	run_reload_with(r,
+	                "supervisor: root\nintensity: 100\nperiod: 1h\n"
+	                "children:\n  - worker: w\n    command: x\n"
+	                "    restart: temporary\n"
+	                "    backoff: {initial: 10s, max: 1m, jitter: none}\n"
+	                "  - {worker: ok, command: x}\n",
+	                &rep, true);
+	pump(r);
+	assert_string_equal(state_of(r, "w"), "stopped");
+	advance(r, r->now + 60000);
+	expect(r, "");
 	reload_report_free(&rep);
 	run_free(r);
 }
@@ -1298,6 +1347,8 @@ main(void)
 	        cmocka_unit_test(test_group_wait_lets_another_failure_through),
 	        cmocka_unit_test(test_group_wait_takes_a_reload),
 	        cmocka_unit_test(test_group_wait_called_off_by_a_stop),
+	        cmocka_unit_test(
+	                test_reload_ends_a_wait_its_policy_no_longer_wants),
 	        cmocka_unit_test(test_declaration_dies_with_a_stopped_process),
 	        cmocka_unit_test(test_declaration_dies_in_a_group_restart),
 	        cmocka_unit_test(

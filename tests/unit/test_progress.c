@@ -266,6 +266,49 @@ test_stall_added_by_reload(void **state)
 	config_free(more);
 }
 
+/* What settings a reload takes away decide nothing more: a stall that is
+ * no longer overdue under a longer stall_timeout is not stopped at the old
+ * grace; a loop watch turned off forgets its suspicion (status said
+ * LOOPING for ever). */
+static void
+test_reload_takes_back_a_stall_and_a_loop(void **state)
+{
+	struct run *r = run_new(STALL_WORKER);
+	struct config *c;
+	uint64_t n = 0;
+
+	(void)state;
+	step(r, "a", 1, "s1");
+	r->log[0] = '\0';
+	for (uint64_t at = 2000; at <= 11000; at += 1000) {
+		advance(r, at);
+		bare_beat(r, "a");
+	}
+	expect(r, "stalled root/a\nnudge root/a stall 10000\n");
+	c = load_yaml("supervisor: root\nchildren:\n"
+	              "  - {worker: a, command: x, heartbeat: 1s,"
+	              " stall_timeout: 30s, backoff: none}\n");
+	reload_to(r, c);
+	for (uint64_t at = 12000; at <= 30000; at += 1000) {
+		advance(r, at);
+		bare_beat(r, "a");
+		expect(r, "");
+	}
+	assert_int_equal(progress_stalled_ms(N(r, "a"), r->now), 0);
+	run_free(r);
+	config_free(c);
+
+	r = run_new(LOOP_WORKER);
+	steps(r, &n, "AAAAA");
+	assert_int_not_equal(N(r, "a")->pwatch->loop_period, 0);
+	c = load_yaml("supervisor: root\nchildren:\n"
+	              "  - {worker: a, command: x, backoff: none}\n");
+	reload_to(r, c);
+	assert_int_equal(N(r, "a")->pwatch->loop_period, 0);
+	run_free(r);
+	config_free(c);
+}
+
 /* A recycle due while its supervisor is busy waits for it (a due time in
  * the past once made tree_tick spin for ever). */
 static void
@@ -423,6 +466,7 @@ main(void)
 	        cmocka_unit_test(test_recycle_waits_for_busy_parent),
 	        cmocka_unit_test(test_recycle_added_by_reload),
 	        cmocka_unit_test(test_stall_added_by_reload),
+	        cmocka_unit_test(test_reload_takes_back_a_stall_and_a_loop),
 	        cmocka_unit_test(test_beats_touch_no_heap),
 	        cmocka_unit_test(test_pwatch_only_when_needed),
 	        cmocka_unit_test(test_progress_is_per_incarnation),

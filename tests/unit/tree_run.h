@@ -114,20 +114,29 @@ run_free(struct run *r)
 	free(r);
 }
 
-/* A reload of yaml (backoff none, as run_new's) that the tree takes: its
- * report in rep, for the caller to read and free; the old config kept
- * while removed nodes may point into it. Its actions are not pumped. */
+/* A reload of yaml that the tree takes (backoff none unless backoff, as
+ * run_new's): its report in rep, for the caller to read and free; the old
+ * config kept while removed nodes may point into it. Its actions are not
+ * pumped. */
 static inline void
-run_reload(struct run *r, const char *yaml, struct reload_report *rep)
+run_reload_with(struct run *r, const char *yaml, struct reload_report *rep,
+                bool backoff)
 {
 	struct config *next = load_yaml(yaml);
 	const char *why = NULL;
 
-	no_backoff(next->root);
+	if (!backoff)
+		no_backoff(next->root);
 	assert_int_equal(reload_apply(r->t, next->root, r->now, rep, &why), 0);
 	assert_true(r->nretired < sizeof r->retired / sizeof *r->retired);
 	r->retired[r->nretired++] = r->cfg;
 	r->cfg = next;
+}
+
+static inline void
+run_reload(struct run *r, const char *yaml, struct reload_report *rep)
+{
+	run_reload_with(r, yaml, rep, false);
 }
 
 static inline struct node *
