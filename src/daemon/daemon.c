@@ -499,6 +499,10 @@ daemon_init(struct daemon *d, const char *sock_opt)
 		log_warnx("control socket %s: %s", d->socket_path, why);
 		return -1;
 	}
+	/* a hook's agentsupctl finds us (workers get no AGENTSUP_* of ours:
+	 * a nested agentsupd would take our socket, spawn.c) */
+	if (setenv("AGENTSUP_SOCKET", d->socket_path, 1) < 0)
+		log_warn("setenv AGENTSUP_SOCKET");
 	d->events.sink = daemon_event_sink;
 	d->events.sink_arg = d;
 	logcap_set_sink(d->logcap, control_log_line, d->control);

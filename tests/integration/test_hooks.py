@@ -6,7 +6,7 @@ import os
 import signal
 import textwrap
 
-from conftest import alive, sh, wait_until
+from conftest import AGENTSUPCTL, alive, sh, wait_until
 
 
 def settings(supd, hooks):
@@ -48,6 +48,25 @@ def test_hook_gets_the_event_json_on_stdin(supd, tmp_path):
     assert ev["kind"] == "exited"
     assert ev["path"] == "root/crash"
     assert ev["reason"] == "exit:3"
+
+
+def test_a_hooks_agentsupctl_reaches_the_daemon(supd, tmp_path):
+    """A hook is a control client like any: with agentsupd run with
+    --socket, its `agentsupctl status` looked for the default socket and
+    failed (exit 69)."""
+    out = tmp_path / "status.txt"
+    d = start(supd, f"""
+        - kinds: [exited]
+          run: [/bin/sh, -c, '"$0" status > "$1.tmp"; echo $? >> "$1.tmp"; mv "$1.tmp" "$1"', {AGENTSUPCTL}, {out}]
+        """, {"a.yaml": f"""
+        worker: crash
+        command: {sh("exit 3")}
+        restart: temporary
+        """})
+    d.wait("exited", "root/crash")
+    wait_until(out.exists, what="the hook's status")
+    lines = out.read_text().splitlines()
+    assert lines[-1] == "0" and any("crash" in l for l in lines), lines
 
 
 def test_gave_up_hook_runs_before_agentsupd_exits(supd, tmp_path):
