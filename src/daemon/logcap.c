@@ -40,14 +40,49 @@ logcap_flush(struct logcap *lc, enum logcap_stream kind)
 	logcap_out_flush(&lc->set->out);
 }
 
+/* The lines a running worker has begun and not ended, escaped as the
+ * ring's are, one per stream: a prompt ("Password: ") that it waits on is
+ * the line a hang's tail most needs. Their count. */
+static unsigned
+logcap_partials(const struct logcap *lc, struct text_buf *out)
+{
+	unsigned n = 0;
+
+	for (int k = 0; k < 2; k++) {
+		if (lc->txt->partlen[k] == 0)
+			continue;
+		text_term_escape_cut(out, lc->txt->part[k], lc->txt->partlen[k],
+		                     LOGCAP_ESC_MAX);
+		text_buf_append(out, "\n", 1);
+		n++;
+	}
+	return n;
+}
+
 size_t
 logcap_tail(const struct logcap *lc, unsigned nlines, char *buf, size_t len)
 {
+	struct text_buf part;
+	unsigned np;
+	size_t n;
+
 	if (len > 0)
 		buf[0] = '\0';
 	if (lc == NULL || lc->txt == NULL)
 		return 0;
-	return logcap_ring_tail(&lc->txt->ring, nlines, buf, len);
+	text_buf_init(&part, 2 * LOGCAP_ESC_MAX + 2);
+	np = logcap_partials(lc, &part);
+	if (np == 0 || part.len >= len / 2) { /* the ring's lines first */
+		text_buf_free(&part);
+		return logcap_ring_tail(&lc->txt->ring, nlines, buf, len);
+	}
+	if (nlines != 0)
+		nlines = nlines > np ? nlines - np : 1;
+	n = logcap_ring_tail(&lc->txt->ring, nlines, buf, len - part.len);
+	memcpy(buf + n, part.data, part.len + 1);
+	n += part.len;
+	text_buf_free(&part);
+	return n;
 }
 
 /* --- the pipes ------------------------------------------------------------ */

@@ -74,8 +74,9 @@ void logcap_feed(struct logcap *, enum logcap_stream, const char *, size_t);
 void logcap_flush(struct logcap *, enum logcap_stream);
 
 /* The last nlines lines of the ring (all if 0) into buf, NUL-terminated,
- * each ending in '\n'; its length. Only whole lines: if buf is too small,
- * the oldest are left out. */
+ * each ending in '\n', the lines a running worker has begun and not ended
+ * last (a prompt it waits on); its length. Whole lines where they fit: if
+ * buf is too small, the oldest are left out. */
 size_t logcap_tail(const struct logcap *, unsigned nlines, char *buf,
                    size_t len);
 

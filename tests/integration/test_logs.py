@@ -258,6 +258,20 @@ command: {cmd0}
     assert out.startswith("\u2026") and out.endswith('000"}\n'), out
 
 
+def test_a_prompt_without_a_newline_is_shown(supd):
+    """A worker waiting on a prompt it printed without a newline: `logs`
+    (and a hang's tail) did not show it until the process ended."""
+    d = start(supd, {"w.yaml": f"""
+worker: w
+command: {sh("echo starting; printf 'Overwrite config (y/n)? '; exec sleep 1000")}
+"""})
+    d.wait("started", "root/w")
+    wait_until(lambda: "(y/n)? " in d.ctl("logs", "w", check=0).stdout,
+               what="the prompt in logs")
+    assert d.ctl("logs", "w", check=0).stdout == \
+        "starting\nOverwrite config (y/n)? \n"
+
+
 def test_no_tail_on_a_clean_exit(supd):
     cmd0 = sh('echo "all good"; exit 0')
     d = start(supd, {"w.yaml": f"""

@@ -246,8 +246,9 @@ test_ring_from_one_big_read(void **state)
 		snprintf(many + 10 * i, 11, "rr %05d\r\n", i);
 	logcap_feed(lc, LOGCAP_STDOUT, many, 16000);
 	logcap_feed(lc, LOGCAP_STDOUT, "tail", 4);
+	/* a line begun is shown last (a prompt a hung worker waits on) */
 	logcap_tail(lc, 3, tail, sizeof tail);
-	assert_string_equal(tail, "rr 01597\nrr 01598\nrr 01599\n");
+	assert_string_equal(tail, "rr 01598\nrr 01599\ntail\n");
 	logcap_flush(lc, LOGCAP_STDOUT);
 	logcap_tail(lc, 3, tail, sizeof tail);
 	assert_string_equal(tail, "rr 01598\nrr 01599\ntail\n");
