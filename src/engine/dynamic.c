@@ -251,12 +251,23 @@ dynamic_end(struct tree *t, struct node *c, enum task_end end,
 		dynamic_mark(t, c->parent);
 }
 
+/* Whether the exit that took c down finished its task, whatever stopped
+ * it: the task declared `done` (an exit 0 alone is not enough during a
+ * stop: a process killed by it may exit 0), in a pool where a normal exit
+ * is the task's end (a `permanent` one restarts it). */
+static bool
+dynamic_finished(const struct node *c)
+{
+	return c->exit_declared == DECLARED_DONE &&
+	       c->spec->pol->restart != RESTART_PERMANENT;
+}
+
 void
 dynamic_child_ended(struct tree *t, struct node *c, bool dead)
 {
 	if (!dynamic_live(c) || c->removed)
 		return;
-	if (dead)
+	if (dead && !dynamic_finished(c)) /* done as its own budget ran out */
 		dynamic_end(t, c, TASK_END_DEAD, EE_DEAD_LETTERED);
 	else
 		dynamic_end(t, c, TASK_END_DONE, EE_TASK_DONE);
@@ -265,10 +276,12 @@ dynamic_child_ended(struct tree *t, struct node *c, bool dead)
 void
 dynamic_child_stopped(struct tree *t, struct node *c)
 {
-	if (!dynamic_live(c) || !c->held || c->removed || t->shutting_down ||
-	    t->draining)
+	if (!dynamic_live(c) || c->removed)
 		return;
-	dynamic_end(t, c, TASK_END_CANCELLED, EE_TASK_CANCELLED);
+	if (dynamic_finished(c))
+		dynamic_end(t, c, TASK_END_DONE, EE_TASK_DONE);
+	else if (c->held && !t->shutting_down && !t->draining)
+		dynamic_end(t, c, TASK_END_CANCELLED, EE_TASK_CANCELLED);
 }
 
 void

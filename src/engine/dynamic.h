@@ -88,9 +88,12 @@ void dynamic_sweep(struct tree *);
 void dynamic_task_free(struct node *);
 /* A task restarting takes the template in force now. */
 void dynamic_respec(struct node *);
-/* A task's child ended for good: done, or (dead) a dead letter. */
+/* A task's child ended for good: done, or (dead) a dead letter, unless it
+ * declared `done` (drained as its own budget ran out). */
 void dynamic_child_ended(struct tree *, struct node *, bool dead);
-/* A task's child stopped: by an operator (held), it is cancelled. */
+/* A task's child down during a stop (an operator's, its pool's, the
+ * tree's), its exit's declaration taken: done if it declared `done`, else
+ * cancelled if an operator stopped it (held), else left to run again. */
 void dynamic_child_stopped(struct tree *, struct node *);
 /* A reload removed the task's supervisor, or its template (the task is
  * buried alone): cancelled (nothing would ever start or end it again; its

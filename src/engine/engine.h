@@ -23,6 +23,9 @@ void tree_node_free(struct node *);
  * graveyard settles, whether it has. */
 void tree_exit(struct tree *, int code);
 void tree_exit_when_buried(struct tree *);
+/* What n declared for the exit now being handled, if fresh, kept as its
+ * exit_declared; used once (a later exit is not covered by it). */
+enum declared_kind tree_declared_take(struct tree *, struct node *);
 /* Preorder successor of n within the subtree of top, or NULL. */
 struct node *tree_walk_next(const struct node *top, const struct node *n);
 

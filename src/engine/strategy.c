@@ -18,18 +18,6 @@
 #include "engine.h"
 #include "intensity.h"
 
-/* The declaration that goes with this exit, if fresh; used once. */
-static enum declared_kind
-declared_take(struct tree *t, struct node *c)
-{
-	enum declared_kind k = tree_declared(c, t->now);
-
-	c->exit_declared = k;
-	if (c->declared != NULL)
-		c->declared->kind = DECLARED_NONE;
-	return k;
-}
-
 /* Out of processes or descriptors: the supervisor's trouble, not the
  * child's. Retried after a backoff, never counted against anyone. */
 static bool
@@ -217,9 +205,11 @@ strategy_child_failed(struct tree *t, struct node *s, struct node *c,
 {
 	c->last = r;
 	if (node_is_worker(c))
-		declared_take(t, c);
+		tree_declared_take(t, c);
 	if (t->shutting_down || t->draining || c->draining || c->removed ||
 	    s->state == NODE_STOPPING || s->state == NODE_STOPPED) {
+		dynamic_child_stopped(t,
+		                      c); /* a task that declared done ends */
 		sup_child_settled(t, s);
 		return;
 	}
@@ -227,6 +217,8 @@ strategy_child_failed(struct tree *t, struct node *s, struct node *c,
 		if (!job_covers(&s->super->job, c)) {
 			c->pending = true;
 			c->pending_reason = r;
+		} else { /* stopped by the job: ended if it declared done */
+			dynamic_child_stopped(t, c);
 		}
 		sup_child_settled(t,
 		                  s); /* it may be the child the job waits on */

@@ -57,13 +57,18 @@ sup_start(struct tree *t, struct node *s)
 	                           .hi = s->nchildren});
 }
 
+/* The stop calls off what waited for the job; a task's exit still to be
+ * decided that declared `done` ends the task all the same. */
 static void
-clear_pending(struct node *s)
+clear_pending(struct tree *t, struct node *s)
 {
 	s->super->group_at = 0;
 	for (size_t i = 0; i < s->nchildren; i++) {
-		s->children[i]->pending = false;
-		s->children[i]->waiting = false; /* the stop calls it off */
+		struct node *c = s->children[i];
+		if (c->pending && c->state == NODE_STOPPED)
+			dynamic_child_stopped(t, c);
+		c->pending = false;
+		c->waiting = false;
 	}
 }
 
@@ -75,7 +80,7 @@ sup_begin_stop(struct tree *t, struct node *s, enum stop_outcome outcome,
 {
 	bool drain = how == STOP_DRAIN;
 
-	clear_pending(s);
+	clear_pending(t, s);
 	tree_set_state(t, s, NODE_STOPPING);
 	s->draining = drain;
 	/* one_for_one children are independent: stopped together, so a tree

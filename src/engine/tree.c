@@ -348,6 +348,17 @@ tree_declared(const struct node *n, uint64_t now)
 	return now <= d->at + DECLARATION_TTL_MS ? d->kind : DECLARED_NONE;
 }
 
+enum declared_kind
+tree_declared_take(struct tree *t, struct node *n)
+{
+	enum declared_kind k = tree_declared(n, t->now);
+
+	n->exit_declared = k;
+	if (n->declared != NULL)
+		n->declared->kind = DECLARED_NONE;
+	return k;
+}
+
 void
 tree_beat(struct tree *t, struct node *n, const struct progress *u,
           unsigned fields, uint64_t now)

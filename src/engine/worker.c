@@ -81,7 +81,8 @@ w_stopped(struct tree *t, struct node *n, struct reason r)
 	tree_set_state(t, n, NODE_STOPPED);
 	n->last = r;
 	n->running_since = 0;
-	dynamic_child_stopped(t, n); /* an operator's stop cancels a task */
+	tree_declared_take(t, n);    /* a task's `done` survives its stop */
+	dynamic_child_stopped(t, n); /* else an operator's stop cancels it */
 	sup_child_settled(t, n->parent);
 }
 

@@ -310,3 +310,80 @@ def test_key_ttl_counts_from_the_load_when_the_clock_went_back(supd):
     wait_until(lambda: json.loads(d2.ctl("--json", "spawn", "pool", "--key",
                                          "a", check=0).stdout)["created"],
                what="the key free a second after the load")
+
+
+FINISHER = """\
+    import sys
+    import agentsup
+    key, mode = sys.argv[1], sys.argv[2]
+    with agentsup.Agent() as a:
+        a.ready()
+        a.beat(steps=1, tokens=400)
+        while not a.draining:
+            a.wait(5)
+        if mode == "done":  # finishes its work on the drain
+            a.result("result of " + key)
+            a.exit_reason("done")
+    """
+
+
+def finisher_pool(supd, extra=""):
+    task = py(supd.tmp, "finisher.py", FINISHER)
+    return tree(f"{extra}template:\n  command: [{PY}, {task}]\n"
+                "  start_timeout: 10s\n")
+
+
+def test_a_task_done_on_its_pools_budget_drain_is_done(supd):
+    """A task that the drain of its spent pool found finishing, and that
+    sent its result and declared done, was left pending: `wait` never
+    answered, a spawn of its key said it was pending, and `reset` ran it
+    again from scratch, its result thrown away. One that exits 0 on the
+    drain without declaring done is not done: it runs again."""
+    d = supd.start({"a.yaml": finisher_pool(supd, "budget: {tokens: 1000}\n")})
+    d.wait("started", "root/idle")
+    for key, mode in (("t1", "done"), ("t2", "done"), ("t3", "plain")):
+        d.ctl("spawn", "pool", "--key", key, "--", key, mode, check=0)
+        d.wait("ready", f"root/pool/{key}")  # it listens: it is drained
+    d.wait("exhausted", "root/pool")  # 1200 tokens of 1000
+    for key in ("t1", "t2"):
+        d.wait_count("task_done", 1, f"root/pool/{key}")
+        rec = json.loads(d.ctl("--json", "wait", key, "--timeout", "5s",
+                               check=0).stdout)
+        assert rec["state"] == "done", rec
+        assert rec["result"] == f"result of {key}", rec
+        again = json.loads(d.ctl("--json", "spawn", "pool", "--key", key,
+                                 check=0).stdout)
+        assert again["created"] is False and again["state"] == "done"
+    t3 = json.loads(d.ctl("--json", "spawn", "pool", "--key", "t3",
+                          check=0).stdout)
+    assert t3["created"] is False and t3["state"] == "pending", t3
+    d.ctl("reset", "pool", check=0)
+    d.wait("started", "root/pool/t3")  # after where t1 and t2 would start
+    assert d.count("started", "root/pool/t1") == 1
+    assert d.count("started", "root/pool/t2") == 1
+    assert d.count("dead_lettered") == 0
+
+
+def test_a_task_done_on_shutdown_is_not_resumed(supd):
+    """The same on SIGTERM with a store: the task finished on its drain,
+    with a result and done, was resumed at the next start with its result
+    gone; one that did not declare done is resumed, as before."""
+    d = supd.start({**settings(supd, store=True),
+                    "a.yaml": finisher_pool(supd)})
+    d.wait("started", "root/idle")
+    for key, mode in (("t1", "done"), ("t2", "plain")):
+        d.ctl("spawn", "pool", "--key", key, "--", key, mode, check=0)
+        d.wait("ready", f"root/pool/{key}")
+    d.signal(signal.SIGTERM)
+    assert d.exit_code() == 0
+    d.drain_events()
+    assert d.count("task_done", "root/pool/t1") == 1
+    assert d.count("task_done", "root/pool/t2") == 0
+    d2 = supd.start()  # it reads the events file from its start: d's too
+    listening(d2)
+    d2.wait_count("ready", 2, "root/pool/t2")  # resumed, after where t1 was
+    rec = json.loads(d2.ctl("--json", "wait", "pool/t1", "--timeout", "5s",
+                            check=0).stdout)
+    assert rec["state"] == "done" and rec["result"] == "result of t1", rec
+    assert rec["attempts"] == 1, rec
+    assert d2.count("started", "root/pool/t1") == 1  # d's start alone

@@ -40,7 +40,7 @@ pump(struct run *r)
 	        "restarting", "gave_up",     "escalated", "stopped",
 	        "backoff",    "quarantined", "probing",   "circuit_closed",
 	        "failed",     "exhausted",   "task_done", "dead_lettered",
-	        "cancelled"};
+	        "cancelled",  "stalled",     "looping",   "budget_warning"};
 	struct action a;
 
 	while (tree_next_action(r->t, &a)) {
@@ -330,6 +330,200 @@ test_shutdown_does_not_end_tasks(void **state)
 	pump(r);
 	expect(r, "stop root/pool/a\nexit 0\n");
 	assert_int_equal(N(r, "root/pool/a")->task->end, TASK_END_NONE);
+	run_free(r);
+}
+
+static void
+declare_done(struct run *r, const char *path)
+{
+	struct declaration d = {.kind = DECLARED_DONE};
+
+	tree_declare(r->t, N(r, path), &d, r->now);
+}
+
+static void
+exit_by_signal(struct run *r, const char *path)
+{
+	r->log[0] = '\0';
+	tree_exited(r->t, N(r, path), (struct reason){REASON_SIGNAL, 15},
+	            r->now);
+	pump(r);
+}
+
+/* A task that declared `done` as its pool's spent budget drained it had
+ * finished its work: it ended done (its record stayed pending, and a reset
+ * of the pool ran it again); one the drain cut short waits for the reset. */
+static void
+test_done_during_a_budget_drain(void **state)
+{
+	struct run *r = run_new("supervisor: root\nchildren:\n"
+	                        "  - supervisor: pool\n"
+	                        "    budget: {tokens: 1000}\n"
+	                        "    template: {command: w, backoff: none}\n");
+	struct progress p = {.tokens = 600};
+
+	(void)state;
+	spawn(r, "a", SPAWN_OK);
+	spawn(r, "b", SPAWN_OK);
+	r->obedient = false;
+	tree_beat(r->t, N(r, "root/pool/a"), &p, PROGRESS_TOKENS, r->now);
+	tree_beat(r->t, N(r, "root/pool/b"), &p, PROGRESS_TOKENS, r->now);
+	r->log[0] = '\0';
+	pump(r);
+	expect(r, "budget_warning root/pool\nstop root/pool/b\n"
+	          "stop root/pool/a\n");
+	declare_done(r, "root/pool/a");
+	exit_with(r, "root/pool/a", 0);
+	expect(r, "task_done root/pool/a\n");
+	exit_by_signal(r, "root/pool/b");
+	expect(r, "exhausted root/pool\n");
+	assert_int_equal(N(r, "root/pool/b")->task->end, TASK_END_NONE);
+	assert_null(dynamic_find(N(r, "pool"), "a"));
+	assert_int_equal(command_reset(r->t, N(r, "pool"), r->now).kind,
+	                 REFUSED_NONE);
+	r->log[0] = '\0';
+	pump(r);
+	expect(r, "start root/pool/b\n");
+	run_free(r);
+}
+
+/* The same on shutdown (and a drain of the tree): `done` declared is the
+ * task's end; an exit 0 without it is not (a SIGTERM'd process may exit
+ * 0), nor is `done` in a `restart: permanent` pool (never an end there):
+ * both are resumed at the next start. */
+static void
+test_done_during_shutdown(void **state)
+{
+	struct run *r =
+	        run_new("supervisor: root\nchildren:\n"
+	                "  - supervisor: pool\n"
+	                "    template: {command: w, backoff: none}\n"
+	                "  - supervisor: perm\n"
+	                "    template: {command: w, restart: permanent}\n");
+	enum spawn_refusal why;
+
+	(void)state;
+	spawn(r, "a", SPAWN_OK);
+	spawn(r, "b", SPAWN_OK);
+	dynamic_spawn(r->t, N(r, "perm"), "c", NULL, NULL, r->now, &why);
+	pump(r);
+	r->obedient = false;
+	tree_shutdown(r->t, r->now);
+	pump(r);
+	declare_done(r, "root/pool/a");
+	exit_with(r, "root/pool/a", 0);
+	expect(r, "task_done root/pool/a\n");
+	exit_with(r, "root/pool/b", 0);
+	expect(r, "");
+	declare_done(r, "root/perm/c");
+	exit_with(r, "root/perm/c", 0);
+	expect(r, "exit 0\n");
+	assert_int_equal(N(r, "root/pool/b")->task->end, TASK_END_NONE);
+	assert_int_equal(N(r, "root/perm/c")->task->end, TASK_END_NONE);
+	run_free(r);
+}
+
+/* An operator's stop that finds the task finishing: done, not cancelled
+ * (its result is the task's); killed without declaring, cancelled. */
+static void
+test_done_under_an_operator_stop(void **state)
+{
+	struct run *r = run_new(POOL);
+
+	(void)state;
+	spawn(r, "a", SPAWN_OK);
+	spawn(r, "b", SPAWN_OK);
+	r->obedient = false;
+	command_stop(r->t, N(r, "root/pool/a"), r->now);
+	command_stop(r->t, N(r, "root/pool/b"), r->now);
+	pump(r);
+	declare_done(r, "root/pool/a");
+	exit_by_signal(r, "root/pool/a");
+	expect(r, "task_done root/pool/a\n");
+	exit_by_signal(r, "root/pool/b");
+	expect(r, "cancelled root/pool/b\n");
+	run_free(r);
+}
+
+/* A task that ends on its own with `done` while the tree stops, before its
+ * stop reached it (its pool is stopped last): done too. */
+static void
+test_done_on_its_own_during_shutdown(void **state)
+{
+	struct run *r = run_new("supervisor: root\nstrategy: one_for_all\n"
+	                        "children:\n  - supervisor: pool\n"
+	                        "    template: {command: w}\n"
+	                        "  - {worker: w, command: x}\n");
+
+	(void)state;
+	spawn(r, "a", SPAWN_OK);
+	r->obedient = false;
+	r->log[0] = '\0';
+	tree_shutdown(r->t, r->now);
+	pump(r);
+	expect(r, "stop root/w\n");
+	declare_done(r, "root/pool/a");
+	exit_with(r, "root/pool/a", 0);
+	expect(r, "task_done root/pool/a\n");
+	run_free(r);
+}
+
+/* A task that said `done` and exited while its pool ran a job waits for
+ * the job to be decided; a stop of the pool that calls the job off ended
+ * it all the same (it was started again with the pool). */
+static void
+test_done_pending_when_the_pool_stops(void **state)
+{
+	struct run *r =
+	        run_new("supervisor: root\nchildren:\n  - supervisor: pool\n"
+	                "    template: {command: w, start_timeout: 5s}\n");
+
+	(void)state;
+	spawn(r, "a", SPAWN_OK);
+	tree_ready(r->t, N(r, "root/pool/a"), r->now);
+	spawn(r, "b", SPAWN_OK);
+	command_restart(r->t, N(r, "pool"), r->now); /* a job: start a, b */
+	pump(r);
+	assert_int_not_equal(N(r, "pool")->super->job.kind, JOB_NONE);
+	declare_done(r, "root/pool/a");
+	exit_with(r, "root/pool/a", 0); /* decided once b is ready */
+	expect(r, "start root/pool/b\n");
+	r->log[0] = '\0';
+	command_stop(r->t, N(r, "pool"), r->now);
+	pump(r);
+	expect(r, "task_done root/pool/a\nstop root/pool/b\n");
+	command_start(r->t, N(r, "pool"), r->now);
+	r->log[0] = '\0';
+	pump(r);
+	expect(r, "start root/pool/b\n");
+	run_free(r);
+}
+
+/* A task drained as its own budget ran out that finished all the same:
+ * done, not a dead letter to replay (it would run its work again). */
+static void
+test_done_as_its_own_budget_ends(void **state)
+{
+	struct run *r =
+	        run_new("supervisor: root\nchildren:\n  - supervisor: pool\n"
+	                "    template: {command: w, budget: {tokens: 100}}\n");
+	struct progress p = {.tokens = 100};
+
+	(void)state;
+	spawn(r, "a", SPAWN_OK);
+	spawn(r, "b", SPAWN_OK);
+	tree_beat(r->t, N(r, "root/pool/a"), &p, PROGRESS_TOKENS, r->now);
+	tree_beat(r->t, N(r, "root/pool/b"), &p, PROGRESS_TOKENS, r->now);
+	pump(r);
+	declare_done(r, "root/pool/a");
+	r->log[0] = '\0';
+	tree_exited(r->t, N(r, "root/pool/a"),
+	            (struct reason){REASON_BUDGET, 0}, r->now);
+	tree_exited(r->t, N(r, "root/pool/b"),
+	            (struct reason){REASON_BUDGET, 0}, r->now);
+	pump(r);
+	expect(r, "exhausted root/pool/a\ntask_done root/pool/a\n"
+	          "exhausted root/pool/b\ndead_lettered root/pool/b\n");
 	run_free(r);
 }
 
@@ -750,6 +944,12 @@ main(void)
 	        cmocka_unit_test(test_temporary_failure_is_dead),
 	        cmocka_unit_test(test_operator_stop_cancels),
 	        cmocka_unit_test(test_shutdown_does_not_end_tasks),
+	        cmocka_unit_test(test_done_during_a_budget_drain),
+	        cmocka_unit_test(test_done_during_shutdown),
+	        cmocka_unit_test(test_done_under_an_operator_stop),
+	        cmocka_unit_test(test_done_on_its_own_during_shutdown),
+	        cmocka_unit_test(test_done_as_its_own_budget_ends),
+	        cmocka_unit_test(test_done_pending_when_the_pool_stops),
 	        cmocka_unit_test(test_reload_template),
 	        cmocka_unit_test(test_reload_reports_a_pools_keys),
 	        cmocka_unit_test(
