@@ -208,8 +208,8 @@ strategy_child_failed(struct tree *t, struct node *s, struct node *c,
 		tree_declared_take(t, c);
 	if (t->shutting_down || t->draining || c->draining || c->removed ||
 	    s->state == NODE_STOPPING || s->state == NODE_STOPPED) {
-		dynamic_child_stopped(t,
-		                      c); /* a task that declared done ends */
+		/* a task that declared done ends */
+		dynamic_child_stopped(t, c);
 		sup_child_settled(t, s);
 		return;
 	}
