@@ -39,11 +39,16 @@ daemon_event_kind_known(const char *kind)
 	return false;
 }
 
-/* Settings that can change at run time: the events file. */
-static void
+/* Settings that can change at run time: the events file, metrics, hooks,
+ * capture limits. What could not be applied, for the reload's answer (a
+ * metrics address that cannot be served went dark behind an "ok"), or
+ * NULL. */
+static char *
 apply_settings(struct daemon *d, const struct settings *old)
 {
 	const struct settings *s = &d->cfg->settings;
+	const char *why = NULL;
+	char *warn = NULL;
 
 	if ((old->events_file == NULL) != (s->events_file == NULL) ||
 	    (s->events_file && strcmp(old->events_file, s->events_file) != 0))
@@ -52,12 +57,15 @@ apply_settings(struct daemon *d, const struct settings *old)
 	    (s->socket && strcmp(old->socket, s->socket) != 0))
 		log_warnx("the control socket stays at %s until a restart",
 		          d->socket_path);
-	scrape_configure(d, s->metrics);
+	if (scrape_configure(d, s->metrics, &why) < 0)
+		warn = xasprintf("; but metrics at %s are off: %s", s->metrics,
+		                 why);
 	hooks_set(d->hooks, s->hooks, s->nhooks);
 	hooks_warn_unknown(d->hooks, daemon_event_kind_known);
 	logcap_set_limits(d->logcap,
 	                  &(struct logcap_limits){s->log_dir, s->log_max,
 	                                          s->log_keep, s->log_tail});
+	return warn;
 }
 
 /* Append "name [a, b]" to a growing message, bounded: past the limit the
@@ -130,6 +138,7 @@ daemon_reload_apply(struct daemon *d, struct config *cfg,
 	struct reload_report r;
 	struct config *old;
 	const char *why;
+	char *warn;
 	size_t buried;
 
 	/* READY=1 again once the tree has settled, whatever the outcome */
@@ -162,10 +171,16 @@ daemon_reload_apply(struct daemon *d, struct config *cfg,
 	daemon_note_gone(d, buried);
 	old = d->cfg;
 	d->cfg = cfg;
-	apply_settings(d, &old->settings);
+	warn = apply_settings(d, &old->settings);
 	apply_sessions(d->tree->root);
 	control_reconfigured(d->control);
 	*msgp = reload_message(&r);
+	if (warn != NULL) {
+		char *both = xasprintf("%s%s", *msgp, warn);
+		free(*msgp);
+		free(warn);
+		*msgp = both;
+	}
 	reload_report_free(&r);
 	events_emit(&d->events, EV_RELOAD_APPLIED, d->tree->root->path, 0, NULL,
 	            0, "%s", *msgp);

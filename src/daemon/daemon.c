@@ -520,7 +520,7 @@ daemon_init(struct daemon *d, const char *sock_opt)
 		return -1;
 	ev_init(&d->wake, wake_cb);
 	d->wake.data = d;
-	if (scrape_configure(d, d->cfg->settings.metrics) < 0)
+	if (scrape_configure(d, d->cfg->settings.metrics, NULL) < 0)
 		return -1;
 	d->reloader =
 	        reloader_new(d->loop, d->config_dir, daemon_reload_done, d);
@@ -574,7 +574,7 @@ daemon_free(struct daemon *d)
 		logcap_set_sink(d->logcap, NULL, NULL);
 	statedir_close(d);
 	spawner_fini(&d->spawn);
-	scrape_configure(d, NULL);
+	scrape_configure(d, NULL, NULL);
 	/* before contain_close, whose PID namespace's end reaps what exited:
 	 * a hook's group is killed while its zombie still holds the pid */
 	hooks_free(d->hooks);

@@ -389,7 +389,7 @@ scrape_render(void *arg, struct metrics_out *o)
  * when the address did not change. At a reload the new address is bound
  * before the old one closes, unless it is the same port on another host. */
 int
-scrape_configure(struct daemon *d, const char *addr)
+scrape_configure(struct daemon *d, const char *addr, const char **whyp)
 {
 	struct metrics_limits lim = METRICS_LIMITS_DEFAULT;
 	struct metrics *m;
@@ -411,6 +411,8 @@ scrape_configure(struct daemon *d, const char *addr)
 	}
 	if (m == NULL) {
 		log_warnx("metrics %s: %s", addr, why);
+		if (whyp != NULL)
+			*whyp = why;
 		return -1;
 	}
 	metrics_close(d->metrics);

@@ -7,8 +7,9 @@
 /* A metrics_render_fn; arg is the struct daemon. */
 void scrape_render(void *arg, struct metrics_out *);
 /* Serve /metrics at "HOST:PORT", or stop when addr is NULL; an unchanged
- * address changes nothing. -1 (logged) when it cannot be served. */
+ * address changes nothing. -1 (logged, why in *why if not NULL) when it
+ * cannot be served. */
 struct daemon;
-int scrape_configure(struct daemon *, const char *addr);
+int scrape_configure(struct daemon *, const char *addr, const char **why);
 
 #endif

@@ -224,6 +224,26 @@ def test_reload_moves_the_endpoint(supd, tmp_path):
         socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT).close()
 
 
+def test_a_reload_to_an_address_in_use_says_so(supd, tmp_path):
+    """The reload's answer said ok while the new metrics address could not
+    be served and the endpoint went dark: it says so now."""
+    port = free_port()
+    d = start(supd, tmp_path, port)
+    scrape(port)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        taken = busy.getsockname()[1]
+        settings = supd.dir / "00-settings.yaml"
+        settings.write_text(settings.read_text().replace(str(port),
+                                                         str(taken)))
+        r = d.ctl("reload", check=0)
+    assert f"metrics at 127.0.0.1:{taken} are off" in r.stdout, r
+    assert "Address already in use" in r.stdout, r
+    ev = d.wait("reload_applied")
+    assert "metrics at" in ev.detail, ev
+
+
 def test_heartbeat_age_only_for_a_run_held_to_one(supd, tmp_path):
     """A reload that adds `heartbeat:` reaches a running worker at its next
     start: until then it is not monitored, and neither /metrics nor status
