@@ -268,6 +268,36 @@ serve_node_command(struct client *cl, struct daemon *d, const struct request *r)
 		serve_ok(cl, r->id, n->path);
 }
 
+/* One string answer to a logs request. */
+static void
+serve_logs_text(struct client *cl, uint64_t id, const char *text, size_t len)
+{
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+
+	msgpack_sbuffer_init(&sb);
+	serve_res_head(&sb, id, true, false);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	msgpack_pack_str(&pk, len);
+	msgpack_pack_str_body(&pk, text, len);
+	serve_frame_send(cl, &sb);
+	msgpack_sbuffer_destroy(&sb);
+}
+
+/* An ended task (its node swept): the last lines its record keeps; none
+ * will follow ("no such worker" left its output only in `wait`). */
+static void
+serve_logs_ended(struct client *cl, const struct request *r, const char *tail)
+{
+	if (r->follow)
+		serve_error(cl, r->id,
+		            "task %s has ended: nothing more will come "
+		            "(agentsupctl logs %s shows its last lines)",
+		            r->name, r->name);
+	else
+		serve_logs_text(cl, r->id, tail, strlen(tail));
+}
+
 /* logs NAME [N] [follow]: the last N lines of the worker's ring as one
  * string; a follower then gets each new line as a {t: log} frame. */
 static void
@@ -276,12 +306,15 @@ serve_logs(struct client *cl, struct daemon *d, const struct request *r)
 	struct node *n = tree_find(d->tree, r->name);
 	size_t cap = d->cfg->settings.log_tail + 1;
 	char nbuf[SESSION_CAPTURE_NAME_MAX];
+	const char *tail;
 	const char *name;
-	msgpack_sbuffer sb;
-	msgpack_packer pk;
 	char *buf;
 	size_t len;
 
+	if (n == NULL && (tail = tasks_tail(d, r->name)) != NULL) {
+		serve_logs_ended(cl, r, tail);
+		return;
+	}
 	if (n == NULL || n->spec->kind != KIND_WORKER) {
 		serve_error(cl, r->id,
 		            n == NULL ? "no such worker: %s"
@@ -294,13 +327,7 @@ serve_logs(struct client *cl, struct daemon *d, const struct request *r)
 	name = session_capture_name(n, nbuf);
 	buf = xmalloc(cap);
 	len = logcap_tail(logcap_find(d->logcap, name), r->lines, buf, cap);
-	msgpack_sbuffer_init(&sb);
-	serve_res_head(&sb, r->id, true, false);
-	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	msgpack_pack_str(&pk, len);
-	msgpack_pack_str_body(&pk, buf, len);
-	serve_frame_send(cl, &sb);
-	msgpack_sbuffer_destroy(&sb);
+	serve_logs_text(cl, r->id, buf, len);
 	free(buf);
 	if (r->follow && !cl->dead) {
 		free(cl->logs);

@@ -52,6 +52,9 @@ void tasks_client_gone(struct daemon *, struct client *);
 /* At start on a state store, whether the checkpoints of path are read
  * into memory: not an ended task's (ckpt_want_fn; arg the daemon). */
 bool tasks_ckpt_wanted(void *d, const char *path);
+/* An ended task's last lines of output by "SUP/KEY" (or KEY), from its
+ * record: what `logs` shows once its node is gone; NULL if none. */
+const char *tasks_tail(struct daemon *, const char *name);
 /* At start on a state store: the ledger read back; the live records are
  * resumed by tasks_resume. -1 with why. */
 int tasks_load(struct daemon *, char *why, size_t len);

@@ -173,6 +173,15 @@ tasks_lookup(struct daemon *d, const char *name, const char **why)
 	return n == 1 ? tasks_get(d, sups[0], name) : NULL;
 }
 
+const char *
+tasks_tail(struct daemon *d, const char *name)
+{
+	const char *why;
+	struct ledger_rec *r = tasks_lookup(d, name, &why);
+
+	return r != NULL && ledger_ended(r) ? r->tail : NULL;
+}
+
 /* --- the control commands ------------------------------------------------- */
 
 /* spawn [SUP, {key?, args?, env?, retry?}] from agentsupctl. */

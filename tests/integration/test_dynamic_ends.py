@@ -72,6 +72,24 @@ def test_removing_the_template_cancels_the_tasks(supd):
     assert d2.ctl("drop", "pool/a", check=0).returncode == 0
 
 
+def test_logs_of_an_ended_task_show_its_last_lines(supd):
+    """Once a task's node is swept, `logs SUP/KEY` said "no such worker":
+    its output survived only in `wait`. Its record's last lines now."""
+    files = settings(supd)
+    d = supd.start({**files, "a.yaml": tree(
+        "template:\n  restart: temporary\n"
+        "  command: [sh, -c, 'echo working; echo cannot go on >&2; exit 1']\n")})
+    d.wait("started", "root/idle")
+    d.ctl("spawn", "pool", "--key", "k", check=0)
+    d.wait("dead_lettered", "root/pool/k")
+    wait_until(lambda: d.ctl("logs", "pool/k").returncode == 0,
+               what="the task swept, its record answering")
+    out = d.ctl("logs", "pool/k", check=0).stdout
+    assert sorted(out.splitlines()) == ["cannot go on", "working"], out
+    r = d.ctl("logs", "pool/k", "-f")
+    assert r.returncode != 0 and "has ended" in r.stderr, r
+
+
 def test_the_result_is_the_one_of_the_run_that_ends_the_task(supd):
     """A run that sent a result and failed: its result stayed on the
     record, and the done task (its second run sent none) presented it."""
