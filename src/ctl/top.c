@@ -139,6 +139,20 @@ top_state_color(const struct row *r)
 	return strcmp(r->state, "stopped") == 0 ? 0 : 3;
 }
 
+/* The first row shown: the selection in view, and no empty lines below the
+ * tree while rows above it are hidden (a terminal that grew back after a
+ * shrink kept them hidden until k scrolled up to them). */
+static void
+top_scroll(struct top *t, size_t body)
+{
+	if (t->sel < t->top_line)
+		t->top_line = t->sel;
+	if (t->sel >= t->top_line + body)
+		t->top_line = t->sel - body + 1;
+	if (t->top_line + body > t->s.nrows)
+		t->top_line = t->s.nrows > body ? t->s.nrows - body : 0;
+}
+
 static void
 top_draw(struct top *t)
 {
@@ -147,10 +161,7 @@ top_draw(struct top *t)
 
 	erase();
 	top_header(t);
-	if (t->sel < t->top_line)
-		t->top_line = t->sel;
-	if (t->sel >= t->top_line + (size_t)body)
-		t->top_line = t->sel - (size_t)body + 1;
+	top_scroll(t, (size_t)body);
 	for (size_t i = t->top_line;
 	     i < t->s.nrows && i < t->top_line + (size_t)body; i++) {
 		int y = 2 + (int)(i - t->top_line), c;

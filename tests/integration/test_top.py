@@ -145,3 +145,37 @@ def test_top_shows_every_node_of_a_big_tree(supd, tmp_path):
                       "the last node selected")
     finally:
         pane.kill()
+
+
+def test_top_shows_the_top_rows_again_when_the_terminal_grows(supd, tmp_path):
+    """Shrunk to a body of one row with the 4th row selected, then grown
+    back: the view kept the first rows scrolled away above 30 empty lines
+    until k walked up to them."""
+    d = supd.start({"a.yaml": f"""
+        supervisor: root
+        children:
+          - {{worker: w1, command: {SLEEP}}}
+          - {{worker: w2, command: {SLEEP}}}
+          - {{worker: w3, command: {SLEEP}}}
+        """})
+    d.wait("started", "root/w3")
+    pane = Pane(tmp_path, [AGENTSUPCTL, "--socket", d.socket, "top"],
+                width=160, height=30)
+    try:
+        pane.wait_for(lambda t: row(t, "w3") is not None, "the tree")
+        pane.keys("j", "j", "j")
+        pane.wait_for(lambda t: "selected: root/w3" in t, "w3 selected")
+        pane.tmux("resize-window", "-t", "top", "-x", "30", "-y", "5")
+        pane.wait_for(lambda t: len(t.splitlines()) <= 5
+                      and row(t, "w3") is not None
+                      and row(t, "root") is None, "the shrink")
+        pane.tmux("resize-window", "-t", "top", "-x", "200", "-y", "40")
+        text = pane.wait_for(lambda t: len(t.splitlines()[0]) > 30
+                             and "selected: root/w3" in t, "the growth")
+        # the header redraws first: give the body the same refresh
+        text = pane.wait_for(lambda t: row(t, "root") is not None,
+                             "every row again")
+        for name in ("root", "w1", "w2", "w3"):
+            assert row(text, name) is not None, text
+    finally:
+        pane.kill()
