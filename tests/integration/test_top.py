@@ -179,3 +179,44 @@ def test_top_shows_the_top_rows_again_when_the_terminal_grows(supd, tmp_path):
             assert row(text, name) is not None, text
     finally:
         pane.kill()
+
+
+def test_top_shows_a_circuit_only_for_workers_that_have_one(supd, tmp_path):
+    """Status says circuit "closed" for every worker: top showed a CIRCUIT
+    column of "closed" for a tree without any circuit configured."""
+    d = supd.start({"a.yaml": f"""
+        supervisor: root
+        children:
+          - {{worker: plain, command: {SLEEP}}}
+        """})
+    d.wait("started", "root/plain")
+    st = d.ctl_json("status", "plain")[0]
+    assert st["circuit"] == "closed" and st["circuit_configured"] is False
+    pane = Pane(tmp_path, [AGENTSUPCTL, "--socket", d.socket, "top"],
+                width=200)
+    try:
+        text = pane.wait_for(lambda t: row(t, "plain") is not None
+                             and "NAME" in t, "the tree")
+        assert "CIRCUIT" not in text and "closed" not in text, text
+    finally:
+        pane.kill()
+    supd.write({"a.yaml": f"""
+        supervisor: root
+        children:
+          - {{worker: plain, command: {SLEEP}}}
+          - worker: guarded
+            command: {SLEEP}
+            circuit: {{failures: 3}}
+        """})
+    d.ctl("reload", check=0)
+    d.wait("started", "root/guarded")
+    assert d.ctl_json("status", "guarded")[0]["circuit_configured"] is True
+    pane = Pane(tmp_path, [AGENTSUPCTL, "--socket", d.socket, "top"],
+                width=200)
+    try:
+        text = pane.wait_for(lambda t: row(t, "guarded") is not None
+                             and "CIRCUIT" in t, "the circuit column")
+        assert "closed" in row(text, "guarded"), text
+        assert "closed" not in row(text, "plain"), text
+    finally:
+        pane.kill()
