@@ -34,6 +34,7 @@
 #define CONTROL_HISTORY     256        /* events kept for "events" */
 #define CONTROL_MAX_EVENT   (1u << 20) /* as much as a follower may lag */
 #define CONTROL_BACKOFF_S   1.0        /* stop accepting after EMFILE */
+#define CONTROL_GOODBYE_MS  1000 /* at exit, for followers to read the end */
 /* agentsupd's own: stdio, the loop, two signalfds, the pidfds' epoll,
  * events file, control and notify sockets, cgroup root, guard pipe, spawn
  * slots (20 at start), one spawn's 8, the store's 3, metrics, hooks and a
@@ -146,11 +147,28 @@ control_open(struct daemon *d, const char *path, const char **why)
 	return c;
 }
 
+/* Followers are told that agentsupd exits: a closed connection alone reads
+ * as a daemon that could not be reached. */
+static void
+control_goodbye(struct control *c)
+{
+	char why[128];
+
+	snprintf(why, sizeof why,
+	         "agentsupd exited (status %d): nothing more to follow",
+	         c->d->exit_code);
+	for (struct client *cl = c->clients.head; cl != NULL; cl = cl->next)
+		if (cl->follow || cl->logs != NULL)
+			client_end(cl, "exit", why);
+	clients_linger(&c->clients, CONTROL_GOODBYE_MS);
+}
+
 void
 control_close(struct control *c)
 {
 	if (c == NULL)
 		return;
+	control_goodbye(c);
 	clients_free(&c->clients);
 	ev_io_stop(c->d->loop, &c->accept_w);
 	ev_timer_stop(c->d->loop, &c->backoff);

@@ -10,6 +10,7 @@
 #include "logcap.h"
 
 #define CONTROL_T_LOG "log" /* daemon -> ctl: name, stream, line */
+#define CONTROL_T_END "end" /* daemon -> ctl: cause, reason */
 
 struct daemon;
 struct control;

@@ -512,3 +512,37 @@ def test_a_full_disk_after_a_copytruncate_pads_nothing(tiny_fs, supd):
     text = log.read_bytes()
     assert b"\0" not in text
     assert text == b"" or text.endswith(b"\n")
+
+
+def test_a_follower_too_far_behind_is_told_why(supd):
+    """logs -f that stops reading is cut off at 1 MiB behind: it said
+    "agentsupd closed the connection" and exited 69, as if agentsupd could
+    not be reached. It is told why, and exits 1."""
+    trigger = supd.tmp / "trigger"
+    cmd0 = sh(f'''
+    echo first
+    while [ ! -e {trigger} ]; do sleep 0.02; done
+    seq 1 250000
+    exec sleep 60
+''')
+    d = start(supd, {"w.yaml": f"""
+worker: w
+command: {cmd0}
+"""})
+    wait_until(lambda: has_line(d, "w | first"), what="the first line")
+    f = subprocess.Popen([AGENTSUPCTL, "--socket", d.socket, "logs", "w",
+                          "-f"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        assert f.stdout.readline() == "first\n"
+        f.send_signal(signal.SIGSTOP)
+        trigger.touch()
+        wait_until(lambda: any("a slow follower, too far behind" in l
+                               for l in d.lines), what="the follower cut off")
+    finally:
+        f.send_signal(signal.SIGCONT)
+    out, err = f.communicate(timeout=TIMEOUT)
+    assert f.returncode == 1, err
+    assert "fell too far behind" in err and "closed the connection" not in err
+    assert out.startswith("1\n2\n")
+    assert d.proc.poll() is None
