@@ -546,3 +546,37 @@ command: {cmd0}
     assert "fell too far behind" in err and "closed the connection" not in err
     assert out.startswith("1\n2\n")
     assert d.proc.poll() is None
+
+
+def test_a_follower_of_a_worker_a_reload_removes_is_told(supd):
+    """logs -f of a worker that a reload removes stayed connected, silent,
+    for ever (followers are matched by name)."""
+    d = start(supd, {"w.yaml": f"""
+supervisor: team
+children:
+  - worker: w
+    command: {sh('echo first; exec sleep 60')}
+  - worker: stay
+    command: {sh('exec sleep 60')}
+"""})
+    d.wait("started", "team/w")
+    f = subprocess.Popen([AGENTSUPCTL, "--socket", d.socket, "logs", "w",
+                          "-f"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    assert f.stdout.readline() == "first\n"
+    (supd.dir / "w.yaml").write_text(f"""
+supervisor: team
+children:
+  - worker: stay
+    command: {sh('exec sleep 60')}
+""")
+    d.ctl("reload", check=0)
+    try:
+        out, err = f.communicate(timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        f.kill()
+        f.communicate()
+        raise AssertionError("logs -f still follows a removed worker")
+    assert f.returncode == 1, err
+    assert "w was removed by a reload" in err, err
+    assert d.proc.poll() is None
