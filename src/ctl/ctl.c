@@ -335,7 +335,7 @@ out:
 static int
 run_logs(struct ctl *c, const char *name, int follow)
 {
-	const msgpack_object *body, *line;
+	const msgpack_object *body, *line, *note;
 	struct agentsup_frame f;
 	msgpack_sbuffer sb;
 	msgpack_packer pk;
@@ -355,6 +355,10 @@ run_logs(struct ctl *c, const char *name, int follow)
 	if (!ctl_flag(&f.map, "ok") || body == NULL ||
 	    body->type != MSGPACK_OBJECT_STR)
 		return ctl_refused(c, &f);
+	note = agentsup_wire_get(&f.map, "uncaptured");
+	if (note != NULL && note->type == MSGPACK_OBJECT_STR)
+		fprintf(stderr, "agentsupctl: %s: %.*s\n", name,
+		        (int)note->via.str.size, note->via.str.ptr);
 	/* --json: the tail as one JSON string, then each new line as a JSON
 	 * object {t, name, stream, line}, one a line */
 	if (c->json) {

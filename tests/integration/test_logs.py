@@ -580,3 +580,37 @@ children:
     assert f.returncode == 1, err
     assert "w was removed by a reload" in err, err
     assert d.proc.poll() is None
+
+
+def test_logs_of_a_worker_whose_output_is_not_captured_says_where_it_goes(supd):
+    """stdout: null or a file: logs printed nothing and exited 0, as for a
+    quiet worker. It still exits 0 (the ring is empty, not an error), and
+    says on stderr where the output goes."""
+    out = supd.tmp / "w.err"
+    d = start(supd, {"w.yaml": f"""
+supervisor: team
+children:
+  - worker: w
+    command: {sh('echo hidden; echo hidden >&2; exec sleep 60')}
+    stdout: "null"
+    stderr: {out}
+  - worker: half
+    command: {sh('echo shown >&2; exec sleep 60')}
+    stdout: "null"
+  - worker: all
+    command: {sh('echo shown; exec sleep 60')}
+"""})
+    d.wait("started", "team/all")
+    wait_until(lambda: out.exists() and out.read_text() == "hidden\n",
+               what="the file")
+    r = d.ctl("logs", "w", check=0)
+    assert r.stdout == ""
+    assert "w: stdout is not captured: discarded (stdout: null)" in r.stderr
+    assert f"stderr is not captured: it goes to the file {out}" in r.stderr
+    wait_until(lambda: d.ctl("logs", "half").stdout == "shown\n",
+               what="half's line")
+    r = d.ctl("logs", "half", check=0)
+    assert "stdout is not captured" in r.stderr and "stderr" not in r.stderr
+    wait_until(lambda: d.ctl("logs", "all").stdout == "shown\n",
+               what="all's line")
+    assert d.ctl("logs", "all", check=0).stderr == ""
