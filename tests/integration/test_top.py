@@ -220,3 +220,35 @@ def test_top_shows_a_circuit_only_for_workers_that_have_one(supd, tmp_path):
         assert "closed" not in row(text, "plain"), text
     finally:
         pane.kill()
+
+
+def test_top_marks_the_view_stale_while_agentsupd_is_down(supd, tmp_path):
+    """With agentsupd gone, top kept the last tree as running under a
+    ticking clock; only the message line said it was unreachable."""
+    d = supd.start({"a.yaml": f"""
+        supervisor: root
+        children:
+          - {{worker: alpha, command: {SLEEP}}}
+        """})
+    d.wait("started", "root/alpha")
+    pane = Pane(tmp_path, [AGENTSUPCTL, "--socket", d.socket, "top"],
+                width=160)
+    try:
+        pane.wait_for(lambda t: (row(t, "alpha") or [""])[1:2]
+                      == ["running"], "alpha running")
+        d.ctl("shutdown", check=0)
+        assert d.exit_code() == 0
+        text = pane.wait_for(lambda t: "STALE" in t.splitlines()[0]
+                             and "agentsupd at" in t, "the stale view")
+        assert row(text, "alpha")[1] == "?", text
+        assert "running" not in text, text
+        head = text.splitlines()[0]
+        time.sleep(2.2)  # two refreshes: the clock stands still
+        assert pane.screen().splitlines()[0] == head
+        # back: fresh states under a running clock again
+        supd.start()
+        pane.wait_for(lambda t: "STALE" not in t.splitlines()[0]
+                      and (row(t, "alpha") or [""])[1:2] == ["running"],
+                      "the live view again")
+    finally:
+        pane.kill()
