@@ -227,6 +227,25 @@ ctl_refused(struct ctl *c, const struct agentsup_frame *f)
 	return EXIT_REFUSED;
 }
 
+/* A follow's last frame, {t: end, cause, reason}: the reason on stderr,
+ * and 69 when agentsupd exits (as a connection it closed), 1 when it ended
+ * the follow itself (the worker was removed, the follower fell behind). */
+static int
+ctl_follow_end(const struct agentsup_frame *f)
+{
+	const msgpack_object *why = agentsup_wire_get(&f->map, "reason");
+	const msgpack_object *cause = agentsup_wire_get(&f->map, "cause");
+
+	if (why != NULL && why->type == MSGPACK_OBJECT_STR)
+		fprintf(stderr, "agentsupctl: %.*s\n", (int)why->via.str.size,
+		        why->via.str.ptr);
+	if (cause != NULL && cause->type == MSGPACK_OBJECT_STR &&
+	    cause->via.str.size == 4 &&
+	    memcmp(cause->via.str.ptr, "exit", 4) == 0)
+		return EXIT_UNAVAILABLE;
+	return EXIT_REFUSED;
+}
+
 static int
 ctl_show(struct ctl *c, const char *cmd, const msgpack_object *body, int follow)
 {
@@ -242,6 +261,8 @@ ctl_show(struct ctl *c, const char *cmd, const msgpack_object *body, int follow)
 		while (follow > 0 && conn_next_frame(c, &f, -1) == 0) {
 			const msgpack_object *e =
 			        agentsup_wire_get(&f.map, "event");
+			if (agentsup_wire_is(&f, "end"))
+				return ctl_follow_end(&f);
 			if (agentsup_wire_is(&f, AGENTSUP_T_EVENT) && e != NULL)
 				render_event(e, c->json);
 		}
@@ -314,7 +335,7 @@ out:
 static int
 run_logs(struct ctl *c, const char *name, int follow)
 {
-	const msgpack_object *body, *line;
+	const msgpack_object *body, *line, *note;
 	struct agentsup_frame f;
 	msgpack_sbuffer sb;
 	msgpack_packer pk;
@@ -334,6 +355,10 @@ run_logs(struct ctl *c, const char *name, int follow)
 	if (!ctl_flag(&f.map, "ok") || body == NULL ||
 	    body->type != MSGPACK_OBJECT_STR)
 		return ctl_refused(c, &f);
+	note = agentsup_wire_get(&f.map, "uncaptured");
+	if (note != NULL && note->type == MSGPACK_OBJECT_STR)
+		fprintf(stderr, "agentsupctl: %s: %.*s\n", name,
+		        (int)note->via.str.size, note->via.str.ptr);
 	/* --json: the tail as one JSON string, then each new line as a JSON
 	 * object {t, name, stream, line}, one a line */
 	if (c->json) {
@@ -344,6 +369,8 @@ run_logs(struct ctl *c, const char *name, int follow)
 	}
 	fflush(stdout);
 	while (follow > 0 && conn_next_frame(c, &f, -1) == 0) {
+		if (agentsup_wire_is(&f, "end"))
+			return ctl_follow_end(&f);
 		line = agentsup_wire_get(&f.map, "line");
 		if (!agentsup_wire_is(&f, "log") || line == NULL ||
 		    line->type != MSGPACK_OBJECT_STR)

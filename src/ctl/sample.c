@@ -291,6 +291,24 @@ sample_budget(const msgpack_object *b)
 	return best;
 }
 
+/* The circuit of a worker that has one: every worker's status says
+ * "closed", configured or not. A daemon older than circuit_configured:
+ * only a circuit that is not closed is surely configured. */
+static void
+sample_circuit(const msgpack_object *n, struct row *r)
+{
+	const msgpack_object *on = agentsup_wire_get(n, "circuit_configured");
+	bool has;
+
+	sample_str(n, "circuit", r->circuit, sizeof r->circuit);
+	if (on != NULL)
+		has = on->type == MSGPACK_OBJECT_BOOLEAN && on->via.boolean;
+	else
+		has = strcmp(r->circuit, "closed") != 0;
+	if (!has)
+		r->circuit[0] = '\0';
+}
+
 static void
 sample_parse_row(struct sampler *t, const msgpack_object *n, struct row *r)
 {
@@ -309,7 +327,7 @@ sample_parse_row(struct sampler *t, const msgpack_object *n, struct row *r)
 	sample_str(n, "last_reason", r->reason, sizeof r->reason);
 	if (r->reason[0] == '\0') /* nil: none */
 		snprintf(r->reason, sizeof r->reason, "-");
-	sample_str(n, "circuit", r->circuit, sizeof r->circuit);
+	sample_circuit(n, r);
 	r->depth = sample_uint(n, "depth", &v) && v < 64 ? (int)v : 0;
 	r->pid = sample_uint(n, "pid", &v) ? (long)v : 0;
 	sample_uint(n, "restarts", &r->restarts);

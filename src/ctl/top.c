@@ -24,6 +24,7 @@ struct top {
 	struct sampler s;
 	size_t sel, top_line;
 	char selpath[SAMPLE_PATH_MAX];
+	time_t sampled; /* the wall clock of the last sample agentsupd gave */
 };
 
 /* Keep the selection on the same node when the tree changed. */
@@ -96,17 +97,20 @@ top_line(const struct top *t, const struct row *r, char *buf, size_t len)
 		         r->circuit[0] ? r->circuit : "-");
 	snprintf(buf, len,
 	         "%-28.28s %-9s %7s %8llu %6s %8s %6s %8s %8s %9s%s%s  %s",
-	         name, r->state, pid, (unsigned long long)r->restarts, cpu, rss,
-	         beat, sr, tr, cost, bud, circ,
-	         strcmp(r->reason, "-") ? r->reason : "");
+	         name, t->s.lost ? "?" : r->state, pid,
+	         (unsigned long long)r->restarts, cpu, rss, beat, sr, tr, cost,
+	         bud, circ, strcmp(r->reason, "-") ? r->reason : "");
 }
 
+/* The first line; while agentsupd cannot be reached its clock stops at
+ * the last sample and it says the tree below is stale (it kept ticking
+ * over a tree shown as running). */
 static void
 top_header(const struct top *t)
 {
 	size_t running = 0;
 	char when[16], hdr[256], top[512];
-	time_t now = time(NULL);
+	time_t now = t->s.lost ? t->sampled : time(NULL);
 	struct tm tm;
 
 	for (size_t i = 0; i < t->s.nrows; i++)
@@ -114,10 +118,19 @@ top_header(const struct top *t)
 	localtime_r(&now, &tm);
 	strftime(when, sizeof when, "%H:%M:%S", &tm);
 	/* cut at the screen's width: a narrow one wrapped it onto row 1 */
-	snprintf(top, sizeof top,
-	         "agentsup top  %s  %zu nodes, %zu running  %s", t->s.sock,
-	         t->s.nrows, running, when);
+	if (t->s.lost)
+		snprintf(top, sizeof top,
+		         "agentsup top  %s  STALE: agentsupd unreachable; "
+		         "%zu nodes as of %s, states unknown",
+		         t->s.sock, t->s.nrows, when);
+	else
+		snprintf(top, sizeof top,
+		         "agentsup top  %s  %zu nodes, %zu running  %s",
+		         t->s.sock, t->s.nrows, running, when);
+	if (t->s.lost)
+		attron(A_BOLD);
 	mvaddnstr(0, 0, top, COLS);
+	attroff(A_BOLD);
 	snprintf(hdr, sizeof hdr,
 	         "%-28s %-9s %7s %8s %6s %8s %6s %8s %8s %9s%s%s  %s", "NAME",
 	         "STATE", "PID", "RESTARTS", "CPU%", "RSS", "BEAT", "STEPS/s",
@@ -139,6 +152,20 @@ top_state_color(const struct row *r)
 	return strcmp(r->state, "stopped") == 0 ? 0 : 3;
 }
 
+/* The first row shown: the selection in view, and no empty lines below the
+ * tree while rows above it are hidden (a terminal that grew back after a
+ * shrink kept them hidden until k scrolled up to them). */
+static void
+top_scroll(struct top *t, size_t body)
+{
+	if (t->sel < t->top_line)
+		t->top_line = t->sel;
+	if (t->sel >= t->top_line + body)
+		t->top_line = t->sel - body + 1;
+	if (t->top_line + body > t->s.nrows)
+		t->top_line = t->s.nrows > body ? t->s.nrows - body : 0;
+}
+
 static void
 top_draw(struct top *t)
 {
@@ -147,16 +174,15 @@ top_draw(struct top *t)
 
 	erase();
 	top_header(t);
-	if (t->sel < t->top_line)
-		t->top_line = t->sel;
-	if (t->sel >= t->top_line + (size_t)body)
-		t->top_line = t->sel - (size_t)body + 1;
+	top_scroll(t, (size_t)body);
 	for (size_t i = t->top_line;
 	     i < t->s.nrows && i < t->top_line + (size_t)body; i++) {
 		int y = 2 + (int)(i - t->top_line), c;
 		top_line(t, &t->s.rows[i], line, sizeof line);
 		if (i == t->sel)
 			attron(A_REVERSE);
+		else if (t->s.lost) /* the last sample, not the tree now */
+			attron(A_DIM);
 		else if ((c = top_state_color(&t->s.rows[i])) > 0 &&
 		         has_colors())
 			attron(COLOR_PAIR(c));
@@ -263,6 +289,8 @@ top_run(const char *sock, int fd)
 	for (;;) {
 		if ((now = sample_now()) >= next) {
 			sample_refresh(&t.s);
+			if (!t.s.lost)
+				t.sampled = time(NULL);
 			top_reselect(&t);
 			next = now + TOP_REFRESH_MS / 1000.0;
 		}

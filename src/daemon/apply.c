@@ -248,8 +248,10 @@ daemon_release_gone(struct daemon *d)
 			ckpt_release(d->ckpt, path);
 			contain_forget(d->contain, path);
 		}
-		if (tree_find(d->tree, name) == NULL)
+		if (tree_find(d->tree, name) == NULL) {
 			logcap_remove(d->logcap, name);
+			control_log_removed(d->control, name);
+		}
 		free(d->gone[i]);
 	}
 	free(d->gone);

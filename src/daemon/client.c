@@ -7,6 +7,7 @@
  * does not extend it, so a dribbling client cannot hold its place).
  */
 #include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -15,6 +16,7 @@
 #include "agentsup/wire.h"
 #include "client.h"
 #include "clock.h"
+#include "control.h"
 #include "daemon.h"
 #include "log.h"
 #include "peer.h"
@@ -28,8 +30,10 @@
 #define CLIENT_MAX_LAG    (1u << 20) /* a follower this far behind goes */
 #define CLIENT_REQUEST_MS 10000 /* from a request's first byte to its last */
 #define CLIENT_IDLE_MS    60000 /* a silent, non-following client */
+#define CLIENT_END_MS     10000 /* to read what preceded its end frame */
 
 static void sweep_cb(struct ev_loop *, ev_prepare *, int);
+static void client_arm(struct client *, uint64_t now);
 
 void
 clients_init(struct clients *all, struct ev_loop *loop)
@@ -137,6 +141,8 @@ client_flush(struct client *cl)
 	if (cl->outlen == 0)
 		cl->outoff = 0;
 	ev_io_stop(cl->all->loop, &cl->wio);
+	if (cl->outlen == 0 && cl->ending)
+		client_drop(cl, NULL); /* it has read its end frame */
 }
 
 static void
@@ -167,13 +173,62 @@ client_send(struct client *cl, const char *data, size_t len)
 void
 client_push(struct client *cl, const char *data, size_t len)
 {
-	if (cl->dead)
+	if (cl->dead || cl->ending)
 		return;
 	if (cl->outlen - cl->answers + len > CLIENT_MAX_LAG) {
-		client_drop(cl, "a slow follower, too far behind");
+		log_warnx("control client (uid %lu): a slow follower, too far "
+		          "behind; disconnected",
+		          (unsigned long)cl->uid);
+		client_end(cl, "lag",
+		           "agentsupd stopped this follow: it fell too far "
+		           "behind (1 MiB unread); what came meanwhile was not "
+		           "sent");
 		return;
 	}
 	client_queue(cl, data, len);
+}
+
+void
+client_end(struct client *cl, const char *cause, const char *reason)
+{
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+
+	if (cl->dead || cl->ending)
+		return;
+	cl->ending = true;
+	cl->end_ms = clock_now_ms();
+	ev_io_stop(cl->all->loop, &cl->rio); /* no request after its end */
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	agentsup_wire_begin(&sb);
+	msgpack_pack_map(&pk, 3);
+	agentsup_wire_kv_str(&pk, "t", CONTROL_T_END);
+	agentsup_wire_kv_str(&pk, "cause", cause);
+	agentsup_wire_kv_str(&pk, "reason", reason);
+	if (agentsup_wire_end(&sb, CLIENT_MAX_LAG) == 0)
+		client_queue(cl, sb.data, sb.size); /* dropped once read */
+	else
+		client_drop(cl, NULL);
+	msgpack_sbuffer_destroy(&sb);
+	if (!cl->dead)
+		client_arm(cl, cl->end_ms);
+}
+
+void
+clients_linger(struct clients *all, int ms)
+{
+	uint64_t until = clock_now_ms() + (uint64_t)ms, now;
+	struct pollfd p = {.events = POLLOUT};
+
+	for (struct client *cl = all->head; cl != NULL; cl = cl->next)
+		while (cl->ending && !cl->dead && cl->outlen > 0 &&
+		       (now = clock_now_ms()) < until) {
+			p.fd = cl->fd;
+			if (poll(&p, 1, (int)(until - now)) <= 0)
+				break;
+			client_flush(cl);
+		}
 }
 
 static void
@@ -193,6 +248,8 @@ write_cb(struct ev_loop *loop, ev_io *w, int revents)
 static uint64_t
 client_deadline(const struct client *cl)
 {
+	if (cl->ending)
+		return cl->end_ms + CLIENT_END_MS;
 	if (agentsup_reader_pending(&cl->reader) > 0)
 		return cl->req_start_ms + CLIENT_REQUEST_MS;
 	if (cl->follow || cl->waiting || cl->logs)
@@ -229,7 +286,8 @@ timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 		client_arm(cl, now);
 		return;
 	}
-	client_drop(cl, agentsup_reader_pending(&cl->reader)
+	client_drop(cl, cl->ending ? "did not read the end of its follow"
+	                : agentsup_reader_pending(&cl->reader)
 	                        ? "too slow to finish a request"
 	                        : "idle too long");
 }

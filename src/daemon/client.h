@@ -45,8 +45,10 @@ struct client {
 	bool peer_gone; /* the connecting process had exited: refused */
 	bool follow;    /* streaming events: may stay silent */
 	bool waiting;   /* agentsupctl wait: may stay silent (tasks.c) */
-	char *logs; /* the worker whose output it follows (logs -f), or NULL */
-	bool dead;  /* closed: freed after the current callback */
+	char *logs;  /* the worker whose output it follows (logs -f), or NULL */
+	bool ending; /* told the end of its follow: goes once it read it */
+	uint64_t end_ms; /* when it was told */
+	bool dead;       /* closed: freed after the current callback */
 };
 
 void clients_init(struct clients *, struct ev_loop *);
@@ -69,5 +71,13 @@ void client_send(struct client *, const char *data, size_t len);
  * follower whose stream frames fall behind is dropped at once; its own
  * answers queued meanwhile (a big status) do not count. */
 void client_push(struct client *, const char *data, size_t len);
+/* End a follow with a last frame {t: end, cause, reason}: the client is
+ * dropped once it has read what was queued before it. cause is "lag" (it
+ * fell behind: output was lost), "removed" (its worker is gone) or "exit"
+ * (agentsupd exits). */
+void client_end(struct client *, const char *cause, const char *reason);
+/* At exit: wait up to ms, in all, for ending clients to read their last
+ * frames. */
+void clients_linger(struct clients *, int ms);
 
 #endif

@@ -34,6 +34,7 @@
 #define CONTROL_HISTORY     256        /* events kept for "events" */
 #define CONTROL_MAX_EVENT   (1u << 20) /* as much as a follower may lag */
 #define CONTROL_BACKOFF_S   1.0        /* stop accepting after EMFILE */
+#define CONTROL_GOODBYE_MS  1000 /* at exit, for followers to read the end */
 /* agentsupd's own: stdio, the loop, two signalfds, the pidfds' epoll,
  * events file, control and notify sockets, cgroup root, guard pipe, spawn
  * slots (20 at start), one spawn's 8, the store's 3, metrics, hooks and a
@@ -146,11 +147,28 @@ control_open(struct daemon *d, const char *path, const char **why)
 	return c;
 }
 
+/* Followers are told that agentsupd exits: a closed connection alone reads
+ * as a daemon that could not be reached. */
+static void
+control_goodbye(struct control *c)
+{
+	char why[128];
+
+	snprintf(why, sizeof why,
+	         "agentsupd exited (status %d): nothing more to follow",
+	         c->d->exit_code);
+	for (struct client *cl = c->clients.head; cl != NULL; cl = cl->next)
+		if (cl->follow || cl->logs != NULL)
+			client_end(cl, "exit", why);
+	clients_linger(&c->clients, CONTROL_GOODBYE_MS);
+}
+
 void
 control_close(struct control *c)
 {
 	if (c == NULL)
 		return;
+	control_goodbye(c);
 	clients_free(&c->clients);
 	ev_io_stop(c->d->loop, &c->accept_w);
 	ev_timer_stop(c->d->loop, &c->backoff);
@@ -510,4 +528,20 @@ control_log_line(void *arg, const char *name, enum logcap_stream stream,
 		}
 		client_push(cl, c->sb.data, c->sb.size);
 	}
+}
+
+/* Followers of a worker a reload removed are told so: they are matched by
+ * name, and would wait for ever for lines that no longer come. */
+void
+control_log_removed(struct control *c, const char *name)
+{
+	char why[256];
+
+	if (c == NULL)
+		return;
+	snprintf(why, sizeof why,
+	         "%s was removed by a reload: nothing more to follow", name);
+	for (struct client *cl = c->clients.head; cl != NULL; cl = cl->next)
+		if (cl->logs != NULL && strcmp(cl->logs, name) == 0)
+			client_end(cl, "removed", why);
 }

@@ -10,6 +10,7 @@
 #include "logcap.h"
 
 #define CONTROL_T_LOG "log" /* daemon -> ctl: name, stream, line */
+#define CONTROL_T_END "end" /* daemon -> ctl: cause, reason */
 
 struct daemon;
 struct control;
@@ -31,6 +32,8 @@ void control_log_line(void *arg, const char *name, enum logcap_stream,
                       const char *line, size_t len);
 /* The logcap follow check: whether any client follows that worker. */
 bool control_log_followed(void *arg, const char *name);
+/* The worker NAME was removed by a reload: its followers are told. */
+void control_log_removed(struct control *, const char *name);
 
 struct client;
 /* The live client of this serial (client.h), or NULL when it has gone. */

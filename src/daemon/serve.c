@@ -268,16 +268,26 @@ serve_node_command(struct client *cl, struct daemon *d, const struct request *r)
 		serve_ok(cl, r->id, n->path);
 }
 
-/* One string answer to a logs request. */
+/* One string answer to a logs request, with a note of the streams that
+ * are not captured ("uncaptured") if there is one. */
 static void
-serve_logs_text(struct client *cl, uint64_t id, const char *text, size_t len)
+serve_logs_text(struct client *cl, uint64_t id, const char *text, size_t len,
+                const char *note)
 {
 	msgpack_sbuffer sb;
 	msgpack_packer pk;
 
 	msgpack_sbuffer_init(&sb);
-	serve_res_head(&sb, id, true, false);
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	agentsup_wire_begin(&sb);
+	msgpack_pack_map(&pk, note[0] ? 5 : 4);
+	agentsup_wire_kv_str(&pk, "t", AGENTSUP_T_RES);
+	agentsup_wire_kv_uint(&pk, "id", id);
+	agentsup_wire_pack_str(&pk, "ok");
+	msgpack_pack_true(&pk);
+	if (note[0])
+		agentsup_wire_kv_str(&pk, "uncaptured", note);
+	agentsup_wire_pack_str(&pk, "result");
 	msgpack_pack_str(&pk, len);
 	msgpack_pack_str_body(&pk, text, len);
 	serve_frame_send(cl, &sb);
@@ -295,17 +305,46 @@ serve_logs_ended(struct client *cl, const struct request *r, const char *tail)
 		            "(agentsupctl logs %s shows its last lines)",
 		            r->name, r->name);
 	else
-		serve_logs_text(cl, r->id, tail, strlen(tail));
+		serve_logs_text(cl, r->id, tail, strlen(tail), "");
+}
+
+/* Where a stream that is not captured goes, appended to buf (empty for a
+ * captured one): `logs` of such a worker is empty, and says why. */
+static void
+serve_uncaptured(const struct spec *s, const struct output *o,
+                 const char *stream, char *buf, size_t len)
+{
+	size_t n = strlen(buf);
+	const char *sep = n > 0 ? "; " : "";
+
+	if (o->mode == OUTPUT_NULL)
+		snprintf(buf + n, len - n,
+		         "%s%s is not captured: discarded "
+		         "(%s: null)",
+		         sep, stream, stream);
+	else if (o->mode == OUTPUT_INHERIT)
+		snprintf(buf + n, len - n,
+		         "%s%s is not captured: it goes to "
+		         "agentsupd's own %s (%s: inherit)",
+		         sep, stream, stream, stream);
+	else if (o->mode == OUTPUT_FILE)
+		snprintf(buf + n, len - n,
+		         "%s%s is not captured: it goes to "
+		         "the file %s%s%s",
+		         sep, stream,
+		         o->path[0] != '/' && s->directory ? s->directory : "",
+		         o->path[0] != '/' && s->directory ? "/" : "", o->path);
 }
 
 /* logs NAME [N] [follow]: the last N lines of the worker's ring as one
- * string; a follower then gets each new line as a {t: log} frame. */
+ * string; a follower then gets each new line as a {t: log} frame. A stream
+ * that is not captured is named in "uncaptured" (text), beside "result". */
 static void
 serve_logs(struct client *cl, struct daemon *d, const struct request *r)
 {
 	struct node *n = tree_find(d->tree, r->name);
 	size_t cap = d->cfg->settings.log_tail + 1;
-	char nbuf[SESSION_CAPTURE_NAME_MAX];
+	char nbuf[SESSION_CAPTURE_NAME_MAX], note[2048] = "";
 	const char *tail;
 	const char *name;
 	char *buf;
@@ -327,7 +366,9 @@ serve_logs(struct client *cl, struct daemon *d, const struct request *r)
 	name = session_capture_name(n, nbuf);
 	buf = xmalloc(cap);
 	len = logcap_tail(logcap_find(d->logcap, name), r->lines, buf, cap);
-	serve_logs_text(cl, r->id, buf, len);
+	serve_uncaptured(n->spec, &n->spec->out, "stdout", note, sizeof note);
+	serve_uncaptured(n->spec, &n->spec->err, "stderr", note, sizeof note);
+	serve_logs_text(cl, r->id, buf, len, note);
 	free(buf);
 	if (r->follow && !cl->dead) {
 		free(cl->logs);

@@ -54,7 +54,9 @@ status_kv_when(msgpack_packer *pk, const char *key, uint64_t mono, uint64_t now)
 	                     clock_wall_ms() + (int64_t)mono - (int64_t)now);
 }
 
-/* The restart policy's state (§14): 6 keys, nil where they do not apply. */
+/* The restart policy's state (§14): 7 keys, nil where they do not apply.
+ * circuit_configured tells a worker without a circuit (always "closed")
+ * from one whose circuit is closed, as /metrics does. */
 static void
 status_policy(msgpack_packer *pk, const struct node *n, uint64_t now)
 {
@@ -65,12 +67,17 @@ status_policy(msgpack_packer *pk, const struct node *n, uint64_t now)
 	agentsup_wire_kv_uint(pk, "consecutive_failures", n->failures);
 	status_kv_when(pk, "backoff_until_ms",
 	               n->state == NODE_BACKOFF ? n->backoff_until : 0, now);
-	if (w)
+	if (w) {
 		agentsup_wire_kv_str(
 		        pk, "circuit",
 		        circuit_state_name(node_circuit(n)->state));
-	else
+		agentsup_wire_pack_str(pk, "circuit_configured");
+		n->spec->pol->circuit.enabled ? msgpack_pack_true(pk)
+		                              : msgpack_pack_false(pk);
+	} else {
 		status_kv_nil(pk, "circuit");
+		status_kv_nil(pk, "circuit_configured");
+	}
 	/* none once called off (an operator's stop, its supervisor's): it
 	 * said "probe in 0.0s" for ever */
 	status_kv_when(pk, "probe_at_ms",
@@ -103,7 +110,7 @@ status_pack_node(msgpack_packer *pk, const struct node *n, int depth,
 	bool sup = s->kind == KIND_SUPERVISOR;
 	char why[64];
 
-	msgpack_pack_map(pk, 32);
+	msgpack_pack_map(pk, 33);
 	agentsup_wire_kv_str(pk, "name", s->name);
 	agentsup_wire_kv_str(pk, "path", n->path);
 	agentsup_wire_kv_str(pk, "kind", sup ? "supervisor" : "worker");

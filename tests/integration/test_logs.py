@@ -526,3 +526,105 @@ def test_a_full_disk_after_a_copytruncate_pads_nothing(tiny_fs, supd):
     text = log.read_bytes()
     assert b"\0" not in text
     assert text == b"" or text.endswith(b"\n")
+
+
+def test_a_follower_too_far_behind_is_told_why(supd):
+    """logs -f that stops reading is cut off at 1 MiB behind: it said
+    "agentsupd closed the connection" and exited 69, as if agentsupd could
+    not be reached. It is told why, and exits 1."""
+    trigger = supd.tmp / "trigger"
+    cmd0 = sh(f'''
+    echo first
+    while [ ! -e {trigger} ]; do sleep 0.02; done
+    seq 1 250000
+    exec sleep 60
+''')
+    d = start(supd, {"w.yaml": f"""
+worker: w
+command: {cmd0}
+"""})
+    wait_until(lambda: has_line(d, "w | first"), what="the first line")
+    f = subprocess.Popen([AGENTSUPCTL, "--socket", d.socket, "logs", "w",
+                          "-f"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        assert f.stdout.readline() == "first\n"
+        f.send_signal(signal.SIGSTOP)
+        trigger.touch()
+        wait_until(lambda: any("a slow follower, too far behind" in l
+                               for l in d.lines), what="the follower cut off")
+    finally:
+        f.send_signal(signal.SIGCONT)
+    out, err = f.communicate(timeout=TIMEOUT)
+    assert f.returncode == 1, err
+    assert "fell too far behind" in err and "closed the connection" not in err
+    assert out.startswith("1\n2\n")
+    assert d.proc.poll() is None
+
+
+def test_a_follower_of_a_worker_a_reload_removes_is_told(supd):
+    """logs -f of a worker that a reload removes stayed connected, silent,
+    for ever (followers are matched by name)."""
+    d = start(supd, {"w.yaml": f"""
+supervisor: team
+children:
+  - worker: w
+    command: {sh('echo first; exec sleep 60')}
+  - worker: stay
+    command: {sh('exec sleep 60')}
+"""})
+    d.wait("started", "team/w")
+    f = subprocess.Popen([AGENTSUPCTL, "--socket", d.socket, "logs", "w",
+                          "-f"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    assert f.stdout.readline() == "first\n"
+    (supd.dir / "w.yaml").write_text(f"""
+supervisor: team
+children:
+  - worker: stay
+    command: {sh('exec sleep 60')}
+""")
+    d.ctl("reload", check=0)
+    try:
+        out, err = f.communicate(timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        f.kill()
+        f.communicate()
+        raise AssertionError("logs -f still follows a removed worker")
+    assert f.returncode == 1, err
+    assert "w was removed by a reload" in err, err
+    assert d.proc.poll() is None
+
+
+def test_logs_of_a_worker_whose_output_is_not_captured_says_where_it_goes(supd):
+    """stdout: null or a file: logs printed nothing and exited 0, as for a
+    quiet worker. It still exits 0 (the ring is empty, not an error), and
+    says on stderr where the output goes."""
+    out = supd.tmp / "w.err"
+    d = start(supd, {"w.yaml": f"""
+supervisor: team
+children:
+  - worker: w
+    command: {sh('echo hidden; echo hidden >&2; exec sleep 60')}
+    stdout: "null"
+    stderr: {out}
+  - worker: half
+    command: {sh('echo shown >&2; exec sleep 60')}
+    stdout: "null"
+  - worker: all
+    command: {sh('echo shown; exec sleep 60')}
+"""})
+    d.wait("started", "team/all")
+    wait_until(lambda: out.exists() and out.read_text() == "hidden\n",
+               what="the file")
+    r = d.ctl("logs", "w", check=0)
+    assert r.stdout == ""
+    assert "w: stdout is not captured: discarded (stdout: null)" in r.stderr
+    assert f"stderr is not captured: it goes to the file {out}" in r.stderr
+    wait_until(lambda: d.ctl("logs", "half").stdout == "shown\n",
+               what="half's line")
+    r = d.ctl("logs", "half", check=0)
+    assert "stdout is not captured" in r.stderr and "stderr" not in r.stderr
+    wait_until(lambda: d.ctl("logs", "all").stdout == "shown\n",
+               what="all's line")
+    assert d.ctl("logs", "all", check=0).stderr == ""

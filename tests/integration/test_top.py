@@ -145,3 +145,110 @@ def test_top_shows_every_node_of_a_big_tree(supd, tmp_path):
                       "the last node selected")
     finally:
         pane.kill()
+
+
+def test_top_shows_the_top_rows_again_when_the_terminal_grows(supd, tmp_path):
+    """Shrunk to a body of one row with the 4th row selected, then grown
+    back: the view kept the first rows scrolled away above 30 empty lines
+    until k walked up to them."""
+    d = supd.start({"a.yaml": f"""
+        supervisor: root
+        children:
+          - {{worker: w1, command: {SLEEP}}}
+          - {{worker: w2, command: {SLEEP}}}
+          - {{worker: w3, command: {SLEEP}}}
+        """})
+    d.wait("started", "root/w3")
+    pane = Pane(tmp_path, [AGENTSUPCTL, "--socket", d.socket, "top"],
+                width=160, height=30)
+    try:
+        pane.wait_for(lambda t: row(t, "w3") is not None, "the tree")
+        pane.keys("j", "j", "j")
+        pane.wait_for(lambda t: "selected: root/w3" in t, "w3 selected")
+        pane.tmux("resize-window", "-t", "top", "-x", "30", "-y", "5")
+        pane.wait_for(lambda t: len(t.splitlines()) <= 5
+                      and row(t, "w3") is not None
+                      and row(t, "root") is None, "the shrink")
+        pane.tmux("resize-window", "-t", "top", "-x", "200", "-y", "40")
+        text = pane.wait_for(lambda t: len(t.splitlines()[0]) > 30
+                             and "selected: root/w3" in t, "the growth")
+        # the header redraws first: give the body the same refresh
+        text = pane.wait_for(lambda t: row(t, "root") is not None,
+                             "every row again")
+        for name in ("root", "w1", "w2", "w3"):
+            assert row(text, name) is not None, text
+    finally:
+        pane.kill()
+
+
+def test_top_shows_a_circuit_only_for_workers_that_have_one(supd, tmp_path):
+    """Status says circuit "closed" for every worker: top showed a CIRCUIT
+    column of "closed" for a tree without any circuit configured."""
+    d = supd.start({"a.yaml": f"""
+        supervisor: root
+        children:
+          - {{worker: plain, command: {SLEEP}}}
+        """})
+    d.wait("started", "root/plain")
+    st = d.ctl_json("status", "plain")[0]
+    assert st["circuit"] == "closed" and st["circuit_configured"] is False
+    pane = Pane(tmp_path, [AGENTSUPCTL, "--socket", d.socket, "top"],
+                width=200)
+    try:
+        text = pane.wait_for(lambda t: row(t, "plain") is not None
+                             and "NAME" in t, "the tree")
+        assert "CIRCUIT" not in text and "closed" not in text, text
+    finally:
+        pane.kill()
+    supd.write({"a.yaml": f"""
+        supervisor: root
+        children:
+          - {{worker: plain, command: {SLEEP}}}
+          - worker: guarded
+            command: {SLEEP}
+            circuit: {{failures: 3}}
+        """})
+    d.ctl("reload", check=0)
+    d.wait("started", "root/guarded")
+    assert d.ctl_json("status", "guarded")[0]["circuit_configured"] is True
+    pane = Pane(tmp_path, [AGENTSUPCTL, "--socket", d.socket, "top"],
+                width=200)
+    try:
+        text = pane.wait_for(lambda t: row(t, "guarded") is not None
+                             and "CIRCUIT" in t, "the circuit column")
+        assert "closed" in row(text, "guarded"), text
+        assert "closed" not in row(text, "plain"), text
+    finally:
+        pane.kill()
+
+
+def test_top_marks_the_view_stale_while_agentsupd_is_down(supd, tmp_path):
+    """With agentsupd gone, top kept the last tree as running under a
+    ticking clock; only the message line said it was unreachable."""
+    d = supd.start({"a.yaml": f"""
+        supervisor: root
+        children:
+          - {{worker: alpha, command: {SLEEP}}}
+        """})
+    d.wait("started", "root/alpha")
+    pane = Pane(tmp_path, [AGENTSUPCTL, "--socket", d.socket, "top"],
+                width=160)
+    try:
+        pane.wait_for(lambda t: (row(t, "alpha") or [""])[1:2]
+                      == ["running"], "alpha running")
+        d.ctl("shutdown", check=0)
+        assert d.exit_code() == 0
+        text = pane.wait_for(lambda t: "STALE" in t.splitlines()[0]
+                             and "agentsupd at" in t, "the stale view")
+        assert row(text, "alpha")[1] == "?", text
+        assert "running" not in text, text
+        head = text.splitlines()[0]
+        time.sleep(2.2)  # two refreshes: the clock stands still
+        assert pane.screen().splitlines()[0] == head
+        # back: fresh states under a running clock again
+        supd.start()
+        pane.wait_for(lambda t: "STALE" not in t.splitlines()[0]
+                      and (row(t, "alpha") or [""])[1:2] == ["running"],
+                      "the live view again")
+    finally:
+        pane.kill()
