@@ -249,8 +249,13 @@ daemon_release_gone(struct daemon *d)
 			contain_forget(d->contain, path);
 		}
 		if (tree_find(d->tree, name) == NULL) {
+			char why[512];
+			snprintf(why, sizeof why,
+			         "%s was removed by a reload: nothing more "
+			         "to follow",
+			         name);
 			logcap_remove(d->logcap, name);
-			control_log_removed(d->control, name);
+			control_log_removed(d->control, name, why);
 		}
 		free(d->gone[i]);
 	}

@@ -530,17 +530,13 @@ control_log_line(void *arg, const char *name, enum logcap_stream stream,
 	}
 }
 
-/* Followers of a worker a reload removed are told so: they are matched by
+/* Followers of a capture that is gone are told so: they are matched by
  * name, and would wait for ever for lines that no longer come. */
 void
-control_log_removed(struct control *c, const char *name)
+control_log_removed(struct control *c, const char *name, const char *why)
 {
-	char why[256];
-
 	if (c == NULL)
 		return;
-	snprintf(why, sizeof why,
-	         "%s was removed by a reload: nothing more to follow", name);
 	for (struct client *cl = c->clients.head; cl != NULL; cl = cl->next)
 		if (cl->logs != NULL && strcmp(cl->logs, name) == 0)
 			client_end(cl, "removed", why);

@@ -32,8 +32,9 @@ void control_log_line(void *arg, const char *name, enum logcap_stream,
                       const char *line, size_t len);
 /* The logcap follow check: whether any client follows that worker. */
 bool control_log_followed(void *arg, const char *name);
-/* The worker NAME was removed by a reload: its followers are told. */
-void control_log_removed(struct control *, const char *name);
+/* The capture NAME is gone (a worker a reload removed, a task that
+ * ended): its followers are told why and let go. */
+void control_log_removed(struct control *, const char *name, const char *why);
 
 struct client;
 /* The live client of this serial (client.h), or NULL when it has gone. */

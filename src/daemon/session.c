@@ -558,7 +558,7 @@ session_reaped(struct session *s, int status)
 	/* a task that ended while its process ran (a reload cancelled it):
 	 * what its end left until now, its capture, cgroup and checkpoints */
 	if (n->task != NULL && n->task->end != TASK_END_NONE) {
-		logcap_remove(d->logcap, session_capture_name(n, name));
+		tasks_capture_gone(d, n, session_capture_name(n, name));
 		contain_forget(d->contain, n->path);
 		tasks_reaped(d, n);
 	}

@@ -52,6 +52,9 @@ void tasks_client_gone(struct daemon *, struct client *);
 /* At start on a state store, whether the checkpoints of path are read
  * into memory: not an ended task's (ckpt_want_fn; arg the daemon). */
 bool tasks_ckpt_wanted(void *d, const char *path);
+/* An ended task's capture goes (its followers told why). */
+void tasks_capture_gone(struct daemon *, const struct node *,
+                        const char *capture_name);
 /* An ended task's last lines of output by "SUP/KEY" (or KEY), from its
  * record: what `logs` shows once its node is gone; NULL if none. */
 const char *tasks_tail(struct daemon *, const char *name);

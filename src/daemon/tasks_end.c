@@ -13,6 +13,7 @@
 #include "client.h"
 #include "clock.h"
 #include "contain.h"
+#include "control.h"
 #include "dynamic.h"
 #include "daemon.h"
 #include "ledger.h"
@@ -148,6 +149,19 @@ tasks_rec_stored(struct daemon *d, struct ledger_rec *r)
 		tasks_wake_now(d, r);
 }
 
+void
+tasks_capture_gone(struct daemon *d, const struct node *n, const char *name)
+{
+	char why[256];
+
+	snprintf(why, sizeof why,
+	         "task %s has ended: nothing more to follow "
+	         "(agentsupctl wait %s gives its record)",
+	         n->path, n->path);
+	logcap_remove(d->logcap, name);
+	control_log_removed(d->control, name, why);
+}
+
 /* The ended task's last lines of output into its record; its capture is
  * freed with its node (memory stays flat however many tasks end). */
 static void
@@ -165,7 +179,7 @@ tasks_take_tail(struct daemon *d, const struct node *n, struct ledger_rec *r)
 	/* SUP:KEY: its alone; a process still running (cancelled by a
 	 * reload) keeps its pipes until its reap (session.c) */
 	if (n->session == NULL)
-		logcap_remove(d->logcap, name);
+		tasks_capture_gone(d, n, name);
 }
 
 /* The ended task's checkpoints leave memory: with a store they are on

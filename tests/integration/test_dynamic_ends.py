@@ -90,6 +90,28 @@ def test_logs_of_an_ended_task_show_its_last_lines(supd):
     assert r.returncode != 0 and "has ended" in r.stderr, r
 
 
+def test_a_follower_of_a_task_that_ends_is_told(supd, tmp_path):
+    """`logs -f` on a running task stayed connected and silent for ever once
+    the task ended (followers are matched by name)."""
+    go = tmp_path / "go"
+    files = settings(supd)
+    d = supd.start({**files, "a.yaml": tree(
+        "template:\n"
+        f"  command: [sh, -c, 'echo up; while [ ! -e {go} ]; do sleep 0.05; done']\n")})
+    d.wait("started", "root/idle")
+    d.ctl("spawn", "pool", "--key", "f", check=0)
+    d.wait("started", "root/pool/f")
+    follower = subprocess.Popen([AGENTSUPCTL, "--socket", d.socket, "logs",
+                                 "pool/f", "-f"], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+    assert follower.stdout.readline() == "up\n"  # it follows by now
+    go.write_text("")
+    d.wait("task_done", "root/pool/f")
+    out, err = follower.communicate(timeout=TIMEOUT)
+    assert follower.returncode == 1, (out, err)
+    assert "has ended" in err, err
+
+
 def test_the_result_is_the_one_of_the_run_that_ends_the_task(supd):
     """A run that sent a result and failed: its result stayed on the
     record, and the done task (its second run sent none) presented it."""
