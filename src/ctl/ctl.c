@@ -215,9 +215,12 @@ ctl_refused(struct ctl *c, const struct agentsup_frame *f)
 {
 	const msgpack_object *e = agentsup_wire_get(&f->map, "error");
 
-	if (c->json) {
-		render_json(stdout, &f->map);
-		putchar('\n');
+	/* --json: {"ok": false, "error"} on stdout too (not the protocol's
+	 * frame, its t and id) */
+	if (c->json && e != NULL) {
+		fputs("{\"ok\":false,\"error\":", stdout);
+		render_json(stdout, e);
+		puts("}");
 	}
 	if (e != NULL && e->type == MSGPACK_OBJECT_STR)
 		fprintf(stderr, "agentsupctl: %.*s\n", (int)e->via.str.size,

@@ -108,6 +108,10 @@ def test_status_json_shape_and_tree(supd):
     assert lines[4].startswith("|   `-- gamma ")
     assert lines[5].startswith("`-- delta ")
     assert "\033[" not in text  # no colour off a terminal
+    # a refusal with --json: {ok, error} on stdout, not the protocol frame
+    r = d.ctl("--json", "status", "nobody", check=1)
+    assert json.loads(r.stdout) == {
+        "ok": False, "error": "no such worker or supervisor: nobody"}, r
     sub = d.ctl_json("status", "team")
     assert [n["name"] for n in sub] == ["team", "beta", "gamma"]
 
