@@ -74,6 +74,7 @@ command_hold(struct tree *t, struct node *n, uint64_t now, enum stop_how how)
 		return r;
 	n->held = true;
 	n->pending = false;
+	n->waiting = WAIT_NONE; /* its group's starts leave it stopped */
 	if (n->task != NULL && n->task->uncommitted)
 		n->task->stopped = true; /* its commit cancels it */
 	else if (n->task != NULL && dynamic_stop_unstarted(t, n))
@@ -261,6 +262,16 @@ reset_worker(struct tree *t, struct node *w)
 	}
 }
 
+/* Whether s has children a group restart left waiting. */
+static bool
+group_waits(const struct node *s)
+{
+	for (size_t i = 0; i < s->nchildren; i++)
+		if (s->children[i]->waiting && !s->children[i]->held)
+			return true;
+	return false;
+}
+
 /* A supervisor's reset: every worker below to a clean slate, then the
  * starts, parents first: a supervisor started here starts its own stopped
  * children; the rest, under a running supervisor, are started here. */
@@ -297,6 +308,12 @@ reset_subtree(struct tree *t, struct node *n, uint64_t now)
 			d->last = (struct reason){0};
 			node_start(t, d);
 		}
+	/* under a group that waits, its start is one job: the others the reset
+	 * starts join it (else that job kept them from starting at all) */
+	for (size_t i = 0; i < k; i++)
+		if (parent_idle(again[i]) && startable(again[i]) &&
+		    !again[i]->waiting && group_waits(again[i]->parent))
+			again[i]->waiting = WAIT_GROUP;
 	for (size_t i = 0; i < k; i++)
 		if (parent_idle(again[i]) && startable(again[i]))
 			start_now(t, again[i]);

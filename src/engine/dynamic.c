@@ -255,7 +255,7 @@ dynamic_end(struct tree *t, struct node *c, enum task_end end,
  * it: the task declared `done` (an exit 0 alone is not enough during a
  * stop: a process killed by it may exit 0), in a pool where a normal exit
  * is the task's end (a `permanent` one restarts it). */
-static bool
+bool
 dynamic_finished(const struct node *c)
 {
 	return c->exit_declared == DECLARED_DONE &&

@@ -88,6 +88,9 @@ void dynamic_sweep(struct tree *);
 void dynamic_task_free(struct node *);
 /* A task restarting takes the template in force now. */
 void dynamic_respec(struct node *);
+/* Whether the exit that took task c down finished it: it declared `done`
+ * (in a pool that is not `permanent`), whatever stopped it. */
+bool dynamic_finished(const struct node *c);
 /* A task's child ended for good: done, or (dead) a dead letter, unless it
  * declared `done` (drained as its own budget ran out). */
 void dynamic_child_ended(struct tree *, struct node *, bool dead);

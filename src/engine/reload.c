@@ -238,12 +238,14 @@ reload_waiting(struct tree *t, struct node *n, const struct spec *was)
 	if (s->pol->restart == RESTART_TEMPORARY &&
 	    was->pol->restart != RESTART_TEMPORARY) {
 		wake_set(t, n, 0);
-		n->waiting = false;
+		n->waiting = WAIT_NONE;
 		tree_set_state(t, n, NODE_STOPPED);
 		return;
 	}
-	if (quarantined ? s->pol->circuit.enabled || !was->pol->circuit.enabled
-	                : s->pol->backoff.enabled || !was->pol->backoff.enabled)
+	if (quarantined
+	            ? s->pol->circuit.enabled || !was->pol->circuit.enabled
+	            : s->pol->backoff.enabled || !was->pol->backoff.enabled ||
+	                      n->waiting == WAIT_GROUP) /* not its wait */
 		return;
 	if (quarantined) {
 		circuit_reset(n);

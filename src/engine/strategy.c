@@ -76,7 +76,10 @@ park(struct tree *t, struct node *s, struct node *c, enum node_state st,
 	worker_park(t, c, st, wake_at);
 	tree_event_value(t, e, c, c->last, wake_at);
 	dynamic_child_ended(t, c, true); /* a task: a dead letter */
-	if (c->spec->pol->significant)
+	/* a task that declared done as its budget ran out finished its work:
+	 * a clean end, even of a significant one */
+	if (c->spec->pol->significant &&
+	    !(c->task != NULL && dynamic_finished(c)))
 		give_up(t, s, c->last, true);
 	else
 		sup_child_settled(t, s);
@@ -141,7 +144,8 @@ restart_decision(struct tree *t, struct node *s, struct node *c,
 		                                   ? 0
 		                                   : c->index,
 		                     .hi = s->nchildren,
-		                     .not_before = t->now + delay});
+		                     .not_before = t->now + delay,
+		                     .cause = c->index});
 		break;
 	}
 }

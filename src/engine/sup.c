@@ -68,7 +68,7 @@ clear_pending(struct tree *t, struct node *s)
 		if (c->pending && c->state == NODE_STOPPED)
 			dynamic_child_stopped(t, c);
 		c->pending = false;
-		c->waiting = false;
+		c->waiting = WAIT_NONE;
 	}
 }
 
@@ -254,8 +254,9 @@ job_defer_starts(struct tree *t, struct node *s)
 		struct node *c = s->children[i];
 		if (!job_starts(j, c) || !job_should_start(j, c))
 			continue;
-		c->waiting = true;
-		if (node_is_worker(c) && c->state == NODE_STOPPED) {
+		c->waiting = i == j->cause ? WAIT_CAUSE : WAIT_GROUP;
+		if (node_is_worker(
+		            c)) { /* its own wake-up too is the group's */
 			c->backoff_until = j->not_before;
 			worker_park(t, c, NODE_BACKOFF, 0);
 		}
@@ -287,6 +288,9 @@ job_finish(struct tree *t, struct node *s)
 	if (done.select == SELECT_MARKED)
 		for (size_t i = 0; i < s->nchildren; i++)
 			s->children[i]->marked = false;
+	if (done.select == SELECT_WAITING) /* the held ones wait no more */
+		for (size_t i = 0; i < s->nchildren; i++)
+			s->children[i]->waiting = WAIT_NONE;
 	s->super->job = (struct job){.kind = JOB_NONE};
 	if (done.kind != JOB_STOP) {
 		bool was_starting = s->state == NODE_STARTING;

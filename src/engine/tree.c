@@ -251,7 +251,7 @@ tree_sweep(struct tree *t)
 void
 node_start(struct tree *t, struct node *n)
 {
-	n->waiting = false;
+	n->waiting = WAIT_NONE;
 	if (node_is_worker(n))
 		worker_start(t, n);
 	else

@@ -57,6 +57,10 @@ enum stop_how {
 	                  workers that never said hello; drain_timeout */
 };
 
+/* A child stopped by a group restart whose starts wait (sup.c): for the
+ * failed child's backoff (WAIT_CAUSE, that child), or its group's. */
+enum group_wait { WAIT_NONE, WAIT_GROUP, WAIT_CAUSE };
+
 /* A supervisor's work in progress: stop children [lo, hi), then (unless
  * JOB_STOP) start them first-last, one settled before the next. */
 struct job {
@@ -69,6 +73,7 @@ struct job {
 	bool launched;     /* children[cursor] was started in this phase */
 	size_t lo, hi, cursor;
 	uint64_t not_before; /* its starts wait for the backoff (sup.c) */
+	size_t cause;        /* with not_before: the child whose it is */
 };
 
 enum circuit_state { CIRCUIT_CLOSED, CIRCUIT_OPEN, CIRCUIT_HALF_OPEN };
@@ -196,7 +201,7 @@ struct node {
 	bool marked;   /* a reload restarts (or first starts) it */
 	bool removed;  /* taken out by a reload: freed once stopped */
 	bool ending;   /* worker: stopped for stall, loop or budget: waits */
-	bool waiting;  /* stopped by a group restart whose starts wait */
+	unsigned char waiting; /* enum group_wait: its group's starts wait */
 
 	/* worker */
 	unsigned failures;         /* consecutive, for backoff */

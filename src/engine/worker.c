@@ -43,6 +43,7 @@ w_spawn(struct tree *t, struct node *n, struct reason r)
 {
 	(void)r;
 	wake_set(t, n, 0);
+	n->waiting = WAIT_NONE;
 	dynamic_respec(n); /* a task's restart takes the template of now */
 	if (n->declared != NULL) /* what the last process said dies with it */
 		n->declared->kind = DECLARED_NONE;

@@ -527,6 +527,33 @@ test_done_as_its_own_budget_ends(void **state)
 	run_free(r);
 }
 
+/* A significant task that declared done as its own budget ran out ended
+ * cleanly: its pool goes on (it gave up, stopping and restarting the other
+ * tasks and charging its parent's intensity). */
+static void
+test_done_significant_task_spares_its_pool(void **state)
+{
+	struct run *r =
+	        run_new("supervisor: root\nchildren:\n  - supervisor: pool\n"
+	                "    template: {command: w, significant: true,"
+	                " budget: {tokens: 100}}\n");
+	struct progress p = {.tokens = 100};
+
+	(void)state;
+	spawn(r, "a", SPAWN_OK);
+	spawn(r, "b", SPAWN_OK);
+	tree_beat(r->t, N(r, "root/pool/a"), &p, PROGRESS_TOKENS, r->now);
+	pump(r);
+	declare_done(r, "root/pool/a");
+	r->log[0] = '\0';
+	tree_exited(r->t, N(r, "root/pool/a"),
+	            (struct reason){REASON_BUDGET, 0}, r->now);
+	pump(r);
+	assert_null(strstr(r->log, "gave_up"));
+	assert_null(strstr(r->log, "root/pool/b"));
+	run_free(r);
+}
+
 /* A template change reaches new children at once and running ones when
  * they restart; the children stay through the reload. */
 static void
@@ -951,6 +978,7 @@ main(void)
 	        cmocka_unit_test(test_done_as_its_own_budget_ends),
 	        cmocka_unit_test(test_done_pending_when_the_pool_stops),
 	        cmocka_unit_test(test_reload_template),
+	        cmocka_unit_test(test_done_significant_task_spares_its_pool),
 	        cmocka_unit_test(test_reload_reports_a_pools_keys),
 	        cmocka_unit_test(
 	                test_reload_removing_the_pool_cancels_its_tasks),

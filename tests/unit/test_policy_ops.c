@@ -523,6 +523,133 @@ test_reload_ends_a_wait_its_policy_no_longer_wants(void **state)
 	run_free(r);
 }
 
+/* A reset of a supervisor whose group waits starts the group as one job,
+ * and what else it starts joins it: a failed worker after the waiting one
+ * was reset to stopped and never started (the job kept it out). */
+static void
+test_group_wait_reset_starts_the_failed_too(void **state)
+{
+	struct run *r = run_new_with(
+	        "supervisor: root\nstrategy: one_for_all\nintensity: 100\n"
+	        "period: 1h\nchildren:\n"
+	        "  - worker: a\n    command: x\n    start_timeout: 10s\n"
+	        "    backoff: {initial: 5s, jitter: none}\n"
+	        "  - {worker: q, command: x}\n",
+	        true);
+
+	(void)state;
+	tree_ready(r->t, N(r, "a"), r->now);
+	pump(r);
+	declare(r, "q", DECLARED_PERMANENT, 0);
+	crash(r, "q", 1);
+	assert_string_equal(state_of(r, "q"), "failed");
+	r->now += 1;
+	crash(r, "a", 1);
+	tree_ready(r->t, N(r, "a"), r->now);
+	pump(r);
+	r->now += 1;
+	crash(r, "a", 1); /* the group waits 5 s */
+	r->log[0] = '\0';
+	ok_(command_reset(r->t, r->t->root, r->now));
+	pump(r);
+	expect(r, "start root/a\n"); /* q after a's ready */
+	tree_ready(r->t, N(r, "a"), r->now);
+	pump(r);
+	expect(r, "start root/a\nstart root/q\n");
+	assert_string_equal(state_of(r, "q"), "running");
+	run_free(r);
+}
+
+/* An operator's stop takes a child out of its group's wait: started later,
+ * it starts alone (it started the next group's wait early, skipping the
+ * failed child's backoff). */
+static void
+test_group_wait_held_child_leaves_it(void **state)
+{
+	struct run *r = group_waiting(GROUP("one_for_all"));
+
+	(void)state;
+	ok_(command_stop(r->t, N(r, "b"), r->now));
+	pump(r);
+	advance(r, r->now + 5000);
+	expect(r, "start root/x\nstart root/a\n");
+	r->now += 1;
+	crash(r, "a", 1); /* the next wait: 10 s */
+	r->log[0] = '\0';
+	ok_(command_start(r->t, N(r, "b"), r->now));
+	pump(r);
+	expect(r, "start root/b\n");
+	assert_string_equal(state_of(r, "a"), "backoff");
+	run_free(r);
+}
+
+/* The failed child's backoff is the group's wait: a reload that turns a
+ * sibling's off leaves it (it ended the wait at once). */
+static void
+test_group_wait_kept_when_a_siblings_backoff_goes(void **state)
+{
+	struct run *r = group_waiting(GROUP("one_for_all"));
+	struct reload_report rep;
+
+	(void)state;
+	run_reload_with(r,
+	                "supervisor: root\nstrategy: one_for_all\n"
+	                "intensity: 100\nperiod: 1h\nchildren:\n"
+	                "  - {worker: x, command: x, backoff: none}\n"
+	                "  - worker: a\n    command: x\n"
+	                "    backoff: {initial: 5s, jitter: none}\n"
+	                "  - {worker: b, command: x, backoff: none}\n",
+	                &rep, true);
+	r->log[0] = '\0';
+	pump(r);
+	expect(r, "");
+	advance(r, r->now + 5000);
+	expect(r, "start root/x\nstart root/a\nstart root/b\n");
+	reload_report_free(&rep);
+	run_free(r);
+}
+
+/* A child in its own backoff when its group's restart comes waits for the
+ * group (it started alone and out of order, then stayed marked waiting
+ * while running: an operator's restart of it did nothing). */
+static void
+test_group_wait_takes_a_child_in_its_own_backoff(void **state)
+{
+	const char *kids = "intensity: 100\nperiod: 1h\nchildren:\n"
+	                   "  - worker: a\n    command: x\n"
+	                   "    backoff: {initial: 5s, jitter: none}\n"
+	                   "  - worker: y\n    command: x\n"
+	                   "    backoff: {initial: 1s, jitter: none}\n";
+	char o4o[512], o4a[512];
+	struct run *r;
+	struct reload_report rep;
+
+	(void)state;
+	snprintf(o4o, sizeof o4o, "supervisor: root\n%s", kids);
+	snprintf(o4a, sizeof o4a, "supervisor: root\nstrategy: one_for_all\n%s",
+	         kids);
+	r = run_new_with(o4o, true);
+	crash(r, "a", 1);
+	r->now += 1;
+	crash(r, "y", 1);
+	r->now += 1;
+	crash(r, "y", 1); /* y waits 1 s by itself */
+	run_reload_with(r, o4a, &rep, true);
+	pump(r);
+	reload_report_free(&rep);
+	r->now += 1;
+	crash(r, "a", 1); /* the group waits 5 s */
+	advance(r, r->now + 1000);
+	expect(r, "");
+	advance(r, r->now + 4000);
+	expect(r, "start root/a\nstart root/y\n");
+	r->log[0] = '\0';
+	ok_(command_restart(r->t, N(r, "y"), r->now));
+	pump(r);
+	expect(r, "stop root/y\nstart root/y\n");
+	run_free(r);
+}
+
 /* A stop of the supervisor calls the wait off: nothing starts after. */
 static void
 test_group_wait_called_off_by_a_stop(void **state)
@@ -1347,6 +1474,12 @@ main(void)
 	        cmocka_unit_test(test_group_wait_lets_another_failure_through),
 	        cmocka_unit_test(test_group_wait_takes_a_reload),
 	        cmocka_unit_test(test_group_wait_called_off_by_a_stop),
+	        cmocka_unit_test(test_group_wait_reset_starts_the_failed_too),
+	        cmocka_unit_test(test_group_wait_held_child_leaves_it),
+	        cmocka_unit_test(
+	                test_group_wait_kept_when_a_siblings_backoff_goes),
+	        cmocka_unit_test(
+	                test_group_wait_takes_a_child_in_its_own_backoff),
 	        cmocka_unit_test(
 	                test_reload_ends_a_wait_its_policy_no_longer_wants),
 	        cmocka_unit_test(test_declaration_dies_with_a_stopped_process),
