@@ -119,7 +119,8 @@ int agentsup_want_write(const struct agentsup *);
 
 /* Read and handle whatever agentsupd has sent (welcome, drain, nudge,
  * checkpoint_ok, spawned) and send what is queued. Never blocks. -1 with
- * EPIPE once agentsupd is gone, EPROTO on a bad frame. */
+ * EPIPE once agentsupd is gone, EPROTO on a bad frame (also one a send
+ * read before). */
 int agentsup_process(struct agentsup *);
 
 /* Wait up to timeout_ms for input and process it; returns early on a
@@ -175,7 +176,9 @@ int agentsup_result(struct agentsup *, const void *data, size_t len);
 int agentsup_spawn(struct agentsup *, const char *sup, const char *key,
                    const char *const *argv, const char *const *env);
 
-/* Callbacks, run from agentsup_process(); NULL removes one. */
+/* Callbacks, run from agentsup_process() and from any call that sends (it
+ * handles what has already come, so that checkpoint_acked follows without
+ * a process); NULL removes one. A callback's own sends read nothing. */
 void agentsup_on_nudge(struct agentsup *, agentsup_nudge_fn, void *arg);
 void agentsup_on_spawned(struct agentsup *, agentsup_spawned_fn, void *arg);
 

@@ -12,11 +12,14 @@
 
 /* Bytes the worker's socket did not take yet, and the watcher that waits
  * for room: allocated at the first frame that does not go out whole, freed
- * once the queue drains (most workers never need one: 64 bytes each). */
+ * once the queue drains (most workers never need one: 80 bytes each). */
 struct channel_out {
 	ev_io wio;
 	uint8_t *buf;
 	size_t len;
+	/* a checkpoint_ok still whole in buf (ack_len 0: none): the next one
+	 * replaces it, as it says all this one says */
+	size_t ack_at, ack_len;
 };
 
 struct channel {

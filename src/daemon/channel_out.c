@@ -1,7 +1,10 @@
 /*
  * channel_out.c - what the daemon sends a worker over its channel: welcome,
  * checkpoint_ok, drain, nudge and spawn answers, each one frame, queued
- * (bounded) when the worker is not reading.
+ * (bounded) when the worker is not reading. A checkpoint_ok replaces one
+ * still queued (the newest acknowledges the older ones); the others are
+ * answers or orders that cannot be merged, and are few: one welcome and at
+ * most one drain a run, a nudge per stall or loop, a spawned per spawn.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -32,6 +35,26 @@ channel_out_free(struct channel *c)
 	c->out = NULL;
 }
 
+/* Take the n bytes at off out of the queue (sent, or an ack replaced);
+ * the queue goes once empty. An ack the cut reaches has begun to go out:
+ * it can no longer be replaced. */
+static void
+channel_out_cut(struct channel *c, size_t off, size_t n)
+{
+	struct channel_out *o = c->out;
+
+	memmove(o->buf + off, o->buf + off + n, o->len - off - n);
+	o->len -= n;
+	if (o->ack_len != 0 && o->ack_at >= off + n)
+		o->ack_at -= n;
+	else if (o->ack_len != 0 && o->ack_at + o->ack_len > off)
+		o->ack_len = 0;
+	if (o->len == 0) {
+		channel_out_free(c);
+		c->outmax = 0;
+	}
+}
+
 /* The socket takes more: send what was queued. */
 static void
 channel_write_cb(struct ev_loop *loop, ev_io *io, int revents)
@@ -51,12 +74,7 @@ channel_write_cb(struct ev_loop *loop, ev_io *io, int revents)
 		channel_wclose(c);
 		return;
 	}
-	memmove(o->buf, o->buf + n, o->len - (size_t)n);
-	o->len -= (size_t)n;
-	if (o->len == 0) {
-		channel_out_free(c);
-		c->outmax = 0;
-	}
+	channel_out_cut(c, 0, (size_t)n);
 }
 
 /* Queue the n bytes at p the socket did not take, and wait for room. */
@@ -105,6 +123,27 @@ channel_send(struct channel *c, const msgpack_sbuffer *sb)
 	return 0;
 }
 
+/* Send a checkpoint_ok. An ack of seq N acknowledges every seq up to N,
+ * so one still waiting whole in the queue is taken out for it, and the
+ * queue holds at most one: acks alone never cut off a worker that does not
+ * read (a synchronous agent between two LLM calls). */
+static int
+channel_send_ack(struct channel *c, const msgpack_sbuffer *sb)
+{
+	size_t at;
+
+	if (c->out != NULL && c->out->ack_len != 0)
+		channel_out_cut(c, c->out->ack_at, c->out->ack_len);
+	at = c->out != NULL ? c->out->len : 0;
+	if (channel_send(c, sb) < 0)
+		return -1;
+	if (c->out != NULL && c->out->len - at == sb->size) {
+		c->out->ack_at = at; /* queued whole: none of it went out */
+		c->out->ack_len = sb->size;
+	}
+	return 0;
+}
+
 /* Begin a frame to the worker: a map of nkeys whose first is {t: type}. */
 static void
 channel_begin(msgpack_sbuffer *sb, msgpack_packer *pk, size_t nkeys,
@@ -117,14 +156,15 @@ channel_begin(msgpack_sbuffer *sb, msgpack_packer *pk, size_t nkeys,
 	agentsup_wire_kv_str(pk, AGENTSUP_F_T, type);
 }
 
-/* End the frame being packed in sb and send it. */
+/* End the frame being packed in sb and send it (with send, for an ack). */
 static int
-channel_finish(struct channel *c, msgpack_sbuffer *sb, size_t max_frame)
+channel_finish(struct channel *c, msgpack_sbuffer *sb, size_t max_frame,
+               int (*send)(struct channel *, const msgpack_sbuffer *))
 {
 	int rc = -1;
 
 	if (agentsup_wire_end(sb, max_frame) == 0)
-		rc = channel_send(c, sb);
+		rc = send(c, sb);
 	msgpack_sbuffer_destroy(sb);
 	return rc;
 }
@@ -158,7 +198,7 @@ channel_send_welcome(struct channel *c, const struct welcome *w,
 		msgpack_pack_bin(&pk, w->checkpoint_len);
 		msgpack_pack_bin_body(&pk, w->checkpoint, w->checkpoint_len);
 	}
-	return channel_finish(c, &sb, max_frame);
+	return channel_finish(c, &sb, max_frame, channel_send);
 }
 
 int
@@ -171,7 +211,7 @@ channel_send_checkpoint_ok(struct channel *c, uint64_t seq)
 		return -1;
 	channel_begin(&sb, &pk, 2, AGENTSUP_T_CHECKPOINT_OK);
 	agentsup_wire_kv_uint(&pk, AGENTSUP_F_SEQ, seq);
-	return channel_finish(c, &sb, CHANNEL_MAX_OUT);
+	return channel_finish(c, &sb, CHANNEL_MAX_OUT, channel_send_ack);
 }
 
 int
@@ -184,7 +224,7 @@ channel_send_drain(struct channel *c, uint64_t deadline_ms, size_t max_frame)
 		return -1;
 	channel_begin(&sb, &pk, 2, AGENTSUP_T_DRAIN);
 	agentsup_wire_kv_uint(&pk, "deadline_ms", deadline_ms);
-	return channel_finish(c, &sb, max_frame);
+	return channel_finish(c, &sb, max_frame, channel_send);
 }
 
 int
@@ -206,7 +246,7 @@ channel_send_nudge(struct channel *c, const struct nudge *n, size_t max_frame)
 		agentsup_wire_kv_str(&pk, AGENTSUP_F_STATE, n->state);
 	if (n->period != 0)
 		agentsup_wire_kv_uint(&pk, AGENTSUP_F_PERIOD, n->period);
-	return channel_finish(c, &sb, max_frame);
+	return channel_finish(c, &sb, max_frame, channel_send);
 }
 
 int
@@ -231,5 +271,5 @@ channel_send_spawned(struct channel *c, const struct spawn_answer *a,
 		agentsup_wire_kv_str(&pk, AGENTSUP_F_ERROR, a->error);
 	if (a->has_count)
 		agentsup_wire_kv_uint(&pk, AGENTSUP_F_COUNT, a->count);
-	return channel_finish(c, &sb, max_frame);
+	return channel_finish(c, &sb, max_frame, channel_send);
 }

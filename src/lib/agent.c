@@ -97,6 +97,42 @@ agent_out_room(struct agentsup *a, size_t n)
 	return 0;
 }
 
+/* Read and handle every frame that already came; -1 with errno (EPIPE
+ * once agentsupd is gone, EPROTO on a bad frame). Not reentrant: a
+ * callback that sends reads nothing more. */
+static int
+agent_read_all(struct agentsup *a)
+{
+	int r;
+
+	if (a->reading)
+		return 0;
+	a->reading = 1;
+	do
+		r = agentsup_reader_read(&a->reader, a->fd, AGENT_MAX_IN,
+		                         &a->zone, agent_on_frame, a);
+	while (r > 0);
+	a->reading = 0;
+	if (r == AGENTSUP_READ_AGAIN)
+		return 0;
+	if (r == 0 || (r == AGENTSUP_READ_ERRNO && errno == ECONNRESET))
+		errno = EPIPE; /* gone, with our frames unread or not */
+	else if (r != AGENTSUP_READ_ERRNO && r != AGENTSUP_READ_STOPPED)
+		errno = EPROTO; /* a bad frame; the callback sets its own */
+	return -1;
+}
+
+/* After a send, what came meanwhile (acks, a drain, a nudge): a worker
+ * that only sends sees checkpoint_acked move, and agentsupd's frames never
+ * fill its socket. An end of the channel is seen again by the next
+ * agentsup_process; a frame's error (read, so gone) is kept for it. */
+static void
+agent_read_sent(struct agentsup *a)
+{
+	if (agent_read_all(a) < 0 && errno != EPIPE && a->in_errno == 0)
+		a->in_errno = errno;
+}
+
 int
 agent_send(struct agentsup *a)
 {
@@ -112,7 +148,10 @@ agent_send(struct agentsup *a)
 		msgpack_sbuffer_destroy(&a->sb);
 		msgpack_sbuffer_init(&a->sb);
 	}
-	return agent_flush_now(a);
+	if (agent_flush_now(a) < 0)
+		return -1;
+	agent_read_sent(a);
+	return 0;
 }
 
 struct agentsup *
@@ -139,11 +178,14 @@ agentsup_open(const char *lang)
 		a->heartbeat_ms = strtoull(v, NULL, 10);
 	if (a->fd < 0)
 		return a;
-	/* not a descriptor or not a socket we can use: run unsupervised */
+	/* not a descriptor or not a socket we can use: run unsupervised; the
+	 * hello reads nothing (no callback is set yet) */
+	a->reading = 1;
 	if (fcntl(a->fd, F_SETFD, FD_CLOEXEC) < 0 || agent_hello(a, lang) < 0) {
 		a->fd = -1;
 		return a;
 	}
+	a->reading = 0;
 	/* connected: nothing this process runs may speak for it */
 	unsetenv(AGENTSUP_ENV_FD);
 	return a;
@@ -187,26 +229,16 @@ agentsup_want_write(const struct agentsup *a)
 int
 agentsup_process(struct agentsup *a)
 {
-	int r;
-
 	if (a->fd < 0)
 		return 0;
-	if (agent_flush_now(a) < 0)
-		return -1;
-	for (;;) {
-		r = agentsup_reader_read(&a->reader, a->fd, AGENT_MAX_IN,
-		                         &a->zone, agent_on_frame, a);
-		if (r > 0)
-			continue;
-		if (r == AGENTSUP_READ_AGAIN)
-			return 0;
-		if (r == 0 || (r == AGENTSUP_READ_ERRNO && errno == ECONNRESET))
-			errno = EPIPE; /* gone, with our frames unread or not */
-		else if (r != AGENTSUP_READ_ERRNO && r != AGENTSUP_READ_STOPPED)
-			errno = EPROTO; /* a bad frame; the callback sets its
-			                   own */
+	if (a->in_errno != 0) {
+		errno = a->in_errno;
+		a->in_errno = 0;
 		return -1;
 	}
+	if (agent_flush_now(a) < 0)
+		return -1;
+	return agent_read_all(a);
 }
 
 static uint64_t

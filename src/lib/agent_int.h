@@ -46,6 +46,8 @@ struct agentsup {
 	struct agentsup_reader reader;
 	uint8_t *out; /* queued frames: out[outoff..outlen) */
 	size_t outoff, outlen, outcap;
+	int reading;  /* in the reader: a callback's send reads nothing */
+	int in_errno; /* a send's read failed: the next process says so */
 };
 
 /* agent.c: queue the frame encoded in a->sb and send what the socket

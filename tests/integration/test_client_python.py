@@ -147,6 +147,35 @@ def test_full_buffer_is_flushed_later():
     f.finish()
 
 
+def test_sends_read_what_came():
+    """A worker that only beats and checkpoints (a blocking LLM call, no
+    wait()) reads what came as it sends: checkpoint_acked follows the acks,
+    a drain is seen, and the acks never fill its socket (the fake's sends
+    would block, as agentsupd's queue overflowed)."""
+    f = Fake("""
+        import time, agentsup
+        a = agentsup.Agent()
+        for i in range(3000):
+            a.beat(steps=i)
+            a.checkpoint(b"step %d" % i)
+        end = time.monotonic() + 10
+        while ((a.checkpoint_acked < 3000 or a.drain_deadline_ms is None)
+               and time.monotonic() < end):
+            a.beat()
+            time.sleep(0.001)
+        print(a.checkpoint_acked, a.drain_deadline_ms, flush=True)
+    """, bufsize=4096)
+    f.expect("hello")
+    f.send({"t": "welcome", "v": 1})
+    for i in range(1, 3001):
+        f.expect("hb")
+        assert f.expect("checkpoint")["seq"] == i
+        f.send({"t": "checkpoint_ok", "seq": i})
+    f.send({"t": "drain", "deadline_ms": 500})
+    assert f.line() == "3000 500"
+    f.finish()
+
+
 def test_channel_not_inherited():
     """Issue 10, item 10: a sub-process cannot speak for the worker."""
     f = Fake(f"""
@@ -524,11 +553,13 @@ def test_spawn_answers_go_to_their_caller_or_to_spawned(api):
     f.send({"t": "welcome", "v": 1})
     for key in "abc":
         assert f.expect("spawn")["key"] == key
+        if key == "b":
+            # answered once its caller stopped waiting: sends read what
+            # already came, so an answer sent sooner might be taken
+            assert f.line() == "b: timed out"
         f.send({"t": "spawned", "ok": True, "name": f"pool/{key}", "created": True})
         if key == "a":
             assert f.line() == "pool/a"
-        if key == "b":
-            assert f.line() == "b: timed out"
     assert f.line() == "pool/c ['pool/b']"
     f.finish()
 

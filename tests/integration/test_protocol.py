@@ -8,6 +8,8 @@ import sys
 import textwrap
 import time
 
+import pytest
+
 from conftest import BUILD, SRC, alive, sh, wait_until
 
 PY = "/usr/bin/python3"
@@ -392,6 +394,81 @@ def test_the_largest_checkpoint_is_restored(supd, tmp_path):
     wait_until(lambda: out.exists() and out.read_text().endswith("\n"),
                what="the restored checkpoint")
     assert out.read_text().split() == ["1", str(16 << 20)]
+
+
+QUIET_N = 3000  # checkpoints: about 425 filled the socket and the queue
+QUIET = {
+    # the Python client as a synchronous agent uses it: never wait()
+    "client": """
+        a = agentsup.Agent()
+        for i in range(QUIET_N):
+            time.sleep(.002)
+            a.beat(steps=i)
+            a.checkpoint(b"step %d" % i)
+        before = a.checkpoint_acked  # read only as it sent
+        end = time.monotonic() + 20
+        while a.checkpoint_acked < QUIET_N and time.monotonic() < end:
+            a.wait(0.05)
+        acks = [before, a.checkpoint_acked]
+    """,
+    # frames by hand, nothing read until the end: the daemon alone
+    "raw": """
+        import msgpack, select
+        def frame(m):
+            b = msgpack.packb(m, use_bin_type=True)
+            return struct.pack('>I', len(b)) + b
+        s = socket.socket(fileno=int(os.environ['AGENTSUP_FD']))
+        s.sendall(frame({'t': 'hello', 'v': 1}))
+        for i in range(1, QUIET_N + 1):
+            time.sleep(.002)
+            s.sendall(frame({'t': 'hb', 'seq': i, 'progress': {'steps': i}}))
+            s.sendall(frame({'t': 'checkpoint', 'seq': i, 'data': b'step %d' % i}))
+        reader, acks = agentsup.FrameReader(), []
+        end = time.monotonic() + 20
+        while (not acks or acks[-1] < QUIET_N) and time.monotonic() < end:
+            if select.select([s], [], [], 1)[0]:
+                data = s.recv(65536)
+                if not data:
+                    break
+                acks += [m['seq'] for m in reader.feed(data, 1 << 20)
+                         if m['t'] == 'checkpoint_ok']
+    """,
+}
+
+
+@pytest.mark.parametrize("how", sorted(QUIET))
+def test_a_worker_that_never_reads_is_not_cut_off_for_acks(supd, tmp_path, how):
+    """A synchronous agent that beats and checkpoints but never reads (a
+    blocking LLM call, no wait()) was cut off as a protocol error after
+    about 425 checkpoints: every checkpoint_ok filled its socket, then the
+    daemon's queue. The daemon keeps one ack queued (the newest says all the
+    older ones do), and the client reads what came as it sends."""
+    out = tmp_path / "acks.json"
+    cmd = script(tmp_path, "quiet", f"QUIET_N = {QUIET_N}\n"
+                 + textwrap.dedent(QUIET[how]) + f"""
+open({str(out)!r}, "w").write(json.dumps(acks))
+""")
+    d = supd.start({"a.yaml": f"""
+        worker: quiet
+        command: {cmd}
+        heartbeat: 5s
+        restart: temporary
+        """})
+    ev = d.wait("exited", "root/quiet", timeout=120)
+    assert d.count("protocol_error") == 0, [e.detail for e in d.seen
+                                            if e.kind == "protocol_error"]
+    assert ev.reason == "exit:0"
+    acks = json.loads(out.read_text())
+    if how == "client":
+        before, after = acks
+        assert before > QUIET_N // 2  # it followed the acks as it went
+        assert after == QUIET_N
+    else:
+        assert acks[-1] == QUIET_N  # the newest arrives
+        assert acks == sorted(set(acks))
+        assert len(acks) < QUIET_N  # merged while waiting in the queue
+    d.signal(signal.SIGTERM)
+    assert d.exit_code() == 0
 
 
 def test_welcome_last_reason_is_empty_until_a_failure(supd, tmp_path):

@@ -389,6 +389,34 @@ test_eof_is_epipe(void **state)
 	assert_int_equal(errno, EPIPE);
 }
 
+/* A worker that only sends still reads what came (no agentsup_process):
+ * checkpoint_acked moves and agentsupd's frames never fill its socket;
+ * the error of a frame read so is the next agentsup_process's. */
+static void
+test_sends_read_what_came(void **state)
+{
+	struct fake *fk = *state;
+	msgpack_packer pk;
+
+	for (uint64_t seq = 1; seq <= 3000; seq++) {
+		pk = to_worker(fk, 2, "checkpoint_ok");
+		agentsup_wire_kv_uint(&pk, "seq", seq);
+		send_it(fk); /* blocks once the worker's socket is full */
+		assert_int_equal(agentsup_beat(fk->a, NULL, NULL), 0);
+		assert_int_equal(agentsup_checkpoint_acked(fk->a), seq);
+	}
+	pk = to_worker(fk, 2, "drain");
+	agentsup_wire_kv_uint(&pk, "deadline_ms", 500);
+	send_it(fk);
+	pk = to_worker(fk, 2, "welcome");
+	agentsup_wire_kv_str(&pk, "restarts", "two");
+	send_it(fk);
+	assert_int_equal(agentsup_busy(fk->a, 10), 0);
+	assert_true(agentsup_draining(fk->a, NULL));
+	assert_int_equal(agentsup_process(fk->a), -1);
+	assert_int_equal(errno, EPROTO);
+}
+
 /* Issue 10, item 11 for C: agentsupd not reading delays frames, in order,
  * whole, and they all arrive once it reads again. */
 static void
@@ -472,6 +500,7 @@ main(void)
 	        T(test_bad_field_from_daemon),
 	        T(test_eof_is_epipe),
 	        T(test_full_socket_keeps_frames),
+	        T(test_sends_read_what_came),
 	        cmocka_unit_test(test_unsupervised),
 #undef T
 	};

@@ -101,7 +101,10 @@ class _Busy:
 
 
 class Agent:
-    """One worker's connection to agentsupd (or a no-op when standalone)."""
+    """One worker's connection to agentsupd (or a no-op when standalone).
+    Every call that sends also handles what agentsupd has already sent
+    (acks, a drain, a nudge), never waiting for it: callbacks may run from
+    it, and a bad frame raises ProtocolError there."""
 
     def __init__(self, lang: str = "python",
                  on_drain: Optional[Callable[["Agent"], None]] = None,
@@ -142,6 +145,11 @@ class Agent:
         self._wake_r = self._wake_w = -1  # made with the channel
         self._finalizer: Optional[weakref.finalize] = None
         self._reader = FrameReader()
+        # each send after hello also reads what already came (acks): a
+        # worker that only beats and checkpoints sees checkpoint_acked move
+        # and never lets agentsupd's frames fill its socket (AsyncAgent's
+        # loop reads); the constructor itself reads nothing, raises nothing
+        self._read_on_send = False
         self._out = bytearray()
         self._sock: Optional[socket.socket] = None
         self._packb: Optional[Callable[..., bytes]] = None
@@ -165,6 +173,7 @@ class Agent:
             self._sock = None
             return
         env.pop("AGENTSUP_FD", None)  # nothing we run may speak for us
+        self._read_on_send = True
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         # collected without close(), it releases what it holds all the same;
         # at interpreter exit the OS does, under any thread still using it
@@ -248,7 +257,8 @@ class Agent:
         from the restored one: the first waits for welcome, up to
         welcome_timeout, as `restored` does; welcome also raises the frame
         limit to checkpoint.max). checkpoint_acked follows agentsupd's
-        acks."""
+        acks, read by this call and the next ones too: an ack of seq N
+        acknowledges every seq up to N."""
         data = bytes(data)
         if self._sock is None:
             self._ckpt_seq += 1
@@ -320,29 +330,7 @@ class Agent:
         if self._sock is None:
             return
         self._flush()
-        msgs: List[Dict[str, Any]] = []
-        with self._rlock:
-            while True:
-                try:
-                    data = self._sock.recv(65536)
-                except (BlockingIOError, InterruptedError):
-                    break
-                except OSError as e:
-                    raise ConnectionError(f"agentsupd channel: {e}") from e
-                if not data:
-                    raise ConnectionError("agentsupd closed the channel")
-                for msg in self._reader.feed(data, _MAX_IN):
-                    # answers are numbered as read, in order: a thread
-                    # handling its batch later must not take another's
-                    if msg.get("t") == "spawned":
-                        with self._lock:
-                            self._answers += 1
-                            msg["_answer"] = self._answers
-                    msgs.append(msg)
-        for msg in msgs:  # callbacks run without a lock held
-            self._handle(msg)
-        if msgs:
-            self._handled()
+        self._take_input(wait_turn=True)
 
     def wait(self, timeout: float) -> None:
         """Sleep up to timeout seconds; return early if a drain arrives."""
@@ -458,20 +446,76 @@ class Agent:
             body: bytes = self._packb(msg, use_bin_type=True)
             if len(body) > self._max_send:
                 raise ValueError(f"frame of {len(body)} bytes is over {self._max_send}")
-            if self._out and len(self._out) + len(body) > _MAX_OUT:
-                return None  # agentsupd is not reading: nothing sent in part
-            self._out += _HEADER.pack(len(body))
-            self._out += body
-            if seq:
-                setattr(self, seq, n)
-            result = 0
-            if msg["t"] == "spawn":
-                self._spawns += 1
-                if ticket:
-                    self._waiting[self._spawns] = None
-                    result = self._spawns
-            self._flush_locked()
+            result = self._queue_locked(msg, body, seq, n, ticket)
+        self._read_sent()
         return result
+
+    def _queue_locked(self, msg: Dict[str, Any], body: bytes, seq: Optional[str],
+                      n: int, ticket: bool) -> Optional[int]:
+        """_send's frame into the output and out as far as the socket
+        takes it (under _lock); None when the output is full."""
+        if self._out and len(self._out) + len(body) > _MAX_OUT:
+            return None  # agentsupd is not reading: nothing sent in part
+        self._out += _HEADER.pack(len(body))
+        self._out += body
+        if seq:
+            setattr(self, seq, n)
+        result = 0
+        if msg["t"] == "spawn":
+            self._spawns += 1
+            if ticket:
+                self._waiting[self._spawns] = None
+                result = self._spawns
+        self._flush_locked()
+        return result
+
+    def _take_input(self, wait_turn: bool) -> None:
+        """Read and handle what agentsupd sent, as far as it already came:
+        never waits for the socket; for another thread reading, only with
+        wait_turn. Frames read before an end or an error are handled
+        first."""
+        msgs: List[Dict[str, Any]] = []
+        if self._sock is None or not self._rlock.acquire(blocking=wait_turn):
+            return
+        try:
+            self._recv_into(self._sock, msgs)
+        finally:
+            self._rlock.release()
+            for msg in msgs:  # callbacks run without a lock held
+                self._handle(msg)
+            if msgs:
+                self._handled()
+
+    def _recv_into(self, sock: socket.socket, msgs: List[Dict[str, Any]]) -> None:
+        """The frames waiting on sock, appended to msgs (under _rlock)."""
+        while True:
+            try:
+                data = sock.recv(65536)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as e:
+                raise ConnectionError(f"agentsupd channel: {e}") from e
+            if not data:
+                raise ConnectionError("agentsupd closed the channel")
+            for msg in self._reader.feed(data, _MAX_IN):
+                # answers are numbered as read, in order: a thread
+                # handling its batch later must not take another's
+                if msg.get("t") == "spawned":
+                    with self._lock:
+                        self._answers += 1
+                        msg["_answer"] = self._answers
+                msgs.append(msg)
+
+    def _read_sent(self) -> None:
+        """After a send: what came meanwhile (acks, a drain, a nudge), if
+        no other thread is reading it. An end of the channel is left to the
+        next send or process() to report."""
+        if not self._read_on_send:
+            return
+        try:
+            self._take_input(wait_turn=False)
+        except ConnectionError:
+            pass
 
     def _flush(self) -> None:
         with self._lock:

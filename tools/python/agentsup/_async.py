@@ -25,6 +25,7 @@ class AsyncAgent:
         self.welcome_timeout = welcome_timeout
         self._agent = Agent(lang, on_drain=self._on_drain, on_nudge=self._on_nudge,
                             dump_stacks_on_usr1=dump_stacks_on_usr1, welcome_timeout=0)
+        self._agent._read_on_send = False  # the loop reads, and wakes waiters
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._changed: Optional[asyncio.Event] = None  # set on any input
         self._writing = False
