@@ -525,7 +525,8 @@ def test_spawn_answers_go_to_their_caller_or_to_spawned(api):
     body = {
         "sync": """
             import agentsup
-            a = agentsup.Agent()
+            a = agentsup.Agent(
+                on_spawned=lambda s: print("late", s.name, flush=True))
             print(a.spawn("pool", key="a", timeout=30).name, flush=True)
             try:
                 a.spawn("pool", key="b", timeout=0)
@@ -537,7 +538,8 @@ def test_spawn_answers_go_to_their_caller_or_to_spawned(api):
         "async": """
             import asyncio, agentsup
             async def main():
-                async with agentsup.AsyncAgent() as a:
+                async with agentsup.AsyncAgent(
+                        on_spawned=lambda s: print("late", s.name, flush=True)) as a:
                     print((await a.spawn("pool", key="a", timeout=30)).name, flush=True)
                     try:
                         await a.spawn("pool", key="b", timeout=0)
@@ -560,6 +562,7 @@ def test_spawn_answers_go_to_their_caller_or_to_spawned(api):
         f.send({"t": "spawned", "ok": True, "name": f"pool/{key}", "created": True})
         if key == "a":
             assert f.line() == "pool/a"
+    assert f.line() == "late pool/b"  # on_spawned, AsyncAgent's too
     assert f.line() == "pool/c ['pool/b']"
     f.finish()
 

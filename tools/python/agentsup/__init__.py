@@ -258,7 +258,10 @@ class Agent:
         welcome_timeout, as `restored` does; welcome also raises the frame
         limit to checkpoint.max). checkpoint_acked follows agentsupd's
         acks, read by this call and the next ones too: an ack of seq N
-        acknowledges every seq up to N."""
+        acknowledges every seq up to N. Raises BlockingIOError when more
+        than 1 MiB waits to be sent (agentsupd is not reading, or this
+        agent sends faster than it can: checkpoints of hundreds of KiB back
+        to back); the checkpoint is not taken, so try again later."""
         data = bytes(data)
         if self._sock is None:
             self._ckpt_seq += 1

@@ -18,12 +18,17 @@ class AsyncAgent:
     def __init__(self, lang: str = "python",
                  on_drain: Optional[Callable[["AsyncAgent"], None]] = None,
                  on_nudge: Optional[Callable[[Nudge], None]] = None,
+                 on_spawned: Optional[Callable[[Spawned], None]] = None,
                  dump_stacks_on_usr1: bool = True,
                  welcome_timeout: float = 5.0) -> None:
         self._user_drain = on_drain
         self._user_nudge = on_nudge
         self.welcome_timeout = welcome_timeout
+        # on_spawned runs on the loop (the reader), as Agent's does on the
+        # thread that reads: an answer that came after its spawn stopped
+        # waiting, also kept in `spawned`
         self._agent = Agent(lang, on_drain=self._on_drain, on_nudge=self._on_nudge,
+                            on_spawned=on_spawned,
                             dump_stacks_on_usr1=dump_stacks_on_usr1, welcome_timeout=0)
         self._agent._read_on_send = False  # the loop reads, and wakes waiters
         self._loop: Optional[asyncio.AbstractEventLoop] = None
