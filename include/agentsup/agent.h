@@ -158,7 +158,9 @@ int agentsup_busy(struct agentsup *, uint64_t ms);
  * (> 0), or -1. The numbers go on from the restored one, which welcome
  * says: before welcome, -1 with EAGAIN (agentsup_await_welcome first, or
  * agentsup_process until agentsup_welcomed). agentsupd acknowledges it once
- * stored (durable, with a state store). */
+ * stored (durable, with a state store). Larger than the worker's
+ * checkpoint.max (welcome says it), -1 with EMSGSIZE; with `checkpoint:
+ * none`, ENOTSUP: nothing is sent (agentsupd would stop the worker). */
 int64_t agentsup_checkpoint(struct agentsup *, const void *data, size_t len);
 
 /* The highest checkpoint sequence number agentsupd has acknowledged. */

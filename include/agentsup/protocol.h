@@ -59,6 +59,8 @@
 #define AGENTSUP_F_CHECKPOINT     "checkpoint"     /* welcome */
 #define AGENTSUP_F_CHECKPOINT_SEQ "checkpoint_seq" /* welcome */
 #define AGENTSUP_F_MAX_FRAME      "max_frame"      /* welcome (optional) */
+/* welcome (optional): the largest checkpoint taken, 0: checkpoints off */
+#define AGENTSUP_F_CHECKPOINT_MAX "checkpoint_max"
 #define AGENTSUP_F_SEQ            "seq"            /* hb, checkpoint(_ok) */
 #define AGENTSUP_F_PROGRESS       "progress"       /* hb */
 #define AGENTSUP_F_STEPS          "steps"          /* hb.progress */

@@ -69,6 +69,7 @@ struct welcome {
 	unsigned restarts;       /* consecutive failures before this start */
 	const char *last_reason; /* why it last stopped ("-" if never) */
 	uint64_t max_frame;      /* the largest frame it may send */
+	uint64_t checkpoint_max; /* its largest checkpoint, 0: off */
 	const void *checkpoint;  /* its checkpoint, NULL when none */
 	size_t checkpoint_len;
 	uint64_t checkpoint_seq;

@@ -176,7 +176,7 @@ channel_send_welcome(struct channel *c, const struct welcome *w,
 	msgpack_sbuffer sb;
 	msgpack_packer pk;
 
-	channel_begin(&sb, &pk, w->checkpoint != NULL ? 12 : 10,
+	channel_begin(&sb, &pk, w->checkpoint != NULL ? 13 : 11,
 	              AGENTSUP_T_WELCOME);
 	agentsup_wire_kv_uint(&pk, "v", AGENTSUP_PROTOCOL_VERSION);
 	agentsup_wire_kv_str(&pk, "name", w->name);
@@ -187,6 +187,8 @@ channel_send_welcome(struct channel *c, const struct welcome *w,
 	agentsup_wire_kv_uint(&pk, "restarts", w->restarts);
 	agentsup_wire_kv_str(&pk, "last_reason", w->last_reason);
 	agentsup_wire_kv_uint(&pk, "max_frame", w->max_frame);
+	agentsup_wire_kv_uint(&pk, AGENTSUP_F_CHECKPOINT_MAX,
+	                      w->checkpoint_max);
 	if (w->checkpoint != NULL) {
 		/* a big checkpoint may wait in the queue: allow it there */
 		c->outmax = w->checkpoint_len;

@@ -70,7 +70,11 @@ on_hello(void *arg)
 	                    .timeout_ms = n->spec->pol->heartbeat_timeout_ms,
 	                    .restarts = n->failures,
 	                    .last_reason = last,
-	                    .max_frame = max};
+	                    .max_frame = max,
+	                    .checkpoint_max =
+	                            n->spec->pol->checkpoint.enabled
+	                                    ? n->spec->pol->checkpoint.max
+	                                    : 0};
 
 	session_last_failure(n, last, sizeof last);
 	/* held from now on to what it is told (a reload since its spawn

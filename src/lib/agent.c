@@ -169,6 +169,7 @@ agentsup_open(const char *lang)
 	msgpack_sbuffer_init(&a->sb);
 	agentsup_reader_init(&a->reader);
 	a->max_send = AGENTSUP_MAX_FRAME;
+	a->ckpt_max = UINT64_MAX; /* until welcome says */
 	a->fd = agent_parse_fd(getenv(AGENTSUP_ENV_FD));
 	agent_copy_env(a->name, sizeof a->name, AGENTSUP_ENV_NAME);
 	agent_copy_env(a->path, sizeof a->path, AGENTSUP_ENV_PATH);

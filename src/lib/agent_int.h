@@ -25,6 +25,9 @@ struct agentsup {
 	uint64_t heartbeat_ms;
 	uint64_t timeout_ms;
 	size_t max_send; /* the largest body agentsupd takes from us */
+	/* the largest checkpoint it takes (welcome), 0: off; UINT64_MAX until
+	 * welcome says (an older agentsupd says nothing: it judges) */
+	uint64_t ckpt_max;
 	int welcomed;
 	int draining;
 	uint64_t drain_deadline_ms;

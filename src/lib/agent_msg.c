@@ -160,6 +160,11 @@ agentsup_checkpoint(struct agentsup *a, const void *data, size_t len)
 		                 */
 		return -1;
 	}
+	if (a->fd >= 0 && len > a->ckpt_max) {
+		/* agentsupd would stop the worker for it (a protocol error) */
+		errno = a->ckpt_max == 0 ? ENOTSUP : EMSGSIZE;
+		return -1;
+	}
 	if (a->fd >= 0) {
 		msg_begin(a, &pk, 3, AGENTSUP_T_CHECKPOINT);
 		agentsup_wire_kv_uint(&pk, AGENTSUP_F_SEQ, seq);
@@ -288,6 +293,7 @@ msg_welcome(struct agentsup *a, const msgpack_object *m)
 	a->heartbeat_ms = msg_uint(m, AGENTSUP_F_HEARTBEAT_MS, a->heartbeat_ms);
 	a->timeout_ms = msg_uint(m, AGENTSUP_F_TIMEOUT_MS, 0);
 	a->max_send = msg_uint(m, AGENTSUP_F_MAX_FRAME, a->max_send);
+	a->ckpt_max = msg_uint(m, AGENTSUP_F_CHECKPOINT_MAX, UINT64_MAX);
 	a->restarts = (unsigned long)msg_uint(m, AGENTSUP_F_RESTARTS, 0);
 	msg_str(m, AGENTSUP_F_LAST_REASON, a->last_reason,
 	        sizeof a->last_reason);

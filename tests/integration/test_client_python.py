@@ -263,6 +263,40 @@ def test_checkpoint_before_welcome_waits_for_it():
     f.finish()
 
 
+def test_a_checkpoint_over_checkpoint_max_is_refused_before_it_is_sent():
+    """welcome says the worker's checkpoint.max: a larger checkpoint was
+    sent, and agentsupd stopped the worker for it (a protocol error) on
+    every restart, until its supervisor gave up. And with checkpoint: none
+    (checkpoint_max 0) any checkpoint is refused."""
+    f = Fake("""
+        import agentsup
+        a = agentsup.Agent()
+        print(a.checkpoint(b"x" * 1024), a.checkpoint_max, flush=True)
+        try:
+            a.checkpoint(b"x" * 1025)
+        except ValueError as e:
+            print("refused", e, flush=True)
+    """)
+    f.expect("hello")
+    f.send({"t": "welcome", "v": 1, "checkpoint_max": 1024})
+    assert f.expect("checkpoint")["seq"] == 1
+    assert f.line() == "1 1024"
+    assert f.line().startswith("refused checkpoint of 1025 bytes is over")
+    f.finish()
+    f = Fake("""
+        import agentsup
+        a = agentsup.Agent()
+        try:
+            a.checkpoint(b"x")
+        except ValueError as e:
+            print("refused", e, flush=True)
+    """)
+    f.expect("hello")
+    f.send({"t": "welcome", "v": 1, "checkpoint_max": 0})
+    assert f.line() == "refused checkpoints are off for this worker (checkpoint: none)"
+    f.finish()
+
+
 def test_asyncio_api():
     f = Fake("""
         import asyncio, agentsup

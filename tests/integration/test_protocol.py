@@ -38,7 +38,8 @@ def test_hello_welcome_ready_and_beats(supd, tmp_path):
             a.wait(0.05)
         open({str(out)!r}, "w").write(json.dumps(dict(
             name=a.name, path=a.path, inc=a.incarnation,
-            hb=a.heartbeat_ms, timeout=a.timeout_ms, sup=a.supervised)))
+            hb=a.heartbeat_ms, timeout=a.timeout_ms, sup=a.supervised,
+            ckmax=a.checkpoint_max)))
         for i in range(3):
             a.beat(steps=i, tokens=10 * i, cost=0.5, state="thinking", status="ok")
         a.wait(1000)
@@ -60,7 +61,7 @@ def test_hello_welcome_ready_and_beats(supd, tmp_path):
                what="welcome")
     w = json.loads(out.read_text())
     assert w == dict(name="talker", path="root/talker", inc=0, hb=2000,
-                     timeout=6000, sup=True)
+                     timeout=6000, sup=True, ckmax=256 * 1024)
     d.signal(signal.SIGTERM)
     assert d.exit_code() == 0
 

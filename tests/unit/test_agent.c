@@ -220,6 +220,34 @@ test_checkpoint_waits_for_welcome(void **state)
 	assert_int_equal(u(&f, "seq"), 4);
 }
 
+/* welcome says the worker's checkpoint.max: a larger checkpoint is refused
+ * here (EMSGSIZE), never sent (agentsupd stopped the worker for it on
+ * every restart); with checkpoint_max 0 (checkpoint: none) any, ENOTSUP. */
+static void
+test_checkpoint_max_from_welcome(void **state)
+{
+	struct fake *fk = *state;
+	struct agentsup_frame f;
+	char data[101] = {0};
+	msgpack_packer pk = to_worker(fk, 2, "welcome");
+
+	agentsup_wire_kv_uint(&pk, "checkpoint_max", 100);
+	send_it(fk);
+	assert_int_equal(agentsup_await_welcome(fk->a, 2000), 0);
+	assert_int_equal(agentsup_checkpoint(fk->a, data, 101), -1);
+	assert_int_equal(errno, EMSGSIZE);
+	assert_int_equal(agentsup_checkpoint(fk->a, data, 100), 1);
+	next(fk, &f, "hello");
+	next(fk, &f, "checkpoint");
+	assert_int_equal(u(&f, "seq"), 1);
+	pk = to_worker(fk, 2, "welcome"); /* as after a reload's restart */
+	agentsup_wire_kv_uint(&pk, "checkpoint_max", 0);
+	send_it(fk);
+	assert_int_equal(agentsup_process(fk->a), 0);
+	assert_int_equal(agentsup_checkpoint(fk->a, data, 1), -1);
+	assert_int_equal(errno, ENOTSUP);
+}
+
 /* A result of the 64 KiB allowed does not fit the default frame limit:
  * before welcome it is refused with EAGAIN (it was EMSGSIZE, as if too
  * big); welcome's max_frame fits it. */
@@ -494,6 +522,7 @@ main(void)
 	        T(test_hello_cloexec_and_env),
 	        T(test_welcome_restores),
 	        T(test_checkpoint_waits_for_welcome),
+	        T(test_checkpoint_max_from_welcome),
 	        T(test_big_result_waits_for_welcome),
 	        T(test_part2_messages),
 	        T(test_daemon_messages),

@@ -132,6 +132,9 @@ class Agent:
         self._seq = 0
         self._ckpt_seq = 0
         self._max_send = MAX_FRAME
+        # the largest checkpoint agentsupd takes (welcome; 0: off; None
+        # until it says, or from an agentsupd that does not say)
+        self.checkpoint_max: Optional[int] = None
         self._spawns = 0  # spawns sent; answers come in that order
         self._answers = 0
         self._waiting: Dict[int, Optional[Spawned]] = {}
@@ -258,7 +261,10 @@ class Agent:
         welcome_timeout, as `restored` does; welcome also raises the frame
         limit to checkpoint.max). checkpoint_acked follows agentsupd's
         acks, read by this call and the next ones too: an ack of seq N
-        acknowledges every seq up to N. Raises BlockingIOError when more
+        acknowledges every seq up to N. ValueError for data over the
+        worker's checkpoint.max (`checkpoint_max`, from welcome) or with
+        `checkpoint: none`: agentsupd would stop the worker for it. Raises
+        BlockingIOError when more
         than 1 MiB waits to be sent (agentsupd is not reading, or this
         agent sends faster than it can: checkpoints of hundreds of KiB back
         to back); the checkpoint is not taken, so try again later."""
@@ -268,6 +274,12 @@ class Agent:
             return self._ckpt_seq
         if not self.welcomed:
             self._wait_for(lambda: self.welcomed, self.welcome_timeout)
+        # agentsupd would stop the worker for these (a protocol error)
+        if self.checkpoint_max == 0:
+            raise ValueError("checkpoints are off for this worker (checkpoint: none)")
+        if self.checkpoint_max is not None and len(data) > self.checkpoint_max:
+            raise ValueError(f"checkpoint of {len(data)} bytes is over this "
+                             f"worker's checkpoint.max, {self.checkpoint_max}")
         if self._send({"t": "checkpoint", "data": data}, seq="_ckpt_seq") is None:
             raise BlockingIOError("agentsupd is not reading: checkpoint not queued")
         return self._ckpt_seq
@@ -563,6 +575,7 @@ class Agent:
         self.heartbeat_ms = msg.get("heartbeat_ms", self.heartbeat_ms)
         self.timeout_ms = msg.get("timeout_ms", 0)
         self._max_send = msg.get("max_frame", self._max_send)
+        self.checkpoint_max = msg.get("checkpoint_max")
         ck = msg.get("checkpoint")
         self._restored = Restored(None if ck is None else bytes(ck), msg.get("checkpoint_seq", 0),
                                   msg.get("restarts", 0), msg.get("last_reason", ""))

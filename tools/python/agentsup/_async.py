@@ -94,6 +94,11 @@ class AsyncAgent:
         return self._agent.checkpoint_acked
 
     @property
+    def checkpoint_max(self) -> Optional[int]:
+        """As Agent.checkpoint_max: from welcome, 0 when checkpoints are off."""
+        return self._agent.checkpoint_max
+
+    @property
     def name(self) -> str:
         return self._agent.name
 
