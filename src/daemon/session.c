@@ -347,6 +347,8 @@ session_start(struct daemon *d, struct node *n)
 
 	if (sp->pol->notify == NOTIFY_SYSTEMD && d->notify != NULL)
 		a.notify_socket = notify_server_address(d->notify);
+	if (sp->pol->control != 0) /* its agentsupctl finds us */
+		a.control_socket = d->socket_path;
 	if ((out || err) &&
 	    logcap_pipes(lc = logcap_get(d->logcap,
 	                                 session_capture_name(n, capname)),

@@ -494,6 +494,8 @@ own_env(const struct spawn_args *a, char **own)
 		        (unsigned long long)a->spec->pol->heartbeat_ms);
 	if (a->notify_socket != NULL)
 		own[n++] = xasprintf("NOTIFY_SOCKET=%s", a->notify_socket);
+	if (a->control_socket != NULL)
+		own[n++] = xasprintf("AGENTSUP_SOCKET=%s", a->control_socket);
 	if (a->notify_socket != NULL && a->spec->pol->heartbeat_ms)
 		own[n++] = xasprintf(
 		        "WATCHDOG_USEC=%llu",
@@ -507,7 +509,7 @@ spawn_worker(struct spawner *sw, const struct spawn_args *a,
              struct spawn_result *out)
 {
 	const struct spec *s = a->spec;
-	char *own[7];
+	char *own[8];
 	size_t nown;
 	struct spawn_ids ids;
 	struct spawn sp = {.spec = s,

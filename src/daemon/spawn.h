@@ -43,6 +43,9 @@ struct spawn_args {
 	const char *path;
 	unsigned long incarnation;
 	const char *notify_socket; /* NOTIFY_SOCKET for `notify: systemd` */
+	/* AGENTSUP_SOCKET for a worker granted `control:` (else none: a
+	 * nested agentsupd would take ours) */
+	const char *control_socket;
 	int output[2]; /* `capture`: the pipes' ends for fd 1 and 2 (logcap) */
 	int cgroup_fd; /* its cgroup's directory (contain.c), or -1 */
 };

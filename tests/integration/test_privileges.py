@@ -106,13 +106,14 @@ def test_bad_values_are_refused(supd):
 
 # --- workers do not steer the supervisor ----------------------------------
 
-def ctl_from_worker(supd, tmp_path, grant, commands):
+def ctl_from_worker(supd, tmp_path, grant, commands, socket=True):
     """Worker `w` runs agentsupctl COMMAND for each command, writing each
-    exit status and output; `sib` is its sibling."""
+    exit status and output; `sib` is its sibling. Without socket, the
+    worker's agentsupctl finds the daemon by AGENTSUP_SOCKET alone."""
     res = tmp_path / "res"
-    sock = supd.tmp / "ctl.sock"
+    sock = f"--socket {supd.tmp / 'ctl.sock'}" if socket else ""
     lines = "; ".join(
-        f"{AGENTSUPCTL} --socket {sock} {c} >> {tmp_path}/out.{i} 2>&1; "
+        f"{AGENTSUPCTL} {sock} {c} >> {tmp_path}/out.{i} 2>&1; "
         f"echo $? >> {res}" for i, c in enumerate(commands))
     d = supd.start({"a.yaml": f"""
         worker: sib
@@ -148,6 +149,15 @@ def test_a_worker_granted_status_can_run_status_only(supd, tmp_path):
     assert codes[0] == 0 and "sib" in outs[0]
     assert codes[1] != 0 and "refused" in outs[1]
     assert "control: [stop]" in outs[1]
+
+
+def test_a_granted_workers_agentsupctl_finds_the_daemon(supd, tmp_path):
+    """A worker granted control gets AGENTSUP_SOCKET: with agentsupd on a
+    socket of its own, the worker's agentsupctl looked for the default one
+    (exit 69). One granted nothing gets none."""
+    d, codes, outs = ctl_from_worker(supd, tmp_path, "control: [status]",
+                                     ["status"], socket=False)
+    assert codes == [0] and "sib" in outs[0], outs
 
 
 def test_a_worker_granted_all_can_stop_a_sibling(supd, tmp_path):
