@@ -123,30 +123,12 @@ settings_log_dir(struct parse *p, const char *key, yaml_node_t *v,
 	settings_path(p, key, v, &st->log_dir);
 }
 
-/* A byte count with an optional KiB, MiB or GiB suffix, at most max. */
+/* A byte count ("10MiB", "1TiB", "4096": config_parse_bytes' units), at
+ * most max. */
 static int
 settings_size(const char *s, uint64_t max, uint64_t *out)
 {
-	static const struct {
-		const char *suffix;
-		unsigned shift;
-	} units[] = {{"KiB", 10}, {"MiB", 20}, {"GiB", 30}, {"", 0}};
-	char num[32];
-	size_t n = strspn(s, "0123456789");
-
-	if (n == 0 || n >= sizeof num)
-		return -1;
-	memcpy(num, s, n);
-	num[n] = '\0';
-	for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
-		if (strcmp(s + n, units[i].suffix) != 0)
-			continue;
-		if (scalar_uint(num, max >> units[i].shift, out) < 0)
-			return -1;
-		*out <<= units[i].shift;
-		return 0;
-	}
-	return -1;
+	return config_parse_bytes(s, out) < 0 || *out > max ? -1 : 0;
 }
 
 /* log_max, log_keep, log_tail: output capture's bounds. */

@@ -116,7 +116,8 @@ test_full_example(void **state)
 	    "        shutdown: brutal_kill\n");
 	put("20-more.yml", "worker: late\nparent: tools\ncommand: x\n"
 	                   "---\nagentsupd:\n  events_file: /tmp/ev.jsonl\n"
-	                   "  metrics: \"[::1]:9464\"\n");
+	                   "  metrics: \"[::1]:9464\"\n"
+	                   "  log_max: 1TiB\n");
 	cfg = load(&errs);
 	for (size_t i = 0; i < errs.count; i++)
 		fprintf(stderr, "%s\n", errs.msgs[i]);
@@ -147,6 +148,8 @@ test_full_example(void **state)
 	assert_string_equal(tools->children[1]->name, "late");
 	assert_string_equal(cfg->settings.events_file, "/tmp/ev.jsonl");
 	assert_string_equal(cfg->settings.metrics, "[::1]:9464");
+	/* the top of its range (refused: only KiB..GiB were known) */
+	assert_true(cfg->settings.log_max == UINT64_C(1) << 40);
 	config_free(cfg);
 }
 
