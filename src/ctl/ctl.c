@@ -407,11 +407,38 @@ ctl_usage_error(const char *fmt, const char *a, const char *b)
 	return EXIT_USAGE;
 }
 
+/* A global option after the command (the man page: "options may also
+ * follow the command"): -j/--json, -s/--socket PATH, -c/--config DIR.
+ * The arguments it took (1 or 2), 0 if argv[i] is none, -1 if its value
+ * is missing. */
+static int
+ctl_late_option(struct ctl *c, int argc, char **argv, int i, const char **sock,
+                const char **dir)
+{
+	const char *a = argv[i];
+	const char **to = NULL;
+
+	if (strcmp(a, "--json") == 0 || strcmp(a, "-j") == 0) {
+		c->json = true;
+		return 1;
+	}
+	if (strcmp(a, "--socket") == 0 || strcmp(a, "-s") == 0)
+		to = sock;
+	else if (strcmp(a, "--config") == 0 || strcmp(a, "-c") == 0)
+		to = dir;
+	if (to == NULL)
+		return 0;
+	if (i + 1 == argc)
+		return -1;
+	*to = argv[i + 1];
+	return 2;
+}
+
 /* Check COMMAND [ARGS] [--json] [--follow] after the options; 0 or the
  * usage exit status, having said what is wrong. */
 static int
 ctl_parse_command(struct ctl *c, int argc, char **argv, const char **arg,
-                  int *follow)
+                  int *follow, const char **sock, const char **dir)
 {
 	const char *cmd = argv[0];
 	const struct ctl_command *k = NULL;
@@ -423,8 +450,12 @@ ctl_parse_command(struct ctl *c, int argc, char **argv, const char **arg,
 	if (k == NULL)
 		return ctl_usage_error("unknown command \"%s\"%s", cmd, "");
 	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--json") == 0)
-			c->json = true;
+		int took = ctl_late_option(c, argc, argv, i, sock, dir);
+		if (took < 0)
+			return ctl_usage_error("%s: %s wants a value", cmd,
+			                       argv[i]);
+		if (took > 0)
+			i += took - 1;
 		else if (strcmp(argv[i], "--follow") == 0 ||
 		         strcmp(argv[i], "-f") == 0)
 			*follow = 1;
@@ -523,7 +554,7 @@ main(int argc, char **argv)
 		c.spawn = &sp;
 		arg = sp.sup;
 	} else if ((rc = ctl_parse_command(&c, argc - optind, argv + optind,
-	                                   &arg, &follow)) != 0)
+	                                   &arg, &follow, &sock, &dir)) != 0)
 		return rc;
 	sock = ctl_socket(sock, dir, sockbuf, sizeof sockbuf);
 	if (conn_open(&c, sock) < 0) {

@@ -48,7 +48,7 @@ task_parse_spawn(int argc, char **argv, struct task_spawn *sp, bool *json)
 			sp->env[sp->nenv++] = argv[++i];
 		} else if (strcmp(a, "--retry") == 0)
 			sp->retry = true;
-		else if (strcmp(a, "--json") == 0)
+		else if (strcmp(a, "--json") == 0 || strcmp(a, "-j") == 0)
 			*json = true;
 		else if (a[0] == '-' && a[1] != '\0')
 			return task_usage("unknown option ", a);

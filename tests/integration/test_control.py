@@ -108,6 +108,11 @@ def test_status_json_shape_and_tree(supd):
     assert lines[4].startswith("|   `-- gamma ")
     assert lines[5].startswith("`-- delta ")
     assert "\033[" not in text  # no colour off a terminal
+    # options after the command, short forms too (only --json was taken)
+    r = subprocess.run([AGENTSUPCTL, "status", "alpha", "-s", d.socket, "-j"],
+                       capture_output=True, text=True, timeout=TIMEOUT)
+    assert r.returncode == 0, r
+    assert [n["path"] for n in json.loads(r.stdout)] == ["root/alpha"]
     # a refusal with --json: {ok, error} on stdout, not the protocol frame
     r = d.ctl("--json", "status", "nobody", check=1)
     assert json.loads(r.stdout) == {
