@@ -5,6 +5,7 @@
  * resolved by the shell, which alone may read /etc/passwd.
  */
 #include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -197,19 +198,37 @@ privs_limits(struct parse *p, const struct key *k, yaml_node_t *v,
 	free(pr);
 }
 
+/* "status, start, ..., logs": every name config_control_bit accepts, so
+ * the refusal never lags behind the table. */
+static void
+privs_control_list(char *buf, size_t len)
+{
+	size_t n = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; config_control_names[i] != NULL && n < len; i++) {
+		int w = snprintf(buf + n, len - n, "%s%s", i > 0 ? ", " : "",
+		                 config_control_names[i]);
+		if (w < 0)
+			break;
+		n += (size_t)w;
+	}
+}
+
 static void
 privs_grant(struct parse *p, yaml_node_t *e, uint32_t *grant)
 {
 	const char *str = load_scalar(p, "control", e);
+	char want[256];
 	uint32_t bit;
 
 	if (str == NULL)
 		return;
-	if ((bit = config_control_bit(str)) == 0)
+	if ((bit = config_control_bit(str)) == 0) {
+		privs_control_list(want, sizeof want);
 		load_err(p, &e->start_mark,
-		         "control: unknown command \"%s\" (want status, start, "
-		         "stop, restart, drain, reload, events, shutdown)",
-		         str);
+		         "control: unknown command \"%s\" (want %s)", str, want);
+	}
 	*grant |= bit;
 }
 

@@ -114,6 +114,10 @@ test_control_grants(void **state)
 		assert_int_not_equal(config_control_bit(*c), 0);
 	parse_bad(W "control: [status, kill]\n",
 	          "control: unknown command \"kill\"");
+	/* the refusal names every command the table accepts */
+	parse_bad(W "control: [kill]\n",
+	          "(want status, start, stop, restart, drain, reload, events, "
+	          "shutdown, reset, spawn, wait, dead, replay, drop, logs)");
 	parse_bad(W "control: some\n", "control: want none, all or a list");
 }
 
