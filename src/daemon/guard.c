@@ -106,9 +106,9 @@ guard_run(int rfd, int dirfd, const char *dir)
 	int fd;
 
 	guard_signals();
-	/* a session of its own: a SIGKILL of agentsupd's process group (a
-	 * service manager's, a shell's job) must not take the guard too */
-	(void)setsid();
+	/* out of agentsupd's process group since the fork (guard_start): a
+	 * SIGKILL of it (a service manager's, a shell's job) must not take
+	 * the guard too */
 	prctl(PR_SET_NAME, "agentsup-guard");
 	while (read(rfd, &c, 1) < 0 && errno == EINTR)
 		;
@@ -204,8 +204,16 @@ guard_start(const char *helper, int dirfd, const char *dir, int *wfd,
 		close(p[1]);
 		return -1;
 	}
-	if (pid == 0)
+	if (pid == 0) {
+		/* a session of its own before anything else (guard_run's
+		 * setsid came after the exec: a SIGKILL of agentsupd's group
+		 * in that moment took the guard too) */
+		(void)setsid();
 		guard_child(helper, p[0], dirfd, dir);
+	}
+	/* and from here, whichever runs first: out of our group once this
+	 * returns (EPERM: it is a session leader already) */
+	(void)setpgid(pid, pid);
 	close(p[0]);
 	*wfd = p[1];
 	*pidp = pid;

@@ -15,7 +15,8 @@ import uuid
 import pytest
 
 import conftest
-from conftest import AGENTSUPCTL, SRC, TIMEOUT, Daemon, alive, sh, wait_until
+from conftest import (AGENTSUPCTL, AGENTSUPD, SRC, TIMEOUT, Daemon, alive, sh,
+                      wait_until)
 
 CGROOT = "/sys/fs/cgroup/unified"
 
@@ -590,6 +591,57 @@ def test_two_pid1_agentsupd_in_one_cgroup_keep_apart(supd, tmp_path):
     assert a.count("exited", "root/w") == 0
     os.kill(pid1(a), signal.SIGTERM)  # unshare itself ignores it
     assert a.exit_code() == 0
+
+
+def _rmdir(path):
+    """Remove an empty cgroup; whether it is still there."""
+    try:
+        os.rmdir(path)
+        return False
+    except OSError:
+        return True
+
+
+@needs_cgroup
+def test_a_group_sigkill_at_start_spares_the_guard(supd, tmp_path):
+    """The guard left agentsupd's process group only once it ran, after
+    its exec: a SIGKILL of the group in that moment (a service manager
+    stopping a unit as it starts) took it too, and the cgroups stayed. It
+    is out of the group when the fork returns. The window is widened here
+    by a guard helper that waits before it execs the real one."""
+    from conftest import Daemon
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    shutil.copy(AGENTSUPD, bindir / "agentsupd")
+    real = os.path.join(os.path.dirname(AGENTSUPD), "agentsup-guard")
+    slow = bindir / "agentsup-guard"
+    slow.write_text(f"#!/bin/sh\n/bin/sleep 1\nexec {real} \"$@\"\n")
+    slow.chmod(0o755)
+    supd.write({"00-settings.yaml": f"agentsupd:\n  events_file: {supd.events}\n"
+                                    "  contain: cgroup\n",
+                "a.yaml": "worker: w\ncommand: [sleep, '1e5']\n"},
+               settings=False)
+    # the copy, beside the slow helper, run as the leader of its group
+    d = Daemon(supd.dir, supd.events,
+               argv_prefix=["/bin/sh", "-c",
+                            f'shift; exec setsid {bindir}/agentsupd "$@"',
+                            "sh"])
+    wait_until(lambda: any("containment:" in l for l in d.lines),
+               what="the guard started")
+    os.killpg(d.proc.pid, signal.SIGKILL)  # the helper still sleeps
+    d.proc.wait()
+    top = os.path.join(cgroup2_mount(), f"agentsup.{d.proc.pid}")
+    try:
+        wait_until(lambda: not os.path.exists(top), what="the cgroups removed")
+    finally:  # what a failure left: the worker, the cgroups
+        if os.path.exists(top):
+            with open(os.path.join(top, "cgroup.kill"), "w") as f:
+                f.write("1")
+            wait_until(lambda: all(not os.path.isdir(os.path.join(top, c))
+                                   or not _rmdir(os.path.join(top, c))
+                                   for c in os.listdir(top)),
+                       what="the leftovers removed")
+            os.rmdir(top)
 
 
 @needs_cgroup
