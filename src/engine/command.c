@@ -109,10 +109,18 @@ startable(const struct node *n)
 static void
 start_now(struct tree *t, struct node *n)
 {
-	if (n->waiting)
-		sup_start_waiting(t, n->parent);
-	else
+	struct node *s = n->parent;
+	uint64_t at = n->backoff_until;
+
+	if (!n->waiting) {
 		node_start(t, n);
+		return;
+	}
+	for (size_t i = 0; i < s->nchildren; i++) /* its group, due now */
+		if (s->children[i]->waiting &&
+		    s->children[i]->backoff_until == at)
+			s->children[i]->backoff_until = t->now;
+	sup_start_waiting(t, s);
 }
 
 /* An operator's start or restart lets n be started again; not a task
@@ -306,14 +314,21 @@ reset_subtree(struct tree *t, struct node *n, uint64_t now)
 		if (d != n && !node_is_worker(d) && reset_starts(d) &&
 		    parent_idle(d)) {
 			d->last = (struct reason){0};
-			node_start(t, d);
+			start_now(t, d); /* with its group if it waits */
 		}
 	/* under a group that waits, its start is one job: the others the reset
 	 * starts join it (else that job kept them from starting at all) */
 	for (size_t i = 0; i < k; i++)
 		if (parent_idle(again[i]) && startable(again[i]) &&
-		    !again[i]->waiting && group_waits(again[i]->parent))
-			again[i]->waiting = WAIT_GROUP;
+		    group_waits(again[i]->parent)) {
+			struct node *s = again[i]->parent;
+			again[i]->waiting = again[i]->waiting
+			                            ? again[i]->waiting
+			                            : WAIT_GROUP;
+			for (size_t c = 0; c < s->nchildren; c++)
+				if (s->children[c]->waiting) /* every group */
+					s->children[c]->backoff_until = t->now;
+		}
 	for (size_t i = 0; i < k; i++)
 		if (parent_idle(again[i]) && startable(again[i]))
 			start_now(t, again[i]);

@@ -239,6 +239,7 @@ reload_waiting(struct tree *t, struct node *n, const struct spec *was)
 	    was->pol->restart != RESTART_TEMPORARY) {
 		wake_set(t, n, 0);
 		n->waiting = WAIT_NONE;
+		n->marked = false; /* a group ended by this reload leaves it */
 		tree_set_state(t, n, NODE_STOPPED);
 		return;
 	}
@@ -251,11 +252,20 @@ reload_waiting(struct tree *t, struct node *n, const struct spec *was)
 		circuit_reset(n);
 		wake_set(t, n, 0);
 		tree_set_state(t, n, NODE_STOPPED);
+		if (n->parent->super->group_at !=
+		    0) { /* after them, in order */
+			n->waiting = WAIT_GROUP;
+			n->backoff_until = n->parent->super->group_at;
+			return;
+		}
 	}
 	n->marked = true;
-	for (size_t i = 0; n->waiting && i < n->parent->nchildren; i++)
-		if (n->parent->children[i]->waiting)
-			n->parent->children[i]->marked = true;
+	for (size_t i = 0; n->waiting && i < n->parent->nchildren; i++) {
+		struct node *c = n->parent->children[i];
+		if (c->waiting && c->backoff_until == n->backoff_until &&
+		    c->spec->pol->restart != RESTART_TEMPORARY)
+			c->marked = true; /* its group, not another's */
+	}
 }
 
 static void
@@ -272,7 +282,9 @@ reload_node(struct tree *t, struct node *n, const struct spec *ns,
 			n->marked = true;
 		if (policy)
 			reload_waiting(t, n, was);
-		if (proc && n->state != NODE_STOPPED && !n->held) {
+		/* one waiting for its group starts with it, as it is now */
+		if (proc && n->state != NODE_STOPPED && !n->held &&
+		    !n->waiting) {
 			n->marked = true;
 			list_add(&r->restarted, n->path);
 		} else if (proc || policy) {

@@ -248,7 +248,8 @@ strategy_handle_pending(struct tree *t, struct node *s)
 		else if (c->state == NODE_BACKOFF &&
 		         c->backoff_until <= t->now && !c->held)
 			node_start(t, c);
-		else if (c->state == NODE_QUARANTINED && !c->held)
+		else if (c->state == NODE_QUARANTINED && !c->held &&
+		         s->super->group_at == 0)
 			node_start(t, c); /* its probe came during the job */
 	}
 }

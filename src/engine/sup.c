@@ -130,8 +130,10 @@ job_should_start(const struct job *j, const struct node *c)
 		/* OTP: a temporary child is never restarted, not even when a
 		 * sibling's failure took it down. */
 		return !c->held && c->spec->pol->restart != RESTART_TEMPORARY;
-	case SELECT_WAITING:
-		return c->waiting && !c->held;
+	case SELECT_WAITING: /* its group's time came (not_before: now) */
+		return c->waiting && !c->held &&
+		       c->backoff_until <= j->not_before &&
+		       c->spec->pol->restart != RESTART_TEMPORARY;
 	}
 	return false;
 }
@@ -239,6 +241,26 @@ job_start_step(struct tree *t, struct node *s)
 	return true;
 }
 
+/* The supervisor's wake-up for the earliest of its waiting groups (each
+ * waiting child carries its group's time in backoff_until: two groups of
+ * a rest_for_one wait apart), or none. */
+static void
+sup_group_rearm(struct tree *t, struct node *s)
+{
+	uint64_t at = 0;
+
+	for (size_t i = 0; i < s->nchildren; i++) {
+		const struct node *c = s->children[i];
+		if (c->waiting && !c->held &&
+		    c->spec->pol->restart != RESTART_TEMPORARY &&
+		    (at == 0 || c->backoff_until < at))
+			at = c->backoff_until;
+	}
+	s->super->group_at = at;
+	if (at != 0)
+		progress_wake_by(t, s, at > t->now ? at : t->now);
+}
+
 /* The stops of a group restart happened at once; its starts wait for the
  * failed child's backoff (§9). They wait outside the job, so that the
  * supervisor meanwhile takes an operator's command, a reload or another
@@ -255,14 +277,11 @@ job_defer_starts(struct tree *t, struct node *s)
 		if (!job_starts(j, c) || !job_should_start(j, c))
 			continue;
 		c->waiting = i == j->cause ? WAIT_CAUSE : WAIT_GROUP;
-		if (node_is_worker(
-		            c)) { /* its own wake-up too is the group's */
-			c->backoff_until = j->not_before;
+		c->backoff_until = j->not_before; /* its group's time */
+		if (node_is_worker(c)) /* its own wake-up is the group's */
 			worker_park(t, c, NODE_BACKOFF, 0);
-		}
 	}
-	s->super->group_at = j->not_before;
-	progress_wake_by(t, s, j->not_before);
+	sup_group_rearm(t, s);
 }
 
 /* A supervisor that gave up: stopped, and its parent sees one failure. */
@@ -288,13 +307,20 @@ job_finish(struct tree *t, struct node *s)
 	if (done.select == SELECT_MARKED)
 		for (size_t i = 0; i < s->nchildren; i++)
 			s->children[i]->marked = false;
-	if (done.select == SELECT_WAITING) /* the held ones wait no more */
-		for (size_t i = 0; i < s->nchildren; i++)
-			s->children[i]->waiting = WAIT_NONE;
+	if (done.select == SELECT_WAITING) /* what it did not start waits no
+	                                      more: held, temporary, or not
+	                                      startable by it */
+		for (size_t i = 0; i < s->nchildren; i++) {
+			struct node *c = s->children[i];
+			if (c->held || c->backoff_until <= done.not_before ||
+			    c->spec->pol->restart == RESTART_TEMPORARY)
+				c->waiting = WAIT_NONE;
+		}
 	s->super->job = (struct job){.kind = JOB_NONE};
 	if (done.kind != JOB_STOP) {
 		bool was_starting = s->state == NODE_STARTING;
 		tree_set_state(t, s, NODE_RUNNING);
+		sup_group_rearm(t, s); /* before the pending: a probe waits */
 		strategy_handle_pending(t, s);
 		if (s->super->group_at != 0 && s->super->group_at <= t->now)
 			sup_start_waiting(t, s); /* due while the job ran */
@@ -356,15 +382,22 @@ sup_start_waiting(struct tree *t, struct node *s)
 
 	if (s->state != NODE_RUNNING || s->super->job.kind != JOB_NONE)
 		return; /* job_finish comes back here */
-	s->super->group_at = 0;
-	for (size_t i = 0; i < s->nchildren && !any; i++)
-		any = s->children[i]->waiting && !s->children[i]->held;
-	if (any)
+	for (size_t i = 0; i < s->nchildren && !any; i++) {
+		const struct node *c = s->children[i];
+		any = c->waiting && !c->held && c->backoff_until <= t->now &&
+		      c->spec->pol->restart != RESTART_TEMPORARY;
+	}
+	if (any) {
 		sup_begin_job(t, s,
 		              (struct job){.kind = JOB_RESTART,
 		                           .phase = PHASE_START,
 		                           .select = SELECT_WAITING,
-		                           .hi = s->nchildren});
+		                           .hi = s->nchildren,
+		                           .not_before = t->now});
+		return;
+	}
+	sup_group_rearm(t, s);
+	strategy_handle_pending(t, s); /* a probe the wait held back */
 }
 
 void

@@ -46,7 +46,9 @@ node_unhealthy(const struct node *n)
 	if (n->state == NODE_QUARANTINED || n->state == NODE_FAILED ||
 	    n->state == NODE_EXHAUSTED)
 		return !n->held;
-	return n->state == NODE_STOPPED && !n->held &&
+	/* one stopped by its group's restart, waiting, is not (it gave up
+	 * once, was restarted since) */
+	return n->state == NODE_STOPPED && !n->held && !n->waiting &&
 	       n->last.kind == REASON_GAVE_UP;
 }
 

@@ -171,7 +171,9 @@ w_probe_due(struct tree *t, struct node *n, struct reason r)
 
 	if (n->held)
 		return;
-	if (s->state == NODE_RUNNING && s->super->job.kind == JOB_NONE)
+	/* after a waiting group's starts too (its order: one_for_all) */
+	if (s->state == NODE_RUNNING && s->super->job.kind == JOB_NONE &&
+	    s->super->group_at == 0)
 		w_probe(t, n, r);
 	else if (s->state == NODE_RUNNING || s->state == NODE_STARTING)
 		n->pending = true;

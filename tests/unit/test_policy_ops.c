@@ -650,6 +650,181 @@ test_group_wait_takes_a_child_in_its_own_backoff(void **state)
 	run_free(r);
 }
 
+/* --- the third reading of the group wait -------------------------------- */
+
+/* A reload that changes a waiting child's command leaves it to its group
+ * (it started alone at once, the failed child's backoff skipped too). */
+static void
+test_group_wait_reload_of_a_waiting_childs_command(void **state)
+{
+	const char *change[] = {"  - {worker: x, command: x, backoff: none}\n"
+	                        "  - worker: a\n    command: x\n"
+	                        "    backoff: {initial: 5s, jitter: none}\n"
+	                        "  - {worker: b, command: y}\n",
+	                        "  - {worker: x, command: x, backoff: none}\n"
+	                        "  - worker: a\n    command: y\n"
+	                        "    backoff: {initial: 5s, jitter: none}\n"
+	                        "  - {worker: b, command: x}\n"};
+
+	(void)state;
+	for (size_t i = 0; i < 2; i++) {
+		struct run *r = group_waiting(GROUP("one_for_all"));
+		struct reload_report rep;
+		char yaml[512];
+		snprintf(yaml, sizeof yaml,
+		         "supervisor: root\nstrategy: one_for_all\n"
+		         "intensity: 100\nperiod: 1h\nchildren:\n%s",
+		         change[i]);
+		run_reload_with(r, yaml, &rep, true);
+		pump(r);
+		expect(r, "");
+		advance(r, r->now + 5000);
+		expect(r, "start root/x\nstart root/a\nstart root/b\n");
+		reload_report_free(&rep);
+		run_free(r);
+	}
+}
+
+/* A quarantined child's probe due during its group's wait comes after the
+ * group (it started alone while the children before it were down). */
+static void
+test_group_wait_holds_a_probe(void **state)
+{
+	struct run *r = run_new_with(
+	        "supervisor: root\nstrategy: one_for_all\nintensity: 100\n"
+	        "period: 1h\nchildren:\n"
+	        "  - {worker: x, command: x, backoff: none}\n"
+	        "  - worker: q\n    command: x\n    backoff: none\n"
+	        "    circuit: {failures: 1, open: 2s}\n"
+	        "  - worker: a\n    command: x\n"
+	        "    backoff: {initial: 5s, jitter: none}\n",
+	        true);
+
+	(void)state;
+	crash(r, "q", 1); /* quarantined, its probe in 2 s */
+	crash(r, "a", 1);
+	r->now += 1;
+	crash(r, "a", 1); /* x, a wait 5 s */
+	advance(r, r->now + 2000);
+	expect(r, "");
+	advance(r, r->now + 3000);
+	expect(r, "start root/x\nstart root/a\nprobing root/q\nstart root/q\n");
+	run_free(r);
+}
+
+#define GAVE_UP_BELOW                                                          \
+	"supervisor: root\nstrategy: one_for_all\nintensity: 100\n"            \
+	"period: 1h\nchildren:\n"                                              \
+	"  - worker: a\n    command: x\n"                                      \
+	"    backoff: {initial: 5s, jitter: none}\n"                           \
+	"  - supervisor: s\n    intensity: 0\n    period: 1h\n"                \
+	"    children:\n      - {worker: w, command: x}\n"
+
+/* A sub-supervisor that once gave up and waits in its group is not
+ * unhealthy (status exited 3), and a reset starts it with its group, in
+ * order (it started alone, first). */
+static void
+test_group_wait_of_a_supervisor_that_once_gave_up(void **state)
+{
+	struct run *r = run_new_with(GAVE_UP_BELOW, true);
+
+	(void)state;
+	crash(r, "w", 1); /* s gives up; root restarts a and s */
+	r->now += 1000;
+	crash(r, "a", 1);
+	r->now += 1;
+	crash(r, "a", 1); /* a, s wait 5 s */
+	assert_string_equal(state_of(r, "s"), "stopped");
+	assert_false(node_unhealthy(N(r, "s")));
+	r->log[0] = '\0';
+	ok_(command_reset(r->t, r->t->root, r->now));
+	pump(r);
+	expect(r, "start root/a\nstart root/s/w\n");
+	run_free(r);
+}
+
+/* A waiting sub-supervisor a reload makes temporary is not restarted by
+ * its group, as a worker made temporary is not. */
+static void
+test_group_wait_leaves_a_supervisor_made_temporary(void **state)
+{
+	struct run *r = run_new_with(GAVE_UP_BELOW, true);
+	struct reload_report rep;
+
+	(void)state;
+	crash(r, "a", 1);
+	r->now += 1;
+	crash(r, "a", 1); /* a, s wait 5 s */
+	run_reload_with(r,
+	                "supervisor: root\nstrategy: one_for_all\n"
+	                "intensity: 100\nperiod: 1h\nchildren:\n"
+	                "  - worker: a\n    command: x\n"
+	                "    backoff: {initial: 5s, jitter: none}\n"
+	                "  - supervisor: s\n    restart: temporary\n"
+	                "    intensity: 0\n    period: 1h\n"
+	                "    children:\n      - {worker: w, command: x}\n",
+	                &rep, true);
+	pump(r);
+	advance(r, r->now + 5000);
+	expect(r, "start root/a\n");
+	assert_string_equal(state_of(r, "s"), "stopped");
+	advance(r, r->now + 60000);
+	expect(r, "");
+	reload_report_free(&rep);
+	run_free(r);
+}
+
+/* Two groups of one rest_for_one wait apart: a later one's time does not
+ * replace an earlier one's (a waited b's 60 s, its status said 5). */
+static void
+test_group_waits_keep_their_own_times(void **state)
+{
+	struct run *r = group_waiting(
+	        "supervisor: root\nstrategy: rest_for_one\nintensity: 100\n"
+	        "period: 1h\nchildren:\n"
+	        "  - {worker: x, command: x, backoff: none}\n"
+	        "  - worker: a\n    command: x\n"
+	        "    backoff: {initial: 5s, jitter: none}\n"
+	        "  - worker: b\n    command: x\n"
+	        "    backoff: {initial: 60s, max: 5m, jitter: none}\n");
+
+	(void)state;
+	ok_(command_stop(r->t, N(r, "b"), r->now));
+	ok_(command_start(r->t, N(r, "b"), r->now)); /* b alone */
+	pump(r);
+	crash(r, "b", 1);
+	r->now += 1;
+	crash(r, "b", 1); /* b's own group: 60 s */
+	advance(r, r->now + 5000);
+	expect(r, "start root/a\n");
+	advance(r, r->now + 55000);
+	expect(r, "start root/b\n");
+	run_free(r);
+}
+
+/* One reload that ends a group's wait (the failed child's backoff off)
+ * and makes a sibling temporary: the sibling is not started. */
+static void
+test_group_wait_ended_by_reload_leaves_a_sibling_made_temporary(void **state)
+{
+	struct run *r = group_waiting(GROUP("one_for_all"));
+	struct reload_report rep;
+
+	(void)state;
+	run_reload_with(r,
+	                "supervisor: root\nstrategy: one_for_all\n"
+	                "intensity: 100\nperiod: 1h\nchildren:\n"
+	                "  - {worker: x, command: x, backoff: none}\n"
+	                "  - {worker: a, command: x, backoff: none}\n"
+	                "  - {worker: b, command: x, restart: temporary}\n",
+	                &rep, true);
+	pump(r);
+	expect(r, "start root/x\nstart root/a\n");
+	assert_string_equal(state_of(r, "b"), "stopped");
+	reload_report_free(&rep);
+	run_free(r);
+}
+
 /* A stop of the supervisor calls the wait off: nothing starts after. */
 static void
 test_group_wait_called_off_by_a_stop(void **state)
@@ -1474,6 +1649,16 @@ main(void)
 	        cmocka_unit_test(test_group_wait_lets_another_failure_through),
 	        cmocka_unit_test(test_group_wait_takes_a_reload),
 	        cmocka_unit_test(test_group_wait_called_off_by_a_stop),
+	        cmocka_unit_test(
+	                test_group_wait_reload_of_a_waiting_childs_command),
+	        cmocka_unit_test(test_group_wait_holds_a_probe),
+	        cmocka_unit_test(
+	                test_group_wait_of_a_supervisor_that_once_gave_up),
+	        cmocka_unit_test(
+	                test_group_wait_leaves_a_supervisor_made_temporary),
+	        cmocka_unit_test(test_group_waits_keep_their_own_times),
+	        cmocka_unit_test(
+	                test_group_wait_ended_by_reload_leaves_a_sibling_made_temporary),
 	        cmocka_unit_test(test_group_wait_reset_starts_the_failed_too),
 	        cmocka_unit_test(test_group_wait_held_child_leaves_it),
 	        cmocka_unit_test(
