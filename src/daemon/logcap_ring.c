@@ -131,7 +131,9 @@ logcap_ring_tail(const struct logcap_ring *r, unsigned nlines, char *buf,
 			headless = true; /* it is all there is */
 	}
 	if (r->len - start > len - 1 - (headless ? mark : 0)) {
-		size_t s = r->len - (len - 1); /* whole lines that fit */
+		/* whole lines that fit (none when only the mark made it
+		 * too long: ring and buffer of about one size) */
+		size_t s = r->len > len - 1 ? r->len - (len - 1) : 0;
 		while (s < r->len && !ring_line_start(r, s))
 			s++;
 		headless = s == r->len; /* none: the last one's end */

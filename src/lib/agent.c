@@ -263,6 +263,10 @@ agent_wait_until(struct agentsup *a, int timeout_ms,
 
 	for (;;) {
 		uint64_t now = agent_now_ms();
+		/* a bad frame a send already read: said now, not after the
+		 * whole wait (the socket stays quiet) */
+		if (a->in_errno != 0 && agentsup_process(a) < 0)
+			return -1;
 		if (done(a))
 			return 0;
 		if (now >= end)

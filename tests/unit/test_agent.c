@@ -445,6 +445,21 @@ test_sends_read_what_came(void **state)
 	assert_int_equal(errno, EPROTO);
 }
 
+/* A bad frame a send read is agentsup_wait's error at once: the wait
+ * polled a quiet socket for its whole timeout, then returned 0. */
+static void
+test_wait_says_what_a_send_read(void **state)
+{
+	struct fake *fk = *state;
+	msgpack_packer pk = to_worker(fk, 2, "welcome");
+
+	agentsup_wire_kv_str(&pk, "restarts", "two");
+	send_it(fk);
+	assert_int_equal(agentsup_beat(fk->a, NULL, NULL), 0); /* reads it */
+	assert_int_equal(agentsup_wait(fk->a, 60000), -1);
+	assert_int_equal(errno, EPROTO);
+}
+
 /* Issue 10, item 11 for C: agentsupd not reading delays frames, in order,
  * whole, and they all arrive once it reads again. */
 static void
@@ -523,6 +538,7 @@ main(void)
 	        T(test_welcome_restores),
 	        T(test_checkpoint_waits_for_welcome),
 	        T(test_checkpoint_max_from_welcome),
+	        T(test_wait_says_what_a_send_read),
 	        T(test_big_result_waits_for_welcome),
 	        T(test_part2_messages),
 	        T(test_daemon_messages),

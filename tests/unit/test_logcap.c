@@ -680,6 +680,18 @@ test_ring_keeps_a_last_line_that_lost_its_head(void **state)
 	                    "\xe2\x80\xa6xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
 	                    "xxxxxxxxxxxxxxxxxxxxxxxx\n");
 	assert_int_equal(strlen(buf), sizeof buf - 1);
+	/* a buffer 2 or 3 bytes larger than the ring (a reload grew
+	 * log_tail): it came back empty */
+	{
+		struct logcap_ring small = {0};
+		char b10[10];
+		logcap_ring_put(&small, 8, "0123456789abcdefghij\n", 21);
+		assert_int_equal(logcap_ring_tail(&small, 20, b10, sizeof b10),
+		                 9);
+		assert_string_equal(b10, "\xe2\x80\xa6"
+		                         "fghij\n");
+		logcap_ring_free(&small);
+	}
 	/* a buffer the ring's size (`logs`) shows it marked too */
 	{
 		char whole[2049];
