@@ -118,6 +118,15 @@ job_selects(const struct job *j, const struct node *c)
 	return j->select != SELECT_MARKED || c->marked;
 }
 
+/* Whether c waits for its group's starts: held and temporary ones never
+ * start with it. */
+static bool
+group_waiter(const struct node *c)
+{
+	return c->waiting && !c->held &&
+	       c->spec->pol->restart != RESTART_TEMPORARY;
+}
+
 static bool
 job_should_start(const struct job *j, const struct node *c)
 {
@@ -131,9 +140,7 @@ job_should_start(const struct job *j, const struct node *c)
 		 * sibling's failure took it down. */
 		return !c->held && c->spec->pol->restart != RESTART_TEMPORARY;
 	case SELECT_WAITING: /* its group's time came (not_before: now) */
-		return c->waiting && !c->held &&
-		       c->backoff_until <= j->not_before &&
-		       c->spec->pol->restart != RESTART_TEMPORARY;
+		return group_waiter(c) && c->backoff_until <= j->not_before;
 	}
 	return false;
 }
@@ -251,9 +258,7 @@ sup_group_rearm(struct tree *t, struct node *s)
 
 	for (size_t i = 0; i < s->nchildren; i++) {
 		const struct node *c = s->children[i];
-		if (c->waiting && !c->held &&
-		    c->spec->pol->restart != RESTART_TEMPORARY &&
-		    (at == 0 || c->backoff_until < at))
+		if (group_waiter(c) && (at == 0 || c->backoff_until < at))
 			at = c->backoff_until;
 	}
 	s->super->group_at = at;
@@ -307,15 +312,14 @@ job_finish(struct tree *t, struct node *s)
 	if (done.select == SELECT_MARKED)
 		for (size_t i = 0; i < s->nchildren; i++)
 			s->children[i]->marked = false;
-	if (done.select == SELECT_WAITING) /* what it did not start waits no
-	                                      more: held, temporary, or not
-	                                      startable by it */
-		for (size_t i = 0; i < s->nchildren; i++) {
-			struct node *c = s->children[i];
-			if (c->held || c->backoff_until <= done.not_before ||
-			    c->spec->pol->restart == RESTART_TEMPORARY)
-				c->waiting = WAIT_NONE;
-		}
+	/* what a group's start did not start waits no more (held, temporary,
+	 * or not startable by it); a later group waits on */
+	for (size_t i = 0; done.select == SELECT_WAITING && i < s->nchildren;
+	     i++) {
+		struct node *c = s->children[i];
+		if (!group_waiter(c) || c->backoff_until <= done.not_before)
+			c->waiting = WAIT_NONE;
+	}
 	s->super->job = (struct job){.kind = JOB_NONE};
 	if (done.kind != JOB_STOP) {
 		bool was_starting = s->state == NODE_STARTING;
@@ -384,8 +388,7 @@ sup_start_waiting(struct tree *t, struct node *s)
 		return; /* job_finish comes back here */
 	for (size_t i = 0; i < s->nchildren && !any; i++) {
 		const struct node *c = s->children[i];
-		any = c->waiting && !c->held && c->backoff_until <= t->now &&
-		      c->spec->pol->restart != RESTART_TEMPORARY;
+		any = group_waiter(c) && c->backoff_until <= t->now;
 	}
 	if (any) {
 		sup_begin_job(t, s,
