@@ -322,9 +322,8 @@ reset_subtree(struct tree *t, struct node *n, uint64_t now)
 		if (parent_idle(again[i]) && startable(again[i]) &&
 		    group_waits(again[i]->parent)) {
 			struct node *s = again[i]->parent;
-			again[i]->waiting = again[i]->waiting
-			                            ? again[i]->waiting
-			                            : WAIT_GROUP;
+			if (!again[i]->waiting)
+				again[i]->waiting = WAIT_GROUP;
 			for (size_t c = 0; c < s->nchildren; c++)
 				if (s->children[c]->waiting) /* every group */
 					s->children[c]->backoff_until = t->now;

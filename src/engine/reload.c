@@ -252,8 +252,8 @@ reload_waiting(struct tree *t, struct node *n, const struct spec *was)
 		circuit_reset(n);
 		wake_set(t, n, 0);
 		tree_set_state(t, n, NODE_STOPPED);
-		if (n->parent->super->group_at !=
-		    0) { /* after them, in order */
+		/* a group of its supervisor waits: it starts after them */
+		if (n->parent->super->group_at != 0) {
 			n->waiting = WAIT_GROUP;
 			n->backoff_until = n->parent->super->group_at;
 			return;
