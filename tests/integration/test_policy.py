@@ -185,7 +185,7 @@ def declarer(tmp_path, name, call, code):
         if a.incarnation == 0:
             a.{call}
             sys.exit({code})
-        time.sleep(1000)
+        a.wait(1000)  # until told to drain: the test's end is quick
     """))
     return json.dumps([PY, str(p)])
 
@@ -230,7 +230,7 @@ def test_welcome_says_a_declared_failure_with_status_0(supd, tmp_path):
             sys.exit(0)
         r = a.restored
         open({str(said)!r}, "w").write("%d %s" % (r.restarts, r.last_reason))
-        time.sleep(1000)
+        a.wait(1000)
     """))
     d = supd.start(tree(f"""worker: caller
             command: {json.dumps([PY, str(p)])}
