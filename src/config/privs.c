@@ -227,7 +227,8 @@ privs_grant(struct parse *p, yaml_node_t *e, uint32_t *grant)
 	if ((bit = config_control_bit(str)) == 0) {
 		privs_control_list(want, sizeof want);
 		load_err(p, &e->start_mark,
-		         "control: unknown command \"%s\" (want %s)", str, want);
+		         "control: unknown command \"%s\" (want %s)", str,
+		         want);
 	}
 	*grant |= bit;
 }
