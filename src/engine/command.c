@@ -270,16 +270,6 @@ reset_worker(struct tree *t, struct node *w)
 	}
 }
 
-/* Whether s has children a group restart left waiting. */
-static bool
-group_waits(const struct node *s)
-{
-	for (size_t i = 0; i < s->nchildren; i++)
-		if (s->children[i]->waiting && !s->children[i]->held)
-			return true;
-	return false;
-}
-
 /* A supervisor's reset: every worker below to a clean slate, then the
  * starts, parents first: a supervisor started here starts its own stopped
  * children; the rest, under a running supervisor, are started here. */
@@ -320,7 +310,7 @@ reset_subtree(struct tree *t, struct node *n, uint64_t now)
 	 * starts join it (else that job kept them from starting at all) */
 	for (size_t i = 0; i < k; i++)
 		if (parent_idle(again[i]) && startable(again[i]) &&
-		    group_waits(again[i]->parent)) {
+		    sup_group_waits(again[i]->parent)) {
 			struct node *s = again[i]->parent;
 			if (!again[i]->waiting)
 				again[i]->waiting = WAIT_GROUP;

@@ -56,6 +56,8 @@ void sup_woken(struct tree *, struct node *);
 /* The starts a group restart put off, now, in order (an operator's start
  * skips every wait); nothing if the supervisor is busy or none waits. */
 void sup_start_waiting(struct tree *, struct node *);
+/* Whether some child of s waits for its group's starts. */
+bool sup_group_waits(const struct node *s);
 /* Its supervisor's restart job over one child: stop it (or wait for the
  * stop under way), then start it; never counted toward intensity. */
 void sup_restart_child(struct tree *, struct node *c);

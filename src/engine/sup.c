@@ -127,6 +127,15 @@ group_waiter(const struct node *c)
 	       c->spec->pol->restart != RESTART_TEMPORARY;
 }
 
+bool
+sup_group_waits(const struct node *s)
+{
+	for (size_t i = 0; i < s->nchildren; i++)
+		if (group_waiter(s->children[i]))
+			return true;
+	return false;
+}
+
 static bool
 job_should_start(const struct job *j, const struct node *c)
 {
