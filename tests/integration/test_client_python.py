@@ -176,6 +176,45 @@ def test_sends_read_what_came():
     f.finish()
 
 
+def test_checkpoint_acked_moves_under_the_lock():
+    """Two threads may each handle a batch of frames they read (after the
+    read lock is released): checkpoint_acked's read-modify-write is under
+    the client's lock, so a thread handling an older ack cannot write it
+    over a newer one that another thread set in between."""
+    f = Fake("""
+        import select, agentsup
+
+        class Watched(agentsup.Agent):
+            unlocked = 0
+
+            @property
+            def checkpoint_acked(self):
+                return self.__dict__.get("_acked", 0)
+
+            @checkpoint_acked.setter
+            def checkpoint_acked(self, v):
+                lock = self.__dict__.get("_lock")
+                if lock is not None and not lock.locked():
+                    Watched.unlocked += 1
+                self.__dict__["_acked"] = v
+
+        a = Watched()
+        for i in range(3):
+            a.checkpoint(b"step %d" % i)
+        while a.checkpoint_acked < 3:
+            select.select([a.fileno()], [], [], 5)
+            a.process()
+        print(a.checkpoint_acked, Watched.unlocked, flush=True)
+    """)
+    f.expect("hello")
+    f.send({"t": "welcome", "v": 1})
+    for i in range(1, 4):
+        assert f.expect("checkpoint")["seq"] == i
+        f.send({"t": "checkpoint_ok", "seq": i})
+    assert f.line() == "3 0"
+    f.finish()
+
+
 def test_channel_not_inherited():
     """Issue 10, item 10: a sub-process cannot speak for the worker."""
     f = Fake(f"""

@@ -563,7 +563,10 @@ class Agent:
             if self.on_nudge is not None:
                 self.on_nudge(nudge)
         elif t == "checkpoint_ok":
-            self.checkpoint_acked = max(self.checkpoint_acked, msg["seq"])
+            # two threads may handle the batches they read at once: the
+            # read and the write of the maximum under one lock
+            with self._lock:
+                self.checkpoint_acked = max(self.checkpoint_acked, msg["seq"])
         elif t == "spawned":
             self._on_spawned(msg)
         # other types: a newer daemon; ignored, as the protocol says
