@@ -377,7 +377,7 @@ def test_pidns_pids_status_shows_ours_the_worker_its_own(supd, tmp_path):
     body = (f"import os, sys; sys.path.insert(0, {os.path.join(SRC, 'tools', 'python')!r}); "
             f"import agentsup; a = agentsup.Agent(); a.ready(); "
             f"open({str(f)!r}, 'w').write(str(os.getpid()))\n"
-            f"while True: a.wait(1)")
+            f"while not a.draining: a.wait(1)")
     supd.write({"00-settings.yaml": f"agentsupd:\n  events_file: {supd.events}\n"
                                     + PIDNS,
                 "a.yaml": "worker: w\nstart_timeout: 10s\ncommand: "

@@ -262,7 +262,7 @@ def test_spawn_from_names_configured_workers(supd, tmp_path):
         """)
     d = supd.start({"a.yaml": tree(
         "spawn_from: [orch]\ntemplate:\n  command: [sleep, '300']\n")
-        + f"  - {{worker: orch, command: [{PY}, {orch}]}}\n"})
+        + f"  - {{worker: orch, command: [{PY}, {orch}], shutdown: 1s}}\n"})
     wait_until(lambda: any("ANSWER" in l for l in d.lines), what="answer")
     line = next(l for l in d.lines if "ANSWER" in l)
     assert "ANSWER False no dynamic supervisor (with a template) nosuch" in line

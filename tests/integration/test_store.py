@@ -38,7 +38,7 @@ STREAMER = textwrap.dedent("""
         append(os.path.join(d, name + ".welcome." + run),
                "%d %s\\n" % (r.checkpoint_seq, ck.split(b":")[0].decode() or "-"))
         acked = a.checkpoint_acked
-        while True:
+        while not a.draining:  # a stop's drain ends it at once
             seq = a.checkpoint(b"%d:" % (a.checkpoint_acked + 1) + os.urandom(512))
             end = time.monotonic() + 0.2
             while a.checkpoint_acked < seq and time.monotonic() < end:

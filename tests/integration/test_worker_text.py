@@ -55,7 +55,7 @@ def test_status_text_is_escaped_for_terminal_and_json(supd, tmp_path):
         open({str(tmp_path / "sent")!r}, "w").close()
         time.sleep(1000)
     """)
-    d = supd.start({"a.yaml": f"worker: talker\ncommand: {cmd}\n"})
+    d = supd.start({"a.yaml": f"worker: talker\ncommand: {cmd}\nshutdown: 1s\n"})
     d.wait("started", "root/talker")
     wait_until(lambda: (tmp_path / "sent").exists(), what="the beat sent")
 
@@ -91,7 +91,7 @@ def test_json_status_never_prints_nan(supd, tmp_path):
         send(msgpack.packb({"t": "hb", "progress": {"cost": 1e308}}))
         time.sleep(1000)
     """)
-    d = supd.start({"a.yaml": f"worker: spender\ncommand: {cmd}\n"})
+    d = supd.start({"a.yaml": f"worker: spender\ncommand: {cmd}\nshutdown: 1s\n"})
     d.wait("started", "root/spender")
 
     def cost():
