@@ -188,6 +188,50 @@ command: {sh(f"( setsid sh -c 'sleep 0.3; {AGENTSUPCTL} --socket {sock} shutdown
     assert d.proc.poll() is None
 
 
+def test_a_worker_cannot_signal_the_daemon_to_stop_reload_or_drain(supd, tmp_path):
+    """The control socket refused `shutdown`, but `kill -TERM $PPID` from
+    the same worker stopped the whole tree, exit 0 (not restarted by
+    systemd's Restart=on-failure). Signals from inside a worker's tree are
+    refused as its control requests are; the operator's still act."""
+    done = tmp_path / "done"
+    # $PPID is agentsupd unless the worker is in a PID namespace (0 there:
+    # the daemon is out of its reach, and kill 0 would be its own group)
+    d = supd.start({"a.yaml": f"""
+        worker: sib
+        command: [sleep, "1e5"]
+        ---
+        worker: w
+        command: {sh(f'if [ $PPID -gt 1 ]; then kill -TERM $PPID; kill -HUP $PPID; kill -USR1 $PPID; fi; echo $PPID > {done}; exec sleep 1e5')}
+        """})
+    d.wait("started", "root/w")
+    ppid = int(written(done)[0])
+    if ppid <= 1:
+        pytest.skip("the worker runs in a PID namespace: agentsupd is out of its reach")
+    for sig in ("SIGTERM", "SIGHUP", "SIGUSR1"):
+        wait_until(lambda: any(f"ignored {sig} from" in l and "root/w" in l
+                               for l in d.lines), what=f"{sig} ignored")
+    assert d.proc.poll() is None
+    assert (d.count("shutdown"), d.count("drain_started"),
+            d.count("reload_applied")) == (0, 0, 0)
+    nodes = {n["path"]: n for n in d.ctl_json("status")}
+    assert nodes["root/sib"]["state"] == "running"
+    d.signal(signal.SIGTERM)  # the operator's
+    d.wait("shutdown", "root")
+    assert d.exit_code() == 0
+
+
+def test_a_worker_granted_shutdown_may_stop_the_daemon_by_signal(supd, tmp_path):
+    d = supd.start({"a.yaml": f"""
+        worker: w
+        control: [shutdown]
+        command: {sh('if [ $PPID -gt 1 ]; then kill -TERM $PPID; fi; exec sleep 1e5')}
+        """})
+    d.wait("started", "root/w")
+    if not any("PID namespace" in l for l in d.lines):
+        d.wait("shutdown", "root")
+        assert d.exit_code() == 0
+
+
 @root_only
 def test_contain_cgroup_refuses_to_start_without_a_cgroup():
     """A non-root agentsupd cannot make cgroups here: `contain: cgroup`
