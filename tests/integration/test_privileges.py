@@ -40,6 +40,39 @@ def test_user_group_umask_and_limits(supd, tmp_path):
 
 
 @root_only
+def test_a_worker_of_another_user_gets_its_home_user_and_shell(supd, tmp_path):
+    """As systemd's User= does: HOME, USER, LOGNAME and SHELL are the
+    user's, not agentsupd's (a worker of `agent` handed HOME=/root could
+    not write its caches); the worker's own `environment:` still wins, and
+    a worker that switches no user keeps agentsupd's."""
+    outs = {w: tmp_path / w for w in ("w", "own", "same")}
+    show = sh('echo "$HOME $USER $LOGNAME $SHELL"; exec sleep 1e5')
+    d = supd.start({"a.yaml": f"""
+        worker: w
+        command: {show}
+        user: nobody
+        stdout: {outs["w"]}
+        ---
+        worker: own
+        command: {show}
+        user: nobody
+        environment: {{HOME: /tmp}}
+        stdout: {outs["own"]}
+        ---
+        worker: same
+        command: {show}
+        stdout: {outs["same"]}
+        """}, env={"HOME": "/root", "USER": "root", "LOGNAME": "root",
+                   "SHELL": "/bin/bash"})
+    d.wait("started", "root/same")
+    assert written(outs["w"]) == ["/nonexistent", "nobody", "nobody",
+                                  "/usr/sbin/nologin"]
+    assert written(outs["own"]) == ["/tmp", "nobody", "nobody",
+                                    "/usr/sbin/nologin"]
+    assert written(outs["same"]) == ["/root", "root", "root", "/bin/bash"]
+
+
+@root_only
 def test_a_worker_of_another_user_dies_with_agentsupd(supd, tmp_path):
     pidfile = tmp_path / "pid"
     d = supd.start({"a.yaml": f"""
