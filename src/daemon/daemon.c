@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/signalfd.h>
 #include <unistd.h>
 
 #include "agentsup/wire.h"
@@ -33,6 +34,7 @@
 #include "logcap.h"
 #include "watch.h"
 #include "notify.h"
+#include "peer.h"
 #include "reap.h"
 #include "reload.h"
 #include "reloader.h"
@@ -343,42 +345,99 @@ daemon_shutdown(struct daemon *d, const char *why)
 
 /* --- signals ------------------------------------------------------------- */
 
-static void
-on_stop_signal(struct ev_loop *loop, ev_signal *s, int revents)
+/* Workers do not steer the supervisor by signals either: a SIGTERM, SIGINT,
+ * SIGHUP or SIGUSR1 sent by a process inside a worker's tree (as a control
+ * client is told: peer.c) is ignored unless the worker's `control:` grants
+ * what it would do (shutdown, reload, drain). The kernel's own (a terminal's
+ * ^C) and a sender outside the tree or already gone act as always. */
+static bool
+signal_is_worker(void *arg, pid_t pid)
 {
+	return pidmap_get(&((struct daemon *)arg)->pids, pid) != NULL;
+}
+
+static bool
+signal_refused(struct daemon *d, const struct signalfd_siginfo *si,
+               const char *cmd)
+{
+	char path[1024], name[32];
+	struct session *s;
+	struct node *n;
+	uint32_t grant;
+	pid_t w;
+
+	if ((si->ssi_code != SI_USER && si->ssi_code != SI_QUEUE &&
+	     si->ssi_code != SI_TKILL) ||
+	    (pid_t)si->ssi_pid <= 0 ||
+	    peer_worker(d->contain, (pid_t)si->ssi_pid, signal_is_worker, d, &w,
+	                path, sizeof path) != PEER_WORKER)
+		return false;
+	if (w != 0 && (s = pidmap_get(&d->pids, w)) != NULL)
+		snprintf(path, sizeof path, "%s", s->node->path);
+	n = tree_find(d->tree, path);
+	grant = n != NULL ? n->spec->pol->control : 0;
+	if (grant == CONTROL_ALL || (grant & config_control_bit(cmd)))
+		return false;
+	snprintf(name, sizeof name, "SIG%s", sigabbrev_np((int)si->ssi_signo));
+	log_warnx("signal: ignored %s from pid %lu inside worker %s, which "
+	          "may not %s (grant it with `control: [%s]`)",
+	          name, (unsigned long)si->ssi_pid, path, cmd, cmd);
+	return true;
+}
+
+static void
+on_signal(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct daemon *d = w->data;
+	struct signalfd_siginfo si[8];
 	char why[32];
+	ssize_t n;
 
 	(void)loop;
 	(void)revents;
-	snprintf(why, sizeof why, "SIG%s", sigabbrev_np(s->signum));
-	daemon_shutdown(s->data, why);
+	while ((n = read(d->sig_fd, si, sizeof si)) > 0 ||
+	       (n < 0 && errno == EINTR))
+		for (ssize_t i = 0; i < n / (ssize_t)sizeof si[0]; i++) {
+			int sig = (int)si[i].ssi_signo;
+			const char *cmd = sig == SIGHUP    ? "reload"
+			                  : sig == SIGUSR1 ? "drain"
+			                                   : "shutdown";
+
+			if (signal_refused(d, &si[i], cmd))
+				continue;
+			if (sig == SIGHUP) {
+				daemon_reload(d, 0, 0);
+			} else if (sig == SIGUSR1) {
+				daemon_drain(d);
+			} else {
+				snprintf(why, sizeof why, "SIG%s",
+				         sigabbrev_np(sig));
+				daemon_shutdown(d, why);
+			}
+		}
+	if (n < 0 && errno != EAGAIN)
+		log_warn("reading signals");
 }
 
-static void
-on_drain_signal(struct ev_loop *loop, ev_signal *s, int revents)
+/* SIGTERM, SIGINT, SIGHUP, SIGUSR1 by a signalfd of our own (libev's would
+ * not say who sent them); every child unblocks them before its exec. */
+static int
+signal_open(struct daemon *d)
 {
-	(void)loop;
-	(void)revents;
-	daemon_drain(s->data);
-}
+	sigset_t set;
 
-static void
-on_hup_signal(struct ev_loop *loop, ev_signal *s, int revents)
-{
-	struct daemon *d = s->data;
-
-	(void)loop;
-	(void)revents;
-	daemon_reload(d, 0, 0);
-}
-
-static void
-signal_watch(struct daemon *d, ev_signal *w, int sig,
-             void (*cb)(struct ev_loop *, ev_signal *, int))
-{
-	ev_signal_init(w, cb, sig);
-	w->data = d;
-	ev_signal_start(d->loop, w);
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGUSR1);
+	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0 ||
+	    (d->sig_fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC)) < 0)
+		return -1;
+	ev_io_init(&d->sig_w, on_signal, d->sig_fd, EV_READ);
+	d->sig_w.data = d;
+	ev_io_start(d->loop, &d->sig_w);
+	return 0;
 }
 
 /* --- life ---------------------------------------------------------------- */
@@ -463,7 +522,7 @@ daemon_init(struct daemon *d, const char *sock_opt)
 {
 	const char *why;
 
-	d->reap_fd = d->reap_epfd = -1;
+	d->reap_fd = d->reap_epfd = d->sig_fd = -1;
 	if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
 		log_warn("PR_SET_CHILD_SUBREAPER (orphans of workers will go "
 		         "to init)");
@@ -530,10 +589,8 @@ daemon_init(struct daemon *d, const char *sock_opt)
 	d->pump.data = d;
 	ev_prepare_start(d->loop, &d->pump);
 	batch_start(&d->batch, d->loop);
-	signal_watch(d, &d->sig_term, SIGTERM, on_stop_signal);
-	signal_watch(d, &d->sig_int, SIGINT, on_stop_signal);
-	signal_watch(d, &d->sig_usr1, SIGUSR1, on_drain_signal);
-	signal_watch(d, &d->sig_hup, SIGHUP, on_hup_signal);
+	if (signal_open(d) < 0)
+		fatal("signalfd for SIGTERM, SIGINT, SIGHUP and SIGUSR1");
 	nofile_raise(); /* four descriptors a worker: see nofile.h */
 	if (spawner_init(&d->spawn) < 0)
 		fatal("mmap of the spawn stack");

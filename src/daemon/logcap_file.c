@@ -49,6 +49,13 @@ file_open(struct logcap_file *f, const struct logcap_file_spec *s)
 	struct stat st;
 
 	f->fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+	/* a log_dir not made yet (as a state_dir would be: the package and
+	 * the examples name /var/log/agentsup, which nothing else makes) */
+	if (f->fd < 0 && errno == ENOENT && mkdir(s->dir, 0750) == 0) {
+		log_info("made the log_dir %s", s->dir);
+		f->fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
+		             0644);
+	}
 	if (f->fd < 0 || fstat(f->fd, &st) < 0) {
 		log_warn("worker %s: log file %s", s->name, path);
 		if (f->fd >= 0)

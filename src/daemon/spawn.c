@@ -70,22 +70,42 @@ env_key_in(const char *entry, char **env)
 	return false;
 }
 
-/* agentsupd's environment, then the spec's, then AGENTSUP_*. The strings
- * are borrowed except ours (*own, freed by the caller). */
-static char **
-build_env(const struct spec *s, char **own, size_t nown)
+/* Whether env (n entries) sets entry's name. */
+static bool
+env_sets(const char *entry, const char *const *env, size_t n)
 {
-	size_t cnt = 0, k = 0;
+	size_t kl = strcspn(entry, "=");
+
+	for (size_t i = 0; i < n; i++)
+		if (strncmp(env[i], entry, kl) == 0 && env[i][kl] == '=')
+			return true;
+	return false;
+}
+
+/* agentsupd's environment, then the user's (HOME, USER, LOGNAME, SHELL of
+ * `user:`, unless the spec sets them), then the spec's, then AGENTSUP_*.
+ * The strings are borrowed except ours (*own, freed by the caller). */
+static char **
+build_env(const struct spec *s, const struct spawn_ids *ids, char **own,
+          size_t nown)
+{
+	const char *user[4];
+	size_t cnt = 0, k = 0, nuser = 0;
 	char **envp;
 
+	for (int i = 0; i < 4; i++)
+		if (ids->env[i][0] != '\0' && !env_key_in(ids->env[i], s->env))
+			user[nuser++] = ids->env[i];
 	for (char **e = environ; *e != NULL; e++)
 		cnt++;
 	for (char **e = s->env; e != NULL && *e != NULL; e++)
 		cnt++;
-	envp = xcalloc(cnt + nown + 1, sizeof *envp);
+	envp = xcalloc(cnt + nuser + nown + 1, sizeof *envp);
 	for (char **e = environ; *e != NULL; e++)
-		if (!env_key_in(*e, s->env))
+		if (!env_key_in(*e, s->env) && !env_sets(*e, user, nuser))
 			envp[k++] = *e;
+	for (size_t i = 0; i < nuser; i++)
+		envp[k++] = (char *)user[i];
 	for (char **e = s->env; e != NULL && *e != NULL; e++)
 		envp[k++] = *e;
 	for (size_t i = 0; i < nown; i++)
@@ -533,7 +553,7 @@ spawn_worker(struct spawner *sw, const struct spawn_args *a,
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
 		return -1;
 	nown = own_env(a, own);
-	sp.envp = build_env(s, own, nown);
+	sp.envp = build_env(s, &ids, own, nown);
 	sp.chan = spawn_slot(sw, &sp, sv[1]);
 	ends[0] = spawn_slot(sw, &sp, a->output[0]);
 	ends[1] = spawn_slot(sw, &sp, a->output[1]);

@@ -58,6 +58,10 @@ struct spawn_ids {
 	gid_t gid;
 	int ngroups;
 	gid_t groups[SPAWN_MAX_GROUPS];
+	/* `user:`'s entry, for the worker's HOME, USER, LOGNAME and SHELL
+	 * (as systemd's User= sets them): "HOME=/home/agent"..., or all
+	 * empty for no switch or a uid without an entry */
+	char env[4][1024];
 };
 
 /* A started process: its pid, the daemon's end of the channel, and why

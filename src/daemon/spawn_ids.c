@@ -11,11 +11,32 @@
 #include "spawn.h"
 #include "util.h"
 
+/* The user's HOME, USER, LOGNAME and SHELL, as systemd's User= sets them
+ * (a worker of user `agent` whose HOME stayed agentsupd's /root could not
+ * write its caches there); an entry too long is left out. */
+static void
+spawn_user_env(const struct passwd *pw, struct spawn_ids *ids)
+{
+	const char *const fmt[4] = {"HOME=%s", "USER=%s", "LOGNAME=%s",
+	                            "SHELL=%s"};
+	const char *const val[4] = {pw->pw_dir, pw->pw_name, pw->pw_name,
+	                            pw->pw_shell};
+
+	for (int i = 0; i < 4; i++) {
+		int n = val[i] != NULL && val[i][0] != '\0'
+		                ? snprintf(ids->env[i], sizeof ids->env[i],
+		                           fmt[i], val[i])
+		                : -1;
+		if (n < 0 || (size_t)n >= sizeof ids->env[i])
+			ids->env[i][0] = '\0';
+	}
+}
+
 /* A name or a numeric id: the user's entry (*login: its name, in buf), or
  * the id alone (1). */
 static int
 spawn_user(const char *name, uid_t *uid, gid_t *gid, const char **login,
-           char *buf, size_t len)
+           char *buf, size_t len, struct spawn_ids *ids)
 {
 	struct passwd pw, *res = NULL;
 	char *end;
@@ -34,6 +55,7 @@ spawn_user(const char *name, uid_t *uid, gid_t *gid, const char **login,
 	*uid = pw.pw_uid;
 	*gid = pw.pw_gid;
 	*login = pw.pw_name;
+	spawn_user_env(&pw, ids);
 	return 0;
 }
 
@@ -63,12 +85,15 @@ spawn_ids_resolve(const struct spec *s, struct spawn_ids *ids, char **why)
 
 	ids->set = false;
 	ids->ngroups = 0;
+	for (int i = 0; i < 4; i++)
+		ids->env[i][0] = '\0';
 	ids->uid = geteuid(); /* unset: agentsupd's, which the worker keeps */
 	ids->gid = getegid();
 	if (s->user == NULL && s->group == NULL)
 		return 0;
-	if (s->user != NULL && (r = spawn_user(s->user, &ids->uid, &ids->gid,
-	                                       &pwname, buf, sizeof buf)) < 0) {
+	if (s->user != NULL &&
+	    (r = spawn_user(s->user, &ids->uid, &ids->gid, &pwname, buf,
+	                    sizeof buf, ids)) < 0) {
 		*why = xasprintf("user: no such user \"%s\"", s->user);
 		return -1;
 	}
@@ -95,8 +120,11 @@ spawn_ids_resolve(const struct spec *s, struct spawn_ids *ids, char **why)
 		        s->user ? "user" : "group", (unsigned long)geteuid());
 		return -1;
 	}
-	if (geteuid() != 0)
+	if (geteuid() != 0) {
 		ids->set = false; /* already who it asks for */
+		for (int i = 0; i < 4; i++)
+			ids->env[i][0] = '\0';
+	}
 	return 0;
 }
 

@@ -72,6 +72,23 @@ command: {cmd0}
     assert "out 2\n" in text and "err 2\n" in text and text.endswith("bell\a\ndone\n")
 
 
+def test_a_missing_log_dir_is_made(supd):
+    """log_dir: /var/log/agentsup, as the docs have it, on a fresh install:
+    nothing made it, and every worker's lines went to no file ("log file
+    ...: No such file or directory") although a state_dir is made."""
+    logs = supd.tmp / "var-log-agentsup"
+    d = start(supd, {"talker.yaml": f"""
+worker: talker
+command: {sh('echo hello; exec sleep 60')}
+"""}, log_dir=logs)
+    d.wait("started", "root/talker")
+    wait_until(lambda: (logs / "talker.log").exists() and
+               (logs / "talker.log").read_text() == "hello\n",
+               what="talker.log")
+    assert os.stat(logs).st_mode & 0o007 == 0  # no other user reads it
+    assert not any("No such file" in l for l in d.lines)
+
+
 def test_logs_refuses_unknown_names(supd):
     d = start(supd, {"w.yaml": f"""
 supervisor: team

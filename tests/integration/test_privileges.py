@@ -40,6 +40,39 @@ def test_user_group_umask_and_limits(supd, tmp_path):
 
 
 @root_only
+def test_a_worker_of_another_user_gets_its_home_user_and_shell(supd, tmp_path):
+    """As systemd's User= does: HOME, USER, LOGNAME and SHELL are the
+    user's, not agentsupd's (a worker of `agent` handed HOME=/root could
+    not write its caches); the worker's own `environment:` still wins, and
+    a worker that switches no user keeps agentsupd's."""
+    outs = {w: tmp_path / w for w in ("w", "own", "same")}
+    show = sh('echo "$HOME $USER $LOGNAME $SHELL"; exec sleep 1e5')
+    d = supd.start({"a.yaml": f"""
+        worker: w
+        command: {show}
+        user: nobody
+        stdout: {outs["w"]}
+        ---
+        worker: own
+        command: {show}
+        user: nobody
+        environment: {{HOME: /tmp}}
+        stdout: {outs["own"]}
+        ---
+        worker: same
+        command: {show}
+        stdout: {outs["same"]}
+        """}, env={"HOME": "/root", "USER": "root", "LOGNAME": "root",
+                   "SHELL": "/bin/bash"})
+    d.wait("started", "root/same")
+    assert written(outs["w"]) == ["/nonexistent", "nobody", "nobody",
+                                  "/usr/sbin/nologin"]
+    assert written(outs["own"]) == ["/tmp", "nobody", "nobody",
+                                    "/usr/sbin/nologin"]
+    assert written(outs["same"]) == ["/root", "root", "root", "/bin/bash"]
+
+
+@root_only
 def test_a_worker_of_another_user_dies_with_agentsupd(supd, tmp_path):
     pidfile = tmp_path / "pid"
     d = supd.start({"a.yaml": f"""
@@ -186,6 +219,50 @@ command: {sh(f"( setsid sh -c 'sleep 0.3; {AGENTSUPCTL} --socket {sock} shutdown
     assert res.read_text().strip() != "0"
     assert "refused" in (tmp_path / "o2").read_text()
     assert d.proc.poll() is None
+
+
+def test_a_worker_cannot_signal_the_daemon_to_stop_reload_or_drain(supd, tmp_path):
+    """The control socket refused `shutdown`, but `kill -TERM $PPID` from
+    the same worker stopped the whole tree, exit 0 (not restarted by
+    systemd's Restart=on-failure). Signals from inside a worker's tree are
+    refused as its control requests are; the operator's still act."""
+    done = tmp_path / "done"
+    # $PPID is agentsupd unless the worker is in a PID namespace (0 there:
+    # the daemon is out of its reach, and kill 0 would be its own group)
+    d = supd.start({"a.yaml": f"""
+        worker: sib
+        command: [sleep, "1e5"]
+        ---
+        worker: w
+        command: {sh(f'if [ $PPID -gt 1 ]; then kill -TERM $PPID; kill -HUP $PPID; kill -USR1 $PPID; fi; echo $PPID > {done}; exec sleep 1e5')}
+        """})
+    d.wait("started", "root/w")
+    ppid = int(written(done)[0])
+    if ppid <= 1:
+        pytest.skip("the worker runs in a PID namespace: agentsupd is out of its reach")
+    for sig in ("SIGTERM", "SIGHUP", "SIGUSR1"):
+        wait_until(lambda: any(f"ignored {sig} from" in l and "root/w" in l
+                               for l in d.lines), what=f"{sig} ignored")
+    assert d.proc.poll() is None
+    assert (d.count("shutdown"), d.count("drain_started"),
+            d.count("reload_applied")) == (0, 0, 0)
+    nodes = {n["path"]: n for n in d.ctl_json("status")}
+    assert nodes["root/sib"]["state"] == "running"
+    d.signal(signal.SIGTERM)  # the operator's
+    d.wait("shutdown", "root")
+    assert d.exit_code() == 0
+
+
+def test_a_worker_granted_shutdown_may_stop_the_daemon_by_signal(supd, tmp_path):
+    d = supd.start({"a.yaml": f"""
+        worker: w
+        control: [shutdown]
+        command: {sh('if [ $PPID -gt 1 ]; then kill -TERM $PPID; fi; exec sleep 1e5')}
+        """})
+    d.wait("started", "root/w")
+    if not any("PID namespace" in l for l in d.lines):
+        d.wait("shutdown", "root")
+        assert d.exit_code() == 0
 
 
 @root_only
