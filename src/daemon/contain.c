@@ -243,6 +243,57 @@ contain_lock(struct contain *c)
 	return EAGAIN; /* held by its sweep, or removed */
 }
 
+#define CONTAIN_LEAF "agentsupd"
+
+/* Whether agentsupd is alone in its cgroup's cgroup.procs (dir's). */
+static bool
+contain_alone(const char *dir)
+{
+	char *path = xasprintf("%s/cgroup.procs", dir), buf[64], me[24];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof buf - 1);
+
+	free(path);
+	if (fd >= 0)
+		close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	snprintf(me, sizeof me, "%ld\n", (long)getpid());
+	return strcmp(buf, me) == 0;
+}
+
+/* A cgroup delegated to agentsupd alone (systemd's Delegate=yes): agentsupd
+ * moves into a leaf of it, so that it holds no process itself and may hand
+ * the memory controller down to the workers' (cgroup v2's rule: a cgroup
+ * that enables controllers for its children holds no process). The root,
+ * or a cgroup shared with a shell or others, is left as it is. */
+static void
+contain_leaf(const char *mnt, const char *self)
+{
+	char *own = xasprintf("%s%s", mnt, self), *leaf;
+	int fd;
+
+	if (strcmp(self, "/") == 0 || !contain_alone(own)) {
+		free(own);
+		return;
+	}
+	leaf = xasprintf("%s/" CONTAIN_LEAF, own);
+	if ((mkdir(leaf, 0755) < 0 && errno != EEXIST) ||
+	    (fd = open(own, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+		log_warn("containment: cannot make the leaf %s", leaf);
+	} else {
+		if (contain_write_at(fd, CONTAIN_LEAF "/cgroup.procs", "0") < 0)
+			log_warn("containment: cannot move into %s", leaf);
+		else
+			(void)contain_write_at(fd, "cgroup.subtree_control",
+			                       "+memory");
+		close(fd);
+	}
+	free(leaf);
+	free(own);
+}
+
 /* Our cgroup directory, proven usable; an errno otherwise. */
 static int
 contain_setup(struct contain *c)
@@ -269,6 +320,8 @@ contain_setup(struct contain *c)
 		err = ENOTSUP; /* before Linux 5.14: no cgroup.kill */
 	if (err == 0)
 		err = contain_probe(c->dirfd);
+	if (err == 0)
+		contain_leaf(mnt, self);
 	if (err == 0)
 		/* max_memory reads memory.current where the controller is ours
 		 * to enable; it is not everywhere (hybrid hosts) */

@@ -669,3 +669,86 @@ def test_a_sigkill_of_agentsupds_process_group_spares_the_guard(supd, tmp_path):
     d.proc.wait()
     gone(mark)
     wait_until(lambda: not os.path.exists(top), what="the cgroups removed")
+
+
+def _cgroup_of(pid):
+    with open(f"/proc/{pid}/cgroup") as f:
+        return [line.strip()[3:] for line in f if line.startswith("0::")][0]
+
+
+def _rmdir_tree(path):
+    """A test cgroup and what is left under it, deepest first."""
+    for root, dirs, _ in os.walk(path, topdown=False):
+        for d in dirs:
+            try:
+                os.rmdir(os.path.join(root, d))
+            except OSError:
+                pass
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass
+
+
+def _start_in_cgroup(supd, cg, first=None):
+    """agentsupd started inside the cgroup cg (a delegated unit's, as
+    systemd's Delegate=yes gives it), after the process `first` if any."""
+    supd.write({"00-settings.yaml": f"agentsupd:\n  events_file: {supd.events}\n"
+                                    "  contain: cgroup\n",
+                "a.yaml": "worker: w\ncommand: [sleep, '1e5']\n"},
+               settings=False)
+    procs = os.path.join(cg, "cgroup.procs")
+    d = Daemon(supd.dir, supd.events,
+               argv_prefix=["/bin/sh", "-c",
+                            f'echo $$ > {procs} && exec "$@"', "sh"])
+    supd.started.append(d)
+    return d, d.wait("started", "root/w")
+
+
+@needs_cgroup
+def test_a_delegated_cgroup_holds_no_process_so_controllers_go_down(supd):
+    """Under systemd's Delegate=yes agentsupd is alone in its unit's cgroup
+    and made agentsup.<pid>/ in it beside itself: the cgroup then held a
+    process, so no controller (memory, for max_memory) could be enabled for
+    the workers' cgroups below (cgroup v2's no-internal-process rule:
+    EBUSY). agentsupd moves into a leaf of its own first."""
+    cg = os.path.join(cgroup2_mount(), f"agentsup-test-{uuid.uuid4().hex[:8]}")
+    os.mkdir(cg)
+    try:
+        d, w = _start_in_cgroup(supd, cg)
+        rel = cg[len(cgroup2_mount()):]
+        assert _cgroup_of(d.proc.pid) == rel + "/agentsupd"
+        assert _cgroup_of(w.pid).startswith(rel + f"/agentsup.{d.proc.pid}/")
+        with open(os.path.join(cg, "cgroup.procs")) as f:
+            assert f.read() == ""
+        controllers = open(os.path.join(cg, "cgroup.controllers")).read().split()
+        if controllers:  # a domain controller to hand down, if the host has one
+            with open(os.path.join(cg, "cgroup.subtree_control"), "w") as f:
+                f.write("+" + controllers[0])
+        d.signal(signal.SIGTERM)
+        assert d.exit_code() == 0
+        assert not os.path.exists(os.path.join(cg, f"agentsup.{d.proc.pid}"))
+    finally:
+        _rmdir_tree(cg)
+
+
+@needs_cgroup
+def test_a_shared_cgroup_is_left_as_it_is(supd):
+    """In a cgroup shared with other processes (a shell's session scope)
+    agentsupd moves nowhere: it is not its own to arrange."""
+    cg = os.path.join(cgroup2_mount(), f"agentsup-test-{uuid.uuid4().hex[:8]}")
+    os.mkdir(cg)
+    other = subprocess.Popen(["/bin/sh", "-c",
+                              f'echo $$ > {cg}/cgroup.procs && exec sleep 1e5'])
+    try:
+        wait_until(lambda: _cgroup_of(other.pid) == cg[len(cgroup2_mount()):],
+                   what="the other process in the cgroup")
+        d, _ = _start_in_cgroup(supd, cg)
+        assert _cgroup_of(d.proc.pid) == cg[len(cgroup2_mount()):]
+        assert not os.path.exists(os.path.join(cg, "agentsupd"))
+        d.signal(signal.SIGTERM)
+        assert d.exit_code() == 0
+    finally:
+        other.kill()
+        other.wait()
+        _rmdir_tree(cg)
