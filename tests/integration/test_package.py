@@ -106,6 +106,51 @@ def test_control_fields(deb):
     assert "shlibs" in info and "postinst" in info and "prerm" in info
 
 
+def test_maintainer_scripts_tell_systemd(deb, tmp_path):
+    """The package only ran ldconfig: removed, a running agentsupd kept
+    running with its binary and unit gone, and systemd never read a new or
+    changed unit. Now: stop on remove (not on upgrade: that would stop every
+    agent at once), daemon-reload after install and removal, ldconfig still.
+    Run as dpkg would, in a private mount namespace where /run/systemd/system
+    exists, with systemctl and ldconfig recording their calls."""
+    if not shutil.which("unshare"):
+        pytest.skip("no unshare")
+    ctl = tmp_path / "control"
+    run("dpkg-deb", "-e", str(deb), str(ctl))
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    calls = tmp_path / "calls"
+    for tool in ("systemctl", "ldconfig"):
+        (bindir / tool).write_text(f'#!/bin/sh\necho "{tool}${{1:+ $*}}" >> {calls}\n')
+        (bindir / tool).chmod(0o755)
+    steps = [("prerm", "upgrade"), ("postinst", "configure"),
+             ("prerm", "remove"), ("postrm", "remove"), ("postrm", "purge")]
+    script = "mount -t tmpfs tmpfs /run && mkdir -p /run/systemd/system"
+    for name, arg in steps:
+        script += f" && echo '== {name} {arg}' >> {calls} && {ctl / name} {arg}"
+    env = dict(os.environ, PATH=f"{bindir}:{os.environ['PATH']}")
+    r = subprocess.run(["unshare", "--mount", "--propagation", "private",
+                        "sh", "-c", script], env=env, capture_output=True,
+                       text=True, timeout=TIMEOUT)
+    if r.returncode != 0 and "unshare" in r.stderr:
+        pytest.skip("no mount namespace here: " + r.stderr)
+    assert r.returncode == 0, r
+    assert calls.read_text() == textwrap.dedent("""\
+        == prerm upgrade
+        == postinst configure
+        ldconfig
+        systemctl daemon-reload
+        == prerm remove
+        systemctl stop agentsupd.service
+        == postrm remove
+        ldconfig
+        systemctl daemon-reload
+        == postrm purge
+        ldconfig
+        systemctl daemon-reload
+        """)
+
+
 def test_daemon_maps_no_parser_or_store_at_start(root):
     """agentsupd loads libyaml only while it parses and SQLite only with a
     state store (yamlib.c, sqlib.c): neither is among its DT_NEEDED, so an
