@@ -325,14 +325,10 @@ ledger_unpin(struct ledger *l, struct ledger_rec *r)
 		ledger_trim(l, NULL);
 }
 
-void
-ledger_end(struct ledger *l, struct ledger_rec *r, enum ledger_state s,
-           int64_t wall_ms, uint64_t mono_ms)
+/* The ended r at the newest end of the ended list, its data counted. */
+static void
+ledger_list(struct ledger *l, struct ledger_rec *r)
 {
-	ledger_unlist(l, r);
-	r->state = s;
-	r->ended_ms = wall_ms;
-	r->ended_mono = mono_ms;
 	r->older = l->newest;
 	r->newer = NULL;
 	if (l->newest != NULL)
@@ -343,7 +339,38 @@ ledger_end(struct ledger *l, struct ledger_rec *r, enum ledger_state s,
 	l->nended++;
 	r->ended_bytes = ledger_rec_bytes(r);
 	l->ended_bytes += r->ended_bytes;
+}
+
+void
+ledger_end(struct ledger *l, struct ledger_rec *r, enum ledger_state s,
+           int64_t wall_ms, uint64_t mono_ms)
+{
+	ledger_unlist(l, r);
+	r->state = s;
+	r->ended_ms = wall_ms;
+	r->ended_mono = mono_ms;
+	ledger_list(l, r);
 	ledger_trim(l, r);
+}
+
+void
+ledger_put_back(struct ledger *l, struct ledger_rec *r)
+{
+	size_t h;
+
+	if (!r->dropped)
+		return;
+	r->dropped = false;
+	if (l->count >= l->nbuckets)
+		ledger_grow(l);
+	h = ledger_hash(r->sup, r->key) % l->nbuckets;
+	r->hnext = l->buckets[h];
+	l->buckets[h] = r;
+	l->count++;
+	if (ledger_ended(r)) {
+		ledger_list(l, r);
+		ledger_trim(l, r);
+	}
 }
 
 void

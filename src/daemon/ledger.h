@@ -138,6 +138,9 @@ void ledger_prior_put(struct ledger *, struct ledger_rec *r,
 void ledger_prior_free(struct ledger_prior *p);
 /* Forget a record (a pinned one is freed when its last pin goes). */
 void ledger_drop(struct ledger *, struct ledger_rec *);
+/* A record dropped while pinned back in the ledger, as it was (its key
+ * has no other record): a drop whose deletion was not stored. */
+void ledger_put_back(struct ledger *, struct ledger_rec *);
 /* A write of r is in flight / has finished: a pinned record is never
  * dropped for room. Unpinning may drop it or older ones beyond max_ended. */
 void ledger_pin(struct ledger_rec *);

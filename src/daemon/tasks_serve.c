@@ -490,7 +490,13 @@ tasks_drop_acked(struct daemon *d, struct ledger_rec *r, void *arg, int rc,
 	struct tasks_ctl_ack *a = arg;
 	struct client *cl = control_client(d->control, a->serial);
 
-	(void)r;
+	/* not deleted: the record stays as it was (unless a spawn of its key
+	 * since made another), in memory and among the stored keys */
+	if (rc != 0 && ledger_get(&d->tasks->ledger, r->sup, r->key) == NULL) {
+		ledger_put_back(&d->tasks->ledger, r);
+		ledger_keys_add(&d->tasks->keys,
+		                ledger_key_hash(r->sup, r->key));
+	}
 	if (cl != NULL && rc != 0)
 		serve_refusef(cl, a->id, "the drop could not be stored: %s",
 		              why);

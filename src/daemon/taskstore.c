@@ -368,8 +368,8 @@ taskstore_save_ack(struct daemon *d, struct ledger_rec *r,
 }
 
 int
-taskstore_forget(struct daemon *d, const struct ledger_rec *r,
-                 taskstore_ack_fn *ack, void *arg)
+taskstore_forget(struct daemon *d, struct ledger_rec *r, taskstore_ack_fn *ack,
+                 void *arg)
 {
 	struct taskstore_job *j;
 
@@ -377,12 +377,15 @@ taskstore_forget(struct daemon *d, const struct ledger_rec *r,
 		return -1;
 	j = xcalloc(1, sizeof *j);
 	j->drop = true;
-	ledger_keys_del(&d->tasks->keys, ledger_key_hash(r->sup, r->key));
+	j->rec = r;
 	j->ack = ack;
 	j->ack_arg = arg;
 	j->sup = xstrdup(r->sup);
 	j->key = xstrdup(r->key);
-	return taskstore_submit(d, j);
+	if (taskstore_submit(d, j) < 0)
+		return -1; /* its key still stored */
+	ledger_keys_del(&d->tasks->keys, ledger_key_hash(r->sup, r->key));
+	return 0;
 }
 
 /* One row into the ledger: its record, NULL when the row is bad. */

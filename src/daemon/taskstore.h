@@ -37,9 +37,10 @@ int taskstore_save_ack(struct daemon *, struct ledger_rec *,
  * store's queue is full. */
 int taskstore_barrier(struct daemon *, struct ledger_rec *,
                       taskstore_ack_fn *ack, void *arg);
-/* Queue the deletion of the record's row; ack (rec NULL) once it is
- * committed. -1 (ack not called) without a store or a queue full. */
-int taskstore_forget(struct daemon *, const struct ledger_rec *,
+/* Queue the deletion of the record's row; ack (with the record, pinned
+ * till then: dropped meanwhile, it may be put back) once it is committed.
+ * -1 (ack not called) without a store or a queue full. */
+int taskstore_forget(struct daemon *, struct ledger_rec *,
                      taskstore_ack_fn *ack, void *arg);
 /* The retry of the records whose write failed (tasks->retry_w): armed by
  * a failure, every TASKSTORE_RETRY_S while some remain. */

@@ -860,6 +860,44 @@ test_ledger_pins(void **state)
 	ledger_free(&l);
 }
 
+/* A record dropped while pinned (a drop whose deletion was not stored)
+ * put back as it was: found again, ended and counted once more, and the
+ * ended list still whole (the put-back one is its newest). */
+static void
+test_ledger_put_back(void **state)
+{
+	struct ledger l;
+	struct ledger_rec *a, *b;
+
+	(void)state;
+	ledger_init(&l, 0);
+	a = ledger_accept(&l, "p", "a", NULL, NULL, 1);
+	ledger_result(&l, a, "ok", 2);
+	ledger_end(&l, a, LEDGER_DEAD, 2, 2);
+	b = ledger_accept(&l, "p", "b", NULL, NULL, 1);
+	ledger_end(&l, b, LEDGER_DONE, 3, 3);
+	ledger_pin(a);
+	ledger_drop(&l, a);
+	assert_int_equal(l.nended, 1);
+	assert_int_equal(l.ended_bytes, 0);
+	ledger_put_back(&l, a);
+	assert_false(a->dropped);
+	assert_ptr_equal(ledger_get(&l, "p", "a"), a);
+	assert_int_equal(l.count, 2);
+	assert_int_equal(l.nended, 2);
+	assert_int_equal(l.ended_bytes, 2);
+	assert_int_equal(a->state, LEDGER_DEAD);
+	assert_ptr_equal(l.oldest, b);
+	assert_ptr_equal(l.newest, a);
+	assert_ptr_equal(b->newer, a);
+	ledger_unpin(&l, a); /* in the ledger again: not freed */
+	ledger_drop(&l, b);
+	ledger_drop(&l, a);
+	assert_null(l.oldest);
+	assert_null(l.newest);
+	ledger_free(&l);
+}
+
 /* The stored keys: found after add, gone after del, however the
  * probe chains run (many keys, deletions in the middle of chains). */
 static void
@@ -991,6 +1029,7 @@ main(void)
 	        cmocka_unit_test(test_ledger_args_count_in_bytes),
 	        cmocka_unit_test(test_ledger_record),
 	        cmocka_unit_test(test_ledger_pins),
+	        cmocka_unit_test(test_ledger_put_back),
 	        cmocka_unit_test(test_ledger_keys),
 	};
 
