@@ -522,8 +522,11 @@ tasks_resume_one(struct daemon *d, struct ledger_rec *r)
 	                                  .by = "agentsupd, resumed after a "
 	                                        "restart"},
 	            &out);
-	if (out.error != NULL && out.has_count)
-		return 0; /* max_children: when a child ends */
+	/* max_children: when a child ends; the store's queue full: at a
+	 * later pass (not an end: the task was accepted, and stays so) */
+	if (out.error != NULL &&
+	    (out.has_count || strcmp(out.error, TASKS_STORE_BEHIND) == 0))
+		return 0;
 	if (out.error != NULL) {
 		ledger_reason(r, out.error);
 		ledger_end(&d->tasks->ledger, r, LEDGER_CANCELLED,
