@@ -8,6 +8,10 @@
 
 #include <msgpack.h>
 
+/* Text from agentsupd (an error, a config file's words) on a line of its
+ * own, escaped for a terminal (text.h): it never forges a line or an
+ * escape sequence. */
+void render_text_line(FILE *, const char *prefix, const char *s, size_t n);
 /* Any msgpack object as JSON. */
 void render_json(FILE *, const msgpack_object *);
 /* A status answer (an array of node maps, depth-first) as a tree; -1 when
