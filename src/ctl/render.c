@@ -116,14 +116,9 @@ render_text_line(FILE *f, const char *prefix, const char *s, size_t n)
 	text_buf_free(&b);
 }
 
-/* A string field as a C string in buf ("" when absent or not a string),
- * escaped for a terminal (text.h): worker text never forges a line or an
- * escape sequence; too long, it is cut and says so ("?" if buf is too
- * small even for that). */
-static const char *
-render_get_s(const msgpack_object *m, const char *key, char *buf, size_t len)
+const char *
+render_str(const msgpack_object *v, char *buf, size_t len)
 {
-	const msgpack_object *v = agentsup_wire_get(m, key);
 	struct text_buf b;
 	const char *s;
 	size_t n;
@@ -145,6 +140,13 @@ render_get_s(const msgpack_object *m, const char *key, char *buf, size_t len)
 		snprintf(buf, len, "?");
 	text_buf_free(&b);
 	return buf;
+}
+
+/* A string field as a C string in buf: render_str. */
+static const char *
+render_get_s(const msgpack_object *m, const char *key, char *buf, size_t len)
+{
+	return render_str(agentsup_wire_get(m, key), buf, len);
 }
 
 static bool
