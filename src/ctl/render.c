@@ -362,7 +362,9 @@ render_node(const msgpack_object *n, const char *prefix, bool color)
 		    (cost->type == MSGPACK_OBJECT_FLOAT64 ||
 		     cost->type == MSGPACK_OBJECT_FLOAT32) &&
 		    isfinite(cost->via.f64))
-			printf("  $%.4f", cost->via.f64);
+			/* a worker's 1e300 in a few characters, not 300 */
+			printf(cost->via.f64 < 1e9 ? "  $%.4f" : "  $%.4g",
+			       cost->via.f64);
 		if (*render_get_s(prog, "state", st, sizeof st))
 			printf("  %s", st);
 	}

@@ -151,3 +151,26 @@ def test_dead_letters_show_a_declared_detail_escaped(supd, tmp_path):
     assert len(lines) == 1, lines
     assert "declared permanent: bad\\nFORGED pool/x dead\\x1b[2J\\x07" \
         in lines[0], lines
+
+
+def test_a_huge_cost_is_shown_short(supd, tmp_path):
+    """A cost of 1e300 (finite, valid) filled the worker's status line with
+    $ and 301 digits, and the budget_warning's percentage with as many."""
+    cmd = raw_worker(tmp_path, "rich", f"""
+        send(msgpack.packb({{"t": "hb", "progress": {{"cost": 1e300}}}}))
+        open({str(tmp_path / "sent")!r}, "w").close()
+        time.sleep(1000)
+    """)
+    d = supd.start({"a.yaml": f"""
+        worker: rich
+        command: {cmd}
+        shutdown: 1s
+        budget: {{cost: 5}}
+        drain_timeout: 30s
+        """})
+    ev = d.wait("budget_warning", "root/rich")
+    assert ev.detail == "cost 1e+300 of 5 (2e+301%)", ev
+    r = subprocess.run([AGENTSUPCTL, "--socket", d.socket, "status", "rich"],
+                       capture_output=True, text=True, timeout=10)
+    line = r.stdout.splitlines()[0]
+    assert "$1e+300" in line and len(line) < 200, line
