@@ -114,12 +114,41 @@ spec_policy_equal(const struct spec *a, const struct spec *b)
 	       progress_keys_equal(a, b);
 }
 
+/* An argument with a control character as bash's $'...', so that a newline
+ * or an escape sequence in a command forges no line of the printed tree. */
+static bool
+print_argv_ctrl(FILE *f, const char *arg)
+{
+	const unsigned char *c = (const unsigned char *)arg;
+
+	while (*c != '\0' && *c >= 0x20 && *c != 0x7f)
+		c++;
+	if (*c == '\0')
+		return false;
+	fputs("$'", f);
+	for (c = (const unsigned char *)arg; *c != '\0'; c++)
+		if (*c == '\n')
+			fputs("\\n", f);
+		else if (*c == '\t')
+			fputs("\\t", f);
+		else if (*c < 0x20 || *c == 0x7f)
+			fprintf(f, "\\x%02x", *c);
+		else if (*c == '\'' || *c == '\\')
+			fprintf(f, "\\%c", *c);
+		else
+			fputc(*c, f);
+	fputc('\'', f);
+	return true;
+}
+
 static void
 print_argv(char **argv, FILE *f)
 {
 	for (char **a = argv; *a != NULL; a++) {
 		bool plain = **a != '\0' && strpbrk(*a, " \t\n'\"\\$`") == NULL;
 		fprintf(f, a == argv ? "" : " ");
+		if (print_argv_ctrl(f, *a))
+			continue;
 		if (plain)
 			fputs(*a, f);
 		else {

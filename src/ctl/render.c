@@ -102,14 +102,23 @@ render_json(FILE *f, const msgpack_object *o)
 	}
 }
 
-/* A string field as a C string in buf ("" when absent or not a string),
- * escaped for a terminal (text.h): worker text never forges a line or an
- * escape sequence; too long, it is cut and says so ("?" if buf is too
- * small even for that). */
-static const char *
-render_get_s(const msgpack_object *m, const char *key, char *buf, size_t len)
+void
+render_text_line(FILE *f, const char *prefix, const char *s, size_t n)
 {
-	const msgpack_object *v = agentsup_wire_get(m, key);
+	struct text_buf b;
+
+	/* at most 4 bytes out per byte in (\xNN) */
+	text_buf_init(&b, 4 * n + 1);
+	if (n == 0 || text_term_escape(&b, s, n))
+		fprintf(f, "%s%s\n", prefix, n > 0 ? b.data : "");
+	else
+		fprintf(f, "%s(text that could not be shown)\n", prefix);
+	text_buf_free(&b);
+}
+
+const char *
+render_str(const msgpack_object *v, char *buf, size_t len)
+{
 	struct text_buf b;
 	const char *s;
 	size_t n;
@@ -131,6 +140,13 @@ render_get_s(const msgpack_object *m, const char *key, char *buf, size_t len)
 		snprintf(buf, len, "?");
 	text_buf_free(&b);
 	return buf;
+}
+
+/* A string field as a C string in buf: render_str. */
+static const char *
+render_get_s(const msgpack_object *m, const char *key, char *buf, size_t len)
+{
+	return render_str(agentsup_wire_get(m, key), buf, len);
 }
 
 static bool
@@ -346,7 +362,9 @@ render_node(const msgpack_object *n, const char *prefix, bool color)
 		    (cost->type == MSGPACK_OBJECT_FLOAT64 ||
 		     cost->type == MSGPACK_OBJECT_FLOAT32) &&
 		    isfinite(cost->via.f64))
-			printf("  $%.4f", cost->via.f64);
+			/* a worker's 1e300 in a few characters, not 300 */
+			printf(cost->via.f64 < 1e9 ? "  $%.4f" : "  $%.4g",
+			       cost->via.f64);
 		if (*render_get_s(prog, "state", st, sizeof st))
 			printf("  %s", st);
 	}

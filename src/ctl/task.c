@@ -111,11 +111,7 @@ task_get_s(const msgpack_object *m, const char *key, char *buf, size_t len)
 {
 	const msgpack_object *v = agentsup_wire_get(m, key);
 
-	buf[0] = '\0';
-	if (v != NULL && v->type == MSGPACK_OBJECT_STR)
-		snprintf(buf, len, "%.*s", (int)v->via.str.size,
-		         v->via.str.ptr);
-	return buf;
+	return render_str(v, buf, len); /* a worker's words, escaped */
 }
 
 /* "pool/a  dead  3 attempts  exit:1 (declared permanent: bad input)" */
@@ -130,9 +126,7 @@ task_line(const msgpack_object *r)
 	    rs->via.array.size > 0) {
 		const msgpack_object *l =
 		        &rs->via.array.ptr[rs->via.array.size - 1];
-		if (l->type == MSGPACK_OBJECT_STR)
-			snprintf(last, sizeof last, "%.*s",
-			         (int)l->via.str.size, l->via.str.ptr);
+		render_str(l, last, sizeof last);
 	}
 	printf("%-32s %-9s %3llu attempt%s  %s\n",
 	       task_get_s(r, "name", name, sizeof name),

@@ -26,8 +26,9 @@
 #include "tasks.h"
 #include "util.h"
 
-#define CLIENT_MAX_OUT    (8u << 20) /* unread answers before a request */
-#define CLIENT_MAX_LAG    (1u << 20) /* a follower this far behind goes */
+#define CLIENT_MAX_OUT    (8u << 20)  /* unread answers before a request */
+#define CLIENTS_MAX_OUT   (32u << 20) /* all clients' together */
+#define CLIENT_MAX_LAG    (1u << 20)  /* a follower this far behind goes */
 #define CLIENT_REQUEST_MS 10000 /* from a request's first byte to its last */
 #define CLIENT_IDLE_MS    60000 /* a silent, non-following client */
 #define CLIENT_END_MS     10000 /* to read what preceded its end frame */
@@ -70,6 +71,7 @@ client_free(struct client *cl)
 	if (cl->next != NULL)
 		cl->next->prev = cl->prev;
 	all->n--;
+	all->answers -= cl->answers;
 	agentsup_reader_free(&cl->reader);
 	free(cl->out);
 	free(cl->logs);
@@ -114,6 +116,14 @@ sweep_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 	ev_prepare_stop(loop, w);
 }
 
+/* n bytes of answers were read (or will never be) */
+static void
+client_answered(struct client *cl, size_t n)
+{
+	cl->answers -= n;
+	cl->all->answers -= n;
+}
+
 static void
 client_flush(struct client *cl)
 {
@@ -129,14 +139,15 @@ client_flush(struct client *cl)
 			return;
 		}
 		if (n < 0) {
-			cl->outlen = cl->answers = 0;
+			cl->outlen = 0;
+			client_answered(cl, cl->answers);
 			client_drop(cl, NULL); /* it went away */
 			return;
 		}
 		cl->outoff += (size_t)n;
 		cl->outlen -= (size_t)n;
-		cl->answers -=
-		        (size_t)n < cl->answers ? (size_t)n : cl->answers;
+		client_answered(cl, (size_t)n < cl->answers ? (size_t)n
+		                                            : cl->answers);
 	}
 	if (cl->outlen == 0)
 		cl->outoff = 0;
@@ -167,6 +178,7 @@ client_send(struct client *cl, const char *data, size_t len)
 	if (cl->dead)
 		return;
 	cl->answers += len;
+	cl->all->answers += len;
 	client_queue(cl, data, len);
 }
 
@@ -305,7 +317,11 @@ client_dispatch(struct client *cl, const struct agentsup_frame *f)
 		client_drop(cl, "sent a message that is not a request");
 		return;
 	}
-	if (cl->answers > CLIENT_MAX_OUT) { /* a follower's too */
+	/* a follower's too; and when all clients together hold too much,
+	 * any that asks again without reading (the rest, reading, are not
+	 * held up: theirs is 0 when they ask) */
+	if (cl->answers > CLIENT_MAX_OUT ||
+	    (cl->answers > 0 && cl->all->answers > CLIENTS_MAX_OUT)) {
 		client_drop(cl, "not reading its responses");
 		return;
 	}

@@ -20,6 +20,7 @@ struct clients {
 	struct client *head;
 	size_t n;         /* dropped ones too, until swept: they hold an fd */
 	uint64_t serial;  /* the last given to a client */
+	size_t answers;   /* the sum of every client's unread answers */
 	ev_prepare sweep; /* frees dropped clients before the loop blocks */
 };
 

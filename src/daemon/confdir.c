@@ -186,7 +186,11 @@ confdir_list(const char *dir, size_t *np, struct config_errors *errs)
 	DIR *d;
 
 	if ((d = opendir(dir)) == NULL) {
-		config_errors_add(errs, dir, 0, 0, "%s", strerror(errno));
+		/* a new user's first run: say what was looked for */
+		config_errors_add(errs, dir, 0, 0,
+		                  "cannot read the config directory: %s "
+		                  "(-c DIR names another)",
+		                  strerror(errno));
 		return NULL;
 	}
 	while ((de = readdir(d)) != NULL) {

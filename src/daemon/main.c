@@ -8,12 +8,14 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "daemon.h"
 #include "spawn.h"
+#include "text.h"
 
 #define EXIT_USAGE     64
 #define EXIT_CANTCREAT 73 /* the control socket cannot be had */
@@ -60,6 +62,21 @@ parse_seed(const char *s, uint64_t *out)
 	return *s == '\0' || *end != '\0' || errno != 0 || *s == '-' ? -1 : 0;
 }
 
+/* A config error on a line of its own: the words it quotes from a file
+ * (a key, a value, a name) have their control characters escaped, so a
+ * newline in a file forges no line in the log. */
+static void
+print_config_error(const char *msg)
+{
+	struct text_buf b;
+	size_t n = strlen(msg);
+
+	text_buf_init(&b, 4 * n + 1); /* at most \xNN per byte */
+	if (n > 0 && text_term_escape(&b, msg, n))
+		fprintf(stderr, "%s\n", b.data);
+	text_buf_free(&b);
+}
+
 static struct config *
 load_or_report(const char *dir)
 {
@@ -68,7 +85,7 @@ load_or_report(const char *dir)
 	char *why;
 
 	for (size_t i = 0; i < errs.count; i++)
-		fprintf(stderr, "%s\n", errs.msgs[i]);
+		print_config_error(errs.msgs[i]);
 	if (cfg == NULL)
 		fprintf(stderr,
 		        "agentsupd: %zu error%s in %s: nothing started\n",

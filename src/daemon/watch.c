@@ -77,9 +77,12 @@ watch_budget_warning(struct daemon *d, const struct action *a)
 	f[2] = (struct event_field){
 	        .key = "allowed", .type = EVENT_DOUBLE, .d = lim};
 	char detail[128];
-	snprintf(detail, sizeof detail, "%s %.6g of %.6g (%.0f%%)",
-	         budget_limit_name(l), got, lim,
-	         lim > 0 ? 100.0 * got / lim : 0.0);
+	double pct = lim > 0 ? 100.0 * got / lim : 0.0;
+	/* a spend of 1e300 is not a percentage of 300 digits */
+	snprintf(detail, sizeof detail,
+	         pct < 1e6 ? "%s %.6g of %.6g (%.0f%%)"
+	                   : "%s %.6g of %.6g (%.3g%%)",
+	         budget_limit_name(l), got, lim, pct);
 	events_emit_ex(
 	        &d->events,
 	        &(struct event){.kind = EV_BUDGET_WARNING,

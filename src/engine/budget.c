@@ -86,6 +86,10 @@ spend_none(const struct spend *s)
 	       !(s->cost > 0);
 }
 
+/* The most a cost may count for: far past any limit, and a sum of such
+ * costs stays finite. */
+#define BUDGET_COST_MAX 1e300
+
 static uint64_t
 add_sat(uint64_t a, uint64_t b)
 {
@@ -100,7 +104,8 @@ spend_add(struct spend *a, const struct spend *d)
 	a->tokens = add_sat(a->tokens, d->tokens);
 	a->steps = add_sat(a->steps, d->steps);
 	a->wall_ms = add_sat(a->wall_ms, d->wall_ms);
-	a->cost += d->cost;
+	a->cost = a->cost < BUDGET_COST_MAX - d->cost ? a->cost + d->cost
+	                                              : BUDGET_COST_MAX;
 }
 
 static uint64_t
@@ -223,11 +228,16 @@ budget_delta(struct pwatch *w, const struct progress *u, unsigned fields)
 		d.steps = u->steps - w->inc.steps;
 		w->inc.steps = u->steps;
 	}
-	/* a cost that is not a finite number counts as nothing */
-	if ((fields & PROGRESS_COST) && u->cost < 1e300 &&
-	    u->cost > w->inc.cost) {
-		d.cost = u->cost - w->inc.cost;
-		w->inc.cost = u->cost;
+	/* a cost past BUDGET_COST_MAX counts as that much (a report of
+	 * 1e301 spends any budget, it is not ignored); NaN as nothing */
+	if ((fields & PROGRESS_COST) && u->cost >= 0) {
+		double c =
+		        u->cost < BUDGET_COST_MAX ? u->cost : BUDGET_COST_MAX;
+
+		if (c > w->inc.cost) {
+			d.cost = c - w->inc.cost;
+			w->inc.cost = c;
+		}
 	}
 	return d;
 }

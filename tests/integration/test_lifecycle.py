@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 
-from conftest import AGENTSUPD, TIMEOUT, Daemon, alive, sh, wait_until
+from conftest import AGENTSUPCTL, AGENTSUPD, TIMEOUT, Daemon, alive, sh, wait_until
 
 SLEEP = sh("exec sleep 1000")
 SLEEP2 = sh("exec sleep 2000")
@@ -98,6 +98,45 @@ def test_broken_reload_refused_tree_untouched(supd):
     after = pids(d)
     assert after["root/extra"] != before["root/extra"]
     assert after["root/keep"] == before["root/keep"]
+
+
+# A key or a name in a file with a newline and an escape sequence: every
+# place that shows a config error to a person shows it escaped (the events
+# file already had it as JSON, stderr's event line escaped), so the file
+# forges no line of agentsupd's log or of agentsupctl's output, and --check
+# prints a command's control characters as $'...'.
+HOSTILE_KEY = 'worker: bad\ncommand: x\n"evil\\nFORGED\\e[2J": 1\n'
+
+
+def test_config_errors_never_forge_a_line(supd):
+    supd.write({"10-bad.yaml": HOSTILE_KEY})
+    r = subprocess.run([AGENTSUPD, "--check", "-c", str(supd.dir)],
+                       capture_output=True, text=True, timeout=TIMEOUT)
+    assert r.returncode == 78
+    assert 'unknown key "evil\\nFORGED\\x1b[2J"' in r.stderr
+    assert "\x1b" not in r.stderr
+    assert not any(l.startswith("FORGED") for l in r.stderr.splitlines())
+    d = supd.start({"10-bad.yaml": f"worker: ok\ncommand: {SLEEP}\n"})
+    d.wait("started", "root/ok")
+    supd.write({"10-bad.yaml": HOSTILE_KEY})
+    r = d.ctl("reload")
+    assert r.returncode == 1
+    assert 'unknown key "evil\\nFORGED\\x1b[2J"' in r.stderr
+    assert "\x1b" not in r.stderr and "\nFORGED" not in r.stderr
+    env = {k: v for k, v in os.environ.items() if k != "AGENTSUP_SOCKET"}
+    r = subprocess.run([AGENTSUPCTL, "-c", str(supd.dir), "status"],
+                       capture_output=True, text=True, timeout=TIMEOUT,
+                       env=env)
+    assert r.returncode == 78, r.stderr
+    assert 'unknown key "evil\\nFORGED\\x1b[2J"' in r.stderr
+    assert "\x1b" not in r.stderr
+    (supd.dir / "10-bad.yaml").write_text(
+        'worker: ok\ncommand: ["/bin/e\\e[2J", "x\\ny", "it\'s"]\n')
+    r = subprocess.run([AGENTSUPD, "--check", "-c", str(supd.dir)],
+                       capture_output=True, text=True, timeout=TIMEOUT)
+    assert r.returncode == 0, r.stderr
+    assert "worker permanent: $'/bin/e\\x1b[2J' $'x\\ny' 'it'\\''s'\n" \
+        in r.stdout
 
 
 def test_reload_adds_a_subtree_in_position(supd):

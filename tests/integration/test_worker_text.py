@@ -116,3 +116,61 @@ def test_eof_right_after_hello_is_never_protocol(supd, tmp_path):
     ev = d.wait("exited", "root/quitter")
     assert ev.reason == "exit:3", ev
     assert not [e for e in d.seen if e.get("reason") == "protocol"]
+
+
+def test_dead_letters_show_a_declared_detail_escaped(supd, tmp_path):
+    """`agentsupctl dead` printed the reason a task declared as it came: a
+    newline and an escape sequence in its detail forged a line and reached
+    the operator's terminal."""
+    detail = b"bad\nFORGED pool/x dead\x1b[2J\x07\xff"
+    ex = (b"\x83" + msgpack_str(b"t") + msgpack_str(b"exit") +
+          msgpack_str(b"reason") + msgpack_str(b"permanent") +
+          msgpack_str(b"detail") + raw_str(detail))
+    cmd = raw_worker(tmp_path, "declare", f"""
+        send({ex!r})
+        sys.exit(1)
+    """)
+    d = supd.start({"a.yaml": f"""
+        supervisor: pool
+        parent: root
+        template: {{command: {cmd}}}
+        ---
+        worker: idle
+        command: [sleep, "1000"]
+        """})
+    d.wait("started", "root/idle")
+    r = subprocess.run([AGENTSUPCTL, "--socket", d.socket, "spawn", "pool",
+                        "--key", "k"], capture_output=True, timeout=10)
+    assert r.returncode == 0, r
+    d.wait("dead_lettered", "root/pool/k")
+    r = subprocess.run([AGENTSUPCTL, "--socket", d.socket, "dead"],
+                       capture_output=True, timeout=10)
+    assert r.returncode == 0, r
+    assert b"\x1b" not in r.stdout and b"\x07" not in r.stdout, r.stdout
+    lines = r.stdout.decode("utf-8").splitlines()
+    assert len(lines) == 1, lines
+    assert "declared permanent: bad\\nFORGED pool/x dead\\x1b[2J\\x07" \
+        in lines[0], lines
+
+
+def test_a_huge_cost_is_shown_short(supd, tmp_path):
+    """A cost of 1e300 (finite, valid) filled the worker's status line with
+    $ and 301 digits, and the budget_warning's percentage with as many."""
+    cmd = raw_worker(tmp_path, "rich", f"""
+        send(msgpack.packb({{"t": "hb", "progress": {{"cost": 1e300}}}}))
+        open({str(tmp_path / "sent")!r}, "w").close()
+        time.sleep(1000)
+    """)
+    d = supd.start({"a.yaml": f"""
+        worker: rich
+        command: {cmd}
+        shutdown: 1s
+        budget: {{cost: 5}}
+        drain_timeout: 30s
+        """})
+    ev = d.wait("budget_warning", "root/rich")
+    assert ev.detail == "cost 1e+300 of 5 (2e+301%)", ev
+    r = subprocess.run([AGENTSUPCTL, "--socket", d.socket, "status", "rich"],
+                       capture_output=True, text=True, timeout=10)
+    line = r.stdout.splitlines()[0]
+    assert "$1e+300" in line and len(line) < 200, line

@@ -4,6 +4,8 @@
  * restored spend, wall time; the engine driven by scripted beats and ticks
  * (harness: progress_test.h).
  */
+#include <math.h>
+
 #include "progress_test.h"
 
 #define BUDGET_WORKER                                                          \
@@ -300,6 +302,34 @@ test_budget_sum_saturates(void **state)
 	run_free(r);
 }
 
+/* A cost too large to sum (1e301, finite and valid on the wire) spends the
+ * budget: it was counted as nothing, and the worker ran on unjudged. Sums of
+ * such costs stay finite. */
+static void
+test_budget_huge_cost_spends(void **state)
+{
+	struct run *r = run_new("supervisor: root\nchildren:\n"
+	                        "  - {worker: a, command: x, budget: "
+	                        "{cost: 5}, backoff: none}\n"
+	                        "  - {worker: b, command: x}\n");
+	struct progress p = {.cost = 1e301};
+	struct spend sp;
+
+	(void)state;
+	r->log[0] = '\0';
+	tree_beat(r->t, N(r, "a"), &p, PROGRESS_COST, r->now);
+	pump(r);
+	expect(r, "budget_warning root/a cost\n"
+	          "fail root/a budget (drain)\nexhausted root/a\n");
+	assert_int_equal(N(r, "a")->state, NODE_EXHAUSTED);
+	p.cost = 1.7e308;
+	tree_beat(r->t, N(r, "b"), &p, PROGRESS_COST, r->now);
+	pump(r);
+	budget_spend(N(r, "root"), r->now, &sp);
+	assert_true(isfinite(sp.cost) && sp.cost >= 1e300);
+	run_free(r);
+}
+
 /* A counter that goes down and up again within an incarnation counts as
  * its last value (600, 0, 600 is 600, not 1200). */
 static void
@@ -381,6 +411,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_budget_warning_once_then_exhausted),
 	        cmocka_unit_test(test_budget_sum_saturates),
+	        cmocka_unit_test(test_budget_huge_cost_spends),
 	        cmocka_unit_test(test_budget_counter_going_down_counts_once),
 	        cmocka_unit_test(test_budget_restored_over_the_limit_is_judged),
 	        cmocka_unit_test(test_budget_lowered_during_backoff_is_judged),

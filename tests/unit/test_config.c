@@ -385,6 +385,26 @@ test_not_regular_files(void **state)
 	             "z.yaml:0:0: a device");
 }
 
+/* A directory that is not there says it is the config directory that is
+ * missing (a bare "supervisor.d:0:0: No such file or directory" was a new
+ * user's first message). */
+static void
+test_missing_directory(void **state)
+{
+	struct config_errors errs = {0};
+	char path[300];
+
+	(void)state;
+	snprintf(path, sizeof path, "%s/nowhere", dir);
+	assert_null(config_load(path, &errs));
+	assert_int_equal(errs.count, 1);
+	assert_non_null(strstr(errs.msgs[0],
+	                       "nowhere:0:0: cannot read the config directory: "
+	                       "No such file or directory (-c DIR names "
+	                       "another)"));
+	config_errors_clear(&errs);
+}
+
 /* A file of one byte too many: refused before it is parsed. */
 static void
 test_file_caps(void **state)
@@ -537,6 +557,8 @@ main(void)
 	        cmocka_unit_test_setup_teardown(test_empty_dir, setup,
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_not_regular_files, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_missing_directory, setup,
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_file_caps, setup,
 	                                        teardown),
