@@ -56,7 +56,8 @@ bool tasks_ckpt_wanted(void *d, const char *path);
 void tasks_capture_gone(struct daemon *, const struct node *,
                         const char *capture_name);
 /* An ended task's last lines of output by "SUP/KEY" (or KEY), from its
- * record: what `logs` shows once its node is gone; NULL if none. */
+ * record: what `logs` shows once its node is gone ("" if it printed
+ * nothing); NULL for no ended task of that name. */
 const char *tasks_tail(struct daemon *, const char *name);
 /* At start on a state store: the ledger read back; the live records are
  * resumed by tasks_resume. -1 with why. */

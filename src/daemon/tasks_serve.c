@@ -179,7 +179,9 @@ tasks_tail(struct daemon *d, const char *name)
 	const char *why;
 	struct ledger_rec *r = tasks_lookup(d, name, &why);
 
-	return r != NULL && ledger_ended(r) ? r->tail : NULL;
+	if (r == NULL || !ledger_ended(r))
+		return NULL;
+	return r->tail != NULL ? r->tail : ""; /* it printed nothing */
 }
 
 /* --- the control commands ------------------------------------------------- */

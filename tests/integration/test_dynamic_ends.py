@@ -90,6 +90,24 @@ def test_logs_of_an_ended_task_show_its_last_lines(supd):
     assert r.returncode != 0 and "has ended" in r.stderr, r
 
 
+def test_logs_of_an_ended_task_that_printed_nothing_are_empty(supd):
+    """An ended task that printed nothing has no last lines in its record:
+    `logs SUP/KEY` said "no such worker: pool/k" of a task `wait` knew.
+    Now it is empty, as for a worker that has said nothing yet."""
+    files = settings(supd)
+    d = supd.start({**files, "a.yaml": tree(
+        "template:\n  restart: temporary\n  command: [sh, -c, 'exit 1']\n")})
+    d.wait("started", "root/idle")
+    d.ctl("spawn", "pool", "--key", "k", check=0)
+    d.wait("dead_lettered", "root/pool/k")
+    wait_until(lambda: not any(n.get("path") == "root/pool/k"
+                               for n in d.ctl_json("status")),
+               what="the task's node swept")
+    r = d.ctl("logs", "pool/k")
+    assert r.returncode == 0 and r.stdout == "", r
+    assert d.ctl("logs", "pool/nosuch").returncode != 0
+
+
 def test_a_follower_of_a_task_that_ends_is_told(supd, tmp_path):
     """`logs -f` on a running task stayed connected and silent for ever once
     the task ended (followers are matched by name)."""
