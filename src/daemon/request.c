@@ -102,8 +102,9 @@ request_parse(const msgpack_object *map, struct request *r, const char **why)
 		nargs = args->via.array.size;
 	if ((int)nargs < commands[i].min_args ||
 	    nargs > (uint32_t)commands[i].max_args) {
-		*why = commands[i].min_args ? "this command needs a NAME"
-		                            : "too many arguments";
+		*why = (int)nargs < commands[i].min_args
+		               ? "this command needs a NAME"
+		               : "too many arguments";
 		return -1;
 	}
 	if (nargs == 0)

@@ -438,6 +438,11 @@ def test_garbage_and_bad_requests(supd):
     assert read_frame(s)["error"] == "NAME is too long (255 bytes at most)"
     s.sendall(frame({"t": "req", "cmd": "status"}))
     assert "id" in read_frame(s)["error"]
+    # too many arguments for a command that needs a NAME said it needed one
+    s.sendall(frame({"t": "req", "id": 10, "cmd": "stop", "args": ["x", "y"]}))
+    assert read_frame(s)["error"] == "too many arguments"
+    s.sendall(frame({"t": "req", "id": 11, "cmd": "stop", "args": []}))
+    assert read_frame(s)["error"] == "this command needs a NAME"
     s.sendall(b"\x00\x00\x00\x05\xdf\xff\xff\xff\xff")  # a claim bomb
     r = read_frame(s)
     assert r["ok"] is False and "claims more" in r["error"]
