@@ -149,6 +149,19 @@ text_utf8_decode(const unsigned char *s, size_t len, uint32_t *cp)
 	return need + 1;
 }
 
+bool
+text_utf8_valid(const char *s, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	uint32_t cp;
+	int n;
+
+	for (size_t i = 0; i < len; i += (size_t)n)
+		if ((n = text_utf8_decode(p + i, len - i, &cp)) < 0)
+			return false;
+	return true;
+}
+
 /* Code points a terminal may act on or that reorder what is shown. */
 static bool
 text_term_hidden(uint32_t cp)

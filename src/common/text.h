@@ -38,6 +38,9 @@ struct text_buf {
 /* The shortest useful max_out of a _cut form: quotes and the marker. */
 #define TEXT_CUT_MIN 40
 
+/* Whether s (len bytes) is well-formed UTF-8 throughout. */
+bool text_utf8_valid(const char *s, size_t len);
+
 void text_buf_init(struct text_buf *, size_t max);
 void text_buf_free(struct text_buf *);
 /* Empty it for reuse (keeps the memory; clears overflow). */

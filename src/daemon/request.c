@@ -6,6 +6,7 @@
 
 #include "agentsup/wire.h"
 #include "request.h"
+#include "text.h"
 
 static const struct {
 	const char *name;
@@ -121,6 +122,11 @@ request_parse(const msgpack_object *map, struct request *r, const char **why)
 	if (a->type != MSGPACK_OBJECT_STR || a->via.str.size == 0 ||
 	    memchr(a->via.str.ptr, '\0', a->via.str.size) != NULL) {
 		*why = "NAME must be a non-empty string";
+		return -1;
+	}
+	/* echoed in answers ("no such worker: NAME"), which are UTF-8 */
+	if (!text_utf8_valid(a->via.str.ptr, a->via.str.size)) {
+		*why = "NAME must be valid UTF-8";
 		return -1;
 	}
 	if (a->via.str.size >= sizeof r->name) {

@@ -443,6 +443,13 @@ def test_garbage_and_bad_requests(supd):
     assert read_frame(s)["error"] == "too many arguments"
     s.sendall(frame({"t": "req", "id": 11, "cmd": "stop", "args": []}))
     assert read_frame(s)["error"] == "this command needs a NAME"
+    # a NAME of invalid UTF-8 was echoed in the answer's error, a str no
+    # strict decoder could read (this read_frame's raised)
+    body = (b"\x84\xa1t\xa3req\xa2id\x0c\xa3cmd\xa4stop"
+            b"\xa4args\x91\xa2\xff\xfe")
+    s.sendall(struct.pack(">I", len(body)) + body)
+    assert read_frame(s) == {"t": "res", "id": 12, "ok": False,
+                             "error": "NAME must be valid UTF-8"}
     s.sendall(b"\x00\x00\x00\x05\xdf\xff\xff\xff\xff")  # a claim bomb
     r = read_frame(s)
     assert r["ok"] is False and "claims more" in r["error"]

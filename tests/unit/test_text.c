@@ -278,6 +278,21 @@ test_numbers(void **state)
 	text_buf_free(&b);
 }
 
+/* text_utf8_valid: what a control request's NAME must be. */
+static void
+test_utf8_valid(void **state)
+{
+	(void)state;
+	assert_true(text_utf8_valid("", 0));
+	assert_true(text_utf8_valid(
+	        "root/w\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", 15));
+	assert_false(text_utf8_valid("\xff\xfe", 2));
+	assert_false(text_utf8_valid("a\xc3", 2));            /* truncated */
+	assert_false(text_utf8_valid("\xc0\xaf", 2));         /* overlong */
+	assert_false(text_utf8_valid("\xed\xa0\x80", 3));     /* a surrogate */
+	assert_false(text_utf8_valid("\xf4\x90\x80\x80", 4)); /* > U+10FFFF */
+}
+
 int
 main(void)
 {
@@ -289,6 +304,7 @@ main(void)
 	        cmocka_unit_test(test_term_cut_keeps_escapes_whole),
 	        cmocka_unit_test(test_whole_or_nothing),
 	        cmocka_unit_test(test_numbers),
+	        cmocka_unit_test(test_utf8_valid),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
