@@ -374,12 +374,6 @@ read_cb(struct ev_loop *loop, ev_io *w, int revents)
 		client_arm(cl, now);
 }
 
-static bool
-client_is_worker(void *arg, pid_t pid)
-{
-	return pidmap_get(&((struct daemon *)arg)->pids, pid) != NULL;
-}
-
 /* Workers do not steer the supervisor: a peer in a worker's process tree
  * (an ancestor, its process group or its cgroup is the worker's) is that
  * worker, whatever its uid. Told once, at connect: the kernel's credentials
@@ -389,17 +383,14 @@ client_worker(struct daemon *d, int fd, bool *gone)
 {
 	struct ucred cred;
 	socklen_t len = sizeof cred;
-	char path[1024];
-	struct session *s;
-	pid_t w;
+	char path[PEER_PATH_MAX];
 
 	/* pid 0: a peer in a PID namespace we cannot see, never one of our
 	 * workers' (theirs are ours or below) */
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 ||
 	    cred.pid <= 0)
 		return NULL;
-	switch (peer_worker(d->contain, cred.pid, client_is_worker, d, &w, path,
-	                    sizeof path)) {
+	switch (peer_worker(d, cred.pid, path, sizeof path)) {
 	case PEER_OUTSIDE:
 		return NULL;
 	case PEER_GONE:
@@ -408,8 +399,6 @@ client_worker(struct daemon *d, int fd, bool *gone)
 	case PEER_WORKER:
 		break;
 	}
-	if (w != 0 && (s = pidmap_get(&d->pids, w)) != NULL)
-		return xstrdup(s->node->path);
 	return xstrdup(path);
 }
 

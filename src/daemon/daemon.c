@@ -1,6 +1,6 @@
 /*
- * daemon.c - the loop: signals, the wake timer and the ONE action pump
- * (reloads are applied in apply.c).
+ * daemon.c - the loop: the wake timer and the ONE action pump (the
+ * operator's signals are read in signals.c, reloads applied in apply.c).
  *
  * Callbacks anywhere in the shell only report into the engine. The engine's
  * queued actions are carried out here, in an ev_prepare, once per loop turn
@@ -19,7 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <sys/signalfd.h>
 #include <unistd.h>
 
 #include "agentsup/wire.h"
@@ -34,10 +33,10 @@
 #include "logcap.h"
 #include "watch.h"
 #include "notify.h"
-#include "peer.h"
 #include "reap.h"
 #include "reload.h"
 #include "reloader.h"
+#include "signals.h"
 #include "scrape.h"
 #include "serve.h"
 #include "session.h"
@@ -343,103 +342,6 @@ daemon_shutdown(struct daemon *d, const char *why)
 	tree_shutdown(d->tree, clock_now_ms());
 }
 
-/* --- signals ------------------------------------------------------------- */
-
-/* Workers do not steer the supervisor by signals either: a SIGTERM, SIGINT,
- * SIGHUP or SIGUSR1 sent by a process inside a worker's tree (as a control
- * client is told: peer.c) is ignored unless the worker's `control:` grants
- * what it would do (shutdown, reload, drain). The kernel's own (a terminal's
- * ^C) and a sender outside the tree or already gone act as always. */
-static bool
-signal_is_worker(void *arg, pid_t pid)
-{
-	return pidmap_get(&((struct daemon *)arg)->pids, pid) != NULL;
-}
-
-static bool
-signal_refused(struct daemon *d, const struct signalfd_siginfo *si,
-               const char *cmd)
-{
-	char path[1024], name[32];
-	struct session *s;
-	struct node *n;
-	uint32_t grant;
-	pid_t w;
-
-	if ((si->ssi_code != SI_USER && si->ssi_code != SI_QUEUE &&
-	     si->ssi_code != SI_TKILL) ||
-	    (pid_t)si->ssi_pid <= 0 ||
-	    peer_worker(d->contain, (pid_t)si->ssi_pid, signal_is_worker, d, &w,
-	                path, sizeof path) != PEER_WORKER)
-		return false;
-	if (w != 0 && (s = pidmap_get(&d->pids, w)) != NULL)
-		snprintf(path, sizeof path, "%s", s->node->path);
-	n = tree_find(d->tree, path);
-	grant = n != NULL ? n->spec->pol->control : 0;
-	if (grant == CONTROL_ALL || (grant & config_control_bit(cmd)))
-		return false;
-	snprintf(name, sizeof name, "SIG%s", sigabbrev_np((int)si->ssi_signo));
-	log_warnx("signal: ignored %s from pid %lu inside worker %s, which "
-	          "may not %s (grant it with `control: [%s]`)",
-	          name, (unsigned long)si->ssi_pid, path, cmd, cmd);
-	return true;
-}
-
-static void
-on_signal(struct ev_loop *loop, ev_io *w, int revents)
-{
-	struct daemon *d = w->data;
-	struct signalfd_siginfo si[8];
-	char why[32];
-	ssize_t n;
-
-	(void)loop;
-	(void)revents;
-	while ((n = read(d->sig_fd, si, sizeof si)) > 0 ||
-	       (n < 0 && errno == EINTR))
-		for (ssize_t i = 0; i < n / (ssize_t)sizeof si[0]; i++) {
-			int sig = (int)si[i].ssi_signo;
-			const char *cmd = sig == SIGHUP    ? "reload"
-			                  : sig == SIGUSR1 ? "drain"
-			                                   : "shutdown";
-
-			if (signal_refused(d, &si[i], cmd))
-				continue;
-			if (sig == SIGHUP) {
-				daemon_reload(d, 0, 0);
-			} else if (sig == SIGUSR1) {
-				daemon_drain(d);
-			} else {
-				snprintf(why, sizeof why, "SIG%s",
-				         sigabbrev_np(sig));
-				daemon_shutdown(d, why);
-			}
-		}
-	if (n < 0 && errno != EAGAIN)
-		log_warn("reading signals");
-}
-
-/* SIGTERM, SIGINT, SIGHUP, SIGUSR1 by a signalfd of our own (libev's would
- * not say who sent them); every child unblocks them before its exec. */
-static int
-signal_open(struct daemon *d)
-{
-	sigset_t set;
-
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGUSR1);
-	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0 ||
-	    (d->sig_fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC)) < 0)
-		return -1;
-	ev_io_init(&d->sig_w, on_signal, d->sig_fd, EV_READ);
-	d->sig_w.data = d;
-	ev_io_start(d->loop, &d->sig_w);
-	return 0;
-}
-
 /* --- life ---------------------------------------------------------------- */
 
 /* Every event also goes to the followers and to the on_event hooks. */
@@ -589,7 +491,7 @@ daemon_init(struct daemon *d, const char *sock_opt)
 	d->pump.data = d;
 	ev_prepare_start(d->loop, &d->pump);
 	batch_start(&d->batch, d->loop);
-	if (signal_open(d) < 0)
+	if (signals_open(d) < 0)
 		fatal("signalfd for SIGTERM, SIGINT, SIGHUP and SIGUSR1");
 	nofile_raise(); /* four descriptors a worker: see nofile.h */
 	if (spawner_init(&d->spawn) < 0)
@@ -661,6 +563,7 @@ daemon_free(struct daemon *d)
 		batch_stop(&d->batch, d->loop);
 		msgpack_zone_destroy(&d->zone);
 		reap_close(d);
+		signals_close(d);
 		log_detach();
 		ev_loop_destroy(d->loop);
 	}

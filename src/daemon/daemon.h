@@ -41,7 +41,7 @@ struct daemon {
 	ev_io pidfd_w;
 	ev_timer sweep_w;      /* a sweep put off (reap.c) */
 	size_t reap_unwatched; /* running sessions without a pidfd */
-	int sig_fd;            /* SIGTERM, SIGINT, SIGHUP, SIGUSR1 (daemon.c) */
+	int sig_fd;            /* SIGTERM, SIGINT, SIGHUP, SIGUSR1 (signals.c) */
 	ev_io sig_w;
 	ev_prepare pump;   /* carries out the engine's actions, once a turn */
 	msgpack_zone zone; /* decoded frames live here until handled */

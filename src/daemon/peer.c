@@ -12,7 +12,9 @@
 #include <unistd.h>
 
 #include "contain.h"
+#include "daemon.h"
 #include "peer.h"
+#include "session.h"
 
 #define PEER_DEPTH 64 /* ancestors walked */
 
@@ -42,31 +44,59 @@ peer_stat(pid_t pid, pid_t *ppid, pid_t *pgid)
 	return 0;
 }
 
-enum peer_kind
-peer_worker(struct contain *c, pid_t peer, bool (*is_worker)(void *, pid_t),
-            void *arg, pid_t *worker, char *path, size_t pathlen)
+/* A pid of one of agentsupd's running workers (a session's). */
+static bool
+peer_is_worker(struct daemon *d, pid_t pid)
+{
+	return pidmap_get(&d->pids, pid) != NULL;
+}
+
+/* The peer, an ancestor or its group leader that is a worker: its pid;
+ * 0 for none found; -1 when the peer is gone. */
+static pid_t
+peer_walk(struct daemon *d, pid_t peer)
 {
 	pid_t p = peer, ppid, pgid, self = getpid();
 
-	*worker = 0;
-	path[0] = '\0';
 	for (int i = 0; i < PEER_DEPTH && p > 1 && p != self; i++) {
-		if (is_worker(arg, p)) {
-			*worker = p;
-			return PEER_WORKER;
-		}
+		if (peer_is_worker(d, p))
+			return p;
 		if (peer_stat(p, &ppid, &pgid) < 0) {
 			if (i == 0 && kill(peer, 0) < 0 && errno == ESRCH)
-				return PEER_GONE; /* reaped: no trace left */
+				return -1; /* reaped: no trace left */
 			break;
 		}
-		if (pgid > 1 && is_worker(arg, pgid)) {
-			*worker = pgid;
-			return PEER_WORKER;
-		}
+		if (pgid > 1 && peer_is_worker(d, pgid))
+			return pgid;
 		p = ppid;
 	}
+	return 0;
+}
+
+enum peer_kind
+peer_worker(struct daemon *d, pid_t peer, char *path, size_t pathlen)
+{
+	pid_t w = peer_walk(d, peer);
+
+	path[0] = '\0';
+	if (w < 0)
+		return PEER_GONE;
+	if (w > 0) {
+		snprintf(path, pathlen, "%s",
+		         pidmap_get(&d->pids, w)->node->path);
+		return PEER_WORKER;
+	}
 	/* setsid'd and orphaned (reparented to us): only its cgroup says */
-	return contain_worker_of(c, peer, path, pathlen) ? PEER_WORKER
-	                                                 : PEER_OUTSIDE;
+	return contain_worker_of(d->contain, peer, path, pathlen)
+	               ? PEER_WORKER
+	               : PEER_OUTSIDE;
+}
+
+bool
+peer_granted(struct daemon *d, const char *path, const char *cmd)
+{
+	struct node *n = tree_find(d->tree, path);
+	uint32_t grant = n != NULL ? n->spec->pol->control : 0;
+
+	return grant == CONTROL_ALL || (grant & config_control_bit(cmd));
 }

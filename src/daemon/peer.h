@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-struct contain;
+struct daemon;
 
 enum peer_kind {
 	PEER_OUTSIDE, /* not in the supervised tree: an operator */
@@ -16,11 +16,16 @@ enum peer_kind {
 	                 exited would pass for an operator) */
 };
 
-/* The worker a control peer belongs to: *worker, a pid that is_worker
- * accepted (the peer, an ancestor, or its process group), or path (the
- * worker's path, from its cgroup). */
-enum peer_kind peer_worker(struct contain *, pid_t peer,
-                           bool (*is_worker)(void *, pid_t), void *arg,
-                           pid_t *worker, char *path, size_t pathlen);
+/* A worker's path: 32 levels of 64-byte names, and a task's key. */
+#define PEER_PATH_MAX 4096
+
+/* The worker a peer (a control client, a signal's sender) belongs to, by
+ * agentsupd's sessions (the peer, an ancestor, or its process group) or
+ * its cgroup: its node's path in path. */
+enum peer_kind peer_worker(struct daemon *, pid_t peer, char *path,
+                           size_t pathlen);
+/* Whether the worker at path may ask cmd (a control command's name): its
+ * `control:` grants. */
+bool peer_granted(struct daemon *, const char *path, const char *cmd);
 
 #endif

@@ -22,6 +22,7 @@
 #include "log.h"
 #include "reloader.h"
 #include "logcap.h"
+#include "peer.h"
 #include "request.h"
 #include "serve.h"
 #include "session.h"
@@ -380,11 +381,7 @@ serve_logs(struct client *cl, struct daemon *d, const struct request *r)
 static bool
 serve_granted(struct client *cl, struct daemon *d, const struct request *r)
 {
-	struct node *n = tree_find(d->tree, cl->worker);
-	uint32_t grant = n != NULL ? n->spec->pol->control : 0;
-
-	if (grant == CONTROL_ALL ||
-	    (grant & config_control_bit(request_cmd_name(r->cmd))))
+	if (peer_granted(d, cl->worker, request_cmd_name(r->cmd)))
 		return true;
 	log_warnx("control: refused %s from inside worker %s",
 	          request_cmd_name(r->cmd), cl->worker);
