@@ -152,6 +152,20 @@ ledger_grow(struct ledger *l)
 	l->nbuckets = nb;
 }
 
+/* r into its bucket (the table grown first when full). */
+static void
+ledger_hash_in(struct ledger *l, struct ledger_rec *r)
+{
+	size_t h;
+
+	if (l->count >= l->nbuckets)
+		ledger_grow(l);
+	h = ledger_hash(r->sup, r->key) % l->nbuckets;
+	r->hnext = l->buckets[h];
+	l->buckets[h] = r;
+	l->count++;
+}
+
 static void
 ledger_unlist(struct ledger *l, struct ledger_rec *r)
 {
@@ -186,16 +200,10 @@ ledger_accept(struct ledger *l, const char *sup, const char *key,
 		free(r->tail); /* the new run's, once it ends */
 		r->tail = NULL;
 	} else {
-		size_t h;
-		if (l->count >= l->nbuckets)
-			ledger_grow(l);
-		h = ledger_hash(sup, key) % l->nbuckets;
 		r = xcalloc(1, sizeof *r);
 		r->sup = xstrdup(sup);
 		r->key = xstrdup(key);
-		r->hnext = l->buckets[h];
-		l->buckets[h] = r;
-		l->count++;
+		ledger_hash_in(l, r);
 	}
 	r->args = a;
 	r->env = e;
@@ -356,17 +364,10 @@ ledger_end(struct ledger *l, struct ledger_rec *r, enum ledger_state s,
 void
 ledger_put_back(struct ledger *l, struct ledger_rec *r)
 {
-	size_t h;
-
 	if (!r->dropped)
 		return;
 	r->dropped = false;
-	if (l->count >= l->nbuckets)
-		ledger_grow(l);
-	h = ledger_hash(r->sup, r->key) % l->nbuckets;
-	r->hnext = l->buckets[h];
-	l->buckets[h] = r;
-	l->count++;
+	ledger_hash_in(l, r);
 	if (ledger_ended(r)) {
 		ledger_list(l, r);
 		ledger_trim(l, r);
