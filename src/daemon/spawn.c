@@ -57,29 +57,25 @@ enum {
 	STAGE_IDS,
 };
 
+/* Whether env (NULL-terminated, or NULL) sets entry's name. */
 static bool
-env_key_in(const char *entry, char **env)
+env_has(const char *entry, char *const *env)
 {
 	size_t kl = strcspn(entry, "=");
 
-	if (strncmp(entry, "AGENTSUP_", 9) == 0)
-		return true; /* ours alone: never a nested daemon's */
-	for (char **e = env; e != NULL && *e != NULL; e++)
+	for (char *const *e = env; e != NULL && *e != NULL; e++)
 		if (strncmp(*e, entry, kl) == 0 && (*e)[kl] == '=')
 			return true;
 	return false;
 }
 
-/* Whether env (n entries) sets entry's name. */
+/* Whether the spec's env sets entry's name, or it is one of ours. */
 static bool
-env_sets(const char *entry, const char *const *env, size_t n)
+env_key_in(const char *entry, char **env)
 {
-	size_t kl = strcspn(entry, "=");
-
-	for (size_t i = 0; i < n; i++)
-		if (strncmp(env[i], entry, kl) == 0 && env[i][kl] == '=')
-			return true;
-	return false;
+	if (strncmp(entry, "AGENTSUP_", 9) == 0)
+		return true; /* ours alone: never a nested daemon's */
+	return env_has(entry, env);
 }
 
 /* agentsupd's environment, then the user's (HOME, USER, LOGNAME, SHELL of
@@ -89,23 +85,24 @@ static char **
 build_env(const struct spec *s, const struct spawn_ids *ids, char **own,
           size_t nown)
 {
-	const char *user[4];
+	char *user[SPAWN_USER_ENV + 1]; /* NULL-terminated */
 	size_t cnt = 0, k = 0, nuser = 0;
 	char **envp;
 
-	for (int i = 0; i < 4; i++)
+	for (int i = 0; i < SPAWN_USER_ENV; i++)
 		if (ids->env[i][0] != '\0' && !env_key_in(ids->env[i], s->env))
-			user[nuser++] = ids->env[i];
+			user[nuser++] = (char *)ids->env[i];
+	user[nuser] = NULL;
 	for (char **e = environ; *e != NULL; e++)
 		cnt++;
 	for (char **e = s->env; e != NULL && *e != NULL; e++)
 		cnt++;
 	envp = xcalloc(cnt + nuser + nown + 1, sizeof *envp);
 	for (char **e = environ; *e != NULL; e++)
-		if (!env_key_in(*e, s->env) && !env_sets(*e, user, nuser))
+		if (!env_key_in(*e, s->env) && !env_has(*e, user))
 			envp[k++] = *e;
 	for (size_t i = 0; i < nuser; i++)
-		envp[k++] = (char *)user[i];
+		envp[k++] = user[i];
 	for (char **e = s->env; e != NULL && *e != NULL; e++)
 		envp[k++] = *e;
 	for (size_t i = 0; i < nown; i++)

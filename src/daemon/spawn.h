@@ -52,6 +52,8 @@ struct spawn_args {
 
 /* `user:` and `group:` resolved in the parent, before the clone: the child
  * may not read /etc/passwd (not async-signal-safe). */
+#define SPAWN_USER_ENV 4 /* HOME, USER, LOGNAME, SHELL */
+
 struct spawn_ids {
 	bool set;
 	uid_t uid;
@@ -61,7 +63,7 @@ struct spawn_ids {
 	/* `user:`'s entry, for the worker's HOME, USER, LOGNAME and SHELL
 	 * (as systemd's User= sets them): "HOME=/home/agent"..., or all
 	 * empty for no switch or a uid without an entry */
-	char env[4][1024];
+	char env[SPAWN_USER_ENV][1024];
 };
 
 /* A started process: its pid, the daemon's end of the channel, and why

@@ -17,12 +17,12 @@
 static void
 spawn_user_env(const struct passwd *pw, struct spawn_ids *ids)
 {
-	const char *const fmt[4] = {"HOME=%s", "USER=%s", "LOGNAME=%s",
-	                            "SHELL=%s"};
-	const char *const val[4] = {pw->pw_dir, pw->pw_name, pw->pw_name,
-	                            pw->pw_shell};
+	const char *const fmt[SPAWN_USER_ENV] = {"HOME=%s", "USER=%s",
+	                                         "LOGNAME=%s", "SHELL=%s"};
+	const char *const val[SPAWN_USER_ENV] = {pw->pw_dir, pw->pw_name,
+	                                         pw->pw_name, pw->pw_shell};
 
-	for (int i = 0; i < 4; i++) {
+	for (int i = 0; i < SPAWN_USER_ENV; i++) {
 		int n = val[i] != NULL && val[i][0] != '\0'
 		                ? snprintf(ids->env[i], sizeof ids->env[i],
 		                           fmt[i], val[i])
@@ -30,6 +30,14 @@ spawn_user_env(const struct passwd *pw, struct spawn_ids *ids)
 		if (n < 0 || (size_t)n >= sizeof ids->env[i])
 			ids->env[i][0] = '\0';
 	}
+}
+
+/* None of them: the worker keeps agentsupd's (no switch). */
+static void
+spawn_user_env_clear(struct spawn_ids *ids)
+{
+	for (int i = 0; i < SPAWN_USER_ENV; i++)
+		ids->env[i][0] = '\0';
 }
 
 /* A name or a numeric id: the user's entry (*login: its name, in buf), or
@@ -85,8 +93,7 @@ spawn_ids_resolve(const struct spec *s, struct spawn_ids *ids, char **why)
 
 	ids->set = false;
 	ids->ngroups = 0;
-	for (int i = 0; i < 4; i++)
-		ids->env[i][0] = '\0';
+	spawn_user_env_clear(ids);
 	ids->uid = geteuid(); /* unset: agentsupd's, which the worker keeps */
 	ids->gid = getegid();
 	if (s->user == NULL && s->group == NULL)
@@ -122,8 +129,7 @@ spawn_ids_resolve(const struct spec *s, struct spawn_ids *ids, char **why)
 	}
 	if (geteuid() != 0) {
 		ids->set = false; /* already who it asks for */
-		for (int i = 0; i < 4; i++)
-			ids->env[i][0] = '\0';
+		spawn_user_env_clear(ids);
 	}
 	return 0;
 }
