@@ -318,6 +318,20 @@ text_term_escape(struct text_buf *b, const char *s, size_t len)
 	return text_escape(b, TEXT_TERM, s, len, SIZE_MAX) == 0;
 }
 
+void
+text_term_line(FILE *f, const char *prefix, const char *s, size_t len)
+{
+	struct text_buf b;
+
+	/* at most 4 bytes out per byte in (\xNN) */
+	text_buf_init(&b, 4 * len + 1);
+	if (len == 0 || text_term_escape(&b, s, len))
+		fprintf(f, "%s%s\n", prefix, len > 0 ? b.data : "");
+	else
+		fprintf(f, "%s(text that could not be shown)\n", prefix);
+	text_buf_free(&b);
+}
+
 size_t
 text_term_escape_cut(struct text_buf *b, const char *s, size_t len,
                      size_t max_out)

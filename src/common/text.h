@@ -26,6 +26,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 struct text_buf {
 	char *data; /* NUL-terminated once anything was appended, else NULL */
@@ -74,6 +75,10 @@ bool text_json_number(struct text_buf *, double);
  * bidirectional overrides "\uNNNN", each invalid UTF-8 byte "\xNN". No quotes.
  */
 bool text_term_escape(struct text_buf *, const char *s, size_t len);
+/* prefix, then s escaped as above, on a line of its own in f: text from a
+ * file or a peer (a config error, agentsupd's refusal) never forges a line
+ * or an escape sequence. */
+void text_term_line(FILE *, const char *prefix, const char *s, size_t len);
 size_t text_term_escape_cut(struct text_buf *, const char *s, size_t len,
                             size_t max_out);
 

@@ -24,6 +24,7 @@
 #include "config.h"
 #include "conn.h"
 #include "render.h"
+#include "text.h"
 #include "task.h"
 #include "top.h"
 
@@ -109,8 +110,7 @@ ctl_config_socket(const char *dir, char *buf, size_t len, const char **path)
 	struct config *cfg = config_load(dir, &errs);
 
 	for (size_t i = 0; i < errs.count; i++)
-		render_text_line(stderr, "", errs.msgs[i],
-		                 strlen(errs.msgs[i]));
+		text_term_line(stderr, "", errs.msgs[i], strlen(errs.msgs[i]));
 	config_errors_clear(&errs);
 	if (cfg == NULL) {
 		fprintf(stderr, "agentsupctl: cannot read the config in %s\n",
@@ -224,8 +224,8 @@ ctl_refused(struct ctl *c, const struct agentsup_frame *f)
 		puts("}");
 	}
 	if (e != NULL && e->type == MSGPACK_OBJECT_STR)
-		render_text_line(stderr, "agentsupctl: ", e->via.str.ptr,
-		                 e->via.str.size);
+		text_term_line(stderr, "agentsupctl: ", e->via.str.ptr,
+		               e->via.str.size);
 	else
 		fprintf(stderr, "agentsupctl: failed\n");
 	return EXIT_REFUSED;
@@ -241,8 +241,8 @@ ctl_follow_end(const struct agentsup_frame *f)
 	const msgpack_object *cause = agentsup_wire_get(&f->map, "cause");
 
 	if (why != NULL && why->type == MSGPACK_OBJECT_STR)
-		render_text_line(stderr, "agentsupctl: ", why->via.str.ptr,
-		                 why->via.str.size);
+		text_term_line(stderr, "agentsupctl: ", why->via.str.ptr,
+		               why->via.str.size);
 	if (cause != NULL && cause->type == MSGPACK_OBJECT_STR &&
 	    cause->via.str.size == 4 &&
 	    memcmp(cause->via.str.ptr, "exit", 4) == 0)

@@ -102,20 +102,6 @@ render_json(FILE *f, const msgpack_object *o)
 	}
 }
 
-void
-render_text_line(FILE *f, const char *prefix, const char *s, size_t n)
-{
-	struct text_buf b;
-
-	/* at most 4 bytes out per byte in (\xNN) */
-	text_buf_init(&b, 4 * n + 1);
-	if (n == 0 || text_term_escape(&b, s, n))
-		fprintf(f, "%s%s\n", prefix, n > 0 ? b.data : "");
-	else
-		fprintf(f, "%s(text that could not be shown)\n", prefix);
-	text_buf_free(&b);
-}
-
 const char *
 render_str(const msgpack_object *v, char *buf, size_t len)
 {

@@ -8,10 +8,6 @@
 
 #include <msgpack.h>
 
-/* Text from agentsupd (an error, a config file's words) on a line of its
- * own, escaped for a terminal (text.h): it never forges a line or an
- * escape sequence. */
-void render_text_line(FILE *, const char *prefix, const char *s, size_t n);
 /* A string object as a C string in buf ("" when absent or not a string),
  * escaped for a terminal (text.h): worker text never forges a line or an
  * escape sequence; too long, it is cut and says so ("?" if buf is too

@@ -62,21 +62,6 @@ parse_seed(const char *s, uint64_t *out)
 	return *s == '\0' || *end != '\0' || errno != 0 || *s == '-' ? -1 : 0;
 }
 
-/* A config error on a line of its own: the words it quotes from a file
- * (a key, a value, a name) have their control characters escaped, so a
- * newline in a file forges no line in the log. */
-static void
-print_config_error(const char *msg)
-{
-	struct text_buf b;
-	size_t n = strlen(msg);
-
-	text_buf_init(&b, 4 * n + 1); /* at most \xNN per byte */
-	if (n > 0 && text_term_escape(&b, msg, n))
-		fprintf(stderr, "%s\n", b.data);
-	text_buf_free(&b);
-}
-
 static struct config *
 load_or_report(const char *dir)
 {
@@ -85,7 +70,9 @@ load_or_report(const char *dir)
 	char *why;
 
 	for (size_t i = 0; i < errs.count; i++)
-		print_config_error(errs.msgs[i]);
+		/* the words it quotes from a file (a key, a value, a
+		 * name) escaped: a newline in a file forges no log line */
+		text_term_line(stderr, "", errs.msgs[i], strlen(errs.msgs[i]));
 	if (cfg == NULL)
 		fprintf(stderr,
 		        "agentsupd: %zu error%s in %s: nothing started\n",
