@@ -128,8 +128,7 @@ render_str(const msgpack_object *v, char *buf, size_t len)
 	return buf;
 }
 
-/* A string field as a C string in buf: render_str. */
-static const char *
+const char *
 render_get_s(const msgpack_object *m, const char *key, char *buf, size_t len)
 {
 	return render_str(agentsup_wire_get(m, key), buf, len);

@@ -13,6 +13,9 @@
  * escape sequence; too long, it is cut and says so ("?" if buf is too
  * small even for that). */
 const char *render_str(const msgpack_object *, char *buf, size_t len);
+/* A map's string field as render_str gives it. */
+const char *render_get_s(const msgpack_object *m, const char *key, char *buf,
+                         size_t len);
 /* Any msgpack object as JSON. */
 void render_json(FILE *, const msgpack_object *);
 /* A status answer (an array of node maps, depth-first) as a tree; -1 when

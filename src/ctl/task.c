@@ -106,14 +106,6 @@ task_parse_timeout(const char *s, int *ms)
 	return 0;
 }
 
-static const char *
-task_get_s(const msgpack_object *m, const char *key, char *buf, size_t len)
-{
-	const msgpack_object *v = agentsup_wire_get(m, key);
-
-	return render_str(v, buf, len); /* a worker's words, escaped */
-}
-
 /* "pool/a  dead  3 attempts  exit:1 (declared permanent: bad input)" */
 static void
 task_line(const msgpack_object *r)
@@ -129,8 +121,8 @@ task_line(const msgpack_object *r)
 		render_str(l, last, sizeof last);
 	}
 	printf("%-32s %-9s %3llu attempt%s  %s\n",
-	       task_get_s(r, "name", name, sizeof name),
-	       task_get_s(r, "state", state, sizeof state),
+	       render_get_s(r, "name", name, sizeof name),
+	       render_get_s(r, "state", state, sizeof state),
 	       n && n->type == MSGPACK_OBJECT_POSITIVE_INTEGER
 	               ? (unsigned long long)n->via.u64
 	               : 0ull,
@@ -142,7 +134,7 @@ task_wait_status(const msgpack_object *rec)
 {
 	char state[32];
 
-	task_get_s(rec, "state", state, sizeof state);
+	render_get_s(rec, "state", state, sizeof state);
 	if (strcmp(state, "done") == 0)
 		return 0;
 	if (strcmp(state, "dead") == 0)
@@ -175,8 +167,8 @@ task_show(const char *cmd, const msgpack_object *body, bool json)
 		return 0;
 	}
 	c = agentsup_wire_get(body, "created");
-	task_get_s(body, "name", name, sizeof name);
-	task_get_s(body, "state", state, sizeof state);
+	render_get_s(body, "name", name, sizeof name);
+	render_get_s(body, "state", state, sizeof state);
 	if (c != NULL && c->type == MSGPACK_OBJECT_BOOLEAN && c->via.boolean)
 		printf("%s: created\n", name);
 	else
