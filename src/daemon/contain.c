@@ -245,15 +245,14 @@ contain_lock(struct contain *c)
 
 #define CONTAIN_LEAF "agentsupd"
 
-/* Whether agentsupd is alone in its cgroup's cgroup.procs (dir's). */
+/* Whether agentsupd is alone in the cgroup.procs of the cgroup at dirfd. */
 static bool
-contain_alone(const char *dir)
+contain_alone(int dirfd)
 {
-	char *path = xasprintf("%s/cgroup.procs", dir), buf[64], me[24];
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	char buf[64], me[24];
+	int fd = openat(dirfd, "cgroup.procs", O_RDONLY | O_CLOEXEC);
 	ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof buf - 1);
 
-	free(path);
 	if (fd >= 0)
 		close(fd);
 	if (n <= 0)
@@ -271,26 +270,29 @@ contain_alone(const char *dir)
 static void
 contain_leaf(const char *mnt, const char *self)
 {
-	char *own = xasprintf("%s%s", mnt, self), *leaf;
+	char *own;
 	int fd;
 
-	if (strcmp(self, "/") == 0 || !contain_alone(own)) {
-		free(own);
+	if (strcmp(self, "/") == 0)
 		return;
-	}
-	leaf = xasprintf("%s/" CONTAIN_LEAF, own);
-	if ((mkdir(leaf, 0755) < 0 && errno != EEXIST) ||
-	    (fd = open(own, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
-		log_warn("containment: cannot make the leaf %s", leaf);
-	} else {
-		if (contain_write_at(fd, CONTAIN_LEAF "/cgroup.procs", "0") < 0)
-			log_warn("containment: cannot move into %s", leaf);
+	own = xasprintf("%s%s", mnt, self);
+	if ((fd = open(own, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0 &&
+	    contain_alone(fd)) {
+		if (mkdirat(fd, CONTAIN_LEAF, 0755) < 0 && errno != EEXIST)
+			log_warn("containment: cannot make the leaf "
+			         "%s/" CONTAIN_LEAF,
+			         own);
+		else if (contain_write_at(fd, CONTAIN_LEAF "/cgroup.procs",
+		                          "0") < 0)
+			log_warn("containment: cannot move into "
+			         "%s/" CONTAIN_LEAF,
+			         own);
 		else
 			(void)contain_write_at(fd, "cgroup.subtree_control",
 			                       "+memory");
-		close(fd);
 	}
-	free(leaf);
+	if (fd >= 0)
+		close(fd);
 	free(own);
 }
 
