@@ -104,23 +104,29 @@ startable(const struct node *n)
 	return n->state == NODE_STOPPED || (node_is_worker(n) && node_down(n));
 }
 
+/* The children of s waiting for their group due now, for
+ * sup_start_waiting: the group of those waiting till at, or every group. */
+static void
+groups_due_now(struct tree *t, struct node *s, bool every, uint64_t at)
+{
+	for (size_t i = 0; i < s->nchildren; i++) {
+		struct node *c = s->children[i];
+		if (c->waiting && (every || c->backoff_until == at))
+			c->backoff_until = t->now;
+	}
+}
+
 /* Start a down node now; one a group restart left waiting starts with the
  * rest of its group, in order (§9: an operator's start skips the wait). */
 static void
 start_now(struct tree *t, struct node *n)
 {
-	struct node *s = n->parent;
-	uint64_t at = n->backoff_until;
-
 	if (!n->waiting) {
 		node_start(t, n);
 		return;
 	}
-	for (size_t i = 0; i < s->nchildren; i++) /* its group, due now */
-		if (s->children[i]->waiting &&
-		    s->children[i]->backoff_until == at)
-			s->children[i]->backoff_until = t->now;
-	sup_start_waiting(t, s);
+	groups_due_now(t, n->parent, false, n->backoff_until); /* its group */
+	sup_start_waiting(t, n->parent);
 }
 
 /* An operator's start or restart lets n be started again; not a task
@@ -311,12 +317,9 @@ reset_subtree(struct tree *t, struct node *n, uint64_t now)
 	for (size_t i = 0; i < k; i++)
 		if (parent_idle(again[i]) && startable(again[i]) &&
 		    sup_group_waits(again[i]->parent)) {
-			struct node *s = again[i]->parent;
 			if (!again[i]->waiting)
 				again[i]->waiting = WAIT_GROUP;
-			for (size_t c = 0; c < s->nchildren; c++)
-				if (s->children[c]->waiting) /* every group */
-					s->children[c]->backoff_until = t->now;
+			groups_due_now(t, again[i]->parent, true, 0);
 		}
 	for (size_t i = 0; i < k; i++)
 		if (parent_idle(again[i]) && startable(again[i]))
