@@ -13,7 +13,10 @@ Every subject runs from the start; the kills go round them in blocks of N
 --against BUILD adds `contain: auto` and `none` of the agentsupd in another
 build directory, for a before/after in one run; --plain BUILD adds that
 build's agentsupd with no settings document at all (the configuration Part
-I's binary understands: 4c7ead8 built is Part I's figure on this machine).
+I's binary understands: 4c7ead8 built is Part I's figure on this machine);
+--inherit adds this build's agentsupd in Part I's configuration (`contain:
+none`, the worker's output inherited, not captured), so that the reshaped
+daemon is measured against Part I's on the same work.
 """
 import argparse
 import os
@@ -48,7 +51,7 @@ def floor_subject(tmp):
     return s
 
 
-def agentsupd_subject(tmp, name, contain, agentsupd=None):
+def agentsupd_subject(tmp, name, contain, agentsupd=None, output=None):
     s = Subject(name, tmp)
     tree = f"""
 supervisor: root
@@ -58,6 +61,8 @@ children:
   - worker: w
     command: [{b.WORKER}]
 """
+    if output is not None:
+        tree += f"    stdout: {output}\n    stderr: {output}\n"
     if contain is not None:
         tree += f"""    backoff: none
 ---
@@ -109,6 +114,7 @@ def main():
     ap.add_argument("--block", type=int, default=10)
     ap.add_argument("--against", metavar="BUILD")
     ap.add_argument("--plain", metavar="BUILD")
+    ap.add_argument("--inherit", action="store_true")
     a = ap.parse_args()
     tmp = b.scratch()
     subjects = []
@@ -118,6 +124,9 @@ def main():
         subjects.append(agentsupd_subject(tmp, "contain:none", "none"))
         if PIDNS:
             subjects.append(agentsupd_subject(tmp, "contain:pidns", "pidns"))
+        if a.inherit:
+            subjects.append(agentsupd_subject(tmp, "none,inherit", "none",
+                                              output="inherit"))
         if a.against:
             other = os.path.join(os.path.abspath(a.against), "agentsupd")
             subjects.append(agentsupd_subject(tmp, "B auto", "auto", other))
@@ -167,6 +176,9 @@ def report(subjects, kills, a):
     if "contain:pidns" in by:
         print(f"contain: pidns / floor (median): "
               f"{by['contain:pidns'].median / f['median']:.2f}x")
+    if a.inherit:
+        print(f"contain: none, output inherited (Part I's configuration) / "
+              f"floor: {by['none,inherit'].median / f['median']:.2f}x")
     if a.against:
         print(f"{a.against}: auto / floor {by['B auto'].median / f['median']:.2f}x, "
               f"none / floor {by['B none'].median / f['median']:.2f}x")
