@@ -355,6 +355,7 @@ ledger_end(struct ledger *l, struct ledger_rec *r, enum ledger_state s,
 {
 	ledger_unlist(l, r);
 	r->state = s;
+	r->cancelling = false; /* its end now says what it is */
 	r->ended_ms = wall_ms;
 	r->ended_mono = mono_ms;
 	ledger_list(l, r);

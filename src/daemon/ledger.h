@@ -60,8 +60,13 @@ struct ledger_rec {
 	unsigned replays;    /* times replayed */
 	size_t ended_bytes;  /* its data, as the ledger counted it ended */
 	bool resume;         /* live when agentsupd stopped: start again */
-	unsigned pins;       /* writes of it in flight: kept in memory */
-	bool dropped;        /* out of the ledger: freed when unpinned */
+	/* an operator stopped it: stored as cancelled (at cancel_ms, wall
+	 * clock) before the answer, while its process is still going down,
+	 * so that a restart of agentsupd meanwhile does not resume it */
+	bool cancelling;
+	int64_t cancel_ms;
+	unsigned pins; /* writes of it in flight: kept in memory */
+	bool dropped;  /* out of the ledger: freed when unpinned */
 	unsigned wseq; /* writes of it made (queued or refused): the newest's
 	                  outcome is whether it is saved */
 	bool unsaved;  /* its last write was not stored: written again (with

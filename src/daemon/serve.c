@@ -265,8 +265,11 @@ serve_node_command(struct client *cl, struct daemon *d, const struct request *r)
 	if (rf.kind != REFUSED_NONE)
 		serve_error(cl, r->id, "cannot %s %s: %s",
 		            request_cmd_name(r->cmd), n->path, why);
-	else
+	else if (r->cmd != REQ_STOP || !tasks_stop_answer(cl, d, r->id, n))
 		serve_ok(cl, r->id, n->path);
+	if (rf.kind == REFUSED_NONE &&
+	    (r->cmd == REQ_START || r->cmd == REQ_RESTART))
+		tasks_unstopped(d, n);
 }
 
 /* One string answer to a logs request, with a note of the streams that

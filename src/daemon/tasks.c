@@ -165,6 +165,21 @@ tasks_live_node(struct daemon *d, const struct ledger_rec *r,
 	return sup != NULL ? dynamic_find(sup, r->key) : NULL;
 }
 
+/* By the name it was spawned under (a reload that removed its template
+ * buried the task alone, its parent the graveyard by the time it ends),
+ * and only while the record is this run's: a cancelled run still draining
+ * must not speak for a retry of its key. */
+struct ledger_rec *
+tasks_rec_of(struct daemon *d, const struct node *n)
+{
+	struct ledger_rec *r;
+
+	if (n->task == NULL)
+		return NULL;
+	r = ledger_get(&d->tasks->ledger, n->task->sup, n->task->key);
+	return r != NULL && r->run == n ? r : NULL;
+}
+
 /* --- checks --------------------------------------------------------------- */
 
 /* A key is a child's name: letters, digits, '_', '-', '.', at most 64,

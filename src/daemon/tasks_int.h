@@ -102,6 +102,9 @@ void tasks_wake(struct daemon *, struct ledger_rec *r);
  * a store): no write of it in flight, the last one stored. */
 bool tasks_rec_settled(const struct daemon *, const struct ledger_rec *r);
 /* Answer every `wait` on r now, stored or not: r leaves memory. */
+/* n's record while n is its run (a cancelled run still draining does not
+ * speak for a retry of its key), else NULL. */
+struct ledger_rec *tasks_rec_of(struct daemon *, const struct node *n);
 void tasks_wake_now(struct daemon *, struct ledger_rec *r);
 /* Answer every `wait` on r "no such task": r was never accepted after
  * all (a spawn refused), and leaves memory. */

@@ -28,6 +28,11 @@ const char taskstore_schema[] =
         " checkpoint_seq INTEGER NOT NULL DEFAULT 0, tail TEXT,"
         " PRIMARY KEY (sup, key)) WITHOUT ROWID;";
 
+/* The reason a task stopped by an operator is stored with until its end
+ * is (what a restart of agentsupd in between leaves it with). */
+#define TASKSTORE_CANCELLING                                                   \
+	"cancelled (agentsupd stopped before its process was down)"
+
 /* The columns every read takes, in taskstore_row's order. */
 #define TASKSTORE_COLS                                                         \
 	"sup, key, args, env, attempts, state, reasons, result, accepted_ms, " \
@@ -326,12 +331,33 @@ taskstore_barrier(struct daemon *d, struct ledger_rec *r, taskstore_ack_fn *ack,
 	return taskstore_submit(d, j);
 }
 
+/* The row's state, end and reasons: a task an operator is stopping is
+ * stored as it will end, so that a restart meanwhile does not resume it. */
+static void
+taskstore_job_state(struct taskstore_job *j, const struct ledger_rec *r)
+{
+	char *reasons[LEDGER_REASONS + 1] = {0};
+	bool cancelling = r->cancelling && !ledger_ended(r);
+	/* the oldest reason makes room for the cancellation's */
+	unsigned nr = 0, skip = cancelling && r->nreasons == LEDGER_REASONS;
+	size_t len;
+
+	j->state = cancelling ? LEDGER_CANCELLED : (int)r->state;
+	j->ended_ms = cancelling ? r->cancel_ms : r->ended_ms;
+	for (unsigned i = skip; i < r->nreasons; i++)
+		reasons[nr++] = r->reasons[(r->r0 + i) % LEDGER_REASONS];
+	if (cancelling)
+		reasons[nr++] = (char *)TASKSTORE_CANCELLING;
+	j->reasons = taskstore_join(reasons, '\n', &len);
+	if (j->reasons != NULL)
+		j->reasons[len - 1] = '\0'; /* the last separator ends it */
+}
+
 int
 taskstore_save_ack(struct daemon *d, struct ledger_rec *r,
                    unsigned live_attempts, taskstore_ack_fn *ack, void *arg)
 {
 	struct taskstore_job *j;
-	char *reasons[LEDGER_REASONS + 1] = {0};
 
 	if (d->store == NULL)
 		return -1;
@@ -345,13 +371,7 @@ taskstore_save_ack(struct daemon *d, struct ledger_rec *r,
 	j->args = taskstore_join(r->args, '\0', &j->args_len);
 	j->env = taskstore_join(r->env, '\0', &j->env_len);
 	j->attempts = r->attempts + live_attempts;
-	j->state = (int)r->state;
-	for (unsigned i = 0; i < r->nreasons; i++)
-		reasons[i] = r->reasons[(r->r0 + i) % LEDGER_REASONS];
-	size_t rl;
-	j->reasons = taskstore_join(reasons, '\n', &rl);
-	if (j->reasons != NULL)
-		j->reasons[rl - 1] = '\0'; /* the last separator ends it */
+	taskstore_job_state(j, r);
 	j->has_result = r->result != NULL;
 	if (r->result != NULL && r->result_len > 0) {
 		j->result = xmalloc(r->result_len);
@@ -359,7 +379,6 @@ taskstore_save_ack(struct daemon *d, struct ledger_rec *r,
 		j->result_len = r->result_len;
 	}
 	j->accepted_ms = r->accepted_ms;
-	j->ended_ms = r->ended_ms;
 	j->replays = r->replays;
 	j->checkpoint_seq = r->checkpoint_seq;
 	j->tail = r->tail != NULL ? xstrdup(r->tail) : NULL;
