@@ -268,21 +268,49 @@ wake_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	tree_tick(d->tree, clock_now_ms());
 }
 
+/* Workers down and waiting to be restarted (backoff, quarantined), and
+ * down for good (failed, exhausted): what STATUS= adds to the count. */
+static void
+daemon_count_down(const struct node *n, size_t *waiting, size_t *given_up)
+{
+	if (n->spec->kind == KIND_WORKER) {
+		if (n->state == NODE_BACKOFF || n->state == NODE_QUARANTINED)
+			(*waiting)++;
+		else if (n->state == NODE_FAILED || n->state == NODE_EXHAUSTED)
+			(*given_up)++;
+		return;
+	}
+	for (size_t i = 0; i < n->nchildren; i++)
+		daemon_count_down(n->children[i], waiting, given_up);
+}
+
 /* Tell the systemd above: READY=1 once the first start (or a reload) has
- * settled (the root running), then STATUS= whenever the number of workers
- * changed. */
+ * settled (the root running: a worker whose start failed waits in its
+ * backoff, and holds up no one), then STATUS= whenever the number of
+ * workers changed, with those that are down. */
 static void
 daemon_notify_up(struct daemon *d)
 {
+	size_t waiting = 0, given_up = 0, live = d->tree->live;
+	char down[96] = "";
+
 	if (d->up == NULL || d->tree->shutting_down ||
 	    d->drain_started_ms != 0 || d->tree->root->state != NODE_RUNNING)
 		return;
-	if (d->up_ready && d->up_live == d->tree->live)
+	if (d->up_ready && d->up_live == live)
 		return;
-	notify_up_send(d->up, "%sSTATUS=supervising %zu workers",
-	               d->up_ready ? "" : "READY=1\n", d->tree->live);
+	daemon_count_down(d->tree->root, &waiting, &given_up);
+	if (waiting > 0)
+		snprintf(down, sizeof down, "; %zu waiting to restart",
+		         waiting);
+	if (given_up > 0)
+		snprintf(down + strlen(down), sizeof down - strlen(down),
+		         "; %zu given up", given_up);
+	notify_up_send(d->up, "%sSTATUS=supervising %zu worker%s%s",
+	               d->up_ready ? "" : "READY=1\n", live,
+	               live == 1 ? "" : "s", down);
 	d->up_ready = true;
-	d->up_live = d->tree->live;
+	d->up_live = live;
 }
 
 void

@@ -334,3 +334,21 @@ def test_watchdog_pid_of_another_process_means_no_pings(supd, tmp_path):
     # everything up to STOPPING=1 arrived: no WATCHDOG=1 among it
     assert not any("WATCHDOG" in m for m in sd.got), sd.got
     sd.sock.close()
+
+
+def test_a_worker_that_cannot_start_holds_up_no_ready(supd, tmp_path):
+    """A worker with start_timeout that fails its start (its provider down)
+    waits in its backoff: READY=1 all the same (systemd would otherwise
+    fail the whole service at TimeoutStartSec), and STATUS= says that one
+    is waiting to restart; "1 worker", not "1 workers"."""
+    sd = Systemd(tmp_path, False)
+    supd.start({"a.yaml": f"""
+        supervisor: root
+        children:
+          - {{worker: a, command: {sh("exec sleep 1000")}}}
+          - {{worker: b, command: {sh("exit 1")}, notify: systemd, start_timeout: 10s,
+              backoff: {{initial: 30s}}}}
+        """}, env={"NOTIFY_SOCKET": sd.address})
+    sd.wait("READY")
+    sd.wait("STATUS", "supervising 1 worker; 1 waiting to restart")
+    sd.sock.close()
