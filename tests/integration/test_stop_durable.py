@@ -36,6 +36,17 @@ def running_task(supd):
     return d
 
 
+def killed_and_started_again(supd, d):
+    """agentsupd SIGKILLed (its workers die with it), then started again on
+    the same state store."""
+    d.kill()
+    for p in list(d.pids):
+        wait_until(lambda: not alive(p), what="workers die with agentsupd")
+    d.pids.clear()
+    fresh_events(supd)
+    return supd.start(tree(supd))
+
+
 def done(supd):
     (supd.tmp / "end").write_text("")
 
@@ -44,12 +55,7 @@ def test_a_stopped_task_is_not_resumed_after_a_sigkill(supd):
     d = running_task(supd)
     d.ctl("stop", "pool/t", check=0)  # answered: the stop is durable
     assert stored_states(supd)["t"] == 4, "answered before it was stored"
-    d.kill()
-    for p in list(d.pids):
-        wait_until(lambda: not alive(p), what="workers die with agentsupd")
-    d.pids.clear()
-    fresh_events(supd)
-    d = supd.start(tree(supd))
+    d = killed_and_started_again(supd, d)
     d.wait("started", "root/idle")
     out = d.ctl("wait", "pool/t", check=4).stdout  # cancelled, not run again
     assert "cancelled" in out, out
@@ -100,11 +106,6 @@ def test_a_start_after_the_stop_undoes_the_cancellation(supd):
     d.ctl("start", "pool/t", check=0)
     wait_until(lambda: stored_states(supd)["t"] < 2,
                what="the task stored as live again")
-    d.kill()
-    for p in list(d.pids):
-        wait_until(lambda: not alive(p), what="workers die with agentsupd")
-    d.pids.clear()
-    fresh_events(supd)
-    d = supd.start(tree(supd))
+    d = killed_and_started_again(supd, d)
     d.wait("started", "root/pool/t")
     done(supd)
