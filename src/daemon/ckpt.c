@@ -278,16 +278,19 @@ ckpt_handable(const struct ckpt_set *cs, const struct ckpt_worker *w)
 }
 
 const void *
-ckpt_hand(struct ckpt_set *cs, struct node *n, struct channel *chan,
-          size_t *len, uint64_t *seq)
+ckpt_hand(struct ckpt_set *cs, struct node *n, const char *const *earlier,
+          struct channel *chan, size_t *len, uint64_t *seq)
 {
 	struct ckpt_worker *w = ckpt_find(cs, n->path);
 	const struct ckpt_kept *k;
 
 	if (w == NULL) { /* a task run again: its checkpoints on disk */
 		w = ckpt_get(cs, n->path);
-		if (cs->store != NULL)
-			ckpt_read_path(cs, w);
+		/* none under its path: its pool moved since they were
+		 * stored? */
+		if (cs->store != NULL && ckpt_read_path(cs, w) == 0 &&
+		    earlier != NULL)
+			ckpt_adopt(cs, w, earlier);
 	}
 	w->released = false;
 

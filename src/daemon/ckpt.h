@@ -45,8 +45,12 @@ size_t ckpt_max_frame(const struct spec *, size_t daemon_max);
 
 /* The worker said hello: its checkpoint to hand in welcome (NULL: none;
  * with a store the newest committed), remembered as handed this run; acks
- * go to chan until ckpt_detach. */
-const void *ckpt_hand(struct ckpt_set *, struct node *, struct channel *chan,
+ * go to chan until ckpt_detach. earlier (NULL-terminated, may be NULL):
+ * the paths n had before, a task's whose pool the config moved; with a
+ * store, when n's own path has none, the first of them that has some are
+ * its own (moved to its path in the store). */
+const void *ckpt_hand(struct ckpt_set *, struct node *,
+                      const char *const *earlier, struct channel *chan,
                       size_t *len, uint64_t *seq);
 /* {t: checkpoint}: keep it (and store it); the ack follows, now or at
  * commit. -1 with why when the worker broke a rule (too large, off). */
