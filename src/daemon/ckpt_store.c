@@ -28,8 +28,6 @@ static const char ckpt_sql_newer[] =
         "DELETE FROM checkpoints WHERE path = ?1 AND seq >= ?2";
 static const char ckpt_sql_insert[] =
         "INSERT INTO checkpoints (path, seq, data) VALUES (?1, ?2, ?4)";
-static const char ckpt_sql_forget[] =
-        "DELETE FROM checkpoints WHERE path = ?1 AND seq >= 0 * ?2";
 static const char ckpt_sql_suffix[] =
         "DELETE FROM checkpoints WHERE (path = substr(?1, 2)"
         " OR substr(path, -length(?1)) = ?1) AND seq >= 0 * ?2";
@@ -89,9 +87,7 @@ ckpt_job_run(sqlite3 *db, void *arg, char *err, size_t len)
 	if (j->move)
 		return ckpt_sql_moved(db, j, err, len);
 	if (j->forget)
-		return ckpt_sql(db,
-		                j->suffix ? ckpt_sql_suffix : ckpt_sql_forget,
-		                j, err, len);
+		return ckpt_sql(db, ckpt_sql_suffix, j, err, len);
 	if (j->discard)
 		return ckpt_sql(db, ckpt_sql_discard, j, err, len);
 	if (ckpt_sql(db, ckpt_sql_newer, j, err, len) < 0 ||
@@ -150,35 +146,25 @@ ckpt_submit(struct ckpt_set *cs, struct ckpt_worker *w, uint64_t seq,
 	return -1;
 }
 
-/* A deletion from the store of every checkpoint of path (suffix: of every
- * path that ends in it). A path's entry w, empty and released, is kept
- * until the deletion commits, so a run of the same path that says hello
- * meanwhile starts afresh instead of reading the rows still there. */
+/* The deletion from the store of the checkpoints of every path ending in
+ * suffix, as a part of its caller's job. The entry w (NULL: none), empty
+ * and released, is kept until the deletion is done, so a run of its path
+ * that says hello meanwhile starts afresh instead of reading the rows
+ * still there. */
 void
-ckpt_delete(struct ckpt_set *cs, struct ckpt_worker *w, const char *path,
-            bool suffix)
+ckpt_delete_part(struct ckpt_set *cs, struct ckpt_worker *w, const char *suffix,
+                 struct store_part *part)
 {
 	struct ckpt_job *j = xcalloc(1, sizeof *j);
-	char *own = xstrdup(path);
+	char *own = xstrdup(suffix);
 
-	*j = (struct ckpt_job){.set = cs,
-	                       .w = w,
-	                       .path = own,
-	                       .own = own,
-	                       .forget = true,
-	                       .suffix = suffix};
-	if (store_submit(cs->store, ckpt_job_run, ckpt_job_done, j) < 0) {
-		ckpt_store_error(cs, path, "the store's queue is full");
-		free(j->own);
-		free(j);
-		if (w != NULL) /* now, or at its writes' completion */
-			ckpt_release(cs, path);
-		return;
-	}
+	*j = (struct ckpt_job){
+	        .set = cs, .w = w, .path = own, .own = own, .forget = true};
 	if (w != NULL) {
 		w->jobs++;
 		w->released = true; /* the deletion's completion frees it */
 	}
+	*part = (struct store_part){ckpt_job_run, ckpt_job_done, j};
 }
 
 /* The rows of w's old path from (a task whose pool moved) moved to w's
