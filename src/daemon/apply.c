@@ -24,6 +24,7 @@
 #include "serve.h"
 #include "session.h"
 #include "spawn.h"
+#include "tasks.h"
 #include "tree.h"
 #include "util.h"
 
@@ -217,7 +218,8 @@ daemon_reload(struct daemon *d, uint64_t client, uint64_t id)
 	reloader_request(d->reloader, client != 0 ? &w : NULL);
 }
 
-/* A buried subtree's configured workers, into d->gone. */
+/* A buried subtree's configured workers, into d->gone; its pools' places
+ * remembered (moved, a pool's tasks take their checkpoints along). */
 static void
 note_gone(struct daemon *d, const struct node *n)
 {
@@ -225,6 +227,8 @@ note_gone(struct daemon *d, const struct node *n)
 		d->gone = xreallocarray(d->gone, d->ngone + 1, sizeof *d->gone);
 		d->gone[d->ngone++] = xstrdup(n->path);
 	} /* a task's end releases its own */
+	if (n->spec->kind == KIND_SUPERVISOR && n->spec->tmpl != NULL)
+		tasks_pool_was(d, n->spec->name, n->path);
 	for (size_t i = 0; i < n->nchildren; i++)
 		note_gone(d, n->children[i]);
 }

@@ -278,16 +278,19 @@ ckpt_handable(const struct ckpt_set *cs, const struct ckpt_worker *w)
 }
 
 const void *
-ckpt_hand(struct ckpt_set *cs, struct node *n, struct channel *chan,
-          size_t *len, uint64_t *seq)
+ckpt_hand(struct ckpt_set *cs, struct node *n, const char *const *earlier,
+          struct channel *chan, size_t *len, uint64_t *seq)
 {
 	struct ckpt_worker *w = ckpt_find(cs, n->path);
 	const struct ckpt_kept *k;
 
 	if (w == NULL) { /* a task run again: its checkpoints on disk */
 		w = ckpt_get(cs, n->path);
-		if (cs->store != NULL)
-			ckpt_read_path(cs, w);
+		/* none under its path: its pool moved since they were
+		 * stored? */
+		if (cs->store != NULL && ckpt_read_path(cs, w) == 0 &&
+		    earlier != NULL)
+			ckpt_adopt(cs, w, earlier);
 	}
 	w->released = false;
 
@@ -421,34 +424,38 @@ ckpt_seed(struct ckpt_set *cs, const char *path, uint64_t seq, const void *data,
 	                             .len = len});
 }
 
-void
-ckpt_forget(struct ckpt_set *cs, const char *path)
+/* w's checkpoints out of memory: not handed again, even before it goes,
+ * nor by a write in flight committing. */
+static void
+ckpt_empty(struct ckpt_worker *w)
 {
-	struct ckpt_worker *w = ckpt_find(cs, path);
-
-	if (w != NULL && w->chan != NULL)
-		return; /* a live run's own */
-	if (w != NULL) {
-		ckpt_truncate(w, 0); /* not handed again, even before it goes */
-		ckpt_last_set(w, &(struct ckpt_kept){0});
-		w->era++; /* nor by a write in flight committing */
-		w->handed = 0;
-		w->fails = 0;
-	}
-	if (cs->store == NULL) {
-		ckpt_release(cs, path);
-		return;
-	}
-	/* after the writes in flight their rows go; until then an empty entry
-	 * stands for the path */
-	ckpt_delete(cs, ckpt_get(cs, path), path, false);
+	ckpt_truncate(w, 0);
+	ckpt_last_set(w, &(struct ckpt_kept){0});
+	w->era++;
+	w->handed = 0;
+	w->fails = 0;
 }
 
 void
-ckpt_forget_suffix(struct ckpt_set *cs, const char *suffix)
+ckpt_forget_task(struct ckpt_set *cs, const char *path, const char *suffix,
+                 struct store_part *part)
 {
-	if (cs->store != NULL)
-		ckpt_delete(cs, NULL, suffix, true);
+	struct ckpt_worker *w = path != NULL ? ckpt_find(cs, path) : NULL;
+	bool attached = w != NULL && w->chan != NULL; /* a live run's own */
+
+	*part = (struct store_part){0};
+	if (w != NULL && !attached)
+		ckpt_empty(w);
+	if (cs->store == NULL) {
+		if (w != NULL && !attached)
+			ckpt_release(cs, path);
+		return;
+	}
+	/* after the writes in flight their rows go; until then an empty
+	 * entry stands for the path */
+	ckpt_delete_part(cs,
+	                 path != NULL && !attached ? ckpt_get(cs, path) : NULL,
+	                 suffix, part);
 }
 
 size_t

@@ -18,6 +18,7 @@
 #include "tree.h"
 
 struct store;
+struct store_part;
 struct channel;
 struct ckpt_set;
 
@@ -45,8 +46,12 @@ size_t ckpt_max_frame(const struct spec *, size_t daemon_max);
 
 /* The worker said hello: its checkpoint to hand in welcome (NULL: none;
  * with a store the newest committed), remembered as handed this run; acks
- * go to chan until ckpt_detach. */
-const void *ckpt_hand(struct ckpt_set *, struct node *, struct channel *chan,
+ * go to chan until ckpt_detach. earlier (NULL-terminated, may be NULL):
+ * the paths n had before, a task's whose pool the config moved; with a
+ * store, when n's own path has none, the first of them that has some are
+ * its own (moved to its path in the store). */
+const void *ckpt_hand(struct ckpt_set *, struct node *,
+                      const char *const *earlier, struct channel *chan,
                       size_t *len, uint64_t *seq);
 /* {t: checkpoint}: keep it (and store it); the ack follows, now or at
  * commit. -1 with why when the worker broke a rule (too large, off). */
@@ -55,9 +60,17 @@ int ckpt_put(struct ckpt_set *, struct node *, uint64_t seq, const void *data,
 /* The run is over (before the engine hears of the exit): no acks to it
  * any more; `failed` counts toward the poison guard. */
 void ckpt_detach(struct ckpt_set *, struct node *, bool failed);
-/* Forget every checkpoint of path (in memory and in the store): a dropped
- * task's. Nothing while a run of it is attached. */
-void ckpt_forget(struct ckpt_set *, const char *path);
+/* A dropped task's checkpoints: the rows of every path ending in suffix
+ * ("/SUP/KEY": wherever its pool was) are deleted by *part, a job the
+ * caller joins to the deletion of the task's record, so both are stored or
+ * neither (store_submit_ledger_joint), or disposes of by calling its done
+ * (-1) when that cannot be queued. path's entry (NULL: its pool is gone)
+ * is emptied now (nothing of a run attached to it), so a run of it
+ * meanwhile starts afresh, and goes once part is done (a failed drop loses
+ * nothing: the next run reads the rows back). Without a store all is
+ * forgotten now, and part->run is NULL. */
+void ckpt_forget_task(struct ckpt_set *, const char *path, const char *suffix,
+                      struct store_part *part);
 /* A task ended: its entry and data leave memory (kept on disk with a
  * store; read back by ckpt_hand when a run of path says hello again).
  * Nothing while a run of it is attached. */
@@ -70,9 +83,6 @@ const void *ckpt_newest(const struct ckpt_set *, const char *path, size_t *len,
  * (copied), unless path has one of its own. */
 void ckpt_seed(struct ckpt_set *, const char *path, uint64_t seq,
                const void *data, size_t len);
-/* Forget, in the store, the checkpoints of every path ending in suffix
- * ("/SUP/KEY": a dropped task whose supervisor a reload removed). */
-void ckpt_forget_suffix(struct ckpt_set *, const char *suffix);
 /* Workers with an entry in memory (a checkpoint kept, or a run attached). */
 size_t ckpt_count(const struct ckpt_set *);
 /* Whether path has an entry in memory (an ended task's has none). */

@@ -53,8 +53,8 @@ struct ckpt_job {
 	uint64_t era;    /* w's when it was queued */
 	uint64_t oldest; /* the oldest seq kept: older ones go */
 	bool discard;    /* delete seq instead of writing it */
-	bool forget;     /* delete every one of the path */
-	bool suffix;     /* ... of every path ending in it */
+	bool forget;     /* delete every one of the paths ending in path */
+	bool move;       /* own's rows become path's (w's) */
 	size_t len;
 	uint8_t *data; /* a reference to the kept copy (NULL: discard) */
 };
@@ -80,13 +80,18 @@ void ckpt_last_set(struct ckpt_worker *, const struct ckpt_kept *k);
 void ckpt_written(struct ckpt_worker *, const struct ckpt_job *, bool ok);
 
 /* The store (ckpt_store.c): a write (data referenced) or a discard (NULL);
- * a deletion of every checkpoint of path (suffix: of paths ending in it);
- * kept[0]'s data read back; a path not in memory read as at start. */
+ * the job part of a deletion of every checkpoint of the paths ending in
+ * suffix (w, NULL or that of one of them, kept till it is done);
+ * kept[0]'s data read back; a path not in memory read as at start (how
+ * many rows, -1 when the store cannot be read); the rows of the first of
+ * earlier paths that has some taken as w's, and moved to w's path. */
 int ckpt_submit(struct ckpt_set *, struct ckpt_worker *, uint64_t seq,
                 uint8_t *data, size_t len, bool discard);
-void ckpt_delete(struct ckpt_set *, struct ckpt_worker *, const char *path,
-                 bool suffix);
+void ckpt_delete_part(struct ckpt_set *, struct ckpt_worker *w,
+                      const char *suffix, struct store_part *part);
 int ckpt_read_back(struct ckpt_set *, struct ckpt_worker *);
-void ckpt_read_path(struct ckpt_set *, struct ckpt_worker *);
+int ckpt_read_path(struct ckpt_set *, struct ckpt_worker *);
+void ckpt_adopt(struct ckpt_set *, struct ckpt_worker *,
+                const char *const *earlier);
 
 #endif

@@ -28,13 +28,14 @@ static const char ckpt_sql_newer[] =
         "DELETE FROM checkpoints WHERE path = ?1 AND seq >= ?2";
 static const char ckpt_sql_insert[] =
         "INSERT INTO checkpoints (path, seq, data) VALUES (?1, ?2, ?4)";
-static const char ckpt_sql_forget[] =
-        "DELETE FROM checkpoints WHERE path = ?1 AND seq >= 0 * ?2";
 static const char ckpt_sql_suffix[] =
         "DELETE FROM checkpoints WHERE (path = substr(?1, 2)"
         " OR substr(path, -length(?1)) = ?1) AND seq >= 0 * ?2";
 static const char ckpt_sql_older[] =
         "DELETE FROM checkpoints WHERE path = ?1 AND seq < ?3";
+/* ?1 the new path, ?2 the old (its rows are the newest of the task's) */
+static const char ckpt_sql_move[] =
+        "UPDATE OR REPLACE checkpoints SET path = ?1 WHERE path = ?2";
 
 static int
 ckpt_sql(sqlite3 *db, const char *sql, const struct ckpt_job *j, char *err,
@@ -58,6 +59,24 @@ ckpt_sql(sqlite3 *db, const char *sql, const struct ckpt_job *j, char *err,
 	return rc == SQLITE_DONE ? 0 : -1;
 }
 
+/* A task's rows under its old path made its new path's. */
+static int
+ckpt_sql_moved(sqlite3 *db, const struct ckpt_job *j, char *err, size_t len)
+{
+	sqlite3_stmt *st = store_stmt(db, ckpt_sql_move, err, len);
+	int rc;
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, j->path, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, j->own, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_DONE)
+		snprintf(err, len, "%s", sqlite3_errmsg(db));
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
 /* In the writer thread: the checkpoint, and the kept ones of its worker
  * (the path is never changed while a job is in flight). */
 static int
@@ -65,10 +84,10 @@ ckpt_job_run(sqlite3 *db, void *arg, char *err, size_t len)
 {
 	struct ckpt_job *j = arg;
 
+	if (j->move)
+		return ckpt_sql_moved(db, j, err, len);
 	if (j->forget)
-		return ckpt_sql(db,
-		                j->suffix ? ckpt_sql_suffix : ckpt_sql_forget,
-		                j, err, len);
+		return ckpt_sql(db, ckpt_sql_suffix, j, err, len);
 	if (j->discard)
 		return ckpt_sql(db, ckpt_sql_discard, j, err, len);
 	if (ckpt_sql(db, ckpt_sql_newer, j, err, len) < 0 ||
@@ -84,13 +103,13 @@ ckpt_job_done(void *arg, int rc, const char *why)
 {
 	struct ckpt_job *j = arg;
 	struct ckpt_worker *w = j->w;
+	bool write = w != NULL && !j->discard && !j->forget && !j->move;
 
 	if (rc < 0)
 		ckpt_store_error(j->set, j->path, why);
-	else if (w != NULL && !j->discard && !j->forget && w->chan != NULL &&
-	         w->run == j->run)
+	else if (write && w->chan != NULL && w->run == j->run)
 		channel_send_checkpoint_ok(w->chan, j->seq);
-	if (w != NULL && !j->discard && !j->forget)
+	if (write)
 		ckpt_written(w, j, rc == 0);
 	if (w != NULL && --w->jobs == 0 && w->released)
 		ckpt_remove(j->set, w);
@@ -127,35 +146,49 @@ ckpt_submit(struct ckpt_set *cs, struct ckpt_worker *w, uint64_t seq,
 	return -1;
 }
 
-/* A deletion from the store of every checkpoint of path (suffix: of every
- * path that ends in it). A path's entry w, empty and released, is kept
- * until the deletion commits, so a run of the same path that says hello
- * meanwhile starts afresh instead of reading the rows still there. */
+/* The deletion from the store of the checkpoints of every path ending in
+ * suffix, as a part of its caller's job. The entry w (NULL: none), empty
+ * and released, is kept until the deletion is done, so a run of its path
+ * that says hello meanwhile starts afresh instead of reading the rows
+ * still there. */
 void
-ckpt_delete(struct ckpt_set *cs, struct ckpt_worker *w, const char *path,
-            bool suffix)
+ckpt_delete_part(struct ckpt_set *cs, struct ckpt_worker *w, const char *suffix,
+                 struct store_part *part)
 {
 	struct ckpt_job *j = xcalloc(1, sizeof *j);
-	char *own = xstrdup(path);
+	char *own = xstrdup(suffix);
 
-	*j = (struct ckpt_job){.set = cs,
-	                       .w = w,
-	                       .path = own,
-	                       .own = own,
-	                       .forget = true,
-	                       .suffix = suffix};
-	if (store_submit(cs->store, ckpt_job_run, ckpt_job_done, j) < 0) {
-		ckpt_store_error(cs, path, "the store's queue is full");
-		free(j->own);
-		free(j);
-		if (w != NULL) /* now, or at its writes' completion */
-			ckpt_release(cs, path);
-		return;
-	}
+	*j = (struct ckpt_job){
+	        .set = cs, .w = w, .path = own, .own = own, .forget = true};
 	if (w != NULL) {
 		w->jobs++;
 		w->released = true; /* the deletion's completion frees it */
 	}
+	*part = (struct store_part){ckpt_job_run, ckpt_job_done, j};
+}
+
+/* The rows of w's old path from (a task whose pool moved) moved to w's
+ * path: queued before any write of the run that took them, so the store
+ * keeps them, trims and discards them by w's path. Failed, they stay
+ * where they were (said), and w's kept ones have their data in memory
+ * only for the newest. */
+static void
+ckpt_move(struct ckpt_set *cs, struct ckpt_worker *w, const char *from)
+{
+	struct ckpt_job *j = xcalloc(1, sizeof *j);
+
+	*j = (struct ckpt_job){.set = cs,
+	                       .w = w,
+	                       .path = w->path,
+	                       .own = xstrdup(from),
+	                       .move = true};
+	if (store_submit(cs->store, ckpt_job_run, ckpt_job_done, j) < 0) {
+		ckpt_store_error(cs, w->path, "the store's queue is full");
+		free(j->own);
+		free(j);
+		return;
+	}
+	w->jobs++;
 }
 
 /* With a store: the data of kept[0], on disk only, read back. */
@@ -187,17 +220,16 @@ ckpt_read_back(struct ckpt_set *cs, struct ckpt_worker *w)
 
 /* --- reads --------------------------------------------------------------- */
 
-/* One row of the start's read: newest first within a path. */
+/* One row into w, newest first: its seq in column col, its data (read
+ * for the newest only) in col + 1. */
 static void
-ckpt_load_row(struct ckpt_set *cs, sqlite3_stmt *st)
+ckpt_take_row(struct ckpt_worker *w, sqlite3_stmt *st, int col)
 {
-	const char *path = (const char *)sqlite3_column_text(st, 0);
-	struct ckpt_worker *w = ckpt_get(cs, path);
-	struct ckpt_kept k = {.seq = (uint64_t)sqlite3_column_int64(st, 1)};
+	struct ckpt_kept k = {.seq = (uint64_t)sqlite3_column_int64(st, col)};
 
 	if (w->nkept == 0) { /* the newest, committed */
-		k.len = (size_t)sqlite3_column_bytes(st, 2);
-		k.data = ckpt_data_new(sqlite3_column_blob(st, 2), k.len);
+		k.len = (size_t)sqlite3_column_bytes(st, col + 1);
+		k.data = ckpt_data_new(sqlite3_column_blob(st, col + 1), k.len);
 		ckpt_last_set(w, &k);
 	}
 	if (w->nkept == w->capkept) {
@@ -205,6 +237,15 @@ ckpt_load_row(struct ckpt_set *cs, sqlite3_stmt *st)
 		w->kept = xrealloc(w->kept, w->capkept * sizeof *w->kept);
 	}
 	w->kept[w->nkept++] = k;
+}
+
+/* One row of the start's read (path, seq, data). */
+static void
+ckpt_load_row(struct ckpt_set *cs, sqlite3_stmt *st)
+{
+	const char *path = (const char *)sqlite3_column_text(st, 0);
+
+	ckpt_take_row(ckpt_get(cs, path), st, 1);
 }
 
 int
@@ -235,31 +276,63 @@ ckpt_load(struct ckpt_set *cs, ckpt_want_fn *want, void *arg, char *why,
 	return rc == SQLITE_DONE ? 0 : -1;
 }
 
-/* A path not in memory (a task that ended, run again): what the store
- * holds of it, as ckpt_load would have read it. Every write of it is
- * committed (its entry went only once they were). A failed read is a
- * store_error, and the run starts without one. */
-void
-ckpt_read_path(struct ckpt_set *cs, struct ckpt_worker *w)
+/* The rows of path into w (empty), as ckpt_load reads them: how many. A
+ * failed read is a store_error, and w keeps none: -1. */
+static int
+ckpt_read_rows(struct ckpt_set *cs, struct ckpt_worker *w, const char *path)
 {
 	sqlite3 *db = store_reader(cs->store);
 	sqlite3_stmt *st;
-	int rc;
+	int rc, n = 0;
 
 	if (sqlite3_prepare_v2(db,
-	                       "SELECT path, seq, data FROM checkpoints "
+	                       "SELECT seq, data FROM checkpoints "
 	                       "WHERE path = ?1 ORDER BY seq DESC",
 	                       -1, &st, NULL) != SQLITE_OK) {
 		ckpt_store_error(cs, w->path, sqlite3_errmsg(db));
-		return;
+		return -1;
 	}
-	sqlite3_bind_text(st, 1, w->path, -1, SQLITE_TRANSIENT);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-		ckpt_load_row(cs, st);
+	sqlite3_bind_text(st, 1, path, -1, SQLITE_TRANSIENT);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		ckpt_take_row(w, st, 0);
+		n++;
+	}
 	if (rc != SQLITE_DONE) {
 		ckpt_store_error(cs, w->path, sqlite3_errmsg(db));
 		ckpt_truncate(w, 0);
 		ckpt_last_set(w, &(struct ckpt_kept){0});
+		n = -1;
 	}
 	sqlite3_finalize(st);
+	return n;
+}
+
+/* A path not in memory (a task that ended, run again): what the store
+ * holds of it, as ckpt_load would have read it. Every write of it is
+ * committed (its entry went only once they were). A failed read is a
+ * store_error, and the run starts without one. */
+int
+ckpt_read_path(struct ckpt_set *cs, struct ckpt_worker *w)
+{
+	return ckpt_read_rows(cs, w, w->path);
+}
+
+/* A run whose own path has none: a task whose pool moved takes those it
+ * had at the latest place that has some. */
+void
+ckpt_adopt(struct ckpt_set *cs, struct ckpt_worker *w,
+           const char *const *earlier)
+{
+	for (; *earlier != NULL; earlier++) {
+		const struct ckpt_worker *o = ckpt_find(cs, *earlier);
+		int n;
+
+		if (strcmp(*earlier, w->path) == 0 ||
+		    (o != NULL && o->chan != NULL))
+			continue; /* a run there has them */
+		if ((n = ckpt_read_rows(cs, w, *earlier)) > 0)
+			ckpt_move(cs, w, *earlier);
+		if (n != 0)
+			return;
+	}
 }

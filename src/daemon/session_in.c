@@ -61,7 +61,7 @@ on_hello(void *arg)
 {
 	struct session *s = arg;
 	struct node *n = s->node;
-	char last[64];
+	char last[64], **earlier;
 	size_t max = session_frame_limit(s);
 	struct welcome w = {.name = n->spec->name,
 	                    .path = n->path,
@@ -80,8 +80,10 @@ on_hello(void *arg)
 	/* held from now on to what it is told (a reload since its spawn
 	 * included) */
 	s->beat_timeout_ms = session_beat_timeout(n->spec);
-	w.checkpoint = ckpt_hand(s->d->ckpt, n, s->chan, &w.checkpoint_len,
-	                         &w.checkpoint_seq);
+	earlier = tasks_earlier_paths(s->d, n);
+	w.checkpoint = ckpt_hand(s->d->ckpt, n, (const char *const *)earlier,
+	                         s->chan, &w.checkpoint_len, &w.checkpoint_seq);
+	tasks_paths_free(earlier);
 	if (w.checkpoint != NULL)
 		max += w.checkpoint_len;
 	if (channel_send_welcome(s->chan, &w, max) < 0 &&

@@ -425,6 +425,48 @@ store_submit_ledger(struct store *s, store_run_fn *run, store_done_fn *done,
 	return store_queue(s, run, done, arg, STORE_QUEUE_MAX);
 }
 
+/* Two parts of a joint job. */
+struct store_joint {
+	struct store_part part[2];
+};
+
+/* In the writer thread, in the job's savepoint: a part's failure rolls
+ * back the other's writes too. */
+static int
+store_joint_run(sqlite3 *db, void *arg, char *err, size_t len)
+{
+	struct store_joint *j = arg;
+
+	for (size_t i = 0; i < 2; i++)
+		if (j->part[i].run(db, j->part[i].arg, err, len) < 0)
+			return -1;
+	return 0;
+}
+
+static void
+store_joint_done(void *arg, int rc, const char *why)
+{
+	struct store_joint *j = arg;
+
+	for (size_t i = 0; i < 2; i++)
+		j->part[i].done(j->part[i].arg, rc, why);
+	free(j);
+}
+
+int
+store_submit_ledger_joint(struct store *s, const struct store_part *a,
+                          const struct store_part *b)
+{
+	struct store_joint *j = xmalloc(sizeof *j);
+
+	j->part[0] = *a;
+	j->part[1] = *b;
+	if (store_submit_ledger(s, store_joint_run, store_joint_done, j) == 0)
+		return 0;
+	free(j);
+	return -1;
+}
+
 bool
 store_ledger_room(struct store *s)
 {

@@ -50,6 +50,17 @@ int store_submit(struct store *, store_run_fn *, store_done_fn *, void *arg);
 int store_submit_ledger(struct store *, store_run_fn *, store_done_fn *,
                         void *arg);
 bool store_ledger_room(struct store *);
+/* A job's functions, for a joint submission. */
+struct store_part {
+	store_run_fn *run;
+	store_done_fn *done;
+	void *arg;
+};
+/* The ledger's job a and b as one: both run in one savepoint, so both
+ * commit or neither, and each done hears the outcome. -1 when the queue is
+ * full: neither done is called, the caller disposes of both. */
+int store_submit_ledger_joint(struct store *, const struct store_part *a,
+                              const struct store_part *b);
 /* Write what is queued, stop the writer, report the last completions, close. */
 void store_close(struct store *);
 

@@ -53,6 +53,10 @@ tasks_free(struct tasks *t)
 	if (t == NULL)
 		return;
 	ev_timer_stop(t->loop, &t->retry_w);
+	for (size_t i = 0; i < t->nearlier; i++) {
+		free(t->earlier[i].sup);
+		free(t->earlier[i].path);
+	}
 	ledger_free(&t->ledger);
 	ledger_keys_free(&t->keys);
 	ledger_numbers_free(&t->numbers);
@@ -78,6 +82,73 @@ tasks_load(struct daemon *d, char *why, size_t len)
 	return 0;
 }
 
+void
+tasks_pool_was(struct daemon *d, const char *sup, const char *path)
+{
+	struct tasks *t = d->tasks;
+
+	for (size_t i = 0; i < t->nearlier; i++)
+		if (strcmp(t->earlier[i].sup, sup) == 0 &&
+		    strcmp(t->earlier[i].path, path) == 0)
+			return;
+	if (t->nearlier == TASKS_EARLIER_MAX) { /* the oldest goes */
+		free(t->earlier[0].sup);
+		free(t->earlier[0].path);
+		memmove(t->earlier, t->earlier + 1,
+		        --t->nearlier * sizeof *t->earlier);
+	}
+	t->earlier[t->nearlier++] =
+	        (struct tasks_earlier){xstrdup(sup), xstrdup(path)};
+}
+
+char **
+tasks_earlier_paths(struct daemon *d, const struct node *n)
+{
+	struct tasks *t = d->tasks;
+	char **v = NULL;
+	size_t k = 0;
+
+	if (d->store == NULL || n->task == NULL || n->parent == NULL)
+		return NULL; /* without a store the record seeds the run */
+	for (size_t i = t->nearlier; i-- > 0;) {
+		const struct tasks_earlier *e = &t->earlier[i];
+
+		if (strcmp(e->sup, n->task->sup) != 0 ||
+		    strcmp(e->path, n->parent->path) == 0)
+			continue; /* another pool's, or where it is now */
+		v = xreallocarray(v, k + 2, sizeof *v);
+		v[k++] = xasprintf("%s/%s", e->path, n->task->key);
+		v[k] = NULL;
+	}
+	return v;
+}
+
+void
+tasks_paths_free(char **v)
+{
+	for (size_t i = 0; v != NULL && v[i] != NULL; i++)
+		free(v[i]);
+	free(v);
+}
+
+/* At start: whether parent, a path where no dynamic supervisor is now,
+ * was one's before (its name is a pool's elsewhere: the config moved it).
+ * Remembered, so its tasks run again take their checkpoints from there. */
+static bool
+tasks_pool_moved(struct daemon *d, const char *parent)
+{
+	const char *slash = strrchr(parent, '/');
+	const char *name = slash != NULL ? slash + 1 : parent;
+	struct node *sup = tasks_sup_find(d, name);
+
+	if (sup == NULL || sup->spec->tmpl == NULL ||
+	    strcmp(sup->spec->name, name) != 0 ||
+	    strcmp(sup->path, parent) == 0)
+		return false;
+	tasks_pool_was(d, name, parent);
+	return true;
+}
+
 bool
 tasks_ckpt_wanted(void *arg, const char *path)
 {
@@ -91,11 +162,14 @@ tasks_ckpt_wanted(void *arg, const char *path)
 		return true;
 	memcpy(parent, path, (size_t)(slash - path));
 	parent[slash - path] = '\0';
-	if ((sup = tasks_sup_find(d, parent)) == NULL ||
-	    sup->spec->tmpl == NULL || strcmp(sup->path, parent) != 0)
-		return true; /* a configured worker's, or of no known task */
-	r = ledger_get(&d->tasks->ledger, sup->spec->name, slash + 1);
-	return r != NULL && !ledger_ended(r); /* a task to resume */
+	if ((sup = tasks_sup_find(d, parent)) != NULL &&
+	    sup->spec->tmpl != NULL && strcmp(sup->path, parent) == 0) {
+		r = ledger_get(&d->tasks->ledger, sup->spec->name, slash + 1);
+		return r != NULL && !ledger_ended(r); /* a task to resume */
+	}
+	/* a configured worker's, or of no known task; a task's of a pool
+	 * moved since stay on disk: taken when it runs again (ckpt_adopt) */
+	return !tasks_pool_moved(d, parent);
 }
 
 struct ledger_rec *

@@ -58,8 +58,18 @@ bool tasks_stop_answer(struct client *, struct daemon *, uint64_t id,
  * cancellation any more, and the store says so. */
 void tasks_unstopped(struct daemon *, const struct node *n);
 /* At start on a state store, whether the checkpoints of path are read
- * into memory: not an ended task's (ckpt_want_fn; arg the daemon). */
+ * into memory: not an ended task's, nor a task's of a pool the config
+ * moved since (read when it runs again; ckpt_want_fn; arg the daemon). */
 bool tasks_ckpt_wanted(void *d, const char *path);
+/* A dynamic supervisor sup had path until now (a reload moved or removed
+ * it): a task of it run again elsewhere takes its checkpoints stored
+ * there. */
+void tasks_pool_was(struct daemon *, const char *sup, const char *path);
+/* The paths task n had at its pool's earlier places, the latest first,
+ * NULL-terminated (for ckpt_hand); NULL when none (or n is no task).
+ * Freed with tasks_paths_free. */
+char **tasks_earlier_paths(struct daemon *, const struct node *n);
+void tasks_paths_free(char **);
 /* An ended task's capture goes (its followers told why). */
 void tasks_capture_gone(struct daemon *, const struct node *,
                         const char *capture_name);

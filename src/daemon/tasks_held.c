@@ -84,7 +84,7 @@ tasks_unaccept(struct daemon *d, struct ledger_rec *r, struct node *n,
 	if (!h->fresh)
 		return;
 	if (n == NULL) /* the row the cancelled end's write may make */
-		taskstore_forget(d, r, NULL, NULL);
+		taskstore_forget(d, r, NULL, NULL, NULL);
 	tasks_wake_gone(d, r); /* as a wait made after the refusal */
 	ledger_drop(&d->tasks->ledger, r);
 }

@@ -20,6 +20,16 @@ struct node;
 
 #define TASKS_CHUNK (32u << 10) /* list answers: bytes of items a frame */
 
+#define TASKS_EARLIER_MAX 16 /* earlier places of pools remembered */
+
+/* A place a pool had before (a reload moved or removed it, or the store
+ * has its tasks' checkpoints under a path the config no longer gives
+ * it): a task of it run again elsewhere takes its checkpoints from there. */
+struct tasks_earlier {
+	char *sup;  /* the pool's name */
+	char *path; /* its path then */
+};
+
 struct tasks_waiter {
 	struct client *cl;
 	uint64_t id;
@@ -39,6 +49,9 @@ struct tasks {
 	size_t nresume;                  /* records still to resume */
 	char error[256];                 /* the last answer's error */
 	unsigned long serial;            /* the last spawn's (task->serial) */
+	/* the places pools left, oldest first */
+	struct tasks_earlier earlier[TASKS_EARLIER_MAX];
+	size_t nearlier;
 };
 
 /* One spawn, from wherever it came. */

@@ -533,28 +533,24 @@ tasks_serve_wait(struct client *cl, struct daemon *d, struct ledger_rec *r,
 	cl->waiting = true; /* no idle deadline while it waits */
 }
 
-/* A dropped task's checkpoints go with its record: a task spawned later
- * under the same key starts afresh. */
+/* A dropped task's checkpoints go with its record (part: their deletion,
+ * joined to the record's): a task spawned later under the same key starts
+ * afresh. */
 static void
-tasks_forget_checkpoints(struct daemon *d, const struct ledger_rec *r)
+tasks_forget_checkpoints(struct daemon *d, const struct ledger_rec *r,
+                         struct store_part *part)
 {
 	struct node *sup = tasks_sup_find(d, r->sup);
-	char path[3 * REQUEST_NAME_MAX];
+	char path[3 * REQUEST_NAME_MAX], suffix[3 * REQUEST_NAME_MAX];
+	bool here = sup != NULL && sup->spec->tmpl != NULL;
 
-	if (sup == NULL || sup->spec->tmpl == NULL) {
-		/* gone by a reload: its path unknown, the store's rows of
-		 * every path ending in /SUP/KEY */
-		snprintf(path, sizeof path, "/%s/%s", r->sup, r->key);
-		ckpt_forget_suffix(d->ckpt, path);
-		return;
-	}
-	snprintf(path, sizeof path, "%s/%s", sup->path, r->key);
-	ckpt_forget(d->ckpt, path);
-	/* and the rows under an earlier path of its supervisor (a reload
-	 * moved it): they were handed to the key spawned afresh once the
-	 * supervisor came back there */
-	snprintf(path, sizeof path, "/%s/%s", r->sup, r->key);
-	ckpt_forget_suffix(d->ckpt, path);
+	/* the store's rows of every path ending in /SUP/KEY: where its pool
+	 * is, and where it was (a reload moved it, or removed it: its path
+	 * unknown then), which a task run there again would be handed */
+	snprintf(suffix, sizeof suffix, "/%s/%s", r->sup, r->key);
+	if (here)
+		snprintf(path, sizeof path, "%s/%s", sup->path, r->key);
+	ckpt_forget_task(d->ckpt, here ? path : NULL, suffix, part);
 }
 
 /* A drop answered once the row's deletion is committed. */
@@ -585,6 +581,7 @@ tasks_serve_drop(struct client *cl, struct daemon *d, struct ledger_rec *r,
                  uint64_t id)
 {
 	struct tasks_ctl_ack *a = xcalloc(1, sizeof *a);
+	struct store_part ckpts;
 
 	if (!ledger_ended(r)) {
 		free(a);
@@ -601,13 +598,13 @@ tasks_serve_drop(struct client *cl, struct daemon *d, struct ledger_rec *r,
 	a->serial = cl->serial;
 	a->id = id;
 	snprintf(a->line, sizeof a->line, "dropped %s/%s", r->sup, r->key);
-	/* its checkpoints' deletion first: the answer comes once both
-	 * committed */
-	tasks_forget_checkpoints(d, r);
+	/* its checkpoints' deletion in the job of its row's: the answer
+	 * comes once both committed, a failure leaves both */
+	tasks_forget_checkpoints(d, r, &ckpts);
 	if (d->store == NULL) {
 		serve_text(cl, id, a->line);
 		free(a);
-	} else if (taskstore_forget(d, r, tasks_drop_acked, a) < 0) {
+	} else if (taskstore_forget(d, r, &ckpts, tasks_drop_acked, a) < 0) {
 		free(a); /* room was checked: the writer is stopping */
 		serve_refuse(cl, id, TASKS_STORE_BEHIND);
 		return;

@@ -286,17 +286,25 @@ taskstore_done(void *arg, int rc, const char *why)
 	taskstore_job_free(j);
 }
 
-/* -1 when the store's queue is full (said, the job freed, no ack). */
+/* j queued, alone or joined to with (NULL: alone) in one savepoint. -1
+ * when the store's queue is full (said, the job freed, no ack; with told
+ * the same). */
 static int
-taskstore_submit(struct daemon *d, struct taskstore_job *j)
+taskstore_submit(struct daemon *d, struct taskstore_job *j,
+                 const struct store_part *with)
 {
+	const struct store_part me = {taskstore_run, taskstore_done, j};
+
 	j->d = d;
-	if (store_submit_ledger(d->store, taskstore_run, taskstore_done, j) ==
-	    0) {
+	if ((with == NULL
+	             ? store_submit_ledger(d->store, me.run, me.done, j)
+	             : store_submit_ledger_joint(d->store, &me, with)) == 0) {
 		if (j->rec != NULL)
 			ledger_pin(j->rec);
 		return 0;
 	}
+	if (with != NULL)
+		with->done(with->arg, -1, "the store's queue is full");
 	events_emit(&d->events, EV_STORE_ERROR, taskstore_path(d, j->sup), 0,
 	            "store", 0, "task %s/%s: the store's queue is full", j->sup,
 	            j->key);
@@ -328,7 +336,7 @@ taskstore_barrier(struct daemon *d, struct ledger_rec *r, taskstore_ack_fn *ack,
 	j->ack_arg = arg;
 	j->sup = xstrdup(r != NULL ? r->sup : "-");
 	j->key = xstrdup(r != NULL ? r->key : "-");
-	return taskstore_submit(d, j);
+	return taskstore_submit(d, j, NULL);
 }
 
 /* The row's state, end and reasons: a task an operator is stopping is
@@ -383,17 +391,21 @@ taskstore_save_ack(struct daemon *d, struct ledger_rec *r,
 	j->checkpoint_seq = r->checkpoint_seq;
 	j->tail = r->tail != NULL ? xstrdup(r->tail) : NULL;
 	ledger_keys_add(&d->tasks->keys, ledger_key_hash(r->sup, r->key));
-	return taskstore_submit(d, j);
+	return taskstore_submit(d, j, NULL);
 }
 
 int
-taskstore_forget(struct daemon *d, struct ledger_rec *r, taskstore_ack_fn *ack,
+taskstore_forget(struct daemon *d, struct ledger_rec *r,
+                 const struct store_part *with, taskstore_ack_fn *ack,
                  void *arg)
 {
 	struct taskstore_job *j;
 
-	if (d->store == NULL)
+	if (d->store == NULL) {
+		if (with != NULL && with->done != NULL)
+			with->done(with->arg, -1, "no store");
 		return -1;
+	}
 	j = xcalloc(1, sizeof *j);
 	j->drop = true;
 	j->rec = r;
@@ -401,7 +413,7 @@ taskstore_forget(struct daemon *d, struct ledger_rec *r, taskstore_ack_fn *ack,
 	j->ack_arg = arg;
 	j->sup = xstrdup(r->sup);
 	j->key = xstrdup(r->key);
-	if (taskstore_submit(d, j) < 0)
+	if (taskstore_submit(d, j, with) < 0)
 		return -1; /* its key still stored */
 	ledger_keys_del(&d->tasks->keys, ledger_key_hash(r->sup, r->key));
 	return 0;

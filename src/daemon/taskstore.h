@@ -14,6 +14,7 @@
 struct daemon;
 struct ledger;
 struct ledger_rec;
+struct store_part;
 struct tasks;
 
 /* SQL of the tasks table, for store_schema at open. */
@@ -37,11 +38,14 @@ int taskstore_save_ack(struct daemon *, struct ledger_rec *,
  * store's queue is full. */
 int taskstore_barrier(struct daemon *, struct ledger_rec *,
                       taskstore_ack_fn *ack, void *arg);
-/* Queue the deletion of the record's row; ack (with the record, pinned
- * till then: dropped meanwhile, it may be put back) once it is committed.
- * -1 (ack not called) without a store or a queue full. */
+/* Queue the deletion of the record's row, and with it (in one savepoint:
+ * both or neither) the job part with (NULL: none; a dropped task's
+ * checkpoints); ack (with the record, pinned till then: dropped meanwhile,
+ * it may be put back) once it is committed. -1 (ack not called, with's
+ * done called with -1) without a store or a queue full. */
 int taskstore_forget(struct daemon *, struct ledger_rec *,
-                     taskstore_ack_fn *ack, void *arg);
+                     const struct store_part *with, taskstore_ack_fn *ack,
+                     void *arg);
 /* The retry of the records whose write failed (tasks->retry_w): armed by
  * a failure, every TASKSTORE_RETRY_S while some remain. */
 #define TASKSTORE_RETRY_S 5.0

@@ -1,7 +1,8 @@
 /*
  * test_store.c - the state store's writer: a job's `done` comes after its
- * commit, one failing job does not fail the others of its batch, a full
- * queue refuses, and the start refuses a locked, damaged or uncreatable
+ * commit, one failing job does not fail the others of its batch (the two
+ * parts of a joint job commit together or not at all), a full queue
+ * refuses, and the start refuses a locked, damaged or uncreatable
  * store with a message saying which.
  */
 #include <setjmp.h>
@@ -154,6 +155,48 @@ test_a_batch_rolled_back_by_sqlite_fails_whole(void **state)
 	ev_loop_destroy(loop);
 }
 
+/* A joint job (a drop: the record's deletion and its checkpoints'): one
+ * part's failure undoes the other's writes, both told; while a job alone
+ * beside it commits. */
+static void
+test_a_joint_job_commits_both_parts_or_neither(void **state)
+{
+	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+	struct store *s = open_ok(loop);
+	struct result r[5] = {{.path = dir},
+	                      {.path = dir},
+	                      {.path = dir},
+	                      {.path = dir},
+	                      {.path = dir}};
+	int64_t before = rows(dir);
+
+	(void)state;
+	assert_int_equal(
+	        store_submit_ledger_joint(
+	                s, &(struct store_part){job_insert, job_done, &r[0]},
+	                &(struct store_part){job_fail, job_done, &r[1]}),
+	        0);
+	assert_int_equal(store_submit(s, job_insert, job_done, &r[2]), 0);
+	assert_int_equal(
+	        store_submit_ledger_joint(
+	                s, &(struct store_part){job_insert, job_done, &r[3]},
+	                &(struct store_part){job_insert, job_done, &r[4]}),
+	        0);
+	while (r[0].calls + r[1].calls + r[2].calls + r[3].calls + r[4].calls <
+	       5)
+		ev_run(loop, EVRUN_ONCE);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(r[i].calls, 1);
+		assert_int_equal(r[i].rc, -1);
+		assert_string_equal(r[i].why, "refused");
+	}
+	for (int i = 2; i < 5; i++)
+		assert_int_equal(r[i].rc, 0);
+	assert_int_equal(rows(dir), before + 3); /* not the failed part's */
+	store_close(s);
+	ev_loop_destroy(loop);
+}
+
 static void
 test_second_open_is_refused_while_locked(void **state)
 {
@@ -240,6 +283,8 @@ main(void)
 	        cmocka_unit_test(test_done_after_commit_and_failures_isolated),
 	        cmocka_unit_test(
 	                test_a_batch_rolled_back_by_sqlite_fails_whole),
+	        cmocka_unit_test(
+	                test_a_joint_job_commits_both_parts_or_neither),
 	        cmocka_unit_test(test_second_open_is_refused_while_locked),
 	        cmocka_unit_test(test_damaged_and_uncreatable),
 	        cmocka_unit_test(test_submit_before_start_is_refused),

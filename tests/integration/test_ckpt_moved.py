@@ -1,0 +1,170 @@
+"""A task's checkpoints are kept by its path (root/pool/KEY); a config that
+moves its pool under another supervisor (`parent:` changed) gives the task
+another path. The task run again there (resumed after agentsupd stopped,
+replayed, or its pool moved by a live reload) still gets its last
+checkpoint: it was handed none, and redid its work (found in an audit).
+Waits are on events and answers with deadlines."""
+import json
+import signal
+import sqlite3
+import textwrap
+
+import pytest
+
+from conftest import wait_until
+from test_dynamic import PY, py
+from test_ckpt_tasks import held
+from test_ledger_store import CKPT, settings
+from test_metrics import free_port
+
+# checkpoints, then runs until drained; run again, it ends at once with
+# what it was handed
+LONG = """\
+import os, sys, agentsup
+with agentsup.Agent() as a:
+    r = a.restored
+    ran = os.path.exists(sys.argv[0] + ".ran-" + sys.argv[1])
+    if r.checkpoint or ran:
+        a.result(b"from " + r.checkpoint if r.checkpoint else b"fresh")
+        a.flush(2)
+        sys.exit(0)
+    open(sys.argv[0] + ".ran-" + sys.argv[1], "w").close()
+    seq = a.checkpoint(b"step-" + sys.argv[1].encode())
+    while a.checkpoint_acked < seq:
+        a.wait(0.05)
+    print("checkpointed", flush=True)
+    while not a.draining:
+        a.wait(1)
+"""
+
+
+def tree(script, moved):
+    """root/pool, or root/sub/pool once moved (the pool a document of its
+    own, attached by parent:)."""
+    return {"a.yaml": textwrap.dedent("""\
+                supervisor: root
+                children:
+                  - supervisor: sub
+                    children:
+                      - {worker: idle2, command: [sleep, '300']}
+                  - {worker: idle, command: [sleep, '300']}
+                """),
+            "b.yaml": textwrap.dedent(f"""\
+                supervisor: pool
+                parent: {"sub" if moved else "root"}
+                intensity: 50
+                template:
+                  command: [{PY}, {script}]
+                  backoff: none
+                """)}
+
+
+def config(supd, script, moved, n=None, port=None):
+    files = tree(script, moved)
+    if n is not None:
+        supd.events = supd.tmp / f"events-{n}.jsonl"
+    files["00-settings.yaml"] = settings(supd)
+    if port is not None:
+        files["00-settings.yaml"] += f"  metrics: 127.0.0.1:{port}\n"
+    supd.write(files, settings=False)
+
+
+def checkpoint_paths(supd):
+    db = sqlite3.connect(str(supd.tmp / "state" / "agentsup.db"))
+    try:
+        return {p for (p,) in db.execute("SELECT path FROM checkpoints")}
+    finally:
+        db.close()
+
+
+def checkpointed(d, name):
+    wait_until(lambda: "checkpointed" in d.ctl("logs", name).stdout,
+               what=f"{name} checkpointed")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_a_resumed_task_whose_pool_moved_gets_its_checkpoint(supd, sig):
+    script = py(supd.tmp, "long.py", LONG)
+    config(supd, script, False)
+    d = supd.start()
+    d.wait("started", "root/idle")
+    d.ctl("spawn", "pool", "--key", "t", "--", "1", check=0)
+    checkpointed(d, "pool/t")
+    assert checkpoint_paths(supd) == {"root/pool/t"}
+    d.signal(sig)
+    d.exit_code()
+    config(supd, script, True, 1)
+    d = supd.start()
+    d.wait("started", "root/sub/pool/t")
+    rec = json.loads(d.ctl("wait", "pool/t", check=0).stdout)
+    assert rec["result"] == "from step-1", rec
+    assert checkpoint_paths(supd) == {"root/sub/pool/t"}
+
+
+def test_a_dead_letter_replayed_after_its_pool_moved_gets_its_checkpoint(supd):
+    """Replayed in the new place after a restart; meanwhile the start read
+    the ended task's checkpoints under the old path into memory for good
+    (no worker has that path any more)."""
+    script = py(supd.tmp, "ckpt.py", CKPT)
+    config(supd, script, False)
+    d = supd.start()
+    d.wait("started", "root/idle")
+    d.ctl("spawn", "pool", "--key", "t", "--", "2", check=0)
+    assert d.ctl("wait", "pool/t").returncode == 2  # dead, checkpoint 1
+    d.signal(signal.SIGTERM)
+    assert d.exit_code() == 0
+    port = free_port()
+    config(supd, script, True, 1, port)
+    d = supd.start()
+    d.wait("started", "root/idle")
+    assert held(port) == 0
+    d.ctl("replay", "pool/t", check=0)
+    rec = json.loads(d.ctl("wait", "pool/t", check=0).stdout)
+    assert rec["result"] == "from step-2" and rec["state"] == "done", rec
+    assert rec["checkpoint_seq"] == 1, rec
+    # moved with it in the store: a restart hands it from there too
+    assert checkpoint_paths(supd) == {"root/sub/pool/t"}
+    wait_until(lambda: held(port) == 0, what="the replay's entry gone")
+
+
+def test_a_dead_letter_replayed_after_a_reload_moved_its_pool(supd):
+    script = py(supd.tmp, "ckpt.py", CKPT)
+    config(supd, script, False)
+    d = supd.start()
+    d.wait("started", "root/idle")
+    d.ctl("spawn", "pool", "--key", "t", "--", "3", check=0)
+    assert d.ctl("wait", "pool/t").returncode == 2
+    config(supd, script, True)
+    d.ctl("reload", check=0)
+    d.ctl("replay", "pool/t", check=0)
+    rec = json.loads(d.ctl("wait", "pool/t", check=0).stdout)
+    assert rec["result"] == "from step-3" and rec["state"] == "done", rec
+    assert checkpoint_paths(supd) == {"root/sub/pool/t"}
+    # and back again: the rows follow the pool
+    config(supd, script, False)
+    d.ctl("reload", check=0)
+    d.ctl("replay", "pool/t", check=0)
+    rec = json.loads(d.ctl("wait", "pool/t", check=0).stdout)
+    assert rec["result"] == "from step-3" and rec["state"] == "done", rec
+    assert checkpoint_paths(supd) == {"root/pool/t"}
+
+
+def test_a_task_running_when_a_reload_moved_its_pool(supd):
+    """A live reload that moves the pool removes it from its old place
+    (docs/operations.md, "Reload"): its running task is cancelled; its
+    replay in the new place starts from its checkpoint."""
+    script = py(supd.tmp, "long.py", LONG)
+    config(supd, script, False)
+    d = supd.start()
+    d.wait("started", "root/idle")
+    d.ctl("spawn", "pool", "--key", "t", "--", "4", check=0)
+    checkpointed(d, "pool/t")
+    config(supd, script, True)
+    d.signal(signal.SIGHUP)
+    d.wait("reload_applied")
+    rec = json.loads(d.ctl("wait", "pool/t").stdout)
+    assert rec["state"] == "cancelled", rec
+    d.ctl("replay", "pool/t", check=0)
+    rec = json.loads(d.ctl("wait", "pool/t", check=0).stdout)
+    assert rec["result"] == "from step-4" and rec["state"] == "done", rec
+    assert checkpoint_paths(supd) == {"root/sub/pool/t"}
