@@ -15,9 +15,11 @@
  * begins, so a thousand checkpoints a second make a few hundred commits
  * (fsyncs) and the loop is woken once per commit rather than once per job;
  * a job that comes alone, after a quiet spell or from one client that waits
- * for each answer before it asks again, is committed at once. The loop
- * signals the writer only when it sleeps with nothing queued or a batch is
- * full, not at every submit. The writer is not niced: the loop takes the
+ * for each answer before it asks again, is committed at once. A submit
+ * signals the writer only when it is idle or a gathering batch is full (so
+ * two jobs queued one after the other may be committed apart: what must
+ * commit together is one job, store_submit_ledger_joint). The writer is
+ * not niced: the loop takes the
  * queue's mutex at every submit, and a low-priority holder preempted on a
  * busy machine would stall the loop behind it (and delay the acks).
  */
