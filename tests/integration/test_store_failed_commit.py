@@ -158,18 +158,23 @@ def test_a_spawn_into_a_store_moved_away_is_refused_and_never_runs(supd):
 
 
 def test_a_stop_while_the_record_is_stored_cancels_the_task(supd):
-    """`stop pool/k1` (or drain) answered while k1's record is being
+    """`stop pool/k1` (or drain) made while k1's record is being
     committed: the commit cancels k1 instead of starting it (it ran,
-    unheld, as if never stopped). A stop then a start starts it."""
+    unheld, as if never stopped). A stop then a start starts it. (A stop
+    is answered once its cancellation is stored too: after the lock.)"""
     files = {"00-settings.yaml": settings(supd), "a.yaml": pool(template=TEMPLATE)}
     d = supd.start(files)
     d.wait("started", "root/idle")
     c = Conn(d.socket)
     with locked(supd):
         sp = [c.send("spawn", "pool", {"key": k}) for k in ("k1", "k2", "k3")]
-        for cmd in (("stop", "pool/k1"), ("drain", "pool/k2"),
-                    ("stop", "pool/k3"), ("start", "pool/k3")):
-            assert c.until(c.send(*cmd))["ok"], cmd
+        cmds = [c.send(*cmd) for cmd in (("stop", "pool/k1"),
+                                         ("drain", "pool/k2"),
+                                         ("stop", "pool/k3"),
+                                         ("start", "pool/k3"))]
+        assert c.until(c.send("status"))["ok"]  # all of them taken
+    for i in cmds:
+        assert c.until(i)["ok"], c.answers[i]
     for i in sp:
         a = c.until(i)
         assert a["ok"] and a["result"]["created"], a
