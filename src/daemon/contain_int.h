@@ -1,7 +1,7 @@
 /*
- * contain_int.h - what contain.c, contain_mem.c (max_memory) and
- * contain_stale.c share: the handle's insides. Not for the rest of the
- * daemon.
+ * contain_int.h - what contain.c, contain_setup.c, contain_mem.c
+ * (max_memory) and contain_stale.c share: the handle's insides. Not for the
+ * rest of the daemon.
  */
 #ifndef AGENTSUP_CONTAIN_INT_H
 #define AGENTSUP_CONTAIN_INT_H
@@ -52,6 +52,11 @@ struct contain {
 	ev_timer memtimer;
 };
 
+/* val written to file under dirfd: 0, or -1 with errno. */
+int contain_write_at(int dirfd, const char *file, const char *val);
+/* agentsup.<pid>/ made, locked and proven usable, the guard started: 0, or
+ * an errno with nothing left behind (contain_setup.c). */
+int contain_setup(struct contain *);
 /* The name of the worker path's cgroup number id under agentsup.<pid>/. */
 bool contain_name(const char *path, unsigned long id, char *name, size_t len);
 /* Cgroups under parent (ours, mine, aside) an agentsupd that is gone
