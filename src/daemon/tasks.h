@@ -54,8 +54,8 @@ void tasks_client_gone(struct daemon *, struct client *);
  * once it is, true; else false, and the caller answers. */
 bool tasks_stop_answer(struct client *, struct daemon *, uint64_t id,
                        const struct node *n);
-/* An operator's start or restart of n, begun: the stop it follows is no
- * cancellation any more, and the store says so. */
+/* An operator's start, restart or reset of n, begun: the stop it follows
+ * is no cancellation any more, and the store says so. */
 void tasks_unstopped(struct daemon *, const struct node *n);
 /* At start on a state store, whether the checkpoints of path are read
  * into memory: not an ended task's, nor a task's of a pool the config
