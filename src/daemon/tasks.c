@@ -131,11 +131,14 @@ tasks_paths_free(char **v)
 	free(v);
 }
 
-/* At start: whether parent, a path where no dynamic supervisor is now,
- * was one's before (its name is a pool's elsewhere: the config moved it).
- * Remembered, so its tasks run again take their checkpoints from there. */
+/* At start: whether parent/key, parent a path where no dynamic
+ * supervisor is now, was a task's of one before (its name is a pool's
+ * elsewhere: the config moved it; and the store has a task of that name
+ * and key, not a configured worker's path that looks like one, whose
+ * checkpoints a task spawned afresh must not take). Remembered, so its
+ * tasks run again take their checkpoints from there. */
 static bool
-tasks_pool_moved(struct daemon *d, const char *parent)
+tasks_pool_moved(struct daemon *d, const char *parent, const char *key)
 {
 	const char *slash = strrchr(parent, '/');
 	const char *name = slash != NULL ? slash + 1 : parent;
@@ -143,7 +146,8 @@ tasks_pool_moved(struct daemon *d, const char *parent)
 
 	if (sup == NULL || sup->spec->tmpl == NULL ||
 	    strcmp(sup->spec->name, name) != 0 ||
-	    strcmp(sup->path, parent) == 0)
+	    strcmp(sup->path, parent) == 0 ||
+	    !ledger_keys_has(&d->tasks->keys, ledger_key_hash(name, key)))
 		return false;
 	tasks_pool_was(d, name, parent);
 	return true;
@@ -169,7 +173,7 @@ tasks_ckpt_wanted(void *arg, const char *path)
 	}
 	/* a configured worker's, or of no known task; a task's of a pool
 	 * moved since stay on disk: taken when it runs again (ckpt_adopt) */
-	return !tasks_pool_moved(d, parent);
+	return !tasks_pool_moved(d, parent, slash + 1);
 }
 
 struct ledger_rec *
