@@ -49,9 +49,9 @@ void tasks_event(struct daemon *, const struct action *);
 void tasks_resume(struct daemon *);
 /* A control client is gone: it waits no more. */
 void tasks_client_gone(struct daemon *, struct client *);
-/* An operator's stop of n, begun: when n is a task's run and there is a
- * state store, its cancellation is stored first and the answer (id) given
- * once it is, true; else false, and the caller answers. */
+/* An operator's stop (or drain) of n, begun: when n is a task's run and
+ * there is a state store, its cancellation is stored first and the answer
+ * (id) given once it is, true; else false, and the caller answers. */
 bool tasks_stop_answer(struct client *, struct daemon *, uint64_t id,
                        const struct node *n);
 /* An operator's start, restart or reset of n, begun: the stop it follows

@@ -124,3 +124,18 @@ def test_a_reset_after_the_stop_undoes_the_cancellation(supd):
     d = killed_and_started_again(supd, d)
     d.wait("started", "root/pool/t")
     done(supd)
+
+
+def test_a_drained_task_is_not_resumed_after_a_sigkill(supd):
+    """`drain SUP/KEY` stops the task as `stop` does (it then stays
+    stopped: cancelled once down): its answer too comes once the
+    cancellation is stored."""
+    d = running_task(supd)
+    d.ctl("drain", "pool/t", check=0)
+    assert stored_states(supd)["t"] == 4, "answered before it was stored"
+    d = killed_and_started_again(supd, d)
+    d.wait("started", "root/idle")
+    out = d.ctl("wait", "pool/t", check=4).stdout
+    assert "cancelled" in out, out
+    st = d.ctl("status").stdout
+    assert "pool/t" not in st, st
