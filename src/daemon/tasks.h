@@ -59,7 +59,8 @@ bool tasks_stop_answer(struct client *, struct daemon *, uint64_t id,
 void tasks_unstopped(struct daemon *, const struct node *n);
 /* At start on a state store, whether the checkpoints of path are read
  * into memory: not an ended task's, nor a task's of a pool the config
- * moved since (read when it runs again; ckpt_want_fn; arg the daemon). */
+ * moved or removed since (read when it runs again; ckpt_want_fn; arg the
+ * daemon). */
 bool tasks_ckpt_wanted(void *d, const char *path);
 /* A dynamic supervisor sup had path until now (a reload moved or removed
  * it): a task of it run again elsewhere takes its checkpoints stored
