@@ -287,7 +287,9 @@ daemon_count_down(const struct node *n, size_t *waiting, size_t *given_up)
 /* Tell the systemd above: READY=1 once the first start (or a reload) has
  * settled (the root running: a worker whose start failed waits in its
  * backoff, and holds up no one), then STATUS= whenever the number of
- * workers changed, with those that are down. */
+ * workers changed, or of those that are down (counted again after a
+ * worker's state changed only: a worker waiting in its backoff and stopped
+ * by an operator changes no number of workers running). */
 static void
 daemon_notify_up(struct daemon *d)
 {
@@ -297,9 +299,14 @@ daemon_notify_up(struct daemon *d)
 	if (d->up == NULL || d->tree->shutting_down ||
 	    d->drain_started_ms != 0 || d->tree->root->state != NODE_RUNNING)
 		return;
-	if (d->up_ready && d->up_live == live)
+	if (d->up_ready && d->up_live == live &&
+	    d->up_changes == d->tree->changes)
 		return;
+	d->up_changes = d->tree->changes;
 	daemon_count_down(d->tree->root, &waiting, &given_up);
+	if (d->up_ready && d->up_live == live && d->up_waiting == waiting &&
+	    d->up_given_up == given_up)
+		return;
 	if (waiting > 0)
 		snprintf(down, sizeof down, "; %zu waiting to restart",
 		         waiting);
@@ -311,6 +318,8 @@ daemon_notify_up(struct daemon *d)
 	               live == 1 ? "" : "s", down);
 	d->up_ready = true;
 	d->up_live = live;
+	d->up_waiting = waiting;
+	d->up_given_up = given_up;
 }
 
 void

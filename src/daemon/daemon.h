@@ -64,6 +64,8 @@ struct daemon {
 	bool up_ready;                /* READY=1 sent for the first start */
 	bool trimmed;                 /* the first start's free heap returned */
 	size_t up_live;               /* workers in the last STATUS= */
+	size_t up_waiting, up_given_up; /* ... down, in it */
+	uint64_t up_changes; /* tree->changes when last counted */
 	size_t dynamic_fds;  /* running dynamic children's (session_fds) */
 	struct hooks *hooks; /* on_event: */
 	struct tasks *tasks; /* dynamic children's ledger (tasks.c) */

@@ -265,10 +265,13 @@ serve_node_command(struct client *cl, struct daemon *d, const struct request *r)
 	if (rf.kind != REFUSED_NONE)
 		serve_error(cl, r->id, "cannot %s %s: %s",
 		            request_cmd_name(r->cmd), n->path, why);
-	else if (r->cmd != REQ_STOP || !tasks_stop_answer(cl, d, r->id, n))
+	else if ((r->cmd != REQ_STOP && r->cmd != REQ_DRAIN) ||
+	         !tasks_stop_answer(cl, d, r->id, n)) /* a task's: stored */
 		serve_ok(cl, r->id, n->path);
+	/* a reset starts a worker it names whatever stopped it, as a start */
 	if (rf.kind == REFUSED_NONE &&
-	    (r->cmd == REQ_START || r->cmd == REQ_RESTART))
+	    (r->cmd == REQ_START || r->cmd == REQ_RESTART ||
+	     r->cmd == REQ_RESET))
 		tasks_unstopped(d, n);
 }
 

@@ -131,19 +131,25 @@ tasks_paths_free(char **v)
 	free(v);
 }
 
-/* At start: whether parent, a path where no dynamic supervisor is now,
- * was one's before (its name is a pool's elsewhere: the config moved it).
- * Remembered, so its tasks run again take their checkpoints from there. */
+/* At start: whether parent/key, parent a path where no dynamic
+ * supervisor is now, was a task's of one before: the store has a task of
+ * that name and key (not a configured worker's path that looks like one,
+ * whose checkpoints a task spawned afresh must not take), and no pool has
+ * the name now (removed: a reload may add it back elsewhere) or one has it
+ * elsewhere (the config moved it). Remembered, so its tasks run again
+ * take their checkpoints from there. */
 static bool
-tasks_pool_moved(struct daemon *d, const char *parent)
+tasks_pool_moved(struct daemon *d, const char *parent, const char *key)
 {
 	const char *slash = strrchr(parent, '/');
 	const char *name = slash != NULL ? slash + 1 : parent;
 	struct node *sup = tasks_sup_find(d, name);
 
-	if (sup == NULL || sup->spec->tmpl == NULL ||
-	    strcmp(sup->spec->name, name) != 0 ||
-	    strcmp(sup->path, parent) == 0)
+	if (!ledger_keys_has(&d->tasks->keys, ledger_key_hash(name, key)))
+		return false;
+	if (sup != NULL &&
+	    (sup->spec->tmpl == NULL || strcmp(sup->spec->name, name) != 0 ||
+	     strcmp(sup->path, parent) == 0))
 		return false;
 	tasks_pool_was(d, name, parent);
 	return true;
@@ -168,8 +174,9 @@ tasks_ckpt_wanted(void *arg, const char *path)
 		return r != NULL && !ledger_ended(r); /* a task to resume */
 	}
 	/* a configured worker's, or of no known task; a task's of a pool
-	 * moved since stay on disk: taken when it runs again (ckpt_adopt) */
-	return !tasks_pool_moved(d, parent);
+	 * moved or removed since stay on disk: taken when it runs again
+	 * (ckpt_adopt) */
+	return !tasks_pool_moved(d, parent, slash + 1);
 }
 
 struct ledger_rec *

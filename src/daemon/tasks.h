@@ -49,17 +49,18 @@ void tasks_event(struct daemon *, const struct action *);
 void tasks_resume(struct daemon *);
 /* A control client is gone: it waits no more. */
 void tasks_client_gone(struct daemon *, struct client *);
-/* An operator's stop of n, begun: when n is a task's run and there is a
- * state store, its cancellation is stored first and the answer (id) given
- * once it is, true; else false, and the caller answers. */
+/* An operator's stop (or drain) of n, begun: when n is a task's run and
+ * there is a state store, its cancellation is stored first and the answer
+ * (id) given once it is, true; else false, and the caller answers. */
 bool tasks_stop_answer(struct client *, struct daemon *, uint64_t id,
                        const struct node *n);
-/* An operator's start or restart of n, begun: the stop it follows is no
- * cancellation any more, and the store says so. */
+/* An operator's start, restart or reset of n, begun: the stop it follows
+ * is no cancellation any more, and the store says so. */
 void tasks_unstopped(struct daemon *, const struct node *n);
 /* At start on a state store, whether the checkpoints of path are read
  * into memory: not an ended task's, nor a task's of a pool the config
- * moved since (read when it runs again; ckpt_want_fn; arg the daemon). */
+ * moved or removed since (read when it runs again; ckpt_want_fn; arg the
+ * daemon). */
 bool tasks_ckpt_wanted(void *d, const char *path);
 /* A dynamic supervisor sup had path until now (a reload moved or removed
  * it): a task of it run again elsewhere takes its checkpoints stored

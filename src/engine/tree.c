@@ -214,6 +214,7 @@ void
 tree_set_state(struct tree *t, struct node *n, enum node_state s)
 {
 	if (node_is_worker(n)) {
+		t->changes += n->state != s;
 		if (!state_live(n->state) && state_live(s))
 			t->live++;
 		else if (state_live(n->state) && !state_live(s))

@@ -286,6 +286,7 @@ struct tree {
 	bool ending;
 	int exit_code;
 	size_t live;            /* workers not STOPPED */
+	uint64_t changes;       /* workers' state changes, ever */
 	struct node *graveyard; /* removed by a reload, stopping */
 	struct action *acts;
 	size_t nacts, act0, capacts;

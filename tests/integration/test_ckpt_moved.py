@@ -168,3 +168,73 @@ def test_a_task_running_when_a_reload_moved_its_pool(supd):
     rec = json.loads(d.ctl("wait", "pool/t", check=0).stdout)
     assert rec["result"] == "from step-4" and rec["state"] == "done", rec
     assert checkpoint_paths(supd) == {"root/sub/pool/t"}
+
+
+def test_a_configured_workers_path_like_an_old_pools_is_not_a_task(supd):
+    """root/jobs/t was a configured worker's (jobs a configured supervisor);
+    the next config has a pool named jobs elsewhere. A task t spawned there
+    afresh starts without a checkpoint: root/jobs/t looks like the pool's
+    old place, but the store never had a task jobs/t (it was handed the
+    worker's, and took its rows away from a worker of that path added
+    again)."""
+    script = py(supd.tmp, "ckpt.py", CKPT)
+    head = textwrap.dedent("""\
+        supervisor: root
+        children:
+          - {worker: idle, command: [sleep, '300']}
+        """)
+    supd.write({"00-settings.yaml": settings(supd), "a.yaml": head +
+                textwrap.indent(textwrap.dedent(f"""\
+                    - supervisor: jobs
+                      children:
+                        - {{worker: t, command: [{PY}, {script}, cfg],
+                            restart: temporary}}
+                    """), "  ")}, settings=False)
+    d = supd.start()
+    d.wait("started", "root/idle")
+    wait_until(lambda: "root/jobs/t" in checkpoint_paths(supd),
+               what="the configured worker's checkpoint stored")
+    d.signal(signal.SIGTERM)
+    assert d.exit_code() == 0
+    supd.events = supd.tmp / "events-1.jsonl"
+    supd.write({"00-settings.yaml": settings(supd), "a.yaml": head +
+                textwrap.indent(textwrap.dedent(f"""\
+                    - supervisor: sub
+                      children:
+                        - {{worker: idle2, command: [sleep, '300']}}
+                        - supervisor: jobs
+                          template:
+                            command: [{PY}, {script}]
+                            backoff: none
+                    """), "  ")}, settings=False)
+    d = supd.start()
+    d.wait("started", "root/idle")
+    d.ctl("spawn", "jobs", "--key", "t", "--", "report", check=0)
+    rec = json.loads(d.ctl("wait", "jobs/t", check=0).stdout)
+    assert rec["result"] == "checkpoint:none", rec
+    assert "root/jobs/t" in checkpoint_paths(supd)
+
+
+def test_a_pool_removed_then_added_back_elsewhere_after_a_restart(supd):
+    """The pool removed from the config while agentsupd was stopped (the
+    start finds no pool of that name), then added back in another place by
+    a reload: its dead letter replayed there gets its checkpoint still."""
+    script = py(supd.tmp, "ckpt.py", CKPT)
+    config(supd, script, False)
+    d = supd.start()
+    d.wait("started", "root/idle")
+    d.ctl("spawn", "pool", "--key", "t", "--", "5", check=0)
+    assert d.ctl("wait", "pool/t").returncode == 2
+    d.signal(signal.SIGTERM)
+    assert d.exit_code() == 0
+    (supd.dir / "b.yaml").unlink()
+    supd.events = supd.tmp / "events-1.jsonl"
+    supd.write({"00-settings.yaml": settings(supd)}, settings=False)
+    d = supd.start()
+    d.wait("started", "root/idle")
+    config(supd, script, True)
+    d.ctl("reload", check=0)
+    d.ctl("replay", "pool/t", check=0)
+    rec = json.loads(d.ctl("wait", "pool/t", check=0).stdout)
+    assert rec["result"] == "from step-5" and rec["state"] == "done", rec
+    assert checkpoint_paths(supd) == {"root/sub/pool/t"}

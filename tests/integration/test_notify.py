@@ -352,3 +352,21 @@ def test_a_worker_that_cannot_start_holds_up_no_ready(supd, tmp_path):
     sd.wait("READY")
     sd.wait("STATUS", "supervising 1 worker; 1 waiting to restart")
     sd.sock.close()
+
+
+def test_status_follows_a_waiting_worker_stopped(supd, tmp_path):
+    """STATUS= counts the workers down: one waiting out its backoff that
+    the operator stops is no longer waiting to restart, though the number
+    of workers running did not change."""
+    sd = Systemd(tmp_path, False)
+    d = supd.start({"a.yaml": f"""
+        supervisor: root
+        children:
+          - {{worker: a, command: {sh("exec sleep 1000")}}}
+          - {{worker: b, command: {sh("exit 1")}, backoff: {{initial: 30s}}}}
+        """}, env={"NOTIFY_SOCKET": sd.address})
+    sd.wait("READY")
+    sd.wait("STATUS", "supervising 1 worker; 1 waiting to restart")
+    d.ctl("stop", "b", check=0)
+    sd.wait("STATUS", "supervising 1 worker")
+    sd.sock.close()

@@ -109,3 +109,33 @@ def test_a_start_after_the_stop_undoes_the_cancellation(supd):
     d = killed_and_started_again(supd, d)
     d.wait("started", "root/pool/t")
     done(supd)
+
+
+def test_a_reset_after_the_stop_undoes_the_cancellation(supd):
+    """`reset` of a task it names starts it whatever stopped it, as
+    `start` does (once it is down): the stored cancellation is undone
+    too, or a SIGKILL then left ended the task the operator ran again."""
+    d = running_task(supd)
+    d.ctl("stop", "pool/t", check=0)
+    assert stored_states(supd)["t"] == 4
+    d.ctl("reset", "pool/t", check=0)
+    wait_until(lambda: stored_states(supd)["t"] < 2,
+               what="the task stored as live again")
+    d = killed_and_started_again(supd, d)
+    d.wait("started", "root/pool/t")
+    done(supd)
+
+
+def test_a_drained_task_is_not_resumed_after_a_sigkill(supd):
+    """`drain SUP/KEY` stops the task as `stop` does (it then stays
+    stopped: cancelled once down): its answer too comes once the
+    cancellation is stored."""
+    d = running_task(supd)
+    d.ctl("drain", "pool/t", check=0)
+    assert stored_states(supd)["t"] == 4, "answered before it was stored"
+    d = killed_and_started_again(supd, d)
+    d.wait("started", "root/idle")
+    out = d.ctl("wait", "pool/t", check=4).stdout
+    assert "cancelled" in out, out
+    st = d.ctl("status").stdout
+    assert "pool/t" not in st, st
