@@ -121,3 +121,64 @@ def test_a_store_of_a_later_build_is_refused_and_left_alone(supd):
         d.lines
     assert dump(state / "agentsup.db") == before
 
+
+def old_daemon(path):
+    """A control socket answering as every agentsupd answers a command it
+    does not know (Part I's knows no logs, reset, spawn, dead...): in a
+    thread, for as many clients as come, until the socket is closed."""
+    import msgpack
+    import socket
+    import struct
+    import threading
+
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(path)
+    os.chmod(path, 0o600)
+    srv.listen(8)
+
+    def serve():
+        while True:
+            try:
+                c, _ = srv.accept()
+            except OSError:
+                return
+            with c:
+                buf = b""
+                while len(buf) < 4 or len(buf) < 4 + struct.unpack(">I", buf[:4])[0]:
+                    more = c.recv(65536)
+                    if not more:
+                        break
+                    buf += more
+                else:
+                    req = msgpack.unpackb(buf[4:], raw=False)
+                    body = msgpack.packb({"t": "res", "id": req["id"], "ok": False,
+                                          "error": "unknown command"})
+                    c.sendall(struct.pack(">I", len(body)) + body)
+    threading.Thread(target=serve, daemon=True).start()
+    return srv
+
+
+def test_a_command_an_older_agentsupd_does_not_know_says_so(tmp_path):
+    """After a package upgrade the running agentsupd is the old build (the
+    upgrade does not restart it): a command it does not know is said to be
+    the daemon's, not agentsupctl's, with what to do."""
+    import subprocess
+    from conftest import AGENTSUPCTL, TIMEOUT
+
+    sock = str(tmp_path / "old.sock")
+    srv = old_daemon(sock)
+    try:
+        for args in (["logs", "w"], ["reset", "w"], ["dead"], ["spawn", "pool"]):
+            r = subprocess.run([AGENTSUPCTL, "--socket", sock, *args],
+                               capture_output=True, text=True, timeout=TIMEOUT)
+            assert r.returncode == 1, (args, r)
+            assert (f"agentsupctl: {args[0]}: this agentsupd does not know the command:"
+                    " it runs an older build than this agentsupctl; restart agentsupd"
+                    in r.stderr), (args, r.stderr)
+        # --json keeps the daemon's own answer
+        r = subprocess.run([AGENTSUPCTL, "--socket", sock, "--json", "dead"],
+                           capture_output=True, text=True, timeout=TIMEOUT)
+        assert r.stdout.strip() == '{"ok":false,"error":"unknown command"}', r.stdout
+    finally:
+        srv.close()
+
