@@ -182,3 +182,23 @@ def test_a_command_an_older_agentsupd_does_not_know_says_so(tmp_path):
     finally:
         srv.close()
 
+
+def test_a_part_one_duration_over_the_cap_says_so(tmp_path):
+    """Part I took any duration that fit in 64 bits; this build caps them
+    at 100 years, and a config that was accepted says why it no longer is
+    (it said "bad duration ... (want e.g. 500ms, 10s, 2m, 1h)" of
+    "1000000h", which is written just as that asks)."""
+    import subprocess
+    from conftest import AGENTSUPD, TIMEOUT
+
+    d = tmp_path / "supervisor.d"
+    d.mkdir()
+    (d / "a.yaml").write_text("supervisor: s\nperiod: 1000000h\nchildren:\n"
+                              "  - {worker: w, command: /bin/true, heartbeat: 9999999999s}\n")
+    r = subprocess.run([AGENTSUPD, "--check", "-c", str(d)], capture_output=True,
+                       text=True, timeout=TIMEOUT)
+    assert r.returncode == 78
+    assert 'a.yaml:2:9: period: "1000000h" is longer than 100 years, the longest duration' \
+        in r.stderr, r.stderr
+    assert 'heartbeat: "9999999999s" is longer than 100 years' in r.stderr, r.stderr
+    assert "bad duration" not in r.stderr
