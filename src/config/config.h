@@ -304,7 +304,15 @@ void config_print(const struct config *, FILE *);
 const char *config_strategy_name(enum strategy);
 const char *config_restart_name(enum restart_type);
 const char *config_jitter_name(enum jitter_kind);
+/* "500ms", "10s", "1.5s", "2m", "1h", "10" (seconds): 0, -1 when it is no
+ * duration, CONFIG_DURATION_TOO_LONG when it is one longer than
+ * CONFIG_MAX_DURATION_MS (which Part I took, so it is said as such). */
+#define CONFIG_DURATION_TOO_LONG (-2)
 int config_parse_duration(const char *, uint64_t *ms);
+/* The message for a key whose duration is too long: "... is longer than
+ * 100 years, the longest a duration may be". */
+#define CONFIG_DURATION_TOO_LONG_FMT                                           \
+	"%s: \"%s\" is longer than 100 years, the longest duration"
 /* "4096", "64k", "512M", "2GiB": bytes, binary units. */
 int config_parse_bytes(const char *, uint64_t *bytes);
 int config_split_command(const char *, char ***argv, const char **why);

@@ -67,14 +67,19 @@ keys_duration_of(struct parse *p, const char *key, yaml_node_t *v, uint64_t *ms,
 {
 	const char *s = load_scalar(p, key, v);
 	uint64_t d;
+	int rc;
 
 	if (s == NULL)
 		return -1;
-	if (config_parse_duration(s, &d) < 0) {
-		load_err(p, &v->start_mark,
-		         "%s: bad duration \"%s\" (want e.g. 500ms, 10s, 2m, "
-		         "1h)",
-		         key, s);
+	if ((rc = config_parse_duration(s, &d)) < 0) {
+		if (rc == CONFIG_DURATION_TOO_LONG)
+			load_err(p, &v->start_mark,
+			         CONFIG_DURATION_TOO_LONG_FMT, key, s);
+		else
+			load_err(p, &v->start_mark,
+			         "%s: bad duration \"%s\" (want e.g. 500ms, "
+			         "10s, 2m, 1h)",
+			         key, s);
 		return -1;
 	}
 	if (nonzero && d == 0) {

@@ -24,7 +24,7 @@ config_parse_duration(const char *s, uint64_t *ms)
 		return -1;
 	for (; isdigit((unsigned char)*p); p++) {
 		if (whole > UINT64_MAX / 10 / 3600000)
-			return -1;
+			return CONFIG_DURATION_TOO_LONG;
 		whole = whole * 10 + (uint64_t)(*p - '0');
 	}
 	if (*p == '.') {
@@ -54,7 +54,7 @@ config_parse_duration(const char *s, uint64_t *ms)
 	 * microseconds must not wrap either) */
 	if (whole > CONFIG_MAX_DURATION_MS / mult ||
 	    whole * mult + frac * mult / fracdiv > CONFIG_MAX_DURATION_MS)
-		return -1;
+		return CONFIG_DURATION_TOO_LONG;
 	*ms = whole * mult + frac * mult / fracdiv;
 	return 0;
 }

@@ -211,8 +211,13 @@ out:
 	return rc;
 }
 
+/* What every agentsupd answers a command it does not know: this
+ * agentsupctl knows it, so the daemon is an older build (a package
+ * upgraded under a running agentsupd, which an upgrade does not restart). */
+#define CTL_UNKNOWN_COMMAND "unknown command"
+
 static int
-ctl_refused(struct ctl *c, const struct agentsup_frame *f)
+ctl_refused(struct ctl *c, const char *cmd, const struct agentsup_frame *f)
 {
 	const msgpack_object *e = agentsup_wire_get(&f->map, "error");
 
@@ -223,7 +228,16 @@ ctl_refused(struct ctl *c, const struct agentsup_frame *f)
 		render_json(stdout, e);
 		puts("}");
 	}
-	if (e != NULL && e->type == MSGPACK_OBJECT_STR)
+	if (e != NULL && e->type == MSGPACK_OBJECT_STR &&
+	    e->via.str.size == strlen(CTL_UNKNOWN_COMMAND) &&
+	    memcmp(e->via.str.ptr, CTL_UNKNOWN_COMMAND, e->via.str.size) == 0)
+		fprintf(stderr,
+		        "agentsupctl: %s: this agentsupd does not know the "
+		        "command: it runs an older build than this "
+		        "agentsupctl; "
+		        "restart agentsupd to run the one installed\n",
+		        cmd);
+	else if (e != NULL && e->type == MSGPACK_OBJECT_STR)
 		text_term_line(stderr, "agentsupctl: ", e->via.str.ptr,
 		               e->via.str.size);
 	else
@@ -317,7 +331,7 @@ run(struct ctl *c, const char *cmd, const char *arg, int follow)
 		               ? TASK_EXIT_TIMEOUT
 		               : EXIT_UNAVAILABLE;
 	if (!ctl_flag(&f.map, "ok"))
-		return ctl_refused(c, &f);
+		return ctl_refused(c, cmd, &f);
 	msgpack_unpacked_init(&joined);
 	msgpack_sbuffer_init(&all);
 	if (ctl_flag(&f.map, "more")) {
@@ -358,7 +372,7 @@ run_logs(struct ctl *c, const char *name, int follow)
 	body = agentsup_wire_get(&f.map, "result");
 	if (!ctl_flag(&f.map, "ok") || body == NULL ||
 	    body->type != MSGPACK_OBJECT_STR)
-		return ctl_refused(c, &f);
+		return ctl_refused(c, "logs", &f);
 	note = agentsup_wire_get(&f.map, "uncaptured");
 	if (note != NULL && note->type == MSGPACK_OBJECT_STR)
 		fprintf(stderr, "agentsupctl: %s: %.*s\n", name,

@@ -311,6 +311,7 @@ statedir_open(struct daemon *d)
 	    store_schema(d->store, statedir_schema, why, sizeof why) < 0 ||
 	    store_schema(d->store, taskstore_schema, why, sizeof why) < 0 ||
 	    tasks_load(d, why, sizeof why) < 0 ||
+	    store_mark_version(d->store, why, sizeof why) < 0 ||
 	    (d->ckpt = ckpt_new(d->store, &d->events),
 	     ckpt_load(d->ckpt, tasks_ckpt_wanted, d, why, sizeof why) < 0) ||
 	    statedir_restore(d, why, sizeof why) < 0 ||

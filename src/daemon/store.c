@@ -58,6 +58,15 @@ store_schema(struct store *s, const char *sql, char *why, size_t len)
 	return store_exec(s->db, sql, why, len);
 }
 
+int
+store_mark_version(struct store *s, char *why, size_t len)
+{
+	char sql[48];
+
+	snprintf(sql, sizeof sql, "PRAGMA user_version = %d", STORE_VERSION);
+	return store_exec(s->db, sql, why, len);
+}
+
 /* --- the loop's side ------------------------------------------------------ */
 
 /* Completions: each job's done, in commit order. */
@@ -250,6 +259,37 @@ static const char store_probe[] =
         "INSERT OR REPLACE INTO store_meta VALUES"
         " ('opened_at', strftime('%s', 'now'));";
 
+/* The store's layout version (PRAGMA user_version): one a later
+ * agentsupd wrote is refused, so that a downgrade says so instead of
+ * writing rows the other build cannot read (or failing every write);
+ * an older one is marked ours once our tables are there. */
+static int
+store_version(struct store *s, const char *path, char *why, size_t len)
+{
+	sqlite3_stmt *st = NULL;
+	long long v = -1;
+
+	if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) ==
+	            SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	if (v < 0) {
+		snprintf(why, len, "%s: %s", path, sqlite3_errmsg(s->db));
+		return -1;
+	}
+	if (v > STORE_VERSION) {
+		snprintf(why, len,
+		         "%s was written by a later agentsupd (store version "
+		         "%lld; this one reads up to %d): run that agentsupd "
+		         "(or one as recent) on it, or give this one another "
+		         "state_dir",
+		         path, v, STORE_VERSION);
+		return -1;
+	}
+	return 0;
+}
+
 /* WAL, synchronous commits, an intact file, our tables. */
 static int
 store_prepare(struct store *s, const char *path, const char *schema, char *why,
@@ -274,6 +314,8 @@ store_prepare(struct store *s, const char *path, const char *schema, char *why,
 		         mode && *mode ? mode : sqlite3_errmsg(s->db));
 	else if (sqlite3_db_readonly(s->db, "main") == 1)
 		snprintf(why, len, "%s is not writable", path);
+	else if (store_version(s, path, why, len) < 0)
+		; /* said */
 	else if ((schema != NULL &&
 	          store_exec(s->db, schema, err, sizeof err) < 0) ||
 	         store_exec(s->db, store_probe, err, sizeof err) < 0)

@@ -17,7 +17,13 @@
 #include <ev.h>
 #include "sqlib.h"
 
-#define STORE_DB_NAME   "agentsup.db"
+#define STORE_DB_NAME "agentsup.db"
+/* The layout of agentsup.db this build writes, kept in its user_version:
+ * 0 a store of a build before the version was kept (migrated at start),
+ * 1 the tasks table with checkpoint_seq and tail. A build refuses a store
+ * of a higher version (a later agentsupd's) rather than write into a
+ * layout it does not know. */
+#define STORE_VERSION   1
 #define STORE_QUEUE_MAX 8192 /* jobs waiting for the writer; then refused */
 
 struct store;
@@ -33,6 +39,8 @@ struct store *store_open(struct ev_loop *, const char *dir, const char *schema,
                          char *why, size_t whylen);
 /* More tables (another feature's): at open, before the first submit. */
 int store_schema(struct store *, const char *sql, char *why, size_t whylen);
+/* Once every table is made and migrated: the store is STORE_VERSION's. */
+int store_mark_version(struct store *, char *why, size_t whylen);
 /* Start the writer thread: after the tables are made and read. */
 int store_start(struct store *, char *why, size_t len);
 /* The reading connection, for the loop's own (rare) reads: WAL lets it read

@@ -327,16 +327,20 @@ test_durations(void **state)
 	assert_int_equal(config_parse_duration("-1s", &ms), -1);
 	assert_int_equal(config_parse_duration("1.s", &ms), -1);
 	assert_int_equal(config_parse_duration("1.5ms", &ms), -1);
+	/* a duration, but longer than the longest (Part I took it): said so */
 	assert_int_equal(config_parse_duration("99999999999999999999h", &ms),
-	                 -1);
+	                 CONFIG_DURATION_TOO_LONG);
 	/* within the digits' bound, but wrapping when multiplied (it gave
 	 * 2048384 ms), and a shutdown whose microseconds wrapped */
-	assert_int_equal(config_parse_duration("5124095576031h", &ms), -1);
-	assert_int_equal(config_parse_duration("1844674407371m", &ms), -1);
+	assert_int_equal(config_parse_duration("5124095576031h", &ms),
+	                 CONFIG_DURATION_TOO_LONG);
+	assert_int_equal(config_parse_duration("1844674407371m", &ms),
+	                 CONFIG_DURATION_TOO_LONG);
 	assert_int_equal(config_parse_duration("876000h", &ms), 0); /* 100 y */
 	assert_int_equal(ms, 876000ULL * 3600000);
 	assert_int_equal(config_parse_duration("878400h", &ms), 0);
-	assert_int_equal(config_parse_duration("878401h", &ms), -1);
+	assert_int_equal(config_parse_duration("878401h", &ms),
+	                 CONFIG_DURATION_TOO_LONG);
 }
 
 static void

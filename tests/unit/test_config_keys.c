@@ -190,6 +190,12 @@ static const struct bad bads[] = {
         {W "heartbeat_timeout: 1s\n", "heartbeat_timeout without heartbeat"},
         {W "start_timeout: [1s]\n", "start_timeout: expected a single value"},
         {W "drain_timeout: 1.5ms\n", "drain_timeout: bad duration"},
+        /* Part I took any duration: one over the cap says so, not "bad" */
+        {W "heartbeat: 1000000h\n",
+         "a.yaml:3:12: heartbeat: \"1000000h\" is longer than 100 years, "
+         "the longest duration"},
+        {W "backoff: {max: 900000h}\n",
+         "backoff.max: \"900000h\" is longer than 100 years"},
         {W "directory: ''\n", "directory: empty path"},
         {W "stdout: ''\n",
          "stdout: want capture, inherit, null or a file path"},
