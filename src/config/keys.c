@@ -72,14 +72,7 @@ keys_duration_of(struct parse *p, const char *key, yaml_node_t *v, uint64_t *ms,
 	if (s == NULL)
 		return -1;
 	if ((rc = config_parse_duration(s, &d)) < 0) {
-		if (rc == CONFIG_DURATION_TOO_LONG)
-			load_err(p, &v->start_mark,
-			         CONFIG_DURATION_TOO_LONG_FMT, key, s);
-		else
-			load_err(p, &v->start_mark,
-			         "%s: bad duration \"%s\" (want e.g. 500ms, "
-			         "10s, 2m, 1h)",
-			         key, s);
+		load_bad_duration(p, &v->start_mark, key, s, rc);
 		return -1;
 	}
 	if (nonzero && d == 0) {

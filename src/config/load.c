@@ -86,6 +86,19 @@ load_err(struct parse *p, const yaml_mark_t *m, const char *fmt, ...)
 }
 
 void
+load_bad_duration(struct parse *p, const yaml_mark_t *m, const char *key,
+                  const char *s, int rc)
+{
+	if (rc == CONFIG_DURATION_TOO_LONG)
+		load_err(p, m, CONFIG_DURATION_TOO_LONG_FMT, key, s);
+	else
+		load_err(p, m,
+		         "%s: bad duration \"%s\" (want e.g. 500ms, 10s, 2m, "
+		         "1h)",
+		         key, s);
+}
+
+void
 load_locerr(struct parse *p, const struct loc *l, const char *fmt, ...)
 {
 	va_list ap;

@@ -46,6 +46,10 @@ struct parse {
 /* load.c: errors, budgets, mappings */
 void load_err(struct parse *, const yaml_mark_t *, const char *, ...)
         __attribute__((format(printf, 3, 4)));
+/* s, the value of key, is no duration (rc: config_parse_duration's):
+ * said, too long or malformed. */
+void load_bad_duration(struct parse *, const yaml_mark_t *, const char *key,
+                       const char *s, int rc);
 void load_locerr(struct parse *, const struct loc *, const char *, ...)
         __attribute__((format(printf, 3, 4)));
 struct loc load_loc(const struct parse *, const yaml_mark_t *);

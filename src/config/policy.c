@@ -70,14 +70,7 @@ policy_value(struct parse *p, const char *name, const struct policy_key *pk,
 	case SUB_DURATION:
 	case SUB_DURATION_NZ:
 		if ((i = config_parse_duration(s, &u)) < 0) {
-			if (i == CONFIG_DURATION_TOO_LONG)
-				load_err(p, &v->start_mark,
-				         CONFIG_DURATION_TOO_LONG_FMT, name, s);
-			else
-				load_err(p, &v->start_mark,
-				         "%s: bad duration \"%s\" (want e.g. "
-				         "500ms, 10s, 2m, 1h)",
-				         name, s);
+			load_bad_duration(p, &v->start_mark, name, s, i);
 			return -1;
 		}
 		if (pk->type == SUB_DURATION_NZ && u == 0) {

@@ -14,6 +14,7 @@ import sys
 import textwrap
 
 from conftest import store_locked
+from test_ckpt_tasks import checkpoint_paths
 from test_ledger_store import ckpt_pool, settings, stored_keys
 from test_store_queue import FLOOD
 from test_wait_durable import Conn
@@ -21,14 +22,6 @@ from test_wait_durable import Conn
 
 def db_path(supd):
     return supd.tmp / "state" / "agentsup.db"
-
-
-def checkpoint_paths(supd):
-    db = sqlite3.connect(str(db_path(supd)))
-    try:
-        return {p for (p,) in db.execute("SELECT path FROM checkpoints")}
-    finally:
-        db.close()
 
 
 def sql(supd, text):

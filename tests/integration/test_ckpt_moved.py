@@ -6,14 +6,13 @@ checkpoint: it was handed none, and redid its work (found in an audit).
 Waits are on events and answers with deadlines."""
 import json
 import signal
-import sqlite3
 import textwrap
 
 import pytest
 
 from conftest import wait_until
 from test_dynamic import PY, py
-from test_ckpt_tasks import held
+from test_ckpt_tasks import checkpoint_paths, held
 from test_ledger_store import CKPT, settings
 from test_metrics import free_port
 
@@ -67,14 +66,6 @@ def config(supd, script, moved, n=None, port=None):
     if port is not None:
         files["00-settings.yaml"] += f"  metrics: 127.0.0.1:{port}\n"
     supd.write(files, settings=False)
-
-
-def checkpoint_paths(supd):
-    db = sqlite3.connect(str(supd.tmp / "state" / "agentsup.db"))
-    try:
-        return {p for (p,) in db.execute("SELECT path FROM checkpoints")}
-    finally:
-        db.close()
 
 
 def checkpointed(d, name):

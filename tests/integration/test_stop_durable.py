@@ -5,6 +5,8 @@ next start. Before, the answer came when the stop began and the store
 said "running" until the process was down: the task ran again."""
 import textwrap
 
+import pytest
+
 from conftest import alive, store_locked, wait_until
 from test_ledger_store import stored_states
 from test_resume_tasks import fresh_events, settings
@@ -96,29 +98,16 @@ def test_a_stop_whose_cancellation_cannot_be_stored_says_so(supd):
     c.s.close()
 
 
-def test_a_start_after_the_stop_undoes_the_cancellation(supd):
-    """Stopped, then started again by the operator before it was down:
-    it runs on, and a SIGKILL then resumes it (the stored cancellation
-    would have left it ended)."""
+@pytest.mark.parametrize("again", ["start", "reset"])
+def test_a_start_after_the_stop_undoes_the_cancellation(supd, again):
+    """Stopped, then started again by the operator before it was down (a
+    `reset` of a task it names starts it whatever stopped it, as `start`
+    does): it runs on, and a SIGKILL then resumes it (the stored
+    cancellation would have left it ended)."""
     d = running_task(supd)
     d.ctl("stop", "pool/t", check=0)
     assert stored_states(supd)["t"] == 4
-    d.ctl("start", "pool/t", check=0)
-    wait_until(lambda: stored_states(supd)["t"] < 2,
-               what="the task stored as live again")
-    d = killed_and_started_again(supd, d)
-    d.wait("started", "root/pool/t")
-    done(supd)
-
-
-def test_a_reset_after_the_stop_undoes_the_cancellation(supd):
-    """`reset` of a task it names starts it whatever stopped it, as
-    `start` does (once it is down): the stored cancellation is undone
-    too, or a SIGKILL then left ended the task the operator ran again."""
-    d = running_task(supd)
-    d.ctl("stop", "pool/t", check=0)
-    assert stored_states(supd)["t"] == 4
-    d.ctl("reset", "pool/t", check=0)
+    d.ctl(again, "pool/t", check=0)
     wait_until(lambda: stored_states(supd)["t"] < 2,
                what="the task stored as live again")
     d = killed_and_started_again(supd, d)
