@@ -41,7 +41,7 @@ struct daemon {
 	ev_io pidfd_w;
 	ev_timer sweep_w;      /* a sweep put off (reap.c) */
 	size_t reap_unwatched; /* running sessions without a pidfd */
-	int sig_fd;            /* SIGTERM, SIGINT, SIGHUP, SIGUSR1 (signals.c) */
+	int sig_fd; /* SIGTERM, SIGINT, SIGHUP, SIGUSR1 (signals.c) */
 	ev_io sig_w;
 	ev_prepare pump;   /* carries out the engine's actions, once a turn */
 	msgpack_zone zone; /* decoded frames live here until handled */
@@ -65,7 +65,7 @@ struct daemon {
 	bool trimmed;                 /* the first start's free heap returned */
 	size_t up_live;               /* workers in the last STATUS= */
 	size_t up_waiting, up_given_up; /* ... down, in it */
-	uint64_t up_changes; /* tree->changes when last counted */
+	uint64_t up_changes;            /* tree->changes when last counted */
 	size_t dynamic_fds;  /* running dynamic children's (session_fds) */
 	struct hooks *hooks; /* on_event: */
 	struct tasks *tasks; /* dynamic children's ledger (tasks.c) */
