@@ -68,6 +68,23 @@ def config(supd, script, moved, n=None, port=None):
     supd.write(files, settings=False)
 
 
+def spawned(supd, file, body, arg):
+    """agentsupd on the tree with the pool in its first place, and task t
+    of the script body spawned with arg: (d, the script)."""
+    script = py(supd.tmp, file, body)
+    config(supd, script, False)
+    d = supd.start()
+    d.wait("started", "root/idle")
+    d.ctl("spawn", "pool", "--key", "t", "--", arg, check=0)
+    return d, script
+
+
+def replayed(d):
+    """pool/t replayed, and its record once it ended."""
+    d.ctl("replay", "pool/t", check=0)
+    return json.loads(d.ctl("wait", "pool/t", check=0).stdout)
+
+
 def checkpointed(d, name):
     wait_until(lambda: "checkpointed" in d.ctl("logs", name).stdout,
                what=f"{name} checkpointed")
@@ -75,11 +92,7 @@ def checkpointed(d, name):
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
 def test_a_resumed_task_whose_pool_moved_gets_its_checkpoint(supd, sig):
-    script = py(supd.tmp, "long.py", LONG)
-    config(supd, script, False)
-    d = supd.start()
-    d.wait("started", "root/idle")
-    d.ctl("spawn", "pool", "--key", "t", "--", "1", check=0)
+    d, script = spawned(supd, "long.py", LONG, "1")
     checkpointed(d, "pool/t")
     assert checkpoint_paths(supd) == {"root/pool/t"}
     d.signal(sig)
@@ -96,11 +109,7 @@ def test_a_dead_letter_replayed_after_its_pool_moved_gets_its_checkpoint(supd):
     """Replayed in the new place after a restart; meanwhile the start read
     the ended task's checkpoints under the old path into memory for good
     (no worker has that path any more)."""
-    script = py(supd.tmp, "ckpt.py", CKPT)
-    config(supd, script, False)
-    d = supd.start()
-    d.wait("started", "root/idle")
-    d.ctl("spawn", "pool", "--key", "t", "--", "2", check=0)
+    d, script = spawned(supd, "ckpt.py", CKPT, "2")
     assert d.ctl("wait", "pool/t").returncode == 2  # dead, checkpoint 1
     d.signal(signal.SIGTERM)
     assert d.exit_code() == 0
@@ -109,8 +118,7 @@ def test_a_dead_letter_replayed_after_its_pool_moved_gets_its_checkpoint(supd):
     d = supd.start()
     d.wait("started", "root/idle")
     assert held(port) == 0
-    d.ctl("replay", "pool/t", check=0)
-    rec = json.loads(d.ctl("wait", "pool/t", check=0).stdout)
+    rec = replayed(d)
     assert rec["result"] == "from step-2" and rec["state"] == "done", rec
     assert rec["checkpoint_seq"] == 1, rec
     # moved with it in the store: a restart hands it from there too
@@ -119,23 +127,17 @@ def test_a_dead_letter_replayed_after_its_pool_moved_gets_its_checkpoint(supd):
 
 
 def test_a_dead_letter_replayed_after_a_reload_moved_its_pool(supd):
-    script = py(supd.tmp, "ckpt.py", CKPT)
-    config(supd, script, False)
-    d = supd.start()
-    d.wait("started", "root/idle")
-    d.ctl("spawn", "pool", "--key", "t", "--", "3", check=0)
+    d, script = spawned(supd, "ckpt.py", CKPT, "3")
     assert d.ctl("wait", "pool/t").returncode == 2
     config(supd, script, True)
     d.ctl("reload", check=0)
-    d.ctl("replay", "pool/t", check=0)
-    rec = json.loads(d.ctl("wait", "pool/t", check=0).stdout)
+    rec = replayed(d)
     assert rec["result"] == "from step-3" and rec["state"] == "done", rec
     assert checkpoint_paths(supd) == {"root/sub/pool/t"}
     # and back again: the rows follow the pool
     config(supd, script, False)
     d.ctl("reload", check=0)
-    d.ctl("replay", "pool/t", check=0)
-    rec = json.loads(d.ctl("wait", "pool/t", check=0).stdout)
+    rec = replayed(d)
     assert rec["result"] == "from step-3" and rec["state"] == "done", rec
     assert checkpoint_paths(supd) == {"root/pool/t"}
 
@@ -144,19 +146,14 @@ def test_a_task_running_when_a_reload_moved_its_pool(supd):
     """A live reload that moves the pool removes it from its old place
     (docs/operations.md, "Reload"): its running task is cancelled; its
     replay in the new place starts from its checkpoint."""
-    script = py(supd.tmp, "long.py", LONG)
-    config(supd, script, False)
-    d = supd.start()
-    d.wait("started", "root/idle")
-    d.ctl("spawn", "pool", "--key", "t", "--", "4", check=0)
+    d, script = spawned(supd, "long.py", LONG, "4")
     checkpointed(d, "pool/t")
     config(supd, script, True)
     d.signal(signal.SIGHUP)
     d.wait("reload_applied")
     rec = json.loads(d.ctl("wait", "pool/t").stdout)
     assert rec["state"] == "cancelled", rec
-    d.ctl("replay", "pool/t", check=0)
-    rec = json.loads(d.ctl("wait", "pool/t", check=0).stdout)
+    rec = replayed(d)
     assert rec["result"] == "from step-4" and rec["state"] == "done", rec
     assert checkpoint_paths(supd) == {"root/sub/pool/t"}
 
@@ -210,11 +207,7 @@ def test_a_pool_removed_then_added_back_elsewhere_after_a_restart(supd):
     """The pool removed from the config while agentsupd was stopped (the
     start finds no pool of that name), then added back in another place by
     a reload: its dead letter replayed there gets its checkpoint still."""
-    script = py(supd.tmp, "ckpt.py", CKPT)
-    config(supd, script, False)
-    d = supd.start()
-    d.wait("started", "root/idle")
-    d.ctl("spawn", "pool", "--key", "t", "--", "5", check=0)
+    d, script = spawned(supd, "ckpt.py", CKPT, "5")
     assert d.ctl("wait", "pool/t").returncode == 2
     d.signal(signal.SIGTERM)
     assert d.exit_code() == 0
@@ -225,7 +218,6 @@ def test_a_pool_removed_then_added_back_elsewhere_after_a_restart(supd):
     d.wait("started", "root/idle")
     config(supd, script, True)
     d.ctl("reload", check=0)
-    d.ctl("replay", "pool/t", check=0)
-    rec = json.loads(d.ctl("wait", "pool/t", check=0).stdout)
+    rec = replayed(d)
     assert rec["result"] == "from step-5" and rec["state"] == "done", rec
     assert checkpoint_paths(supd) == {"root/sub/pool/t"}
