@@ -43,6 +43,10 @@
 #define AGENTSUP_T_SPAWN         "spawn"         /* worker -> daemon */
 #define AGENTSUP_T_SPAWNED       "spawned"       /* daemon -> worker */
 
+/* The error of a res to a command the daemon does not know: a newer
+ * agentsupctl tells by it that the daemon it asks is an older build. */
+#define AGENTSUP_UNKNOWN_COMMAND "unknown command"
+
 /* Fields (map keys). Which message carries which, with its type, is the
  * table in wire.c (agentsup_wire_check_fields) and docs/protocol.md. */
 #define AGENTSUP_F_T              "t"

@@ -211,10 +211,15 @@ out:
 	return rc;
 }
 
-/* What every agentsupd answers a command it does not know: this
- * agentsupctl knows it, so the daemon is an older build (a package
- * upgraded under a running agentsupd, which an upgrade does not restart). */
-#define CTL_UNKNOWN_COMMAND "unknown command"
+/* Whether o is the string s. */
+static bool
+ctl_str_is(const msgpack_object *o, const char *s)
+{
+	size_t l = strlen(s);
+
+	return o != NULL && o->type == MSGPACK_OBJECT_STR &&
+	       o->via.str.size == l && memcmp(o->via.str.ptr, s, l) == 0;
+}
 
 static int
 ctl_refused(struct ctl *c, const char *cmd, const struct agentsup_frame *f)
@@ -228,9 +233,10 @@ ctl_refused(struct ctl *c, const char *cmd, const struct agentsup_frame *f)
 		render_json(stdout, e);
 		puts("}");
 	}
-	if (e != NULL && e->type == MSGPACK_OBJECT_STR &&
-	    e->via.str.size == strlen(CTL_UNKNOWN_COMMAND) &&
-	    memcmp(e->via.str.ptr, CTL_UNKNOWN_COMMAND, e->via.str.size) == 0)
+	/* what every agentsupd answers a command it does not know: this
+	 * agentsupctl knows it, so the daemon is an older build (a package
+	 * upgraded under a running agentsupd, which it does not restart) */
+	if (ctl_str_is(e, AGENTSUP_UNKNOWN_COMMAND))
 		fprintf(stderr,
 		        "agentsupctl: %s: this agentsupd does not know the "
 		        "command: it runs an older build than this "
@@ -257,9 +263,7 @@ ctl_follow_end(const struct agentsup_frame *f)
 	if (why != NULL && why->type == MSGPACK_OBJECT_STR)
 		text_term_line(stderr, "agentsupctl: ", why->via.str.ptr,
 		               why->via.str.size);
-	if (cause != NULL && cause->type == MSGPACK_OBJECT_STR &&
-	    cause->via.str.size == 4 &&
-	    memcmp(cause->via.str.ptr, "exit", 4) == 0)
+	if (ctl_str_is(cause, "exit"))
 		return EXIT_UNAVAILABLE;
 	return EXIT_REFUSED;
 }

@@ -90,7 +90,7 @@ request_parse(const msgpack_object *map, struct request *r, const char **why)
 		if (str_is(cmd, commands[i].name))
 			break;
 	if (i == sizeof commands / sizeof commands[0]) {
-		*why = "unknown command";
+		*why = AGENTSUP_UNKNOWN_COMMAND;
 		return -1;
 	}
 	r->cmd = commands[i].cmd;
