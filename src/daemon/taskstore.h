@@ -17,6 +17,12 @@ struct ledger_rec;
 struct store_part;
 struct tasks;
 
+/* The columns every row read or written has, in taskstore_row's order
+ * (taskstore_read.c). */
+#define TASKSTORE_COLS                                                         \
+	"sup, key, args, env, attempts, state, reasons, result, accepted_ms, " \
+	"ended_ms, replays, checkpoint_seq, tail"
+
 /* SQL of the tasks table, for store_schema at open. */
 extern const char taskstore_schema[];
 /* On the loop, once a save (or a barrier) committed (rc 0) or failed; the

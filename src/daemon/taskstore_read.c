@@ -1,0 +1,255 @@
+/*
+ * taskstore_read.c - the task ledger read back from the state store: the
+ * live records and every stored key at start (a store of an earlier
+ * layout migrated first), and the ended records the loop asks for
+ * (`wait`, `dead`, a spawn of a stored key); taskstore.c writes them.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "daemon.h"
+#include "ledger.h"
+#include "log.h"
+#include "request.h"
+#include "tasks_int.h"
+#include "store.h"
+#include "taskstore.h"
+#include "util.h"
+
+/* A vector taskstore.c joined ("a\0b\0") split again: NULL-terminated,
+ * NULL when empty. */
+static char **
+taskstore_split(const char *b, size_t len, char sep)
+{
+	size_t n = 0, k = 0, start = 0;
+	char **v;
+
+	for (size_t i = 0; i < len; i++)
+		n += b[i] == sep;
+	if (n == 0)
+		return NULL;
+	v = xcalloc(n + 1, sizeof *v);
+	for (size_t i = 0; i < len && k < n; i++)
+		if (b[i] == sep) {
+			v[k] = xmalloc(i - start + 1);
+			memcpy(v[k], b + start, i - start);
+			v[k++][i - start] = '\0';
+			start = i + 1;
+		}
+	return v;
+}
+
+/* One row into the ledger: its record, NULL when the row is bad. */
+static struct ledger_rec *
+taskstore_row(struct ledger *l, sqlite3_stmt *st)
+{
+	const char *sup = (const char *)sqlite3_column_text(st, 0);
+	const char *key = (const char *)sqlite3_column_text(st, 1);
+	char **args =
+	        taskstore_split(sqlite3_column_blob(st, 2),
+	                        (size_t)sqlite3_column_bytes(st, 2), '\0');
+	char **env = taskstore_split(sqlite3_column_blob(st, 3),
+	                             (size_t)sqlite3_column_bytes(st, 3), '\0');
+	const char *reasons = (const char *)sqlite3_column_text(st, 6);
+	const char *tail = (const char *)sqlite3_column_text(st, 12);
+	struct ledger_rec *r = NULL;
+	int state = sqlite3_column_int(st, 5);
+
+	if (sup == NULL || key == NULL || state < 0 || state > LEDGER_CANCELLED)
+		goto out;
+	r = ledger_accept(l, sup, key, args, env, sqlite3_column_int64(st, 8));
+	r->attempts = (unsigned)sqlite3_column_int64(st, 4);
+	r->replays = (unsigned)sqlite3_column_int64(st, 10);
+	r->checkpoint_seq = (uint64_t)sqlite3_column_int64(st, 11);
+	for (const char *p = reasons; p != NULL && *p;) {
+		size_t n = strcspn(p, "\n");
+		char one[LEDGER_REASON_MAX + 1];
+		snprintf(one, sizeof one, "%.*s", (int)n, p);
+		ledger_reason(r, one);
+		p += n + (p[n] == '\n');
+	}
+	if (sqlite3_column_type(st, 7) != SQLITE_NULL)
+		ledger_result(l, r, sqlite3_column_blob(st, 7),
+		              (size_t)sqlite3_column_bytes(st, 7));
+	if (tail != NULL)
+		ledger_tail(r, tail, strlen(tail));
+	/* ended before this start: the monotonic clock may have restarted
+	 * (a reboot) since, so key_ttl counts by the wall clock; an end
+	 * ahead of it (the clock set back) counts from now, not for ever */
+	if (state >= LEDGER_DONE) {
+		int64_t ended = sqlite3_column_int64(st, 9),
+		        now = clock_wall_ms();
+		ledger_end(l, r, (enum ledger_state)state,
+		           ended < now ? ended : now, 0);
+	}
+out:
+	for (size_t i = 0; args != NULL && args[i] != NULL; i++)
+		free(args[i]);
+	free(args);
+	for (size_t i = 0; env != NULL && env[i] != NULL; i++)
+		free(env[i]);
+	free(env);
+	return r;
+}
+
+/* A store made before the checkpoint_seq and tail columns: add them (on
+ * the writer's connection, before the writer starts). */
+static int
+taskstore_migrate(struct daemon *d, char *why, size_t len)
+{
+	sqlite3_stmt *st = NULL;
+	bool has = false;
+
+	if (sqlite3_prepare_v2(store_reader(d->store),
+	                       "SELECT 1 FROM pragma_table_info('tasks') "
+	                       "WHERE name = 'tail'",
+	                       -1, &st, NULL) != SQLITE_OK) {
+		snprintf(why, len, "tasks: %s",
+		         sqlite3_errmsg(store_reader(d->store)));
+		return -1;
+	}
+	has = sqlite3_step(st) == SQLITE_ROW;
+	sqlite3_finalize(st);
+	if (has)
+		return 0;
+	return store_schema(d->store,
+	                    "ALTER TABLE tasks ADD COLUMN checkpoint_seq "
+	                    "INTEGER NOT NULL DEFAULT 0;"
+	                    "ALTER TABLE tasks ADD COLUMN tail TEXT;",
+	                    why, len);
+}
+
+/* The hash of every stored (sup, key) (ended ones stay on disk), and
+ * each supervisor's highest SUP/N number. */
+static int
+taskstore_keys(struct daemon *d, char *why, size_t len)
+{
+	sqlite3 *db = store_reader(d->store);
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if (sqlite3_prepare_v2(db, "SELECT sup, key FROM tasks", -1, &st,
+	                       NULL) != SQLITE_OK) {
+		snprintf(why, len, "tasks: %s", sqlite3_errmsg(db));
+		return -1;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *sup = (const char *)sqlite3_column_text(st, 0);
+		const char *key = (const char *)sqlite3_column_text(st, 1);
+		if (sup == NULL || key == NULL)
+			continue;
+		ledger_keys_add(&d->tasks->keys, ledger_key_hash(sup, key));
+		ledger_numbers_see(&d->tasks->numbers, sup, key);
+	}
+	if (rc != SQLITE_DONE)
+		snprintf(why, len, "tasks: %s", sqlite3_errmsg(db));
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+int
+taskstore_load(struct daemon *d, struct ledger *l, char *why, size_t len)
+{
+	sqlite3 *db = store_reader(d->store);
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if (taskstore_migrate(d, why, len) < 0 ||
+	    taskstore_keys(d, why, len) < 0)
+		return -1;
+	/* the live records only: the ended ones are read when asked for */
+	if (sqlite3_prepare_v2(db,
+	                       "SELECT " TASKSTORE_COLS " FROM tasks WHERE "
+	                       "state < 2",
+	                       -1, &st, NULL) != SQLITE_OK) {
+		snprintf(why, len, "tasks: %s", sqlite3_errmsg(db));
+		return -1;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		taskstore_row(l, st);
+	if (rc != SQLITE_DONE)
+		snprintf(why, len, "tasks: %s", sqlite3_errmsg(db));
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* The loop's read: the statement of sql on the store's reader, NULL (said
+ * as a store_error) when it cannot be prepared. */
+static sqlite3_stmt *
+taskstore_read(struct daemon *d, const char *sql)
+{
+	sqlite3 *db = store_reader(d->store);
+	sqlite3_stmt *st = NULL;
+
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK)
+		return st;
+	events_emit(&d->events, EV_STORE_ERROR, "tasks", 0, "store", 0,
+	            "tasks: %s", sqlite3_errmsg(db));
+	sqlite3_finalize(st);
+	return NULL;
+}
+
+struct ledger_rec *
+taskstore_fetch(struct daemon *d, struct ledger *l, const char *sup,
+                const char *key)
+{
+	sqlite3_stmt *st;
+	struct ledger_rec *r = NULL;
+
+	if (d->store == NULL ||
+	    (st = taskstore_read(d, "SELECT " TASKSTORE_COLS " FROM tasks "
+	                            "WHERE sup = ?1 AND key = ?2")) == NULL)
+		return NULL;
+	sqlite3_bind_text(st, 1, sup, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		r = taskstore_row(l, st);
+	sqlite3_finalize(st);
+	return r;
+}
+
+size_t
+taskstore_sups(struct daemon *d, const char *key, char sup[][REQUEST_NAME_MAX],
+               size_t max)
+{
+	sqlite3_stmt *st;
+	size_t n = 0;
+
+	if (d->store == NULL ||
+	    (st = taskstore_read(d, "SELECT DISTINCT sup FROM tasks WHERE "
+	                            "key = ?1")) == NULL)
+		return 0;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	while (n < max && sqlite3_step(st) == SQLITE_ROW)
+		snprintf(sup[n++], REQUEST_NAME_MAX, "%s",
+		         sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	return n;
+}
+
+int
+taskstore_each_dead(struct daemon *d, taskstore_each_fn *fn, void *arg)
+{
+	struct ledger scratch;
+	sqlite3_stmt *st;
+	int rc;
+
+	if (d->store == NULL ||
+	    (st = taskstore_read(d, "SELECT " TASKSTORE_COLS " FROM tasks "
+	                            "WHERE state = 3 ORDER BY ended_ms")) ==
+	            NULL)
+		return -1;
+	ledger_init(&scratch, 1);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct ledger_rec *r = taskstore_row(&scratch, st);
+		if (r == NULL)
+			continue;
+		fn(arg, r);
+		ledger_drop(&scratch, r);
+	}
+	ledger_free(&scratch);
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
