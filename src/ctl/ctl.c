@@ -23,15 +23,17 @@
 #include "agentsup/wire.h"
 #include "config.h"
 #include "conn.h"
+#include "logs.h"
 #include "render.h"
+#include "reply.h"
 #include "text.h"
 #include "task.h"
 #include "top.h"
 
-#define EXIT_REFUSED     1
+#define EXIT_REFUSED     CTL_EXIT_REFUSED
 #define EXIT_UNHEALTHY   3
 #define EXIT_USAGE       64
-#define EXIT_UNAVAILABLE 69
+#define EXIT_UNAVAILABLE CTL_EXIT_UNAVAILABLE
 #define EXIT_CONFIG      78
 #define REPLY_TIMEOUT_MS 30000
 
@@ -48,7 +50,7 @@ static const struct ctl_command {
         {"top", 0, 0, false},    {"spawn", 1, 1, false},
         {"wait", 1, 1, false},   {"dead", 0, 0, false},
         {"replay", 1, 1, false}, {"drop", 1, 1, false},
-        {"logs", 1, 1, true},    {"reset", 1, 1, false},
+        {"logs", 0, 1, true},    {"reset", 1, 1, false},
 };
 
 static void
@@ -78,8 +80,10 @@ usage(FILE *f)
 	        "  events [--follow]   recent events; --follow streams new "
 	        "ones\n"
 	        "  shutdown            stop the tree and agentsupd\n"
-	        "  logs NAME [-n N] [-f]  a worker's last N lines of output "
-	        "(20; 0: all kept);\n"
+	        "  logs [NAME] [-n N] [-f]  a worker's last N lines of output "
+	        "(20; 0: all kept),\n"
+	        "                      or each worker's below a supervisor "
+	        "(all without NAME);\n"
 	        "                      -f follows new ones\n"
 	        "  top                 a live view: j/k select, s stop, r "
 	        "restart, d drain, q quit\n"
@@ -150,124 +154,6 @@ ctl_socket(const char *opt, const char *dir, char *buf, size_t len)
 	return buf;
 }
 
-/* --- answers -------------------------------------------------------------- */
-
-static bool
-ctl_flag(const msgpack_object *m, const char *key)
-{
-	const msgpack_object *v = agentsup_wire_get(m, key);
-
-	return v != NULL && v->type == MSGPACK_OBJECT_BOOLEAN && v->via.boolean;
-}
-
-/* The next "res" frame (events that arrive before it are skipped). */
-static int
-ctl_next_res(struct ctl *c, struct agentsup_frame *f)
-{
-	do {
-		if (conn_next_frame(c, f, c->reply_ms) < 0)
-			return -1;
-	} while (!agentsup_wire_is(f, AGENTSUP_T_RES));
-	return 0;
-}
-
-/* A list answer sent in chunks ("more": true on all but the last): join
- * their results into one array, packed into all (which the caller frees
- * after *out, whose strings point into it). f holds the first chunk. */
-static int
-ctl_join(struct ctl *c, struct agentsup_frame *f, msgpack_sbuffer *all,
-         msgpack_unpacked *out)
-{
-	msgpack_sbuffer items;
-	msgpack_packer pk;
-	size_t n = 0, off = 0;
-	bool more;
-	int rc = -1;
-
-	msgpack_sbuffer_init(&items);
-	msgpack_packer_init(&pk, &items, msgpack_sbuffer_write);
-	do {
-		const msgpack_object *r = agentsup_wire_get(&f->map, "result");
-		if (r == NULL || r->type != MSGPACK_OBJECT_ARRAY) {
-			fprintf(stderr, "agentsupctl: bad chunk in a reply\n");
-			goto out;
-		}
-		for (uint32_t i = 0; i < r->via.array.size; i++, n++)
-			msgpack_pack_object(&pk, r->via.array.ptr[i]);
-		more = ctl_flag(&f->map, "more");
-		if (more && ctl_next_res(c, f) < 0)
-			goto out;
-	} while (more);
-	msgpack_packer_init(&pk, all, msgpack_sbuffer_write);
-	msgpack_pack_array(&pk, n);
-	msgpack_sbuffer_write(all, items.data, items.size);
-	if (msgpack_unpack_next(out, all->data, all->size, &off) ==
-	    MSGPACK_UNPACK_SUCCESS)
-		rc = 0;
-	else
-		fprintf(stderr, "agentsupctl: cannot join a reply\n");
-out:
-	msgpack_sbuffer_destroy(&items);
-	return rc;
-}
-
-/* Whether o is the string s. */
-static bool
-ctl_str_is(const msgpack_object *o, const char *s)
-{
-	size_t l = strlen(s);
-
-	return o != NULL && o->type == MSGPACK_OBJECT_STR &&
-	       o->via.str.size == l && memcmp(o->via.str.ptr, s, l) == 0;
-}
-
-static int
-ctl_refused(struct ctl *c, const char *cmd, const struct agentsup_frame *f)
-{
-	const msgpack_object *e = agentsup_wire_get(&f->map, "error");
-
-	/* --json: {"ok": false, "error"} on stdout too (not the protocol's
-	 * frame, its t and id) */
-	if (c->json && e != NULL) {
-		fputs("{\"ok\":false,\"error\":", stdout);
-		render_json(stdout, e);
-		puts("}");
-	}
-	/* what every agentsupd answers a command it does not know: this
-	 * agentsupctl knows it, so the daemon is an older build (a package
-	 * upgraded under a running agentsupd, which it does not restart) */
-	if (ctl_str_is(e, AGENTSUP_UNKNOWN_COMMAND))
-		fprintf(stderr,
-		        "agentsupctl: %s: this agentsupd does not know the "
-		        "command: it runs an older build than this "
-		        "agentsupctl; "
-		        "restart agentsupd to run the one installed\n",
-		        cmd);
-	else if (e != NULL && e->type == MSGPACK_OBJECT_STR)
-		text_term_line(stderr, "agentsupctl: ", e->via.str.ptr,
-		               e->via.str.size);
-	else
-		fprintf(stderr, "agentsupctl: failed\n");
-	return EXIT_REFUSED;
-}
-
-/* A follow's last frame, {t: end, cause, reason}: the reason on stderr,
- * and 69 when agentsupd exits (as a connection it closed), 1 when it ended
- * the follow itself (the worker was removed, the follower fell behind). */
-static int
-ctl_follow_end(const struct agentsup_frame *f)
-{
-	const msgpack_object *why = agentsup_wire_get(&f->map, "reason");
-	const msgpack_object *cause = agentsup_wire_get(&f->map, "cause");
-
-	if (why != NULL && why->type == MSGPACK_OBJECT_STR)
-		text_term_line(stderr, "agentsupctl: ", why->via.str.ptr,
-		               why->via.str.size);
-	if (ctl_str_is(cause, "exit"))
-		return EXIT_UNAVAILABLE;
-	return EXIT_REFUSED;
-}
-
 static int
 ctl_show(struct ctl *c, const char *cmd, const msgpack_object *body, int follow)
 {
@@ -284,7 +170,7 @@ ctl_show(struct ctl *c, const char *cmd, const msgpack_object *body, int follow)
 			const msgpack_object *e =
 			        agentsup_wire_get(&f.map, "event");
 			if (agentsup_wire_is(&f, "end"))
-				return ctl_follow_end(&f);
+				return reply_follow_end(&f);
 			if (agentsup_wire_is(&f, AGENTSUP_T_EVENT) && e != NULL)
 				render_event(e, c->json);
 		}
@@ -330,16 +216,16 @@ run(struct ctl *c, const char *cmd, const char *arg, int follow)
 		        cmd, AGENTSUP_MAX_FRAME);
 		return EXIT_USAGE;
 	}
-	if (ctl_next_res(c, &f) < 0)
+	if (reply_next(c, &f) < 0)
 		return c->timed_out && strcmp(cmd, "wait") == 0
 		               ? TASK_EXIT_TIMEOUT
 		               : EXIT_UNAVAILABLE;
-	if (!ctl_flag(&f.map, "ok"))
-		return ctl_refused(c, cmd, &f);
+	if (!reply_flag(&f.map, "ok"))
+		return reply_refused(c, cmd, &f);
 	msgpack_unpacked_init(&joined);
 	msgpack_sbuffer_init(&all);
-	if (ctl_flag(&f.map, "more")) {
-		if (ctl_join(c, &f, &all, &joined) < 0) {
+	if (reply_flag(&f.map, "more")) {
+		if (reply_join(c, &f, &all, &joined) < 0) {
 			rc = EXIT_UNAVAILABLE;
 			goto out;
 		}
@@ -351,62 +237,6 @@ out:
 	msgpack_unpacked_destroy(&joined);
 	msgpack_sbuffer_destroy(&all);
 	return rc;
-}
-
-/* logs NAME [-n N] [-f]: the tail as one string, then {t: log} frames. */
-static int
-run_logs(struct ctl *c, const char *name, int follow)
-{
-	const msgpack_object *body, *line, *note;
-	struct agentsup_frame f;
-	msgpack_sbuffer sb;
-	msgpack_packer pk;
-
-	conn_request_begin(&sb, &pk, 1, "logs");
-	msgpack_pack_array(&pk, 3);
-	agentsup_wire_pack_str(&pk, name);
-	msgpack_pack_uint64(&pk, c->lines);
-	follow ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk);
-	if (conn_request_send(c->fd, &sb) < 0) {
-		perror("agentsupctl: send");
-		return EXIT_UNAVAILABLE;
-	}
-	if (ctl_next_res(c, &f) < 0)
-		return EXIT_UNAVAILABLE;
-	body = agentsup_wire_get(&f.map, "result");
-	if (!ctl_flag(&f.map, "ok") || body == NULL ||
-	    body->type != MSGPACK_OBJECT_STR)
-		return ctl_refused(c, "logs", &f);
-	note = agentsup_wire_get(&f.map, "uncaptured");
-	if (note != NULL && note->type == MSGPACK_OBJECT_STR)
-		fprintf(stderr, "agentsupctl: %s: %.*s\n", name,
-		        (int)note->via.str.size, note->via.str.ptr);
-	/* --json: the tail as one JSON string, then each new line as a JSON
-	 * object {t, name, stream, line}, one a line */
-	if (c->json) {
-		render_json(stdout, body);
-		putchar('\n');
-	} else {
-		fwrite(body->via.str.ptr, 1, body->via.str.size, stdout);
-	}
-	fflush(stdout);
-	while (follow > 0 && conn_next_frame(c, &f, -1) == 0) {
-		if (agentsup_wire_is(&f, "end"))
-			return ctl_follow_end(&f);
-		line = agentsup_wire_get(&f.map, "line");
-		if (!agentsup_wire_is(&f, "log") || line == NULL ||
-		    line->type != MSGPACK_OBJECT_STR)
-			continue;
-		if (c->json) {
-			render_json(stdout, &f.map);
-			putchar('\n');
-		} else {
-			printf("%.*s\n", (int)line->via.str.size,
-			       line->via.str.ptr);
-		}
-		fflush(stdout);
-	}
-	return c->lost ? EXIT_UNAVAILABLE : 0; /* else ^C */
 }
 
 /* --- the command line ----------------------------------------------------- */
@@ -595,7 +425,7 @@ main(int argc, char **argv)
 	sigdelset(&c.waitmask, SIGINT);
 	sigaction(SIGINT, &sa, NULL);
 	if (strcmp(cmd, "logs") == 0)
-		rc = run_logs(&c, arg, follow);
+		rc = logs_run(&c, arg, follow);
 	else
 		rc = run(&c, cmd, arg,
 		         strcmp(cmd, "events") == 0 ? follow : -1);

@@ -266,4 +266,5 @@ daemon_release_gone(struct daemon *d)
 	free(d->gone);
 	d->gone = NULL;
 	d->ngone = 0;
+	control_log_subtrees(d->control);
 }

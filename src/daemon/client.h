@@ -46,8 +46,9 @@ struct client {
 	bool peer_gone; /* the connecting process had exited: refused */
 	bool follow;    /* streaming events: may stay silent */
 	bool waiting;   /* agentsupctl wait: may stay silent (tasks.c) */
-	char *logs;  /* the worker whose output it follows (logs -f), or NULL */
-	bool ending; /* told the end of its follow: goes once it read it */
+	char *logs; /* the worker whose output it follows (logs -f), or NULL */
+	bool logs_sub;   /* logs is a supervisor's path: its workers' output */
+	bool ending;     /* told the end of its follow: goes once it read it */
 	uint64_t end_ms; /* when it was told */
 	bool dead;       /* closed: freed after the current callback */
 };

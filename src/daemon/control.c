@@ -27,6 +27,7 @@
 #include "control.h"
 #include "daemon.h"
 #include "log.h"
+#include "logsub.h"
 #include "session.h"
 #include "util.h"
 
@@ -58,6 +59,7 @@ struct control {
 	size_t hlen[CONTROL_HISTORY];
 	size_t hhead, hcount;
 	msgpack_sbuffer sb;
+	struct logsub sub; /* the last capture's path, for subtree followers */
 };
 
 /* --- path and listening -------------------------------------------------- */
@@ -178,6 +180,7 @@ control_close(struct control *c)
 	for (size_t i = 0; i < CONTROL_HISTORY; i++)
 		free(c->history[i]);
 	msgpack_sbuffer_destroy(&c->sb);
+	logsub_free(&c->sub);
 	free(c->path);
 	free(c);
 }
@@ -485,15 +488,29 @@ control_event(void *arg, const struct event *e, const char *json)
 
 /* --- worker output to followers ------------------------------------------- */
 
+/* Whether cl follows the output kept under name: a worker's own
+ * follower, or one of a supervisor's subtree that holds it. */
+static bool
+control_follows(struct control *c, const struct client *cl, const char *name)
+{
+	const char *path;
+
+	if (cl->logs == NULL || cl->dead)
+		return false;
+	if (!cl->logs_sub)
+		return strcmp(cl->logs, name) == 0;
+	path = logsub_path(&c->sub, c->d, name);
+	return path != NULL && logsub_under(path, cl->logs);
+}
+
 bool
 control_log_followed(void *arg, const char *name)
 {
-	const struct control *c = arg;
+	struct control *c = arg;
 
 	for (const struct client *cl = c->clients.head; cl != NULL;
 	     cl = cl->next)
-		if (cl->logs != NULL && !cl->dead &&
-		    strcmp(cl->logs, name) == 0)
+		if (control_follows(c, cl, name))
 			return true;
 	return false;
 }
@@ -508,7 +525,7 @@ control_log_line(void *arg, const char *name, enum logcap_stream stream,
 	bool packed = false;
 
 	for (struct client *cl = c->clients.head; cl != NULL; cl = cl->next) {
-		if (cl->logs == NULL || cl->dead || strcmp(cl->logs, name) != 0)
+		if (!control_follows(c, cl, name))
 			continue;
 		if (!packed) {
 			msgpack_packer_init(&pk, &c->sb, msgpack_sbuffer_write);
@@ -538,6 +555,29 @@ control_log_removed(struct control *c, const char *name, const char *why)
 	if (c == NULL)
 		return;
 	for (struct client *cl = c->clients.head; cl != NULL; cl = cl->next)
-		if (cl->logs != NULL && strcmp(cl->logs, name) == 0)
+		if (cl->logs != NULL && !cl->logs_sub &&
+		    strcmp(cl->logs, name) == 0)
 			client_end(cl, "removed", why);
+}
+
+void
+control_log_subtrees(struct control *c)
+{
+	const struct node *n;
+	char why[512];
+
+	if (c == NULL)
+		return;
+	for (struct client *cl = c->clients.head; cl != NULL; cl = cl->next) {
+		if (cl->logs == NULL || !cl->logs_sub || cl->dead)
+			continue;
+		n = tree_find(c->d->tree, cl->logs);
+		if (n != NULL && n->spec->kind == KIND_SUPERVISOR)
+			continue;
+		snprintf(why, sizeof why,
+		         "%s was removed or moved by a reload: nothing more "
+		         "to follow there",
+		         cl->logs);
+		client_end(cl, "removed", why);
+	}
 }

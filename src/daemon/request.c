@@ -119,6 +119,9 @@ request_parse(const msgpack_object *map, struct request *r, const char **why)
 		r->follow = a->via.boolean;
 		return 0;
 	}
+	/* logs of the whole tree: a nil NAME (the root's name is not fixed) */
+	if (r->cmd == REQ_LOGS && a->type == MSGPACK_OBJECT_NIL)
+		return request_logs_args(args, r, why);
 	if (a->type != MSGPACK_OBJECT_STR || a->via.str.size == 0 ||
 	    memchr(a->via.str.ptr, '\0', a->via.str.size) != NULL) {
 		*why = "NAME must be a non-empty string";

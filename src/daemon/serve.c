@@ -19,6 +19,7 @@
 #include "command.h"
 #include "control.h"
 #include "daemon.h"
+#include "engine.h"
 #include "log.h"
 #include "reloader.h"
 #include "logcap.h"
@@ -315,6 +316,19 @@ serve_logs_ended(struct client *cl, const struct request *r, const char *tail)
 		serve_logs_text(cl, r->id, tail, strlen(tail), "");
 }
 
+/* A follower (logs -f) of the capture name, or of the subtree at a
+ * supervisor's path (sub): the lines matched from now on. */
+static void
+serve_logs_follow(struct client *cl, const struct request *r, const char *name,
+                  bool sub)
+{
+	if (!r->follow || cl->dead)
+		return;
+	free(cl->logs);
+	cl->logs = xstrdup(name);
+	cl->logs_sub = sub;
+}
+
 /* Where a stream that is not captured goes, appended to buf (empty for a
  * captured one): `logs` of such a worker is empty, and says why. */
 static void
@@ -343,13 +357,50 @@ serve_uncaptured(const struct spec *s, const struct output *o,
 		         o->path[0] != '/' && s->directory ? "/" : "", o->path);
 }
 
+/* logs SUP: each worker below it that has output kept, in tree order,
+ * as a list of {name, text} (its last N lines); a follower then gets the
+ * lines of every worker below SUP, even one a reload adds, as {t: log}
+ * frames that carry the name. */
+static void
+serve_logs_tree(struct client *cl, struct daemon *d, const struct request *r,
+                const struct node *sup)
+{
+	size_t cap = d->cfg->settings.log_tail + 1, len;
+	char nbuf[SESSION_CAPTURE_NAME_MAX], *buf = xmalloc(cap);
+	struct serve_list l;
+	const char *name;
+
+	serve_list_init(&l, cl, r->id);
+	for (const struct node *n = sup; n != NULL;
+	     n = tree_walk_next(sup, n)) {
+		if (n->spec->kind != KIND_WORKER)
+			continue;
+		name = session_capture_name(n, nbuf);
+		len = logcap_tail(logcap_find(d->logcap, name), r->lines, buf,
+		                  cap);
+		if (len == 0)
+			continue;
+		msgpack_pack_map(&l.pk, 2);
+		agentsup_wire_kv_str(&l.pk, "name", name);
+		agentsup_wire_pack_str(&l.pk, "text");
+		msgpack_pack_str(&l.pk, len);
+		msgpack_pack_str_body(&l.pk, buf, len);
+		serve_list_added(&l);
+	}
+	serve_list_end(&l);
+	free(buf);
+	serve_logs_follow(cl, r, sup->path, true);
+}
+
 /* logs NAME [N] [follow]: the last N lines of the worker's ring as one
  * string; a follower then gets each new line as a {t: log} frame. A stream
- * that is not captured is named in "uncaptured" (text), beside "result". */
+ * that is not captured is named in "uncaptured" (text), beside "result".
+ * A supervisor's (the root's when NAME is empty): serve_logs_tree. */
 static void
 serve_logs(struct client *cl, struct daemon *d, const struct request *r)
 {
-	struct node *n = tree_find(d->tree, r->name);
+	struct node *n =
+	        r->name[0] ? tree_find(d->tree, r->name) : d->tree->root;
 	size_t cap = d->cfg->settings.log_tail + 1;
 	char nbuf[SESSION_CAPTURE_NAME_MAX], note[2048] = "";
 	const char *tail;
@@ -361,13 +412,12 @@ serve_logs(struct client *cl, struct daemon *d, const struct request *r)
 		serve_logs_ended(cl, r, tail);
 		return;
 	}
-	if (n == NULL || n->spec->kind != KIND_WORKER) {
-		serve_error(cl, r->id,
-		            n == NULL ? "no such worker: %s"
-		                      : "%s is a supervisor: logs are a "
-		                        "worker's (agentsupctl status %s shows "
-		                        "its workers)",
-		            r->name, r->name);
+	if (n == NULL) {
+		serve_error(cl, r->id, "no such worker: %s", r->name);
+		return;
+	}
+	if (n->spec->kind != KIND_WORKER) {
+		serve_logs_tree(cl, d, r, n);
 		return;
 	}
 	name = session_capture_name(n, nbuf);
@@ -377,10 +427,7 @@ serve_logs(struct client *cl, struct daemon *d, const struct request *r)
 	serve_uncaptured(n->spec, &n->spec->err, "stderr", note, sizeof note);
 	serve_logs_text(cl, r->id, buf, len, note);
 	free(buf);
-	if (r->follow && !cl->dead) {
-		free(cl->logs);
-		cl->logs = xstrdup(name);
-	}
+	serve_logs_follow(cl, r, name, false);
 }
 
 /* A worker's `control:` grants: anything else it asks is refused. */

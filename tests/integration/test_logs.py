@@ -99,10 +99,12 @@ children:
     d.wait("started", "team/w")
     r = d.ctl("logs", "nobody")
     assert r.returncode == 1 and "no such worker: nobody" in r.stderr
-    assert d.ctl("logs", "team").returncode == 1  # a supervisor has none
-    assert d.ctl("logs").returncode == 64
-    # a quiet worker: nothing yet, and that is not an error
+    assert d.ctl("logs", "a", "b").returncode == 64
+    # a quiet worker: nothing yet, and that is not an error; nor is a
+    # quiet subtree
     assert d.ctl("logs", "w", check=0).stdout == ""
+    assert d.ctl("logs", "team", check=0).stdout == ""
+    assert d.ctl("logs", check=0).stdout == ""
 
 
 def test_rotation_at_log_max_keeping_log_keep(supd):
@@ -234,6 +236,118 @@ command: {cmd0}
     finally:
         f.send_signal(signal.SIGINT)
         assert f.wait(TIMEOUT) == 0
+
+
+class Follower:
+    """agentsupctl logs ... -f, its lines read by a thread (a wait never
+    blocks the test past TIMEOUT)."""
+
+    def __init__(self, d, *args):
+        self.proc = subprocess.Popen(
+            [AGENTSUPCTL, "--socket", d.socket, "logs", *args, "-f"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.lines = []
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self):
+        for line in self.proc.stdout:  # names unpadded
+            self.lines.append(re.sub(r" +([|!]) ", r" \1 ", line.rstrip("\n"), 1))
+
+    def has(self, line):
+        wait_until(lambda: line in self.lines, what=f"{line!r} followed")
+
+
+def test_logs_of_a_subtree_and_of_the_whole_tree(supd):
+    """`logs SUP` was refused ("a supervisor: logs are a worker's"): an
+    operator had to follow each of fifty agents one by one."""
+    trigger = supd.tmp / "trigger"
+    talk = lambda out, more: sh(f'''
+    {out}
+    while [ ! -e {trigger} ]; do sleep 0.02; done
+    {more}
+    exec sleep 60
+''')
+    d = start(supd, {"w.yaml": f"""
+supervisor: root
+children:
+  - supervisor: team
+    children:
+      - worker: a
+        command: {talk('echo a1; echo a2', 'echo a3')}
+      - worker: b
+        command: {talk('echo b1 >&2', 'echo b2 >&2')}
+      - supervisor: pool
+        template: {{command: {talk('echo "t1 $TAG"', 'echo "t2 $TAG"')}}}
+  - worker: solo
+    command: {talk('echo s1', 'echo s2')}
+"""})
+    d.wait("started", "root/solo")
+    d.ctl("spawn", "pool", "--key", "k1", "--env", "TAG=x", check=0)
+    # agentsupd's stderr pads the names to line up, as `logs` does
+    unpad = lambda l: re.sub(r" +([|!]) ", r" \1 ", l, 1)
+    unpadded = lambda: {unpad(l) for l in d.lines}
+    wait_until(lambda: {"a | a2", "b ! b1", "solo | s1",
+                        "pool:k1 | t1 x"} <= unpadded(),
+               what="every first line")
+    r = d.ctl("logs", "team", check=0)
+    assert r.stdout.splitlines() == ["a       | a1", "a       | a2",
+                                     "b       | b1", "pool:k1 | t1 x"]
+    assert d.ctl("logs", "team", "-n", "1", check=0).stdout.splitlines() == [
+        "a       | a2", "b       | b1", "pool:k1 | t1 x"]
+    everything = d.ctl("logs", check=0).stdout.splitlines()
+    assert everything == r.stdout.splitlines() + ["solo    | s1"]
+    assert d.ctl("logs", "root", check=0).stdout.splitlines() == everything
+    assert json.loads(d.ctl("--json", "logs", "team", check=0).stdout) == [
+        {"name": "a", "text": "a1\na2\n"}, {"name": "b", "text": "b1\n"},
+        {"name": "pool:k1", "text": "t1 x\n"}]
+
+    f = Follower(d, "team", "-n", "1")
+    g = Follower(d)
+    try:
+        for line in ("a | a2", "b | b1", "pool:k1 | t1 x"):
+            f.has(line)
+        g.has("solo | s1")
+        # a worker a reload adds below team, and a task spawned there now
+        (supd.dir / "w.yaml").write_text((supd.dir / "w.yaml").read_text().replace(
+            "  - worker: solo", f"""      - worker: c
+        command: {talk('echo c1', 'echo c2')}
+  - worker: solo"""))
+        d.ctl("reload", check=0)
+        d.wait("started", "root/team/c")
+        d.ctl("spawn", "pool", "--key", "k2", "--env", "TAG=y", check=0)
+        d.wait("started", "root/team/pool/k2")
+        for line in ("c | c1", "pool:k2 | t1 y"):
+            f.has(line)
+        trigger.touch()
+        for line in ("a | a3", "b ! b2", "c | c2", "pool:k1 | t2 x",
+                     "pool:k2 | t2 y"):
+            f.has(line)
+            g.has(line)
+        g.has("solo | s2")
+        assert not any(l.startswith("solo") for l in f.lines)
+        # team removed by a reload: its follower is told, and let go
+        (supd.dir / "w.yaml").write_text(f"""
+supervisor: root
+children:
+  - worker: solo
+    command: {talk('echo s1', 'echo s2')}
+""")
+        d.ctl("reload", check=0)
+        try:
+            _, err = f.proc.communicate(timeout=TIMEOUT)
+        except subprocess.TimeoutExpired:
+            raise AssertionError("logs team -f still follows a removed team")
+        assert f.proc.returncode == 1
+        assert "root/team was removed or moved by a reload" in err, err
+        assert g.proc.poll() is None  # the whole tree's follower stays
+    finally:
+        for p in (f.proc, g.proc):
+            if p.poll() is None:
+                p.send_signal(signal.SIGINT)
+                p.wait(TIMEOUT)
+    assert g.proc.returncode == 0
+    assert d.proc.poll() is None
 
 
 def test_tail_outlives_a_crash(supd):

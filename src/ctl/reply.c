@@ -1,0 +1,128 @@
+/*
+ * reply.c - agentsupctl reads agentsupd's answers: the next "res" frame, a
+ * list answer's chunks joined, a refusal said, a follow's end.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "agentsup/wire.h"
+#include "conn.h"
+#include "render.h"
+#include "reply.h"
+#include "text.h"
+
+bool
+reply_flag(const msgpack_object *m, const char *key)
+{
+	const msgpack_object *v = agentsup_wire_get(m, key);
+
+	return v != NULL && v->type == MSGPACK_OBJECT_BOOLEAN && v->via.boolean;
+}
+
+/* The next "res" frame (events that arrive before it are skipped). */
+int
+reply_next(struct ctl *c, struct agentsup_frame *f)
+{
+	do {
+		if (conn_next_frame(c, f, c->reply_ms) < 0)
+			return -1;
+	} while (!agentsup_wire_is(f, AGENTSUP_T_RES));
+	return 0;
+}
+
+/* A list answer sent in chunks ("more": true on all but the last): join
+ * their results into one array, packed into all (which the caller frees
+ * after *out, whose strings point into it). f holds the first chunk. */
+int
+reply_join(struct ctl *c, struct agentsup_frame *f, msgpack_sbuffer *all,
+           msgpack_unpacked *out)
+{
+	msgpack_sbuffer items;
+	msgpack_packer pk;
+	size_t n = 0, off = 0;
+	bool more;
+	int rc = -1;
+
+	msgpack_sbuffer_init(&items);
+	msgpack_packer_init(&pk, &items, msgpack_sbuffer_write);
+	do {
+		const msgpack_object *r = agentsup_wire_get(&f->map, "result");
+		if (r == NULL || r->type != MSGPACK_OBJECT_ARRAY) {
+			fprintf(stderr, "agentsupctl: bad chunk in a reply\n");
+			goto out;
+		}
+		for (uint32_t i = 0; i < r->via.array.size; i++, n++)
+			msgpack_pack_object(&pk, r->via.array.ptr[i]);
+		more = reply_flag(&f->map, "more");
+		if (more && reply_next(c, f) < 0)
+			goto out;
+	} while (more);
+	msgpack_packer_init(&pk, all, msgpack_sbuffer_write);
+	msgpack_pack_array(&pk, n);
+	msgpack_sbuffer_write(all, items.data, items.size);
+	if (msgpack_unpack_next(out, all->data, all->size, &off) ==
+	    MSGPACK_UNPACK_SUCCESS)
+		rc = 0;
+	else
+		fprintf(stderr, "agentsupctl: cannot join a reply\n");
+out:
+	msgpack_sbuffer_destroy(&items);
+	return rc;
+}
+
+/* Whether o is the string s. */
+bool
+reply_str_is(const msgpack_object *o, const char *s)
+{
+	size_t l = strlen(s);
+
+	return o != NULL && o->type == MSGPACK_OBJECT_STR &&
+	       o->via.str.size == l && memcmp(o->via.str.ptr, s, l) == 0;
+}
+
+int
+reply_refused(struct ctl *c, const char *cmd, const struct agentsup_frame *f)
+{
+	const msgpack_object *e = agentsup_wire_get(&f->map, "error");
+
+	/* --json: {"ok": false, "error"} on stdout too (not the protocol's
+	 * frame, its t and id) */
+	if (c->json && e != NULL) {
+		fputs("{\"ok\":false,\"error\":", stdout);
+		render_json(stdout, e);
+		puts("}");
+	}
+	/* what every agentsupd answers a command it does not know: this
+	 * agentsupctl knows it, so the daemon is an older build (a package
+	 * upgraded under a running agentsupd, which it does not restart) */
+	if (reply_str_is(e, AGENTSUP_UNKNOWN_COMMAND))
+		fprintf(stderr,
+		        "agentsupctl: %s: this agentsupd does not know the "
+		        "command: it runs an older build than this "
+		        "agentsupctl; "
+		        "restart agentsupd to run the one installed\n",
+		        cmd);
+	else if (e != NULL && e->type == MSGPACK_OBJECT_STR)
+		text_term_line(stderr, "agentsupctl: ", e->via.str.ptr,
+		               e->via.str.size);
+	else
+		fprintf(stderr, "agentsupctl: failed\n");
+	return CTL_EXIT_REFUSED;
+}
+
+/* A follow's last frame, {t: end, cause, reason}: the reason on stderr,
+ * and 69 when agentsupd exits (as a connection it closed), 1 when it ended
+ * the follow itself (the worker was removed, the follower fell behind). */
+int
+reply_follow_end(const struct agentsup_frame *f)
+{
+	const msgpack_object *why = agentsup_wire_get(&f->map, "reason");
+	const msgpack_object *cause = agentsup_wire_get(&f->map, "cause");
+
+	if (why != NULL && why->type == MSGPACK_OBJECT_STR)
+		text_term_line(stderr, "agentsupctl: ", why->via.str.ptr,
+		               why->via.str.size);
+	if (reply_str_is(cause, "exit"))
+		return CTL_EXIT_UNAVAILABLE;
+	return CTL_EXIT_REFUSED;
+}

@@ -1,0 +1,33 @@
+/* reply.h - agentsupctl reads agentsupd's answers (reply.c). */
+#ifndef AGENTSUP_CTL_REPLY_H
+#define AGENTSUP_CTL_REPLY_H
+
+#include <stdbool.h>
+#include <msgpack.h>
+
+#include "agentsup/wire.h"
+
+#define CTL_EXIT_REFUSED     1  /* agentsupd said no */
+#define CTL_EXIT_UNAVAILABLE 69 /* it could not be reached, or went */
+
+struct ctl;
+
+/* Whether m has key set to true. */
+bool reply_flag(const msgpack_object *m, const char *key);
+/* The next "res" frame (events that arrive before it are skipped). */
+int reply_next(struct ctl *, struct agentsup_frame *);
+/* A list answer sent in chunks ("more": true on all but the last): their
+ * results joined into one array, packed into all (which the caller frees
+ * after *out, whose strings point into it). f holds the first chunk. */
+int reply_join(struct ctl *, struct agentsup_frame *f, msgpack_sbuffer *all,
+               msgpack_unpacked *out);
+/* Whether o is the string s. */
+bool reply_str_is(const msgpack_object *o, const char *s);
+/* A refusal said on stderr (and, --json, on stdout): CTL_EXIT_REFUSED. */
+int reply_refused(struct ctl *, const char *cmd, const struct agentsup_frame *);
+/* A follow's last frame, {t: end, cause, reason}: the reason on stderr,
+ * and 69 when agentsupd exits (as a connection it closed), 1 when it ended
+ * the follow itself (the worker was removed, the follower fell behind). */
+int reply_follow_end(const struct agentsup_frame *);
+
+#endif
