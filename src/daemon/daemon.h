@@ -107,6 +107,11 @@ void daemon_drain(struct daemon *);
 void daemon_pump_actions(struct daemon *);
 /* SIGTERM, SIGINT and "agentsupctl shutdown": orderly stop, then exit 0. */
 void daemon_shutdown(struct daemon *, const char *why);
+/* daemon_notify.c: sd_notify both ways, opened at start (systemd's
+ * variables then leave the environment); and what the systemd above is
+ * told after each pump (READY=1 once, STATUS= as the numbers change). */
+void daemon_notify_init(struct daemon *);
+void daemon_notify_up(struct daemon *);
 /* The largest frame a peer may send, as the config says now. */
 size_t daemon_max_frame(const struct daemon *);
 
