@@ -240,6 +240,9 @@ serve_node_command(struct client *cl, struct daemon *d, const struct request *r)
 	struct refusal rf = {REFUSED_NONE, NULL};
 	char why[512];
 
+	if (n == NULL && (r->cmd == REQ_STOP || r->cmd == REQ_DRAIN) &&
+	    tasks_stop_waiting(cl, d, r->id, r->name, request_cmd_name(r->cmd)))
+		return;
 	if (n == NULL) {
 		serve_error(cl, r->id, "no such worker or supervisor: %s",
 		            r->name);

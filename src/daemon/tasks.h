@@ -54,6 +54,12 @@ void tasks_client_gone(struct daemon *, struct client *);
  * (id) given once it is, true; else false, and the caller answers. */
 bool tasks_stop_answer(struct client *, struct daemon *, uint64_t id,
                        const struct node *n);
+/* An operator's stop (or drain, cmd its name) of a task by name that has
+ * no node: one accepted before agentsupd restarted and waiting to be
+ * resumed (its pool not running yet, or full) is cancelled and never
+ * runs; answered (once stored) and true, else false. */
+bool tasks_stop_waiting(struct client *, struct daemon *, uint64_t id,
+                        const char *name, const char *cmd);
 /* An operator's start, restart or reset of n, begun: the stop it follows
  * is no cancellation any more, and the store says so. */
 void tasks_unstopped(struct daemon *, const struct node *n);

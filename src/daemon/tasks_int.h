@@ -104,6 +104,10 @@ void tasks_go(struct daemon *d, const struct tasks_spawn *in,
               struct tasks_held *h, struct tasks_outcome *out);
 /* A supervisor by name or path, without a walk over dynamic children. */
 struct node *tasks_sup_find(struct daemon *d, const char *name);
+/* A record by "SUP/KEY", or by KEY when one supervisor alone has it (in
+ * memory or in the store); NULL, with why when the key is ambiguous. */
+struct ledger_rec *tasks_lookup(struct daemon *d, const char *name,
+                                const char **why);
 void tasks_res_head(msgpack_sbuffer *sb, uint64_t id, bool ok, bool more);
 void tasks_pack_rec(struct daemon *d, msgpack_packer *pk,
                     const struct ledger_rec *r, int created);

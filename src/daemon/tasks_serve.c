@@ -142,9 +142,7 @@ tasks_answer_rec(struct client *cl, struct daemon *d, uint64_t id,
 	msgpack_sbuffer_destroy(&sb);
 }
 
-/* A record by "SUP/KEY", or by KEY when one supervisor alone has it (in
- * memory or in the store). */
-static struct ledger_rec *
+struct ledger_rec *
 tasks_lookup(struct daemon *d, const char *name, const char **why)
 {
 	struct ledger *l = &d->tasks->ledger;

@@ -12,6 +12,7 @@
 #include "control.h"
 #include "daemon.h"
 #include "dynamic.h"
+#include "events.h"
 #include "ledger.h"
 #include "serve.h"
 #include "tasks.h"
@@ -79,6 +80,50 @@ tasks_stop_answer(struct client *cl, struct daemon *d, uint64_t id,
 		free(a);
 		tasks_stop_unstored(cl, id, n->path, TASKS_STORE_BEHIND);
 	}
+	return true;
+}
+
+bool
+tasks_stop_waiting(struct client *cl, struct daemon *d, uint64_t id,
+                   const char *name, const char *cmd)
+{
+	const struct node *sup;
+	struct ledger_rec *r;
+	struct tasks_stop_ack *a;
+	const char *why;
+	char *path, *reason;
+
+	r = tasks_lookup(d, name, &why);
+	if (r == NULL || ledger_ended(r) || !r->resume)
+		return false;
+	sup = tasks_sup_find(d, r->sup);
+	path = xasprintf("%s/%s", sup != NULL ? sup->path : r->sup, r->key);
+	reason = xasprintf("cancelled by agentsupctl (uid %lu) before it was "
+	                   "resumed",
+	                   (unsigned long)cl->uid);
+	r->resume = false;
+	d->tasks->nresume--;
+	events_emit(&d->events, EV_COMMAND, path, 0, NULL, 0,
+	            "%s by agentsupctl (uid %lu): it was waiting to be resumed",
+	            cmd, (unsigned long)cl->uid);
+	ledger_reason(r, reason);
+	ledger_end(&d->tasks->ledger, r, LEDGER_CANCELLED, clock_wall_ms(),
+	           clock_now_ms());
+	events_emit(&d->events, EV_TASK_DONE, path, 0, reason, 0, "%s",
+	            ledger_state_name(LEDGER_CANCELLED));
+	a = xcalloc(1, sizeof *a);
+	a->serial = cl->serial;
+	a->id = id;
+	a->path = path;
+	if (d->store == NULL) /* none: nothing to resume it from */
+		tasks_stop_acked(d, r, a, 0, NULL);
+	else if (taskstore_save_ack(d, r, 0, tasks_stop_acked, a) < 0) {
+		tasks_stop_unstored(cl, id, path, TASKS_STORE_BEHIND);
+		free(a->path);
+		free(a);
+	}
+	tasks_wake(d, r); /* a `wait` on it has its answer */
+	free(reason);
 	return true;
 }
 

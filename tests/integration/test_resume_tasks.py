@@ -3,7 +3,10 @@ pool cannot take them all at once (max_children lowered, or a pool full):
 the ones still waiting are the same tasks to a spawn of their key, a `wait`
 on one is answered however it ends, and one full pool holds up no other
 pool's resume. Found in an audit; each test failed before its fix."""
+import json
 import textwrap
+
+import pytest
 
 from conftest import alive, wait_until
 from test_control import connect, frame, read_frame
@@ -76,6 +79,40 @@ def test_a_wait_on_a_resume_that_is_cancelled_is_answered(supd):
     ans = read_frame(s)
     assert ans["id"] == 1 and ans["result"]["state"] == "cancelled", ans
     s.close()
+
+
+@pytest.mark.parametrize("cmd", ["stop", "drain"])
+def test_a_task_waiting_to_be_resumed_can_be_stopped_by_key(supd, cmd):
+    """`stop pool/KEY` of a task waiting for a place answered "no such
+    worker or supervisor": the operator could not keep it from running
+    once a place came free."""
+    d, key = two_tasks_then_one_place(supd)
+    r = d.ctl(cmd, f"pool/{key}")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == f"root/pool/{key}"
+    d.wait("task_done", f"root/pool/{key}")
+    r = d.ctl("--json", "wait", f"pool/{key}")
+    rec = json.loads(r.stdout)
+    assert r.returncode == 4 and rec["state"] == "cancelled", rec
+    assert "before it was resumed" in rec["reasons"][-1], rec
+    # a place comes free: the cancelled one does not take it
+    other = "a" if key == "b" else "b"
+    d.ctl("stop", f"pool/{other}", check=0)
+    d.wait("task_done", f"root/pool/{other}")
+    assert d.count("spawned", f"root/pool/{key}") == 0
+    # and a second stop is what any stop of an ended task is
+    assert d.ctl("stop", f"pool/{key}").returncode == 1
+    # nor does the next agentsupd run it: the cancellation was stored
+    d.kill()
+    fresh_events(supd)
+    supd.write(settings(supd), settings=False)
+    d = supd.start()
+    wait_until(lambda: any("supervising the tree" in l for l in d.lines),
+               what="the next agentsupd listening")
+    d.wait("started", "root/idle")
+    r = d.ctl("--json", "wait", f"pool/{key}")
+    assert r.returncode == 4 and json.loads(r.stdout)["state"] == "cancelled"
+    assert d.count("spawned", f"root/pool/{key}") == 0
 
 
 M64 = (1 << 64) - 1
