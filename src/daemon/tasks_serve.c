@@ -85,7 +85,12 @@ tasks_pack_rec(struct daemon *d, msgpack_packer *pk, const struct ledger_rec *r,
 	agentsup_wire_kv_str(pk, "name", name);
 	agentsup_wire_kv_str(pk, "sup", r->sup);
 	agentsup_wire_kv_str(pk, "key", r->key);
-	agentsup_wire_kv_str(pk, "state", ledger_state_name(st));
+	/* stopped by an operator, or its pool removed, on its way down: it
+	 * said "pending", as a task about to start would */
+	agentsup_wire_kv_str(pk, "state",
+	                     n != NULL && (n->held || n->removed)
+	                             ? "cancelling"
+	                             : ledger_state_name(st));
 	agentsup_wire_kv_uint(pk, "attempts",
 	                      r->attempts + (n ? n->starts : 0));
 	tasks_pack_strv(pk, "args", r->args);

@@ -65,6 +65,23 @@ def test_a_stopped_task_is_not_resumed_after_a_sigkill(supd):
     assert "pool/t" not in st, st
 
 
+def test_a_task_going_down_after_a_stop_says_cancelling(supd):
+    """Its record said "pending" while its process went down, as a task
+    about to start again would; a spawn of its key answered the same."""
+    d = running_task(supd)
+    d.ctl("stop", "pool/t", check=0)
+    rec = d.ctl_json("spawn", "pool", "--key", "t")
+    assert rec["created"] is False and rec["state"] == "cancelling", rec
+    d.ctl("start", "pool/t", check=0)  # undone: it runs on
+    rec = d.ctl_json("spawn", "pool", "--key", "t")
+    assert rec["state"] in ("running", "pending"), rec
+    d.ctl("stop", "pool/t", check=0)
+    done(supd)
+    d.wait("task_done", "root/pool/t")
+    out = d.ctl("wait", "pool/t", check=4).stdout
+    assert "cancelled" in out, out
+
+
 def test_the_stop_is_answered_only_once_stored(supd):
     d = running_task(supd)
     c = Conn(d.socket)
