@@ -339,6 +339,7 @@ statedir_close(struct daemon *d)
 			ev_ref(d->loop);
 			ev_timer_stop(d->loop, &d->statedir_timer);
 		}
+		taskstore_save_unsaved(d);
 		statedir_sweep(d);
 		store_close(d->store);
 		d->store = NULL;

@@ -36,9 +36,9 @@ tasks_stop_unstored(struct client *cl, uint64_t id, const char *path,
 {
 	serve_refusef(cl, id,
 	              "%s is stopping, but its cancellation could not be "
-	              "stored: %s (it is written again every %.0f s; were "
-	              "agentsupd to restart before that succeeds, it would run "
-	              "again)",
+	              "stored: %s (it is written again every %.0f s and when "
+	              "agentsupd exits; were agentsupd to restart before that "
+	              "succeeds, it would run again)",
 	              path, why, TASKSTORE_RETRY_S);
 }
 

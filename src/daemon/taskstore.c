@@ -201,6 +201,13 @@ taskstore_retry_rest(struct daemon *d, struct ledger_rec *r, void *arg, int rc,
 		taskstore_retry_save(d, false);
 }
 
+void
+taskstore_save_unsaved(struct daemon *d)
+{
+	if (d->tasks != NULL)
+		taskstore_retry_save(d, false);
+}
+
 static void
 taskstore_retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {

@@ -56,6 +56,11 @@ int taskstore_forget(struct daemon *, struct ledger_rec *,
  * a failure, every TASKSTORE_RETRY_S while some remain. */
 #define TASKSTORE_RETRY_S 5.0
 void taskstore_retry_init(struct tasks *, struct daemon *);
+/* At a graceful exit: the records whose last write failed written once
+ * more (the store closes after it has done them), so an operator's
+ * cancellation refused by a store that works again is not left to a
+ * retry that never comes. */
+void taskstore_save_unsaved(struct daemon *);
 /* At start: the live rows into the ledger. -1 with why. */
 int taskstore_load(struct daemon *, struct ledger *, char *why, size_t len);
 /* An ended record not in memory, read into the ledger (a cache entry);

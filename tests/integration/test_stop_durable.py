@@ -3,11 +3,12 @@ once its cancellation is stored: a SIGKILL of agentsupd while the task is
 still going down (its drain, its `shutdown`) must not resume it at the
 next start. Before, the answer came when the stop began and the store
 said "running" until the process was down: the task ran again."""
+import signal
 import textwrap
 
 import pytest
 
-from conftest import alive, store_locked, wait_until
+from conftest import TIMEOUT, alive, store_locked, wait_until
 from test_ledger_store import stored_states
 from test_resume_tasks import fresh_events, settings
 from test_wait_durable import Conn
@@ -113,6 +114,27 @@ def test_a_stop_whose_cancellation_cannot_be_stored_says_so(supd):
                what="the retry storing the cancellation")
     done(supd)
     c.s.close()
+
+
+def test_an_unstored_cancellation_is_stored_by_a_graceful_exit(supd):
+    """The store works again, and agentsupd is stopped gracefully before
+    its retry (every 5 s): the cancellation must be written at the exit,
+    not left for a retry that never comes."""
+    d = running_task(supd)
+    c = Conn(d.socket)
+    with store_locked(supd.tmp / "state" / "agentsup.db"):
+        s = c.send("stop", "pool/t")
+        m = c.until(s)
+        assert not m["ok"] and "could not be stored" in m["error"], m
+    c.s.close()
+    d.proc.send_signal(signal.SIGTERM)
+    done(supd)
+    assert d.proc.wait(TIMEOUT) == 0
+    assert stored_states(supd)["t"] == 4
+    d = supd.start(tree(supd))
+    d.wait("started", "root/idle")
+    out = d.ctl("wait", "pool/t", check=4).stdout  # cancelled, not run again
+    assert "cancelled" in out, out
 
 
 @pytest.mark.parametrize("again", ["start", "reset"])
