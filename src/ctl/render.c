@@ -322,6 +322,9 @@ render_node(const msgpack_object *n, const char *prefix, bool color)
 			render_age(v, tmp, sizeof tmp);
 			printf(" in %s", tmp);
 		}
+		if (render_get_u(n, "resume_waiting", &v) && v > 0)
+			printf("  %llu task%s waiting to resume",
+			       (unsigned long long)v, v == 1 ? "" : "s");
 	} else if (render_get_u(n, "pid", &v)) {
 		printf("  pid %llu", (unsigned long long)v);
 	}

@@ -190,13 +190,15 @@ serve_list_end(struct serve_list *l)
 /* --- requests ------------------------------------------------------------- */
 
 static void
-serve_subtree(struct serve_list *l, const struct node *n, int depth,
-              uint64_t now, const struct ckpt_set *cs)
+serve_subtree(struct serve_list *l, struct daemon *d, const struct node *n,
+              int depth, uint64_t now)
 {
-	status_pack_node(&l->pk, n, depth, now, cs);
+	status_pack_node(&l->pk, n, depth, now, d->ckpt,
+	                 n->spec->tmpl != NULL ? tasks_waiting(d, n->spec->name)
+	                                       : 0);
 	serve_list_added(l);
 	for (size_t i = 0; i < n->nchildren; i++)
-		serve_subtree(l, n->children[i], depth + 1, now, cs);
+		serve_subtree(l, d, n->children[i], depth + 1, now);
 }
 
 static void
@@ -212,7 +214,7 @@ serve_status(struct client *cl, struct daemon *d, const struct request *r)
 		return;
 	}
 	serve_list_init(&l, cl, r->id);
-	serve_subtree(&l, n, 0, clock_now_ms(), d->ckpt);
+	serve_subtree(&l, d, n, 0, clock_now_ms());
 	serve_list_end(&l);
 }
 

@@ -101,7 +101,8 @@ status_policy(msgpack_packer *pk, const struct node *n, uint64_t now)
 
 void
 status_pack_node(msgpack_packer *pk, const struct node *n, int depth,
-                 uint64_t now, const struct ckpt_set *cs)
+                 uint64_t now, const struct ckpt_set *cs,
+                 uint64_t resume_waiting)
 {
 	uint64_t seq = cs != NULL ? ckpt_seq(cs, n->path) : 0;
 	const struct spec *s = n->spec;
@@ -110,7 +111,7 @@ status_pack_node(msgpack_packer *pk, const struct node *n, int depth,
 	bool sup = s->kind == KIND_SUPERVISOR;
 	char why[64];
 
-	msgpack_pack_map(pk, 33);
+	msgpack_pack_map(pk, 34);
 	agentsup_wire_kv_str(pk, "name", s->name);
 	agentsup_wire_kv_str(pk, "path", n->path);
 	agentsup_wire_kv_str(pk, "kind", sup ? "supervisor" : "worker");
@@ -170,4 +171,8 @@ status_pack_node(msgpack_packer *pk, const struct node *n, int depth,
 		agentsup_wire_kv_str(pk, "key", n->task->key);
 	else
 		status_kv_nil(pk, "key");
+	if (sup && s->tmpl != NULL) /* tasks not shown as its children */
+		agentsup_wire_kv_uint(pk, "resume_waiting", resume_waiting);
+	else
+		status_kv_nil(pk, "resume_waiting");
 }

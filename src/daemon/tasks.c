@@ -538,6 +538,23 @@ tasks_resume_one(struct daemon *d, struct ledger_rec *r)
 	return 1;
 }
 
+size_t
+tasks_waiting(const struct daemon *d, const char *sup)
+{
+	struct ledger_iter it = {0};
+	const struct ledger_rec *r;
+	size_t n = 0, left;
+
+	if (d->tasks == NULL || (left = d->tasks->nresume) == 0)
+		return 0;
+	while (left > 0 && (r = ledger_next(&d->tasks->ledger, &it)) != NULL)
+		if (r->resume) {
+			left--;
+			n += strcmp(r->sup, sup) == 0;
+		}
+	return n;
+}
+
 /* Whether sup is among the n that could take no resume this pass. */
 static bool
 tasks_sup_full(const char *const *full, size_t n, const char *sup)

@@ -54,6 +54,19 @@ def two_tasks_then_one_place(supd):
     return d, "b" if resumed.path == "root/pool/a" else "a"
 
 
+def test_status_counts_the_tasks_waiting_to_be_resumed(supd):
+    """They were no node, and nowhere in `status`: after a restart the pool
+    showed one child of two, the other invisible until it ran."""
+    d, key = two_tasks_then_one_place(supd)
+    pool = d.ctl_json("status", "pool")[0]
+    assert pool["resume_waiting"] == 1, pool
+    assert "1 task waiting to resume" in d.ctl("status", "pool").stdout
+    assert d.ctl_json("status", "idle")[0]["resume_waiting"] is None
+    d.ctl("stop", f"pool/{key}", check=0)
+    assert d.ctl_json("status", "pool")[0]["resume_waiting"] == 0
+    assert "waiting to resume" not in d.ctl("status").stdout
+
+
 def test_a_spawn_of_a_key_waiting_to_be_resumed_answers_that_task(supd):
     """It was refused (max_children), as if the accepted task were not
     there: an idempotent caller would think it refused."""
