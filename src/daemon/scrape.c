@@ -21,6 +21,7 @@
 #include "progress.h"
 #include "scrape.h"
 #include "session.h"
+#include "tasks.h"
 
 typedef void (*scrape_node_fn)(struct metrics_out *, const struct node *,
                                uint64_t now_us);
@@ -364,6 +365,10 @@ scrape_daemon(struct metrics_out *o, const struct daemon *d)
 	        o, "agentsup_checkpoint_workers",
 	        "Worker paths whose checkpoints agentsupd holds in memory.",
 	        d->ckpt ? (double)ckpt_count(d->ckpt) : 0.);
+	scrape_gauge(o, "agentsup_tasks_resume_waiting",
+	             "Tasks accepted before agentsupd restarted that wait to "
+	             "be resumed (their pool not running yet, or full).",
+	             (double)tasks_waiting(d, NULL));
 	scrape_gauge(o, "agentsup_loop_lag_seconds",
 	             "How long the current event loop turn had run when the "
 	             "scrape was served.",

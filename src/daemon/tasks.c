@@ -545,8 +545,8 @@ tasks_waiting(const struct daemon *d, const char *sup)
 	const struct ledger_rec *r;
 	size_t n = 0, left;
 
-	if (d->tasks == NULL || (left = d->tasks->nresume) == 0)
-		return 0;
+	if (d->tasks == NULL || (left = d->tasks->nresume) == 0 || sup == NULL)
+		return d->tasks != NULL ? d->tasks->nresume : 0;
 	while (left > 0 && (r = ledger_next(&d->tasks->ledger, &it)) != NULL)
 		if (r->resume) {
 			left--;

@@ -84,9 +84,9 @@ void tasks_capture_gone(struct daemon *, const struct node *,
  * record: what `logs` shows once its node is gone ("" if it printed
  * nothing); NULL for no ended task of that name. */
 const char *tasks_tail(struct daemon *, const char *name);
-/* How many tasks of the pool sup wait to be resumed (accepted before
- * agentsupd restarted; their pool not running yet, or full): `status`
- * shows them, who are no node yet. */
+/* How many tasks of the pool sup (NULL: of every pool) wait to be resumed
+ * (accepted before agentsupd restarted; their pool not running yet, or
+ * full): `status` and /metrics show them, who are no node yet. */
 size_t tasks_waiting(const struct daemon *, const char *sup);
 /* At start on a state store: the ledger read back; the live records are
  * resumed by tasks_resume. -1 with why. */

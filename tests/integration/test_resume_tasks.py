@@ -11,6 +11,7 @@ import pytest
 from conftest import alive, wait_until
 from test_control import connect, frame, read_frame
 from test_dynamic import pool
+from test_metrics import free_port, samples, scrape
 
 SLEEPER = """\
     template:
@@ -19,10 +20,11 @@ SLEEPER = """\
     """
 
 
-def settings(supd):
+def settings(supd, port=None):
     return {"00-settings.yaml":
             f"agentsupd:\n  events_file: {supd.events}\n"
-            f"  state_dir: {supd.tmp / 'state'}\n"}
+            f"  state_dir: {supd.tmp / 'state'}\n"
+            + (f"  metrics: 127.0.0.1:{port}\n" if port else "")}
 
 
 def fresh_events(supd):
@@ -32,7 +34,7 @@ def fresh_events(supd):
     supd.events = supd.tmp / f"events.{len(supd.started)}.jsonl"
 
 
-def two_tasks_then_one_place(supd):
+def two_tasks_then_one_place(supd, port=None):
     """Tasks a and b running, agentsupd SIGKILLed, started again with
     max_children 1: one is resumed, the other waits. (d, waiting key)"""
     d = supd.start({**settings(supd), "a.yaml": pool("max_children: 2\n", SLEEPER)})
@@ -45,7 +47,7 @@ def two_tasks_then_one_place(supd):
         wait_until(lambda: not alive(p), what="workers die with agentsupd")
     d.pids.clear()  # seen gone: their numbers may be another's by the end
     fresh_events(supd)
-    supd.write({**settings(supd), "a.yaml": pool("max_children: 1\n", SLEEPER)},
+    supd.write({**settings(supd, port), "a.yaml": pool("max_children: 1\n", SLEEPER)},
                settings=False)
     d = supd.start()
     wait_until(lambda: any("supervising the tree" in l for l in d.lines),
@@ -57,14 +59,17 @@ def two_tasks_then_one_place(supd):
 def test_status_counts_the_tasks_waiting_to_be_resumed(supd):
     """They were no node, and nowhere in `status`: after a restart the pool
     showed one child of two, the other invisible until it ran."""
-    d, key = two_tasks_then_one_place(supd)
+    port = free_port()
+    d, key = two_tasks_then_one_place(supd, port)
     pool = d.ctl_json("status", "pool")[0]
     assert pool["resume_waiting"] == 1, pool
+    assert samples(scrape(port), "agentsup_tasks_resume_waiting")[""] == 1
     assert "1 task waiting to resume" in d.ctl("status", "pool").stdout
     assert d.ctl_json("status", "idle")[0]["resume_waiting"] is None
     d.ctl("stop", f"pool/{key}", check=0)
     assert d.ctl_json("status", "pool")[0]["resume_waiting"] == 0
     assert "waiting to resume" not in d.ctl("status").stdout
+    assert samples(scrape(port), "agentsup_tasks_resume_waiting")[""] == 0
 
 
 def test_a_spawn_of_a_key_waiting_to_be_resumed_answers_that_task(supd):
