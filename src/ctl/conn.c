@@ -94,9 +94,11 @@ conn_send_request(struct ctl *c, const char *cmd, const char *arg, int follow)
 		msgpack_pack_array(&pk, 2);
 		agentsup_wire_pack_str(&pk, c->spawn->sup);
 		task_pack_spawn(&pk, c->spawn);
-	} else if (follow >= 0) {
-		msgpack_pack_array(&pk, 1);
+	} else if (follow >= 0) { /* events [follow [NAME]] */
+		msgpack_pack_array(&pk, arg != NULL ? 2 : 1);
 		follow ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk);
+		if (arg != NULL)
+			agentsup_wire_pack_str(&pk, arg);
 	} else if (arg != NULL) {
 		msgpack_pack_array(&pk, 1);
 		agentsup_wire_pack_str(&pk, arg);

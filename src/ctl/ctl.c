@@ -46,7 +46,7 @@ static const struct ctl_command {
         {"status", 0, 1, false}, {"start", 1, 1, false},
         {"stop", 1, 1, false},   {"restart", 1, 1, false},
         {"drain", 0, 1, false},  {"reload", 0, 0, false},
-        {"events", 0, 0, true},  {"shutdown", 0, 0, false},
+        {"events", 0, 1, true},  {"shutdown", 0, 0, false},
         {"top", 0, 0, false},    {"spawn", 1, 1, false},
         {"wait", 1, 1, false},   {"dead", 0, 0, false},
         {"replay", 1, 1, false}, {"drop", 1, 1, false},
@@ -77,8 +77,9 @@ usage(FILE *f)
 	        "(then agentsupd exits)\n"
 	        "  reload              re-read supervisor.d/ and apply it as a "
 	        "diff\n"
-	        "  events [--follow]   recent events; --follow streams new "
-	        "ones\n"
+	        "  events [NAME] [--follow]  recent events (of NAME's "
+	        "subtree); --follow\n"
+	        "                      streams new ones\n"
 	        "  shutdown            stop the tree and agentsupd\n"
 	        "  logs [NAME] [-n N] [-f]  a worker's last N lines of output "
 	        "(20; 0: all kept),\n"

@@ -75,6 +75,7 @@ client_free(struct client *cl)
 	agentsup_reader_free(&cl->reader);
 	free(cl->out);
 	free(cl->logs);
+	free(cl->events_under);
 	free(cl->worker);
 	free(cl);
 }

@@ -45,7 +45,8 @@ struct client {
 	                 * (granted only its `control:`), NULL for an operator */
 	bool peer_gone; /* the connecting process had exited: refused */
 	bool follow;    /* streaming events: may stay silent */
-	bool waiting;   /* agentsupctl wait: may stay silent (tasks.c) */
+	char *events_under; /* ... of this subtree's path only; NULL: all */
+	bool waiting;       /* agentsupctl wait: may stay silent (tasks.c) */
 	char *logs; /* the worker whose output it follows (logs -f), or NULL */
 	bool logs_sub;   /* logs is a supervisor's path: its workers' output */
 	bool ending;     /* told the end of its follow: goes once it read it */

@@ -56,6 +56,7 @@ struct control {
 	bool refusing;                  /* no room at all: said once */
 	bool starved;                   /* accept failed: said once */
 	char *history[CONTROL_HISTORY]; /* packed event maps */
+	char *hpath[CONTROL_HISTORY];   /* and their paths */
 	size_t hlen[CONTROL_HISTORY];
 	size_t hhead, hcount;
 	msgpack_sbuffer sb;
@@ -177,8 +178,10 @@ control_close(struct control *c)
 	close(c->fd);
 	if (unlink(c->path) < 0 && errno != ENOENT)
 		log_warn("unlink %s", c->path);
-	for (size_t i = 0; i < CONTROL_HISTORY; i++)
+	for (size_t i = 0; i < CONTROL_HISTORY; i++) {
 		free(c->history[i]);
+		free(c->hpath[i]);
+	}
 	msgpack_sbuffer_destroy(&c->sb);
 	logsub_free(&c->sub);
 	free(c->path);
@@ -426,7 +429,8 @@ control_client(struct control *c, uint64_t serial)
 }
 
 const char *
-control_history(const struct control *c, size_t i, size_t *len)
+control_history(const struct control *c, size_t i, size_t *len,
+                const char **path)
 {
 	size_t k;
 
@@ -434,7 +438,14 @@ control_history(const struct control *c, size_t i, size_t *len)
 		return NULL;
 	k = (c->hhead + CONTROL_HISTORY - c->hcount + i) % CONTROL_HISTORY;
 	*len = c->hlen[k];
+	*path = c->hpath[k];
 	return c->history[k];
+}
+
+bool
+control_in_subtree(const char *path, const char *top)
+{
+	return top == NULL || strcmp(path, top) == 0 || logsub_under(path, top);
 }
 
 /* The events sink: keep the event in the history, send it to followers. */
@@ -465,8 +476,10 @@ control_event(void *arg, const struct event *e, const char *json)
 		agentsup_wire_kv_str(&pk, "tail", e->tail);
 	/* history: the bare event map */
 	free(c->history[c->hhead]);
+	free(c->hpath[c->hhead]);
 	c->history[c->hhead] = xmalloc(sb.size);
 	memcpy(c->history[c->hhead], sb.data, sb.size);
+	c->hpath[c->hhead] = xstrdup(e->path);
 	c->hlen[c->hhead] = sb.size;
 	c->hhead = (c->hhead + 1) % CONTROL_HISTORY;
 	if (c->hcount < CONTROL_HISTORY)
@@ -482,7 +495,8 @@ control_event(void *arg, const struct event *e, const char *json)
 	if (agentsup_wire_end(&c->sb, CONTROL_MAX_EVENT) < 0)
 		return;
 	for (struct client *cl = c->clients.head; cl != NULL; cl = cl->next)
-		if (cl->follow && !cl->dead)
+		if (cl->follow && !cl->dead &&
+		    control_in_subtree(e->path, cl->events_under))
 			client_push(cl, c->sb.data, c->sb.size);
 }
 

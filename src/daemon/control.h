@@ -43,7 +43,12 @@ struct client;
 /* The live client of this serial (client.h), or NULL when it has gone. */
 struct client *control_client(struct control *, uint64_t serial);
 
-/* The i-th oldest event kept, as a packed map, or NULL past the last. */
-const char *control_history(const struct control *, size_t i, size_t *len);
+/* The i-th oldest event kept, as a packed map (and its path), or NULL past
+ * the last. */
+const char *control_history(const struct control *, size_t i, size_t *len,
+                            const char **path);
+/* Whether an event of path is one of the subtree at top (a path; NULL:
+ * the whole tree's), for `events NAME`. */
+bool control_in_subtree(const char *path, const char *top);
 
 #endif

@@ -16,7 +16,7 @@ static const struct {
         {"status", REQ_STATUS, 0, 1}, {"start", REQ_START, 1, 1},
         {"stop", REQ_STOP, 1, 1},     {"restart", REQ_RESTART, 1, 1},
         {"drain", REQ_DRAIN, 0, 1},   {"reload", REQ_RELOAD, 0, 0},
-        {"events", REQ_EVENTS, 0, 1}, {"shutdown", REQ_SHUTDOWN, 0, 0},
+        {"events", REQ_EVENTS, 0, 2}, {"shutdown", REQ_SHUTDOWN, 0, 0},
         {"spawn", REQ_SPAWN, 1, 2},   {"wait", REQ_WAIT, 1, 1},
         {"dead", REQ_DEAD, 0, 0},     {"replay", REQ_REPLAY, 1, 1},
         {"drop", REQ_DROP, 1, 1},     {"logs", REQ_LOGS, 1, 3},
@@ -113,11 +113,13 @@ request_parse(const msgpack_object *map, struct request *r, const char **why)
 	const msgpack_object *a = &args->via.array.ptr[0];
 	if (r->cmd == REQ_EVENTS) {
 		if (a->type != MSGPACK_OBJECT_BOOLEAN) {
-			*why = "events takes one boolean: follow";
+			*why = "events takes a boolean, follow, and a NAME";
 			return -1;
 		}
 		r->follow = a->via.boolean;
-		return 0;
+		if (nargs == 1)
+			return 0;
+		a = &args->via.array.ptr[1]; /* the subtree: its NAME */
 	}
 	/* logs of the whole tree: a nil NAME (the root's name is not fixed) */
 	if (r->cmd == REQ_LOGS && a->type == MSGPACK_OBJECT_NIL)

@@ -218,20 +218,34 @@ serve_status(struct client *cl, struct daemon *d, const struct request *r)
 	serve_list_end(&l);
 }
 
+/* events [follow [NAME]]: the events kept (of NAME's subtree only), then
+ * for a follower every new one (of that subtree). */
 static void
-serve_events(struct client *cl, struct control *c, const struct request *r)
+serve_events(struct client *cl, struct control *c, struct daemon *d,
+             const struct request *r)
 {
+	const struct node *n = NULL;
+	const char *ev, *path;
 	struct serve_list l;
-	const char *ev;
 	size_t len;
 
+	if (r->name[0] && (n = tree_find(d->tree, r->name)) == NULL) {
+		serve_error(cl, r->id, "no such worker or supervisor: %s",
+		            r->name);
+		return;
+	}
 	serve_list_init(&l, cl, r->id);
-	for (size_t i = 0; (ev = control_history(c, i, &len)) != NULL; i++) {
+	for (size_t i = 0; (ev = control_history(c, i, &len, &path)) != NULL;
+	     i++) {
+		if (!control_in_subtree(path, n != NULL ? n->path : NULL))
+			continue;
 		msgpack_sbuffer_write(&l.items, ev, len); /* a packed map */
 		serve_list_added(&l);
 	}
 	serve_list_end(&l);
 	cl->follow = r->follow;
+	free(cl->events_under);
+	cl->events_under = n != NULL && r->follow ? xstrdup(n->path) : NULL;
 }
 
 static void
@@ -510,7 +524,7 @@ serve_request(struct client *cl, struct control *c, struct daemon *d,
 		daemon_reload(d, cl->serial, r->id);
 		break;
 	case REQ_EVENTS:
-		serve_events(cl, c, r);
+		serve_events(cl, c, d, r);
 		break;
 	case REQ_SHUTDOWN:
 		serve_ok(cl, r->id, "shutting down");

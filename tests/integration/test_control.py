@@ -334,6 +334,41 @@ def test_events_follow(supd):
     assert "root/alpha" in text and "started" in text
 
 
+def test_events_of_a_subtree(supd):
+    """`events NAME` was refused ("takes no arguments"): an operator
+    watching one team of agents read every other team's events too."""
+    d = started(supd.start(TREE))
+    paths = lambda out: {json.loads(l)["path"] for l in out.splitlines()}
+    whole = paths(d.ctl("--json", "events", check=0).stdout)
+    assert {"root/alpha", "root/team/beta", "root/team/gamma"} <= whole
+    team = paths(d.ctl("--json", "events", "team", check=0).stdout)
+    assert {"root/team/beta", "root/team/gamma"} <= team <= {
+        "root/team", "root/team/beta", "root/team/gamma"}, team
+    assert paths(d.ctl("--json", "events", "beta", check=0).stdout) == {
+        "root/team/beta"}
+    r = d.ctl("events", "nobody")
+    assert r.returncode == 1 and "no such worker or supervisor" in r.stderr
+    f = subprocess.Popen([AGENTSUPCTL, "--socket", d.socket, "--json",
+                          "events", "team", "--follow"],
+                         stdout=subprocess.PIPE, text=True)
+    try:
+        seen = []
+        while not any(e["path"] == "root/team/gamma" for e in seen):
+            seen.append(json.loads(f.stdout.readline()))  # the history
+        d.ctl("restart", "alpha", check=0)
+        d.wait("started", "root/alpha")
+        d.ctl("restart", "gamma", check=0)
+        # alpha's restart came first: none of its events is sent
+        e = json.loads(f.stdout.readline())
+        while e["kind"] != "started":
+            assert e["path"].startswith("root/team"), e
+            e = json.loads(f.stdout.readline())
+        assert e["path"] in ("root/team/beta", "root/team/gamma"), e
+    finally:
+        f.send_signal(signal.SIGINT)
+        assert f.wait(timeout=TIMEOUT) == 0
+
+
 def test_followers_say_when_agentsupd_goes(supd):
     """events --follow and logs -f end with 69 (docs/operations.md) when
     agentsupd exits, told so by it (they said only "agentsupd closed the
