@@ -278,7 +278,7 @@ def ctl_commands(root):
 def test_python_client_from_dist_packages(root):
     site = root / "usr/lib/python3/dist-packages"
     r = run("/usr/bin/python3", "-c",
-            "import agentsup, importlib.metadata as m; "
+            "import agentsup, agentsup.control, importlib.metadata as m; "
             "print(agentsup.__file__, m.version('agentsup'), "
             "m.requires('agentsup'))",
             env=dict(os.environ, PYTHONPATH=str(site), PYTHONDONTWRITEBYTECODE="1"))
@@ -433,5 +433,6 @@ def test_python_client_alone_as_readme_says(tmp_path):
             run("sh", "-c", line, cwd=tmp_path, env=env, timeout=180)
     venv = tmp_path / "agentsup-venv"
     r = run(str(venv / "bin/python"), "-c",
-            "import agentsup, msgpack; print(agentsup.__file__)", env=env)
+            "import agentsup, agentsup.control, msgpack; "
+            "print(agentsup.__file__)", env=env)
     assert Path(r.stdout.strip()).resolve().is_relative_to(venv.resolve()), r.stdout

@@ -15,6 +15,8 @@
 
 or, in asyncio, ``async with agentsup.AsyncAgent() as agent:`` with the same
 calls (``await agent.wait(...)``, ``await agent.exit_reason(...)``).
+``agentsup.control.Control`` is the other side: a running agentsupd
+steered from Python, as agentsupctl does.
 
 The channel is the socket at AGENTSUP_FD; frames are a 4-byte big-endian
 length and one msgpack map with a string "t" (docs/protocol.md). Once

@@ -1,0 +1,143 @@
+"""agentsup.control, the Python side of the control socket, against a real
+agentsupd: an orchestrator written in Python spawns tasks, waits for their
+records and reads events and output without shelling out to agentsupctl."""
+import os
+import sys
+import textwrap
+
+import pytest
+
+from conftest import sh
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PYDIR = os.path.join(os.environ.get("AGENTSUP_SRC", os.path.join(HERE, "..", "..")),
+                     "tools", "python")
+sys.path.insert(0, PYDIR)
+from agentsup.control import Control, ControlError, default_socket  # noqa: E402
+
+TREE = textwrap.dedent(f"""\
+    supervisor: root
+    children:
+      - supervisor: pool
+        intensity: 50
+        template:
+          command: ["/bin/sh", "-c", "echo \\"task $1 $TAG\\"; sleep ${{DELAY:-0}}; exit ${{CODE:-0}}", "task"]
+          backoff: none
+          restart: temporary
+      - supervisor: team
+        children:
+          - worker: talker
+            command: {sh('echo hello from talker; exec sleep 300')}
+      - {{worker: idle, command: [sleep, '300']}}
+    """)
+
+
+def start(supd):
+    d = supd.start({"a.yaml": TREE})
+    d.wait("started", "root/idle")
+    return d
+
+
+def test_status_commands_and_refusals(supd):
+    d = start(supd)
+    with Control(d.socket) as ctl:
+        nodes = {n["path"]: n for n in ctl.status()}
+        assert nodes["root/team/talker"]["state"] == "running"
+        assert [n["name"] for n in ctl.status("team")] == ["team", "talker"]
+        assert ctl.stop("talker") == "root/team/talker"
+        d.wait("exited", "root/team/talker")
+        assert ctl.status("talker")[0]["held"] is True
+        assert ctl.start("talker") == "root/team/talker"
+        d.wait("started", "root/team/talker")
+        with pytest.raises(ControlError, match="no such worker"):
+            ctl.restart("nobody")
+        # the connection goes on after a refusal
+        assert ctl.status("idle")[0]["state"] == "running"
+
+
+def test_spawn_wait_and_dead_letters(supd):
+    d = start(supd)
+    with Control(d.socket) as ctl:
+        rec = ctl.spawn("pool", key="k1", args=["one"], env={"TAG": "x"})
+        assert rec["created"] is True and rec["name"] == "pool/k1"
+        again = ctl.spawn("pool", key="k1", args=["one"])
+        assert again["created"] is False
+        done = ctl.wait("pool/k1", timeout=30)
+        assert done["state"] == "done", done
+        assert done["tail"] == "task one x\n", done
+        bad = ctl.spawn("pool", key="k2", env={"CODE": "3"})
+        assert bad["created"] is True
+        rec = ctl.wait("k2", timeout=30)  # a bare key, unique
+        assert rec["state"] == "dead" and rec["reasons"], rec
+        assert [r["name"] for r in ctl.dead()] == ["pool/k2"]
+        ctl.drop("pool/k2")
+        assert ctl.dead() == []
+        with pytest.raises(ControlError, match="no such"):
+            ctl.drop("pool/k2")
+
+
+def test_wait_times_out(supd):
+    d = start(supd)
+    ctl = Control(d.socket)
+    ctl.spawn("pool", key="slow", env={"DELAY": "300"})
+    with pytest.raises(TimeoutError):
+        ctl.wait("pool/slow", timeout=0.2)
+    # the connection is closed after a timeout: a late answer cannot be
+    # taken for the next request's
+    with pytest.raises(OSError):
+        ctl.status()
+    with Control(d.socket) as other:
+        other.stop("pool/slow")
+        assert other.wait("pool/slow", timeout=30)["state"] == "cancelled"
+
+
+def test_events_and_logs_of_a_subtree(supd):
+    d = start(supd)
+    with Control(d.socket) as ctl:
+        paths = {e["path"] for e in ctl.events("team")}
+        assert paths <= {"root/team", "root/team/talker"} and \
+            "root/team/talker" in paths
+        assert "hello from talker\n" in ctl.logs("talker")
+        assert ctl.logs("team") == {"talker": "hello from talker\n"}
+        assert ctl.logs()["talker"] == "hello from talker\n"
+    follower = Control(d.socket)
+    lines = follower.follow_logs("pool")
+    with Control(d.socket) as ctl:
+        ctl.spawn("pool", key="f1", args=["followed"], env={"TAG": "y"})
+    line = next(lines)
+    assert line == {"name": "pool:f1", "stream": "stdout",
+                    "line": "task followed y"}, line
+    follower.close()
+    events = Control(d.socket)
+    it = events.events("pool", follow=True)
+    with Control(d.socket) as ctl:
+        ctl.spawn("pool", key="f2")
+    kinds = []
+    for e in it:
+        assert e["path"].startswith("root/pool"), e
+        kinds.append((e["kind"], e["path"]))
+        if ("task_done", "root/pool/f2") in kinds:
+            break
+    assert ("spawned", "root/pool/f2") in kinds
+    events.close()
+
+
+def test_an_untrusted_private_directory_is_refused(tmp_path, monkeypatch):
+    """The default socket under ${TMPDIR}/agentsupd-UID is believed only
+    when that directory is this user's and closed to others."""
+    monkeypatch.delenv("AGENTSUP_SOCKET", raising=False)
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    if os.geteuid() == 0:
+        assert default_socket() == "/run/agentsupd.sock"
+        path = str(tmp_path / f"agentsupd-0" / "agentsupd.sock")
+    else:
+        path = default_socket()
+    d = os.path.dirname(path)
+    os.mkdir(d)
+    os.chmod(d, 0o777)
+    with pytest.raises(ConnectionError, match="not a private directory"):
+        Control(path)
+    os.chmod(d, 0o700)
+    with pytest.raises(OSError):  # private, and nobody listens
+        Control(path)

@@ -1,0 +1,286 @@
+"""agentsup.control: steer a running agentsupd from Python, as agentsupctl
+does (docs/protocol.md, "Control socket"): the tree's status, start, stop,
+restart, drain and reset of a node, reload, tasks spawned and waited for,
+dead letters, events and workers' output.
+
+    from agentsup.control import Control, ControlError
+
+    with Control() as ctl:                       # the default socket
+        rec = ctl.spawn("research", key="q-42", args=["--topic", "tides"])
+        rec = ctl.wait("research/q-42", timeout=600)   # once it has ended
+        if rec["state"] != "done":
+            print(rec["reasons"], rec["tail"])
+        for ev in ctl.events("research", follow=True):  # until closed
+            print(ev["kind"], ev["path"])
+
+The socket is the one agentsupctl finds: the argument, else
+AGENTSUP_SOCKET, else /run/agentsupd.sock for root,
+$XDG_RUNTIME_DIR/agentsupd.sock, or the private ${TMPDIR:-/tmp}/agentsupd-UID
+directory (its owner and mode checked). A server that is neither root nor
+this user is not believed (SO_PEERCRED). One request at a time on one
+connection (agentsupd answers in order): a Control is not for several
+threads at once. A refusal raises ControlError with agentsupd's message;
+a lost connection ConnectionError; a wait past its timeout TimeoutError.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import stat
+import struct
+from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Union
+
+from ._reader import FrameReader, ProtocolError
+
+__all__ = ["Control", "ControlError", "default_socket"]
+
+MAX_ANSWER = 16 << 20  # what agentsupd may answer in one frame
+_HEADER = struct.Struct(">I")
+_UCRED = struct.Struct("3i")  # pid, uid, gid
+
+
+class ControlError(Exception):
+    """agentsupd refused the request; the message says why."""
+
+
+def default_socket() -> str:
+    """Where agentsupd listens unless told otherwise (as agentsupctl finds
+    it): AGENTSUP_SOCKET, else the default path for this user."""
+    env = os.environ.get("AGENTSUP_SOCKET")
+    if env:
+        return env
+    if os.geteuid() == 0:
+        return "/run/agentsupd.sock"
+    rt = os.environ.get("XDG_RUNTIME_DIR", "")
+    if rt.startswith("/"):
+        return os.path.join(rt, "agentsupd.sock")
+    return os.path.join(_private_dir(), "agentsupd.sock")
+
+
+def _private_dir() -> str:
+    tmp = os.environ.get("TMPDIR", "")
+    if not tmp.startswith("/"):
+        tmp = "/tmp"
+    return os.path.join(tmp, f"agentsupd-{os.geteuid()}")
+
+
+def _check_private_dir(path: str) -> None:
+    """A socket in the shared /tmp could be anyone's: its directory must be
+    this user's own, closed to others (as agentsupd made it)."""
+    d = _private_dir()
+    if os.path.dirname(path) != d:
+        return
+    try:
+        st = os.lstat(d)
+    except FileNotFoundError:
+        return  # connect says no agentsupd runs there
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or \
+            st.st_mode & 0o077:
+        raise ConnectionError(
+            f"{d} is not a private directory of this user: not trusting "
+            "the socket in it")
+
+
+class Control:
+    """A connection to agentsupd's control socket."""
+
+    def __init__(self, socket_path: Optional[str] = None,
+                 timeout: Optional[float] = 30.0) -> None:
+        """Connect (ConnectionError when no trusted agentsupd answers
+        there); timeout bounds each answer but wait's and a follow's."""
+        self.path = socket_path or default_socket()
+        self.timeout = timeout
+        self._id = 0
+        self._reader = FrameReader()
+        self._frames: List[Dict[str, Any]] = []
+        _check_private_dir(self.path)
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            self._sock.settimeout(timeout)
+            self._sock.connect(self.path)
+            self._check_peer()
+        except BaseException:
+            self._sock.close()
+            raise
+
+    def _check_peer(self) -> None:
+        raw = self._sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
+                                    _UCRED.size)
+        _, uid, _ = _UCRED.unpack(raw)
+        if uid not in (0, os.geteuid()):
+            raise ConnectionError(
+                f"{self.path} is served by uid {uid}, neither root nor "
+                "this user: not trusting it")
+
+    def close(self) -> None:
+        self._sock.close()
+
+    def __enter__(self) -> "Control":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # --- frames -----------------------------------------------------------
+
+    def _send(self, cmd: str, args: List[Any]) -> int:
+        import msgpack  # type: ignore[import]
+
+        self._id += 1
+        body = msgpack.packb({"t": "req", "id": self._id, "cmd": cmd,
+                              "args": args}, use_bin_type=True)
+        self._sock.sendall(_HEADER.pack(len(body)) + body)
+        return self._id
+
+    def _next(self, timeout: Optional[float]) -> Dict[str, Any]:
+        """The next frame; ConnectionError once agentsupd closed it."""
+        self._sock.settimeout(timeout)
+        while not self._frames:
+            try:
+                data = self._sock.recv(1 << 16)
+            except socket.timeout:
+                raise TimeoutError("agentsupd did not answer in time")
+            if not data:
+                raise ConnectionError("agentsupd closed the connection")
+            self._frames.extend(self._reader.feed(data, MAX_ANSWER))
+        return self._frames.pop(0)
+
+    def _answer(self, rid: int, timeout: Optional[float]) -> Dict[str, Any]:
+        while True:
+            f = self._next(timeout)
+            if f["t"] == "res" and f.get("id") == rid:
+                if not f.get("ok"):
+                    raise ControlError(str(f.get("error", "refused")))
+                return f
+
+    def _call(self, cmd: str, args: List[Any],
+              timeout: Union[float, None, bool] = True) -> Any:
+        """The result of cmd; a list answer's chunks joined."""
+        t = self.timeout if timeout is True else timeout
+        rid = self._send(cmd, args)
+        f = self._answer(rid, t)
+        result = f.get("result")
+        while f.get("more"):
+            f = self._answer(rid, t)
+            result = list(result) + list(f.get("result") or [])
+        return result
+
+    def _follow(self, kind: str, key: str) -> Iterator[Any]:
+        """The frames of a follow, until agentsupd ends it: ControlError
+        when it dropped us (fell behind, the followed node removed),
+        ConnectionError when it exits."""
+        while True:
+            f = self._next(None)
+            if f["t"] == kind:
+                yield f if key == "" else f.get(key)
+            elif f["t"] == "end":
+                why = str(f.get("reason", ""))
+                if f.get("cause") == "exit":
+                    raise ConnectionError(why)
+                raise ControlError(why)
+
+    # --- the tree ---------------------------------------------------------
+
+    def status(self, name: Optional[str] = None) -> List[Dict[str, Any]]:
+        """The tree (or NAME's subtree), depth-first: one map per node."""
+        return self._call("status", [name] if name else [])
+
+    def start(self, name: str) -> str:
+        return self._call("start", [name])
+
+    def stop(self, name: str) -> str:
+        """Stop it (it stays stopped until started); a task: cancel it."""
+        return self._call("stop", [name])
+
+    def restart(self, name: str) -> str:
+        return self._call("restart", [name])
+
+    def reset(self, name: str) -> str:
+        return self._call("reset", [name])
+
+    def drain(self, name: Optional[str] = None) -> str:
+        """Drain NAME's subtree; without NAME the whole tree, after which
+        agentsupd exits."""
+        return self._call("drain", [name] if name else [])
+
+    def reload(self) -> str:
+        """Re-read supervisor.d/ and apply it as a diff: what changed
+        (ControlError with the config's errors when refused)."""
+        return self._call("reload", [])
+
+    def shutdown(self) -> str:
+        return self._call("shutdown", [])
+
+    # --- tasks ------------------------------------------------------------
+
+    def spawn(self, sup: str, key: Optional[str] = None,
+              args: Iterable[str] = (), env: Optional[Mapping[str, str]] = None,
+              retry: bool = False) -> Dict[str, Any]:
+        """A dynamic child of SUP: its record, with "created" False when
+        the key was already pending, running or ended within key_ttl."""
+        opts: Dict[str, Any] = {
+            "args": [str(a) for a in args],
+            "env": [f"{k}={v}" for k, v in (env or {}).items()],
+            "retry": bool(retry),
+        }
+        if key is not None:
+            opts["key"] = key
+        return self._call("spawn", [sup, opts])
+
+    def wait(self, key: str, timeout: Optional[float] = None) -> Dict[str, Any]:
+        """The task's record once it has ended ("done", "dead",
+        "cancelled"); TimeoutError after timeout seconds (None: for ever),
+        after which this connection is closed (its answer would come)."""
+        try:
+            return self._call("wait", [key], timeout)
+        except TimeoutError:
+            self.close()
+            raise
+
+    def dead(self) -> List[Dict[str, Any]]:
+        """The dead letters' records, oldest first."""
+        return self._call("dead", [])
+
+    def replay(self, key: str) -> Dict[str, Any]:
+        return self._call("replay", [key])
+
+    def drop(self, key: str) -> str:
+        return self._call("drop", [key])
+
+    # --- events and output ------------------------------------------------
+
+    def events(self, name: Optional[str] = None,
+               follow: bool = False) -> Iterator[Dict[str, Any]]:
+        """The last events kept (of NAME's subtree), then with follow every
+        new one until agentsupd ends the follow or the connection is
+        closed. A follow holds the connection: use a Control of its own."""
+        args: List[Any] = [bool(follow)] + ([name] if name else [])
+        yield from self._call("events", args)
+        if follow:
+            yield from self._follow("event", "event")
+
+    def logs(self, name: Optional[str] = None, lines: int = 20) -> Union[str, Dict[str, str]]:
+        """A worker's last lines of output as one string; a supervisor's
+        (without NAME, the whole tree's) as {worker: its last lines}."""
+        r = self._call("logs", [name, int(lines), False])
+        if isinstance(r, list):
+            return {it["name"]: it["text"] for it in r}
+        return r
+
+    def follow_logs(self, name: Optional[str] = None,
+                    lines: int = 0) -> Iterator[Dict[str, str]]:
+        """Each new line of a worker's output (of every worker below a
+        supervisor; of the whole tree without NAME) as {name, stream,
+        line}, after its last `lines` as {name, stream: None, line}."""
+        r = self._call("logs", [name, int(lines), True])
+        tails = [(it["name"], it["text"]) for it in r] if isinstance(r, list) \
+            else [(name or "", r)]
+        for who, text in tails:
+            for line in text.splitlines():
+                yield {"name": who, "stream": None, "line": line}
+        for f in self._follow("log", ""):
+            yield {"name": f.get("name"), "stream": f.get("stream"),
+                   "line": f.get("line")}
+
+
+__all__ += ["ProtocolError"]
