@@ -162,8 +162,30 @@ class Control:
         result = f.get("result")
         while f.get("more"):
             f = self._answer(rid, t)
-            result = list(result) + list(f.get("result") or [])
+            if not isinstance(result, list) or \
+                    not isinstance(f.get("result"), list):
+                raise ProtocolError(f"{cmd}: a chunk that is not a list")
+            result = result + f["result"]
         return result
+
+    def _text(self, cmd: str, args: List[Any]) -> str:
+        r = self._call(cmd, args)
+        if not isinstance(r, str):
+            raise ProtocolError(f"{cmd}: the answer is not text")
+        return r
+
+    def _map(self, cmd: str, args: List[Any],
+             timeout: Union[float, None, bool] = True) -> Dict[str, Any]:
+        r = self._call(cmd, args, timeout)
+        if not isinstance(r, dict):
+            raise ProtocolError(f"{cmd}: the answer is not a map")
+        return r
+
+    def _maps(self, cmd: str, args: List[Any]) -> List[Dict[str, Any]]:
+        r = self._call(cmd, args)
+        if not isinstance(r, list) or not all(isinstance(x, dict) for x in r):
+            raise ProtocolError(f"{cmd}: the answer is not a list of maps")
+        return r
 
     def _follow(self, kind: str, key: str) -> Iterator[Any]:
         """The frames of a follow, until agentsupd ends it: ControlError
@@ -183,33 +205,33 @@ class Control:
 
     def status(self, name: Optional[str] = None) -> List[Dict[str, Any]]:
         """The tree (or NAME's subtree), depth-first: one map per node."""
-        return self._call("status", [name] if name else [])
+        return self._maps("status", [name] if name else [])
 
     def start(self, name: str) -> str:
-        return self._call("start", [name])
+        return self._text("start", [name])
 
     def stop(self, name: str) -> str:
         """Stop it (it stays stopped until started); a task: cancel it."""
-        return self._call("stop", [name])
+        return self._text("stop", [name])
 
     def restart(self, name: str) -> str:
-        return self._call("restart", [name])
+        return self._text("restart", [name])
 
     def reset(self, name: str) -> str:
-        return self._call("reset", [name])
+        return self._text("reset", [name])
 
     def drain(self, name: Optional[str] = None) -> str:
         """Drain NAME's subtree; without NAME the whole tree, after which
         agentsupd exits."""
-        return self._call("drain", [name] if name else [])
+        return self._text("drain", [name] if name else [])
 
     def reload(self) -> str:
         """Re-read supervisor.d/ and apply it as a diff: what changed
         (ControlError with the config's errors when refused)."""
-        return self._call("reload", [])
+        return self._text("reload", [])
 
     def shutdown(self) -> str:
-        return self._call("shutdown", [])
+        return self._text("shutdown", [])
 
     # --- tasks ------------------------------------------------------------
 
@@ -225,27 +247,27 @@ class Control:
         }
         if key is not None:
             opts["key"] = key
-        return self._call("spawn", [sup, opts])
+        return self._map("spawn", [sup, opts])
 
     def wait(self, key: str, timeout: Optional[float] = None) -> Dict[str, Any]:
         """The task's record once it has ended ("done", "dead",
         "cancelled"); TimeoutError after timeout seconds (None: for ever),
         after which this connection is closed (its answer would come)."""
         try:
-            return self._call("wait", [key], timeout)
+            return self._map("wait", [key], timeout)
         except TimeoutError:
             self.close()
             raise
 
     def dead(self) -> List[Dict[str, Any]]:
         """The dead letters' records, oldest first."""
-        return self._call("dead", [])
+        return self._maps("dead", [])
 
     def replay(self, key: str) -> Dict[str, Any]:
-        return self._call("replay", [key])
+        return self._map("replay", [key])
 
     def drop(self, key: str) -> str:
-        return self._call("drop", [key])
+        return self._text("drop", [key])
 
     # --- events and output ------------------------------------------------
 
@@ -255,7 +277,7 @@ class Control:
         new one until agentsupd ends the follow or the connection is
         closed. A follow holds the connection: use a Control of its own."""
         args: List[Any] = [bool(follow)] + ([name] if name else [])
-        yield from self._call("events", args)
+        yield from self._maps("events", args)
         if follow:
             yield from self._follow("event", "event")
 
@@ -264,17 +286,19 @@ class Control:
         (without NAME, the whole tree's) as {worker: its last lines}."""
         r = self._call("logs", [name, int(lines), False])
         if isinstance(r, list):
-            return {it["name"]: it["text"] for it in r}
+            return {str(it["name"]): str(it["text"]) for it in r}
+        if not isinstance(r, str):
+            raise ProtocolError("logs: the answer is neither text nor a list")
         return r
 
     def follow_logs(self, name: Optional[str] = None,
-                    lines: int = 0) -> Iterator[Dict[str, str]]:
+                    lines: int = 0) -> Iterator[Dict[str, Optional[str]]]:
         """Each new line of a worker's output (of every worker below a
         supervisor; of the whole tree without NAME) as {name, stream,
         line}, after its last `lines` as {name, stream: None, line}."""
         r = self._call("logs", [name, int(lines), True])
-        tails = [(it["name"], it["text"]) for it in r] if isinstance(r, list) \
-            else [(name or "", r)]
+        tails = [(str(it["name"]), str(it["text"])) for it in r] \
+            if isinstance(r, list) else [(name or "", str(r))]
         for who, text in tails:
             for line in text.splitlines():
                 yield {"name": who, "stream": None, "line": line}
