@@ -188,6 +188,9 @@ struct spec {
 	char **argv; /* NULL-terminated */
 	char *directory;
 	char **env; /* "KEY=VALUE", NULL-terminated, in declaration order */
+	/* `env_file:` paths read at each start ("-" first: may be missing),
+	 * NULL-terminated, or NULL */
+	char **env_files;
 	struct output out;
 	struct output err;
 
@@ -329,6 +332,17 @@ struct spec *config_task_spec(const struct spec *tmpl, const char *name,
 void config_task_spec_free(struct spec *);
 /* Whether a worker of this name may spawn under supervisor s. */
 bool config_spawn_allowed(const struct spec *s, const char *worker);
+
+/* `env_file:`'s bounds, and its files' text (envfile.c): lines of
+ * KEY=VALUE, blank lines and # comments, `export ` allowed before a key, a
+ * value '...' as it is or "..." with \" \\ \n \t \$; no expansion. The
+ * entries ("KEY=VALUE", NULL-terminated, the caller frees) into *out, or -1
+ * with why (its line). */
+#define CONFIG_ENVFILE_MAX   (64u << 10)
+#define CONFIG_ENVFILE_VARS  1024
+#define CONFIG_ENVFILE_FILES 16
+int config_envfile_parse(const char *text, size_t len, char ***out, char *why,
+                         size_t whylen);
 
 /* Whether a worker's process would differ (command, directory, env, output). */
 int spec_process_equal(const struct spec *, const struct spec *);

@@ -419,6 +419,8 @@ const struct key keys_table[] = {
          "agentsupd's"},
         {"environment", W, keys_environment, F(env), STORE_STRV, "mapping",
          "{}"},
+        {"env_file", W, envfile_key, F(env_files), STORE_STRV, "path|list",
+         "none"},
         {"shutdown", W, keys_shutdown, P(shutdown_ms), POD,
          "duration|brutal_kill", "5s"},
         {"heartbeat", W, keys_duration_nz, P(heartbeat_ms), POD, "duration",

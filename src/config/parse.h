@@ -122,6 +122,8 @@ void privs_max_memory(struct parse *, const struct key *, yaml_node_t *v,
 void privs_control(struct parse *, const struct key *, yaml_node_t *v,
                    struct spec *, int depth);
 /* template.c: a supervisor's dynamic children (DESIGN §12) */
+void envfile_key(struct parse *, const struct key *, yaml_node_t *v,
+                 struct spec *, int depth);
 void template_parse(struct parse *, const struct key *, yaml_node_t *v,
                     struct spec *, int depth);
 void template_max_children(struct parse *, const struct key *, yaml_node_t *v,

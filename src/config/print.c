@@ -50,6 +50,7 @@ spec_process_equal(const struct spec *a, const struct spec *b)
 	return a->kind == b->kind && print_strv_equal(a->argv, b->argv) &&
 	       print_str_equal(a->directory, b->directory) &&
 	       print_strv_equal(a->env, b->env) &&
+	       print_strv_equal(a->env_files, b->env_files) &&
 	       print_output_equal(&a->out, &b->out) &&
 	       print_output_equal(&a->err, &b->err) &&
 	       a->pol->notify == b->pol->notify &&

@@ -156,6 +156,7 @@ spec_clone(const struct spec *s)
 	c->argv = spec_strv_dup(s->argv);
 	c->directory = spec_strdup(s->directory);
 	c->env = spec_strv_dup(s->env);
+	c->env_files = spec_strv_dup(s->env_files);
 	c->out.path = spec_strdup(s->out.path);
 	c->err.path = spec_strdup(s->err.path);
 	c->user = spec_strdup(s->user);
@@ -184,7 +185,8 @@ spec_bytes(const struct spec *s)
 	n += s->err.path ? strlen(s->err.path) : 0;
 	n += (s->user ? strlen(s->user) : 0) +
 	     (s->group ? strlen(s->group) : 0);
-	return n + spec_strv_bytes(s->argv) + spec_strv_bytes(s->env);
+	return n + spec_strv_bytes(s->argv) + spec_strv_bytes(s->env) +
+	       spec_strv_bytes(s->env_files);
 }
 
 /* What copying one key's value costs. */
@@ -266,6 +268,7 @@ spec_free(struct spec *s)
 		free(s->directory);
 	if (!(s->borrowed & SPEC_BORROWS_ENV))
 		config_free_strv(s->env);
+	config_free_strv(s->env_files);
 	free(s->out.path);
 	free(s->err.path);
 	free(s->user);

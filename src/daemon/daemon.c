@@ -61,9 +61,10 @@ daemon_max_frame(const struct daemon *d)
 static void
 act_start(struct daemon *d, struct node *n)
 {
+	char why[512];
 	int err;
 
-	if (session_start(d, n) == 0) {
+	if (session_start(d, n, why, sizeof why) == 0) {
 		/* an exec failure is reported by the exit that follows */
 		if (n->session->exec_error == NULL)
 			events_emit(&d->events, EV_STARTED, n->path,
@@ -74,7 +75,7 @@ act_start(struct daemon *d, struct node *n)
 	 * so the strategy and the intensity decide what happens next */
 	err = errno;
 	events_emit(&d->events, EV_EXITED, n->path, 0, "spawn", n->starts - 1,
-	            "cannot start: %s", strerror(err));
+	            "cannot start: %s", why[0] ? why : strerror(err));
 	tree_exited(d->tree, n, (struct reason){REASON_SPAWN, err},
 	            clock_now_ms());
 }

@@ -23,6 +23,7 @@
 #include "contain.h"
 #include "dynamic.h"
 #include "daemon.h"
+#include "envload.h"
 #include "log.h"
 #include "logcap.h"
 #include "notify.h"
@@ -328,7 +329,7 @@ session_fds(const struct spec *s, bool files)
 }
 
 int
-session_start(struct daemon *d, struct node *n)
+session_start(struct daemon *d, struct node *n, char *why, size_t whylen)
 {
 	const struct spec *sp = n->spec;
 	struct spawn_args a = {.spec = sp,
@@ -343,26 +344,39 @@ session_start(struct daemon *d, struct node *n)
 	struct spawn_result r;
 	struct session *s;
 	unsigned long cgroup;
+	char **fenv;
 	int rc, saved;
 
 	if (sp->pol->notify == NOTIFY_SYSTEMD && d->notify != NULL)
 		a.notify_socket = notify_server_address(d->notify);
 	if (sp->pol->control != 0) /* its agentsupctl finds us */
 		a.control_socket = d->socket_path;
+	why[0] = '\0';
+	if (envload_read(sp, &fenv, why, whylen) < 0)
+		return -1;
+	a.file_env = fenv;
 	if ((out || err) &&
 	    logcap_pipes(lc = logcap_get(d->logcap,
 	                                 session_capture_name(n, capname)),
-	                 out, err, a.output) < 0)
+	                 out, err, a.output) < 0) {
+		saved = errno;
+		config_free_strv(fenv);
+		errno = saved;
 		return -1;
+	}
 	a.cgroup_fd = contain_enter_fd(d->contain, n->path, &cgroup);
 	if (a.cgroup_fd < 0 && contain_cgroups(d->contain)) {
+		saved = errno;
 		if (lc != NULL)
 			logcap_spawned(lc, false);
+		config_free_strv(fenv);
+		errno = saved;
 		return -1; /* contained, or not at all */
 	}
 	rc = contain_ns_enter(d->contain) < 0 ? -1
 	                                      : spawn_worker(&d->spawn, &a, &r);
 	saved = errno;
+	config_free_strv(fenv);
 	contain_ns_leave(d->contain);
 	if (a.cgroup_fd >= 0)
 		close(a.cgroup_fd);

@@ -67,8 +67,9 @@ size_t session_event_tail(void *d, const char *path, char *buf, size_t len);
  * channel, a pipe per captured stream, and (files: log_dir) their file. */
 unsigned session_fds(const struct spec *s, bool files);
 /* Start the node's process (an ACT_START). -1 with errno when no process
- * could be made: the caller reports it as a failure. */
-int session_start(struct daemon *, struct node *);
+ * could be made, and why (empty: errno says it; else its env_file): the
+ * caller reports it as a failure. */
+int session_start(struct daemon *, struct node *, char *why, size_t whylen);
 void session_stop(struct session *, enum stop_how);
 void session_drain(struct session *);
 /* The engine saw it fail (stall, loop, budget: ACT_FAIL): record why and

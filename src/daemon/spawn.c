@@ -37,8 +37,6 @@ struct spawn_clone_args {
 #define SPAWN_CLONE_INTO_CGROUP 0x200000000ULL
 #define SPAWN_SYS_CLONE3        435
 
-extern char **environ;
-
 /* What the child reports through the exec pipe before it gives up. */
 struct exec_failure {
 	int stage; /* enum below */
@@ -56,69 +54,6 @@ enum {
 	STAGE_LIMITS,
 	STAGE_IDS,
 };
-
-/* Whether env (NULL-terminated, or NULL) sets entry's name. */
-static bool
-env_has(const char *entry, char *const *env)
-{
-	size_t kl = strcspn(entry, "=");
-
-	for (char *const *e = env; e != NULL && *e != NULL; e++)
-		if (strncmp(*e, entry, kl) == 0 && (*e)[kl] == '=')
-			return true;
-	return false;
-}
-
-/* Whether the spec's env sets entry's name, or it is one of ours. */
-static bool
-env_key_in(const char *entry, char **env)
-{
-	if (strncmp(entry, "AGENTSUP_", 9) == 0)
-		return true; /* ours alone: never a nested daemon's */
-	return env_has(entry, env);
-}
-
-/* agentsupd's environment, then the user's (HOME, USER, LOGNAME, SHELL of
- * `user:`, unless the spec sets them), then the spec's, then AGENTSUP_*.
- * The strings are borrowed except ours (*own, freed by the caller). */
-static char **
-build_env(const struct spec *s, const struct spawn_ids *ids, char **own,
-          size_t nown)
-{
-	char *user[SPAWN_USER_ENV + 1]; /* NULL-terminated */
-	size_t cnt = 0, k = 0, nuser = 0;
-	char **envp;
-
-	for (int i = 0; i < SPAWN_USER_ENV; i++)
-		if (ids->env[i][0] != '\0' && !env_key_in(ids->env[i], s->env))
-			user[nuser++] = (char *)ids->env[i];
-	user[nuser] = NULL;
-	for (char **e = environ; *e != NULL; e++)
-		cnt++;
-	for (char **e = s->env; e != NULL && *e != NULL; e++)
-		cnt++;
-	envp = xcalloc(cnt + nuser + nown + 1, sizeof *envp);
-	for (char **e = environ; *e != NULL; e++)
-		if (!env_key_in(*e, s->env) && !env_has(*e, user))
-			envp[k++] = *e;
-	for (size_t i = 0; i < nuser; i++)
-		envp[k++] = user[i];
-	for (char **e = s->env; e != NULL && *e != NULL; e++)
-		envp[k++] = *e;
-	for (size_t i = 0; i < nown; i++)
-		envp[k++] = own[i];
-	envp[k] = NULL;
-	return envp;
-}
-
-static const char *
-env_path(char **envp)
-{
-	for (char **e = envp; *e != NULL; e++)
-		if (strncmp(*e, "PATH=", 5) == 0)
-			return *e + 5;
-	return "/usr/local/bin:/usr/bin:/bin";
-}
 
 /* Shared with the child: with CLONE_VM it writes here, and CLONE_VFORK
  * keeps the parent waiting until it has exec'd or given up. */
@@ -187,7 +122,7 @@ child_stdin(const struct spawn *sp)
 static int
 child_execvpe(char **argv, char **envp)
 {
-	const char *p = env_path(envp);
+	const char *p = spawn_env_path(envp);
 	char buf[PATH_MAX];
 	int saved = ENOENT;
 
@@ -495,32 +430,6 @@ exec_failure_text(const struct spec *s, const struct exec_failure *f)
 	}
 }
 
-/* The worker's own AGENTSUP_* variables; *n of them, each malloc'd. */
-static size_t
-own_env(const struct spawn_args *a, char **own)
-{
-	size_t n = 0;
-
-	own[n++] = xasprintf("AGENTSUP_FD=%d", AGENTSUP_CHILD_FD);
-	own[n++] = xasprintf("AGENTSUP_NAME=%s", a->spec->name);
-	own[n++] = xasprintf("AGENTSUP_PATH=%s", a->path);
-	own[n++] = xasprintf("AGENTSUP_INCARNATION=%lu", a->incarnation);
-	if (a->spec->pol->heartbeat_ms)
-		own[n++] = xasprintf(
-		        "AGENTSUP_HEARTBEAT_MS=%llu",
-		        (unsigned long long)a->spec->pol->heartbeat_ms);
-	if (a->notify_socket != NULL)
-		own[n++] = xasprintf("NOTIFY_SOCKET=%s", a->notify_socket);
-	if (a->control_socket != NULL)
-		own[n++] = xasprintf("AGENTSUP_SOCKET=%s", a->control_socket);
-	if (a->notify_socket != NULL && a->spec->pol->heartbeat_ms)
-		own[n++] = xasprintf(
-		        "WATCHDOG_USEC=%llu",
-		        (unsigned long long)a->spec->pol->heartbeat_timeout_ms *
-		                1000);
-	return n;
-}
-
 int
 spawn_worker(struct spawner *sw, const struct spawn_args *a,
              struct spawn_result *out)
@@ -549,8 +458,8 @@ spawn_worker(struct spawner *sw, const struct spawn_args *a,
 	}
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
 		return -1;
-	nown = own_env(a, own);
-	sp.envp = build_env(s, &ids, own, nown);
+	nown = spawn_env_own(a, own);
+	sp.envp = spawn_env_build(s, &ids, a->file_env, own, nown);
 	sp.chan = spawn_slot(sw, &sp, sv[1]);
 	ends[0] = spawn_slot(sw, &sp, a->output[0]);
 	ends[1] = spawn_slot(sw, &sp, a->output[1]);

@@ -47,6 +47,8 @@ struct spawn_args {
 	 * nested agentsupd would take ours) */
 	const char *control_socket;
 	int output[2]; /* `capture`: the pipes' ends for fd 1 and 2 (logcap) */
+	/* its env_file's entries (envload.c), NULL-terminated, or NULL */
+	char *const *file_env;
 	int cgroup_fd; /* its cgroup's directory (contain.c), or -1 */
 };
 

@@ -1,11 +1,28 @@
 /*
- * spawn_int.h - what spawn.c (a spawn) and spawner.c (set up once) share.
+ * spawn_int.h - what spawn.c (a spawn), spawn_env.c (its environment) and
+ * spawner.c (set up once) share.
  * Nothing else includes it.
  */
 #ifndef AGENTSUP_SPAWN_INT_H
 #define AGENTSUP_SPAWN_INT_H
 
 #define AGENTSUP_CHILD_FD 3 /* the channel, in the worker */
+
+struct spawn_args;
+struct spawn_ids;
+struct spec;
+
+/* spawn_env.c: the worker's own AGENTSUP_* variables into own (room for
+ * 8), each malloc'd; how many. */
+size_t spawn_env_own(const struct spawn_args *, char **own);
+/* agentsupd's environment, then the user's (HOME, USER, LOGNAME, SHELL of
+ * `user:`, unless set later), then its env_file's (fenv), then the spec's,
+ * then own: a later one sets a key over an earlier. The strings are
+ * borrowed; the array is the caller's to free. */
+char **spawn_env_build(const struct spec *, const struct spawn_ids *,
+                       char *const *fenv, char **own, size_t nown);
+/* PATH in envp, or the default search path (in the child: safe). */
+const char *spawn_env_path(char **envp);
 
 /* Born sharing our descriptor table (CLONE_FILES: the clone copies none
  * of it), the child takes a copy of the part below the descriptors it

@@ -1,0 +1,138 @@
+"""env_file: a worker's environment read from files at each of its starts,
+as systemd's EnvironmentFile= and docker's --env-file: an API key kept out
+of the config and rotated by editing its file and restarting the worker."""
+import json
+import os
+import subprocess
+
+import pytest
+
+from conftest import TIMEOUT, sh, wait_until
+
+
+def env_worker(out, names):
+    """A worker that writes the variables it was given, as JSON, to out."""
+    fields = ", ".join(f'"{n}": os.environ.get("{n}")' for n in names)
+    return json.dumps(["/usr/bin/python3", "-c",
+                       f"import json, os, time; "
+                       f"json.dump({{{fields}}}, open('{out}.tmp', 'w')); "
+                       f"os.rename('{out}.tmp', '{out}'); time.sleep(300)"])
+
+
+def read_when_written(path):
+    wait_until(lambda: path.exists(), what=f"{path} written")
+    got = json.loads(path.read_text())
+    path.unlink()
+    return got
+
+
+def test_files_layered_and_read_again_at_each_start(supd):
+    work = supd.tmp / "work"
+    work.mkdir()
+    (work / ".env").write_text(
+        "# the provider's key\n"
+        "export API_KEY=sk-first#1\n"
+        "MODEL = 'small'\n"
+        "SHARED=from-file\n"
+        "GREETING=\"a \\\"quoted\\\" line\"\n")
+    (work / "override.env").write_text("MODEL=large\n")
+    out = supd.tmp / "env.json"
+    d = supd.start({"w.yaml": f"""
+        worker: agent
+        directory: {work}
+        env_file: [.env, -missing.env, override.env]
+        environment: {{SHARED: from-config}}
+        command: {env_worker(out, ["API_KEY", "MODEL", "SHARED", "GREETING", "HOME"])}
+        """}, env={"HOME": "/from/agentsupd", "MODEL": "tiny"})
+    d.wait("started", "root/agent")
+    assert read_when_written(out) == {
+        "API_KEY": "sk-first#1",      # a # is the value's
+        "MODEL": "large",             # the later file over the earlier,
+        "SHARED": "from-config",      # environment: over the files,
+        "GREETING": 'a "quoted" line',
+        "HOME": "/from/agentsupd"}    # agentsupd's own for the rest
+    # rotated: the next start reads it again, no reload
+    (work / ".env").write_text("API_KEY=sk-second\n")
+    d.ctl("restart", "agent", check=0)
+    d.wait("started", "root/agent")
+    got = read_when_written(out)
+    assert got["API_KEY"] == "sk-second" and got["MODEL"] == "large", got
+
+
+def test_a_file_that_cannot_be_read_fails_the_start_and_says_which(supd):
+    """No such file, a FIFO (never opened blocking: the loop goes on), a
+    line that is not KEY=VALUE: the start fails like any failure, through
+    its backoff, its event naming the file; once the file is right, the
+    next retry starts it."""
+    env = supd.tmp / "agent.env"
+    fifo = supd.tmp / "fifo.env"
+    os.mkfifo(fifo)
+    out = supd.tmp / "env.json"
+    d = supd.start({"w.yaml": f"""
+        supervisor: root
+        intensity: 1000
+        children:
+          - worker: agent
+            env_file: {env}
+            backoff: {{initial: 50ms, max: 200ms}}
+            command: {env_worker(out, ["API_KEY"])}
+          - worker: piped
+            env_file: {fifo}
+            backoff: {{initial: 50ms, max: 200ms}}
+            command: [sleep, '300']
+          - {{worker: idle, command: [sleep, '300']}}
+        """})
+    d.wait("started", "root/idle")
+    d.wait_detail("exited", f"cannot start: env_file {env}: No such file")
+    d.wait_detail("exited", f"cannot start: env_file {fifo}: not a regular file")
+    assert d.ctl("status", "idle").returncode == 0  # the loop never waited
+    env.write_text("API_KEY=one\nnot a line\n")
+    d.wait_detail("exited", f"env_file {env}: line 2: no '='")
+    env.write_text("API_KEY=two\n")
+    d.wait("started", "root/agent")
+    assert read_when_written(out) == {"API_KEY": "two"}
+    assert d.count("started", "root/piped") == 0
+
+
+def test_a_tasks_template_and_its_spawn_env(supd):
+    """A pool's tasks read the template's env_file; a spawn's --env is set
+    over it."""
+    (supd.tmp / "pool.env").write_text("API_KEY=pool-key\nTAG=file\n")
+    out = supd.tmp / "task.json"
+    d = supd.start({"w.yaml": f"""
+        supervisor: root
+        children:
+          - supervisor: pool
+            template:
+              env_file: {supd.tmp / 'pool.env'}
+              command: {env_worker(out, ["API_KEY", "TAG"])}
+          - {{worker: idle, command: [sleep, '300']}}
+        """})
+    d.wait("started", "root/idle")
+    d.ctl("spawn", "pool", "--key", "k", "--env", "TAG=spawn", check=0)
+    assert read_when_written(out) == {"API_KEY": "pool-key", "TAG": "spawn"}
+
+
+def test_a_root_only_file_for_a_worker_that_runs_as_another_user(supd):
+    """agentsupd reads the file (it may be root's alone, 0600), the worker
+    running as nobody gets its values but cannot read the file itself."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to run a worker as nobody")
+    secret = supd.tmp / "secret.env"
+    secret.write_text("API_KEY=root-only\n")
+    secret.chmod(0o600)
+    out = supd.tmp / "out"  # stdout is opened before the switch
+    d = supd.start({"w.yaml": f"""
+        worker: agent
+        user: nobody
+        env_file: {secret}
+        stdout: {out}
+        stderr: {out}
+        command: {sh(f'echo "key $API_KEY"; cat {secret}; echo done; exec sleep 300')}
+        """})
+    d.wait("started", "root/agent")
+    wait_until(lambda: out.exists() and "done" in out.read_text(),
+               what="the worker's lines")
+    lines = out.read_text().splitlines()
+    assert lines[0] == "key root-only", lines
+    assert "Permission denied" in lines[1], lines
