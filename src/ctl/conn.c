@@ -100,8 +100,10 @@ conn_send_request(struct ctl *c, const char *cmd, const char *arg, int follow)
 		if (arg != NULL)
 			agentsup_wire_pack_str(&pk, arg);
 	} else if (arg != NULL) {
-		msgpack_pack_array(&pk, 1);
+		msgpack_pack_array(&pk, c->arg2 != NULL ? 2 : 1);
 		agentsup_wire_pack_str(&pk, arg);
+		if (c->arg2 != NULL)
+			agentsup_wire_pack_str(&pk, c->arg2);
 	} else
 		msgpack_pack_array(&pk, 0);
 	return conn_request_send(c->fd, &sb);

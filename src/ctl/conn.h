@@ -38,6 +38,7 @@ struct ctl {
 	bool timed_out;                 /* it took longer */
 	bool lost;                      /* agentsupd closed it, or it broke */
 	const char *late; /* what a timeout says (NULL: no reply) */
+	const char *arg2; /* a second argument (signal's SIG), or NULL */
 };
 
 int conn_send_all(int fd, const char *p, size_t n);

@@ -51,6 +51,7 @@ static const struct ctl_command {
         {"wait", 1, 1, false},   {"dead", 0, 0, false},
         {"replay", 1, 1, false}, {"drop", 1, 1, false},
         {"logs", 0, 1, true},    {"reset", 1, 1, false},
+        {"signal", 2, 2, false},
 };
 
 static void
@@ -69,6 +70,9 @@ usage(FILE *f)
 	        "started\n"
 	        "  restart NAME        stop then start (a supervisor: its "
 	        "children, in order)\n"
+	        "  signal NAME SIG     send SIG (HUP, USR1, ...) to the "
+	        "worker, or to every\n"
+	        "                      running worker below a supervisor\n"
 	        "  reset NAME          close its circuit, clear its counts "
 	        "and budget spend,\n"
 	        "                      and start it again if it was down for "
@@ -329,9 +333,13 @@ ctl_parse_command(struct ctl *c, int argc, char **argv, const char **arg,
 			                       argv[i]);
 		else if (nargs++ == 0)
 			*arg = argv[i];
+		else if (nargs == 2)
+			c->arg2 = argv[i];
 	}
 	if (nargs < k->min_args)
-		return ctl_usage_error("%s: missing NAME%s", cmd, "");
+		return ctl_usage_error(nargs == 1 ? "%s: missing SIG%s"
+		                                  : "%s: missing NAME%s",
+		                       cmd, "");
 	if (nargs > k->max_args)
 		return ctl_usage_error(k->max_args ? "%s: too many arguments%s"
 		                                   : "%s: takes no arguments%s",

@@ -2,6 +2,9 @@
  * request.c - validate a control request before anything acts on it: the
  * shape first (id, cmd, args), then which arguments each command takes.
  */
+#include <ctype.h>
+#include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "agentsup/wire.h"
@@ -20,7 +23,7 @@ static const struct {
         {"spawn", REQ_SPAWN, 1, 2},   {"wait", REQ_WAIT, 1, 1},
         {"dead", REQ_DEAD, 0, 0},     {"replay", REQ_REPLAY, 1, 1},
         {"drop", REQ_DROP, 1, 1},     {"logs", REQ_LOGS, 1, 3},
-        {"reset", REQ_RESET, 1, 1},
+        {"reset", REQ_RESET, 1, 1},   {"signal", REQ_SIGNAL, 2, 2},
 };
 
 const char *
@@ -64,6 +67,35 @@ request_logs_args(const msgpack_object *args, struct request *r,
 	if (n != NULL)
 		r->lines = (uint32_t)n->via.u64;
 	r->follow = f != NULL && f->via.boolean;
+	return 0;
+}
+
+/* signal NAME SIG: "HUP", "SIGHUP", "hup" or 1; 0 when it is none. */
+static int
+request_signal(const msgpack_object *o)
+{
+	char name[16];
+	const char *s, *abbrev;
+	size_t n;
+
+	if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+		return o->via.u64 >= 1 && o->via.u64 < (uint64_t)SIGRTMIN
+		               ? (int)o->via.u64
+		               : 0;
+	if (o->type != MSGPACK_OBJECT_STR || o->via.str.size >= sizeof name)
+		return 0;
+	for (n = 0; n < o->via.str.size; n++)
+		name[n] = (char)toupper((unsigned char)o->via.str.ptr[n]);
+	name[n] = '\0';
+	if (n > 0 && strspn(name, "0123456789") == n) /* "9", as kill takes */
+		return n <= 2 && atoi(name) >= 1 && atoi(name) < SIGRTMIN
+		               ? atoi(name)
+		               : 0;
+	s = strncmp(name, "SIG", 3) == 0 ? name + 3 : name;
+	for (int sig = 1; sig < SIGRTMIN; sig++)
+		if ((abbrev = sigabbrev_np(sig)) != NULL &&
+		    strcmp(abbrev, s) == 0)
+			return sig;
 	return 0;
 }
 
@@ -144,5 +176,11 @@ request_parse(const msgpack_object *map, struct request *r, const char **why)
 		r->opts = &args->via.array.ptr[1];
 	if (r->cmd == REQ_LOGS)
 		return request_logs_args(args, r, why);
+	if (r->cmd == REQ_SIGNAL &&
+	    (r->signo = request_signal(&args->via.array.ptr[1])) == 0) {
+		*why = "signal: SIG must be a signal's name (HUP, SIGUSR1...) "
+		       "or number";
+		return -1;
+	}
 	return 0;
 }

@@ -22,7 +22,8 @@ enum request_cmd {
 	REQ_REPLAY,
 	REQ_DROP,
 	REQ_LOGS,
-	REQ_RESET, /* circuit, counts, budget spend cleared; started */
+	REQ_RESET,  /* circuit, counts, budget spend cleared; started */
+	REQ_SIGNAL, /* a signal to the workers of a subtree (serve_signal.c) */
 };
 
 #define REQUEST_NAME_MAX 256
@@ -34,6 +35,7 @@ struct request {
 	bool follow;                 /* events: keep streaming */
 	const msgpack_object *opts;  /* spawn: its options map, or NULL */
 	uint32_t lines;              /* logs: the last N lines, 0 = all */
+	int signo;                   /* signal: the signal */
 };
 
 /* 0, or -1 with *why set: a clear reason for the client. Pure. */

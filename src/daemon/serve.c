@@ -504,6 +504,9 @@ serve_request(struct client *cl, struct control *c, struct daemon *d,
 	case REQ_RESET:
 		serve_node_command(cl, d, r);
 		break;
+	case REQ_SIGNAL:
+		serve_signal(cl, d, r);
+		break;
 	case REQ_DRAIN:
 		if (r->name[0] != '\0') {
 			serve_node_command(cl, d, r);

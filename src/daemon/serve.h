@@ -24,5 +24,7 @@ void serve_refusef(struct client *, uint64_t id, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
 /* An answer of one line of text: {t: res, id, ok: true, result: msg}. */
 void serve_text(struct client *, uint64_t id, const char *msg);
+/* signal NAME SIG (serve_signal.c). */
+void serve_signal(struct client *, struct daemon *, const struct request *);
 
 #endif

@@ -225,6 +225,11 @@ class Control:
         agentsupd exits."""
         return self._text("drain", [name] if name else [])
 
+    def signal(self, name: str, sig: Union[str, int]) -> str:
+        """Send sig ("HUP", "SIGUSR1", or a number) to the worker's process,
+        or to every running worker below a supervisor."""
+        return self._text("signal", [name, sig])
+
     def reload(self) -> str:
         """Re-read supervisor.d/ and apply it as a diff: what changed
         (ControlError with the config's errors when refused)."""
