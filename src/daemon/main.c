@@ -14,8 +14,10 @@
 #include <unistd.h>
 
 #include "daemon.h"
+#include "envload.h"
 #include "spawn.h"
 #include "text.h"
+#include "util.h"
 
 #define EXIT_USAGE     64
 #define EXIT_CANTCREAT 73 /* the control socket cannot be had */
@@ -87,6 +89,32 @@ load_or_report(const char *dir)
 	return cfg;
 }
 
+/* --check: the env_files a start would read, read now (as this user: a
+ * warning, not an error, since agentsupd may run as another). */
+static void
+check_env_files(const struct spec *s, const char *path)
+{
+	char why[512], **v, *sub;
+
+	if (s->env_files != NULL && envload_read(s, &v, why, sizeof why) < 0)
+		fprintf(stderr,
+		        "agentsupd: warning: %s: %s (its starts fail until it "
+		        "can be read)\n",
+		        path, why);
+	else if (s->env_files != NULL)
+		config_free_strv(v);
+	if (s->tmpl != NULL) {
+		sub = xasprintf("%s/(template)", path);
+		check_env_files(s->tmpl, sub);
+		free(sub);
+	}
+	for (size_t i = 0; i < s->nchildren; i++) {
+		sub = xasprintf("%s/%s", path, s->children[i]->name);
+		check_env_files(s->children[i], sub);
+		free(sub);
+	}
+}
+
 int
 main(int argc, char **argv)
 {
@@ -146,6 +174,7 @@ main(int argc, char **argv)
 	if ((d.cfg = load_or_report(d.config_dir)) == NULL)
 		return EXIT_CONFIG;
 	if (check) {
+		check_env_files(d.cfg->root, d.cfg->root->name);
 		config_print(d.cfg, stdout);
 		config_free(d.cfg);
 		return 0;

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from conftest import TIMEOUT, sh, wait_until
+from conftest import AGENTSUPD, TIMEOUT, sh, wait_until
 
 
 def env_worker(out, names):
@@ -136,3 +136,27 @@ def test_a_root_only_file_for_a_worker_that_runs_as_another_user(supd):
     lines = out.read_text().splitlines()
     assert lines[0] == "key root-only", lines
     assert "Permission denied" in lines[1], lines
+
+
+def test_check_warns_of_a_file_it_cannot_read(supd, tmp_path):
+    """--check reads the env_files a start would (as its own user: a
+    warning, since agentsupd may run as another), so a typo in a path is
+    seen before the worker fails to start."""
+    (tmp_path / "ok.env").write_text("A=1\n")
+    (tmp_path / "bad.env").write_text("A=1\nnot a line\n")
+    supd.write({"w.yaml": f"""
+        supervisor: root
+        children:
+          - {{worker: good, env_file: {tmp_path / 'ok.env'}, command: [true]}}
+          - {{worker: typo, env_file: {tmp_path / 'nope.env'}, command: [true]}}
+          - {{worker: maybe, env_file: '-{tmp_path / 'nope.env'}', command: [true]}}
+          - supervisor: pool
+            template: {{env_file: {tmp_path / 'bad.env'}, command: [true]}}
+        """})
+    r = subprocess.run([AGENTSUPD, "-c", str(supd.dir), "--check"],
+                       capture_output=True, text=True, timeout=TIMEOUT)
+    assert r.returncode == 0, r.stderr
+    warnings = [l for l in r.stderr.splitlines() if "warning" in l]
+    assert len(warnings) == 2, r.stderr
+    assert f"root/typo: env_file {tmp_path / 'nope.env'}: No such file" in warnings[0]
+    assert f"root/pool/(template): env_file {tmp_path / 'bad.env'}: line 2" in warnings[1]
