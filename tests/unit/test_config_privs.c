@@ -106,10 +106,11 @@ test_control_grants(void **state)
 	                         config_control_bit("reset"));
 	config_free(cfg);
 	for (const char *const *c =
-	             (const char *const[]){
-	                     "status", "start", "stop", "restart", "drain",
-	                     "reload", "events", "shutdown", "reset", "spawn",
-	                     "wait", "dead", "replay", "drop", "logs", NULL};
+	             (const char *const[]){"status", "start", "stop", "restart",
+	                                   "drain", "reload", "events",
+	                                   "shutdown", "reset", "spawn", "wait",
+	                                   "dead", "replay", "drop", "logs",
+	                                   "signal", NULL};
 	     *c != NULL; c++)
 		assert_int_not_equal(config_control_bit(*c), 0);
 	parse_bad(W "control: [status, kill]\n",
@@ -117,7 +118,8 @@ test_control_grants(void **state)
 	/* the refusal names every command the table accepts */
 	parse_bad(W "control: [kill]\n",
 	          "(want status, start, stop, restart, drain, reload, events, "
-	          "shutdown, reset, spawn, wait, dead, replay, drop, logs)");
+	          "shutdown, reset, spawn, wait, dead, replay, drop, logs, "
+	          "signal)");
 	parse_bad(W "control: some\n", "control: want none, all or a list");
 }
 
