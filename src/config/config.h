@@ -246,6 +246,7 @@ struct settings {
 	uint64_t log_max;        /* rotate a worker's log file beyond this */
 	uint32_t log_keep;       /* rotated files kept: NAME.log.1 ... */
 	uint32_t log_tail;       /* bytes of each worker's output in memory */
+	bool log_time;           /* log_dir lines begin with when they came */
 	char *state_dir;         /* the state store's directory, NULL = none */
 	struct hook_spec *hooks; /* on_event: */
 	size_t nhooks;

@@ -131,7 +131,7 @@ settings_size(const char *s, uint64_t max, uint64_t *out)
 	return config_parse_bytes(s, out) < 0 || *out > max ? -1 : 0;
 }
 
-/* log_max, log_keep, log_tail: output capture's bounds. */
+/* log_max, log_keep, log_tail: output capture's bounds; log_time. */
 static void
 settings_log_bound(struct parse *p, const char *key, yaml_node_t *v,
                    struct settings *st)
@@ -154,6 +154,10 @@ settings_log_bound(struct parse *p, const char *key, yaml_node_t *v,
 			         "log_keep: want a count from 0 to 1000");
 		else
 			st->log_keep = (uint32_t)n;
+	} else if (strcmp(key, "log_time") == 0) {
+		if (scalar_bool(s, &st->log_time) < 0)
+			load_err(p, &v->start_mark,
+			         "log_time: want true or false");
 	} else if (settings_size(s, 4u << 20, &n) < 0) {
 		load_err(p, &v->start_mark,
 		         "log_tail: want a size up to 4MiB (e.g. 8KiB)");
@@ -176,6 +180,7 @@ static const struct {
         {"log_max", settings_log_bound},
         {"log_keep", settings_log_bound},
         {"log_tail", settings_log_bound},
+        {"log_time", settings_log_bound},
         {"contain", settings_contain},
         {"termination_log", settings_termination_log},
         {"state_dir", settings_state_dir},

@@ -65,7 +65,8 @@ apply_settings(struct daemon *d, const struct settings *old)
 	hooks_warn_unknown(d->hooks, daemon_event_kind_known);
 	logcap_set_limits(d->logcap,
 	                  &(struct logcap_limits){s->log_dir, s->log_max,
-	                                          s->log_keep, s->log_tail});
+	                                          s->log_keep, s->log_tail,
+	                                          s->log_time});
 	return warn;
 }
 

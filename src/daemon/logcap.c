@@ -339,6 +339,8 @@ logcap_set_new(struct ev_loop *loop, int err_fd,
 	set->loop = loop;
 	set->reap = logcap_reap_new();
 	text_buf_init(&set->esc, LOGCAP_ESC_MAX);
+	/* a read's lines, each after 25 bytes of time */
+	text_buf_init(&set->timed, 2 * LOGCAP_TIMED_MAX + 4 * LOGCAP_LINE_MAX);
 	logcap_out_open(&set->out, loop, err_fd, LOGCAP_OUT_MAX);
 	logcap_set_limits(set, lim);
 	return set;
@@ -361,6 +363,7 @@ logcap_set_free(struct logcap_set *set)
 	if (set->rbuf != NULL)
 		munmap(set->rbuf, LOGCAP_READ_MAX);
 	text_buf_free(&set->esc);
+	text_buf_free(&set->timed);
 	free(set->spare);
 	free(set);
 }

@@ -24,6 +24,7 @@ struct logcap_limits {
 	uint64_t max;    /* rotate NAME.log before it grows beyond this */
 	unsigned keep;   /* rotated files kept: NAME.log.1 ... .keep */
 	size_t tail;     /* bytes of output kept in memory per worker */
+	bool time;       /* NAME.log lines begin with when they were read */
 };
 
 enum logcap_stream { LOGCAP_STDOUT, LOGCAP_STDERR };

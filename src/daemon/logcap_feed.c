@@ -9,9 +9,12 @@
  * and nobody following, only the lines that end up in the ring are, so a
  * flood costs a memrchr per 4 KiB, a copy in and a copy out.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "clock.h"
 #include "logcap_impl.h"
 #include "util.h"
 
@@ -56,6 +59,38 @@ file_put(struct logcap *lc, const char *p, size_t n)
 	logcap_file_put(&lc->txt->file, &spec, p, n);
 }
 
+/* log_time: the lines of p (each ending in '\n') after the time they were
+ * read, gathered for lc's file: one write a read, as a span is. */
+static void
+file_timed(struct logcap *lc, const char *p, size_t n)
+{
+	struct logcap_set *set = lc->set;
+	uint64_t ms = clock_wall_ms();
+	const char *nl;
+	struct tm tm;
+	time_t sec;
+	size_t k;
+
+	if (set->span_owner != lc || set->timed.len > LOGCAP_TIMED_MAX)
+		logcap_feed_done(set);
+	set->span_owner = lc;
+	if (ms != set->ts_ms) {
+		sec = (time_t)(ms / 1000);
+		gmtime_r(&sec, &tm);
+		k = strftime(set->ts, sizeof set->ts, "%Y-%m-%dT%H:%M:%S", &tm);
+		snprintf(set->ts + k, sizeof set->ts - k, ".%03uZ ",
+		         (unsigned)(ms % 1000));
+		set->ts_ms = ms;
+	}
+	for (; n > 0; n -= k, p += k) {
+		nl = memchr(p, '\n', n);
+		k = nl != NULL ? (size_t)(nl - p) + 1 : n;
+		text_buf_append(&set->timed, set->ts, strlen(set->ts));
+		text_buf_append(&set->timed, p, k);
+	}
+	set->spanlen = set->timed.len;
+}
+
 /* Lines that lie in the input as they are (the common case) are not
  * copied: they are gathered as one span of the read buffer, written when
  * the read is done or a line from elsewhere comes in between. */
@@ -66,6 +101,10 @@ file_span(struct logcap *lc, const char *p, size_t n)
 
 	if (set->dir == NULL)
 		return;
+	if (set->lim.time) {
+		file_timed(lc, p, n);
+		return;
+	}
 	if (set->span_owner == lc && set->span + set->spanlen == p) {
 		set->spanlen += n;
 		return;
@@ -79,8 +118,11 @@ file_span(struct logcap *lc, const char *p, size_t n)
 void
 logcap_feed_done(struct logcap_set *set)
 {
-	if (set->span_owner != NULL && set->spanlen > 0)
+	if (set->span_owner != NULL && set->timed.len > 0)
+		file_put(set->span_owner, set->timed.data, set->timed.len);
+	else if (set->span_owner != NULL && set->spanlen > 0)
 		file_put(set->span_owner, set->span, set->spanlen);
+	text_buf_reset(&set->timed);
 	set->span_owner = NULL;
 	set->spanlen = 0;
 }
@@ -93,9 +135,13 @@ file_line(struct logcap *lc, const char *line, size_t len)
 
 	if (lc->set->dir == NULL)
 		return;
-	logcap_feed_done(lc->set);
 	memcpy(buf, line, len);
 	buf[len] = '\n';
+	if (lc->set->lim.time) {
+		file_timed(lc, buf, len + 1);
+		return;
+	}
+	logcap_feed_done(lc->set);
 	file_put(lc, buf, len + 1);
 }
 

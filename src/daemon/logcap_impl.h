@@ -42,6 +42,8 @@ struct logcap {
 	char name[]; /* NUL-terminated */
 };
 
+#define LOGCAP_TIMED_MAX (256u << 10) /* timed lines gathered, then written */
+
 struct logcap_set {
 	struct ev_loop *loop;
 	struct logcap_limits lim;
@@ -59,6 +61,10 @@ struct logcap_set {
 	const char *span; /* whole lines for span_owner's file, unwritten */
 	size_t spanlen;
 	struct logcap *span_owner;
+	/* log_time: span_owner's lines, each after its time, unwritten */
+	struct text_buf timed;
+	uint64_t ts_ms; /* the time ts says */
+	char ts[32];    /* "2026-11-27T01:02:03.456Z " */
 	logcap_line_fn sink;
 	logcap_follow_fn follow; /* whether the sink wants a name's lines */
 	void *sink_arg;

@@ -72,6 +72,41 @@ command: {cmd0}
     assert "out 2\n" in text and "err 2\n" in text and text.endswith("bell\a\ndone\n")
 
 
+def test_log_time_stamps_each_line_of_the_files(supd):
+    """log_time: true: NAME.log lines begin with when they were read (the
+    files held no time at all: when did the agent say this?); a reload
+    turns it off again, and stderr and `logs` never have it."""
+    logs = supd.tmp / "logs"
+    trigger = supd.tmp / "trigger"
+    cmd0 = sh(f'''
+    echo first; echo second >&2
+    while [ ! -e {trigger} ]; do sleep 0.02; done
+    echo third
+    exec sleep 60
+''')
+    files = {"talker.yaml": f"""
+worker: talker
+command: {cmd0}
+"""}
+    d = start(supd, files, log_dir=logs, log_time="true")
+    d.wait("started", "root/talker")
+    wait_until(lambda: (logs / "talker.log").exists() and
+               len((logs / "talker.log").read_text().splitlines()) == 2,
+               what="two lines in the file")
+    stamp = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z "
+    lines = (logs / "talker.log").read_text().splitlines()
+    assert sorted(re.sub(stamp, "", l, 1) for l in lines) == ["first", "second"]
+    assert all(re.match(stamp, l) for l in lines), lines
+    assert d.ctl("logs", "talker", check=0).stdout in ("first\nsecond\n",
+                                                       "second\nfirst\n")
+    assert has_line(d, "talker | first")
+    settings(supd, log_dir=logs)  # log_time off again
+    d.ctl("reload", check=0)
+    trigger.touch()
+    wait_until(lambda: (logs / "talker.log").read_text().endswith("\nthird\n"),
+               what="the third line, as it is")
+
+
 def test_a_missing_log_dir_is_made(supd):
     """log_dir: /var/log/agentsup, as the docs have it, on a fresh install:
     nothing made it, and every worker's lines went to no file ("log file

@@ -248,6 +248,7 @@ static const struct bad bads[] = {
         {"agentsupd: {log_tail: 5MiB}\n", "log_tail: want a size up to 4MiB"},
         {"agentsupd: {log_keep: -1}\n", "log_keep: want a count"},
         {"agentsupd: {log_dir: ''}\n", "log_dir: empty path"},
+        {"agentsupd: {log_time: yes}\n", "log_time: want true or false"},
         {"agentsupd: {colour: red}\n", "unknown key \"colour\" in agentsupd"},
         {"agentsupd: {socket: a, socket: b}\n", "duplicate key \"socket\""},
 };

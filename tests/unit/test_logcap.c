@@ -27,7 +27,7 @@ struct fixture {
 static struct logcap_limits
 limits(const char *dir, uint64_t max, unsigned keep, size_t tail)
 {
-	return (struct logcap_limits){dir, max, keep, tail};
+	return (struct logcap_limits){dir, max, keep, tail, false};
 }
 
 static int
@@ -470,6 +470,83 @@ slurp(const char *dir, const char *name, size_t *len)
 	return buf;
 }
 
+/* log_time: every line of NAME.log after the time it was read, however it
+ * came: whole lines of a read, a partial completed by the next, a line
+ * cut at LOGCAP_LINE_MAX, one ended at EOF, the quiet path (no stderr). */
+static void
+test_log_time(void **state)
+{
+	struct fixture *f = *state;
+	struct logcap_limits lim = limits(f->dir, 1 << 20, 1, 8192);
+	static char big[LOGCAP_LINE_MAX + 3];
+	const char *want[] = {"one", "two", "partial", NULL, "x", "last"};
+	char *text, *line, *save = NULL;
+	struct logcap *lc;
+	size_t len;
+	int n = 0;
+
+	lim.time = true;
+	logcap_set_limits(f->set, &lim);
+	lc = logcap_get(f->set, "t");
+	feed(lc, LOGCAP_STDOUT, "one\ntwo\npar");
+	feed(lc, LOGCAP_STDOUT, "tial\n");
+	memset(big, 'b', LOGCAP_LINE_MAX + 1);
+	big[LOGCAP_LINE_MAX + 1] = '\n';
+	feed(lc, LOGCAP_STDOUT, big); /* cut: LINE_MAX b's, then "b" */
+	feed(lc, LOGCAP_STDERR, "x\nlast");
+	logcap_flush(lc, LOGCAP_STDERR);
+	text = strdup(slurp(f->dir, "t.log", &len));
+	for (line = strtok_r(text, "\n", &save); line != NULL;
+	     line = strtok_r(NULL, "\n", &save), n++) {
+		assert_true(strlen(line) > 25);
+		assert_true(line[4] == '-' && line[10] == 'T' &&
+		            line[19] == '.' && line[23] == 'Z' &&
+		            line[24] == ' ');
+		if (n == 3) /* the cut line, then its last byte */
+			assert_int_equal(strlen(line + 25), LOGCAP_LINE_MAX);
+		else if (n == 4)
+			assert_string_equal(line + 25, "b");
+		else
+			assert_string_equal(line + 25, want[n < 4 ? n : n - 1]);
+	}
+	assert_int_equal(n, 7);
+	free(text);
+	(void)shown(f);
+}
+
+/* log_time on the quiet path (stderr on /dev/null, nobody following),
+ * whose spans hold many lines: each line still gets its time. */
+static void
+test_log_time_quiet(void **state)
+{
+	struct fixture *f = *state;
+	struct logcap_limits lim = limits(f->dir, 1 << 30, 1, 64);
+	int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+	static char in[5000 * 8];
+	struct logcap_set *quiet;
+	char *text, *line, *save = NULL, want[16];
+	size_t len = 0;
+	int n = 0;
+
+	assert_true(null >= 0);
+	lim.time = true;
+	quiet = logcap_set_new(f->loop, null, &lim);
+	for (int i = 0; i < 5000; i++)
+		len += (size_t)sprintf(in + len, "l%d\n", i);
+	logcap_feed(logcap_get(quiet, "q"), LOGCAP_STDOUT, in, len);
+	text = strdup(slurp(f->dir, "q.log", &len));
+	for (line = strtok_r(text, "\n", &save); line != NULL;
+	     line = strtok_r(NULL, "\n", &save), n++) {
+		snprintf(want, sizeof want, "l%d", n);
+		assert_true(strlen(line) > 25 && line[23] == 'Z');
+		assert_string_equal(line + 25, want);
+	}
+	assert_int_equal(n, 5000);
+	free(text);
+	logcap_set_free(quiet);
+	close(null);
+}
+
 /* Lines of every kind: plain, CRLF, escaped, empty, and some too long
  * (each cut twice); a partial line at the end. Its length; *cuts. */
 static size_t
@@ -826,6 +903,9 @@ main(void)
 	        cmocka_unit_test_setup_teardown(
 	                test_read_buffer_trimmed_after_a_flood, setup,
 	                teardown),
+	        cmocka_unit_test_setup_teardown(test_log_time, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_log_time_quiet, setup,
+	                                        teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
