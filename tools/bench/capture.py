@@ -10,7 +10,8 @@ MB/s, the ratios to both, and each carrier's CPU seconds per MiB (its
 /proc/PID/stat). Every carrier runs on the same 2 cores as the writer, so
 none can be ahead of another by more than the floor is.
 
-    capture.py [--size 1GiB] [--runs 3] [--only agentsup,supervisord,pm2]
+    capture.py [--size 1GiB] [--runs 3]
+               [--only agentsup,agentsup+time,supervisord,pm2]
                [--stderr null|file]
 
 Each run measures every carrier once, every other run in the reverse
@@ -116,14 +117,15 @@ def run_floor(tmp, size):
         p.wait(timeout=60)
 
 
-def run_agentsup(tmp, size, stderr="null"):
+def run_agentsup(tmp, size, stderr="null", log_time=False):
     st, logs = os.path.join(tmp, "stamp"), os.path.join(tmp, "logs")
     conf = os.path.join(tmp, "supervisor.d")
     os.makedirs(logs)
     os.makedirs(conf)
     with open(os.path.join(conf, "bench.yaml"), "w") as f:
         f.write(f"agentsupd:\n  log_dir: {logs}\n  log_max: {LOG_MAX}\n"
-                f"  log_keep: {LOG_KEEP}\n---\n"
+                f"  log_keep: {LOG_KEEP}\n"
+                f"  log_time: {'true' if log_time else 'false'}\n---\n"
                 f"worker: w\nrestart: temporary\n"
                 f"command: [{WRITER}, '{size}', {st}, linger]\n")
     err = open(os.devnull if stderr == "null" else os.path.join(tmp, "agentsupd.err"), "w")
@@ -192,6 +194,8 @@ RUNNERS = {
     "direct": run_direct,
     "floor": run_floor,
     "agentsup": run_agentsup,
+    # log_time: each line of the file after its time (off by default)
+    "agentsup+time": lambda tmp, size, **kw: run_agentsup(tmp, size, log_time=True, **kw),
     "supervisord": run_supervisord,
     "pm2": run_pm2,
 }
@@ -288,7 +292,7 @@ def main():
         for name in names if i % 2 == 0 else names[::-1]:
             print(f"run {i + 1}/{a.runs}: {name}: {size >> 20} MiB ...",
                   file=sys.stderr, flush=True)
-            kw = {"stderr": a.stderr} if name == "agentsup" else {}
+            kw = {"stderr": a.stderr} if name.startswith("agentsup") else {}
             runs[name].append(measure(name, size, **kw))
     print(f"machine: {b.machine()}")
     print(f"{size >> 20} MiB of 100-byte lines into a log file rotated at "
