@@ -32,6 +32,9 @@
 #include "util.h"
 
 #define SERVE_CHUNK (32u << 10) /* items per frame, in bytes, about */
+/* logs SUP: its workers' text in one answer, shared; each at least */
+#define SERVE_LOGS_MAX (8u << 20)
+#define SERVE_LOGS_MIN 512
 
 /* A list answer being built: items packed but not yet sent. */
 struct serve_list {
@@ -379,18 +382,26 @@ serve_uncaptured(const struct spec *s, const struct output *o,
 /* logs SUP: each worker below it that has output kept, in tree order,
  * as a list of {name, text} (its last N lines); a follower then gets the
  * lines of every worker below SUP, even one a reload adds, as {t: log}
- * frames that carry the name. */
+ * frames that carry the name. The answer is queued at once: its text is
+ * bounded (SERVE_LOGS_MAX shared among the workers, each its newest whole
+ * lines that fit), whatever log_tail and the tree's size. */
 static void
 serve_logs_tree(struct client *cl, struct daemon *d, const struct request *r,
                 const struct node *sup)
 {
-	size_t cap = d->cfg->settings.log_tail + 1, len;
-	char nbuf[SESSION_CAPTURE_NAME_MAX], *buf = xmalloc(cap);
+	size_t cap = d->cfg->settings.log_tail + 1, len, nw = 0;
+	char nbuf[SESSION_CAPTURE_NAME_MAX], *buf;
 	struct serve_list l;
 	const char *name;
 
+	for (const struct node *n = sup; n != NULL; n = tree_walk_next(sup, n))
+		nw += n->spec->kind == KIND_WORKER;
+	if (nw > 0 && cap > SERVE_LOGS_MAX / nw)
+		cap = SERVE_LOGS_MAX / nw > SERVE_LOGS_MIN ? SERVE_LOGS_MAX / nw
+		                                           : SERVE_LOGS_MIN;
+	buf = xmalloc(cap);
 	serve_list_init(&l, cl, r->id);
-	for (const struct node *n = sup; n != NULL;
+	for (const struct node *n = sup; n != NULL && !cl->dead;
 	     n = tree_walk_next(sup, n)) {
 		if (n->spec->kind != KIND_WORKER)
 			continue;

@@ -385,6 +385,33 @@ children:
     assert d.proc.poll() is None
 
 
+def test_a_subtrees_tails_are_bounded_in_one_answer(supd):
+    """logs of a supervisor queues its answer at once: with a large
+    log_tail, 24 workers with 1 MiB kept each made a 24 MiB answer in
+    agentsupd's memory. The workers share 8 MiB, each its newest lines."""
+    cmd0 = json.dumps([PY, "-c", "import os, sys, time; "
+                       "sys.stdout.write(('x' * 99 + '\\n') * 11000); "
+                       "print('END', os.environ['AGENTSUP_NAME'], flush=True); "
+                       "time.sleep(60)"])
+    names = [f"w{i}" for i in range(24)]
+    d = start(supd, {"w.yaml": "supervisor: root\nchildren:\n" + "".join(
+        f"  - {{worker: {n}, command: {cmd0}, stdout: capture}}\n"
+        for n in names)}, log_tail="1MiB")
+    d.wait("started", "root/w23")
+    wait_until(lambda: all(d.ctl("logs", n, "-n", "1", check=0).stdout ==
+                           f"END {n}\n" for n in names),
+               what="every worker's last line")
+    assert len(d.ctl("logs", "w0", "-n", "0", check=0).stdout) > 1000000
+    r = d.ctl("--json", "logs", "-n", "0", check=0)
+    items = json.loads(r.stdout)
+    assert [it["name"] for it in items] == names
+    total = sum(len(it["text"]) for it in items)
+    assert 8000000 < total <= 8 << 20, total
+    for it in items:  # each its newest whole lines
+        assert it["text"].endswith(f"END {it['name']}\n")
+        assert it["text"].startswith("x" * 99 + "\n")
+
+
 def test_tail_outlives_a_crash(supd):
     cmd0 = sh('''
     echo "about to fail"
