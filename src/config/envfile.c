@@ -72,7 +72,8 @@ envfile_skip_blank(const char *s, const char *end)
 }
 
 /* A quoted value from q (its opening quote) to the closing one: '...' as
- * it is, "..." with \" \\ \n \t \$ unescaped. The end of the value, or
+ * it is, "..." with \" \\ \n \t \$ unescaped (any other backslash is
+ * the value's, as a shell keeps it: "C:\dir"). The end of the value, or
  * NULL if the line has no closing quote. */
 static const char *
 envfile_quoted(const char *q, const char *end, char *out, size_t *len)
@@ -81,7 +82,8 @@ envfile_quoted(const char *q, const char *end, char *out, size_t *len)
 
 	*len = 0;
 	for (; q < end && *q != quote; q++) {
-		if (quote == '"' && *q == '\\' && q + 1 < end) {
+		if (quote == '"' && *q == '\\' && q + 1 < end && q[1] != '\0' &&
+		    strchr("\"\\nt$", q[1]) != NULL) {
 			q++;
 			out[(*len)++] = *q == 'n'   ? '\n'
 			                : *q == 't' ? '\t'

@@ -583,7 +583,19 @@ control_log_subtrees(struct control *c)
 	if (c == NULL)
 		return;
 	for (struct client *cl = c->clients.head; cl != NULL; cl = cl->next) {
-		if (cl->logs == NULL || !cl->logs_sub || cl->dead)
+		if (cl->dead)
+			continue;
+		/* events NAME --follow: matched by path, as logs SUP -f */
+		if (cl->follow && cl->events_under != NULL &&
+		    tree_find(c->d->tree, cl->events_under) == NULL) {
+			snprintf(why, sizeof why,
+			         "%s was removed or moved by a reload: nothing "
+			         "more to follow there",
+			         cl->events_under);
+			client_end(cl, "removed", why);
+			continue;
+		}
+		if (cl->logs == NULL || !cl->logs_sub)
 			continue;
 		n = tree_find(c->d->tree, cl->logs);
 		if (n != NULL && n->spec->kind == KIND_SUPERVISOR)

@@ -35,8 +35,9 @@ bool control_log_followed(void *arg, const char *name);
 /* The capture NAME is gone (a worker a reload removed, a task that
  * ended): its followers are told why and let go. */
 void control_log_removed(struct control *, const char *name, const char *why);
-/* After a reload: the followers of a supervisor's subtree that is gone
- * (removed, or moved: its path is not the same) are told and let go. */
+/* After a reload: the followers of a supervisor's subtree (logs SUP -f)
+ * or of a node's events (events NAME --follow) that is gone (removed, or
+ * moved: its path is not the same) are told and let go. */
 void control_log_subtrees(struct control *);
 
 struct client;

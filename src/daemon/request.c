@@ -70,6 +70,17 @@ request_logs_args(const msgpack_object *args, struct request *r,
 	return 0;
 }
 
+/* A signal's number if it is one with a name below SIGRTMIN, else 0: not
+ * 32 and 33, which glibc keeps for itself and which have no name. */
+static int
+request_signo(uint64_t sig)
+{
+	return sig >= 1 && sig < (uint64_t)SIGRTMIN &&
+	                       sigabbrev_np((int)sig) != NULL
+	               ? (int)sig
+	               : 0;
+}
+
 /* signal NAME SIG: "HUP", "SIGHUP", "hup" or 1; 0 when it is none. */
 static int
 request_signal(const msgpack_object *o)
@@ -79,18 +90,14 @@ request_signal(const msgpack_object *o)
 	size_t n;
 
 	if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
-		return o->via.u64 >= 1 && o->via.u64 < (uint64_t)SIGRTMIN
-		               ? (int)o->via.u64
-		               : 0;
+		return request_signo(o->via.u64);
 	if (o->type != MSGPACK_OBJECT_STR || o->via.str.size >= sizeof name)
 		return 0;
 	for (n = 0; n < o->via.str.size; n++)
 		name[n] = (char)toupper((unsigned char)o->via.str.ptr[n]);
 	name[n] = '\0';
 	if (n > 0 && strspn(name, "0123456789") == n) /* "9", as kill takes */
-		return n <= 2 && atoi(name) >= 1 && atoi(name) < SIGRTMIN
-		               ? atoi(name)
-		               : 0;
+		return n <= 2 ? request_signo((uint64_t)atoi(name)) : 0;
 	s = strncmp(name, "SIG", 3) == 0 ? name + 3 : name;
 	for (int sig = 1; sig < SIGRTMIN; sig++)
 		if ((abbrev = sigabbrev_np(sig)) != NULL &&

@@ -34,47 +34,124 @@ spawn_env_key_in(const char *entry, char **env)
 	return spawn_env_has(entry, env);
 }
 
+/* Whether one of the worker's own variables (NOTIFY_SOCKET, WATCHDOG_USEC
+ * and AGENTSUP_*) sets entry's name: then only ours reaches it, since
+ * getenv takes the first of two. */
+static bool
+spawn_env_own_has(const char *entry, char **own, size_t nown)
+{
+	size_t kl = strcspn(entry, "=");
+
+	for (size_t i = 0; i < nown; i++)
+		if (strncmp(own[i], entry, kl) == 0 && own[i][kl] == '=')
+			return true;
+	return false;
+}
+
+/* The env_file entries sorted by name, then by place: up to 16 files of
+ * 1,024 lines each are told apart in n log n, not n * n on the loop. */
+struct spawn_env_key {
+	const char *e;
+	size_t i;
+};
+
+static int
+spawn_env_keycmp(const char *a, const char *b)
+{
+	size_t al = strcspn(a, "="), bl = strcspn(b, "=");
+	int c = memcmp(a, b, al < bl ? al : bl);
+
+	return c != 0 ? c : (al > bl) - (al < bl);
+}
+
+static int
+spawn_env_key_order(const void *x, const void *y)
+{
+	const struct spawn_env_key *a = x, *b = y;
+	int c = spawn_env_keycmp(a->e, b->e);
+
+	return c != 0 ? c : (a->i > b->i) - (a->i < b->i);
+}
+
+/* Whether the sorted entries (n) set entry's name. */
+static bool
+spawn_env_sorted_has(const char *entry, const struct spawn_env_key *v, size_t n)
+{
+	size_t lo = 0, hi = n, mid;
+	int c;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if ((c = spawn_env_keycmp(v[mid].e, entry)) == 0)
+			return true;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return false;
+}
+
 /* agentsupd's environment, then the user's (HOME, USER, LOGNAME, SHELL of
  * `user:`, unless the spec sets them), then its env_file's (fenv), then
- * the spec's, then AGENTSUP_*: a later one sets a key over an earlier.
- * The strings are borrowed except ours (*own, freed by the caller). */
+ * the spec's, then AGENTSUP_*: a later one sets a key over an earlier, and
+ * each key is passed once. The strings are borrowed except ours (*own,
+ * freed by the caller). */
 char **
 spawn_env_build(const struct spec *s, const struct spawn_ids *ids,
                 char *const *fenv, char **own, size_t nown)
 {
 	char *user[SPAWN_USER_ENV + 1]; /* NULL-terminated */
-	size_t cnt = 0, k = 0, nuser = 0;
+	size_t cnt = 0, k = 0, nuser = 0, nf = 0;
+	struct spawn_env_key *sorted;
+	bool *last;
 	char **envp;
 
+	for (char *const *e = fenv; e != NULL && *e != NULL; e++)
+		nf++;
+	sorted = xcalloc(nf, sizeof *sorted);
+	last = xcalloc(nf, sizeof *last);
+	for (size_t i = 0; i < nf; i++)
+		sorted[i] = (struct spawn_env_key){fenv[i], i};
+	if (nf > 0)
+		qsort(sorted, nf, sizeof *sorted, spawn_env_key_order);
+	/* a file's key set again later (in it or a later file): the last */
+	for (size_t j = 0; j < nf; j++)
+		last[sorted[j].i] =
+		        j + 1 == nf ||
+		        spawn_env_keycmp(sorted[j].e, sorted[j + 1].e) != 0;
 	for (int i = 0; i < SPAWN_USER_ENV; i++)
 		if (ids->env[i][0] != '\0' &&
 		    !spawn_env_key_in(ids->env[i], s->env) &&
-		    !spawn_env_has(ids->env[i], fenv))
+		    !spawn_env_sorted_has(ids->env[i], sorted, nf) &&
+		    !spawn_env_own_has(ids->env[i], own, nown))
 			user[nuser++] = (char *)ids->env[i];
 	user[nuser] = NULL;
 	for (char **e = environ; *e != NULL; e++)
 		cnt++;
 	for (char **e = s->env; e != NULL && *e != NULL; e++)
 		cnt++;
-	for (char *const *e = fenv; e != NULL && *e != NULL; e++)
-		cnt++;
-	envp = xcalloc(cnt + nuser + nown + 1, sizeof *envp);
+	envp = xcalloc(cnt + nf + nuser + nown + 1, sizeof *envp);
 	for (char **e = environ; *e != NULL; e++)
 		if (!spawn_env_key_in(*e, s->env) && !spawn_env_has(*e, user) &&
-		    !spawn_env_has(*e, fenv))
+		    !spawn_env_sorted_has(*e, sorted, nf) &&
+		    !spawn_env_own_has(*e, own, nown))
 			envp[k++] = *e;
 	for (size_t i = 0; i < nuser; i++)
 		envp[k++] = user[i];
-	/* a file's key set again later (in it or a later file) or by the
-	 * spec: the last one */
-	for (char *const *e = fenv; e != NULL && *e != NULL; e++)
-		if (!spawn_env_key_in(*e, s->env) && !spawn_env_has(*e, e + 1))
-			envp[k++] = *e;
+	/* the spec's set over the files' */
+	for (size_t i = 0; i < nf; i++)
+		if (last[i] && !spawn_env_key_in(fenv[i], s->env) &&
+		    !spawn_env_own_has(fenv[i], own, nown))
+			envp[k++] = fenv[i];
 	for (char **e = s->env; e != NULL && *e != NULL; e++)
-		envp[k++] = *e;
+		if (!spawn_env_own_has(*e, own, nown))
+			envp[k++] = *e;
 	for (size_t i = 0; i < nown; i++)
 		envp[k++] = own[i];
 	envp[k] = NULL;
+	free(sorted);
+	free(last);
 	return envp;
 }
 

@@ -369,6 +369,47 @@ def test_events_of_a_subtree(supd):
         assert f.wait(timeout=TIMEOUT) == 0
 
 
+def test_events_follower_of_a_subtree_a_reload_moves(supd):
+    """A reload that moves team (root/team -> root/outer/team) left
+    `events team --follow` following root/team, where nothing comes any
+    more, for ever; as `logs team -f`, it is told and exits 1."""
+    d = started(supd.start(TREE))
+    f = subprocess.Popen([AGENTSUPCTL, "--socket", d.socket, "--json",
+                          "events", "team", "--follow"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    g = subprocess.Popen([AGENTSUPCTL, "--socket", d.socket, "--json",
+                          "events", "alpha", "--follow"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    try:
+        moved = TREE["root.yaml"].replace(
+            "      - supervisor: team\n",
+            "      - supervisor: outer\n        children:\n"
+            "        - supervisor: team\n").replace(
+            "        strategy: one_for_all\n        intensity: 5\n"
+            "        children:\n",
+            "          strategy: one_for_all\n          intensity: 5\n"
+            "          children:\n").replace(
+            "          - {worker: beta", "            - {worker: beta").replace(
+            "          - {worker: gamma", "            - {worker: gamma")
+        supd.write({"root.yaml": moved})
+        d.ctl("reload", check=0)
+        d.wait("started", "root/outer/team/gamma")
+        try:
+            _, err = f.communicate(timeout=TIMEOUT)
+        except subprocess.TimeoutExpired:
+            raise AssertionError("events team --follow follows a moved team")
+        assert f.returncode == 1
+        assert "root/team was removed or moved by a reload" in err, err
+        assert g.poll() is None  # alpha is where it was: followed still
+    finally:
+        for p in (f, g):
+            if p.poll() is None:
+                p.send_signal(signal.SIGINT)
+                p.wait(timeout=TIMEOUT)
+
+
 def test_followers_say_when_agentsupd_goes(supd):
     """events --follow and logs -f end with 69 (docs/operations.md) when
     agentsupd exits, told so by it (they said only "agentsupd closed the

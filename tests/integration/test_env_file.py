@@ -4,6 +4,7 @@ of the config and rotated by editing its file and restarting the worker."""
 import json
 import os
 import subprocess
+import time
 
 import pytest
 
@@ -160,3 +161,70 @@ def test_check_warns_of_a_file_it_cannot_read(supd, tmp_path):
     assert len(warnings) == 2, r.stderr
     assert f"root/typo: env_file {tmp_path / 'nope.env'}: No such file" in warnings[0]
     assert f"root/pool/(template): env_file {tmp_path / 'bad.env'}: line 2" in warnings[1]
+
+
+def test_many_files_of_many_keys_do_not_stall_the_loop(supd):
+    """16 files of 1,024 keys each (the bounds), keys alike but for their
+    ends, some set again in a later file: the last of each reaches the
+    worker, once, and a start takes no time the loop would miss (the keys
+    were told apart pair by pair: 0.4 s a start, the loop stopped)."""
+    prefix = "K" * 48
+    names = []
+    for f in range(16):
+        # each file's first 8 keys are named after the file before: in
+        # file 1 they set file 0's again
+        keys = [f"{prefix}{f - 1:02d}{i:04d}" if f and i < 8 else
+                f"{prefix}{f:02d}{i:04d}" for i in range(1024)]
+        (supd.tmp / f"f{f}.env").write_text(
+            "".join(f"{k}=from{f}\n" for k in keys))
+        names.append(f"f{f}.env")
+    d = supd.start({"w.yaml": f"""
+        supervisor: root
+        children:
+          - worker: w
+            instances: 5
+            directory: {supd.tmp}
+            env_file: {json.dumps(names)}
+            command: [sleep, '300']
+        """})
+    for i in range(1, 6):
+        d.wait("started", f"root/w-{i}")
+    pid = d.ctl_json("status", "w-1")[0]["pid"]
+    env = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
+    keys = [e.split(b"=", 1)[0] for e in env if e]
+    assert len(keys) == len(set(keys))
+    got = dict(e.split(b"=", 1) for e in env if e.startswith(b"K"))
+    assert len(got) == 16 * 1024 - 8  # file 0's first 8, set again
+    assert got[f"{prefix}000000".encode()] == b"from1"
+    assert got[f"{prefix}140003".encode()] == b"from15"
+    t = time.monotonic()
+    d.ctl("restart", "root", check=0)  # five starts, one after another
+    for i in range(1, 6):
+        d.wait("started", f"root/w-{i}")
+    assert time.monotonic() - t < 1.0  # was 2 s and more
+
+
+def test_a_file_sets_no_notify_socket_over_agentsupds(supd):
+    """NOTIFY_SOCKET and WATCHDOG_USEC of a file (or of environment:) do
+    not shadow the ones agentsupd gives a notify: systemd worker: getenv
+    takes the first of two, so only ours is passed."""
+    (supd.tmp / "n.env").write_text(
+        "NOTIFY_SOCKET=/tmp/elsewhere.sock\nWATCHDOG_USEC=1\nOTHER=x\n")
+    d = supd.start({"w.yaml": f"""
+        worker: n
+        notify: systemd
+        heartbeat: 10s
+        start_timeout: 60s
+        env_file: {supd.tmp / 'n.env'}
+        environment: {{WATCHDOG_USEC: '2'}}
+        command: [sleep, '300']
+        """})
+    d.wait("started", "root/n")
+    pid = d.ctl_json("status", "n")[0]["pid"]
+    env = [e.decode() for e in
+           open(f"/proc/{pid}/environ", "rb").read().split(b"\0") if e]
+    notify = [e for e in env if e.startswith("NOTIFY_SOCKET=")]
+    watchdog = [e for e in env if e.startswith("WATCHDOG_USEC=")]
+    assert len(notify) == 1 and notify[0] != "NOTIFY_SOCKET=/tmp/elsewhere.sock", env
+    assert watchdog == ["WATCHDOG_USEC=30000000"], env
+    assert "OTHER=x" in env

@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 
-from conftest import sh
+from conftest import sh, wait_until
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PYDIR = os.path.join(os.environ.get("AGENTSUP_SRC", os.path.join(HERE, "..", "..")),
@@ -84,7 +84,7 @@ def test_wait_times_out(supd):
         ctl.wait("pool/slow", timeout=0.2)
     # the connection is closed after a timeout: a late answer cannot be
     # taken for the next request's
-    with pytest.raises(OSError):
+    with pytest.raises(ConnectionError, match="closed"):
         ctl.status()
     with Control(d.socket) as other:
         other.stop("pool/slow")
@@ -101,9 +101,17 @@ def test_events_and_logs_of_a_subtree(supd):
         assert ctl.logs("team") == {"talker": "hello from talker\n"}
         assert ctl.logs()["talker"] == "hello from talker\n"
     follower = Control(d.socket)
-    lines = follower.follow_logs("pool")
+    lines = follower.follow_logs("pool")  # the follow starts here
     with Control(d.socket) as ctl:
-        ctl.spawn("pool", key="f1", args=["followed"], env={"TAG": "y"})
+        ctl.spawn("pool", key="f1", args=["followed"],
+                  env={"TAG": "y", "DELAY": "300"})
+        # written before the first next(): followed all the same (it was
+        # a tail line when the request waited for next())
+        wait_until(lambda: "task followed y" in
+                   str(ctl.logs("pool").get("pool:f1", "")),
+                   what="the task's line")
+        with pytest.raises(ControlError, match="no such"):
+            ctl.events("nobody")  # refused by the call itself
     line = next(lines)
     assert line == {"name": "pool:f1", "stream": "stdout",
                     "line": "task followed y"}, line
@@ -139,5 +147,7 @@ def test_an_untrusted_private_directory_is_refused(tmp_path, monkeypatch):
     with pytest.raises(ConnectionError, match="not a private directory"):
         Control(path)
     os.chmod(d, 0o700)
-    with pytest.raises(OSError):  # private, and nobody listens
+    # private, and nobody listens: a ConnectionError, as documented (it
+    # was a FileNotFoundError, which `except ConnectionError` missed)
+    with pytest.raises(ConnectionError, match="No such file"):
         Control(path)

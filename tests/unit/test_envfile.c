@@ -56,6 +56,10 @@ test_lines(void **state)
 	          (const char *[]){"A=a \"b\" $c \\n", NULL});
 	parses_to("A=\"x\\\"y\\\\z\\n\\tw\\$\"  # why\n",
 	          (const char *[]){"A=x\"y\\z\n\tw$", NULL});
+	/* another backslash is the value's, as in a shell ("C:dir" was
+	 * made of it) */
+	parses_to("W=\"C:\\dir\\x\\q\"\n",
+	          (const char *[]){"W=C:\\dir\\x\\q", NULL});
 	/* unquoted: a # is the value's (an API key may hold one) */
 	parses_to("K=sk-abc#123 ", (const char *[]){"K=sk-abc#123", NULL});
 	parses_to("A=b=c\n", (const char *[]){"A=b=c", NULL});

@@ -28,7 +28,8 @@ import os
 import socket
 import stat
 import struct
-from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Union
+from typing import (Any, Dict, Iterable, Iterator, List, Mapping,
+                    Optional, Tuple, Union)
 
 from ._reader import FrameReader, ProtocolError
 
@@ -97,7 +98,13 @@ class Control:
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             self._sock.settimeout(timeout)
-            self._sock.connect(self.path)
+            try:
+                self._sock.connect(self.path)
+            except ConnectionError:
+                raise
+            except OSError as e:  # no socket there, not ours to reach...
+                raise ConnectionError(
+                    f"{self.path}: {e.strerror or e}") from e
             self._check_peer()
         except BaseException:
             self._sock.close()
@@ -126,6 +133,8 @@ class Control:
     def _send(self, cmd: str, args: List[Any]) -> int:
         import msgpack  # type: ignore[import]
 
+        if self._sock.fileno() < 0:
+            raise ConnectionError(f"{self.path}: this connection is closed")
         self._id += 1
         body = msgpack.packb({"t": "req", "id": self._id, "cmd": cmd,
                               "args": args}, use_bin_type=True)
@@ -280,9 +289,15 @@ class Control:
                follow: bool = False) -> Iterator[Dict[str, Any]]:
         """The last events kept (of NAME's subtree), then with follow every
         new one until agentsupd ends the follow or the connection is
-        closed. A follow holds the connection: use a Control of its own."""
+        closed. A follow holds the connection: use a Control of its own.
+        The request is made by this call (a follow starts here; an unknown
+        NAME raises here), not at the first next()."""
         args: List[Any] = [bool(follow)] + ([name] if name else [])
-        yield from self._maps("events", args)
+        return self._events_then(self._maps("events", args), follow)
+
+    def _events_then(self, kept: List[Dict[str, Any]],
+                     follow: bool) -> Iterator[Dict[str, Any]]:
+        yield from kept
         if follow:
             yield from self._follow("event", "event")
 
@@ -300,10 +315,16 @@ class Control:
                     lines: int = 0) -> Iterator[Dict[str, Optional[str]]]:
         """Each new line of a worker's output (of every worker below a
         supervisor; of the whole tree without NAME) as {name, stream,
-        line}, after its last `lines` as {name, stream: None, line}."""
+        line}, after its last `lines` as {name, stream: None, line}. The
+        follow starts with this call, not at the first next(): a line
+        written after it returns is a followed one."""
         r = self._call("logs", [name, int(lines), True])
         tails = [(str(it["name"]), str(it["text"])) for it in r] \
             if isinstance(r, list) else [(name or "", str(r))]
+        return self._logs_then(tails)
+
+    def _logs_then(self, tails: List[Tuple[str, str]]
+                   ) -> Iterator[Dict[str, Optional[str]]]:
         for who, text in tails:
             for line in text.splitlines():
                 yield {"name": who, "stream": None, "line": line}
