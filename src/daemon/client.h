@@ -47,7 +47,7 @@ struct client {
 	bool follow;    /* streaming events: may stay silent */
 	bool waiting;   /* agentsupctl wait: may stay silent (tasks.c) */
 	char *logs; /* the worker whose output it follows (logs -f), or NULL */
-	bool logs_sub;   /* logs is a supervisor's path: its workers' output */
+	bool logs_sub;   /* logs is a supervisor's path ("": the whole tree) */
 	bool ending;     /* told the end of its follow: goes once it read it */
 	uint64_t end_ms; /* when it was told */
 	bool dead;       /* closed: freed after the current callback */
