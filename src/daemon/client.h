@@ -48,7 +48,7 @@ struct client {
 	char *events_under; /* ... of this subtree's path only; NULL: all */
 	bool waiting;       /* agentsupctl wait: may stay silent (tasks.c) */
 	char *logs; /* the worker whose output it follows (logs -f), or NULL */
-	bool logs_sub;   /* logs is a supervisor's path: its workers' output */
+	bool logs_sub;   /* logs is a supervisor's path ("": the whole tree) */
 	bool ending;     /* told the end of its follow: goes once it read it */
 	uint64_t end_ms; /* when it was told */
 	bool dead;       /* closed: freed after the current callback */

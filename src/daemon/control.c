@@ -514,7 +514,8 @@ control_follows(struct control *c, const struct client *cl, const char *name)
 	if (!cl->logs_sub)
 		return strcmp(cl->logs, name) == 0;
 	path = logsub_path(&c->sub, c->d, name);
-	return path != NULL && logsub_under(path, cl->logs);
+	return path != NULL &&
+	       (cl->logs[0] == '\0' || logsub_under(path, cl->logs));
 }
 
 bool
@@ -595,7 +596,8 @@ control_log_subtrees(struct control *c)
 			client_end(cl, "removed", why);
 			continue;
 		}
-		if (cl->logs == NULL || !cl->logs_sub)
+		if (cl->logs == NULL || !cl->logs_sub ||
+		    cl->logs[0] == '\0') /* the whole tree: always there */
 			continue;
 		n = tree_find(c->d->tree, cl->logs);
 		if (n != NULL && n->spec->kind == KIND_SUPERVISOR)

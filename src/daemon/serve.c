@@ -419,7 +419,9 @@ serve_logs_tree(struct client *cl, struct daemon *d, const struct request *r,
 	}
 	serve_list_end(&l);
 	free(buf);
-	serve_logs_follow(cl, r, sup->path, true);
+	/* the whole tree's follower follows "" (every path): a reload may
+	 * rename the root, and the tree is still there */
+	serve_logs_follow(cl, r, r->name[0] ? sup->path : "", true);
 }
 
 /* logs NAME [N] [follow]: the last N lines of the worker's ring as one

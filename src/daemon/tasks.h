@@ -57,7 +57,8 @@ bool tasks_stop_answer(struct client *, struct daemon *, uint64_t id,
 /* An operator's stop (or drain, cmd its name) of a task by name that has
  * no node: one accepted before agentsupd restarted and waiting to be
  * resumed (its pool not running yet, or full) is cancelled and never
- * runs; answered (once stored) and true, else false. */
+ * runs; answered (once stored) and true, else false. A KEY that more
+ * than one pool has is refused as ambiguous (true). */
 bool tasks_stop_waiting(struct client *, struct daemon *, uint64_t id,
                         const char *name, const char *cmd);
 /* An operator's start, restart or reset of n, begun: the stop it follows

@@ -94,6 +94,10 @@ tasks_stop_waiting(struct client *cl, struct daemon *d, uint64_t id,
 	char *path, *reason;
 
 	r = tasks_lookup(d, name, &why);
+	if (r == NULL && why != NULL) { /* a KEY in more than one pool */
+		serve_refusef(cl, id, "%s: %s", name, why);
+		return true;
+	}
 	if (r == NULL || ledger_ended(r) || !r->resume)
 		return false;
 	sup = tasks_sup_find(d, r->sup);

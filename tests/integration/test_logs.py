@@ -755,6 +755,44 @@ command: {cmd0}
     assert d.proc.poll() is None
 
 
+def test_a_follower_of_the_whole_tree_outlives_a_rename_of_the_root(supd):
+    """`logs -f` (no NAME: the whole tree) followed the root's path: a
+    reload that renamed the root (the tree kept, its workers running) told
+    it "root was removed or moved by a reload" and let it go."""
+    trigger = supd.tmp / "trigger"
+    talk = lambda a, b: sh(f'''
+    echo {a}
+    while [ ! -e {trigger} ]; do sleep 0.02; done
+    echo {b}
+    exec sleep 60
+''')
+    tree = """
+supervisor: {root}
+children:
+  - worker: a
+    command: {a}
+"""
+    d = start(supd, {"w.yaml": tree.format(root="root", a=talk("a1", "a2"))})
+    d.wait("started", "root/a")
+    g = Follower(d)
+    try:
+        g.has("a | a1")
+        (supd.dir / "w.yaml").write_text(tree.format(root="top",
+                                                     a=talk("a1", "a2")))
+        d.ctl("reload", check=0)
+        wait_until(lambda: d.ctl("status", check=0).stdout.startswith("top"),
+                   what="the root renamed")
+        trigger.touch()
+        g.has("a | a2")
+        assert g.proc.poll() is None, g.proc.stderr.read()
+    finally:
+        if g.proc.poll() is None:
+            g.proc.send_signal(signal.SIGINT)
+        _, err = g.proc.communicate(timeout=TIMEOUT)
+    assert g.proc.returncode == 0, err
+    assert "removed or moved" not in err, err
+
+
 def test_a_follower_of_a_worker_a_reload_removes_is_told(supd):
     """logs -f of a worker that a reload removes stayed connected, silent,
     for ever (followers are matched by name)."""

@@ -133,6 +133,56 @@ def test_a_task_waiting_to_be_resumed_can_be_stopped_by_key(supd, cmd):
     assert d.count("spawned", f"root/pool/{key}") == 0
 
 
+def two_pools(max_children):
+    return textwrap.dedent(f"""\
+        supervisor: root
+        children:
+          - supervisor: pool
+            intensity: 50
+            max_children: {max_children}
+            template: {{command: [sleep, '300'], backoff: none}}
+          - supervisor: poolb
+            intensity: 50
+            max_children: {max_children}
+            template: {{command: [sleep, '300'], backoff: none}}
+          - {{worker: idle, command: [sleep, '300']}}
+        """)
+
+
+def test_a_stop_by_a_key_two_pools_wait_to_resume_says_it_is_ambiguous(supd):
+    """`stop KEY` of a key that tasks waiting to be resumed have in two
+    pools answered "no such worker or supervisor: KEY", as if neither
+    waited (wait KEY says which it is: ambiguous, say SUP/KEY)."""
+    d = supd.start({**settings(supd), "a.yaml": two_pools(2)})
+    d.wait("started", "root/idle")
+    for p in ("pool", "poolb"):
+        for k in ("a", "b"):
+            d.ctl("spawn", p, "--key", k, check=0)
+            d.wait("started", f"root/{p}/{k}")
+    d.kill()
+    for p in list(d.pids):
+        wait_until(lambda: not alive(p), what="workers die with agentsupd")
+    d.pids.clear()
+    fresh_events(supd)
+    supd.write({**settings(supd), "a.yaml": two_pools(1)}, settings=False)
+    d = supd.start()
+    wait_until(lambda: any("supervising the tree" in l for l in d.lines),
+               what="the new agentsupd listening")
+    d.wait_count("spawned", 2)
+    for cmd in ("stop", "drain"):
+        for k in ("a", "b"):
+            r = d.ctl(cmd, k)
+            assert r.returncode == 1, r
+            assert "ambiguous key: say SUP/KEY" in r.stderr, r.stderr
+    # nothing was cancelled: a spawn of each key answers its task, live
+    for p in ("pool", "poolb"):
+        for k in ("a", "b"):
+            rec = d.ctl_json("spawn", p, "--key", k)
+            assert rec["state"] in ("pending", "running"), rec
+    assert d.ctl("stop", "nosuchkey").stderr.strip().endswith(
+        "no such worker or supervisor: nosuchkey")
+
+
 M64 = (1 << 64) - 1
 
 
