@@ -180,7 +180,7 @@ config_envfile_parse(const char *text, size_t len, char ***out, char *why,
 		free(v);
 		return -1;
 	}
-	for (; s < end; s = nl + 1) {
+	for (; s < end; s = nl < end ? nl + 1 : end) {
 		line++;
 		if ((nl = memchr(s, '\n', (size_t)(end - s))) == NULL)
 			nl = end;

@@ -64,6 +64,55 @@ envload_file(const char *path, char *buf, char *why, size_t len)
 	return got;
 }
 
+/* For a worker that runs as another user, agentsupd reads its env_file as
+ * root: a directory on the path that someone else may write (the worker's
+ * own, say) could hold a symlink to any file of root's, which the worker
+ * would get in its environment. So every directory on the path as written,
+ * each followed, must be root's or agentsupd's and writable by no one else
+ * (a sticky one, as /tmp, may be: its entries are their owners'). 0, or -1
+ * with why. */
+static int
+envload_trusted(const char *path, char *why, size_t len)
+{
+	char cwd[4096], *abs, *slash;
+	struct stat st;
+	int rc = 0;
+
+	if (path[0] == '/')
+		abs = xstrdup(path);
+	else if (getcwd(cwd, sizeof cwd) != NULL)
+		abs = xasprintf("%s/%s", cwd, path);
+	else {
+		snprintf(why, len, "getcwd: %s", strerror(errno));
+		return -1;
+	}
+	for (slash = abs; rc == 0 && (slash = strchr(slash, '/')) != NULL;
+	     slash++) {
+		char keep = slash[1];
+
+		slash[slash == abs ? 1 : 0] = '\0'; /* "/" itself first */
+		if (stat(abs, &st) == 0 && S_ISDIR(st.st_mode) &&
+		    ((st.st_uid != 0 && st.st_uid != geteuid()) ||
+		     ((st.st_mode & (S_IWGRP | S_IWOTH)) &&
+		      !(st.st_mode & S_ISVTX)))) {
+			snprintf(why, len,
+			         "%s may be written by others than root: not "
+			         "read for a worker that runs as another user "
+			         "(a "
+			         "symlink there would hand it any file of "
+			         "root's)",
+			         abs);
+			rc = -1;
+		}
+		if (slash == abs)
+			slash[1] = keep;
+		else
+			*slash = '/';
+	}
+	free(abs);
+	return rc;
+}
+
 /* One file's entries appended to *v (of *n). -1 with why. */
 static int
 envload_one(const struct spec *s, const char *spec_path, char ***v, size_t *n,
@@ -79,6 +128,13 @@ envload_one(const struct spec *s, const char *spec_path, char ***v, size_t *n,
 	path = p[0] != '/' && s->directory != NULL
 	               ? xasprintf("%s/%s", s->directory, p)
 	               : xstrdup(p);
+	if (s->user != NULL && geteuid() == 0 &&
+	    envload_trusted(path, fwhy, sizeof fwhy) < 0) {
+		snprintf(why, len, "env_file %s: %s", path, fwhy);
+		free(path);
+		errno = EACCES;
+		return -1;
+	}
 	size = envload_file(path, buf, fwhy, sizeof fwhy);
 	err = size < 0 ? errno : EINVAL;
 	if (size < 0 && optional && err == ENOENT) {

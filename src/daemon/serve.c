@@ -431,8 +431,8 @@ serve_logs_tree(struct client *cl, struct daemon *d, const struct request *r,
 static void
 serve_logs(struct client *cl, struct daemon *d, const struct request *r)
 {
-	struct node *n =
-	        r->name[0] ? tree_find(d->tree, r->name) : d->tree->root;
+	char key[REQUEST_NAME_MAX], *colon;
+	struct node *n;
 	size_t cap = d->cfg->settings.log_tail + 1;
 	char nbuf[SESSION_CAPTURE_NAME_MAX], note[2048] = "";
 	const char *tail;
@@ -440,7 +440,12 @@ serve_logs(struct client *cl, struct daemon *d, const struct request *r)
 	char *buf;
 	size_t len;
 
-	if (n == NULL && (tail = tasks_tail(d, r->name)) != NULL) {
+	/* a task's lines are shown under POOL:KEY: that name is its too */
+	memcpy(key, r->name, sizeof key);
+	if ((colon = strchr(key, ':')) != NULL)
+		*colon = '/';
+	n = key[0] ? tree_find(d->tree, key) : d->tree->root;
+	if (n == NULL && (tail = tasks_tail(d, key)) != NULL) {
 		serve_logs_ended(cl, r, tail);
 		return;
 	}

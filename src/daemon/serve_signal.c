@@ -59,8 +59,9 @@ serve_signal(struct client *cl, struct daemon *d, const struct request *r)
 		}
 	}
 	events_emit(&d->events, EV_COMMAND, top->path, 0, NULL, 0,
-	            "signal SIG%s by agentsupctl (uid %lu): %u worker%s", sig,
-	            (unsigned long)cl->uid, sent, sent == 1 ? "" : "s");
+	            "signal SIG%s by agentsupctl (uid %lu): %u worker%s%s", sig,
+	            (unsigned long)cl->uid, sent, sent == 1 ? "" : "s",
+	            sent == 0 && failed == 0 ? ": refused: none running" : "");
 	if (failed > 0)
 		serve_refusef(cl, r->id,
 		              "%s: SIG%s sent to %u worker%s, not to %u: %s",

@@ -228,3 +228,39 @@ def test_a_file_sets_no_notify_socket_over_agentsupds(supd):
     assert len(notify) == 1 and notify[0] != "NOTIFY_SOCKET=/tmp/elsewhere.sock", env
     assert watchdog == ["WATCHDOG_USEC=30000000"], env
     assert "OTHER=x" in env
+
+
+def test_a_worker_cannot_read_roots_files_through_its_own_directory(supd):
+    """A worker of `user: nobody` whose `directory` is its own names
+    `env_file: -.env.local` (as the docs' example): it made .env.local a
+    symlink to a file of root's alone, and got that file in its
+    environment at its next start. A directory on the path that another
+    may write is now refused, for a worker that switches user."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to run a worker as nobody")
+    secret = supd.tmp / "other.env"
+    secret.write_text("SECRET=root-only\n")
+    secret.chmod(0o600)
+    home = supd.tmp / "agent"
+    home.mkdir()
+    os.chown(home, 65534, 65534)
+    (home / ".env.local").symlink_to(secret)
+    out = supd.tmp / "out"
+    d = supd.start({"w.yaml": f"""
+        supervisor: root
+        intensity: 100
+        children:
+          - worker: agent
+            user: nobody
+            directory: {home}
+            env_file: -.env.local
+            stdout: {out}
+            backoff: {{initial: 50ms, max: 200ms}}
+            command: {sh('echo "secret $SECRET"; exec sleep 300')}
+          - {{worker: idle, command: [sleep, '300']}}
+        """})
+    d.wait("started", "root/idle")
+    d.wait_detail("exited", f"env_file {home}/.env.local: {home} may be "
+                            "written by others than root")
+    assert d.count("started", "root/agent") == 0
+    assert not out.exists() or "root-only" not in out.read_text()

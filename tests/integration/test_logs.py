@@ -333,6 +333,9 @@ children:
     everything = d.ctl("logs", check=0).stdout.splitlines()
     assert everything == r.stdout.splitlines() + ["solo    | s1"]
     assert d.ctl("logs", "root", check=0).stdout.splitlines() == everything
+    # a task by the name its lines are shown under, as by its SUP/KEY
+    assert d.ctl("logs", "pool:k1", check=0).stdout == "t1 x\n"
+    assert d.ctl("logs", "pool/k1", check=0).stdout == "t1 x\n"
     assert json.loads(d.ctl("--json", "logs", "team", check=0).stdout) == [
         {"name": "a", "text": "a1\na2\n"}, {"name": "b", "text": "b1\n"},
         {"name": "pool:k1", "text": "t1 x\n"}]

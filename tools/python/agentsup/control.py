@@ -237,6 +237,8 @@ class Control:
     def signal(self, name: str, sig: Union[str, int]) -> str:
         """Send sig ("HUP", "SIGUSR1", or a number) to the worker's process,
         or to every running worker below a supervisor."""
+        if isinstance(sig, int) and not 0 < sig < 1 << 16:
+            raise ControlError(f"signal: {sig} is no signal")
         return self._text("signal", [name, sig])
 
     def reload(self) -> str:
