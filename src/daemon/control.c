@@ -1,7 +1,8 @@
 /*
  * control.c - the control socket: where it lives, who gets in, and the
- * events kept for clients. A client's bytes are client.c's; what a request
- * does is serve.c's.
+ * events kept for clients. A client's bytes are client.c's; workers'
+ * output to its followers control_follow.c's; what a request does is
+ * serve.c's.
  *
  * How many clients there may be at once is bounded, and RLIMIT_NOFILE
  * lowers the bound so that restarts always find descriptors. A full table
@@ -28,40 +29,18 @@
 #include "daemon.h"
 #include "log.h"
 #include "logsub.h"
+#include "control_int.h"
 #include "session.h"
 #include "util.h"
 
 #define CONTROL_MAX_CLIENTS 128
-#define CONTROL_HISTORY     256        /* events kept for "events" */
-#define CONTROL_MAX_EVENT   (1u << 20) /* as much as a follower may lag */
-#define CONTROL_BACKOFF_S   1.0        /* stop accepting after EMFILE */
+#define CONTROL_BACKOFF_S   1.0  /* stop accepting after EMFILE */
 #define CONTROL_GOODBYE_MS  1000 /* at exit, for followers to read the end */
 /* agentsupd's own: stdio, the loop, two signalfds, the pidfds' epoll,
  * events file, control and notify sockets, cgroup root, guard pipe, spawn
  * slots (20 at start), one spawn's 8, the store's 3, metrics, hooks and a
  * config read */
 #define CONTROL_FD_RESERVE 40
-
-struct control {
-	struct daemon *d;
-	char *path;
-	int fd;
-	ev_io accept_w;
-	ev_timer backoff;
-	struct clients clients;
-	const struct config *counted;   /* the config static_fds is of */
-	size_t static_fds;              /* its static workers' descriptors */
-	bool full;                      /* making room: said once per episode */
-	unsigned long evicted;          /* this episode */
-	bool refusing;                  /* no room at all: said once */
-	bool starved;                   /* accept failed: said once */
-	char *history[CONTROL_HISTORY]; /* packed event maps */
-	char *hpath[CONTROL_HISTORY];   /* and their paths */
-	size_t hlen[CONTROL_HISTORY];
-	size_t hhead, hcount;
-	msgpack_sbuffer sb;
-	struct logsub sub; /* the last capture's path, for subtree followers */
-};
 
 /* --- path and listening -------------------------------------------------- */
 
@@ -498,114 +477,4 @@ control_event(void *arg, const struct event *e, const char *json)
 		if (cl->follow && !cl->dead &&
 		    control_in_subtree(e->path, cl->events_under))
 			client_push(cl, c->sb.data, c->sb.size);
-}
-
-/* --- worker output to followers ------------------------------------------- */
-
-/* Whether cl follows the output kept under name: a worker's own
- * follower, or one of a supervisor's subtree that holds it. */
-static bool
-control_follows(struct control *c, const struct client *cl, const char *name)
-{
-	const char *path;
-
-	if (cl->logs == NULL || cl->dead)
-		return false;
-	if (!cl->logs_sub)
-		return strcmp(cl->logs, name) == 0;
-	path = logsub_path(&c->sub, c->d, name);
-	return path != NULL &&
-	       (cl->logs[0] == '\0' || logsub_under(path, cl->logs));
-}
-
-bool
-control_log_followed(void *arg, const char *name)
-{
-	struct control *c = arg;
-
-	for (const struct client *cl = c->clients.head; cl != NULL;
-	     cl = cl->next)
-		if (control_follows(c, cl, name))
-			return true;
-	return false;
-}
-
-/* The logcap sink: {t: log, name, stream, line} to whoever follows name. */
-void
-control_log_line(void *arg, const char *name, enum logcap_stream stream,
-                 const char *line, size_t len)
-{
-	struct control *c = arg;
-	msgpack_packer pk;
-	bool packed = false;
-
-	for (struct client *cl = c->clients.head; cl != NULL; cl = cl->next) {
-		if (!control_follows(c, cl, name))
-			continue;
-		if (!packed) {
-			msgpack_packer_init(&pk, &c->sb, msgpack_sbuffer_write);
-			agentsup_wire_begin(&c->sb);
-			msgpack_pack_map(&pk, 4);
-			agentsup_wire_kv_str(&pk, "t", CONTROL_T_LOG);
-			agentsup_wire_kv_str(&pk, "name", name);
-			agentsup_wire_kv_str(
-			        &pk, "stream",
-			        stream == LOGCAP_STDERR ? "stderr" : "stdout");
-			agentsup_wire_pack_str(&pk, "line");
-			msgpack_pack_str(&pk, len);
-			msgpack_pack_str_body(&pk, line, len);
-			if (agentsup_wire_end(&c->sb, CONTROL_MAX_EVENT) < 0)
-				return;
-			packed = true;
-		}
-		client_push(cl, c->sb.data, c->sb.size);
-	}
-}
-
-/* Followers of a capture that is gone are told so: they are matched by
- * name, and would wait for ever for lines that no longer come. */
-void
-control_log_removed(struct control *c, const char *name, const char *why)
-{
-	if (c == NULL)
-		return;
-	for (struct client *cl = c->clients.head; cl != NULL; cl = cl->next)
-		if (cl->logs != NULL && !cl->logs_sub &&
-		    strcmp(cl->logs, name) == 0)
-			client_end(cl, "removed", why);
-}
-
-void
-control_log_subtrees(struct control *c)
-{
-	const struct node *n;
-	char why[512];
-
-	if (c == NULL)
-		return;
-	for (struct client *cl = c->clients.head; cl != NULL; cl = cl->next) {
-		if (cl->dead)
-			continue;
-		/* events NAME --follow: matched by path, as logs SUP -f */
-		if (cl->follow && cl->events_under != NULL &&
-		    tree_find(c->d->tree, cl->events_under) == NULL) {
-			snprintf(why, sizeof why,
-			         "%s was removed or moved by a reload: nothing "
-			         "more to follow there",
-			         cl->events_under);
-			client_end(cl, "removed", why);
-			continue;
-		}
-		if (cl->logs == NULL || !cl->logs_sub ||
-		    cl->logs[0] == '\0') /* the whole tree: always there */
-			continue;
-		n = tree_find(c->d->tree, cl->logs);
-		if (n != NULL && n->spec->kind == KIND_SUPERVISOR)
-			continue;
-		snprintf(why, sizeof why,
-		         "%s was removed or moved by a reload: nothing more "
-		         "to follow there",
-		         cl->logs);
-		client_end(cl, "removed", why);
-	}
 }
