@@ -28,7 +28,7 @@ control_follows(struct control *c, const struct client *cl, const char *name)
 		return strcmp(cl->logs, name) == 0;
 	path = logsub_path(&c->sub, c->d, name);
 	return path != NULL &&
-	       (cl->logs[0] == '\0' || logsub_under(path, cl->logs));
+	       control_in_subtree(path, cl->logs[0] ? cl->logs : NULL);
 }
 
 bool
@@ -88,37 +88,39 @@ control_log_removed(struct control *c, const char *name, const char *why)
 			client_end(cl, "removed", why);
 }
 
+/* The subtree path cl follows whose node a reload took away (removed,
+ * or moved: its path is not the same), or NULL: events NAME --follow's
+ * node of any kind, logs SUP -f's supervisor (the whole tree's, "", is
+ * always there). */
+static const char *
+control_follow_gone(const struct control *c, const struct client *cl)
+{
+	const struct node *n;
+
+	if (cl->follow && cl->events_under != NULL &&
+	    tree_find(c->d->tree, cl->events_under) == NULL)
+		return cl->events_under;
+	if (cl->logs == NULL || !cl->logs_sub || cl->logs[0] == '\0')
+		return NULL;
+	n = tree_find(c->d->tree, cl->logs);
+	return n == NULL || n->spec->kind != KIND_SUPERVISOR ? cl->logs : NULL;
+}
+
 void
 control_log_subtrees(struct control *c)
 {
-	const struct node *n;
+	const char *gone;
 	char why[512];
 
 	if (c == NULL)
 		return;
 	for (struct client *cl = c->clients.head; cl != NULL; cl = cl->next) {
-		if (cl->dead)
-			continue;
-		/* events NAME --follow: matched by path, as logs SUP -f */
-		if (cl->follow && cl->events_under != NULL &&
-		    tree_find(c->d->tree, cl->events_under) == NULL) {
-			snprintf(why, sizeof why,
-			         "%s was removed or moved by a reload: nothing "
-			         "more to follow there",
-			         cl->events_under);
-			client_end(cl, "removed", why);
-			continue;
-		}
-		if (cl->logs == NULL || !cl->logs_sub ||
-		    cl->logs[0] == '\0') /* the whole tree: always there */
-			continue;
-		n = tree_find(c->d->tree, cl->logs);
-		if (n != NULL && n->spec->kind == KIND_SUPERVISOR)
+		if (cl->dead || (gone = control_follow_gone(c, cl)) == NULL)
 			continue;
 		snprintf(why, sizeof why,
 		         "%s was removed or moved by a reload: nothing more "
 		         "to follow there",
-		         cl->logs);
+		         gone);
 		client_end(cl, "removed", why);
 	}
 }

@@ -17,19 +17,15 @@ const char *
 logsub_path(struct logsub *ls, struct daemon *d, const char *name)
 {
 	uint64_t gen = d->events.counts[EV_RELOAD_APPLIED];
-	char key[SESSION_CAPTURE_NAME_MAX], *colon;
+	char key[SESSION_CAPTURE_NAME_MAX];
 	const struct node *n;
 
 	if (ls->path != NULL && ls->gen == gen && strcmp(ls->name, name) == 0)
 		return ls->path;
 	free(ls->path);
 	ls->path = NULL;
-	if (strlen(name) >= sizeof key)
+	if (!session_capture_key(name, key, sizeof key))
 		return NULL; /* no capture has such a name */
-	/* a task's POOL:KEY is POOL/KEY to tree_find (names have no ':') */
-	memcpy(key, name, strlen(name) + 1);
-	if ((colon = strchr(key, ':')) != NULL)
-		*colon = '/';
 	if ((n = tree_find(d->tree, key)) == NULL)
 		return NULL; /* not kept: a node may come under that name */
 	memcpy(ls->name, name, strlen(name) + 1);

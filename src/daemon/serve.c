@@ -431,7 +431,7 @@ serve_logs_tree(struct client *cl, struct daemon *d, const struct request *r,
 static void
 serve_logs(struct client *cl, struct daemon *d, const struct request *r)
 {
-	char key[REQUEST_NAME_MAX], *colon;
+	char key[REQUEST_NAME_MAX];
 	struct node *n;
 	size_t cap = d->cfg->settings.log_tail + 1;
 	char nbuf[SESSION_CAPTURE_NAME_MAX], note[2048] = "";
@@ -441,9 +441,7 @@ serve_logs(struct client *cl, struct daemon *d, const struct request *r)
 	size_t len;
 
 	/* a task's lines are shown under POOL:KEY: that name is its too */
-	memcpy(key, r->name, sizeof key);
-	if ((colon = strchr(key, ':')) != NULL)
-		*colon = '/';
+	session_capture_key(r->name, key, sizeof key);
 	n = key[0] ? tree_find(d->tree, key) : d->tree->root;
 	if (n == NULL && (tail = tasks_tail(d, key)) != NULL) {
 		serve_logs_ended(cl, r, tail);

@@ -38,6 +38,7 @@ serve_signal(struct client *cl, struct daemon *d, const struct request *r)
 	struct node *top = tree_find(d->tree, r->name);
 	const char *sig = sigabbrev_np(r->signo);
 	unsigned sent = 0, failed = 0;
+	char msg[512];
 	pid_t one = 0;
 	int err = 0;
 
@@ -72,15 +73,14 @@ serve_signal(struct client *cl, struct daemon *d, const struct request *r)
 		        cl, r->id,
 		        "%s: no worker of it is running: nothing signalled",
 		        top->path);
-	else if (top->spec->kind == KIND_WORKER) {
-		char msg[512];
-		snprintf(msg, sizeof msg, "%s: SIG%s sent (pid %ld)", top->path,
-		         sig, (long)one);
-		serve_text(cl, r->id, msg);
-	} else {
-		char msg[512];
-		snprintf(msg, sizeof msg, "%s: SIG%s sent to %u worker%s",
-		         top->path, sig, sent, sent == 1 ? "" : "s");
+	else {
+		if (top->spec->kind == KIND_WORKER)
+			snprintf(msg, sizeof msg, "%s: SIG%s sent (pid %ld)",
+			         top->path, sig, (long)one);
+		else
+			snprintf(msg, sizeof msg,
+			         "%s: SIG%s sent to %u worker%s", top->path,
+			         sig, sent, sent == 1 ? "" : "s");
 		serve_text(cl, r->id, msg);
 	}
 }

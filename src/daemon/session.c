@@ -302,6 +302,20 @@ session_capture_name(const struct node *n, char *buf)
 	return buf;
 }
 
+bool
+session_capture_key(const char *name, char *buf, size_t len)
+{
+	size_t n = strlen(name);
+	char *colon;
+
+	if (n >= len)
+		return false;
+	memcpy(buf, name, n + 1);
+	if ((colon = strchr(buf, ':')) != NULL)
+		*colon = '/';
+	return true;
+}
+
 size_t
 session_event_tail(void *arg, const char *path, char *buf, size_t len)
 {

@@ -60,6 +60,9 @@ struct session {
  * configured worker's name. buf holds at least SESSION_CAPTURE_NAME_MAX. */
 #define SESSION_CAPTURE_NAME_MAX 160
 const char *session_capture_name(const struct node *, char *buf);
+/* A capture name as tree_find takes it: a task's POOL:KEY is POOL/KEY
+ * (names hold no ':'). false when it does not fit in buf (len bytes). */
+bool session_capture_key(const char *name, char *buf, size_t len);
 /* An events tail function (arg: the daemon): the last lines of output of
  * the worker at path. */
 size_t session_event_tail(void *d, const char *path, char *buf, size_t len);

@@ -435,7 +435,7 @@ spawn_worker(struct spawner *sw, const struct spawn_args *a,
              struct spawn_result *out)
 {
 	const struct spec *s = a->spec;
-	char *own[8];
+	char *own[SPAWN_ENV_OWN_MAX + 1];
 	size_t nown;
 	struct spawn_ids ids;
 	struct spawn sp = {.spec = s,

@@ -34,20 +34,6 @@ spawn_env_key_in(const char *entry, char **env)
 	return spawn_env_has(entry, env);
 }
 
-/* Whether one of the worker's own variables (NOTIFY_SOCKET, WATCHDOG_USEC
- * and AGENTSUP_*) sets entry's name: then only ours reaches it, since
- * getenv takes the first of two. */
-static bool
-spawn_env_own_has(const char *entry, char **own, size_t nown)
-{
-	size_t kl = strcspn(entry, "=");
-
-	for (size_t i = 0; i < nown; i++)
-		if (strncmp(own[i], entry, kl) == 0 && own[i][kl] == '=')
-			return true;
-	return false;
-}
-
 /* The env_file entries sorted by name, then by place: up to 16 files of
  * 1,024 lines each are told apart in n log n, not n * n on the loop. */
 struct spawn_env_key {
@@ -95,7 +81,9 @@ spawn_env_sorted_has(const char *entry, const struct spawn_env_key *v, size_t n)
 /* agentsupd's environment, then the user's (HOME, USER, LOGNAME, SHELL of
  * `user:`, unless the spec sets them), then its env_file's (fenv), then
  * the spec's, then AGENTSUP_*: a later one sets a key over an earlier, and
- * each key is passed once. The strings are borrowed except ours (*own,
+ * each key is passed once; one of the worker's own (own, NULL-terminated:
+ * NOTIFY_SOCKET, WATCHDOG_USEC and AGENTSUP_*) only as ours, since getenv
+ * takes the first of two. The strings are borrowed except ours (*own,
  * freed by the caller). */
 char **
 spawn_env_build(const struct spec *s, const struct spawn_ids *ids,
@@ -124,7 +112,7 @@ spawn_env_build(const struct spec *s, const struct spawn_ids *ids,
 		if (ids->env[i][0] != '\0' &&
 		    !spawn_env_key_in(ids->env[i], s->env) &&
 		    !spawn_env_sorted_has(ids->env[i], sorted, nf) &&
-		    !spawn_env_own_has(ids->env[i], own, nown))
+		    !spawn_env_has(ids->env[i], own))
 			user[nuser++] = (char *)ids->env[i];
 	user[nuser] = NULL;
 	for (char **e = environ; *e != NULL; e++)
@@ -135,17 +123,17 @@ spawn_env_build(const struct spec *s, const struct spawn_ids *ids,
 	for (char **e = environ; *e != NULL; e++)
 		if (!spawn_env_key_in(*e, s->env) && !spawn_env_has(*e, user) &&
 		    !spawn_env_sorted_has(*e, sorted, nf) &&
-		    !spawn_env_own_has(*e, own, nown))
+		    !spawn_env_has(*e, own))
 			envp[k++] = *e;
 	for (size_t i = 0; i < nuser; i++)
 		envp[k++] = user[i];
 	/* the spec's set over the files' */
 	for (size_t i = 0; i < nf; i++)
 		if (last[i] && !spawn_env_key_in(fenv[i], s->env) &&
-		    !spawn_env_own_has(fenv[i], own, nown))
+		    !spawn_env_has(fenv[i], own))
 			envp[k++] = fenv[i];
 	for (char **e = s->env; e != NULL && *e != NULL; e++)
-		if (!spawn_env_own_has(*e, own, nown))
+		if (!spawn_env_has(*e, own))
 			envp[k++] = *e;
 	for (size_t i = 0; i < nown; i++)
 		envp[k++] = own[i];
@@ -164,7 +152,8 @@ spawn_env_path(char **envp)
 	return "/usr/local/bin:/usr/bin:/bin";
 }
 
-/* The worker's own AGENTSUP_* variables; *n of them, each malloc'd. */
+/* The worker's own AGENTSUP_* variables; *n of them, each malloc'd, then
+ * NULL. */
 size_t
 spawn_env_own(const struct spawn_args *a, char **own)
 {
@@ -187,5 +176,6 @@ spawn_env_own(const struct spawn_args *a, char **own)
 		        "WATCHDOG_USEC=%llu",
 		        (unsigned long long)a->spec->pol->heartbeat_timeout_ms *
 		                1000);
+	own[n] = NULL;
 	return n;
 }

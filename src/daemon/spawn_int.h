@@ -13,12 +13,13 @@ struct spawn_ids;
 struct spec;
 
 /* spawn_env.c: the worker's own AGENTSUP_* variables into own (room for
- * 8), each malloc'd; how many. */
+ * SPAWN_ENV_OWN_MAX and the NULL after them), each malloc'd; how many. */
+#define SPAWN_ENV_OWN_MAX 8
 size_t spawn_env_own(const struct spawn_args *, char **own);
 /* agentsupd's environment, then the user's (HOME, USER, LOGNAME, SHELL of
  * `user:`, unless set later), then its env_file's (fenv), then the spec's,
- * then own: a later one sets a key over an earlier. The strings are
- * borrowed; the array is the caller's to free. */
+ * then own (NULL-terminated): a later one sets a key over an earlier. The
+ * strings are borrowed; the array is the caller's to free. */
 char **spawn_env_build(const struct spec *, const struct spawn_ids *,
                        char *const *fenv, char **own, size_t nown);
 /* PATH in envp, or the default search path (in the child: safe). */

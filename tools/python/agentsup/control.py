@@ -174,7 +174,7 @@ class Control:
             if not isinstance(result, list) or \
                     not isinstance(f.get("result"), list):
                 raise ProtocolError(f"{cmd}: a chunk that is not a list")
-            result = result + f["result"]
+            result.extend(f["result"])
         return result
 
     def _text(self, cmd: str, args: List[Any]) -> str:
