@@ -147,22 +147,40 @@ tasks_answer_rec(struct client *cl, struct daemon *d, uint64_t id,
 	msgpack_sbuffer_destroy(&sb);
 }
 
+/* The pool's name a record is filed under, from the part of NAME before
+ * SLASH: its name, or its path ("root/pool"), that of a pool a reload
+ * removed by its last part. Into a buffer of the caller's. */
+static const char *
+tasks_pool_name(struct daemon *d, const char *name, const char *slash,
+                char *sup, size_t len)
+{
+	const struct node *n;
+	const char *last;
+
+	snprintf(sup, len, "%.*s", (int)(slash - name), name);
+	if ((last = strrchr(sup, '/')) == NULL)
+		return sup;
+	if ((n = tasks_sup_find(d, sup)) != NULL)
+		return n->spec->name;
+	return last + 1;
+}
+
 struct ledger_rec *
 tasks_lookup(struct daemon *d, const char *name, const char **why)
 {
 	struct ledger *l = &d->tasks->ledger;
-	const char *slash = strchr(name, '/');
+	const char *slash = strrchr(name, '/');
 	struct ledger_iter it = {0};
 	struct ledger_rec *r;
 	char sups[3][REQUEST_NAME_MAX];
 	size_t n;
 
 	*why = NULL;
-	if (slash != NULL) {
-		char sup[REQUEST_NAME_MAX];
-		snprintf(sup, sizeof sup, "%.*s", (int)(slash - name), name);
-		return tasks_get(d, sup, slash + 1);
-	}
+	if (slash != NULL) /* SUP/KEY or the path status shows */
+		return tasks_get(d,
+		                 tasks_pool_name(d, name, slash, sups[0],
+		                                 sizeof sups[0]),
+		                 slash + 1);
 	n = taskstore_sups(d, name, sups, 2);
 	while ((r = ledger_next(l, &it)) != NULL && n < 3)
 		if (strcmp(r->key, name) == 0 &&

@@ -133,6 +133,21 @@ def test_a_task_waiting_to_be_resumed_can_be_stopped_by_key(supd, cmd):
     assert d.count("spawned", f"root/pool/{key}") == 0
 
 
+def test_a_task_waiting_to_be_resumed_is_found_by_its_full_path(supd):
+    """`stop root/pool/KEY` (the path status and events show) took
+    "root" for the pool and "pool/KEY" for the key: "no such worker or
+    supervisor", and `wait root/pool/KEY` "no such task"."""
+    d, key = two_tasks_then_one_place(supd)
+    r = d.ctl("wait", f"root/pool/{key}", "--timeout", "200ms")
+    assert r.returncode == 124, r.stderr  # found, still waiting
+    r = d.ctl("stop", f"root/pool/{key}")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == f"root/pool/{key}"
+    d.wait("task_done", f"root/pool/{key}")
+    r = d.ctl("--json", "wait", f"root/pool/{key}")
+    assert r.returncode == 4 and json.loads(r.stdout)["state"] == "cancelled"
+
+
 def two_pools(max_children):
     return textwrap.dedent(f"""\
         supervisor: root
