@@ -89,30 +89,71 @@ load_or_report(const char *dir)
 	return cfg;
 }
 
+/* --check's warnings of unreadable env_files, each said once: the copies
+ * of an `instances: 50` worker, or fifty workers given one file by
+ * `defaults:`, all read it. */
+struct check_warned {
+	char *why, *first;
+	size_t more;
+};
+
+struct check_warnings {
+	struct check_warned *v;
+	size_t n;
+};
+
+static void
+check_warn(struct check_warnings *w, const char *path, const char *why)
+{
+	for (size_t i = 0; i < w->n; i++)
+		if (strcmp(w->v[i].why, why) == 0) {
+			w->v[i].more++;
+			return;
+		}
+	w->v = xreallocarray(w->v, w->n + 1, sizeof *w->v);
+	w->v[w->n++] = (struct check_warned){xstrdup(why), xstrdup(path), 0};
+}
+
 /* --check: the env_files a start would read, read now (as this user: a
  * warning, not an error, since agentsupd may run as another). */
 static void
-check_env_files(const struct spec *s, const char *path)
+check_env_files(struct check_warnings *w, const struct spec *s,
+                const char *path)
 {
 	char why[512], **v, *sub;
 
 	if (s->env_files != NULL && envload_read(s, &v, why, sizeof why) < 0)
-		fprintf(stderr,
-		        "agentsupd: warning: %s: %s (its starts fail until it "
-		        "can be read)\n",
-		        path, why);
+		check_warn(w, path, why);
 	else if (s->env_files != NULL)
 		config_free_strv(v);
 	if (s->tmpl != NULL) {
 		sub = xasprintf("%s/(template)", path);
-		check_env_files(s->tmpl, sub);
+		check_env_files(w, s->tmpl, sub);
 		free(sub);
 	}
 	for (size_t i = 0; i < s->nchildren; i++) {
 		sub = xasprintf("%s/%s", path, s->children[i]->name);
-		check_env_files(s->children[i], sub);
+		check_env_files(w, s->children[i], sub);
 		free(sub);
 	}
+}
+
+static void
+check_env_report(const struct spec *root)
+{
+	struct check_warnings w = {NULL, 0};
+
+	check_env_files(&w, root, root->name);
+	for (size_t i = 0; i < w.n; i++) {
+		fprintf(stderr, "agentsupd: warning: %s", w.v[i].first);
+		if (w.v[i].more > 0)
+			fprintf(stderr, " (and %zu more)", w.v[i].more);
+		fprintf(stderr, ": %s (its starts fail until it can be read)\n",
+		        w.v[i].why);
+		free(w.v[i].why);
+		free(w.v[i].first);
+	}
+	free(w.v);
 }
 
 int
@@ -174,7 +215,7 @@ main(int argc, char **argv)
 	if ((d.cfg = load_or_report(d.config_dir)) == NULL)
 		return EXIT_CONFIG;
 	if (check) {
-		check_env_files(d.cfg->root, d.cfg->root->name);
+		check_env_report(d.cfg->root);
 		config_print(d.cfg, stdout);
 		config_free(d.cfg);
 		return 0;

@@ -153,13 +153,16 @@ def test_check_warns_of_a_file_it_cannot_read(supd, tmp_path):
           - {{worker: maybe, env_file: '-{tmp_path / 'nope.env'}', command: [true]}}
           - supervisor: pool
             template: {{env_file: {tmp_path / 'bad.env'}, command: [true]}}
+          - {{worker: many, instances: 40, env_file: {tmp_path / 'nope.env'},
+              command: [true]}}
         """})
     r = subprocess.run([AGENTSUPD, "-c", str(supd.dir), "--check"],
                        capture_output=True, text=True, timeout=TIMEOUT)
     assert r.returncode == 0, r.stderr
     warnings = [l for l in r.stderr.splitlines() if "warning" in l]
     assert len(warnings) == 2, r.stderr
-    assert f"root/typo: env_file {tmp_path / 'nope.env'}: No such file" in warnings[0]
+    # the 40 copies of `many` read the file `typo` reads: said once
+    assert f"root/typo (and 40 more): env_file {tmp_path / 'nope.env'}: No such file" in warnings[0]
     assert f"root/pool/(template): env_file {tmp_path / 'bad.env'}: line 2" in warnings[1]
 
 
