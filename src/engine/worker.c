@@ -119,13 +119,15 @@ w_cut_drain(struct tree *t, struct node *n, struct reason r)
 	tree_push(t, (struct action){.kind = ACT_STOP, .node = n});
 }
 
-/* BACKOFF x STOP|DRAIN: its pending restart is called off. */
+/* BACKOFF x STOP|DRAIN: its pending restart is called off (a task's, by
+ * an operator: the task is cancelled, as one stopped while running). */
 static void
 w_call_off(struct tree *t, struct node *n, struct reason r)
 {
 	(void)r;
 	wake_set(t, n, 0);
 	tree_set_state(t, n, NODE_STOPPED);
+	dynamic_child_stopped(t, n);
 	sup_child_settled(t, n->parent);
 }
 

@@ -74,6 +74,31 @@ def test_spawn_by_ctl_idempotent_keys_and_wait(supd):
         "root", "root/pool", "root/idle"]
 
 
+@pytest.mark.parametrize("cmd", ["stop", "drain"])
+def test_a_task_in_backoff_stopped_is_cancelled(supd, cmd):
+    """A task waiting out its backoff (no process) stopped by an operator
+    stayed "stopped" in the tree for good: `wait` never answered, a spawn
+    of its key said "cancelling" and `drop` "stop it first"."""
+    d = supd.start({"a.yaml": pool(template="""\
+        template:
+          command: ["/bin/sh", "-c", "exit 1"]
+          backoff: {initial: 1m, max: 1m}
+        """)})
+    d.wait("started", "root/idle")
+    d.ctl("spawn", "pool", "--key", "k", check=0)
+    d.wait("backoff", "root/pool/k")
+    d.ctl(cmd, "pool/k", check=0)
+    d.wait("task_done", "root/pool/k")
+    r = d.ctl("--json", "wait", "pool/k", "--timeout", "10s")
+    assert r.returncode == 4 and json.loads(r.stdout)["state"] == "cancelled"
+    assert [n["path"] for n in d.ctl_json("status")] == [
+        "root", "root/pool", "root/idle"]
+    assert d.ctl("drop", "pool/k").returncode == 0
+    r = json.loads(d.ctl("--json", "spawn", "pool", "--key", "k",
+                         check=0).stdout)
+    assert r["created"] is True
+
+
 def test_unkeyed_children_are_numbered(supd):
     d = supd.start({"a.yaml": pool(template=SH_TEMPLATE)})
     d.wait("started", "root/idle")

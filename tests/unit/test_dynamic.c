@@ -318,6 +318,36 @@ test_operator_stop_cancels(void **state)
 	run_free(r);
 }
 
+/* A task waiting out its backoff (no process) stopped or drained by an
+ * operator: it stayed in the tree "stopped" with its record live for
+ * good, a `wait` never answered and its key taken (found in a trial). */
+static void
+test_operator_stop_in_backoff_cancels(void **state)
+{
+	for (int drain = 0; drain <= 1; drain++) {
+		struct run *r = run_new(
+		        "supervisor: root\nchildren:\n  - supervisor: pool\n"
+		        "    intensity: 50\n"
+		        "    template: {command: w, backoff: {initial: 5s}}\n");
+
+		(void)state;
+		spawn(r, "a", SPAWN_OK);
+		exit_with(r, "root/pool/a", 1); /* the first: at once */
+		exit_with(r, "root/pool/a", 1);
+		assert_int_equal(N(r, "root/pool/a")->state, NODE_BACKOFF);
+		r->log[0] = '\0';
+		if (drain)
+			command_drain(r->t, N(r, "root/pool/a"), r->now);
+		else
+			command_stop(r->t, N(r, "root/pool/a"), r->now);
+		pump(r);
+		expect(r, "cancelled root/pool/a\n");
+		assert_int_equal(N(r, "pool")->nchildren, 0);
+		assert_int_equal(tree_next_wake(r->t), 0); /* no restart */
+		run_free(r);
+	}
+}
+
 static void
 test_shutdown_does_not_end_tasks(void **state)
 {
@@ -1008,6 +1038,7 @@ main(void)
 	        cmocka_unit_test(test_circuit_open_is_dead),
 	        cmocka_unit_test(test_temporary_failure_is_dead),
 	        cmocka_unit_test(test_operator_stop_cancels),
+	        cmocka_unit_test(test_operator_stop_in_backoff_cancels),
 	        cmocka_unit_test(test_shutdown_does_not_end_tasks),
 	        cmocka_unit_test(test_done_during_a_budget_drain),
 	        cmocka_unit_test(test_done_during_shutdown),
