@@ -13,6 +13,7 @@
 #include "contain.h"
 #include "control.h"
 #include "daemon.h"
+#include "dynamic.h"
 #include "events.h"
 #include "hooks.h"
 #include "log.h"
@@ -224,12 +225,21 @@ daemon_reload(struct daemon *d, uint64_t client, uint64_t id)
 static void
 note_gone(struct daemon *d, const struct node *n)
 {
+	const char *slash = strrchr(n->path, '/');
+
 	if (n->spec->kind == KIND_WORKER && n->task == NULL) {
 		d->gone = xreallocarray(d->gone, d->ngone + 1, sizeof *d->gone);
 		d->gone[d->ngone++] = xstrdup(n->path);
 	} /* a task's end releases its own */
 	if (n->spec->kind == KIND_SUPERVISOR && n->spec->tmpl != NULL)
 		tasks_pool_was(d, n->spec->name, n->path);
+	/* a task buried alone, its pool kept without a template: the root
+	 * that a new root above it took the place of, its pool now below */
+	if (n->task != NULL && n->parent == d->tree->graveyard && slash) {
+		char *pool = xasprintf("%.*s", (int)(slash - n->path), n->path);
+		tasks_pool_was(d, n->task->sup, pool);
+		free(pool);
+	}
 	for (size_t i = 0; i < n->nchildren; i++)
 		note_gone(d, n->children[i]);
 }

@@ -221,3 +221,40 @@ def test_a_pool_removed_then_added_back_elsewhere_after_a_restart(supd):
     rec = replayed(d)
     assert rec["result"] == "from step-5" and rec["state"] == "done", rec
     assert checkpoint_paths(supd) == {"root/sub/pool/t"}
+
+
+def test_a_pool_that_was_the_root_moved_under_a_new_root(supd):
+    """The whole first config was the pool (the root); the next one adds a
+    root above it (`parent: main`). The reload keeps the old root as the
+    new one and buries the pool's tasks alone (its template went), so the
+    pool's old place was never remembered: the replay under main/pool
+    started afresh (found in a trial)."""
+    script = py(supd.tmp, "long.py", LONG)
+    pool = textwrap.dedent(f"""\
+        supervisor: pool
+        intensity: 50
+        template:
+          command: [{PY}, {script}]
+          backoff: none
+        """)
+    supd.write({"00-settings.yaml": settings(supd), "b.yaml": pool},
+               settings=False)
+    d = supd.start()
+    wait_until(lambda: any("supervising the tree" in l for l in d.lines),
+               what="agentsupd listening")
+    d.ctl("spawn", "pool", "--key", "t", "--", "6", check=0)
+    checkpointed(d, "pool/t")
+    supd.write({"00-settings.yaml": settings(supd),
+                "a.yaml": textwrap.dedent("""\
+                    supervisor: main
+                    children:
+                      - {worker: idle, command: [sleep, '300']}
+                    """),
+                "b.yaml": pool + "parent: main\n"}, settings=False)
+    d.ctl("reload", check=0)
+    d.wait("started", "main/idle")
+    rec = json.loads(d.ctl("wait", "pool/t").stdout)
+    assert rec["state"] == "cancelled", rec
+    rec = replayed(d)
+    assert rec["result"] == "from step-6" and rec["state"] == "done", rec
+    assert checkpoint_paths(supd) == {"main/pool/t"}
