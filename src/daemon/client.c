@@ -299,10 +299,17 @@ timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 		client_arm(cl, now);
 		return;
 	}
+	if (!cl->ending && !agentsup_reader_pending(&cl->reader)) {
+		/* a library's connection left open (agentsup.control
+		 * reconnects): nothing wrong, no warning */
+		log_info("control client (uid %lu): idle for %u s; "
+		         "disconnected",
+		         (unsigned long)cl->uid, CLIENT_IDLE_MS / 1000);
+		client_drop(cl, NULL);
+		return;
+	}
 	client_drop(cl, cl->ending ? "did not read the end of its follow"
-	                : agentsup_reader_pending(&cl->reader)
-	                        ? "too slow to finish a request"
-	                        : "idle too long");
+	                           : "too slow to finish a request");
 }
 
 /* --- reading -------------------------------------------------------------- */

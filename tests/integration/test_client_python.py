@@ -237,6 +237,47 @@ def test_channel_not_inherited():
     f.finish()
 
 
+def test_one_agent_a_process_and_none_in_its_forks():
+    """Found in a trial: a second Agent() in the worker's process (a helper
+    module's) was unsupervised without a word, and the worker then taken
+    for hung; a multiprocessing (fork) child beating through its parent's
+    Agent mixed frames into the channel and got the worker stopped for a
+    protocol error; back-to-back `with agent.busy()` blocks sent two
+    extends with no beat between, and agentsupd ignores the second."""
+    f = Fake("""
+        import os, agentsup
+        a = agentsup.Agent()
+        try:
+            agentsup.Agent()
+            print("second: made", flush=True)
+        except RuntimeError:
+            print("second: RuntimeError", flush=True)
+        pid = os.fork()
+        if pid == 0:
+            try:
+                a.beat(steps=9)
+                os._exit(3)
+            except RuntimeError:
+                os._exit(0)
+        print("child:", os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]), flush=True)
+        with a.busy(5):
+            pass
+        with a.busy(6):
+            pass
+        a.beat(steps=1)
+    """)
+    f.expect("hello")
+    assert f.line() == "second: RuntimeError"
+    assert f.line() == "child: 0"
+    assert f.expect("extend")["ms"] == 5000
+    assert "progress" not in f.expect("hb")
+    assert f.expect("extend")["ms"] == 6000
+    assert "progress" not in f.expect("hb")
+    assert f.expect("hb")["progress"] == {"steps": 1}
+    assert f.frame() is None
+    f.finish()
+
+
 def test_part2_sync_api():
     f = Fake("""
         import agentsup
@@ -263,6 +304,7 @@ def test_part2_sync_api():
     assert f.line() == "b'state-7' 7 2 exit:1"
     f.expect("ready")
     assert f.expect("extend")["ms"] == 30000
+    assert f.expect("hb") == {"t": "hb", "seq": 1}  # the with's end
     ck = f.expect("checkpoint")
     assert (ck["seq"], ck["data"]) == (8, b"\x00state-8")
     assert f.line() == "8"
@@ -672,8 +714,15 @@ REFUSED_CALLS = [
     "a.beat(steps=-1)", "a.beat(tokens=-1)", "a.beat(steps=2**64)",
     'a.exit_reason("rate-limited", retry_after=30)', 'a.exit_reason("")',
     'a.result(b"x" * (64 * 1024 + 1))', 'a.result("\\u00e9" * 32769)', "a.result(42)",
+    # of another type: coerced and sent before (steps=1.5 as 1, tokens="10"
+    # as 10, status=b"x" as "b'x'", args="12" as ["1", "2"], checkpoint(5)
+    # as 5 zero bytes; a trial)
+    "a.beat(steps=1.5)", 'a.beat(tokens="10")', 'a.beat(cost="1")', "a.beat(steps=True)",
+    'a.beat(status=b"x")', "a.beat(state=3)", 'a.checkpoint("text")', "a.checkpoint(5)",
+    'a.busy("10")', 'a.spawn("pool", args="12")',
+    'a.exit_reason("transient", detail=b"x")',
 ]
-REFUSED_AS = "ValueError " * 10 + "TypeError"
+REFUSED_AS = "ValueError " * 10 + "TypeError " * 12
 
 
 @pytest.mark.parametrize("api", ["sync", "async"])

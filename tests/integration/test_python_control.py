@@ -2,6 +2,7 @@
 agentsupd: an orchestrator written in Python spawns tasks, waits for their
 records and reads events and output without shelling out to agentsupctl."""
 import os
+import signal
 import sys
 import textwrap
 
@@ -82,13 +83,37 @@ def test_wait_times_out(supd):
     ctl.spawn("pool", key="slow", env={"DELAY": "300"})
     with pytest.raises(TimeoutError):
         ctl.wait("pool/slow", timeout=0.2)
-    # the connection is closed after a timeout: a late answer cannot be
-    # taken for the next request's
+    # the next request is on a new connection: a late answer cannot be
+    # taken for its; polling with short waits works (it was closed for good)
+    assert [n["path"] for n in ctl.status("pool")] == ["root/pool", "root/pool/slow"]
+    with pytest.raises(TimeoutError):
+        ctl.wait("pool/slow", timeout=0.2)
+    ctl.close()
     with pytest.raises(ConnectionError, match="closed"):
         ctl.status()
     with Control(d.socket) as other:
         other.stop("pool/slow")
         assert other.wait("pool/slow", timeout=30)["state"] == "cancelled"
+
+
+def test_a_control_outlives_its_connection(supd):
+    """agentsupd closes a connection idle for a minute, and a restarted
+    agentsupd has none of the old ones: a Control held by a long-lived
+    service raised BrokenPipeError at its next call for good (found in a
+    trial). It connects again; a closed Control stays closed."""
+    d = start(supd)
+    ctl = Control(d.socket)
+    assert ctl.status("idle")[0]["state"] == "running"
+    d.signal(signal.SIGTERM)
+    assert d.exit_code() == 0
+    supd.events = supd.tmp / "events-1.jsonl"  # the next one's own
+    d = start(supd)
+    assert ctl.status("idle")[0]["state"] == "running"
+    with pytest.raises(TypeError, match="list of str"):
+        ctl.spawn("pool", key="s", args="12")  # not ["1", "2"]
+    ctl.close()
+    with pytest.raises(ConnectionError, match="closed"):
+        ctl.status()
 
 
 def test_events_and_logs_of_a_subtree(supd):

@@ -31,8 +31,10 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import decimal
 import faulthandler
 import math
+import numbers
 import os
 import select
 import signal
@@ -93,13 +95,39 @@ _UNSUPERVISED = Restored(None, 0, 0, "")
 
 
 class _Busy:
-    """What agent.busy() returns: usable as a plain call or a `with`."""
+    """What agent.busy() returns: usable as a plain call or a `with`, whose
+    end is a beat: the long call is over, and the next busy() counts
+    (agentsupd ignores an extend before the next beat)."""
+
+    def __init__(self, end: Callable[[], Any]) -> None:
+        self._end = end
 
     def __enter__(self) -> "_Busy":
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        return None
+        self._end()
+
+
+# This process's channel, once an Agent took it (AGENTSUP_FD then leaves the
+# environment): a second Agent() would be unsupervised without a word, and
+# the worker taken for hung. A forked child gets a generation of its own.
+_claimed_by: Optional[int] = None  # the pid whose Agent took the channel
+_fork_gen = 0
+
+
+def _claim() -> None:
+    global _claimed_by
+    _claimed_by = os.getpid()
+
+
+def _after_fork() -> None:
+    global _fork_gen, _claimed_by
+    _fork_gen += 1
+    _claimed_by = None
+
+
+os.register_at_fork(after_in_child=_after_fork)
 
 
 class Agent:
@@ -158,7 +186,13 @@ class Agent:
         self._out = bytearray()
         self._sock: Optional[socket.socket] = None
         self._packb: Optional[Callable[..., bytes]] = None
+        self._gen = _fork_gen
         fd = env.get("AGENTSUP_FD")
+        if fd is None and _claimed_by == os.getpid():
+            raise RuntimeError(
+                "agentsup: an Agent of this process already took its channel "
+                "to agentsupd: use that one (a second Agent would not be "
+                "supervised, and the worker would be taken for hung)")
         if fd is None or not fd.isdigit():
             return
         import msgpack  # type: ignore[import]  # only when supervised
@@ -178,6 +212,7 @@ class Agent:
             self._sock = None
             return
         env.pop("AGENTSUP_FD", None)  # nothing we run may speak for us
+        _claim()
         self._read_on_send = True
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         # collected without close(), it releases what it holds all the same;
@@ -245,17 +280,20 @@ class Agent:
         if progress:
             msg["progress"] = progress
         if status is not None:
-            msg["status"] = str(status)
+            msg["status"] = _text("status", status)
         if self._sock is None:
             return True
         return self._send(msg, seq="_seq") is not None
 
     def busy(self, seconds: float) -> _Busy:
         """A long call ahead: push the heartbeat deadline out once (at most
-        the worker's extend_max). `agent.busy(30)` or `with agent.busy(30):`
-        Below 0 is 0; ValueError for NaN."""
+        the worker's extend_max) until the next beat. `with agent.busy(30):`
+        beats at the end of its block, so the next busy() counts; a plain
+        `agent.busy(30)` lasts until the next beat() (a second one before
+        it is ignored by agentsupd). Below 0 is 0; ValueError for NaN,
+        TypeError for what is not a number."""
         self._send({"t": "extend", "ms": _ms("seconds", seconds)})
-        return _Busy()
+        return _Busy(self.beat)
 
     def checkpoint(self, data: bytes) -> int:
         """Store a checkpoint; returns its sequence number (numbers go on
@@ -270,7 +308,7 @@ class Agent:
         than 1 MiB waits to be sent (agentsupd is not reading, or this
         agent sends faster than it can: checkpoints of hundreds of KiB back
         to back); the checkpoint is not taken, so try again later."""
-        data = bytes(data)
+        data = _bytes_like("checkpoint data", data)
         if self._sock is None:
             self._ckpt_seq += 1
             return self._ckpt_seq
@@ -311,7 +349,7 @@ class Agent:
         if retry_after is not None:
             msg["retry_after_ms"] = _ms("retry_after", retry_after)
         if detail is not None:
-            msg["detail"] = str(detail)
+            msg["detail"] = _text("detail", detail)
         if self._send(msg) is None:
             raise BlockingIOError("agentsupd is not reading: exit reason not queued")
         self.flush(timeout)
@@ -326,9 +364,10 @@ class Agent:
         after its caller stopped waiting goes to on_spawned and
         agent.spawned, never to another spawn; one the caller got does
         not."""
+        argv = _argv(args)  # supervised or not
         if self._sock is None:
             return None
-        ticket = self._ask_spawn(sup, key, args, env, wait=timeout is not None)
+        ticket = self._ask_spawn(sup, key, argv, env, wait=timeout is not None)
         if timeout is None:
             return None
         try:
@@ -366,7 +405,8 @@ class Agent:
         """Send what the socket takes now, then close the channel."""
         if self._sock is not None:
             try:
-                self._flush()
+                if self._gen == _fork_gen:  # a fork's copy: only closed
+                    self._flush()
             except OSError:
                 pass
             self._sock = None
@@ -382,7 +422,7 @@ class Agent:
         msg: Dict[str, Any] = {"t": "spawn", "sup": str(sup)}
         if key is not None:
             msg["key"] = str(key)
-        argv = [str(a) for a in args]
+        argv = _argv(args)
         if argv:
             msg["args"] = argv
         if env:
@@ -452,6 +492,7 @@ class Agent:
         returned (else 0). None when it could not be queued."""
         if self._sock is None:
             return 0
+        self._check_owner()
         assert self._packb is not None
         with self._lock:
             n = getattr(self, seq) + 1 if seq else 0
@@ -486,12 +527,24 @@ class Agent:
         self._flush_locked()
         return result
 
+    def _check_owner(self) -> None:
+        """The channel is the worker's process's: a fork of it (a
+        multiprocessing child) writing or reading there would mix its
+        frames with the worker's, and agentsupd stops the worker."""
+        if self._gen != _fork_gen:
+            raise RuntimeError(
+                "agentsup: this Agent belongs to the worker, and this process "
+                "is a fork of it: a child must not use its channel (make no "
+                "Agent in the child, or exec a program)")
+
     def _take_input(self, wait_turn: bool) -> None:
         """Read and handle what agentsupd sent, as far as it already came:
         never waits for the socket; for another thread reading, only with
         wait_turn. Frames read before an end or an error are handled
         first."""
         msgs: List[Dict[str, Any]] = []
+        if self._sock is not None:
+            self._check_owner()
         if self._sock is None or not self._rlock.acquire(blocking=wait_turn):
             return
         try:
@@ -613,19 +666,53 @@ def _progress(steps: Optional[int], tokens: Optional[int], cost: Optional[float]
     if cost is not None:
         progress["cost"] = _cost(cost)
     if state is not None:
-        progress["state"] = str(state)
+        progress["state"] = _text("state", state)
     return progress
 
 
 def _count(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
     n = int(value)
     if not 0 <= n <= _UINT_MAX:
         raise ValueError(f"{name} must be from 0 to 2^64 - 1, not {n}")
     return n
 
 
+def _number(name: str, value: Any) -> float:
+    """A real number as a float: not a str of one (float("10") would pass),
+    nor a bool."""
+    if isinstance(value, bool) or \
+            not isinstance(value, (numbers.Real, decimal.Decimal)):
+        raise TypeError(f"{name} must be a number, not {type(value).__name__}")
+    return float(value)
+
+
+def _text(name: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, not {type(value).__name__}")
+    return str(value)  # a subclass's str() is what is sent
+
+
+def _bytes_like(name: str, value: Any) -> bytes:
+    if isinstance(value, str):
+        raise TypeError(f"{name} must be bytes, not str: encode it "
+                        "(text.encode())")
+    if not isinstance(value, (bytes, bytearray, memoryview)):
+        raise TypeError(f"{name} must be bytes, not {type(value).__name__}")
+    return bytes(value)
+
+
+def _argv(args: Iterable[str]) -> List[str]:
+    """A spawn's arguments: a str would be split into its characters."""
+    if isinstance(args, (str, bytes)):
+        raise TypeError("args must be a list of str, not one "
+                        f"{type(args).__name__}: args=[...]")
+    return [str(a) for a in args]
+
+
 def _cost(value: Any) -> float:
-    x = float(value)
+    x = _number("cost", value)
     if not (math.isfinite(x) and x >= 0):
         raise ValueError(f"cost must be a finite number >= 0, not {x}")
     return x
@@ -634,7 +721,7 @@ def _cost(value: Any) -> float:
 # Seconds as the ms of extend and retry_after_ms, which agentsupd caps
 # itself: below 0 is 0, past 2^64 - 1 ms (inf too) is that; NaN means nothing.
 def _ms(name: str, seconds: float) -> int:
-    ms = float(seconds) * 1000
+    ms = _number(name, seconds) * 1000
     if math.isnan(ms):
         raise ValueError(f"{name} is NaN")
     return 0 if ms <= 0 else _UINT_MAX if ms >= _UINT_MAX else int(ms)

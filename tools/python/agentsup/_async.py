@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Callable, Deque, Iterable, Mapping, Optional, TypeVar, Union
 
-from . import Agent, Nudge, ProtocolError, Restored, Spawned
+from . import Agent, Nudge, ProtocolError, Restored, Spawned, _argv, _Busy
 
 T = TypeVar("T")
 
@@ -109,13 +109,17 @@ class AsyncAgent:
     def ready(self) -> bool:
         return self._sent(self._agent.ready())
 
-    def beat(self, **progress: Any) -> bool:
-        """As Agent.beat (steps, tokens, cost, state, status; ValueError for
-        a value agentsupd refuses, before anything is sent)."""
-        return self._sent(self._agent.beat(**progress))
+    def beat(self, steps: Optional[int] = None, tokens: Optional[int] = None,
+             cost: Optional[float] = None, state: Optional[str] = None,
+             status: Optional[str] = None) -> bool:
+        """As Agent.beat (ValueError for a value agentsupd refuses,
+        TypeError for one of another type, before anything is sent)."""
+        return self._sent(self._agent.beat(steps, tokens, cost, state, status))
 
-    def busy(self, seconds: float) -> Any:  # usable in `with`
-        return self._sent(self._agent.busy(seconds))
+    def busy(self, seconds: float) -> _Busy:
+        """As Agent.busy: `with agent.busy(30):` beats at its end."""
+        self._sent(self._agent.busy(seconds))
+        return _Busy(self.beat)
 
     def checkpoint(self, data: bytes) -> int:
         return self._sent(self._agent.checkpoint(data))
@@ -141,9 +145,10 @@ class AsyncAgent:
         """Ask for a dynamic child; its answer, or asyncio.TimeoutError (an
         answer that comes later goes to agent.spawned, never to another
         spawn)."""
+        argv = _argv(args)  # supervised or not
         if not self.supervised:
             return None
-        n = self._sent(self._agent._ask_spawn(sup, key, args, env, wait=True))
+        n = self._sent(self._agent._ask_spawn(sup, key, argv, env, wait=True))
         try:
             await self._until(lambda: self._agent._waiting.get(n) is not None, timeout)
         finally:
@@ -165,7 +170,9 @@ class AsyncAgent:
 
     async def _until(self, done: Callable[[], bool], timeout: float) -> bool:
         """Wait for done() until timeout; False at the deadline."""
-        assert self._loop is not None and self._changed is not None
+        if self._loop is None or self._changed is None:
+            raise RuntimeError("agentsup: AsyncAgent is used as "
+                               "`async with AsyncAgent() as agent:`")
         end = self._loop.time() + timeout
         while not done():
             if self.error is not None:

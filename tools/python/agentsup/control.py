@@ -21,10 +21,14 @@ this user is not believed (SO_PEERCRED). One request at a time on one
 connection (agentsupd answers in order): a Control is not for several
 threads at once. A refusal raises ControlError with agentsupd's message;
 a lost connection ConnectionError; a wait past its timeout TimeoutError.
+The next call after a connection ended (a wait that timed out, a follow
+given up, agentsupd closing an idle one or restarting) connects again; only
+close() ends a Control.
 """
 from __future__ import annotations
 
 import os
+import select
 import socket
 import stat
 import struct
@@ -92,27 +96,53 @@ class Control:
         self.path = socket_path or default_socket()
         self.timeout = timeout
         self._id = 0
+        self._closed = False
+        self._sock = self._connect()
+
+    def _connect(self) -> socket.socket:
+        """A fresh connection, its reader's state with it."""
         self._reader = FrameReader()
         self._frames: List[Dict[str, Any]] = []
         _check_private_dir(self.path)
-        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            self._sock.settimeout(timeout)
+            sock.settimeout(self.timeout)
             try:
-                self._sock.connect(self.path)
+                sock.connect(self.path)
             except ConnectionError:
                 raise
             except OSError as e:  # no socket there, not ours to reach...
                 raise ConnectionError(
                     f"{self.path}: {e.strerror or e}") from e
-            self._check_peer()
+            self._check_peer(sock)
         except BaseException:
-            self._sock.close()
+            sock.close()
             raise
+        return sock
 
-    def _check_peer(self) -> None:
-        raw = self._sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
-                                    _UCRED.size)
+    def _usable(self) -> socket.socket:
+        """The connection for the next request: a new one when the last
+        was given up (a wait that timed out, a follow ended) or agentsupd
+        closed it (a connection idle for a minute is closed: a Control
+        held by a long-lived service reconnects)."""
+        if self._closed:
+            raise ConnectionError(f"{self.path}: this Control is closed")
+        if self._sock.fileno() >= 0 and not self._frames and \
+                not self._peer_gone():
+            return self._sock
+        self._sock.close()
+        self._sock = self._connect()
+        return self._sock
+
+    def _peer_gone(self) -> bool:
+        """Between requests nothing is due from agentsupd: a readable
+        socket is its close (or the rest of an answer given up on)."""
+        r, _, _ = select.select([self._sock], [], [], 0)
+        return bool(r)
+
+    def _check_peer(self, sock: socket.socket) -> None:
+        raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
+                              _UCRED.size)
         _, uid, _ = _UCRED.unpack(raw)
         if uid not in (0, os.geteuid()):
             raise ConnectionError(
@@ -120,6 +150,7 @@ class Control:
                 "this user: not trusting it")
 
     def close(self) -> None:
+        self._closed = True
         self._sock.close()
 
     def __enter__(self) -> "Control":
@@ -133,12 +164,11 @@ class Control:
     def _send(self, cmd: str, args: List[Any]) -> int:
         import msgpack  # type: ignore[import]
 
-        if self._sock.fileno() < 0:
-            raise ConnectionError(f"{self.path}: this connection is closed")
+        sock = self._usable()
         self._id += 1
         body = msgpack.packb({"t": "req", "id": self._id, "cmd": cmd,
                               "args": args}, use_bin_type=True)
-        self._sock.sendall(_HEADER.pack(len(body)) + body)
+        sock.sendall(_HEADER.pack(len(body)) + body)
         return self._id
 
     def _next(self, timeout: Optional[float]) -> Dict[str, Any]:
@@ -256,6 +286,9 @@ class Control:
               retry: bool = False) -> Dict[str, Any]:
         """A dynamic child of SUP: its record, with "created" False when
         the key was already pending, running or ended within key_ttl."""
+        if isinstance(args, (str, bytes)):
+            raise TypeError("args must be a list of str, not one "
+                            f"{type(args).__name__}: args=[...]")
         opts: Dict[str, Any] = {
             "args": [str(a) for a in args],
             "env": [f"{k}={v}" for k, v in (env or {}).items()],
@@ -267,12 +300,13 @@ class Control:
 
     def wait(self, key: str, timeout: Optional[float] = None) -> Dict[str, Any]:
         """The task's record once it has ended ("done", "dead",
-        "cancelled"); TimeoutError after timeout seconds (None: for ever),
-        after which this connection is closed (its answer would come)."""
+        "cancelled"); TimeoutError after timeout seconds (None: for ever).
+        The next request is made on a new connection (this one's answer
+        would still come): polling with short waits works."""
         try:
             return self._map("wait", [key], timeout)
         except TimeoutError:
-            self.close()
+            self._sock.close()
             raise
 
     def dead(self) -> List[Dict[str, Any]]:
