@@ -72,12 +72,38 @@ act_start(struct daemon *d, struct node *n)
 		return;
 	}
 	/* no process at all (EAGAIN, EMFILE...): a failure like any other,
-	 * so the strategy and the intensity decide what happens next */
+	 * so the strategy and the intensity decide what happens next, once
+	 * this turn's I/O had its turn (act_unstarted_cb) */
 	err = errno;
 	events_emit(&d->events, EV_EXITED, n->path, 0, "spawn", n->starts - 1,
 	            "cannot start: %s", why[0] ? why : strerror(err));
-	tree_exited(d->tree, n, (struct reason){REASON_SPAWN, err},
-	            clock_now_ms());
+	d->unstarted = xreallocarray(d->unstarted, d->nunstarted + 1,
+	                             sizeof *d->unstarted);
+	d->unstarted[d->nunstarted++] =
+	        (struct daemon_unstarted){n, n->starts, err};
+	if (!ev_is_active(&d->unstarted_w))
+		timer_after_ms(d->loop, &d->unstarted_w, 0);
+}
+
+/* The starts that failed last turn, as exits. Their nodes are alive: a
+ * node is swept only once down, and without this exit it is not (a stop
+ * meanwhile waits for it). */
+static void
+act_unstarted_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct daemon *d = w->data;
+	size_t n = d->nunstarted;
+
+	(void)loop;
+	(void)revents;
+	d->nunstarted = 0; /* those the exits start again fail anew */
+	for (size_t i = 0; i < n; i++) {
+		struct daemon_unstarted u = d->unstarted[i];
+		if (u.node->session == NULL && u.node->starts == u.starts)
+			tree_exited(d->tree, u.node,
+			            (struct reason){REASON_SPAWN, u.err},
+			            clock_now_ms());
+	}
 }
 
 /* The restart policy's events (§9): backoff, circuit, declared fates. */
@@ -443,6 +469,8 @@ daemon_init(struct daemon *d, const char *sock_opt)
 		return -1;
 	ev_init(&d->wake, wake_cb);
 	d->wake.data = d;
+	ev_init(&d->unstarted_w, act_unstarted_cb);
+	d->unstarted_w.data = d;
 	if (scrape_configure(d, d->cfg->settings.metrics, NULL) < 0)
 		return -1;
 	d->reloader =
@@ -509,6 +537,7 @@ daemon_free(struct daemon *d)
 		control_close(d->control);
 	tasks_free(d->tasks);
 	d->tasks = NULL;
+	free(d->unstarted);
 	free(d->socket_path);
 	tree_free(d->tree);
 	logcap_set_free(d->logcap);

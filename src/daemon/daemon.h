@@ -47,6 +47,17 @@ struct daemon {
 	msgpack_zone zone; /* decoded frames live here until handled */
 	ev_timer wake;     /* the engine's earliest wake-up */
 	uint64_t wake_at;
+	/* starts that failed before a process existed (a bad env_file,
+	 * EAGAIN): told to the engine on the next loop turn, as an exec
+	 * failure's exit is, so `backoff: none` cannot retry them inside one
+	 * pump for ever */
+	struct daemon_unstarted {
+		struct node *node;
+		unsigned long starts; /* the start that failed */
+		int err;
+	} * unstarted;
+	size_t nunstarted;
+	ev_timer unstarted_w;
 	uint64_t seed; /* the jitter generator's, printed at start-up */
 	struct control *control;
 	struct metrics *metrics; /* NULL when not configured */

@@ -3,6 +3,7 @@ as systemd's EnvironmentFile= and docker's --env-file: an API key kept out
 of the config and rotated by editing its file and restarting the worker."""
 import json
 import os
+import signal
 import subprocess
 import time
 
@@ -267,3 +268,28 @@ def test_a_worker_cannot_read_roots_files_through_its_own_directory(supd):
                             "written by others than root")
     assert d.count("started", "root/agent") == 0
     assert not out.exists() or "root-only" not in out.read_text()
+
+
+def test_a_start_that_fails_at_once_never_holds_the_loop(supd):
+    """A worker whose env_file is missing, `backoff: none`, and an
+    intensity its failures never reach: the start failed in agentsupd
+    before any clone and was retried inside the same pump, for ever;
+    `status` had no answer and SIGTERM was never read (found by a hostile
+    tester; an exec failure, reported by the child's exit, was fine). Each
+    failed start now waits for the next loop turn, as an exit does."""
+    supd.write({"w.yaml": f"""
+        supervisor: root
+        intensity: 100000
+        period: 1s
+        children:
+          - {{worker: idle, command: [sleep, '300']}}
+          - {{worker: w, env_file: {supd.tmp / 'missing.env'}, backoff: none,
+              command: [sleep, '300']}}
+        """})
+    d = supd.start()
+    d.wait("started", "root/idle")
+    d.wait_detail("exited", "cannot start: env_file")
+    st = {n["path"]: n for n in d.ctl_json("status")}
+    assert st["root/idle"]["state"] == "running"
+    d.signal(signal.SIGTERM)
+    assert d.exit_code() == 0
