@@ -6,6 +6,7 @@
  * that cannot be read fails the start, with its name and why.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,14 +20,14 @@
 /* The whole file at path into buf (CONFIG_ENVFILE_MAX + 1 bytes): its
  * length, or -1 with why and errno. */
 static ssize_t
-envload_file(const char *path, char *buf, char *why, size_t len)
+envload_file(const char *path, int nofollow, char *buf, char *why, size_t len)
 {
 	struct stat st;
 	ssize_t n, got = 0;
 	int fd, err;
 
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)) <
-	    0) {
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY |
+	                             nofollow)) < 0) {
 		err = errno;
 		snprintf(why, len, "%s", strerror(err));
 		errno = err;
@@ -64,53 +65,120 @@ envload_file(const char *path, char *buf, char *why, size_t len)
 	return got;
 }
 
+#define ENVLOAD_HOPS 40 /* symlinks followed on one path, as the kernel */
+
+/* Whether a directory may hand a file to a worker of another user: root's
+ * or agentsupd's, and writable by no one else (a sticky one, as /tmp, may
+ * be: its entries are their owners'). */
+static bool
+envload_dir_trusted(const struct stat *st)
+{
+	return (st->st_uid == 0 || st->st_uid == geteuid()) &&
+	       (!(st->st_mode & (S_IWGRP | S_IWOTH)) ||
+	        (st->st_mode & S_ISVTX));
+}
+
+/* The next component of *rest (cut off in place), or NULL at the end. */
+static char *
+envload_component(char **rest)
+{
+	char *c;
+
+	while (**rest == '/')
+		(*rest)++;
+	if (**rest == '\0')
+		return NULL;
+	c = *rest;
+	*rest += strcspn(*rest, "/");
+	if (**rest == '/')
+		*(*rest)++ = '\0';
+	return c;
+}
+
 /* For a worker that runs as another user, agentsupd reads its env_file as
  * root: a directory on the path that someone else may write (the worker's
- * own, say) could hold a symlink to any file of root's, which the worker
- * would get in its environment. So every directory on the path as written,
- * each followed, must be root's or agentsupd's and writable by no one else
- * (a sticky one, as /tmp, may be: its entries are their owners'). 0, or -1
- * with why. */
-static int
-envload_trusted(const char *path, char *why, size_t len)
+ * own), or a symlink someone else made, would let the worker swap in a
+ * link to a file of root's that it may not read and get its lines in its
+ * environment. So the path is resolved here as the kernel would, one
+ * component at a time: every directory passed through (symlinks' targets
+ * included) must be trusted, every symlink followed must be root's or
+ * agentsupd's. The resolved path (no symlink left: opened with
+ * O_NOFOLLOW), or NULL with why. */
+static char *
+envload_resolve(const char *path, char *why, size_t len)
 {
-	char cwd[4096], *abs, *slash;
+	char cwd[4096], *todo, *rest, *comp, *done, *next;
 	struct stat st;
-	int rc = 0;
+	int hops = 0;
 
-	if (path[0] == '/')
-		abs = xstrdup(path);
-	else if (getcwd(cwd, sizeof cwd) != NULL)
-		abs = xasprintf("%s/%s", cwd, path);
-	else {
+	if (path[0] != '/' && getcwd(cwd, sizeof cwd) == NULL) {
 		snprintf(why, len, "getcwd: %s", strerror(errno));
-		return -1;
+		return NULL;
 	}
-	for (slash = abs; rc == 0 && (slash = strchr(slash, '/')) != NULL;
-	     slash++) {
-		char keep = slash[1];
-
-		slash[slash == abs ? 1 : 0] = '\0'; /* "/" itself first */
-		if (stat(abs, &st) == 0 && S_ISDIR(st.st_mode) &&
-		    ((st.st_uid != 0 && st.st_uid != geteuid()) ||
-		     ((st.st_mode & (S_IWGRP | S_IWOTH)) &&
-		      !(st.st_mode & S_ISVTX)))) {
+	todo = path[0] == '/' ? xstrdup(path) : xasprintf("%s/%s", cwd, path);
+	done = xstrdup("");
+	for (rest = todo; (comp = envload_component(&rest)) != NULL;) {
+		if (strcmp(comp, ".") == 0)
+			continue;
+		if (strcmp(comp, "..") == 0) { /* within what was checked */
+			*(strrchr(done, '/') ? strrchr(done, '/') : done) =
+			        '\0';
+			continue;
+		}
+		if (stat(done[0] ? done : "/", &st) == 0 &&
+		    !envload_dir_trusted(&st)) {
 			snprintf(why, len,
 			         "%s may be written by others than root: not "
 			         "read for a worker that runs as another user "
-			         "(a "
-			         "symlink there would hand it any file of "
+			         "(a symlink there would hand it any file of "
 			         "root's)",
-			         abs);
-			rc = -1;
+			         done[0] ? done : "/");
+			goto refused;
 		}
-		if (slash == abs)
-			slash[1] = keep;
-		else
-			*slash = '/';
+		next = xasprintf("%s/%s", done, comp);
+		if (lstat(next, &st) < 0 || !S_ISLNK(st.st_mode)) {
+			free(done); /* missing or not a link: open says */
+			done = next;
+			continue;
+		}
+		if ((st.st_uid != 0 && st.st_uid != geteuid()) ||
+		    ++hops > ENVLOAD_HOPS) {
+			snprintf(
+			        why, len,
+			        hops > ENVLOAD_HOPS
+			                ? "%s: too many symlinks"
+			                : "%s is a symlink of another user's: "
+			                  "not followed for a worker that runs "
+			                  "as another user",
+			        next);
+			free(next);
+			goto refused;
+		}
+		{
+			char target[4096];
+			ssize_t n = readlink(next, target, sizeof target - 1);
+			char *again;
+
+			free(next);
+			if (n < 0) {
+				snprintf(why, len, "readlink: %s",
+				         strerror(errno));
+				goto refused;
+			}
+			target[n] = '\0';
+			again = xasprintf("%s/%s", target, rest);
+			free(todo);
+			todo = rest = again;
+			if (target[0] == '/')
+				done[0] = '\0';
+		}
 	}
-	free(abs);
-	return rc;
+	free(todo);
+	return done;
+refused:
+	free(todo);
+	free(done);
+	return NULL;
 }
 
 /* One file's entries appended to *v (of *n). -1 with why. */
@@ -120,22 +188,26 @@ envload_one(const struct spec *s, const char *spec_path, char ***v, size_t *n,
 {
 	bool optional = spec_path[0] == '-';
 	const char *p = optional ? spec_path + 1 : spec_path;
-	char *path, fwhy[256], **got;
+	char *path, *real = NULL, fwhy[256], **got;
 	size_t k = 0;
 	ssize_t size;
-	int err;
+	int err, nofollow = 0;
 
 	path = p[0] != '/' && s->directory != NULL
 	               ? xasprintf("%s/%s", s->directory, p)
 	               : xstrdup(p);
-	if (s->user != NULL && geteuid() == 0 &&
-	    envload_trusted(path, fwhy, sizeof fwhy) < 0) {
-		snprintf(why, len, "env_file %s: %s", path, fwhy);
-		free(path);
-		errno = EACCES;
-		return -1;
+	if (s->user != NULL && geteuid() == 0) {
+		if ((real = envload_resolve(path, fwhy, sizeof fwhy)) == NULL) {
+			snprintf(why, len, "env_file %s: %s", path, fwhy);
+			free(path);
+			errno = EACCES;
+			return -1;
+		}
+		nofollow = O_NOFOLLOW; /* resolved: a link now was swapped in */
 	}
-	size = envload_file(path, buf, fwhy, sizeof fwhy);
+	size = envload_file(real != NULL ? real : path, nofollow, buf, fwhy,
+	                    sizeof fwhy);
+	free(real);
 	err = size < 0 ? errno : EINVAL;
 	if (size < 0 && optional && err == ENOENT) {
 		free(path);

@@ -293,3 +293,62 @@ def test_a_start_that_fails_at_once_never_holds_the_loop(supd):
     assert st["root/idle"]["state"] == "running"
     d.signal(signal.SIGTERM)
     assert d.exit_code() == 0
+
+
+def test_a_root_symlink_into_the_workers_directory_is_not_followed(supd):
+    """The path's directories were checked as written: a symlink made by
+    root in a directory of root's (R/etc/app.env) that leads into the
+    worker's own directory passed, and the worker (as nobody) then
+    replaced its file there by a symlink to a file of root's alone and got
+    it at its next start (found by a hostile tester). The path is now
+    resolved one component at a time: the directories a symlink leads
+    through are checked too, and a symlink of another user's is not
+    followed."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to run a worker as nobody")
+    r = supd.tmp / "R"
+    for sub in ("etc", "home/agent", "root"):
+        (r / sub).mkdir(parents=True)
+    for p in (supd.tmp, r, r / "etc", r / "home"):
+        p.chmod(0o755)
+    (r / "root").chmod(0o700)
+    os.chown(r / "home" / "agent", 65534, 65534)
+    secret = r / "root" / "secret.env"
+    secret.write_text("SECRET=root-only\n")
+    secret.chmod(0o600)
+    (r / "home" / "agent" / "app.env").symlink_to(secret)  # the worker's swap
+    os.lchown(r / "home" / "agent" / "app.env", 65534, 65534)
+    (r / "etc" / "app.env").symlink_to(r / "home" / "agent" / "app.env")
+    # and a symlink of another user's in a sticky directory of root's
+    sticky = supd.tmp / "sticky"
+    sticky.mkdir()
+    sticky.chmod(0o1777)
+    (sticky / "b.env").symlink_to(secret)
+    os.lchown(sticky / "b.env", 65534, 65534)
+    out = supd.tmp / "out"
+    d = supd.start({"w.yaml": f"""
+        supervisor: root
+        intensity: 100
+        children:
+          - worker: agent
+            user: nobody
+            env_file: {r / 'etc' / 'app.env'}
+            stdout: {out}
+            backoff: {{initial: 50ms, max: 200ms}}
+            command: {sh('echo "secret $SECRET"; exec sleep 300')}
+          - worker: other
+            user: nobody
+            env_file: {sticky / 'b.env'}
+            stdout: {out}
+            backoff: {{initial: 50ms, max: 200ms}}
+            command: {sh('echo "secret $SECRET"; exec sleep 300')}
+          - {{worker: idle, command: [sleep, '300']}}
+        """})
+    d.wait("started", "root/idle")
+    d.wait_detail("exited", f"{r / 'home' / 'agent'} may be written by "
+                            "others than root")
+    d.wait_detail("exited", f"{sticky / 'b.env'} is a symlink of another "
+                            "user's")
+    assert d.count("started", "root/agent") == 0
+    assert d.count("started", "root/other") == 0
+    assert not out.exists() or "root-only" not in out.read_text()
