@@ -32,6 +32,7 @@
 #define CLIENT_REQUEST_MS 10000 /* from a request's first byte to its last */
 #define CLIENT_IDLE_MS    60000 /* a silent, non-following client */
 #define CLIENT_END_MS     10000 /* to read what preceded its end frame */
+#define CLIENT_UNREAD_MS  10000 /* output pending, none of it read */
 
 static void sweep_cb(struct ev_loop *, ev_prepare *, int);
 static void client_arm(struct client *, uint64_t now);
@@ -147,6 +148,7 @@ client_flush(struct client *cl)
 		}
 		cl->outoff += (size_t)n;
 		cl->outlen -= (size_t)n;
+		cl->read_ms = clock_now_ms(); /* it reads */
 		client_answered(cl, (size_t)n < cl->answers ? (size_t)n
 		                                            : cl->answers);
 	}
@@ -160,6 +162,10 @@ client_flush(struct client *cl)
 static void
 client_queue(struct client *cl, const char *data, size_t len)
 {
+	if (cl->outlen == 0) { /* from now it owes reading this */
+		cl->read_ms = clock_now_ms();
+		client_arm(cl, cl->read_ms);
+	}
 	if (cl->outoff > 0 && cl->outoff + cl->outlen + len > cl->outcap) {
 		memmove(cl->out, cl->out + cl->outoff, cl->outlen);
 		cl->outoff = 0;
@@ -259,7 +265,7 @@ write_cb(struct ev_loop *loop, ev_io *w, int revents)
 /* A request must be whole CLIENT_REQUEST_MS after its first byte, however
  * the bytes dribble in; a silent client may stay CLIENT_IDLE_MS. */
 static uint64_t
-client_deadline(const struct client *cl)
+client_deadline_in(const struct client *cl)
 {
 	if (cl->ending)
 		return cl->end_ms + CLIENT_END_MS;
@@ -268,6 +274,25 @@ client_deadline(const struct client *cl)
 	if (cl->follow || cl->waiting || cl->logs)
 		return UINT64_MAX; /* a follower may stay silent for ever */
 	return cl->last_ms + CLIENT_IDLE_MS;
+}
+
+/* ... and whatever it was sent must be read: a follower that never reads
+ * its first answer (a tree's logs, up to 8 MiB) held it for ever. */
+static uint64_t
+client_deadline(const struct client *cl)
+{
+	uint64_t at = client_deadline_in(cl);
+
+	if (cl->outlen > 0 && cl->read_ms + CLIENT_UNREAD_MS < at)
+		at = cl->read_ms + CLIENT_UNREAD_MS;
+	return at;
+}
+
+/* Whether the client stopped reading what it was sent. */
+static bool
+client_unread(const struct client *cl, uint64_t now)
+{
+	return cl->outlen > 0 && now >= cl->read_ms + CLIENT_UNREAD_MS;
 }
 
 static void
@@ -297,6 +322,10 @@ timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	(void)revents;
 	if (now < at) {
 		client_arm(cl, now);
+		return;
+	}
+	if (client_unread(cl, now)) {
+		client_drop(cl, "read nothing of its answers for 10 s");
 		return;
 	}
 	if (!cl->ending && !agentsup_reader_pending(&cl->reader)) {

@@ -33,10 +33,11 @@ struct client {
 	uid_t uid;
 	uint64_t serial; /* names it to an answer given later (reload) */
 	ev_io rio, wio;
-	ev_timer timer;                /* the deadline, lazily re-armed */
-	uint64_t req_start_ms;         /* first byte of the partial request */
-	uint64_t last_ms;              /* last byte read */
-	uint64_t armed_ms;             /* when the timer fires */
+	ev_timer timer;        /* the deadline, lazily re-armed */
+	uint64_t req_start_ms; /* first byte of the partial request */
+	uint64_t last_ms;      /* last byte read */
+	uint64_t read_ms;      /* output pending since, or last read of it */
+	uint64_t armed_ms;     /* when the timer fires */
 	struct agentsup_reader reader; /* a partial request, if any */
 	char *out; /* unsent bytes: out[outoff .. outoff + outlen) */
 	size_t outoff, outlen, outcap;

@@ -666,6 +666,51 @@ def test_slow_follower_is_dropped(supd):
     d.ctl("status", check=0)
 
 
+def test_a_follower_that_never_reads_its_first_answer_goes(supd):
+    """`logs -f` of the tree whose first answer (every worker's kept lines)
+    fills the socket, and a client that never reads it: a follower had no
+    deadline and its lag bound counts only what follows, so 100 of them
+    held 800 MiB of answers in agentsupd for as long as they stayed (found
+    by a hostile tester). Output that none of is read for 10 s drops it;
+    a quiet follower that reads (or has nothing unread) stays."""
+    supd.write({"00-settings.yaml": f"""
+        agentsupd:
+          events_file: {supd.events}
+          log_tail: 2MiB
+        """, "a.yaml": f"""
+        supervisor: root
+        children:
+          - {{worker: talker, command: {sh('yes ' + 'x' * 99 + ' | head -c 1000000; exec sleep 300')}}}
+        """}, settings=False)
+    d = supd.start()
+    d.wait("started", "root/talker")
+    wait_until(lambda: len(d.ctl("logs", "talker", "-n", "0").stdout) >= 1000000,
+               what="the talker's lines kept")
+    quiet = connect(d)
+    quiet.sendall(frame({"t": "req", "id": 1, "cmd": "events", "args": [True]}))
+    deaf = connect(d)
+    deaf.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    deaf.sendall(frame({"t": "req", "id": 1, "cmd": "logs",
+                        "args": [None, 0, True]}))
+    wait_until(lambda: any("read nothing of its answers" in l for l in d.lines),
+               what="the deaf follower dropped")
+    deaf.settimeout(TIMEOUT)
+    data = b""
+    while True:  # what it was sent, then the close
+        got = deaf.recv(1 << 16)
+        if not got:
+            break
+        data += got
+    assert len(data) < 1000000
+    deaf.close()
+    # the quiet follower (its history read) still follows
+    quiet.settimeout(TIMEOUT)
+    quiet.recv(1 << 20)
+    d.ctl("restart", "talker", check=0)
+    assert b"talker" in quiet.recv(1 << 20)
+    quiet.close()
+
+
 # --- hostile clients and resource limits (issue 10, items 2-4) -------------
 
 def test_dribbling_clients_cannot_lock_the_operator_out(supd):
