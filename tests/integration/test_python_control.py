@@ -3,12 +3,13 @@ agentsupd: an orchestrator written in Python spawns tasks, waits for their
 records and reads events and output without shelling out to agentsupctl."""
 import os
 import signal
+import socket
 import sys
 import textwrap
 
 import pytest
 
-from conftest import sh, wait_until
+from conftest import TIMEOUT, sh, wait_until
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PYDIR = os.path.join(os.environ.get("AGENTSUP_SRC", os.path.join(HERE, "..", "..")),
@@ -176,3 +177,43 @@ def test_an_untrusted_private_directory_is_refused(tmp_path, monkeypatch):
     # was a FileNotFoundError, which `except ConnectionError` missed)
     with pytest.raises(ConnectionError, match="No such file"):
         Control(path)
+
+
+def test_the_timeout_bounds_a_whole_answer(tmp_path):
+    """Control(timeout=T) bounded each recv, not the answer: a server
+    dribbling its answer a byte at a time, or sending other frames first,
+    held a call for as long as it liked (found by a hostile tester)."""
+    import msgpack
+    import struct
+    import threading
+    import time
+
+    path = str(tmp_path / "fake.sock")
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(path)
+    srv.listen(1)
+    stop = threading.Event()
+
+    def serve():
+        c, _ = srv.accept()
+        c.recv(1 << 16)  # the request
+        body = msgpack.packb({"t": "res", "id": 1, "ok": True,
+                              "result": "x" * 200}, use_bin_type=True)
+        data = struct.pack(">I", len(body)) + body
+        for i in range(len(data)):  # ~20 s in all, a byte each 0.1 s
+            if stop.wait(0.1):
+                break
+            try:
+                c.sendall(data[i:i + 1])
+            except OSError:
+                break
+        c.close()
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    ctl = Control(path, timeout=1.0)
+    with pytest.raises(TimeoutError):
+        ctl.status()
+    stop.set()
+    t.join(TIMEOUT)
+    srv.close()

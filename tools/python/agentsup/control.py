@@ -32,6 +32,7 @@ import select
 import socket
 import stat
 import struct
+import time
 from typing import (Any, Dict, Iterable, Iterator, List, Mapping,
                     Optional, Tuple, Union)
 
@@ -92,7 +93,8 @@ class Control:
     def __init__(self, socket_path: Optional[str] = None,
                  timeout: Optional[float] = 30.0) -> None:
         """Connect (ConnectionError when no trusted agentsupd answers
-        there); timeout bounds each answer but wait's and a follow's."""
+        there); timeout bounds each answer, whole (all its frames, however
+        slowly they come), but wait's and a follow's."""
         self.path = socket_path or default_socket()
         self.timeout = timeout
         self._id = 0
@@ -171,10 +173,15 @@ class Control:
         sock.sendall(_HEADER.pack(len(body)) + body)
         return self._id
 
-    def _next(self, timeout: Optional[float]) -> Dict[str, Any]:
-        """The next frame; ConnectionError once agentsupd closed it."""
-        self._sock.settimeout(timeout)
+    def _next(self, deadline: Optional[float]) -> Dict[str, Any]:
+        """The next frame, by deadline (time.monotonic(); None: no
+        deadline) however the bytes dribble in; ConnectionError once
+        agentsupd closed it."""
         while not self._frames:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise TimeoutError("agentsupd did not answer in time")
+            self._sock.settimeout(left)
             try:
                 data = self._sock.recv(1 << 16)
             except socket.timeout:
@@ -184,9 +191,9 @@ class Control:
             self._frames.extend(self._reader.feed(data, MAX_ANSWER))
         return self._frames.pop(0)
 
-    def _answer(self, rid: int, timeout: Optional[float]) -> Dict[str, Any]:
+    def _answer(self, rid: int, deadline: Optional[float]) -> Dict[str, Any]:
         while True:
-            f = self._next(timeout)
+            f = self._next(deadline)
             if f["t"] == "res" and f.get("id") == rid:
                 if not f.get("ok"):
                     raise ControlError(str(f.get("error", "refused")))
@@ -196,11 +203,13 @@ class Control:
               timeout: Union[float, None, bool] = True) -> Any:
         """The result of cmd; a list answer's chunks joined."""
         t = self.timeout if timeout is True else timeout
+        # the whole answer, its chunks and any frame before it, by then
+        deadline = None if t is None else time.monotonic() + float(t)
         rid = self._send(cmd, args)
-        f = self._answer(rid, t)
+        f = self._answer(rid, deadline)
         result = f.get("result")
         while f.get("more"):
-            f = self._answer(rid, t)
+            f = self._answer(rid, deadline)
             if not isinstance(result, list) or \
                     not isinstance(f.get("result"), list):
                 raise ProtocolError(f"{cmd}: a chunk that is not a list")
