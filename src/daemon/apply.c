@@ -141,7 +141,7 @@ daemon_reload_apply(struct daemon *d, struct config *cfg,
 	struct reload_report r;
 	struct config *old;
 	const char *why;
-	char *warn;
+	char *warn, *root;
 	size_t buried;
 
 	/* READY=1 again once the tree has settled, whatever the outcome */
@@ -164,13 +164,18 @@ daemon_reload_apply(struct daemon *d, struct config *cfg,
 		return -1;
 	}
 	buried = d->tree->graveyard->nchildren;
+	root = xstrdup(d->tree->root->path);
 	if (reload_apply(d->tree, cfg->root, clock_now_ms(), &r, &why) < 0) {
 		*msgp = xstrdup(why);
 		events_emit(&d->events, EV_RELOAD_REFUSED, d->tree->root->path,
 		            0, "busy", 0, "%s", why);
 		config_free(cfg);
+		free(root);
 		return -1;
 	}
+	if (strcmp(root, d->tree->root->path) != 0)
+		control_root_renamed(d->control, root, d->tree->root->path);
+	free(root);
 	daemon_note_gone(d, buried);
 	old = d->cfg;
 	d->cfg = cfg;

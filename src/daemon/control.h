@@ -35,6 +35,12 @@ bool control_log_followed(void *arg, const char *name);
 /* The capture NAME is gone (a worker a reload removed, a task that
  * ended): its followers are told why and let go. */
 void control_log_removed(struct control *, const char *name, const char *why);
+/* A reload renamed the root (from -> to): the subtrees followed by path
+ * (events NAME --follow, logs SUP -f) are where they were. */
+void control_root_renamed(struct control *, const char *from, const char *to);
+/* The task at path ended: the followers of its events (events POOL/KEY
+ * --follow) are told why and let go; nothing more will come there. */
+void control_events_ended(struct control *, const char *path, const char *why);
 /* After a reload: the followers of a supervisor's subtree (logs SUP -f)
  * or of a node's events (events NAME --follow) that is gone (removed, or
  * moved: its path is not the same) are told and let go. */

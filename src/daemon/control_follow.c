@@ -4,6 +4,7 @@
  * those of a subtree, matched by the path of the worker's node.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "agentsup/wire.h"
@@ -12,6 +13,7 @@
 #include "daemon.h"
 #include "engine.h"
 #include "logsub.h"
+#include "util.h"
 
 /* --- worker output to followers ------------------------------------------- */
 
@@ -85,6 +87,50 @@ control_log_removed(struct control *c, const char *name, const char *why)
 	for (struct client *cl = c->clients.head; cl != NULL; cl = cl->next)
 		if (cl->logs != NULL && !cl->logs_sub &&
 		    strcmp(cl->logs, name) == 0)
+			client_end(cl, "removed", why);
+}
+
+/* path, of the tree whose root was named from, as it is named now: NULL
+ * when path is not of it. */
+static char *
+control_rerooted(const char *path, const char *from, const char *to)
+{
+	size_t n = strlen(from);
+
+	if (strncmp(path, from, n) != 0 || (path[n] != '\0' && path[n] != '/'))
+		return NULL;
+	return xasprintf("%s%s", to, path + n);
+}
+
+void
+control_root_renamed(struct control *c, const char *from, const char *to)
+{
+	char *p;
+
+	if (c == NULL)
+		return;
+	for (struct client *cl = c->clients.head; cl != NULL; cl = cl->next) {
+		if (cl->events_under != NULL &&
+		    (p = control_rerooted(cl->events_under, from, to))) {
+			free(cl->events_under);
+			cl->events_under = p;
+		}
+		if (cl->logs != NULL && cl->logs_sub &&
+		    (p = control_rerooted(cl->logs, from, to))) {
+			free(cl->logs);
+			cl->logs = p;
+		}
+	}
+}
+
+void
+control_events_ended(struct control *c, const char *path, const char *why)
+{
+	if (c == NULL)
+		return;
+	for (struct client *cl = c->clients.head; cl != NULL; cl = cl->next)
+		if (!cl->dead && cl->follow && cl->events_under != NULL &&
+		    strcmp(cl->events_under, path) == 0)
 			client_end(cl, "removed", why);
 }
 

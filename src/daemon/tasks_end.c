@@ -134,6 +134,19 @@ tasks_rec_stored(struct daemon *d, struct ledger_rec *r)
 		tasks_wake_now(d, r);
 }
 
+/* Its events' followers, once they have its last one. */
+static void
+tasks_events_ended(struct daemon *d, const struct node *n)
+{
+	char why[256];
+
+	snprintf(why, sizeof why,
+	         "task %s has ended: no more of its events will come "
+	         "(agentsupctl wait %s gives its record)",
+	         n->path, n->path);
+	control_events_ended(d->control, n->path, why);
+}
+
 void
 tasks_capture_gone(struct daemon *d, const struct node *n, const char *name)
 {
@@ -292,6 +305,7 @@ tasks_event(struct daemon *d, const struct action *a)
 		            n->starts ? n->starts - 1 : 0, "%s%s",
 		            ledger_state_name(st),
 		            r->result ? ", with a result" : "");
+	tasks_events_ended(d, n);
 	tasks_wake(d, r);
 }
 

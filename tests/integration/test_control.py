@@ -414,6 +414,44 @@ def test_events_follower_of_a_subtree_a_reload_moves(supd):
                 p.wait(timeout=TIMEOUT)
 
 
+def test_subtree_followers_survive_a_root_rename(supd):
+    """A reload that renames the root (root -> top) changes nothing else
+    ("updated []"), yet ended every follower given by name ("root/team was
+    removed or moved") while team ran on untouched (found by a hostile
+    tester; the whole tree's follower was right already)."""
+    d = started(supd.start(TREE))
+    f = subprocess.Popen([AGENTSUPCTL, "--socket", d.socket, "--json",
+                          "events", "team", "--follow"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    g = subprocess.Popen([AGENTSUPCTL, "--socket", d.socket, "logs", "team",
+                          "-f"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        f.stdout.readline()  # the history: following
+        wait_until(lambda: d.ctl("status").returncode == 0 and
+                   "logs" in subprocess.run(["ps", "-o", "args=", "-p",
+                                             str(g.pid)], capture_output=True,
+                                            text=True).stdout,
+                   what="the logs follower")
+        supd.write({"root.yaml": TREE["root.yaml"].replace(
+            "supervisor: root", "supervisor: top")})
+        d.ctl("reload", check=0)
+        d.wait("reload_applied")
+        d.ctl("restart", "beta", check=0)
+        e = json.loads(f.stdout.readline())
+        while not (e["kind"] == "started" and e["path"] == "top/team/beta"):
+            # the rest of the history, then what came after the rename
+            assert e["path"].split("/", 1)[1].startswith("team"), e
+            e = json.loads(f.stdout.readline())
+        assert g.poll() is None, g.communicate()
+    finally:
+        for p in (f, g):
+            if p.poll() is None:
+                p.send_signal(signal.SIGINT)
+                p.wait(timeout=TIMEOUT)
+
+
 def test_followers_say_when_agentsupd_goes(supd):
     """events --follow and logs -f end with 69 (docs/operations.md) when
     agentsupd exits, told so by it (they said only "agentsupd closed the

@@ -99,6 +99,32 @@ def test_a_task_in_backoff_stopped_is_cancelled(supd, cmd):
     assert r["created"] is True
 
 
+def test_a_tasks_events_follower_ends_with_it(supd):
+    """`events pool/KEY --follow` went on after the task ended, for
+    ever, with nothing more to come (`logs pool/KEY -f` ended; found by a
+    hostile tester). It gets the task's last event, then is told."""
+    d = supd.start({"a.yaml": pool(template=SH_TEMPLATE)})
+    d.wait("started", "root/idle")
+    d.ctl("spawn", "pool", "--key", "k", "--env", "DELAY=300", "--", "0",
+          check=0)
+    d.wait("started", "root/pool/k")
+    f = subprocess.Popen([AGENTSUPCTL, "--socket", d.socket, "--json",
+                          "events", "pool/k", "--follow"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    try:
+        f.stdout.readline()  # its history: following
+        d.ctl("stop", "pool/k", check=0)
+        out, err = f.communicate(timeout=TIMEOUT)
+    finally:
+        if f.poll() is None:
+            f.kill()
+            f.wait()
+    assert f.returncode == 1, (out, err)
+    assert "task_done" in [json.loads(l)["kind"] for l in out.splitlines()]
+    assert "task root/pool/k has ended" in err, err
+
+
 def test_unkeyed_children_are_numbered(supd):
     d = supd.start({"a.yaml": pool(template=SH_TEMPLATE)})
     d.wait("started", "root/idle")
