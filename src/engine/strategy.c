@@ -169,7 +169,9 @@ strategy_decide(struct tree *t, struct node *s, struct node *c, struct reason r)
 		park(t, s, c, NODE_FAILED, EE_FAILED, 0);
 		return;
 	}
-	if (!should_restart(c, failure)) {
+	/* a start that found the machine exhausted: the child never ran,
+	 * so a temporary one is retried too (its own end is not this) */
+	if (!should_restart(c, failure) && !spawn_exhausted(r)) {
 		if (!failure)
 			c->failures = 0; /* a clean end: none in a row */
 		dynamic_child_ended(t, c, failure);

@@ -3,6 +3,7 @@
  * fake shell as in test_tree.c; the template keys of the config; and the
  * memory ledger's bounds.
  */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -298,6 +299,35 @@ test_temporary_failure_is_dead(void **state)
 
 	(void)state;
 	spawn(r, "a", SPAWN_OK);
+	exit_with(r, "root/pool/a", 2);
+	expect(r, "dead_lettered root/pool/a\n");
+	run_free(r);
+}
+
+/* A task of a `restart: temporary` pool whose start failed for want of
+ * descriptors or processes never ran: it is started again after a
+ * backoff, not dead-lettered "spawn:EMFILE" for good (an SRE's trial). */
+static void
+test_temporary_task_not_started_for_exhaustion_is_retried(void **state)
+{
+	struct run *r =
+	        run_new("supervisor: root\nchildren:\n  - supervisor: pool\n"
+	                "    template: {command: w, restart: temporary}\n");
+
+	(void)state;
+	spawn(r, "a", SPAWN_OK);
+	r->log[0] = '\0';
+	tree_exited(r->t, N(r, "root/pool/a"),
+	            (struct reason){REASON_SPAWN, EMFILE}, r->now);
+	pump(r);
+	expect(r, "restarting root/pool/a\n");
+	assert_int_equal(N(r, "root/pool/a")->state, NODE_BACKOFF);
+	r->now = tree_next_wake(r->t);
+	r->log[0] = '\0';
+	tree_tick(r->t, r->now);
+	pump(r);
+	expect(r, "start root/pool/a\n");
+	/* its own failure (it ran) is a temporary child's end as before */
 	exit_with(r, "root/pool/a", 2);
 	expect(r, "dead_lettered root/pool/a\n");
 	run_free(r);
@@ -1037,6 +1067,7 @@ main(void)
 	        cmocka_unit_test(test_intensity_spent_on_it_is_dead),
 	        cmocka_unit_test(test_circuit_open_is_dead),
 	        cmocka_unit_test(test_temporary_failure_is_dead),
+	        cmocka_unit_test(test_temporary_task_not_started_for_exhaustion_is_retried),
 	        cmocka_unit_test(test_operator_stop_cancels),
 	        cmocka_unit_test(test_operator_stop_in_backoff_cancels),
 	        cmocka_unit_test(test_shutdown_does_not_end_tasks),
