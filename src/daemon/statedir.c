@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 
 #include "ckpt.h"
 #include "clock.h"
@@ -22,6 +23,7 @@
 
 #define STATEDIR_SWEEP_S 1.0
 #define SPEND_BLOB       32 /* tokens, steps, wall_ms, cost: 8 bytes each */
+#define STATEDIR_FULL    (64u << 10) /* room below which it is full */
 
 static const char statedir_schema[] =
         "CREATE TABLE IF NOT EXISTS nodes ("
@@ -296,6 +298,17 @@ statedir_restore(struct daemon *d, char *why, size_t len)
 	return rc == SQLITE_DONE ? 0 : -1;
 }
 
+/* Whether dir's file system has no room left: SQLite says only "disk
+ * I/O error" when its first write at open finds none. */
+static bool
+statedir_full(const char *dir)
+{
+	struct statvfs sv;
+
+	return statvfs(dir, &sv) == 0 &&
+	       (uint64_t)sv.f_bavail * sv.f_frsize < STATEDIR_FULL;
+}
+
 int
 statedir_open(struct daemon *d)
 {
@@ -316,7 +329,9 @@ statedir_open(struct daemon *d)
 	     ckpt_load(d->ckpt, tasks_ckpt_wanted, d, why, sizeof why) < 0) ||
 	    statedir_restore(d, why, sizeof why) < 0 ||
 	    store_start(d->store, why, sizeof why) < 0) {
-		log_warnx("state store %s: %s", dir, why);
+		log_warnx("state store %s: %s%s", dir, why,
+		          statedir_full(dir) ? " (its file system is full)"
+		                             : "");
 		store_close(d->store); /* nothing was submitted */
 		d->store = NULL;
 		return -1;
@@ -326,8 +341,8 @@ statedir_open(struct daemon *d)
 	d->statedir_timer.data = d;
 	ev_timer_start(d->loop, &d->statedir_timer);
 	ev_unref(d->loop);
-	log_info("state store %s: %zu worker%s restored", dir,
-	         ckpt_count(d->ckpt), ckpt_count(d->ckpt) == 1 ? "" : "s");
+	log_info("state store %s: the checkpoints of %zu worker%s restored",
+	         dir, ckpt_count(d->ckpt), ckpt_count(d->ckpt) == 1 ? "" : "s");
 	return 0;
 }
 
