@@ -88,6 +88,7 @@ struct daemon {
 	struct ckpt_set *ckpt;     /* workers' checkpoints */
 	ev_timer statedir_timer;   /* writes spend and circuits */
 	uint64_t statedir_sum;     /* what they were when last written */
+	uint64_t statedir_holds;   /* the operator's holds, as last written */
 	struct batch batch;        /* gathers I/O while the loop is busy */
 };
 

@@ -1,9 +1,11 @@
 /*
  * statedir.c - the state store at start and exit, and the `nodes` table:
- * every worker's spend (a blob of its fields) and circuit. Once a second,
- * and at exit, the tree is summed up; when the sum moved, every worker's
- * row is written (one job, off the loop). At start the rows are read back
- * before the tree starts (it is start-up: reading synchronously is right).
+ * every worker's spend (a blob of its fields) and circuit; the `holds`
+ * table: the nodes an operator stopped (or drained), which stay stopped
+ * across a restart of agentsupd until started. Once a second, and at exit,
+ * the tree is summed up; when the sum moved, the rows are written (one
+ * job, off the loop). At start the rows are read back before the tree
+ * starts (it is start-up: reading synchronously is right).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,7 +31,11 @@ static const char statedir_schema[] =
         "CREATE TABLE IF NOT EXISTS nodes ("
         " path TEXT PRIMARY KEY, spend BLOB, circuit INTEGER NOT NULL,"
         " open_ms INTEGER NOT NULL, probe_wall_ms INTEGER NOT NULL)"
+        " WITHOUT ROWID;"
+        "CREATE TABLE IF NOT EXISTS holds (path TEXT PRIMARY KEY)"
         " WITHOUT ROWID;";
+
+static void statedir_holds_sweep(struct daemon *);
 
 struct statedir_row {
 	char *path;
@@ -220,6 +226,7 @@ statedir_sweep(struct daemon *d)
 
 	if (d->store == NULL || d->tree == NULL)
 		return;
+	statedir_holds_sweep(d);
 	statedir_walk(d->tree->root, statedir_sum_one, &sum);
 	if (sum.h == d->statedir_sum || sum.n == 0)
 		return;
@@ -241,6 +248,131 @@ statedir_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)loop;
 	(void)revents;
 	statedir_sweep(w->data);
+}
+
+/* --- the operator's holds ------------------------------------------------- */
+
+struct statedir_holds {
+	struct daemon *d;
+	char **paths;
+	size_t n;
+	uint64_t h;
+};
+
+/* A node whose hold is kept: configured (a task's stop cancels it, in
+ * its record), and not the root (held, nothing at all would start). */
+static void
+statedir_holds_walk(struct node *n, struct statedir_holds *hs, bool collect)
+{
+	if (n->held && n->parent != NULL && n->task == NULL) {
+		for (const char *p = n->path; *p; p++)
+			hs->h = (hs->h ^ (unsigned char)*p) * 1099511628211ull;
+		hs->h = (hs->h ^ '\n') * 1099511628211ull;
+		if (collect) {
+			hs->paths = xreallocarray(hs->paths, hs->n + 1,
+			                          sizeof *hs->paths);
+			hs->paths[hs->n++] = xstrdup(n->path);
+		}
+	}
+	if (n->spec->tmpl == NULL) /* a pool's children are tasks */
+		for (size_t i = 0; i < n->nchildren; i++)
+			statedir_holds_walk(n->children[i], hs, collect);
+}
+
+static int
+statedir_holds_run(sqlite3 *db, void *arg, char *err, size_t len)
+{
+	struct statedir_holds *hs = arg;
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((st = store_stmt(db, "DELETE FROM holds", err, len)) == NULL ||
+	    sqlite3_step(st) != SQLITE_DONE)
+		goto failed;
+	if ((st = store_stmt(db, "INSERT INTO holds (path) VALUES (?1)", err,
+	                     len)) == NULL)
+		return -1;
+	for (size_t i = 0; i < hs->n; i++) {
+		sqlite3_reset(st);
+		sqlite3_bind_text(st, 1, hs->paths[i], -1, SQLITE_STATIC);
+		if ((rc = sqlite3_step(st)) != SQLITE_DONE)
+			goto failed;
+	}
+	return 0;
+failed:
+	if (st != NULL)
+		snprintf(err, len, "%s", sqlite3_errmsg(db));
+	return -1;
+}
+
+static void
+statedir_holds_done(void *arg, int rc, const char *why)
+{
+	struct statedir_holds *hs = arg;
+
+	if (rc < 0) {
+		events_emit(&hs->d->events, EV_STORE_ERROR,
+		            hs->d->tree->root->path, 0, "store", 0,
+		            "the nodes stopped by command not written: %s",
+		            why);
+		hs->d->statedir_holds = 0; /* write them again next time */
+	}
+	for (size_t i = 0; i < hs->n; i++)
+		free(hs->paths[i]);
+	free(hs->paths);
+	free(hs);
+}
+
+static void
+statedir_holds_sweep(struct daemon *d)
+{
+	struct statedir_holds sum = {.h = 1469598103934665603ull}, *hs;
+
+	statedir_holds_walk(d->tree->root, &sum, false);
+	if (sum.h == d->statedir_holds)
+		return;
+	hs = xcalloc(1, sizeof *hs);
+	hs->d = d;
+	statedir_holds_walk(d->tree->root, hs, true);
+	if (store_submit(d->store, statedir_holds_run, statedir_holds_done,
+	                 hs) < 0) {
+		statedir_holds_done(hs, -1, "the store's queue is full");
+		return;
+	}
+	d->statedir_holds = sum.h;
+}
+
+/* The holds read back: those nodes start stopped, "by command". */
+static int
+statedir_holds_restore(struct daemon *d, char *why, size_t len)
+{
+	sqlite3 *db = store_reader(d->store);
+	struct statedir_holds sum = {.h = 1469598103934665603ull};
+	sqlite3_stmt *st;
+	struct node *n;
+	int rc;
+
+	if (sqlite3_prepare_v2(db, "SELECT path FROM holds", -1, &st, NULL) !=
+	    SQLITE_OK) {
+		snprintf(why, len, "%s", sqlite3_errmsg(db));
+		return -1;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		n = tree_find(d->tree,
+		              (const char *)sqlite3_column_text(st, 0));
+		if (n != NULL && n->parent != NULL && n->task == NULL) {
+			n->held = true;
+			log_info("%s: stopped by command before agentsupd "
+			         "restarted: stays stopped until started",
+			         n->path);
+		}
+	}
+	if (rc != SQLITE_DONE)
+		snprintf(why, len, "%s", sqlite3_errmsg(db));
+	sqlite3_finalize(st);
+	statedir_holds_walk(d->tree->root, &sum, false);
+	d->statedir_holds = sum.h; /* as they are stored */
+	return rc == SQLITE_DONE ? 0 : -1;
 }
 
 /* --- start ---------------------------------------------------------------- */
@@ -295,7 +427,9 @@ statedir_restore(struct daemon *d, char *why, size_t len)
 	if (rc != SQLITE_DONE)
 		snprintf(why, len, "%s", sqlite3_errmsg(db));
 	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? 0 : -1;
+	if (rc != SQLITE_DONE)
+		return -1;
+	return statedir_holds_restore(d, why, len);
 }
 
 /* Whether dir's file system has no room left: SQLite says only "disk

@@ -698,3 +698,74 @@ def test_a_checkpoint_not_committed_is_never_handed(supd, failed):
         wait_until(lambda: (runs / "run1").exists(), what="the second run")
         handed = (runs / "run1").read_text()
     assert handed == "1 one", f"handed {handed!r}: never committed"
+
+
+def held_conf(supd, n):
+    supd.events = supd.tmp / f"events-{n}.jsonl"
+    supd.write({"a.yaml": textwrap.dedent(f"""\
+        agentsupd:
+          events_file: {supd.events}
+          state_dir: {supd.tmp / 'state'}
+        ---
+        supervisor: root
+        children:
+          - {{worker: idle, command: [sleep, '300']}}
+          - {{worker: flaky, command: [sleep, '300']}}
+          - supervisor: team
+            children:
+              - {{worker: member, command: [sleep, '300']}}
+        """)}, settings=False)
+
+
+def stored_holds(supd):
+    db = sqlite3.connect(f"file:{supd.tmp / 'state' / 'agentsup.db'}?mode=ro",
+                         uri=True)
+    try:
+        return {r[0] for r in db.execute("SELECT path FROM holds")}
+    finally:
+        db.close()
+
+
+def states(d):
+    return {n["path"]: (n["state"], n["held"]) for n in d.ctl_json("status")}
+
+
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGKILL"])
+def test_a_node_stopped_by_command_stays_stopped_across_a_restart(supd, how):
+    """An operator stopped a flaky agent; agentsupd restarted (a deploy,
+    a crash) and the agent ran again, spending money (found by an SRE's
+    trial). With a state store the operator's stop, of a worker or a
+    supervisor, lasts until `start`, as agentsupctl(1) says."""
+    held_conf(supd, 0)
+    d = supd.start()
+    d.wait("started", "root/team/member")
+    d.ctl("stop", "flaky", check=0)
+    d.ctl("stop", "team", check=0)
+    d.wait("exited", "root/team/member")
+    wait_until(lambda: stored_holds(supd) == {"root/flaky", "root/team"},
+               what="the holds stored")
+    if how == "SIGKILL":
+        d.kill()
+        for p in list(d.pids):
+            wait_until(lambda: not alive(p), what="workers die with agentsupd")
+    else:
+        d.signal(signal.SIGTERM)
+        assert d.exit_code() == 0
+    held_conf(supd, 1)
+    d = supd.start()
+    d.wait("started", "root/idle")
+    st = states(d)
+    assert st["root/flaky"] == ("stopped", True), st
+    assert st["root/team"] == ("stopped", True), st
+    assert st["root/team/member"][0] == "stopped", st
+    assert d.count("started", "root/flaky") == 0
+    d.ctl("start", "flaky", check=0)
+    d.ctl("start", "team", check=0)
+    d.wait("started", "root/team/member")
+    wait_until(lambda: stored_holds(supd) == set(), what="the holds gone")
+    d.signal(signal.SIGTERM)
+    assert d.exit_code() == 0
+    held_conf(supd, 2)
+    d = supd.start()
+    d.wait("started", "root/flaky")
+    d.wait("started", "root/team/member")
