@@ -102,6 +102,9 @@ if(EXISTS ${agentsup_unit})
   string(REGEX REPLACE "(\n(ExecStart|ExecStartPre|ExecCondition)=[-@:+!]*)[^ \n]*/agentsupd( |\n)"
     "\\1${CMAKE_INSTALL_FULL_SBINDIR}/agentsupd\\3"
     agentsup_unit_text "${agentsup_unit_text}")
+  string(REGEX REPLACE "(\nExecReload=[-@:+!]*)[^ \n]*/agentsupctl( |\n)"
+    "\\1${CMAKE_INSTALL_FULL_BINDIR}/agentsupctl\\2"
+    agentsup_unit_text "${agentsup_unit_text}")
   file(WRITE ${CMAKE_BINARY_DIR}/systemd/agentsupd.service "${agentsup_unit_text}")
   if(CMAKE_INSTALL_PREFIX STREQUAL "/usr")
     set(agentsup_unit_dir /lib/systemd/system)

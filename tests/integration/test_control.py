@@ -1131,10 +1131,16 @@ def test_systemd_unit_verifies_clean(tmp_path):
     assert keys["RestartPreventExitStatus"].split() == ["78", "79"]
     assert "WatchdogSec" in keys and "[Install]" in unit
     assert keys["ExecStart"].startswith("/usr/local/sbin/agentsupd ")
-    # the installed path does not exist here: point it at the built one
+    # a refused reload fails `systemctl reload` (a SIGHUP could not say)
+    assert keys["ExecReload"] == ("/usr/local/bin/agentsupctl -c "
+                                  "/etc/agentsup/supervisor.d reload")
+    # the installed paths do not exist here: point them at the built ones
     copy = tmp_path / "agentsupd.service"
-    copy.write_text(unit.replace("ExecStart=/usr/local/sbin/agentsupd",
-                                 f"ExecStart={os.path.abspath(AGENTSUPD)}"))
+    copy.write_text(unit.replace(
+        "ExecStart=/usr/local/sbin/agentsupd",
+        f"ExecStart={os.path.abspath(AGENTSUPD)}").replace(
+        "ExecReload=/usr/local/bin/agentsupctl",
+        f"ExecReload={os.path.abspath(AGENTSUPCTL)}"))
     r = subprocess.run(["systemd-analyze", "verify", str(copy)],
                        capture_output=True, text=True, timeout=60)
     assert (r.returncode, r.stderr) == (0, ""), r.stderr

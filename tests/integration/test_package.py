@@ -215,6 +215,9 @@ def test_systemd_unit_runs_the_packaged_daemon(root):
     starts = re.findall(r"^ExecStart=[-@:+!]*(\S+)", unit, re.M)
     assert starts == ["/usr/sbin/agentsupd"], starts
     assert (root / starts[0].lstrip("/")).is_file()
+    reloads = re.findall(r"^ExecReload=[-@:+!]*(\S+)", unit, re.M)
+    assert reloads == ["/usr/bin/agentsupctl"], reloads
+    assert (root / reloads[0].lstrip("/")).is_file()
 
 
 def test_daemon_and_ctl_run_from_the_package(root, tmp_path):
