@@ -2,13 +2,16 @@
  * hooks.c - `on_event:` commands, supervisord's event listeners done as
  * short-lived processes.
  *
- * The event's JSON goes through a memfd: writing to it never blocks, the
- * hook reads it as a seekable stdin, and no pipe needs watching. A hook is
- * spawned as a worker is (clone with CLONE_VM|CLONE_VFORK: an exec failure
- * is known when clone returns), in a process group of its own with
- * PDEATHSIG, and is killed with its group after its timeout. At most
- * max_running run at once; further events wait in a bounded ring, and past
- * that they are dropped, counted and logged.
+ * A hook's process (hooks_spawn.c) has the event's JSON as its stdin, a
+ * process group of its own, and is killed with its group after its
+ * timeout. At most
+ * max_running run at once; further events wait in a bounded queue, and past
+ * that they are dropped, counted and logged. The entries share them
+ * fairly: while another entry has work, one entry runs at most
+ * max_running - 1 at once, a waiting event of another goes first, and a
+ * full queue drops from the entry that holds most of it, so that a slow
+ * hook on a frequent event (`exited`) cannot hold up or crowd out the
+ * alert on a rare one (`gave_up`).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -17,18 +20,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "hooks.h"
+#include "hooks_spawn.h"
 #include "log.h"
-#include "nofile.h"
 #include "util.h"
 
-#define HOOKS_STACK_SIZE (128 * 1024)
-#define HOOKS_KIND_MAX   32
+#define HOOKS_KIND_MAX 32
 
 /* One on_event entry, owned. */
 struct hook {
@@ -43,6 +43,7 @@ struct hook_job {
 	uint64_t timeout_ms;
 	char *json;
 	size_t len;
+	size_t entry; /* its on_event entry's index, for fairness */
 	char kind[HOOKS_KIND_MAX];
 };
 
@@ -52,6 +53,7 @@ struct hook_run {
 	pid_t pid;
 	ev_timer timer;
 	char *name; /* argv[0], for the log */
+	size_t entry;
 	char kind[HOOKS_KIND_MAX];
 	uint64_t timeout_ms;
 	bool quiet; /* its failure is logged already (exec, timeout) */
@@ -63,8 +65,8 @@ struct hooks {
 	size_t nhooks;
 	struct hook_run *runs;
 	unsigned max_running, nrunning;
-	struct hook_job *queue; /* a ring of max_queued */
-	unsigned max_queued, q0, qlen;
+	struct hook_job *queue; /* max_queued, oldest first */
+	unsigned max_queued, qlen;
 	void *stack; /* the child's, until it execs */
 	struct hooks_counts counts;
 	uint64_t dropped_unlogged; /* since the drops were last said */
@@ -73,14 +75,6 @@ struct hooks {
 };
 
 #define HOOKS_DROPS_SAID_S 10.0 /* a storm's drops summed this often */
-
-/* Shared with the child (CLONE_VM): it writes err if it cannot exec. */
-struct hook_child {
-	char **argv;
-	int input;
-	pid_t parent;
-	int err;
-};
 
 static char **
 hooks_strv_dup(char **v)
@@ -151,87 +145,9 @@ hooks_new(struct ev_loop *loop, const struct hook_spec *specs, size_t n,
 	h->max_queued = max_queued;
 	h->runs = xcalloc(h->max_running, sizeof *h->runs);
 	h->queue = xcalloc(max_queued ? max_queued : 1, sizeof *h->queue);
-	h->stack = MAP_FAILED;
+	h->stack = NULL;
 	hooks_set(h, specs, n);
 	return h;
-}
-
-/* --- spawning ------------------------------------------------------------ */
-
-/* In the child, sharing our memory until exec: only syscalls. */
-static int
-hooks_child_main(void *arg)
-{
-	struct hook_child *c = arg;
-	sigset_t none;
-
-	for (int sig = 1; sig < NSIG; sig++)
-		if (sig != SIGKILL && sig != SIGSTOP)
-			signal(sig, SIG_DFL);
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-	if (setpgid(0, 0) < 0 || prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 ||
-	    nofile_restore() < 0 || dup2(c->input, STDIN_FILENO) < 0) {
-		c->err = errno;
-		_exit(126);
-	}
-	if (getppid() != c->parent)
-		_exit(126); /* the daemon died before PDEATHSIG was armed */
-	/* every descriptor of ours is CLOEXEC already; this makes sure */
-	(void)close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
-	execvp(c->argv[0], c->argv);
-	c->err = errno;
-	_exit(errno == ENOENT ? 127 : 126);
-}
-
-/* The event's JSON in a memfd, at offset 0; -1 with errno. */
-static int
-hooks_input(const char *json, size_t len)
-{
-	int fd = memfd_create("agentsup-hook", MFD_CLOEXEC);
-	size_t at = 0;
-
-	if (fd < 0)
-		return -1;
-	while (at < len) {
-		ssize_t n = write(fd, json + at, len - at);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			close(fd);
-			return -1;
-		}
-		at += (size_t)n;
-	}
-	if (write(fd, "\n", 1) != 1 || lseek(fd, 0, SEEK_SET) < 0) {
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
-
-/* clone + exec; the pid, or -1 (logged). *err set if exec failed. */
-static pid_t
-hooks_clone(struct hooks *h, char **argv, int input, int *err)
-{
-	struct hook_child c = {argv, input, getpid(), 0};
-	sigset_t all, old;
-	pid_t pid;
-
-	if (h->stack == MAP_FAILED) {
-		h->stack = mmap(NULL, HOOKS_STACK_SIZE, PROT_READ | PROT_WRITE,
-		                MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-		if (h->stack == MAP_FAILED)
-			return -1;
-	}
-	/* no handler of ours may run in the child before it resets them */
-	sigfillset(&all);
-	sigprocmask(SIG_SETMASK, &all, &old);
-	pid = clone(hooks_child_main, (char *)h->stack + HOOKS_STACK_SIZE,
-	            CLONE_VM | CLONE_VFORK | SIGCHLD, &c);
-	*err = pid < 0 ? errno : c.err;
-	sigprocmask(SIG_SETMASK, &old, NULL);
-	return pid;
 }
 
 static void hooks_timeout_cb(struct ev_loop *, ev_timer *, int);
@@ -245,30 +161,48 @@ hooks_free_slot(struct hooks *h)
 	return NULL;
 }
 
+/* How many of entry's hooks run now. */
+static unsigned
+hooks_running(const struct hooks *h, size_t entry)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < h->max_running; i++)
+		n += h->runs[i].pid != 0 && h->runs[i].entry == entry;
+	return n;
+}
+
+/* Whether entry may take a free slot now: all of them while it is alone
+ * with work, all but one while another entry's event waits. */
+static bool
+hooks_may_run(const struct hooks *h, size_t entry)
+{
+	bool others = false;
+
+	for (unsigned i = 0; i < h->qlen && !others; i++)
+		others = h->queue[i].entry != entry;
+	return !others || h->max_running < 2 ||
+	       hooks_running(h, entry) < h->max_running - 1;
+}
+
 /* Start one hook in a free slot. Failures are logged here, once. */
 static void
-hooks_run(struct hooks *h, struct hook_run *r, char **argv, uint64_t timeout_ms,
-          const char *kind, const char *json, size_t len)
+hooks_run(struct hooks *h, struct hook_run *r, size_t entry, char **argv,
+          uint64_t timeout_ms, const char *kind, const char *json, size_t len)
 {
-	int input = hooks_input(json, len), err = 0;
-	pid_t pid;
+	int err = 0;
+	pid_t pid = hooks_spawn(&h->stack, argv, json, len, &err);
 
-	if (input < 0) {
-		h->counts.exec_failed++;
-		log_warn("hook %s (%s): the event's input", argv[0], kind);
-		return;
-	}
-	pid = hooks_clone(h, argv, input, &err);
-	close(input);
 	if (pid < 0) {
 		h->counts.exec_failed++;
 		log_warnx("hook %s (%s): cannot start: %s", argv[0], kind,
-		          strerror(err ? err : errno));
+		          strerror(errno));
 		return;
 	}
 	h->counts.started++;
 	*r = (struct hook_run){.h = h,
 	                       .pid = pid,
+	                       .entry = entry,
 	                       .name = xstrdup(argv[0]),
 	                       .timeout_ms = timeout_ms,
 	                       .quiet = err != 0};
@@ -326,36 +260,91 @@ hooks_say_dropped(struct hooks *h)
 	h->dropped_said = ev_time();
 }
 
-static void
-hooks_enqueue(struct hooks *h, const struct hook *k, const char *kind,
-              const char *json, size_t len)
+/* The queue's job i out of it (the caller owns what it held). */
+static struct hook_job
+hooks_take(struct hooks *h, unsigned i)
 {
+	struct hook_job j = h->queue[i];
+
+	memmove(&h->queue[i], &h->queue[i + 1],
+	        (h->qlen - i - 1) * sizeof *h->queue);
+	h->qlen--;
+	return j;
+}
+
+/* A full queue: the newest event of the entry holding most of it goes
+ * (the one coming, if that is its entry's): a flood of one entry's events
+ * does not crowd out another's. Counted, said once per storm. */
+static bool
+hooks_make_room(struct hooks *h, size_t entry, const char *kind)
+{
+	unsigned most = 0, mine = 0, n;
+	size_t hog = entry;
+	int last = -1;
+
+	for (unsigned i = 0; i < h->qlen; i++) {
+		n = 0;
+		for (unsigned k = 0; k < h->qlen; k++)
+			n += h->queue[k].entry == h->queue[i].entry;
+		if (h->queue[i].entry == entry)
+			mine = n;
+		if (n > most)
+			most = n, hog = h->queue[i].entry;
+	}
+	if (hog != entry && most > mine + 1)
+		for (unsigned i = 0; i < h->qlen; i++)
+			if (h->queue[i].entry == hog)
+				last = (int)i;
+	h->counts.dropped++;
+	if (!h->dropping) {
+		h->dropping = true;
+		h->dropped_said = ev_time();
+		log_warnx("hooks: %u running and %u waiting: dropping the hook "
+		          "%s for an event \"%s\" (and counting further drops)",
+		          h->nrunning, h->qlen,
+		          last >= 0 ? h->queue[last].argv[0]
+		                    : h->hooks[entry].argv[0],
+		          last >= 0 ? h->queue[last].kind : kind);
+	} else {
+		h->dropped_unlogged++;
+		if (ev_time() - h->dropped_said >= HOOKS_DROPS_SAID_S)
+			hooks_say_dropped(h);
+	}
+	if (last < 0)
+		return false;
+	struct hook_job j = hooks_take(h, (unsigned)last);
+	hooks_strv_free(j.argv);
+	free(j.json);
+	return true;
+}
+
+static void
+hooks_enqueue(struct hooks *h, size_t entry, const char *kind, const char *json,
+              size_t len)
+{
+	const struct hook *k = &h->hooks[entry];
 	struct hook_job *j;
 
-	if (h->qlen == h->max_queued) {
-		h->counts.dropped++;
-		if (!h->dropping) {
-			h->dropping = true;
-			h->dropped_said = ev_time();
-			log_warnx(
-			        "hooks: %u running and %u waiting: dropping "
-			        "the hook %s for an event \"%s\" (and counting "
-			        "further drops)",
-			        h->nrunning, h->qlen, k->argv[0], kind);
-		} else {
-			h->dropped_unlogged++;
-			if (ev_time() - h->dropped_said >= HOOKS_DROPS_SAID_S)
-				hooks_say_dropped(h);
-		}
+	if (h->qlen == h->max_queued && !hooks_make_room(h, entry, kind))
 		return;
-	}
-	j = &h->queue[(h->q0 + h->qlen++) % h->max_queued];
+	j = &h->queue[h->qlen++];
 	j->argv = hooks_strv_dup(k->argv);
 	j->timeout_ms = k->timeout_ms;
 	j->json = xmalloc(len ? len : 1);
 	memcpy(j->json, json, len);
 	j->len = len;
+	j->entry = entry;
 	snprintf(j->kind, sizeof j->kind, "%s", kind);
+}
+
+/* Whether entry has an event waiting (its own come in order). */
+static bool
+hooks_entry_waits(const struct hooks *h, size_t entry)
+{
+	for (unsigned i = 0; i < h->qlen; i++)
+		if (h->queue[i].entry == entry)
+			return true;
+	return false;
 }
 
 void
@@ -369,12 +358,13 @@ hooks_event(struct hooks *h, const char *kind, const char *json, size_t len)
 	for (size_t i = 0; i < h->nhooks; i++) {
 		if (!hooks_wants(&h->hooks[i], kind))
 			continue;
-		/* in order: nothing overtakes an event already waiting */
-		if (h->qlen == 0 && (r = hooks_free_slot(h)) != NULL)
-			hooks_run(h, r, h->hooks[i].argv,
+		/* nothing overtakes an event of its entry already waiting */
+		if (!hooks_entry_waits(h, i) && hooks_may_run(h, i) &&
+		    (r = hooks_free_slot(h)) != NULL)
+			hooks_run(h, r, i, h->hooks[i].argv,
 			          h->hooks[i].timeout_ms, kind, json, len);
 		else
-			hooks_enqueue(h, &h->hooks[i], kind, json, len);
+			hooks_enqueue(h, i, kind, json, len);
 	}
 }
 
@@ -384,11 +374,18 @@ hooks_next(struct hooks *h)
 {
 	struct hook_run *r;
 
-	while (h->qlen > 0 && (r = hooks_free_slot(h)) != NULL) {
-		struct hook_job j = h->queue[h->q0];
-		h->q0 = (h->q0 + 1) % h->max_queued;
-		h->qlen--;
-		hooks_run(h, r, j.argv, j.timeout_ms, j.kind, j.json, j.len);
+	while ((r = hooks_free_slot(h)) != NULL) {
+		unsigned i = 0;
+
+		/* the oldest event of an entry that may run: of its entry's,
+		 * the oldest (skipped entries keep their order) */
+		while (i < h->qlen && !hooks_may_run(h, h->queue[i].entry))
+			i++;
+		if (i == h->qlen)
+			break;
+		struct hook_job j = hooks_take(h, i);
+		hooks_run(h, r, j.entry, j.argv, j.timeout_ms, j.kind, j.json,
+		          j.len);
 		hooks_strv_free(j.argv);
 		free(j.json);
 	}
@@ -506,16 +503,12 @@ hooks_free(struct hooks *h)
 		(void)kill(-r->pid, SIGKILL);
 		free(r->name);
 	}
-	while (h->qlen > 0) {
-		struct hook_job *j = &h->queue[h->q0];
-		hooks_strv_free(j->argv);
-		free(j->json);
-		h->q0 = (h->q0 + 1) % h->max_queued;
-		h->qlen--;
+	for (unsigned i = 0; i < h->qlen; i++) {
+		hooks_strv_free(h->queue[i].argv);
+		free(h->queue[i].json);
 	}
 	hooks_clear_specs(h);
-	if (h->stack != MAP_FAILED)
-		munmap(h->stack, HOOKS_STACK_SIZE);
+	hooks_spawn_free(h->stack);
 	free(h->runs);
 	free(h->queue);
 	free(h);

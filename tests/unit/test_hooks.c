@@ -81,6 +81,52 @@ test_order_bound_and_overflow(void **state)
 	hooks_free(h);
 }
 
+static char *kinds_gave_up[] = {"gave_up", NULL};
+
+/* A hook on a frequent event filled the slots and the queue: the alert of
+ * another entry waited behind all of it, or was dropped (an SRE's trial).
+ * It takes the place of the flooding entry's newest, and runs first. */
+static void
+test_an_entry_cannot_crowd_out_another(void **state)
+{
+	struct ev_loop *loop = ev_default_loop(0);
+	char script[128], *argv[] = {"/bin/sh", "-c", script, NULL};
+	struct hook_spec specs[] = {{kinds_exited, argv, 10000},
+	                            {kinds_gave_up, argv, 10000}};
+	struct hooks *h;
+	char line[64], buf[512] = "", *b, *a2;
+	FILE *f;
+
+	(void)state;
+	snprintf(out, sizeof out, "/tmp/test_hooks.%ld", (long)getpid());
+	unlink(out);
+	snprintf(script, sizeof script, "cat >> %s", out);
+	h = hooks_new(loop, specs, 2, 2, 4);
+	for (int i = 0; i < 7; i++) {
+		snprintf(line, sizeof line, "{\"n\":%d}", i);
+		hooks_event(h, "exited", line, strlen(line));
+	}
+	hooks_event(h, "gave_up", "{\"alert\":1}", 11);
+	/* 0 and 1 run, 2..5 waited; 6 was dropped, then 5 for the alert */
+	assert_int_equal(hooks_counts(h)->started, 2);
+	assert_int_equal(hooks_counts(h)->dropped, 2);
+	run_until_idle(loop, h);
+	assert_int_equal(hooks_counts(h)->started, 6);
+	f = fopen(out, "r");
+	assert_non_null(f);
+	assert_true(fread(buf, 1, sizeof buf - 1, f) > 0);
+	fclose(f);
+	unlink(out);
+	b = strstr(buf, "{\"alert\":1}");
+	a2 = strstr(buf, "{\"n\":2}");
+	assert_non_null(b);
+	assert_non_null(a2);
+	assert_true(b < a2); /* the first free slot was the alert's */
+	assert_null(strstr(buf, "{\"n\":5}"));
+	assert_null(strstr(buf, "{\"n\":6}"));
+	hooks_free(h);
+}
+
 static void
 test_failures_and_timeout(void **state)
 {
@@ -108,6 +154,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_order_bound_and_overflow),
+	        cmocka_unit_test(test_an_entry_cannot_crowd_out_another),
 	        cmocka_unit_test(test_failures_and_timeout),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
