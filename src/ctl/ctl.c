@@ -211,6 +211,12 @@ run(struct ctl *c, const char *cmd, const char *arg, int follow)
 	int rc;
 
 	if (conn_send_request(c, cmd, arg, follow) < 0) {
+		/* closed on us: it may have said why first (no room) */
+		if ((errno == EPIPE || errno == ECONNRESET) &&
+		    reply_next(c, &f) == 0 && !reply_flag(&f.map, "ok"))
+			return reply_refused(c, cmd, &f);
+		if (c->lost)
+			return EXIT_UNAVAILABLE; /* said */
 		if (errno != EMSGSIZE) {
 			perror("agentsupctl: send");
 			return EXIT_UNAVAILABLE;

@@ -221,6 +221,14 @@ control_reconfigured(struct control *c)
 		c->counted = NULL;
 }
 
+static rlim_t
+control_nofile(void)
+{
+	struct rlimit rl;
+
+	return getrlimit(RLIMIT_NOFILE, &rl) == 0 ? rl.rlim_cur : 0;
+}
+
 /* How many clients there may be: CONTROL_MAX_CLIENTS, or fewer when
  * RLIMIT_NOFILE leaves too few descriptors beside those that the daemon
  * and its workers need (*held: the workers'). */
@@ -278,6 +286,34 @@ control_short(struct control *c, const char *fmt, ...)
 	va_end(ap);
 	events_emit(&c->d->events, EV_CONTROL_LIMITED, c->d->tree->root->path,
 	            0, "descriptors", 0, "%s", msg);
+}
+
+/* A client there is no room for at all is told why before it goes (it
+ * saw only "connection reset"): an answer to any request, id 0. */
+static void
+control_refuse_fd(int fd, rlim_t nofile)
+{
+	char msg[256];
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+
+	snprintf(msg, sizeof msg,
+	         "agentsupd is refusing control clients: RLIMIT_NOFILE %lu "
+	         "leaves no descriptor to spare beside its workers' (its "
+	         "event control_limited; raise it: ulimit -n, LimitNOFILE=)",
+	         (unsigned long)nofile);
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	agentsup_wire_begin(&sb);
+	msgpack_pack_map(&pk, 4);
+	agentsup_wire_kv_str(&pk, "t", AGENTSUP_T_RES);
+	agentsup_wire_kv_uint(&pk, "id", 0);
+	agentsup_wire_pack_str(&pk, "ok");
+	msgpack_pack_false(&pk);
+	agentsup_wire_kv_str(&pk, "error", msg);
+	if (agentsup_wire_end(&sb, AGENTSUP_MAX_FRAME) == 0)
+		(void)send(fd, sb.data, sb.size, MSG_NOSIGNAL | MSG_DONTWAIT);
+	msgpack_sbuffer_destroy(&sb);
 }
 
 /* Make room for one more client; false if there can be none at all. The
@@ -392,6 +428,7 @@ accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 			continue;
 		}
 		if (!control_make_room(c, now)) {
+			control_refuse_fd(fd, control_nofile());
 			close(fd);
 			continue;
 		}

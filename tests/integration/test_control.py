@@ -10,6 +10,7 @@ import socket
 import stat
 import struct
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -857,6 +858,22 @@ def test_clients_leave_descriptors_for_restarts(supd):
     d.ctl("status", check=0)
     for c in conns:
         c.close()
+
+
+def test_a_client_there_is_no_room_for_is_told_why(supd):
+    """Under a limit that leaves no descriptor for any client, agentsupctl
+    said only "read: Connection reset by peer" (found by an SRE's trial);
+    it now prints agentsupd's reason, as the Python client raises it."""
+    supd.write(TREE)
+    d = under_nofile(supd, "48:48")
+    started(d)
+    r = d.ctl("status")
+    assert r.returncode != 0
+    assert "refusing control clients: RLIMIT_NOFILE 48" in r.stderr, r.stderr
+    sys.path.insert(0, os.path.join(SRC, "tools", "python"))
+    from agentsup.control import Control, ControlError
+    with pytest.raises(ControlError, match="RLIMIT_NOFILE 48"):
+        Control(d.socket).status()
 
 
 def test_client_bound_counts_every_descriptor_a_worker_holds(supd):

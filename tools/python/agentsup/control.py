@@ -170,7 +170,17 @@ class Control:
         self._id += 1
         body = msgpack.packb({"t": "req", "id": self._id, "cmd": cmd,
                               "args": args}, use_bin_type=True)
-        sock.sendall(_HEADER.pack(len(body)) + body)
+        try:
+            sock.sendall(_HEADER.pack(len(body)) + body)
+        except (BrokenPipeError, ConnectionResetError) as e:
+            # closed on us: it may have said why first (no room for us)
+            try:
+                f = self._next(time.monotonic() + 1.0)
+            except (ConnectionError, TimeoutError, ProtocolError):
+                raise ConnectionError(f"{self.path}: {e}") from e
+            if f.get("t") == "res" and not f.get("ok"):
+                raise ControlError(str(f.get("error", "refused"))) from e
+            raise ConnectionError(f"{self.path}: {e}") from e
         return self._id
 
     def _next(self, deadline: Optional[float]) -> Dict[str, Any]:
@@ -194,7 +204,9 @@ class Control:
     def _answer(self, rid: int, deadline: Optional[float]) -> Dict[str, Any]:
         while True:
             f = self._next(deadline)
-            if f["t"] == "res" and f.get("id") == rid:
+            # id 0: a refusal of whatever comes (no room for a client)
+            if f["t"] == "res" and (f.get("id") == rid or
+                                    (f.get("id") == 0 and not f.get("ok"))):
                 if not f.get("ok"):
                     raise ControlError(str(f.get("error", "refused")))
                 return f
