@@ -26,6 +26,7 @@
 #define STATEDIR_SWEEP_S 1.0
 #define SPEND_BLOB       32 /* tokens, steps, wall_ms, cost: 8 bytes each */
 #define STATEDIR_FULL    (64u << 10) /* room below which it is full */
+#define STATEDIR_SAY_MS  60000       /* failed writes said this often */
 
 static const char statedir_schema[] =
         "CREATE TABLE IF NOT EXISTS nodes ("
@@ -202,16 +203,53 @@ statedir_job_run(sqlite3 *db, void *arg, char *err, size_t len)
 	return rc == SQLITE_DONE ? 0 : -1;
 }
 
+/* A write of the once-a-second sweep failed (a full disk): an event at
+ * the first of a streak and then once a minute with the count, not one a
+ * second, which crowded every other event out of the history. */
+static void
+statedir_failed(struct daemon *d, const char *what, const char *why)
+{
+	uint64_t now = clock_now_ms();
+
+	if (d->statedir_failed_ms != 0 &&
+	    now - d->statedir_failed_ms < STATEDIR_SAY_MS) {
+		d->statedir_failures++;
+		return;
+	}
+	if (d->statedir_failures > 0)
+		events_emit(&d->events, EV_STORE_ERROR, d->tree->root->path, 0,
+		            "store", 0,
+		            "%s not written: %s (and %u more failed writes "
+		            "since it was last said)",
+		            what, why, d->statedir_failures);
+	else
+		events_emit(&d->events, EV_STORE_ERROR, d->tree->root->path, 0,
+		            "store", 0, "%s not written: %s", what, why);
+	d->statedir_failed_ms = now;
+	d->statedir_failures = 0;
+}
+
+/* A write went through: a streak of failures is over. */
+static void
+statedir_written(struct daemon *d)
+{
+	if (d->statedir_failed_ms == 0)
+		return;
+	log_info("state store: spend, circuits and holds written again");
+	d->statedir_failed_ms = 0;
+	d->statedir_failures = 0;
+}
+
 static void
 statedir_job_done(void *arg, int rc, const char *why)
 {
 	struct statedir_job *j = arg;
 
 	if (rc < 0) {
-		events_emit(&j->d->events, EV_STORE_ERROR,
-		            j->d->tree->root->path, 0, "store", 0,
-		            "spend and circuits not written: %s", why);
+		statedir_failed(j->d, "spend and circuits", why);
 		j->d->statedir_sum = 0; /* write them again next time */
+	} else {
+		statedir_written(j->d);
 	}
 	for (size_t i = 0; i < j->n; i++)
 		free(j->rows[i].path);
@@ -311,10 +349,7 @@ statedir_holds_done(void *arg, int rc, const char *why)
 	struct statedir_holds *hs = arg;
 
 	if (rc < 0) {
-		events_emit(&hs->d->events, EV_STORE_ERROR,
-		            hs->d->tree->root->path, 0, "store", 0,
-		            "the nodes stopped by command not written: %s",
-		            why);
+		statedir_failed(hs->d, "the nodes stopped by command", why);
 		hs->d->statedir_holds = 0; /* write them again next time */
 	}
 	for (size_t i = 0; i < hs->n; i++)

@@ -12,10 +12,11 @@ import sys
 import textwrap
 import time
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 
-from conftest import TIMEOUT, alive, store_locked, wait_until
+from conftest import SRC, TIMEOUT, alive, store_locked, wait_until
 
 PYCLIENT = os.path.join(os.environ.get("AGENTSUP_SRC", os.getcwd()), "tools", "python")
 
@@ -180,6 +181,51 @@ def test_store_error_at_run_time_is_an_event(supd):
     db = sqlite3.connect(str(state / "agentsup.db"))
     stored = db.execute("SELECT max(seq) FROM checkpoints WHERE path='root/w0'").fetchone()[0]
     assert stored >= acked(tmp, "w0")
+
+
+def test_failed_sweeps_are_said_once_a_minute(supd):
+    """The spend and circuits are written every second: with the store
+    unwritable (a full disk), a store_error a second crowded the other
+    events out of the 256 kept (found by an SRE's trial). The first of a
+    streak is said, then once a minute with the count; its end is logged."""
+    tmp = supd.tmp
+    state = tmp / "state"
+    spender = tmp / "spender.py"
+    spender.write_text(textwrap.dedent(f"""\
+        import sys, time
+        sys.path.insert(0, {str(Path(SRC) / 'tools' / 'python')!r})
+        import agentsup
+        with agentsup.Agent() as a:
+            n = 0
+            while True:
+                n += 1
+                a.beat(tokens=n)
+                a.wait(0.1)
+        """))
+    supd.write({"a.yaml": textwrap.dedent(f"""\
+        agentsupd:
+          events_file: {supd.events}
+          state_dir: {state}
+        ---
+        supervisor: root
+        intensity: 1000
+        children:
+          - {{worker: spender, command: [{sys.executable}, {spender}]}}
+          - {{worker: ticker, command: [/bin/sh, -c, "sleep 1; exit 1"],
+              backoff: none}}
+        """)}, settings=False)
+    d = supd.start()
+    d.wait("started", "root/ticker")
+    with store_locked(state / "agentsup.db"):
+        d.wait_detail("store_error", "spend and circuits not written")
+        # four more seconds of sweeps, each failing
+        d.wait_count("started", d.count("started", "root/ticker") + 4,
+                     "root/ticker")
+    wait_until(lambda: any("written again" in l for l in d.lines),
+               what="the streak's end logged")
+    said = [e for e in d.seen if e.kind == "store_error"
+            and "spend and circuits" in (e.detail or "")]
+    assert len(said) == 1, said
 
 
 POISONED = textwrap.dedent("""
