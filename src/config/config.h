@@ -238,16 +238,17 @@ enum contain_mode {
 
 /* The `agentsupd:` settings document. */
 struct settings {
-	char *socket;            /* control socket path, NULL = default */
-	char *events_file;       /* JSON-lines event log, NULL = none */
-	char *metrics;           /* "HOST:PORT" serving /metrics, NULL = off */
-	uint32_t max_frame;      /* largest frame accepted from a peer */
-	char *log_dir;           /* captured output files, NULL = none */
-	uint64_t log_max;        /* rotate a worker's log file beyond this */
-	uint32_t log_keep;       /* rotated files kept: NAME.log.1 ... */
-	uint32_t log_tail;       /* bytes of each worker's output in memory */
-	bool log_time;           /* log_dir lines begin with when they came */
-	char *state_dir;         /* the state store's directory, NULL = none */
+	char *socket;       /* control socket path, NULL = default */
+	char *events_file;  /* JSON-lines event log, NULL = none */
+	char *metrics;      /* "HOST:PORT" serving /metrics, NULL = off */
+	uint32_t max_frame; /* largest frame accepted from a peer */
+	char *log_dir;      /* captured output files, NULL = none */
+	uint64_t log_max;   /* rotate a worker's log file beyond this */
+	uint32_t log_keep;  /* rotated files kept: NAME.log.1 ... */
+	uint32_t log_tail;  /* bytes of each worker's output in memory */
+	bool log_time;      /* log_dir lines begin with when they came */
+	bool log_quiet;  /* log_stderr: false: captured lines not on stderr */
+	char *state_dir; /* the state store's directory, NULL = none */
 	struct hook_spec *hooks; /* on_event: */
 	size_t nhooks;
 	enum contain_mode contain;

@@ -131,7 +131,8 @@ settings_size(const char *s, uint64_t max, uint64_t *out)
 	return config_parse_bytes(s, out) < 0 || *out > max ? -1 : 0;
 }
 
-/* log_max, log_keep, log_tail: output capture's bounds; log_time. */
+/* log_max, log_keep, log_tail: output capture's bounds; log_time,
+ * log_stderr. */
 static void
 settings_log_bound(struct parse *p, const char *key, yaml_node_t *v,
                    struct settings *st)
@@ -158,6 +159,13 @@ settings_log_bound(struct parse *p, const char *key, yaml_node_t *v,
 		if (scalar_bool(s, &st->log_time) < 0)
 			load_err(p, &v->start_mark,
 			         "log_time: want true or false");
+	} else if (strcmp(key, "log_stderr") == 0) {
+		bool on;
+		if (scalar_bool(s, &on) < 0)
+			load_err(p, &v->start_mark,
+			         "log_stderr: want true or false");
+		else
+			st->log_quiet = !on;
 	} else if (settings_size(s, 4u << 20, &n) < 0) {
 		load_err(p, &v->start_mark,
 		         "log_tail: want a size up to 4MiB (e.g. 8KiB)");
@@ -181,6 +189,7 @@ static const struct {
         {"log_keep", settings_log_bound},
         {"log_tail", settings_log_bound},
         {"log_time", settings_log_bound},
+        {"log_stderr", settings_log_bound},
         {"contain", settings_contain},
         {"termination_log", settings_termination_log},
         {"state_dir", settings_state_dir},

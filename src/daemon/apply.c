@@ -67,7 +67,7 @@ apply_settings(struct daemon *d, const struct settings *old)
 	logcap_set_limits(d->logcap,
 	                  &(struct logcap_limits){s->log_dir, s->log_max,
 	                                          s->log_keep, s->log_tail,
-	                                          s->log_time});
+	                                          s->log_time, s->log_quiet});
 	return warn;
 }
 

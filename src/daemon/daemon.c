@@ -442,7 +442,7 @@ daemon_init(struct daemon *d, const char *sock_opt)
 	        &(struct logcap_limits){
 	                d->cfg->settings.log_dir, d->cfg->settings.log_max,
 	                d->cfg->settings.log_keep, d->cfg->settings.log_tail,
-	                d->cfg->settings.log_time});
+	                d->cfg->settings.log_time, d->cfg->settings.log_quiet});
 	d->socket_path = socket_path(sock_opt, &d->cfg->settings);
 	if ((d->control = control_open(d, d->socket_path, &why)) == NULL) {
 		log_warnx("control socket %s: %s", d->socket_path, why);

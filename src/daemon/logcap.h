@@ -25,6 +25,7 @@ struct logcap_limits {
 	unsigned keep;   /* rotated files kept: NAME.log.1 ... .keep */
 	size_t tail;     /* bytes of output kept in memory per worker */
 	bool time;       /* NAME.log lines begin with when they were read */
+	bool quiet;      /* no line on agentsupd's stderr (log_stderr: false) */
 };
 
 enum logcap_stream { LOGCAP_STDOUT, LOGCAP_STDERR };

@@ -176,7 +176,8 @@ needs_escape(const char *p, size_t n)
 }
 
 /* Who sees this read's lines one by one (FEED_* bits): stderr, unless it
- * is /dev/null, and the sink, if someone follows the worker. */
+ * is /dev/null or log_stderr is false, and the sink, if someone follows
+ * the worker. */
 #define FEED_ERR  1u
 #define FEED_SINK 2u
 
@@ -184,7 +185,7 @@ static unsigned
 feed_each(const struct logcap *lc)
 {
 	const struct logcap_set *set = lc->set;
-	unsigned each = set->out.on ? FEED_ERR : 0;
+	unsigned each = set->out.on && !set->lim.quiet ? FEED_ERR : 0;
 
 	if (set->sink != NULL &&
 	    (set->follow == NULL || set->follow(set->sink_arg, lc->name)))

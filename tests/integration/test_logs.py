@@ -36,6 +36,27 @@ def has_line(d, text):
     return any(text == l for l in d.lines)
 
 
+def test_log_stderr_false_keeps_lines_off_agentsupds_stderr(supd):
+    """Under systemd every captured line went to journald as well as to
+    log_dir: two flooding agents wrote 8 GB of agentsupd's stderr in 40 s
+    (found by an SRE's trial). `log_stderr: false` keeps them to the ring
+    (logs) and log_dir; agentsupd's own lines and events still come."""
+    logs = supd.tmp / "logs"
+    logs.mkdir()
+    d = start(supd, {"w.yaml": f"""
+worker: talker
+command: {sh('for i in 1 2 3; do echo "said $i"; done; exec sleep 60')}
+"""}, log_dir=logs, log_stderr="false")
+    d.wait("started", "root/talker")
+    wait_until(lambda: (logs / "talker.log").exists() and
+               "said 3" in (logs / "talker.log").read_text(),
+               what="the lines in log_dir")
+    assert d.ctl("logs", "talker", check=0).stdout == "said 1\nsaid 2\nsaid 3\n"
+    d.ctl("restart", "talker", check=0)
+    d.wait("started", "root/talker")  # agentsupd's own lines still come
+    assert not any("said" in l for l in d.lines), d.lines
+
+
 def test_lines_prefixed_in_logs_and_files(supd):
     logs = supd.tmp / "logs"
     logs.mkdir()

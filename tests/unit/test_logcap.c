@@ -27,7 +27,7 @@ struct fixture {
 static struct logcap_limits
 limits(const char *dir, uint64_t max, unsigned keep, size_t tail)
 {
-	return (struct logcap_limits){dir, max, keep, tail, false};
+	return (struct logcap_limits){dir, max, keep, tail, false, false};
 }
 
 static int
