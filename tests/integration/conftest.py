@@ -218,6 +218,21 @@ def store_locked(path):
         db.close()
 
 
+@pytest.fixture
+def tiny_fs(tmp_path):
+    """A 64 KiB tmpfs, unmounted after the daemons (ask for it before
+    supd)."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to mount a tmpfs")
+    mnt = tmp_path / "tiny"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs",
+                       str(mnt)]).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)])
+
+
 def wait_until(pred, timeout=TIMEOUT, what="condition"):
     """For what the kernel does on its own (a process dying): poll briefly."""
     deadline = time.monotonic() + timeout

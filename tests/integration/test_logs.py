@@ -684,21 +684,6 @@ children:
     assert has_line(d, "poolA:job | A 1") and has_line(d, "job | S 1")
 
 
-@pytest.fixture
-def tiny_fs(tmp_path):
-    """A 64 KiB tmpfs, unmounted after the daemons (ask for it before
-    supd)."""
-    if os.geteuid() != 0:
-        pytest.skip("needs root to mount a tmpfs")
-    mnt = tmp_path / "tiny"
-    mnt.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs",
-                       str(mnt)]).returncode != 0:
-        pytest.skip("cannot mount a tmpfs here")
-    yield mnt
-    subprocess.run(["umount", "-l", str(mnt)])
-
-
 def test_a_full_disk_tears_no_line_and_writing_resumes(tiny_fs, supd):
     """A write cut short by a full disk left half a line, the file was not
     written again until SIGHUP, and then the next line was glued to the

@@ -323,31 +323,21 @@ def agents_conf(supd, state):
             " --crash-every, '10', --warmup, '0']\n    backoff: none\n"}
 
 
-def test_a_full_state_disk_at_start_says_so(supd, tmp_path):
+def test_a_full_state_disk_at_start_says_so(tiny_fs, supd):
     """A state_dir on a full file system stopped the start with only
     SQLite's "disk I/O error" (found by an SRE's trial): exit 73 as
     before, and the message says the file system is full."""
-    if os.geteuid() != 0:
-        pytest.skip("needs root to mount a tmpfs")
-    mnt = tmp_path / "tiny"
-    mnt.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs",
-                       str(mnt)]).returncode != 0:
-        pytest.skip("cannot mount a tmpfs here")
-    try:
-        (mnt / "state").mkdir()
-        subprocess.run(["dd", "if=/dev/zero", f"of={mnt / 'filler'}",
-                        "bs=4096"], capture_output=True)  # until ENOSPC
-        supd.write({"a.yaml": f"agentsupd:\n  state_dir: {mnt / 'state'}\n"
-                    "---\nworker: w\ncommand: [sleep, '100']\n"},
-                   settings=False)
-        d = supd.start()
-        assert d.exit_code() == 73
-        d.drain_events()
-        assert any("state store" in l and "its file system is full" in l
-                   for l in d.lines), d.lines
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)])
+    (tiny_fs / "state").mkdir()
+    subprocess.run(["dd", "if=/dev/zero", f"of={tiny_fs / 'filler'}",
+                    "bs=4096"], capture_output=True)  # until ENOSPC
+    supd.write({"a.yaml": f"agentsupd:\n  state_dir: {tiny_fs / 'state'}\n"
+                "---\nworker: w\ncommand: [sleep, '100']\n"},
+               settings=False)
+    d = supd.start()
+    assert d.exit_code() == 73
+    d.drain_events()
+    assert any("state store" in l and "its file system is full" in l
+               for l in d.lines), d.lines
 
 
 def test_example_agents_resume_after_a_crash_and_a_daemon_restart(supd):
