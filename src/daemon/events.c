@@ -93,7 +93,11 @@ events_open_append(const char *path)
 void
 events_init(struct events *ev, const char *file_path)
 {
+	struct timespec ts;
+
 	memset(ev, 0, sizeof *ev);
+	if (clock_gettime(CLOCK_REALTIME, &ts) == 0)
+		ev->run_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 	ev->fd = -1;
 	ev->write_fn = write;
 	ev->color = isatty(STDERR_FILENO) && getenv("NO_COLOR") == NULL;
@@ -207,8 +211,10 @@ events_json(const struct event *e, struct text_buf *b)
 
 	text_buf_reset(b);
 	events_format_time(e->time_ms, when, sizeof when, 1);
-	text_buf_printf(b, "{\"seq\":%llu,\"time\":\"%s\",\"kind\":\"%s\"",
-	                (unsigned long long)e->seq, when,
+	text_buf_printf(b, "{\"seq\":%llu,", (unsigned long long)e->seq);
+	if (e->run_ms != 0) /* which agentsupd: seq starts at 1 in each */
+		text_buf_printf(b, "\"run\":%lld,", (long long)e->run_ms);
+	text_buf_printf(b, "\"time\":\"%s\",\"kind\":\"%s\"", when,
 	                events_kind_name(e->kind));
 	cut = events_json_str(b, "path", e->path, EVENTS_PATH_MAX);
 	text_buf_printf(b, ",\"pid\":%ld,\"restarts\":%lu", (long)e->pid,
@@ -425,6 +431,7 @@ events_emit_ex(struct events *ev, const struct event *in)
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	e.seq = ++ev->seq;
+	e.run_ms = ev->run_ms;
 	e.time_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 	ev->counts[e.kind]++;
 	if (e.kind == EV_RESTARTING && e.reason != NULL)

@@ -101,6 +101,7 @@ struct event_field {
  * pointer but path may be NULL (nfields 0 with fields NULL). */
 struct event {
 	uint64_t seq;
+	int64_t run_ms; /* the agentsupd run's start: seq is unique within it */
 	int64_t time_ms; /* wall clock, ms since the epoch */
 	enum event_kind kind;
 	const char *path;
@@ -128,6 +129,7 @@ typedef ssize_t (*events_write_fn)(int fd, const void *, size_t);
 
 struct events {
 	uint64_t seq;
+	int64_t run_ms; /* when this agentsupd started (wall clock, ms) */
 	char *file_path;
 	int fd;              /* the JSON-lines file (O_APPEND), -1 when none */
 	bool color;          /* colour the stderr line (a terminal) */

@@ -291,3 +291,27 @@ def test_probing_counts_the_restart_it_starts(supd):
     seen = [(e.kind, e.restarts) for e in d.seen if e.path == "root/w"
             and e.kind in ("probing", "started")]
     assert seen[-2:] == [("probing", 2), ("started", 2)], seen
+
+
+def test_each_line_says_which_run_of_agentsupd(supd):
+    """seq starts at 1 at every start of agentsupd, and one events file
+    (or a log shipper) held six runs' lines with nothing to tell them
+    apart (found by an SRE's trial). Each line carries `run`, the run's
+    start in ms: (run, seq) is unique."""
+    d = supd.start({"a.yaml": f"worker: w\ncommand: {sh('exec sleep 60')}\n"})
+    d.wait("started", "root/w")
+    d.signal(signal.SIGTERM)
+    assert d.exit_code() == 0
+    d = supd.start()
+    wait_until(lambda: sum('"kind":"started"' in l
+                           for l in open(supd.events)) == 2,
+               what="the second run's start")
+    d.signal(signal.SIGTERM)
+    assert d.exit_code() == 0
+    lines = [json.loads(l) for l in open(supd.events)]
+    runs = sorted({e["run"] for e in lines})
+    assert len(runs) == 2, runs
+    for run in runs:
+        seqs = [e["seq"] for e in lines if e["run"] == run]
+        assert seqs[0] == 1 and seqs == sorted(seqs), seqs
+    assert len({(e["run"], e["seq"]) for e in lines}) == len(lines)
