@@ -274,7 +274,9 @@ class Agent:
         False if it could not even be queued (agentsupd not reading).
         ValueError, supervised or not and before anything is sent, for
         what agentsupd would stop the worker for: steps or tokens below 0
-        or past 2^64 - 1, a cost that is NaN, infinite or below 0."""
+        or past 2^64 - 1, a cost that is NaN, infinite or below 0;
+        TypeError for steps or tokens that are not int, a cost that is not
+        a number, a state or status that is not str (nothing is coerced)."""
         msg: Dict[str, Any] = {"t": "hb"}
         progress = _progress(steps, tokens, cost, state)
         if progress:
