@@ -1067,7 +1067,8 @@ main(void)
 	        cmocka_unit_test(test_intensity_spent_on_it_is_dead),
 	        cmocka_unit_test(test_circuit_open_is_dead),
 	        cmocka_unit_test(test_temporary_failure_is_dead),
-	        cmocka_unit_test(test_temporary_task_not_started_for_exhaustion_is_retried),
+	        cmocka_unit_test(
+	                test_temporary_task_not_started_for_exhaustion_is_retried),
 	        cmocka_unit_test(test_operator_stop_cancels),
 	        cmocka_unit_test(test_operator_stop_in_backoff_cancels),
 	        cmocka_unit_test(test_shutdown_does_not_end_tasks),
