@@ -142,6 +142,7 @@ def test_maintainer_scripts_tell_systemd(deb, tmp_path):
         systemctl daemon-reload
         == prerm remove
         systemctl stop agentsupd.service
+        systemctl disable agentsupd.service
         == postrm remove
         ldconfig
         systemctl daemon-reload
