@@ -109,10 +109,16 @@ envload_resolve(const char *path, char *why, size_t len)
 {
 	char cwd[4096], *todo, *rest, *comp, *done, *next;
 	struct stat st;
-	int hops = 0;
+	int hops = 0, err = EACCES;
+	bool missing;
 
 	if (path[0] != '/' && getcwd(cwd, sizeof cwd) == NULL) {
 		snprintf(why, len, "getcwd: %s", strerror(errno));
+		return NULL;
+	}
+	if (path[0] == '\0' || path[strlen(path) - 1] == '/') {
+		snprintf(why, len, "%s", strerror(ENOTDIR));
+		errno = ENOTDIR; /* a file's path, not a directory's */
 		return NULL;
 	}
 	todo = path[0] == '/' ? xstrdup(path) : xasprintf("%s/%s", cwd, path);
@@ -136,8 +142,19 @@ envload_resolve(const char *path, char *why, size_t len)
 			goto refused;
 		}
 		next = xasprintf("%s/%s", done, comp);
-		if (lstat(next, &st) < 0 || !S_ISLNK(st.st_mode)) {
-			free(done); /* missing or not a link: open says */
+		if ((missing = lstat(next, &st) < 0) && *rest != '\0') {
+			/* a directory missing on the way: one made there before
+			 * the open (a symlink in /tmp) would never be checked
+			 */
+			err = errno;
+			snprintf(why, len, "%s: %s", next, strerror(err));
+			free(next);
+			goto refused;
+		}
+		if (missing || !S_ISLNK(st.st_mode)) {
+			free(done); /* a directory, or the file (missing: open
+			             * says; O_NOFOLLOW refuses a link put
+			             * there) */
 			done = next;
 			continue;
 		}
@@ -178,6 +195,7 @@ envload_resolve(const char *path, char *why, size_t len)
 refused:
 	free(todo);
 	free(done);
+	errno = err;
 	return NULL;
 }
 
@@ -198,9 +216,15 @@ envload_one(const struct spec *s, const char *spec_path, char ***v, size_t *n,
 	               : xstrdup(p);
 	if (s->user != NULL && geteuid() == 0) {
 		if ((real = envload_resolve(path, fwhy, sizeof fwhy)) == NULL) {
+			err = errno;
+			if (optional &&
+			    err == ENOENT) { /* - : may be missing */
+				free(path);
+				return 0;
+			}
 			snprintf(why, len, "env_file %s: %s", path, fwhy);
 			free(path);
-			errno = EACCES;
+			errno = err;
 			return -1;
 		}
 		nofollow = O_NOFOLLOW; /* resolved: a link now was swapped in */

@@ -5,6 +5,7 @@ import json
 import os
 import signal
 import subprocess
+import threading
 import time
 
 import pytest
@@ -352,3 +353,60 @@ def test_a_root_symlink_into_the_workers_directory_is_not_followed(supd):
     assert d.count("started", "root/agent") == 0
     assert d.count("started", "root/other") == 0
     assert not out.exists() or "root-only" not in out.read_text()
+
+
+def test_a_directory_made_on_the_path_after_the_check_is_not_followed(supd):
+    """The resolver let open() find a directory that was missing when it
+    looked (`-/tmp/d/s.env`, d absent): a worker's user that made d a
+    symlink to a directory of root's in between got root's file, 1,863
+    times in 17,190 starts (found by a second reader). A directory
+    missing on the way now makes the file missing. Here root plays the
+    worker's user, flipping d (a symlink of nobody's) as fast as it can."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to run a worker as nobody")
+    sticky = supd.tmp / "sticky"
+    sticky.mkdir()
+    for p in (supd.tmp, sticky):
+        p.chmod(0o755)
+    sticky.chmod(0o1777)
+    secret = supd.tmp / "rootonly"
+    secret.mkdir(mode=0o700)
+    (secret / "s.env").write_text("SECRET=root-only\n")
+    (secret / "s.env").chmod(0o600)
+    out = supd.tmp / "out"
+    d = supd.start({"w.yaml": f"""
+        supervisor: root
+        intensity: 100000
+        period: 1s
+        children:
+          - worker: w
+            user: nobody
+            backoff: {{initial: 10ms, max: 10ms, jitter: none}}
+            env_file: '-{sticky / 'd' / 's.env'}'
+            stdout: {out}
+            command: {sh('echo "got $SECRET"')}
+          - {{worker: idle, command: [sleep, '300']}}
+        """})
+    d.wait("started", "root/idle")
+    link, tmp = sticky / "d", sticky / "d.new"
+    stop = threading.Event()
+
+    def flip():
+        while not stop.is_set():
+            try:  # nobody's from the first instant, as its own would be
+                os.symlink(secret, tmp)
+                os.lchown(tmp, 65534, 65534)
+                os.rename(tmp, link)
+                os.unlink(link)
+            except OSError:
+                pass
+
+    t = threading.Thread(target=flip, daemon=True)
+    t.start()
+    try:
+        before = d.count("started", "root/w")
+        d.wait_count("started", before + 200, "root/w")
+    finally:
+        stop.set()
+        t.join(TIMEOUT)
+    assert "root-only" not in out.read_text()
