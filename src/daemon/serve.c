@@ -26,6 +26,7 @@
 #include "peer.h"
 #include "request.h"
 #include "serve.h"
+#include "statedir.h"
 #include "session.h"
 #include "status.h"
 #include "tasks.h"
@@ -291,6 +292,10 @@ serve_node_command(struct client *cl, struct daemon *d, const struct request *r)
 	else if ((r->cmd != REQ_STOP && r->cmd != REQ_DRAIN) ||
 	         !tasks_stop_answer(cl, d, r->id, n)) /* a task's: stored */
 		serve_ok(cl, r->id, n->path);
+	/* an operator's hold written now, not at the next second's sweep (a
+	 * SIGKILL meanwhile undid a stop or a start) */
+	if (rf.kind == REFUSED_NONE)
+		statedir_sweep(d);
 	/* a reset starts a worker it names whatever stopped it, as a start */
 	if (rf.kind == REFUSED_NONE &&
 	    (r->cmd == REQ_START || r->cmd == REQ_RESTART ||

@@ -278,6 +278,30 @@ def test_one_agent_a_process_and_none_in_its_forks():
     f.finish()
 
 
+def test_two_threads_making_an_agent_get_one():
+    """Two threads calling Agent() at once both took the channel (the
+    claim came after the slow import and hello): two hellos, and the
+    worker was stopped for a protocol error (found by a second reader)."""
+    f = Fake("""
+        import threading, agentsup
+        out, gate = [], threading.Barrier(2)
+        def make():
+            gate.wait()
+            try:
+                out.append(agentsup.Agent().supervised)
+            except RuntimeError:
+                out.append("RuntimeError")
+        ts = [threading.Thread(target=make) for _ in range(2)]
+        [t.start() for t in ts]
+        [t.join() for t in ts]
+        print(sorted(map(str, out)), flush=True)
+    """)
+    f.expect("hello")
+    assert f.line() == "['RuntimeError', 'True']"
+    assert f.frame() is None
+    f.finish()
+
+
 def test_part2_sync_api():
     f = Fake("""
         import agentsup

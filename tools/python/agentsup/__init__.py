@@ -114,6 +114,7 @@ class _Busy:
 # the worker taken for hung. A forked child gets a generation of its own.
 _claimed_by: Optional[int] = None  # the pid whose Agent took the channel
 _fork_gen = 0
+_claim_lock = threading.Lock()  # two threads' Agent(): one gets it
 
 
 def _claim() -> None:
@@ -187,14 +188,18 @@ class Agent:
         self._sock: Optional[socket.socket] = None
         self._packb: Optional[Callable[..., bytes]] = None
         self._gen = _fork_gen
-        fd = env.get("AGENTSUP_FD")
-        if fd is None and _claimed_by == os.getpid():
-            raise RuntimeError(
-                "agentsup: an Agent of this process already took its channel "
-                "to agentsupd: use that one (a second Agent would not be "
-                "supervised, and the worker would be taken for hung)")
-        if fd is None or not fd.isdigit():
-            return
+        with _claim_lock:  # taken whole, before the slow import and hello
+            fd = env.get("AGENTSUP_FD")
+            if fd is None and _claimed_by == os.getpid():
+                raise RuntimeError(
+                    "agentsup: an Agent of this process already took its "
+                    "channel to agentsupd: use that one (a second Agent "
+                    "would not be supervised, and the worker would be taken "
+                    "for hung)")
+            if fd is None or not fd.isdigit():
+                return
+            env.pop("AGENTSUP_FD", None)  # nothing we run may speak for us
+            _claim()
         import msgpack  # type: ignore[import]  # only when supervised
 
         self._packb = msgpack.packb
@@ -211,8 +216,6 @@ class Agent:
             sock.detach()  # not ours to close
             self._sock = None
             return
-        env.pop("AGENTSUP_FD", None)  # nothing we run may speak for us
-        _claim()
         self._read_on_send = True
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         # collected without close(), it releases what it holds all the same;
