@@ -30,6 +30,7 @@
 #include "log.h"
 #include "logsub.h"
 #include "control_int.h"
+#include "serve.h"
 #include "session.h"
 #include "util.h"
 
@@ -304,13 +305,8 @@ control_refuse_fd(int fd, rlim_t nofile)
 	         (unsigned long)nofile);
 	msgpack_sbuffer_init(&sb);
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	agentsup_wire_begin(&sb);
-	msgpack_pack_map(&pk, 4);
-	agentsup_wire_kv_str(&pk, "t", AGENTSUP_T_RES);
-	agentsup_wire_kv_uint(&pk, "id", 0);
-	agentsup_wire_pack_str(&pk, "ok");
-	msgpack_pack_false(&pk);
-	agentsup_wire_kv_str(&pk, "error", msg);
+	serve_res_head(&sb, 0, false, false);
+	agentsup_wire_pack_str(&pk, msg);
 	if (agentsup_wire_end(&sb, AGENTSUP_MAX_FRAME) == 0)
 		(void)send(fd, sb.data, sb.size, MSG_NOSIGNAL | MSG_DONTWAIT);
 	msgpack_sbuffer_destroy(&sb);

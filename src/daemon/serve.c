@@ -46,8 +46,7 @@ struct serve_list {
 	size_t n;
 };
 
-/* {t: res, id, ok, [more: true,] result|error: ...}; the value follows. */
-static void
+void
 serve_res_head(msgpack_sbuffer *sb, uint64_t id, bool ok, bool more)
 {
 	msgpack_packer pk;

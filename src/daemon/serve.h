@@ -5,6 +5,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <msgpack.h>
+
 struct client;
 struct control;
 struct daemon;
@@ -24,6 +26,10 @@ void serve_refusef(struct client *, uint64_t id, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
 /* An answer of one line of text: {t: res, id, ok: true, result: msg}. */
 void serve_text(struct client *, uint64_t id, const char *msg);
+/* {t: res, id, ok, [more: true,] result|error: ...} begun in sb (a frame's
+ * header reserved); the value follows. For an answer that has no client
+ * yet (control.c's refusal of one there is no room for). */
+void serve_res_head(msgpack_sbuffer *, uint64_t id, bool ok, bool more);
 /* signal NAME SIG (serve_signal.c). */
 void serve_signal(struct client *, struct daemon *, const struct request *);
 
