@@ -20,6 +20,7 @@ struct metrics;
 struct hooks;
 struct logcap_set;
 struct store;
+struct statedir_holds;
 struct ckpt_set;
 struct notify_server;
 struct notify_up;
@@ -80,15 +81,16 @@ struct daemon {
 	size_t dynamic_fds;  /* running dynamic children's (session_fds) */
 	struct hooks *hooks; /* on_event: */
 	struct tasks *tasks; /* dynamic children's ledger (tasks.c) */
-	struct reloader *reloader;   /* reads and parses off the loop */
-	struct logcap_set *logcap;   /* workers' captured output */
-	struct contain *contain;     /* a cgroup per worker, or nothing */
-	struct termlog *termlog;     /* termination_log: */
-	struct store *store;         /* state_dir's, NULL when none */
-	struct ckpt_set *ckpt;       /* workers' checkpoints */
-	ev_timer statedir_timer;     /* writes spend and circuits */
-	uint64_t statedir_sum;       /* what they were when last written */
-	uint64_t statedir_holds;     /* the operator's holds, as last written */
+	struct reloader *reloader; /* reads and parses off the loop */
+	struct logcap_set *logcap; /* workers' captured output */
+	struct contain *contain;   /* a cgroup per worker, or nothing */
+	struct termlog *termlog;   /* termination_log: */
+	struct store *store;       /* state_dir's, NULL when none */
+	struct ckpt_set *ckpt;     /* workers' checkpoints */
+	ev_timer statedir_timer;   /* writes spend and circuits */
+	uint64_t statedir_sum;     /* what they were when last written */
+	uint64_t statedir_holds;   /* the operator's holds, as last written */
+	struct statedir_holds *statedir_holds_job; /* ... and being written */
 	uint64_t statedir_failed_ms; /* a streak of failed writes: said then */
 	unsigned statedir_failures;  /* ... and failed since, unsaid */
 	struct batch batch;          /* gathers I/O while the loop is busy */

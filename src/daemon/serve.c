@@ -251,57 +251,6 @@ serve_events(struct client *cl, struct control *c, struct daemon *d,
 	cl->events_under = n != NULL && r->follow ? xstrdup(n->path) : NULL;
 }
 
-static void
-serve_node_command(struct client *cl, struct daemon *d, const struct request *r)
-{
-	struct node *n = tree_find(d->tree, r->name);
-	uint64_t now = clock_now_ms();
-	struct refusal rf = {REFUSED_NONE, NULL};
-	char why[512];
-
-	if (n == NULL && (r->cmd == REQ_STOP || r->cmd == REQ_DRAIN) &&
-	    tasks_stop_waiting(cl, d, r->id, r->name, request_cmd_name(r->cmd)))
-		return;
-	if (n == NULL) {
-		serve_error(cl, r->id, "no such worker or supervisor: %s",
-		            r->name);
-		return;
-	}
-	if (r->cmd == REQ_START)
-		rf = command_start(d->tree, n, now);
-	else if (r->cmd == REQ_STOP)
-		rf = command_stop(d->tree, n, now);
-	else if (r->cmd == REQ_RESTART)
-		rf = command_restart(d->tree, n, now);
-	else if (r->cmd == REQ_DRAIN)
-		rf = command_drain(d->tree, n, now);
-	else if (r->cmd == REQ_RESET)
-		rf = command_reset(d->tree, n, now);
-	command_refusal_format(rf, why, sizeof why);
-	/* before the events of what it did (the pump runs them); a refused
-	 * one says so: an audit trail showed resets that never happened */
-	events_emit(&d->events, EV_COMMAND, n->path, 0, NULL, 0,
-	            "%s by agentsupctl (uid %lu)%s%s", request_cmd_name(r->cmd),
-	            (unsigned long)cl->uid,
-	            rf.kind != REFUSED_NONE ? ": refused: " : "",
-	            rf.kind != REFUSED_NONE ? why : "");
-	if (rf.kind != REFUSED_NONE)
-		serve_error(cl, r->id, "cannot %s %s: %s",
-		            request_cmd_name(r->cmd), n->path, why);
-	else if ((r->cmd != REQ_STOP && r->cmd != REQ_DRAIN) ||
-	         !tasks_stop_answer(cl, d, r->id, n)) /* a task's: stored */
-		serve_ok(cl, r->id, n->path);
-	/* an operator's hold written now, not at the next second's sweep (a
-	 * SIGKILL meanwhile undid a stop or a start) */
-	if (rf.kind == REFUSED_NONE)
-		statedir_sweep(d);
-	/* a reset starts a worker it names whatever stopped it, as a start */
-	if (rf.kind == REFUSED_NONE &&
-	    (r->cmd == REQ_START || r->cmd == REQ_RESTART ||
-	     r->cmd == REQ_RESET))
-		tasks_unstopped(d, n);
-}
-
 /* One string answer to a logs request, with a note of the streams that
  * are not captured ("uncaptured") if there is one. */
 static void

@@ -30,6 +30,9 @@ void serve_text(struct client *, uint64_t id, const char *msg);
  * header reserved); the value follows. For an answer that has no client
  * yet (control.c's refusal of one there is no room for). */
 void serve_res_head(msgpack_sbuffer *, uint64_t id, bool ok, bool more);
+/* start, stop, restart, drain or reset of a node (serve_node.c). */
+void serve_node_command(struct client *, struct daemon *,
+                        const struct request *);
 /* signal NAME SIG (serve_signal.c). */
 void serve_signal(struct client *, struct daemon *, const struct request *);
 

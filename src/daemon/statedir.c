@@ -290,11 +290,19 @@ statedir_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 /* --- the operator's holds ------------------------------------------------- */
 
+/* Who is told once a write of the holds is committed (statedir_holds_then). */
+struct statedir_then {
+	statedir_then_fn *fn;
+	void *arg;
+};
+
 struct statedir_holds {
 	struct daemon *d;
 	char **paths;
 	size_t n;
 	uint64_t h;
+	struct statedir_then *then;
+	size_t nthen;
 };
 
 /* A node whose hold is kept: configured (a task's stop cancels it, in
@@ -351,7 +359,14 @@ statedir_holds_done(void *arg, int rc, const char *why)
 	if (rc < 0) {
 		statedir_failed(hs->d, "the nodes stopped by command", why);
 		hs->d->statedir_holds = 0; /* write them again next time */
+	} else {
+		statedir_written(hs->d);
 	}
+	if (hs->d->statedir_holds_job == hs)
+		hs->d->statedir_holds_job = NULL;
+	for (size_t i = 0; i < hs->nthen; i++)
+		hs->then[i].fn(hs->d, hs->then[i].arg, rc, why);
+	free(hs->then);
 	for (size_t i = 0; i < hs->n; i++)
 		free(hs->paths[i]);
 	free(hs->paths);
@@ -375,6 +390,26 @@ statedir_holds_sweep(struct daemon *d)
 		return;
 	}
 	d->statedir_holds = sum.h;
+	d->statedir_holds_job = hs;
+}
+
+bool
+statedir_holds_then(struct daemon *d, statedir_then_fn *fn, void *arg)
+{
+	struct statedir_holds *hs;
+
+	if (d->store == NULL || d->tree == NULL)
+		return false;
+	statedir_holds_sweep(d);
+	if ((hs = d->statedir_holds_job) == NULL && d->statedir_holds != 0)
+		return false; /* stored as they are */
+	if (hs == NULL) {     /* its submission failed just now */
+		fn(d, arg, -1, "the store's queue is full");
+		return true;
+	}
+	hs->then = xreallocarray(hs->then, hs->nthen + 1, sizeof *hs->then);
+	hs->then[hs->nthen++] = (struct statedir_then){fn, arg};
+	return true;
 }
 
 /* The holds read back: those nodes start stopped, "by command". */

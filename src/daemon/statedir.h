@@ -1,10 +1,13 @@
 /*
  * statedir.h - the state store brought up at start and down at exit: the
- * checkpoints (ckpt.c), and each worker's spend and circuit in the `nodes`
- * table, written when they change and put back at start.
+ * checkpoints (ckpt.c), each worker's spend and circuit in the `nodes`
+ * table, and the nodes an operator stopped in the `holds` table, written
+ * when they change and put back at start.
  */
 #ifndef AGENTSUP_STATEDIR_H
 #define AGENTSUP_STATEDIR_H
+
+#include <stdbool.h>
 
 struct daemon;
 
@@ -14,6 +17,12 @@ struct daemon;
 int statedir_open(struct daemon *);
 /* Write what changed since the last write (also every second). */
 void statedir_sweep(struct daemon *);
+/* Once the operator's holds as they are now are committed (rc 0) or their
+ * write failed (rc -1, why): fn is called on the loop, then. False when
+ * none is being written: they are stored already (or there is no store). */
+typedef void statedir_then_fn(struct daemon *, void *arg, int rc,
+                              const char *why);
+bool statedir_holds_then(struct daemon *, statedir_then_fn *, void *arg);
 /* The last writes, then close. */
 void statedir_close(struct daemon *);
 

@@ -1,0 +1,65 @@
+"""An operator's stop (or start) of a configured node, with a state store,
+is answered once its hold is stored: the answer came before the write, so
+a SIGKILL of agentsupd in between (a few milliseconds, or a whole busy
+store's wait) undid an answered stop, and the agent ran again at the next
+start. A write that fails says so in the answer, as a task's stop does."""
+import signal
+
+from conftest import store_locked, wait_until
+from test_store import held_conf, stored_holds
+from test_wait_durable import Conn
+
+
+def started(supd):
+    held_conf(supd, 0)
+    d = supd.start()
+    d.wait("started", "root/team/member")
+    return d
+
+
+def test_a_stop_is_answered_only_once_its_hold_is_stored(supd):
+    d = started(supd)
+    c = Conn(d.socket)
+    with store_locked(supd.tmp / "state" / "agentsup.db"):
+        s = c.send("stop", "flaky")
+        assert c.until(c.send("status"))["ok"]
+        assert s not in c.answers, \
+            f"stop answered before its hold was stored: {c.answers[s]}"
+    m = c.until(s)
+    assert m["ok"] and m["result"] == "root/flaky", m
+    assert stored_holds(supd) == {"root/flaky"}
+    # a start is a hold undone: the same
+    with store_locked(supd.tmp / "state" / "agentsup.db"):
+        s = c.send("start", "flaky")
+        assert c.until(c.send("status"))["ok"]
+        assert s not in c.answers, \
+            f"start answered before it was stored: {c.answers[s]}"
+    m = c.until(s)
+    assert m["ok"], m
+    assert stored_holds(supd) == set()
+    # a command that changes no hold is answered at once
+    with store_locked(supd.tmp / "state" / "agentsup.db"):
+        m = c.until(c.send("restart", "idle"))
+        assert m["ok"] and m["result"] == "root/idle", m
+    c.s.close()
+    d.signal(signal.SIGTERM)
+    assert d.exit_code() == 0
+
+
+def test_a_stop_whose_hold_cannot_be_stored_says_so(supd):
+    """The lock held past the store's busy timeout: the stop is done, the
+    answer says it is not stored and what a restart would do; the next
+    second's sweep stores it once the store works again."""
+    d = started(supd)
+    c = Conn(d.socket)
+    with store_locked(supd.tmp / "state" / "agentsup.db"):
+        m = c.until(c.send("stop", "team"))
+        assert not m["ok"], m
+        assert "root/team is stopped, but that could not be stored" in \
+            m["error"] and "would start it again" in m["error"], m
+    d.wait("exited", "root/team/member")
+    wait_until(lambda: stored_holds(supd) == {"root/team"},
+               what="the sweep storing the hold")
+    c.s.close()
+    d.signal(signal.SIGTERM)
+    assert d.exit_code() == 0
