@@ -17,24 +17,25 @@ def started(supd):
     return d
 
 
+def answered_once_stored(supd, c, cmd, name):
+    """cmd NAME sent while another process holds the store's lock: no
+    answer while the write waits (a status is answered meanwhile), the
+    answer once it is committed."""
+    with store_locked(supd.tmp / "state" / "agentsup.db"):
+        s = c.send(cmd, name)
+        assert c.until(c.send("status"))["ok"]
+        assert s not in c.answers, \
+            f"{cmd} answered before it was stored: {c.answers[s]}"
+    return c.until(s)
+
+
 def test_a_stop_is_answered_only_once_its_hold_is_stored(supd):
     d = started(supd)
     c = Conn(d.socket)
-    with store_locked(supd.tmp / "state" / "agentsup.db"):
-        s = c.send("stop", "flaky")
-        assert c.until(c.send("status"))["ok"]
-        assert s not in c.answers, \
-            f"stop answered before its hold was stored: {c.answers[s]}"
-    m = c.until(s)
+    m = answered_once_stored(supd, c, "stop", "flaky")
     assert m["ok"] and m["result"] == "root/flaky", m
     assert stored_holds(supd) == {"root/flaky"}
-    # a start is a hold undone: the same
-    with store_locked(supd.tmp / "state" / "agentsup.db"):
-        s = c.send("start", "flaky")
-        assert c.until(c.send("status"))["ok"]
-        assert s not in c.answers, \
-            f"start answered before it was stored: {c.answers[s]}"
-    m = c.until(s)
+    m = answered_once_stored(supd, c, "start", "flaky")  # a hold undone
     assert m["ok"], m
     assert stored_holds(supd) == set()
     # a command that changes no hold is answered at once
