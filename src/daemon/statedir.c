@@ -420,6 +420,7 @@ statedir_holds_restore(struct daemon *d, char *why, size_t len)
 	struct statedir_holds sum = {.h = 1469598103934665603ull};
 	sqlite3_stmt *st;
 	struct node *n;
+	bool stale = false;
 	int rc;
 
 	if (sqlite3_prepare_v2(db, "SELECT path FROM holds", -1, &st, NULL) !=
@@ -435,13 +436,18 @@ statedir_holds_restore(struct daemon *d, char *why, size_t len)
 			log_info("%s: stopped by command before agentsupd "
 			         "restarted: stays stopped until started",
 			         n->path);
+		} else {
+			stale = true;
 		}
 	}
 	if (rc != SQLITE_DONE)
 		snprintf(why, len, "%s", sqlite3_errmsg(db));
 	sqlite3_finalize(st);
 	statedir_holds_walk(d->tree->root, &sum, false);
-	d->statedir_holds = sum.h; /* as they are stored */
+	/* as they are stored; a row of a node the tree no longer has is
+	 * written away at once (statedir_open): a node of that name added
+	 * later is a new one, and nobody stopped it */
+	d->statedir_holds = stale ? 0 : sum.h;
 	return rc == SQLITE_DONE ? 0 : -1;
 }
 
@@ -540,6 +546,8 @@ statedir_open(struct daemon *d)
 		d->store = NULL;
 		return -1;
 	}
+	if (d->statedir_holds == 0) /* stale rows */
+		statedir_holds_sweep(d);
 	ev_timer_init(&d->statedir_timer, statedir_timer_cb, STATEDIR_SWEEP_S,
 	              STATEDIR_SWEEP_S);
 	d->statedir_timer.data = d;

@@ -64,3 +64,37 @@ def test_a_stop_whose_hold_cannot_be_stored_says_so(supd):
     c.s.close()
     d.signal(signal.SIGTERM)
     assert d.exit_code() == 0
+
+
+def without_flaky(supd, n):
+    """held_conf's tree without root/flaky."""
+    held_conf(supd, n)
+    p = supd.dir / "a.yaml"
+    p.write_text("".join(line for line in p.read_text().splitlines(True)
+                         if "flaky" not in line))
+
+
+def test_the_hold_of_a_node_the_config_dropped_goes_with_it(supd):
+    """A deploy without flaky, then a reload that brings a flaky back: it
+    ran (nobody stopped it), yet its old row stayed in the table (the
+    hash compared was the tree's, not the table's) and the next start
+    of agentsupd kept it stopped (found by a second reader)."""
+    d = started(supd)
+    d.ctl("stop", "flaky", check=0)  # answered once stored
+    assert stored_holds(supd) == {"root/flaky"}
+    d.signal(signal.SIGTERM)
+    assert d.exit_code() == 0
+    without_flaky(supd, 1)
+    d = supd.start()
+    d.wait("started", "root/team/member")
+    wait_until(lambda: stored_holds(supd) == set(), what="the row gone")
+    held_conf(supd, 1)
+    d.ctl("reload", check=0)
+    d.wait("started", "root/flaky")  # a new one, nobody stopped it
+    d.signal(signal.SIGTERM)
+    assert d.exit_code() == 0
+    held_conf(supd, 2)  # a fresh events file
+    d = supd.start()
+    d.wait("started", "root/flaky")
+    d.signal(signal.SIGTERM)
+    assert d.exit_code() == 0
