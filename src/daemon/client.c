@@ -162,10 +162,8 @@ client_flush(struct client *cl)
 static void
 client_queue(struct client *cl, const char *data, size_t len)
 {
-	if (cl->outlen == 0) { /* from now it owes reading this */
-		cl->read_ms = clock_now_ms();
-		client_arm(cl, cl->read_ms);
-	}
+	bool owes = cl->outlen == 0; /* from now it owes reading this */
+
 	if (cl->outoff > 0 && cl->outoff + cl->outlen + len > cl->outcap) {
 		memmove(cl->out, cl->out + cl->outoff, cl->outlen);
 		cl->outoff = 0;
@@ -176,6 +174,10 @@ client_queue(struct client *cl, const char *data, size_t len)
 	}
 	memcpy(cl->out + cl->outoff + cl->outlen, data, len);
 	cl->outlen += len;
+	if (owes) { /* armed once counted: a follower has no other deadline */
+		cl->read_ms = clock_now_ms();
+		client_arm(cl, cl->read_ms);
+	}
 	client_flush(cl);
 }
 

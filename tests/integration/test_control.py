@@ -705,6 +705,32 @@ def test_slow_follower_is_dropped(supd):
     d.ctl("status", check=0)
 
 
+def test_a_follower_that_stops_reading_later_goes(supd):
+    """A follower that read its first answer, then nothing of what was
+    pushed to it: the unread deadline was armed only for answers (the
+    timer was set before the bytes were counted), so it held up to 1 MiB
+    in agentsupd for as long as it stayed (found by a second reader)."""
+    go = supd.tmp / "go"
+    d = supd.start({"a.yaml": f"""
+        supervisor: root
+        children:
+          - {{worker: talker, command: {sh(f'while [ ! -e {go} ]; do sleep 0.05; done; yes ' + 'x' * 99 + ' | head -c 700000; exec sleep 300')}}}
+        """})
+    d.wait("started", "root/talker")
+    deaf = connect(d)
+    deaf.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    deaf.sendall(frame({"t": "req", "id": 1, "cmd": "logs",
+                        "args": ["talker", 0, True]}))
+    assert read_frame(deaf)["ok"]  # its first answer, read
+    go.write_text("")
+    wait_until(lambda: any("read nothing of its answers" in l for l in d.lines),
+               what="the follower that stopped reading dropped")
+    deaf.settimeout(TIMEOUT)
+    while deaf.recv(1 << 16):  # what it was sent, then the close
+        pass
+    deaf.close()
+
+
 def test_a_follower_that_never_reads_its_first_answer_goes(supd):
     """`logs -f` of the tree whose first answer (every worker's kept lines)
     fills the socket, and a client that never reads it: a follower had no
