@@ -801,3 +801,26 @@ def test_values_the_daemon_refuses_raise_unsupervised_too():
                          text=True, timeout=DEADLINE)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == REFUSED_AS.strip()
+
+
+def test_an_agent_in_a_process_with_many_descriptors():
+    """A service holding over a thousand descriptors: the Agent's waits
+    used select(), which refuses a descriptor past 1023 (ValueError on
+    every spawn or wait; found by a second reader)."""
+    f = Fake("""
+        import os, resource
+        import agentsup
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE,
+                           (max(soft, 4096), max(hard, 4096)))
+        held = [os.open("/dev/null", os.O_RDONLY) for _ in range(1100)]
+        a = agentsup.Agent()
+        assert a._wake_r >= 1024, a._wake_r
+        print(a.spawn("pool", key="a", timeout=30).name, flush=True)
+    """)
+    f.expect("hello")
+    f.send({"t": "welcome", "v": 1})
+    assert f.expect("spawn")["key"] == "a"
+    f.send({"t": "spawned", "ok": True, "name": "pool/a", "created": True})
+    assert f.line() == "pool/a"
+    f.finish()

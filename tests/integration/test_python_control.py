@@ -217,3 +217,25 @@ def test_the_timeout_bounds_a_whole_answer(tmp_path):
     stop.set()
     t.join(TIMEOUT)
     srv.close()
+
+
+def test_a_control_in_a_process_with_many_descriptors(supd):
+    """Its check that the connection is still there used select(), which
+    refuses a descriptor past 1023: a service holding over a thousand
+    descriptors got ValueError on every request (found by a second
+    reader)."""
+    import resource
+    d = start(supd)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE,
+                       (max(soft, 4096), max(hard, 4096)))
+    held = [os.open("/dev/null", os.O_RDONLY) for _ in range(1100)]
+    try:
+        with Control(d.socket) as ctl:
+            assert ctl._sock.fileno() >= 1024
+            for _ in range(2):  # the second checks the connection
+                assert any(n["path"] == "root" for n in ctl.status())
+    finally:
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

@@ -475,15 +475,19 @@ class Agent:
                 sock = self._sock
                 if sock is None:
                     return False
-                w = [sock] if self._out else []
-                r, wr, _ = select.select([sock, self._wake_r], w, [], left)
-                if self._wake_r in r:
+                # poll, not select(): a descriptor past 1023 is fine
+                p = select.poll()
+                p.register(sock, select.POLLIN | (select.POLLOUT
+                                                  if self._out else 0))
+                p.register(self._wake_r, select.POLLIN)
+                ready = dict(p.poll(left * 1000))
+                if ready.get(self._wake_r):
                     try:
                         while os.read(self._wake_r, 64):
                             pass
                     except BlockingIOError:
                         pass
-                if sock in r or wr:
+                if ready.get(sock.fileno()):
                     self.process()
             finally:
                 with self._cond:

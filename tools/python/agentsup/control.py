@@ -139,8 +139,9 @@ class Control:
     def _peer_gone(self) -> bool:
         """Between requests nothing is due from agentsupd: a readable
         socket is its close (or the rest of an answer given up on)."""
-        r, _, _ = select.select([self._sock], [], [], 0)
-        return bool(r)
+        p = select.poll()  # not select(): a descriptor past 1023 is fine
+        p.register(self._sock, select.POLLIN)
+        return bool(p.poll(0))
 
     def _check_peer(self, sock: socket.socket) -> None:
         raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
