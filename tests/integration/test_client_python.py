@@ -278,6 +278,28 @@ def test_one_agent_a_process_and_none_in_its_forks():
     f.finish()
 
 
+def test_a_fork_before_the_agent_is_made_gets_none():
+    """A worker that forks first (a preforking server, a pool made at
+    import) and makes an Agent in each process: the child still had
+    AGENTSUP_FD, so both said hello on one channel and agentsupd stopped
+    the worker for a protocol error (found by a second reader)."""
+    f = Fake("""
+        import os, agentsup
+        pid = os.fork()
+        a = agentsup.Agent()
+        if pid == 0:
+            os._exit(0 if not a.supervised else 3)
+        print("child:", os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]),
+              a.supervised, flush=True)
+        a.beat(steps=1)
+    """)
+    assert f.expect("hello")["pid"] == f.proc.pid
+    assert f.line() == "child: 0 True"
+    assert f.expect("hb")["progress"] == {"steps": 1}
+    assert f.frame() is None
+    f.finish()
+
+
 def test_two_threads_making_an_agent_get_one():
     """Two threads calling Agent() at once both took the channel (the
     claim came after the slow import and hello): two hellos, and the

@@ -123,9 +123,14 @@ def _claim() -> None:
 
 
 def _after_fork() -> None:
+    """A forked child is a program of its own, unsupervised, whether the
+    worker made its Agent before the fork or not yet: the channel stays the
+    worker's (an Agent() in each would say hello twice on it, and the
+    worker would be stopped for a protocol error)."""
     global _fork_gen, _claimed_by
     _fork_gen += 1
     _claimed_by = None
+    os.environ.pop("AGENTSUP_FD", None)
 
 
 os.register_at_fork(after_in_child=_after_fork)
