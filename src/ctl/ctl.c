@@ -424,6 +424,7 @@ main(int argc, char **argv)
 	if (conn_open(&c, sock) < 0) {
 		if (c.fd >= 0)
 			close(c.fd);
+		task_spawn_free(&sp);
 		return EXIT_UNAVAILABLE;
 	}
 	if (strcmp(cmd, "top") == 0)
@@ -432,6 +433,8 @@ main(int argc, char **argv)
 	        !c.json && isatty(STDOUT_FILENO) && getenv("NO_COLOR") == NULL;
 	if (!msgpack_zone_init(&c.zone, 4096)) {
 		fprintf(stderr, "agentsupctl: out of memory\n");
+		close(c.fd);
+		task_spawn_free(&sp);
 		return EXIT_UNAVAILABLE;
 	}
 	sigemptyset(&block);

@@ -145,10 +145,12 @@ def test_usage_errors(supd):
         assert r.returncode == 64, (args, r.stderr)
         assert f"agentsupctl: {why}" in r.stderr, (args, r.stderr)
         assert "bad command line" not in r.stderr
-    r = subprocess.run([AGENTSUPCTL, "--socket", "/nonexistent/sock", "status"],
-                       capture_output=True, text=True)
-    assert r.returncode == 69
-    assert "cannot reach agentsupd" in r.stderr
+    for cmd in (["status"], ["spawn", "pool", "--env", "A=1"]):
+        # (a spawn's parsed arguments were leaked then: an ASan run says)
+        r = subprocess.run([AGENTSUPCTL, "--socket", "/nonexistent/sock",
+                            *cmd], capture_output=True, text=True)
+        assert r.returncode == 69, (cmd, r.stderr)
+        assert "cannot reach agentsupd" in r.stderr
 
 
 def project_version():
