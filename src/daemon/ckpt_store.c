@@ -267,8 +267,9 @@ ckpt_load(struct ckpt_set *cs, ckpt_want_fn *want, void *arg, char *why,
 		return -1;
 	}
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-		if (want == NULL ||
-		    want(arg, (const char *)sqlite3_column_text(st, 0)))
+		if (sqlite3_column_text(st, 0) != NULL && /* a hand-made row */
+		    (want == NULL ||
+		     want(arg, (const char *)sqlite3_column_text(st, 0))))
 			ckpt_load_row(cs, st);
 	if (rc != SQLITE_DONE)
 		snprintf(why, len, "%s", sqlite3_errmsg(db));

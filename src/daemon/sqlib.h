@@ -28,7 +28,9 @@
 	X(column_int64)                                                        \
 	X(column_text)                                                         \
 	X(column_type)                                                         \
+	X(db_config)                                                           \
 	X(db_readonly)                                                         \
+	X(errcode)                                                             \
 	X(errmsg)                                                              \
 	X(exec)                                                                \
 	X(file_control)                                                        \
@@ -39,7 +41,8 @@
 	X(prepare_v2)                                                          \
 	X(prepare_v3)                                                          \
 	X(reset)                                                               \
-	X(step)
+	X(step)                                                                \
+	X(wal_hook)
 
 #define SQLIB_FIELD(f) __typeof__(sqlite3_##f) *f;
 struct sqlib {
@@ -70,7 +73,9 @@ int sqlib_load(char *why, size_t len);
 #define sqlite3_column_int64         (sqlib->column_int64)
 #define sqlite3_column_text          (sqlib->column_text)
 #define sqlite3_column_type          (sqlib->column_type)
+#define sqlite3_db_config            (sqlib->db_config)
 #define sqlite3_db_readonly          (sqlib->db_readonly)
+#define sqlite3_errcode              (sqlib->errcode)
 #define sqlite3_errmsg               (sqlib->errmsg)
 #define sqlite3_exec                 (sqlib->exec)
 #define sqlite3_file_control         (sqlib->file_control)
@@ -82,6 +87,7 @@ int sqlib_load(char *why, size_t len);
 #define sqlite3_prepare_v3           (sqlib->prepare_v3)
 #define sqlite3_reset                (sqlib->reset)
 #define sqlite3_step                 (sqlib->step)
+#define sqlite3_wal_hook             (sqlib->wal_hook)
 #endif
 
 #endif

@@ -419,6 +419,7 @@ statedir_holds_restore(struct daemon *d, char *why, size_t len)
 	sqlite3 *db = store_reader(d->store);
 	struct statedir_holds sum = {.h = 1469598103934665603ull};
 	sqlite3_stmt *st;
+	const char *path;
 	struct node *n;
 	bool stale = false;
 	int rc;
@@ -429,8 +430,8 @@ statedir_holds_restore(struct daemon *d, char *why, size_t len)
 		return -1;
 	}
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		n = tree_find(d->tree,
-		              (const char *)sqlite3_column_text(st, 0));
+		path = (const char *)sqlite3_column_text(st, 0);
+		n = path != NULL ? tree_find(d->tree, path) : NULL;
 		if (n != NULL && n->parent != NULL && n->task == NULL) {
 			n->held = true;
 			log_info("%s: stopped by command before agentsupd "
@@ -460,8 +461,8 @@ statedir_holds_restore(struct daemon *d, char *why, size_t len)
 static void
 statedir_restore_row(struct daemon *d, sqlite3_stmt *st)
 {
-	struct node *n =
-	        tree_find(d->tree, (const char *)sqlite3_column_text(st, 0));
+	const char *path = (const char *)sqlite3_column_text(st, 0);
+	struct node *n = path != NULL ? tree_find(d->tree, path) : NULL;
 	struct tree_saved sv = {.circuit = CIRCUIT_CLOSED};
 	int circuit = sqlite3_column_int(st, 2);
 	int64_t left = sqlite3_column_int64(st, 4) - clock_wall_ms();

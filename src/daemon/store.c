@@ -34,6 +34,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -187,34 +188,47 @@ store_ledger_room(struct store *s)
 
 /* --- open and close ------------------------------------------------------- */
 
-/* dir exists (made if not) and is ours alone: flock on dir/lock. */
+/* flock of file in dir, kept open in *fd for the store's life. */
+static int
+store_flock(const char *dir, const char *file, int *fd, char *why, size_t len)
+{
+	char *path = xasprintf("%s/%s", dir, file);
+
+	*fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (*fd < 0) {
+		snprintf(why, len, "cannot open %s: %s", path, strerror(errno));
+		free(path);
+		return -1;
+	}
+	if (flock(*fd, LOCK_EX | LOCK_NB) < 0) {
+		snprintf(why, len,
+		         errno == EWOULDBLOCK
+		                 ? "%s is in use by another live agentsupd"
+		                 : "cannot lock %s: %s",
+		         errno == EWOULDBLOCK ? dir : path, strerror(errno));
+		free(path);
+		return -1;
+	}
+	free(path);
+	return 0;
+}
+
+/* dir exists (made if not) and is ours alone: a flock on dir/lock, and
+ * one on the database file itself, so that a lock file removed (a clean-up
+ * of a "stale" lock) lets no second agentsupd in beside us. A flock is
+ * not a POSIX lock: SQLite's own on the file are not touched by it, and
+ * the descriptor is closed only once SQLite has closed the file. */
 static int
 store_lock(struct store *s, const char *dir, char *why, size_t len)
 {
-	char *path;
-
 	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
 		snprintf(why, len, "cannot create %s: %s", dir,
 		         strerror(errno));
 		return -1;
 	}
-	path = xasprintf("%s/lock", dir);
-	s->lockfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	free(path);
-	if (s->lockfd < 0) {
-		snprintf(why, len, "cannot open %s/lock: %s", dir,
-		         strerror(errno));
+	if (store_flock(dir, "lock", &s->lockfd, why, len) < 0)
 		return -1;
-	}
-	if (flock(s->lockfd, LOCK_EX | LOCK_NB) < 0) {
-		snprintf(why, len,
-		         errno == EWOULDBLOCK
-		                 ? "%s is in use by another live agentsupd"
-		                 : "cannot lock %s: %s",
-		         dir, strerror(errno));
-		return -1;
-	}
-	return 0;
+	return store_flock(dir, STORE_DB_NAME, &s->dbfd, why, len);
 }
 
 /* The database file's identity, for store_still_there. */
@@ -222,6 +236,7 @@ static int
 store_identify(struct store *s, char *why, size_t len)
 {
 	struct stat st;
+	char *wal;
 
 	if (stat(s->path, &st) < 0) {
 		snprintf(why, len, "%s: %s", s->path, strerror(errno));
@@ -229,6 +244,15 @@ store_identify(struct store *s, char *why, size_t len)
 	}
 	s->dev = st.st_dev;
 	s->ino = st.st_ino;
+	wal = xasprintf("%s-wal", s->path);
+	if (stat(wal, &st) < 0) { /* made by the probe's write: WAL mode */
+		snprintf(why, len, "%s: %s", wal, strerror(errno));
+		free(wal);
+		return -1;
+	}
+	free(wal);
+	s->wal_dev = st.st_dev;
+	s->wal_ino = st.st_ino;
 	return 0;
 }
 
@@ -267,15 +291,26 @@ static int
 store_version(struct store *s, const char *path, char *why, size_t len)
 {
 	sqlite3_stmt *st = NULL;
-	long long v = -1;
+	long long v = 0;
+	bool read = false;
 
 	if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) ==
 	            SQLITE_OK &&
-	    sqlite3_step(st) == SQLITE_ROW)
+	    sqlite3_step(st) == SQLITE_ROW) {
 		v = sqlite3_column_int64(st, 0);
+		read = true;
+	}
 	sqlite3_finalize(st);
-	if (v < 0) {
+	if (!read) {
 		snprintf(why, len, "%s: %s", path, sqlite3_errmsg(s->db));
+		return -1;
+	}
+	if (v < 0) { /* no agentsupd writes that: another tool did */
+		snprintf(why, len,
+		         "%s has store version %lld, which no agentsupd "
+		         "writes: not a store of agentsupd's (give it another "
+		         "state_dir)",
+		         path, v);
 		return -1;
 	}
 	if (v > STORE_VERSION) {
@@ -288,6 +323,36 @@ store_version(struct store *s, const char *path, char *why, size_t len)
 		return -1;
 	}
 	return 0;
+}
+
+/* SQLite checkpoints its WAL at 1,000 pages (4 MiB), which on a small
+ * file system (a 256 KiB state_dir) is more than there is: the WAL alone
+ * filled it and every write failed from then on. The WAL is kept to an
+ * eighth of the file system. The writer checkpoints it itself, once it
+ * has checked it (store_writer.c): SQLite's own checkpoint copied the
+ * zeros of a WAL cut short in place over the database. */
+static int
+store_wal_frames(void *arg, sqlite3 *db, const char *name, int frames)
+{
+	(void)db;
+	(void)name;
+	((struct store *)arg)->wal_frames = frames;
+	return SQLITE_OK;
+}
+
+static void
+store_wal_bound(struct store *s, const char *dir)
+{
+	struct statvfs sv;
+	unsigned long long pages = 1000;
+
+	if (statvfs(dir, &sv) == 0 &&
+	    (unsigned long long)sv.f_blocks * sv.f_frsize / 8 / 4096 < pages)
+		pages = (unsigned long long)sv.f_blocks * sv.f_frsize / 8 /
+		        4096;
+	s->wal_ckpt = pages > 0 ? (int)pages : 1;
+	/* SQLite's own checkpoint is this hook: replaced, it is off */
+	sqlite3_wal_hook(s->db, store_wal_frames, s);
 }
 
 /* WAL, synchronous commits, an intact file, our tables. */
@@ -350,14 +415,15 @@ store_open(struct ev_loop *loop, const char *dir, const char *schema, char *why,
 	s = xcalloc(1, sizeof *s);
 	s->path = path = xasprintf("%s/%s", dir, STORE_DB_NAME);
 	s->loop = loop;
-	s->lockfd = -1;
+	s->lockfd = s->dbfd = -1;
 	pthread_mutex_init(&s->mu, NULL);
 	store_cond_init(&s->cv);
 	if (store_lock(s, dir, why, len) < 0 ||
 	    (s->db = store_connect(path,
 	                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
 	                           why, len)) == NULL ||
-	    store_prepare(s, path, schema, why, len) < 0 ||
+	    (store_wal_bound(s, dir),
+	     store_prepare(s, path, schema, why, len) < 0) ||
 	    (s->rdb = store_connect(path, SQLITE_OPEN_READONLY, why, len)) ==
 	            NULL ||
 	    store_identify(s, why, len) < 0) {
@@ -418,6 +484,8 @@ store_close(struct store *s)
 	sqlite3_close(s->db);
 	if (s->lockfd >= 0)
 		close(s->lockfd);
+	if (s->dbfd >= 0) /* after SQLite closed it: its POSIX locks are gone */
+		close(s->dbfd);
 	free(s->queue);
 	free(s->done);
 	pthread_mutex_destroy(&s->mu);

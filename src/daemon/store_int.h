@@ -26,12 +26,21 @@ struct store_job {
 
 struct store {
 	struct ev_loop *loop;
-	sqlite3 *db;  /* the writer's, used by the thread once started */
-	char *path;   /* state_dir/agentsup.db */
-	dev_t dev;    /* ... as it was opened: removed or replaced under us, */
-	ino_t ino;    /* it would take every write and keep none */
-	sqlite3 *rdb; /* the loop's reads */
-	int lockfd;
+	sqlite3 *db;   /* the writer's, used by the thread once started */
+	char *path;    /* state_dir/agentsup.db */
+	dev_t dev;     /* ... as it was opened: removed or replaced under us, */
+	ino_t ino;     /* it would take every write and keep none */
+	dev_t wal_dev; /* the same of its WAL (path-wal) */
+	ino_t wal_ino;
+	long long wal_size; /* the WAL's size at the last commit: it never
+	                     * shrinks but by our own checkpoint(TRUNCATE) */
+	int wal_ckpt;     /* the WAL's frames at which the writer checkpoints */
+	int wal_frames;   /* ... and its frames at the last commit */
+	bool rescue;      /* the WAL was removed: checkpoint what it holds */
+	char broken[160]; /* why nothing more is stored, once it is so */
+	sqlite3 *rdb;     /* the loop's reads */
+	int lockfd;       /* flock'd: dir/lock */
+	int dbfd;         /* flock'd: the database file itself */
 	pthread_t thread;
 	bool started, stopping;
 	enum { STORE_WRITING, STORE_IDLE, STORE_GATHERING } writer;

@@ -119,40 +119,176 @@ store_run_one(sqlite3 *db, struct store_job *j)
 	store_step(db, store_sql_release, dummy, sizeof dummy);
 }
 
+/* The WAL's size as SQLite's descriptor sees it; -1 if it cannot say. */
+static sqlite3_int64
+store_wal_size(sqlite3 *db)
+{
+	sqlite3_file *f = NULL;
+	sqlite3_int64 size;
+
+	if (sqlite3_file_control(db, "main", SQLITE_FCNTL_JOURNAL_POINTER,
+	                         &f) != SQLITE_OK ||
+	    f == NULL || f->pMethods == NULL ||
+	    f->pMethods->xFileSize(f, &size) != SQLITE_OK)
+		return -1;
+	return size;
+}
+
+/* msg into why, cut to its bound. */
+static void
+store_said(char *why, size_t len, const char *msg)
+{
+	size_t n = strnlen(msg, len - 1);
+
+	memcpy(why, msg, n);
+	why[n] = '\0';
+}
+
+/* Whether the WAL still begins with its header (a WAL cut short or
+ * emptied in place reads zeros there until SQLite next starts it over). */
+static bool
+store_wal_head(sqlite3 *db)
+{
+	sqlite3_file *f = NULL;
+	unsigned char h[4];
+
+	if (sqlite3_file_control(db, "main", SQLITE_FCNTL_JOURNAL_POINTER,
+	                         &f) != SQLITE_OK ||
+	    f == NULL || f->pMethods == NULL)
+		return true; /* no WAL open: nothing to check */
+	if (f->pMethods->xRead(f, h, (int)sizeof h, 0) != SQLITE_OK)
+		return false;
+	return h[0] == 0x37 && h[1] == 0x7f && h[2] == 0x06 &&
+	       (h[3] == 0x82 || h[3] == 0x83);
+}
+
+/* The store is unusable until agentsupd starts again: every later batch
+ * fails with why, and closing it checkpoints nothing (a WAL cut short
+ * would copy its zeros over the database). */
+static int
+store_broken(struct store *s, char *why, size_t len, const char *fmt,
+             const char *path)
+{
+	/* a long path's message is cut (its end: the bound is the job's) */
+	if (snprintf(s->broken, sizeof s->broken, fmt, path) < 0)
+		s->broken[0] = '?';
+	store_said(why, len, s->broken);
+	sqlite3_db_config(s->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1,
+	                  (int *)NULL);
+	return -1;
+}
+
 /* Whether the database file is still the one opened, and still begins
  * as a database: a removed (or replaced) file takes every commit into an
  * unlinked inode, and one emptied or overwritten in place takes them into
  * a file the next start refuses as damaged; either way nothing committed
- * now would be found again. A 16-byte read a group commit. */
+ * now would be found again. The same of its WAL, where commits go first:
+ * removed, they go to an unlinked file (what it holds is checkpointed
+ * into the database first, store_rescue); cut short, its frames are gone
+ * and the next checkpoint would copy zeros. A few system calls a group
+ * commit. */
 static int
-store_still_there(const struct store *s, char *why, size_t len)
+store_still_there(struct store *s, char *why, size_t len)
 {
 	static const char magic[16] = "SQLite format 3";
-	char head[16];
+	char head[16], wal[sizeof s->broken];
 	struct stat st;
 	sqlite3_file *f = NULL;
+	sqlite3_int64 size;
 
-	if (stat(s->path, &st) < 0 || st.st_dev != s->dev ||
-	    st.st_ino != s->ino) {
-		snprintf(why, len,
-		         "%s was removed or replaced: nothing more is stored "
-		         "until agentsupd starts again",
-		         s->path);
+	if (s->broken[0]) {
+		store_said(why, len, s->broken);
 		return -1;
 	}
+	if (stat(s->path, &st) < 0 || st.st_dev != s->dev ||
+	    st.st_ino != s->ino)
+		return store_broken(s, why, len,
+		                    "%s was removed or replaced: nothing more "
+		                    "is stored until agentsupd starts again",
+		                    STORE_DB_NAME);
 	/* through SQLite's own descriptor: closing one of ours on the file
 	 * would drop SQLite's POSIX locks on it */
 	if (sqlite3_file_control(s->db, "main", SQLITE_FCNTL_FILE_POINTER,
-	                         &f) == SQLITE_OK &&
-	    f != NULL && f->pMethods != NULL &&
-	    f->pMethods->xRead(f, head, (int)sizeof head, 0) == SQLITE_OK &&
-	    memcmp(head, magic, sizeof head) == 0)
-		return 0;
-	snprintf(why, len,
-	         "%s was emptied or overwritten: nothing more is stored until "
-	         "agentsupd starts again",
-	         s->path);
-	return -1;
+	                         &f) != SQLITE_OK ||
+	    f == NULL || f->pMethods == NULL ||
+	    f->pMethods->xRead(f, head, (int)sizeof head, 0) != SQLITE_OK ||
+	    memcmp(head, magic, sizeof head) != 0)
+		return store_broken(s, why, len,
+		                    "%s was emptied or overwritten: nothing "
+		                    "more is stored until agentsupd starts "
+		                    "again",
+		                    STORE_DB_NAME);
+	snprintf(wal, sizeof wal, "%s-wal", s->path);
+	if (stat(wal, &st) < 0 || st.st_dev != s->wal_dev ||
+	    st.st_ino != s->wal_ino) {
+		s->rescue = true;
+		return store_broken(s, why, len,
+		                    "%s was removed or replaced: what was "
+		                    "stored is kept, nothing more is stored "
+		                    "until agentsupd starts again",
+		                    STORE_DB_NAME "-wal");
+	}
+	if (((size = store_wal_size(s->db)) >= 0 && size < s->wal_size) ||
+	    (size > 0 && !store_wal_head(s->db)))
+		return store_broken(
+		        s, why, len,
+		        "%s was cut short in place: what it held "
+		        "since the last checkpoint is lost, nothing "
+		        "more is stored until agentsupd starts again",
+		        STORE_DB_NAME "-wal");
+	return 0;
+}
+
+/* The WAL was removed: its commits live only in the unlinked file we
+ * still hold, so they go into the database now, where the next start
+ * finds them. */
+static void
+store_rescue(struct store *s)
+{
+	char dummy[8];
+
+	if (!s->rescue)
+		return;
+	s->rescue = false;
+	if (store_exec(s->db, "PRAGMA wal_checkpoint(FULL)", dummy,
+	               sizeof dummy) < 0 &&
+	    snprintf(s->broken, sizeof s->broken,
+	             "the WAL was removed or replaced, and what it held could "
+	             "not be written into " STORE_DB_NAME ": %s",
+	             sqlite3_errmsg(s->db)) < 0)
+		s->broken[0] = '?';
+}
+
+/* A full disk: the WAL (SQLite checkpoints it only at 1,000 pages) may be
+ * what fills it, on a small state_dir; checkpointed and truncated, its
+ * room is free again for the next batch. */
+static void
+store_reclaim(struct store *s)
+{
+	char dummy[8];
+
+	if (s->broken[0] == '\0' &&
+	    store_exec(s->db, "PRAGMA wal_checkpoint(TRUNCATE)", dummy,
+	               sizeof dummy) == 0)
+		s->wal_size = 0;
+}
+
+/* After a commit: the WAL checkpointed into the database once it has
+ * grown to its bound, if it is still whole (SQLite's automatic checkpoint
+ * is off: it would copy a WAL cut short in place). */
+static void
+store_checkpoint(struct store *s)
+{
+	char why[8];
+
+	s->wal_size = store_wal_size(s->db);
+	if (s->wal_frames < s->wal_ckpt ||
+	    store_still_there(s, why, sizeof why) < 0)
+		return;
+	/* a reader in the way: the next time */
+	if (store_exec(s->db, "PRAGMA wal_checkpoint(PASSIVE)", why,
+	               sizeof why) == 0)
+		s->wal_frames = 0;
 }
 
 /* One group commit: every job of the batch, then COMMIT; a failed BEGIN
@@ -165,11 +301,14 @@ store_write_batch(struct store *s, struct store_job *b, size_t n)
 {
 	char why[160], dummy[8];
 	sqlite3 *db = s->db;
+	bool full = false;
 
 	if (store_exec(db, "BEGIN IMMEDIATE", why, sizeof why) == 0) {
 		size_t i;
-		for (i = 0; i < n && !sqlite3_get_autocommit(db); i++)
+		for (i = 0; i < n && !sqlite3_get_autocommit(db); i++) {
 			store_run_one(db, &b[i]);
+			full = full || sqlite3_errcode(db) == SQLITE_FULL;
+		}
 		if (sqlite3_get_autocommit(db)) { /* rolled back by SQLite */
 			snprintf(why, sizeof why, "%s",
 			         i > 0 ? b[i - 1].why : "rolled back");
@@ -177,11 +316,16 @@ store_write_batch(struct store *s, struct store_job *b, size_t n)
 				b[i].rc = 0; /* not run: failed below */
 		} else if (store_still_there(s, why, sizeof why) == 0 &&
 		           store_exec(db, "COMMIT", why, sizeof why) == 0) {
+			store_checkpoint(s);
 			return;
 		} else {
+			full = full || sqlite3_errcode(db) == SQLITE_FULL;
 			store_exec(db, "ROLLBACK", dummy, sizeof dummy);
 		}
 	}
+	store_rescue(s);
+	if (full)
+		store_reclaim(s);
 	for (size_t i = 0; i < n; i++)
 		if (b[i].rc == 0) {
 			b[i].rc = -1;
