@@ -290,11 +290,21 @@ struct config *config_parse(const struct config_source *files, size_t n,
                             const char *const *envp,
                             struct config_errors *errs);
 
+/* The same; when it fails, *socket (if not NULL) is the socket setting as
+ * far as it was read (NULL: not set, or not readable; the caller frees
+ * it), for agentsupctl, which must reach agentsupd to be told why. */
+struct config *config_parse_socket(const struct config_source *files, size_t n,
+                                   const char *const *envp,
+                                   struct config_errors *errs, char **socket);
+
 /* Read a directory, or files by path, then parse them with agentsupd's own
  * environment. Defined in src/daemon/confdir.c: reading is the shell's. */
 struct config *config_load(const char *dir, struct config_errors *errs);
 struct config *config_load_files(const char *const *paths, size_t n,
                                  struct config_errors *errs);
+/* config_load, with config_parse_socket's *socket when it fails. */
+struct config *config_load_socket(const char *dir, struct config_errors *errs,
+                                  char **socket);
 
 void config_free(struct config *);
 void config_errors_clear(struct config_errors *);

@@ -482,6 +482,14 @@ struct config *
 config_parse(const struct config_source *files, size_t n,
              const char *const *envp, struct config_errors *errs)
 {
+	return config_parse_socket(files, n, envp, errs, NULL);
+}
+
+struct config *
+config_parse_socket(const struct config_source *files, size_t n,
+                    const char *const *envp, struct config_errors *errs,
+                    char **socket)
+{
 	struct parse p = {0};
 	size_t before = errs->total;
 
@@ -510,6 +518,10 @@ config_parse(const struct config_source *files, size_t n,
 	free(p.tops);
 	free(p.env);
 	config_errors_finish(errs);
+	if (errs->total > before && socket != NULL) {
+		*socket = p.cfg->settings.socket; /* as far as it was read */
+		p.cfg->settings.socket = NULL;
+	}
 	if (errs->total > before) {
 		config_free(p.cfg);
 		return NULL;

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -110,28 +111,44 @@ usage(FILE *f)
 
 /* --- the socket ----------------------------------------------------------- */
 
-/* The socket setting of a config directory, as agentsupd would read it.
- * 0 with *path (NULL: not set), or -1 after printing the errors. */
+/* The socket setting of a config directory, as agentsupd would read it,
+ * into buf: *path (NULL: not set). A config with errors prints them and
+ * still gives its setting if it could be read: `reload` must reach
+ * agentsupd, which reopens its logs whether it takes the new config or
+ * not (logrotate), and `status` goes on working while a file is being
+ * edited. -1 when the setting itself cannot be had. */
 static int
 ctl_config_socket(const char *dir, char *buf, size_t len, const char **path)
 {
 	struct config_errors errs = {0};
-	struct config *cfg = config_load(dir, &errs);
+	char *socket = NULL;
+	struct config *cfg = config_load_socket(dir, &errs, &socket);
+	struct stat st;
 
 	for (size_t i = 0; i < errs.count; i++)
 		text_term_line(stderr, "", errs.msgs[i], strlen(errs.msgs[i]));
 	config_errors_clear(&errs);
-	if (cfg == NULL) {
+	if (cfg == NULL && (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode))) {
 		fprintf(stderr, "agentsupctl: cannot read the config in %s\n",
 		        dir);
-		return -1;
+		return -1; /* no telling which agentsupd it would be */
+	}
+	if (cfg == NULL)
+		fprintf(stderr,
+		        "agentsupctl: the config in %s has errors (agentsupd "
+		        "runs on the one it last took)\n",
+		        dir);
+	if (cfg != NULL) {
+		socket = cfg->settings.socket;
+		cfg->settings.socket = NULL;
+		config_free(cfg);
 	}
 	*path = NULL;
-	if (cfg->settings.socket != NULL) {
-		snprintf(buf, len, "%s", cfg->settings.socket);
+	if (socket != NULL) {
+		snprintf(buf, len, "%s", socket);
 		*path = buf;
 	}
-	config_free(cfg);
+	free(socket);
 	return 0;
 }
 

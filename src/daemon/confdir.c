@@ -266,6 +266,21 @@ config_load(const char *dir, struct config_errors *errs)
 }
 
 struct config *
+config_load_socket(const char *dir, struct config_errors *errs, char **socket)
+{
+	struct confdir cd;
+	struct config *cfg;
+
+	*socket = NULL;
+	if (confdir_read(dir, &cd, errs) < 0)
+		return NULL;
+	cfg = config_parse_socket(cd.files, cd.n, (const char *const *)environ,
+	                          errs, socket);
+	confdir_free(&cd);
+	return cfg;
+}
+
+struct config *
 config_load_files(const char *const *paths, size_t n,
                   struct config_errors *errs)
 {

@@ -175,10 +175,23 @@ def test_ctl_takes_the_socket_from_the_config_directory(supd):
                        capture_output=True, text=True, env=env, timeout=TIMEOUT)
     assert r.returncode == 0, r.stderr
     assert len(json.loads(r.stdout)) == 6
+    # a file being edited: the socket setting is still read (it was exit
+    # 78, so a logrotate's `systemctl reload` never reached agentsupd,
+    # which reopens its logs whatever it makes of the config; found by an
+    # SRE's trial)
     (supd.dir / "99-bad.yaml").write_text("worker: [\n")
     r = subprocess.run([AGENTSUPCTL, "-c", str(supd.dir), "status"],
                        capture_output=True, text=True, env=env, timeout=TIMEOUT)
-    assert r.returncode == 78 and "99-bad.yaml" in r.stderr, r.stderr
+    assert r.returncode == 0 and "99-bad.yaml" in r.stderr, r.stderr
+    assert "has errors" in r.stderr and "delta" in r.stdout, r.stdout
+    r = subprocess.run([AGENTSUPCTL, "-c", str(supd.dir), "reload"],
+                       capture_output=True, text=True, env=env, timeout=TIMEOUT)
+    assert r.returncode != 0 and "refused" in r.stderr, r.stderr
+    d.wait("reload_refused")
+    r = subprocess.run([AGENTSUPCTL, "-c", str(supd.tmp / "nowhere"),
+                        "status"], capture_output=True, text=True, env=env,
+                       timeout=TIMEOUT)
+    assert r.returncode == 78 and "cannot read the config" in r.stderr
     d.ctl("status", check=0)
 
 
