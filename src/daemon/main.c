@@ -4,12 +4,14 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <malloc.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -38,9 +40,11 @@ usage(FILE *f)
 	           "or 78\n"
 	           "exit: 0 shutdown or drain done, 64 usage, 70 internal "
 	           "error,\n"
-	           "  73 the control socket cannot be created or a live "
-	           "agentsupd holds it,\n"
-	           "  75 the root gave up, 78 bad config\n");
+	           "  73 the control socket cannot be created, a live "
+	           "agentsupd holds it or\n"
+	           "     the state store cannot be used, 75 the root gave "
+	           "up, 78 bad config,\n"
+	           "  79 the root's budget is spent\n");
 }
 
 /* A random seed for the jitter when none is given; printed at start-up. */
@@ -114,42 +118,117 @@ check_warn(struct check_warnings *w, const char *path, const char *why)
 	w->v[w->n++] = (struct check_warned){xstrdup(why), xstrdup(path), 0};
 }
 
-/* --check: the env_files a start would read, read now (as this user: a
- * warning, not an error, since agentsupd may run as another). */
-static void
-check_env_files(struct check_warnings *w, const struct spec *s,
-                const char *path)
+/* Whether file is an executable regular file (for this user). */
+static bool
+check_executable(const char *file)
 {
-	char why[512], **v, *sub;
+	struct stat st;
 
-	if (s->env_files != NULL && envload_read(s, &v, why, sizeof why) < 0)
+	return stat(file, &st) == 0 && S_ISREG(st.st_mode) &&
+	       access(file, X_OK) == 0;
+}
+
+/* The PATH a worker's command is looked up in: its own environment's,
+ * else agentsupd's (spawn_env merges them so). */
+static const char *
+check_path(const struct spec *s)
+{
+	const char *p = getenv("PATH");
+
+	for (char **e = s->env; e != NULL && *e != NULL; e++)
+		if (strncmp(*e, "PATH=", 5) == 0)
+			p = *e + 5;
+	return p != NULL ? p : "/usr/local/bin:/usr/bin:/bin";
+}
+
+/* Whether s's command would be found as its start looks for it: a path
+ * (from its directory when relative), or a name in its PATH. */
+static bool
+check_command_found(const struct spec *s)
+{
+	const char *cmd = s->argv[0], *p = check_path(s);
+	char file[PATH_MAX];
+	int n;
+
+	if (strchr(cmd, '/') != NULL) {
+		n = cmd[0] != '/' && s->directory != NULL
+		            ? snprintf(file, sizeof file, "%s/%s", s->directory,
+		                       cmd)
+		            : snprintf(file, sizeof file, "%s", cmd);
+		return n > 0 && (size_t)n < sizeof file &&
+		       check_executable(file);
+	}
+	for (size_t len; *p != '\0'; p += len + (p[len] == ':')) {
+		len = strcspn(p, ":");
+		n = snprintf(file, sizeof file, "%.*s/%s", (int)len,
+		             len ? p : ".", cmd);
+		if (n > 0 && (size_t)n < sizeof file && check_executable(file))
+			return true;
+	}
+	return false;
+}
+
+/* --check: what a start of s would need, looked at now (as this user: a
+ * warning, not an error, since agentsupd may run as another): its
+ * env_files read, its directory there, its command found. A program that
+ * fails at every start spends its supervisor's intensity within a second
+ * (a folder of lone files: the whole tree, exit 75). */
+static void
+check_starts(struct check_warnings *w, const struct spec *s, const char *path)
+{
+	char why[640], ewhy[512], **v, *sub;
+	struct stat st;
+	int err = 0;
+
+	if (s->env_files != NULL &&
+	    envload_read(s, &v, ewhy, sizeof ewhy) < 0) {
+		snprintf(why, sizeof why,
+		         "%s (its starts fail until it can be read)", ewhy);
 		check_warn(w, path, why);
-	else if (s->env_files != NULL)
+	} else if (s->env_files != NULL) {
 		config_free_strv(v);
+	}
+	if (s->directory != NULL)
+		err = stat(s->directory, &st) < 0 ? errno
+		      : !S_ISDIR(st.st_mode)      ? ENOTDIR
+		                                  : 0;
+	if (err != 0) {
+		snprintf(why, sizeof why,
+		         "directory %s: %s (its starts fail until it is made)",
+		         s->directory, strerror(err));
+		check_warn(w, path, why);
+	} else if (s->argv != NULL && s->argv[0] != NULL &&
+	           !check_command_found(s)) {
+		snprintf(why, sizeof why,
+		         "command %s: not found, or not executable%s (its "
+		         "starts fail until it is there)",
+		         s->argv[0],
+		         strchr(s->argv[0], '/') != NULL ? "" : " in its PATH");
+		check_warn(w, path, why);
+	}
 	if (s->tmpl != NULL) {
 		sub = xasprintf("%s/(template)", path);
-		check_env_files(w, s->tmpl, sub);
+		check_starts(w, s->tmpl, sub);
 		free(sub);
 	}
 	for (size_t i = 0; i < s->nchildren; i++) {
 		sub = xasprintf("%s/%s", path, s->children[i]->name);
-		check_env_files(w, s->children[i], sub);
+		check_starts(w, s->children[i], sub);
 		free(sub);
 	}
 }
 
 static void
-check_env_report(const struct spec *root)
+check_starts_report(const struct spec *root)
 {
 	struct check_warnings w = {NULL, 0};
 
-	check_env_files(&w, root, root->name);
+	check_starts(&w, root, root->name);
 	for (size_t i = 0; i < w.n; i++) {
 		fprintf(stderr, "agentsupd: warning: %s", w.v[i].first);
 		if (w.v[i].more > 0)
 			fprintf(stderr, " (and %zu more)", w.v[i].more);
-		fprintf(stderr, ": %s (its starts fail until it can be read)\n",
-		        w.v[i].why);
+		fprintf(stderr, ": %s\n", w.v[i].why);
 		free(w.v[i].why);
 		free(w.v[i].first);
 	}
@@ -215,7 +294,7 @@ main(int argc, char **argv)
 	if ((d.cfg = load_or_report(d.config_dir)) == NULL)
 		return EXIT_CONFIG;
 	if (check) {
-		check_env_report(d.cfg->root);
+		check_starts_report(d.cfg->root);
 		config_print(d.cfg, stdout);
 		config_free(d.cfg);
 		return 0;

@@ -168,6 +168,40 @@ def test_check_warns_of_a_file_it_cannot_read(supd, tmp_path):
     assert f"root/pool/(template): env_file {tmp_path / 'bad.env'}: line 2" in warnings[1]
 
 
+def test_check_warns_of_a_directory_or_command_a_start_cannot_use(
+        supd, tmp_path):
+    """A program whose directory is missing, or whose command is not
+    found, fails at every start and spends its supervisor's intensity
+    within a second: a folder of lone files went down whole (exit 75)
+    right after a reload `--check` had passed (found by an SRE's trial).
+    --check warns of both, as a start would look them up."""
+    (tmp_path / "run.sh").write_text("#!/bin/sh\nexit 0\n")
+    (tmp_path / "run.sh").chmod(0o755)
+    (tmp_path / "data.txt").write_text("")
+    supd.write({"w.yaml": f"""
+        supervisor: root
+        children:
+          - {{worker: ok, command: [sleep, '1']}}
+          - {{worker: rel, directory: {tmp_path}, command: [./run.sh]}}
+          - {{worker: nodir, directory: {tmp_path / 'gone'}, command: [true]}}
+          - {{worker: typo, command: [slep, '1']}}
+          - {{worker: notexec, command: [{tmp_path / 'data.txt'}]}}
+          - {{worker: ownpath, environment: {{PATH: {tmp_path}}},
+              command: [run.sh]}}
+        """})
+    r = subprocess.run([AGENTSUPD, "-c", str(supd.dir), "--check"],
+                       capture_output=True, text=True, timeout=TIMEOUT)
+    assert r.returncode == 0, r.stderr
+    warnings = [l for l in r.stderr.splitlines() if "warning" in l]
+    assert len(warnings) == 3, r.stderr
+    assert f"root/nodir: directory {tmp_path / 'gone'}: No such file" in \
+        warnings[0]
+    assert "root/typo: command slep: not found, or not executable in its " \
+        "PATH" in warnings[1]
+    assert f"root/notexec: command {tmp_path / 'data.txt'}: not found, or " \
+        "not executable (its starts" in warnings[2]
+
+
 def test_many_files_of_many_keys_do_not_stall_the_loop(supd):
     """16 files of 1,024 keys each (the bounds), keys alike but for their
     ends, some set again in a later file: the last of each reaches the
