@@ -123,6 +123,10 @@ struct budget_spec {
  * (spec_intern): one copy per distinct policy, shared and counted.
  * Read-only once linked.
  */
+/* stop_signal's names, by place (the daemon knows their numbers). */
+#define STOP_SIGNALS 9
+extern const char *const config_stop_signals[STOP_SIGNALS];
+
 struct policy {
 	unsigned refs; /* specs pointing here (spec.c) */
 	enum restart_type restart;
@@ -139,6 +143,8 @@ struct policy {
 
 	/* worker */
 	int64_t shutdown_ms;   /* SHUTDOWN_BRUTAL_KILL or >= 0 */
+	int stop_signal;       /* the stop sequence's first: its place in
+	                        * config_stop_signals (0: TERM) */
 	uint64_t heartbeat_ms; /* 0 = not monitored */
 	uint64_t heartbeat_timeout_ms;
 	uint64_t start_timeout_ms; /* 0 = running at spawn */

@@ -423,6 +423,8 @@ const struct key keys_table[] = {
          "none"},
         {"shutdown", W, keys_shutdown, P(shutdown_ms), POD,
          "duration|brutal_kill", "5s"},
+        {"stop_signal", W, stop_signal_key, P(stop_signal), POD, "signal",
+         "TERM"},
         {"heartbeat", W, keys_duration_nz, P(heartbeat_ms), POD, "duration",
          "off"},
         {"heartbeat_timeout", W, keys_duration_nz, P(heartbeat_timeout_ms), POD,

@@ -29,6 +29,7 @@
 #include "notify.h"
 #include "reap.h"
 #include "session_int.h"
+#include "signals.h"
 #include "tasks.h"
 #include "timer.h"
 #include "util.h"
@@ -70,8 +71,9 @@ session_deadline(struct session *s, enum deadline kind, uint64_t after_ms)
 	session_deadline_us(s, kind, after_ms * 1000);
 }
 
-/* The stop sequence: SIGTERM (and SIGCONT, so a stopped process sees it),
- * SIGKILL after `shutdown`; or SIGKILL at once for brutal_kill. */
+/* The stop sequence: its stop_signal, SIGTERM unless set (and SIGCONT, so
+ * a stopped process sees it), SIGKILL after `shutdown`; or SIGKILL at once
+ * for brutal_kill. */
 static void
 session_terminate(struct session *s)
 {
@@ -85,7 +87,7 @@ session_terminate(struct session *s)
 		session_deadline(s, DEADLINE_NONE, 0);
 		return;
 	}
-	session_signal(s, SIGTERM);
+	session_signal(s, signals_stop(s->node->spec->pol->stop_signal));
 	session_signal(s, SIGCONT);
 	session_deadline(s, DEADLINE_KILL, (uint64_t)grace);
 }
@@ -143,7 +145,7 @@ session_drain(struct session *s)
 	if (s->chan == NULL ||
 	    channel_send_drain(s->chan, sp->pol->drain_timeout_ms,
 	                       daemon_max_frame(s->d)) < 0) {
-		session_signal(s, SIGTERM);
+		session_signal(s, signals_stop(sp->pol->stop_signal));
 		session_signal(s, SIGCONT);
 	}
 	session_deadline(s, DEADLINE_DRAIN, sp->pol->drain_timeout_ms);
@@ -542,7 +544,8 @@ session_announced(const struct session *s, struct reason r)
 	    r.kind != REASON_SIGNAL)
 		return r;
 	if (r.code == SIGTERM || r.code == SIGINT || r.code == SIGHUP ||
-	    r.code == SIGPIPE)
+	    r.code == SIGPIPE ||
+	    r.code == signals_stop(s->node->spec->pol->stop_signal))
 		return (struct reason){REASON_EXIT, 0};
 	return r;
 }

@@ -17,12 +17,29 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "daemon.h"
 #include "log.h"
 #include "peer.h"
 #include "signals.h"
 
 #define SIGNALS_BATCH 8
+
+/* config_stop_signals' numbers, in its order. */
+static const int signals_stop_numbers[] = {
+        SIGTERM, SIGINT,   SIGQUIT, SIGHUP,  SIGUSR1,
+        SIGUSR2, SIGWINCH, SIGPWR,  SIGKILL,
+};
+_Static_assert(sizeof signals_stop_numbers / sizeof *signals_stop_numbers ==
+                       STOP_SIGNALS,
+               "one number per name of config_stop_signals");
+
+int
+signals_stop(int place)
+{
+	return place >= 0 && place < STOP_SIGNALS ? signals_stop_numbers[place]
+	                                          : SIGTERM;
+}
 
 /* Whether si was sent from inside a worker not granted cmd: said, and
  * ignored. */

@@ -8,5 +8,7 @@ struct daemon;
  * is made, before any thread starts). 0, or -1 with errno. */
 int signals_open(struct daemon *);
 void signals_close(struct daemon *);
+/* The number of a stop_signal (its place in config_stop_signals). */
+int signals_stop(int place);
 
 #endif

@@ -259,3 +259,59 @@ def test_sigterm_cuts_short_a_sequential_stop_not_yet_reached(supd,
     assert d.wait("exited", "root/s/b").reason == "exit:143"
     assert d.wait("exited", "root/s/a").reason == "signal:SIGKILL"
     assert d.exit_code() == 0
+
+
+def test_stop_signal_begins_the_stop_sequence(supd, tmp_path):
+    """A program that stops cleanly only on QUIT (nginx) or INT (many
+    Node.js apps) could not be supervised as it is: the stop sequence
+    always began with SIGTERM (found by an SRE's trial coming from
+    supervisord's `stopsignal`). `stop_signal` names it, for a stop, a
+    drain of a worker that does not speak the protocol, and agentsupd's
+    own shutdown."""
+    got = tmp_path / "got"
+    body = (f"trap 'echo INT >> {got}; exit 0' INT; trap '' TERM; "
+            f"echo up >> {got}; while :; do sleep 0.05; done")
+    d = supd.start({"a.yaml": f"""
+        supervisor: root
+        children:
+          - worker: web
+            stop_signal: SIGINT
+            shutdown: 60s
+            command: {sh(body)}
+          - {{worker: idle, command: [sleep, '300']}}
+        """})
+    d.wait("started", "root/idle")
+    wait_until(lambda: got.exists() and "up" in got.read_text(),
+               what="the trap set")
+    d.ctl("stop", "web", check=0)
+    ev = d.wait("exited", "root/web")
+    assert ev.detail == "stopped" and ev.reason == "exit:0", ev
+    assert got.read_text().split() == ["up", "INT"]
+    d.ctl("start", "web", check=0)
+    wait_until(lambda: got.read_text().split().count("up") == 2,
+               what="started again")
+    d.ctl("drain", "web", check=0)
+    d.wait("drained", "root/web")
+    assert got.read_text().split() == ["up", "INT", "up", "INT"]
+    d.ctl("start", "web", check=0)
+    wait_until(lambda: got.read_text().split().count("up") == 3,
+               what="started again")
+    d.signal(signal.SIGTERM)  # within 60 s: by its INT, not a SIGKILL
+    assert d.exit_code() == 0
+    assert got.read_text().split() == ["up", "INT"] * 3
+
+
+def test_a_stop_signal_that_is_none_is_a_config_error(supd):
+    import subprocess
+    from conftest import AGENTSUPD
+    for bad in ("STOP", "CONT", "SIGBOGUS", "2", "99"):
+        supd.write({"a.yaml": f"""
+            worker: w
+            stop_signal: {bad}
+            command: [sleep, '1']
+            """})
+        r = subprocess.run([AGENTSUPD, "-c", str(supd.dir), "--check"],
+                           capture_output=True, text=True)
+        assert r.returncode == 78, (bad, r.stderr)
+        assert 'stop_signal: want TERM, INT, QUIT, HUP, USR1, USR2, WINCH, ' \
+            f'PWR or KILL, not "{bad}"' in r.stderr, r.stderr
