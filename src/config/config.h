@@ -123,6 +123,10 @@ struct budget_spec {
  * (spec_intern): one copy per distinct policy, shared and counted.
  * Read-only once linked.
  */
+/* Whether exit status code is a normal end for pol (0, or success_exit). */
+struct policy;
+bool config_exit_normal(const struct policy *pol, int code);
+
 /* stop_signal's names, by place (the daemon knows their numbers). */
 #define STOP_SIGNALS 9
 extern const char *const config_stop_signals[STOP_SIGNALS];
@@ -142,10 +146,11 @@ struct policy {
 	uint64_t key_ttl_ms; /* an ended task's key answers this long */
 
 	/* worker */
-	int64_t shutdown_ms;   /* SHUTDOWN_BRUTAL_KILL or >= 0 */
-	int stop_signal;       /* the stop sequence's first: its place in
-	                        * config_stop_signals (0: TERM) */
-	uint64_t heartbeat_ms; /* 0 = not monitored */
+	int64_t shutdown_ms;      /* SHUTDOWN_BRUTAL_KILL or >= 0 */
+	int stop_signal;          /* the stop sequence's first: its place in
+	                           * config_stop_signals (0: TERM) */
+	uint64_t success_exit[4]; /* exit statuses besides 0 that are normal */
+	uint64_t heartbeat_ms;    /* 0 = not monitored */
 	uint64_t heartbeat_timeout_ms;
 	uint64_t start_timeout_ms; /* 0 = running at spawn */
 	uint64_t drain_timeout_ms;

@@ -425,6 +425,8 @@ const struct key keys_table[] = {
          "duration|brutal_kill", "5s"},
         {"stop_signal", W, stop_signal_key, P(stop_signal), POD, "signal",
          "TERM"},
+        {"success_exit", W, success_exit_key, P(success_exit), POD, "uint|list",
+         "[]"},
         {"heartbeat", W, keys_duration_nz, P(heartbeat_ms), POD, "duration",
          "off"},
         {"heartbeat_timeout", W, keys_duration_nz, P(heartbeat_timeout_ms), POD,

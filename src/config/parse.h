@@ -110,9 +110,11 @@ void policy_backoff(struct parse *, const struct key *, yaml_node_t *v,
 void policy_circuit(struct parse *, const struct key *, yaml_node_t *v,
                     struct spec *, int depth);
 
-/* stopsig.c: stop_signal */
+/* stopsig.c: stop_signal, success_exit */
 void stop_signal_key(struct parse *, const struct key *, yaml_node_t *v,
                      struct spec *, int depth);
+void success_exit_key(struct parse *, const struct key *, yaml_node_t *v,
+                      struct spec *, int depth);
 
 /* privs.c: user, group, umask, limits, max_memory, control (DESIGN §13) */
 void privs_identity(struct parse *, const struct key *, yaml_node_t *v,

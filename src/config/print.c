@@ -101,6 +101,8 @@ spec_policy_equal(const struct spec *a, const struct spec *b)
 	       a->pol->period_ms == b->pol->period_ms &&
 	       a->pol->shutdown_ms == b->pol->shutdown_ms &&
 	       a->pol->stop_signal == b->pol->stop_signal &&
+	       memcmp(a->pol->success_exit, b->pol->success_exit,
+	              sizeof a->pol->success_exit) == 0 &&
 	       a->pol->heartbeat_ms == b->pol->heartbeat_ms &&
 	       a->pol->heartbeat_timeout_ms == b->pol->heartbeat_timeout_ms &&
 	       a->pol->start_timeout_ms == b->pol->start_timeout_ms &&

@@ -37,10 +37,6 @@
 #define HANG_GRACE_MS 1000 /* after SIGUSR1, time to dump stacks */
 /* what a dead worker may still have queued on its socket: read it all */
 #define SESSION_LAST_WORDS (4u << 20)
-/* sd_notify: STOPPING=1 covers the exit within this; EXTEND_TIMEOUT_USEC
- * pushes the start deadline at most this far */
-#define SESSION_STOPPING_MS 5000
-
 static void session_timer_cb(struct ev_loop *, ev_timer *, int);
 
 /* --- signals and deadlines ----------------------------------------------- */
@@ -533,23 +529,6 @@ session_report_exit(struct session *s, struct reason r, int status)
 	free(tail);
 }
 
-/* After STOPPING=1 (within SESSION_STOPPING_MS) a death by a clean signal
- * (SIGTERM, SIGINT, SIGHUP, SIGPIPE, as systemd counts them) was announced:
- * the engine sees a normal exit. Any other status stays what it was. */
-static struct reason
-session_announced(const struct session *s, struct reason r)
-{
-	if (s->stopping_ms == 0 ||
-	    clock_now_ms() - s->stopping_ms > SESSION_STOPPING_MS ||
-	    r.kind != REASON_SIGNAL)
-		return r;
-	if (r.code == SIGTERM || r.code == SIGINT || r.code == SIGHUP ||
-	    r.code == SIGPIPE ||
-	    r.code == signals_stop(s->node->spec->pol->stop_signal))
-		return (struct reason){REASON_EXIT, 0};
-	return r;
-}
-
 void
 session_reaped(struct session *s, int status)
 {
@@ -577,7 +556,7 @@ session_reaped(struct session *s, int status)
 	contain_unwatch(d->contain, s->pid);
 	r = s->cause.kind != REASON_NONE ? s->cause : status_reason(status);
 	session_report_exit(s, r, status);
-	r = session_announced(s, r);
+	r = session_normal_end(s, r);
 	/* before the channel goes: the poison guard counts this run */
 	ckpt_detach(d->ckpt, n, session_poisoned(s, r));
 	pidmap_del(&d->pids, s->pid);

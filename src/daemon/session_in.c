@@ -3,6 +3,7 @@
  * ready, beats, extend, exit declarations, checkpoints, spawns, results) and
  * its sd_notify datagrams, each reported into the engine or its owner.
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,12 +16,34 @@
 #include "logcap.h"
 #include "notify.h"
 #include "session_int.h"
+#include "signals.h"
 #include "tasks.h"
 #include "util.h"
 
 #define SESSION_EXTEND_MAX_US (600ull * 1000000ull)
+#define SESSION_STOPPING_MS   5000 /* STOPPING=1 covers the exit within */
 
 static void on_failed(void *, const char *);
+
+/* --- how it ended ----------------------------------------------------------
+ */
+
+struct reason
+session_normal_end(const struct session *s, struct reason r)
+{
+	if (r.kind == REASON_EXIT &&
+	    config_exit_normal(s->node->spec->pol, r.code))
+		return (struct reason){REASON_EXIT, 0};
+	if (s->stopping_ms == 0 ||
+	    clock_now_ms() - s->stopping_ms > SESSION_STOPPING_MS ||
+	    r.kind != REASON_SIGNAL)
+		return r;
+	if (r.code == SIGTERM || r.code == SIGINT || r.code == SIGHUP ||
+	    r.code == SIGPIPE ||
+	    r.code == signals_stop(s->node->spec->pol->stop_signal))
+		return (struct reason){REASON_EXIT, 0};
+	return r;
+}
 
 /* --- what the channel reports --------------------------------------------- */
 

@@ -496,3 +496,41 @@ def test_exit_reasons_typed(supd):
     reasons = {e.path: e.reason for e in d.seen if e.kind == "exited"}
     assert reasons["root/code"] == "exit:7"
     assert reasons["root/sig"] == "signal:SIGSEGV"
+
+
+def test_success_exit_statuses_are_a_normal_end(supd, tmp_path):
+    """A job that ends with status 2 when it had nothing to do was
+    restarted for ever as `transient` (any status but 0 was a failure),
+    spending its supervisor's intensity (found by an SRE's trial coming
+    from supervisord's `exitcodes`). `success_exit` lists the statuses
+    besides 0 that are a normal end; the event keeps the real one."""
+    runs = tmp_path / "runs"
+    d = supd.start({"a.yaml": f"""
+        supervisor: root
+        children:
+          - worker: job
+            restart: transient
+            success_exit: [2, 3]
+            command: {sh(f'echo run >> {runs}; exit 2')}
+          - worker: other
+            restart: transient
+            success_exit: 3
+            backoff: none
+            command: {sh(f'echo other >> {runs}; exit 2')}
+          - {{worker: idle, command: [sleep, '300']}}
+        """})
+    d.wait("started", "root/idle")
+    ev = d.wait("exited", "root/job")
+    assert ev.reason == "exit:2", ev  # the real status, in the event
+    d.wait_count("started", 2, "root/other")  # 2 is a failure for it
+    d.ctl("stop", "other", check=0)
+    assert d.count("started", "root/job") == 1
+    st = {n["path"]: n["state"] for n in d.ctl_json("status")}
+    assert st["root/job"] == "stopped", st
+    for bad in ("0", "256", "[1, x]"):
+        supd.write({"b.yaml": f"worker: w\nsuccess_exit: {bad}\n"
+                              "command: [true]\n"})
+        r = subprocess.run([AGENTSUPD, "-c", str(supd.dir), "--check"],
+                           capture_output=True, text=True)
+        assert r.returncode == 78 and "success_exit: want exit statuses " \
+            "1..255 (0 is always one)" in r.stderr, (bad, r.stderr)
