@@ -218,17 +218,32 @@ def store_locked(path):
         db.close()
 
 
+def _tmpfs(tmp_path, name, size):
+    """A tmpfs of size mounted at tmp_path/name (the test skipped where it
+    cannot be)."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to mount a tmpfs")
+    mnt = tmp_path / name
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs",
+                       str(mnt)]).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    return mnt
+
+
 @pytest.fixture
 def tiny_fs(tmp_path):
     """A 64 KiB tmpfs, unmounted after the daemons (ask for it before
     supd)."""
-    if os.geteuid() != 0:
-        pytest.skip("needs root to mount a tmpfs")
-    mnt = tmp_path / "tiny"
-    mnt.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs",
-                       str(mnt)]).returncode != 0:
-        pytest.skip("cannot mount a tmpfs here")
+    mnt = _tmpfs(tmp_path, "tiny", "64k")
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)])
+
+
+@pytest.fixture
+def small_fs(tmp_path):
+    """A 256 KiB tmpfs, as tiny_fs."""
+    mnt = _tmpfs(tmp_path, "small", "256k")
     yield mnt
     subprocess.run(["umount", "-l", str(mnt)])
 

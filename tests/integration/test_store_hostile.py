@@ -5,7 +5,6 @@ row no agentsupd writes."""
 import os
 import signal
 import sqlite3
-import subprocess
 
 import pytest
 
@@ -103,34 +102,21 @@ def test_a_removed_lock_file_lets_no_second_agentsupd_in(supd):
     assert d.proc.poll() is None  # the first goes on
 
 
-def test_the_wal_alone_does_not_fill_a_small_state_disk_for_good(supd,
-                                                                 tmp_path):
+def test_the_wal_alone_does_not_fill_a_small_state_disk_for_good(small_fs,
+                                                                 supd):
     """A 256 KiB file system holding only the store, one worker keeping
     checkpoints of 0.5 KiB: the WAL (checkpointed by SQLite only at 1,000
     pages) filled it after about 40 acks, and every write failed from then
     on, though the live data was a few KiB; a restart exited 73. The WAL
     is now kept to an eighth of the file system (and a write that finds
     the disk full checkpoints and truncates it)."""
-    if os.geteuid() != 0:
-        pytest.skip("needs root to mount a tmpfs")
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs",
-                       str(mnt)]).returncode != 0:
-        pytest.skip("cannot mount a tmpfs here")
-    try:
-        tmp = supd.tmp
-        d = start(supd, tmp, streamer_conf(tmp, mnt / "state", ["w0"]), 0)
-        wait_until(lambda: acked(tmp, "w0") > 400,
-                   what="ten times the acks that filled it")
-        d.signal(signal.SIGTERM)
-        assert d.exit_code() == 0
-        assert not any("store_error" in l for l in d.lines)
-    finally:
-        for x in supd.started:
-            if x.proc.poll() is None:
-                x.kill()
-        subprocess.run(["umount", "-l", str(mnt)])
+    tmp = supd.tmp
+    d = start(supd, tmp, streamer_conf(tmp, small_fs / "state", ["w0"]), 0)
+    wait_until(lambda: acked(tmp, "w0") > 400,
+               what="ten times the acks that filled it")
+    d.signal(signal.SIGTERM)
+    assert d.exit_code() == 0
+    assert not any("store_error" in l for l in d.lines)
 
 
 def test_a_store_version_no_agentsupd_writes_is_said_as_such(supd):
@@ -151,6 +137,16 @@ def test_a_store_version_no_agentsupd_writes_is_said_as_such(supd):
                for l in d.lines), d.lines
 
 
+def ran_once(supd, state):
+    """agentsupd started on state as store, root/w up, then stopped."""
+    (supd.dir / "00-settings.yaml").write_text(
+        f"agentsupd:\n  events_file: {supd.events}\n  state_dir: {state}\n")
+    d = supd.start()
+    d.wait("started", "root/w")
+    d.signal(signal.SIGTERM)
+    assert d.exit_code() == 0
+
+
 @pytest.mark.parametrize("table", ["holds", "nodes", "checkpoints"])
 def test_a_row_without_a_path_is_skipped(supd, table):
     """A table rebuilt by hand without its NOT NULL key, holding a row
@@ -158,12 +154,7 @@ def test_a_row_without_a_path_is_skipped(supd, table):
     UBSan: a null pointer to strcmp). Such a row is nobody's."""
     state = supd.tmp / "state"
     supd.write({"a.yaml": "worker: w\ncommand: [sleep, '60']\n"})
-    (supd.dir / "00-settings.yaml").write_text(
-        f"agentsupd:\n  events_file: {supd.events}\n  state_dir: {state}\n")
-    d = supd.start()
-    d.wait("started", "root/w")
-    d.signal(signal.SIGTERM)
-    assert d.exit_code() == 0
+    ran_once(supd, state)
     db = sqlite3.connect(str(state / "agentsup.db"), isolation_level=None)
     cols = [r[1] for r in db.execute(f"PRAGMA table_info({table})")]
     db.executescript(f"DROP TABLE {table}; CREATE TABLE {table} "
@@ -171,9 +162,4 @@ def test_a_row_without_a_path_is_skipped(supd, table):
     db.execute(f"INSERT INTO {table} (path) VALUES (NULL)")
     db.close()
     supd.events = supd.tmp / "events-2.jsonl"
-    (supd.dir / "00-settings.yaml").write_text(
-        f"agentsupd:\n  events_file: {supd.events}\n  state_dir: {state}\n")
-    d = supd.start()
-    d.wait("started", "root/w")
-    d.signal(signal.SIGTERM)
-    assert d.exit_code() == 0
+    ran_once(supd, state)

@@ -507,6 +507,7 @@ def test_success_exit_statuses_are_a_normal_end(supd, tmp_path):
     runs = tmp_path / "runs"
     d = supd.start({"a.yaml": f"""
         supervisor: root
+        intensity: 50
         children:
           - worker: job
             restart: transient
@@ -515,7 +516,6 @@ def test_success_exit_statuses_are_a_normal_end(supd, tmp_path):
           - worker: other
             restart: transient
             success_exit: 3
-            backoff: none
             command: {sh(f'echo other >> {runs}; exit 2')}
           - {{worker: idle, command: [sleep, '300']}}
         """})
