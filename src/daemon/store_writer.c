@@ -305,10 +305,8 @@ store_write_batch(struct store *s, struct store_job *b, size_t n)
 
 	if (store_exec(db, "BEGIN IMMEDIATE", why, sizeof why) == 0) {
 		size_t i;
-		for (i = 0; i < n && !sqlite3_get_autocommit(db); i++) {
+		for (i = 0; i < n && !sqlite3_get_autocommit(db); i++)
 			store_run_one(db, &b[i]);
-			full = full || sqlite3_errcode(db) == SQLITE_FULL;
-		}
 		if (sqlite3_get_autocommit(db)) { /* rolled back by SQLite */
 			snprintf(why, sizeof why, "%s",
 			         i > 0 ? b[i - 1].why : "rolled back");
@@ -319,7 +317,8 @@ store_write_batch(struct store *s, struct store_job *b, size_t n)
 			store_checkpoint(s);
 			return;
 		} else {
-			full = full || sqlite3_errcode(db) == SQLITE_FULL;
+			/* a full disk says so at the commit, the WAL's write */
+			full = sqlite3_errcode(db) == SQLITE_FULL;
 			store_exec(db, "ROLLBACK", dummy, sizeof dummy);
 		}
 	}
