@@ -186,7 +186,8 @@ request_parse(const msgpack_object *map, struct request *r, const char **why)
 	if (r->cmd == REQ_SIGNAL &&
 	    (r->signo = request_signal(&args->via.array.ptr[1])) == 0) {
 		*why = "signal: SIG must be a signal's name (HUP, SIGUSR1...) "
-		       "or number";
+		       "or number, one with a name below the real-time ones "
+		       "(1..31)";
 		return -1;
 	}
 	return 0;
