@@ -74,7 +74,8 @@ command_hold(struct tree *t, struct node *n, uint64_t now, enum stop_how how)
 		return r;
 	n->held = true;
 	n->pending = false;
-	n->waiting = WAIT_NONE; /* its group's starts leave it stopped */
+	n->restart_asked = false; /* the stop is the later word */
+	n->waiting = WAIT_NONE;   /* its group's starts leave it stopped */
 	if (n->task != NULL && n->task->uncommitted)
 		n->task->stopped = true; /* its commit cancels it */
 	else if (n->task != NULL && dynamic_stop_unstarted(t, n))
@@ -209,6 +210,11 @@ command_restart(struct tree *t, struct node *n, uint64_t now)
 		r = refuse(REFUSED_STOPPING, n);
 	if (r.kind == REFUSED_NONE)
 		r = sup_open(s);
+	if (r.kind == REFUSED_BUSY && !sup) { /* after the job under way */
+		unhold(n);
+		n->restart_asked = true;
+		return ok;
+	}
 	if (r.kind != REFUSED_NONE)
 		return r;
 	if (sup) {

@@ -245,6 +245,7 @@ dynamic_end(struct tree *t, struct node *c, enum task_end end,
 	c->task->end = end;
 	c->held = true; /* no job or command starts it again */
 	c->pending = false;
+	c->restart_asked = false;
 	wake_set(t, c, 0);
 	tree_event(t, e, c, c->last);
 	if (c->parent != t->graveyard) /* else tree_sweep frees it */
@@ -300,6 +301,7 @@ dynamic_unspawn(struct tree *t, struct node *c, uint64_t now)
 		return false;
 	c->held = true;
 	c->pending = false;
+	c->restart_asked = false;
 	if (c->starts == 0 && c->state == NODE_STOPPED) {
 		c->task->end = TASK_END_CANCELLED;
 		if (c->parent != t->graveyard)

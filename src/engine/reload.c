@@ -71,6 +71,7 @@ bury(struct tree *t, struct node *n)
 		d->removed = true;
 	}
 	n->pending = false;
+	n->restart_asked = false;
 	n->held = true;
 	node_stop(t, n, STOP_GRACEFUL);
 }

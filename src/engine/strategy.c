@@ -233,8 +233,8 @@ strategy_child_failed(struct tree *t, struct node *s, struct node *c,
 	strategy_decide(t, s, c, r);
 }
 
-/* What waited for the job: failures in start order, and children whose
- * backoff ended meanwhile. */
+/* What waited for the job: failures and operators' restarts in start
+ * order, and children whose backoff ended meanwhile. */
 void
 strategy_handle_pending(struct tree *t, struct node *s)
 {
@@ -242,6 +242,12 @@ strategy_handle_pending(struct tree *t, struct node *s)
 	                   s->state == NODE_RUNNING;
 	     i++) {
 		struct node *c = s->children[i];
+		if (c->restart_asked && !c->pending) {
+			c->restart_asked = false; /* an operator's, queued */
+			sup_restart_child(t, c);
+			continue;
+		}
+		c->restart_asked = false; /* its failure restarts it anyway */
 		if (!c->pending)
 			continue;
 		c->pending = false;

@@ -68,6 +68,7 @@ clear_pending(struct tree *t, struct node *s)
 		if (c->pending && c->state == NODE_STOPPED)
 			dynamic_child_stopped(t, c);
 		c->pending = false;
+		c->restart_asked = false;
 		c->waiting = WAIT_NONE;
 	}
 }

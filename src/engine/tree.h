@@ -194,13 +194,16 @@ struct node {
 	enum node_state state;
 	struct reason last; /* why it last stopped */
 	struct reason pending_reason;
-	bool held;     /* stopped by command: no restart starts it */
-	bool pending;  /* failed while the parent was busy: handle after */
-	bool draining; /* stopping by drain: its exit is not a failure */
-	bool in_run;   /* supervisor: its job loop is on the stack */
-	bool marked;   /* a reload restarts (or first starts) it */
-	bool removed;  /* taken out by a reload: freed once stopped */
-	bool ending;   /* worker: stopped for stall, loop or budget: waits */
+	bool held;          /* stopped by command: no restart starts it */
+	bool pending;       /* failed while the parent was busy: handle after */
+	bool restart_asked; /* an operator's restart while the parent was
+	                     * busy: carried out after its job, as OTP's
+	                     * supervisor takes calls one after another */
+	bool draining;      /* stopping by drain: its exit is not a failure */
+	bool in_run;        /* supervisor: its job loop is on the stack */
+	bool marked;        /* a reload restarts (or first starts) it */
+	bool removed;       /* taken out by a reload: freed once stopped */
+	bool ending; /* worker: stopped for stall, loop or budget: waits */
 	unsigned char waiting; /* enum group_wait: its group's starts wait */
 
 	/* worker */

@@ -176,6 +176,41 @@ restart_awaiting_ready(struct run *r)
 	assert_int_equal(r->t->root->super->job.kind, JOB_RESTART);
 }
 
+/* An operator's restart of a worker while its supervisor restarts a
+ * sibling was refused ("busy"): a deploy script restarting programs one
+ * after another failed (found by an SRE's trial). It is carried out once
+ * the job is done, as OTP's supervisor takes its calls in turn; a stop
+ * asked after it is the later word. */
+static void
+test_restart_while_busy_comes_after_the_job(void **state)
+{
+	struct run *r = busy_beside();
+
+	(void)state;
+	restart_awaiting_ready(r);
+	r->log[0] = '\0';
+	ok_(command_restart(r->t, N(r, "w"), r->now));
+	pump(r);
+	expect(r, "");
+	assert_string_equal(state_of(r, "w"), "running");
+	tree_ready(r->t, N(r, "a"), r->now);
+	pump(r);
+	expect(r, "stop root/w\nstart root/w\n");
+	/* asked, then stopped before the job ended: stays stopped */
+	restart_awaiting_ready(r);
+	r->log[0] = '\0';
+	ok_(command_restart(r->t, N(r, "w"), r->now));
+	ok_(command_stop(r->t, N(r, "w"), r->now));
+	pump(r);
+	expect(r, "stop root/w\n");
+	r->log[0] = '\0';
+	tree_ready(r->t, N(r, "a"), r->now);
+	pump(r);
+	expect(r, "");
+	assert_string_equal(state_of(r, "w"), "stopped");
+	run_free(r);
+}
+
 /* A reset refused for a busy supervisor changes nothing: the worker stays
  * quarantined, its circuit open, its probe where it was. */
 static void
@@ -1625,6 +1660,7 @@ main(void)
 	        cmocka_unit_test(test_restart_probes_a_quarantined_worker),
 	        cmocka_unit_test(test_reset_starts_a_worker_in_backoff),
 	        cmocka_unit_test(test_refused_reset_changes_nothing),
+	        cmocka_unit_test(test_restart_while_busy_comes_after_the_job),
 	        cmocka_unit_test(
 	                test_reset_starts_a_supervisor_below_that_gave_up),
 	        cmocka_unit_test(
