@@ -261,6 +261,31 @@ def test_stop_stays_stopped_until_started(supd):
     assert beta["state"] == "running" and beta["held"] is False
 
 
+def test_restarts_of_siblings_one_after_another_are_all_carried_out(supd):
+    """`restart a; restart b` while a takes its time to stop: b's was
+    refused ("root is busy starting or restarting its children"), so a
+    deploy loop over lone programs failed (found by an SRE's trial). It
+    is carried out once a's restart is done."""
+    go = supd.tmp / "go"
+    slow = sh(f"""[ "$AGENTSUP_INCARNATION" = 0 ] || exec sleep 1000
+        trap '' TERM
+        while [ ! -e {go} ]; do sleep 0.05; done""")
+    d = supd.start({"root.yaml": f"""
+    supervisor: root
+    children:
+      - {{worker: a, command: {slow}, shutdown: 60s}}
+      - {{worker: b, command: [sleep, '300']}}
+    """})
+    d.wait("started", "root/b")
+    d.ctl("restart", "a", check=0)
+    r = d.ctl("restart", "b")
+    assert r.returncode == 0 and "busy" not in r.stderr, r.stderr
+    assert d.count("started", "root/b") == 1  # after a's, not beside it
+    go.touch()
+    d.wait_count("started", 2, "root/a")
+    d.wait_count("started", 2, "root/b")
+
+
 def test_start_during_an_operators_stop_comes_after_it(supd):
     """`stop X && start X` (docs/operations.md) while X takes its time to
     stop: the start is carried out once X is down, for a worker and for a
@@ -492,7 +517,8 @@ def test_followers_say_when_agentsupd_goes(supd):
 
 def test_reload_during_an_operators_stop_says_so(supd):
     go = supd.tmp / "go"
-    slow = sh(f"""trap '' TERM
+    slow = sh(f"""[ "$AGENTSUP_INCARNATION" = 0 ] || exec sleep 1000
+        trap '' TERM
         while [ ! -e {go} ]; do sleep 0.05; done""")
     d = supd.start({"root.yaml": f"""
     supervisor: root
