@@ -261,15 +261,21 @@ def test_stop_stays_stopped_until_started(supd):
     assert beta["state"] == "running" and beta["held"] is False
 
 
+def slow_first_stop(go):
+    """A command whose first run ignores SIGTERM and ends only once go
+    exists (its stop lasts until the test lets it); later runs sleep."""
+    return sh(f"""[ "$AGENTSUP_INCARNATION" = 0 ] || exec sleep 1000
+        trap '' TERM
+        while [ ! -e {go} ]; do sleep 0.05; done""")
+
+
 def test_restarts_of_siblings_one_after_another_are_all_carried_out(supd):
     """`restart a; restart b` while a takes its time to stop: b's was
     refused ("root is busy starting or restarting its children"), so a
     deploy loop over lone programs failed (found by an SRE's trial). It
     is carried out once a's restart is done."""
     go = supd.tmp / "go"
-    slow = sh(f"""[ "$AGENTSUP_INCARNATION" = 0 ] || exec sleep 1000
-        trap '' TERM
-        while [ ! -e {go} ]; do sleep 0.05; done""")
+    slow = slow_first_stop(go)
     d = supd.start({"root.yaml": f"""
     supervisor: root
     children:
@@ -517,9 +523,7 @@ def test_followers_say_when_agentsupd_goes(supd):
 
 def test_reload_during_an_operators_stop_says_so(supd):
     go = supd.tmp / "go"
-    slow = sh(f"""[ "$AGENTSUP_INCARNATION" = 0 ] || exec sleep 1000
-        trap '' TERM
-        while [ ! -e {go} ]; do sleep 0.05; done""")
+    slow = slow_first_stop(go)
     d = supd.start({"root.yaml": f"""
     supervisor: root
     children:
