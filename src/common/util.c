@@ -126,3 +126,21 @@ util_pages_free(void *p, size_t size)
 {
 	(void)munmap(p, size); /* fails only for a range never mapped */
 }
+
+uint64_t
+util_fnv(uint64_t h, const void *p, size_t n)
+{
+	const unsigned char *b = p;
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ b[i]) * 1099511628211ull;
+	return h;
+}
+
+uint64_t
+util_fnv_str(uint64_t h, const char *s)
+{
+	while (*s)
+		h = (h ^ (unsigned char)*s++) * 1099511628211ull;
+	return h;
+}

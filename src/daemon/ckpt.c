@@ -83,11 +83,7 @@ ckpt_data_unref(uint8_t *p)
 static uint64_t
 ckpt_hash(const char *s)
 {
-	uint64_t h = 1469598103934665603ull;
-
-	while (*s)
-		h = (h ^ (unsigned char)*s++) * 1099511628211ull;
-	return h;
+	return util_fnv_str(UTIL_FNV_BASIS, s);
 }
 
 struct ckpt_worker *

@@ -29,14 +29,10 @@ ledger_ended(const struct ledger_rec *r)
 static size_t
 ledger_hash(const char *sup, const char *key)
 {
-	uint64_t h = 1469598103934665603ull;
+	uint64_t h = util_fnv_str(UTIL_FNV_BASIS, sup);
 
-	for (const char *p = sup; *p; p++)
-		h = (h ^ (unsigned char)*p) * 1099511628211ull;
-	h = (h ^ 0) * 1099511628211ull;
-	for (const char *p = key; *p; p++)
-		h = (h ^ (unsigned char)*p) * 1099511628211ull;
-	return (size_t)h;
+	h = util_fnv(h, "", 1); /* the NUL between */
+	return (size_t)util_fnv_str(h, key);
 }
 
 void

@@ -147,10 +147,7 @@ statedir_sum_one(struct node *n, void *arg)
 	/* a circuit reopened for as long as before moves only its deadline
 	 * (monotonic here: the stored wall-clock one moves every second) */
 	memcpy(b + SPEND_BLOB + 12, &node_circuit(n)->probe_at, 8);
-	for (size_t i = 0; i < sizeof b; i++)
-		s->h = (s->h ^ b[i]) * 1099511628211ull;
-	for (const char *p = n->path; *p; p++)
-		s->h = (s->h ^ (unsigned char)*p) * 1099511628211ull;
+	s->h = util_fnv_str(util_fnv(s->h, b, sizeof b), n->path);
 	s->n++;
 }
 
@@ -240,17 +237,27 @@ statedir_written(struct daemon *d)
 	d->statedir_failures = 0;
 }
 
+/* A sweep's write done: failed, said and its sum cleared, so that the
+ * next sweep writes it again. */
+static void
+statedir_outcome(struct daemon *d, int rc, const char *what, const char *why,
+                 uint64_t *sum)
+{
+	if (rc < 0) {
+		statedir_failed(d, what, why);
+		*sum = 0;
+	} else {
+		statedir_written(d);
+	}
+}
+
 static void
 statedir_job_done(void *arg, int rc, const char *why)
 {
 	struct statedir_job *j = arg;
 
-	if (rc < 0) {
-		statedir_failed(j->d, "spend and circuits", why);
-		j->d->statedir_sum = 0; /* write them again next time */
-	} else {
-		statedir_written(j->d);
-	}
+	statedir_outcome(j->d, rc, "spend and circuits", why,
+	                 &j->d->statedir_sum);
 	for (size_t i = 0; i < j->n; i++)
 		free(j->rows[i].path);
 	free(j);
@@ -259,7 +266,7 @@ statedir_job_done(void *arg, int rc, const char *why)
 void
 statedir_sweep(struct daemon *d)
 {
-	struct statedir_sum sum = {.h = 1469598103934665603ull};
+	struct statedir_sum sum = {.h = UTIL_FNV_BASIS};
 	struct statedir_fill fill = {.now = clock_now_ms()};
 
 	if (d->store == NULL || d->tree == NULL)
@@ -311,9 +318,7 @@ static void
 statedir_holds_walk(struct node *n, struct statedir_holds *hs, bool collect)
 {
 	if (n->held && n->parent != NULL && n->task == NULL) {
-		for (const char *p = n->path; *p; p++)
-			hs->h = (hs->h ^ (unsigned char)*p) * 1099511628211ull;
-		hs->h = (hs->h ^ '\n') * 1099511628211ull;
+		hs->h = util_fnv(util_fnv_str(hs->h, n->path), "\n", 1);
 		if (collect) {
 			hs->paths = xreallocarray(hs->paths, hs->n + 1,
 			                          sizeof *hs->paths);
@@ -356,12 +361,8 @@ statedir_holds_done(void *arg, int rc, const char *why)
 {
 	struct statedir_holds *hs = arg;
 
-	if (rc < 0) {
-		statedir_failed(hs->d, "the nodes stopped by command", why);
-		hs->d->statedir_holds = 0; /* write them again next time */
-	} else {
-		statedir_written(hs->d);
-	}
+	statedir_outcome(hs->d, rc, "the nodes stopped by command", why,
+	                 &hs->d->statedir_holds);
 	if (hs->d->statedir_holds_job == hs)
 		hs->d->statedir_holds_job = NULL;
 	for (size_t i = 0; i < hs->nthen; i++)
@@ -376,7 +377,7 @@ statedir_holds_done(void *arg, int rc, const char *why)
 static void
 statedir_holds_sweep(struct daemon *d)
 {
-	struct statedir_holds sum = {.h = 1469598103934665603ull}, *hs;
+	struct statedir_holds sum = {.h = UTIL_FNV_BASIS}, *hs;
 
 	statedir_holds_walk(d->tree->root, &sum, false);
 	if (sum.h == d->statedir_holds)
@@ -417,7 +418,7 @@ static int
 statedir_holds_restore(struct daemon *d, char *why, size_t len)
 {
 	sqlite3 *db = store_reader(d->store);
-	struct statedir_holds sum = {.h = 1469598103934665603ull};
+	struct statedir_holds sum = {.h = UTIL_FNV_BASIS};
 	sqlite3_stmt *st;
 	const char *path;
 	struct node *n;

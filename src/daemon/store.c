@@ -344,12 +344,14 @@ static void
 store_wal_bound(struct store *s, const char *dir)
 {
 	struct statvfs sv;
-	unsigned long long pages = 1000;
+	unsigned long long pages = 1000; /* SQLite's own bound */
 
-	if (statvfs(dir, &sv) == 0 &&
-	    (unsigned long long)sv.f_blocks * sv.f_frsize / 8 / 4096 < pages)
-		pages = (unsigned long long)sv.f_blocks * sv.f_frsize / 8 /
-		        4096;
+	if (statvfs(dir, &sv) == 0) {
+		unsigned long long eighth = (unsigned long long)sv.f_blocks *
+		                            sv.f_frsize / 8 / 4096;
+		if (eighth < pages)
+			pages = eighth;
+	}
 	s->wal_ckpt = pages > 0 ? (int)pages : 1;
 	/* SQLite's own checkpoint is this hook: replaced, it is off */
 	sqlite3_wal_hook(s->db, store_wal_frames, s);

@@ -119,17 +119,28 @@ store_run_one(sqlite3 *db, struct store_job *j)
 	store_step(db, store_sql_release, dummy, sizeof dummy);
 }
 
+/* SQLite's own open WAL (reading through it drops no lock of SQLite's),
+ * NULL when there is none. */
+static sqlite3_file *
+store_wal_file(sqlite3 *db)
+{
+	sqlite3_file *f = NULL;
+
+	if (sqlite3_file_control(db, "main", SQLITE_FCNTL_JOURNAL_POINTER,
+	                         &f) != SQLITE_OK ||
+	    f == NULL || f->pMethods == NULL)
+		return NULL;
+	return f;
+}
+
 /* The WAL's size as SQLite's descriptor sees it; -1 if it cannot say. */
 static sqlite3_int64
 store_wal_size(sqlite3 *db)
 {
-	sqlite3_file *f = NULL;
+	sqlite3_file *f = store_wal_file(db);
 	sqlite3_int64 size;
 
-	if (sqlite3_file_control(db, "main", SQLITE_FCNTL_JOURNAL_POINTER,
-	                         &f) != SQLITE_OK ||
-	    f == NULL || f->pMethods == NULL ||
-	    f->pMethods->xFileSize(f, &size) != SQLITE_OK)
+	if (f == NULL || f->pMethods->xFileSize(f, &size) != SQLITE_OK)
 		return -1;
 	return size;
 }
@@ -149,12 +160,10 @@ store_said(char *why, size_t len, const char *msg)
 static bool
 store_wal_head(sqlite3 *db)
 {
-	sqlite3_file *f = NULL;
+	sqlite3_file *f = store_wal_file(db);
 	unsigned char h[4];
 
-	if (sqlite3_file_control(db, "main", SQLITE_FCNTL_JOURNAL_POINTER,
-	                         &f) != SQLITE_OK ||
-	    f == NULL || f->pMethods == NULL)
+	if (f == NULL)
 		return true; /* no WAL open: nothing to check */
 	if (f->pMethods->xRead(f, h, (int)sizeof h, 0) != SQLITE_OK)
 		return false;
