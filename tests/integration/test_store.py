@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from conftest import SRC, TIMEOUT, alive, store_locked, wait_until
+from test_resume_tasks import settings
 
 PYCLIENT = os.path.join(os.environ.get("AGENTSUP_SRC", os.getcwd()), "tools", "python")
 
@@ -738,11 +739,7 @@ def test_a_checkpoint_not_committed_is_never_handed(supd, failed):
 
 def held_conf(supd, n):
     supd.events = supd.tmp / f"events-{n}.jsonl"
-    supd.write({"a.yaml": textwrap.dedent(f"""\
-        agentsupd:
-          events_file: {supd.events}
-          state_dir: {supd.tmp / 'state'}
-        ---
+    supd.write({**settings(supd), "a.yaml": textwrap.dedent(f"""\
         supervisor: root
         children:
           - {{worker: idle, command: [sleep, '300']}}
