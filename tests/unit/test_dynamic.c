@@ -290,12 +290,14 @@ test_circuit_open_is_dead(void **state)
 	run_free(r);
 }
 
+#define TEMPORARY_POOL                                                         \
+	"supervisor: root\nchildren:\n  - supervisor: pool\n"                  \
+	"    template: {command: w, restart: temporary}\n"
+
 static void
 test_temporary_failure_is_dead(void **state)
 {
-	struct run *r =
-	        run_new("supervisor: root\nchildren:\n  - supervisor: pool\n"
-	                "    template: {command: w, restart: temporary}\n");
+	struct run *r = run_new(TEMPORARY_POOL);
 
 	(void)state;
 	spawn(r, "a", SPAWN_OK);
@@ -310,9 +312,7 @@ test_temporary_failure_is_dead(void **state)
 static void
 test_temporary_task_not_started_for_exhaustion_is_retried(void **state)
 {
-	struct run *r =
-	        run_new("supervisor: root\nchildren:\n  - supervisor: pool\n"
-	                "    template: {command: w, restart: temporary}\n");
+	struct run *r = run_new(TEMPORARY_POOL);
 
 	(void)state;
 	spawn(r, "a", SPAWN_OK);
