@@ -348,7 +348,8 @@ session_start(struct daemon *d, struct node *n, char *why, size_t whylen)
 	                       .path = n->path,
 	                       .incarnation = n->starts - 1,
 	                       .output = {-1, -1},
-	                       .cgroup_fd = -1};
+	                       .cgroup_fd = -1,
+	                       .last = !tree_starts_queued(d->tree)};
 	bool out = sp->out.mode == OUTPUT_CAPTURE,
 	     err = sp->err.mode == OUTPUT_CAPTURE;
 	struct logcap *lc = NULL;

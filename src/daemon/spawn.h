@@ -50,6 +50,7 @@ struct spawn_args {
 	/* its env_file's entries (envload.c), NULL-terminated, or NULL */
 	char *const *file_env;
 	int cgroup_fd; /* its cgroup's directory (contain.c), or -1 */
+	bool last; /* no other start follows in this turn (spawn.c yields) */
 };
 
 /* `user:` and `group:` resolved in the parent, before the clone: the child

@@ -168,6 +168,8 @@ tree_push(struct tree *t, struct action a)
 		t->act0 = 0;
 	}
 	t->acts[(t->act0 + t->nacts++) % t->capacts] = a;
+	if (a.kind == ACT_START)
+		t->starts++;
 	if (a.kind == ACT_EXIT)
 		t->exited = true;
 }
@@ -190,6 +192,8 @@ tree_next_action(struct tree *t, struct action *a)
 	*a = t->acts[t->act0];
 	t->act0 = (t->act0 + 1) % t->capacts;
 	t->nacts--;
+	if (a->kind == ACT_START)
+		t->starts--;
 	return true;
 }
 

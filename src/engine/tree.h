@@ -293,6 +293,7 @@ struct tree {
 	struct node *graveyard; /* removed by a reload, stopping */
 	struct action *acts;
 	size_t nacts, act0, capacts;
+	size_t starts;      /* ACT_STARTs among the queued actions */
 	struct rng rng;     /* jitter; seeded by the shell */
 	struct node **heap; /* nodes that want a wake-up, earliest first */
 	size_t nheap, capheap;
@@ -354,6 +355,13 @@ void tree_tick(struct tree *, uint64_t now);
 
 /* Actions out, first queued first. */
 bool tree_next_action(struct tree *, struct action *);
+/* Whether another worker's start is queued behind the actions taken: a
+ * burst (a bring-up, a group restart) the shell need not pause within. */
+static inline bool
+tree_starts_queued(const struct tree *t)
+{
+	return t->starts > 0;
+}
 /* Free nodes that reloads removed and that have stopped: only with no
  * action queued (an action may point at them). True when none is left, so
  * the old specs they pointed into may be freed too. */

@@ -35,6 +35,52 @@ test_start_order(void **state)
 	run_free(r);
 }
 
+/* Each start in the queue, and whether another followed it (y/n): the
+ * shell pauses for a worker only after the last of a burst. */
+static void
+starts_seen(struct tree *t, char *out, size_t len)
+{
+	struct action a;
+	size_t k = 0;
+
+	while (tree_next_action(t, &a))
+		if (a.kind == ACT_START && k + 2 < len) {
+			out[k++] = a.node->path[strlen(a.node->path) - 1];
+			out[k++] = tree_starts_queued(t) ? 'y' : 'n';
+		}
+	out[k] = '\0';
+}
+
+static void
+test_starts_queued(void **state)
+{
+	struct config *cfg = load_yaml("supervisor: root\nstrategy: "
+	                               "one_for_all\nchildren:\n" ABCD);
+	struct tree *t;
+	char seen[32];
+
+	(void)state;
+	no_backoff(cfg->root);
+	t = tree_new(cfg->root);
+	tree_start(t, 0);
+	assert_true(tree_starts_queued(t));
+	starts_seen(t, seen, sizeof seen);
+	assert_string_equal(seen, "aybycydn"); /* the bring-up: one burst */
+	assert_false(tree_starts_queued(t));
+	tree_exited(t, t->root->children[1], (struct reason){REASON_EXIT, 1},
+	            1);
+	starts_seen(t, seen, sizeof seen); /* the stops are not answered */
+	assert_string_equal(seen, "");
+	for (int i = 3; i >= 0; i--)
+		if (i != 1)
+			tree_exited(t, t->root->children[i],
+			            (struct reason){REASON_SIGNAL, 15}, 2);
+	starts_seen(t, seen, sizeof seen);
+	assert_string_equal(seen, "aybycydn"); /* the group's restart */
+	tree_free(t);
+	config_free(cfg);
+}
+
 static void
 test_one_for_one(void **state)
 {
@@ -1126,6 +1172,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_start_order),
+	        cmocka_unit_test(test_starts_queued),
 	        cmocka_unit_test(test_one_for_one),
 	        cmocka_unit_test(test_one_for_all),
 	        cmocka_unit_test(test_rest_for_one),
