@@ -8,15 +8,18 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "clone3.h"
 #include "contain_int.h"
 #include "guard.h"
 #include "log.h"
@@ -59,27 +62,65 @@ contain_self(void)
 	return found;
 }
 
+/* A child born in the probe cgroup, as the workers are (clone3's
+ * CLONE_INTO_CGROUP, the same permission checks as a move): no move of a
+ * running process, which waits for an RCU grace period (10 ms of every
+ * start here); -1 with ENOSYS where clone3 cannot do it. */
+static pid_t
+contain_probe_born(int dirfd)
+{
+	struct clone3_args ca = {.flags = CLONE3_INTO_CGROUP,
+	                         .exit_signal = SIGCHLD};
+	int fd = openat(dirfd, "probe", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int err;
+	long pid;
+
+	if (fd < 0)
+		return -1;
+	ca.cgroup = (uint64_t)fd;
+	/* no CLONE_VM: the child has its own copy, as after fork */
+	pid = syscall(CLONE3_SYSCALL, &ca, sizeof ca);
+	if (pid == 0)
+		_exit(0);
+	err = errno;
+	close(fd);
+	if (pid < 0)
+		/* before Linux 5.7, or filtered: ENOSYS, as for the caller */
+		errno = err == E2BIG || err == EINVAL ? ENOSYS : err;
+	return (pid_t)pid;
+}
+
+/* A child moving itself into the probe cgroup (cgroup.procs). */
+static pid_t
+contain_probe_moved(int dirfd)
+{
+	int fd = openat(dirfd, "probe/cgroup.procs", O_WRONLY | O_CLOEXEC);
+	pid_t pid;
+
+	if (fd < 0)
+		return -1;
+	if ((pid = fork()) == 0)
+		_exit(write(fd, "0", 1) == 1 ? 0 : (errno & 0xff));
+	close(fd);
+	return pid;
+}
+
 /* Whether a process can join a child cgroup here: a probe child tries. */
 static int
 contain_probe(int dirfd)
 {
-	int fd, status, err = 0;
+	int status, err = 0;
 	pid_t pid;
 
 	if (mkdirat(dirfd, "probe", 0755) < 0)
 		return errno;
-	if ((fd = openat(dirfd, "probe/cgroup.procs", O_WRONLY | O_CLOEXEC)) <
-	    0) {
+	pid = contain_probe_born(dirfd);
+	if (pid < 0 && errno == ENOSYS)
+		pid = contain_probe_moved(dirfd);
+	if (pid < 0 || waitpid(pid, &status, 0) < 0)
 		err = errno;
-	} else if ((pid = fork()) == 0) {
-		_exit(write(fd, "0", 1) == 1 ? 0 : (errno & 0xff));
-	} else if (pid < 0 || waitpid(pid, &status, 0) < 0) {
-		err = errno;
-	} else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+	else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
 		err = WIFEXITED(status) ? WEXITSTATUS(status) : EIO;
-	}
-	if (fd >= 0)
-		close(fd);
 	unlinkat(dirfd, "probe", AT_REMOVEDIR);
 	return err;
 }

@@ -125,3 +125,30 @@ def test_workers_without_pidfds_are_all_reaped(supd):
         new[e.path] = e.pid
     assert not [p for p in old if new[p] == old[p]]
     assert d.proc.poll() is None
+
+
+@pytest.mark.skipif(not os.path.exists(NOSHARE) or os.geteuid() != 0,
+                    reason="noshare not built, or not root (cgroups)")
+def test_cgroups_where_clone3_is_refused(supd):
+    """The cgroup probe at start is a child born in the probe cgroup
+    (clone3); where clone3 is refused it is a child that moves itself
+    there, and containment is the same: each worker in a cgroup of its
+    own, under agentsupd's."""
+    from test_contain import cgroup2_mount, _cgroup_of
+    if cgroup2_mount() is None or not os.access(cgroup2_mount(), os.W_OK):
+        pytest.skip("needs a writable cgroup v2")
+    supd.write({"00-settings.yaml": f"agentsupd:\n  events_file: {supd.events}\n"
+                                    "  contain: cgroup\n",
+                "a.yaml": f"""
+supervisor: root
+children:
+  - {{worker: a, command: {sh("exec sleep 1000")}}}
+"""}, settings=False)
+    d = Daemon(supd.dir, supd.events, argv_prefix=(NOSHARE, "--no-pidfd"))
+    supd.started.append(d)
+    pid = d.wait("started", "root/a").pid
+    assert any("containment: a cgroup per worker" in l for l in d.lines), \
+        d.lines
+    own = _cgroup_of(pid)
+    assert os.path.basename(os.path.dirname(own)) == f"agentsup.{d.proc.pid}", own
+    assert d.proc.poll() is None
