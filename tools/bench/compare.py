@@ -11,7 +11,8 @@ Measured, each bounded in count and time:
   1. restart latency: SIGKILL of a worker that has run > 2 s -> the first
      instruction of its new instance (median, p99 over 50 kills)
   2. crash loop: starts in the first 10 s of a worker that exits 1 at once,
-     and what the tool does after (starts in the next 10 s)
+     and what the tool does after (starts in the next 10 s); agentsup again
+     with a circuit (CIRCUIT below: its default config has none)
   3. idle cost with 100 and 1,000 sleeping workers: the supervisor's RSS and
      PSS (all its processes) and CPU seconds over 30 s
   4. bring-up of 100 and 1,000 workers: until every worker has reported
@@ -241,9 +242,17 @@ def m_restart(tool, kills, run_for):
         tool.stop()
 
 
-def m_crash(tool):
+# agentsup's crash loop again, with the circuit docs/config.md suggests for a
+# worker whose failures should stay its own (default config: none)
+CIRCUIT = ", circuit: {failures: 3, window: 1m, open: 2s, open_max: 8s}"
+
+
+def m_crash(tool, extra=""):
     t0 = time.monotonic()
-    tool.start(1, "exit")
+    if extra:
+        tool.start(1, "exit", extra=extra)
+    else:
+        tool.start(1, "exit")
     first = later = 0
     try:
         while time.monotonic() - t0 < 20:
@@ -358,8 +367,11 @@ def main():
         if a.only and cls.name not in a.only.split(","):
             continue
         r = results[cls.name] = {}
-        for what in ("restart", "crash", "idle100", "idle1000", "hang", "capture"):
+        for what in ("restart", "crash", "crash_circuit", "idle100", "idle1000",
+                     "hang", "capture"):
             if what == "hang" and not cls.hang:
+                continue
+            if what == "crash_circuit" and cls is not Agentsup:
                 continue
             if what == "capture":
                 if cls.name in capture.RUNNERS:
@@ -375,6 +387,8 @@ def main():
                     r[what] = m_restart(tool, kills, run_for)
                 elif what == "crash":
                     r[what] = m_crash(tool)
+                elif what == "crash_circuit":
+                    r[what] = m_crash(tool, CIRCUIT)
                 elif what.startswith("idle"):
                     r[what] = m_idle(tool, int(what[4:]), idle_s)
                 else:
@@ -404,10 +418,14 @@ def report(results, out, kills, idle_s):
              "| tool | restart median ms | p99 ms | vs agentsup | crash loop: starts 0-10 s / 10-20 s | "
              "idle RSS 100 | idle RSS 1000 (PSS) | vs agentsup | CPU s idle 1000 | bring-up 100 | bring-up 1000 | vs agentsup |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    def crash_loop(c):
+        return (f"{c.get('first10')} / {c.get('next10')}"
+                + ("" if c.get("alive", True) else f" (exited {c.get('exit')})")) if "first10" in c else "-"
+
     for t in results:
-        c = results[t].get("crash", {})
-        crash = (f"{c.get('first10')} / {c.get('next10')}"
-                 + ("" if c.get("alive", True) else f" (exited {c.get('exit')})")) if "first10" in c else "-"
+        crash = crash_loop(results[t].get("crash", {}))
+        if "first10" in results[t].get("crash_circuit", {}):
+            crash += f"; with a circuit: {crash_loop(results[t]['crash_circuit'])}"
         lines.append(
             f"| {t} | {fmt(get(t, 'restart', 'median'))} | {fmt(get(t, 'restart', 'p99'))} | "
             f"{ratio(t, 'restart', 'median')} | {crash} | "
