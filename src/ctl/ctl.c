@@ -25,6 +25,7 @@
 #include "config.h"
 #include "conn.h"
 #include "logs.h"
+#include "opwait.h"
 #include "render.h"
 #include "reply.h"
 #include "text.h"
@@ -32,8 +33,8 @@
 #include "top.h"
 
 #define EXIT_REFUSED     CTL_EXIT_REFUSED
-#define EXIT_UNHEALTHY   3
-#define EXIT_USAGE       64
+#define EXIT_UNHEALTHY   CTL_EXIT_UNHEALTHY
+#define EXIT_USAGE       CTL_EXIT_USAGE
 #define EXIT_UNAVAILABLE CTL_EXIT_UNAVAILABLE
 #define EXIT_CONFIG      78
 #define REPLY_TIMEOUT_MS 30000
@@ -80,6 +81,11 @@ usage(FILE *f)
 	        "good\n"
 	        "  drain [NAME]        drain one subtree, or the whole tree "
 	        "(then agentsupd exits)\n"
+	        "  start|stop|restart|drain NAME --wait [--timeout T]\n"
+	        "                      answer once it has been carried out "
+	        "(90s at most;\n"
+	        "                      exit 1 if it did not come up, 124 if "
+	        "T passed)\n"
 	        "  reload              re-read supervisor.d/ and apply it as a "
 	        "diff\n"
 	        "  events [NAME] [--follow]  recent events (of NAME's "
@@ -221,49 +227,27 @@ ctl_show(struct ctl *c, const char *cmd, const msgpack_object *body, int follow)
 static int
 run(struct ctl *c, const char *cmd, const char *arg, int follow)
 {
-	const msgpack_object *body;
-	struct agentsup_frame f;
-	msgpack_unpacked joined;
-	msgpack_sbuffer all;
+	struct reply_answer a;
 	int rc;
 
-	if (conn_send_request(c, cmd, arg, follow) < 0) {
-		/* closed on us: it may have said why first (no room) */
-		if ((errno == EPIPE || errno == ECONNRESET) &&
-		    reply_next(c, &f) == 0 && !reply_flag(&f.map, "ok"))
-			return reply_refused(c, cmd, &f);
-		if (c->lost)
-			return EXIT_UNAVAILABLE; /* said */
-		if (errno != EMSGSIZE) {
-			perror("agentsupctl: send");
-			return EXIT_UNAVAILABLE;
-		}
-		fprintf(stderr,
-		        "agentsupctl: %s: the request is larger than a frame "
-		        "(%u bytes): fewer or shorter arguments\n",
-		        cmd, AGENTSUP_MAX_FRAME);
-		return EXIT_USAGE;
-	}
-	if (reply_next(c, &f) < 0)
-		return c->timed_out && strcmp(cmd, "wait") == 0
-		               ? TASK_EXIT_TIMEOUT
-		               : EXIT_UNAVAILABLE;
-	if (!reply_flag(&f.map, "ok"))
-		return reply_refused(c, cmd, &f);
-	msgpack_unpacked_init(&joined);
-	msgpack_sbuffer_init(&all);
-	if (reply_flag(&f.map, "more")) {
-		if (reply_join(c, &f, &all, &joined) < 0) {
-			rc = EXIT_UNAVAILABLE;
-			goto out;
-		}
-		body = &joined.data;
-	} else if ((body = agentsup_wire_get(&f.map, "result")) == NULL)
-		body = &f.map;
-	rc = ctl_show(c, cmd, body, follow);
-out:
-	msgpack_unpacked_destroy(&joined);
-	msgpack_sbuffer_destroy(&all);
+	if ((rc = reply_ask(c, cmd, arg, follow, &a)) != 0)
+		return rc;
+	rc = ctl_show(c, cmd, a.body, follow);
+	reply_answer_free(&a);
+	return rc;
+}
+
+/* The command, then NAME's status until it has been carried out. */
+static int
+ctl_run_wait(struct ctl *c, const char *cmd, const char *name)
+{
+	struct opwait w = {.cmd = cmd, .name = name, .timeout_ms = c->wait_ms};
+	int rc;
+
+	if ((rc = opwait_before(c, &w)) == 0 &&
+	    (rc = run(c, cmd, name, -1)) == 0)
+		rc = opwait_run(c, &w);
+	opwait_free(&w);
 	return rc;
 }
 
@@ -311,6 +295,31 @@ ctl_late_option(struct ctl *c, int argc, char **argv, int i, const char **sock,
 	return 2;
 }
 
+/* --wait and --timeout T of start, stop, restart and drain NAME (a drain
+ * of the whole tree ends agentsupd: wait for its process instead). */
+static int
+ctl_parse_wait(struct ctl *c, const char *cmd, const char *arg, bool wait,
+               int timeout_ms)
+{
+	if (strcmp(cmd, "wait") == 0) {
+		if (timeout_ms >= 0)
+			c->reply_ms = timeout_ms;
+		return 0;
+	}
+	if (timeout_ms >= 0 && !wait)
+		return ctl_usage_error("%s: --timeout is for --wait%s", cmd,
+		                       "");
+	if (wait && arg == NULL)
+		return ctl_usage_error("%s: --wait needs a NAME (after a drain "
+		                       "of the whole tree agentsupd exits)%s",
+		                       cmd, "");
+	if (wait)
+		c->wait_ms = timeout_ms > 0    ? timeout_ms
+		             : timeout_ms == 0 ? 1 /* one look */
+		                               : OPWAIT_DEFAULT_MS;
+	return 0;
+}
+
 /* Check COMMAND [ARGS] [--json] [--follow] after the options; 0 or the
  * usage exit status, having said what is wrong. */
 static int
@@ -319,7 +328,8 @@ ctl_parse_command(struct ctl *c, int argc, char **argv, const char **arg,
 {
 	const char *cmd = argv[0];
 	const struct ctl_command *k = NULL;
-	int nargs = 0;
+	int nargs = 0, timeout_ms = -1;
+	bool wait = false;
 
 	for (size_t i = 0; i < sizeof ctl_commands / sizeof *ctl_commands; i++)
 		if (strcmp(cmd, ctl_commands[i].name) == 0)
@@ -337,9 +347,13 @@ ctl_parse_command(struct ctl *c, int argc, char **argv, const char **arg,
 		         strcmp(argv[i], "-f") == 0)
 			*follow = 1;
 		else if (strcmp(argv[i], "--timeout") == 0 &&
-		         strcmp(cmd, "wait") == 0 && i + 1 < argc) {
-			if (task_parse_timeout(argv[++i], &c->reply_ms) < 0)
+		         (strcmp(cmd, "wait") == 0 || opwait_command(cmd)) &&
+		         i + 1 < argc) {
+			if (task_parse_timeout(argv[++i], &timeout_ms) < 0)
 				return EXIT_USAGE;
+		} else if (strcmp(argv[i], "--wait") == 0 &&
+		           opwait_command(cmd)) {
+			wait = true;
 		} else if (strcmp(argv[i], "-n") == 0 &&
 		           strcmp(cmd, "logs") == 0) {
 			char *end;
@@ -370,7 +384,7 @@ ctl_parse_command(struct ctl *c, int argc, char **argv, const char **arg,
 	if (*follow && !k->follow)
 		return ctl_usage_error("%s: --follow is for events only%s", cmd,
 		                       " (and logs)");
-	return 0;
+	return ctl_parse_wait(c, cmd, *arg, wait, timeout_ms);
 }
 
 int
@@ -461,6 +475,8 @@ main(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	if (strcmp(cmd, "logs") == 0)
 		rc = logs_run(&c, arg, follow);
+	else if (c.wait_ms > 0)
+		rc = ctl_run_wait(&c, cmd, arg);
 	else
 		rc = run(&c, cmd, arg,
 		         strcmp(cmd, "events") == 0 ? follow : -1);

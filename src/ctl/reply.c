@@ -2,6 +2,7 @@
  * reply.c - agentsupctl reads agentsupd's answers: the next "res" frame, a
  * list answer's chunks joined, a refusal said, a follow's end.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -125,4 +126,53 @@ reply_follow_end(const struct agentsup_frame *f)
 	if (reply_str_is(cause, "exit"))
 		return CTL_EXIT_UNAVAILABLE;
 	return CTL_EXIT_REFUSED;
+}
+
+/* Send one request and read its answer: 0 with a->body (joined when it
+ * came in chunks; the caller frees a), or the exit status, said. */
+int
+reply_ask(struct ctl *c, const char *cmd, const char *arg, int follow,
+          struct reply_answer *a)
+{
+	a->body = NULL;
+	msgpack_unpacked_init(&a->joined);
+	msgpack_sbuffer_init(&a->all);
+	if (conn_send_request(c, cmd, arg, follow) < 0) {
+		/* closed on us: it may have said why first (no room) */
+		if ((errno == EPIPE || errno == ECONNRESET) &&
+		    reply_next(c, &a->f) == 0 && !reply_flag(&a->f.map, "ok"))
+			return reply_refused(c, cmd, &a->f);
+		if (c->lost)
+			return CTL_EXIT_UNAVAILABLE; /* said */
+		if (errno != EMSGSIZE) {
+			perror("agentsupctl: send");
+			return CTL_EXIT_UNAVAILABLE;
+		}
+		fprintf(stderr,
+		        "agentsupctl: %s: the request is larger than a frame "
+		        "(%u bytes): fewer or shorter arguments\n",
+		        cmd, AGENTSUP_MAX_FRAME);
+		return CTL_EXIT_USAGE;
+	}
+	if (reply_next(c, &a->f) < 0)
+		return c->timed_out && strcmp(cmd, "wait") == 0
+		               ? CTL_EXIT_TIMEOUT
+		               : CTL_EXIT_UNAVAILABLE;
+	if (!reply_flag(&a->f.map, "ok"))
+		return reply_refused(c, cmd, &a->f);
+	if (reply_flag(&a->f.map, "more")) {
+		if (reply_join(c, &a->f, &a->all, &a->joined) < 0)
+			return CTL_EXIT_UNAVAILABLE;
+		a->body = &a->joined.data;
+	} else if ((a->body = agentsup_wire_get(&a->f.map, "result")) == NULL) {
+		a->body = &a->f.map;
+	}
+	return 0;
+}
+
+void
+reply_answer_free(struct reply_answer *a)
+{
+	msgpack_unpacked_destroy(&a->joined);
+	msgpack_sbuffer_destroy(&a->all);
 }

@@ -8,7 +8,19 @@
 #include "agentsup/wire.h"
 
 #define CTL_EXIT_REFUSED     1  /* agentsupd said no */
+#define CTL_EXIT_UNHEALTHY   3  /* a node not in the state it should be */
 #define CTL_EXIT_UNAVAILABLE 69 /* it could not be reached, or went */
+#define CTL_EXIT_USAGE       64
+#define CTL_EXIT_TIMEOUT     124 /* wait, --wait: it took longer */
+
+/* One request's answer: body points into f or, for an answer sent in
+ * chunks, into joined (whose strings are in all). */
+struct reply_answer {
+	struct agentsup_frame f;
+	msgpack_sbuffer all;
+	msgpack_unpacked joined;
+	const msgpack_object *body;
+};
 
 struct ctl;
 
@@ -29,5 +41,8 @@ int reply_refused(struct ctl *, const char *cmd, const struct agentsup_frame *);
  * and 69 when agentsupd exits (as a connection it closed), 1 when it ended
  * the follow itself (the worker was removed, the follower fell behind). */
 int reply_follow_end(const struct agentsup_frame *);
+int reply_ask(struct ctl *, const char *cmd, const char *arg, int follow,
+              struct reply_answer *);
+void reply_answer_free(struct reply_answer *);
 
 #endif

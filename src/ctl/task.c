@@ -97,7 +97,7 @@ task_parse_timeout(const char *s, int *ms)
 
 	if (config_parse_duration(s, &v) < 0 || v > 24ull * 3600 * 1000 * 7) {
 		fprintf(stderr,
-		        "agentsupctl: wait: bad --timeout \"%s\" (e.g. 30s, "
+		        "agentsupctl: bad --timeout \"%s\" (e.g. 30s, "
 		        "5m; at most 7 days)\n",
 		        s);
 		return -1;

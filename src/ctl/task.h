@@ -6,10 +6,12 @@
 
 #include <msgpack.h>
 
+#include "reply.h"
+
 #define TASK_EXIT_DEAD      2
 #define TASK_EXIT_CANCELLED 4
-#define TASK_EXIT_TIMEOUT   124
-#define TASK_EXIT_USAGE     64
+#define TASK_EXIT_TIMEOUT   CTL_EXIT_TIMEOUT
+#define TASK_EXIT_USAGE     CTL_EXIT_USAGE
 
 /* spawn SUP [--key K] [--env K=V]... [--retry] [-- ARGS...] */
 struct task_spawn {

@@ -1,0 +1,231 @@
+/*
+ * opwait.c - `agentsupctl start|stop|restart|drain NAME --wait`: agentsupd
+ * answers a command once it has begun (a stop's shutdown can take its
+ * worker's whole `shutdown`, and no client is held for that); --wait then
+ * follows NAME's status until the command has been carried out, as
+ * supervisorctl and systemctl do, so that a script can go on.
+ *
+ * Done: for stop and drain, NAME down (stopped, or down for good); for
+ * start and restart, nothing of NAME's subtree starting or stopping, no
+ * worker of it still the process it was before a restart, and NAME
+ * running (exit 3, as `status`, when a node below is not in the state it
+ * should be; 1 when NAME itself did not come up).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "conn.h"
+#include "opwait.h"
+#include "render.h"
+#include "reply.h"
+
+#define OPWAIT_POLL_FIRST_MS 20
+#define OPWAIT_POLL_MAX_MS   250
+
+static uint64_t
+opwait_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static bool
+opwait_is(const msgpack_object *n, const char *key, const char *want)
+{
+	char buf[64];
+
+	return strcmp(render_get_s(n, key, buf, sizeof buf), want) == 0;
+}
+
+/* A count or pid of a status node; 0 when absent (nil). */
+static uint64_t
+opwait_uint(const msgpack_object *n, const char *key)
+{
+	const msgpack_object *v = agentsup_wire_get(n, key);
+
+	return v != NULL && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER
+	               ? v->via.u64
+	               : 0;
+}
+
+bool
+opwait_command(const char *cmd)
+{
+	return strcmp(cmd, "start") == 0 || strcmp(cmd, "stop") == 0 ||
+	       strcmp(cmd, "restart") == 0 || strcmp(cmd, "drain") == 0;
+}
+
+static bool
+opwait_stops(const struct opwait *w)
+{
+	return strcmp(w->cmd, "stop") == 0 || strcmp(w->cmd, "drain") == 0;
+}
+
+/* NAME's subtree as status lists it (NAME first); 0, or the exit status,
+ * said. The caller frees a. */
+static int
+opwait_status(struct ctl *c, const char *name, struct reply_answer *a)
+{
+	int rc = reply_ask(c, "status", name, -1, a);
+
+	if (rc == 0 && (a->body->type != MSGPACK_OBJECT_ARRAY ||
+	                a->body->via.array.size == 0)) {
+		fprintf(stderr, "agentsupctl: status of %s: not a list\n",
+		        name);
+		rc = CTL_EXIT_UNAVAILABLE;
+	}
+	return rc;
+}
+
+/* Before the command: how often NAME has started, and for a restart
+ * each worker's process, which must be gone. */
+int
+opwait_before(struct ctl *c, struct opwait *w)
+{
+	struct reply_answer a;
+	const msgpack_object *v;
+	int rc;
+
+	if ((rc = opwait_status(c, w->name, &a)) != 0) {
+		reply_answer_free(&a);
+		return rc;
+	}
+	v = a.body;
+	w->restarts = opwait_uint(&v->via.array.ptr[0], "restarts");
+	if (strcmp(w->cmd, "restart") != 0) {
+		reply_answer_free(&a);
+		return 0;
+	}
+	w->pids = calloc(v->via.array.size, sizeof *w->pids);
+	if (w->pids == NULL) {
+		reply_answer_free(&a);
+		perror("agentsupctl");
+		return CTL_EXIT_UNAVAILABLE;
+	}
+	for (uint32_t i = 0; i < v->via.array.size; i++)
+		if (opwait_is(&v->via.array.ptr[i], "kind", "worker"))
+			w->pids[w->npids++] =
+			        opwait_uint(&v->via.array.ptr[i], "pid");
+	reply_answer_free(&a);
+	return 0;
+}
+
+static bool
+opwait_old_pid(const struct opwait *w, uint64_t pid)
+{
+	for (size_t i = 0; pid != 0 && i < w->npids; i++)
+		if (w->pids[i] == pid)
+			return true;
+	return false;
+}
+
+/* Whether the subtree nodes have settled after the command. */
+static bool
+opwait_settled(const struct opwait *w, const msgpack_object *nodes)
+{
+	const msgpack_object *top = &nodes->via.array.ptr[0];
+
+	if (opwait_stops(w))
+		return !opwait_is(top, "state", "running") &&
+		       !opwait_is(top, "state", "starting") &&
+		       !opwait_is(top, "state", "stopping") &&
+		       !opwait_is(top, "state", "backoff");
+	for (uint32_t i = 0; i < nodes->via.array.size; i++) {
+		const msgpack_object *n = &nodes->via.array.ptr[i];
+		if (opwait_is(n, "state", "starting") ||
+		    opwait_is(n, "state", "stopping") ||
+		    opwait_old_pid(w, opwait_uint(n, "pid")))
+			return false;
+	}
+	/* a stopped NAME is still to be started (a start is stored first),
+	 * unless it started and ended since (a one-shot), or is held */
+	return !opwait_is(top, "state", "stopped") ||
+	       opwait_uint(top, "restarts") > w->restarts ||
+	       reply_flag(top, "held");
+}
+
+/* The exit status of a settled start or restart, said when not 0. */
+static int
+opwait_outcome(const struct opwait *w, const msgpack_object *nodes)
+{
+	const msgpack_object *top = &nodes->via.array.ptr[0];
+	char state[32], reason[64];
+	size_t bad;
+
+	if (opwait_stops(w))
+		return 0;
+	render_get_s(top, "state", state, sizeof state);
+	render_get_s(top, "last_reason", reason, sizeof reason);
+	if (strcmp(state, "stopped") == 0 && strcmp(reason, "exit:0") == 0 &&
+	    !reply_flag(top, "held"))
+		return 0; /* it ran, and ended as it should */
+	if (strcmp(state, "running") != 0) {
+		fprintf(stderr, "agentsupctl: %s did not come up: %s%s%s\n",
+		        w->name, state, reason[0] ? ", last " : "", reason);
+		return CTL_EXIT_REFUSED;
+	}
+	if ((bad = render_count_unhealthy(nodes)) == 0)
+		return 0;
+	fprintf(stderr,
+	        "agentsupctl: %s is running; %zu node%s below not in the "
+	        "state %s should be\n",
+	        w->name, bad, bad == 1 ? " is" : "s are",
+	        bad == 1 ? "it" : "they");
+	return CTL_EXIT_UNHEALTHY;
+}
+
+static void
+opwait_sleep(unsigned ms)
+{
+	struct timespec ts = {.tv_sec = ms / 1000,
+	                      .tv_nsec = (long)(ms % 1000) * 1000000};
+
+	nanosleep(&ts, NULL);
+}
+
+/* After the command was taken: NAME's status until it settles, or the
+ * deadline. */
+int
+opwait_run(struct ctl *c, struct opwait *w)
+{
+	uint64_t deadline = opwait_now_ms() + (uint64_t)w->timeout_ms;
+	unsigned poll = OPWAIT_POLL_FIRST_MS;
+	struct reply_answer a;
+	char state[32];
+	int rc;
+
+	for (;;) {
+		if ((rc = opwait_status(c, w->name, &a)) != 0)
+			break;
+		if (opwait_settled(w, a.body)) {
+			rc = opwait_outcome(w, a.body);
+			break;
+		}
+		if (opwait_now_ms() >= deadline) {
+			render_get_s(&a.body->via.array.ptr[0], "state", state,
+			             sizeof state);
+			fprintf(stderr,
+			        "agentsupctl: %s: timed out after %dms waiting "
+			        "for %s (it is %s)\n",
+			        w->cmd, w->timeout_ms, w->name, state);
+			rc = CTL_EXIT_TIMEOUT;
+			break;
+		}
+		reply_answer_free(&a);
+		opwait_sleep(poll);
+		poll = poll * 2 > OPWAIT_POLL_MAX_MS ? OPWAIT_POLL_MAX_MS
+		                                     : poll * 2;
+	}
+	reply_answer_free(&a);
+	return rc;
+}
+
+void
+opwait_free(struct opwait *w)
+{
+	free(w->pids);
+}

@@ -1,0 +1,27 @@
+/* opwait.h - agentsupctl start|stop|restart|drain NAME --wait. */
+#ifndef AGENTSUP_CTL_OPWAIT_H
+#define AGENTSUP_CTL_OPWAIT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct ctl;
+
+#define OPWAIT_DEFAULT_MS 90000 /* as systemd's stop and start timeouts */
+
+struct opwait {
+	const char *cmd, *name;
+	int timeout_ms;
+	uint64_t restarts; /* NAME's, before the command */
+	uint64_t *pids;    /* a restart: the workers' processes before it */
+	size_t npids;
+};
+
+/* Whether cmd takes --wait. */
+bool opwait_command(const char *cmd);
+int opwait_before(struct ctl *, struct opwait *);
+int opwait_run(struct ctl *, struct opwait *);
+void opwait_free(struct opwait *);
+
+#endif

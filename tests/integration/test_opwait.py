@@ -1,0 +1,134 @@
+"""`agentsupctl start|stop|restart|drain NAME --wait`: the command answers
+once it has begun; --wait returns once it has been carried out (as
+supervisorctl's stop and systemctl do), so that a deploy script can go on:
+after a stop the process is gone, after a restart every worker below is a
+new process, after a start the worker is running (and ready, when it has
+a start_timeout). A start that does not come up exits 1, a wait past
+--timeout exits 124, as `wait` does."""
+import json
+import os
+import textwrap
+import threading
+import time
+
+from conftest import SRC, alive, sh
+
+PY = "/usr/bin/python3"
+CLIENT = os.path.join(SRC, "tools", "python")
+
+# stops a second after its SIGTERM
+SLOW_STOP = sh("trap 'sleep 1; exit 0' TERM; while :; do sleep 0.05; done")
+
+
+def node(d, name):
+    return [n for n in d.ctl_json("status", name) if n["name"] == name][0]
+
+
+def test_stop_wait_returns_once_the_process_is_gone(supd):
+    d = supd.start({"a.yaml": f"""
+        worker: slow
+        command: {SLOW_STOP}
+        shutdown: 10s
+        """})
+    pid = d.wait("started", "root/slow").pid
+    t0 = time.monotonic()
+    r = d.ctl("stop", "slow", "--wait", check=0)
+    assert time.monotonic() - t0 >= 0.9, r  # its TERM handler's second
+    assert not alive(pid)
+    assert node(d, "slow")["state"] == "stopped"
+    # without --wait the answer comes at once, while it is still stopping
+    d.ctl("start", "slow", "--wait", check=0)
+    d.ctl("stop", "slow", check=0)
+    assert node(d, "slow")["state"] == "stopping"
+
+
+def test_restart_wait_every_worker_below_is_new(supd):
+    d = supd.start({"a.yaml": f"""
+        supervisor: root
+        children:
+          - supervisor: team
+            strategy: one_for_all
+            children:
+              - {{worker: a, command: {SLOW_STOP}, shutdown: 10s}}
+              - {{worker: b, command: {sh("exec sleep 1000")}}}
+        """})
+    old = {n: d.wait("started", f"root/team/{n}").pid for n in ("a", "b")}
+    r = d.ctl("restart", "team", "--wait", check=0)
+    for n in ("a", "b"):
+        st = node(d, n)
+        assert st["state"] == "running", (st, r)
+        assert st["pid"] != old[n] and not alive(old[n])
+
+
+def ready_after(tmp_path, marker):
+    """A protocol worker that says ready once marker exists, and ends
+    when told to drain."""
+    p = tmp_path / "late.py"
+    p.write_text(textwrap.dedent(f"""
+        import os, sys, time
+        sys.path.insert(0, {CLIENT!r})
+        import agentsup
+        a = agentsup.Agent()
+        while not os.path.exists({str(marker)!r}):
+            time.sleep(0.02)
+        a.ready()
+        while not a.draining:
+            a.wait(1.0)
+    """))
+    return json.dumps([PY, str(p)])
+
+
+def test_start_wait_waits_for_ready(supd, tmp_path):
+    marker = tmp_path / "go"
+    d = supd.start({"a.yaml": f"""
+        worker: late
+        command: {ready_after(tmp_path, marker)}
+        start_timeout: 20s
+        """})
+    marker.touch()
+    d.wait("ready", "root/late")
+    d.ctl("stop", "late", "--wait", check=0)
+    marker.unlink()
+    t0 = time.monotonic()
+    threading.Timer(1.0, marker.touch).start()
+    d.ctl("start", "late", "--wait", check=0)
+    assert time.monotonic() - t0 >= 0.9  # not before its ready
+    assert node(d, "late")["state"] == "running"
+
+
+def test_start_wait_of_a_worker_that_does_not_come_up(supd):
+    d = supd.start({"a.yaml": f"""
+        worker: broken
+        command: {sh("exit 1")}
+        start_timeout: 5s
+        backoff: {{initial: 10s}}
+        """})
+    d.wait("backoff", "root/broken")
+    d.ctl("stop", "broken", "--wait", check=0)
+    r = d.ctl("start", "broken", "--wait", check=1)
+    assert "broken did not come up: backoff, last exit:1" in r.stderr, r
+
+
+def test_wait_past_its_timeout_exits_124(supd):
+    d = supd.start({"a.yaml": f"""
+        worker: slow
+        command: {sh("trap 'sleep 5; exit 0' TERM; while :; do sleep 0.05; done")}
+        shutdown: 10s
+        """})
+    d.wait("started", "root/slow")
+    r = d.ctl("stop", "slow", "--wait", "--timeout", "300ms", check=124)
+    assert "timed out after 300ms waiting for slow (it is stopping)" in r.stderr
+
+
+def test_wait_usage(supd):
+    d = supd.start({"a.yaml": f"""
+        worker: w
+        command: {sh("exec sleep 1000")}
+        """})
+    r = d.ctl("drain", "--wait", check=64)
+    assert "--wait needs a NAME" in r.stderr
+    r = d.ctl("stop", "w", "--timeout", "1s", check=64)
+    assert "--timeout is for --wait" in r.stderr
+    r = d.ctl("status", "--wait", check=64)
+    assert "unknown option" in r.stderr
+    d.ctl("stop", "nosuch", "--wait", check=1)
