@@ -25,7 +25,7 @@ void util_format_duration(uint64_t ms, char *, size_t);
 
 /* FNV-1a: n bytes at p hashed on from h (UTIL_FNV_BASIS to begin), and a
  * string's bytes (not its NUL): the tables' and the sums' hash. */
-#define UTIL_FNV_BASIS 1469598103934665603ull
+#define UTIL_FNV_BASIS 14695981039346656037ull /* FNV-1a's 64-bit basis */
 uint64_t util_fnv(uint64_t h, const void *p, size_t n);
 uint64_t util_fnv_str(uint64_t h, const char *s);
 

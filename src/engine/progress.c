@@ -68,13 +68,7 @@ progress_stalled_ms(const struct node *n, uint64_t now)
 uint64_t
 progress_state_hash(const char *s, size_t len)
 {
-	uint64_t h = 14695981039346656037ull;
-
-	for (size_t i = 0; i < len; i++) {
-		h ^= (unsigned char)s[i];
-		h *= 1099511628211ull;
-	}
-	return h;
+	return util_fnv(UTIL_FNV_BASIS, s, len);
 }
 
 /* The engine saw it fail: the shell stops it and reports this reason. */

@@ -293,6 +293,19 @@ test_utf8_valid(void **state)
 	assert_false(text_utf8_valid("\xf4\x90\x80\x80", 4)); /* > U+10FFFF */
 }
 
+/* util_fnv is FNV-1a: its published 64-bit test vectors. */
+static void
+test_fnv_known_values(void **state)
+{
+	(void)state;
+	assert_true(util_fnv(UTIL_FNV_BASIS, "", 0) == 0xcbf29ce484222325ull);
+	assert_true(util_fnv_str(UTIL_FNV_BASIS, "a") == 0xaf63dc4c8601ec8cull);
+	assert_true(util_fnv(UTIL_FNV_BASIS, "foobar", 6) ==
+	            0x85944171f73967e8ull);
+	assert_true(util_fnv_str(util_fnv_str(UTIL_FNV_BASIS, "foo"), "bar") ==
+	            util_fnv_str(UTIL_FNV_BASIS, "foobar"));
+}
+
 int
 main(void)
 {
@@ -305,6 +318,7 @@ main(void)
 	        cmocka_unit_test(test_whole_or_nothing),
 	        cmocka_unit_test(test_numbers),
 	        cmocka_unit_test(test_utf8_valid),
+	        cmocka_unit_test(test_fnv_known_values),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
