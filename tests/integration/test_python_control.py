@@ -239,3 +239,42 @@ def test_a_control_in_a_process_with_many_descriptors(supd):
         for fd in held:
             os.close(fd)
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_commands_that_wait_until_carried_out(supd):
+    """stop/restart/start/drain with wait=: as agentsupctl's --wait."""
+    slow = sh("trap 'sleep 1; exit 0' TERM; while :; do sleep 0.05; done")
+    d = supd.start({"a.yaml": f"""
+        supervisor: root
+        intensity: 20
+        children:
+          - supervisor: team
+            children:
+              - {{worker: a, command: {slow}, shutdown: 10s}}
+              - {{worker: b, command: {sh("exec sleep 300")}}}
+          - {{worker: broken, command: {sh("exit 1")}, start_timeout: 5s,
+              backoff: {{initial: 10s}}}}
+        """})
+    old = {n: d.wait("started", f"root/team/{n}").pid for n in ("a", "b")}
+    with Control(d.socket) as ctl:
+        assert ctl.restart("team", wait=TIMEOUT) == "root/team"
+        now = {n["name"]: n for n in ctl.status("team")}
+        for n in ("a", "b"):
+            assert now[n]["state"] == "running"
+            assert now[n]["pid"] != old[n]
+        ctl.stop("a", wait=TIMEOUT)
+        assert [n["state"] for n in ctl.status("a")] == ["stopped"]
+        ctl.start("a", wait=TIMEOUT)
+        with pytest.raises(TimeoutError):
+            ctl.stop("a", wait=0.2)  # it takes a second
+        ctl.drain("team", wait=TIMEOUT)
+        assert ctl.status("team")[0]["state"] == "stopped"
+        d.wait("backoff", "root/broken")
+        ctl.stop("broken", wait=TIMEOUT)
+        # (backoff, or stopped for the moment its failure waits for its
+        # supervisor's start to end)
+        with pytest.raises(ControlError, match="broken did not come up: "
+                                               "[a-z]+, last exit:1"):
+            ctl.start("broken", wait=TIMEOUT)
+        with pytest.raises(ValueError):
+            ctl.drain(wait=1)

@@ -8,6 +8,7 @@ dead letters, events and workers' output.
     with Control() as ctl:                       # the default socket
         rec = ctl.spawn("research", key="q-42", args=["--topic", "tides"])
         rec = ctl.wait("research/q-42", timeout=600)   # once it has ended
+        ctl.restart("research", wait=120)   # once its workers are new and up
         if rec["state"] != "done":
             print(rec["reasons"], rec["tail"])
         for ev in ctl.events("research", follow=True):  # until closed
@@ -268,23 +269,64 @@ class Control:
         """The tree (or NAME's subtree), depth-first: one map per node."""
         return self._maps("status", [name] if name else [])
 
-    def start(self, name: str) -> str:
-        return self._text("start", [name])
+    def start(self, name: str, wait: Optional[float] = None) -> str:
+        """Start it. With wait (seconds), return once it is running (ready,
+        with a start_timeout) and nothing below it is starting or stopping:
+        ControlError if it did not come up, TimeoutError past wait."""
+        return self._command("start", name, wait)
 
-    def stop(self, name: str) -> str:
-        """Stop it (it stays stopped until started); a task: cancel it."""
-        return self._text("stop", [name])
+    def stop(self, name: str, wait: Optional[float] = None) -> str:
+        """Stop it (it stays stopped until started); a task: cancel it.
+        With wait (seconds), return once it is down, its process gone."""
+        return self._command("stop", name, wait)
 
-    def restart(self, name: str) -> str:
-        return self._text("restart", [name])
+    def restart(self, name: str, wait: Optional[float] = None) -> str:
+        """Restart it. With wait (seconds), return once every worker below
+        it is a new process and it is running, as start's wait."""
+        return self._command("restart", name, wait)
 
     def reset(self, name: str) -> str:
         return self._text("reset", [name])
 
-    def drain(self, name: Optional[str] = None) -> str:
+    def drain(self, name: Optional[str] = None,
+              wait: Optional[float] = None) -> str:
         """Drain NAME's subtree; without NAME the whole tree, after which
-        agentsupd exits."""
-        return self._text("drain", [name] if name else [])
+        agentsupd exits. With wait (seconds, NAME only), as stop's."""
+        if name is None:
+            if wait is not None:
+                raise ValueError("drain: wait needs a name (after a drain "
+                                 "of the whole tree agentsupd exits)")
+            return self._text("drain", [])
+        return self._command("drain", name, wait)
+
+    # The command, then (with wait) NAME's status until it has been carried
+    # out, as `agentsupctl CMD NAME --wait` (src/ctl/opwait.c) decides it.
+    def _command(self, cmd: str, name: str, wait: Optional[float]) -> str:
+        if wait is None:
+            return self._text(cmd, [name])
+        deadline = time.monotonic() + wait
+        before = self.status(name)
+        restarts = before[0].get("restarts") or 0
+        old = {n["pid"] for n in before
+               if n.get("kind") == "worker" and n.get("pid")}
+        answer = self._text(cmd, [name])
+        pause = 0.02
+        while True:
+            nodes = self.status(name)
+            top = nodes[0]
+            if _settled(cmd, nodes, restarts, old if cmd == "restart" else set()):
+                if cmd in ("start", "restart") and top["state"] != "running" \
+                        and not (top["state"] == "stopped" and not top.get("held")
+                                 and top.get("last_reason") == "exit:0"):
+                    last = top.get("last_reason")
+                    raise ControlError(f"{name} did not come up: {top['state']}"
+                                       + (f", last {last}" if last else ""))
+                return answer
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"{cmd}: {name} is still {top['state']} "
+                                   f"after {wait}s")
+            time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+            pause = min(pause * 2, 0.25)
 
     def signal(self, name: str, sig: Union[str, int]) -> str:
         """Send sig ("HUP", "SIGUSR1", or a number) to the worker's process,
@@ -392,3 +434,19 @@ class Control:
 
 
 __all__ += ["ProtocolError"]
+
+
+def _settled(cmd: str, nodes: List[Dict[str, Any]], restarts: int,
+             old: "set[int]") -> bool:
+    """Whether NAME's subtree (nodes, NAME first) has settled after cmd."""
+    top = nodes[0]
+    if cmd in ("stop", "drain"):
+        return top["state"] not in ("running", "starting", "stopping",
+                                    "backoff")
+    for n in nodes:
+        if n["state"] in ("starting", "stopping") or (n.get("pid") in old):
+            return False
+    # a stopped NAME is still to be started (a start is stored first),
+    # unless it started and ended since (a one-shot), or is held
+    return (top["state"] != "stopped" or bool(top.get("held"))
+            or (top.get("restarts") or 0) > restarts)
