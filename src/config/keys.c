@@ -407,6 +407,7 @@ const struct key keys_table[] = {
         {"restart", BOTH, keys_restart, P(restart), POD,
          "permanent|transient|temporary", "permanent"},
         {"significant", BOTH, keys_bool, P(significant), POD, "bool", "false"},
+        {"autostart", BOTH, keys_bool, P(autostart), POD, "bool", "true"},
         {"strategy", S, keys_strategy, P(strategy), POD,
          "one_for_one|one_for_all|rest_for_one", "one_for_one"},
         {"intensity", S, keys_intensity, P(intensity), POD, "uint", "3"},

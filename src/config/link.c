@@ -470,6 +470,11 @@ link_tree(struct parse *p)
 	    link_too_deep(p->cfg->root, CONFIG_MAX_DEPTH))
 		load_locerr(p, &p->cfg->root->loc, "tree deeper than %d levels",
 		            CONFIG_MAX_DEPTH);
+	if (p->cfg->root != NULL && p->errs->total == before &&
+	    !p->cfg->root->pol->autostart)
+		load_locerr(p, &p->cfg->root->loc,
+		            "autostart: false on the root, which always starts "
+		            "(set it on its children)");
 	if (p->cfg->root != NULL && p->errs->total == before) {
 		linked = true;
 		link_finish(&l);

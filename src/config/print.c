@@ -94,6 +94,7 @@ spec_policy_equal(const struct spec *a, const struct spec *b)
 {
 	return a->kind == b->kind && a->pol->restart == b->pol->restart &&
 	       a->pol->significant == b->pol->significant &&
+	       a->pol->autostart == b->pol->autostart &&
 	       print_backoff_equal(&a->pol->backoff, &b->pol->backoff) &&
 	       print_circuit_equal(&a->pol->circuit, &b->pol->circuit) &&
 	       a->pol->strategy == b->pol->strategy &&

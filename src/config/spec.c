@@ -13,6 +13,7 @@
 const struct policy config_policy_default = {
         .refs = 1,
         .restart = RESTART_PERMANENT,
+        .autostart = true,
         .strategy = ONE_FOR_ONE,
         .intensity = 3,
         .period_ms = 5000,

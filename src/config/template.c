@@ -45,7 +45,8 @@ template_parse(struct parse *p, const struct key *k, yaml_node_t *v,
 
 		if (tk == NULL || !(tk->where & KEY_WORKER) ||
 		    (tk->where & KEY_TOP) ||
-		    strcmp(tk->name, "instances") == 0) {
+		    strcmp(tk->name, "instances") == 0 ||
+		    strcmp(tk->name, "autostart") == 0) {
 			load_err(p, &pr[i].k->start_mark,
 			         "template: \"%s\" is not a key a template may "
 			         "have",

@@ -300,6 +300,7 @@ render_node(const msgpack_object *n, const char *prefix, bool color)
 	const msgpack_object *prog = agentsup_wire_get(n, "progress");
 	bool is_held = held && held->type == MSGPACK_OBJECT_BOOLEAN &&
 	               held->via.boolean;
+	char by[16];
 	uint64_t v = 0, w = 0;
 
 	render_get_s(n, "name", name, sizeof name);
@@ -311,7 +312,11 @@ render_node(const msgpack_object *n, const char *prefix, bool color)
 	       color ? render_color(state, reason, is_held) : "", state,
 	       color ? "\033[0m" : "");
 	if (is_held)
-		printf(" (by command)");
+		printf(" (%s)",
+		       strcmp(render_get_s(n, "held_by", by, sizeof by),
+		              "autostart") == 0
+		               ? "autostart: false"
+		               : "by command");
 	if (strcmp(kind, "supervisor") == 0) {
 		render_get_s(n, "strategy", strat, sizeof strat);
 		render_get_u(n, "window_restarts", &v);

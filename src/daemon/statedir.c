@@ -312,12 +312,14 @@ struct statedir_holds {
 	size_t nthen;
 };
 
-/* A node whose hold is kept: configured (a task's stop cancels it, in
- * its record), and not the root (held, nothing at all would start). */
+/* A node whose hold is kept: an operator's (not `autostart: false`'s),
+ * configured (a task's stop cancels it, in its record), and not the root
+ * (held, nothing at all would start). */
 static void
 statedir_holds_walk(struct node *n, struct statedir_holds *hs, bool collect)
 {
-	if (n->held && n->parent != NULL && n->task == NULL) {
+	if (n->held && !n->held_config && n->parent != NULL &&
+	    n->task == NULL) {
 		hs->h = util_fnv(util_fnv_str(hs->h, n->path), "\n", 1);
 		if (collect) {
 			hs->paths = xreallocarray(hs->paths, hs->n + 1,
@@ -435,6 +437,7 @@ statedir_holds_restore(struct daemon *d, char *why, size_t len)
 		n = path != NULL ? tree_find(d->tree, path) : NULL;
 		if (n != NULL && n->parent != NULL && n->task == NULL) {
 			n->held = true;
+			n->held_config = false; /* an operator's, stored */
 			log_info("%s: stopped by command before agentsupd "
 			         "restarted: stays stopped until started",
 			         n->path);

@@ -73,6 +73,7 @@ command_hold(struct tree *t, struct node *n, uint64_t now, enum stop_how how)
 	if (r.kind != REFUSED_NONE)
 		return r;
 	n->held = true;
+	n->held_config = false; /* an operator's now: stored */
 	n->pending = false;
 	n->restart_asked = false; /* the stop is the later word */
 	n->waiting = WAIT_NONE;   /* its group's starts leave it stopped */
@@ -137,7 +138,7 @@ static void
 unhold(struct node *n)
 {
 	if (n->task == NULL || !n->task->uncommitted)
-		n->held = false;
+		n->held = n->held_config = false;
 	else
 		n->task->stopped = false; /* its commit starts it after all */
 }

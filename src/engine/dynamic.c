@@ -127,6 +127,7 @@ dynamic_add(struct tree *t, struct node *sup, const char *key,
 	c->task->env = dynamic_strv_dup(env);
 	c->task->uncommitted = true;
 	c->held = true;
+	c->held_config = false; /* a task starts when spawned */
 	sup->children = xreallocarray(sup->children, sup->nchildren + 1,
 	                              sizeof *sup->children);
 	sup->children[sup->nchildren++] = c;

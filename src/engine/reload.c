@@ -275,6 +275,13 @@ reload_node(struct tree *t, struct node *n, const struct spec *ns,
 {
 	bool policy = !spec_policy_equal(n->spec, ns);
 
+	/* `autostart` turned on: what only it held starts, as if added (a
+	 * reload that turns it off stops nothing: it is about starting) */
+	if (n->held_config && ns->pol->autostart) {
+		n->held = n->held_config = false;
+		n->marked = true;
+	}
+
 	if (node_is_worker(n)) {
 		bool proc = !spec_process_equal(n->spec, ns);
 		const struct spec *was = n->spec;

@@ -73,6 +73,10 @@ tree_node_new(const struct spec *s, struct node *parent, size_t index)
 	n->index = index;
 	n->path = parent ? xasprintf("%s/%s", parent->path, s->name)
 	                 : xstrdup(s->name);
+	/* `autostart: false`: not started with its supervisor (nor by its
+	 * group's restarts) until an operator starts it */
+	if (parent != NULL && !s->pol->autostart)
+		n->held = n->held_config = true;
 	if (s->nchildren > 0) {
 		n->children = xcalloc(s->nchildren, sizeof *n->children);
 		n->nchildren = s->nchildren;

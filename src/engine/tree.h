@@ -195,6 +195,9 @@ struct node {
 	struct reason last; /* why it last stopped */
 	struct reason pending_reason;
 	bool held;          /* stopped by command: no restart starts it */
+	bool held_config;   /* held for `autostart: false`, not by an operator's
+	                     * command: not stored, and a reload to true starts
+	                     * it */
 	bool pending;       /* failed while the parent was busy: handle after */
 	bool restart_asked; /* an operator's restart while the parent was
 	                     * busy: carried out after its job, as OTP's

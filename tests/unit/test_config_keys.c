@@ -378,6 +378,30 @@ test_several_sources(void **state)
 	config_errors_clear(&errs);
 }
 
+/* autostart: a bool for workers and supervisors, not for a template
+ * (a task starts when spawned) nor the root (it always starts). */
+static void
+test_autostart(void **state)
+{
+	struct config *cfg;
+
+	(void)state;
+	cfg = parse_ok("worker: w\ncommand: x\n");
+	assert_true(worker(cfg)->pol->autostart);
+	config_free(cfg);
+	cfg = parse_ok("supervisor: root\nchildren:\n"
+	               "  - {worker: w, command: x, autostart: false}\n");
+	assert_false(worker(cfg)->pol->autostart);
+	config_free(cfg);
+	parse_bad("worker: w\ncommand: x\nautostart: later\n", "autostart");
+	parse_bad("supervisor: root\nautostart: false\nchildren:\n"
+	          "  - {worker: w, command: x}\n",
+	          "autostart: false on the root");
+	parse_bad("supervisor: root\nchildren:\n  - supervisor: pool\n"
+	          "    template: {command: x, autostart: false}\n",
+	          "\"autostart\" is not a key a template may have");
+}
+
 int
 main(void)
 {
@@ -387,6 +411,7 @@ main(void)
 	        cmocka_unit_test(test_env_expansion),
 	        cmocka_unit_test(test_policy_equal_and_print),
 	        cmocka_unit_test(test_several_sources),
+	        cmocka_unit_test(test_autostart),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -594,6 +594,67 @@ test_command_stop_holds(void **state)
 	run_free(r);
 }
 
+/* `autostart: false`: held by its config, not started with its
+ * supervisor nor by its group's restarts, until an operator starts it;
+ * then an ordinary child. A reload that turns it on starts it. */
+static void
+test_autostart_false(void **state)
+{
+	struct reload_report rep;
+	struct run *r =
+	        run_new("supervisor: root\nstrategy: one_for_all\n"
+	                "intensity: 5\nchildren:\n"
+	                "  - {worker: a, command: x}\n"
+	                "  - {worker: b, command: x, autostart: false}\n"
+	                "  - {worker: c, command: x}\n");
+
+	(void)state;
+	expect(r, "start root/a\nstart root/c\n");
+	assert_true(N(r, "b")->held && N(r, "b")->held_config);
+	crash(r, "a", 1);
+	expect(r, "restarting root/a\nstop root/c\nstart root/a\n"
+	          "start root/c\n");
+	r->log[0] = '\0';
+	assert_int_equal(command_start(r->t, N(r, "b"), 0).kind, REFUSED_NONE);
+	pump(r);
+	expect(r, "start root/b\n");
+	assert_false(N(r, "b")->held || N(r, "b")->held_config);
+	crash(r, "c", 1); /* now one of the group */
+	expect(r, "restarting root/c\nstop root/b\nstop root/a\n"
+	          "start root/a\nstart root/b\nstart root/c\n");
+	r->log[0] = '\0';
+	assert_int_equal(command_stop(r->t, N(r, "b"), 0).kind, REFUSED_NONE);
+	pump(r);
+	assert_true(N(r, "b")->held && !N(r, "b")->held_config); /* stored */
+	/* added by a reload: not started; turned on: started */
+	run_reload(r,
+	           "supervisor: root\nstrategy: one_for_all\n"
+	           "intensity: 5\nchildren:\n"
+	           "  - {worker: a, command: x}\n"
+	           "  - {worker: b, command: x, autostart: false}\n"
+	           "  - {worker: c, command: x}\n"
+	           "  - {worker: d, command: x, autostart: false}\n",
+	           &rep);
+	r->log[0] = '\0';
+	pump(r);
+	expect(r, "");
+	assert_true(N(r, "d")->held_config);
+	reload_report_free(&rep);
+	run_reload(r,
+	           "supervisor: root\nstrategy: one_for_all\n"
+	           "intensity: 5\nchildren:\n"
+	           "  - {worker: a, command: x}\n"
+	           "  - {worker: b, command: x}\n"
+	           "  - {worker: c, command: x}\n"
+	           "  - {worker: d, command: x}\n",
+	           &rep);
+	pump(r);
+	expect(r, "start root/d\n"); /* b: an operator's stop holds */
+	assert_string_equal(joined(&rep.updated), "root/b, root/d");
+	reload_report_free(&rep);
+	run_free(r);
+}
+
 static void
 test_command_restart_subtree(void **state)
 {
@@ -1198,6 +1259,7 @@ main(void)
 	        cmocka_unit_test(test_drain),
 	        cmocka_unit_test(test_shutdown_cuts_drain_short),
 	        cmocka_unit_test(test_command_stop_holds),
+	        cmocka_unit_test(test_autostart_false),
 	        cmocka_unit_test(test_command_restart_subtree),
 	        cmocka_unit_test(test_reload_diff),
 	        cmocka_unit_test(test_strategy_table),
