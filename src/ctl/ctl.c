@@ -227,7 +227,7 @@ ctl_show(struct ctl *c, const char *cmd, const msgpack_object *body, int follow)
 static int
 run(struct ctl *c, const char *cmd, const char *arg, int follow)
 {
-	struct reply_answer a;
+	struct reply_answer a = {.quiet = false};
 	int rc;
 
 	if ((rc = reply_ask(c, cmd, arg, follow, &a)) != 0)

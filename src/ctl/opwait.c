@@ -66,36 +66,46 @@ opwait_stops(const struct opwait *w)
 }
 
 /* NAME's subtree as status lists it (NAME first); 0, or the exit status,
- * said. The caller frees a. */
+ * said. *gone: NAME is no more (a task stopped and ended, its node gone
+ * with it: not said). The caller frees a. */
 static int
-opwait_status(struct ctl *c, const char *name, struct reply_answer *a)
+opwait_status(struct ctl *c, const struct opwait *w, struct reply_answer *a,
+              bool *gone)
 {
-	int rc = reply_ask(c, "status", name, -1, a);
+	int rc;
 
+	a->quiet = true;
+	rc = reply_ask(c, "status", w->name, -1, a);
+	*gone = rc == CTL_EXIT_REFUSED && w->task && opwait_stops(w);
+	if (rc == CTL_EXIT_REFUSED && !*gone)
+		return reply_refused(c, "status", &a->f);
 	if (rc == 0 && (a->body->type != MSGPACK_OBJECT_ARRAY ||
 	                a->body->via.array.size == 0)) {
 		fprintf(stderr, "agentsupctl: status of %s: not a list\n",
-		        name);
+		        w->name);
 		rc = CTL_EXIT_UNAVAILABLE;
 	}
 	return rc;
 }
 
-/* Before the command: how often NAME has started, and for a restart
- * each worker's process, which must be gone. */
+/* Before the command: how often NAME has started, whether it is a task,
+ * and for a restart each worker's process, which must be gone. */
 int
 opwait_before(struct ctl *c, struct opwait *w)
 {
 	struct reply_answer a;
-	const msgpack_object *v;
+	const msgpack_object *v, *key;
+	bool gone;
 	int rc;
 
-	if ((rc = opwait_status(c, w->name, &a)) != 0) {
+	if ((rc = opwait_status(c, w, &a, &gone)) != 0) {
 		reply_answer_free(&a);
 		return rc;
 	}
 	v = a.body;
 	w->restarts = opwait_uint(&v->via.array.ptr[0], "restarts");
+	key = agentsup_wire_get(&v->via.array.ptr[0], "key");
+	w->task = key != NULL && key->type == MSGPACK_OBJECT_STR;
 	if (strcmp(w->cmd, "restart") != 0) {
 		reply_answer_free(&a);
 		return 0;
@@ -196,11 +206,15 @@ opwait_run(struct ctl *c, struct opwait *w)
 	unsigned poll = OPWAIT_POLL_FIRST_MS;
 	struct reply_answer a;
 	char state[32];
+	bool gone;
 	int rc;
 
 	for (;;) {
-		if ((rc = opwait_status(c, w->name, &a)) != 0)
+		if ((rc = opwait_status(c, w, &a, &gone)) != 0) {
+			if (gone)
+				rc = 0; /* ended, and its node went with it */
 			break;
+		}
 		if (opwait_settled(w, a.body)) {
 			rc = opwait_outcome(w, a.body);
 			break;

@@ -14,6 +14,7 @@ struct opwait {
 	const char *cmd, *name;
 	int timeout_ms;
 	uint64_t restarts; /* NAME's, before the command */
+	bool task;         /* NAME is a task (SUP/KEY): gone once ended */
 	uint64_t *pids;    /* a restart: the workers' processes before it */
 	size_t npids;
 };

@@ -129,7 +129,8 @@ reply_follow_end(const struct agentsup_frame *f)
 }
 
 /* Send one request and read its answer: 0 with a->body (joined when it
- * came in chunks; the caller frees a), or the exit status, said. */
+ * came in chunks; the caller frees a), or the exit status, said (but a
+ * refusal when a->quiet). */
 int
 reply_ask(struct ctl *c, const char *cmd, const char *arg, int follow,
           struct reply_answer *a)
@@ -159,7 +160,8 @@ reply_ask(struct ctl *c, const char *cmd, const char *arg, int follow,
 		               ? CTL_EXIT_TIMEOUT
 		               : CTL_EXIT_UNAVAILABLE;
 	if (!reply_flag(&a->f.map, "ok"))
-		return reply_refused(c, cmd, &a->f);
+		return a->quiet ? CTL_EXIT_REFUSED
+		                : reply_refused(c, cmd, &a->f);
 	if (reply_flag(&a->f.map, "more")) {
 		if (reply_join(c, &a->f, &a->all, &a->joined) < 0)
 			return CTL_EXIT_UNAVAILABLE;

@@ -14,8 +14,10 @@
 #define CTL_EXIT_TIMEOUT     124 /* wait, --wait: it took longer */
 
 /* One request's answer: body points into f or, for an answer sent in
- * chunks, into joined (whose strings are in all). */
+ * chunks, into joined (whose strings are in all). quiet (set by the
+ * caller): a refusal is returned, its frame in f, not said. */
 struct reply_answer {
+	bool quiet;
 	struct agentsup_frame f;
 	msgpack_sbuffer all;
 	msgpack_unpacked joined;

@@ -123,6 +123,26 @@ def test_wait_past_its_timeout_exits_124(supd):
     assert "timed out after 300ms waiting for slow (it is stopping)" in r.stderr
 
 
+def test_stop_wait_of_a_task(supd):
+    """A task stopped ends, and its node goes with it: done, not 'no such
+    worker'."""
+    d = supd.start({"a.yaml": f"""
+        supervisor: root
+        children:
+          - {{worker: w, command: {sh("exec sleep 300")}}}
+          - supervisor: pool
+            template: {{command: {sh("exec sleep 300")}}}
+        """})
+    d.wait("started", "root/w")
+    for key, cmd in (("k1", "stop"), ("k2", "drain")):
+        d.ctl("spawn", "pool", "--key", key, check=0)
+        d.wait("started", f"root/pool/{key}")
+        d.ctl(cmd, f"pool/{key}", "--wait", check=0)
+    d.ctl("spawn", "pool", "--key", "k3", check=0)
+    d.ctl("restart", "pool/k3", "--wait", check=0)
+    assert [n["state"] for n in d.ctl_json("status", "pool/k3")] == ["running"]
+
+
 def test_wait_usage(supd):
     d = supd.start({"a.yaml": f"""
         worker: w

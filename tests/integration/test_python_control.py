@@ -254,6 +254,9 @@ def test_commands_that_wait_until_carried_out(supd):
               - {{worker: b, command: {sh("exec sleep 300")}}}
           - {{worker: broken, command: {sh("exit 1")}, start_timeout: 5s,
               backoff: {{initial: 10s}}}}
+          - supervisor: pool
+            template:
+              command: {sh("sleep $DELAY")}
         """})
     old = {n: d.wait("started", f"root/team/{n}").pid for n in ("a", "b")}
     with Control(d.socket) as ctl:
@@ -278,3 +281,6 @@ def test_commands_that_wait_until_carried_out(supd):
             ctl.start("broken", wait=TIMEOUT)
         with pytest.raises(ValueError):
             ctl.drain(wait=1)
+        ctl.spawn("pool", key="w1", env={"DELAY": "300"})
+        d.wait("started", "root/pool/w1")
+        ctl.stop("pool/w1", wait=TIMEOUT)  # ended, its node gone: done

@@ -310,9 +310,15 @@ class Control:
         old = {n["pid"] for n in before
                if n.get("kind") == "worker" and n.get("pid")}
         answer = self._text(cmd, [name])
+        task = isinstance(before[0].get("key"), str)
         pause = 0.02
         while True:
-            nodes = self.status(name)
+            try:
+                nodes = self.status(name)
+            except ControlError:
+                if task and cmd in ("stop", "drain"):
+                    return answer  # ended, and its node went with it
+                raise
             top = nodes[0]
             if _settled(cmd, nodes, restarts, old if cmd == "restart" else set()):
                 if cmd in ("start", "restart") and top["state"] != "running" \
