@@ -16,7 +16,11 @@ build's agentsupd with no settings document at all (the configuration Part
 I's binary understands: 4c7ead8 built is Part I's figure on this machine);
 --inherit adds this build's agentsupd in Part I's configuration (`contain:
 none`, the worker's output inherited, not captured), so that the reshaped
-daemon is measured against Part I's on the same work.
+daemon is measured against Part I's on the same work; --backoff adds the
+default configuration with backoff on (the others have `backoff: none`, as
+their kills come in a row), its reset_after half of RUN_FOR so that every
+kill is a one-off crash after a stable run: the first restart, which
+backoff must not delay.
 """
 import argparse
 import os
@@ -51,7 +55,8 @@ def floor_subject(tmp):
     return s
 
 
-def agentsupd_subject(tmp, name, contain, agentsupd=None, output=None):
+def agentsupd_subject(tmp, name, contain, agentsupd=None, output=None,
+                      backoff="none"):
     s = Subject(name, tmp)
     tree = f"""
 supervisor: root
@@ -64,7 +69,7 @@ children:
     if output is not None:
         tree += f"    stdout: {output}\n    stderr: {output}\n"
     if contain is not None:
-        tree += f"""    backoff: none
+        tree += f"""    backoff: {backoff}
 ---
 agentsupd:
   contain: {contain}
@@ -115,6 +120,7 @@ def main():
     ap.add_argument("--against", metavar="BUILD")
     ap.add_argument("--plain", metavar="BUILD")
     ap.add_argument("--inherit", action="store_true")
+    ap.add_argument("--backoff", action="store_true")
     a = ap.parse_args()
     tmp = b.scratch()
     subjects = []
@@ -127,6 +133,11 @@ def main():
         if a.inherit:
             subjects.append(agentsupd_subject(tmp, "none,inherit", "none",
                                               output="inherit"))
+        if a.backoff:  # on, as by default; each kill after a stable run
+            reset = f"{max(1, int(a.run_for * 500))}ms"
+            subjects.append(agentsupd_subject(
+                    tmp, "auto,backoff", "auto",
+                    backoff=f"{{reset_after: {reset}}}"))
         if a.against:
             other = os.path.join(os.path.abspath(a.against), "agentsupd")
             subjects.append(agentsupd_subject(tmp, "B auto", "auto", other))
@@ -179,6 +190,11 @@ def report(subjects, kills, a):
     if a.inherit:
         print(f"contain: none, output inherited (Part I's configuration) / "
               f"floor: {by['none,inherit'].median / f['median']:.2f}x")
+    if a.backoff:
+        print(f"contain: auto, backoff on (each kill a first failure: "
+              f"reset_after half the run) / floor: "
+              f"{by['auto,backoff'].median / f['median']:.2f}x; / backoff "
+              f"none: {by['auto,backoff'].median / by['agentsupd'].median:.2f}x")
     if a.against:
         print(f"{a.against}: auto / floor {by['B auto'].median / f['median']:.2f}x, "
               f"none / floor {by['B none'].median / f['median']:.2f}x")
