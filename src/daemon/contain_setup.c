@@ -65,7 +65,8 @@ contain_self(void)
 /* A child born in the probe cgroup, as the workers are (clone3's
  * CLONE_INTO_CGROUP, the same permission checks as a move): no move of a
  * running process, which waits for an RCU grace period (10 ms of every
- * start here); -1 with ENOSYS where clone3 cannot do it. */
+ * start here); -1 with ENOSYS where clone3 cannot do it (an old kernel,
+ * or a seccomp filter: ENOSYS, EPERM...), as spawn.c falls back. */
 static pid_t
 contain_probe_born(int dirfd)
 {
@@ -84,9 +85,8 @@ contain_probe_born(int dirfd)
 		_exit(0);
 	err = errno;
 	close(fd);
-	if (pid < 0)
-		/* before Linux 5.7, or filtered: ENOSYS, as for the caller */
-		errno = err == E2BIG || err == EINVAL ? ENOSYS : err;
+	if (pid < 0) /* a moved child says whether it can join, not this */
+		errno = err == EAGAIN || err == ENOMEM ? err : ENOSYS;
 	return (pid_t)pid;
 }
 

@@ -4,8 +4,10 @@
  * agentsupd must still spawn its workers there (test_seccomp.py). With
  * --no-pidfd, also clone3(2) fails with ENOSYS (as older Docker profiles
  * have it) and clone(2) with CLONE_PIDFD with EPERM: no worker has a pidfd.
+ * With --clone3-eperm, only clone3(2) fails, with EPERM (as Docker's
+ * profiles before 20.10.10 and filters whose default is EPERM have it).
  *
- *     noshare [--no-pidfd] PROGRAM [ARGS...]
+ *     noshare [--no-pidfd | --clone3-eperm] PROGRAM [ARGS...]
  */
 #include <errno.h>
 #include <linux/audit.h>
@@ -56,18 +58,28 @@ main(int argc, char **argv)
 	        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
 	        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
 	};
+	struct sock_filter eperm[] = {
+	        BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+	                 offsetof(struct seccomp_data, nr)),
+	        REFUSE(__NR_clone3),
+	        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
 	int no_pidfd = argc > 1 && strcmp(argv[1], "--no-pidfd") == 0;
+	int clone3_eperm = argc > 1 && strcmp(argv[1], "--clone3-eperm") == 0;
 	struct sock_fprog prog = {
-	        .len = no_pidfd ? sizeof nopidfd / sizeof nopidfd[0]
-	                        : sizeof plain / sizeof plain[0],
-	        .filter = no_pidfd ? nopidfd : plain,
+	        .len = no_pidfd       ? sizeof nopidfd / sizeof nopidfd[0]
+	               : clone3_eperm ? sizeof eperm / sizeof eperm[0]
+	                              : sizeof plain / sizeof plain[0],
+	        .filter = no_pidfd       ? nopidfd
+	                  : clone3_eperm ? eperm
+	                                 : plain,
 	};
 
-	argv += no_pidfd;
-	argc -= no_pidfd;
+	argv += no_pidfd + clone3_eperm;
+	argc -= no_pidfd + clone3_eperm;
 	if (argc < 2) {
-		fprintf(stderr,
-		        "usage: noshare [--no-pidfd] PROGRAM [ARGS...]\n");
+		fprintf(stderr, "usage: noshare [--no-pidfd | --clone3-eperm] "
+		                "PROGRAM [ARGS...]\n");
 		return 64;
 	}
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||

@@ -129,11 +129,13 @@ def test_workers_without_pidfds_are_all_reaped(supd):
 
 @pytest.mark.skipif(not os.path.exists(NOSHARE) or os.geteuid() != 0,
                     reason="noshare not built, or not root (cgroups)")
-def test_cgroups_where_clone3_is_refused(supd):
+@pytest.mark.parametrize("refused", ["--no-pidfd", "--clone3-eperm"])
+def test_cgroups_where_clone3_is_refused(supd, refused):
     """The cgroup probe at start is a child born in the probe cgroup
-    (clone3); where clone3 is refused it is a child that moves itself
-    there, and containment is the same: each worker in a cgroup of its
-    own, under agentsupd's."""
+    (clone3); where clone3 is refused (ENOSYS, or EPERM as older Docker
+    profiles answer it) it is a child that moves itself there, and
+    containment is the same: each worker in a cgroup of its own, under
+    agentsupd's."""
     from test_contain import cgroup2_mount, _cgroup_of
     if cgroup2_mount() is None or not os.access(cgroup2_mount(), os.W_OK):
         pytest.skip("needs a writable cgroup v2")
@@ -144,7 +146,7 @@ supervisor: root
 children:
   - {{worker: a, command: {sh("exec sleep 1000")}}}
 """}, settings=False)
-    d = Daemon(supd.dir, supd.events, argv_prefix=(NOSHARE, "--no-pidfd"))
+    d = Daemon(supd.dir, supd.events, argv_prefix=(NOSHARE, refused))
     supd.started.append(d)
     pid = d.wait("started", "root/a").pid
     assert any("containment: a cgroup per worker" in l for l in d.lines), \
