@@ -52,6 +52,16 @@ opwait_uint(const msgpack_object *n, const char *key)
 	               : 0;
 }
 
+/* How often n has started, the first start too (an older agentsupd has
+ * only its restarts, which a first start leaves at 0). */
+static uint64_t
+opwait_starts(const msgpack_object *n)
+{
+	return agentsup_wire_get(n, "starts") != NULL
+	               ? opwait_uint(n, "starts")
+	               : opwait_uint(n, "restarts");
+}
+
 bool
 opwait_command(const char *cmd)
 {
@@ -103,7 +113,7 @@ opwait_before(struct ctl *c, struct opwait *w)
 		return rc;
 	}
 	v = a.body;
-	w->restarts = opwait_uint(&v->via.array.ptr[0], "restarts");
+	w->starts = opwait_starts(&v->via.array.ptr[0]);
 	key = agentsup_wire_get(&v->via.array.ptr[0], "key");
 	w->task = key != NULL && key->type == MSGPACK_OBJECT_STR;
 	if (strcmp(w->cmd, "restart") != 0) {
@@ -154,8 +164,7 @@ opwait_settled(const struct opwait *w, const msgpack_object *nodes)
 	/* a stopped NAME is still to be started (a start is stored first),
 	 * unless it started and ended since (a one-shot), or is held */
 	return !opwait_is(top, "state", "stopped") ||
-	       opwait_uint(top, "restarts") > w->restarts ||
-	       reply_flag(top, "held");
+	       opwait_starts(top) > w->starts || reply_flag(top, "held");
 }
 
 /* The exit status of a settled start or restart, said when not 0. */

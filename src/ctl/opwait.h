@@ -13,9 +13,9 @@ struct ctl;
 struct opwait {
 	const char *cmd, *name;
 	int timeout_ms;
-	uint64_t restarts; /* NAME's, before the command */
-	bool task;         /* NAME is a task (SUP/KEY): gone once ended */
-	uint64_t *pids;    /* a restart: the workers' processes before it */
+	uint64_t starts; /* NAME's, before the command */
+	bool task;       /* NAME is a task (SUP/KEY): gone once ended */
+	uint64_t *pids;  /* a restart: the workers' processes before it */
 	size_t npids;
 };
 

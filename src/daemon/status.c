@@ -111,7 +111,7 @@ status_pack_node(msgpack_packer *pk, const struct node *n, int depth,
 	bool sup = s->kind == KIND_SUPERVISOR;
 	char why[64];
 
-	msgpack_pack_map(pk, 35);
+	msgpack_pack_map(pk, 36);
 	agentsup_wire_kv_str(pk, "name", s->name);
 	agentsup_wire_kv_str(pk, "path", n->path);
 	agentsup_wire_kv_str(pk, "kind", sup ? "supervisor" : "worker");
@@ -124,6 +124,7 @@ status_pack_node(msgpack_packer *pk, const struct node *n, int depth,
 	agentsup_wire_kv_uint(pk, "uptime_ms",
 	                      n->state == NODE_RUNNING ? now - n->since_ms : 0);
 	agentsup_wire_kv_uint(pk, "restarts", n->starts ? n->starts - 1 : 0);
+	agentsup_wire_kv_uint(pk, "starts", n->starts); /* 0: never started */
 	reason_format(n->last, why, sizeof why);
 	if (n->last.kind == REASON_NONE) /* absent facts are nil */
 		status_kv_nil(pk, "last_reason");

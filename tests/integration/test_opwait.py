@@ -143,6 +143,23 @@ def test_stop_wait_of_a_task(supd):
     assert [n["state"] for n in d.ctl_json("status", "pool/k3")] == ["running"]
 
 
+def test_start_wait_of_one_shots_never_started(supd):
+    """A one-shot's first start: it may have run and ended before the
+    first look. Its restarts stay 0 across a first start, so --wait took
+    'stopped' for not started yet and waited out its timeout (exit 124,
+    found by a second reader); it counts starts now."""
+    jobs = "".join(f"  - {{worker: job{i}, command: {sh('exit 0')}, "
+                   "restart: transient, autostart: false}\n" for i in range(6))
+    d = supd.start({"a.yaml": "supervisor: root\nchildren:\n"
+                    f"  - {{worker: w, command: {sh('exec sleep 300')}}}\n"
+                    + jobs})
+    d.wait("started", "root/w")
+    for i in range(6):
+        r = d.ctl("start", f"job{i}", "--wait", "--timeout", "10s")
+        assert r.returncode == 0, (i, r)
+    assert [n["starts"] for n in d.ctl_json("status", "job0")] == [1]
+
+
 def test_wait_usage(supd):
     d = supd.start({"a.yaml": f"""
         worker: w

@@ -306,7 +306,7 @@ class Control:
             return self._text(cmd, [name])
         deadline = time.monotonic() + wait
         before = self.status(name)
-        restarts = before[0].get("restarts") or 0
+        starts = _starts(before[0])
         old = {n["pid"] for n in before
                if n.get("kind") == "worker" and n.get("pid")}
         answer = self._text(cmd, [name])
@@ -320,7 +320,7 @@ class Control:
                     return answer  # ended, and its node went with it
                 raise
             top = nodes[0]
-            if _settled(cmd, nodes, restarts, old if cmd == "restart" else set()):
+            if _settled(cmd, nodes, starts, old if cmd == "restart" else set()):
                 if cmd in ("start", "restart") and top["state"] != "running" \
                         and not (top["state"] == "stopped" and not top.get("held")
                                  and top.get("last_reason") == "exit:0"):
@@ -442,7 +442,14 @@ class Control:
 __all__ += ["ProtocolError"]
 
 
-def _settled(cmd: str, nodes: List[Dict[str, Any]], restarts: int,
+def _starts(n: Dict[str, Any]) -> int:
+    """How often n has started, the first start too (an older agentsupd
+    has only its restarts, which a first start leaves at 0)."""
+    v = n.get("starts", n.get("restarts"))
+    return v if isinstance(v, int) else 0
+
+
+def _settled(cmd: str, nodes: List[Dict[str, Any]], starts: int,
              old: "set[int]") -> bool:
     """Whether NAME's subtree (nodes, NAME first) has settled after cmd."""
     top = nodes[0]
@@ -455,4 +462,4 @@ def _settled(cmd: str, nodes: List[Dict[str, Any]], restarts: int,
     # a stopped NAME is still to be started (a start is stored first),
     # unless it started and ended since (a one-shot), or is held
     return (top["state"] != "stopped" or bool(top.get("held"))
-            or (top.get("restarts") or 0) > restarts)
+            or _starts(top) > starts)
