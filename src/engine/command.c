@@ -205,8 +205,16 @@ command_restart(struct tree *t, struct node *n, uint64_t now)
 	struct refusal r = tree_open(t);
 
 	t->now = now;
-	if (r.kind == REFUSED_NONE && sup && n->state == NODE_STOPPED)
+	if (r.kind == REFUSED_NONE && sup && n->state == NODE_STOPPED) {
+		/* with all its children, as the restart of a running one
+		 * starts them (autostart: false ones, ones stopped by command)
+		 */
+		if ((r = start_check(n)).kind != REFUSED_NONE)
+			return r;
+		for (size_t i = 0; i < n->nchildren; i++)
+			unhold(n->children[i]);
 		return command_start(t, n, now);
+	}
 	if (r.kind == REFUSED_NONE && sup && n->state == NODE_STOPPING)
 		r = refuse(REFUSED_STOPPING, n);
 	if (r.kind == REFUSED_NONE)
@@ -380,7 +388,8 @@ command_refusal_format(struct refusal r, char *buf, size_t len)
 	case REFUSED_PARENT_DOWN:
 		snprintf(buf, len, "its supervisor %s is %s%s; start it first",
 		         path, node_state_name(r.node->state),
-		         r.node->held             ? " (by command)"
+		         r.node->held_config      ? " (autostart: false)"
+		         : r.node->held           ? " (by command)"
 		         : node_unhealthy(r.node) ? " (it gave up)"
 		                                  : "");
 		break;

@@ -655,6 +655,38 @@ test_autostart_false(void **state)
 	run_free(r);
 }
 
+/* A supervisor held by `autostart: false`: a start of its child is refused
+ * naming that hold (not "by command"); an operator's restart of it while
+ * stopped starts it with all its children, as the restart of a running
+ * one does. */
+static void
+test_autostart_false_supervisor(void **state)
+{
+	struct run *r = run_new("supervisor: root\nchildren:\n"
+	                        "  - {worker: a, command: x}\n"
+	                        "  - supervisor: team\n"
+	                        "    autostart: false\n"
+	                        "    children:\n"
+	                        "      - {worker: x, command: x,"
+	                        " autostart: false}\n"
+	                        "      - {worker: y, command: x}\n");
+	struct refusal rf;
+	char msg[256];
+
+	(void)state;
+	expect(r, "start root/a\n");
+	rf = command_start(r->t, N(r, "x"), 0);
+	assert_int_equal(rf.kind, REFUSED_PARENT_DOWN);
+	command_refusal_format(rf, msg, sizeof msg);
+	assert_non_null(strstr(msg, "root/team is stopped (autostart: false)"));
+	r->log[0] = '\0';
+	assert_int_equal(command_restart(r->t, N(r, "team"), 0).kind,
+	                 REFUSED_NONE);
+	pump(r);
+	expect(r, "start root/team/x\nstart root/team/y\n");
+	run_free(r);
+}
+
 static void
 test_command_restart_subtree(void **state)
 {
@@ -1260,6 +1292,7 @@ main(void)
 	        cmocka_unit_test(test_shutdown_cuts_drain_short),
 	        cmocka_unit_test(test_command_stop_holds),
 	        cmocka_unit_test(test_autostart_false),
+	        cmocka_unit_test(test_autostart_false_supervisor),
 	        cmocka_unit_test(test_command_restart_subtree),
 	        cmocka_unit_test(test_reload_diff),
 	        cmocka_unit_test(test_strategy_table),
