@@ -194,9 +194,13 @@ command_start(struct tree *t, struct node *n, uint64_t now)
 }
 
 /* A supervisor restarts all its children, a worker just itself: stop then
- * start, settled in order, never counted toward intensity, and temporary or
- * held children included since an operator asked. A stopped supervisor is
- * simply started (as systemctl restart starts a stopped unit). */
+ * start, settled in order, never counted toward intensity, and temporary
+ * children included since an operator asked; not those held (stopped by
+ * command, or `autostart: false`): a node stopped by command stays stopped
+ * whatever restarts around it, until started, so that a deploy's restart
+ * of the fleet does not bring back what an operator stopped in an
+ * incident. A stopped supervisor is simply started (as systemctl restart
+ * starts a stopped unit). */
 struct refusal
 command_restart(struct tree *t, struct node *n, uint64_t now)
 {
@@ -205,16 +209,8 @@ command_restart(struct tree *t, struct node *n, uint64_t now)
 	struct refusal r = tree_open(t);
 
 	t->now = now;
-	if (r.kind == REFUSED_NONE && sup && n->state == NODE_STOPPED) {
-		/* with all its children, as the restart of a running one
-		 * starts them (autostart: false ones, ones stopped by command)
-		 */
-		if ((r = start_check(n)).kind != REFUSED_NONE)
-			return r;
-		for (size_t i = 0; i < n->nchildren; i++)
-			unhold(n->children[i]);
+	if (r.kind == REFUSED_NONE && sup && n->state == NODE_STOPPED)
 		return command_start(t, n, now);
-	}
 	if (r.kind == REFUSED_NONE && sup && n->state == NODE_STOPPING)
 		r = refuse(REFUSED_STOPPING, n);
 	if (r.kind == REFUSED_NONE)
@@ -226,11 +222,8 @@ command_restart(struct tree *t, struct node *n, uint64_t now)
 	}
 	if (r.kind != REFUSED_NONE)
 		return r;
-	if (sup) {
+	if (sup)
 		intensity_forget(s);
-		for (size_t i = 0; i < s->nchildren; i++)
-			unhold(s->children[i]);
-	}
 	unhold(n);
 	if (!sup) {
 		if (n->waiting)

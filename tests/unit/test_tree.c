@@ -656,9 +656,8 @@ test_autostart_false(void **state)
 }
 
 /* A supervisor held by `autostart: false`: a start of its child is refused
- * naming that hold (not "by command"); an operator's restart of it while
- * stopped starts it with all its children, as the restart of a running
- * one does. */
+ * naming that hold (not "by command"); an operator's restart of it starts
+ * it, and its children but the held one, stopped or running. */
 static void
 test_autostart_false_supervisor(void **state)
 {
@@ -683,7 +682,13 @@ test_autostart_false_supervisor(void **state)
 	assert_int_equal(command_restart(r->t, N(r, "team"), 0).kind,
 	                 REFUSED_NONE);
 	pump(r);
-	expect(r, "start root/team/x\nstart root/team/y\n");
+	expect(r, "start root/team/y\n");
+	r->log[0] = '\0';
+	assert_int_equal(command_restart(r->t, N(r, "team"), 0).kind,
+	                 REFUSED_NONE);
+	pump(r);
+	expect(r, "stop root/team/y\nstart root/team/y\n");
+	assert_true(N(r, "x")->held_config);
 	run_free(r);
 }
 
