@@ -160,8 +160,10 @@ conn_wait_read(struct ctl *c, int timeout_ms)
 	/* SIGINT is blocked except inside ppoll, so it cannot slip in
 	 * between a check and the wait: a follow ends here, cleanly */
 	r = ppoll(&p, 1, timeout_ms < 0 ? NULL : &ts, &c->waitmask);
-	if (r < 0 && errno == EINTR)
+	if (r < 0 && errno == EINTR) {
+		c->interrupted = true;
 		return -1;
+	}
 	if (r < 0) {
 		perror("agentsupctl: poll");
 		return -1;

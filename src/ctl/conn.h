@@ -40,6 +40,7 @@ struct ctl {
 	const char *late; /* what a timeout says (NULL: no reply) */
 	const char *arg2; /* a second argument (signal's SIG), or NULL */
 	int wait_ms;      /* --wait: for how long at most; 0: no wait */
+	bool interrupted; /* SIGINT (^C) ended a wait */
 };
 
 int conn_send_all(int fd, const char *p, size_t n);

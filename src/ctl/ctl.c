@@ -247,6 +247,8 @@ ctl_run_wait(struct ctl *c, const char *cmd, const char *name)
 	if ((rc = opwait_before(c, &w)) == 0 &&
 	    (rc = run(c, cmd, name, -1)) == 0)
 		rc = opwait_run(c, &w);
+	else if (rc == EXIT_UNAVAILABLE && c->timed_out)
+		rc = CTL_EXIT_TIMEOUT; /* no answer within the wait */
 	opwait_free(&w);
 	return rc;
 }

@@ -23,6 +23,8 @@
 
 #define OPWAIT_POLL_FIRST_MS 20
 #define OPWAIT_POLL_MAX_MS   250
+#define OPWAIT_REPLY_MS      30000 /* a status answer, at most */
+#define OPWAIT_EXIT_INTR     130   /* ^C, as a shell says it */
 
 static uint64_t
 opwait_now_ms(void)
@@ -75,20 +77,33 @@ opwait_stops(const struct opwait *w)
 	return strcmp(w->cmd, "stop") == 0 || strcmp(w->cmd, "drain") == 0;
 }
 
-/* NAME's subtree as status lists it (NAME first); 0, or the exit status,
- * said. *gone: NAME is no more (a task stopped and ended, its node gone
- * with it: not said). The caller frees a. */
+/* NAME's subtree as status lists it (NAME first), asked within what is
+ * left of the wait; 0, or the exit status, said. *gone (after the
+ * command): NAME is no more (a stopped task ended, a reload removed it:
+ * not said). The caller frees a. */
 static int
-opwait_status(struct ctl *c, const struct opwait *w, struct reply_answer *a,
-              bool *gone)
+opwait_status(struct ctl *c, const struct opwait *w, bool after,
+              struct reply_answer *a, bool *gone)
 {
+	uint64_t now = opwait_now_ms();
 	int rc;
 
+	c->reply_ms = w->deadline > now && w->deadline - now < OPWAIT_REPLY_MS
+	                      ? (int)(w->deadline - now)
+	              : w->deadline > now ? OPWAIT_REPLY_MS
+	                                  : 1;
 	a->quiet = true;
 	rc = reply_ask(c, "status", w->name, -1, a);
-	*gone = rc == CTL_EXIT_REFUSED && w->task && opwait_stops(w);
+	*gone = rc == CTL_EXIT_REFUSED && after && opwait_stops(w);
 	if (rc == CTL_EXIT_REFUSED && !*gone)
 		return reply_refused(c, "status", &a->f);
+	if (c->interrupted) {
+		fprintf(stderr, "agentsupctl: %s: interrupted waiting for %s\n",
+		        w->cmd, w->name);
+		return OPWAIT_EXIT_INTR;
+	}
+	if (rc != 0 && c->timed_out)
+		return CTL_EXIT_TIMEOUT; /* said: no reply within the rest */
 	if (rc == 0 && (a->body->type != MSGPACK_OBJECT_ARRAY ||
 	                a->body->via.array.size == 0)) {
 		fprintf(stderr, "agentsupctl: status of %s: not a list\n",
@@ -98,24 +113,25 @@ opwait_status(struct ctl *c, const struct opwait *w, struct reply_answer *a,
 	return rc;
 }
 
-/* Before the command: how often NAME has started, whether it is a task,
+/* Before the command: how often NAME has started, whether it ran,
  * and for a restart each worker's process, which must be gone. */
 int
 opwait_before(struct ctl *c, struct opwait *w)
 {
 	struct reply_answer a;
-	const msgpack_object *v, *key;
+	const msgpack_object *v;
 	bool gone;
 	int rc;
 
-	if ((rc = opwait_status(c, w, &a, &gone)) != 0) {
+	w->deadline = opwait_now_ms() + (uint64_t)w->timeout_ms;
+	if ((rc = opwait_status(c, w, false, &a, &gone)) != 0) {
 		reply_answer_free(&a);
 		return rc;
 	}
 	v = a.body;
 	w->starts = opwait_starts(&v->via.array.ptr[0]);
-	key = agentsup_wire_get(&v->via.array.ptr[0], "key");
-	w->task = key != NULL && key->type == MSGPACK_OBJECT_STR;
+	w->was_running = opwait_is(&v->via.array.ptr[0], "state", "running");
+	w->worker = opwait_is(&v->via.array.ptr[0], "kind", "worker");
 	if (strcmp(w->cmd, "restart") != 0) {
 		reply_answer_free(&a);
 		return 0;
@@ -154,6 +170,12 @@ opwait_settled(const struct opwait *w, const msgpack_object *nodes)
 		       !opwait_is(top, "state", "starting") &&
 		       !opwait_is(top, "state", "stopping") &&
 		       !opwait_is(top, "state", "backoff");
+	/* a start of what runs: nothing to wait for (as systemctl start of
+	 * an active unit); a worker started again since: its start failed */
+	if ((strcmp(w->cmd, "start") == 0 && w->was_running) ||
+	    (w->worker && opwait_starts(top) >= w->starts + 2 &&
+	     !opwait_is(top, "state", "running")))
+		return true;
 	for (uint32_t i = 0; i < nodes->via.array.size; i++) {
 		const msgpack_object *n = &nodes->via.array.ptr[i];
 		if (opwait_is(n, "state", "starting") ||
@@ -190,8 +212,8 @@ opwait_outcome(const struct opwait *w, const msgpack_object *nodes)
 	if ((bad = render_count_unhealthy(nodes)) == 0)
 		return 0;
 	fprintf(stderr,
-	        "agentsupctl: %s is running; %zu node%s below not in the "
-	        "state %s should be\n",
+	        "agentsupctl: %s is running; %zu node%s below it not in "
+	        "the state %s should be\n",
 	        w->name, bad, bad == 1 ? " is" : "s are",
 	        bad == 1 ? "it" : "they");
 	return CTL_EXIT_UNHEALTHY;
@@ -211,7 +233,6 @@ opwait_sleep(unsigned ms)
 int
 opwait_run(struct ctl *c, struct opwait *w)
 {
-	uint64_t deadline = opwait_now_ms() + (uint64_t)w->timeout_ms;
 	unsigned poll = OPWAIT_POLL_FIRST_MS;
 	struct reply_answer a;
 	char state[32];
@@ -219,7 +240,7 @@ opwait_run(struct ctl *c, struct opwait *w)
 	int rc;
 
 	for (;;) {
-		if ((rc = opwait_status(c, w, &a, &gone)) != 0) {
+		if ((rc = opwait_status(c, w, true, &a, &gone)) != 0) {
 			if (gone)
 				rc = 0; /* ended, and its node went with it */
 			break;
@@ -228,7 +249,7 @@ opwait_run(struct ctl *c, struct opwait *w)
 			rc = opwait_outcome(w, a.body);
 			break;
 		}
-		if (opwait_now_ms() >= deadline) {
+		if (opwait_now_ms() >= w->deadline) {
 			render_get_s(&a.body->via.array.ptr[0], "state", state,
 			             sizeof state);
 			fprintf(stderr,

@@ -13,9 +13,11 @@ struct ctl;
 struct opwait {
 	const char *cmd, *name;
 	int timeout_ms;
-	uint64_t starts; /* NAME's, before the command */
-	bool task;       /* NAME is a task (SUP/KEY): gone once ended */
-	uint64_t *pids;  /* a restart: the workers' processes before it */
+	uint64_t starts;   /* NAME's, before the command */
+	bool was_running;  /* NAME, before the command */
+	bool worker;       /* NAME is a worker */
+	uint64_t deadline; /* CLOCK_MONOTONIC ms: the wait's end */
+	uint64_t *pids;    /* a restart: the workers' processes before it */
 	size_t npids;
 };
 

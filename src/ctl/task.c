@@ -98,7 +98,7 @@ task_parse_timeout(const char *s, int *ms)
 	if (config_parse_duration(s, &v) < 0 || v > 24ull * 3600 * 1000 * 7) {
 		fprintf(stderr,
 		        "agentsupctl: bad --timeout \"%s\" (e.g. 30s, "
-		        "5m; at most 7 days)\n",
+		        "5m, 2h; at most 168h)\n",
 		        s);
 		return -1;
 	}

@@ -7,11 +7,13 @@ a start_timeout). A start that does not come up exits 1, a wait past
 --timeout exits 124, as `wait` does."""
 import json
 import os
+import signal
+import subprocess
 import textwrap
 import threading
 import time
 
-from conftest import SRC, alive, sh
+from conftest import AGENTSUPCTL, SRC, TIMEOUT, alive, sh, wait_until
 
 PY = "/usr/bin/python3"
 CLIENT = os.path.join(SRC, "tools", "python")
@@ -172,3 +174,70 @@ def test_wait_usage(supd):
     r = d.ctl("status", "--wait", check=64)
     assert "unknown option" in r.stderr
     d.ctl("stop", "nosuch", "--wait", check=1)
+
+
+def ctl_bg(d, *args):
+    return subprocess.Popen([AGENTSUPCTL, "--socket", d.socket, *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+
+def test_wait_findings_of_an_sre(supd):
+    """From an SRE's trial: --timeout bounds a wait on an agentsupd that
+    does not answer (exit 124, not 69 after 30 s); a start of a running
+    supervisor is done at once though a child below keeps failing its
+    start; a start whose first attempt fails says so at once (1), not
+    after its timeout; a stop whose node a reload removes meanwhile is
+    done (0, not 'no such worker'); ^C says so and exits 130."""
+    never_ready = sh("exec sleep 300")  # no protocol: start_timeout fails
+    d = supd.start({"a.yaml": f"""
+        supervisor: root
+        intensity: 1000
+        period: 1s
+        children:
+          - {{worker: slow, command: {SLOW_STOP}, shutdown: 10s}}
+          - supervisor: team
+            intensity: 1000
+            period: 1s
+            children:
+              - {{worker: ok, command: {sh("exec sleep 300")}}}
+              - {{worker: flap, command: {never_ready}, start_timeout: 1s,
+                  backoff: {{initial: 30ms, max: 50ms}}}}
+        """})
+    d.wait("started", "root/slow")
+    d.wait("started", "root/team/flap")
+    r = d.ctl("start", "team", "--wait", "--timeout", "20s")
+    assert r.returncode in (0, 3), r  # settles at once: team runs
+    d.ctl("stop", "flap", "--wait", check=0)
+    t0 = time.monotonic()
+    r = d.ctl("start", "flap", "--wait", "--timeout", "20s", check=1)
+    assert time.monotonic() - t0 < 10, r
+    assert "flap did not come up" in r.stderr, r
+    # an agentsupd that does not answer
+    d.proc.send_signal(signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        r = d.ctl("stop", "slow", "--wait", "--timeout", "1s", check=124)
+        assert time.monotonic() - t0 < 5, r
+    finally:
+        d.proc.send_signal(signal.SIGCONT)
+    # ^C while waiting for a stop
+    p = ctl_bg(d, "stop", "slow", "--wait")
+    wait_until(lambda: node(d, "slow")["state"] == "stopping",
+               what="slow stopping")
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=TIMEOUT)
+    assert p.returncode == 130 and "interrupted" in err, (p.returncode, err)
+    d.ctl("start", "slow", "--wait", check=0)
+    # a reload removes the node being stopped
+    p = ctl_bg(d, "stop", "slow", "--wait")
+    wait_until(lambda: node(d, "slow")["state"] == "stopping",
+               what="slow stopping")
+    supd.write({"a.yaml": f"""
+        supervisor: root
+        children:
+          - {{worker: other, command: {sh("exec sleep 300")}}}
+        """})
+    d.ctl("reload", check=0)
+    out, err = p.communicate(timeout=TIMEOUT)
+    assert p.returncode == 0, (p.returncode, out, err)

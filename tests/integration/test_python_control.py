@@ -6,6 +6,7 @@ import signal
 import socket
 import sys
 import textwrap
+import time
 
 import pytest
 
@@ -284,3 +285,15 @@ def test_commands_that_wait_until_carried_out(supd):
         ctl.spawn("pool", key="w1", env={"DELAY": "300"})
         d.wait("started", "root/pool/w1")
         ctl.stop("pool/w1", wait=TIMEOUT)  # ended, its node gone: done
+        for bad in (-5, float("nan"), "1"):
+            with pytest.raises(ValueError):
+                ctl.stop("b", wait=bad)  # type: ignore[arg-type]
+        assert ctl.start("team", wait=TIMEOUT) == "root/team"  # runs: done
+        d.proc.send_signal(signal.SIGSTOP)  # an agentsupd that does not answer
+        try:
+            t0 = time.monotonic()
+            with pytest.raises(TimeoutError):
+                ctl.stop("b", wait=1)
+            assert time.monotonic() - t0 < 5
+        finally:
+            d.proc.send_signal(signal.SIGCONT)

@@ -300,27 +300,42 @@ class Control:
         return self._command("drain", name, wait)
 
     # The command, then (with wait) NAME's status until it has been carried
-    # out, as `agentsupctl CMD NAME --wait` (src/ctl/opwait.c) decides it.
+    # out, as `agentsupctl CMD NAME --wait` (src/ctl/opwait.c) decides it;
+    # every answer within what is left of the wait.
     def _command(self, cmd: str, name: str, wait: Optional[float]) -> str:
         if wait is None:
             return self._text(cmd, [name])
+        if not isinstance(wait, (int, float)) or not wait >= 0:
+            raise ValueError(f"{cmd}: wait must be a number of seconds >= 0, "
+                             f"not {wait!r}")
         deadline = time.monotonic() + wait
-        before = self.status(name)
-        starts = _starts(before[0])
-        old = {n["pid"] for n in before
-               if n.get("kind") == "worker" and n.get("pid")}
+
+        def status() -> List[Dict[str, Any]]:
+            left = deadline - time.monotonic()
+            try:
+                limit = left if self.timeout is None else min(left, self.timeout)
+                r = self._call("status", [name], max(0.001, limit))
+            except TimeoutError:
+                raise TimeoutError(f"{cmd}: no answer about {name} within "
+                                   f"{wait}s") from None
+            if not isinstance(r, list) or not r or \
+                    not all(isinstance(x, dict) for x in r):
+                raise ProtocolError("status: the answer is not a list of maps")
+            return r
+
+        before = status()
+        was = _Before(cmd, before)
         answer = self._text(cmd, [name])
-        task = isinstance(before[0].get("key"), str)
         pause = 0.02
         while True:
             try:
-                nodes = self.status(name)
+                nodes = status()
             except ControlError:
-                if task and cmd in ("stop", "drain"):
-                    return answer  # ended, and its node went with it
+                if cmd in ("stop", "drain"):
+                    return answer  # ended (a task), or a reload removed it
                 raise
             top = nodes[0]
-            if _settled(cmd, nodes, starts, old if cmd == "restart" else set()):
+            if was.settled(nodes):
                 if cmd in ("start", "restart") and top["state"] != "running" \
                         and not (top["state"] == "stopped" and not top.get("held")
                                  and top.get("last_reason") == "exit:0"):
@@ -449,17 +464,33 @@ def _starts(n: Dict[str, Any]) -> int:
     return v if isinstance(v, int) else 0
 
 
-def _settled(cmd: str, nodes: List[Dict[str, Any]], starts: int,
-             old: "set[int]") -> bool:
-    """Whether NAME's subtree (nodes, NAME first) has settled after cmd."""
-    top = nodes[0]
-    if cmd in ("stop", "drain"):
-        return top["state"] not in ("running", "starting", "stopping",
-                                    "backoff")
-    for n in nodes:
-        if n["state"] in ("starting", "stopping") or (n.get("pid") in old):
-            return False
-    # a stopped NAME is still to be started (a start is stored first),
-    # unless it started and ended since (a one-shot), or is held
-    return (top["state"] != "stopped" or bool(top.get("held"))
-            or _starts(top) > starts)
+class _Before:
+    """NAME's subtree before a command, and whether it has since settled."""
+
+    def __init__(self, cmd: str, nodes: List[Dict[str, Any]]) -> None:
+        top = nodes[0]
+        self.cmd = cmd
+        self.starts = _starts(top)
+        self.was_running = top.get("state") == "running"
+        self.worker = top.get("kind") == "worker"
+        self.old = {n["pid"] for n in nodes if cmd == "restart"
+                    and n.get("kind") == "worker" and n.get("pid")}
+
+    def settled(self, nodes: List[Dict[str, Any]]) -> bool:
+        top = nodes[0]
+        if self.cmd in ("stop", "drain"):
+            return top["state"] not in ("running", "starting", "stopping",
+                                        "backoff")
+        # a start of what runs: nothing to wait for; a worker started
+        # again since: its start failed
+        if (self.cmd == "start" and self.was_running) or \
+                (self.worker and _starts(top) >= self.starts + 2
+                 and top["state"] != "running"):
+            return True
+        for n in nodes:
+            if n["state"] in ("starting", "stopping") or n.get("pid") in self.old:
+                return False
+        # a stopped NAME is still to be started (a start is stored
+        # first), unless it started and ended since (a one-shot), or is held
+        return (top["state"] != "stopped" or bool(top.get("held"))
+                or _starts(top) > self.starts)
