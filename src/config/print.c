@@ -199,6 +199,8 @@ print_policy(const struct spec *s, FILE *f)
 	}
 	if (s->pol->significant)
 		fputs("  [significant]", f);
+	if (!s->pol->autostart)
+		fputs("  [autostart: false]", f);
 }
 
 static void
@@ -219,6 +221,8 @@ print_spec(const struct spec *s, const char *prefix, bool last, bool top,
 			        config_restart_name(s->pol->restart));
 		if (s->pol->significant)
 			fputs(", significant", f);
+		if (!s->pol->autostart)
+			fputs(", autostart: false", f);
 		progress_keys_print_budget(&s->pol->budget, f);
 		fputc('\n', f);
 	} else {

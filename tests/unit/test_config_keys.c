@@ -338,6 +338,9 @@ test_policy_equal_and_print(void **state)
 	b = parse_ok("worker: w\ncommand: x\nsignificant: true\n");
 	assert_false(spec_policy_equal(worker(a), worker(b)));
 	config_free(b);
+	b = parse_ok("worker: w\ncommand: x\nautostart: false\n");
+	assert_false(spec_policy_equal(worker(a), worker(b)));
+	config_free(b);
 	b = parse_ok("worker: w\ncommand: x\nbackoff: {initial: 100ms}\n");
 	assert_true(spec_policy_equal(worker(a), worker(b)));
 	config_free(b);
@@ -345,7 +348,7 @@ test_policy_equal_and_print(void **state)
 
 	a = parse_ok("supervisor: s\nchildren:\n"
 	             "  - {worker: a, command: x, backoff: none,"
-	             " significant: true}\n"
+	             " significant: true, autostart: false}\n"
 	             "  - {worker: b, command: x, circuit: {failures: 5},"
 	             " backoff: {initial: 1s, max: 1m, multiplier: 1.5}}\n");
 	f = open_memstream(&out, &len);
@@ -353,6 +356,7 @@ test_policy_equal_and_print(void **state)
 	fclose(f);
 	assert_non_null(strstr(out, "[backoff none]"));
 	assert_non_null(strstr(out, "[significant]"));
+	assert_non_null(strstr(out, "[autostart: false]"));
 	assert_non_null(strstr(out,
 	                       "[circuit 5 in 10m, open 1m..30m, probe stable "
 	                       "10s]"));
