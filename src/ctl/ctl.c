@@ -37,7 +37,6 @@
 #define EXIT_USAGE       CTL_EXIT_USAGE
 #define EXIT_UNAVAILABLE CTL_EXIT_UNAVAILABLE
 #define EXIT_CONFIG      78
-#define REPLY_TIMEOUT_MS 30000
 
 /* A command: how many arguments it takes, and whether it may follow. */
 static const struct ctl_command {
@@ -403,7 +402,7 @@ main(int argc, char **argv)
 	};
 	const char *sock = NULL, *dir = NULL, *cmd, *arg = NULL;
 	char sockbuf[256];
-	struct ctl c = {.fd = -1, .reply_ms = REPLY_TIMEOUT_MS, .lines = 20};
+	struct ctl c = {.fd = -1, .reply_ms = CTL_REPLY_MS, .lines = 20};
 	struct task_spawn sp = {0};
 	int ch, follow = 0, rc;
 	struct sigaction sa = {.sa_handler = on_sigint};

@@ -23,8 +23,7 @@
 
 #define OPWAIT_POLL_FIRST_MS 20
 #define OPWAIT_POLL_MAX_MS   250
-#define OPWAIT_REPLY_MS      30000 /* a status answer, at most */
-#define OPWAIT_EXIT_INTR     130   /* ^C, as a shell says it */
+#define OPWAIT_EXIT_INTR     130 /* ^C, as a shell says it */
 
 static uint64_t
 opwait_now_ms(void)
@@ -47,11 +46,10 @@ opwait_is(const msgpack_object *n, const char *key, const char *want)
 static uint64_t
 opwait_uint(const msgpack_object *n, const char *key)
 {
-	const msgpack_object *v = agentsup_wire_get(n, key);
+	uint64_t v = 0;
 
-	return v != NULL && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER
-	               ? v->via.u64
-	               : 0;
+	(void)render_get_u(n, key, &v);
+	return v;
 }
 
 /* How often n has started, the first start too (an older agentsupd has
@@ -59,9 +57,9 @@ opwait_uint(const msgpack_object *n, const char *key)
 static uint64_t
 opwait_starts(const msgpack_object *n)
 {
-	return agentsup_wire_get(n, "starts") != NULL
-	               ? opwait_uint(n, "starts")
-	               : opwait_uint(n, "restarts");
+	uint64_t v;
+
+	return render_get_u(n, "starts", &v) ? v : opwait_uint(n, "restarts");
 }
 
 bool
@@ -88,9 +86,9 @@ opwait_status(struct ctl *c, const struct opwait *w, bool after,
 	uint64_t now = opwait_now_ms();
 	int rc;
 
-	c->reply_ms = w->deadline > now && w->deadline - now < OPWAIT_REPLY_MS
+	c->reply_ms = w->deadline > now && w->deadline - now < CTL_REPLY_MS
 	                      ? (int)(w->deadline - now)
-	              : w->deadline > now ? OPWAIT_REPLY_MS
+	              : w->deadline > now ? CTL_REPLY_MS
 	                                  : 1;
 	a->quiet = true;
 	rc = reply_ask(c, "status", w->name, -1, a);

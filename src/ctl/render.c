@@ -134,7 +134,7 @@ render_get_s(const msgpack_object *m, const char *key, char *buf, size_t len)
 	return render_str(agentsup_wire_get(m, key), buf, len);
 }
 
-static bool
+bool
 render_get_u(const msgpack_object *m, const char *key, uint64_t *out)
 {
 	const msgpack_object *v = agentsup_wire_get(m, key);

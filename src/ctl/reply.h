@@ -11,7 +11,8 @@
 #define CTL_EXIT_UNHEALTHY   3  /* a node not in the state it should be */
 #define CTL_EXIT_UNAVAILABLE 69 /* it could not be reached, or went */
 #define CTL_EXIT_USAGE       64
-#define CTL_EXIT_TIMEOUT     124 /* wait, --wait: it took longer */
+#define CTL_EXIT_TIMEOUT     124   /* wait, --wait: it took longer */
+#define CTL_REPLY_MS         30000 /* how long an answer may take */
 
 /* One request's answer: body points into f or, for an answer sent in
  * chunks, into joined (whose strings are in all). quiet (set by the
