@@ -243,8 +243,9 @@ class Control:
             raise ProtocolError(f"{cmd}: the answer is not a map")
         return r
 
-    def _maps(self, cmd: str, args: List[Any]) -> List[Dict[str, Any]]:
-        r = self._call(cmd, args)
+    def _maps(self, cmd: str, args: List[Any],
+              timeout: Union[float, None, bool] = True) -> List[Dict[str, Any]]:
+        r = self._call(cmd, args, timeout)
         if not isinstance(r, list) or not all(isinstance(x, dict) for x in r):
             raise ProtocolError(f"{cmd}: the answer is not a list of maps")
         return r
@@ -314,13 +315,12 @@ class Control:
             left = deadline - time.monotonic()
             try:
                 limit = left if self.timeout is None else min(left, self.timeout)
-                r = self._call("status", [name], max(0.001, limit))
+                r = self._maps("status", [name], max(0.001, limit))
             except TimeoutError:
                 raise TimeoutError(f"{cmd}: no answer about {name} within "
                                    f"{wait}s") from None
-            if not isinstance(r, list) or not r or \
-                    not all(isinstance(x, dict) for x in r):
-                raise ProtocolError("status: the answer is not a list of maps")
+            if not r:
+                raise ProtocolError("status: the answer is an empty list")
             return r
 
         before = status()
