@@ -574,21 +574,14 @@ test_command_stop_holds(void **state)
 	                        "intensity: 5\nchildren:\n" ABCD);
 
 	(void)state;
-	r->log[0] = '\0';
-	assert_int_equal(command_stop(r->t, N(r, "b"), 0).kind, REFUSED_NONE);
-	pump(r);
+	assert_int_equal(operate(r, command_stop, "b"), REFUSED_NONE);
 	expect(r, "stop root/b\n");
 	crash(r, "c", 1);
 	expect(r, "restarting root/c\nstop root/d\nstop root/a\n"
 	          "start root/a\nstart root/c\nstart root/d\n");
-	r->log[0] = '\0';
-	assert_int_equal(command_start(r->t, N(r, "b"), 0).kind, REFUSED_NONE);
-	pump(r);
+	assert_int_equal(operate(r, command_start, "b"), REFUSED_NONE);
 	expect(r, "start root/b\n");
-	r->log[0] = '\0';
-	assert_int_equal(command_restart(r->t, N(r, "c"), 0).kind,
-	                 REFUSED_NONE);
-	pump(r);
+	assert_int_equal(operate(r, command_restart, "c"), REFUSED_NONE);
 	expect(r, "stop root/c\nstart root/c\n");
 	assert_int_equal(intensity_count(r->t->root, 0), 1); /* never counted */
 	run_free(r);
@@ -614,17 +607,13 @@ test_autostart_false(void **state)
 	crash(r, "a", 1);
 	expect(r, "restarting root/a\nstop root/c\nstart root/a\n"
 	          "start root/c\n");
-	r->log[0] = '\0';
-	assert_int_equal(command_start(r->t, N(r, "b"), 0).kind, REFUSED_NONE);
-	pump(r);
+	assert_int_equal(operate(r, command_start, "b"), REFUSED_NONE);
 	expect(r, "start root/b\n");
 	assert_false(N(r, "b")->held || N(r, "b")->held_config);
 	crash(r, "c", 1); /* now one of the group */
 	expect(r, "restarting root/c\nstop root/b\nstop root/a\n"
 	          "start root/a\nstart root/b\nstart root/c\n");
-	r->log[0] = '\0';
-	assert_int_equal(command_stop(r->t, N(r, "b"), 0).kind, REFUSED_NONE);
-	pump(r);
+	assert_int_equal(operate(r, command_stop, "b"), REFUSED_NONE);
 	assert_true(N(r, "b")->held && !N(r, "b")->held_config); /* stored */
 	/* added by a reload: not started; turned on: started */
 	run_reload(r,
@@ -678,15 +667,9 @@ test_autostart_false_supervisor(void **state)
 	assert_int_equal(rf.kind, REFUSED_PARENT_DOWN);
 	command_refusal_format(rf, msg, sizeof msg);
 	assert_non_null(strstr(msg, "root/team is stopped (autostart: false)"));
-	r->log[0] = '\0';
-	assert_int_equal(command_restart(r->t, N(r, "team"), 0).kind,
-	                 REFUSED_NONE);
-	pump(r);
+	assert_int_equal(operate(r, command_restart, "team"), REFUSED_NONE);
 	expect(r, "start root/team/y\n");
-	r->log[0] = '\0';
-	assert_int_equal(command_restart(r->t, N(r, "team"), 0).kind,
-	                 REFUSED_NONE);
-	pump(r);
+	assert_int_equal(operate(r, command_restart, "team"), REFUSED_NONE);
 	expect(r, "stop root/team/y\nstart root/team/y\n");
 	assert_true(N(r, "x")->held_config);
 	run_free(r);

@@ -157,6 +157,21 @@ crash(struct run *r, const char *name, int code)
 	pump(r);
 }
 
+/* An operator's command on name, its actions carried out into a fresh
+ * log: the refusal's kind (REFUSED_NONE: taken). */
+static inline enum refusal_kind
+operate(struct run *r,
+        struct refusal (*cmd)(struct tree *, struct node *, uint64_t),
+        const char *name)
+{
+	enum refusal_kind k;
+
+	r->log[0] = '\0';
+	k = cmd(r->t, N(r, name), r->now).kind;
+	pump(r);
+	return k;
+}
+
 /* A reload list as "a, b", for comparing. */
 static inline const char *
 joined(const struct reload_list *l)
