@@ -134,9 +134,8 @@ extern const char *const config_stop_signals[STOP_SIGNALS];
 struct policy {
 	unsigned refs; /* specs pointing here (spec.c) */
 	enum restart_type restart;
-	bool significant; /* its supervisor is useless without it */
-	bool autostart; /* false: not started with its supervisor, until started
-	                 */
+	bool significant;        /* its supervisor is useless without it */
+	bool autostart;          /* false: held until an operator starts it */
 	bool stall_dump;         /* SIGUSR1 with the stall's nudge */
 	enum notify_mode notify; /* systemd: NOTIFY_SOCKET of agentsupd's */
 
