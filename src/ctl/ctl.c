@@ -241,12 +241,15 @@ static int
 ctl_run_wait(struct ctl *c, const char *cmd, const char *name)
 {
 	struct opwait w = {.cmd = cmd, .name = name, .timeout_ms = c->wait_ms};
+	struct reply_answer a;
 	int rc;
 
-	if ((rc = opwait_before(c, &w)) == 0 &&
-	    (rc = run(c, cmd, name, -1)) == 0)
-		rc = opwait_run(c, &w);
-	else if (rc == EXIT_UNAVAILABLE && c->timed_out)
+	if ((rc = opwait_ask(c, &w, &a)) == 0) {
+		rc = ctl_show(c, cmd, a.body, -1);
+		reply_answer_free(&a);
+		if (rc == 0)
+			rc = opwait_run(c, &w);
+	} else if (rc == EXIT_UNAVAILABLE && c->timed_out)
 		rc = CTL_EXIT_TIMEOUT; /* no answer within the wait */
 	opwait_free(&w);
 	return rc;

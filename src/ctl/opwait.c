@@ -113,7 +113,7 @@ opwait_status(struct ctl *c, const struct opwait *w, bool after,
 
 /* Before the command: how often NAME has started, whether it ran,
  * and for a restart each worker's process, which must be gone. */
-int
+static int
 opwait_before(struct ctl *c, struct opwait *w)
 {
 	struct reply_answer a;
@@ -121,7 +121,8 @@ opwait_before(struct ctl *c, struct opwait *w)
 	bool gone;
 	int rc;
 
-	w->deadline = opwait_now_ms() + (uint64_t)w->timeout_ms;
+	if (w->deadline == 0)
+		w->deadline = opwait_now_ms() + (uint64_t)w->timeout_ms;
 	if ((rc = opwait_status(c, w, false, &a, &gone)) != 0) {
 		reply_answer_free(&a);
 		return rc;
@@ -134,6 +135,8 @@ opwait_before(struct ctl *c, struct opwait *w)
 		reply_answer_free(&a);
 		return 0;
 	}
+	free(w->pids); /* of a try refused */
+	w->npids = 0;
 	w->pids = calloc(v->via.array.size, sizeof *w->pids);
 	if (w->pids == NULL) {
 		reply_answer_free(&a);
@@ -224,6 +227,45 @@ opwait_sleep(unsigned ms)
 	                      .tv_nsec = (long)(ms % 1000) * 1000000};
 
 	nanosleep(&ts, NULL);
+}
+
+/* The command, sent again while agentsupd refuses it for a moment (its
+ * supervisor busy with a restart, NAME still stopping: again), as
+ * systemctl queues a job behind the one running; each try after a fresh
+ * look at NAME. 0 with a, the accepted answer (the caller frees it), or
+ * the exit status, said. */
+int
+opwait_ask(struct ctl *c, struct opwait *w, struct reply_answer *a)
+{
+	unsigned poll = OPWAIT_POLL_FIRST_MS;
+	bool again;
+	int rc;
+
+	for (;;) {
+		if ((rc = opwait_before(c, w)) != 0)
+			return rc;
+		a->quiet = true;
+		if ((rc = reply_ask(c, w->cmd, w->name, -1, a)) !=
+		    CTL_EXIT_REFUSED)
+			return rc;
+		if (!reply_flag(&a->f.map, "again") ||
+		    opwait_now_ms() + poll >= w->deadline)
+			break;
+		reply_answer_free(a);
+		opwait_sleep(poll); /* ^C waits blocked for the next look */
+		poll = poll * 2 > OPWAIT_POLL_MAX_MS ? OPWAIT_POLL_MAX_MS
+		                                     : poll * 2;
+	}
+	again = reply_flag(&a->f.map, "again");
+	rc = reply_refused(c, w->cmd, &a->f);
+	reply_answer_free(a);
+	if (!again)
+		return rc;
+	fprintf(stderr,
+	        "agentsupctl: %s: timed out after %dms: %s was not "
+	        "free to take it\n",
+	        w->cmd, w->timeout_ms, w->name);
+	return CTL_EXIT_TIMEOUT;
 }
 
 /* After the command was taken: NAME's status until it settles, or the

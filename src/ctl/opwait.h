@@ -23,7 +23,10 @@ struct opwait {
 
 /* Whether cmd takes --wait. */
 bool opwait_command(const char *cmd);
-int opwait_before(struct ctl *, struct opwait *);
+struct reply_answer;
+/* The command (after a look at NAME, its state and processes before it),
+ * asked again while refused with again (busy for a moment). */
+int opwait_ask(struct ctl *, struct opwait *, struct reply_answer *);
 int opwait_run(struct ctl *, struct opwait *);
 void opwait_free(struct opwait *);
 

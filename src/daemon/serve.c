@@ -46,23 +46,31 @@ struct serve_list {
 	size_t n;
 };
 
-void
-serve_res_head(msgpack_sbuffer *sb, uint64_t id, bool ok, bool more)
+/* The head of a res, with flag (more, again) set to true when not NULL. */
+static void
+serve_res_head_flag(msgpack_sbuffer *sb, uint64_t id, bool ok,
+                    const char *flag)
 {
 	msgpack_packer pk;
 
 	msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
 	agentsup_wire_begin(sb);
-	msgpack_pack_map(&pk, more ? 5 : 4);
+	msgpack_pack_map(&pk, flag != NULL ? 5 : 4);
 	agentsup_wire_kv_str(&pk, "t", AGENTSUP_T_RES);
 	agentsup_wire_kv_uint(&pk, "id", id);
 	agentsup_wire_pack_str(&pk, "ok");
 	ok ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk);
-	if (more) {
-		agentsup_wire_pack_str(&pk, "more");
+	if (flag != NULL) {
+		agentsup_wire_pack_str(&pk, flag);
 		msgpack_pack_true(&pk);
 	}
 	agentsup_wire_pack_str(&pk, ok ? "result" : "error");
+}
+
+void
+serve_res_head(msgpack_sbuffer *sb, uint64_t id, bool ok, bool more)
+{
+	serve_res_head_flag(sb, id, ok, more ? "more" : NULL);
 }
 
 static void
@@ -135,6 +143,23 @@ serve_refusef(struct client *cl, uint64_t id, const char *fmt, ...)
 		fatalx("out of memory");
 	serve_error(cl, id, "%s", msg);
 	free(msg);
+}
+
+/* A refusal of what may be taken a moment later (a supervisor busy with
+ * a restart, a node still stopping): again: true, so that a client that
+ * waits for the command to be carried out (--wait) asks again. */
+void
+serve_refuse_again(struct client *cl, uint64_t id, const char *why)
+{
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+
+	msgpack_sbuffer_init(&sb);
+	serve_res_head_flag(&sb, id, false, "again");
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	agentsup_wire_pack_str(&pk, why);
+	serve_frame_send(cl, &sb);
+	msgpack_sbuffer_destroy(&sb);
 }
 
 void

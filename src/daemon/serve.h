@@ -24,6 +24,8 @@ void serve_reload_answer(struct control *, const struct reload_waiter *,
 void serve_refuse(struct client *, uint64_t id, const char *why);
 void serve_refusef(struct client *, uint64_t id, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
+/* A refusal of what may be taken a moment later: again: true too. */
+void serve_refuse_again(struct client *, uint64_t id, const char *why);
 /* An answer of one line of text: {t: res, id, ok: true, result: msg}. */
 void serve_text(struct client *, uint64_t id, const char *msg);
 /* {t: res, id, ok, [more: true,] result|error: ...} begun in sb (a frame's

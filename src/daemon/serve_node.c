@@ -17,6 +17,7 @@
 #include "daemon.h"
 #include "engine.h"
 #include "events.h"
+#include "log.h"
 #include "request.h"
 #include "serve.h"
 #include "statedir.h"
@@ -68,6 +69,24 @@ serve_node_held(struct client *cl, struct daemon *d, const struct request *r,
 	return false;
 }
 
+/* A refused command, said: a supervisor busy with its children, or a
+ * node still stopping, will take it a moment later (again). */
+static void
+serve_node_refuse(struct client *cl, const struct request *r,
+                  const struct node *n, struct refusal rf, const char *why)
+{
+	char *msg;
+
+	if (asprintf(&msg, "cannot %s %s: %s", request_cmd_name(r->cmd),
+	             n->path, why) < 0)
+		fatalx("out of memory");
+	if (rf.kind == REFUSED_BUSY || rf.kind == REFUSED_STOPPING)
+		serve_refuse_again(cl, r->id, msg);
+	else
+		serve_refuse(cl, r->id, msg);
+	free(msg);
+}
+
 void
 serve_node_command(struct client *cl, struct daemon *d, const struct request *r)
 {
@@ -103,8 +122,7 @@ serve_node_command(struct client *cl, struct daemon *d, const struct request *r)
 	            rf.kind != REFUSED_NONE ? ": refused: " : "",
 	            rf.kind != REFUSED_NONE ? why : "");
 	if (rf.kind != REFUSED_NONE)
-		serve_refusef(cl, r->id, "cannot %s %s: %s",
-		              request_cmd_name(r->cmd), n->path, why);
+		serve_node_refuse(cl, r, n, rf, why);
 	else if (((r->cmd != REQ_STOP && r->cmd != REQ_DRAIN) ||
 	          !tasks_stop_answer(cl, d, r->id, n)) && /* a task's */
 	         !serve_node_held(cl, d, r, n))

@@ -205,6 +205,19 @@ def alive(pid):
         return False
 
 
+def catches(pid, sig):
+    """True once pid has a handler for sig (a shell's trap is set a moment
+    after it starts: a stop before then kills it at once)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("SigCgt:"):
+                    return bool(int(line.split()[1], 16) >> (sig - 1) & 1)
+    except (FileNotFoundError, ProcessLookupError):
+        pass
+    return False
+
+
 @contextlib.contextmanager
 def store_locked(path):
     """The state store's write lock held by another process (its writer

@@ -13,13 +13,19 @@ import textwrap
 import threading
 import time
 
-from conftest import AGENTSUPCTL, SRC, TIMEOUT, alive, sh, wait_until
+from conftest import (AGENTSUPCTL, SRC, TIMEOUT, alive, catches, sh,
+                      wait_until)
 
 PY = "/usr/bin/python3"
 CLIENT = os.path.join(SRC, "tools", "python")
 
 # stops a second after its SIGTERM
 SLOW_STOP = sh("trap 'sleep 1; exit 0' TERM; while :; do sleep 0.05; done")
+
+
+def trapped(pid):
+    """Once SLOW_STOP's trap is set (a stop before it kills at once)."""
+    wait_until(lambda: catches(pid, signal.SIGTERM), what="its TERM trap")
 
 
 def node(d, name):
@@ -33,6 +39,7 @@ def test_stop_wait_returns_once_the_process_is_gone(supd):
         shutdown: 10s
         """})
     pid = d.wait("started", "root/slow").pid
+    trapped(pid)
     t0 = time.monotonic()
     r = d.ctl("stop", "slow", "--wait", check=0)
     assert time.monotonic() - t0 >= 0.9, r  # its TERM handler's second
@@ -241,3 +248,33 @@ def test_wait_findings_of_an_sre(supd):
     d.ctl("reload", check=0)
     out, err = p.communicate(timeout=TIMEOUT)
     assert p.returncode == 0, (p.returncode, out, err)
+
+
+def test_wait_asks_again_while_the_supervisor_is_busy(supd):
+    """A start refused for a moment (its supervisor busy restarting a
+    sibling that takes a second to stop) is asked again until taken, as
+    systemctl queues a job behind the one running; without --wait it is
+    refused at once, as before. Past --timeout: 124, saying why."""
+    d = supd.start({"a.yaml": f"""
+        supervisor: root
+        children:
+          - {{worker: slow, command: {SLOW_STOP}, shutdown: 10s}}
+          - {{worker: b, command: {sh("exec sleep 300")}}}
+        """})
+    trapped(d.wait("started", "root/slow").pid)
+    d.wait("started", "root/b")
+    d.ctl("stop", "b", "--wait", check=0)
+    d.ctl("restart", "slow", check=0)  # root busy for slow's second
+    r = d.ctl("start", "b", check=1)
+    assert "busy" in r.stderr, r
+    r = d.ctl("start", "b", "--wait", "--timeout", "200ms", check=124)
+    assert "busy" in r.stderr and "not free to take it" in r.stderr, r
+    r = d.ctl("start", "b", "--wait", check=0)
+    assert node(d, "b")["state"] == "running", r
+    assert node(d, "slow")["state"] == "running", r
+    # a supervisor's own restart while it is busy, likewise
+    trapped(node(d, "slow")["pid"])
+    d.ctl("restart", "slow", check=0)
+    d.ctl("restart", "root", check=1)  # busy
+    r = d.ctl("restart", "root", "--wait", check=0)
+    assert all(node(d, n)["state"] == "running" for n in ("slow", "b")), r

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import TIMEOUT, sh, wait_until
+from conftest import TIMEOUT, catches, sh, wait_until
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PYDIR = os.path.join(os.environ.get("AGENTSUP_SRC", os.path.join(HERE, "..", "..")),
@@ -124,7 +124,9 @@ def test_events_and_logs_of_a_subtree(supd):
         paths = {e["path"] for e in ctl.events("team")}
         assert paths <= {"root/team", "root/team/talker"} and \
             "root/team/talker" in paths
-        assert "hello from talker\n" in ctl.logs("talker")
+        # (its line is read once agentsupd's loop gets to its pipe)
+        wait_until(lambda: "hello from talker\n" in ctl.logs("talker"),
+                   what="talker's line")
         assert ctl.logs("team") == {"talker": "hello from talker\n"}
         assert ctl.logs()["talker"] == "hello from talker\n"
     follower = Control(d.socket)
@@ -269,6 +271,8 @@ def test_commands_that_wait_until_carried_out(supd):
         ctl.stop("a", wait=TIMEOUT)
         assert [n["state"] for n in ctl.status("a")] == ["stopped"]
         ctl.start("a", wait=TIMEOUT)
+        a = ctl.status("a")[0]["pid"]
+        wait_until(lambda: catches(a, signal.SIGTERM), what="a's trap")
         with pytest.raises(TimeoutError):
             ctl.stop("a", wait=0.2)  # it takes a second
         ctl.drain("team", wait=TIMEOUT)
@@ -297,3 +301,33 @@ def test_commands_that_wait_until_carried_out(supd):
             assert time.monotonic() - t0 < 5
         finally:
             d.proc.send_signal(signal.SIGCONT)
+
+
+def test_wait_asks_again_while_the_supervisor_is_busy(supd):
+    """As agentsupctl's --wait: a start refused for a moment (its
+    supervisor busy restarting a sibling that takes a second to stop) is
+    asked again until taken; without wait it is refused at once, with
+    ControlError.again set."""
+    slow = sh("trap 'sleep 1; exit 0' TERM; while :; do sleep 0.05; done")
+    d = supd.start({"a.yaml": f"""
+        supervisor: root
+        children:
+          - {{worker: slow, command: {slow}, shutdown: 10s}}
+          - {{worker: b, command: {sh("exec sleep 300")}}}
+        """})
+    slow_pid = d.wait("started", "root/slow").pid
+    d.wait("started", "root/b")
+    wait_until(lambda: catches(slow_pid, signal.SIGTERM), what="slow's trap")
+    with Control(d.socket) as ctl:
+        ctl.stop("b", wait=TIMEOUT)
+        ctl.restart("slow")  # root busy for slow's second
+        with pytest.raises(ControlError, match="busy") as e:
+            ctl.start("b")
+        assert e.value.again
+        with pytest.raises(TimeoutError, match="not free"):
+            ctl.start("b", wait=0.2)
+        assert ctl.start("b", wait=TIMEOUT) == "root/b"
+        assert [n["state"] for n in ctl.status("b")] == ["running"]
+        with pytest.raises(ControlError) as e:
+            ctl.start("nosuch", wait=TIMEOUT)
+        assert not e.value.again

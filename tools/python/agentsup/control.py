@@ -47,7 +47,13 @@ _UCRED = struct.Struct("3i")  # pid, uid, gid
 
 
 class ControlError(Exception):
-    """agentsupd refused the request; the message says why."""
+    """agentsupd refused the request; the message says why. again: it
+    would take it a moment later (a supervisor busy with a restart, a
+    node still stopping)."""
+
+    def __init__(self, message: str, again: bool = False) -> None:
+        super().__init__(message)
+        self.again = again
 
 
 def default_socket() -> str:
@@ -210,7 +216,8 @@ class Control:
             if f["t"] == "res" and (f.get("id") == rid or
                                     (f.get("id") == 0 and not f.get("ok"))):
                 if not f.get("ok"):
-                    raise ControlError(str(f.get("error", "refused")))
+                    raise ControlError(str(f.get("error", "refused")),
+                                       f.get("again") is True)
                 return f
 
     def _call(self, cmd: str, args: List[Any],
@@ -323,9 +330,21 @@ class Control:
                 raise ProtocolError("status: the answer is an empty list")
             return r
 
-        before = status()
-        was = _Before(cmd, before)
-        answer = self._text(cmd, [name])
+        pause = 0.02
+        while True:  # asked again while refused for a moment
+            was = _Before(cmd, status())
+            try:
+                answer = self._text(cmd, [name])
+                break
+            except ControlError as e:
+                left = deadline - time.monotonic()
+                if not e.again:
+                    raise
+                if left <= pause:
+                    raise TimeoutError(f"{cmd}: {e}; {name} was not free "
+                                       f"to take it within {wait}s") from None
+            time.sleep(pause)
+            pause = min(pause * 2, 0.25)
         pause = 0.02
         while True:
             try:
