@@ -245,7 +245,8 @@ ctl_run_wait(struct ctl *c, const char *cmd, const char *name)
 	int rc;
 
 	if ((rc = opwait_ask(c, &w, &a)) == 0) {
-		rc = ctl_show(c, cmd, a.body, -1);
+		/* --json: one object once done, the answer in it */
+		rc = c->json ? 0 : ctl_show(c, cmd, a.body, -1);
 		reply_answer_free(&a);
 		if (rc == 0)
 			rc = opwait_run(c, &w);

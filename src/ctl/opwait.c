@@ -93,8 +93,9 @@ opwait_status(struct ctl *c, const struct opwait *w, bool after,
 	a->quiet = true;
 	rc = reply_ask(c, "status", w->name, -1, a);
 	*gone = rc == CTL_EXIT_REFUSED && after && opwait_stops(w);
+	/* --json, after the command: said in the outcome */
 	if (rc == CTL_EXIT_REFUSED && !*gone)
-		return reply_refused(c, "status", &a->f);
+		return reply_say_refused("status", &a->f, c->json && !after);
 	if (c->interrupted) {
 		fprintf(stderr, "agentsupctl: %s: interrupted waiting for %s\n",
 		        w->cmd, w->name);
@@ -229,6 +230,20 @@ opwait_sleep(unsigned ms)
 	nanosleep(&ts, NULL);
 }
 
+/* The command's answer (NAME's path), kept for --json's outcome. */
+static int
+opwait_keep(struct opwait *w, const msgpack_object *body)
+{
+	if (body->type != MSGPACK_OBJECT_STR)
+		return 0;
+	if ((w->result = strndup(body->via.str.ptr, body->via.str.size)) ==
+	    NULL) {
+		perror("agentsupctl");
+		return CTL_EXIT_UNAVAILABLE;
+	}
+	return 0;
+}
+
 /* The command, sent again while agentsupd refuses it for a moment (its
  * supervisor busy with a restart, NAME still stopping: again), as
  * systemctl queues a job behind the one running; each try after a fresh
@@ -245,8 +260,12 @@ opwait_ask(struct ctl *c, struct opwait *w, struct reply_answer *a)
 		if ((rc = opwait_before(c, w)) != 0)
 			return rc;
 		a->quiet = true;
-		if ((rc = reply_ask(c, w->cmd, w->name, -1, a)) !=
-		    CTL_EXIT_REFUSED)
+		if ((rc = reply_ask(c, w->cmd, w->name, -1, a)) == 0 &&
+		    (rc = opwait_keep(w, a->body)) != 0)
+			reply_answer_free(a);
+		if (rc == 0)
+			return 0;
+		if (rc != CTL_EXIT_REFUSED)
 			return rc;
 		if (!reply_flag(&a->f.map, "again") ||
 		    opwait_now_ms() + poll >= w->deadline)
@@ -268,6 +287,39 @@ opwait_ask(struct ctl *c, struct opwait *w, struct reply_answer *a)
 	return CTL_EXIT_TIMEOUT;
 }
 
+/* --json: the wait's outcome as one object on stdout, for a script that
+ * reads more than the exit status: {ok, result (the command's answer),
+ * outcome, node (NAME's last status, null when there is none)}. */
+static void
+opwait_json(const struct opwait *w, int rc, bool settled,
+            const msgpack_object *nodes)
+{
+	const char *outcome = rc == 0                    ? "done"
+	                      : rc == CTL_EXIT_UNHEALTHY ? "unhealthy"
+	                      : rc == CTL_EXIT_TIMEOUT   ? "timeout"
+	                      : rc == OPWAIT_EXIT_INTR   ? "interrupted"
+	                      : rc == CTL_EXIT_REFUSED && settled ? "not_up"
+	                      : rc == CTL_EXIT_REFUSED            ? "refused"
+	                                               : "unavailable";
+
+	msgpack_object result = {.type = MSGPACK_OBJECT_NIL};
+
+	if (w->result != NULL) {
+		result.type = MSGPACK_OBJECT_STR;
+		result.via.str.ptr = w->result;
+		result.via.str.size = (uint32_t)strlen(w->result);
+	}
+	printf("{\"ok\":%s,\"result\":", rc == 0 ? "true" : "false");
+	render_json(stdout, &result);
+	printf(",\"outcome\":\"%s\",\"node\":", outcome);
+	if (nodes != NULL && nodes->type == MSGPACK_OBJECT_ARRAY &&
+	    nodes->via.array.size > 0)
+		render_json(stdout, &nodes->via.array.ptr[0]);
+	else
+		fputs("null", stdout);
+	puts("}");
+}
+
 /* After the command was taken: NAME's status until it settles, or the
  * deadline. */
 int
@@ -276,16 +328,17 @@ opwait_run(struct ctl *c, struct opwait *w)
 	unsigned poll = OPWAIT_POLL_FIRST_MS;
 	struct reply_answer a;
 	char state[32];
-	bool gone;
+	bool gone, settled = false;
 	int rc;
 
 	for (;;) {
 		if ((rc = opwait_status(c, w, true, &a, &gone)) != 0) {
 			if (gone)
 				rc = 0; /* ended, and its node went with it */
+			a.body = NULL;
 			break;
 		}
-		if (opwait_settled(w, a.body)) {
+		if ((settled = opwait_settled(w, a.body))) {
 			rc = opwait_outcome(w, a.body);
 			break;
 		}
@@ -304,6 +357,8 @@ opwait_run(struct ctl *c, struct opwait *w)
 		poll = poll * 2 > OPWAIT_POLL_MAX_MS ? OPWAIT_POLL_MAX_MS
 		                                     : poll * 2;
 	}
+	if (c->json)
+		opwait_json(w, rc, settled, a.body);
 	reply_answer_free(&a);
 	return rc;
 }
@@ -312,4 +367,5 @@ void
 opwait_free(struct opwait *w)
 {
 	free(w->pids);
+	free(w->result);
 }

@@ -19,6 +19,7 @@ struct opwait {
 	uint64_t deadline; /* CLOCK_MONOTONIC ms: the wait's end */
 	uint64_t *pids;    /* a restart: the workers' processes before it */
 	size_t npids;
+	char *result; /* the command's answer (--json says it at the end) */
 };
 
 /* Whether cmd takes --wait. */

@@ -84,11 +84,17 @@ reply_str_is(const msgpack_object *o, const char *s)
 int
 reply_refused(struct ctl *c, const char *cmd, const struct agentsup_frame *f)
 {
+	return reply_say_refused(cmd, f, c->json);
+}
+
+int
+reply_say_refused(const char *cmd, const struct agentsup_frame *f, bool json)
+{
 	const msgpack_object *e = agentsup_wire_get(&f->map, "error");
 
 	/* --json: {"ok": false, "error"} on stdout too (not the protocol's
 	 * frame, its t and id) */
-	if (c->json && e != NULL) {
+	if (json && e != NULL) {
 		fputs("{\"ok\":false,\"error\":", stdout);
 		render_json(stdout, e);
 		puts("}");

@@ -40,6 +40,9 @@ int reply_join(struct ctl *, struct agentsup_frame *f, msgpack_sbuffer *all,
 bool reply_str_is(const msgpack_object *o, const char *s);
 /* A refusal said on stderr (and, --json, on stdout): CTL_EXIT_REFUSED. */
 int reply_refused(struct ctl *, const char *cmd, const struct agentsup_frame *);
+/* The same, on stdout only when json (a caller that says it otherwise). */
+int reply_say_refused(const char *cmd, const struct agentsup_frame *,
+                      bool json);
 /* A follow's last frame, {t: end, cause, reason}: the reason on stderr,
  * and 69 when agentsupd exits (as a connection it closed), 1 when it ended
  * the follow itself (the worker was removed, the follower fell behind). */

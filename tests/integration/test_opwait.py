@@ -278,3 +278,36 @@ def test_wait_asks_again_while_the_supervisor_is_busy(supd):
     d.ctl("restart", "root", check=1)  # busy
     r = d.ctl("restart", "root", "--wait", check=0)
     assert all(node(d, n)["state"] == "running" for n in ("slow", "b")), r
+
+
+def test_json_wait_says_the_outcome(supd):
+    """--json --wait: one object on stdout once the wait is over, for a
+    deploy script that reads more than the exit status: ok, the
+    command's answer, the outcome and NAME's last status."""
+    d = supd.start({"a.yaml": f"""
+        supervisor: root
+        children:
+          - {{worker: ok, command: {sh("exec sleep 300")}}}
+          - {{worker: broken, command: {sh("exit 1")}, start_timeout: 5s,
+              backoff: {{initial: 10s}}}}
+        """})
+    d.wait("started", "root/ok")
+    d.wait("backoff", "root/broken")
+
+    def outcome(*args, check):
+        r = d.ctl(*args, "--wait", "--json", check=check)
+        lines = r.stdout.splitlines()
+        assert len(lines) == 1, r  # one object, the answer inside it
+        return json.loads(lines[0])
+
+    o = outcome("restart", "ok", check=0)
+    assert o["ok"] is True and o["result"] == "root/ok", o
+    assert o["outcome"] == "done" and o["node"]["state"] == "running", o
+    o = outcome("stop", "ok", check=0)
+    assert o["outcome"] == "done" and o["node"]["state"] == "stopped", o
+    o = outcome("start", "broken", check=1)
+    assert o["ok"] is False and o["outcome"] == "not_up", o
+    assert o["node"]["last_reason"] == "exit:1", o
+    o = outcome("start", "nosuch", check=1)  # the command refused
+    assert o == {"ok": False,
+                 "error": "no such worker or supervisor: nosuch"}, o
