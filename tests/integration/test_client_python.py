@@ -767,8 +767,12 @@ REFUSED_CALLS = [
     'a.beat(status=b"x")', "a.beat(state=3)", 'a.checkpoint("text")', "a.checkpoint(5)",
     'a.busy("10")', 'a.spawn("pool", args="12")',
     'a.exit_reason("transient", detail=b"x")',
+    # str() of them was sent: 1 as "1", b"x" as "b'x'"; a name with "="
+    # set another variable
+    'a.spawn("pool", args=[1])', 'a.spawn("pool", env={"A": 1})',
+    'a.spawn("pool", env={"A=B": "c"})', 'a.spawn("pool", env={"": "c"})',
 ]
-REFUSED_AS = "ValueError " * 10 + "TypeError " * 12
+REFUSED_AS = "ValueError " * 10 + "TypeError " * 14 + "ValueError " * 2
 
 
 @pytest.mark.parametrize("api", ["sync", "async"])
@@ -846,3 +850,60 @@ def test_an_agent_in_a_process_with_many_descriptors():
     f.send({"t": "spawned", "ok": True, "name": "pool/a", "created": True})
     assert f.line() == "pool/a"
     f.finish()
+
+
+@pytest.mark.parametrize("api", ["sync", "async"])
+def test_a_closed_agent_refuses_what_would_send(api):
+    """After close(), beat() answered True and checkpoint() a sequence
+    number, though nothing was sent: a checkpoint lost without a word.
+    Now ValueError, as a closed file's write, supervised or not."""
+    calls = ['a.checkpoint(b"x")', 'a.ready()',
+             'a.result(b"x")', 'a.spawn("pool")', 'a.exit_reason("done")']
+    body = {
+        "sync": "a = agentsup.Agent()\na.close()\na.close()\n",
+        "async": "a = agentsup.AsyncAgent()\nawait a.close()\n",
+    }[api]
+    script = (f"import sys\nsys.path.insert(0, {PYDIR!r})\n"
+              "import asyncio, inspect, agentsup\n"
+              "async def main():\n" + textwrap.indent(body, "    ") +
+              "    out = []\n" +
+              "".join(f"    try:\n        r = {c}\n"
+                      "        if inspect.isawaitable(r):\n            await r\n"
+                      "        out.append('sent')\n"
+                      "    except ValueError as e:\n        out.append(str(e))\n"
+                      for c in calls) +
+              "    print(*sorted(set(out)), sep='|')\n"
+              "asyncio.run(main())\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTSUP_")}
+    out = subprocess.run([sys.executable, "-c", script], env=env,
+                         capture_output=True, text=True, timeout=DEADLINE)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "agentsup: the Agent is closed", out.stdout
+    # a beat is no loss: False (not queued), not an error for a beating
+    # thread that outlives the close at exit
+    out = subprocess.run([sys.executable, "-c", script.replace(
+        "    out = []\n", "    out = [str(a.beat(steps=1))]\n")], env=env,
+        capture_output=True, text=True, timeout=DEADLINE)
+    assert out.stdout.strip() == "False|agentsup: the Agent is closed", out
+
+
+def test_an_unusable_agentsup_fd_is_said():
+    """AGENTSUP_FD naming no socket (a wrapper such as sudo closed it):
+    the worker ran unsupervised without a word (and would be taken for
+    hung), and a second Agent() said the first had taken its channel."""
+    script = (f"import sys\nsys.path.insert(0, {PYDIR!r})\n"
+              "import agentsup\n"
+              "a = agentsup.Agent()\n"
+              "b = agentsup.Agent()\n"
+              "print(a.supervised, b.supervised)\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTSUP_")}
+    with open(os.devnull, "rb") as null:
+        env["AGENTSUP_FD"] = str(null.fileno())
+        out = subprocess.run([sys.executable, "-c", script], env=env,
+                             capture_output=True, text=True,
+                             timeout=DEADLINE, pass_fds=(null.fileno(),))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False False"
+    assert f"AGENTSUP_FD={env['AGENTSUP_FD']} is not a usable socket" \
+        in out.stderr, out.stderr
+    assert "running unsupervised" in out.stderr, out.stderr

@@ -18,6 +18,8 @@ PYDIR = os.path.join(os.environ.get("AGENTSUP_SRC", os.path.join(HERE, "..", "..
 sys.path.insert(0, PYDIR)
 from agentsup.control import Control, ControlError, default_socket  # noqa: E402
 
+PY = "/usr/bin/python3"
+
 TREE = textwrap.dedent(f"""\
     supervisor: root
     children:
@@ -331,3 +333,46 @@ def test_wait_asks_again_while_the_supervisor_is_busy(supd):
         with pytest.raises(ControlError) as e:
             ctl.start("nosuch", wait=TIMEOUT)
         assert not e.value.again
+
+
+def test_text_that_is_not_utf8(supd, tmp_path):
+    """One worker's Latin-1 status (the C client sends what it is given)
+    made every status, events and dead answer unreadable to Control
+    (ProtocolError): it reads U+FFFD for it now, as agentsupctl --json
+    shows it. And a task's argument of bytes that are not UTF-8 reaches
+    it as those bytes (os.fsdecode'd, or bytes), as from agentsupctl."""
+    raw = tmp_path / "latin1.py"
+    raw.write_text(textwrap.dedent("""
+        import os, socket, struct, time, msgpack
+        s = socket.socket(fileno=int(os.environ["AGENTSUP_FD"]))
+        def send(m, fix=b""):
+            b = msgpack.packb(m, use_bin_type=True)
+            if fix:
+                b = b.replace(b"XXXX", fix)
+            s.sendall(struct.pack(">I", len(b)) + b)
+        send({"t": "hello", "v": 1})
+        send({"t": "hb", "seq": 1, "status": "XXXX"}, b"caf\\xe9")
+        time.sleep(300)
+    """))
+    out = tmp_path / "argv"
+    d = supd.start({"a.yaml": f"""
+        supervisor: root
+        children:
+          - {{worker: latin, command: [{PY!r}, {str(raw)!r}]}}
+          - supervisor: pool
+            template:
+              command: ["/bin/sh", "-c", 'printf %s "$1" | od -An -tx1 > {out}', "task"]
+              restart: temporary
+        """})
+    d.wait("started", "root/latin")
+    with Control(d.socket) as ctl:
+        wait_until(lambda: ctl.status("latin")[0]["status"] == "caf\ufffd",
+                   what="the status read")
+        assert ctl.events("root")  # readable
+        ctl.spawn("pool", key="k1", args=[b"\xff" + os.fsdecode(b"\xfe")
+                                          .encode("utf-8", "surrogateescape")])
+        assert ctl.wait("pool/k1", timeout=TIMEOUT)["state"] == "done"
+        assert out.read_text().split() == ["ff", "fe"]
+        ctl.spawn("pool", key="k2", args=[os.fsdecode(b"\xfd")])
+        assert ctl.wait("pool/k2", timeout=TIMEOUT)["args"] == ["\ufffd"]
+        assert out.read_text().split() == ["fd"]

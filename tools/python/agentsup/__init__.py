@@ -40,12 +40,13 @@ import select
 import signal
 import socket
 import struct
+import sys
 import threading
 import time
 import weakref
 from typing import Any, Callable, Deque, Dict, Iterable, List, Mapping, NamedTuple, Optional, Union
 
-from ._reader import FrameReader, ProtocolError, check_fields, field_error
+from ._reader import FrameReader, ProtocolError, check_fields, field_error, spawn_args, spawn_env
 
 __all__ = [
     "Agent", "AsyncAgent", "FrameReader", "Nudge", "ProtocolError", "Restored",
@@ -193,6 +194,7 @@ class Agent:
         self._sock: Optional[socket.socket] = None
         self._packb: Optional[Callable[..., bytes]] = None
         self._gen = _fork_gen
+        self._closed = False
         with _claim_lock:  # taken whole, before the slow import and hello
             fd = env.get("AGENTSUP_FD")
             if fd is None and _claimed_by == os.getpid():
@@ -210,16 +212,18 @@ class Agent:
         self._packb = msgpack.packb
         try:
             sock = socket.socket(fileno=int(fd))
-        except OSError:
-            return  # not a socket we can use: run as if unsupervised
+        except OSError as e:
+            self._unusable(fd, e)
+            return
         try:
             os.set_inheritable(sock.fileno(), False)
             sock.setblocking(False)
             self._sock = sock
             self._send({"t": "hello", "v": PROTOCOL_VERSION, "pid": os.getpid(), "lang": lang})
-        except OSError:
+        except OSError as e:
             sock.detach()  # not ours to close
             self._sock = None
+            self._unusable(fd, e)
             return
         self._read_on_send = True
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -229,6 +233,18 @@ class Agent:
         self._finalizer.atexit = False
         if dump_stacks_on_usr1:
             faulthandler.register(signal.SIGUSR1, all_threads=True, chain=False)
+
+    @staticmethod
+    def _unusable(fd: str, e: OSError) -> None:
+        """AGENTSUP_FD names no socket we can use (closed by a wrapper that
+        closes descriptors, as sudo does): said once, on the stderr that
+        agentsupd captures, since the worker runs unsupervised and may be
+        taken for hung; a later Agent() is unsupervised too, not told that
+        this one took a channel."""
+        global _claimed_by
+        _claimed_by = None
+        sys.stderr.write(f"agentsup: AGENTSUP_FD={fd} is not a usable "
+                         f"socket ({e.strerror or e}): running unsupervised\n")
 
     # -- context manager -------------------------------------------------
     def __enter__(self) -> "Agent":
@@ -279,7 +295,8 @@ class Agent:
              cost: Optional[float] = None, state: Optional[str] = None,
              status: Optional[str] = None) -> bool:
         """One heartbeat with whatever progress is known. Never blocks.
-        False if it could not even be queued (agentsupd not reading).
+        False if it could not even be queued (agentsupd not reading, or
+        the Agent closed).
         ValueError, supervised or not and before anything is sent, for
         what agentsupd would stop the worker for: steps or tokens below 0
         or past 2^64 - 1, a cost that is NaN, infinite or below 0;
@@ -291,6 +308,8 @@ class Agent:
             msg["progress"] = progress
         if status is not None:
             msg["status"] = _text("status", status)
+        if self._closed:  # not queued; a beat thread at exit is no error
+            return False
         if self._sock is None:
             return True
         return self._send(msg, seq="_seq") is not None
@@ -319,6 +338,7 @@ class Agent:
         agent sends faster than it can: checkpoints of hundreds of KiB back
         to back); the checkpoint is not taken, so try again later."""
         data = _bytes_like("checkpoint data", data)
+        self._check_open()
         if self._sock is None:
             self._ckpt_seq += 1
             return self._ckpt_seq
@@ -364,7 +384,7 @@ class Agent:
             raise BlockingIOError("agentsupd is not reading: exit reason not queued")
         self.flush(timeout)
 
-    def spawn(self, sup: str, key: Optional[str] = None, args: Iterable[str] = (),
+    def spawn(self, sup: str, key: Optional[str] = None, args: Iterable[Union[str, bytes]] = (),
               env: Optional[Mapping[str, str]] = None,
               timeout: Optional[float] = 5.0) -> Optional[Spawned]:
         """Ask for a dynamic child of supervisor sup (this worker must be in
@@ -375,6 +395,8 @@ class Agent:
         agent.spawned, never to another spawn; one the caller got does
         not."""
         argv = _argv(args)  # supervised or not
+        spawn_env(env)
+        self._check_open()
         if self._sock is None:
             return None
         ticket = self._ask_spawn(sup, key, argv, env, wait=timeout is not None)
@@ -412,7 +434,10 @@ class Agent:
         return self._wait_for(lambda: not self._out, timeout)
 
     def close(self) -> None:
-        """Send what the socket takes now, then close the channel."""
+        """Send what the socket takes now, then close the channel. What
+        would send after it raises ValueError, as a closed file's write:
+        a checkpoint taken then would be lost without a word."""
+        self._closed = True
         if self._sock is not None:
             try:
                 if self._gen == _fork_gen:  # a fork's copy: only closed
@@ -425,7 +450,11 @@ class Agent:
             self._finalizer()  # once: a second close() finds it dead
 
     # -- internals -------------------------------------------------------
-    def _ask_spawn(self, sup: str, key: Optional[str], args: Iterable[str],
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ValueError("agentsup: the Agent is closed")
+
+    def _ask_spawn(self, sup: str, key: Optional[str], args: Iterable[Union[str, bytes]],
                    env: Optional[Mapping[str, str]], wait: bool) -> int:
         """Queue a spawn; with wait, its number, for _take_answer (the
         sync and asyncio spawns share it)."""
@@ -436,7 +465,7 @@ class Agent:
         if argv:
             msg["args"] = argv
         if env:
-            msg["env"] = {str(k): str(v) for k, v in env.items()}
+            msg["env"] = spawn_env(env)
         sent = self._send(msg, ticket=wait)
         if sent is None:
             raise BlockingIOError("agentsupd is not reading: spawn not queued")
@@ -504,6 +533,7 @@ class Agent:
         """Queue one frame whole and send what the socket takes. seq names
         a counter to number it with; with ticket, a spawn's number is
         returned (else 0). None when it could not be queued."""
+        self._check_open()
         if self._sock is None:
             return 0
         self._check_owner()
@@ -515,7 +545,9 @@ class Agent:
             why = field_error(msg)  # never sent: agentsupd would stop us for it
             if why:
                 raise TypeError(why)
-            body: bytes = self._packb(msg, use_bin_type=True)
+            # a str of os.fsdecode()'d bytes goes as those bytes
+            body: bytes = self._packb(msg, use_bin_type=True,
+                                      unicode_errors="surrogateescape")
             if len(body) > self._max_send:
                 raise ValueError(f"frame of {len(body)} bytes is over {self._max_send}")
             result = self._queue_locked(msg, body, seq, n, ticket)
@@ -717,12 +749,9 @@ def _bytes_like(name: str, value: Any) -> bytes:
     return bytes(value)
 
 
-def _argv(args: Iterable[str]) -> List[str]:
-    """A spawn's arguments: a str would be split into its characters."""
-    if isinstance(args, (str, bytes)):
-        raise TypeError("args must be a list of str, not one "
-                        f"{type(args).__name__}: args=[...]")
-    return [str(a) for a in args]
+def _argv(args: Iterable[Union[str, bytes]]) -> List[str]:
+    """A spawn's arguments (_reader.spawn_args)."""
+    return spawn_args(args)
 
 
 def _cost(value: Any) -> float:

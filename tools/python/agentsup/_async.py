@@ -8,6 +8,7 @@ import asyncio
 from typing import Any, Callable, Deque, Iterable, Mapping, Optional, TypeVar, Union
 
 from . import Agent, Nudge, ProtocolError, Restored, Spawned, _argv, _Busy
+from ._reader import spawn_env
 
 T = TypeVar("T")
 
@@ -139,13 +140,15 @@ class AsyncAgent:
         self._watch_output()
         await self.flush(timeout)
 
-    async def spawn(self, sup: str, key: Optional[str] = None, args: Iterable[str] = (),
+    async def spawn(self, sup: str, key: Optional[str] = None, args: Iterable[Union[str, bytes]] = (),
                     env: Optional[Mapping[str, str]] = None,
                     timeout: float = 5.0) -> Optional[Spawned]:
         """Ask for a dynamic child; its answer, or asyncio.TimeoutError (an
         answer that comes later goes to agent.spawned, never to another
         spawn)."""
         argv = _argv(args)  # supervised or not
+        spawn_env(env)
+        self._agent._check_open()
         if not self.supervised:
             return None
         n = self._sent(self._agent._ask_spawn(sup, key, argv, env, wait=True))

@@ -4,8 +4,10 @@ never to the bytes buffered. Also the field types of docs/protocol.md."""
 from __future__ import annotations
 
 import math
+import os
 import struct
-from typing import Any, Dict, List, Optional, Tuple
+from typing import (Any, Dict, Iterable, List, Mapping, Optional, Tuple,
+                    Union)
 
 _HEADER = struct.Struct(">I")
 
@@ -54,7 +56,11 @@ def _decode(body: memoryview) -> Dict[str, Any]:
     import msgpack  # type: ignore[import]
 
     try:
-        msg: Any = msgpack.unpackb(body, raw=False, strict_map_key=False)
+        # text a worker sent need not be UTF-8 (a C worker's Latin-1
+        # status): U+FFFD for what is not, as agentsupctl --json shows it,
+        # rather than one worker's bytes making every answer unreadable
+        msg: Any = msgpack.unpackb(body, raw=False, strict_map_key=False,
+                                   unicode_errors="replace")
     except Exception as e:
         raise ProtocolError(f"bad frame: {e}") from e
     if not isinstance(msg, dict) or not isinstance(msg.get("t"), str):
@@ -128,6 +134,39 @@ def _check(msg: Dict[str, Any], fields: Dict[str, Tuple[Any, bool]]) -> Any:
         if not ok(msg[name]):
             return f'"{name}" has the wrong type'
     return None
+
+
+def spawn_args(args: Iterable[Union[str, bytes]]) -> List[str]:
+    """A spawn's arguments as sent: str, or bytes (os.fsdecode: bytes that
+    are not UTF-8 reach the task as they are, as from agentsupctl); a
+    single str would be split into its characters, anything else is a
+    mistake (str(b"x") was "b'x'")."""
+    if isinstance(args, (str, bytes)):
+        raise TypeError("args must be a list of str, not one "
+                        f"{type(args).__name__}: args=[...]")
+    out = []
+    for a in args:
+        if not isinstance(a, (str, bytes)):
+            raise TypeError(f"args: each must be a str or bytes, not "
+                            f"{type(a).__name__} ({a!r})")
+        out.append(os.fsdecode(a))
+    return out
+
+
+def spawn_env(env: Optional[Mapping[Any, Any]]) -> Dict[str, str]:
+    """A spawn's environment: names and values str or bytes; a name that
+    is empty or holds "=" or NUL sets some other variable, and is
+    refused (ValueError)."""
+    out = {}
+    for k, v in (env or {}).items():
+        if not isinstance(k, (str, bytes)) or not isinstance(v, (str, bytes)):
+            raise TypeError(f"env: names and values must be str or bytes, "
+                            f"not {type(k).__name__}: {type(v).__name__}")
+        name = os.fsdecode(k)
+        if not name or "=" in name or "\0" in name:
+            raise ValueError(f"env: {name!r} is not a variable's name")
+        out[name] = os.fsdecode(v)
+    return out
 
 
 def field_error(msg: Dict[str, Any]) -> Optional[str]:

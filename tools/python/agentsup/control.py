@@ -37,7 +37,7 @@ import time
 from typing import (Any, Dict, Iterable, Iterator, List, Mapping,
                     Optional, Tuple, Union)
 
-from ._reader import FrameReader, ProtocolError
+from ._reader import FrameReader, ProtocolError, spawn_args, spawn_env
 
 __all__ = ["Control", "ControlError", "default_socket"]
 
@@ -177,7 +177,8 @@ class Control:
         sock = self._usable()
         self._id += 1
         body = msgpack.packb({"t": "req", "id": self._id, "cmd": cmd,
-                              "args": args}, use_bin_type=True)
+                              "args": args}, use_bin_type=True,
+                             unicode_errors="surrogateescape")
         try:
             sock.sendall(_HEADER.pack(len(body)) + body)
         except (BrokenPipeError, ConnectionResetError) as e:
@@ -386,16 +387,13 @@ class Control:
     # --- tasks ------------------------------------------------------------
 
     def spawn(self, sup: str, key: Optional[str] = None,
-              args: Iterable[str] = (), env: Optional[Mapping[str, str]] = None,
+              args: Iterable[Union[str, bytes]] = (), env: Optional[Mapping[str, str]] = None,
               retry: bool = False) -> Dict[str, Any]:
         """A dynamic child of SUP: its record, with "created" False when
         the key was already pending, running or ended within key_ttl."""
-        if isinstance(args, (str, bytes)):
-            raise TypeError("args must be a list of str, not one "
-                            f"{type(args).__name__}: args=[...]")
         opts: Dict[str, Any] = {
-            "args": [str(a) for a in args],
-            "env": [f"{k}={v}" for k, v in (env or {}).items()],
+            "args": spawn_args(args),
+            "env": [f"{k}={v}" for k, v in spawn_env(env).items()],
             "retry": bool(retry),
         }
         if key is not None:
