@@ -131,6 +131,7 @@ opwait_before(struct ctl *c, struct opwait *w)
 	v = a.body;
 	w->starts = opwait_starts(&v->via.array.ptr[0]);
 	w->was_running = opwait_is(&v->via.array.ptr[0], "state", "running");
+	w->failures = opwait_uint(&v->via.array.ptr[0], "consecutive_failures");
 	w->worker = opwait_is(&v->via.array.ptr[0], "kind", "worker");
 	if (strcmp(w->cmd, "restart") != 0) {
 		reply_answer_free(&a);
@@ -173,9 +174,12 @@ opwait_settled(const struct opwait *w, const msgpack_object *nodes)
 		       !opwait_is(top, "state", "stopping") &&
 		       !opwait_is(top, "state", "backoff");
 	/* a start of what runs: nothing to wait for (as systemctl start of
-	 * an active unit); a worker started again since: its start failed */
+	 * an active unit); a worker that failed and started again since: its
+	 * start failed (started again by another operator's restart, it has
+	 * not failed: waited for) */
 	if ((strcmp(w->cmd, "start") == 0 && w->was_running) ||
 	    (w->worker && opwait_starts(top) >= w->starts + 2 &&
+	     opwait_uint(top, "consecutive_failures") > w->failures &&
 	     !opwait_is(top, "state", "running")))
 		return true;
 	for (uint32_t i = 0; i < nodes->via.array.size; i++) {
@@ -214,19 +218,26 @@ opwait_outcome(const struct opwait *w, const msgpack_object *nodes)
 	if ((bad = render_count_unhealthy(nodes)) == 0)
 		return 0;
 	fprintf(stderr,
-	        "agentsupctl: %s is running; %zu node%s below it not in "
+	        "agentsupctl: %s is running; %zu node%s below it %s not in "
 	        "the state %s should be\n",
-	        w->name, bad, bad == 1 ? " is" : "s are",
+	        w->name, bad, bad == 1 ? "" : "s", bad == 1 ? "is" : "are",
 	        bad == 1 ? "it" : "they");
 	return CTL_EXIT_UNHEALTHY;
 }
 
+/* A pause between looks, never past the wait's end. */
 static void
-opwait_sleep(unsigned ms)
+opwait_sleep(const struct opwait *w, unsigned ms)
 {
-	struct timespec ts = {.tv_sec = ms / 1000,
-	                      .tv_nsec = (long)(ms % 1000) * 1000000};
+	uint64_t now = opwait_now_ms();
+	struct timespec ts;
 
+	if (now >= w->deadline)
+		return;
+	if (w->deadline - now < ms)
+		ms = (unsigned)(w->deadline - now);
+	ts.tv_sec = ms / 1000;
+	ts.tv_nsec = (long)(ms % 1000) * 1000000;
 	nanosleep(&ts, NULL);
 }
 
@@ -257,7 +268,10 @@ opwait_ask(struct ctl *c, struct opwait *w, struct reply_answer *a)
 	int rc;
 
 	for (;;) {
-		if ((rc = opwait_before(c, w)) != 0)
+		if ((rc = opwait_before(c, w)) == CTL_EXIT_TIMEOUT)
+			fprintf(stderr, "agentsupctl: %s %s: not sent\n",
+			        w->cmd, w->name); /* a script must know */
+		if (rc != 0)
 			return rc;
 		a->quiet = true;
 		if ((rc = reply_ask(c, w->cmd, w->name, -1, a)) == 0 &&
@@ -271,7 +285,7 @@ opwait_ask(struct ctl *c, struct opwait *w, struct reply_answer *a)
 		    opwait_now_ms() + poll >= w->deadline)
 			break;
 		reply_answer_free(a);
-		opwait_sleep(poll); /* ^C waits blocked for the next look */
+		opwait_sleep(w, poll); /* ^C waits blocked for the next look */
 		poll = poll * 2 > OPWAIT_POLL_MAX_MS ? OPWAIT_POLL_MAX_MS
 		                                     : poll * 2;
 	}
@@ -353,7 +367,7 @@ opwait_run(struct ctl *c, struct opwait *w)
 			break;
 		}
 		reply_answer_free(&a);
-		opwait_sleep(poll);
+		opwait_sleep(w, poll);
 		poll = poll * 2 > OPWAIT_POLL_MAX_MS ? OPWAIT_POLL_MAX_MS
 		                                     : poll * 2;
 	}

@@ -226,6 +226,7 @@ def test_wait_findings_of_an_sre(supd):
         t0 = time.monotonic()
         r = d.ctl("stop", "slow", "--wait", "--timeout", "1s", check=124)
         assert time.monotonic() - t0 < 5, r
+        assert "stop slow: not sent" in r.stderr, r  # a script must know
     finally:
         d.proc.send_signal(signal.SIGCONT)
     # ^C while waiting for a stop
@@ -311,3 +312,21 @@ def test_json_wait_says_the_outcome(supd):
     o = outcome("start", "nosuch", check=1)  # the command refused
     assert o == {"ok": False,
                  "error": "no such worker or supervisor: nosuch"}, o
+
+
+def test_concurrent_restarts_wait_for_a_healthy_worker(supd):
+    """Several deploy scripts restarting one worker at once: each wait saw
+    the worker started twice since and not running (stopping, for another
+    client's restart), took it for a start that failed, and exited 1 for
+    a worker that was fine. A worker that failed since is what failed."""
+    d = supd.start({"a.yaml": f"""
+        worker: okw
+        command: {sh("exec sleep 1000")}
+        """})
+    d.wait("started", "root/okw")
+    ps = [ctl_bg(d, "restart", "okw", "--wait", "--timeout", "60s")
+          for _ in range(8)]
+    for p in ps:
+        out, err = p.communicate(timeout=TIMEOUT)
+        assert p.returncode == 0, (out, err)
+    assert node(d, "okw")["state"] == "running"

@@ -291,7 +291,7 @@ def test_commands_that_wait_until_carried_out(supd):
         ctl.spawn("pool", key="w1", env={"DELAY": "300"})
         d.wait("started", "root/pool/w1")
         ctl.stop("pool/w1", wait=TIMEOUT)  # ended, its node gone: done
-        for bad in (-5, float("nan"), "1"):
+        for bad in (-5, float("nan"), "1", True, float("inf"), 1e20):
             with pytest.raises(ValueError):
                 ctl.stop("b", wait=bad)  # type: ignore[arg-type]
         assert ctl.start("team", wait=TIMEOUT) == "root/team"  # runs: done

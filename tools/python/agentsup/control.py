@@ -46,6 +46,9 @@ _HEADER = struct.Struct(">I")
 _UCRED = struct.Struct("3i")  # pid, uid, gid
 
 
+_WAIT_MAX = 7 * 24 * 3600  # as agentsupctl's --timeout (168h)
+
+
 class ControlError(Exception):
     """agentsupd refused the request; the message says why. again: it
     would take it a moment later (a supervisor busy with a restart, a
@@ -314,9 +317,10 @@ class Control:
     def _command(self, cmd: str, name: str, wait: Optional[float]) -> str:
         if wait is None:
             return self._text(cmd, [name])
-        if not isinstance(wait, (int, float)) or not wait >= 0:
-            raise ValueError(f"{cmd}: wait must be a number of seconds >= 0, "
-                             f"not {wait!r}")
+        if isinstance(wait, bool) or not isinstance(wait, (int, float)) or \
+                not 0 <= wait <= _WAIT_MAX:
+            raise ValueError(f"{cmd}: wait must be a number of seconds from "
+                             f"0 to {_WAIT_MAX} (a week), not {wait!r}")
         deadline = time.monotonic() + wait
 
         def status() -> List[Dict[str, Any]]:
@@ -489,6 +493,7 @@ class _Before:
         self.cmd = cmd
         self.starts = _starts(top)
         self.was_running = top.get("state") == "running"
+        self.failures = top.get("consecutive_failures") or 0
         self.worker = top.get("kind") == "worker"
         self.old = {n["pid"] for n in nodes if cmd == "restart"
                     and n.get("kind") == "worker" and n.get("pid")}
@@ -498,10 +503,12 @@ class _Before:
         if self.cmd in ("stop", "drain"):
             return top["state"] not in ("running", "starting", "stopping",
                                         "backoff")
-        # a start of what runs: nothing to wait for; a worker started
-        # again since: its start failed
+        # a start of what runs: nothing to wait for; a worker that failed
+        # and started again since: its start failed (not another
+        # operator's restart of it)
         if (self.cmd == "start" and self.was_running) or \
                 (self.worker and _starts(top) >= self.starts + 2
+                 and (top.get("consecutive_failures") or 0) > self.failures
                  and top["state"] != "running"):
             return True
         for n in nodes:
