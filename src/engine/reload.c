@@ -319,14 +319,30 @@ reload_node(struct tree *t, struct node *n, const struct spec *ns,
 	reload_children(t, n, ns, r);
 }
 
+/* The marks below a marked supervisor: its (re)start by its parent's job
+ * starts each of its children (but the held), so a mark of theirs would
+ * restart them once started (a reload that releases a supervisor and a
+ * child of it, or adds one under it). */
+static void
+reload_unmark_below(struct node *top)
+{
+	for (struct node *n = tree_walk_next(top, top); n != NULL;
+	     n = tree_walk_next(top, n))
+		n->marked = false;
+}
+
 /* Start each supervisor's reload job, parents first. */
 static void
 reload_jobs(struct tree *t, struct node *s)
 {
 	bool any = false;
 
-	for (size_t i = 0; i < s->nchildren; i++)
-		any |= s->children[i]->marked;
+	for (size_t i = 0; i < s->nchildren; i++) {
+		struct node *c = s->children[i];
+		if (c->marked && !node_is_worker(c))
+			reload_unmark_below(c);
+		any |= c->marked;
+	}
 	if (any && s->state == NODE_RUNNING) {
 		sup_begin_job(t, s,
 		              (struct job){.kind = JOB_RESTART,

@@ -675,6 +675,43 @@ test_autostart_false_supervisor(void **state)
 	run_free(r);
 }
 
+/* A reload that turns a supervisor's `autostart` on starts it, and with
+ * it each of its children once: those the same reload releases or adds
+ * were also marked, and once the supervisor's start had started them its
+ * own reload job restarted them (stopped a millisecond after starting). */
+static void
+test_autostart_released_supervisor_starts_children_once(void **state)
+{
+	struct reload_report rep;
+	struct run *r = run_new("supervisor: root\nchildren:\n"
+	                        "  - {worker: a, command: x}\n"
+	                        "  - supervisor: team\n"
+	                        "    autostart: false\n"
+	                        "    children:\n"
+	                        "      - {worker: x, command: x,"
+	                        " autostart: false}\n"
+	                        "      - {worker: y, command: x}\n");
+
+	(void)state;
+	expect(r, "start root/a\n");
+	run_reload(r,
+	           "supervisor: root\nchildren:\n"
+	           "  - {worker: a, command: x}\n"
+	           "  - supervisor: team\n"
+	           "    children:\n"
+	           "      - {worker: x, command: x}\n"
+	           "      - {worker: y, command: x}\n"
+	           "      - {worker: z, command: x}\n",
+	           &rep);
+	r->log[0] = '\0';
+	pump(r);
+	expect(r, "start root/team/x\nstart root/team/y\n"
+	          "start root/team/z\n");
+	assert_int_equal(N(r, "team")->state, NODE_RUNNING);
+	reload_report_free(&rep);
+	run_free(r);
+}
+
 static void
 test_command_restart_subtree(void **state)
 {
@@ -1281,6 +1318,8 @@ main(void)
 	        cmocka_unit_test(test_command_stop_holds),
 	        cmocka_unit_test(test_autostart_false),
 	        cmocka_unit_test(test_autostart_false_supervisor),
+	        cmocka_unit_test(
+	                test_autostart_released_supervisor_starts_children_once),
 	        cmocka_unit_test(test_command_restart_subtree),
 	        cmocka_unit_test(test_reload_diff),
 	        cmocka_unit_test(test_strategy_table),
