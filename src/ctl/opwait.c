@@ -23,7 +23,8 @@
 
 #define OPWAIT_POLL_FIRST_MS 20
 #define OPWAIT_POLL_MAX_MS   250
-#define OPWAIT_EXIT_INTR     130 /* ^C, as a shell says it */
+#define OPWAIT_SETTLE_MS     1000 /* a worker up this long is up */
+#define OPWAIT_EXIT_INTR     130  /* ^C, as a shell says it */
 
 static uint64_t
 opwait_now_ms(void)
@@ -162,6 +163,28 @@ opwait_old_pid(const struct opwait *w, uint64_t pid)
 	return false;
 }
 
+/* A worker running for less than OPWAIT_SETTLE_MS: not yet up, as a
+ * process that exits at once would count (supervisord's startsecs, PM2's
+ * min_uptime). */
+static bool
+opwait_young(const msgpack_object *n)
+{
+	return opwait_is(n, "kind", "worker") &&
+	       opwait_is(n, "state", "running") &&
+	       opwait_uint(n, "uptime_ms") < OPWAIT_SETTLE_MS;
+}
+
+/* NAME a worker that failed and started again since the command, and is
+ * not up for good: its start failed (one started again by another
+ * operator's restart has not failed, and is waited for). */
+static bool
+opwait_failed_start(const struct opwait *w, const msgpack_object *top)
+{
+	return w->worker && opwait_starts(top) >= w->starts + 2 &&
+	       opwait_uint(top, "consecutive_failures") > w->failures &&
+	       (!opwait_is(top, "state", "running") || opwait_young(top));
+}
+
 /* Whether the subtree nodes have settled after the command. */
 static bool
 opwait_settled(const struct opwait *w, const msgpack_object *nodes)
@@ -174,19 +197,15 @@ opwait_settled(const struct opwait *w, const msgpack_object *nodes)
 		       !opwait_is(top, "state", "stopping") &&
 		       !opwait_is(top, "state", "backoff");
 	/* a start of what runs: nothing to wait for (as systemctl start of
-	 * an active unit); a worker that failed and started again since: its
-	 * start failed (started again by another operator's restart, it has
-	 * not failed: waited for) */
+	 * an active unit) */
 	if ((strcmp(w->cmd, "start") == 0 && w->was_running) ||
-	    (w->worker && opwait_starts(top) >= w->starts + 2 &&
-	     opwait_uint(top, "consecutive_failures") > w->failures &&
-	     !opwait_is(top, "state", "running")))
+	    opwait_failed_start(w, top))
 		return true;
 	for (uint32_t i = 0; i < nodes->via.array.size; i++) {
 		const msgpack_object *n = &nodes->via.array.ptr[i];
 		if (opwait_is(n, "state", "starting") ||
 		    opwait_is(n, "state", "stopping") ||
-		    opwait_old_pid(w, opwait_uint(n, "pid")))
+		    opwait_old_pid(w, opwait_uint(n, "pid")) || opwait_young(n))
 			return false;
 	}
 	/* a stopped NAME is still to be started (a start is stored first),
@@ -210,9 +229,12 @@ opwait_outcome(const struct opwait *w, const msgpack_object *nodes)
 	if (strcmp(state, "stopped") == 0 && strcmp(reason, "exit:0") == 0 &&
 	    !reply_flag(top, "held"))
 		return 0; /* it ran, and ended as it should */
-	if (strcmp(state, "running") != 0) {
+	if (strcmp(state, "running") != 0 || opwait_failed_start(w, top)) {
 		fprintf(stderr, "agentsupctl: %s did not come up: %s%s%s\n",
-		        w->name, state, reason[0] ? ", last " : "", reason);
+		        w->name,
+		        strcmp(state, "running") == 0 ? "failed, running again"
+		                                      : state,
+		        reason[0] ? ", last " : "", reason);
 		return CTL_EXIT_REFUSED;
 	}
 	if ((bad = render_count_unhealthy(nodes)) == 0)

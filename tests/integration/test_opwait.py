@@ -330,3 +330,30 @@ def test_concurrent_restarts_wait_for_a_healthy_worker(supd):
         out, err = p.communicate(timeout=TIMEOUT)
         assert p.returncode == 0, (out, err)
     assert node(d, "okw")["state"] == "running"
+
+
+def test_start_wait_of_a_worker_that_exits_at_once(supd):
+    """A worker without start_timeout counted as up once started, so
+    `start --wait` of one that cannot run (a command that fails at once)
+    exited 0 in 15 ms. Now it must have run a second (supervisord's
+    startsecs, PM2's min_uptime): one that exits before is not up (1),
+    restarted at once (backoff: none) or waiting out its backoff; one
+    that stays up is (0). A restart of a supervisor waits for it too."""
+    d = supd.start({"a.yaml": f"""
+        supervisor: root
+        intensity: 1000
+        period: 1s
+        children:
+          - {{worker: good, command: {sh("exec sleep 300")}}}
+          - {{worker: dies, command: {sh("sleep 0.2; exit 3")}}}
+          - {{worker: loops, command: {sh("sleep 0.2; exit 3")},
+              backoff: none}}
+        """})
+    for n in ("good", "dies", "loops"):
+        d.wait("started", f"root/{n}")
+    for n in ("dies", "loops"):
+        d.ctl("stop", n, "--wait", check=0)
+        r = d.ctl("start", n, "--wait", "--timeout", "30s", check=1)
+        assert f"{n} did not come up" in r.stderr and "exit:3" in r.stderr, r
+    r = d.ctl("restart", "good", "--wait", check=0)
+    assert node(d, "good")["uptime_ms"] >= 1000, r

@@ -360,11 +360,14 @@ class Control:
                 raise
             top = nodes[0]
             if was.settled(nodes):
-                if cmd in ("start", "restart") and top["state"] != "running" \
+                if cmd in ("start", "restart") and (
+                        was.failed_start(top) or top["state"] != "running"
                         and not (top["state"] == "stopped" and not top.get("held")
-                                 and top.get("last_reason") == "exit:0"):
+                                 and top.get("last_reason") == "exit:0")):
                     last = top.get("last_reason")
-                    raise ControlError(f"{name} did not come up: {top['state']}"
+                    state = "failed, running again" \
+                        if top["state"] == "running" else top["state"]
+                    raise ControlError(f"{name} did not come up: {state}"
                                        + (f", last {last}" if last else ""))
                 return answer
             if time.monotonic() >= deadline:
@@ -485,6 +488,16 @@ def _starts(n: Dict[str, Any]) -> int:
     return v if isinstance(v, int) else 0
 
 
+_SETTLE_MS = 1000  # a worker up this long is up (opwait.c's OPWAIT_SETTLE_MS)
+
+
+def _young(n: Dict[str, Any]) -> bool:
+    """A worker running for less than _SETTLE_MS: not yet up, as one that
+    exits at once would count (supervisord's startsecs, PM2's min_uptime)."""
+    return (n.get("kind") == "worker" and n.get("state") == "running"
+            and (n.get("uptime_ms") or 0) < _SETTLE_MS)
+
+
 class _Before:
     """NAME's subtree before a command, and whether it has since settled."""
 
@@ -498,21 +511,24 @@ class _Before:
         self.old = {n["pid"] for n in nodes if cmd == "restart"
                     and n.get("kind") == "worker" and n.get("pid")}
 
+    def failed_start(self, top: Dict[str, Any]) -> bool:
+        """NAME a worker that failed and started again since, not up for
+        good (another operator's restart of it is no failure)."""
+        return (self.worker and _starts(top) >= self.starts + 2
+                and (top.get("consecutive_failures") or 0) > self.failures
+                and (top["state"] != "running" or _young(top)))
+
     def settled(self, nodes: List[Dict[str, Any]]) -> bool:
         top = nodes[0]
         if self.cmd in ("stop", "drain"):
             return top["state"] not in ("running", "starting", "stopping",
                                         "backoff")
-        # a start of what runs: nothing to wait for; a worker that failed
-        # and started again since: its start failed (not another
-        # operator's restart of it)
-        if (self.cmd == "start" and self.was_running) or \
-                (self.worker and _starts(top) >= self.starts + 2
-                 and (top.get("consecutive_failures") or 0) > self.failures
-                 and top["state"] != "running"):
+        # a start of what runs: nothing to wait for
+        if (self.cmd == "start" and self.was_running) or self.failed_start(top):
             return True
         for n in nodes:
-            if n["state"] in ("starting", "stopping") or n.get("pid") in self.old:
+            if n["state"] in ("starting", "stopping") or \
+                    n.get("pid") in self.old or _young(n):
                 return False
         # a stopped NAME is still to be started (a start is stored
         # first), unless it started and ended since (a one-shot), or is held
