@@ -283,8 +283,9 @@ class Control:
 
     def start(self, name: str, wait: Optional[float] = None) -> str:
         """Start it. With wait (seconds), return once it is running (ready,
-        with a start_timeout) and nothing below it is starting or stopping:
-        ControlError if it did not come up, TimeoutError past wait."""
+        with a start_timeout; every worker started up for a second) and
+        nothing below it is starting or stopping: ControlError if it did
+        not come up, TimeoutError past wait."""
         return self._command("start", name, wait)
 
     def stop(self, name: str, wait: Optional[float] = None) -> str:
