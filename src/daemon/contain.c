@@ -130,6 +130,8 @@ contain_empty(struct contain *c, const char *name)
 
 /* --- open and close (where: contain_setup.c) ---------------------------- */
 
+static void contain_busy_cb(struct ev_loop *, ev_timer *, int);
+
 /* The helper the guard and the init exec; where it is missing, a fork of
  * agentsupd runs them (carrying its memory), said once. */
 static void
@@ -170,6 +172,8 @@ contain_open(struct ev_loop *loop, enum contain_mode mode, contain_over_fn over,
 	c->arg = arg;
 	ev_init(&c->memtimer, contain_mem_cb);
 	c->memtimer.data = c;
+	ev_init(&c->busytimer, contain_busy_cb);
+	c->busytimer.data = c;
 	*why = "contain: none: process groups and PDEATHSIG only";
 	if (mode == CONTAIN_NONE)
 		return c;
@@ -231,6 +235,18 @@ contain_cgroups(const struct contain *c)
 	return c != NULL && c->dirfd >= 0;
 }
 
+/* Whether the worker left cgroups of its own below its one (a sandbox's,
+ * maybe with controllers enabled for them, after which its cgroup cannot
+ * take a process): then it is made afresh. A cgroup directory's link
+ * count is 2 plus its subdirectories: one fstat, not a read of a file. */
+static bool
+contain_nested(int fd)
+{
+	struct stat st;
+
+	return fstat(fd, &st) < 0 || st.st_nlink > 2;
+}
+
 int
 contain_enter_fd(struct contain *c, const char *path, unsigned long *id)
 {
@@ -247,7 +263,14 @@ contain_enter_fd(struct contain *c, const char *path, unsigned long *id)
 		if (!contain_name(path, l->id, name, sizeof name) ||
 		    (fd = openat(c->dirfd, name,
 		                 O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
-			break; /* then a fresh one */
+			break;            /* then a fresh one */
+		if (contain_nested(fd)) { /* its worker's cgroups: not kept */
+			close(fd);
+			if (guard_rmdir_tree(c->dirfd, name, 0) < 0)
+				log_warn("rmdir of %s's cgroup", path);
+			contain_live_del(c, l->id);
+			break;
+		}
 		l->idle = false;
 		*id = l->id;
 		return fd;
@@ -271,12 +294,13 @@ contain_enter_fd(struct contain *c, const char *path, unsigned long *id)
 }
 
 /* Killed cgroups whose processes were still dying: removed once empty,
- * tried again whenever another worker ends. */
+ * tried again whenever another worker ends, and by a timer (a tree whose
+ * last worker ended has no other end to wait for). */
 static void
 contain_sweep_busy(struct contain *c)
 {
 	for (size_t i = 0; i < c->nbusy;) {
-		if (unlinkat(c->dirfd, c->busy[i], AT_REMOVEDIR) == 0 ||
+		if (guard_rmdir_tree(c->dirfd, c->busy[i], 0) == 0 ||
 		    errno != EBUSY) {
 			free(c->busy[i]);
 			c->busy[i] = c->busy[--c->nbusy];
@@ -284,6 +308,26 @@ contain_sweep_busy(struct contain *c)
 			i++;
 		}
 	}
+	if (c->nbusy == 0) {
+		ev_timer_stop(c->loop, &c->busytimer);
+		c->busy_ms = 0;
+	} else if (!ev_is_active(&c->busytimer)) {
+		/* 50 ms, then doubling up to 10 s: a process stuck dying
+		 * (D state) costs no steady wake-ups */
+		c->busy_ms = c->busy_ms == 0 ? CONTAIN_BUSY_FIRST_MS
+		             : c->busy_ms * 2 > CONTAIN_BUSY_MAX_MS
+		                     ? CONTAIN_BUSY_MAX_MS
+		                     : c->busy_ms * 2;
+		timer_after_ms(c->loop, &c->busytimer, c->busy_ms);
+	}
+}
+
+static void
+contain_busy_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	(void)loop;
+	(void)revents;
+	contain_sweep_busy(t->data);
 }
 
 void
@@ -303,9 +347,13 @@ contain_kill(struct contain *c, const char *path, unsigned long id)
 	if (contain_write_at(c->dirfd, kill, "1") < 0 && errno != ENOENT)
 		log_warn("cgroup.kill of %s", path);
 	contain_sweep_busy(c);
-	if (unlinkat(c->dirfd, name, AT_REMOVEDIR) < 0 && errno == EBUSY) {
+	if (guard_rmdir_tree(c->dirfd, name, 0) < 0 && errno == EBUSY) {
 		c->busy = xreallocarray(c->busy, c->nbusy + 1, sizeof *c->busy);
 		c->busy[c->nbusy++] = xstrdup(name);
+		if (!ev_is_active(&c->busytimer)) {
+			c->busy_ms = 0;
+			contain_sweep_busy(c); /* arms the timer */
+		}
 	}
 }
 
@@ -323,8 +371,7 @@ contain_forget(struct contain *c, const char *path)
 			continue;
 		}
 		if (contain_name(path, l->id, name, sizeof name) &&
-		    unlinkat(c->dirfd, name, AT_REMOVEDIR) < 0 &&
-		    errno != ENOENT)
+		    guard_rmdir_tree(c->dirfd, name, 0) < 0 && errno != ENOENT)
 			log_warn("rmdir of %s's cgroup", path);
 		contain_live_del(c, l->id); /* moves the last one here */
 	}
@@ -338,6 +385,7 @@ contain_close(struct contain *c)
 	if (c == NULL)
 		return;
 	ev_timer_stop(c->loop, &c->memtimer);
+	ev_timer_stop(c->loop, &c->busytimer);
 	if (c->dirfd >= 0 && contain_write_at(c->dirfd, "cgroup.kill", "1") < 0)
 		log_warn("cgroup.kill of %s", c->dir);
 	if (c->guard >= 0) {

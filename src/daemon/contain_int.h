@@ -50,7 +50,12 @@ struct contain {
 	struct watch *w;
 	size_t nw, capw;
 	ev_timer memtimer;
+	ev_timer busytimer; /* sweeps busy while it holds any */
+	uint64_t busy_ms;   /* its last delay */
 };
+
+#define CONTAIN_BUSY_FIRST_MS 50
+#define CONTAIN_BUSY_MAX_MS   10000
 
 /* val written to file under dirfd: 0, or -1 with errno. */
 int contain_write_at(int dirfd, const char *file, const char *val);

@@ -3,8 +3,11 @@
  * CONTAIN_MEMORY_CHECK_MS while some running worker sets it (no timer
  * otherwise), from its cgroup where it has one (contain.c).
  */
+#include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -14,7 +17,8 @@
 #include "timer.h"
 #include "util.h"
 
-#define CONTAIN_MAX_PROCS 4096 /* pids summed for a cgroup's RSS */
+#define CONTAIN_MAX_PROCS     4096 /* pids summed for a cgroup's RSS */
+#define CONTAIN_MEM_DEPTH_MAX 32   /* cgroups a worker nests below its one */
 
 static uint64_t
 contain_statm_rss(pid_t pid)
@@ -32,17 +36,60 @@ contain_statm_rss(pid_t pid)
 	return n == 2 ? rss * (uint64_t)sysconf(_SC_PAGESIZE) : 0;
 }
 
+/* The RSS of every process in the cgroup open at fd and in the cgroups
+ * below it (a worker may nest its own, as a sandbox does: memory.current
+ * counts them), at most *budget processes in all; false when its
+ * cgroup.procs cannot be read. */
+static bool
+contain_tree_rss(int fd, int depth, int *budget, uint64_t *total)
+{
+	struct dirent *e;
+	FILE *f = NULL;
+	DIR *d = NULL;
+	long pid;
+	int pfd, dfd;
+
+	if ((pfd = openat(fd, "cgroup.procs", O_RDONLY | O_CLOEXEC)) < 0 ||
+	    (f = fdopen(pfd, "r")) == NULL) {
+		if (pfd >= 0)
+			close(pfd);
+		return false;
+	}
+	for (; *budget > 0 && fscanf(f, "%ld", &pid) == 1; (*budget)--)
+		*total += contain_statm_rss((pid_t)pid);
+	fclose(f);
+	if (depth >= CONTAIN_MEM_DEPTH_MAX ||
+	    (dfd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return true;
+	if ((d = fdopendir(dfd)) == NULL) {
+		close(dfd);
+		return true;
+	}
+	while (*budget > 0 && (e = readdir(d)) != NULL) {
+		int sub;
+		if (e->d_type != DT_DIR || e->d_name[0] == '.' ||
+		    (sub = openat(dirfd(d), e->d_name,
+		                  O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+			continue;
+		(void)contain_tree_rss(sub, depth + 1, budget, total);
+		close(sub);
+	}
+	closedir(d);
+	return true;
+}
+
 /* The worker's memory: its cgroup's memory.current where the memory
- * controller is on, else the RSS of every process in its cgroup, else of
- * its own process. */
+ * controller is on, else the RSS of every process in its cgroup and those
+ * below it, else of its own process. */
 static uint64_t
 contain_rss(struct contain *c, const struct watch *w)
 {
 	char file[NAME_MAX + 32];
-	unsigned long long v, total = 0;
-	long pid;
+	unsigned long long v;
+	uint64_t total = 0;
 	FILE *f = NULL;
-	int fd;
+	int fd, budget;
+	bool ok;
 
 	if (w->name == NULL)
 		return contain_statm_rss(w->pid);
@@ -56,18 +103,13 @@ contain_rss(struct contain *c, const struct watch *w)
 		fclose(f);
 	else if (fd >= 0)
 		close(fd);
-	snprintf(file, sizeof file, "%s/cgroup.procs", w->name);
-	if ((fd = openat(c->dirfd, file, O_RDONLY | O_CLOEXEC)) < 0 ||
-	    (f = fdopen(fd, "r")) == NULL) {
-		if (fd >= 0)
-			close(fd);
+	if ((fd = openat(c->dirfd, w->name,
+	                 O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
 		return contain_statm_rss(w->pid);
-	}
-	for (int i = 0; i < CONTAIN_MAX_PROCS && fscanf(f, "%ld", &pid) == 1;
-	     i++)
-		total += contain_statm_rss((pid_t)pid);
-	fclose(f);
-	return total;
+	budget = CONTAIN_MAX_PROCS;
+	ok = contain_tree_rss(fd, 0, &budget, &total);
+	close(fd);
+	return ok ? total : contain_statm_rss(w->pid);
 }
 
 void

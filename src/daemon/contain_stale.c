@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "contain_int.h"
+#include "guard.h"
 #include "log.h"
 
 /* A child cgroup of a stale agentsup.<pid>/ removed, if empty: 1, else 0. */
@@ -34,9 +35,8 @@ contain_rmdir_children(int fd)
 	while ((e = readdir(dir)) != NULL)
 		if (e->d_type == DT_DIR && strcmp(e->d_name, ".") != 0 &&
 		    strcmp(e->d_name, "..") != 0 &&
-		    unlinkat(fd, e->d_name, AT_REMOVEDIR) < 0 &&
-		    errno != ENOENT)
-			ok = 0; /* populated, or a cgroup below it */
+		    guard_rmdir_tree(fd, e->d_name, 0) < 0 && errno != ENOENT)
+			ok = 0; /* populated */
 	closedir(dir);
 	return ok;
 }

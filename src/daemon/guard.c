@@ -30,7 +30,8 @@
 
 #include "guard.h"
 
-#define GUARD_EMPTY_MS 3000 /* the wait for the cgroups to empty */
+#define GUARD_EMPTY_MS  3000 /* the wait for the cgroups to empty */
+#define GUARD_DEPTH_MAX 32   /* cgroups a worker nests below its one */
 
 bool
 guard_helper(char *path, size_t len)
@@ -53,31 +54,72 @@ guard_helper(char *path, size_t len)
 	return k > 0 && (size_t)k < len && access(path, X_OK) == 0;
 }
 
+/* The child cgroups of the one open at fd removed, deepest first: a
+ * worker may make cgroups of its own below its one (a sandbox such as
+ * nsjail does), and a cgroup with a child cannot be removed. getdents64
+ * into the stack, no malloc: async-signal-safe after a fork. 0, or -1 with
+ * errno (EBUSY: a process or a cgroup is left). */
+static int
+guard_rmdir_below(int fd, int depth)
+{
+	char buf[1024];
+	int err = 0;
+	long n;
+
+	if (depth > GUARD_DEPTH_MAX) {
+		errno = EBUSY;
+		return -1;
+	}
+	if (lseek(fd, 0, SEEK_SET) < 0)
+		return -1;
+	while ((n = syscall(SYS_getdents64, fd, buf, sizeof buf)) > 0) {
+		for (long at = 0; at < n;) {
+			struct dirent64 *e = (struct dirent64 *)(buf + at);
+			at += e->d_reclen;
+			if (e->d_type == DT_DIR && e->d_name[0] != '.' &&
+			    guard_rmdir_tree(fd, e->d_name, depth + 1) < 0 &&
+			    errno != ENOENT)
+				err = errno;
+		}
+	}
+	if (n < 0)
+		return -1;
+	errno = err;
+	return err != 0 ? -1 : 0;
+}
+
+int
+guard_rmdir_tree(int dirfd, const char *name, int depth)
+{
+	int fd, err = 0;
+
+	if (unlinkat(dirfd, name, AT_REMOVEDIR) == 0)
+		return 0; /* no child cgroup: the usual case */
+	if (errno != EBUSY && errno != ENOTEMPTY)
+		return -1;
+	if ((fd = openat(dirfd, name,
+	                 O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW)) < 0)
+		return -1;
+	if (guard_rmdir_below(fd, depth) < 0)
+		err = errno;
+	close(fd);
+	if (err == 0 && unlinkat(dirfd, name, AT_REMOVEDIR) < 0)
+		err = errno;
+	errno = err;
+	return err != 0 ? -1 : 0;
+}
+
 /* Every child cgroup removed once empty, then the parent; bounded. */
 void
 guard_remove_all(int dirfd, const char *dir)
 {
 	struct timespec pause = {0, 5 * 1000 * 1000};
-	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-	struct dirent *e;
 
-	for (int i = 0; d != NULL && i < GUARD_EMPTY_MS / 5; i++) {
-		bool busy = false;
-		rewinddir(d);
-		while ((e = readdir(d)) != NULL)
-			if (e->d_type == DT_DIR && e->d_name[0] != '.' &&
-			    unlinkat(dirfd, e->d_name, AT_REMOVEDIR) < 0 &&
-			    errno == EBUSY)
-				busy = true;
-		if (!busy)
+	for (int i = 0; i < GUARD_EMPTY_MS / 5; i++) {
+		if (guard_rmdir_below(dirfd, 0) == 0 || errno != EBUSY)
 			break;
 		nanosleep(&pause, NULL);
 	}
-	if (d != NULL)
-		closedir(d);
-	else if (fd >= 0)
-		close(fd);
 	for (int i = 0;
 	     i < GUARD_EMPTY_MS / 5 && rmdir(dir) < 0 && errno == EBUSY; i++)
 		nanosleep(&pause, NULL);

@@ -31,6 +31,9 @@ int guard_start(const char *helper, int dirfd, const char *dir, int *wfd,
  * orphans there and ends, and with it the namespace, when *wfd closes or
  * agentsupd dies. -1, errno (EPERM: no CAP_SYS_ADMIN). */
 int guard_init_start(const char *helper, int *wfd, pid_t *pid);
+/* The cgroup name below dirfd removed with every cgroup below it (depth:
+ * 0 from a caller). 0, or -1 with errno (EBUSY: processes are left). */
+int guard_rmdir_tree(int dirfd, const char *name, int depth);
 /* Remove every child cgroup of dir once empty, then dir; bounded. */
 void guard_remove_all(int dirfd, const char *dir);
 /* The two roles, in the helper or in the fork: never return. */

@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import textwrap
 import uuid
 
 import pytest
@@ -752,3 +753,79 @@ def test_a_shared_cgroup_is_left_as_it_is(supd):
         other.kill()
         other.wait()
         _rmdir_tree(cg)
+
+
+@needs_cgroup
+def test_a_worker_that_nests_cgroups_leaks_none(supd, tmp_path):
+    """A worker making a cgroup of its own below its one (a sandbox does,
+    nsjail with cgroup v2) with a process in it: each restart left that
+    cgroup, and its parent, for good; agentsupd's exit waited 6 s on them
+    and left agentsup.<pid>/ behind. Now removed deepest first, and a
+    cgroup its worker nested in is not taken again."""
+    mark = uuid.uuid4().hex
+    nest = tmp_path / "nest.sh"
+    nest.write_text(textwrap.dedent(f"""\
+        #!/bin/sh
+        cg={cgroup2_mount()}$(sed -n 's/^0:://p' /proc/self/cgroup)
+        mkdir -p "$cg/inner"
+        sh -c 'echo $$ > '"$cg"'/inner/cgroup.procs && exec sleep 1e5' &
+        while [ -z "$(cat "$cg/inner/cgroup.procs")" ]; do sleep 0.01; done
+        echo $AGENTSUP_INCARNATION >> {tmp_path}/up
+        [ "$AGENTSUP_INCARNATION" -ge 3 ] && exec sleep 1e5
+        exit 1
+    """))
+    nest.chmod(0o755)
+    supd.write({"00-settings.yaml": f"agentsupd:\n  events_file: {supd.events}\n",
+                "a.yaml": f"""
+        supervisor: t
+        intensity: 100
+        period: 1s
+        children:
+          - worker: nest
+            command: [{str(nest)!r}]
+            environment: {{CONTAIN_MARK: '{mark}'}}
+            backoff: none
+        """}, settings=False)
+    d = supd.start()
+    d.wait_count("started", 4, "t/nest")
+    wait_until(lambda: (tmp_path / "up").read_text().split()[-1:] == ["3"],
+               what="the fourth run")
+    top = os.path.join(cgroup2_mount(), f"agentsup.{d.proc.pid}")
+
+    def inner():
+        return [r for r, _, _ in os.walk(top) if r.endswith("/inner")]
+    # the running worker's; the three before removed with their parents
+    wait_until(lambda: len(inner()) == 1, what="the old cgroups removed")
+    assert len([c for c in os.listdir(top) if c.startswith("t:nest@")]) == 1
+    d.proc.send_signal(signal.SIGTERM)
+    assert d.exit_code() == 0
+    gone(mark)
+    try:
+        wait_until(lambda: not os.path.exists(top),
+                   what="agentsup.<pid>/ removed")
+    finally:
+        _rmdir_tree(top)
+
+
+@needs_cgroup
+def test_max_memory_counts_the_cgroups_a_worker_nests(supd, tmp_path):
+    """Without the memory controller max_memory sums the RSS of the
+    processes in the worker's cgroup: a child moved to a cgroup of the
+    worker's own below it (a sandbox's) was not counted, and held 131 MB
+    under a 50 MiB limit for ever. The cgroups below count too."""
+    nest = tmp_path / "nesthog.sh"
+    nest.write_text(textwrap.dedent(f"""\
+        #!/bin/sh
+        cg={cgroup2_mount()}$(sed -n 's/^0:://p' /proc/self/cgroup)
+        mkdir -p "$cg/inner"
+        sh -c 'echo $$ > '"$cg"'/inner/cgroup.procs && exec /usr/bin/python3 -c "
+        import time; b = bytearray(96 << 20); b[::4096] = b\\"x\\" * len(b[::4096]); time.sleep(1e5)"' &
+        exec sleep 1e5
+    """))
+    nest.chmod(0o755)
+    supd.write({"a.yaml": f"worker: hog\ncommand: [{str(nest)!r}]\n"
+                          "max_memory: 32M\nshutdown: 1s\n"})
+    d = supd.start()
+    ev = d.wait("memory", "root/hog")
+    assert ev.reason == "memory" and "max_memory" in ev.detail
+    d.wait("exited", "root/hog")
