@@ -471,7 +471,13 @@ ckpt_seq(const struct ckpt_set *cs, const char *path)
 {
 	const struct ckpt_worker *w = ckpt_find(cs, path);
 
-	return w != NULL && w->nkept > 0 ? w->kept[0].seq : 0;
+	if (w == NULL)
+		return 0;
+	/* with a store, kept is committed: one still queued for a disk that
+	 * stalls is not (its ack has not been sent either) */
+	return cs->store != NULL ? w->last.seq
+	       : w->nkept > 0    ? w->kept[0].seq
+	                         : 0;
 }
 
 /* --- start and end -------------------------------------------------------- */

@@ -87,7 +87,8 @@ void ckpt_seed(struct ckpt_set *, const char *path, uint64_t seq,
 size_t ckpt_count(const struct ckpt_set *);
 /* Whether path has an entry in memory (an ended task's has none). */
 bool ckpt_known(const struct ckpt_set *, const char *path);
-/* The newest checkpoint's seq, 0 when none (status). */
+/* The newest checkpoint kept's seq (with a store: committed), 0 when none
+ * (status). */
 uint64_t ckpt_seq(const struct ckpt_set *, const char *path);
 
 #endif

@@ -175,6 +175,13 @@ def test_store_error_at_run_time_is_an_event(supd):
     with store_locked(state / "agentsup.db"):
         d.wait("store_error", "root/w0")
         held = acked(tmp, "w0")
+        # status says the newest checkpoint kept, i.e. committed: it said
+        # the newest received (751 while 138 was the last acked)
+        db = sqlite3.connect(f"file:{state / 'agentsup.db'}?mode=ro", uri=True)
+        kept = db.execute("SELECT max(seq) FROM checkpoints "
+                          "WHERE path='root/w0'").fetchone()[0]
+        db.close()
+        assert d.ctl_json("status", "w0")[0]["checkpoint_seq"] == kept
         before = d.count("started", "root/crashers/crasher")
         d.wait_count("started", before + 2, "root/crashers/crasher")  # supervision goes on
     wait_until(lambda: acked(tmp, "w0") > held, what="acks after the lock")
