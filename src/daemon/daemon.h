@@ -93,6 +93,7 @@ struct daemon {
 	struct statedir_holds *statedir_holds_job; /* ... and being written */
 	uint64_t statedir_failed_ms; /* a streak of failed writes: said then */
 	unsigned statedir_failures;  /* ... and failed since, unsaid */
+	uint64_t statedir_stall_ms;  /* writes waiting with none done: said */
 	struct batch batch;          /* gathers I/O while the loop is busy */
 };
 

@@ -293,6 +293,7 @@ statedir_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)loop;
 	(void)revents;
 	statedir_sweep(w->data);
+	statedir_watch(w->data);
 }
 
 /* --- the operator's holds ------------------------------------------------- */

@@ -23,6 +23,9 @@ void statedir_sweep(struct daemon *);
 typedef void statedir_then_fn(struct daemon *, void *arg, int rc,
                               const char *why);
 bool statedir_holds_then(struct daemon *, statedir_then_fn *, void *arg);
+/* Once a second: writes that wait for seconds with none done (a disk that
+ * stalls) said as a store_error (statedir_watch.c). */
+void statedir_watch(struct daemon *);
 /* The last writes, then close. */
 void statedir_close(struct daemon *);
 

@@ -105,6 +105,8 @@ store_queue(struct store *s, store_run_fn *run, store_done_fn *done, void *arg,
 
 	pthread_mutex_lock(&s->mu);
 	if (s->started && !s->stopping && s->nq < limit) {
+		if (s->nq == 0 && s->busy == 0)
+			s->waiting_since = store_clock();
 		s->queue[(s->q0 + s->nq) % STORE_QUEUE_MAX] =
 		        (struct store_job){
 		                .run = run, .done = done, .arg = arg};
@@ -117,6 +119,21 @@ store_queue(struct store *s, store_run_fn *run, store_done_fn *done, void *arg,
 	}
 	pthread_mutex_unlock(&s->mu);
 	return rc;
+}
+
+uint64_t
+store_waiting_ms(struct store *s, size_t *jobs)
+{
+	struct timespec now = store_clock();
+	int64_t ms = 0;
+
+	pthread_mutex_lock(&s->mu);
+	*jobs = s->nq + s->busy;
+	if (*jobs > 0)
+		ms = (int64_t)(now.tv_sec - s->waiting_since.tv_sec) * 1000 +
+		     (now.tv_nsec - s->waiting_since.tv_nsec) / 1000000;
+	pthread_mutex_unlock(&s->mu);
+	return ms > 0 ? (uint64_t)ms : 0;
 }
 
 int

@@ -13,6 +13,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <ev.h>
 #include "sqlib.h"
@@ -69,6 +70,9 @@ struct store_part {
  * full: neither done is called, the caller disposes of both. */
 int store_submit_ledger_joint(struct store *, const struct store_part *a,
                               const struct store_part *b);
+/* How long jobs have waited with none done (a disk that stalls: nothing
+ * commits, nothing fails), and how many wait; 0 when none does. */
+uint64_t store_waiting_ms(struct store *, size_t *jobs);
 /* Write what is queued, stop the writer, report the last completions, close. */
 void store_close(struct store *);
 

@@ -52,12 +52,17 @@ struct store {
 	struct store_job *done; /* finished, for the loop */
 	size_t ndone, capdone;
 	size_t busy; /* jobs the writer holds */
+	/* since when jobs have waited with none handed back: the first
+	 * queued into an empty store, or the last batch's end */
+	struct timespec waiting_since;
 	size_t last; /* jobs in the writer's last batch */
 	ev_async wakeup;
 };
 
 /* sqlite3_exec of sql; its error into why. */
 int store_exec(sqlite3 *db, const char *sql, char *why, size_t len);
+/* The monotonic clock; zero if it cannot be read. */
+struct timespec store_clock(void);
 /* The writer thread's main (arg: the store). */
 void *store_writer(void *arg);
 /* The writer's prepared statements of db finalized (once it stopped). */

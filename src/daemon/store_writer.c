@@ -352,13 +352,14 @@ store_hand_back(struct store *s, struct store_job *b, size_t n)
 	memcpy(s->done + s->ndone, b, n * sizeof *b);
 	s->ndone += n;
 	s->busy = 0;
+	s->waiting_since = store_clock(); /* what still waits, from now */
 	pthread_mutex_unlock(&s->mu);
 	ev_async_send(s->loop, &s->wakeup);
 }
 
 /* The monotonic clock (the condvar's); zero if it cannot be read, which
  * makes every wait for a group end at once. */
-static struct timespec
+struct timespec
 store_clock(void)
 {
 	struct timespec t;

@@ -5,6 +5,7 @@ goes on, the poison guard, and `keep`."""
 import json
 import os
 import random
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -809,3 +810,45 @@ def test_a_node_stopped_by_command_stays_stopped_across_a_restart(supd, how):
     d = supd.start()
     d.wait("started", "root/flaky")
     d.wait("started", "root/team/member")
+
+
+def test_a_stalled_disk_is_said(supd, tmp_path):
+    """A state disk that stalls (fsfreeze here; a hung NFS server, a dying
+    device) fails no write: nothing was said until the store's queue of
+    8,192 writes filled, minutes at ordinary checkpoint rates, while no
+    checkpoint was acknowledged. Writes that wait 5 s with none done are a
+    store_error; once the disk answers, acks go on."""
+    if os.geteuid() != 0 or shutil.which("fsfreeze") is None or \
+            shutil.which("mkfs.ext4") is None:
+        pytest.skip("needs root, fsfreeze and mkfs.ext4")
+    img, mnt = tmp_path / "disk.img", tmp_path / "mnt"
+    mnt.mkdir()
+    with open(img, "wb") as f:
+        f.truncate(32 << 20)
+    subprocess.run(["mkfs.ext4", "-q", "-F", str(img)], check=True)
+    if subprocess.run(["mount", "-o", "loop", str(img), str(mnt)]).returncode:
+        pytest.skip("cannot mount a loop device here")
+    frozen = False
+    try:
+        tmp = supd.tmp
+        d = start(supd, tmp, streamer_conf(tmp, mnt / "state", ["w0"]), 0)
+        wait_until(lambda: acked(tmp, "w0") > 2, what="acks")
+        subprocess.run(["fsfreeze", "-f", str(mnt)], check=True)
+        frozen = True
+        ev = d.wait("store_error", "root")
+        assert "committed nothing for" in ev.detail, ev
+        held = acked(tmp, "w0")
+        subprocess.run(["fsfreeze", "-u", str(mnt)], check=True)
+        frozen = False
+        wait_until(lambda: acked(tmp, "w0") > held, what="acks after the thaw")
+        wait_until(lambda: any("writes are committed again" in l
+                               for l in d.lines), what="the end said")
+        d.kill()
+    finally:
+        if frozen:
+            subprocess.run(["fsfreeze", "-u", str(mnt)])
+        for p in supd.started:
+            if p.proc.poll() is None:
+                p.proc.kill()
+                p.proc.wait()
+        subprocess.run(["umount", "-l", str(mnt)])
