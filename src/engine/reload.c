@@ -403,6 +403,10 @@ reload_apply(struct tree *t, const struct spec *root, uint64_t now,
 		return -1;
 	renamed = strcmp(t->root->spec->name, root->name) != 0;
 	reload_node(t, t->root, root, r);
+	/* every path changes: said, though its policy did not (updated []) */
+	if (renamed && (r->updated.count == 0 ||
+	                strcmp(r->updated.paths[0], t->root->path) != 0))
+		list_add(&r->updated, t->root->path);
 	if (renamed) {
 		struct reload_list *live[] = {&r->added, &r->restarted,
 		                              &r->updated};

@@ -1410,6 +1410,28 @@ test_a_renamed_root_reports_the_new_paths(void **state)
 	run_free(r);
 }
 
+/* A root renamed and nothing else: every path changes, and the report
+ * says so (it said updated [] from a SRE's trial). */
+static void
+test_a_root_renamed_alone_is_reported(void **state)
+{
+	struct run *r = run_new("supervisor: rootA\nchildren:\n"
+	                        "  - {worker: ck, command: x}\n");
+	struct reload_report rep;
+
+	(void)state;
+	run_reload(r,
+	           "supervisor: rootB\nchildren:\n"
+	           "  - {worker: ck, command: x}\n",
+	           &rep);
+	pump(r);
+	assert_string_equal(joined(&rep.updated), "rootB");
+	assert_string_equal(joined(&rep.restarted), "");
+	assert_string_equal(state_of(r, "rootB/ck"), "running");
+	reload_report_free(&rep);
+	run_free(r);
+}
+
 /* A supervisor's uptime is its own: a child's restart by an operator (a
  * job of the supervisor's) left it at the job's end. */
 static void
@@ -1729,6 +1751,7 @@ main(void)
 	                test_a_worker_in_a_tasks_place_waits_across_a_root_rename),
 	        cmocka_unit_test(test_a_reload_job_cut_short_leaves_no_mark),
 	        cmocka_unit_test(test_a_renamed_root_reports_the_new_paths),
+	        cmocka_unit_test(test_a_root_renamed_alone_is_reported),
 	        cmocka_unit_test(
 	                test_a_childs_restart_leaves_its_supervisors_uptime),
 	        cmocka_unit_test(test_shutdown_cuts_an_operators_stop_short),
