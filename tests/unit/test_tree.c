@@ -644,20 +644,23 @@ test_autostart_false(void **state)
 	run_free(r);
 }
 
+/* A supervisor held by `autostart: false`, with a child held too. */
+#define TEAM_HELD                                                              \
+	"supervisor: root\nchildren:\n"                                        \
+	"  - {worker: a, command: x}\n"                                        \
+	"  - supervisor: team\n"                                               \
+	"    autostart: false\n"                                               \
+	"    children:\n"                                                      \
+	"      - {worker: x, command: x, autostart: false}\n"                  \
+	"      - {worker: y, command: x}\n"
+
 /* A supervisor held by `autostart: false`: a start of its child is refused
  * naming that hold (not "by command"); an operator's restart of it starts
  * it, and its children but the held one, stopped or running. */
 static void
 test_autostart_false_supervisor(void **state)
 {
-	struct run *r = run_new("supervisor: root\nchildren:\n"
-	                        "  - {worker: a, command: x}\n"
-	                        "  - supervisor: team\n"
-	                        "    autostart: false\n"
-	                        "    children:\n"
-	                        "      - {worker: x, command: x,"
-	                        " autostart: false}\n"
-	                        "      - {worker: y, command: x}\n");
+	struct run *r = run_new(TEAM_HELD);
 	struct refusal rf;
 	char msg[256];
 
@@ -683,14 +686,7 @@ static void
 test_autostart_released_supervisor_starts_children_once(void **state)
 {
 	struct reload_report rep;
-	struct run *r = run_new("supervisor: root\nchildren:\n"
-	                        "  - {worker: a, command: x}\n"
-	                        "  - supervisor: team\n"
-	                        "    autostart: false\n"
-	                        "    children:\n"
-	                        "      - {worker: x, command: x,"
-	                        " autostart: false}\n"
-	                        "      - {worker: y, command: x}\n");
+	struct run *r = run_new(TEAM_HELD);
 
 	(void)state;
 	expect(r, "start root/a\n");
