@@ -19,6 +19,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -62,7 +63,15 @@ guard_helper(char *path, size_t len)
 static int
 guard_rmdir_below(int fd, int depth)
 {
-	char buf[1024];
+	/* the kernel's record (no libc's dirent64: musl 1.2.4 hides it) */
+	struct guard_dirent {
+		uint64_t ino;
+		int64_t off;
+		unsigned short reclen;
+		unsigned char type;
+		char name[];
+	};
+	_Alignas(8) char buf[1024];
 	int err = 0;
 	long n;
 
@@ -74,12 +83,12 @@ guard_rmdir_below(int fd, int depth)
 		return -1;
 	while ((n = syscall(SYS_getdents64, fd, buf, sizeof buf)) > 0) {
 		for (long at = 0; at < n;) {
-			struct dirent64 *e = (struct dirent64 *)(buf + at);
-			at += e->d_reclen;
-			if (e->d_type == DT_DIR && e->d_name[0] != '.' &&
-			    guard_rmdir_tree(fd, e->d_name, depth + 1) < 0 &&
-			    errno != ENOENT)
-				err = errno;
+			struct guard_dirent *e = (void *)(buf + at);
+			at += e->reclen;
+			if (e->type == DT_DIR && e->name[0] != '.' &&
+			    guard_rmdir_tree(fd, e->name, depth + 1) < 0 &&
+			    errno != ENOENT && err != EBUSY)
+				err = errno; /* EBUSY, if any was: waited for */
 		}
 	}
 	if (n < 0)
