@@ -37,11 +37,14 @@ tree_open(const struct tree *t)
 	return ok;
 }
 
-/* Whether supervisor s can run a restart job now. */
+/* Whether supervisor s can run a restart job now: not while down (one
+ * that gave up, or spent its budget, is no busier a moment later: a start
+ * below it was refused as busy, and --wait asked again until its timeout;
+ * a restart below it queued for a job that would never come). */
 static struct refusal
 sup_open(const struct node *s)
 {
-	if (s->state == NODE_STOPPED || s->state == NODE_STOPPING)
+	if (s->state == NODE_STOPPING || node_down(s))
 		return refuse(REFUSED_PARENT_DOWN, s);
 	if (s->state != NODE_RUNNING || s->super->job.kind != JOB_NONE)
 		return refuse(REFUSED_BUSY, s);

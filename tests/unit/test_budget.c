@@ -108,6 +108,13 @@ test_budget_subtree(void **state)
 	assert_int_equal(N(r, "s")->state, NODE_EXHAUSTED);
 	assert_int_equal(N(r, "c")->state, NODE_RUNNING);
 	assert_int_equal(N(r, "root")->state, NODE_RUNNING);
+	/* below it: refused as down, not busy (asked again until a --wait's
+	 * timeout), and a restart not queued for a job that never comes */
+	assert_int_equal(command_start(r->t, N(r, "a"), r->now).kind,
+	                 REFUSED_PARENT_DOWN);
+	assert_int_equal(command_restart(r->t, N(r, "a"), r->now).kind,
+	                 REFUSED_PARENT_DOWN);
+	assert_false(N(r, "a")->restart_asked);
 	/* reset: spend cleared, the subtree comes back */
 	assert_int_equal(command_reset(r->t, N(r, "s"), r->now).kind,
 	                 REFUSED_NONE);
