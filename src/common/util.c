@@ -1,6 +1,10 @@
 /* util.c - allocation that cannot fail quietly and small pure helpers,
  * shared by the engine, the config loader and the shell. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -143,4 +147,52 @@ util_fnv_str(uint64_t h, const char *s)
 	while (*s)
 		h = (h ^ (unsigned char)*s++) * 1099511628211ull;
 	return h;
+}
+
+int
+util_parse_hostport(const char *addr, void *ss, unsigned *len)
+{
+	struct sockaddr_in *v4 = ss;
+	struct sockaddr_in6 *v6 = ss;
+	const char *colon = strrchr(addr, ':');
+	char host[64], *end;
+	size_t hlen;
+	unsigned long port;
+	bool bracketed;
+
+	if (colon == NULL || colon[1] == '\0')
+		return -1;
+	errno = 0;
+	port = strtoul(colon + 1, &end, 10);
+	if (*end != '\0' || errno != 0 || port == 0 || port > 65535 ||
+	    colon[1] < '0' || colon[1] > '9')
+		return -1;
+	hlen = (size_t)(colon - addr);
+	bracketed = hlen >= 2 && addr[0] == '[' && addr[hlen - 1] == ']';
+	if (bracketed) {
+		addr++;
+		hlen -= 2; /* "[::1]:9464" */
+	} else if (memchr(addr, ':', hlen) != NULL) {
+		return -1; /* a bare IPv6 address needs its brackets */
+	}
+	if (hlen >= sizeof host)
+		return -1;
+	memcpy(host, addr, hlen);
+	host[hlen] = '\0';
+	memset(ss, 0, sizeof(struct sockaddr_in6));
+	if (hlen == 0 || strcmp(host, "*") == 0)
+		strcpy(host, "0.0.0.0");
+	if (!bracketed && inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
+		v4->sin_family = AF_INET;
+		v4->sin_port = htons((uint16_t)port);
+		*len = sizeof *v4;
+		return 0;
+	}
+	if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
+		v6->sin6_family = AF_INET6;
+		v6->sin6_port = htons((uint16_t)port);
+		*len = sizeof *v6;
+		return 0;
+	}
+	return -1;
 }

@@ -22,6 +22,11 @@ void *util_pages_grow(void *, size_t old, size_t size);
 void util_pages_free(void *, size_t size);
 
 void util_format_duration(uint64_t ms, char *, size_t);
+/* "HOST:PORT" with a numeric host ("127.0.0.1:9464", "[::1]:9464"; an empty
+ * host or "*" is every IPv4 address) into a socket address of at most
+ * sizeof(struct sockaddr_in6); -1 when malformed. */
+int util_parse_hostport(const char *addr, void *sockaddr_storage,
+                        unsigned *len);
 
 /* FNV-1a: n bytes at p hashed on from h (UTIL_FNV_BASIS to begin), and a
  * string's bytes (not its NUL): the tables' and the sums' hash. */

@@ -64,56 +64,6 @@ struct metrics {
 	void *render_arg;
 };
 
-/* --- the address ---------------------------------------------------------- */
-
-int
-metrics_parse_addr(const char *addr, void *ss, unsigned *len)
-{
-	struct sockaddr_in *v4 = ss;
-	struct sockaddr_in6 *v6 = ss;
-	const char *colon = strrchr(addr, ':');
-	char host[64], *end;
-	size_t hlen;
-	unsigned long port;
-	bool bracketed;
-
-	if (colon == NULL || colon[1] == '\0')
-		return -1;
-	errno = 0;
-	port = strtoul(colon + 1, &end, 10);
-	if (*end != '\0' || errno != 0 || port == 0 || port > 65535 ||
-	    colon[1] < '0' || colon[1] > '9')
-		return -1;
-	hlen = (size_t)(colon - addr);
-	bracketed = hlen >= 2 && addr[0] == '[' && addr[hlen - 1] == ']';
-	if (bracketed) {
-		addr++;
-		hlen -= 2; /* "[::1]:9464" */
-	} else if (memchr(addr, ':', hlen) != NULL) {
-		return -1; /* a bare IPv6 address needs its brackets */
-	}
-	if (hlen >= sizeof host)
-		return -1;
-	memcpy(host, addr, hlen);
-	host[hlen] = '\0';
-	memset(ss, 0, sizeof(struct sockaddr_in6));
-	if (hlen == 0 || strcmp(host, "*") == 0)
-		strcpy(host, "0.0.0.0");
-	if (!bracketed && inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
-		v4->sin_family = AF_INET;
-		v4->sin_port = htons((uint16_t)port);
-		*len = sizeof *v4;
-		return 0;
-	}
-	if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
-		v6->sin6_family = AF_INET6;
-		v6->sin6_port = htons((uint16_t)port);
-		*len = sizeof *v6;
-		return 0;
-	}
-	return -1;
-}
-
 /* A non-blocking, close-on-exec listener on addr; -1 with *why. */
 static int
 metrics_listen(const char *addr, const char **why)
@@ -122,7 +72,7 @@ metrics_listen(const char *addr, const char **why)
 	unsigned len;
 	int fd, one = 1;
 
-	if (metrics_parse_addr(addr, &ss, &len) < 0) {
+	if (util_parse_hostport(addr, &ss, &len) < 0) {
 		*why = "want HOST:PORT with a numeric host, e.g. "
 		       "127.0.0.1:9464 "
 		       "or [::1]:9464";

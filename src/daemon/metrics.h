@@ -47,8 +47,6 @@ struct metrics *metrics_open(struct ev_loop *, const char *addr,
 void metrics_close(struct metrics *);
 /* The address as configured ("127.0.0.1:9464"). */
 const char *metrics_addr(const struct metrics *);
-/* Split "HOST:PORT" into a socket address; -1 when malformed. */
-int metrics_parse_addr(const char *addr, void *sockaddr_storage, unsigned *len);
 
 /* --- writing the exposition format --------------------------------------- */
 

@@ -259,6 +259,9 @@ test_errors(void **state)
 	             "a.yaml:2:12: metrics: want HOST:PORT");
 	expect_error("a.yaml", "agentsupd:\n  metrics: \"127.0.0.1:70000\"\n",
 	             "metrics: want HOST:PORT");
+	/* a name: --check passed it, and agentsupd then exited 73 at start */
+	expect_error("a.yaml", "agentsupd:\n  metrics: \"localhost:9464\"\n",
+	             "metrics: want HOST:PORT with a numeric host");
 }
 
 static void

@@ -21,6 +21,7 @@
 
 #include "events.h"
 #include "metrics.h"
+#include "util.h"
 
 /* The body as a C string (it is not terminated). */
 static char *
@@ -102,25 +103,25 @@ test_addresses(void **state)
 	unsigned len;
 
 	(void)state;
-	assert_int_equal(metrics_parse_addr("127.0.0.1:9464", &ss, &len), 0);
+	assert_int_equal(util_parse_hostport("127.0.0.1:9464", &ss, &len), 0);
 	assert_int_equal(v4->sin_family, AF_INET);
 	assert_int_equal(ntohs(v4->sin_port), 9464);
 	assert_int_equal(ntohl(v4->sin_addr.s_addr), INADDR_LOOPBACK);
-	assert_int_equal(metrics_parse_addr("[::1]:80", &ss, &len), 0);
+	assert_int_equal(util_parse_hostport("[::1]:80", &ss, &len), 0);
 	assert_int_equal(v6->sin6_family, AF_INET6);
 	assert_int_equal(len, sizeof *v6);
-	assert_int_equal(metrics_parse_addr(":9464", &ss, &len), 0);
+	assert_int_equal(util_parse_hostport(":9464", &ss, &len), 0);
 	assert_int_equal(v4->sin_addr.s_addr, htonl(INADDR_ANY));
-	assert_int_equal(metrics_parse_addr("*:9464", &ss, &len), 0);
-	assert_int_equal(metrics_parse_addr("[::]:1", &ss, &len), 0);
-	assert_int_equal(metrics_parse_addr("::1:9464", &ss, &len), -1);
-	assert_int_equal(metrics_parse_addr("127.0.0.1", &ss, &len), -1);
-	assert_int_equal(metrics_parse_addr("127.0.0.1:", &ss, &len), -1);
-	assert_int_equal(metrics_parse_addr("127.0.0.1:0", &ss, &len), -1);
-	assert_int_equal(metrics_parse_addr("127.0.0.1:65536", &ss, &len), -1);
-	assert_int_equal(metrics_parse_addr("127.0.0.1:+80", &ss, &len), -1);
-	assert_int_equal(metrics_parse_addr("localhost:80", &ss, &len), -1);
-	assert_int_equal(metrics_parse_addr("[1.2.3.4]:80", &ss, &len), -1);
+	assert_int_equal(util_parse_hostport("*:9464", &ss, &len), 0);
+	assert_int_equal(util_parse_hostport("[::]:1", &ss, &len), 0);
+	assert_int_equal(util_parse_hostport("::1:9464", &ss, &len), -1);
+	assert_int_equal(util_parse_hostport("127.0.0.1", &ss, &len), -1);
+	assert_int_equal(util_parse_hostport("127.0.0.1:", &ss, &len), -1);
+	assert_int_equal(util_parse_hostport("127.0.0.1:0", &ss, &len), -1);
+	assert_int_equal(util_parse_hostport("127.0.0.1:65536", &ss, &len), -1);
+	assert_int_equal(util_parse_hostport("127.0.0.1:+80", &ss, &len), -1);
+	assert_int_equal(util_parse_hostport("localhost:80", &ss, &len), -1);
+	assert_int_equal(util_parse_hostport("[1.2.3.4]:80", &ss, &len), -1);
 }
 
 /* Restarts are counted by the kind of their reason, in a bounded table whose
@@ -189,7 +190,7 @@ client(const char *addr)
 	unsigned len;
 	int fd;
 
-	assert_int_equal(metrics_parse_addr(addr, &ss, &len), 0);
+	assert_int_equal(util_parse_hostport(addr, &ss, &len), 0);
 	fd = socket(AF_INET, SOCK_STREAM, 0);
 	assert_int_equal(connect(fd, (struct sockaddr *)&ss, len), 0);
 	return fd;
