@@ -82,7 +82,7 @@ usage(FILE *f)
 	        "(then agentsupd exits)\n"
 	        "  start|stop|restart|drain NAME --wait [--timeout T]\n"
 	        "                      answer once it has been carried out "
-	        "(90s at most;\n"
+	        "(T 90s unless given;\n"
 	        "                      exit 1 if it did not come up, 124 if "
 	        "T passed)\n"
 	        "  reload              re-read supervisor.d/ and apply it as a "
