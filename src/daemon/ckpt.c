@@ -480,6 +480,14 @@ ckpt_seq(const struct ckpt_set *cs, const char *path)
 	                         : 0;
 }
 
+uint64_t
+ckpt_received_seq(const struct ckpt_set *cs, const char *path)
+{
+	const struct ckpt_worker *w = ckpt_find(cs, path);
+
+	return w != NULL && w->nkept > 0 ? w->kept[0].seq : 0;
+}
+
 /* --- start and end -------------------------------------------------------- */
 
 struct ckpt_set *

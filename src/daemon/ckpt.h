@@ -90,5 +90,8 @@ bool ckpt_known(const struct ckpt_set *, const char *path);
 /* The newest checkpoint kept's seq (with a store: committed), 0 when none
  * (status). */
 uint64_t ckpt_seq(const struct ckpt_set *, const char *path);
+/* The newest received, committed or still queued: a task's record at its
+ * end, which its last write commits before. */
+uint64_t ckpt_received_seq(const struct ckpt_set *, const char *path);
 
 #endif

@@ -257,7 +257,8 @@ tasks_event(struct daemon *d, const struct action *a)
 	/* the record carries its last checkpoint (replay starts from it);
 	 * a run again that has not said hello yet has none in memory */
 	if (ckpt_known(d->ckpt, n->path))
-		ledger_checkpoint(r, ckpt_seq(d->ckpt, n->path), NULL, 0);
+		ledger_checkpoint(r, ckpt_received_seq(d->ckpt, n->path), NULL,
+		                  0);
 	switch (a->event) {
 	case EE_RESTARTING:
 		ledger_reason(r, why);

@@ -246,3 +246,28 @@ def test_tasks_cancelled_by_a_reload_leave_no_checkpoint(supd, state):
     wait_until(lambda: "checkpointed" in d.ctl("logs", "pool/d").stdout,
                what="pool/d checkpointed")
     assert held(port) == 1
+
+
+def test_a_tasks_record_has_its_last_checkpoint(supd):
+    """With a store, a task that checkpoints to its end: its record took
+    the newest committed seq at the exit, while the last write was still
+    queued (it commits before the record does): `wait` said 18 of 30."""
+    script = py(supd.tmp, "burst.py", """
+        import agentsup
+        with agentsup.Agent() as a:
+            for i in range(30):
+                a.checkpoint(b"step-%d" % i + bytes(8192))
+            a.flush(10)  # sent; the exit is reaped within the group commit
+    """)
+    d = supd.start({"00-settings.yaml": settings(supd, True),
+                    "a.yaml": pool(template=f"""\
+                        template:
+                          command: [{PY}, {str(script)!r}]
+                          restart: temporary
+                        """)})
+    d.wait("started", "root/idle")
+    for i in range(10):
+        d.ctl("spawn", "pool", "--key", f"b{i}", check=0)
+    for i in range(10):
+        rec = json.loads(d.ctl("wait", f"pool/b{i}", check=0).stdout)
+        assert rec["state"] == "done" and rec["checkpoint_seq"] == 30, rec
