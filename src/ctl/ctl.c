@@ -250,8 +250,7 @@ ctl_run_wait(struct ctl *c, const char *cmd, const char *name)
 		reply_answer_free(&a);
 		if (rc == 0)
 			rc = opwait_run(c, &w);
-	} else if (rc == EXIT_UNAVAILABLE && c->timed_out)
-		rc = CTL_EXIT_TIMEOUT; /* no answer within the wait */
+	}
 	opwait_free(&w);
 	return rc;
 }

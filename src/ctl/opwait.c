@@ -113,8 +113,65 @@ opwait_status(struct ctl *c, const struct opwait *w, bool after,
 	return rc;
 }
 
-/* Before the command: how often NAME has started, whether it ran,
- * and for a restart each worker's process, which must be gone. */
+static void
+opwait_nodes_free(struct opwait *w)
+{
+	for (size_t i = 0; i < w->nnodes; i++)
+		free(w->nodes[i].path);
+	free(w->nodes);
+	w->nodes = NULL;
+	w->nnodes = 0;
+}
+
+static int
+opwait_node_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct opwait_node *)a)->path,
+	              ((const struct opwait_node *)b)->path);
+}
+
+/* Each worker below NAME as it was before (its starts, failures and
+ * process), sorted by path; -1 out of memory. */
+static int
+opwait_keep_nodes(struct opwait *w, const msgpack_object *v)
+{
+	char path[1024];
+
+	opwait_nodes_free(w); /* of a try refused */
+	if ((w->nodes = calloc(v->via.array.size, sizeof *w->nodes)) == NULL)
+		return -1;
+	for (uint32_t i = 0; i < v->via.array.size; i++) {
+		const msgpack_object *n = &v->via.array.ptr[i];
+		struct opwait_node *o = &w->nodes[w->nnodes];
+		if (!opwait_is(n, "kind", "worker"))
+			continue;
+		if ((o->path = strdup(render_get_s(n, "path", path,
+		                                   sizeof path))) == NULL)
+			return -1;
+		o->starts = opwait_starts(n);
+		o->failures = opwait_uint(n, "consecutive_failures");
+		o->pid = opwait_uint(n, "pid");
+		w->nnodes++;
+	}
+	qsort(w->nodes, w->nnodes, sizeof *w->nodes, opwait_node_cmp);
+	return 0;
+}
+
+/* n as it was before the command, or NULL (not a worker below NAME then). */
+static const struct opwait_node *
+opwait_was(const struct opwait *w, const msgpack_object *n)
+{
+	char path[1024];
+	struct opwait_node key = {.path = path};
+
+	render_get_s(n, "path", path, sizeof path);
+	return w->nnodes == 0 ? NULL
+	                      : bsearch(&key, w->nodes, w->nnodes,
+	                                sizeof *w->nodes, opwait_node_cmp);
+}
+
+/* Before the command: how often NAME has started, whether it ran, and
+ * each worker below it (whose process a restart must replace). */
 static int
 opwait_before(struct ctl *c, struct opwait *w)
 {
@@ -134,33 +191,36 @@ opwait_before(struct ctl *c, struct opwait *w)
 	w->was_running = opwait_is(&v->via.array.ptr[0], "state", "running");
 	w->failures = opwait_uint(&v->via.array.ptr[0], "consecutive_failures");
 	w->worker = opwait_is(&v->via.array.ptr[0], "kind", "worker");
-	if (strcmp(w->cmd, "restart") != 0) {
-		reply_answer_free(&a);
-		return 0;
-	}
-	free(w->pids); /* of a try refused */
-	w->npids = 0;
-	w->pids = calloc(v->via.array.size, sizeof *w->pids);
-	if (w->pids == NULL) {
-		reply_answer_free(&a);
+	rc = opwait_stops(w) ? 0 : opwait_keep_nodes(w, v);
+	reply_answer_free(&a);
+	if (rc < 0) {
 		perror("agentsupctl");
 		return CTL_EXIT_UNAVAILABLE;
 	}
-	for (uint32_t i = 0; i < v->via.array.size; i++)
-		if (opwait_is(&v->via.array.ptr[i], "kind", "worker"))
-			w->pids[w->npids++] =
-			        opwait_uint(&v->via.array.ptr[i], "pid");
-	reply_answer_free(&a);
 	return 0;
 }
 
+/* A restart's worker still the process it was before. */
 static bool
-opwait_old_pid(const struct opwait *w, uint64_t pid)
+opwait_old_pid(const struct opwait *w, const msgpack_object *n)
 {
-	for (size_t i = 0; pid != 0 && i < w->npids; i++)
-		if (w->pids[i] == pid)
-			return true;
-	return false;
+	const struct opwait_node *o;
+	uint64_t pid = opwait_uint(n, "pid");
+
+	return strcmp(w->cmd, "restart") == 0 && pid != 0 &&
+	       (o = opwait_was(w, n)) != NULL && o->pid == pid;
+}
+
+/* A worker below NAME that failed and started again since the command:
+ * not up (flapping, or a start that failed), counted as not in the state
+ * it should be, and not waited for. */
+static bool
+opwait_failed_below(const struct opwait *w, const msgpack_object *n)
+{
+	const struct opwait_node *o = opwait_was(w, n);
+
+	return o != NULL && opwait_starts(n) >= o->starts + 2 &&
+	       opwait_uint(n, "consecutive_failures") > o->failures;
 }
 
 /* A worker running for less than OPWAIT_SETTLE_MS: not yet up, as a
@@ -185,6 +245,22 @@ opwait_failed_start(const struct opwait *w, const msgpack_object *top)
 	       (!opwait_is(top, "state", "running") || opwait_young(top));
 }
 
+/* A worker the command started that is not up yet: NAME itself, or one
+ * below it started once since (not a task of a pool, whose tasks come and
+ * go, nor one that failed since: that is the outcome's). */
+static bool
+opwait_awaits(const struct opwait *w, const msgpack_object *n, bool top)
+{
+	const struct opwait_node *o;
+	char key[8];
+
+	if (!opwait_young(n))
+		return false;
+	return top || (render_get_s(n, "key", key, sizeof key)[0] == '\0' &&
+	               (o = opwait_was(w, n)) != NULL &&
+	               opwait_starts(n) == o->starts + 1);
+}
+
 /* Whether the subtree nodes have settled after the command. */
 static bool
 opwait_settled(const struct opwait *w, const msgpack_object *nodes)
@@ -204,8 +280,8 @@ opwait_settled(const struct opwait *w, const msgpack_object *nodes)
 	for (uint32_t i = 0; i < nodes->via.array.size; i++) {
 		const msgpack_object *n = &nodes->via.array.ptr[i];
 		if (opwait_is(n, "state", "starting") ||
-		    opwait_is(n, "state", "stopping") ||
-		    opwait_old_pid(w, opwait_uint(n, "pid")) || opwait_young(n))
+		    opwait_is(n, "state", "stopping") || opwait_old_pid(w, n) ||
+		    opwait_awaits(w, n, i == 0))
 			return false;
 	}
 	/* a stopped NAME is still to be started (a start is stored first),
@@ -237,7 +313,11 @@ opwait_outcome(const struct opwait *w, const msgpack_object *nodes)
 		        reason[0] ? ", last " : "", reason);
 		return CTL_EXIT_REFUSED;
 	}
-	if ((bad = render_count_unhealthy(nodes)) == 0)
+	bad = render_count_unhealthy(nodes);
+	for (uint32_t i = 1; i < nodes->via.array.size; i++)
+		bad += reply_flag(&nodes->via.array.ptr[i], "healthy") &&
+		       opwait_failed_below(w, &nodes->via.array.ptr[i]);
+	if (bad == 0)
 		return 0;
 	fprintf(stderr,
 	        "agentsupctl: %s is running; %zu node%s below it %s not in "
@@ -277,52 +357,6 @@ opwait_keep(struct opwait *w, const msgpack_object *body)
 	return 0;
 }
 
-/* The command, sent again while agentsupd refuses it for a moment (its
- * supervisor busy with a restart, NAME still stopping: again), as
- * systemctl queues a job behind the one running; each try after a fresh
- * look at NAME. 0 with a, the accepted answer (the caller frees it), or
- * the exit status, said. */
-int
-opwait_ask(struct ctl *c, struct opwait *w, struct reply_answer *a)
-{
-	unsigned poll = OPWAIT_POLL_FIRST_MS;
-	bool again;
-	int rc;
-
-	for (;;) {
-		if ((rc = opwait_before(c, w)) == CTL_EXIT_TIMEOUT)
-			fprintf(stderr, "agentsupctl: %s %s: not sent\n",
-			        w->cmd, w->name); /* a script must know */
-		if (rc != 0)
-			return rc;
-		a->quiet = true;
-		if ((rc = reply_ask(c, w->cmd, w->name, -1, a)) == 0 &&
-		    (rc = opwait_keep(w, a->body)) != 0)
-			reply_answer_free(a);
-		if (rc == 0)
-			return 0;
-		if (rc != CTL_EXIT_REFUSED)
-			return rc;
-		if (!reply_flag(&a->f.map, "again") ||
-		    opwait_now_ms() + poll >= w->deadline)
-			break;
-		reply_answer_free(a);
-		opwait_sleep(w, poll); /* ^C waits blocked for the next look */
-		poll = poll * 2 > OPWAIT_POLL_MAX_MS ? OPWAIT_POLL_MAX_MS
-		                                     : poll * 2;
-	}
-	again = reply_flag(&a->f.map, "again");
-	rc = reply_refused(c, w->cmd, &a->f);
-	reply_answer_free(a);
-	if (!again)
-		return rc;
-	fprintf(stderr,
-	        "agentsupctl: %s: timed out after %dms: %s was not "
-	        "free to take it\n",
-	        w->cmd, w->timeout_ms, w->name);
-	return CTL_EXIT_TIMEOUT;
-}
-
 /* --json: the wait's outcome as one object on stdout, for a script that
  * reads more than the exit status: {ok, result (the command's answer),
  * outcome, node (NAME's last status, null when there is none)}. */
@@ -347,13 +381,98 @@ opwait_json(const struct opwait *w, int rc, bool settled,
 	}
 	printf("{\"ok\":%s,\"result\":", rc == 0 ? "true" : "false");
 	render_json(stdout, &result);
-	printf(",\"outcome\":\"%s\",\"node\":", outcome);
+	printf(",\"outcome\":\"%s\",", outcome);
+	if (w->error != NULL && rc != 0) { /* why it was not taken */
+		msgpack_object e = {.type = MSGPACK_OBJECT_STR};
+		e.via.str.ptr = w->error;
+		e.via.str.size = (uint32_t)strlen(w->error);
+		fputs("\"error\":", stdout);
+		render_json(stdout, &e);
+		putchar(',');
+	}
+	fputs("\"node\":", stdout);
 	if (nodes != NULL && nodes->type == MSGPACK_OBJECT_ARRAY &&
 	    nodes->via.array.size > 0)
 		render_json(stdout, &nodes->via.array.ptr[0]);
 	else
 		fputs("null", stdout);
 	puts("}");
+}
+
+/* A refusal's text, kept to be said if it lasts to the deadline. */
+static int
+opwait_keep_error(struct opwait *w, const struct agentsup_frame *f)
+{
+	const msgpack_object *e = agentsup_wire_get(&f->map, "error");
+
+	free(w->error);
+	w->error = e != NULL && e->type == MSGPACK_OBJECT_STR
+	                   ? strndup(e->via.str.ptr, e->via.str.size)
+	                   : strdup("refused");
+	if (w->error == NULL)
+		perror("agentsupctl");
+	return w->error != NULL ? 0 : -1;
+}
+
+/* The command, sent again while agentsupd refuses it for a moment (its
+ * supervisor busy with a restart, NAME still stopping: again), as
+ * systemctl queues a job behind the one running; each try after a fresh
+ * look at NAME. 0 with a, the accepted answer (the caller frees it), or
+ * the exit status, said. */
+int
+opwait_ask(struct ctl *c, struct opwait *w, struct reply_answer *a)
+{
+	unsigned poll = OPWAIT_POLL_FIRST_MS;
+	int rc;
+
+	for (;;) {
+		if (w->error != NULL && opwait_now_ms() >= w->deadline) {
+			fprintf(stderr,
+			        "agentsupctl: %s: timed out after %dms: %s was "
+			        "not free to take it\n",
+			        w->cmd, w->timeout_ms, w->name);
+			rc = CTL_EXIT_TIMEOUT;
+			break;
+		}
+		if ((rc = opwait_before(c, w)) == CTL_EXIT_TIMEOUT)
+			fprintf(stderr, "agentsupctl: %s %s: not sent\n",
+			        w->cmd, w->name); /* a script must know */
+		if (rc != 0)
+			break;
+		a->quiet = true;
+		if ((rc = reply_ask(c, w->cmd, w->name, -1, a)) == 0 &&
+		    (rc = opwait_keep(w, a->body)) != 0)
+			reply_answer_free(a);
+		if (rc == 0) {
+			free(w->error); /* taken at last */
+			w->error = NULL;
+			return 0;
+		}
+		if (rc != CTL_EXIT_REFUSED)
+			break;
+		if (!reply_flag(&a->f.map, "again")) {
+			rc = reply_refused(c, w->cmd, &a->f); /* said, once */
+			reply_answer_free(a);
+			return rc;
+		}
+		/* refused for a moment: said (on stderr) once more at the
+		 * end, if it lasts until then */
+		if (opwait_keep_error(w, &a->f) < 0) {
+			reply_answer_free(a);
+			return CTL_EXIT_UNAVAILABLE;
+		}
+		reply_answer_free(a);
+		opwait_sleep(w, poll); /* ^C waits blocked for the next look */
+		poll = poll * 2 > OPWAIT_POLL_MAX_MS ? OPWAIT_POLL_MAX_MS
+		                                     : poll * 2;
+	}
+	if (rc == CTL_EXIT_UNAVAILABLE && c->timed_out)
+		rc = CTL_EXIT_TIMEOUT; /* no answer within the wait */
+	if (rc == CTL_EXIT_TIMEOUT && w->error != NULL)
+		fprintf(stderr, "agentsupctl: %s\n", w->error);
+	if (c->json && (rc == CTL_EXIT_TIMEOUT || rc == OPWAIT_EXIT_INTR))
+		opwait_json(w, rc, false, NULL);
+	return rc;
 }
 
 /* After the command was taken: NAME's status until it settles, or the
@@ -402,6 +521,7 @@ opwait_run(struct ctl *c, struct opwait *w)
 void
 opwait_free(struct opwait *w)
 {
-	free(w->pids);
+	opwait_nodes_free(w);
 	free(w->result);
+	free(w->error);
 }

@@ -8,19 +8,26 @@
 
 struct ctl;
 
+/* A worker below NAME before the command. */
+struct opwait_node {
+	char *path;
+	uint64_t starts, failures, pid;
+};
+
 #define OPWAIT_DEFAULT_MS 90000 /* as systemd's stop and start timeouts */
 
 struct opwait {
 	const char *cmd, *name;
 	int timeout_ms;
-	uint64_t starts;   /* NAME's, before the command */
-	bool was_running;  /* NAME, before the command */
-	uint64_t failures; /* NAME's failures in a row, before it */
-	bool worker;       /* NAME is a worker */
-	uint64_t deadline; /* CLOCK_MONOTONIC ms: the wait's end */
-	uint64_t *pids;    /* a restart: the workers' processes before it */
-	size_t npids;
+	uint64_t starts;           /* NAME's, before the command */
+	bool was_running;          /* NAME, before the command */
+	uint64_t failures;         /* NAME's failures in a row, before it */
+	bool worker;               /* NAME is a worker */
+	uint64_t deadline;         /* CLOCK_MONOTONIC ms: the wait's end */
+	struct opwait_node *nodes; /* NAME's workers before it, by path */
+	size_t nnodes;
 	char *result; /* the command's answer (--json says it at the end) */
+	char *error;  /* a refusal for a moment, while it lasts */
 };
 
 /* Whether cmd takes --wait. */

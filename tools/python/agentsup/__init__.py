@@ -312,7 +312,12 @@ class Agent:
             return False
         if self._sock is None:
             return True
-        return self._send(msg, seq="_seq") is not None
+        try:
+            return self._send(msg, seq="_seq") is not None
+        except ValueError:
+            if self._closed:  # closed by another thread meanwhile
+                return False
+            raise
 
     def busy(self, seconds: float) -> _Busy:
         """A long call ahead: push the heartbeat deadline out once (at most

@@ -4,7 +4,6 @@ never to the bytes buffered. Also the field types of docs/protocol.md."""
 from __future__ import annotations
 
 import math
-import os
 import struct
 from typing import (Any, Dict, Iterable, List, Mapping, Optional, Tuple,
                     Union)
@@ -136,9 +135,15 @@ def _check(msg: Dict[str, Any], fields: Dict[str, Tuple[Any, bool]]) -> Any:
     return None
 
 
+def _raw(b: Union[str, bytes]) -> str:
+    """bytes as the str that packs back to them (surrogateescape)."""
+    return b if isinstance(b, str) else b.decode("utf-8", "surrogateescape")
+
+
 def spawn_args(args: Iterable[Union[str, bytes]]) -> List[str]:
-    """A spawn's arguments as sent: str, or bytes (os.fsdecode: bytes that
-    are not UTF-8 reach the task as they are, as from agentsupctl); a
+    """A spawn's arguments as sent: str, or bytes (bytes that are not UTF-8
+    reach the task as they are, as from agentsupctl, whatever the locale:
+    packed with surrogateescape, as _raw decodes them); a
     single str would be split into its characters, anything else is a
     mistake (str(b"x") was "b'x'")."""
     if isinstance(args, (str, bytes)):
@@ -149,7 +154,7 @@ def spawn_args(args: Iterable[Union[str, bytes]]) -> List[str]:
         if not isinstance(a, (str, bytes)):
             raise TypeError(f"args: each must be a str or bytes, not "
                             f"{type(a).__name__} ({a!r})")
-        out.append(os.fsdecode(a))
+        out.append(_raw(a))
     return out
 
 
@@ -162,10 +167,10 @@ def spawn_env(env: Optional[Mapping[Any, Any]]) -> Dict[str, str]:
         if not isinstance(k, (str, bytes)) or not isinstance(v, (str, bytes)):
             raise TypeError(f"env: names and values must be str or bytes, "
                             f"not {type(k).__name__}: {type(v).__name__}")
-        name = os.fsdecode(k)
+        name = _raw(k)
         if not name or "=" in name or "\0" in name:
             raise ValueError(f"env: {name!r} is not a variable's name")
-        out[name] = os.fsdecode(v)
+        out[name] = _raw(v)
     return out
 
 

@@ -337,19 +337,20 @@ class Control:
             return r
 
         pause = 0.02
+        refused: Optional[ControlError] = None
         while True:  # asked again while refused for a moment
+            if refused is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"{cmd}: {refused}; {name} was not free "
+                                   f"to take it within {wait}s")
             was = _Before(cmd, status())
             try:
                 answer = self._text(cmd, [name])
                 break
             except ControlError as e:
-                left = deadline - time.monotonic()
                 if not e.again:
                     raise
-                if left <= pause:
-                    raise TimeoutError(f"{cmd}: {e}; {name} was not free "
-                                       f"to take it within {wait}s") from None
-            time.sleep(pause)
+                refused = e
+            time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
             pause = min(pause * 2, 0.25)
         pause = 0.02
         while True:
@@ -509,8 +510,24 @@ class _Before:
         self.was_running = top.get("state") == "running"
         self.failures = top.get("consecutive_failures") or 0
         self.worker = top.get("kind") == "worker"
-        self.old = {n["pid"] for n in nodes if cmd == "restart"
-                    and n.get("kind") == "worker" and n.get("pid")}
+        # each worker below as it was: its starts, and for a restart its
+        # process, which must be replaced
+        self.nodes = {n.get("path"): n for n in nodes
+                      if n.get("kind") == "worker"}
+
+    def _old_pid(self, n: Dict[str, Any]) -> bool:
+        o = self.nodes.get(n.get("path"))
+        return (self.cmd == "restart" and o is not None
+                and bool(n.get("pid")) and o.get("pid") == n.get("pid"))
+
+    def _awaits(self, n: Dict[str, Any], top: bool) -> bool:
+        """A worker the command started, not up yet: NAME, or one below
+        started once since (not a pool's task, nor one that failed since,
+        flapping: waiting for it to stay up would never end)."""
+        o = self.nodes.get(n.get("path"))
+        return _young(n) and (top or (
+            n.get("key") is None and o is not None
+            and _starts(n) == _starts(o) + 1))
 
     def failed_start(self, top: Dict[str, Any]) -> bool:
         """NAME a worker that failed and started again since, not up for
@@ -527,9 +544,9 @@ class _Before:
         # a start of what runs: nothing to wait for
         if (self.cmd == "start" and self.was_running) or self.failed_start(top):
             return True
-        for n in nodes:
+        for i, n in enumerate(nodes):
             if n["state"] in ("starting", "stopping") or \
-                    n.get("pid") in self.old or _young(n):
+                    self._old_pid(n) or self._awaits(n, i == 0):
                 return False
         # a stopped NAME is still to be started (a start is stored
         # first), unless it started and ended since (a one-shot), or is held
