@@ -48,8 +48,7 @@ struct serve_list {
 
 /* The head of a res, with flag (more, again) set to true when not NULL. */
 static void
-serve_res_head_flag(msgpack_sbuffer *sb, uint64_t id, bool ok,
-                    const char *flag)
+serve_res_head_flag(msgpack_sbuffer *sb, uint64_t id, bool ok, const char *flag)
 {
 	msgpack_packer pk;
 

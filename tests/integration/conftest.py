@@ -42,6 +42,13 @@ class Daemon:
         self.lines = []
         self.pids = set()
         self.cursor = 0
+        # its own events only: an earlier agentsupd's in the same file
+        # (a restart in a test) matched a wait before this one listened
+        try:
+            st = os.stat(events_file)
+            self.start_pos = (st.st_ino, st.st_size)
+        except FileNotFoundError:
+            self.start_pos = (None, 0)
         env = dict(os.environ, NO_COLOR="1")
         env.update(extra_env or {})
         self.proc = subprocess.Popen(
@@ -57,7 +64,7 @@ class Daemon:
 
     def _read(self):
         # Each stderr line wakes us; its event is already in the JSON file.
-        pos = (None, 0)
+        pos = self.start_pos
         for line in self.proc.stderr:
             self.lines.append(line.rstrip("\n"))
             pos = self._take_json(pos)

@@ -829,3 +829,40 @@ def test_max_memory_counts_the_cgroups_a_worker_nests(supd, tmp_path):
     ev = d.wait("memory", "root/hog")
     assert ev.reason == "memory" and "max_memory" in ev.detail
     d.wait("exited", "root/hog")
+
+
+@needs_cgroup
+def test_a_cgroup_its_worker_nested_in_is_not_taken_again(supd, tmp_path):
+    """An empty cgroup is kept for its worker's next start; one whose
+    worker made a cgroup below it (empty by then) is removed with it and
+    the next start gets a fresh one: a worker may have enabled controllers
+    for its children there, after which the cgroup takes no process."""
+    nest = tmp_path / "nest2.sh"
+    nest.write_text(textwrap.dedent(f"""\
+        #!/bin/sh
+        cg={cgroup2_mount()}$(sed -n 's/^0:://p' /proc/self/cgroup)
+        [ "$AGENTSUP_INCARNATION" -ge 1 ] && mkdir "$cg/inner"
+        basename "$cg" >> {tmp_path}/cgroups
+        [ "$AGENTSUP_INCARNATION" -ge 3 ] && exec sleep 1e5
+        exit 1
+    """))
+    nest.chmod(0o755)
+    supd.write({"a.yaml": f"""
+        supervisor: t
+        intensity: 100
+        period: 1s
+        children:
+          - {{worker: nest, command: [{str(nest)!r}], backoff: none}}
+        """})
+    d = supd.start()
+    cgroups = tmp_path / "cgroups"
+    wait_until(lambda: cgroups.exists() and len(cgroups.read_text().split()) == 4,
+               what="four runs")
+    names = cgroups.read_text().split()
+    # the first run made none below: its cgroup was taken again; each run
+    # after it nested one, so the next got a fresh cgroup
+    assert names[0] == names[1], names
+    assert len(set(names[1:])) == 3, names
+    top = os.path.join(cgroup2_mount(), f"agentsup.{d.proc.pid}")
+    assert sorted(c for c in os.listdir(top) if c.startswith("t:nest@")) \
+        == [names[3]]

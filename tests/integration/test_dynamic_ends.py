@@ -437,11 +437,11 @@ def test_a_task_done_on_shutdown_is_not_resumed(supd):
     d.drain_events()
     assert d.count("task_done", "root/pool/t1") == 1
     assert d.count("task_done", "root/pool/t2") == 0
-    d2 = supd.start()  # it reads the events file from its start: d's too
+    d2 = supd.start()  # its own events only
     listening(d2)
-    d2.wait_count("ready", 2, "root/pool/t2")  # resumed, after where t1 was
+    d2.wait("ready", "root/pool/t2")  # resumed, after where t1 was
     rec = json.loads(d2.ctl("--json", "wait", "pool/t1", "--timeout", "5s",
                             check=0).stdout)
     assert rec["state"] == "done" and rec["result"] == "result of t1", rec
     assert rec["attempts"] == 1, rec
-    assert d2.count("started", "root/pool/t1") == 1  # d's start alone
+    assert d2.count("started", "root/pool/t1") == 0  # not run again

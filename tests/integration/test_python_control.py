@@ -6,6 +6,7 @@ import signal
 import socket
 import sys
 import textwrap
+import threading
 import time
 
 import pytest
@@ -305,16 +306,18 @@ def test_commands_that_wait_until_carried_out(supd):
             d.proc.send_signal(signal.SIGCONT)
 
 
-def test_wait_asks_again_while_the_supervisor_is_busy(supd):
+def test_wait_asks_again_while_the_supervisor_is_busy(supd, tmp_path):
     """As agentsupctl's --wait: a start refused for a moment (its
-    supervisor busy restarting a sibling that takes a second to stop) is
-    asked again until taken; without wait it is refused at once, with
-    ControlError.again set."""
-    slow = sh("trap 'sleep 1; exit 0' TERM; while :; do sleep 0.05; done")
+    supervisor busy restarting a sibling still stopping: held here until
+    a file exists) is asked again until taken; without wait it is refused
+    at once, with ControlError.again set."""
+    release = tmp_path / "release"
+    slow = sh(f"trap 'while [ ! -e {release} ]; do sleep 0.02; done; exit 0' "
+              "TERM; while :; do sleep 0.05; done")
     d = supd.start({"a.yaml": f"""
         supervisor: root
         children:
-          - {{worker: slow, command: {slow}, shutdown: 10s}}
+          - {{worker: slow, command: {slow}, shutdown: 60s}}
           - {{worker: b, command: {sh("exec sleep 300")}}}
         """})
     slow_pid = d.wait("started", "root/slow").pid
@@ -322,12 +325,13 @@ def test_wait_asks_again_while_the_supervisor_is_busy(supd):
     wait_until(lambda: catches(slow_pid, signal.SIGTERM), what="slow's trap")
     with Control(d.socket) as ctl:
         ctl.stop("b", wait=TIMEOUT)
-        ctl.restart("slow")  # root busy for slow's second
+        ctl.restart("slow")  # root busy until the release
         with pytest.raises(ControlError, match="busy") as e:
             ctl.start("b")
         assert e.value.again
         with pytest.raises(TimeoutError, match="not free"):
             ctl.start("b", wait=0.2)
+        threading.Timer(0.3, release.touch).start()
         assert ctl.start("b", wait=TIMEOUT) == "root/b"
         assert [n["state"] for n in ctl.status("b")] == ["running"]
         with pytest.raises(ControlError) as e:
