@@ -186,12 +186,16 @@ peer_allowed(int fd, uid_t *uid)
 
 /* What the static workers below n hold when all run; a dynamic
  * supervisor's children, which come and go, are counted as they start
- * (session.c). */
+ * (session.c). Not a node held stopped (`autostart: false`, an operator's
+ * stop): it starts only by a command, which needs a client to get in (9,000
+ * workers held on demand left no descriptor for the one that starts them). */
 static size_t
 count_fds(const struct node *n, bool files)
 {
 	size_t k = 0;
 
+	if (n->held && n->state == NODE_STOPPED)
+		return 0;
 	if (n->spec->kind == KIND_WORKER)
 		return session_fds(n->spec, files);
 	if (n->spec->tmpl != NULL)
@@ -202,8 +206,8 @@ count_fds(const struct node *n, bool files)
 }
 
 /* The descriptors the tree's workers hold: the static ones counted once per
- * config (a walk: nodes change only with a config), the running dynamic
- * children's as they are. */
+ * config and after each command (a walk: nodes and holds change only with
+ * them), the running dynamic children's as they are. */
 static size_t
 control_worker_fds(struct control *c)
 {

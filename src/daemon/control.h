@@ -21,9 +21,9 @@ struct control;
 struct control *control_open(struct daemon *, const char *path,
                              const char **why);
 void control_close(struct control *);
-/* A reload replaced the config: the workers' descriptors are counted
- * again at the next connection (a pointer compare could meet a new config
- * at a freed one's address). */
+/* A reload replaced the config, or a command changed what is held: the
+ * workers' descriptors are counted again at the next connection (a
+ * pointer compare could meet a new config at a freed one's address). */
 void control_reconfigured(struct control *);
 /* The events sink: history for "events", frames for followers. */
 void control_event(void *arg, const struct event *, const char *json);

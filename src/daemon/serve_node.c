@@ -127,8 +127,10 @@ serve_node_command(struct client *cl, struct daemon *d, const struct request *r)
 	          !tasks_stop_answer(cl, d, r->id, n)) && /* a task's */
 	         !serve_node_held(cl, d, r, n))
 		serve_text(cl, r->id, n->path);
-	if (rf.kind == REFUSED_NONE)
+	if (rf.kind == REFUSED_NONE) {
 		statedir_sweep(d);
+		control_reconfigured(d->control); /* its holds counted anew */
+	}
 	/* a reset starts a worker it names whatever stopped it, as a start */
 	if (rf.kind == REFUSED_NONE &&
 	    (r->cmd == REQ_START || r->cmd == REQ_RESTART ||

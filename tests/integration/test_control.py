@@ -1300,3 +1300,19 @@ def test_a_peer_gone_before_accept_is_refused(supd):
     s.close()
     assert d.count("exited", "root/alpha") == 0
     d.ctl("status", check=0)  # an operator still is one
+
+
+def test_workers_held_on_demand_leave_room_for_the_client_that_starts_them(supd):
+    """Descriptors were kept for every configured worker, running or not:
+    with many `autostart: false` workers under a low limit every client
+    was refused, `start` too, the only way to run them. A worker held
+    stopped starts only by a command: it is counted once started."""
+    held = "".join(f"  - {{worker: h{i}, command: {SLEEP}, autostart: false}}\n"
+                   for i in range(20))
+    supd.write({"root.yaml": "supervisor: root\nchildren:\n"
+                             f"  - {{worker: on, command: {SLEEP}}}\n" + held})
+    d = under_nofile(supd, "64:64")  # 21 workers x 4 + 40 is over 64
+    d.wait("started", "root/on")
+    d.ctl("start", "h0", check=0)
+    d.wait("started", "root/h0")
+    assert [n["state"] for n in d.ctl_json("status", "h0")] == ["running"]
