@@ -297,6 +297,7 @@ render_node(const msgpack_object *n, const char *prefix, bool color)
 	char name[128], kind[16], state[16], reason[64], strat[16], tmp[32],
 	        st[64], label[4 * RENDER_MAX_DEPTH + 129], status[256];
 	const msgpack_object *held = agentsup_wire_get(n, "held");
+	const msgpack_object *removed = agentsup_wire_get(n, "removed");
 	const msgpack_object *prog = agentsup_wire_get(n, "progress");
 	bool is_held = held && held->type == MSGPACK_OBJECT_BOOLEAN &&
 	               held->via.boolean;
@@ -317,6 +318,9 @@ render_node(const msgpack_object *n, const char *prefix, bool color)
 		              "autostart") == 0
 		               ? "autostart: false"
 		               : "by command");
+	if (removed != NULL && removed->type == MSGPACK_OBJECT_BOOLEAN &&
+	    removed->via.boolean)
+		printf(" (removed by a reload)");
 	if (strcmp(kind, "supervisor") == 0) {
 		render_get_s(n, "strategy", strat, sizeof strat);
 		render_get_u(n, "window_restarts", &v);

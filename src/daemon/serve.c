@@ -242,6 +242,13 @@ serve_status(struct client *cl, struct daemon *d, const struct request *r)
 	}
 	serve_list_init(&l, cl, r->id);
 	serve_subtree(&l, d, n, 0, clock_now_ms());
+	/* the whole tree's: then what reloads removed that is still stopping
+	 * (its process runs up to its drain_timeout and shutdown: it was gone
+	 * from status meanwhile), below the root, removed: true */
+	for (size_t i = 0; !r->name[0] && i < d->tree->graveyard->nchildren;
+	     i++)
+		serve_subtree(&l, d, d->tree->graveyard->children[i], 1,
+		              clock_now_ms());
 	serve_list_end(&l);
 }
 

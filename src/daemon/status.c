@@ -111,7 +111,7 @@ status_pack_node(msgpack_packer *pk, const struct node *n, int depth,
 	bool sup = s->kind == KIND_SUPERVISOR;
 	char why[64];
 
-	msgpack_pack_map(pk, 36);
+	msgpack_pack_map(pk, 37);
 	agentsup_wire_kv_str(pk, "name", s->name);
 	agentsup_wire_kv_str(pk, "path", n->path);
 	agentsup_wire_kv_str(pk, "kind", sup ? "supervisor" : "worker");
@@ -137,6 +137,8 @@ status_pack_node(msgpack_packer *pk, const struct node *n, int depth,
 		                     n->held_config ? "autostart" : "command");
 	else
 		status_kv_nil(pk, "held_by");
+	agentsup_wire_pack_str(pk, "removed"); /* by a reload, still stopping */
+	n->removed ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
 	agentsup_wire_pack_str(pk, "healthy"); /* agentsupctl status's exit */
 	node_unhealthy(n) ? msgpack_pack_false(pk) : msgpack_pack_true(pk);
 	agentsup_wire_kv_str(pk, "restart",

@@ -315,3 +315,34 @@ def test_a_stop_signal_that_is_none_is_a_config_error(supd):
         assert r.returncode == 78, (bad, r.stderr)
         assert 'stop_signal: want TERM, INT, QUIT, HUP, USR1, USR2, WINCH, ' \
             f'PWR or KILL, not "{bad}"' in r.stderr, r.stderr
+
+
+def test_a_removed_worker_still_stopping_is_in_status(supd, tmp_path):
+    """A worker a reload removed runs on while it drains (up to its
+    drain_timeout, then its shutdown): it was gone from status meanwhile,
+    its process alive and nowhere said. The whole tree's status lists it,
+    removed: true, until it has stopped."""
+    d = supd.start({"a.yaml": f"""
+        supervisor: root
+        children:
+          - {{worker: keep, command: {sh("exec sleep 300")}}}
+          - {{worker: deaf, command: {deaf(tmp_path)}, start_timeout: 10s,
+              drain_timeout: 60s}}
+        """})
+    pid = d.wait("ready", "root/deaf").pid
+    supd.write({"a.yaml": f"""
+        supervisor: root
+        children:
+          - {{worker: keep, command: {sh("exec sleep 300")}}}
+        """})
+    d.ctl("reload", check=0)
+    st = {n["path"]: n for n in d.ctl_json("status")}
+    assert st["root/deaf"]["removed"] is True, st
+    assert st["root/deaf"]["state"] == "stopping" and st["root/deaf"]["pid"] == pid
+    assert st["root/keep"]["removed"] is False
+    r = d.ctl("status", check=0)  # stopping is no harm: exit 0
+    assert "(removed by a reload)" in r.stdout, r.stdout
+    os.kill(pid, signal.SIGTERM)  # its TERM handler ends it
+    d.wait("exited", "root/deaf")
+    wait_until(lambda: "root/deaf" not in
+               {n["path"] for n in d.ctl_json("status")}, what="it gone")
