@@ -350,6 +350,19 @@ def test_concurrent_restarts_wait_for_a_healthy_worker(supd):
     assert node(d, "okw")["state"] == "running"
 
 
+# a worker that stays up, and two that exit at once: one waits out its
+# backoff, one is restarted at once
+AT_ONCE_TREE = f"""
+    supervisor: root
+    intensity: 1000
+    period: 1s
+    children:
+      - {{worker: good, command: {sh("exec sleep 300")}}}
+      - {{worker: dies, command: {sh("sleep 0.2; exit 3")}}}
+      - {{worker: loops, command: {sh("sleep 0.2; exit 3")}, backoff: none}}
+    """
+
+
 def test_start_wait_of_a_worker_that_exits_at_once(supd):
     """A worker without start_timeout counted as up once started, so
     `start --wait` of one that cannot run (a command that fails at once)
@@ -357,16 +370,7 @@ def test_start_wait_of_a_worker_that_exits_at_once(supd):
     startsecs, PM2's min_uptime): one that exits before is not up (1),
     restarted at once (backoff: none) or waiting out its backoff; one
     that stays up is (0). A restart of a supervisor waits for it too."""
-    d = supd.start({"a.yaml": f"""
-        supervisor: root
-        intensity: 1000
-        period: 1s
-        children:
-          - {{worker: good, command: {sh("exec sleep 300")}}}
-          - {{worker: dies, command: {sh("sleep 0.2; exit 3")}}}
-          - {{worker: loops, command: {sh("sleep 0.2; exit 3")},
-              backoff: none}}
-        """})
+    d = supd.start({"a.yaml": AT_ONCE_TREE})
     for n in ("good", "dies", "loops"):
         d.wait("started", f"root/{n}")
     for n in ("dies", "loops"):

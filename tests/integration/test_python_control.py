@@ -385,19 +385,12 @@ def test_text_that_is_not_utf8(supd, tmp_path):
 def test_start_wait_of_a_worker_that_exits_at_once(supd):
     """As agentsupctl's --wait: a worker must have run a second to be up;
     one that exits before did not come up."""
-    d = supd.start({"a.yaml": f"""
-        supervisor: root
-        intensity: 1000
-        period: 1s
-        children:
-          - {{worker: good, command: {sh("exec sleep 300")}}}
-          - {{worker: dies, command: {sh("sleep 0.2; exit 3")},
-              backoff: none}}
-        """})
-    d.wait("started", "root/dies")
+    from test_opwait import AT_ONCE_TREE
+    d = supd.start({"a.yaml": AT_ONCE_TREE})
+    d.wait("started", "root/loops")
     with Control(d.socket) as ctl:
-        ctl.stop("dies", wait=TIMEOUT)
-        with pytest.raises(ControlError, match="dies did not come up: .*exit:3"):
-            ctl.start("dies", wait=TIMEOUT)
+        ctl.stop("loops", wait=TIMEOUT)
+        with pytest.raises(ControlError, match="loops did not come up: .*exit:3"):
+            ctl.start("loops", wait=TIMEOUT)
         ctl.restart("good", wait=TIMEOUT)
         assert ctl.status("good")[0]["uptime_ms"] >= 1000
