@@ -109,6 +109,40 @@ file_rotate(struct logcap_file *f, const struct logcap_file_spec *s)
 	file_open(f, s);
 }
 
+/* Whether the rename budget takes a rotation now (it is spent if so): a
+ * flood under a tiny max rotates as fast as the budget refills, its file
+ * growing past max meanwhile, said once an episode. */
+static bool
+file_may_rotate(struct logcap_file *f, const struct logcap_file_spec *s)
+{
+	uint64_t now = clock_now_ms(), cost = (uint64_t)s->keep + 1;
+
+	if (f->renames_ms == 0)
+		f->renames = LOGCAP_RENAME_BURST;
+	else
+		f->renames += (now - f->renames_ms) * LOGCAP_RENAME_RATE / 1000;
+	if (f->renames > LOGCAP_RENAME_BURST)
+		f->renames = LOGCAP_RENAME_BURST;
+	f->renames_ms = now;
+	if (f->renames >= cost) {
+		f->renames -= cost;
+		if (f->outpaced && f->renames >= LOGCAP_RENAME_BURST / 2) {
+			log_info("worker %s: its log file rotates at log_max "
+			         "again",
+			         s->name);
+			f->outpaced = false;
+		}
+		return true;
+	}
+	if (!f->outpaced)
+		log_warnx("worker %s: its output outpaces rotation (%u files "
+		          "kept, each a rename a rotation): %s.log grows past "
+		          "log_max until it slows",
+		          s->name, s->keep, s->name);
+	f->outpaced = true;
+	return false;
+}
+
 /* Whole lines, or none: a write cut short (the disk filled) is taken back
  * to where these lines began, so that no torn line is left for the next
  * one to be glued to. */
@@ -195,9 +229,11 @@ logcap_file_put(struct logcap_file *f, const struct logcap_file_spec *s,
 			          : NULL;
 			if (nl != NULL) {
 				k = (size_t)(nl - p) + 1;
-			} else if (f->size > 0) {
+			} else if (f->size > 0 && file_may_rotate(f, s)) {
 				file_rotate(f, s);
 				continue;
+			} else if (f->size > 0) {
+				k = n; /* no budget: into this file */
 			} else {
 				nl = memchr(p, '\n', n);
 				k = nl ? (size_t)(nl - p) + 1 : n;

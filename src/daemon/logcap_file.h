@@ -19,18 +19,27 @@ struct logcap_file_spec {
 
 /* After a failed write (a full disk), the next try is this much later. */
 #define LOGCAP_FILE_RETRY_MS 5000
+/* A rotation renames each kept file: renames a second on the loop, and at
+ * once, a file's rotations may spend (beyond, it grows past max until
+ * there is budget again: a flood under a tiny max and a large keep froze
+ * the loop for seconds, a million renames in one turn). */
+#define LOGCAP_RENAME_RATE  2000
+#define LOGCAP_RENAME_BURST 4000
 
 struct logcap_file {
 	int fd;        /* -1 until the first write, or after a close */
 	uint64_t size; /* as far as we know */
 	bool error;    /* logged once; no writes until retry_ms or a close */
-	uint64_t retry_ms; /* monotonic */
-	uint64_t lost;     /* bytes not written since the error */
+	uint64_t retry_ms;   /* monotonic */
+	uint64_t lost;       /* bytes not written since the error */
+	uint64_t renames;    /* the rename budget left (LOGCAP_RENAME_*) ... */
+	uint64_t renames_ms; /* ... as of then (0: full) */
+	bool outpaced;       /* said that rotations are put off */
 };
 
 #define LOGCAP_FILE_INIT                                                       \
 	{                                                                      \
-		-1, 0, false, 0, 0                                             \
+		-1, 0, false, 0, 0, 0, 0, false                                \
 	}
 
 /* Whole lines (the bytes end in '\n'), rotated only between lines. */

@@ -330,6 +330,41 @@ test_rotation_within_one_read(void **state)
 	(void)shown(f);
 }
 
+/* A flood under a tiny max and a large keep: each rotation renames every
+ * kept file, and one read of 100 KiB at max 1 KiB with 1,000 kept was
+ * 100,000 renames in one turn of the loop (seconds, the watchdog late).
+ * The renames are budgeted: three rotations here, the rest of the read
+ * into the current file, nothing lost. */
+static void
+test_rotation_renames_are_budgeted(void **state)
+{
+	struct fixture *f = *state;
+	struct logcap_limits lim = limits(f->dir, 1024, 1000, 8192);
+	struct logcap *lc;
+	static char lines[100 * 1024];
+	off_t all = 0, sz;
+	char name[32];
+	int rotated = 0;
+
+	logcap_set_limits(f->set, &lim);
+	lc = logcap_get(f->set, "fl");
+	for (size_t i = 0; i < sizeof lines; i++)
+		lines[i] = i % 100 == 99 ? '\n' : 'f';
+	logcap_feed(lc, LOGCAP_STDOUT, lines, sizeof lines);
+	all = file_size(f->dir, "fl.log");
+	assert_true(all > 1024); /* grown past max: no budget left */
+	for (int g = 1; (sz = (snprintf(name, sizeof name, "fl.log.%d", g),
+	                       file_size(f->dir, name))) > 0;
+	     g++) {
+		rotated++;
+		all += sz;
+	}
+	/* the burst (4,000 renames: three rotations of 1,001) and what the
+	 * rate gave back while it ran; not the 99 a read of 100 KiB asked */
+	assert_in_range(rotated, 3, 20);
+	assert_int_equal(all, (off_t)sizeof lines);
+}
+
 static void
 test_rotation_keep_zero(void **state)
 {
@@ -880,6 +915,8 @@ main(void)
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_rotation_within_one_read,
 	                                        setup, teardown),
+	        cmocka_unit_test_setup_teardown(
+	                test_rotation_renames_are_budgeted, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_rotation_keep_zero, setup,
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(
