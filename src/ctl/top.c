@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <curses.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,20 +25,32 @@ struct top {
 	struct sampler s;
 	size_t sel, top_line;
 	char selpath[SAMPLE_PATH_MAX];
+	bool gone; /* the selected node left the tree: nothing is selected */
 	time_t sampled; /* the wall clock of the last sample agentsupd gave */
 };
 
-/* Keep the selection on the same node when the tree changed. */
+/* Keep the selection on the same node when the tree changed. One that
+ * left it (a reload removed it) selects nothing, not the root: a stop or
+ * a drain keyed a moment after the refresh stopped the whole tree. */
 static void
 top_reselect(struct top *t)
 {
-	t->sel = 0;
-	for (size_t i = 0; i < t->s.nrows; i++)
-		if (strcmp(t->s.rows[i].path, t->selpath) == 0)
+	if (t->s.nrows == 0)
+		return;
+	for (size_t i = 0; !t->gone && i < t->s.nrows; i++)
+		if (strcmp(t->s.rows[i].path, t->selpath) == 0) {
 			t->sel = i;
-	if (t->s.nrows > 0)
+			return;
+		}
+	if (t->selpath[0] == '\0') { /* the first sample: the root */
+		t->sel = 0;
 		snprintf(t->selpath, sizeof t->selpath, "%s",
-		         t->s.rows[t->sel].path);
+		         t->s.rows[0].path);
+		return;
+	}
+	t->gone = true;
+	if (t->sel >= t->s.nrows)
+		t->sel = t->s.nrows - 1; /* the cursor near where it was */
 }
 
 /* --- drawing -------------------------------------------------------------- */
@@ -179,7 +192,7 @@ top_draw(struct top *t)
 	     i < t->s.nrows && i < t->top_line + (size_t)body; i++) {
 		int y = 2 + (int)(i - t->top_line), c;
 		top_line(t, &t->s.rows[i], line, sizeof line);
-		if (i == t->sel)
+		if (i == t->sel && !t->gone)
 			attron(A_REVERSE);
 		else if (t->s.lost) /* the last sample, not the tree now */
 			attron(A_DIM);
@@ -192,8 +205,8 @@ top_draw(struct top *t)
 	mvaddnstr(LINES - 2, 0, t->s.msg, COLS);
 	snprintf(line, sizeof line,
 	         "j/k select  s stop  r restart  d drain  q quit   "
-	         "selected: %s",
-	         t->selpath);
+	         "selected: %s%s",
+	         t->selpath, t->gone ? " (gone: select with j/k)" : "");
 	attron(A_BOLD);
 	mvaddnstr(LINES - 1, 0, line, COLS);
 	attroff(A_BOLD);
@@ -209,6 +222,12 @@ top_command(struct top *t, const char *cmd)
 
 	if (t->s.nrows == 0)
 		return;
+	if (t->gone) {
+		snprintf(t->s.msg, sizeof t->s.msg,
+		         "%s: %s is gone; select a node (j/k)", cmd,
+		         t->selpath);
+		return;
+	}
 	res = sample_request(&t->s, cmd, t->selpath, &(bool){false});
 	if (res != NULL)
 		snprintf(t->s.msg, sizeof t->s.msg, "%s %s: %.*s", cmd,
@@ -218,6 +237,17 @@ top_command(struct top *t, const char *cmd)
 		                 : 2,
 		         res->type == MSGPACK_OBJECT_STR ? res->via.str.ptr
 		                                         : "ok");
+}
+
+/* The row under the cursor selected (after the selection was gone, the
+ * first j/k selects where the cursor is). */
+static void
+top_select(struct top *t)
+{
+	if (t->sel >= t->s.nrows)
+		return;
+	t->gone = false;
+	snprintf(t->selpath, sizeof t->selpath, "%s", t->s.rows[t->sel].path);
 }
 
 /* false when the user quits. */
@@ -230,13 +260,15 @@ top_key(struct top *t, int ch, double *next)
 		return false;
 	case KEY_UP:
 	case 'k':
-		if (t->sel > 0)
+		if (t->sel > 0 && !t->gone)
 			t->sel--;
+		top_select(t);
 		break;
 	case KEY_DOWN:
 	case 'j':
-		if (t->sel + 1 < t->s.nrows)
+		if (t->sel + 1 < t->s.nrows && !t->gone)
 			t->sel++;
+		top_select(t);
 		break;
 	case 's':
 	case 'r':
@@ -249,15 +281,28 @@ top_key(struct top *t, int ch, double *next)
 	default: /* KEY_RESIZE included: the redraw below fits the size */
 		break;
 	}
-	if (t->sel < t->s.nrows)
-		snprintf(t->selpath, sizeof t->selpath, "%s",
-		         t->s.rows[t->sel].path);
 	return true;
+}
+
+static volatile sig_atomic_t top_hangup;
+
+/* SIGHUP (the terminal gone, or kill -HUP): ncurses restores the terminal
+ * on SIGINT and SIGTERM only; the loop ends as on q, the terminal put back
+ * as it was, and exits 129 as the signal would. */
+static void
+top_on_hup(int sig)
+{
+	(void)sig;
+	top_hangup = 1;
 }
 
 static void
 top_curses_init(void)
 {
+	struct sigaction sa = {.sa_handler = top_on_hup};
+
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGHUP, &sa, NULL); /* no SA_RESTART: getch returns */
 	initscr();
 	cbreak();
 	noecho();
@@ -300,8 +345,10 @@ top_run(const char *sock, int fd)
 		/* ERR: the refresh is due (or a signal came) */
 		if ((ch = getch()) != ERR && !top_key(&t, ch, &next))
 			break;
+		if (top_hangup)
+			break;
 	}
 	endwin();
 	sample_fini(&t.s);
-	return 0;
+	return top_hangup ? 128 + SIGHUP : 0;
 }

@@ -3,6 +3,7 @@ keys sent with send-keys, the screen read with capture-pane."""
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import time
 
@@ -250,5 +251,56 @@ def test_top_marks_the_view_stale_while_agentsupd_is_down(supd, tmp_path):
         pane.wait_for(lambda t: "STALE" not in t.splitlines()[0]
                       and (row(t, "alpha") or [""])[1:2] == ["running"],
                       "the live view again")
+    finally:
+        pane.kill()
+
+
+def test_a_selection_a_reload_removes_selects_nothing(supd, tmp_path):
+    """The selected node removed by a reload: the selection fell back to
+    the root, and a stop keyed a moment later stopped the whole tree. Now
+    nothing is selected until j/k, and s/r/d say so."""
+    def tree(*names):
+        return "supervisor: root\nchildren:\n" + "".join(
+            f"  - {{worker: {n}, command: {SLEEP}}}\n" for n in names)
+    d = supd.start({"a.yaml": tree("a", "b", "c")})
+    d.wait("started", "root/c")
+    pane = Pane(tmp_path, [AGENTSUPCTL, "--socket", d.socket, "top"])
+    try:
+        pane.wait_for(lambda t: row(t, "c") is not None, "the tree")
+        pane.keys("j", "j", "j")
+        pane.wait_for(lambda t: "selected: root/c" in t, "c selected")
+        supd.write({"a.yaml": tree("a", "b")})
+        d.ctl("reload", check=0)
+        pane.wait_for(lambda t: row(t, "c") is None and "gone" in t,
+                      "the selection gone")
+        pane.keys("s")
+        pane.wait_for(lambda t: "root/c is gone" in t, "the refusal")
+        assert d.count("command") == 0
+        assert all(n["state"] == "running" for n in d.ctl_json("status"))
+        pane.keys("k")  # selects the row under the cursor, where c was
+        pane.wait_for(lambda t: "selected: root/b" in t
+                      and "gone" not in t.splitlines()[-1], "b selected")
+    finally:
+        pane.kill()
+
+
+def test_a_hangup_puts_the_terminal_back(supd, tmp_path):
+    """kill -HUP of top left the terminal raw, echo off, on the alternate
+    screen: ncurses puts it back on SIGINT and SIGTERM only."""
+    d = supd.start({"a.yaml": f"worker: w\ncommand: {SLEEP}\n"})
+    d.wait("started", "root/w")
+    out = {n: tmp_path / n for n in ("before", "after", "status", "pid")}
+    script = (f"stty -g > {out['before']}; "
+              f"{shlex.join([AGENTSUPCTL, '--socket', d.socket, 'top'])} & "
+              f"echo $! > {out['pid']}; wait $!; echo $? > {out['status']}; "
+              f"stty -g > {out['after']}")
+    pane = Pane(tmp_path, ["/bin/sh", "-c", script])
+    try:
+        pane.wait_for(lambda t: row(t, "w") is not None, "the tree")
+        os.kill(int(out["pid"].read_text()), signal.SIGHUP)
+        wait_until(lambda: out["after"].exists() and out["after"].read_text(),
+                   what="top ended")
+        assert out["status"].read_text() == "129\n"
+        assert out["after"].read_text() == out["before"].read_text()
     finally:
         pane.kill()
