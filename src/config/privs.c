@@ -99,6 +99,14 @@ privs_identity(struct parse *p, const struct key *k, yaml_node_t *v,
 		         str);
 		return;
 	}
+	if (strspn(str, "0123456789") == strlen(str) &&
+	    (strlen(str) > 10 || strtoull(str, NULL, 10) >= 4294967295ull)) {
+		/* a cast would wrap it: 4294967296 was uid 0, root */
+		load_err(p, &v->start_mark,
+		         "%s: %s is no id (numeric ids are 0 to 4294967294)",
+		         k->name, str);
+		return;
+	}
 	free(*field);
 	*field = xstrdup(str);
 }

@@ -24,6 +24,12 @@ test_identity_and_umask(void **state)
 	config_free(cfg);
 	parse_bad(W "user: ''\n", "user: want a name or a numeric id");
 	parse_bad(W "user: -rf\n", "user: want a name");
+	/* numeric ids a cast wraps: 4294967296 ran the worker as root */
+	parse_bad(W "user: 4294967296\n", "user: 4294967296 is no id");
+	parse_bad(W "group: '4294967296'\n", "group: 4294967296 is no id");
+	parse_bad(W "user: 4294967295\n", "is no id"); /* (uid_t)-1 */
+	parse_bad(W "user: 99999999999999999999999\n", "is no id");
+	config_free(parse_ok(W "user: 4294967294\ngroup: 0\n"));
 	parse_bad(W "umask: 8\n", "umask: want an octal mode");
 	parse_bad(W "umask: '1000'\n", "umask: want an octal mode");
 }
