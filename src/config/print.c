@@ -21,6 +21,32 @@ print_strv_equal(char **a, char **b)
 	return *a == NULL && *b == NULL;
 }
 
+/* An environment's NAME=value entries in any order: a reload that only
+ * reordered `environment` (or moved a key into a merge) restarted the
+ * worker. Names are unique in one. */
+static bool
+print_env_equal(char **a, char **b)
+{
+	size_t na = 0, nb = 0;
+
+	if (a == NULL || b == NULL)
+		return a == b;
+	while (a[na] != NULL)
+		na++;
+	while (b[nb] != NULL)
+		nb++;
+	if (na != nb)
+		return false;
+	for (size_t i = 0; i < na; i++) {
+		size_t j = 0;
+		while (j < nb && strcmp(a[i], b[j]) != 0)
+			j++;
+		if (j == nb)
+			return false;
+	}
+	return true;
+}
+
 static bool
 print_str_equal(const char *a, const char *b)
 {
@@ -49,7 +75,7 @@ spec_process_equal(const struct spec *a, const struct spec *b)
 {
 	return a->kind == b->kind && print_strv_equal(a->argv, b->argv) &&
 	       print_str_equal(a->directory, b->directory) &&
-	       print_strv_equal(a->env, b->env) &&
+	       print_env_equal(a->env, b->env) &&
 	       print_strv_equal(a->env_files, b->env_files) &&
 	       print_output_equal(&a->out, &b->out) &&
 	       print_output_equal(&a->err, &b->err) &&

@@ -332,6 +332,21 @@ test_policy_equal_and_print(void **state)
 	assert_false(spec_policy_equal(worker(a), worker(b)));
 	assert_true(spec_process_equal(worker(a), worker(b)));
 	config_free(b);
+	/* the same environment reordered is the same process (a reload of
+	 * it restarted the worker); another value is not */
+	config_free(a);
+	a = parse_ok("worker: w\ncommand: x\nenvironment: {A: '1', B: '2'}\n");
+	b = parse_ok("worker: w\ncommand: x\nenvironment: {B: '2', A: '1'}\n");
+	assert_true(spec_process_equal(worker(a), worker(b)));
+	config_free(b);
+	b = parse_ok("worker: w\ncommand: x\nenvironment: {B: '2', A: '3'}\n");
+	assert_false(spec_process_equal(worker(a), worker(b)));
+	config_free(b);
+	b = parse_ok("worker: w\ncommand: x\nenvironment: {A: '1'}\n");
+	assert_false(spec_process_equal(worker(a), worker(b)));
+	config_free(b);
+	config_free(a);
+	a = parse_ok("worker: w\ncommand: x\n");
 	b = parse_ok("worker: w\ncommand: x\ncircuit: {failures: 1}\n");
 	assert_false(spec_policy_equal(worker(a), worker(b)));
 	config_free(b);
