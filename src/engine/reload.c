@@ -290,9 +290,13 @@ reload_node(struct tree *t, struct node *n, const struct spec *ns,
 			n->marked = true;
 		if (policy)
 			reload_waiting(t, n, was);
-		/* one waiting for its group starts with it, as it is now */
-		if (proc && n->state != NODE_STOPPED && !n->held &&
-		    !n->waiting) {
+		/* one waiting for its group starts with it, as it is now; a
+		 * failed one with a new command is tried (the fix of a bad
+		 * key), but not one whose budget is spent: it was started and
+		 * killed at once, a restart counted (a raised limit, or
+		 * reset, brings it back) */
+		if (proc && n->state != NODE_STOPPED &&
+		    n->state != NODE_EXHAUSTED && !n->held && !n->waiting) {
 			n->marked = true;
 			list_add(&r->restarted, n->path);
 		} else if (proc || policy) {

@@ -196,6 +196,10 @@ test_budget_reload_raises_limit(void **state)
 {
 	struct run *r = run_new(BUDGET_WORKER);
 	struct config *same = load_yaml(BUDGET_WORKER);
+	struct config *other =
+	        load_yaml("supervisor: root\nchildren:\n"
+	                  "  - {worker: a, command: y, budget: {tokens: 1000},"
+	                  " backoff: none}\n  - {worker: b, command: x}\n");
 	struct config *more =
 	        load_yaml("supervisor: root\nchildren:\n"
 	                  "  - {worker: a, command: x, budget: {tokens: 5000},"
@@ -208,6 +212,11 @@ test_budget_reload_raises_limit(void **state)
 	reload_to(r, same);
 	expect(r, "");
 	assert_int_equal(N(r, "a")->state, NODE_EXHAUSTED);
+	/* a new command, the limit as it was: still spent, not started and
+	 * killed at once (a hostile trial saw a restart counted for it) */
+	reload_to(r, other);
+	expect(r, "");
+	assert_int_equal(N(r, "a")->state, NODE_EXHAUSTED);
 	reload_to(r, more);
 	expect(r, "start root/a\n");
 	assert_int_equal(node_account(N(r, "a"))->total.tokens,
@@ -216,6 +225,7 @@ test_budget_reload_raises_limit(void **state)
 	expect(r, "budget_warning root/a tokens\n");
 	run_free(r);
 	config_free(same);
+	config_free(other);
 	config_free(more);
 }
 
