@@ -320,7 +320,8 @@ keys_env_entry(struct parse *p, const struct pair *pr)
 		         "environment: %s is set by agentsupd", pr->key);
 		return NULL;
 	}
-	if (scalar_expand(val, load_getenv, p, &x, why, sizeof why) < 0) {
+	if (scalar_expand(val, load_getenv, p, strlen(pr->key), &x, why,
+	                  sizeof why) < 0) {
 		load_err(p, &pr->v->start_mark, "environment: %s: %s", pr->key,
 		         why);
 		return NULL;

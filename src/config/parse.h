@@ -191,8 +191,9 @@ int scalar_bool(const char *, bool *);
 int scalar_enum(const char *const *names, const char *);
 bool scalar_name_ok(const char *);
 bool scalar_env_key_ok(const char *, size_t len);
+/* ${VAR} expanded for the variable whose name is namelen bytes long. */
 int scalar_expand(const char *,
                   const char *(*get)(void *, const char *, size_t), void *ctx,
-                  char **out, char *why, size_t whylen);
+                  size_t namelen, char **out, char *why, size_t whylen);
 
 #endif

@@ -174,13 +174,17 @@ scalar_put(char **buf, size_t *len, size_t *cap, const char *s, size_t n)
 /*
  * Expand ${NAME} and ${NAME:-default} from the environment `get` looks in;
  * $$ is one dollar. Every other '$' is an error, so a value is never
- * half-expanded by surprise. The result is malloc'd, at most
- * CONFIG_MAX_VALUE_BYTES (what Linux accepts for one variable).
+ * half-expanded by surprise. The result is malloc'd, and NAME=value with
+ * its NUL fits CONFIG_MAX_VALUE_BYTES (what Linux accepts for one
+ * variable: a value of exactly that passed --check and failed every exec).
  */
 int
 scalar_expand(const char *s, const char *(*get)(void *, const char *, size_t),
-              void *ctx, char **out, char *why, size_t whylen)
+              void *ctx, size_t namelen, char **out, char *why, size_t whylen)
 {
+	size_t room = namelen + 2 < CONFIG_MAX_VALUE_BYTES
+	                      ? CONFIG_MAX_VALUE_BYTES - namelen - 2
+	                      : 0;
 	char *buf = NULL;
 	size_t len = 0, cap = 0;
 
@@ -238,11 +242,15 @@ scalar_expand(const char *s, const char *(*get)(void *, const char *, size_t),
 			goto toolong;
 		s = end + 1;
 	}
+	if (len > room)
+		goto toolong;
 	*out = buf;
 	return 0;
 toolong:
-	snprintf(why, whylen, "longer than %u bytes once expanded",
-	         CONFIG_MAX_VALUE_BYTES);
+	snprintf(why, whylen,
+	         "longer than %zu bytes once expanded (NAME=value: %u bytes "
+	         "with its end, what Linux takes for one variable)",
+	         room, CONFIG_MAX_VALUE_BYTES);
 fail:
 	free(buf);
 	return -1;

@@ -351,8 +351,19 @@ test_env_expansion_bounded(void **state)
 	src = (struct config_source){"a.yaml", yaml, strlen(yaml)};
 	memset(&errs, 0, sizeof errs);
 	assert_null(config_parse(&src, 1, env, &errs));
-	assert_non_null(strstr(errs.msgs[0], "longer than 131072 bytes"));
+	assert_non_null(strstr(errs.msgs[0], "longer than 131069 bytes"));
 	config_errors_clear(&errs);
+	/* V=value and its NUL are what Linux counts: a value of 131,070
+	 * bytes passed --check and every exec failed (E2BIG) */
+	memset(big + 4, 'x', 65535);
+	big[4 + 65535] = '\0';
+	assert_null(config_parse(&src, 1, env, &errs));
+	config_errors_clear(&errs);
+	yaml = "worker: w\ncommand: x\nenvironment: {V: '${BIG}${BIG}x'}\n";
+	big[4 + 65534] = '\0'; /* 2 x 65,534 + 1 = 131,069: fits */
+	src = (struct config_source){"a.yaml", yaml, strlen(yaml)};
+	config_free(config_parse(&src, 1, env, &errs));
+	assert_int_equal(errs.count, 0);
 	free(big);
 }
 
