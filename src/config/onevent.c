@@ -2,15 +2,31 @@
  * onevent.c - the settings' `on_event:` list: a command per matching event
  * (DESIGN §13), typed here; src/daemon/hooks.c runs them.
  */
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "config.h"
+#include "eventkinds.h"
 #include "parse.h"
 #include "util.h"
 
+#define ONEVENT_NAME(id, name, tone) name,
+static const char *const onevent_kinds[] = {EVENTS_KINDS(ONEVENT_NAME) NULL};
+#undef ONEVENT_NAME
+
+static bool
+onevent_kind(const char *s)
+{
+	for (size_t i = 0; onevent_kinds[i] != NULL; i++)
+		if (strcmp(onevent_kinds[i], s) == 0)
+			return true;
+	return false;
+}
+
 /* A list of non-empty scalars as a NULL-terminated vector (or NULL);
- * names: only lower-case letters and '_' (event kinds). */
+ * names: event kinds, each one agentsupd has (a misspelt one, which
+ * would never match, is refused at --check). */
 static char **
 onevent_strv(struct parse *p, const char *key, yaml_node_t *v, bool names)
 {
@@ -31,6 +47,13 @@ onevent_strv(struct parse *p, const char *key, yaml_node_t *v, bool names)
 		                        "tuvwxyz_") != strlen(s))) {
 			load_err(p, &e->start_mark, "%s: bad name \"%s\"", key,
 			         s);
+			continue;
+		}
+		if (names && !onevent_kind(s)) {
+			load_err(p, &e->start_mark,
+			         "%s: no event is of kind \"%s\" (the kinds: "
+			         "docs/operations.md, Events)",
+			         key, s);
 			continue;
 		}
 		out[k++] = xstrdup(s);

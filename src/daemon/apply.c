@@ -31,16 +31,6 @@
 
 #define RELOAD_MSG_LIMIT (32u * 1024u) /* then "... and N more" */
 
-/* Whether some event is of this kind (on_event's kinds). */
-bool
-daemon_event_kind_known(const char *kind)
-{
-	for (int k = 0; k < EV__COUNT; k++)
-		if (strcmp(events_kind_name((enum event_kind)k), kind) == 0)
-			return true;
-	return false;
-}
-
 /* Settings that can change at run time: the events file, metrics, hooks,
  * capture limits. What could not be applied, for the reload's answer (a
  * metrics address that cannot be served went dark behind an "ok"), or
@@ -63,7 +53,6 @@ apply_settings(struct daemon *d, const struct settings *old)
 		warn = xasprintf("; but metrics at %s are off: %s", s->metrics,
 		                 why);
 	hooks_set(d->hooks, s->hooks, s->nhooks);
-	hooks_warn_unknown(d->hooks, daemon_event_kind_known);
 	logcap_set_limits(d->logcap,
 	                  &(struct logcap_limits){s->log_dir, s->log_max,
 	                                          s->log_keep, s->log_tail,

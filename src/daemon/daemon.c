@@ -461,7 +461,6 @@ daemon_init(struct daemon *d, const char *sock_opt)
 	d->hooks = hooks_new(d->loop, d->cfg->settings.hooks,
 	                     d->cfg->settings.nhooks, HOOKS_MAX_RUNNING,
 	                     HOOKS_MAX_QUEUED);
-	hooks_warn_unknown(d->hooks, daemon_event_kind_known);
 	d->tree = tree_new(d->cfg->root);
 	d->tasks = tasks_new(d);
 	rng_seed(&d->tree->rng, d->seed);

@@ -104,11 +104,10 @@ void daemon_reload(struct daemon *, uint64_t client, uint64_t id);
 struct reload_waiter;
 struct config_errors;
 /* apply.c: the reloader's callback (apply cfg, or refuse it with errs;
- * then answer the waiters), and whether an event kind exists. */
+ * then answer the waiters). */
 void daemon_reload_done(void *arg, struct config *cfg,
                         struct config_errors *errs,
                         const struct reload_waiter *w, size_t nw);
-bool daemon_event_kind_known(const char *kind);
 /* After a reload: the configured workers it buried in the graveyard from
  * its child `from` on, whose memory goes once they are swept. */
 void daemon_note_gone(struct daemon *, size_t from);

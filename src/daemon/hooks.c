@@ -123,17 +123,6 @@ hooks_set(struct hooks *h, const struct hook_spec *specs, size_t n)
 	h->nhooks = n;
 }
 
-void
-hooks_warn_unknown(const struct hooks *h, bool (*known)(const char *))
-{
-	for (size_t i = 0; i < h->nhooks; i++)
-		for (char **k = h->hooks[i].kinds; *k != NULL; k++)
-			if (!known(*k))
-				log_warnx("on_event: no event is of kind "
-				          "\"%s\" (hook %s)",
-				          *k, h->hooks[i].argv[0]);
-}
-
 struct hooks *
 hooks_new(struct ev_loop *loop, const struct hook_spec *specs, size_t n,
           unsigned max_running, unsigned max_queued)

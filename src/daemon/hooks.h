@@ -36,9 +36,6 @@ struct hooks *hooks_new(struct ev_loop *, const struct hook_spec *, size_t n,
                         unsigned max_running, unsigned max_queued);
 /* A reload: the new specs apply to events from now on. */
 void hooks_set(struct hooks *, const struct hook_spec *, size_t n);
-/* Log every kind a hook lists that known() says no event has: a typo
- * would otherwise never fire, silently. */
-void hooks_warn_unknown(const struct hooks *, bool (*known)(const char *));
 /* One event: every hook listing `kind` runs (or queues) with json on its
  * stdin. Never blocks. */
 void hooks_event(struct hooks *, const char *kind, const char *json,

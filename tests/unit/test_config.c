@@ -506,6 +506,11 @@ test_notify_and_hooks(void **state)
 	put("a.yaml", "worker: w\ncommand: x\n");
 	expect_error("00-s.yaml", "agentsupd:\n  on_event: [{run: [a]}]\n",
 	             "on_event: an entry needs kinds and run");
+	/* a kind misspelt never matched, and the hook never ran */
+	expect_error("00-s.yaml",
+	             "agentsupd:\n  on_event: [{kinds: [started, give_up], "
+	             "run: [a]}]\n",
+	             "kinds: no event is of kind \"give_up\"");
 	/* deep flow nesting is refused before libyaml's quadratic keys */
 	{
 		char deep[256] = "worker: w\ncommand: ";
@@ -531,11 +536,11 @@ test_notify_and_hooks(void **state)
 	             "agentsupd:\n  on_event: [{kinds: [Exited], run: [a]}]\n",
 	             "kinds: bad name \"Exited\"");
 	expect_error("00-s.yaml",
-	             "agentsupd:\n  on_event: [{kinds: [x], run: [a], "
+	             "agentsupd:\n  on_event: [{kinds: [exited], run: [a], "
 	             "when: 1}]\n",
 	             "on_event: unknown key \"when\"");
 	expect_error("00-s.yaml",
-	             "agentsupd:\n  on_event: [{kinds: [x], run: [a], "
+	             "agentsupd:\n  on_event: [{kinds: [exited], run: [a], "
 	             "timeout: 0s}]\n",
 	             "timeout: want a duration above zero");
 }
