@@ -23,8 +23,8 @@ struct logcap_file_spec {
  * once, a file's rotations may spend (beyond, it grows past max until
  * there is budget again: a flood under a tiny max and a large keep froze
  * the loop for seconds, a million renames in one turn). */
-#define LOGCAP_RENAME_RATE  2000
-#define LOGCAP_RENAME_BURST 4000
+#define LOGCAP_RENAME_RATE  10000
+#define LOGCAP_RENAME_BURST 10000
 
 struct logcap_file {
 	int fd;        /* -1 until the first write, or after a close */

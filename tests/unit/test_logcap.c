@@ -333,8 +333,9 @@ test_rotation_within_one_read(void **state)
 /* A flood under a tiny max and a large keep: each rotation renames every
  * kept file, and one read of 100 KiB at max 1 KiB with 1,000 kept was
  * 100,000 renames in one turn of the loop (seconds, the watchdog late).
- * The renames are budgeted: three rotations here, the rest of the read
- * into the current file, nothing lost. */
+ * The renames are budgeted: nine rotations here and what the rate gives
+ * back meanwhile, the rest of the read into the current file, nothing
+ * lost. */
 static void
 test_rotation_renames_are_budgeted(void **state)
 {
@@ -359,9 +360,9 @@ test_rotation_renames_are_budgeted(void **state)
 		rotated++;
 		all += sz;
 	}
-	/* the burst (4,000 renames: three rotations of 1,001) and what the
+	/* the burst (10,000 renames: nine rotations of 1,001) and what the
 	 * rate gave back while it ran; not the 99 a read of 100 KiB asked */
-	assert_in_range(rotated, 3, 20);
+	assert_in_range(rotated, 9, 60);
 	assert_int_equal(all, (off_t)sizeof lines);
 }
 
