@@ -37,7 +37,8 @@ load_verr(struct config_errors *errs, const char *file, int line, int col,
 	vsnprintf(body, sizeof body, fmt, ap);
 	errs->msgs = xreallocarray(errs->msgs, errs->count + 1, sizeof(char *));
 	errs->msgs[errs->count++] =
-	        xasprintf("%s:%d:%d: %s", file, line, col, body);
+	        line > 0 ? xasprintf("%s:%d:%d: %s", file, line, col, body)
+	                 : xasprintf("%s: %s", file, body); /* a whole file's */
 }
 
 void

@@ -407,7 +407,7 @@ def test_a_libyaml_that_cannot_load_is_a_clear_config_error(supd, tmp_path):
     r = subprocess.run([AGENTSUPD, "--check", "-c", str(supd.dir)],
                        capture_output=True, text=True, env=env, timeout=20)
     assert r.returncode == 78, r.stderr
-    assert (".yaml:0:0: cannot start the YAML parser: Can not access a "
+    assert (".yaml: cannot start the YAML parser: Can not access a "
             "needed shared library") in r.stderr, r.stderr
     assert "nothing started" in r.stderr
     r = subprocess.run([AGENTSUPD, "--check", "-c", str(supd.dir)],

@@ -379,21 +379,21 @@ test_not_regular_files(void **state)
 	snprintf(path, sizeof path, "%s/x.yaml", dir);
 	assert_int_equal(mkfifo(path, 0600), 0);
 	expect_error("a.yaml", "worker: w\ncommand: x\n",
-	             "x.yaml:0:0: a FIFO (agentsupd reads only regular files)");
+	             "x.yaml: a FIFO (agentsupd reads only regular files)");
 	unlink(path);
 	snprintf(path, sizeof path, "%s/y.yml", dir);
 	assert_int_equal(mkdir(path, 0700), 0);
 	expect_error("a.yaml", "worker: w\ncommand: x\n",
-	             "y.yml:0:0: a directory");
+	             "y.yml: a directory");
 	rmdir(path);
 	snprintf(path, sizeof path, "%s/z.yaml", dir);
 	assert_int_equal(symlink("/dev/zero", path), 0);
 	expect_error("a.yaml", "worker: w\ncommand: x\n",
-	             "z.yaml:0:0: a device");
+	             "z.yaml: a device");
 }
 
 /* A directory that is not there says it is the config directory that is
- * missing (a bare "supervisor.d:0:0: No such file or directory" was a new
+ * missing (a bare "supervisor.d: No such file or directory" was a new
  * user's first message). */
 static void
 test_missing_directory(void **state)
@@ -406,7 +406,7 @@ test_missing_directory(void **state)
 	assert_null(config_load(path, &errs));
 	assert_int_equal(errs.count, 1);
 	assert_non_null(strstr(errs.msgs[0],
-	                       "nowhere:0:0: cannot read the config directory: "
+	                       "nowhere: cannot read the config directory: "
 	                       "No such file or directory (-c DIR names "
 	                       "another)"));
 	config_errors_clear(&errs);
@@ -429,7 +429,7 @@ test_file_caps(void **state)
 	                 CONFIG_MAX_FILE_BYTES + 1);
 	fclose(f);
 	expect_error("a.yaml", "worker: w\ncommand: x\n",
-	             "big.yaml:0:0: more than the 1048576 bytes a file may "
+	             "big.yaml: more than the 1048576 bytes a file may "
 	             "hold");
 	/* files just under the cap, over the directory's together */
 	for (int i = 0; i < 4; i++) {

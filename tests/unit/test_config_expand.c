@@ -281,7 +281,7 @@ test_huge_map(void **state)
 	assert_true(len > 1800000);
 	assert_null(parse(yaml, &errs));
 	assert_int_equal(errs.count, 1);
-	assert_non_null(strstr(errs.msgs[0], "a.yaml:0:0: "));
+	assert_non_null(strstr(errs.msgs[0], "a.yaml: "));
 	assert_non_null(strstr(errs.msgs[0], "more than the 1048576 bytes"));
 	config_errors_clear(&errs);
 	/* under the file cap, over the keys cap: one error, no n^2 scan */
