@@ -383,13 +383,11 @@ test_not_regular_files(void **state)
 	unlink(path);
 	snprintf(path, sizeof path, "%s/y.yml", dir);
 	assert_int_equal(mkdir(path, 0700), 0);
-	expect_error("a.yaml", "worker: w\ncommand: x\n",
-	             "y.yml: a directory");
+	expect_error("a.yaml", "worker: w\ncommand: x\n", "y.yml: a directory");
 	rmdir(path);
 	snprintf(path, sizeof path, "%s/z.yaml", dir);
 	assert_int_equal(symlink("/dev/zero", path), 0);
-	expect_error("a.yaml", "worker: w\ncommand: x\n",
-	             "z.yaml: a device");
+	expect_error("a.yaml", "worker: w\ncommand: x\n", "z.yaml: a device");
 }
 
 /* A directory that is not there says it is the config directory that is
