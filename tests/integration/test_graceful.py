@@ -321,7 +321,7 @@ def test_a_removed_worker_still_stopping_is_in_status(supd, tmp_path):
     """A worker a reload removed runs on while it drains (up to its
     drain_timeout, then its shutdown): it was gone from status meanwhile,
     its process alive and nowhere said. The whole tree's status lists it,
-    removed: true, until it has stopped."""
+    removed: true, until it has stopped; `signal PATH` reaches it."""
     d = supd.start({"a.yaml": f"""
         supervisor: root
         children:
@@ -342,7 +342,9 @@ def test_a_removed_worker_still_stopping_is_in_status(supd, tmp_path):
     assert st["root/keep"]["removed"] is False
     r = d.ctl("status", check=0)  # stopping is no harm: exit 0
     assert "(removed by a reload)" in r.stdout, r.stdout
-    os.kill(pid, signal.SIGTERM)  # its TERM handler ends it
+    # and reached by its path, to hurry it (its name may be a new node's)
+    d.ctl("signal", "deaf", "TERM", check=1)
+    d.ctl("signal", "root/deaf", "TERM", check=0)  # its handler ends it
     d.wait("exited", "root/deaf")
     wait_until(lambda: "root/deaf" not in
                {n["path"] for n in d.ctl_json("status")}, what="it gone")
