@@ -189,7 +189,6 @@ opwait_before(struct ctl *c, struct opwait *w)
 	v = a.body;
 	w->starts = opwait_starts(&v->via.array.ptr[0]);
 	w->was_running = opwait_is(&v->via.array.ptr[0], "state", "running");
-	w->failures = opwait_uint(&v->via.array.ptr[0], "consecutive_failures");
 	w->worker = opwait_is(&v->via.array.ptr[0], "kind", "worker");
 	rc = opwait_stops(w) ? 0 : opwait_keep_nodes(w, v);
 	reply_answer_free(&a);
@@ -211,11 +210,12 @@ opwait_old_pid(const struct opwait *w, const msgpack_object *n)
 	       (o = opwait_was(w, n)) != NULL && o->pid == pid;
 }
 
-/* A worker below NAME that failed and started again since the command:
- * not up (flapping, or a start that failed), counted as not in the state
- * it should be, and not waited for. */
+/* A worker that failed and started again since the command (one started
+ * again by another operator's restart has not failed): below NAME, not
+ * up (flapping, or a start that failed), counted as not in the state it
+ * should be, and not waited for. */
 static bool
-opwait_failed_below(const struct opwait *w, const msgpack_object *n)
+opwait_failed_since(const struct opwait *w, const msgpack_object *n)
 {
 	const struct opwait_node *o = opwait_was(w, n);
 
@@ -235,13 +235,11 @@ opwait_young(const msgpack_object *n)
 }
 
 /* NAME a worker that failed and started again since the command, and is
- * not up for good: its start failed (one started again by another
- * operator's restart has not failed, and is waited for). */
+ * not up for good: its start failed. */
 static bool
 opwait_failed_start(const struct opwait *w, const msgpack_object *top)
 {
-	return w->worker && opwait_starts(top) >= w->starts + 2 &&
-	       opwait_uint(top, "consecutive_failures") > w->failures &&
+	return w->worker && opwait_failed_since(w, top) &&
 	       (!opwait_is(top, "state", "running") || opwait_young(top));
 }
 
@@ -316,7 +314,7 @@ opwait_outcome(const struct opwait *w, const msgpack_object *nodes)
 	bad = render_count_unhealthy(nodes);
 	for (uint32_t i = 1; i < nodes->via.array.size; i++)
 		bad += reply_flag(&nodes->via.array.ptr[i], "healthy") &&
-		       opwait_failed_below(w, &nodes->via.array.ptr[i]);
+		       opwait_failed_since(w, &nodes->via.array.ptr[i]);
 	if (bad == 0)
 		return 0;
 	fprintf(stderr,

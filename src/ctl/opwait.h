@@ -21,7 +21,6 @@ struct opwait {
 	int timeout_ms;
 	uint64_t starts;           /* NAME's, before the command */
 	bool was_running;          /* NAME, before the command */
-	uint64_t failures;         /* NAME's failures in a row, before it */
 	bool worker;               /* NAME is a worker */
 	uint64_t deadline;         /* CLOCK_MONOTONIC ms: the wait's end */
 	struct opwait_node *nodes; /* NAME's workers before it, by path */
