@@ -166,7 +166,7 @@ logs_run(struct ctl *c, const char *name, int follow)
 		return CTL_EXIT_UNAVAILABLE;
 	body = agentsup_wire_get(&f.map, "result");
 	tree = body != NULL && body->type == MSGPACK_OBJECT_ARRAY;
-	if (!reply_flag(&f.map, "ok") || body == NULL ||
+	if (!render_get_flag(&f.map, "ok") || body == NULL ||
 	    (body->type != MSGPACK_OBJECT_STR && !tree))
 		return reply_refused(c, "logs", &f);
 	if (tree && (rc = logs_print_tree(c, &f, &width)) != 0)

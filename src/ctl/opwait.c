@@ -285,7 +285,7 @@ opwait_settled(const struct opwait *w, const msgpack_object *nodes)
 	/* a stopped NAME is still to be started (a start is stored first),
 	 * unless it started and ended since (a one-shot), or is held */
 	return !opwait_is(top, "state", "stopped") ||
-	       opwait_starts(top) > w->starts || reply_flag(top, "held");
+	       opwait_starts(top) > w->starts || render_get_flag(top, "held");
 }
 
 /* The exit status of a settled start or restart, said when not 0. */
@@ -301,7 +301,7 @@ opwait_outcome(const struct opwait *w, const msgpack_object *nodes)
 	render_get_s(top, "state", state, sizeof state);
 	render_get_s(top, "last_reason", reason, sizeof reason);
 	if (strcmp(state, "stopped") == 0 && strcmp(reason, "exit:0") == 0 &&
-	    !reply_flag(top, "held"))
+	    !render_get_flag(top, "held"))
 		return 0; /* it ran, and ended as it should */
 	if (strcmp(state, "running") != 0 || opwait_failed_start(w, top)) {
 		fprintf(stderr, "agentsupctl: %s did not come up: %s%s%s\n",
@@ -313,7 +313,7 @@ opwait_outcome(const struct opwait *w, const msgpack_object *nodes)
 	}
 	bad = render_count_unhealthy(nodes);
 	for (uint32_t i = 1; i < nodes->via.array.size; i++)
-		bad += reply_flag(&nodes->via.array.ptr[i], "healthy") &&
+		bad += render_get_flag(&nodes->via.array.ptr[i], "healthy") &&
 		       opwait_failed_since(w, &nodes->via.array.ptr[i]);
 	if (bad == 0)
 		return 0;
@@ -370,22 +370,15 @@ opwait_json(const struct opwait *w, int rc, bool settled,
 	                      : rc == CTL_EXIT_REFUSED            ? "refused"
 	                                               : "unavailable";
 
-	msgpack_object result = {.type = MSGPACK_OBJECT_NIL};
-
-	if (w->result != NULL) {
-		result.type = MSGPACK_OBJECT_STR;
-		result.via.str.ptr = w->result;
-		result.via.str.size = (uint32_t)strlen(w->result);
-	}
 	printf("{\"ok\":%s,\"result\":", rc == 0 ? "true" : "false");
-	render_json(stdout, &result);
+	if (w->result != NULL)
+		render_json_str(stdout, w->result, strlen(w->result));
+	else
+		fputs("null", stdout);
 	printf(",\"outcome\":\"%s\",", outcome);
 	if (w->error != NULL && rc != 0) { /* why it was not taken */
-		msgpack_object e = {.type = MSGPACK_OBJECT_STR};
-		e.via.str.ptr = w->error;
-		e.via.str.size = (uint32_t)strlen(w->error);
 		fputs("\"error\":", stdout);
-		render_json(stdout, &e);
+		render_json_str(stdout, w->error, strlen(w->error));
 		putchar(',');
 	}
 	fputs("\"node\":", stdout);
@@ -448,7 +441,7 @@ opwait_ask(struct ctl *c, struct opwait *w, struct reply_answer *a)
 		}
 		if (rc != CTL_EXIT_REFUSED)
 			break;
-		if (!reply_flag(&a->f.map, "again")) {
+		if (!render_get_flag(&a->f.map, "again")) {
 			rc = reply_refused(c, w->cmd, &a->f); /* said, once */
 			reply_answer_free(a);
 			return rc;

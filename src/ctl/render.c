@@ -18,7 +18,7 @@
 
 /* Worker text as a JSON string: valid UTF-8 whatever it was sent as
  * (text.h), so `--json` output always parses. */
-static void
+void
 render_json_str(FILE *f, const char *s, size_t n)
 {
 	struct text_buf b;
@@ -132,6 +132,14 @@ const char *
 render_get_s(const msgpack_object *m, const char *key, char *buf, size_t len)
 {
 	return render_str(agentsup_wire_get(m, key), buf, len);
+}
+
+bool
+render_get_flag(const msgpack_object *m, const char *key)
+{
+	const msgpack_object *v = agentsup_wire_get(m, key);
+
+	return v != NULL && v->type == MSGPACK_OBJECT_BOOLEAN && v->via.boolean;
 }
 
 bool
@@ -296,11 +304,8 @@ render_node(const msgpack_object *n, const char *prefix, bool color)
 {
 	char name[128], kind[16], state[16], reason[64], strat[16], tmp[32],
 	        st[64], label[4 * RENDER_MAX_DEPTH + 129], status[256];
-	const msgpack_object *held = agentsup_wire_get(n, "held");
-	const msgpack_object *removed = agentsup_wire_get(n, "removed");
 	const msgpack_object *prog = agentsup_wire_get(n, "progress");
-	bool is_held = held && held->type == MSGPACK_OBJECT_BOOLEAN &&
-	               held->via.boolean;
+	bool is_held = render_get_flag(n, "held");
 	char by[16];
 	uint64_t v = 0, w = 0;
 
@@ -318,8 +323,7 @@ render_node(const msgpack_object *n, const char *prefix, bool color)
 		              "autostart") == 0
 		               ? "autostart: false"
 		               : "by command");
-	if (removed != NULL && removed->type == MSGPACK_OBJECT_BOOLEAN &&
-	    removed->via.boolean)
+	if (render_get_flag(n, "removed"))
 		printf(" (removed by a reload)");
 	if (strcmp(kind, "supervisor") == 0) {
 		render_get_s(n, "strategy", strat, sizeof strat);
@@ -437,7 +441,6 @@ render_unhealthy(const msgpack_object *n)
 {
 	static const char *const bad[] = {"quarantined", "exhausted", "failed",
 	                                  NULL};
-	const msgpack_object *held = agentsup_wire_get(n, "held");
 	const msgpack_object *healthy = agentsup_wire_get(n, "healthy");
 	char state[32], reason[64];
 
@@ -449,9 +452,7 @@ render_unhealthy(const msgpack_object *n)
 		if (strcmp(state, bad[i]) == 0)
 			return true;
 	return strcmp(state, "stopped") == 0 &&
-	       strcmp(reason, "gave_up") == 0 &&
-	       !(held && held->type == MSGPACK_OBJECT_BOOLEAN &&
-	         held->via.boolean);
+	       strcmp(reason, "gave_up") == 0 && !render_get_flag(n, "held");
 }
 
 size_t

@@ -16,9 +16,13 @@ const char *render_str(const msgpack_object *, char *buf, size_t len);
 /* A map's string field as render_str gives it. */
 const char *render_get_s(const msgpack_object *m, const char *key, char *buf,
                          size_t len);
+/* Whether a map has key set to true. */
+bool render_get_flag(const msgpack_object *m, const char *key);
 /* A map's integer field into *out; false (*out untouched) when absent or
  * not an integer. */
 bool render_get_u(const msgpack_object *m, const char *key, uint64_t *out);
+/* n bytes of text as a JSON string (valid UTF-8 whatever they were). */
+void render_json_str(FILE *, const char *s, size_t n);
 /* Any msgpack object as JSON. */
 void render_json(FILE *, const msgpack_object *);
 /* A status answer (an array of node maps, depth-first) as a tree; -1 when

@@ -12,14 +12,6 @@
 #include "reply.h"
 #include "text.h"
 
-bool
-reply_flag(const msgpack_object *m, const char *key)
-{
-	const msgpack_object *v = agentsup_wire_get(m, key);
-
-	return v != NULL && v->type == MSGPACK_OBJECT_BOOLEAN && v->via.boolean;
-}
-
 /* The next "res" frame (events that arrive before it are skipped). */
 int
 reply_next(struct ctl *c, struct agentsup_frame *f)
@@ -54,7 +46,7 @@ reply_join(struct ctl *c, struct agentsup_frame *f, msgpack_sbuffer *all,
 		}
 		for (uint32_t i = 0; i < r->via.array.size; i++, n++)
 			msgpack_pack_object(&pk, r->via.array.ptr[i]);
-		more = reply_flag(&f->map, "more");
+		more = render_get_flag(&f->map, "more");
 		if (more && reply_next(c, f) < 0)
 			goto out;
 	} while (more);
@@ -147,7 +139,8 @@ reply_ask(struct ctl *c, const char *cmd, const char *arg, int follow,
 	if (conn_send_request(c, cmd, arg, follow) < 0) {
 		/* closed on us: it may have said why first (no room) */
 		if ((errno == EPIPE || errno == ECONNRESET) &&
-		    reply_next(c, &a->f) == 0 && !reply_flag(&a->f.map, "ok"))
+		    reply_next(c, &a->f) == 0 &&
+		    !render_get_flag(&a->f.map, "ok"))
 			return reply_refused(c, cmd, &a->f);
 		if (c->lost)
 			return CTL_EXIT_UNAVAILABLE; /* said */
@@ -165,10 +158,10 @@ reply_ask(struct ctl *c, const char *cmd, const char *arg, int follow,
 		return c->timed_out && strcmp(cmd, "wait") == 0
 		               ? CTL_EXIT_TIMEOUT
 		               : CTL_EXIT_UNAVAILABLE;
-	if (!reply_flag(&a->f.map, "ok"))
+	if (!render_get_flag(&a->f.map, "ok"))
 		return a->quiet ? CTL_EXIT_REFUSED
 		                : reply_refused(c, cmd, &a->f);
-	if (reply_flag(&a->f.map, "more")) {
+	if (render_get_flag(&a->f.map, "more")) {
 		if (reply_join(c, &a->f, &a->all, &a->joined) < 0)
 			return CTL_EXIT_UNAVAILABLE;
 		a->body = &a->joined.data;

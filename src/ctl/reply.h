@@ -27,8 +27,6 @@ struct reply_answer {
 
 struct ctl;
 
-/* Whether m has key set to true. */
-bool reply_flag(const msgpack_object *m, const char *key);
 /* The next "res" frame (events that arrive before it are skipped). */
 int reply_next(struct ctl *, struct agentsup_frame *);
 /* A list answer sent in chunks ("more": true on all but the last): their
