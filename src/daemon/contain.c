@@ -293,6 +293,24 @@ contain_enter_fd(struct contain *c, const char *path, unsigned long *id)
 	return fd;
 }
 
+/* The busy list's timer: off once it is empty; else on, at 50 ms, then
+ * doubling up to 10 s: a process stuck dying (D state) costs no steady
+ * wake-ups. */
+static void
+contain_busy_arm(struct contain *c)
+{
+	if (c->nbusy == 0) {
+		ev_timer_stop(c->loop, &c->busytimer);
+		c->busy_ms = 0;
+	} else if (!ev_is_active(&c->busytimer)) {
+		c->busy_ms = c->busy_ms == 0 ? CONTAIN_BUSY_FIRST_MS
+		             : c->busy_ms * 2 > CONTAIN_BUSY_MAX_MS
+		                     ? CONTAIN_BUSY_MAX_MS
+		                     : c->busy_ms * 2;
+		timer_after_ms(c->loop, &c->busytimer, c->busy_ms);
+	}
+}
+
 /* Killed cgroups whose processes were still dying: removed once empty,
  * tried again whenever another worker ends, and by a timer (a tree whose
  * last worker ended has no other end to wait for). */
@@ -308,18 +326,7 @@ contain_sweep_busy(struct contain *c)
 			i++;
 		}
 	}
-	if (c->nbusy == 0) {
-		ev_timer_stop(c->loop, &c->busytimer);
-		c->busy_ms = 0;
-	} else if (!ev_is_active(&c->busytimer)) {
-		/* 50 ms, then doubling up to 10 s: a process stuck dying
-		 * (D state) costs no steady wake-ups */
-		c->busy_ms = c->busy_ms == 0 ? CONTAIN_BUSY_FIRST_MS
-		             : c->busy_ms * 2 > CONTAIN_BUSY_MAX_MS
-		                     ? CONTAIN_BUSY_MAX_MS
-		                     : c->busy_ms * 2;
-		timer_after_ms(c->loop, &c->busytimer, c->busy_ms);
-	}
+	contain_busy_arm(c);
 }
 
 static void
@@ -350,10 +357,7 @@ contain_kill(struct contain *c, const char *path, unsigned long id)
 	if (guard_rmdir_tree(c->dirfd, name, 0) < 0 && errno == EBUSY) {
 		c->busy = xreallocarray(c->busy, c->nbusy + 1, sizeof *c->busy);
 		c->busy[c->nbusy++] = xstrdup(name);
-		if (!ev_is_active(&c->busytimer)) {
-			c->busy_ms = 0;
-			contain_sweep_busy(c); /* arms the timer */
-		}
+		contain_busy_arm(c); /* tried once already, just now */
 	}
 }
 

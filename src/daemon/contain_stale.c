@@ -19,28 +19,6 @@
 #include "guard.h"
 #include "log.h"
 
-/* A child cgroup of a stale agentsup.<pid>/ removed, if empty: 1, else 0. */
-static int
-contain_rmdir_children(int fd)
-{
-	int ok = 1, dfd = dup(fd);
-	DIR *dir = dfd >= 0 ? fdopendir(dfd) : NULL;
-	struct dirent *e;
-
-	if (dir == NULL) {
-		if (dfd >= 0)
-			close(dfd);
-		return 0;
-	}
-	while ((e = readdir(dir)) != NULL)
-		if (e->d_type == DT_DIR && strcmp(e->d_name, ".") != 0 &&
-		    strcmp(e->d_name, "..") != 0 &&
-		    guard_rmdir_tree(fd, e->d_name, 0) < 0 && errno != ENOENT)
-			ok = 0; /* populated */
-	closedir(dir);
-	return ok;
-}
-
 /* Whether agentsup.<pid>[.N] belongs to an agentsupd that is gone: nobody
  * holds its lock (agentsupd, then its guard, hold it for their lives, in
  * whatever PID namespace) and no process has its pid here. */
@@ -77,7 +55,7 @@ contain_sweep_stale(const char *parent, const char *mine)
 			close(fd);
 			continue;
 		}
-		if (contain_rmdir_children(fd) &&
+		if (guard_rmdir_below(fd, 0) == 0 &&
 		    (unlinkat(dirfd(dir), e->d_name, AT_REMOVEDIR) == 0 ||
 		     errno == ENOENT)) /* or another agentsupd's sweep */
 			log_info("contain: removed %s/%s, left by an agentsupd "

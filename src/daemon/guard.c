@@ -55,12 +55,11 @@ guard_helper(char *path, size_t len)
 	return k > 0 && (size_t)k < len && access(path, X_OK) == 0;
 }
 
-/* The child cgroups of the one open at fd removed, deepest first: a
- * worker may make cgroups of its own below its one (a sandbox such as
- * nsjail does), and a cgroup with a child cannot be removed. getdents64
- * into the stack, no malloc: async-signal-safe after a fork. 0, or -1 with
- * errno (EBUSY: a process or a cgroup is left). */
-static int
+/* Deepest first: a worker may make cgroups of its own below its one (a
+ * sandbox such as nsjail does), and a cgroup with a child cannot be
+ * removed. getdents64 into the stack, no malloc: async-signal-safe after a
+ * fork. */
+int
 guard_rmdir_below(int fd, int depth)
 {
 	/* the kernel's record (no libc's dirent64: musl 1.2.4 hides it) */

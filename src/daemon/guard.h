@@ -34,6 +34,8 @@ int guard_init_start(const char *helper, int *wfd, pid_t *pid);
 /* The cgroup name below dirfd removed with every cgroup below it (depth:
  * 0 from a caller). 0, or -1 with errno (EBUSY: processes are left). */
 int guard_rmdir_tree(int dirfd, const char *name, int depth);
+/* The same for every child cgroup of the one open at fd (which stays). */
+int guard_rmdir_below(int fd, int depth);
 /* Remove every child cgroup of dir once empty, then dir; bounded. */
 void guard_remove_all(int dirfd, const char *dir);
 /* The two roles, in the helper or in the fork: never return. */
