@@ -196,3 +196,17 @@ util_parse_hostport(const char *addr, void *ss, unsigned *len)
 	}
 	return -1;
 }
+
+int
+util_parse_id(const char *s, unsigned long *id)
+{
+	char *end;
+
+	if (*s < '0' || *s > '9')
+		return 0;
+	errno = 0;
+	*id = strtoul(s, &end, 10);
+	if (*end != '\0')
+		return 0;
+	return errno == 0 && *id < UTIL_ID_NONE ? 1 : -1;
+}

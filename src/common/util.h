@@ -22,6 +22,12 @@ void *util_pages_grow(void *, size_t old, size_t size);
 void util_pages_free(void *, size_t size);
 
 void util_format_duration(uint64_t ms, char *, size_t);
+/* Whether s is a numeric user or group id: 1 with *id, one a process can
+ * have (below (uid_t)-1); 0 when it is a name (not all digits); -1 for
+ * digits out of that range, which a cast would wrap (4294967296 was uid 0,
+ * root). */
+#define UTIL_ID_NONE 4294967295ul /* (uid_t)-1: no id */
+int util_parse_id(const char *s, unsigned long *id);
 /* "HOST:PORT" with a numeric host ("127.0.0.1:9464", "[::1]:9464"; an empty
  * host or "*" is every IPv4 address) into a socket address of at most
  * sizeof(struct sockaddr_in6); -1 when malformed. */

@@ -89,6 +89,7 @@ privs_identity(struct parse *p, const struct key *k, yaml_node_t *v,
 {
 	const char *str = load_scalar(p, k->name, v);
 	char **field = privs_field(s, k);
+	unsigned long id;
 
 	(void)depth;
 	if (str == NULL)
@@ -99,9 +100,7 @@ privs_identity(struct parse *p, const struct key *k, yaml_node_t *v,
 		         str);
 		return;
 	}
-	if (strspn(str, "0123456789") == strlen(str) &&
-	    (strlen(str) > 10 || strtoull(str, NULL, 10) >= 4294967295ull)) {
-		/* a cast would wrap it: 4294967296 was uid 0, root */
+	if (util_parse_id(str, &id) < 0) { /* a cast would wrap it */
 		load_err(p, &v->start_mark,
 		         "%s: %s is no id (numeric ids are 0 to 4294967294)",
 		         k->name, str);

@@ -3,7 +3,6 @@
  * and supplementary groups before the spawn (never in the child, which
  * shares the daemon's memory), and checked for a whole tree at load.
  */
-#include <errno.h>
 #include <grp.h>
 #include <pwd.h>
 #include <stdlib.h>
@@ -41,23 +40,6 @@ spawn_user_env_clear(struct spawn_ids *ids)
 		ids->env[i][0] = '\0';
 }
 
-/* Whether s is all digits: 1 with *id, an id a process can have (below
- * (uid_t)-1); 0 when it is a name; -1 for digits out of that range, which
- * a cast wrapped (4294967296 was uid 0, root). */
-static int
-spawn_numeric(const char *s, unsigned long *id)
-{
-	char *end;
-
-	if (*s < '0' || *s > '9')
-		return 0;
-	errno = 0;
-	*id = strtoul(s, &end, 10);
-	if (*end != '\0')
-		return 0;
-	return errno == 0 && *id < (unsigned long)(uid_t)-1 ? 1 : -1;
-}
-
 /* A name or a numeric id: the user's entry (*login: its name, in buf), or
  * the id alone (1). */
 static int
@@ -66,7 +48,7 @@ spawn_user(const char *name, uid_t *uid, gid_t *gid, const char **login,
 {
 	struct passwd pw, *res = NULL;
 	unsigned long id;
-	int num = spawn_numeric(name, &id);
+	int num = util_parse_id(name, &id);
 
 	if (num < 0)
 		return -1;
@@ -92,7 +74,7 @@ spawn_group(const char *name, gid_t *gid, char *buf, size_t len)
 {
 	struct group gr, *res = NULL;
 	unsigned long id;
-	int num = spawn_numeric(name, &id);
+	int num = util_parse_id(name, &id);
 
 	if (num < 0)
 		return -1;
