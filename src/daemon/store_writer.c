@@ -352,7 +352,7 @@ store_hand_back(struct store *s, struct store_job *b, size_t n)
 	memcpy(s->done + s->ndone, b, n * sizeof *b);
 	s->ndone += n;
 	s->busy = 0;
-	s->waiting_since = store_clock(); /* what still waits, from now */
+	s->waiting_since = s->committed; /* what still waits, from then */
 	pthread_mutex_unlock(&s->mu);
 	ev_async_send(s->loop, &s->wakeup);
 }
