@@ -82,30 +82,20 @@ serve_frame_send(struct client *cl, msgpack_sbuffer *sb)
 	client_send(cl, sb->data, sb->size);
 }
 
-static void serve_error(struct client *, uint64_t, const char *, ...)
-        __attribute__((format(printf, 3, 4)));
-
+/* {t: res, id, ok: false, [flag: true,] error: why}. */
 static void
-serve_error(struct client *cl, uint64_t id, const char *fmt, ...)
+serve_error_flag(struct client *cl, uint64_t id, const char *flag,
+                 const char *why)
 {
 	msgpack_sbuffer sb;
 	msgpack_packer pk;
-	char *msg;
-	va_list ap;
-	int n;
 
-	va_start(ap, fmt);
-	n = vasprintf(&msg, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		fatalx("out of memory");
 	msgpack_sbuffer_init(&sb);
-	serve_res_head(&sb, id, false, false);
+	serve_res_head_flag(&sb, id, false, flag);
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	agentsup_wire_pack_str(&pk, msg);
+	agentsup_wire_pack_str(&pk, why);
 	serve_frame_send(cl, &sb);
 	msgpack_sbuffer_destroy(&sb);
-	free(msg);
 }
 
 static void
@@ -125,7 +115,7 @@ serve_ok(struct client *cl, uint64_t id, const char *msg)
 void
 serve_refuse(struct client *cl, uint64_t id, const char *why)
 {
-	serve_error(cl, id, "%s", why);
+	serve_error_flag(cl, id, NULL, why);
 }
 
 void
@@ -140,7 +130,7 @@ serve_refusef(struct client *cl, uint64_t id, const char *fmt, ...)
 	va_end(ap);
 	if (n < 0)
 		fatalx("out of memory");
-	serve_error(cl, id, "%s", msg);
+	serve_error_flag(cl, id, NULL, msg);
 	free(msg);
 }
 
@@ -150,15 +140,7 @@ serve_refusef(struct client *cl, uint64_t id, const char *fmt, ...)
 void
 serve_refuse_again(struct client *cl, uint64_t id, const char *why)
 {
-	msgpack_sbuffer sb;
-	msgpack_packer pk;
-
-	msgpack_sbuffer_init(&sb);
-	serve_res_head_flag(&sb, id, false, "again");
-	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	agentsup_wire_pack_str(&pk, why);
-	serve_frame_send(cl, &sb);
-	msgpack_sbuffer_destroy(&sb);
+	serve_error_flag(cl, id, "again", why);
 }
 
 void
@@ -236,8 +218,8 @@ serve_status(struct client *cl, struct daemon *d, const struct request *r)
 	struct serve_list l;
 
 	if (n == NULL) {
-		serve_error(cl, r->id, "no such worker or supervisor: %s",
-		            r->name);
+		serve_refusef(cl, r->id, "no such worker or supervisor: %s",
+		              r->name);
 		return;
 	}
 	serve_list_init(&l, cl, r->id);
@@ -264,8 +246,8 @@ serve_events(struct client *cl, struct control *c, struct daemon *d,
 	size_t len;
 
 	if (r->name[0] && (n = tree_find(d->tree, r->name)) == NULL) {
-		serve_error(cl, r->id, "no such worker or supervisor: %s",
-		            r->name);
+		serve_refusef(cl, r->id, "no such worker or supervisor: %s",
+		              r->name);
 		return;
 	}
 	serve_list_init(&l, cl, r->id);
@@ -314,10 +296,10 @@ static void
 serve_logs_ended(struct client *cl, const struct request *r, const char *tail)
 {
 	if (r->follow)
-		serve_error(cl, r->id,
-		            "task %s has ended: nothing more will come "
-		            "(agentsupctl logs %s shows its last lines)",
-		            r->name, r->name);
+		serve_refusef(cl, r->id,
+		              "task %s has ended: nothing more will come "
+		              "(agentsupctl logs %s shows its last lines)",
+		              r->name, r->name);
 	else
 		serve_logs_text(cl, r->id, tail, strlen(tail), "");
 }
@@ -432,7 +414,7 @@ serve_logs(struct client *cl, struct daemon *d, const struct request *r)
 		return;
 	}
 	if (n == NULL) {
-		serve_error(cl, r->id, "no such worker: %s", r->name);
+		serve_refusef(cl, r->id, "no such worker: %s", r->name);
 		return;
 	}
 	if (n->spec->kind != KIND_WORKER) {
@@ -457,11 +439,11 @@ serve_granted(struct client *cl, struct daemon *d, const struct request *r)
 		return true;
 	log_warnx("control: refused %s from inside worker %s",
 	          request_cmd_name(r->cmd), cl->worker);
-	serve_error(cl, r->id,
-	            "refused: this client runs inside worker %s, which may "
-	            "not %s (grant it with `control: [%s]` in its config)",
-	            cl->worker, request_cmd_name(r->cmd),
-	            request_cmd_name(r->cmd));
+	serve_refusef(cl, r->id,
+	              "refused: this client runs inside worker %s, which may "
+	              "not %s (grant it with `control: [%s]` in its config)",
+	              cl->worker, request_cmd_name(r->cmd),
+	              request_cmd_name(r->cmd));
 	return false;
 }
 
@@ -476,7 +458,7 @@ serve_reload_answer(struct control *c, const struct reload_waiter *w, bool ok,
 	if (ok)
 		serve_ok(cl, w->id, msg);
 	else
-		serve_error(cl, w->id, "reload refused: %s", msg);
+		serve_refusef(cl, w->id, "reload refused: %s", msg);
 }
 
 void
@@ -484,7 +466,7 @@ serve_request(struct client *cl, struct control *c, struct daemon *d,
               const struct request *r)
 {
 	if (cl->peer_gone) {
-		serve_error(
+		serve_refusef(
 		        cl, r->id,
 		        "refused: the process that connected had exited "
 		        "before agentsupd could tell whether it runs inside "
@@ -513,11 +495,12 @@ serve_request(struct client *cl, struct control *c, struct daemon *d,
 			break;
 		}
 		if (tree_over(d->tree) || d->tree->shutting_down) {
-			serve_error(cl, r->id, "cannot drain: %s",
-			            tree_over(d->tree)
-			                    ? "agentsupd is exiting: the tree "
-			                      "has ended"
-			                    : "agentsupd is shutting down");
+			serve_refusef(
+			        cl, r->id, "cannot drain: %s",
+			        tree_over(d->tree)
+			                ? "agentsupd is exiting: the tree "
+			                  "has ended"
+			                : "agentsupd is shutting down");
 			break;
 		}
 		daemon_drain(d);
