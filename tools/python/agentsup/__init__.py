@@ -399,12 +399,12 @@ class Agent:
         after its caller stopped waiting goes to on_spawned and
         agent.spawned, never to another spawn; one the caller got does
         not."""
-        argv = _argv(args)  # supervised or not
-        spawn_env(env)
+        argv = spawn_args(args)  # checked supervised or not
+        envs = spawn_env(env)
         self._check_open()
         if self._sock is None:
             return None
-        ticket = self._ask_spawn(sup, key, argv, env, wait=timeout is not None)
+        ticket = self._ask_spawn(sup, key, argv, envs, wait=timeout is not None)
         if timeout is None:
             return None
         try:
@@ -459,18 +459,18 @@ class Agent:
         if self._closed:
             raise ValueError("agentsup: the Agent is closed")
 
-    def _ask_spawn(self, sup: str, key: Optional[str], args: Iterable[Union[str, bytes]],
-                   env: Optional[Mapping[str, str]], wait: bool) -> int:
-        """Queue a spawn; with wait, its number, for _take_answer (the
+    def _ask_spawn(self, sup: str, key: Optional[str], argv: List[str],
+                   env: Dict[str, str], wait: bool) -> int:
+        """Queue a spawn (its arguments and environment as spawn_args and
+        spawn_env made them); with wait, its number, for _take_answer (the
         sync and asyncio spawns share it)."""
         msg: Dict[str, Any] = {"t": "spawn", "sup": str(sup)}
         if key is not None:
             msg["key"] = str(key)
-        argv = _argv(args)
         if argv:
             msg["args"] = argv
         if env:
-            msg["env"] = spawn_env(env)
+            msg["env"] = env
         sent = self._send(msg, ticket=wait)
         if sent is None:
             raise BlockingIOError("agentsupd is not reading: spawn not queued")
@@ -752,11 +752,6 @@ def _bytes_like(name: str, value: Any) -> bytes:
     if not isinstance(value, (bytes, bytearray, memoryview)):
         raise TypeError(f"{name} must be bytes, not {type(value).__name__}")
     return bytes(value)
-
-
-def _argv(args: Iterable[Union[str, bytes]]) -> List[str]:
-    """A spawn's arguments (_reader.spawn_args)."""
-    return spawn_args(args)
 
 
 def _cost(value: Any) -> float:

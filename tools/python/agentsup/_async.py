@@ -7,8 +7,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Callable, Deque, Iterable, Mapping, Optional, TypeVar, Union
 
-from . import Agent, Nudge, ProtocolError, Restored, Spawned, _argv, _Busy
-from ._reader import spawn_env
+from . import Agent, Nudge, ProtocolError, Restored, Spawned, _Busy
+from ._reader import spawn_args, spawn_env
 
 T = TypeVar("T")
 
@@ -146,12 +146,12 @@ class AsyncAgent:
         """Ask for a dynamic child; its answer, or asyncio.TimeoutError (an
         answer that comes later goes to agent.spawned, never to another
         spawn)."""
-        argv = _argv(args)  # supervised or not
-        spawn_env(env)
+        argv = spawn_args(args)  # checked supervised or not
+        envs = spawn_env(env)
         self._agent._check_open()
         if not self.supervised:
             return None
-        n = self._sent(self._agent._ask_spawn(sup, key, argv, env, wait=True))
+        n = self._sent(self._agent._ask_spawn(sup, key, argv, envs, wait=True))
         try:
             await self._until(lambda: self._agent._waiting.get(n) is not None, timeout)
         finally:
