@@ -312,8 +312,8 @@ def test_wait_asks_again_while_the_supervisor_is_busy(supd, tmp_path):
     a file exists) is asked again until taken; without wait it is refused
     at once, with ControlError.again set."""
     release = tmp_path / "release"
-    slow = sh(f"trap 'while [ ! -e {release} ]; do sleep 0.02; done; exit 0' "
-              "TERM; while :; do sleep 0.05; done")
+    from test_opwait import held_stop
+    slow = held_stop(release)
     d = supd.start({"a.yaml": f"""
         supervisor: root
         children:
