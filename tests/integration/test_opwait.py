@@ -189,7 +189,7 @@ def ctl_bg(d, *args):
                             text=True)
 
 
-def test_wait_findings_of_an_sre(supd):
+def test_wait_findings_of_an_sre(supd, tmp_path):
     """From an SRE's trial: --timeout bounds a wait on an agentsupd that
     does not answer (exit 124, not 69 after 30 s); a start of a running
     supervisor is done at once though a child below keeps failing its
@@ -197,12 +197,14 @@ def test_wait_findings_of_an_sre(supd):
     after its timeout; a stop whose node a reload removes meanwhile is
     done (0, not 'no such worker'); ^C says so and exits 130."""
     never_ready = sh("exec sleep 300")  # no protocol: start_timeout fails
+    release = tmp_path / "release"
     d = supd.start({"a.yaml": f"""
         supervisor: root
         intensity: 1000
         period: 1s
         children:
           - {{worker: slow, command: {SLOW_STOP}, shutdown: 10s}}
+          - {{worker: held, command: {held_stop(release)}, shutdown: 60s}}
           - supervisor: team
             intensity: 1000
             period: 1s
@@ -229,14 +231,16 @@ def test_wait_findings_of_an_sre(supd):
         assert "stop slow: not sent" in r.stderr, r  # a script must know
     finally:
         d.proc.send_signal(signal.SIGCONT)
-    # ^C while waiting for a stop
-    p = ctl_bg(d, "stop", "slow", "--wait")
-    wait_until(lambda: node(d, "slow")["state"] == "stopping",
-               what="slow stopping")
+    # ^C while waiting for a stop (held until the release: a second's
+    # stop could end first on a loaded machine, and the wait with it)
+    trapped(node(d, "held")["pid"])
+    p = ctl_bg(d, "stop", "held", "--wait")
+    wait_until(lambda: node(d, "held")["state"] == "stopping",
+               what="held stopping")
     p.send_signal(signal.SIGINT)
     out, err = p.communicate(timeout=TIMEOUT)
     assert p.returncode == 130 and "interrupted" in err, (p.returncode, err)
-    d.ctl("start", "slow", "--wait", check=0)
+    release.touch()
     # a reload removes the node being stopped
     p = ctl_bg(d, "stop", "slow", "--wait")
     wait_until(lambda: node(d, "slow")["state"] == "stopping",
