@@ -143,6 +143,56 @@ serve_refuse_again(struct client *cl, uint64_t id, const char *why)
 	serve_error_flag(cl, id, "again", why);
 }
 
+struct node *
+serve_removed(struct daemon *d, const char *name, bool by_path)
+{
+	struct node *g = d->tree->graveyard;
+
+	for (size_t i = 0; i < g->nchildren; i++)
+		if (strcmp(g->children[i]->path, name) == 0 ||
+		    (!by_path && strcmp(g->children[i]->spec->name, name) == 0))
+			return g->children[i];
+	return NULL;
+}
+
+/* The first copy of a worker of `instances:` named NAME, if there is one:
+ * `restart web` of web-1 .. web-3 must not read as a typo. */
+static const struct node *
+serve_instances(struct daemon *d, const char *name)
+{
+	char first[CONFIG_NAME_MAX + 8];
+	const struct node *n;
+
+	if (snprintf(first, sizeof first, "%s-1", name) >= (int)sizeof first)
+		return NULL;
+	n = tree_find(d->tree, first);
+	return n != NULL && n->spec->instance == 1 ? n : NULL;
+}
+
+void
+serve_no_such(struct client *cl, struct daemon *d, uint64_t id,
+              const char *name)
+{
+	const struct node *n = serve_removed(d, name, false);
+
+	if (n != NULL)
+		serve_refusef(
+		        cl, id,
+		        "%s was removed by a reload and is still stopping "
+		        "(agentsupctl signal %s KILL hurries it)",
+		        n->path, n->path);
+	else if ((n = serve_instances(d, name)) != NULL)
+		serve_refusef(cl, id,
+		              "no such worker or supervisor: %s (a worker of "
+		              "`instances: %u`, run as %s-1 .. %s-%u: name a "
+		              "copy, or give them a supervisor of their own to "
+		              "act on all of them at once)",
+		              name, n->spec->instances, name, name,
+		              n->spec->instances);
+	else
+		serve_refusef(cl, id, "no such worker or supervisor: %s", name);
+}
+
 void
 serve_text(struct client *cl, uint64_t id, const char *msg)
 {
@@ -218,8 +268,7 @@ serve_status(struct client *cl, struct daemon *d, const struct request *r)
 	struct serve_list l;
 
 	if (n == NULL) {
-		serve_refusef(cl, r->id, "no such worker or supervisor: %s",
-		              r->name);
+		serve_no_such(cl, d, r->id, r->name);
 		return;
 	}
 	serve_list_init(&l, cl, r->id);
@@ -246,8 +295,7 @@ serve_events(struct client *cl, struct control *c, struct daemon *d,
 	size_t len;
 
 	if (r->name[0] && (n = tree_find(d->tree, r->name)) == NULL) {
-		serve_refusef(cl, r->id, "no such worker or supervisor: %s",
-		              r->name);
+		serve_no_such(cl, d, r->id, r->name);
 		return;
 	}
 	serve_list_init(&l, cl, r->id);
@@ -414,7 +462,7 @@ serve_logs(struct client *cl, struct daemon *d, const struct request *r)
 		return;
 	}
 	if (n == NULL) {
-		serve_refusef(cl, r->id, "no such worker: %s", r->name);
+		serve_no_such(cl, d, r->id, r->name);
 		return;
 	}
 	if (n->spec->kind != KIND_WORKER) {

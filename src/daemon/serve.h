@@ -10,6 +10,7 @@
 struct client;
 struct control;
 struct daemon;
+struct node;
 struct request;
 
 /* Carry out r for a client: the answer is queued on the client. */
@@ -26,6 +27,12 @@ void serve_refusef(struct client *, uint64_t id, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
 /* A refusal of what may be taken a moment later: again: true too. */
 void serve_refuse_again(struct client *, uint64_t id, const char *why);
+/* A node a reload removed that is still stopping, by its path (its name
+ * may be a new node's), or by_path false, by its name too; NULL if none. */
+struct node *serve_removed(struct daemon *, const char *name, bool by_path);
+/* "no such worker or supervisor: NAME", with what NAME may have meant. */
+void serve_no_such(struct client *, struct daemon *, uint64_t id,
+                   const char *name);
 /* An answer of one line of text: {t: res, id, ok: true, result: msg}. */
 void serve_text(struct client *, uint64_t id, const char *msg);
 /* {t: res, id, ok, [more: true,] result|error: ...} begun in sb (a frame's

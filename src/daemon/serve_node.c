@@ -99,8 +99,7 @@ serve_node_command(struct client *cl, struct daemon *d, const struct request *r)
 	    tasks_stop_waiting(cl, d, r->id, r->name, request_cmd_name(r->cmd)))
 		return;
 	if (n == NULL) {
-		serve_refusef(cl, r->id, "no such worker or supervisor: %s",
-		              r->name);
+		serve_no_such(cl, d, r->id, r->name);
 		return;
 	}
 	if (r->cmd == REQ_START)

@@ -32,20 +32,6 @@ serve_signal_one(const struct session *s, int sig)
 	return kill(s->pid, sig);
 }
 
-/* A node a reload removed that is still stopping, by its path (its name
- * may be a new node's): status lists it, and an operator may hurry it
- * (SIGKILL) rather than find its pid. NULL when none is. */
-static struct node *
-serve_signal_removed(struct daemon *d, const char *path)
-{
-	const struct node *g = d->tree->graveyard;
-
-	for (size_t i = 0; i < g->nchildren; i++)
-		if (strcmp(g->children[i]->path, path) == 0)
-			return g->children[i];
-	return NULL;
-}
-
 void
 serve_signal(struct client *cl, struct daemon *d, const struct request *r)
 {
@@ -56,9 +42,8 @@ serve_signal(struct client *cl, struct daemon *d, const struct request *r)
 	pid_t one = 0;
 	int err = 0;
 
-	if (top == NULL && (top = serve_signal_removed(d, r->name)) == NULL) {
-		serve_refusef(cl, r->id, "no such worker or supervisor: %s",
-		              r->name);
+	if (top == NULL && (top = serve_removed(d, r->name, true)) == NULL) {
+		serve_no_such(cl, d, r->id, r->name);
 		return;
 	}
 	for (struct node *n = top; n != NULL; n = tree_walk_next(top, n)) {

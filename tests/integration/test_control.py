@@ -132,6 +132,28 @@ def test_unknown_name_fails(supd):
         assert "no such worker or supervisor: nope" in r.stderr
 
 
+def test_a_name_of_instances_says_its_copies(supd):
+    """`restart web` of a worker with `instances: 3` answered only "no
+    such worker or supervisor: web", read as a typo by whoever wrote
+    `web` in the config; it names the copies and the way to act on all."""
+    d = supd.start({"a.yaml": f"""
+        supervisor: root
+        children:
+          - {{worker: web, instances: 3, command: {SLEEP}}}
+          - {{worker: solo-1, command: {SLEEP}}}
+        """})
+    d.wait_count("started", 4)
+    for cmd in ("restart", "stop", "status", "logs"):
+        r = d.ctl(cmd, "web", check=1)
+        assert "no such worker or supervisor: web (a worker of `instances: " \
+            "3`, run as web-1 .. web-3" in r.stderr, (cmd, r.stderr)
+    d.ctl("restart", "web-2", check=0)
+    # a worker whose own name ends in -1 is not a copy
+    r = d.ctl("stop", "solo", check=1)
+    assert r.stderr.strip().endswith("no such worker or supervisor: solo"), \
+        r.stderr
+
+
 def test_usage_errors(supd):
     d = started(supd.start(TREE))
     for args, why in ((["stop"], "stop: missing NAME"),

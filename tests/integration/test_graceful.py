@@ -343,7 +343,13 @@ def test_a_removed_worker_still_stopping_is_in_status(supd, tmp_path):
     r = d.ctl("status", check=0)  # stopping is no harm: exit 0
     assert "(removed by a reload)" in r.stdout, r.stdout
     # and reached by its path, to hurry it (its name may be a new node's)
-    d.ctl("signal", "deaf", "TERM", check=1)
+    r = d.ctl("signal", "deaf", "TERM", check=1)
+    # said as it is, not "no such worker" (which reads as a typo)
+    assert "root/deaf was removed by a reload and is still stopping" \
+        in r.stderr, r.stderr
+    for cmd in ("stop", "restart", "logs"):
+        r = d.ctl(cmd, "deaf", check=1)
+        assert "root/deaf was removed by a reload" in r.stderr, (cmd, r.stderr)
     d.ctl("signal", "root/deaf", "TERM", check=0)  # its handler ends it
     d.wait("exited", "root/deaf")
     wait_until(lambda: "root/deaf" not in
