@@ -12,6 +12,7 @@
  * request.
  */
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -464,19 +465,49 @@ control_in_subtree(const char *path, const char *top)
 	return top == NULL || strcmp(path, top) == 0 || logsub_under(path, top);
 }
 
-/* The events sink: keep the event in the history, send it to followers. */
+/* An event's typed fields (a spent budget's limit, spend and allowed), as
+ * the events file has them: NaN and Inf as nil, the rest left out. */
+static void
+control_event_fields(msgpack_packer *pk, const struct event *e, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		const struct event_field *f = &e->fields[i];
+
+		agentsup_wire_pack_str(pk, f->key);
+		if (f->type == EVENT_UINT)
+			msgpack_pack_uint64(pk, f->u);
+		else if (f->type == EVENT_DOUBLE && isfinite(f->d))
+			msgpack_pack_double(pk, f->d);
+		else if (f->type == EVENT_STR && f->s != NULL)
+			agentsup_wire_pack_str(pk, f->s);
+		else
+			msgpack_pack_nil(pk);
+	}
+}
+
+/* The events sink: keep the event in the history, send it to followers.
+ * The map has the events file's keys (reason and detail nil when absent),
+ * so that one jq filter reads both. */
 void
 control_event(void *arg, const struct event *e, const char *json)
 {
 	struct control *c = arg;
+	size_t nf =
+	        e->nfields < EVENTS_FIELDS_MAX ? e->nfields : EVENTS_FIELDS_MAX;
 	msgpack_sbuffer sb;
 	msgpack_packer pk;
+	char when[32];
 
 	(void)json;
+	events_format_time(e->time_ms, when, sizeof when, 1);
 	msgpack_sbuffer_init(&sb);
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	msgpack_pack_map(&pk, e->tail != NULL ? 9 : 8);
+	msgpack_pack_map(
+	        &pk, (uint32_t)(9 + (e->run_ms != 0) + (e->tail != NULL) + nf));
 	agentsup_wire_kv_uint(&pk, "seq", e->seq);
+	if (e->run_ms != 0)
+		agentsup_wire_kv_int(&pk, "run", e->run_ms);
+	agentsup_wire_kv_str(&pk, "time", when);
 	agentsup_wire_kv_int(&pk, "time_ms", e->time_ms);
 	agentsup_wire_kv_str(&pk, "kind", events_kind_name(e->kind));
 	agentsup_wire_kv_str(&pk, "path", e->path);
@@ -490,6 +521,7 @@ control_event(void *arg, const struct event *e, const char *json)
 	          : msgpack_pack_nil(&pk);
 	if (e->tail != NULL) /* a failure's last lines of output */
 		agentsup_wire_kv_str(&pk, "tail", e->tail);
+	control_event_fields(&pk, e, nf);
 	/* history: the bare event map */
 	free(c->history[c->hhead]);
 	free(c->hpath[c->hhead]);

@@ -149,7 +149,7 @@ events_close(struct events *ev)
 	text_buf_free(&ev->human);
 }
 
-static void
+void
 events_format_time(int64_t ms, char *buf, size_t len, int full)
 {
 	time_t secs = (time_t)(ms / 1000);
@@ -214,8 +214,8 @@ events_json(const struct event *e, struct text_buf *b)
 	text_buf_printf(b, "{\"seq\":%llu,", (unsigned long long)e->seq);
 	if (e->run_ms != 0) /* which agentsupd: seq starts at 1 in each */
 		text_buf_printf(b, "\"run\":%lld,", (long long)e->run_ms);
-	text_buf_printf(b, "\"time\":\"%s\",\"kind\":\"%s\"", when,
-	                events_kind_name(e->kind));
+	text_buf_printf(b, "\"time\":\"%s\",\"time_ms\":%lld,\"kind\":\"%s\"",
+	                when, (long long)e->time_ms, events_kind_name(e->kind));
 	cut = events_json_str(b, "path", e->path, EVENTS_PATH_MAX);
 	text_buf_printf(b, ",\"pid\":%ld,\"restarts\":%lu", (long)e->pid,
 	                e->restarts);

@@ -70,6 +70,10 @@ struct event {
 	size_t nfields;
 };
 
+/* ms since the epoch as UTC "2026-11-27T01:02:03.456Z" (full) or
+ * "01:02:03.456". */
+void events_format_time(int64_t ms, char *buf, size_t len, int full);
+
 typedef void (*events_sink_fn)(void *arg, const struct event *,
                                const char *json);
 /* The last lines of output of the worker at path into buf (NUL-terminated,

@@ -177,6 +177,19 @@ def test_budget_exhausted(supd):
                     + worker(prog, "bystander", "loop")})
     w = d.wait("budget_warning", "root/spender")
     assert w.limit == "tokens" and w.spend >= 1600
+    # `events --json` has the events file's keys, a spent budget's too: its
+    # limit, spend and allowed, its time and run were only in the file, so
+    # a jq filter written for one failed on the other
+    out = d.ctl("--json", "events", "root/spender", check=0).stdout
+    wire = [json.loads(line) for line in out.splitlines()]
+    with open(supd.events) as f:
+        filed = {e["seq"]: e for e in map(json.loads, f)}
+    for e in wire:
+        assert {k: v for k, v in e.items() if v is not None} == \
+            filed[e["seq"]], e
+    warned = [e for e in wire if e["kind"] == "budget_warning"]
+    assert warned and warned[0]["limit"] == "tokens" and \
+        warned[0]["allowed"] == 2000 and warned[0]["spend"] >= 1600, warned
     ex = d.wait("exited", "root/spender")
     assert ex.reason == "budget"
     d.wait("exhausted", "root/spender")
