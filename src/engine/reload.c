@@ -186,15 +186,18 @@ match_take(struct match *m, size_t n, const struct spec *cs)
 	return NULL;
 }
 
-/* Match a supervisor's new children to its old ones by name and kind. */
+/* Match a supervisor's new children to its old ones by name and kind. A
+ * new order of the children it keeps (its start and stop order) lists it
+ * updated, unless listed is true (it is already). */
 static void
 reload_children(struct tree *t, struct node *s, const struct spec *ns,
-                struct reload_report *r)
+                struct reload_report *r, bool listed)
 {
-	size_t n = s->nchildren;
+	size_t n = s->nchildren, last = 0;
 	struct match *m = xcalloc(n ? n : 1, sizeof *m);
 	struct node **v = xcalloc(ns->nchildren ? ns->nchildren : 1, sizeof *v);
 	struct node **old = s->children;
+	bool reordered = false;
 
 	for (size_t k = 0; k < n; k++)
 		m[k].node = old[k];
@@ -202,6 +205,8 @@ reload_children(struct tree *t, struct node *s, const struct spec *ns,
 	for (size_t i = 0; i < ns->nchildren; i++) {
 		v[i] = match_take(m, n, ns->children[i]);
 		if (v[i] != NULL) {
+			reordered |= v[i]->index < last;
+			last = v[i]->index;
 			reload_node(t, v[i], ns->children[i], r);
 		} else {
 			v[i] = tree_node_new(ns->children[i], s, i);
@@ -213,6 +218,8 @@ reload_children(struct tree *t, struct node *s, const struct spec *ns,
 	for (size_t k = 0; k < n; k++)
 		if (!m[k].taken)
 			m[k].node->removed = true; /* for the pass below */
+	if (reordered && !listed)
+		list_add(&r->updated, s->path);
 	s->children = v;
 	s->nchildren = ns->nchildren;
 	for (size_t k = n; k-- > 0;) /* stopped last-first */
@@ -320,7 +327,7 @@ reload_node(struct tree *t, struct node *n, const struct spec *ns,
 	n->spec = ns;
 	if (policy && budget_reloaded(t, n))
 		n->marked = true;
-	reload_children(t, n, ns, r);
+	reload_children(t, n, ns, r, policy);
 }
 
 /* The marks below a marked supervisor: its (re)start by its parent's job
