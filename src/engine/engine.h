@@ -75,6 +75,8 @@ void reload_buried_down(struct tree *, const struct node *n);
 void strategy_child_failed(struct tree *, struct node *sup, struct node *c,
                            struct reason);
 void strategy_handle_pending(struct tree *, struct node *sup);
+/* The pending failure of c decided now (sup has no job). */
+void strategy_decide_pending(struct tree *, struct node *sup, struct node *c);
 /* A child whose budget is spent: parked exhausted, its supervisor going on
  * (or giving up if it is significant). */
 void strategy_exhausted(struct tree *, struct node *c);

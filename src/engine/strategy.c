@@ -192,6 +192,13 @@ strategy_decide(struct tree *t, struct node *s, struct node *c, struct reason r)
 }
 
 void
+strategy_decide_pending(struct tree *t, struct node *s, struct node *c)
+{
+	c->pending = false;
+	strategy_decide(t, s, c, c->pending_reason);
+}
+
+void
 strategy_exhausted(struct tree *t, struct node *c)
 {
 	park(t, c->parent, c, NODE_EXHAUSTED, EE_EXHAUSTED, 0);

@@ -25,6 +25,7 @@ sup_begin_job(struct tree *t, struct node *s, struct job j)
 			s->children[i]->marked = false;
 	s->super->job = j;
 	s->super->job.cursor = j.phase == PHASE_STOP ? j.hi : j.lo;
+	s->super->jobs++;
 	sup_run(t, s);
 }
 
@@ -120,12 +121,12 @@ job_selects(const struct job *j, const struct node *c)
 }
 
 /* Whether c waits for its group's starts: held and temporary ones never
- * start with it. */
+ * start with it (but a temporary one that has yet to start once). */
 static bool
 group_waiter(const struct node *c)
 {
 	return c->waiting && !c->held &&
-	       c->spec->pol->restart != RESTART_TEMPORARY;
+	       (c->spec->pol->restart != RESTART_TEMPORARY || c->starts == 0);
 }
 
 bool
@@ -147,8 +148,10 @@ job_should_start(const struct job *j, const struct node *c)
 		return !c->held;
 	case SELECT_RESTARTABLE:
 		/* OTP: a temporary child is never restarted, not even when a
-		 * sibling's failure took it down. */
-		return !c->held && c->spec->pol->restart != RESTART_TEMPORARY;
+		 * sibling's failure took it down; one a sibling's failed start
+		 * kept from its first start starts. */
+		return !c->held && (c->spec->pol->restart != RESTART_TEMPORARY ||
+		                    c->starts == 0);
 	case SELECT_WAITING: /* its group's time came (not_before: now) */
 		return group_waiter(c) && c->backoff_until <= j->not_before;
 	}
@@ -233,6 +236,30 @@ job_stop_step(struct tree *t, struct node *s)
 	return true;
 }
 
+/* A child this start phase started failed before it was ready: under
+ * one_for_all and rest_for_one its later siblings depend on it, so what
+ * its supervisor does about it comes before any of them starts (OTP stops
+ * a start at the first child that fails); a restart starts them after
+ * it. True when that began another job, which replaces this one. */
+static bool
+job_start_failed(struct tree *t, struct node *s, struct node *c)
+{
+	struct job was = s->super->job;
+	unsigned long jobs = s->super->jobs;
+
+	if (!was.launched || !c->pending ||
+	    s->spec->pol->strategy == ONE_FOR_ONE)
+		return false;
+	s->super->job = (struct job){.kind = JOB_NONE};
+	s->in_run = false; /* a job it begins runs now */
+	strategy_decide_pending(t, s, c);
+	if (s->super->jobs != jobs)
+		return true;
+	s->in_run = true; /* not restarted: the later siblings start */
+	s->super->job = was;
+	return false;
+}
+
 /* Start phase: true when every child in range has settled. */
 static bool
 job_start_step(struct tree *t, struct node *s)
@@ -243,6 +270,8 @@ job_start_step(struct tree *t, struct node *s)
 		struct node *c = s->children[j->cursor];
 		if (c->state == NODE_STARTING && job_selects(j, c))
 			return false; /* wait for its ready (or its failure) */
+		if (job_start_failed(t, s, c))
+			return false; /* the new job went as far as it goes */
 		job_rearm_probe(t, j, c);
 		if (job_starts(j, c) && !j->launched &&
 		    job_should_start(j, c)) {

@@ -176,6 +176,7 @@ struct super {
 	unsigned long spawned; /* children made, for SUP/N */
 	size_t finished;       /* ended children not yet swept */
 	uint64_t group_at;     /* its waiting children's starts are due */
+	unsigned long jobs;    /* begun, to tell that one replaced another */
 	bool dyn_dirty;        /* in tree.dyn_dirty */
 };
 

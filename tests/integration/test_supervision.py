@@ -1,10 +1,12 @@
 """The supervision tree with real processes: strategies, intensity,
 escalation, stop sequences, the worker's environment, and no orphans."""
+import json
 import os
 import shutil
 import signal
 import time
 import subprocess
+import sys
 
 import pytest
 
@@ -14,6 +16,7 @@ SLEEP = sh("exec sleep 1000")
 # crashes on its first start only, then runs
 CRASH_ONCE = sh('[ "$AGENTSUP_INCARNATION" = 0 ] && exit 1; exec sleep 1000')
 ALWAYS_CRASH = sh("exit 1")
+PY = sys.executable
 
 
 def starts(d, path):
@@ -534,3 +537,79 @@ def test_success_exit_statuses_are_a_normal_end(supd, tmp_path):
                            capture_output=True, text=True)
         assert r.returncode == 78 and "success_exit: want exit statuses " \
             "1..255 (0 is always one)" in r.stderr, (bad, r.stderr)
+
+
+# ready (sd_notify) on its first start, crashes when `go` exists; every
+# later start crashes before it is ready: a start failure
+READY_THEN_FAIL_TO_START = """
+import os, socket, sys, time
+if os.environ["AGENTSUP_INCARNATION"] != "0":
+    sys.exit(1)
+addr = "\\0" + os.environ["NOTIFY_SOCKET"][1:]
+socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM).sendto(b"READY=1", addr)
+while not os.path.exists(sys.argv[1]):
+    time.sleep(0.05)
+sys.exit(1)
+"""
+
+
+def started_before_ready(d, dep, path):
+    """Starts of path that came while dep was not ready (after dep's last
+    start and before its ready)."""
+    bad, dep_ready = [], False
+    for e in sorted(d.seen, key=lambda e: e.seq):
+        if e.path == dep and e.kind == "started":
+            dep_ready = False
+        elif e.path == dep and e.kind == "ready":
+            dep_ready = True
+        elif e.path == path and e.kind == "started" and not dep_ready:
+            bad.append(e.seq)
+    return bad
+
+
+def test_a_sibling_is_not_started_after_a_start_failure_at_boot(supd):
+    """config.md: "While a worker with start_timeout starts, its later
+    siblings wait for its ready"; operations.md: "dependencies come up in
+    order". b was started after each failed start of a (then stopped by a's
+    restart); as OTP's start, the start stops at the child that fails (an
+    OTP review found it)."""
+    d = supd.start({"root.yaml": f"""
+        supervisor: root
+        strategy: rest_for_one
+        intensity: 1
+        period: 1m
+        children:
+          - {{worker: a, command: {ALWAYS_CRASH}, start_timeout: 5s, backoff: none}}
+          - {{worker: b, command: {SLEEP}}}
+        """})
+    assert d.exit_code() == 75
+    d.drain_events()
+    assert started_before_ready(d, "root/a", "root/b") == [], \
+        "b was started although a never became ready"
+
+
+def test_a_sibling_is_not_started_after_a_start_failure_in_a_group_restart(
+        supd, tmp_path):
+    """OTP: a one_for_all restart whose start of a fails does not start the
+    children after a (start_children stops at the first failure; the
+    restart is tried again, counted)."""
+    go = tmp_path / "go"
+    d = supd.start({"root.yaml": f"""
+        supervisor: root
+        strategy: one_for_all
+        intensity: 2
+        period: 1m
+        children:
+          - worker: a
+            command: {json.dumps([PY, "-c", READY_THEN_FAIL_TO_START, str(go)])}
+            start_timeout: 10s
+            notify: systemd
+            backoff: none
+          - {{worker: b, command: {SLEEP}}}
+        """})
+    d.wait("started", "root/b")
+    go.write_text("")
+    assert d.exit_code() == 75
+    d.drain_events()
+    assert started_before_ready(d, "root/a", "root/b") == [], \
+        "b was started although a had failed to start"

@@ -477,6 +477,123 @@ test_start_timeout_failure(void **state)
 	run_free(r);
 }
 
+static void
+fail_starting(struct run *r, const char *name)
+{
+	r->log[0] = '\0';
+	tree_exited(r->t, N(r, name), (struct reason){REASON_EXIT, 1}, 0);
+	pump(r);
+}
+
+static void
+ready_now(struct run *r, const char *name)
+{
+	r->log[0] = '\0';
+	tree_ready(r->t, N(r, name), 0);
+	pump(r);
+}
+
+/* rest_for_one: a child that fails before it is ready is restarted before
+ * a later sibling, which depends on it, is started (app was started after
+ * each failed start of db, then stopped by the restart); a temporary one
+ * its failed start kept from its first start starts with the others. */
+static void
+test_start_failure_stops_the_start_there(void **state)
+{
+	struct run *r = run_new(
+	        "supervisor: root\nstrategy: rest_for_one\nintensity: 5\n"
+	        "children:\n"
+	        "  - {worker: db, command: x, start_timeout: 5s}\n"
+	        "  - {worker: app, command: x}\n"
+	        "  - {worker: once, command: x, restart: temporary}\n");
+
+	(void)state;
+	expect(r, "start root/db\n");
+	fail_starting(r, "db");
+	expect(r, "restarting root/db\nstart root/db\n");
+	fail_starting(r, "db");
+	expect(r, "restarting root/db\nstart root/db\n");
+	ready_now(r, "db");
+	expect(r, "start root/app\nstart root/once\n");
+	assert_int_equal(r->t->root->state, NODE_RUNNING);
+	run_free(r);
+}
+
+/* The same with backoff: the restart waits, then the rest start after db
+ * is ready, the temporary one too. */
+static void
+test_start_failure_with_backoff(void **state)
+{
+	struct run *r = run_new_with(
+	        "supervisor: root\nstrategy: rest_for_one\nintensity: 5\n"
+	        "children:\n"
+	        "  - {worker: db, command: x, start_timeout: 5s}\n"
+	        "  - {worker: app, command: x}\n"
+	        "  - {worker: once, command: x, restart: temporary}\n",
+	        true);
+
+	(void)state;
+	fail_starting(r, "db"); /* the first at once */
+	expect(r, "restarting root/db\nstart root/db\n");
+	fail_starting(r, "db");
+	assert_non_null(strstr(r->log, "backoff root/db"));
+	assert_null(strstr(r->log, "start root/"));
+	r->log[0] = '\0';
+	advance(r, 60000);
+	expect(r, "start root/db\n");
+	ready_now(r, "db");
+	expect(r, "start root/app\nstart root/once\n");
+	run_free(r);
+}
+
+/* one_for_all: a group restart whose first start fails starts nothing
+ * after it; the failure's restart starts them all once it is ready. */
+static void
+test_group_restart_start_failure(void **state)
+{
+	struct run *r = run_new(
+	        "supervisor: root\nstrategy: one_for_all\nintensity: 5\n"
+	        "children:\n"
+	        "  - {worker: db, command: x, start_timeout: 5s}\n"
+	        "  - {worker: app, command: x}\n");
+
+	(void)state;
+	ready_now(r, "db");
+	expect(r, "start root/app\n");
+	crash(r, "db", 1);
+	expect(r, "restarting root/db\nstop root/app\nstart root/db\n");
+	fail_starting(r, "db");
+	expect(r, "restarting root/db\nstart root/db\n");
+	ready_now(r, "db");
+	expect(r, "start root/app\n");
+	run_free(r);
+}
+
+/* A failed start that is not restarted (temporary) lets the later
+ * siblings start; one that spends the intensity starts none of them. */
+static void
+test_start_failure_not_restarted_or_given_up(void **state)
+{
+	struct run *r = run_new(
+	        "supervisor: root\nstrategy: rest_for_one\nchildren:\n"
+	        "  - {worker: db, command: x, start_timeout: 5s,"
+	        " restart: temporary}\n"
+	        "  - {worker: app, command: x}\n");
+
+	(void)state;
+	fail_starting(r, "db");
+	expect(r, "start root/app\n");
+	run_free(r);
+	r = run_new("supervisor: root\nstrategy: rest_for_one\n"
+	            "intensity: 0\nchildren:\n"
+	            "  - {worker: db, command: x, start_timeout: 5s}\n"
+	            "  - {worker: app, command: x}\n");
+	fail_starting(r, "db");
+	expect(r, "gave_up root\nexit 75\n");
+	assert_int_equal(N(r, "app")->starts, 0);
+	run_free(r);
+}
+
 /* A failure outside the range of a running job waits for the job. */
 static void
 test_pending_failure(void **state)
@@ -1359,6 +1476,10 @@ main(void)
 	        cmocka_unit_test(test_failure_during_shutdown),
 	        cmocka_unit_test(test_start_waits_for_ready),
 	        cmocka_unit_test(test_start_timeout_failure),
+	        cmocka_unit_test(test_start_failure_stops_the_start_there),
+	        cmocka_unit_test(test_group_restart_start_failure),
+	        cmocka_unit_test(test_start_failure_with_backoff),
+	        cmocka_unit_test(test_start_failure_not_restarted_or_given_up),
 	        cmocka_unit_test(test_pending_failure),
 	        cmocka_unit_test(test_absorbed_failure),
 	        cmocka_unit_test(test_drain),
