@@ -150,8 +150,9 @@ job_should_start(const struct job *j, const struct node *c)
 		/* OTP: a temporary child is never restarted, not even when a
 		 * sibling's failure took it down; one a sibling's failed start
 		 * kept from its first start starts. */
-		return !c->held && (c->spec->pol->restart != RESTART_TEMPORARY ||
-		                    c->starts == 0);
+		return !c->held &&
+		       (c->spec->pol->restart != RESTART_TEMPORARY ||
+		        c->starts == 0);
 	case SELECT_WAITING: /* its group's time came (not_before: now) */
 		return group_waiter(c) && c->backoff_until <= j->not_before;
 	}

@@ -574,11 +574,11 @@ test_group_restart_start_failure(void **state)
 static void
 test_start_failure_not_restarted_or_given_up(void **state)
 {
-	struct run *r = run_new(
-	        "supervisor: root\nstrategy: rest_for_one\nchildren:\n"
-	        "  - {worker: db, command: x, start_timeout: 5s,"
-	        " restart: temporary}\n"
-	        "  - {worker: app, command: x}\n");
+	struct run *r =
+	        run_new("supervisor: root\nstrategy: rest_for_one\nchildren:\n"
+	                "  - {worker: db, command: x, start_timeout: 5s,"
+	                " restart: temporary}\n"
+	                "  - {worker: app, command: x}\n");
 
 	(void)state;
 	fail_starting(r, "db");
