@@ -158,7 +158,13 @@ strategy_decide(struct tree *t, struct node *s, struct node *c, struct reason r)
 	enum declared_kind dk = c->exit_declared;
 	bool failure = declared_abnormal(dk, r);
 	bool counts = dk != DECLARED_RATE_LIMITED && !spawn_exhausted(r);
+	bool gave_up = !node_is_worker(c) && r.kind == REASON_GAVE_UP;
 	unsigned n = 0;
+
+	/* OTP: a supervisor past its intensity ends `shutdown`, a normal end
+	 * to the parent of a transient one: not restarted, not counted */
+	if (gave_up && c->spec->pol->restart == RESTART_TRANSIENT)
+		failure = false;
 
 	if (r.kind == REASON_BUDGET || dk == DECLARED_BUDGET) {
 		/* §10: never counted, never retried */
@@ -175,7 +181,7 @@ strategy_decide(struct tree *t, struct node *s, struct node *c, struct reason r)
 		if (!failure)
 			c->failures = 0; /* a clean end: none in a row */
 		dynamic_child_ended(t, c, failure);
-		if (failure && c->spec->pol->significant)
+		if ((failure || gave_up) && c->spec->pol->significant)
 			give_up(t, s, c->last, true); /* failed for good */
 		else
 			sup_child_settled(t, s);

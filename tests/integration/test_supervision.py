@@ -613,3 +613,33 @@ def test_a_sibling_is_not_started_after_a_start_failure_in_a_group_restart(
     d.drain_events()
     assert started_before_ready(d, "root/a", "root/b") == [], \
         "b was started although a had failed to start"
+
+
+def test_a_transient_supervisor_that_gave_up_is_not_restarted(supd):
+    """OTP: a supervisor past its intensity terminates with reason
+    `shutdown`, which the parent of a transient one does not restart (nor
+    count): `restart: transient` on a supervisor means "let it give up".
+    It was restarted as a permanent one, and the root gave up in turn."""
+    d = supd.start({"root.yaml": f"""
+        supervisor: root
+        intensity: 5
+        period: 1m
+        children:
+          - {{worker: other, command: {SLEEP}}}
+          - supervisor: sub
+            restart: transient
+            intensity: 0
+            children:
+              - {{worker: crashy, command: {ALWAYS_CRASH}, backoff: none}}
+        """})
+    d.wait("escalated", "root/sub")
+    r = d.ctl("--json", "status")
+    assert r.returncode == 3, r  # down for good: not healthy
+    st = {n["path"]: n for n in json.loads(r.stdout)}
+    assert st["root/sub"]["state"] == "stopped", st["root/sub"]
+    assert st["root/other"]["state"] == "running"
+    d.signal(signal.SIGTERM)
+    assert d.exit_code() == 0
+    d.drain_events()
+    assert d.count("restarting", "root/sub") == 0
+    assert d.count("gave_up", "root") == 0

@@ -594,6 +594,40 @@ test_start_failure_not_restarted_or_given_up(void **state)
 	run_free(r);
 }
 
+/* OTP: a supervisor past its intensity ends `shutdown`, which the parent
+ * of a transient one takes as a normal end: it was restarted and counted
+ * as a permanent one (transient meant nothing on a supervisor); one that
+ * is significant as well takes its parent down with it. */
+static void
+test_transient_supervisor_that_gave_up_stays_down(void **state)
+{
+	const char *tree = "supervisor: root\nintensity: 5\nchildren:\n"
+	                   "  - {worker: other, command: x}\n"
+	                   "  - supervisor: sub\n"
+	                   "    restart: transient\n"
+	                   "    intensity: 0\n%s"
+	                   "    children:\n"
+	                   "      - {worker: crashy, command: x}\n";
+	char yaml[512];
+	struct run *r;
+
+	(void)state;
+	snprintf(yaml, sizeof yaml, tree, "");
+	r = run_new(yaml);
+	crash(r, "crashy", 1);
+	expect(r, "gave_up root/sub\nescalated root/sub\n");
+	assert_int_equal(N(r, "sub")->state, NODE_STOPPED);
+	assert_int_equal(intensity_count(r->t->root, 0), 0);
+	assert_int_equal(N(r, "other")->state, NODE_RUNNING);
+	run_free(r);
+	snprintf(yaml, sizeof yaml, tree, "    significant: true\n");
+	r = run_new(yaml);
+	crash(r, "crashy", 1);
+	expect(r, "gave_up root/sub\nescalated root/sub\ngave_up root\n"
+	          "stop root/other\nexit 75\n");
+	run_free(r);
+}
+
 /* A failure outside the range of a running job waits for the job. */
 static void
 test_pending_failure(void **state)
@@ -1480,6 +1514,8 @@ main(void)
 	        cmocka_unit_test(test_group_restart_start_failure),
 	        cmocka_unit_test(test_start_failure_with_backoff),
 	        cmocka_unit_test(test_start_failure_not_restarted_or_given_up),
+	        cmocka_unit_test(
+	                test_transient_supervisor_that_gave_up_stays_down),
 	        cmocka_unit_test(test_pending_failure),
 	        cmocka_unit_test(test_absorbed_failure),
 	        cmocka_unit_test(test_drain),
