@@ -154,7 +154,7 @@ children:
 """})
     d.wait("started", "team/w")
     r = d.ctl("logs", "nobody")
-    assert r.returncode == 1 and "no such worker: nobody" in r.stderr
+    assert r.returncode == 1 and "no such worker or supervisor: nobody" in r.stderr
     assert d.ctl("logs", "a", "b").returncode == 64
     # a quiet worker: nothing yet, and that is not an error; nor is a
     # quiet subtree
