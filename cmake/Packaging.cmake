@@ -117,7 +117,14 @@ endif()
 
 # --- the configuration directory the unit and the container image read
 # (empty: the package starts nothing by itself), and the docs.
-install(DIRECTORY DESTINATION ${CMAKE_INSTALL_FULL_SYSCONFDIR}/agentsup/supervisor.d)
+# /etc for the package (prefix /usr); else below the prefix, as given to
+# cmake --install --prefix too
+if(CMAKE_INSTALL_PREFIX STREQUAL "/usr")
+  set(agentsup_etc_dir ${CMAKE_INSTALL_FULL_SYSCONFDIR})
+else()
+  set(agentsup_etc_dir ${CMAKE_INSTALL_SYSCONFDIR})
+endif()
+install(DIRECTORY DESTINATION ${agentsup_etc_dir}/agentsup/supervisor.d)
 install(FILES README.md DESTINATION ${CMAKE_INSTALL_DOCDIR})
 install(DIRECTORY docs/ DESTINATION ${CMAKE_INSTALL_DOCDIR}
   FILES_MATCHING PATTERN "*.md")

@@ -123,8 +123,10 @@ int agentsup_want_write(const struct agentsup *);
  * read before). */
 int agentsup_process(struct agentsup *);
 
-/* Wait up to timeout_ms for input and process it; returns early on a
- * drain. Unsupervised, this just sleeps. */
+/* Wait up to timeout_ms for input and process it; returns early (0) on a
+ * drain, and when a signal handler ran (EINTR), so that a flag it set is
+ * seen at once. Unsupervised, this just sleeps (as long, or until a
+ * handler runs). */
 int agentsup_wait(struct agentsup *, int timeout_ms);
 
 /* Wait up to timeout_ms until everything queued is sent (ETIMEDOUT). */
@@ -166,7 +168,8 @@ int64_t agentsup_checkpoint(struct agentsup *, const void *data, size_t len);
 /* The highest checkpoint sequence number agentsupd has acknowledged. */
 uint64_t agentsup_checkpoint_acked(const struct agentsup *);
 
-/* A task's result (at most 64 KiB), sent before exiting 0. Before welcome
+/* A task's result (at most AGENTSUP_RESULT_MAX, 64 KiB: larger is -1 with
+ * EMSGSIZE, nothing sent), sent before exiting 0. Before welcome
  * one too big for the default frame limit is refused with EAGAIN (welcome
  * raises the limit to fit it: agentsup_await_welcome first). */
 int agentsup_result(struct agentsup *, const void *data, size_t len);
@@ -192,7 +195,10 @@ int agentsup_draining(const struct agentsup *, uint64_t *deadline_ms);
 uint64_t agentsup_heartbeat_ms(const struct agentsup *);
 int agentsup_beat_interval_ms(const struct agentsup *);
 
-/* Who we are: AGENTSUP_NAME / AGENTSUP_PATH, "" when unsupervised. */
+/* Who we are: AGENTSUP_NAME / AGENTSUP_PATH; "" when unsupervised, as in
+ * a process the worker runs (it inherits those variables, not the
+ * channel). A child the worker forks after agentsup_open shares the
+ * worker's channel: only the worker itself may use its handle. */
 const char *agentsup_name(const struct agentsup *);
 const char *agentsup_path(const struct agentsup *);
 unsigned long agentsup_incarnation(const struct agentsup *);

@@ -14,6 +14,8 @@
 #define AGENTSUP_PROTOCOL_VERSION 1
 #define AGENTSUP_FRAME_HEADER     4             /* big-endian u32 length */
 #define AGENTSUP_MAX_FRAME        (64u * 1024u) /* default limit on a body */
+/* The largest task result ({t: result} data) agentsupd takes. */
+#define AGENTSUP_RESULT_MAX (64u << 10)
 #define AGENTSUP_MAX_DEPTH        16            /* nesting of maps and arrays */
 
 /* The environment handed to every worker. */

@@ -6,6 +6,10 @@
  * for workers (over the socketpair at AGENTSUP_FD) and for agentsupctl
  * (over the control socket). The names of the protocol are in protocol.h;
  * docs/protocol.md explains them.
+ *
+ * It speaks in msgpack-c's types, so a program that uses it uses msgpack-c
+ * too and builds with it: `pkg-config --cflags --libs agentsup msgpack`
+ * (Debian: libmsgpack-dev). agent.h alone needs only agentsup.
  */
 #ifndef AGENTSUP_WIRE_H
 #define AGENTSUP_WIRE_H

@@ -49,6 +49,12 @@ guard_helper(char *path, size_t len)
 			k = snprintf(path, len, "%s/%s", exe, GUARD_HELPER);
 			if (k > 0 && (size_t)k < len && access(path, X_OK) == 0)
 				return true;
+			/* PREFIX/sbin/agentsupd: cmake --install --prefix
+			 * PREFIX moved both from the LIBEXECDIR built in */
+			k = snprintf(path, len, "%s/../libexec/%s", exe,
+			             GUARD_HELPER);
+			if (k > 0 && (size_t)k < len && access(path, X_OK) == 0)
+				return true;
 		}
 	}
 	k = snprintf(path, len, "%s/%s", AGENTSUP_LIBEXECDIR, GUARD_HELPER);

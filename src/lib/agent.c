@@ -9,10 +9,12 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -48,7 +50,7 @@ agent_parse_fd(const char *s)
 
 /* Send what is queued, as far as the socket takes it now. */
 int
-agent_flush_now(struct agentsup *a)
+agentsup_agent_flush(struct agentsup *a)
 {
 	while (a->outlen > a->outoff) {
 		ssize_t n =
@@ -110,7 +112,7 @@ agent_read_all(struct agentsup *a)
 	a->reading = 1;
 	do
 		r = agentsup_reader_read(&a->reader, a->fd, AGENT_MAX_IN,
-		                         &a->zone, agent_on_frame, a);
+		                         &a->zone, agentsup_msg_on_frame, a);
 	while (r > 0);
 	a->reading = 0;
 	if (r == AGENTSUP_READ_AGAIN)
@@ -134,13 +136,13 @@ agent_read_sent(struct agentsup *a)
 }
 
 int
-agent_send(struct agentsup *a)
+agentsup_agent_send(struct agentsup *a)
 {
 	if (agentsup_wire_end(&a->sb, a->max_send) < 0) {
 		errno = EMSGSIZE;
 		return -1;
 	}
-	if (agent_flush_now(a) < 0 || agent_out_room(a, a->sb.size) < 0)
+	if (agentsup_agent_flush(a) < 0 || agent_out_room(a, a->sb.size) < 0)
 		return -1;
 	memcpy(a->out + a->outlen, a->sb.data, a->sb.size);
 	a->outlen += a->sb.size;
@@ -148,10 +150,30 @@ agent_send(struct agentsup *a)
 		msgpack_sbuffer_destroy(&a->sb);
 		msgpack_sbuffer_init(&a->sb);
 	}
-	if (agent_flush_now(a) < 0)
+	if (agentsup_agent_flush(a) < 0)
 		return -1;
 	agent_read_sent(a);
 	return 0;
+}
+
+static int
+agent_is_socket(int fd)
+{
+	struct stat st;
+
+	return fd >= 0 && fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
+/* Not supervised: no name, path or heartbeat, though a process a worker
+ * runs keeps its AGENTSUP_NAME, AGENTSUP_PATH and AGENTSUP_HEARTBEAT_MS. */
+static struct agentsup *
+agent_unsupervised(struct agentsup *a)
+{
+	a->fd = -1;
+	a->name[0] = a->path[0] = '\0';
+	a->heartbeat_ms = 0;
+	a->incarnation = 0;
+	return a;
 }
 
 struct agentsup *
@@ -177,15 +199,13 @@ agentsup_open(const char *lang)
 		a->incarnation = strtoul(v, NULL, 10);
 	if ((v = getenv(AGENTSUP_ENV_HEARTBEAT_MS)) != NULL)
 		a->heartbeat_ms = strtoull(v, NULL, 10);
-	if (a->fd < 0)
-		return a;
-	/* not a descriptor or not a socket we can use: run unsupervised; the
+	/* not a socket (a stale AGENTSUP_FD whose number is now another
+	 * file's: left as it is) or one we cannot use: run unsupervised; the
 	 * hello reads nothing (no callback is set yet) */
 	a->reading = 1;
-	if (fcntl(a->fd, F_SETFD, FD_CLOEXEC) < 0 || agent_hello(a, lang) < 0) {
-		a->fd = -1;
-		return a;
-	}
+	if (!agent_is_socket(a->fd) || fcntl(a->fd, F_SETFD, FD_CLOEXEC) < 0 ||
+	    agentsup_msg_hello(a, lang) < 0)
+		return agent_unsupervised(a);
 	a->reading = 0;
 	/* connected: nothing this process runs may speak for it */
 	unsetenv(AGENTSUP_ENV_FD);
@@ -198,7 +218,7 @@ agentsup_close(struct agentsup *a)
 	if (a == NULL)
 		return;
 	if (a->fd >= 0) {
-		agent_flush_now(a);
+		agentsup_agent_flush(a);
 		close(a->fd);
 	}
 	msgpack_sbuffer_destroy(&a->sb);
@@ -237,7 +257,7 @@ agentsup_process(struct agentsup *a)
 		a->in_errno = 0;
 		return -1;
 	}
-	if (agent_flush_now(a) < 0)
+	if (agentsup_agent_flush(a) < 0)
 		return -1;
 	return agent_read_all(a);
 }
@@ -255,7 +275,7 @@ agent_now_ms(void)
  * 0 when done, 1 at the deadline, -1 on error. */
 static int
 agent_wait_until(struct agentsup *a, int timeout_ms,
-                 int (*done)(const struct agentsup *))
+                 int (*done)(const struct agentsup *), int intr)
 {
 	uint64_t end =
 	        agent_now_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0);
@@ -275,6 +295,9 @@ agent_wait_until(struct agentsup *a, int timeout_ms,
 		if (agentsup_want_write(a))
 			p.events |= POLLOUT;
 		if (poll(&p, 1, (int)(end - now)) < 0) {
+			if (errno == EINTR && intr)
+				return 1; /* a handler ran: its flag is seen now
+				           */
 			if (errno == EINTR)
 				continue;
 			return -1;
@@ -308,11 +331,11 @@ agentsup_wait(struct agentsup *a, int timeout_ms)
 	if (a->fd < 0) {
 		struct timespec ts = {timeout_ms / 1000,
 		                      (long)(timeout_ms % 1000) * 1000000};
-		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-			;
+		(void)nanosleep(&ts, NULL); /* EINTR: a handler ran */
 		return 0;
 	}
-	return agent_wait_until(a, timeout_ms, agent_is_draining) < 0 ? -1 : 0;
+	return agent_wait_until(a, timeout_ms, agent_is_draining, 1) < 0 ? -1
+	                                                                 : 0;
 }
 
 /* A wait that must end in its condition: ETIMEDOUT otherwise. */
@@ -324,7 +347,7 @@ agent_wait_for(struct agentsup *a, int timeout_ms,
 
 	if (a->fd < 0)
 		return 0;
-	if ((r = agent_wait_until(a, timeout_ms, done)) > 0)
+	if ((r = agent_wait_until(a, timeout_ms, done, 0)) > 0)
 		errno = ETIMEDOUT;
 	return r == 0 ? 0 : -1;
 }
@@ -374,6 +397,8 @@ agentsup_beat_interval_ms(const struct agentsup *a)
 {
 	if (a->heartbeat_ms == 0)
 		return 1000;
+	if (a->heartbeat_ms / 3 > INT_MAX) /* heartbeat: 2000h: not negative */
+		return INT_MAX;
 	return a->heartbeat_ms / 3 > 0 ? (int)(a->heartbeat_ms / 3) : 1;
 }
 

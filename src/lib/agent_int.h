@@ -53,13 +53,19 @@ struct agentsup {
 	int in_errno; /* a send's read failed: the next process says so */
 };
 
+/* Shared by the library's files, exported by neither: the prefix keeps a
+ * static link clear of an agent's own names (an agent_send of its own
+ * took the library's calls over), hidden keeps them out of the .so. */
+#define AGENT_PRIVATE __attribute__((visibility("hidden")))
+
 /* agent.c: queue the frame encoded in a->sb and send what the socket
  * takes; send what is queued. */
-int agent_send(struct agentsup *);
-int agent_flush_now(struct agentsup *);
+AGENT_PRIVATE int agentsup_agent_send(struct agentsup *);
+AGENT_PRIVATE int agentsup_agent_flush(struct agentsup *);
 
 /* agent_msg.c: hello, and the reader's callback for agentsupd's frames. */
-int agent_hello(struct agentsup *, const char *lang);
-int agent_on_frame(void *arg, const struct agentsup_frame *);
+AGENT_PRIVATE int agentsup_msg_hello(struct agentsup *, const char *lang);
+AGENT_PRIVATE int agentsup_msg_on_frame(void *arg,
+                                        const struct agentsup_frame *);
 
 #endif

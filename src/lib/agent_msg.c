@@ -32,7 +32,7 @@ msg_kv_bin(msgpack_packer *pk, const char *key, const void *data, size_t len)
 }
 
 int
-agent_hello(struct agentsup *a, const char *lang)
+agentsup_msg_hello(struct agentsup *a, const char *lang)
 {
 	msgpack_packer pk;
 
@@ -41,7 +41,7 @@ agent_hello(struct agentsup *a, const char *lang)
 	agentsup_wire_kv_uint(&pk, AGENTSUP_F_PID, (uint64_t)getpid());
 	if (lang != NULL)
 		agentsup_wire_kv_str(&pk, AGENTSUP_F_LANG, lang);
-	return agent_send(a);
+	return agentsup_agent_send(a);
 }
 
 int
@@ -52,7 +52,7 @@ agentsup_ready(struct agentsup *a)
 	if (a->fd < 0)
 		return 0;
 	msg_begin(a, &pk, 1, AGENTSUP_T_READY);
-	return agent_send(a);
+	return agentsup_agent_send(a);
 }
 
 static void
@@ -98,7 +98,7 @@ agentsup_beat(struct agentsup *a, const struct agentsup_progress *p,
 		msg_progress(&pk, p, n);
 	if (status != NULL)
 		agentsup_wire_kv_str(&pk, AGENTSUP_F_STATUS, status);
-	return agent_send(a);
+	return agentsup_agent_send(a);
 }
 
 /* One of AGENTSUP_DECLARED_*: agentsupd stops a worker for any other. */
@@ -130,7 +130,7 @@ agentsup_exit_reason(struct agentsup *a, const char *reason,
 		                      retry_after_ms);
 	if (detail != NULL)
 		agentsup_wire_kv_str(&pk, AGENTSUP_F_DETAIL, detail);
-	return agent_send(a);
+	return agentsup_agent_send(a);
 }
 
 int
@@ -142,7 +142,7 @@ agentsup_busy(struct agentsup *a, uint64_t ms)
 		return 0;
 	msg_begin(a, &pk, 2, AGENTSUP_T_EXTEND);
 	agentsup_wire_kv_uint(&pk, AGENTSUP_F_MS, ms);
-	return agent_send(a);
+	return agentsup_agent_send(a);
 }
 
 int64_t
@@ -169,7 +169,7 @@ agentsup_checkpoint(struct agentsup *a, const void *data, size_t len)
 		msg_begin(a, &pk, 3, AGENTSUP_T_CHECKPOINT);
 		agentsup_wire_kv_uint(&pk, AGENTSUP_F_SEQ, seq);
 		msg_kv_bin(&pk, AGENTSUP_F_DATA, data, len);
-		if (agent_send(a) < 0)
+		if (agentsup_agent_send(a) < 0)
 			return -1;
 	}
 	a->ckpt_seq = seq; /* only once queued: numbers have no gaps */
@@ -185,12 +185,16 @@ agentsup_result(struct agentsup *a, const void *data, size_t len)
 		errno = EINVAL;
 		return -1;
 	}
+	if (len > AGENTSUP_RESULT_MAX) { /* agentsupd would stop the task */
+		errno = EMSGSIZE;
+		return -1;
+	}
 	if (a->fd < 0)
 		return 0;
 	msg_begin(a, &pk, 2, AGENTSUP_T_RESULT);
 	msg_kv_bin(&pk, AGENTSUP_F_DATA, data, len);
-	if (agent_send(a) < 0) {
-		if (errno == EMSGSIZE && !a->welcomed && len <= 64u << 10)
+	if (agentsup_agent_send(a) < 0) {
+		if (errno == EMSGSIZE && !a->welcomed)
 			errno = EAGAIN; /* welcome raises the limit to fit it */
 		return -1;
 	}
@@ -252,7 +256,7 @@ agentsup_spawn(struct agentsup *a, const char *sup, const char *key,
 		errno = EINVAL;
 		return -1;
 	}
-	return agent_send(a);
+	return agentsup_agent_send(a);
 }
 
 /* --- from agentsupd: fields were checked by agentsup_wire_check_fields ---- */
@@ -378,7 +382,7 @@ static const struct {
 
 /* The reader's callback: nonzero (a bad field, no memory) stops it. */
 int
-agent_on_frame(void *arg, const struct agentsup_frame *f)
+agentsup_msg_on_frame(void *arg, const struct agentsup_frame *f)
 {
 	struct agentsup *a = arg;
 

@@ -69,6 +69,7 @@ static const struct fields_field welcome[] = {
 	F(AGENTSUP_F_CHECKPOINT, FK_BIN, "binary"),
 	F(AGENTSUP_F_CHECKPOINT_SEQ, FK_UINT, UINT),
 	F(AGENTSUP_F_MAX_FRAME, FK_UINT, UINT),
+	F(AGENTSUP_F_CHECKPOINT_MAX, FK_UINT, UINT),
 };
 static const struct fields_field hb[] = {
 	F(AGENTSUP_F_SEQ, FK_UINT, UINT),
