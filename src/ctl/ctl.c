@@ -24,6 +24,7 @@
 #include "agentsup/wire.h"
 #include "config.h"
 #include "conn.h"
+#include "drainall.h"
 #include "logs.h"
 #include "opwait.h"
 #include "render.h"
@@ -299,8 +300,9 @@ ctl_late_option(struct ctl *c, int argc, char **argv, int i, const char **sock,
 	return 2;
 }
 
-/* --wait and --timeout T of start, stop, restart and drain NAME (a drain
- * of the whole tree ends agentsupd: wait for its process instead). */
+/* --wait and --timeout T of start, stop, restart and drain NAME, and of
+ * drain (the whole tree's: agentsupd exits after it, and that is waited
+ * for). */
 static int
 ctl_parse_wait(struct ctl *c, const char *cmd, const char *arg, bool wait,
                int timeout_ms)
@@ -313,10 +315,8 @@ ctl_parse_wait(struct ctl *c, const char *cmd, const char *arg, bool wait,
 	if (timeout_ms >= 0 && !wait)
 		return ctl_usage_error("%s: --timeout is for --wait%s", cmd,
 		                       "");
-	if (wait && arg == NULL)
-		return ctl_usage_error("%s: --wait needs a NAME (after a drain "
-		                       "of the whole tree agentsupd exits)%s",
-		                       cmd, "");
+	if (wait && arg == NULL && strcmp(cmd, "drain") != 0)
+		return ctl_usage_error("%s: --wait needs a NAME%s", cmd, "");
 	if (wait)
 		c->wait_ms = timeout_ms > 0    ? timeout_ms
 		             : timeout_ms == 0 ? 1 /* one look */
@@ -479,6 +479,8 @@ main(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	if (strcmp(cmd, "logs") == 0)
 		rc = logs_run(&c, arg, follow);
+	else if (c.wait_ms > 0 && arg == NULL) /* the whole tree's drain */
+		rc = drainall_run(&c, sock);
 	else if (c.wait_ms > 0)
 		rc = ctl_run_wait(&c, cmd, arg);
 	else

@@ -209,8 +209,10 @@ client_push(struct client *cl, const char *data, size_t len)
 	client_queue(cl, data, len);
 }
 
-void
-client_end(struct client *cl, const char *cause, const char *reason)
+/* {t: end, cause, reason[, status]}; status < 0: none. */
+static void
+client_end_with(struct client *cl, const char *cause, const char *reason,
+                int status)
 {
 	msgpack_sbuffer sb;
 	msgpack_packer pk;
@@ -223,10 +225,12 @@ client_end(struct client *cl, const char *cause, const char *reason)
 	msgpack_sbuffer_init(&sb);
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
 	agentsup_wire_begin(&sb);
-	msgpack_pack_map(&pk, 3);
+	msgpack_pack_map(&pk, status >= 0 ? 4 : 3);
 	agentsup_wire_kv_str(&pk, "t", CONTROL_T_END);
 	agentsup_wire_kv_str(&pk, "cause", cause);
 	agentsup_wire_kv_str(&pk, "reason", reason);
+	if (status >= 0)
+		agentsup_wire_kv_uint(&pk, "status", (uint64_t)status);
 	if (agentsup_wire_end(&sb, CLIENT_MAX_LAG) == 0)
 		client_queue(cl, sb.data, sb.size); /* dropped once read */
 	else
@@ -237,12 +241,43 @@ client_end(struct client *cl, const char *cause, const char *reason)
 }
 
 void
+client_end(struct client *cl, const char *cause, const char *reason)
+{
+	client_end_with(cl, cause, reason, -1);
+}
+
+void
+client_end_exit(struct client *cl, const char *reason, int status)
+{
+	client_end_with(cl, "exit", reason, status);
+}
+
+/* Until an ended client has hung up (read its end, and gone), or until.
+ * What it still sends is read and dropped. */
+static void
+client_await_hangup(struct client *cl, uint64_t until)
+{
+	struct pollfd p = {.fd = cl->fd, .events = POLLIN};
+	char buf[4096];
+	uint64_t now;
+	ssize_t n;
+
+	while ((now = clock_now_ms()) < until) {
+		if (poll(&p, 1, (int)(until - now)) <= 0)
+			return;
+		n = recv(cl->fd, buf, sizeof buf, MSG_DONTWAIT);
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+			return; /* gone */
+	}
+}
+
+void
 clients_linger(struct clients *all, int ms)
 {
 	uint64_t until = clock_now_ms() + (uint64_t)ms, now;
 	struct pollfd p = {.events = POLLOUT};
 
-	for (struct client *cl = all->head; cl != NULL; cl = cl->next)
+	for (struct client *cl = all->head; cl != NULL; cl = cl->next) {
 		while (cl->ending && !cl->dead && cl->outlen > 0 &&
 		       (now = clock_now_ms()) < until) {
 			p.fd = cl->fd;
@@ -250,6 +285,12 @@ clients_linger(struct clients *all, int ms)
 				break;
 			client_flush(cl);
 		}
+		/* a follower that waits for agentsupd's end (agentsupctl
+		 * drain --wait, in a pod's preStop hook) exits before it:
+		 * as PID 1, its exit kills every process of the pod */
+		if (cl->ending && cl->outlen == 0) /* dropped: not yet freed */
+			client_await_hangup(cl, until);
+	}
 }
 
 static void

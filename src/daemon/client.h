@@ -80,8 +80,10 @@ void client_push(struct client *, const char *data, size_t len);
  * fell behind: output was lost), "removed" (its worker is gone) or "exit"
  * (agentsupd exits). */
 void client_end(struct client *, const char *cause, const char *reason);
+/* The same with agentsupd's exit status in it (cause "exit"). */
+void client_end_exit(struct client *, const char *reason, int status);
 /* At exit: wait up to ms, in all, for ending clients to read their last
- * frames. */
+ * frames and hang up. */
 void clients_linger(struct clients *, int ms);
 
 #endif

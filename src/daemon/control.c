@@ -143,7 +143,7 @@ control_goodbye(struct control *c)
 	         c->d->exit_code);
 	for (struct client *cl = c->clients.head; cl != NULL; cl = cl->next)
 		if (cl->follow || cl->logs != NULL)
-			client_end(cl, "exit", why);
+			client_end_exit(cl, why, c->d->exit_code);
 	clients_linger(&c->clients, CONTROL_GOODBYE_MS);
 }
 

@@ -11,6 +11,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -286,11 +287,10 @@ def test_deployment_drains_before_it_stops():
     dep = one("Deployment")
     c = container(dep)
     pre = c["lifecycle"]["preStop"]["exec"]["command"]
-    script = pre[-1] if pre[0] == "/bin/sh" else " ".join(pre)
-    assert pre[:2] == ["/bin/sh", "-c"]
-    assert script.lstrip().startswith("agentsupctl drain")
-    # then it waits: until agentsupctl cannot reach agentsupd (exit 69)
-    assert re.search(r"while .*agentsupctl status.*69", script, re.S), script
+    # it drains and waits for agentsupd's exit, within the grace period
+    assert pre[:3] == ["agentsupctl", "drain", "--wait"], pre
+    assert pre[3] == "--timeout" and \
+        seconds(pre[4]) < pod_spec(dep)["terminationGracePeriodSeconds"]
     # the grace covers the slowest worker's drain and stop sequence
     tree = config_maps()[tree_of(dep)]
     slowest = max(seconds(w.get("drain_timeout", "30s")) + seconds(w.get("shutdown", "5s"))
@@ -363,20 +363,41 @@ def start_tree(supd, cm_name):
     return start_files(supd, config_maps()[cm_name]["data"])
 
 
-def start_files(supd, data):
-    """agentsupd on a tree of the image, paths mapped from the image to the
-    repository and the image's socket to a private one, agentsupctl on PATH
-    and the socket in the environment as the image and manifests set them."""
+TERMINATION_LOG = "/dev/termination-log"  # the pods' terminationMessagePath
+
+
+def tree_files(supd, data):
+    """A tree of the image with paths mapped from the image to the
+    repository, the image's socket and the pod's termination log to
+    private ones; the environment agentsupctl gets there: on PATH, the
+    socket in AGENTSUP_SOCKET, as the image and manifests set them."""
     sock = str(supd.tmp / "agentsupd.sock")
     files = {}
     for fname, text in data.items():
         for image, repo in image_paths().items():
             text = text.replace(image, repo)
+        text = text.replace(TERMINATION_LOG, str(supd.tmp / "termination-log"))
+        # the test's events file in the tree's own settings (one document)
+        text = re.sub(r"^agentsupd:\n", f"agentsupd:\n  events_file: {supd.events}\n",
+                      textwrap.dedent(text), count=1, flags=re.M)
         files[fname] = text.replace(IMAGE_SOCKET, sock)
     env = {"AGENTSUP_SOCKET": sock,
            "PATH": f"{Path(conftest.AGENTSUPCTL).parent}:{os.environ['PATH']}"}
-    d = supd.start(files, env=env, socket_path=sock)
+    return files, sock, env
+
+
+def start_files(supd, data):
+    """agentsupd on a tree of the image (tree_files)."""
+    files, sock, env = tree_files(supd, data)
+    supd.write(files, settings=not any(
+        re.search(r"^agentsupd:", t, re.M) for t in files.values()))
+    d = supd.start(env=env, socket_path=sock)
     return d, dict(os.environ, **env)
+
+
+def termination_record(supd):
+    with open(supd.tmp / "termination-log") as f:
+        return json.load(f)
 
 
 def probe(command, env):
@@ -404,6 +425,49 @@ def test_deployment_hooks_and_probes_work(supd):
     d.drain_events()
     assert d.count("drained", "agents/example") == 1
     assert probe(c["livenessProbe"]["exec"]["command"], env) != 0
+    # the pod's termination message (the manifests wrote none)
+    assert termination_record(supd)["status"] == 0
+    assert c["terminationMessagePath"] == TERMINATION_LOG
+
+
+def _need_pidns():
+    if os.geteuid() != 0 or not shutil.which("unshare") or \
+            not shutil.which("nsenter"):
+        pytest.skip("needs root, unshare and nsenter")
+    if subprocess.run(["unshare", "--pid", "--fork", "true"],
+                      capture_output=True).returncode != 0:
+        pytest.skip("no PID namespaces here")
+
+
+def test_prestop_hook_in_the_pod_returns_0(supd):
+    """The Deployment's preStop exec'd as the kubelet does it, inside the
+    pod's PID namespace, whose PID 1 is agentsupd: the hook drained, then
+    polled status, and when the drain ended agentsupd exited and the kernel
+    killed every process of the namespace, the hook too (137, "failed
+    preStop hook" on every pod stop; found running it as a container).
+    drain --wait hears the exit status before agentsupd exits."""
+    _need_pidns()
+    dep = one("Deployment")
+    c = container(dep)
+    files, sock, env = tree_files(supd, config_maps()[tree_of(dep)]["data"])
+    supd.write(files, settings=False)  # the tree's own, events_file in it
+    d = conftest.Daemon(supd.dir, supd.events, extra_env=env,
+                        socket_path=sock,
+                        argv_prefix=["unshare", "--pid", "--fork",
+                                     "--kill-child"])
+    supd.started.append(d)
+    d.wait("ready", "agents/example")
+    with open(f"/proc/{d.proc.pid}/task/{d.proc.pid}/children") as f:
+        pid1 = int(f.read().split()[0])  # agentsupd, unshare's child
+    hook = c["lifecycle"]["preStop"]["exec"]["command"]
+    r = subprocess.run(["nsenter", "-t", str(pid1), "-p", "--", *hook],
+                       env=dict(os.environ, **env), capture_output=True,
+                       text=True,
+                       timeout=pod_spec(dep)["terminationGracePeriodSeconds"])
+    assert d.exit_code() == 0
+    assert r.returncode == 0, (r.returncode, r.stderr)
+    d.drain_events()
+    assert d.count("drained", "agents/example") == 1
 
 
 def test_job_tree_completes_with_status_0(supd):
@@ -411,6 +475,7 @@ def test_job_tree_completes_with_status_0(supd):
     the status the Job counts as success."""
     d, _ = start_tree(supd, tree_of(one("Job")))
     assert d.exit_code() == 0
+    assert termination_record(supd)["status"] == 0
     d.drain_events()
     assert d.count("exited", "batch/items") + d.count("drained", "batch/items") >= 1
     assert d.count("restarting") == 0
