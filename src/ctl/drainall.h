@@ -4,9 +4,9 @@
 
 struct ctl;
 
-/* Drain the tree and wait for agentsupd to exit: 0 when it exited 0, 1
- * when it exited otherwise, 124 past c->wait_ms, 130 on ^C, 69 when it
- * went without saying how. */
+/* Drain the tree and wait for agentsupd to say it exits (its tree down):
+ * 0 when it exits 0, 1 when it exits otherwise, 124 past c->wait_ms, 130
+ * on ^C, 69 when it went without saying how. */
 int drainall_run(struct ctl *c, const char *sock);
 
 #endif

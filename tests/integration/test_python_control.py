@@ -288,7 +288,7 @@ def test_commands_that_wait_until_carried_out(supd):
                                                "[a-z]+, last exit:1"):
             ctl.start("broken", wait=TIMEOUT)
         with pytest.raises(ValueError):
-            ctl.drain(wait=1)
+            ctl.drain(wait=-1)  # the whole tree's takes a wait too
         ctl.spawn("pool", key="w1", env={"DELAY": "300"})
         d.wait("started", "root/pool/w1")
         ctl.stop("pool/w1", wait=TIMEOUT)  # ended, its node gone: done
@@ -394,3 +394,23 @@ def test_start_wait_of_a_worker_that_exits_at_once(supd):
             ctl.start("loops", wait=TIMEOUT)
         ctl.restart("good", wait=TIMEOUT)
         assert ctl.status("good")[0]["uptime_ms"] >= 1000
+
+
+def test_drain_of_the_whole_tree_waits_for_the_exit(supd, tmp_path):
+    """drain(wait=) of the whole tree (agentsupctl drain --wait): returns
+    once agentsupd, its tree down, says it exits 0 (it then exits as soon
+    as its followers hang up), as a pod's preStop hook needs; it was a
+    ValueError ("wait needs a name")."""
+    d = supd.start({"a.yaml": f"""
+        supervisor: root
+        children:
+          - {{worker: w, command: {sh("trap 'sleep 0.3; exit 0' TERM; "
+                                       "while :; do sleep 0.05; done")}}}
+        """})
+    d.wait("started", "root/w")
+    with Control(d.socket) as ctl:
+        assert ctl.drain(wait=TIMEOUT) == "draining the whole tree"
+    d.drain_events()
+    assert d.count("drain_done", "root") == 1  # said before the answer
+    assert d.exit_code() == 0
+

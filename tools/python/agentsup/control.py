@@ -97,6 +97,14 @@ def _check_private_dir(path: str) -> None:
             "the socket in it")
 
 
+def _wait_seconds(cmd: str, wait: Any) -> float:
+    if isinstance(wait, bool) or not isinstance(wait, (int, float)) or \
+            not 0 <= wait <= _WAIT_MAX:
+        raise ValueError(f"{cmd}: wait must be a number of seconds from "
+                         f"0 to {_WAIT_MAX} (a week), not {wait!r}")
+    return float(wait)
+
+
 class Control:
     """A connection to agentsupd's control socket."""
 
@@ -304,13 +312,41 @@ class Control:
     def drain(self, name: Optional[str] = None,
               wait: Optional[float] = None) -> str:
         """Drain NAME's subtree; without NAME the whole tree, after which
-        agentsupd exits. With wait (seconds, NAME only), as stop's."""
-        if name is None:
-            if wait is not None:
-                raise ValueError("drain: wait needs a name (after a drain "
-                                 "of the whole tree agentsupd exits)")
+        agentsupd exits. With wait (seconds): NAME's, as stop's; the whole
+        tree's, return once agentsupd, its tree down, says it exits 0 (it
+        exits as soon as this hangs up; ControlError when it exits
+        otherwise, TimeoutError past wait), as `agentsupctl drain --wait`."""
+        if name is None and wait is None:
             return self._text("drain", [])
+        if name is None:
+            return self._drain_all(_wait_seconds("drain", wait))
         return self._command("drain", name, wait)
+
+    # The whole tree's drain, then agentsupd's exit, told by a follow of
+    # the events opened first (its end says the exit status; agentsupd
+    # waits for its followers to hang up before it exits).
+    def _drain_all(self, wait: float) -> str:
+        deadline = time.monotonic() + wait
+        follower = Control(self.path, self.timeout)
+        try:
+            follower._maps("events", [True])
+            answer = self._text("drain", [])
+            while True:
+                try:
+                    f = follower._next(deadline)
+                except TimeoutError:
+                    raise TimeoutError(f"drain: agentsupd has not exited "
+                                       f"within {wait}s") from None
+                if f["t"] != "end":
+                    continue
+                status = f.get("status")
+                if f.get("cause") != "exit" or not isinstance(status, int):
+                    raise ControlError(str(f.get("reason", "")))
+                if status != 0:
+                    raise ControlError(f"drain: agentsupd exited {status}")
+                return answer
+        finally:
+            follower.close()
 
     # The command, then (with wait) NAME's status until it has been carried
     # out, as `agentsupctl CMD NAME --wait` (src/ctl/opwait.c) decides it;
@@ -318,10 +354,7 @@ class Control:
     def _command(self, cmd: str, name: str, wait: Optional[float]) -> str:
         if wait is None:
             return self._text(cmd, [name])
-        if isinstance(wait, bool) or not isinstance(wait, (int, float)) or \
-                not 0 <= wait <= _WAIT_MAX:
-            raise ValueError(f"{cmd}: wait must be a number of seconds from "
-                             f"0 to {_WAIT_MAX} (a week), not {wait!r}")
+        wait = _wait_seconds(cmd, wait)
         deadline = time.monotonic() + wait
 
         def status() -> List[Dict[str, Any]]:
