@@ -470,7 +470,11 @@ def test_asyncio_api():
     f.finish()
 
 
-def test_bad_field_from_daemon_is_a_protocol_error():
+@pytest.mark.parametrize("field,value", [("restarts", "two"),
+                                         ("checkpoint_max", "256k")])
+def test_bad_field_from_daemon_is_a_protocol_error(field, value):
+    """checkpoint_max was not checked (a string compared with len(data)
+    raised TypeError at the first checkpoint)."""
     f = Fake("""
         import agentsup
         a = agentsup.Agent()
@@ -480,8 +484,8 @@ def test_bad_field_from_daemon_is_a_protocol_error():
             print("refused:", e, flush=True)
     """)
     f.expect("hello")
-    f.send({"t": "welcome", "restarts": "two"})
-    assert f.line() == 'refused: welcome: "restarts" has the wrong type'
+    f.send({"t": "welcome", field: value})
+    assert f.line() == f'refused: welcome: "{field}" has the wrong type'
     f.finish()
 
 

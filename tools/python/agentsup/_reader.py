@@ -105,6 +105,7 @@ FIELDS: Dict[str, Dict[str, Tuple[Any, bool]]] = {
         "timeout_ms": (_uint, False), "restarts": (_uint, False),
         "last_reason": (_str, False), "checkpoint": (_bin, False),
         "checkpoint_seq": (_uint, False), "max_frame": (_uint, False),
+        "checkpoint_max": (_uint, False),
     },
     "hb": {"seq": (_uint, False), "progress": (_progress, False), "status": (_str, False)},
     "drain": {"deadline_ms": (_uint, False)},
