@@ -1,4 +1,5 @@
 /* reason.c - naming the reasons a node stops, one spelling everywhere. */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -8,6 +9,14 @@ bool
 reason_abnormal(struct reason r)
 {
 	return !(r.kind == REASON_EXIT && r.code == 0) && r.kind != REASON_NONE;
+}
+
+bool
+reason_spawn_exhausted(struct reason r)
+{
+	return r.kind == REASON_SPAWN &&
+	       (r.code == EAGAIN || r.code == EMFILE || r.code == ENFILE ||
+	        r.code == ENOMEM || r.code == ENOBUFS);
 }
 
 void

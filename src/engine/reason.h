@@ -37,6 +37,10 @@ struct reason {
 
 /* Anything but a clean exit 0 (and "no reason"). */
 bool reason_abnormal(struct reason);
+/* Out of processes or descriptors at the spawn: the supervisor's trouble,
+ * not the child's (it never ran). Retried after a backoff, never counted
+ * against anyone. */
+bool reason_spawn_exhausted(struct reason);
 /* "exit:1", "signal:SIGKILL", "hang", "spawn:EMFILE"... */
 void reason_format(struct reason, char *, size_t);
 const char *declared_name(enum declared_kind);

@@ -207,6 +207,12 @@ reload_children(struct tree *t, struct node *s, const struct spec *ns,
 		if (v[i] != NULL) {
 			reordered |= v[i]->index < last;
 			last = v[i]->index;
+		}
+	}
+	if (reordered && !listed) /* before its children, as a policy's */
+		list_add(&r->updated, s->path);
+	for (size_t i = 0; i < ns->nchildren; i++) {
+		if (v[i] != NULL) {
 			reload_node(t, v[i], ns->children[i], r);
 		} else {
 			v[i] = tree_node_new(ns->children[i], s, i);
@@ -218,8 +224,6 @@ reload_children(struct tree *t, struct node *s, const struct spec *ns,
 	for (size_t k = 0; k < n; k++)
 		if (!m[k].taken)
 			m[k].node->removed = true; /* for the pass below */
-	if (reordered && !listed)
-		list_add(&r->updated, s->path);
 	s->children = v;
 	s->nchildren = ns->nchildren;
 	for (size_t k = n; k-- > 0;) /* stopped last-first */
@@ -414,7 +418,8 @@ reload_apply(struct tree *t, const struct spec *root, uint64_t now,
 		return -1;
 	renamed = strcmp(t->root->spec->name, root->name) != 0;
 	reload_node(t, t->root, root, r);
-	/* every path changes: said, though its policy did not (updated []) */
+	/* every path changes: said, though its policy did not (updated []);
+	 * it is first when listed (a policy's, an order's) */
 	if (renamed && (r->updated.count == 0 ||
 	                strcmp(r->updated.paths[0], t->root->path) != 0))
 		list_add(&r->updated, t->root->path);

@@ -18,16 +18,6 @@
 #include "engine.h"
 #include "intensity.h"
 
-/* Out of processes or descriptors: the supervisor's trouble, not the
- * child's. Retried after a backoff, never counted against anyone. */
-static bool
-spawn_exhausted(struct reason r)
-{
-	return r.kind == REASON_SPAWN &&
-	       (r.code == EAGAIN || r.code == EMFILE || r.code == ENFILE ||
-	        r.code == ENOMEM || r.code == ENOBUFS);
-}
-
 static bool
 should_restart(const struct node *c, bool abnormal)
 {
@@ -98,7 +88,7 @@ restart_delay(struct tree *t, struct node *c, struct reason r, unsigned n)
 		floor = tree_declaration(c)->retry_after_ms;
 		if (floor > b->retry_after_max_ms)
 			floor = b->retry_after_max_ms;
-	} else if (spawn_exhausted(r)) {
+	} else if (reason_spawn_exhausted(r)) {
 		floor = b->initial_ms ? b->initial_ms : 100;
 	}
 	return delay > floor ? delay : floor;
@@ -157,7 +147,7 @@ strategy_decide(struct tree *t, struct node *s, struct node *c, struct reason r)
 {
 	enum declared_kind dk = c->exit_declared;
 	bool failure = declared_abnormal(dk, r);
-	bool counts = dk != DECLARED_RATE_LIMITED && !spawn_exhausted(r);
+	bool counts = dk != DECLARED_RATE_LIMITED && !reason_spawn_exhausted(r);
 	bool gave_up = !node_is_worker(c) && r.kind == REASON_GAVE_UP;
 	unsigned n = 0;
 
@@ -177,7 +167,7 @@ strategy_decide(struct tree *t, struct node *s, struct node *c, struct reason r)
 	}
 	/* a start that found the machine exhausted: the child never ran,
 	 * so a temporary one is retried too (its own end is not this) */
-	if (!should_restart(c, failure) && !spawn_exhausted(r)) {
+	if (!should_restart(c, failure) && !reason_spawn_exhausted(r)) {
 		if (!failure)
 			c->failures = 0; /* a clean end: none in a row */
 		dynamic_child_ended(t, c, failure);

@@ -120,13 +120,22 @@ job_selects(const struct job *j, const struct node *c)
 	return j->select != SELECT_MARKED || c->marked;
 }
 
+/* A temporary child is never restarted (OTP), but one that never ran
+ * starts: one a sibling's failed start kept from its first start, one
+ * whose spawn found the machine exhausted. */
+static bool
+startable(const struct node *c)
+{
+	return c->spec->pol->restart != RESTART_TEMPORARY || c->starts == 0 ||
+	       reason_spawn_exhausted(c->last);
+}
+
 /* Whether c waits for its group's starts: held and temporary ones never
- * start with it (but a temporary one that has yet to start once). */
+ * start with it (but startable ones). */
 static bool
 group_waiter(const struct node *c)
 {
-	return c->waiting && !c->held &&
-	       (c->spec->pol->restart != RESTART_TEMPORARY || c->starts == 0);
+	return c->waiting && !c->held && startable(c);
 }
 
 bool
@@ -148,11 +157,8 @@ job_should_start(const struct job *j, const struct node *c)
 		return !c->held;
 	case SELECT_RESTARTABLE:
 		/* OTP: a temporary child is never restarted, not even when a
-		 * sibling's failure took it down; one a sibling's failed start
-		 * kept from its first start starts. */
-		return !c->held &&
-		       (c->spec->pol->restart != RESTART_TEMPORARY ||
-		        c->starts == 0);
+		 * sibling's failure took it down */
+		return !c->held && startable(c);
 	case SELECT_WAITING: /* its group's time came (not_before: now) */
 		return group_waiter(c) && c->backoff_until <= j->not_before;
 	}
@@ -254,8 +260,14 @@ job_start_failed(struct tree *t, struct node *s, struct node *c)
 	s->super->job = (struct job){.kind = JOB_NONE};
 	s->in_run = false; /* a job it begins runs now */
 	strategy_decide_pending(t, s, c);
-	if (s->super->jobs != jobs)
+	if (s->super->jobs != jobs) {
+		/* a reload's marks go with its job, as sup_begin_job's and
+		 * job_finish's: a later reload would restart what it marked */
+		for (size_t i = 0;
+		     was.select == SELECT_MARKED && i < s->nchildren; i++)
+			s->children[i]->marked = false;
 		return true;
+	}
 	s->in_run = true; /* not restarted: the later siblings start */
 	s->super->job = was;
 	return false;

@@ -5,6 +5,7 @@
  * root/b", "exit 75") and, where a test says so, answers each stop with the
  * process's exit, as an obedient worker would.
  */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -628,6 +629,96 @@ test_transient_supervisor_that_gave_up_stays_down(void **state)
 	run_free(r);
 }
 
+/* A reload's restart (SELECT_MARKED) cut short by a start failure took
+ * its marks along neither into the group restart that replaced it nor
+ * into a give-up: a later reload that changed only b restarted the whole
+ * group (a second reader found it). */
+static void
+test_start_failure_drops_a_reloads_marks(void **state)
+{
+	const char *fmt =
+	        "supervisor: root\nintensity: 5\nchildren:\n"
+	        "  - supervisor: s\n"
+	        "    strategy: one_for_all\n"
+	        "    intensity: %d\n"
+	        "    children:\n"
+	        "      - {worker: a, command: %s, start_timeout: 5s}\n"
+	        "      - {worker: b, command: %s}\n"
+	        "      - {worker: c, command: %s}\n";
+	struct reload_report rep;
+	struct run *r;
+	char y[1024];
+
+	(void)state;
+	for (int intensity = 0; intensity <= 5; intensity += 5) {
+		snprintf(y, sizeof y, fmt, intensity, "x", "x", "x");
+		r = run_new(y);
+		ready_now(r, "a");
+		snprintf(y, sizeof y, fmt, intensity, "x2", "x", "x2");
+		run_reload(r, y, &rep); /* a and c changed: both marked */
+		pump(r);
+		reload_report_free(&rep);
+		fail_starting(r, "a"); /* restarted, or s gives up */
+		ready_now(r, "a");
+		assert_false(N(r, "c")->marked);
+		snprintf(y, sizeof y, fmt, intensity, "x2", "x3", "x2");
+		r->log[0] = '\0';
+		run_reload(r, y, &rep); /* only b changed */
+		pump(r);
+		assert_string_equal(joined(&rep.restarted), "root/s/b");
+		assert_null(strstr(r->log, "stop root/s/c"));
+		reload_report_free(&rep);
+		run_free(r);
+	}
+}
+
+/* A temporary child whose spawn found the machine exhausted is retried
+ * (it never ran), under one_for_all too: it stayed in backoff for ever,
+ * the group restart's start leaving out what is temporary. */
+static void
+test_temporary_spawn_exhausted_group(void **state)
+{
+	struct run *r = run_new_with(
+	        "supervisor: root\nstrategy: one_for_all\nintensity: 5\n"
+	        "children:\n"
+	        "  - {worker: a, command: x}\n"
+	        "  - {worker: t, command: x, restart: temporary}\n",
+	        true);
+
+	(void)state;
+	r->log[0] = '\0';
+	tree_exited(r->t, N(r, "t"), (struct reason){REASON_SPAWN, EAGAIN}, 0);
+	pump(r);
+	advance(r, 60000);
+	assert_string_equal(state_of(r, "t"), "running");
+	assert_string_equal(state_of(r, "a"), "running");
+	run_free(r);
+}
+
+/* A supervisor child that gives up while its one_for_all parent starts
+ * it: the later sibling is never started, and the parent's intensity
+ * spent, agentsupd exits 75. */
+static void
+test_child_supervisor_gives_up_at_start(void **state)
+{
+	struct run *r = run_new(
+	        "supervisor: root\nstrategy: one_for_all\nintensity: 2\n"
+	        "children:\n"
+	        "  - supervisor: sub\n"
+	        "    intensity: 0\n"
+	        "    children:\n"
+	        "      - {worker: x, command: x, start_timeout: 5s}\n"
+	        "  - {worker: w, command: x}\n");
+
+	(void)state;
+	expect(r, "start root/sub/x\n");
+	for (int i = 0; i < 3; i++)
+		fail_starting(r, "x");
+	assert_int_equal(N(r, "w")->starts, 0);
+	assert_int_equal(r->exit_code, 75);
+	run_free(r);
+}
+
 /* A failure outside the range of a running job waits for the job. */
 static void
 test_pending_failure(void **state)
@@ -926,6 +1017,29 @@ test_reload_reorder(void **state)
 	config_free(r->cfg);
 	r->cfg = next;
 	assert_true(tree_sweep(r->t));
+	run_free(r);
+}
+
+/* A renamed root whose children are reordered and one updated: it was
+ * listed twice (the reorder's entry after its children's, the rename's
+ * check looking only at the first). */
+static void
+test_reload_reorder_renamed_root(void **state)
+{
+	struct run *r = run_new("supervisor: root\nchildren:\n"
+	                        "  - {worker: a, command: x}\n"
+	                        "  - {worker: b, command: x}\n");
+	struct reload_report rep;
+
+	(void)state;
+	run_reload(r,
+	           "supervisor: top\nchildren:\n"
+	           "  - {worker: b, command: x, heartbeat: 5s}\n"
+	           "  - {worker: a, command: x}\n",
+	           &rep);
+	pump(r);
+	assert_string_equal(joined(&rep.updated), "top, top/b");
+	reload_report_free(&rep);
 	run_free(r);
 }
 
@@ -1516,6 +1630,9 @@ main(void)
 	        cmocka_unit_test(test_start_failure_not_restarted_or_given_up),
 	        cmocka_unit_test(
 	                test_transient_supervisor_that_gave_up_stays_down),
+	        cmocka_unit_test(test_start_failure_drops_a_reloads_marks),
+	        cmocka_unit_test(test_temporary_spawn_exhausted_group),
+	        cmocka_unit_test(test_child_supervisor_gives_up_at_start),
 	        cmocka_unit_test(test_pending_failure),
 	        cmocka_unit_test(test_absorbed_failure),
 	        cmocka_unit_test(test_drain),
@@ -1528,6 +1645,7 @@ main(void)
 	        cmocka_unit_test(test_command_restart_subtree),
 	        cmocka_unit_test(test_reload_diff),
 	        cmocka_unit_test(test_reload_reorder),
+	        cmocka_unit_test(test_reload_reorder_renamed_root),
 	        cmocka_unit_test(test_strategy_table),
 	        cmocka_unit_test(test_reload_removed_node_outlives_its_actions),
 	        cmocka_unit_test(test_typed_refusals),
