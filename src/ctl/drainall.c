@@ -52,8 +52,11 @@ drainall_follow(struct ctl *f, const struct ctl *c, const char *sock)
 	return rc;
 }
 
+/* The follower's memory. Its socket stays open: agentsupd exits once it
+ * is closed, and as PID 1 its exit kills us; closed by our own exit, it
+ * is closed after our exit status is set. */
 static void
-drainall_close(struct ctl *f)
+drainall_free(struct ctl *f)
 {
 	msgpack_zone_destroy(&f->zone);
 	agentsup_reader_free(&f->reader);
@@ -63,8 +66,6 @@ drainall_close(struct ctl *f)
 		conn_frame_free(f->head);
 		f->head = next;
 	}
-	if (f->fd >= 0)
-		close(f->fd);
 }
 
 /* {ok, result, outcome, status?}, as --wait of a node says its end. */
@@ -128,11 +129,11 @@ drainall_run(struct ctl *c, const char *sock)
 	int rc, status;
 
 	if ((rc = drainall_follow(&f, c, sock)) != 0) {
-		drainall_close(&f);
+		drainall_free(&f);
 		return rc;
 	}
 	if ((rc = reply_ask(c, "drain", NULL, -1, &a)) != 0) {
-		drainall_close(&f);
+		drainall_free(&f);
 		return rc;
 	}
 	if (a.body->type == MSGPACK_OBJECT_STR)
@@ -143,7 +144,7 @@ drainall_run(struct ctl *c, const char *sock)
 		puts(result);
 	fflush(stdout);
 	status = drainall_await_exit(&f, deadline, &rc);
-	drainall_close(&f);
+	drainall_free(&f);
 	if (status > 0) {
 		fprintf(stderr, "agentsupctl: drain: agentsupd exited %d\n",
 		        status);

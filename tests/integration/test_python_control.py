@@ -408,8 +408,17 @@ def test_drain_of_the_whole_tree_waits_for_the_exit(supd, tmp_path):
                                        "while :; do sleep 0.05; done")}}}
         """})
     d.wait("started", "root/w")
+    follower = Control(d.socket)
+    events = follower.events(follow=True)
     with Control(d.socket) as ctl:
         assert ctl.drain(wait=TIMEOUT) == "draining the whole tree"
+    # a follower told agentsupd exits hangs up at once (agentsupd waits up
+    # to a second for its followers: it waited that second for each
+    # program that let the exception go and lived on)
+    with pytest.raises(ConnectionError, match="exited"):
+        for _ in events:
+            pass
+    assert follower._sock.fileno() == -1
     d.drain_events()
     assert d.count("drain_done", "root") == 1  # said before the answer
     assert d.exit_code() == 0

@@ -117,6 +117,7 @@ class Control:
         self.timeout = timeout
         self._id = 0
         self._closed = False
+        self._drained: Optional["Control"] = None  # _drain_all's follower
         self._sock = self._connect()
 
     def _connect(self) -> socket.socket:
@@ -173,6 +174,8 @@ class Control:
     def close(self) -> None:
         self._closed = True
         self._sock.close()
+        if self._drained is not None:
+            self._drained.close()
 
     def __enter__(self) -> "Control":
         return self
@@ -280,6 +283,9 @@ class Control:
             elif f["t"] == "end":
                 why = str(f.get("reason", ""))
                 if f.get("cause") == "exit":
+                    # hung up at once: agentsupd waits (a second at most)
+                    # for its followers before it exits
+                    self._sock.close()
                     raise ConnectionError(why)
                 raise ControlError(why)
 
@@ -324,7 +330,10 @@ class Control:
 
     # The whole tree's drain, then agentsupd's exit, told by a follow of
     # the events opened first (its end says the exit status; agentsupd
-    # waits for its followers to hang up before it exits).
+    # waits, a second at most, for its followers to hang up before it
+    # exits). The follower is kept open until this Control is closed: as
+    # PID 1 of a container, agentsupd's exit kills every process of it, so
+    # a program that exits now had better hang up by its own exit.
     def _drain_all(self, wait: float) -> str:
         deadline = time.monotonic() + wait
         follower = Control(self.path, self.timeout)
@@ -344,9 +353,11 @@ class Control:
                     raise ControlError(str(f.get("reason", "")))
                 if status != 0:
                     raise ControlError(f"drain: agentsupd exited {status}")
+                self._drained = follower
                 return answer
-        finally:
+        except BaseException:
             follower.close()
+            raise
 
     # The command, then (with wait) NAME's status until it has been carried
     # out, as `agentsupctl CMD NAME --wait` (src/ctl/opwait.c) decides it;
