@@ -21,9 +21,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -34,10 +36,35 @@
 #define GUARD_EMPTY_MS  3000 /* the wait for the cgroups to empty */
 #define GUARD_DEPTH_MAX 32   /* cgroups a worker nests below its one */
 
+/* Owned by us or root and writable by nobody else. */
+static bool
+guard_owned(const char *p)
+{
+	struct stat st;
+
+	return stat(p, &st) == 0 &&
+	       (st.st_uid == 0 || st.st_uid == geteuid()) &&
+	       (st.st_mode & (S_IWGRP | S_IWOTH)) == 0;
+}
+
+/* The helper at dir/GUARD_HELPER, if it and dir are trusted: agentsupd
+ * runs it (as root, often), so one another user could put there (a
+ * binary in /tmp/x found a guard in /tmp/libexec) is not run. */
+static bool
+guard_candidate(char *path, size_t len, const char *dir)
+{
+	char real[PATH_MAX];
+	int k = snprintf(path, len, "%s/%s", dir, GUARD_HELPER);
+
+	return k > 0 && (size_t)k < len && access(path, X_OK) == 0 &&
+	       realpath(dir, real) != NULL && guard_owned(real) &&
+	       guard_owned(path);
+}
+
 bool
 guard_helper(char *path, size_t len)
 {
-	char exe[PATH_MAX];
+	char exe[PATH_MAX], up[PATH_MAX + 16];
 	ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
 	char *slash;
 	int k;
@@ -46,14 +73,12 @@ guard_helper(char *path, size_t len)
 		exe[n] = '\0';
 		if ((slash = strrchr(exe, '/')) != NULL) {
 			*slash = '\0';
-			k = snprintf(path, len, "%s/%s", exe, GUARD_HELPER);
-			if (k > 0 && (size_t)k < len && access(path, X_OK) == 0)
+			if (guard_candidate(path, len, exe))
 				return true;
 			/* PREFIX/sbin/agentsupd: cmake --install --prefix
 			 * PREFIX moved both from the LIBEXECDIR built in */
-			k = snprintf(path, len, "%s/../libexec/%s", exe,
-			             GUARD_HELPER);
-			if (k > 0 && (size_t)k < len && access(path, X_OK) == 0)
+			snprintf(up, sizeof up, "%s/../libexec", exe);
+			if (guard_candidate(path, len, up))
 				return true;
 		}
 	}

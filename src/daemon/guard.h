@@ -20,8 +20,9 @@
 #define GUARD_FD_DIR  4 /* in the helper: the cgroup directory */
 
 /* The helper's path: next to the running agentsupd (a build tree), in
- * ../libexec from it (an install moved by --prefix), else in libexecdir
- * (an install). False when none is executable. */
+ * ../libexec from it (an install moved by --prefix), each only where it
+ * and its directory are ours or root's and nobody else's to write; else
+ * in libexecdir (an install). False when none is executable. */
 bool guard_helper(char *path, size_t len);
 /* Fork the guard for the cgroup directory dir (dirfd open on it), exec'ing
  * helper (or NULL: the fork runs it): *wfd is the pipe end to close (or to

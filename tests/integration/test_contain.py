@@ -512,6 +512,40 @@ def test_the_guard_is_the_small_helper(supd, tmp_path):
     assert rss < 1024  # kB: not agentsupd's memory
 
 
+@needs_cgroup
+def test_a_guard_another_user_could_write_is_not_run(supd, tmp_path,
+                                                     monkeypatch):
+    """An install moved by `cmake --install --prefix P` finds its guard in
+    P/libexec beside P/sbin; but agentsupd (root, often) runs what it
+    finds there, so a directory another user can write (a binary in
+    /tmp/x finding /tmp/libexec) is not trusted: the fork stands in."""
+    sbin, libexec = tmp_path / "p" / "sbin", tmp_path / "p" / "libexec"
+    sbin.mkdir(parents=True)
+    libexec.mkdir()
+    build = os.path.abspath(os.environ.get("AGENTSUP_BUILD", "build"))
+    exe, guard = sbin / "agentsupd", libexec / "agentsup-guard"
+    exe.write_bytes(open(os.environ.get("AGENTSUPD", "build/agentsupd"), "rb").read())
+    guard.write_bytes(open(os.path.join(build, "agentsup-guard"), "rb").read())
+    exe.chmod(0o755)
+    guard.chmod(0o755)
+    monkeypatch.setattr(conftest, "AGENTSUPD", str(exe))
+    for mode, trusted in ((0o755, True), (0o777, False)):
+        libexec.chmod(mode)
+        d = supd.start({"a.yaml": "worker: w\ncommand: [sleep, '1e5']\n"})
+        d.wait("started", "root/w")
+        m = [re.search(r"a guard \(pid (\d+)\)", l) for l in d.lines]
+        m = [x for x in m if x]
+        if trusted:
+            assert os.readlink(f"/proc/{m[0].group(1)}/exe") == str(guard)
+        else:
+            assert sum("no executable agentsup-guard" in l
+                       for l in d.lines) == 1, d.lines
+            assert not m or os.readlink(
+                f"/proc/{m[0].group(1)}/exe") != str(guard)
+        d.signal(signal.SIGTERM)
+        assert d.exit_code() == 0
+
+
 @needs_pidns
 def test_without_the_helper_a_fork_holds_the_namespace(supd, tmp_path,
                                                        monkeypatch):
