@@ -304,8 +304,7 @@ ctl_late_option(struct ctl *c, int argc, char **argv, int i, const char **sock,
  * drain (the whole tree's: agentsupd exits after it, and that is waited
  * for). */
 static int
-ctl_parse_wait(struct ctl *c, const char *cmd, const char *arg, bool wait,
-               int timeout_ms)
+ctl_parse_wait(struct ctl *c, const char *cmd, bool wait, int timeout_ms)
 {
 	if (strcmp(cmd, "wait") == 0) {
 		if (timeout_ms >= 0)
@@ -315,8 +314,6 @@ ctl_parse_wait(struct ctl *c, const char *cmd, const char *arg, bool wait,
 	if (timeout_ms >= 0 && !wait)
 		return ctl_usage_error("%s: --timeout is for --wait%s", cmd,
 		                       "");
-	if (wait && arg == NULL && strcmp(cmd, "drain") != 0)
-		return ctl_usage_error("%s: --wait needs a NAME%s", cmd, "");
 	if (wait)
 		c->wait_ms = timeout_ms > 0    ? timeout_ms
 		             : timeout_ms == 0 ? 1 /* one look */
@@ -388,7 +385,7 @@ ctl_parse_command(struct ctl *c, int argc, char **argv, const char **arg,
 	if (*follow && !k->follow)
 		return ctl_usage_error("%s: --follow is for events only%s", cmd,
 		                       " (and logs)");
-	return ctl_parse_wait(c, cmd, *arg, wait, timeout_ms);
+	return ctl_parse_wait(c, cmd, wait, timeout_ms);
 }
 
 int

@@ -175,7 +175,7 @@ def test_wait_usage(supd):
         command: {sh("exec sleep 1000")}
         """})
     r = d.ctl("start", "--wait", check=64)  # drain --wait is the tree's
-    assert "--wait needs a NAME" in r.stderr
+    assert "start: missing NAME" in r.stderr
     r = d.ctl("stop", "w", "--timeout", "1s", check=64)
     assert "--timeout is for --wait" in r.stderr
     r = d.ctl("status", "--wait", check=64)
