@@ -255,3 +255,12 @@ conn_open(struct ctl *c, const char *path)
 	}
 	return conn_check_peer(c->fd, path);
 }
+
+uint64_t
+conn_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}

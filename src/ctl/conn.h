@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <msgpack.h>
 
@@ -55,5 +56,7 @@ int conn_send_request(struct ctl *c, const char *cmd, const char *arg,
 void conn_frame_free(struct ctl_frame *fr);
 int conn_next_frame(struct ctl *c, struct agentsup_frame *f, int timeout_ms);
 int conn_open(struct ctl *c, const char *path);
+/* CLOCK_MONOTONIC in ms: the waits' deadlines. */
+uint64_t conn_now_ms(void);
 
 #endif

@@ -9,8 +9,6 @@
  */
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "conn.h"
 #include "drainall.h"
@@ -18,15 +16,6 @@
 #include "reply.h"
 
 #define DRAINALL_EXIT_INTR 130 /* ^C, as a shell says it */
-
-static uint64_t
-drainall_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 /* The follower's connection, with its history read: 0, or the exit
  * status, said. */
@@ -89,7 +78,7 @@ drainall_await_exit(struct ctl *f, uint64_t deadline, int *rc)
 	uint64_t now;
 
 	for (;;) {
-		now = drainall_now_ms();
+		now = conn_now_ms();
 		f->late = "agentsupd has not exited";
 		if (now >= deadline ||
 		    conn_next_frame(f, &fr, (int)(deadline - now)) < 0)
@@ -124,7 +113,7 @@ drainall_run(struct ctl *c, const char *sock)
 {
 	struct ctl f = {.fd = -1};
 	struct reply_answer a = {.quiet = false};
-	uint64_t deadline = drainall_now_ms() + (uint64_t)c->wait_ms;
+	uint64_t deadline = conn_now_ms() + (uint64_t)c->wait_ms;
 	char result[512] = "";
 	int rc, status;
 

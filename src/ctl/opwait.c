@@ -26,15 +26,6 @@
 #define OPWAIT_SETTLE_MS     1000 /* a worker up this long is up */
 #define OPWAIT_EXIT_INTR     130  /* ^C, as a shell says it */
 
-static uint64_t
-opwait_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static bool
 opwait_is(const msgpack_object *n, const char *key, const char *want)
 {
@@ -84,7 +75,7 @@ static int
 opwait_status(struct ctl *c, const struct opwait *w, bool after,
               struct reply_answer *a, bool *gone)
 {
-	uint64_t now = opwait_now_ms();
+	uint64_t now = conn_now_ms();
 	int rc;
 
 	c->reply_ms = w->deadline > now && w->deadline - now < CTL_REPLY_MS
@@ -181,7 +172,7 @@ opwait_before(struct ctl *c, struct opwait *w)
 	int rc;
 
 	if (w->deadline == 0)
-		w->deadline = opwait_now_ms() + (uint64_t)w->timeout_ms;
+		w->deadline = conn_now_ms() + (uint64_t)w->timeout_ms;
 	if ((rc = opwait_status(c, w, false, &a, &gone)) != 0) {
 		reply_answer_free(&a);
 		return rc;
@@ -329,7 +320,7 @@ opwait_outcome(const struct opwait *w, const msgpack_object *nodes)
 static void
 opwait_sleep(const struct opwait *w, unsigned ms)
 {
-	uint64_t now = opwait_now_ms();
+	uint64_t now = conn_now_ms();
 	struct timespec ts;
 
 	if (now >= w->deadline)
@@ -417,7 +408,7 @@ opwait_ask(struct ctl *c, struct opwait *w, struct reply_answer *a)
 	int rc;
 
 	for (;;) {
-		if (w->error != NULL && opwait_now_ms() >= w->deadline) {
+		if (w->error != NULL && conn_now_ms() >= w->deadline) {
 			fprintf(stderr,
 			        "agentsupctl: %s: timed out after %dms: %s was "
 			        "not free to take it\n",
@@ -488,7 +479,7 @@ opwait_run(struct ctl *c, struct opwait *w)
 			rc = opwait_outcome(w, a.body);
 			break;
 		}
-		if (opwait_now_ms() >= w->deadline) {
+		if (conn_now_ms() >= w->deadline) {
 			render_get_s(&a.body->via.array.ptr[0], "state", state,
 			             sizeof state);
 			fprintf(stderr,

@@ -979,43 +979,35 @@ test_reload_reorder(void **state)
 	                        "  - {worker: a, command: x}\n"
 	                        "  - {worker: b, command: x}\n"
 	                        "  - {worker: c, command: x}\n");
-	struct config *next = load_yaml("supervisor: root\n"
-	                                "strategy: rest_for_one\nchildren:\n"
-	                                "  - {worker: c, command: x}\n"
-	                                "  - {worker: a, command: x}\n"
-	                                "  - {worker: b, command: x}\n");
 	struct reload_report rep;
-	const char *why = NULL;
 
 	(void)state;
-	no_backoff(next->root);
 	r->log[0] = '\0';
-	assert_int_equal(reload_apply(r->t, next->root, 0, &rep, &why), 0);
+	run_reload(r,
+	           "supervisor: root\nstrategy: rest_for_one\nchildren:\n"
+	           "  - {worker: c, command: x}\n"
+	           "  - {worker: a, command: x}\n"
+	           "  - {worker: b, command: x}\n",
+	           &rep);
 	pump(r);
 	expect(r, "");
 	assert_string_equal(joined(&rep.updated), "root");
 	assert_string_equal(joined(&rep.restarted), "");
 	reload_report_free(&rep);
-	config_free(r->cfg);
-	r->cfg = next;
-	assert_true(tree_sweep(r->t));
 	crash(r, "a", 1); /* rest_for_one in the new order: b, not c */
 	expect(r, "restarting root/a\nstop root/b\nstart root/a\n"
 	          "start root/b\n");
-	next = load_yaml("supervisor: root\nstrategy: rest_for_one\n"
-	                 "children:\n"
-	                 "  - {worker: c, command: x}\n"
-	                 "  - {worker: b, command: x}\n");
-	no_backoff(next->root);
 	r->log[0] = '\0';
-	assert_int_equal(reload_apply(r->t, next->root, 0, &rep, &why), 0);
+	run_reload(r,
+	           "supervisor: root\nstrategy: rest_for_one\nchildren:\n"
+	           "  - {worker: c, command: x}\n"
+	           "  - {worker: b, command: x}\n",
+	           &rep);
 	pump(r);
 	expect(r, "stop root/a\n");
 	assert_string_equal(joined(&rep.updated), "");
 	assert_string_equal(joined(&rep.removed), "root/a");
 	reload_report_free(&rep);
-	config_free(r->cfg);
-	r->cfg = next;
 	assert_true(tree_sweep(r->t));
 	run_free(r);
 }
