@@ -273,6 +273,46 @@ job_start_failed(struct tree *t, struct node *s, struct node *c)
 	return false;
 }
 
+static void sup_group_rearm(struct tree *, struct node *);
+static void sup_parent_waits(struct tree *, struct node *);
+
+/* Under one_for_all and rest_for_one a child a reload starts (added, or
+ * changed) after one that waits out its group's backoff joins that wait:
+ * it never runs without what comes before it; the group's start starts
+ * it, in order. (An operator's start skips every wait, as asked.) */
+static bool
+job_join_wait(struct tree *t, struct node *s, const struct job *j,
+              struct node *c)
+{
+	const struct node *w = NULL;
+
+	if (j->select != SELECT_MARKED || s->spec->pol->strategy == ONE_FOR_ONE)
+		return false;
+	for (size_t i = 0; i < c->index && w == NULL; i++)
+		if (group_waiter(s->children[i]))
+			w = s->children[i];
+	if (w == NULL)
+		return false;
+	c->waiting = WAIT_GROUP;
+	c->backoff_until = w->backoff_until; /* its group's time */
+	if (node_is_worker(c))
+		worker_park(t, c, NODE_BACKOFF, 0);
+	sup_group_rearm(t, s);
+	return true;
+}
+
+/* A child supervisor is up once its children are: one whose start left a
+ * group waiting out a backoff (its first child failed to start) holds its
+ * later siblings under one_for_all and rest_for_one, as a worker that is
+ * not ready yet does. */
+static bool
+job_not_up(const struct node *s, const struct node *c)
+{
+	return c->state == NODE_STARTING ||
+	       (!node_is_worker(c) && c->state == NODE_RUNNING &&
+	        s->spec->pol->strategy != ONE_FOR_ONE && sup_group_waits(c));
+}
+
 /* Start phase: true when every child in range has settled. */
 static bool
 job_start_step(struct tree *t, struct node *s)
@@ -281,11 +321,16 @@ job_start_step(struct tree *t, struct node *s)
 
 	while (j->cursor < j->hi) {
 		struct node *c = s->children[j->cursor];
-		if (c->state == NODE_STARTING && job_selects(j, c))
+		if (job_not_up(s, c) && job_selects(j, c))
 			return false; /* wait for its ready (or its failure) */
 		if (job_start_failed(t, s, c))
 			return false; /* the new job went as far as it goes */
 		job_rearm_probe(t, j, c);
+		if (job_starts(j, c) && !j->launched &&
+		    job_should_start(j, c) && job_join_wait(t, s, j, c)) {
+			j->cursor++;
+			continue;
+		}
 		if (job_starts(j, c) && !j->launched &&
 		    job_should_start(j, c)) {
 			if (node_is_worker(c) && reload_namesake_alive(t, c))
@@ -383,6 +428,8 @@ job_finish(struct tree *t, struct node *s)
 		dynamic_start_waiting(t, s);
 		if (was_starting && s->parent != NULL)
 			sup_child_settled(t, s->parent);
+		else
+			sup_parent_waits(t, s); /* its group's start is done */
 		return;
 	}
 	tree_set_state(t, s, NODE_STOPPED);
@@ -468,11 +515,29 @@ sup_woken(struct tree *t, struct node *s)
 		sup_start_waiting(t, s);
 }
 
+/* A parent whose start waits on s (job_not_up) goes on once s's children
+ * are up: s's group started, or no longer waiting (stopped, released). */
+static void
+sup_parent_waits(struct tree *t, struct node *s)
+{
+	struct node *p = s->parent;
+	const struct job *j;
+
+	if (p == NULL || p == t->graveyard)
+		return;
+	j = &p->super->job;
+	if (j->kind != JOB_NONE && j->phase == PHASE_START &&
+	    j->cursor == s->index && !job_not_up(p, s))
+		sup_run(t, p);
+}
+
 void
 sup_child_settled(struct tree *t, struct node *s)
 {
-	if (s == t->graveyard) /* removed by a reload: freed once down */
+	if (s == t->graveyard) { /* removed by a reload: freed once down */
 		tree_exit_when_buried(t);
-	else
-		sup_run(t, s);
+		return;
+	}
+	sup_run(t, s);
+	sup_parent_waits(t, s);
 }

@@ -643,3 +643,60 @@ def test_a_transient_supervisor_that_gave_up_is_not_restarted(supd):
     d.drain_events()
     assert d.count("restarting", "root/sub") == 0
     assert d.count("gave_up", "root") == 0
+
+
+def failing_first(strategy, more=""):
+    return {"root.yaml": f"""
+        supervisor: root
+        strategy: {strategy}
+        intensity: 1000
+        period: 1m
+        children:
+          - {{worker: a, command: {ALWAYS_CRASH}, start_timeout: 5s, backoff: {{initial: 1s, max: 2s}}}}
+          - {{worker: b, command: {SLEEP}}}
+        """ + more}
+
+
+@pytest.mark.parametrize("strategy", ["rest_for_one", "one_for_all"])
+def test_a_reload_does_not_start_an_added_child_before_a_failing_dependency(
+        supd, strategy):
+    """operations.md: the siblings after a child that failed before it was
+    ready "start once it is ready ...; they never run without it". A reload
+    that added c after a (in backoff, b waiting) started c at once (a
+    hostile trial found it); c joins the wait."""
+    d = supd.start(failing_first(strategy))
+    d.wait("backoff", "root/a")
+    supd.write(failing_first(strategy, f"  - {{worker: c, command: {SLEEP}}}\n"))
+    d.ctl("reload", check=0)
+    d.wait("reload_applied")
+    d.wait("started", "root/a")   # a's next (failing) start
+    d.wait("exited", "root/a")
+    assert started_before_ready(d, "root/a", "root/c") == [], \
+        "c was started although a never became ready (b is not even started)"
+
+
+@pytest.mark.parametrize("strategy", ["rest_for_one", "one_for_all"])
+def test_a_supervisor_whose_first_child_fails_to_start_holds_its_later_siblings(
+        supd, strategy):
+    """c (after supervisor inner) waited while inner/a's first failed start
+    was retried at once, but was started as soon as a's retry went into
+    backoff, inner/a never ready and inner/b never started (a hostile trial
+    found it): a supervisor whose group waits is not up."""
+    d = supd.start({"root.yaml": f"""
+        supervisor: root
+        strategy: {strategy}
+        children:
+          - supervisor: inner
+            strategy: {strategy}
+            intensity: 1000
+            period: 1m
+            children:
+              - {{worker: a, command: {ALWAYS_CRASH}, start_timeout: 5s, backoff: {{initial: 1s, max: 2s}}}}
+              - {{worker: b, command: {SLEEP}}}
+          - {{worker: c, command: {SLEEP}}}
+        """})
+    d.wait("backoff", "root/inner/a")
+    d.wait("started", "root/inner/a")
+    d.wait("exited", "root/inner/a")
+    assert started_before_ready(d, "root/inner/a", "root/c") == [], \
+        "c was started although inner/a never became ready"

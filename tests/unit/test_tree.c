@@ -719,6 +719,43 @@ test_child_supervisor_gives_up_at_start(void **state)
 	run_free(r);
 }
 
+/* A supervisor whose first child failed to start and waits out its
+ * backoff is not up: under rest_for_one its later sibling c waited through
+ * inner/a's immediate retry, then started as the retry went into backoff,
+ * inner/a never ready (a hostile trial found it). It starts once inner's
+ * children are up. */
+static void
+test_a_supervisor_with_a_waiting_group_holds_its_later_siblings(void **state)
+{
+	struct run *r = run_new_with(
+	        "supervisor: root\nstrategy: rest_for_one\nchildren:\n"
+	        "  - supervisor: inner\n"
+	        "    strategy: rest_for_one\n"
+	        "    intensity: 100\n"
+	        "    children:\n"
+	        "      - worker: a\n"
+	        "        command: x\n"
+	        "        start_timeout: 5s\n"
+	        "        backoff: {initial: 1s, max: 2s, jitter: none}\n"
+	        "      - {worker: b, command: x}\n"
+	        "  - {worker: c, command: x}\n",
+	        true);
+
+	(void)state;
+	expect(r, "start root/inner/a\n");
+	fail_starting(r, "a"); /* the first at once */
+	expect(r, "restarting root/inner/a\nstart root/inner/a\n");
+	fail_starting(r, "a"); /* then its backoff */
+	assert_null(strstr(r->log, "start root/c"));
+	assert_int_equal(N(r, "c")->starts, 0);
+	advance(r, 10000);
+	expect(r, "start root/inner/a\n");
+	ready_now(r, "a");
+	expect(r, "start root/inner/b\nstart root/c\n");
+	assert_int_equal(r->t->root->super->job.kind, JOB_NONE);
+	run_free(r);
+}
+
 /* A failure outside the range of a running job waits for the job. */
 static void
 test_pending_failure(void **state)
@@ -1625,6 +1662,8 @@ main(void)
 	        cmocka_unit_test(test_start_failure_drops_a_reloads_marks),
 	        cmocka_unit_test(test_temporary_spawn_exhausted_group),
 	        cmocka_unit_test(test_child_supervisor_gives_up_at_start),
+	        cmocka_unit_test(
+	                test_a_supervisor_with_a_waiting_group_holds_its_later_siblings),
 	        cmocka_unit_test(test_pending_failure),
 	        cmocka_unit_test(test_absorbed_failure),
 	        cmocka_unit_test(test_drain),
