@@ -79,8 +79,10 @@ progress_keys_limit(struct parse *p, const struct pair *pr,
 		if (scalar_number(str, PROGRESS_KEYS_MAX_COST, &b->cost) < 0 ||
 		    b->cost <= 0) {
 			load_err(p, &pr->v->start_mark,
-			         "budget.cost: want a number above 0, not "
-			         "\"%s\"",
+			         "budget.cost: want a number above 0 and at "
+			         "most 1e15, written out with at most 6 "
+			         "decimals "
+			         "(e.g. 12.50), not \"%s\"",
 			         str);
 			return -1;
 		}

@@ -84,6 +84,8 @@ test_budget_key(void **state)
 	parse_bad(W "budget: {}\n", "budget: name at least one");
 	parse_bad(W "budget: {tokens: 0}\n", "budget.tokens: want a whole");
 	parse_bad(W "budget: {cost: -1}\n", "budget.cost: want a number");
+	/* the bounds said: "1e300" read as no number at all */
+	parse_bad(W "budget: {cost: 1e300}\n", "at most 1e15, written out");
 	parse_bad(W "budget: {wall: soon}\n", "budget.wall: want a duration");
 	parse_bad(W "budget: {dollars: 3}\n",
 	          "budget: unknown key \"dollars\"");
