@@ -173,9 +173,15 @@ act_event(struct daemon *d, const struct action *a)
 			            "children",
 			            n->spec->pol->intensity, per);
 		break;
-	case EE_ESCALATED:
+	case EE_ESCALATED: /* a transient one's end is a normal one (OTP) */
 		events_emit(&d->events, EV_ESCALATED, n->path, 0, "gave_up",
-		            n->starts - 1, "failing to %s", n->parent->path);
+		            n->starts - 1,
+		            n->spec->pol->restart == RESTART_TRANSIENT &&
+		                            !n->spec->pol->significant
+		                    ? "ended as shutdown: %s leaves it stopped "
+		                      "(restart: transient)"
+		                    : "failing to %s",
+		            n->parent->path);
 		break;
 	case EE_STOPPED:
 		events_emit(&d->events, EV_STOPPED, n->path, 0, NULL,

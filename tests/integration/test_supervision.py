@@ -632,7 +632,8 @@ def test_a_transient_supervisor_that_gave_up_is_not_restarted(supd):
             children:
               - {{worker: crashy, command: {ALWAYS_CRASH}, backoff: none}}
         """})
-    d.wait("escalated", "root/sub")
+    e = d.wait("escalated", "root/sub")
+    assert "root leaves it stopped (restart: transient)" in e.detail, e.detail
     r = d.ctl("--json", "status")
     assert r.returncode == 3, r  # down for good: not healthy
     st = {n["path"]: n for n in json.loads(r.stdout)}
