@@ -130,7 +130,25 @@ class Daemon:
             self.seen.append(ev)
             return ev
 
+    def _catch_up(self):
+        """Every event read so far into seen; once agentsupd has exited,
+        every event it wrote. count() saw only what an earlier wait had
+        taken, so a "never happened" count after it could not fail."""
+        if self.proc.poll() is not None:
+            self.drain_events()
+            return
+        while True:
+            try:
+                ev = self.events.get_nowait()
+            except queue.Empty:
+                return
+            if ev is None:
+                self.events.put(None)
+                return
+            self.seen.append(ev)
+
     def count(self, kind, path=None):
+        self._catch_up()
         return sum(1 for e in self.seen
                    if e.kind == kind and (path is None or e.path == path))
 

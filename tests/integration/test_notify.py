@@ -322,18 +322,34 @@ def test_agentsupd_notifies_systemd(supd, tmp_path, abstract):
 
 
 def test_watchdog_pid_of_another_process_means_no_pings(supd, tmp_path):
+    """WATCHDOG_PID naming another process: no WATCHDOG=1. A second
+    agentsupd beside it, started after it, with the watchdog its own,
+    pings three times meanwhile: the window was one pings come in (the
+    test sent SIGTERM at READY, before any ping was due, and passed
+    against a build that pinged: a test audit found it)."""
     sd = Systemd(tmp_path, False)
+    (tmp_path / "own").mkdir()
+    own = Systemd(tmp_path / "own", False)
     d = supd.start({"a.yaml": f"""
         worker: a
         command: {sh("exec sleep 1000")}
         """}, env={"NOTIFY_SOCKET": sd.address, "WATCHDOG_USEC": "100000",
                    "WATCHDOG_PID": "1"})
     sd.wait("READY")
+    beside = supd.start(env={"NOTIFY_SOCKET": own.address,
+                             "WATCHDOG_USEC": "100000"},
+                        socket_path=str(tmp_path / "own" / "ctl.sock"))
+    own.wait("READY")
+    for _ in range(3):
+        own.wait("WATCHDOG")
     d.signal(signal.SIGTERM)
     sd.wait("STOPPING")
     # everything up to STOPPING=1 arrived: no WATCHDOG=1 among it
     assert not any("WATCHDOG" in m for m in sd.got), sd.got
+    beside.signal(signal.SIGTERM)
+    assert beside.exit_code() == 0
     sd.sock.close()
+    own.sock.close()
 
 
 def ready_then_status(sd, status):

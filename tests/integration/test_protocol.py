@@ -236,7 +236,7 @@ def test_drain_obedient_plain_and_stubborn(supd, tmp_path):
         children:
           - {{worker: obedient, command: {obedient}, heartbeat: 1s, drain_timeout: 5s,
               start_timeout: 10s}}
-          - {{worker: plain, command: {SLEEP}, drain_timeout: 5s}}
+          - {{worker: plain, command: {SLEEP}, drain_timeout: 1h}}
           - worker: stubborn
             command: {stubborn}
             heartbeat: 1s
@@ -245,7 +245,6 @@ def test_drain_obedient_plain_and_stubborn(supd, tmp_path):
             shutdown: 300ms
         """})
     d.wait("ready", "root/stubborn")  # said hello, so it gets a drain message
-    t0 = time.monotonic()
     d.signal(signal.SIGUSR1)
     d.wait("drain_started")
     drained = {}
@@ -253,8 +252,9 @@ def test_drain_obedient_plain_and_stubborn(supd, tmp_path):
         ev = d.wait("drained")
         drained[ev.path] = ev
     d.wait("drain_done")
+    # a plain worker is stopped at once (its drain_timeout, an hour, is
+    # for protocol workers): waited for, the exit would time out
     assert d.exit_code() == 0
-    assert time.monotonic() - t0 < 0.3 + 0.3 + 5  # drain + shutdown + margin
     assert drained["root/obedient"].reason == "exit:3"
     assert drained["root/plain"].reason == "signal:SIGTERM"
     assert drained["root/stubborn"].reason == "signal:SIGKILL"
