@@ -48,13 +48,21 @@ def run(*argv, **kw):
     return subprocess.run(argv, capture_output=True, text=True, check=True, **kw)
 
 
+def sanitizers():
+    """The build's own sanitizers (tools/test's ASan+UBSan build): a
+    program linked with its library is built with them too."""
+    so = os.path.join(os.path.abspath(BUILD), "libagentsup.so")
+    return ["-fsanitize=address,undefined"] \
+        if "libasan" in run("readelf", "-d", so).stdout else []
+
+
 @pytest.fixture(scope="module")
 def big_result_task(tmp_path_factory):
     out = tmp_path_factory.mktemp("capi")
     src = out / "task.c"
     src.write_text(TASK_C)
     exe = out / "task"
-    run("cc", "-std=c11", "-Wall", "-Werror", str(src), "-o", str(exe),
+    run("cc", *sanitizers(), "-std=c11", "-Wall", "-Werror", str(src), "-o", str(exe),
         f"-I{os.path.join(SRC, 'include')}",
         os.path.join(os.path.abspath(BUILD), "libagentsup.a"), "-lmsgpackc")
     return exe
@@ -168,7 +176,7 @@ def test_a_wire_program_builds_as_wire_h_says(tmp_path):
                 env=env).stdout.split()
     src, exe = tmp_path / "wire.c", tmp_path / "wire"
     src.write_text(WIRE_C)
-    run("cc", "-std=c11", "-Wall", "-Werror", str(src), "-o", str(exe),
+    run("cc", *sanitizers(), "-std=c11", "-Wall", "-Werror", str(src), "-o", str(exe),
         *flags, f"-Wl,-rpath,{pcdir.parent}")
     assert run(str(exe)).stdout == "hb\n"
 
@@ -221,7 +229,7 @@ def test_an_agent_s_own_agent_send_does_not_hijack_the_library(supd, tmp_path):
     src.write_text(OWN_AGENT_SEND_C)
     exe = tmp_path / "own"
     build = os.path.abspath(BUILD)
-    run("cc", "-std=c11", "-Wall", "-Werror", str(src), "-o", str(exe),
+    run("cc", *sanitizers(), "-std=c11", "-Wall", "-Werror", str(src), "-o", str(exe),
         f"-I{os.path.join(SRC, 'include')}", f"-L{build}", "-lagentsup",
         f"-Wl,-rpath,{build}")
     d = supd.start({"a.yaml": f"""\
