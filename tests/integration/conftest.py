@@ -155,8 +155,10 @@ class Daemon:
     def wait_count(self, kind, n, path=None, timeout=TIMEOUT):
         """Until n events of this kind have been seen in all (in any order)."""
         deadline = time.monotonic() + timeout
-        while self.count(kind, path) < n:
-            self._next(deadline, f"{n} {kind} (have {self.count(kind, path)})")
+        while (have := self.count(kind, path)) < n:
+            # counted once: a second count (it catches up) could take the
+            # last one and leave _next waiting for one more for ever
+            self._next(deadline, f"{n} {kind} (have {have})")
 
     def wait_detail(self, kind, part, n=1, timeout=TIMEOUT):
         """Until n events of this kind whose detail holds part have been
