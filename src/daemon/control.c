@@ -466,7 +466,8 @@ control_in_subtree(const char *path, const char *top)
 }
 
 /* An event's typed fields (a spent budget's limit, spend and allowed), as
- * the events file has them: NaN and Inf as nil, the rest left out. */
+ * the events file has them (NaN and Inf as nil); past EVENTS_FIELDS_MAX
+ * none, as there. */
 static void
 control_event_fields(msgpack_packer *pk, const struct event *e, size_t n)
 {
