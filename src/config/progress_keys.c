@@ -81,8 +81,7 @@ progress_keys_limit(struct parse *p, const struct pair *pr,
 			load_err(p, &pr->v->start_mark,
 			         "budget.cost: want a number above 0 and at "
 			         "most 1e15, written out with at most 6 "
-			         "decimals "
-			         "(e.g. 12.50), not \"%s\"",
+			         "decimals (e.g. 12.50), not \"%s\"",
 			         str);
 			return -1;
 		}

@@ -256,6 +256,19 @@ conn_open(struct ctl *c, const char *path)
 	return conn_check_peer(c->fd, path);
 }
 
+void
+conn_free(struct ctl *c)
+{
+	msgpack_zone_destroy(&c->zone);
+	agentsup_reader_free(&c->reader);
+	conn_frame_free(c->current);
+	while (c->head != NULL) {
+		struct ctl_frame *next = c->head->next;
+		conn_frame_free(c->head);
+		c->head = next;
+	}
+}
+
 uint64_t
 conn_now_ms(void)
 {

@@ -56,6 +56,9 @@ int conn_send_request(struct ctl *c, const char *cmd, const char *arg,
 void conn_frame_free(struct ctl_frame *fr);
 int conn_next_frame(struct ctl *c, struct agentsup_frame *f, int timeout_ms);
 int conn_open(struct ctl *c, const char *path);
+/* What a connection holds in memory (its zone, reader, frames); its
+ * descriptor is the caller's to close. */
+void conn_free(struct ctl *c);
 /* CLOCK_MONOTONIC in ms: the waits' deadlines. */
 uint64_t conn_now_ms(void);
 

@@ -483,14 +483,7 @@ main(int argc, char **argv)
 	else
 		rc = run(&c, cmd, arg,
 		         strcmp(cmd, "events") == 0 ? follow : -1);
-	msgpack_zone_destroy(&c.zone);
-	agentsup_reader_free(&c.reader);
-	conn_frame_free(c.current);
-	while (c.head != NULL) {
-		struct ctl_frame *next = c.head->next;
-		conn_frame_free(c.head);
-		c.head = next;
-	}
+	conn_free(&c);
 	close(c.fd);
 	task_spawn_free(&sp);
 	return rc;

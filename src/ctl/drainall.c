@@ -41,22 +41,6 @@ drainall_follow(struct ctl *f, const struct ctl *c, const char *sock)
 	return rc;
 }
 
-/* The follower's memory. Its socket stays open: agentsupd exits once it
- * is closed, and as PID 1 its exit kills us; closed by our own exit, it
- * is closed after our exit status is set. */
-static void
-drainall_free(struct ctl *f)
-{
-	msgpack_zone_destroy(&f->zone);
-	agentsup_reader_free(&f->reader);
-	conn_frame_free(f->current);
-	while (f->head != NULL) {
-		struct ctl_frame *next = f->head->next;
-		conn_frame_free(f->head);
-		f->head = next;
-	}
-}
-
 /* {ok, result, outcome, status?}, as --wait of a node says its end. */
 static void
 drainall_json(int rc, const char *result, const char *outcome, int status)
@@ -77,9 +61,9 @@ drainall_await_exit(struct ctl *f, uint64_t deadline, int *rc)
 	const msgpack_object *cause, *status;
 	uint64_t now;
 
+	f->late = "agentsupd has not exited";
 	for (;;) {
 		now = conn_now_ms();
-		f->late = "agentsupd has not exited";
 		if (now >= deadline ||
 		    conn_next_frame(f, &fr, (int)(deadline - now)) < 0)
 			break;
@@ -108,6 +92,9 @@ drainall_await_exit(struct ctl *f, uint64_t deadline, int *rc)
 	return -1;
 }
 
+/* The follower's socket is never closed here: agentsupd exits once it is,
+ * and as PID 1 its exit kills us; closed by our own exit, it is closed
+ * after our exit status is set. */
 int
 drainall_run(struct ctl *c, const char *sock)
 {
@@ -118,11 +105,11 @@ drainall_run(struct ctl *c, const char *sock)
 	int rc, status;
 
 	if ((rc = drainall_follow(&f, c, sock)) != 0) {
-		drainall_free(&f);
+		conn_free(&f);
 		return rc;
 	}
 	if ((rc = reply_ask(c, "drain", NULL, -1, &a)) != 0) {
-		drainall_free(&f);
+		conn_free(&f);
 		return rc;
 	}
 	if (a.body->type == MSGPACK_OBJECT_STR)
@@ -133,7 +120,7 @@ drainall_run(struct ctl *c, const char *sock)
 		puts(result);
 	fflush(stdout);
 	status = drainall_await_exit(&f, deadline, &rc);
-	drainall_free(&f);
+	conn_free(&f);
 	if (status > 0) {
 		fprintf(stderr, "agentsupctl: drain: agentsupd exited %d\n",
 		        status);

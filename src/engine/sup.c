@@ -327,12 +327,11 @@ job_start_step(struct tree *t, struct node *s)
 			return false; /* the new job went as far as it goes */
 		job_rearm_probe(t, j, c);
 		if (job_starts(j, c) && !j->launched &&
-		    job_should_start(j, c) && job_join_wait(t, s, j, c)) {
-			j->cursor++;
-			continue;
-		}
-		if (job_starts(j, c) && !j->launched &&
 		    job_should_start(j, c)) {
+			if (job_join_wait(t, s, j, c)) {
+				j->cursor++; /* it starts with its group */
+				continue;
+			}
 			if (node_is_worker(c) && reload_namesake_alive(t, c))
 				return false; /* reload_buried_down goes on */
 			j->launched = true;

@@ -296,8 +296,7 @@ agent_wait_until(struct agentsup *a, int timeout_ms,
 			p.events |= POLLOUT;
 		if (poll(&p, 1, (int)(end - now)) < 0) {
 			if (errno == EINTR && intr)
-				return 1; /* a handler ran: its flag is seen now
-				           */
+				return 1; /* a handler ran: seen at once */
 			if (errno == EINTR)
 				continue;
 			return -1;
