@@ -450,8 +450,8 @@ spawn_worker(struct spawner *sw, const struct spawn_args *a,
 	}
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
 		return -1;
-	nown = spawn_env_own(a, own);
-	sp.envp = spawn_env_build(s, &ids, a->file_env, own, nown);
+	nown = spawn_env_own(&sw->env, a, own);
+	sp.envp = spawn_env_build(&sw->env, s, &ids, a->file_env, own, nown);
 	sp.chan = spawn_slot(sw, &sp, sv[1]);
 	ends[0] = spawn_slot(sw, &sp, a->output[0]);
 	ends[1] = spawn_slot(sw, &sp, a->output[1]);
@@ -480,9 +480,6 @@ spawn_worker(struct spawner *sw, const struct spawn_args *a,
 	if (sw->handlers)
 		sigprocmask(SIG_SETMASK, &old, NULL);
 	close(sv[1]);
-	free(sp.envp);
-	for (size_t i = 0; i < nown; i++)
-		free(own[i]);
 	if (pid < 0) {
 		close(sv[0]);
 		errno = err;

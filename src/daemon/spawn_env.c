@@ -3,12 +3,14 @@
  * its user's, its env_file's, its spec's and its own AGENTSUP_* variables,
  * a later one setting a key over an earlier.
  */
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "spawn.h"
 #include "spawn_int.h"
 #include "util.h"
@@ -83,11 +85,11 @@ spawn_env_sorted_has(const char *entry, const struct spawn_env_key *v, size_t n)
  * the spec's, then AGENTSUP_*: a later one sets a key over an earlier, and
  * each key is passed once; one of the worker's own (own, NULL-terminated:
  * NOTIFY_SOCKET, WATCHDOG_USEC and AGENTSUP_*) only as ours, since getenv
- * takes the first of two. The strings are borrowed except ours (*own,
- * freed by the caller). */
+ * takes the first of two. The strings are borrowed; the array is m's. */
 char **
-spawn_env_build(const struct spec *s, const struct spawn_ids *ids,
-                char *const *fenv, char **own, size_t nown)
+spawn_env_build(struct spawn_env_mem *m, const struct spec *s,
+                const struct spawn_ids *ids, char *const *fenv, char **own,
+                size_t nown)
 {
 	char *user[SPAWN_USER_ENV + 1]; /* NULL-terminated */
 	size_t cnt = 0, k = 0, nuser = 0, nf = 0;
@@ -97,8 +99,13 @@ spawn_env_build(const struct spec *s, const struct spawn_ids *ids,
 
 	for (char *const *e = fenv; e != NULL && *e != NULL; e++)
 		nf++;
-	sorted = xcalloc(nf, sizeof *sorted);
-	last = xcalloc(nf, sizeof *last);
+	if (nf > m->sortcap) {
+		m->sorted = xreallocarray(m->sorted, nf, sizeof *m->sorted);
+		m->last = xreallocarray(m->last, nf, sizeof *m->last);
+		m->sortcap = nf;
+	}
+	sorted = m->sorted;
+	last = m->last;
 	for (size_t i = 0; i < nf; i++)
 		sorted[i] = (struct spawn_env_key){fenv[i], i};
 	if (nf > 0)
@@ -119,7 +126,12 @@ spawn_env_build(const struct spec *s, const struct spawn_ids *ids,
 		cnt++;
 	for (char **e = s->env; e != NULL && *e != NULL; e++)
 		cnt++;
-	envp = xcalloc(cnt + nf + nuser + nown + 1, sizeof *envp);
+	cnt += nf + nuser + nown + 1;
+	if (cnt > m->envcap) {
+		m->envp = xreallocarray(m->envp, cnt, sizeof *m->envp);
+		m->envcap = cnt;
+	}
+	envp = m->envp;
 	for (char **e = environ; *e != NULL; e++)
 		if (!spawn_env_key_in(*e, s->env) && !spawn_env_has(*e, user) &&
 		    !spawn_env_sorted_has(*e, sorted, nf) &&
@@ -138,8 +150,6 @@ spawn_env_build(const struct spec *s, const struct spawn_ids *ids,
 	for (size_t i = 0; i < nown; i++)
 		envp[k++] = own[i];
 	envp[k] = NULL;
-	free(sorted);
-	free(last);
 	return envp;
 }
 
@@ -152,30 +162,77 @@ spawn_env_path(char **envp)
 	return "/usr/local/bin:/usr/bin:/bin";
 }
 
-/* The worker's own AGENTSUP_* variables; *n of them, each malloc'd, then
- * NULL. */
-size_t
-spawn_env_own(const struct spawn_args *a, char **own)
+/* One variable of the worker's own printed into m->own at *at, which moves
+ * past it: its offset. The text grows to the longest environment once. */
+static size_t
+spawn_env_put(struct spawn_env_mem *m, size_t *at, const char *fmt, ...)
 {
-	size_t n = 0;
+	size_t off = *at, room;
+	va_list ap;
+	int n;
 
-	own[n++] = xasprintf("AGENTSUP_FD=%d", AGENTSUP_CHILD_FD);
-	own[n++] = xasprintf("AGENTSUP_NAME=%s", a->spec->name);
-	own[n++] = xasprintf("AGENTSUP_PATH=%s", a->path);
-	own[n++] = xasprintf("AGENTSUP_INCARNATION=%lu", a->incarnation);
+	for (;;) {
+		room = m->owncap - off;
+		va_start(ap, fmt);
+		n = vsnprintf(m->own + off, room, fmt, ap);
+		va_end(ap);
+		if (n < 0) /* numbers and strings: only if out of memory */
+			fatalx("the environment of a worker: cannot be "
+			       "printed");
+		if ((size_t)n < room)
+			break;
+		m->owncap = 2 * m->owncap > off + (size_t)n + 1
+		                    ? 2 * m->owncap
+		                    : off + (size_t)n + 1;
+		m->own = xrealloc(m->own, m->owncap);
+	}
+	*at = off + (size_t)n + 1;
+	return off;
+}
+
+/* The worker's own AGENTSUP_* variables into own, in m's memory; how
+ * many, then NULL. */
+size_t
+spawn_env_own(struct spawn_env_mem *m, const struct spawn_args *a, char **own)
+{
+	size_t off[SPAWN_ENV_OWN_MAX], n = 0, at = 0;
+
+	if (m->own == NULL) {
+		m->owncap = SPAWN_ENV_OWN_TEXT;
+		m->own = xmalloc(m->owncap);
+	}
+	off[n++] = spawn_env_put(m, &at, "AGENTSUP_FD=%d", AGENTSUP_CHILD_FD);
+	off[n++] = spawn_env_put(m, &at, "AGENTSUP_NAME=%s", a->spec->name);
+	off[n++] = spawn_env_put(m, &at, "AGENTSUP_PATH=%s", a->path);
+	off[n++] = spawn_env_put(m, &at, "AGENTSUP_INCARNATION=%lu",
+	                         a->incarnation);
 	if (a->spec->pol->heartbeat_ms)
-		own[n++] = xasprintf(
-		        "AGENTSUP_HEARTBEAT_MS=%llu",
+		off[n++] = spawn_env_put(
+		        m, &at, "AGENTSUP_HEARTBEAT_MS=%llu",
 		        (unsigned long long)a->spec->pol->heartbeat_ms);
 	if (a->notify_socket != NULL)
-		own[n++] = xasprintf("NOTIFY_SOCKET=%s", a->notify_socket);
+		off[n++] = spawn_env_put(m, &at, "NOTIFY_SOCKET=%s",
+		                         a->notify_socket);
 	if (a->control_socket != NULL)
-		own[n++] = xasprintf("AGENTSUP_SOCKET=%s", a->control_socket);
+		off[n++] = spawn_env_put(m, &at, "AGENTSUP_SOCKET=%s",
+		                         a->control_socket);
 	if (a->notify_socket != NULL && a->spec->pol->heartbeat_ms)
-		own[n++] = xasprintf(
-		        "WATCHDOG_USEC=%llu",
+		off[n++] = spawn_env_put(
+		        m, &at, "WATCHDOG_USEC=%llu",
 		        (unsigned long long)a->spec->pol->heartbeat_timeout_ms *
 		                1000);
+	for (size_t i = 0; i < n; i++) /* the text has stopped moving */
+		own[i] = m->own + off[i];
 	own[n] = NULL;
 	return n;
+}
+
+void
+spawn_env_mem_free(struct spawn_env_mem *m)
+{
+	free(m->envp);
+	free(m->own);
+	free(m->sorted);
+	free(m->last);
+	*m = (struct spawn_env_mem){0};
 }

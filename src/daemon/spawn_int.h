@@ -9,19 +9,24 @@
 #define AGENTSUP_CHILD_FD 3 /* the channel, in the worker */
 
 struct spawn_args;
+struct spawn_env_mem;
 struct spawn_ids;
 struct spec;
 
 /* spawn_env.c: the worker's own AGENTSUP_* variables into own (room for
- * SPAWN_ENV_OWN_MAX and the NULL after them), each malloc'd; how many. */
-#define SPAWN_ENV_OWN_MAX 8
-size_t spawn_env_own(const struct spawn_args *, char **own);
+ * SPAWN_ENV_OWN_MAX and the NULL after them), their text in m; how many. */
+#define SPAWN_ENV_OWN_MAX  8
+#define SPAWN_ENV_OWN_TEXT 512 /* the text's first size: most need no more */
+size_t spawn_env_own(struct spawn_env_mem *m, const struct spawn_args *,
+                     char **own);
 /* agentsupd's environment, then the user's (HOME, USER, LOGNAME, SHELL of
  * `user:`, unless set later), then its env_file's (fenv), then the spec's,
  * then own (NULL-terminated): a later one sets a key over an earlier. The
- * strings are borrowed; the array is the caller's to free. */
-char **spawn_env_build(const struct spec *, const struct spawn_ids *,
-                       char *const *fenv, char **own, size_t nown);
+ * strings are borrowed; the array is m's, valid until the next spawn. */
+char **spawn_env_build(struct spawn_env_mem *m, const struct spec *,
+                       const struct spawn_ids *, char *const *fenv, char **own,
+                       size_t nown);
+void spawn_env_mem_free(struct spawn_env_mem *m);
 /* PATH in envp, or the default search path (in the child: safe). */
 const char *spawn_env_path(char **envp);
 

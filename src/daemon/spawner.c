@@ -70,6 +70,7 @@ spawner_init(struct spawner *sp)
 	sp->null = -1;
 	for (int i = 0; i < SPAWN_SLOTS; i++)
 		sp->slot[i] = -1;
+	sp->env = (struct spawn_env_mem){0};
 	sigemptyset(&sp->reset);
 	sp->handlers = false;
 	for (int sig = 1; sig < NSIG; sig++)
@@ -109,4 +110,5 @@ spawner_fini(struct spawner *sp)
 	if (sp->null >= 0)
 		close(sp->null);
 	sp->null = -1;
+	spawn_env_mem_free(&sp->env);
 }
