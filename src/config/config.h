@@ -119,8 +119,9 @@ struct budget_spec {
 /*
  * A node's policy: every key that is plain data (no strings), which
  * workers declared alike or inheriting the same `defaults:` share. The
- * loader gives each spec its own while it parses, then interns them
- * (spec_intern): one copy per distinct policy, shared and counted.
+ * loader gives each spec its own while it parses, in pages of the load's
+ * (parse.h), then interns them (spec_intern): one heap copy per distinct
+ * policy, shared and counted.
  * Read-only once linked.
  */
 /* Whether exit status code is a normal end for pol (0, or success_exit). */
@@ -132,6 +133,7 @@ bool config_exit_normal(const struct policy *pol, int code);
 extern const char *const config_stop_signals[STOP_SIGNALS];
 
 struct policy {
+	bool pooled;   /* in a load's pool (parse.h), not the heap */
 	unsigned refs; /* specs pointing here (spec.c) */
 	enum restart_type restart;
 	bool significant;        /* its supervisor is useless without it */

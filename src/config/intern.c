@@ -180,6 +180,12 @@ intern_one(struct intern *t, struct spec *s)
 		}
 		i = (i + 1) & (t->cap - 1);
 	}
+	if (s->pol->pooled) { /* kept: to the heap, as the load's pages go */
+		const struct policy *old = s->pol;
+
+		s->pol = spec_pol_unpool(old);
+		spec_pol_unref(old);
+	}
 	t->slots[i] = s->pol;
 }
 

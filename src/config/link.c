@@ -305,7 +305,7 @@ link_instances(struct parse *p, struct spec *w, struct spec **out)
 
 		if (!load_charge(p, spec_bytes(w)))
 			break;
-		c = spec_clone(w);
+		c = spec_clone(w, &p->pool);
 		free(c->name);
 		c->name = xasprintf("%s-%u", w->name, i);
 		c->instance = i;

@@ -525,8 +525,10 @@ config_parse_socket(const struct config_source *files, size_t n,
 	}
 	if (errs->total > before) {
 		config_free(p.cfg);
+		spec_pool_free(&p.pool);
 		return NULL;
 	}
 	spec_intern(p.cfg->root);
+	spec_pool_free(&p.pool);
 	return p.cfg;
 }

@@ -24,6 +24,20 @@ struct envent {
 	size_t order;     /* the first of two equal names wins, as getenv */
 };
 
+/*
+ * The policies a load makes (spec.c), apart from the heap: each spec gets
+ * its own while it is parsed, and spec_intern keeps one of each distinct
+ * policy. Freed copies in the heap left a hole between the specs made after
+ * them, one for each worker, which the daemon's allocations filled only in
+ * part (90 KiB of 112-byte holes with 1,000 workers, all resident). Here
+ * they live in pages of their own; spec_intern gives each kept one a heap
+ * copy, made after every spec, and the pages go with the load.
+ */
+struct spec_pool_block;
+struct spec_pool {
+	struct spec_pool_block *blocks;
+};
+
 /* The state of one load: the config being built and where we are. */
 struct parse {
 	struct config *cfg;
@@ -40,7 +54,8 @@ struct parse {
 	size_t nspecs;      /* workers and supervisors made so far */
 	struct envent *env; /* agentsupd's environment, sorted by name */
 	size_t nenv;
-	size_t errs_before; /* errs->total when this load began */
+	size_t errs_before;    /* errs->total when this load began */
+	struct spec_pool pool; /* its specs' policies until spec_intern */
 };
 
 /* load.c: errors, budgets, mappings */
@@ -162,7 +177,7 @@ void settings_parse(struct parse *, yaml_node_t *v, yaml_node_t *at);
 struct policy *spec_pol(const struct spec *);
 void *spec_key_addr(const struct spec *, const struct key *);
 /* Share one policy among the specs of the tree whose policies are equal
- * (intern.c); dst takes src's policy, shared. */
+ * (intern.c): each kept one in the heap, none left in a pool. */
 void spec_intern(struct spec *root);
 /* s, just parsed (or copied), borrows its command from prev, declared (or
  * copied) just before it, if the two are equal. prev must live as long as
@@ -170,10 +185,16 @@ void spec_intern(struct spec *root);
  * its siblings are copied). */
 void spec_share_argv(struct spec *prev, struct spec *s);
 void spec_share_policy(struct spec *dst, const struct spec *src);
-/* One reference to a policy less; freed with the last. */
+/* One reference to a policy less; freed with the last (one of a pool's
+ * goes with the pool). */
 void spec_pol_unref(const struct policy *);
-struct spec *spec_new(struct parse *, enum node_kind);
-struct spec *spec_clone(const struct spec *);
+/* A heap copy of a pool's policy, with one reference: spec_intern's. */
+struct policy *spec_pol_unpool(const struct policy *);
+/* After the load's last spec_free or spec_intern: its policies' pages. */
+void spec_pool_free(struct spec_pool *);
+/* Its policy in p's pool (p NULL: in the heap, as outside a load). */
+struct spec *spec_new(struct parse *p, enum node_kind);
+struct spec *spec_clone(const struct spec *, struct spec_pool *);
 void spec_free(struct spec *);
 size_t spec_bytes(const struct spec *);
 size_t spec_key_bytes(const struct spec *, const struct key *);

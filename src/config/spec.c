@@ -46,15 +46,64 @@ spec_pol(const struct spec *s)
 	return (struct policy *)s->pol; /* the loader's own until linked */
 }
 
-/* A private copy of a policy, counted once. */
-static struct policy *
-spec_pol_dup(const struct policy *from)
-{
-	struct policy *c = xcalloc(1, sizeof *c);
+/* A pool's pages: policies one after another, never freed one by one. */
+#define SPEC_POOL_BLOCK (64u << 10)
+struct spec_pool_block {
+	struct spec_pool_block *next;
+	size_t used; /* bytes of the block, this header's included */
+};
 
+/* Room for a policy in the pool, or NULL (no pages: the heap then). */
+static struct policy *
+spec_pool_get(struct spec_pool *pool)
+{
+	struct spec_pool_block *b = pool->blocks;
+	size_t at, size = sizeof(struct policy);
+	const size_t align = _Alignof(struct policy);
+
+	at = b != NULL ? (b->used + align - 1) / align * align : 0;
+	if (b == NULL || at + size > SPEC_POOL_BLOCK) {
+		if ((b = util_pages(SPEC_POOL_BLOCK)) == NULL)
+			return NULL;
+		b->next = pool->blocks;
+		pool->blocks = b;
+		at = (sizeof *b + align - 1) / align * align;
+	}
+	b->used = at + size;
+	return (struct policy *)((char *)b + at);
+}
+
+void
+spec_pool_free(struct spec_pool *pool)
+{
+	struct spec_pool_block *b, *next;
+
+	for (b = pool->blocks; b != NULL; b = next) {
+		next = b->next;
+		util_pages_free(b, SPEC_POOL_BLOCK);
+	}
+	pool->blocks = NULL;
+}
+
+/* A private copy of a policy, counted once: in pool if one is given. */
+static struct policy *
+spec_pol_dup(const struct policy *from, struct spec_pool *pool)
+{
+	struct policy *c = pool != NULL ? spec_pool_get(pool) : NULL;
+	bool pooled = c != NULL;
+
+	if (c == NULL)
+		c = xcalloc(1, sizeof *c);
 	memcpy(c, from, sizeof *c);
+	c->pooled = pooled;
 	c->refs = 1;
 	return c;
+}
+
+struct policy *
+spec_pol_unpool(const struct policy *from)
+{
+	return spec_pol_dup(from, NULL);
 }
 
 void
@@ -62,7 +111,7 @@ spec_pol_unref(const struct policy *pol)
 {
 	struct policy *p = (struct policy *)pol;
 
-	if (p != NULL && --p->refs == 0)
+	if (p != NULL && --p->refs == 0 && !p->pooled)
 		free(p);
 }
 
@@ -82,7 +131,7 @@ spec_policy_own(struct spec *s)
 	if (s->pol->refs > 1) {
 		const struct policy *shared = s->pol;
 
-		s->pol = spec_pol_dup(shared);
+		s->pol = spec_pol_dup(shared, NULL);
 		spec_pol_unref(shared);
 	}
 	return (struct policy *)s->pol;
@@ -112,7 +161,8 @@ spec_new(struct parse *p, enum node_kind kind)
 	s = xcalloc(1, sizeof *s);
 	s->kind = kind;
 	s->out.mode = s->err.mode = OUTPUT_CAPTURE;
-	s->pol = spec_pol_dup(&config_policy_default);
+	s->pol = spec_pol_dup(&config_policy_default,
+	                      p != NULL ? &p->pool : NULL);
 	return s;
 }
 
@@ -138,15 +188,16 @@ spec_strdup(const char *s)
 	return s != NULL ? xstrdup(s) : NULL;
 }
 
-/* A deep copy of a worker (an instance of it). */
+/* A deep copy of a worker (an instance of it); its policy in pool (NULL:
+ * the heap). */
 struct spec *
-spec_clone(const struct spec *s)
+spec_clone(const struct spec *s, struct spec_pool *pool)
 {
 	struct spec *c = xmalloc(sizeof *c);
 
 	*c = *s;
 	c->borrowed = 0; /* its arrays are copies, its own */
-	c->pol = spec_pol_dup(s->pol);
+	c->pol = spec_pol_dup(s->pol, pool);
 	c->name = spec_strdup(s->name);
 	c->parent = spec_strdup(s->parent);
 	c->children = NULL;

@@ -167,7 +167,7 @@ struct spec *
 config_task_spec(const struct spec *tmpl, const char *name, char *const *args,
                  char *const *env)
 {
-	struct spec *c = spec_clone(tmpl);
+	struct spec *c = spec_clone(tmpl, NULL);
 	size_t na = template_strv_len(tmpl->argv), nb = template_strv_len(args);
 	size_t ne = template_strv_len(tmpl->env), nf = template_strv_len(env);
 	size_t m = 0;
