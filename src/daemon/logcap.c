@@ -12,6 +12,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,9 +102,6 @@ stream_close(struct logcap *lc, struct logcap_pipe *st)
 		close(st->io.fd);
 		ev_io_set(&st->io, -1, EV_READ);
 	}
-	if (st->child_fd >= 0)
-		close(st->child_fd);
-	st->child_fd = -1;
 }
 
 /* The shared read buffer, mapped at the first read; NULL (said once) if it
@@ -165,14 +163,14 @@ stream_read(struct logcap *lc, struct logcap_pipe *st)
 		if (n < 0)
 			log_warn("worker %s: reading its output", lc->name);
 		logcap_feed_end(lc, stream_kind(lc, st));
-		read_buf_trim(set, 0, st->big);
+		read_buf_trim(set, 0, lc->big[stream_kind(lc, st)]);
 		stream_close(lc, st);
 		return -1;
 	}
 	/* half a pipe at once: fewer, larger reads for a worker that floods
 	 * (only then: pipe capacity counts against the user's limit) */
-	if (!st->big && (size_t)n >= 32768) {
-		st->big = true;
+	if (!lc->big[stream_kind(lc, st)] && (size_t)n >= 32768) {
+		lc->big[stream_kind(lc, st)] = true;
 		(void)fcntl(st->io.fd, F_SETPIPE_SZ, LOGCAP_PIPE_BIG);
 	}
 	logcap_feed_bytes(lc, stream_kind(lc, st), buf, (size_t)n);
@@ -212,27 +210,25 @@ logcap_pipes(struct logcap *lc, bool out, bool err, int child_fd[2])
 				close(fds[0]);
 				close(fds[1]);
 			}
-			stream_close(lc, &lc->s[0]);
-			stream_close(lc, &lc->s[1]);
-			child_fd[0] = child_fd[1] = -1;
+			logcap_spawned(lc, false, child_fd);
 			errno = e;
 			return -1;
 		}
 		ev_io_init(&st->io, stream_cb, fds[0], EV_READ);
-		st->big = false;
-		st->child_fd = child_fd[i] = fds[1];
+		lc->big[i] = false;
+		child_fd[i] = fds[1];
 	}
 	return 0;
 }
 
 void
-logcap_spawned(struct logcap *lc, bool started)
+logcap_spawned(struct logcap *lc, bool started, int child_fd[2])
 {
 	for (int i = 0; i < 2; i++) {
 		struct logcap_pipe *st = &lc->s[i];
-		if (st->child_fd >= 0)
-			close(st->child_fd);
-		st->child_fd = -1;
+		if (child_fd[i] >= 0)
+			close(child_fd[i]);
+		child_fd[i] = -1;
 		if (!started) {
 			stream_close(lc, st);
 			continue;
@@ -294,11 +290,10 @@ logcap_get(struct logcap_set *set, const char *name)
 
 	if (lc != NULL)
 		return lc;
-	lc = xcalloc(1, sizeof *lc + nl + 1);
+	lc = xcalloc(1, offsetof(struct logcap, name) + nl + 1);
 	lc->set = set;
 	memcpy(lc->name, name, nl + 1);
 	for (int i = 0; i < 2; i++) {
-		lc->s[i] = (struct logcap_pipe){.child_fd = -1};
 		ev_io_init(&lc->s[i].io, stream_cb, -1, EV_READ);
 	}
 	lc->next = set->buckets[b];

@@ -61,12 +61,14 @@ struct logcap *logcap_find(const struct logcap_set *, const char *name);
 void logcap_remove(struct logcap_set *, const char *name);
 
 /* Before a spawn: a pipe per captured stream; child_fd[i] is the end the
- * child dups to fd 1 (i = LOGCAP_STDOUT) or 2, -1 when not captured.
- * -1 with errno if a pipe cannot be made (nothing is left open). */
+ * child dups to fd 1 (i = LOGCAP_STDOUT) or 2, -1 when not captured, the
+ * caller's until logcap_spawned. -1 with errno if a pipe cannot be made
+ * (nothing is left open). */
 int logcap_pipes(struct logcap *, bool out, bool err, int child_fd[2]);
-/* After the spawn: close the child's ends; started: a new process, whose
- * output replaces the last one's in the ring, is read from now on. */
-void logcap_spawned(struct logcap *, bool started);
+/* After the spawn: close the child's ends (child_fd, set to -1); started:
+ * a new process, whose output replaces the last one's in the ring, is
+ * read from now on. */
+void logcap_spawned(struct logcap *, bool started, int child_fd[2]);
 /* The process was reaped: read what it left in its pipes (bounded), end
  * its last partial lines, and close them. */
 void logcap_exited(struct logcap *);

@@ -21,9 +21,7 @@
 
 /* One captured stream's pipe; io.data is its logcap. */
 struct logcap_pipe {
-	ev_io io;     /* io.fd: our read end, -1 if none */
-	int child_fd; /* the child's end until the spawn is done */
-	bool big;     /* its pipe was made larger: it floods */
+	ev_io io; /* io.fd: our read end, -1 if none */
 };
 
 /* What a worker that printed holds; a silent one has none. */
@@ -39,7 +37,10 @@ struct logcap {
 	struct logcap *next;     /* in its hash bucket */
 	struct logcap_text *txt; /* at its first byte of output */
 	struct logcap_pipe s[2];
-	char name[]; /* NUL-terminated */
+	bool big[2]; /* a stream's pipe was made larger: it floods */
+	/* NUL-terminated, right after big (allocated by offsetof): with a
+	 * name of up to 13 bytes a capture is a 144-byte chunk, not 160 */
+	char name[];
 };
 
 #define LOGCAP_TIMED_MAX (256u << 10) /* timed lines gathered, then written */

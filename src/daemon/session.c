@@ -381,7 +381,7 @@ session_start(struct daemon *d, struct node *n, char *why, size_t whylen)
 	if (a.cgroup_fd < 0 && contain_cgroups(d->contain)) {
 		saved = errno;
 		if (lc != NULL)
-			logcap_spawned(lc, false);
+			logcap_spawned(lc, false, a.output);
 		config_free_strv(fenv);
 		errno = saved;
 		return -1; /* contained, or not at all */
@@ -394,7 +394,7 @@ session_start(struct daemon *d, struct node *n, char *why, size_t whylen)
 	if (a.cgroup_fd >= 0)
 		close(a.cgroup_fd);
 	if (lc != NULL)
-		logcap_spawned(lc, rc == 0);
+		logcap_spawned(lc, rc == 0, a.output);
 	if (rc < 0) {
 		contain_kill(d->contain, n->path, cgroup); /* removes it */
 		errno = saved;

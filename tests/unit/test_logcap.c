@@ -217,7 +217,7 @@ test_ring_wraps_whole_lines(void **state)
 	assert_int_equal(logcap_tail(lc, 0, tail, 14), 12);
 	assert_string_equal(tail, "line 19\nabc\n");
 	/* a new process starts a new ring */
-	logcap_spawned(lc, true);
+	logcap_spawned(lc, true, (int[2]){-1, -1});
 	assert_int_equal(logcap_tail(lc, 0, tail, sizeof tail), 0);
 	(void)shown(f);
 }
@@ -471,7 +471,7 @@ test_pipes_read_at_exit(void **state)
 {
 	struct fixture *f = *state;
 	struct logcap *lc = logcap_get(f->set, "p");
-	int child[2];
+	int child[2], keep;
 	char tail[64];
 
 	assert_int_equal(logcap_pipes(lc, true, false, child), 0);
@@ -480,9 +480,10 @@ test_pipes_read_at_exit(void **state)
 	assert_int_equal(fcntl(child[0], F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
 	/* as the child would, before it exits */
 	assert_int_equal(write(child[0], "last words\nno newline", 21), 21);
-	child[0] = dup(child[0]); /* logcap_spawned closes its copy */
-	logcap_spawned(lc, true);
-	close(child[0]);
+	keep = dup(child[0]); /* logcap_spawned closes the other copy */
+	logcap_spawned(lc, true, child);
+	assert_int_equal(child[0], -1);
+	close(keep);
 	logcap_exited(lc);
 	logcap_tail(lc, 20, tail, sizeof tail);
 	assert_string_equal(tail, "last words\nno newline\n");
@@ -722,7 +723,7 @@ test_silent_holds_nothing(void **state)
 	char line[101];
 
 	assert_int_equal(logcap_pipes(lc, true, true, child), 0);
-	logcap_spawned(lc, true);
+	logcap_spawned(lc, true, child);
 	logcap_exited(lc);
 	assert_null(lc->txt);
 	logcap_flush(lc, LOGCAP_STDERR);
@@ -867,7 +868,7 @@ test_read_buffer_trimmed_after_a_flood(void **state)
 		big[i] = '\n';
 	assert_int_equal(logcap_pipes(lc, true, false, child), 0);
 	w = dup(child[0]);
-	logcap_spawned(lc, true);
+	logcap_spawned(lc, true, child);
 	for (int round = 0; round < 100; round++) { /* taking turns */
 		assert_int_equal(write(w, big, sizeof big),
 		                 (ssize_t)sizeof big);
