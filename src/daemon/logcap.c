@@ -150,6 +150,7 @@ static int
 stream_read(struct logcap *lc, struct logcap_pipe *st)
 {
 	struct logcap_set *set = lc->set;
+	enum logcap_stream k = stream_kind(lc, st);
 	char small[4096], *buf = read_buf(set);
 	size_t max = buf != NULL ? LOGCAP_READ_MAX : sizeof small;
 	ssize_t n;
@@ -162,18 +163,18 @@ stream_read(struct logcap *lc, struct logcap_pipe *st)
 	if (n <= 0) {
 		if (n < 0)
 			log_warn("worker %s: reading its output", lc->name);
-		logcap_feed_end(lc, stream_kind(lc, st));
-		read_buf_trim(set, 0, lc->big[stream_kind(lc, st)]);
+		logcap_feed_end(lc, k);
+		read_buf_trim(set, 0, lc->big[k]);
 		stream_close(lc, st);
 		return -1;
 	}
 	/* half a pipe at once: fewer, larger reads for a worker that floods
 	 * (only then: pipe capacity counts against the user's limit) */
-	if (!lc->big[stream_kind(lc, st)] && (size_t)n >= 32768) {
-		lc->big[stream_kind(lc, st)] = true;
+	if (!lc->big[k] && (size_t)n >= 32768) {
+		lc->big[k] = true;
 		(void)fcntl(st->io.fd, F_SETPIPE_SZ, LOGCAP_PIPE_BIG);
 	}
-	logcap_feed_bytes(lc, stream_kind(lc, st), buf, (size_t)n);
+	logcap_feed_bytes(lc, k, buf, (size_t)n);
 	if (buf != small)
 		read_buf_trim(set, (size_t)n, false);
 	return 1;
