@@ -173,12 +173,10 @@ act_event(struct daemon *d, const struct action *a)
 			            "children",
 			            n->spec->pol->intensity, per);
 		break;
-	case EE_ESCALATED: /* a transient one's end is a normal one (OTP) */
+	case EE_ESCALATED:
 		events_emit(&d->events, EV_ESCALATED, n->path, 0, "gave_up",
 		            n->starts - 1,
-		            n->spec->pol->restart == RESTART_TRANSIENT &&
-		                            !n->spec->pol->significant
-		                    ? "ended as shutdown: %s leaves it stopped "
+		            a->code ? "ended as shutdown: %s leaves it stopped "
 		                      "(restart: transient)"
 		                    : "failing to %s",
 		            n->parent->path);

@@ -77,6 +77,9 @@ void strategy_child_failed(struct tree *, struct node *sup, struct node *c,
 void strategy_handle_pending(struct tree *, struct node *sup);
 /* The pending failure of c decided now (sup has no job). */
 void strategy_decide_pending(struct tree *, struct node *sup, struct node *c);
+/* Whether the parent of c, a supervisor that gave up, leaves it stopped
+ * (transient, not significant) rather than handling a failure. */
+bool strategy_left_stopped(const struct node *c);
 /* A child whose budget is spent: parked exhausted, its supervisor going on
  * (or giving up if it is significant). */
 void strategy_exhausted(struct tree *, struct node *c);

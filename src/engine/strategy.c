@@ -18,6 +18,20 @@
 #include "engine.h"
 #include "intensity.h"
 
+/* OTP: a supervisor past its intensity ends `shutdown`, a normal end to
+ * the parent of a transient one: not restarted, not counted. */
+static bool
+gave_up_normally(const struct node *c)
+{
+	return c->spec->pol->restart == RESTART_TRANSIENT;
+}
+
+bool
+strategy_left_stopped(const struct node *c)
+{
+	return gave_up_normally(c) && !c->spec->pol->significant;
+}
+
 static bool
 should_restart(const struct node *c, bool abnormal)
 {
@@ -151,9 +165,7 @@ strategy_decide(struct tree *t, struct node *s, struct node *c, struct reason r)
 	bool gave_up = !node_is_worker(c) && r.kind == REASON_GAVE_UP;
 	unsigned n = 0;
 
-	/* OTP: a supervisor past its intensity ends `shutdown`, a normal end
-	 * to the parent of a transient one: not restarted, not counted */
-	if (gave_up && c->spec->pol->restart == RESTART_TRANSIENT)
+	if (gave_up && gave_up_normally(c))
 		failure = false;
 
 	if (r.kind == REASON_BUDGET || dk == DECLARED_BUDGET) {

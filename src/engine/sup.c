@@ -395,7 +395,11 @@ sup_gave_up(struct tree *t, struct node *s)
 		tree_exit(t, 75);
 		return;
 	}
-	tree_event(t, EE_ESCALATED, s, s->last);
+	tree_push(t, (struct action){.kind = ACT_EVENT,
+	                             .node = s,
+	                             .event = EE_ESCALATED,
+	                             .reason = s->last,
+	                             .code = strategy_left_stopped(s)});
 	strategy_child_failed(t, s->parent, s, s->last);
 }
 

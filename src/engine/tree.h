@@ -255,8 +255,8 @@ enum action_kind {
 
 enum engine_event {
 	EE_RESTARTING,
-	EE_GAVE_UP, /* code 1: a significant child, not the intensity */
-	EE_ESCALATED,
+	EE_GAVE_UP,   /* code 1: a significant child, not the intensity */
+	EE_ESCALATED, /* code 1: its parent leaves it stopped (transient) */
 	EE_STOPPED,
 	EE_BACKOFF,        /* value: the delay in ms */
 	EE_QUARANTINED,    /* value: when it will be probed */
