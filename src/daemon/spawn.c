@@ -428,7 +428,7 @@ spawn_worker(struct spawner *sw, const struct spawn_args *a,
 {
 	const struct spec *s = a->spec;
 	char *own[SPAWN_ENV_OWN_MAX + 1];
-	size_t nown;
+	int nown;
 	struct spawn_ids ids;
 	struct spawn sp = {.spec = s,
 	                   .share_files = sw->share_files,
@@ -448,10 +448,11 @@ spawn_worker(struct spawner *sw, const struct spawn_args *a,
 		errno = ENOENT;
 		return -1;
 	}
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+	if ((nown = spawn_env_own(&sw->env, a, own)) < 0 ||
+	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
 		return -1;
-	nown = spawn_env_own(&sw->env, a, own);
-	sp.envp = spawn_env_build(&sw->env, s, &ids, a->file_env, own, nown);
+	sp.envp = spawn_env_build(&sw->env, s, &ids, a->file_env, own,
+	                          (size_t)nown);
 	sp.chan = spawn_slot(sw, &sp, sv[1]);
 	ends[0] = spawn_slot(sw, &sp, a->output[0]);
 	ends[1] = spawn_slot(sw, &sp, a->output[1]);

@@ -11,6 +11,7 @@
 #include <sys/types.h>
 
 #include "config.h"
+#include "text.h"
 
 #define SPAWN_STACK_SIZE (256 * 1024)
 
@@ -27,8 +28,7 @@ struct spawn_env_key;
 struct spawn_env_mem {
 	char **envp; /* the environment passed to exec */
 	size_t envcap;
-	char *own; /* the worker's own variables' text, one after another */
-	size_t owncap;
+	struct text_buf own; /* the worker's own variables, NUL after each */
 	struct spawn_env_key *sorted; /* env_file entries by name */
 	bool *last;                   /* ... each one the last of its name */
 	size_t sortcap;

@@ -3,6 +3,7 @@
  * its user's, its env_file's, its spec's and its own AGENTSUP_* variables,
  * a later one setting a key over an earlier.
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -10,7 +11,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "log.h"
 #include "spawn.h"
 #include "spawn_int.h"
 #include "util.h"
@@ -162,77 +162,74 @@ spawn_env_path(char **envp)
 	return "/usr/local/bin:/usr/bin:/bin";
 }
 
-/* One variable of the worker's own printed into m->own at *at, which moves
- * past it: its offset. The text grows to the longest environment once. */
-static size_t
-spawn_env_put(struct spawn_env_mem *m, size_t *at, const char *fmt, ...)
+/* One variable of the worker's own appended to m->own, its NUL after it:
+ * its offset in *off; false past the text's bound. */
+static bool
+spawn_env_put(struct spawn_env_mem *m, size_t *off, const char *fmt, ...)
 {
-	size_t off = *at, room;
 	va_list ap;
-	int n;
+	bool ok;
 
-	for (;;) {
-		room = m->owncap - off;
-		va_start(ap, fmt);
-		n = vsnprintf(m->own + off, room, fmt, ap);
-		va_end(ap);
-		if (n < 0) /* numbers and strings: only if out of memory */
-			fatalx("the environment of a worker: cannot be "
-			       "printed");
-		if ((size_t)n < room)
-			break;
-		m->owncap = 2 * m->owncap > off + (size_t)n + 1
-		                    ? 2 * m->owncap
-		                    : off + (size_t)n + 1;
-		m->own = xrealloc(m->own, m->owncap);
-	}
-	*at = off + (size_t)n + 1;
-	return off;
+	*off = m->own.len;
+	va_start(ap, fmt);
+	ok = text_buf_vprintf(&m->own, fmt, ap);
+	va_end(ap);
+	return ok && text_buf_append(&m->own, "", 1);
 }
 
 /* The worker's own AGENTSUP_* variables into own, in m's memory; how
- * many, then NULL. */
-size_t
+ * many, then NULL; -1 (E2BIG) past the text's bound. */
+int
 spawn_env_own(struct spawn_env_mem *m, const struct spawn_args *a, char **own)
 {
-	size_t off[SPAWN_ENV_OWN_MAX], n = 0, at = 0;
+	size_t off[SPAWN_ENV_OWN_MAX];
+	int n = 0;
+	bool ok;
 
-	if (m->own == NULL) {
-		m->owncap = SPAWN_ENV_OWN_TEXT;
-		m->own = xmalloc(m->owncap);
-	}
-	off[n++] = spawn_env_put(m, &at, "AGENTSUP_FD=%d", AGENTSUP_CHILD_FD);
-	off[n++] = spawn_env_put(m, &at, "AGENTSUP_NAME=%s", a->spec->name);
-	off[n++] = spawn_env_put(m, &at, "AGENTSUP_PATH=%s", a->path);
-	off[n++] = spawn_env_put(m, &at, "AGENTSUP_INCARNATION=%lu",
-	                         a->incarnation);
-	if (a->spec->pol->heartbeat_ms)
-		off[n++] = spawn_env_put(
-		        m, &at, "AGENTSUP_HEARTBEAT_MS=%llu",
+	text_buf_reset(&m->own);
+	ok = spawn_env_put(m, &off[n++], "AGENTSUP_FD=%d", AGENTSUP_CHILD_FD) &&
+	     spawn_env_put(m, &off[n++], "AGENTSUP_NAME=%s", a->spec->name) &&
+	     spawn_env_put(m, &off[n++], "AGENTSUP_PATH=%s", a->path) &&
+	     spawn_env_put(m, &off[n++], "AGENTSUP_INCARNATION=%lu",
+	                   a->incarnation);
+	if (ok && a->spec->pol->heartbeat_ms)
+		ok = spawn_env_put(
+		        m, &off[n++], "AGENTSUP_HEARTBEAT_MS=%llu",
 		        (unsigned long long)a->spec->pol->heartbeat_ms);
-	if (a->notify_socket != NULL)
-		off[n++] = spawn_env_put(m, &at, "NOTIFY_SOCKET=%s",
-		                         a->notify_socket);
-	if (a->control_socket != NULL)
-		off[n++] = spawn_env_put(m, &at, "AGENTSUP_SOCKET=%s",
-		                         a->control_socket);
-	if (a->notify_socket != NULL && a->spec->pol->heartbeat_ms)
-		off[n++] = spawn_env_put(
-		        m, &at, "WATCHDOG_USEC=%llu",
+	if (ok && a->notify_socket != NULL)
+		ok = spawn_env_put(m, &off[n++], "NOTIFY_SOCKET=%s",
+		                   a->notify_socket);
+	if (ok && a->control_socket != NULL)
+		ok = spawn_env_put(m, &off[n++], "AGENTSUP_SOCKET=%s",
+		                   a->control_socket);
+	if (ok && a->notify_socket != NULL && a->spec->pol->heartbeat_ms)
+		ok = spawn_env_put(
+		        m, &off[n++], "WATCHDOG_USEC=%llu",
 		        (unsigned long long)a->spec->pol->heartbeat_timeout_ms *
 		                1000);
-	for (size_t i = 0; i < n; i++) /* the text has stopped moving */
-		own[i] = m->own + off[i];
+	if (!ok) {
+		errno = E2BIG;
+		return -1;
+	}
+	for (int i = 0; i < n; i++) /* the text has stopped moving */
+		own[i] = m->own.data + off[i];
 	own[n] = NULL;
 	return n;
+}
+
+void
+spawn_env_mem_init(struct spawn_env_mem *m)
+{
+	*m = (struct spawn_env_mem){0};
+	text_buf_init(&m->own, SPAWN_ENV_OWN_BYTES);
 }
 
 void
 spawn_env_mem_free(struct spawn_env_mem *m)
 {
 	free(m->envp);
-	free(m->own);
+	text_buf_free(&m->own);
 	free(m->sorted);
 	free(m->last);
-	*m = (struct spawn_env_mem){0};
+	spawn_env_mem_init(m);
 }

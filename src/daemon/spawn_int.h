@@ -14,11 +14,14 @@ struct spawn_ids;
 struct spec;
 
 /* spawn_env.c: the worker's own AGENTSUP_* variables into own (room for
- * SPAWN_ENV_OWN_MAX and the NULL after them), their text in m; how many. */
-#define SPAWN_ENV_OWN_MAX  8
-#define SPAWN_ENV_OWN_TEXT 512 /* the text's first size: most need no more */
-size_t spawn_env_own(struct spawn_env_mem *m, const struct spawn_args *,
-                     char **own);
+ * SPAWN_ENV_OWN_MAX and the NULL after them), their text in m; how many,
+ * or -1 (E2BIG) past SPAWN_ENV_OWN_BYTES, which a config's caps keep it
+ * far below (a path of 32 names, two socket paths). */
+#define SPAWN_ENV_OWN_MAX   8
+#define SPAWN_ENV_OWN_BYTES (64u << 10)
+void spawn_env_mem_init(struct spawn_env_mem *m);
+int spawn_env_own(struct spawn_env_mem *m, const struct spawn_args *,
+                  char **own);
 /* agentsupd's environment, then the user's (HOME, USER, LOGNAME, SHELL of
  * `user:`, unless set later), then its env_file's (fenv), then the spec's,
  * then own (NULL-terminated): a later one sets a key over an earlier. The

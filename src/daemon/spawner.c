@@ -70,7 +70,7 @@ spawner_init(struct spawner *sp)
 	sp->null = -1;
 	for (int i = 0; i < SPAWN_SLOTS; i++)
 		sp->slot[i] = -1;
-	sp->env = (struct spawn_env_mem){0};
+	spawn_env_mem_init(&sp->env);
 	sigemptyset(&sp->reset);
 	sp->handlers = false;
 	for (int sig = 1; sig < NSIG; sig++)
