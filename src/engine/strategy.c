@@ -154,6 +154,16 @@ restart_decision(struct tree *t, struct node *s, struct node *c,
 	}
 }
 
+/* Whether the worker said ready before it ended: one that ends cleanly
+ * before (exit 0, or done) never came up, and its restarts back off as a
+ * failed start's, else a permanent one loops at once (supervisord's
+ * startsecs rule, with our readiness). */
+static bool
+came_up(const struct node *c)
+{
+	return c->running_since != 0 || c->spec->pol->start_timeout_ms == 0;
+}
+
 /* The whole decision for a child whose supervisor is free to act: what
  * it declared first (§9 step 1), then its restart type. */
 static void
@@ -190,7 +200,8 @@ strategy_decide(struct tree *t, struct node *s, struct node *c, struct reason r)
 		return;
 	}
 	if (node_is_worker(c))
-		n = failure ? backoff_count(c, t->now) : (c->failures = 0);
+		n = failure || !came_up(c) ? backoff_count(c, t->now)
+		                           : (c->failures = 0);
 	if (failure && counts && node_is_worker(c) && circuit_record(t, c)) {
 		park(t, s, c, NODE_QUARANTINED, EE_QUARANTINED,
 		     node_circuit(c)->probe_at);

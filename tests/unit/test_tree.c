@@ -547,6 +547,42 @@ test_start_failure_with_backoff(void **state)
 	run_free(r);
 }
 
+/* A permanent worker that exits 0 (or declares done) before it is ready
+ * never came up: its restarts back off like a failed start's. They were
+ * immediate (a clean end counts no failure), so under rest_for_one its
+ * later siblings waited while it spent root's intensity in milliseconds.
+ * A clean end after it was ready still comes back at once. */
+static void
+test_clean_exit_before_ready_backs_off(void **state)
+{
+	struct run *r = run_new_with(
+	        "supervisor: root\nstrategy: rest_for_one\nintensity: 5\n"
+	        "children:\n"
+	        "  - worker: db\n    command: x\n    start_timeout: 5s\n"
+	        "    backoff: {initial: 1s, jitter: none}\n"
+	        "  - {worker: app, command: x}\n",
+	        true);
+
+	(void)state;
+	crash(r, "db", 0); /* the first at once */
+	expect(r, "restarting root/db\nstart root/db\n");
+	declare(r, "db", DECLARED_DONE, 0);
+	crash(r, "db", 0);
+	expect(r, "restarting root/db\nbackoff root/db 1000ms\n");
+	assert_string_equal(state_of(r, "db"), "backoff");
+	advance(r, r->now + 1000);
+	expect(r, "start root/db\n");
+	r->log[0] = '\0';
+	tree_ready(r->t, N(r, "db"), r->now);
+	pump(r);
+	expect(r, "start root/app\n");
+	crash(r, "db", 0); /* it was up: a clean end, back at once */
+	assert_int_equal(N(r, "db")->failures, 0);
+	assert_null(strstr(r->log, "backoff root/db"));
+	assert_int_equal(r->exit_code, -1); /* root never gave up */
+	run_free(r);
+}
+
 /* one_for_all: a group restart whose first start fails starts nothing
  * after it; the failure's restart starts them all once it is ready. */
 static void
@@ -1656,6 +1692,7 @@ main(void)
 	        cmocka_unit_test(test_start_failure_stops_the_start_there),
 	        cmocka_unit_test(test_group_restart_start_failure),
 	        cmocka_unit_test(test_start_failure_with_backoff),
+	        cmocka_unit_test(test_clean_exit_before_ready_backs_off),
 	        cmocka_unit_test(test_start_failure_not_restarted_or_given_up),
 	        cmocka_unit_test(
 	                test_transient_supervisor_that_gave_up_stays_down),
