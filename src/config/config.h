@@ -156,6 +156,7 @@ struct policy {
 	uint64_t heartbeat_ms;    /* 0 = not monitored */
 	uint64_t heartbeat_timeout_ms;
 	uint64_t start_timeout_ms; /* 0 = running at spawn */
+	uint64_t ready_after_ms;   /* ready once it ran this long, 0 = off */
 	uint64_t drain_timeout_ms;
 	struct backoff_spec backoff;
 	struct circuit_spec circuit;
@@ -175,6 +176,14 @@ struct policy {
 	uint64_t max_memory; /* bytes of RSS, 0 = not checked */
 	uint32_t control;    /* control requests granted (CONTROL_ALL...) */
 };
+
+/* Whether a worker starts in `starting` and is up only once ready: it says
+ * so (start_timeout), or it ran ready_after. */
+static inline bool
+config_waits_ready(const struct policy *pol)
+{
+	return pol->start_timeout_ms != 0 || pol->ready_after_ms != 0;
+}
 
 /* One node of the tree as declared: a supervisor or a worker. What is
  * its own (name, command, environment, output...) is here; the rest is

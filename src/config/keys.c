@@ -435,6 +435,8 @@ const struct key keys_table[] = {
          "duration", "3 x heartbeat"},
         {"start_timeout", W, keys_duration_nz, P(start_timeout_ms), POD,
          "duration", "off"},
+        {"ready_after", W, keys_duration_nz, P(ready_after_ms), POD, "duration",
+         "off"},
         {"drain_timeout", W, keys_duration, P(drain_timeout_ms), POD,
          "duration", "30s"},
         {"stdout", W, keys_output, F(out), STORE_OUTPUT,
@@ -581,18 +583,6 @@ keys_check_worker(struct parse *p, struct spec *s)
 		load_locerr(p, &s->loc, "worker %s: no command", s->name);
 		return;
 	}
-	if (s->pol->heartbeat_ms == 0 && s->pol->heartbeat_timeout_ms != 0)
-		load_locerr(p, &s->loc,
-		            "worker %s: heartbeat_timeout without heartbeat",
-		            s->name);
-	if (s->pol->heartbeat_ms != 0 && s->pol->heartbeat_timeout_ms == 0)
-		spec_pol(s)->heartbeat_timeout_ms =
-		        3 * spec_pol(s)->heartbeat_ms;
-	if (s->pol->heartbeat_ms != 0 &&
-	    s->pol->heartbeat_timeout_ms < s->pol->heartbeat_ms)
-		load_locerr(p, &s->loc,
-		            "worker %s: heartbeat_timeout is shorter than "
-		            "heartbeat",
-		            s->name);
+	policy_check_liveness(p, s);
 	progress_keys_check(p, s);
 }

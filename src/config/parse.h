@@ -118,6 +118,7 @@ void keys_apply(struct parse *, struct spec *, const struct pair *, int depth,
 void keys_inherit(struct parse *, struct spec *worker,
                   const struct spec *const *chain, size_t n);
 void keys_check_worker(struct parse *, struct spec *);
+void policy_check_liveness(struct parse *, struct spec *);
 
 /* policy.c: backoff and circuit, the maps of DESIGN §9 */
 void policy_backoff(struct parse *, const struct key *, yaml_node_t *v,

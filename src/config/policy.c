@@ -2,7 +2,8 @@
  * policy.c - the restart policy maps of DESIGN §9: `backoff` (on by default)
  * and `circuit` (off unless configured). Each is `none` or a mapping whose
  * sub-keys are a small table of their own; a sub-key left out keeps its
- * default.
+ * default. And the checks between a worker's liveness keys (heartbeat,
+ * start_timeout, ready_after), which tell when it is up and when it hangs.
  */
 #include <stddef.h>
 #include <stdio.h>
@@ -215,4 +216,32 @@ policy_circuit(struct parse *p, const struct key *k, yaml_node_t *v,
 		load_err(p, &v->start_mark,
 		         "circuit: open is longer than open_max");
 	spec_pol(s)->circuit = c;
+}
+
+/* The liveness keys that depend on each other, once a worker has all its
+ * keys (a default of heartbeat_timeout: three beats). */
+void
+policy_check_liveness(struct parse *p, struct spec *s)
+{
+	struct policy *pol = spec_pol(s);
+
+	if (pol->heartbeat_ms == 0 && pol->heartbeat_timeout_ms != 0)
+		load_locerr(p, &s->loc,
+		            "worker %s: heartbeat_timeout without heartbeat",
+		            s->name);
+	if (pol->heartbeat_ms != 0 && pol->heartbeat_timeout_ms == 0)
+		pol->heartbeat_timeout_ms = 3 * pol->heartbeat_ms;
+	if (pol->heartbeat_ms != 0 &&
+	    pol->heartbeat_timeout_ms < pol->heartbeat_ms)
+		load_locerr(p, &s->loc,
+		            "worker %s: heartbeat_timeout is shorter than "
+		            "heartbeat",
+		            s->name);
+	if (pol->ready_after_ms != 0 && pol->start_timeout_ms != 0)
+		load_locerr(
+		        p, &s->loc,
+		        "worker %s: ready_after and start_timeout: a worker "
+		        "that says ready has start_timeout, one that does "
+		        "not has ready_after",
+		        s->name);
 }

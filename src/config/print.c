@@ -133,6 +133,7 @@ spec_policy_equal(const struct spec *a, const struct spec *b)
 	       a->pol->heartbeat_ms == b->pol->heartbeat_ms &&
 	       a->pol->heartbeat_timeout_ms == b->pol->heartbeat_timeout_ms &&
 	       a->pol->start_timeout_ms == b->pol->start_timeout_ms &&
+	       a->pol->ready_after_ms == b->pol->ready_after_ms &&
 	       a->pol->drain_timeout_ms == b->pol->drain_timeout_ms &&
 	       a->pol->max_memory == b->pol->max_memory &&
 	       a->pol->control == b->pol->control &&
@@ -264,6 +265,11 @@ print_spec(const struct spec *s, const char *prefix, bool last, bool top,
 			util_format_duration(s->pol->start_timeout_ms, dur,
 			                     sizeof dur);
 			fprintf(f, "  [ready within %s]", dur);
+		}
+		if (s->pol->ready_after_ms) {
+			util_format_duration(s->pol->ready_after_ms, dur,
+			                     sizeof dur);
+			fprintf(f, "  [ready after %s]", dur);
 		}
 		if (s->pol->notify == NOTIFY_SYSTEMD)
 			fprintf(f, "  [sd_notify]");

@@ -272,6 +272,9 @@ session_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 		                    s->node->spec->pol->start_timeout_ms);
 		session_fail(s, (struct reason){REASON_START_TIMEOUT, 0});
 		break;
+	case DEADLINE_READY:
+		session_ready(s); /* it ran ready_after */
+		break;
 	case DEADLINE_HEARTBEAT:
 		session_check_heartbeat(s);
 		break;
@@ -430,6 +433,9 @@ session_start(struct daemon *d, struct node *n, char *why, size_t whylen)
 		if (sp->pol->start_timeout_ms)
 			session_deadline(s, DEADLINE_START,
 			                 sp->pol->start_timeout_ms);
+		else if (sp->pol->ready_after_ms)
+			session_deadline(s, DEADLINE_READY,
+			                 sp->pol->ready_after_ms);
 		else if (s->beat_timeout_ms)
 			session_deadline(s, DEADLINE_HEARTBEAT,
 			                 s->beat_timeout_ms);

@@ -21,6 +21,7 @@ struct channel;
 enum deadline {
 	DEADLINE_NONE,
 	DEADLINE_START,     /* ready within start_timeout */
+	DEADLINE_READY,     /* ready once it ran ready_after */
 	DEADLINE_HEARTBEAT, /* next beat within heartbeat_timeout (lazy) */
 	DEADLINE_HANG,      /* SIGUSR1 sent: grace before the stop sequence */
 	DEADLINE_DRAIN,     /* drain sent: exit within drain_timeout */

@@ -114,10 +114,9 @@ on_hello(void *arg)
 		on_failed(s, "cannot send welcome");
 }
 
-static void
-on_ready(void *arg)
+void
+session_ready(struct session *s)
 {
-	struct session *s = arg;
 	struct node *n = s->node;
 
 	if (n->state != NODE_STARTING)
@@ -130,6 +129,12 @@ on_ready(void *arg)
 	        s, s->beat_timeout_ms ? DEADLINE_HEARTBEAT : DEADLINE_NONE,
 	        s->beat_timeout_ms);
 	tree_ready(s->d->tree, n, s->last_beat_us / 1000);
+}
+
+static void
+on_ready(void *arg)
+{
+	session_ready(arg);
 }
 
 static void
@@ -313,7 +318,7 @@ session_notified(void *arg, pid_t pid, pid_t pgid, uid_t uid,
 	if (m->has_extend)
 		session_extend_start(s, m->extend_usec);
 	if (m->ready)
-		on_ready(s);
+		session_ready(s);
 	if (m->watchdog)
 		on_beat(s, NULL, 0);
 	if (m->stopping)

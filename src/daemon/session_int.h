@@ -14,6 +14,8 @@ extern const struct channel_ops session_channel_ops;
 /* Arm the session's one timer for a deadline after_us (after_ms) from now. */
 void session_deadline_us(struct session *, enum deadline, uint64_t after_us);
 void session_deadline(struct session *, enum deadline, uint64_t after_ms);
+/* The worker is up: it said ready, or ran ready_after. */
+void session_ready(struct session *);
 /* A failure seen while the process still runs: the engine is told, and the
  * process is stopped. */
 void session_fail(struct session *, struct reason cause);

@@ -154,14 +154,14 @@ restart_decision(struct tree *t, struct node *s, struct node *c,
 	}
 }
 
-/* Whether the worker said ready before it ended: one that ends cleanly
+/* Whether the worker was ready before it ended: one that ends cleanly
  * before (exit 0, or done) never came up, and its restarts back off as a
  * failed start's, else a permanent one loops at once (supervisord's
- * startsecs rule, with our readiness). */
+ * startsecs rule: ready_after is ours). */
 static bool
 came_up(const struct node *c)
 {
-	return c->running_since != 0 || c->spec->pol->start_timeout_ms == 0;
+	return c->running_since != 0 || !config_waits_ready(c->spec->pol);
 }
 
 /* The whole decision for a child whose supervisor is free to act: what

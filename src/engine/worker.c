@@ -53,7 +53,7 @@ w_spawn(struct tree *t, struct node *n, struct reason r)
 	budget_spawned(t, n);
 	tree_push(t, (struct action){.kind = ACT_START, .node = n});
 	w_up(t, n,
-	     n->spec->pol->start_timeout_ms ? NODE_STARTING : NODE_RUNNING);
+	     config_waits_ready(n->spec->pol) ? NODE_STARTING : NODE_RUNNING);
 }
 
 /* STARTING x READY: up; its supervisor's job may go on. */

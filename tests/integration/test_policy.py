@@ -7,6 +7,7 @@ import time
 import os
 import re
 import signal
+import subprocess
 import textwrap
 from datetime import datetime
 
@@ -257,3 +258,58 @@ def test_declared_permanent_fails_the_child(supd, tmp_path):
     assert r.returncode == 3, r
     assert d.count("restarting", "root/keyed") == 0
     assert node(d, "sibling")["state"] == "running"
+
+
+def test_ready_after_holds_the_later_siblings_until_it_ran(supd):
+    """ready_after (supervisord's startsecs): a worker that never says
+    ready is starting until it has run that long; under rest_for_one its
+    later sibling starts only then."""
+    d = supd.start({"a.yaml": f"""
+        supervisor: root
+        strategy: rest_for_one
+        children:
+          - {{worker: a, command: {SLEEP}, ready_after: 300ms}}
+          - {{worker: b, command: {SLEEP}}}
+        """})
+    ready = d.wait("ready", "root/a")
+    assert re.match(r"after \d+ms", ready.detail), ready.detail
+    assert int(re.match(r"after (\d+)ms", ready.detail).group(1)) >= 300
+    started = d.wait("started", "root/b")
+    assert started.seq > ready.seq
+    assert d.count("started", "root/b") == 1
+    assert node(d, "a")["state"] == "running"
+
+
+def test_clean_exits_before_ready_after_back_off(supd):
+    """A permanent worker that exits 0 before ready_after never came up:
+    its restarts back off as a failed start's (they looped at once), and
+    its later sibling is never started meanwhile."""
+    d = supd.start({"a.yaml": f"""
+        supervisor: root
+        strategy: rest_for_one
+        intensity: 100
+        period: 10s
+        children:
+          - worker: a
+            command: {sh("exit 0")}
+            ready_after: 5s
+            backoff: {{initial: 300ms, max: 1200ms, jitter: none}}
+          - {{worker: b, command: {SLEEP}}}
+        """})
+    delays = [delay_ms(d.wait("backoff", "root/a")) for _ in range(3)]
+    assert delays == [300, 600, 1200], delays
+    assert d.count("ready", "root/a") == 0
+    assert d.count("started", "root/b") == 0
+
+
+def test_ready_after_with_start_timeout_is_refused(supd):
+    supd.write({"a.yaml": f"""
+        worker: w
+        command: {SLEEP}
+        ready_after: 1s
+        start_timeout: 5s
+        """})
+    r = subprocess.run([AGENTSUPD, "--check", "-c", str(supd.dir)],
+                       capture_output=True, text=True, timeout=TIMEOUT)
+    assert r.returncode == 78, r
+    assert "ready_after and start_timeout" in r.stderr, r.stderr

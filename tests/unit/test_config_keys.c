@@ -189,6 +189,9 @@ static const struct bad bads[] = {
         {W "heartbeat: 0.0s\n", "heartbeat: must be more than zero"},
         {W "heartbeat_timeout: 1s\n", "heartbeat_timeout without heartbeat"},
         {W "start_timeout: [1s]\n", "start_timeout: expected a single value"},
+        {W "ready_after: 0\n", "ready_after: must be more than zero"},
+        {W "ready_after: 1s\nstart_timeout: 5s\n",
+         "worker w: ready_after and start_timeout"},
         {W "drain_timeout: 1.5ms\n", "drain_timeout: bad duration"},
         /* Part I took any duration: one over the cap says so, not "bad" */
         {W "heartbeat: 1000000h\n",
