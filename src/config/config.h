@@ -174,7 +174,10 @@ struct policy {
 	/* privileges and limits (DESIGN §13) */
 	struct limits_spec limits;
 	uint64_t max_memory; /* bytes of RSS, 0 = not checked */
-	uint32_t control;    /* control requests granted (CONTROL_ALL...) */
+	/* its log_dir file's rotation (DESIGN §13): 0 / -1 = agentsupd's */
+	uint64_t log_max;
+	int log_keep;
+	uint32_t control; /* control requests granted (CONTROL_ALL...) */
 };
 
 /* Whether a worker starts in `starting` and is up only once ready: it says

@@ -141,6 +141,9 @@ void privs_limits(struct parse *, const struct key *, yaml_node_t *v,
                   struct spec *, int depth);
 void privs_max_memory(struct parse *, const struct key *, yaml_node_t *v,
                       struct spec *, int depth);
+/* settings.c: a worker's own log_max and log_keep */
+void settings_worker_log(struct parse *, const struct key *, yaml_node_t *v,
+                         struct spec *, int depth);
 void privs_control(struct parse *, const struct key *, yaml_node_t *v,
                    struct spec *, int depth);
 /* template.c: a supervisor's dynamic children (DESIGN §12) */

@@ -136,6 +136,8 @@ spec_policy_equal(const struct spec *a, const struct spec *b)
 	       a->pol->ready_after_ms == b->pol->ready_after_ms &&
 	       a->pol->drain_timeout_ms == b->pol->drain_timeout_ms &&
 	       a->pol->max_memory == b->pol->max_memory &&
+	       a->pol->log_max == b->pol->log_max &&
+	       a->pol->log_keep == b->pol->log_keep &&
 	       a->pol->control == b->pol->control &&
 	       /* a pool's and checkpoints': applied, and so reported */
 	       a->pol->max_children == b->pol->max_children &&

@@ -132,6 +132,41 @@ settings_size(const char *s, uint64_t max, uint64_t *out)
 	return config_parse_bytes(s, out) < 0 || *out > max ? -1 : 0;
 }
 
+/* log_max or log_keep, agentsupd's or a worker's: the value, or -1 said. */
+static int
+settings_rotation(struct parse *p, const char *key, const char *s,
+                  yaml_node_t *v, uint64_t *n)
+{
+	if (strcmp(key, "log_max") == 0) {
+		if (settings_size(s, UINT64_C(1) << 40, n) == 0 && *n >= 1024)
+			return 0;
+		load_err(p, &v->start_mark,
+		         "log_max: want a size from 1024 to 1TiB (e.g. 10MiB)");
+	} else if (scalar_uint(s, 1000, n) == 0) {
+		return 0;
+	} else {
+		load_err(p, &v->start_mark,
+		         "log_keep: want a count from 0 to 1000");
+	}
+	return -1;
+}
+
+void
+settings_worker_log(struct parse *p, const struct key *k, yaml_node_t *v,
+                    struct spec *sp, int depth)
+{
+	const char *s = load_scalar(p, k->name, v);
+	uint64_t n;
+
+	(void)depth;
+	if (s == NULL || settings_rotation(p, k->name, s, v, &n) < 0)
+		return;
+	if (strcmp(k->name, "log_max") == 0)
+		spec_pol(sp)->log_max = n;
+	else
+		spec_pol(sp)->log_keep = (int)n;
+}
+
 /* log_max, log_keep, log_tail: output capture's bounds; log_time,
  * log_stderr. */
 static void
@@ -143,17 +178,11 @@ settings_log_bound(struct parse *p, const char *key, yaml_node_t *v,
 
 	if (s == NULL)
 		return;
-	if (strcmp(key, "log_max") == 0) {
-		if (settings_size(s, UINT64_C(1) << 40, &n) < 0 || n < 1024)
-			load_err(p, &v->start_mark,
-			         "log_max: want a size from 1024 to 1TiB "
-			         "(e.g. 10MiB)");
-		else
+	if (strcmp(key, "log_max") == 0 || strcmp(key, "log_keep") == 0) {
+		if (settings_rotation(p, key, s, v, &n) < 0)
+			return;
+		if (strcmp(key, "log_max") == 0)
 			st->log_max = n;
-	} else if (strcmp(key, "log_keep") == 0) {
-		if (scalar_uint(s, 1000, &n) < 0)
-			load_err(p, &v->start_mark,
-			         "log_keep: want a count from 0 to 1000");
 		else
 			st->log_keep = (uint32_t)n;
 	} else if (strcmp(key, "log_time") == 0) {

@@ -30,6 +30,7 @@ const struct policy config_policy_default = {
                 .jitter = JITTER_FULL,
         },
         .umask_mode = -1,
+        .log_keep = -1,
         .max_children = CONFIG_MAX_CHILDREN_DEFAULT,
         .key_ttl_ms = CONFIG_KEY_TTL_DEFAULT_MS,
         .extend_max_ms = 600000,

@@ -54,6 +54,9 @@ void logcap_reopen(struct logcap_set *);
 /* Lines that could not be written to stderr (it was full), ever. */
 unsigned long logcap_dropped(const struct logcap_set *);
 
+/* A worker's own log_max and log_keep (0 and -1: the set's), for what its
+ * file gets from now on. */
+void logcap_file_limits(struct logcap *, uint64_t max, int keep);
 /* The worker's capture, made on first use. */
 struct logcap *logcap_get(struct logcap_set *, const char *name);
 struct logcap *logcap_find(const struct logcap_set *, const char *name);

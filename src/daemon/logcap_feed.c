@@ -25,6 +25,7 @@ feed_text(struct logcap *lc)
 	if (lc->txt == NULL) {
 		lc->txt = xcalloc(1, sizeof *lc->txt);
 		lc->txt->file = (struct logcap_file)LOGCAP_FILE_INIT;
+		lc->txt->keep = -1;
 	}
 	return lc->txt;
 }
@@ -53,10 +54,21 @@ static void
 file_put(struct logcap *lc, const char *p, size_t n)
 {
 	const struct logcap_set *set = lc->set;
-	struct logcap_file_spec spec = {set->dir, lc->name, set->lim.max,
-	                                set->lim.keep, set->reap};
+	const struct logcap_text *t = lc->txt;
+	struct logcap_file_spec spec = {
+	        set->dir, lc->name, t->max ? t->max : set->lim.max,
+	        t->keep >= 0 ? (unsigned)t->keep : set->lim.keep, set->reap};
 
 	logcap_file_put(&lc->txt->file, &spec, p, n);
+}
+
+void
+logcap_file_limits(struct logcap *lc, uint64_t max, int keep)
+{
+	if (lc->txt == NULL && max == 0 && keep < 0)
+		return; /* the set's: its text stays unmade until it prints */
+	feed_text(lc)->max = max;
+	lc->txt->keep = keep;
 }
 
 /* log_time: the lines of p (each ending in '\n') after the time they were

@@ -30,6 +30,8 @@ struct logcap_text {
 	size_t partlen[2];
 	struct logcap_ring ring; /* the last `tail` bytes of escaped lines */
 	struct logcap_file file; /* log_dir/NAME.log */
+	uint64_t max;            /* the worker's own log_max, 0: the set's */
+	int keep;                /* its own log_keep, -1: the set's */
 };
 
 struct logcap {

@@ -185,6 +185,13 @@ session_over_memory(struct session *s, uint64_t rss)
 void
 session_reloaded(struct session *s)
 {
+	char name[SESSION_CAPTURE_NAME_MAX];
+	struct logcap *lc =
+	        logcap_find(s->d->logcap, session_capture_name(s->node, name));
+
+	if (lc != NULL) /* a reload may change its own log_max, log_keep */
+		logcap_file_limits(lc, s->node->spec->pol->log_max,
+		                   s->node->spec->pol->log_keep);
 	if (s->d->contain != NULL)
 		contain_rewatch(s->d->contain, s->pid, s->node->path, s->cgroup,
 		                s->node->spec->pol->max_memory);
@@ -380,6 +387,8 @@ session_start(struct daemon *d, struct node *n, char *why, size_t whylen)
 		errno = saved;
 		return -1;
 	}
+	if (lc != NULL)
+		logcap_file_limits(lc, sp->pol->log_max, sp->pol->log_keep);
 	a.cgroup_fd = contain_enter_fd(d->contain, n->path, &cgroup);
 	if (a.cgroup_fd < 0 && contain_cgroups(d->contain)) {
 		saved = errno;

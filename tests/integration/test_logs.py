@@ -191,6 +191,56 @@ command: {cmd0}
         "%098d\n" % i for i in range(90, 100)) + "finished\n"
 
 
+def test_a_workers_own_log_max_and_log_keep(supd):
+    """log_max and log_keep on a worker (supervisord's per-program
+    stdout_logfile_maxbytes/backups) rotate its file, not its neighbour's;
+    a reload that takes them away applies to the running worker at once,
+    without restarting it."""
+    logs = supd.tmp / "logs"
+    logs.mkdir()
+    trigger = supd.tmp / "trigger"
+    lines = '''
+    i=0
+    while [ $i -lt 50 ]; do
+        printf '%098d\\n' $i
+        i=$((i + 1))
+    done
+    echo "$1"
+'''
+    cmd = sh(f'''
+    say() {{ {lines} }}
+    say first
+    while [ ! -e {trigger} ]; do sleep 0.02; done
+    say second
+    exec sleep 60
+''')
+    tree = '''
+supervisor: root
+children:
+  - {{worker: small, command: {cmd}{own}}}
+  - {{worker: big, command: {cmd}}}
+'''
+    d = start(supd, {"a.yaml": tree.format(
+        cmd=cmd, own=", log_max: 1KiB, log_keep: 1")},
+        log_dir=logs, log_max="1MiB", log_keep=5)
+    wait_until(lambda: has_line(d, "small | first")
+               and has_line(d, "big   | first"), what="the output")
+    names = sorted(os.listdir(logs))
+    assert names == ["big.log", "small.log", "small.log.1"], names
+    assert os.path.getsize(logs / "small.log.1") == 990
+    assert os.path.getsize(logs / "big.log") == 50 * 99 + len("first\n")
+    small = d.wait("started", "root/small").pid
+    (supd.dir / "a.yaml").write_text(tree.format(cmd=cmd, own=""))
+    d.ctl("reload", check=0)
+    d.wait("reload_applied")
+    trigger.touch()
+    wait_until(lambda: has_line(d, "small | second"), what="more output")
+    # now the settings' 1MiB: the file grows, nothing more rotates
+    assert sorted(os.listdir(logs)) == names
+    assert os.path.getsize(logs / "small.log") > 50 * 99
+    assert d.count("started", "root/small") == 1, small
+
+
 @pytest.mark.parametrize("how", ["sighup", "agentsupctl"])
 def test_reload_reopens_a_moved_log_file(supd, how):
     """SIGHUP, and `agentsupctl reload` as SIGHUP (docs/operations.md),

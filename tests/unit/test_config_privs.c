@@ -61,6 +61,35 @@ test_limits_and_memory(void **state)
 	parse_bad(W "max_memory: 17179869184T\n", "max_memory: want a size");
 }
 
+/* A worker's own log rotation, inherited through defaults; absent, the
+ * settings' (0 and -1). */
+static void
+test_log_rotation_of_a_worker(void **state)
+{
+	struct config *cfg =
+	        parse_ok("supervisor: root\ndefaults: {log_keep: 0}\n"
+	                 "children:\n"
+	                 "  - {worker: a, command: x, log_max: 1MiB}\n"
+	                 "  - {worker: b, command: x, log_keep: 9}\n");
+	const struct spec *a = cfg->root->children[0],
+	                  *b = cfg->root->children[1];
+
+	(void)state;
+	assert_int_equal(a->pol->log_max, 1u << 20);
+	assert_int_equal(a->pol->log_keep, 0);
+	assert_int_equal(b->pol->log_max, 0);
+	assert_int_equal(b->pol->log_keep, 9);
+	config_free(cfg);
+	cfg = parse_ok(W);
+	assert_int_equal(worker(cfg)->pol->log_max, 0);
+	assert_int_equal(worker(cfg)->pol->log_keep, -1);
+	config_free(cfg);
+	parse_bad(W "log_max: 1000\n", "log_max: want a size from 1024");
+	parse_bad(W "log_max: 2TiB\n", "log_max: want a size from 1024");
+	parse_bad(W "log_keep: 1001\n", "log_keep: want a count");
+	parse_bad(W "log_keep: -1\n", "log_keep: want a count");
+}
+
 static void
 test_bytes(void **state)
 {
@@ -181,6 +210,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_identity_and_umask),
 	        cmocka_unit_test(test_limits_and_memory),
+	        cmocka_unit_test(test_log_rotation_of_a_worker),
 	        cmocka_unit_test(test_bytes),
 	        cmocka_unit_test(test_control_grants),
 	        cmocka_unit_test(test_defaults_hand_down_and_compare),

@@ -384,6 +384,39 @@ test_rotation_keep_zero(void **state)
 	(void)shown(f);
 }
 
+/* A worker's own log_max and log_keep rotate its file, the set's the
+ * others'; back to the set's (0, -1) when a reload takes them away. */
+static void
+test_rotation_a_workers_own(void **state)
+{
+	struct fixture *f = *state;
+	struct logcap_limits lim = limits(f->dir, 100000, 5, 8192);
+	struct logcap *own, *other;
+	char line[101];
+
+	logcap_set_limits(f->set, &lim);
+	own = logcap_get(f->set, "own");
+	other = logcap_get(f->set, "other");
+	logcap_file_limits(own, 1024, 1);
+	logcap_file_limits(other, 0, -1); /* the set's: nothing made */
+	memset(line, 'w', 99);
+	line[99] = '\n';
+	line[100] = '\0';
+	for (int i = 0; i < 50; i++) { /* 5000 bytes each */
+		feed(own, LOGCAP_STDOUT, line);
+		feed(other, LOGCAP_STDOUT, line);
+	}
+	assert_int_equal(file_size(f->dir, "own.log.1"), 1000);
+	assert_int_equal(file_size(f->dir, "own.log.2"), -1);
+	assert_int_equal(file_size(f->dir, "other.log"), 5000);
+	assert_int_equal(file_size(f->dir, "other.log.1"), -1);
+	logcap_file_limits(own, 0, -1);
+	for (int i = 0; i < 50; i++)
+		feed(own, LOGCAP_STDOUT, line);
+	assert_int_equal(file_size(f->dir, "own.log"), 1000 + 5000);
+	(void)shown(f);
+}
+
 static void
 test_reopen_follows_a_moved_file(void **state)
 {
@@ -919,6 +952,8 @@ main(void)
 	                                        setup, teardown),
 	        cmocka_unit_test_setup_teardown(
 	                test_rotation_renames_are_budgeted, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_rotation_a_workers_own,
+	                                        setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_rotation_keep_zero, setup,
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(
