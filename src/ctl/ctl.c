@@ -27,6 +27,7 @@
 #include "drainall.h"
 #include "logs.h"
 #include "opwait.h"
+#include "rolling.h"
 #include "render.h"
 #include "reply.h"
 #include "text.h"
@@ -86,6 +87,11 @@ usage(FILE *f)
 	        "(T 90s unless given;\n"
 	        "                      exit 1 if it did not come up, 124 if "
 	        "T passed)\n"
+	        "  restart NAME --rolling [--timeout T]\n"
+	        "                      a supervisor's children, or the copies "
+	        "of a worker of\n"
+	        "                      instances:, one at a time, each up "
+	        "before the next\n"
 	        "  reload              re-read supervisor.d/ and apply it as a "
 	        "diff\n"
 	        "  events [NAME] [--follow]  recent events (of NAME's "
@@ -314,6 +320,7 @@ ctl_parse_wait(struct ctl *c, const char *cmd, bool wait, int timeout_ms)
 	if (timeout_ms >= 0 && !wait)
 		return ctl_usage_error("%s: --timeout is for --wait%s", cmd,
 		                       "");
+	c->timeout_given = timeout_ms >= 0;
 	if (wait)
 		c->wait_ms = timeout_ms > 0    ? timeout_ms
 		             : timeout_ms == 0 ? 1 /* one look */
@@ -355,6 +362,9 @@ ctl_parse_command(struct ctl *c, int argc, char **argv, const char **arg,
 		} else if (strcmp(argv[i], "--wait") == 0 &&
 		           opwait_command(cmd)) {
 			wait = true;
+		} else if (strcmp(argv[i], "--rolling") == 0 &&
+		           strcmp(cmd, "restart") == 0) {
+			wait = c->rolling = true; /* each up before the next */
 		} else if (strcmp(argv[i], "-n") == 0 &&
 		           strcmp(cmd, "logs") == 0) {
 			char *end;
@@ -476,6 +486,8 @@ main(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	if (strcmp(cmd, "logs") == 0)
 		rc = logs_run(&c, arg, follow);
+	else if (c.rolling)
+		rc = rolling_run(&c, arg);
 	else if (c.wait_ms > 0 && arg == NULL) /* the whole tree's drain */
 		rc = drainall_run(&c, sock);
 	else if (c.wait_ms > 0)

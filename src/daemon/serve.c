@@ -185,8 +185,9 @@ serve_no_such(struct client *cl, struct daemon *d, uint64_t id,
 		serve_refusef(cl, id,
 		              "no such worker or supervisor: %s (a worker of "
 		              "`instances: %u`, run as %s-1 .. %s-%u: name a "
-		              "copy, or give them a supervisor of their own to "
-		              "act on all of them at once)",
+		              "copy, restart them one at a time with "
+		              "--rolling, or give them a supervisor of their "
+		              "own to act on all of them at once)",
 		              name, n->spec->instances, name, name,
 		              n->spec->instances);
 	else

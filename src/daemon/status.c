@@ -2,6 +2,9 @@
  * status.c - a node of the tree as the map "agentsupctl status" shows: the
  * same keys for every node (docs/operations.md), nil where not known.
  */
+#include <stdio.h>
+#include <string.h>
+
 #include "agentsup/wire.h"
 #include "daemon.h"
 #include "intensity.h"
@@ -99,6 +102,25 @@ status_policy(msgpack_packer *pk, const struct node *n, uint64_t now)
 	agentsup_wire_kv_uint(pk, "incarnation", n->starts ? n->starts - 1 : 0);
 }
 
+/* A copy of a worker of `instances: N` names what it is a copy of (WEB of
+ * web-3): `agentsupctl restart web --rolling` finds its copies so. */
+static void
+status_instance_of(msgpack_packer *pk, const struct spec *s)
+{
+	char suffix[16];
+	size_t len = strlen(s->name), k;
+
+	k = (size_t)snprintf(suffix, sizeof suffix, "-%u", s->instance);
+	if (s->instance == 0 || k >= len ||
+	    strcmp(s->name + len - k, suffix) != 0) {
+		status_kv_nil(pk, "instance_of");
+		return;
+	}
+	agentsup_wire_pack_str(pk, "instance_of");
+	msgpack_pack_str(pk, len - k);
+	msgpack_pack_str_body(pk, s->name, len - k);
+}
+
 void
 status_pack_node(msgpack_packer *pk, const struct node *n, int depth,
                  uint64_t now, const struct ckpt_set *cs,
@@ -111,7 +133,7 @@ status_pack_node(msgpack_packer *pk, const struct node *n, int depth,
 	bool sup = s->kind == KIND_SUPERVISOR;
 	char why[64];
 
-	msgpack_pack_map(pk, 37);
+	msgpack_pack_map(pk, 38);
 	agentsup_wire_kv_str(pk, "name", s->name);
 	agentsup_wire_kv_str(pk, "path", n->path);
 	agentsup_wire_kv_str(pk, "kind", sup ? "supervisor" : "worker");
@@ -183,4 +205,5 @@ status_pack_node(msgpack_packer *pk, const struct node *n, int depth,
 		agentsup_wire_kv_uint(pk, "resume_waiting", resume_waiting);
 	else
 		status_kv_nil(pk, "resume_waiting");
+	status_instance_of(pk, s);
 }

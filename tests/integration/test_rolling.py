@@ -1,0 +1,103 @@
+"""`agentsupctl restart NAME --rolling`: the copies of a worker of
+`instances:`, or a supervisor's children, restarted one at a time, each a
+new process and up before the next is stopped (PM2's reload, a Kubernetes
+rollout), so that a fleet is never short of more than one; the rollout
+stops at the first that does not come up and leaves the rest running."""
+import json
+
+from conftest import sh
+
+# a copy that finds broken-ITS_NAME in its directory fails at once
+COPY = sh('[ -e "broken-$AGENTSUP_NAME" ] && exit 1; exec sleep 1000')
+
+
+def pids(d):
+    return {n["name"]: n["pid"] for n in d.ctl_json("status")
+            if n["kind"] == "worker"}
+
+
+def tree(supd, children):
+    return {"a.yaml": f"""
+        supervisor: root
+        intensity: 100
+        period: 10s
+        children:
+{children}
+        """}
+
+
+def copies(supd, n=3):
+    return tree(supd, f"""          - worker: web
+            instances: {n}
+            command: {COPY}
+            directory: {supd.tmp}
+            backoff: {{initial: 200ms, jitter: none}}
+          - {{worker: other, command: {sh("exec sleep 1000")}}}""")
+
+
+def test_rolling_restart_of_instances_one_at_a_time(supd):
+    d = supd.start(copies(supd))
+    for i in (1, 2, 3):
+        d.wait("started", f"root/web-{i}")
+    before = pids(d)
+    r = d.ctl("restart", "web", "--rolling", check=0)
+    assert "restarting root/web-1 (1 of 3)" in r.stdout, r.stdout
+    after = pids(d)
+    for i in (1, 2, 3):
+        assert after[f"web-{i}"] != before[f"web-{i}"], (before, after)
+    assert after["other"] == before["other"]
+    # one at a time: each copy's new process started before the next
+    # copy's old one was stopped
+    d.count("started")  # reads every event so far into d.seen
+    evs = sorted((e for e in d.seen if e.path.startswith("root/web-")),
+                 key=lambda e: e.seq)
+    started = {e.path: e.seq for e in evs
+               if e.kind == "started" and e.pid not in before.values()}
+    stopped = {e.path: e.seq for e in evs
+               if e.kind == "exited" and e.pid in before.values()}
+    assert set(started) == set(stopped) == {f"root/web-{i}" for i in (1, 2, 3)}
+    assert started["root/web-1"] < stopped["root/web-2"]
+    assert started["root/web-2"] < stopped["root/web-3"]
+
+
+def test_rolling_restart_stops_at_a_copy_that_does_not_come_up(supd):
+    d = supd.start(copies(supd))
+    for i in (1, 2, 3):
+        d.wait("started", f"root/web-{i}")
+    before = pids(d)
+    (supd.tmp / "broken-web-2").touch()
+    r = d.ctl("--json", "restart", "web", "--rolling", "--timeout", "60s",
+              check=1)
+    out = json.loads(r.stdout)
+    assert out == {"ok": False, "restarted": ["root/web-1"],
+                   "stopped_at": "root/web-2", "left": 2, "skipped": 0}, out
+    assert "stopped at root/web-2" in r.stderr, r.stderr
+    assert pids(d)["web-3"] == before["web-3"]  # left running as it was
+
+
+def test_rolling_restart_of_a_supervisors_children(supd):
+    d = supd.start(tree(supd, f"""          - supervisor: pool
+            children:
+              - {{worker: a, command: {sh("exec sleep 1000")}}}
+              - {{worker: b, command: {sh("exec sleep 1000")}}}
+              - {{worker: c, command: {sh("exec sleep 1000")}}}"""))
+    d.wait("started", "root/pool/c")
+    d.ctl("stop", "c", "--wait", check=0)
+    before = pids(d)
+    r = d.ctl("restart", "pool", "--rolling", check=0)
+    assert "2 restarted one at a time (those not up left as they are)" \
+        in r.stdout, r.stdout
+    after = pids(d)
+    assert after["a"] != before["a"] and after["b"] != before["b"]
+    assert after["c"] is None  # stopped by command: left so
+
+
+def test_rolling_restart_refusals(supd):
+    d = supd.start(copies(supd))
+    d.wait("started", "root/other")
+    r = d.ctl("restart", "other", "--rolling", check=1)
+    assert "other is a worker" in r.stderr, r.stderr
+    r = d.ctl("restart", "nosuch", "--rolling", check=1)
+    assert "no such worker or supervisor: nosuch" in r.stderr, r.stderr
+    r = d.ctl("stop", "web", "--rolling", check=64)
+    assert "unknown option" in r.stderr, r.stderr
