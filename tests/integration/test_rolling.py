@@ -4,8 +4,11 @@ new process and up before the next is stopped (PM2's reload, a Kubernetes
 rollout), so that a fleet is never short of more than one; the rollout
 stops at the first that does not come up and leaves the rest running."""
 import json
+import os
 
-from conftest import sh
+from conftest import SRC, sh
+
+CLIENT = os.path.join(SRC, "tools", "python")
 
 # a copy that finds broken-ITS_NAME in its directory fails at once
 COPY = sh('[ -e "broken-$AGENTSUP_NAME" ] && exit 1; exec sleep 1000')
@@ -101,3 +104,31 @@ def test_rolling_restart_refusals(supd):
     assert "no such worker or supervisor: nosuch" in r.stderr, r.stderr
     r = d.ctl("stop", "web", "--rolling", check=64)
     assert "unknown option" in r.stderr, r.stderr
+
+
+def test_python_control_rolling_restart(supd):
+    """Control.restart(name, rolling=True), as agentsupctl's."""
+    import sys
+    sys.path.insert(0, CLIENT)
+    from agentsup.control import Control, ControlError
+    d = supd.start(copies(supd))
+    for i in (1, 2, 3):
+        d.wait("started", f"root/web-{i}")
+    before = pids(d)
+    with Control(d.socket) as c:
+        assert c.restart("web", wait=60, rolling=True) == \
+            "web: 3 restarted one at a time"
+        after = pids(d)
+        assert all(after[f"web-{i}"] != before[f"web-{i}"] for i in (1, 2, 3))
+        (supd.tmp / "broken-web-2").touch()
+        try:
+            c.restart("web", rolling=True)
+            raise AssertionError("the broken copy came up")
+        except ControlError as e:
+            assert "stopped at root/web-2 (1 of 3 restarted" in str(e), e
+        assert pids(d)["web-3"] == after["web-3"]
+        try:
+            c.restart("other", rolling=True)
+            raise AssertionError("a worker was rolled")
+        except ControlError as e:
+            assert "other is a worker" in str(e), e

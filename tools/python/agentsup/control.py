@@ -105,6 +105,33 @@ def _wait_seconds(cmd: str, wait: Any) -> float:
     return float(wait)
 
 
+_ROLLING_STEP = 90.0  # a rolling restart's wait for each, without wait
+
+
+def _rolling_targets(nodes: List[Dict[str, Any]], name: str) -> List[str]:
+    """From the whole tree's status: the paths of the supervisor NAME's
+    children, or of the copies of NAME, that are up (src/ctl/rolling.c)."""
+    up = ("running", "starting")
+    for i, n in enumerate(nodes):
+        if name not in (n.get("name"), n.get("path")):
+            continue
+        if n.get("kind") != "supervisor":
+            raise ControlError(f"restart --rolling: {name} is a worker: name "
+                               f"a supervisor, or a worker of `instances:` "
+                               f"by its own name")
+        depth, paths = n.get("depth", 0), []
+        for c in nodes[i + 1:]:
+            if c.get("depth", 0) <= depth:
+                break
+            if c.get("depth") == depth + 1 and c.get("state") in up:
+                paths.append(str(c["path"]))
+        return paths
+    copies = [n for n in nodes if n.get("instance_of") == name]
+    if not copies:
+        raise ControlError(f"no such worker or supervisor: {name}")
+    return [str(n["path"]) for n in copies if n.get("state") in up]
+
+
 class Control:
     """A connection to agentsupd's control socket."""
 
@@ -307,10 +334,35 @@ class Control:
         With wait (seconds), return once it is down, its process gone."""
         return self._command("stop", name, wait)
 
-    def restart(self, name: str, wait: Optional[float] = None) -> str:
+    def restart(self, name: str, wait: Optional[float] = None,
+                rolling: bool = False) -> str:
         """Restart it. With wait (seconds), return once every worker below
-        it is a new process and it is running, as start's wait."""
+        it is a new process and it is running, as start's wait. rolling:
+        the children of the supervisor NAME, or the copies of the worker
+        of `instances:` NAME, one at a time in start order, each up before
+        the next (`agentsupctl restart NAME --rolling`, PM2's reload);
+        those not up before are left as they are; wait then bounds the
+        whole rollout (without it, 90 s a restart). At the first that does
+        not come up: ControlError (TimeoutError past wait), the rest keep
+        their processes."""
+        if rolling:
+            return self._rolling(name, wait)
         return self._command("restart", name, wait)
+
+    def _rolling(self, name: str, wait: Optional[float]) -> str:
+        deadline = None if wait is None else \
+            time.monotonic() + _wait_seconds("restart", wait)
+        paths = _rolling_targets(self.status(), name)
+        for i, path in enumerate(paths):
+            left = _ROLLING_STEP if deadline is None else \
+                max(0.001, deadline - time.monotonic())
+            try:
+                self._command("restart", path, left)
+            except (ControlError, TimeoutError) as e:
+                raise type(e)(f"restart --rolling {name}: stopped at {path} "
+                              f"({i} of {len(paths)} restarted, the rest "
+                              f"keep their processes): {e}") from None
+        return f"{name}: {len(paths)} restarted one at a time"
 
     def reset(self, name: str) -> str:
         return self._text("reset", [name])
