@@ -448,7 +448,8 @@ opwait_ask(struct ctl *c, struct opwait *w, struct reply_answer *a)
 		poll = poll * 2 > OPWAIT_POLL_MAX_MS ? OPWAIT_POLL_MAX_MS
 		                                     : poll * 2;
 	}
-	if (rc == CTL_EXIT_UNAVAILABLE && c->timed_out)
+	if ((rc == CTL_EXIT_UNAVAILABLE || rc == CTL_EXIT_NO_ANSWER) &&
+	    c->timed_out)
 		rc = CTL_EXIT_TIMEOUT; /* no answer within the wait */
 	if (rc == CTL_EXIT_TIMEOUT && w->error != NULL)
 		fprintf(stderr, "agentsupctl: %s\n", w->error);

@@ -175,6 +175,32 @@ def test_usage_errors(supd):
         assert "cannot reach agentsupd" in r.stderr
 
 
+def test_a_hung_agentsupd_is_75_not_69(supd):
+    """A liveness probe tells a hung agentsupd from one that is gone: a
+    stopped agentsupd's kernel still takes the connection (its backlog),
+    but nothing answers: 75 (EX_TEMPFAIL) past AGENTSUPCTL_TIMEOUT, where
+    no socket at all is 69."""
+    d = started(supd.start(TREE))
+    env = dict(os.environ, AGENTSUPCTL_TIMEOUT="300ms")
+    os.kill(d.proc.pid, signal.SIGSTOP)
+    try:
+        hung = subprocess.run([AGENTSUPCTL, "--socket", d.socket, "status"],
+                              capture_output=True, text=True, env=env,
+                              timeout=TIMEOUT)
+    finally:
+        os.kill(d.proc.pid, signal.SIGCONT)
+    assert hung.returncode == 75, (hung.returncode, hung.stderr)
+    assert "agentsupd did not answer within 0.3 s" in hung.stderr, hung.stderr
+    d.ctl("status", check=0)  # awake again, it answers
+    gone = subprocess.run([AGENTSUPCTL, "--socket", str(supd.tmp / "none"),
+                           "status"], capture_output=True, text=True, env=env)
+    assert gone.returncode == 69, gone.stderr
+    bad = subprocess.run([AGENTSUPCTL, "--socket", d.socket, "status"],
+                         capture_output=True, text=True,
+                         env=dict(env, AGENTSUPCTL_TIMEOUT="0"))
+    assert bad.returncode == 64 and "AGENTSUPCTL_TIMEOUT" in bad.stderr
+
+
 def project_version():
     with open(os.path.join(SRC, "CMakeLists.txt")) as f:
         return re.search(r"project\(agentsup VERSION ([0-9.]+)", f.read()).group(1)
