@@ -253,6 +253,8 @@ ctl_run_wait(struct ctl *c, const char *cmd, const char *name)
 		reply_answer_free(&a);
 		if (rc == 0)
 			rc = opwait_run(c, &w);
+	} else if (w.removed) { /* the reload that removed it stops it */
+		rc = opwait_run(c, &w);
 	}
 	opwait_free(&w);
 	return rc;
