@@ -92,42 +92,48 @@ Requires-Dist: msgpack>=1.0
 file(WRITE ${agentsup_dist_info}/top_level.txt "agentsup\n")
 install(DIRECTORY ${agentsup_dist_info} DESTINATION ${agentsup_python_dir})
 
-# --- the systemd unit (deploy/systemd/agentsupd.service), its ExecStart
-# pointed at where this build installs agentsupd. Debian 12 packages ship
-# units in /lib/systemd/system; under another prefix it stays inside it.
-set(agentsup_unit ${CMAKE_SOURCE_DIR}/deploy/systemd/agentsupd.service)
-if(EXISTS ${agentsup_unit})
-  set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${agentsup_unit})
-  file(READ ${agentsup_unit} agentsup_unit_text)
-  string(REGEX REPLACE "(\n(ExecStart|ExecStartPre|ExecCondition)=[-@:+!]*)[^ \n]*/agentsupd( |\n)"
-    "\\1${CMAKE_INSTALL_FULL_SBINDIR}/agentsupd\\3"
-    agentsup_unit_text "${agentsup_unit_text}")
-  string(REGEX REPLACE "(\nExecReload=[-@:+!]*)[^ \n]*/agentsupctl( |\n)"
-    "\\1${CMAKE_INSTALL_FULL_BINDIR}/agentsupctl\\2"
-    agentsup_unit_text "${agentsup_unit_text}")
-  file(WRITE ${CMAKE_BINARY_DIR}/systemd/agentsupd.service "${agentsup_unit_text}")
-  if(CMAKE_INSTALL_PREFIX STREQUAL "/usr")
-    set(agentsup_unit_dir /lib/systemd/system)
-  else()
-    set(agentsup_unit_dir lib/systemd/system)
-  endif()
-  install(FILES ${CMAKE_BINARY_DIR}/systemd/agentsupd.service
-    DESTINATION ${agentsup_unit_dir})
-endif()
-
 # --- the configuration directory the unit and the container image read
 # (empty: the package starts nothing by itself), and the docs.
 # /etc for the package (prefix /usr); else below the prefix, as given to
-# cmake --install --prefix too
+# cmake --install --prefix too. agentsup_conf_dir: the same, absolute, for
+# the unit to name.
 if(CMAKE_INSTALL_PREFIX STREQUAL "/usr")
   set(agentsup_etc_dir ${CMAKE_INSTALL_FULL_SYSCONFDIR})
+  set(agentsup_conf_dir ${CMAKE_INSTALL_FULL_SYSCONFDIR})
+elseif(IS_ABSOLUTE "${CMAKE_INSTALL_SYSCONFDIR}")
+  set(agentsup_etc_dir ${CMAKE_INSTALL_SYSCONFDIR})
+  set(agentsup_conf_dir ${CMAKE_INSTALL_SYSCONFDIR})
 else()
   set(agentsup_etc_dir ${CMAKE_INSTALL_SYSCONFDIR})
+  # not CMAKE_INSTALL_FULL_SYSCONFDIR: for /opt/P it is /etc/opt/P, where
+  # nothing is installed (the directory stays inside the prefix)
+  set(agentsup_conf_dir ${CMAKE_INSTALL_PREFIX}/${CMAKE_INSTALL_SYSCONFDIR})
 endif()
+set(agentsup_conf_dir ${agentsup_conf_dir}/agentsup/supervisor.d)
 install(DIRECTORY DESTINATION ${agentsup_etc_dir}/agentsup/supervisor.d)
 install(FILES README.md DESTINATION ${CMAKE_INSTALL_DOCDIR})
 install(DIRECTORY docs/ DESTINATION ${CMAKE_INSTALL_DOCDIR}
   FILES_MATCHING PATTERN "*.md")
+
+# --- the systemd unit (deploy/systemd/agentsupd.service.in) with the paths
+# of this prefix, as configured: agentsupd, agentsupctl, the config
+# directory above (a unit that said /etc/agentsup/supervisor.d whatever the
+# prefix ran agentsupd on a directory nothing installed). An install-time
+# --prefix moves the file, not what it names. Debian 12 packages ship units
+# in /lib/systemd/system; under another prefix it stays inside it. Its own
+# component, so that a test can install it alone.
+set(AGENTSUP_UNIT_SBINDIR ${CMAKE_INSTALL_FULL_SBINDIR})
+set(AGENTSUP_UNIT_BINDIR ${CMAKE_INSTALL_FULL_BINDIR})
+set(AGENTSUP_UNIT_CONFDIR ${agentsup_conf_dir})
+configure_file(${CMAKE_SOURCE_DIR}/deploy/systemd/agentsupd.service.in
+  ${CMAKE_BINARY_DIR}/systemd/agentsupd.service @ONLY)
+if(CMAKE_INSTALL_PREFIX STREQUAL "/usr")
+  set(agentsup_unit_dir /lib/systemd/system)
+else()
+  set(agentsup_unit_dir lib/systemd/system)
+endif()
+install(FILES ${CMAKE_BINARY_DIR}/systemd/agentsupd.service
+  DESTINATION ${agentsup_unit_dir} COMPONENT systemd)
 
 # --- CPack: one Debian package, agentsup_VERSION_ARCH.deb in the build dir.
 set(CPACK_PACKAGE_NAME agentsup)

@@ -337,6 +337,45 @@ load_flow_too_deep(struct parse *p, const char *name,
 	return false;
 }
 
+/* The line and column (1-based, in characters as libyaml counts them) of
+ * byte off of src: where a reader error, which libyaml gives as an offset,
+ * is. */
+static void
+load_offset_mark(const struct config_source *src, size_t off, int *line,
+                 int *col)
+{
+	const unsigned char *b = (const unsigned char *)src->data;
+
+	*line = 1;
+	*col = 1;
+	for (size_t i = 0; i < off && i < src->len; i++) {
+		if (b[i] == '\n') {
+			++*line;
+			*col = 1;
+		} else if ((b[i] & 0xC0) != 0x80) { /* not a continuation */
+			++*col;
+		}
+	}
+}
+
+/* libyaml's error, where it is: bad UTF-8 with the byte it is. */
+static void
+load_yaml_error(struct parse *p, const struct config_source *src,
+                const char *name, const struct yamldoc *d)
+{
+	int line = (int)d->mark.line + 1, col = (int)d->mark.column + 1;
+
+	if (d->at_offset)
+		load_offset_mark(src, d->offset, &line, &col);
+	if (d->at_offset && d->offset < src->len &&
+	    strstr(d->msg, "UTF-8") != NULL)
+		config_errors_add(p->errs, name, line, col,
+		                  "invalid UTF-8 (byte 0x%02X: %s)",
+		                  (unsigned char)src->data[d->offset], d->msg);
+	else
+		config_errors_add(p->errs, name, line, col, "%s", d->msg);
+}
+
 static void
 load_file(struct parse *p, const struct config_source *src, const char *name)
 {
@@ -366,8 +405,7 @@ load_file(struct parse *p, const struct config_source *src, const char *name)
 		yaml_node_t *root;
 
 		if (!yamldoc_next(&parser, &d)) {
-			config_errors_add(p->errs, name, (int)d.mark.line + 1,
-			                  (int)d.mark.column + 1, "%s", d.msg);
+			load_yaml_error(p, src, name, &d);
 			break;
 		}
 		if (!d.have)

@@ -171,9 +171,120 @@ scalar_put(char **buf, size_t *len, size_t *cap, const char *s, size_t n)
 	return 0;
 }
 
+#define SCALAR_EXPAND_DEPTH 8 /* levels of ${A:-${B:-...}} */
+
+/* One value's expansion: the result growing, and why it failed. */
+struct scalar_exp {
+	const char *(*get)(void *, const char *, size_t);
+	void *ctx;
+	char *buf;
+	size_t len, cap;
+	char *why;
+	size_t whylen;
+	bool toolong;
+};
+
+static int scalar_expand_word(struct scalar_exp *, const char **, int depth,
+                              bool emit);
+
+/* Append n bytes when emit: a default not taken is checked, not kept. */
+static int
+scalar_emit(struct scalar_exp *x, bool emit, const char *s, size_t n)
+{
+	if (emit && scalar_put(&x->buf, &x->len, &x->cap, s, n) < 0) {
+		x->toolong = true;
+		return -1;
+	}
+	return 0;
+}
+
+/* The ${NAME} or ${NAME:-word} at *pp, the depth-th nested; *pp past its
+ * closing brace. The word is expanded as a value is (a shell's
+ * ${X:-${Y}/logs}), and only when it is taken are its variables looked
+ * up, as a shell does. */
+static int
+scalar_expand_ref(struct scalar_exp *x, const char **pp, int depth, bool emit)
+{
+	const char *dollar = *pp, *name = dollar + 2, *p = name, *close, *val;
+	size_t nlen;
+
+	if (depth > SCALAR_EXPAND_DEPTH) {
+		snprintf(x->why, x->whylen,
+		         "${NAME:-word} nested deeper than %d levels",
+		         SCALAR_EXPAND_DEPTH);
+		return -1;
+	}
+	while (*p != '\0' && *p != '}' && !(p[0] == ':' && p[1] == '-'))
+		p++;
+	if (*p == '\0') {
+		snprintf(x->why, x->whylen, "unterminated ${");
+		return -1;
+	}
+	nlen = (size_t)(p - name);
+	if (!scalar_env_key_ok(name, nlen)) {
+		close = strchr(p, '}');
+		snprintf(x->why, x->whylen, "bad variable name in \"%.*s\"",
+		         (int)(close ? (size_t)(close - dollar + 1)
+		                     : strlen(dollar)),
+		         dollar);
+		return -1;
+	}
+	val = emit ? x->get(x->ctx, name, nlen) : NULL;
+	if (emit && val == NULL && *p == '}') {
+		snprintf(x->why, x->whylen,
+		         "${%.*s} is not set in agentsupd's "
+		         "environment (write ${%.*s:-} for empty)",
+		         (int)nlen, name, (int)nlen, name);
+		return -1;
+	}
+	if (val != NULL && scalar_emit(x, emit, val, strlen(val)) < 0)
+		return -1;
+	*pp = p + 1;
+	if (*p == '}')
+		return 0;
+	*pp = p + 2; /* the word, to the brace that closes this ${ */
+	return scalar_expand_word(x, pp, depth, emit && val == NULL);
+}
+
+/* A value, or (depth > 0) a default word up to the '}' that closes its
+ * ${: text, $$ (one dollar) and ${...}; *pp past it. */
+static int
+scalar_expand_word(struct scalar_exp *x, const char **pp, int depth, bool emit)
+{
+	const char *s = *pp;
+
+	for (;;) {
+		size_t n = strcspn(s, depth > 0 ? "$}" : "$");
+		if (scalar_emit(x, emit, s, n) < 0)
+			return -1;
+		s += n;
+		if (*s == '\0' && depth > 0) {
+			snprintf(x->why, x->whylen, "unterminated ${");
+			return -1;
+		}
+		if (*s == '\0' || *s == '}') {
+			*pp = *s == '}' ? s + 1 : s;
+			return 0;
+		}
+		if (s[1] == '$') {
+			if (scalar_emit(x, emit, "$", 1) < 0)
+				return -1;
+			s += 2;
+		} else if (s[1] != '{') {
+			snprintf(x->why, x->whylen,
+			         "a lone '$' (write ${NAME}, or $$ for a "
+			         "dollar)");
+			return -1;
+		} else if (scalar_expand_ref(x, &s, depth + 1, emit) < 0) {
+			return -1;
+		}
+	}
+}
+
 /*
- * Expand ${NAME} and ${NAME:-default} from the environment `get` looks in;
- * $$ is one dollar. Every other '$' is an error, so a value is never
+ * Expand ${NAME} and ${NAME:-word} from the environment `get` looks in
+ * (word itself expanded, nested up to SCALAR_EXPAND_DEPTH levels); $$ is
+ * one dollar. Every other '$' is an error, so a value is never
  * half-expanded by surprise. The result is malloc'd, and NAME=value with
  * its NUL fits CONFIG_MAX_VALUE_BYTES (what Linux accepts for one
  * variable: a value of exactly that passed --check and failed every exec).
@@ -185,73 +296,21 @@ scalar_expand(const char *s, const char *(*get)(void *, const char *, size_t),
 	size_t room = namelen + 2 < CONFIG_MAX_VALUE_BYTES
 	                      ? CONFIG_MAX_VALUE_BYTES - namelen - 2
 	                      : 0;
-	char *buf = NULL;
-	size_t len = 0, cap = 0;
+	struct scalar_exp x = {
+	        .get = get, .ctx = ctx, .why = why, .whylen = whylen};
+	int rc;
 
-	scalar_put(&buf, &len, &cap, "", 0);
-	while (*s != '\0') {
-		const char *dollar = strchr(s, '$'), *name, *end, *val, *dflt;
-		size_t nlen, vlen;
-
-		if (dollar == NULL)
-			dollar = s + strlen(s);
-		if (scalar_put(&buf, &len, &cap, s, (size_t)(dollar - s)) < 0)
-			goto toolong;
-		if (*dollar == '\0')
-			break;
-		if (dollar[1] == '$') {
-			if (scalar_put(&buf, &len, &cap, "$", 1) < 0)
-				goto toolong;
-			s = dollar + 2;
-			continue;
-		}
-		if (dollar[1] != '{') {
-			snprintf(why, whylen,
-			         "a lone '$' (write ${NAME}, or $$ for a "
-			         "dollar)");
-			goto fail;
-		}
-		name = dollar + 2;
-		if ((end = strchr(name, '}')) == NULL) {
-			snprintf(why, whylen, "unterminated ${");
-			goto fail;
-		}
-		dflt = strstr(name, ":-");
-		if (dflt != NULL && dflt > end)
-			dflt = NULL;
-		nlen = (size_t)((dflt ? dflt : end) - name);
-		if (!scalar_env_key_ok(name, nlen)) {
-			snprintf(why, whylen, "bad variable name in \"%.*s\"",
-			         (int)(end - dollar + 1), dollar);
-			goto fail;
-		}
-		val = get(ctx, name, nlen);
-		if (val == NULL && dflt == NULL) {
-			snprintf(why, whylen,
-			         "${%.*s} is not set in agentsupd's "
-			         "environment (write ${%.*s:-} for empty)",
-			         (int)nlen, name, (int)nlen, name);
-			goto fail;
-		}
-		vlen = val != NULL ? strlen(val) : 0;
-		if (val == NULL) { /* the default, up to the closing brace */
-			val = dflt + 2;
-			vlen = (size_t)(end - val);
-		}
-		if (scalar_put(&buf, &len, &cap, val, vlen) < 0)
-			goto toolong;
-		s = end + 1;
+	scalar_put(&x.buf, &x.len, &x.cap, "", 0);
+	if ((rc = scalar_expand_word(&x, &s, 0, true)) == 0 && x.len <= room) {
+		*out = x.buf;
+		return 0;
 	}
-	if (len > room)
-		goto toolong;
-	*out = buf;
-	return 0;
-toolong:
-	snprintf(why, whylen,
-	         "longer than %zu bytes once expanded (NAME=value: %u bytes "
-	         "with its end, what Linux takes for one variable)",
-	         room, CONFIG_MAX_VALUE_BYTES);
-fail:
-	free(buf);
+	if (x.toolong || rc == 0)
+		snprintf(why, whylen,
+		         "longer than %zu bytes once expanded (NAME=value: %u "
+		         "bytes with its end, what Linux takes for one "
+		         "variable)",
+		         room, CONFIG_MAX_VALUE_BYTES);
+	free(x.buf);
 	return -1;
 }

@@ -471,9 +471,27 @@ yamldoc_doc_start(struct yamldoc_build *b, const yaml_event_t *ev)
 	b->doc.start_mark = ev->start_mark;
 }
 
+/* libyaml's reader leaves problem_mark zero (1:1): it gives the byte's
+ * offset instead, and the character's value (for bad UTF-8 the caller,
+ * who has the bytes, names the byte). */
+static bool
+yamldoc_reader_error(struct yamldoc *d, const yaml_parser_t *parser)
+{
+	const char *problem = parser->problem ? parser->problem : "bad input";
+
+	d->at_offset = true;
+	d->offset = parser->problem_offset;
+	if (strstr(problem, "UTF-8") == NULL && parser->problem_value >= 0)
+		return yamldoc_fail(d, &parser->problem_mark, "%s (U+%04X)",
+		                    problem, (unsigned)parser->problem_value);
+	return yamldoc_fail(d, &parser->problem_mark, "%s", problem);
+}
+
 static bool
 yamldoc_parser_error(struct yamldoc *d, const yaml_parser_t *parser)
 {
+	if (parser->error == YAML_READER_ERROR)
+		return yamldoc_reader_error(d, parser);
 	return yamldoc_fail(d, &parser->problem_mark, "%s%s%s",
 	                    parser->problem ? parser->problem : "YAML error",
 	                    parser->context ? " " : "",

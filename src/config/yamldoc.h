@@ -29,6 +29,10 @@ struct yamldoc {
 	/* parsing stopped here */
 	bool failed;
 	yaml_mark_t mark;
+	/* a reader error (bad UTF-8, a control character) has no mark, only
+	 * the input's byte offset: the caller, who has the bytes, says where */
+	bool at_offset;
+	size_t offset;
 	char msg[YAMLDOC_MSG_MAX]; /* copied: libyaml may be unmapped after */
 	struct yamldoc_block *blocks; /* the arena: every string and array */
 	struct yamldoc_block *maps;   /* grown by mremap: the node tables */

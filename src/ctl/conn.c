@@ -170,9 +170,9 @@ conn_wait_read(struct ctl *c, int timeout_ms)
 	}
 	if (r == 0) {
 		c->timed_out = true;
-		fprintf(stderr, "agentsupctl: %s within %dms\n",
-		        c->late != NULL ? c->late : "no reply from agentsupd",
-		        timeout_ms);
+		fprintf(stderr, "agentsupctl: %s within %g s\n",
+		        c->late != NULL ? c->late : "agentsupd did not answer",
+		        timeout_ms / 1000.0);
 		return -1;
 	}
 	r = agentsup_reader_read(&c->reader, c->fd, CTL_MAX_FRAME, &c->zone,

@@ -5,10 +5,12 @@
  * Exit status: 0 done, 1 agentsupd refused (unknown name, ...), 3 status
  * found a node not in the state it should be (a health check, as LSB's
  * "status" uses 3), 64 usage, 69 agentsupd could not be reached or is not
- * to be trusted, 78 the config given with -c cannot be read.
+ * to be trusted, 75 it took a connection but did not answer in time, 78
+ * the config given with -c cannot be read.
  */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -257,6 +259,8 @@ ctl_run_wait(struct ctl *c, const char *cmd, const char *name)
 		reply_answer_free(&a);
 		if (rc == 0)
 			rc = opwait_run(c, &w);
+	} else if (w.removed) { /* the reload that removed it stops it */
+		rc = opwait_run(c, &w);
 	}
 	opwait_free(&w);
 	return rc;
@@ -304,6 +308,27 @@ ctl_late_option(struct ctl *c, int argc, char **argv, int i, const char **sock,
 		return -1;
 	*to = argv[i + 1];
 	return 2;
+}
+
+/* AGENTSUPCTL_TIMEOUT: how long an answer may take (30 s when unset), so
+ * that a probe learns sooner than that that agentsupd hangs (exit 75). */
+static int
+ctl_reply_timeout(struct ctl *c)
+{
+	const char *s = getenv("AGENTSUPCTL_TIMEOUT");
+	uint64_t ms;
+
+	if (s == NULL || *s == '\0')
+		return 0;
+	if (config_parse_duration(s, &ms) != 0 || ms == 0 || ms > INT_MAX) {
+		fprintf(stderr,
+		        "agentsupctl: bad AGENTSUPCTL_TIMEOUT \"%s\" (e.g. 5s, "
+		        "500ms; more than 0)\n",
+		        s);
+		return EXIT_USAGE;
+	}
+	c->reply_ms = (int)ms;
+	return 0;
 }
 
 /* --wait and --timeout T of start, stop, restart and drain NAME, and of
@@ -446,6 +471,8 @@ main(int argc, char **argv)
 	if (optind >= argc)
 		return ctl_usage_error("no command given%s%s", "", "");
 	cmd = argv[optind];
+	if ((rc = ctl_reply_timeout(&c)) != 0)
+		return rc;
 	if (strcmp(cmd, "wait") == 0) {
 		c.reply_ms = -1; /* until it ends, or --timeout */
 		c.late = "the task has not ended";

@@ -58,7 +58,7 @@ logs_print_tree(struct ctl *c, struct agentsup_frame *f, int *width)
 	msgpack_unpacked_init(&joined);
 	msgpack_sbuffer_init(&all);
 	if (reply_join(c, f, &all, &joined) < 0) {
-		rc = CTL_EXIT_UNAVAILABLE;
+		rc = reply_failed(c);
 		goto out;
 	}
 	if (c->json) {
@@ -163,7 +163,7 @@ logs_run(struct ctl *c, const char *name, int follow)
 		return CTL_EXIT_UNAVAILABLE;
 	}
 	if (reply_next(c, &f) < 0)
-		return CTL_EXIT_UNAVAILABLE;
+		return reply_failed(c);
 	body = agentsup_wire_get(&f.map, "result");
 	tree = body != NULL && body->type == MSGPACK_OBJECT_ARRAY;
 	if (!render_get_flag(&f.map, "ok") || body == NULL ||

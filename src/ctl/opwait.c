@@ -69,10 +69,11 @@ opwait_stops(const struct opwait *w)
 
 /* NAME's subtree as status lists it (NAME first), asked within what is
  * left of the wait; 0, or the exit status, said. *gone (after the
- * command): NAME is no more (a stopped task ended, a reload removed it:
- * not said). The caller frees a. */
+ * command): NAME is no more (a stopped task ended, a node a reload
+ * removed has stopped: not said); w->removed: it is still stopping
+ * (refused, not said). The caller frees a. */
 static int
-opwait_status(struct ctl *c, const struct opwait *w, bool after,
+opwait_status(struct ctl *c, struct opwait *w, bool after,
               struct reply_answer *a, bool *gone)
 {
 	uint64_t now = conn_now_ms();
@@ -84,9 +85,14 @@ opwait_status(struct ctl *c, const struct opwait *w, bool after,
 	                                  : 1;
 	a->quiet = true;
 	rc = reply_ask(c, "status", w->name, -1, a);
-	*gone = rc == CTL_EXIT_REFUSED && after && opwait_stops(w);
+	/* removed by a reload and still stopping: a stop's wait goes on
+	 * until it is gone (its process reaped), as the reload stops it */
+	w->removed = rc == CTL_EXIT_REFUSED && opwait_stops(w) &&
+	             render_get_flag(&a->f.map, "removed");
+	*gone = rc == CTL_EXIT_REFUSED && after && opwait_stops(w) &&
+	        !w->removed;
 	/* --json, after the command: said in the outcome */
-	if (rc == CTL_EXIT_REFUSED && !*gone)
+	if (rc == CTL_EXIT_REFUSED && !*gone && !w->removed)
 		return reply_say_refused("status", &a->f, c->json && !after);
 	if (c->interrupted) {
 		fprintf(stderr, "agentsupctl: %s: interrupted waiting for %s\n",
@@ -430,6 +436,12 @@ opwait_ask(struct ctl *c, struct opwait *w, struct reply_answer *a)
 			w->error = NULL;
 			return 0;
 		}
+		if (rc == CTL_EXIT_REFUSED && opwait_stops(w) &&
+		    render_get_flag(&a->f.map, "removed")) {
+			w->removed = true; /* by a reload since the look */
+			reply_answer_free(a);
+			return rc;
+		}
 		if (rc != CTL_EXIT_REFUSED)
 			break;
 		if (!render_get_flag(&a->f.map, "again")) {
@@ -448,7 +460,8 @@ opwait_ask(struct ctl *c, struct opwait *w, struct reply_answer *a)
 		poll = poll * 2 > OPWAIT_POLL_MAX_MS ? OPWAIT_POLL_MAX_MS
 		                                     : poll * 2;
 	}
-	if (rc == CTL_EXIT_UNAVAILABLE && c->timed_out)
+	if ((rc == CTL_EXIT_UNAVAILABLE || rc == CTL_EXIT_NO_ANSWER) &&
+	    c->timed_out)
 		rc = CTL_EXIT_TIMEOUT; /* no answer within the wait */
 	if (rc == CTL_EXIT_TIMEOUT && w->error != NULL)
 		fprintf(stderr, "agentsupctl: %s\n", w->error);
@@ -464,24 +477,28 @@ opwait_run(struct ctl *c, struct opwait *w)
 {
 	unsigned poll = OPWAIT_POLL_FIRST_MS;
 	struct reply_answer a;
-	char state[32];
+	char state[48];
 	bool gone, settled = false;
 	int rc;
 
 	for (;;) {
-		if ((rc = opwait_status(c, w, true, &a, &gone)) != 0) {
+		rc = opwait_status(c, w, true, &a, &gone);
+		if (rc != 0 && !w->removed) {
 			if (gone)
 				rc = 0; /* ended, and its node went with it */
 			a.body = NULL;
 			break;
 		}
-		if ((settled = opwait_settled(w, a.body))) {
+		if (rc == 0 && (settled = opwait_settled(w, a.body))) {
 			rc = opwait_outcome(w, a.body);
 			break;
 		}
 		if (conn_now_ms() >= w->deadline) {
-			render_get_s(&a.body->via.array.ptr[0], "state", state,
-			             sizeof state);
+			if (w->removed)
+				strcpy(state, "stopping, removed by a reload");
+			else
+				render_get_s(&a.body->via.array.ptr[0], "state",
+				             state, sizeof state);
 			fprintf(stderr,
 			        "agentsupctl: %s: timed out after %dms waiting "
 			        "for %s (it is %s)\n",

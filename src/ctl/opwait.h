@@ -19,9 +19,10 @@ struct opwait_node {
 struct opwait {
 	const char *cmd, *name;
 	int timeout_ms;
-	uint64_t starts;           /* NAME's, before the command */
-	bool was_running;          /* NAME, before the command */
-	bool worker;               /* NAME is a worker */
+	uint64_t starts;  /* NAME's, before the command */
+	bool was_running; /* NAME, before the command */
+	bool worker;      /* NAME is a worker */
+	bool removed; /* the last look: a reload removed NAME, still stopping */
 	uint64_t deadline;         /* CLOCK_MONOTONIC ms: the wait's end */
 	struct opwait_node *nodes; /* NAME's workers before it, by path */
 	size_t nnodes;

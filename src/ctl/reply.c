@@ -126,6 +126,15 @@ reply_follow_end(const struct agentsup_frame *f)
 	return CTL_EXIT_REFUSED;
 }
 
+/* A probe must tell a hung agentsupd (accepted by the kernel, never
+ * answered: 75, EX_TEMPFAIL) from one that is gone (69). */
+int
+reply_failed(const struct ctl *c)
+{
+	return c->timed_out && !c->lost ? CTL_EXIT_NO_ANSWER
+	                                : CTL_EXIT_UNAVAILABLE;
+}
+
 /* Send one request and read its answer: 0 with a->body (joined when it
  * came in chunks; the caller frees a), or the exit status, said (but a
  * refusal when a->quiet). */
@@ -157,13 +166,13 @@ reply_ask(struct ctl *c, const char *cmd, const char *arg, int follow,
 	if (reply_next(c, &a->f) < 0)
 		return c->timed_out && strcmp(cmd, "wait") == 0
 		               ? CTL_EXIT_TIMEOUT
-		               : CTL_EXIT_UNAVAILABLE;
+		               : reply_failed(c);
 	if (!render_get_flag(&a->f.map, "ok"))
 		return a->quiet ? CTL_EXIT_REFUSED
 		                : reply_refused(c, cmd, &a->f);
 	if (render_get_flag(&a->f.map, "more")) {
 		if (reply_join(c, &a->f, &a->all, &a->joined) < 0)
-			return CTL_EXIT_UNAVAILABLE;
+			return reply_failed(c);
 		a->body = &a->joined.data;
 	} else if ((a->body = agentsup_wire_get(&a->f.map, "result")) == NULL) {
 		a->body = &a->f.map;

@@ -10,6 +10,7 @@
 #define CTL_EXIT_REFUSED     1  /* agentsupd said no */
 #define CTL_EXIT_UNHEALTHY   3  /* a node not in the state it should be */
 #define CTL_EXIT_UNAVAILABLE 69 /* it could not be reached, or went */
+#define CTL_EXIT_NO_ANSWER   75 /* connected, but no answer in time */
 #define CTL_EXIT_USAGE       64
 #define CTL_EXIT_TIMEOUT     124   /* wait, --wait: it took longer */
 #define CTL_REPLY_MS         30000 /* how long an answer may take */
@@ -45,6 +46,10 @@ int reply_say_refused(const char *cmd, const struct agentsup_frame *,
  * and 69 when agentsupd exits (as a connection it closed), 1 when it ended
  * the follow itself (the worker was removed, the follower fell behind). */
 int reply_follow_end(const struct agentsup_frame *);
+/* Why an answer did not come (said already): CTL_EXIT_NO_ANSWER when
+ * agentsupd took longer than the connection's reply_ms, else
+ * CTL_EXIT_UNAVAILABLE. */
+int reply_failed(const struct ctl *);
 int reply_ask(struct ctl *, const char *cmd, const char *arg, int follow,
               struct reply_answer *);
 void reply_answer_free(struct reply_answer *);

@@ -174,14 +174,18 @@ serve_no_such(struct client *cl, struct daemon *d, uint64_t id,
               const char *name)
 {
 	const struct node *n = serve_removed(d, name, false);
+	char *msg;
 
-	if (n != NULL)
-		serve_refusef(
-		        cl, id,
-		        "%s was removed by a reload and is still stopping "
-		        "(agentsupctl signal %s KILL hurries it)",
-		        n->path, n->path);
-	else if ((n = serve_instances(d, name)) != NULL)
+	if (n != NULL) {
+		/* removed: true, that `stop --wait` waits for it to be gone */
+		if (asprintf(&msg,
+		             "%s was removed by a reload and is still stopping "
+		             "(agentsupctl signal %s KILL hurries it)",
+		             n->path, n->path) < 0)
+			fatalx("out of memory");
+		serve_error_flag(cl, id, "removed", msg);
+		free(msg);
+	} else if ((n = serve_instances(d, name)) != NULL)
 		serve_refusef(cl, id,
 		              "no such worker or supervisor: %s (a worker of "
 		              "`instances: %u`, run as %s-1 .. %s-%u: name a "

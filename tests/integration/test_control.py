@@ -17,8 +17,8 @@ import time
 import msgpack
 import pytest
 
-from conftest import (AGENTSUPCTL, AGENTSUPD, SRC, TIMEOUT, Daemon, alive,
-                      sh, wait_until)
+from conftest import (AGENTSUPCTL, AGENTSUPD, BUILD, SRC, TIMEOUT, Daemon,
+                      alive, sh, wait_until)
 
 SLEEP = sh("exec sleep 1000")
 CRASH_ONCE = sh('[ "$AGENTSUP_INCARNATION" = 0 ] && exit 1; exec sleep 1000')
@@ -173,6 +173,32 @@ def test_usage_errors(supd):
                             *cmd], capture_output=True, text=True)
         assert r.returncode == 69, (cmd, r.stderr)
         assert "cannot reach agentsupd" in r.stderr
+
+
+def test_a_hung_agentsupd_is_75_not_69(supd):
+    """A liveness probe tells a hung agentsupd from one that is gone: a
+    stopped agentsupd's kernel still takes the connection (its backlog),
+    but nothing answers: 75 (EX_TEMPFAIL) past AGENTSUPCTL_TIMEOUT, where
+    no socket at all is 69."""
+    d = started(supd.start(TREE))
+    env = dict(os.environ, AGENTSUPCTL_TIMEOUT="300ms")
+    os.kill(d.proc.pid, signal.SIGSTOP)
+    try:
+        hung = subprocess.run([AGENTSUPCTL, "--socket", d.socket, "status"],
+                              capture_output=True, text=True, env=env,
+                              timeout=TIMEOUT)
+    finally:
+        os.kill(d.proc.pid, signal.SIGCONT)
+    assert hung.returncode == 75, (hung.returncode, hung.stderr)
+    assert "agentsupd did not answer within 0.3 s" in hung.stderr, hung.stderr
+    d.ctl("status", check=0)  # awake again, it answers
+    gone = subprocess.run([AGENTSUPCTL, "--socket", str(supd.tmp / "none"),
+                           "status"], capture_output=True, text=True, env=env)
+    assert gone.returncode == 69, gone.stderr
+    bad = subprocess.run([AGENTSUPCTL, "--socket", d.socket, "status"],
+                         capture_output=True, text=True,
+                         env=dict(env, AGENTSUPCTL_TIMEOUT="0"))
+    assert bad.returncode == 64 and "AGENTSUPCTL_TIMEOUT" in bad.stderr
 
 
 def project_version():
@@ -1231,28 +1257,35 @@ def test_default_socket_lives_in_a_checked_private_directory():
 
 # --- the systemd unit (issue 10, item 15) ----------------------------------
 
-def test_systemd_unit_verifies_clean(tmp_path):
-    """deploy/systemd/agentsupd.service as systemd reads it: no warning (an
-    inline comment would make it ignore KillMode= or Restart=)."""
-    with open(os.path.join(SRC, "deploy/systemd/agentsupd.service")) as f:
-        unit = f.read()
-    keys = dict(l.split("=", 1) for l in unit.splitlines()
+def unit_keys(unit):
+    return dict(l.split("=", 1) for l in unit.splitlines()
                 if "=" in l and not l.startswith("#"))
+
+
+def test_systemd_unit_verifies_clean(tmp_path):
+    """The unit as the build writes it from deploy/systemd/agentsupd.service.in,
+    as systemd reads it: no warning (an inline comment would make it ignore
+    KillMode= or Restart=)."""
+    with open(os.path.join(BUILD, "systemd/agentsupd.service")) as f:
+        unit = f.read()
+    keys = unit_keys(unit)
+    assert "@" not in unit, "a placeholder left"
     assert keys["Type"] == "notify" and keys["NotifyAccess"] == "main"
     assert keys["KillMode"] == "mixed" and keys["Restart"] == "on-failure"
     assert keys["RestartPreventExitStatus"].split() == ["78", "79"]
     assert "WatchdogSec" in keys and "[Install]" in unit
-    assert keys["ExecStart"].startswith("/usr/local/sbin/agentsupd ")
+    start = keys["ExecStart"].split()
+    assert start[0].endswith("/sbin/agentsupd") and start[1] == "-c", start
     # a refused reload fails `systemctl reload` (a SIGHUP could not say)
-    assert keys["ExecReload"] == ("/usr/local/bin/agentsupctl -c "
-                                  "/etc/agentsup/supervisor.d reload")
+    reload = keys["ExecReload"].split()
+    assert reload[0].endswith("/bin/agentsupctl"), reload
+    assert reload[1:] == ["-c", start[2], "reload"], reload
     # the installed paths do not exist here: point them at the built ones
     copy = tmp_path / "agentsupd.service"
     copy.write_text(unit.replace(
-        "ExecStart=/usr/local/sbin/agentsupd",
-        f"ExecStart={os.path.abspath(AGENTSUPD)}").replace(
-        "ExecReload=/usr/local/bin/agentsupctl",
-        f"ExecReload={os.path.abspath(AGENTSUPCTL)}"))
+        f"ExecStart={start[0]} ", f"ExecStart={os.path.abspath(AGENTSUPD)} ")
+        .replace(f"ExecReload={reload[0]} ",
+                 f"ExecReload={os.path.abspath(AGENTSUPCTL)} "))
     r = subprocess.run(["systemd-analyze", "verify", str(copy)],
                        capture_output=True, text=True, timeout=60)
     assert (r.returncode, r.stderr) == (0, ""), r.stderr
@@ -1261,6 +1294,42 @@ def test_systemd_unit_verifies_clean(tmp_path):
     r = subprocess.run(["systemd-analyze", "verify", str(bad)],
                        capture_output=True, text=True, timeout=60)
     assert "kill mode" in r.stderr, r.stderr
+
+
+def test_systemd_unit_names_the_install_prefix(tmp_path):
+    """The installed unit runs the agentsupd of the prefix it was
+    configured for, on that prefix's config directory, the one the install
+    makes: it said -c /etc/agentsup/supervisor.d whatever the prefix.
+    The package's (prefix /usr) keeps /usr/sbin and /etc."""
+    for prefix, sbin, bin_, conf, unit_dir in (
+            ("/opt/x", "/opt/x/sbin", "/opt/x/bin", "/opt/x/etc",
+             "opt/x/lib/systemd/system"),
+            ("/usr/local", "/usr/local/sbin", "/usr/local/bin",
+             "/usr/local/etc", "usr/local/lib/systemd/system"),
+            ("/usr", "/usr/sbin", "/usr/bin", "/etc", "lib/systemd/system")):
+        build = tmp_path / ("b" + prefix.replace("/", "-"))
+        stage = tmp_path / ("stage" + prefix.replace("/", "-"))
+        subprocess.run(["cmake", "-S", SRC, "-B", str(build),
+                        f"-DCMAKE_INSTALL_PREFIX={prefix}",
+                        "-DBUILD_TESTING=OFF"],
+                       check=True, capture_output=True, timeout=300)
+        conf_dir = f"{conf}/agentsup/supervisor.d"
+        keys = unit_keys((build / "systemd/agentsupd.service").read_text())
+        assert keys["ExecStart"] == f"{sbin}/agentsupd -c {conf_dir}", \
+            (prefix, keys["ExecStart"])
+        assert keys["ExecReload"] == \
+            f"{bin_}/agentsupctl -c {conf_dir} reload", (prefix, keys)
+        subprocess.run(["cmake", "--install", str(build), "--component",
+                        "systemd"], check=True, capture_output=True,
+                       env=dict(os.environ, DESTDIR=str(stage)), timeout=300)
+        installed = stage / unit_dir / "agentsupd.service"
+        assert unit_keys(installed.read_text())["ExecStart"] == \
+            keys["ExecStart"], prefix
+        # and the directory it names is the one the install makes
+        cmake_install = (build / "cmake_install.cmake").read_text()
+        made = conf_dir if prefix == "/usr" else \
+            "${CMAKE_INSTALL_PREFIX}/etc/agentsup/supervisor.d"
+        assert made in cmake_install, (prefix, made)
 
 
 def test_events_history_in_chunks(supd):

@@ -10,6 +10,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import textwrap
 from pathlib import Path
@@ -414,6 +415,14 @@ def test_deployment_hooks_and_probes_work(supd):
     d, env = start_tree(supd, tree_of(dep))
     d.wait("ready", "agents/example")
     assert probe(c["readinessProbe"]["exec"]["command"], env) == 0
+    assert probe(c["livenessProbe"]["exec"]["command"], env) == 0
+    # a hung agentsupd (stopped: its kernel still takes the connection) is
+    # not alive either: agentsupctl exits 75 within the probe's timeout
+    os.kill(d.proc.pid, signal.SIGSTOP)
+    try:
+        assert probe(c["livenessProbe"]["exec"]["command"], env) != 0
+    finally:
+        os.kill(d.proc.pid, signal.SIGCONT)
     assert probe(c["livenessProbe"]["exec"]["command"], env) == 0
     grace = pod_spec(dep)["terminationGracePeriodSeconds"]
     subprocess.run(c["lifecycle"]["preStop"]["exec"]["command"], env=env,

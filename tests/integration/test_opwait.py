@@ -411,3 +411,78 @@ def test_wait_on_a_supervisor_with_a_flapping_child(supd):
     r = d.ctl("restart", "team", "--wait", "--timeout", "60s", check=3)
     assert "1 node below it is not" in r.stderr, r
     assert node(d, "good")["uptime_ms"] >= 1000, r
+
+
+# ignores SIGTERM: only its shutdown's SIGKILL (or an operator's) ends it
+DEAF = sh("trap '' TERM; exec sleep 1000")
+KEEP_AND_DEAF = {"a.yaml": f"""
+    supervisor: root
+    children:
+      - {{worker: keep, command: {sh("exec sleep 1000")}}}
+      - {{worker: deaf, command: {DEAF}, shutdown: 60s}}
+    """}
+KEEP_ONLY = {"a.yaml": f"""
+    supervisor: root
+    children:
+      - {{worker: keep, command: {sh("exec sleep 1000")}}}
+    """}
+
+
+def ignores_term(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("SigIgn:"):
+                return bool(int(line.split()[1], 16) >> (signal.SIGTERM - 1) & 1)
+    return False
+
+
+def between_looks(p):
+    """agentsupctl --wait asleep between two looks at NAME (in
+    clock_nanosleep): it has looked at least once."""
+    try:
+        with open(f"/proc/{p.pid}/syscall") as f:
+            return f.read().split()[0] == "230"  # x86-64 clock_nanosleep
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+
+
+def deaf_started(supd):
+    d = supd.start(KEEP_AND_DEAF)
+    pid = d.wait("started", "root/deaf").pid
+    wait_until(lambda: ignores_term(pid), what="its TERM ignored")
+    return d, pid
+
+
+def test_stop_wait_of_a_removed_node_waits_until_it_is_gone(supd):
+    """A node a reload removed goes on stopping (its shutdown); `stop
+    --wait` of it waits for that to end, as of a node stopping in the tree,
+    instead of being refused at once as if it were gone."""
+    d, pid = deaf_started(supd)
+    supd.write(KEEP_ONLY)
+    d.ctl("reload", check=0)
+    r = d.ctl("stop", "deaf", "--wait", "--timeout", "1s")
+    assert r.returncode == 124, (r.returncode, r.stderr)
+    assert "stopping, removed by a reload" in r.stderr, r.stderr
+    assert alive(pid)
+    w = ctl_bg(d, "stop", "deaf", "--wait")
+    wait_until(lambda: between_looks(w) or w.poll() is not None,
+               what="agentsupctl to look at deaf")
+    assert w.poll() is None, w.communicate()
+    d.ctl("signal", "root/deaf", "KILL", check=0)  # hurry its shutdown
+    out, err = w.communicate(timeout=TIMEOUT)
+    assert w.returncode == 0, (w.returncode, err)
+    assert not alive(pid)
+
+
+def test_stop_wait_of_a_node_a_reload_removes_meanwhile(supd):
+    """A reload that removes NAME while `stop NAME --wait` follows it does
+    not end the wait while its process still runs (it is down once gone)."""
+    d, pid = deaf_started(supd)
+    w = ctl_bg(d, "stop", "deaf", "--wait", "--timeout", "3s")
+    wait_until(lambda: between_looks(w), what="agentsupctl to look at deaf")
+    supd.write(KEEP_ONLY)
+    d.ctl("reload", check=0)
+    out, err = w.communicate(timeout=TIMEOUT)
+    assert w.returncode == 124, (w.returncode, err)
+    assert alive(pid)
+    d.ctl("signal", "root/deaf", "KILL", check=0)

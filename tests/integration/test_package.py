@@ -190,7 +190,7 @@ def test_contents(deb):
         "/usr/share/doc/agentsup/protocol.md",
     }
     want |= {f"/usr/include/agentsup/{h}" for h in HEADERS}
-    if Path(SRC, "deploy/systemd/agentsupd.service").exists():
+    if Path(SRC, "deploy/systemd/agentsupd.service.in").exists():
         want.add("/lib/systemd/system/agentsupd.service")
     if Path(SRC, "tools/python/agentsup/py.typed").exists():
         want.add("/usr/lib/python3/dist-packages/agentsup/py.typed")
@@ -209,13 +209,17 @@ def test_installed_programs_are_stripped(root):
 
 
 def test_systemd_unit_runs_the_packaged_daemon(root):
-    """The unit's ExecStart names the agentsupd the package installs."""
-    if not Path(SRC, "deploy/systemd/agentsupd.service").exists():
-        pytest.skip("no deploy/systemd/agentsupd.service in this tree")
+    """The unit's ExecStart names the agentsupd the package installs, on
+    the config directory it makes."""
+    if not Path(SRC, "deploy/systemd/agentsupd.service.in").exists():
+        pytest.skip("no deploy/systemd/agentsupd.service.in in this tree")
     unit = (root / "lib/systemd/system/agentsupd.service").read_text()
     starts = re.findall(r"^ExecStart=[-@:+!]*(\S+)", unit, re.M)
     assert starts == ["/usr/sbin/agentsupd"], starts
     assert (root / starts[0].lstrip("/")).is_file()
+    conf = re.findall(r"^Exec(?:Start|Reload)=\S+ -c (\S+)", unit, re.M)
+    assert conf == ["/etc/agentsup/supervisor.d"] * 2, conf
+    assert (root / conf[0].lstrip("/")).is_dir()
     reloads = re.findall(r"^ExecReload=[-@:+!]*(\S+)", unit, re.M)
     assert reloads == ["/usr/bin/agentsupctl"], reloads
     assert (root / reloads[0].lstrip("/")).is_file()

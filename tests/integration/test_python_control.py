@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import TIMEOUT, catches, sh, wait_until
+from conftest import TIMEOUT, alive, catches, sh, wait_until
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PYDIR = os.path.join(os.environ.get("AGENTSUP_SRC", os.path.join(HERE, "..", "..")),
@@ -245,6 +245,43 @@ def test_a_control_in_a_process_with_many_descriptors(supd):
         for fd in held:
             os.close(fd)
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_stop_wait_of_a_node_a_reload_removed(supd, monkeypatch):
+    """stop(wait=) of a node a reload removed that is still stopping waits
+    until it is gone, as agentsupctl's --wait; it was refused at once."""
+    deaf_cmd = sh("trap '' TERM; exec sleep 300")
+    keep = f"{{worker: keep, command: {sh('exec sleep 300')}}}"
+    deaf = f"{{worker: deaf, command: {deaf_cmd}, shutdown: 60s}}"
+    d = supd.start({"a.yaml": f"supervisor: root\nchildren:\n  - {keep}\n"
+                              f"  - {deaf}\n"})
+    pid = d.wait("started", "root/deaf").pid
+
+    def ignores_term():
+        with open(f"/proc/{pid}/status") as f:
+            ign = [l for l in f if l.startswith("SigIgn:")][0].split()[1]
+        return bool(int(ign, 16) >> (signal.SIGTERM - 1) & 1)
+    wait_until(ignores_term, what="its TERM ignored")
+    supd.write({"a.yaml": f"supervisor: root\nchildren:\n  - {keep}\n"})
+    d.ctl("reload", check=0)
+    with Control(d.socket) as ctl:
+        with pytest.raises(TimeoutError, match="stopping, removed by a reload"):
+            ctl.stop("deaf", wait=0.3)
+        assert alive(pid)
+        looked, sleep, got = threading.Event(), time.sleep, []
+
+        def pause(s):  # between two looks at deaf: it has looked
+            if threading.current_thread().name == "stopper":
+                looked.set()
+            sleep(s)
+        monkeypatch.setattr(time, "sleep", pause)
+        t = threading.Thread(name="stopper", target=lambda: got.append(
+            ctl.stop("deaf", wait=TIMEOUT)))
+        t.start()
+        assert looked.wait(TIMEOUT)
+        d.ctl("signal", "root/deaf", "KILL", check=0)  # hurry its shutdown
+        t.join(TIMEOUT)
+        assert got == ["deaf"] and not alive(pid)
 
 
 def test_commands_that_wait_until_carried_out(supd):

@@ -249,6 +249,18 @@ test_errors(void **state)
 	             "either a worker or a supervisor");
 	expect_error("a.yaml", "command: x\n", "a.yaml:1:1: a node needs");
 	expect_error("a.yaml", "worker: w\ncommand: [x\n", "a.yaml:");
+	/* libyaml gives bad UTF-8 as a byte offset, no mark: it said 1:1 */
+	expect_error("a.yaml",
+	             "worker: w\ncommand: x\nenvironment: {X: \"caf\xff\"}\n",
+	             "a.yaml:3:22: invalid UTF-8 (byte 0xFF: ");
+	/* columns in characters, as libyaml counts them (\xc3\xa9 is one) */
+	expect_error("a.yaml", "worker: w\ncommand: \"\xc3\xa9\xfe\"\n",
+	             "a.yaml:2:12: invalid UTF-8 (byte 0xFE: ");
+	expect_error("a.yaml", "worker: w\ncommand: \"\xc3(\"\n",
+	             "a.yaml:2:12: invalid UTF-8 (byte 0x28: invalid trailing");
+	expect_error(
+	        "a.yaml", "worker: w\ncommand: \"a\x07\"\n",
+	        "a.yaml:2:12: control characters are not allowed (U+0007)");
 	expect_error("a.yaml", "worker: w\ncommand: x\nperiod: 5s\n",
 	             "unknown key \"period\"");
 	expect_error("a.yaml",

@@ -289,6 +289,23 @@ static const struct expansion expansions[] = {
         {"${PATH", NULL, "unterminated ${"},
         {"${1X}", NULL, "bad variable name in \"${1X}\""},
         {"${}", NULL, "bad variable name"},
+        /* the default is expanded too, to its own closing brace (it was
+         * cut at the first '}': "${HOME/logs}") */
+        {"${NOPE:-${HOME}/logs}", "/home/a/logs", NULL},
+        {"${NOPE:-${NADA:-deep}/x}y", "deep/xy", NULL},
+        {"${NOPE:-a$$b}", "a$b", NULL},
+        {"${NOPE:-x}y}", "xy}", NULL},
+        /* a default not taken: checked, its variables not looked up */
+        {"${HOME:-${NOPE}}", "/home/a", NULL},
+        {"${HOME:-$x}", NULL, "a lone '$'"},
+        {"${NOPE:-${NADA}}", NULL, "${NADA} is not set"},
+        {"${NOPE:-${HOME}", NULL, "unterminated ${"},
+        {"${NOPE:-${HOME:-x}", NULL, "unterminated ${"},
+        {"${NOPE:-${1X}}", NULL, "bad variable name in \"${1X}\""},
+        /* eight levels, and one too many */
+        {"${A:-${B:-${C:-${D:-${E:-${F:-${G:-${H:-8}}}}}}}}", "8", NULL},
+        {"${A:-${B:-${C:-${D:-${E:-${F:-${G:-${H:-${I:-9}}}}}}}}}", NULL,
+         "${NAME:-word} nested deeper than 8 levels"},
 };
 
 static void

@@ -52,11 +52,14 @@ _WAIT_MAX = 7 * 24 * 3600  # as agentsupctl's --timeout (168h)
 class ControlError(Exception):
     """agentsupd refused the request; the message says why. again: it
     would take it a moment later (a supervisor busy with a restart, a
-    node still stopping)."""
+    node still stopping). removed: the node was removed by a reload and is
+    still stopping."""
 
-    def __init__(self, message: str, again: bool = False) -> None:
+    def __init__(self, message: str, again: bool = False,
+                 removed: bool = False) -> None:
         super().__init__(message)
         self.again = again
+        self.removed = removed
 
 
 def default_socket() -> str:
@@ -259,7 +262,8 @@ class Control:
                                     (f.get("id") == 0 and not f.get("ok"))):
                 if not f.get("ok"):
                     raise ControlError(str(f.get("error", "refused")),
-                                       f.get("again") is True)
+                                       f.get("again") is True,
+                                       f.get("removed") is True)
                 return f
 
     def _call(self, cmd: str, args: List[Any],
@@ -438,11 +442,14 @@ class Control:
             if refused is not None and time.monotonic() >= deadline:
                 raise TimeoutError(f"{cmd}: {refused}; {name} was not free "
                                    f"to take it within {wait}s")
-            was = _Before(cmd, status())
             try:
+                was: Optional[_Before] = _Before(cmd, status())
                 answer = self._text(cmd, [name])
                 break
             except ControlError as e:
+                if e.removed and cmd in ("stop", "drain"):
+                    was, answer = None, name  # its reload stops it
+                    break
                 if not e.again:
                     raise
                 refused = e
@@ -452,13 +459,16 @@ class Control:
         while True:
             try:
                 nodes = status()
-            except ControlError:
-                if cmd in ("stop", "drain"):
-                    return answer  # ended (a task), or a reload removed it
-                raise
-            top = nodes[0]
-            if was.settled(nodes):
-                if cmd in ("start", "restart") and (
+            except ControlError as e:
+                if cmd not in ("stop", "drain"):
+                    raise
+                if not e.removed:
+                    return answer  # ended (a task), or removed and gone
+                nodes = []  # removed by a reload, still stopping
+            top = nodes[0] if nodes else {
+                "state": "stopping, removed by a reload"}
+            if nodes and (was is None or was.settled(nodes)):
+                if was is not None and cmd in ("start", "restart") and (
                         was.failed_start(top) or top["state"] != "running"
                         and not (top["state"] == "stopped" and not top.get("held")
                                  and top.get("last_reason") == "exit:0")):
