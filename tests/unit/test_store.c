@@ -5,8 +5,10 @@
  * refuses, and the start refuses a locked, damaged or uncreatable
  * store with a message saying which.
  */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -57,6 +59,58 @@ job_rolled_back(sqlite3 *db, void *arg, char *err, size_t len)
 	sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 	snprintf(err, len, "database or disk is full");
 	return -1;
+}
+
+/* A job that holds the writer until the test lets it go, so that what is
+ * submitted meanwhile is one batch whatever the host's speed (a loaded
+ * host's writer took a first job alone before the next was submitted). */
+static struct {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool entered, open;
+} gate = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, false};
+
+static int
+job_gate(sqlite3 *db, void *arg, char *err, size_t len)
+{
+	(void)db;
+	(void)arg;
+	(void)err;
+	(void)len;
+	pthread_mutex_lock(&gate.mu);
+	gate.entered = true;
+	pthread_cond_broadcast(&gate.cv);
+	while (!gate.open)
+		pthread_cond_wait(&gate.cv, &gate.mu);
+	pthread_mutex_unlock(&gate.mu);
+	return 0;
+}
+
+/* The writer is in job_gate: what is submitted now waits for one batch. */
+static void
+gate_entered(void)
+{
+	pthread_mutex_lock(&gate.mu);
+	while (!gate.entered)
+		pthread_cond_wait(&gate.cv, &gate.mu);
+	pthread_mutex_unlock(&gate.mu);
+}
+
+static void
+gate_open(void)
+{
+	pthread_mutex_lock(&gate.mu);
+	gate.open = true;
+	pthread_cond_broadcast(&gate.cv);
+	pthread_mutex_unlock(&gate.mu);
+}
+
+static void
+gate_done(void *arg, int rc, const char *why)
+{
+	(void)rc;
+	(void)why;
+	++*(int *)arg;
 }
 
 /* The rows committed, read from a second connection. */
@@ -139,12 +193,16 @@ test_a_batch_rolled_back_by_sqlite_fails_whole(void **state)
 	struct store *s = open_ok(loop);
 	struct result r[3] = {{.path = dir}, {.path = dir}, {.path = dir}};
 	int64_t before = rows(dir);
+	int gated = 0;
 
 	(void)state;
+	assert_int_equal(store_submit(s, job_gate, gate_done, &gated), 0);
+	gate_entered();
 	assert_int_equal(store_submit(s, job_insert, job_done, &r[0]), 0);
 	assert_int_equal(store_submit(s, job_rolled_back, job_done, &r[1]), 0);
 	assert_int_equal(store_submit(s, job_insert, job_done, &r[2]), 0);
-	while (r[0].calls + r[1].calls + r[2].calls < 3)
+	gate_open();
+	while (gated + r[0].calls + r[1].calls + r[2].calls < 4)
 		ev_run(loop, EVRUN_ONCE);
 	for (int i = 0; i < 3; i++) {
 		assert_int_equal(r[i].rc, -1);
