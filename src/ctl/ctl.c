@@ -120,7 +120,10 @@ usage(FILE *f)
 	        "the config directory given with -c, else /run/agentsupd.sock "
 	        "(root),\n"
 	        "$XDG_RUNTIME_DIR/agentsupd.sock, or "
-	        "/tmp/agentsupd-UID/agentsupd.sock.\n");
+	        "/tmp/agentsupd-UID/agentsupd.sock.\n"
+	        "An answer is awaited AGENTSUPCTL_TIMEOUT (30s unless set): "
+	        "exit 75 past it,\n"
+	        "69 when agentsupd cannot be reached.\n");
 }
 
 /* --- the socket ----------------------------------------------------------- */
