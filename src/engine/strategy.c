@@ -171,6 +171,8 @@ strategy_decide(struct tree *t, struct node *s, struct node *c, struct reason r)
 {
 	enum declared_kind dk = c->exit_declared;
 	bool failure = declared_abnormal(dk, r);
+	/* a clean end before ready: a failed start, for backoff and circuit */
+	bool failed_start = !failure && node_is_worker(c) && !came_up(c);
 	bool counts = dk != DECLARED_RATE_LIMITED && !reason_spawn_exhausted(r);
 	bool gave_up = !node_is_worker(c) && r.kind == REASON_GAVE_UP;
 	unsigned n = 0;
@@ -200,9 +202,10 @@ strategy_decide(struct tree *t, struct node *s, struct node *c, struct reason r)
 		return;
 	}
 	if (node_is_worker(c))
-		n = failure || !came_up(c) ? backoff_count(c, t->now)
-		                           : (c->failures = 0);
-	if (failure && counts && node_is_worker(c) && circuit_record(t, c)) {
+		n = failure || failed_start ? backoff_count(c, t->now)
+		                            : (c->failures = 0);
+	if ((failure || failed_start) && counts && node_is_worker(c) &&
+	    circuit_record(t, c)) {
 		park(t, s, c, NODE_QUARANTINED, EE_QUARANTINED,
 		     node_circuit(c)->probe_at);
 		return;

@@ -48,6 +48,7 @@ w_spawn(struct tree *t, struct node *n, struct reason r)
 	if (n->declared != NULL) /* what the last process said dies with it */
 		n->declared->kind = DECLARED_NONE;
 	n->starts++;
+	n->running_since = 0; /* up again only once ready (came_up) */
 	n->draining = false;
 	tree_progress_forget(n);
 	budget_spawned(t, n);

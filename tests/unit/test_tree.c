@@ -579,7 +579,35 @@ test_clean_exit_before_ready_backs_off(void **state)
 	crash(r, "db", 0); /* it was up: a clean end, back at once */
 	assert_int_equal(N(r, "db")->failures, 0);
 	assert_null(strstr(r->log, "backoff root/db"));
+	/* up once is not up now: its next starts that end cleanly before
+	 * ready back off again (the last ready's time was kept, and they
+	 * looped at once) */
+	crash(r, "db", 0);
+	expect(r, "restarting root/db\nstart root/db\n");
+	crash(r, "db", 0);
+	expect(r, "restarting root/db\nbackoff root/db 1000ms\n");
 	assert_int_equal(r->exit_code, -1); /* root never gave up */
+	run_free(r);
+}
+
+/* Such ends open a circuit as failed starts do (supervisord's startretries
+ * then FATAL): one that never comes up is quarantined. */
+static void
+test_clean_exits_before_ready_open_the_circuit(void **state)
+{
+	struct run *r = run_new_with(
+	        "supervisor: root\nintensity: 100\nperiod: 1h\nchildren:\n"
+	        "  - worker: w\n    command: x\n    start_timeout: 5s\n"
+	        "    circuit: {failures: 3, window: 1m, open: 1m}\n",
+	        true);
+
+	(void)state;
+	for (int i = 0; i < 3; i++) {
+		crash(r, "w", 0);
+		if (strcmp(state_of(r, "w"), "backoff") == 0)
+			advance(r, N(r, "w")->backoff_until);
+	}
+	assert_string_equal(state_of(r, "w"), "quarantined");
 	run_free(r);
 }
 
@@ -1693,6 +1721,8 @@ main(void)
 	        cmocka_unit_test(test_group_restart_start_failure),
 	        cmocka_unit_test(test_start_failure_with_backoff),
 	        cmocka_unit_test(test_clean_exit_before_ready_backs_off),
+	        cmocka_unit_test(
+	                test_clean_exits_before_ready_open_the_circuit),
 	        cmocka_unit_test(test_start_failure_not_restarted_or_given_up),
 	        cmocka_unit_test(
 	                test_transient_supervisor_that_gave_up_stays_down),
