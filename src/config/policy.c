@@ -218,6 +218,15 @@ policy_circuit(struct parse *p, const struct key *k, yaml_node_t *v,
 	spec_pol(s)->circuit = c;
 }
 
+/* Whether the worker wrote key itself (not from defaults). */
+static bool
+policy_own(const struct spec *s, const char *key)
+{
+	const struct key *k = keys_find(key);
+
+	return k != NULL && (s->keys_set >> (k - keys_table) & 1) != 0;
+}
+
 /* The liveness keys that depend on each other, once a worker has all its
  * keys (a default of heartbeat_timeout: three beats). */
 void
@@ -237,11 +246,23 @@ policy_check_liveness(struct parse *p, struct spec *s)
 		            "worker %s: heartbeat_timeout is shorter than "
 		            "heartbeat",
 		            s->name);
-	if (pol->ready_after_ms != 0 && pol->start_timeout_ms != 0)
+	if (pol->ready_after_ms == 0 || pol->start_timeout_ms == 0)
+		return;
+	if (policy_own(s, "ready_after") != policy_own(s, "start_timeout")) {
+		/* its own wins over the other from defaults */
+		if (policy_own(s, "ready_after"))
+			pol->start_timeout_ms = 0;
+		else
+			pol->ready_after_ms = 0;
+	} else {
 		load_locerr(
 		        p, &s->loc,
-		        "worker %s: ready_after and start_timeout: a worker "
-		        "that says ready has start_timeout, one that does "
-		        "not has ready_after",
-		        s->name);
+		        "worker %s: ready_after and start_timeout%s: a "
+		        "worker that says ready has start_timeout, one that "
+		        "does not has ready_after",
+		        s->name,
+		        policy_own(s, "ready_after")
+		                ? ""
+		                : " (both from defaults: set one on it)");
+	}
 }

@@ -349,6 +349,11 @@ ctl_parse_wait(struct ctl *c, const char *cmd, bool wait, int timeout_ms)
 		return ctl_usage_error("%s: --timeout is for --wait%s", cmd,
 		                       "");
 	c->timeout_given = timeout_ms >= 0;
+	if (c->rolling && timeout_ms == 0) /* one restart sent, none awaited */
+		return ctl_usage_error(
+		        "%s --rolling: --timeout 0 would leave a "
+		        "copy down unwatched%s",
+		        cmd, "");
 	if (wait)
 		c->wait_ms = timeout_ms > 0    ? timeout_ms
 		             : timeout_ms == 0 ? 1 /* one look */

@@ -100,10 +100,52 @@ def test_rolling_restart_refusals(supd):
     d.wait("started", "root/other")
     r = d.ctl("restart", "other", "--rolling", check=1)
     assert "other is a worker" in r.stderr, r.stderr
+    r = d.ctl("--json", "restart", "other", "--rolling", check=1)
+    assert json.loads(r.stdout)["ok"] is False, r.stdout
     r = d.ctl("restart", "nosuch", "--rolling", check=1)
     assert "no such worker or supervisor: nosuch" in r.stderr, r.stderr
     r = d.ctl("stop", "web", "--rolling", check=64)
     assert "unknown option" in r.stderr, r.stderr
+    r = d.ctl("restart", "web", "--rolling", "--timeout", "0", check=64)
+    assert "--timeout 0" in r.stderr, r.stderr
+    # an empty NAME matched every node that is not a copy: the whole tree
+    before = pids(d)
+    r = d.ctl("restart", "", "--rolling", check=1)
+    assert "NAME is empty" in r.stderr, r.stderr
+    assert pids(d) == before
+
+
+def test_rolling_restart_by_path_and_instance_of(supd):
+    """The copies by their supervisor's path and the name (as the daemon's
+    hint says to); status names what a copy is a copy of."""
+    d = supd.start(copies(supd, 2))
+    d.wait("started", "root/web-2")
+    st = {n["name"]: n for n in d.ctl_json("status")}
+    assert st["web-1"]["instance_of"] == "web"
+    assert st["other"]["instance_of"] is None
+    assert st["root"]["instance_of"] is None
+    before = pids(d)
+    d.ctl("restart", "root/web", "--rolling", check=0)
+    after = pids(d)
+    assert after["web-1"] != before["web-1"]
+    assert after["web-2"] != before["web-2"]
+    assert after["other"] == before["other"]
+
+
+def test_rolling_restart_of_an_ambiguous_name_is_refused(supd):
+    """A supervisor `web` beside the copies of a worker `web` (root/web
+    both): neither is rolled, rather than the one not meant."""
+    d = supd.start(tree(supd, f"""          - supervisor: web
+            children:
+              - {{worker: a, command: {sh("exec sleep 1000")}}}
+          - {{worker: web, instances: 2, command: {COPY},
+              directory: {supd.tmp}}}"""))
+    d.wait("started", "root/web-2")
+    before = pids(d)
+    r = d.ctl("restart", "web", "--rolling", check=1)
+    assert "names both a supervisor and the copies" in r.stderr, r.stderr
+    d.ctl("restart", "root/web", "--rolling", check=1)
+    assert pids(d) == before
 
 
 def test_python_control_rolling_restart(supd):

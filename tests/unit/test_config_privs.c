@@ -90,6 +90,47 @@ test_log_rotation_of_a_worker(void **state)
 	parse_bad(W "log_keep: -1\n", "log_keep: want a count");
 }
 
+/* start_timeout and ready_after exclude each other, but a worker's own
+ * one wins over the other inherited from defaults (a subtree whose
+ * defaults have one could not use the other: neither can be set off). */
+static void
+test_readiness_own_key_wins_over_defaults(void **state)
+{
+	struct config *cfg =
+	        parse_ok("supervisor: root\ndefaults: {start_timeout: 30s}\n"
+	                 "children:\n"
+	                 "  - {worker: a, command: x, ready_after: 2s}\n"
+	                 "  - {worker: b, command: x}\n"
+	                 "  - supervisor: s\n"
+	                 "    defaults: {ready_after: 1s}\n"
+	                 "    children:\n"
+	                 "      - {worker: c, command: x, start_timeout: 5s}\n"
+	                 "      - {worker: d, command: x, instances: 2,"
+	                 " ready_after: 3s}\n");
+	const struct spec *r = cfg->root, *s = r->children[2];
+
+	(void)state;
+	assert_int_equal(r->children[0]->pol->ready_after_ms, 2000);
+	assert_int_equal(r->children[0]->pol->start_timeout_ms, 0);
+	assert_int_equal(r->children[1]->pol->start_timeout_ms, 30000);
+	assert_int_equal(s->children[0]->pol->start_timeout_ms, 5000);
+	assert_int_equal(s->children[0]->pol->ready_after_ms, 0);
+	/* copies keep what their worker wrote */
+	assert_int_equal(s->children[1]->pol->ready_after_ms, 3000);
+	assert_int_equal(s->children[2]->pol->start_timeout_ms, 0);
+	config_free(cfg);
+	/* one from each of two defaults: which is meant, the worker says */
+	parse_bad("supervisor: root\ndefaults: {start_timeout: 30s}\n"
+	          "children:\n"
+	          "  - supervisor: s\n"
+	          "    defaults: {ready_after: 1s}\n"
+	          "    children: [{worker: d, command: x}]\n",
+	          "worker d: ready_after and start_timeout (both from "
+	          "defaults: set one on it)");
+	parse_bad(W "ready_after: 1s\nstart_timeout: 5s\n",
+	          "worker w: ready_after and start_timeout");
+}
+
 static void
 test_bytes(void **state)
 {
@@ -211,6 +252,7 @@ main(void)
 	        cmocka_unit_test(test_identity_and_umask),
 	        cmocka_unit_test(test_limits_and_memory),
 	        cmocka_unit_test(test_log_rotation_of_a_worker),
+	        cmocka_unit_test(test_readiness_own_key_wins_over_defaults),
 	        cmocka_unit_test(test_bytes),
 	        cmocka_unit_test(test_control_grants),
 	        cmocka_unit_test(test_defaults_hand_down_and_compare),

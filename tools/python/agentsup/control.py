@@ -111,28 +111,47 @@ def _wait_seconds(cmd: str, wait: Any) -> float:
 _ROLLING_STEP = 90.0  # a rolling restart's wait for each, without wait
 
 
+def _rolling_copy_of(n: Dict[str, Any], name: str) -> bool:
+    """n is a copy of NAME: by name, or by its supervisor's path + name."""
+    of = n.get("instance_of")
+    if not isinstance(of, str):
+        return False
+    path = str(n.get("path", ""))
+    return of == name or ("/" in path and
+                          name == path.rsplit("/", 1)[0] + "/" + of)
+
+
 def _rolling_targets(nodes: List[Dict[str, Any]], name: str) -> List[str]:
     """From the whole tree's status: the paths of the supervisor NAME's
-    children, or of the copies of NAME, that are up (src/ctl/rolling.c)."""
+    children, or of the copies of NAME, that are up, a pool's tasks left
+    out (src/ctl/rolling.c)."""
     up = ("running", "starting")
-    for i, n in enumerate(nodes):
-        if name not in (n.get("name"), n.get("path")):
-            continue
+    if not name:
+        raise ControlError("restart --rolling: NAME is empty")
+    copies = [n for n in nodes if _rolling_copy_of(n, name)]
+    at = [i for i, n in enumerate(nodes)
+          if name in (n.get("name"), n.get("path"))]
+    if at and copies:
+        raise ControlError(f"restart --rolling: {name} names both a "
+                           f"supervisor and the copies of a worker of "
+                           f"`instances:` (their paths too): rename one of "
+                           f"them to roll it")
+    if not at and not copies:
+        raise ControlError(f"no such worker or supervisor: {name}")
+    if at:
+        n = nodes[at[0]]
         if n.get("kind") != "supervisor":
-            raise ControlError(f"restart --rolling: {name} is a worker: name "
-                               f"a supervisor, or a worker of `instances:` "
-                               f"by its own name")
-        depth, paths = n.get("depth", 0), []
-        for c in nodes[i + 1:]:
+            raise ControlError(f"restart --rolling: {name} is a worker: "
+                               f"name a supervisor, or a worker of "
+                               f"`instances:` by its own name")
+        depth, copies = n.get("depth", 0), []
+        for c in nodes[at[0] + 1:]:
             if c.get("depth", 0) <= depth:
                 break
-            if c.get("depth") == depth + 1 and c.get("state") in up:
-                paths.append(str(c["path"]))
-        return paths
-    copies = [n for n in nodes if n.get("instance_of") == name]
-    if not copies:
-        raise ControlError(f"no such worker or supervisor: {name}")
-    return [str(n["path"]) for n in copies if n.get("state") in up]
+            if c.get("depth") == depth + 1:
+                copies.append(c)
+    return [str(n["path"]) for n in copies
+            if n.get("state") in up and not n.get("key")]
 
 
 class Control:
@@ -357,16 +376,29 @@ class Control:
         deadline = None if wait is None else \
             time.monotonic() + _wait_seconds("restart", wait)
         paths = _rolling_targets(self.status(), name)
-        for i, path in enumerate(paths):
+        done = 0
+        for path in paths:
+            if not self._exists(path):
+                continue  # a reload removed it meanwhile: left out
             left = _ROLLING_STEP if deadline is None else \
                 max(0.001, deadline - time.monotonic())
             try:
                 self._command("restart", path, left)
             except (ControlError, TimeoutError) as e:
+                if not self._exists(path):
+                    continue
                 raise type(e)(f"restart --rolling {name}: stopped at {path} "
-                              f"({i} of {len(paths)} restarted, the rest "
+                              f"({done} of {len(paths)} restarted, the rest "
                               f"keep their processes): {e}") from None
-        return f"{name}: {len(paths)} restarted one at a time"
+            done += 1
+        return f"{name}: {done} restarted one at a time"
+
+    def _exists(self, path: str) -> bool:
+        """Not gone: not removed by a reload (even one still stopping)."""
+        try:
+            return not self.status(path)[0].get("removed")
+        except (ControlError, IndexError):
+            return False
 
     def reset(self, name: str) -> str:
         return self._text("reset", [name])
