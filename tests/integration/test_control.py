@@ -1,5 +1,6 @@
 """agentsupctl and the control socket: commands, the JSON shape, stop/start
 semantics, followers, and clients that misbehave."""
+import fcntl
 import json
 import os
 import re
@@ -754,23 +755,52 @@ def test_events_file_reopened_on_sighup(supd):
 
 def test_slow_follower_is_dropped(supd):
     """A follower that never reads is cut off at 1 MiB behind; the daemon's
-    memory stays bounded and supervision goes on."""
-    d = supd.start({"a.yaml": f"""
-        supervisor: root
-        intensity: 100000
-        period: 1s
-        children:
-          - {{worker: loop, command: {sh('exit 1')}, backoff: none}}
-        """})
-    d.wait("started", "root/loop")
+    memory stays bounded and supervision goes on.
+
+    The backlog comes in one burst of a known size, not at a rate: a
+    follower that reads nothing is also dropped 10 s after its last byte
+    went out (client.c's CLIENT_UNREAD_MS), and a crash loop on a busy
+    host made its 1 MiB slower than that (a test that failed under
+    load). Each failure's exited event carries its worker's last 20
+    lines of output (up to 24 KiB): 64 workers that print 20 lines of
+    1200 bytes, then crash together once the test lets go of a lock,
+    push some 1.5 MiB at once, past the 1 MiB limit and the socket's own
+    buffer (at most 208 KiB) by construction."""
+    n, line = 64, 1200
+    lock = supd.tmp / "go.lock"
+    marks = supd.tmp / "marks"
+    marks.mkdir()
+    held = open(lock, "w")
+    fcntl.flock(held, fcntl.LOCK_EX)  # the workers wait for it
+    # each: 20 long lines (its tail), "here", then blocked on the lock;
+    # exit 1 once it is let go (its restart only sleeps: one burst)
+    burst = sh(f"""
+        [ "$AGENTSUP_INCARNATION" = 0 ] || exec sleep 1000
+        i=0
+        while [ $i -lt 20 ]; do printf '%0{line}d\\n' $i; i=$((i+1)); done
+        touch {marks}/$AGENTSUP_NAME
+        flock -s {lock} true
+        exit 1""")
+    kids = "".join(f"  - {{worker: w{i:02d}, command: {burst}, backoff: none}}\n"
+                   for i in range(n))
+    supd.write({"a.yaml": "supervisor: root\nintensity: 100000\nperiod: 1s\n"
+                "children:\n" + kids})
+    (supd.dir / "00-settings.yaml").write_text(
+        f"agentsupd:\n  events_file: {supd.events}\n  log_tail: 64KiB\n")
+    d = supd.start()
+    wait_until(lambda: len(os.listdir(marks)) == n, what="every tail printed")
     s = connect(d)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     s.sendall(frame({"t": "req", "id": 1, "cmd": "events", "args": [True]}))
-    # a crash loop makes events fast; the follower reads none of them
-    wait_until(lambda: any("a slow follower, too far behind" in l for l in d.lines),
-               timeout=120, what="the follower to be dropped")
+    assert read_frame(s)["ok"]  # following; from now on it reads nothing
+    held.close()  # the burst
+    wait_until(lambda: any("a slow follower, too far behind" in l or
+                           "read nothing of its answers" in l for l in d.lines),
+               what="the follower to be dropped")
+    assert any("a slow follower, too far behind" in l for l in d.lines), \
+        d.lines[-20:]
     s.close()
-    d.ctl("stop", "loop", check=0)
+    d.wait_count("started", 2 * n)  # every one restarted meanwhile
     d.ctl("status", check=0)
 
 
