@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import threading
-import time
 
 import pytest
 
