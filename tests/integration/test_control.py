@@ -919,7 +919,7 @@ def test_request_deadline_counts_from_its_first_byte(supd):
     t0 = time.monotonic()
     s.settimeout(0.5)
     closed = False
-    while time.monotonic() - t0 < 25:
+    while time.monotonic() - t0 < 10 + TIMEOUT:  # its deadline, and a margin
         try:
             s.sendall(b"\x80")
             if s.recv(4096) == b"":
@@ -931,8 +931,10 @@ def test_request_deadline_counts_from_its_first_byte(supd):
             closed = True
             break
     elapsed = time.monotonic() - t0
+    # not reset by each byte (then never cut off), nor before its 10 s
+    # (how much later a busy host cuts it off is no part of the rule)
     assert closed, "a dribbling client outlived its request deadline"
-    assert 9 <= elapsed < 20, elapsed  # the deadline is 10 s: generous
+    assert elapsed >= 9, elapsed
     wait_until(lambda: any("too slow to finish a request" in l
                            for l in d.lines), what="the reason logged")
     s.close()
