@@ -69,8 +69,12 @@ def test_hello_welcome_ready_and_beats(supd, tmp_path):
 
 def test_hang_detected_sigusr1_stacks_then_restart(supd, tmp_path):
     err = tmp_path / "hang.err"
+    # ready once Agent() has set its SIGUSR1 stack dump: its heartbeat
+    # deadline runs from then (a slow start of python under load was
+    # declared hung before it, and died of the SIGUSR1 without a stack)
     cmd = script(tmp_path, "hang", """
         a = agentsup.Agent()
+        a.ready()
         if a.incarnation == 0:
             for i in range(3):
                 a.beat(steps=i)
@@ -83,6 +87,7 @@ def test_hang_detected_sigusr1_stacks_then_restart(supd, tmp_path):
     d = supd.start({"a.yaml": f"""
         worker: hanger
         command: {cmd}
+        start_timeout: 60s
         heartbeat: 200ms
         heartbeat_timeout: 600ms
         stderr: {err}
