@@ -1,5 +1,6 @@
 """agentsupctl and the control socket: commands, the JSON shape, stop/start
 semantics, followers, and clients that misbehave."""
+import fcntl
 import json
 import os
 import re
@@ -678,11 +679,16 @@ def test_garbage_and_bad_requests(supd):
 def test_slow_and_silent_clients_do_not_block(supd):
     d = started(supd.start(TREE))
     slow = connect(d)
-    slow.sendall(b"\x00\x00")  # half a header, then nothing
-    t0 = time.monotonic()
+    req = frame({"t": "req", "id": 1, "cmd": "status", "args": []})
+    slow.sendall(req[:2])  # half a header, then nothing
     nodes = d.ctl_json("status")  # served meanwhile
-    assert time.monotonic() - t0 < 5
     assert len(nodes) == 6
+    # meanwhile, not after the slow one was cut off (its request has 10 s
+    # from its first byte, client.c's CLIENT_REQUEST_MS): it is still
+    # there, and its request, now whole, is answered
+    slow.sendall(req[2:])
+    r = read_frame(slow)
+    assert r is not None and r["ok"] and r["id"] == 1, r
     # supervision goes on too
     os.kill(by_path(nodes)["root/alpha"]["pid"], signal.SIGKILL)
     d.wait("restarting", "root/alpha")
@@ -780,23 +786,52 @@ def test_events_file_reopened_on_sighup(supd):
 
 def test_slow_follower_is_dropped(supd):
     """A follower that never reads is cut off at 1 MiB behind; the daemon's
-    memory stays bounded and supervision goes on."""
-    d = supd.start({"a.yaml": f"""
-        supervisor: root
-        intensity: 100000
-        period: 1s
-        children:
-          - {{worker: loop, command: {sh('exit 1')}, backoff: none}}
-        """})
-    d.wait("started", "root/loop")
+    memory stays bounded and supervision goes on.
+
+    The backlog comes in one burst of a known size, not at a rate: a
+    follower that reads nothing is also dropped 10 s after its last byte
+    went out (client.c's CLIENT_UNREAD_MS), and a crash loop on a busy
+    host made its 1 MiB slower than that (a test that failed under
+    load). Each failure's exited event carries its worker's last 20
+    lines of output (up to 24 KiB): 64 workers that print 20 lines of
+    1200 bytes, then crash together once the test lets go of a lock,
+    push some 1.5 MiB at once, past the 1 MiB limit and the socket's own
+    buffer (at most 208 KiB) by construction."""
+    n, line = 64, 1200
+    lock = supd.tmp / "go.lock"
+    marks = supd.tmp / "marks"
+    marks.mkdir()
+    held = open(lock, "w")
+    fcntl.flock(held, fcntl.LOCK_EX)  # the workers wait for it
+    # each: 20 long lines (its tail), "here", then blocked on the lock;
+    # exit 1 once it is let go (its restart only sleeps: one burst)
+    burst = sh(f"""
+        [ "$AGENTSUP_INCARNATION" = 0 ] || exec sleep 1000
+        i=0
+        while [ $i -lt 20 ]; do printf '%0{line}d\\n' $i; i=$((i+1)); done
+        touch {marks}/$AGENTSUP_NAME
+        flock -s {lock} true
+        exit 1""")
+    kids = "".join(f"  - {{worker: w{i:02d}, command: {burst}, backoff: none}}\n"
+                   for i in range(n))
+    supd.write({"a.yaml": "supervisor: root\nintensity: 100000\nperiod: 1s\n"
+                "children:\n" + kids})
+    (supd.dir / "00-settings.yaml").write_text(
+        f"agentsupd:\n  events_file: {supd.events}\n  log_tail: 64KiB\n")
+    d = supd.start()
+    wait_until(lambda: len(os.listdir(marks)) == n, what="every tail printed")
     s = connect(d)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     s.sendall(frame({"t": "req", "id": 1, "cmd": "events", "args": [True]}))
-    # a crash loop makes events fast; the follower reads none of them
-    wait_until(lambda: any("a slow follower, too far behind" in l for l in d.lines),
-               timeout=120, what="the follower to be dropped")
+    assert read_frame(s)["ok"]  # following; from now on it reads nothing
+    held.close()  # the burst
+    wait_until(lambda: any("a slow follower, too far behind" in l or
+                           "read nothing of its answers" in l for l in d.lines),
+               what="the follower to be dropped")
+    assert any("a slow follower, too far behind" in l for l in d.lines), \
+        d.lines[-20:]
     s.close()
-    d.ctl("stop", "loop", check=0)
+    d.wait_count("started", 2 * n)  # every one restarted meanwhile
     d.ctl("status", check=0)
 
 
@@ -910,7 +945,7 @@ def test_request_deadline_counts_from_its_first_byte(supd):
     t0 = time.monotonic()
     s.settimeout(0.5)
     closed = False
-    while time.monotonic() - t0 < 25:
+    while time.monotonic() - t0 < 10 + TIMEOUT:  # its deadline, and a margin
         try:
             s.sendall(b"\x80")
             if s.recv(4096) == b"":
@@ -922,8 +957,10 @@ def test_request_deadline_counts_from_its_first_byte(supd):
             closed = True
             break
     elapsed = time.monotonic() - t0
+    # not reset by each byte (then never cut off), nor before its 10 s
+    # (how much later a busy host cuts it off is no part of the rule)
     assert closed, "a dribbling client outlived its request deadline"
-    assert 9 <= elapsed < 20, elapsed  # the deadline is 10 s: generous
+    assert elapsed >= 9, elapsed
     wait_until(lambda: any("too slow to finish a request" in l
                            for l in d.lines), what="the reason logged")
     s.close()

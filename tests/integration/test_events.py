@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import threading
-import time
 
 import pytest
 
@@ -217,10 +216,10 @@ def test_stderr_nobody_reads_never_blocks_supervision(supd, tmp_path):
         r = subprocess.run([AGENTSUPCTL, "--socket", sock, "status"],
                            capture_output=True, timeout=TIMEOUT)
         assert r.returncode == 0
-        t0 = time.monotonic()
+        # a write blocked on the full pipe would hold its exit for ever:
+        # it comes (the generous TIMEOUT is for a slow host, not a bound)
         p.send_signal(signal.SIGTERM)
         assert p.wait(timeout=TIMEOUT) == 0
-        assert time.monotonic() - t0 < 5
         pids = [e["pid"] for e in file_events(supd.events)
                 if e["kind"] == "started"]
         wait_until(lambda: not any(alive(x) for x in pids), timeout=5,

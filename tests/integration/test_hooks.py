@@ -1,6 +1,7 @@
 """on_event hooks: a command per matching event with the event's JSON on its
 stdin, bounded in time (killed after its timeout) and in concurrency (at
 most 4 at once, a bounded queue, overflow dropped and logged)."""
+import fcntl
 import json
 import os
 import signal
@@ -72,18 +73,27 @@ def test_a_hooks_agentsupctl_reaches_the_daemon(supd, tmp_path):
 def test_gave_up_hook_runs_before_agentsupd_exits(supd, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
+    started = tmp_path / "hook-started"
+    lock = tmp_path / "release.lock"
+    held = open(lock, "w")
+    fcntl.flock(held, fcntl.LOCK_EX)  # the hook saves once the test lets go
     d = start(supd, f"""
         - kinds: [gave_up]
-          run: [/bin/sh, -c, 'sleep 0.3; {SAVE}', {out}]
-          timeout: 10s
+          run: [/bin/sh, -c, 'touch "$1"; flock -s "$2" true; {SAVE}', {out}, {started}, {lock}]
+          timeout: 1h
         """, {"a.yaml": f"""
         supervisor: root
         intensity: 0
         children:
           - {{worker: crash, command: {sh("exit 1")}}}
         """})
+    wait_until(started.exists, what="the gave_up hook")
+    # the daemon waits for the alert before it goes away: still there, it
+    # answers (a daemon that had not waited would be gone, or going)
+    assert d.ctl("status").returncode == 3
+    assert d.proc.poll() is None
+    held.close()  # the hook saves, then ends
     assert d.exit_code() == 75
-    # the daemon waited for the alert before it went away
     events = saved(out)
     assert [e["kind"] for e in events] == ["gave_up"]
     assert events[0]["path"] == "root"
@@ -187,9 +197,14 @@ def test_flood_runs_at_most_four_at_once(supd, tmp_path):
     running = tmp_path / "running"
     running.mkdir()
     counts = tmp_path / "counts"
-    # each hook: mark itself running, count who runs, linger, unmark
+    lock = tmp_path / "linger.lock"
+    held = open(lock, "w")
+    fcntl.flock(held, fcntl.LOCK_EX)
+    # each hook: mark itself running, count who runs, linger until the
+    # test lets go of the lock (not for a time a slow host may use up
+    # before the next starts), unmark
     hook = (f'touch {running}/$$; ls {running} | wc -l >> {counts}; '
-            f'sleep 0.3; rm {running}/$$')
+            f'flock -s {lock} true; rm {running}/$$')
     workers = "\n".join(
         f"  - {{worker: w{i}, command: {sh('exit 0')}, restart: temporary}}"
         for i in range(20))
@@ -198,11 +213,14 @@ def test_flood_runs_at_most_four_at_once(supd, tmp_path):
           run: [/bin/sh, -c, '{hook}']
         """, {"a.yaml": "supervisor: root\nchildren:\n" + workers + "\n"})
     d.wait_count("exited", 20)
+    # they run side by side: four at once, none of them able to end yet
+    # (more would be started too, and count more, if nothing held them)
+    wait_until(lambda: len(os.listdir(running)) == 4, what="4 hooks at once")
+    held.close()
     wait_until(lambda: counts.exists() and
                len(counts.read_text().split()) == 20, what="20 hooks run")
     seen = [int(n) for n in counts.read_text().split()]
-    assert max(seen) <= 4, seen
-    assert max(seen) >= 2, seen  # they did run side by side
+    assert max(seen) == 4, seen
 
 
 def test_overflow_is_dropped_and_logged(supd, tmp_path):

@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 
 import pytest
 
@@ -657,23 +656,31 @@ command: {sh('exec sleep 60')}
 
         wait_until(lambda: os.path.exists(logs / "flood.log.1"),
                    what="the flood to rotate a file")
-        # fixed buffers: seconds of flood cost nothing more
+        # fixed buffers: 32 MiB more of flood cost nothing more (counted
+        # in the log's rotations, 1 MiB each, not in seconds: a slow host
+        # moves fewer bytes a second)
         before = vm_rss_kib(d.pid)
-        deadline = time.monotonic() + 2
-        while time.monotonic() < deadline:
-            time.sleep(0.1)  # the flood runs on its own meanwhile
+        inodes = [os.stat(logs / "flood.log").st_ino]
+
+        def rotated():
             assert d.poll() is None
+            try:
+                ino = os.stat(logs / "flood.log").st_ino
+            except FileNotFoundError:  # between its rename and the new one
+                return False
+            if ino != inodes[-1]:
+                inodes.append(ino)
+            return len(inodes) > 32
+        wait_until(rotated, timeout=4 * TIMEOUT, what="32 MiB more of flood")
         after = vm_rss_kib(d.pid)
         assert after - before < 4 * 1024, (before, after)
-        # and the loop still serves the control socket promptly
-        worst = 0.0
+        # and the loop still serves the control socket: each answer comes
+        # (a stalled loop never answers; how fast it answers is a speed
+        # goal, tools/bench's, not this test's)
         for _ in range(20):
-            t = time.monotonic()
             r = ctl("status")
-            worst = max(worst, time.monotonic() - t)
             assert r.returncode == 0, r.stderr
             assert "flood" in r.stdout
-        assert worst < 5.0, worst  # generous: a busy, sanitized machine
         names = os.listdir(logs)
         assert set(names) <= {"flood.log", "flood.log.1", "flood.log.2"}
         for n in names:

@@ -65,7 +65,10 @@ def test_systemd_watchdog_keeps_alive_then_hang(supd, tmp_path):
         while time.monotonic() < end:
             daemon.notify("WATCHDOG=1")
             time.sleep(0.1)
+        # marked before the last ping: the hang, a timeout after it,
+        # comes after the mark, however slowly this runs
         open({str(silent)!r}, "w").close()
+        daemon.notify("WATCHDOG=1")
         time.sleep(1000)  # then silence: hung
     """)
     d = supd.start({"a.yaml": f"""
@@ -199,30 +202,50 @@ def test_forked_child_in_the_group_speaks_for_the_worker(supd, tmp_path):
 
 
 def test_extend_timeout_pushes_the_start_deadline(supd, tmp_path):
-    cmd = program(tmp_path, "slow", """
+    extended = tmp_path / "extended"
+    go = tmp_path / "go"
+    cmd = program(tmp_path, "slow", f"""
         from systemd import daemon
-        daemon.notify("EXTEND_TIMEOUT_USEC=5000000")
-        time.sleep(1.5)  # past start_timeout, within the extension
+        daemon.notify("EXTEND_TIMEOUT_USEC=600000000")
+        open({str(extended)!r}, "w").close()
+        while not os.path.exists({str(go)!r}):  # the test says when
+            time.sleep(0.02)
         daemon.notify("READY=1")
         time.sleep(1000)
     """)
     d = supd.start({"a.yaml": f"""
         worker: slow
         command: {cmd}
-        start_timeout: 1s
+        start_timeout: 3s
         notify: systemd
         """})
+    started = d.wait("started", "root/slow")
+    t0 = time.monotonic()
+    wait_until(extended.exists, what="the extension sent")
+    # past its start_timeout (by the test's clock, from after its start:
+    # the subject, no event marks it), then a question the daemon answers
+    # after its own timer for that deadline is due: a deadline not pushed
+    # would have fired by then
+    wait_until(lambda: time.monotonic() > t0 + 3 + 1,
+               what="the first deadline to pass")
+    st = node(d, "root/slow")
+    assert (st["state"], st["pid"], st["restarts"]) == \
+        ("starting", started.pid, 0), st
+    assert d.count("start_timeout", "root/slow") == 0
+    go.touch()
     ready = d.wait("ready", "root/slow")
     assert d.count("start_timeout", "root/slow") == 0
     assert ready.restarts == 0
 
 
 def test_stopping_then_sigterm_is_an_expected_exit(supd, tmp_path):
-    cmd = program(tmp_path, "bye", """
+    go = tmp_path / "go"
+    cmd = program(tmp_path, "bye", f"""
         import signal
         from systemd import daemon
         daemon.notify("READY=1")
-        time.sleep(0.2)
+        while not os.path.exists({str(go)!r}):  # until its ready is seen
+            time.sleep(0.02)
         daemon.notify("STOPPING=1")
         os.kill(os.getpid(), signal.SIGTERM)
     """)
@@ -233,6 +256,8 @@ def test_stopping_then_sigterm_is_an_expected_exit(supd, tmp_path):
         start_timeout: 10s
         notify: systemd
         """})
+    d.wait("ready", "root/bye")
+    go.touch()
     assert d.wait("exited", "root/bye").reason == "signal:SIGTERM"
     # announced: a transient worker is not restarted
     assert node(d, "root/bye")["state"] == "stopped"

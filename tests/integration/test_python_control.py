@@ -7,7 +7,6 @@ import socket
 import sys
 import textwrap
 import threading
-import time
 
 import pytest
 
@@ -333,14 +332,27 @@ def test_commands_that_wait_until_carried_out(supd):
             with pytest.raises(ValueError):
                 ctl.stop("b", wait=bad)  # type: ignore[arg-type]
         assert ctl.start("team", wait=TIMEOUT) == "root/team"  # runs: done
-        d.proc.send_signal(signal.SIGSTOP)  # an agentsupd that does not answer
+        # an agentsupd that does not answer: wait bounds the call (on a
+        # connection with no timeout of its own, nothing else could)
+        patient = Control(d.socket, timeout=None)
+        got = []
+
+        def stop_b():
+            try:
+                patient.stop("b", wait=1)
+            except BaseException as e:
+                got.append(e)
+        d.proc.send_signal(signal.SIGSTOP)
         try:
-            t0 = time.monotonic()
-            with pytest.raises(TimeoutError):
-                ctl.stop("b", wait=1)
-            assert time.monotonic() - t0 < 5
+            t = threading.Thread(target=stop_b, daemon=True)
+            t.start()
+            t.join(TIMEOUT)
+            assert not t.is_alive(), "wait=1 did not bound the call"
         finally:
             d.proc.send_signal(signal.SIGCONT)
+        assert len(got) == 1 and isinstance(got[0], TimeoutError), got
+        assert "no answer about b within 1" in str(got[0]), got
+        patient.close()
 
 
 def test_wait_asks_again_while_the_supervisor_is_busy(supd, tmp_path):

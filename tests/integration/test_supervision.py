@@ -1,5 +1,6 @@
 """The supervision tree with real processes: strategies, intensity,
 escalation, stop sequences, the worker's environment, and no orphans."""
+import fcntl
 import json
 import os
 import shutil
@@ -7,10 +8,11 @@ import signal
 import time
 import subprocess
 import sys
+from datetime import datetime
 
 import pytest
 
-from conftest import AGENTSUPD, alive, sh, stat_fields, wait_until
+from conftest import AGENTSUPD, alive, catches, sh, stat_fields, wait_until
 
 SLEEP = sh("exec sleep 1000")
 # crashes on its first start only, then runs
@@ -176,18 +178,66 @@ def test_sigterm_stops_in_reverse_order_and_exits_0(supd):
     assert not any(alive(p) for p in pids.values())
 
 
-def test_one_for_one_stops_together_within_the_largest_shutdown(supd):
-    # ten agents that ignore SIGTERM, shutdown 1s each: stopped together
-    # the tree is down in about 1 s, not 10 (a container's grace period)
-    stubborn = sh("trap '' TERM; exec sleep 1000")
-    kids = "".join(f"  - {{worker: w{i}, command: {stubborn}, shutdown: 1s}}\n"
+def test_one_for_one_children_are_told_to_stop_together(supd, tmp_path):
+    # ten agents whose stop is held (each marks its SIGTERM, then waits for
+    # a lock the test holds; shutdown 1h: no kill comes meanwhile): stopped
+    # together, every one has its SIGTERM while none has ended; one after
+    # another, the second would wait for the first's end, never
+    termed = tmp_path / "termed"
+    termed.mkdir()
+    lock = tmp_path / "release.lock"
+    held = open(lock, "w")
+    fcntl.flock(held, fcntl.LOCK_EX)
+    slow = sh(f"""
+        trap 'touch {termed}/$AGENTSUP_NAME; flock -s {lock} true; kill $!; exit 0' TERM
+        sleep 1000 &
+        wait""")
+    kids = "".join(f"  - {{worker: w{i}, command: {slow}, shutdown: 1h}}\n"
                    for i in range(10))
     d = supd.start({"a.yaml": "supervisor: root\nchildren:\n" + kids})
     d.wait("started", "root/w9")
-    t0 = time.monotonic()
+    for e in [e for e in d.seen if e.kind == "started"]:
+        wait_until(lambda: catches(e.pid, signal.SIGTERM), what="its trap")
+    d.signal(signal.SIGTERM)
+    wait_until(lambda: len(os.listdir(termed)) == 10,
+               what=f"every child told to stop (told: {os.listdir(termed)})")
+    assert d.proc.poll() is None and d.count("exited") == 0
+    held.close()  # they end
+    assert d.exit_code() == 0
+    d.drain_events()
+    assert sorted(e.reason for e in d.seen if e.kind == "exited") == ["exit:0"] * 10
+
+
+def ignores(pid, sig):
+    """True once pid ignores sig (a shell's trap '' is set a moment after
+    it starts)."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("SigIgn:"):
+                return bool(int(line.split()[1], 16) >> (sig - 1) & 1)
+    return False
+
+
+def test_one_for_one_kills_together_within_the_largest_shutdown(supd):
+    # ten agents that ignore SIGTERM, shutdown 3s each: their shutdowns run
+    # together, all killed within one shutdown of each other (as the events
+    # say when), not 3 s apart one after another (27 s from the first kill
+    # to the last): a container's grace period is the largest, not the sum
+    stubborn = sh("trap '' TERM; exec sleep 1000")
+    kids = "".join(f"  - {{worker: w{i}, command: {stubborn}, shutdown: 3s}}\n"
+                   for i in range(10))
+    d = supd.start({"a.yaml": "supervisor: root\nchildren:\n" + kids})
+    d.wait("started", "root/w9")
+    for e in [e for e in d.seen if e.kind == "started"]:
+        wait_until(lambda: ignores(e.pid, signal.SIGTERM), what="its trap")
     d.signal(signal.SIGTERM)
     assert d.exit_code() == 0
-    assert time.monotonic() - t0 < 5, "stopped one after another"
+    d.drain_events()
+    exits = [e for e in d.seen if e.kind == "exited"]
+    assert [e.reason for e in exits] == ["signal:SIGKILL"] * 10, exits
+    when = [datetime.fromisoformat(e.time.replace("Z", "+00:00")).timestamp()
+            for e in exits]
+    assert max(when) - min(when) < 3, when  # within one shutdown, not nine
 
 
 def test_sigint_is_an_orderly_shutdown(supd):

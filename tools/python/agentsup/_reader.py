@@ -32,6 +32,12 @@ class FrameReader:
         a body that is not one map with a string "t"."""
         if self._part:
             self._part += data
+            if len(self._part) >= _HEADER.size:
+                (n,) = _HEADER.unpack_from(self._part, 0)
+                if n > max_frame:
+                    raise ProtocolError(f"frame of {n} bytes is over the limit of {max_frame}")
+                if len(self._part) - _HEADER.size < n:
+                    return []  # still split: held as it is, not copied again
             buf = memoryview(bytes(self._part))
             self._part = bytearray()
         else:
