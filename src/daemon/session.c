@@ -36,7 +36,6 @@
 
 #define HANG_GRACE_MS 1000 /* after SIGUSR1, time to dump stacks */
 /* what a dead worker may still have queued on its socket: read it all */
-#define SESSION_LAST_WORDS (4u << 20)
 static void session_timer_cb(struct ev_loop *, ev_timer *, int);
 
 /* --- signals and deadlines ----------------------------------------------- */
@@ -230,38 +229,6 @@ session_beat_timeout(const struct spec *s)
 }
 
 static void
-session_check_heartbeat(struct session *s)
-{
-	uint64_t now_us, deadline_us;
-
-	if (s->chan != NULL)
-		channel_read_pending(s->chan, SESSION_LAST_WORDS);
-	if (s->node->spec->pol->notify == NOTIFY_SYSTEMD &&
-	    s->d->notify != NULL)
-		notify_server_read_pending(s->d->notify); /* WATCHDOG=1 */
-	if (s->deadline != DEADLINE_HEARTBEAT)
-		return; /* the read changed its fate (protocol error) */
-	if (s->beat_timeout_ms == 0) { /* welcomed with none since */
-		s->deadline = DEADLINE_NONE;
-		return;
-	}
-	now_us = clock_now_us();
-	deadline_us = s->last_beat_us + (uint64_t)s->beat_timeout_ms * 1000;
-	if (s->extend_until_us > deadline_us)
-		deadline_us = s->extend_until_us; /* a long call */
-	if (deadline_us > now_us) {
-		session_deadline_us(s, DEADLINE_HEARTBEAT,
-		                    deadline_us - now_us);
-		return;
-	}
-	events_emit(&s->d->events, EV_HANG, s->node->path, s->pid, "hang",
-	            s->node->starts - 1, "no heartbeat for %llums%s",
-	            (unsigned long long)(now_us - s->last_beat_us) / 1000,
-	            s->extend_until_us ? " (after an extend)" : "");
-	session_fail(s, (struct reason){REASON_HANG, 0});
-}
-
-static void
 session_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
 	struct session *s = t->data;
@@ -272,18 +239,13 @@ session_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	case DEADLINE_NONE:
 		break;
 	case DEADLINE_START:
-		events_emit(&s->d->events, EV_START_TIMEOUT, s->node->path,
-		            s->pid, "start_timeout", s->node->starts - 1,
-		            "no ready within %llums",
-		            (unsigned long long)
-		                    s->node->spec->pol->start_timeout_ms);
-		session_fail(s, (struct reason){REASON_START_TIMEOUT, 0});
+		session_judge_start(s);
 		break;
 	case DEADLINE_READY:
 		session_ready(s); /* it ran ready_after */
 		break;
 	case DEADLINE_HEARTBEAT:
-		session_check_heartbeat(s);
+		session_judge_beat(s);
 		break;
 	case DEADLINE_HANG:
 	case DEADLINE_DRAIN:

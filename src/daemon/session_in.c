@@ -1,7 +1,8 @@
 /*
  * session_in.c - what a running worker says: its channel's messages (hello,
  * ready, beats, extend, exit declarations, checkpoints, spawns, results) and
- * its sd_notify datagrams, each reported into the engine or its owner.
+ * its sd_notify datagrams, each reported into the engine or its owner; and
+ * the deadlines that judge its silence, once what it already sent is read.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -330,4 +331,63 @@ session_notified(void *arg, pid_t pid, pid_t pgid, uid_t uid,
 		session_fail(s, (struct reason){REASON_HANG, 0});
 	}
 	return true;
+}
+
+/* --- deadlines, judged after what the worker already said --------------- */
+
+/* Bytes waiting on its socket, and sd_notify datagrams, read now: a busy
+ * daemon's timer must not judge a worker whose word is already here. */
+static void
+session_hear_pending(struct session *s)
+{
+	if (s->chan != NULL)
+		channel_read_pending(s->chan, SESSION_LAST_WORDS);
+	if (s->node->spec->pol->notify == NOTIFY_SYSTEMD &&
+	    s->d->notify != NULL)
+		notify_server_read_pending(s->d->notify);
+}
+
+/* The start deadline passed: a ready or an EXTEND_TIMEOUT_USEC already
+ * sent is heard first (it was not, and a ready sent just before the
+ * deadline counted as a start_timeout on a busy daemon). */
+void
+session_judge_start(struct session *s)
+{
+	session_hear_pending(s);
+	if (s->deadline != DEADLINE_START || ev_is_active(&s->timer))
+		return; /* ready, extended, or failed meanwhile */
+	events_emit(&s->d->events, EV_START_TIMEOUT, s->node->path, s->pid,
+	            "start_timeout", s->node->starts - 1,
+	            "no ready within %llums",
+	            (unsigned long long)s->node->spec->pol->start_timeout_ms);
+	session_fail(s, (struct reason){REASON_START_TIMEOUT, 0});
+}
+
+/* The heartbeat deadline passed: hung, unless a beat (or an extend) came. */
+void
+session_judge_beat(struct session *s)
+{
+	uint64_t now_us, deadline_us;
+
+	session_hear_pending(s); /* WATCHDOG=1 too */
+	if (s->deadline != DEADLINE_HEARTBEAT)
+		return; /* the read changed its fate (protocol error) */
+	if (s->beat_timeout_ms == 0) { /* welcomed with none since */
+		s->deadline = DEADLINE_NONE;
+		return;
+	}
+	now_us = clock_now_us();
+	deadline_us = s->last_beat_us + (uint64_t)s->beat_timeout_ms * 1000;
+	if (s->extend_until_us > deadline_us)
+		deadline_us = s->extend_until_us; /* a long call */
+	if (deadline_us > now_us) {
+		session_deadline_us(s, DEADLINE_HEARTBEAT,
+		                    deadline_us - now_us);
+		return;
+	}
+	events_emit(&s->d->events, EV_HANG, s->node->path, s->pid, "hang",
+	            s->node->starts - 1, "no heartbeat for %llums%s",
+	            (unsigned long long)(now_us - s->last_beat_us) / 1000,
+	            s->extend_until_us ? " (after an extend)" : "");
+	session_fail(s, (struct reason){REASON_HANG, 0});
 }

@@ -14,6 +14,13 @@ extern const struct channel_ops session_channel_ops;
 /* Arm the session's one timer for a deadline after_us (after_ms) from now. */
 void session_deadline_us(struct session *, enum deadline, uint64_t after_us);
 void session_deadline(struct session *, enum deadline, uint64_t after_ms);
+/* What a worker may send before its end is read: at most this. */
+#define SESSION_LAST_WORDS (4u << 20)
+
+/* A deadline of the worker's, judged once what it already sent is read:
+ * the start (start_timeout), the next beat (heartbeat_timeout). */
+void session_judge_start(struct session *);
+void session_judge_beat(struct session *);
 /* The worker is up: it said ready, or ran ready_after. */
 void session_ready(struct session *);
 /* A failure seen while the process still runs: the engine is told, and the

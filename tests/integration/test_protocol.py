@@ -142,6 +142,47 @@ def test_start_timeout(supd, tmp_path):
     assert d.exit_code() == 75
 
 
+def test_a_ready_already_sent_beats_the_start_deadline(supd, tmp_path):
+    """A ready waiting on the socket when the start deadline's timer fires
+    (a busy daemon: here one stopped with SIGSTOP past the deadline) is
+    read first: it was not, and libev ran the timer before the socket's
+    read, so a worker that had said ready failed start_timeout."""
+    go, sent = tmp_path / "go", tmp_path / "sent"
+    cmd = script(tmp_path, "prompt", f"""
+        a = agentsup.Agent()
+        while not os.path.exists({str(go)!r}):
+            time.sleep(0.02)
+        a.ready()
+        open({str(sent)!r}, "w").close()
+        a.wait(1000)
+    """)
+    d = supd.start({"a.yaml": f"""
+        supervisor: root
+        intensity: 0
+        children:
+          - worker: prompt
+            command: {cmd}
+            start_timeout: 2s
+        """})
+    started = d.wait("started", "root/prompt")
+    os.kill(d.proc.pid, signal.SIGSTOP)
+    try:
+        go.touch()
+        wait_until(sent.exists, what="the ready sent")
+        # past the deadline, counted from the start event's own time
+        deadline = started.time_ms / 1000 + 2.5
+        wait_until(lambda: time.time() > deadline, timeout=60,
+                   what="the start deadline passed")
+    finally:
+        os.kill(d.proc.pid, signal.SIGCONT)
+    d.wait("ready", "root/prompt")
+    assert d.count("start_timeout", "root/prompt") == 0
+    d.ctl("status", check=0)  # still up: events up to now are read
+    assert d.count("start_timeout", "root/prompt") == 0
+    d.signal(signal.SIGTERM)
+    assert d.exit_code() == 0
+
+
 HOSTILE = {
     "too_long": "s.sendall(struct.pack('>I', 10_000_000) + b'x' * 100)",
     "not_a_map": "s.sendall(struct.pack('>I', 2) + b'\\x91\\x01')",
