@@ -211,12 +211,16 @@ rolling_targets(struct ctl *c, const char *name, struct rolling *r)
 
 /* Whether a target has gone since it was listed (a reload removed it,
  * even if it is still stopping): no failure of the rollout, one fewer to
- * restart. */
+ * restart. Asked with the whole answer time (reply_ms), not what a wait
+ * before it left. */
 static bool
-rolling_gone(struct ctl *c, const char *path)
+rolling_gone(struct ctl *c, const char *path, int reply_ms)
 {
 	struct reply_answer a = {.quiet = true};
-	int rc = reply_ask(c, "status", path, -1, &a);
+	int rc;
+
+	c->reply_ms = reply_ms;
+	rc = reply_ask(c, "status", path, -1, &a);
 	bool gone = rc == CTL_EXIT_REFUSED ||
 	            (rc == 0 && a.body->type == MSGPACK_OBJECT_ARRAY &&
 	             a.body->via.array.size > 0 &&
@@ -273,13 +277,14 @@ rolling_run(struct ctl *c, const char *name)
 	uint64_t deadline =
 	        c->timeout_given ? conn_now_ms() + (uint64_t)c->wait_ms : 0;
 	bool json = c->json;
-	int rc = name[0] == '\0' ? rolling_refuse(c, "%sNAME is empty", "")
+	int reply_ms = c->reply_ms; /* each --wait takes it down to its end */
+	int rc = name[0] == '\0' ? rolling_refuse(c, "%s", "NAME is empty")
 	                         : rolling_targets(c, name, &r);
 	bool listed = rc == 0;
 
 	c->json = false; /* one object for the whole rollout, at its end */
 	while (rc == 0 && r.done < r.n) {
-		if (rolling_gone(c, r.names[r.done])) {
+		if (rolling_gone(c, r.names[r.done], reply_ms)) {
 			rolling_drop(&r);
 			continue;
 		}
@@ -289,7 +294,8 @@ rolling_run(struct ctl *c, const char *name)
 		fflush(stdout);
 		if ((rc = rolling_one(c, r.names[r.done], deadline)) == 0) {
 			r.done++;
-		} else if (rolling_gone(c, r.names[r.done])) {
+		} else if (!c->interrupted && !c->lost &&
+		           rolling_gone(c, r.names[r.done], reply_ms)) {
 			fprintf(stderr,
 			        "agentsupctl: restart --rolling %s: %s is gone "
 			        "(a reload removed it): left out\n",

@@ -178,11 +178,10 @@ serve_no_such(struct client *cl, struct daemon *d, uint64_t id,
 
 	if (n != NULL) {
 		/* removed: true, that `stop --wait` waits for it to be gone */
-		if (asprintf(&msg,
-		             "%s was removed by a reload and is still stopping "
-		             "(agentsupctl signal %s KILL hurries it)",
-		             n->path, n->path) < 0)
-			fatalx("out of memory");
+		msg = xasprintf("%s was removed by a reload and is still "
+		                "stopping (agentsupctl signal %s KILL hurries "
+		                "it)",
+		                n->path, n->path);
 		serve_error_flag(cl, id, "removed", msg);
 		free(msg);
 	} else if ((n = serve_instances(d, name)) != NULL)
