@@ -7,6 +7,7 @@ import socket
 import sys
 import textwrap
 import threading
+import time
 
 import pytest
 

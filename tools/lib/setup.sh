@@ -5,7 +5,8 @@
 AGENTSUP_PACKAGES="build-essential cmake pkg-config libev-dev libmsgpack-dev
 libyaml-dev libcmocka-dev python3 python3-msgpack python3-pytest clang
 libclang-rt-14-dev procps util-linux systemd python3-sdnotify python3-systemd
-mypy prometheus libncurses-dev tmux libsqlite3-dev strace"
+mypy prometheus libncurses-dev tmux libsqlite3-dev strace
+python3-pyflakes"
 
 # (strace: a test holds agentsupd inside one system call.)
 # Packaging and deploy/: man pages (scdoc), the .deb (dpkg-dev, file), the
