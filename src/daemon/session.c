@@ -35,7 +35,6 @@
 #include "util.h"
 
 #define HANG_GRACE_MS 1000 /* after SIGUSR1, time to dump stacks */
-/* what a dead worker may still have queued on its socket: read it all */
 static void session_timer_cb(struct ev_loop *, ev_timer *, int);
 
 /* --- signals and deadlines ----------------------------------------------- */

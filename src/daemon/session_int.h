@@ -14,7 +14,8 @@ extern const struct channel_ops session_channel_ops;
 /* Arm the session's one timer for a deadline after_us (after_ms) from now. */
 void session_deadline_us(struct session *, enum deadline, uint64_t after_us);
 void session_deadline(struct session *, enum deadline, uint64_t after_ms);
-/* What a worker may send before its end is read: at most this. */
+/* What a dead (or judged) worker may still have queued on its socket:
+ * read it all, up to this. */
 #define SESSION_LAST_WORDS (4u << 20)
 
 /* A deadline of the worker's, judged once what it already sent is read:
