@@ -171,8 +171,6 @@ strategy_decide(struct tree *t, struct node *s, struct node *c, struct reason r)
 {
 	enum declared_kind dk = c->exit_declared;
 	bool failure = declared_abnormal(dk, r);
-	/* a clean end before ready: a failed start, for backoff and circuit */
-	bool failed_start = !failure && node_is_worker(c) && !came_up(c);
 	bool counts = dk != DECLARED_RATE_LIMITED && !reason_spawn_exhausted(r);
 	bool gave_up = !node_is_worker(c) && r.kind == REASON_GAVE_UP;
 	unsigned n = 0;
@@ -201,14 +199,17 @@ strategy_decide(struct tree *t, struct node *s, struct node *c, struct reason r)
 			sup_child_settled(t, s);
 		return;
 	}
-	if (node_is_worker(c))
-		n = failure || failed_start ? backoff_count(c, t->now)
-		                            : (c->failures = 0);
-	if ((failure || failed_start) && counts && node_is_worker(c) &&
-	    circuit_record(t, c)) {
-		park(t, s, c, NODE_QUARANTINED, EE_QUARANTINED,
-		     node_circuit(c)->probe_at);
-		return;
+	if (node_is_worker(c)) {
+		/* a clean end before ready is a failed start: in a row too,
+		 * for the backoff and the circuit */
+		bool in_a_row = failure || !came_up(c);
+
+		n = in_a_row ? backoff_count(c, t->now) : (c->failures = 0);
+		if (in_a_row && counts && circuit_record(t, c)) {
+			park(t, s, c, NODE_QUARANTINED, EE_QUARANTINED,
+			     node_circuit(c)->probe_at);
+			return;
+		}
 	}
 	restart_decision(t, s, c, r, counts, n);
 }
