@@ -660,7 +660,7 @@ command: {sh('exec sleep 60')}
         # in the log's rotations, 1 MiB each, not in seconds: a slow host
         # moves fewer bytes a second)
         before = vm_rss_kib(d.pid)
-        inodes = [os.stat(logs / "flood.log").st_ino]
+        inodes = []  # flood.log's, the first seen from now on
 
         def rotated():
             assert d.poll() is None
@@ -668,7 +668,7 @@ command: {sh('exec sleep 60')}
                 ino = os.stat(logs / "flood.log").st_ino
             except FileNotFoundError:  # between its rename and the new one
                 return False
-            if ino != inodes[-1]:
+            if not inodes or ino != inodes[-1]:
                 inodes.append(ino)
             return len(inodes) > 32
         wait_until(rotated, timeout=4 * TIMEOUT, what="32 MiB more of flood")
