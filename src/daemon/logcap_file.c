@@ -71,18 +71,43 @@ file_open(struct logcap_file *f, const struct logcap_file_spec *s)
 }
 
 /* Unlinked while a descriptor of ours holds it, so that the costly last
- * close (its pages, its blocks) is the reaper's, off the loop. */
-static void
+ * close (its pages, its blocks) is the reaper's, off the loop. False if
+ * there was no such file. */
+static bool
 file_unlink(const struct logcap_file_spec *s, unsigned gen)
 {
 	char *path = file_path(s, gen);
 	int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	bool was = true;
 
-	if (unlink(path) < 0 && errno != ENOENT)
-		log_warn("worker %s: rotate %s", s->name, path);
+	if (unlink(path) < 0) {
+		was = false;
+		if (errno != ENOENT)
+			log_warn("worker %s: rotate %s", s->name, path);
+	}
 	if (fd >= 0)
 		logcap_reap_close(s->reap, fd);
 	free(path);
+	return was;
+}
+
+/* The files a larger keep left (log_keep lowered, agentsupd restarted
+ * with less): removed at the first rotation under this keep, up to the
+ * first that is missing, as logrotate removes what is beyond its count.
+ * Once per keep, so that later rotations pay nothing for it. */
+static void
+file_sweep(struct logcap_file *f, const struct logcap_file_spec *s)
+{
+	unsigned gen = s->keep + 1, n = 0;
+
+	if (f->swept == gen)
+		return;
+	f->swept = gen;
+	while (n < LOGCAP_SWEEP_MAX && file_unlink(s, gen + n))
+		n++;
+	if (n > 0)
+		log_info("worker %s: removed %u log file%s beyond log_keep %u",
+		         s->name, n, n == 1 ? "" : "s", s->keep);
 }
 
 /* The oldest goes first, so that no rename replaces a file: on ext4 a
@@ -97,7 +122,8 @@ file_rotate(struct logcap_file *f, const struct logcap_file_spec *s)
 
 	close(f->fd);
 	f->fd = -1;
-	file_unlink(s, s->keep);
+	file_sweep(f, s);
+	(void)file_unlink(s, s->keep);
 	for (unsigned g = s->keep; g > 0; g--) {
 		from = file_path(s, g - 1);
 		to = file_path(s, g);

@@ -25,11 +25,14 @@ struct logcap_file_spec {
  * the loop for seconds, a million renames in one turn). */
 #define LOGCAP_RENAME_RATE  10000
 #define LOGCAP_RENAME_BURST 10000
+/* Files beyond keep removed at most by one sweep (log_keep's own bound). */
+#define LOGCAP_SWEEP_MAX 1000
 
 struct logcap_file {
-	int fd;        /* -1 until the first write, or after a close */
-	uint64_t size; /* as far as we know */
-	bool error;    /* logged once; no writes until retry_ms or a close */
+	int fd;         /* -1 until the first write, or after a close */
+	unsigned swept; /* keep + 1 of the last sweep beyond keep (0: none) */
+	uint64_t size;  /* as far as we know */
+	bool error;     /* logged once; no writes until retry_ms or a close */
 	uint64_t retry_ms;   /* monotonic */
 	uint64_t lost;       /* bytes not written since the error */
 	uint64_t renames;    /* the rename budget left (LOGCAP_RENAME_*) ... */
@@ -39,7 +42,7 @@ struct logcap_file {
 
 #define LOGCAP_FILE_INIT                                                       \
 	{                                                                      \
-		-1, 0, false, 0, 0, 0, 0, false                                \
+		-1, 0, 0, false, 0, 0, 0, 0, false                             \
 	}
 
 /* Whole lines (the bytes end in '\n'), rotated only between lines. */

@@ -384,6 +384,39 @@ test_rotation_keep_zero(void **state)
 	(void)shown(f);
 }
 
+/* log_keep lowered: the next rotation removes the files beyond it (they
+ * stayed forever), and a keep raised again keeps what is there. */
+static void
+test_rotation_lowered_keep_sweeps(void **state)
+{
+	struct fixture *f = *state;
+	struct logcap_limits lim = limits(f->dir, 1024, 5, 8192);
+	struct logcap *lc;
+	char line[101];
+
+	logcap_set_limits(f->set, &lim);
+	lc = logcap_get(f->set, "lk");
+	memset(line, 'k', 99);
+	line[99] = '\n';
+	line[100] = '\0';
+	for (int i = 0; i < 60; i++)
+		feed(lc, LOGCAP_STDOUT, line);
+	assert_int_equal(file_size(f->dir, "lk.log.5"), 1000);
+	logcap_file_limits(lc, 1024, 2);
+	for (int i = 0; i < 10; i++) /* one rotation */
+		feed(lc, LOGCAP_STDOUT, line);
+	assert_int_equal(file_size(f->dir, "lk.log.1"), 1000);
+	assert_int_equal(file_size(f->dir, "lk.log.2"), 1000);
+	assert_int_equal(file_size(f->dir, "lk.log.3"), -1);
+	assert_int_equal(file_size(f->dir, "lk.log.4"), -1);
+	assert_int_equal(file_size(f->dir, "lk.log.5"), -1);
+	logcap_file_limits(lc, 1024, 0);
+	for (int i = 0; i < 10; i++)
+		feed(lc, LOGCAP_STDOUT, line);
+	assert_int_equal(file_size(f->dir, "lk.log.1"), -1);
+	assert_int_equal(file_size(f->dir, "lk.log.2"), -1);
+}
+
 /* A worker's own log_max and log_keep rotate its file, the set's the
  * others'; back to the set's (0, -1) when a reload takes them away. */
 static void
@@ -952,6 +985,8 @@ main(void)
 	                                        setup, teardown),
 	        cmocka_unit_test_setup_teardown(
 	                test_rotation_renames_are_budgeted, setup, teardown),
+	        cmocka_unit_test_setup_teardown(
+	                test_rotation_lowered_keep_sweeps, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_rotation_a_workers_own,
 	                                        setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_rotation_keep_zero, setup,
