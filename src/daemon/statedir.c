@@ -535,6 +535,11 @@ statedir_open(struct daemon *d)
 		d->ckpt = ckpt_new(NULL, &d->events);
 		return 0;
 	}
+	if (store_is_empty(dir)) /* it opens as a fresh one: say so */
+		log_warnx("state store %s: %s is empty (0 bytes): starting a "
+		          "fresh one; the checkpoints, tasks and circuits it "
+		          "held are gone",
+		          dir, STORE_DB_NAME);
 	d->store = store_open(d->loop, dir, ckpt_schema, why, sizeof why);
 	if (d->store == NULL ||
 	    store_schema(d->store, statedir_schema, why, sizeof why) < 0 ||

@@ -230,6 +230,23 @@ store_flock(const char *dir, const char *file, int *fd, char *why, size_t len)
 	return 0;
 }
 
+/* A database of 0 bytes (and no WAL) in dir, which opens as a fresh,
+ * empty one: whatever it held is gone. Only a start that failed after
+ * store_flock made the file leaves one of ours so. */
+bool
+store_is_empty(const char *dir)
+{
+	char *path = xasprintf("%s/%s", dir, STORE_DB_NAME);
+	char *wal = xasprintf("%s-wal", path);
+	struct stat st;
+	bool empty = stat(path, &st) == 0 && S_ISREG(st.st_mode) &&
+	             st.st_size == 0 && (stat(wal, &st) < 0 || st.st_size == 0);
+
+	free(wal);
+	free(path);
+	return empty;
+}
+
 /* dir exists (made if not) and is ours alone: a flock on dir/lock, and
  * one on the database file itself, so that a lock file removed (a clean-up
  * of a "stale" lock) lets no second agentsupd in beside us. A flock is

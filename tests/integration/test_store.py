@@ -142,6 +142,27 @@ def test_unusable_store_exits_73(supd, tmp_path):
     assert any("state store" in l and "not a database" in l for l in d.lines), d.lines
 
 
+def test_an_empty_store_file_is_said(supd, tmp_path):
+    """A 0-byte agentsup.db (truncated by a tool or a failing disk) opens
+    as an empty store: agentsupd starts, and says what was lost; a fresh
+    state_dir says nothing."""
+    for empty in (False, True):
+        state = tmp_path / f"state{int(empty)}"
+        state.mkdir()
+        if empty:
+            (state / "agentsup.db").write_bytes(b"")
+        supd.write({"a.yaml": f"agentsupd:\n  events_file: {supd.events}\n"
+                    f"  state_dir: {state}\n---\nworker: w\ncommand: [sleep, '100']\n"},
+                   settings=False)
+        d = supd.start()
+        d.wait("started", "root/w")
+        d.signal(signal.SIGTERM)
+        assert d.exit_code() == 0
+        d.drain_events()
+        said = [l for l in d.lines if "is empty (0 bytes)" in l]
+        assert bool(said) == empty, d.lines
+
+
 def test_store_in_use_by_a_live_daemon_exits_73(supd, tmp_path):
     state = tmp_path / "state"
     supd.write({"a.yaml": f"agentsupd:\n  events_file: {supd.events}\n  state_dir: {state}\n"
