@@ -17,6 +17,10 @@
 /* The largest task result ({t: result} data) agentsupd takes. */
 #define AGENTSUP_RESULT_MAX (64u << 10)
 #define AGENTSUP_MAX_DEPTH        16            /* nesting of maps and arrays */
+/* A reload asked while a supervisor is busy restarting (or stopping) its
+ * children is applied once it settles, and refused "busy" if it has not
+ * within this; a client awaits a reload's answer that much longer. */
+#define AGENTSUP_RELOAD_HOLD_MS 60000
 
 /* The environment handed to every worker. */
 #define AGENTSUP_ENV_FD           "AGENTSUP_FD"

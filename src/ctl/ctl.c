@@ -121,9 +121,11 @@ usage(FILE *f)
 	        "(root),\n"
 	        "$XDG_RUNTIME_DIR/agentsupd.sock, or "
 	        "/tmp/agentsupd-UID/agentsupd.sock.\n"
-	        "An answer is awaited AGENTSUPCTL_TIMEOUT (30s unless set): "
-	        "exit 75 past it,\n"
-	        "69 when agentsupd cannot be reached.\n");
+	        "An answer is awaited AGENTSUPCTL_TIMEOUT (30s unless set; a "
+	        "reload's 60s more,\n"
+	        "held while a supervisor is busy): exit 75 past it, 69 when "
+	        "agentsupd cannot\n"
+	        "be reached.\n");
 }
 
 /* --- the socket ----------------------------------------------------------- */
@@ -481,6 +483,10 @@ main(int argc, char **argv)
 	cmd = argv[optind];
 	if ((rc = ctl_reply_timeout(&c)) != 0)
 		return rc;
+	/* a reload is held while a supervisor is busy: its answer that late */
+	if (strcmp(cmd, "reload") == 0 &&
+	    c.reply_ms <= INT_MAX - AGENTSUP_RELOAD_HOLD_MS)
+		c.reply_ms += AGENTSUP_RELOAD_HOLD_MS;
 	if (strcmp(cmd, "wait") == 0) {
 		c.reply_ms = -1; /* until it ends, or --timeout */
 		c.late = "the task has not ended";

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agentsup/protocol.h"
 #include "ckpt.h"
 #include "clock.h"
 #include "contain.h"
@@ -187,18 +188,143 @@ daemon_reload_apply(struct daemon *d, struct config *cfg,
 	return 0;
 }
 
-/* The reloader's callback: apply, then answer whoever asked. */
-void
-daemon_reload_done(void *arg, struct config *cfg, struct config_errors *errs,
-                   const struct reload_waiter *w, size_t nw)
+/* A reload parsed while a supervisor was carrying out a restart or stop of
+ * its children (a one_for_all group waiting out a sibling's shutdown, a
+ * start waiting for ready): refused at once, it was refused again and again
+ * while one worker crash-looped, the reload that would fix it among them.
+ * It waits for the tree to settle (the pump looks each turn), as systemd
+ * queues a job behind the one running, and is refused only past
+ * AGENTSUP_RELOAD_HOLD_MS. */
+struct reload_hold {
+	struct config *cfg; /* the newest parse's: the files as they are now */
+	struct reload_waiter *w;
+	size_t nw;
+	ev_timer deadline;
+};
+
+/* Apply cfg (or refuse it with errs), then answer whoever asked. */
+static void
+apply_answer(struct daemon *d, struct config *cfg, struct config_errors *errs,
+             const struct reload_waiter *w, size_t nw)
 {
-	struct daemon *d = arg;
 	char *msg = NULL;
 	bool ok = daemon_reload_apply(d, cfg, errs, &msg) == 0;
 
 	for (size_t i = 0; i < nw; i++)
 		serve_reload_answer(d->control, &w[i], ok, msg);
 	free(msg);
+}
+
+/* Whether a parsed config must wait: a tree shutting down, draining or
+ * over refuses it at once instead. */
+static bool
+apply_must_wait(const struct daemon *d)
+{
+	const struct tree *t = d->tree;
+
+	return !t->shutting_down && !t->draining && !tree_over(t) &&
+	       reload_busy(t->root) != NULL;
+}
+
+static void
+apply_hold_free(struct daemon *d, struct reload_hold *h)
+{
+	ev_timer_stop(d->loop, &h->deadline);
+	free(h->w);
+	free(h);
+}
+
+static void
+apply_hold_expired(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct daemon *d = t->data;
+	struct reload_hold *h = d->hold;
+	char *msg;
+
+	(void)loop;
+	(void)revents;
+	if (!apply_must_wait(d)) { /* settled earlier in this turn */
+		daemon_reload_settled(d);
+		return;
+	}
+	d->hold = NULL;
+	d->up_ready = false; /* READY=1 again once the tree has settled */
+	msg = xasprintf("%s, for %d s now; reload again once it settles",
+	                reload_busy(d->tree->root),
+	                AGENTSUP_RELOAD_HOLD_MS / 1000);
+	events_emit(&d->events, EV_RELOAD_REFUSED, d->tree->root->path, 0,
+	            "busy", 0, "%s", msg);
+	for (size_t i = 0; i < h->nw; i++)
+		serve_reload_answer(d->control, &h->w[i], false, msg);
+	free(msg);
+	config_free(h->cfg);
+	apply_hold_free(d, h);
+}
+
+static struct reload_hold *
+apply_hold_new(struct daemon *d)
+{
+	struct reload_hold *h = xcalloc(1, sizeof *h);
+
+	ev_timer_init(&h->deadline, apply_hold_expired,
+	              AGENTSUP_RELOAD_HOLD_MS / 1000.0, 0);
+	h->deadline.data = d;
+	ev_timer_start(d->loop, &h->deadline);
+	log_info("reload waits: %s (applied once it settles, refused after "
+	         "%d s)",
+	         reload_busy(d->tree->root), AGENTSUP_RELOAD_HOLD_MS / 1000);
+	return h;
+}
+
+/* The reloader's callback: apply, or hold while the tree is busy. The
+ * newest parse replaces a held one (the files as they are now), whose
+ * waiters get its outcome: its errors at once, if it has them. */
+void
+daemon_reload_done(void *arg, struct config *cfg, struct config_errors *errs,
+                   const struct reload_waiter *w, size_t nw)
+{
+	struct daemon *d = arg;
+	struct reload_hold *h = d->hold;
+	bool wait = cfg != NULL && apply_must_wait(d);
+
+	if (h == NULL && !wait) {
+		apply_answer(d, cfg, errs, w, nw);
+		return;
+	}
+	if (h == NULL)
+		h = apply_hold_new(d);
+	config_free(h->cfg);
+	h->cfg = cfg;
+	h->w = xreallocarray(h->w, h->nw + nw + 1, sizeof *h->w);
+	memcpy(h->w + h->nw, w, nw * sizeof *w);
+	h->nw += nw;
+	d->hold = wait ? h : NULL;
+	if (!wait) {
+		apply_answer(d, cfg, errs, h->w, h->nw);
+		apply_hold_free(d, h);
+	}
+}
+
+void
+daemon_reload_settled(struct daemon *d)
+{
+	struct reload_hold *h = d->hold;
+
+	if (h == NULL || apply_must_wait(d))
+		return;
+	d->hold = NULL;
+	apply_answer(d, h->cfg, NULL, h->w, h->nw);
+	apply_hold_free(d, h);
+}
+
+void
+daemon_reload_hold_free(struct daemon *d)
+{
+	if (d->hold == NULL)
+		return;
+	config_free(d->hold->cfg);
+	apply_hold_free(d, d->hold);
+	d->hold = NULL;
 }
 
 /* SIGHUP or `agentsupctl reload` alike: logrotate's reopen of the events

@@ -315,6 +315,7 @@ daemon_pump_actions(struct daemon *d)
 static void
 daemon_pump(struct daemon *d)
 {
+	daemon_reload_settled(d);
 	daemon_pump_actions(d);
 	dynamic_sweep(d->tree); /* ended tasks' nodes: their record stays */
 	if (tree_sweep(d->tree))
@@ -522,6 +523,7 @@ daemon_free(struct daemon *d)
 	d->events.sink = NULL;
 	d->events.tail = NULL;
 	reloader_free(d->reloader);
+	daemon_reload_hold_free(d);
 	if (d->logcap != NULL)
 		logcap_set_sink(d->logcap, NULL, NULL);
 	statedir_close(d);

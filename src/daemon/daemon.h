@@ -95,6 +95,7 @@ struct daemon {
 	unsigned statedir_failures;  /* ... and failed since, unsaid */
 	uint64_t statedir_stall_ms;  /* writes waiting with none done: said */
 	struct batch batch;          /* gathers I/O while the loop is busy */
+	struct reload_hold *hold;    /* a reload waiting for a busy tree */
 };
 
 /* Read the config again off the loop, then apply it as a diff or refuse it
@@ -108,6 +109,10 @@ struct config_errors;
 void daemon_reload_done(void *arg, struct config *cfg,
                         struct config_errors *errs,
                         const struct reload_waiter *w, size_t nw);
+/* Each pump: a reload held while a supervisor was busy, applied once it
+ * has settled (apply.c). */
+void daemon_reload_settled(struct daemon *);
+void daemon_reload_hold_free(struct daemon *);
 /* After a reload: the configured workers it buried in the graveyard from
  * its child `from` on, whose memory goes once they are swept. */
 void daemon_note_gone(struct daemon *, size_t from);

@@ -37,19 +37,14 @@ reload_report_free(struct reload_report *r)
 	}
 }
 
-/* Why a reload must wait (a supervisor's job under way), or NULL. */
-static const char *
-busy(const struct node *top)
+const char *
+reload_busy(const struct node *top)
 {
-	static const char stopping[] = "a supervisor is stopping its children; "
-	                               "reload again once it has stopped",
-	                  restarting[] = "a restart is in progress; reload "
-	                                 "again once it settles";
-
 	for (const struct node *n = top; n != NULL; n = tree_walk_next(top, n))
 		if (n->super != NULL && n->super->job.kind != JOB_NONE)
-			return n->super->job.kind == JOB_STOP ? stopping
-			                                      : restarting;
+			return n->super->job.kind == JOB_STOP
+			               ? "a supervisor is stopping its children"
+			               : "a restart is in progress";
 	return NULL;
 }
 
@@ -414,8 +409,10 @@ reload_apply(struct tree *t, const struct spec *root, uint64_t now,
 		*why = "the tree is shutting down or draining";
 		return -1;
 	}
-	if ((*why = busy(t->root)) != NULL)
+	if (reload_busy(t->root) != NULL) { /* the shell holds it till then */
+		*why = "a supervisor is busy with its children";
 		return -1;
+	}
 	renamed = strcmp(t->root->spec->name, root->name) != 0;
 	reload_node(t, t->root, root, r);
 	/* every path changes: said, though its policy did not (updated []);

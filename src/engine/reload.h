@@ -19,6 +19,9 @@ struct reload_report {
 	struct reload_list added, removed, restarted, updated;
 };
 
+/* Why a reload must wait (a supervisor below top carrying out a start,
+ * restart or stop of its children), in a few words, or NULL. */
+const char *reload_busy(const struct node *top);
 /* Apply root as a diff; -1 with *why (nothing changed) while the tree is
  * shutting down, draining or busy restarting. */
 int reload_apply(struct tree *, const struct spec *root, uint64_t now,

@@ -3,12 +3,17 @@ and parsed off the event loop, only the diff is applied on it; the `reload`
 request is answered once the reload is applied or refused; requests made
 while a parse runs coalesce into one more parse, which sees the files as
 they are then; a client gone before its answer harms nobody."""
+import os
+import signal
 import socket
 import struct
+import subprocess
+import textwrap
 
 import msgpack
+import pytest
 
-from conftest import TIMEOUT, sh
+from conftest import AGENTSUPCTL, TIMEOUT, catches, sh, wait_until
 
 SLEEP = sh("exec sleep 1000")
 
@@ -114,6 +119,7 @@ def test_reloads_asked_while_parsing_coalesce_and_see_the_new_files(supd):
     # the daemon serves on, and applies a good config
     (supd.dir / "99-bad.yaml").unlink()
     (supd.dir / "50-big.yaml").unlink()
+    (supd.dir / "51-big.yaml").unlink()  # 1,250 workers not to start
     (supd.dir / "b.yaml").write_text(f"worker: extra\ncommand: {SLEEP}\n")
     request(a, 4, "reload")
     ok = answer(a, 4)
@@ -124,7 +130,6 @@ def test_reloads_asked_while_parsing_coalesce_and_see_the_new_files(supd):
 
 
 def test_sighup_reloads_off_the_loop_too(supd):
-    import signal
     d = supd.start({"a.yaml": f"worker: idle\ncommand: {SLEEP}\n"})
     d.wait("started", "root/idle")
     (supd.dir / "b.yaml").write_text(f"worker: extra\ncommand: {SLEEP}\n")
@@ -132,3 +137,66 @@ def test_sighup_reloads_off_the_loop_too(supd):
     ev = d.wait("reload_applied")
     assert "root/extra" in ev.detail
     d.wait("started", "root/extra")
+
+
+@pytest.mark.parametrize("how", ["ctl", "sighup", "newer_broken"])
+def test_a_reload_while_a_restart_is_in_progress_waits_for_it(supd, how):
+    """A one_for_all group restarting, a sibling slow to stop: a reload
+    asked meanwhile was refused ("a restart is in progress"), and while one
+    worker crash-looped every reload was, the one that would fix it among
+    them. It is held, and applied once the restart has settled; a newer
+    reload replaces it, and a broken newer one answers both at once."""
+    gate = supd.tmp / "gate"
+    # stops only once the test opens the gate (its shutdown is long)
+    slow = sh(f"""
+        trap 'while [ ! -e {gate} ]; do sleep 0.05; done; exit 0' TERM
+        sleep 1000 & wait; wait""")
+    conf = textwrap.dedent(f"""\
+        supervisor: grp
+        strategy: one_for_all
+        intensity: 10
+        children:
+          - worker: flaky
+            command: {SLEEP}
+            backoff: none
+          - worker: slow
+            command: {slow}
+            shutdown: 120s
+        """)
+    d = supd.start({"a.yaml": conf})
+    started = d.wait("started", "grp/flaky")
+    slow_pid = d.wait("started", "grp/slow").pid
+    wait_until(lambda: catches(slow_pid, signal.SIGTERM), what="slow's trap")
+    os.kill(started.pid, signal.SIGKILL)
+    d.wait("restarting", "grp/flaky")  # the group's stop phase, held
+    supd.write({"a.yaml": conf + f"  - worker: extra\n    command: {SLEEP}\n"})
+    if how != "sighup":
+        asked = subprocess.Popen([AGENTSUPCTL, "--socket", d.socket, "reload"],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 text=True)
+    else:
+        d.signal(signal.SIGHUP)
+    wait_until(lambda: any("reload waits" in l for l in d.lines),
+               what="the reload held")
+    assert d.count("reload_refused") == 0
+    if how != "sighup":
+        assert asked.poll() is None  # not answered while held
+    if how == "newer_broken":
+        supd.write({"a.yaml": conf + "  - worker: extra\n    bogus: 1\n"})
+        newer = d.ctl("reload", check=1)
+        assert "bogus" in newer.stderr, newer.stderr
+        out, err = asked.communicate(timeout=TIMEOUT)
+        assert asked.returncode == 1 and "bogus" in err, (out, err)
+        gate.touch()
+        d.wait("started", "grp/slow")  # the restart went on, nothing held
+        assert d.count("reload_applied") == 0
+        return
+    gate.touch()
+    ev = d.wait("reload_applied")
+    assert "grp/extra" in ev.detail
+    d.wait("started", "grp/extra")
+    if how == "ctl":
+        out, err = asked.communicate(timeout=TIMEOUT)
+        assert asked.returncode == 0, (out, err)
+        assert "grp/extra" in out
+    assert d.count("reload_refused") == 0

@@ -46,6 +46,7 @@ _HEADER = struct.Struct(">I")
 _UCRED = struct.Struct("3i")  # pid, uid, gid
 
 
+_RELOAD_HOLD = 60.0  # AGENTSUP_RELOAD_HOLD_MS: a busy tree holds a reload
 _WAIT_MAX = 7 * 24 * 3600  # as agentsupctl's --timeout (168h)
 
 
@@ -525,8 +526,14 @@ class Control:
 
     def reload(self) -> str:
         """Re-read supervisor.d/ and apply it as a diff: what changed
-        (ControlError with the config's errors when refused)."""
-        return self._text("reload", [])
+        (ControlError with the config's errors when refused). Asked while
+        a supervisor is busy restarting its children, it is applied once
+        that settles: the answer may take up to 60 s more than others."""
+        t = None if self.timeout is None else self.timeout + _RELOAD_HOLD
+        r = self._call("reload", [], t)
+        if not isinstance(r, str):
+            raise ProtocolError("reload: the answer is not text")
+        return r
 
     def shutdown(self) -> str:
         return self._text("shutdown", [])
