@@ -5,8 +5,12 @@ rollout), so that a fleet is never short of more than one; the rollout
 stops at the first that does not come up and leaves the rest running."""
 import json
 import os
+import signal
+import subprocess
+import sys
+import textwrap
 
-from conftest import SRC, sh
+from conftest import AGENTSUPCTL, SRC, TIMEOUT, sh, wait_until
 
 CLIENT = os.path.join(SRC, "tools", "python")
 
@@ -174,3 +178,52 @@ def test_python_control_rolling_restart(supd):
             raise AssertionError("a worker was rolled")
         except ControlError as e:
             assert "other is a worker" in str(e), e
+
+
+def test_rolling_restart_leaves_out_a_copy_a_reload_removes(supd):
+    """A reload during the rollout (held while a copy starts, applied once
+    it is ready) takes web-3 away: the rollout goes on with web-2 and
+    leaves web-3 out, not a failure."""
+    late = supd.tmp / "late.py"
+    late.write_text(textwrap.dedent(f"""
+        import os, sys, time
+        sys.path.insert(0, {CLIENT!r})
+        import agentsup
+        a = agentsup.Agent()
+        gate = os.path.join({str(supd.tmp)!r}, "gate-" + os.environ["AGENTSUP_NAME"])
+        while not os.path.exists(gate):
+            time.sleep(0.02)
+        a.ready()
+        while not a.draining:
+            a.wait(1.0)
+    """))
+
+    def conf(n):
+        return tree(supd, f"""          - worker: web
+            instances: {n}
+            command: {json.dumps([sys.executable, str(late)])}
+            start_timeout: 60s""")
+    for i in (1, 2, 3):
+        (supd.tmp / f"gate-web-{i}").touch()
+    d = supd.start(conf(3))
+    for i in (1, 2, 3):
+        d.wait("ready", f"root/web-{i}")
+    (supd.tmp / "gate-web-1").unlink()  # its next start waits for the test
+    r = subprocess.Popen([AGENTSUPCTL, "--socket", d.socket, "--json",
+                          "restart", "web", "--rolling"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    d.wait("exited", "root/web-1")
+    d.wait("started", "root/web-1")  # its new process: not ready yet
+    supd.write(conf(2))
+    d.signal(signal.SIGHUP)
+    wait_until(lambda: any("reload waits" in l for l in d.lines),
+               what="the reload held while web-1 starts")
+    (supd.tmp / "gate-web-1").touch()
+    ev = d.wait("reload_applied")
+    assert "root/web-3" in ev.detail, ev.detail
+    out, err = r.communicate(timeout=TIMEOUT)
+    assert r.returncode == 0, (out, err)
+    res = json.loads(out)
+    assert res["restarted"] == ["root/web-1", "root/web-2"], res
+    assert res["ok"] is True and res["skipped"] == 1, res
