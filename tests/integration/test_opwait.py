@@ -179,6 +179,7 @@ def test_wait_usage(supd):
         worker: w
         command: {sh("exec sleep 1000")}
         """})
+    d.wait("started", "root/w")  # its socket is there (69 before, loaded)
     r = d.ctl("start", "--wait", check=64)  # drain --wait is the tree's
     assert "start: missing NAME" in r.stderr
     r = d.ctl("stop", "w", "--timeout", "1s", check=64)
