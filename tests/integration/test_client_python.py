@@ -176,6 +176,35 @@ def test_sends_read_what_came():
     f.finish()
 
 
+def test_a_beat_behind_a_big_checkpoint_pushes_it_out():
+    """A checkpoint of MiBs (checkpoint.max allows 16) goes out as the
+    socket takes it; beats that came after it (a beat thread while the
+    main one is in a long call) found over 1 MiB queued and returned
+    False without sending any of it, though agentsupd read at once: the
+    checkpoint never left and the worker was stopped as hung. Each send
+    first sends what the socket takes, as the C client's does."""
+    f = Fake("""
+        import time, agentsup
+        a = agentsup.Agent()
+        a.checkpoint(b"x" * (2 << 20))
+        print("queued", a.want_write(), flush=True)
+        n = 0
+        while not a.beat(status="alive"):
+            n += 1
+            time.sleep(0.001)
+        a.flush(10)
+        print("beat", flush=True)
+    """, bufsize=4096)
+    f.expect("hello")
+    f.send({"t": "welcome", "v": 1, "max_frame": 4 << 20,
+            "checkpoint_max": 3 << 20})
+    assert f.line() == "queued True"
+    assert len(f.expect("checkpoint")["data"]) == 2 << 20
+    assert f.expect("hb")["status"] == "alive"
+    assert f.line() == "beat"
+    f.finish()
+
+
 def test_checkpoint_acked_moves_under_the_lock():
     """Two threads may each handle a batch of frames they read (after the
     read lock is released): checkpoint_acked's read-modify-write is under

@@ -562,7 +562,10 @@ class Agent:
     def _queue_locked(self, msg: Dict[str, Any], body: bytes, seq: Optional[str],
                       n: int, ticket: bool) -> Optional[int]:
         """_send's frame into the output and out as far as the socket
-        takes it (under _lock); None when the output is full."""
+        takes it (under _lock); None when the output is still full once
+        what the socket takes now has gone (as agentsup_agent_send
+        flushes first: a queue agentsupd is reading is not full)."""
+        self._flush_locked()
         if self._out and len(self._out) + len(body) > _MAX_OUT:
             return None  # agentsupd is not reading: nothing sent in part
         self._out += _HEADER.pack(len(body))
