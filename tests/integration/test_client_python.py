@@ -205,6 +205,57 @@ def test_a_beat_behind_a_big_checkpoint_pushes_it_out():
     f.finish()
 
 
+def test_the_end_of_a_with_block_sends_the_last_checkpoint_whole():
+    """A worker's last act, a checkpoint larger than the socket takes at
+    once (250 KiB of the default 256 KiB checkpoint.max), then the end of
+    its `with agentsup.Agent()`: close() sent only what the socket took
+    then, the daemon read the frame cut off, and the next start resumed
+    from an older checkpoint, or none. close() waits for the queue (up to
+    its timeout), as AsyncAgent's does."""
+    f = Fake("""
+        import agentsup
+        with agentsup.Agent() as a:
+            a.checkpoint(b"x" * (250 << 10))
+            print("queued", a.want_write(), flush=True)
+        print("closed", flush=True)
+    """, bufsize=4096)
+    f.expect("hello")
+    f.send({"t": "welcome", "v": 1, "max_frame": 300 << 10,
+            "checkpoint_max": 256 << 10})
+    assert f.line() == "queued True"
+    assert len(f.expect("checkpoint")["data"]) == 250 << 10
+    assert f.line() == "closed"
+    f.finish()
+    # the wait reads, so callbacks run in close(): one that raises (here
+    # before the checkpoint is out) does not leave the channel open
+    f = Fake("""
+        import os, select, agentsup
+        def stop(agent):
+            raise SystemExit("drained")
+        a = agentsup.Agent(on_drain=stop)
+        a.checkpoint(b"x" * (250 << 10))
+        print("queued", flush=True)
+        fd = a.fileno()
+        select.select([fd], [], [], 20)  # the drain came, unread
+        try:
+            a.close()
+        except SystemExit as e:
+            print(e, a.supervised, a.fileno(), flush=True)
+        try:
+            os.fstat(fd)
+        except OSError:
+            print("closed", flush=True)
+    """, bufsize=4096)
+    f.expect("hello")
+    f.send({"t": "welcome", "v": 1, "max_frame": 300 << 10,
+            "checkpoint_max": 256 << 10})
+    assert f.line() == "queued"
+    f.send({"t": "drain", "deadline_ms": 100})
+    assert f.line() == "drained False -1"
+    assert f.line() == "closed"
+    f.finish()
+
+
 def test_checkpoint_acked_moves_under_the_lock():
     """Two threads may each handle a batch of frames they read (after the
     read lock is released): checkpoint_acked's read-modify-write is under

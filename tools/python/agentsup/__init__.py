@@ -438,21 +438,26 @@ class Agent:
             return True
         return self._wait_for(lambda: not self._out, timeout)
 
-    def close(self) -> None:
-        """Send what the socket takes now, then close the channel. What
-        would send after it raises ValueError, as a closed file's write:
-        a checkpoint taken then would be lost without a word."""
+    def close(self, timeout: float = 1.0) -> None:
+        """Send what is queued (up to timeout, as AsyncAgent.close: a last
+        checkpoint larger than the socket takes at once was cut off at
+        the end of a `with` block, and lost), then close the channel.
+        What would send after it raises ValueError, as a closed file's
+        write: a checkpoint taken then would be lost without a word. A
+        callback's exception (the wait reads frames) comes out of it, the
+        channel closed all the same."""
         self._closed = True
-        if self._sock is not None:
-            try:
-                if self._gen == _fork_gen:  # a fork's copy: only closed
-                    self._flush()
-            except OSError:
-                pass
+        try:
+            if self._sock is not None and self._gen == _fork_gen:
+                self._flush()  # a fork's copy is only closed
+                self.flush(timeout)
+        except (OSError, ProtocolError):
+            pass
+        finally:
             self._sock = None
             self._wake_r = self._wake_w = -1
-        if self._finalizer is not None:
-            self._finalizer()  # once: a second close() finds it dead
+            if self._finalizer is not None:
+                self._finalizer()  # once: a second close() finds it dead
 
     # -- internals -------------------------------------------------------
     def _check_open(self) -> None:
