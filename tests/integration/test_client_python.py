@@ -358,6 +358,44 @@ def test_one_agent_a_process_and_none_in_its_forks():
     f.finish()
 
 
+def test_a_fork_reading_the_agent_sends_none_of_the_workers_frames():
+    """A multiprocessing (fork) child that only looked at its parent's
+    Agent (`agent.draining`, as a pool task checks whether to stop) was
+    refused with RuntimeError, but only after process() had sent the
+    frames the worker had queued, its copy of them: agentsupd got them
+    twice (a frame cut in two, had the socket taken half: a protocol
+    error, and the worker stopped). The owner is checked first."""
+    f = Fake("""
+        import os, select, agentsup
+        a = agentsup.Agent()
+        n = 0
+        while not a.want_write():
+            n += 1
+            a.beat(steps=n, status="padding " * 4)
+        print(n, flush=True)
+        pid = os.fork()
+        if pid == 0:
+            select.select([], [a.fileno()], [], 20)  # the fake reads
+            for look in (lambda: a.draining, lambda: a.flush(1)):
+                try:
+                    look()
+                    os._exit(3)
+                except RuntimeError:
+                    pass
+            os._exit(0)
+        print("child:", os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]),
+              flush=True)
+        a.flush(10)
+    """, bufsize=4096)
+    n = int(f.line())
+    f.expect("hello")
+    for i in range(1, n + 1):
+        assert f.expect("hb")["seq"] == i
+    assert f.line() == "child: 0"
+    assert f.frame() is None
+    f.finish()
+
+
 def test_a_fork_before_the_agent_is_made_gets_none():
     """A worker that forks first (a preforking server, a pool made at
     import) and makes an Agent in each process: the child still had

@@ -422,6 +422,7 @@ class Agent:
         bad frame."""
         if self._sock is None:
             return
+        self._check_owner()  # before the flush: a fork's copy of the queue
         self._flush()
         self._take_input(wait_turn=True)
 
@@ -502,6 +503,8 @@ class Agent:
     def _wait_for(self, done: Callable[[], bool], timeout: float) -> bool:
         """Until done() or timeout: one waiting thread reads the socket,
         the others sleep until frames were handled (by anyone)."""
+        if self._sock is not None:
+            self._check_owner()  # a fork would poll, flush, read the worker's
         end = time.monotonic() + timeout
         while True:
             with self._cond:
