@@ -179,11 +179,14 @@ class Control:
             sock.settimeout(self.timeout)
             try:
                 sock.connect(self.path)
-            except ConnectionError:
-                raise
             except OSError as e:  # no socket there, not ours to reach...
-                raise ConnectionError(
-                    f"{self.path}: {e.strerror or e}") from e
+                # a refusal keeps its class (ConnectionRefusedError: a
+                # stale socket left by a killed agentsupd), and says where
+                cls = type(e) if isinstance(e, ConnectionError) \
+                    else ConnectionError
+                err = cls(f"{self.path}: {e.strerror or e}")
+                err.errno = e.errno
+                raise err from e
             self._check_peer(sock)
         except BaseException:
             sock.close()
