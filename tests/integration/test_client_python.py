@@ -256,6 +256,37 @@ def test_the_end_of_a_with_block_sends_the_last_checkpoint_whole():
     f.finish()
 
 
+def test_frames_read_with_one_whose_callback_raised_are_handled():
+    """on_nudge raised (the worker's logging broke) while the drain that
+    came in the same read waited behind it: the drain was dropped, and
+    the worker, told nothing, was stopped at its drain_timeout. The
+    callback's exception still reaches the caller, once every frame read
+    is handled."""
+    f = Fake("""
+        import agentsup
+        def bad(nudge):
+            raise RuntimeError("on_nudge: " + nudge.reason)
+        a = agentsup.Agent(on_nudge=bad)
+        a.restored
+        print("welcomed", flush=True)
+        try:
+            a.wait(30)
+            print("no exception", flush=True)
+        except RuntimeError as e:
+            print(e, flush=True)
+        print(a.draining, a.drain_deadline_ms, a.checkpoint_acked, flush=True)
+    """)
+    f.expect("hello")
+    f.send({"t": "welcome", "v": 1})
+    assert f.line() == "welcomed"
+    f.sock.sendall(pack({"t": "nudge", "reason": "stall", "idle_ms": 5})
+                   + pack({"t": "checkpoint_ok", "seq": 3})
+                   + pack({"t": "drain", "deadline_ms": 700}))
+    assert f.line() == "on_nudge: stall"
+    assert f.line() == "True 700 3"
+    f.finish()
+
+
 def test_checkpoint_acked_moves_under_the_lock():
     """Two threads may each handle a batch of frames they read (after the
     read lock is released): checkpoint_acked's read-modify-write is under

@@ -613,10 +613,23 @@ class Agent:
             self._recv_into(self._sock, msgs)
         finally:
             self._rlock.release()
-            for msg in msgs:  # callbacks run without a lock held
+            self._handle_all(msgs)
+
+    def _handle_all(self, msgs: List[Dict[str, Any]]) -> None:
+        """Every frame read is handled, callbacks without a lock held,
+        even past one whose callback raised (a drain read with a nudge
+        whose on_nudge failed was lost: the worker never drained); the
+        first exception is raised once all are."""
+        error: Optional[BaseException] = None
+        for msg in msgs:
+            try:
                 self._handle(msg)
-            if msgs:
-                self._handled()
+            except BaseException as e:  # on_drain may exit: SystemExit
+                error = error or e
+        if msgs:
+            self._handled()
+        if error is not None:
+            raise error
 
     def _recv_into(self, sock: socket.socket, msgs: List[Dict[str, Any]]) -> None:
         """The frames waiting on sock, appended to msgs (under _rlock)."""
