@@ -650,6 +650,9 @@ def test_unsupervised_is_a_noop(api):
                 assert a.spawn("pool") is None
                 assert a.restored.checkpoint is None
                 a.wait(0.01); a.exit_reason("done")
+                # a wait to a deadline already past returns, as supervised
+                # (time.sleep raised ValueError: only outside agentsupd)
+                a.wait(-0.5)
         """,
         "async": """
             import asyncio, sys, agentsup
@@ -659,6 +662,7 @@ def test_unsupervised_is_a_noop(api):
                     a.ready(); a.beat(steps=1); a.checkpoint(b"x")
                     assert await a.spawn("pool") is None
                     await a.wait(0.01); await a.exit_reason("done")
+                    await a.wait(-0.5)
             asyncio.run(main())
         """,
     }[api]

@@ -427,9 +427,10 @@ class Agent:
         self._take_input(wait_turn=True)
 
     def wait(self, timeout: float) -> None:
-        """Sleep up to timeout seconds; return early if a drain arrives."""
+        """Sleep up to timeout seconds; return early if a drain arrives.
+        A timeout already past returns at once, supervised or not."""
         if self._sock is None:
-            time.sleep(timeout)
+            time.sleep(max(0.0, timeout))
             return
         self._wait_for(lambda: self._draining, timeout)
 
