@@ -287,6 +287,48 @@ def test_frames_read_with_one_whose_callback_raised_are_handled():
     f.finish()
 
 
+def test_a_flush_while_another_thread_waits_sends_the_output():
+    """The main thread waits (agent.wait, polling for input) while another
+    stores a checkpoint larger than the socket takes at once and flushes:
+    the waiting thread polled for input only and nobody woke it, so the
+    flush timed out, the checkpoint unsent, though agentsupd was reading.
+    Queued output wakes the thread in poll(), which polls for output too."""
+    f = Fake("""
+        import select, threading, agentsup
+        a = agentsup.Agent()
+        a.restored
+        polling = threading.Event()
+        real_poll = select.poll
+        class Poll:  # says when the waiting thread blocks in poll()
+            def __init__(self):
+                self.p = real_poll()
+            def register(self, *args):
+                self.p.register(*args)
+            def poll(self, ms):
+                ready = self.p.poll(0)
+                if ready or threading.current_thread() is not waiter:
+                    return ready or self.p.poll(ms)
+                polling.set()  # it blocks, for input only
+                return self.p.poll(ms)
+        select.poll = Poll
+        waiter = threading.Thread(target=a.wait, args=(60,))
+        waiter.start()
+        polling.wait()
+        a.checkpoint(b"x" * (200 << 10))
+        print("queued", a.want_write(), flush=True)
+        print("flushed", a.flush(30), flush=True)
+        waiter.join()  # until the drain
+    """, bufsize=4096)
+    f.expect("hello")
+    f.send({"t": "welcome", "v": 1, "max_frame": 1 << 20,
+            "checkpoint_max": 1 << 20})
+    assert f.line() == "queued True"
+    assert len(f.expect("checkpoint")["data"]) == 200 << 10
+    assert f.line() == "flushed True"
+    f.send({"t": "drain", "deadline_ms": 1000})
+    f.finish()
+
+
 def test_checkpoint_acked_moves_under_the_lock():
     """Two threads may each handle a batch of frames they read (after the
     read lock is released): checkpoint_acked's read-modify-write is under

@@ -495,11 +495,18 @@ class Agent:
         select() too."""
         with self._cond:
             self._cond.notify_all()
-            if self._reader_waits:
-                try:
-                    os.write(self._wake_w, b"x")
-                except OSError:
-                    pass  # full: it will wake anyway
+            self._wake_reader()
+
+    def _wake_reader(self) -> None:
+        """The thread in poll() looks again: frames were handled, or
+        output was queued that the socket did not take (it polled for
+        input only, and another thread's flush() or close() waited on it
+        in vain)."""
+        if self._reader_waits:
+            try:
+                os.write(self._wake_w, b"x")
+            except OSError:
+                pass  # full: it will wake anyway
 
     def _wait_for(self, done: Callable[[], bool], timeout: float) -> bool:
         """Until done() or timeout: one waiting thread reads the socket,
@@ -565,6 +572,8 @@ class Agent:
             if len(body) > self._max_send:
                 raise ValueError(f"frame of {len(body)} bytes is over {self._max_send}")
             result = self._queue_locked(msg, body, seq, n, ticket)
+        if self._out:
+            self._wake_reader()
         self._read_sent()
         return result
 
