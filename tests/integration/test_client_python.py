@@ -1013,6 +1013,28 @@ def test_values_the_daemon_refuses_raise_before_sending(api):
     f.finish()
 
 
+def test_a_long_status_or_detail_is_sent_cut():
+    """agentsupd keeps 256 bytes of a status and 128 of a detail; a
+    worker that declared `exit_reason("permanent", detail=traceback)` with
+    a long traceback got a ValueError (a frame over 64 KiB) instead, in
+    its error path, and its exit was restarted as a plain failure; a
+    long status made beat() raise supervised only. Both are sent cut to
+    TEXT_MAX bytes, before a UTF-8 character."""
+    f = Fake("""
+        import agentsup
+        a = agentsup.Agent()
+        a.restored
+        a.beat(status="\u00e9" * 40000)
+        a.exit_reason("permanent", detail="x" + "\u00e9" * 40000)
+    """)
+    f.expect("hello")
+    f.send({"t": "welcome", "v": 1})
+    assert f.expect("hb")["status"] == "\u00e9" * (agentsup.TEXT_MAX // 2)
+    assert f.expect("exit")["detail"] == \
+        "x" + "\u00e9" * ((agentsup.TEXT_MAX - 1) // 2)
+    f.finish()
+
+
 def test_values_the_daemon_refuses_raise_unsupervised_too():
     """A mistake shows where the worker is written and tried, outside
     agentsupd, not only once it is supervised."""

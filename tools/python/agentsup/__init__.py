@@ -51,13 +51,14 @@ from ._reader import FrameReader, ProtocolError, check_fields, field_error, spaw
 __all__ = [
     "Agent", "AsyncAgent", "FrameReader", "Nudge", "ProtocolError", "Restored",
     "Spawned", "MAX_FRAME", "PROTOCOL_VERSION", "DECLARED_REASONS", "RESULT_MAX",
-    "check_fields",
+    "TEXT_MAX", "check_fields",
 ]
 
 PROTOCOL_VERSION = 1
 MAX_FRAME = 64 * 1024  # the daemon's default limit on a frame's body
 DECLARED_REASONS = ("done", "transient", "rate_limited", "permanent", "budget")
 RESULT_MAX = 64 * 1024  # the daemon's limit on a result's data
+TEXT_MAX = 4096  # a status or detail is sent cut to this (agentsupd keeps less)
 _UINT_MAX = (1 << 64) - 1  # the widest msgpack unsigned integer
 _HEADER = struct.Struct(">I")
 # frames from agentsupd: it is trusted, this is sanity; a welcome carries a
@@ -301,13 +302,14 @@ class Agent:
         what agentsupd would stop the worker for: steps or tokens below 0
         or past 2^64 - 1, a cost that is NaN, infinite or below 0;
         TypeError for steps or tokens that are not int, a cost that is not
-        a number, a state or status that is not str (nothing is coerced)."""
+        a number, a state or status that is not str (nothing is coerced).
+        A status is sent cut to TEXT_MAX bytes (agentsupd keeps less)."""
         msg: Dict[str, Any] = {"t": "hb"}
         progress = _progress(steps, tokens, cost, state)
         if progress:
             msg["progress"] = progress
         if status is not None:
-            msg["status"] = _text("status", status)
+            msg["status"] = _cut_text("status", status)
         if self._closed:  # not queued; a beat thread at exit is no error
             return False
         if self._sock is None:
@@ -379,12 +381,13 @@ class Agent:
         to timeout for it to be sent. Holds for an exit within 5 s.
         ValueError for another reason (agentsupd would stop the worker for
         it: a protocol error) or a NaN retry_after, TypeError for a reason
-        that is not a str; supervised or not, before anything is sent."""
+        that is not a str; supervised or not, before anything is sent. A
+        detail is sent cut to TEXT_MAX bytes (agentsupd keeps less)."""
         msg: Dict[str, Any] = {"t": "exit", "reason": _declared(reason)}
         if retry_after is not None:
             msg["retry_after_ms"] = _ms("retry_after", retry_after)
         if detail is not None:
-            msg["detail"] = _text("detail", detail)
+            msg["detail"] = _cut_text("detail", detail)
         if self._send(msg) is None:
             raise BlockingIOError("agentsupd is not reading: exit reason not queued")
         self.flush(timeout)
@@ -777,6 +780,21 @@ def _text(name: str, value: Any) -> str:
     if not isinstance(value, str):
         raise TypeError(f"{name} must be a str, not {type(value).__name__}")
     return str(value)  # a subclass's str() is what is sent
+
+
+# A status or a detail is free text agentsupd cuts (at 256 and 128 bytes):
+# one of 64 KiB (a whole traceback as exit_reason's detail) made a frame
+# over its limit, a ValueError supervised only, and the declaration was
+# lost in the worker's error path. Sent cut, before a UTF-8 character.
+def _cut_text(name: str, value: Any) -> str:
+    text = _text(name, value)
+    raw = text.encode("utf-8", "surrogateescape")
+    if len(raw) <= TEXT_MAX:
+        return text
+    n = TEXT_MAX
+    while n > 0 and raw[n] & 0xC0 == 0x80:
+        n -= 1
+    return raw[:n].decode("utf-8", "surrogateescape")
 
 
 def _bytes_like(name: str, value: Any) -> bytes:
