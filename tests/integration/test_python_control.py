@@ -87,7 +87,10 @@ def test_wait_times_out(supd):
     d = start(supd)
     ctl = Control(d.socket)
     ctl.spawn("pool", key="slow", env={"DELAY": "300"})
-    with pytest.raises(TimeoutError):
+    # it said "agentsupd did not answer in time", as if agentsupd were
+    # stuck: it is the task that has not ended
+    with pytest.raises(TimeoutError, match="^wait pool/slow: the task had "
+                       "not ended within 0.2s$"):
         ctl.wait("pool/slow", timeout=0.2)
     # the next request is on a new connection: a late answer cannot be
     # taken for its; polling with short waits works (it was closed for good)

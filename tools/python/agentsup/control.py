@@ -559,7 +559,9 @@ class Control:
             return self._map("wait", [key], timeout)
         except TimeoutError:
             self._sock.close()
-            raise
+            # the task's end, not agentsupd, is what did not come
+            raise TimeoutError(f"wait {key}: the task had not ended "
+                               f"within {timeout:g}s") from None
 
     def dead(self) -> List[Dict[str, Any]]:
         """The dead letters' records, oldest first."""
