@@ -1128,3 +1128,34 @@ def test_an_unusable_agentsup_fd_is_said():
     assert f"AGENTSUP_FD={env['AGENTSUP_FD']} is not a usable socket" \
         in out.stderr, out.stderr
     assert "running unsupervised" in out.stderr, out.stderr
+
+
+def test_an_agentsup_fd_naming_another_socket_is_not_used():
+    """A program the worker ran before it made its Agent inherits
+    AGENTSUP_FD, not the descriptor (subprocess closes it): its number,
+    reused for the program's own connection, was taken for the channel,
+    and hello went to that server. Only an unnamed Unix stream socket,
+    as agentsupd's socketpair, is used; the connection is left open."""
+    with socket.create_server(("127.0.0.1", 0)) as srv:
+        script = (f"import os, socket, sys\nsys.path.insert(0, {PYDIR!r})\n"
+                  "s = socket.create_connection(sys.argv[1:3])\n"
+                  f"os.dup2(s.fileno(), {CHILD_FD})\n"
+                  "import agentsup\n"
+                  "a = agentsup.Agent()\n"
+                  f"os.fstat({CHILD_FD})\n"
+                  "print(a.supervised, flush=True)\n"
+                  "s.shutdown(socket.SHUT_WR)\n")
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith("AGENTSUP_")}
+        env["AGENTSUP_FD"] = str(CHILD_FD)
+        host, port = srv.getsockname()
+        out = subprocess.run([sys.executable, "-c", script, host, str(port)],
+                             env=env, capture_output=True, text=True,
+                             timeout=DEADLINE)
+        conn, _ = srv.accept()
+        with conn:
+            conn.settimeout(DEADLINE)
+            assert conn.recv(100) == b""  # nothing before the shutdown
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
+    assert f"AGENTSUP_FD={CHILD_FD} is not a usable socket" in out.stderr

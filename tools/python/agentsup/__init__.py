@@ -32,6 +32,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import decimal
+import errno
 import faulthandler
 import math
 import numbers
@@ -217,6 +218,7 @@ class Agent:
             self._unusable(fd, e)
             return
         try:
+            _check_channel(sock)
             os.set_inheritable(sock.fileno(), False)
             sock.setblocking(False)
             self._sock = sock
@@ -854,6 +856,17 @@ def _release(sock: socket.socket, wake_r: int, wake_w: int) -> None:
     sock.close()
     os.close(wake_r)
     os.close(wake_w)
+
+
+def _check_channel(sock: socket.socket) -> None:
+    """agentsupd's end of a socketpair is an unnamed Unix stream socket.
+    AGENTSUP_FD inherited by a program the worker ran before it took its
+    channel (the descriptor closed there, its number reused) named the
+    program's own connection: hello went to an HTTP server."""
+    if sock.family != socket.AF_UNIX or sock.type != socket.SOCK_STREAM \
+            or sock.getpeername():
+        raise OSError(errno.ENOTSOCK, "a socket of another kind or with "
+                      "an address, not agentsupd's socketpair")
 
 
 def _env_int(name: str) -> int:
