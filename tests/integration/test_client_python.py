@@ -329,6 +329,40 @@ def test_a_flush_while_another_thread_waits_sends_the_output():
     f.finish()
 
 
+def test_a_callback_may_wait_for_what_it_sent():
+    """A callback runs in the thread reading the channel; a wait there
+    (on_nudge spawning a helper, on_drain flushing its last checkpoint)
+    waited for that thread, itself, to read: the spawn always timed out,
+    the flush returned False at its deadline, nothing sent meanwhile."""
+    f = Fake("""
+        import agentsup
+        def on_nudge(a):
+            print("spawned", agent.spawn("pool", key="help", timeout=30).ok,
+                  flush=True)
+        def on_drain(a):
+            a.checkpoint(b"s" * (200 << 10))
+            print("flushed", a.flush(30), flush=True)
+        agent = agentsup.Agent(on_nudge=on_nudge, on_drain=on_drain)
+        agent.restored
+        print("waiting", flush=True)
+        agent.wait(60)
+        print("drained", agent.draining, flush=True)
+    """, bufsize=4096)
+    f.expect("hello")
+    f.send({"t": "welcome", "v": 1, "max_frame": 1 << 20,
+            "checkpoint_max": 1 << 20})
+    assert f.line() == "waiting"
+    f.send({"t": "nudge", "reason": "stall", "idle_ms": 5})
+    assert f.expect("spawn")["key"] == "help"
+    f.send({"t": "spawned", "ok": True, "name": "pool/help", "created": True})
+    assert f.line() == "spawned True"
+    f.send({"t": "drain", "deadline_ms": 30000})
+    assert len(f.expect("checkpoint")["data"]) == 200 << 10
+    assert f.line() == "flushed True"
+    assert f.line() == "drained True"
+    f.finish()
+
+
 def test_checkpoint_acked_moves_under_the_lock():
     """Two threads may each handle a batch of frames they read (after the
     read lock is released): checkpoint_acked's read-modify-write is under

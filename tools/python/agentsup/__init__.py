@@ -183,7 +183,7 @@ class Agent:
         # them reads the socket at a time, woken through a pipe when another
         # thread's process() handled what it waited for
         self._cond = threading.Condition()
-        self._reader_waits = False
+        self._poller: Optional[int] = None  # the polling thread's ident
         self._wake_r = self._wake_w = -1  # made with the channel
         self._finalizer: Optional[weakref.finalize] = None
         self._reader = FrameReader()
@@ -507,7 +507,7 @@ class Agent:
         output was queued that the socket did not take (it polled for
         input only, and another thread's flush() or close() waited on it
         in vain)."""
-        if self._reader_waits:
+        if self._poller is not None:
             try:
                 os.write(self._wake_w, b"x")
             except OSError:
@@ -515,9 +515,13 @@ class Agent:
 
     def _wait_for(self, done: Callable[[], bool], timeout: float) -> bool:
         """Until done() or timeout: one waiting thread reads the socket,
-        the others sleep until frames were handled (by anyone)."""
+        the others sleep until frames were handled (by anyone). A wait
+        from a callback of the reading thread (on_drain flushing a
+        checkpoint, on_nudge spawning) reads too: it waited for itself,
+        and a spawn there always timed out."""
         if self._sock is not None:
             self._check_owner()  # a fork would poll, flush, read the worker's
+        me = threading.get_ident()
         end = time.monotonic() + timeout
         while True:
             with self._cond:
@@ -527,8 +531,9 @@ class Agent:
                     left = end - time.monotonic()
                     if left <= 0 or self._sock is None:
                         return False
-                    if not self._reader_waits:
-                        self._reader_waits = True  # this thread reads
+                    nested = self._poller == me  # in a callback of its read
+                    if self._poller is None or nested:
+                        self._poller = me  # this thread reads
                         break
                     self._cond.wait(left)
             try:
@@ -550,9 +555,10 @@ class Agent:
                 if ready.get(sock.fileno()):
                     self.process()
             finally:
-                with self._cond:
-                    self._reader_waits = False
-                    self._cond.notify_all()
+                if not nested:  # the outer wait goes on reading
+                    with self._cond:
+                        self._poller = None
+                        self._cond.notify_all()
 
     def _send(self, msg: Dict[str, Any], seq: Optional[str] = None,
               ticket: bool = False) -> Optional[int]:
