@@ -1193,3 +1193,29 @@ def test_an_agentsup_fd_naming_another_socket_is_not_used():
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
     assert f"AGENTSUP_FD={CHILD_FD} is not a usable socket" in out.stderr
+
+
+def test_msgpack_missing_is_said_and_takes_no_channel():
+    """A worker run by a Python without msgpack (`python3` in PATH a
+    pyenv's): Agent() raised a bare "No module named 'msgpack'" and had
+    already taken the channel, so a second Agent() (msgpack then found)
+    said one had taken it. The error names the interpreter; nothing is
+    taken until msgpack is there."""
+    f = Fake("""
+        import os, sys
+        sys.modules["msgpack"] = None  # not installed for this Python
+        import agentsup
+        try:
+            agentsup.Agent()
+        except ModuleNotFoundError as e:
+            print(e.name, sys.executable in str(e),
+                  "python3-msgpack" in str(e), "AGENTSUP_FD" in os.environ,
+                  flush=True)
+        del sys.modules["msgpack"]
+        a = agentsup.Agent()
+        print(a.supervised, flush=True)
+    """)
+    assert f.line() == "msgpack True True True"
+    f.expect("hello")
+    assert f.line() == "True"
+    f.finish()

@@ -197,7 +197,9 @@ class Agent:
         self._packb: Optional[Callable[..., bytes]] = None
         self._gen = _fork_gen
         self._closed = False
-        with _claim_lock:  # taken whole, before the slow import and hello
+        if env.get("AGENTSUP_FD", "").isdigit():
+            _import_msgpack()  # before the channel is taken: none is lost
+        with _claim_lock:  # taken whole, before the hello
             fd = env.get("AGENTSUP_FD")
             if fd is None and _claimed_by == os.getpid():
                 raise RuntimeError(
@@ -873,6 +875,22 @@ def _check_channel(sock: socket.socket) -> None:
             or sock.getpeername():
         raise OSError(errno.ENOTSOCK, "a socket of another kind or with "
                       "an address, not agentsupd's socketpair")
+
+
+def _import_msgpack() -> None:
+    """msgpack, needed only when supervised: a worker run by another
+    Python than the one it was tried with (`python3` found in PATH a
+    pyenv's, not Debian's) failed with a bare "No module named 'msgpack'",
+    its channel taken, so that a second Agent() said one had already
+    taken it."""
+    try:
+        import msgpack  # noqa: F401
+    except ImportError as e:
+        raise ModuleNotFoundError(
+            f"agentsup: this worker is supervised, but {sys.executable} "
+            f"cannot import msgpack ({e}): install it for that Python "
+            "(Debian: apt install python3-msgpack), or name a Python that "
+            "has it in the worker's command", name="msgpack") from e
 
 
 def _env_int(name: str) -> int:
