@@ -15,7 +15,9 @@
  * other AGENTSUP_* variables stay: they only describe the worker.) Call
  * agentsup_open() before starting threads: it changes the environment.
  *
- * Unsupervised (no AGENTSUP_FD), agentsup_open() still returns a handle and
+ * Unsupervised (no AGENTSUP_FD, or one that names no unnamed Unix stream
+ * socket as agentsupd's socketpair is: a number inherited without its
+ * descriptor and reused), agentsup_open() still returns a handle and
  * every call succeeds doing nothing, so the same binary runs standalone.
  *
  * Every int-returning call gives 0 on success and -1 with errno set on

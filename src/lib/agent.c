@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -156,12 +157,26 @@ agentsup_agent_send(struct agentsup *a)
 	return 0;
 }
 
+/* agentsupd's end of a socketpair: an unnamed Unix stream socket. A
+ * stale AGENTSUP_FD whose number is now another socket's (a program the
+ * worker ran, with its own connection there) is not the channel: hello
+ * went to that peer. */
 static int
-agent_is_socket(int fd)
+agent_is_channel(int fd)
 {
 	struct stat st;
+	struct sockaddr_un peer;
+	socklen_t len = sizeof peer;
+	int type;
+	socklen_t tlen = sizeof type;
 
-	return fd >= 0 && fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
+	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISSOCK(st.st_mode))
+		return 0;
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) < 0 ||
+	    type != SOCK_STREAM)
+		return 0;
+	return getpeername(fd, (struct sockaddr *)&peer, &len) == 0 &&
+	       peer.sun_family == AF_UNIX && len == sizeof(sa_family_t);
 }
 
 /* Not supervised: no name, path or heartbeat, though a process a worker
@@ -199,11 +214,11 @@ agentsup_open(const char *lang)
 		a->incarnation = strtoul(v, NULL, 10);
 	if ((v = getenv(AGENTSUP_ENV_HEARTBEAT_MS)) != NULL)
 		a->heartbeat_ms = strtoull(v, NULL, 10);
-	/* not a socket (a stale AGENTSUP_FD whose number is now another
-	 * file's: left as it is) or one we cannot use: run unsupervised; the
-	 * hello reads nothing (no callback is set yet) */
+	/* not the channel (a stale AGENTSUP_FD whose number is now another
+	 * file's or socket's: left as it is) or one we cannot use: run
+	 * unsupervised; the hello reads nothing (no callback is set yet) */
 	a->reading = 1;
-	if (!agent_is_socket(a->fd) || fcntl(a->fd, F_SETFD, FD_CLOEXEC) < 0 ||
+	if (!agent_is_channel(a->fd) || fcntl(a->fd, F_SETFD, FD_CLOEXEC) < 0 ||
 	    agentsup_msg_hello(a, lang) < 0)
 		return agent_unsupervised(a);
 	a->reading = 0;

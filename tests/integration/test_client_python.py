@@ -176,6 +176,192 @@ def test_sends_read_what_came():
     f.finish()
 
 
+def test_a_beat_behind_a_big_checkpoint_pushes_it_out():
+    """A checkpoint of MiBs (checkpoint.max allows 16) goes out as the
+    socket takes it; beats that came after it (a beat thread while the
+    main one is in a long call) found over 1 MiB queued and returned
+    False without sending any of it, though agentsupd read at once: the
+    checkpoint never left and the worker was stopped as hung. Each send
+    first sends what the socket takes, as the C client's does."""
+    f = Fake("""
+        import time, agentsup
+        a = agentsup.Agent()
+        a.checkpoint(b"x" * (2 << 20))
+        print("queued", a.want_write(), flush=True)
+        end = time.monotonic() + 60  # a bound, not a check: the fake's is
+        while not a.beat(status="alive") and time.monotonic() < end:
+            time.sleep(0.001)
+        a.flush(10)
+        print("beat", flush=True)
+    """, bufsize=4096)
+    f.expect("hello")
+    f.send({"t": "welcome", "v": 1, "max_frame": 4 << 20,
+            "checkpoint_max": 3 << 20})
+    assert f.line() == "queued True"
+    assert len(f.expect("checkpoint")["data"]) == 2 << 20
+    assert f.expect("hb")["status"] == "alive"
+    assert f.line() == "beat"
+    f.finish()
+
+
+def test_the_end_of_a_with_block_sends_the_last_checkpoint_whole():
+    """A worker's last act, a checkpoint larger than the socket takes at
+    once (250 KiB of the default 256 KiB checkpoint.max), then the end of
+    its `with agentsup.Agent()`: close() sent only what the socket took
+    then, the daemon read the frame cut off, and the next start resumed
+    from an older checkpoint, or none. close() waits for the queue (up to
+    its timeout), as AsyncAgent's does."""
+    f = Fake("""
+        import agentsup
+        with agentsup.Agent() as a:
+            a.checkpoint(b"x" * (250 << 10))
+            print("queued", a.want_write(), flush=True)
+        print("closed", flush=True)
+    """, bufsize=4096)
+    f.expect("hello")
+    f.send({"t": "welcome", "v": 1, "max_frame": 300 << 10,
+            "checkpoint_max": 256 << 10})
+    assert f.line() == "queued True"
+    assert len(f.expect("checkpoint")["data"]) == 250 << 10
+    assert f.line() == "closed"
+    f.finish()
+    # the wait reads, so callbacks run in close(): one that raises (here
+    # before the checkpoint is out) does not leave the channel open
+    f = Fake("""
+        import os, select, agentsup
+        def stop(agent):
+            raise SystemExit("drained")
+        a = agentsup.Agent(on_drain=stop)
+        a.checkpoint(b"x" * (250 << 10))
+        print("queued", flush=True)
+        fd = a.fileno()
+        select.select([fd], [], [], 20)  # the drain came, unread
+        try:
+            a.close()
+        except SystemExit as e:
+            print(e, a.supervised, a.fileno(), flush=True)
+        try:
+            os.fstat(fd)
+        except OSError:
+            print("closed", flush=True)
+    """, bufsize=4096)
+    f.expect("hello")
+    f.send({"t": "welcome", "v": 1, "max_frame": 300 << 10,
+            "checkpoint_max": 256 << 10})
+    assert f.line() == "queued"
+    f.send({"t": "drain", "deadline_ms": 100})
+    assert f.line() == "drained False -1"
+    assert f.line() == "closed"
+    f.finish()
+
+
+def test_frames_read_with_one_whose_callback_raised_are_handled():
+    """on_nudge raised (the worker's logging broke) while the drain that
+    came in the same read waited behind it: the drain was dropped, and
+    the worker, told nothing, was stopped at its drain_timeout. The
+    callback's exception still reaches the caller, once every frame read
+    is handled."""
+    f = Fake("""
+        import agentsup
+        def bad(nudge):
+            raise RuntimeError("on_nudge: " + nudge.reason)
+        a = agentsup.Agent(on_nudge=bad)
+        a.restored
+        print("welcomed", flush=True)
+        try:
+            a.wait(30)
+            print("no exception", flush=True)
+        except RuntimeError as e:
+            print(e, flush=True)
+        print(a.draining, a.drain_deadline_ms, a.checkpoint_acked, flush=True)
+    """)
+    f.expect("hello")
+    f.send({"t": "welcome", "v": 1})
+    assert f.line() == "welcomed"
+    f.sock.sendall(pack({"t": "nudge", "reason": "stall", "idle_ms": 5})
+                   + pack({"t": "checkpoint_ok", "seq": 3})
+                   + pack({"t": "drain", "deadline_ms": 700}))
+    assert f.line() == "on_nudge: stall"
+    assert f.line() == "True 700 3"
+    f.finish()
+
+
+def test_a_flush_while_another_thread_waits_sends_the_output():
+    """The main thread waits (agent.wait, polling for input) while another
+    stores a checkpoint larger than the socket takes at once and flushes:
+    the waiting thread polled for input only and nobody woke it, so the
+    flush timed out, the checkpoint unsent, though agentsupd was reading.
+    Queued output wakes the thread in poll(), which polls for output too."""
+    f = Fake("""
+        import select, threading, agentsup
+        a = agentsup.Agent()
+        a.restored
+        polling = threading.Event()
+        real_poll = select.poll
+        class Poll:  # says when the waiting thread blocks in poll()
+            def __init__(self):
+                self.p = real_poll()
+            def register(self, *args):
+                self.p.register(*args)
+            def poll(self, ms):
+                ready = self.p.poll(0)
+                if ready or threading.current_thread() is not waiter:
+                    return ready or self.p.poll(ms)
+                polling.set()  # it blocks, for input only
+                return self.p.poll(ms)
+        select.poll = Poll
+        waiter = threading.Thread(target=a.wait, args=(60,))
+        waiter.start()
+        polling.wait()
+        a.checkpoint(b"x" * (200 << 10))
+        print("queued", a.want_write(), flush=True)
+        print("flushed", a.flush(30), flush=True)
+        waiter.join()  # until the drain
+    """, bufsize=4096)
+    f.expect("hello")
+    f.send({"t": "welcome", "v": 1, "max_frame": 1 << 20,
+            "checkpoint_max": 1 << 20})
+    assert f.line() == "queued True"
+    assert len(f.expect("checkpoint")["data"]) == 200 << 10
+    assert f.line() == "flushed True"
+    f.send({"t": "drain", "deadline_ms": 1000})
+    f.finish()
+
+
+def test_a_callback_may_wait_for_what_it_sent():
+    """A callback runs in the thread reading the channel; a wait there
+    (on_nudge spawning a helper, on_drain flushing its last checkpoint)
+    waited for that thread, itself, to read: the spawn always timed out,
+    the flush returned False at its deadline, nothing sent meanwhile."""
+    f = Fake("""
+        import agentsup
+        def on_nudge(a):
+            print("spawned", agent.spawn("pool", key="help", timeout=30).ok,
+                  flush=True)
+        def on_drain(a):
+            a.checkpoint(b"s" * (200 << 10))
+            print("flushed", a.flush(30), flush=True)
+        agent = agentsup.Agent(on_nudge=on_nudge, on_drain=on_drain)
+        agent.restored
+        print("waiting", flush=True)
+        agent.wait(60)
+        print("drained", agent.draining, flush=True)
+    """, bufsize=4096)
+    f.expect("hello")
+    f.send({"t": "welcome", "v": 1, "max_frame": 1 << 20,
+            "checkpoint_max": 1 << 20})
+    assert f.line() == "waiting"
+    f.send({"t": "nudge", "reason": "stall", "idle_ms": 5})
+    assert f.expect("spawn")["key"] == "help"
+    f.send({"t": "spawned", "ok": True, "name": "pool/help", "created": True})
+    assert f.line() == "spawned True"
+    f.send({"t": "drain", "deadline_ms": 30000})
+    assert len(f.expect("checkpoint")["data"]) == 200 << 10
+    assert f.line() == "flushed True"
+    assert f.line() == "drained True"
+    f.finish()
+
+
 def test_checkpoint_acked_moves_under_the_lock():
     """Two threads may each handle a batch of frames they read (after the
     read lock is released): checkpoint_acked's read-modify-write is under
@@ -274,6 +460,44 @@ def test_one_agent_a_process_and_none_in_its_forks():
     assert f.expect("extend")["ms"] == 6000
     assert "progress" not in f.expect("hb")
     assert f.expect("hb")["progress"] == {"steps": 1}
+    assert f.frame() is None
+    f.finish()
+
+
+def test_a_fork_reading_the_agent_sends_none_of_the_workers_frames():
+    """A multiprocessing (fork) child that only looked at its parent's
+    Agent (`agent.draining`, as a pool task checks whether to stop) was
+    refused with RuntimeError, but only after process() had sent the
+    frames the worker had queued, its copy of them: agentsupd got them
+    twice (a frame cut in two, had the socket taken half: a protocol
+    error, and the worker stopped). The owner is checked first."""
+    f = Fake("""
+        import os, select, agentsup
+        a = agentsup.Agent()
+        n = 0
+        while not a.want_write():
+            n += 1
+            a.beat(steps=n, status="padding " * 4)
+        print(n, flush=True)
+        pid = os.fork()
+        if pid == 0:
+            select.select([], [a.fileno()], [], 20)  # the fake reads
+            for look in (lambda: a.draining, lambda: a.flush(1)):
+                try:
+                    look()
+                    os._exit(3)
+                except RuntimeError:
+                    pass
+            os._exit(0)
+        print("child:", os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]),
+              flush=True)
+        a.flush(10)
+    """, bufsize=4096)
+    n = int(f.line())
+    f.expect("hello")
+    for i in range(1, n + 1):
+        assert f.expect("hb")["seq"] == i
+    assert f.line() == "child: 0"
     assert f.frame() is None
     f.finish()
 
@@ -501,6 +725,9 @@ def test_unsupervised_is_a_noop(api):
                 assert a.spawn("pool") is None
                 assert a.restored.checkpoint is None
                 a.wait(0.01); a.exit_reason("done")
+                # a wait to a deadline already past returns, as supervised
+                # (time.sleep raised ValueError: only outside agentsupd)
+                a.wait(-0.5)
         """,
         "async": """
             import asyncio, sys, agentsup
@@ -510,6 +737,7 @@ def test_unsupervised_is_a_noop(api):
                     a.ready(); a.beat(steps=1); a.checkpoint(b"x")
                     assert await a.spawn("pool") is None
                     await a.wait(0.01); await a.exit_reason("done")
+                    await a.wait(-0.5)
             asyncio.run(main())
         """,
     }[api]
@@ -818,6 +1046,28 @@ def test_values_the_daemon_refuses_raise_before_sending(api):
     f.finish()
 
 
+def test_a_long_status_or_detail_is_sent_cut():
+    """agentsupd keeps 256 bytes of a status and 128 of a detail; a
+    worker that declared `exit_reason("permanent", detail=traceback)` with
+    a long traceback got a ValueError (a frame over 64 KiB) instead, in
+    its error path, and its exit was restarted as a plain failure; a
+    long status made beat() raise supervised only. Both are sent cut to
+    TEXT_MAX bytes, before a UTF-8 character."""
+    f = Fake("""
+        import agentsup
+        a = agentsup.Agent()
+        a.restored
+        a.beat(status="\u00e9" * 40000)
+        a.exit_reason("permanent", detail="x" + "\u00e9" * 40000)
+    """)
+    f.expect("hello")
+    f.send({"t": "welcome", "v": 1})
+    assert f.expect("hb")["status"] == "\u00e9" * (agentsup.TEXT_MAX // 2)
+    assert f.expect("exit")["detail"] == \
+        "x" + "\u00e9" * ((agentsup.TEXT_MAX - 1) // 2)
+    f.finish()
+
+
 def test_values_the_daemon_refuses_raise_unsupervised_too():
     """A mistake shows where the worker is written and tried, outside
     agentsupd, not only once it is supervised."""
@@ -911,3 +1161,60 @@ def test_an_unusable_agentsup_fd_is_said():
     assert f"AGENTSUP_FD={env['AGENTSUP_FD']} is not a usable socket" \
         in out.stderr, out.stderr
     assert "running unsupervised" in out.stderr, out.stderr
+
+
+def test_an_agentsup_fd_naming_another_socket_is_not_used():
+    """A program the worker ran before it made its Agent inherits
+    AGENTSUP_FD, not the descriptor (subprocess closes it): its number,
+    reused for the program's own connection, was taken for the channel,
+    and hello went to that server. Only an unnamed Unix stream socket,
+    as agentsupd's socketpair, is used; the connection is left open."""
+    with socket.create_server(("127.0.0.1", 0)) as srv:
+        script = (f"import os, socket, sys\nsys.path.insert(0, {PYDIR!r})\n"
+                  "s = socket.create_connection(sys.argv[1:3])\n"
+                  f"os.dup2(s.fileno(), {CHILD_FD})\n"
+                  "import agentsup\n"
+                  "a = agentsup.Agent()\n"
+                  f"os.fstat({CHILD_FD})\n"
+                  "print(a.supervised, flush=True)\n"
+                  "s.shutdown(socket.SHUT_WR)\n")
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith("AGENTSUP_")}
+        env["AGENTSUP_FD"] = str(CHILD_FD)
+        host, port = srv.getsockname()
+        out = subprocess.run([sys.executable, "-c", script, host, str(port)],
+                             env=env, capture_output=True, text=True,
+                             timeout=DEADLINE)
+        conn, _ = srv.accept()
+        with conn:
+            conn.settimeout(DEADLINE)
+            assert conn.recv(100) == b""  # nothing before the shutdown
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
+    assert f"AGENTSUP_FD={CHILD_FD} is not a usable socket" in out.stderr
+
+
+def test_msgpack_missing_is_said_and_takes_no_channel():
+    """A worker run by a Python without msgpack (`python3` in PATH a
+    pyenv's): Agent() raised a bare "No module named 'msgpack'" and had
+    already taken the channel, so a second Agent() (msgpack then found)
+    said one had taken it. The error names the interpreter; nothing is
+    taken until msgpack is there."""
+    f = Fake("""
+        import os, sys
+        sys.modules["msgpack"] = None  # not installed for this Python
+        import agentsup
+        try:
+            agentsup.Agent()
+        except ModuleNotFoundError as e:
+            print(e.name, sys.executable in str(e),
+                  "python3-msgpack" in str(e), "AGENTSUP_FD" in os.environ,
+                  flush=True)
+        del sys.modules["msgpack"]
+        a = agentsup.Agent()
+        print(a.supervised, flush=True)
+    """)
+    assert f.line() == "msgpack True True True"
+    f.expect("hello")
+    assert f.line() == "True"
+    f.finish()

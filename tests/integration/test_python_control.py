@@ -1,6 +1,7 @@
 """agentsup.control, the Python side of the control socket, against a real
 agentsupd: an orchestrator written in Python spawns tasks, waits for their
 records and reads events and output without shelling out to agentsupctl."""
+import errno
 import os
 import signal
 import socket
@@ -86,7 +87,10 @@ def test_wait_times_out(supd):
     d = start(supd)
     ctl = Control(d.socket)
     ctl.spawn("pool", key="slow", env={"DELAY": "300"})
-    with pytest.raises(TimeoutError):
+    # it said "agentsupd did not answer in time", as if agentsupd were
+    # stuck: it is the task that has not ended
+    with pytest.raises(TimeoutError, match="^wait pool/slow: the task had "
+                       "not ended within 0.2s$"):
         ctl.wait("pool/slow", timeout=0.2)
     # the next request is on a new connection: a late answer cannot be
     # taken for its; polling with short waits works (it was closed for good)
@@ -183,6 +187,19 @@ def test_an_untrusted_private_directory_is_refused(tmp_path, monkeypatch):
     # was a FileNotFoundError, which `except ConnectionError` missed)
     with pytest.raises(ConnectionError, match="No such file"):
         Control(path)
+
+
+def test_a_stale_socket_is_refused_naming_it(tmp_path):
+    """The socket a SIGKILLed agentsupd left behind refuses connections:
+    Control said only "[Errno 111] Connection refused", not where (as
+    agentsupctl does, and as Control does when there is no socket)."""
+    path = str(tmp_path / "stale.sock")
+    with socket.socket(socket.AF_UNIX) as s:
+        s.bind(path)  # bound, never listening: as one left by a dead daemon
+        with pytest.raises(ConnectionRefusedError) as e:
+            Control(path)
+    assert str(e.value) == f"{path}: Connection refused"
+    assert e.value.errno == errno.ECONNREFUSED
 
 
 def test_the_timeout_bounds_a_whole_answer(tmp_path):

@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -617,6 +618,55 @@ test_not_a_socket_is_left_alone(void **state)
 	unsetenv("AGENTSUP_FD");
 }
 
+/* A program the worker ran before agentsup_open inherits AGENTSUP_FD but
+ * not the descriptor; the number, reused for the program's own socket (a
+ * connection to a server with an address, a datagram pair), was taken for
+ * the channel and hello sent to that peer. Only an unnamed Unix stream
+ * socket, as agentsupd's socketpair, is the channel. */
+static void
+test_another_socket_is_left_alone(void **state)
+{
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	struct agentsup *a;
+	int srv, conn, peer, dg[2], i;
+	char num[16];
+	uint8_t b;
+
+	(void)state;
+	snprintf(sun.sun_path, sizeof sun.sun_path,
+	         "/tmp/agentsup-test-%d.sock", (int)getpid());
+	unlink(sun.sun_path);
+	srv = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(srv >= 0);
+	assert_int_equal(bind(srv, (struct sockaddr *)&sun, sizeof sun), 0);
+	assert_int_equal(listen(srv, 1), 0);
+	conn = socket(AF_UNIX, SOCK_STREAM, 0);
+	assert_int_equal(connect(conn, (struct sockaddr *)&sun, sizeof sun), 0);
+	peer = accept(srv, NULL, NULL);
+	assert_true(peer >= 0);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_DGRAM, 0, dg), 0);
+	for (i = 0; i < 2; i++) {
+		int fd = i == 0 ? conn : dg[1], other = i == 0 ? peer : dg[0];
+
+		snprintf(num, sizeof num, "%d", fd);
+		setenv("AGENTSUP_FD", num, 1);
+		a = agentsup_open("c");
+		assert_non_null(a);
+		assert_false(agentsup_supervised(a));
+		assert_int_equal(fcntl(fd, F_GETFD) & FD_CLOEXEC, 0);
+		assert_int_equal(recv(other, &b, 1, MSG_DONTWAIT), -1);
+		assert_int_equal(errno, EAGAIN);
+		agentsup_close(a);
+	}
+	unsetenv("AGENTSUP_FD");
+	unlink(sun.sun_path);
+	close(srv);
+	close(conn);
+	close(peer);
+	close(dg[0]);
+	close(dg[1]);
+}
+
 /* agent.h: name and path are "" when unsupervised, heartbeat_ms 0 when
  * not monitored. But a process the worker runs keeps AGENTSUP_NAME,
  * AGENTSUP_PATH, AGENTSUP_HEARTBEAT_MS (protocol.md: "The other
@@ -712,6 +762,7 @@ main(void)
 	        T(test_beat_interval_of_a_long_heartbeat_is_positive),
 	        T(test_wait_returns_when_a_handler_ran),
 	        cmocka_unit_test(test_not_a_socket_is_left_alone),
+	        cmocka_unit_test(test_another_socket_is_left_alone),
 	        cmocka_unit_test(test_unsupervised_has_no_identity),
 #undef T
 	};

@@ -32,6 +32,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import decimal
+import errno
 import faulthandler
 import math
 import numbers
@@ -51,13 +52,14 @@ from ._reader import FrameReader, ProtocolError, check_fields, field_error, spaw
 __all__ = [
     "Agent", "AsyncAgent", "FrameReader", "Nudge", "ProtocolError", "Restored",
     "Spawned", "MAX_FRAME", "PROTOCOL_VERSION", "DECLARED_REASONS", "RESULT_MAX",
-    "check_fields",
+    "TEXT_MAX", "check_fields",
 ]
 
 PROTOCOL_VERSION = 1
 MAX_FRAME = 64 * 1024  # the daemon's default limit on a frame's body
 DECLARED_REASONS = ("done", "transient", "rate_limited", "permanent", "budget")
 RESULT_MAX = 64 * 1024  # the daemon's limit on a result's data
+TEXT_MAX = 4096  # a status or detail is sent cut to this (agentsupd keeps less)
 _UINT_MAX = (1 << 64) - 1  # the widest msgpack unsigned integer
 _HEADER = struct.Struct(">I")
 # frames from agentsupd: it is trusted, this is sanity; a welcome carries a
@@ -181,7 +183,7 @@ class Agent:
         # them reads the socket at a time, woken through a pipe when another
         # thread's process() handled what it waited for
         self._cond = threading.Condition()
-        self._reader_waits = False
+        self._poller: Optional[int] = None  # the polling thread's ident
         self._wake_r = self._wake_w = -1  # made with the channel
         self._finalizer: Optional[weakref.finalize] = None
         self._reader = FrameReader()
@@ -195,7 +197,9 @@ class Agent:
         self._packb: Optional[Callable[..., bytes]] = None
         self._gen = _fork_gen
         self._closed = False
-        with _claim_lock:  # taken whole, before the slow import and hello
+        if env.get("AGENTSUP_FD", "").isdigit():
+            _import_msgpack()  # before the channel is taken: none is lost
+        with _claim_lock:  # taken whole, before the hello
             fd = env.get("AGENTSUP_FD")
             if fd is None and _claimed_by == os.getpid():
                 raise RuntimeError(
@@ -216,6 +220,7 @@ class Agent:
             self._unusable(fd, e)
             return
         try:
+            _check_channel(sock)
             os.set_inheritable(sock.fileno(), False)
             sock.setblocking(False)
             self._sock = sock
@@ -301,13 +306,14 @@ class Agent:
         what agentsupd would stop the worker for: steps or tokens below 0
         or past 2^64 - 1, a cost that is NaN, infinite or below 0;
         TypeError for steps or tokens that are not int, a cost that is not
-        a number, a state or status that is not str (nothing is coerced)."""
+        a number, a state or status that is not str (nothing is coerced).
+        A status is sent cut to TEXT_MAX bytes (agentsupd keeps less)."""
         msg: Dict[str, Any] = {"t": "hb"}
         progress = _progress(steps, tokens, cost, state)
         if progress:
             msg["progress"] = progress
         if status is not None:
-            msg["status"] = _text("status", status)
+            msg["status"] = _cut_text("status", status)
         if self._closed:  # not queued; a beat thread at exit is no error
             return False
         if self._sock is None:
@@ -379,12 +385,13 @@ class Agent:
         to timeout for it to be sent. Holds for an exit within 5 s.
         ValueError for another reason (agentsupd would stop the worker for
         it: a protocol error) or a NaN retry_after, TypeError for a reason
-        that is not a str; supervised or not, before anything is sent."""
+        that is not a str; supervised or not, before anything is sent. A
+        detail is sent cut to TEXT_MAX bytes (agentsupd keeps less)."""
         msg: Dict[str, Any] = {"t": "exit", "reason": _declared(reason)}
         if retry_after is not None:
             msg["retry_after_ms"] = _ms("retry_after", retry_after)
         if detail is not None:
-            msg["detail"] = _text("detail", detail)
+            msg["detail"] = _cut_text("detail", detail)
         if self._send(msg) is None:
             raise BlockingIOError("agentsupd is not reading: exit reason not queued")
         self.flush(timeout)
@@ -422,13 +429,15 @@ class Agent:
         bad frame."""
         if self._sock is None:
             return
+        self._check_owner()  # before the flush: a fork's copy of the queue
         self._flush()
         self._take_input(wait_turn=True)
 
     def wait(self, timeout: float) -> None:
-        """Sleep up to timeout seconds; return early if a drain arrives."""
+        """Sleep up to timeout seconds; return early if a drain arrives.
+        A timeout already past returns at once, supervised or not."""
         if self._sock is None:
-            time.sleep(timeout)
+            time.sleep(max(0.0, timeout))
             return
         self._wait_for(lambda: self._draining, timeout)
 
@@ -438,21 +447,26 @@ class Agent:
             return True
         return self._wait_for(lambda: not self._out, timeout)
 
-    def close(self) -> None:
-        """Send what the socket takes now, then close the channel. What
-        would send after it raises ValueError, as a closed file's write:
-        a checkpoint taken then would be lost without a word."""
+    def close(self, timeout: float = 1.0) -> None:
+        """Send what is queued (up to timeout, as AsyncAgent.close: a last
+        checkpoint larger than the socket takes at once was cut off at
+        the end of a `with` block, and lost), then close the channel.
+        What would send after it raises ValueError, as a closed file's
+        write: a checkpoint taken then would be lost without a word. A
+        callback's exception (the wait reads frames) comes out of it, the
+        channel closed all the same."""
         self._closed = True
-        if self._sock is not None:
-            try:
-                if self._gen == _fork_gen:  # a fork's copy: only closed
-                    self._flush()
-            except OSError:
-                pass
+        try:
+            if self._sock is not None and self._gen == _fork_gen:
+                self._flush()  # a fork's copy is only closed
+                self.flush(timeout)
+        except (OSError, ProtocolError):
+            pass
+        finally:
             self._sock = None
             self._wake_r = self._wake_w = -1
-        if self._finalizer is not None:
-            self._finalizer()  # once: a second close() finds it dead
+            if self._finalizer is not None:
+                self._finalizer()  # once: a second close() finds it dead
 
     # -- internals -------------------------------------------------------
     def _check_open(self) -> None:
@@ -488,15 +502,28 @@ class Agent:
         select() too."""
         with self._cond:
             self._cond.notify_all()
-            if self._reader_waits:
-                try:
-                    os.write(self._wake_w, b"x")
-                except OSError:
-                    pass  # full: it will wake anyway
+            self._wake_reader()
+
+    def _wake_reader(self) -> None:
+        """The thread in poll() looks again: frames were handled, or
+        output was queued that the socket did not take (it polled for
+        input only, and another thread's flush() or close() waited on it
+        in vain)."""
+        if self._poller is not None:
+            try:
+                os.write(self._wake_w, b"x")
+            except OSError:
+                pass  # full: it will wake anyway
 
     def _wait_for(self, done: Callable[[], bool], timeout: float) -> bool:
         """Until done() or timeout: one waiting thread reads the socket,
-        the others sleep until frames were handled (by anyone)."""
+        the others sleep until frames were handled (by anyone). A wait
+        from a callback of the reading thread (on_drain flushing a
+        checkpoint, on_nudge spawning) reads too: it waited for itself,
+        and a spawn there always timed out."""
+        if self._sock is not None:
+            self._check_owner()  # a fork would poll, flush, read the worker's
+        me = threading.get_ident()
         end = time.monotonic() + timeout
         while True:
             with self._cond:
@@ -506,8 +533,9 @@ class Agent:
                     left = end - time.monotonic()
                     if left <= 0 or self._sock is None:
                         return False
-                    if not self._reader_waits:
-                        self._reader_waits = True  # this thread reads
+                    nested = self._poller == me  # in a callback of its read
+                    if self._poller is None or nested:
+                        self._poller = me  # this thread reads
                         break
                     self._cond.wait(left)
             try:
@@ -529,9 +557,10 @@ class Agent:
                 if ready.get(sock.fileno()):
                     self.process()
             finally:
-                with self._cond:
-                    self._reader_waits = False
-                    self._cond.notify_all()
+                if not nested:  # the outer wait goes on reading
+                    with self._cond:
+                        self._poller = None
+                        self._cond.notify_all()
 
     def _send(self, msg: Dict[str, Any], seq: Optional[str] = None,
               ticket: bool = False) -> Optional[int]:
@@ -556,13 +585,18 @@ class Agent:
             if len(body) > self._max_send:
                 raise ValueError(f"frame of {len(body)} bytes is over {self._max_send}")
             result = self._queue_locked(msg, body, seq, n, ticket)
+        if self._out:
+            self._wake_reader()
         self._read_sent()
         return result
 
     def _queue_locked(self, msg: Dict[str, Any], body: bytes, seq: Optional[str],
                       n: int, ticket: bool) -> Optional[int]:
         """_send's frame into the output and out as far as the socket
-        takes it (under _lock); None when the output is full."""
+        takes it (under _lock); None when the output is still full once
+        what the socket takes now has gone (as agentsup_agent_send
+        flushes first: a queue agentsupd is reading is not full)."""
+        self._flush_locked()
         if self._out and len(self._out) + len(body) > _MAX_OUT:
             return None  # agentsupd is not reading: nothing sent in part
         self._out += _HEADER.pack(len(body))
@@ -602,10 +636,23 @@ class Agent:
             self._recv_into(self._sock, msgs)
         finally:
             self._rlock.release()
-            for msg in msgs:  # callbacks run without a lock held
+            self._handle_all(msgs)
+
+    def _handle_all(self, msgs: List[Dict[str, Any]]) -> None:
+        """Every frame read is handled, callbacks without a lock held,
+        even past one whose callback raised (a drain read with a nudge
+        whose on_nudge failed was lost: the worker never drained); the
+        first exception is raised once all are."""
+        error: Optional[BaseException] = None
+        for msg in msgs:
+            try:
                 self._handle(msg)
-            if msgs:
-                self._handled()
+            except BaseException as e:  # on_drain may exit: SystemExit
+                error = error or e
+        if msgs:
+            self._handled()
+        if error is not None:
+            raise error
 
     def _recv_into(self, sock: socket.socket, msgs: List[Dict[str, Any]]) -> None:
         """The frames waiting on sock, appended to msgs (under _rlock)."""
@@ -745,6 +792,21 @@ def _text(name: str, value: Any) -> str:
     return str(value)  # a subclass's str() is what is sent
 
 
+# A status or a detail is free text agentsupd cuts (at 256 and 128 bytes):
+# one of 64 KiB (a whole traceback as exit_reason's detail) made a frame
+# over its limit, a ValueError supervised only, and the declaration was
+# lost in the worker's error path. Sent cut, before a UTF-8 character.
+def _cut_text(name: str, value: Any) -> str:
+    text = _text(name, value)
+    raw = text.encode("utf-8", "surrogateescape")
+    if len(raw) <= TEXT_MAX:
+        return text
+    n = TEXT_MAX
+    while n > 0 and raw[n] & 0xC0 == 0x80:
+        n -= 1
+    return raw[:n].decode("utf-8", "surrogateescape")
+
+
 def _bytes_like(name: str, value: Any) -> bytes:
     if isinstance(value, str):
         raise TypeError(f"{name} must be bytes, not str: encode it "
@@ -802,6 +864,33 @@ def _release(sock: socket.socket, wake_r: int, wake_w: int) -> None:
     sock.close()
     os.close(wake_r)
     os.close(wake_w)
+
+
+def _check_channel(sock: socket.socket) -> None:
+    """agentsupd's end of a socketpair is an unnamed Unix stream socket.
+    AGENTSUP_FD inherited by a program the worker ran before it took its
+    channel (the descriptor closed there, its number reused) named the
+    program's own connection: hello went to an HTTP server."""
+    if sock.family != socket.AF_UNIX or sock.type != socket.SOCK_STREAM \
+            or sock.getpeername():
+        raise OSError(errno.ENOTSOCK, "a socket of another kind or with "
+                      "an address, not agentsupd's socketpair")
+
+
+def _import_msgpack() -> None:
+    """msgpack, needed only when supervised: a worker run by another
+    Python than the one it was tried with (`python3` found in PATH a
+    pyenv's, not Debian's) failed with a bare "No module named 'msgpack'",
+    its channel taken, so that a second Agent() said one had already
+    taken it."""
+    try:
+        import msgpack  # noqa: F401
+    except ImportError as e:
+        raise ModuleNotFoundError(
+            f"agentsup: this worker is supervised, but {sys.executable} "
+            f"cannot import msgpack ({e}): install it for that Python "
+            "(Debian: apt install python3-msgpack), or name a Python that "
+            "has it in the worker's command", name="msgpack") from e
 
 
 def _env_int(name: str) -> int:

@@ -65,7 +65,7 @@ class AsyncAgent:
         finally:
             if self.supervised:
                 self._unwatch()
-            self._agent.close()
+            self._agent.close(timeout=0)  # flushed above, on the loop
 
     # -- state ---------------------------------------------------------------
     @property

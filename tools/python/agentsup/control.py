@@ -180,11 +180,14 @@ class Control:
             sock.settimeout(self.timeout)
             try:
                 sock.connect(self.path)
-            except ConnectionError:
-                raise
             except OSError as e:  # no socket there, not ours to reach...
-                raise ConnectionError(
-                    f"{self.path}: {e.strerror or e}") from e
+                # a refusal keeps its class (ConnectionRefusedError: a
+                # stale socket left by a killed agentsupd), and says where
+                cls = type(e) if isinstance(e, ConnectionError) \
+                    else ConnectionError
+                err = cls(f"{self.path}: {e.strerror or e}")
+                err.errno = e.errno
+                raise err from e
             self._check_peer(sock)
         except BaseException:
             sock.close()
@@ -563,7 +566,9 @@ class Control:
             return self._map("wait", [key], timeout)
         except TimeoutError:
             self._sock.close()
-            raise
+            # the task's end, not agentsupd, is what did not come
+            raise TimeoutError(f"wait {key}: the task had not ended "
+                               f"within {timeout:g}s") from None
 
     def dead(self) -> List[Dict[str, Any]]:
         """The dead letters' records, oldest first."""
