@@ -210,6 +210,7 @@ daemon_reload(struct daemon *d, uint64_t client, uint64_t id)
 
 	events_reopen(&d->events);
 	logcap_reopen(d->logcap);
+	control_reopen(d->control);
 	notify_up_reloading(d->up, "reloading");
 	reloader_request(d->reloader, client != 0 ? &w : NULL);
 }
