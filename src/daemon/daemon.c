@@ -101,7 +101,8 @@ act_unstarted_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		struct daemon_unstarted u = d->unstarted[i];
 		if (u.node->session == NULL && u.node->starts == u.starts)
 			tree_exited(d->tree, u.node,
-			            (struct reason){REASON_SPAWN, u.err},
+			            (struct reason){.kind = REASON_SPAWN,
+			                            .code = u.err},
 			            clock_now_ms());
 	}
 }
