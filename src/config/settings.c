@@ -28,11 +28,22 @@ settings_path(struct parse *p, const char *key, yaml_node_t *v, char **dst)
 	*dst = xstrdup(s);
 }
 
+/* Absolute: a relative path would be agentsupd's working directory's, and
+ * `agentsupctl -c DIR`, which reads it from DIR, would look in its own. */
 static void
 settings_socket(struct parse *p, const char *key, yaml_node_t *v,
                 struct settings *st)
 {
 	settings_path(p, key, v, &st->socket);
+	if (st->socket != NULL && st->socket[0] != '/') {
+		load_err(p, &v->start_mark,
+		         "%s: want an absolute path, not \"%s\" (relative to "
+		         "agentsupd's working directory, where agentsupctl "
+		         "-c does not look)",
+		         key, st->socket);
+		free(st->socket);
+		st->socket = NULL;
+	}
 }
 
 static void

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "reply.h"
 #include "sample.h"
 #include "top.h"
 
@@ -324,6 +325,13 @@ top_run(const char *sock, int fd)
 	double next = 0, now, wait;
 	int ch;
 
+	/* piped, curses would write its escapes into the pipe for ever */
+	if (!isatty(STDOUT_FILENO)) {
+		close(fd);
+		fprintf(stderr, "agentsupctl: top needs a terminal: for a "
+		                "script, use status or --json status\n");
+		return CTL_EXIT_USAGE;
+	}
 	if (sample_init(&t.s, sock) < 0) {
 		close(fd);
 		fprintf(stderr, "agentsupctl: out of memory\n");

@@ -32,27 +32,64 @@
 
 #define RELOAD_MSG_LIMIT (32u * 1024u) /* then "... and N more" */
 
+static bool
+apply_changed(const char *a, const char *b)
+{
+	return (a == NULL) != (b == NULL) || (a != NULL && strcmp(a, b) != 0);
+}
+
+/* warn (NULL: none yet) with "; more" added; both are taken. */
+static char *
+apply_warn(char *warn, char *more)
+{
+	char *both = xasprintf("%s; %s", warn ? warn : "", more);
+
+	free(more);
+	free(warn);
+	return both;
+}
+
+/* Settings read at start only: a new value of one is said in the answer,
+ * not taken silently (a state_dir moved to a larger disk stayed put). */
+static char *
+apply_next_start(struct daemon *d, const struct settings *old, char *warn)
+{
+	const struct settings *s = &d->cfg->settings;
+
+	if (apply_changed(old->socket, s->socket))
+		warn = apply_warn(warn, xasprintf("the control socket stays at "
+		                                  "%s until a restart",
+		                                  d->socket_path));
+	if (apply_changed(d->state_dir, s->state_dir))
+		warn = apply_warn(
+		        warn, xasprintf("the state store stays %s%s until a "
+		                        "restart",
+		                        d->state_dir ? "at " : "off",
+		                        d->state_dir ? d->state_dir : ""));
+	if (d->contain_mode != s->contain)
+		warn = apply_warn(warn,
+		                  xstrdup("contain: stays as it was until "
+		                          "a restart"));
+	return warn;
+}
+
 /* Settings that can change at run time: the events file, metrics, hooks,
  * capture limits. What could not be applied, for the reload's answer (a
- * metrics address that cannot be served went dark behind an "ok"), or
- * NULL. */
+ * metrics address that cannot be served went dark behind an "ok"; a
+ * setting read at start only), or NULL. */
 static char *
 apply_settings(struct daemon *d, const struct settings *old)
 {
 	const struct settings *s = &d->cfg->settings;
 	const char *why = NULL;
-	char *warn = NULL;
+	char *warn = apply_next_start(d, old, NULL);
 
-	if ((old->events_file == NULL) != (s->events_file == NULL) ||
-	    (s->events_file && strcmp(old->events_file, s->events_file) != 0))
+	if (apply_changed(old->events_file, s->events_file))
 		events_set_file(&d->events, s->events_file);
-	if ((old->socket == NULL) != (s->socket == NULL) ||
-	    (s->socket && strcmp(old->socket, s->socket) != 0))
-		log_warnx("the control socket stays at %s until a restart",
-		          d->socket_path);
 	if (scrape_configure(d, s->metrics, &why) < 0)
-		warn = xasprintf("; but metrics at %s are off: %s", s->metrics,
-		                 why);
+		warn = apply_warn(warn,
+		                  xasprintf("but metrics at %s are off: %s",
+		                            s->metrics, why));
 	hooks_set(d->hooks, s->hooks, s->nhooks);
 	logcap_set_limits(d->logcap,
 	                  &(struct logcap_limits){s->log_dir, s->log_max,
@@ -336,6 +373,7 @@ daemon_reload(struct daemon *d, uint64_t client, uint64_t id)
 
 	events_reopen(&d->events);
 	logcap_reopen(d->logcap);
+	control_reopen(d->control);
 	notify_up_reloading(d->up, "reloading");
 	reloader_request(d->reloader, client != 0 ? &w : NULL);
 }

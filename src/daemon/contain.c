@@ -381,6 +381,34 @@ contain_forget(struct contain *c, const char *path)
 	}
 }
 
+bool
+contain_reaped(struct contain *c, pid_t pid, int status)
+{
+	bool killed = WIFSIGNALED(status);
+	int code = killed ? WTERMSIG(status) : WEXITSTATUS(status);
+	const char *how = killed ? "signal" : "exit";
+
+	if (c == NULL || c->guard < 0 || pid != c->guard_pid)
+		return false;
+	close(c->guard);
+	c->guard = -1;
+	/* a guard ends on its own only when it could not set itself up:
+	 * another would fail the same way, over and over */
+	if (!killed || guard_start(c->helper, c->dirfd, c->dir, &c->guard,
+	                           &c->guard_pid) < 0) {
+		c->guard = -1;
+		log_warnx("containment: the guard (pid %ld) ended (%s %d) and "
+		          "no other runs: a SIGKILL of agentsupd would leave "
+		          "its workers' descendants running",
+		          (long)pid, how, code);
+		return true;
+	}
+	log_warnx("containment: the guard (pid %ld) ended (%s %d): another "
+	          "started (pid %ld)",
+	          (long)pid, how, code, (long)c->guard_pid);
+	return true;
+}
+
 void
 contain_close(struct contain *c)
 {

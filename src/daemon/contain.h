@@ -64,6 +64,10 @@ void contain_rewatch(struct contain *, pid_t, const char *path,
                      unsigned long id, uint64_t limit);
 /* The worker whose cgroup holds pid, as its path (peer.c's last resort). */
 bool contain_worker_of(struct contain *, pid_t, char *path, size_t len);
+/* A reaped child that was the guard (killed on its own: the OOM killer's
+ * pick, an operator's kill): another is started, so that a SIGKILL of
+ * agentsupd still ends every worker. False if pid is not the guard. */
+bool contain_reaped(struct contain *, pid_t, int status);
 /* Kill every contained process, remove the cgroups, end the guard. */
 void contain_close(struct contain *);
 

@@ -1,15 +1,14 @@
 /*
- * control.c - the control socket: where it lives, who gets in, and the
- * events kept for clients. A client's bytes are client.c's; workers'
- * output to its followers control_follow.c's; what a request does is
- * serve.c's.
+ * control.c - the control socket: where it lives (made again when removed),
+ * who gets in, and the events kept for clients. A client's bytes are
+ * client.c's; workers' output to followers control_follow.c's; what a
+ * request does is serve.c's.
  *
  * How many clients there may be at once is bounded, and RLIMIT_NOFILE
  * lowers the bound so that restarts always find descriptors. A full table
  * makes room by dropping the client slowest to finish its request or idle
  * longest, so a crowd of dribbling clients never locks the operator out.
- * Nothing a client does reaches the tree except through a validated
- * request.
+ * Nothing a client does reaches the tree except through a validated one.
  */
 #include <errno.h>
 #include <math.h>
@@ -85,42 +84,57 @@ socket_in_use(const char *path)
 static void accept_cb(struct ev_loop *, ev_io *, int);
 static void backoff_cb(struct ev_loop *, ev_timer *, int);
 
-struct control *
-control_open(struct daemon *d, const char *path, const char **why)
+/* A socket listening at path (0600), its file in *st; -1 and *why if not. */
+static int
+control_listen(const char *path, struct stat *st, const char **why)
 {
-	struct control *c;
 	struct sockaddr_un sa;
 	mode_t old;
 	int fd, r;
 
 	if (fill_addr(&sa, path) < 0) {
 		*why = "socket path too long";
-		return NULL;
+		return -1;
 	}
 	if (agentsup_wire_socket_dir(path, 1, why) < 0)
-		return NULL;
+		return -1;
 	if ((r = socket_in_use(path)) != 0) {
 		*why = r > 0 ? "another agentsupd is running on this socket"
 		             : strerror(errno);
-		return NULL;
+		return -1;
 	}
 	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
 	                 0)) < 0) {
 		*why = strerror(errno);
-		return NULL;
+		return -1;
 	}
 	old = umask(0177); /* the socket is born 0600 */
 	r = bind(fd, (struct sockaddr *)&sa, sizeof sa);
 	umask(old);
-	if (r < 0 || chmod(path, 0600) < 0 || listen(fd, 64) < 0) {
+	if (r < 0 || chmod(path, 0600) < 0 || listen(fd, 64) < 0 ||
+	    stat(path, st) < 0) {
 		*why = strerror(errno);
 		close(fd);
-		return NULL;
+		return -1;
 	}
+	return fd;
+}
+
+struct control *
+control_open(struct daemon *d, const char *path, const char **why)
+{
+	struct control *c;
+	struct stat st;
+	int fd;
+
+	if ((fd = control_listen(path, &st, why)) < 0)
+		return NULL;
 	c = xcalloc(1, sizeof *c);
 	c->d = d;
 	c->fd = fd;
 	c->path = xstrdup(path);
+	c->dev = st.st_dev;
+	c->ino = st.st_ino;
 	msgpack_sbuffer_init(&c->sb);
 	ev_io_init(&c->accept_w, accept_cb, fd, EV_READ);
 	c->accept_w.data = c;
@@ -129,6 +143,41 @@ control_open(struct daemon *d, const char *path, const char **why)
 	c->backoff.data = c;
 	clients_init(&c->clients, d->loop);
 	return c;
+}
+
+/* Whether the path still holds our socket (not removed, nor rebound). */
+static bool
+control_owns_path(const struct control *c)
+{
+	struct stat st;
+
+	return stat(c->path, &st) == 0 && st.st_dev == c->dev &&
+	       st.st_ino == c->ino;
+}
+
+void
+control_reopen(struct control *c)
+{
+	const char *why;
+	struct stat st;
+	int fd;
+
+	if (c == NULL || control_owns_path(c))
+		return;
+	if ((fd = control_listen(c->path, &st, &why)) < 0) {
+		log_warnx("control socket %s: not made again: %s", c->path,
+		          why);
+		return;
+	}
+	ev_io_stop(c->d->loop, &c->accept_w);
+	close(c->fd);
+	c->fd = fd;
+	c->dev = st.st_dev;
+	c->ino = st.st_ino;
+	ev_io_set(&c->accept_w, fd, EV_READ);
+	if (!ev_is_active(&c->backoff))
+		ev_io_start(c->d->loop, &c->accept_w);
+	log_info("control socket %s was gone: listening there again", c->path);
 }
 
 /* Followers are told that agentsupd exits: a closed connection alone reads
@@ -157,7 +206,8 @@ control_close(struct control *c)
 	ev_io_stop(c->d->loop, &c->accept_w);
 	ev_timer_stop(c->d->loop, &c->backoff);
 	close(c->fd);
-	if (unlink(c->path) < 0 && errno != ENOENT)
+	/* ours only: another agentsupd may have bound the path since */
+	if (control_owns_path(c) && unlink(c->path) < 0 && errno != ENOENT)
 		log_warn("unlink %s", c->path);
 	for (size_t i = 0; i < CONTROL_HISTORY; i++) {
 		free(c->history[i]);

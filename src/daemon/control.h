@@ -21,6 +21,10 @@ struct control;
 struct control *control_open(struct daemon *, const char *path,
                              const char **why);
 void control_close(struct control *);
+/* At a SIGHUP or reload: a socket file removed from the path (an rm, a
+ * cleaner of /run) is made again there, unless another live agentsupd
+ * answers there now. */
+void control_reopen(struct control *);
 /* A reload replaced the config, or a command changed what is held: the
  * workers' descriptors are counted again at the next connection (a
  * pointer compare could meet a new config at a freed one's address). */

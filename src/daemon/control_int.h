@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <ev.h>
+#include <sys/types.h>
 #include <msgpack.h>
 
 #include "client.h"
@@ -23,6 +24,8 @@ struct control {
 	struct daemon *d;
 	char *path;
 	int fd;
+	dev_t dev; /* the socket file bound at path */
+	ino_t ino;
 	ev_io accept_w;
 	ev_timer backoff;
 	struct clients clients;

@@ -101,7 +101,8 @@ act_unstarted_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		struct daemon_unstarted u = d->unstarted[i];
 		if (u.node->session == NULL && u.node->starts == u.starts)
 			tree_exited(d->tree, u.node,
-			            (struct reason){REASON_SPAWN, u.err},
+			            (struct reason){.kind = REASON_SPAWN,
+			                            .code = u.err},
 			            clock_now_ms());
 	}
 }
@@ -433,6 +434,9 @@ daemon_init(struct daemon *d, const char *sock_opt)
 	if (!msgpack_zone_init(&d->zone, 4096))
 		fatalx("out of memory");
 	events_init(&d->events, d->cfg->settings.events_file);
+	if (d->cfg->settings.state_dir != NULL)
+		d->state_dir = xstrdup(d->cfg->settings.state_dir);
+	d->contain_mode = d->cfg->settings.contain;
 	/* before any child: the probe's is waited for here */
 	if ((d->contain = contain_open(d->loop, d->cfg->settings.contain,
 	                               daemon_over_memory, daemon_contain_lost,
@@ -544,6 +548,7 @@ daemon_free(struct daemon *d)
 	d->tasks = NULL;
 	free(d->unstarted);
 	free(d->socket_path);
+	free(d->state_dir);
 	tree_free(d->tree);
 	logcap_set_free(d->logcap);
 	config_free(d->cfg);

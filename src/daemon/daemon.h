@@ -31,6 +31,9 @@ struct daemon {
 	struct ev_loop *loop;
 	const char *config_dir;
 	char *socket_path;
+	/* read at start only (a reload's new ones wait for the next) */
+	char *state_dir; /* the store's, NULL when none */
+	enum contain_mode contain_mode;
 	struct config *cfg;
 	struct tree *tree;
 	struct events events;

@@ -35,6 +35,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "contain.h"
 #include "daemon.h"
 #include "hooks.h"
 #include "log.h"
@@ -55,11 +56,11 @@ reap_route(struct daemon *d, pid_t pid, int status)
 		session_reaped(s, status);
 		/* its restart now, not after the rest of the loop turn */
 		daemon_pump_actions(d);
-	} else if (d->hooks != NULL) {
-		(void)hooks_reaped(d->hooks, pid, status);
+	} else if (d->hooks == NULL || !hooks_reaped(d->hooks, pid, status)) {
+		(void)contain_reaped(d->contain, pid, status);
 	}
-	/* else (not a hook's either) an orphan we adopted as subreaper:
-	 * reaped, done */
+	/* else (not a hook's nor the guard) an orphan we adopted as
+	 * subreaper: reaped, done */
 }
 
 /* Kill the group a worker or a hook led, before its zombie is reaped. */

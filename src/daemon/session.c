@@ -177,7 +177,7 @@ session_over_memory(struct session *s, uint64_t rss)
 	            "%llu bytes, more than max_memory %llu",
 	            (unsigned long long)rss,
 	            (unsigned long long)s->node->spec->pol->max_memory);
-	session_fail(s, (struct reason){REASON_MEMORY, 0});
+	session_fail(s, (struct reason){.kind = REASON_MEMORY});
 }
 
 void
@@ -417,8 +417,10 @@ static struct reason
 status_reason(int status)
 {
 	if (WIFSIGNALED(status))
-		return (struct reason){REASON_SIGNAL, WTERMSIG(status)};
-	return (struct reason){REASON_EXIT, WEXITSTATUS(status)};
+		return (struct reason){.kind = REASON_SIGNAL,
+		                       .code = WTERMSIG(status)};
+	return (struct reason){.kind = REASON_EXIT,
+	                       .code = WEXITSTATUS(status)};
 }
 
 /* "(declared permanent: bad API key)" when the worker said why within the

@@ -34,7 +34,7 @@ session_normal_end(const struct session *s, struct reason r)
 {
 	if (r.kind == REASON_EXIT &&
 	    config_exit_normal(s->node->spec->pol, r.code))
-		return (struct reason){REASON_EXIT, 0};
+		return (struct reason){r.kind, r.code, true};
 	if (s->stopping_ms == 0 ||
 	    clock_now_ms() - s->stopping_ms > SESSION_STOPPING_MS ||
 	    r.kind != REASON_SIGNAL)
@@ -42,7 +42,7 @@ session_normal_end(const struct session *s, struct reason r)
 	if (r.code == SIGTERM || r.code == SIGINT || r.code == SIGHUP ||
 	    r.code == SIGPIPE ||
 	    r.code == signals_stop(s->node->spec->pol->stop_signal))
-		return (struct reason){REASON_EXIT, 0};
+		return (struct reason){r.kind, r.code, true};
 	return r;
 }
 
@@ -179,7 +179,7 @@ on_failed(void *arg, const char *why)
 
 	events_emit(&s->d->events, EV_PROTOCOL_ERROR, s->node->path, s->pid,
 	            "protocol", s->node->starts - 1, "%s", why);
-	session_fail(s, (struct reason){REASON_PROTOCOL, 0});
+	session_fail(s, (struct reason){.kind = REASON_PROTOCOL});
 }
 
 static void
@@ -328,7 +328,7 @@ session_notified(void *arg, pid_t pid, pid_t pgid, uid_t uid,
 	if (m->watchdog_trigger && session_failable(s)) {
 		events_emit(&d->events, EV_HANG, s->node->path, s->pid, "hang",
 		            s->node->starts - 1, "WATCHDOG=trigger");
-		session_fail(s, (struct reason){REASON_HANG, 0});
+		session_fail(s, (struct reason){.kind = REASON_HANG});
 	}
 	return true;
 }
@@ -360,7 +360,7 @@ session_judge_start(struct session *s)
 	            "start_timeout", s->node->starts - 1,
 	            "no ready within %llums",
 	            (unsigned long long)s->node->spec->pol->start_timeout_ms);
-	session_fail(s, (struct reason){REASON_START_TIMEOUT, 0});
+	session_fail(s, (struct reason){.kind = REASON_START_TIMEOUT});
 }
 
 /* The heartbeat deadline passed: hung, unless a beat (or an extend) came. */
@@ -389,5 +389,5 @@ session_judge_beat(struct session *s)
 	            s->node->starts - 1, "no heartbeat for %llums%s",
 	            (unsigned long long)(now_us - s->last_beat_us) / 1000,
 	            s->extend_until_us ? " (after an extend)" : "");
-	session_fail(s, (struct reason){REASON_HANG, 0});
+	session_fail(s, (struct reason){.kind = REASON_HANG});
 }

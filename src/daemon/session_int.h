@@ -31,9 +31,10 @@ void session_fail(struct session *, struct reason cause);
  * killed. */
 bool session_failable(const struct session *);
 /* The end the engine sees: an exit status of success_exit is a normal
- * exit (the events keep the real one); so is a death by a clean signal
- * (SIGTERM, SIGINT, SIGHUP, SIGPIPE, its stop_signal, as systemd counts
- * them) within SESSION_STOPPING_MS of its STOPPING=1. */
+ * end (marked `normal`, so that status and a task's record show the real
+ * status, as the events do); so is a death by a clean signal (SIGTERM,
+ * SIGINT, SIGHUP, SIGPIPE, its stop_signal, as systemd counts them)
+ * within SESSION_STOPPING_MS of its STOPPING=1. */
 struct reason session_normal_end(const struct session *, struct reason r);
 /* The heartbeat timeout a worker of spec s is held to (0: none). */
 uint32_t session_beat_timeout(const struct spec *s);

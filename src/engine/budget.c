@@ -197,7 +197,7 @@ budget_exhaust(struct tree *t, struct node *n)
 	wake_set(t, n, 0);
 	tree_push(t, (struct action){.kind = ACT_FAIL,
 	                             .node = n,
-	                             .reason = {REASON_BUDGET, 0},
+	                             .reason = {.kind = REASON_BUDGET},
 	                             .code = STOP_DRAIN});
 }
 
@@ -434,7 +434,7 @@ budget_recount(struct tree *t)
 void
 budget_sup_exhausted(struct tree *t, struct node *s)
 {
-	s->last = (struct reason){REASON_BUDGET, 0};
+	s->last = (struct reason){.kind = REASON_BUDGET};
 	if (s->parent != NULL) {
 		strategy_exhausted(t, s);
 		return;

@@ -91,11 +91,11 @@ progress_stalled(struct tree *t, struct node *n)
 	uint64_t idle = t->now - w->moved_at;
 
 	w->stalled_at = t->now;
-	tree_event_value(t, EE_STALLED, n, (struct reason){REASON_STALL, 0},
-	                 idle);
+	tree_event_value(t, EE_STALLED, n,
+	                 (struct reason){.kind = REASON_STALL}, idle);
 	tree_push(t, (struct action){.kind = ACT_NUDGE,
 	                             .node = n,
-	                             .reason = {REASON_STALL, 0},
+	                             .reason = {.kind = REASON_STALL},
 	                             .value = idle});
 }
 
@@ -255,11 +255,11 @@ progress_looping(struct tree *t, struct node *n, unsigned period)
 
 	w->loop_period = period;
 	w->loop_steps = 0;
-	tree_event_value(t, EE_LOOPING, n, (struct reason){REASON_LOOP, 0},
+	tree_event_value(t, EE_LOOPING, n, (struct reason){.kind = REASON_LOOP},
 	                 period);
 	tree_push(t, (struct action){.kind = ACT_NUDGE,
 	                             .node = n,
-	                             .reason = {REASON_LOOP, 0},
+	                             .reason = {.kind = REASON_LOOP},
 	                             .value = period});
 }
 

@@ -8,7 +8,8 @@
 bool
 reason_abnormal(struct reason r)
 {
-	return !(r.kind == REASON_EXIT && r.code == 0) && r.kind != REASON_NONE;
+	return !r.normal && !(r.kind == REASON_EXIT && r.code == 0) &&
+	       r.kind != REASON_NONE;
 }
 
 bool

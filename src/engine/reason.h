@@ -33,9 +33,12 @@ enum declared_kind {
 struct reason {
 	enum reason_kind kind;
 	int code;
+	/* an end the worker's policy takes as normal (a status of its
+	 * success_exit, the signal after its STOPPING=1), shown as it was */
+	bool normal;
 };
 
-/* Anything but a clean exit 0 (and "no reason"). */
+/* Anything but a clean exit 0, an end taken as normal, "no reason". */
 bool reason_abnormal(struct reason);
 /* Out of processes or descriptors at the spawn: the supervisor's trouble,
  * not the child's (it never ran). Retried after a backoff, never counted

@@ -390,7 +390,7 @@ static void
 sup_gave_up(struct tree *t, struct node *s)
 {
 	intensity_forget(s);
-	s->last = (struct reason){REASON_GAVE_UP, 0};
+	s->last = (struct reason){.kind = REASON_GAVE_UP};
 	if (s->parent == NULL) {
 		tree_exit(t, 75);
 		return;

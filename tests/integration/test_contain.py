@@ -153,6 +153,32 @@ def test_sigkill_of_agentsupd_kills_every_descendant(supd, tmp_path):
 
 
 @needs_cgroup
+def test_a_guard_killed_alone_is_started_again(supd, tmp_path):
+    """kill -9 of the guard alone (the OOM killer's pick, an operator's
+    mistake): agentsupd reaped it as any orphan and said nothing, and a
+    SIGKILL of agentsupd later left its workers' descendants running and
+    its cgroups behind; found by an SRE's trial."""
+    mark = uuid.uuid4().hex
+    d, _ = start(supd, mark, tmp_path)
+    m = [re.search(r"a guard \(pid (\d+)\)", l) for l in d.lines]
+    old = int([x for x in m if x][0].group(1))
+    os.kill(old, signal.SIGKILL)
+    said = re.compile(rf"the guard \(pid {old}\) ended \(signal 9\): "
+                      r"another started \(pid (\d+)\)")
+    wait_until(lambda: any(said.search(l) for l in d.lines),
+               what="a new guard")
+    new = int([said.search(l) for l in d.lines if said.search(l)][0].group(1))
+    wait_until(lambda: os.path.basename(os.readlink(f"/proc/{new}/exe"))
+               == "agentsup-guard", what="the new guard exec'd")
+    d.ctl("status", check=0)
+    d.kill()  # SIGKILL: the new guard does what the old one would have
+    gone(mark)
+    wait_until(lambda: not os.path.exists(
+        os.path.join(cgroup2_mount(), f"agentsup.{d.proc.pid}")),
+        what="the cgroups removed")
+
+
+@needs_cgroup
 def test_a_crash_loop_leaks_nothing(supd, tmp_path):
     """The issue's case: 32 setsid'd sleepers leaked in 5 s."""
     mark = uuid.uuid4().hex

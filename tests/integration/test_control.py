@@ -624,6 +624,40 @@ def test_stale_socket_replaced(supd, tmp_path):
     d.ctl("status", check=0)
 
 
+def test_a_removed_socket_is_made_again_on_sighup(supd, tmp_path):
+    # an operator's rm (or a cleaner of /run) took the socket away: every
+    # agentsupctl said "cannot reach agentsupd" (69, read as not there)
+    # and only a restart of the whole tree brought it back; found by an
+    # SRE's trial
+    d = started(supd.start(TREE))
+    os.unlink(d.socket)
+    assert d.ctl("status").returncode == 69
+    d.signal(signal.SIGHUP)
+    d.wait("reload_applied")  # the socket is made before the reload
+    assert stat.S_IMODE(os.stat(d.socket).st_mode) == 0o600
+    d.ctl("status", check=0)
+    # gone again, and meanwhile another agentsupd took the path: the first
+    # leaves it alone, at a SIGHUP and at its exit (it unlinked the path
+    # whoever's socket it was, so the second could no longer be reached)
+    os.unlink(d.socket)
+    other = tmp_path / "other.d"
+    other.mkdir()
+    (other / "a.yaml").write_text(
+        f"agentsupd:\n  events_file: {tmp_path / 'other.jsonl'}\n---\n"
+        f"worker: solo\ncommand: {SLEEP}\n")
+    d2 = Daemon(other, tmp_path / "other.jsonl", socket_path=d.socket)
+    supd.started.append(d2)
+    d2.wait("started", "root/solo")
+    d.signal(signal.SIGHUP)
+    d.wait("reload_applied")
+    r = d2.ctl("--json", "status", check=0)
+    assert [n["name"] for n in json.loads(r.stdout)] == ["root", "solo"]
+    d.signal(signal.SIGTERM)
+    assert d.exit_code() == 0
+    r = d2.ctl("--json", "status", check=0)
+    assert [n["name"] for n in json.loads(r.stdout)] == ["root", "solo"]
+
+
 @pytest.fixture
 def public_dir():
     """A directory others may enter (pytest's tmp is root's, 0700), removed

@@ -176,6 +176,32 @@ def test_store_in_use_by_a_live_daemon_exits_73(supd, tmp_path):
     assert first.proc.poll() is None  # the first goes on
 
 
+def test_a_reload_says_what_waits_for_the_next_start(supd):
+    """A reload that moved state_dir (to a larger disk, say) answered
+    `added [] ... updated []` and nothing more, while the store stayed
+    where it was until a restart; the control socket was said only in
+    agentsupd's log: the answer (and its event) now say both; found by an
+    SRE's trial."""
+    tmp = supd.tmp
+    settings = (f"agentsupd:\n  events_file: {supd.events}\n"
+                f"  state_dir: {tmp / 'state'}\n")
+    supd.write({"00-settings.yaml": settings,
+                "a.yaml": "worker: w\ncommand: [sleep, '300']\n"},
+               settings=False)
+    d = supd.start()
+    d.wait("started", "root/w")
+    (supd.dir / "00-settings.yaml").write_text(
+        settings.replace("/state", "/moved")
+        + f"  socket: {tmp / 'other.sock'}\n")
+    r = d.ctl("reload", check=0)
+    assert f"the state store stays at {tmp / 'state'} until a restart" \
+        in r.stdout, r.stdout
+    assert f"the control socket stays at {d.socket} until a restart" \
+        in r.stdout, r.stdout
+    assert "until a restart" in d.wait("reload_applied").detail
+    assert not (tmp / "moved").exists()
+
+
 def test_store_error_at_run_time_is_an_event(supd):
     """Another process holds the database's write lock: commits fail, the
     daemon says store_error and acks nothing it could not commit, while a

@@ -589,6 +589,37 @@ def test_success_exit_statuses_are_a_normal_end(supd, tmp_path):
             "1..255 (0 is always one)" in r.stderr, (bad, r.stderr)
 
 
+def test_a_success_exit_is_shown_with_its_real_status(supd):
+    """status said `last exit:0` of a worker that exited 2 (one of its
+    success_exit), and a task's record `reasons: ["exit:0"]` of a task
+    that exited 3, while the events said 2 and 3: the status the policy
+    takes as normal is shown as it was; found by an SRE's trial."""
+    d = supd.start({"a.yaml": f"""
+        supervisor: root
+        children:
+          - worker: job
+            restart: transient
+            success_exit: [2]
+            command: {sh('exit 2')}
+          - {{worker: idle, command: [sleep, '300']}}
+        ---
+        supervisor: pool
+        parent: root
+        template:
+          success_exit: [3]
+          command: {sh('exit 3')}
+        """})
+    assert d.wait("exited", "root/job").reason == "exit:2"
+    d.wait_count("started", 1, "root/idle")
+    node = {n["path"]: n for n in d.ctl_json("status")}["root/job"]
+    assert (node["state"], node["last_reason"], node["healthy"]) == \
+        ("stopped", "exit:2", True), node
+    d.ctl("spawn", "pool", "--key", "k", check=0)
+    r = d.ctl("wait", "pool/k", check=0)
+    rec = json.loads(r.stdout)
+    assert (rec["state"], rec["reasons"]) == ("done", ["exit:3"]), rec
+
+
 # ready (sd_notify) on its first start, crashes when `go` exists; every
 # later start crashes before it is ready: a start failure
 READY_THEN_FAIL_TO_START = """

@@ -130,6 +130,22 @@ def test_top_without_a_daemon_says_so(tmp_path):
     assert "cannot reach agentsupd" in r.stderr
 
 
+def test_top_without_a_terminal_says_so(supd):
+    """Piped (a script, `| head`, ssh without -t): top drew its screen's
+    escape sequences into the pipe once a second until killed (or, TERM
+    unset, ncurses said "Error opening terminal" and exit 1); found by an
+    SRE's trial."""
+    d = supd.start({"a.yaml": f"worker: alpha\ncommand: {SLEEP}\n"})
+    d.wait("started", "root/alpha")
+    for env in (dict(os.environ, TERM="xterm"),
+                {k: v for k, v in os.environ.items() if k != "TERM"}):
+        r = subprocess.run([AGENTSUPCTL, "--socket", d.socket, "top"],
+                           stdin=subprocess.DEVNULL, capture_output=True,
+                           text=True, env=env, timeout=TIMEOUT)
+        assert r.returncode == 64, (r.returncode, r.stderr)
+        assert "top needs a terminal" in r.stderr and r.stdout == ""
+
+
 def test_top_shows_every_node_of_a_big_tree(supd, tmp_path):
     """A status answer that comes in chunks: top read the first only (75
     of 301 nodes here) and the rest could not be seen or selected."""

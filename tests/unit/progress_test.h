@@ -78,7 +78,8 @@ pump(struct run *r)
 			      a.kind == ACT_STOP ? "stop" : "drain",
 			      a.node->path);
 			tree_exited(r->t, a.node,
-			            (struct reason){REASON_EXIT, 0}, r->now);
+			            (struct reason){.kind = REASON_EXIT},
+			            r->now);
 			break;
 		case ACT_FAIL:
 			reason_format(a.reason, why, sizeof why);
@@ -212,7 +213,8 @@ tokens(struct run *r, const char *name, uint64_t n)
 static inline void
 crash(struct run *r, const char *name)
 {
-	tree_exited(r->t, N(r, name), (struct reason){REASON_EXIT, 1}, r->now);
+	tree_exited(r->t, N(r, name),
+	            (struct reason){.kind = REASON_EXIT, .code = 1}, r->now);
 	pump(r);
 }
 

@@ -245,6 +245,8 @@ static const struct bad bads[] = {
         {"supervisor: s\ndefaults: [a]\n", "defaults: expected a mapping"},
         {"agentsupd: {max_frame: 10}\n", "max_frame: want a byte count"},
         {"agentsupd: {socket: ''}\n", "socket: empty path"},
+        /* relative: agentsupd's working directory, not agentsupctl -c's */
+        {"agentsupd: {socket: ctl.sock}\n", "socket: want an absolute path"},
         {"agentsupd: {log_max: 100}\n", "log_max: want a size"},
         {"agentsupd: {log_max: 10XB}\n", "log_max: want a size"},
         {"agentsupd: {log_max: 2TiB}\n", "log_max: want a size"},

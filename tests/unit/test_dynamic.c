@@ -53,9 +53,11 @@ pump(struct run *r)
 		case ACT_DRAIN:
 			logf_(r, "stop %s\n", a.node->path);
 			if (r->obedient)
-				tree_exited(r->t, a.node,
-				            (struct reason){REASON_SIGNAL, 15},
-				            r->now);
+				tree_exited(
+				        r->t, a.node,
+				        (struct reason){.kind = REASON_SIGNAL,
+				                        .code = 15},
+				        r->now);
 			break;
 		case ACT_EVENT:
 			if (a.event != EE_STOPPED && a.event != EE_BACKOFF)
@@ -140,8 +142,8 @@ static void
 exit_with(struct run *r, const char *path, int code)
 {
 	r->log[0] = '\0';
-	tree_exited(r->t, N(r, path), (struct reason){REASON_EXIT, code},
-	            r->now);
+	tree_exited(r->t, N(r, path),
+	            (struct reason){.kind = REASON_EXIT, .code = code}, r->now);
 	pump(r);
 }
 
@@ -318,7 +320,8 @@ test_temporary_task_not_started_for_exhaustion_is_retried(void **state)
 	spawn(r, "a", SPAWN_OK);
 	r->log[0] = '\0';
 	tree_exited(r->t, N(r, "root/pool/a"),
-	            (struct reason){REASON_SPAWN, EMFILE}, r->now);
+	            (struct reason){.kind = REASON_SPAWN, .code = EMFILE},
+	            r->now);
 	pump(r);
 	expect(r, "restarting root/pool/a\n");
 	assert_int_equal(N(r, "root/pool/a")->state, NODE_BACKOFF);
@@ -405,8 +408,8 @@ static void
 exit_by_signal(struct run *r, const char *path)
 {
 	r->log[0] = '\0';
-	tree_exited(r->t, N(r, path), (struct reason){REASON_SIGNAL, 15},
-	            r->now);
+	tree_exited(r->t, N(r, path),
+	            (struct reason){.kind = REASON_SIGNAL, .code = 15}, r->now);
 	pump(r);
 }
 
@@ -578,9 +581,9 @@ test_done_as_its_own_budget_ends(void **state)
 	declare_done(r, "root/pool/a");
 	r->log[0] = '\0';
 	tree_exited(r->t, N(r, "root/pool/a"),
-	            (struct reason){REASON_BUDGET, 0}, r->now);
+	            (struct reason){.kind = REASON_BUDGET}, r->now);
 	tree_exited(r->t, N(r, "root/pool/b"),
-	            (struct reason){REASON_BUDGET, 0}, r->now);
+	            (struct reason){.kind = REASON_BUDGET}, r->now);
 	pump(r);
 	expect(r, "exhausted root/pool/a\ntask_done root/pool/a\n"
 	          "exhausted root/pool/b\ndead_lettered root/pool/b\n");
@@ -607,7 +610,7 @@ test_done_significant_task_spares_its_pool(void **state)
 	declare_done(r, "root/pool/a");
 	r->log[0] = '\0';
 	tree_exited(r->t, N(r, "root/pool/a"),
-	            (struct reason){REASON_BUDGET, 0}, r->now);
+	            (struct reason){.kind = REASON_BUDGET}, r->now);
 	pump(r);
 	assert_null(strstr(r->log, "gave_up"));
 	assert_null(strstr(r->log, "root/pool/b"));

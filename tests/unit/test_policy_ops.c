@@ -330,7 +330,8 @@ test_probe_not_under_an_exhausted_supervisor(void **state)
 	quarantine(r, "w");
 	tree_beat(r->t, N(r, "x"), &p, PROGRESS_TOKENS, r->now);
 	pump(r); /* s stops x */
-	tree_exited(r->t, N(r, "x"), (struct reason){REASON_EXIT, 0}, r->now);
+	tree_exited(r->t, N(r, "x"), (struct reason){.kind = REASON_EXIT},
+	            r->now);
 	pump(r);
 	assert_string_equal(state_of(r, "s"), "exhausted");
 	advance(r, 60000);
@@ -1113,7 +1114,7 @@ test_a_moved_worker_starts_once_its_old_place_is_down(void **state)
 	reload_report_free(&rep);
 	r->log[0] = '\0';
 	tree_exited(r->t, r->t->graveyard->children[0],
-	            (struct reason){REASON_SIGNAL, 15}, r->now);
+	            (struct reason){.kind = REASON_SIGNAL, .code = 15}, r->now);
 	pump(r);
 	expect(r, "start root/y/a\n");
 	assert_string_equal(state_of(r, "a"), "running");
@@ -1148,10 +1149,11 @@ test_a_moved_worker_starts_when_its_old_place_ends_by_itself(void **state)
 	a = x->children[0];
 	b = x->children[1];
 	r->log[0] = '\0';
-	tree_exited(r->t, a, (struct reason){REASON_EXIT, 0}, r->now);
+	tree_exited(r->t, a, (struct reason){.kind = REASON_EXIT}, r->now);
 	pump(r);
 	expect(r, "start root/y/a\n");
-	tree_exited(r->t, b, (struct reason){REASON_SIGNAL, 15}, r->now);
+	tree_exited(r->t, b, (struct reason){.kind = REASON_SIGNAL, .code = 15},
+	            r->now);
 	pump(r);
 	assert_string_equal(state_of(r, "root/y/a"), "running");
 	assert_int_equal(N(r, "y")->super->job.kind, JOB_NONE);
@@ -1185,7 +1187,8 @@ test_a_task_stored_during_a_job_starts_after_it(void **state)
 	pump(r);
 	assert_int_equal(b->starts, 0);
 	r->log[0] = '\0';
-	tree_exited(r->t, a, (struct reason){REASON_SIGNAL, 15}, r->now);
+	tree_exited(r->t, a, (struct reason){.kind = REASON_SIGNAL, .code = 15},
+	            r->now);
 	pump(r);
 	expect(r, "start root/pool/a\nstart root/pool/b\n");
 	run_free(r);
@@ -1291,7 +1294,7 @@ two_namesakes(bool pool_first)
 	pump(r);
 	assert_int_equal(k->starts, 0); /* the old x still stops */
 	tree_exited(r->t, r->t->graveyard->children[0],
-	            (struct reason){REASON_SIGNAL, 15}, r->now);
+	            (struct reason){.kind = REASON_SIGNAL, .code = 15}, r->now);
 	pump(r);
 	assert_string_equal(state_of(r, "root/other/x"), "running");
 	assert_string_equal(node_state_name(k->state), "running");
@@ -1335,7 +1338,7 @@ test_a_worker_in_a_tasks_place_waits_across_a_root_rename(void **state)
 	assert_null(strstr(r->log, "start top/pool/K"));
 	r->log[0] = '\0';
 	tree_exited(r->t, r->t->graveyard->children[0],
-	            (struct reason){REASON_SIGNAL, 15}, r->now);
+	            (struct reason){.kind = REASON_SIGNAL, .code = 15}, r->now);
 	pump(r);
 	expect(r, "start top/pool/K\n");
 	run_free(r);
@@ -1367,10 +1370,10 @@ test_a_reload_job_cut_short_leaves_no_mark(void **state)
 	expect(r, "stop root/s/w\n"); /* the reload's job: w restarts */
 	ok_(command_stop(r->t, N(r, "s"), r->now));
 	pump(r);
-	tree_exited(r->t, N(r, "w"), (struct reason){REASON_SIGNAL, 15},
-	            r->now);
-	tree_exited(r->t, N(r, "v"), (struct reason){REASON_SIGNAL, 15},
-	            r->now);
+	tree_exited(r->t, N(r, "w"),
+	            (struct reason){.kind = REASON_SIGNAL, .code = 15}, r->now);
+	tree_exited(r->t, N(r, "v"),
+	            (struct reason){.kind = REASON_SIGNAL, .code = 15}, r->now);
 	pump(r);
 	ok_(command_start(r->t, N(r, "s"), r->now));
 	pump(r);
@@ -1503,15 +1506,15 @@ test_shutdown_stops_the_removed_and_waits_for_them(void **state)
 	pump(r);
 	expect(r, "stop root/w\nstop root/ok\n");
 	r->log[0] = '\0';
-	tree_exited(r->t, N(r, "ok"), (struct reason){REASON_SIGNAL, 15},
-	            r->now);
+	tree_exited(r->t, N(r, "ok"),
+	            (struct reason){.kind = REASON_SIGNAL, .code = 15}, r->now);
 	pump(r);
 	expect(r, ""); /* no exit while root/w still runs */
 	assert_false(r->t->exited);
 	assert_int_not_equal(command_start(r->t, N(r, "ok"), r->now).kind,
 	                     REFUSED_NONE);
 	tree_exited(r->t, r->t->graveyard->children[0],
-	            (struct reason){REASON_SIGNAL, 15}, r->now);
+	            (struct reason){.kind = REASON_SIGNAL, .code = 15}, r->now);
 	pump(r);
 	expect(r, "exit 0\n");
 	run_free(r);
@@ -1528,7 +1531,7 @@ test_give_up_exit_waits_for_the_removed(void **state)
 	assert_null(strstr(r->log, "exit 75"));
 	r->log[0] = '\0';
 	tree_exited(r->t, r->t->graveyard->children[0],
-	            (struct reason){REASON_SIGNAL, 15}, r->now);
+	            (struct reason){.kind = REASON_SIGNAL, .code = 15}, r->now);
 	pump(r);
 	expect(r, "exit 75\n");
 	run_free(r);
@@ -1556,8 +1559,8 @@ test_reload_leaves_an_operators_stop_alone(void **state)
 	pump(r);
 	assert_string_equal(joined(&rep.restarted), "");
 	assert_string_equal(joined(&rep.updated), "root/w");
-	tree_exited(r->t, N(r, "w"), (struct reason){REASON_SIGNAL, 15},
-	            r->now);
+	tree_exited(r->t, N(r, "w"),
+	            (struct reason){.kind = REASON_SIGNAL, .code = 15}, r->now);
 	pump(r);
 	expect(r, "");
 	assert_string_equal(state_of(r, "w"), "stopped");
@@ -1607,8 +1610,8 @@ test_shutdown_during_a_sequential_stop(void **state)
 	pump_how(r);
 	expect(r, "stop root/s/b plain\n");
 	r->log[0] = '\0';
-	tree_exited(r->t, N(r, "b"), (struct reason){REASON_SIGNAL, 15},
-	            r->now);
+	tree_exited(r->t, N(r, "b"),
+	            (struct reason){.kind = REASON_SIGNAL, .code = 15}, r->now);
 	pump_how(r);
 	expect(r, "stop root/s/a plain\n");
 	run_free(r);
@@ -1637,15 +1640,15 @@ test_shutdown_during_a_removed_sequential_stop(void **state)
 	pump_how(r);
 	expect(r, "stop root/s/b plain\nstop root/ok plain\n");
 	r->log[0] = '\0';
-	tree_exited(r->t, N(r, "ok"), (struct reason){REASON_SIGNAL, 15},
-	            r->now);
-	tree_exited(r->t, s->children[1], (struct reason){REASON_SIGNAL, 15},
-	            r->now);
+	tree_exited(r->t, N(r, "ok"),
+	            (struct reason){.kind = REASON_SIGNAL, .code = 15}, r->now);
+	tree_exited(r->t, s->children[1],
+	            (struct reason){.kind = REASON_SIGNAL, .code = 15}, r->now);
 	pump_how(r);
 	expect(r, "stop root/s/a plain\n");
 	r->log[0] = '\0';
-	tree_exited(r->t, s->children[0], (struct reason){REASON_SIGNAL, 15},
-	            r->now);
+	tree_exited(r->t, s->children[0],
+	            (struct reason){.kind = REASON_SIGNAL, .code = 15}, r->now);
 	pump_how(r);
 	expect(r, "exit 0\n");
 	run_free(r);
@@ -1663,7 +1666,8 @@ test_reset_brings_back_an_exhausted_supervisor_and_its_parked(void **state)
 	quarantine(r, "w");
 	tree_beat(r->t, N(r, "x"), &p, PROGRESS_TOKENS, r->now);
 	pump(r);
-	tree_exited(r->t, N(r, "x"), (struct reason){REASON_EXIT, 0}, r->now);
+	tree_exited(r->t, N(r, "x"), (struct reason){.kind = REASON_EXIT},
+	            r->now);
 	pump(r);
 	assert_string_equal(state_of(r, "s"), "exhausted");
 	r->log[0] = '\0';

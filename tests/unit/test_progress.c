@@ -378,7 +378,8 @@ test_progress_is_per_incarnation(void **state)
 	          PROGRESS_STEPS | PROGRESS_TOKENS | PROGRESS_COST |
 	                  PROGRESS_STATUS,
 	          r->now);
-	tree_exited(r->t, N(r, "a"), (struct reason){REASON_EXIT, 1}, r->now);
+	tree_exited(r->t, N(r, "a"),
+	            (struct reason){.kind = REASON_EXIT, .code = 1}, r->now);
 	pump(r);
 	assert_int_equal(N(r, "a")->starts, 2);
 	got = N(r, "a")->progress;

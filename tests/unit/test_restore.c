@@ -100,7 +100,8 @@ advance(struct run *r, uint64_t to)
 static void
 crash(struct run *r)
 {
-	tree_exited(r->t, W(r), (struct reason){REASON_EXIT, 1}, r->now);
+	tree_exited(r->t, W(r), (struct reason){.kind = REASON_EXIT, .code = 1},
+	            r->now);
 	pump(r);
 }
 

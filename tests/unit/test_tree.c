@@ -68,14 +68,16 @@ test_starts_queued(void **state)
 	starts_seen(t, seen, sizeof seen);
 	assert_string_equal(seen, "aybycydn"); /* the bring-up: one burst */
 	assert_false(tree_starts_queued(t));
-	tree_exited(t, t->root->children[1], (struct reason){REASON_EXIT, 1},
-	            1);
+	tree_exited(t, t->root->children[1],
+	            (struct reason){.kind = REASON_EXIT, .code = 1}, 1);
 	starts_seen(t, seen, sizeof seen); /* the stops are not answered */
 	assert_string_equal(seen, "");
 	for (int i = 3; i >= 0; i--)
 		if (i != 1)
 			tree_exited(t, t->root->children[i],
-			            (struct reason){REASON_SIGNAL, 15}, 2);
+			            (struct reason){.kind = REASON_SIGNAL,
+			                            .code = 15},
+			            2);
 	starts_seen(t, seen, sizeof seen);
 	assert_string_equal(seen, "aybycydn"); /* the group's restart */
 	tree_free(t);
@@ -135,15 +137,17 @@ test_stops_wait_for_exits(void **state)
 	crash(r, "a", 1);
 	expect(r, "restarting root/a\nstop root/d\n");
 	r->log[0] = '\0';
-	tree_exited(r->t, N(r, "d"), (struct reason){REASON_SIGNAL, 15}, 0);
+	tree_exited(r->t, N(r, "d"),
+	            (struct reason){.kind = REASON_SIGNAL, .code = 15}, 0);
 	pump(r);
 	expect(r, "stop root/c\n");
 	r->log[0] = '\0';
-	tree_exited(r->t, N(r, "c"), (struct reason){REASON_SIGNAL, 9}, 0);
+	tree_exited(r->t, N(r, "c"),
+	            (struct reason){.kind = REASON_SIGNAL, .code = 9}, 0);
 	pump(r);
 	expect(r, "stop root/b\n");
 	r->log[0] = '\0';
-	tree_exited(r->t, N(r, "b"), (struct reason){REASON_EXIT, 0}, 0);
+	tree_exited(r->t, N(r, "b"), (struct reason){.kind = REASON_EXIT}, 0);
 	pump(r);
 	expect(r, "start root/a\nstart root/b\nstart root/c\nstart root/d\n");
 	run_free(r);
@@ -163,7 +167,8 @@ test_transient(void **state)
 	expect(r, "");
 	assert_int_equal(N(r, "t")->state, NODE_STOPPED);
 	r->log[0] = '\0';
-	tree_exited(r->t, N(r, "t"), (struct reason){REASON_SIGNAL, 9}, 0);
+	tree_exited(r->t, N(r, "t"),
+	            (struct reason){.kind = REASON_SIGNAL, .code = 9}, 0);
 	pump(r);
 	expect(r, ""); /* already stopped: a late duplicate is ignored */
 	run_free(r);
@@ -178,11 +183,12 @@ test_transient_signal_and_hang_abnormal(void **state)
 
 	(void)state;
 	r->log[0] = '\0';
-	tree_exited(r->t, N(r, "t"), (struct reason){REASON_SIGNAL, 9}, 0);
+	tree_exited(r->t, N(r, "t"),
+	            (struct reason){.kind = REASON_SIGNAL, .code = 9}, 0);
 	pump(r);
 	expect(r, "restarting root/t\nstart root/t\n");
 	r->log[0] = '\0';
-	tree_exited(r->t, N(r, "t"), (struct reason){REASON_HANG, 0}, 0);
+	tree_exited(r->t, N(r, "t"), (struct reason){.kind = REASON_HANG}, 0);
 	pump(r);
 	expect(r, "restarting root/t\nstart root/t\n");
 	run_free(r);
@@ -433,7 +439,8 @@ test_failure_during_shutdown(void **state)
 	expect(r, "");
 	r->obedient = true;
 	r->log[0] = '\0';
-	tree_exited(r->t, N(r, "d"), (struct reason){REASON_SIGNAL, 15}, 0);
+	tree_exited(r->t, N(r, "d"),
+	            (struct reason){.kind = REASON_SIGNAL, .code = 15}, 0);
 	pump(r);
 	expect(r, "stop root/c\nstop root/b\nexit 0\n");
 	run_free(r);
@@ -471,8 +478,8 @@ test_start_timeout_failure(void **state)
 
 	(void)state;
 	r->log[0] = '\0';
-	tree_exited(r->t, N(r, "db"), (struct reason){REASON_START_TIMEOUT, 0},
-	            0);
+	tree_exited(r->t, N(r, "db"),
+	            (struct reason){.kind = REASON_START_TIMEOUT}, 0);
 	pump(r);
 	expect(r, "start root/app\nrestarting root/db\nstart root/db\n");
 	run_free(r);
@@ -482,7 +489,8 @@ static void
 fail_starting(struct run *r, const char *name)
 {
 	r->log[0] = '\0';
-	tree_exited(r->t, N(r, name), (struct reason){REASON_EXIT, 1}, 0);
+	tree_exited(r->t, N(r, name),
+	            (struct reason){.kind = REASON_EXIT, .code = 1}, 0);
 	pump(r);
 }
 
@@ -751,7 +759,8 @@ test_temporary_spawn_exhausted_group(void **state)
 
 	(void)state;
 	r->log[0] = '\0';
-	tree_exited(r->t, N(r, "t"), (struct reason){REASON_SPAWN, EAGAIN}, 0);
+	tree_exited(r->t, N(r, "t"),
+	            (struct reason){.kind = REASON_SPAWN, .code = EAGAIN}, 0);
 	pump(r);
 	advance(r, 60000);
 	assert_string_equal(state_of(r, "t"), "running");
@@ -835,7 +844,8 @@ test_pending_failure(void **state)
 	expect(r, "");
 	r->obedient = true;
 	r->log[0] = '\0';
-	tree_exited(r->t, N(r, "d"), (struct reason){REASON_SIGNAL, 15}, 0);
+	tree_exited(r->t, N(r, "d"),
+	            (struct reason){.kind = REASON_SIGNAL, .code = 15}, 0);
 	pump(r);
 	expect(r, "start root/c\nstart root/d\nrestarting root/a\n"
 	          "stop root/d\nstop root/c\nstop root/b\n"
@@ -858,7 +868,8 @@ test_absorbed_failure(void **state)
 	expect(r, "");
 	r->obedient = true;
 	r->log[0] = '\0';
-	tree_exited(r->t, N(r, "c"), (struct reason){REASON_SIGNAL, 15}, 0);
+	tree_exited(r->t, N(r, "c"),
+	            (struct reason){.kind = REASON_SIGNAL, .code = 15}, 0);
 	pump(r);
 	expect(r, "stop root/b\nstart root/a\nstart root/b\nstart root/c\n"
 	          "start root/d\n");
@@ -1645,7 +1656,8 @@ test_spawn_exhaustion_backs_off_uncounted(void **state)
 	(void)state;
 	for (int i = 0; i < 50; i++) { /* 50 failed spawns: never gives up */
 		r->log[0] = '\0';
-		tree_exited(r->t, N(r, "w"), (struct reason){REASON_SPAWN, 24},
+		tree_exited(r->t, N(r, "w"),
+		            (struct reason){.kind = REASON_SPAWN, .code = 24},
 		            r->now);
 		pump(r);
 		assert_non_null(strstr(r->log, "backoff root/w 100ms\n"));

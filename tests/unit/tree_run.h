@@ -44,9 +44,11 @@ pump(struct run *r)
 		case ACT_STOP:
 			logf_(r, "stop %s\n", a.node->path);
 			if (r->obedient)
-				tree_exited(r->t, a.node,
-				            (struct reason){REASON_SIGNAL, 15},
-				            r->now);
+				tree_exited(
+				        r->t, a.node,
+				        (struct reason){.kind = REASON_SIGNAL,
+				                        .code = 15},
+				        r->now);
 			break;
 		case ACT_DRAIN:
 			logf_(r, "drain %s\n", a.node->path);
@@ -152,8 +154,8 @@ static inline void
 crash(struct run *r, const char *name, int code)
 {
 	r->log[0] = '\0';
-	tree_exited(r->t, N(r, name), (struct reason){REASON_EXIT, code},
-	            r->now);
+	tree_exited(r->t, N(r, name),
+	            (struct reason){.kind = REASON_EXIT, .code = code}, r->now);
 	pump(r);
 }
 
