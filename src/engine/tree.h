@@ -211,8 +211,9 @@ struct node {
 	unsigned char waiting; /* enum group_wait: its group's starts wait */
 
 	/* worker */
-	unsigned failures;         /* consecutive, for backoff */
-	struct progress *progress; /* allocated at the first report */
+	unsigned failures;                /* consecutive, for backoff */
+	enum declared_kind exit_declared; /* what its last exit was declared */
+	struct progress *progress;        /* allocated at the first report */
 	uint64_t beats;
 	uint64_t running_since;  /* when it last became running */
 	uint64_t progress_moved; /* when its progress last changed */
@@ -223,7 +224,6 @@ struct node {
 	struct account *acct;         /* budget: §10; NULL until it spends */
 	uint64_t spawned_at;   /* its running incarnation began (0: none) */
 	struct pwatch *pwatch; /* stall, loop: NULL until needed */
-	enum declared_kind exit_declared; /* what its last exit was declared */
 
 	/* the one wake-up it wants (0: none), and its slot in the heap */
 	uint64_t wake_at;
