@@ -25,6 +25,13 @@ SRC = os.environ.get("AGENTSUP_SRC", os.getcwd())
 # Generous: sanitizer builds and a busy CI machine are slow.
 TIMEOUT = float(os.environ.get("AGENTSUP_TEST_TIMEOUT", "20"))
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "packaging: builds and checks what ships (the .deb, the "
+        "image's build stage, the unit's prefixes) with its own build, never "
+        "the build under test: run once, not again under ASan")
+
+
 class Event(dict):
     def __getattr__(self, k):
         return self.get(k)

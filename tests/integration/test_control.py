@@ -1375,6 +1375,7 @@ def test_systemd_unit_verifies_clean(tmp_path):
     assert "kill mode" in r.stderr, r.stderr
 
 
+@pytest.mark.packaging
 def test_systemd_unit_names_the_install_prefix(tmp_path):
     """The installed unit runs the agentsupd of the prefix it was
     configured for, on that prefix's config directory, the one the install

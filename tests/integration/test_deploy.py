@@ -169,6 +169,7 @@ def test_dockerfile_copy_sources_exist():
     assert seen >= 8
 
 
+@pytest.mark.packaging
 def test_docker_build_stage_has_what_it_needs(tmp_path):
     """The build stage's COPY lines, replayed into an empty directory, are
     enough for its RUN (tools/package) to make the package."""

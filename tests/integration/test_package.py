@@ -24,10 +24,10 @@ from conftest import TIMEOUT
 SRC = Path(conftest.SRC).resolve()
 BUILD = Path(conftest.BUILD).resolve()
 
-pytestmark = pytest.mark.skipif(
+pytestmark = [pytest.mark.skipif(
     not (shutil.which("cpack") and shutil.which("dpkg-deb")),
     reason="cpack or dpkg-deb missing: apt-get install cmake dpkg-dev "
-           "(tools/lib/setup.sh installs them)")
+           "(tools/lib/setup.sh installs them)"), pytest.mark.packaging]
 
 # Every header a worker or third-party client may include.
 HEADERS = sorted(p.name for p in Path(SRC, "include/agentsup").glob("*.h"))

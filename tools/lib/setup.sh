@@ -6,9 +6,10 @@ AGENTSUP_PACKAGES="build-essential cmake pkg-config libev-dev libmsgpack-dev
 libyaml-dev libcmocka-dev python3 python3-msgpack python3-pytest clang
 libclang-rt-14-dev procps util-linux systemd python3-sdnotify python3-systemd
 mypy prometheus libncurses-dev tmux libsqlite3-dev strace
-python3-pyflakes"
+python3-pyflakes python3-pytest-xdist"
 
-# (strace: a test holds agentsupd inside one system call.)
+# (strace: a test holds agentsupd inside one system call; pytest-xdist runs
+# the integration tests' files side by side: most of their time is waiting.)
 # Packaging and deploy/: man pages (scdoc), the .deb (dpkg-dev, file), the
 # Python client's offline install, the manifests' checks (python3-yaml).
 AGENTSUP_PACKAGES="$AGENTSUP_PACKAGES scdoc dpkg-dev file man-db python3-yaml
