@@ -200,3 +200,42 @@ def test_a_reload_while_a_restart_is_in_progress_waits_for_it(supd, how):
         assert asked.returncode == 0, (out, err)
         assert "grp/extra" in out
     assert d.count("reload_refused") == 0
+
+
+def test_a_reload_held_its_60_s_is_refused_not_disconnected(supd):
+    """A reload held 60 s behind a restart that does not settle is refused
+    ("for 60 s now", exit 1): its agentsupctl, silent all that time, was
+    dropped as an idle client a moment before (exit 69, "agentsupd closed
+    the connection"). Takes a minute."""
+    gate = supd.tmp / "gate"
+    slow = sh(f"""
+        trap 'while [ ! -e {gate} ]; do sleep 0.05; done; exit 0' TERM
+        sleep 1000 & wait; wait""")
+    conf = textwrap.dedent(f"""\
+        supervisor: grp
+        strategy: one_for_all
+        intensity: 10
+        children:
+          - worker: flaky
+            command: {SLEEP}
+            backoff: none
+          - worker: slow
+            command: {slow}
+            shutdown: 120s
+        """)
+    d = supd.start({"a.yaml": conf})
+    started = d.wait("started", "grp/flaky")
+    slow_pid = d.wait("started", "grp/slow").pid
+    wait_until(lambda: catches(slow_pid, signal.SIGTERM), what="slow's trap")
+    os.kill(started.pid, signal.SIGKILL)
+    d.wait("restarting", "grp/flaky")
+    supd.write({"a.yaml": conf + f"  - worker: extra\n    command: {SLEEP}\n"})
+    asked = subprocess.Popen([AGENTSUPCTL, "--socket", d.socket, "reload"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+    out, err = asked.communicate(timeout=60 + TIMEOUT)
+    assert asked.returncode == 1, (out, err)
+    assert "a restart is in progress, for 60 s now" in err, err
+    d.wait("reload_refused")
+    gate.touch()
+    d.wait("started", "grp/slow")
