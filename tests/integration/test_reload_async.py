@@ -239,3 +239,55 @@ def test_a_reload_held_its_60_s_is_refused_not_disconnected(supd):
     d.wait("reload_refused")
     gate.touch()
     d.wait("started", "grp/slow")
+
+
+def test_a_reload_held_when_the_root_gives_up_is_answered(supd):
+    """The root gives up while a reload waits behind a group's restart: the
+    exit came from the reaper's turn, before the pump that answers a held
+    reload, and its agentsupctl was left with a closed connection (69); it
+    is refused, agentsupd exiting (1)."""
+    gate, go = supd.tmp / "gate", supd.tmp / "go"
+    slow = sh(f"""
+        trap 'while [ ! -e {gate} ]; do sleep 0.05; done; exit 0' TERM
+        sleep 1000 & wait; wait""")
+    crash = sh(f"while [ ! -e {go} ]; do sleep 0.05; done; exit 1")
+    conf = textwrap.dedent(f"""\
+        supervisor: root
+        strategy: one_for_one
+        intensity: 1
+        period: 60s
+        children:
+          - supervisor: grp
+            strategy: one_for_all
+            intensity: 10
+            children:
+              - worker: flaky
+                command: {SLEEP}
+                backoff: none
+              - worker: slow
+                command: {slow}
+                shutdown: 120s
+          - worker: crash
+            command: {crash}
+            backoff: none
+        """)
+    d = supd.start({"root.yaml": conf})
+    started = d.wait("started", "root/grp/flaky")
+    slow_pid = d.wait("started", "root/grp/slow").pid
+    d.wait("started", "root/crash")
+    wait_until(lambda: catches(slow_pid, signal.SIGTERM), what="slow's trap")
+    os.kill(started.pid, signal.SIGKILL)
+    d.wait("restarting", "root/grp/flaky")
+    asked = subprocess.Popen([AGENTSUPCTL, "--socket", d.socket, "reload"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+    wait_until(lambda: any("reload waits" in l for l in d.lines),
+               what="the reload held")
+    go.touch()
+    d.wait("gave_up", "root")
+    assert asked.poll() is None
+    gate.touch()
+    out, err = asked.communicate(timeout=TIMEOUT)
+    assert asked.returncode == 1, (out, err)
+    assert "agentsupd is exiting" in err, err
+    assert d.exit_code() == 75
