@@ -333,7 +333,8 @@ daemon_reload_done(void *arg, struct config *cfg, struct config_errors *errs,
 	config_free(h->cfg);
 	h->cfg = cfg;
 	h->w = xreallocarray(h->w, h->nw + nw + 1, sizeof *h->w);
-	memcpy(h->w + h->nw, w, nw * sizeof *w);
+	if (nw > 0) /* a SIGHUP has none: w is NULL, memcpy's UB */
+		memcpy(h->w + h->nw, w, nw * sizeof *w);
 	h->nw += nw;
 	d->hold = wait ? h : NULL;
 	if (!wait) {

@@ -314,7 +314,7 @@ client_deadline_in(const struct client *cl)
 		return cl->end_ms + CLIENT_END_MS;
 	if (agentsup_reader_pending(&cl->reader) > 0)
 		return cl->req_start_ms + CLIENT_REQUEST_MS;
-	if (cl->follow || cl->waiting || cl->logs)
+	if (cl->follow || cl->waiting || cl->logs || cl->reloads > 0)
 		return UINT64_MAX; /* a follower may stay silent for ever */
 	return cl->last_ms + CLIENT_IDLE_MS;
 }

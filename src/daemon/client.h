@@ -48,6 +48,8 @@ struct client {
 	bool follow;    /* streaming events: may stay silent */
 	char *events_under; /* ... of this subtree's path only; NULL: all */
 	bool waiting;       /* agentsupctl wait: may stay silent (tasks.c) */
+	unsigned reloads;   /* reloads asked, not answered yet: may stay
+	                     * silent (a busy tree holds one up to 60 s) */
 	char *logs; /* the worker whose output it follows (logs -f), or NULL */
 	bool logs_sub;   /* logs is a supervisor's path ("": the whole tree) */
 	bool ending;     /* told the end of its follow: goes once it read it */

@@ -205,6 +205,10 @@ act_exit(struct daemon *d, int code)
 		            NULL, 0, "after %llums",
 		            (unsigned long long)(clock_now_ms() -
 		                                 d->drain_started_ms));
+	/* a reload held while the tree was busy (a root that gave up waited
+	 * out its children's stop): refused, not left unanswered by the
+	 * exit, when the pump that would answer it runs no more */
+	daemon_reload_settled(d);
 	ev_break(d->loop, EVBREAK_ALL);
 }
 

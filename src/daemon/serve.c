@@ -507,6 +507,11 @@ serve_reload_answer(struct control *c, const struct reload_waiter *w, bool ok,
 
 	if (cl == NULL)
 		return;
+	/* silent while it waited (a reload held up to 60 s, as long as the
+	 * idle deadline): idle from its answer on */
+	if (cl->reloads > 0)
+		cl->reloads--;
+	cl->last_ms = clock_now_ms();
 	if (ok)
 		serve_ok(cl, w->id, msg);
 	else
@@ -558,7 +563,8 @@ serve_request(struct client *cl, struct control *c, struct daemon *d,
 		daemon_drain(d);
 		serve_ok(cl, r->id, "draining the whole tree");
 		break;
-	case REQ_RELOAD: /* answered by serve_reload_answer */
+	case REQ_RELOAD: /* answered by serve_reload_answer, no idle till */
+		cl->reloads++;
 		daemon_reload(d, cl->serial, r->id);
 		break;
 	case REQ_EVENTS:

@@ -200,3 +200,94 @@ def test_a_reload_while_a_restart_is_in_progress_waits_for_it(supd, how):
         assert asked.returncode == 0, (out, err)
         assert "grp/extra" in out
     assert d.count("reload_refused") == 0
+
+
+def test_a_reload_held_its_60_s_is_refused_not_disconnected(supd):
+    """A reload held 60 s behind a restart that does not settle is refused
+    ("for 60 s now", exit 1): its agentsupctl, silent all that time, was
+    dropped as an idle client a moment before (exit 69, "agentsupd closed
+    the connection"). Takes a minute."""
+    gate = supd.tmp / "gate"
+    slow = sh(f"""
+        trap 'while [ ! -e {gate} ]; do sleep 0.05; done; exit 0' TERM
+        sleep 1000 & wait; wait""")
+    conf = textwrap.dedent(f"""\
+        supervisor: grp
+        strategy: one_for_all
+        intensity: 10
+        children:
+          - worker: flaky
+            command: {SLEEP}
+            backoff: none
+          - worker: slow
+            command: {slow}
+            shutdown: 120s
+        """)
+    d = supd.start({"a.yaml": conf})
+    started = d.wait("started", "grp/flaky")
+    slow_pid = d.wait("started", "grp/slow").pid
+    wait_until(lambda: catches(slow_pid, signal.SIGTERM), what="slow's trap")
+    os.kill(started.pid, signal.SIGKILL)
+    d.wait("restarting", "grp/flaky")
+    supd.write({"a.yaml": conf + f"  - worker: extra\n    command: {SLEEP}\n"})
+    asked = subprocess.Popen([AGENTSUPCTL, "--socket", d.socket, "reload"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+    out, err = asked.communicate(timeout=60 + TIMEOUT)
+    assert asked.returncode == 1, (out, err)
+    assert "a restart is in progress, for 60 s now" in err, err
+    d.wait("reload_refused")
+    gate.touch()
+    d.wait("started", "grp/slow")
+
+
+def test_a_reload_held_when_the_root_gives_up_is_answered(supd):
+    """The root gives up while a reload waits behind a group's restart: the
+    exit came from the reaper's turn, before the pump that answers a held
+    reload, and its agentsupctl was left with a closed connection (69); it
+    is refused, agentsupd exiting (1)."""
+    gate, go = supd.tmp / "gate", supd.tmp / "go"
+    slow = sh(f"""
+        trap 'while [ ! -e {gate} ]; do sleep 0.05; done; exit 0' TERM
+        sleep 1000 & wait; wait""")
+    crash = sh(f"while [ ! -e {go} ]; do sleep 0.05; done; exit 1")
+    conf = textwrap.dedent(f"""\
+        supervisor: root
+        strategy: one_for_one
+        intensity: 1
+        period: 60s
+        children:
+          - supervisor: grp
+            strategy: one_for_all
+            intensity: 10
+            children:
+              - worker: flaky
+                command: {SLEEP}
+                backoff: none
+              - worker: slow
+                command: {slow}
+                shutdown: 120s
+          - worker: crash
+            command: {crash}
+            backoff: none
+        """)
+    d = supd.start({"root.yaml": conf})
+    started = d.wait("started", "root/grp/flaky")
+    slow_pid = d.wait("started", "root/grp/slow").pid
+    d.wait("started", "root/crash")
+    wait_until(lambda: catches(slow_pid, signal.SIGTERM), what="slow's trap")
+    os.kill(started.pid, signal.SIGKILL)
+    d.wait("restarting", "root/grp/flaky")
+    asked = subprocess.Popen([AGENTSUPCTL, "--socket", d.socket, "reload"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+    wait_until(lambda: any("reload waits" in l for l in d.lines),
+               what="the reload held")
+    go.touch()
+    d.wait("gave_up", "root")
+    assert asked.poll() is None
+    gate.touch()
+    out, err = asked.communicate(timeout=TIMEOUT)
+    assert asked.returncode == 1, (out, err)
+    assert "agentsupd is exiting" in err, err
+    assert d.exit_code() == 75
