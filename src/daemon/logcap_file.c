@@ -92,19 +92,28 @@ file_unlink(const struct logcap_file_spec *s, unsigned gen)
 }
 
 /* The files a larger keep left (log_keep lowered, agentsupd restarted
- * with less): removed at the first rotation under this keep, up to the
- * first that is missing, as logrotate removes what is beyond its count.
- * Once per keep, so that later rotations pay nothing for it. */
+ * with less) are removed, as logrotate removes what is beyond its count:
+ * from keep + 1 up to the first that is missing, LOGCAP_SWEEP_STEP a
+ * rotation, so that each one's last close stays the reaper's (its queue
+ * holds a few) and not the loop's. Later rotations pay nothing for it. */
 static void
 file_sweep(struct logcap_file *f, const struct logcap_file_spec *s)
 {
-	unsigned gen = s->keep + 1, n = 0;
+	unsigned n = 0;
 
-	if (f->swept == gen)
-		return;
-	f->swept = gen;
-	while (n < LOGCAP_SWEEP_MAX && file_unlink(s, gen + n))
+	if (f->swept != s->keep + 1) { /* a keep of its own now */
+		f->swept = s->keep + 1;
+		f->sweep_at = s->keep + 1;
+	}
+	while (f->sweep_at != 0 && n < LOGCAP_SWEEP_STEP) {
+		if (f->sweep_at > s->keep + LOGCAP_SWEEP_MAX ||
+		    !file_unlink(s, f->sweep_at)) {
+			f->sweep_at = 0; /* done */
+			break;
+		}
+		f->sweep_at++;
 		n++;
+	}
 	if (n > 0)
 		log_info("worker %s: removed %u log file%s beyond log_keep %u",
 		         s->name, n, n == 1 ? "" : "s", s->keep);

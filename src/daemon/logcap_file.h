@@ -25,24 +25,27 @@ struct logcap_file_spec {
  * the loop for seconds, a million renames in one turn). */
 #define LOGCAP_RENAME_RATE  10000
 #define LOGCAP_RENAME_BURST 10000
-/* Files beyond keep removed at most by one sweep (log_keep's own bound). */
-#define LOGCAP_SWEEP_MAX 1000
+/* Files beyond keep a sweep removes: at most this many past keep (log_keep's
+ * own bound), this many a rotation (the reaper's queue is LOGCAP_REAP_MAX). */
+#define LOGCAP_SWEEP_MAX  1000
+#define LOGCAP_SWEEP_STEP 4
 
 struct logcap_file {
 	int fd;         /* -1 until the first write, or after a close */
-	unsigned swept; /* keep + 1 of the last sweep beyond keep (0: none) */
+	unsigned swept; /* keep + 1 of the sweep beyond keep begun (0: none) */
 	uint64_t size;  /* as far as we know */
-	bool error;     /* logged once; no writes until retry_ms or a close */
 	uint64_t retry_ms;   /* monotonic */
 	uint64_t lost;       /* bytes not written since the error */
 	uint64_t renames;    /* the rename budget left (LOGCAP_RENAME_*) ... */
 	uint64_t renames_ms; /* ... as of then (0: full) */
-	bool outpaced;       /* said that rotations are put off */
+	unsigned sweep_at;   /* the next file of it to remove (0: done) */
+	bool error;    /* logged once; no writes until retry_ms or a close */
+	bool outpaced; /* said that rotations are put off */
 };
 
 #define LOGCAP_FILE_INIT                                                       \
 	{                                                                      \
-		-1, 0, 0, false, 0, 0, 0, 0, false                             \
+		-1, 0, 0, 0, 0, 0, 0, 0, false, false                          \
 	}
 
 /* Whole lines (the bytes end in '\n'), rotated only between lines. */

@@ -535,11 +535,6 @@ statedir_open(struct daemon *d)
 		d->ckpt = ckpt_new(NULL, &d->events);
 		return 0;
 	}
-	if (store_is_empty(dir)) /* it opens as a fresh one: say so */
-		log_warnx("state store %s: %s is empty (0 bytes): starting a "
-		          "fresh one; the checkpoints, tasks and circuits it "
-		          "held are gone",
-		          dir, STORE_DB_NAME);
 	d->store = store_open(d->loop, dir, ckpt_schema, why, sizeof why);
 	if (d->store == NULL ||
 	    store_schema(d->store, statedir_schema, why, sizeof why) < 0 ||
@@ -557,6 +552,11 @@ statedir_open(struct daemon *d)
 		d->store = NULL;
 		return -1;
 	}
+	if (store_found_empty(d->store)) /* opened as a fresh one: say so */
+		log_warnx("state store %s: %s was empty (0 bytes): a fresh one "
+		          "is made; if a store was there, the checkpoints, "
+		          "tasks and circuits it held are gone",
+		          dir, STORE_DB_NAME);
 	if (d->statedir_holds == 0) /* stale rows */
 		statedir_holds_sweep(d);
 	ev_timer_init(&d->statedir_timer, statedir_timer_cb, STATEDIR_SWEEP_S,

@@ -230,21 +230,24 @@ store_flock(const char *dir, const char *file, int *fd, char *why, size_t len)
 	return 0;
 }
 
-/* A database of 0 bytes (and no WAL) in dir, which opens as a fresh,
- * empty one: whatever it held is gone. Only a start that failed after
- * store_flock made the file leaves one of ours so. */
-bool
-store_is_empty(const char *dir)
+/* A database of 0 bytes (and no WAL) at path: SQLite opens it as a
+ * fresh, empty one, whatever it held gone. */
+static bool
+store_empty_file(const char *path)
 {
-	char *path = xasprintf("%s/%s", dir, STORE_DB_NAME);
 	char *wal = xasprintf("%s-wal", path);
 	struct stat st;
 	bool empty = stat(path, &st) == 0 && S_ISREG(st.st_mode) &&
 	             st.st_size == 0 && (stat(wal, &st) < 0 || st.st_size == 0);
 
 	free(wal);
-	free(path);
 	return empty;
+}
+
+bool
+store_found_empty(const struct store *s)
+{
+	return s->found_empty;
 }
 
 /* dir exists (made if not) and is ours alone: a flock on dir/lock, and
@@ -262,6 +265,9 @@ store_lock(struct store *s, const char *dir, char *why, size_t len)
 	}
 	if (store_flock(dir, "lock", &s->lockfd, why, len) < 0)
 		return -1;
+	/* looked at under the lock (another agentsupd's fresh file is not
+	 * ours to judge), before our own open makes one */
+	s->found_empty = store_empty_file(s->path);
 	return store_flock(dir, STORE_DB_NAME, &s->dbfd, why, len);
 }
 

@@ -34,9 +34,9 @@ typedef int store_run_fn(sqlite3 *db, void *arg, char *err, size_t errlen);
 /* On the loop: the job's fate (rc 0: committed); frees arg. */
 typedef void store_done_fn(void *arg, int rc, const char *why);
 
-/* Whether dir/agentsup.db is there with 0 bytes (and no WAL): it would
- * open as a fresh store, whatever it held gone. */
-bool store_is_empty(const char *dir);
+/* Whether agentsup.db had 0 bytes (and no WAL) when store_open found it:
+ * it opened as a fresh store, whatever it held gone. */
+bool store_found_empty(const struct store *);
 /* Open (create) dir/agentsup.db, lock it against another agentsupd, check
  * it and make the tables of `schema` (SQL, may be NULL). NULL with why. */
 struct store *store_open(struct ev_loop *, const char *dir, const char *schema,

@@ -37,6 +37,7 @@ struct store {
 	int wal_ckpt;     /* the WAL's frames at which the writer checkpoints */
 	int wal_frames;   /* ... and its frames at the last commit */
 	bool rescue;      /* the WAL was removed: checkpoint what it holds */
+	bool found_empty; /* the database had 0 bytes at open (store.c) */
 	char broken[160]; /* why nothing more is stored, once it is so */
 	sqlite3 *rdb;     /* the loop's reads */
 	int lockfd;       /* flock'd: dir/lock */

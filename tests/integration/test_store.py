@@ -159,7 +159,7 @@ def test_an_empty_store_file_is_said(supd, tmp_path):
         d.signal(signal.SIGTERM)
         assert d.exit_code() == 0
         d.drain_events()
-        said = [l for l in d.lines if "is empty (0 bytes)" in l]
+        said = [l for l in d.lines if "was empty (0 bytes)" in l]
         assert bool(said) == empty, d.lines
 
 

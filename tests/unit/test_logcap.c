@@ -417,6 +417,39 @@ test_rotation_lowered_keep_sweeps(void **state)
 	assert_int_equal(file_size(f->dir, "lk.log.2"), -1);
 }
 
+/* Many beyond the new keep: a few a rotation (each one's last close the
+ * reaper's, whose queue is short), the rest at the next rotations. */
+static void
+test_rotation_lowered_keep_sweeps_a_few_at_a_time(void **state)
+{
+	struct fixture *f = *state;
+	struct logcap_limits lim = limits(f->dir, 1024, 12, 8192);
+	struct logcap *lc;
+	char line[101], name[32];
+	int left;
+
+	logcap_set_limits(f->set, &lim);
+	lc = logcap_get(f->set, "st");
+	memset(line, 's', 99);
+	line[99] = '\n';
+	line[100] = '\0';
+	for (int i = 0; i < 130; i++)
+		feed(lc, LOGCAP_STDOUT, line);
+	assert_int_equal(file_size(f->dir, "st.log.12"), 1000);
+	logcap_file_limits(lc, 1024, 1);
+	for (int r = 1; r <= 3; r++) {
+		for (int i = 0; i < 10; i++) /* one rotation */
+			feed(lc, LOGCAP_STDOUT, line);
+		left = 0;
+		for (int g = 2; g <= 12; g++) {
+			snprintf(name, sizeof name, "st.log.%d", g);
+			left += file_size(f->dir, name) > 0;
+		}
+		assert_int_equal(left, r < 3 ? 11 - r * LOGCAP_SWEEP_STEP : 0);
+	}
+	assert_int_equal(file_size(f->dir, "st.log.1"), 1000);
+}
+
 /* A worker's own log_max and log_keep rotate its file, the set's the
  * others'; back to the set's (0, -1) when a reload takes them away. */
 static void
@@ -987,6 +1020,9 @@ main(void)
 	                test_rotation_renames_are_budgeted, setup, teardown),
 	        cmocka_unit_test_setup_teardown(
 	                test_rotation_lowered_keep_sweeps, setup, teardown),
+	        cmocka_unit_test_setup_teardown(
+	                test_rotation_lowered_keep_sweeps_a_few_at_a_time,
+	                setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_rotation_a_workers_own,
 	                                        setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_rotation_keep_zero, setup,
