@@ -170,9 +170,13 @@ conn_wait_read(struct ctl *c, int timeout_ms)
 	}
 	if (r == 0) {
 		c->timed_out = true;
-		fprintf(stderr, "agentsupctl: %s within %g s\n",
-		        c->late != NULL ? c->late : "agentsupd did not answer",
-		        timeout_ms / 1000.0);
+		if (c->late_whole != NULL)
+			fprintf(stderr, "agentsupctl: %s\n", c->late_whole);
+		else
+			fprintf(stderr, "agentsupctl: %s within %g s\n",
+			        c->late != NULL ? c->late
+			                        : "agentsupd did not answer",
+			        timeout_ms / 1000.0);
 		return -1;
 	}
 	r = agentsup_reader_read(&c->reader, c->fd, CTL_MAX_FRAME, &c->zone,

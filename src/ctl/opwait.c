@@ -83,8 +83,22 @@ opwait_status(struct ctl *c, struct opwait *w, bool after,
 	                      ? (int)(w->deadline - now)
 	              : w->deadline > now ? CTL_REPLY_MS
 	                                  : 1;
+	/* a look the wait's end cuts short is the wait timing out, not
+	 * agentsupd failing to answer "within 0.001 s" (a loaded host) */
+	if (c->reply_ms < CTL_REPLY_MS) {
+		snprintf(w->late, sizeof w->late,
+		         "%s: timed out after %dms waiting for %s (it is %s)",
+		         w->cmd, w->timeout_ms, w->name,
+		         w->state[0] != '\0' ? w->state : "not looked at yet");
+		c->late_whole = w->late;
+	}
 	a->quiet = true;
 	rc = reply_ask(c, "status", w->name, -1, a);
+	c->late_whole = NULL;
+	if (rc == 0 && a->body->type == MSGPACK_OBJECT_ARRAY &&
+	    a->body->via.array.size > 0)
+		render_get_s(&a->body->via.array.ptr[0], "state", w->state,
+		             sizeof w->state);
 	/* removed by a reload and still stopping: a stop's wait goes on
 	 * until it is gone (its process reaped), as the reload stops it */
 	w->removed = rc == CTL_EXIT_REFUSED && opwait_stops(w) &&
@@ -477,7 +491,6 @@ opwait_run(struct ctl *c, struct opwait *w)
 {
 	unsigned poll = OPWAIT_POLL_FIRST_MS;
 	struct reply_answer a;
-	char state[48];
 	bool gone, settled = false;
 	int rc;
 
@@ -495,14 +508,12 @@ opwait_run(struct ctl *c, struct opwait *w)
 		}
 		if (conn_now_ms() >= w->deadline) {
 			if (w->removed)
-				strcpy(state, "stopping, removed by a reload");
-			else
-				render_get_s(&a.body->via.array.ptr[0], "state",
-				             state, sizeof state);
+				strcpy(w->state,
+				       "stopping, removed by a reload");
 			fprintf(stderr,
 			        "agentsupctl: %s: timed out after %dms waiting "
 			        "for %s (it is %s)\n",
-			        w->cmd, w->timeout_ms, w->name, state);
+			        w->cmd, w->timeout_ms, w->name, w->state);
 			rc = CTL_EXIT_TIMEOUT;
 			break;
 		}

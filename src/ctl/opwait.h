@@ -26,8 +26,10 @@ struct opwait {
 	uint64_t deadline;         /* CLOCK_MONOTONIC ms: the wait's end */
 	struct opwait_node *nodes; /* NAME's workers before it, by path */
 	size_t nnodes;
-	char *result; /* the command's answer (--json says it at the end) */
-	char *error;  /* a refusal for a moment, while it lasts */
+	char *result;   /* the command's answer (--json says it at the end) */
+	char *error;    /* a refusal for a moment, while it lasts */
+	char state[48]; /* NAME's state at the last look ("" before one) */
+	char late[320]; /* what the wait's end says, cutting a look short */
 };
 
 /* Whether cmd takes --wait. */

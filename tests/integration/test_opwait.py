@@ -137,6 +137,33 @@ def test_wait_past_its_timeout_exits_124(supd):
     assert "timed out after 300ms waiting for slow (it is stopping)" in r.stderr
 
 
+def test_a_look_the_wait_s_end_cuts_short_says_the_wait_timed_out(supd):
+    """On a loaded host the last status look of a --wait can be cut short
+    by the wait's own end: it said "agentsupd did not answer within 0.001
+    s", as if agentsupd hung. It is the wait timing out, said as such.
+    (agentsupd is held stopped here so that the look cannot be answered.)"""
+    told = supd.tmp / "told"
+    d = supd.start({"a.yaml": f"""
+        worker: slow
+        command: {sh(f"trap 'touch {told}; sleep 5; exit 0' TERM; while :; do sleep 0.05; done")}
+        shutdown: 10s
+        """})
+    trapped(d.wait("started", "root/slow").pid)
+    r = subprocess.Popen([AGENTSUPCTL, "--socket", d.socket, "stop", "slow",
+                          "--wait", "--timeout", "2s"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    wait_until(told.exists, what="the stop under way")
+    d.signal(signal.SIGSTOP)
+    try:
+        out, err = r.communicate(timeout=TIMEOUT)
+    finally:
+        d.signal(signal.SIGCONT)
+    assert r.returncode == 124, (out, err)
+    assert "timed out after 2000ms waiting for slow (it is " in err, err
+    assert "did not answer" not in err, err
+
+
 def test_stop_wait_of_a_task(supd):
     """A task stopped ends, and its node goes with it: done, not 'no such
     worker'."""
