@@ -39,7 +39,7 @@ def pool(extra="", template="", name="pool"):
 
 SH_TEMPLATE = """\
 template:
-  command: ["/bin/sh", "-c", "sleep ${DELAY:-0}; exit $1", "task"]
+  command: ["/bin/sh", "-c", "sleep ${DELAY:-0}; while [ -n \\"$GATE\\" ] && [ ! -e \\"$GATE\\" ]; do sleep 0.02; done; exit $1", "task"]
   backoff: none
 """
 
@@ -47,17 +47,19 @@ template:
 def test_spawn_by_ctl_idempotent_keys_and_wait(supd):
     d = supd.start({"a.yaml": pool(template=SH_TEMPLATE)})
     d.wait("started", "root/idle")
-    r = d.ctl("--json", "spawn", "pool", "--key", "a", "--env", "DELAY=0.3",
+    gate = supd.tmp / "gate"  # it runs until the test has looked at it
+    r = d.ctl("--json", "spawn", "pool", "--key", "a", "--env", f"GATE={gate}",
               "--", "0", check=0)
     rec = json.loads(r.stdout)
     assert rec["created"] is True and rec["name"] == "pool/a"
-    assert rec["args"] == ["0"] and rec["env"] == ["DELAY=0.3"]
+    assert rec["args"] == ["0"] and rec["env"] == [f"GATE={gate}"]
     d.wait("spawned", "root/pool/a")
     again = json.loads(d.ctl("--json", "spawn", "pool", "--key", "a", "--",
                              "0", check=0).stdout)
     assert again["created"] is False and again["state"] in ("running", "pending")
     st = d.ctl_json("status", "root/pool/a")
     assert st[0]["key"] == "a"
+    gate.touch()
     w = d.ctl("wait", "a", "--timeout", "10s", check=0)
     done = json.loads(w.stdout)
     assert done["state"] == "done" and done["attempts"] == 1
