@@ -139,19 +139,16 @@ def test_sighup_reloads_off_the_loop_too(supd):
     d.wait("started", "root/extra")
 
 
-@pytest.mark.parametrize("how", ["ctl", "sighup", "newer_broken"])
-def test_a_reload_while_a_restart_is_in_progress_waits_for_it(supd, how):
-    """A one_for_all group restarting, a sibling slow to stop: a reload
-    asked meanwhile was refused ("a restart is in progress"), and while one
-    worker crash-looped every reload was, the one that would fix it among
-    them. It is held, and applied once the restart has settled; a newer
-    reload replaces it, and a broken newer one answers both at once."""
-    gate = supd.tmp / "gate"
-    # stops only once the test opens the gate (its shutdown is long)
-    slow = sh(f"""
+def slow_sibling(gate):
+    """A worker that, told to stop, stops only once gate exists."""
+    return sh(f"""
         trap 'while [ ! -e {gate} ]; do sleep 0.05; done; exit 0' TERM
         sleep 1000 & wait; wait""")
-    conf = textwrap.dedent(f"""\
+
+
+def group(gate):
+    """A one_for_all group: flaky, and slow (slow_sibling) beside it."""
+    return textwrap.dedent(f"""\
         supervisor: grp
         strategy: one_for_all
         intensity: 10
@@ -160,24 +157,55 @@ def test_a_reload_while_a_restart_is_in_progress_waits_for_it(supd, how):
             command: {SLEEP}
             backoff: none
           - worker: slow
-            command: {slow}
+            command: {slow_sibling(gate)}
             shutdown: 120s
         """)
-    d = supd.start({"a.yaml": conf})
-    started = d.wait("started", "grp/flaky")
-    slow_pid = d.wait("started", "grp/slow").pid
+
+
+def as_child(doc):
+    """A document's text as an item of a children: list."""
+    first, *rest = doc.splitlines(True)
+    return "  - " + first + "".join("    " + line for line in rest)
+
+
+def restart_held_open(d, grp):
+    """flaky killed: the group's restart begins, and stays under way (busy)
+    until the test opens slow's gate."""
+    started = d.wait("started", f"{grp}/flaky")
+    slow_pid = d.wait("started", f"{grp}/slow").pid
     wait_until(lambda: catches(slow_pid, signal.SIGTERM), what="slow's trap")
     os.kill(started.pid, signal.SIGKILL)
-    d.wait("restarting", "grp/flaky")  # the group's stop phase, held
-    supd.write({"a.yaml": conf + f"  - worker: extra\n    command: {SLEEP}\n"})
-    if how != "sighup":
-        asked = subprocess.Popen([AGENTSUPCTL, "--socket", d.socket, "reload"],
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                 text=True)
-    else:
-        d.signal(signal.SIGHUP)
+    d.wait("restarting", f"{grp}/flaky")
+
+
+def reload_by_ctl(d):
+    return subprocess.Popen([AGENTSUPCTL, "--socket", d.socket, "reload"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+
+def held(d):
     wait_until(lambda: any("reload waits" in l for l in d.lines),
                what="the reload held")
+
+
+@pytest.mark.parametrize("how", ["ctl", "sighup", "newer_broken"])
+def test_a_reload_while_a_restart_is_in_progress_waits_for_it(supd, how):
+    """A one_for_all group restarting, a sibling slow to stop: a reload
+    asked meanwhile was refused ("a restart is in progress"), and while one
+    worker crash-looped every reload was, the one that would fix it among
+    them. It is held, and applied once the restart has settled; a newer
+    reload replaces it, and a broken newer one answers both at once."""
+    gate = supd.tmp / "gate"
+    conf = group(gate)
+    d = supd.start({"a.yaml": conf})
+    restart_held_open(d, "grp")
+    supd.write({"a.yaml": conf + f"  - worker: extra\n    command: {SLEEP}\n"})
+    if how != "sighup":
+        asked = reload_by_ctl(d)
+    else:
+        d.signal(signal.SIGHUP)
+    held(d)
     assert d.count("reload_refused") == 0
     if how != "sighup":
         assert asked.poll() is None  # not answered while held
@@ -208,31 +236,11 @@ def test_a_reload_held_its_60_s_is_refused_not_disconnected(supd):
     dropped as an idle client a moment before (exit 69, "agentsupd closed
     the connection"). Takes a minute."""
     gate = supd.tmp / "gate"
-    slow = sh(f"""
-        trap 'while [ ! -e {gate} ]; do sleep 0.05; done; exit 0' TERM
-        sleep 1000 & wait; wait""")
-    conf = textwrap.dedent(f"""\
-        supervisor: grp
-        strategy: one_for_all
-        intensity: 10
-        children:
-          - worker: flaky
-            command: {SLEEP}
-            backoff: none
-          - worker: slow
-            command: {slow}
-            shutdown: 120s
-        """)
+    conf = group(gate)
     d = supd.start({"a.yaml": conf})
-    started = d.wait("started", "grp/flaky")
-    slow_pid = d.wait("started", "grp/slow").pid
-    wait_until(lambda: catches(slow_pid, signal.SIGTERM), what="slow's trap")
-    os.kill(started.pid, signal.SIGKILL)
-    d.wait("restarting", "grp/flaky")
+    restart_held_open(d, "grp")
     supd.write({"a.yaml": conf + f"  - worker: extra\n    command: {SLEEP}\n"})
-    asked = subprocess.Popen([AGENTSUPCTL, "--socket", d.socket, "reload"],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True)
+    asked = reload_by_ctl(d)
     out, err = asked.communicate(timeout=60 + TIMEOUT)
     assert asked.returncode == 1, (out, err)
     assert "a restart is in progress, for 60 s now" in err, err
@@ -247,42 +255,19 @@ def test_a_reload_held_when_the_root_gives_up_is_answered(supd):
     reload, and its agentsupctl was left with a closed connection (69); it
     is refused, agentsupd exiting (1)."""
     gate, go = supd.tmp / "gate", supd.tmp / "go"
-    slow = sh(f"""
-        trap 'while [ ! -e {gate} ]; do sleep 0.05; done; exit 0' TERM
-        sleep 1000 & wait; wait""")
     crash = sh(f"while [ ! -e {go} ]; do sleep 0.05; done; exit 1")
-    conf = textwrap.dedent(f"""\
+    conf = textwrap.dedent("""\
         supervisor: root
         strategy: one_for_one
         intensity: 1
         period: 60s
         children:
-          - supervisor: grp
-            strategy: one_for_all
-            intensity: 10
-            children:
-              - worker: flaky
-                command: {SLEEP}
-                backoff: none
-              - worker: slow
-                command: {slow}
-                shutdown: 120s
-          - worker: crash
-            command: {crash}
-            backoff: none
-        """)
+        """) + as_child(group(gate)) + \
+        f"  - worker: crash\n    command: {crash}\n    backoff: none\n"
     d = supd.start({"root.yaml": conf})
-    started = d.wait("started", "root/grp/flaky")
-    slow_pid = d.wait("started", "root/grp/slow").pid
-    d.wait("started", "root/crash")
-    wait_until(lambda: catches(slow_pid, signal.SIGTERM), what="slow's trap")
-    os.kill(started.pid, signal.SIGKILL)
-    d.wait("restarting", "root/grp/flaky")
-    asked = subprocess.Popen([AGENTSUPCTL, "--socket", d.socket, "reload"],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True)
-    wait_until(lambda: any("reload waits" in l for l in d.lines),
-               what="the reload held")
+    restart_held_open(d, "root/grp")
+    asked = reload_by_ctl(d)
+    held(d)
     go.touch()
     d.wait("gave_up", "root")
     assert asked.poll() is None

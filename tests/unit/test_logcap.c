@@ -287,6 +287,15 @@ file_size(const char *dir, const char *name)
 	return stat(path, &st) == 0 ? st.st_size : -1;
 }
 
+/* line: 99 bytes of c and a newline, a C string. */
+static void
+line_of(char line[101], char c)
+{
+	memset(line, c, 99);
+	line[99] = '\n';
+	line[100] = '\0';
+}
+
 static void
 test_rotation_naming(void **state)
 {
@@ -297,9 +306,7 @@ test_rotation_naming(void **state)
 
 	logcap_set_limits(f->set, &lim);
 	lc = logcap_get(f->set, "rot");
-	memset(line, 'r', 99);
-	line[99] = '\n';
-	line[100] = '\0';
+	line_of(line, 'r');
 	for (int i = 0; i < 100; i++) /* 10000 bytes in 100-byte lines */
 		feed(lc, LOGCAP_STDOUT, line);
 	assert_int_equal(file_size(f->dir, "rot.log.1"), 1000);
@@ -396,9 +403,7 @@ test_rotation_lowered_keep_sweeps(void **state)
 
 	logcap_set_limits(f->set, &lim);
 	lc = logcap_get(f->set, "lk");
-	memset(line, 'k', 99);
-	line[99] = '\n';
-	line[100] = '\0';
+	line_of(line, 'k');
 	for (int i = 0; i < 60; i++)
 		feed(lc, LOGCAP_STDOUT, line);
 	assert_int_equal(file_size(f->dir, "lk.log.5"), 1000);
@@ -430,9 +435,7 @@ test_rotation_lowered_keep_sweeps_a_few_at_a_time(void **state)
 
 	logcap_set_limits(f->set, &lim);
 	lc = logcap_get(f->set, "st");
-	memset(line, 's', 99);
-	line[99] = '\n';
-	line[100] = '\0';
+	line_of(line, 's');
 	for (int i = 0; i < 130; i++)
 		feed(lc, LOGCAP_STDOUT, line);
 	assert_int_equal(file_size(f->dir, "st.log.12"), 1000);
@@ -465,9 +468,7 @@ test_rotation_a_workers_own(void **state)
 	other = logcap_get(f->set, "other");
 	logcap_file_limits(own, 1024, 1);
 	logcap_file_limits(other, 0, -1); /* the set's: nothing made */
-	memset(line, 'w', 99);
-	line[99] = '\n';
-	line[100] = '\0';
+	line_of(line, 'w');
 	for (int i = 0; i < 50; i++) { /* 5000 bytes each */
 		feed(own, LOGCAP_STDOUT, line);
 		feed(other, LOGCAP_STDOUT, line);
@@ -547,9 +548,7 @@ test_full_stderr_drops_never_blocks(void **state)
 		;
 	assert_int_equal(errno, EAGAIN);
 	assert_int_equal(fcntl(f->out[1], F_SETFL, fl), 0);
-	memset(line, 'f', 99);
-	line[99] = '\n';
-	line[100] = '\0';
+	line_of(line, 'f');
 	for (int i = 0; i < 10000; i++) /* 1 MB: would block if we waited */
 		feed(lc, LOGCAP_STDOUT, line);
 	assert_true(logcap_dropped(f->set) > 5000);
@@ -831,9 +830,7 @@ test_silent_holds_nothing(void **state)
 	assert_non_null(lc->txt);
 	assert_true(lc->txt->ring.cap <= LOGCAP_RING_MIN);
 	assert_null(lc->txt->part[LOGCAP_STDOUT]); /* no partial line */
-	memset(line, 'g', 99);
-	line[99] = '\n';
-	line[100] = '\0';
+	line_of(line, 'g');
 	for (int i = 0; i < 200; i++)
 		feed(lc, LOGCAP_STDOUT, line);
 	assert_int_equal(lc->txt->ring.cap, 8192);
