@@ -204,12 +204,15 @@ def test_cgroups_of_an_agentsupd_that_is_gone_are_removed(supd, tmp_path):
     """kill -9 of agentsupd and its guard together left agentsup.<pid>/ and
     its workers' empty cgroups for good; the next agentsupd removes those
     of an agentsupd that is gone, and leaves a live one's alone (its lock
-    held, as agentsupd and then its guard hold theirs, whatever its pid)."""
-    m = cgroup2_mount()
+    held, as agentsupd and then its guard hold theirs, whatever its pid).
+    In a cgroup of the test's own: an agentsupd of a test running beside
+    it would take the stale one first."""
+    cg = os.path.join(cgroup2_mount(), f"agentsup-test-{uuid.uuid4().hex[:8]}")
+    os.mkdir(cg)
     p = subprocess.Popen(["true"])  # a pid no process has once reaped
     p.wait()
-    stale = os.path.join(m, f"agentsup.{p.pid}")
-    live = os.path.join(m, f"agentsup.{p.pid}.2")
+    stale = os.path.join(cg, f"agentsup.{p.pid}")
+    live = os.path.join(cg, f"agentsup.{p.pid}.2")
     dirs = [stale, os.path.join(stale, "root:w@1"),
             live, os.path.join(live, "root:w@1")]
     for x in dirs:
@@ -217,19 +220,19 @@ def test_cgroups_of_an_agentsupd_that_is_gone_are_removed(supd, tmp_path):
     fd = os.open(live, os.O_RDONLY | os.O_DIRECTORY)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        d = supd.start({"a.yaml": f"worker: w\ncommand: {sh('exec sleep 1e5')}\n"})
-        d.wait("started", "root/w")
+        d, _ = _start_in_cgroup(supd, cg)
         assert not os.path.exists(stale)
         assert os.path.exists(dirs[3])
         assert any(f"removed {stale}, left by an agentsupd that is gone" in l
                    for l in d.lines), d.lines
+        d.signal(signal.SIGTERM)
+        assert d.exit_code() == 0
     finally:
         os.close(fd)
-        for x in reversed(dirs):
-            if os.path.exists(x):
-                os.rmdir(x)
+        _rmdir_tree(cg)
 
 
+@needs_cgroup
 def test_contain_none_makes_no_cgroup(supd, tmp_path):
     mark = uuid.uuid4().hex
     supd.write({"00-settings.yaml": f"agentsupd:\n  events_file: {supd.events}\n"
