@@ -85,11 +85,16 @@ opwait_status(struct ctl *c, struct opwait *w, bool after,
 	                                  : 1;
 	/* a look the wait's end cuts short is the wait timing out, not
 	 * agentsupd failing to answer "within 0.001 s" (a loaded host) */
-	if (c->reply_ms < CTL_REPLY_MS) {
+	if (c->reply_ms < CTL_REPLY_MS && w->state[0] != '\0') {
 		snprintf(w->late, sizeof w->late,
 		         "%s: timed out after %dms waiting for %s (it is %s)",
-		         w->cmd, w->timeout_ms, w->name,
-		         w->state[0] != '\0' ? w->state : "not looked at yet");
+		         w->cmd, w->timeout_ms, w->name, w->state);
+		c->late_whole = w->late;
+	} else if (c->reply_ms < CTL_REPLY_MS) { /* no look answered yet */
+		snprintf(w->late, sizeof w->late,
+		         "%s: timed out after %dms waiting for %s (agentsupd "
+		         "has answered no look at it)",
+		         w->cmd, w->timeout_ms, w->name);
 		c->late_whole = w->late;
 	}
 	a->quiet = true;

@@ -174,7 +174,7 @@ def test_an_untrusted_private_directory_is_refused(tmp_path, monkeypatch):
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     if os.geteuid() == 0:
         assert default_socket() == "/run/agentsupd.sock"
-        path = str(tmp_path / f"agentsupd-0" / "agentsupd.sock")
+        path = str(tmp_path / "agentsupd-0" / "agentsupd.sock")
     else:
         path = default_socket()
     d = os.path.dirname(path)
@@ -209,7 +209,6 @@ def test_the_timeout_bounds_a_whole_answer(tmp_path):
     import msgpack
     import struct
     import threading
-    import time
 
     path = str(tmp_path / "fake.sock")
     srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -264,6 +263,39 @@ def test_a_control_in_a_process_with_many_descriptors(supd):
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
+def test_a_look_the_wait_s_end_cuts_short_is_the_wait_timing_out(supd):
+    """A status look of stop(wait=) that the wait's own end cut short (a
+    loaded host; here agentsupd held stopped) said "no answer about slow
+    within 2s", as if agentsupd hung: it is the wait timing out, with what
+    slow was at the last look, as agentsupctl --wait says it."""
+    told = supd.tmp / "told"
+    d = supd.start({"a.yaml": f"""
+        worker: slow
+        command: {sh(f"trap 'touch {told}; sleep 5; exit 0' TERM; while :; do sleep 0.05; done")}
+        shutdown: 10s
+        """})
+    pid = d.wait("started", "root/slow").pid
+    wait_until(lambda: catches(pid, signal.SIGTERM), what="its TERM trap")
+    got = []
+
+    def stop():
+        with Control(d.socket) as ctl:
+            try:
+                ctl.stop("slow", wait=2)
+            except TimeoutError as e:
+                got.append(str(e))
+    t = threading.Thread(target=stop)
+    t.start()
+    wait_until(told.exists, what="the stop under way")
+    d.signal(signal.SIGSTOP)
+    try:
+        t.join(TIMEOUT)
+    finally:
+        d.signal(signal.SIGCONT)
+    assert got and got[0].startswith("stop: slow is still "), got
+    assert "no answer" not in got[0], got
+
+
 def test_stop_wait_of_a_node_a_reload_removed(supd, monkeypatch):
     """stop(wait=) of a node a reload removed that is still stopping waits
     until it is gone, as agentsupctl's --wait; it was refused at once."""
@@ -283,7 +315,7 @@ def test_stop_wait_of_a_node_a_reload_removed(supd, monkeypatch):
     d.ctl("reload", check=0)
     with Control(d.socket) as ctl:
         with pytest.raises(TimeoutError, match="stopping, removed by a reload"):
-            ctl.stop("deaf", wait=0.3)
+            ctl.stop("deaf", wait=2)
         assert alive(pid)
         looked, sleep, got = threading.Event(), time.sleep, []
 

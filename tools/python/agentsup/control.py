@@ -460,16 +460,24 @@ class Control:
         wait = _wait_seconds(cmd, wait)
         deadline = time.monotonic() + wait
 
+        seen = {"state": ""}  # NAME's state at the last look
+
         def status() -> List[Dict[str, Any]]:
             left = deadline - time.monotonic()
             try:
                 limit = left if self.timeout is None else min(left, self.timeout)
                 r = self._maps("status", [name], max(0.001, limit))
             except TimeoutError:
-                raise TimeoutError(f"{cmd}: no answer about {name} within "
-                                   f"{wait}s") from None
+                if limit < left or not seen["state"]:  # agentsupd silent
+                    within = self.timeout if limit < left else wait
+                    raise TimeoutError(f"{cmd}: no answer about {name} "
+                                       f"within {within}s") from None
+                # a look the wait's own end cut short: the wait timed out
+                raise TimeoutError(f"{cmd}: {name} is still "
+                                   f"{seen['state']} after {wait}s") from None
             if not r:
                 raise ProtocolError("status: the answer is an empty list")
+            seen["state"] = str(r[0].get("state", ""))
             return r
 
         pause = 0.02
@@ -485,6 +493,7 @@ class Control:
             except ControlError as e:
                 if e.removed and cmd in ("stop", "drain"):
                     was, answer = None, name  # its reload stops it
+                    seen["state"] = "stopping, removed by a reload"
                     break
                 if not e.again:
                     raise
@@ -501,6 +510,7 @@ class Control:
                 if not e.removed:
                     return answer  # ended (a task), or removed and gone
                 nodes = []  # removed by a reload, still stopping
+                seen["state"] = "stopping, removed by a reload"
             top = nodes[0] if nodes else {
                 "state": "stopping, removed by a reload"}
             if nodes and (was is None or was.settled(nodes)):
