@@ -429,7 +429,7 @@ def test_wait_asks_again_while_the_supervisor_is_busy(supd, tmp_path):
             ctl.start("b")
         assert e.value.again
         with pytest.raises(TimeoutError, match="not free"):
-            ctl.start("b", wait=0.2)
+            ctl.start("b", wait=2)  # refused all that time (root busy)
         threading.Timer(0.3, release.touch).start()
         assert ctl.start("b", wait=TIMEOUT) == "root/b"
         assert [n["state"] for n in ctl.status("b")] == ["running"]
