@@ -108,6 +108,8 @@ opwait_status(struct ctl *c, struct opwait *w, bool after,
 	 * until it is gone (its process reaped), as the reload stops it */
 	w->removed = rc == CTL_EXIT_REFUSED && opwait_stops(w) &&
 	             render_get_flag(&a->f.map, "removed");
+	if (w->removed)
+		strcpy(w->state, "stopping, removed by a reload");
 	*gone = rc == CTL_EXIT_REFUSED && after && opwait_stops(w) &&
 	        !w->removed;
 	/* --json, after the command: said in the outcome */
@@ -458,6 +460,7 @@ opwait_ask(struct ctl *c, struct opwait *w, struct reply_answer *a)
 		if (rc == CTL_EXIT_REFUSED && opwait_stops(w) &&
 		    render_get_flag(&a->f.map, "removed")) {
 			w->removed = true; /* by a reload since the look */
+			strcpy(w->state, "stopping, removed by a reload");
 			reply_answer_free(a);
 			return rc;
 		}
@@ -512,9 +515,6 @@ opwait_run(struct ctl *c, struct opwait *w)
 			break;
 		}
 		if (conn_now_ms() >= w->deadline) {
-			if (w->removed)
-				strcpy(w->state,
-				       "stopping, removed by a reload");
 			fprintf(stderr,
 			        "agentsupctl: %s: timed out after %dms waiting "
 			        "for %s (it is %s)\n",

@@ -392,7 +392,7 @@ test_rotation_keep_zero(void **state)
 }
 
 /* log_keep lowered: the next rotation removes the files beyond it (they
- * stayed forever), and a keep raised again keeps what is there. */
+ * stayed forever), and a keep lowered again sweeps again. */
 static void
 test_rotation_lowered_keep_sweeps(void **state)
 {
