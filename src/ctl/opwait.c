@@ -67,6 +67,22 @@ opwait_stops(const struct opwait *w)
 	return strcmp(w->cmd, "stop") == 0 || strcmp(w->cmd, "drain") == 0;
 }
 
+/* What a look the wait's end cuts short says: the wait timed out, NAME as
+ * at the last look, not agentsupd failing to answer "within 0.001 s" (a
+ * loaded host). */
+static void
+opwait_late(struct ctl *c, struct opwait *w)
+{
+	bool seen = w->state[0] != '\0';
+
+	snprintf(w->late, sizeof w->late,
+	         "%s: timed out after %dms waiting for %s (%s%s)", w->cmd,
+	         w->timeout_ms, w->name,
+	         seen ? "it is " : "agentsupd has answered no look at it",
+	         w->state);
+	c->late_whole = w->late;
+}
+
 /* NAME's subtree as status lists it (NAME first), asked within what is
  * left of the wait; 0, or the exit status, said. *gone (after the
  * command): NAME is no more (a stopped task ended, a node a reload
@@ -83,20 +99,8 @@ opwait_status(struct ctl *c, struct opwait *w, bool after,
 	                      ? (int)(w->deadline - now)
 	              : w->deadline > now ? CTL_REPLY_MS
 	                                  : 1;
-	/* a look the wait's end cuts short is the wait timing out, not
-	 * agentsupd failing to answer "within 0.001 s" (a loaded host) */
-	if (c->reply_ms < CTL_REPLY_MS && w->state[0] != '\0') {
-		snprintf(w->late, sizeof w->late,
-		         "%s: timed out after %dms waiting for %s (it is %s)",
-		         w->cmd, w->timeout_ms, w->name, w->state);
-		c->late_whole = w->late;
-	} else if (c->reply_ms < CTL_REPLY_MS) { /* no look answered yet */
-		snprintf(w->late, sizeof w->late,
-		         "%s: timed out after %dms waiting for %s (agentsupd "
-		         "has answered no look at it)",
-		         w->cmd, w->timeout_ms, w->name);
-		c->late_whole = w->late;
-	}
+	if (c->reply_ms < CTL_REPLY_MS)
+		opwait_late(c, w);
 	a->quiet = true;
 	rc = reply_ask(c, "status", w->name, -1, a);
 	c->late_whole = NULL;
