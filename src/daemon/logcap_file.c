@@ -194,19 +194,23 @@ file_write(struct logcap_file *f, const struct logcap_file_spec *s,
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w < 0) {
-			log_warn(
-			        "worker %s: writing its log file (trying again "
-			        "in %d s)",
-			        s->name, LOGCAP_FILE_RETRY_MS / 1000);
+			int err = errno;
 			/* back by what this call wrote, from the file's real
 			 * end (f->size is stale after a copytruncate: a
-			 * truncate to it would pad the file with zeros) */
+			 * truncate to it would pad the file with zeros);
+			 * before it is said, so that whoever reads the file
+			 * on hearing it never finds the torn line */
 			if (done > 0 && fstat(f->fd, &st) == 0 &&
 			    (uint64_t)st.st_size >= done &&
 			    ftruncate(f->fd, st.st_size - (off_t)done) == 0) {
 				f->size = (uint64_t)st.st_size - done;
 				done = 0;
 			}
+			errno = err;
+			log_warn(
+			        "worker %s: writing its log file (trying again "
+			        "in %d s)",
+			        s->name, LOGCAP_FILE_RETRY_MS / 1000);
 			f->lost += all - done;
 			file_failed(f);
 			break;
