@@ -154,18 +154,20 @@ def test_full_disk_loses_whole_lines_counted_and_said(supd, small_disk):
     d.signal(signal.SIGTERM)
     assert d.exit_code() == 0
     evs = file_events(supd.events)  # every line whole and valid
+    # one mark a gap: a mark's short line can fit where an event's did not
+    # (seen under ASan: one lost, marked, then 97 more), each exact
     marks = [e for e in evs if e["kind"] == "events_dropped"]
-    assert len(marks) == 1, marks
+    assert marks, evs
     seqs = [e["seq"] for e in evs if "seq" in e]
     assert seqs == sorted(seqs)
     missing = sorted(set(range(1, seqs[-1] + 1)) - set(seqs))
-    m = marks[0]
-    assert m["count"] == len(missing) > 0
-    assert (m["first_seq"], m["last_seq"]) == (missing[0], missing[-1])
-    assert missing == list(range(missing[0], missing[-1] + 1))
-    assert "No space left" in m["reason"]
-    assert any(f"writing again; {m['count']} events were lost" in l
-               for l in d.lines)
+    assert sum(m["count"] for m in marks) == len(missing) > 0
+    for m in marks:
+        gap = list(range(m["first_seq"], m["last_seq"] + 1))
+        assert m["count"] == len(gap) and set(gap) <= set(missing), (m, missing)
+        assert "No space left" in m["reason"]
+        assert any(f"writing again; {m['count']} events were lost" in l
+                   for l in d.lines)
 
 
 def start_unread(supd, tmp_path):
