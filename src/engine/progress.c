@@ -79,7 +79,7 @@ progress_fail(struct tree *t, struct node *n, enum reason_kind why)
 	wake_set(t, n, 0);
 	tree_push(t, (struct action){.kind = ACT_FAIL,
 	                             .node = n,
-	                             .reason = {why, 0},
+	                             .reason = {.kind = why},
 	                             .code = STOP_PLAIN});
 }
 
