@@ -299,6 +299,8 @@ opwait_settled(const struct opwait *w, const msgpack_object *nodes)
 		return true;
 	for (uint32_t i = 0; i < nodes->via.array.size; i++) {
 		const msgpack_object *n = &nodes->via.array.ptr[i];
+		if (i > 0 && opwait_failed_since(w, n))
+			continue; /* the outcome's, not waited for */
 		if (opwait_is(n, "state", "starting") ||
 		    opwait_is(n, "state", "stopping") || opwait_old_pid(w, n) ||
 		    opwait_awaits(w, n, i == 0))

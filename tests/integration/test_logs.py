@@ -741,14 +741,18 @@ children:
     assert has_line(d, "poolA:job | A 1") and has_line(d, "job | S 1")
 
 
+# numbered lines of 80 zeros, ten at a time, about 45 kB/s: a fork a line
+# (a subshell and a sleep) wrote too little in 20 s on a loaded host
+FULL_LINES = sh('z=$(printf %080d 0); i=0; while :; do i=$((i+1)); '
+                'echo "line $i $z"; [ $((i % 10)) -ne 0 ] || sleep 0.02; done')
+
 def test_a_full_disk_tears_no_line_and_writing_resumes(tiny_fs, supd):
     """A write cut short by a full disk left half a line, the file was not
     written again until SIGHUP, and then the next line was glued to the
     half one."""
     filler = tiny_fs / "filler"
     filler.write_bytes(b"\0" * 40000)
-    cmd = sh('i=0; while :; do i=$((i+1)); echo "line $i $(printf %080d 0)"; '
-             'sleep 0.002; done')
+    cmd = FULL_LINES
     d = start(supd, {"w.yaml": f"worker: w\ncommand: {cmd}\n"},
               log_dir=tiny_fs, log_max="1MiB")
     wait_until(lambda: any("writing its log file" in l for l in d.lines),
@@ -771,8 +775,7 @@ def test_a_full_disk_after_a_copytruncate_pads_nothing(tiny_fs, supd):
     """The write taken back was measured from the size agentsupd believed:
     after logrotate's copytruncate emptied the file, the truncate to it
     grew the file with zeros instead."""
-    cmd = sh('i=0; while :; do i=$((i+1)); echo "line $i $(printf %080d 0)"; '
-             'sleep 0.002; done')
+    cmd = FULL_LINES
     d = start(supd, {"w.yaml": f"worker: w\ncommand: {cmd}\n"},
               log_dir=tiny_fs, log_max="1MiB")
     log = tiny_fs / "w.log"

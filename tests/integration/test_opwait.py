@@ -288,6 +288,44 @@ def test_wait_findings_of_an_sre(supd, tmp_path):
     assert p.returncode == 0, (p.returncode, out, err)
 
 
+def test_a_start_of_a_starting_supervisor_waits_not_for_a_flapping_child(
+        supd, tmp_path):
+    """A start of a supervisor still starting (a child before it not yet
+    ready) whose other child then fails its start each time: done once the
+    supervisor is up, that child said (3), not waited for to the end
+    (--timeout, 124: the clean-clone CI, where an SRE finding's start came
+    before its supervisor was up). No backoff: the child is never out of
+    starting or stopping for a look to catch."""
+    go = tmp_path / "go"
+    gate = json.dumps([PY, "-c", textwrap.dedent(f"""
+        import os, time, sdnotify
+        while not os.path.exists({str(go)!r}):
+            time.sleep(0.02)
+        sdnotify.SystemdNotifier().notify("READY=1")
+        time.sleep(1000)
+        """)])
+    d = supd.start({"a.yaml": f"""
+        supervisor: root
+        children:
+          - supervisor: team
+            intensity: 1000
+            period: 1s
+            children:
+              - {{worker: gate, command: {gate}, notify: systemd,
+                  start_timeout: 120s}}
+              - {{worker: flap, command: {sh("exec sleep 300")},
+                  start_timeout: 1s, backoff: none}}
+        """})
+    d.wait("started", "root/team/gate")
+    assert node(d, "team")["state"] == "starting"
+    p = ctl_bg(d, "start", "team", "--wait", "--timeout", "60s")
+    d.wait("command", "root/team")
+    go.touch()
+    out, err = p.communicate(timeout=90)
+    assert p.returncode == 3, (p.returncode, out, err)
+    assert "1 node below it is not in the state it should be" in err, err
+    assert node(d, "flap")["consecutive_failures"] >= 1
+
 def held_stop(release):
     """A worker whose stop is held until the file release exists: its
     supervisor stays busy with a restart of it for as long as a test

@@ -223,7 +223,9 @@ def test_root_budget_exits_79(supd):
 
 def test_busy_call_is_not_a_hang_but_silence_is(supd):
     prog = agent_files(supd)
-    beat = "    heartbeat: 300ms\n    heartbeat_timeout: 1s\n    shutdown: 1s\n"
+    # 2 s: a Python's start took more than 1 s on a loaded host (a hang
+    # before its first beat); the calls of 3 s still outlast it
+    beat = "    heartbeat: 300ms\n    heartbeat_timeout: 2s\n    shutdown: 1s\n"
     d = supd.start({"a.yaml": "supervisor: root\nintensity: 100\nchildren:\n"
                     + worker(prog, "caller", "busy",
                              extra=beat + "    restart: transient\n")

@@ -438,6 +438,44 @@ def test_wait_asks_again_while_the_supervisor_is_busy(supd, tmp_path):
         assert not e.value.again
 
 
+def test_a_wait_on_a_starting_supervisor_does_not_wait_for_a_flapper(
+        supd, tmp_path):
+    """start(wait=) of a supervisor still starting, whose child then fails
+    its start each time (no backoff: always starting or stopping): done
+    once the supervisor is up; it timed out waiting for that child."""
+    go = tmp_path / "go"
+    gate = tmp_path / "gate.py"
+    gate.write_text(textwrap.dedent(f"""
+        import os, time, sdnotify
+        while not os.path.exists({str(go)!r}):
+            time.sleep(0.02)
+        sdnotify.SystemdNotifier().notify("READY=1")
+        time.sleep(1000)
+        """))
+    d = supd.start({"a.yaml": f"""
+        supervisor: root
+        children:
+          - supervisor: team
+            intensity: 1000
+            period: 1s
+            children:
+              - {{worker: gate, command: [{PY}, {str(gate)}],
+                  notify: systemd, start_timeout: 120s}}
+              - {{worker: flap, command: {sh("exec sleep 300")},
+                  start_timeout: 1s, backoff: none}}
+        """})
+    d.wait("started", "root/team/gate")
+    got = []
+    with Control(d.socket) as ctl:
+        assert ctl.status("team")[0]["state"] == "starting"
+        t = threading.Thread(target=lambda: got.append(
+            ctl.start("team", wait=60)), daemon=True)
+        t.start()
+        d.wait("command", "root/team")
+        go.touch()
+        t.join(90)
+    assert got == ["root/team"]
+
 def test_text_that_is_not_utf8(supd, tmp_path):
     """One worker's Latin-1 status (the C client sends what it is given)
     made every status, events and dead answer unreadable to Control

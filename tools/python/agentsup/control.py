@@ -689,6 +689,14 @@ class _Before:
             n.get("key") is None and o is not None
             and _starts(n) == _starts(o) + 1))
 
+    def _failed_since(self, n: Dict[str, Any]) -> bool:
+        """A worker below NAME that failed and started again since the
+        command: not up, and not waited for (it may never be)."""
+        o = self.nodes.get(n.get("path"))
+        return (o is not None and _starts(n) >= _starts(o) + 2
+                and (n.get("consecutive_failures") or 0)
+                > (o.get("consecutive_failures") or 0))
+
     def failed_start(self, top: Dict[str, Any]) -> bool:
         """NAME a worker that failed and started again since, not up for
         good (another operator's restart of it is no failure)."""
@@ -705,6 +713,8 @@ class _Before:
         if (self.cmd == "start" and self.was_running) or self.failed_start(top):
             return True
         for i, n in enumerate(nodes):
+            if i > 0 and self._failed_since(n):
+                continue
             if n["state"] in ("starting", "stopping") or \
                     self._old_pid(n) or self._awaits(n, i == 0):
                 return False
