@@ -325,6 +325,8 @@ render_node(const msgpack_object *n, const char *prefix, bool color)
 		               : "by command");
 	if (render_get_flag(n, "removed"))
 		printf(" (removed by a reload)");
+	if (render_get_flag(n, "pending"))
+		printf(" (waits for its supervisor)");
 	if (strcmp(kind, "supervisor") == 0) {
 		render_get_s(n, "strategy", strat, sizeof strat);
 		render_get_u(n, "window_restarts", &v);

@@ -133,7 +133,7 @@ status_pack_node(msgpack_packer *pk, const struct node *n, int depth,
 	bool sup = s->kind == KIND_SUPERVISOR;
 	char why[64];
 
-	msgpack_pack_map(pk, 38);
+	msgpack_pack_map(pk, 39);
 	agentsup_wire_kv_str(pk, "name", s->name);
 	agentsup_wire_kv_str(pk, "path", n->path);
 	agentsup_wire_kv_str(pk, "kind", sup ? "supervisor" : "worker");
@@ -161,6 +161,11 @@ status_pack_node(msgpack_packer *pk, const struct node *n, int depth,
 		status_kv_nil(pk, "held_by");
 	agentsup_wire_pack_str(pk, "removed"); /* by a reload, still stopping */
 	n->removed ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
+	/* failed while its supervisor carried out a start, restart or stop
+	 * of its children: its policy takes it once that is done (it read as
+	 * plain "stopped" meanwhile, as if an operator had stopped it) */
+	agentsup_wire_pack_str(pk, "pending");
+	n->pending ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
 	agentsup_wire_pack_str(pk, "healthy"); /* agentsupctl status's exit */
 	node_unhealthy(n) ? msgpack_pack_false(pk) : msgpack_pack_true(pk);
 	agentsup_wire_kv_str(pk, "restart",

@@ -3,6 +3,7 @@ escalation, stop sequences, the worker's environment, and no orphans."""
 import fcntl
 import json
 import os
+import re
 import shutil
 import signal
 import time
@@ -782,3 +783,40 @@ def test_a_supervisor_whose_first_child_fails_to_start_holds_its_later_siblings(
     d.wait("exited", "root/inner/a")
     assert started_before_ready(d, "root/inner/a", "root/c") == [], \
         "c was started although inner/a never became ready"
+
+
+def test_a_child_that_failed_during_its_supervisors_start_says_it_waits(
+        supd, tmp_path):
+    """A child that failed while its supervisor was still starting the
+    next ones (one not ready yet) read as plain `stopped`, as if an
+    operator had stopped it, for as long as that start lasted; it is
+    marked pending, and restarted once the start is done."""
+    go = tmp_path / "go"
+    gate = tmp_path / "gate.py"
+    gate.write_text(
+        "import os, time, sdnotify\n"
+        f"while not os.path.exists({str(go)!r}):\n"
+        "    time.sleep(0.02)\n"
+        "sdnotify.SystemdNotifier().notify('READY=1')\n"
+        "time.sleep(1000)\n")
+    d = supd.start({"a.yaml": f"""
+supervisor: root
+children:
+  - supervisor: team
+    children:
+      - {{worker: bad, command: {CRASH_ONCE}}}
+      - {{worker: gate, command: ["/usr/bin/python3", "{gate}"],
+          notify: systemd, start_timeout: 120s}}
+"""})
+    d.wait("exited", "root/team/bad")
+    bad = {n["path"]: n for n in d.ctl_json("status")}["root/team/bad"]
+    assert (bad["state"], bad["pending"]) == ("stopped", True), bad
+    line = [l for l in d.ctl("status", check=0).stdout.splitlines()
+            if " bad " in l]
+    assert re.search(r"stopped +\(waits for its supervisor\)", line[0]), line
+    go.touch()
+    d.wait("ready", "root/team/gate")
+    d.wait_count("started", 2, "root/team/bad")
+    bad = {n["path"]: n for n in d.ctl_json("status")}["root/team/bad"]
+    assert bad["pending"] is False and bad["state"] == "running", bad
+    assert "waits for" not in d.ctl("status", check=0).stdout
