@@ -394,8 +394,9 @@ channel_read_once(struct channel *c)
 	if (r == 0 || r == AGENTSUP_READ_ERRNO) {
 		/* EOF or a reset: the worker closed its end; the reap or its
 		 * heartbeat deadline decides what that means */
+		size_t cut = agentsup_reader_pending(&c->reader);
 		channel_shut(c);
-		c->ops->closed(c->arg);
+		c->ops->closed(c->arg, cut);
 		return false;
 	}
 	if (r < 0) {

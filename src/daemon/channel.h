@@ -43,7 +43,8 @@ struct channel_ops {
 	void (*failed)(void *arg, const char *why); /* broke the protocol */
 	/* {t: exit}: what the worker says of its coming exit */
 	void (*declare)(void *arg, const struct declaration *);
-	void (*closed)(void *arg); /* end of file */
+	/* end of file; cut: bytes of a frame begun and never ended */
+	void (*closed)(void *arg, size_t cut);
 	/* a message type we do not know: ignored, reported once a channel */
 	void (*unknown)(void *arg, const char *type, size_t len);
 	/* {t: extend, ms}: a long call ahead (DESIGN §10) */

@@ -210,10 +210,18 @@ on_checkpoint(void *arg, uint64_t seq, const void *data, size_t len)
 		on_failed(s, why);
 }
 
+/* The reap (or the heartbeat deadline) tells the rest; a frame cut by the
+ * end is said, or the checkpoint or exit reason it carried went unseen. */
 static void
-on_closed(void *arg)
+on_closed(void *arg, size_t cut)
 {
-	(void)arg; /* the reap (or the heartbeat deadline) tells the rest */
+	struct session *s = arg;
+
+	if (cut > 0)
+		log_warnx("worker %s: its channel closed %zu bytes into a "
+		          "message, which is lost (it ended, or closed its "
+		          "end, while sending it)",
+		          s->node->path, cut);
 }
 
 static void

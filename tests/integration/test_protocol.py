@@ -582,3 +582,27 @@ def test_python_client_refuses_what_agentsupd_would(supd, tmp_path):
     assert not [e for e in d.seen if e.kind == "protocol_error"]
     d.signal(signal.SIGTERM)
     assert d.exit_code() == 0
+
+
+def test_a_message_cut_by_the_workers_end_is_said(supd, tmp_path):
+    """A worker that ended while sending a frame (a checkpoint's first
+    bytes out, the process killed) lost that message without a word:
+    whoever looked for the checkpoint found nothing to say why."""
+    cmd = script(tmp_path, "cut", """
+        s = socket.socket(fileno=int(os.environ['AGENTSUP_FD']))
+        hello = b'\\x82\\xa1t\\xa5hello\\xa1v\\x01'
+        s.sendall(struct.pack('>I', len(hello)) + hello)
+        s.sendall(struct.pack('>I', 100) + b'\\x82\\xa1t\\xaacheckp')
+        sys.exit(0)
+    """)
+    d = supd.start({"a.yaml": f"""
+        worker: cut
+        command: {cmd}
+        restart: temporary
+        """})
+    d.wait("exited", "root/cut")
+    wait_until(lambda: any("closed 14 bytes into a message" in l
+                           for l in d.lines), what="the cut said")
+    assert not [e for e in d.seen if e.kind == "protocol_error"]
+    d.signal(signal.SIGTERM)
+    assert d.exit_code() == 0

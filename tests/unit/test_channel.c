@@ -2,7 +2,8 @@
  * test_channel.c - what the daemon sends a worker that does not read
  * (channel_out.c): checkpoint_ok frames replace the one still queued, so
  * acks alone never cut the worker off and the newest one always arrives;
- * frames that cannot be merged are still bounded, and order is kept.
+ * frames that cannot be merged are still bounded, and order is kept. And
+ * what it reads: an end of file inside a frame says how much was cut.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -30,6 +31,8 @@ struct fx {
 	size_t nacks;
 	char order[ACKS + 8]; /* 'c' checkpoint_ok, 'n' nudge */
 	size_t n;
+	bool closed; /* the worker's end was closed ... */
+	size_t cut;  /* ... this many bytes into a frame */
 };
 
 static void
@@ -47,9 +50,12 @@ on_failed(void *arg, const char *why)
 }
 
 static void
-on_closed(void *arg)
+on_closed(void *arg, size_t cut)
 {
-	(void)arg;
+	struct fx *f = arg;
+
+	f->closed = true;
+	f->cut = cut;
 }
 
 static size_t
@@ -114,7 +120,8 @@ teardown(void **state)
 	channel_close(f->c);
 	ev_loop_destroy(f->loop);
 	msgpack_zone_destroy(&f->zone);
-	close(f->sv[1]);
+	if (f->sv[1] >= 0)
+		close(f->sv[1]);
 	return 0;
 }
 
@@ -205,6 +212,42 @@ test_unmergeable_frames_still_bounded(void **state)
 	assert_false(channel_is_open(f->c));
 }
 
+/* The worker's end closed, then the loop reads what is left. */
+static void
+close_worker_end(struct fx *f)
+{
+	assert_int_equal(close(f->sv[1]), 0);
+	f->sv[1] = -1;
+	for (int i = 0; i < 10 && !f->closed; i++)
+		ev_run(f->loop, EVRUN_NOWAIT);
+	assert_true(f->closed);
+}
+
+/* A worker that ends while sending a frame (a checkpoint's header and part
+ * of its body): the end says how much was cut, not silence. */
+static void
+test_a_frame_cut_by_the_end_is_counted(void **state)
+{
+	struct fx *f = *state;
+	static const uint8_t part[] = {0,    0,   0,   100, 0x82, 0xa1, 't',
+	                               0xaa, 'c', 'h', 'e', 'c',  'k',  'p'};
+
+	assert_int_equal(write(f->sv[1], part, sizeof part), sizeof part);
+	close_worker_end(f);
+	assert_int_equal(f->cut, sizeof part);
+	assert_string_equal(f->failed, "");
+}
+
+/* An end between frames cuts nothing. */
+static void
+test_an_end_between_frames_cuts_nothing(void **state)
+{
+	struct fx *f = *state;
+
+	close_worker_end(f);
+	assert_int_equal(f->cut, 0);
+}
+
 int
 main(void)
 {
@@ -215,6 +258,12 @@ main(void)
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(
 	                test_unmergeable_frames_still_bounded, setup, teardown),
+	        cmocka_unit_test_setup_teardown(
+	                test_a_frame_cut_by_the_end_is_counted, setup,
+	                teardown),
+	        cmocka_unit_test_setup_teardown(
+	                test_an_end_between_frames_cuts_nothing, setup,
+	                teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
