@@ -35,6 +35,8 @@ struct hook {
 	char **kinds;
 	char **argv;
 	uint64_t timeout_ms;
+	bool failing;    /* its start failed, said: the next are counted */
+	unsigned unsaid; /* ... this many, until one starts */
 };
 
 /* An event waiting for a free slot: what to run and what to feed it. */
@@ -56,7 +58,9 @@ struct hook_run {
 	size_t entry;
 	char kind[HOOKS_KIND_MAX];
 	uint64_t timeout_ms;
-	bool quiet; /* its failure is logged already (exec, timeout) */
+	bool quiet;      /* its failure is logged already (exec, timeout) */
+	bool unexecuted; /* its exec failed: exec_failed, neither started
+	                  * nor failed */
 };
 
 struct hooks {
@@ -174,6 +178,40 @@ hooks_may_run(const struct hooks *h, size_t entry)
 	       hooks_running(h, entry) < h->max_running - 1;
 }
 
+/* A start of entry's hook failed: said the first time, counted from then
+ * until one starts (a missing path said it at every event of a flapping
+ * fleet, as many lines as the events). False: not to be said. */
+static bool
+hooks_start_failed(struct hooks *h, size_t entry)
+{
+	struct hook *k = entry < h->nhooks ? &h->hooks[entry] : NULL;
+
+	h->counts.exec_failed++;
+	if (k != NULL && k->failing) {
+		k->unsaid++;
+		return false;
+	}
+	if (k != NULL)
+		k->failing = true;
+	return true;
+}
+
+/* entry's hook started: once its starts had failed, that they no longer
+ * do, and how many failures went unsaid. */
+static void
+hooks_started(struct hooks *h, size_t entry, const char *name)
+{
+	struct hook *k = entry < h->nhooks ? &h->hooks[entry] : NULL;
+
+	if (k == NULL || !k->failing)
+		return;
+	log_info("hook %s: starts again (%u more failure%s to start after "
+	         "the one said)",
+	         name, k->unsaid, k->unsaid == 1 ? "" : "s");
+	k->failing = false;
+	k->unsaid = 0;
+}
+
 /* Start one hook in a free slot. Failures are logged here, once. */
 static void
 hooks_run(struct hooks *h, struct hook_run *r, size_t entry, char **argv,
@@ -183,25 +221,30 @@ hooks_run(struct hooks *h, struct hook_run *r, size_t entry, char **argv,
 	pid_t pid = hooks_spawn(&h->stack, argv, json, len, &err);
 
 	if (pid < 0) {
-		h->counts.exec_failed++;
-		log_warnx("hook %s (%s): cannot start: %s", argv[0], kind,
-		          strerror(errno));
+		err = errno;
+		if (hooks_start_failed(h, entry))
+			log_warnx("hook %s (%s): cannot start: %s (its next "
+			          "failures are counted, not said, until it "
+			          "starts)",
+			          argv[0], kind, strerror(err));
 		return;
 	}
-	h->counts.started++;
+	h->counts.started += err == 0;
 	*r = (struct hook_run){.h = h,
 	                       .pid = pid,
 	                       .entry = entry,
 	                       .name = xstrdup(argv[0]),
 	                       .timeout_ms = timeout_ms,
-	                       .quiet = err != 0};
+	                       .quiet = err != 0,
+	                       .unexecuted = err != 0};
 	snprintf(r->kind, sizeof r->kind, "%s", kind);
-	if (err != 0) {
+	if (err != 0 && hooks_start_failed(h, entry))
 		/* it exits at once; the reap frees the slot */
-		h->counts.exec_failed++;
-		log_warnx("hook %s (%s): exec: %s", argv[0], kind,
-		          strerror(err));
-	}
+		log_warnx("hook %s (%s): exec: %s (its next failures are "
+		          "counted, not said, until it starts)",
+		          argv[0], kind, strerror(err));
+	else if (err == 0)
+		hooks_started(h, entry, argv[0]);
 	ev_timer_init(&r->timer, hooks_timeout_cb, (double)timeout_ms / 1e3,
 	              0.0);
 	r->timer.data = r;
@@ -387,7 +430,7 @@ hooks_next(struct hooks *h)
 static void
 hooks_report(struct hooks *h, const struct hook_run *r, int status)
 {
-	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+	if ((WIFEXITED(status) && WEXITSTATUS(status) == 0) || r->unexecuted)
 		return;
 	h->counts.failed++;
 	if (r->quiet)

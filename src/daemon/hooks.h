@@ -22,11 +22,11 @@
 
 /* What happened to hooks so far, for logs, tests and metrics. */
 struct hooks_counts {
-	uint64_t started;
-	uint64_t failed; /* non-zero exit or killed by a signal */
-	uint64_t exec_failed;
-	uint64_t timed_out; /* killed after its timeout */
-	uint64_t dropped;   /* the queue was full */
+	uint64_t started;     /* executed */
+	uint64_t failed;      /* of those, a non-zero exit or a signal */
+	uint64_t exec_failed; /* not executed (a wrong path): not started */
+	uint64_t timed_out;   /* killed after its timeout (failed too) */
+	uint64_t dropped;     /* the queue was full */
 };
 
 struct hooks;

@@ -15,6 +15,7 @@
 #include "ckpt.h"
 #include "clock.h"
 #include "daemon.h"
+#include "hooks.h"
 #include "intensity.h"
 #include "log.h"
 #include "metrics.h"
@@ -303,6 +304,32 @@ scrape_restart_reasons(struct metrics_out *o, const struct events *ev)
 		               ev->restarts[i].reason, (char *)NULL);
 }
 
+/* The hooks' runs by outcome: an alert hook that no longer runs (a path
+ * gone, a webhook that times out) is itself something to alert on. */
+static void
+scrape_hooks(struct metrics_out *o, const struct hooks *h)
+{
+	static const struct hooks_counts none;
+	const struct hooks_counts *c = h != NULL ? hooks_counts(h) : &none;
+	const struct {
+		const char *outcome;
+		uint64_t n;
+	} rows[] = {{"started", c->started},
+	            {"failed", c->failed},
+	            {"exec_failed", c->exec_failed},
+	            {"timed_out", c->timed_out},
+	            {"dropped", c->dropped}};
+
+	metrics_family(o, "agentsup_hooks_total", "counter",
+	               "on_event hook runs since agentsupd started: started, "
+	               "failed (a non-zero exit or a signal), exec_failed (not "
+	               "executed), timed_out (killed), dropped (the queue was "
+	               "full).");
+	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
+		metrics_sample(o, "agentsup_hooks_total", (double)rows[i].n,
+		               "outcome", rows[i].outcome, (char *)NULL);
+}
+
 /* Resident bytes from /proc/self/statm; -1 when unreadable. */
 static double
 scrape_rss(void)
@@ -384,6 +411,7 @@ scrape_render(void *arg, struct metrics_out *o)
 	scrape_tree(o, d->tree, t0);
 	scrape_events(o, &d->events);
 	scrape_restart_reasons(o, &d->events);
+	scrape_hooks(o, d->hooks);
 	scrape_daemon(o, d);
 	scrape_gauge(o, "agentsup_scrape_render_seconds",
 	             "How long rendering this scrape took, up to this line.",

@@ -264,3 +264,50 @@ def test_what_a_hook_leaves_in_its_group_ends_with_it(supd, tmp_path):
     wait_until(pidfile.exists, what="the hook's background process")
     bg = int(pidfile.read_text())
     wait_until(lambda: not alive(bg), what="the background process to end")
+
+
+def test_a_hook_that_cannot_be_executed_is_said_once_and_counted(
+        supd, tmp_path):
+    """A wrong hook path was said at every event (a flapping worker: as
+    many lines as its events) and counted nowhere an alert could see:
+    now said once, counted in agentsup_hooks_total{outcome="exec_failed"},
+    and its start again is said."""
+    from test_metrics import free_port, samples, scrape
+    alert = tmp_path / "alert"
+    mark = tmp_path / "ran"
+    port = free_port()
+    supd.dir.mkdir(exist_ok=True)
+    (supd.dir / "00-settings.yaml").write_text(
+        f"agentsupd:\n  events_file: {supd.events}\n"
+        f"  metrics: 127.0.0.1:{port}\n"
+        f"  on_event:\n    - kinds: [exited]\n      run: [{alert}]\n")
+    supd.write({"a.yaml": f"""
+        supervisor: root
+        intensity: 1000
+        period: 1s
+        children:
+          - {{worker: crash, command: {sh("exit 3")},
+              backoff: {{initial: 50ms, max: 50ms}}}}
+        """}, settings=False)
+    d = supd.start()
+    wait_until(lambda: any(f"serving metrics at http://127.0.0.1:{port}/"
+                           in l for l in d.lines), what="metrics served")
+
+    def hooks():
+        return samples(scrape(port), "agentsup_hooks_total")
+
+    def said():
+        return [l for l in d.lines if f"hook {alert} (exited): exec: " in l]
+    wait_until(lambda: hooks().get('{outcome="exec_failed"}', 0) >= 3,
+               what="three failures to start counted")
+    assert len(said()) == 1 and "No such file" in said()[0], said()
+    assert hooks()['{outcome="started"}'] == 0
+    alert.write_text(f"#!/bin/sh\ntouch {mark}\n")
+    alert.chmod(0o755)
+    wait_until(mark.exists, what="the hook run at last")
+    wait_until(lambda: any(f"hook {alert}: starts again" in l
+                           for l in d.lines), what="its start said")
+    assert len(said()) == 1, said()
+    assert hooks()['{outcome="started"}'] >= 1
+    d.signal(signal.SIGTERM)
+    assert d.exit_code() == 0

@@ -339,3 +339,18 @@ def test_an_address_in_use_stops_the_start(supd, tmp_path):
     assert any(f"metrics 127.0.0.1:{port}: Address already in use" in line
                for line in d.lines), d.lines
     assert d.count("started") == 0
+
+
+def test_the_alert_rules_in_the_docs_are_valid(tmp_path):
+    """The rules docs/operations.md gives to copy are checked by promtool,
+    as Prometheus would load them: a rule that does not parse alerts on
+    nothing."""
+    doc = open(os.path.join(SRC, "docs", "operations.md")).read()
+    start = doc.index("# agentsup-rules.yml\n")
+    rules = doc[start:doc.index("```", start)]
+    f = tmp_path / "agentsup-rules.yml"
+    f.write_text(rules)
+    r = subprocess.run([PROMTOOL, "check", "rules", str(f)],
+                       capture_output=True, text=True, timeout=TIMEOUT)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "SUCCESS: 4 rules found" in r.stdout, r.stdout
