@@ -299,6 +299,25 @@ def test_termination_log_on_exit_0(supd, tmp_path):
     assert [e["kind"] for e in rec["events"]][:2] == ["started", "shutdown"]
 
 
+
+def test_a_reload_moves_the_termination_log(supd, tmp_path):
+    """As docs/config.md says: a reload applies a new termination_log (the
+    record is written at exit, from the config then), and says nothing of
+    it waiting for a restart."""
+    d, old = termlog_daemon(supd, tmp_path,
+                            f"worker: w\ncommand: {sh('exec sleep 1e5')}\n")
+    d.wait("started", "root/w")
+    new = tmp_path / "moved.json"
+    supd.write({"00-settings.yaml": f"agentsupd:\n  events_file: {supd.events}\n"
+                                    f"  termination_log: {new}\n"},
+               settings=False)
+    r = d.ctl("reload", check=0)
+    assert "until a restart" not in r.stdout + r.stderr, r
+    d.signal(signal.SIGTERM)
+    assert d.exit_code() == 0
+    assert json.loads(new.read_text())["reason"] == "shutdown"
+    assert not old.exists()
+
 def test_termination_log_on_exit_75_is_bounded(supd, tmp_path):
     long = "x" * 300
     d, log = termlog_daemon(supd, tmp_path, f"""
