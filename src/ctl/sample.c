@@ -314,6 +314,7 @@ sample_parse_row(struct sampler *t, const msgpack_object *n, struct row *r)
 {
 	const msgpack_object *prog = agentsup_wire_get(n, "progress");
 	const msgpack_object *held = agentsup_wire_get(n, "held");
+	const msgpack_object *pend = agentsup_wire_get(n, "pending");
 	const msgpack_object *bud = agentsup_wire_get(n, "budget");
 	uint64_t v = 0;
 
@@ -337,6 +338,8 @@ sample_parse_row(struct sampler *t, const msgpack_object *n, struct row *r)
 	r->has_cost = sample_num(prog, "cost", &r->cost);
 	r->held = held && held->type == MSGPACK_OBJECT_BOOLEAN &&
 	          held->via.boolean;
+	r->pending = pend && pend->type == MSGPACK_OBJECT_BOOLEAN &&
+	             pend->via.boolean;
 	r->budget = bud && bud->type == MSGPACK_OBJECT_MAP ? sample_budget(bud)
 	                                                   : -1;
 	t->show_budget |= r->budget >= 0;

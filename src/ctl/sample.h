@@ -18,7 +18,8 @@ struct row {
 	long pid; /* 0: none */
 	uint64_t restarts, beat_ms, steps, tokens, ticks;
 	double cost, budget; /* budget: the largest spend/limit, or < 0 */
-	bool held, has_beat, has_steps, has_tokens, has_cost, has_ticks;
+	bool held, pending, has_beat, has_steps, has_tokens, has_cost,
+	        has_ticks;
 	double cpu, steps_rate, tokens_rate; /* < 0: not known yet */
 	long rss_kb;                         /* < 0: not known */
 };

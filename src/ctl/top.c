@@ -86,7 +86,9 @@ top_line(const struct top *t, const struct row *r, char *buf, size_t len)
 	int ind = r->depth * 2 < 40 ? r->depth * 2 : 40;
 
 	snprintf(name, sizeof name, "%*s%s%s", ind, "", r->name,
-	         r->held ? " (held)" : "");
+	         r->held      ? " (held)"
+	         : r->pending ? " (waits)"
+	                      : "");
 	if (r->pid > 0)
 		snprintf(pid, sizeof pid, "%ld", r->pid);
 	if (r->cpu >= 0)
@@ -160,6 +162,8 @@ top_state_color(const struct row *r)
 {
 	if (strcmp(r->state, "running") == 0)
 		return 1;
+	if (r->pending) /* its restart waits for its supervisor */
+		return 3;
 	if (strcmp(r->state, "stopped") == 0 && !r->held &&
 	    strcmp(r->reason, "-") != 0 && strcmp(r->reason, "exit:0") != 0)
 		return 2;

@@ -320,3 +320,40 @@ def test_a_hangup_puts_the_terminal_back(supd, tmp_path):
         assert out["after"].read_text() == out["before"].read_text()
     finally:
         pane.kill()
+
+
+def test_top_marks_a_child_whose_restart_waits_for_its_supervisor(
+        supd, tmp_path):
+    """A child that failed while its supervisor was still starting the
+    others showed as plain "stopped" (in red, as one that gave up); it is
+    marked "(waits)" until its supervisor restarts it."""
+    go = tmp_path / "go"
+    gate = tmp_path / "gate.py"
+    gate.write_text(
+        "import os, time, sdnotify\n"
+        f"while not os.path.exists({str(go)!r}):\n"
+        "    time.sleep(0.02)\n"
+        "sdnotify.SystemdNotifier().notify('READY=1')\n"
+        "time.sleep(1000)\n")
+    once = sh('[ "$AGENTSUP_INCARNATION" = 0 ] && exit 1; exec sleep 1000')
+    d = supd.start({"a.yaml": f"""
+        supervisor: root
+        children:
+          - supervisor: team
+            children:
+              - {{worker: bad, command: {once}}}
+              - {{worker: gate, command: ["/usr/bin/python3", "{gate}"],
+                  notify: systemd, start_timeout: 120s}}
+        """})
+    d.wait("exited", "root/team/bad")
+    pane = Pane(tmp_path, [AGENTSUPCTL, "--socket", d.socket, "top"])
+    try:
+        text = pane.wait_for(lambda t: (row(t, "bad") or [])[1:3]
+                             == ["(waits)", "stopped"], "bad waiting")
+        go.touch()
+        d.wait("ready", "root/team/gate")
+        text = pane.wait_for(lambda t: (row(t, "bad") or [])[1:2]
+                             == ["running"], "bad running again")
+        assert "(waits)" not in text, text
+    finally:
+        pane.kill()
