@@ -1,0 +1,85 @@
+"""What the docs give to copy does what they say: the YAML of
+docs/config.md and docs/operations.md passes `agentsupd --check`, and every
+key of the key table (src/config/keys.c) is in config.md's table with the
+default the table gives."""
+import os
+import re
+import subprocess
+
+import pytest
+
+from conftest import AGENTSUPD, SRC, TIMEOUT
+
+LONE_WORKER = "worker: w\ncommand: [sleep, '1']\n"
+
+
+def yaml_blocks(doc):
+    text = open(os.path.join(SRC, "docs", doc)).read()
+    return re.findall(r"^```yaml\n(.*?)^```", text, re.M | re.S)
+
+
+def check(tmp_path, files):
+    d = tmp_path / "supervisor.d"
+    d.mkdir(parents=True)
+    for name, text in files.items():
+        (d / name).write_text(text)
+    return subprocess.run([AGENTSUPD, "--check", "-c", str(d)],
+                          capture_output=True, text=True, timeout=TIMEOUT)
+
+
+def whole(block):
+    """A block that is a document of its own (not a fragment: `- supervisor`
+    under a list, `environment:` alone, `children: [...]`)."""
+    first = next(line for line in block.splitlines()
+                 if line.strip() and not line.startswith("#"))
+    return (re.match(r"(worker|supervisor|agentsupd):", first)
+            and "[...]" not in block)
+
+
+@pytest.mark.parametrize("doc", ["config.md", "operations.md"])
+def test_the_yaml_examples_pass_check(tmp_path, doc):
+    blocks = [b for b in yaml_blocks(doc) if whole(b)]
+    assert len(blocks) >= 5, blocks
+    for i, block in enumerate(blocks):
+        files = {"10-example.yaml": block}
+        parents = set(re.findall(r"^parent: (\S+)", block, re.M))
+        if parents - set(re.findall(r"^supervisor: (\S+)", block, re.M)):
+            continue  # a subtree for a tree declared elsewhere
+        if re.match(r"(#.*\n)*agentsupd:", block):
+            files["20-worker.yaml"] = LONE_WORKER  # settings alone
+        if "children: []" in block:  # lone files name parent: root
+            files["20-worker.yaml"] = "parent: root\n" + LONE_WORKER
+        r = check(tmp_path / str(i), files)
+        assert r.returncode == 0, (block, r.stdout, r.stderr)
+
+
+def test_the_settings_example_is_read_as_written(tmp_path):
+    """The settings document of config.md, every key of it (metrics too)."""
+    block = next(b for b in yaml_blocks("config.md")
+                 if b.startswith("agentsupd:\n  socket:"))
+    for key in ("socket", "events_file", "max_frame", "metrics", "state_dir",
+                "on_event", "log_dir", "log_max", "log_keep", "log_tail",
+                "log_time", "log_stderr", "contain", "termination_log"):
+        assert re.search(rf"^  {key}:", block, re.M), key
+    r = check(tmp_path, {"00-settings.yaml": block,
+                         "10-worker.yaml": LONE_WORKER})
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_every_key_is_documented_with_its_default():
+    src = open(os.path.join(SRC, "src", "config", "keys.c")).read()
+    table = src[src.index("keys_table[] = {"):src.index("keys_count")]
+    keys = {}
+    for name, rest in re.findall(r'\{"([a-z_]+)",(.*?)\},\n', table, re.S):
+        keys[name] = re.findall(r'"([^"]*)"', rest)[-1]
+    assert len(keys) > 40, keys
+    doc = open(os.path.join(SRC, "docs", "config.md")).read()
+    rows = {}
+    for m in re.finditer(r"^\| `([a-z_]+)`(?:, `([a-z_]+)`)? \|[^|]*\|"
+                         r"(?:[^|\\]|\\\|)*\| ([^|]*) \|", doc, re.M):
+        for k in filter(None, m.group(1, 2)):
+            rows.setdefault(k, m.group(3).strip("` ").replace("×", "x"))
+    for name, dflt in keys.items():
+        assert name in rows, f"{name} is not in docs/config.md's key table"
+        if name != "instances":  # "—": a name without the number
+            assert rows[name].startswith(dflt), (name, dflt, rows[name])
