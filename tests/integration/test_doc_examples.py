@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from conftest import AGENTSUPD, SRC, TIMEOUT
+from conftest import AGENTSUPCTL, AGENTSUPD, SRC, TIMEOUT
 
 LONE_WORKER = "worker: w\ncommand: [sleep, '1']\n"
 
@@ -83,3 +83,20 @@ def test_every_key_is_documented_with_its_default():
         assert name in rows, f"{name} is not in docs/config.md's key table"
         if name != "instances":  # "—": a name without the number
             assert rows[name].startswith(dflt), (name, dflt, rows[name])
+
+
+def test_the_help_says_what_the_docs_say():
+    """--help against README's command lines and the man pages' defaults:
+    the private socket directory honours TMPDIR (agentsupctl(1),
+    docs/protocol.md), and agentsupd's 73 includes the metrics address
+    (agentsupd(8), docs/operations.md)."""
+    readme = open(os.path.join(SRC, "README.md")).read()
+    ctl = subprocess.run([AGENTSUPCTL, "--help"], capture_output=True,
+                         text=True, timeout=TIMEOUT)
+    daemon = subprocess.run([AGENTSUPD, "--help"], capture_output=True,
+                            text=True, timeout=TIMEOUT)
+    assert ctl.returncode == daemon.returncode == 0
+    assert daemon.stdout.splitlines()[0].removeprefix("usage: ") in readme
+    assert "[-c DIR] [--socket PATH] [--json] COMMAND" in ctl.stdout
+    assert "${TMPDIR:-/tmp}/agentsupd-UID/agentsupd.sock" in ctl.stdout
+    assert "metrics address" in " ".join(daemon.stdout.split())
