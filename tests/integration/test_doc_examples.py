@@ -4,11 +4,12 @@ key of the key table (src/config/keys.c) is in config.md's table with the
 default the table gives."""
 import os
 import re
+import signal
 import subprocess
 
 import pytest
 
-from conftest import AGENTSUPCTL, AGENTSUPD, SRC, TIMEOUT
+from conftest import AGENTSUPCTL, AGENTSUPD, BUILD, SRC, TIMEOUT, wait_until
 
 LONE_WORKER = "worker: w\ncommand: [sleep, '1']\n"
 
@@ -100,3 +101,80 @@ def test_the_help_says_what_the_docs_say():
     assert "[-c DIR] [--socket PATH] [--json] COMMAND" in ctl.stdout
     assert "${TMPDIR:-/tmp}/agentsupd-UID/agentsupd.sock" in ctl.stdout
     assert "metrics address" in " ".join(daemon.stdout.split())
+
+
+# The Usage of include/agentsup/agent.h, as written, in a program that
+# gives it what it names: resume_from (says what it was handed),
+# do_some_work, and the state it checkpoints (its step count).
+USAGE_MAIN = r"""
+#include <inttypes.h>
+#include <stdio.h>
+#include <agentsup/agent.h>
+
+static char state[32];
+static size_t state_len;
+static uint64_t *steps;
+
+static void
+resume_from(const void *saved, size_t len)
+{
+	printf("resumed from step %.*s\n", (int)len, (const char *)saved);
+	fflush(stdout);
+}
+
+static void
+do_some_work(void)
+{
+	state_len = (size_t)snprintf(state, sizeof state, "%" PRIu64,
+	                             *steps + 1);
+}
+
+int
+main(void)
+{
+%s
+	return 0;
+}
+"""
+
+
+def test_the_c_usage_example_runs_supervised(supd, tmp_path):
+    """Ready, beats with steps, checkpoints; a restart hands the last
+    checkpoint back; a drain ends it with its declared done."""
+    header = open(os.path.join(SRC, "include", "agentsup", "agent.h")).read()
+    usage = header[header.index(" * Usage:\n"):header.index(" */", header.index(" * Usage:"))]
+    body = "\n".join(line[3:] if line.startswith(" *\t") else ""
+                     for line in usage.splitlines()[1:])
+    body = body.replace("size_t len;", "size_t len;\n\tsteps = &p.steps;", 1)
+    src = tmp_path / "usage.c"
+    src.write_text(USAGE_MAIN.replace("%s\n", body + "\n", 1))
+    exe = tmp_path / "usage"
+    so = os.path.join(os.path.abspath(BUILD), "libagentsup.so")
+    asan = "libasan" in subprocess.run(["readelf", "-d", so], capture_output=True,
+                                       text=True).stdout
+    subprocess.run(["cc", *(["-fsanitize=address,undefined"] if asan else []),
+                    "-std=c11", "-Wall", "-Werror", str(src), "-o", str(exe),
+                    f"-I{os.path.join(SRC, 'include')}",
+                    os.path.join(os.path.abspath(BUILD), "libagentsup.a"),
+                    "-lmsgpackc"], check=True, timeout=TIMEOUT * 3)
+    d = supd.start({"a.yaml": f"""
+        worker: usage
+        command: [{exe}]
+        heartbeat: 1s
+        start_timeout: 5s
+        """})
+    d.wait("ready", "root/usage")
+    wait_until(lambda: (d.ctl_json("status", "usage")[0]["checkpoint_seq"] or 0) >= 2,
+               what="two checkpoints")
+    node = d.ctl_json("status", "usage")[0]
+    assert node["progress"]["steps"] >= 2 and node["status"] == "working", node
+    d.ctl("restart", "usage", check=0)
+    d.wait("exited", "root/usage")
+    d.wait("ready", "root/usage")
+    wait_until(lambda: "resumed from step" in d.ctl("logs", "usage").stdout,
+               what="the restored checkpoint")
+    d.ctl("stop", "usage", "--wait", check=0)
+    ev = d.wait("exited", "root/usage")
+    assert "declared done" in (ev.detail or "") + (ev.reason or ""), ev
+    d.signal(signal.SIGTERM)
+    assert d.exit_code() == 0
