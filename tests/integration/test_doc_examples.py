@@ -1,7 +1,9 @@
 """What the docs give to copy does what they say: the YAML of
-docs/config.md and docs/operations.md passes `agentsupd --check`, and every
+docs/config.md and docs/operations.md passes `agentsupd --check`; every
 key of the key table (src/config/keys.c) is in config.md's table with the
-default the table gives."""
+default the table gives; --help says what README and the man pages say;
+the C Usage of agent.h and the Python examples of README and
+operations.md run under agentsupd as written."""
 import os
 import re
 import signal
@@ -176,5 +178,63 @@ def test_the_c_usage_example_runs_supervised(supd, tmp_path):
     d.ctl("stop", "usage", "--wait", check=0)
     ev = d.wait("exited", "root/usage")
     assert "declared done" in (ev.detail or "") + (ev.reason or ""), ev
+    d.signal(signal.SIGTERM)
+    assert d.exit_code() == 0
+
+
+def python_blocks(doc):
+    text = open(os.path.join(SRC, doc)).read()
+    return re.findall(r"^```python\n(.*?)^```", text, re.M | re.S)
+
+
+CLIENT = os.path.join(SRC, "tools", "python")
+
+
+def test_the_python_examples_run(supd, tmp_path):
+    """README's worker loop as a supervised worker (with the step, n, t and
+    c it leaves to the reader), and operations.md's Control example
+    against a pool named research (its follow cut to one event)."""
+    agent = next(b for b in python_blocks("README.md") if "agentsup.Agent()" in b)
+    worker = tmp_path / "worker.py"
+    worker.write_text(f"import sys\nsys.path.insert(0, {CLIENT!r})\n"
+                      "n = t = 0\nc = 0.0\n"
+                      "def step():\n    global n, t, c\n"
+                      "    n, t, c = n + 1, t + 10, c + 0.5\n" + agent)
+    d = supd.start({"a.yaml": f"""
+        supervisor: top
+        children:
+          - worker: summariser
+            command: [/usr/bin/python3, {worker}]
+            heartbeat: 300ms
+            start_timeout: 5s
+          - supervisor: research
+            template:
+              command: [/bin/sh, -c, 'echo "$MODEL $*"', task]
+        """})
+    d.wait("ready", "top/summariser")
+    wait_until(lambda: (d.ctl_json("status", "summariser")[0]["progress"]
+                        or {}).get("steps", 0) >= 2, what="progress")
+    node = d.ctl_json("status", "summariser")[0]
+    assert node["status"] == "summarising" and node["progress"]["cost"] > 0
+
+    control = next(b for b in python_blocks("docs/operations.md")
+                   if "Control()" in b)
+    follow = 'for ev in ctl.events("research", follow=True):'
+    assert follow in control
+    control = control.replace(follow, "for ev in itertools.islice("
+                              'ctl.events("research", follow=True), 1):')
+    script = tmp_path / "control.py"
+    script.write_text(f"import itertools, sys\nsys.path.insert(0, {CLIENT!r})\n"
+                      + control)
+    r = subprocess.run(["/usr/bin/python3", str(script)], capture_output=True,
+                       text=True, timeout=TIMEOUT,
+                       env=dict(os.environ, AGENTSUP_SOCKET=d.socket))
+    assert r.returncode == 0, r.stdout + r.stderr
+    # the task's last lines, then the first event of research's subtree
+    assert r.stdout.splitlines()[0] == "small --topic tides", r.stdout
+    assert r.stdout.splitlines()[-1].endswith("top/research/q-42"), r.stdout
+    d.ctl("drain", "summariser", "--wait", check=0)
+    ev = d.wait("drained", "top/summariser")  # its loop saw draining
+    assert ev.reason == "exit:0", ev
     d.signal(signal.SIGTERM)
     assert d.exit_code() == 0
