@@ -120,7 +120,7 @@ usage(FILE *f)
 	        "the config directory given with -c, else /run/agentsupd.sock "
 	        "(root),\n"
 	        "$XDG_RUNTIME_DIR/agentsupd.sock, or "
-	        "/tmp/agentsupd-UID/agentsupd.sock.\n"
+	        "${TMPDIR:-/tmp}/agentsupd-UID/agentsupd.sock.\n"
 	        "An answer is awaited AGENTSUPCTL_TIMEOUT (30s unless set; a "
 	        "reload's 60s more,\n"
 	        "held while a supervisor is busy): exit 75 past it, 69 when "

@@ -41,10 +41,11 @@ usage(FILE *f)
 	           "exit: 0 shutdown or drain done, 64 usage, 70 internal "
 	           "error,\n"
 	           "  73 the control socket cannot be created, a live "
-	           "agentsupd holds it or\n"
-	           "     the state store cannot be used, 75 the root gave "
-	           "up, 78 bad config,\n"
-	           "  79 the root's budget is spent\n");
+	           "agentsupd holds it,\n"
+	           "     the state store cannot be used or the metrics "
+	           "address cannot be bound,\n"
+	           "  75 the root gave up, 78 bad config, 79 the root's "
+	           "budget is spent\n");
 }
 
 /* A random seed for the jitter when none is given; printed at start-up. */
