@@ -560,3 +560,26 @@ def test_drain_of_the_whole_tree_waits_for_the_exit(supd, tmp_path):
     assert d.count("drain_done", "root") == 1  # said before the answer
     assert d.exit_code() == 0
 
+
+
+def test_a_wait_of_no_time_looks(supd):
+    """wait(timeout=0), a poll: the record of a task that has ended, and
+    TimeoutError at once for one that has not (it raised TimeoutError
+    even for an ended task: no time was left for agentsupd's answer)."""
+    d = start(supd)
+    with Control(d.socket) as ctl:
+        ctl.spawn("pool", key="quick")
+        assert ctl.wait("pool/quick", timeout=30)["state"] == "done"
+        rec = ctl.wait("pool/quick", timeout=0)
+        assert rec["state"] == "done" and rec["name"] == "pool/quick", rec
+        ctl.spawn("pool", key="slow", env={"DELAY": "300"})
+        t0 = time.monotonic()
+        with pytest.raises(TimeoutError, match="^wait pool/slow: the task "
+                           "had not ended \\(it is (running|pending)\\)$"):
+            ctl.wait("pool/slow", timeout=0)
+        assert time.monotonic() - t0 < TIMEOUT
+        # the same connection goes on: no answer of it is left to come
+        assert ctl.wait("quick", timeout=0)["state"] == "done"
+        ctl.stop("pool/slow")
+        assert ctl.wait("pool/slow", timeout=30)["state"] == "cancelled"
+        assert ctl.wait("pool/slow", timeout=0)["state"] == "cancelled"
