@@ -123,6 +123,10 @@ bool tasks_rec_settled(const struct daemon *, const struct ledger_rec *r);
  * speak for a retry of its key), else NULL. */
 struct ledger_rec *tasks_rec_of(struct daemon *, const struct node *n);
 void tasks_wake_now(struct daemon *, struct ledger_rec *r);
+/* A wait on r by cl's request id, answered when r ends: refused past
+ * TASKS_CLIENT_WAITERS of one connection. */
+void tasks_wait_add(struct daemon *, struct client *cl, struct ledger_rec *r,
+                    uint64_t id);
 /* Answer every `wait` on r "no such task": r was never accepted after
  * all (a spawn refused), and leaves memory. */
 void tasks_wake_gone(struct daemon *, struct ledger_rec *r);

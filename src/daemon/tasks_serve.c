@@ -468,20 +468,11 @@ static void
 tasks_serve_wait(struct client *cl, struct daemon *d, struct ledger_rec *r,
                  uint64_t id, bool now)
 {
-	struct tasks *t = d->tasks;
-
 	if ((ledger_ended(r) && tasks_rec_settled(d, r)) ||
-	    (now && !ledger_ended(r))) {
+	    (now && !ledger_ended(r)))
 		tasks_answer_rec(cl, d, id, r, -1);
-		return;
-	}
-	if (t->nwaiters == TASKS_MAX_WAITERS) {
-		serve_refuse(cl, id, "too many waits at once");
-		return;
-	}
-	t->waiters[t->nwaiters++] =
-	        (struct tasks_waiter){.cl = cl, .id = id, .rec = r};
-	cl->waiting = true; /* no idle deadline while it waits */
+	else
+		tasks_wait_add(d, cl, r, id);
 }
 
 /* A dropped task's checkpoints go with its record (part: their deletion,
