@@ -339,6 +339,13 @@ tasks_wait_add(struct daemon *d, struct client *cl, struct ledger_rec *r,
 		serve_refuse(cl, id, "too many waits at once");
 		return;
 	}
+	if (t->nwaiters == t->capwaiters) {
+		t->capwaiters = t->capwaiters == 0 ? 8 : 2 * t->capwaiters;
+		if (t->capwaiters > TASKS_MAX_WAITERS)
+			t->capwaiters = TASKS_MAX_WAITERS;
+		t->waiters = xreallocarray(t->waiters, t->capwaiters,
+		                           sizeof *t->waiters);
+	}
 	t->waiters[t->nwaiters++] =
 	        (struct tasks_waiter){.cl = cl, .id = id, .rec = r};
 	cl->waiting = true; /* no idle deadline while it waits */

@@ -42,8 +42,10 @@ struct tasks {
 	struct ledger ledger;
 	struct ledger_keys keys;       /* with a store: every stored row's */
 	struct ledger_numbers numbers; /* with a store: SUP/N stored */
-	struct tasks_waiter waiters[TASKS_MAX_WAITERS];
-	size_t nwaiters;
+	/* grown as waits come, up to TASKS_MAX_WAITERS (48 KiB that a tree
+	 * without waits would carry for nothing) */
+	struct tasks_waiter *waiters;
+	size_t nwaiters, capwaiters;
 	char name[2 * REQUEST_NAME_MAX]; /* the last answer's "SUP/KEY" */
 	char sup[REQUEST_NAME_MAX];      /* the last spawn's supervisor */
 	size_t nresume;                  /* records still to resume */
