@@ -99,6 +99,10 @@ conn_send_request(struct ctl *c, const char *cmd, const char *arg, int follow)
 		follow ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk);
 		if (arg != NULL)
 			agentsup_wire_pack_str(&pk, arg);
+	} else if (arg != NULL && c->look) { /* wait KEY NOW */
+		msgpack_pack_array(&pk, 2);
+		agentsup_wire_pack_str(&pk, arg);
+		msgpack_pack_true(&pk);
 	} else if (arg != NULL) {
 		msgpack_pack_array(&pk, c->arg2 != NULL ? 2 : 1);
 		agentsup_wire_pack_str(&pk, arg);

@@ -343,7 +343,10 @@ static int
 ctl_parse_wait(struct ctl *c, const char *cmd, bool wait, int timeout_ms)
 {
 	if (strcmp(cmd, "wait") == 0) {
-		if (timeout_ms >= 0)
+		/* 0: a look, whose answer agentsupd gives at once, ended or
+		 * not (no time at all would make it 124 even when done) */
+		c->look = timeout_ms == 0;
+		if (timeout_ms > 0)
 			c->reply_ms = timeout_ms;
 		return 0;
 	}
@@ -449,7 +452,7 @@ main(int argc, char **argv)
 	char sockbuf[256];
 	struct ctl c = {.fd = -1, .reply_ms = CTL_REPLY_MS, .lines = 20};
 	struct task_spawn sp = {0};
-	int ch, follow = 0, rc;
+	int ch, follow = 0, rc, answer_ms;
 	struct sigaction sa = {.sa_handler = on_sigint};
 	sigset_t block;
 
@@ -487,6 +490,7 @@ main(int argc, char **argv)
 	if (strcmp(cmd, "reload") == 0 &&
 	    c.reply_ms <= INT_MAX - AGENTSUP_RELOAD_HOLD_MS)
 		c.reply_ms += AGENTSUP_RELOAD_HOLD_MS;
+	answer_ms = c.reply_ms;
 	if (strcmp(cmd, "wait") == 0) {
 		c.reply_ms = -1; /* until it ends, or --timeout */
 		c.late = "the task has not ended";
@@ -503,6 +507,10 @@ main(int argc, char **argv)
 	} else if ((rc = ctl_parse_command(&c, argc - optind, argv + optind,
 	                                   &arg, &follow, &sock, &dir)) != 0)
 		return rc;
+	if (c.look) { /* its answer as any other's */
+		c.reply_ms = answer_ms;
+		c.late = NULL;
+	}
 	sock = ctl_socket(sock, dir, sockbuf, sizeof sockbuf);
 	if (conn_open(&c, sock) < 0) {
 		if (c.fd >= 0)

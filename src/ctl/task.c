@@ -150,6 +150,15 @@ task_show(const char *cmd, const msgpack_object *body, bool json)
 	const msgpack_object *c;
 	char name[512], state[32];
 
+	/* a look (wait --timeout 0) at a live task: as a wait that timed out */
+	if (strcmp(cmd, "wait") == 0 &&
+	    task_wait_status(body) == TASK_EXIT_TIMEOUT) {
+		render_get_s(body, "state", state, sizeof state);
+		fprintf(stderr,
+		        "agentsupctl: the task has not ended (it is %s)\n",
+		        state);
+		return TASK_EXIT_TIMEOUT;
+	}
 	if (strcmp(cmd, "wait") == 0 || json) {
 		render_json(stdout, body);
 		putchar('\n');

@@ -20,7 +20,7 @@ static const struct {
         {"stop", REQ_STOP, 1, 1},     {"restart", REQ_RESTART, 1, 1},
         {"drain", REQ_DRAIN, 0, 1},   {"reload", REQ_RELOAD, 0, 0},
         {"events", REQ_EVENTS, 0, 2}, {"shutdown", REQ_SHUTDOWN, 0, 0},
-        {"spawn", REQ_SPAWN, 1, 2},   {"wait", REQ_WAIT, 1, 1},
+        {"spawn", REQ_SPAWN, 1, 2},   {"wait", REQ_WAIT, 1, 2},
         {"dead", REQ_DEAD, 0, 0},     {"replay", REQ_REPLAY, 1, 1},
         {"drop", REQ_DROP, 1, 1},     {"logs", REQ_LOGS, 1, 3},
         {"reset", REQ_RESET, 1, 1},   {"signal", REQ_SIGNAL, 2, 2},
@@ -183,6 +183,11 @@ request_parse(const msgpack_object *map, struct request *r, const char **why)
 		r->opts = &args->via.array.ptr[1];
 	if (r->cmd == REQ_LOGS)
 		return request_logs_args(args, r, why);
+	if (r->cmd == REQ_WAIT && r->opts != NULL &&
+	    r->opts->type != MSGPACK_OBJECT_BOOLEAN) {
+		*why = "wait: NOW must be a boolean";
+		return -1;
+	}
 	if (r->cmd == REQ_SIGNAL &&
 	    (r->signo = request_signal(&args->via.array.ptr[1])) == 0) {
 		*why = "signal: SIG must be a signal's name (HUP, SIGUSR1...) "

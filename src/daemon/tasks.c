@@ -19,6 +19,7 @@
 
 #include "agentsup/wire.h"
 #include "channel.h"
+#include "ckpt.h"
 #include "client.h"
 #include "clock.h"
 #include "daemon.h"
@@ -28,13 +29,11 @@
 #include "request.h"
 #include "serve.h"
 #include "session.h"
-#include "tasks.h"
-#include "taskstore.h"
-#include "ckpt.h"
-#include "util.h"
-
 #include "store.h"
+#include "tasks.h"
 #include "tasks_int.h"
+#include "taskstore.h"
+#include "util.h"
 
 struct tasks *
 tasks_new(struct daemon *d)
@@ -60,6 +59,7 @@ tasks_free(struct tasks *t)
 	ledger_free(&t->ledger);
 	ledger_keys_free(&t->keys);
 	ledger_numbers_free(&t->numbers);
+	free(t->waiters);
 	free(t);
 }
 

@@ -19,8 +19,11 @@ struct spawn_request;
 struct spawn_answer;
 struct tasks;
 
-#define TASKS_MAX_WAITERS 128  /* `agentsupctl wait`s at once */
-#define TASKS_MAX_ARGS    1024 /* arguments or variables of one spawn */
+/* waits at once: of one connection, and of all (every client's share, so
+ * that no connection's waits keep another's out) */
+#define TASKS_CLIENT_WAITERS 16
+#define TASKS_MAX_WAITERS    (128 * TASKS_CLIENT_WAITERS)
+#define TASKS_MAX_ARGS       1024 /* arguments or variables of one spawn */
 
 struct tasks *tasks_new(struct daemon *);
 void tasks_free(struct tasks *);

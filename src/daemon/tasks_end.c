@@ -310,6 +310,47 @@ tasks_event(struct daemon *d, const struct action *a)
 	tasks_wake(d, r);
 }
 
+/* The waits cl has under way: each connection may hold only its share. */
+static int
+tasks_client_waits(const struct tasks *t, const struct client *cl)
+{
+	int n = 0;
+
+	for (size_t i = 0; i < t->nwaiters; i++)
+		n += t->waiters[i].cl == cl;
+	return n;
+}
+
+void
+tasks_wait_add(struct daemon *d, struct client *cl, struct ledger_rec *r,
+               uint64_t id)
+{
+	struct tasks *t = d->tasks;
+
+	if (tasks_client_waits(t, cl) == TASKS_CLIENT_WAITERS) {
+		serve_refusef(
+		        cl, id,
+		        "too many waits at once on this connection (%d at "
+		        "most)",
+		        TASKS_CLIENT_WAITERS);
+		return;
+	}
+	if (t->nwaiters == TASKS_MAX_WAITERS) { /* more clients than bounded */
+		serve_refuse(cl, id, "too many waits at once");
+		return;
+	}
+	if (t->nwaiters == t->capwaiters) {
+		t->capwaiters = t->capwaiters == 0 ? 8 : 2 * t->capwaiters;
+		if (t->capwaiters > TASKS_MAX_WAITERS)
+			t->capwaiters = TASKS_MAX_WAITERS;
+		t->waiters = xreallocarray(t->waiters, t->capwaiters,
+		                           sizeof *t->waiters);
+	}
+	t->waiters[t->nwaiters++] =
+	        (struct tasks_waiter){.cl = cl, .id = id, .rec = r};
+	cl->waiting = true; /* no idle deadline while it waits */
+}
+
 void
 tasks_client_gone(struct daemon *d, struct client *cl)
 {

@@ -42,8 +42,10 @@ struct tasks {
 	struct ledger ledger;
 	struct ledger_keys keys;       /* with a store: every stored row's */
 	struct ledger_numbers numbers; /* with a store: SUP/N stored */
-	struct tasks_waiter waiters[TASKS_MAX_WAITERS];
-	size_t nwaiters;
+	/* grown as waits come, up to TASKS_MAX_WAITERS (48 KiB that a tree
+	 * without waits would carry for nothing) */
+	struct tasks_waiter *waiters;
+	size_t nwaiters, capwaiters;
 	char name[2 * REQUEST_NAME_MAX]; /* the last answer's "SUP/KEY" */
 	char sup[REQUEST_NAME_MAX];      /* the last spawn's supervisor */
 	size_t nresume;                  /* records still to resume */
@@ -123,6 +125,10 @@ bool tasks_rec_settled(const struct daemon *, const struct ledger_rec *r);
  * speak for a retry of its key), else NULL. */
 struct ledger_rec *tasks_rec_of(struct daemon *, const struct node *n);
 void tasks_wake_now(struct daemon *, struct ledger_rec *r);
+/* A wait on r by cl's request id, answered when r ends: refused past
+ * TASKS_CLIENT_WAITERS of one connection. */
+void tasks_wait_add(struct daemon *, struct client *cl, struct ledger_rec *r,
+                    uint64_t id);
 /* Answer every `wait` on r "no such task": r was never accepted after
  * all (a spawn refused), and leaves memory. */
 void tasks_wake_gone(struct daemon *, struct ledger_rec *r);

@@ -462,23 +462,17 @@ tasks_serve_dead(struct client *cl, struct daemon *d, uint64_t id)
 	free(t.mem);
 }
 
+/* now: a look (wait --timeout 0), a live task's record at once; an ended
+ * one's still once its end is committed, as any wait's. */
 static void
 tasks_serve_wait(struct client *cl, struct daemon *d, struct ledger_rec *r,
-                 uint64_t id)
+                 uint64_t id, bool now)
 {
-	struct tasks *t = d->tasks;
-
-	if (ledger_ended(r) && tasks_rec_settled(d, r)) {
+	if ((ledger_ended(r) && tasks_rec_settled(d, r)) ||
+	    (now && !ledger_ended(r)))
 		tasks_answer_rec(cl, d, id, r, -1);
-		return;
-	}
-	if (t->nwaiters == TASKS_MAX_WAITERS) {
-		serve_refuse(cl, id, "too many waits at once");
-		return;
-	}
-	t->waiters[t->nwaiters++] =
-	        (struct tasks_waiter){.cl = cl, .id = id, .rec = r};
-	cl->waiting = true; /* no idle deadline while it waits */
+	else
+		tasks_wait_add(d, cl, r, id);
 }
 
 /* A dropped task's checkpoints go with its record (part: their deletion,
@@ -581,7 +575,8 @@ tasks_serve(struct client *cl, struct daemon *d, const struct request *q)
 		return;
 	}
 	if (q->cmd == REQ_WAIT) {
-		tasks_serve_wait(cl, d, r, q->id);
+		tasks_serve_wait(cl, d, r, q->id,
+		                 q->opts != NULL && q->opts->via.boolean);
 	} else if (q->cmd == REQ_REPLAY) {
 		tasks_serve_replay(cl, d, r, q->id);
 	} else if (q->cmd == REQ_DROP) {

@@ -76,6 +76,28 @@ def test_spawn_by_ctl_idempotent_keys_and_wait(supd):
         "root", "root/pool", "root/idle"]
 
 
+def test_a_wait_with_timeout_0_looks(supd):
+    """wait KEY --timeout 0, a poll from a script: an ended task's record
+    and its exit status, a live one's 124 at once (it was 124 for a task
+    long done: the answer had been given no time)."""
+    d = supd.start({"a.yaml": pool(template=SH_TEMPLATE)})
+    d.wait("started", "root/idle")
+    gate = supd.tmp / "gate"
+    d.ctl("spawn", "pool", "--key", "a", "--env", f"GATE={gate}", "--",
+          "0", check=0)
+    d.wait("started", "root/pool/a")
+    r = d.ctl("wait", "a", "--timeout", "0", check=124)
+    assert r.stdout == "" and "has not ended (it is running)" in r.stderr
+    gate.touch()
+    d.wait("task_done", "root/pool/a")
+    r = d.ctl("wait", "a", "--timeout", "0", check=0)
+    assert json.loads(r.stdout)["state"] == "done"
+    d.ctl("spawn", "pool", "--key", "b", "--", "0", check=0)
+    d.wait("task_done", "root/pool/b")
+    assert json.loads(d.ctl("wait", "pool/b", "--timeout", "0s",
+                            check=0).stdout)["name"] == "pool/b"
+
+
 @pytest.mark.parametrize("cmd", ["stop", "drain"])
 def test_a_task_in_backoff_stopped_is_cancelled(supd, cmd):
     """A task waiting out its backoff (no process) stopped by an operator

@@ -560,3 +560,76 @@ def test_drain_of_the_whole_tree_waits_for_the_exit(supd, tmp_path):
     assert d.count("drain_done", "root") == 1  # said before the answer
     assert d.exit_code() == 0
 
+
+
+def test_a_wait_of_no_time_looks(supd):
+    """wait(timeout=0), a poll: the record of a task that has ended, and
+    TimeoutError at once for one that has not (it raised TimeoutError
+    even for an ended task: no time was left for agentsupd's answer)."""
+    d = start(supd)
+    with Control(d.socket) as ctl:
+        ctl.spawn("pool", key="quick")
+        assert ctl.wait("pool/quick", timeout=30)["state"] == "done"
+        rec = ctl.wait("pool/quick", timeout=0)
+        assert rec["state"] == "done" and rec["name"] == "pool/quick", rec
+        ctl.spawn("pool", key="slow", env={"DELAY": "300"})
+        t0 = time.monotonic()
+        with pytest.raises(TimeoutError, match="^wait pool/slow: the task "
+                           "had not ended \\(it is (running|pending)\\)$"):
+            ctl.wait("pool/slow", timeout=0)
+        assert time.monotonic() - t0 < TIMEOUT
+        # the same connection goes on: no answer of it is left to come
+        assert ctl.wait("quick", timeout=0)["state"] == "done"
+        ctl.stop("pool/slow")
+        assert ctl.wait("pool/slow", timeout=30)["state"] == "cancelled"
+        assert ctl.wait("pool/slow", timeout=0)["state"] == "cancelled"
+
+
+def test_one_connections_waits_keep_no_other_out(supd):
+    """A client that sends many waits at once (a raw asyncio client, a
+    bug) has 16 at most under way; the rest are refused, and every other
+    client can still wait (one connection's 128 refused every other wait,
+    "too many waits at once", until it hung up)."""
+    import struct
+    import msgpack
+    d = start(supd)
+    with Control(d.socket) as ctl:
+        ctl.spawn("pool", key="slow", env={"DELAY": "300"})
+        with socket.socket(socket.AF_UNIX) as s:
+            s.connect(d.socket)
+            for i in range(1, 201):
+                b = msgpack.packb({"t": "req", "id": i, "cmd": "wait",
+                                   "args": ["pool/slow"]}, use_bin_type=True)
+                s.sendall(struct.pack(">I", len(b)) + b)
+            refused, buf = [], b""
+            s.settimeout(TIMEOUT)
+            while len(refused) < 200 - 16:
+                buf += s.recv(1 << 16)
+                while len(buf) >= 4:
+                    n = struct.unpack(">I", buf[:4])[0]
+                    if len(buf) < 4 + n:
+                        break
+                    f = msgpack.unpackb(buf[4:4 + n], raw=False)
+                    buf = buf[4 + n:]
+                    assert f["ok"] is False and "on this connection (16 at " \
+                        "most)" in f["error"], f
+                    refused.append(f["id"])
+            assert refused == list(range(17, 201))
+            # another client's wait is taken: it waits, and is answered
+            with pytest.raises(TimeoutError, match="not ended within"):
+                Control(d.socket).wait("pool/slow", timeout=0.5)
+            ctl.stop("pool/slow")
+            assert ctl.wait("pool/slow", timeout=30)["state"] == "cancelled"
+            # the 16 taken are answered too
+            got = []
+            while len(got) < 16:
+                buf += s.recv(1 << 16)
+                while len(buf) >= 4:
+                    n = struct.unpack(">I", buf[:4])[0]
+                    if len(buf) < 4 + n:
+                        break
+                    f = msgpack.unpackb(buf[4:4 + n], raw=False)
+                    buf = buf[4 + n:]
+                    assert f["ok"] and f["result"]["state"] == "cancelled"
+                    got.append(f["id"])
+            assert sorted(got) == list(range(1, 17))

@@ -571,7 +571,15 @@ class Control:
         """The task's record once it has ended ("done", "dead",
         "cancelled"); TimeoutError after timeout seconds (None: for ever).
         The next request is made on a new connection (this one's answer
-        would still come): polling with short waits works."""
+        would still come): polling with short waits works. timeout 0
+        is a look: agentsupd answers at once, TimeoutError when the task
+        has not ended."""
+        if timeout is not None and timeout <= 0:
+            rec = self._map("wait", [key, True])
+            if rec.get("state") not in ("done", "dead", "cancelled"):
+                raise TimeoutError(f"wait {key}: the task had not ended "
+                                   f"(it is {rec.get('state')})")
+            return rec
         try:
             return self._map("wait", [key], timeout)
         except TimeoutError:
