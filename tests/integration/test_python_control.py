@@ -561,7 +561,6 @@ def test_drain_of_the_whole_tree_waits_for_the_exit(supd, tmp_path):
     assert d.exit_code() == 0
 
 
-
 def test_a_wait_of_no_time_looks(supd):
     """wait(timeout=0), a poll: the record of a task that has ended, and
     TimeoutError at once for one that has not (it raised TimeoutError
@@ -585,6 +584,22 @@ def test_a_wait_of_no_time_looks(supd):
         assert ctl.wait("pool/slow", timeout=0)["state"] == "cancelled"
 
 
+def read_frames(s, n):
+    """n answers read off a raw control connection, in order."""
+    import struct
+    import msgpack
+    out, buf = [], b""
+    s.settimeout(TIMEOUT)
+    while len(out) < n:
+        buf += s.recv(1 << 16)
+        while len(buf) >= 4 and len(buf) >= 4 + struct.unpack(">I", buf[:4])[0]:
+            size = struct.unpack(">I", buf[:4])[0]
+            out.append(msgpack.unpackb(buf[4:4 + size], raw=False))
+            buf = buf[4 + size:]
+    assert len(out) == n, out  # no more than asked for came at once
+    return out
+
+
 def test_one_connections_waits_keep_no_other_out(supd):
     """A client that sends many waits at once (a raw asyncio client, a
     bug) has 16 at most under way; the rest are refused, and every other
@@ -601,35 +616,19 @@ def test_one_connections_waits_keep_no_other_out(supd):
                 b = msgpack.packb({"t": "req", "id": i, "cmd": "wait",
                                    "args": ["pool/slow"]}, use_bin_type=True)
                 s.sendall(struct.pack(">I", len(b)) + b)
-            refused, buf = [], b""
-            s.settimeout(TIMEOUT)
-            while len(refused) < 200 - 16:
-                buf += s.recv(1 << 16)
-                while len(buf) >= 4:
-                    n = struct.unpack(">I", buf[:4])[0]
-                    if len(buf) < 4 + n:
-                        break
-                    f = msgpack.unpackb(buf[4:4 + n], raw=False)
-                    buf = buf[4 + n:]
-                    assert f["ok"] is False and "on this connection (16 at " \
-                        "most)" in f["error"], f
-                    refused.append(f["id"])
-            assert refused == list(range(17, 201))
+            refused = read_frames(s, 200 - 16)
+            for f in refused:
+                assert f["ok"] is False and "on this connection (16 at " \
+                    "most)" in f["error"], f
+            assert [f["id"] for f in refused] == list(range(17, 201))
             # another client's wait is taken: it waits, and is answered
-            with pytest.raises(TimeoutError, match="not ended within"):
-                Control(d.socket).wait("pool/slow", timeout=0.5)
+            with Control(d.socket) as other, \
+                    pytest.raises(TimeoutError, match="not ended within"):
+                other.wait("pool/slow", timeout=0.5)
             ctl.stop("pool/slow")
             assert ctl.wait("pool/slow", timeout=30)["state"] == "cancelled"
             # the 16 taken are answered too
-            got = []
-            while len(got) < 16:
-                buf += s.recv(1 << 16)
-                while len(buf) >= 4:
-                    n = struct.unpack(">I", buf[:4])[0]
-                    if len(buf) < 4 + n:
-                        break
-                    f = msgpack.unpackb(buf[4:4 + n], raw=False)
-                    buf = buf[4 + n:]
-                    assert f["ok"] and f["result"]["state"] == "cancelled"
-                    got.append(f["id"])
-            assert sorted(got) == list(range(1, 17))
+            got = read_frames(s, 16)
+            assert all(f["ok"] and f["result"]["state"] == "cancelled"
+                       for f in got), got
+            assert sorted(f["id"] for f in got) == list(range(1, 17))
