@@ -553,14 +553,22 @@ def test_subtree_followers_survive_a_root_rename(supd):
 def test_followers_say_when_agentsupd_goes(supd):
     """events --follow and logs -f end with 69 (docs/operations.md) when
     agentsupd exits, told so by it (they said only "agentsupd closed the
-    connection"), and 0 on ^C; a follower of a subtree's output too."""
-    d = started(supd.start(TREE))
+    connection"), and 0 on ^C; a follower of a subtree's output too.
+    Each follower is known to follow (a line read) before the shutdown:
+    a loaded host started one after agentsupd had gone (69, "cannot
+    reach")."""
+    up = sh("echo up; exec sleep 1000")
+    d = started(supd.start({"root.yaml": TREE["root.yaml"].replace(
+        f"worker: alpha, command: {SLEEP}", f"worker: alpha, command: {up}")
+        .replace(f"worker: beta, command: {SLEEP}",
+                 f"worker: beta, command: {up}")}))
     fs = [subprocess.Popen([AGENTSUPCTL, "--socket", d.socket, *args],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            text=True)
           for args in (("events", "--follow"), ("logs", "alpha", "-f"),
                        ("logs", "team", "-f"))]
-    fs[0].stdout.readline()  # following: the history has come
+    for f in fs:
+        assert f.stdout.readline(), f  # following: the history has come
     d.ctl("shutdown", check=0)
     assert d.exit_code() == 0
     for f in fs:
