@@ -366,3 +366,33 @@ def supd(tmp_path):
 def sh(script):
     """A worker command running a POSIX shell script (YAML flow list)."""
     return json.dumps(["/bin/sh", "-c", textwrap.dedent(script).strip()])
+
+
+def ready_when(path):
+    """A worker command (YAML flow list) for `notify: systemd`: READY=1 once
+    path exists, then it runs; its supervisor's start waits that long."""
+    return json.dumps(["/usr/bin/python3", "-c", textwrap.dedent(f"""
+        import os, time, sdnotify
+        while not os.path.exists({str(path)!r}):
+            time.sleep(0.02)
+        sdnotify.SystemdNotifier().notify("READY=1")
+        time.sleep(1000)
+        """)])
+
+
+def flapper_team(go):
+    """A tree whose supervisor team starts until go exists (gate not ready
+    till then), then has a child, flap, that fails its start each time
+    with no backoff: never out of starting or stopping for a look."""
+    return {"a.yaml": f"""
+        supervisor: root
+        children:
+          - supervisor: team
+            intensity: 1000
+            period: 1s
+            children:
+              - {{worker: gate, command: {ready_when(go)}, notify: systemd,
+                  start_timeout: 120s}}
+              - {{worker: flap, command: {sh("exec sleep 300")},
+                  start_timeout: 1s, backoff: none}}
+        """}

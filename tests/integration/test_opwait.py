@@ -13,8 +13,8 @@ import textwrap
 import threading
 import time
 
-from conftest import (AGENTSUPCTL, SRC, TIMEOUT, alive, catches, sh,
-                      wait_until)
+from conftest import (AGENTSUPCTL, SRC, TIMEOUT, alive, catches,
+                      flapper_team, sh, wait_until)
 
 PY = "/usr/bin/python3"
 CLIENT = os.path.join(SRC, "tools", "python")
@@ -297,25 +297,7 @@ def test_a_start_of_a_starting_supervisor_waits_not_for_a_flapping_child(
     before its supervisor was up). No backoff: the child is never out of
     starting or stopping for a look to catch."""
     go = tmp_path / "go"
-    gate = json.dumps([PY, "-c", textwrap.dedent(f"""
-        import os, time, sdnotify
-        while not os.path.exists({str(go)!r}):
-            time.sleep(0.02)
-        sdnotify.SystemdNotifier().notify("READY=1")
-        time.sleep(1000)
-        """)])
-    d = supd.start({"a.yaml": f"""
-        supervisor: root
-        children:
-          - supervisor: team
-            intensity: 1000
-            period: 1s
-            children:
-              - {{worker: gate, command: {gate}, notify: systemd,
-                  start_timeout: 120s}}
-              - {{worker: flap, command: {sh("exec sleep 300")},
-                  start_timeout: 1s, backoff: none}}
-        """})
+    d = supd.start(flapper_team(go))
     d.wait("started", "root/team/gate")
     assert node(d, "team")["state"] == "starting"
     p = ctl_bg(d, "start", "team", "--wait", "--timeout", "60s")

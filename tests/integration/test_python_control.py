@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import TIMEOUT, alive, catches, sh, wait_until
+from conftest import TIMEOUT, alive, catches, flapper_team, sh, wait_until
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PYDIR = os.path.join(os.environ.get("AGENTSUP_SRC", os.path.join(HERE, "..", "..")),
@@ -444,26 +444,7 @@ def test_a_wait_on_a_starting_supervisor_does_not_wait_for_a_flapper(
     its start each time (no backoff: always starting or stopping): done
     once the supervisor is up; it timed out waiting for that child."""
     go = tmp_path / "go"
-    gate = tmp_path / "gate.py"
-    gate.write_text(textwrap.dedent(f"""
-        import os, time, sdnotify
-        while not os.path.exists({str(go)!r}):
-            time.sleep(0.02)
-        sdnotify.SystemdNotifier().notify("READY=1")
-        time.sleep(1000)
-        """))
-    d = supd.start({"a.yaml": f"""
-        supervisor: root
-        children:
-          - supervisor: team
-            intensity: 1000
-            period: 1s
-            children:
-              - {{worker: gate, command: [{PY}, {str(gate)}],
-                  notify: systemd, start_timeout: 120s}}
-              - {{worker: flap, command: {sh("exec sleep 300")},
-                  start_timeout: 1s, backoff: none}}
-        """})
+    d = supd.start(flapper_team(go))
     d.wait("started", "root/team/gate")
     got = []
     with Control(d.socket) as ctl:

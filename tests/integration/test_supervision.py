@@ -13,7 +13,8 @@ from datetime import datetime
 
 import pytest
 
-from conftest import AGENTSUPD, alive, catches, sh, stat_fields, wait_until
+from conftest import (AGENTSUPD, alive, catches, ready_when, sh, stat_fields,
+                      wait_until)
 
 SLEEP = sh("exec sleep 1000")
 # crashes on its first start only, then runs
@@ -792,20 +793,13 @@ def test_a_child_that_failed_during_its_supervisors_start_says_it_waits(
     operator had stopped it, for as long as that start lasted; it is
     marked pending, and restarted once the start is done."""
     go = tmp_path / "go"
-    gate = tmp_path / "gate.py"
-    gate.write_text(
-        "import os, time, sdnotify\n"
-        f"while not os.path.exists({str(go)!r}):\n"
-        "    time.sleep(0.02)\n"
-        "sdnotify.SystemdNotifier().notify('READY=1')\n"
-        "time.sleep(1000)\n")
     d = supd.start({"a.yaml": f"""
 supervisor: root
 children:
   - supervisor: team
     children:
       - {{worker: bad, command: {CRASH_ONCE}}}
-      - {{worker: gate, command: ["/usr/bin/python3", "{gate}"],
+      - {{worker: gate, command: {ready_when(go)},
           notify: systemd, start_timeout: 120s}}
 """})
     d.wait("exited", "root/team/bad")

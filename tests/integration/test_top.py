@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import AGENTSUPCTL, TIMEOUT, sh, wait_until
+from conftest import AGENTSUPCTL, TIMEOUT, ready_when, sh, wait_until
 
 SLEEP = sh("exec sleep 1000")
 TMUX = shutil.which("tmux")
@@ -328,13 +328,6 @@ def test_top_marks_a_child_whose_restart_waits_for_its_supervisor(
     others showed as plain "stopped" (in red, as one that gave up); it is
     marked "(waits)" until its supervisor restarts it."""
     go = tmp_path / "go"
-    gate = tmp_path / "gate.py"
-    gate.write_text(
-        "import os, time, sdnotify\n"
-        f"while not os.path.exists({str(go)!r}):\n"
-        "    time.sleep(0.02)\n"
-        "sdnotify.SystemdNotifier().notify('READY=1')\n"
-        "time.sleep(1000)\n")
     once = sh('[ "$AGENTSUP_INCARNATION" = 0 ] && exit 1; exec sleep 1000')
     d = supd.start({"a.yaml": f"""
         supervisor: root
@@ -342,7 +335,7 @@ def test_top_marks_a_child_whose_restart_waits_for_its_supervisor(
           - supervisor: team
             children:
               - {{worker: bad, command: {once}}}
-              - {{worker: gate, command: ["/usr/bin/python3", "{gate}"],
+              - {{worker: gate, command: {ready_when(go)},
                   notify: systemd, start_timeout: 120s}}
         """})
     d.wait("exited", "root/team/bad")
