@@ -50,8 +50,14 @@ channel_shut(struct channel *c)
 void
 channel_close(struct channel *c)
 {
+	size_t cut;
+
 	if (c == NULL)
 		return;
+	/* a frame begun and never ended, closed by the reap before any end of
+	 * file (a descendant holds the socket too): said as at the end */
+	if (c->io.fd >= 0 && (cut = agentsup_reader_pending(&c->reader)) > 0)
+		c->ops->closed(c->arg, cut);
 	channel_shut(c);
 	free(c);
 }

@@ -238,6 +238,25 @@ test_a_frame_cut_by_the_end_is_counted(void **state)
 	assert_string_equal(f->failed, "");
 }
 
+/* The worker's process reaped while a descendant still holds its end:
+ * the channel closed on a frame begun says the cut as an end of file
+ * would. */
+static void
+test_a_frame_cut_by_the_close_is_counted(void **state)
+{
+	struct fx *f = *state;
+	static const uint8_t part[] = {0, 0, 0, 100, 0x82, 0xa1};
+
+	assert_int_equal(write(f->sv[1], part, sizeof part), sizeof part);
+	for (int i = 0; i < 10; i++)
+		ev_run(f->loop, EVRUN_NOWAIT);
+	assert_false(f->closed);
+	channel_close(f->c);
+	f->c = NULL;
+	assert_true(f->closed);
+	assert_int_equal(f->cut, sizeof part);
+}
+
 /* An end between frames cuts nothing. */
 static void
 test_an_end_between_frames_cuts_nothing(void **state)
@@ -263,6 +282,9 @@ main(void)
 	                teardown),
 	        cmocka_unit_test_setup_teardown(
 	                test_an_end_between_frames_cuts_nothing, setup,
+	                teardown),
+	        cmocka_unit_test_setup_teardown(
+	                test_a_frame_cut_by_the_close_is_counted, setup,
 	                teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
