@@ -102,10 +102,31 @@ hooks_strv_free(char **v)
 	free(v);
 }
 
+static bool
+hooks_strv_eq(char **a, char **b)
+{
+	for (; *a != NULL && *b != NULL; a++, b++)
+		if (strcmp(*a, *b) != 0)
+			return false;
+	return *a == NULL && *b == NULL;
+}
+
+/* The failures a hook's entry counted and did not say, said as it goes
+ * (a reload that drops it, agentsupd's exit): none is lost unsaid. */
+static void
+hooks_say_unsaid(const struct hook *k)
+{
+	if (k->failing && k->unsaid > 0)
+		log_warnx("hook %s: %u more failure%s to start after the one "
+		          "said",
+		          k->argv[0], k->unsaid, k->unsaid == 1 ? "" : "s");
+}
+
 static void
 hooks_clear_specs(struct hooks *h)
 {
 	for (size_t i = 0; i < h->nhooks; i++) {
+		hooks_say_unsaid(&h->hooks[i]);
 		hooks_strv_free(h->hooks[i].kinds);
 		hooks_strv_free(h->hooks[i].argv);
 	}
@@ -114,16 +135,27 @@ hooks_clear_specs(struct hooks *h)
 	h->nhooks = 0;
 }
 
+/* A reload's entries: one that runs the same command as before keeps
+ * what its failures to start were (said once, not again at each reload). */
 void
 hooks_set(struct hooks *h, const struct hook_spec *specs, size_t n)
 {
-	hooks_clear_specs(h);
-	h->hooks = xcalloc(n ? n : 1, sizeof *h->hooks);
+	struct hook *k = xcalloc(n ? n : 1, sizeof *k);
+
 	for (size_t i = 0; i < n; i++) {
-		h->hooks[i].kinds = hooks_strv_dup(specs[i].kinds);
-		h->hooks[i].argv = hooks_strv_dup(specs[i].argv);
-		h->hooks[i].timeout_ms = specs[i].timeout_ms;
+		k[i].kinds = hooks_strv_dup(specs[i].kinds);
+		k[i].argv = hooks_strv_dup(specs[i].argv);
+		k[i].timeout_ms = specs[i].timeout_ms;
+		for (size_t j = 0; j < h->nhooks && !k[i].failing; j++)
+			if (h->hooks[j].failing &&
+			    hooks_strv_eq(h->hooks[j].argv, k[i].argv)) {
+				k[i].failing = true;
+				k[i].unsaid = h->hooks[j].unsaid;
+				h->hooks[j].failing = false; /* carried */
+			}
 	}
+	hooks_clear_specs(h);
+	h->hooks = k;
 	h->nhooks = n;
 }
 
@@ -181,10 +213,20 @@ hooks_may_run(const struct hooks *h, size_t entry)
 /* A start of entry's hook failed: said the first time, counted from then
  * until one starts (a missing path said it at every event of a flapping
  * fleet, as many lines as the events). False: not to be said. */
-static bool
-hooks_start_failed(struct hooks *h, size_t entry)
+/* entry's hook, if it still runs argv0 (a job queued before a reload
+ * keeps its index into the entries it was queued by). */
+static struct hook *
+hooks_entry(struct hooks *h, size_t entry, const char *argv0)
 {
-	struct hook *k = entry < h->nhooks ? &h->hooks[entry] : NULL;
+	return entry < h->nhooks && strcmp(h->hooks[entry].argv[0], argv0) == 0
+	               ? &h->hooks[entry]
+	               : NULL;
+}
+
+static bool
+hooks_start_failed(struct hooks *h, size_t entry, const char *argv0)
+{
+	struct hook *k = hooks_entry(h, entry, argv0);
 
 	h->counts.exec_failed++;
 	if (k != NULL && k->failing) {
@@ -201,7 +243,7 @@ hooks_start_failed(struct hooks *h, size_t entry)
 static void
 hooks_started(struct hooks *h, size_t entry, const char *name)
 {
-	struct hook *k = entry < h->nhooks ? &h->hooks[entry] : NULL;
+	struct hook *k = hooks_entry(h, entry, name);
 
 	if (k == NULL || !k->failing)
 		return;
@@ -222,7 +264,7 @@ hooks_run(struct hooks *h, struct hook_run *r, size_t entry, char **argv,
 
 	if (pid < 0) {
 		err = errno;
-		if (hooks_start_failed(h, entry))
+		if (hooks_start_failed(h, entry, argv[0]))
 			log_warnx("hook %s (%s): cannot start: %s (its next "
 			          "failures are counted, not said, until it "
 			          "starts)",
@@ -238,7 +280,7 @@ hooks_run(struct hooks *h, struct hook_run *r, size_t entry, char **argv,
 	                       .quiet = err != 0,
 	                       .unexecuted = err != 0};
 	snprintf(r->kind, sizeof r->kind, "%s", kind);
-	if (err != 0 && hooks_start_failed(h, entry))
+	if (err != 0 && hooks_start_failed(h, entry, argv[0]))
 		/* it exits at once; the reap frees the slot */
 		log_warnx("hook %s (%s): exec: %s (its next failures are "
 		          "counted, not said, until it starts)",

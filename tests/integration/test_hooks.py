@@ -302,6 +302,13 @@ def test_a_hook_that_cannot_be_executed_is_said_once_and_counted(
                what="three failures to start counted")
     assert len(said()) == 1 and "No such file" in said()[0], said()
     assert hooks()['{outcome="started"}'] == 0
+    # a reload keeps the same hook's state: not said again (it was, the
+    # state going with the entries a reload makes anew)
+    d.ctl("reload", check=0)
+    n = hooks()['{outcome="exec_failed"}']
+    wait_until(lambda: hooks()['{outcome="exec_failed"}'] >= n + 3,
+               what="three more failures after the reload")
+    assert len(said()) == 1, said()
     alert.write_text(f"#!/bin/sh\ntouch {mark}\n")
     alert.chmod(0o755)
     wait_until(mark.exists, what="the hook run at last")
