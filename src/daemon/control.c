@@ -34,9 +34,8 @@
 #include "session.h"
 #include "util.h"
 
-#define CONTROL_MAX_CLIENTS 128
-#define CONTROL_BACKOFF_S   1.0  /* stop accepting after EMFILE */
-#define CONTROL_GOODBYE_MS  1000 /* at exit, for followers to read the end */
+#define CONTROL_BACKOFF_S  1.0  /* stop accepting after EMFILE */
+#define CONTROL_GOODBYE_MS 1000 /* at exit, for followers to read the end */
 /* agentsupd's own: stdio, the loop, two signalfds, the pidfds' epoll,
  * events file, control and notify sockets, cgroup root, guard pipe, spawn
  * slots (20 at start), one spawn's 8, the store's 3, metrics, hooks and a

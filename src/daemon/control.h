@@ -9,8 +9,11 @@
 #include "events.h"
 #include "logcap.h"
 
-#define CONTROL_T_LOG "log" /* daemon -> ctl: name, stream, line */
-#define CONTROL_T_END "end" /* daemon -> ctl: cause, reason */
+/* Clients at once (fewer when RLIMIT_NOFILE is low): tasks.h gives each
+ * its share of waits. */
+#define CONTROL_MAX_CLIENTS 128
+#define CONTROL_T_LOG       "log" /* daemon -> ctl: name, stream, line */
+#define CONTROL_T_END       "end" /* daemon -> ctl: cause, reason */
 
 struct daemon;
 struct control;

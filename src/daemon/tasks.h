@@ -22,7 +22,7 @@ struct tasks;
 /* waits at once: of one connection, and of all (every client's share, so
  * that no connection's waits keep another's out) */
 #define TASKS_CLIENT_WAITERS 16
-#define TASKS_MAX_WAITERS    (128 * TASKS_CLIENT_WAITERS)
+#define TASKS_MAX_WAITERS    (128 * TASKS_CLIENT_WAITERS) /* control.h's */
 #define TASKS_MAX_ARGS       1024 /* arguments or variables of one spawn */
 
 struct tasks *tasks_new(struct daemon *);

@@ -310,6 +310,9 @@ tasks_event(struct daemon *d, const struct action *a)
 	tasks_wake(d, r);
 }
 
+_Static_assert(TASKS_MAX_WAITERS >= CONTROL_MAX_CLIENTS * TASKS_CLIENT_WAITERS,
+               "room for every client's share of waits");
+
 /* The waits cl has under way: each connection may hold only its share. */
 static int
 tasks_client_waits(const struct tasks *t, const struct client *cl)
