@@ -210,3 +210,14 @@ util_parse_id(const char *s, unsigned long *id)
 		return 0;
 	return errno == 0 && *id < UTIL_ID_NONE ? 1 : -1;
 }
+
+bool
+util_strv_equal(char *const *a, char *const *b)
+{
+	if (a == NULL || b == NULL)
+		return a == b;
+	for (; *a != NULL && *b != NULL; a++, b++)
+		if (strcmp(*a, *b) != 0)
+			return false;
+	return *a == NULL && *b == NULL;
+}

@@ -2,6 +2,7 @@
 #ifndef AGENTSUP_UTIL_H
 #define AGENTSUP_UTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -39,5 +40,8 @@ int util_parse_hostport(const char *addr, void *sockaddr_storage,
 #define UTIL_FNV_BASIS 14695981039346656037ull /* FNV-1a's 64-bit basis */
 uint64_t util_fnv(uint64_t h, const void *p, size_t n);
 uint64_t util_fnv_str(uint64_t h, const char *s);
+/* Two NULL-ended string arrays (either may be NULL) equal, string by
+ * string. */
+bool util_strv_equal(char *const *a, char *const *b);
 
 #endif

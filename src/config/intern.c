@@ -42,15 +42,6 @@ intern_strv_hash(char *const *v)
 	return h;
 }
 
-static bool
-intern_strv_equal(char *const *a, char *const *b)
-{
-	for (; *a != NULL && *b != NULL; a++, b++)
-		if (strcmp(*a, *b) != 0)
-			return false;
-	return *a == NULL && *b == NULL;
-}
-
 /* The array in spec s that `which` names. */
 static void *
 intern_field(struct spec *s, unsigned which)
@@ -76,8 +67,8 @@ intern_value_equal(struct spec *a, struct spec *b, unsigned which)
 {
 	if (which == SPEC_BORROWS_DIR)
 		return strcmp(a->directory, b->directory) == 0;
-	return intern_strv_equal(*(char ***)intern_field(a, which),
-	                         *(char ***)intern_field(b, which));
+	return util_strv_equal(*(char ***)intern_field(a, which),
+	                       *(char ***)intern_field(b, which));
 }
 
 /* s borrows the equal array a spec seen before owns, freeing its own; or
@@ -212,7 +203,7 @@ spec_share_argv(struct spec *prev, struct spec *s)
 {
 	if (prev->argv == NULL || s->argv == NULL ||
 	    (s->borrowed & SPEC_BORROWS_ARGV) ||
-	    !intern_strv_equal(prev->argv, s->argv))
+	    !util_strv_equal(prev->argv, s->argv))
 		return;
 	config_free_strv(s->argv);
 	s->argv = prev->argv;

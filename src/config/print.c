@@ -10,17 +10,6 @@
 #include "parse.h"
 #include "util.h"
 
-static bool
-print_strv_equal(char **a, char **b)
-{
-	if (a == NULL || b == NULL)
-		return a == b;
-	for (; *a != NULL && *b != NULL; a++, b++)
-		if (strcmp(*a, *b) != 0)
-			return false;
-	return *a == NULL && *b == NULL;
-}
-
 /* An environment's NAME=value entries in any order: a reload that only
  * reordered `environment` (or moved a key into a merge) restarted the
  * worker. Names are unique in one. */
@@ -73,10 +62,10 @@ print_limits_equal(const struct limits_spec *a, const struct limits_spec *b)
 int
 spec_process_equal(const struct spec *a, const struct spec *b)
 {
-	return a->kind == b->kind && print_strv_equal(a->argv, b->argv) &&
+	return a->kind == b->kind && util_strv_equal(a->argv, b->argv) &&
 	       print_str_equal(a->directory, b->directory) &&
 	       print_env_equal(a->env, b->env) &&
-	       print_strv_equal(a->env_files, b->env_files) &&
+	       util_strv_equal(a->env_files, b->env_files) &&
 	       print_output_equal(&a->out, &b->out) &&
 	       print_output_equal(&a->err, &b->err) &&
 	       a->pol->notify == b->pol->notify &&
@@ -142,7 +131,7 @@ spec_policy_equal(const struct spec *a, const struct spec *b)
 	       /* a pool's and checkpoints': applied, and so reported */
 	       a->pol->max_children == b->pol->max_children &&
 	       a->pol->key_ttl_ms == b->pol->key_ttl_ms &&
-	       print_strv_equal(a->spawn_from, b->spawn_from) &&
+	       util_strv_equal(a->spawn_from, b->spawn_from) &&
 	       print_checkpoint_equal(&a->pol->checkpoint,
 	                              &b->pol->checkpoint) &&
 	       progress_keys_equal(a, b);

@@ -102,15 +102,6 @@ hooks_strv_free(char **v)
 	free(v);
 }
 
-static bool
-hooks_strv_eq(char **a, char **b)
-{
-	for (; *a != NULL && *b != NULL; a++, b++)
-		if (strcmp(*a, *b) != 0)
-			return false;
-	return *a == NULL && *b == NULL;
-}
-
 /* The failures a hook's entry counted and did not say, said as it goes
  * (a reload that drops it, agentsupd's exit): none is lost unsaid. */
 static void
@@ -148,7 +139,7 @@ hooks_set(struct hooks *h, const struct hook_spec *specs, size_t n)
 		k[i].timeout_ms = specs[i].timeout_ms;
 		for (size_t j = 0; j < h->nhooks && !k[i].failing; j++)
 			if (h->hooks[j].failing &&
-			    hooks_strv_eq(h->hooks[j].argv, k[i].argv)) {
+			    util_strv_equal(h->hooks[j].argv, k[i].argv)) {
 				k[i].failing = true;
 				k[i].unsaid = h->hooks[j].unsaid;
 				h->hooks[j].failing = false; /* carried */
@@ -210,9 +201,6 @@ hooks_may_run(const struct hooks *h, size_t entry)
 	       hooks_running(h, entry) < h->max_running - 1;
 }
 
-/* A start of entry's hook failed: said the first time, counted from then
- * until one starts (a missing path said it at every event of a flapping
- * fleet, as many lines as the events). False: not to be said. */
 /* entry's hook, if it still runs argv0 (a job queued before a reload
  * keeps its index into the entries it was queued by). */
 static struct hook *
@@ -223,6 +211,9 @@ hooks_entry(struct hooks *h, size_t entry, const char *argv0)
 	               : NULL;
 }
 
+/* A start of entry's hook failed: said the first time, counted from then
+ * until one starts (a missing path said it at every event of a flapping
+ * fleet, as many lines as the events). False: not to be said. */
 static bool
 hooks_start_failed(struct hooks *h, size_t entry, const char *argv0)
 {
