@@ -676,7 +676,6 @@ class _Before:
         self.cmd = cmd
         self.starts = _starts(top)
         self.was_running = top.get("state") == "running"
-        self.failures = top.get("consecutive_failures") or 0
         self.worker = top.get("kind") == "worker"
         # each worker below as it was: its starts, and for a restart its
         # process, which must be replaced
@@ -708,8 +707,7 @@ class _Before:
     def failed_start(self, top: Dict[str, Any]) -> bool:
         """NAME a worker that failed and started again since, not up for
         good (another operator's restart of it is no failure)."""
-        return (self.worker and _starts(top) >= self.starts + 2
-                and (top.get("consecutive_failures") or 0) > self.failures
+        return (self.worker and self._failed_since(top)
                 and (top["state"] != "running" or _young(top)))
 
     def settled(self, nodes: List[Dict[str, Any]]) -> bool:
