@@ -380,6 +380,22 @@ def ready_when(path):
         """)])
 
 
+def waiting_team(go):
+    """A tree whose supervisor team starts until go exists (gate not ready
+    till then), its first child, bad, failing its first start meanwhile:
+    its restart waits for team's start to end."""
+    bad = sh('[ "$AGENTSUP_INCARNATION" = 0 ] && exit 1; exec sleep 1000')
+    return {"a.yaml": f"""
+        supervisor: root
+        children:
+          - supervisor: team
+            children:
+              - {{worker: bad, command: {bad}}}
+              - {{worker: gate, command: {ready_when(go)}, notify: systemd,
+                  start_timeout: 120s}}
+        """}
+
+
 def flapper_team(go):
     """A tree whose supervisor team starts until go exists (gate not ready
     till then), then has a child, flap, that fails its start each time

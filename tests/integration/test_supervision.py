@@ -13,8 +13,8 @@ from datetime import datetime
 
 import pytest
 
-from conftest import (AGENTSUPD, alive, catches, ready_when, sh, stat_fields,
-                      wait_until)
+from conftest import (AGENTSUPD, alive, catches, sh, stat_fields,
+                      waiting_team, wait_until)
 
 SLEEP = sh("exec sleep 1000")
 # crashes on its first start only, then runs
@@ -793,15 +793,7 @@ def test_a_child_that_failed_during_its_supervisors_start_says_it_waits(
     operator had stopped it, for as long as that start lasted; it is
     marked pending, and restarted once the start is done."""
     go = tmp_path / "go"
-    d = supd.start({"a.yaml": f"""
-supervisor: root
-children:
-  - supervisor: team
-    children:
-      - {{worker: bad, command: {CRASH_ONCE}}}
-      - {{worker: gate, command: {ready_when(go)},
-          notify: systemd, start_timeout: 120s}}
-"""})
+    d = supd.start(waiting_team(go))
     d.wait("exited", "root/team/bad")
     bad = {n["path"]: n for n in d.ctl_json("status")}["root/team/bad"]
     assert (bad["state"], bad["pending"]) == ("stopped", True), bad

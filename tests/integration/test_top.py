@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import AGENTSUPCTL, TIMEOUT, ready_when, sh, wait_until
+from conftest import AGENTSUPCTL, TIMEOUT, sh, wait_until, waiting_team
 
 SLEEP = sh("exec sleep 1000")
 TMUX = shutil.which("tmux")
@@ -328,16 +328,7 @@ def test_top_marks_a_child_whose_restart_waits_for_its_supervisor(
     others showed as plain "stopped" (in red, as one that gave up); it is
     marked "(waits)" until its supervisor restarts it."""
     go = tmp_path / "go"
-    once = sh('[ "$AGENTSUP_INCARNATION" = 0 ] && exit 1; exec sleep 1000')
-    d = supd.start({"a.yaml": f"""
-        supervisor: root
-        children:
-          - supervisor: team
-            children:
-              - {{worker: bad, command: {once}}}
-              - {{worker: gate, command: {ready_when(go)},
-                  notify: systemd, start_timeout: 120s}}
-        """})
+    d = supd.start(waiting_team(go))
     d.wait("exited", "root/team/bad")
     pane = Pane(tmp_path, [AGENTSUPCTL, "--socket", d.socket, "top"])
     try:
