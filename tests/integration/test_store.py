@@ -636,7 +636,9 @@ def test_poison_guard_trusts_declared_exits(supd):
                  "    checkpoint: {poison_after: 2}\n")
     d = supd.start({"a.yaml": conf})
     for kind in ("rate_limited", "done"):
-        d.wait_count("started", 5, f"root/{kind}")
+        # five Python starts in a row: under ASan on a slow host each took
+        # 5 s to its declared exit, past the harness's one TIMEOUT
+        d.wait_count("started", 5, f"root/{kind}", timeout=4 * TIMEOUT)
         d.ctl("stop", kind, check=0)
     assert d.count("checkpoint_discarded") == 0
     for kind in ("rate_limited", "done"):
