@@ -11,7 +11,6 @@ import queue
 import signal
 import sqlite3
 import subprocess
-import sys
 import textwrap
 import threading
 import time
@@ -48,6 +47,7 @@ class Daemon:
         self.seen = []
         self.lines = []
         self.pids = set()
+        self.starts = {}  # pid: its start time, to tell it from a reuse
         self.cursor = 0
         # its own events only: an earlier agentsupd's in the same file
         # (a restart in a test) matched a wait before this one listened
@@ -96,6 +96,7 @@ class Daemon:
                     ev = Event(json.loads(line))
                     if ev.kind == "started":
                         self.pids.add(ev.pid)
+                        self.starts[ev.pid] = start_time(ev.pid)
                     self.events.put(ev)
         except FileNotFoundError:
             return ino, off
@@ -188,6 +189,8 @@ class Daemon:
         """Run agentsupctl against this daemon; returns CompletedProcess."""
         r = subprocess.run([AGENTSUPCTL, "--socket", self.socket, *args],
                            capture_output=True, text=True, timeout=TIMEOUT)
+        # its own sanitizers, whatever the test expects of its exit
+        assert not any(s in r.stderr for s in SANITIZER_SAYS), r.stderr
         if check is not None:
             assert r.returncode == check, (r.returncode, r.stdout, r.stderr)
         return r
@@ -224,11 +227,28 @@ class Daemon:
             self.proc.kill()
             self.proc.wait()
 
+    def runs(self, pid):
+        """pid is still the worker this agentsupd started, not a process
+        that got its number since: pid_max is 32768 on the CI machine, and
+        a parallel run wraps it within minutes, so a worker's number could
+        be another test's agentsupd by the end (which the check that no
+        worker outlived this one then SIGKILLed)."""
+        st = self.starts.get(pid)
+        return st is not None and alive(pid) and start_time(pid) == st
+
 
 def stat_fields(pid):
     """/proc/PID/stat after the command's ")": [state, ppid, ...]."""
     with open(f"/proc/{pid}/stat") as f:
         return f.read().rsplit(")", 1)[1].split()
+
+
+def start_time(pid):
+    """When pid started (clock ticks since boot), None once it is gone."""
+    try:
+        return stat_fields(pid)[19]
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return None
 
 
 def alive(pid):
@@ -343,24 +363,47 @@ def supd(tmp_path):
             except subprocess.TimeoutExpired:
                 d.kill()
         d.drain_events()
-    outlived = []
-    for d in factory.started:
-        if d.pid_namespace:
-            # its pids are the namespace's, meaningless here; the kernel
-            # kills everything in it when its PID 1 exits
-            continue
-        try:  # PDEATHSIG and group kills are asynchronous: give them a moment
-            wait_until(lambda: not any(alive(p) for p in d.pids), timeout=5)
-        except AssertionError:
-            pass
-        leftover = [p for p in d.pids if alive(p)]
-        for p in leftover:
-            try:
-                os.kill(p, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        outlived += leftover
+    outlived = [p for d in factory.started for p in outlived_by(d)]
     assert not outlived, f"workers outlived agentsupd: {outlived}"
+    reports = [line for d in factory.started for line in sanitizer_report(d)]
+    assert not reports, ("a sanitizer spoke in agentsupd's log (agentsupd's "
+                         "or a worker's):\n" + "\n".join(reports))
+
+
+def outlived_by(d):
+    """The workers of d, an agentsupd that has exited, still running a
+    moment later: SIGKILLed, and returned."""
+    if d.pid_namespace:
+        # its pids are the namespace's, meaningless here; the kernel
+        # kills everything in it when its PID 1 exits
+        return []
+    try:  # PDEATHSIG and group kills are asynchronous: give them a moment
+        wait_until(lambda: not any(d.runs(p) for p in d.pids), timeout=5)
+    except AssertionError:
+        pass
+    leftover = [p for p in d.pids if d.runs(p)]
+    for p in leftover:
+        try:
+            os.kill(p, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return leftover
+
+
+SANITIZER_SAYS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                  "runtime error:", "WARNING: AddressSanitizer")
+
+
+def sanitizer_report(d):
+    """The lines of an ASan, LSan or UBSan report in what agentsupd wrote
+    (its stderr, its workers' lines too), with what comes around it: a
+    crash or a leak in agentsupd, or in a C worker of the sanitizer build,
+    under a test that stops it without looking at how it exited (most do)
+    failed nothing before."""
+    for i, line in enumerate(d.lines):
+        if any(s in line for s in SANITIZER_SAYS):
+            return d.lines[max(0, i - 5):i + 60]
+    return []
 
 
 def sh(script):

@@ -25,12 +25,16 @@ main(void)
 	struct agentsup *a = agentsup_open("c");
 	size_t n = (64u << 10) + 1; /* one byte over what agentsupd takes */
 	char *big = malloc(n);
+	int sent;
 
-	memset(big, 'r', n);
-	if (agentsup_await_welcome(a, 5000) < 0)
+	if (big == NULL || agentsup_await_welcome(a, 5000) < 0)
 		return 2;
-	if (agentsup_result(a, big, n) == 0) {
+	memset(big, 'r', n);
+	sent = agentsup_result(a, big, n);
+	free(big);
+	if (sent == 0) {
 		agentsup_flush(a, 1000);
+		agentsup_close(a);
 		return 0; /* sent: agentsupd stops the task for it */
 	}
 	if (errno != EMSGSIZE)

@@ -533,7 +533,7 @@ def test_resume_after_sigkill(supd):
     """With a state store, tasks pending or running when agentsupd is
     SIGKILLed start again with the same key and their last checkpoint; the
     ended records (done, dead) are still there."""
-    from conftest import alive, wait_until
+    from conftest import wait_until
     script = py(supd.tmp, "resumable.py", RESUMABLE)
     mark = supd.tmp / "mark-"
     files = {"00-settings.yaml": f"agentsupd:\n  events_file: {supd.events}\n"
@@ -554,7 +554,7 @@ def test_resume_after_sigkill(supd):
     assert d.ctl("wait", "poison").returncode == 2
     d.kill()  # SIGKILL
     for p in list(d.pids):
-        wait_until(lambda: not alive(p), what="workers die with agentsupd")
+        wait_until(lambda: not d.runs(p), what="workers die with agentsupd")
     d2 = supd.start()
     wait_until(lambda: any("supervising the tree" in l for l in d2.lines),
                what="the new agentsupd listening")

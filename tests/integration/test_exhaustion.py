@@ -13,7 +13,7 @@ from datetime import datetime
 
 import pytest
 
-from conftest import AGENTSUPCTL, TIMEOUT, Daemon, alive, sh, wait_until
+from conftest import AGENTSUPCTL, TIMEOUT, Daemon, sh, wait_until
 
 NOBODY = 65534
 HOLD = 5.0  # seconds of failed spawns (the events' times) while exhausted
@@ -91,7 +91,7 @@ def finish(d):
         d.signal(signal.SIGTERM)
         assert d.exit_code() == 0
     for p in d.pids:
-        if alive(p):
+        if d.runs(p):
             os.kill(p, signal.SIGKILL)
 
 

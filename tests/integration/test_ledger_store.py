@@ -12,7 +12,7 @@ import textwrap
 
 import msgpack
 
-from conftest import TIMEOUT, alive, wait_until
+from conftest import TIMEOUT, wait_until
 from test_dynamic import PY, pool, py
 
 
@@ -97,7 +97,7 @@ def test_answered_spawns_survive_sigkill(supd):
             got.add(m["result"]["key"])
         s.close()
         for p in list(d.pids):
-            wait_until(lambda: not alive(p), what="tasks die with agentsupd")
+            wait_until(lambda: not d.runs(p), what="tasks die with agentsupd")
         answered |= got
         missing = answered - stored_keys(supd)
         assert not missing, f"round {rnd}: answered but lost: {sorted(missing)}"

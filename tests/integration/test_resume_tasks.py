@@ -8,7 +8,7 @@ import textwrap
 
 import pytest
 
-from conftest import alive, wait_until
+from conftest import wait_until
 from test_control import connect, frame, read_frame
 from test_dynamic import pool
 from test_metrics import free_port, samples, scrape
@@ -44,7 +44,7 @@ def two_tasks_then_one_place(supd, port=None):
         d.wait("started", f"root/pool/{k}")
     d.kill()
     for p in list(d.pids):
-        wait_until(lambda: not alive(p), what="workers die with agentsupd")
+        wait_until(lambda: not d.runs(p), what="workers die with agentsupd")
     d.pids.clear()  # seen gone: their numbers may be another's by the end
     fresh_events(supd)
     supd.write({**settings(supd, port), "a.yaml": pool("max_children: 1\n", SLEEPER)},
@@ -176,7 +176,7 @@ def test_a_stop_by_a_key_two_pools_wait_to_resume_says_it_is_ambiguous(supd):
             d.wait("started", f"root/{p}/{k}")
     d.kill()
     for p in list(d.pids):
-        wait_until(lambda: not alive(p), what="workers die with agentsupd")
+        wait_until(lambda: not d.runs(p), what="workers die with agentsupd")
     d.pids.clear()
     fresh_events(supd)
     supd.write({**settings(supd), "a.yaml": two_pools(1)}, settings=False)
@@ -250,7 +250,7 @@ def test_a_full_pool_does_not_starve_anothers_resume(supd):
     d.wait_count("started", len(akeys) + 2)
     d.kill()  # SIGKILL: every record stays pending in the store
     for p in list(d.pids):
-        wait_until(lambda: not alive(p), what="workers die with agentsupd")
+        wait_until(lambda: not d.runs(p), what="workers die with agentsupd")
     d.pids.clear()  # seen gone: their numbers may be another's by the end
     fresh_events(supd)
     settings = {"00-settings.yaml":

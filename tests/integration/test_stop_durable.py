@@ -44,7 +44,7 @@ def killed_and_started_again(supd, d):
     the same state store."""
     d.kill()
     for p in list(d.pids):
-        wait_until(lambda: not alive(p), what="workers die with agentsupd")
+        wait_until(lambda: not d.runs(p), what="workers die with agentsupd")
     d.pids.clear()
     fresh_events(supd)
     return supd.start(tree(supd))

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SRC, TIMEOUT, alive, store_locked, wait_until
+from conftest import SRC, TIMEOUT, store_locked, wait_until
 from test_resume_tasks import settings
 
 PYCLIENT = os.path.join(os.environ.get("AGENTSUP_SRC", os.getcwd()), "tools", "python")
@@ -117,7 +117,7 @@ def test_no_acknowledged_checkpoint_is_lost(supd):
         time.sleep(rng.uniform(0.05, 0.6))  # a random moment: no condition
         d.kill()
         for p in list(d.pids):
-            wait_until(lambda: not alive(p), what="workers die with agentsupd")
+            wait_until(lambda: not d.runs(p), what="workers die with agentsupd")
     assert all(acked(tmp, n) > 0 for n in names)
 
 
@@ -448,7 +448,7 @@ def open_then_sigkill(supd, state, open_):
     saved = stored_circuit(state)
     d.kill()
     for p in list(d.pids):
-        wait_until(lambda: not alive(p), what="workers die with agentsupd")
+        wait_until(lambda: not d.runs(p), what="workers die with agentsupd")
     supd.events.unlink()  # count the next run's events only
     return saved
 
@@ -474,7 +474,7 @@ def test_open_circuit_is_restored_open_for_its_time_left(supd):
             break  # restored before its deadline, for sure
         d.kill()
         for p in list(d.pids):
-            wait_until(lambda: not alive(p), what="workers die with agentsupd")
+            wait_until(lambda: not d.runs(p), what="workers die with agentsupd")
     else:
         raise AssertionError("even 55 s passed before the restart was up")
     flaky = [n for n in json.loads(r.stdout) if n["name"] == "flaky"][0]
@@ -849,7 +849,7 @@ def test_a_node_stopped_by_command_stays_stopped_across_a_restart(supd, how):
     if how == "SIGKILL":
         d.kill()
         for p in list(d.pids):
-            wait_until(lambda: not alive(p), what="workers die with agentsupd")
+            wait_until(lambda: not d.runs(p), what="workers die with agentsupd")
     else:
         d.signal(signal.SIGTERM)
         assert d.exit_code() == 0

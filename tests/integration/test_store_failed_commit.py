@@ -12,7 +12,7 @@ import os
 
 import pytest
 
-from conftest import alive, store_locked, wait_until
+from conftest import store_locked, wait_until
 from test_dynamic import PY, pool, py
 from test_ledger_store import restart, settings, stored_keys, stored_states
 from test_wait_durable import Conn
@@ -58,7 +58,7 @@ def test_a_spawn_that_cannot_be_stored_is_refused_and_never_runs(supd):
     # answered, so durable: SIGKILL right after the answer loses nothing
     d.kill()
     for p in list(d.pids):
-        wait_until(lambda: not alive(p), what="tasks die with agentsupd")
+        wait_until(lambda: not d.runs(p), what="tasks die with agentsupd")
     assert "k1" in stored_keys(supd), "answered (running) but not stored"
     d = restart(supd, 1)
     d.wait("spawned", "root/pool/k1")

@@ -8,7 +8,7 @@ import sqlite3
 
 import pytest
 
-from conftest import alive, wait_until
+from conftest import wait_until
 from test_dynamic import pool
 from test_store import acked, start, streamer_conf, welcomed
 
@@ -16,7 +16,7 @@ from test_store import acked, start, streamer_conf, welcomed
 def killed(d):
     d.kill()
     for p in list(d.pids):
-        wait_until(lambda: not alive(p), what="workers die with agentsupd")
+        wait_until(lambda: not d.runs(p), what="workers die with agentsupd")
 
 
 def test_a_wal_removed_under_agentsupd_keeps_what_was_acknowledged(supd):

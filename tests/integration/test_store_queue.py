@@ -12,7 +12,7 @@ import os
 import sys
 import textwrap
 
-from conftest import alive, store_locked, wait_until
+from conftest import store_locked, wait_until
 from test_ledger_store import stored_keys
 
 
@@ -68,7 +68,7 @@ def test_answers_given_while_the_queue_is_full_are_durable(supd):
         drop = d.ctl("drop", "pool/old")
         d.kill()  # SIGKILL right after the answers
     for p in list(d.pids):
-        wait_until(lambda: not alive(p), what="tasks die with agentsupd")
+        wait_until(lambda: not d.runs(p), what="tasks die with agentsupd")
     keys = stored_keys(supd)
     lost = []
     if spawn.returncode == 0 and "new" not in keys:

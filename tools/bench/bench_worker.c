@@ -199,8 +199,10 @@ main(int argc, char **argv)
 			next += step;
 			sleep_until(next);
 			agentsup_process(a); /* a drain or EOF ends the run */
-			if (agentsup_draining(a, NULL))
+			if (agentsup_draining(a, NULL)) {
+				agentsup_close(a);
 				return 0;
+			}
 		}
 	}
 	if (strcmp(mode, "hang") == 0 && argc > 3) {
