@@ -19,7 +19,7 @@
 const char *const config_control_names[] = {
         "status", "start",    "stop",  "restart", "drain", "reload",
         "events", "shutdown", "reset", "spawn",   "wait",  "dead",
-        "replay", "drop",     "logs",  "signal",  NULL};
+        "replay", "drop",     "logs",  "signal",  "tasks", NULL};
 
 static const char *const privs_limit_names[] = {"nofile", "nproc", "core",
                                                 "memory", NULL};

@@ -108,6 +108,10 @@ conn_send_request(struct ctl *c, const char *cmd, const char *arg, int follow)
 		agentsup_wire_pack_str(&pk, arg);
 		if (c->arg2 != NULL)
 			agentsup_wire_pack_str(&pk, c->arg2);
+	} else if (c->arg2 != NULL) { /* tasks --state S: of every pool */
+		msgpack_pack_array(&pk, 2);
+		msgpack_pack_nil(&pk);
+		agentsup_wire_pack_str(&pk, c->arg2);
 	} else
 		msgpack_pack_array(&pk, 0);
 	return conn_request_send(c->fd, &sb);

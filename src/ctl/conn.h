@@ -40,12 +40,13 @@ struct ctl {
 	bool lost;                      /* agentsupd closed it, or it broke */
 	const char *late;       /* what a timeout says (NULL: no reply) */
 	const char *late_whole; /* ... all it says, if set (a wait's end) */
-	const char *arg2;       /* a second argument (signal's SIG), or NULL */
-	bool look;              /* wait --timeout 0: the record at once */
-	int wait_ms;            /* --wait: for how long at most; 0: no wait */
-	bool timeout_given;     /* --timeout T: wait_ms is T */
-	bool rolling;           /* restart --rolling: one at a time */
-	bool interrupted;       /* SIGINT (^C) ended a wait */
+	const char *arg2;   /* a second argument (signal's SIG, tasks' --state),
+	                       or NULL */
+	bool look;          /* wait --timeout 0: the record at once */
+	int wait_ms;        /* --wait: for how long at most; 0: no wait */
+	bool timeout_given; /* --timeout T: wait_ms is T */
+	bool rolling;       /* restart --rolling: one at a time */
+	bool interrupted;   /* SIGINT (^C) ended a wait */
 };
 
 int conn_send_all(int fd, const char *p, size_t n);

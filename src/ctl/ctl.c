@@ -56,7 +56,7 @@ static const struct ctl_command {
         {"wait", 1, 1, false},   {"dead", 0, 0, false},
         {"replay", 1, 1, false}, {"drop", 1, 1, false},
         {"logs", 0, 1, true},    {"reset", 1, 1, false},
-        {"signal", 2, 2, false},
+        {"signal", 2, 2, false}, {"tasks", 0, 1, false},
 };
 
 static void
@@ -112,6 +112,10 @@ usage(FILE *f)
 	        "  wait KEY [--timeout T]  a task's record once it ended; "
 	        "exit 0 done,\n"
 	        "                      2 dead, 4 cancelled, 124 timed out\n"
+	        "  tasks [SUP] [--state S]  the tasks (of a pool; pending, "
+	        "running,\n"
+	        "                      cancelling, done, dead or cancelled), "
+	        "oldest first\n"
 	        "  dead                the dead letters\n"
 	        "  replay KEY          run a dead letter again, same inputs\n"
 	        "  drop KEY            forget an ended task\n"
@@ -202,7 +206,8 @@ ctl_show(struct ctl *c, const char *cmd, const msgpack_object *body, int follow)
 	size_t bad;
 
 	if (strcmp(cmd, "spawn") == 0 || strcmp(cmd, "wait") == 0 ||
-	    strcmp(cmd, "dead") == 0 || strcmp(cmd, "replay") == 0)
+	    strcmp(cmd, "dead") == 0 || strcmp(cmd, "replay") == 0 ||
+	    strcmp(cmd, "tasks") == 0)
 		return task_show(cmd, body, c->json);
 	if (strcmp(cmd, "events") == 0 && body->type == MSGPACK_OBJECT_ARRAY) {
 		for (uint32_t i = 0; i < body->via.array.size; i++)
@@ -414,6 +419,13 @@ ctl_parse_command(struct ctl *c, int argc, char **argv, const char **arg,
 				return ctl_usage_error("%s: -n wants a count%s",
 				                       cmd, "");
 			i++;
+		} else if (strcmp(argv[i], "--state") == 0 &&
+		           strcmp(cmd, "tasks") == 0) {
+			if (i + 1 == argc)
+				return ctl_usage_error("%s: --state wants a "
+				                       "state%s",
+				                       cmd, "");
+			c->arg2 = argv[++i]; /* agentsupd checks it */
 		} else if (argv[i][0] == '-' && argv[i][1] != '\0')
 			return ctl_usage_error("%s: unknown option \"%s\"", cmd,
 			                       argv[i]);

@@ -120,13 +120,16 @@ task_line(const msgpack_object *r)
 		        &rs->via.array.ptr[rs->via.array.size - 1];
 		render_str(l, last, sizeof last);
 	}
-	printf("%-32s %-9s %3llu attempt%s  %s\n",
+	/* "attempt" padded as "attempts" when a reason follows; no
+	 * trailing blanks when none does */
+	printf("%-32s %-9s %3llu attempt%-*s%s%s\n",
 	       render_get_s(r, "name", name, sizeof name),
 	       render_get_s(r, "state", state, sizeof state),
 	       n && n->type == MSGPACK_OBJECT_POSITIVE_INTEGER
 	               ? (unsigned long long)n->via.u64
 	               : 0ull,
-	       n && n->via.u64 == 1 ? " " : "s", last);
+	       *last ? 1 : 0, n && n->via.u64 == 1 ? "" : "s",
+	       *last ? "  " : "", last);
 }
 
 int
@@ -164,7 +167,8 @@ task_show(const char *cmd, const msgpack_object *body, bool json)
 		putchar('\n');
 		return strcmp(cmd, "wait") == 0 ? task_wait_status(body) : 0;
 	}
-	if (strcmp(cmd, "dead") == 0 && body->type == MSGPACK_OBJECT_ARRAY) {
+	if ((strcmp(cmd, "dead") == 0 || strcmp(cmd, "tasks") == 0) &&
+	    body->type == MSGPACK_OBJECT_ARRAY) {
 		for (uint32_t i = 0; i < body->via.array.size; i++)
 			task_line(&body->via.array.ptr[i]);
 		return 0;

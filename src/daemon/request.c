@@ -24,6 +24,7 @@ static const struct {
         {"dead", REQ_DEAD, 0, 0},     {"replay", REQ_REPLAY, 1, 1},
         {"drop", REQ_DROP, 1, 1},     {"logs", REQ_LOGS, 1, 3},
         {"reset", REQ_RESET, 1, 1},   {"signal", REQ_SIGNAL, 2, 2},
+        {"tasks", REQ_TASKS, 0, 2},
 };
 
 const char *
@@ -67,6 +68,20 @@ request_logs_args(const msgpack_object *args, struct request *r,
 	if (n != NULL)
 		r->lines = (uint32_t)n->via.u64;
 	r->follow = f != NULL && f->via.boolean;
+	return 0;
+}
+
+/* tasks [SUP|nil [STATE]]: STATE a string (which names a state is the
+ * ledger's to say). */
+static int
+request_tasks_args(const msgpack_object *args, struct request *r,
+                   const char **why)
+{
+	r->opts = args->via.array.size > 1 ? &args->via.array.ptr[1] : NULL;
+	if (r->opts != NULL && r->opts->type != MSGPACK_OBJECT_STR) {
+		*why = "tasks: STATE must be a string";
+		return -1;
+	}
 	return 0;
 }
 
@@ -163,6 +178,9 @@ request_parse(const msgpack_object *map, struct request *r, const char **why)
 	/* logs of the whole tree: a nil NAME (the root's name is not fixed) */
 	if (r->cmd == REQ_LOGS && a->type == MSGPACK_OBJECT_NIL)
 		return request_logs_args(args, r, why);
+	/* tasks of every pool: a nil SUP, its STATE then checked below */
+	if (r->cmd == REQ_TASKS && a->type == MSGPACK_OBJECT_NIL)
+		return request_tasks_args(args, r, why);
 	if (a->type != MSGPACK_OBJECT_STR || a->via.str.size == 0 ||
 	    memchr(a->via.str.ptr, '\0', a->via.str.size) != NULL) {
 		*why = "NAME must be a non-empty string";
@@ -183,6 +201,8 @@ request_parse(const msgpack_object *map, struct request *r, const char **why)
 		r->opts = &args->via.array.ptr[1];
 	if (r->cmd == REQ_LOGS)
 		return request_logs_args(args, r, why);
+	if (r->cmd == REQ_TASKS)
+		return request_tasks_args(args, r, why);
 	if (r->cmd == REQ_WAIT && r->opts != NULL &&
 	    r->opts->type != MSGPACK_OBJECT_BOOLEAN) {
 		*why = "wait: NOW must be a boolean";

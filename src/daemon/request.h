@@ -24,6 +24,7 @@ enum request_cmd {
 	REQ_LOGS,
 	REQ_RESET,  /* circuit, counts, budget spend cleared; started */
 	REQ_SIGNAL, /* a signal to the workers of a subtree (serve_signal.c) */
+	REQ_TASKS,  /* the ledger's records, of a pool, of a state */
 };
 
 #define REQUEST_NAME_MAX 256
@@ -33,7 +34,8 @@ struct request {
 	enum request_cmd cmd;
 	char name[REQUEST_NAME_MAX]; /* "" when not given */
 	bool follow;                 /* events: keep streaming */
-	const msgpack_object *opts;  /* spawn: its options map, or NULL */
+	const msgpack_object *opts;  /* spawn: its options map, or NULL;
+	                                wait: NOW; tasks: STATE */
 	uint32_t lines;              /* logs: the last N lines, 0 = all */
 	int signo;                   /* signal: the signal */
 };

@@ -577,6 +577,7 @@ serve_request(struct client *cl, struct control *c, struct daemon *d,
 	case REQ_SPAWN:
 	case REQ_WAIT:
 	case REQ_DEAD:
+	case REQ_TASKS:
 	case REQ_REPLAY:
 	case REQ_DROP:
 		tasks_serve(cl, d, r);

@@ -113,6 +113,17 @@ struct ledger_rec *tasks_lookup(struct daemon *d, const char *name,
 void tasks_res_head(msgpack_sbuffer *sb, uint64_t id, bool ok, bool more);
 void tasks_pack_rec(struct daemon *d, msgpack_packer *pk,
                     const struct ledger_rec *r, int created);
+void tasks_kv_nil(msgpack_packer *pk, const char *key);
+void tasks_pack_reasons(msgpack_packer *pk, const struct ledger_rec *r);
+/* What r is now, n its live child (NULL: none): "cancelling" on its way
+ * down after an operator's stop or its pool's removal, else its child's
+ * running or pending, else its record's state. */
+const char *tasks_state_name(const struct ledger_rec *r, const struct node *n);
+/* Its newest checkpoint's seq, 0: none (a live task's, or its record's). */
+uint64_t tasks_ckpt_seq(struct daemon *d, const struct ledger_rec *r,
+                        const struct node *n);
+/* tasks_list.c: dead and tasks, the ledger listed. */
+void tasks_list(struct client *cl, struct daemon *d, const struct request *q);
 
 /* Answer every `wait` on r (ended): its record, once its end is committed
  * (at once without a store). */

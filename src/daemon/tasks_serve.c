@@ -1,6 +1,7 @@
 /*
  * tasks_serve.c - the task commands of the control socket: spawn, wait,
- * dead, replay, drop; records packed as the clients read them.
+ * replay, drop (dead and tasks, the listings, are tasks_list.c's); records
+ * packed as the clients read them.
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -57,11 +58,46 @@ tasks_pack_strv(msgpack_packer *pk, const char *key, char *const *v)
 		agentsup_wire_pack_str(pk, v[i]);
 }
 
-static void
+void
 tasks_kv_nil(msgpack_packer *pk, const char *key)
 {
 	agentsup_wire_pack_str(pk, key);
 	msgpack_pack_nil(pk);
+}
+
+const char *
+tasks_state_name(const struct ledger_rec *r, const struct node *n)
+{
+	/* stopped by an operator, or its pool removed, on its way down: it
+	 * said "pending", as a task about to start would */
+	if (n != NULL && (n->held || n->removed))
+		return "cancelling";
+	if (n != NULL)
+		return ledger_state_name(
+		        n->state == NODE_RUNNING || n->state == NODE_STARTING
+		                ? LEDGER_RUNNING
+		                : LEDGER_PENDING);
+	return ledger_state_name(r->state);
+}
+
+uint64_t
+tasks_ckpt_seq(struct daemon *d, const struct ledger_rec *r,
+               const struct node *n)
+{
+	/* a live task's newest; an ended one's last, kept in its record */
+	return n != NULL && ckpt_known(d->ckpt, n->path)
+	               ? ckpt_seq(d->ckpt, n->path)
+	               : r->checkpoint_seq;
+}
+
+void
+tasks_pack_reasons(msgpack_packer *pk, const struct ledger_rec *r)
+{
+	agentsup_wire_pack_str(pk, "reasons");
+	msgpack_pack_array(pk, r->nreasons);
+	for (unsigned i = 0; i < r->nreasons; i++)
+		agentsup_wire_pack_str(
+		        pk, r->reasons[(r->r0 + i) % LEDGER_REASONS]);
 }
 
 /* The record as a map (created: -1 leaves that key out). Live records
@@ -72,34 +108,20 @@ tasks_pack_rec(struct daemon *d, msgpack_packer *pk, const struct ledger_rec *r,
 {
 	struct node *sup = tasks_sup_find(d, r->sup);
 	struct node *n = tasks_live_node(d, r, sup);
-	enum ledger_state st = r->state;
 	char name[2 * REQUEST_NAME_MAX];
 	uint64_t seq;
 
-	if (n != NULL)
-		st = n->state == NODE_RUNNING || n->state == NODE_STARTING
-		             ? LEDGER_RUNNING
-		             : LEDGER_PENDING;
 	snprintf(name, sizeof name, "%s/%s", r->sup, r->key);
 	msgpack_pack_map(pk, 14 + (created >= 0));
 	agentsup_wire_kv_str(pk, "name", name);
 	agentsup_wire_kv_str(pk, "sup", r->sup);
 	agentsup_wire_kv_str(pk, "key", r->key);
-	/* stopped by an operator, or its pool removed, on its way down: it
-	 * said "pending", as a task about to start would */
-	agentsup_wire_kv_str(pk, "state",
-	                     n != NULL && (n->held || n->removed)
-	                             ? "cancelling"
-	                             : ledger_state_name(st));
+	agentsup_wire_kv_str(pk, "state", tasks_state_name(r, n));
 	agentsup_wire_kv_uint(pk, "attempts",
 	                      r->attempts + (n ? n->starts : 0));
 	tasks_pack_strv(pk, "args", r->args);
 	tasks_pack_strv(pk, "env", r->env);
-	agentsup_wire_pack_str(pk, "reasons");
-	msgpack_pack_array(pk, r->nreasons);
-	for (unsigned i = 0; i < r->nreasons; i++)
-		agentsup_wire_pack_str(
-		        pk, r->reasons[(r->r0 + i) % LEDGER_REASONS]);
+	tasks_pack_reasons(pk, r);
 	agentsup_wire_pack_str(pk, "result");
 	if (r->result != NULL) {
 		msgpack_pack_bin(pk, r->result_len);
@@ -107,11 +129,7 @@ tasks_pack_rec(struct daemon *d, msgpack_packer *pk, const struct ledger_rec *r,
 	} else {
 		msgpack_pack_nil(pk);
 	}
-	/* a live task's newest; an ended one's last, kept in its record */
-	seq = n != NULL && ckpt_known(d->ckpt, n->path)
-	              ? ckpt_seq(d->ckpt, n->path)
-	              : r->checkpoint_seq;
-	if (seq != 0)
+	if ((seq = tasks_ckpt_seq(d, r, n)) != 0)
 		agentsup_wire_kv_uint(pk, "checkpoint_seq", seq);
 	else
 		tasks_kv_nil(pk, "checkpoint_seq");
@@ -371,97 +389,6 @@ tasks_serve_replay(struct client *cl, struct daemon *d, struct ledger_rec *r,
 	                                         .by = by});
 }
 
-/* The dead letters being listed, in frames of TASKS_CHUNK. */
-struct tasks_dead {
-	struct client *cl;
-	struct daemon *d;
-	uint64_t id;
-	msgpack_sbuffer items;
-	msgpack_packer pk;
-	size_t n;
-	struct ledger_rec **mem; /* in memory, by ended_ms */
-	size_t nmem, next;
-};
-
-/* The frame of the items so far (the last one when last). */
-static void
-tasks_dead_flush(struct tasks_dead *t, bool last)
-{
-	msgpack_sbuffer sb;
-	msgpack_packer fpk;
-
-	msgpack_sbuffer_init(&sb);
-	tasks_res_head(&sb, t->id, true, !last);
-	msgpack_packer_init(&fpk, &sb, msgpack_sbuffer_write);
-	msgpack_pack_array(&fpk, t->n);
-	msgpack_sbuffer_write(&sb, t->items.data, t->items.size);
-	if (agentsup_wire_end(&sb, UINT32_MAX) == 0)
-		client_send(t->cl, sb.data, sb.size);
-	msgpack_sbuffer_destroy(&sb);
-	msgpack_sbuffer_clear(&t->items);
-	t->n = 0;
-}
-
-static void
-tasks_dead_item(struct tasks_dead *t, const struct ledger_rec *r)
-{
-	tasks_pack_rec(t->d, &t->pk, r, -1);
-	t->n++;
-	if (t->items.size >= TASKS_CHUNK)
-		tasks_dead_flush(t, false);
-}
-
-/* A stored dead letter: the memory ones that ended before it first; one
- * that is also in memory is told from memory. */
-static void
-tasks_dead_row(void *arg, const struct ledger_rec *r)
-{
-	struct tasks_dead *t = arg;
-
-	while (t->next < t->nmem && t->mem[t->next]->ended_ms <= r->ended_ms)
-		tasks_dead_item(t, t->mem[t->next++]);
-	if (ledger_get(&t->d->tasks->ledger, r->sup, r->key) == NULL)
-		tasks_dead_item(t, r);
-}
-
-static int
-tasks_by_end(const void *a, const void *b)
-{
-	const struct ledger_rec *x = *(struct ledger_rec *const *)a;
-	const struct ledger_rec *y = *(struct ledger_rec *const *)b;
-
-	return (x->ended_ms > y->ended_ms) - (x->ended_ms < y->ended_ms);
-}
-
-/* dead: every dead letter, oldest first, in chunks of TASKS_CHUNK: those
- * of the store merged with those in memory. */
-static void
-tasks_serve_dead(struct client *cl, struct daemon *d, uint64_t id)
-{
-	struct tasks_dead t = {.cl = cl, .d = d, .id = id};
-	struct ledger *l = &d->tasks->ledger;
-
-	t.mem = xcalloc(l->nended + 1, sizeof *t.mem);
-	for (struct ledger_rec *r = l->oldest; r != NULL; r = r->newer)
-		if (r->state == LEDGER_DEAD)
-			t.mem[t.nmem++] = r;
-	qsort(t.mem, t.nmem, sizeof *t.mem, tasks_by_end);
-	msgpack_sbuffer_init(&t.items);
-	msgpack_packer_init(&t.pk, &t.items, msgpack_sbuffer_write);
-	if (d->store != NULL &&
-	    taskstore_each_dead(d, tasks_dead_row, &t) < 0) {
-		msgpack_sbuffer_destroy(&t.items);
-		free(t.mem);
-		serve_refuse(cl, id, "dead: the store cannot be read");
-		return;
-	}
-	while (t.next < t.nmem)
-		tasks_dead_item(&t, t.mem[t.next++]);
-	tasks_dead_flush(&t, true);
-	msgpack_sbuffer_destroy(&t.items);
-	free(t.mem);
-}
-
 /* now: a look (wait --timeout 0), a live task's record at once; an ended
  * one's still once its end is committed, as any wait's. */
 static void
@@ -565,8 +492,8 @@ tasks_serve(struct client *cl, struct daemon *d, const struct request *q)
 		tasks_serve_spawn(cl, d, q);
 		return;
 	}
-	if (q->cmd == REQ_DEAD) {
-		tasks_serve_dead(cl, d, q->id);
+	if (q->cmd == REQ_DEAD || q->cmd == REQ_TASKS) {
+		tasks_list(cl, d, q);
 		return;
 	}
 	if ((r = tasks_lookup(d, q->name, &why)) == NULL) {

@@ -7,6 +7,7 @@
 #ifndef AGENTSUP_TASKSTORE_H
 #define AGENTSUP_TASKSTORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "request.h"
@@ -70,9 +71,16 @@ struct ledger_rec *taskstore_fetch(struct daemon *, struct ledger *,
 /* The supervisors with a row of this key (at most max). */
 size_t taskstore_sups(struct daemon *, const char *key,
                       char sup[][REQUEST_NAME_MAX], size_t max);
-/* Every dead row, oldest ended first, as a record that lives for the
- * call. -1 on a read error or without a store. */
+/* Which rows taskstore_each reads, and in which order. */
+struct taskstore_filter {
+	const char *sup; /* NULL: every supervisor's */
+	int state;       /* an enum ledger_state, -1: any */
+	bool by_end;     /* in order of ending, else of acceptance */
+};
+/* Every row of the filter, as a record that lives for the call. -1 on a
+ * read error or without a store. */
 typedef void taskstore_each_fn(void *arg, const struct ledger_rec *);
-int taskstore_each_dead(struct daemon *, taskstore_each_fn *fn, void *arg);
+int taskstore_each(struct daemon *, const struct taskstore_filter *,
+                   taskstore_each_fn *fn, void *arg);
 
 #endif

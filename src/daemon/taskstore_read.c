@@ -230,17 +230,24 @@ taskstore_sups(struct daemon *d, const char *key, char sup[][REQUEST_NAME_MAX],
 }
 
 int
-taskstore_each_dead(struct daemon *d, taskstore_each_fn *fn, void *arg)
+taskstore_each(struct daemon *d, const struct taskstore_filter *f,
+               taskstore_each_fn *fn, void *arg)
 {
+	char sql[512], state[32] = "";
 	struct ledger scratch;
 	sqlite3_stmt *st;
 	int rc;
 
-	if (d->store == NULL ||
-	    (st = taskstore_read(d, "SELECT " TASKSTORE_COLS " FROM tasks "
-	                            "WHERE state = 3 ORDER BY ended_ms")) ==
-	            NULL)
+	if (f->state >= 0)
+		snprintf(state, sizeof state, " AND state = %d", f->state);
+	snprintf(sql, sizeof sql,
+	         "SELECT " TASKSTORE_COLS " FROM tasks WHERE (?1 IS NULL OR "
+	         "sup = ?1)%s ORDER BY %s, sup, key",
+	         state, f->by_end ? "ended_ms" : "accepted_ms");
+	if (d->store == NULL || (st = taskstore_read(d, sql)) == NULL)
 		return -1;
+	if (f->sup != NULL)
+		sqlite3_bind_text(st, 1, f->sup, -1, SQLITE_STATIC);
 	ledger_init(&scratch, 1);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		struct ledger_rec *r = taskstore_row(&scratch, st);

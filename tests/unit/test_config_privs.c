@@ -186,7 +186,7 @@ test_control_grants(void **state)
 	                                   "drain", "reload", "events",
 	                                   "shutdown", "reset", "spawn", "wait",
 	                                   "dead", "replay", "drop", "logs",
-	                                   "signal", NULL};
+	                                   "signal", "tasks", NULL};
 	     *c != NULL; c++)
 		assert_int_not_equal(config_control_bit(*c), 0);
 	parse_bad(W "control: [status, kill]\n",
@@ -195,7 +195,7 @@ test_control_grants(void **state)
 	parse_bad(W "control: [kill]\n",
 	          "(want status, start, stop, restart, drain, reload, events, "
 	          "shutdown, reset, spawn, wait, dead, replay, drop, logs, "
-	          "signal)");
+	          "signal, tasks)");
 	parse_bad(W "control: some\n", "control: want none, all or a list");
 }
 

@@ -18,8 +18,9 @@ task runs, and what 10,000 ended tasks cost.
   2. task start latency: spawn request sent -> the task's first instruction
      (bench_worker reports its CLOCK_MONOTONIC), against the fork+exec floor
      (bench_floor restarting the same worker: SIGKILL -> first instruction);
-  3. 10,000 ended tasks (dead letters): `agentsupctl dead` and `agentsupctl
-     status` wall time, and agentsupd's RSS before and after.
+  3. 10,000 ended tasks (dead letters): `agentsupctl dead`, `agentsupctl
+     tasks` and `agentsupctl status` wall time, and agentsupd's RSS before
+     and after.
 
     tools/bench/spawn.py [TASKS] [LATENCY_SAMPLES]      default 10000 200
 
@@ -275,10 +276,14 @@ def ten_thousand(tmp, n):
         dead_ms = min(timed([CTL, "--socket", sock, "dead"])[0] for _ in range(5))
         dead_json_ms = min(timed([CTL, "--socket", sock, "--json", "dead"])[0]
                            for _ in range(5))
+        tasks_ms = min(timed([CTL, "--socket", sock, "tasks"])[0] for _ in range(5))
+        tasks_json_ms = min(timed([CTL, "--socket", sock, "--json", "tasks"])[0]
+                            for _ in range(5))
         status_ms = min(timed([CTL, "--socket", sock, "status"])[0] for _ in range(5))
         true_ms = min(timed(["/bin/true"])[0] for _ in range(5))
         rss1 = b.rss_kib([d.proc.pid])
-        return spawn_s, dead_ms, dead_json_ms, status_ms, true_ms, rss0, rss1
+        return (spawn_s, dead_ms, dead_json_ms, tasks_ms, tasks_json_ms,
+                status_ms, true_ms, rss0, rss1)
     finally:
         d.stop()
 
@@ -315,11 +320,12 @@ def main():
         print(f"fork+exec floor (bench_floor, SIGKILL -> first instruction): "
               f"median {flo['median']:.2f} ms, p99 {flo['p99']:.2f} ms; "
               f"ratio {lat['median'] / flo['median']:.2f}x")
-        spawn_s, dead_ms, dead_json_ms, status_ms, true_ms, rss0, rss1 = ten_thousand(
-            os.path.join(tmp, "e"), n)
+        (spawn_s, dead_ms, dead_json_ms, tasks_ms, tasks_json_ms, status_ms,
+         true_ms, rss0, rss1) = ten_thousand(os.path.join(tmp, "e"), n)
         print(f"{n} tasks spawned and dead-lettered in {spawn_s:.1f} s")
         print(f"with {n} ended records: `agentsupctl dead` {dead_ms:.1f} ms "
-              f"(--json {dead_json_ms:.1f} ms), `agentsupctl status` {status_ms:.1f} ms "
+              f"(--json {dead_json_ms:.1f} ms), `agentsupctl tasks` {tasks_ms:.1f} ms "
+              f"(--json {tasks_json_ms:.1f} ms), `agentsupctl status` {status_ms:.1f} ms "
               f"(exec of /bin/true: {true_ms:.1f} ms)")
         print(f"agentsupd RSS: {rss0 / 1024:.1f} MiB at start, {rss1 / 1024:.1f} MiB "
               f"with {n} ended records")

@@ -1,0 +1,260 @@
+/*
+ * tasks_list.c - the ledger listed: `dead`, the dead letters as whole
+ * records in order of ending, and `tasks [SUP] [STATE]`, every task (of a
+ * pool, in a state) a line's worth each in order of acceptance. The
+ * store's rows are merged with memory's records, which are newer for a
+ * key in both; the answer goes in frames of TASKS_CHUNK.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agentsup/wire.h"
+#include "client.h"
+#include "daemon.h"
+#include "ledger.h"
+#include "request.h"
+#include "serve.h"
+#include "tasks_int.h"
+#include "taskstore.h"
+#include "tree.h"
+#include "util.h"
+
+/* The states STATE may name, as records and answers spell them. */
+static const char *const tasks_list_states[] = {
+        "pending", "running", "cancelling", "done", "dead", "cancelled"};
+
+struct tasks_list {
+	struct client *cl;
+	struct daemon *d;
+	uint64_t id;
+	struct taskstore_filter f; /* f.state: stored ones only */
+	const char *state;         /* NULL: any */
+	bool whole;                /* dead: whole records */
+	msgpack_sbuffer items;
+	msgpack_packer pk;
+	size_t n, total;
+	struct ledger_rec **mem; /* in memory, in the list's order */
+	size_t nmem, next;
+};
+
+/* The frame of the items so far (the last one when last). */
+static void
+tasks_list_flush(struct tasks_list *t, bool last)
+{
+	msgpack_sbuffer sb;
+	msgpack_packer fpk;
+
+	msgpack_sbuffer_init(&sb);
+	tasks_res_head(&sb, t->id, true, !last);
+	msgpack_packer_init(&fpk, &sb, msgpack_sbuffer_write);
+	msgpack_pack_array(&fpk, t->n);
+	msgpack_sbuffer_write(&sb, t->items.data, t->items.size);
+	if (agentsup_wire_end(&sb, UINT32_MAX) == 0)
+		client_send(t->cl, sb.data, sb.size);
+	msgpack_sbuffer_destroy(&sb);
+	msgpack_sbuffer_clear(&t->items);
+	t->n = 0;
+}
+
+/* A line's worth of r, n its live child: its result's size, not its
+ * bytes, and none of its inputs or output (wait KEY --timeout 0 has
+ * them): 20,000 done tasks listed are not 20,000 results. */
+static void
+tasks_list_brief(struct tasks_list *t, const struct ledger_rec *r,
+                 const struct node *n, const char *state)
+{
+	msgpack_packer *pk = &t->pk;
+	char name[2 * REQUEST_NAME_MAX];
+	uint64_t seq = tasks_ckpt_seq(t->d, r, n);
+
+	snprintf(name, sizeof name, "%s/%s", r->sup, r->key);
+	msgpack_pack_map(pk, 11);
+	agentsup_wire_kv_str(pk, "name", name);
+	agentsup_wire_kv_str(pk, "sup", r->sup);
+	agentsup_wire_kv_str(pk, "key", r->key);
+	agentsup_wire_kv_str(pk, "state", state);
+	agentsup_wire_kv_uint(pk, "attempts",
+	                      r->attempts + (n ? n->starts : 0));
+	tasks_pack_reasons(pk, r);
+	if (r->result != NULL)
+		agentsup_wire_kv_uint(pk, "result_size", r->result_len);
+	else
+		tasks_kv_nil(pk, "result_size");
+	if (seq != 0)
+		agentsup_wire_kv_uint(pk, "checkpoint_seq", seq);
+	else
+		tasks_kv_nil(pk, "checkpoint_seq");
+	agentsup_wire_kv_int(pk, "accepted_ms", r->accepted_ms);
+	if (r->ended_ms)
+		agentsup_wire_kv_int(pk, "ended_ms", r->ended_ms);
+	else
+		tasks_kv_nil(pk, "ended_ms");
+	agentsup_wire_kv_uint(pk, "replays", r->replays);
+}
+
+/* r listed if it is of the state asked for; live: it is memory's (a row
+ * of the store alone has no live child). */
+static void
+tasks_list_item(struct tasks_list *t, const struct ledger_rec *r, bool live)
+{
+	const struct node *n =
+	        live && !ledger_ended(r)
+	                ? tasks_live_node(t->d, r, tasks_sup_find(t->d, r->sup))
+	                : NULL;
+	const char *state = tasks_state_name(r, n);
+
+	if (t->state != NULL && strcmp(state, t->state) != 0)
+		return;
+	if (t->whole)
+		tasks_pack_rec(t->d, &t->pk, r, -1);
+	else
+		tasks_list_brief(t, r, n, state);
+	t->n++;
+	t->total++;
+	if (t->items.size >= TASKS_CHUNK)
+		tasks_list_flush(t, false);
+}
+
+/* Whether a comes before b, as the store's query orders its rows: by
+ * time (of ending, or of acceptance), then pool, then key. */
+static bool
+tasks_list_before(bool by_end, const struct ledger_rec *a,
+                  const struct ledger_rec *b)
+{
+	int64_t x = by_end ? a->ended_ms : a->accepted_ms;
+	int64_t y = by_end ? b->ended_ms : b->accepted_ms;
+	int c;
+
+	if (x != y)
+		return x < y;
+	c = strcmp(a->sup, b->sup);
+	return c != 0 ? c < 0 : strcmp(a->key, b->key) < 0;
+}
+
+static int
+tasks_list_by_end(const void *a, const void *b)
+{
+	return tasks_list_before(true, *(struct ledger_rec *const *)a,
+	                         *(struct ledger_rec *const *)b)
+	               ? -1
+	               : 1;
+}
+
+static int
+tasks_list_by_accepted(const void *a, const void *b)
+{
+	return tasks_list_before(false, *(struct ledger_rec *const *)a,
+	                         *(struct ledger_rec *const *)b)
+	               ? -1
+	               : 1;
+}
+
+/* A stored record: memory's that come before it first; one that is also
+ * in memory is told from memory. */
+static void
+tasks_list_row(void *arg, const struct ledger_rec *r)
+{
+	struct tasks_list *t = arg;
+
+	while (t->next < t->nmem &&
+	       tasks_list_before(t->f.by_end, t->mem[t->next], r))
+		tasks_list_item(t, t->mem[t->next++], true);
+	if (ledger_get(&t->d->tasks->ledger, r->sup, r->key) == NULL)
+		tasks_list_item(t, r, false);
+}
+
+/* Memory's records of the pool and (for an ended state) the state asked
+ * for, in the list's order. */
+static void
+tasks_list_memory(struct tasks_list *t)
+{
+	struct ledger *l = &t->d->tasks->ledger;
+	struct ledger_iter it = {0};
+	struct ledger_rec *r;
+
+	t->mem = xcalloc(l->count + 1, sizeof *t->mem);
+	while ((r = ledger_next(l, &it)) != NULL)
+		if ((t->f.sup == NULL || strcmp(r->sup, t->f.sup) == 0) &&
+		    (t->f.state < 0 ||
+		     (ledger_ended(r) && (int)r->state == t->f.state)))
+			t->mem[t->nmem++] = r;
+	/* (sup, key) is a record's own: no two compare equal */
+	qsort(t->mem, t->nmem, sizeof *t->mem,
+	      t->f.by_end ? tasks_list_by_end : tasks_list_by_accepted);
+}
+
+/* STATE checked; which stored rows can be of it: an ended state's own, or
+ * any (a live state's are in memory, but a row is read as it is). */
+static int
+tasks_list_state(struct tasks_list *t, const struct request *q)
+{
+	const msgpack_object *s = q->opts;
+	size_t i;
+
+	if (s == NULL)
+		return 0;
+	for (i = 0; i < sizeof tasks_list_states / sizeof *tasks_list_states;
+	     i++)
+		if (s->via.str.size == strlen(tasks_list_states[i]) &&
+		    memcmp(s->via.str.ptr, tasks_list_states[i],
+		           s->via.str.size) == 0)
+			break;
+	if (i == sizeof tasks_list_states / sizeof *tasks_list_states) {
+		serve_refuse(t->cl, q->id,
+		             "tasks: STATE is one of pending, running, "
+		             "cancelling, done, dead, cancelled");
+		return -1;
+	}
+	t->state = tasks_list_states[i];
+	if (strcmp(t->state, "done") == 0)
+		t->f.state = LEDGER_DONE;
+	else if (strcmp(t->state, "dead") == 0)
+		t->f.state = LEDGER_DEAD;
+	else if (strcmp(t->state, "cancelled") == 0)
+		t->f.state = LEDGER_CANCELLED;
+	return 0;
+}
+
+void
+tasks_list(struct client *cl, struct daemon *d, const struct request *q)
+{
+	struct tasks_list t = {
+	        .cl = cl, .d = d, .id = q->id, .f = {.state = -1}};
+	const struct node *sup = NULL;
+
+	if (q->cmd == REQ_DEAD) {
+		t.whole = t.f.by_end = true;
+		t.f.state = LEDGER_DEAD;
+	} else if (tasks_list_state(&t, q) < 0) {
+		return;
+	}
+	/* SUP by name or path, as records have it (by name); a name the
+	 * tree no longer has may still be a removed pool's */
+	if (q->name[0] != '\0') {
+		sup = tasks_sup_find(d, q->name);
+		t.f.sup = sup != NULL ? sup->spec->name : q->name;
+	}
+	tasks_list_memory(&t);
+	msgpack_sbuffer_init(&t.items);
+	msgpack_packer_init(&t.pk, &t.items, msgpack_sbuffer_write);
+	if (d->store != NULL &&
+	    taskstore_each(d, &t.f, tasks_list_row, &t) < 0) {
+		msgpack_sbuffer_destroy(&t.items);
+		free(t.mem);
+		serve_refusef(cl, q->id, "%s: the store cannot be read",
+		              request_cmd_name(q->cmd));
+		return;
+	}
+	while (t.next < t.nmem)
+		tasks_list_item(&t, t.mem[t.next++], true);
+	if (q->name[0] != '\0' && sup == NULL && t.total == 0)
+		serve_refusef(cl, q->id,
+		              "no such supervisor, and no task of "
+		              "one: %s",
+		              q->name);
+	else
+		tasks_list_flush(&t, true);
+	msgpack_sbuffer_destroy(&t.items);
+	free(t.mem);
+}

@@ -1,0 +1,171 @@
+"""`agentsupctl tasks [SUP] [--state S]` and Control.tasks(): every task of
+the ledger, live and ended, in order of acceptance, a line's worth each;
+what was spawned and then forgotten by its key alone was nowhere to be
+seen but a dead letter."""
+import json
+import os
+import signal
+import sys
+import textwrap
+
+from conftest import SRC
+from test_dynamic import pool
+from test_ledger_store import restart, settings
+
+sys.path.insert(0, os.path.join(SRC, "tools", "python"))
+from agentsup.control import Control, ControlError  # noqa: E402
+
+# $1: run (until stopped), or the exit status; temporary: a failure is dead
+TEMPLATE = """\
+template:
+  command: [/bin/sh, -c, '[ "$1" = run ] && exec sleep 1000; exit $1', task]
+  restart: temporary
+  backoff: none
+"""
+
+
+def four_tasks(d):
+    """a-ok done, b-bad dead, c-live running, d-gone cancelled (keys in
+    the order of their spawns: a tie of acceptance times is in key order)."""
+    d.wait("started", "root/idle")
+    for key, arg in (("a-ok", "0"), ("b-bad", "1"), ("c-live", "run"),
+                     ("d-gone", "run")):
+        d.ctl("spawn", "pool", "--key", key, "--", arg, check=0)
+    assert d.ctl("wait", "a-ok").returncode == 0
+    assert d.ctl("wait", "b-bad").returncode == 2
+    d.wait("started", "root/pool/c-live")
+    d.wait("started", "root/pool/d-gone")
+    d.ctl("stop", "root/pool/d-gone", check=0)
+    assert d.ctl("wait", "d-gone").returncode == 4
+
+
+FOUR = [("pool/a-ok", "done"), ("pool/b-bad", "dead"),
+        ("pool/c-live", "running"), ("pool/d-gone", "cancelled")]
+
+
+def test_tasks_lists_each_task_live_or_ended_in_order(supd):
+    d = supd.start({"a.yaml": pool(template=TEMPLATE)})
+    four_tasks(d)
+    listed = d.ctl_json("tasks")
+    assert [(x["name"], x["state"]) for x in listed] == FOUR
+    ok = listed[0]
+    assert ok["sup"] == "pool" and ok["key"] == "a-ok"
+    assert ok["attempts"] == 1 and ok["ended_ms"] >= ok["accepted_ms"] > 0
+    assert listed[2]["ended_ms"] is None  # it runs
+    assert "exit:1" in listed[1]["reasons"][-1]
+    # a line's worth: no inputs, output or result bytes
+    assert "args" not in ok and "tail" not in ok and "result" not in ok
+    assert ok["result_size"] is None
+    text = d.ctl("tasks", check=0).stdout.splitlines()
+    assert [line.split()[:2] for line in text] == [list(x) for x in FOUR]
+    # of a pool, by its name or its path; of a state
+    assert d.ctl_json("tasks", "root/pool") == d.ctl_json("tasks", "pool")
+    for name, state in FOUR:
+        got = d.ctl_json("tasks", "--state", state)
+        assert [x["name"] for x in got] == [name], (state, got)
+    assert d.ctl_json("tasks", "pool", "--state", "pending") == []
+    assert d.ctl_json("tasks", "root") == []  # no task of its own
+
+
+def test_tasks_refuses_what_it_cannot_list(supd):
+    d = supd.start({"a.yaml": pool(template=TEMPLATE)})
+    d.wait("started", "root/idle")
+    r = d.ctl("tasks", "nosuch", check=1)
+    assert "no such supervisor, and no task of one: nosuch" in r.stderr
+    r = d.ctl("tasks", "--state", "finished", check=1)
+    assert "STATE is one of pending, running, cancelling, done, dead, " \
+        "cancelled" in r.stderr
+    r = d.ctl("tasks", "--state", check=64)
+    assert "--state wants a state" in r.stderr
+    r = d.ctl("tasks", "pool", "extra", check=64)
+    assert "too many arguments" in r.stderr
+
+
+def test_tasks_of_a_removed_pool_are_still_listed(supd):
+    d = supd.start({"a.yaml": pool(template=TEMPLATE)})
+    four_tasks(d)
+    (supd.dir / "a.yaml").write_text(textwrap.dedent("""\
+        supervisor: root
+        children:
+          - {worker: idle, command: [sleep, '300']}
+        """))
+    d.ctl("reload", check=0)
+    d.wait("exited", "root/pool/c-live")  # cancelled, and down
+    want = [(n, "cancelled" if s == "running" else s) for n, s in FOUR]
+    assert [(x["name"], x["state"])
+            for x in d.ctl_json("tasks", "pool")] == want
+
+
+def test_tasks_merges_the_store_with_memory(supd):
+    """With a store, ended records leave memory but for a cache of 64: the
+    list is the store's rows and memory's records in one order, each task
+    once, memory's the newer; after a restart, the store's alone."""
+    files = {"00-settings.yaml": settings(supd),
+             "a.yaml": pool(template=TEMPLATE)}
+    d = supd.start(files)
+    d.wait("started", "root/idle")
+    n = 100  # more than the cache (LEDGER_CACHE, 64)
+    keys = [f"k{i:03}" for i in range(n)]
+    for k in keys:
+        d.ctl("spawn", "pool", "--key", k, "--", "0", check=0)
+    d.wait_count("task_done", n)
+    d.ctl("spawn", "pool", "--key", "live", "--", "run", check=0)
+    d.wait("started", "root/pool/live")
+    # an ended one run again: memory says running, the store still done
+    d.ctl("spawn", "pool", "--key", "k000", "--retry", "--", "run", check=0)
+    d.wait("started", "root/pool/k000")
+    listed = d.ctl_json("tasks", "pool")
+    names = [x["name"] for x in listed]
+    assert sorted(names) == sorted(f"pool/{k}" for k in keys + ["live"])
+    at = [x["accepted_ms"] for x in listed]
+    assert at == sorted(at)  # in order of acceptance: k000's is its retry's
+    assert names[-1] == "pool/k000"
+    states = {x["key"]: x["state"] for x in listed}
+    assert states.pop("k000") == "running" and states.pop("live") == "running"
+    assert set(states.values()) == {"done"}
+    done = d.ctl_json("tasks", "--state", "done")
+    assert [x["name"] for x in done] == [f"pool/{k}" for k in keys[1:]]
+    d.signal(signal.SIGTERM)
+    assert d.exit_code() == 0
+    d = restart(supd, 1)
+    d.wait("started", "root/idle")
+    again = d.ctl_json("tasks", "--state", "done")
+    assert [x["name"] for x in again] == [f"pool/{k}" for k in keys[1:]]
+
+
+def test_control_tasks(supd):
+    d = supd.start({"a.yaml": pool(template=TEMPLATE)})
+    four_tasks(d)
+    with Control(d.socket) as c:
+        assert [(x["name"], x["state"]) for x in c.tasks()] == FOUR
+        assert [x["name"] for x in c.tasks("pool", state="dead")] == \
+            ["pool/b-bad"]
+        assert [x["name"] for x in c.tasks(state="running")] == \
+            ["pool/c-live"]
+        try:
+            c.tasks("nosuch")
+        except ControlError as e:
+            assert "no such supervisor" in str(e)
+        else:
+            raise AssertionError("tasks of no supervisor")
+    assert json.loads(d.ctl("--json", "tasks", "pool", check=0).stdout) == \
+        d.ctl_json("tasks")
+
+
+def test_tasks_requests_of_a_hostile_client(supd):
+    d = supd.start({"a.yaml": pool(template=TEMPLATE)})
+    four_tasks(d)
+    with Control(d.socket) as c:
+        for args, says in (([None, 3], "STATE must be a string"),
+                           ([5], "NAME must be a non-empty string"),
+                           (["pool", "done", "x"], "too many arguments"),
+                           (["pool", "Done"], "STATE is one of")):
+            try:
+                c._call("tasks", args)
+            except ControlError as e:
+                assert says in str(e), (args, e)
+            else:
+                raise AssertionError(f"tasks {args} taken")
+        assert [x["name"] for x in c._call("tasks", [None])] == \
+            [n for n, _ in FOUR]
+        assert c.status()  # the connection goes on
