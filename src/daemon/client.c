@@ -305,6 +305,38 @@ write_cb(struct ev_loop *loop, ev_io *w, int revents)
 
 /* --- deadlines ------------------------------------------------------------ */
 
+/* Whether it is silent by design, not idle: it follows events or output,
+ * waits on a task, or waits for a reload's answer. */
+static bool
+client_holds(const struct client *cl)
+{
+	return cl->follow || cl->waiting || cl->logs != NULL || cl->reloads > 0;
+}
+
+struct client *
+clients_victim(struct clients *all, uint64_t now)
+{
+	struct client *best = NULL;
+	uint64_t best_age = 0, age;
+	bool best_holds = false, holds;
+
+	for (struct client *cl = all->head; cl != NULL; cl = cl->next) {
+		if (cl->dead)
+			continue;
+		age = now - (agentsup_reader_pending(&cl->reader)
+		                     ? cl->req_start_ms
+		                     : cl->last_ms);
+		holds = client_holds(cl);
+		if (best == NULL || (best_holds && !holds) ||
+		    (best_holds == holds && age >= best_age)) {
+			best = cl;
+			best_age = age;
+			best_holds = holds;
+		}
+	}
+	return best;
+}
+
 /* A request must be whole CLIENT_REQUEST_MS after its first byte, however
  * the bytes dribble in; a silent client may stay CLIENT_IDLE_MS. */
 static uint64_t
@@ -314,7 +346,7 @@ client_deadline_in(const struct client *cl)
 		return cl->end_ms + CLIENT_END_MS;
 	if (agentsup_reader_pending(&cl->reader) > 0)
 		return cl->req_start_ms + CLIENT_REQUEST_MS;
-	if (cl->follow || cl->waiting || cl->logs || cl->reloads > 0)
+	if (client_holds(cl))
 		return UINT64_MAX; /* a follower may stay silent for ever */
 	return cl->last_ms + CLIENT_IDLE_MS;
 }

@@ -69,6 +69,10 @@ struct client *clients_find(struct clients *, uint64_t serial);
 void client_free(struct client *);
 /* Mark for closing, freed once the current callback is done; why (NULL for
  * nothing) goes to the log. */
+/* The client to drop so that a new one gets in: the one that has taken the
+ * longest over its request, or been idle the longest; one that follows or
+ * waits (silent by design) only when every client does. NULL: none. */
+struct client *clients_victim(struct clients *, uint64_t now);
 void client_drop(struct client *, const char *why);
 /* Queue an answer, whole however long: a client that does not read is
  * stopped before its next request. */

@@ -7,7 +7,8 @@
  * How many clients there may be at once is bounded, and RLIMIT_NOFILE
  * lowers the bound so that restarts always find descriptors. A full table
  * makes room by dropping the client slowest to finish its request or idle
- * longest, so a crowd of dribbling clients never locks the operator out.
+ * longest (not one that follows or waits, while any other can go), so a
+ * crowd of dribbling clients never locks the operator out.
  * Nothing a client does reaches the tree except through a validated one.
  */
 #include <errno.h>
@@ -304,30 +305,6 @@ control_capacity(struct control *c, rlim_t *nofile, size_t *held)
 	                                                : CONTROL_MAX_CLIENTS;
 }
 
-/* The client to drop so that a new one gets in: the one that has taken the
- * longest over its request, or been idle the longest; a follower only when
- * every client follows. */
-static struct client *
-control_victim(struct control *c, uint64_t now)
-{
-	struct client *best = NULL;
-	uint64_t best_age = 0, age;
-
-	for (struct client *cl = c->clients.head; cl != NULL; cl = cl->next) {
-		if (cl->dead)
-			continue;
-		age = now - (agentsup_reader_pending(&cl->reader)
-		                     ? cl->req_start_ms
-		                     : cl->last_ms);
-		if (best == NULL || (best->follow && !cl->follow) ||
-		    (best->follow == cl->follow && age >= best_age)) {
-			best = cl;
-			best_age = age;
-		}
-	}
-	return best;
-}
-
 /* Running short of descriptors for clients is an event, so an operator
  * can alert on it, not only a log line. */
 static void __attribute__((format(printf, 2, 3)))
@@ -384,7 +361,7 @@ control_make_room(struct control *c, uint64_t now)
 		c->evicted = 0;
 		return true;
 	}
-	if (cap == 0 || (victim = control_victim(c, now)) == NULL) {
+	if (cap == 0 || (victim = clients_victim(&c->clients, now)) == NULL) {
 		if (!c->refusing)
 			control_short(
 			        c,
@@ -417,7 +394,7 @@ control_make_room(struct control *c, uint64_t now)
 		c->evicted++;
 		client_free(victim);
 	} while (c->clients.n >= cap &&
-	         (victim = control_victim(c, now)) != NULL);
+	         (victim = clients_victim(&c->clients, now)) != NULL);
 	return true;
 }
 

@@ -986,6 +986,45 @@ def test_dribbling_clients_cannot_lock_the_operator_out(supd):
         c.close()
 
 
+def test_a_full_table_drops_an_idle_client_not_one_that_waits(supd):
+    """Past the table's 128 clients the one dropped to let a new one in was
+    the longest silent, and a client that waits on a task or follows a
+    worker's output is silent by design: it went first, its wait or its
+    follow cut for a status probe. Idle clients go first; one that waits
+    or follows only when every client does."""
+    from test_dynamic import SH_TEMPLATE, pool
+    gate = supd.tmp / "gate"
+    d = supd.start({"a.yaml": pool(template=SH_TEMPLATE)})
+    d.wait("started", "root/idle")
+    d.ctl("spawn", "pool", "--key", "t", "--env", f"GATE={gate}", "--", "0",
+          check=0)
+    d.wait("started", "root/pool/t")
+    waiter = connect(d)
+    waiter.sendall(frame({"t": "req", "id": 1, "cmd": "wait", "args": ["t"]}))
+    follower = connect(d)
+    follower.sendall(frame({"t": "req", "id": 1, "cmd": "logs",
+                            "args": ["idle", 20, True]}))
+    assert read_frame(follower)["ok"]  # its tail; the follow goes on
+    # both counted in (a status on a third connection is answered after
+    # their requests were read), then more clients than the table holds
+    d.ctl("status", check=0)
+    idle = [connect(d) for _ in range(140)]
+    wait_until(lambda: any("the most there may be" in l for l in d.lines),
+               what="the table full")
+    d.ctl("status", check=0)  # one more comer: room made again
+    gate.write_text("")
+    rec = read_frame(waiter)
+    assert rec is not None, "the waiting client was dropped"
+    assert rec["ok"] and rec["result"]["state"] == "done", rec
+    follower.setblocking(False)
+    try:
+        assert follower.recv(1) != b"", "the follower was dropped"
+    except BlockingIOError:
+        pass  # open, nothing new to read
+    for s in [waiter, follower, *idle]:
+        s.close()
+
+
 def test_request_deadline_counts_from_its_first_byte(supd):
     """A byte every half second keeps no request alive past its deadline
     (10 s from its first byte)."""

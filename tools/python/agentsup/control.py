@@ -572,8 +572,8 @@ class Control:
         "cancelled"); TimeoutError after timeout seconds (None: for ever).
         The next request is made on a new connection (this one's answer
         would still come): polling with short waits works. timeout 0
-        is a look: agentsupd answers at once, TimeoutError when the task
-        has not ended."""
+        (or less: a deadline already passed) is a look: agentsupd answers
+        at once, TimeoutError when the task has not ended."""
         if timeout is not None and timeout <= 0:
             rec = self._map("wait", [key, True])
             if rec.get("state") not in ("done", "dead", "cancelled"):
