@@ -57,8 +57,8 @@ logs_print_tree(struct ctl *c, struct agentsup_frame *f, int *width)
 
 	msgpack_unpacked_init(&joined);
 	msgpack_sbuffer_init(&all);
-	if (reply_join(c, f, &all, &joined) < 0) {
-		rc = reply_failed(c);
+	if ((rc = reply_join(c, f, &all, &joined)) != 0) {
+		rc = rc > 0 ? reply_refused(c, "logs", f) : reply_failed(c);
 		goto out;
 	}
 	if (c->json) {

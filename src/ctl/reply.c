@@ -23,9 +23,7 @@ reply_next(struct ctl *c, struct agentsup_frame *f)
 	return 0;
 }
 
-/* A list answer sent in chunks ("more": true on all but the last): join
- * their results into one array, packed into all (which the caller frees
- * after *out, whose strings point into it). f holds the first chunk. */
+/* The chunks of a list answer joined (reply.h). */
 int
 reply_join(struct ctl *c, struct agentsup_frame *f, msgpack_sbuffer *all,
            msgpack_unpacked *out)
@@ -40,6 +38,10 @@ reply_join(struct ctl *c, struct agentsup_frame *f, msgpack_sbuffer *all,
 	msgpack_packer_init(&pk, &items, msgpack_sbuffer_write);
 	do {
 		const msgpack_object *r = agentsup_wire_get(&f->map, "result");
+		if (!render_get_flag(&f->map, "ok")) {
+			rc = 1;
+			goto out;
+		}
 		if (r == NULL || r->type != MSGPACK_OBJECT_ARRAY) {
 			fprintf(stderr, "agentsupctl: bad chunk in a reply\n");
 			goto out;
@@ -142,6 +144,8 @@ int
 reply_ask(struct ctl *c, const char *cmd, const char *arg, int follow,
           struct reply_answer *a)
 {
+	int rc;
+
 	a->body = NULL;
 	msgpack_unpacked_init(&a->joined);
 	msgpack_sbuffer_init(&a->all);
@@ -171,7 +175,10 @@ reply_ask(struct ctl *c, const char *cmd, const char *arg, int follow,
 		return a->quiet ? CTL_EXIT_REFUSED
 		                : reply_refused(c, cmd, &a->f);
 	if (render_get_flag(&a->f.map, "more")) {
-		if (reply_join(c, &a->f, &a->all, &a->joined) < 0)
+		if ((rc = reply_join(c, &a->f, &a->all, &a->joined)) > 0)
+			return a->quiet ? CTL_EXIT_REFUSED
+			                : reply_refused(c, cmd, &a->f);
+		if (rc < 0)
 			return reply_failed(c);
 		a->body = &a->joined.data;
 	} else if ((a->body = agentsup_wire_get(&a->f.map, "result")) == NULL) {

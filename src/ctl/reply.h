@@ -32,7 +32,10 @@ struct ctl;
 int reply_next(struct ctl *, struct agentsup_frame *);
 /* A list answer sent in chunks ("more": true on all but the last): their
  * results joined into one array, packed into all (which the caller frees
- * after *out, whose strings point into it). f holds the first chunk. */
+ * after *out, whose strings point into it). f holds the first chunk. 0,
+ * -1 (said), or 1 when a later chunk is a refusal (agentsupd's store
+ * failed in the middle of a listing): f then holds it, for the caller
+ * to say. */
 int reply_join(struct ctl *, struct agentsup_frame *f, msgpack_sbuffer *all,
                msgpack_unpacked *out);
 /* Whether o is the string s. */

@@ -1536,3 +1536,62 @@ def test_workers_held_on_demand_leave_room_for_the_client_that_starts_them(supd)
     d.ctl("start", "h0", check=0)
     d.wait("started", "root/h0")
     assert [n["state"] for n in d.ctl_json("status", "h0")] == ["running"]
+
+
+def list_cut_by_a_refusal(path):
+    """A server that answers any request with a first chunk of a list and
+    then a refusal (agentsupd's answer when its store fails to be read in
+    the middle of a listing); it serves connections until closed."""
+    import threading
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(path)
+    srv.listen(4)
+
+    def serve():
+        while True:
+            try:
+                c, _ = srv.accept()
+            except OSError:
+                return
+            with c:
+                read_frame(c)
+                c.sendall(frame({"t": "res", "id": 1, "ok": True,
+                                 "more": True,
+                                 "result": [{"name": "pool/a",
+                                             "state": "done",
+                                             "attempts": 1,
+                                             "reasons": []}]}))
+                c.sendall(frame({"t": "res", "id": 1, "ok": False,
+                                 "error": "tasks: the store cannot be read"}))
+                read_frame(c, timeout=TIMEOUT)  # until it hangs up
+
+    threading.Thread(target=serve, daemon=True).start()
+    return srv
+
+
+def test_a_list_cut_by_a_refusal_says_the_refusal(tmp_path):
+    """A list answer in chunks whose later chunk is a refusal: agentsupctl
+    said "bad chunk in a reply" and exited 69, as if agentsupd were gone,
+    and printed nothing of what agentsupd said. It is the refusal: its
+    message, exit 1, nothing printed of the part before it."""
+    path = str(tmp_path / "fake.sock")
+    srv = list_cut_by_a_refusal(path)
+    try:
+        for argv in (["tasks"], ["dead"], ["status"], ["logs"]):
+            r = subprocess.run([AGENTSUPCTL, "--socket", path, *argv],
+                               capture_output=True, text=True,
+                               timeout=TIMEOUT)
+            assert r.returncode == 1, (argv, r)
+            assert "the store cannot be read" in r.stderr, (argv, r)
+            assert r.stdout == "", (argv, r)
+        r = subprocess.run([AGENTSUPCTL, "--socket", path, "--json", "tasks"],
+                           capture_output=True, text=True, timeout=TIMEOUT)
+        assert r.returncode == 1
+        assert json.loads(r.stdout) == {
+            "ok": False, "error": "tasks: the store cannot be read"}
+        sys.path.insert(0, os.path.join(SRC, "tools", "python"))
+        from agentsup.control import Control, ControlError
+        with pytest.raises(ControlError, match="the store cannot be read"):
+            Control(path).tasks()
+    finally:
+        srv.close()
