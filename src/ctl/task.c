@@ -122,7 +122,7 @@ task_line(const msgpack_object *r)
 	}
 	/* "attempt" padded as "attempts" when a reason follows; no
 	 * trailing blanks when none does */
-	printf("%-32s %-9s %3llu attempt%-*s%s%s\n",
+	printf("%-32s %-10s %3llu attempt%-*s%s%s\n",
 	       render_get_s(r, "name", name, sizeof name),
 	       render_get_s(r, "state", state, sizeof state),
 	       n && n->type == MSGPACK_OBJECT_POSITIVE_INTEGER
@@ -184,6 +184,11 @@ task_show(const char *cmd, const msgpack_object *body, bool json)
 	render_get_s(body, "state", state, sizeof state);
 	if (c != NULL && c->type == MSGPACK_OBJECT_BOOLEAN && c->via.boolean)
 		printf("%s: created\n", name);
+	else if (strcmp(state, "cancelling") == 0) /* --retry or not */
+		printf("%s: not created: the task is cancelling, its process "
+		       "still going down (--retry once it has ended: "
+		       "agentsupctl wait %s)\n",
+		       name, name);
 	else
 		printf("%s: not created: the task is %s (--retry to run an "
 		       "ended one again)\n",

@@ -8,7 +8,7 @@ import signal
 import sys
 import textwrap
 
-from conftest import SRC
+from conftest import SRC, catches, wait_until
 from test_dynamic import pool
 from test_ledger_store import restart, settings
 
@@ -169,3 +169,31 @@ def test_tasks_requests_of_a_hostile_client(supd):
         assert [x["name"] for x in c._call("tasks", [None])] == \
             [n for n, _ in FOUR]
         assert c.status()  # the connection goes on
+
+
+def test_a_cancelling_task_is_listed_and_its_retry_told_to_wait(supd):
+    """A stopped task whose process takes its time going down: listed
+    `cancelling` (its column as wide as the word), and a spawn --retry of
+    it meanwhile said "--retry to run an ended one again", the very option
+    it was given."""
+    gate = supd.tmp / "gate"
+    d = supd.start({"a.yaml": pool(template=f"""\
+        template:
+          command: [/bin/sh, -c, 'trap "while [ ! -e {gate} ]; do sleep 0.02; done; exit 0" TERM; while :; do sleep 0.05; done']
+          shutdown: 60s
+        """)})
+    d.wait("started", "root/idle")
+    d.ctl("spawn", "pool", "--key", "slow", check=0)
+    pid = d.wait("started", "root/pool/slow").pid
+    wait_until(lambda: catches(pid, signal.SIGTERM), what="its trap")
+    d.ctl("stop", "pool/slow", check=0)
+    line = d.ctl("tasks", check=0).stdout.splitlines()
+    assert [x.split()[:2] for x in line] == [["pool/slow", "cancelling"]]
+    assert line[0].index("1 attempt") == 32 + 1 + 10 + 1 + 2, line  # aligned
+    r = d.ctl("spawn", "pool", "--key", "slow", "--retry", check=0)
+    assert "the task is cancelling, its process still going down " \
+        "(--retry once it has ended: agentsupctl wait pool/slow)" in r.stdout
+    gate.write_text("")
+    assert d.ctl("wait", "slow").returncode == 4
+    r = d.ctl("spawn", "pool", "--key", "slow", "--retry", check=0)
+    assert r.stdout.strip() == "pool/slow: created"
