@@ -216,6 +216,20 @@ tasks_list_state(struct tasks_list *t, const struct request *q)
 	return 0;
 }
 
+/* Whether a pool the tree does not have left a task of any state (STATE
+ * may be none of theirs): in memory, or in the store. */
+static bool
+tasks_list_left(struct daemon *d, const char *sup)
+{
+	struct ledger_iter it = {0};
+	const struct ledger_rec *r;
+
+	while ((r = ledger_next(&d->tasks->ledger, &it)) != NULL)
+		if (strcmp(r->sup, sup) == 0)
+			return true;
+	return d->store != NULL && taskstore_has_sup(d, sup) > 0;
+}
+
 void
 tasks_list(struct client *cl, struct daemon *d, const struct request *q)
 {
@@ -248,7 +262,8 @@ tasks_list(struct client *cl, struct daemon *d, const struct request *q)
 	}
 	while (t.next < t.nmem)
 		tasks_list_item(&t, t.mem[t.next++], true);
-	if (q->name[0] != '\0' && sup == NULL && t.total == 0)
+	if (q->name[0] != '\0' && sup == NULL && t.total == 0 &&
+	    !tasks_list_left(d, q->name))
 		serve_refusef(cl, q->id,
 		              "no such supervisor, and no task of "
 		              "one: %s",
