@@ -176,6 +176,15 @@ def test_control_tasks(supd):
             assert "no such supervisor" in str(e)
         else:
             raise AssertionError("tasks of no supervisor")
+        # refused as agentsupctl's are, not every task listed
+        for kw, says in (({"state": ""}, "STATE is one of"),
+                         ({"sup": ""}, "NAME must be a non-empty string")):
+            try:
+                c.tasks(**kw)
+            except ControlError as e:
+                assert says in str(e), (kw, e)
+            else:
+                raise AssertionError(f"tasks {kw} taken")
     assert json.loads(d.ctl("--json", "tasks", "pool", check=0).stdout) == \
         d.ctl_json("tasks")
 
