@@ -106,7 +106,8 @@ task_parse_timeout(const char *s, int *ms)
 	return 0;
 }
 
-/* "pool/a  dead  3 attempts  exit:1 (declared permanent: bad input)" */
+/* "pool/a  dead  3 attempts  exit:1 (declared permanent: bad input)";
+ * the state as wide as the widest, "cancelling" */
 static void
 task_line(const msgpack_object *r)
 {
@@ -122,7 +123,7 @@ task_line(const msgpack_object *r)
 	}
 	/* "attempt" padded as "attempts" when a reason follows; no
 	 * trailing blanks when none does */
-	printf("%-32s %-9s %3llu attempt%-*s%s%s\n",
+	printf("%-32s %-10s %3llu attempt%-*s%s%s\n",
 	       render_get_s(r, "name", name, sizeof name),
 	       render_get_s(r, "state", state, sizeof state),
 	       n && n->type == MSGPACK_OBJECT_POSITIVE_INTEGER

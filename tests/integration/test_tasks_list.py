@@ -206,3 +206,22 @@ def test_tasks_requests_of_a_hostile_client(supd):
         assert [x["name"] for x in c._call("tasks", [None])] == \
             [n for n, _ in FOUR]
         assert c.status()  # the connection goes on
+
+
+def test_task_lines_keep_their_columns(supd):
+    """A task going down after a stop is "cancelling", ten letters: its
+    line's attempts stood a column to the right of the others'."""
+    d = supd.start({"a.yaml": pool(template="""\
+        template:
+          command: [/bin/sh, -c, 'trap "" TERM; exec sleep 1000']
+          restart: temporary
+          shutdown: 3s
+        """)})
+    d.wait("started", "root/idle")
+    for key in ("a", "b"):
+        d.ctl("spawn", "pool", "--key", key, check=0)
+        d.wait("started", f"root/pool/{key}")
+    d.ctl("stop", "root/pool/a", check=0)
+    lines = d.ctl("tasks", check=0).stdout.splitlines()
+    assert [line.split()[1] for line in lines] == ["cancelling", "running"]
+    assert len({line.index(" attempt") for line in lines}) == 1, lines
