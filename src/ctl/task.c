@@ -106,7 +106,8 @@ task_parse_timeout(const char *s, int *ms)
 	return 0;
 }
 
-/* "pool/a  dead  3 attempts  exit:1 (declared permanent: bad input)" */
+/* "pool/a  dead  3 attempts  exit:1 (declared permanent: bad input)";
+ * the state as wide as the widest, "cancelling" */
 static void
 task_line(const msgpack_object *r)
 {

@@ -116,38 +116,35 @@ tasks_list_item(struct tasks_list *t, const struct ledger_rec *r, bool live)
 		tasks_list_flush(t, false);
 }
 
-/* Whether a comes before b, as the store's query orders its rows: by
- * time (of ending, or of acceptance), then pool, then key. */
-static bool
-tasks_list_before(bool by_end, const struct ledger_rec *a,
-                  const struct ledger_rec *b)
+/* a before b (< 0), the same record (0), or after (> 0), as the store's
+ * query orders its rows: by time (of ending, or of acceptance), then
+ * pool, then key. */
+static int
+tasks_list_order(bool by_end, const struct ledger_rec *a,
+                 const struct ledger_rec *b)
 {
 	int64_t x = by_end ? a->ended_ms : a->accepted_ms;
 	int64_t y = by_end ? b->ended_ms : b->accepted_ms;
 	int c;
 
 	if (x != y)
-		return x < y;
+		return x < y ? -1 : 1;
 	c = strcmp(a->sup, b->sup);
-	return c != 0 ? c < 0 : strcmp(a->key, b->key) < 0;
+	return c != 0 ? c : strcmp(a->key, b->key);
 }
 
 static int
 tasks_list_by_end(const void *a, const void *b)
 {
-	return tasks_list_before(true, *(struct ledger_rec *const *)a,
-	                         *(struct ledger_rec *const *)b)
-	               ? -1
-	               : 1;
+	return tasks_list_order(true, *(struct ledger_rec *const *)a,
+	                        *(struct ledger_rec *const *)b);
 }
 
 static int
 tasks_list_by_accepted(const void *a, const void *b)
 {
-	return tasks_list_before(false, *(struct ledger_rec *const *)a,
-	                         *(struct ledger_rec *const *)b)
-	               ? -1
-	               : 1;
+	return tasks_list_order(false, *(struct ledger_rec *const *)a,
+	                        *(struct ledger_rec *const *)b);
 }
 
 /* A stored record: memory's that come before it first; one that is also
@@ -158,7 +155,7 @@ tasks_list_row(void *arg, const struct ledger_rec *r)
 	struct tasks_list *t = arg;
 
 	while (t->next < t->nmem &&
-	       tasks_list_before(t->f.by_end, t->mem[t->next], r))
+	       tasks_list_order(t->f.by_end, t->mem[t->next], r) < 0)
 		tasks_list_item(t, t->mem[t->next++], true);
 	if (ledger_get(&t->d->tasks->ledger, r->sup, r->key) == NULL)
 		tasks_list_item(t, r, false);
@@ -179,7 +176,6 @@ tasks_list_memory(struct tasks_list *t)
 		    (t->f.state < 0 ||
 		     (ledger_ended(r) && (int)r->state == t->f.state)))
 			t->mem[t->nmem++] = r;
-	/* (sup, key) is a record's own: no two compare equal */
 	qsort(t->mem, t->nmem, sizeof *t->mem,
 	      t->f.by_end ? tasks_list_by_end : tasks_list_by_accepted);
 }
@@ -216,6 +212,20 @@ tasks_list_state(struct tasks_list *t, const struct request *q)
 	return 0;
 }
 
+/* Whether a pool the tree does not have left a task of any state (STATE
+ * may be none of theirs): in memory, or in the store. */
+static bool
+tasks_list_left(struct daemon *d, const char *sup)
+{
+	struct ledger_iter it = {0};
+	const struct ledger_rec *r;
+
+	while ((r = ledger_next(&d->tasks->ledger, &it)) != NULL)
+		if (strcmp(r->sup, sup) == 0)
+			return true;
+	return d->store != NULL && taskstore_has_sup(d, sup) > 0;
+}
+
 void
 tasks_list(struct client *cl, struct daemon *d, const struct request *q)
 {
@@ -248,7 +258,8 @@ tasks_list(struct client *cl, struct daemon *d, const struct request *q)
 	}
 	while (t.next < t.nmem)
 		tasks_list_item(&t, t.mem[t.next++], true);
-	if (q->name[0] != '\0' && sup == NULL && t.total == 0)
+	if (q->name[0] != '\0' && sup == NULL && t.total == 0 &&
+	    !tasks_list_left(d, q->name))
 		serve_refusef(cl, q->id,
 		              "no such supervisor, and no task of "
 		              "one: %s",

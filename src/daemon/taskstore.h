@@ -71,6 +71,9 @@ struct ledger_rec *taskstore_fetch(struct daemon *, struct ledger *,
 /* The supervisors with a row of this key (at most max). */
 size_t taskstore_sups(struct daemon *, const char *key,
                       char sup[][REQUEST_NAME_MAX], size_t max);
+/* Whether the store has a row of supervisor sup: 1, 0, or -1 on a read
+ * error or without a store. */
+int taskstore_has_sup(struct daemon *, const char *sup);
 /* Which rows taskstore_each reads, and in which order. */
 struct taskstore_filter {
 	const char *sup; /* NULL: every supervisor's */

@@ -230,6 +230,22 @@ taskstore_sups(struct daemon *d, const char *key, char sup[][REQUEST_NAME_MAX],
 }
 
 int
+taskstore_has_sup(struct daemon *d, const char *sup)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (d->store == NULL ||
+	    (st = taskstore_read(d, "SELECT 1 FROM tasks WHERE sup = ?1 "
+	                            "LIMIT 1")) == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, sup, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+}
+
+int
 taskstore_each(struct daemon *d, const struct taskstore_filter *f,
                taskstore_each_fn *fn, void *arg)
 {

@@ -390,6 +390,9 @@ def test_packaged_tree_end_to_end(root, c_workers, supd, monkeypatch):
     assert complete(root, d.socket, "agentsupctl", "events", "--f") == ["--follow"]
     assert complete(root, d.socket, "agentsupctl", "tasks", "--state",
                     "ca") == ["cancelled", "cancelling"]
+    # a state given, SUP is still to come: a node
+    assert complete(root, d.socket, "agentsupctl", "tasks", "--state",
+                    "done", "pkg/py") == ["pkg/py-client"]
     assert complete(root, str(supd.tmp / "elsewhere.sock"), "agentsupctl",
                     "--socket", d.socket, "start", "py") == ["py-client"]
     assert set(ctl_commands(root)) <= set(

@@ -94,6 +94,34 @@ def test_tasks_of_a_removed_pool_are_still_listed(supd):
     want = [(n, "cancelled" if s == "running" else s) for n, s in FOUR]
     assert [(x["name"], x["state"])
             for x in d.ctl_json("tasks", "pool")] == want
+    # none of a state: none listed, as of a pool the tree has (it was
+    # refused, "no such supervisor, and no task of one")
+    assert d.ctl_json("tasks", "pool", "--state", "running") == []
+
+
+def test_tasks_of_a_removed_pool_in_the_store_alone(supd):
+    """After a restart the removed pool's ended tasks are the store's
+    alone: one of a state none of them is in is still no refusal."""
+    files = {"00-settings.yaml": settings(supd),
+             "a.yaml": pool(template=TEMPLATE)}
+    d = supd.start(files)
+    four_tasks(d)
+    (supd.dir / "a.yaml").write_text(textwrap.dedent("""\
+        supervisor: root
+        children:
+          - {worker: idle, command: [sleep, '300']}
+        """))
+    d.ctl("reload", check=0)
+    d.wait("exited", "root/pool/c-live")
+    d.signal(signal.SIGTERM)
+    assert d.exit_code() == 0
+    d = restart(supd, 1)
+    d.wait("started", "root/idle")
+    assert [x["name"] for x in d.ctl_json("tasks", "pool", "--state",
+                                          "done")] == ["pool/a-ok"]
+    assert d.ctl_json("tasks", "pool", "--state", "pending") == []
+    r = d.ctl("tasks", "nosuch", "--state", "done", check=1)
+    assert "no such supervisor, and no task of one: nosuch" in r.stderr
 
 
 def test_tasks_merges_the_store_with_memory(supd):
@@ -148,6 +176,15 @@ def test_control_tasks(supd):
             assert "no such supervisor" in str(e)
         else:
             raise AssertionError("tasks of no supervisor")
+        # refused as agentsupctl's are, not every task listed
+        for kw, says in (({"state": ""}, "STATE is one of"),
+                         ({"sup": ""}, "NAME must be a non-empty string")):
+            try:
+                c.tasks(**kw)
+            except ControlError as e:
+                assert says in str(e), (kw, e)
+            else:
+                raise AssertionError(f"tasks {kw} taken")
     assert json.loads(d.ctl("--json", "tasks", "pool", check=0).stdout) == \
         d.ctl_json("tasks")
 

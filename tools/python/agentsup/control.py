@@ -603,7 +603,8 @@ class Control:
         args: List[Any] = [sup]
         if state is not None:
             args.append(state)
-        return self._maps("tasks", args if sup or state else [])
+        # "" is sent, and refused, as agentsupctl's would be
+        return self._maps("tasks", [] if args == [None] else args)
 
     def replay(self, key: str) -> Dict[str, Any]:
         return self._map("replay", [key])
