@@ -113,6 +113,10 @@ task_line(const msgpack_object *r)
 {
 	char name[512], state[32], last[256] = "";
 	const msgpack_object *n = agentsup_wire_get(r, "attempts");
+	unsigned long long attempts =
+	        n != NULL && n->type == MSGPACK_OBJECT_POSITIVE_INTEGER
+	                ? (unsigned long long)n->via.u64
+	                : 0;
 	const msgpack_object *rs = agentsup_wire_get(r, "reasons");
 
 	if (rs != NULL && rs->type == MSGPACK_OBJECT_ARRAY &&
@@ -125,12 +129,9 @@ task_line(const msgpack_object *r)
 	 * trailing blanks when none does */
 	printf("%-32s %-10s %3llu attempt%-*s%s%s\n",
 	       render_get_s(r, "name", name, sizeof name),
-	       render_get_s(r, "state", state, sizeof state),
-	       n && n->type == MSGPACK_OBJECT_POSITIVE_INTEGER
-	               ? (unsigned long long)n->via.u64
-	               : 0ull,
-	       *last ? 1 : 0, n && n->via.u64 == 1 ? "" : "s",
-	       *last ? "  " : "", last);
+	       render_get_s(r, "state", state, sizeof state), attempts,
+	       *last ? 1 : 0, attempts == 1 ? "" : "s", *last ? "  " : "",
+	       last);
 }
 
 int

@@ -1595,3 +1595,34 @@ def test_a_list_cut_by_a_refusal_says_the_refusal(tmp_path):
             Control(path).tasks()
     finally:
         srv.close()
+
+
+def test_a_task_line_of_a_record_without_a_count(tmp_path):
+    """attempts not a count (a hostile or broken server): the line said
+    "0 attempt" when its string was one byte long (the string's length
+    read as the count); it is 0 attempts."""
+    import threading
+    path = str(tmp_path / "fake.sock")
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(path)
+    srv.listen(1)
+
+    def serve():
+        c, _ = srv.accept()
+        with c:
+            read_frame(c)
+            c.sendall(frame({"t": "res", "id": 1, "ok": True, "result": [
+                {"name": "pool/a", "state": "dead", "attempts": "x",
+                 "reasons": ["exit:1"]}]}))
+            read_frame(c)
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    try:
+        r = subprocess.run([AGENTSUPCTL, "--socket", path, "dead"],
+                           capture_output=True, text=True, timeout=TIMEOUT)
+        assert r.returncode == 0, r
+        assert r.stdout.split()[1:5] == ["dead", "0", "attempts", "exit:1"], r
+    finally:
+        srv.close()
+        t.join(TIMEOUT)
