@@ -119,9 +119,11 @@ void tasks_pack_reasons(msgpack_packer *pk, const struct ledger_rec *r);
  * down after an operator's stop or its pool's removal, else its child's
  * running or pending, else its record's state. */
 const char *tasks_state_name(const struct ledger_rec *r, const struct node *n);
-/* Its newest checkpoint's seq, 0: none (a live task's, or its record's). */
-uint64_t tasks_ckpt_seq(struct daemon *d, const struct ledger_rec *r,
-                        const struct node *n);
+/* Four keys of r, n its live child (NULL: none): checkpoint_seq (a live
+ * task's newest, or its record's; nil: none), accepted_ms, ended_ms (nil
+ * while live) and replays. */
+void tasks_pack_history(struct daemon *d, msgpack_packer *pk,
+                        const struct ledger_rec *r, const struct node *n);
 /* tasks_list.c: dead and tasks, the ledger listed. */
 void tasks_list(struct client *cl, struct daemon *d, const struct request *q);
 

@@ -66,7 +66,6 @@ tasks_list_brief(struct tasks_list *t, const struct ledger_rec *r,
 {
 	msgpack_packer *pk = &t->pk;
 	char name[2 * REQUEST_NAME_MAX];
-	uint64_t seq = tasks_ckpt_seq(t->d, r, n);
 
 	snprintf(name, sizeof name, "%s/%s", r->sup, r->key);
 	msgpack_pack_map(pk, 11);
@@ -81,16 +80,7 @@ tasks_list_brief(struct tasks_list *t, const struct ledger_rec *r,
 		agentsup_wire_kv_uint(pk, "result_size", r->result_len);
 	else
 		tasks_kv_nil(pk, "result_size");
-	if (seq != 0)
-		agentsup_wire_kv_uint(pk, "checkpoint_seq", seq);
-	else
-		tasks_kv_nil(pk, "checkpoint_seq");
-	agentsup_wire_kv_int(pk, "accepted_ms", r->accepted_ms);
-	if (r->ended_ms)
-		agentsup_wire_kv_int(pk, "ended_ms", r->ended_ms);
-	else
-		tasks_kv_nil(pk, "ended_ms");
-	agentsup_wire_kv_uint(pk, "replays", r->replays);
+	tasks_pack_history(t->d, pk, r, n);
 }
 
 /* r listed if it is of the state asked for; live: it is memory's (a row

@@ -80,14 +80,25 @@ tasks_state_name(const struct ledger_rec *r, const struct node *n)
 	return ledger_state_name(r->state);
 }
 
-uint64_t
-tasks_ckpt_seq(struct daemon *d, const struct ledger_rec *r,
-               const struct node *n)
+void
+tasks_pack_history(struct daemon *d, msgpack_packer *pk,
+                   const struct ledger_rec *r, const struct node *n)
 {
 	/* a live task's newest; an ended one's last, kept in its record */
-	return n != NULL && ckpt_known(d->ckpt, n->path)
-	               ? ckpt_seq(d->ckpt, n->path)
-	               : r->checkpoint_seq;
+	uint64_t seq = n != NULL && ckpt_known(d->ckpt, n->path)
+	                       ? ckpt_seq(d->ckpt, n->path)
+	                       : r->checkpoint_seq;
+
+	if (seq != 0)
+		agentsup_wire_kv_uint(pk, "checkpoint_seq", seq);
+	else
+		tasks_kv_nil(pk, "checkpoint_seq");
+	agentsup_wire_kv_int(pk, "accepted_ms", r->accepted_ms);
+	if (r->ended_ms)
+		agentsup_wire_kv_int(pk, "ended_ms", r->ended_ms);
+	else
+		tasks_kv_nil(pk, "ended_ms");
+	agentsup_wire_kv_uint(pk, "replays", r->replays);
 }
 
 void
@@ -109,7 +120,6 @@ tasks_pack_rec(struct daemon *d, msgpack_packer *pk, const struct ledger_rec *r,
 	struct node *sup = tasks_sup_find(d, r->sup);
 	struct node *n = tasks_live_node(d, r, sup);
 	char name[2 * REQUEST_NAME_MAX];
-	uint64_t seq;
 
 	snprintf(name, sizeof name, "%s/%s", r->sup, r->key);
 	msgpack_pack_map(pk, 14 + (created >= 0));
@@ -129,20 +139,11 @@ tasks_pack_rec(struct daemon *d, msgpack_packer *pk, const struct ledger_rec *r,
 	} else {
 		msgpack_pack_nil(pk);
 	}
-	if ((seq = tasks_ckpt_seq(d, r, n)) != 0)
-		agentsup_wire_kv_uint(pk, "checkpoint_seq", seq);
-	else
-		tasks_kv_nil(pk, "checkpoint_seq");
 	if (r->tail != NULL)
 		agentsup_wire_kv_str(pk, "tail", r->tail);
 	else
 		tasks_kv_nil(pk, "tail");
-	agentsup_wire_kv_int(pk, "accepted_ms", r->accepted_ms);
-	if (r->ended_ms)
-		agentsup_wire_kv_int(pk, "ended_ms", r->ended_ms);
-	else
-		tasks_kv_nil(pk, "ended_ms");
-	agentsup_wire_kv_uint(pk, "replays", r->replays);
+	tasks_pack_history(d, pk, r, n);
 	if (created >= 0) {
 		agentsup_wire_pack_str(pk, "created");
 		created ? msgpack_pack_true(pk) : msgpack_pack_false(pk);

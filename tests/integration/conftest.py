@@ -237,6 +237,52 @@ class Daemon:
         return st is not None and alive(pid) and start_time(pid) == st
 
 
+def fake_agentsupd(path, answer):
+    """A control socket at path served in a thread, for as many clients as
+    come until the socket returned is closed: each connection's request
+    (a dict) read, answer(req)'s frames (dicts) sent, then it is held
+    until the client hangs up."""
+    import msgpack
+    import socket
+    import struct
+
+    def frame(msg):
+        body = msgpack.packb(msg)
+        return struct.pack(">I", len(body)) + body
+
+    def request(c):
+        buf = b""
+        while len(buf) < 4 or len(buf) < 4 + struct.unpack(">I", buf[:4])[0]:
+            more = c.recv(65536)
+            if not more:
+                return None
+            buf += more
+        return msgpack.unpackb(buf[4:], raw=False)
+
+    def serve():
+        while True:
+            try:
+                c, _ = srv.accept()
+            except OSError:
+                return
+            with c:
+                c.settimeout(TIMEOUT)
+                try:
+                    req = request(c)
+                    if req is not None:
+                        c.sendall(b"".join(frame(f) for f in answer(req)))
+                        c.recv(1)  # until it hangs up
+                except OSError:
+                    pass
+
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(path)
+    os.chmod(path, 0o600)
+    srv.listen(8)
+    threading.Thread(target=serve, daemon=True).start()
+    return srv
+
+
 def stat_fields(pid):
     """/proc/PID/stat after the command's ")": [state, ppid, ...]."""
     with open(f"/proc/{pid}/stat") as f:

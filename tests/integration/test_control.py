@@ -19,7 +19,7 @@ import msgpack
 import pytest
 
 from conftest import (AGENTSUPCTL, AGENTSUPD, BUILD, SRC, TIMEOUT, Daemon,
-                      alive, sh, wait_until)
+                      alive, fake_agentsupd, sh, wait_until)
 
 SLEEP = sh("exec sleep 1000")
 CRASH_ONCE = sh('[ "$AGENTSUP_INCARNATION" = 0 ] && exit 1; exec sleep 1000')
@@ -1541,32 +1541,13 @@ def test_workers_held_on_demand_leave_room_for_the_client_that_starts_them(supd)
 def list_cut_by_a_refusal(path):
     """A server that answers any request with a first chunk of a list and
     then a refusal (agentsupd's answer when its store fails to be read in
-    the middle of a listing); it serves connections until closed."""
-    import threading
-    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    srv.bind(path)
-    srv.listen(4)
-
-    def serve():
-        while True:
-            try:
-                c, _ = srv.accept()
-            except OSError:
-                return
-            with c:
-                read_frame(c)
-                c.sendall(frame({"t": "res", "id": 1, "ok": True,
-                                 "more": True,
-                                 "result": [{"name": "pool/a",
-                                             "state": "done",
-                                             "attempts": 1,
-                                             "reasons": []}]}))
-                c.sendall(frame({"t": "res", "id": 1, "ok": False,
-                                 "error": "tasks: the store cannot be read"}))
-                read_frame(c, timeout=TIMEOUT)  # until it hangs up
-
-    threading.Thread(target=serve, daemon=True).start()
-    return srv
+    the middle of a listing)."""
+    return fake_agentsupd(path, lambda req: [
+        {"t": "res", "id": 1, "ok": True, "more": True,
+         "result": [{"name": "pool/a", "state": "done", "attempts": 1,
+                     "reasons": []}]},
+        {"t": "res", "id": 1, "ok": False,
+         "error": "tasks: the store cannot be read"}])
 
 
 def test_a_list_cut_by_a_refusal_says_the_refusal(tmp_path):
@@ -1601,23 +1582,11 @@ def test_a_task_line_of_a_record_without_a_count(tmp_path):
     """attempts not a count (a hostile or broken server): the line said
     "0 attempt" when its string was one byte long (the string's length
     read as the count); it is 0 attempts."""
-    import threading
     path = str(tmp_path / "fake.sock")
-    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    srv.bind(path)
-    srv.listen(1)
-
-    def serve():
-        c, _ = srv.accept()
-        with c:
-            read_frame(c)
-            c.sendall(frame({"t": "res", "id": 1, "ok": True, "result": [
-                {"name": "pool/a", "state": "dead", "attempts": "x",
-                 "reasons": ["exit:1"]}]}))
-            read_frame(c)
-
-    t = threading.Thread(target=serve, daemon=True)
-    t.start()
+    srv = fake_agentsupd(path, lambda req: [
+        {"t": "res", "id": 1, "ok": True, "result": [
+            {"name": "pool/a", "state": "dead", "attempts": "x",
+             "reasons": ["exit:1"]}]}])
     try:
         r = subprocess.run([AGENTSUPCTL, "--socket", path, "dead"],
                            capture_output=True, text=True, timeout=TIMEOUT)
@@ -1625,4 +1594,3 @@ def test_a_task_line_of_a_record_without_a_count(tmp_path):
         assert r.stdout.split()[1:5] == ["dead", "0", "attempts", "exit:1"], r
     finally:
         srv.close()
-        t.join(TIMEOUT)

@@ -39,6 +39,17 @@ def four_tasks(d):
     assert d.ctl("wait", "d-gone").returncode == 4
 
 
+def pool_removed(supd, d):
+    """four_tasks' pool removed by a reload: c-live cancelled, and down."""
+    (supd.dir / "a.yaml").write_text(textwrap.dedent("""\
+        supervisor: root
+        children:
+          - {worker: idle, command: [sleep, '300']}
+        """))
+    d.ctl("reload", check=0)
+    d.wait("exited", "root/pool/c-live")
+
+
 FOUR = [("pool/a-ok", "done"), ("pool/b-bad", "dead"),
         ("pool/c-live", "running"), ("pool/d-gone", "cancelled")]
 
@@ -84,13 +95,7 @@ def test_tasks_refuses_what_it_cannot_list(supd):
 def test_tasks_of_a_removed_pool_are_still_listed(supd):
     d = supd.start({"a.yaml": pool(template=TEMPLATE)})
     four_tasks(d)
-    (supd.dir / "a.yaml").write_text(textwrap.dedent("""\
-        supervisor: root
-        children:
-          - {worker: idle, command: [sleep, '300']}
-        """))
-    d.ctl("reload", check=0)
-    d.wait("exited", "root/pool/c-live")  # cancelled, and down
+    pool_removed(supd, d)
     want = [(n, "cancelled" if s == "running" else s) for n, s in FOUR]
     assert [(x["name"], x["state"])
             for x in d.ctl_json("tasks", "pool")] == want
@@ -106,13 +111,7 @@ def test_tasks_of_a_removed_pool_in_the_store_alone(supd):
              "a.yaml": pool(template=TEMPLATE)}
     d = supd.start(files)
     four_tasks(d)
-    (supd.dir / "a.yaml").write_text(textwrap.dedent("""\
-        supervisor: root
-        children:
-          - {worker: idle, command: [sleep, '300']}
-        """))
-    d.ctl("reload", check=0)
-    d.wait("exited", "root/pool/c-live")
+    pool_removed(supd, d)
     d.signal(signal.SIGTERM)
     assert d.exit_code() == 0
     d = restart(supd, 1)

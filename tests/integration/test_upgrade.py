@@ -126,36 +126,9 @@ def old_daemon(path):
     """A control socket answering as every agentsupd answers a command it
     does not know (Part I's knows no logs, reset, spawn, dead...): in a
     thread, for as many clients as come, until the socket is closed."""
-    import msgpack
-    import socket
-    import struct
-    import threading
-
-    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    srv.bind(path)
-    os.chmod(path, 0o600)
-    srv.listen(8)
-
-    def serve():
-        while True:
-            try:
-                c, _ = srv.accept()
-            except OSError:
-                return
-            with c:
-                buf = b""
-                while len(buf) < 4 or len(buf) < 4 + struct.unpack(">I", buf[:4])[0]:
-                    more = c.recv(65536)
-                    if not more:
-                        break
-                    buf += more
-                else:
-                    req = msgpack.unpackb(buf[4:], raw=False)
-                    body = msgpack.packb({"t": "res", "id": req["id"], "ok": False,
-                                          "error": "unknown command"})
-                    c.sendall(struct.pack(">I", len(body)) + body)
-    threading.Thread(target=serve, daemon=True).start()
-    return srv
+    from conftest import fake_agentsupd
+    return fake_agentsupd(path, lambda req: [
+        {"t": "res", "id": req["id"], "ok": False, "error": "unknown command"}])
 
 
 def test_a_command_an_older_agentsupd_does_not_know_says_so(tmp_path):
