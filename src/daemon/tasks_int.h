@@ -124,6 +124,9 @@ const char *tasks_state_name(const struct ledger_rec *r, const struct node *n);
  * while live) and replays. */
 void tasks_pack_history(struct daemon *d, msgpack_packer *pk,
                         const struct ledger_rec *r, const struct node *n);
+/* The name of the pool that was at path before a reload moved or removed
+ * it (the newest such), or NULL. */
+const char *tasks_pool_once_at(struct daemon *d, const char *path);
 /* tasks_list.c: dead and tasks, the ledger listed. */
 void tasks_list(struct client *cl, struct daemon *d, const struct request *q);
 

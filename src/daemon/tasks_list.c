@@ -230,10 +230,13 @@ tasks_list(struct client *cl, struct daemon *d, const struct request *q)
 		return;
 	}
 	/* SUP by name or path, as records have it (by name); a name the
-	 * tree no longer has may still be a removed pool's */
+	 * tree no longer has may still be a removed pool's, and so may a
+	 * path it had */
 	if (q->name[0] != '\0') {
 		sup = tasks_sup_find(d, q->name);
 		t.f.sup = sup != NULL ? sup->spec->name : q->name;
+		if (sup == NULL && tasks_pool_once_at(d, q->name) != NULL)
+			t.f.sup = tasks_pool_once_at(d, q->name);
 	}
 	tasks_list_memory(&t);
 	msgpack_sbuffer_init(&t.items);

@@ -37,6 +37,17 @@ tasks_pool_was(struct daemon *d, const char *sup, const char *path)
 	        (struct tasks_earlier){xstrdup(sup), xstrdup(path)};
 }
 
+const char *
+tasks_pool_once_at(struct daemon *d, const char *path)
+{
+	struct tasks *t = d->tasks;
+
+	for (size_t i = t->nearlier; i-- > 0;)
+		if (strcmp(t->earlier[i].path, path) == 0)
+			return t->earlier[i].sup;
+	return NULL;
+}
+
 char **
 tasks_earlier_paths(struct daemon *d, const struct node *n)
 {

@@ -102,6 +102,8 @@ def test_tasks_of_a_removed_pool_are_still_listed(supd):
     # none of a state: none listed, as of a pool the tree has (it was
     # refused, "no such supervisor, and no task of one")
     assert d.ctl_json("tasks", "pool", "--state", "running") == []
+    # by the path it had too (it was refused, "no such supervisor")
+    assert d.ctl_json("tasks", "root/pool") == d.ctl_json("tasks", "pool")
 
 
 def test_tasks_of_a_removed_pool_in_the_store_alone(supd):
