@@ -138,16 +138,19 @@ tasks_list_by_accepted(const void *a, const void *b)
 }
 
 /* A stored record: memory's that come before it first; one that is also
- * in memory is told from memory. */
+ * in memory is told from memory, and one whose key is no longer among the
+ * stored keys' (a drop under way) is gone, as wait and drop say. */
 static void
 tasks_list_row(void *arg, const struct ledger_rec *r)
 {
 	struct tasks_list *t = arg;
+	struct tasks *ts = t->d->tasks;
 
 	while (t->next < t->nmem &&
 	       tasks_list_order(t->f.by_end, t->mem[t->next], r) < 0)
 		tasks_list_item(t, t->mem[t->next++], true);
-	if (ledger_get(&t->d->tasks->ledger, r->sup, r->key) == NULL)
+	if (ledger_get(&ts->ledger, r->sup, r->key) == NULL &&
+	    ledger_keys_has(&ts->keys, ledger_key_hash(r->sup, r->key)))
 		tasks_list_item(t, r, false);
 }
 

@@ -80,3 +80,28 @@ def test_a_refused_drop_of_an_end_not_stored_yet_keeps_that_end(supd):
     d.wait("started", "root/idle")
     dead(d, "pool/p")
     assert d.count("started", "root/pool/p") == 0, "the dead letter ran again"
+
+
+def test_a_drop_under_way_is_not_listed(supd):
+    """While a drop waits for its deletion to be stored, `wait` says "no
+    such task" but `tasks` and `dead` listed the stored row: the two
+    disagreed about the same key. Neither lists it now; the drop refused,
+    both list it again."""
+    import subprocess
+    from conftest import AGENTSUPCTL, TIMEOUT, wait_until
+    d = supd.start(files(supd))
+    d.wait("started", "root/idle")
+    d.ctl("spawn", "pool", "--key", "p", check=0)
+    dead(d, "pool/p")
+    with locked(supd):
+        drop = subprocess.Popen([AGENTSUPCTL, "--socket", d.socket, "drop",
+                                 "pool/p"], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        wait_until(lambda: d.ctl("wait", "pool/p", "--timeout", "0")
+                   .returncode == 1, what="the drop under way")
+        assert d.ctl_json("tasks") == []
+        assert d.ctl_json("dead") == []
+        _, err = drop.communicate(timeout=TIMEOUT)
+    assert drop.returncode == 1 and "the drop could not be stored" in err
+    assert [x["name"] for x in d.ctl_json("tasks")] == ["pool/p"]
+    assert [x["name"] for x in d.ctl_json("dead")] == ["pool/p"]
