@@ -173,8 +173,9 @@ tasks_list_memory(struct tasks_list *t)
 	      t->f.by_end ? tasks_list_by_end : tasks_list_by_accepted);
 }
 
-/* STATE checked; which stored rows can be of it: an ended state's own, or
- * any (a live state's are in memory, but a row is read as it is). */
+/* STATE checked; which stored rows can be of it: an ended state's own,
+ * or none (a live task's record is in memory from its acceptance, or from
+ * the start that resumes it, to its end). */
 static int
 tasks_list_state(struct tasks_list *t, const struct request *q)
 {
@@ -244,7 +245,7 @@ tasks_list(struct client *cl, struct daemon *d, const struct request *q)
 	tasks_list_memory(&t);
 	msgpack_sbuffer_init(&t.items);
 	msgpack_packer_init(&t.pk, &t.items, msgpack_sbuffer_write);
-	if (d->store != NULL &&
+	if (d->store != NULL && (t.state == NULL || t.f.state >= 0) &&
 	    taskstore_each(d, &t.f, tasks_list_row, &t) < 0) {
 		msgpack_sbuffer_destroy(&t.items);
 		free(t.mem);

@@ -160,6 +160,11 @@ def test_tasks_merges_the_store_with_memory(supd):
     d.wait("started", "root/idle")
     again = d.ctl_json("tasks", "--state", "done")
     assert [x["name"] for x in again] == [f"pool/{k}" for k in keys[1:]]
+    # the live ones resumed (their records in memory from the start on)
+    d.wait("started", "root/pool/live")
+    d.wait("started", "root/pool/k000")
+    running = d.ctl_json("tasks", "--state", "running")
+    assert sorted(x["name"] for x in running) == ["pool/k000", "pool/live"]
 
 
 def test_control_tasks(supd):
