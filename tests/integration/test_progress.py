@@ -102,8 +102,11 @@ def test_stalled_agent_nudged_then_restarted(supd):
     nudges = supd.tmp / "nudges.txt"
     d = supd.start({"a.yaml": "supervisor: root\nchildren:\n" + worker(
         prog, "planner", "stall", nudges=nudges,
-        extra="    heartbeat: 200ms\n    stall_timeout: 1s\n"
-              "    stall_grace: 1s\n    stall_dump: true\n")})
+        # heartbeat_timeout 5 s, not 600 ms: a loaded host's Python took
+        # longer than that to its first beat, a hang (the CI's normal pass)
+        extra="    heartbeat: 200ms\n    heartbeat_timeout: 5s\n"
+              "    stall_timeout: 1s\n    stall_grace: 1s\n"
+              "    stall_dump: true\n")})
     st = d.wait("stalled", "root/planner")
     assert st.reason == "stall"
     n = d.wait("nudged", "root/planner")
