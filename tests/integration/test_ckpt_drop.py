@@ -107,7 +107,15 @@ def test_a_drop_while_the_queue_is_full_forgets_the_checkpoints(supd):
         assert r.returncode == 0 or \
             "root/flood is stopped, but that could not be stored" in \
             r.stderr, r.stderr
-    assert c.until(drop)["ok"], c.answers[drop]
+    answer = c.until(drop)
+    if not answer["ok"]:
+        # its write waited out the busy timeout while the lock was held (a
+        # slow host's stop took that long): refused whole, the record and
+        # its checkpoints kept; a drop now is stored
+        assert "the drop could not be stored" in answer["error"], answer
+        assert "t" in stored_keys(supd)
+        assert "root/pool/t" in checkpoint_paths(supd)
+        d.ctl("drop", "pool/t", check=0)
     assert "t" not in stored_keys(supd)
     assert "root/pool/t" not in checkpoint_paths(supd)
     d.ctl("spawn", "pool", "--key", "t", "--", "report", check=0)
