@@ -90,7 +90,14 @@ conn_send_request(struct ctl *c, const char *cmd, const char *arg, int follow)
 	msgpack_packer pk;
 
 	conn_request_begin(&sb, &pk, 1, cmd);
-	if (c->spawn != NULL) {
+	if (c->newest > 0) { /* tasks [SUP|nil, STATE|nil, N] */
+		msgpack_pack_array(&pk, 3);
+		arg != NULL ? agentsup_wire_pack_str(&pk, arg)
+		            : msgpack_pack_nil(&pk);
+		c->arg2 != NULL ? agentsup_wire_pack_str(&pk, c->arg2)
+		                : msgpack_pack_nil(&pk);
+		msgpack_pack_unsigned_long(&pk, c->newest);
+	} else if (c->spawn != NULL) {
 		msgpack_pack_array(&pk, 2);
 		agentsup_wire_pack_str(&pk, c->spawn->sup);
 		task_pack_spawn(&pk, c->spawn);

@@ -32,6 +32,7 @@ struct ctl {
 	struct ctl_frame *head, *tail; /* frames read, not yet handed out */
 	struct ctl_frame *current;     /* the frame handed out last */
 	unsigned long lines;           /* logs -n */
+	unsigned long newest;          /* tasks -n: the newest N, 0: all */
 	sigset_t waitmask;             /* the signal mask while waiting */
 	msgpack_zone zone;
 	const struct task_spawn *spawn; /* spawn's options, or NULL */

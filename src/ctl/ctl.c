@@ -112,10 +112,11 @@ usage(FILE *f)
 	        "  wait KEY [--timeout T]  a task's record once it ended; "
 	        "exit 0 done,\n"
 	        "                      2 dead, 4 cancelled, 124 timed out\n"
-	        "  tasks [SUP] [--state S]  the tasks (of a pool; pending, "
-	        "running,\n"
+	        "  tasks [SUP] [--state S] [-n N]  the tasks (of a pool; "
+	        "pending, running,\n"
 	        "                      cancelling, done, dead or cancelled), "
-	        "oldest first\n"
+	        "oldest first;\n"
+	        "                      -n: the newest N only\n"
 	        "  dead                the dead letters\n"
 	        "  replay KEY          run a dead letter again, same inputs\n"
 	        "  drop KEY            forget an ended task\n"
@@ -409,15 +410,18 @@ ctl_parse_command(struct ctl *c, int argc, char **argv, const char **arg,
 		           strcmp(cmd, "restart") == 0) {
 			wait = c->rolling = true; /* each up before the next */
 		} else if (strcmp(argv[i], "-n") == 0 &&
-		           strcmp(cmd, "logs") == 0) {
+		           (strcmp(cmd, "logs") == 0 ||
+		            strcmp(cmd, "tasks") == 0)) {
 			char *end;
+			unsigned long n;
 			if (i + 1 == argc || argv[i + 1][0] < '0' ||
 			    argv[i + 1][0] > '9' ||
-			    (c->lines = strtoul(argv[i + 1], &end, 10)) >
-			            UINT32_MAX ||
+			    (n = strtoul(argv[i + 1], &end, 10)) > UINT32_MAX ||
 			    *end != '\0')
 				return ctl_usage_error("%s: -n wants a count%s",
 				                       cmd, "");
+			*(strcmp(cmd, "logs") == 0 ? &c->lines : &c->newest) =
+			        n;
 			i++;
 		} else if (strcmp(argv[i], "--state") == 0 &&
 		           strcmp(cmd, "tasks") == 0) {

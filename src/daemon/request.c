@@ -24,7 +24,7 @@ static const struct {
         {"dead", REQ_DEAD, 0, 0},     {"replay", REQ_REPLAY, 1, 1},
         {"drop", REQ_DROP, 1, 1},     {"logs", REQ_LOGS, 1, 3},
         {"reset", REQ_RESET, 1, 1},   {"signal", REQ_SIGNAL, 2, 2},
-        {"tasks", REQ_TASKS, 0, 2},
+        {"tasks", REQ_TASKS, 0, 3},
 };
 
 const char *
@@ -71,17 +71,28 @@ request_logs_args(const msgpack_object *args, struct request *r,
 	return 0;
 }
 
-/* tasks [SUP|nil [STATE]]: STATE a string (which names a state is the
- * ledger's to say). */
+/* tasks [SUP|nil [STATE|nil [N]]]: STATE a string (which names a state is
+ * the ledger's to say), N the newest N only (lines), at least 1. */
 static int
 request_tasks_args(const msgpack_object *args, struct request *r,
                    const char **why)
 {
+	const msgpack_object *n =
+	        args->via.array.size > 2 ? &args->via.array.ptr[2] : NULL;
+
 	r->opts = args->via.array.size > 1 ? &args->via.array.ptr[1] : NULL;
+	if (r->opts != NULL && r->opts->type == MSGPACK_OBJECT_NIL)
+		r->opts = NULL;
 	if (r->opts != NULL && r->opts->type != MSGPACK_OBJECT_STR) {
 		*why = "tasks: STATE must be a string";
 		return -1;
 	}
+	if (n != NULL && (n->type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+	                  n->via.u64 == 0 || n->via.u64 > UINT32_MAX)) {
+		*why = "tasks: N must be an integer from 1";
+		return -1;
+	}
+	r->lines = n != NULL ? (uint32_t)n->via.u64 : 0;
 	return 0;
 }
 

@@ -36,8 +36,9 @@ struct request {
 	bool follow;                 /* events: keep streaming */
 	const msgpack_object *opts;  /* spawn: its options map, or NULL;
 	                                wait: NOW; tasks: STATE */
-	uint32_t lines;              /* logs: the last N lines, 0 = all */
-	int signo;                   /* signal: the signal */
+	uint32_t
+	        lines; /* logs: the last N lines; tasks: the newest N; 0: all */
+	int signo;     /* signal: the signal */
 };
 
 /* 0, or -1 with *why set: a clear reason for the client. Pure. */

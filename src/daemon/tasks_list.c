@@ -34,8 +34,12 @@ struct tasks_list {
 	msgpack_sbuffer items;
 	msgpack_packer pk;
 	size_t n, total;
-	struct ledger_rec **mem; /* in memory, in the list's order */
-	size_t nmem, next;
+	struct ledger_rec **mem; /* in memory, oldest first */
+	size_t nmem, next;       /* next: how many of mem were taken */
+	/* tasks -n: the newest only, taken newest first (f.desc), their
+	 * items kept whole and sent oldest first at the end */
+	uint32_t newest;
+	size_t *ends; /* where each item kept ends in items */
 };
 
 /* The frame of the items so far (the last one when last). */
@@ -96,14 +100,40 @@ tasks_list_item(struct tasks_list *t, const struct ledger_rec *r, bool live)
 
 	if (t->state != NULL && strcmp(state, t->state) != 0)
 		return;
+	if (t->newest > 0 && t->total == t->newest)
+		return; /* older than the newest asked for */
 	if (t->whole)
 		tasks_pack_rec(t->d, &t->pk, r, -1);
 	else
 		tasks_list_brief(t, r, n, state);
-	t->n++;
 	t->total++;
+	if (t->newest > 0) {
+		t->ends = xreallocarray(t->ends, t->total, sizeof *t->ends);
+		t->ends[t->total - 1] = t->items.size;
+		return;
+	}
+	t->n++;
 	if (t->items.size >= TASKS_CHUNK)
 		tasks_list_flush(t, false);
+}
+
+/* The newest kept, newest first, sent oldest first. */
+static void
+tasks_list_newest(struct tasks_list *t)
+{
+	msgpack_sbuffer kept = t->items;
+
+	msgpack_sbuffer_init(&t->items);
+	for (size_t i = t->total; i-- > 0;) {
+		size_t from = i > 0 ? t->ends[i - 1] : 0;
+
+		msgpack_sbuffer_write(&t->items, kept.data + from,
+		                      t->ends[i] - from);
+		t->n++;
+		if (t->items.size >= TASKS_CHUNK)
+			tasks_list_flush(t, false);
+	}
+	msgpack_sbuffer_destroy(&kept);
 }
 
 /* a before b (< 0), the same record (0), or after (> 0), as the store's
@@ -137,6 +167,30 @@ tasks_list_by_accepted(const void *a, const void *b)
 	                        *(struct ledger_rec *const *)b);
 }
 
+/* Memory's next record in the list's order, taken; NULL when all are. */
+static struct ledger_rec *
+tasks_list_mem_take(struct tasks_list *t)
+{
+	if (t->next == t->nmem)
+		return NULL;
+	t->next++;
+	return t->mem[t->f.desc ? t->nmem - t->next : t->next - 1];
+}
+
+/* Whether memory's next record comes before the stored r in the list. */
+static bool
+tasks_list_mem_first(const struct tasks_list *t, const struct ledger_rec *r)
+{
+	int c;
+
+	if (t->next == t->nmem)
+		return false;
+	c = tasks_list_order(
+	        t->f.by_end,
+	        t->mem[t->f.desc ? t->nmem - 1 - t->next : t->next], r);
+	return t->f.desc ? c > 0 : c < 0;
+}
+
 /* A stored record: memory's that come before it first; one that is also
  * in memory is told from memory, and one whose key is no longer among the
  * stored keys' (a drop under way) is gone, as wait and drop say. */
@@ -146,9 +200,8 @@ tasks_list_row(void *arg, const struct ledger_rec *r)
 	struct tasks_list *t = arg;
 	struct tasks *ts = t->d->tasks;
 
-	while (t->next < t->nmem &&
-	       tasks_list_order(t->f.by_end, t->mem[t->next], r) < 0)
-		tasks_list_item(t, t->mem[t->next++], true);
+	while (tasks_list_mem_first(t, r))
+		tasks_list_item(t, tasks_list_mem_take(t), true);
 	if (ledger_get(&ts->ledger, r->sup, r->key) == NULL &&
 	    ledger_keys_has(&ts->keys, ledger_key_hash(r->sup, r->key)))
 		tasks_list_item(t, r, false);
@@ -232,6 +285,9 @@ tasks_list(struct client *cl, struct daemon *d, const struct request *q)
 		t.f.state = LEDGER_DEAD;
 	} else if (tasks_list_state(&t, q) < 0) {
 		return;
+	} else {
+		t.newest = q->lines;
+		t.f.desc = t.newest > 0;
 	}
 	/* SUP by name or path, as records have it (by name); a name the
 	 * tree no longer has may still be a removed pool's, and so may a
@@ -249,12 +305,15 @@ tasks_list(struct client *cl, struct daemon *d, const struct request *q)
 	    taskstore_each(d, &t.f, tasks_list_row, &t) < 0) {
 		msgpack_sbuffer_destroy(&t.items);
 		free(t.mem);
+		free(t.ends);
 		serve_refusef(cl, q->id, "%s: the store cannot be read",
 		              request_cmd_name(q->cmd));
 		return;
 	}
-	while (t.next < t.nmem)
-		tasks_list_item(&t, t.mem[t.next++], true);
+	for (struct ledger_rec *r; (r = tasks_list_mem_take(&t)) != NULL;)
+		tasks_list_item(&t, r, true);
+	if (t.newest > 0)
+		tasks_list_newest(&t);
 	if (q->name[0] != '\0' && sup == NULL && t.total == 0 &&
 	    !tasks_list_left(d, q->name))
 		serve_refusef(cl, q->id,
@@ -265,4 +324,5 @@ tasks_list(struct client *cl, struct daemon *d, const struct request *q)
 		tasks_list_flush(&t, true);
 	msgpack_sbuffer_destroy(&t.items);
 	free(t.mem);
+	free(t.ends);
 }

@@ -79,6 +79,7 @@ struct taskstore_filter {
 	const char *sup; /* NULL: every supervisor's */
 	int state;       /* an enum ledger_state, -1: any */
 	bool by_end;     /* in order of ending, else of acceptance */
+	bool desc;       /* the newest first */
 };
 /* Every row of the filter, as a record that lives for the call. -1 on a
  * read error or without a store. */

@@ -258,8 +258,10 @@ taskstore_each(struct daemon *d, const struct taskstore_filter *f,
 		snprintf(state, sizeof state, " AND state = %d", f->state);
 	snprintf(sql, sizeof sql,
 	         "SELECT " TASKSTORE_COLS " FROM tasks WHERE (?1 IS NULL OR "
-	         "sup = ?1)%s ORDER BY %s, sup, key",
-	         state, f->by_end ? "ended_ms" : "accepted_ms");
+	         "sup = ?1)%s ORDER BY %s%s, sup%s, key%s",
+	         state, f->by_end ? "ended_ms" : "accepted_ms",
+	         f->desc ? " DESC" : "", f->desc ? " DESC" : "",
+	         f->desc ? " DESC" : "");
 	if (d->store == NULL || (st = taskstore_read(d, sql)) == NULL)
 		return -1;
 	if (f->sup != NULL)

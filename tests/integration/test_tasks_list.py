@@ -76,6 +76,16 @@ def test_tasks_lists_each_task_live_or_ended_in_order(supd):
         assert [x["name"] for x in got] == [name], (state, got)
     assert d.ctl_json("tasks", "pool", "--state", "pending") == []
     assert d.ctl_json("tasks", "root") == []  # no task of its own
+    # the newest N, still oldest first; of a state; -n 0: all
+    assert [x["name"] for x in d.ctl_json("tasks", "-n", "2")] == \
+        [n for n, _ in FOUR[2:]]
+    assert [x["name"] for x in d.ctl_json("tasks", "-n", "9")] == \
+        [n for n, _ in FOUR]
+    assert [x["name"] for x in d.ctl_json("tasks", "pool", "--state", "done",
+                                          "-n", "1")] == ["pool/a-ok"]
+    assert d.ctl_json("tasks", "-n", "0") == listed
+    assert d.ctl("tasks", "-n", "x", check=64).stderr.startswith(
+        "agentsupctl: tasks: -n wants a count")
 
 
 def test_tasks_refuses_what_it_cannot_list(supd):
@@ -154,6 +164,9 @@ def test_tasks_merges_the_store_with_memory(supd):
     assert set(states.values()) == {"done"}
     done = d.ctl_json("tasks", "--state", "done")
     assert [x["name"] for x in done] == [f"pool/{k}" for k in keys[1:]]
+    # the newest, merged newest first: memory's and the store's alike
+    for n in (1, 3, 40, 99):
+        assert d.ctl_json("tasks", "-n", str(n)) == listed[-n:], n
     d.signal(signal.SIGTERM)
     assert d.exit_code() == 0
     d = restart(supd, 1)
@@ -176,6 +189,9 @@ def test_control_tasks(supd):
             ["pool/b-bad"]
         assert [x["name"] for x in c.tasks(state="running")] == \
             ["pool/c-live"]
+        assert [x["name"] for x in c.tasks(newest=1)] == ["pool/d-gone"]
+        assert [x["name"] for x in c.tasks("pool", "done", 5)] == \
+            ["pool/a-ok"]
         try:
             c.tasks("nosuch")
         except ControlError as e:
@@ -200,8 +216,12 @@ def test_tasks_requests_of_a_hostile_client(supd):
     four_tasks(d)
     with Control(d.socket) as c:
         for args, says in (([None, 3], "STATE must be a string"),
+                           ([None, None, 0], "N must be an integer from 1"),
+                           (["pool", None, -1], "N must be an integer"),
+                           (["pool", None, "2"], "N must be an integer"),
+                           (["pool", None, 2, 1], "too many arguments"),
                            ([5], "NAME must be a non-empty string"),
-                           (["pool", "done", "x"], "too many arguments"),
+
                            (["pool", "Done"], "STATE is one of")):
             try:
                 c._call("tasks", args)

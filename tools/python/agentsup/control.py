@@ -592,19 +592,19 @@ class Control:
         """The dead letters' records, oldest first."""
         return self._maps("dead", [])
 
-    def tasks(self, sup: Optional[str] = None,
-              state: Optional[str] = None) -> List[Dict[str, Any]]:
+    def tasks(self, sup: Optional[str] = None, state: Optional[str] = None,
+              newest: Optional[int] = None) -> List[Dict[str, Any]]:
         """Every task of the ledger, live and ended, in order of
         acceptance (of SUP's pool; in STATE: pending, running, cancelling,
-        done, dead or cancelled), a line's worth each: name, sup, key,
-        state, attempts, reasons, result_size, checkpoint_seq,
-        accepted_ms, ended_ms, replays. wait(key, timeout=0) has a whole
-        record."""
-        args: List[Any] = [sup]
-        if state is not None:
-            args.append(state)
-        # "" is sent, and refused, as agentsupctl's would be
-        return self._maps("tasks", [] if args == [None] else args)
+        done, dead or cancelled; with newest=N the newest N only, still
+        oldest first), a line's worth each: name, sup, key, state,
+        attempts, reasons, result_size, checkpoint_seq, accepted_ms,
+        ended_ms, replays. wait(key, timeout=0) has a whole record."""
+        args: List[Any] = [sup, state, newest]
+        while args and args[-1] is None:
+            args.pop()
+        # "" and 0 are sent, and refused, as agentsupctl's would be
+        return self._maps("tasks", args)
 
     def replay(self, key: str) -> Dict[str, Any]:
         return self._map("replay", [key])
