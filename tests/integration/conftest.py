@@ -305,17 +305,22 @@ def alive(pid):
         return False
 
 
-def catches(pid, sig):
+def catches(pid, sig, mask="SigCgt"):
     """True once pid has a handler for sig (a shell's trap is set a moment
     after it starts: a stop before then kills it at once)."""
     try:
         with open(f"/proc/{pid}/status") as f:
             for line in f:
-                if line.startswith("SigCgt:"):
+                if line.startswith(mask + ":"):
                     return bool(int(line.split()[1], 16) >> (sig - 1) & 1)
     except (FileNotFoundError, ProcessLookupError):
         pass
     return False
+
+
+def ignores(pid, sig):
+    """True once pid ignores sig (a shell's `trap '' TERM`)."""
+    return catches(pid, sig, "SigIgn")
 
 
 @contextlib.contextmanager

@@ -19,7 +19,7 @@ import msgpack
 import pytest
 
 from conftest import (AGENTSUPCTL, AGENTSUPD, BUILD, SRC, TIMEOUT, Daemon,
-                      alive, fake_agentsupd, sh, wait_until)
+                      alive, fake_agentsupd, ignores, sh, wait_until)
 
 SLEEP = sh("exec sleep 1000")
 CRASH_ONCE = sh('[ "$AGENTSUP_INCARNATION" = 0 ] && exit 1; exec sleep 1000')
@@ -312,10 +312,18 @@ def test_stop_stays_stopped_until_started(supd):
 
 def slow_first_stop(go):
     """A command whose first run ignores SIGTERM and ends only once go
-    exists (its stop lasts until the test lets it); later runs sleep."""
+    exists (its stop lasts until the test lets it); later runs sleep.
+    Stop it only once it ignores SIGTERM (slow_ready): a stop before its
+    trap was its end."""
     return sh(f"""[ "$AGENTSUP_INCARNATION" = 0 ] || exec sleep 1000
         trap '' TERM
         while [ ! -e {go} ]; do sleep 0.05; done""")
+
+
+def slow_ready(d, path):
+    """slow_first_stop's worker at path started and ignoring SIGTERM."""
+    pid = d.wait("started", path).pid
+    wait_until(lambda: ignores(pid, signal.SIGTERM), what="its trap")
 
 
 def test_restarts_of_siblings_one_after_another_are_all_carried_out(supd):
@@ -331,6 +339,7 @@ def test_restarts_of_siblings_one_after_another_are_all_carried_out(supd):
       - {{worker: a, command: {slow}, shutdown: 60s}}
       - {{worker: b, command: [sleep, '300']}}
     """})
+    slow_ready(d, "root/a")
     d.wait("started", "root/b")
     d.ctl("restart", "a", check=0)
     r = d.ctl("restart", "b")
@@ -361,6 +370,9 @@ def test_start_during_an_operators_stop_comes_after_it(supd):
           - {{worker: v, command: {slow("go-v")}, shutdown: 60s}}
     """})
     d.wait("started", "root/team/v")
+    for path in ("root/w", "root/team/v"):  # a stop before: their end
+        pid = by_path(d.ctl_json("status"))[path]["pid"]
+        wait_until(lambda: ignores(pid, signal.SIGTERM), what="its trap")
     for name, path in (("w", "root/w"), ("team", "root/team/v")):
         old = by_path(d.ctl_json("status"))[path]["pid"]
         d.ctl("stop", name, check=0)
@@ -590,7 +602,7 @@ def test_reload_during_an_operators_stop_waits_for_it(supd):
         children:
           - {{worker: v, command: {slow}, shutdown: 60s}}
     """})
-    d.wait("started", "root/team/v")
+    slow_ready(d, "root/team/v")
     d.ctl("stop", "team", check=0)
     # held while team stops (it was refused), applied once it has stopped
     r = subprocess.Popen([AGENTSUPCTL, "--socket", d.socket, "reload"],

@@ -14,7 +14,7 @@ import threading
 import time
 
 from conftest import (AGENTSUPCTL, SRC, TIMEOUT, alive, catches,
-                      flapper_team, sh, wait_until)
+                      flapper_team, ignores, sh, wait_until)
 
 PY = "/usr/bin/python3"
 CLIENT = os.path.join(SRC, "tools", "python")
@@ -481,14 +481,6 @@ KEEP_ONLY = {"a.yaml": f"""
     """}
 
 
-def ignores_term(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("SigIgn:"):
-                return bool(int(line.split()[1], 16) >> (signal.SIGTERM - 1) & 1)
-    return False
-
-
 def between_looks(p):
     """agentsupctl --wait asleep between two looks at NAME (in
     clock_nanosleep): it has looked at least once."""
@@ -502,7 +494,7 @@ def between_looks(p):
 def deaf_started(supd):
     d = supd.start(KEEP_AND_DEAF)
     pid = d.wait("started", "root/deaf").pid
-    wait_until(lambda: ignores_term(pid), what="its TERM ignored")
+    wait_until(lambda: ignores(pid, signal.SIGTERM), what="its TERM ignored")
     return d, pid
 
 

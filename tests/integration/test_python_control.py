@@ -12,7 +12,8 @@ import time
 
 import pytest
 
-from conftest import TIMEOUT, alive, catches, flapper_team, sh, wait_until
+from conftest import (TIMEOUT, alive, catches, flapper_team, ignores, sh,
+                      wait_until)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PYDIR = os.path.join(os.environ.get("AGENTSUP_SRC", os.path.join(HERE, "..", "..")),
@@ -305,12 +306,7 @@ def test_stop_wait_of_a_node_a_reload_removed(supd, monkeypatch):
     d = supd.start({"a.yaml": f"supervisor: root\nchildren:\n  - {keep}\n"
                               f"  - {deaf}\n"})
     pid = d.wait("started", "root/deaf").pid
-
-    def ignores_term():
-        with open(f"/proc/{pid}/status") as f:
-            ign = [l for l in f if l.startswith("SigIgn:")][0].split()[1]
-        return bool(int(ign, 16) >> (signal.SIGTERM - 1) & 1)
-    wait_until(ignores_term, what="its TERM ignored")
+    wait_until(lambda: ignores(pid, signal.SIGTERM), what="its TERM ignored")
     supd.write({"a.yaml": f"supervisor: root\nchildren:\n  - {keep}\n"})
     d.ctl("reload", check=0)
     with Control(d.socket) as ctl:

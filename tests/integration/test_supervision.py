@@ -13,7 +13,7 @@ from datetime import datetime
 
 import pytest
 
-from conftest import (AGENTSUPD, alive, catches, sh, stat_fields,
+from conftest import (AGENTSUPD, alive, catches, ignores, sh, stat_fields,
                       waiting_team, wait_until)
 
 SLEEP = sh("exec sleep 1000")
@@ -208,16 +208,6 @@ def test_one_for_one_children_are_told_to_stop_together(supd, tmp_path):
     assert d.exit_code() == 0
     d.drain_events()
     assert sorted(e.reason for e in d.seen if e.kind == "exited") == ["exit:0"] * 10
-
-
-def ignores(pid, sig):
-    """True once pid ignores sig (a shell's trap '' is set a moment after
-    it starts)."""
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("SigIgn:"):
-                return bool(int(line.split()[1], 16) >> (sig - 1) & 1)
-    return False
 
 
 def test_one_for_one_kills_together_within_the_largest_shutdown(supd):
