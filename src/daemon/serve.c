@@ -37,15 +37,6 @@
 #define SERVE_LOGS_MAX (8u << 20)
 #define SERVE_LOGS_MIN 512
 
-/* A list answer being built: items packed but not yet sent. */
-struct serve_list {
-	struct client *cl;
-	uint64_t id;
-	msgpack_sbuffer items;
-	msgpack_packer pk; /* packs into items */
-	size_t n;
-};
-
 /* The head of a res, with flag (more, again) set to true when not NULL. */
 static void
 serve_res_head_flag(msgpack_sbuffer *sb, uint64_t id, bool ok, const char *flag)
@@ -72,7 +63,7 @@ serve_res_head(msgpack_sbuffer *sb, uint64_t id, bool ok, bool more)
 	serve_res_head_flag(sb, id, ok, more ? "more" : NULL);
 }
 
-static void
+void
 serve_frame_send(struct client *cl, msgpack_sbuffer *sb)
 {
 	if (agentsup_wire_end(sb, UINT32_MAX) < 0) {
@@ -205,7 +196,7 @@ serve_text(struct client *cl, uint64_t id, const char *msg)
 
 /* --- list answers --------------------------------------------------------- */
 
-static void
+void
 serve_list_init(struct serve_list *l, struct client *cl, uint64_t id)
 {
 	l->cl = cl;
@@ -234,8 +225,7 @@ serve_list_flush(struct serve_list *l, bool more)
 	l->n = 0;
 }
 
-/* One item has been packed into l->pk: send a frame when it is big enough. */
-static void
+void
 serve_list_added(struct serve_list *l)
 {
 	l->n++;
@@ -243,10 +233,16 @@ serve_list_added(struct serve_list *l)
 		serve_list_flush(l, true);
 }
 
-static void
+void
 serve_list_end(struct serve_list *l)
 {
 	serve_list_flush(l, false);
+	msgpack_sbuffer_destroy(&l->items);
+}
+
+void
+serve_list_drop(struct serve_list *l)
+{
 	msgpack_sbuffer_destroy(&l->items);
 }
 

@@ -39,6 +39,29 @@ void serve_text(struct client *, uint64_t id, const char *msg);
  * header reserved); the value follows. For an answer that has no client
  * yet (control.c's refusal of one there is no room for). */
 void serve_res_head(msgpack_sbuffer *, uint64_t id, bool ok, bool more);
+/* sb, a whole res frame (header reserved), queued on the client; a
+ * client whose answer is over the frame limit is dropped, said. */
+void serve_frame_send(struct client *, msgpack_sbuffer *sb);
+
+/* A list answer being built: items packed but not yet sent. It goes in
+ * frames of about SERVE_CHUNK bytes of items, each but the last with
+ * "more": true; the client joins their "result" arrays in order. */
+struct serve_list {
+	struct client *cl;
+	uint64_t id;
+	msgpack_sbuffer items;
+	msgpack_packer pk; /* packs into items */
+	size_t n;
+};
+void serve_list_init(struct serve_list *, struct client *, uint64_t id);
+/* One item has been packed into pk: a frame sent when it is big enough. */
+void serve_list_added(struct serve_list *);
+/* The last frame sent (an empty list if nothing was added), l freed. */
+void serve_list_end(struct serve_list *);
+/* l freed, its last frame not sent: the answer is a refusal instead
+ * (frames already sent had "more"; the refusal ends the answer). */
+void serve_list_drop(struct serve_list *);
+
 /* start, stop, restart, drain or reset of a node (serve_node.c). */
 void serve_node_command(struct client *, struct daemon *,
                         const struct request *);

@@ -55,23 +55,6 @@ tasks_started(struct daemon *d, struct node *n)
 	taskstore_save(d, r, (unsigned)n->starts);
 }
 
-/* One wait answered with r's record. */
-static void
-tasks_wake_rec(struct daemon *d, const struct tasks_waiter *w,
-               const struct ledger_rec *r)
-{
-	msgpack_sbuffer sb;
-	msgpack_packer pk;
-
-	msgpack_sbuffer_init(&sb);
-	tasks_res_head(&sb, w->id, true, false);
-	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	tasks_pack_rec(d, &pk, r, -1);
-	if (agentsup_wire_end(&sb, UINT32_MAX) == 0)
-		client_send(w->cl, sb.data, sb.size);
-	msgpack_sbuffer_destroy(&sb);
-}
-
 /* Every wait on r answered: with its record, or (gone) as a wait on a
  * key with no record is. */
 static void
@@ -91,7 +74,7 @@ tasks_wake_with(struct daemon *d, struct ledger_rec *r, bool gone)
 			serve_refusef(w->cl, w->id, "%s/%s: no such task",
 			              r->sup, r->key);
 		else
-			tasks_wake_rec(d, w, r);
+			tasks_answer_rec(w->cl, d, w->id, r, -1);
 		w->cl->waiting = false; /* unless another wait of its stays */
 	}
 	t->nwaiters = k;

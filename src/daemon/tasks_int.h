@@ -18,8 +18,6 @@ struct client;
 struct daemon;
 struct node;
 
-#define TASKS_CHUNK (32u << 10) /* list answers: bytes of items a frame */
-
 #define TASKS_EARLIER_MAX 16 /* earlier places of pools remembered */
 
 /* A place a pool had before (a reload moved or removed it, or the store
@@ -110,7 +108,10 @@ struct node *tasks_sup_find(struct daemon *d, const char *name);
  * memory or in the store); NULL, with why when the key is ambiguous. */
 struct ledger_rec *tasks_lookup(struct daemon *d, const char *name,
                                 const char **why);
-void tasks_res_head(msgpack_sbuffer *sb, uint64_t id, bool ok, bool more);
+/* A task's whole record as the answer to request id (created: -1, or
+ * whether this request made it). */
+void tasks_answer_rec(struct client *cl, struct daemon *d, uint64_t id,
+                      const struct ledger_rec *r, int created);
 void tasks_pack_rec(struct daemon *d, msgpack_packer *pk,
                     const struct ledger_rec *r, int created);
 void tasks_kv_nil(msgpack_packer *pk, const char *key);

@@ -3,7 +3,7 @@
  * records in order of ending, and `tasks [SUP] [STATE]`, every task (of a
  * pool, in a state) a line's worth each in order of acceptance. The
  * store's rows are merged with memory's records, which are newer for a
- * key in both; the answer goes in frames of TASKS_CHUNK.
+ * key in both; the answer goes in serve.c's bounded frames.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,41 +25,22 @@ static const char *const tasks_list_states[] = {
         "pending", "running", "cancelling", "done", "dead", "cancelled"};
 
 struct tasks_list {
-	struct client *cl;
 	struct daemon *d;
-	uint64_t id;
 	struct taskstore_filter f; /* f.state: stored ones only */
 	const char *state;         /* NULL: any */
 	bool whole;                /* dead: whole records */
-	msgpack_sbuffer items;
-	msgpack_packer pk;
-	size_t n, total;
+	struct serve_list out;
+	msgpack_packer *pk; /* &out.pk, or with newest &kpk */
+	size_t total;
 	struct ledger_rec **mem; /* in memory, oldest first */
 	size_t nmem, next;       /* next: how many of mem were taken */
 	/* tasks -n: the newest only, taken newest first (f.desc), their
-	 * items kept whole and sent oldest first at the end */
+	 * items kept whole in kept and sent oldest first at the end */
 	uint32_t newest;
-	size_t *ends; /* where each item kept ends in items */
+	msgpack_sbuffer kept;
+	msgpack_packer kpk;
+	size_t *ends; /* where each item kept ends in kept */
 };
-
-/* The frame of the items so far (the last one when last). */
-static void
-tasks_list_flush(struct tasks_list *t, bool last)
-{
-	msgpack_sbuffer sb;
-	msgpack_packer fpk;
-
-	msgpack_sbuffer_init(&sb);
-	tasks_res_head(&sb, t->id, true, !last);
-	msgpack_packer_init(&fpk, &sb, msgpack_sbuffer_write);
-	msgpack_pack_array(&fpk, t->n);
-	msgpack_sbuffer_write(&sb, t->items.data, t->items.size);
-	if (agentsup_wire_end(&sb, UINT32_MAX) == 0)
-		client_send(t->cl, sb.data, sb.size);
-	msgpack_sbuffer_destroy(&sb);
-	msgpack_sbuffer_clear(&t->items);
-	t->n = 0;
-}
 
 /* A line's worth of r, n its live child: its result's size, not its
  * bytes, and none of its inputs or output (wait KEY --timeout 0 has
@@ -68,7 +49,7 @@ static void
 tasks_list_brief(struct tasks_list *t, const struct ledger_rec *r,
                  const struct node *n, const char *state)
 {
-	msgpack_packer *pk = &t->pk;
+	msgpack_packer *pk = t->pk;
 	char name[2 * REQUEST_NAME_MAX];
 
 	snprintf(name, sizeof name, "%s/%s", r->sup, r->key);
@@ -103,37 +84,29 @@ tasks_list_item(struct tasks_list *t, const struct ledger_rec *r, bool live)
 	if (t->newest > 0 && t->total == t->newest)
 		return; /* older than the newest asked for */
 	if (t->whole)
-		tasks_pack_rec(t->d, &t->pk, r, -1);
+		tasks_pack_rec(t->d, t->pk, r, -1);
 	else
 		tasks_list_brief(t, r, n, state);
 	t->total++;
-	if (t->newest > 0) {
-		t->ends = xreallocarray(t->ends, t->total, sizeof *t->ends);
-		t->ends[t->total - 1] = t->items.size;
+	if (t->newest == 0) {
+		serve_list_added(&t->out);
 		return;
 	}
-	t->n++;
-	if (t->items.size >= TASKS_CHUNK)
-		tasks_list_flush(t, false);
+	t->ends = xreallocarray(t->ends, t->total, sizeof *t->ends);
+	t->ends[t->total - 1] = t->kept.size;
 }
 
 /* The newest kept, newest first, sent oldest first. */
 static void
 tasks_list_newest(struct tasks_list *t)
 {
-	msgpack_sbuffer kept = t->items;
-
-	msgpack_sbuffer_init(&t->items);
 	for (size_t i = t->total; i-- > 0;) {
 		size_t from = i > 0 ? t->ends[i - 1] : 0;
 
-		msgpack_sbuffer_write(&t->items, kept.data + from,
+		msgpack_sbuffer_write(&t->out.items, t->kept.data + from,
 		                      t->ends[i] - from);
-		t->n++;
-		if (t->items.size >= TASKS_CHUNK)
-			tasks_list_flush(t, false);
+		serve_list_added(&t->out);
 	}
-	msgpack_sbuffer_destroy(&kept);
 }
 
 /* a before b (< 0), the same record (0), or after (> 0), as the store's
@@ -230,7 +203,8 @@ tasks_list_memory(struct tasks_list *t)
  * or none (a live task's record is in memory from its acceptance, or from
  * the start that resumes it, to its end). */
 static int
-tasks_list_state(struct tasks_list *t, const struct request *q)
+tasks_list_state(struct tasks_list *t, struct client *cl,
+                 const struct request *q)
 {
 	const msgpack_object *s = q->opts;
 	size_t i;
@@ -244,7 +218,7 @@ tasks_list_state(struct tasks_list *t, const struct request *q)
 		           s->via.str.size) == 0)
 			break;
 	if (i == sizeof tasks_list_states / sizeof *tasks_list_states) {
-		serve_refuse(t->cl, q->id,
+		serve_refuse(cl, q->id,
 		             "tasks: STATE is one of pending, running, "
 		             "cancelling, done, dead, cancelled");
 		return -1;
@@ -273,17 +247,30 @@ tasks_list_left(struct daemon *d, const char *sup)
 	return d->store != NULL && taskstore_has_sup(d, sup) > 0;
 }
 
+/* Everything a listing holds freed; its last frame sent, or not (it was
+ * refused). */
+static void
+tasks_list_free(struct tasks_list *t, bool send)
+{
+	if (send)
+		serve_list_end(&t->out);
+	else
+		serve_list_drop(&t->out);
+	msgpack_sbuffer_destroy(&t->kept);
+	free(t->mem);
+	free(t->ends);
+}
+
 void
 tasks_list(struct client *cl, struct daemon *d, const struct request *q)
 {
-	struct tasks_list t = {
-	        .cl = cl, .d = d, .id = q->id, .f = {.state = -1}};
+	struct tasks_list t = {.d = d, .f = {.state = -1}};
 	const struct node *sup = NULL;
 
 	if (q->cmd == REQ_DEAD) {
 		t.whole = t.f.by_end = true;
 		t.f.state = LEDGER_DEAD;
-	} else if (tasks_list_state(&t, q) < 0) {
+	} else if (tasks_list_state(&t, cl, q) < 0) {
 		return;
 	} else {
 		t.newest = q->lines;
@@ -295,17 +282,21 @@ tasks_list(struct client *cl, struct daemon *d, const struct request *q)
 	if (q->name[0] != '\0') {
 		sup = tasks_sup_find(d, q->name);
 		t.f.sup = sup != NULL ? sup->spec->name : q->name;
-		if (sup == NULL && tasks_pool_once_at(d, q->name) != NULL)
-			t.f.sup = tasks_pool_once_at(d, q->name);
+		if (sup == NULL) {
+			const char *was = tasks_pool_once_at(d, q->name);
+
+			if (was != NULL)
+				t.f.sup = was;
+		}
 	}
 	tasks_list_memory(&t);
-	msgpack_sbuffer_init(&t.items);
-	msgpack_packer_init(&t.pk, &t.items, msgpack_sbuffer_write);
+	serve_list_init(&t.out, cl, q->id);
+	msgpack_sbuffer_init(&t.kept);
+	msgpack_packer_init(&t.kpk, &t.kept, msgpack_sbuffer_write);
+	t.pk = t.newest > 0 ? &t.kpk : &t.out.pk;
 	if (d->store != NULL && (t.state == NULL || t.f.state >= 0) &&
 	    taskstore_each(d, &t.f, tasks_list_row, &t) < 0) {
-		msgpack_sbuffer_destroy(&t.items);
-		free(t.mem);
-		free(t.ends);
+		tasks_list_free(&t, false);
 		serve_refusef(cl, q->id, "%s: the store cannot be read",
 		              request_cmd_name(q->cmd));
 		return;
@@ -315,14 +306,13 @@ tasks_list(struct client *cl, struct daemon *d, const struct request *q)
 	if (t.newest > 0)
 		tasks_list_newest(&t);
 	if (q->name[0] != '\0' && sup == NULL && t.total == 0 &&
-	    !tasks_list_left(d, q->name))
+	    !tasks_list_left(d, q->name)) {
+		tasks_list_free(&t, false);
 		serve_refusef(cl, q->id,
 		              "no such supervisor, and no task of "
 		              "one: %s",
 		              q->name);
-	else
-		tasks_list_flush(&t, true);
-	msgpack_sbuffer_destroy(&t.items);
-	free(t.mem);
-	free(t.ends);
+		return;
+	}
+	tasks_list_free(&t, true);
 }

@@ -26,25 +26,6 @@
 #include "store.h"
 #include "tasks_int.h"
 
-void
-tasks_res_head(msgpack_sbuffer *sb, uint64_t id, bool ok, bool more)
-{
-	msgpack_packer pk;
-
-	msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
-	agentsup_wire_begin(sb);
-	msgpack_pack_map(&pk, more ? 5 : 4);
-	agentsup_wire_kv_str(&pk, AGENTSUP_F_T, AGENTSUP_T_RES);
-	agentsup_wire_kv_uint(&pk, AGENTSUP_F_ID, id);
-	agentsup_wire_pack_str(&pk, AGENTSUP_F_OK);
-	ok ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk);
-	if (more) {
-		agentsup_wire_pack_str(&pk, "more");
-		msgpack_pack_true(&pk);
-	}
-	agentsup_wire_pack_str(&pk, ok ? AGENTSUP_F_RESULT : AGENTSUP_F_ERROR);
-}
-
 static void
 tasks_pack_strv(msgpack_packer *pk, const char *key, char *const *v)
 {
@@ -150,7 +131,7 @@ tasks_pack_rec(struct daemon *d, msgpack_packer *pk, const struct ledger_rec *r,
 	}
 }
 
-static void
+void
 tasks_answer_rec(struct client *cl, struct daemon *d, uint64_t id,
                  const struct ledger_rec *r, int created)
 {
@@ -158,11 +139,10 @@ tasks_answer_rec(struct client *cl, struct daemon *d, uint64_t id,
 	msgpack_packer pk;
 
 	msgpack_sbuffer_init(&sb);
-	tasks_res_head(&sb, id, true, false);
+	serve_res_head(&sb, id, true, false);
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
 	tasks_pack_rec(d, &pk, r, created);
-	if (agentsup_wire_end(&sb, UINT32_MAX) == 0)
-		client_send(cl, sb.data, sb.size);
+	serve_frame_send(cl, &sb);
 	msgpack_sbuffer_destroy(&sb);
 }
 

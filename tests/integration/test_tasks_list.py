@@ -5,12 +5,13 @@ seen but a dead letter."""
 import json
 import os
 import signal
+import socket
 import sys
 import textwrap
 
 from conftest import SRC, catches, wait_until
 from test_dynamic import pool
-from test_ledger_store import restart, settings
+from test_ledger_store import frame, frames, restart, settings
 
 sys.path.insert(0, os.path.join(SRC, "tools", "python"))
 from agentsup.control import Control, ControlError  # noqa: E402
@@ -260,3 +261,52 @@ def test_a_cancelling_task_is_listed_and_its_retry_told_to_wait(supd):
     assert d.ctl("wait", "slow").returncode == 4
     r = d.ctl("spawn", "pool", "--key", "slow", "--retry", check=0)
     assert r.stdout.strip() == "pool/slow: created"
+
+
+def list_frames(d, cmd, args):
+    """cmd's answer frame by frame, on a socket of the test's own: the
+    frames, and their results joined."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(d.socket)
+    s.sendall(frame({"t": "req", "id": 7, "cmd": cmd, "args": args}))
+    got, buf = [], b""
+    while True:
+        m, buf = frames(s, buf)
+        assert m is not None and m["ok"] and m["id"] == 7, m
+        got.append(m)
+        if not m.get("more"):
+            break
+    s.close()
+    return got, [x for m in got for x in m["result"]]
+
+
+def test_long_lists_come_in_bounded_frames_in_order(supd):
+    """dead's whole records and tasks' lines, more than one frame's worth
+    (32 KiB of items): every frame but the last says more, and the joined
+    list is each task once in order, -n's newest too."""
+    d = supd.start({"a.yaml": pool(template=TEMPLATE)})
+    d.wait("started", "root/idle")
+    n = 300
+    keys = [f"k{i:03}" for i in range(n)]
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(d.socket)
+    s.sendall(b"".join(
+        frame({"t": "req", "id": i + 1, "cmd": "spawn",
+               "args": ["pool", {"key": k, "args": ["1", "x" * 400]}]})
+        for i, k in enumerate(keys)))
+    buf = b""
+    for _ in keys:
+        m, buf = frames(s, buf)
+        assert m is not None and m["ok"], m
+    s.close()
+    d.wait_count("dead_lettered", n)
+    got, dead = list_frames(d, "dead", [])
+    assert len(got) >= 3 and all(m["more"] for m in got[:-1])
+    assert [x["key"] for x in dead] == \
+        [x["key"] for x in sorted(dead, key=lambda x: x["ended_ms"])]
+    assert sorted(x["key"] for x in dead) == keys
+    assert all(x["args"] == ["1", "x" * 400] for x in dead)
+    got, listed = list_frames(d, "tasks", [])
+    assert len(got) >= 2 and [x["key"] for x in listed] == keys
+    got, newest = list_frames(d, "tasks", [None, "dead", n - 10])
+    assert len(got) >= 2 and newest == listed[10:]
