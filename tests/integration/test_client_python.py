@@ -694,6 +694,46 @@ def test_asyncio_api():
     f.finish()
 
 
+def test_async_beats_from_another_thread_are_watched_on_the_loop():
+    """A blocking call run in a thread (asyncio.to_thread, an executor)
+    that beats: the frames that wait for the socket are watched by the
+    loop's own thread (loop.add_writer from another thread is not
+    thread-safe: asyncio's selector map is the loop's alone, and uvloop's
+    handles are), and all of them are sent, in order."""
+    f = Fake("""
+        import asyncio, threading, agentsup
+        async def main():
+            loop = asyncio.get_running_loop()
+            me = threading.get_ident()
+            off = []
+            for name in ("add_writer", "remove_writer"):
+                def wrap(*args, _orig=getattr(loop, name), _name=name):
+                    if threading.get_ident() != me:
+                        off.append(_name)
+                    return _orig(*args)
+                setattr(loop, name, wrap)
+            async with agentsup.AsyncAgent() as a:
+                def work():
+                    n = 0
+                    while n < 2000 or not a._agent.want_write():
+                        n += 1
+                        a.beat(steps=n, status="padding " * 4)
+                    return n
+                n = await asyncio.to_thread(work)
+                print(n, flush=True)
+                assert await a.flush(30)
+                print("off the loop:", off, flush=True)
+        asyncio.run(main())
+    """, bufsize=4096)
+    f.expect("hello")
+    f.send({"t": "welcome", "v": 1})
+    n = int(f.line())  # written while nobody read
+    for i in range(1, n + 1):
+        assert f.expect("hb")["progress"]["steps"] == i
+    assert f.line() == "off the loop: []"
+    f.finish()
+
+
 @pytest.mark.parametrize("field,value", [("restarts", "two"),
                                          ("checkpoint_max", "256k")])
 def test_bad_field_from_daemon_is_a_protocol_error(field, value):

@@ -5,6 +5,7 @@ Unsupervised, every call is a no-op and fileno() is -1."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from typing import Any, Callable, Deque, Iterable, Mapping, Optional, TypeVar, Union
 
 from . import Agent, Nudge, ProtocolError, Restored, Spawned, _Busy
@@ -35,6 +36,7 @@ class AsyncAgent:
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._changed: Optional[asyncio.Event] = None  # set on any input
         self._writing = False
+        self._thread = 0  # the loop's: the watches are changed there alone
         self.error: Optional[BaseException] = None  # why the channel ended
         # made in __aenter__, inside the running loop (Python < 3.10 binds
         # a queue to the loop current at its creation)
@@ -43,6 +45,7 @@ class AsyncAgent:
     # -- context manager ---------------------------------------------------
     async def __aenter__(self) -> "AsyncAgent":
         self._loop = asyncio.get_running_loop()
+        self._thread = threading.get_ident()
         self._changed = asyncio.Event()
         self.nudges = asyncio.Queue()
         if self.supervised:
@@ -197,6 +200,14 @@ class AsyncAgent:
 
     def _watch_output(self) -> None:
         if self._loop is None or not self.supervised:
+            return
+        if threading.get_ident() != self._thread:
+            # a beat from a thread of the program's (to_thread, an
+            # executor): the loop watches the socket, on its own thread
+            try:
+                self._loop.call_soon_threadsafe(self._watch_output)
+            except RuntimeError:  # the loop is closed: close() sends
+                pass
             return
         if self._agent.want_write() and not self._writing:
             self._loop.add_writer(self.fileno(), self._on_writable)
