@@ -8,6 +8,7 @@ import contextlib
 import json
 import os
 import queue
+import select
 import signal
 import sqlite3
 import subprocess
@@ -66,15 +67,28 @@ class Daemon:
             text=True,
             env=env,
         )
+        self.quiet = 0  # the reader's looks that found the pipe empty
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
 
     def _read(self):
         # Each stderr line wakes us; its event is already in the JSON file.
+        # Worker output may be any bytes: undecodable ones are replaced.
         pos = self.start_pos
-        for line in self.proc.stderr:
-            self.lines.append(line.rstrip("\n"))
+        fd, part = self.proc.stderr.fileno(), b""
+        while True:
+            if not select.select([fd], [], [], 0.02)[0]:
+                self.quiet += 1  # all that came is read (exit_code)
+                continue
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                break
+            *whole, part = (part + chunk).split(b"\n")
+            for line in whole:
+                self.lines.append(line.decode(errors="replace"))
             pos = self._take_json(pos)
+        if part:
+            self.lines.append(part.decode(errors="replace"))
         self._take_json(pos)
         self.events.put(None)
 
@@ -203,10 +217,18 @@ class Daemon:
         self.proc.send_signal(sig)
 
     def exit_code(self, timeout=TIMEOUT):
+        """agentsupd's exit status, once it has exited and its last lines
+        are read: the pipe at its end (a descendant left behind may hold
+        it open) or found empty twice since (the first look may have
+        begun before the exit)."""
         try:
-            return self.proc.wait(timeout=timeout)
+            code = self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             raise AssertionError("agentsupd did not exit; log:\n" + "\n".join(self.lines[-40:]))
+        looks = self.quiet
+        wait_until(lambda: not self.reader.is_alive() or
+                   self.quiet >= looks + 2, what="agentsupd's last lines")
+        return code
 
     def drain_events(self):
         """Everything left once the daemon has exited."""

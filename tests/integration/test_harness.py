@@ -2,7 +2,8 @@
 import signal
 import subprocess
 
-from conftest import alive, outlived_by, sanitizer_report, sh, start_time
+from conftest import (Daemon, alive, outlived_by, sanitizer_report, sh,
+                      start_time)
 
 
 def test_a_workers_number_taken_by_another_process_is_not_its_worker(supd):
@@ -42,3 +43,14 @@ def test_a_sanitizer_report_in_agentsupds_log_is_found():
         lines = ["12:00:00.000 root/w started pid 7",
                  "agentsupd: a worker said 'runtime' once"]
     assert sanitizer_report(Clean()) == []
+
+
+def test_exit_code_returns_once_the_last_lines_are_read(tmp_path):
+    """exit_code() returned once agentsupd had exited, before the reader
+    thread had read its last lines from the pipe: a test looking for a
+    last line right after it (test_hooks' 'left behind') failed now and
+    then on a loaded machine."""
+    d = Daemon(tmp_path, tmp_path / "events.jsonl", argv_prefix=(
+        "/bin/sh", "-c", "seq 1 50000 >&2; echo last >&2; exit 3", "sh"))
+    assert d.exit_code() == 3
+    assert d.lines[-1] == "last" and len(d.lines) == 50001
