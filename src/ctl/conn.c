@@ -90,7 +90,10 @@ conn_send_request(struct ctl *c, const char *cmd, const char *arg, int follow)
 	msgpack_packer pk;
 
 	conn_request_begin(&sb, &pk, 1, cmd);
-	if (c->newest > 0) { /* tasks [SUP|nil, STATE|nil, N] */
+	if (c->newest > 0 && strcmp(cmd, "dead") == 0) { /* dead [N] */
+		msgpack_pack_array(&pk, 1);
+		msgpack_pack_unsigned_long(&pk, c->newest);
+	} else if (c->newest > 0) { /* tasks [SUP|nil, STATE|nil, N] */
 		msgpack_pack_array(&pk, 3);
 		arg != NULL ? agentsup_wire_pack_str(&pk, arg)
 		            : msgpack_pack_nil(&pk);

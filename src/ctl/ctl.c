@@ -117,7 +117,8 @@ usage(FILE *f)
 	        "                      cancelling, done, dead or cancelled), "
 	        "oldest first;\n"
 	        "                      -n: the newest N only\n"
-	        "  dead                the dead letters\n"
+	        "  dead [-n N]         the dead letters, oldest ended first; "
+	        "-n: the newest N\n"
 	        "  replay KEY          run a dead letter again, same inputs\n"
 	        "  drop KEY            forget an ended task\n"
 	        "The socket: --socket, else AGENTSUP_SOCKET, else the socket: "
@@ -411,7 +412,8 @@ ctl_parse_command(struct ctl *c, int argc, char **argv, const char **arg,
 			wait = c->rolling = true; /* each up before the next */
 		} else if (strcmp(argv[i], "-n") == 0 &&
 		           (strcmp(cmd, "logs") == 0 ||
-		            strcmp(cmd, "tasks") == 0)) {
+		            strcmp(cmd, "tasks") == 0 ||
+		            strcmp(cmd, "dead") == 0)) {
 			char *end;
 			unsigned long n;
 			if (i + 1 == argc || argv[i + 1][0] < '0' ||

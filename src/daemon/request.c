@@ -21,7 +21,7 @@ static const struct {
         {"drain", REQ_DRAIN, 0, 1},   {"reload", REQ_RELOAD, 0, 0},
         {"events", REQ_EVENTS, 0, 2}, {"shutdown", REQ_SHUTDOWN, 0, 0},
         {"spawn", REQ_SPAWN, 1, 2},   {"wait", REQ_WAIT, 1, 2},
-        {"dead", REQ_DEAD, 0, 0},     {"replay", REQ_REPLAY, 1, 1},
+        {"dead", REQ_DEAD, 0, 1},     {"replay", REQ_REPLAY, 1, 1},
         {"drop", REQ_DROP, 1, 1},     {"logs", REQ_LOGS, 1, 3},
         {"reset", REQ_RESET, 1, 1},   {"signal", REQ_SIGNAL, 2, 2},
         {"tasks", REQ_TASKS, 0, 3},
@@ -71,15 +71,28 @@ request_logs_args(const msgpack_object *args, struct request *r,
 	return 0;
 }
 
+/* N of tasks and dead, the newest N only (lines), at least 1; all
+ * without it (0). */
+static int
+request_newest(const msgpack_object *n, struct request *r, const char **why)
+{
+	if (n != NULL && (n->type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+	                  n->via.u64 == 0 || n->via.u64 > UINT32_MAX)) {
+		*why = r->cmd == REQ_DEAD
+		               ? "dead: N must be an integer from 1"
+		               : "tasks: N must be an integer from 1";
+		return -1;
+	}
+	r->lines = n != NULL ? (uint32_t)n->via.u64 : 0;
+	return 0;
+}
+
 /* tasks [SUP|nil [STATE|nil [N]]]: STATE a string (which names a state is
- * the ledger's to say), N the newest N only (lines), at least 1. */
+ * the ledger's to say). */
 static int
 request_tasks_args(const msgpack_object *args, struct request *r,
                    const char **why)
 {
-	const msgpack_object *n =
-	        args->via.array.size > 2 ? &args->via.array.ptr[2] : NULL;
-
 	r->opts = args->via.array.size > 1 ? &args->via.array.ptr[1] : NULL;
 	if (r->opts != NULL && r->opts->type == MSGPACK_OBJECT_NIL)
 		r->opts = NULL;
@@ -87,13 +100,9 @@ request_tasks_args(const msgpack_object *args, struct request *r,
 		*why = "tasks: STATE must be a string";
 		return -1;
 	}
-	if (n != NULL && (n->type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
-	                  n->via.u64 == 0 || n->via.u64 > UINT32_MAX)) {
-		*why = "tasks: N must be an integer from 1";
-		return -1;
-	}
-	r->lines = n != NULL ? (uint32_t)n->via.u64 : 0;
-	return 0;
+	return request_newest(args->via.array.size > 2 ? &args->via.array.ptr[2]
+	                                               : NULL,
+	                      r, why);
 }
 
 /* A signal's number if it is one with a name below SIGRTMIN, else 0: not
@@ -176,6 +185,8 @@ request_parse(const msgpack_object *map, struct request *r, const char **why)
 	if (nargs == 0)
 		return 0;
 	const msgpack_object *a = &args->via.array.ptr[0];
+	if (r->cmd == REQ_DEAD) /* dead [N] */
+		return request_newest(a, r, why);
 	if (r->cmd == REQ_EVENTS) {
 		if (a->type != MSGPACK_OBJECT_BOOLEAN) {
 			*why = "events takes a boolean, follow, and a NAME";

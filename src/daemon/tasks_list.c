@@ -272,10 +272,9 @@ tasks_list(struct client *cl, struct daemon *d, const struct request *q)
 		t.f.state = LEDGER_DEAD;
 	} else if (tasks_list_state(&t, cl, q) < 0) {
 		return;
-	} else {
-		t.newest = q->lines;
-		t.f.desc = t.newest > 0;
 	}
+	t.newest = q->lines;
+	t.f.desc = t.newest > 0;
 	/* SUP by name or path, as records have it (by name); a name the
 	 * tree no longer has may still be a removed pool's, and so may a
 	 * path it had */

@@ -283,7 +283,8 @@ def list_frames(d, cmd, args):
 def test_long_lists_come_in_bounded_frames_in_order(supd):
     """dead's whole records and tasks' lines, more than one frame's worth
     (32 KiB of items): every frame but the last says more, and the joined
-    list is each task once in order, -n's newest too."""
+    list is each task once in order, -n's newest too (dead -n N, for a
+    ledger of many dead letters, was the whole list or nothing)."""
     d = supd.start({"a.yaml": pool(template=TEMPLATE)})
     d.wait("started", "root/idle")
     n = 300
@@ -310,3 +311,23 @@ def test_long_lists_come_in_bounded_frames_in_order(supd):
     assert len(got) >= 2 and [x["key"] for x in listed] == keys
     got, newest = list_frames(d, "tasks", [None, "dead", n - 10])
     assert len(got) >= 2 and newest == listed[10:]
+    # dead -n: the newest dead letters, whole, still oldest ended first
+    got, last = list_frames(d, "dead", [n - 10])
+    assert len(got) >= 3 and last == dead[10:]
+    text = d.ctl("dead", "-n", "2", check=0).stdout.splitlines()
+    assert [line.split()[0] for line in text] == \
+        [f"pool/{x['key']}" for x in dead[-2:]]
+    assert d.ctl_json("dead", "-n", "0") == dead
+    assert d.ctl("dead", "-n", "x", check=64).stderr.startswith(
+        "agentsupctl: dead: -n wants a count")
+    with Control(d.socket) as c:
+        assert c.dead(newest=3) == dead[-3:] and c.dead() == dead
+        for args, says in (([0], "dead: N must be an integer from 1"),
+                           (["2"], "N must be an integer"),
+                           ([2, 1], "too many arguments")):
+            try:
+                c._call("dead", args)
+            except ControlError as e:
+                assert says in str(e), (args, e)
+            else:
+                raise AssertionError(f"dead {args} taken")

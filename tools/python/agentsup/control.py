@@ -588,9 +588,10 @@ class Control:
             raise TimeoutError(f"wait {key}: the task had not ended "
                                f"within {timeout:g}s") from None
 
-    def dead(self) -> List[Dict[str, Any]]:
-        """The dead letters' records, oldest first."""
-        return self._maps("dead", [])
+    def dead(self, newest: Optional[int] = None) -> List[Dict[str, Any]]:
+        """The dead letters' whole records, oldest ended first (with
+        newest=N the newest N only, still oldest first)."""
+        return self._maps("dead", [] if newest is None else [newest])
 
     def tasks(self, sup: Optional[str] = None, state: Optional[str] = None,
               newest: Optional[int] = None) -> List[Dict[str, Any]]:
