@@ -7,7 +7,6 @@ inside its prefix, and the shared library exports only agentsup_* symbols
 developer's trial. Waits are on events; no sleeps."""
 import os
 import subprocess
-import textwrap
 
 import pytest
 

@@ -234,7 +234,6 @@ def test_cgroups_of_an_agentsupd_that_is_gone_are_removed(supd, tmp_path):
 
 @needs_cgroup
 def test_contain_none_makes_no_cgroup(supd, tmp_path):
-    mark = uuid.uuid4().hex
     supd.write({"00-settings.yaml": f"agentsupd:\n  events_file: {supd.events}\n"
                                     "  contain: none\n",
                 "a.yaml": f"worker: w\ncommand: {sh('exec sleep 1e5')}\n"},

@@ -3,7 +3,6 @@ import os
 import shutil
 import signal
 import subprocess
-import textwrap
 
 import pytest
 

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import TIMEOUT, alive, sh, wait_until
+from conftest import TIMEOUT, sh, wait_until
 
 PY = "/usr/bin/python3"
 

@@ -1,7 +1,6 @@
 """Users and limits (DESIGN §13), and workers that do not steer the
 supervisor: control requests from inside a worker's process tree are
 refused unless its `control:` grants them."""
-import json
 import os
 import shutil
 import signal

@@ -3,21 +3,20 @@ action still points at them, frame buffers sized by a limit that a reload
 then changed, refusals that did not say the truth, and a worker's last
 frames lost when its exit was handled before its socket."""
 import json
-import os
 import socket
 import struct
 import textwrap
 
 import msgpack
 
-from conftest import SRC, sh, wait_until
+from conftest import sh, wait_until
 
 PY = "/usr/bin/python3"
 SLEEP = sh("exec sleep 1000")
 
 
 def settings(supd, **extra):
-    lines = [f"agentsupd:", f"  events_file: {supd.events}"]
+    lines = ["agentsupd:", f"  events_file: {supd.events}"]
     lines += [f"  {k}: {v}" for k, v in extra.items()]
     (supd.dir / "00-settings.yaml").write_text("\n".join(lines) + "\n")
 

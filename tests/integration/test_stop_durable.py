@@ -8,7 +8,7 @@ import textwrap
 
 import pytest
 
-from conftest import TIMEOUT, alive, store_locked, wait_until
+from conftest import TIMEOUT, store_locked, wait_until
 from test_ledger_store import stored_states
 from test_resume_tasks import fresh_events, settings
 from test_wait_durable import Conn

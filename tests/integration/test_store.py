@@ -808,14 +808,14 @@ def test_a_checkpoint_not_committed_is_never_handed(supd, failed):
 
 def held_conf(supd, n):
     supd.events = supd.tmp / f"events-{n}.jsonl"
-    supd.write({**settings(supd), "a.yaml": textwrap.dedent(f"""\
+    supd.write({**settings(supd), "a.yaml": textwrap.dedent("""\
         supervisor: root
         children:
-          - {{worker: idle, command: [sleep, '300']}}
-          - {{worker: flaky, command: [sleep, '300']}}
+          - {worker: idle, command: [sleep, '300']}
+          - {worker: flaky, command: [sleep, '300']}
           - supervisor: team
             children:
-              - {{worker: member, command: [sleep, '300']}}
+              - {worker: member, command: [sleep, '300']}
         """)}, settings=False)
 
 

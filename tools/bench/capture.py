@@ -223,9 +223,9 @@ def measure(name, size, **kw):
 def ratio(runs, num, den):
     """Per run (both measured in it), num's MB/s over den's: a list."""
     out = []
-    for a, b in zip(runs.get(num, []), runs.get(den, [])):
-        if "error" not in a and "error" not in b:
-            out.append(a["mb_s"] / b["mb_s"])
+    for x, y in zip(runs.get(num, []), runs.get(den, [])):
+        if "error" not in x and "error" not in y:
+            out.append(x["mb_s"] / y["mb_s"])
     return out
 
 

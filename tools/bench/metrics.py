@@ -7,7 +7,6 @@ and whether an idle agentsupd with metrics on wakes up at all.
         between scrapes nothing at all should happen in agentsupd: the idle
         check counts its system calls with `strace -c -f` (when installed).
 """
-import os
 import re
 import shutil
 import socket

@@ -884,7 +884,7 @@ def _import_msgpack() -> None:
     its channel taken, so that a second Agent() said one had already
     taken it."""
     try:
-        import msgpack  # noqa: F401
+        __import__("msgpack")
     except ImportError as e:
         raise ModuleNotFoundError(
             f"agentsup: this worker is supervised, but {sys.executable} "
