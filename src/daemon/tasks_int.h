@@ -112,6 +112,9 @@ struct ledger_rec *tasks_lookup(struct daemon *d, const char *name,
  * whether this request made it). */
 void tasks_answer_rec(struct client *cl, struct daemon *d, uint64_t id,
                       const struct ledger_rec *r, int created);
+/* qsort's order of ledger records (struct ledger_rec *): by time of
+ * acceptance, then pool, then key (tasks_list.c). */
+int tasks_by_accepted(const void *a, const void *b);
 void tasks_pack_rec(struct daemon *d, msgpack_packer *pk,
                     const struct ledger_rec *r, int created);
 void tasks_kv_nil(msgpack_packer *pk, const char *key);

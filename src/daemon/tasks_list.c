@@ -133,8 +133,8 @@ tasks_list_by_end(const void *a, const void *b)
 	                        *(struct ledger_rec *const *)b);
 }
 
-static int
-tasks_list_by_accepted(const void *a, const void *b)
+int
+tasks_by_accepted(const void *a, const void *b)
 {
 	return tasks_list_order(false, *(struct ledger_rec *const *)a,
 	                        *(struct ledger_rec *const *)b);
@@ -196,7 +196,7 @@ tasks_list_memory(struct tasks_list *t)
 		     (ledger_ended(r) && (int)r->state == t->f.state)))
 			t->mem[t->nmem++] = r;
 	qsort(t->mem, t->nmem, sizeof *t->mem,
-	      t->f.by_end ? tasks_list_by_end : tasks_list_by_accepted);
+	      t->f.by_end ? tasks_list_by_end : tasks_by_accepted);
 }
 
 /* STATE checked; which stored rows can be of it: an ended state's own,

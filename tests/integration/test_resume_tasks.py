@@ -265,3 +265,29 @@ def test_a_full_pool_does_not_starve_anothers_resume(supd):
                .get("state") == "running"
                if d2.ctl("status", f"root/poolb/{bkey}").returncode == 0
                else False, timeout=10, what=f"poolb/{bkey} resumed")
+
+
+def test_tasks_are_resumed_in_the_order_they_were_accepted(supd):
+    """After a restart the tasks waiting were resumed in the ledger's hash
+    order: with fewer places than tasks, the oldest accepted could wait
+    behind every newer one. Oldest first, at the start and at each place
+    that a task's end frees."""
+    keys = [f"k{i}" for i in range(8)]
+    d = supd.start({**settings(supd), "a.yaml": pool("max_children: 8\n", SLEEPER)})
+    d.wait("started", "root/idle")
+    for k in keys:
+        d.ctl("spawn", "pool", "--key", k, check=0)
+        d.wait("started", f"root/pool/{k}")
+    d.kill()
+    for p in list(d.pids):
+        wait_until(lambda: not d.runs(p), what="workers die with agentsupd")
+    d.pids.clear()
+    fresh_events(supd)
+    supd.write({**settings(supd), "a.yaml": pool("max_children: 3\n", SLEEPER)},
+               settings=False)
+    d = supd.start()
+    first = [d.wait("spawned").path for _ in range(3)]
+    assert first == [f"root/pool/{k}" for k in keys[:3]]
+    for gone, nxt in (("k1", "k3"), ("k0", "k4"), ("k3", "k5")):
+        d.ctl("stop", f"pool/{gone}", check=0)
+        assert d.wait("spawned").path == f"root/pool/{nxt}"
