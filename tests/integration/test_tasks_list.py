@@ -181,6 +181,33 @@ def test_tasks_merges_the_store_with_memory(supd):
     assert sorted(x["name"] for x in running) == ["pool/k000", "pool/live"]
 
 
+def test_dead_newest_merges_the_store_with_memory(supd):
+    """dead -n N with a store: the newest dead letters from memory's cache
+    (64) and the store's rows, newest first, sent oldest ended first; after
+    a restart, the store's alone."""
+    files = {"00-settings.yaml": settings(supd),
+             "a.yaml": pool(template=TEMPLATE)}
+    d = supd.start(files)
+    d.wait("started", "root/idle")
+    n = 100  # more than the cache (LEDGER_CACHE, 64)
+    for i in range(n):
+        d.ctl("spawn", "pool", "--key", f"k{i:03}", "--", "1", check=0)
+    d.wait_count("dead_lettered", n)
+    dead = d.ctl_json("dead")
+    assert sorted(x["key"] for x in dead) == [f"k{i:03}" for i in range(n)]
+    ends = [x["ended_ms"] for x in dead]
+    assert ends == sorted(ends)
+    for k in (1, 3, 40, 99):
+        assert d.ctl_json("dead", "-n", str(k)) == dead[-k:], k
+    d.signal(signal.SIGTERM)
+    assert d.exit_code() == 0
+    d = restart(supd, 1)
+    d.wait("started", "root/idle")
+    keys = [x["key"] for x in dead]
+    assert [x["key"] for x in d.ctl_json("dead")] == keys
+    assert [x["key"] for x in d.ctl_json("dead", "-n", "40")] == keys[-40:]
+
+
 def test_control_tasks(supd):
     d = supd.start({"a.yaml": pool(template=TEMPLATE)})
     four_tasks(d)
