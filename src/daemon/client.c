@@ -418,6 +418,29 @@ timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 
 /* --- reading -------------------------------------------------------------- */
 
+/* While all clients together owe more than CLIENTS_MAX_OUT, the one
+ * that owes most goes, its answer freed now: each client that asked once
+ * and then read a byte now and then held a whole answer, and 128 of them
+ * (a large tree's status, a ledger's dead letters) were gigabytes. */
+static void
+clients_shed(struct clients *all)
+{
+	while (all->answers > CLIENTS_MAX_OUT) {
+		struct client *most = NULL;
+
+		for (struct client *c = all->head; c != NULL; c = c->next)
+			if (!c->dead && c->answers > 0 &&
+			    (most == NULL || c->answers > most->answers))
+				most = c;
+		if (most == NULL)
+			return;
+		client_answered(most, most->answers);
+		most->outlen = most->outoff = 0;
+		client_drop(most, "owed the most of 32 MiB of answers "
+		                  "unread when another client asked");
+	}
+}
+
 static void
 client_dispatch(struct client *cl, const struct agentsup_frame *f)
 {
@@ -441,6 +464,7 @@ client_dispatch(struct client *cl, const struct agentsup_frame *f)
 		serve_refuse(cl, r.id, why);
 		return;
 	}
+	clients_shed(cl->all);
 	serve_request(cl, cl->ctl, cl->d, &r);
 }
 

@@ -816,6 +816,49 @@ def test_clients_that_never_read_are_bounded_together(supd):
     d.ctl("status", check=0)
 
 
+def test_a_client_holding_answers_past_the_bound_goes_when_another_asks(supd):
+    """A client that asked once and then read a byte now and then held its
+    whole answer for as long as it liked (it was never 10 s without
+    reading), and 128 such clients of a large ledger's dead letters were
+    gigabytes. Past 32 MiB of answers unread by all clients together, the
+    one that owes most goes when another asks, and the other is served."""
+    from test_dynamic import pool
+    d = supd.start({
+        "00-settings.yaml": f"agentsupd:\n  events_file: {supd.events}\n"
+                            "  max_frame: 16777216\n",
+        "a.yaml": pool("max_children: 100\n", """\
+            template:
+              command: [/bin/sh, -c, 'exit 1', task]
+              restart: temporary
+            """)})
+    d.wait("started", "root/idle")
+    n, big = 80, ["x" * (120 << 10)] * 4  # 480 KiB a record: 37.5 MiB
+    s = connect(d)
+    for i in range(n):  # each answer (the record, its inputs) read
+        s.sendall(frame({"t": "req", "id": i + 1, "cmd": "spawn",
+                         "args": ["pool", {"key": f"k{i}", "args": big}]}))
+        m = read_frame(s)
+        assert m is not None and m["ok"], m
+    s.close()
+    d.wait_count("dead_lettered", n)
+    hog = connect(d)
+    hog.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    hog.sendall(frame({"t": "req", "id": 1, "cmd": "dead", "args": []}))
+    hog.settimeout(TIMEOUT)
+    assert hog.recv(64)  # it is being answered, and owes the rest
+
+    def gone():  # what was sent before it went, then its end
+        try:
+            return hog.recv(1 << 16) == b""
+        except ConnectionResetError:
+            return True
+    assert d.ctl("status", "idle", check=0).returncode == 0
+    wait_until(gone, what="the client that owed most to go")
+    assert any("owed the most of 32 MiB of answers unread" in l
+               for l in d.lines), d.lines
+    hog.close()
+
+
 def test_hundreds_of_connections(supd):
     d = started(supd.start(TREE))
     conns = []
