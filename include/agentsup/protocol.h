@@ -52,6 +52,10 @@
 /* The error of a res to a command the daemon does not know: a newer
  * agentsupctl tells by it that the daemon it asks is an older build. */
 #define AGENTSUP_UNKNOWN_COMMAND "unknown command"
+/* ... and to more arguments than it takes: an older build too, as the
+ * client checks their count against the command's own (dead -n N, wait
+ * KEY --timeout 0 and tasks -n N came after the commands). */
+#define AGENTSUP_TOO_MANY_ARGUMENTS "too many arguments"
 
 /* Fields (map keys). Which message carries which, with its type, is the
  * table in wire.c (agentsup_wire_check_fields) and docs/protocol.md. */

@@ -96,13 +96,17 @@ reply_say_refused(const char *cmd, const struct agentsup_frame *f, bool json)
 	/* what every agentsupd answers a command it does not know: this
 	 * agentsupctl knows it, so the daemon is an older build (a package
 	 * upgraded under a running agentsupd, which it does not restart) */
-	if (reply_str_is(e, AGENTSUP_UNKNOWN_COMMAND))
+	if (reply_str_is(e, AGENTSUP_UNKNOWN_COMMAND) ||
+	    reply_str_is(e, AGENTSUP_TOO_MANY_ARGUMENTS))
 		fprintf(stderr,
 		        "agentsupctl: %s: this agentsupd does not know the "
-		        "command: it runs an older build than this "
-		        "agentsupctl; "
+		        "%s: it runs an older build than this agentsupctl; "
 		        "restart agentsupd to run the one installed\n",
-		        cmd);
+		        cmd,
+		        reply_str_is(e, AGENTSUP_UNKNOWN_COMMAND)
+		                ? "command"
+		                : "command's arguments as this agentsupctl "
+		                  "sends them (an option added since)");
 	else if (e != NULL && e->type == MSGPACK_OBJECT_STR)
 		text_term_line(stderr, "agentsupctl: ", e->via.str.ptr,
 		               e->via.str.size);

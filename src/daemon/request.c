@@ -179,7 +179,7 @@ request_parse(const msgpack_object *map, struct request *r, const char **why)
 	    nargs > (uint32_t)commands[i].max_args) {
 		*why = (int)nargs < commands[i].min_args
 		               ? "this command needs a NAME"
-		               : "too many arguments";
+		               : AGENTSUP_TOO_MANY_ARGUMENTS;
 		return -1;
 	}
 	if (nargs == 0)

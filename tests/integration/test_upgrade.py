@@ -156,6 +156,32 @@ def test_a_command_an_older_agentsupd_does_not_know_says_so(tmp_path):
         srv.close()
 
 
+def test_an_option_an_older_agentsupd_does_not_take_says_so(tmp_path):
+    """An option added to a command since (dead -n, wait --timeout 0,
+    tasks -n) sends an argument the running older build refuses: it said
+    "agentsupctl: too many arguments", to a command line agentsupctl had
+    just taken, as if the user had typed one too many."""
+    import subprocess
+    from conftest import AGENTSUPCTL, TIMEOUT, fake_agentsupd
+
+    sock = str(tmp_path / "old.sock")
+    srv = fake_agentsupd(sock, lambda req: [
+        {"t": "res", "id": req["id"], "ok": False,
+         "error": "too many arguments"}])
+    try:
+        for args in (["dead", "-n", "3"], ["wait", "k", "--timeout", "0"],
+                     ["tasks", "-n", "2"]):
+            r = subprocess.run([AGENTSUPCTL, "--socket", sock, *args],
+                               capture_output=True, text=True, timeout=TIMEOUT)
+            assert r.returncode == 1, (args, r)
+            assert (f"agentsupctl: {args[0]}: this agentsupd does not know the "
+                    "command's arguments as this agentsupctl sends them (an "
+                    "option added since): it runs an older build than this "
+                    "agentsupctl; restart agentsupd" in r.stderr), (args, r.stderr)
+    finally:
+        srv.close()
+
+
 def test_a_part_one_duration_over_the_cap_says_so(tmp_path):
     """Part I took any duration that fit in 64 bits; this build caps them
     at 100 years, and a config that was accepted says why it no longer is
