@@ -178,6 +178,17 @@ def test_an_option_an_older_agentsupd_does_not_take_says_so(tmp_path):
                     "command's arguments as this agentsupctl sends them (an "
                     "option added since): it runs an older build than this "
                     "agentsupctl; restart agentsupd" in r.stderr), (args, r.stderr)
+        sys.path.insert(0, PYCLIENT)
+        from agentsup.control import Control, ControlError
+        with Control(sock) as c:
+            try:
+                c.dead(newest=3)
+            except ControlError as e:
+                assert str(e).startswith(
+                    "dead: too many arguments: agentsupd runs an older build "
+                    "than this client"), e
+            else:
+                raise AssertionError("dead(newest=3) taken")
     finally:
         srv.close()
 

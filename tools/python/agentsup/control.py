@@ -296,7 +296,18 @@ class Control:
         # the whole answer, its chunks and any frame before it, by then
         deadline = None if t is None else time.monotonic() + float(t)
         rid = self._send(cmd, args)
-        f = self._answer(rid, deadline)
+        try:
+            f = self._answer(rid, deadline)
+        except ControlError as e:
+            # what every agentsupd answers a command, or more arguments,
+            # than it knows: this client's methods send neither to a build
+            # as recent (a package upgraded under a running agentsupd)
+            if str(e) not in ("unknown command", "too many arguments"):
+                raise
+            raise ControlError(
+                f"{cmd}: {e}: agentsupd runs an older build than this "
+                "client, without the command or this use of it; restart "
+                "agentsupd to run the one installed", e.again, e.removed) from e
         result = f.get("result")
         while f.get("more"):
             f = self._answer(rid, deadline)
