@@ -34,6 +34,17 @@ def fresh_events(supd):
     supd.events = supd.tmp / f"events.{len(supd.started)}.jsonl"
 
 
+def sigkilled(supd, d):
+    """d SIGKILLed, its workers seen gone (their numbers may be another's
+    by the end), and the next agentsupd's events in a file of their own:
+    every task stays pending in the store."""
+    d.kill()
+    for p in list(d.pids):
+        wait_until(lambda: not d.runs(p), what="workers die with agentsupd")
+    d.pids.clear()
+    fresh_events(supd)
+
+
 def two_tasks_then_one_place(supd, port=None):
     """Tasks a and b running, agentsupd SIGKILLed, started again with
     max_children 1: one is resumed, the other waits. (d, waiting key)"""
@@ -42,11 +53,7 @@ def two_tasks_then_one_place(supd, port=None):
     for k in ("a", "b"):
         d.ctl("spawn", "pool", "--key", k, check=0)
         d.wait("started", f"root/pool/{k}")
-    d.kill()
-    for p in list(d.pids):
-        wait_until(lambda: not d.runs(p), what="workers die with agentsupd")
-    d.pids.clear()  # seen gone: their numbers may be another's by the end
-    fresh_events(supd)
+    sigkilled(supd, d)
     supd.write({**settings(supd, port), "a.yaml": pool("max_children: 1\n", SLEEPER)},
                settings=False)
     d = supd.start()
@@ -174,11 +181,7 @@ def test_a_stop_by_a_key_two_pools_wait_to_resume_says_it_is_ambiguous(supd):
         for k in ("a", "b"):
             d.ctl("spawn", p, "--key", k, check=0)
             d.wait("started", f"root/{p}/{k}")
-    d.kill()
-    for p in list(d.pids):
-        wait_until(lambda: not d.runs(p), what="workers die with agentsupd")
-    d.pids.clear()
-    fresh_events(supd)
+    sigkilled(supd, d)
     supd.write({**settings(supd), "a.yaml": two_pools(1)}, settings=False)
     d = supd.start()
     wait_until(lambda: any("supervising the tree" in l for l in d.lines),
@@ -248,11 +251,7 @@ def test_a_full_pool_does_not_starve_anothers_resume(supd):
         d.ctl("spawn", "pool", "--key", k, check=0)
     d.ctl("spawn", "poolb", "--key", bkey, check=0)
     d.wait_count("started", len(akeys) + 2)
-    d.kill()  # SIGKILL: every record stays pending in the store
-    for p in list(d.pids):
-        wait_until(lambda: not d.runs(p), what="workers die with agentsupd")
-    d.pids.clear()  # seen gone: their numbers may be another's by the end
-    fresh_events(supd)
+    sigkilled(supd, d)
     settings = {"00-settings.yaml":
                 f"agentsupd:\n  events_file: {supd.events}\n"
                 f"  state_dir: {supd.tmp / 'state'}\n"}
@@ -278,11 +277,7 @@ def test_tasks_are_resumed_in_the_order_they_were_accepted(supd):
     for k in keys:
         d.ctl("spawn", "pool", "--key", k, check=0)
         d.wait("started", f"root/pool/{k}")
-    d.kill()
-    for p in list(d.pids):
-        wait_until(lambda: not d.runs(p), what="workers die with agentsupd")
-    d.pids.clear()
-    fresh_events(supd)
+    sigkilled(supd, d)
     supd.write({**settings(supd), "a.yaml": pool("max_children: 3\n", SLEEPER)},
                settings=False)
     d = supd.start()

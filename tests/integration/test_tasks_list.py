@@ -51,6 +51,26 @@ def pool_removed(supd, d):
     d.wait("exited", "root/pool/c-live")
 
 
+def refused(c, cmd, args, says):
+    """cmd with args, sent as they are, is refused saying says."""
+    try:
+        c._call(cmd, args)
+    except ControlError as e:
+        assert says in str(e), (cmd, args, e)
+    else:
+        raise AssertionError(f"{cmd} {args} taken")
+
+
+def stopped_and_started(supd, d):
+    """d stopped in order, and the next agentsupd on its store up: the
+    ended records are the store's alone."""
+    d.signal(signal.SIGTERM)
+    assert d.exit_code() == 0
+    d = restart(supd, 1)
+    d.wait("started", "root/idle")
+    return d
+
+
 FOUR = [("pool/a-ok", "done"), ("pool/b-bad", "dead"),
         ("pool/c-live", "running"), ("pool/d-gone", "cancelled")]
 
@@ -125,10 +145,7 @@ def test_tasks_of_a_removed_pool_in_the_store_alone(supd):
     d = supd.start(files)
     four_tasks(d)
     pool_removed(supd, d)
-    d.signal(signal.SIGTERM)
-    assert d.exit_code() == 0
-    d = restart(supd, 1)
-    d.wait("started", "root/idle")
+    d = stopped_and_started(supd, d)
     assert [x["name"] for x in d.ctl_json("tasks", "pool", "--state",
                                           "done")] == ["pool/a-ok"]
     assert d.ctl_json("tasks", "pool", "--state", "pending") == []
@@ -168,10 +185,7 @@ def test_tasks_merges_the_store_with_memory(supd):
     # the newest, merged newest first: memory's and the store's alike
     for n in (1, 3, 40, 99):
         assert d.ctl_json("tasks", "-n", str(n)) == listed[-n:], n
-    d.signal(signal.SIGTERM)
-    assert d.exit_code() == 0
-    d = restart(supd, 1)
-    d.wait("started", "root/idle")
+    d = stopped_and_started(supd, d)
     again = d.ctl_json("tasks", "--state", "done")
     assert [x["name"] for x in again] == [f"pool/{k}" for k in keys[1:]]
     # the live ones resumed (their records in memory from the start on)
@@ -199,10 +213,7 @@ def test_dead_newest_merges_the_store_with_memory(supd):
     assert ends == sorted(ends)
     for k in (1, 3, 40, 99):
         assert d.ctl_json("dead", "-n", str(k)) == dead[-k:], k
-    d.signal(signal.SIGTERM)
-    assert d.exit_code() == 0
-    d = restart(supd, 1)
-    d.wait("started", "root/idle")
+    d = stopped_and_started(supd, d)
     keys = [x["key"] for x in dead]
     assert [x["key"] for x in d.ctl_json("dead")] == keys
     assert [x["key"] for x in d.ctl_json("dead", "-n", "40")] == keys[-40:]
@@ -251,12 +262,7 @@ def test_tasks_requests_of_a_hostile_client(supd):
                            ([5], "NAME must be a non-empty string"),
 
                            (["pool", "Done"], "STATE is one of")):
-            try:
-                c._call("tasks", args)
-            except ControlError as e:
-                assert says in str(e), (args, e)
-            else:
-                raise AssertionError(f"tasks {args} taken")
+            refused(c, "tasks", args, says)
         assert [x["name"] for x in c._call("tasks", [None])] == \
             [n for n, _ in FOUR]
         assert c.status()  # the connection goes on
@@ -352,9 +358,4 @@ def test_long_lists_come_in_bounded_frames_in_order(supd):
         for args, says in (([0], "dead: N must be an integer from 1"),
                            (["2"], "N must be an integer"),
                            ([2, 1], "too many arguments")):
-            try:
-                c._call("dead", args)
-            except ControlError as e:
-                assert says in str(e), (args, e)
-            else:
-                raise AssertionError(f"dead {args} taken")
+            refused(c, "dead", args, says)
