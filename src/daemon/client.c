@@ -81,6 +81,14 @@ client_free(struct client *cl)
 	free(cl);
 }
 
+/* n bytes of answers were read (or will never be) */
+static void
+client_answered(struct client *cl, size_t n)
+{
+	cl->answers -= n;
+	cl->all->answers -= n;
+}
+
 /* Mark for closing; freed by the sweep once the current callback is done,
  * since the caller (or an event sink deeper in its stack) may still hold it. */
 void
@@ -94,6 +102,9 @@ client_drop(struct client *cl, const char *why)
 		log_warnx("control client (uid %lu): %s; disconnected",
 		          (unsigned long)cl->uid, why);
 	cl->dead = true;
+	/* never read now: counted until the sweep, its answer had the bound
+	 * shed a client that asked in the same turn of the loop */
+	client_answered(cl, cl->answers);
 	ev_io_stop(loop, &cl->rio);
 	ev_io_stop(loop, &cl->wio);
 	ev_timer_stop(loop, &cl->timer);
@@ -118,14 +129,6 @@ sweep_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 	ev_prepare_stop(loop, w);
 }
 
-/* n bytes of answers were read (or will never be) */
-static void
-client_answered(struct client *cl, size_t n)
-{
-	cl->answers -= n;
-	cl->all->answers -= n;
-}
-
 static void
 client_flush(struct client *cl)
 {
@@ -142,7 +145,6 @@ client_flush(struct client *cl)
 		}
 		if (n < 0) {
 			cl->outlen = 0;
-			client_answered(cl, cl->answers);
 			client_drop(cl, NULL); /* it went away */
 			return;
 		}
@@ -434,8 +436,7 @@ clients_shed(struct clients *all)
 				most = c;
 		if (most == NULL)
 			return;
-		client_answered(most, most->answers);
-		most->outlen = most->outoff = 0;
+		most->outlen = most->outoff = 0; /* freed at the sweep */
 		client_drop(most, "owed the most of 32 MiB of answers "
 		                  "unread when another client asked");
 	}

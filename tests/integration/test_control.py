@@ -859,6 +859,67 @@ def test_a_client_holding_answers_past_the_bound_goes_when_another_asks(supd):
     hog.close()
 
 
+def test_a_client_gone_with_its_answers_does_not_count_against_others(supd):
+    """A client that closed with most of its answer unread was counted in
+    the bound on unread answers until the loop's sweep freed it: a client
+    that asked in the same turn had the bound shed another client, which
+    had done nothing wrong. agentsupd is stopped while the asker sends and
+    the holder closes, so both come in one turn of its loop (libev runs a
+    turn's events last-ready first: the close, then the request)."""
+    from test_dynamic import pool
+    d = supd.start({
+        "00-settings.yaml": f"agentsupd:\n  events_file: {supd.events}\n"
+                            "  max_frame: 16777216\n",
+        "a.yaml": pool("max_children: 100\n", """\
+            template:
+              command: [/bin/sh, -c, 'exit 1', task]
+              restart: temporary
+            """)})
+    d.wait("started", "root/idle")
+    n, big = 80, ["x" * (120 << 10)] * 4  # 480 KiB a record
+    s = connect(d)
+    for i in range(n):
+        s.sendall(frame({"t": "req", "id": i + 1, "cmd": "spawn",
+                         "args": ["pool", {"key": f"k{i}", "args": big}]}))
+        m = read_frame(s)
+        assert m is not None and m["ok"], m
+    s.close()
+    d.wait_count("dead_lettered", n)
+    asker = connect(d)  # accepted before the holders (one backlog)
+    asker.settimeout(TIMEOUT)
+    holders = []
+    for _ in range(2):  # 18.75 MiB each: 37.5 together, past 32
+        h = connect(d)
+        h.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        h.sendall(frame({"t": "req", "id": 1, "cmd": "dead",
+                         "args": [n // 2]}))
+        h.settimeout(TIMEOUT)
+        assert h.recv(64)  # being answered; owes the rest
+        holders.append(h)
+    gone, kept = holders
+    os.kill(d.proc.pid, signal.SIGSTOP)
+    try:
+        asker.sendall(frame({"t": "req", "id": 1, "cmd": "status",
+                             "args": []}))
+        gone.close()  # with 18 MiB unread: a reset
+    finally:
+        os.kill(d.proc.pid, signal.SIGCONT)
+    m = read_frame(asker)
+    assert m is not None and m["ok"], m
+    got = bytearray()
+    while True:  # the rest of its answer, whole, then nothing is cut
+        b = kept.recv(1 << 20)
+        if not b:
+            break
+        got += b
+        if len(got) > (n // 2) * (480 << 10):
+            break
+    assert not any("owed the most of 32 MiB" in l for l in d.lines), d.lines
+    assert len(got) > (n // 2) * (480 << 10), len(got)
+    kept.close()
+    asker.close()
+
+
 def test_hundreds_of_connections(supd):
     d = started(supd.start(TREE))
     conns = []
