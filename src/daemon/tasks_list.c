@@ -166,8 +166,9 @@ tasks_list_mem_first(const struct tasks_list *t, const struct ledger_rec *r)
 
 /* A stored record: memory's that come before it first; one that is also
  * in memory is told from memory, and one whose key is no longer among the
- * stored keys' (a drop under way) is gone, as wait and drop say. */
-static void
+ * stored keys' (a drop under way) is gone, as wait and drop say. True
+ * once the newest asked for are all taken: no older row is read. */
+static bool
 tasks_list_row(void *arg, const struct ledger_rec *r)
 {
 	struct tasks_list *t = arg;
@@ -178,6 +179,7 @@ tasks_list_row(void *arg, const struct ledger_rec *r)
 	if (ledger_get(&ts->ledger, r->sup, r->key) == NULL &&
 	    ledger_keys_has(&ts->keys, ledger_key_hash(r->sup, r->key)))
 		tasks_list_item(t, r, false);
+	return t->newest > 0 && t->total == t->newest;
 }
 
 /* Memory's records of the pool and (for an ended state) the state asked

@@ -81,9 +81,9 @@ struct taskstore_filter {
 	bool by_end;     /* in order of ending, else of acceptance */
 	bool desc;       /* the newest first */
 };
-/* Every row of the filter, as a record that lives for the call. -1 on a
- * read error or without a store. */
-typedef void taskstore_each_fn(void *arg, const struct ledger_rec *);
+/* Every row of the filter, as a record that lives for the call, until fn
+ * returns true. -1 on a read error or without a store. */
+typedef bool taskstore_each_fn(void *arg, const struct ledger_rec *);
 int taskstore_each(struct daemon *, const struct taskstore_filter *,
                    taskstore_each_fn *fn, void *arg);
 

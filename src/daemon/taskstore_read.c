@@ -254,14 +254,24 @@ taskstore_each(struct daemon *d, const struct taskstore_filter *f,
 	sqlite3_stmt *st;
 	int rc;
 
+	/* The newest few: in an index's order, each row looked up as it is
+	 * taken, and no more read than asked for. All of them: scanned and
+	 * sorted ("+" keeps a term off the indexes; NOT INDEXED does not,
+	 * for a table WITHOUT ROWID), since looking up one of its rows
+	 * copies all of it at each step of the search (its key is the whole
+	 * row): 3.4 s for a 94 MiB store's 200 rows, against 1.8 s. */
 	if (f->state >= 0)
-		snprintf(state, sizeof state, " AND state = %d", f->state);
+		snprintf(state, sizeof state, " AND %sstate = %d",
+		         f->desc ? "" : "+", f->state);
 	snprintf(sql, sizeof sql,
-	         "SELECT " TASKSTORE_COLS " FROM tasks WHERE (?1 IS NULL OR "
-	         "sup = ?1)%s ORDER BY %s%s, sup%s, key%s",
-	         state, f->by_end ? "ended_ms" : "accepted_ms",
-	         f->desc ? " DESC" : "", f->desc ? " DESC" : "",
-	         f->desc ? " DESC" : "");
+	         "SELECT " TASKSTORE_COLS " FROM tasks%s WHERE (?1 IS NULL OR "
+	         "sup = ?1)%s ORDER BY %s%s%s, sup%s, key%s",
+	         !f->desc    ? ""
+	         : f->by_end ? " INDEXED BY tasks_by_end"
+	                     : " INDEXED BY tasks_by_accepted",
+	         state, f->desc ? "" : "+",
+	         f->by_end ? "ended_ms" : "accepted_ms", f->desc ? " DESC" : "",
+	         f->desc ? " DESC" : "", f->desc ? " DESC" : "");
 	if (d->store == NULL || (st = taskstore_read(d, sql)) == NULL)
 		return -1;
 	if (f->sup != NULL)
@@ -269,10 +279,16 @@ taskstore_each(struct daemon *d, const struct taskstore_filter *f,
 	ledger_init(&scratch, 1);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		struct ledger_rec *r = taskstore_row(&scratch, st);
+		bool enough;
+
 		if (r == NULL)
 			continue;
-		fn(arg, r);
+		enough = fn(arg, r);
 		ledger_drop(&scratch, r);
+		if (enough) {
+			rc = SQLITE_DONE;
+			break;
+		}
 	}
 	ledger_free(&scratch);
 	sqlite3_finalize(st);

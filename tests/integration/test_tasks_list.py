@@ -193,6 +193,12 @@ def test_tasks_merges_the_store_with_memory(supd):
     d.wait("started", "root/pool/k000")
     running = d.ctl_json("tasks", "--state", "running")
     assert sorted(x["name"] for x in running) == ["pool/k000", "pool/live"]
+    # the store's newest (and the two running), in an index's order
+    for n in (1, 3, 40, 98, 200):
+        assert d.ctl_json("tasks", "--state", "done", "-n", str(n)) == \
+            again[-n:], n
+        assert d.ctl_json("tasks", "pool", "-n", str(n)) == \
+            d.ctl_json("tasks", "pool")[-n:], n
 
 
 def test_dead_newest_merges_the_store_with_memory(supd):

@@ -91,6 +91,11 @@ def test_a_store_of_an_earlier_build_is_migrated_and_resumed(supd):
     dead = d.ctl_json("dead")
     assert [r["key"] for r in dead] == ["bad"], dead
     assert dead[0]["reasons"] == ["exit:3 (declared permanent: no)"]
+    # the newest read in the order of indexes made at this open
+    assert d.ctl_json("dead", "-n", "1") == dead
+    assert [r["key"] for r in d.ctl_json("tasks", "-n", "2")] == ["bad", "k1"]
+    assert [r["key"] for r in d.ctl_json("tasks", "--state", "dead", "-n",
+                                         "1")] == ["bad"]
     assert user_version(state / "agentsup.db") == 1
     d.signal(signal.SIGTERM)
     assert d.exit_code() == 0

@@ -19,8 +19,8 @@ task runs, and what 10,000 ended tasks cost.
      (bench_worker reports its CLOCK_MONOTONIC), against the fork+exec floor
      (bench_floor restarting the same worker: SIGKILL -> first instruction);
   3. 10,000 ended tasks (dead letters): `agentsupctl dead`, `agentsupctl
-     tasks` and `agentsupctl status` wall time, and agentsupd's RSS before
-     and after.
+     tasks`, `agentsupctl status` and `agentsupctl dead -n 1` wall time,
+     and agentsupd's RSS before and after.
 
     tools/bench/spawn.py [TASKS] [LATENCY_SAMPLES]      default 10000 200
 
@@ -279,11 +279,15 @@ def ten_thousand(tmp, n):
         tasks_ms = min(timed([CTL, "--socket", sock, "tasks"])[0] for _ in range(5))
         tasks_json_ms = min(timed([CTL, "--socket", sock, "--json", "tasks"])[0]
                             for _ in range(5))
+        # the newest alone: with a store, read in its index's order, no
+        # more rows than asked for (it sorted them all before)
+        newest_ms = min(timed([CTL, "--socket", sock, "dead", "-n", "1"])[0]
+                        for _ in range(5))
         status_ms = min(timed([CTL, "--socket", sock, "status"])[0] for _ in range(5))
         true_ms = min(timed(["/bin/true"])[0] for _ in range(5))
         rss1 = b.rss_kib([d.proc.pid])
         return (spawn_s, dead_ms, dead_json_ms, tasks_ms, tasks_json_ms,
-                status_ms, true_ms, rss0, rss1)
+                status_ms, true_ms, rss0, rss1, newest_ms)
     finally:
         d.stop()
 
@@ -321,12 +325,13 @@ def main():
               f"median {flo['median']:.2f} ms, p99 {flo['p99']:.2f} ms; "
               f"ratio {lat['median'] / flo['median']:.2f}x")
         (spawn_s, dead_ms, dead_json_ms, tasks_ms, tasks_json_ms, status_ms,
-         true_ms, rss0, rss1) = ten_thousand(os.path.join(tmp, "e"), n)
+         true_ms, rss0, rss1, newest_ms) = ten_thousand(os.path.join(tmp, "e"), n)
         print(f"{n} tasks spawned and dead-lettered in {spawn_s:.1f} s")
         print(f"with {n} ended records: `agentsupctl dead` {dead_ms:.1f} ms "
               f"(--json {dead_json_ms:.1f} ms), `agentsupctl tasks` {tasks_ms:.1f} ms "
               f"(--json {tasks_json_ms:.1f} ms), `agentsupctl status` {status_ms:.1f} ms "
-              f"(exec of /bin/true: {true_ms:.1f} ms)")
+              f"(exec of /bin/true: {true_ms:.1f} ms), `agentsupctl dead -n 1` "
+              f"{newest_ms:.1f} ms")
         print(f"agentsupd RSS: {rss0 / 1024:.1f} MiB at start, {rss1 / 1024:.1f} MiB "
               f"with {n} ended records")
     finally:
