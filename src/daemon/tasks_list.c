@@ -277,6 +277,7 @@ tasks_list(struct client *cl, struct daemon *d, const struct request *q)
 	}
 	t.newest = q->lines;
 	t.f.desc = t.newest > 0;
+	t.f.brief = !t.whole;
 	/* SUP by name or path, as records have it (by name); a name the
 	 * tree no longer has may still be a removed pool's, and so may a
 	 * path it had */

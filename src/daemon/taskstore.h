@@ -23,6 +23,11 @@ struct tasks;
 #define TASKSTORE_COLS                                                         \
 	"sup, key, args, env, attempts, state, reasons, result, accepted_ms, " \
 	"ended_ms, replays, checkpoint_seq, tail"
+/* The same without a task's inputs and environment (a listing's line has
+ * neither), which may be a frame's size each. */
+#define TASKSTORE_COLS_BRIEF                                                   \
+	"sup, key, NULL, NULL, attempts, state, reasons, result, "             \
+	"accepted_ms, ended_ms, replays, checkpoint_seq, tail"
 
 /* SQL of the tasks table, for store_schema at open. */
 extern const char taskstore_schema[];
@@ -80,6 +85,7 @@ struct taskstore_filter {
 	int state;       /* an enum ledger_state, -1: any */
 	bool by_end;     /* in order of ending, else of acceptance */
 	bool desc;       /* the newest first */
+	bool brief;      /* records without inputs or environment */
 };
 /* Every row of the filter, as a record that lives for the call, until fn
  * returns true. -1 on a read error or without a store. */

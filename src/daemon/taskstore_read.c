@@ -264,8 +264,9 @@ taskstore_each(struct daemon *d, const struct taskstore_filter *f,
 		snprintf(state, sizeof state, " AND %sstate = %d",
 		         f->desc ? "" : "+", f->state);
 	snprintf(sql, sizeof sql,
-	         "SELECT " TASKSTORE_COLS " FROM tasks%s WHERE (?1 IS NULL OR "
+	         "SELECT %s FROM tasks%s WHERE (?1 IS NULL OR "
 	         "sup = ?1)%s ORDER BY %s%s%s, sup%s, key%s",
+	         f->brief ? TASKSTORE_COLS_BRIEF : TASKSTORE_COLS,
 	         !f->desc    ? ""
 	         : f->by_end ? " INDEXED BY tasks_by_end"
 	                     : " INDEXED BY tasks_by_accepted",
