@@ -361,6 +361,10 @@ def test_long_lists_come_in_bounded_frames_in_order(supd):
         "agentsupctl: dead: -n wants a count")
     with Control(d.socket) as c:
         assert c.dead(newest=3) == dead[-3:] and c.dead() == dead
+        # 0 is all, as agentsupctl's -n 0 (it was sent, and refused)
+        assert c.dead(newest=0) == dead
+        assert c.tasks(newest=0) == c.tasks()
+        assert c.tasks("pool", "dead", 0) == c.tasks("pool", "dead")
         for args, says in (([0], "dead: N must be an integer from 1"),
                            (["2"], "N must be an integer"),
                            ([2, 1], "too many arguments")):

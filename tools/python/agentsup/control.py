@@ -112,6 +112,12 @@ def _wait_seconds(cmd: str, wait: Any) -> float:
 _ROLLING_STEP = 90.0  # a rolling restart's wait for each, without wait
 
 
+def _all_if_zero(newest: Any) -> Any:
+    """newest=0 is all (None: not sent), as agentsupctl's -n 0; anything
+    else is sent as it is (what is not a count refused by agentsupd)."""
+    return None if type(newest) is int and newest == 0 else newest
+
+
 def _rolling_copy_of(n: Dict[str, Any], name: str) -> bool:
     """n is a copy of NAME: by name, or by its supervisor's path + name."""
     of = n.get("instance_of")
@@ -601,21 +607,24 @@ class Control:
 
     def dead(self, newest: Optional[int] = None) -> List[Dict[str, Any]]:
         """The dead letters' whole records, oldest ended first (with
-        newest=N the newest N only, still oldest first)."""
-        return self._maps("dead", [] if newest is None else [newest])
+        newest=N the newest N only, still oldest first; 0 is all, as
+        agentsupctl's -n 0)."""
+        n = _all_if_zero(newest)
+        return self._maps("dead", [] if n is None else [n])
 
     def tasks(self, sup: Optional[str] = None, state: Optional[str] = None,
               newest: Optional[int] = None) -> List[Dict[str, Any]]:
         """Every task of the ledger, live and ended, in order of
         acceptance (of SUP's pool; in STATE: pending, running, cancelling,
         done, dead or cancelled; with newest=N the newest N only, still
-        oldest first), a line's worth each: name, sup, key, state,
-        attempts, reasons, result_size, checkpoint_seq, accepted_ms,
-        ended_ms, replays. wait(key, timeout=0) has a whole record."""
-        args: List[Any] = [sup, state, newest]
+        oldest first; 0 is all, as agentsupctl's -n 0), a line's worth
+        each: name, sup, key, state, attempts, reasons, result_size,
+        checkpoint_seq, accepted_ms, ended_ms, replays. wait(key,
+        timeout=0) has a whole record."""
+        args: List[Any] = [sup, state, _all_if_zero(newest)]
         while args and args[-1] is None:
             args.pop()
-        # "" and 0 are sent, and refused, as agentsupctl's would be
+        # "" is sent, and refused, as agentsupctl's would be
         return self._maps("tasks", args)
 
     def replay(self, key: str) -> Dict[str, Any]:
