@@ -375,9 +375,18 @@ def test_packaged_tree_end_to_end(root, c_workers, supd, monkeypatch):
             command: [/usr/bin/python3, -c, {json.dumps(py)}]
             environment: {{PYTHONPATH: {site}, PYTHONDONTWRITEBYTECODE: "1"}}
             start_timeout: 10s
+          - supervisor: jobs
+            template:
+              command: [/bin/sh, -c, 'exit $1', task]
+              restart: temporary
+              backoff: none
         """})
     for name in ("c-shared", "c-static", "py-client"):
         d.wait("ready", f"pkg/{name}")
+    for key, status in (("ok", "0"), ("bad", "1")):
+        d.ctl("spawn", "jobs", "--key", key, "--", status, check=0)
+    assert d.ctl("wait", "ok").returncode == 0
+    assert d.ctl("wait", "bad").returncode == 2
     nodes = {n["name"]: n for n in d.ctl_json("status")}
     assert all(nodes[n]["state"] == "running"
                for n in ("c-shared", "c-static", "py-client")), nodes
@@ -393,6 +402,10 @@ def test_packaged_tree_end_to_end(root, c_workers, supd, monkeypatch):
     # a state given, SUP is still to come: a node
     assert complete(root, d.socket, "agentsupctl", "tasks", "--state",
                     "done", "pkg/py") == ["pkg/py-client"]
+    # tasks: the dead letters to replay, any to wait on
+    assert complete(root, d.socket, "agentsupctl", "replay", "") == ["jobs/bad"]
+    assert complete(root, d.socket, "agentsupctl", "wait", "jobs/") == [
+        "jobs/bad", "jobs/ok"]
     assert complete(root, str(supd.tmp / "elsewhere.sock"), "agentsupctl",
                     "--socket", d.socket, "start", "py") == ["py-client"]
     assert set(ctl_commands(root)) <= set(
