@@ -816,12 +816,8 @@ def test_clients_that_never_read_are_bounded_together(supd):
     d.ctl("status", check=0)
 
 
-def test_a_client_holding_answers_past_the_bound_goes_when_another_asks(supd):
-    """A client that asked once and then read a byte now and then held its
-    whole answer for as long as it liked (it was never 10 s without
-    reading), and 128 such clients of a large ledger's dead letters were
-    gigabytes. Past 32 MiB of answers unread by all clients together, the
-    one that owes most goes when another asks, and the other is served."""
+def large_dead_letters(supd, n=80):
+    """agentsupd with n dead letters of 480 KiB each (80: 37.5 MiB)."""
     from test_dynamic import pool
     d = supd.start({
         "00-settings.yaml": f"agentsupd:\n  events_file: {supd.events}\n"
@@ -832,7 +828,7 @@ def test_a_client_holding_answers_past_the_bound_goes_when_another_asks(supd):
               restart: temporary
             """)})
     d.wait("started", "root/idle")
-    n, big = 80, ["x" * (120 << 10)] * 4  # 480 KiB a record: 37.5 MiB
+    big = ["x" * (120 << 10)] * 4
     s = connect(d)
     for i in range(n):  # each answer (the record, its inputs) read
         s.sendall(frame({"t": "req", "id": i + 1, "cmd": "spawn",
@@ -841,6 +837,16 @@ def test_a_client_holding_answers_past_the_bound_goes_when_another_asks(supd):
         assert m is not None and m["ok"], m
     s.close()
     d.wait_count("dead_lettered", n)
+    return d
+
+
+def test_a_client_holding_answers_past_the_bound_goes_when_another_asks(supd):
+    """A client that asked once and then read a byte now and then held its
+    whole answer for as long as it liked (it was never 10 s without
+    reading), and 128 such clients of a large ledger's dead letters were
+    gigabytes. Past 32 MiB of answers unread by all clients together, the
+    one that owes most goes when another asks, and the other is served."""
+    d = large_dead_letters(supd)
     hog = connect(d)
     hog.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     hog.sendall(frame({"t": "req", "id": 1, "cmd": "dead", "args": []}))
@@ -866,25 +872,8 @@ def test_a_client_gone_with_its_answers_does_not_count_against_others(supd):
     had done nothing wrong. agentsupd is stopped while the asker sends and
     the holder closes, so both come in one turn of its loop (libev runs a
     turn's events last-ready first: the close, then the request)."""
-    from test_dynamic import pool
-    d = supd.start({
-        "00-settings.yaml": f"agentsupd:\n  events_file: {supd.events}\n"
-                            "  max_frame: 16777216\n",
-        "a.yaml": pool("max_children: 100\n", """\
-            template:
-              command: [/bin/sh, -c, 'exit 1', task]
-              restart: temporary
-            """)})
-    d.wait("started", "root/idle")
-    n, big = 80, ["x" * (120 << 10)] * 4  # 480 KiB a record
-    s = connect(d)
-    for i in range(n):
-        s.sendall(frame({"t": "req", "id": i + 1, "cmd": "spawn",
-                         "args": ["pool", {"key": f"k{i}", "args": big}]}))
-        m = read_frame(s)
-        assert m is not None and m["ok"], m
-    s.close()
-    d.wait_count("dead_lettered", n)
+    n = 80
+    d = large_dead_letters(supd, n)
     asker = connect(d)  # accepted before the holders (one backlog)
     asker.settimeout(TIMEOUT)
     holders = []
