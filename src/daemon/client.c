@@ -28,6 +28,7 @@
 
 #define CLIENT_MAX_OUT    (8u << 20)  /* unread answers before a request */
 #define CLIENTS_MAX_OUT   (32u << 20) /* all clients' together */
+#define CLIENT_KEEP_OUT   (64u << 10) /* a buffer kept once all is sent */
 #define CLIENT_MAX_LAG    (1u << 20)  /* a follower this far behind goes */
 #define CLIENT_REQUEST_MS 10000 /* from a request's first byte to its last */
 #define CLIENT_IDLE_MS    60000 /* a silent, non-following client */
@@ -129,6 +130,20 @@ sweep_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 	ev_prepare_stop(loop, w);
 }
 
+/* All sent: a large buffer goes, or a client that once read a ledger's
+ * dead letters and stayed (a monitor asking now and then) held twice
+ * their size for as long as it stayed. */
+static void
+client_out_sent(struct client *cl)
+{
+	cl->outoff = 0;
+	if (cl->outcap > CLIENT_KEEP_OUT) {
+		free(cl->out);
+		cl->out = NULL;
+		cl->outcap = 0;
+	}
+}
+
 static void
 client_flush(struct client *cl)
 {
@@ -155,7 +170,7 @@ client_flush(struct client *cl)
 		                                            : cl->answers);
 	}
 	if (cl->outlen == 0)
-		cl->outoff = 0;
+		client_out_sent(cl);
 	ev_io_stop(cl->all->loop, &cl->wio);
 	if (cl->outlen == 0 && cl->ending)
 		client_drop(cl, NULL); /* it has read its end frame */
