@@ -27,12 +27,7 @@ const char taskstore_schema[] =
         " result BLOB, accepted_ms INTEGER NOT NULL,"
         " ended_ms INTEGER NOT NULL, replays INTEGER NOT NULL,"
         " checkpoint_seq INTEGER NOT NULL DEFAULT 0, tail TEXT,"
-        " PRIMARY KEY (sup, key)) WITHOUT ROWID;"
-        /* the newest of a listing (dead -n 1 of a 94 MiB store sorted
-         * every row on the loop: 1.4 s); see taskstore_each */
-        "CREATE INDEX IF NOT EXISTS tasks_by_end ON tasks (state, ended_ms);"
-        "CREATE INDEX IF NOT EXISTS tasks_by_accepted"
-        " ON tasks (accepted_ms, state);";
+        " PRIMARY KEY (sup, key)) WITHOUT ROWID;";
 
 /* The reason a task stopped by an operator is stored with until its end
  * is (what a restart of agentsupd in between leaves it with). */

@@ -4,11 +4,17 @@ with a clear error and left as it was, and what an older agentsupd says
 to a newer agentsupctl is told as such."""
 import os
 import signal
+import socket
 import sqlite3
+import subprocess
 import sys
 import textwrap
 
+import pytest
+
+import conftest
 from conftest import wait_until
+from test_ledger_store import frame, frames
 
 PYCLIENT = os.path.join(os.environ.get("AGENTSUP_SRC", os.getcwd()), "tools", "python")
 
@@ -37,6 +43,22 @@ TASKS_V0 = ("CREATE TABLE tasks (sup TEXT NOT NULL, key TEXT NOT NULL, args BLOB
             " PRIMARY KEY (sup, key)) WITHOUT ROWID")
 CKPT_V0 = ("CREATE TABLE checkpoints (path TEXT NOT NULL, seq INTEGER NOT NULL,"
            " data BLOB NOT NULL, PRIMARY KEY (path, seq)) WITHOUT ROWID")
+
+
+# A pool whose tasks exit with their argument; a failure is a dead letter.
+DEAD_POOL = """\
+supervisor: top
+children:
+  - supervisor: pool
+    intensity: 1000
+    template:
+      command: [/bin/sh, -c, 'exit $1', task]
+      restart: temporary
+      backoff: none
+  - worker: solo
+    command: [sleep, '1000']
+    shutdown: brutal_kill
+"""
 
 
 def pool_conf(supd, state):
@@ -97,6 +119,64 @@ def test_a_store_of_an_earlier_build_is_migrated_and_resumed(supd):
     assert [r["key"] for r in d.ctl_json("tasks", "--state", "dead", "-n",
                                          "1")] == ["bad"]
     assert user_version(state / "agentsup.db") == 1
+    d.signal(signal.SIGTERM)
+    assert d.exit_code() == 0
+
+
+@pytest.fixture
+def mid_fs(tmp_path):
+    """A 1 MiB tmpfs, unmounted after the daemons (ask for it before
+    supd)."""
+    mnt = conftest._tmpfs(tmp_path, "mid", "1m")
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)])
+
+
+def test_a_store_without_room_for_the_indexes_is_used_without(mid_fs, supd):
+    """The listings' indexes are made when a store of an earlier build
+    (which has none) is opened; on a file system with no room for them,
+    agentsupd exited 73 where the earlier build started. They are only a
+    speed-up: it starts, says so, and lists the same without them."""
+    state = mid_fs / "state"
+    supd.write({"00-settings.yaml": f"agentsupd:\n  events_file: {supd.events}\n"
+                                    f"  state_dir: {state}\n",
+                "a.yaml": DEAD_POOL}, settings=False)
+    d = supd.start()
+    d.wait("started", "top/solo")
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(d.socket)
+    n, buf = 400, b""
+    s.sendall(b"".join(frame({"t": "req", "id": i, "cmd": "spawn",
+                              "args": ["pool", {"key": f"k{i:04}-{'x' * 50}",
+                                                "args": ["1"]}]})
+                       for i in range(n)))
+    for _ in range(n):
+        m, buf = frames(s, buf)
+        assert m is not None and m["ok"], m
+    s.close()
+    d.wait_count("dead_lettered", n)
+    d.signal(signal.SIGTERM)
+    assert d.exit_code() == 0
+    db = sqlite3.connect(str(state / "agentsup.db"))  # as an earlier build's
+    db.execute("DROP INDEX tasks_by_end")
+    db.execute("DROP INDEX tasks_by_accepted")
+    db.close()
+    with open(mid_fs / "filler", "wb") as f:  # 72 KiB left: too few for them
+        while os.statvfs(mid_fs).f_bavail * os.statvfs(mid_fs).f_frsize > 72 << 10:
+            f.write(b"\0" * 4096)
+            f.flush()
+    supd.events = supd.tmp / "events-1.jsonl"
+    supd.write({"00-settings.yaml": f"agentsupd:\n  events_file: {supd.events}\n"
+                                    f"  state_dir: {state}\n"}, settings=False)
+    d = supd.start()
+    d.wait("started", "top/solo")
+    assert any("the indexes of their listings cannot be made" in l
+               for l in d.lines), d.lines
+    dead = d.ctl_json("dead")
+    assert len(dead) == n
+    assert d.ctl_json("dead", "-n", "3") == dead[-3:]
+    tasks = d.ctl_json("tasks", "pool")
+    assert d.ctl_json("tasks", "pool", "--state", "dead", "-n", "2") == tasks[-2:]
     d.signal(signal.SIGTERM)
     assert d.exit_code() == 0
 

@@ -5,12 +5,15 @@ on it), each with large inputs (a spawn's args may be a frame's size).
 The store is read on agentsupd's loop, so each figure is also about how
 long supervision waits while it answers.
 
-  1. TASKS dead letters, each with inputs of SIZE KiB, spawned into a pool
-     with a state_dir; agentsupd stopped and started on the same store;
+  1. one task done, then TASKS dead letters, each with inputs of SIZE KiB,
+     spawned into a pool with a state_dir; agentsupd stopped and started
+     on the same store;
   2. wall time of `agentsupctl --json` for `dead -n 1`, `tasks -n 1`,
      `tasks --state dead -n 1` (the newest, read in an index's order),
-     `tasks` (a line's worth each: no inputs read) and `dead` (whole
-     records: every input read and sent), the median of RUNS.
+     `tasks --state done -n 1` (one task done, the oldest: every entry
+     of the index read, no row but its), `tasks` (a line's worth each: no
+     inputs read) and `dead` (whole records: every input read and sent),
+     the median of RUNS.
 
     tools/bench/listing.py [TASKS] [SIZE_KIB] [RUNS]     default 200 480 5
 """
@@ -33,7 +36,7 @@ children:
   - supervisor: pool
     max_children: 100
     template:
-      command: [/bin/sh, -c, 'exit 1', task]
+      command: [/bin/sh, -c, 'test "$1" = ok', task]
       restart: temporary
       backoff: none
 """
@@ -51,6 +54,9 @@ def fill(tmp, state, n, size_kib):
     try:
         c = Control(sock)
         arg = "x" * (size_kib * 256)  # four of them
+        c.send("spawn", ["pool", {"key": "first", "args": ["ok"]}])
+        m = c.recv()  # done, the oldest: a state few rows have
+        assert m.get("ok"), m
         for lo in range(0, n, 50):  # under max_children at a time
             for i in range(lo, min(n, lo + 50)):  # each answer read: it
                 c.send("spawn", ["pool", {"key": f"k{i:05}",  # has the
@@ -58,7 +64,7 @@ def fill(tmp, state, n, size_kib):
                 m = c.recv()
                 assert m.get("ok"), m
             deadline = time.monotonic() + 60
-            while dead_count(sock) < min(n, lo + 50):
+            while dead_count(sock) < min(n, lo + 50):  # "first": done
                 assert time.monotonic() < deadline, "tasks never ended"
                 time.sleep(0.1)
         c.s.close()
@@ -83,7 +89,8 @@ def main():
         try:
             Control(sock).s.close()
             for args in (["dead", "-n", "1"], ["tasks", "-n", "1"],
-                         ["tasks", "--state", "dead", "-n", "1"], ["tasks"],
+                         ["tasks", "--state", "dead", "-n", "1"],
+                         ["tasks", "--state", "done", "-n", "1"], ["tasks"],
                          ["dead"]):
                 ms, out = [], 0
                 for _ in range(runs):
