@@ -123,6 +123,30 @@ def test_a_store_of_an_earlier_build_is_migrated_and_resumed(supd):
     assert d.exit_code() == 0
 
 
+def test_a_store_made_by_hand_with_its_state_as_text(supd):
+    """A tasks table made by hand with state declared TEXT (3 stored as
+    '3'): the whole listing compared the state as a number without the
+    column's affinity and found no dead letter, where dead -n found it."""
+    state = supd.tmp / "state"
+    state.mkdir(mode=0o700)
+    db = sqlite3.connect(str(state / "agentsup.db"))
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute(TASKS_V0.replace("state INTEGER", "state TEXT"))
+    db.execute(CKPT_V0)
+    db.execute("INSERT INTO tasks VALUES ('pool', 'bad', NULL, NULL, 1, 3,"
+               " 'exit:1', NULL, 1700000000000, 1700000001000, 0)")
+    db.commit()
+    db.close()
+    supd.write(pool_conf(supd, state), settings=False)
+    d = supd.start()
+    d.wait("started", "top/solo")
+    for args in (("dead",), ("dead", "-n", "1"), ("tasks", "--state", "dead"),
+                 ("tasks", "--state", "dead", "-n", "1")):
+        assert [r["key"] for r in d.ctl_json(*args)] == ["bad"], args
+    d.signal(signal.SIGTERM)
+    assert d.exit_code() == 0
+
+
 @pytest.fixture
 def mid_fs(tmp_path):
     """A 1 MiB tmpfs, unmounted after the daemons (ask for it before
