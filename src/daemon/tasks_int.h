@@ -47,10 +47,10 @@ struct tasks {
 	char name[2 * REQUEST_NAME_MAX]; /* the last answer's "SUP/KEY" */
 	char sup[REQUEST_NAME_MAX];      /* the last spawn's supervisor */
 	size_t nresume;                  /* records still to resume */
-	bool indexed; /* the store has the listings' indexes (taskstore_read.c)
-	               */
-	char error[256];      /* the last answer's error */
-	unsigned long serial; /* the last spawn's (task->serial) */
+	char error[256];                 /* the last answer's error */
+	unsigned long serial;            /* the last spawn's (task->serial) */
+	/* the store has the listings' indexes (taskstore_read.c) */
+	bool indexed;
 	/* the places pools left, oldest first */
 	struct tasks_earlier earlier[TASKS_EARLIER_MAX];
 	size_t nearlier;

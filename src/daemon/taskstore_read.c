@@ -295,15 +295,15 @@ taskstore_rows(sqlite3_stmt *st, taskstore_each_fn *fn, void *arg, bool *enough)
 
 /* The newest first: the keys in an index's order, read from its entries
  * alone and filtered there (a pool or a state that few rows have costs
- * no row read), then each row by its key, no more than fn takes. A row
- * of a table WITHOUT ROWID is found by its whole row, so the index
- * cannot read them itself: every entry's row was copied, matching or
- * not (tasks SUP -n 1 of a 189 MiB store: 0.9 s). */
+ * no row read), then each row by its key, no more than fn takes. Whole
+ * rows in the index's order had each entry's row looked up before the
+ * filter, and a lookup in a table WITHOUT ROWID copies the row whole
+ * (its key): tasks SUP -n 1 of a 189 MiB store took 0.9 s. */
 static int
 taskstore_newest(struct daemon *d, const struct taskstore_filter *f,
                  const char *state, taskstore_each_fn *fn, void *arg)
 {
-	const char *time = f->by_end ? "ended_ms" : "accepted_ms";
+	const char *col = f->by_end ? "ended_ms" : "accepted_ms";
 	sqlite3_stmt *keys, *row;
 	bool enough = false;
 	char sql[320];
@@ -316,7 +316,7 @@ taskstore_newest(struct daemon *d, const struct taskstore_filter *f,
 	        !d->tasks->indexed ? ""
 	        : f->by_end        ? " INDEXED BY tasks_by_end"
 	                           : " INDEXED BY tasks_by_accepted",
-	        state, time);
+	        state, col);
 	if ((keys = taskstore_read(d, sql)) == NULL)
 		return -1;
 	snprintf(sql, sizeof sql,
@@ -357,7 +357,7 @@ taskstore_each(struct daemon *d, const struct taskstore_filter *f,
 		return -1;
 	if (f->state >= 0 && f->desc)
 		snprintf(state, sizeof state, " AND state = %d", f->state);
-	else if (f->state >= 0) /* kept off the indexes, as the time */
+	else if (f->state >= 0) /* off the indexes, as the time below */
 		snprintf(state, sizeof state,
 		         " AND CAST(state AS INTEGER) = %d", f->state);
 	if (f->desc)
