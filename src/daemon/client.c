@@ -103,8 +103,8 @@ client_drop(struct client *cl, const char *why)
 		log_warnx("control client (uid %lu): %s; disconnected",
 		          (unsigned long)cl->uid, why);
 	cl->dead = true;
-	/* never read now: counted until the sweep, its answer had the bound
-	 * shed a client that asked in the same turn of the loop */
+	/* its answers will never be read: out of the bound now (counted
+	 * until the sweep, they had it shed a client asking in this turn) */
 	client_answered(cl, cl->answers);
 	ev_io_stop(loop, &cl->rio);
 	ev_io_stop(loop, &cl->wio);
