@@ -53,6 +53,7 @@ struct client {
 	char *logs; /* the worker whose output it follows (logs -f), or NULL */
 	bool logs_sub;   /* logs is a supervisor's path ("": the whole tree) */
 	bool ending;     /* told the end of its follow: goes once it read it */
+	bool hungup;     /* closed its side: goes once its answers are read */
 	uint64_t end_ms; /* when it was told */
 	bool dead;       /* closed: freed after the current callback */
 };
@@ -91,5 +92,7 @@ void client_end_exit(struct client *, const char *reason, int status);
 /* At exit: wait up to ms, in all, for ending clients to read their last
  * frames and hang up. */
 void clients_linger(struct clients *, int ms);
+/* Send what it can of its output now, without blocking. */
+void client_flush(struct client *);
 
 #endif
