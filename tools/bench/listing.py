@@ -23,7 +23,7 @@ import sys
 import time
 
 import benchlib as b
-from spawn import CTL, Control, timed
+from spawn import CTL, Control, timed, wait_socket
 
 
 def pool_yaml(state):
@@ -87,7 +87,7 @@ def main():
         d = b.Agentsupd(tmp, pool_yaml(state))
         sock = os.path.join(tmp, "ctl.sock")
         try:
-            Control(sock).s.close()
+            wait_socket(sock)
             for args in (["dead", "-n", "1"], ["tasks", "-n", "1"],
                          ["tasks", "--state", "dead", "-n", "1"],
                          ["tasks", "--state", "done", "-n", "1"], ["tasks"],
